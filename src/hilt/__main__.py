@@ -1,0 +1,3 @@
+from hilt.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""The one record hilt is built around: a feedback event (x, y, h).
+
+``x`` is the interaction (a prompt or a list of role-tagged messages), ``y`` one or more
+responses, ``h`` the feedback, and ``context`` the versions that produced them. Everything
+downstream (reviews, labels, dataset records, model versions, gate decisions) points back
+to an event id, so the versions recorded here are never lost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hilt.canonical import content_hash
+
+CONSENT_SCOPES = ("review", "train", "eval")
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Message(_Strict):
+    role: Role
+    content: str
+
+
+class Interaction(_Strict):
+    """Either a single ``prompt`` or a ``messages`` list (multi-turn), not both."""
+
+    prompt: str | None = None
+    messages: list[Message] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Interaction:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        if self.messages is not None and not self.messages:
+            raise ValueError("'messages' must not be empty")
+        return self
+
+    def as_messages(self) -> list[Message]:
+        if self.messages is not None:
+            return list(self.messages)
+        return [Message(role="user", content=self.prompt or "")]
+
+    def text(self) -> str:
+        """The user-visible text of the interaction, for matching and deduplication."""
+        if self.prompt is not None:
+            return self.prompt
+        return "\n".join(m.content for m in self.messages or [])
+
+
+class Response(_Strict):
+    text: str
+    id: str | None = None
+    model_version: str | None = None
+
+
+class DecoderSettings(_Strict):
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    stop: list[str] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Context(_Strict):
+    model_version: str | None = None
+    prompt_template_id: str | None = None
+    prompt_template_version: str | None = None
+    role_format: str | None = None
+    policy_version: str | None = None
+    decoder: DecoderSettings = Field(default_factory=DecoderSettings)
+    source: str | None = None
+    subject_id: str | None = Field(default=None, description="pseudonymous subject id")
+    consent: list[str] = Field(default_factory=list, description="consent scopes")
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("consent")
+    @classmethod
+    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - set(CONSENT_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown consent scope(s) {unknown}; known: {list(CONSENT_SCOPES)}")
+        return sorted(set(scopes))
+
+
+class _FeedbackBase(_Strict):
+    author: str | None = Field(default=None, description="pseudonymous author id")
+    origin: Literal["human", "system"] = "human"
+    created_at: datetime | None = None
+
+
+class RatingFeedback(_FeedbackBase):
+    kind: Literal["rating"] = "rating"
+    value: float
+    scale_min: float = 1
+    scale_max: float = 5
+    response_index: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _in_scale(self) -> RatingFeedback:
+        if not self.scale_min <= self.value <= self.scale_max:
+            raise ValueError(f"rating {self.value} outside [{self.scale_min}, {self.scale_max}]")
+        return self
+
+
+class ThumbsFeedback(_FeedbackBase):
+    kind: Literal["thumbs"] = "thumbs"
+    up: bool
+    response_index: int = Field(default=0, ge=0)
+
+
+class FlagFeedback(_FeedbackBase):
+    kind: Literal["flag"] = "flag"
+    reason: str = Field(min_length=1)
+    category: str | None = None
+    response_index: int = Field(default=0, ge=0)
+
+
+class PreferenceFeedback(_FeedbackBase):
+    kind: Literal["preference"] = "preference"
+    chosen: int = Field(ge=0, description="index of the preferred response")
+    rejected: int = Field(ge=0)
+    strength: float | None = Field(default=None, ge=0, description="optional margin")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PreferenceFeedback:
+        if self.chosen == self.rejected:
+            raise ValueError("'chosen' and 'rejected' must differ")
+        return self
+
+
+class LabelFeedback(_FeedbackBase):
+    kind: Literal["label"] = "label"
+    name: str = Field(min_length=1)
+    value: str
+    response_index: int = Field(default=0, ge=0)
+
+
+class TextFeedback(_FeedbackBase):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class EditFeedback(_FeedbackBase):
+    kind: Literal["edit"] = "edit"
+    text: str = Field(description="the rewritten response")
+    response_index: int = Field(default=0, ge=0)
+
+
+Feedback = Annotated[
+    RatingFeedback | ThumbsFeedback | FlagFeedback | PreferenceFeedback | LabelFeedback
+    | TextFeedback | EditFeedback,
+    Field(discriminator="kind"),
+]
+
+
+class FeedbackEvent(_Strict):
+    """An interaction x, its response(s) y and feedback h, with the versions behind them."""
+
+    id: str | None = Field(default=None, min_length=1, max_length=128,
+                           description="unique id; derived from a content hash when absent")
+    interaction: Interaction
+    responses: list[Response] = Field(default_factory=list)
+    feedback: list[Feedback] = Field(default_factory=list)
+    context: Context = Field(default_factory=Context)
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="system scores, e.g. guardrail, reward, uncertainty; used by escalation")
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _indices_exist(self) -> FeedbackEvent:
+        n = len(self.responses)
+        for i, fb in enumerate(self.feedback):
+            indices = [getattr(fb, a) for a in ("response_index", "chosen", "rejected")
+                       if hasattr(fb, a)]
+            for idx in indices:
+                if idx >= n:
+                    raise ValueError(f"feedback[{i}] points at response {idx}, "
+                                     f"but the event has {n} response(s)")
+        return self
+
+    def with_id(self) -> FeedbackEvent:
+        """The event with its id filled in: given, or ``ev_`` + a content hash."""
+        if self.id is not None:
+            return self
+        body = self.model_dump(mode="json", exclude={"id"})
+        return self.model_copy(update={"id": "ev_" + content_hash(body)[:32]})
+
+    def occurred_at(self) -> datetime:
+        return self.created_at or datetime.now(UTC)
+
+
+def event_json_schema() -> dict[str, Any]:
+    return FeedbackEvent.model_json_schema()

@@ -1,0 +1,113 @@
+"""Shared fixtures. Every test that takes ``engine`` runs on SQLite and on PostgreSQL.
+
+PostgreSQL runs are isolated in a schema of their own (dropped at the end); set
+``HILT_TEST_POSTGRES_URL`` to point elsewhere. Without a reachable server the PostgreSQL
+half is skipped, unless ``HILT_REQUIRE_POSTGRES=1`` (as in CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hilt.store.db import make_engine, migrate
+from hilt.store.tables import Base
+
+REPO = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("HILT_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def shared_data_dir() -> Path:
+    """The public data sets in ``../shared/data`` (never copied into the repository)."""
+    env = os.environ.get("HILT_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.exists():
+        pytest.fail(f"shared data not found at {path} (set HILT_SHARED_DATA)")
+    return path
+
+
+def _postgres_available() -> bool:
+    try:
+        eng = sa.create_engine(PG_URL)
+        with eng.connect():
+            pass
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    eng = make_engine(f"sqlite:///{path}")
+    migrate(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str]:
+    if not _postgres_available():
+        if os.environ.get("HILT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"hilt_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    eng = pg_engine(schema)
+    migrate(eng)
+    eng.dispose()
+    yield schema
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+def pg_engine(schema: str, **kwargs: object) -> Engine:
+    return make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"},
+                       **kwargs)  # type: ignore[arg-type]
+
+
+def pg_url_for(schema: str) -> str:
+    """A URL that other processes can use to reach the same isolated schema."""
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database; the URL is usable from other processes."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("_sqlite_template")
+        path = tmp_path / "hilt.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    schema = request.getfixturevalue("_postgres_schema")
+    eng = pg_engine(schema)
+    with eng.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {names} CASCADE")
+    eng.dispose()
+    yield pg_url_for(schema)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
