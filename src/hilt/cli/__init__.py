@@ -13,7 +13,8 @@ import typer
 
 from hilt.errors import HiltError
 
-app = typer.Typer(name="hilt", help=__doc__.splitlines()[0] if __doc__ else None,
+app = typer.Typer(name="hilt",
+                  help="hilt: the human-in-the-loop toolkit for assistant post-training.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 _MODULES = ("core", "review", "quality", "data", "train", "evals", "gate", "drift", "ops",

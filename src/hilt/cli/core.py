@@ -1,9 +1,171 @@
-"""Core commands: init, schema (filled in below)."""
+"""Core commands: init, ingest, schema, audit, token, reviewer, serve."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hilt.config import database_url
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (stored only as hashes).", no_args_is_help=True)
+reviewer_app = typer.Typer(help="Reviewer identities.", no_args_is_help=True)
+schema_app = typer.Typer(help="JSON Schemas of hilt's records.", no_args_is_help=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="database URL "
+                     "(default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
+
+
+def engine_for(db: str | None):  # type: ignore[no-untyped-def]
+    from hilt.store.db import make_engine
+
+    return make_engine(db or database_url())
+
+
+def echo_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def init(db: DbOption = None) -> None:
+    """Create the database or migrate it to the newest schema."""
+    from hilt.store.db import current_revision, migrate
+
+    engine = engine_for(db)
+    migrate(engine)
+    typer.echo(f"database ready at {engine.url.render_as_string(hide_password=True)} "
+               f"(schema {current_revision(engine)})")
+
+
+def ingest(file: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file")],
+           skip_invalid: Annotated[bool, typer.Option(
+               "--skip-invalid", help="store the good lines; write bad ones to a rejects "
+               "file instead of failing the batch")] = False,
+           rejects: Annotated[Path | None, typer.Option(
+               help="rejects file (default: FILE.rejects.jsonl)")] = None,
+           db: DbOption = None) -> None:
+    """Ingest feedback events; all-or-nothing unless --skip-invalid. Prints JSON counts."""
+    from hilt.events.ingest import ingest_file
+
+    result = ingest_file(engine_for(db), file, actor="cli", skip_invalid=skip_invalid,
+                         rejects_path=rejects)
+    echo_json(result.as_dict())
+
+
+@schema_app.command("event")
+def schema_event() -> None:
+    """Print the JSON Schema of a feedback event."""
+    from hilt.events.model import event_json_schema
+
+    echo_json(event_json_schema())
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None) -> None:
+    """Check the whole chain; exit 1 and name the first bad entry if it was tampered with."""
+    from hilt.store import audit
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        result = audit.verify(session)
+    echo_json(result.as_dict())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(entity: Annotated[str | None, typer.Option(help="entity id")] = None,
+               action: Annotated[str | None, typer.Option()] = None,
+               limit: int = 20, db: DbOption = None) -> None:
+    """Print the newest audit entries."""
+    from hilt.store import audit
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        rows = audit.entries(session, entity_id=entity, action=action, limit=limit)
+        echo_json([{"seq": r.seq, "at": r.at, "actor": r.actor, "action": r.action,
+                    "entity": f"{r.entity_type}:{r.entity_id}", "payload": r.payload}
+                   for r in rows])
+
+
+@token_app.command("create")
+def token_create(role: Annotated[str, typer.Option(help="admin, lead, adjudicator, "
+                                                   "reviewer or service")],
+                 name: Annotated[str, typer.Option()] = "",
+                 reviewer: Annotated[str | None, typer.Option(
+                     help="reviewer id (required for reviewer and adjudicator tokens)")
+                 ] = None,
+                 db: DbOption = None) -> None:
+    """Create an API token. The secret is printed once and stored only as a hash."""
+    from hilt.access import create_token
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        token_id, secret = create_token(session, role=role, name=name, reviewer_id=reviewer)
+    echo_json({"id": token_id, "role": role, "token": secret})
+
+
+@token_app.command("list")
+def token_list(db: DbOption = None) -> None:
+    from hilt.access import list_tokens
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(list_tokens(session))
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, db: DbOption = None) -> None:
+    from hilt.access import revoke_token
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        revoke_token(session, token_id)
+    typer.echo(f"revoked {token_id}")
+
+
+@reviewer_app.command("add")
+def reviewer_add(reviewer_id: str,
+                 name: Annotated[str | None, typer.Option(help="display name")] = None,
+                 role: str = "reviewer",
+                 pool: Annotated[list[str] | None, typer.Option(help="pool (repeatable)")
+                                 ] = None,
+                 skill: Annotated[list[str] | None, typer.Option(help="skill (repeatable)")
+                                  ] = None,
+                 db: DbOption = None) -> None:
+    """Add a reviewer identity (reviewer, adjudicator or lead)."""
+    from hilt.access import add_reviewer
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        row = add_reviewer(session, reviewer_id=reviewer_id, display_name=name, role=role,
+                           pools=pool, skills=skill)
+        echo_json({"id": row.id, "role": row.role, "pools": row.pools,
+                   "status": row.status})
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: Annotated[int, typer.Option(help="API worker processes (use "
+                                               "PostgreSQL for more than one)")] = 1,
+          db: DbOption = None) -> None:
+    """Serve the HTTP API (and pages) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    if db:
+        os.environ["HILT_DATABASE_URL"] = db
+    uvicorn.run("hilt.api.asgi:app", host=host, port=port, workers=workers,
+                log_level="info")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the core commands."""
+    app.command()(init)
+    app.command()(ingest)
+    app.command()(serve)
+    app.add_typer(schema_app, name="schema")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(token_app, name="token")
+    app.add_typer(reviewer_app, name="reviewer")

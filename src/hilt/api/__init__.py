@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI). Routers only translate; the stage modules do the work."""

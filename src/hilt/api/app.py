@@ -1,0 +1,107 @@
+"""The HTTP application. Routers are thin: they translate HTTP to stage-module calls.
+
+Every route except ``/healthz`` requires a token, the OpenAPI schema and docs included;
+:func:`create_app` refuses to start if a route forgot to declare its roles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.engine import Engine
+
+import hilt
+from hilt.api.deps import ANY_ROLE, allow
+from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
+from hilt.store.db import make_engine, session_factory
+
+# Each stage contributes ``router`` from hilt.api.routers.<name> when it has endpoints.
+ROUTERS = ("events", "review", "quality", "data", "train", "evals", "gate", "drift", "ops")
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+def _declared_roles(route: APIRoute) -> set[str] | None:
+    found: set[str] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        roles = getattr(dep.call, "hilt_roles", None)
+        if roles is not None:
+            found |= set(roles)
+        stack.extend(dep.dependencies)
+    return found or None
+
+
+def routes_without_roles(app: FastAPI) -> list[str]:
+    return [r.path for r in app.routes if isinstance(r, APIRoute)
+            and r.path not in PUBLIC_PATHS and _declared_roles(r) is None]
+
+
+def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
+    out = {}
+    for r in app.routes:
+        if isinstance(r, APIRoute) and r.path not in PUBLIC_PATHS:
+            for method in r.methods:
+                out[(method, r.path)] = _declared_roles(r) or set()
+    return out
+
+
+def _error_handlers(app: FastAPI) -> None:
+    status = {InputError: 422, NotFound: 404, Conflict: 409, Forbidden: 403}
+
+    @app.exception_handler(HiltError)
+    async def _hilt_error(_request: Request, exc: HiltError) -> JSONResponse:
+        code = next((c for t, c in status.items() if isinstance(exc, t)), 400)
+        body: dict[str, Any] = {"detail": str(exc)}
+        if isinstance(exc, InputError):
+            body["error"] = exc.as_dict()
+        return JSONResponse(body, status_code=code)
+
+
+def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastAPI:
+    engine = engine or make_engine(url)
+    app = FastAPI(title="hilt", version=hilt.__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None,
+                  description="Human-in-the-loop toolkit: review workflows and the "
+                              "feedback-to-training loop.")
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    _error_handlers(app)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": hilt.__version__}
+
+    reader = allow(*ANY_ROLE)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Any = Depends(reader)) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_: Any = Depends(reader)) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="hilt API")
+
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(f"hilt.api.routers.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"hilt.api.routers.{name}":
+                raise
+            continue
+        app.include_router(module.router)
+    try:
+        web = importlib.import_module("hilt.web.pages")
+        web.mount(app)
+    except ModuleNotFoundError as exc:
+        if exc.name != "hilt.web.pages":
+            raise
+    missing = routes_without_roles(app)
+    if missing:
+        raise RuntimeError(f"routes without declared roles: {missing}")
+    return app

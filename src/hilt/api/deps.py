@@ -1,0 +1,69 @@
+"""Request-scoped dependencies: the database session and the caller's identity.
+
+``allow(*roles)`` is the one place that says who may call an endpoint; every route but
+``/healthz`` must depend on it (checked at start-up by :func:`hilt.api.app.create_app`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hilt.access import ROLES, Principal, authenticate
+from hilt.store.db import session_factory
+
+_bearer = HTTPBearer(auto_error=False, description="an API token from `hilt token create`")
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns normally."""
+    factory = request.app.state.session_factory
+    with factory() as session, session.begin():
+        yield session
+
+
+def _principal(request: Request,
+               credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+               ) -> Principal:
+    token = credentials.credentials if credentials else request.cookies.get("hilt_token")
+    if not token:
+        raise HTTPException(401, "missing API token", headers={"WWW-Authenticate": "Bearer"})
+    # A short read-only session of its own, so authentication never holds a write lock.
+    with request.app.state.session_factory() as session:
+        principal = authenticate(session, token)
+    if principal is None:
+        raise HTTPException(401, "invalid or revoked API token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    return principal
+
+
+def allow(*roles: str) -> Callable[..., Principal]:
+    """Dependency admitting the given roles (and admin); 401 without token, 403 otherwise."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+    admitted = frozenset(roles) | {"admin"}
+
+    def dependency(principal: Principal = Depends(_principal)) -> Principal:
+        if principal.role not in admitted:
+            raise HTTPException(403, f"role {principal.role!r} may not call this endpoint")
+        return principal
+
+    dependency.hilt_roles = admitted  # type: ignore[attr-defined]
+    return dependency
+
+
+ANY_ROLE = ROLES
+
+
+def make_session_factory(engine: Engine) -> Callable[[], Session]:
+    return session_factory(engine)

@@ -1,0 +1,111 @@
+"""Interval estimates and paired tests for rates measured on the same prompts.
+
+Every function here is pure: plain numbers or numpy arrays in, plain numbers out.
+
+Wilson score interval (Wilson 1927; recommended over the Wald interval by Brown, Cai &
+DasGupta 2001, "Interval Estimation for a Binomial Proportion")::
+
+    centre    = (p̂ + z²/2n) / (1 + z²/n)
+    halfwidth = z / (1 + z²/n) · sqrt(p̂(1 − p̂)/n + z²/4n²)
+
+Exact McNemar test (McNemar 1947; the exact form is the binomial test on the discordant
+pairs, Fagerland, Lydersen & Laake 2013, BMC Med. Res. Methodol. 13:91). With ``b`` the
+prompts where only the candidate shows the behaviour and ``c`` those where only the
+reference does, under H0 (no difference) ``b | b + c ~ Binomial(b + c, 1/2)``::
+
+    p = min(1, 2 · P[Binomial(b + c, 1/2) ≤ min(b, c)])
+
+Holm's step-down procedure (Holm 1979) controls the family-wise error rate across the
+slices of a suite: sort the m p-values ascending, ``p_(i)^adj = max_{j ≤ i} min(1,
+(m − j + 1) · p_(j))``. It is valid under any dependence between slices and uniformly
+more powerful than Bonferroni.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def z_value(alpha: float) -> float:
+    """Two-sided standard-normal quantile: ``z`` with P(|Z| > z) = alpha."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    return NormalDist().inv_cdf(1.0 - alpha / 2.0)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A proportion with its Wilson interval. ``rate`` is None when ``n`` is 0."""
+
+    count: int
+    n: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"count": self.count, "n": self.n, "rate": self.rate,
+                "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+def wilson_interval(count: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for ``count`` successes out of ``n`` (n ≥ 1)."""
+    if n <= 0:
+        raise ValueError("the Wilson interval needs n ≥ 1")
+    if not 0 <= count <= n:
+        raise ValueError(f"count {count} outside [0, {n}]")
+    z = z_value(alpha)
+    p = count / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z / denom * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    # Clip rounding noise: at count 0 (or n) the exact bound is 0 (or 1).
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_with_interval(count: int, n: int, alpha: float = 0.05) -> Rate:
+    """The proportion ``count / n`` and its Wilson interval (all None when n is 0)."""
+    if n == 0:
+        return Rate(0, 0, None, None, None)
+    low, high = wilson_interval(count, n, alpha)
+    return Rate(int(count), int(n), count / n, low, high)
+
+
+def mcnemar_exact(candidate_only: int, reference_only: int) -> float:
+    """Two-sided exact McNemar p-value from the two discordant-pair counts."""
+    from scipy.stats import binom
+
+    discordant = candidate_only + reference_only
+    if discordant == 0:
+        return 1.0
+    tail = float(binom.cdf(min(candidate_only, reference_only), discordant, 0.5))
+    return min(1.0, 2.0 * tail)
+
+
+def discordant_counts(candidate: ArrayLike, reference: ArrayLike) -> tuple[int, int]:
+    """(b, c): prompts where only the candidate / only the reference shows the behaviour."""
+    cand = np.asarray(candidate, dtype=bool)
+    ref = np.asarray(reference, dtype=bool)
+    if cand.shape != ref.shape:
+        raise ValueError("paired arrays must have the same length")
+    return int(np.count_nonzero(cand & ~ref)), int(np.count_nonzero(~cand & ref))
+
+
+def holm_adjust(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values, in the order given."""
+    p = np.asarray(pvalues, dtype=float)
+    m = p.size
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted_sorted = np.maximum.accumulate(scaled)
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return [float(x) for x in adjusted]
