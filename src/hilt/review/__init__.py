@@ -1,0 +1,1 @@
+"""Human review: rubrics, escalation, triage, assignment, reviews and adjudication."""
