@@ -37,15 +37,30 @@ def _declared_roles(route: APIRoute) -> set[str] | None:
     return found or None
 
 
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every endpoint, including those of included routers (which hold full paths)."""
+    found: list[APIRoute] = []
+    stack = list(app.routes)
+    while stack:
+        route = stack.pop(0)
+        if isinstance(route, APIRoute):
+            found.append(route)
+            continue
+        nested = getattr(route, "original_router", None) or getattr(route, "router", None)
+        if nested is not None and hasattr(nested, "routes"):
+            stack.extend(nested.routes)
+    return found
+
+
 def routes_without_roles(app: FastAPI) -> list[str]:
-    return [r.path for r in app.routes if isinstance(r, APIRoute)
-            and r.path not in PUBLIC_PATHS and _declared_roles(r) is None]
+    return [r.path for r in api_routes(app)
+            if r.path not in PUBLIC_PATHS and _declared_roles(r) is None]
 
 
 def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
     out = {}
-    for r in app.routes:
-        if isinstance(r, APIRoute) and r.path not in PUBLIC_PATHS:
+    for r in api_routes(app):
+        if r.path not in PUBLIC_PATHS:
             for method in r.methods:
                 out[(method, r.path)] = _declared_roles(r) or set()
     return out

@@ -167,7 +167,8 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
                 ) -> IngestResult:
     """Ingest a JSONL/CSV/Parquet file; all-or-nothing unless ``skip_invalid``."""
     path = Path(path)
-    parsed = parse_all(read_records(path), file=str(path), skip_invalid=skip_invalid)
+    parsed = parse_all(read_records(path, lenient=skip_invalid), file=str(path),
+                       skip_invalid=skip_invalid)
     with transaction(engine) as session:
         result = store_events(session, parsed.events, actor=actor, file=str(path),
                               lines=parsed.lines, source_name=str(path),

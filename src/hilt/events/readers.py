@@ -42,8 +42,17 @@ def file_format(path: Path) -> str:
     raise InputError("unknown file type; expected .jsonl, .csv or .parquet", file=str(path))
 
 
-def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    path = Path(path)
+def read_records(path: str | Path, *, lenient: bool = False
+                 ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Yield ``(line, record)``; a line that cannot be read raises, or with ``lenient``
+    is yielded as its :class:`InputError` so the caller can reject it and go on."""
+    for line, item in _read_any(Path(path)):
+        if isinstance(item, InputError) and not lenient:
+            raise item
+        yield line, item
+
+
+def _read_any(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     if not path.exists():
         raise InputError("file not found", file=str(path))
     fmt = file_format(path)
@@ -55,7 +64,7 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield from _read_parquet(path)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     with _open_text(path) as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -63,15 +72,17 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg} at column {exc.colno}",
-                                 file=str(path), line=line_no) from None
+                yield line_no, InputError(f"invalid JSON: {exc.msg} at column {exc.colno}",
+                                          file=str(path), line=line_no)
+                continue
             if not isinstance(record, dict):
-                raise InputError("each line must be a JSON object", file=str(path),
-                                 line=line_no)
+                yield line_no, InputError("each line must be a JSON object",
+                                          file=str(path), line=line_no)
+                continue
             yield line_no, record
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
@@ -79,17 +90,24 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         for record in reader:
             line_no = reader.line_num
             if None in record:
-                raise InputError("more cells than header columns", file=str(path),
-                                 line=line_no)
-            yield line_no, unflatten(record, file=str(path), line=line_no)
+                yield line_no, InputError("more cells than header columns",
+                                          file=str(path), line=line_no)
+                continue
+            try:
+                yield line_no, unflatten(record, file=str(path), line=line_no)
+            except InputError as err:
+                yield line_no, err
 
 
-def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     for i, record in enumerate(table.to_pylist(), start=1):
-        yield i, unflatten(record, file=str(path), line=i)
+        try:
+            yield i, unflatten(record, file=str(path), line=i)
+        except InputError as err:
+            yield i, err
 
 
 def _parse_cell(key: str, value: Any, file: str, line: int) -> Any:

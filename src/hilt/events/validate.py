@@ -12,13 +12,16 @@ from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
 
 
+_FEEDBACK_TAGS = {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
-    for item in loc:
+    for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif str(item) in {"rating", "thumbs", "flag", "preference", "label", "text", "edit"} \
-                and parts and parts[-1].startswith("["):
+        elif (i == 2 and loc[0] == "feedback" and isinstance(loc[1], int)
+              and item in _FEEDBACK_TAGS):
             continue  # pydantic's discriminator tag is not a field the user wrote
         else:
             parts.append(("." if parts else "") + str(item))
@@ -46,17 +49,21 @@ class Parsed:
     rejects: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_all(records: Iterable[tuple[int, dict[str, Any]]], *, file: str | None,
+def parse_all(records: Iterable[tuple[int, dict[str, Any] | InputError]], *,
+              file: str | None,
               skip_invalid: bool = False) -> Parsed:
     """Validate every record. Without ``skip_invalid`` the first bad record raises."""
     out = Parsed()
     for line, record in records:
         try:
+            if isinstance(record, InputError):
+                raise record
             event = parse_event(record, file=file, line=line)
         except InputError as err:
             if not skip_invalid:
                 raise
-            out.rejects.append({**err.as_dict(), "record": record})
+            raw = None if isinstance(record, InputError) else record
+            out.rejects.append({**err.as_dict(), "record": raw})
             continue
         out.events.append(event)
         out.lines.append(line)

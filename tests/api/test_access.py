@@ -1,0 +1,61 @@
+"""Every endpoint but /healthz needs a valid token; a wrong role gets 403."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import Engine
+
+from hilt.access import ROLES, revoke_token
+from hilt.api.app import route_roles, routes_without_roles
+from hilt.store.db import transaction
+from tests.api.conftest import Api
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def test_healthz_is_public(api: Api) -> None:
+    assert api.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_every_route_declares_roles(api: Api) -> None:
+    assert routes_without_roles(api.client.app) == []  # type: ignore[arg-type]
+
+
+def test_every_route_refuses_missing_and_bad_tokens(api: Api) -> None:
+    roles = route_roles(api.client.app)  # type: ignore[arg-type]
+    assert roles, "no routes found"
+    paths = {(m, p) for m, p in roles} | {("GET", "/openapi.json"), ("GET", "/docs")}
+    for method, path in sorted(paths):
+        url = _concrete(path)
+        assert api.client.request(method, url).status_code == 401, (method, path)
+        bad = {"Authorization": "Bearer hilt_not-a-real-token"}
+        assert api.client.request(method, url, headers=bad).status_code == 401, (method, path)
+
+
+def test_every_route_gives_403_to_roles_it_does_not_admit(api: Api) -> None:
+    checked = 0
+    for (method, path), admitted in route_roles(api.client.app).items():  # type: ignore[arg-type]
+        for role in set(ROLES) - admitted:
+            resp = api.client.request(method, _concrete(path), headers=api.headers(role))
+            assert resp.status_code == 403, (method, path, role, resp.text)
+            checked += 1
+    assert checked > 0
+
+
+def test_openapi_schema_needs_a_token_and_lists_routes(api: Api) -> None:
+    schema = api.client.get("/openapi.json", headers=api.headers("reviewer")).json()
+    assert "/v1/events" in schema["paths"]
+
+
+def test_revoked_token_is_refused(api: Api, engine: Engine) -> None:
+    h = api.headers("service")
+    assert api.client.get("/v1/events", headers=h).status_code == 200
+    with transaction(engine) as s:
+        from hilt.access import list_tokens
+
+        tid = next(t["id"] for t in list_tokens(s) if t["role"] == "service")
+        revoke_token(s, tid)
+    assert api.client.get("/v1/events", headers=h).status_code == 401

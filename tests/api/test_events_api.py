@@ -1,0 +1,39 @@
+"""POST /v1/events: batches, idempotency, all-or-nothing with index and field."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+
+def batch(n: int, start: int = 0) -> dict:
+    return {"events": [{"interaction": {"prompt": f"p{i}"}, "responses": [{"text": "r"}],
+                        "context": {"consent": ["train"]}} for i in range(start, start + n)]}
+
+
+def test_batch_ingest_is_idempotent(api: Api) -> None:
+    h = api.headers("service")
+    first = api.client.post("/v1/events", json=batch(10), headers=h).json()
+    again = api.client.post("/v1/events", json=batch(12), headers=h).json()
+    assert (first["new"], first["duplicates"]) == (10, 0)
+    assert (again["new"], again["duplicates"]) == (2, 10)
+    page = api.client.get("/v1/events?limit=100", headers=h).json()
+    assert len(page["events"]) == 12
+    one = api.client.get(f"/v1/events/{page['events'][0]['id']}",
+                         headers=api.headers("lead")).json()
+    assert one["interaction"]["prompt"].startswith("p")
+
+
+def test_bad_event_rejects_whole_batch_naming_index_and_field(api: Api) -> None:
+    h = api.headers("service")
+    body = batch(3)
+    body["events"][2]["responses"] = [{"txt": "typo"}]
+    resp = api.client.post("/v1/events", json=body, headers=h)
+    assert resp.status_code == 422
+    err = resp.json()["error"]
+    assert err["line"] == 2 and err["field"] == "responses[0].text"
+    assert api.client.get("/v1/events", headers=h).json()["events"] == []
+
+
+def test_reviewer_cannot_ingest(api: Api) -> None:
+    resp = api.client.post("/v1/events", json=batch(1), headers=api.headers("reviewer"))
+    assert resp.status_code == 403

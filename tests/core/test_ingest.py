@@ -1,0 +1,117 @@
+"""Ingest from files and Python: idempotent, all-or-nothing, errors name file/line/field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from hilt.errors import InputError
+from hilt.events.ingest import ingest_events, ingest_file
+from hilt.store import audit
+from hilt.store.db import transaction
+from hilt.store.tables.core import EventRow
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(EventRow)).scalar_one()
+
+
+def sample(i: int, **extra: object) -> dict:
+    return {"interaction": {"prompt": f"prompt {i}"}, "responses": [{"text": f"answer {i}"}],
+            "context": {"consent": ["review", "train"], "subject_id": f"s{i % 3}",
+                        "model_version": "m1"}, **extra}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_jsonl_ingest_is_idempotent(engine: Engine, tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "a.jsonl", [sample(i) for i in range(20)])
+    first = ingest_file(engine, f)
+    second = ingest_file(engine, f)
+    assert (first.received, first.new, first.duplicates) == (20, 20, 0)
+    assert (second.received, second.new, second.duplicates) == (20, 0, 20)
+    assert count(engine) == 20
+    with transaction(engine) as s:
+        assert audit.verify(s).ok
+
+
+def test_csv_and_parquet_map_flat_columns(engine: Engine, tmp_path: Path) -> None:
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text(
+        "id,prompt,response,consent,model_version,temperature,scores.guardrail,tags\n"
+        "c1,hello,hi there,train;review,m2,0.7,0.91,\"a,b\"\n")
+    pq_path = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": "p1", "prompt": "yo", "response": "hey",
+                                          "consent": "train", "seed": 3}]), pq_path)
+    assert ingest_file(engine, csv_path).new == 1
+    assert ingest_file(engine, pq_path).new == 1
+    with transaction(engine) as s:
+        row = s.get(EventRow, "c1")
+        assert row is not None and row.model_version == "m2"
+        assert row.payload["context"]["decoder"]["temperature"] == 0.7
+        assert row.payload["scores"] == {"guardrail": 0.91}
+        assert row.payload["context"]["tags"] == ["a", "b"]
+        assert row.consent_scopes == ",review,train,"
+        p1 = s.get(EventRow, "p1")
+        assert p1 is not None and p1.payload["context"]["decoder"]["seed"] == 3
+
+
+def test_bad_line_names_file_line_field_and_writes_nothing(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    records = [sample(i) for i in range(5)]
+    records[3] = {"interaction": {"prompt": "x"}, "context": {"consent": ["nope"]}}
+    f = write_jsonl(tmp_path / "bad.jsonl", records)
+    with pytest.raises(InputError) as err:
+        ingest_file(engine, f)
+    assert (err.value.file, err.value.line, err.value.field) == (str(f), 4, "context.consent")
+    assert count(engine) == 0
+
+
+def test_skip_invalid_writes_good_lines_and_a_rejects_file(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    f = tmp_path / "mixed.jsonl"
+    f.write_text(json.dumps(sample(1)) + "\n{not json\n" + json.dumps(sample(2)) + "\n")
+    result = ingest_file(engine, f, skip_invalid=True)
+    assert (result.new, result.rejected) == (2, 1)
+    rejects = [json.loads(x) for x in (tmp_path / "mixed.jsonl.rejects.jsonl").read_text()
+               .splitlines()]
+    assert len(rejects) == 1 and rejects[0]["line"] == 2 and "JSON" in rejects[0]["reason"]
+
+
+def test_same_id_with_other_content_is_refused(engine: Engine, tmp_path: Path) -> None:
+    ingest_events(engine, [sample(1, id="fixed")])
+    f = write_jsonl(tmp_path / "c.jsonl", [sample(2), sample(3, id="fixed")])
+    with pytest.raises(InputError) as err:
+        ingest_file(engine, f)
+    assert (err.value.line, err.value.field) == (2, "id")
+    assert count(engine) == 1
+    dup = write_jsonl(tmp_path / "d.jsonl", [sample(5, id="x"), sample(6, id="x")])
+    with pytest.raises(InputError, match="repeats line 1"):
+        ingest_file(engine, dup)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=25),
+       st.lists(st.integers(0, 30), min_size=1, max_size=25))
+def test_property_resending_overlapping_batches_never_duplicates(
+        engine: Engine, first: list[int], second: list[int]) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(EventRow))
+    a = ingest_events(engine, [sample(i) for i in first])
+    b = ingest_events(engine, [sample(i) for i in second])
+    assert a.new == len(set(first))
+    assert b.new == len(set(second) - set(first))
+    assert count(engine) == len(set(first) | set(second))
