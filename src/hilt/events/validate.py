@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
 
-
 _FEEDBACK_TAGS = {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
 
 
