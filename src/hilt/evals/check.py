@@ -1,0 +1,129 @@
+"""The regression check of contract 3, from files to a gate decision and a report.
+
+Order matters for the "nothing half-written" rule: every file is read and validated,
+every judgment resolved and the decision computed before anything is written; then
+``report.json``, ``report.html`` and ``decision.json`` land in the output folder
+atomically. Exit code: 0 the gate passes, 1 it blocks (2, bad input, is raised as
+:class:`~hilt.errors.InputError` for the CLI to translate).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hilt.canonical import sha256_hex
+from hilt.errors import InputError
+from hilt.evals.files import parse_responses, parse_suite
+from hilt.evals.html import render_html
+from hilt.evals.paired import judgment_table
+from hilt.evals.report import build_report, failing_examples, to_json, write_outputs_atomically
+from hilt.evals.scoring import Scorer, load_scorer, resolve_judgments
+from hilt.gate.decision import build_decision
+from hilt.gate.policy import GatePolicy, default_policy, load_policy
+
+# Versions every decision names, recorded as null when the inputs do not say.
+VERSION_KEYS = ("dataset_versions", "rubric", "prompt_template", "role_format",
+                "decoder_settings", "reward_model")
+FACT_KEYS = ("versions", "lineage", "signoffs", "records")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    record: dict[str, Any]
+    report: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.record["outcome"] == "pass" else 1
+
+
+def file_sha256(path: Path) -> str:
+    return sha256_hex(path.read_bytes())
+
+
+def load_facts(path: str | Path | None) -> dict[str, Any]:
+    """Optional recorded facts (versions, lineage, sign-offs, card records), YAML or JSON."""
+    if path is None:
+        return {}
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read facts ({exc})", file=str(path)) from exc
+    if not isinstance(data, dict):
+        raise InputError("facts must be a mapping", file=str(path))
+    for key in data:
+        if key not in FACT_KEYS:
+            raise InputError(f"unknown key (expected {', '.join(FACT_KEYS)})",
+                             file=str(path), field=str(key))
+    return data
+
+
+def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path,
+              out: str | Path, gate: str | Path | None = None,
+              scorer: str | Path | Scorer | None = None, facts: str | Path | None = None,
+              suite_id: str | None = None, candidate_id: str | None = None,
+              reference_id: str | None = None, alpha: float = 0.05,
+              resamples: int = 2000, seed: int = 0, example_limit: int = 200,
+              policy: GatePolicy | None = None,
+              extra_records: dict[str, Any] | None = None) -> CheckResult:
+    """Run the whole check; ``extra_records`` (e.g. registry facts) join the card's
+    records, taking precedence over defaults but not over ``facts``."""
+    suite_path, cand_path, ref_path = Path(suite), Path(candidate), Path(reference)
+    items = parse_suite(suite_path)
+    lines = {"candidate": parse_responses(cand_path, items, suite_path),
+             "reference": parse_responses(ref_path, items, suite_path)}
+    if policy is None:
+        policy = load_policy(gate) if gate is not None else default_policy()
+    loaded_scorer = load_scorer(scorer) if isinstance(scorer, str | Path) else scorer
+    recorded = load_facts(facts)
+    files = {"candidate": str(cand_path), "reference": str(ref_path)}
+    per_side: dict[str, dict[str, Any]] = {}
+    for side in ("candidate", "reference"):
+        ordered = [lines[side][item.id] for item in items]
+        judgments, sources = resolve_judgments(ordered, loaded_scorer, files[side])
+        per_side[side] = {"lines": ordered, "judgments": judgments, "sources": sources}
+    table = judgment_table(items, per_side, files)
+
+    suite_hash = file_sha256(suite_path)
+    suite_name = suite_id or suite_path.stem
+    given_versions = recorded.get("versions") or {}
+    versions: dict[str, Any] = {
+        "suite": {"id": suite_name, "path": str(suite_path), "sha256": suite_hash,
+                  "items": len(items)},
+        "candidate": {"id": candidate_id or cand_path.stem, "path": str(cand_path),
+                      "sha256": file_sha256(cand_path)},
+        "reference": {"id": reference_id or ref_path.stem, "path": str(ref_path),
+                      "sha256": file_sha256(ref_path)},
+        "scorer": loaded_scorer.describe() if loaded_scorer else None,
+        "policy": {"id": policy.id, "version": policy.version, "sha256": policy.digest()},
+        **{key: given_versions.get(key) for key in VERSION_KEYS},
+    }
+    records = {**(extra_records or {}), **(recorded.get("records") or {})}
+    records.setdefault("suites", [{"id": suite_name, "version": None,
+                                   "content_sha256": suite_hash, "heldout": None,
+                                   "link": f"file:{suite_path}#sha256:{suite_hash}"}])
+    decision_facts = {"suites": [suite_name],
+                      "lineage": recorded.get("lineage") or {
+                          "status": "unknown",
+                          "reason": "file-only run: no training lineage recorded"},
+                      "signoffs": recorded.get("signoffs") or [], "records": records}
+    settings = {"alpha": alpha, "bootstrap_resamples": resamples, "seed": seed}
+    created = datetime.now(UTC).isoformat()
+    record = build_decision(policy=policy, judgments=table, versions=versions,
+                            facts=decision_facts, settings=settings, created_at=created)
+    failing = failing_examples(items, table, lines, limit=example_limit)
+    report = build_report(record, failing)
+    write_outputs_atomically(out, {
+        "report.json": json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False)
+        + "\n",
+        "report.html": render_html(report),
+        "decision.json": to_json(record),
+    })
+    return CheckResult(record, report)

@@ -1,0 +1,110 @@
+"""The regression report (``report.json``) and atomic writing of the output folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hilt.canonical import canonical_json
+from hilt.evals.files import ResponseLine, SuiteItem
+from hilt.evals.metrics import DESCRIPTIONS
+from hilt.evals.scoring import is_refusal
+
+REPORT_SCHEMA = "hilt.evals.report/1"
+
+
+def failing_examples(items: Sequence[SuiteItem], table: Mapping[str, Sequence[Any]],
+                     lines: Mapping[str, Mapping[str, ResponseLine]], limit: int = 200
+                     ) -> dict[str, Any]:
+    """Prompts where the candidate does what the suite says it should not.
+
+    Regressions (the reference got it right) come first; ``limit`` bounds the list, the
+    totals are always complete.
+    """
+    regressions: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        cand, ref = table["candidate"][index], table["reference"][index]
+        wrong = is_refusal(cand) if item.expect == "comply" else not is_refusal(cand)
+        if not wrong:
+            continue
+        ref_wrong = is_refusal(ref) if item.expect == "comply" else not is_refusal(ref)
+        example = {
+            "id": item.id, "slice": item.slice, "expect": item.expect, "prompt": item.prompt,
+            "failure": "benign refusal" if item.expect == "comply" else "unsafe compliance",
+            "regression": not ref_wrong,
+            "candidate": {"response": lines["candidate"][item.id].response,
+                          "judgment": cand, "source": table["candidate_source"][index]},
+            "reference": {"response": lines["reference"][item.id].response,
+                          "judgment": ref, "source": table["reference_source"][index]},
+        }
+        (others if ref_wrong else regressions).append(example)
+    listed = (regressions + others)[:limit]
+    return {"total": len(regressions) + len(others), "regressions": len(regressions),
+            "listed": len(listed), "examples": listed}
+
+
+def build_report(record: dict[str, Any], failing: dict[str, Any]) -> dict[str, Any]:
+    decision = record["decision"]
+    metrics = record["metrics"]
+    inputs = record["inputs"]
+    sources: dict[str, dict[str, int]] = {}
+    for side in ("candidate", "reference"):
+        counts: dict[str, int] = {}
+        for source in inputs["judgments"][f"{side}_source"]:
+            counts[source] = counts.get(source, 0) + 1
+        sources[side] = counts
+    return {
+        "schema": REPORT_SCHEMA, "outcome": record["outcome"],
+        "decision_hash": record["hash"],
+        "policy": {"id": inputs["policy"]["id"], "version": inputs["policy"]["version"],
+                   "sha256": inputs["policy_sha256"]},
+        "versions": inputs["versions"],
+        "alpha": metrics["alpha"], "bootstrap_resamples": metrics["bootstrap_resamples"],
+        "multiple_comparisons": metrics["multiple_comparisons"],
+        "metric_descriptions": {m: DESCRIPTIONS[m] for m in metrics["metrics"]},
+        "slices": metrics["slices"],
+        "gate": {k: decision[k] for k in ("reasons", "criteria", "lineage", "signoffs",
+                                          "contract_card")},
+        "contract_card": decision["card"],
+        "judgment_sources": sources,
+        "failing_examples": failing,
+    }
+
+
+def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> None:
+    """Write every file into a temporary folder beside ``out_dir``, then move it in.
+
+    A new ``out_dir`` appears whole by one rename; in an existing one each file is
+    replaced by ``os.replace``, so no reader ever sees a half-written file.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, text in files.items():
+            with (staging / name).open("w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if not out.exists():
+            # mkdtemp makes the folder private; give it the mode a plain mkdir would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(staging, 0o777 & ~umask)
+            os.rename(staging, out)
+            return
+        for name in files:
+            os.replace(staging / name, out / name)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON with a trailing newline (stable bytes for diffs and hashes)."""
+    return canonical_json(value) + "\n"

@@ -1,0 +1,145 @@
+"""Gate decision records: built from stored inputs, hashed, and re-checkable.
+
+A record holds its inputs (the policy in full, every version used, the settings, the
+facts and the paired judgment table), the metrics and the decision computed from them,
+and ``hash`` = sha256 over the canonical JSON of everything else (``hilt.canonical``).
+:func:`verify` recomputes metrics and decision from the inputs and checks the hash, so
+both an edited number and an edited verdict are caught. Adding a sign-off produces a new
+record that names the one it supersedes; records are never changed in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hilt.canonical import content_hash
+from hilt.evals.metrics import compute_metrics
+from hilt.evals.paired import columns_from_table
+from hilt.gate.evaluate import evaluate
+from hilt.gate.policy import GatePolicy, policy_from_dict
+
+SCHEMA = "hilt.gate.decision/1"
+
+
+def _inputs_digest(inputs: dict[str, Any]) -> str:
+    return content_hash(inputs)
+
+
+def _facts_for_evaluation(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The stored facts plus the one fact the record itself establishes."""
+    facts = copy.deepcopy(inputs.get("facts") or {})
+    records = facts.setdefault("records", {})
+    records["decision_inputs"] = {"reproducible": True,
+                                  "link": f"decision-inputs:sha256:{_inputs_digest(inputs)}"}
+    return facts
+
+
+def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    settings = inputs["settings"]
+    metrics = compute_metrics(columns_from_table(inputs["judgments"]),
+                              alpha=float(settings["alpha"]),
+                              resamples=int(settings["bootstrap_resamples"]),
+                              seed=int(settings["seed"]))
+    return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs))
+
+
+def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
+                   versions: dict[str, Any], facts: dict[str, Any],
+                   settings: dict[str, Any], created_at: str,
+                   supersedes: str | None = None) -> dict[str, Any]:
+    inputs = {"policy": policy.as_dict(), "policy_sha256": policy.digest(),
+              "versions": versions, "settings": settings, "facts": facts,
+              "judgments": judgments}
+    # Round-trip through canonical JSON so the stored inputs are exactly what we hash.
+    import json
+
+    from hilt.canonical import canonical_json
+
+    inputs = json.loads(canonical_json(inputs))
+    metrics, decision = _derive(inputs)
+    record: dict[str, Any] = {"schema": SCHEMA, "created_at": created_at,
+                              "supersedes": supersedes, "inputs": inputs,
+                              "metrics": metrics, "decision": decision,
+                              "outcome": decision["outcome"]}
+    record = json.loads(canonical_json(record))
+    record["hash"] = record_hash(record)
+    return record
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    return content_hash({k: v for k, v in record.items() if k != "hash"})
+
+
+def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str
+                ) -> dict[str, Any]:
+    """A new record with one more sign-off, re-evaluated, superseding ``record``."""
+    inputs = copy.deepcopy(record["inputs"])
+    facts = inputs.setdefault("facts", {})
+    facts["signoffs"] = [*facts.get("signoffs", []), signoff]
+    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    return build_decision(policy=policy, judgments=inputs["judgments"],
+                          versions=inputs["versions"], facts=facts,
+                          settings=inputs["settings"], created_at=created_at,
+                          supersedes=record["hash"])
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    hash: str | None
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "hash": self.hash, "problems": self.problems}
+
+
+def _differences(stored: Any, fresh: Any, path: str, out: list[str], limit: int = 10) -> None:
+    if len(out) >= limit:
+        return
+    if isinstance(stored, dict) and isinstance(fresh, dict):
+        for key in sorted(set(stored) | set(fresh)):
+            if key not in stored or key not in fresh:
+                out.append(f"{path}.{key}: present on one side only")
+            else:
+                _differences(stored[key], fresh[key], f"{path}.{key}", out, limit)
+    elif isinstance(stored, list) and isinstance(fresh, list):
+        if len(stored) != len(fresh):
+            out.append(f"{path}: {len(stored)} entries stored, {len(fresh)} recomputed")
+            return
+        for i, (a, b) in enumerate(zip(stored, fresh, strict=True)):
+            _differences(a, b, f"{path}[{i}]", out, limit)
+    elif (isinstance(stored, float | int) and isinstance(fresh, float | int)
+          and not isinstance(stored, bool) and not isinstance(fresh, bool)):
+        # Tolerance only for floating-point noise across platforms, far below any bound.
+        if not math.isclose(stored, fresh, rel_tol=1e-9, abs_tol=1e-12):
+            out.append(f"{path}: stored {stored!r}, recomputed {fresh!r}")
+    elif stored != fresh:
+        out.append(f"{path}: stored {stored!r}, recomputed {fresh!r}")
+
+
+def verify(record: dict[str, Any]) -> VerifyReport:
+    """Recompute the decision from the record's inputs; report every disagreement."""
+    problems: list[str] = []
+    try:
+        if record.get("schema") != SCHEMA:
+            return VerifyReport(False, record.get("hash"), [f"unknown schema {record.get('schema')!r}"])
+        if record_hash(record) != record.get("hash"):
+            problems.append("hash does not match the record's content (edited)")
+        inputs = record["inputs"]
+        policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+        if policy.digest() != inputs.get("policy_sha256"):
+            problems.append("policy does not match its recorded sha256")
+        metrics, decision = _derive(inputs)
+    except (KeyError, TypeError, ValueError) as exc:
+        return VerifyReport(False, record.get("hash"),
+                            problems + [f"record malformed: {exc!r}"])
+    _differences(record.get("metrics"), metrics, "metrics", problems)
+    _differences(record.get("decision"), decision, "decision", problems)
+    if record.get("outcome") != decision["outcome"]:
+        problems.append(f"outcome: stored {record.get('outcome')!r}, recomputed "
+                        f"{decision['outcome']!r}")
+    return VerifyReport(not problems, record.get("hash"), problems)

@@ -1,0 +1,172 @@
+"""The gate decision as a pure function: ``evaluate(policy, metrics, facts) -> decision``.
+
+``metrics`` is the output of :func:`hilt.evals.metrics.compute_metrics`; ``facts`` is a
+plain dict of what the records say:
+
+* ``suites`` — ids of the suites the metrics were measured on,
+* ``lineage`` — ``{"status": "known"|"unknown", "reason", "dataset_versions": [{"id",
+  "consented", "revoked", "contaminated_with"}]}`` where any of the three facts may be
+  ``None`` (unknown),
+* ``signoffs`` — ``[{"role", "by", "at", "note"}]``,
+* ``records`` — what the model contract card is answered from (see ``hilt.gate.card``).
+
+The decision passes only when every criterion passes, the lineage requirements hold, the
+required sign-offs are present and, if the policy says so, no contract-card question of a
+gated behaviour is unanswered. Every check is reported with the numbers behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hilt.evals.grouping import ALL
+from hilt.gate.card import build_card, unanswered_questions
+from hilt.gate.policy import Behaviour, Criterion, GatePolicy, LineagePolicy
+
+PASS, BLOCK = "pass", "block"
+
+
+def _slices_for(criterion: Criterion, metrics: dict[str, Any]) -> list[str]:
+    if criterion.slices == "each":
+        return [s for s in metrics["slices"] if s != ALL]
+    return list(criterion.slices)
+
+
+def _judge(criterion: Criterion, entry: dict[str, Any] | None, alpha: float
+           ) -> tuple[str, dict[str, Any], str]:
+    """(status, numbers, rule) for one criterion on one slice."""
+    kind = criterion.kind
+    if kind in ("max_delta", "significant_increase"):
+        delta = None if entry is None else entry.get("delta")
+        if delta is None:
+            return "no_data", {}, "no paired prompts for this metric"
+        numbers = {"delta": delta["value"], "ci_low": delta["ci_low"],
+                   "ci_high": delta["ci_high"], "n": entry["n"] if entry else 0,
+                   "candidate_rate": entry["candidate"]["rate"] if entry else None,
+                   "reference_rate": entry["reference"]["rate"] if entry else None}
+        if kind == "max_delta":
+            value = delta["value"] if criterion.bound == "point" else delta[criterion.bound]
+            numbers.update(bound=criterion.bound, bound_value=value, max=criterion.max)
+            assert criterion.max is not None
+            return ("fail" if value > criterion.max else "pass", numbers,
+                    f"delta {criterion.bound} must be ≤ {criterion.max}")
+        use_holm = criterion.slices == "each" and criterion.correction == "holm"
+        p = delta["mcnemar_p_holm"] if use_holm else delta["mcnemar_p"]
+        level = criterion.alpha if criterion.alpha is not None else alpha
+        numbers.update(mcnemar_p=delta["mcnemar_p"], p_used=p, alpha=level,
+                       correction="holm" if use_holm else "none",
+                       candidate_only=delta["candidate_only"],
+                       reference_only=delta["reference_only"])
+        failed = delta["value"] > 0 and p < level
+        return ("fail" if failed else "pass", numbers,
+                f"blocks if delta > 0 and exact McNemar p < {level}")
+    side = None if entry is None else entry.get(criterion.side, entry)
+    if side is None or side.get("rate", side.get("value")) is None:
+        return "no_data", {}, "no prompts for this metric"
+    point = side.get("rate", side.get("value"))
+    value = point if criterion.bound == "point" else side[criterion.bound]
+    numbers = {"side": criterion.side, "rate": point, "ci_low": side["ci_low"],
+               "ci_high": side["ci_high"], "bound": criterion.bound, "bound_value": value,
+               "n": side["n"] if "n" in side else entry.get("n") if entry else None}
+    if kind == "ceiling":
+        assert criterion.max is not None
+        numbers["max"] = criterion.max
+        return ("fail" if value > criterion.max else "pass", numbers,
+                f"{criterion.side} {criterion.bound} must be ≤ {criterion.max}")
+    assert criterion.min is not None
+    numbers["min"] = criterion.min
+    return ("fail" if value < criterion.min else "pass", numbers,
+            f"{criterion.side} {criterion.bound} must be ≥ {criterion.min}")
+
+
+def _behaviour_applies(behaviour: Behaviour, suites: list[str]) -> bool:
+    return "*" in behaviour.suites or any(s in suites for s in behaviour.suites)
+
+
+def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[str]
+                      ) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for behaviour in policy.behaviours:
+        applies = _behaviour_applies(behaviour, suites)
+        for criterion in behaviour.criteria:
+            for slice_name in _slices_for(criterion, metrics):
+                entry = metrics["slices"].get(slice_name, {}).get(criterion.metric)
+                if applies:
+                    status, numbers, rule = _judge(criterion, entry, policy.alpha)
+                else:
+                    status, numbers, rule = "no_data", {}, "behaviour's suites not used"
+                passed = status == "pass" or (status == "no_data"
+                                              and criterion.on_no_data == "pass")
+                results.append({"behaviour": behaviour.name, "id": criterion.id,
+                                "kind": criterion.kind, "metric": criterion.metric,
+                                "slice": slice_name, "status": status, "passed": passed,
+                                "rule": rule, "numbers": numbers})
+    return results
+
+
+def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict[str, Any]:
+    if rules is None:
+        return {"evaluated": False, "status": PASS, "problems": [], "unknown": []}
+    lineage = facts.get("lineage") or {}
+    suites = set(facts.get("suites") or [])
+    problems: list[str] = []
+    unknown: list[str] = []
+    versions = lineage.get("dataset_versions") or []
+    if lineage.get("status") != "known":
+        unknown.append(lineage.get("reason") or "training lineage not recorded")
+    for version in versions:
+        vid = version.get("id", "?")
+        if rules.require_consent:
+            if version.get("consented") is None:
+                unknown.append(f"{vid}: consent unknown")
+            elif not version["consented"]:
+                problems.append(f"{vid}: not every record consented to training")
+        if rules.forbid_revoked:
+            if version.get("revoked") is None:
+                unknown.append(f"{vid}: revocation status unknown")
+            elif version["revoked"]:
+                problems.append(f"{vid}: revoked")
+        if rules.forbid_contamination:
+            overlap = version.get("contaminated_with")
+            if overlap is None:
+                unknown.append(f"{vid}: contamination with the suites unknown")
+            elif suites & set(overlap):
+                problems.append(f"{vid}: contaminated with {sorted(suites & set(overlap))}")
+    status = BLOCK if problems or (unknown and rules.on_unknown == "block") else PASS
+    return {"evaluated": True, "status": status, "problems": problems, "unknown": unknown}
+
+
+def evaluate_signoffs(policy: GatePolicy, facts: dict[str, Any]) -> dict[str, Any]:
+    present = facts.get("signoffs") or []
+    missing: list[dict[str, Any]] = []
+    for need in policy.signoffs:
+        people = {s.get("by") for s in present if s.get("role") == need.role}
+        if len(people) < need.count:
+            missing.append({"role": need.role, "needed": need.count, "have": len(people)})
+    return {"required": [r.model_dump() for r in policy.signoffs], "present": present,
+            "missing": missing, "status": BLOCK if missing else PASS}
+
+
+def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Decide, and say why, from plain data only."""
+    criteria = evaluate_criteria(policy, metrics, list(facts.get("suites") or []))
+    lineage = evaluate_lineage(policy.lineage, facts)
+    signoffs = evaluate_signoffs(policy, facts)
+    card = build_card(policy, metrics, facts)
+    unanswered = unanswered_questions(card)
+    card_blocks = policy.contract_card.block_on_unanswered and bool(unanswered)
+    reasons = [f"{c['id']} [{c['slice']}]: {c['rule']} ({c['status']})"
+               for c in criteria if not c["passed"]]
+    reasons += [f"lineage: {p}" for p in lineage["problems"]]
+    if lineage["status"] == BLOCK and not lineage["problems"]:
+        reasons += [f"lineage unknown: {u}" for u in lineage["unknown"]]
+    reasons += [f"sign-off missing: {m['role']} ({m['have']}/{m['needed']})"
+                for m in signoffs["missing"]]
+    if card_blocks:
+        reasons += [f"contract card unanswered: {q}" for q in unanswered]
+    return {"outcome": BLOCK if reasons else PASS, "reasons": reasons,
+            "criteria": criteria, "lineage": lineage, "signoffs": signoffs,
+            "contract_card": {"block_on_unanswered": policy.contract_card.block_on_unanswered,
+                              "unanswered": unanswered, "blocks": card_blocks},
+            "card": card}

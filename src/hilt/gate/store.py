@@ -1,0 +1,136 @@
+"""Gate decisions and sign-offs in the store, each change audited in its transaction.
+
+A decision is stored only after :func:`hilt.gate.decision.verify` agrees with it, so the
+table never holds a record that does not recompute. A sign-off stores the superseding
+record (re-evaluated with the new sign-off) and a row linking the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.errors import Conflict, InputError, NotFound
+from hilt.gate.decision import add_signoff, verify
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.gate import EvalSuiteRow, GateDecisionRow, GateSignoffRow
+
+
+def store_decision(session: Session, record: dict[str, Any], *, actor: str
+                   ) -> GateDecisionRow:
+    """Insert a verified decision record (idempotent for the same hash)."""
+    report = verify(record)
+    if not report.ok:
+        raise InputError("decision record does not verify: " + "; ".join(report.problems),
+                         field="hash")
+    existing = session.get(GateDecisionRow, record["hash"])
+    if existing is not None:
+        return existing
+    if record.get("supersedes") and session.get(GateDecisionRow, record["supersedes"]) is None:
+        raise NotFound(f"superseded decision {record['supersedes']} is not stored")
+    versions = record["inputs"]["versions"]
+    row = GateDecisionRow(
+        hash=record["hash"], created_at=utcnow(), outcome=record["outcome"],
+        policy_id=record["inputs"]["policy"]["id"],
+        policy_version=record["inputs"]["policy"]["version"],
+        suite_id=(versions.get("suite") or {}).get("id"),
+        candidate_id=(versions.get("candidate") or {}).get("id"),
+        reference_id=(versions.get("reference") or {}).get("id"),
+        supersedes=record.get("supersedes"), stored_by=actor, record=record)
+    session.add(row)
+    session.flush()
+    audit.append(session, actor=actor, action="gate.decision_stored",
+                 entity_type="gate_decision", entity_id=record["hash"],
+                 payload={"outcome": record["outcome"], "supersedes": record.get("supersedes"),
+                          "policy": row.policy_id + "@" + row.policy_version,
+                          "candidate": row.candidate_id, "reference": row.reference_id})
+    return row
+
+
+def get_decision(session: Session, ref: str) -> GateDecisionRow:
+    """By full hash or by a unique prefix of at least 8 characters."""
+    row = session.get(GateDecisionRow, ref)
+    if row is not None:
+        return row
+    if len(ref) >= 8:
+        rows = session.execute(sa.select(GateDecisionRow)
+                               .where(GateDecisionRow.hash.like(f"{ref}%")).limit(2)).scalars().all()
+        if len(rows) == 1:
+            return rows[0]
+        if len(rows) > 1:
+            raise Conflict(f"decision prefix {ref} is ambiguous")
+    raise NotFound(f"no gate decision {ref}")
+
+
+def latest(session: Session, ref: str) -> GateDecisionRow:
+    """Follow the supersedes chain forward to the newest record."""
+    row = get_decision(session, ref)
+    while True:
+        nxt = session.execute(sa.select(GateDecisionRow)
+                              .where(GateDecisionRow.supersedes == row.hash)).scalars().first()
+        if nxt is None:
+            return row
+        row = nxt
+
+
+def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str = ""
+             ) -> GateDecisionRow:
+    """Record a sign-off on the newest record of ``ref``; returns the new record's row."""
+    if not role.strip() or not signed_by.strip():
+        raise InputError("role and signer are required", field="role")
+    current = latest(session, ref)
+    at = utcnow()
+    signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat()}
+    new_record = add_signoff(current.record, signoff, at.isoformat())
+    new_row = store_decision(session, new_record, actor=signed_by)
+    session.add(GateSignoffRow(decision_hash=current.hash, resulting_hash=new_row.hash,
+                               role=role, signed_by=signed_by, note=note, signed_at=at))
+    audit.append(session, actor=signed_by, action="gate.signed_off",
+                 entity_type="gate_decision", entity_id=current.hash,
+                 payload={"role": role, "note": note, "resulting": new_row.hash,
+                          "outcome": new_row.outcome})
+    session.flush()
+    return new_row
+
+
+def list_decisions(session: Session, limit: int = 50) -> list[GateDecisionRow]:
+    return list(session.execute(sa.select(GateDecisionRow)
+                                .order_by(GateDecisionRow.created_at.desc()).limit(limit))
+                .scalars())
+
+
+LineageLookup = Callable[[Session, Sequence[str], Sequence[str]], dict[str, Any]]
+
+
+def lineage_facts(session: Session, dataset_version_ids: Sequence[str],
+                  suite_ids: Sequence[str], lookup: LineageLookup | None = None
+                  ) -> dict[str, Any]:
+    """Lineage facts for :func:`hilt.gate.evaluate.evaluate`.
+
+    ``lookup`` answers from the dataset-version store (consent, revocation,
+    contamination with the given suites). Without one, or when it fails, the facts are
+    ``unknown`` and say why; the gate's ``lineage.on_unknown`` then decides.
+    """
+    if lookup is None:
+        return {"status": "unknown", "reason": "no dataset-version lookup configured",
+                "dataset_versions": [{"id": v, "consented": None, "revoked": None,
+                                      "contaminated_with": None}
+                                     for v in dataset_version_ids]}
+    return lookup(session, dataset_version_ids, suite_ids)
+
+
+def suite_records(session: Session, suite_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Card records for registered suites (held-out flag, content hash, who registered)."""
+    out = []
+    for sid in suite_ids:
+        row = session.get(EvalSuiteRow, sid)
+        if row is None:
+            continue
+        out.append({"id": row.id, "version": row.version, "content_sha256": row.content_hash,
+                    "heldout": row.heldout, "written_by": row.created_by,
+                    "link": f"eval_suite:{row.id}#sha256:{row.content_hash}"})
+    return out
