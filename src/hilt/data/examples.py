@@ -1,0 +1,206 @@
+"""From candidates to training examples, one function per output kind.
+
+Preference pairs come from an event's own preference feedback, from a rewrite (the
+rewritten response is preferred to the original one) and from preference or ranking
+labels (a ranking r_1 > r_2 > ... > r_k yields every pair r_i > r_j, i < j, the usual
+reduction of rankings to pairwise comparisons, Ouyang et al. 2022 section 3.5).
+Demonstrations for SFT are the prompt with an approved or rewritten response, keeping the
+prompt template and role format the response was produced under. Classification
+examples are a text and its label.
+
+Rewrite labels carry no response index; they refer to the first response (index 0),
+which is what the review stage shows as "the response" of a single-response event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from hilt.data.records import Candidate, Example, render_prompt
+from hilt.data.spec import LabelFilter, SelectionSpec
+from hilt.review.records import FinalLabelRecord
+
+
+def label_selected(label: FinalLabelRecord, filt: LabelFilter) -> bool:
+    if filt.since is not None and _aware(label.decided_at) < _aware(filt.since):
+        return False
+    if filt.until is not None and _aware(label.decided_at) >= _aware(filt.until):
+        return False
+    if filt.rubric_ids is not None and label.rubric_id not in filt.rubric_ids:
+        return False
+    if filt.rubric_versions is not None and label.rubric_version not in filt.rubric_versions:
+        return False
+    if filt.provenance is not None and label.provenance not in filt.provenance:
+        return False
+    return label.confidence >= filt.min_confidence
+
+
+def event_feedback_selected(candidate: Candidate, filt: LabelFilter) -> bool:
+    """Event-level feedback has no rubric, provenance or confidence: it is used only when
+    the spec does not restrict those, and only inside the time range."""
+    if filt.rubric_ids is not None or filt.rubric_versions is not None \
+            or filt.provenance is not None or filt.min_confidence > 0:
+        return False
+    stamp = _aware(candidate.created_at)
+    if filt.since is not None and stamp < _aware(filt.since):
+        return False
+    return not (filt.until is not None and stamp >= _aware(filt.until))
+
+
+def _aware(stamp: datetime) -> datetime:
+    from datetime import UTC
+
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+def _base(c: Candidate, key: str, kind: str, source: str,
+          labels: tuple[FinalLabelRecord, ...], confidence: float,
+          messages: list[dict[str, str]] | None = None) -> Example:
+    return Example(key=key, kind=kind, source=source, event_id=c.event_id,
+                   subject_id=c.subject_id,
+                   messages=c.messages if messages is None else messages,  # type: ignore[arg-type]
+                   slice=c.slice, template=c.template, labels=labels,
+                   policy_version=c.policy_version, confidence=confidence)
+
+
+def _pair(c: Candidate, key: str, source: str, chosen: str, rejected: str,
+          labels: tuple[FinalLabelRecord, ...] = (), confidence: float = 1.0) -> Example:
+    ex = _base(c, key, "preference", source, labels, confidence)
+    ex.chosen, ex.rejected = chosen, rejected
+    return ex
+
+
+def _response(c: Candidate, index: Any) -> str | None:
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(c.responses):
+        return c.responses[index]
+    return None
+
+
+def _qid(label: FinalLabelRecord) -> str:
+    return f"{label.rubric_id}/{label.question_id}"
+
+
+def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
+                        sources: tuple[str, ...]) -> Iterator[Example]:
+    eid = c.event_id
+    if use_event:
+        for i, fb in enumerate(c.feedback):
+            if fb.get("kind") == "preference" and "event_preference" in sources:
+                ch, rj = _response(c, fb.get("chosen")), _response(c, fb.get("rejected"))
+                if ch is not None and rj is not None:
+                    lo, hi = sorted((fb["chosen"], fb["rejected"]))
+                    yield _pair(c, f"pref:{eid}:event#{i}:{lo}-{hi}", "event_preference", ch, rj)
+            elif fb.get("kind") == "edit" and "event_edit" in sources:
+                idx = fb.get("response_index", 0)
+                original = _response(c, idx)
+                if original is not None and fb["text"] != original:
+                    yield _pair(c, f"pref:{eid}:edit#{i}:{idx}", "event_edit", fb["text"],
+                                original)
+    for lb in labels:
+        one = (lb,)
+        if lb.question_kind == "preference" and "label_preference" in sources \
+                and isinstance(lb.value, dict):
+            ch, rj = _response(c, lb.value.get("chosen")), _response(c, lb.value.get("rejected"))
+            if ch is not None and rj is not None and ch != rj:
+                lo, hi = sorted((lb.value["chosen"], lb.value["rejected"]))
+                yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_preference", ch, rj,
+                            one, lb.confidence)
+        elif lb.question_kind == "ranking" and "label_ranking" in sources \
+                and isinstance(lb.value, list | tuple):
+            order = [i for i in lb.value if _response(c, i) is not None]
+            for a, better in enumerate(order):
+                for worse in order[a + 1:]:
+                    lo, hi = sorted((better, worse))
+                    yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_ranking",
+                                c.responses[better], c.responses[worse], one, lb.confidence)
+        elif lb.question_kind == "rewrite" and "label_rewrite" in sources \
+                and isinstance(lb.value, str):
+            original = _response(c, 0)
+            if original is not None and lb.value.strip() and lb.value != original:
+                yield _pair(c, f"pref:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value,
+                            original, one, lb.confidence)
+
+
+def _approved(lb: FinalLabelRecord, spec: SelectionSpec) -> bool:
+    if spec.sft.approval_question is None or lb.question_id != spec.sft.approval_question:
+        return False
+    if isinstance(lb.value, str):
+        return lb.value in spec.sft.approve_values
+    if isinstance(lb.value, int | float) and spec.sft.min_scale is not None:
+        return float(lb.value) >= spec.sft.min_scale
+    return False
+
+
+def sft_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
+                 spec: SelectionSpec, sources: tuple[str, ...]) -> Iterator[Example]:
+    eid = c.event_id
+
+    def demo(key: str, source: str, completion: str, lbs: tuple[FinalLabelRecord, ...],
+             confidence: float) -> Example:
+        ex = _base(c, key, "sft", source, lbs, confidence)
+        ex.completion = completion
+        return ex
+
+    if use_event and "event_edit" in sources:
+        for i, fb in enumerate(c.feedback):
+            if fb.get("kind") == "edit" and fb.get("text", "").strip():
+                yield demo(f"sft:{eid}:edit#{i}", "event_edit", fb["text"], (), 1.0)
+    for lb in labels:
+        if lb.question_kind == "rewrite" and "label_rewrite" in sources \
+                and isinstance(lb.value, str) and lb.value.strip():
+            yield demo(f"sft:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value, (lb,),
+                       lb.confidence)
+        elif "label_approval" in sources and _approved(lb, spec) and c.responses:
+            yield demo(f"sft:{eid}:{_qid(lb)}:approved", "label_approval", c.responses[0],
+                       (lb,), lb.confidence)
+
+
+def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
+                            spec: SelectionSpec, sources: tuple[str, ...]
+                            ) -> Iterator[Example]:
+    cfg = spec.classification
+    prompt = render_prompt(c.messages or [])
+    response = c.responses[0] if c.responses else ""
+    text = {"prompt": prompt, "response": response,
+            "prompt_response": f"{prompt}\n{response}"}[cfg.text]
+    if cfg.text != "prompt" and not c.responses:
+        return
+
+    def example(key: str, source: str, value: str, lbs: tuple[FinalLabelRecord, ...],
+                confidence: float) -> Example:
+        ex = _base(c, key, "classification", source, lbs, confidence, messages=[])
+        ex.text, ex.label = text, cfg.label_map.get(value, value)
+        return ex
+
+    for lb in labels:
+        if "label_class" in sources and lb.question_kind in ("single_choice", "scale") \
+                and (cfg.question_id is None or lb.question_id == cfg.question_id):
+            yield example(f"cls:{c.event_id}:{_qid(lb)}:{cfg.text}", "label_class",
+                          str(lb.value), (lb,), lb.confidence)
+    if use_event and "event_label" in sources:
+        for fb in c.feedback:
+            if fb.get("kind") == "label" and (cfg.question_id is None
+                                               or fb.get("name") == cfg.question_id):
+                yield example(f"cls:{c.event_id}:event/{fb['name']}:{cfg.text}",
+                              "event_label", str(fb["value"]), (), 1.0)
+
+
+def candidate_examples(c: Candidate, spec: SelectionSpec) -> list[Example]:
+    """Every example of the spec's kind that this candidate yields (possibly none)."""
+    labels = [lb for lb in c.labels if label_selected(lb, spec.labels)]
+    use_event = event_feedback_selected(c, spec.labels)
+    sources = spec.active_sources()
+    if spec.kind == "preference":
+        found = list(preference_examples(c, labels, use_event, sources))
+    elif spec.kind == "sft":
+        found = list(sft_examples(c, labels, use_event, spec, sources))
+    else:
+        found = list(classification_examples(c, labels, use_event, spec, sources))
+    # Keys are unique within a candidate; a repeated key (the same pair stated twice)
+    # keeps its first, highest-confidence statement.
+    unique: dict[str, Example] = {}
+    for ex in sorted(found, key=lambda e: -e.confidence):
+        unique.setdefault(ex.key, ex)
+    return list(unique.values())

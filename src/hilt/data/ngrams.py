@@ -1,0 +1,186 @@
+"""Word n-gram hashing, vectorised over many documents at once.
+
+Near-duplicate detection (MinHash shingles) and decontamination (13-gram overlap) both
+need the hashes of every word n-gram of every document. Doing that per n-gram in Python
+costs ~1 µs each, far too slow for millions of documents, so documents are processed in
+batches: the words of a batch are hashed in one call (``pandas.util.hash_array``, a
+keyed SipHash with a fixed key, so hashes are stable across processes and machines), and
+the n-gram hash is a position-weighted sum of word hashes,
+
+    g(w_i .. w_{i+n-1}) = mix64( sum_j  h(w_{i+j}) * C_j   xor   n * K )   (mod 2^64)
+
+with odd constants ``C_j`` and the SplitMix64 finaliser ``mix64`` (Steele et al. 2014),
+computed with a handful of numpy passes over the whole batch. The length ``n`` enters
+the hash so that a short whole-document "gram" never collides with a longer one by
+construction.
+
+Text is normalised before tokenising: NFKC, case-folded, words are runs of ``\\w``
+characters; punctuation and spacing therefore never hide an overlap.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_LEN_KEY = np.uint64(0x9E3779B97F4A7C15)
+# Odd multipliers, one per position in the n-gram (enough for n <= 64).
+_POSITION_MULTIPLIERS = (np.random.default_rng(0x68696C74).integers(
+    0, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1))
+
+
+def _length_tag(size: int) -> np.uint64:
+    return np.uint64((size * int(_LEN_KEY)) & 0xFFFFFFFFFFFFFFFF)
+
+
+def words(text: str) -> list[str]:
+    """The normalised word sequence of ``text``."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def normalise(text: str) -> str:
+    """One canonical spelling of a text: its normalised words joined by single spaces."""
+    return " ".join(words(text))
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a bijective avalanche on uint64 (wrapping arithmetic)."""
+    z = values.astype(np.uint64, copy=True)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+@dataclass(frozen=True)
+class WordBatch:
+    """Word hashes of a batch of documents, flattened, with document offsets."""
+
+    hashes: np.ndarray  # uint64, all words of all documents in order
+    offsets: np.ndarray  # int64, len = documents + 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def hash_words(docs: Sequence[str]) -> WordBatch:
+    import pandas as pd
+
+    tokenised = [words(d) for d in docs]
+    lengths = np.fromiter((len(t) for t in tokenised), dtype=np.int64, count=len(tokenised))
+    offsets = np.zeros(len(tokenised) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = [w for t in tokenised for w in t]
+    if not flat:
+        return WordBatch(np.zeros(0, dtype=np.uint64), offsets)
+    hashes = pd.util.hash_array(np.asarray(flat, dtype=object))
+    return WordBatch(hashes.astype(np.uint64, copy=False), offsets)
+
+
+@dataclass(frozen=True)
+class GramBatch:
+    """n-gram hashes of a batch of documents; ``doc[i]`` is the document of ``hashes[i]``."""
+
+    hashes: np.ndarray  # uint64
+    doc: np.ndarray  # int64, non-decreasing
+    n_docs: int
+
+    def offsets(self) -> np.ndarray:
+        """Start of each document's grams in ``hashes`` (len = n_docs + 1)."""
+        out = np.zeros(self.n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.doc, minlength=self.n_docs), out=out[1:])
+        return out
+
+
+def ngram_hashes(batch: WordBatch, n: int, *, short_docs: str = "whole") -> GramBatch:
+    """Hashes of all word n-grams of each document.
+
+    ``short_docs``: what a document with fewer than ``n`` (but at least one) words
+    yields: ``"whole"`` one gram of its whole word sequence (hashed as an L-gram, so it
+    matches the L-grams of other documents), ``"none"`` nothing.
+    """
+    if not 1 <= n <= len(_POSITION_MULTIPLIERS):
+        raise ValueError(f"n must be in 1..{len(_POSITION_MULTIPLIERS)}")
+    h, offsets = batch.hashes, batch.offsets
+    lengths = np.diff(offsets)
+    n_docs = len(lengths)
+    if len(h) == 0:
+        return GramBatch(np.zeros(0, np.uint64), np.zeros(0, np.int64), n_docs)
+    doc_of_pos = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    pos = np.arange(len(h), dtype=np.int64)
+    end = offsets[1:][doc_of_pos]
+    full = pos + n <= end
+    if short_docs == "whole":
+        is_start = pos == offsets[:-1][doc_of_pos]
+        valid = full | (is_start & (lengths[doc_of_pos] < n))
+    else:
+        valid = full
+    starts = pos[valid]
+    ends = end[valid]
+    gram_len = np.minimum(ends - starts, n).astype(np.uint64)
+    padded = np.concatenate([h, np.zeros(n, dtype=np.uint64)])
+    acc = np.zeros(len(starts), dtype=np.uint64)
+    for j in range(n):
+        idx = starts + j
+        term = padded[idx] * _POSITION_MULTIPLIERS[j]
+        if short_docs == "whole":
+            term[idx >= ends] = 0
+        acc += term
+    acc ^= gram_len * _LEN_KEY
+    return GramBatch(mix64(acc), doc_of_pos[valid], n_docs)
+
+
+def text_ngram_hashes(texts: Sequence[str], n: int, *, short_docs: str = "whole"
+                      ) -> GramBatch:
+    return ngram_hashes(hash_words(texts), n, short_docs=short_docs)
+
+
+def multi_length_hashes(batch: WordBatch, lengths: set[int], *, whole_below: int = 0
+                        ) -> GramBatch:
+    """Every L-gram for each L in ``lengths``, plus, for documents with fewer than
+    ``whole_below`` words, the hash of the whole document, in one incremental pass.
+
+    The L-gram hash is a prefix of the weighted sum above, so the sum for length L+1 is
+    the sum for L plus one term: all lengths cost as much as the longest one.
+    """
+    h, offsets = batch.hashes, batch.offsets
+    lengths_of_doc = np.diff(offsets)
+    n_docs = len(lengths_of_doc)
+    wanted = sorted(set(lengths) | set(range(1, whole_below)))
+    if len(h) == 0 or not wanted:
+        return GramBatch(np.zeros(0, np.uint64), np.zeros(0, np.int64), n_docs)
+    longest = max(wanted)
+    if longest > len(_POSITION_MULTIPLIERS):
+        raise ValueError(f"n-gram length above {len(_POSITION_MULTIPLIERS)}")
+    doc_of_pos = np.repeat(np.arange(n_docs, dtype=np.int64), lengths_of_doc)
+    pos = np.arange(len(h), dtype=np.int64)
+    room = offsets[1:][doc_of_pos] - pos  # words from pos to the end of its document
+    is_start = room == lengths_of_doc[doc_of_pos]
+    padded = np.concatenate([h, np.zeros(longest, dtype=np.uint64)])
+    acc = np.zeros(len(h), dtype=np.uint64)
+    out_hashes, out_docs = [], []
+    for j in range(longest):
+        acc += padded[pos + j] * _POSITION_MULTIPLIERS[j]
+        size = j + 1
+        take = np.zeros(len(h), dtype=bool)
+        if size in lengths:
+            take |= room >= size
+        if size < whole_below:
+            take |= is_start & (room == size)
+        if take.any():
+            out_hashes.append(mix64(acc[take] ^ _length_tag(size)))
+            out_docs.append(doc_of_pos[take])
+    if not out_hashes:
+        return GramBatch(np.zeros(0, np.uint64), np.zeros(0, np.int64), n_docs)
+    docs = np.concatenate(out_docs)
+    order = np.argsort(docs, kind="stable")
+    return GramBatch(np.concatenate(out_hashes)[order], docs[order], n_docs)

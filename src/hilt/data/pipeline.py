@@ -1,0 +1,260 @@
+"""The selection pipeline: pure functions from candidates to a dataset's records.
+
+    candidates --filter--> --consent--> --examples--> --pii--> --exact dedup-->
+      --near dedup--> --decontaminate--> --balance--> --split--> records
+
+Every step reports how many items it removed, why, and which ones (event ids before
+examples exist, example keys after), and the reports go into the version's manifest.
+No database is touched here; :mod:`hilt.data.versions` feeds it and stores the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hilt.data.balance import assign_splits, balance
+from hilt.data.decontam import HeldoutIndex
+from hilt.data.examples import candidate_examples, event_feedback_selected, label_selected
+from hilt.data.minhash import near_duplicates
+from hilt.data.ngrams import normalise
+from hilt.data.pii import PiiDetector, RegexPiiDetector, redact
+from hilt.data.records import Candidate, Example
+from hilt.data.spec import SelectionSpec
+
+
+@dataclass
+class StepReport:
+    step: str
+    input: int
+    removed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    removed_ids: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def drop(self, reason: str, ident: str) -> None:
+        self.removed += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        self.removed_ids.setdefault(reason, []).append(ident)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "input": self.input, "removed": self.removed,
+                "output": self.input - self.removed, "reasons": dict(sorted(self.reasons.items())),
+                "removed_ids": {k: sorted(v) for k, v in sorted(self.removed_ids.items())},
+                **({"notes": self.notes} if self.notes else {})}
+
+
+@dataclass
+class SelectionResult:
+    examples: list[Example]
+    steps: list[StepReport]
+
+    def manifest_steps(self) -> list[dict[str, Any]]:
+        return [s.as_dict() for s in self.steps]
+
+
+def filter_candidates(cands: Iterable[Candidate], spec: SelectionSpec
+                      ) -> tuple[list[Candidate], StepReport]:
+    cands = list(cands)
+    report = StepReport("filter", len(cands))
+    slices = set(spec.labels.slices) if spec.labels.slices is not None else None
+    kept = []
+    for c in cands:
+        if slices is not None and c.slice not in slices:
+            report.drop("slice_not_selected", c.event_id)
+        elif not (any(label_selected(lb, spec.labels) for lb in c.labels)
+                  or (event_feedback_selected(c, spec.labels) and c.feedback)):
+            report.drop("no_selected_label", c.event_id)
+        else:
+            kept.append(c)
+    return kept, report
+
+
+def require_consent(cands: list[Candidate], spec: SelectionSpec
+                    ) -> tuple[list[Candidate], StepReport]:
+    required = frozenset(spec.consent.required_scopes) | {"train"}
+    report = StepReport("consent", len(cands), notes={"required_scopes": sorted(required)})
+    kept = []
+    for c in cands:
+        missing = required - c.consent
+        if c.erased:
+            report.drop("erased", c.event_id)
+        elif missing:
+            report.drop("missing_consent:" + ",".join(sorted(missing)), c.event_id)
+        else:
+            kept.append(c)
+    return kept, report
+
+
+def make_examples(cands: list[Candidate], spec: SelectionSpec
+                  ) -> tuple[list[Example], StepReport]:
+    report = StepReport("examples", len(cands))
+    out: list[Example] = []
+    for c in cands:
+        found = candidate_examples(c, spec)
+        if not found:
+            report.drop(f"no_{spec.kind}_example", c.event_id)
+        out.extend(found)
+    report.notes["examples"] = len(out)
+    return out, report
+
+
+def handle_pii(examples: list[Example], spec: SelectionSpec,
+               detector: PiiDetector | None = None) -> tuple[list[Example], StepReport]:
+    detector = detector or RegexPiiDetector(spec.pii.kinds)
+    report = StepReport("pii", len(examples), notes={"action": spec.pii.action})
+    kept = []
+    redacted = 0
+    for ex in examples:
+        hits = {}
+        for i, m in enumerate(ex.messages):
+            spans = detector.find(m["content"])
+            if spans:
+                hits[("m", i)] = spans
+        for name in Example.TEXT_FIELDS:
+            value = getattr(ex, name)
+            if value is not None:
+                spans = detector.find(value)
+                if spans:
+                    hits[("f", name)] = spans
+        if not hits:
+            kept.append(ex)
+            continue
+        kinds = sorted({s.kind for spans in hits.values() for s in spans})
+        if spec.pii.action == "exclude":
+            report.drop("pii:" + ",".join(kinds), ex.key)
+            continue
+        messages = [dict(m) for m in ex.messages]
+        for (where, name), spans in hits.items():
+            if where == "m":
+                messages[name]["content"] = redact(messages[name]["content"], spans)  # type: ignore[index]
+            else:
+                setattr(ex, name, redact(getattr(ex, name), spans))  # type: ignore[arg-type]
+        ex.messages, ex.redacted = messages, tuple(kinds)
+        redacted += 1
+        kept.append(ex)
+    report.notes["redacted"] = redacted
+    return kept, report
+
+
+def _priority(examples: list[Example]) -> list[Example]:
+    """Best first: higher label confidence, then key (for determinism)."""
+    return sorted(examples, key=lambda e: (-e.confidence, e.key))
+
+
+def exact_dedup(examples: list[Example]) -> tuple[list[Example], StepReport]:
+    report = StepReport("exact_dedup", len(examples))
+    seen: dict[bytes, str] = {}
+    kept = []
+    for ex in examples:
+        digest = hashlib.sha256(f"{ex.kind}\x00{ex.label}\x00{normalise(ex.dedup_text())}"
+                                .encode()).digest()
+        first = seen.get(digest)
+        if first is None:
+            seen[digest] = ex.key
+            kept.append(ex)
+        else:
+            report.drop("exact_duplicate", ex.key)
+    return kept, report
+
+
+def near_dedup(examples: list[Example], spec: SelectionSpec
+               ) -> tuple[list[Example], StepReport]:
+    cfg = spec.dedup
+    report = StepReport("near_dedup", len(examples), notes={
+        "threshold": cfg.threshold, "num_perm": cfg.num_perm,
+        "shingle_words": cfg.shingle_words, "seed": cfg.seed})
+    if not examples:
+        return examples, report
+    result = near_duplicates([ex.dedup_text() for ex in examples], threshold=cfg.threshold,
+                             num_perm=cfg.num_perm, shingle_words=cfg.shingle_words,
+                             seed=cfg.seed)
+    dup = result.duplicate_of.tolist()
+    kept = []
+    for ex, of in zip(examples, dup, strict=True):
+        # Near-duplicates with different labels are kept apart: they are not redundant
+        # copies of one example (classification labels must agree to merge).
+        if of >= 0 and examples[of].label == ex.label:
+            report.drop("near_duplicate", ex.key)
+        else:
+            kept.append(ex)
+    report.notes["similar_pairs"] = int(len(result.pairs))
+    return kept, report
+
+
+def decontaminate(examples: list[Example], index: HeldoutIndex,
+                  batch: int = 8192) -> tuple[list[Example], StepReport]:
+    report = StepReport("decontaminate", len(examples), notes={
+        "ngram": index.ngram, "min_short_words": index.min_short_words,
+        "heldout_items": len(index)})
+    kept = []
+    for lo in range(0, len(examples), batch):
+        chunk = examples[lo:lo + batch]
+        fields: list[str] = []
+        owner: list[int] = []
+        for i, ex in enumerate(chunk):
+            for t in ex.texts():
+                fields.append(t)
+                owner.append(i)
+        hits = index.match(fields)
+        bad: dict[int, int] = {}
+        for f, item in enumerate(hits.tolist()):
+            if item >= 0:
+                bad.setdefault(owner[f], item)
+        for i, ex in enumerate(chunk):
+            if i in bad:
+                report.drop(f"heldout:{index.items[bad[i]].suite_id}", ex.key)
+            else:
+                kept.append(ex)
+    return kept, report
+
+
+def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
+                  heldout: HeldoutIndex | Iterable[tuple[str, str, str]], *,
+                  detector: PiiDetector | None = None) -> SelectionResult:
+    """Run every step; the examples come back in a canonical order (by key)."""
+    index = heldout if isinstance(heldout, HeldoutIndex) else HeldoutIndex(
+        heldout, ngram=spec.decontamination.ngram,
+        min_short_words=spec.decontamination.min_short_words)
+    steps: list[StepReport] = []
+    cands, rep = filter_candidates(candidates, spec)
+    steps.append(rep)
+    cands, rep = require_consent(cands, spec)
+    steps.append(rep)
+    examples, rep = make_examples(cands, spec)
+    steps.append(rep)
+    del cands
+    examples, rep = handle_pii(examples, spec, detector)
+    steps.append(rep)
+    examples = _priority(examples)
+    if spec.dedup.exact:
+        examples, rep = exact_dedup(examples)
+        steps.append(rep)
+    if spec.dedup.near:
+        examples, rep = near_dedup(examples, spec)
+        steps.append(rep)
+    examples, rep = decontaminate(examples, index)
+    steps.append(rep)
+    before = len(examples)
+    examples, removed = balance(examples, spec.balance)
+    rep = StepReport("balance", before, removed=before - len(examples),
+                     reasons={k: len(v) for k, v in removed.items()}, removed_ids=removed,
+                     notes={"strategy": spec.balance.strategy})
+    steps.append(rep)
+    examples.sort(key=lambda e: e.key)
+    counts = assign_splits(examples, spec.split)
+    slices: dict[str, int] = defaultdict(int)
+    for ex in examples:
+        slices[ex.slice] += 1
+    steps.append(StepReport("split", len(examples), notes={
+        "counts": counts, "slices": dict(sorted(slices.items())),
+        "validation_fraction": spec.split.validation_fraction,
+        "group_by": spec.split.group_by}))
+    return SelectionResult(examples, steps)
+
+
+def records_of(examples: Sequence[Example]) -> list[dict[str, Any]]:
+    return [ex.to_record() for ex in examples]

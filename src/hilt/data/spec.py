@@ -1,0 +1,220 @@
+"""The selection spec: which labels become which kind of training data, and how.
+
+Written in YAML, validated with pydantic, stored verbatim inside every dataset version's
+manifest. A bad spec raises :class:`hilt.errors.InputError` naming the file, the line of
+the offending key where it can be found, and the dotted field path.
+
+Two guarantees hold whatever the spec says: records always need the ``train`` consent
+scope (more scopes may be required, never fewer), and decontamination against every
+registered held-out suite cannot be switched off (only its n-gram length is tunable).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator)
+
+from hilt.errors import InputError
+
+OUTPUT_KINDS = ("preference", "sft", "classification")
+# Which kinds of record each source can produce.
+SOURCE_KINDS: dict[str, tuple[str, ...]] = {
+    "event_preference": ("preference",),
+    "event_edit": ("preference", "sft"),
+    "event_label": ("classification",),
+    "label_preference": ("preference",),
+    "label_ranking": ("preference",),
+    "label_rewrite": ("preference", "sft"),
+    "label_approval": ("sft",),
+    "label_class": ("classification",),
+}
+SOURCES = tuple(SOURCE_KINDS)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelFilter(_Section):
+    since: datetime | None = None
+    until: datetime | None = None
+    rubric_ids: list[str] | None = None
+    rubric_versions: list[int] | None = None
+    provenance: list[str] | None = None
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    slices: list[str] | None = Field(default=None, description="keep only these slices")
+    slice_key: str = Field(default="slice", min_length=1,
+                           description="context.metadata key holding an event's slice")
+
+    @field_validator("provenance")
+    @classmethod
+    def _known_provenance(cls, kinds: list[str] | None) -> list[str] | None:
+        from hilt.review.records import PROVENANCE_KINDS
+
+        if kinds is not None:
+            unknown = sorted(set(kinds) - set(PROVENANCE_KINDS))
+            if unknown:
+                raise ValueError(f"unknown provenance {unknown}; known: {list(PROVENANCE_KINDS)}")
+        return kinds
+
+
+class ConsentSpec(_Section):
+    required_scopes: list[str] = Field(default_factory=lambda: ["train"])
+
+    @field_validator("required_scopes")
+    @classmethod
+    def _train_required(cls, scopes: list[str]) -> list[str]:
+        from hilt.events.model import CONSENT_SCOPES
+
+        unknown = sorted(set(scopes) - set(CONSENT_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown consent scope(s) {unknown}")
+        if "train" not in scopes:
+            raise ValueError("training data always requires the 'train' scope")
+        return sorted(set(scopes))
+
+
+class PiiSpec(_Section):
+    action: Literal["exclude", "redact"] = "exclude"
+    kinds: list[Literal["email", "phone", "card", "ip"]] = Field(
+        default_factory=lambda: ["email", "phone", "card", "ip"])
+
+
+class DedupSpec(_Section):
+    exact: bool = True
+    near: bool = True
+    threshold: float = Field(default=0.8, gt=0, le=1, description="Jaccard threshold")
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    shingle_words: int = Field(default=5, ge=1, le=32)
+    seed: int = 1
+
+
+class DecontaminationSpec(_Section):
+    ngram: int = Field(default=13, ge=5, le=64)
+    min_short_words: int = Field(
+        default=5, ge=1, le=64,
+        description="held-out texts shorter than ngram but with at least this many "
+                    "words are matched as whole word sequences; shorter ones only when "
+                    "a whole field equals them")
+
+
+class BalanceSpec(_Section):
+    strategy: Literal["none", "cap", "equal"] = "none"
+    max_per_slice: int | None = Field(default=None, ge=1)
+    seed: str = "hilt"
+
+
+class SplitSpec(_Section):
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+    group_by: Literal["prompt", "event", "subject"] = "prompt"
+    seed: str = "hilt"
+
+
+class SftSpec(_Section):
+    approval_question: str | None = None
+    approve_values: list[str] = Field(default_factory=lambda: ["approve", "good", "yes"])
+    min_scale: float | None = None
+
+
+class ClassificationSpec(_Section):
+    question_id: str | None = Field(default=None, description="rubric question / label name")
+    text: Literal["prompt", "response", "prompt_response"] = "prompt"
+    label_map: dict[str, str] = Field(default_factory=dict)
+
+
+class SelectionSpec(_Section):
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["preference", "sft", "classification"]
+    sources: list[str] | None = None
+    labels: LabelFilter = Field(default_factory=LabelFilter)
+    consent: ConsentSpec = Field(default_factory=ConsentSpec)
+    pii: PiiSpec = Field(default_factory=PiiSpec)
+    dedup: DedupSpec = Field(default_factory=DedupSpec)
+    decontamination: DecontaminationSpec = Field(default_factory=DecontaminationSpec)
+    balance: BalanceSpec = Field(default_factory=BalanceSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    sft: SftSpec = Field(default_factory=SftSpec)
+    classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, sources: list[str] | None, info: ValidationInfo
+                       ) -> list[str] | None:
+        if sources is None:
+            return None
+        unknown = sorted(set(sources) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown source(s) {unknown}; known: {list(SOURCES)}")
+        kind = info.data.get("kind")
+        wrong = sorted(s for s in sources if kind and kind not in SOURCE_KINDS[s])
+        if wrong:
+            raise ValueError(f"source(s) {wrong} cannot produce {kind!r} records")
+        return sources
+
+    def active_sources(self) -> tuple[str, ...]:
+        if self.sources is not None:
+            return tuple(self.sources)
+        return tuple(s for s, kinds in SOURCE_KINDS.items() if self.kind in kinds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _line_of(text: str, path: tuple[Any, ...]) -> int | None:
+    """Best-effort 1-based line of a dotted key path in a YAML document."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                return line
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
+                and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def parse_spec(data: Any, *, file: str | None = None, text: str | None = None
+               ) -> SelectionSpec:
+    if not isinstance(data, dict):
+        raise InputError("a selection spec must be a mapping", file=file, line=1)
+    try:
+        return SelectionSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        field = ".".join(str(p) for p in loc) or None
+        line = _line_of(text, loc) if text is not None else None
+        raise InputError(err["msg"], file=file, line=line, field=field) from None
+
+
+def load_spec(path: str | Path) -> SelectionSpec:
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+                         line=mark.line + 1 if mark else None) from None
+    return parse_spec(data, file=str(path), text=text)
