@@ -65,7 +65,7 @@ def test_any_change_of_content_changes_the_derived_id(record: dict, part: str) -
     ({"interaction": {"prompt": "a"}, "feedback": [{"kind": "rating", "value": 7}]},
      "feedback[0]"),
     ({"interaction": {"prompt": "a"}, "feedback": [{"kind": "nope"}]}, "feedback[0]"),
-    ({"interaction": {"prompt": "a"}, "context": {"consent": ["sell"]}}, "context.consent"),
+    ({"interaction": {"prompt": "a"}, "context": {"consent": ["sell"]}}, "context.consent[0]"),
     ({"interaction": {"prompt": "a"}, "context": {"decoder": {"top_p": 3}}},
      "context.decoder.top_p"),
     ({"interaction": {"prompt": "a"}, "responses": [{"text": "x"}],

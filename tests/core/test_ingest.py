@@ -75,7 +75,7 @@ def test_bad_line_names_file_line_field_and_writes_nothing(engine: Engine,
     f = write_jsonl(tmp_path / "bad.jsonl", records)
     with pytest.raises(InputError) as err:
         ingest_file(engine, f)
-    assert (err.value.file, err.value.line, err.value.field) == (str(f), 4, "context.consent")
+    assert (err.value.file, err.value.line, err.value.field) == (str(f), 4, "context.consent[0]")
     assert count(engine) == 0
 
 
@@ -115,3 +115,15 @@ def test_property_resending_overlapping_batches_never_duplicates(
     assert a.new == len(set(first))
     assert b.new == len(set(second) - set(first))
     assert count(engine) == len(set(first) | set(second))
+
+
+def test_bulk_path_stores_datetimes_like_the_orm(engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    ingest_events(engine, [sample(1, created_at="2026-01-02T03:04:05+02:00")])
+    with transaction(engine) as s:
+        row = s.execute(sa.select(EventRow)).scalar_one()
+        assert row.created_at == datetime(2026, 1, 2, 1, 4, 5, tzinfo=UTC)
+        later = s.execute(sa.select(sa.func.count()).select_from(EventRow).where(
+            EventRow.created_at > datetime(2026, 1, 2, 1, 4, 4, tzinfo=UTC))).scalar_one()
+        assert later == 1

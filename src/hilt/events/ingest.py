@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,12 @@ class IngestResult:
         return asdict(self)
 
 
+def consent_column(scopes: Sequence[str]) -> str:
+    """``",review,train,"``: sorted, deduplicated, comma-fenced for LIKE filters."""
+    unique = sorted(set(scopes))
+    return "," + ",".join(unique) + ("," if unique else "")
+
+
 def event_row(event: FeedbackEvent, batch_id: str, now: Any) -> dict[str, Any]:
     payload = event.model_dump_json(exclude={"id"})
     ctx = event.context
@@ -64,7 +71,7 @@ def event_row(event: FeedbackEvent, batch_id: str, now: Any) -> dict[str, Any]:
         "prompt_template_id": ctx.prompt_template_id,
         "prompt_template_version": ctx.prompt_template_version,
         "role_format": ctx.role_format,
-        "consent_scopes": "," + ",".join(ctx.consent) + ("," if ctx.consent else ""),
+        "consent_scopes": consent_column(ctx.consent),
         "ingest_batch": batch_id, "payload": payload,
     }
 
@@ -135,10 +142,20 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> int:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     stmt = sqlite_insert(_events_bulk).on_conflict_do_nothing(index_elements=["id"])
+    # The bulk table has untyped columns, so store datetimes exactly as UTCDateTime does.
+    for row in rows:
+        for key in ("created_at", "ingested_at"):
+            row[key] = _sqlite_datetime(row[key])
     total = 0
     for i in range(0, len(rows), 5000):
         total += session.execute(stmt, rows[i:i + 5000]).rowcount
     return total
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _after_ingest(session: Session, events: list[FeedbackEvent], actor: str) -> int:

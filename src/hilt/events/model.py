@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hilt.canonical import content_hash
 
 CONSENT_SCOPES = ("review", "train", "eval")
+ConsentScope = Literal["review", "train", "eval"]
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -79,17 +80,10 @@ class Context(_Strict):
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
     source: str | None = None
     subject_id: str | None = Field(default=None, description="pseudonymous subject id")
-    consent: list[str] = Field(default_factory=list, description="consent scopes")
+    consent: list[ConsentScope] = Field(
+        default_factory=list, description="consent scopes: review, train, eval")
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("consent")
-    @classmethod
-    def _known_scopes(cls, scopes: list[str]) -> list[str]:
-        unknown = sorted(set(scopes) - set(CONSENT_SCOPES))
-        if unknown:
-            raise ValueError(f"unknown consent scope(s) {unknown}; known: {list(CONSENT_SCOPES)}")
-        return sorted(set(scopes))
 
 
 class _FeedbackBase(_Strict):

@@ -42,17 +42,24 @@ def file_format(path: Path) -> str:
     raise InputError("unknown file type; expected .jsonl, .csv or .parquet", file=str(path))
 
 
+Record = dict[str, Any] | str | InputError
+
+
 def read_records(path: str | Path, *, lenient: bool = False
-                 ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+                 ) -> Iterator[tuple[int, dict[str, Any] | str | InputError]]:
     """Yield ``(line, record)``; a line that cannot be read raises, or with ``lenient``
-    is yielded as its :class:`InputError` so the caller can reject it and go on."""
+    is yielded as its :class:`InputError` so the caller can reject it and go on.
+
+    JSONL records come as the raw line (str): pydantic parses and validates JSON in one
+    pass, about twice as fast as ``json.loads`` followed by validation.
+    """
     for line, item in _read_any(Path(path)):
         if isinstance(item, InputError) and not lenient:
             raise item
         yield line, item
 
 
-def _read_any(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def _read_any(path: Path) -> Iterator[tuple[int, Record]]:
     if not path.exists():
         raise InputError("file not found", file=str(path))
     fmt = file_format(path)
@@ -64,25 +71,20 @@ def _read_any(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         yield from _read_parquet(path)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
     with _open_text(path) as fh:
         for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
+            stripped = line.strip()
+            if not stripped:
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield line_no, InputError(f"invalid JSON: {exc.msg} at column {exc.colno}",
-                                          file=str(path), line=line_no)
-                continue
-            if not isinstance(record, dict):
+            if not stripped.startswith("{"):
                 yield line_no, InputError("each line must be a JSON object",
                                           file=str(path), line=line_no)
                 continue
-            yield line_no, record
+            yield line_no, stripped
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def _read_csv(path: Path) -> Iterator[tuple[int, Record]]:
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
@@ -99,7 +101,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
                 yield line_no, err
 
 
-def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def _read_parquet(path: Path) -> Iterator[tuple[int, Record]]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)

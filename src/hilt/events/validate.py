@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +31,20 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def validation_error(exc: ValidationError, *, file: str | None, line: int | None
                      ) -> InputError:
     first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return InputError(f"invalid JSON: {first['ctx'].get('error', first['msg'])}",
+                          file=file, line=line)
+    if first["type"] == "model_type" and not first["loc"]:
+        return InputError("each line must be a JSON object", file=file, line=line)
     return InputError(first["msg"], file=file, line=line, field=_field_path(first["loc"]))
 
 
-def parse_event(record: dict[str, Any], *, file: str | None = None,
+def parse_event(record: dict[str, Any] | str, *, file: str | None = None,
                 line: int | None = None) -> FeedbackEvent:
+    """Validate one record (a dict, or a JSON text) and fill in its id."""
     try:
+        if isinstance(record, str):
+            return FeedbackEvent.model_validate_json(record).with_id()
         return FeedbackEvent.model_validate(record).with_id()
     except ValidationError as exc:
         raise validation_error(exc, file=file, line=line) from None
@@ -48,7 +57,7 @@ class Parsed:
     rejects: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_all(records: Iterable[tuple[int, dict[str, Any] | InputError]], *,
+def parse_all(records: Iterable[tuple[int, dict[str, Any] | str | InputError]], *,
               file: str | None,
               skip_invalid: bool = False) -> Parsed:
     """Validate every record. Without ``skip_invalid`` the first bad record raises."""
@@ -62,8 +71,17 @@ def parse_all(records: Iterable[tuple[int, dict[str, Any] | InputError]], *,
             if not skip_invalid:
                 raise
             raw = None if isinstance(record, InputError) else record
+            if isinstance(raw, str):
+                raw = _json_or_text(raw)
             out.rejects.append({**err.as_dict(), "record": raw})
             continue
         out.events.append(event)
         out.lines.append(line)
     return out
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
