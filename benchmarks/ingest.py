@@ -33,8 +33,9 @@ COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "subject
            "model_version", "policy_version", "prompt_template_id",
            "prompt_template_version", "role_format", "consent_scopes", "ingest_batch",
            "payload")
-WORDS = ("the model answer user please explain why how safe policy data review code "
-         "python error result table chart summary example question").split()
+WORDS = ("the", "model", "answer", "user", "please", "explain", "why", "how", "safe", "policy",
+         "data", "review", "code", "python", "error", "result", "table", "chart",
+         "summary", "example", "question")
 
 
 def make_file(path: Path, n: int, seed: int = 0) -> None:
@@ -151,8 +152,8 @@ def main() -> None:
             results.append(("PostgreSQL", "psycopg COPY", *pg))
     print(f"\nIngest of {n:,} events from JSONL (hilt: parse + validate + dedup + insert + "
           "audit; raw: json.loads + driver bulk insert)\n")
-    print(f"| database   | baseline            | hilt ev/s | raw ev/s | hilt/raw |")
-    print(f"|------------|---------------------|-----------|----------|----------|")
+    print("| database   | baseline            | hilt ev/s | raw ev/s | hilt/raw |")
+    print("|------------|---------------------|-----------|----------|----------|")
     for name, base, hilt_s, raw_s in results:
         print(f"| {name:<10} | {base:<19} | {n / hilt_s:>9,.0f} | {n / raw_s:>8,.0f} "
               f"| {raw_s / hilt_s:>7.0%} |")
