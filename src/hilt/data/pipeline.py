@@ -21,7 +21,7 @@ from hilt.data.decontam import HeldoutIndex
 from hilt.data.examples import candidate_examples, event_feedback_selected, label_selected
 from hilt.data.minhash import near_duplicates
 from hilt.data.ngrams import normalise
-from hilt.data.pii import PiiDetector, RegexPiiDetector, redact
+from hilt.data.pii import PiiDetector, PiiSpan, RegexPiiDetector, redact
 from hilt.data.records import Candidate, Example
 from hilt.data.spec import SelectionSpec
 
@@ -109,30 +109,31 @@ def handle_pii(examples: list[Example], spec: SelectionSpec,
     kept = []
     redacted = 0
     for ex in examples:
-        hits = {}
+        message_hits: dict[int, list[PiiSpan]] = {}
+        field_hits: dict[str, list[PiiSpan]] = {}
         for i, m in enumerate(ex.messages):
             spans = detector.find(m["content"])
             if spans:
-                hits[("m", i)] = spans
+                message_hits[i] = spans
         for name in Example.TEXT_FIELDS:
             value = getattr(ex, name)
             if value is not None:
                 spans = detector.find(value)
                 if spans:
-                    hits[("f", name)] = spans
-        if not hits:
+                    field_hits[name] = spans
+        if not message_hits and not field_hits:
             kept.append(ex)
             continue
-        kinds = sorted({s.kind for spans in hits.values() for s in spans})
+        kinds = sorted({s.kind for spans in [*message_hits.values(), *field_hits.values()]
+                        for s in spans})
         if spec.pii.action == "exclude":
             report.drop("pii:" + ",".join(kinds), ex.key)
             continue
         messages = [dict(m) for m in ex.messages]
-        for (where, name), spans in hits.items():
-            if where == "m":
-                messages[name]["content"] = redact(messages[name]["content"], spans)  # type: ignore[index]
-            else:
-                setattr(ex, name, redact(getattr(ex, name), spans))  # type: ignore[arg-type]
+        for i, spans in message_hits.items():
+            messages[i]["content"] = redact(messages[i]["content"], spans)
+        for name, spans in field_hits.items():
+            setattr(ex, name, redact(getattr(ex, name), spans))
         ex.messages, ex.redacted = messages, tuple(kinds)
         redacted += 1
         kept.append(ex)

@@ -15,8 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from hilt.errors import InputError
 
@@ -33,6 +32,10 @@ SOURCE_KINDS: dict[str, tuple[str, ...]] = {
     "label_class": ("classification",),
 }
 SOURCES = tuple(SOURCE_KINDS)
+
+
+PiiKind = Literal["email", "phone", "card", "ip"]
+_ALL_PII: tuple[PiiKind, ...] = ("email", "phone", "card", "ip")
 
 
 class _Section(BaseModel):
@@ -80,8 +83,7 @@ class ConsentSpec(_Section):
 
 class PiiSpec(_Section):
     action: Literal["exclude", "redact"] = "exclude"
-    kinds: list[Literal["email", "phone", "card", "ip"]] = Field(
-        default_factory=lambda: ["email", "phone", "card", "ip"])
+    kinds: list[PiiKind] = Field(default_factory=lambda: list(_ALL_PII))
 
 
 class DedupSpec(_Section):

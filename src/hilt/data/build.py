@@ -1,0 +1,165 @@
+"""Build a dataset version from the store: select, write the records, record the manifest.
+
+A version is content-addressed: its id is the sha256 of ``records.jsonl``, one canonical
+JSON record per line (``hilt.canonical``), sorted by record key, so anyone can recompute
+it with ``sha256sum``. Building the same records again returns the existing version
+(versions are immutable). The files live in ``<data dir>/<id>/`` next to
+``manifest.json``; the database holds the manifest and every record's lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+import hilt
+from hilt.canonical import canonical_json, sha256_hex
+from hilt.config import hilt_home
+from hilt.data.decontam import HeldoutIndex
+from hilt.data.pii import PiiDetector
+from hilt.data.pipeline import SelectionResult, run_selection
+from hilt.data.records import Example
+from hilt.data.sources import (
+    HeldoutSource,
+    LabelSource,
+    default_heldout_source,
+    default_label_source,
+    load_candidates,
+)
+from hilt.data.spec import SelectionSpec
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
+
+RECORDS_FILE = "records.jsonl"
+MANIFEST_FILE = "manifest.json"
+_UNSET: Any = object()
+
+
+def data_dir(path: str | Path | None = None) -> Path:
+    return Path(path) if path is not None else hilt_home() / "datasets"
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when running from a checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
+                                cwd=Path(__file__).parent, capture_output=True, text=True,
+                                timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{hilt.__version__}+{commit}" if commit else hilt.__version__
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    version_id: str
+    created: bool
+    record_count: int
+    manifest: dict[str, Any]
+
+
+def write_records(examples: list[Example], directory: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Write ``records.jsonl``; returns its sha256 and per-record lineage rows."""
+    digest = hashlib.sha256()
+    rows = []
+    with open(directory / RECORDS_FILE, "wb") as fh:
+        for ex in examples:
+            record = ex.to_record()
+            line = (canonical_json(record) + "\n").encode("utf-8")
+            digest.update(line)
+            fh.write(line)
+            lin = record["lineage"]
+            rows.append({"record_key": ex.key, "record_hash": sha256_hex(line[:-1]),
+                         "event_id": ex.event_id, "split": ex.split,
+                         "label_ids": lin["label_ids"], "review_ids": lin["review_ids"],
+                         "adjudication_ids": lin["adjudication_ids"],
+                         "rubrics": lin["rubrics"], "policy_versions": lin["policy_versions"]})
+    return digest.hexdigest(), rows
+
+
+def lineage_summary(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = {k: set() for k in (
+        "event_ids", "label_ids", "review_ids", "adjudication_ids", "rubrics",
+        "policy_versions")}
+    for r in rows:
+        out["event_ids"].add(r["event_id"])
+        for k in ("label_ids", "review_ids", "adjudication_ids", "rubrics", "policy_versions"):
+            out[k].update(r[k])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def build_version(session: Session, spec: SelectionSpec, *, actor: str,
+                  label_source: LabelSource | None = _UNSET,
+                  heldout_source: HeldoutSource | None = None,
+                  directory: str | Path | None = None,
+                  detector: PiiDetector | None = None) -> BuildResult:
+    """Select from the store and record a version (in the caller's transaction)."""
+    labels: LabelSource | None = (default_label_source() if label_source is _UNSET
+                                  else label_source)
+    heldout_of: HeldoutSource = heldout_source or default_heldout_source()
+    heldout = heldout_of(session)
+    index = HeldoutIndex(heldout, ngram=spec.decontamination.ngram,
+                         min_short_words=spec.decontamination.min_short_words)
+    candidates = load_candidates(session, spec, label_source=labels)
+    result = run_selection(candidates, spec, index, detector=detector)
+    return store_result(session, spec, result, actor=actor, directory=directory, notes={
+        "label_source": "unavailable" if labels is None else
+        f"{labels.__module__}.{getattr(labels, '__qualname__', 'labels')}",
+        "heldout_items": len(index)})
+
+
+def store_result(session: Session, spec: SelectionSpec, result: SelectionResult, *,
+                 actor: str, directory: str | Path | None = None,
+                 notes: dict[str, Any] | None = None) -> BuildResult:
+    root = data_dir(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        version_id, rows = write_records(result.examples, tmp)
+        existing = session.get(DatasetVersionRow, version_id)
+        if existing is not None:
+            shutil.rmtree(tmp)
+            return BuildResult(version_id, False, existing.record_count, existing.manifest)
+        now = utcnow()
+        steps = result.manifest_steps()
+        manifest: dict[str, Any] = {
+            "version_id": version_id, "name": spec.name, "kind": spec.kind,
+            "record_count": len(rows), "spec": spec.as_dict(), "steps": steps,
+            "lineage": lineage_summary(rows),
+            "code_version": code_version(), "built_by": actor, "built_at": now.isoformat(),
+            "records_sha256": version_id, **({"notes": notes} if notes else {})}
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False),
+                                         encoding="utf-8")
+        target = root / version_id
+        if target.exists():  # left by a build whose transaction did not commit
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    session.add(DatasetVersionRow(
+        id=version_id, name=spec.name, kind=spec.kind, record_count=len(rows),
+        spec=spec.as_dict(), manifest=json.loads(canonical_json(manifest)),
+        code_version=manifest["code_version"], created_by=actor, created_at=now,
+        data_path=str(target.resolve())))
+    session.flush()
+    for lo in range(0, len(rows), 5000):
+        session.execute(sa.insert(DatasetRecordRow),
+                        [{"version_id": version_id, **r} for r in rows[lo:lo + 5000]])
+    audit.append(session, actor=actor, action="dataset.build", entity_type="dataset_version",
+                 entity_id=version_id, payload={
+                     "name": spec.name, "kind": spec.kind, "records": len(rows),
+                     "spec_sha256": sha256_hex(canonical_json(spec.as_dict())),
+                     "steps": {s["step"]: s["removed"] for s in steps}})
+    return BuildResult(version_id, True, len(rows), manifest)

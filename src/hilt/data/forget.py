@@ -1,0 +1,112 @@
+"""Right to be forgotten: erase a subject's content and revoke what was built from it.
+
+``forget`` (GDPR art. 17 style erasure) does, in one transaction:
+
+1. every event of the subject keeps its row, id and content hash (so references and the
+   audit chain stay valid) but loses its content: the payload becomes
+   ``{"erased": true}`` and ``erased_at`` is set;
+2. every dataset version holding a record of those events is revoked with the reason,
+   and its exports are flagged (a ``REVOKED.json`` marker is left beside each);
+3. one audit entry records the act, naming the subject only by the sha256 of its id.
+
+After the commit the records files of the revoked versions are deleted (they contain the
+erased content); a ``REVOKED.json`` marker stays in their folder. Exports already copied
+elsewhere cannot be deleted from here: they are flagged, and the flag is what downstream
+checks read. Future builds never see the content again (it is gone from the store).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hilt.canonical import sha256_hex
+from hilt.data.build import RECORDS_FILE
+from hilt.data.versions import flag_exports
+from hilt.errors import InputError
+from hilt.store import audit
+from hilt.store.db import transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
+
+
+@dataclass
+class ForgetResult:
+    subject_sha256: str
+    events_erased: int
+    versions_revoked: list[str] = field(default_factory=list)
+    exports_flagged: list[str] = field(default_factory=list)
+    files_to_delete: list[str] = field(default_factory=list)
+    files_deleted: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def erase_subject(session: Session, subject_id: str, *, actor: str,
+                  reason: str = "right to be forgotten") -> ForgetResult:
+    """The database part of forgetting, in the caller's transaction."""
+    if not subject_id.strip():
+        raise InputError("subject id is empty", field="subject")
+    now = utcnow()
+    subject_hash = sha256_hex(subject_id)
+    rows = list(session.execute(sa.select(EventRow).where(EventRow.subject_id == subject_id)
+                                .with_for_update()).scalars())
+    erased = 0
+    for row in rows:
+        if row.erased_at is None:
+            row.payload = {"erased": True}
+            row.erased_at = now
+            erased += 1
+    event_ids = [r.id for r in rows]
+    version_ids: set[str] = set()
+    for lo in range(0, len(event_ids), 1000):
+        version_ids.update(session.execute(
+            sa.select(DatasetRecordRow.version_id).distinct()
+            .where(DatasetRecordRow.event_id.in_(event_ids[lo:lo + 1000]))).scalars())
+    result = ForgetResult(subject_hash, erased)
+    why = f"{reason}: subject sha256 {subject_hash[:16]} erased"
+    for vid in sorted(version_ids):
+        version = session.get(DatasetVersionRow, vid)
+        assert version is not None
+        if version.revoked_at is None:
+            version.revoked_at, version.revoked_by, version.revoked_reason = now, actor, why
+            result.versions_revoked.append(vid)
+        # Even an already revoked version loses its records file: it holds the content.
+        result.files_to_delete.append(str(Path(version.data_path) / RECORDS_FILE))
+        result.exports_flagged.extend(e.id for e in flag_exports(session, vid, why))
+    audit.append(session, actor=actor, action="subject.forget", entity_type="subject",
+                 entity_id=f"subject:{subject_hash[:16]}", payload={
+                     "subject_sha256": subject_hash, "reason": reason,
+                     "events_erased": erased, "event_ids": sorted(event_ids),
+                     "versions_revoked": result.versions_revoked,
+                     "exports_flagged": result.exports_flagged})
+    return result
+
+
+def delete_files(result: ForgetResult, reason: str = "right to be forgotten") -> None:
+    for name in result.files_to_delete:
+        path = Path(name)
+        if path.exists():
+            path.unlink()
+            result.files_deleted.append(name)
+        (path.parent / "REVOKED.json").write_text(json.dumps(
+            {"reason": reason, "subject_sha256": result.subject_sha256,
+             "records_deleted_at": utcnow().isoformat()}), encoding="utf-8") \
+            if path.parent.exists() else None
+
+
+def forget(engine: Engine, subject_id: str, *, actor: str,
+           reason: str = "right to be forgotten") -> ForgetResult:
+    """Erase, revoke and flag in one transaction, then delete the records files."""
+    with transaction(engine) as session:
+        result = erase_subject(session, subject_id, actor=actor, reason=reason)
+    delete_files(result, reason)
+    return result
