@@ -58,10 +58,10 @@ def routes_without_roles(app: FastAPI) -> list[str]:
 
 
 def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
-    out = {}
+    out: dict[tuple[str, str], set[str]] = {}
     for r in api_routes(app):
         if r.path not in PUBLIC_PATHS:
-            for method in r.methods:
+            for method in r.methods or ():
                 out[(method, r.path)] = _declared_roles(r) or set()
     return out
 

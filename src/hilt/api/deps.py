@@ -20,7 +20,8 @@ _bearer = HTTPBearer(auto_error=False, description="an API token from `hilt toke
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 
 from hilt.config import database_url
 
@@ -19,7 +20,7 @@ DbOption = Annotated[str | None, typer.Option("--db", help="database URL "
                      "(default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
 
 
-def engine_for(db: str | None):  # type: ignore[no-untyped-def]
+def engine_for(db: str | None) -> Engine:
     from hilt.store.db import make_engine
 
     return make_engine(db or database_url())

@@ -11,6 +11,7 @@ No database is touched here; :mod:`hilt.data.versions` feeds it and stores the r
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -215,36 +216,50 @@ def decontaminate(examples: list[Example], index: HeldoutIndex,
 
 def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
                   heldout: HeldoutIndex | Iterable[tuple[str, str, str]], *,
-                  detector: PiiDetector | None = None) -> SelectionResult:
-    """Run every step; the examples come back in a canonical order (by key)."""
+                  detector: PiiDetector | None = None,
+                  timings: dict[str, float] | None = None) -> SelectionResult:
+    """Run every step; the examples come back in a canonical order (by key).
+
+    ``timings``, when given, receives the seconds each step took.
+    """
+    clock = _Clock(timings)
     index = heldout if isinstance(heldout, HeldoutIndex) else HeldoutIndex(
         heldout, ngram=spec.decontamination.ngram,
         min_short_words=spec.decontamination.min_short_words)
+    clock.lap("heldout_index")
     steps: list[StepReport] = []
     cands, rep = filter_candidates(candidates, spec)
     steps.append(rep)
+    clock.lap("filter")
     cands, rep = require_consent(cands, spec)
     steps.append(rep)
+    clock.lap("consent")
     examples, rep = make_examples(cands, spec)
     steps.append(rep)
     del cands
+    clock.lap("examples")
     examples, rep = handle_pii(examples, spec, detector)
     steps.append(rep)
+    clock.lap("pii")
     examples = _priority(examples)
     if spec.dedup.exact:
         examples, rep = exact_dedup(examples)
         steps.append(rep)
+    clock.lap("exact_dedup")
     if spec.dedup.near:
         examples, rep = near_dedup(examples, spec)
         steps.append(rep)
+    clock.lap("near_dedup")
     examples, rep = decontaminate(examples, index)
     steps.append(rep)
+    clock.lap("decontaminate")
     before = len(examples)
     examples, removed = balance(examples, spec.balance)
     rep = StepReport("balance", before, removed=before - len(examples),
                      reasons={k: len(v) for k, v in removed.items()}, removed_ids=removed,
                      notes={"strategy": spec.balance.strategy})
     steps.append(rep)
+    clock.lap("balance")
     examples.sort(key=lambda e: e.key)
     counts = assign_splits(examples, spec.split)
     slices: dict[str, int] = defaultdict(int)
@@ -254,7 +269,19 @@ def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
         "counts": counts, "slices": dict(sorted(slices.items())),
         "validation_fraction": spec.split.validation_fraction,
         "group_by": spec.split.group_by}))
+    clock.lap("split")
     return SelectionResult(examples, steps)
+
+
+class _Clock:
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self.sink, self.last = sink, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.sink is not None:
+            self.sink[name] = self.sink.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def records_of(examples: Sequence[Example]) -> list[dict[str, Any]]:

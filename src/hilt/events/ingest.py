@@ -148,7 +148,8 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> int:
             row[key] = _sqlite_datetime(row[key])
     total = 0
     for i in range(0, len(rows), 5000):
-        total += session.execute(stmt, rows[i:i + 5000]).rowcount
+        result = session.execute(stmt, rows[i:i + 5000])
+        total += result.rowcount  # type: ignore[attr-defined]
     return total
 
 
