@@ -1,0 +1,118 @@
+"""Adjudication: an adjudicator sees every review of a disagreeing task, with rationales,
+and records the decision, a rationale and the cause of the disagreement.
+
+Causes: ``guideline_gap`` (the rubric does not settle the case — gathered by
+:func:`hilt.review.rubrics.guideline_proposals` for the next rubric version),
+``ambiguous_input``, ``reviewer_error``, ``subjective``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.errors import Conflict, InputError, NotFound
+from hilt.review.aggregation import (
+    AdjudicationPolicy,
+    Aggregator,
+    decide,
+    majority_aggregator,
+)
+from hilt.review.labels import finalize
+from hilt.review.reviews import cached_spec, labels_from, task_answers
+from hilt.review.rubric_spec import answer_problems
+from hilt.review.tasks import new_id
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.review import AdjudicationRow, ReviewTaskRow
+
+CAUSES = ("guideline_gap", "ambiguous_input", "reviewer_error", "subjective")
+
+
+def pending(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Tasks waiting for an adjudicator, most urgent first."""
+    t = ReviewTaskRow
+    rows = session.execute(sa.select(t).where(t.status == "needs_adjudication")
+                           .order_by(t.priority.desc(), t.id).limit(limit)).scalars()
+    return [{"task_id": r.id, "event_id": r.event_id, "severity": f"sev{r.severity}",
+             "rubric": f"{r.rubric_id}@{r.rubric_version}", "reach": r.reach,
+             "reasons": r.adjudication_reasons or {},
+             "sla_due_at": r.sla_due_at.isoformat()} for r in rows]
+
+
+def case_file(session: Session, task_id: str) -> dict[str, Any]:
+    """Everything an adjudicator needs: the item, the rubric, every review and why the
+    task came to adjudication."""
+    task = session.get(ReviewTaskRow, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    event = session.get(EventRow, task.event_id)
+    reviews, _ = task_answers(session, task_id)
+    spec = cached_spec(session, task.rubric_id, task.rubric_version)
+    return {
+        "task_id": task.id, "status": task.status, "severity": f"sev{task.severity}",
+        "reasons": task.adjudication_reasons or {},
+        "rubric": {"id": task.rubric_id, "version": task.rubric_version,
+                   "spec": spec.model_dump(mode="json")},
+        "item": {"event_id": task.event_id,
+                 "interaction": (event.payload or {}).get("interaction") if event else None,
+                 "responses": (event.payload or {}).get("responses") if event else None},
+        "reviews": [{"review_id": r.id, "reviewer_id": r.reviewer_id, "answers": r.answers,
+                     "confidence": r.confidence, "rationale": r.rationale,
+                     "rewrite": r.rewrite, "time_spent_s": r.time_spent_s,
+                     "late": r.late, "submitted_at": r.submitted_at.isoformat()}
+                    for r in reviews],
+    }
+
+
+def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
+               answers: dict[str, Any], rationale: str, cause: str,
+               now: datetime | None = None, aggregator: Aggregator = majority_aggregator
+               ) -> str:
+    """Record the decision and write the task's final labels; returns the adjudication id.
+
+    The adjudicator must answer every question that was flagged; other questions keep
+    their aggregated label unless the adjudicator answers them too.
+    """
+    now = now or utcnow()
+    if cause not in CAUSES:
+        raise InputError(f"cause must be one of {', '.join(CAUSES)}", field="cause")
+    if not rationale.strip():
+        raise InputError("a rationale is required", field="rationale")
+    task = session.execute(sa.select(ReviewTaskRow).where(ReviewTaskRow.id == task_id)
+                           .with_for_update()).scalar_one_or_none()
+    if task is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    if task.status != "needs_adjudication":
+        raise Conflict(f"task {task_id} is {task.status}, not waiting for adjudication")
+    spec = cached_spec(session, task.rubric_id, task.rubric_version)
+    flagged = set(task.adjudication_reasons or {})
+    missing = sorted(flagged - set(answers))
+    if missing:
+        raise InputError(f"the decision must answer the disputed question(s) {missing}",
+                         field=f"answers.{missing[0]}")
+    problems = [p for p in answer_problems(spec, answers, task.n_responses)
+                if p[0] in answers or p[1] != "required"]
+    if problems:
+        raise InputError(problems[0][1], field=f"answers.{problems[0][0]}")
+    decided = {q.id: q.check_answer(answers[q.id], task.n_responses)
+               for q in spec.questions if q.id in answers}
+    _, by_question = task_answers(session, task_id)
+    outcomes = decide(spec.questions, by_question, task.severity,
+                      AdjudicationPolicy.model_validate(task.policy or {}), aggregator)
+    adjudication_id = new_id("adj")
+    session.add(AdjudicationRow(
+        id=adjudication_id, task_id=task_id, adjudicator_id=adjudicator_id, answers=decided,
+        rationale=rationale, cause=cause, reason=task.adjudication_reasons or {},
+        rubric_id=task.rubric_id, rubric_version=task.rubric_version, decided_at=now))
+    session.flush()
+    audit.append(session, actor=adjudicator_id, action="task.adjudicate",
+                 entity_type="review_task", entity_id=task_id,
+                 payload={"adjudication": adjudication_id, "answers": decided, "cause": cause})
+    labels = labels_from(spec, outcomes, by_question, decided, adjudication_id)
+    finalize(session, task, labels, now=now, actor=adjudicator_id)
+    return adjudication_id

@@ -1,0 +1,124 @@
+"""Final labels: writing them with provenance, propagating them to near-duplicates, and
+reading them back for data selection (:func:`iter_final_labels`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.review.records import PROVENANCE_KINDS, FinalLabelRecord
+from hilt.review.tasks import new_id
+from hilt.store import audit
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
+
+
+@dataclass(frozen=True)
+class NewLabel:
+    question_id: str
+    question_kind: str
+    value: Any
+    provenance: str
+    confidence: float
+    review_ids: tuple[str, ...]
+    adjudication_id: str | None = None
+
+
+def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], *,
+             now: datetime, actor: str) -> int:
+    """Write a task's final labels, mark it resolved, and propagate the labels to the
+    members of its near-duplicate cluster. Returns the number of tasks resolved."""
+    policy_version = session.execute(sa.select(EventRow.policy_version).where(
+        EventRow.id == task.event_id)).scalar_one_or_none()
+    rows = [_row(task.id, task.event_id, task, lbl, lbl.provenance, None, policy_version,
+                 now) for lbl in labels]
+    task.status, task.resolved_at = "resolved", now
+    members = session.execute(sa.select(ReviewTaskRow).where(
+        ReviewTaskRow.representative_id == task.id,
+        ReviewTaskRow.status == "clustered")).scalars().all()
+    member_policy = dict(session.execute(sa.select(EventRow.id, EventRow.policy_version)
+                                         .where(EventRow.id.in_([m.event_id for m in members])
+                                                )).tuples().all()) if members else {}
+    for m in members:
+        rows += [_row(m.id, m.event_id, task, lbl, "cluster_propagated", task.id,
+                      member_policy.get(m.event_id), now) for lbl in labels]
+        m.status, m.resolved_at = "resolved", now
+    if rows:
+        session.execute(sa.insert(FinalLabelRow), rows)
+    audit.append(session, actor=actor, action="task.resolve", entity_type="review_task",
+                 entity_id=task.id, payload={
+                     "labels": {lbl.question_id: {"value": lbl.value,
+                                                  "provenance": lbl.provenance,
+                                                  "confidence": lbl.confidence}
+                                for lbl in labels},
+                     "propagated_to": [m.id for m in members]})
+    return 1 + len(members)
+
+
+def _row(task_id: str, event_id: str, source: ReviewTaskRow, lbl: NewLabel, provenance: str,
+         source_task_id: str | None, policy_version: str | None, now: datetime
+         ) -> dict[str, Any]:
+    assert provenance in PROVENANCE_KINDS
+    return {"id": new_id("lbl"), "task_id": task_id, "event_id": event_id,
+            "rubric_id": source.rubric_id, "rubric_version": source.rubric_version,
+            "question_id": lbl.question_id, "question_kind": lbl.question_kind,
+            "value": lbl.value, "provenance": provenance, "confidence": lbl.confidence,
+            "review_ids": list(lbl.review_ids), "adjudication_id": lbl.adjudication_id,
+            "source_task_id": source_task_id, "policy_version": policy_version,
+            "decided_at": now}
+
+
+def iter_final_labels(session: Session, *, since: datetime | None = None,
+                      until: datetime | None = None,
+                      rubric_ids: Sequence[str] | None = None,
+                      rubric_versions: Sequence[tuple[str, int]] | Sequence[int] | None = None,
+                      provenance: Sequence[str] | None = None,
+                      min_confidence: float | None = None,
+                      batch: int = 2000) -> Iterator[FinalLabelRecord]:
+    """Final labels in decision order (``decided_at``, then id), streamed in batches.
+
+    ``since``/``until`` bound ``decided_at`` (half-open); ``rubric_versions`` takes
+    ``(rubric_id, version)`` pairs or plain version numbers.
+    """
+    f = FinalLabelRow
+    q = sa.select(f)
+    if since is not None:
+        q = q.where(f.decided_at >= since)
+    if until is not None:
+        q = q.where(f.decided_at < until)
+    if rubric_ids:
+        q = q.where(f.rubric_id.in_(list(rubric_ids)))
+    if rubric_versions:
+        pairs = [v for v in rubric_versions if isinstance(v, tuple)]
+        plain = [v for v in rubric_versions if not isinstance(v, tuple)]
+        conds = [sa.and_(f.rubric_id == r, f.rubric_version == v) for r, v in pairs]
+        if plain:
+            conds.append(f.rubric_version.in_(plain))
+        q = q.where(sa.or_(*conds))
+    if provenance:
+        q = q.where(f.provenance.in_(list(provenance)))
+    if min_confidence is not None:
+        q = q.where(f.confidence >= min_confidence)
+    last: tuple[datetime, str] | None = None
+    while True:
+        page = q.order_by(f.decided_at, f.id).limit(batch)
+        if last is not None:
+            page = page.where(sa.or_(f.decided_at > last[0],
+                                     sa.and_(f.decided_at == last[0], f.id > last[1])))
+        rows = session.execute(page).scalars().all()
+        if not rows:
+            return
+        for r in rows:
+            yield FinalLabelRecord(
+                label_id=r.id, event_id=r.event_id, task_id=r.task_id,
+                rubric_id=r.rubric_id, rubric_version=r.rubric_version,
+                question_id=r.question_id, question_kind=r.question_kind, value=r.value,
+                provenance=r.provenance, confidence=r.confidence,
+                review_ids=tuple(r.review_ids or ()), adjudication_id=r.adjudication_id,
+                policy_version=r.policy_version, decided_at=r.decided_at)
+        last = (rows[-1].decided_at, rows[-1].id)

@@ -1,0 +1,265 @@
+"""Escalation rules: the declarative YAML language and its evaluation (pure, no database).
+
+A rule set (see ``examples/rules/``) has defaults and an ordered list of rules. A rule
+fires on an event when its ``when`` condition holds and, if it has an ``audit_rate`` p,
+when the event's audit draw u < p. The draw is deterministic,
+
+    u = int(sha256(event_id | rule_set_id | version | rule_name)[:16], 16) / 2**64,
+
+so a backtest reproduces exactly which events a live run sampled, and every sampled task
+records p: an estimate over audited items can weight each by 1/p (Horvitz–Thompson,
+1952) and stays unbiased for the whole stream.
+
+Conditions (combine with ``all``, ``any``, ``not``):
+
+- ``score: NAME`` with ``gte/gt/lte/lt/eq/ne``: ``event.scores[NAME]`` (missing: false);
+- ``field: context.source`` with the same operators or ``in: [..]`` / ``exists: true``;
+- ``flag: true`` (any user flag) or ``flag: [category, ...]``;
+- ``keywords: [..]`` (whole words, case-insensitive) and ``regex: [..]``, looking in
+  ``text: prompt | response | any``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hilt.review.aggregation import AdjudicationPolicy
+from hilt.review.yamlio import validate_yaml
+
+SEVERITIES = ("sev0", "sev1", "sev2", "sev3")
+# Default time to resolve by severity (hours); a rule's ``sla_hours`` wins.
+DEFAULT_SLA_HOURS = {0: 1.0, 1: 4.0, 2: 24.0, 3: 72.0}
+_OPS = ("gte", "gt", "lte", "lt", "eq", "ne")
+_HEADS = ("all", "any", "not_", "score", "field", "flag", "keywords", "regex")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Condition(_Strict):
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+    score: str | None = None
+    field: str | None = None
+    flag: bool | list[str] | None = None
+    keywords: list[str] | None = None
+    regex: list[str] | None = None
+    text: Literal["prompt", "response", "any"] = "any"
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+    eq: Any = None
+    ne: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_head(self) -> Condition:
+        heads = [h for h in _HEADS if getattr(self, h) is not None]
+        if len(heads) != 1:
+            raise ValueError("a condition needs exactly one of all, any, not, score, field, "
+                             f"flag, keywords, regex (got {heads or 'none'})")
+        ops = [o for o in (*_OPS, "in_", "exists") if getattr(self, o) is not None]
+        if heads[0] in ("score", "field") and not ops:
+            raise ValueError(f"'{heads[0]}' needs a comparison (gte, gt, lte, lt, eq, ne, "
+                             "in, exists)")
+        if heads[0] not in ("score", "field") and ops:
+            raise ValueError(f"comparisons belong to 'score' or 'field', not '{heads[0]}'")
+        for pattern in self.regex or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+        return self
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        if self.keywords is not None:
+            words = "|".join(re.escape(k) for k in self.keywords)
+            return re.compile(rf"\b(?:{words})\b", re.IGNORECASE)
+        return re.compile("|".join(f"(?:{p})" for p in self.regex or []))
+
+
+class Rule(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    when: Condition | None = None
+    audit_rate: float | None = Field(default=None, gt=0, le=1)
+    severity: Literal["sev0", "sev1", "sev2", "sev3"] | None = None
+    pool: str | None = None
+    overlap: int | None = Field(default=None, ge=1, le=50)
+    sla_hours: float | None = Field(default=None, gt=0)
+    rubric: str | None = None
+    skills: list[str] | None = None
+    adjudication: AdjudicationPolicy | None = None
+
+    @model_validator(mode="after")
+    def _fires_somehow(self) -> Rule:
+        if self.when is None and self.audit_rate is None:
+            raise ValueError(f"rule {self.name!r} needs 'when', 'audit_rate' or both")
+        return self
+
+
+class Defaults(_Strict):
+    severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev2"
+    pool: str = "default"
+    overlap: int = Field(default=3, ge=1, le=50)
+    sla_hours: float | None = Field(default=None, gt=0)
+    rubric: str | None = None
+    skills: list[str] = Field(default_factory=list)
+    uncertainty_score: str = "uncertainty"
+    adjudication: AdjudicationPolicy = Field(default_factory=AdjudicationPolicy)
+
+
+class RuleSet(_Strict):
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    changelog: str = ""
+    defaults: Defaults = Field(default_factory=Defaults)
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_and_rubrics(self) -> RuleSet:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("rule names repeat")
+        for rule in self.rules:
+            if (rule.rubric or self.defaults.rubric) is None:
+                raise ValueError(f"rule {rule.name!r} has no rubric (set defaults.rubric)")
+        return self
+
+
+def parse_rule_set(data: Any, *, file: str = "rules",
+                   line_of: Callable[[tuple[Any, ...]], int | None] | None = None) -> RuleSet:
+    return validate_yaml(RuleSet, data, file=file, line_of=line_of)
+
+
+# --- evaluation ---------------------------------------------------------------------
+
+def audit_draw(event_id: str, rule_set_id: str, version: int, rule_name: str) -> float:
+    """The event's uniform draw in [0, 1) for one audit rule (see module docstring)."""
+    key = f"{event_id}|{rule_set_id}|{version}|{rule_name}".encode()
+    return int(hashlib.sha256(key).hexdigest()[:16], 16) / 2**64
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _resolve(event: Any, path: str) -> Any:
+    value = event
+    for part in path.split("."):
+        if value is None:
+            return None
+        value = _get(value, part)
+    return value
+
+
+def prompt_text(event: Any) -> str:
+    interaction = _get(event, "interaction")
+    prompt = _get(interaction, "prompt")
+    if prompt is not None:
+        return str(prompt)
+    return "\n".join(str(_get(m, "content")) for m in _get(interaction, "messages") or [])
+
+
+def response_text(event: Any) -> str:
+    return "\n".join(str(_get(r, "text")) for r in _get(event, "responses") or [])
+
+
+def _compare(cond: Condition, value: Any) -> bool:
+    if cond.exists is not None:
+        return (value is not None) == cond.exists
+    if value is None:
+        return False
+    if cond.in_ is not None and value not in cond.in_:
+        return False
+    if cond.eq is not None and value != cond.eq:
+        return False
+    if cond.ne is not None and value == cond.ne:
+        return False
+    try:
+        return not ((cond.gte is not None and not value >= cond.gte)
+                    or (cond.gt is not None and not value > cond.gt)
+                    or (cond.lte is not None and not value <= cond.lte)
+                    or (cond.lt is not None and not value < cond.lt))
+    except TypeError:  # e.g. comparing a string field with a number
+        return False
+
+
+def evaluate(cond: Condition, event: Any, read: dict[str, Any]) -> bool:
+    """Whether ``cond`` holds for ``event``; records the input values it read in ``read``."""
+    if cond.all is not None:
+        return all(evaluate(c, event, read) for c in cond.all)
+    if cond.any is not None:
+        return any(evaluate(c, event, read) for c in cond.any)
+    if cond.not_ is not None:
+        return not evaluate(cond.not_, event, read)
+    if cond.score is not None:
+        value = (_get(event, "scores") or {}).get(cond.score)
+        read[f"scores.{cond.score}"] = value
+        return _compare(cond, value)
+    if cond.field is not None:
+        value = _resolve(event, cond.field)
+        read[cond.field] = value
+        return _compare(cond, value)
+    if cond.flag is not None:
+        flags = [f for f in _get(event, "feedback") or [] if _get(f, "kind") == "flag"]
+        if isinstance(cond.flag, list):
+            flags = [f for f in flags if _get(f, "category") in cond.flag]
+        elif not cond.flag:
+            return not flags
+        if flags:
+            read["flag"] = [{"reason": _get(f, "reason"), "category": _get(f, "category")}
+                            for f in flags]
+        return bool(flags)
+    text = {"prompt": prompt_text, "response": response_text}.get(cond.text)
+    haystack = text(event) if text else prompt_text(event) + "\n" + response_text(event)
+    found = cond._pattern.search(haystack)
+    if found:
+        read["keyword" if cond.keywords is not None else "regex"] = found.group(0)
+    return found is not None
+
+
+def severity_number(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+def match_rules(rule_set: RuleSet, version: int, event: Any, event_id: str
+                ) -> tuple[list[dict[str, Any]], float]:
+    """Every rule that fires on ``event`` (file order) and the event's inclusion
+    probability.
+
+    Each match is ``{"rule", "severity", "values", "sampling_probability"}`` plus
+    ``"audit_draw"`` for sampled rules. The inclusion probability is P(escalated | the
+    event's content): 1 if a deterministic rule fired, otherwise 1 − Π(1 − p_i) over the
+    audit rules whose condition held (the draws are independent across rules because the
+    rule name enters the hash).
+    """
+    matches = []
+    miss = 1.0
+    for rule in rule_set.rules:
+        read: dict[str, Any] = {}
+        if rule.when is not None and not evaluate(rule.when, event, read):
+            continue
+        match: dict[str, Any] = {"rule": rule.name, "values": read,
+                                 "severity": rule.severity or rule_set.defaults.severity,
+                                 "sampling_probability": 1.0}
+        if rule.audit_rate is not None:
+            miss *= 1.0 - rule.audit_rate
+            u = audit_draw(event_id, rule_set.id, version, rule.name)
+            if u >= rule.audit_rate:
+                continue
+            match["audit_draw"] = u
+            match["sampling_probability"] = rule.audit_rate
+        else:
+            miss = 0.0
+        matches.append(match)
+    return matches, 1.0 - miss

@@ -1,0 +1,137 @@
+"""Creating review tasks: from escalation matches, by hand, and gold (calibration) items.
+
+Task statuses: ``open`` (claimable while it has free slots), ``clustered`` (waits for its
+representative's decision), ``needs_adjudication``, ``resolved``; gold tasks are
+``gold`` (claimable by any number of reviewers, once each, never resolved).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.canonical import sha256_hex
+from hilt.errors import InputError, NotFound
+from hilt.review.aggregation import AdjudicationPolicy
+from hilt.review.rubric_spec import clean_answers
+from hilt.review.rubrics import get_version, parse_ref, spec_of
+from hilt.review.rules import DEFAULT_SLA_HOURS, SEVERITIES
+from hilt.review.triage import TriageConfig, priority
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def task_row(*, event_id: str, pool: str, severity: int, rubric_id: str, rubric_version: int,
+             overlap_k: int, now: datetime, n_responses: int = 1,
+             sla_hours: float | None = None,
+             uncertainty: float = 0.0, skills: list[str] | None = None,
+             policy: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
+             config: TriageConfig = TriageConfig()) -> dict[str, Any]:
+    """The column values of a new open task (plain dict, for bulk inserts)."""
+    hours = sla_hours if sla_hours is not None else DEFAULT_SLA_HOURS[severity]
+    prov = provenance or {}
+    return {
+        "id": new_id("task"), "event_id": event_id, "status": "open", "pool": pool,
+        "required_skills": sorted(skills or []), "severity": severity,
+        "rubric_id": rubric_id, "rubric_version": rubric_version, "overlap_k": overlap_k,
+        "n_responses": n_responses, "open_slots": overlap_k, "reviews_done": 0,
+        "is_gold": False, "gold_answers": None,
+        "priority": priority(severity, hours, uncertainty, 1, config),
+        "uncertainty": uncertainty, "reach": 1, "cluster_id": None,
+        "representative_id": None, "sla_due_at": now + timedelta(hours=hours),
+        "sla_breached_at": None, "escalation_level": 0,
+        "rule_set_id": prov.get("rule_set_id"), "rule_set_version": prov.get("version"),
+        "rule_name": prov.get("rule"), "matched": prov.get("matched", []),
+        "sampling_probability": prov.get("sampling_probability", 1.0),
+        "policy": policy or AdjudicationPolicy().model_dump(),
+        "adjudication_reasons": None, "created_at": now,
+        "resolved_at": None,
+    }
+
+
+def insert_tasks(session: Session, rows: list[dict[str, Any]], *, actor: str,
+                 action: str, payload: dict[str, Any]) -> None:
+    """Bulk-insert tasks with one audit entry naming them all."""
+    if not rows:
+        return
+    session.execute(sa.insert(ReviewTaskRow), rows)
+    ids = [r["id"] for r in rows]
+    audit.append(session, actor=actor, action=action, entity_type="review_task",
+                 entity_id=ids[0] if len(ids) == 1 else "batch:" + sha256_hex(
+                     "\n".join(ids))[:16],
+                 payload={**payload, "tasks": [[r["id"], r["event_id"]] for r in rows]})
+
+
+def _event(session: Session, event_id: str) -> EventRow:
+    row = session.get(EventRow, event_id)
+    if row is None:
+        raise NotFound(f"event {event_id!r} does not exist")
+    return row
+
+
+def severity_of(name: str) -> int:
+    if name not in SEVERITIES:
+        raise InputError(f"severity must be one of {SEVERITIES}", field="severity")
+    return SEVERITIES.index(name)
+
+
+def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
+                severity: str = "sev2", pool: str = "default", overlap_k: int = 3,
+                sla_hours: float | None = None, skills: list[str] | None = None,
+                policy: AdjudicationPolicy | None = None, now: datetime | None = None
+                ) -> str:
+    """Send one stored event to review by hand (not through an escalation rule)."""
+    event = _event(session, event_id)
+    if overlap_k < 1:
+        raise InputError("overlap must be at least 1", field="overlap")
+    version = get_version(session, *parse_ref(rubric))
+    row = task_row(event_id=event_id, pool=pool, severity=severity_of(severity),
+                   rubric_id=version.rubric_id, rubric_version=version.version,
+                   overlap_k=overlap_k, now=now or utcnow(), sla_hours=sla_hours,
+                   n_responses=len((event.payload or {}).get("responses") or []),
+                   skills=skills, policy=(policy or AdjudicationPolicy()).model_dump(),
+                   provenance={"rule": "manual", "matched": [{"rule": "manual",
+                                                              "by": actor}]})
+    insert_tasks(session, [row], actor=actor, action="task.create",
+                 payload={"rule": "manual"})
+    return str(row["id"])
+
+
+def create_gold_task(session: Session, *, event_id: str, rubric: str,
+                     answers: dict[str, Any], actor: str, pool: str = "default",
+                     now: datetime | None = None) -> str:
+    """A calibration item with known answers. It looks like any other task to reviewers;
+    its known answers become final labels with provenance ``gold``."""
+    event = _event(session, event_id)
+    version = get_version(session, *parse_ref(rubric))
+    spec = spec_of(version)
+    n_responses = len((event.payload or {}).get("responses") or [])
+    clean = clean_answers(spec, answers, n_responses, where="gold answers")
+    now = now or utcnow()
+    row = task_row(event_id=event_id, pool=pool, severity=3, rubric_id=version.rubric_id,
+                   rubric_version=version.version, overlap_k=0, now=now,
+                   n_responses=n_responses,
+                   sla_hours=24 * 365, provenance={"rule": "gold"})
+    row.update(status="gold", is_gold=True, gold_answers=clean, open_slots=0, priority=0.0)
+    insert_tasks(session, [row], actor=actor, action="task.create_gold",
+                 payload={"rubric": f"{version.rubric_id}@{version.version}"})
+    for q in spec.questions:
+        if q.id in clean:
+            session.add(FinalLabelRow(
+                id=new_id("lbl"), task_id=row["id"], event_id=event_id,
+                rubric_id=version.rubric_id, rubric_version=version.version,
+                question_id=q.id, question_kind=q.kind, value=clean[q.id],
+                provenance="gold", confidence=1.0, review_ids=[], adjudication_id=None,
+                source_task_id=None, policy_version=event.policy_version, decided_at=now))
+    session.flush()
+    return str(row["id"])

@@ -1,0 +1,228 @@
+"""Triage: the priority of open tasks, near-duplicate clusters and SLA breaches.
+
+Priority (higher is served first), with every term in [0, 1]:
+
+    priority = w_severity    · (3 − severity) / 3
+             + w_sla         · urgency,       urgency = 1 if past due,
+                                              else exp(−hours_left / sla_tau_hours)
+             + w_uncertainty · clip(uncertainty, 0, 1)
+             + w_reach       · log2(reach) / (1 + log2(reach))
+
+``reach`` is the size of the task's near-duplicate cluster, so a representative whose
+decision settles many items rises. The weights and ``sla_tau_hours`` are a
+:class:`TriageConfig`; the defaults make one severity step (1.33) worth about the
+urgency gained in the last few hours before a deadline.
+
+Near-duplicates: each open, untouched task's item text (prompt and responses,
+lower-cased, punctuation dropped) is cut into word 3-shingles and summarised by a
+MinHash signature (Broder, 1997); locality-sensitive hashing proposes pairs and a pair
+joins a cluster when its estimated Jaccard similarity is at least ``dup_threshold``.
+One representative per cluster is reviewed; the others wait as ``clustered`` and receive
+its final labels with provenance ``cluster_propagated``.
+
+Breaches: a task not resolved by its SLA deadline is re-escalated — one severity step
+up (sev3 → sev2 …, sev0 stays), a new deadline for the new severity, priority
+recomputed — and the breach is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.store import audit
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.review import ReviewTaskRow
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    w_severity: float = 4.0
+    w_sla: float = 2.0
+    w_uncertainty: float = 1.0
+    w_reach: float = 1.0
+    sla_tau_hours: float = 4.0
+    dup_threshold: float = 0.8
+    num_perm: int = 64
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TriageConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            from hilt.errors import InputError
+
+            raise InputError(f"unknown triage setting(s) {sorted(unknown)}", field="triage")
+        return cls(**data)
+
+
+def priority(severity: int, hours_left: float, uncertainty: float, reach: int,
+             config: TriageConfig = TriageConfig()) -> float:
+    """The documented priority formula (see the module docstring)."""
+    urgency = 1.0 if hours_left <= 0 else math.exp(-hours_left / config.sla_tau_hours)
+    reach_term = math.log2(max(reach, 1)) / (1.0 + math.log2(max(reach, 1)))
+    return (config.w_severity * (3 - severity) / 3 + config.w_sla * urgency
+            + config.w_uncertainty * min(max(uncertainty, 0.0), 1.0)
+            + config.w_reach * reach_term)
+
+
+def hours_left(due: datetime, now: datetime) -> float:
+    return (due - now).total_seconds() / 3600.0
+
+
+def refresh_priorities(session: Session, now: datetime,
+                       config: TriageConfig = TriageConfig()) -> int:
+    """Recompute the priority of every open task (urgency grows as deadlines near)."""
+    rows = session.execute(sa.select(
+        ReviewTaskRow.id, ReviewTaskRow.severity, ReviewTaskRow.sla_due_at,
+        ReviewTaskRow.uncertainty, ReviewTaskRow.reach)
+        .where(ReviewTaskRow.status.in_(("open", "needs_adjudication")))).all()
+    updates = [{"id": r.id, "priority": priority(r.severity, hours_left(r.sla_due_at, now),
+                                                 r.uncertainty, r.reach, config)}
+               for r in rows]
+    if updates:  # ORM bulk update by primary key: one executemany
+        session.execute(sa.update(ReviewTaskRow), updates)
+    return len(updates)
+
+
+# --- near-duplicate clustering ------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def shingles(text: str, n: int = 3) -> set[str]:
+    """Word n-shingles of the normalised text (the whole text when it is shorter)."""
+    words = _WORD.findall(text.lower())
+    if len(words) <= n:
+        return {" ".join(words)}
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def near_duplicate_groups(texts: dict[str, str], threshold: float = 0.8,
+                          num_perm: int = 64) -> list[list[str]]:
+    """Groups (size ≥ 2) of keys whose texts are near-duplicates (MinHash + LSH)."""
+    from datasketch import MinHash, MinHashLSH
+
+    keys = sorted(texts)
+    sets = [[s.encode() for s in shingles(texts[k])] for k in keys]
+    signatures = MinHash.bulk(sets, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    parent = {k: k for k in keys}
+
+    def find(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    signature_of = dict(zip(keys, signatures, strict=True))
+    for key, sig in signature_of.items():
+        for other in lsh.query(sig):
+            if sig.jaccard(signature_of[other]) >= threshold:
+                parent[find(key)] = find(other)
+        lsh.insert(key, sig)
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(find(k), []).append(k)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def _item_text(payload: dict[str, Any] | str) -> str:
+    from hilt.review.rules import prompt_text, response_text
+
+    data = payload if isinstance(payload, dict) else json.loads(payload)
+    return prompt_text(data) + "\n" + response_text(data)
+
+
+def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage",
+                       config: TriageConfig = TriageConfig()) -> int:
+    """Cluster near-duplicate open tasks; returns how many tasks became members."""
+    t = ReviewTaskRow
+    rows = session.execute(
+        sa.select(t, EventRow.payload).join(EventRow, EventRow.id == t.event_id)
+        .where(t.is_gold.is_(False), t.status.in_(("open", "needs_adjudication")),
+               t.representative_id.is_(None))).all()
+    by_group: dict[tuple[str, str, int], dict[str, tuple[ReviewTaskRow, str]]] = {}
+    for task, payload in rows:
+        key = (task.pool, task.rubric_id, task.rubric_version)
+        by_group.setdefault(key, {})[task.id] = (task, _item_text(payload))
+    joined = 0
+    for tasks in by_group.values():
+        if len(tasks) < 2:
+            continue
+        groups = near_duplicate_groups({k: v[1] for k, v in tasks.items()},
+                                       config.dup_threshold, config.num_perm)
+        for group in groups:
+            members = [tasks[k][0] for k in group]
+            # Keep an existing representative; otherwise the task already worked on, then
+            # the highest priority.
+            rep = max(members, key=lambda m: (m.cluster_id == m.id, m.reviews_done > 0
+                                              or m.open_slots < m.overlap_k, m.priority,
+                                              m.id))
+            fresh = [m for m in members if m is not rep and m.reviews_done == 0
+                     and m.open_slots == m.overlap_k and m.status == "open"]
+            if not fresh:
+                continue
+            for m in fresh:
+                m.status, m.cluster_id, m.representative_id = "clustered", rep.id, rep.id
+                m.open_slots = 0
+                rep.severity = min(rep.severity, m.severity)
+            rep.cluster_id = rep.id
+            session.flush()
+            rep.reach = 1 + session.execute(sa.select(sa.func.count()).where(
+                t.representative_id == rep.id)).scalar_one()
+            rep.priority = priority(rep.severity, hours_left(rep.sla_due_at, now),
+                                    rep.uncertainty, rep.reach, config)
+            joined += len(fresh)
+            session.flush()
+            audit.append(session, actor=actor, action="triage.cluster",
+                         entity_type="review_task", entity_id=rep.id,
+                         payload={"members": [m.id for m in fresh], "reach": rep.reach,
+                                  "threshold": config.dup_threshold})
+    return joined
+
+
+# --- SLA ----------------------------------------------------------------------------
+
+def escalate_sla_breaches(session: Session, now: datetime, *, actor: str = "triage",
+                          config: TriageConfig = TriageConfig()) -> list[str]:
+    """Re-escalate every unresolved task past its deadline; returns their ids."""
+    from hilt.review.rules import DEFAULT_SLA_HOURS
+
+    t = ReviewTaskRow
+    late = session.execute(sa.select(t).where(
+        t.status.in_(("open", "needs_adjudication")), t.sla_due_at < now)
+        .with_for_update(skip_locked=True)).scalars().all()
+    for task in late:
+        before = {"severity": task.severity, "sla_due_at": task.sla_due_at.isoformat()}
+        task.severity = max(task.severity - 1, 0)
+        task.escalation_level += 1
+        task.sla_breached_at = task.sla_breached_at or now
+        task.sla_due_at = now + timedelta(hours=DEFAULT_SLA_HOURS[task.severity])
+        task.priority = priority(task.severity, hours_left(task.sla_due_at, now),
+                                 task.uncertainty, task.reach, config)
+        audit.append(session, actor=actor, action="task.sla_breach", entity_type="review_task",
+                     entity_id=task.id, payload={
+                         "before": before, "severity": task.severity,
+                         "sla_due_at": task.sla_due_at.isoformat(),
+                         "escalation_level": task.escalation_level})
+    return [task.id for task in late]
+
+
+def run_triage(session: Session, now: datetime, *, actor: str = "triage",
+               config: TriageConfig = TriageConfig()) -> dict[str, int]:
+    """The scheduled job: expire leases, cluster, re-escalate breaches, refresh priority."""
+    from hilt.review.queue import expire_leases
+
+    expired = expire_leases(session, now, actor=actor)
+    clustered = cluster_open_tasks(session, now, actor=actor, config=config)
+    breached = escalate_sla_breaches(session, now, actor=actor, config=config)
+    refreshed = refresh_priorities(session, now, config)
+    return {"leases_expired": expired, "tasks_clustered": clustered,
+            "sla_breaches": len(breached), "priorities_refreshed": refreshed}

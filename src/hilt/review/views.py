@@ -1,0 +1,96 @@
+"""What a reviewer may see: the item and rubric of a task they hold, and their own reviews.
+
+Blind review: nothing here reveals other reviewers' answers, how many reviews a task has,
+whether it is a gold item, its severity or the rule that escalated it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.errors import NotFound
+from hilt.review.reviews import cached_spec
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
+
+
+def reviewer_task_view(session: Session, task_id: str, reviewer_id: str) -> dict[str, Any]:
+    """The task as its reviewer sees it (only while they hold or held a lease on it)."""
+    row = session.execute(
+        sa.select(AssignmentRow, ReviewTaskRow.event_id, ReviewTaskRow.rubric_id,
+                  ReviewTaskRow.rubric_version)
+        .join(ReviewTaskRow, ReviewTaskRow.id == AssignmentRow.task_id)
+        .where(AssignmentRow.task_id == task_id, AssignmentRow.reviewer_id == reviewer_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"task {task_id!r} is not assigned to you")
+    lease, event_id, rubric_id, rubric_version = row.tuple()
+    event = session.get(EventRow, event_id)
+    payload = event.payload if event is not None else {}
+    spec = cached_spec(session, rubric_id, rubric_version)
+    return {
+        "task_id": task_id, "assignment_id": lease.id, "lease_status": lease.status,
+        "lease_expires_at": lease.lease_expires_at.isoformat(),
+        "rubric": {"id": rubric_id, "version": rubric_version,
+                   "spec": spec.model_dump(mode="json")},
+        "item": {"interaction": payload.get("interaction"),
+                 "responses": payload.get("responses") or []},
+    }
+
+
+def reviewer_history(session: Session, reviewer_id: str, *, limit: int = 50
+                     ) -> list[dict[str, Any]]:
+    """A reviewer's own submitted reviews, newest first."""
+    rows = session.execute(sa.select(ReviewRow).where(ReviewRow.reviewer_id == reviewer_id)
+                           .order_by(ReviewRow.submitted_at.desc()).limit(limit)).scalars()
+    return [{"review_id": r.id, "task_id": r.task_id,
+             "rubric": f"{r.rubric_id}@{r.rubric_version}", "answers": r.answers,
+             "confidence": r.confidence, "rationale": r.rationale, "late": r.late,
+             "submitted_at": r.submitted_at.isoformat()} for r in rows]
+
+
+def task_detail(session: Session, task_id: str) -> dict[str, Any]:
+    """The full record of a task, for leads: provenance, state, leases, labels."""
+    from hilt.store.tables.review import FinalLabelRow
+
+    task = session.get(ReviewTaskRow, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id!r} does not exist")
+    leases = session.execute(sa.select(AssignmentRow).where(AssignmentRow.task_id == task_id)
+                             .order_by(AssignmentRow.claimed_at)).scalars()
+    labels = session.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == task_id)
+                             ).scalars()
+    return {
+        "task_id": task.id, "event_id": task.event_id, "status": task.status,
+        "pool": task.pool, "severity": f"sev{task.severity}", "priority": task.priority,
+        "rubric": f"{task.rubric_id}@{task.rubric_version}", "overlap_k": task.overlap_k,
+        "reviews_done": task.reviews_done, "open_slots": task.open_slots,
+        "is_gold": task.is_gold, "reach": task.reach, "cluster_id": task.cluster_id,
+        "representative_id": task.representative_id,
+        "sla_due_at": task.sla_due_at.isoformat(),
+        "sla_breached_at": task.sla_breached_at.isoformat() if task.sla_breached_at else None,
+        "escalation": {"rule_set": task.rule_set_id, "version": task.rule_set_version,
+                       "rule": task.rule_name, "matched": task.matched,
+                       "sampling_probability": task.sampling_probability,
+                       "level": task.escalation_level},
+        "adjudication_reasons": task.adjudication_reasons,
+        "leases": [{"assignment_id": a.id, "reviewer_id": a.reviewer_id, "status": a.status,
+                    "lease_expires_at": a.lease_expires_at.isoformat()} for a in leases],
+        "labels": [{"question_id": lb.question_id, "value": lb.value,
+                    "provenance": lb.provenance, "confidence": lb.confidence,
+                    "review_ids": lb.review_ids, "adjudication_id": lb.adjudication_id}
+                   for lb in labels],
+    }
+
+
+def queue_stats(session: Session) -> dict[str, Any]:
+    t = ReviewTaskRow
+    rows = session.execute(sa.select(t.pool, t.status, sa.func.count())
+                           .group_by(t.pool, t.status)).all()
+    out: dict[str, dict[str, int]] = {}
+    for pool, status, n in rows:
+        out.setdefault(pool, {})[status] = n
+    return out

@@ -1,0 +1,61 @@
+"""Shared set-up for the review tests: rubrics, reviewers, events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from hilt.access import add_reviewer
+from hilt.events.ingest import ingest_events
+from hilt.review.rubrics import load_rubric_file, publish_rubric
+from hilt.store.db import transaction
+from hilt.store.tables.core import ReviewerRow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HARM = EXAMPLES / "rubrics" / "harm.yaml"
+PAIRWISE = EXAMPLES / "rubrics" / "pairwise.yaml"
+SAFETY_RULES = EXAMPLES / "rules" / "safety.yaml"
+
+SIMPLE_RUBRIC: dict[str, Any] = {
+    "id": "simple", "title": "Simple", "questions": [
+        {"id": "verdict", "kind": "single_choice", "prompt": "ok?",
+         "options": ["safe", "harmful", "borderline"]},
+        {"id": "note", "kind": "free_text", "prompt": "note", "required": False}]}
+
+
+def publish_examples(engine: Engine) -> None:
+    with transaction(engine) as s:
+        publish_rubric(s, load_rubric_file(HARM), actor="lead")
+        publish_rubric(s, load_rubric_file(PAIRWISE), actor="lead")
+
+
+def add_reviewers(engine: Engine, ids: list[str], *, status: str = "calibrated",
+                  role: str = "reviewer", pools: list[str] | None = None,
+                  skills: list[str] | None = None) -> None:
+    with transaction(engine) as s:
+        for rid in ids:
+            add_reviewer(s, reviewer_id=rid, role=role, pools=pools, skills=skills)
+            s.flush()
+            row = s.get(ReviewerRow, rid)
+            assert row is not None
+            row.status = status
+
+
+def event(i: int, prompt: str | None = None, *, scores: dict[str, float] | None = None,
+          responses: int = 1, flag: bool = False, response: str | None = None
+          ) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "id": f"ev{i:05d}",
+        "interaction": {"prompt": prompt or f"question number {i} about topic {i * 7919}"},
+        "responses": [{"text": response or f"answer {j} to {i}"} for j in range(responses)],
+        "scores": scores or {}, "context": {"policy_version": "pol-1", "consent": ["review"]},
+    }
+    if flag:
+        ev["feedback"] = [{"kind": "flag", "reason": "bad", "category": "harm"}]
+    return ev
+
+
+def ingest(engine: Engine, events: list[dict[str, Any]]) -> int:
+    return ingest_events(engine, events, actor="service").escalated
