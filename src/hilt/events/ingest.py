@@ -30,14 +30,10 @@ from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
 
-# The bulk path writes pre-serialised JSON text, avoiding a dict round-trip per row.
-_events_bulk = sa.table(
-    "events", *(sa.column(c) for c in (
-        "id", "content_hash", "created_at", "ingested_at", "source", "subject_id",
-        "model_version", "policy_version", "prompt_template_id", "prompt_template_version",
-        "role_format", "consent_scopes", "ingest_batch")),
-    sa.column("payload", sa.Text),
-)
+BULK_COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "subject_id",
+                 "model_version", "policy_version", "prompt_template_id",
+                 "prompt_template_version", "role_format", "consent_scopes", "ingest_batch",
+                 "payload")
 _CHUNK = 2000
 
 
@@ -139,18 +135,17 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> int:
         from hilt.events.pg_copy import copy_insert
 
         return copy_insert(session, rows)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    stmt = sqlite_insert(_events_bulk).on_conflict_do_nothing(index_elements=["id"])
-    # The bulk table has untyped columns, so store datetimes exactly as UTCDateTime does.
-    for row in rows:
-        for key in ("created_at", "ingested_at"):
-            row[key] = _sqlite_datetime(row[key])
-    total = 0
-    for i in range(0, len(rows), 5000):
-        result = session.execute(stmt, rows[i:i + 5000])
-        total += result.rowcount  # type: ignore[attr-defined]
-    return total
+    # SQLite: the driver's executemany on plain tuples, inside the session's transaction;
+    # SQLAlchemy's per-row parameter processing would cost as much as the insert itself.
+    cols = BULK_COLUMNS
+    sql = (f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+           "ON CONFLICT (id) DO NOTHING")
+    dbapi = session.connection().connection.driver_connection
+    before = dbapi.total_changes  # type: ignore[union-attr]
+    dbapi.executemany(sql, [  # type: ignore[union-attr]
+        tuple(_sqlite_datetime(r[c]) if c in ("created_at", "ingested_at") else r[c]
+              for c in cols) for r in rows])
+    return int(dbapi.total_changes - before)  # type: ignore[union-attr]
 
 
 def _sqlite_datetime(value: datetime) -> str:

@@ -11,10 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "subject_id",
-           "model_version", "policy_version", "prompt_template_id",
-           "prompt_template_version", "role_format", "consent_scopes", "ingest_batch",
-           "payload")
+from hilt.events.ingest import BULK_COLUMNS as COLUMNS  # one column list for both paths
 
 
 def copy_insert(session: Session, rows: list[dict[str, Any]]) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ from scipy import sparse
 
 from hilt.quality.answers import Answers, FloatArray, IntArray, as_answers, vote_counts
 
-GoldLabels = Mapping[Any, Any] | pd.Series
+GoldLabels: TypeAlias = Mapping[Any, Any] | pd.Series
 
 # Posteriors closer than this are treated as tied, so that floating-point noise does
 # not decide between labels the model considers equally likely.

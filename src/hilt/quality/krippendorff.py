@@ -72,13 +72,14 @@ class KrippendorffAlphaStatistic:
         key = units * n_values + codes
         dense_counts: FloatArray | None = None
         if self.n_units * n_values <= DENSE_LIMIT:
-            dense_counts = np.bincount(key, minlength=self.n_units * n_values).astype(
-                np.float64, copy=False)
+            dense_counts = np.asarray(np.bincount(key, minlength=self.n_units * n_values),
+                                      dtype=np.float64)
             distinct = np.flatnonzero(dense_counts)
             counts = dense_counts[distinct]
             dense_counts = dense_counts.reshape(self.n_units, n_values)
         else:
-            distinct, counts = np.unique(key, return_counts=True)
+            distinct, unique_counts = np.unique(key, return_counts=True)
+            counts = unique_counts.astype(np.float64)
         self.pair_unit = distinct // n_values
         self.pair_value = distinct % n_values
         self.pair_count = counts.astype(np.float64, copy=False)
@@ -124,8 +125,9 @@ class KrippendorffAlphaStatistic:
             coincidence = self.dense_counts.T @ weighted
             coincidence[np.diag_indices(size)] -= weighted.sum(axis=0)
             return coincidence
-        return np.bincount(self.pairs_cell, weights=unit_factor[self.pairs_unit]
-                           * self.pairs_weight, minlength=size * size).reshape(size, size)
+        scattered = np.bincount(self.pairs_cell, weights=unit_factor[self.pairs_unit]
+                                * self.pairs_weight, minlength=size * size)
+        return np.asarray(scattered, dtype=np.float64).reshape(size, size)
 
     def _distances(self, marginals: FloatArray) -> FloatArray:
         positions = np.arange(self.n_values)
@@ -134,7 +136,8 @@ class KrippendorffAlphaStatistic:
             low = np.minimum(positions[:, None], positions[None, :])
             high = np.maximum(positions[:, None], positions[None, :])
             between = cumulative[high + 1] - cumulative[low]
-            return (between - (marginals[:, None] + marginals[None, :]) / 2.0) ** 2
+            ordinal = (between - (marginals[:, None] + marginals[None, :]) / 2.0) ** 2
+            return np.asarray(ordinal, dtype=np.float64)
         assert self.values is not None
         total = self.values[:, None] + self.values[None, :]
         difference = self.values[:, None] - self.values[None, :]
@@ -198,6 +201,6 @@ def krippendorff_alpha(reliability_data: npt.ArrayLike, level: Level = "nominal"
             numeric = domain.astype(np.float64)
         except ValueError as exc:
             raise ValueError(f"level {level!r} needs numeric values") from exc
-    statistic = KrippendorffAlphaStatistic(units, codes.astype(np.int64, copy=False), numeric, level,
-                                           len(domain))
+    statistic = KrippendorffAlphaStatistic(units, codes.astype(np.int64, copy=False), numeric,
+                                           level, len(domain))
     return statistic(np.ones(statistic.n_units))

@@ -68,8 +68,9 @@ class MACE(ClassificationAggregator):
         denominator = given + a + b
         new_competence = np.divide(knew_total + a, denominator,
                                    out=np.full(answers.n_reviewers, 0.5), where=denominator > 0)
-        spam_counts = np.bincount(reviewer * n_classes + answers.label_index, weights=1.0 - knew,
-                                  minlength=answers.n_reviewers * n_classes)
+        spam_counts = np.asarray(np.bincount(
+            reviewer * n_classes + answers.label_index, weights=1.0 - knew,
+            minlength=answers.n_reviewers * n_classes), dtype=np.float64)
         spam_counts = spam_counts.reshape(answers.n_reviewers, n_classes) + s
         totals = spam_counts.sum(axis=1, keepdims=True)
         new_spam = np.divide(spam_counts, totals, out=np.full_like(spam_counts, 1.0 / n_classes),

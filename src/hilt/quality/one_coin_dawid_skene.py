@@ -98,8 +98,9 @@ class OneCoinDawidSkene(ClassificationAggregator):
             log_wrong = np.log1p(-accuracy) - np.log(n_classes - 1)
             base = np.bincount(answers.item_index, weights=log_wrong[answers.reviewer_index],
                                minlength=n_items)
-            bonus = np.bincount(flat, weights=(log_right - log_wrong)[answers.reviewer_index],
-                                minlength=n_items * n_classes).reshape(n_items, n_classes)
+            bonus = np.asarray(np.bincount(
+                flat, weights=(log_right - log_wrong)[answers.reviewer_index],
+                minlength=n_items * n_classes), dtype=np.float64).reshape(n_items, n_classes)
             log_joint = bonus + base[:, None] + np.log(priors)[None, :]
             probas, log_evidence = softmax_rows(log_joint)
             if gold_items.size:
