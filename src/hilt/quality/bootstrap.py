@@ -1,0 +1,183 @@
+"""Agreement with uncertainty: a bootstrap over items for every agreement metric."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from hilt.quality.agreement import (
+    CohenKappaStatistic,
+    FleissKappaStatistic,
+    KappaWeights,
+    PercentAgreementStatistic,
+    WeightedStatistic,
+)
+from hilt.quality.answers import Answers, FloatArray, as_answers, vote_counts
+from hilt.quality.krippendorff import LEVELS, KrippendorffAlphaStatistic, Level
+
+Metric = Literal["percent", "cohen", "fleiss", "krippendorff"]
+METRICS: tuple[Metric, ...] = ("percent", "cohen", "fleiss", "krippendorff")
+
+# Light's kappa averages Cohen's kappa over reviewer pairs; past this many reviewers the
+# number of pairs explodes and Fleiss' kappa or Krippendorff's alpha are the right tools.
+MAX_COHEN_REVIEWERS = 20
+
+
+@dataclass(frozen=True)
+class AgreementResult:
+    """An agreement value with its bootstrap percentile interval.
+
+    ``value``/``ci_low``/``ci_high`` are ``None`` when undefined; ``note`` says why.
+    ``n_items`` counts the items that take part (rated at least twice, or by both
+    reviewers for Cohen's kappa); the bootstrap resamples those items with replacement.
+    """
+
+    metric: str
+    level: str | None
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    n_items: int
+    n_reviewers: int
+    n_answers: int
+    n_resamples: int
+    n_resamples_defined: int
+    seed: int
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bootstrap_interval(statistic: WeightedStatistic, n_resamples: int = 1000,
+                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float, int]:
+    """Percentile bootstrap interval of a statistic over its units (items).
+
+    A resample draws ``n_units`` items with replacement; it is represented by the number
+    of times each item was drawn (a multinomial weight vector), so no data is copied.
+    Resamples where the statistic is undefined (e.g. all drawn items in one category) are
+    left out; returns ``(low, high, n_defined)`` with ``nan`` bounds when fewer than half
+    of the resamples are defined. Seeded: the same seed gives the same interval.
+
+    Reference: B. Efron and R. J. Tibshirani (1993), *An Introduction to the Bootstrap*,
+    ch. 13 (percentile interval).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be between 0 and 1")
+    n_units = statistic.n_units
+    if n_resamples <= 0 or n_units == 0:
+        return float("nan"), float("nan"), 0
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples)
+    for resample in range(n_resamples):
+        draws = rng.integers(0, n_units, size=n_units)
+        weights = np.bincount(draws, minlength=n_units).astype(np.float64)
+        values[resample] = statistic(weights)
+    defined = values[np.isfinite(values)]
+    if defined.size < max(1, n_resamples // 2):
+        return float("nan"), float("nan"), int(defined.size)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(defined, [tail, 1.0 - tail])
+    return float(low), float(high), int(defined.size)
+
+
+class _MeanPairwiseCohen:
+    """Light's kappa: Cohen's kappa averaged over reviewer pairs (item-weighted)."""
+
+    def __init__(self, answers: Answers, weights: KappaWeights) -> None:
+        table = pd.DataFrame({"item": answers.item_index, "reviewer": answers.reviewer_index,
+                              "label": answers.label_index})
+        wide = table.pivot(index="item", columns="reviewer", values="label")
+        self.pairs: list[tuple[np.ndarray, CohenKappaStatistic]] = []
+        units: set[int] = set()
+        for first, second in itertools.combinations(wide.columns, 2):
+            both = wide[[first, second]].dropna()
+            if both.empty:
+                continue
+            rows = both.index.to_numpy()
+            units.update(rows.tolist())
+            self.pairs.append((rows, CohenKappaStatistic(
+                both[first].to_numpy(np.int64), both[second].to_numpy(np.int64),
+                answers.n_classes, weights)))
+        self.unit_ids = np.array(sorted(units), dtype=np.int64)
+        position = np.full(answers.n_items, -1, dtype=np.int64)
+        position[self.unit_ids] = np.arange(self.unit_ids.size)
+        self.pairs = [(position[rows], stat) for rows, stat in self.pairs]
+        self.n_units = int(self.unit_ids.size)
+
+    def __call__(self, unit_weights: FloatArray) -> float:
+        kappas = np.array([stat(unit_weights[rows]) for rows, stat in self.pairs])
+        defined = kappas[np.isfinite(kappas)]
+        return float(defined.mean()) if defined.size else float("nan")
+
+
+def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nominal",
+                        kappa_weights: KappaWeights = None) -> WeightedStatistic:
+    """The weighted statistic behind :func:`measure_agreement` (items are the units)."""
+    if metric == "percent":
+        return PercentAgreementStatistic(answers.item_index, answers.label_index,
+                                         answers.n_items, answers.n_classes)
+    if metric == "fleiss":
+        return FleissKappaStatistic(vote_counts(answers))
+    if metric == "krippendorff":
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        numeric = None
+        if level in ("interval", "ratio"):
+            try:
+                numeric = np.asarray(answers.classes, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"level {level!r} needs numeric labels") from exc
+        return KrippendorffAlphaStatistic(answers.item_index, answers.label_index, numeric,
+                                          level, answers.n_classes)
+    if metric == "cohen":
+        if answers.n_reviewers > MAX_COHEN_REVIEWERS:
+            raise ValueError(f"cohen needs 2 reviewers (Light's mean pairwise kappa up to "
+                             f"{MAX_COHEN_REVIEWERS}); got {answers.n_reviewers}: use fleiss "
+                             "or krippendorff")
+        pair_keys = answers.item_index * max(answers.n_reviewers, 1) + answers.reviewer_index
+        if np.unique(pair_keys).size != pair_keys.size:
+            raise ValueError("cohen needs at most one answer per item and reviewer")
+        return _MeanPairwiseCohen(answers, kappa_weights)
+    raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+
+
+def measure_agreement(answers: Answers | pd.DataFrame, metric: Metric,
+                      level: Level = "nominal", kappa_weights: KappaWeights = None,
+                      n_resamples: int = 1000, confidence: float = 0.95,
+                      seed: int = 0) -> AgreementResult:
+    """One agreement metric over long-format answers, with a bootstrap interval over items.
+
+    ``metric``: ``percent`` (mean share of agreeing pairs), ``cohen`` (two reviewers;
+    with 3–20 reviewers, Light's mean pairwise kappa; ``kappa_weights`` for weighted
+    kappa over the sorted labels), ``fleiss`` or ``krippendorff`` (``level`` nominal,
+    ordinal, interval or ratio; ordinal uses the order of ``answers.classes``).
+    """
+    encoded = as_answers(answers)
+    statistic = agreement_statistic(encoded, metric, level, kappa_weights)
+    value = statistic(np.ones(statistic.n_units))
+    low, high, defined = bootstrap_interval(statistic, n_resamples, confidence, seed)
+    note = None
+    if statistic.n_units == 0:
+        note = "no item was rated by two reviewers; agreement is undefined"
+    elif not math.isfinite(value):
+        note = ("all pairable ratings fall in one category, so chance agreement is perfect "
+                "and the chance-corrected value is undefined")
+    elif not math.isfinite(low):
+        note = "too few resamples gave a defined value for an interval"
+
+    def _clean(number: float) -> float | None:
+        return number if math.isfinite(number) else None
+
+    return AgreementResult(
+        metric=metric, level=level if metric == "krippendorff" else None, value=_clean(value),
+        ci_low=_clean(low), ci_high=_clean(high), confidence=confidence,
+        n_items=statistic.n_units, n_reviewers=encoded.n_reviewers,
+        n_answers=encoded.n_answers, n_resamples=n_resamples, n_resamples_defined=defined,
+        seed=seed, note=note)

@@ -1,0 +1,201 @@
+"""File-level use cases behind ``hilt quality aggregate`` and ``hilt quality agreement``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hilt.errors import InputError
+from hilt.quality._base import ClassificationAggregator
+from hilt.quality._scale import ScaleAggregator
+from hilt.quality.agreement import KappaWeights
+from hilt.quality.answers import Answers
+from hilt.quality.bias_corrected_mean import BiasCorrectedMean
+from hilt.quality.bootstrap import AgreementResult, Metric, measure_agreement
+from hilt.quality.calibration import wilson_interval
+from hilt.quality.csv_io import (
+    CsvColumns,
+    GoldFile,
+    first_duplicate_pair,
+    numeric_labels,
+    read_answers,
+    read_gold,
+    write_csv_atomic,
+    write_text_atomic,
+)
+from hilt.quality.dawid_skene import DawidSkene
+from hilt.quality.krippendorff import Level
+from hilt.quality.mace import MACE
+from hilt.quality.majority_vote import MajorityVote
+from hilt.quality.median_rating import MedianRating
+from hilt.quality.one_coin_dawid_skene import OneCoinDawidSkene
+
+CATEGORICAL_METHODS: dict[str, type[ClassificationAggregator]] = {
+    "mv": MajorityVote, "ds": DawidSkene, "one-coin": OneCoinDawidSkene, "mace": MACE}
+SCALE_METHODS: dict[str, type[ScaleAggregator]] = {
+    "median": MedianRating, "mean": BiasCorrectedMean}
+METHODS = (*CATEGORICAL_METHODS, *SCALE_METHODS)
+
+
+def _reviewer_gold_accuracy(table: CsvColumns, gold: GoldFile | None,
+                            estimated: dict[str, float],
+                            estimate_name: str) -> list[dict[str, Any]]:
+    frame = pd.DataFrame({"reviewer": table.columns["reviewer"]})
+    frame["n_answers"] = 1
+    if gold is not None:
+        known = pd.Series(table.columns["item"]).map(gold.labels)
+        frame["n_gold"] = known.notna().astype(int)
+        frame["gold_correct"] = (known == pd.Series(table.columns["label"])).astype(int)
+    grouped = frame.groupby("reviewer", sort=True).sum()
+    rows: list[dict[str, Any]] = []
+    for reviewer, counts in grouped.iterrows():
+        row: dict[str, Any] = {"reviewer": reviewer, "n_answers": int(counts["n_answers"])}
+        if reviewer in estimated:
+            row[estimate_name] = round(estimated[str(reviewer)], 6)
+        if gold is not None:
+            n_gold, right = int(counts["n_gold"]), int(counts["gold_correct"])
+            low, high = wilson_interval(right, n_gold)
+            row.update(n_gold=n_gold, gold_correct=right,
+                       gold_accuracy=right / n_gold if n_gold else None,
+                       ci_low=round(float(low), 6), ci_high=round(float(high), 6))
+        rows.append(row)
+    return rows
+
+
+def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
+                   gold_path: Path | str | None = None) -> dict[str, Any]:
+    """Aggregate an answers CSV into ``item,label,confidence`` rows; return the report.
+
+    All input is read and validated before anything is written; the labels file is
+    written atomically. With gold, gold items are clamped to their known label
+    (confidence 1) and the report lists each reviewer's gold accuracy with a 95% Wilson
+    interval.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}",
+                         field="method")
+    table = read_answers(answers_path)
+    gold = read_gold(gold_path) if gold_path is not None else None
+    items, reviewers = table.columns["item"], table.columns["reviewer"]
+    report: dict[str, Any] = {"method": method, "answers": str(answers_path),
+                              "out": str(out_path), "n_answers": len(table)}
+    estimated: dict[str, float] = {}
+    estimate_name = "estimated_accuracy"
+    if method in SCALE_METHODS:
+        ratings = numeric_labels(table, f"method {method} aggregates numbers")
+        answers = Answers.from_columns(np.asarray(items, dtype=object),
+                                       np.asarray(reviewers, dtype=object), ratings)
+        scale_model = SCALE_METHODS[method]().fit(answers)
+        values, confidence = scale_model.values_.copy(), scale_model.confidence_.copy()
+        if gold is not None:
+            positions = pd.Index(scale_model.items_).get_indexer(list(gold.labels))
+            for item, position in zip(gold.labels, positions, strict=True):
+                if position < 0:
+                    continue
+                try:
+                    values[position] = float(gold.labels[item])
+                except ValueError as exc:
+                    raise InputError("gold label is not a number", file=gold.path,
+                                     line=gold.lines[item], field="label") from exc
+                confidence[position] = 1.0
+        if isinstance(scale_model, BiasCorrectedMean):
+            report.update(iterations=scale_model.n_iter_, converged=scale_model.converged_)
+        labels = [format(value, ".10g") for value in values]
+        item_ids = scale_model.items_
+    else:
+        answers = Answers.from_columns(np.asarray(items, dtype=object),
+                                       np.asarray(reviewers, dtype=object),
+                                       np.asarray(table.columns["label"], dtype=object))
+        model = CATEGORICAL_METHODS[method]()
+        model.fit(answers, gold.labels if gold is not None else None)
+        labels, confidence, item_ids = list(model.labels_), model.confidence_, model.items_
+        report["classes"] = [str(value) for value in model.classes_]
+        if isinstance(model, DawidSkene | OneCoinDawidSkene | MACE):
+            report.update(iterations=model.n_iter_, converged=model.converged_)
+            accuracy = (model.competence_ if isinstance(model, MACE)
+                        else model.reviewer_accuracy_)
+            if isinstance(model, MACE):
+                estimate_name = "estimated_competence"
+            estimated = {str(reviewer): float(value) for reviewer, value
+                         in zip(model.reviewers_, accuracy, strict=True)}
+    report["n_items"] = len(item_ids)
+    report["n_reviewers"] = len(set(reviewers))
+    report["mean_confidence"] = (round(float(np.mean(confidence)), 6) if len(item_ids)
+                                 else None)
+    if gold is not None:
+        answered = set(items)
+        report["gold"] = {"file": gold.path, "n_items": len(gold.labels),
+                          "n_items_answered": sum(item in answered for item in gold.labels)}
+    report["reviewers"] = _reviewer_gold_accuracy(table, gold, estimated, estimate_name)
+    write_csv_atomic(out_path, ("item", "label", "confidence"),
+                     ((item, label, format(float(conf), ".6f"))
+                      for item, label, conf in zip(item_ids, labels, confidence, strict=True)))
+    return report
+
+
+def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nominal",
+                   kappa_weights: KappaWeights = None, order: list[str] | None = None,
+                   n_resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0) -> AgreementResult:
+    """Agreement of an answers CSV with a bootstrap interval.
+
+    Ordered uses (Krippendorff ordinal/interval/ratio, weighted Cohen) need an order of
+    the labels: numbers are ordered numerically; other labels need ``order``. A reviewer
+    answering the same item twice is an error (agreement is defined per reviewer and item).
+    """
+    table = read_answers(answers_path)
+    duplicate = first_duplicate_pair(table)
+    if duplicate is not None:
+        raise InputError("the same reviewer answers this item twice", file=table.path,
+                         line=duplicate, field="reviewer")
+    needs_numbers = metric == "krippendorff" and level in ("interval", "ratio")
+    needs_order = needs_numbers or (metric == "krippendorff" and level == "ordinal") or (
+        metric == "cohen" and kappa_weights is not None)
+    labels: np.ndarray = np.asarray(table.columns["label"], dtype=object)
+    classes: list[Any] | None = None
+    if order and not needs_numbers:
+        classes = list(order)
+        outside = [i for i, label in enumerate(labels) if label not in set(classes)]
+        if outside:
+            raise InputError(f"label {labels[outside[0]]!r} is not in --order", file=table.path,
+                             line=table.lines[outside[0]], field="label")
+    elif needs_order:
+        labels = numeric_labels(table, "this metric needs ordered labels: use numbers"
+                                + ("" if needs_numbers else " or give --order"))
+    answers = Answers.from_columns(np.asarray(table.columns["item"], dtype=object),
+                                   np.asarray(table.columns["reviewer"], dtype=object), labels,
+                                   classes=classes)
+    try:
+        return measure_agreement(answers, metric, level, kappa_weights, n_resamples,
+                                 confidence, seed)
+    except ValueError as exc:
+        raise InputError(str(exc), file=table.path, field="reviewer") from exc
+
+
+def to_json(value: dict[str, Any]) -> str:
+    """JSON text with non-finite numbers as null (JSON has no NaN)."""
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None
+        if isinstance(obj, dict):
+            return {key: clean(val) for key, val in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [clean(val) for val in obj]
+        if isinstance(obj, np.generic):
+            return clean(obj.item())
+        return obj
+    return json.dumps(clean(value), ensure_ascii=False, default=str)
+
+
+def write_report(report: dict[str, Any], path: Path | str | None) -> str | None:
+    """Write the report to ``path`` (atomically) or return the text for stdout."""
+    text = to_json(report)
+    if path is None:
+        return text
+    write_text_atomic(path, text + "\n")
+    return None
