@@ -97,9 +97,11 @@ def _claim_sql(dialect: str, status: str) -> sa.TextClause:
     else:
         sql = (f"UPDATE review_tasks SET open_slots = {decrement} "
                f"WHERE id = ({pick}) RETURNING id")
-    return sa.text(sql).bindparams(sa.bindparam("pools", expanding=True),
-                                   sa.bindparam("now", type_=UTCDateTime()),
-                                   sa.bindparam("expires", type_=UTCDateTime()))
+    binds = [sa.bindparam("pools", expanding=True)]
+    if dialect == "postgresql":
+        binds += [sa.bindparam("now", type_=UTCDateTime()),
+                  sa.bindparam("expires", type_=UTCDateTime())]
+    return sa.text(sql).bindparams(*binds)
 
 
 _INSERT_LEASE = sa.text(

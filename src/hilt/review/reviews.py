@@ -87,7 +87,7 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     if found is None:
         raise NotFound(f"task {task_id!r} was never assigned to {reviewer_id!r}; claim it "
                        "with next-task first")
-    lease, task = found.tuple()
+    lease, task = found
     spec = cached_spec(session, task.rubric_id, task.rubric_version)
     answers = dict(submission.answers)
     rewrite_q = next((q.id for q in spec.questions if q.kind == "rewrite"), None)

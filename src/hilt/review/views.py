@@ -27,7 +27,7 @@ def reviewer_task_view(session: Session, task_id: str, reviewer_id: str) -> dict
     ).first()
     if row is None:
         raise NotFound(f"task {task_id!r} is not assigned to you")
-    lease, event_id, rubric_id, rubric_version = row.tuple()
+    lease, event_id, rubric_id, rubric_version = row
     event = session.get(EventRow, event_id)
     payload = event.payload if event is not None else {}
     spec = cached_spec(session, rubric_id, rubric_version)
