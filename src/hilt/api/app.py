@@ -23,6 +23,8 @@ from hilt.store.db import make_engine, session_factory
 # Each stage contributes ``router`` from hilt.api.routers.<name> when it has endpoints.
 ROUTERS = ("events", "review", "quality", "data", "train", "evals", "gate", "drift", "ops")
 PUBLIC_PATHS = frozenset({"/healthz"})
+# Pages may add public paths (the sign-in page); the app records them in
+# ``app.state.public_paths`` and every other route must still declare its roles.
 
 
 def _declared_roles(route: APIRoute) -> set[str] | None:
@@ -52,15 +54,21 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
     return found
 
 
+def public_paths(app: FastAPI) -> frozenset[str]:
+    return frozenset(getattr(app.state, "public_paths", PUBLIC_PATHS))
+
+
 def routes_without_roles(app: FastAPI) -> list[str]:
+    public = public_paths(app)
     return [r.path for r in api_routes(app)
-            if r.path not in PUBLIC_PATHS and _declared_roles(r) is None]
+            if r.path not in public and _declared_roles(r) is None]
 
 
 def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
+    public = public_paths(app)
     for r in api_routes(app):
-        if r.path not in PUBLIC_PATHS:
+        if r.path not in public:
             for method in r.methods or ():
                 out[(method, r.path)] = _declared_roles(r) or set()
     return out
@@ -86,6 +94,7 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
                               "feedback-to-training loop.")
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.public_paths = PUBLIC_PATHS
     _error_handlers(app)
 
     @app.get("/healthz", tags=["ops"])
@@ -112,7 +121,8 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
         app.include_router(module.router)
     try:
         web = importlib.import_module("hilt.web.pages")
-        web.mount(app)
+        # mount() returns the page paths that must answer without a token (sign-in).
+        app.state.public_paths = PUBLIC_PATHS | frozenset(web.mount(app) or ())
     except ModuleNotFoundError as exc:
         if exc.name != "hilt.web.pages":
             raise
