@@ -1,9 +1,124 @@
-"""CLI commands of this stage (not built yet)."""
+"""Data selection commands: ``hilt dataset build|list|show|diff|export|revoke`` and
+``hilt forget --subject S``. Thin: each parses arguments and calls ``hilt.data``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hilt.cli.core import DbOption, echo_json, engine_for
+
+dataset_app = typer.Typer(help="Dataset versions: build, inspect, diff, export, revoke.",
+                          no_args_is_help=True)
+
+ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
+DataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", help="where dataset files live (default: $HILT_HOME/datasets)")]
+
+
+@dataset_app.command("build")
+def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
+          db: DbOption = None, data_dir: DataDirOption = None,
+          actor: ActorOption = "cli") -> None:
+    """Select from the store by SPEC and record an immutable dataset version."""
+    from hilt.data.build import build_version
+    from hilt.data.spec import load_spec
+    from hilt.store.db import transaction
+
+    selection = load_spec(spec)
+    with transaction(engine_for(db)) as session:
+        result = build_version(session, selection, actor=actor, directory=data_dir)
+    echo_json({"version_id": result.version_id, "created": result.created,
+               "records": result.record_count,
+               "steps": [{k: s[k] for k in ("step", "input", "removed", "reasons")}
+                         for s in result.manifest["steps"]]})
+
+
+@dataset_app.command("list")
+def list_(name: Annotated[str | None, typer.Option(help="only this name")] = None,
+          db: DbOption = None) -> None:
+    """List dataset versions, newest first."""
+    from hilt.data.versions import list_versions, summary
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json([summary(r) for r in list_versions(session, name)])
+
+
+@dataset_app.command("show")
+def show(version: Annotated[str, typer.Argument(help="version id or prefix")],
+         db: DbOption = None,
+         lineage: Annotated[bool, typer.Option(help="include the full lineage")] = False
+         ) -> None:
+    """Print a version's manifest (spec, steps, lineage, code version, builder)."""
+    from hilt.data import versions
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        row = versions.get_version(session, version)
+        out = {**versions.summary(row), "manifest": row.manifest}
+        if lineage:
+            out["lineage"] = versions.lineage(session, row.id)
+        echo_json(out)
+
+
+@dataset_app.command("diff")
+def diff(a: Annotated[str, typer.Argument(help="older version")],
+         b: Annotated[str, typer.Argument(help="newer version")], db: DbOption = None) -> None:
+    """Records added, removed and relabelled from A to B."""
+    from hilt.data.versions import diff as diff_versions
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(diff_versions(session, a, b))
+
+
+@dataset_app.command("export")
+def export(version: Annotated[str, typer.Argument(help="version id or prefix")],
+           out: Annotated[Path, typer.Option("--out", help="output folder (must not exist)")],
+           fmt: Annotated[str, typer.Option("--format", help="jsonl | parquet | hf")] = "jsonl",
+           shape: Annotated[str | None, typer.Option(
+               help="TRL shape: prompt_chosen_rejected | conversational (preference), "
+                    "prompt_completion | messages (sft), text_label (classification)")] = None,
+           override_revoked: Annotated[str | None, typer.Option(
+               "--override-revoked", help="export a revoked version anyway; the reason "
+                                          "is written to the audit log")] = None,
+           db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Export a version in a shape TRL reads."""
+    from hilt.data.export import export_version
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(export_version(session, version, out, fmt=fmt, shape=shape, actor=actor,
+                                 override_reason=override_revoked))
+
+
+@dataset_app.command("revoke")
+def revoke(version: Annotated[str, typer.Argument(help="version id or prefix")],
+           reason: Annotated[str, typer.Option(help="why (recorded)")],
+           db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Mark a version revoked: no export or training without an audited override."""
+    from hilt.data.versions import revoke as revoke_version
+    from hilt.data.versions import summary
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(summary(revoke_version(session, version, reason=reason, actor=actor)))
+
+
+def forget(subject: Annotated[str, typer.Option("--subject", help="pseudonymous subject id")],
+           reason: Annotated[str, typer.Option(help="recorded reason")] = "right to be forgotten",
+           db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Erase a subject's content, revoke every dataset version holding it, flag exports."""
+    from hilt.data.forget import forget as forget_subject
+
+    result = forget_subject(engine_for(db), subject, actor=actor, reason=reason)
+    echo_json(result.as_dict())
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+    app.add_typer(dataset_app, name="dataset")
+    app.command("forget")(forget)

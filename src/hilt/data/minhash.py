@@ -72,8 +72,9 @@ def signatures_of_grams(grams: GramBatch, a: np.ndarray, b: np.ndarray) -> np.nd
     with np.errstate(over="ignore"):
         for lo in range(0, num_perm, _PERM_BLOCK):
             hi = min(num_perm, lo + _PERM_BLOCK)
-            phv = hv[:, None] * a[None, lo:hi] + b[None, lo:hi]
-            sig[has, lo:hi] = np.minimum.reduceat(phv, starts, axis=0)
+            # (perms x shingles): the reduction runs along contiguous memory.
+            phv = a[lo:hi, None] * hv[None, :] + b[lo:hi, None]
+            sig[has, lo:hi] = np.minimum.reduceat(phv, starts, axis=1).T
     return sig
 
 

@@ -41,6 +41,8 @@ def _length_tag(size: int) -> np.uint64:
 
 def words(text: str) -> list[str]:
     """The normalised word sequence of ``text``."""
+    if text.isascii():  # NFKC is the identity on ASCII, and casefold equals lower
+        return _WORD.findall(text.lower())
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 

@@ -37,17 +37,19 @@ class PiiDetector(Protocol):
     def find(self, text: str) -> list[PiiSpan]: ...
 
 
-_EMAIL = r"(?P<email>[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})"
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+# Card, IPv4 and phone numbers all live inside a run of digits and separators of at
+# least 7 characters; finding those runs first is one cheap scan, and the specific
+# patterns then only look inside the runs.
+_NUMERIC_RUN = re.compile(r"[+(]?\d[\d \-.()]{5,}\d")
 _CARD = r"(?P<card>(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-]))"
 _IPV4 = (r"(?P<ipv4>(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
          r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]))")
-_IPV6 = r"(?P<ipv6>(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:]))"
 _PHONE = (r"(?P<phone>(?<![\w+])(?:\+\d{1,3}[ \-.]?)?(?:\(\d{1,4}\)[ \-.]?)?"
           r"\d{2,4}(?:[ \-.]?\d{2,4}){2,4}(?!\w))")
-# One alternation, one pass over the text; order decides which kind wins an overlap.
-_PATTERN = re.compile("|".join([_EMAIL, _CARD, _IPV4, _IPV6, _PHONE]))
-# Cheap prefilter: no digit, no '@' and no ':' means nothing can match.
-_MAYBE = re.compile(r"[\d@:]")
+# Order decides which kind wins where two could match the same characters.
+_NUMERIC = re.compile("|".join([_CARD, _IPV4, _PHONE]))
 
 
 def luhn_valid(digits: str) -> bool:
@@ -73,43 +75,57 @@ class RegexPiiDetector:
             raise ValueError(f"unknown PII kinds {sorted(unknown)}")
 
     def find(self, text: str) -> list[PiiSpan]:
-        if not _MAYBE.search(text):
-            return []
-        spans = []
-        for m in _PATTERN.finditer(text):
-            kind = self._classify(m)
-            if kind is not None and kind in self.kinds:
-                spans.append(PiiSpan(kind, m.start(), m.end()))
-        return spans
+        spans: list[PiiSpan] = []
+        if "@" in text and "email" in self.kinds:
+            spans.extend(PiiSpan("email", m.start(), m.end()) for m in _EMAIL.finditer(text))
+        if ":" in text and "ip" in self.kinds:
+            spans.extend(PiiSpan("ip", m.start(), m.end()) for m in _IPV6.finditer(text)
+                         if _is_ipv6(m.group()))
+        for run in _NUMERIC_RUN.finditer(text):
+            chunk, base = run.group(), run.start()
+            for m in _NUMERIC.finditer(chunk):
+                kind = _numeric_kind(m)
+                if kind is not None and kind in self.kinds:
+                    spans.append(PiiSpan(kind, base + m.start(), base + m.end()))
+        return _non_overlapping(spans)
 
-    @staticmethod
-    def _classify(m: re.Match[str]) -> str | None:
-        group = m.lastgroup
-        value = m.group()
-        if group == "email":
-            return "email"
-        if group == "card":
-            digits = re.sub(r"\D", "", value)
-            if luhn_valid(digits):
-                return "card"
-            return "phone" if len(digits) <= 15 and _phone_like(value) else None
-        if group == "ipv4":
-            return "ip"
-        if group == "ipv6":
-            try:
-                ipaddress.IPv6Address(value)
-            except ValueError:
-                return None
-            return "ip"
-        if group == "phone":
-            digits = re.sub(r"\D", "", value)
-            return "phone" if 9 <= len(digits) <= 15 else None
-        return None
+
+def _is_ipv6(value: str) -> bool:
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric_kind(m: re.Match[str]) -> str | None:
+    value = m.group()
+    if m.lastgroup == "ipv4":
+        return "ip"
+    digits = re.sub(r"\D", "", value)
+    if m.lastgroup == "card":
+        if luhn_valid(digits):
+            return "card"
+        return "phone" if _phone_like(value) else None
+    return "phone" if 9 <= len(digits) <= 15 else None
 
 
 def _phone_like(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
     return 9 <= len(digits) <= 15 and (value.startswith("+") or " " in value or "-" in value)
+
+
+def _non_overlapping(spans: list[PiiSpan]) -> list[PiiSpan]:
+    """In text order; where spans overlap, the longer one (e.g. a whole e-mail address
+    over the digits inside it) is kept."""
+    out: list[PiiSpan] = []
+    for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start))):
+        if out and span.start < out[-1].end:
+            if span.end - span.start > out[-1].end - out[-1].start:
+                out[-1] = span
+            continue
+        out.append(span)
+    return out
 
 
 def redact(text: str, spans: list[PiiSpan]) -> str:

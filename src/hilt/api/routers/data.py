@@ -1,0 +1,103 @@
+"""Dataset versions over HTTP: build, list, show, diff, lineage, facts, revoke, forget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import allow, get_session
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+class BuildIn(BaseModel):
+    spec: dict[str, Any] = Field(description="a selection spec (see docs/data.md)")
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class ForgetIn(BaseModel):
+    subject_id: str = Field(min_length=1)
+    reason: str = "right to be forgotten"
+
+
+@router.post("")
+def build(body: BuildIn, session: Session = Depends(get_session),
+          who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
+    from hilt.data.build import build_version
+    from hilt.data.spec import parse_spec
+
+    result = build_version(session, parse_spec(body.spec, file="request"), actor=who.actor)
+    return {"version_id": result.version_id, "created": result.created,
+            "records": result.record_count, "steps": result.manifest["steps"]}
+
+
+@router.get("")
+def list_versions(name: str | None = None, session: Session = Depends(get_session),
+                  _: Principal = Depends(allow("lead", "service", "adjudicator"))
+                  ) -> list[dict[str, Any]]:
+    from hilt.data import versions
+
+    return [versions.summary(r) for r in versions.list_versions(session, name)]
+
+
+@router.get("/{version_id}")
+def show(version_id: str, session: Session = Depends(get_session),
+         _: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
+    from hilt.data import versions
+
+    row = versions.get_version(session, version_id)
+    return {**versions.summary(row), "manifest": row.manifest}
+
+
+@router.get("/{version_id}/lineage")
+def lineage(version_id: str, session: Session = Depends(get_session),
+            _: Principal = Depends(allow("lead", "service", "adjudicator"))
+            ) -> dict[str, list[str]]:
+    from hilt.data.versions import lineage as version_lineage
+
+    return version_lineage(session, version_id)
+
+
+@router.get("/{version_id}/facts")
+def facts(version_id: str, suite: list[str] | None = Query(default=None),
+          session: Session = Depends(get_session),
+          _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
+    from hilt.data.versions import dataset_facts
+
+    return dataset_facts(session, version_id, suite).as_dict()
+
+
+@router.get("/{a}/diff/{b}")
+def diff(a: str, b: str, session: Session = Depends(get_session),
+         _: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
+    from hilt.data.versions import diff as diff_versions
+
+    return diff_versions(session, a, b)
+
+
+@router.post("/{version_id}/revoke")
+def revoke(version_id: str, body: RevokeIn, session: Session = Depends(get_session),
+           who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    from hilt.data import versions
+
+    return versions.summary(versions.revoke(session, version_id, reason=body.reason,
+                                            actor=who.actor))
+
+
+@router.post("/forget-subject")
+def forget(body: ForgetIn, background: BackgroundTasks, session: Session = Depends(get_session),
+           who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Erase a subject's content and revoke the versions holding it. The records files
+    of revoked versions are deleted after the request's transaction has committed."""
+    from hilt.data.forget import delete_files, erase_subject
+
+    result = erase_subject(session, body.subject_id, actor=who.actor, reason=body.reason)
+    background.add_task(delete_files, result, body.reason)
+    return result.as_dict()
