@@ -59,7 +59,10 @@ def publish_rule_set(session: Session, rule_set: RuleSet, *, actor: str,
     """Store the next version of a rule set (rubrics pinned), optionally activating it."""
     pinned = _pin_rubrics(session, rule_set)
     spec = pinned.model_dump(mode="json", by_alias=True, exclude_none=True)
-    digest = content_hash({k: v for k, v in spec.items() if k != "changelog"})
+    try:
+        digest = content_hash({k: v for k, v in spec.items() if k != "changelog"})
+    except ValueError as exc:  # NaN or infinity somewhere in the document
+        raise InputError(f"numbers must be finite ({exc})") from None
     latest = session.execute(
         sa.select(RuleSetVersionRow).where(RuleSetVersionRow.rule_set_id == rule_set.id)
         .order_by(RuleSetVersionRow.version.desc()).limit(1)).scalar_one_or_none()

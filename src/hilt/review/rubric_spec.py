@@ -78,6 +78,8 @@ class Question(_Strict):
         elif self.options:
             raise ValueError(f"question {self.id!r}: only choice questions have options")
         if self.kind == "scale":
+            if not all(math.isfinite(v) for v in (self.min or 0, self.max or 0, self.step)):
+                raise ValueError(f"question {self.id!r}: scale bounds must be finite")
             if self.min is None or self.max is None or self.min >= self.max:
                 raise ValueError(f"question {self.id!r}: a scale needs min < max")
             if self.step <= 0:

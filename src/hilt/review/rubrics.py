@@ -32,7 +32,10 @@ def load_rubric_file(path: str | Path) -> RubricSpec:
 def publish_rubric(session: Session, spec: RubricSpec, *, actor: str) -> RubricVersionRow:
     """Store ``spec`` as the next version of its rubric; returns the new version row."""
     latest = latest_version(session, spec.id)
-    digest = content_hash(spec.content())
+    try:
+        digest = content_hash(spec.content())
+    except ValueError as exc:  # NaN or infinity somewhere in the document
+        raise InputError(f"numbers must be finite ({exc})") from None
     if latest is not None:
         if latest.content_hash == digest:
             raise Conflict(f"rubric {spec.id!r} version {latest.version} already has this "

@@ -96,7 +96,7 @@ class Rule(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] | None = None
     pool: str | None = None
     overlap: int | None = Field(default=None, ge=1, le=50)
-    sla_hours: float | None = Field(default=None, gt=0)
+    sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
     rubric: str | None = None
     skills: list[str] | None = None
     adjudication: AdjudicationPolicy | None = None
@@ -112,7 +112,7 @@ class Defaults(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev2"
     pool: str = "default"
     overlap: int = Field(default=3, ge=1, le=50)
-    sla_hours: float | None = Field(default=None, gt=0)
+    sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
     rubric: str | None = None
     skills: list[str] = Field(default_factory=list)
     uncertainty_score: str = "uncertainty"

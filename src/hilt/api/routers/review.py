@@ -1,0 +1,273 @@
+"""Review API: rubrics, escalation rules, the reviewer queue, adjudication and labels.
+
+Who may do what: leads publish rubrics and rules and see everything; reviewers see only
+the tasks they hold and their own reviews (blind review); adjudicators see whole cases
+and decide; service tokens may read final labels but never review.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import allow, get_session
+from hilt.errors import Forbidden
+from hilt.review import adjudication, escalation, queue, rubrics, tasks, views
+from hilt.review.labels import iter_final_labels
+from hilt.review.reviews import Submission, submit_review
+from hilt.review.rubric_spec import parse_rubric
+from hilt.review.rules import parse_rule_set
+from hilt.review.triage import run_triage
+from hilt.store.tables.base import utcnow
+
+router = APIRouter(prefix="/v1", tags=["review"])
+VERSION = Path(ge=0, le=2**31 - 1)
+
+PEOPLE = ("reviewer", "adjudicator", "lead")
+
+
+def _reviewer(who: Principal) -> str:
+    if who.reviewer_id is None:
+        raise Forbidden("this token has no reviewer identity")
+    return who.reviewer_id
+
+
+# --- rubrics ---------------------------------------------------------------------------
+
+@router.post("/rubrics")
+def publish_rubric(spec: dict[str, Any], session: Session = Depends(get_session),
+                   who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Publish a rubric (the YAML document as JSON) as its next immutable version."""
+    row = rubrics.publish_rubric(session, parse_rubric(spec, file="request"),
+                                 actor=who.actor)
+    return {"id": row.rubric_id, "version": row.version, "content_hash": row.content_hash}
+
+
+@router.get("/rubrics")
+def list_rubrics(session: Session = Depends(get_session),
+                 _: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
+    return rubrics.list_rubrics(session)
+
+
+@router.get("/rubrics/diff")
+def diff_rubrics(a: str, b: str, session: Session = Depends(get_session),
+                 _: Principal = Depends(allow("lead", "adjudicator"))) -> dict[str, Any]:
+    return rubrics.diff_refs(session, a, b)
+
+
+@router.get("/rubrics/{rubric_id}/proposals")
+def rubric_proposals(rubric_id: str, session: Session = Depends(get_session),
+                     _: Principal = Depends(allow("lead", "adjudicator"))
+                     ) -> list[dict[str, Any]]:
+    """Guideline-gap adjudications: proposals for the next version."""
+    return rubrics.guideline_proposals(session, rubric_id)
+
+
+@router.get("/rubrics/{rubric_id}/{version}")
+def get_rubric(rubric_id: str, version: int = VERSION, session: Session = Depends(get_session),
+               _: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    row = rubrics.get_version(session, rubric_id, version)
+    return {"id": row.rubric_id, "version": row.version, "changelog": row.changelog,
+            "content_hash": row.content_hash, "spec": row.spec}
+
+
+# --- escalation ------------------------------------------------------------------------
+
+class RuleSetIn(BaseModel):
+    spec: dict[str, Any] = Field(description="the rule-set YAML document as JSON")
+    activate: bool = True
+
+
+@router.post("/escalation/rule-sets")
+def publish_rules(body: RuleSetIn, session: Session = Depends(get_session),
+                  who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    row = escalation.publish_rule_set(session, parse_rule_set(body.spec, file="request"),
+                                      actor=who.actor, activate=body.activate)
+    return {"id": row.rule_set_id, "version": row.version, "active": body.activate}
+
+
+@router.post("/escalation/rule-sets/{rule_set_id}/{version}/activate")
+def activate_rules(rule_set_id: str, version: int = VERSION,
+                   session: Session = Depends(get_session),
+                   who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    escalation.activate_rule_set(session, rule_set_id, version, actor=who.actor)
+    return {"id": rule_set_id, "version": version, "active": bool(version)}
+
+
+@router.post("/escalation/backtest")
+def backtest_rules(body: RuleSetIn, version: int = Query(0, ge=0, le=2**31 - 1),
+                   session: Session = Depends(get_session),
+                   _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """How many stored events each rule would escalate (creates nothing)."""
+    return escalation.backtest(session, parse_rule_set(body.spec, file="request"),
+                               version=version)
+
+
+# --- tasks (leads) ----------------------------------------------------------------------
+
+class TaskIn(BaseModel):
+    event_id: str
+    rubric: str = Field(description="ID or ID@VERSION")
+    severity: str = "sev2"
+    pool: str = "default"
+    overlap: int = Field(default=3, ge=1, le=50)
+    sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+    skills: list[str] = Field(default_factory=list)
+
+
+class GoldIn(BaseModel):
+    event_id: str
+    rubric: str
+    answers: dict[str, Any]
+    pool: str = "default"
+
+
+@router.post("/tasks")
+def create_task(body: TaskIn, session: Session = Depends(get_session),
+                who: Principal = Depends(allow("lead"))) -> dict[str, str]:
+    return {"task_id": tasks.create_task(
+        session, event_id=body.event_id, rubric=body.rubric, actor=who.actor,
+        severity=body.severity, pool=body.pool, overlap_k=body.overlap,
+        sla_hours=body.sla_hours, skills=body.skills)}
+
+
+@router.post("/tasks/gold")
+def create_gold(body: GoldIn, session: Session = Depends(get_session),
+                who: Principal = Depends(allow("lead"))) -> dict[str, str]:
+    return {"task_id": tasks.create_gold_task(session, event_id=body.event_id,
+                                              rubric=body.rubric, answers=body.answers,
+                                              actor=who.actor, pool=body.pool)}
+
+
+@router.get("/tasks/{task_id}")
+def task_detail(task_id: str, session: Session = Depends(get_session),
+                _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    return views.task_detail(session, task_id)
+
+
+@router.get("/queue/stats")
+def queue_stats(session: Session = Depends(get_session),
+                _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    return views.queue_stats(session)
+
+
+@router.post("/queue/triage")
+def triage(session: Session = Depends(get_session),
+           who: Principal = Depends(allow("lead"))) -> dict[str, int]:
+    """Expire leases, cluster near-duplicates, re-escalate SLA breaches, re-prioritise."""
+    return run_triage(session, utcnow(), actor=who.actor)
+
+
+# --- the reviewer's queue ---------------------------------------------------------------
+
+class SubmissionIn(BaseModel):
+    answers: dict[str, Any]
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    rationale: str | None = None
+    rewrite: str | None = None
+    time_spent_s: float | None = Field(default=None, ge=0)
+
+
+@router.post("/queue/next")
+def next_task(session: Session = Depends(get_session),
+              who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
+    reviewer = _reviewer(who)
+    claim = queue.claim_next(session, reviewer)
+    if claim is None:
+        return {"task": None}
+    return {"task": views.reviewer_task_view(session, claim.task_id, reviewer),
+            "resumed": claim.resumed}
+
+
+@router.get("/queue/tasks/{task_id}")
+def my_task(task_id: str, session: Session = Depends(get_session),
+            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    return views.reviewer_task_view(session, task_id, _reviewer(who))
+
+
+@router.post("/queue/tasks/{task_id}/heartbeat")
+def heartbeat(task_id: str, session: Session = Depends(get_session),
+              who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
+    expiry = queue.heartbeat(session, task_id, _reviewer(who))
+    return {"lease_expires_at": expiry.isoformat()}
+
+
+@router.post("/queue/tasks/{task_id}/release")
+def release(task_id: str, session: Session = Depends(get_session),
+            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
+    queue.release(session, task_id, _reviewer(who))
+    return {"status": "released"}
+
+
+@router.post("/queue/tasks/{task_id}/submit")
+def submit(task_id: str, body: SubmissionIn, session: Session = Depends(get_session),
+           who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    result = submit_review(session, task_id, _reviewer(who), Submission(
+        answers=body.answers, confidence=body.confidence, rationale=body.rationale,
+        rewrite=body.rewrite, time_spent_s=body.time_spent_s))
+    out = result.as_dict()
+    out.pop("task_status")  # blind review: whether others have answered is not shown
+    return out
+
+
+@router.get("/reviews/mine")
+def my_reviews(limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
+               who: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
+    return views.reviewer_history(session, _reviewer(who), limit=limit)
+
+
+# --- adjudication -----------------------------------------------------------------------
+
+class DecisionIn(BaseModel):
+    answers: dict[str, Any]
+    rationale: str = Field(min_length=1)
+    cause: str = Field(description="guideline_gap, ambiguous_input, reviewer_error or "
+                                   "subjective")
+
+
+@router.get("/adjudications")
+def pending_adjudications(limit: int = Query(50, ge=1, le=500),
+                          session: Session = Depends(get_session),
+                          _: Principal = Depends(allow("adjudicator", "lead"))
+                          ) -> list[dict[str, Any]]:
+    return adjudication.pending(session, limit=limit)
+
+
+@router.get("/adjudications/{task_id}")
+def case_file(task_id: str, session: Session = Depends(get_session),
+              _: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, Any]:
+    """Every review and rationale of the task, for the adjudicator."""
+    return adjudication.case_file(session, task_id)
+
+
+@router.post("/adjudications/{task_id}")
+def decide(task_id: str, body: DecisionIn, session: Session = Depends(get_session),
+           who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, str]:
+    adjudication_id = adjudication.adjudicate(
+        session, task_id, _reviewer(who) if who.reviewer_id else who.actor,
+        answers=body.answers, rationale=body.rationale, cause=body.cause)
+    return {"adjudication_id": adjudication_id}
+
+
+# --- labels -----------------------------------------------------------------------------
+
+@router.get("/labels")
+def labels(rubric_id: str | None = None, provenance: str | None = None,
+           min_confidence: float | None = None, limit: int = Query(1000, ge=1, le=10_000),
+           session: Session = Depends(get_session),
+           _: Principal = Depends(allow("lead", "adjudicator", "service"))
+           ) -> list[dict[str, Any]]:
+    out = []
+    for record in iter_final_labels(
+            session, rubric_ids=[rubric_id] if rubric_id else None,
+            provenance=[provenance] if provenance else None, min_confidence=min_confidence):
+        out.append({**record.__dict__, "review_ids": list(record.review_ids),
+                    "decided_at": record.decided_at.isoformat()})
+        if len(out) >= limit:
+            break
+    return out
