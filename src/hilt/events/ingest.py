@@ -156,10 +156,8 @@ def _sqlite_datetime(value: datetime) -> str:
 
 def _after_ingest(session: Session, events: list[FeedbackEvent], actor: str) -> int:
     """Run the active escalation rules on newly stored events (same transaction)."""
-    try:
-        from hilt.review.escalation import apply_active_rules
-    except ImportError:  # the review stage is not installed in this build
-        return 0
+    from hilt.review.escalation import apply_active_rules  # review imports events
+
     return apply_active_rules(session, events, actor=actor)
 
 

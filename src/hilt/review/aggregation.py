@@ -86,7 +86,10 @@ class AdjudicationPolicy(BaseModel):
       severe (sev0 is the most severe), otherwise only when no label can be decided.
 
     Independently of the mode, a question with no decidable answer (a tie) or an
-    aggregate confidence below ``min_confidence`` always goes to adjudication.
+    aggregate confidence below ``min_confidence`` always goes to adjudication. When the
+    aggregator is a model (provenance ``model_aggregated``, e.g. Dawid–Skene weighing
+    reviewers by their estimated reliability), its posterior confidence replaces the two
+    vote-count modes: resolving disagreements is what such a model is for.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -126,9 +129,11 @@ def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], seve
         elif judged and agg is not None and agg.confidence < policy.min_confidence:
             reason = f"confidence {agg.confidence:.2f} < {policy.min_confidence}"
         elif judged and agreement < 1.0:
-            if policy.mode == "any_disagreement":
+            model = agg is not None and agg.provenance == "model_aggregated"
+            if policy.mode == "any_disagreement" and not model:
                 reason = "reviewers disagree"
-            elif policy.mode == "agreement_below" and agreement < policy.min_agreement:
+            elif policy.mode == "agreement_below" and agreement < policy.min_agreement \
+                    and not model:
                 reason = f"agreement {agreement:.2f} < {policy.min_agreement}"
             elif policy.mode == "severity_at_or_above" and severity <= level:
                 reason = f"reviewers disagree on a sev{severity} task"
