@@ -22,5 +22,26 @@ def demo(workdir: Annotated[Path, typer.Option(help="where the demo database and
     typer.echo(f"browse:  hilt serve --db {run.db_url}")
 
 
+sim_app = typer.Typer(help="The simulator: streams, reviewers, capacity planning.",
+                      no_args_is_help=True)
+
+
+@sim_app.command("capacity")
+def capacity(overlap: Annotated[list[int], typer.Option(help="overlap k (repeatable)")],
+             items_per_day: Annotated[int, typer.Option(help="items escalated per day")],
+             hours_per_day: float = 8.0, prevalence: float = 0.25, seed: int = 0) -> None:
+    """Label accuracy (majority vote, Dawid–Skene) and queue load for each overlap k,
+    with the default simulated reviewer pool."""
+    import json
+
+    from hilt.sim.capacity import plan
+
+    for k in overlap:
+        result = plan(k, items_per_day, hours_per_day=hours_per_day, prevalence=prevalence,
+                      seed=seed)
+        typer.echo(json.dumps(result.as_dict()))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(demo)
+    app.add_typer(sim_app, name="sim")
