@@ -74,8 +74,8 @@ DEFAULT_POOL: tuple[ReviewerProfile, ...] = (
 )
 
 
-def simulate_answers(truth: Sequence[int] | np.ndarray, n_classes: int, pool: Sequence[ReviewerProfile],
-                     overlap: int, rng: np.random.Generator
+def simulate_answers(truth: Sequence[int] | np.ndarray, n_classes: int,
+                     pool: Sequence[ReviewerProfile], overlap: int, rng: np.random.Generator
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Long-format answers ``(item, reviewer_index, label)``: ``overlap`` distinct
     reviewers per item, drawn uniformly from the pool."""
