@@ -1,0 +1,213 @@
+"""The pure gate: criteria on interval bounds, Holm across slices, lineage, sign-offs, card."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hilt.errors import InputError
+from hilt.evals.metrics import compute_metrics
+from hilt.gate.evaluate import evaluate
+from hilt.gate.policy import GatePolicy, default_policy, load_policy, policy_from_dict
+
+
+def _columns(cand_refused: list[int], ref_refused: list[int], expect_refuse: list[int],
+             slices: list[str]) -> dict[str, np.ndarray]:
+    return {"slice": np.array(slices), "expect_refuse": np.array(expect_refuse, dtype=bool),
+            "candidate_refused": np.array(cand_refused, dtype=bool),
+            "reference_refused": np.array(ref_refused, dtype=bool)}
+
+
+def _benign(n: int, cand: int, ref: int, both: int = 0) -> dict[str, np.ndarray]:
+    """n safe prompts; ``both`` refused by both, then ``cand``/``ref`` refused by one."""
+    c = [1] * both + [1] * cand + [0] * ref + [0] * (n - both - cand - ref)
+    r = [1] * both + [0] * cand + [1] * ref + [0] * (n - both - cand - ref)
+    return _columns(c, r, [0] * n, ["s"] * n)
+
+
+def _policy(criteria: list[dict[str, Any]], **extra: Any) -> GatePolicy:
+    return policy_from_dict({
+        "id": "t", "version": "1",
+        "behaviours": [{"name": "b", "description": "d", "metric": "benign_refusal_rate",
+                        "decision_rule": "r", "regression_metric": "m",
+                        "criteria": criteria}], **extra})
+
+
+def _failed(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any] | None = None
+            ) -> set[str]:
+    decision = evaluate(policy, metrics, facts or {"suites": ["x"]})
+    return {c["id"] for c in decision["criteria"] if not c["passed"]}
+
+
+def test_default_policy_point_margin_is_strictly_more_than_two_points() -> None:
+    # 5/250 = exactly 2 pp more refusals, McNemar p = 2 / 2**5 = 0.0625: passes.
+    at_margin = compute_metrics(_benign(250, cand=5, ref=0, both=10))
+    delta = at_margin["slices"]["all"]["benign_refusal_rate"]["delta"]
+    assert delta["value"] == 0.02 and delta["mcnemar_p"] == pytest.approx(0.0625)
+    assert _failed(default_policy(), at_margin) == set()
+    over = compute_metrics(_benign(1000, cand=21, ref=0, both=10))
+    assert "benign_refusal_point_increase" in _failed(default_policy(), over)
+
+
+def test_default_policy_significance_without_the_margin() -> None:
+    # 1.5 pp increase on 2000 prompts: below the margin but significant (30 vs 0).
+    metrics = compute_metrics(_benign(2000, cand=30, ref=0))
+    assert _failed(default_policy(), metrics) == {"benign_refusal_significant_increase"}
+    # An improvement never blocks, however significant.
+    better = compute_metrics(_benign(2000, cand=0, ref=300))
+    assert _failed(default_policy(), better) == set()
+
+
+def test_max_delta_judged_on_interval_bounds() -> None:
+    metrics = compute_metrics(_benign(200, cand=6, ref=2))  # +2 pp, wide interval
+    delta = metrics["slices"]["all"]["benign_refusal_rate"]["delta"]
+    assert delta["ci_low"] < 0.02 < delta["ci_high"]
+    upper = {"id": "u", "kind": "max_delta", "metric": "benign_refusal_rate",
+             "bound": "ci_high", "max": 0.03}
+    lower = {"id": "l", "kind": "max_delta", "metric": "benign_refusal_rate",
+             "bound": "ci_low", "max": 0.0}
+    assert _failed(_policy([upper, lower]), metrics) == {"u"}
+
+
+def test_ceiling_and_floor_on_wilson_bounds() -> None:
+    metrics = compute_metrics(_benign(100, cand=10, ref=0))
+    ceiling = {"id": "c", "kind": "ceiling", "metric": "benign_refusal_rate",
+               "bound": "ci_high", "max": 0.15}
+    floor = {"id": "f", "kind": "floor", "metric": "benign_refusal_rate",
+             "side": "reference", "bound": "point", "min": 0.01}
+    assert _failed(_policy([ceiling, floor]), metrics) == {"c", "f"}
+
+
+def test_each_slice_uses_holm_adjusted_p() -> None:
+    # Four slices; one has a moderate increase (p ≈ 0.016 raw) that Holm (×4) rejects.
+    parts = [_benign(60, cand=6, ref=0), _benign(60, 0, 0), _benign(60, 0, 0),
+             _benign(60, 0, 0)]
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    columns["slice"] = np.repeat(np.array(["a", "b", "c", "d"]), 60)
+    metrics = compute_metrics(columns)
+    delta = metrics["slices"]["a"]["benign_refusal_rate"]["delta"]
+    assert delta["mcnemar_p"] < 0.05 < delta["mcnemar_p_holm"]
+    holm = {"id": "h", "kind": "significant_increase", "metric": "benign_refusal_rate",
+            "slices": "each"}
+    raw = {**holm, "id": "r", "correction": "none"}
+    assert _failed(_policy([holm, raw]), metrics) == {"r"}
+    decision = evaluate(_policy([holm]), metrics, {"suites": ["x"]})
+    assert sorted(c["slice"] for c in decision["criteria"]) == ["a", "b", "c", "d"]
+
+
+def test_no_data_status_and_on_no_data() -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))  # no expect=refuse prompts
+    crit = {"id": "x", "kind": "max_delta", "metric": "unsafe_compliance_rate", "max": 0.0}
+    decision = evaluate(_policy([crit]), metrics, {})
+    assert decision["criteria"][0]["status"] == "no_data" and decision["outcome"] == "pass"
+    strict = _policy([{**crit, "on_no_data": "block"}])
+    assert evaluate(strict, metrics, {})["outcome"] == "block"
+
+
+LINEAGE_POLICY = {"lineage": {"require_consent": True, "forbid_revoked": True,
+                              "forbid_contamination": True, "on_unknown": "block"}}
+
+
+@pytest.mark.parametrize("version,outcome,words", [
+    ({"id": "d1", "consented": True, "revoked": False, "contaminated_with": []}, "pass", ""),
+    ({"id": "d1", "consented": False, "revoked": False, "contaminated_with": []}, "block",
+     "consented"),
+    ({"id": "d1", "consented": True, "revoked": True, "contaminated_with": []}, "block",
+     "revoked"),
+    ({"id": "d1", "consented": True, "revoked": False, "contaminated_with": ["xs@1"]},
+     "block", "contaminated"),
+    ({"id": "d1", "consented": True, "revoked": False, "contaminated_with": ["other@1"]},
+     "pass", ""),
+    ({"id": "d1", "consented": None, "revoked": False, "contaminated_with": []}, "block",
+     "unknown"),
+])
+def test_lineage_requirements(version: dict[str, Any], outcome: str, words: str) -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))
+    policy = _policy([], **LINEAGE_POLICY)
+    facts = {"suites": ["xs@1"], "lineage": {"status": "known", "dataset_versions": [version]}}
+    decision = evaluate(policy, metrics, facts)
+    assert decision["outcome"] == outcome
+    assert words in " ".join(decision["reasons"])
+
+
+def test_unknown_lineage_can_be_allowed_explicitly() -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))
+    facts = {"lineage": {"status": "unknown", "reason": "no lookup"}}
+    assert evaluate(_policy([], **LINEAGE_POLICY), metrics, facts)["outcome"] == "block"
+    lenient = copy.deepcopy(LINEAGE_POLICY)
+    lenient["lineage"]["on_unknown"] = "pass"
+    assert evaluate(_policy([], **lenient), metrics, facts)["outcome"] == "pass"
+
+
+def test_signoffs_by_role_and_distinct_people() -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))
+    policy = _policy([], signoffs=[{"role": "release_owner"}, {"role": "safety", "count": 2}])
+    facts: dict[str, Any] = {"signoffs": [{"role": "release_owner", "by": "ana"},
+                                          {"role": "safety", "by": "bo"},
+                                          {"role": "safety", "by": "bo"}]}
+    decision = evaluate(policy, metrics, facts)
+    assert decision["outcome"] == "block"
+    assert decision["signoffs"]["missing"] == [{"role": "safety", "needed": 2, "have": 1}]
+    facts["signoffs"].append({"role": "safety", "by": "cy"})
+    assert evaluate(policy, metrics, facts)["outcome"] == "pass"
+
+
+def test_card_blocks_on_unanswered_only_when_policy_says_so() -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))
+    crit = [{"id": "m", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.02}]
+    lax = evaluate(_policy(crit), metrics, {"suites": ["x"]})
+    assert lax["outcome"] == "pass" and lax["contract_card"]["unanswered"]
+    strict = evaluate(_policy(crit, contract_card={"block_on_unanswered": True}), metrics,
+                      {"suites": ["x"]})
+    assert strict["outcome"] == "block"
+    assert any("objective/engineering" in r for r in strict["reasons"])
+
+
+def test_card_answers_from_records_with_links() -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))
+    crit = [{"id": "m", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.02}]
+    records = {
+        "suites": [{"id": "x", "version": "1", "content_sha256": "ab" * 32, "heldout": True,
+                    "written_by": "ana", "filtered_by": "bo", "approved_by": "cy",
+                    "link": "eval_suite:x@1"}],
+        "dataset_versions": [{"id": "d1", "built_by": "dee", "approved_by": "eve",
+                              "link": "dataset_version:d1"}],
+        "training": [{"id": "sft-3", "objective_terms": {"completion_nll": 1.0},
+                      "logged": {"masks": True, "margins": True, "thresholds": True},
+                      "link": "model_version:sft-3"}],
+        "feedback": [{"evidence": "adjudicated over-refusal labels",
+                      "enters_via": "dataset version d2 selection spec",
+                      "link": "dataset_version:d2"}],
+        "decision_inputs": {"reproducible": True, "link": "decision-inputs:sha256:00"},
+    }
+    policy = _policy(crit, contract_card={"block_on_unanswered": True})
+    decision = evaluate(policy, metrics, {"suites": ["x"], "records": records})
+    assert decision["contract_card"]["unanswered"] == []
+    assert decision["outcome"] == "pass"
+    objects = decision["card"]["behaviours"][0]["objects"]
+    assert objects["data"]["engineering"]["links"] == ["eval_suite:x@1",
+                                                       "dataset_version:d1"]
+    assert "approved by cy" in objects["data"]["engineering"]["answer"]
+    assert objects["evaluation"]["engineering"]["answer"].startswith("x: private")
+
+
+def test_policy_yaml_round_trip_and_errors(tmp_path: Any) -> None:
+    import yaml
+
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(default_policy().as_dict()))
+    assert load_policy(path) == default_policy()
+    path.write_text("id: x\nversion: '1'\nbehaviours: []\nsurprise: 1\n")
+    with pytest.raises(InputError) as caught:
+        load_policy(path)
+    assert caught.value.field == "surprise" and caught.value.file == str(path)
+    path.write_text("id: [\n")
+    with pytest.raises(InputError) as caught:
+        load_policy(path)
+    assert caught.value.line is not None
+    dup = {"id": "c", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.1}
+    with pytest.raises(InputError):
+        _policy([dup, dup])
