@@ -75,7 +75,7 @@ def test_krippendorff_matches_package_on_random_data(level: str, seed: int) -> N
                                units=int(rng.integers(20, 300)),
                                values=int(rng.integers(2, 8)), missing=0.25)
     ours = krippendorff_alpha(data, level)  # type: ignore[arg-type]
-    theirs = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    theirs = krippendorff.alpha(reliability_data=data, level_of_measurement=level)  # type: ignore[arg-type]
     assert ours == pytest.approx(theirs, abs=1e-9)
 
 
@@ -120,7 +120,7 @@ def test_fleiss_kappa_matches_statsmodels(seed: int) -> None:
 def test_percent_agreement_by_hand() -> None:
     # item 1: 3 raters all agree (1); item 2: two of three agree (2/6 pairs agree → 1/3);
     # item 3: a single rating (not pairable).
-    data = [[1, 2, 1], [1, 2, nan], [1, 3, nan]]
+    data: list[list[float]] = [[1, 2, 1], [1, 2, nan], [1, 3, nan]]
     assert percent_agreement(data) == pytest.approx((1 + 1 / 3) / 2)
 
 
@@ -133,8 +133,8 @@ def _long(matrix: list[list[float]]) -> pd.DataFrame:
 def test_measure_agreement_long_format_matches_matrix_functions() -> None:
     frame = _long(KRIPPENDORFF_EXAMPLE)
     for level in ("nominal", "ordinal", "interval", "ratio"):
-        result = measure_agreement(frame, "krippendorff", level, n_resamples=50)  # type: ignore[arg-type]
-        assert result.value == pytest.approx(krippendorff_alpha(KRIPPENDORFF_EXAMPLE, level),  # type: ignore[arg-type]
+        result = measure_agreement(frame, "krippendorff", level, n_resamples=50)
+        assert result.value == pytest.approx(krippendorff_alpha(KRIPPENDORFF_EXAMPLE, level),
                                              abs=1e-12)
     result = measure_agreement(frame, "percent", n_resamples=50)
     assert result.value == pytest.approx(percent_agreement(KRIPPENDORFF_EXAMPLE))
@@ -198,7 +198,7 @@ class TestDegenerateAgreement:
         frame = pd.DataFrame({"item": [1, 1, 2, 2], "reviewer": ["a", "b", "a", "b"],
                               "label": ["x", "x", "x", "x"]})
         for metric in ("cohen", "fleiss", "krippendorff"):
-            result = measure_agreement(frame, metric, n_resamples=20)  # type: ignore[arg-type]
+            result = measure_agreement(frame, metric, n_resamples=20)
             assert result.value is None and result.ci_low is None
             assert result.note is not None and "one category" in result.note
         assert measure_agreement(frame, "percent", n_resamples=20).value == 1.0
@@ -207,7 +207,7 @@ class TestDegenerateAgreement:
     def test_no_item_rated_twice(self) -> None:
         frame = pd.DataFrame({"item": [1, 2], "reviewer": ["a", "b"], "label": ["x", "y"]})
         for metric in ("percent", "fleiss", "krippendorff"):
-            result = measure_agreement(frame, metric, n_resamples=20)  # type: ignore[arg-type]
+            result = measure_agreement(frame, metric, n_resamples=20)
             assert result.value is None and result.n_items == 0
             assert result.note is not None and "two reviewers" in result.note
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import hilt
-from hilt.canonical import canonical_json, sha256_hex
+from hilt.canonical import canonical_json, content_hash, sha256_hex
 from hilt.config import hilt_home
 from hilt.data.decontam import HeldoutIndex
 from hilt.data.pii import PiiDetector
@@ -43,6 +43,9 @@ from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
 _UNSET: Any = object()
+# What a record says, for diffs: a change of lineage, confidence or split alone is not a
+# relabelling, a change of chosen/rejected, completion, label or text is.
+_NOT_CONTENT = frozenset({"lineage", "confidence", "split"})
 
 
 def data_dir(path: str | Path | None = None) -> Path:
@@ -79,7 +82,8 @@ def write_records(examples: list[Example], directory: Path) -> tuple[str, list[d
             digest.update(line)
             fh.write(line)
             lin = record["lineage"]
-            rows.append({"record_key": ex.key, "record_hash": sha256_hex(line[:-1]),
+            rows.append({"record_key": ex.key, "record_hash": content_hash(
+                             {k: v for k, v in record.items() if k not in _NOT_CONTENT}),
                          "event_id": ex.event_id, "split": ex.split,
                          "label_ids": lin["label_ids"], "review_ids": lin["review_ids"],
                          "adjudication_ids": lin["adjudication_ids"],

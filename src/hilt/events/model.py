@@ -175,8 +175,12 @@ class FeedbackEvent(_Strict):
     def _indices_exist(self) -> FeedbackEvent:
         n = len(self.responses)
         for i, fb in enumerate(self.feedback):
-            indices = [getattr(fb, a) for a in ("response_index", "chosen", "rejected")
-                       if hasattr(fb, a)]
+            if isinstance(fb, PreferenceFeedback):
+                indices: tuple[int, ...] = (fb.chosen, fb.rejected)
+            elif isinstance(fb, TextFeedback):
+                continue
+            else:
+                indices = (fb.response_index,)
             for idx in indices:
                 if idx >= n:
                     raise ValueError(f"feedback[{i}] points at response {idx}, "

@@ -14,6 +14,7 @@ invented for those cases.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import numpy as np
@@ -23,6 +24,8 @@ import pandas as pd
 from hilt.quality.answers import FloatArray, IntArray
 
 KappaWeights = Literal["linear", "quadratic"] | None
+# reviewers × items; gaps as nan or None (a list of lists with None is fine)
+ReliabilityData = npt.ArrayLike | Sequence[Sequence[object]]
 
 
 class WeightedStatistic(Protocol):
@@ -148,7 +151,7 @@ class FleissKappaStatistic:
         return _ratio(observed - chance, 1.0 - chance)
 
 
-def reliability_to_long(reliability_data: npt.ArrayLike) -> tuple[IntArray, np.ndarray]:
+def reliability_to_long(reliability_data: ReliabilityData) -> tuple[IntArray, np.ndarray]:
     """``reviewers × items`` data with ``nan``/``None`` gaps → (item index, value) per rating.
 
     The ratings come out grouped by item. Strings ``"nan"`` count as missing too, because
@@ -172,7 +175,7 @@ def reliability_to_long(reliability_data: npt.ArrayLike) -> tuple[IntArray, np.n
     return items, by_item[present]
 
 
-def percent_agreement(reliability_data: npt.ArrayLike) -> float:
+def percent_agreement(reliability_data: ReliabilityData) -> float:
     """Share of agreeing reviewer pairs per item, averaged over items rated at least twice.
 
     ``reliability_data`` is ``reviewers × items`` with ``nan`` (or ``None``) for missing

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from hilt.quality.agreement import reliability_to_long
+from hilt.quality.agreement import ReliabilityData, reliability_to_long
 from hilt.quality.answers import FloatArray, IntArray
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
@@ -172,7 +172,7 @@ class KrippendorffAlphaStatistic:
         return 1.0 - (total - 1.0) * observed / expected
 
 
-def krippendorff_alpha(reliability_data: npt.ArrayLike, level: Level = "nominal",
+def krippendorff_alpha(reliability_data: ReliabilityData, level: Level = "nominal",
                        value_domain: npt.ArrayLike | None = None) -> float:
     """Krippendorff's alpha of ``reviewers × items`` data with ``nan``/``None`` for gaps.
 

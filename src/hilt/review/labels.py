@@ -43,7 +43,7 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
         ReviewTaskRow.status == "clustered")).scalars().all()
     member_policy = dict(session.execute(sa.select(EventRow.id, EventRow.policy_version)
                                          .where(EventRow.id.in_([m.event_id for m in members])
-                                                )).tuples().all()) if members else {}
+                                                )).all()) if members else {}
     for m in members:
         rows += [_row(m.id, m.event_id, task, lbl, "cluster_propagated", task.id,
                       member_policy.get(m.event_id), now) for lbl in labels]
