@@ -1,0 +1,170 @@
+"""Candidate outputs from any OpenAI-compatible chat endpoint (vLLM, TGI, llama.cpp …).
+
+* concurrency: at most ``concurrency`` requests in flight (an asyncio semaphore);
+* rate limit: requests start at least ``1 / requests_per_second`` apart;
+* retries: on 429, 5xx and transport errors, exponential backoff with full jitter
+  (``base · 2^attempt · U(0,1)``, AWS Architecture Blog 2015), honouring ``Retry-After``;
+* decoder settings (model, temperature, top_p, max_tokens, seed, …) go into every
+  response line and the run manifest;
+* cache: one JSON file per response, named by sha256 over the canonical (messages,
+  settings), so a rerun with the same prompt and settings never calls the endpoint again
+  and a change of any setting never reuses a stale answer.
+
+Output lines follow contract 3 (``{"id", "response"}``) plus ``generation`` metadata.
+A local transformers generation path is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hilt.canonical import content_hash
+from hilt.evals.files import SuiteItem
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    base_url: str
+    model: str
+    api_key: str | None = None
+    system_prompt: str | None = None
+    decoder: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0,
+                                                             "max_tokens": 512})
+    concurrency: int = 8
+    requests_per_second: float | None = None
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    timeout_s: float = 60.0
+
+    def settings(self) -> dict[str, Any]:
+        """What determines a response: recorded and part of the cache key."""
+        return {"model": self.model, "system_prompt": self.system_prompt,
+                "decoder": dict(self.decoder)}
+
+
+def messages_for(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*messages, {"role": "user", "content": prompt}]
+
+
+def cache_key(messages: list[dict[str, str]], settings: dict[str, Any]) -> str:
+    return content_hash({"messages": messages, "settings": settings})
+
+
+class _RateLimiter:
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 0.0 if not per_second else 1.0 / per_second
+        self.next_start = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            delay = self.next_start - now
+            self.next_start = max(now, self.next_start) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class GenerationError(RuntimeError):
+    pass
+
+
+async def _complete(client: Any, config: EndpointConfig, messages: list[dict[str, str]],
+                    limiter: _RateLimiter) -> tuple[str, int]:
+    """(text, attempts) for one prompt, retrying transient failures."""
+    import httpx
+
+    body = {"model": config.model, "messages": messages, **config.decoder}
+    for attempt in range(config.max_retries + 1):
+        await limiter.wait()
+        retry_after: float | None = None
+        try:
+            response = await client.post("/chat/completions", json=body)
+            if response.status_code == 200:
+                data = response.json()
+                return str(data["choices"][0]["message"]["content"]), attempt + 1
+            if response.status_code not in RETRY_STATUS:
+                raise GenerationError(f"endpoint answered {response.status_code}: "
+                                      f"{response.text[:200]}")
+            header = response.headers.get("retry-after")
+            retry_after = float(header) if header and header.replace(".", "").isdigit() \
+                else None
+        except (httpx.TransportError, json.JSONDecodeError, KeyError) as exc:
+            if attempt == config.max_retries:
+                raise GenerationError(f"giving up after {attempt + 1} attempts: {exc!r}") \
+                    from exc
+        if attempt == config.max_retries:
+            break
+        backoff = config.backoff_base_s * (2 ** attempt) * random.random()
+        await asyncio.sleep(max(backoff, retry_after or 0.0))
+    raise GenerationError(f"giving up after {config.max_retries + 1} attempts")
+
+
+async def generate_async(items: Sequence[SuiteItem], config: EndpointConfig,
+                         cache_dir: str | Path | None = None) -> dict[str, Any]:
+    import httpx
+
+    settings = config.settings()
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    semaphore = asyncio.Semaphore(config.concurrency)
+    limiter = _RateLimiter(config.requests_per_second)
+    stats = {"requests": 0, "cached": 0, "attempts": 0}
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+    async with httpx.AsyncClient(base_url=config.base_url.rstrip("/"), headers=headers,
+                                 timeout=config.timeout_s) as client:
+        async def one(item: SuiteItem) -> dict[str, Any]:
+            messages = messages_for(item.prompt, config.system_prompt)
+            key = cache_key(messages, settings)
+            path = cache / f"{key}.json" if cache is not None else None
+            if path is not None and path.exists():
+                stats["cached"] += 1
+                text = json.loads(path.read_text(encoding="utf-8"))["response"]
+                return {"id": item.id, "response": text,
+                        "generation": {"cache_key": key, "cached": True}}
+            async with semaphore:
+                text, attempts = await _complete(client, config, messages, limiter)
+            stats["requests"] += 1
+            stats["attempts"] += attempts
+            if path is not None:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"response": text, "settings": settings}),
+                               encoding="utf-8")
+                tmp.replace(path)
+            return {"id": item.id, "response": text,
+                    "generation": {"cache_key": key, "cached": False}}
+
+        lines = await asyncio.gather(*(one(item) for item in items))
+    return {"lines": list(lines), "settings": settings, "stats": stats}
+
+
+def generate(items: Sequence[SuiteItem], config: EndpointConfig,
+             cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Generate one response per suite item; returns lines, settings and call counts."""
+    return asyncio.run(generate_async(items, config, cache_dir))
+
+
+def write_responses(path: str | Path, result: dict[str, Any]) -> None:
+    """Contract-3 response file, each line carrying the decoder settings it came from."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for line in result["lines"]:
+            row = {**line, "generation": {**line["generation"],
+                                          "settings": result["settings"]}}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
