@@ -1,0 +1,151 @@
+r"""Change of a rate between a reference and a current window, and of agreement.
+
+**Rates** (adjudication rate, guideline-gap rate, escalation-rule hit rate, gold
+accuracy): the reference has :math:`k_r` successes in :math:`n_r` trials, the current
+window :math:`k_c` in :math:`n_c`. The test is Fisher's exact test on the
+:math:`2 \times 2` table (conditional on the margins, so valid at any size, and
+conservative), one-sided when only one direction matters (a rising adjudication rate, a
+falling gold accuracy) and two-sided for escalation-rule hit rates, where a rule that
+stops firing is as suspicious as one that fires more. Each rate comes with its Wilson
+interval (:func:`hilt.quality.calibration.wilson_interval`).
+
+**Agreement**: each item rated by :math:`m_u \ge 2` reviewers contributes its share of
+agreeing reviewer pairs :math:`a_u = \sum_c n_{uc}(n_{uc}-1) / (m_u(m_u-1))` (the unit
+term of percent agreement, :class:`hilt.quality.agreement.PercentAgreementStatistic`).
+Items are independent units, so the window means of :math:`a_u` are compared with
+Welch's unequal-variance t-test (one-sided: agreement fell), with a t interval for each
+mean. Pairs within one item are not independent, which is why the unit is the item.
+
+References: R. A. Fisher (1935), *The Design of Experiments*, §2; B. L. Welch (1947),
+"The generalization of Student's problem when several different population variances
+are involved", Biometrika 34:28–35.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from hilt.quality.agreement import PercentAgreementStatistic
+from hilt.quality.calibration import wilson_interval
+
+Direction = Literal["increase", "decrease", "two-sided"]
+
+
+@dataclass(frozen=True)
+class RateChange:
+    reference_successes: int
+    reference_trials: int
+    current_successes: int
+    current_trials: int
+    reference_rate: float | None
+    reference_ci: tuple[float, float]
+    current_rate: float | None
+    current_ci: tuple[float, float]
+    change: float | None
+    p_value: float
+    direction: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rate_change(reference_successes: int, reference_trials: int, current_successes: int,
+                current_trials: int, direction: Direction = "two-sided",
+                confidence: float = 0.95) -> RateChange:
+    """Fisher's exact test of a change in a binomial rate, with Wilson intervals."""
+    for k, n in ((reference_successes, reference_trials),
+                 (current_successes, current_trials)):
+        if not 0 <= k <= n:
+            raise ValueError("need 0 <= successes <= trials")
+    ref_low, ref_high = wilson_interval(reference_successes, reference_trials, confidence)
+    cur_low, cur_high = wilson_interval(current_successes, current_trials, confidence)
+    ref_rate = reference_successes / reference_trials if reference_trials else None
+    cur_rate = current_successes / current_trials if current_trials else None
+    if reference_trials == 0 or current_trials == 0:
+        p_value = 1.0
+    else:
+        # Rows: current, reference; columns: success, failure. "greater" asks whether the
+        # current window has higher odds of success than the reference.
+        table = [[current_successes, current_trials - current_successes],
+                 [reference_successes, reference_trials - reference_successes]]
+        alternative = {"increase": "greater", "decrease": "less",
+                       "two-sided": "two-sided"}[direction]
+        p_value = float(stats.fisher_exact(table, alternative=alternative).pvalue)
+    change = (cur_rate - ref_rate) if cur_rate is not None and ref_rate is not None else None
+    return RateChange(reference_successes, reference_trials, current_successes,
+                      current_trials, ref_rate, (float(ref_low), float(ref_high)), cur_rate,
+                      (float(cur_low), float(cur_high)), change, min(1.0, p_value),
+                      direction)
+
+
+def item_agreement(items: Sequence[Any], labels: Sequence[Any]) -> npt.NDArray[np.float64]:
+    """Share of agreeing reviewer pairs for each item answered at least twice."""
+    if len(items) != len(labels):
+        raise ValueError("items and labels must have the same length")
+    if not len(items):
+        return np.zeros(0)
+    item_codes, item_names = _codes(items)
+    label_codes, label_names = _codes(labels)
+    statistic = PercentAgreementStatistic(item_codes, label_codes, len(item_names),
+                                          len(label_names))
+    return np.asarray(statistic.item_agreement, dtype=np.float64)
+
+
+def _codes(values: Sequence[Any]) -> tuple[npt.NDArray[np.int64], list[Any]]:
+    lookup: dict[Any, int] = {}
+    codes = np.fromiter((lookup.setdefault(str(v), len(lookup)) for v in values),
+                        dtype=np.int64, count=len(values))
+    return codes, list(lookup)
+
+
+@dataclass(frozen=True)
+class AgreementChange:
+    reference_items: int
+    current_items: int
+    reference_agreement: float | None
+    reference_ci: tuple[float, float] | None
+    current_agreement: float | None
+    current_ci: tuple[float, float] | None
+    change: float | None
+    p_value: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mean_interval(values: npt.NDArray[np.float64], confidence: float
+                   ) -> tuple[float | None, tuple[float, float] | None]:
+    if values.size == 0:
+        return None, None
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, (0.0, 1.0)
+    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1)
+                 * values.std(ddof=1) / np.sqrt(values.size))
+    return mean, (max(0.0, mean - half), min(1.0, mean + half))
+
+
+def agreement_change(reference: npt.ArrayLike, current: npt.ArrayLike,
+                     confidence: float = 0.95) -> AgreementChange:
+    """Welch's one-sided test that mean item agreement fell from reference to current."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    ref_mean, ref_ci = _mean_interval(ref, confidence)
+    cur_mean, cur_ci = _mean_interval(cur, confidence)
+    p_value = 1.0
+    if ref.size >= 2 and cur.size >= 2:
+        if ref.std() == 0 and cur.std() == 0:
+            # Both constant: no sampling variance to test against; a fall is certain.
+            p_value = 0.0 if cur.mean() < ref.mean() else 1.0
+        else:
+            result = stats.ttest_ind(cur, ref, equal_var=False, alternative="less")
+            p_value = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
+    change = cur_mean - ref_mean if cur_mean is not None and ref_mean is not None else None
+    return AgreementChange(int(ref.size), int(cur.size), ref_mean, ref_ci, cur_mean, cur_ci,
+                           change, p_value)
