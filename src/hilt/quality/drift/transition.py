@@ -1,0 +1,221 @@
+r"""Rubric-version bridges as pure computations: the old→new label transition matrix,
+the silent-policy-change flag, compatibility, and whether a dataset may mix versions.
+
+A bridge re-reviews items labelled under the old version with the new version, sampled
+stratified by the old label. Within stratum (row) :math:`i` the new labels are a
+multinomial sample, so each cell :math:`P(\text{new}=j \mid \text{old}=i)` gets a Wilson
+interval (:func:`hilt.quality.calibration.wilson_interval`), as does the row's change
+probability
+
+.. math:: c_i = P(\text{new} \ne \mu(i) \mid \text{old} = i)
+
+where :math:`\mu` maps old labels to the new labels that mean the same (the identity
+unless a mapping is recorded). The row is **flagged** — labels moved beyond what the
+threshold :math:`t` allows — when the lower confidence bound of :math:`c_i` exceeds
+:math:`t`; with :math:`K` rows the bounds are at confidence :math:`1 - \alpha/K`
+(Bonferroni), so a bridge over an unchanged policy flags some row with probability at
+most :math:`\alpha` whenever the true re-review disagreement stays below :math:`t`.
+
+:math:`t` must sit above the test–retest disagreement of the review process itself
+(two reviews of the same item under the same rubric disagree at some rate); a change
+that moves fewer labels than that cannot be told from noise.
+
+Compatibility of the two versions for one question:
+
+- **incompatible** — some row is flagged;
+- **compatible** — every row has at least ``min_row_n`` re-reviewed items and an upper
+  bound of :math:`c_i` at or below ``compatible_margin``;
+- **unknown** — otherwise (bridge unfinished or too small to tell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hilt.quality.calibration import wilson_interval
+
+COMPATIBLE, INCOMPATIBLE, UNKNOWN = "compatible", "incompatible", "unknown"
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    change_threshold: float = 0.15
+    """A row is flagged when the lower bound of P(changed | old) exceeds this."""
+    compatible_margin: float = 0.30
+    """Compatible needs the upper bound of P(changed | old) at or below this, every row."""
+    confidence: float = 0.95
+    """Family-wise over the rows (Bonferroni)."""
+    min_row_n: int = 10
+    """Re-reviewed items a row needs before it can count towards compatible."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.change_threshold < 1 or not 0 < self.compatible_margin <= 1:
+            raise ValueError("thresholds must lie in [0, 1]")
+        if not 0 < self.confidence < 1:
+            raise ValueError("confidence must lie in (0, 1)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RowChange:
+    old: str
+    n: int
+    changed: int
+    rate: float | None
+    ci_low: float
+    ci_high: float
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class TransitionMatrix:
+    old_categories: tuple[str, ...]
+    new_categories: tuple[str, ...]
+    counts: tuple[tuple[int, ...], ...]
+    """``counts[i][j]``: items with old label ``old_categories[i]`` and new label
+    ``new_categories[j]``."""
+    cells: dict[str, dict[str, tuple[float, float, float]]]
+    """old -> new -> (share, Wilson low, Wilson high) at the row confidence."""
+    rows: tuple[RowChange, ...]
+    row_confidence: float
+    mapping: dict[str, str]
+    status: str
+    reason: str
+
+    @property
+    def silent_policy_change(self) -> bool:
+        return any(r.flagged for r in self.rows)
+
+    @property
+    def flagged(self) -> list[str]:
+        return [r.old for r in self.rows if r.flagged]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["silent_policy_change"] = self.silent_policy_change
+        out["flagged"] = self.flagged
+        return out
+
+
+def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
+                      old_categories: Sequence[str] | None = None,
+                      new_categories: Sequence[str] | None = None,
+                      mapping: Mapping[str, str] | None = None,
+                      settings: BridgeSettings = BridgeSettings()) -> TransitionMatrix:
+    """Estimate P(new | old) from ``(old label, new label)`` pairs of one question."""
+    observed = [(str(o), str(n)) for o, n in pairs]
+    olds = list(old_categories or [])
+    olds += sorted({o for o, _ in observed} - set(olds))
+    news = list(new_categories or [])
+    news += sorted({n for _, n in observed} - set(news))
+    index_old = {c: i for i, c in enumerate(olds)}
+    index_new = {c: j for j, c in enumerate(news)}
+    counts = np.zeros((len(olds), len(news)), dtype=np.int64)
+    for o, n in observed:
+        counts[index_old[o], index_new[n]] += 1
+    maps = {str(k): str(v) for k, v in (mapping or {}).items()}
+    rows_present = [i for i in range(len(olds)) if counts[i].sum() > 0]
+    row_confidence = 1 - (1 - settings.confidence) / max(len(rows_present), 1)
+    totals = counts.sum(axis=1)
+    low, high = wilson_interval(counts, np.broadcast_to(totals[:, None], counts.shape),
+                                row_confidence)
+    cells = {old: {new: (float(counts[i, j] / totals[i]) if totals[i] else 0.0,
+                         float(low[i, j]), float(high[i, j]))
+                   for j, new in enumerate(news)} for i, old in enumerate(olds)}
+    rows = []
+    for i, old in enumerate(olds):
+        same = index_new.get(maps.get(old, old))
+        kept = int(counts[i, same]) if same is not None else 0
+        n = int(totals[i])
+        changed = n - kept
+        c_low, c_high = wilson_interval(changed, n, row_confidence)
+        rows.append(RowChange(old, n, changed, changed / n if n else None, float(c_low),
+                              float(c_high), bool(n and c_low > settings.change_threshold)))
+    status, reason = _classify(rows, settings)
+    return TransitionMatrix(tuple(olds), tuple(news),
+                            tuple(tuple(int(x) for x in r) for r in counts), cells,
+                            tuple(rows), row_confidence, maps, status, reason)
+
+
+def _classify(rows: Sequence[RowChange], settings: BridgeSettings) -> tuple[str, str]:
+    flagged = [r for r in rows if r.flagged]
+    if flagged:
+        worst = max(flagged, key=lambda r: r.ci_low)
+        return INCOMPATIBLE, (f"labels moved: P(changed | old={worst.old!r}) ≥ "
+                              f"{worst.ci_low:.2f} (lower bound) > threshold "
+                              f"{settings.change_threshold}")
+    if not any(r.n for r in rows):
+        return UNKNOWN, "no re-reviewed items yet"
+    small = [r.old for r in rows if r.n < settings.min_row_n]
+    if small:
+        return UNKNOWN, (f"too few re-reviewed items for old label(s) {small} "
+                         f"(need {settings.min_row_n} each)")
+    wide = [r.old for r in rows if r.ci_high > settings.compatible_margin]
+    if wide:
+        return UNKNOWN, (f"cannot rule out a change above {settings.compatible_margin} for "
+                         f"old label(s) {wide}; re-review more items")
+    return COMPATIBLE, (f"every old label kept its meaning: P(changed) ≤ "
+                        f"{settings.compatible_margin} at the upper bound")
+
+
+def apply_mapping(value: Any, mapping: Mapping[str, str]) -> Any:
+    """An old-version label translated by a recorded mapping (unchanged if unmapped)."""
+    if isinstance(value, list):
+        return sorted({mapping.get(str(v), str(v)) for v in value})
+    return mapping.get(str(value), value) if isinstance(value, str) else value
+
+
+def parse_version_ref(ref: str | tuple[str, int]) -> tuple[str, int]:
+    """``"harm@2"`` or ``("harm", 2)`` -> ``("harm", 2)``."""
+    if isinstance(ref, tuple):
+        return str(ref[0]), int(ref[1])
+    name, sep, version = str(ref).rpartition("@")
+    if not sep or not name or not version.isdigit():
+        raise ValueError(f"bad rubric version {ref!r}; expected ID@VERSION")
+    return name, int(version)
+
+
+CompatLookup = Callable[[str, int, int], Any]
+
+
+def check_mixable(versions_in_dataset: Iterable[str | tuple[str, int]],
+                  compat_lookup: CompatLookup, *, allow_unknown: bool = False
+                  ) -> list[dict[str, Any]]:
+    """Problems with mixing the rubric versions of one dataset; empty when it may mix.
+
+    ``versions_in_dataset``: ``"rubric@version"`` strings (the form stored in dataset
+    lineage) or ``(rubric, version)`` pairs. Every older version of a rubric is checked
+    against the newest version present, through ``compat_lookup(rubric_id, old, new)``,
+    which returns an object or dict with ``status`` and ``mixable``
+    (e.g. :func:`hilt.quality.drift.bridge.bridge_compatibility` bound to a session).
+    A pair is a problem unless it is mixable (compatible, or a mapping / relabelling /
+    acceptance is recorded); ``unknown`` passes only with ``allow_unknown``.
+    """
+    by_rubric: dict[str, set[int]] = {}
+    for ref in versions_in_dataset:
+        rubric_id, version = parse_version_ref(ref)
+        by_rubric.setdefault(rubric_id, set()).add(version)
+    problems = []
+    for rubric_id in sorted(by_rubric):
+        versions = sorted(by_rubric[rubric_id])
+        newest = versions[-1]
+        for old in versions[:-1]:
+            result = compat_lookup(rubric_id, old, newest)
+            get = (result.get if isinstance(result, Mapping)
+                   else lambda k, d=None, r=result: getattr(r, k, d))
+            status = str(get("status", UNKNOWN))
+            mixable = bool(get("mixable", status == COMPATIBLE))
+            if mixable or (status == UNKNOWN and allow_unknown):
+                continue
+            problems.append({"rubric_id": rubric_id, "old_version": old,
+                             "new_version": newest, "status": status,
+                             "reason": str(get("reason", "")),
+                             "fix": "record a label mapping, a relabelling or an acceptance "
+                                    "(hilt drift decide), or select one rubric version"})
+    return problems
