@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from data_factories import make_candidate, make_label
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -159,6 +160,7 @@ def worlds(draw: st.DrawFn) -> tuple[list, list]:
     return cands, heldout
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds(), specs())
 def test_no_unconsented_event_and_no_heldout_item_ever_selected(world, spec_data) -> None:  # type: ignore[no-untyped-def]
