@@ -1,0 +1,160 @@
+"""Operations API: Prometheus metrics, background jobs, webhooks, review exports.
+
+``/metrics`` needs a token like everything else (Prometheus sends it with
+``authorization: {credentials: …}`` / ``bearer_token_file``); service, lead and admin
+tokens may scrape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import allow, get_session
+from hilt.errors import InputError
+
+router = APIRouter(tags=["ops"])
+OPERATORS = ("lead", "service")
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request, _: Principal = Depends(allow("service", "lead"))) -> Response:
+    from hilt.ops.metrics import CONTENT_TYPE, render
+
+    return Response(render(request.app.state.engine), media_type=CONTENT_TYPE)
+
+
+# --- jobs -------------------------------------------------------------------------
+
+class JobIn(BaseModel):
+    kind: str = Field(description="export.reviews, train.reward, eval.reward, "
+                                  "train.classifier or eval.check")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/v1/jobs", status_code=202)
+def start_job(body: JobIn, session: Session = Depends(get_session),
+              who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
+    """Queue a job; poll ``GET /v1/jobs/{id}`` for its progress."""
+    from hilt.ops.commands import CONTRACTS, build_argv
+    from hilt.ops.jobs import enqueue, kinds
+
+    spec = kinds().get(body.kind)
+    if spec is None or not spec.user_startable:
+        startable = sorted(k for k, v in kinds().items() if v.user_startable)
+        raise InputError(f"jobs that can be started: {startable}", field="kind")
+    if body.kind in CONTRACTS:
+        build_argv(body.kind, body.params)  # reject bad parameters now, not in the worker
+    job_id = enqueue(session, body.kind, body.params, actor=who.actor)
+    return {"job_id": job_id, "status": "queued"}
+
+
+@router.get("/v1/jobs")
+def list_jobs(status: str | None = None, kind: str | None = None,
+              limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
+              _: Principal = Depends(allow(*OPERATORS))) -> list[dict[str, Any]]:
+    from hilt.ops import jobs
+
+    return [jobs.job_view(r) for r in jobs.list_jobs(session, status=status, kind=kind,
+                                                     limit=limit)]
+
+
+@router.get("/v1/jobs/{job_id}")
+def show_job(job_id: str, session: Session = Depends(get_session),
+             _: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
+    from hilt.ops import jobs
+
+    return jobs.job_view(jobs.get_job(session, job_id))
+
+
+@router.post("/v1/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, session: Session = Depends(get_session),
+               who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
+    from hilt.ops import jobs
+
+    return jobs.job_view(jobs.cancel(session, job_id, actor=who.actor))
+
+
+# --- webhooks ---------------------------------------------------------------------
+
+class SubscriptionIn(BaseModel):
+    url: str
+    event_types: list[str] = Field(min_length=1)
+    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    description: str = ""
+
+
+@router.post("/v1/webhooks", status_code=201)
+def subscribe(body: SubscriptionIn, session: Session = Depends(get_session),
+              who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Subscribe a URL; the signing secret is returned once, here."""
+    from hilt.ops.webhooks import subscribe as add
+
+    sub_id, secret = add(session, url=body.url, event_types=body.event_types,
+                         actor=who.actor, secret=body.secret, description=body.description)
+    return {"id": sub_id, "secret": secret}
+
+
+@router.get("/v1/webhooks")
+def subscriptions(session: Session = Depends(get_session),
+                  _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
+    from hilt.ops.webhooks import list_subscriptions
+
+    return list_subscriptions(session)
+
+
+@router.get("/v1/webhooks/event-types")
+def event_types(_: Principal = Depends(allow("lead", "service"))) -> dict[str, list[str]]:
+    from hilt.ops.webhooks import EVENT_TYPES
+
+    return {k: list(v) for k, v in EVENT_TYPES.items()}
+
+
+@router.delete("/v1/webhooks/{sub_id}")
+def unsubscribe(sub_id: str, session: Session = Depends(get_session),
+                who: Principal = Depends(allow("lead"))) -> dict[str, str]:
+    from hilt.ops.webhooks import unsubscribe as remove
+
+    remove(session, sub_id, actor=who.actor)
+    return {"id": sub_id, "status": "inactive"}
+
+
+@router.get("/v1/webhooks/deliveries")
+def deliveries(subscription_id: str | None = None, status: str | None = None,
+               limit: int = Query(100, ge=1, le=1000), session: Session = Depends(get_session),
+               _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
+    """The delivery log, newest audit entries first."""
+    from hilt.ops.webhooks import delivery_view, list_deliveries
+
+    return [delivery_view(r) for r in list_deliveries(
+        session, subscription_id=subscription_id, status=status, limit=limit)]
+
+
+@router.post("/v1/webhooks/deliveries/{delivery_id}/replay")
+def replay(delivery_id: str, session: Session = Depends(get_session),
+           who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    from hilt.ops.webhooks import delivery_view
+    from hilt.ops.webhooks import replay as send_again
+
+    return delivery_view(send_again(session, delivery_id, actor=who.actor))
+
+
+# --- exports ----------------------------------------------------------------------
+
+@router.get("/v1/exports/reviews.jsonl")
+def export_reviews(request: Request, status: str | None = None,
+                   _: Principal = Depends(allow(*OPERATORS))) -> StreamingResponse:
+    """Every task with its item, reviews and final labels, streamed as JSON lines."""
+    from hilt.ops.export import iter_jsonl
+
+    def stream() -> Any:
+        # Its own read-only session: the response outlives the request's dependencies.
+        with request.app.state.session_factory() as session:
+            yield from iter_jsonl(session, status=status)
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")

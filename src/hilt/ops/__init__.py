@@ -1,0 +1,53 @@
+"""Operations: background jobs, periodic sweeps, webhooks, metrics, logs and backups.
+
+:func:`install` wires an API app for serving: request-id JSON logging and the
+in-process scheduler (started and stopped with the app's lifespan).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def install(app: FastAPI, *, scheduler: bool | None = None, json_logs: bool | None = None
+            ) -> FastAPI:
+    """Add the request-id middleware, JSON logs and the scheduler to ``app``.
+
+    ``scheduler`` defaults to ``HILT_SCHEDULER`` (on unless ``0``); ``json_logs`` to
+    ``HILT_LOG_FORMAT`` (``json`` unless ``text``). Returns the app.
+    """
+    from hilt.ops.logs import RequestIdMiddleware, configure_json_logging
+
+    if json_logs if json_logs is not None else os.environ.get("HILT_LOG_FORMAT",
+                                                              "json") == "json":
+        configure_json_logging(os.environ.get("HILT_LOG_LEVEL", "INFO"))
+    app.add_middleware(RequestIdMiddleware)
+    run_scheduler = scheduler if scheduler is not None else \
+        os.environ.get("HILT_SCHEDULER", "1") != "0"
+    if run_scheduler:
+        previous = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(inner: Any) -> AsyncIterator[Any]:
+            from hilt.ops.scheduler import scheduler_from_env
+
+            sched = scheduler_from_env(app.state.engine)
+            if sched is not None:
+                sched.start()
+            try:
+                async with previous(inner) as state:
+                    yield state
+            finally:
+                if sched is not None:
+                    sched.shutdown(wait=False)
+
+        app.router.lifespan_context = lifespan
+    return app
+
+
+__all__ = ["install"]

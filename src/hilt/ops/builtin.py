@@ -1,0 +1,157 @@
+"""The built-in background work: periodic sweeps and the job kinds users can start.
+
+Periodic (every process fires them; each runs once per period across processes):
+
+========================  ========  ==================================================
+task                      every     effect
+========================  ========  ==================================================
+review.expire_leases      30 s      return the slots of lapsed leases (review.queue)
+review.sla_breaches       60 s      re-escalate tasks past their SLA (review.triage)
+review.priorities         5 min     recompute triage priorities as deadlines near
+quality.snapshot          10 min    queue a ``quality.snapshot`` job (agreement, gold)
+webhooks.dispatch         2 s       audit entries -> delivery rows (the outbox)
+webhooks.deliver          2 s       post due deliveries, with retries and backoff
+========================  ========  ==================================================
+
+Drift monitors are not scheduled: the drift stage has no monitor function yet.
+
+Job kinds (``ops_jobs``): ``quality.snapshot`` and ``export.reviews`` (transactional),
+``train.reward``, ``eval.reward``, ``train.classifier`` and ``eval.check`` (long: they run
+the fixed CLI contracts in a child process, so a cancellation can stop them at once and
+GPU training can go through ``accelerate launch``; see :mod:`hilt.ops.commands`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hilt.config import hilt_home
+from hilt.errors import InputError
+from hilt.ops.jobs import JobContext, enqueue, job_kind
+from hilt.ops.periodic import PeriodicTask
+
+
+def _expire_leases(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.review.queue import expire_leases
+
+    return {"leases_expired": expire_leases(session, now, actor="scheduler")}
+
+
+def _sla_breaches(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.review.triage import escalate_sla_breaches
+
+    return {"sla_breaches": len(escalate_sla_breaches(session, now, actor="scheduler"))}
+
+
+def _priorities(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.review.triage import refresh_priorities
+
+    return {"priorities_refreshed": refresh_priorities(session, now)}
+
+
+def _queue_snapshot(session: Session, now: datetime) -> dict[str, Any]:
+    period = int(now.timestamp() // 600)
+    job = enqueue(session, "quality.snapshot", {}, actor="scheduler",
+                  dedupe_key=f"quality.snapshot:{period}")
+    return {"job": job}
+
+
+def _dispatch(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.ops.webhooks import dispatch
+
+    return dispatch(session, now)
+
+
+def _deliver(engine: Engine, now: datetime) -> dict[str, Any]:
+    from hilt.ops.webhooks import deliver_due
+
+    return dict(deliver_due(engine, now=now))
+
+
+def _interval(name: str, default: float) -> float:
+    # HILT_PERIOD_<NAME>=seconds, e.g. HILT_PERIOD_WEBHOOKS_DISPATCH=0.5 in tests.
+    key = "HILT_PERIOD_" + name.upper().replace(".", "_")
+    return float(os.environ.get(key, default))
+
+
+def periodic_tasks() -> list[PeriodicTask]:
+    return [
+        PeriodicTask("review.expire_leases", _interval("review.expire_leases", 30),
+                     _expire_leases),
+        PeriodicTask("review.sla_breaches", _interval("review.sla_breaches", 60),
+                     _sla_breaches),
+        PeriodicTask("review.priorities", _interval("review.priorities", 300), _priorities),
+        PeriodicTask("quality.snapshot", _interval("quality.snapshot", 600), _queue_snapshot),
+        PeriodicTask("webhooks.dispatch", _interval("webhooks.dispatch", 2), _dispatch),
+        PeriodicTask("webhooks.deliver", _interval("webhooks.deliver", 2), _deliver,
+                     own_transactions=True),
+    ]
+
+
+# --- job kinds --------------------------------------------------------------------
+
+@job_kind("quality.snapshot", max_attempts=2)
+def quality_snapshot_job(ctx: JobContext, session: Session | None) -> dict[str, Any]:
+    """Agreement per pool and gold accuracy per reviewer, with intervals."""
+    from hilt.ops.snapshot import quality_snapshot
+    from hilt.store.tables.base import utcnow
+
+    assert session is not None
+    return quality_snapshot(session, utcnow(),
+                            window_hours=float(ctx.params.get("window_hours", 24)))
+
+
+def export_dir() -> Path:
+    return Path(os.environ.get("HILT_EXPORT_DIR", str(hilt_home() / "exports")))
+
+
+@job_kind("export.reviews", user_startable=True)
+def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, Any]:
+    """Write every task with its item, reviews and final labels as JSON lines."""
+    from hilt.ops.export import write_jsonl
+
+    assert session is not None
+    status = ctx.params.get("status")
+    if status is not None and not isinstance(status, str):
+        raise InputError("status must be a string", field="status")
+    out = export_dir() / f"reviews-{ctx.job_id}.jsonl"
+    count = write_jsonl(session, out, status=status)
+    return {"path": str(out), "items": count}
+
+
+@job_kind("train.reward", transactional=False, max_attempts=1, user_startable=True)
+def train_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
+    """``hilt train reward --pairs P --out DIR`` in a child process."""
+    from hilt.ops.commands import run_contract
+
+    return run_contract(ctx, "train.reward")
+
+
+@job_kind("eval.reward", transactional=False, max_attempts=1, user_startable=True)
+def eval_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
+    """``hilt eval reward --model DIR --pairs P`` in a child process."""
+    from hilt.ops.commands import run_contract
+
+    return run_contract(ctx, "eval.reward")
+
+
+@job_kind("train.classifier", transactional=False, max_attempts=1, user_startable=True)
+def train_classifier_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
+    """``hilt train classifier --data D --text-field F --label-field L --out DIR``."""
+    from hilt.ops.commands import run_contract
+
+    return run_contract(ctx, "train.classifier")
+
+
+@job_kind("eval.check", transactional=False, max_attempts=1, user_startable=True)
+def eval_check_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
+    """``hilt check --suite S --candidate C --reference R --out DIR [--gate G]``."""
+    from hilt.ops.commands import run_contract
+
+    return run_contract(ctx, "eval.check")

@@ -1,0 +1,339 @@
+"""The background job queue: enqueue, claim under a lease, run, retry, cancel.
+
+One table (``ops_jobs``) is the queue on both backends. A worker claims the oldest ready
+row — on PostgreSQL with ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent workers
+skip each other's rows instead of queueing; on SQLite every transaction already holds
+the write lock (``BEGIN IMMEDIATE``) — and marks it ``running`` under a lease.
+
+Two shapes of job:
+
+* **transactional** (sweeps, exports of rows, anything short): the job's effect and
+  its ``succeeded`` mark commit in *one* transaction that first re-locks the job row
+  and checks the lease is still ours. A crash anywhere rolls the whole effect back; the
+  row stays ``running`` until its lease lapses, then another worker claims it again
+  (``attempts`` + 1), up to ``max_attempts``, after which it is ``failed``. So a job
+  is applied once or not at all, never half.
+* **long** (training, evaluation): runs outside a transaction, reporting progress in
+  short transactions that also renew the lease and read the cancel flag; a requested
+  cancellation stops it at its next progress report.
+
+Periodic work (lease sweeps, SLA breaches, webhooks) does not go through this table:
+see :mod:`hilt.ops.periodic`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hilt.errors import Conflict, InputError, NotFound
+from hilt.store import audit
+from hilt.store.db import transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.ops import JobRow
+
+log = logging.getLogger("hilt.ops.jobs")
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def lease_seconds() -> float:
+    """How long a claim lasts without a heartbeat (``HILT_JOB_LEASE_SECONDS``)."""
+    return float(os.environ.get("HILT_JOB_LEASE_SECONDS", "60"))
+
+
+class JobCancelled(Exception):
+    """Raised inside a long job when a cancellation was requested."""
+
+
+class LeaseLost(Exception):
+    """The job's lease passed to another worker; this attempt must not commit."""
+
+
+@dataclass
+class JobContext:
+    """What a running job sees: its id, parameters and a progress reporter."""
+
+    engine: Engine
+    job_id: str
+    worker_id: str
+    attempt: int
+    params: dict[str, Any]
+    actor: str = "jobs"
+
+    def progress(self, fraction: float, note: str | None = None) -> None:
+        """Record progress, renew the lease, and raise :class:`JobCancelled` if asked."""
+        now = utcnow()
+        with transaction(self.engine) as session:
+            row = _owned(session, self.job_id, self.worker_id, self.attempt)
+            row.progress = max(0.0, min(1.0, float(fraction)))
+            row.progress_note = (note or "")[:500] or row.progress_note
+            row.lease_expires_at = now + timedelta(seconds=lease_seconds())
+            cancelled = row.cancel_requested
+        if cancelled:
+            raise JobCancelled(f"job {self.job_id} was cancelled")
+
+
+JobFn = Callable[[JobContext, Session | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    fn: JobFn
+    transactional: bool = True
+    max_attempts: int = 3
+    retry_delay_s: float = 5.0
+    # Whether leads and service tokens may start it over HTTP / the CLI.
+    user_startable: bool = False
+    description: str = ""
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job_kind(name: str, *, transactional: bool = True, max_attempts: int = 3,
+             retry_delay_s: float = 5.0, user_startable: bool = False
+             ) -> Callable[[JobFn], JobFn]:
+    """Register a function as a job kind. Transactional kinds get an open session."""
+
+    def register(fn: JobFn) -> JobFn:
+        _KINDS[name] = JobKind(name, fn, transactional, max_attempts, retry_delay_s,
+                               user_startable, (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return register
+
+
+def kinds() -> dict[str, JobKind]:
+    load_job_modules()
+    return dict(_KINDS)
+
+
+def load_job_modules() -> None:
+    """Import the built-in kinds and any named in ``HILT_JOB_MODULES`` (comma-separated
+    module names; how deployments and tests add kinds of their own)."""
+    import importlib
+
+    importlib.import_module("hilt.ops.builtin")
+    for name in filter(None, os.environ.get("HILT_JOB_MODULES", "").split(",")):
+        importlib.import_module(name.strip())
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex[:20]
+
+
+def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None, *,
+            actor: str, dedupe_key: str | None = None, run_after: datetime | None = None,
+            max_attempts: int | None = None, priority: int = 0) -> str | None:
+    """Queue a job in the caller's transaction; returns its id (``None`` when a job with
+    the same ``dedupe_key`` already exists)."""
+    spec = kinds().get(kind)
+    if spec is None:
+        raise InputError(f"unknown job kind {kind!r}; kinds: {', '.join(sorted(_KINDS))}",
+                         field="kind")
+    now = utcnow()
+    job_id = new_job_id()
+    values = {"id": job_id, "kind": kind, "params": params or {}, "status": "queued",
+              "dedupe_key": dedupe_key, "priority": priority, "attempts": 0,
+              "max_attempts": max_attempts or spec.max_attempts,
+              "run_after": run_after or now, "cancel_requested": False, "progress": 0.0,
+              "workers": [], "created_by": actor, "created_at": now}
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(JobRow)
+    stmt = insert.values(**values)
+    if dedupe_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    inserted = session.execute(stmt.returning(JobRow.id)).first()
+    if inserted is None:
+        return None
+    audit.append(session, actor=actor, action="job.enqueue", entity_type="job",
+                 entity_id=job_id, payload={"kind": kind, "params": params or {}})
+    return job_id
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: str
+    kind: str
+    params: dict[str, Any]
+    attempt: int
+    created_by: str
+
+
+def claim(engine: Engine, worker_id: str, *, now: datetime | None = None) -> ClaimedJob | None:
+    """Take the next ready job (queued and due, or running with a lapsed lease)."""
+    known = list(kinds())
+    while True:
+        now = now or utcnow()
+        with transaction(engine) as session:
+            row = session.execute(
+                sa.select(JobRow).where(
+                    JobRow.kind.in_(known),
+                    sa.or_(sa.and_(JobRow.status == "queued", JobRow.run_after <= now),
+                           sa.and_(JobRow.status == "running",
+                                   JobRow.lease_expires_at < now)))
+                .order_by(JobRow.priority.desc(), JobRow.run_after, JobRow.id).limit(1)
+                .with_for_update(skip_locked=True)).scalar_one_or_none()
+            if row is None:
+                return None
+            if row.status == "running" and row.attempts >= row.max_attempts:
+                # Its last worker died with the lease held and no attempts are left.
+                _mark_failed(session, row, f"worker {row.locked_by} stopped (lease expired)"
+                             f" on attempt {row.attempts} of {row.max_attempts}", now)
+                continue
+            row.status, row.attempts = "running", row.attempts + 1
+            row.locked_by = worker_id
+            row.lease_expires_at = now + timedelta(seconds=lease_seconds())
+            row.started_at = row.started_at or now
+            row.workers = [*row.workers, worker_id]
+            return ClaimedJob(row.id, row.kind, dict(row.params), row.attempts,
+                              row.created_by)
+
+
+def _owned(session: Session, job_id: str, worker_id: str, attempt: int) -> JobRow:
+    row = session.execute(sa.select(JobRow).where(JobRow.id == job_id)
+                          .with_for_update()).scalar_one_or_none()
+    if row is None or row.status != "running" or row.locked_by != worker_id \
+            or row.attempts != attempt:
+        raise LeaseLost(f"job {job_id}: attempt {attempt} of {worker_id} no longer holds it")
+    return row
+
+
+def _mark_failed(session: Session, row: JobRow, error: str, now: datetime) -> None:
+    row.status, row.error, row.finished_at = "failed", error, now
+    row.locked_by, row.lease_expires_at = None, None
+    audit.append(session, actor="jobs", action="job.failed", entity_type="job",
+                 entity_id=row.id, payload={"kind": row.kind, "attempts": row.attempts,
+                                            "error": error[-2000:]})
+
+
+def _succeed(session: Session, row: JobRow, result: dict[str, Any] | None) -> None:
+    row.status, row.progress, row.finished_at = "succeeded", 1.0, utcnow()
+    row.result = result or {}
+    row.lease_expires_at = None
+    audit.append(session, actor="jobs", action="job.succeeded", entity_type="job",
+                 entity_id=row.id, payload={"kind": row.kind, "attempts": row.attempts,
+                                            "result": row.result})
+
+
+def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
+    """Run one claimed attempt; returns the job's status afterwards."""
+    spec = kinds()[job.kind]
+    ctx = JobContext(engine, job.id, worker_id, job.attempt, job.params, job.created_by)
+    try:
+        if spec.transactional:
+            with transaction(engine) as session:
+                # Lock our row first: while the effect runs, no other worker can take
+                # the job even if the lease lapses; if we die, the lock dies with us.
+                row = _owned(session, job.id, worker_id, job.attempt)
+                result = spec.fn(ctx, session)
+                _succeed(session, row, result)
+        else:
+            result = spec.fn(ctx, None)
+            with transaction(engine) as session:
+                _succeed(session, _owned(session, job.id, worker_id, job.attempt), result)
+        return "succeeded"
+    except LeaseLost as exc:
+        log.warning("lease lost: %s", exc)
+        return "lost"
+    except JobCancelled:
+        with transaction(engine) as session:
+            row = _owned(session, job.id, worker_id, job.attempt)
+            row.status, row.finished_at, row.lease_expires_at = "cancelled", utcnow(), None
+            audit.append(session, actor="jobs", action="job.cancelled", entity_type="job",
+                         entity_id=job.id, payload={"kind": job.kind,
+                                                    "progress": row.progress})
+        return "cancelled"
+    except Exception as exc:  # the job's own failure: retry later or give up
+        error = "".join(traceback.format_exception(exc))[-4000:]
+        log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempt, exc)
+        with transaction(engine) as session:
+            try:
+                row = _owned(session, job.id, worker_id, job.attempt)
+            except LeaseLost:
+                return "lost"
+            now = utcnow()
+            if row.attempts >= row.max_attempts or row.cancel_requested:
+                _mark_failed(session, row, error, now)
+                return "failed"
+            delay = spec.retry_delay_s * 2 ** (row.attempts - 1)
+            row.status, row.error = "queued", error
+            row.run_after = now + timedelta(seconds=min(delay, 3600.0))
+            row.locked_by, row.lease_expires_at = None, None
+            return "queued"
+
+
+def run_next(engine: Engine, worker_id: str) -> str | None:
+    """Claim and run one job; ``None`` when nothing is ready."""
+    job = claim(engine, worker_id)
+    if job is None:
+        return None
+    return run_claimed(engine, job, worker_id)
+
+
+def cancel(session: Session, job_id: str, *, actor: str) -> JobRow:
+    """Cancel a queued job now; ask a running one to stop at its next progress report."""
+    row = session.execute(sa.select(JobRow).where(JobRow.id == job_id)
+                          .with_for_update()).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    if row.status in FINISHED:
+        raise Conflict(f"job {job_id} already {row.status}")
+    row.cancel_requested = True
+    if row.status == "queued":
+        row.status, row.finished_at = "cancelled", utcnow()
+    audit.append(session, actor=actor, action="job.cancel", entity_type="job",
+                 entity_id=job_id, payload={"kind": row.kind, "status": row.status})
+    return row
+
+
+def get_job(session: Session, job_id: str) -> JobRow:
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    return row
+
+
+def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
+              limit: int = 50) -> list[JobRow]:
+    q = sa.select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)
+    if status:
+        q = q.where(JobRow.status == status)
+    if kind:
+        q = q.where(JobRow.kind == kind)
+    return list(session.execute(q).scalars())
+
+
+def job_view(row: JobRow) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {"id": row.id, "kind": row.kind, "params": row.params, "status": row.status,
+            "attempts": row.attempts, "max_attempts": row.max_attempts,
+            "progress": row.progress, "progress_note": row.progress_note,
+            "cancel_requested": row.cancel_requested, "result": row.result,
+            "error": row.error, "workers": row.workers, "created_by": row.created_by,
+            "created_at": iso(row.created_at), "started_at": iso(row.started_at),
+            "finished_at": iso(row.finished_at)}
+
+
+@dataclass
+class WorkerStats:
+    ran: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> None:
+        self.ran[status] = self.ran.get(status, 0) + 1

@@ -1,0 +1,102 @@
+"""Structured JSON logs with request ids.
+
+:class:`RequestIdMiddleware` (plain ASGI, so it adds no per-request task switching)
+takes the caller's ``X-Request-ID`` when it looks sane or makes one, stores it in a
+context variable that every log record of the request picks up, echoes it in the
+response header, and logs one ``request`` line with method, path, status and duration.
+:class:`JsonFormatter` writes each record as one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hilt_request_id", default=None)
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message",
+                                                                           "asctime"}
+access_log = logging.getLogger("hilt.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(), "logger": record.name,
+            "message": record.getMessage()}
+        rid = request_id_var.get()
+        if rid:
+            out["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_json_logging(level: str = "INFO") -> None:
+    """Route hilt's, uvicorn's and APScheduler's loggers to one JSON stream on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+    # uvicorn's own access line is replaced by the middleware's (it has the request id).
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("apscheduler").setLevel("WARNING")
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp, header: str = "x-request-id") -> None:
+        self.app = app
+        self.header = header.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                      if k == self.header), None)
+        rid = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (self.header, rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info("request", extra={
+                "method": scope.get("method"), "path": scope.get("path"),
+                "status": status["code"],
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            request_id_var.reset(token)

@@ -1,0 +1,97 @@
+"""In-process scheduling on APScheduler: periodic tasks and job-queue workers.
+
+The same :class:`Scheduler` runs inside each ``hilt serve`` process (the embedded
+default) and inside ``hilt worker`` processes (teams on PostgreSQL that want training
+and exports off the API machines). It fires every periodic task on an interval timer
+(each runs once per period across processes, see :mod:`hilt.ops.periodic`) and keeps
+``job_threads`` threads draining the job queue (each claim is exclusive, see
+:mod:`hilt.ops.jobs`). ``HILT_SCHEDULER=0`` turns it off in an API process, e.g. when
+separate workers do all background work; ``HILT_JOB_THREADS=0`` keeps the periodic
+tasks but leaves queued jobs to ``hilt worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from hilt.ops.jobs import load_job_modules, run_next
+from hilt.ops.periodic import run_periodic
+
+log = logging.getLogger("hilt.ops.scheduler")
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Scheduler:
+    """Periodic tasks and queue drainers on one APScheduler ``BackgroundScheduler``."""
+
+    def __init__(self, engine: Engine, *, name: str | None = None, periodic: bool = True,
+                 job_threads: int = 1, poll_s: float = 1.0) -> None:
+        self.engine = engine
+        self.name = name or default_worker_name()
+        self.periodic = periodic
+        self.job_threads = job_threads
+        self.poll_s = poll_s
+        self._stopping = threading.Event()
+        self._scheduler: Any = None
+
+    def start(self) -> Scheduler:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from hilt.ops.builtin import periodic_tasks
+
+        load_job_modules()
+        # coalesce + max_instances=1: a slow run is never stacked on itself.
+        sched = BackgroundScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        if self.periodic:
+            for task in periodic_tasks():
+                sched.add_job(run_periodic, "interval", seconds=task.interval_s,
+                              args=(self.engine, task), id=f"periodic:{task.name}",
+                              name=task.name)
+        for index in range(self.job_threads):
+            sched.add_job(self._drain, "interval", seconds=self.poll_s,
+                          args=(f"{self.name}/{index}",), id=f"queue:{index}",
+                          name=f"queue worker {index}")
+        # Each queue drainer and periodic task needs its own thread.
+        from apscheduler.executors.pool import ThreadPoolExecutor
+
+        sched.add_executor(ThreadPoolExecutor(max_workers=self.job_threads + 8), "default")
+        sched.start()
+        self._scheduler = sched
+        log.info("scheduler started", extra={"worker": self.name, "periodic": self.periodic,
+                                             "job_threads": self.job_threads})
+        return self
+
+    def _drain(self, worker_id: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                status = run_next(self.engine, worker_id)
+            except Exception:
+                log.exception("job queue poll failed")
+                return
+            if status is None:
+                return
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=wait)
+            self._scheduler = None
+
+
+def scheduler_from_env(engine: Engine) -> Scheduler | None:
+    """The scheduler an API process runs, as configured by the environment."""
+    if os.environ.get("HILT_SCHEDULER", "1") == "0":
+        return None
+    return Scheduler(engine, job_threads=int(os.environ.get("HILT_JOB_THREADS", "1")),
+                     poll_s=float(os.environ.get("HILT_JOB_POLL_SECONDS", "1")))

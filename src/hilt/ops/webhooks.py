@@ -1,0 +1,279 @@
+"""Webhooks with the audit log as the transactional outbox.
+
+Every state change already appends an audit entry in its own transaction, so an event
+exists for webhooks exactly when the change committed — no dual write, nothing sent for
+a rolled-back change, and no user request ever waits on a receiver. Two periodic steps:
+
+1. **dispatch** reads audit entries after a stored cursor (``ops_cursors['webhooks']``)
+   up to the chain head, maps actions to event types, and inserts one delivery row per
+   matching subscription, advancing the cursor in the same transaction. Audit sequence
+   numbers are handed out under a lock held to commit, so every entry up to the head is
+   already visible: the cursor never skips a late committer.
+2. **deliver** leases due deliveries (``FOR UPDATE SKIP LOCKED``), posts them outside any
+   transaction, and records the outcome: ``delivered`` on 2xx; otherwise ``attempts`` + 1
+   and the next try after an exponential backoff ``base · 2^(attempts−1)`` (capped, ±10 %
+   jitter), until ``max_attempts``, then ``failed``. ``replay`` sends a delivery again.
+
+Delivery is at least once (a sender may die after the receiver answered but before the
+outcome committed); receivers deduplicate on ``X-Hilt-Delivery`` or on ``audit.seq``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hilt.errors import InputError, NotFound
+from hilt.ops.signing import sign_headers
+from hilt.store import audit
+from hilt.store.db import transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import AuditHeadRow, AuditRow
+from hilt.store.tables.ops import OpsCursorRow, WebhookDeliveryRow, WebhookSubscriptionRow
+
+log = logging.getLogger("hilt.ops.webhooks")
+
+# Event type -> the audit actions that produce it.
+EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    "events.ingested": ("events.ingest",),
+    "task.escalated": ("escalation.tasks", "task.create"),
+    "sla.breached": ("task.sla_breach",),
+    "item.resolved": ("task.resolve",),
+    "adjudication.needed": ("task.needs_adjudication",),
+    "drift.alert": ("drift.alert",),
+    "dataset.built": ("dataset.build",),
+    "dataset.revoked": ("dataset.revoke",),
+    "model.registered": ("model.register",),
+    "gate.decided": ("gate.decision_stored", "gate.signed_off"),
+    "job.finished": ("job.succeeded", "job.failed", "job.cancelled"),
+}
+ACTION_TO_EVENT = {action: event for event, actions in EVENT_TYPES.items()
+                   for action in actions}
+CURSOR = "webhooks"
+
+
+def _backoff_base() -> float:
+    return float(os.environ.get("HILT_WEBHOOK_BACKOFF_SECONDS", "10"))
+
+
+def _max_attempts() -> int:
+    return int(os.environ.get("HILT_WEBHOOK_MAX_ATTEMPTS", "8"))
+
+
+def backoff_seconds(attempts: int, *, base: float, cap: float = 3600.0,
+                    rng: random.Random | None = None) -> float:
+    """Delay before try ``attempts + 1``: ``base · 2^(attempts−1)``, capped, ±10 %."""
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return delay * (0.9 + 0.2 * (rng or random).random())
+
+
+# --- subscriptions ------------------------------------------------------------------
+
+def subscribe(session: Session, *, url: str, event_types: list[str], actor: str,
+              secret: str | None = None, description: str = "") -> tuple[str, str]:
+    """Create a subscription; returns ``(id, secret)`` (the secret is shown only here)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise InputError(f"webhook URL must be http(s)://host/..., got {url!r}", field="url")
+    unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
+    if unknown or not event_types:
+        raise InputError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)} "
+                         "or '*'", field="event_types")
+    sub_id = "wh_" + uuid.uuid4().hex[:16]
+    secret = secret or "whsec_" + secrets.token_urlsafe(32)
+    session.add(WebhookSubscriptionRow(id=sub_id, url=url, secret=secret,
+                                       event_types=sorted(set(event_types)),
+                                       description=description, active=True,
+                                       created_by=actor, created_at=utcnow()))
+    session.flush()
+    audit.append(session, actor=actor, action="webhook.subscribe",
+                 entity_type="webhook_subscription", entity_id=sub_id,
+                 payload={"url": url, "event_types": sorted(set(event_types))})
+    return sub_id, secret
+
+
+def unsubscribe(session: Session, sub_id: str, *, actor: str) -> None:
+    row = session.get(WebhookSubscriptionRow, sub_id)
+    if row is None:
+        raise NotFound(f"webhook subscription {sub_id!r} does not exist")
+    row.active = False
+    audit.append(session, actor=actor, action="webhook.unsubscribe",
+                 entity_type="webhook_subscription", entity_id=sub_id, payload={})
+
+
+def subscription_view(row: WebhookSubscriptionRow) -> dict[str, Any]:
+    return {"id": row.id, "url": row.url, "event_types": row.event_types,
+            "description": row.description, "active": row.active,
+            "created_by": row.created_by, "created_at": row.created_at.isoformat()}
+
+
+def list_subscriptions(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(sa.select(WebhookSubscriptionRow)
+                           .order_by(WebhookSubscriptionRow.created_at)).scalars()
+    return [subscription_view(r) for r in rows]
+
+
+# --- dispatch (outbox -> delivery rows) ---------------------------------------------
+
+def event_body(entry: AuditRow, event_type: str) -> dict[str, Any]:
+    return {"type": event_type, "occurred_at": entry.at.isoformat(), "actor": entry.actor,
+            "entity": {"type": entry.entity_type, "id": entry.entity_id},
+            "data": entry.payload, "audit": {"seq": entry.seq, "hash": entry.hash}}
+
+
+def dispatch(session: Session, now: datetime, *, batch: int = 1000) -> dict[str, Any]:
+    """Turn audit entries after the cursor into delivery rows (one transaction)."""
+    cursor = session.get(OpsCursorRow, CURSOR, with_for_update=True)
+    if cursor is None:
+        cursor = OpsCursorRow(name=CURSOR, position=0, updated_at=now)
+        session.add(cursor)
+        session.flush()
+    head = session.get(AuditHeadRow, 1)
+    head_seq = head.seq if head else 0
+    subs = session.execute(sa.select(WebhookSubscriptionRow)
+                           .where(WebhookSubscriptionRow.active.is_(True))).scalars().all()
+    entries = session.execute(
+        sa.select(AuditRow).where(AuditRow.seq > cursor.position, AuditRow.seq <= head_seq,
+                                  AuditRow.action.in_(list(ACTION_TO_EVENT)))
+        .order_by(AuditRow.seq).limit(batch)).scalars().all() if subs else []
+    rows = []
+    for entry in entries:
+        event_type = ACTION_TO_EVENT[entry.action]
+        for sub in subs:
+            if entry.at < sub.created_at:
+                continue  # a subscription hears about what happens after it was made
+            if "*" not in sub.event_types and event_type not in sub.event_types:
+                continue
+            rows.append({"id": "whd_" + uuid.uuid4().hex[:20], "subscription_id": sub.id,
+                         "audit_seq": entry.seq, "event_type": event_type,
+                         "payload": event_body(entry, event_type), "status": "pending",
+                         "attempts": 0, "next_attempt_at": now, "created_at": now})
+    if rows:
+        session.execute(sa.insert(WebhookDeliveryRow), rows)
+    full = len(entries) == batch
+    cursor.position = entries[-1].seq if full else head_seq
+    cursor.updated_at = now
+    return {"entries": len(entries), "deliveries": len(rows), "cursor": cursor.position}
+
+
+# --- delivery ---------------------------------------------------------------------
+
+def _lease_due(engine: Engine, now: datetime, limit: int) -> list[dict[str, Any]]:
+    d, s = WebhookDeliveryRow, WebhookSubscriptionRow
+    with transaction(engine) as session:
+        due = session.execute(
+            sa.select(d).where(d.status == "pending", d.next_attempt_at <= now,
+                               sa.or_(d.locked_until.is_(None), d.locked_until < now))
+            .order_by(d.next_attempt_at, d.audit_seq).limit(limit)
+            .with_for_update(skip_locked=True)).scalars().all()
+        if not due:
+            return []
+        subs = {row.id: row for row in session.execute(
+            sa.select(s).where(s.id.in_({x.subscription_id for x in due}))).scalars()}
+        lease_until = now + timedelta(seconds=60)
+        out = []
+        for row in due:
+            row.locked_until = lease_until
+            sub = subs[row.subscription_id]
+            out.append({"id": row.id, "url": sub.url, "secret": sub.secret,
+                        "active": sub.active, "event_type": row.event_type,
+                        "payload": row.payload, "attempts": row.attempts,
+                        "lease": lease_until})
+        return out
+
+
+def _post(client: Any, item: dict[str, Any]) -> tuple[int | None, str | None]:
+    body = json.dumps({"delivery_id": item["id"], **item["payload"]}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "hilt-webhooks",
+               "X-Hilt-Delivery": item["id"], "X-Hilt-Event": item["event_type"],
+               **sign_headers(item["secret"], body)}
+    try:
+        response = client.post(item["url"], content=body, headers=headers)
+    except Exception as exc:  # refused, timed out, DNS: all mean "try again later"
+        return None, f"{type(exc).__name__}: {exc}"[:1000]
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code}: {response.text[:500]}"
+
+
+def deliver_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,
+                timeout_s: float = 5.0) -> dict[str, int]:
+    """Send every due delivery once; returns counts by outcome."""
+    import httpx
+
+    now = now or utcnow()
+    items = _lease_due(engine, now, limit)
+    counts = {"delivered": 0, "retry": 0, "failed": 0}
+    if not items:
+        return counts
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        outcomes = [(item, *(_post(client, item) if item["active"]
+                             else (None, "subscription inactive"))) for item in items]
+    base, max_attempts = _backoff_base(), _max_attempts()
+    finished = utcnow()
+    with transaction(engine) as session:
+        for item, code, error in outcomes:
+            row = session.get(WebhookDeliveryRow, item["id"], with_for_update=True)
+            if row is None or row.locked_until != item["lease"]:
+                continue  # our lease lapsed and another sender took it over
+            row.attempts += 1
+            row.last_status_code, row.last_error, row.locked_until = code, error, None
+            if error is None:
+                row.status, row.delivered_at = "delivered", finished
+                counts["delivered"] += 1
+            elif row.attempts >= max_attempts or not item["active"]:
+                row.status = "failed"
+                counts["failed"] += 1
+            else:
+                row.next_attempt_at = finished + timedelta(
+                    seconds=backoff_seconds(row.attempts, base=base))
+                counts["retry"] += 1
+    return counts
+
+
+def replay(session: Session, delivery_id: str, *, actor: str) -> WebhookDeliveryRow:
+    """Queue a delivery to be sent again now (a failed one, or a delivered one)."""
+    row = session.get(WebhookDeliveryRow, delivery_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"delivery {delivery_id!r} does not exist")
+    before = row.status
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+    row.locked_until = None
+    audit.append(session, actor=actor, action="webhook.replay", entity_type="webhook_delivery",
+                 entity_id=delivery_id, payload={"status_before": before,
+                                                 "audit_seq": row.audit_seq})
+    return row
+
+
+def delivery_view(row: WebhookDeliveryRow) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {"id": row.id, "subscription_id": row.subscription_id,
+            "audit_seq": row.audit_seq, "event_type": row.event_type, "status": row.status,
+            "attempts": row.attempts, "next_attempt_at": iso(row.next_attempt_at),
+            "last_status_code": row.last_status_code, "last_error": row.last_error,
+            "delivered_at": iso(row.delivered_at), "created_at": iso(row.created_at)}
+
+
+def list_deliveries(session: Session, *, subscription_id: str | None = None,
+                    status: str | None = None, limit: int = 100) -> list[WebhookDeliveryRow]:
+    d = WebhookDeliveryRow
+    q = sa.select(d).order_by(d.audit_seq.desc(), d.id).limit(limit)
+    if subscription_id:
+        q = q.where(d.subscription_id == subscription_id)
+    if status:
+        q = q.where(d.status == status)
+    return list(session.execute(q).scalars())
