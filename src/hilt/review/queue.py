@@ -154,6 +154,12 @@ def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = Non
         task_id = _try_claim(session, "open", params)
     if task_id is None:
         return None
+    if _dialect(session) == "postgresql":
+        # A claim need not survive a crash: if its commit record is lost, the slot
+        # decrement, lease and audit entry vanish together and the task is simply free
+        # again. Skipping the WAL flush wait shortens the time the audit-chain lock is
+        # held. Later synchronous commits (a submission) flush this one's WAL first.
+        session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
     audit.append(session, actor=reviewer_id, action="task.claim", entity_type="review_task",
                  entity_id=task_id, payload={"assignment": params["aid"],
                                              "lease_expires_at": expires.isoformat()})

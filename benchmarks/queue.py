@@ -1,0 +1,225 @@
+"""Review queue throughput: hilt's claim against a naive claim, on PostgreSQL and SQLite.
+
+    python -m benchmarks.queue [--quick] [--tasks N] [--workers 1,4,16] [--backends pg,sqlite]
+
+Each run starts from a fresh database holding N open tasks with overlap k = 3 and one
+reviewer per worker. Every worker is a separate process with its own engine and
+connection and loops "claim a task, submit a review" (two transactions, each with its
+audit entry) until the queue is empty for it. Reported per run:
+
+- cycles/s: claim+submit cycles completed per second of wall time (all workers);
+- claim p50 / p99: latency of the claim transaction (begin to commit), milliseconds;
+- double: leases beyond a task's k (a task handed to more reviewers than it needs).
+
+The baseline "naive" claim reads the best candidate with a plain SELECT and then
+decrements its slot counter with an UPDATE — no ``FOR UPDATE SKIP LOCKED`` and no
+conditional update — inside the same transaction machinery, audit entry included. On
+PostgreSQL (READ COMMITTED) two workers can read the same free slot; on SQLite every
+transaction holds the database write lock (``BEGIN IMMEDIATE``), so both methods are
+serialised and the naive claim cannot double-assign there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+PG_URL = os.environ.get("HILT_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+K = 3
+ANSWERS = {"verdict": "safe", "refusal": "complies", "helpfulness": 4}
+
+
+def _naive_claim(session: Any, reviewer_id: str, now: Any) -> str | None:
+    from hilt.review.tasks import new_id
+    from hilt.store import audit
+    from hilt.store.tables.base import UTCDateTime
+
+    row = session.execute(sa.text(
+        "SELECT t.id FROM review_tasks t WHERE t.status = 'open' AND t.open_slots > 0 "
+        "AND t.pool = 'default' AND NOT EXISTS (SELECT 1 FROM review_assignments a "
+        "WHERE a.task_id = t.id AND a.reviewer_id = :rid) "
+        "ORDER BY t.priority DESC, t.id LIMIT 1"), {"rid": reviewer_id}).first()
+    if row is None:
+        return None
+    session.execute(sa.text("UPDATE review_tasks SET open_slots = open_slots - 1 "
+                            "WHERE id = :tid"), {"tid": row[0]})
+    session.execute(sa.text(
+        "INSERT INTO review_assignments (id, task_id, reviewer_id, status, claimed_at, "
+        "lease_expires_at) VALUES (:aid, :tid, :rid, 'active', :now, :exp)").bindparams(
+        sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("exp", type_=UTCDateTime())),
+        {"aid": new_id("asg"), "tid": row[0], "rid": reviewer_id, "now": now,
+         "exp": now + timedelta(minutes=15)})
+    audit.append(session, actor=reviewer_id, action="task.claim", entity_type="review_task",
+                 entity_id=str(row[0]), payload={})
+    return str(row[0])
+
+
+def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> None:
+    from hilt.review.queue import QueueConfig, claim_next
+    from hilt.review.reviews import Submission, submit_review
+    from hilt.store.db import make_engine, transaction
+    from hilt.store.tables.base import utcnow
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    config = QueueConfig(gold_rate=0.0, resume_active=False)
+    latencies: list[float] = []
+    cycles = conflicts = 0
+    with engine.connect():  # open the connection before the clock starts
+        pass
+    start.wait()
+    while True:
+        t0 = time.perf_counter()
+        try:
+            with transaction(engine) as s:
+                if method == "hilt":
+                    claim = claim_next(s, reviewer_id, config=config)
+                    task_id = claim.task_id if claim else None
+                else:
+                    task_id = _naive_claim(s, reviewer_id, utcnow())
+        except sa.exc.DBAPIError:  # e.g. a deadlock the naive claim walked into
+            conflicts += 1
+            continue
+        latencies.append(time.perf_counter() - t0)
+        if task_id is None:
+            break
+        with transaction(engine) as s:
+            submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
+        cycles += 1
+    engine.dispose()
+    out.put((cycles, latencies, conflicts))
+
+
+def _prepare(url: str, n_tasks: int, workers: int) -> None:
+    from hilt.access import add_reviewer
+    from hilt.review.rubric_spec import RubricSpec
+    from hilt.review.rubrics import publish_rubric
+    from hilt.review.tasks import insert_tasks, task_row
+    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.tables.base import utcnow
+    from hilt.store.tables.core import EventRow, ReviewerRow
+
+    engine = make_engine(url)
+    migrate(engine)
+    spec = RubricSpec.model_validate({
+        "id": "harm", "title": "harm", "questions": [
+            {"id": "verdict", "kind": "single_choice", "prompt": "?",
+             "options": ["safe", "harmful"]},
+            {"id": "refusal", "kind": "single_choice", "prompt": "?",
+             "options": ["complies", "full_refusal"]},
+            {"id": "helpfulness", "kind": "scale", "prompt": "?", "min": 1, "max": 5}]})
+    now = utcnow()
+    with transaction(engine) as s:
+        publish_rubric(s, spec, actor="bench")
+        for w in range(workers):
+            add_reviewer(s, reviewer_id=f"w{w:02d}", actor="bench")
+        s.flush()
+        s.execute(sa.update(ReviewerRow).values(status="calibrated"))
+        s.execute(sa.insert(EventRow), [{
+            "id": f"ev{i}", "content_hash": "0" * 64, "created_at": now, "ingested_at": now,
+            "consent_scopes": ",", "payload": {"interaction": {"prompt": f"p{i}"},
+                                               "responses": [{"text": "r"}]}}
+            for i in range(n_tasks)])
+        rows = [task_row(event_id=f"ev{i}", pool="default", severity=2, rubric_id="harm",
+                         rubric_version=1, overlap_k=K, now=now) for i in range(n_tasks)]
+        insert_tasks(s, rows, actor="bench", action="task.create", payload={})
+    engine.dispose()
+
+
+def _double_assignments(url: str) -> int:
+    from hilt.store.db import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        excess = conn.execute(sa.text(
+            "SELECT COALESCE(SUM(n - k), 0) FROM (SELECT t.id, t.overlap_k AS k, "
+            "COUNT(a.id) AS n FROM review_tasks t JOIN review_assignments a "
+            "ON a.task_id = t.id GROUP BY t.id, t.overlap_k) x WHERE n > k")).scalar()
+    engine.dispose()
+    return int(excess or 0)
+
+
+def _database(backend: str, tmp: Path) -> tuple[str, Any]:
+    """A fresh empty database; returns its URL and a clean-up function."""
+    if backend == "sqlite":
+        path = tmp / f"queue-{uuid.uuid4().hex[:8]}.db"
+        return f"sqlite:///{path}", lambda: [p.unlink(missing_ok=True)
+                                             for p in tmp.glob(path.name + "*")]
+    schema = f"bench_queue_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
+
+
+def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
+            ) -> dict[str, Any]:
+    url, cleanup = _database(backend, tmp)
+    try:
+        _prepare(url, n_tasks, workers)
+        ctx = mp.get_context("fork")
+        start, out = ctx.Barrier(workers + 1), ctx.Queue()
+        procs = [ctx.Process(target=_worker, args=(url, f"w{w:02d}", method, start, out))
+                 for w in range(workers)]
+        for p in procs:
+            p.start()
+        start.wait()
+        t0 = time.perf_counter()
+        results = [out.get(timeout=900) for _ in procs]
+        wall = time.perf_counter() - t0
+        for p in procs:
+            p.join()
+        cycles = sum(r[0] for r in results)
+        lat = np.array([x for r in results for x in r[1]]) * 1000
+        return {"backend": backend, "method": method, "workers": workers, "cycles": cycles,
+                "cycles_per_s": cycles / wall, "claim_p50_ms": float(np.percentile(lat, 50)),
+                "claim_p99_ms": float(np.percentile(lat, 99)),
+                "double": _double_assignments(url),
+                "errors": sum(r[2] for r in results)}
+    finally:
+        cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small run (300 tasks)")
+    parser.add_argument("--tasks", type=int, default=None)
+    parser.add_argument("--workers", default="1,4,16")
+    parser.add_argument("--backends", default="pg,sqlite")
+    args = parser.parse_args()
+    n_tasks = args.tasks or (300 if args.quick else 2000)
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    print(f"{n_tasks} tasks x k={K}; each cycle = claim + submit (2 transactions); "
+          f"CPU cores: {os.cpu_count()}")
+    header = (f"{'backend':8} {'method':6} {'workers':>7} {'cycles':>7} {'cycles/s':>9} "
+              f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6}")
+    print(header)
+    print("-" * len(header))
+    for backend in args.backends.split(","):
+        for workers in (int(w) for w in args.workers.split(",")):
+            for method in ("hilt", "naive"):
+                r = run_one("postgres" if backend == "pg" else backend, method, workers,
+                            n_tasks, tmp)
+                print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['cycles']:>7} "
+                      f"{r['cycles_per_s']:>9.0f} {r['claim_p50_ms']:>12.1f} "
+                      f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
