@@ -46,7 +46,7 @@ def _json_arg(value: str, field: str) -> Any:
                          field=field) from None
 
 
-def _tx(db: str | None):  # type: ignore[no-untyped-def]
+def _tx(db: str | None):
     from hilt.store.db import transaction
 
     return transaction(engine_for(db))

@@ -97,7 +97,7 @@ def _claim_sql(dialect: str, status: str) -> sa.TextClause:
     else:
         sql = (f"UPDATE review_tasks SET open_slots = {decrement} "
                f"WHERE id = ({pick}) RETURNING id")
-    binds = [sa.bindparam("pools", expanding=True)]
+    binds: list[sa.BindParameter[Any]] = [sa.bindparam("pools", expanding=True)]
     if dialect == "postgresql":
         binds += [sa.bindparam("now", type_=UTCDateTime()),
                   sa.bindparam("expires", type_=UTCDateTime())]
