@@ -13,9 +13,10 @@ Three shapes of observation cover every monitor:
 
 Each observation carries a ``group`` (pairs such as ``("rubric", "harm@2")``,
 ``("question", "verdict")``, ``("pool", "default")``, ``("reviewer", "r1")``); each group
-is tested separately in each window against the pooled ``reference_windows`` before it.
-A test takes part only when both windows are large enough; the window's false-alarm
-budget is divided over the tests that take part (see :mod:`.windows`).
+is tested separately in each window against its reference windows
+(:func:`hilt.quality.drift.windows.reference_range`). A test takes part only when both
+the current window and the reference are large enough; the window's false-alarm budget
+is divided over the tests that take part (see :mod:`.windows`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,33 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
 from hilt.quality.drift.alerts import Alert, group_key
-from hilt.quality.drift.rates import Direction, agreement_change, item_agreement, rate_change
-from hilt.quality.drift.shift import label_shift
-from hilt.quality.drift.windows import DriftConfig, per_test_alpha, window_index, window_start
+from hilt.quality.drift.rates import (
+    Direction,
+    agreement_change,
+    fisher_p_values,
+    item_agreement,
+    rate_change,
+)
+from hilt.quality.drift.shift import (
+    chi_square_homogeneity,
+    label_shift,
+    population_stability_index,
+)
+from hilt.quality.drift.windows import (
+    DriftConfig,
+    per_test_alpha,
+    reference_range,
+    window_index,
+    window_start,
+)
 
 Group = tuple[tuple[str, str], ...]
+T = TypeVar("T")
 
 
 class Categorical(NamedTuple):
@@ -55,14 +73,21 @@ class Rating(NamedTuple):
     label: str
 
 
-def _span(config: DriftConfig, window: int) -> tuple[datetime, datetime, datetime]:
+def _reference(buckets: Mapping[int, T], window: int, config: DriftConfig
+               ) -> tuple[list[T], int] | None:
+    """The reference buckets of a group and the index of its first window."""
+    if not buckets:
+        return None
+    span = reference_range(min(buckets), window, config)
+    if span is None:
+        return None
+    return [buckets[w] for w in span if w in buckets], span.start
+
+
+def _span(config: DriftConfig, window: int, reference_first: int
+          ) -> tuple[datetime, datetime, datetime]:
     return (window_start(window, config.width), window_start(window + 1, config.width),
-            window_start(window - config.reference_windows, config.width))
-
-
-def _reference(buckets: Mapping[int, Any], window: int, config: DriftConfig) -> list[Any]:
-    return [buckets[w] for w in range(window - config.reference_windows, window)
-            if w in buckets]
+            window_start(reference_first, config.width))
 
 
 def detect_shift(monitor: str, observations: Iterable[Categorical], windows: Sequence[int],
@@ -79,38 +104,47 @@ def detect_shift(monitor: str, observations: Iterable[Categorical], windows: Seq
     for window in windows:
         tests = []
         for group, buckets in counts.items():
+            found = _reference(buckets, window, config)
+            if found is None:
+                continue
+            parts, first = found
             current = buckets.get(window, {})
             reference: dict[str, int] = {}
-            for part in _reference(buckets, window, config):
+            for part in parts:
                 for k, v in part.items():
                     reference[k] = reference.get(k, 0) + v
             if (sum(current.values()) < config.min_window_n
                     or sum(reference.values()) < config.min_reference_n):
                 continue
-            result = label_shift(reference, current,
-                                 categories=(categories or {}).get(group),
-                                 min_expected=config.min_expected, smoothing=config.smoothing)
-            if result.testable:
-                tests.append((group, result))
+            cats = list((categories or {}).get(group) or [])
+            cats += sorted((set(reference) | set(current)) - set(cats))
+            ref_counts = [reference.get(c, 0) for c in cats]
+            cur_counts = [current.get(c, 0) for c in cats]
+            chi = chi_square_homogeneity(ref_counts, cur_counts, cats, config.min_expected)
+            if chi.testable:
+                psi = population_stability_index(ref_counts, cur_counts, config.smoothing)
+                tests.append((group, reference, current, cats, first, chi.p_value, psi))
         alpha = per_test_alpha(config.alpha_per_window, len(tests))
-        start, end, ref_start = _span(config, window)
-        for group, result in tests:
-            if result.p_value < alpha and result.psi >= config.min_psi:
-                moved = max(result.categories, key=lambda c: abs(
-                    result.current_share_intervals[c][0]
-                    - result.reference_share_intervals[c][0]))
-                alerts.append(Alert(
-                    monitor=monitor, group=dict(group), window_start=start, window_end=end,
-                    reference_start=ref_start, test="chi_square", p_value=result.p_value,
-                    alpha=alpha, effect_name="psi", effect=result.psi,
-                    min_effect=config.min_psi, n_current=result.n_current,
-                    n_reference=result.n_reference, n_tests=len(tests),
-                    message=(f"{monitor} in {group_key(group)}: '{moved}' moved from "
-                             f"{result.reference_share_intervals[moved][0]:.1%} to "
-                             f"{result.current_share_intervals[moved][0]:.1%} "
-                             f"(PSI {result.psi:.3f}, JSD {result.jensen_shannon_bits:.3f} "
-                             f"bits, p={result.p_value:.2g})"),
-                    detail=result.as_dict()))
+        for group, reference, current, cats, first, p_value, psi in tests:
+            if p_value >= alpha or psi < config.min_psi:
+                continue
+            result = label_shift(reference, current, categories=cats,
+                                 min_expected=config.min_expected, smoothing=config.smoothing)
+            moved = max(result.categories, key=lambda c: abs(
+                result.current_share_intervals[c][0] - result.reference_share_intervals[c][0]))
+            start, end, ref_start = _span(config, window, first)
+            alerts.append(Alert(
+                monitor=monitor, group=dict(group), window_start=start, window_end=end,
+                reference_start=ref_start, test="chi_square", p_value=result.p_value,
+                alpha=alpha, effect_name="psi", effect=result.psi, min_effect=config.min_psi,
+                n_current=result.n_current, n_reference=result.n_reference,
+                n_tests=len(tests),
+                message=(f"{monitor} in {group_key(group)}: '{moved}' moved from "
+                         f"{result.reference_share_intervals[moved][0]:.1%} to "
+                         f"{result.current_share_intervals[moved][0]:.1%} "
+                         f"(PSI {result.psi:.3f}, JSD {result.jensen_shannon_bits:.3f} bits, "
+                         f"p={result.p_value:.2g})"),
+                detail=result.as_dict()))
     return alerts
 
 
@@ -134,33 +168,40 @@ def detect_rate_change(monitor: str, observations: Iterable[Outcome], windows: S
     for window in windows:
         tests = []
         for group, buckets in tallies.items():
-            cur_k, cur_n = buckets.get(window, [0, 0])
-            ref = _reference(buckets, window, config)
-            ref_k, ref_n = sum(t[0] for t in ref), sum(t[1] for t in ref)
-            if cur_n < min_cur or ref_n < min_ref:
+            found = _reference(buckets, window, config)
+            if found is None:
                 continue
-            tests.append((group, rate_change(ref_k, ref_n, cur_k, cur_n, direction)))
+            parts, first = found
+            cur_k, cur_n = buckets.get(window, [0, 0])
+            ref_k, ref_n = sum(t[0] for t in parts), sum(t[1] for t in parts)
+            if cur_n >= min_cur and ref_n >= min_ref:
+                tests.append((group, ref_k, ref_n, cur_k, cur_n, first))
+        if not tests:
+            continue
         alpha = per_test_alpha(config.alpha_per_window, len(tests))
-        start, end, ref_start = _span(config, window)
-        for group, result in tests:
-            assert result.change is not None
-            moved = {"increase": result.change, "decrease": -result.change,
-                     "two-sided": abs(result.change)}[direction]
-            if result.p_value < alpha and moved >= config.min_rate_change:
-                detail = result.as_dict()
-                if context is not None:
-                    detail.update(context(group, window))
-                alerts.append(Alert(
-                    monitor=monitor, group=dict(group), window_start=start, window_end=end,
-                    reference_start=ref_start, test="fisher_exact", p_value=result.p_value,
-                    alpha=alpha, effect_name="rate_change", effect=result.change,
-                    min_effect=config.min_rate_change, n_current=result.current_trials,
-                    n_reference=result.reference_trials, n_tests=len(tests),
-                    message=(f"{monitor} in {group_key(group)}: "
-                             f"{result.reference_rate:.1%} -> {result.current_rate:.1%} "
-                             f"(95% CI {result.current_ci[0]:.1%}–{result.current_ci[1]:.1%}, "
-                             f"p={result.p_value:.2g})"),
-                    detail=detail))
+        table = np.array([t[1:5] for t in tests], dtype=np.int64)
+        p_values = fisher_p_values(table[:, 0], table[:, 1], table[:, 2], table[:, 3],
+                                   direction)
+        change = table[:, 2] / table[:, 3] - table[:, 0] / table[:, 1]
+        moved = {"increase": change, "decrease": -change, "two-sided": np.abs(change)}[direction]
+        for idx in np.flatnonzero((p_values < alpha) & (moved >= config.min_rate_change)):
+            group, ref_k, ref_n, cur_k, cur_n, first = tests[int(idx)]
+            result = rate_change(ref_k, ref_n, cur_k, cur_n, direction)
+            detail = result.as_dict()
+            if context is not None:
+                detail.update(context(group, window))
+            start, end, ref_start = _span(config, window, first)
+            alerts.append(Alert(
+                monitor=monitor, group=dict(group), window_start=start, window_end=end,
+                reference_start=ref_start, test="fisher_exact", p_value=result.p_value,
+                alpha=alpha, effect_name="rate_change", effect=float(change[idx]),
+                min_effect=config.min_rate_change, n_current=cur_n, n_reference=ref_n,
+                n_tests=len(tests),
+                message=(f"{monitor} in {group_key(group)}: "
+                         f"{result.reference_rate:.1%} -> {result.current_rate:.1%} "
+                         f"(95% CI {result.current_ci[0]:.1%}–{result.current_ci[1]:.1%}, "
+                         f"p={result.p_value:.2g})"),
+                detail=detail))
     return alerts
 
 
@@ -169,48 +210,60 @@ def detect_agreement_drop(monitor: str, ratings: Iterable[Rating], windows: Sequ
     """Agreement alerts: mean item agreement fell (Welch p below the per-test level) by
     at least ``config.min_rate_change``. An item belongs to the window of its first
     answer, so its answers are never split over two windows."""
-    by_item: dict[tuple[Group, str], list[Rating]] = defaultdict(list)
-    for r in ratings:
-        by_item[(r.group, r.item)].append(r)
-    scores: dict[Group, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for (group, _item), answers in by_item.items():
-        if len(answers) < 2:
-            continue
-        window = window_index(min(a.at for a in answers), config.width)
-        value = item_agreement([a.item for a in answers], [a.label for a in answers])
-        scores[group][window].extend(value.tolist())
+    first_seen: dict[tuple[Group, str], datetime] = {}
+    answers: list[Rating] = list(ratings)
+    for r in answers:
+        key = (r.group, r.item)
+        if key not in first_seen or r.at < first_seen[key]:
+            first_seen[key] = r.at
+    # One agreement computation per (group, window): items go to their first answer's
+    # window, so an item's answers are never split.
+    batches: dict[tuple[Group, int], tuple[list[str], list[str]]] = defaultdict(
+        lambda: ([], []))
+    for r in answers:
+        items, labels = batches[(r.group, window_index(first_seen[(r.group, r.item)],
+                                                        config.width))]
+        items.append(r.item)
+        labels.append(r.label)
+    scores: dict[Group, dict[int, list[float]]] = defaultdict(dict)
+    for (group, window), (items, labels) in batches.items():
+        scores[group][window] = item_agreement(items, labels).tolist()
     alerts: list[Alert] = []
     for window in windows:
         tests = []
         for group, buckets in scores.items():
-            current = np.asarray(buckets.get(window, []))
-            reference = np.asarray([v for part in _reference(buckets, window, config)
-                                    for v in part])
-            if (current.size < config.min_agreement_items
-                    or reference.size < config.min_agreement_items):
+            found = _reference(buckets, window, config)
+            if found is None:
                 continue
-            tests.append((group, agreement_change(reference, current)))
+            parts, first = found
+            current = np.asarray(buckets.get(window, []))
+            reference = np.asarray([v for part in parts for v in part])
+            if (current.size >= config.min_agreement_items
+                    and reference.size >= config.min_agreement_items):
+                tests.append((group, agreement_change(reference, current), first))
         alpha = per_test_alpha(config.alpha_per_window, len(tests))
-        start, end, ref_start = _span(config, window)
-        for group, result in tests:
+        for group, result, first in tests:
             assert result.change is not None
-            if result.p_value < alpha and -result.change >= config.min_rate_change:
-                alerts.append(Alert(
-                    monitor=monitor, group=dict(group), window_start=start, window_end=end,
-                    reference_start=ref_start, test="welch_t", p_value=result.p_value,
-                    alpha=alpha, effect_name="agreement_change", effect=result.change,
-                    min_effect=config.min_rate_change, n_current=result.current_items,
-                    n_reference=result.reference_items, n_tests=len(tests),
-                    message=(f"{monitor} in {group_key(group)}: pairwise agreement "
-                             f"{result.reference_agreement:.1%} -> "
-                             f"{result.current_agreement:.1%} (p={result.p_value:.2g})"),
-                    detail=result.as_dict()))
+            if result.p_value >= alpha or -result.change < config.min_rate_change:
+                continue
+            start, end, ref_start = _span(config, window, first)
+            alerts.append(Alert(
+                monitor=monitor, group=dict(group), window_start=start, window_end=end,
+                reference_start=ref_start, test="welch_t", p_value=result.p_value,
+                alpha=alpha, effect_name="agreement_change", effect=result.change,
+                min_effect=config.min_rate_change, n_current=result.current_items,
+                n_reference=result.reference_items, n_tests=len(tests),
+                message=(f"{monitor} in {group_key(group)}: pairwise agreement "
+                         f"{result.reference_agreement:.1%} -> "
+                         f"{result.current_agreement:.1%} (p={result.p_value:.2g})"),
+                detail=result.as_dict()))
     return alerts
 
 
 def gold_cusum_context(outcomes: Iterable[Outcome], config: DriftConfig) -> ContextFn:
     """Context for gold-accuracy alerts: the reviewer's Bernoulli CUSUM
-    (:func:`hilt.quality.trend.cusum_path`) at the end of the window, over all of their
+    (:func:`hilt.quality.trend.cusum_path`, defaults of
+    :class:`hilt.quality.trend.CusumConfig`) at the end of the window over all of their
     gold answers so far, and whether it is above its decision limit."""
     from hilt.quality.trend import CusumConfig, cusum_path
 

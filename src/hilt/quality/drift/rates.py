@@ -84,6 +84,32 @@ def rate_change(reference_successes: int, reference_trials: int, current_success
                       direction)
 
 
+def fisher_p_values(reference_successes: npt.ArrayLike, reference_trials: npt.ArrayLike,
+                    current_successes: npt.ArrayLike, current_trials: npt.ArrayLike,
+                    direction: Direction) -> npt.NDArray[np.float64]:
+    """Fisher's exact p-values for many 2×2 tables at once.
+
+    One-sided values come straight from the hypergeometric distribution of the current
+    window's successes given the margins (identical to :func:`scipy.stats.fisher_exact`
+    with ``alternative="greater"``/``"less"``); two-sided values call
+    :func:`scipy.stats.fisher_exact` per table.
+    """
+    ref_k = np.asarray(reference_successes, dtype=np.int64)
+    ref_n = np.asarray(reference_trials, dtype=np.int64)
+    cur_k = np.asarray(current_successes, dtype=np.int64)
+    cur_n = np.asarray(current_trials, dtype=np.int64)
+    total, successes = ref_n + cur_n, ref_k + cur_k
+    if direction == "increase":
+        p = stats.hypergeom.sf(cur_k - 1, total, successes, cur_n)
+    elif direction == "decrease":
+        p = stats.hypergeom.cdf(cur_k, total, successes, cur_n)
+    else:
+        p = np.array([stats.fisher_exact([[a, n - a], [b, m - b]]).pvalue
+                      for a, n, b, m in zip(cur_k.tolist(), cur_n.tolist(), ref_k.tolist(),
+                                            ref_n.tolist(), strict=True)], dtype=np.float64)
+    return np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=1.0), 0.0, 1.0)
+
+
 def item_agreement(items: Sequence[Any], labels: Sequence[Any]) -> npt.NDArray[np.float64]:
     """Share of agreeing reviewer pairs for each item answered at least twice."""
     if len(items) != len(labels):

@@ -132,11 +132,13 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
     for i, old in enumerate(olds):
         same = index_new.get(maps.get(old, old))
         kept = int(counts[i, same]) if same is not None else 0
-        n = int(totals[i])
-        changed = n - kept
-        c_low, c_high = wilson_interval(changed, n, row_confidence)
-        rows.append(RowChange(old, n, changed, changed / n if n else None, float(c_low),
-                              float(c_high), bool(n and c_low > settings.change_threshold)))
+        row_n = int(totals[i])
+        changed = row_n - kept
+        c_low, c_high = wilson_interval(changed, row_n, row_confidence)
+        rows.append(RowChange(old, row_n, changed, changed / row_n if row_n else None,
+                              float(c_low),
+                              float(c_high),
+                              bool(row_n and c_low > settings.change_threshold)))
     status, reason = _classify(rows, settings)
     return TransitionMatrix(tuple(olds), tuple(news),
                             tuple(tuple(int(x) for x in r) for r in counts), cells,

@@ -41,8 +41,14 @@ class DriftConfig:
 
     window_hours: float = 24.0
     """Width of one window."""
+    reference: str = "baseline"
+    """``baseline``: a group's reference is its first ``reference_windows`` windows with
+    data (since the rubric version, reviewer or rule appeared, or since the start of the
+    runner's ``history_windows``), so slow drift cannot hide by moving the reference
+    along with it. ``trailing``: the ``reference_windows`` windows just before the
+    current one (follows seasonal change, misses slow drift)."""
     reference_windows: int = 4
-    """The reference is the pooled data of this many windows just before the current one."""
+    """Windows pooled into the reference."""
     false_alarm_rate: float = 0.01
     """Per monitor and window (or over ``horizon_windows`` when that is set)."""
     horizon_windows: int | None = None
@@ -67,6 +73,9 @@ class DriftConfig:
     """Items rated at least twice needed in each window for the agreement monitor."""
     lookback_windows: int = 7
     """The store runner evaluates the complete windows of this many most recent windows."""
+    history_windows: int = 90
+    """The store runner reads data from at most this many windows back (the baseline lies
+    within them)."""
     enabled: tuple[str, ...] = MONITORS
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -77,6 +86,10 @@ class DriftConfig:
             raise ValueError("reference_windows and lookback_windows must be at least 1")
         if not 0 < self.false_alarm_rate < 1:
             raise ValueError("false_alarm_rate must lie in (0, 1)")
+        if self.reference not in ("baseline", "trailing"):
+            raise ValueError("reference must be 'baseline' or 'trailing'")
+        if self.history_windows < self.reference_windows + 1:
+            raise ValueError("history_windows must exceed reference_windows")
         if self.horizon_windows is not None and self.horizon_windows < 1:
             raise ValueError("horizon_windows must be at least 1")
         unknown = set(self.enabled) - set(MONITORS)
@@ -105,6 +118,16 @@ class DriftConfig:
         if "enabled" in known:
             known["enabled"] = tuple(known["enabled"])
         return cls(**known)
+
+
+def reference_range(first_window: int, window: int, config: DriftConfig) -> range | None:
+    """The windows pooled as reference when testing ``window`` for a group whose data
+    starts at ``first_window``; None when the current window lies inside the baseline."""
+    if config.reference == "trailing":
+        return range(window - config.reference_windows, window)
+    if window < first_window + config.reference_windows:
+        return None
+    return range(first_window, first_window + config.reference_windows)
 
 
 def per_test_alpha(alpha_window: float, n_tests: int) -> float:

@@ -1,0 +1,332 @@
+"""Running the monitors on the store: read the review tables over windows, evaluate, and
+persist the alerts (idempotent per window) with an audit entry each.
+
+:func:`run_monitors` is what a scheduled job calls (e.g. hourly); it evaluates the
+complete windows among the last ``lookback_windows`` and stores only alerts it has not
+stored before, so running it twice, or after a missed run, neither duplicates nor loses
+alerts. What each monitor reads:
+
+=====================  ==================================================  ==============
+monitor                observations                                        group
+=====================  ==================================================  ==============
+label_shift            final labels of single-choice questions (not gold,  rubric@version,
+                       not cluster-propagated, not bridge re-reviews)      question, pool
+reviewer_label_shift   each reviewer's answers to single-choice questions  rubric@version,
+                       (not gold)                                          question,
+                                                                           reviewer
+prompt_mix_shift       first tag of each incoming event (``untagged``)     source
+agreement              answers of items reviewed at least twice            rubric@version,
+                                                                           question, pool
+gold_accuracy          gold answers, right or wrong, per question          reviewer,
+                                                                           question
+adjudication_rate      resolved tasks that needed an adjudicator           rubric@version,
+                                                                           pool
+guideline_gap_rate     resolved tasks adjudicated with cause               rubric@version,
+                       ``guideline_gap``                                   pool
+escalation_rule_hits   events ingested while a rule-set version was the    rule_set@version,
+                       newest, matched by each rule or not                 rule
+=====================  ==================================================  ==============
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.errors import NotFound
+from hilt.quality.drift.alerts import Alert
+from hilt.quality.drift.monitors import (
+    Categorical,
+    Group,
+    Outcome,
+    Rating,
+    detect_agreement_drop,
+    detect_rate_change,
+    detect_shift,
+    gold_cusum_context,
+)
+from hilt.quality.drift.windows import DriftConfig, last_complete_window, window_start
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import EventRow
+from hilt.store.tables.drift import BridgeItemRow, DriftAlertRow
+from hilt.store.tables.review import (
+    AdjudicationRow,
+    FinalLabelRow,
+    ReviewRow,
+    ReviewTaskRow,
+    RubricVersionRow,
+    RuleSetVersionRow,
+)
+
+
+@dataclass
+class Observations:
+    """Everything the monitors read, as plain records."""
+
+    labels: list[Categorical] = field(default_factory=list)
+    label_categories: dict[Group, list[str]] = field(default_factory=dict)
+    reviewer_answers: list[Categorical] = field(default_factory=list)
+    prompt_topics: list[Categorical] = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
+    gold: list[Outcome] = field(default_factory=list)
+    adjudicated: list[Outcome] = field(default_factory=list)
+    guideline_gaps: list[Outcome] = field(default_factory=list)
+    rule_hits: list[Outcome] = field(default_factory=list)
+
+
+def evaluate(obs: Observations, windows: list[int], config: DriftConfig) -> list[Alert]:
+    """Run every enabled monitor over ``windows`` (pure)."""
+    on = set(config.enabled)
+    alerts: list[Alert] = []
+    if "label_shift" in on:
+        alerts += detect_shift("label_shift", obs.labels, windows, config,
+                               obs.label_categories)
+    if "reviewer_label_shift" in on:
+        reviewer_cats = {g: obs.label_categories.get(
+            tuple(p for p in g if p[0] != "reviewer"), []) for g in
+            {a.group for a in obs.reviewer_answers}}
+        alerts += detect_shift("reviewer_label_shift", obs.reviewer_answers, windows, config,
+                               reviewer_cats)
+    if "prompt_mix_shift" in on:
+        alerts += detect_shift("prompt_mix_shift", obs.prompt_topics, windows, config)
+    if "agreement" in on:
+        alerts += detect_agreement_drop("agreement", obs.ratings, windows, config)
+    if "gold_accuracy" in on:
+        alerts += detect_rate_change("gold_accuracy", obs.gold, windows, config, "decrease",
+                                     min_window_n=config.min_gold_window_n,
+                                     min_reference_n=config.min_gold_reference_n,
+                                     context=gold_cusum_context(obs.gold, config))
+    if "adjudication_rate" in on:
+        alerts += detect_rate_change("adjudication_rate", obs.adjudicated, windows, config,
+                                     "increase")
+    if "guideline_gap_rate" in on:
+        alerts += detect_rate_change("guideline_gap_rate", obs.guideline_gaps, windows,
+                                     config, "increase")
+    if "escalation_rule_hits" in on:
+        alerts += detect_rate_change("escalation_rule_hits", obs.rule_hits, windows, config,
+                                     "two-sided")
+    return alerts
+
+
+def _choice_questions(session: Session) -> dict[tuple[str, int], dict[str, list[str]]]:
+    """(rubric, version) -> single-choice question id -> its options."""
+    out: dict[tuple[str, int], dict[str, list[str]]] = {}
+    for row in session.execute(sa.select(RubricVersionRow)).scalars():
+        out[(row.rubric_id, row.version)] = {
+            q["id"]: [o["value"] if isinstance(o, dict) else str(o) for o in q["options"]]
+            for q in row.spec.get("questions", []) if q.get("kind") == "single_choice"}
+    return out
+
+
+def collect(session: Session, since: datetime, until: datetime) -> Observations:
+    """Read the observations of ``[since, until)`` from the review and event tables."""
+    obs = Observations()
+    choices = _choice_questions(session)
+    bridge_tasks = set(session.execute(sa.select(BridgeItemRow.task_id)).scalars())
+    f, t = FinalLabelRow, ReviewTaskRow
+    for rubric_id, version, question, value, at, task_id, pool in session.execute(
+            sa.select(f.rubric_id, f.rubric_version, f.question_id, f.value, f.decided_at,
+                      f.task_id, t.pool).join(t, t.id == f.task_id)
+            .where(f.decided_at >= since, f.decided_at < until,
+                   f.question_kind == "single_choice",
+                   f.provenance.not_in(["gold", "cluster_propagated"]))):
+        if task_id in bridge_tasks:
+            continue
+        group: Group = (("rubric", f"{rubric_id}@{version}"), ("question", question),
+                        ("pool", pool))
+        obs.labels.append(Categorical(at, group, str(value)))
+        obs.label_categories.setdefault(group, choices.get((rubric_id, version), {}).get(
+            question, []))
+    r = ReviewRow
+    for reviewer, rubric_id, version, answers, at, task_id, is_gold, pool, gold in \
+            session.execute(sa.select(r.reviewer_id, r.rubric_id, r.rubric_version, r.answers,
+                                      r.submitted_at, r.task_id, r.is_gold, t.pool,
+                                      t.gold_answers).join(t, t.id == r.task_id)
+                            .where(r.submitted_at >= since, r.submitted_at < until)):
+        rubric = f"{rubric_id}@{version}"
+        for question, options in choices.get((rubric_id, version), {}).items():
+            if question not in (answers or {}):
+                continue
+            value = str(answers[question])
+            if is_gold:
+                if gold and question in gold:
+                    obs.gold.append(Outcome(at, (("reviewer", reviewer),
+                                                 ("question", question)),
+                                            value == str(gold[question])))
+                continue
+            base: Group = (("rubric", rubric), ("question", question))
+            obs.reviewer_answers.append(Categorical(at, base + (("reviewer", reviewer),),
+                                                    value))
+            obs.label_categories.setdefault(base, options)
+            if task_id not in bridge_tasks:
+                obs.ratings.append(Rating(at, base + (("pool", pool),), task_id, reviewer,
+                                          value))
+    a = AdjudicationRow
+    for task_id, rubric_id, version, pool, at, cause in session.execute(
+            sa.select(t.id, t.rubric_id, t.rubric_version, t.pool, t.resolved_at, a.cause)
+            .outerjoin(a, a.task_id == t.id)
+            .where(t.status == "resolved", t.is_gold.is_(False),
+                   t.representative_id.is_(None), t.resolved_at >= since,
+                   t.resolved_at < until)):
+        if task_id in bridge_tasks or at is None:
+            continue
+        group = (("rubric", f"{rubric_id}@{version}"), ("pool", pool))
+        obs.adjudicated.append(Outcome(at, group, cause is not None))
+        obs.guideline_gaps.append(Outcome(at, group, cause == "guideline_gap"))
+    _events(session, since, until, obs)
+    return obs
+
+
+def _events(session: Session, since: datetime, until: datetime, obs: Observations) -> None:
+    e = EventRow
+    for at, source, payload in session.execute(
+            sa.select(e.created_at, e.source, e.payload).where(
+                e.created_at >= since, e.created_at < until, e.erased_at.is_(None))):
+        tags = ((payload or {}).get("context") or {}).get("tags") or []
+        obs.prompt_topics.append(Categorical(at, (("source", source or "none"),),
+                                             str(tags[0]) if tags else "untagged"))
+    # Rule hits: an event ingested while version v of a rule set was the newest one is a
+    # trial for each of v's rules; it is a hit for the rules its task records as matched.
+    versions = session.execute(sa.select(RuleSetVersionRow).order_by(
+        RuleSetVersionRow.rule_set_id, RuleSetVersionRow.published_at)).scalars().all()
+    if not versions:
+        return
+    t = ReviewTaskRow
+    matched: dict[tuple[str, int], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for event_id, rule_set_id, version, matches in session.execute(
+            sa.select(t.event_id, t.rule_set_id, t.rule_set_version, t.matched)
+            .join(e, e.id == t.event_id)
+            .where(t.rule_set_id.is_not(None), e.ingested_at >= since,
+                   e.ingested_at < until)):
+        for m in matches or []:
+            matched[(rule_set_id, version)][str(m.get("rule"))].add(event_id)
+    ingested = session.execute(sa.select(e.id, e.ingested_at).where(
+        e.ingested_at >= since, e.ingested_at < until)).all()
+    by_set: dict[str, list[RuleSetVersionRow]] = defaultdict(list)
+    for v in versions:
+        by_set[v.rule_set_id].append(v)
+    for rule_set_id, rows in by_set.items():
+        for i, row in enumerate(rows):
+            end = rows[i + 1].published_at if i + 1 < len(rows) else None
+            rules = [str(rule.get("name")) for rule in row.spec.get("rules", [])]
+            hits = matched.get((rule_set_id, row.version), {})
+            for event_id, at in ingested:
+                if at < row.published_at or (end is not None and at >= end):
+                    continue
+                for rule in rules:
+                    obs.rule_hits.append(Outcome(
+                        at, (("rule_set", f"{rule_set_id}@{row.version}"), ("rule", rule)),
+                        event_id in hits.get(rule, set())))
+
+
+def _windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, datetime]:
+    last = last_complete_window(now, config.width)
+    windows = list(range(last - config.lookback_windows + 1, last + 1))
+    back = (config.history_windows if config.reference == "baseline"
+            else config.lookback_windows + config.reference_windows)
+    return (windows, window_start(last - back + 1, config.width),
+            window_start(last + 1, config.width))
+
+
+def evaluate_monitors(session: Session, *, now: datetime | None = None,
+                      config: DriftConfig | None = None) -> list[Alert]:
+    """Every alert of the recent complete windows, stored or not (writes nothing)."""
+    cfg = config or DriftConfig()
+    windows, since, until = _windows(now or utcnow(), cfg)
+    return evaluate(collect(session, since, until), windows, cfg)
+
+
+def run_monitors(session: Session, now: datetime | None = None, *,
+                 config: DriftConfig | None = None, actor: str = "drift") -> list[Alert]:
+    """Evaluate the monitors and store the alerts not stored before; returns those new
+    alerts. Each new alert gets an audit entry (``drift.alert``); the run itself one
+    more (``drift.run``)."""
+    cfg = config or DriftConfig()
+    moment = now or utcnow()
+    windows, since, until = _windows(moment, cfg)
+    alerts = evaluate(collect(session, since, until), windows, cfg)
+    known = set(session.execute(sa.select(DriftAlertRow.id).where(
+        DriftAlertRow.id.in_([a.id for a in alerts]))).scalars()) if alerts else set()
+    new = [a for a in alerts if a.id not in known]
+    for alert in new:
+        session.add(DriftAlertRow(
+            id=alert.id, monitor=alert.monitor, group_key=alert.group_key[:500],
+            group=alert.group, window_start=alert.window_start, window_end=alert.window_end,
+            reference_start=alert.reference_start, test=alert.test, p_value=alert.p_value,
+            alpha=alert.alpha, effect_name=alert.effect_name, effect=alert.effect,
+            min_effect=alert.min_effect, n_current=alert.n_current,
+            n_reference=alert.n_reference, n_tests=alert.n_tests, message=alert.message,
+            detail=_jsonable(alert.detail), status="open", created_at=utcnow()))
+        audit.append(session, actor=actor, action="drift.alert", entity_type="drift_alert",
+                     entity_id=alert.id, payload={
+                         "monitor": alert.monitor, "group": alert.group,
+                         "window_start": alert.window_start.isoformat(),
+                         "p_value": alert.p_value, "alpha": alert.alpha,
+                         "effect": alert.effect, "message": alert.message})
+    session.flush()
+    audit.append(session, actor=actor, action="drift.run", entity_type="drift_run",
+                 entity_id=moment.isoformat(), payload={
+                     "windows": [window_start(w, cfg.width).isoformat() for w in windows],
+                     "alerts": len(alerts), "new_alerts": len(new),
+                     "config": _jsonable(cfg.as_dict())})
+    return new
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists and non-finite floats to None, so JSON columns and the audit
+    chain's canonical JSON accept the detail."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+def alert_row_dict(row: DriftAlertRow) -> dict[str, Any]:
+    return {"id": row.id, "monitor": row.monitor, "group": row.group,
+            "window_start": row.window_start.isoformat(),
+            "window_end": row.window_end.isoformat(),
+            "reference_start": row.reference_start.isoformat(), "test": row.test,
+            "p_value": row.p_value, "alpha": row.alpha, "effect_name": row.effect_name,
+            "effect": row.effect, "min_effect": row.min_effect, "n_current": row.n_current,
+            "n_reference": row.n_reference, "n_tests": row.n_tests, "message": row.message,
+            "status": row.status, "created_at": row.created_at.isoformat(),
+            "acknowledged_by": row.acknowledged_by, "note": row.note, "detail": row.detail}
+
+
+def list_alerts(session: Session, *, monitor: str | None = None, status: str | None = None,
+                since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    q = sa.select(DriftAlertRow).order_by(DriftAlertRow.window_start.desc(),
+                                          DriftAlertRow.monitor, DriftAlertRow.id)
+    if monitor:
+        q = q.where(DriftAlertRow.monitor == monitor)
+    if status:
+        q = q.where(DriftAlertRow.status == status)
+    if since is not None:
+        q = q.where(DriftAlertRow.window_start >= since)
+    return [alert_row_dict(r) for r in session.execute(q.limit(limit)).scalars()]
+
+
+def acknowledge(session: Session, alert_id: str, *, actor: str, note: str = ""
+                ) -> dict[str, Any]:
+    """Mark an alert as seen (with a note saying what was done about it)."""
+    row = session.get(DriftAlertRow, alert_id)
+    if row is None:
+        raise NotFound(f"drift alert {alert_id!r} does not exist")
+    row.status, row.acknowledged_by, row.acknowledged_at = "acknowledged", actor, utcnow()
+    row.note = note or None
+    audit.append(session, actor=actor, action="drift.acknowledge", entity_type="drift_alert",
+                 entity_id=alert_id, payload={"note": note})
+    return alert_row_dict(row)
