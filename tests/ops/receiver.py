@@ -1,0 +1,70 @@
+"""A webhook receiver on 127.0.0.1 for the tests: verifies every signature."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from hilt.ops.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver:
+    """Records verified deliveries; ``fail_next`` answers that many requests with 500."""
+
+    def __init__(self, secret: str, port: int | None = None) -> None:
+        self.secret = secret
+        self.port = port or free_port()
+        self.received: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.fail_next = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Receiver:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ok = verify(outer.secret, body, self.headers.get(TIMESTAMP_HEADER),
+                            self.headers.get(SIGNATURE_HEADER))
+                with outer._lock:
+                    if not ok:
+                        outer.bad_signatures += 1
+                        code = 401
+                    elif outer.fail_next > 0:
+                        outer.fail_next -= 1
+                        code = 500
+                    else:
+                        outer.received.append({**json.loads(body),
+                                               "_delivery": self.headers["X-Hilt-Delivery"]})
+                        code = 204
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
