@@ -79,7 +79,7 @@ def _items(prompts: list[str]) -> list[SuiteItem]:
 
 
 def _config(srv: _FakeServer, **kwargs: Any) -> EndpointConfig:
-    host, port = srv.server_address[:2]
+    host, port = str(srv.server_address[0]), int(srv.server_address[1])
     return EndpointConfig(base_url=f"http://{host}:{port}/v1", model="tiny",
                           backoff_base_s=0.01, timeout_s=5, **kwargs)
 

@@ -89,7 +89,7 @@ def test_report_files_and_per_slice_metrics(xstest_files: dict[str, Path], tmp_p
     assert verify(record).ok
 
 
-def test_model_text_is_escaped_in_html(tmp_path: Path, jsonl) -> None:  # type: ignore[no-untyped-def]
+def test_model_text_is_escaped_in_html(tmp_path: Path, jsonl: Any) -> None:
     write_jsonl = jsonl
     suite = write_jsonl(tmp_path / "s.jsonl", [
         {"id": "a", "prompt": "<script>alert(1)</script>", "slice": "x<y>",
@@ -150,7 +150,7 @@ class _CachedPredictions:
 @pytest.mark.skipif(not _classifier_available(),
                     reason="hilt.train.classifier is not available yet")
 def test_same_outcomes_with_trained_refusal_classifier(
-        xstest_files: dict[str, Path], tmp_path: Path, jsonl) -> None:  # type: ignore[no-untyped-def]
+        xstest_files: dict[str, Path], tmp_path: Path, jsonl: Any) -> None:
     """The three outcomes again, every response judged by a trained refusal classifier.
 
     The classifier is trained through contract 4 (``hilt train classifier``) on the human

@@ -126,7 +126,8 @@ def verify(record: dict[str, Any]) -> VerifyReport:
     problems: list[str] = []
     try:
         if record.get("schema") != SCHEMA:
-            return VerifyReport(False, record.get("hash"), [f"unknown schema {record.get('schema')!r}"])
+            return VerifyReport(False, record.get("hash"),
+                                [f"unknown schema {record.get('schema')!r}"])
         if record_hash(record) != record.get("hash"):
             problems.append("hash does not match the record's content (edited)")
         inputs = record["inputs"]
