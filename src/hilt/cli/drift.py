@@ -1,9 +1,235 @@
-"""CLI commands of this stage (not built yet)."""
+"""Drift commands: ``hilt drift run|alerts|ack|bridge ...|compat|decide`` and the
+top-level ``hilt lineage MODEL_VERSION``. Thin: each parses arguments and calls
+``hilt.quality.drift``."""
 
 from __future__ import annotations
 
+import json
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from hilt.cli.core import DbOption, echo_json, engine_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+drift_app = typer.Typer(help="Rubric and feedback drift: monitors, alerts, bridge sets.",
+                        no_args_is_help=True)
+bridge_app = typer.Typer(help="Bridge sets: re-review old labels under a new rubric version.",
+                         no_args_is_help=True)
+ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
+
+
+def _tx(db: str | None) -> AbstractContextManager[Session]:
+    from hilt.store.db import transaction
+
+    return transaction(engine_for(db))
+
+
+def _when(value: str | None, field: str) -> datetime | None:
+    from hilt.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"not an ISO date/time: {value!r}", field=field) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def load_config(path: Path | None) -> Any:
+    """A :class:`DriftConfig` from a YAML/JSON file of its fields (defaults otherwise)."""
+    import yaml
+
+    from hilt.errors import InputError
+    from hilt.quality.drift.windows import DriftConfig
+
+    if path is None:
+        return DriftConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise InputError(f"cannot read drift config: {exc}", file=str(path),
+                         line=line + 1 if line is not None else None) from None
+    if not isinstance(data, dict):
+        raise InputError("a drift config is a mapping of settings", file=str(path))
+    unknown = sorted(set(data) - set(DriftConfig.__dataclass_fields__))
+    if unknown:
+        raise InputError(f"unknown settings {unknown}", file=str(path), field=unknown[0])
+    try:
+        return DriftConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), file=str(path)) from None
+
+
+@drift_app.command("run")
+def run(now: Annotated[str | None, typer.Option(help="evaluate as of this ISO time")] = None,
+        config: Annotated[Path | None, typer.Option(help="drift config (YAML/JSON)")] = None,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="show the alerts without storing them")] = False,
+        db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Run every monitor over the recent complete windows; store and print new alerts."""
+    from hilt.quality.drift.runner import evaluate_monitors, run_monitors
+
+    cfg = load_config(config)
+    moment = _when(now, "now")
+    with _tx(db) as session:
+        alerts = (evaluate_monitors(session, now=moment, config=cfg) if dry_run
+                  else run_monitors(session, moment, config=cfg, actor=actor))
+        echo_json({"stored": not dry_run, "alerts": [a.as_dict() for a in alerts]})
+
+
+@drift_app.command("alerts")
+def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")] = None,
+           status: Annotated[str | None, typer.Option(help="open | acknowledged")] = None,
+           since: Annotated[str | None, typer.Option(help="windows from this ISO time")] = None,
+           limit: int = 200, full: Annotated[bool, typer.Option(
+               help="include each alert's test detail")] = False,
+           db: DbOption = None) -> None:
+    """List stored drift alerts, newest window first."""
+    from hilt.quality.drift.runner import list_alerts
+
+    with _tx(db) as session:
+        rows = list_alerts(session, monitor=monitor, status=status,
+                           since=_when(since, "since"), limit=limit)
+    if not full:
+        for r in rows:
+            r.pop("detail", None)
+    echo_json(rows)
+
+
+@drift_app.command("ack")
+def ack(alert_id: str, note: Annotated[str, typer.Option(help="what was done")] = "",
+        db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Acknowledge an alert."""
+    from hilt.quality.drift.runner import acknowledge
+
+    with _tx(db) as session:
+        echo_json(acknowledge(session, alert_id, actor=actor, note=note))
+
+
+@bridge_app.command("create")
+def bridge_create(rubric: Annotated[str, typer.Argument(help="rubric id")],
+                  old: Annotated[int, typer.Option("--old", help="old version")],
+                  new: Annotated[int, typer.Option("--new", help="new version")],
+                  question: Annotated[str | None, typer.Option(
+                      help="single-choice question to stratify on (default: first shared)")
+                  ] = None,
+                  per_stratum: Annotated[int, typer.Option(help="items per old label")] = 30,
+                  seed: int = 0, pool: str = "default",
+                  overlap: Annotated[int, typer.Option(help="reviews per item")] = 3,
+                  threshold: Annotated[float, typer.Option(
+                      help="flag when P(changed | old) is above this (lower bound)")] = 0.15,
+                  db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Sample items labelled under OLD, stratified by old label, and queue them for
+    re-review under NEW."""
+    from hilt.quality.drift.bridge import create_bridge
+    from hilt.quality.drift.transition import BridgeSettings
+
+    with _tx(db) as session:
+        echo_json(create_bridge(session, rubric, old, new, actor=actor, question_id=question,
+                                per_stratum=per_stratum, seed=seed, pool=pool,
+                                overlap_k=overlap,
+                                settings=BridgeSettings(change_threshold=threshold)))
+
+
+@bridge_app.command("status")
+def bridge_status_cmd(bridge_id: str, db: DbOption = None) -> None:
+    """Progress of a bridge set and its transition matrix so far (JSON)."""
+    from hilt.quality.drift.bridge import bridge_status
+
+    with _tx(db) as session:
+        echo_json(bridge_status(session, bridge_id))
+
+
+@bridge_app.command("matrix")
+def bridge_matrix(bridge_id: str, db: DbOption = None) -> None:
+    """The old→new transition matrix as a table, with P(changed | old) and its interval."""
+    from hilt.quality.drift.bridge import bridge_status
+
+    with _tx(db) as session:
+        status = bridge_status(session, bridge_id)
+    m = status["matrix"]
+    news = m["new_categories"]
+    width = max([len(c) for c in news + m["old_categories"]] + [8])
+    typer.echo(f"{status['rubric_id']}@{status['old_version']} -> @{status['new_version']}, "
+               f"question {status['question_id']}: {status['relabelled']}/{status['items']} "
+               "re-reviewed")
+    typer.echo("old \\ new".ljust(width) + "".join(c.rjust(width + 2) for c in news)
+               + "   n  P(changed) [CI]")
+    for old, counts, row in zip(m["old_categories"], m["counts"], m["rows"], strict=True):
+        rate = "-" if row["rate"] is None else f"{row['rate']:.2f}"
+        typer.echo(old.ljust(width) + "".join(str(c).rjust(width + 2) for c in counts)
+                   + f"{row['n']:>4}  {rate} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+                   + ("  FLAGGED" if row["flagged"] else ""))
+    typer.echo(f"{m['status']}: {m['reason']}")
+
+
+@drift_app.command("compat")
+def compat(rubric: str, old: int, new: int, db: DbOption = None) -> None:
+    """Whether labels of two rubric versions may be mixed."""
+    from hilt.quality.drift.bridge import bridge_compatibility
+
+    with _tx(db) as session:
+        echo_json(bridge_compatibility(session, rubric, old, new).as_dict())
+
+
+@drift_app.command("decide")
+def decide(rubric: str, old: int, new: int,
+           kind: Annotated[str, typer.Option(help="mapping | relabel | accept | withdraw")],
+           reason: Annotated[str, typer.Option(help="why (audit log)")],
+           question: Annotated[str | None, typer.Option(help="question id")] = None,
+           mapping: Annotated[str | None, typer.Option(
+               help='old label -> new label as JSON, e.g. {"borderline": "harmful"}')] = None,
+           bridge: Annotated[str | None, typer.Option(help="bridge set it rests on")] = None,
+           db: DbOption = None, actor: ActorOption = "cli") -> None:
+    """Record a decision on mixing labels of two rubric versions (audited)."""
+    from hilt.errors import InputError
+    from hilt.quality.drift.bridge import record_decision
+
+    parsed = None
+    if mapping is not None:
+        try:
+            parsed = json.loads(mapping)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg}", field="mapping") from None
+        if not isinstance(parsed, dict):
+            raise InputError("the mapping is a JSON object old -> new", field="mapping")
+    with _tx(db) as session:
+        echo_json(record_decision(session, rubric, old, new, kind=kind, reason=reason,
+                                  actor=actor, question_id=question, mapping=parsed,
+                                  bridge_id=bridge))
+
+
+def lineage(model_version: Annotated[str, typer.Argument(
+                help="model version id (or a dataset version id with --dataset)")],
+            dataset: Annotated[bool, typer.Option(
+                "--dataset", help="start from a dataset version instead")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+            limit: Annotated[int, typer.Option(
+                help="reviews and adjudications listed per dataset")] = 20,
+            db: DbOption = None) -> None:
+    """The chain from a model version back through datasets and reviews to rubric and
+    policy versions."""
+    from hilt.quality.drift.lineage import dataset_lineage_tree, model_lineage, render_tree
+
+    with _tx(db) as session:
+        tree = (dataset_lineage_tree(session, model_version, detail_limit=limit) if dataset
+                else model_lineage(session, model_version, detail_limit=limit))
+    if as_json:
+        echo_json(tree)
+    else:
+        typer.echo(render_tree(tree))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+    drift_app.add_typer(bridge_app, name="bridge")
+    app.add_typer(drift_app, name="drift")
+    app.command("lineage")(lineage)

@@ -1,0 +1,144 @@
+"""Drift over HTTP: alerts, running the monitors, bridge sets, compatibility decisions
+and model lineage. Thin: every handler calls ``hilt.quality.drift``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import allow, get_session
+
+router = APIRouter(prefix="/v1/drift", tags=["drift"])
+
+
+class RunIn(BaseModel):
+    now: datetime | None = None
+    config: dict[str, Any] = Field(default_factory=dict,
+                                   description="DriftConfig fields (docs/drift.md)")
+    dry_run: bool = False
+
+
+class AckIn(BaseModel):
+    note: str = ""
+
+
+class BridgeIn(BaseModel):
+    rubric_id: str
+    old_version: int
+    new_version: int
+    question_id: str | None = None
+    per_stratum: int = Field(default=30, ge=1, le=10_000)
+    seed: int = 0
+    pool: str = "default"
+    overlap_k: int = Field(default=3, ge=1, le=20)
+    change_threshold: float = Field(default=0.15, ge=0, lt=1)
+
+
+class DecisionIn(BaseModel):
+    rubric_id: str
+    old_version: int
+    new_version: int
+    kind: Literal["mapping", "relabel", "accept", "withdraw"]
+    reason: str = Field(min_length=1)
+    question_id: str | None = None
+    mapping: dict[str, str] | None = None
+    bridge_id: str | None = None
+
+
+def _config(data: dict[str, Any]) -> Any:
+    from hilt.errors import InputError
+    from hilt.quality.drift.windows import DriftConfig
+
+    unknown = sorted(set(data) - set(DriftConfig.__dataclass_fields__))
+    if unknown:
+        raise InputError(f"unknown settings {unknown}", field=f"config.{unknown[0]}")
+    try:
+        return DriftConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), field="config") from None
+
+
+@router.get("/alerts")
+def alerts(monitor: str | None = None, status: str | None = None,
+           since: datetime | None = None, limit: int = 200,
+           session: Session = Depends(get_session),
+           _: Principal = Depends(allow("lead", "adjudicator", "service"))
+           ) -> list[dict[str, Any]]:
+    from hilt.quality.drift.runner import list_alerts
+
+    return list_alerts(session, monitor=monitor, status=status, since=since,
+                       limit=max(1, min(limit, 1000)))
+
+
+@router.post("/run")
+def run(body: RunIn, session: Session = Depends(get_session),
+        who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
+    from hilt.quality.drift.runner import evaluate_monitors, run_monitors
+
+    cfg = _config(body.config)
+    found = (evaluate_monitors(session, now=body.now, config=cfg) if body.dry_run
+             else run_monitors(session, body.now, config=cfg, actor=who.actor))
+    return {"stored": not body.dry_run, "alerts": [a.as_dict() for a in found]}
+
+
+@router.post("/alerts/{alert_id}/ack")
+def ack(alert_id: str, body: AckIn, session: Session = Depends(get_session),
+        who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    from hilt.quality.drift.runner import acknowledge
+
+    return acknowledge(session, alert_id, actor=who.actor, note=body.note)
+
+
+@router.post("/bridges")
+def create_bridge(body: BridgeIn, session: Session = Depends(get_session),
+                  who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    from hilt.quality.drift.bridge import create_bridge as create
+    from hilt.quality.drift.transition import BridgeSettings
+
+    return create(session, body.rubric_id, body.old_version, body.new_version,
+                  actor=who.actor, question_id=body.question_id,
+                  per_stratum=body.per_stratum, seed=body.seed, pool=body.pool,
+                  overlap_k=body.overlap_k,
+                  settings=BridgeSettings(change_threshold=body.change_threshold))
+
+
+@router.get("/bridges/{bridge_id}")
+def bridge(bridge_id: str, session: Session = Depends(get_session),
+           _: Principal = Depends(allow("lead", "adjudicator", "service"))) -> dict[str, Any]:
+    from hilt.quality.drift.bridge import bridge_status
+
+    return bridge_status(session, bridge_id)
+
+
+@router.get("/compatibility/{rubric_id}/{old_version}/{new_version}")
+def compatibility(rubric_id: str, old_version: int, new_version: int,
+                  session: Session = Depends(get_session),
+                  _: Principal = Depends(allow("lead", "adjudicator", "service"))
+                  ) -> dict[str, Any]:
+    from hilt.quality.drift.bridge import bridge_compatibility
+
+    return bridge_compatibility(session, rubric_id, old_version, new_version).as_dict()
+
+
+@router.post("/decisions")
+def decide(body: DecisionIn, session: Session = Depends(get_session),
+           who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    from hilt.quality.drift.bridge import record_decision
+
+    return record_decision(session, body.rubric_id, body.old_version, body.new_version,
+                           kind=body.kind, reason=body.reason, actor=who.actor,
+                           question_id=body.question_id, mapping=body.mapping,
+                           bridge_id=body.bridge_id)
+
+
+@router.get("/lineage/{model_version}")
+def lineage(model_version: str, limit: int = 20, session: Session = Depends(get_session),
+            _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
+    from hilt.quality.drift.lineage import model_lineage
+
+    return model_lineage(session, model_version, detail_limit=max(0, min(limit, 1000)))
