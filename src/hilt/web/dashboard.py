@@ -1,0 +1,152 @@
+"""What the lead dashboard shows, gathered from the store.
+
+Only reads and reshaping live here: the statistics come from the pure functions of
+:mod:`hilt.quality` (Wilson intervals for gold accuracy, bootstrap intervals for
+agreement), queue counts from :mod:`hilt.review.views`, dataset versions from
+:mod:`hilt.data.versions` and gate decisions from :mod:`hilt.gate.store`.
+
+Drift alerts and the model registry are read through optional stage functions
+(``hilt.quality.drift.list_alerts(session)`` and ``hilt.train.registry.list_models(session)``
+returning lists of dicts); when a stage does not provide one, the dashboard says so
+instead of showing an empty table that would look like "no alerts".
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.canonical import canonical_json
+from hilt.data.versions import list_versions, summary
+from hilt.gate.store import list_decisions
+from hilt.quality import measure_agreement, reviewer_report
+from hilt.quality.answers import Answers
+from hilt.review.rubric_spec import AGGREGATED_KINDS
+from hilt.review.rubrics import rubric_spec
+from hilt.review.views import queue_stats
+from hilt.store.tables.review import ReviewRow, ReviewTaskRow
+
+# Bounded work per page view: the newest reviews only, and a modest bootstrap.
+MAX_REVIEWS = 20_000
+AGREEMENT_RESAMPLES = 300
+OPEN_STATUSES = ("open", "clustered", "needs_adjudication")
+
+
+def queue_overview(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Per pool: tasks by status, and how many waiting tasks are past their SLA."""
+    t = ReviewTaskRow
+    counts = queue_stats(session)
+    waiting = session.execute(
+        sa.select(t.pool, sa.func.count(), sa.func.min(t.sla_due_at),
+                  sa.func.sum(sa.case((t.sla_due_at < now, 1), else_=0)))
+        .where(t.status.in_(OPEN_STATUSES), t.is_gold.is_(False)).group_by(t.pool)).all()
+    sla = {pool: (n, due, overdue or 0) for pool, n, due, overdue in waiting}
+    out = []
+    for pool in sorted(set(counts) | set(sla)):
+        n, due, overdue = sla.get(pool, (0, None, 0))
+        out.append({"pool": pool, "by_status": counts.get(pool, {}), "waiting": n,
+                    "overdue": overdue, "next_due": due})
+    return out
+
+
+def _recent_reviews(session: Session) -> list[Any]:
+    r, t = ReviewRow, ReviewTaskRow
+    return list(session.execute(
+        sa.select(r.reviewer_id, r.task_id, r.rubric_id, r.rubric_version, r.answers,
+                  r.is_gold, r.submitted_at, t.gold_answers)
+        .join(t, t.id == r.task_id).order_by(r.submitted_at.desc()).limit(MAX_REVIEWS)).all())
+
+
+def calibration(rows: list[Any]) -> list[dict[str, Any]]:
+    """Per-reviewer gold accuracy (Wilson interval), status and trend alarm.
+
+    Each answered question of a gold item counts as one gold answer, compared with the
+    item's known answer in canonical JSON.
+    """
+    records = []
+    for row in reversed(rows):  # oldest first: the report replays in time order
+        gold = row.gold_answers or {}
+        for qid, value in sorted(row.answers.items()):
+            is_gold = bool(row.is_gold) and qid in gold
+            records.append((row.reviewer_id, f"{row.task_id}:{qid}", canonical_json(value),
+                            is_gold, canonical_json(gold.get(qid)) if is_gold else None,
+                            row.submitted_at.timestamp()))
+    return [r.as_dict() for r in reviewer_report(records)]
+
+
+@dataclass
+class _Long:
+    items: list[str] = field(default_factory=list)
+    reviewers: list[str] = field(default_factory=list)
+    labels: list[Any] = field(default_factory=list)
+
+
+def agreement(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
+    """Krippendorff's alpha per rubric version and question over non-gold items, with a
+    bootstrap interval over items (nominal for choices, ordinal for scales)."""
+    groups: dict[tuple[str, int, str], _Long] = defaultdict(_Long)
+    for row in rows:
+        if row.is_gold:
+            continue
+        for qid, value in row.answers.items():
+            g = groups[(row.rubric_id, row.rubric_version, qid)]
+            g.items.append(row.task_id)
+            g.reviewers.append(row.reviewer_id)
+            g.labels.append(value)
+    out = []
+    for (rubric_id, version, qid), g in sorted(groups.items()):
+        try:
+            kind = rubric_spec(session, rubric_id, version).question(qid).kind
+        except (KeyError, LookupError):
+            continue
+        if kind not in AGGREGATED_KINDS or len(set(g.items)) == len(g.items):
+            continue  # free text is not voted on; single answers cannot agree
+        scale = kind == "scale"
+        labels = [float(v) for v in g.labels] if scale else [canonical_json(v)
+                                                                 for v in g.labels]
+        result = measure_agreement(Answers.from_columns(g.items, g.reviewers, labels),
+                                   "krippendorff", "ordinal" if scale else "nominal",
+                                   n_resamples=AGREEMENT_RESAMPLES)
+        out.append({"rubric": f"{rubric_id}@{version}", "question": qid, "kind": kind,
+                    **result.as_dict()})
+    return out
+
+
+def optional_listing(module: str, function: str, session: Session
+                     ) -> tuple[bool, list[dict[str, Any]]]:
+    """``(available, rows)`` from an optional stage function."""
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return False, []
+        raise
+    listing = getattr(found, function, None)
+    if listing is None:
+        return False, []
+    return True, list(listing(session))
+
+
+def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
+    rows = _recent_reviews(session)
+    drift_ok, drift = optional_listing("hilt.quality.drift", "list_alerts", session)
+    models_ok, models = optional_listing("hilt.train.registry", "list_models", session)
+    return {
+        "queue": queue_overview(session, now),
+        "calibration": calibration(rows),
+        "agreement": agreement(session, rows),
+        "reviews_considered": len(rows), "max_reviews": MAX_REVIEWS,
+        "drift_available": drift_ok, "drift": drift,
+        "models_available": models_ok, "models": models,
+        "datasets": [summary(v) for v in list_versions(session)[:25]],
+        "gate": [{"hash": d.hash, "outcome": d.outcome, "created_at": d.created_at,
+                  "policy": f"{d.policy_id}@{d.policy_version}", "candidate": d.candidate_id,
+                  "reference": d.reference_id, "supersedes": d.supersedes}
+                 for d in list_decisions(session, limit=25)],
+    }

@@ -1,0 +1,259 @@
+"""Rubric questions as HTML form fields, and submitted forms back to answers.
+
+This is translation only: which input shows which question, and which form value means
+which answer. Whether an answer is valid is decided by the review stage
+(:func:`hilt.review.rubric_spec.clean_answers`), never here.
+
+Keyboard: the choices of a question are numbered 1–9 then 0 (the key that picks them);
+questions with more than ten choices fall back to inputs that are typed into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import permutations
+from typing import Any
+
+from hilt.review.rubric_spec import Question, RubricSpec
+
+CHOICE_KEYS = "1234567890"
+RESPONSE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class FormProblem(ValueError):
+    """A form value that cannot be read as an answer at all (not a judgement on it)."""
+
+    def __init__(self, question_id: str, message: str) -> None:
+        super().__init__(message)
+        self.question_id = question_id
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    description: str = ""
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One question as the template draws it."""
+
+    question: Question
+    number: int
+    name: str
+    widget: str  # radio, checkbox, number, textarea, ranking, pair_select
+    choices: list[Choice] = field(default_factory=list)
+    required: bool = True
+
+    @property
+    def id(self) -> str:
+        return self.question.id
+
+
+def letter(index: int) -> str:
+    return RESPONSE_LETTERS[index] if index < len(RESPONSE_LETTERS) else str(index + 1)
+
+
+def _keyed(choices: list[Choice]) -> list[Choice]:
+    if len(choices) > len(CHOICE_KEYS):
+        return choices
+    return [Choice(c.value, c.label, c.description, CHOICE_KEYS[i])
+            for i, c in enumerate(choices)]
+
+
+def _scale_points(q: Question) -> list[float]:
+    assert q.min is not None and q.max is not None
+    count = int(round((q.max - q.min) / q.step)) + 1
+    return [q.min + i * q.step for i in range(count)]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def field_view(q: Question, number: int, n_responses: int,
+               required: bool | None = None) -> FieldView | None:
+    """The field for one question; ``None`` for ``rewrite`` (the rewrite editor shows it)."""
+    name = f"q.{q.id}"
+    need = q.required if required is None else required
+    if q.kind in ("single_choice", "multi_choice"):
+        widget = "radio" if q.kind == "single_choice" else "checkbox"
+        return FieldView(q, number, name, widget, _keyed(
+            [Choice(o.value, o.value.replace("_", " "), o.description) for o in q.options]),
+            need)
+    if q.kind == "scale":
+        points = _scale_points(q)
+        if len(points) > len(CHOICE_KEYS):
+            return FieldView(q, number, name, "number", required=need)
+        choices = [Choice(_number(p), _number(p), q.anchors.get(_number(p), ""))
+                   for p in points]
+        return FieldView(q, number, name, "radio", _keyed(choices), need)
+    if q.kind == "preference":
+        pairs = list(permutations(range(n_responses), 2))
+        if 0 < len(pairs) <= len(CHOICE_KEYS):
+            return FieldView(q, number, name, "radio", _keyed(
+                [Choice(f"{a}>{b}", f"{letter(a)} better than {letter(b)}") for a, b in pairs]),
+                need)
+        return FieldView(q, number, name, "pair_select", required=need)
+    if q.kind == "ranking":
+        return FieldView(q, number, name, "ranking", required=need)
+    if q.kind == "free_text":
+        return FieldView(q, number, name, "textarea", required=need)
+    return None
+
+
+def field_views(spec: RubricSpec, n_responses: int,
+                required_ids: set[str] | None = None) -> list[FieldView]:
+    """Fields in rubric order; ``required_ids`` overrides which questions are required."""
+    out = []
+    for q in spec.questions:
+        view = field_view(q, len(out) + 1, n_responses,
+                          None if required_ids is None else q.id in required_ids)
+        if view is not None:
+            out.append(view)
+    return out
+
+
+def rewrite_question(spec: RubricSpec) -> Question | None:
+    return next((q for q in spec.questions if q.kind == "rewrite"), None)
+
+
+class FormData:
+    """The parts of a submitted form the pages read (Starlette's FormData fits)."""
+
+    def __init__(self, items: Sequence[tuple[str, Any]]) -> None:
+        self.items = [(k, v) for k, v in items if isinstance(v, str)]
+
+    def get(self, key: str) -> str | None:
+        return next((v for k, v in self.items if k == key), None)
+
+    def getlist(self, key: str) -> list[str]:
+        return [v for k, v in self.items if k == key]
+
+
+def _text(form: FormData, key: str) -> str | None:
+    value = form.get(key)
+    return value if value is not None and value.strip() else None
+
+
+def _parse_number(q: Question, raw: str) -> float | int:
+    try:
+        number = float(raw)
+    except ValueError:
+        raise FormProblem(q.id, f"{raw!r} is not a number") from None
+    return int(number) if number.is_integer() else number
+
+
+def _parse_ranking(q: Question, raw: str, n_responses: int) -> list[int]:
+    tokens = raw.replace(",", " ").replace(">", " ").split()
+    out = []
+    for token in tokens:
+        token = token.strip().upper()
+        if token in RESPONSE_LETTERS[:n_responses]:
+            out.append(RESPONSE_LETTERS.index(token))
+        else:
+            raise FormProblem(q.id, f"{token!r} names no response (use letters "
+                                    f"A–{letter(n_responses - 1)})")
+    return out
+
+
+def answers_from_form(fields: Sequence[FieldView], form: FormData, n_responses: int
+                      ) -> dict[str, Any]:
+    """Answers as the review stage expects them; unanswered questions are left out."""
+    answers: dict[str, Any] = {}
+    for f in fields:
+        q = f.question
+        if f.widget == "checkbox":
+            chosen = form.getlist(f.name)
+            if chosen or form.get(f.name + ".present") is not None and f.required:
+                answers[q.id] = chosen
+            continue
+        if f.widget == "pair_select":
+            chosen_raw, rejected_raw = form.get(f.name + ".chosen"), form.get(
+                f.name + ".rejected")
+            if chosen_raw and rejected_raw:
+                answers[q.id] = {"chosen": int(_parse_number(q, chosen_raw)),
+                                 "rejected": int(_parse_number(q, rejected_raw))}
+            continue
+        raw = _text(form, f.name)
+        if raw is None:
+            continue
+        if q.kind == "scale":
+            answers[q.id] = _parse_number(q, raw)
+        elif q.kind == "preference":
+            chosen_s, _, rejected_s = raw.partition(">")
+            answers[q.id] = {"chosen": int(_parse_number(q, chosen_s)),
+                             "rejected": int(_parse_number(q, rejected_s))}
+        elif q.kind == "ranking":
+            answers[q.id] = _parse_ranking(q, raw, n_responses)
+        else:
+            answers[q.id] = raw
+    return answers
+
+
+def rewrite_from_form(form: FormData, original: str | None) -> str | None:
+    """The rewrite, when the reviewer changed the response text (else ``None``)."""
+    text = form.get("rewrite")
+    if text is None or not text.strip():
+        return None
+    normalise = lambda s: s.replace("\r\n", "\n").strip()  # noqa: E731 - browsers send CRLF
+    if original is not None and normalise(text) == normalise(original):
+        return None
+    return text.replace("\r\n", "\n")
+
+
+def optional_float(form: FormData, key: str) -> float | None:
+    raw = _text(form, key)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise FormProblem(key, f"{raw!r} is not a number") from None
+
+
+def form_values(form: FormData) -> dict[str, list[str]]:
+    """Submitted values by field name, to redraw a form after a refused submission."""
+    out: dict[str, list[str]] = {}
+    for key, value in form.items:
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def answer_text(value: Any, n_responses: int = 0) -> str:
+    """A stored answer as short text (for side-by-side review tables)."""
+    if value is None:
+        return "—"
+    if isinstance(value, dict) and set(value) == {"chosen", "rejected"}:
+        return f"{letter(value['chosen'])} better than {letter(value['rejected'])}"
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return " > ".join(letter(v) for v in value)
+        return ", ".join(str(v) for v in value) or "(none)"
+    if isinstance(value, float):
+        return _number(value)
+    return str(value)
+
+
+def values_for_answers(fields: Sequence[FieldView], answers: Mapping[str, Any]
+                       ) -> dict[str, list[str]]:
+    """Form values that redraw given answers (e.g. a worked example in a preview)."""
+    out: dict[str, list[str]] = {}
+    for f in fields:
+        value = answers.get(f.id)
+        if value is None:
+            continue
+        if f.widget == "checkbox":
+            out[f.name] = [str(v) for v in value]
+        elif f.question.kind == "preference":
+            out[f.name] = [f"{value['chosen']}>{value['rejected']}"]
+        elif f.question.kind == "ranking":
+            out[f.name] = [" ".join(letter(v) for v in value)]
+        elif f.question.kind == "scale":
+            out[f.name] = [_number(float(value))]
+        else:
+            out[f.name] = [str(value)]
+    return out

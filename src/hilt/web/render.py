@@ -1,0 +1,91 @@
+"""Templates: one Jinja2 environment with autoescaping everywhere, and page helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+import hilt
+from hilt.web.forms import answer_text, letter
+from hilt.web.markup import render_markdown
+from hilt.web.security import SESSION_COOKIE, csrf_token_for
+
+PREFIX = "/ui"
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+
+# Fixed messages shown after a redirect; the query string only picks one (no reflection).
+FLASH = {
+    "submitted": "Review submitted.",
+    "released": "Task released; it goes back to the queue for others.",
+    "empty": "Your queue is empty for now.",
+    "adjudicated": "Decision recorded.",
+    "published": "Rubric version published.",
+    "signed_out": "Signed out.",
+    "expired": "Your lease ran out; the task went back to the queue.",
+}
+
+env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
+                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+env.filters["md"] = render_markdown
+env.filters["answer"] = answer_text
+env.globals["letter"] = letter
+
+
+def _pct(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "–"
+    text = value if isinstance(value, str) else value.isoformat()
+    return text.replace("T", " ")[:16] + " UTC"
+
+
+env.filters["pct"] = _pct
+env.filters["num"] = _num
+env.filters["when"] = _when
+
+
+def static_url(path: str) -> str:
+    return f"{PREFIX}/static/{path}?v={hilt.__version__}"
+
+
+env.globals["static_url"] = static_url
+
+
+def render(request: Request, template: str, status_code: int = 200,
+           **context: Any) -> HTMLResponse:
+    secret = request.cookies.get(SESSION_COOKIE)
+    principal = getattr(request.state, "principal", None)
+    context.setdefault("error", None)
+    context.setdefault("title", "hilt")
+    flash = FLASH.get(request.query_params.get("msg", ""))
+    html = env.get_template(template).render(
+        csrf=csrf_token_for(secret) if secret and principal else "",
+        principal=principal, flash=flash, prefix=PREFIX, version=hilt.__version__,
+        **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def redirect(path: str, msg: str | None = None) -> RedirectResponse:
+    target = PREFIX + path + (f"?msg={quote(msg)}" if msg else "")
+    return RedirectResponse(target, status_code=303)
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only same-site page paths are followed after sign-in (no open redirect)."""
+    if value and value.startswith(PREFIX + "/") and not value.startswith("//") \
+            and "\\" not in value and "//" not in value:
+        return value
+    return None

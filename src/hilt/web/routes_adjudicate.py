@@ -1,0 +1,85 @@
+"""The adjudicator's pages: the disagreement queue and a case with every review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import allow, get_session
+from hilt.errors import InputError
+from hilt.review import adjudication
+from hilt.review.rubric_spec import RubricSpec
+from hilt.store.db import transaction
+from hilt.web.common import engine_of, form_data
+from hilt.web.forms import (
+    CHOICE_KEYS,
+    FormData,
+    FormProblem,
+    answers_from_form,
+    field_views,
+    form_values,
+    rewrite_question,
+)
+from hilt.web.render import PREFIX, redirect, render
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+DECIDERS = ("adjudicator", "lead")
+CAUSE_HELP = {
+    "guideline_gap": "the rubric does not settle this case (collected for the next version)",
+    "ambiguous_input": "the interaction itself can be read more than one way",
+    "reviewer_error": "a reviewer misapplied clear guidelines",
+    "subjective": "reasonable people differ; no rule would settle it",
+}
+
+
+@router.get("/adjudicate", response_class=HTMLResponse)
+def disagreements(request: Request, session: Session = Depends(get_session),
+                  _: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
+    return render(request, "adjudicate_list.html", title="Disagreements",
+                  pending=adjudication.pending(session, limit=200))
+
+
+def _case_page(request: Request, case: dict[str, Any], *, error: str | None = None,
+               values: dict[str, list[str]] | None = None, status_code: int = 200
+               ) -> HTMLResponse:
+    spec = RubricSpec.model_validate(case["rubric"]["spec"])
+    responses = case["item"]["responses"] or []
+    disputed = set(case["reasons"])
+    return render(request, "adjudicate_case.html", status_code, title="Adjudicate",
+                  case=case, spec=spec, item=case["item"], disputed=disputed,
+                  fields=field_views(spec, len(responses), required_ids=disputed),
+                  rewrite_q=rewrite_question(spec),
+                  causes=[(c, CAUSE_HELP[c], CHOICE_KEYS[i])
+                          for i, c in enumerate(adjudication.CAUSES)],
+                  values=values or {}, error=error)
+
+
+@router.get("/adjudicate/{task_id}", response_class=HTMLResponse)
+def case_page(task_id: str, request: Request, session: Session = Depends(get_session),
+              _: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
+    return _case_page(request, adjudication.case_file(session, task_id))
+
+
+@router.post("/adjudicate/{task_id}")
+def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
+           who: Principal = Depends(allow(*DECIDERS))) -> Response:
+    engine = engine_of(request)
+    with transaction(engine) as session:
+        case = adjudication.case_file(session, task_id)
+    spec = RubricSpec.model_validate(case["rubric"]["spec"])
+    n_responses = len(case["item"]["responses"] or [])
+    try:
+        answers = answers_from_form(field_views(spec, n_responses), form, n_responses)
+        with transaction(engine) as session:
+            adjudication.adjudicate(session, task_id, who.reviewer_id or who.actor,
+                                    answers=answers,
+                                    rationale=(form.get("rationale") or "").strip(),
+                                    cause=form.get("cause") or "")
+    except (InputError, FormProblem) as exc:
+        return _case_page(request, case, error=str(exc), values=form_values(form),
+                          status_code=422)
+    return redirect("/adjudicate", "adjudicated")

@@ -1,0 +1,130 @@
+"""The lead's pages: the dashboard, gate decisions, and the rubric editor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import allow, get_session
+from hilt.errors import Conflict, InputError
+from hilt.gate.store import get_decision
+from hilt.review import rubrics
+from hilt.review.rubric_spec import RubricSpec, parse_rubric
+from hilt.store.db import transaction
+from hilt.store.tables.base import utcnow
+from hilt.web.common import engine_of, form_data
+from hilt.web.dashboard import lead_dashboard
+from hilt.web.forms import FormData, field_views, rewrite_question, values_for_answers
+from hilt.web.render import PREFIX, redirect, render
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+LEADS = ("lead",)
+NEW_RUBRIC = """id: my-rubric
+title: What reviewers judge
+changelog: first version
+guidelines: |
+  What a reviewer should look for, in plain words.
+questions:
+  - id: verdict
+    kind: single_choice
+    prompt: Is the response acceptable?
+    options: [acceptable, unacceptable]
+"""
+
+
+@router.get("/lead", response_class=HTMLResponse)
+def dashboard(request: Request, session: Session = Depends(get_session),
+              _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
+    return render(request, "lead.html", title="Lead dashboard",
+                  data=lead_dashboard(session, utcnow()), now=utcnow())
+
+
+@router.get("/lead/gate/{decision}", response_class=HTMLResponse)
+def gate_decision(decision: str, request: Request, session: Session = Depends(get_session),
+                  _: Principal = Depends(allow(*LEADS, "adjudicator"))) -> HTMLResponse:
+    row = get_decision(session, decision)
+    record = row.record
+    return render(request, "gate.html", title="Gate decision", row=row, record=record,
+                  decision=record["decision"], metrics=record["metrics"],
+                  versions=record["inputs"]["versions"])
+
+
+def _spec_yaml(spec: dict[str, Any]) -> str:
+    spec = {**spec, "changelog": ""}  # a new version needs its own changelog
+    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=88)
+
+
+def _editor(request: Request, session: Session, *, text: str, rubric_id: str | None,
+            error: str | None = None, preview: RubricSpec | None = None,
+            status_code: int = 200) -> HTMLResponse:
+    diff = latest = None
+    if preview is not None:
+        row = rubrics.latest_version(session, preview.id)
+        if row is not None:
+            latest = f"{row.rubric_id}@{row.version}"
+            diff = rubrics.diff_specs(rubrics.spec_of(row), preview)
+    fields = field_views(preview, 2) if preview else []
+    examples = [(ex, values_for_answers(field_views(preview, len(ex.responses)), ex.answers))
+                for ex in preview.examples] if preview else []
+    return render(request, "rubric_editor.html", status_code, title="Rubric editor",
+                  published=rubrics.list_rubrics(session), text=text, rubric_id=rubric_id,
+                  error=error, preview=preview, fields=fields, diff=diff, latest=latest,
+                  examples=examples,
+                  rewrite_q=rewrite_question(preview) if preview else None)
+
+
+@router.get("/lead/rubrics", response_class=HTMLResponse)
+def rubric_editor(request: Request, session: Session = Depends(get_session),
+                  _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
+    rubric_id = request.query_params.get("id")
+    text = NEW_RUBRIC
+    if rubric_id:
+        text = _spec_yaml(rubrics.get_version(session, rubric_id).spec)
+    return _editor(request, session, text=text, rubric_id=rubric_id)
+
+
+def _parse(text: str) -> RubricSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file="editor",
+                         line=mark.line + 1 if mark else None) from None
+    return parse_rubric(data, file="editor")
+
+
+@router.post("/lead/rubrics/preview", response_class=HTMLResponse)
+def rubric_preview(request: Request, form: FormData = Depends(form_data),
+                   session: Session = Depends(get_session),
+                   _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
+    text = form.get("spec") or ""
+    try:
+        spec = _parse(text)
+    except InputError as exc:
+        return _editor(request, session, text=text, rubric_id=None, error=str(exc),
+                       status_code=422)
+    return _editor(request, session, text=text, rubric_id=spec.id, preview=spec)
+
+
+@router.post("/lead/rubrics/publish")
+def rubric_publish(request: Request, form: FormData = Depends(form_data),
+                   who: Principal = Depends(allow(*LEADS))) -> Response:
+    text = form.get("spec") or ""
+    engine = engine_of(request)
+    try:
+        spec = _parse(text)
+        with transaction(engine) as session:
+            row = rubrics.publish_rubric(session, spec, actor=who.actor)
+            rubric_id = row.rubric_id
+    except (InputError, Conflict) as exc:
+        with transaction(engine) as session:
+            return _editor(request, session, text=text, rubric_id=None, error=str(exc),
+                           status_code=422)
+    response = redirect(f"/lead/rubrics?id={rubric_id}")
+    response.headers["location"] += "&msg=published"
+    return response

@@ -1,0 +1,203 @@
+"""Sign-in and the reviewer's pages: my queue, the task, submit, skip, heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal, authenticate
+from hilt.api.deps import allow, get_session
+from hilt.errors import Forbidden, HiltError, InputError
+from hilt.review import queue, views
+from hilt.review.reviews import Submission, submit_review
+from hilt.review.rubric_spec import RubricSpec
+from hilt.store.db import transaction
+from hilt.web.common import PEOPLE, engine_of, form_data
+from hilt.web.forms import (
+    FormData,
+    FormProblem,
+    answers_from_form,
+    field_views,
+    form_values,
+    optional_float,
+    rewrite_from_form,
+    rewrite_question,
+)
+from hilt.web.render import PREFIX, redirect, render, safe_next
+from hilt.web.security import (
+    PRESESSION_COOKIE,
+    SESSION_COOKIE,
+    csrf_matches,
+    csrf_token_for,
+    is_secure,
+    new_presession,
+    set_cookie,
+)
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+HOME_BY_ROLE = {"reviewer": "/review", "adjudicator": "/adjudicate", "lead": "/lead",
+                "admin": "/lead"}
+
+
+def _reviewer(who: Principal) -> str:
+    if who.reviewer_id is None:
+        raise Forbidden("this token has no reviewer identity, so it cannot review; "
+                        "sign in with a personal token")
+    return who.reviewer_id
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+def _signin_page(request: Request, *, error: str | None = None, status_code: int = 200,
+                 next_path: str | None = None) -> HTMLResponse:
+    presession = request.cookies.get(PRESESSION_COOKIE) or new_presession()
+    response = render(request, "signin.html", status_code, title="Sign in", error=error,
+                      signin_csrf=csrf_token_for(presession),
+                      next_path=safe_next(next_path or request.query_params.get("next")))
+    set_cookie(response, PRESESSION_COOKIE, presession, secure=is_secure(request))
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(request: Request) -> HTMLResponse:
+    return _signin_page(request)
+
+
+@router.post("/signin")
+def signin(request: Request, form: FormData = Depends(form_data)) -> Response:
+    next_path = form.get("next")
+    if not csrf_matches(request.cookies.get(PRESESSION_COOKIE), form.get("csrf_token")):
+        return _signin_page(request, error="The sign-in form expired; please try again.",
+                            status_code=403, next_path=next_path)
+    secret = (form.get("token") or "").strip()
+    with request.app.state.session_factory() as session:
+        principal = authenticate(session, secret) if secret else None
+    if principal is None:
+        return _signin_page(request, error="That token is not valid (or was revoked).",
+                            status_code=401, next_path=next_path)
+    home = HOME_BY_ROLE.get(principal.role)
+    if home is None:
+        return _signin_page(request, error=f"A {principal.role} token has no pages; "
+                                           "use it with the API.", status_code=403)
+    response = redirect(home)
+    if safe_next(next_path):
+        response.headers["location"] = str(safe_next(next_path))
+    set_cookie(response, SESSION_COOKIE, secret, secure=is_secure(request))
+    response.delete_cookie(PRESESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/signout")
+def signout(_: Principal = Depends(allow("admin", "lead", "adjudicator", "reviewer",
+                                         "service"))) -> Response:
+    response = redirect("/signin", "signed_out")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("")
+@router.get("/")
+def home(who: Principal = Depends(allow("admin", "lead", "adjudicator", "reviewer",
+                                        "service"))) -> Response:
+    home_path = HOME_BY_ROLE.get(who.role)
+    if home_path is None:
+        raise Forbidden(f"a {who.role} token has no pages; use it with the API")
+    return redirect(home_path)
+
+
+# --- the reviewer's queue ------------------------------------------------------------------
+
+@router.get("/review", response_class=HTMLResponse)
+def my_queue(request: Request, session: Session = Depends(get_session),
+             who: Principal = Depends(allow(*PEOPLE))) -> HTMLResponse:
+    history = views.reviewer_history(session, _reviewer(who), limit=20)
+    return render(request, "review_home.html", title="My queue", history=history)
+
+
+@router.post("/review/next")
+def next_task(request: Request, who: Principal = Depends(allow(*PEOPLE))) -> Response:
+    with transaction(engine_of(request)) as session:
+        claim = queue.claim_next(session, _reviewer(who))
+    if claim is None:
+        return redirect("/review", "empty")
+    return redirect(f"/review/tasks/{claim.task_id}")
+
+
+def _task_page(request: Request, view: dict[str, Any], *, error: str | None = None,
+               values: dict[str, list[str]] | None = None, status_code: int = 200
+               ) -> HTMLResponse:
+    spec = RubricSpec.model_validate(view["rubric"]["spec"])
+    responses = view["item"]["responses"]
+    rewrite_q = rewrite_question(spec)
+    return render(request, "task.html", status_code, title="Review task", view=view,
+                  spec=spec, fields=field_views(spec, len(responses)),
+                  rewrite_q=rewrite_q, rewrite_original=_first_text(responses),
+                  values=values or {}, error=error, item=view["item"])
+
+
+def _first_text(responses: list[dict[str, Any]]) -> str:
+    return str(responses[0].get("text", "")) if responses else ""
+
+
+@router.get("/review/tasks/{task_id}", response_class=HTMLResponse)
+def task_page(task_id: str, request: Request, session: Session = Depends(get_session),
+              who: Principal = Depends(allow(*PEOPLE))) -> HTMLResponse:
+    view = views.reviewer_task_view(session, task_id, _reviewer(who))
+    if view["lease_status"] != "active":
+        return render(request, "task_closed.html", title="Task closed", view=view)
+    return _task_page(request, view)
+
+
+@router.post("/review/tasks/{task_id}/submit")
+def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
+           who: Principal = Depends(allow(*PEOPLE))) -> Response:
+    reviewer = _reviewer(who)
+    engine = engine_of(request)
+    with transaction(engine) as session:
+        view = views.reviewer_task_view(session, task_id, reviewer)
+    spec = RubricSpec.model_validate(view["rubric"]["spec"])
+    responses = view["item"]["responses"]
+    try:
+        submission = Submission(
+            answers=answers_from_form(field_views(spec, len(responses)), form,
+                                      len(responses)),
+            confidence=optional_float(form, "confidence"),
+            rationale=(form.get("rationale") or "").strip() or None,
+            rewrite=rewrite_from_form(form, _first_text(responses)),
+            time_spent_s=optional_float(form, "time_spent_s"))
+        with transaction(engine) as session:
+            submit_review(session, task_id, reviewer, submission)
+    except (InputError, FormProblem) as exc:
+        return _task_page(request, view, error=_problem_text(exc, spec),
+                          values=form_values(form), status_code=422)
+    return redirect("/review", "submitted")
+
+
+def _problem_text(exc: Exception, spec: RubricSpec) -> str:
+    """Name the question by its prompt rather than its id."""
+    field = getattr(exc, "field", None) or getattr(exc, "question_id", None)
+    reason = getattr(exc, "reason", None) or str(exc)
+    prompt = next((q.prompt for q in spec.questions if q.id == field), field)
+    return f"{prompt}: {reason}" if prompt else reason
+
+
+@router.post("/review/tasks/{task_id}/skip")
+def skip(task_id: str, request: Request, who: Principal = Depends(allow(*PEOPLE))
+         ) -> Response:
+    with transaction(engine_of(request)) as session:
+        queue.release(session, task_id, _reviewer(who))
+    return redirect("/review", "released")
+
+
+@router.post("/review/tasks/{task_id}/heartbeat")
+def heartbeat(task_id: str, request: Request, who: Principal = Depends(allow(*PEOPLE))
+              ) -> JSONResponse:
+    try:
+        with transaction(engine_of(request)) as session:
+            expiry = queue.heartbeat(session, task_id, _reviewer(who))
+    except HiltError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+    return JSONResponse({"lease_expires_at": expiry.isoformat()})

@@ -1,0 +1,149 @@
+"""Page session, CSRF protection and security headers.
+
+The page session is the ``hilt_token`` cookie (the API token itself, which
+:func:`hilt.api.deps.allow` already accepts), set ``HttpOnly`` and ``SameSite=Strict``.
+Because the API accepts the cookie too, CSRF protection is enforced for *every*
+cookie-authenticated request that changes state, pages and API alike, by
+:class:`CsrfMiddleware`: the request must carry ``X-CSRF-Token`` (scripts) or a
+``csrf_token`` form field (forms) equal to ``HMAC-SHA256(token, "hilt-csrf")``. The value
+is derived from the session secret, so a page on another origin cannot know it, and
+nothing has to be stored on the server. Requests authenticated with an
+``Authorization: Bearer`` header are not affected (the browser never adds that header
+on its own).
+
+The sign-in form has no session yet; it uses a double-submit token bound to a random
+``hilt_presession`` cookie instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.responses import PlainTextResponse, Response
+
+SESSION_COOKIE = "hilt_token"
+PRESESSION_COOKIE = "hilt_presession"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+MAX_FORM_BYTES = 2 * 1024 * 1024  # rubric YAML is the largest form
+
+# Pages may load only their own scripts, styles and images (data: for small icons);
+# model output can therefore never fetch anything or run inline script.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def csrf_token_for(secret: str) -> str:
+    """The CSRF token bound to a session (or pre-session) secret."""
+    return hmac.new(secret.encode(), b"hilt-csrf", hashlib.sha256).hexdigest()
+
+
+def csrf_matches(secret: str | None, supplied: str | None) -> bool:
+    if not secret or not supplied:
+        return False
+    return hmac.compare_digest(csrf_token_for(secret), supplied)
+
+
+def new_presession() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_cookie(response: Response, name: str, value: str, *, secure: bool) -> None:
+    response.set_cookie(name, value, httponly=True, samesite="strict", secure=secure,
+                        path="/")
+
+
+def is_secure(connection: HTTPConnection) -> bool:
+    return connection.url.scheme == "https"
+
+
+class CsrfMiddleware:
+    """Refuse cookie-authenticated state changes that lack the session's CSRF token."""
+
+    def __init__(self, app: ASGIApp, exempt_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.exempt_paths = exempt_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS \
+                or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        secret = HTTPConnection(scope).cookies.get(SESSION_COOKIE)
+        if not secret or headers.get("authorization"):
+            await self.app(scope, receive, send)  # not a cookie session: nothing to forge
+            return
+        if csrf_matches(secret, headers.get(CSRF_HEADER)):
+            await self.app(scope, receive, send)
+            return
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            await _refuse(scope, receive, send, "missing CSRF token")
+            return
+        body = await _read_body(receive)
+        if body is None:
+            await _refuse(scope, receive, send, "form too large", status=413)
+            return
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if not csrf_matches(secret, (fields.get(CSRF_FIELD) or [None])[0]):
+            await _refuse(scope, receive, send, "missing or wrong CSRF token")
+            return
+        await self.app(scope, _replay(body), send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
+                  status: int = 403) -> None:
+    response = PlainTextResponse(f"{why}; reload the page and try again", status_code=status)
+    await response(scope, receive, send)

@@ -1,0 +1,124 @@
+/* hilt pages: keyboard shortcuts, lease countdown and heartbeat. No dependencies.
+   Everything works without this file (plain forms); it only adds speed. */
+(function () {
+  "use strict";
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var form = document.querySelector("form[data-shortcuts]");
+  var questions = form ? Array.prototype.slice.call(form.querySelectorAll("fieldset[data-question]")) : [];
+  var active = 0;
+  var started = Date.now();
+  var lastActivity = Date.now();
+
+  function typing(el) {
+    if (!el) return false;
+    var tag = el.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag === "INPUT") {
+      var t = el.type;
+      return t !== "radio" && t !== "checkbox" && t !== "button" && t !== "submit";
+    }
+    return el.isContentEditable;
+  }
+
+  function setActive(i, focus) {
+    if (!questions.length) return;
+    active = Math.max(0, Math.min(questions.length - 1, i));
+    questions.forEach(function (q, j) { q.classList.toggle("active", j === active); });
+    if (focus) {
+      var q = questions[active];
+      var target = q.querySelector("input:checked") || q.querySelector("input,textarea,select");
+      if (target) target.focus();
+      q.scrollIntoView({block: "nearest"});
+    }
+  }
+
+  function choose(key) {
+    var q = questions[active];
+    if (!q) return false;
+    var input = q.querySelector('input[data-key="' + key + '"]');
+    if (!input || input.disabled) return false;
+    if (input.type === "checkbox") input.checked = !input.checked; else input.checked = true;
+    input.dispatchEvent(new Event("change", {bubbles: true}));
+    input.focus();
+    if (input.type === "radio" && active < questions.length - 1) setActive(active + 1, true);
+    return true;
+  }
+
+  function submit(f) {
+    if (!f) return;
+    if (f.requestSubmit) f.requestSubmit(); else f.submit();
+  }
+
+  questions.forEach(function (q, i) {
+    q.addEventListener("focusin", function () { setActive(i, false); });
+  });
+  if (questions.length) setActive(0, false);
+
+  if (form) {
+    form.addEventListener("submit", function () {
+      var spent = form.querySelector("[data-time-spent]");
+      if (spent) spent.value = String(Math.round((Date.now() - started) / 1000));
+    });
+  }
+
+  document.addEventListener("keydown", function (e) {
+    lastActivity = Date.now();
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && form) {
+      e.preventDefault(); submit(form); return;
+    }
+    var el = document.activeElement;
+    if (e.key === "Escape" && typing(el)) { el.blur(); setActive(active, false); return; }
+    if (typing(el) || e.ctrlKey || e.metaKey || e.altKey) return;
+    var key = e.key;
+    if (/^[0-9]$/.test(key) && form) { if (choose(key)) e.preventDefault(); return; }
+    if (key === "j") { e.preventDefault(); setActive(active + 1, true); return; }
+    if (key === "k") { e.preventDefault(); setActive(active - 1, true); return; }
+    if (key === "x") { var skip = document.querySelector("form[data-skip-form]"); if (skip) { e.preventDefault(); submit(skip); } return; }
+    if (key === "n") { var next = document.querySelector("form[data-next-form]"); if (next) { e.preventDefault(); submit(next); } return; }
+    if (key === "r") {
+      var rw = document.getElementById("rewrite-editor");
+      if (rw) { e.preventDefault(); rw.open = true; document.getElementById("rewrite").focus(); }
+      return;
+    }
+    if (key === "g") { var g = document.getElementById("guidelines"); if (g) { e.preventDefault(); g.focus(); } }
+  });
+  document.addEventListener("mousedown", function () { lastActivity = Date.now(); });
+
+  /* Lease: count down to expiry; renew it every minute while the reviewer is active. */
+  var lease = document.getElementById("lease");
+  if (!lease) return;
+  var expires = Date.parse(lease.getAttribute("data-lease-expires"));
+  var url = lease.getAttribute("data-heartbeat-url");
+  var out = lease.querySelector("[data-countdown]");
+  var timeEl = lease.querySelector("time");
+  function tick() {
+    var left = Math.round((expires - Date.now()) / 1000);
+    if (left <= 0) {
+      out.textContent = "— lease expired; your answers may no longer be accepted";
+      lease.classList.add("gone");
+      return;
+    }
+    var m = Math.floor(left / 60), s = left % 60;
+    out.textContent = "(" + m + ":" + (s < 10 ? "0" : "") + s + " left)";
+    lease.classList.toggle("low", left < 120);
+  }
+  function beat() {
+    if (Date.now() - lastActivity > 5 * 60 * 1000 || expires <= Date.now()) return;
+    fetch(url, {method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": csrf}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (body && body.lease_expires_at) {
+          expires = Date.parse(body.lease_expires_at);
+          if (timeEl) { timeEl.setAttribute("datetime", body.lease_expires_at); timeEl.textContent = body.lease_expires_at.replace("T", " ").slice(0, 16) + " UTC"; }
+          lease.setAttribute("data-lease-expires", body.lease_expires_at);
+          tick();
+        }
+      })
+      .catch(function () { /* offline: the countdown shows the truth */ });
+  }
+  tick();
+  setInterval(tick, 1000);
+  setInterval(beat, 60 * 1000);
+  lease.addEventListener("hilt:heartbeat", beat);
+})();
