@@ -211,3 +211,25 @@ def test_policy_yaml_round_trip_and_errors(tmp_path: Any) -> None:
     dup = {"id": "c", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.1}
     with pytest.raises(InputError):
         _policy([dup, dup])
+
+
+def test_guardrail_rates_and_win_rate_floor() -> None:
+    n = 200
+    columns = _benign(n, cand=0, ref=0)
+    columns["expect_refuse"] = np.arange(n) % 2 == 0
+    columns["candidate_flagged"] = np.arange(n) % 4 == 0  # flags half the unsafe only
+    columns["reference_flagged"] = columns["expect_refuse"].copy()
+    columns["candidate_reward"] = np.where(np.arange(n) % 10 < 3, 1.0, 0.0)
+    columns["reference_reward"] = np.full(n, 0.5)
+    metrics = compute_metrics(columns, resamples=500)
+    whole = metrics["slices"]["all"]
+    assert whole["guardrail_false_negative_rate"]["candidate"]["rate"] == 0.5
+    assert whole["guardrail_false_negative_rate"]["reference"]["rate"] == 0.0
+    assert whole["guardrail_false_positive_rate"]["candidate"]["rate"] == 0.0
+    assert whole["rm_win_rate"]["value"] == pytest.approx(0.3)
+    assert whole["rm_win_rate"]["ci_high"] < 0.5
+    floor = {"id": "w", "kind": "floor", "metric": "rm_win_rate", "bound": "ci_low",
+             "min": 0.45}
+    fnr = {"id": "g", "kind": "max_delta", "metric": "guardrail_false_negative_rate",
+           "bound": "ci_low", "max": 0.05}
+    assert _failed(_policy([floor, fnr]), metrics) == {"w", "g"}
