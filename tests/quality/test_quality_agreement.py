@@ -83,9 +83,9 @@ def test_krippendorff_sparse_pair_path_matches_dense(monkeypatch: pytest.MonkeyP
     from hilt.quality import krippendorff as module
 
     data = _random_reliability(np.random.default_rng(7), 5, 200, 6, 0.2)
-    dense = [krippendorff_alpha(data, level) for level in ("ordinal", "ratio")]
+    dense = [krippendorff_alpha(data, level) for level in ("nominal", "ordinal", "ratio")]
     monkeypatch.setattr(module, "DENSE_LIMIT", 0)
-    sparse = [krippendorff_alpha(data, level) for level in ("ordinal", "ratio")]
+    sparse = [krippendorff_alpha(data, level) for level in ("nominal", "ordinal", "ratio")]
     assert sparse == pytest.approx(dense, abs=1e-12)
 
 

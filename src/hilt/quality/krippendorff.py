@@ -61,47 +61,47 @@ class KrippendorffAlphaStatistic:
         self.n_values = n_values
         per_unit = np.bincount(unit_index) if unit_index.size else np.zeros(0, np.int64)
         pairable = per_unit >= 2
-        keep = pairable[unit_index] if unit_index.size else np.zeros(0, bool)
-        # Renumber the pairable units 0..U-1: only they take part (and get resampled).
-        new_unit = np.cumsum(pairable) - 1
-        units = new_unit[unit_index[keep]]
-        codes = value_index[keep]
+        if pairable.all():
+            units, codes = unit_index, value_index
+        else:
+            # Renumber the pairable units 0..U-1: only they take part (and get resampled).
+            keep = pairable[unit_index]
+            units = (np.cumsum(pairable) - 1)[unit_index[keep]]
+            codes = value_index[keep]
         self.n_units = int(pairable.sum())
         self.ratings = per_unit[pairable].astype(np.float64)
         self.inverse_pairs = 1.0 / np.maximum(self.ratings - 1.0, 1.0)
-        key = units * n_values + codes
-        dense_counts: FloatArray | None = None
-        if self.n_units * n_values <= DENSE_LIMIT:
-            dense_counts = np.asarray(np.bincount(key, minlength=self.n_units * n_values),
-                                      dtype=np.float64)
-            distinct = np.flatnonzero(dense_counts)
-            counts = dense_counts[distinct]
-            dense_counts = dense_counts.reshape(self.n_units, n_values)
-        else:
-            distinct, unique_counts = np.unique(key, return_counts=True)
-            counts = unique_counts.astype(np.float64)
-        self.pair_unit = distinct // n_values
-        self.pair_value = distinct % n_values
-        self.pair_count = counts.astype(np.float64, copy=False)
-        self.dense_counts = dense_counts
-        if level == "nominal":
-            self.unit_square_sum = np.bincount(self.pair_unit, weights=self.pair_count ** 2,
-                                               minlength=self.n_units)
-        elif level == "interval":
+        self.dense_counts: FloatArray | None = None
+        if level == "interval":
             assert values is not None
+            # Centring first keeps n·S2 − S1² free of cancellation for large values.
             centred = values - (values[codes].mean() if codes.size else 0.0)
             self.unit_sum = np.bincount(units, weights=centred[codes], minlength=self.n_units)
             self.unit_sum_squares = np.bincount(units, weights=centred[codes] ** 2,
                                                 minlength=self.n_units)
+            return
+        key = units * n_values + codes
+        if self.n_units * n_values <= DENSE_LIMIT:
+            self.dense_counts = np.asarray(
+                np.bincount(key, minlength=self.n_units * n_values),
+                dtype=np.float64).reshape(self.n_units, n_values)
         else:
-            if n_values > MAX_DISTINCT_VALUES:
-                raise ValueError(f"{level} alpha supports at most {MAX_DISTINCT_VALUES} distinct "
-                                 f"values (got {n_values}); use the interval level")
-            self.values = values
-            self.pairs_cell = self.pairs_unit = np.zeros(0, np.int64)
-            self.pairs_weight = np.zeros(0)
-            if self.dense_counts is None:
-                self._build_value_pairs()
+            distinct, unique_counts = np.unique(key, return_counts=True)
+            self.pair_unit = distinct // n_values
+            self.pair_value = distinct % n_values
+            self.pair_count = unique_counts.astype(np.float64)
+        if level == "nominal":
+            self.unit_square_sum = (
+                (self.dense_counts ** 2).sum(axis=1) if self.dense_counts is not None
+                else np.bincount(self.pair_unit, weights=self.pair_count ** 2,
+                                 minlength=self.n_units))
+            return
+        if n_values > MAX_DISTINCT_VALUES:
+            raise ValueError(f"{level} alpha supports at most {MAX_DISTINCT_VALUES} distinct "
+                             f"values (got {n_values}); use the interval level")
+        self.values = values
+        if self.dense_counts is None:
+            self._build_value_pairs()
 
     def _build_value_pairs(self) -> None:
         """All (value, value) pairs within each unit, with their coincidence weight."""
@@ -151,8 +151,9 @@ class KrippendorffAlphaStatistic:
             return float("nan")
         if self.level == "nominal":
             observed = float(unit_factor @ (self.ratings ** 2 - self.unit_square_sum))
-            marginals = np.bincount(self.pair_value, weights=unit_weights[self.pair_unit]
-                                    * self.pair_count, minlength=self.n_values)
+            marginals = (unit_weights @ self.dense_counts if self.dense_counts is not None
+                         else np.bincount(self.pair_value, weights=unit_weights[self.pair_unit]
+                                          * self.pair_count, minlength=self.n_values))
             expected = total ** 2 - float((marginals ** 2).sum())
         elif self.level == "interval":
             observed = 2.0 * float(unit_factor @ (self.ratings * self.unit_sum_squares
