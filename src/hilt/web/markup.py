@@ -40,9 +40,9 @@ def _inline(escaped: str) -> str:
     return "".join(out)
 
 
-def _flush_paragraph(lines: list[str], out: list[str]) -> None:
+def _flush_paragraph(lines: list[str], out: list[str], joiner: str) -> None:
     if lines:
-        out.append("<p>" + "<br>".join(_inline(escape(line)) for line in lines) + "</p>")
+        out.append("<p>" + joiner.join(_inline(escape(line)) for line in lines) + "</p>")
         lines.clear()
 
 
@@ -53,8 +53,14 @@ def _flush_list(kind: str | None, items: list[str], out: list[str]) -> None:
     items.clear()
 
 
-def render_markdown(text: str | None) -> Markup:
-    """HTML for ``text`` that contains no markup from ``text`` itself."""
+def render_markdown(text: str | None, *, soft_breaks: bool = False) -> Markup:
+    """HTML for ``text`` that contains no markup from ``text`` itself.
+
+    A single line break is kept (``<br>``: model output often means it) unless
+    ``soft_breaks``, where it joins lines as in standard markdown (hand-wrapped prose
+    such as rubric guidelines).
+    """
+    joiner = " " if soft_breaks else "<br>"
     out: list[str] = []
     paragraph: list[str] = []
     items: list[str] = []
@@ -69,14 +75,14 @@ def render_markdown(text: str | None) -> Markup:
                 code.append(line)
             continue
         if _FENCE.match(line):
-            _flush_paragraph(paragraph, out)
+            _flush_paragraph(paragraph, out, joiner)
             _flush_list(list_kind, items, out)
             code = []
             continue
         bullet, numbered = _BULLET.match(line), _NUMBERED.match(line)
         if bullet or numbered:
             kind = "ul" if bullet else "ol"
-            _flush_paragraph(paragraph, out)
+            _flush_paragraph(paragraph, out, joiner)
             if kind != list_kind:
                 _flush_list(list_kind, items, out)
                 list_kind = kind
@@ -85,16 +91,16 @@ def render_markdown(text: str | None) -> Markup:
         _flush_list(list_kind, items, out)
         list_kind = None
         if not line.strip():
-            _flush_paragraph(paragraph, out)
+            _flush_paragraph(paragraph, out, joiner)
             continue
         heading = _HEADING.match(line)
         if heading:
-            _flush_paragraph(paragraph, out)
+            _flush_paragraph(paragraph, out, joiner)
             out.append(f"<p><strong>{_inline(escape(heading.group(1)))}</strong></p>")
             continue
         paragraph.append(line)
     if code is not None:  # an unclosed fence still shows its content as code
         out.append("<pre><code>" + escape("\n".join(code)) + "</code></pre>")
-    _flush_paragraph(paragraph, out)
+    _flush_paragraph(paragraph, out, joiner)
     _flush_list(list_kind, items, out)
     return Markup("".join(out))

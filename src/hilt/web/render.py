@@ -33,6 +33,7 @@ FLASH = {
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 env.filters["md"] = render_markdown
+env.filters["prose"] = lambda text: render_markdown(text, soft_breaks=True)
 env.filters["answer"] = answer_text
 env.globals["letter"] = letter
 

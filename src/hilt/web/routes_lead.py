@@ -19,7 +19,7 @@ from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.web.common import engine_of, form_data
 from hilt.web.dashboard import lead_dashboard
-from hilt.web.forms import FormData, field_views, rewrite_question, values_for_answers
+from hilt.web.forms import FormData, field_views, rewrite_question
 from hilt.web.render import PREFIX, redirect, render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -54,9 +54,29 @@ def gate_decision(decision: str, request: Request, session: Session = Depends(ge
                   versions=record["inputs"]["versions"])
 
 
+class _EditorDumper(yaml.SafeDumper):
+    """Multi-line text as ``|`` blocks, so guidelines read as written."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_EditorDumper.add_representer(str, _str_presenter)
+
+
 def _spec_yaml(spec: dict[str, Any]) -> str:
-    spec = {**spec, "changelog": ""}  # a new version needs its own changelog
-    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=88)
+    """A published spec as editable YAML: defaults left out, options as bare strings
+    where they have no description, and an empty changelog for the next version."""
+    data = RubricSpec.model_validate(spec).model_dump(mode="json", exclude_defaults=True)
+    for q in data["questions"]:
+        if q.get("options") and all(set(o) == {"value"} for o in q["options"]):
+            q["options"] = [o["value"] for o in q["options"]]
+    data.pop("changelog", None)
+    ordered = {"id": data.pop("id"), "title": data.pop("title"), "changelog": "", **data}
+    return yaml.dump(ordered, Dumper=_EditorDumper, sort_keys=False, allow_unicode=True,
+                     width=88)
 
 
 def _editor(request: Request, session: Session, *, text: str, rubric_id: str | None,
@@ -69,12 +89,9 @@ def _editor(request: Request, session: Session, *, text: str, rubric_id: str | N
             latest = f"{row.rubric_id}@{row.version}"
             diff = rubrics.diff_specs(rubrics.spec_of(row), preview)
     fields = field_views(preview, 2) if preview else []
-    examples = [(ex, values_for_answers(field_views(preview, len(ex.responses)), ex.answers))
-                for ex in preview.examples] if preview else []
     return render(request, "rubric_editor.html", status_code, title="Rubric editor",
                   published=rubrics.list_rubrics(session), text=text, rubric_id=rubric_id,
                   error=error, preview=preview, fields=fields, diff=diff, latest=latest,
-                  examples=examples,
                   rewrite_q=rewrite_question(preview) if preview else None)
 
 
