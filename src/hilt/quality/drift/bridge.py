@@ -153,9 +153,9 @@ def bridge_status(session: Session, bridge_id: str,
     new_labels: dict[str, Any] = dict(session.execute(
         sa.select(FinalLabelRow.task_id, FinalLabelRow.value).where(
             FinalLabelRow.task_id.in_(task_ids),
-            FinalLabelRow.question_id == bridge.question_id)).tuples().all()) if items else {}
+            FinalLabelRow.question_id == bridge.question_id)).all()) if items else {}
     statuses = dict(session.execute(sa.select(ReviewTaskRow.id, ReviewTaskRow.status).where(
-        ReviewTaskRow.id.in_([i.task_id for i in items]))).tuples().all()) if items else {}
+        ReviewTaskRow.id.in_([i.task_id for i in items]))).all()) if items else {}
     if mapping is None:
         decision = _current_decisions(session, bridge.rubric_id, bridge.old_version,
                                       bridge.new_version).get(bridge.question_id)
