@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -73,7 +74,7 @@ def test_api_roles_and_alerts(history: Engine) -> None:
     assert drift_routes and all("reviewer" not in roles for roles in drift_routes.values())
     http = TestClient(web)
 
-    def call(who: str, method: str, path: str, **kw: object):  # type: ignore[no-untyped-def]
+    def call(who: str, method: str, path: str, **kw: Any) -> Any:
         return http.request(method, path, headers={"Authorization": f"Bearer {tokens[who]}"},
                             **kw)
 

@@ -4,6 +4,8 @@ Revision ID: 0008_drift
 Revises: 0007_ops
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import Text
@@ -17,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 
-def _json() -> sa.types.TypeEngine:  # type: ignore[type-arg]
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql")
 
 
