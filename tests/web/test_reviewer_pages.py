@@ -147,7 +147,8 @@ def test_model_output_payloads_render_inert(reviewer_site: Site, tab: Tab) -> No
     assert "<script>window.__pwned = 1; alert('script')</script>" in output
     assert "onerror=\"window.__pwned = 2" in output
     assert "javascript:alert('link')" in output
-    assert "<script>alert('in code')</script>" in page.locator(".item .model-output pre").inner_text()
+    code = page.locator(".item .model-output pre").inner_text()
+    assert "<script>alert('in code')</script>" in code
     assert "<script>alert('user turn')</script>" in page.locator(".turn-user").first.inner_text()
     # Nothing was fetched from anywhere but the server itself.
     assert all(url.startswith(site.base_url) for url in tab.requests), tab.requests

@@ -10,7 +10,7 @@ questions with more than ten choices fall back to inputs that are typed into.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 from typing import Any
@@ -108,7 +108,7 @@ def field_view(q: Question, number: int, n_responses: int,
 def field_views(spec: RubricSpec, n_responses: int,
                 required_ids: set[str] | None = None) -> list[FieldView]:
     """Fields in rubric order; ``required_ids`` overrides which questions are required."""
-    out = []
+    out: list[FieldView] = []
     for q in spec.questions:
         view = field_view(q, len(out) + 1, n_responses,
                           None if required_ids is None else q.id in required_ids)
@@ -236,24 +236,3 @@ def answer_text(value: Any, n_responses: int = 0) -> str:
     if isinstance(value, float):
         return _number(value)
     return str(value)
-
-
-def values_for_answers(fields: Sequence[FieldView], answers: Mapping[str, Any]
-                       ) -> dict[str, list[str]]:
-    """Form values that redraw given answers (e.g. a worked example in a preview)."""
-    out: dict[str, list[str]] = {}
-    for f in fields:
-        value = answers.get(f.id)
-        if value is None:
-            continue
-        if f.widget == "checkbox":
-            out[f.name] = [str(v) for v in value]
-        elif f.question.kind == "preference":
-            out[f.name] = [f"{value['chosen']}>{value['rejected']}"]
-        elif f.question.kind == "ranking":
-            out[f.name] = [" ".join(letter(v) for v in value)]
-        elif f.question.kind == "scale":
-            out[f.name] = [_number(float(value))]
-        else:
-            out[f.name] = [str(value)]
-    return out

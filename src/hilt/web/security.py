@@ -108,7 +108,7 @@ class CsrfMiddleware:
             await _refuse(scope, receive, send, "form too large", status=413)
             return
         fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        if not csrf_matches(secret, (fields.get(CSRF_FIELD) or [None])[0]):
+        if not csrf_matches(secret, (fields.get(CSRF_FIELD) or [""])[0]):
             await _refuse(scope, receive, send, "missing or wrong CSRF token")
             return
         await self.app(scope, _replay(body), send)

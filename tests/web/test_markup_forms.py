@@ -1,0 +1,67 @@
+"""The markdown subset and the form translation (pure functions)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hilt.review.rubric_spec import clean_answers, parse_rubric
+from hilt.review.rubrics import load_rubric_file
+from hilt.web.forms import FormData, FormProblem, answers_from_form, field_views
+from hilt.web.markup import render_markdown
+from tests.web.seed import HARM
+
+ALLOWED_TAGS = {"p", "br", "pre", "code", "strong", "em", "ul", "ol", "li"}
+
+
+def test_markdown_subset() -> None:
+    html = str(render_markdown("Hi **bold** and *it*\n\n```\nx < 1\n```\n- a `b*c*`\n1. n"))
+    assert html == ("<p>Hi <strong>bold</strong> and <em>it</em></p>"
+                    "<pre><code>x &lt; 1</code></pre><ul><li>a <code>b*c*</code></li></ul>"
+                    "<ol><li>n</li></ol>")
+
+
+def test_payloads_stay_text() -> None:
+    payload = ('<script>alert(1)</script><img src=x onerror="alert(2)">'
+               "[x](javascript:alert(3)) ![i](http://example.com/p.png) <a href='y'>")
+    html = str(render_markdown(payload))
+    assert "<script" not in html and "<img" not in html and "<a " not in html
+    assert "&lt;script&gt;" in html and "onerror=&quot;alert(2)&quot;" in html
+    assert "javascript:alert(3)" in html  # shown as text, never a link
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+def test_any_text_produces_only_allowed_tags_without_attributes(text: str) -> None:
+    html = str(render_markdown(text))
+    for tag in re.findall(r"<(/?)([a-zA-Z][^\s>/]*)([^>]*)>", html):
+        assert tag[1] in ALLOWED_TAGS and tag[2] == "", tag
+    assert "<" not in re.sub("</?(?:" + "|".join(ALLOWED_TAGS) + ")>", "", html)
+
+
+def test_form_to_answers_is_accepted_by_the_stage() -> None:
+    spec = load_rubric_file(HARM)
+    fields = field_views(spec, 1)
+    form = FormData([("q.verdict", "borderline"), ("q.refusal", "complies"),
+                     ("q.helpfulness", "3"), ("q.issues.present", "1"),
+                     ("q.issues", "tone"), ("q.issues", "privacy"), ("q.notes", "  ")])
+    answers = answers_from_form(fields, form, 1)
+    assert answers == {"verdict": "borderline", "refusal": "complies", "helpfulness": 3,
+                       "issues": ["tone", "privacy"]}
+    assert clean_answers(spec, answers, 1)["issues"] == ["privacy", "tone"]
+
+
+def test_preference_and_ranking_fields() -> None:
+    spec = parse_rubric({"id": "pw", "title": "t", "questions": [
+        {"id": "better", "kind": "preference", "prompt": "Which is better?"},
+        {"id": "order", "kind": "ranking", "prompt": "Order them"}]})
+    fields = field_views(spec, 3)
+    assert [c.label for c in fields[0].choices][:2] == ["A better than B", "A better than C"]
+    answers = answers_from_form(fields, FormData([("q.better", "2>0"),
+                                                  ("q.order", "c, a b")]), 3)
+    assert answers == {"better": {"chosen": 2, "rejected": 0}, "order": [2, 0, 1]}
+    assert clean_answers(spec, answers, 3) == answers
+    with pytest.raises(FormProblem):
+        answers_from_form(fields, FormData([("q.order", "A Z")]), 3)
