@@ -7,7 +7,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +19,8 @@ from hilt.store import audit
 from hilt.store.db import make_engine, transaction
 from hilt.store.tables.ops import JobRow
 
-from .helpers import reviewers, workload
 from . import job_kinds  # noqa: F401  (registers the test kinds)
+from .helpers import reviewers, workload
 from .procs import start_server, stop, truncate_all, wait_healthy
 from .receiver import Receiver, free_port
 

@@ -119,7 +119,7 @@ def jobs_work(db: DbOption = None) -> None:
     from hilt.ops.jobs import run_next
     from hilt.ops.scheduler import default_worker_name
 
-    engine, ran = engine_for(db), {}
+    engine, ran = engine_for(db), dict[str, int]()
     while (status := run_next(engine, default_worker_name())) is not None:
         ran[status] = ran.get(status, 0) + 1
     echo_json(ran)

@@ -147,7 +147,8 @@ def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None, *
                          field="kind")
     now = utcnow()
     job_id = new_job_id()
-    values = {"id": job_id, "kind": kind, "params": params or {}, "status": "queued",
+    values: dict[str, Any] = {
+              "id": job_id, "kind": kind, "params": params or {}, "status": "queued",
               "dedupe_key": dedupe_key, "priority": priority, "attempts": 0,
               "max_attempts": max_attempts or spec.max_attempts,
               "run_after": run_after or now, "cancel_requested": False, "progress": 0.0,

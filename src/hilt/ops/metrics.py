@@ -187,5 +187,5 @@ def render(engine: Engine) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(engine))  # type: ignore[arg-type]
+    registry.register(DatabaseCollector(engine))
     return generate_latest(registry)

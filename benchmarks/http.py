@@ -1,0 +1,303 @@
+"""Reviewers working through the HTTP API against a real server, on SQLite and PostgreSQL.
+
+    python -m benchmarks.http [--quick] [--db sqlite,postgres] [--clients 1,4,16]
+
+For each database: a fresh, migrated database; a real uvicorn server process on
+127.0.0.1 (``hilt.ops.asgi:app``, the API with operations installed; 1 worker process
+on SQLite, ``--pg-workers`` on PostgreSQL); reviewers as client threads, each looping
+``POST /v1/queue/next`` then ``POST /v1/queue/tasks/{id}/submit`` for a fixed time.
+Reported: cycles/s, p50/p99 latency of next-task and submit, and overlap violations read
+back from the store (a task with more than k reviews; a reviewer twice on one task).
+Then an HTTP import of 10k events in batches of 1,000 and a streamed export of 10k
+tasks with their reviews (``GET /v1/exports/reviews.jsonl``).
+
+Clients and server share this machine's cores, so the numbers are lower bounds for the
+server. Label Studio's numbers are quoted from measurements of Label Studio 1.23.2 on
+this machine class (not re-measured here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from hilt.access import add_reviewer, create_token
+from hilt.events.ingest import ingest_events
+from hilt.review.rubric_spec import parse_rubric
+from hilt.review.rubrics import publish_rubric
+from hilt.review.tasks import insert_tasks, task_row
+from hilt.store.db import make_engine, migrate, transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import ReviewerRow
+from hilt.store.tables.review import ReviewRow
+
+PG_URL = os.environ.get("HILT_BENCH_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parents[1]
+RUBRIC = {"id": "bench", "title": "Bench", "questions": [
+    {"id": "verdict", "kind": "single_choice", "prompt": "ok?",
+     "options": ["safe", "harmful", "borderline"]}]}
+LABEL_STUDIO = {  # quoted (Label Studio 1.23.2, 16 annotators), not re-measured
+    "cycles_per_s": "5-10", "p99_next_ms": "1200 (PG) / 13000 (SQLite)",
+    "violations": "0 (PG) / 13-18 (SQLite)", "import_per_s": "3-4k", "export_10k_s": "11-22"}
+
+
+def event(i: int, tag: str) -> dict[str, Any]:
+    return {"id": f"{tag}-{i}", "interaction": {"prompt": f"prompt {i} of {tag}"},
+            "responses": [{"text": f"response {i}"}],
+            "context": {"policy_version": "p1", "consent": ["review"]}}
+
+
+def seed_tasks(engine: sa.Engine, n: int, tag: str, overlap: int = 2) -> list[str]:
+    ingest_events(engine, [event(i, tag) for i in range(n)], actor="bench")
+    now = utcnow()
+    rows = [task_row(event_id=f"{tag}-{i}", pool="default", severity=2, rubric_id="bench",
+                     rubric_version=1, overlap_k=overlap, now=now) for i in range(n)]
+    with transaction(engine) as s:
+        insert_tasks(s, rows, actor="bench", action="task.create", payload={"rule": "bench"})
+    return [str(r["id"]) for r in rows]
+
+
+def prepare(url: str, n_reviewers: int) -> tuple[sa.Engine, list[str], str]:
+    engine = make_engine(url)
+    migrate(engine)
+    tokens = []
+    with transaction(engine) as s:
+        publish_rubric(s, parse_rubric(RUBRIC), actor="bench")
+        for i in range(n_reviewers):
+            add_reviewer(s, reviewer_id=f"r{i}", role="reviewer")
+            s.flush()
+            row = s.get(ReviewerRow, f"r{i}")
+            assert row is not None
+            row.status = "calibrated"
+            tokens.append(create_token(s, role="reviewer", reviewer_id=f"r{i}")[1])
+        service = create_token(s, role="service")[1]
+    return engine, tokens, service
+
+
+def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HILT_DATABASE_URL": url, "HILT_LOG_LEVEL": "WARNING"}
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "hilt.ops.asgi:app", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers), "--no-access-log",
+             "--log-level", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT,
+            cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not start; see {log}")
+
+
+def reviewer_loop(base: str, token: str, until: float, out: dict[str, list[float]],
+                  counts: dict[str, int], lock: threading.Lock) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    nexts, submits, cycles, retries = [], [], 0, 0
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        while time.monotonic() < until:
+            t0 = time.perf_counter()
+            got = client.post("/v1/queue/next")
+            nexts.append(time.perf_counter() - t0)
+            got.raise_for_status()
+            task = got.json()["task"]
+            if task is None:
+                break
+            for _ in range(200):
+                t0 = time.perf_counter()
+                sent = client.post(f"/v1/queue/tasks/{task['task_id']}/submit",
+                                   json={"answers": {"verdict": "safe"}})
+                submits.append(time.perf_counter() - t0)
+                # The API commits after sending the response (FastAPI's default
+                # dependency scope): a claim may not be visible for a moment.
+                if sent.status_code != 404:
+                    break
+                retries += 1
+                time.sleep(0.002)
+            if sent.status_code == 409 and "already submitted" in sent.text:
+                retries += 1  # next-task resumed a lease whose submit was not committed
+                continue
+            sent.raise_for_status()
+            cycles += 1
+    with lock:
+        out["next"] += nexts
+        out["submit"] += submits
+        counts["cycles"] += cycles
+        counts["retries"] += retries
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def violations(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        over = conn.execute(sa.text(
+            "SELECT count(*) FROM (SELECT t.id FROM review_tasks t JOIN reviews r "
+            "ON r.task_id = t.id GROUP BY t.id, t.overlap_k "
+            "HAVING count(*) > t.overlap_k) x")).scalar_one()
+        twice = conn.execute(sa.text(
+            "SELECT count(*) FROM (SELECT task_id, reviewer_id FROM reviews "
+            "GROUP BY task_id, reviewer_id HAVING count(*) > 1) x")).scalar_one()
+    return int(over), int(twice)
+
+
+def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
+               seconds: float, tasks: int) -> dict[str, Any]:
+    seed_tasks(engine, tasks, f"c{clients}-{uuid.uuid4().hex[:6]}")
+    out: dict[str, list[float]] = {"next": [], "submit": []}
+    counts = {"cycles": 0, "retries": 0}
+    lock = threading.Lock()
+    started = time.monotonic()
+    threads = [threading.Thread(target=reviewer_loop, args=(
+        base, tokens[i], started + seconds, out, counts, lock)) for i in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.monotonic() - started
+    over, twice = violations(engine)
+    return {"clients": clients, "cycles_per_s": counts["cycles"] / elapsed,
+            "next_p50": percentile_ms(out["next"], 0.5),
+            "next_p99": percentile_ms(out["next"], 0.99),
+            "submit_p50": percentile_ms(out["submit"], 0.5),
+            "submit_p99": percentile_ms(out["submit"], 0.99),
+            "over_k": over, "twice": twice, "uncommitted_retries": counts["retries"]}
+
+
+def run_import(base: str, service: str, n: int, batch: int) -> float:
+    headers = {"Authorization": f"Bearer {service}"}
+    tag = "imp-" + uuid.uuid4().hex[:6]
+    batches = [[event(i, tag) for i in range(j, min(n, j + batch))] for j in range(0, n, batch)]
+    with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+        t0 = time.perf_counter()
+        for chunk in batches:
+            client.post("/v1/events", json={"events": chunk}).raise_for_status()
+        return n / (time.perf_counter() - t0)
+
+
+def run_export(engine: sa.Engine, base: str, service: str, n: int) -> tuple[float, int]:
+    """Seed n resolved tasks with two reviews each, then time the streamed export."""
+    ids = seed_tasks(engine, n, "exp-" + uuid.uuid4().hex[:6])
+    now = utcnow()
+    reviews = [{"id": f"rev-{task}-{j}", "task_id": task, "assignment_id": f"a-{task}-{j}",
+                "reviewer_id": f"r{j}", "rubric_id": "bench", "rubric_version": 1,
+                "answers": {"verdict": "safe"}, "is_gold": False, "late": False,
+                "submitted_at": now} for task in ids for j in range(2)]
+    with transaction(engine) as s:
+        s.execute(sa.insert(ReviewRow), reviews)
+    headers = {"Authorization": f"Bearer {service}"}
+    t0 = time.perf_counter()
+    lines = 0
+    with httpx.Client(base_url=base, headers=headers, timeout=120) as client, \
+            client.stream("GET", "/v1/exports/reviews.jsonl") as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            lines += bool(line)
+    return time.perf_counter() - t0, lines
+
+
+def database(kind: str, tmp: Path) -> tuple[str, Any]:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}", None
+    schema = "bench_http_" + uuid.uuid4().hex[:8]
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
+
+
+def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    clients = [int(c) for c in args.clients.split(",")]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        url, cleanup = database(kind, tmp)
+        try:
+            engine, tokens, service = prepare(url, max(clients))
+            port = 18000 + os.getpid() % 1000 + (0 if kind == "sqlite" else 1)
+            workers = 1 if kind == "sqlite" else args.pg_workers
+            server = start_server(url, port, workers, tmp / "server.log")
+            base = f"http://127.0.0.1:{port}"
+            try:
+                rows = [run_cycles(engine, base, tokens, c, args.seconds, args.tasks)
+                        for c in clients]
+                imported = run_import(base, service, args.items, 1000)
+                export_s, lines = run_export(engine, base, service, args.items)
+            finally:
+                server.terminate()
+                server.wait(20)
+            engine.dispose()
+        finally:
+            if cleanup:
+                cleanup()
+    return {"db": kind, "workers": workers, "cycles": rows, "import_per_s": imported,
+            "export_s": export_s, "export_lines": lines}
+
+
+def print_report(results: list[dict[str, Any]]) -> None:
+    print("\nReview cycles over HTTP (next task + submit), hilt vs Label Studio (quoted)")
+    print(f"{'db':9}{'workers':>8}{'clients':>8}{'cycles/s':>10}{'next p50':>10}"
+          f"{'next p99':>10}{'sub p50':>9}{'sub p99':>9}{'>k':>5}{'2x':>4}{'retry':>7}")
+    for res in results:
+        for row in res["cycles"]:
+            print(f"{res['db']:9}{res['workers']:>8}{row['clients']:>8}"
+                  f"{row['cycles_per_s']:>10.1f}{row['next_p50']:>9.1f}m{row['next_p99']:>9.1f}m"
+                  f"{row['submit_p50']:>8.1f}m{row['submit_p99']:>8.1f}m{row['over_k']:>5}"
+                  f"{row['twice']:>4}{row['uncommitted_retries']:>7}")
+    print(f"Label Studio 1.23.2 at 16 annotators: {LABEL_STUDIO['cycles_per_s']} cycles/s, "
+          f"p99 next {LABEL_STUDIO['p99_next_ms']} ms, tasks over k "
+          f"{LABEL_STUDIO['violations']}")
+    print("\nImport and export over HTTP")
+    print(f"{'db':9}{'import items/s':>16}{'export s':>10}{'lines':>8}")
+    for res in results:
+        print(f"{res['db']:9}{res['import_per_s']:>16.0f}{res['export_s']:>10.2f}"
+              f"{res['export_lines']:>8}")
+    print(f"Label Studio 1.23.2: import {LABEL_STUDIO['import_per_s']} tasks/s, export of "
+          f"10k tasks {LABEL_STUDIO['export_10k_s']} s")
+    print("targets: >=200 cycles/s at 16 clients on PostgreSQL, p99 next < 100 ms, zero "
+          "violations; import >= 20k items/s; export of 10k items <= 1 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short phases, 2k items")
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--clients", default="1,4,16")
+    parser.add_argument("--pg-workers", type=int, default=2)
+    args = parser.parse_args()
+    args.seconds = 3.0 if args.quick else 10.0
+    args.tasks = 800 if args.quick else 3000
+    args.items = 2000 if args.quick else 10_000
+    results = [bench_db(kind, args) for kind in args.db.split(",")]
+    print_report(results)
+    means = [r["cycles"][-1]["cycles_per_s"] for r in results]
+    print(f"\n(mean of last-phase cycles/s over databases: {statistics.mean(means):.1f})")
+
+
+if __name__ == "__main__":
+    main()
