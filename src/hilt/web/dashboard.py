@@ -5,10 +5,10 @@ Only reads and reshaping live here: the statistics come from the pure functions 
 agreement), queue counts from :mod:`hilt.review.views`, dataset versions from
 :mod:`hilt.data.versions` and gate decisions from :mod:`hilt.gate.store`.
 
-Drift alerts and the model registry are read through optional stage functions
-(``hilt.quality.drift.list_alerts(session)`` and ``hilt.train.registry.list_models(session)``
-returning lists of dicts); when a stage does not provide one, the dashboard says so
-instead of showing an empty table that would look like "no alerts".
+Drift alerts come from :func:`hilt.quality.drift.runner.list_alerts`; the model registry
+is read through an optional stage function, ``hilt.train.registry.list_models(session)``
+returning a list of dicts. When a stage does not provide its function, the dashboard says
+so instead of showing an empty table that would look like "nothing to report".
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from hilt.store.tables.review import ReviewRow, ReviewTaskRow
 # Bounded work per page view: the newest reviews only, and a modest bootstrap.
 MAX_REVIEWS = 20_000
 AGREEMENT_RESAMPLES = 300
+MAX_ALERTS = 50
 OPEN_STATUSES = ("open", "clustered", "needs_adjudication")
 
 
@@ -118,7 +119,7 @@ def agreement(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def optional_listing(module: str, function: str, session: Session
+def optional_listing(module: str, function: str, session: Session, **kwargs: Any
                      ) -> tuple[bool, list[dict[str, Any]]]:
     """``(available, rows)`` from an optional stage function."""
     try:
@@ -130,19 +131,20 @@ def optional_listing(module: str, function: str, session: Session
     listing = getattr(found, function, None)
     if listing is None:
         return False, []
-    return True, list(listing(session))
+    return True, list(listing(session, **kwargs))
 
 
 def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
     rows = _recent_reviews(session)
-    drift_ok, drift = optional_listing("hilt.quality.drift", "list_alerts", session)
+    drift_ok, drift = optional_listing("hilt.quality.drift.runner", "list_alerts", session,
+                                       limit=MAX_ALERTS)
     models_ok, models = optional_listing("hilt.train.registry", "list_models", session)
     return {
         "queue": queue_overview(session, now),
         "calibration": calibration(rows),
         "agreement": agreement(session, rows),
         "reviews_considered": len(rows), "max_reviews": MAX_REVIEWS,
-        "drift_available": drift_ok, "drift": drift,
+        "drift_available": drift_ok, "drift": drift, "max_alerts": MAX_ALERTS,
         "models_available": models_ok, "models": models,
         "datasets": [summary(v) for v in list_versions(session)[:25]],
         "gate": [{"hash": d.hash, "outcome": d.outcome, "created_at": d.created_at,
