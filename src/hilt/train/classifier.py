@@ -1,0 +1,272 @@
+"""Text classifiers from reviewed labels (guardrail, violation, refusal).
+
+Features: the L2-normalised MiniLM sentence embedding of the text (optionally the
+prompt and the text together), plus a few standardised cheap refusal features
+(:mod:`hilt.train.refusal`). Head: an L2-regularised logistic regression calibrated
+with Platt scaling (Platt, 1999) inside cross-validation
+(``sklearn.calibration.CalibratedClassifierCV``), so ``predict_proba`` is a usable
+probability.
+
+Binary decision threshold: chosen on out-of-fold probabilities of the training data
+(every item is scored by a model that did not see it, so they act as validation data).
+The rule is one of
+
+* ``accuracy`` (default): the threshold with the highest out-of-fold accuracy;
+* ``target_fpr = a``: the lowest threshold whose out-of-fold false-positive rate ≤ a
+  (the fewest misses subject to the false-alarm budget);
+* ``target_fnr = b``: the highest threshold whose out-of-fold false-negative rate ≤ b.
+
+Both rates at the chosen threshold are stored with Wilson intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hilt.errors import InputError
+from hilt.train.encoder import DEFAULT_ENCODER, SentenceEncoder
+from hilt.train.refusal import CHEAP_FEATURE_NAMES, cheap_refusal_features
+from hilt.train.stats import rate
+
+MODEL_FILE = "classifier.joblib"
+CONFIG_FILE = "classifier.json"
+
+
+@dataclass
+class ClassifierConfig:
+    encoder: str = DEFAULT_ENCODER
+    max_length: int = 256
+    cheap_features: bool = True
+    regularisation_c: float = 1.0
+    calibration: str = "sigmoid"
+    folds: int = 5
+    positive_label: str | None = None
+    target_fpr: float | None = None
+    target_fnr: float | None = None
+    finetune_epochs: int = 0
+    finetune_learning_rate: float = 3e-5
+    class_weight: str | None = "balanced"
+    seed: int = 0
+
+
+ENCODER_DIR = "encoder"
+
+
+def join_context(texts: Sequence[str], contexts: Sequence[str] | None) -> list[str]:
+    """What the encoder reads: the text, or the context (e.g. the prompt) then the text."""
+    if contexts is None:
+        return list(texts)
+    return [f"{c}\n\n{t}" for c, t in zip(contexts, texts, strict=True)]
+
+
+class TextClassifier:
+    """A fitted classifier: ``predict``, ``predict_proba`` and ``classes_`` like scikit-learn."""
+
+    def __init__(self, config: ClassifierConfig, estimator: Any, classes: list[str],
+                 cheap_mean: np.ndarray, cheap_std: np.ndarray, threshold: float | None,
+                 uses_context: bool, validation: dict[str, Any],
+                 encoder_path: str | None = None) -> None:
+        self.config = config
+        # A fine-tuned encoder lives in the model folder; otherwise the named encoder.
+        self.encoder_path = encoder_path
+        self.estimator = estimator
+        self.classes_ = np.asarray(classes)
+        self.cheap_mean, self.cheap_std = cheap_mean, cheap_std
+        self.threshold = threshold
+        self.uses_context = uses_context
+        self.validation = validation
+        self._encoder: SentenceEncoder | None = None
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        if self._encoder is None:
+            self._encoder = SentenceEncoder(self.encoder_path or self.config.encoder,
+                                            self.config.max_length,
+                                            use_cache=self.encoder_path is None)
+        return self._encoder
+
+    @property
+    def positive_label(self) -> str | None:
+        return str(self.classes_[1]) if len(self.classes_) == 2 else None
+
+    def features(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
+        if self.uses_context and contexts is None:
+            raise ValueError("this classifier was trained with a context field; pass contexts")
+        return build_features(self.encoder, self.config, texts,
+                              contexts if self.uses_context else None,
+                              self.cheap_mean, self.cheap_std)
+
+    def predict_proba(self, texts: Sequence[str],
+                      contexts: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated class probabilities, columns in the order of ``classes_``."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.classes_)))
+        return np.asarray(self.estimator.predict_proba(self.features(texts, contexts)))
+
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[str]:
+        """Labels; binary models apply the stored threshold to P(positive label)."""
+        proba = self.predict_proba(texts, contexts)
+        if self.threshold is not None and len(self.classes_) == 2:
+            picks = (proba[:, 1] >= self.threshold).astype(int)
+        else:
+            picks = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+        return [str(self.classes_[i]) for i in picks]
+
+    def save(self, folder: str | Path) -> None:
+        import shutil
+
+        import joblib
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.estimator, folder / MODEL_FILE)
+        if self.encoder_path is not None:
+            target = folder / ENCODER_DIR
+            if Path(self.encoder_path).resolve() != target.resolve():
+                shutil.copytree(self.encoder_path, target, dirs_exist_ok=True)
+        meta = {"config": asdict(self.config), "classes": [str(c) for c in self.classes_],
+                "cheap_mean": self.cheap_mean.tolist(), "cheap_std": self.cheap_std.tolist(),
+                "cheap_feature_names": list(CHEAP_FEATURE_NAMES), "threshold": self.threshold,
+                "uses_context": self.uses_context, "validation": self.validation,
+                "encoder_dir": ENCODER_DIR if self.encoder_path is not None else None}
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def load_classifier(model_dir: str | Path) -> TextClassifier:
+    """Load a classifier written by :func:`train_classifier` / ``hilt train classifier``."""
+    import joblib
+
+    folder = Path(model_dir)
+    if not (folder / CONFIG_FILE).exists() or not (folder / MODEL_FILE).exists():
+        raise InputError("not a classifier folder (classifier.json / classifier.joblib missing)",
+                         file=str(folder))
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    return TextClassifier(ClassifierConfig(**meta["config"]), joblib.load(folder / MODEL_FILE),
+                          meta["classes"], np.asarray(meta["cheap_mean"]),
+                          np.asarray(meta["cheap_std"]), meta["threshold"],
+                          meta["uses_context"], meta["validation"],
+                          str(folder / meta["encoder_dir"]) if meta.get("encoder_dir") else None)
+
+
+def build_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
+                   contexts: Sequence[str] | None, cheap_mean: np.ndarray,
+                   cheap_std: np.ndarray) -> np.ndarray:
+    embedded = encoder.encode(join_context(texts, contexts)).astype(np.float64)
+    if not config.cheap_features:
+        return embedded
+    cheap = (cheap_refusal_features(texts) - cheap_mean) / cheap_std
+    return np.hstack([embedded, cheap])
+
+
+def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+
+    base = LogisticRegression(C=config.regularisation_c, max_iter=5000,
+                              class_weight=config.class_weight)
+    folds = max(2, min(config.folds, n_min_class))
+    return CalibratedClassifierCV(base, method=config.calibration, cv=folds)
+
+
+def choose_threshold(positive_proba: np.ndarray, is_positive: np.ndarray,
+                     target_fpr: float | None = None,
+                     target_fnr: float | None = None) -> float:
+    """Decision threshold on P(positive) by the rule in the module docstring."""
+    candidates = np.unique(np.concatenate([positive_proba, [0.5]]))
+    pos, neg = is_positive.sum(), (~is_positive).sum()
+    best, best_score = 0.5, -np.inf
+    for t in candidates:
+        pred = positive_proba >= t
+        fpr = (pred & ~is_positive).sum() / neg if neg else 0.0
+        fnr = (~pred & is_positive).sum() / pos if pos else 0.0
+        if target_fpr is not None:
+            score = -fnr if fpr <= target_fpr else -np.inf
+        elif target_fnr is not None:
+            score = -fpr if fnr <= target_fnr else -np.inf
+        else:
+            score = float((pred == is_positive).mean())
+        # Ties go to the threshold closest to 0.5: the calibrated default.
+        if score > best_score or (score == best_score and abs(t - 0.5) < abs(best - 0.5)):
+            best, best_score = float(t), score
+    if best_score == -np.inf:
+        raise ValueError("no threshold meets the target rate on the validation data")
+    return best
+
+
+def error_rates(predicted_positive: np.ndarray, is_positive: np.ndarray) -> dict[str, Any]:
+    """False-positive and false-negative rates with Wilson intervals."""
+    neg, pos = ~is_positive, is_positive
+    return {"false_positive_rate": rate(int((predicted_positive & neg).sum()), int(neg.sum())),
+            "false_negative_rate": rate(int((~predicted_positive & pos).sum()), int(pos.sum()))}
+
+
+def train_classifier(texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
+                     contexts: Sequence[str] | None = None, workdir: Path | None = None,
+                     progress: bool = False) -> TextClassifier:
+    """Fit features → calibrated logistic regression, then pick the decision threshold.
+
+    With ``config.finetune_epochs > 0`` the encoder is fine-tuned first (saved under
+    ``workdir``); the out-of-fold threshold then comes from an encoder that has seen
+    every training text, so the stored validation rates are optimistic.
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    classes = sorted({str(x) for x in labels})
+    if len(classes) < 2:
+        raise ValueError("need at least two distinct labels to train a classifier")
+    if config.positive_label is not None and len(classes) == 2:
+        if config.positive_label not in classes:
+            raise ValueError(f"positive label {config.positive_label!r} not among {classes}")
+        # classes_[1] is the positive class, as in scikit-learn's binary convention.
+        classes = [c for c in classes if c != config.positive_label] + [config.positive_label]
+    y = np.array([classes.index(str(x)) for x in labels])
+    counts = np.bincount(y, minlength=len(classes))
+    if counts.min() < 2:
+        raise ValueError(f"every label needs at least 2 examples; got {dict(zip(classes, counts))}")
+    cheap = cheap_refusal_features(texts)
+    cheap_mean, cheap_std = cheap.mean(0), np.where(cheap.std(0) > 0, cheap.std(0), 1.0)
+    encoder_path: str | None = None
+    if config.finetune_epochs > 0:
+        import tempfile
+
+        from hilt.train.classifier_finetune import finetune_encoder
+
+        target = (workdir or Path(tempfile.mkdtemp(prefix="hilt-encoder-"))) / ENCODER_DIR
+        encoder_path = finetune_encoder(join_context(texts, contexts), y, len(classes),
+                                        encoder=config.encoder, out_dir=target,
+                                        max_length=config.max_length,
+                                        epochs=config.finetune_epochs,
+                                        learning_rate=config.finetune_learning_rate,
+                                        seed=config.seed, progress=progress)
+    encoder = SentenceEncoder(encoder_path or config.encoder, config.max_length,
+                              use_cache=encoder_path is None)
+    X = build_features(encoder, config, texts, contexts, cheap_mean, cheap_std)
+
+    folds = max(2, min(config.folds, int(counts.min())))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    oof = cross_val_predict(_estimator(config, int(counts.min() * (folds - 1) / folds)), X, y,
+                            cv=splitter, method="predict_proba")
+    threshold: float | None = None
+    validation: dict[str, Any] = {"n": int(len(y)), "folds": folds}
+    if len(classes) == 2:
+        is_positive = y == 1
+        threshold = choose_threshold(oof[:, 1], is_positive, config.target_fpr,
+                                     config.target_fnr)
+        predicted = oof[:, 1] >= threshold
+        validation.update(error_rates(predicted, is_positive))
+        validation["accuracy"] = rate(int((predicted == is_positive).sum()), len(y))
+        validation["threshold_rule"] = ("target_fpr" if config.target_fpr is not None else
+                                        "target_fnr" if config.target_fnr is not None
+                                        else "accuracy")
+    else:
+        predicted_idx = oof.argmax(1)
+        validation["accuracy"] = rate(int((predicted_idx == y).sum()), len(y))
+    estimator = _estimator(config, int(counts.min())).fit(X, y)
+    return TextClassifier(config, estimator, classes, cheap_mean, cheap_std, threshold,
+                          contexts is not None, validation, encoder_path)

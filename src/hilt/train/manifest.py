@@ -1,0 +1,101 @@
+"""Run manifests: what a training run used, so that it can be re-run and checked.
+
+A manifest names the kind of model, the base model, the data (path and content
+hash, number of records), the full config, the seed, the code version (hilt's version
+and the git commit when the code runs from a checkout), library versions, wall time
+and metrics. Re-running with the same manifest's config, seed and data reproduces the
+metrics within the tolerance stated in ``docs/train.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hilt.canonical import canonical_json, content_hash
+
+MANIFEST_FILE = "manifest.json"
+_LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-transformers",
+              "numpy")
+
+
+def git_commit() -> str | None:
+    """Commit of the checkout hilt runs from, with ``+dirty`` for uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "") if commit else None
+
+
+def code_version() -> str:
+    """``hilt <version>`` plus ``@<git commit>`` when available."""
+    try:
+        version = metadata.version("hilt")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    commit = git_commit()
+    return f"hilt {version}" + (f"@{commit}" if commit else "")
+
+
+def library_versions() -> dict[str, str]:
+    found = {}
+    for name in _LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+class RunClock:
+    """Wall-clock timer for the manifest (timings on shared machines are noisy)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.start, 2)
+
+
+def build_manifest(*, kind: str, base_model: str, data_path: str | None, data_hash: str,
+                   n_records: int, config: dict[str, Any], seed: int,
+                   metrics: dict[str, Any] | None = None, wall_seconds: float | None = None,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "kind": kind, "base_model": base_model,
+        "data": {"path": data_path, "hash": data_hash, "records": n_records},
+        "config": config, "seed": seed, "code_version": code_version(),
+        "libraries": library_versions(), "python": platform.python_version(),
+        "wall_seconds": wall_seconds, "metrics": metrics or {},
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    # Wall time and metrics vary between identical runs; the hash identifies the recipe.
+    recipe = {k: v for k, v in manifest.items() if k not in ("wall_seconds", "metrics")}
+    return content_hash(recipe)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MANIFEST_FILE
+    path.write_text(json.dumps(json.loads(canonical_json(manifest)), indent=2))
+    return path
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text())
+    return data

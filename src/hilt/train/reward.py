@@ -1,0 +1,267 @@
+"""The default CPU reward model: MiniLM with its top layers fine-tuned and a reward head.
+
+Bradley–Terry model (Bradley & Terry, 1952; Ouyang et al., 2022, eq. 1)::
+
+    P(chosen ≻ rejected | x) = σ(r(x, y_c) − r(x, y_r))
+    loss = −log σ(r(x, y_c) − r(x, y_r) − m)
+
+with an optional margin ``m`` from a rating gap (Touvron et al., 2023, Llama 2 §3.2.2).
+
+``r(x, y) = wᵀ mean_pool(top_k(h_{L−k}(x, y))) + vᵀ z(y)`` where ``h_{L−k}`` are the
+hidden states after the frozen lower ``L−k`` layers, ``top_k`` the trainable upper
+``k`` layers, and ``z`` the standardised cheap features of the reply
+(:mod:`hilt.train.reward_features`). Because the lower layers are frozen their outputs
+are computed once per text and cached, so an epoch only runs ``k`` of the ``L`` layers
+forward and backward: several epochs cost about what one full fine-tuning epoch does.
+``k = 0`` is a frozen encoder with a linear Bradley–Terry head.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hilt.train.encoder import DEFAULT_ENCODER, resolve_encoder, set_torch_threads
+from hilt.train.encoding import encode_segments, pad_batch
+from hilt.train.pairs import Pair
+from hilt.train.reward_features import CHEAP_FEATURE_NAMES, cheap_features, view_texts
+
+WEIGHTS_FILE = "reward_head.pt"
+CONFIG_FILE = "reward_config.json"
+
+
+@dataclass
+class RewardConfig:
+    """Every knob of a default reward-model run; stored in the run manifest."""
+
+    encoder: str = DEFAULT_ENCODER
+    view: str = "last_exchange"
+    max_length: int = 128
+    trainable_layers: int = 2
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    cheap_features: bool = True
+    use_margin: bool = False
+    seed: int = 0
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+class EncoderReward:
+    """Scalar reward r(x, y) from an encoder; see the module docstring for the maths."""
+
+    def __init__(self, config: RewardConfig) -> None:
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.config = config
+        set_torch_threads(config.threads)
+        path = resolve_encoder(config.encoder)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        base = AutoModel.from_pretrained(path).eval()
+        layers = base.encoder.layer
+        if not 0 <= config.trainable_layers <= len(layers):
+            raise ValueError(f"trainable_layers must be in 0..{len(layers)}")
+        self.split = len(layers) - config.trainable_layers
+        self.embeddings = base.embeddings
+        self.frozen_layers = list(layers[: self.split])
+        self.top_layers = torch.nn.ModuleList(layers[self.split:])
+        hidden = base.config.hidden_size
+        self.head = torch.nn.Linear(hidden, 1)
+        self.cheap = torch.nn.Linear(len(CHEAP_FEATURE_NAMES), 1, bias=False)
+        self.cheap_mean = torch.zeros(len(CHEAP_FEATURE_NAMES))
+        self.cheap_std = torch.ones(len(CHEAP_FEATURE_NAMES))
+        for p in [*self.embeddings.parameters(), *[q for m in self.frozen_layers
+                                                   for q in m.parameters()]]:
+            p.requires_grad_(False)
+
+    # -- encoding -------------------------------------------------------------------
+    def tokenize(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Any]:
+        first, second = view_texts(self.config.view, prompts, responses)
+        return encode_segments(self.tokenizer, first, second, self.config.max_length)
+
+    def frozen_states(self, items: Sequence[tuple[list[int], list[int]]],
+                      batch_size: int = 32, progress: bool = False) -> list[Any]:
+        """Hidden states after the frozen layers, one fp16 tensor (length × hidden) per input."""
+        torch = _torch()
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
+        out: list[Any] = [None] * len(items)
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc="encoding (frozen layers)", disable=not progress):
+            idx = order[start: start + batch_size]
+            batch = pad_batch([items[i] for i in idx], self.tokenizer.pad_token_id)
+            with torch.no_grad():
+                h = self.embeddings(input_ids=batch["input_ids"],
+                                    token_type_ids=batch["token_type_ids"])
+                ext = _extended_mask(batch["attention_mask"])
+                for layer in self.frozen_layers:
+                    h = _layer_out(layer(h, attention_mask=ext))
+            for row, i in enumerate(idx):
+                n = int(batch["attention_mask"][row].sum())
+                out[i] = h[row, :n].to(torch.float16)
+        return out
+
+    def forward_states(self, states: Sequence[Any], cheap: Any) -> Any:
+        """Reward for a batch of cached frozen states (differentiable in the top part)."""
+        torch = _torch()
+        width = max(s.shape[0] for s in states)
+        hidden = states[0].shape[1]
+        h = torch.zeros((len(states), width, hidden))
+        mask = torch.zeros((len(states), width))
+        for row, s in enumerate(states):
+            h[row, : s.shape[0]] = s.float()
+            mask[row, : s.shape[0]] = 1.0
+        ext = _extended_mask(mask)
+        for layer in self.top_layers:
+            h = _layer_out(layer(h, attention_mask=ext))
+        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        reward = self.head(pooled).squeeze(-1)
+        if self.config.cheap_features:
+            z = (cheap - self.cheap_mean) / self.cheap_std
+            reward = reward + self.cheap(z).squeeze(-1)
+        return reward
+
+    def parameters_to_train(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.top_layers.parameters()),
+                 "lr": self.config.learning_rate},
+                {"params": [*self.head.parameters(), *self.cheap.parameters()],
+                 "lr": self.config.head_learning_rate, "weight_decay": 0.0}]
+
+    def train_mode(self, on: bool) -> None:
+        for module in (self.top_layers, self.head, self.cheap):
+            module.train(on)
+
+    # -- scoring --------------------------------------------------------------------
+    def score(self, prompts: Sequence[str], responses: Sequence[str],
+              batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Rewards r(x, y) for aligned lists of prompts and replies."""
+        torch = _torch()
+        if not responses:
+            return np.zeros(0, dtype=np.float64)
+        self.train_mode(False)
+        states = self.frozen_states(self.tokenize(prompts, responses), batch_size, progress)
+        cheap = torch.tensor(cheap_features(responses))
+        rewards = []
+        with torch.no_grad():
+            for start in range(0, len(states), batch_size):
+                rewards.append(self.forward_states(states[start: start + batch_size],
+                                                   cheap[start: start + batch_size]))
+        return torch.cat(rewards).double().numpy()
+
+    # -- persistence ----------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        torch = _torch()
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {"top_layers": self.top_layers.state_dict(), "head": self.head.state_dict(),
+                 "cheap": self.cheap.state_dict(), "cheap_mean": self.cheap_mean,
+                 "cheap_std": self.cheap_std}
+        torch.save(state, folder / WEIGHTS_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> EncoderReward:
+        torch = _torch()
+        config = RewardConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+        model = cls(config)
+        state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model.top_layers.load_state_dict(state["top_layers"])
+        model.head.load_state_dict(state["head"])
+        model.cheap.load_state_dict(state["cheap"])
+        model.cheap_mean, model.cheap_std = state["cheap_mean"], state["cheap_std"]
+        model.train_mode(False)
+        return model
+
+
+def _extended_mask(mask: Any) -> Any:
+    """Additive attention mask (batch, 1, 1, length): 0 where attended, -inf-ish elsewhere."""
+    torch = _torch()
+    return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
+def _layer_out(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) else value
+
+
+def seed_everything(seed: int) -> None:
+    torch = _torch()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bool = True,
+                       log: Callable[[str], None] | None = None) -> EncoderReward:
+    """Fit r(x, y) with the Bradley–Terry loss on ``pairs``; deterministic for a seed."""
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    seed_everything(config.seed)
+    model = EncoderReward(config)
+    prompts = [p.prompt for p in pairs]
+    chosen_items = model.tokenize(prompts, [p.chosen for p in pairs])
+    rejected_items = model.tokenize(prompts, [p.rejected for p in pairs])
+    states = model.frozen_states(chosen_items + rejected_items, progress=progress)
+    n = len(pairs)
+    cheap_all = torch.tensor(cheap_features([p.chosen for p in pairs]
+                                            + [p.rejected for p in pairs]))
+    model.cheap_mean = cheap_all.mean(0)
+    model.cheap_std = cheap_all.std(0).clamp_min(1e-3)
+    margins = torch.tensor([p.margin or 0.0 for p in pairs]) if config.use_margin \
+        else torch.zeros(n)
+
+    optimizer = torch.optim.AdamW(model.parameters_to_train(), weight_decay=config.weight_decay)
+    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
+    total = max(1, steps_per_epoch * config.epochs)
+    warmup = int(total * config.warmup_fraction)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = random.Random(config.seed)
+    model.train_mode(True)
+    bar = tqdm(total=total, desc="reward model (Bradley–Terry)", disable=not progress)
+    for epoch in range(config.epochs):
+        order = list(range(n))
+        generator.shuffle(order)
+        running = 0.0
+        for start in range(0, n, config.batch_size):
+            idx = order[start: start + config.batch_size]
+            batch_states = [states[i] for i in idx] + [states[n + i] for i in idx]
+            batch_cheap = torch.cat([cheap_all[idx], cheap_all[[n + i for i in idx]]])
+            rewards = model.forward_states(batch_states, batch_cheap)
+            delta = rewards[: len(idx)] - rewards[len(idx):] - margins[idx]
+            loss = -torch.nn.functional.logsigmoid(delta).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in model.parameters_to_train() for p in g["params"]], 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += float(loss.detach()) * len(idx)
+            bar.update(1)
+        if log:
+            log(f"epoch {epoch + 1}: mean Bradley–Terry loss {running / n:.4f}")
+    bar.close()
+    model.train_mode(False)
+    return model

@@ -1,0 +1,205 @@
+"""SFT refresh with TRL's ``SFTTrainer``: loss only on the assistant's tokens.
+
+Input lines (JSONL): ``{"prompt": str, "completion": str}`` or
+``{"messages": [{"role", "content"}, …]}`` — approved and rewritten responses.
+They become conversational examples, so the model's own chat template is applied:
+
+* all ``messages`` and a template with ``{% generation %}`` markers → TRL's
+  ``assistant_only_loss``: every assistant turn is trained, nothing else;
+* otherwise → ``prompt``/``completion`` pairs (a ``messages`` record is split before
+  its last assistant turn) with TRL's completion-only loss.
+
+Either way the loss is −Σ_t m_t log p(y_t | y_<t) / Σ_t m_t with m_t = 1 only on
+assistant tokens (labels −100 elsewhere). The template, the role format, the
+tokenizer and the loss mask used are written to the run manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hilt.canonical import content_hash, sha256_hex
+from hilt.errors import InputError
+from hilt.train.encoder import set_torch_threads
+
+TINY = "tiny"
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class SFTRunConfig:
+    model: str = TINY
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 5e-4
+    batch_size: int = 4
+    max_length: int = 512
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    seed: int = 0
+    threads: int | None = None
+
+
+def _check_messages(value: Any, file: str, line: int) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise InputError("must be a non-empty list of {role, content}", file=file, line=line,
+                         field="messages")
+    for i, msg in enumerate(value):
+        where = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise InputError("must be an object", file=file, line=line, field=where)
+        if msg.get("role") not in ROLES:
+            raise InputError(f"role must be one of {', '.join(ROLES)}", file=file, line=line,
+                             field=f"{where}.role")
+        if not isinstance(msg.get("content"), str):
+            raise InputError("must be a string", file=file, line=line,
+                             field=f"{where}.content")
+    if not any(m["role"] == "assistant" for m in value):
+        raise InputError("no assistant message to learn from", file=file, line=line,
+                         field="messages")
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
+    """Validate a demonstration file; every problem names file, line and field."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
+                                 line=number) from None
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object", file=str(path), line=number)
+            if "messages" in obj:
+                records.append({"messages": _check_messages(obj["messages"], str(path),
+                                                            number)})
+                continue
+            for name in ("prompt", "completion"):
+                if not isinstance(obj.get(name), str):
+                    raise InputError("missing or not a string (need prompt+completion or "
+                                     "messages)", file=str(path), line=number, field=name)
+            records.append({"prompt": obj["prompt"], "completion": obj["completion"]})
+    if not records:
+        raise InputError("no demonstrations in file", file=str(path))
+    return records
+
+
+def has_generation_markers(tokenizer: Any) -> bool:
+    template = tokenizer.chat_template or ""
+    return "{% generation %}" in template or "{%- generation %}" in template
+
+
+def to_conversational(records: list[dict[str, Any]], assistant_only: bool) -> list[dict]:
+    """Records in TRL's conversational form for the chosen loss mask."""
+    if assistant_only:
+        return [{"messages": r["messages"]} for r in records]
+    out = []
+    for r in records:
+        if "messages" in r:
+            msgs = r["messages"]
+            last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+            out.append({"prompt": msgs[:last], "completion": [msgs[last]]})
+        else:
+            out.append({"prompt": [{"role": "user", "content": r["prompt"]}],
+                        "completion": [{"role": "assistant", "content": r["completion"]}]})
+    return out
+
+
+def load_model_and_tokenizer(config: SFTRunConfig, records: list[dict[str, Any]],
+                             workdir: Path) -> tuple[Any, Any, str]:
+    """The named model, or for ``tiny`` a fresh random Llama with a local tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if config.model == TINY:
+        from hilt.train.tiny import write_tiny_model
+
+        texts = [json.dumps(r, ensure_ascii=False) for r in records]
+        path = write_tiny_model(workdir / "base-model", texts, seed=config.seed)
+    else:
+        path = config.model
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    return model, tokenizer, path
+
+
+def tokenizer_record(tokenizer: Any, path: str) -> dict[str, Any]:
+    files = Path(path) / "tokenizer.json"
+    return {"name_or_path": str(path), "class": type(tokenizer).__name__,
+            "vocab_size": len(tokenizer),
+            "special_tokens": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
+            "tokenizer_json_sha256": sha256_hex(files.read_bytes()) if files.exists() else None}
+
+
+def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
+                      out_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """An ``SFTTrainer`` ready to train, and the manifest facts about its set-up."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    set_torch_threads(config.threads)
+    model, tokenizer, base_path = load_model_and_tokenizer(config, records, out_dir)
+    assistant_only = all("messages" in r for r in records) and has_generation_markers(tokenizer)
+    dataset = Dataset.from_list(to_conversational(records, assistant_only))
+    args = SFTConfig(output_dir=str(out_dir / "trainer"), num_train_epochs=config.epochs,
+                     max_steps=config.max_steps, learning_rate=config.learning_rate,
+                     per_device_train_batch_size=config.batch_size,
+                     max_length=config.max_length, seed=config.seed, data_seed=config.seed,
+                     use_cpu=True, report_to="none", activation_checkpointing=False,
+                     save_strategy="no", logging_steps=1, disable_tqdm=False,
+                     assistant_only_loss=assistant_only, completion_only_loss=True,
+                     dataloader_num_workers=0)
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
+                         processing_class=tokenizer, peft_config=peft_config)
+    facts = {"base_model": base_path,
+             "loss_mask": "assistant_only" if assistant_only else "completion_only",
+             "chat_template": tokenizer.chat_template,
+             "chat_template_sha256": sha256_hex(tokenizer.chat_template or ""),
+             "role_format": _role_format(tokenizer),
+             "tokenizer": tokenizer_record(tokenizer, base_path),
+             "lora": {"r": config.lora_r, "alpha": config.lora_alpha,
+                      "target_modules": "all-linear"} if config.lora else None}
+    return trainer, facts
+
+
+def _role_format(tokenizer: Any) -> str:
+    """The template applied to a one-turn example, so a reader sees the exact format."""
+    sample = [{"role": "user", "content": "{user}"}, {"role": "assistant", "content": "{reply}"}]
+    rendered: str = tokenizer.apply_chat_template(sample, tokenize=False)
+    return rendered
+
+
+def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
+              out_dir: Path) -> dict[str, Any]:
+    """Train, save model + tokenizer to ``out_dir``; return manifest facts and metrics."""
+    trainer, facts = build_sft_trainer(records, config, out_dir)
+    result = trainer.train()
+    model = trainer.model
+    if config.lora and hasattr(model, "merge_and_unload"):
+        model.save_pretrained(out_dir / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(out_dir / "model")
+    trainer.processing_class.save_pretrained(out_dir / "model")
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    facts["metrics"] = {"train_loss": float(result.training_loss),
+                        "final_logged_loss": losses[-1] if losses else None,
+                        "steps": int(trainer.state.global_step), "n": len(records)}
+    facts["data_hash"] = content_hash(records)
+    facts["config"] = asdict(config)
+    return facts

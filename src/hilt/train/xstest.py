@@ -1,0 +1,49 @@
+"""Cross-model refusal detection on XSTest: train on two models' completions, test on the third.
+
+For every rotation the report gives the classifier's accuracy and XSTest's
+string-match rule on the same held-out human labels (binary: a full or partial
+refusal is a refusal), each with a Wilson interval, plus the classifier's
+false-positive and false-negative rates (positive = refusal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hilt.train.classifier import ClassifierConfig, error_rates, train_classifier
+from hilt.train.refusal import REFUSE, XSTEST_MODELS, load_xstest_completions, \
+    string_match_refusal
+from hilt.train.stats import rate
+
+
+def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
+                     with_prompt: bool = False) -> list[dict[str, Any]]:
+    """One result per held-out model; ``with_prompt`` lets the encoder read the prompt too."""
+    config = replace(config or ClassifierConfig(), positive_label=REFUSE)
+    data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
+    results = []
+    for held_out in XSTEST_MODELS:
+        train = [r for m in XSTEST_MODELS if m != held_out for r in data[m]]
+        test = data[held_out]
+        contexts = [r["prompt"] for r in train] if with_prompt else None
+        clf = train_classifier([r["completion"] for r in train], [r["label"] for r in train],
+                               config, contexts=contexts)
+        test_texts = [r["completion"] for r in test]
+        predicted = clf.predict(test_texts, [r["prompt"] for r in test] if with_prompt else None)
+        truth = np.array([r["label"] == REFUSE for r in test])
+        pred_refuse = np.array([p == REFUSE for p in predicted])
+        rule = np.array([string_match_refusal(t) for t in test_texts])
+        results.append({
+            "held_out_model": held_out,
+            "trained_on": [m for m in XSTEST_MODELS if m != held_out],
+            "n": len(test),
+            "classifier_accuracy": rate(int((pred_refuse == truth).sum()), len(test)),
+            "string_match_accuracy": rate(int((rule == truth).sum()), len(test)),
+            "classifier_errors": error_rates(pred_refuse, truth),
+            "threshold": clf.threshold,
+        })
+    return results
