@@ -31,6 +31,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# Use as ``session: Session = DB``. scope="function": the transaction commits before the
+# response is sent, so a client that got a 200 can rely on the change being visible to
+# its next request (the default scope would commit after the response).
+DB = Depends(get_session, scope="function")
+
+
 def _principal(request: Request,
                credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
                ) -> Principal:

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 from hilt.errors import InputError
 from hilt.review import adjudication
 from hilt.review.rubric_spec import RubricSpec
@@ -37,7 +37,7 @@ CAUSE_HELP = {
 
 
 @router.get("/adjudicate", response_class=HTMLResponse)
-def disagreements(request: Request, session: Session = Depends(get_session),
+def disagreements(request: Request, session: Session = DB,
                   _: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
     return render(request, "adjudicate_list.html", title="Disagreements",
                   pending=adjudication.pending(session, limit=200))
@@ -59,7 +59,7 @@ def _case_page(request: Request, case: dict[str, Any], *, error: str | None = No
 
 
 @router.get("/adjudicate/{task_id}", response_class=HTMLResponse)
-def case_page(task_id: str, request: Request, session: Session = Depends(get_session),
+def case_page(task_id: str, request: Request, session: Session = DB,
               _: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
     return _case_page(request, adjudication.case_file(session, task_id))
 

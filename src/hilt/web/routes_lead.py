@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 from hilt.errors import Conflict, InputError
 from hilt.gate.store import get_decision
 from hilt.review import rubrics
@@ -38,14 +38,14 @@ questions:
 
 
 @router.get("/lead", response_class=HTMLResponse)
-def dashboard(request: Request, session: Session = Depends(get_session),
+def dashboard(request: Request, session: Session = DB,
               _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
     return render(request, "lead.html", title="Lead dashboard",
                   data=lead_dashboard(session, utcnow()), now=utcnow())
 
 
 @router.get("/lead/gate/{decision}", response_class=HTMLResponse)
-def gate_decision(decision: str, request: Request, session: Session = Depends(get_session),
+def gate_decision(decision: str, request: Request, session: Session = DB,
                   _: Principal = Depends(allow(*LEADS, "adjudicator"))) -> HTMLResponse:
     row = get_decision(session, decision)
     record = row.record
@@ -96,7 +96,7 @@ def _editor(request: Request, session: Session, *, text: str, rubric_id: str | N
 
 
 @router.get("/lead/rubrics", response_class=HTMLResponse)
-def rubric_editor(request: Request, session: Session = Depends(get_session),
+def rubric_editor(request: Request, session: Session = DB,
                   _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
     rubric_id = request.query_params.get("id")
     text = NEW_RUBRIC
@@ -117,7 +117,7 @@ def _parse(text: str) -> RubricSpec:
 
 @router.post("/lead/rubrics/preview", response_class=HTMLResponse)
 def rubric_preview(request: Request, form: FormData = Depends(form_data),
-                   session: Session = Depends(get_session),
+                   session: Session = DB,
                    _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
     text = form.get("spec") or ""
     try:

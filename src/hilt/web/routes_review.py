@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal, authenticate
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, HiltError, InputError
 from hilt.review import queue, views
 from hilt.review.reviews import Submission, submit_review
@@ -111,7 +111,7 @@ def home(who: Principal = Depends(allow("admin", "lead", "adjudicator", "reviewe
 # --- the reviewer's queue ------------------------------------------------------------------
 
 @router.get("/review", response_class=HTMLResponse)
-def my_queue(request: Request, session: Session = Depends(get_session),
+def my_queue(request: Request, session: Session = DB,
              who: Principal = Depends(allow(*PEOPLE))) -> HTMLResponse:
     history = views.reviewer_history(session, _reviewer(who), limit=20)
     return render(request, "review_home.html", title="My queue", history=history)
@@ -143,7 +143,7 @@ def _first_text(responses: list[dict[str, Any]]) -> str:
 
 
 @router.get("/review/tasks/{task_id}", response_class=HTMLResponse)
-def task_page(task_id: str, request: Request, session: Session = Depends(get_session),
+def task_page(task_id: str, request: Request, session: Session = DB,
               who: Principal = Depends(allow(*PEOPLE))) -> HTMLResponse:
     view = views.reviewer_task_view(session, task_id, _reviewer(who))
     if view["lease_status"] != "active":

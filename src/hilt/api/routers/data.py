@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -28,7 +28,7 @@ class ForgetIn(BaseModel):
 
 
 @router.post("")
-def build(body: BuildIn, session: Session = Depends(get_session),
+def build(body: BuildIn, session: Session = DB,
           who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.data.build import build_version
     from hilt.data.spec import parse_spec
@@ -39,7 +39,7 @@ def build(body: BuildIn, session: Session = Depends(get_session),
 
 
 @router.get("")
-def list_versions(name: str | None = None, session: Session = Depends(get_session),
+def list_versions(name: str | None = None, session: Session = DB,
                   _: Principal = Depends(allow("lead", "service", "adjudicator"))
                   ) -> list[dict[str, Any]]:
     from hilt.data import versions
@@ -48,7 +48,7 @@ def list_versions(name: str | None = None, session: Session = Depends(get_sessio
 
 
 @router.get("/{version_id}")
-def show(version_id: str, session: Session = Depends(get_session),
+def show(version_id: str, session: Session = DB,
          _: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
     from hilt.data import versions
 
@@ -57,7 +57,7 @@ def show(version_id: str, session: Session = Depends(get_session),
 
 
 @router.get("/{version_id}/lineage")
-def lineage(version_id: str, session: Session = Depends(get_session),
+def lineage(version_id: str, session: Session = DB,
             _: Principal = Depends(allow("lead", "service", "adjudicator"))
             ) -> dict[str, list[str]]:
     from hilt.data.versions import lineage as version_lineage
@@ -67,7 +67,7 @@ def lineage(version_id: str, session: Session = Depends(get_session),
 
 @router.get("/{version_id}/facts")
 def facts(version_id: str, suite: list[str] | None = Query(default=None),
-          session: Session = Depends(get_session),
+          session: Session = DB,
           _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.data.versions import dataset_facts
 
@@ -75,7 +75,7 @@ def facts(version_id: str, suite: list[str] | None = Query(default=None),
 
 
 @router.get("/{a}/diff/{b}")
-def diff(a: str, b: str, session: Session = Depends(get_session),
+def diff(a: str, b: str, session: Session = DB,
          _: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
     from hilt.data.versions import diff as diff_versions
 
@@ -83,7 +83,7 @@ def diff(a: str, b: str, session: Session = Depends(get_session),
 
 
 @router.post("/{version_id}/revoke")
-def revoke(version_id: str, body: RevokeIn, session: Session = Depends(get_session),
+def revoke(version_id: str, body: RevokeIn, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.data import versions
 
@@ -92,7 +92,7 @@ def revoke(version_id: str, body: RevokeIn, session: Session = Depends(get_sessi
 
 
 @router.post("/forget-subject")
-def forget(body: ForgetIn, background: BackgroundTasks, session: Session = Depends(get_session),
+def forget(body: ForgetIn, background: BackgroundTasks, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Erase a subject's content and revoke the versions holding it. The records files
     of revoked versions are deleted after the request's transaction has committed."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
@@ -66,7 +66,7 @@ def _config(data: dict[str, Any]) -> Any:
 @router.get("/alerts")
 def alerts(monitor: str | None = None, status: str | None = None,
            since: datetime | None = None, limit: int = 200,
-           session: Session = Depends(get_session),
+           session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator", "service"))
            ) -> list[dict[str, Any]]:
     from hilt.quality.drift.runner import list_alerts
@@ -76,7 +76,7 @@ def alerts(monitor: str | None = None, status: str | None = None,
 
 
 @router.post("/run")
-def run(body: RunIn, session: Session = Depends(get_session),
+def run(body: RunIn, session: Session = DB,
         who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.quality.drift.runner import evaluate_monitors, run_monitors
 
@@ -87,7 +87,7 @@ def run(body: RunIn, session: Session = Depends(get_session),
 
 
 @router.post("/alerts/{alert_id}/ack")
-def ack(alert_id: str, body: AckIn, session: Session = Depends(get_session),
+def ack(alert_id: str, body: AckIn, session: Session = DB,
         who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.drift.runner import acknowledge
 
@@ -95,7 +95,7 @@ def ack(alert_id: str, body: AckIn, session: Session = Depends(get_session),
 
 
 @router.post("/bridges")
-def create_bridge(body: BridgeIn, session: Session = Depends(get_session),
+def create_bridge(body: BridgeIn, session: Session = DB,
                   who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.drift.bridge import create_bridge as create
     from hilt.quality.drift.transition import BridgeSettings
@@ -108,7 +108,7 @@ def create_bridge(body: BridgeIn, session: Session = Depends(get_session),
 
 
 @router.get("/bridges/{bridge_id}")
-def bridge(bridge_id: str, session: Session = Depends(get_session),
+def bridge(bridge_id: str, session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator", "service"))) -> dict[str, Any]:
     from hilt.quality.drift.bridge import bridge_status
 
@@ -117,7 +117,7 @@ def bridge(bridge_id: str, session: Session = Depends(get_session),
 
 @router.get("/compatibility/{rubric_id}/{old_version}/{new_version}")
 def compatibility(rubric_id: str, old_version: int, new_version: int,
-                  session: Session = Depends(get_session),
+                  session: Session = DB,
                   _: Principal = Depends(allow("lead", "adjudicator", "service"))
                   ) -> dict[str, Any]:
     from hilt.quality.drift.bridge import bridge_compatibility
@@ -126,7 +126,7 @@ def compatibility(rubric_id: str, old_version: int, new_version: int,
 
 
 @router.post("/decisions")
-def decide(body: DecisionIn, session: Session = Depends(get_session),
+def decide(body: DecisionIn, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.drift.bridge import record_decision
 
@@ -137,7 +137,7 @@ def decide(body: DecisionIn, session: Session = Depends(get_session),
 
 
 @router.get("/lineage/{model_version}")
-def lineage(model_version: str, limit: int = 20, session: Session = Depends(get_session),
+def lineage(model_version: str, limit: int = 20, session: Session = DB,
             _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.quality.drift.lineage import model_lineage
 

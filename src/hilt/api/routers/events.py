@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 from hilt.events.ingest import store_events
 from hilt.events.validate import parse_event
 from hilt.store.tables.core import EventRow
@@ -33,7 +33,7 @@ class IngestOut(BaseModel):
 
 
 @router.post("", response_model=IngestOut, status_code=200)
-def post_events(batch: EventBatch, session: Session = Depends(get_session),
+def post_events(batch: EventBatch, session: Session = DB,
                 who: Principal = Depends(allow("service", "lead"))) -> IngestOut:
     """Ingest a batch, all-or-nothing; a bad event is named by its index and field."""
     events = [parse_event(record, file="request", line=i)
@@ -50,7 +50,7 @@ def _as_event(row: EventRow) -> dict[str, Any]:
 
 
 @router.get("/{event_id}")
-def get_event(event_id: str, session: Session = Depends(get_session),
+def get_event(event_id: str, session: Session = DB,
               _: Principal = Depends(allow("lead", "adjudicator", "service"))
               ) -> dict[str, Any]:
     row = session.get(EventRow, event_id)
@@ -61,7 +61,7 @@ def get_event(event_id: str, session: Session = Depends(get_session),
 
 @router.get("")
 def list_events(limit: int = Query(50, ge=1, le=1000), after: str | None = None,
-                source: str | None = None, session: Session = Depends(get_session),
+                source: str | None = None, session: Session = DB,
                 _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     """Events ordered by id; page with ``after`` = the last id of the previous page."""
     q = sa.select(EventRow).order_by(EventRow.id).limit(limit)

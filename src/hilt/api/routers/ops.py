@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 from hilt.errors import InputError
 
 router = APIRouter(tags=["ops"])
@@ -38,7 +38,7 @@ class JobIn(BaseModel):
 
 
 @router.post("/v1/jobs", status_code=202)
-def start_job(body: JobIn, session: Session = Depends(get_session),
+def start_job(body: JobIn, session: Session = DB,
               who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     """Queue a job; poll ``GET /v1/jobs/{id}`` for its progress."""
     from hilt.ops.commands import CONTRACTS, build_argv
@@ -56,7 +56,7 @@ def start_job(body: JobIn, session: Session = Depends(get_session),
 
 @router.get("/v1/jobs")
 def list_jobs(status: str | None = None, kind: str | None = None,
-              limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
+              limit: int = Query(50, ge=1, le=500), session: Session = DB,
               _: Principal = Depends(allow(*OPERATORS))) -> list[dict[str, Any]]:
     from hilt.ops import jobs
 
@@ -65,7 +65,7 @@ def list_jobs(status: str | None = None, kind: str | None = None,
 
 
 @router.get("/v1/jobs/{job_id}")
-def show_job(job_id: str, session: Session = Depends(get_session),
+def show_job(job_id: str, session: Session = DB,
              _: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     from hilt.ops import jobs
 
@@ -73,7 +73,7 @@ def show_job(job_id: str, session: Session = Depends(get_session),
 
 
 @router.post("/v1/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, session: Session = Depends(get_session),
+def cancel_job(job_id: str, session: Session = DB,
                who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     from hilt.ops import jobs
 
@@ -90,7 +90,7 @@ class SubscriptionIn(BaseModel):
 
 
 @router.post("/v1/webhooks", status_code=201)
-def subscribe(body: SubscriptionIn, session: Session = Depends(get_session),
+def subscribe(body: SubscriptionIn, session: Session = DB,
               who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Subscribe a URL; the signing secret is returned once, here."""
     from hilt.ops.webhooks import subscribe as add
@@ -101,7 +101,7 @@ def subscribe(body: SubscriptionIn, session: Session = Depends(get_session),
 
 
 @router.get("/v1/webhooks")
-def subscriptions(session: Session = Depends(get_session),
+def subscriptions(session: Session = DB,
                   _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
     from hilt.ops.webhooks import list_subscriptions
 
@@ -116,7 +116,7 @@ def event_types(_: Principal = Depends(allow("lead", "service"))) -> dict[str, l
 
 
 @router.delete("/v1/webhooks/{sub_id}")
-def unsubscribe(sub_id: str, session: Session = Depends(get_session),
+def unsubscribe(sub_id: str, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     from hilt.ops.webhooks import unsubscribe as remove
 
@@ -126,7 +126,7 @@ def unsubscribe(sub_id: str, session: Session = Depends(get_session),
 
 @router.get("/v1/webhooks/deliveries")
 def deliveries(subscription_id: str | None = None, status: str | None = None,
-               limit: int = Query(100, ge=1, le=1000), session: Session = Depends(get_session),
+               limit: int = Query(100, ge=1, le=1000), session: Session = DB,
                _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
     """The delivery log, newest audit entries first."""
     from hilt.ops.webhooks import delivery_view, list_deliveries
@@ -136,7 +136,7 @@ def deliveries(subscription_id: str | None = None, status: str | None = None,
 
 
 @router.post("/v1/webhooks/deliveries/{delivery_id}/replay")
-def replay(delivery_id: str, session: Session = Depends(get_session),
+def replay(delivery_id: str, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.ops.webhooks import delivery_view
     from hilt.ops.webhooks import replay as send_again

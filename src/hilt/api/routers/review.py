@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden
 from hilt.review import adjudication, escalation, queue, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
@@ -39,7 +39,7 @@ def _reviewer(who: Principal) -> str:
 # --- rubrics ---------------------------------------------------------------------------
 
 @router.post("/rubrics")
-def publish_rubric(spec: dict[str, Any], session: Session = Depends(get_session),
+def publish_rubric(spec: dict[str, Any], session: Session = DB,
                    who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Publish a rubric (the YAML document as JSON) as its next immutable version."""
     row = rubrics.publish_rubric(session, parse_rubric(spec, file="request"),
@@ -48,19 +48,19 @@ def publish_rubric(spec: dict[str, Any], session: Session = Depends(get_session)
 
 
 @router.get("/rubrics")
-def list_rubrics(session: Session = Depends(get_session),
+def list_rubrics(session: Session = DB,
                  _: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
     return rubrics.list_rubrics(session)
 
 
 @router.get("/rubrics/diff")
-def diff_rubrics(a: str, b: str, session: Session = Depends(get_session),
+def diff_rubrics(a: str, b: str, session: Session = DB,
                  _: Principal = Depends(allow("lead", "adjudicator"))) -> dict[str, Any]:
     return rubrics.diff_refs(session, a, b)
 
 
 @router.get("/rubrics/{rubric_id}/proposals")
-def rubric_proposals(rubric_id: str, session: Session = Depends(get_session),
+def rubric_proposals(rubric_id: str, session: Session = DB,
                      _: Principal = Depends(allow("lead", "adjudicator"))
                      ) -> list[dict[str, Any]]:
     """Guideline-gap adjudications: proposals for the next version."""
@@ -68,7 +68,7 @@ def rubric_proposals(rubric_id: str, session: Session = Depends(get_session),
 
 
 @router.get("/rubrics/{rubric_id}/{version}")
-def get_rubric(rubric_id: str, version: int = VERSION, session: Session = Depends(get_session),
+def get_rubric(rubric_id: str, version: int = VERSION, session: Session = DB,
                _: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     row = rubrics.get_version(session, rubric_id, version)
     return {"id": row.rubric_id, "version": row.version, "changelog": row.changelog,
@@ -83,7 +83,7 @@ class RuleSetIn(BaseModel):
 
 
 @router.post("/escalation/rule-sets")
-def publish_rules(body: RuleSetIn, session: Session = Depends(get_session),
+def publish_rules(body: RuleSetIn, session: Session = DB,
                   who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     row = escalation.publish_rule_set(session, parse_rule_set(body.spec, file="request"),
                                       actor=who.actor, activate=body.activate)
@@ -92,7 +92,7 @@ def publish_rules(body: RuleSetIn, session: Session = Depends(get_session),
 
 @router.post("/escalation/rule-sets/{rule_set_id}/{version}/activate")
 def activate_rules(rule_set_id: str, version: int = VERSION,
-                   session: Session = Depends(get_session),
+                   session: Session = DB,
                    who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     escalation.activate_rule_set(session, rule_set_id, version, actor=who.actor)
     return {"id": rule_set_id, "version": version, "active": bool(version)}
@@ -100,7 +100,7 @@ def activate_rules(rule_set_id: str, version: int = VERSION,
 
 @router.post("/escalation/backtest")
 def backtest_rules(body: RuleSetIn, version: int = Query(0, ge=0, le=2**31 - 1),
-                   session: Session = Depends(get_session),
+                   session: Session = DB,
                    _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """How many stored events each rule would escalate (creates nothing)."""
     return escalation.backtest(session, parse_rule_set(body.spec, file="request"),
@@ -127,7 +127,7 @@ class GoldIn(BaseModel):
 
 
 @router.post("/tasks")
-def create_task(body: TaskIn, session: Session = Depends(get_session),
+def create_task(body: TaskIn, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     return {"task_id": tasks.create_task(
         session, event_id=body.event_id, rubric=body.rubric, actor=who.actor,
@@ -136,7 +136,7 @@ def create_task(body: TaskIn, session: Session = Depends(get_session),
 
 
 @router.post("/tasks/gold")
-def create_gold(body: GoldIn, session: Session = Depends(get_session),
+def create_gold(body: GoldIn, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     return {"task_id": tasks.create_gold_task(session, event_id=body.event_id,
                                               rubric=body.rubric, answers=body.answers,
@@ -144,19 +144,19 @@ def create_gold(body: GoldIn, session: Session = Depends(get_session),
 
 
 @router.get("/tasks/{task_id}")
-def task_detail(task_id: str, session: Session = Depends(get_session),
+def task_detail(task_id: str, session: Session = DB,
                 _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     return views.task_detail(session, task_id)
 
 
 @router.get("/queue/stats")
-def queue_stats(session: Session = Depends(get_session),
+def queue_stats(session: Session = DB,
                 _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     return views.queue_stats(session)
 
 
 @router.post("/queue/triage")
-def triage(session: Session = Depends(get_session),
+def triage(session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, int]:
     """Expire leases, cluster near-duplicates, re-escalate SLA breaches, re-prioritise."""
     return run_triage(session, utcnow(), actor=who.actor)
@@ -173,7 +173,7 @@ class SubmissionIn(BaseModel):
 
 
 @router.post("/queue/next")
-def next_task(session: Session = Depends(get_session),
+def next_task(session: Session = DB,
               who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
     reviewer = _reviewer(who)
@@ -185,27 +185,27 @@ def next_task(session: Session = Depends(get_session),
 
 
 @router.get("/queue/tasks/{task_id}")
-def my_task(task_id: str, session: Session = Depends(get_session),
+def my_task(task_id: str, session: Session = DB,
             who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     return views.reviewer_task_view(session, task_id, _reviewer(who))
 
 
 @router.post("/queue/tasks/{task_id}/heartbeat")
-def heartbeat(task_id: str, session: Session = Depends(get_session),
+def heartbeat(task_id: str, session: Session = DB,
               who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
     expiry = queue.heartbeat(session, task_id, _reviewer(who))
     return {"lease_expires_at": expiry.isoformat()}
 
 
 @router.post("/queue/tasks/{task_id}/release")
-def release(task_id: str, session: Session = Depends(get_session),
+def release(task_id: str, session: Session = DB,
             who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
     queue.release(session, task_id, _reviewer(who))
     return {"status": "released"}
 
 
 @router.post("/queue/tasks/{task_id}/submit")
-def submit(task_id: str, body: SubmissionIn, session: Session = Depends(get_session),
+def submit(task_id: str, body: SubmissionIn, session: Session = DB,
            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     result = submit_review(session, task_id, _reviewer(who), Submission(
         answers=body.answers, confidence=body.confidence, rationale=body.rationale,
@@ -216,7 +216,7 @@ def submit(task_id: str, body: SubmissionIn, session: Session = Depends(get_sess
 
 
 @router.get("/reviews/mine")
-def my_reviews(limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
+def my_reviews(limit: int = Query(50, ge=1, le=500), session: Session = DB,
                who: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
     return views.reviewer_history(session, _reviewer(who), limit=limit)
 
@@ -232,21 +232,21 @@ class DecisionIn(BaseModel):
 
 @router.get("/adjudications")
 def pending_adjudications(limit: int = Query(50, ge=1, le=500),
-                          session: Session = Depends(get_session),
+                          session: Session = DB,
                           _: Principal = Depends(allow("adjudicator", "lead"))
                           ) -> list[dict[str, Any]]:
     return adjudication.pending(session, limit=limit)
 
 
 @router.get("/adjudications/{task_id}")
-def case_file(task_id: str, session: Session = Depends(get_session),
+def case_file(task_id: str, session: Session = DB,
               _: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, Any]:
     """Every review and rationale of the task, for the adjudicator."""
     return adjudication.case_file(session, task_id)
 
 
 @router.post("/adjudications/{task_id}")
-def decide(task_id: str, body: DecisionIn, session: Session = Depends(get_session),
+def decide(task_id: str, body: DecisionIn, session: Session = DB,
            who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, str]:
     adjudication_id = adjudication.adjudicate(
         session, task_id, _reviewer(who) if who.reviewer_id else who.actor,
@@ -259,7 +259,7 @@ def decide(task_id: str, body: DecisionIn, session: Session = Depends(get_sessio
 @router.get("/labels")
 def labels(rubric_id: str | None = None, provenance: str | None = None,
            min_confidence: float | None = None, limit: int = Query(1000, ge=1, le=10_000),
-           session: Session = Depends(get_session),
+           session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator", "service"))
            ) -> list[dict[str, Any]]:
     out = []
