@@ -3,7 +3,7 @@
     python -m benchmarks.http [--quick] [--db sqlite,postgres] [--clients 1,4,16]
 
 For each database: a fresh, migrated database; a real uvicorn server process on
-127.0.0.1 (``hilt.ops.asgi:app``, the API with operations installed; 1 worker process
+127.0.0.1 (``hilt.api.asgi:app``, the API with operations installed; 1 worker process
 on SQLite, ``--pg-workers`` on PostgreSQL); reviewers as client threads, each looping
 ``POST /v1/queue/next`` then ``POST /v1/queue/tasks/{id}/submit`` for a fixed time.
 Reported: cycles/s, p50/p99 latency of next-task and submit, and overlap violations read
@@ -91,7 +91,7 @@ def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Pop
     env = {**os.environ, "HILT_DATABASE_URL": url, "HILT_LOG_LEVEL": "WARNING"}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "hilt.ops.asgi:app", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "hilt.api.asgi:app", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers), "--no-access-log",
              "--log-level", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT,
             cwd=REPO)

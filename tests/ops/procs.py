@@ -28,7 +28,7 @@ def child_env(db_url: str, **extra: str) -> dict[str, str]:
 def start_server(db_url: str, port: int, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "hilt.ops.asgi:app", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "hilt.api.asgi:app", "--host", "127.0.0.1",
              "--port", str(port), "--no-access-log"],
             env=child_env(db_url, **extra), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
 

@@ -1,4 +1,4 @@
-"""ASGI entry point with operations installed: ``uvicorn hilt.ops.asgi:app``.
+"""ASGI entry point with operations installed: ``uvicorn hilt.api.asgi:app``.
 
 The same as ``hilt.api.asgi:app`` plus :func:`hilt.ops.install` (request-id JSON logs,
 the in-process scheduler).
