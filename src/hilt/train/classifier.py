@@ -228,7 +228,8 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     y = np.array([classes.index(str(x)) for x in labels])
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < 2:
-        raise ValueError(f"every label needs at least 2 examples; got {dict(zip(classes, counts))}")
+        found = {c: int(n) for c, n in zip(classes, counts, strict=True)}
+        raise ValueError(f"every label needs at least 2 examples; got {found}")
     cheap = cheap_refusal_features(texts)
     cheap_mean, cheap_std = cheap.mean(0), np.where(cheap.std(0) > 0, cheap.std(0), 1.0)
     encoder_path: str | None = None

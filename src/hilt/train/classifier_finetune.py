@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def finetune_encoder(texts: Sequence[str], labels: np.ndarray, n_classes: int, *
     torch.manual_seed(seed)
     model = SentenceTransformer(resolve_encoder(encoder), device="cpu")
     model.max_seq_length = max_length
-    transformer = model[0].auto_model
+    transformer: Any = model[0].auto_model
     tokenizer = model.tokenizer
     hidden = transformer.config.hidden_size
     probe = torch.nn.Linear(hidden, n_classes)

@@ -92,3 +92,8 @@ def version_as_dict(row: ModelVersionRow, full: bool = False) -> dict[str, Any]:
         headline = row.metrics.get("accuracy") if isinstance(row.metrics, dict) else None
         data["accuracy"] = headline.get("value") if isinstance(headline, dict) else headline
     return data
+
+
+def list_models(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """Newest model versions as plain dicts (what the lead dashboard shows)."""
+    return [version_as_dict(r) for r in list_versions(session)[:limit]]

@@ -3,7 +3,8 @@
 Views (``RewardConfig.view``):
 
 * ``last_exchange`` — the last human turn and the reply, encoded as one sequence
-  (``[CLS] Human: q Assistant: r [SEP]``; tokens are cut from the longer part first). On HH harmless pairs the earlier turns mostly repeat the same request and
+  (``[CLS] Human: q Assistant: r [SEP]``; tokens are cut from the longer part
+  first). On HH harmless pairs the earlier turns mostly repeat the same request and
   push the reply out of a small encoder's window.
 * ``full`` — the whole transcript and the reply, the transcript cut from its
   start so the latest turns survive.

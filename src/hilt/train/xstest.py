@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from hilt.train.classifier import ClassifierConfig, error_rates, train_classifier
-from hilt.train.refusal import REFUSE, XSTEST_MODELS, load_xstest_completions, \
-    string_match_refusal
+from hilt.train.refusal import REFUSE, XSTEST_MODELS, load_xstest_completions, string_match_refusal
 from hilt.train.stats import rate
 
 

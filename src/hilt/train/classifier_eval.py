@@ -1,0 +1,93 @@
+"""Labelled text files for classifiers, and their evaluation (contract 4).
+
+Evaluation report: ``accuracy`` with a Wilson interval, per-class precision and recall
+each with a Wilson interval (precision_c = TP_c / predicted_c, recall_c = TP_c /
+actual_c), the confusion matrix, and for binary models the false-positive and
+false-negative rates at the stored threshold (positive = ``classes_[1]``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hilt.errors import InputError
+from hilt.train.classifier import TextClassifier, error_rates
+from hilt.train.stats import rate
+
+
+def read_labelled(path: str | Path, text_field: str, label_field: str,
+                  context_field: str | None = None
+                  ) -> tuple[list[str], list[str], list[str] | None]:
+    """(texts, labels, contexts) from JSONL; labels may be strings, numbers or booleans."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    texts, labels, contexts = [], [], []
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
+                                 line=number) from None
+            if not isinstance(obj, dict):
+                raise InputError("each line must be a JSON object", file=str(path), line=number)
+            for name in filter(None, (text_field, context_field)):
+                if not isinstance(obj.get(name), str):
+                    raise InputError("missing or not a string", file=str(path), line=number,
+                                     field=name)
+            label = obj.get(label_field)
+            if label is None or isinstance(label, dict | list):
+                raise InputError("missing, or not a string/number/boolean", file=str(path),
+                                 line=number, field=label_field)
+            texts.append(obj[text_field])
+            labels.append(str(label).lower() if isinstance(label, bool) else str(label))
+            if context_field:
+                contexts.append(obj[context_field])
+    if not texts:
+        raise InputError("no labelled lines in file", file=str(path))
+    return texts, labels, (contexts if context_field else None)
+
+
+def classification_report(truth: Sequence[str], predicted: Sequence[str],
+                          classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy and per-class precision/recall with Wilson intervals (pure function)."""
+    y, p = np.asarray(truth), np.asarray(predicted)
+    labels = sorted(set(classes) | set(y.tolist()))
+    report: dict[str, Any] = {"n": int(y.size)}
+    acc = rate(int((y == p).sum()), int(y.size))
+    report.update({"accuracy": acc["value"], "accuracy_ci_low": acc["ci_low"],
+                   "accuracy_ci_high": acc["ci_high"]})
+    per_class = {}
+    for label in labels:
+        tp = int(((p == label) & (y == label)).sum())
+        per_class[label] = {"precision": rate(tp, int((p == label).sum())),
+                            "recall": rate(tp, int((y == label).sum())),
+                            "support": int((y == label).sum())}
+    report["per_class"] = per_class
+    report["confusion"] = {t: {q: int(((y == t) & (p == q)).sum()) for q in labels}
+                           for t in labels}
+    return report
+
+
+def evaluate_classifier(model: TextClassifier, texts: Sequence[str], labels: Sequence[str],
+                        contexts: Sequence[str] | None = None) -> dict[str, Any]:
+    predicted = model.predict(texts, contexts)
+    unknown = sorted(set(labels) - {str(c) for c in model.classes_})
+    report = classification_report(labels, predicted, [str(c) for c in model.classes_])
+    report["unknown_labels"] = unknown
+    if model.positive_label is not None:
+        positive = model.positive_label
+        truth = np.array([t == positive for t in labels])
+        guess = np.array([q == positive for q in predicted])
+        report["positive_label"] = positive
+        report["threshold"] = model.threshold
+        report.update(error_rates(guess, truth))
+    return report

@@ -1,0 +1,112 @@
+"""One reward-model refresh: split, train, evaluate, write the model folder and manifest.
+
+Folder layout (``RM_DIR``)::
+
+    manifest.json        data hash, config, seed, code version, metrics, wall time
+    metrics.json         the full held-out evaluation (hilt.train.reward_eval)
+    reliability.png      reliability diagram of P(chosen ≻ rejected)
+    reward_head.pt …     the default model (or model/ for the TRL backend)
+
+Everything is written to a temporary folder first and moved into place at the end,
+so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from hilt.train.manifest import RunClock, build_manifest, read_manifest, write_manifest
+from hilt.train.pairs import Pair, pairs_hash, split_pairs
+from hilt.train.reward import EncoderReward, RewardConfig, train_reward_model
+from hilt.train.reward_eval import Scorer, evaluate_reward_model
+from hilt.train.reward_trl import TRLReward, TRLRewardConfig, train_trl_reward
+from hilt.train.stats import plot_reliability
+
+BACKEND_DEFAULT = "minilm-bt"
+BACKEND_TRL = "trl"
+
+
+def load_reward_model(folder: str | Path) -> Scorer:
+    """A scorer for either backend, from a folder written by :func:`refresh_reward_model`."""
+    folder = Path(folder)
+    backend = read_manifest(folder).get("backend", BACKEND_DEFAULT)
+    if backend == BACKEND_TRL:
+        config = json.loads((folder / "trl_reward_config.json").read_text())
+        return TRLReward(str(folder / "model"), config["max_length"])
+    return EncoderReward.load(folder)
+
+
+def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
+                         config: RewardConfig | TRLRewardConfig,
+                         data_path: str | None = None, eval_pairs: list[Pair] | None = None,
+                         held_out_fraction: float = 0.2, split_seed: int = 0,
+                         previous_dir: str | Path | None = None,
+                         progress: bool = True) -> dict[str, Any]:
+    """Train on the training part, evaluate on the held-out part; returns the manifest."""
+    out_dir = Path(out_dir)
+    clock = RunClock()
+    if eval_pairs is None:
+        train, held_out = split_pairs(pairs, held_out_fraction, split_seed)
+    else:
+        train, held_out = list(pairs), list(eval_pairs)
+    if not train or not held_out:
+        raise ValueError("need at least one training and one held-out pair")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".rm-", dir=out_dir.parent))
+    try:
+        model: Scorer
+        if isinstance(config, TRLRewardConfig):
+            backend = BACKEND_TRL
+            model, facts = train_trl_reward(train, config, work, progress)
+            base_model = facts.pop("base_model")
+            shutil.rmtree(work / "base-model", ignore_errors=True)
+            shutil.rmtree(work / "trainer", ignore_errors=True)
+        else:
+            backend, facts = BACKEND_DEFAULT, {}
+            model = train_reward_model(train, config, progress=progress)
+            model.save(work)
+            base_model = config.encoder
+        train_seconds = clock.seconds()
+        previous = load_reward_model(previous_dir) if previous_dir else None
+        metrics = evaluate_reward_model(model, held_out, previous=previous)
+        metrics["train_seconds"] = train_seconds
+        metrics["train_pairs"] = len(train)
+        metrics.update({f"train_{k}": v for k, v in facts.items()})
+        plot_reliability(metrics["reliability_bins"], str(work / "reliability.png"),
+                         f"P(chosen ≻ rejected), held-out n={len(held_out)}, "
+                         f"ECE={metrics['ece']:.3f}")
+        (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        manifest = build_manifest(
+            kind="reward", base_model=base_model, data_path=data_path,
+            data_hash=pairs_hash(pairs), n_records=len(pairs), config=asdict(config),
+            seed=config.seed, metrics=_headline(metrics), wall_seconds=clock.seconds(),
+            extra={"backend": backend,
+                   "split": {"held_out_fraction": held_out_fraction if eval_pairs is None
+                             else None, "split_seed": split_seed,
+                             "train_hash": pairs_hash(train),
+                             "held_out_hash": pairs_hash(held_out)},
+                   "previous_model": str(previous_dir) if previous_dir else None})
+        write_manifest(work, manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        work.rename(out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers that go into the registry (the full report stays in metrics.json)."""
+    keep = ("n", "accuracy", "accuracy_ci", "ece", "agreement_with_previous", "train_seconds",
+            "train_pairs")
+    head = {k: metrics.get(k) for k in keep}
+    probes = metrics.get("bias_probes") or {}
+    if probes:
+        head["reward_length_correlation"] = probes["reward_length_correlation"]["value"]
+        head["accuracy_chosen_shorter"] = probes["accuracy_chosen_shorter"]["value"]
+    return head

@@ -1,0 +1,124 @@
+"""Reward models from any Hugging Face model through TRL's ``RewardTrainer``.
+
+The model is loaded as a sequence classifier with one output (the reward) and trained
+with TRL's Bradley–Terry loss, ``−log σ(r_c − r_r − margin)`` (the margin column is
+passed when the pairs carry one). Runs on CPU here and on one or several GPUs when
+started with ``accelerate launch`` (TRL's trainers are accelerate-aware). Note that
+TRL drops pairs longer than ``max_length`` instead of truncating them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hilt.train.encoder import resolve_encoder, set_torch_threads
+from hilt.train.pairs import Pair
+
+MODEL_SUBDIR = "model"
+
+
+@dataclass
+class TRLRewardConfig:
+    model: str = "tiny"
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    max_length: int = 256
+    use_margin: bool = False
+    seed: int = 0
+    threads: int | None = None
+
+
+def joined(prompt: str, response: str) -> tuple[str, str]:
+    """(prompt, reply) as TRL concatenates them: a space between when none is there."""
+    if prompt and not prompt[-1].isspace() and response and not response[0].isspace():
+        return prompt, " " + response
+    return prompt, response
+
+
+def _load(config: TRLRewardConfig, pairs: Sequence[Pair], workdir: Path) -> tuple[Any, Any, str]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if config.model == "tiny":
+        from hilt.train.tiny import write_tiny_model
+
+        texts = [p.prompt + " " + p.chosen + " " + p.rejected for p in pairs]
+        path = write_tiny_model(workdir / "base-model", texts, seed=config.seed, num_labels=1)
+    else:
+        path = resolve_encoder(config.model) if config.model.startswith("all-MiniLM") \
+            else config.model
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, path
+
+
+def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Path,
+                     progress: bool = True) -> tuple[TRLReward, dict[str, Any]]:
+    """Train with ``trl.RewardTrainer``; save to ``out_dir/model``; return scorer + facts."""
+    import torch
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    set_torch_threads(config.threads)
+    model, tokenizer, base_path = _load(config, pairs, out_dir)
+    rows = []
+    for p in pairs:
+        prompt, chosen = joined(p.prompt, p.chosen)
+        _, rejected = joined(p.prompt, p.rejected)
+        row: dict[str, Any] = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        if config.use_margin:
+            row["margin"] = float(p.margin or 0.0)
+        rows.append(row)
+    args = RewardConfig(output_dir=str(out_dir / "trainer"), num_train_epochs=config.epochs,
+                        max_steps=config.max_steps, learning_rate=config.learning_rate,
+                        per_device_train_batch_size=config.batch_size,
+                        max_length=config.max_length, seed=config.seed, data_seed=config.seed,
+                        use_cpu=not torch.cuda.is_available(), report_to="none",
+                        activation_checkpointing=False, save_strategy="no", logging_steps=10,
+                        disable_tqdm=not progress, dataloader_num_workers=0)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                            processing_class=tokenizer)
+    result = trainer.train()
+    target = out_dir / MODEL_SUBDIR
+    trained: Any = trainer.model
+    trained.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    (out_dir / "trl_reward_config.json").write_text(json.dumps(asdict(config), indent=2))
+    facts = {"base_model": base_path, "train_loss": float(result.training_loss),
+             "steps": int(trainer.state.global_step),
+             "pairs_used": len(trainer.train_dataset)}  # type: ignore[arg-type]
+    return TRLReward(str(target), config.max_length), facts
+
+
+class TRLReward:
+    """Scores (prompt, reply) with a saved sequence-classification reward model."""
+
+    def __init__(self, path: str, max_length: int = 256, batch_size: int = 16) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        self.max_length, self.batch_size = max_length, batch_size
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        import torch
+
+        texts = ["".join(joined(p, r)) for p, r in zip(prompts, responses, strict=True)]
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer(texts[start: start + self.batch_size], padding=True,
+                                       truncation=True, max_length=self.max_length,
+                                       return_tensors="pt")
+                out.append(self.model(**batch).logits[:, 0].double())
+        return torch.cat(out).numpy() if out else np.zeros(0)
