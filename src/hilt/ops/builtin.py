@@ -9,11 +9,10 @@ review.expire_leases      30 s      return the slots of lapsed leases (review.qu
 review.sla_breaches       60 s      re-escalate tasks past their SLA (review.triage)
 review.priorities         5 min     recompute triage priorities as deadlines near
 quality.snapshot          10 min    queue a ``quality.snapshot`` job (agreement, gold)
+drift.monitors            15 min    label/agreement/gold/rate drift alerts (drift.runner)
 webhooks.dispatch         2 s       audit entries -> delivery rows (the outbox)
 webhooks.deliver          2 s       post due deliveries, with retries and backoff
 ========================  ========  ==================================================
-
-Drift monitors are not scheduled: the drift stage has no monitor function yet.
 
 Job kinds (``ops_jobs``): ``quality.snapshot`` and ``export.reviews`` (transactional),
 ``train.reward``, ``eval.reward``, ``train.classifier`` and ``eval.check`` (long: they run
@@ -62,6 +61,13 @@ def _queue_snapshot(session: Session, now: datetime) -> dict[str, Any]:
     return {"job": job}
 
 
+def _drift_monitors(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.quality.drift.runner import run_monitors
+
+    # Idempotent per window: a re-run or a catch-up stores no alert twice.
+    return {"drift_alerts": len(run_monitors(session, now, actor="scheduler"))}
+
+
 def _dispatch(session: Session, now: datetime) -> dict[str, Any]:
     from hilt.ops.webhooks import dispatch
 
@@ -88,6 +94,7 @@ def periodic_tasks() -> list[PeriodicTask]:
                      _sla_breaches),
         PeriodicTask("review.priorities", _interval("review.priorities", 300), _priorities),
         PeriodicTask("quality.snapshot", _interval("quality.snapshot", 600), _queue_snapshot),
+        PeriodicTask("drift.monitors", _interval("drift.monitors", 900), _drift_monitors),
         PeriodicTask("webhooks.dispatch", _interval("webhooks.dispatch", 2), _dispatch),
         PeriodicTask("webhooks.deliver", _interval("webhooks.deliver", 2), _deliver,
                      own_transactions=True),
