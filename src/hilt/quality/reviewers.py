@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -60,13 +60,20 @@ class ReviewerReportRow:
 
 
 def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
-                    config: CalibrationConfig = CalibrationConfig()) -> list[ReviewerReportRow]:
+                    config: CalibrationConfig = CalibrationConfig(),
+                    baselines: Mapping[Any, tuple[ReviewerStatus, Any]] | None = None
+                    ) -> list[ReviewerReportRow]:
     """Per-reviewer report rows from ``(reviewer, item, label, is_gold, gold_label,
     timestamp)`` records, sorted by reviewer.
 
     A gold answer is correct when ``label == gold_label`` (compared as strings, so
     ``1`` and ``"1"`` agree). Answers are ordered by timestamp within each reviewer (ties
     keep their input order). A reviewer without gold answers stays in onboarding.
+
+    ``baselines`` maps a reviewer to ``(status, since)``: the status machine starts from
+    ``status`` and replays only the gold answers with timestamp ≥ ``since`` (``None``:
+    all), e.g. after a person reinstated a suspended reviewer. Accuracy, interval and
+    rolling accuracy always cover all gold answers.
     """
     answers: dict[Any, int] = defaultdict(int)
     gold: dict[Any, list[tuple[Any, int, bool]]] = defaultdict(list)
@@ -81,7 +88,10 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
         correct = np.array([entry[2] for entry in outcomes], dtype=bool)
         n_gold, n_right = int(correct.size), int(correct.sum())
         low, high = wilson_interval(n_right, n_gold, config.confidence)
-        trace = replay_status(correct, config)
+        start, since = (baselines or {}).get(reviewer, (ReviewerStatus.ONBOARDING, None))
+        replayed = [entry for entry in outcomes if since is None or entry[0] >= since]
+        trace = replay_status(np.array([entry[2] for entry in replayed], dtype=bool), config,
+                              start=ReviewerStatus(start))
         alarm = trace.trend_alarm_index
         status = ReviewerStatus(trace.status)
         rows.append(ReviewerReportRow(
@@ -92,6 +102,6 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
                               if n_gold else None),
             status=status.value, may_take_production_tasks=status.may_take_production_tasks,
             trend_alarm=alarm is not None,
-            trend_alarm_at=outcomes[alarm][0] if alarm is not None else None,
+            trend_alarm_at=replayed[alarm][0] if alarm is not None else None,
             last_change_reason=trace.changes[-1].reason if trace.changes else None))
     return rows

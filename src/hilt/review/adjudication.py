@@ -19,10 +19,9 @@ from hilt.review.aggregation import (
     AdjudicationPolicy,
     Aggregator,
     decide,
-    majority_aggregator,
 )
 from hilt.review.labels import finalize
-from hilt.review.reviews import cached_spec, labels_from, task_answers
+from hilt.review.reviews import cached_spec, default_aggregator, labels_from, task_answers
 from hilt.review.rubric_spec import answer_problems
 from hilt.review.tasks import new_id
 from hilt.store import audit
@@ -71,7 +70,7 @@ def case_file(session: Session, task_id: str) -> dict[str, Any]:
 
 def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
                answers: dict[str, Any], rationale: str, cause: str,
-               now: datetime | None = None, aggregator: Aggregator = majority_aggregator
+               now: datetime | None = None, aggregator: Aggregator | None = None
                ) -> str:
     """Record the decision and write the task's final labels; returns the adjudication id.
 
@@ -103,7 +102,8 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
                for q in spec.questions if q.id in answers}
     _, by_question = task_answers(session, task_id)
     outcomes = decide(spec.questions, by_question, task.severity,
-                      AdjudicationPolicy.model_validate(task.policy or {}), aggregator)
+                      AdjudicationPolicy.model_validate(task.policy or {}),
+                      aggregator or default_aggregator(session, task))
     adjudication_id = new_id("adj")
     session.add(AdjudicationRow(
         id=adjudication_id, task_id=task_id, adjudicator_id=adjudicator_id, answers=decided,

@@ -42,9 +42,14 @@ class Answer:
 
 @dataclass(frozen=True)
 class Aggregate:
+    """A decided answer. ``min_confidence`` is the aggregator's own floor (a model's
+    posterior threshold): below ``max(policy.min_confidence, min_confidence)`` the
+    question goes to an adjudicator."""
+
     value: Any
     confidence: float
     provenance: str
+    min_confidence: float = 0.0
 
 
 Aggregator = Callable[[Question, Sequence[Answer]], Aggregate | None]
@@ -126,8 +131,10 @@ def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], seve
         reason = None
         if judged and agg is None:
             reason = "no majority"
-        elif judged and agg is not None and agg.confidence < policy.min_confidence:
-            reason = f"confidence {agg.confidence:.2f} < {policy.min_confidence}"
+        elif judged and agg is not None and \
+                agg.confidence < max(policy.min_confidence, agg.min_confidence):
+            floor = max(policy.min_confidence, agg.min_confidence)
+            reason = f"confidence {agg.confidence:.2f} < {floor}"
         elif judged and agreement < 1.0:
             model = agg is not None and agg.provenance == "model_aggregated"
             if policy.mode == "any_disagreement" and not model:

@@ -32,9 +32,16 @@ class NewLabel:
 def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], *,
              now: datetime, actor: str) -> int:
     """Write a task's final labels, mark it resolved, and propagate the labels to the
-    members of its near-duplicate cluster. Returns the number of tasks resolved."""
+    members of its near-duplicate cluster. Returns the number of tasks resolved.
+
+    A task resolved before (sent back to adjudication after a model refit) keeps its
+    label rows: they are updated in place, with the copies propagated from it, so that
+    label ids that datasets refer to stay valid.
+    """
     policy_version = session.execute(sa.select(EventRow.policy_version).where(
         EventRow.id == task.event_id)).scalar_one_or_none()
+    if task.resolved_at is not None:
+        labels = _update_existing(session, task, labels, now)
     rows = [_row(task.id, task.event_id, task, lbl, lbl.provenance, None, policy_version,
                  now) for lbl in labels]
     task.status, task.resolved_at = "resolved", now
@@ -58,6 +65,26 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
                                 for lbl in labels},
                      "propagated_to": [m.id for m in members]})
     return 1 + len(members)
+
+
+def _update_existing(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel],
+                     now: datetime) -> list[NewLabel]:
+    """Update the labels a task already has; returns the labels that still need rows."""
+    f = FinalLabelRow
+    existing = set(session.execute(sa.select(f.question_id).where(
+        f.task_id == task.id, f.source_task_id.is_(None))).scalars())
+    for lbl in labels:
+        if lbl.question_id not in existing:
+            continue
+        common = {"value": lbl.value, "confidence": lbl.confidence,
+                  "adjudication_id": lbl.adjudication_id, "decided_at": now}
+        session.execute(sa.update(f).where(f.task_id == task.id,
+                                           f.question_id == lbl.question_id)
+                        .values(provenance=lbl.provenance, review_ids=list(lbl.review_ids),
+                                **common))
+        session.execute(sa.update(f).where(f.source_task_id == task.id,
+                                           f.question_id == lbl.question_id).values(**common))
+    return [lbl for lbl in labels if lbl.question_id not in existing]
 
 
 def _row(task_id: str, event_id: str, source: ReviewTaskRow, lbl: NewLabel, provenance: str,

@@ -22,7 +22,6 @@ from hilt.review.aggregation import (
     Aggregator,
     Answer,
     decide,
-    majority_aggregator,
 )
 from hilt.review.labels import NewLabel, finalize
 from hilt.review.rubric_spec import RubricSpec, clean_answers
@@ -75,8 +74,9 @@ def _check(sub: Submission) -> None:
 
 def submit_review(session: Session, task_id: str, reviewer_id: str, submission: Submission,
                   *, now: datetime | None = None,
-                  aggregator: Aggregator = majority_aggregator) -> SubmitResult:
-    """Record one reviewer's answers; resolves the task when its k-th review arrives."""
+                  aggregator: Aggregator | None = None) -> SubmitResult:
+    """Record one reviewer's answers; resolves the task when its k-th review arrives
+    (with ``aggregator``, by default :func:`default_aggregator`)."""
     now = now or utcnow()
     _check(submission)
     found = session.execute(
@@ -157,12 +157,22 @@ def task_answers(session: Session, task_id: str
     return list(reviews), by_question
 
 
+def default_aggregator(session: Session, task: ReviewTaskRow) -> Aggregator:
+    """The workflow's aggregator for a task: the latest Dawid–Skene models fitted over
+    the rubric's reviews (:func:`hilt.quality.store.task_aggregator`) for the questions
+    and reviewers they cover, majority vote everywhere else (and before any fit)."""
+    from hilt.quality.store import task_aggregator
+
+    return task_aggregator(session, task.rubric_id, task.rubric_version)
+
+
 def resolve(session: Session, task: ReviewTaskRow, spec: RubricSpec, *, now: datetime,
-            aggregator: Aggregator = majority_aggregator, actor: str = "review") -> str:
+            aggregator: Aggregator | None = None, actor: str = "review") -> str:
     """Aggregate a task's reviews: final labels, or hand it to an adjudicator."""
     reviews, answers = task_answers(session, task.id)
     policy = AdjudicationPolicy.model_validate(task.policy or {})
-    outcomes = decide(spec.questions, answers, task.severity, policy, aggregator)
+    outcomes = decide(spec.questions, answers, task.severity, policy,
+                      aggregator or default_aggregator(session, task))
     flagged = {o.question_id: o.reason for o in outcomes if o.adjudicate}
     if flagged:
         task.status = "needs_adjudication"

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from hilt.review.adjudication import adjudicate, case_file, pending
-from hilt.review.aggregation import Aggregator, majority_aggregator
+from hilt.review.aggregation import Aggregator
 from hilt.review.queue import QueueConfig, claim_next
 from hilt.review.reviews import Submission, submit_review
 from hilt.review.views import reviewer_task_view
@@ -25,7 +25,7 @@ DecideFn = Callable[[dict[str, Any]], tuple[dict[str, Any], str, str]]
 def work_queue(engine: Engine, reviewer_id: str, answer: AnswerFn, *,
                max_tasks: int | None = None, now: Callable[[], datetime] | None = None,
                config: QueueConfig = QueueConfig(),
-               aggregator: Aggregator = majority_aggregator) -> int:
+               aggregator: Aggregator | None = None) -> int:
     """Claim, answer and submit until nothing is left (or ``max_tasks``); returns the
     number of reviews submitted."""
     done = 0

@@ -1,0 +1,239 @@
+"""Reviewer calibration over the review store: the per-reviewer report and status updates.
+
+Per reviewer, from the store:
+
+- **gold accuracy**: share of gold answers equal to the known answer (one outcome per gold
+  question answered), with a Wilson interval;
+- **agreement with final labels**: share of the reviewer's answers to judged questions of
+  resolved production tasks that equal the task's final label (adjudicated, majority or
+  model labels; gold and propagated labels excluded), with a Wilson interval. The
+  reviewer's own answer took part in most of these labels, so this is optimistic for
+  everybody; it is useful for comparing reviewers, not as an accuracy;
+- **model accuracy**: the Dawid–Skene estimate from the latest fit of each rubric question
+  (:mod:`hilt.quality.store`): the expected share of correct answers,
+  ``Σ_answers T_{i, l} / n`` with ``T`` the posterior, pooled over questions, with a Wilson
+  interval on that expected count;
+- **status** from the status machine (:func:`hilt.quality.calibration.replay_status`) and
+  the CUSUM trend flag (:mod:`hilt.quality.trend`).
+
+**Status baselines.** The status machine replays a reviewer's gold answers from a
+baseline: the latest manual change (:func:`set_reviewer_status`, e.g. reinstating a
+suspended reviewer; only gold answers from then on count), or else the status the
+reviewer had when status tracking first saw them (an ``initial`` entry, replaying all
+gold answers). :func:`update_reviewer_statuses` writes every status the replay changes to
+``reviewers.status`` — which the assignment step obeys
+(:func:`hilt.review.eligibility.eligible_work`) — with a history entry in
+``quality_reviewer_status`` and a ``reviewer.status`` audit entry.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.canonical import canonical_json
+from hilt.errors import InputError, NotFound
+from hilt.quality.calibration import CalibrationConfig, ReviewerStatus, wilson_interval
+from hilt.quality.reviewers import ReviewerReportRow, ReviewRecord, reviewer_report
+from hilt.review.rubric_spec import AGGREGATED_KINDS
+from hilt.review.tasks import new_id
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import ReviewerRow
+from hilt.store.tables.quality import AggregationModelRow, ReviewerStatusChangeRow
+from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
+
+# Replay every gold answer from an initial baseline.
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _records(session: Session) -> list[ReviewRecord]:
+    """One record per non-gold review and one per (gold review, gold question)."""
+    r, t = ReviewRow, ReviewTaskRow
+    rows = session.execute(
+        sa.select(r.reviewer_id, r.task_id, r.answers, r.submitted_at, t.is_gold,
+                  t.gold_answers).join(t, t.id == r.task_id)
+        .order_by(r.submitted_at, r.id)).all()
+    records = []
+    for reviewer, task_id, answers, at, is_gold, gold in rows:
+        if not is_gold:
+            records.append(ReviewRecord(reviewer, task_id, None, False, None, at))
+            continue
+        for question, truth in sorted((gold or {}).items()):
+            if question in (answers or {}):
+                records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
+                                            canonical_json(answers[question]), True,
+                                            canonical_json(truth), at))
+    return records
+
+
+def _baselines(session: Session) -> dict[str, tuple[ReviewerStatus, datetime | None]]:
+    h = ReviewerStatusChangeRow
+    rows = session.execute(sa.select(h.reviewer_id, h.new_status, h.source, h.effective_from)
+                           .where(h.source.in_(("manual", "initial")))
+                           .order_by(h.changed_at, h.id)).all()
+    found: dict[str, tuple[ReviewerStatus, datetime | None]] = {}
+    for reviewer, status, source, since in rows:  # later entries win
+        found[reviewer] = (ReviewerStatus(status), None if source == "initial" else since)
+    return found
+
+
+def _final_label_agreement(session: Session) -> dict[str, tuple[int, int]]:
+    """Per reviewer: (answers equal to the final label, answers compared)."""
+    f, r, t = FinalLabelRow, ReviewRow, ReviewTaskRow
+    labels: dict[tuple[str, str], str] = {}
+    for task_id, question, value in session.execute(
+            sa.select(f.task_id, f.question_id, f.value).where(
+                f.source_task_id.is_(None), f.provenance != "gold",
+                f.question_kind.in_(AGGREGATED_KINDS))):
+        labels[(task_id, question)] = canonical_json(value)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for reviewer, task_id, answers in session.execute(
+            sa.select(r.reviewer_id, r.task_id, r.answers).join(t, t.id == r.task_id)
+            .where(t.is_gold.is_(False), t.status == "resolved")):
+        for question, value in (answers or {}).items():
+            final = labels.get((task_id, question))
+            if final is not None:
+                counts[reviewer][0] += canonical_json(value) == final
+                counts[reviewer][1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def _model_accuracy(session: Session) -> dict[str, tuple[float, int]]:
+    """Per reviewer: (expected correct answers, answers) over the latest fit of each
+    rubric question."""
+    m = AggregationModelRow
+    latest: dict[tuple[str, str], str] = {}
+    for model_id, rubric, question in session.execute(
+            sa.select(m.id, m.rubric_id, m.question_id).order_by(m.fitted_at.desc(),
+                                                                 m.id.desc())):
+        latest.setdefault((rubric, question), model_id)
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    if latest:
+        for reviewers, expected, counts in session.execute(
+                sa.select(m.reviewers, m.reviewer_expected_correct, m.reviewer_answers)
+                .where(m.id.in_(list(latest.values())))):
+            for reviewer, e, n in zip(reviewers, expected, counts, strict=True):
+                totals[reviewer][0] += e
+                totals[reviewer][1] += n
+    return {k: (v[0], int(v[1])) for k, v in totals.items()}
+
+
+def _interval(successes: float, trials: int, confidence: float) -> tuple[float | None, float,
+                                                                         float]:
+    low, high = wilson_interval(min(successes, trials), trials, confidence)
+    return (successes / trials if trials else None), float(low), float(high)
+
+
+def _replayed(session: Session, config: CalibrationConfig) -> dict[str, ReviewerReportRow]:
+    rows = reviewer_report(_records(session), config, _baselines(session))
+    return {str(row.reviewer): row for row in rows}
+
+
+def reviewer_quality_report(session: Session,
+                            config: CalibrationConfig = CalibrationConfig()
+                            ) -> list[dict[str, Any]]:
+    """One row per reviewer (sorted by id): stored status and the status the machine
+    gives now, gold accuracy, agreement with final labels and model accuracy, each with a
+    Wilson interval at ``config.confidence``, rolling accuracy and the trend flag."""
+    replayed = _replayed(session, config)
+    agreement = _final_label_agreement(session)
+    model = _model_accuracy(session)
+    out = []
+    for reviewer in session.execute(sa.select(ReviewerRow).order_by(ReviewerRow.id)).scalars():
+        rep = replayed.get(reviewer.id)
+        gold_acc, gold_low, gold_high = _interval(rep.gold_correct if rep else 0,
+                                                  rep.n_gold if rep else 0, config.confidence)
+        agree, compared = agreement.get(reviewer.id, (0, 0))
+        final_acc, final_low, final_high = _interval(agree, compared, config.confidence)
+        expected, answered = model.get(reviewer.id, (0.0, 0))
+        model_acc, model_low, model_high = _interval(expected, answered, config.confidence)
+        computed = rep.status if rep else reviewer.status
+        alarm_at = rep.trend_alarm_at if rep else None
+        out.append({
+            "reviewer": reviewer.id, "role": reviewer.role, "active": reviewer.active,
+            "status": reviewer.status, "computed_status": computed,
+            "may_take_production_tasks": reviewer.active and reviewer.status in (
+                s.value for s in ReviewerStatus if s.may_take_production_tasks),
+            "n_answers": rep.n_answers if rep else 0,
+            "n_gold": rep.n_gold if rep else 0,
+            "gold_correct": rep.gold_correct if rep else 0,
+            "gold_accuracy": gold_acc, "gold_ci_low": gold_low, "gold_ci_high": gold_high,
+            "rolling_gold_accuracy": rep.rolling_accuracy if rep else None,
+            "trend_alarm": bool(rep and rep.trend_alarm),
+            "trend_alarm_at": alarm_at.isoformat() if isinstance(alarm_at, datetime)
+            else alarm_at,
+            "last_change_reason": rep.last_change_reason if rep else None,
+            "n_compared": compared, "final_label_agreement": final_acc,
+            "agreement_ci_low": final_low, "agreement_ci_high": final_high,
+            "model_n_answers": answered, "model_accuracy": model_acc,
+            "model_ci_low": model_low, "model_ci_high": model_high,
+        })
+    return out
+
+
+def _history(session: Session, reviewer: ReviewerRow, new: str, *, source: str, reason: str,
+             since: datetime, n_gold: int, actor: str, now: datetime) -> None:
+    session.add(ReviewerStatusChangeRow(
+        id=new_id("rst"), reviewer_id=reviewer.id,
+        old_status=None if source == "initial" else reviewer.status, new_status=new,
+        source=source, reason=reason, effective_from=since, n_gold=n_gold, actor=actor,
+        changed_at=now))
+    audit.append(session, actor=actor,
+                 action="reviewer.status_baseline" if source == "initial" else "reviewer.status",
+                 entity_type="reviewer", entity_id=reviewer.id,
+                 payload={"old": reviewer.status, "new": new, "source": source,
+                          "reason": reason, "n_gold": n_gold})
+
+
+def update_reviewer_statuses(session: Session, config: CalibrationConfig = CalibrationConfig(),
+                             *, now: datetime | None = None, actor: str = "quality"
+                             ) -> list[dict[str, Any]]:
+    """Replay every reviewer's gold answers from their baseline and write the statuses
+    that changed; returns the changes (reviewer, old, new, reason)."""
+    now = now or utcnow()
+    reviewers = {r.id: r for r in session.execute(
+        sa.select(ReviewerRow).with_for_update()).scalars()}
+    tracked = set(session.execute(sa.select(ReviewerStatusChangeRow.reviewer_id)
+                                  .distinct()).scalars())
+    for untracked in reviewers.values():
+        if untracked.id not in tracked:
+            _history(session, untracked, untracked.status, source="initial",
+                     reason="status when calibration tracking began", since=_BEGINNING,
+                     n_gold=0, actor=actor, now=now)
+    session.flush()
+    changes = []
+    for reviewer_id, row in sorted(_replayed(session, config).items()):
+        reviewer = reviewers.get(reviewer_id)
+        if reviewer is None or row.status == reviewer.status:
+            continue
+        reason = row.last_change_reason or "status machine replay"
+        _history(session, reviewer, row.status, source="calibration", reason=reason,
+                 since=now, n_gold=row.n_gold, actor=actor, now=now)
+        changes.append({"reviewer": reviewer_id, "old": reviewer.status, "new": row.status,
+                        "reason": reason, "n_gold": row.n_gold,
+                        "gold_accuracy": row.gold_accuracy})
+        reviewer.status = row.status
+    return changes
+
+
+def set_reviewer_status(session: Session, reviewer_id: str, status: str, *, actor: str,
+                        reason: str, now: datetime | None = None) -> None:
+    """A person's decision (e.g. reinstating a suspended reviewer): the status machine
+    restarts from ``status`` and counts only gold answers from now on."""
+    if status not in {s.value for s in ReviewerStatus}:
+        raise InputError(f"status must be one of {[s.value for s in ReviewerStatus]}",
+                         field="status")
+    if not reason.strip():
+        raise InputError("a reason is required", field="reason")
+    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
+    if reviewer is None:
+        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    now = now or utcnow()
+    _history(session, reviewer, status, source="manual", reason=reason, since=now, n_gold=0,
+             actor=actor, now=now)
+    reviewer.status = status
