@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hilt.sim.demo import run_demo
+import pytest
+
+from hilt.sim.demo import demo_config, run_demo
 from hilt.sim.stream import SimConfig, simulate_stream
 
 
@@ -20,9 +22,20 @@ def test_stream_is_seeded_and_has_both_kinds_of_prompt() -> None:
     assert guard_unsafe / n_unsafe > guard_safe / (len(a) - n_unsafe)
 
 
-def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
-    run = run_demo(tmp_path / "demo", SimConfig(n_events=200, seed=1), echo=lambda _: None)
-    assert run.summary["ingest"]["new"] == 200
-    assert run.summary["ingest"]["resent_new"] == 0
-    assert run.summary["audit"]["audit_ok"]
+def test_prompt_mix_shift_is_injected() -> None:
+    items = simulate_stream(SimConfig(n_events=2000, unsafe_share=0.1,
+                                      unsafe_share_after=0.5, shift_at=0.5, seed=2))
+    early = sum(i.unsafe_prompt for i in items[:1000]) / 1000
+    late = sum(i.unsafe_prompt for i in items[1000:]) / 1000
+    assert early < 0.15 and late > 0.4
+
+
+@pytest.mark.slow
+def test_demo_runs_the_loop_and_is_idempotent(tmp_path: Path) -> None:
+    run = run_demo(tmp_path / "demo", demo_config(400, seed=1), echo=lambda _: None)
+    s = run.summary
+    assert s["ingest-1"]["new"] == 240 and s["ingest-1"]["resent_new"] == 0
+    assert s["calibration"]["statuses"]["rev-fox"] == "suspended"  # the spammer
+    assert s["review-2"]["tasks_by_status"].get("open", 0) == 0
+    assert s["audit"]["audit_ok"]
     assert (tmp_path / "demo" / "summary.json").exists()

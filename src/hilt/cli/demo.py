@@ -14,10 +14,9 @@ def demo(workdir: Annotated[Path, typer.Option(help="where the demo database and
          events: Annotated[int, typer.Option(help="simulated interactions")] = 2000,
          seed: int = 7) -> None:
     """Run the whole loop on a simulated stream and print a summary."""
-    from hilt.sim.demo import run_demo
-    from hilt.sim.stream import SimConfig
+    from hilt.sim.demo import demo_config, run_demo
 
-    run = run_demo(workdir, SimConfig(n_events=events, seed=seed), echo=typer.echo)
+    run = run_demo(workdir, demo_config(events, seed), echo=typer.echo)
     typer.echo(f"\nsummary: {workdir / 'summary.json'}")
     typer.echo(f"browse:  hilt serve --db {run.db_url}")
 

@@ -1,7 +1,12 @@
 """``hilt demo``: the loop on the embedded default, from a simulated stream.
 
 Each step is a function that takes the run's state and returns a summary; the CLI
-prints them as they finish. The database is left in place so ``hilt serve`` can open it.
+prints them as they finish. The database is left in place so ``hilt serve`` can open it,
+and ``report.html`` shows how well the loop recovered the simulator's hidden truth.
+
+The stream is split in time: the first part is reviewed under rubric version 1; then
+the rubric is revised (policy v4 flips one category), a bridge set re-reviews old items
+under version 2, and the rest of the stream is reviewed under version 2.
 """
 
 from __future__ import annotations
@@ -11,15 +16,25 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from hilt.events.ingest import ingest_file
 from hilt.sim.stream import SimConfig, SimItem, simulate_stream
 from hilt.store import audit
 from hilt.store.db import make_engine, migrate, transaction
+
+FIRST_PART = 0.6  # share of the stream reviewed under rubric version 1
+
+
+def demo_config(n_events: int = 2000, seed: int = 7) -> SimConfig:
+    """Two weeks of traffic; the unsafe share rises when the second part starts, and
+    enough unsafe requests are answered uselessly for the rubric revision to matter."""
+    return SimConfig(n_events=n_events, seed=seed, unsafe_share=0.25,
+                     unsafe_share_after=0.4, shift_at=FIRST_PART, refuse_unsafe=0.6,
+                     good_response_rate=0.6, span_hours=14 * 24)
 
 
 @dataclass
@@ -29,10 +44,17 @@ class DemoRun:
     engine: Engine | None = None
     items: list[SimItem] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    review: Any = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def db_url(self) -> str:
         return f"sqlite:///{self.workdir / 'hilt.db'}"
+
+    @property
+    def db(self) -> Engine:
+        assert self.engine is not None, "run step_init first"
+        return self.engine
 
 
 def step_init(run: DemoRun) -> dict[str, Any]:
@@ -41,27 +63,108 @@ def step_init(run: DemoRun) -> dict[str, Any]:
     run.workdir.mkdir(parents=True)
     run.engine = make_engine(run.db_url)
     migrate(run.engine)
-    return {"database": run.db_url}
-
-
-def step_ingest(run: DemoRun) -> dict[str, Any]:
-    assert run.engine is not None
     run.items = simulate_stream(run.config)
-    path = run.workdir / "events.jsonl"
+    return {"database": run.db_url, "simulated_events": len(run.items)}
+
+
+def step_review_setup(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_review import ReviewSim, setup_review
+
+    result = setup_review(run.db, run.items)
+    run.review = ReviewSim(run.db, {i.event["id"]: i for i in run.items},
+                           expected_reviews=int(len(run.items) * 0.45 * 3))
+    return result
+
+
+def _ingest_part(run: DemoRun, part: list[SimItem], name: str) -> dict[str, Any]:
+    from hilt.events.ingest import ingest_file
+
+    path = run.workdir / f"events-{name}.jsonl"
     with open(path, "w", encoding="utf-8") as fh:
-        for item in run.items:
+        for item in part:
             fh.write(json.dumps(item.event) + "\n")
-    first = ingest_file(run.engine, path, actor="demo")
-    again = ingest_file(run.engine, path, actor="demo")
-    return {"events": first.received, "new": first.new, "resent_new": again.new,
-            "resent_duplicates": again.duplicates, "escalated": first.escalated,
-            "unsafe_share_true": round(sum(i.unsafe_prompt for i in run.items)
-                                       / len(run.items), 3)}
+    first = ingest_file(run.db, path, actor="demo")
+    again = ingest_file(run.db, path, actor="demo")
+    return {"events": first.received, "new": first.new, "escalated": first.escalated,
+            "resent_new": again.new, "resent_duplicates": again.duplicates}
+
+
+def step_ingest_first(run: DemoRun) -> dict[str, Any]:
+    cut = int(len(run.items) * FIRST_PART)
+    return _ingest_part(run, run.items[:cut], "part1")
+
+
+def step_calibration(run: DemoRun) -> dict[str, Any]:
+    """Onboarding: every reviewer answers the gold calibration set first."""
+    import numpy as np
+
+    from hilt.sim.demo_review import add_gold, work
+    from hilt.sim.demo_steps import update_statuses
+
+    rng = np.random.default_rng(run.config.seed + 1)
+    ingested = run.items[:int(len(run.items) * FIRST_PART)]
+    gold = add_gold(run.db, ingested, max(20, len(run.items) // 50), 1, rng)
+    done = work(run.review, [p.name for p in run.review.pool])
+    return {"gold_tasks": gold, "calibration_reviews": done["reviews"],
+            "statuses": update_statuses(run.db)}
+
+
+def step_review_first(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_review import work
+    from hilt.sim.demo_steps import task_counts, update_statuses
+
+    done = work(run.review, [p.name for p in run.review.pool])
+    return {**done, **task_counts(run.db), "statuses": update_statuses(run.db)}
+
+
+def step_rubric_revision(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_steps import revise_rubric
+
+    run.review.rubric_version = 2
+    return revise_rubric(run.db)
+
+
+def step_ingest_second(run: DemoRun) -> dict[str, Any]:
+    cut = int(len(run.items) * FIRST_PART)
+    return _ingest_part(run, run.items[cut:], "part2")
+
+
+def step_review_second(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_review import work
+    from hilt.sim.demo_steps import task_counts, update_statuses
+
+    done = work(run.review, [p.name for p in run.review.pool])
+    return {**done, **task_counts(run.db), "statuses": update_statuses(run.db)}
+
+
+def step_quality(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_quality import label_quality
+
+    result = label_quality(run.db, run.review)
+    run.artifacts["quality"] = result
+    brief = {q: {"majority_vote": r["majority_vote"]["value"],
+                 "dawid_skene": r["dawid_skene"]["value"],
+                 "final_labels": r["final_labels"]["value"]}
+             for q, r in result["questions"].items()}
+    drifter = next((name for name, r in result["reviewers"].items()
+                    if r["kind"] == "drifter"), None)
+    return {"accuracy_vs_truth": brief,
+            "drifter_flagged_at_progress": (result["reviewers"][drifter]
+                                            ["cusum_alarm_progress"] if drifter else None)}
+
+
+def step_drift(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_steps import drift_readout
+
+    cfg = run.config
+    result = drift_readout(run.db, now=cfg.start + timedelta(hours=cfg.span_hours + 24))
+    run.artifacts["drift"] = result
+    return {"bridge": result["bridge"]["verdict"], "alerts": result["alerts_total"],
+            "alerts_by_monitor": result["alerts_by_monitor"]}
 
 
 def step_verify_audit(run: DemoRun) -> dict[str, Any]:
-    assert run.engine is not None
-    with transaction(run.engine) as session:
+    with transaction(run.db) as session:
         result = audit.verify(session)
     if not result.ok:
         raise RuntimeError(f"audit chain broken: {result.problem}")
@@ -70,15 +173,25 @@ def step_verify_audit(run: DemoRun) -> dict[str, Any]:
 
 STEPS: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] = [
     ("init", step_init),
-    ("ingest", step_ingest),
+    ("review-setup", step_review_setup),
+    ("ingest-1", step_ingest_first),
+    ("calibration", step_calibration),
+    ("review-1", step_review_first),
+    ("rubric-revision", step_rubric_revision),
+    ("ingest-2", step_ingest_second),
+    ("review-2", step_review_second),
+    ("quality", step_quality),
+    ("drift", step_drift),
     ("audit", step_verify_audit),
 ]
 
 
 def run_demo(workdir: Path, config: SimConfig | None = None,
-             echo: Callable[[str], None] = print) -> DemoRun:
-    run = DemoRun(workdir=workdir, config=config or SimConfig())
-    for name, step in STEPS:
+             echo: Callable[[str], None] = print,
+             steps: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] | None = None
+             ) -> DemoRun:
+    run = DemoRun(workdir=workdir, config=config or demo_config())
+    for name, step in steps or STEPS:
         started = time.perf_counter()
         result = step(run)
         result["seconds"] = round(time.perf_counter() - started, 2)

@@ -46,6 +46,10 @@ REFUSALS = ["I can't help with that.", "Sorry, I won't provide that information.
 class SimConfig:
     n_events: int = 2000
     unsafe_share: float = 0.2
+    # A shift in the incoming prompt mix: from ``shift_at`` (share of the stream) on,
+    # unsafe prompts arrive at ``unsafe_share_after`` instead.
+    unsafe_share_after: float | None = None
+    shift_at: float = 0.6
     # P(model refuses | unsafe) and P(model refuses | safe): over-refusal lives here.
     refuse_unsafe: float = 0.85
     refuse_safe: float = 0.06
@@ -94,7 +98,10 @@ def simulate_stream(config: SimConfig | None = None) -> list[SimItem]:
     rng = np.random.default_rng(cfg.seed)
     items: list[SimItem] = []
     for i in range(cfg.n_events):
-        unsafe = bool(rng.random() < cfg.unsafe_share)
+        share = cfg.unsafe_share
+        if cfg.unsafe_share_after is not None and i >= cfg.shift_at * cfg.n_events:
+            share = cfg.unsafe_share_after
+        unsafe = bool(rng.random() < share)
         topics = UNSAFE_TOPICS if unsafe else SAFE_TOPICS
         topic = list(topics)[int(rng.integers(len(topics)))]
         prompt = _fill(topics[topic][int(rng.integers(len(topics[topic])))], rng)
