@@ -154,8 +154,10 @@ def test_same_outcomes_with_trained_refusal_classifier(
     """The three outcomes again, every response judged by a trained refusal classifier.
 
     The classifier is trained through contract 4 (``hilt train classifier``) on the human
-    labels of all three models' completions for one third of the prompts (ids divisible
-    by 3); the checks run on the other two thirds, whose files carry no judgments.
+    labels of all three models' completions for one third of the prompts (ids ≡ 0 mod
+    3); the checks run on another third (ids ≡ 1 mod 3, 150 prompts), whose files carry
+    no judgments. The encoder reads the first 32 tokens of each response — where a
+    refusal shows — which keeps a cold run (no embedding cache) well under a minute.
     """
     if not _train_command_registered():
         pytest.skip("`hilt train classifier` (contract 4) is not registered yet")
@@ -169,24 +171,25 @@ def test_same_outcomes_with_trained_refusal_classifier(
         with xstest_files[name].open(encoding="utf-8") as handle:
             return [json.loads(line) for line in handle]
 
-    def trains(item_id: str) -> bool:
-        return int(item_id.removeprefix("v2-")) % 3 == 0
+    def part(item_id: str) -> int:
+        return int(item_id.removeprefix("v2-")) % 3
 
     data = jsonl(tmp_path / "train.jsonl", [
         {"text": r["response"], "label": "comply" if r["judgment"] == "comply" else "refuse"}
         for m in ("gpt4", "llama2orig", "mistralinstruct") for r in rows(m)
-        if trains(r["id"])])
+        if part(r["id"]) == 0])
     model_dir = tmp_path / "refusal-classifier"
     trained = CliRunner().invoke(app, ["train", "classifier", "--data", str(data),
                                        "--text-field", "text", "--label-field", "label",
-                                       "--out", str(model_dir)])
+                                       "--out", str(model_dir), "--max-length", "32",
+                                       "--no-register"])
     assert trained.exit_code == 0, trained.output
     files = {"suite": jsonl(tmp_path / "suite.jsonl",
-                            [r for r in rows("suite") if not trains(r["id"])])}
+                            [r for r in rows("suite") if part(r["id"]) == 1])}
     for m in ("gpt4", "llama2orig", "mistralinstruct"):
         files[m] = jsonl(tmp_path / f"{m}.jsonl", [
             {"id": r["id"], "response": r["response"]} for r in rows(m)
-            if not trains(r["id"])])
+            if part(r["id"]) == 1])
     loaded = load_scorer(model_dir)
     scorer = type(loaded)(_CachedPredictions(loaded.classifier), loaded.model_dir,
                           loaded.content_hash)
@@ -194,7 +197,7 @@ def test_same_outcomes_with_trained_refusal_classifier(
     for candidate in ("llama2orig", "mistralinstruct", "gpt4"):
         code, report = _check(files, candidate, "gpt4", tmp_path / f"out_{candidate}",
                               scorer=scorer)
-        assert report["judgment_sources"]["candidate"] == {"classifier": 300}
+        assert report["judgment_sources"]["candidate"] == {"classifier": 150}
         assert report["versions"]["scorer"]["content_sha256"] == loaded.content_hash
         outcomes[candidate] = (code, _failed_ids(report))
     assert outcomes["llama2orig"] == (1, {"benign_refusal_significant_increase",

@@ -44,6 +44,28 @@ def check(
                                                       "with --record")] = None,
     candidate_id: Annotated[str | None, typer.Option()] = None,
     reference_id: Annotated[str | None, typer.Option()] = None,
+    dataset: Annotated[list[str] | None, typer.Option(
+        "--dataset", help="training dataset version of the candidate (repeatable); its "
+                          "consent, revocation and contamination are read from the store")
+    ] = None,
+    model_version: Annotated[str | None, typer.Option(
+        help="the candidate's registered model version; its dataset hash names a "
+             "training dataset version")] = None,
+    rm: Annotated[Path | None, typer.Option(
+        "--rm", help="reward-model folder: score both responses for the RM win-rate")
+    ] = None,
+    rm_version: Annotated[str | None, typer.Option(
+        help="registered reward-model version (instead of --rm)")] = None,
+    review_sample: Annotated[int, typer.Option(
+        min=0, help="send a stratified sample of this many candidate outputs to human "
+                    "review (needs --rubric; stores events and tasks in the database)")] = 0,
+    rubric: Annotated[str | None, typer.Option(
+        help="rubric (ID or ID@VERSION) the review sample is judged under")] = None,
+    review_question: Annotated[str, typer.Option(
+        help="rubric question whose answer is the refusal judgment")] = "refusal",
+    review_overlap: Annotated[int, typer.Option(min=1, help="reviewers per sampled "
+                                                           "output")] = 3,
+    review_pool: Annotated[str, typer.Option(help="review pool for the sample")] = "default",
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5)] = 0.05,
     resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option()] = 0,
@@ -57,9 +79,16 @@ def check(
     """
     from hilt.errors import HiltError
 
+    options = dict(suite=suite, candidate=candidate, reference=reference, out=out,
+                   gate=gate, scorer=scorer, facts=facts, suite_id=suite_id,
+                   candidate_id=candidate_id, reference_id=reference_id, alpha=alpha,
+                   resamples=resamples, seed=seed)
     try:
-        code = _run_check(suite, candidate, reference, out, gate, scorer, facts, suite_id,
-                          candidate_id, reference_id, alpha, resamples, seed, record, db)
+        code = _run_check(options, dataset=dataset or [], model_version=model_version,
+                          rm=rm, rm_version=rm_version, review_sample=review_sample,
+                          rubric=rubric, review_question=review_question,
+                          review_overlap=review_overlap, review_pool=review_pool,
+                          record=record, db=db)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -69,37 +98,66 @@ def check(
     raise typer.Exit(code)
 
 
-def _run_check(suite: Path, candidate: Path, reference: Path, out: Path, gate: Path | None,
-               scorer: Path | None, facts: Path | None, suite_id: str | None,
-               candidate_id: str | None, reference_id: str | None, alpha: float,
-               resamples: int, seed: int, record: bool, db: str | None) -> int:
+def _run_check(options: dict[str, Any], *, dataset: list[str], model_version: str | None,
+               rm: Path | None, rm_version: str | None, review_sample: int,
+               rubric: str | None, review_question: str, review_overlap: int,
+               review_pool: str, record: bool, db: str | None) -> int:
+    from hilt.errors import InputError
     from hilt.evals.check import run_check
 
+    if rm is not None and rm_version is not None:
+        raise InputError("give --rm or --rm-version, not both", field="--rm")
+    if review_sample and rubric is None:
+        raise InputError("--review-sample needs --rubric", field="--rubric")
+    needs_db = record or dataset or model_version or rm_version or review_sample
+    engine = _engine(db) if needs_db else None
+    suite_id = options["suite_id"]
+    suite_name = suite_id or Path(options["suite"]).stem
     extra: dict[str, Any] = {}
-    engine = _engine(db) if record else None
-    if engine is not None and suite_id:
-        from hilt.gate.store import suite_records
+    store_facts: dict[str, Any] = {}
+    if engine is not None:
+        from hilt.evals.store_facts import read_store_facts
         from hilt.store.db import transaction
 
         with transaction(engine) as session:
-            found = suite_records(session, [suite_id])
-        if found:
-            extra["suites"] = found
-    result = run_check(suite=suite, candidate=candidate, reference=reference, out=out,
-                       gate=gate, scorer=scorer, facts=facts, suite_id=suite_id,
-                       candidate_id=candidate_id, reference_id=reference_id, alpha=alpha,
-                       resamples=resamples, seed=seed, extra_records=extra)
-    if engine is not None:
+            store_facts = read_store_facts(
+                session, suite_ids=[suite_name], registered_suite=suite_id,
+                dataset_versions=dataset, model_version=model_version,
+                rm_version=rm_version, rubric=rubric if review_sample else None,
+                review_question=review_question)
+        extra = store_facts.get("records") or {}
+    rm_model: Any = rm
+    if rm_version is not None:
+        from hilt.evals.reward import load_reward_model
+
+        rm_model = load_reward_model(store_facts["rm_dir"], version=store_facts["rm_version"])
+    review = None
+    if review_sample:
+        review = {"budget": review_sample, "rubric": store_facts["rubric"],
+                  "question": review_question}
+    result = run_check(**options, extra_records=extra, lineage=store_facts.get("lineage"),
+                       extra_versions=store_facts.get("versions"), reward_model=rm_model,
+                       review=review)
+    if engine is not None and (record or review_sample):
         from hilt.gate.store import store_decision
         from hilt.store.db import transaction
 
         with transaction(engine) as session:
             store_decision(session, result.record, actor="cli")
+            if review is not None:
+                from hilt.evals.review_loop import send_review_sample
+
+                sent = send_review_sample(session, result.record, result.items,
+                                          result.lines["candidate"], actor="cli",
+                                          pool=review_pool, overlap_k=review_overlap)
+                typer.echo(f"review sample: {sent['events_new']} new events, "
+                           f"{sent['tasks_created']} review tasks under "
+                           f"{review['rubric']}")
     decision = result.record["decision"]
     typer.echo(f"gate: {result.record['outcome']} (decision {result.record['hash']})")
     for reason in decision["reasons"]:
         typer.echo(f"  - {reason}")
-    typer.echo(f"report: {out / 'report.html'}")
+    typer.echo(f"report: {Path(options['out']) / 'report.html'}")
     return result.exit_code
 
 

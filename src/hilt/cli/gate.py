@@ -88,6 +88,35 @@ def signoff(decision: DecisionArg,
     raise typer.Exit(0 if new_record["outcome"] == "pass" else 1)
 
 
+@gate_app.command("update")
+def update(out: Annotated[Path, typer.Argument(help="the check's output folder "
+                                                    "(holds decision.json)")],
+           actor: Annotated[str, typer.Option(help="who folds the labels in")] = "cli",
+           db: DbOption = None) -> None:
+    """Fold returned human-review labels of the decision's review sample into it.
+
+    Builds and stores a superseding record (human judgments win over automatic ones,
+    sample-based rates re-estimated) and rewrites report.json, report.html and
+    decision.json in the folder. Exit 0 if the gate now passes, 1 if it blocks.
+    """
+    from hilt.evals.review_loop import fold_review_labels, write_outputs
+    from hilt.gate.store import latest
+    from hilt.store.db import transaction
+
+    record = _load(str(out / "decision.json"), db)
+    with transaction(_engine(db)) as session:
+        new_record = fold_review_labels(session, record, actor=actor)
+        if new_record is None:
+            new_record = dict(latest(session, record["hash"]).record)
+    if new_record["hash"] != record["hash"]:
+        write_outputs(new_record, out)
+    summary = new_record["metrics"].get("review_sample") or {}
+    _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],
+                "outcome": new_record["outcome"], "reasons": new_record["decision"]["reasons"],
+                "review": {k: summary.get(k) for k in ("sampled", "returned")}})
+    raise typer.Exit(0 if new_record["outcome"] == "pass" else 1)
+
+
 @gate_app.command("show")
 def show(decision: DecisionArg,
          full: Annotated[bool, typer.Option("--full", help="print the whole record")] = False,

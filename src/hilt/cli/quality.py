@@ -1,12 +1,19 @@
-"""``hilt quality``: aggregate answers into labels, measure agreement (thin shell)."""
+"""``hilt quality``: aggregate answers into labels, measure agreement, reviewer calibration
+over the store (``reviewers``, ``refresh``, ``set-status``). Thin shell."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from hilt.cli.core import DbOption, echo_json, engine_for
+
+if TYPE_CHECKING:
+    from hilt.quality.calibration import CalibrationConfig
+    from hilt.quality.model_aggregator import ModelAggregationConfig
 
 quality_app = typer.Typer(help="Label quality: aggregation, agreement, reviewer calibration.",
                           no_args_is_help=True)
@@ -89,6 +96,122 @@ def agreement(
         None if weights is KappaWeightName.none else weights.value,  # type: ignore[arg-type]
         order.split(",") if order else None, resamples, confidence, seed)
     typer.echo(to_json(result.as_dict()))
+
+
+_TABLE_COLUMNS = (
+    ("reviewer", "reviewer", "{}"), ("status", "status", "{}"),
+    ("computed_status", "replayed", "{}"), ("n_answers", "answers", "{}"),
+    ("gold", "gold acc [95% CI]", "{}"), ("agreement", "final-label agr. [CI]", "{}"),
+    ("model", "model acc [CI]", "{}"), ("trend_alarm", "trend", "{}"),
+)
+
+
+def _rate(value: float | None, low: float, high: float, n: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}] n={n}"
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cells = []
+    for r in rows:
+        cells.append({
+            "reviewer": r["reviewer"], "status": r["status"],
+            "computed_status": r["computed_status"], "n_answers": r["n_answers"],
+            "gold": _rate(r["gold_accuracy"], r["gold_ci_low"], r["gold_ci_high"],
+                          r["n_gold"]),
+            "agreement": _rate(r["final_label_agreement"], r["agreement_ci_low"],
+                               r["agreement_ci_high"], r["n_compared"]),
+            "model": _rate(r["model_accuracy"], r["model_ci_low"], r["model_ci_high"],
+                           r["model_n_answers"]),
+            "trend_alarm": "ALARM" if r["trend_alarm"] else "ok"})
+    widths = {key: max([len(title)] + [len(str(c[key])) for c in cells])
+              for key, title, _ in _TABLE_COLUMNS}
+    lines = ["  ".join(title.ljust(widths[key]) for key, title, _ in _TABLE_COLUMNS)]
+    lines += ["  ".join(str(c[key]).ljust(widths[key]) for key, _, _ in _TABLE_COLUMNS)
+              for c in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _settings(config: Path | None
+              ) -> tuple[ModelAggregationConfig, CalibrationConfig]:
+    import yaml
+
+    from hilt.errors import InputError
+    from hilt.quality.store import settings_from_dict
+
+    if config is None:
+        return settings_from_dict({})
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"cannot read settings: {exc}", file=str(config),
+                         line=mark.line + 1 if mark is not None else None) from None
+    return settings_from_dict(data, file=str(config))
+
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="YAML with 'aggregation' and 'calibration' sections (docs/quality.md)")]
+
+
+@quality_app.command("reviewers")
+def reviewers(as_json: Annotated[bool, typer.Option(
+                  "--json", help="print JSON instead of a table")] = False,
+              config: ConfigOption = None, db: DbOption = None) -> None:
+    """Per-reviewer report: status, gold accuracy, agreement with final labels and the
+    Dawid-Skene accuracy estimate, each with a 95% Wilson interval, and the trend flag."""
+    from hilt.quality.store import reviewer_quality_report
+    from hilt.store.db import transaction
+
+    _, calibration = _settings(config)
+    with transaction(engine_for(db)) as session:
+        rows = reviewer_quality_report(session, calibration)
+    if as_json:
+        echo_json(rows)
+    else:
+        typer.echo(_table(rows))
+
+
+@quality_app.command("refresh")
+def refresh(rubric: Annotated[list[str] | None, typer.Option(
+                help="rubric id to refit (repeatable; default every rubric with reviews, "
+                     "and reviewer statuses)")] = None,
+            config: ConfigOption = None,
+            actor: Annotated[str, typer.Option(help="who is acting (audit log)")] = "cli",
+            db: DbOption = None) -> None:
+    """Refit the Dawid-Skene models, re-aggregate automatic labels and tasks waiting for
+    adjudication, then update reviewer statuses. Prints a JSON summary."""
+    from hilt.quality.store import refresh_all, refresh_labels, update_reviewer_statuses
+    from hilt.store.db import transaction
+
+    aggregation, calibration = _settings(config)
+    with transaction(engine_for(db)) as session:
+        if rubric:
+            result = {"rubrics": [refresh_labels(session, r, aggregation,
+                                                 actor=actor).as_dict() for r in rubric],
+                      "status_changes": update_reviewer_statuses(
+                          session, calibration, actor=actor)}
+        else:
+            result = refresh_all(session, config=aggregation,
+                                 calibration=calibration, actor=actor)
+    echo_json(result)
+
+
+@quality_app.command("set-status")
+def set_status(reviewer: Annotated[str, typer.Argument(help="reviewer id")],
+               status: Annotated[str, typer.Argument(
+                   help="onboarding, calibrated, probation or suspended")],
+               reason: Annotated[str, typer.Option(help="why (kept in the audit log)")],
+               actor: Annotated[str, typer.Option(help="who decides")] = "cli",
+               db: DbOption = None) -> None:
+    """A person's status decision (e.g. reinstating); the status machine restarts from it."""
+    from hilt.quality.store import set_reviewer_status
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        set_reviewer_status(session, reviewer, status, actor=actor, reason=reason)
+    echo_json({"reviewer": reviewer, "status": status})
 
 
 def register(app: typer.Typer) -> None:

@@ -67,10 +67,20 @@ def _group_key(spec: SplitSpec) -> Callable[[Example], str]:
     return lambda ex: normalise(ex.prompt() if ex.messages else (ex.text or ""))
 
 
-def assign_splits(examples: Sequence[Example], spec: SplitSpec) -> dict[str, int]:
-    """Set ``split`` on each example; returns the count per split."""
-    group = _group_key(spec)
+def assign_splits(examples: Sequence[Example], spec: SplitSpec,
+                  unit_of: Callable[[Example], float] | None = None) -> dict[str, int]:
+    """Set ``split`` on each example; returns the count per split.
+
+    ``unit_of``, when given, returns u(group) of an example, precomputed (the selection
+    pipeline computes it while tokenising); it must equal ``unit_hash(seed, group)``.
+    """
     counts = {"train": 0, "validation": 0}
+    if unit_of is not None:
+        for ex in examples:
+            ex.split = "validation" if unit_of(ex) < spec.validation_fraction else "train"
+            counts[ex.split] += 1
+        return counts
+    group = _group_key(spec)
     cache: dict[str, str] = {}
     for ex in examples:
         g = group(ex)

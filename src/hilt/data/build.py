@@ -26,7 +26,7 @@ from hilt.canonical import canonical_json, content_hash, sha256_hex
 from hilt.config import hilt_home
 from hilt.data.decontam import HeldoutIndex
 from hilt.data.pii import PiiDetector
-from hilt.data.pipeline import SelectionResult, run_selection
+from hilt.data.pipeline import SelectionResult, gc_paused, run_selection
 from hilt.data.records import Example
 from hilt.data.sources import (
     HeldoutSource,
@@ -75,7 +75,7 @@ def write_records(examples: list[Example], directory: Path) -> tuple[str, list[d
     """Write ``records.jsonl``; returns its sha256 and per-record lineage rows."""
     digest = hashlib.sha256()
     rows = []
-    with open(directory / RECORDS_FILE, "wb") as fh:
+    with gc_paused(), open(directory / RECORDS_FILE, "wb") as fh:
         for ex in examples:
             record = ex.to_record()
             line = (canonical_json(record) + "\n").encode("utf-8")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hilt.data.ngrams import hash_words, multi_length_hashes
+from hilt.data.ngrams import WordBatch, WordHasher, hash_words, multi_length_hashes
 
 _BITMAP_BITS = 24
 
@@ -44,8 +44,9 @@ class HeldoutIndex:
             self.items.append(HeldoutItem(str(suite_id), str(item_id)))
             texts.append(text)
         hashes, owners, short_lengths = [], [], set()
+        hasher = WordHasher()
         for lo in range(0, len(texts), batch):
-            words = hash_words(texts[lo:lo + batch])
+            words = hash_words(texts[lo:lo + batch], hasher)
             lengths = words.lengths
             short_lengths |= {int(n) for n in lengths if 0 < n < ngram}
             # Each held-out text yields its n-grams if long, else its whole sequence.
@@ -66,10 +67,15 @@ class HeldoutIndex:
 
     def match(self, fields: Sequence[str]) -> np.ndarray:
         """For each text, the index of one held-out item it overlaps, or -1."""
-        out = np.full(len(fields), -1, dtype=np.int64)
         if not self.items or not fields:
+            return np.full(len(fields), -1, dtype=np.int64)
+        return self.match_words(hash_words(fields))
+
+    def match_words(self, words: WordBatch) -> np.ndarray:
+        """:meth:`match` for texts already tokenised and hashed (one document each)."""
+        out = np.full(len(words.offsets) - 1, -1, dtype=np.int64)
+        if not self.items or len(out) == 0:
             return out
-        words = hash_words(fields)
         grams = multi_length_hashes(words, {self.ngram} | self.containment_lengths,
                                     whole_below=self.min_short_words)
         top = (grams.hashes >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)

@@ -187,11 +187,16 @@ def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_ev
                               "event_label", str(fb["value"]), (), 1.0)
 
 
-def candidate_examples(c: Candidate, spec: SelectionSpec) -> list[Example]:
-    """Every example of the spec's kind that this candidate yields (possibly none)."""
+def candidate_examples(c: Candidate, spec: SelectionSpec,
+                       sources: tuple[str, ...] | None = None) -> list[Example]:
+    """Every example of the spec's kind that this candidate yields (possibly none).
+
+    ``sources``: ``spec.active_sources()``, passed in by callers that loop over many
+    candidates."""
     labels = [lb for lb in c.labels if label_selected(lb, spec.labels)]
     use_event = event_feedback_selected(c, spec.labels)
-    sources = spec.active_sources()
+    if sources is None:
+        sources = spec.active_sources()
     if spec.kind == "preference":
         found = list(preference_examples(c, labels, use_event, sources))
     elif spec.kind == "sft":
@@ -200,6 +205,8 @@ def candidate_examples(c: Candidate, spec: SelectionSpec) -> list[Example]:
         found = list(classification_examples(c, labels, use_event, spec, sources))
     # Keys are unique within a candidate; a repeated key (the same pair stated twice)
     # keeps its first, highest-confidence statement.
+    if len(found) < 2:
+        return found
     unique: dict[str, Example] = {}
     for ex in sorted(found, key=lambda e: -e.confidence):
         unique.setdefault(ex.key, ex)

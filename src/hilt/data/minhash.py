@@ -22,16 +22,16 @@ with numpy and band collisions are found by sorting, not one Python call per doc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from hilt.data.ngrams import GramBatch, mix64, text_ngram_hashes
+from hilt.data.ngrams import GramBatch, WordBatch, WordHasher, hash_words, mix64, ngram_hashes
 
 _MAX32 = np.uint32(0xFFFFFFFF)
 _BATCH_DOCS = 4096
-_PERM_BLOCK = 32
+_CHUNK_SHINGLES = 8192
 # Buckets larger than this contribute a star of pairs (first member with each other)
 # instead of every pair, which keeps a pathological bucket from costing O(size^2).
 _MAX_BUCKET_FOR_ALL_PAIRS = 64
@@ -60,33 +60,71 @@ def shingle_values(grams: GramBatch) -> np.ndarray:
 
 def signatures_of_grams(grams: GramBatch, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """MinHash signatures (n_docs x num_perm, uint32); documents without shingles keep
-    the all-max signature, as an empty ``datasketch.MinHash`` does."""
+    the all-max signature, as an empty ``datasketch.MinHash`` does.
+
+    All permutations are applied to a chunk of documents at once by broadcasting,
+    ``a[:, None] * h[None, :] + b[:, None]`` (permutations x shingles), and the minimum
+    per document is one ``minimum.reduceat`` along the shingles. Chunks hold about
+    ``_CHUNK_SHINGLES`` shingles so the (num_perm x chunk) buffer stays in cache and is
+    reused; one pass over all shingles at once would stream hundreds of MB through
+    memory per permutation block and be ~10x slower.
+    """
     num_perm = len(a)
-    sig = np.full((grams.n_docs, num_perm), _MAX32, dtype=np.uint32)
+    n_docs = grams.n_docs
+    sig = np.full((n_docs, num_perm), _MAX32, dtype=np.uint32)
     if len(grams.hashes) == 0:
         return sig
     hv = _fmix32(shingle_values(grams))
     offsets = grams.offsets()
-    has = np.diff(offsets) > 0
-    starts = offsets[:-1][has]
+    a_col, b_col = a[:, None], b[:, None]
+    buffer = np.empty((num_perm, _CHUNK_SHINGLES), dtype=np.uint32)
+    first = 0
     with np.errstate(over="ignore"):
-        for lo in range(0, num_perm, _PERM_BLOCK):
-            hi = min(num_perm, lo + _PERM_BLOCK)
-            # (perms x shingles): the reduction runs along contiguous memory.
-            phv = a[lo:hi, None] * hv[None, :] + b[lo:hi, None]
-            sig[has, lo:hi] = np.minimum.reduceat(phv, starts, axis=1).T
+        while first < n_docs:
+            # Documents [first, last) hold at most _CHUNK_SHINGLES shingles (at least one
+            # document, however long).
+            last = int(np.searchsorted(offsets, offsets[first] + _CHUNK_SHINGLES,
+                                       side="right")) - 1
+            last = min(max(last, first + 1), n_docs)
+            lo, hi = int(offsets[first]), int(offsets[last])
+            if hi > lo:
+                if hi - lo > buffer.shape[1]:
+                    buffer = np.empty((num_perm, hi - lo), dtype=np.uint32)
+                permuted = buffer[:, :hi - lo]
+                np.multiply(a_col, hv[None, lo:hi], out=permuted)
+                permuted += b_col
+                has = offsets[first + 1:last + 1] > offsets[first:last]
+                starts = offsets[first:last][has] - lo
+                block = sig[first:last]
+                block[has] = np.minimum.reduceat(permuted, starts, axis=1).T
+            first = last
     return sig
+
+
+WordsOf = Callable[[np.ndarray], WordBatch]
+
+
+def texts_words(texts: Sequence[str]) -> WordsOf:
+    """``words_of`` for a list of texts: tokenise and hash the requested ones."""
+    hasher = WordHasher()
+    return lambda idx: hash_words([texts[i] for i in idx.tolist()], hasher)
+
+
+def signatures_of(n_docs: int, words_of: WordsOf, *, shingle_words: int, num_perm: int,
+                  seed: int) -> np.ndarray:
+    a, b = permutations(num_perm, seed)
+    out = np.empty((n_docs, num_perm), dtype=np.uint32)
+    for lo in range(0, n_docs, _BATCH_DOCS):
+        idx = np.arange(lo, min(n_docs, lo + _BATCH_DOCS))
+        grams = ngram_hashes(words_of(idx), shingle_words, short_docs="whole")
+        out[lo:lo + len(idx)] = signatures_of_grams(grams, a, b)
+    return out
 
 
 def signatures(texts: Sequence[str], *, shingle_words: int, num_perm: int, seed: int
                ) -> np.ndarray:
-    a, b = permutations(num_perm, seed)
-    out = np.empty((len(texts), num_perm), dtype=np.uint32)
-    for lo in range(0, len(texts), _BATCH_DOCS):
-        chunk = texts[lo:lo + _BATCH_DOCS]
-        grams = text_ngram_hashes(chunk, shingle_words, short_docs="whole")
-        out[lo:lo + len(chunk)] = signatures_of_grams(grams, a, b)
-    return out
+    return signatures_of(len(texts), texts_words(texts), shingle_words=shingle_words,
+                         num_perm=num_perm, seed=seed)
 
 
 # Weights of false-positive and false-negative probability mass when choosing (b, r).
@@ -170,20 +208,21 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int,
     return np.stack([code // n_docs, code % n_docs], axis=1)
 
 
-def exact_jaccard(texts: Sequence[str], pairs: np.ndarray, shingle_words: int
-                  ) -> np.ndarray:
-    """Jaccard similarity of the shingle sets of each pair (only the paired texts are
-    shingled again)."""
+def exact_jaccard(words_of: WordsOf, pairs: np.ndarray, shingle_words: int) -> np.ndarray:
+    """Jaccard similarity of the shingle sets of each pair (only the paired documents
+    are shingled again, from their word hashes)."""
     out = np.empty(len(pairs), dtype=np.float64)
     if len(pairs) == 0:
         return out
     involved = np.unique(pairs)
-    grams = text_ngram_hashes([texts[i] for i in involved.tolist()], shingle_words,
-                              short_docs="whole")
-    offsets = grams.offsets().tolist()
-    values = grams.hashes.tolist()
-    sets = {doc: set(values[offsets[k]:offsets[k + 1]])
-            for k, doc in enumerate(involved.tolist())}
+    sets: dict[int, set[int]] = {}
+    for lo in range(0, len(involved), _BATCH_DOCS):
+        idx = involved[lo:lo + _BATCH_DOCS]
+        grams = ngram_hashes(words_of(idx), shingle_words, short_docs="whole")
+        offsets = grams.offsets().tolist()
+        values = grams.hashes.tolist()
+        sets.update((doc, set(values[offsets[k]:offsets[k + 1]]))
+                    for k, doc in enumerate(idx.tolist()))
     for n, (i, j) in enumerate(pairs.tolist()):
         a, b = sets[i], sets[j]
         inter = len(a & b)
@@ -202,22 +241,32 @@ class NearDuplicates:
 
 def near_duplicates(texts: Sequence[str], *, threshold: float, num_perm: int = 128,
                     shingle_words: int = 5, seed: int = 1) -> NearDuplicates:
+    """Near-duplicate clusters of ``texts``; see :func:`near_duplicates_of`."""
+    return near_duplicates_of(len(texts), texts_words(texts), threshold=threshold,
+                              num_perm=num_perm, shingle_words=shingle_words, seed=seed)
+
+
+def near_duplicates_of(n: int, words_of: WordsOf, *, threshold: float, num_perm: int = 128,
+                       shingle_words: int = 5, seed: int = 1) -> NearDuplicates:
     """Near-duplicate clusters; the lowest index of each cluster is kept.
 
-    Callers order ``texts`` by priority, so "lowest index" means "best record". Clusters
-    are connected components of the confirmed-pair graph (single linkage), the usual
+    ``words_of(indices)`` gives the word hashes of those documents (so callers that
+    tokenised their texts already pass them in instead of text). Callers order the
+    documents by priority, so "lowest index" means "best record". Clusters are
+    connected components of the confirmed-pair graph (single linkage), the usual
     choice in corpus deduplication (Lee et al. 2022, "Deduplicating training data makes
     language models better").
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    n = len(texts)
-    sig = signatures(texts, shingle_words=shingle_words, num_perm=num_perm, seed=seed)
+    sig = signatures_of(n, words_of, shingle_words=shingle_words, num_perm=num_perm,
+                        seed=seed)
     bands, rows = band_params(threshold, num_perm)
     nonempty = ~(sig == _MAX32).all(axis=1)
     pairs = candidate_pairs(sig, bands, rows, active=nonempty)
-    sim = exact_jaccard(texts, pairs, shingle_words)
+    del sig
+    sim = exact_jaccard(words_of, pairs, shingle_words)
     keep = sim >= threshold
     pairs, sim = pairs[keep], sim[keep]
     duplicate_of = np.full(n, -1, dtype=np.int64)

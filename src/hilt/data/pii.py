@@ -50,6 +50,9 @@ _PHONE = (r"(?P<phone>(?<![\w+])(?:\+\d{1,3}[ \-.]?)?(?:\(\d{1,4}\)[ \-.]?)?"
           r"\d{2,4}(?:[ \-.]?\d{2,4}){2,4}(?!\w))")
 # Order decides which kind wins where two could match the same characters.
 _NUMERIC = re.compile("|".join([_CARD, _IPV4, _PHONE]))
+# Matches wherever _NUMERIC_RUN does (it is _NUMERIC_RUN without the optional prefix),
+# at half the cost on digit-rich text: a cheap test before the full scan.
+_NUMERIC_HINT = re.compile(r"\d[\d \-.()]{5,}\d")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -68,6 +71,12 @@ def luhn_valid(digits: str) -> bool:
 class RegexPiiDetector:
     """The default detector; ``kinds`` restricts it to some of :data:`PII_KINDS`."""
 
+    # No pattern matches across a line break (none of them admits one, and every
+    # look-around treats a line break like the start or end of the text), so the spans
+    # of texts joined by "\n" are exactly the spans of each text: selection checks all
+    # fields of a record with one call and looks at single fields only on a hit.
+    line_local = True
+
     def __init__(self, kinds: Iterable[str] = PII_KINDS) -> None:
         self.kinds = frozenset(kinds)
         unknown = self.kinds - set(PII_KINDS)
@@ -81,7 +90,8 @@ class RegexPiiDetector:
         if ":" in text and "ip" in self.kinds:
             spans.extend(PiiSpan("ip", m.start(), m.end()) for m in _IPV6.finditer(text)
                          if _is_ipv6(m.group()))
-        for run in _NUMERIC_RUN.finditer(text):
+        runs = _NUMERIC_RUN.finditer(text) if _NUMERIC_HINT.search(text) else ()
+        for run in runs:
             chunk, base = run.group(), run.start()
             for m in _NUMERIC.finditer(chunk):
                 kind = _numeric_kind(m)

@@ -93,6 +93,8 @@ class Example:
     label: str | None = None
     redacted: tuple[str, ...] = ()
     split: str = "train"
+    # Row of this example in the selection's :class:`hilt.data.textfeatures.TextFeatures`.
+    text_row: int = -1
 
     # Names of the text-bearing attributes, for PII, dedup and decontamination.
     TEXT_FIELDS = ("chosen", "rejected", "completion", "text")
@@ -111,6 +113,15 @@ class Example:
 
     def lineage(self) -> dict[str, Any]:
         labels = self.labels
+        if len(labels) == 1:  # the usual case, without the set machinery
+            lb = labels[0]
+            policies = {v for v in (self.policy_version, lb.policy_version) if v}
+            return {
+                "event_id": self.event_id, "label_ids": [lb.label_id],
+                "review_ids": sorted(set(lb.review_ids)),
+                "adjudication_ids": [lb.adjudication_id] if lb.adjudication_id else [],
+                "rubrics": [f"{lb.rubric_id}@{lb.rubric_version}"],
+                "policy_versions": sorted(policies), "provenance": [lb.provenance]}
         return {
             "event_id": self.event_id,
             "label_ids": sorted({lb.label_id for lb in labels}),

@@ -10,17 +10,19 @@ atomically. Exit code: 0 the gate passes, 1 it blocks (2, bad input, is raised a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hilt.canonical import sha256_hex
 from hilt.errors import InputError
-from hilt.evals.files import parse_responses, parse_suite
+from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_suite
 from hilt.evals.html import render_html
 from hilt.evals.paired import judgment_table
 from hilt.evals.report import build_report, failing_examples, to_json, write_outputs_atomically
+from hilt.evals.review_sample import draw_review_sample
+from hilt.evals.reward import RewardModel, load_reward_model, score_responses
 from hilt.evals.scoring import Scorer, load_scorer, resolve_judgments
 from hilt.gate.decision import build_decision
 from hilt.gate.policy import GatePolicy, default_policy, load_policy
@@ -35,6 +37,8 @@ FACT_KEYS = ("versions", "lineage", "signoffs", "records")
 class CheckResult:
     record: dict[str, Any]
     report: dict[str, Any]
+    items: list[SuiteItem] = field(default_factory=list)
+    lines: dict[str, dict[str, ResponseLine]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -72,9 +76,21 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
               reference_id: str | None = None, alpha: float = 0.05,
               resamples: int = 2000, seed: int = 0, example_limit: int = 200,
               policy: GatePolicy | None = None,
-              extra_records: dict[str, Any] | None = None) -> CheckResult:
-    """Run the whole check; ``extra_records`` (e.g. registry facts) join the card's
-    records, taking precedence over defaults but not over ``facts``."""
+              extra_records: dict[str, Any] | None = None,
+              lineage: dict[str, Any] | None = None,
+              extra_versions: dict[str, Any] | None = None,
+              reward_model: str | Path | RewardModel | None = None,
+              review: dict[str, Any] | None = None) -> CheckResult:
+    """Run the whole check.
+
+    ``extra_records`` (e.g. registry facts) join the card's records, taking precedence
+    over defaults but not over ``facts``. ``lineage`` and ``extra_versions`` are facts
+    read from the store (:mod:`hilt.gate.lineage`); giving the same fact in the facts
+    file too is an error rather than a silent choice between two sources.
+    ``reward_model`` scores both sides for the RM win-rate; ``review`` (``budget``,
+    ``rubric``, ``question``) draws a review sample recorded in the decision (sending it
+    to the queue is :func:`hilt.evals.review_loop.send_review_sample`).
+    """
     suite_path, cand_path, ref_path = Path(suite), Path(candidate), Path(reference)
     items = parse_suite(suite_path)
     lines = {"candidate": parse_responses(cand_path, items, suite_path),
@@ -82,8 +98,23 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
     if policy is None:
         policy = load_policy(gate) if gate is not None else default_policy()
     loaded_scorer = load_scorer(scorer) if isinstance(scorer, str | Path) else scorer
+    rm = (load_reward_model(reward_model) if isinstance(reward_model, str | Path)
+          else reward_model)
     recorded = load_facts(facts)
+    if lineage is not None and recorded.get("lineage") is not None:
+        raise InputError("lineage is read from the dataset-version store for this run; "
+                         "remove it from the facts file", file=str(facts), field="lineage")
+    for key in extra_versions or {}:
+        if (recorded.get("versions") or {}).get(key) is not None:
+            raise InputError(f"{key} is read from the store for this run; remove it from "
+                             "the facts file", file=str(facts), field=f"versions.{key}")
     files = {"candidate": str(cand_path), "reference": str(ref_path)}
+    if rm is not None:
+        if (recorded.get("versions") or {}).get("reward_model") is not None:
+            raise InputError("reward_model is named by the reward model scored with; "
+                             "remove it from the facts file", file=str(facts),
+                             field="versions.reward_model")
+        lines = score_responses(items, lines, rm, files)
     per_side: dict[str, dict[str, Any]] = {}
     for side in ("candidate", "reference"):
         ordered = [lines[side][item.id] for item in items]
@@ -105,19 +136,29 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
         "policy": {"id": policy.id, "version": policy.version, "sha256": policy.digest()},
         **{key: given_versions.get(key) for key in VERSION_KEYS},
     }
+    versions.update(extra_versions or {})
+    if rm is not None:
+        versions["reward_model"] = rm.describe()
     records = {**(extra_records or {}), **(recorded.get("records") or {})}
     records.setdefault("suites", [{"id": suite_name, "version": None,
                                    "content_sha256": suite_hash, "heldout": None,
                                    "link": f"file:{suite_path}#sha256:{suite_hash}"}])
     decision_facts = {"suites": [suite_name],
-                      "lineage": recorded.get("lineage") or {
+                      "lineage": lineage or recorded.get("lineage") or {
                           "status": "unknown",
                           "reason": "file-only run: no training lineage recorded"},
                       "signoffs": recorded.get("signoffs") or [], "records": records}
     settings = {"alpha": alpha, "bootstrap_resamples": resamples, "seed": seed}
     created = datetime.now(UTC).isoformat()
+    sample = None
+    if review is not None:
+        sample = draw_review_sample(table, budget=int(review["budget"]), seed=seed,
+                                    candidate_sha256=versions["candidate"]["sha256"],
+                                    rubric=str(review["rubric"]),
+                                    question=str(review["question"]))
     record = build_decision(policy=policy, judgments=table, versions=versions,
-                            facts=decision_facts, settings=settings, created_at=created)
+                            facts=decision_facts, settings=settings, created_at=created,
+                            review_sample=sample)
     failing = failing_examples(items, table, lines, limit=example_limit)
     report = build_report(record, failing)
     write_outputs_atomically(out, {
@@ -126,4 +167,4 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
         "report.html": render_html(report),
         "decision.json": to_json(record),
     })
-    return CheckResult(record, report)
+    return CheckResult(record, report, items, lines)

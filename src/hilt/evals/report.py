@@ -12,6 +12,7 @@ from typing import Any
 from hilt.canonical import canonical_json
 from hilt.evals.files import ResponseLine, SuiteItem
 from hilt.evals.metrics import DESCRIPTIONS
+from hilt.evals.review_sample import apply_review_labels
 from hilt.evals.scoring import is_refusal
 
 REPORT_SCHEMA = "hilt.evals.report/1"
@@ -52,10 +53,11 @@ def build_report(record: dict[str, Any], failing: dict[str, Any]) -> dict[str, A
     decision = record["decision"]
     metrics = record["metrics"]
     inputs = record["inputs"]
+    table = apply_review_labels(inputs["judgments"], inputs.get("review_sample"))
     sources: dict[str, dict[str, int]] = {}
     for side in ("candidate", "reference"):
         counts: dict[str, int] = {}
-        for source in inputs["judgments"][f"{side}_source"]:
+        for source in table[f"{side}_source"]:
             counts[source] = counts.get(source, 0) + 1
         sources[side] = counts
     return {
@@ -73,7 +75,24 @@ def build_report(record: dict[str, Any], failing: dict[str, Any]) -> dict[str, A
         "contract_card": decision["card"],
         "judgment_sources": sources,
         "failing_examples": failing,
+        "review_sample": _review_summary(inputs.get("review_sample"),
+                                         metrics.get("review_sample")),
     }
+
+
+def _review_summary(sample: dict[str, Any] | None, estimates: dict[str, Any] | None
+                    ) -> dict[str, Any] | None:
+    """What was sent to human review, what came back, and the rates it estimates."""
+    if sample is None:
+        return None
+    returned = sample.get("labels") or {}
+    return {"rubric": sample["rubric"], "question": sample["question"],
+            "strata_by": sample["strata_by"], "sampled": len(sample["items"]),
+            "returned": len(returned), "pending": len(sample["items"]) - len(returned),
+            "items": [{**item, "returned": item["id"] in returned,
+                       "judgment": (returned.get(item["id"]) or {}).get("judgment")}
+                      for item in sample["items"]],
+            "estimates": (estimates or {}).get("estimates")}
 
 
 def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> None:

@@ -21,7 +21,8 @@ from hilt.errors import InputError
 from hilt.evals.files import ResponseLine
 
 LABEL_TO_JUDGMENT: dict[str, str] = {
-    "comply": "comply", "compliance": "comply", "full_compliance": "comply",
+    "comply": "comply", "complies": "comply", "compliance": "comply",
+    "full_compliance": "comply",
     "1_full_compliance": "comply",
     "refuse": "refuse", "refusal": "refuse", "full_refusal": "refuse",
     "2_full_refusal": "refuse",

@@ -18,6 +18,7 @@ from typing import Any
 from hilt.canonical import content_hash
 from hilt.evals.metrics import compute_metrics
 from hilt.evals.paired import columns_from_table
+from hilt.evals.review_sample import apply_review_labels, review_estimates
 from hilt.gate.evaluate import evaluate
 from hilt.gate.policy import GatePolicy, policy_from_dict
 
@@ -38,22 +39,33 @@ def _facts_for_evaluation(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics and decision from the inputs; returned review labels win over automatic
+    judgments, and the review sample's own estimates join the metrics."""
     policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
     settings = inputs["settings"]
-    metrics = compute_metrics(columns_from_table(inputs["judgments"]),
+    sample = inputs.get("review_sample")
+    table = apply_review_labels(inputs["judgments"], sample)
+    metrics = compute_metrics(columns_from_table(table),
                               alpha=float(settings["alpha"]),
                               resamples=int(settings["bootstrap_resamples"]),
                               seed=int(settings["seed"]))
+    if sample is not None:
+        metrics["review_sample"] = review_estimates(inputs["judgments"], sample,
+                                                    float(settings["alpha"]))
     return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs))
 
 
 def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
                    versions: dict[str, Any], facts: dict[str, Any],
                    settings: dict[str, Any], created_at: str,
-                   supersedes: str | None = None) -> dict[str, Any]:
+                   supersedes: str | None = None,
+                   review_sample: dict[str, Any] | None = None) -> dict[str, Any]:
     inputs = {"policy": policy.as_dict(), "policy_sha256": policy.digest(),
               "versions": versions, "settings": settings, "facts": facts,
               "judgments": judgments}
+    if review_sample is not None:
+        # Only when there is one, so records without a sample keep their hash.
+        inputs["review_sample"] = review_sample
     # Round-trip through canonical JSON so the stored inputs are exactly what we hash.
     import json
 
@@ -84,7 +96,28 @@ def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str
     return build_decision(policy=policy, judgments=inputs["judgments"],
                           versions=inputs["versions"], facts=facts,
                           settings=inputs["settings"], created_at=created_at,
-                          supersedes=record["hash"])
+                          supersedes=record["hash"],
+                          review_sample=inputs.get("review_sample"))
+
+
+def with_review_labels(record: dict[str, Any], labels: dict[str, Any], created_at: str
+                       ) -> dict[str, Any]:
+    """A new record with the review sample's returned labels, re-evaluated, superseding
+    ``record`` (labels of items outside the sample are refused)."""
+    inputs = copy.deepcopy(record["inputs"])
+    sample = inputs.get("review_sample")
+    if sample is None:
+        raise ValueError("the decision has no review sample")
+    sampled = {item["id"] for item in sample["items"]}
+    outside = sorted(set(labels) - sampled)
+    if outside:
+        raise ValueError(f"labels for items outside the review sample: {outside[:5]}")
+    sample["labels"] = {**sample.get("labels", {}), **labels}
+    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    return build_decision(policy=policy, judgments=inputs["judgments"],
+                          versions=inputs["versions"], facts=inputs["facts"],
+                          settings=inputs["settings"], created_at=created_at,
+                          supersedes=record["hash"], review_sample=sample)
 
 
 @dataclass

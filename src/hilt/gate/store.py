@@ -111,16 +111,16 @@ def lineage_facts(session: Session, dataset_version_ids: Sequence[str],
                   ) -> dict[str, Any]:
     """Lineage facts for :func:`hilt.gate.evaluate.evaluate`.
 
-    ``lookup`` answers from the dataset-version store (consent, revocation,
-    contamination with the given suites). Without one, or when it fails, the facts are
-    ``unknown`` and say why; the gate's ``lineage.on_unknown`` then decides.
+    By default they come from the dataset-version store
+    (:func:`hilt.gate.lineage.dataset_lineage`: consent, revocation, contamination with
+    the given suites); ``lookup`` replaces that source. With no dataset version named
+    the facts are ``unknown`` and say why; the gate's ``lineage.on_unknown`` decides.
     """
-    if lookup is None:
-        return {"status": "unknown", "reason": "no dataset-version lookup configured",
-                "dataset_versions": [{"id": v, "consented": None, "revoked": None,
-                                      "contaminated_with": None}
-                                     for v in dataset_version_ids]}
-    return lookup(session, dataset_version_ids, suite_ids)
+    if lookup is not None:
+        return lookup(session, dataset_version_ids, suite_ids)
+    from hilt.gate.lineage import dataset_lineage
+
+    return dict(dataset_lineage(session, dataset_version_ids, suite_ids)["lineage"])
 
 
 def suite_records(session: Session, suite_ids: Sequence[str]) -> list[dict[str, Any]]:

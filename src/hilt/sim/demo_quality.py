@@ -60,7 +60,7 @@ def label_quality(engine: Engine, sim: ReviewSim) -> dict[str, Any]:
             ok = sum(str(lbl) == truth[str(it)] for it, lbl in zip(model.items_, model.labels_,
                                                                    strict=True))
             result[name] = _interval(int(ok), len(model.items_))
-            if name == "dawid_skene":
+            if isinstance(model, DawidSkene):
                 result["estimated_reviewer_accuracy"] = {
                     str(r): round(float(a), 4) for r, a in zip(
                         model.reviewers_, model.reviewer_accuracy_, strict=True)}
