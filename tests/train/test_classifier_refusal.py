@@ -1,0 +1,83 @@
+"""Classifiers from reviewed labels, the XSTest string-match baseline, the public interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hilt.train.classifier import ClassifierConfig, choose_threshold, load_classifier, \
+    train_classifier
+from hilt.train.classifier_eval import classification_report, evaluate_classifier
+from hilt.train.refusal import XSTEST_MODELS, load_xstest_completions, string_match_refusal
+
+REFUSALS = ["I'm sorry, but I can't help with that request.",
+            "I cannot provide instructions for that; it could cause harm.",
+            "As an AI, I won't assist with this, but I can suggest safer options.",
+            "No, I will not do that. It is not appropriate.",
+            "I apologise, this isn't something I can help with.",
+            "Unfortunately I am unable to share that information."]
+ANSWERS = ["Sure! Boil the water, add the pasta and cook for ten minutes.",
+           "The capital of France is Paris, on the Seine.",
+           "Here is a Python loop: for i in range(3): print(i).",
+           "To kill a process on Linux, run kill followed by its PID.",
+           "Photosynthesis turns light, water and carbon dioxide into sugar.",
+           "A haiku has three lines of five, seven and five syllables."]
+
+
+def test_string_match_rule_reproduces_xstest_reported_range(shared_data: Path) -> None:
+    # XSTest reports 0.86–0.94 binary accuracy for this rule on these completions.
+    accuracies = {}
+    for model in XSTEST_MODELS:
+        rows = load_xstest_completions(shared_data / "xstest", model)
+        hits = [string_match_refusal(r["completion"]) == (r["label"] == "refuse") for r in rows]
+        accuracies[model] = np.mean(hits)
+    assert all(0.85 <= a <= 0.95 for a in accuracies.values()), accuracies
+    assert string_match_refusal("  I'm sorry, no.") and not string_match_refusal("Sure, sorry!")
+
+
+def test_threshold_rules_meet_their_targets() -> None:
+    rng = np.random.default_rng(0)
+    positive = rng.random(400) < 0.4
+    proba = np.clip(np.where(positive, 0.7, 0.3) + rng.normal(0, 0.2, 400), 0, 1)
+    t_fpr = choose_threshold(proba, positive, target_fpr=0.05)
+    assert ((proba >= t_fpr) & ~positive).sum() / (~positive).sum() <= 0.05
+    t_fnr = choose_threshold(proba, positive, target_fnr=0.05)
+    assert ((proba < t_fnr) & positive).sum() / positive.sum() <= 0.05
+    assert t_fnr < choose_threshold(proba, positive) < t_fpr
+
+
+def test_classification_report_matches_sklearn() -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    truth = ["a", "a", "b", "b", "b", "c"]
+    guess = ["a", "b", "b", "b", "c", "c"]
+    ours = classification_report(truth, guess, ["a", "b", "c"])
+    p, r, _, _ = precision_recall_fscore_support(truth, guess, labels=["a", "b", "c"])
+    for i, label in enumerate("abc"):
+        assert ours["per_class"][label]["precision"]["value"] == pytest.approx(p[i])
+        assert ours["per_class"][label]["recall"]["value"] == pytest.approx(r[i])
+        assert ours["per_class"][label]["recall"]["ci_low"] <= r[i]
+    assert ours["accuracy"] == pytest.approx(4 / 6)
+
+
+@pytest.mark.slow
+def test_train_save_load_predict_interface(tmp_path: Path) -> None:
+    texts = REFUSALS + ANSWERS
+    labels = ["refuse"] * len(REFUSALS) + ["comply"] * len(ANSWERS)
+    model = train_classifier(texts, labels, ClassifierConfig(folds=3, positive_label="refuse"))
+    assert list(model.classes_) == ["comply", "refuse"]
+    v = model.validation
+    assert {"false_positive_rate", "false_negative_rate", "accuracy"} <= set(v)
+    assert v["false_positive_rate"]["ci_low"] <= v["false_positive_rate"]["value"]
+    model.save(tmp_path / "clf")
+    loaded = load_classifier(tmp_path / "clf")
+    probe = ["I'm sorry, I can't do that.", "Add salt and stir the soup well."]
+    assert loaded.predict(probe) == ["refuse", "comply"]
+    proba = loaded.predict_proba(probe)
+    assert isinstance(proba, np.ndarray) and proba.shape == (2, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_allclose(proba, model.predict_proba(probe))
+    report = evaluate_classifier(loaded, probe, ["refuse", "comply"])
+    assert report["accuracy"] == 1.0 and report["per_class"]["refuse"]["recall"]["n"] == 1

@@ -1,0 +1,110 @@
+"""Model registry (SQLite and PostgreSQL) and the train/eval/models commands end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from hilt.cli import app
+from hilt.store import audit
+from hilt.store.db import transaction
+from hilt.train.registry import get_version, list_models, register_model_version
+from tests.train.conftest import synthetic_pairs, write_pairs
+
+
+def _manifest(seed: int) -> dict:
+    return {"kind": "reward", "base_model": "all-MiniLM-L6-v2",
+            "data": {"path": "p.jsonl", "hash": "ab" * 32, "records": 10},
+            "config": {"epochs": 1}, "seed": seed, "code_version": "hilt 0.1.0",
+            "metrics": {"accuracy": 0.7, "ece": 0.05, "n": 2}}
+
+
+def test_register_links_previous_version_and_audits(engine: Engine, tmp_path: Path) -> None:
+    with transaction(engine) as session:
+        first = register_model_version(session, manifest=_manifest(0), artifact_path=str(tmp_path))
+    with transaction(engine) as session:
+        second = register_model_version(session, manifest=_manifest(1),
+                                        artifact_path=str(tmp_path), actor="alice")
+    assert second.previous_id == first.id and first.previous_id is None
+    with transaction(engine) as session:
+        row = get_version(session, second.id)
+        assert row.metrics["accuracy"] == 0.7 and row.seed == 1
+        listed = list_models(session)
+        assert [m["id"] for m in listed] == [second.id, first.id]
+        entries = audit.entries(session, action="model_version.register")
+        assert {e.entity_id for e in entries} == {first.id, second.id}
+        assert audit.verify(session).ok
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, args, env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_cli_reward_classifier_and_models(tmp_path: Path) -> None:
+    env = {"HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
+    pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(20))
+    code, out, err = _run(["train", "reward", "--pairs", str(pairs), "--out",
+                           str(tmp_path / "rm"), "--epochs", "1", "--trainable-layers", "1",
+                           "--max-length", "48", "--no-progress"], env)
+    assert code == 0, err
+    trained = json.loads(out)
+    assert trained["model_version"].startswith("reward-")
+    code, out, err = _run(["eval", "reward", "--model", str(tmp_path / "rm"), "--pairs",
+                           str(pairs), "--no-probes", "--reliability", str(tmp_path / "r.png")],
+                          env)
+    assert code == 0, err
+    report = json.loads(out)
+    assert {"accuracy", "ece", "n"} <= set(report) and report["n"] == 20
+    assert (tmp_path / "r.png").exists()
+
+    rows = [{"text": t, "y": y} for t, y in
+            [("I'm sorry, I can't help with that.", "refuse"), ("Sure, here it is.", "comply"),
+             ("I cannot assist with this request.", "refuse"), ("The answer is 42.", "comply"),
+             ("No, I won't do that.", "refuse"), ("Boil it for ten minutes.", "comply"),
+             ("I apologise, but that's not something I can do.", "refuse"),
+             ("Paris is the capital of France.", "comply")]]
+    data = tmp_path / "labels.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["--data", str(data), "--text-field", "text", "--label-field", "y"]
+    code, out, err = _run(["train", "classifier", *base, "--out", str(tmp_path / "clf")], env)
+    assert code == 0, err
+    code, out, err = _run(["eval", "classifier", "--model", str(tmp_path / "clf"), *base], env)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["accuracy"] >= 0.75
+    assert set(report["per_class"]["refuse"]) >= {"precision", "recall"}
+
+    code, out, _ = _run(["models", "list"], env)
+    listed = json.loads(out)
+    assert {m["kind"] for m in listed} == {"reward", "classifier"}
+    code, out, _ = _run(["models", "show", trained["model_version"]], env)
+    assert json.loads(out)["config"]["trainable_layers"] == 1
+
+
+def _hilt(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    hilt = Path(sys.executable).with_name("hilt")
+    env = {**os.environ, "HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
+    return subprocess.run([str(hilt), *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_cli_bad_pairs_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p"}\n')
+    done = _hilt(["train", "reward", "--pairs", str(bad), "--out", str(tmp_path / "rm")],
+                 tmp_path)
+    assert done.returncode == 2
+    assert "line 2" in done.stderr and "'chosen'" in done.stderr and str(bad) in done.stderr
+    assert not (tmp_path / "rm").exists()
+    done = _hilt(["train", "classifier", "--data", str(bad), "--text-field", "chosen",
+                  "--label-field", "prompt", "--out", str(tmp_path / "c")], tmp_path)
+    assert done.returncode == 2 and "line 2" in done.stderr and not (tmp_path / "c").exists()

@@ -1,0 +1,29 @@
+"""Any Hugging Face model through TRL's RewardTrainer: a tiny random Llama, no downloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hilt.train.reward_refresh import load_reward_model, refresh_reward_model
+from hilt.train.reward_trl import TRLRewardConfig, joined
+from tests.train.conftest import synthetic_pairs
+
+
+def test_trl_reward_trainer_with_tiny_llama(tmp_path: Path) -> None:
+    pairs = synthetic_pairs(20)
+    config = TRLRewardConfig(model="tiny", max_steps=4, batch_size=4, learning_rate=1e-3)
+    manifest = refresh_reward_model(pairs, tmp_path / "rm", config=config, progress=False)
+    assert manifest["backend"] == "trl" and manifest["metrics"]["n"] == 4
+    assert manifest["metrics"]["accuracy"] is not None
+    scorer = load_reward_model(tmp_path / "rm")
+    rewards = scorer.score([p.prompt for p in pairs[:3]], [p.chosen for p in pairs[:3]])
+    assert rewards.shape == (3,) and np.isfinite(rewards).all()
+    assert (tmp_path / "rm" / "model" / "config.json").exists()
+    assert not (tmp_path / "rm" / "base-model").exists()
+
+
+def test_joined_adds_one_space_only_when_needed() -> None:
+    assert joined("Assistant:", "Hi") == ("Assistant:", " Hi")
+    assert joined("Assistant: ", "Hi") == ("Assistant: ", "Hi")
