@@ -1,0 +1,136 @@
+"""Tokenise each example's texts once; exact dedup, MinHash, decontamination and the
+split all read from the result.
+
+Every text field of every example (prompt turns, chosen/rejected, completion, text) is
+normalised and split into words once (:func:`hilt.data.ngrams.tokenise`, one regex pass
+per batch) and each word hashed once (:class:`hilt.data.ngrams.WordHasher`). Kept:
+
+- the 64-bit word hashes of every field, flattened, with field and example offsets: the
+  MinHash shingles of an example (word n-grams over all its fields in order, the words
+  of ``Example.dedup_text()``) and the decontamination n-grams of each field are computed
+  from them by numpy, never from text again;
+- per example, the sha256 of ``kind, label`` and the word hashes of its normalised
+  text, for exact dedup;
+- per example, when the split groups by prompt, u(normalised prompt) of
+  :func:`hilt.data.balance.unit_hash`, so the split needs no tokenising either.
+
+The word lists themselves are dropped after each batch: 8 bytes per word stay in memory
+instead of a Python string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hilt.data.balance import unit_hash
+from hilt.data.ngrams import WordBatch, WordHasher, tokenise, words
+from hilt.data.records import Example
+from hilt.data.spec import SplitSpec
+
+
+def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each (s, n), vectorised."""
+    total = int(sizes.sum())
+    return np.repeat(starts, sizes) + (np.arange(total) - np.repeat(np.cumsum(sizes) - sizes,
+                                                                    sizes))
+
+
+def _gather(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> WordBatch:
+    lengths = ends - starts
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return WordBatch(values[ranges(starts, lengths)], offsets)
+
+
+@dataclass
+class TextFeatures:
+    word_hashes: np.ndarray  # uint64: every word of every field of every example
+    field_offsets: np.ndarray  # int64, n_fields + 1: words of field f
+    example_fields: np.ndarray  # int64, n_examples + 1: fields of example row r
+    exact_digests: list[bytes]  # sha256(kind \0 label \0 normalised text) per row
+    prompt_units: np.ndarray | None  # float64 u(normalised prompt) per row, or None
+
+    def example_words(self, rows: np.ndarray) -> WordBatch:
+        """One document per row: the words of all its fields in order."""
+        return _gather(self.word_hashes, self.field_offsets[self.example_fields[rows]],
+                       self.field_offsets[self.example_fields[rows + 1]])
+
+    def field_words(self, rows: np.ndarray) -> tuple[WordBatch, np.ndarray]:
+        """One document per field of the given rows, and the position in ``rows`` each
+        field belongs to."""
+        first, last = self.example_fields[rows], self.example_fields[rows + 1]
+        fields = ranges(first, last - first)
+        owner = np.repeat(np.arange(len(rows), dtype=np.int64), last - first)
+        return _gather(self.word_hashes, self.field_offsets[fields],
+                       self.field_offsets[fields + 1]), owner
+
+
+def _prompt_words(ex: Example, flat: list[str], starts: list[int], ends: list[int],
+                  first_field: int, n_fields: int) -> list[str]:
+    """The words of ``normalise(ex.prompt())`` (``normalise(ex.text)`` without messages),
+    taken from the tokenised fields: a single user turn is its text, a conversation
+    is ``role: text`` lines (see :func:`hilt.data.records.render_prompt`)."""
+    msgs = ex.messages
+    if not msgs:
+        if ex.text is None:
+            return []
+        last = first_field + n_fields - 1  # ``text`` is the last field of ``texts()``
+        return flat[starts[last]:ends[last]]
+    if len(msgs) == 1 and msgs[0]["role"] == "user":
+        return flat[starts[first_field]:ends[first_field]]
+    out: list[str] = []
+    for j, m in enumerate(msgs):
+        out.extend(words(m["role"]))
+        out.extend(flat[starts[first_field + j]:ends[first_field + j]])
+    return out
+
+
+def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *,
+                  batch: int = 8192) -> TextFeatures:
+    """Tokenise and hash every example's fields once (see the module docstring)."""
+    hasher = WordHasher()
+    hashes: list[np.ndarray] = []
+    field_lengths: list[np.ndarray] = []
+    fields_per_example = np.zeros(len(examples), dtype=np.int64)
+    digests: list[bytes] = []
+    by_prompt = split is not None and split.group_by == "prompt"
+    units = np.zeros(len(examples), dtype=np.float64) if by_prompt else None
+    seed = split.seed if split is not None else ""
+    sha256 = hashlib.sha256
+    for lo in range(0, len(examples), batch):
+        chunk = examples[lo:lo + batch]
+        texts: list[str] = []
+        for i, ex in enumerate(chunk):
+            own = ex.texts()
+            fields_per_example[lo + i] = len(own)
+            texts.extend(own)
+        tokens = tokenise(texts, hasher)
+        words_of = tokens.word_batch()
+        hashes.append(words_of.hashes)
+        field_lengths.append(words_of.lengths)
+        offs = words_of.offsets.tolist()
+        raw = words_of.hashes
+        starts, ends = tokens.starts.tolist(), tokens.ends.tolist()
+        f = 0
+        for i, ex in enumerate(chunk):
+            k = int(fields_per_example[lo + i])
+            # The normalised text, as the 64-bit hashes of its words (telling two
+            # different texts apart fails only if two words collide on 64 bits).
+            body = raw[offs[f]:offs[f + k]].tobytes()
+            digests.append(sha256(b"%s\x00%s\x00%s" % (
+                ex.kind.encode(), str(ex.label).encode(), body)).digest())
+            if units is not None:
+                units[lo + i] = unit_hash(seed, " ".join(
+                    _prompt_words(ex, tokens.flat, starts, ends, f, k)))
+            f += k
+    lengths = np.concatenate(field_lengths) if field_lengths else np.zeros(0, np.int64)
+    field_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=field_offsets[1:])
+    example_fields = np.zeros(len(examples) + 1, dtype=np.int64)
+    np.cumsum(fields_per_example, out=example_fields[1:])
+    word_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    return TextFeatures(word_hashes, field_offsets, example_fields, digests, units)
