@@ -1,0 +1,182 @@
+"""Closing the loop: the review sample goes into the review queue, its labels come back.
+
+1. :func:`send_review_sample` stores each sampled candidate output as a feedback event
+   (consent ``review`` and ``eval`` only — held-out suite text must never become
+   training data) and opens one review task per event under the pinned rubric, through
+   the review stage (:func:`hilt.review.tasks.create_task`). Re-sending the same sample
+   is a no-op: event ids derive from the candidate file and item, and an event that
+   already has a task under the rubric gets no second one.
+2. Reviewers work the tasks like any other; resolved tasks produce final labels.
+3. :func:`collect_review_labels` reads the final labels of the sample's events for the
+   rubric question (:func:`hilt.review.labels.iter_final_labels`) and
+   :func:`fold_review_labels` builds the superseding decision record (human judgments win;
+   rates re-estimated, see :mod:`hilt.evals.review_sample`), stores both records and
+   writes the refreshed report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.errors import InputError
+from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_suite
+from hilt.evals.review_sample import apply_review_labels, judgment_of_label
+from hilt.store import audit
+
+SOURCE = "hilt-regression-review"
+
+
+def _sample(record: Mapping[str, Any]) -> dict[str, Any]:
+    sample = record["inputs"].get("review_sample")
+    if sample is None:
+        raise InputError("the decision has no review sample (run `hilt check` with "
+                         "--review-sample and --rubric)", field="review_sample")
+    return dict(sample)
+
+
+def send_review_sample(session: Session, record: Mapping[str, Any],
+                       items: Sequence[SuiteItem], candidate: Mapping[str, ResponseLine], *,
+                       actor: str, pool: str = "default", overlap_k: int = 3,
+                       severity: str = "sev3") -> dict[str, Any]:
+    """Store the sampled outputs as events and open their review tasks (one transaction)."""
+    from hilt.events.ingest import store_events
+    from hilt.events.model import FeedbackEvent
+    from hilt.review.tasks import create_task
+    from hilt.store.tables.review import ReviewTaskRow
+
+    sample = _sample(record)
+    by_id = {item.id: item for item in items}
+    versions = record["inputs"]["versions"]
+    events = []
+    for entry in sample["items"]:
+        item = by_id[entry["id"]]
+        events.append(FeedbackEvent.model_validate({
+            "id": entry["event_id"],
+            "interaction": {"prompt": item.prompt},
+            "responses": [{"text": candidate[item.id].response,
+                           "model_version": versions["candidate"]["id"]}],
+            "context": {"source": SOURCE, "consent": ["review", "eval"],
+                        "model_version": versions["candidate"]["id"],
+                        "tags": ["regression_review_sample"],
+                        "metadata": {"suite": versions["suite"]["id"],
+                                     "suite_sha256": versions["suite"]["sha256"],
+                                     "item_id": item.id, "slice": item.slice,
+                                     "expect": item.expect,
+                                     "candidate_sha256": versions["candidate"]["sha256"]}}}))
+    ingested = store_events(session, events, actor=actor, source_name=SOURCE)
+    rubric_id = sample["rubric"].split("@", 1)[0]
+    has_task = set(session.execute(sa.select(ReviewTaskRow.event_id).where(
+        ReviewTaskRow.event_id.in_([e.id for e in events]),
+        ReviewTaskRow.rubric_id == rubric_id)).scalars())
+    tasks: list[list[str]] = []
+    for event in events:
+        assert event.id is not None
+        if event.id in has_task:
+            continue
+        task_id = create_task(session, event_id=event.id, rubric=sample["rubric"],
+                              actor=actor, severity=severity, pool=pool, overlap_k=overlap_k)
+        tasks.append([event.id, task_id])
+    audit.append(session, actor=actor, action="gate.review_sample_sent",
+                 entity_type="gate_decision", entity_id=record["hash"],
+                 payload={"rubric": sample["rubric"], "question": sample["question"],
+                          "items": [[e["id"], e["event_id"], e["inclusion_probability"]]
+                                    for e in sample["items"]], "tasks": tasks})
+    return {"events_new": ingested.new, "tasks_created": len(tasks), "tasks": tasks}
+
+
+def collect_review_labels(session: Session, record: Mapping[str, Any]) -> dict[str, Any]:
+    """``{item id: label}`` for every sampled item whose review has a final label.
+
+    The newest final label of the question under the pinned rubric version wins (an
+    adjudication after a majority, for instance).
+    """
+    from hilt.review.labels import iter_final_labels
+
+    sample = _sample(record)
+    rubric_id, _, version = sample["rubric"].partition("@")
+    item_of = {e["event_id"]: e["id"] for e in sample["items"]}
+    found: dict[str, Any] = {}
+    for label in iter_final_labels(session, rubric_versions=[(rubric_id, int(version))]):
+        if label.event_id not in item_of or label.question_id != sample["question"]:
+            continue
+        judgment = judgment_of_label(label.value)
+        if judgment is None:
+            continue
+        found[item_of[label.event_id]] = {
+            "judgment": judgment, "value": label.value, "label_id": label.label_id,
+            "task_id": label.task_id, "provenance": label.provenance,
+            "confidence": label.confidence, "decided_at": label.decided_at.isoformat()}
+    return found
+
+
+def _reload_inputs(record: Mapping[str, Any]
+                   ) -> tuple[list[SuiteItem], dict[str, dict[str, ResponseLine]]]:
+    """The suite and response files the record names, checked against their sha256."""
+    from hilt.evals.check import file_sha256
+
+    versions = record["inputs"]["versions"]
+    paths = {}
+    for key in ("suite", "candidate", "reference"):
+        path = Path(versions[key]["path"])
+        if not path.is_file() or file_sha256(path) != versions[key]["sha256"]:
+            raise InputError(f"{key} file changed or missing since the check (sha256 "
+                             f"{versions[key]['sha256'][:12]}…)", file=str(path))
+        paths[key] = path
+    items = parse_suite(paths["suite"])
+    lines = {side: parse_responses(paths[side], items, paths["suite"])
+             for side in ("candidate", "reference")}
+    return items, lines
+
+
+def write_outputs(record: dict[str, Any], out_dir: str | Path, example_limit: int = 200
+                  ) -> dict[str, Any]:
+    """Rewrite report.json, report.html and decision.json for ``record`` (atomically)."""
+    from hilt.evals.html import render_html
+    from hilt.evals.report import (
+        build_report,
+        failing_examples,
+        to_json,
+        write_outputs_atomically,
+    )
+
+    items, lines = _reload_inputs(record)
+    table = apply_review_labels(record["inputs"]["judgments"],
+                                record["inputs"].get("review_sample"))
+    report = build_report(record, failing_examples(items, table, lines, limit=example_limit))
+    write_outputs_atomically(out_dir, {
+        "report.json": json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+        "report.html": render_html(report), "decision.json": to_json(record)})
+    return report
+
+
+def fold_review_labels(session: Session, record: dict[str, Any], *, actor: str
+                       ) -> dict[str, Any] | None:
+    """Store the superseding record with the newly returned labels (None if none new).
+
+    The record given is verified and stored first if it is not yet; both records and an
+    audit entry are written in the caller's transaction.
+    """
+    from hilt.gate.decision import with_review_labels
+    from hilt.gate.store import latest, store_decision
+
+    stored = store_decision(session, record, actor=actor)
+    current = dict(latest(session, stored.hash).record)
+    labels = collect_review_labels(session, current)
+    known = _sample(current).get("labels") or {}
+    fresh = {k: v for k, v in labels.items() if known.get(k) != v}
+    if not fresh:
+        return None
+    new_record = with_review_labels(current, fresh, datetime.now(UTC).isoformat())
+    store_decision(session, new_record, actor=actor)
+    audit.append(session, actor=actor, action="gate.review_labels_folded",
+                 entity_type="gate_decision", entity_id=current["hash"],
+                 payload={"resulting": new_record["hash"], "labels": len(fresh),
+                          "outcome": new_record["outcome"]})
+    return new_record

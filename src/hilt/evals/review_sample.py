@@ -1,0 +1,162 @@
+"""A human review sample of candidate outputs: drawing it, folding its labels back in,
+and estimating rates from it. Pure functions on the decision's judgment table.
+
+**Drawing.** Candidate outputs are stratified by slice × expectation × the judgment the
+check used (so every stratum lies inside one metric's population and scorer errors of
+each kind are looked at) and sampled with :func:`hilt.evals.sampling.stratified_sample`;
+each sampled item's inclusion probability ``π_h = n_h / N_h`` is recorded.
+
+**Folding back.** A returned final label is mapped to a judgment and wins over an
+automatic (classifier) judgment; an adjudicated judgment given in the response file is
+human already and stays, the disagreement being counted.
+
+**Estimating.** For a rate over a population ``U`` (e.g. candidate refusals among
+``expect: comply`` prompts) with a 0/1 human judgment ``y_i`` on the returned items
+``r``, the Horvitz–Thompson estimator (Horvitz & Thompson 1952) weights each returned
+item by ``1 / π_i``. Items sampled but not yet returned are handled by the usual
+weighting-class adjustment (Little 1986): within stratum ``h`` the weight becomes
+``w_i = 1 / (π_h · ρ_h)`` with ``ρ_h`` the share of the stratum's sampled items that came
+back, i.e. non-response is assumed ignorable within a stratum. Then
+``Σ_{i∈r_h} w_i = N_h`` and ::
+
+    p̂ = Σ_{i∈r} w_i y_i / Σ_{i∈r} w_i = Σ_h N_h ȳ_h / Σ_h N_h
+
+which is the stratified estimator, and exactly HT when every sampled item returned.
+Its variance under stratified sampling without replacement (Cochran 1977, *Sampling
+Techniques*, eq. 5.6) is ::
+
+    V(p̂) = Σ_h W_h² (1 − n_h / N_h) s_h² / n_h,   W_h = N_h / Σ_h N_h
+
+with ``s_h²`` the within-stratum sample variance (for a stratum with one returned item
+the Bernoulli maximum 1/4, a conservative choice). The interval is ``p̂ ± z·√V`` clipped
+to [0, 1]. Strata with no returned item are left out and the ``coverage`` (share of the
+population they hold) is reported beside the estimate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hilt.canonical import content_hash
+from hilt.evals.sampling import stratified_sample
+from hilt.evals.scoring import CLASSIFIER, HUMAN, LABEL_TO_JUDGMENT, is_refusal
+from hilt.evals.stats import z_value
+
+HUMAN_REVIEW = "human_review"
+STRATA_BY = "slice|expect|judgment"
+
+
+def stratum_of(table: Mapping[str, Sequence[Any]], index: int) -> str:
+    return f"{table['slice'][index]}|{table['expect'][index]}|{table['candidate'][index]}"
+
+
+def review_event_id(candidate_sha256: str, item_id: str) -> str:
+    """The event a sampled candidate output is stored as: one per (candidate file, item),
+    so re-running the same check never duplicates it."""
+    return "evrev_" + content_hash({"candidate": candidate_sha256, "item": item_id})[:32]
+
+
+def draw_review_sample(table: Mapping[str, Sequence[Any]], *, budget: int, seed: int,
+                       candidate_sha256: str, rubric: str, question: str
+                       ) -> dict[str, Any]:
+    """The sample specification stored in the decision inputs (no labels yet)."""
+    strata = [stratum_of(table, i) for i in range(len(table["id"]))]
+    picked = stratified_sample(list(table["id"]), strata, budget, seed=seed)
+    return {"rubric": rubric, "question": question, "budget": budget, "seed": seed,
+            "strata_by": STRATA_BY,
+            "items": [{"id": p.id, "stratum": p.stratum,
+                       "inclusion_probability": p.inclusion_probability,
+                       "event_id": review_event_id(candidate_sha256, p.id)}
+                      for p in picked],
+            "labels": {}}
+
+
+def apply_review_labels(table: Mapping[str, Sequence[Any]], sample: Mapping[str, Any] | None
+                        ) -> dict[str, list[Any]]:
+    """A copy of the table with returned review judgments in place of automatic ones."""
+    out = {k: list(v) for k, v in copy.deepcopy(dict(table)).items()}
+    if not sample or not sample.get("labels"):
+        return out
+    position = {item_id: i for i, item_id in enumerate(out["id"])}
+    for item_id, label in sample["labels"].items():
+        i = position[item_id]
+        if out["candidate_source"][i] != HUMAN:
+            out["candidate"][i] = label["judgment"]
+            out["candidate_source"][i] = HUMAN_REVIEW
+    return out
+
+
+def judgment_of_label(value: Any) -> str | None:
+    return LABEL_TO_JUDGMENT.get(str(value))
+
+
+def _stratified_rate(rows: list[tuple[str, float]], sizes: Mapping[str, int],
+                     sampled: Mapping[str, int], population: int, alpha: float
+                     ) -> dict[str, Any]:
+    """Nonresponse-adjusted HT / stratified estimate from ``(stratum, y)`` rows."""
+    by_stratum: dict[str, list[float]] = {}
+    for stratum, y in rows:
+        by_stratum.setdefault(stratum, []).append(y)
+    covered = sum(sizes[h] for h in by_stratum)
+    if not covered:
+        return {"estimate": None, "ci_low": None, "ci_high": None, "returned": 0,
+                "population": population, "coverage": 0.0, "strata": {}}
+    estimate, variance = 0.0, 0.0
+    strata: dict[str, Any] = {}
+    for h, ys in sorted(by_stratum.items()):
+        n_h, size = len(ys), sizes[h]
+        mean = sum(ys) / n_h
+        s2 = (sum((y - mean) ** 2 for y in ys) / (n_h - 1)) if n_h > 1 else 0.25
+        weight = size / covered
+        estimate += weight * mean
+        variance += weight ** 2 * (1 - n_h / size) * s2 / n_h
+        strata[h] = {"population": size, "sampled": sampled.get(h, 0), "returned": n_h,
+                     "mean": mean, "weight_per_item": size / n_h}
+    half = z_value(alpha) * math.sqrt(max(variance, 0.0))
+    return {"estimate": estimate, "ci_low": max(0.0, estimate - half),
+            "ci_high": min(1.0, estimate + half), "returned": len(rows),
+            "population": population, "coverage": covered / population if population else 0.0,
+            "strata": strata}
+
+
+def review_estimates(table: Mapping[str, Sequence[Any]], sample: Mapping[str, Any],
+                     alpha: float) -> dict[str, Any]:
+    """Rates estimated from the returned review labels (see the module docstring)."""
+    position = {item_id: i for i, item_id in enumerate(table["id"])}
+    sizes: dict[str, int] = {}
+    for i in range(len(table["id"])):
+        key = stratum_of(table, i)
+        sizes[key] = sizes.get(key, 0) + 1
+    sampled: dict[str, int] = {}
+    for item in sample["items"]:
+        sampled[item["stratum"]] = sampled.get(item["stratum"], 0) + 1
+    stratum_by_id = {item["id"]: item["stratum"] for item in sample["items"]}
+    labels = sample.get("labels") or {}
+    rows: dict[str, list[tuple[str, float]]] = {"benign_refusal_rate": [],
+                                                "unsafe_compliance_rate": [],
+                                                "disagreement_rate": []}
+    for item_id, label in labels.items():
+        i, h = position[item_id], stratum_by_id[item_id]
+        human_refused = is_refusal(label["judgment"])
+        metric = ("benign_refusal_rate" if table["expect"][i] == "comply"
+                  else "unsafe_compliance_rate")
+        rows[metric].append((h, float(human_refused if metric == "benign_refusal_rate"
+                                      else not human_refused)))
+        before = is_refusal(table["candidate"][i])
+        rows["disagreement_rate"].append((h, float(before != human_refused)))
+    populations = {"benign_refusal_rate": sum(1 for e in table["expect"] if e == "comply"),
+                   "unsafe_compliance_rate": sum(1 for e in table["expect"] if e == "refuse"),
+                   "disagreement_rate": len(table["id"])}
+    sources = [table["candidate_source"][position[i]] for i in labels]
+    return {
+        "rubric": sample["rubric"], "question": sample["question"],
+        "sampled": len(sample["items"]), "returned": len(labels),
+        "returned_over_automatic": sum(1 for s in sources if s == CLASSIFIER),
+        "estimator": "Horvitz–Thompson with within-stratum nonresponse adjustment "
+                     "(= stratified mean); Cochran eq. 5.6 variance, normal interval",
+        "estimates": {name: _stratified_rate(rows[name], sizes, sampled,
+                                             populations[name], alpha)
+                      for name in rows}}

@@ -1,0 +1,97 @@
+"""Training lineage for the gate, read from the dataset-version store.
+
+For every training dataset version a decision names, :func:`dataset_lineage` asks
+:func:`hilt.data.versions.dataset_facts` whether it is consented (every event still
+carries ``train`` consent and is not erased), revoked, and contaminated with the suites
+of the run (re-checked now against the held-out registry), and turns the answer into
+the plain facts :func:`hilt.gate.evaluate.evaluate_lineage` judges, plus card records
+(``dataset_versions``) that link each fact to its record.
+
+Which dataset versions a candidate was trained on comes from the caller (``--dataset``)
+and/or from a registered model version: its ``dataset_hash`` names a dataset version
+when the model was trained on one (a dataset version's id is the sha256 of its records
+file). A model whose data hash names no stored version leaves the lineage unknown, with
+the reason, so the policy's ``on_unknown`` decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hilt.errors import InputError, NotFound
+
+
+def _link(version_id: str) -> str:
+    return f"dataset_version:{version_id}"
+
+
+def model_dataset_versions(session: Session, model_version_id: str
+                           ) -> tuple[list[str], dict[str, Any], str | None]:
+    """(dataset version ids, model record, reason if unknown) for a registered model."""
+    from hilt.store.tables.datasets import DatasetVersionRow
+    from hilt.store.tables.registry import ModelVersionRow
+
+    model = session.get(ModelVersionRow, model_version_id)
+    if model is None:
+        raise InputError(f"model version {model_version_id!r} is not registered",
+                         field="--model-version")
+    record = {"id": model.id, "kind": model.kind, "name": model.name,
+              "base_model": model.base_model, "dataset_hash": model.dataset_hash,
+              "built_by": model.created_by,
+              "link": f"model_version:{model.id}#manifest:{model.manifest_hash}"}
+    if session.get(DatasetVersionRow, model.dataset_hash) is None:
+        return [], record, (f"model version {model.id} was trained on data "
+                            f"{model.dataset_hash[:16]}…, which is not a stored dataset "
+                            "version")
+    return [model.dataset_hash], record, None
+
+
+def dataset_lineage(session: Session, dataset_version_ids: Sequence[str],
+                    suite_ids: Sequence[str], *, unknown_reasons: Sequence[str] = ()
+                    ) -> dict[str, Any]:
+    """Lineage facts and card records for the given versions, checked against the suites.
+
+    Returns ``{"lineage": {...}, "records": [...], "versions": [ids]}``. A version id
+    that is not stored is bad input. Contamination is reported only with the run's
+    suites; ``contaminated_with`` is None when the version's records are gone (revoked
+    and deleted) so it cannot be re-checked.
+    """
+    from hilt.data.versions import dataset_facts, get_version
+
+    versions: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    ids: list[str] = []
+    reasons = list(unknown_reasons)
+    for given in dict.fromkeys(dataset_version_ids):
+        try:
+            row = get_version(session, given)
+        except NotFound as exc:
+            raise InputError(f"dataset version {given!r} is not stored",
+                             field="--dataset") from exc
+        facts = dataset_facts(session, row.id, suite_ids=list(suite_ids))
+        contaminated_with: list[str] | None = None  # unknown: the records are gone
+        if facts.contaminated is not None:
+            contaminated_with = sorted({hit["suite_id"] for hit in facts.contaminating_items})
+        ids.append(row.id)
+        versions.append({
+            "id": row.id, "name": row.name, "consented": facts.consented,
+            "revoked": facts.revoked, "revoked_reason": facts.revoked_reason,
+            "contaminated_with": contaminated_with,
+            "events_without_consent": len(facts.events_without_consent),
+            "erased_events": len(facts.erased_events),
+            "contaminating_items": facts.contaminating_items[:20],
+            "suites_checked": facts.suites_checked, "link": _link(row.id)})
+        records.append({"id": row.id, "name": row.name, "kind": row.kind,
+                        "records": row.record_count, "built_by": row.created_by,
+                        "filters": sorted((row.spec or {}).keys()),
+                        "code_version": row.code_version, "link": _link(row.id)})
+    known = bool(ids) and not reasons
+    lineage: dict[str, Any] = {"status": "known" if known else "unknown",
+                               "source": "dataset-version store",
+                               "dataset_versions": versions}
+    if not known:
+        lineage["reason"] = "; ".join(reasons) or "no training dataset version named"
+    return {"lineage": lineage, "records": records, "versions": ids}
