@@ -1,0 +1,248 @@
+"""Dawid–Skene over the review store: fitting one model per rubric question over all of
+its reviews, storing the fits, and the workflow's aggregator built from the latest fits.
+See :mod:`hilt.quality.store` for the whole picture."""
+
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.quality.answers import Answers
+from hilt.quality.calibration import CalibrationConfig
+from hilt.quality.dawid_skene import DawidSkene
+from hilt.quality.model_aggregator import (
+    MODEL_KINDS,
+    ModelAggregationConfig,
+    ModelAggregator,
+    QuestionModel,
+)
+from hilt.review.aggregation import (
+    Aggregator,
+    majority_aggregator,
+)
+from hilt.review.reviews import cached_spec
+from hilt.review.tasks import new_id
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.quality import AggregationModelRow
+from hilt.store.tables.review import (
+    ReviewRow,
+    ReviewTaskRow,
+    RubricVersionRow,
+)
+
+# Labels a refit may recompute: those no person decided.
+AUTOMATIC_PROVENANCE = ("unanimous", "majority", "model_aggregated")
+# Stored fits never change, so parsed models are cached by id.
+_MODELS: dict[str, QuestionModel] = {}
+
+
+@dataclass(frozen=True)
+class QuestionGroup:
+    """A single-choice question and the rubric versions in which it has these options."""
+
+    question_id: str
+    options: tuple[str, ...]
+    versions: tuple[int, ...]
+
+
+def question_groups(session: Session, rubric_id: str) -> list[QuestionGroup]:
+    """The rubric's model-aggregated questions, grouped by identical options."""
+    versions = session.execute(sa.select(RubricVersionRow.version).where(
+        RubricVersionRow.rubric_id == rubric_id).order_by(RubricVersionRow.version)).scalars()
+    grouped: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for version in versions:
+        for q in cached_spec(session, rubric_id, version).questions:
+            if q.kind in MODEL_KINDS:
+                key = (q.id, tuple(o.value for o in q.options))
+                grouped.setdefault(key, []).append(version)
+    return [QuestionGroup(qid, options, tuple(vs)) for (qid, options), vs in grouped.items()]
+
+
+@dataclass(frozen=True)
+class _Review:
+    id: str
+    task_id: str
+    reviewer_id: str
+    rubric_version: int
+    answers: dict[str, Any]
+    confidence: float | None
+    is_gold: bool
+    gold_answers: dict[str, Any] | None
+
+
+def _rubric_reviews(session: Session, rubric_id: str) -> list[_Review]:
+    r, t = ReviewRow, ReviewTaskRow
+    rows = session.execute(
+        sa.select(r.id, r.task_id, r.reviewer_id, r.rubric_version, r.answers, r.confidence,
+                  t.is_gold, t.gold_answers)
+        .join(t, t.id == r.task_id).where(r.rubric_id == rubric_id)
+        .order_by(r.submitted_at, r.id)).all()
+    return [_Review(*row) for row in rows]
+
+
+def _model_from_row(row: AggregationModelRow) -> QuestionModel:
+    settings = ModelAggregationConfig.from_dict(row.config)
+    return QuestionModel(
+        model_id=row.id, classes=tuple(row.classes), reviewers=tuple(row.reviewers),
+        confusion=np.asarray(row.confusion, dtype=np.float64).reshape(
+            len(row.reviewers), len(row.classes), len(row.classes)),
+        priors=np.asarray(row.priors, dtype=np.float64),
+        reviewer_answers=np.asarray(row.reviewer_answers, dtype=np.int64),
+        min_reviewer_answers=settings.min_reviewer_answers,
+        min_confidence=settings.min_confidence)
+
+
+def _fit_group(session: Session, rubric_id: str, group: QuestionGroup,
+               reviews: Sequence[_Review], config: ModelAggregationConfig, *,
+               actor: str, now: datetime) -> AggregationModelRow | None:
+    """Fit and store one question's model; ``None`` when nobody answered it yet."""
+    versions = set(group.versions)
+    items, reviewers, labels = [], [], []
+    gold: dict[str, str] = {}
+    for review in reviews:
+        if review.rubric_version not in versions or group.question_id not in review.answers:
+            continue
+        items.append(review.task_id)
+        reviewers.append(review.reviewer_id)
+        labels.append(review.answers[group.question_id])
+        known = (review.gold_answers or {}).get(group.question_id)
+        if review.is_gold and known is not None:
+            gold[review.task_id] = known
+    if not items:
+        return None
+    answers = Answers.from_columns(items, reviewers, labels, classes=group.options)
+    model = DawidSkene(max_iter=config.max_iter, tol=config.tol,
+                       correct_pseudocount=config.correct_pseudocount,
+                       error_pseudocount=config.error_pseudocount,
+                       prior_pseudocount=config.prior_pseudocount).fit(answers, gold=gold)
+    # Σ over a reviewer's answers of the posterior of the label they gave: the model's
+    # expected number of correct answers (exact on gold items, which are clamped).
+    answered = model.probas_[answers.item_index, answers.label_index]
+    expected = np.bincount(answers.reviewer_index, weights=answered,
+                           minlength=answers.n_reviewers)
+    counts = np.bincount(answers.reviewer_index, minlength=answers.n_reviewers)
+    row = AggregationModelRow(
+        id=new_id("qm"), rubric_id=rubric_id, question_id=group.question_id,
+        rubric_versions=list(group.versions), method="dawid_skene",
+        classes=list(group.options), reviewers=[str(r) for r in answers.reviewers],
+        confusion=model.confusion_matrices_.tolist(), priors=model.priors_.tolist(),
+        reviewer_answers=counts.tolist(), reviewer_expected_correct=expected.tolist(),
+        n_items=answers.n_items, n_answers=answers.n_answers,
+        n_gold_items=int(len(set(gold) & set(items))), n_iter=model.n_iter_,
+        converged=bool(model.converged_), config=config.as_dict(), fitted_by=actor,
+        fitted_at=now)
+    session.add(row)
+    session.flush()
+    audit.append(session, actor=actor, action="quality.model_fit",
+                 entity_type="quality_model", entity_id=row.id,
+                 payload={"rubric": rubric_id, "question": group.question_id,
+                          "versions": list(group.versions), "n_items": row.n_items,
+                          "n_answers": row.n_answers, "n_gold_items": row.n_gold_items,
+                          "n_iter": row.n_iter, "converged": row.converged,
+                          "config": row.config})
+    return row
+
+
+def fit_question_models(session: Session, rubric_id: str,
+                        config: ModelAggregationConfig = ModelAggregationConfig(), *,
+                        actor: str = "quality", now: datetime | None = None
+                        ) -> list[tuple[QuestionGroup, QuestionModel]]:
+    """Fit (and store) a Dawid–Skene model for every answered single-choice question."""
+    return _fit_all(session, rubric_id, _rubric_reviews(session, rubric_id), config,
+                    actor=actor, now=now or utcnow())
+
+
+def _fit_all(session: Session, rubric_id: str, reviews: Sequence[_Review],
+             config: ModelAggregationConfig, *, actor: str, now: datetime
+             ) -> list[tuple[QuestionGroup, QuestionModel]]:
+    fitted = []
+    for group in question_groups(session, rubric_id):
+        row = _fit_group(session, rubric_id, group, reviews, config, actor=actor, now=now)
+        if row is not None:
+            model = _model_from_row(row)
+            _MODELS[row.id] = model
+            fitted.append((group, model))
+    return fitted
+
+
+def task_aggregator(session: Session, rubric_id: str, rubric_version: int) -> Aggregator:
+    """The aggregator for tasks under ``rubric_id@rubric_version``: the latest stored
+    model of each single-choice question whose fit covers that version, majority vote
+    for the rest (and everywhere when nothing has been fitted)."""
+    m = AggregationModelRow
+    models: dict[str, QuestionModel] = {}
+    for q in cached_spec(session, rubric_id, rubric_version).questions:
+        if q.kind not in MODEL_KINDS:
+            continue
+        recent = session.execute(
+            sa.select(m.id, m.rubric_versions).where(m.rubric_id == rubric_id,
+                                                     m.question_id == q.id)
+            .order_by(m.fitted_at.desc(), m.id.desc()).limit(20)).all()
+        model_id = next((mid for mid, versions in recent if rubric_version in versions), None)
+        if model_id is None:
+            continue
+        if model_id not in _MODELS:
+            _MODELS[model_id] = _model_from_row(session.get_one(m, model_id))
+        models[q.id] = _MODELS[model_id]
+    return ModelAggregator(models) if models else majority_aggregator
+
+
+def settings_from_dict(data: Any, *, file: str | None = None
+                       ) -> tuple[ModelAggregationConfig, CalibrationConfig]:
+    """Both configurations from ``{"aggregation": {...}, "calibration": {..., "cusum":
+    {...}}}`` (every key optional; unknown keys are an error naming the field)."""
+    from hilt.errors import InputError
+    from hilt.quality.trend import CusumConfig
+
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise InputError("settings must be a mapping", file=file, field="settings")
+    unknown = sorted(set(data) - {"aggregation", "calibration"})
+    if unknown:
+        raise InputError(f"unknown section {unknown[0]!r}", file=file, field=unknown[0])
+    try:
+        aggregation = ModelAggregationConfig.from_dict(data.get("aggregation") or {})
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), file=file, field="aggregation") from None
+    section = dict(data.get("calibration") or {})
+    try:
+        cusum = CusumConfig(**(section.pop("cusum", None) or {}))
+        calibration = CalibrationConfig(**section, cusum=cusum)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), file=file, field="calibration") from None
+    return aggregation, calibration
+
+
+def latest_models(session: Session, rubric_id: str | None = None) -> list[dict[str, Any]]:
+    """Summary of the latest fit of every rubric question (optionally of one rubric):
+    settings, counts, convergence and each reviewer's estimated accuracy."""
+    m = AggregationModelRow
+    query = sa.select(m).order_by(m.fitted_at.desc(), m.id.desc())
+    if rubric_id is not None:
+        query = query.where(m.rubric_id == rubric_id)
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for row in session.execute(query).scalars():
+        if (row.rubric_id, row.question_id) in seen:
+            continue
+        seen.add((row.rubric_id, row.question_id))
+        out.append({
+            "model_id": row.id, "rubric_id": row.rubric_id, "question_id": row.question_id,
+            "rubric_versions": row.rubric_versions, "method": row.method,
+            "classes": row.classes, "priors": row.priors, "n_items": row.n_items,
+            "n_answers": row.n_answers, "n_gold_items": row.n_gold_items,
+            "n_iter": row.n_iter, "converged": row.converged, "config": row.config,
+            "fitted_at": row.fitted_at.isoformat(), "fitted_by": row.fitted_by,
+            "reviewers": [{"reviewer": r, "n_answers": n,
+                           "estimated_accuracy": e / n if n else None}
+                          for r, n, e in zip(row.reviewers, row.reviewer_answers,
+                                             row.reviewer_expected_correct, strict=True)]})
+    return sorted(out, key=lambda d: (d["rubric_id"], d["question_id"]))

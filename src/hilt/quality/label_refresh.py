@@ -1,0 +1,177 @@
+"""Refreshing labels after a refit: re-aggregate the tasks waiting for an adjudicator and
+the automatically resolved ones with the new models (see :mod:`hilt.quality.store`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.canonical import canonical_json
+from hilt.quality.aggregation_store import _fit_all, _Review, _rubric_reviews
+from hilt.quality.calibration import CalibrationConfig
+from hilt.quality.model_aggregator import ModelAggregationConfig, ModelAggregator
+from hilt.quality.reviewer_store import update_reviewer_statuses
+from hilt.review.aggregation import AdjudicationPolicy, Aggregator, Answer, decide
+from hilt.review.labels import finalize
+from hilt.review.reviews import cached_spec, labels_from
+from hilt.review.rubric_spec import RubricSpec
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
+
+# Labels a refit may recompute: those no person decided.
+AUTOMATIC_PROVENANCE = ("unanimous", "majority", "model_aggregated")
+
+
+@dataclass
+class RefreshResult:
+    """What :func:`refresh_labels` did."""
+
+    rubric_id: str
+    models: list[dict[str, Any]] = field(default_factory=list)
+    labels_changed: int = 0
+    confidences_updated: int = 0
+    tasks_resolved: int = 0
+    tasks_reopened: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _by_question(reviews: Sequence[_Review]) -> dict[str, dict[str, list[Answer]]]:
+    grouped: dict[str, dict[str, list[Answer]]] = {}
+    for r in reviews:
+        if r.is_gold:
+            continue
+        task = grouped.setdefault(r.task_id, {})
+        for qid, value in r.answers.items():
+            task.setdefault(qid, []).append(Answer(r.id, r.reviewer_id, value, r.confidence))
+    return grouped
+
+
+def refresh_labels(session: Session, rubric_id: str,
+                   config: ModelAggregationConfig = ModelAggregationConfig(), *,
+                   now: datetime | None = None, actor: str = "quality") -> RefreshResult:
+    """Refit the rubric's models and re-aggregate waiting and automatically resolved
+    tasks with them (see the module docstring for what may change)."""
+    now = now or utcnow()
+    result = RefreshResult(rubric_id)
+    reviews = _rubric_reviews(session, rubric_id)
+    fitted = _fit_all(session, rubric_id, reviews, config, actor=actor, now=now)
+    for group, model in fitted:
+        result.models.append({"question_id": group.question_id, "model_id": model.model_id,
+                              "versions": list(group.versions),
+                              "n_reviewers": len(model.reviewers)})
+    if not fitted:
+        return result
+    answers = _by_question(reviews)
+    t, f = ReviewTaskRow, FinalLabelRow
+    tasks = session.execute(sa.select(t).where(
+        t.rubric_id == rubric_id, t.is_gold.is_(False),
+        t.status.in_(("resolved", "needs_adjudication"))).order_by(t.id)).scalars().all()
+    labels = {(row.task_id, row.question_id): row for row in session.execute(
+        sa.select(f).where(f.rubric_id == rubric_id, f.source_task_id.is_(None))).scalars()}
+    aggregators: dict[int, ModelAggregator] = {}
+    confidence_updates: list[list[Any]] = []
+    for task in tasks:
+        version = task.rubric_version
+        if version not in aggregators:
+            aggregators[version] = ModelAggregator(
+                {g.question_id: mdl for g, mdl in fitted if version in g.versions})
+        spec = cached_spec(session, rubric_id, version)
+        given = answers.get(task.id, {})
+        if task.status == "needs_adjudication":
+            result.tasks_resolved += _retry_waiting(session, task, spec, given,
+                                                    aggregators[version], now, actor)
+        else:
+            _refresh_resolved(session, task, spec, given, aggregators[version], labels,
+                              config, result, confidence_updates, now, actor)
+    audit.append(session, actor=actor, action="quality.refresh", entity_type="rubric",
+                 entity_id=rubric_id,
+                 payload={**{k: v for k, v in result.as_dict().items() if k != "rubric_id"},
+                          "confidence_updates": confidence_updates})
+    return result
+
+
+def _retry_waiting(session: Session, task: ReviewTaskRow, spec: RubricSpec,
+                   given: dict[str, list[Answer]], aggregator: Aggregator, now: datetime,
+                   actor: str) -> int:
+    """Resolve a task waiting for an adjudicator if the refitted model now decides it."""
+    policy = AdjudicationPolicy.model_validate(task.policy or {})
+    outcomes = decide(spec.questions, given, task.severity, policy, aggregator)
+    if any(o.adjudicate for o in outcomes):
+        return 0
+    finalize(session, task, labels_from(spec, outcomes, given), now=now, actor=actor)
+    task.adjudication_reasons = None
+    return 1
+
+
+def _refresh_resolved(session: Session, task: ReviewTaskRow, spec: RubricSpec,
+                      given: dict[str, list[Answer]], aggregator: ModelAggregator,
+                      labels: dict[tuple[str, str], FinalLabelRow],
+                      config: ModelAggregationConfig, result: RefreshResult,
+                      confidence_updates: list[list[Any]], now: datetime, actor: str) -> None:
+    policy = AdjudicationPolicy.model_validate(task.policy or {})
+    reopen: dict[str, str] = {}
+    for q in spec.questions:
+        row = labels.get((task.id, q.id))
+        if q.id not in aggregator.models or row is None or \
+                row.provenance not in AUTOMATIC_PROVENANCE or not given.get(q.id):
+            continue
+        (outcome,) = decide([q], {q.id: given[q.id]}, task.severity, policy, aggregator)
+        if outcome.adjudicate or outcome.aggregate is None:
+            reopen[q.id] = f"after model refit: {outcome.reason}"
+            continue
+        new = outcome.aggregate
+        if canonical_json(new.value) != canonical_json(row.value) or \
+                new.provenance != row.provenance:
+            old = {"value": row.value, "provenance": row.provenance,
+                   "confidence": row.confidence}
+            _set_label(session, row, new.value, new.confidence, new.provenance, now)
+            result.labels_changed += 1
+            audit.append(session, actor=actor, action="label.refresh",
+                         entity_type="final_label", entity_id=row.id,
+                         payload={"task": task.id, "question": q.id, "old": old,
+                                  "new": {"value": new.value, "provenance": new.provenance,
+                                          "confidence": new.confidence},
+                                  "model": aggregator.models[q.id].model_id})
+        elif abs(new.confidence - row.confidence) > 1e-9:
+            confidence_updates.append([row.id, row.confidence, new.confidence])
+            _set_label(session, row, row.value, new.confidence, row.provenance, now)
+            result.confidences_updated += 1
+    if reopen and config.reopen_low_confidence:
+        task.status = "needs_adjudication"
+        task.adjudication_reasons = reopen
+        result.tasks_reopened += 1
+        audit.append(session, actor=actor, action="task.needs_adjudication",
+                     entity_type="review_task", entity_id=task.id,
+                     payload={"reasons": reopen, "cause": "model refit"})
+
+
+def _set_label(session: Session, row: FinalLabelRow, value: Any, confidence: float,
+               provenance: str, now: datetime) -> None:
+    row.value, row.confidence, row.provenance, row.decided_at = value, confidence, \
+        provenance, now
+    f = FinalLabelRow
+    session.execute(sa.update(f).where(f.source_task_id == row.task_id,
+                                       f.question_id == row.question_id)
+                    .values(value=value, confidence=confidence, decided_at=now))
+
+
+def refresh_all(session: Session, *, config: ModelAggregationConfig = ModelAggregationConfig(),
+                calibration: CalibrationConfig = CalibrationConfig(),
+                now: datetime | None = None, actor: str = "quality") -> dict[str, Any]:
+    """Refit and refresh every rubric with reviews, then update reviewer statuses."""
+    now = now or utcnow()
+    rubrics = session.execute(sa.select(ReviewRow.rubric_id).distinct()
+                              .order_by(ReviewRow.rubric_id)).scalars().all()
+    refreshed = [refresh_labels(session, rubric, config, now=now, actor=actor).as_dict()
+                 for rubric in rubrics]
+    changes = update_reviewer_statuses(session, calibration, now=now,
+                                       actor=actor)
+    return {"rubrics": refreshed, "status_changes": changes}
