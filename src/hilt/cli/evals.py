@@ -161,6 +161,71 @@ def _run_check(options: dict[str, Any], *, dataset: list[str], model_version: st
     return result.exit_code
 
 
+def generate(
+    suite: Annotated[Path, typer.Option(help="suite JSONL: the prompts to answer")],
+    out: Annotated[Path, typer.Option(help="response file to write (contract 3)")],
+    model: Annotated[Path | None, typer.Option(
+        help="local transformers causal-LM folder")] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        help="base URL of an OpenAI-compatible endpoint (instead of --model)")] = None,
+    endpoint_model: Annotated[str | None, typer.Option(
+        help="model name sent to the endpoint")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="environment variable holding the endpoint's API key")] = None,
+    system_prompt: Annotated[str | None, typer.Option()] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy")] = 0.0,
+    top_p: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="local: prompts per batch")] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, help="endpoint: requests in "
+                                                         "flight")] = 8,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="cache of responses keyed by prompt + settings")] = None,
+) -> None:
+    """Generate candidate (or reference) outputs for a suite, decoder settings recorded."""
+    import os
+
+    from hilt.errors import HiltError, InputError
+    from hilt.evals.files import parse_suite
+    from hilt.evals.generate import write_responses
+
+    try:
+        if (model is None) == (endpoint is None):
+            raise InputError("give exactly one of --model or --endpoint", field="--model")
+        items = parse_suite(suite)
+        if model is not None:
+            from hilt.evals.generate_local import LocalModelConfig, generate_local
+
+            decoder: dict[str, Any] = {"max_new_tokens": max_new_tokens,
+                                       "temperature": temperature}
+            if top_p is not None:
+                decoder["top_p"] = top_p
+            result = generate_local(items, LocalModelConfig(
+                str(model), system_prompt=system_prompt, decoder=decoder,
+                batch_size=batch_size, seed=seed), cache_dir=cache_dir)
+        else:
+            from hilt.evals.generate import EndpointConfig
+            from hilt.evals.generate import generate as generate_remote
+
+            if not endpoint_model:
+                raise InputError("--endpoint needs --endpoint-model", field="--endpoint-model")
+            decoder = {"max_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
+            if top_p is not None:
+                decoder["top_p"] = top_p
+            result = generate_remote(items, EndpointConfig(
+                str(endpoint), endpoint_model,
+                api_key=os.environ.get(api_key_env) if api_key_env else None,
+                system_prompt=system_prompt, decoder=decoder, concurrency=concurrency),
+                cache_dir=cache_dir)
+        write_responses(out, result)
+    except HiltError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _echo_json({"out": str(out), "items": len(items), "settings": result["settings"],
+                "stats": result["stats"]})
+
+
 @suite_app.command("register")
 def suite_register(
     file: Annotated[Path, typer.Argument(help="suite JSONL")],
@@ -240,6 +305,7 @@ def suite_variants(suite: Annotated[str, typer.Argument(help="NAME@VERSION")],
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``hilt check`` and the ``hilt suite`` group."""
+    """Add ``hilt check``, ``hilt generate`` and the ``hilt suite`` group."""
     app.command("check")(check)
+    app.command("generate")(generate)
     app.add_typer(suite_app, name="suite")
