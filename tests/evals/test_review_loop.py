@@ -148,6 +148,8 @@ def test_review_sample_closes_the_loop(db_url: str, engine: Engine, tmp_path: Pa
     disagreement = report["review_sample"]["estimates"]["disagreement_rate"]
     assert disagreement["estimate"] == pytest.approx((30 * k / n) / 40)
     assert "Horvitz" in record["metrics"]["review_sample"]["estimator"]
+    html = (out / "report.html").read_text()
+    assert "Human review sample" in html and "20 returned, 0 pending" in html
     # Two superseding records (partial, then complete), all verified when stored.
     with transaction(engine) as session:
         actions = [e.action for e in audit.entries(session)]

@@ -79,6 +79,7 @@ def test_win_rate_per_slice_from_a_reward_model(tmp_path: Path, jsonl: Any) -> N
         "version": "reward-test"}
     assert result.record["inputs"]["judgments"]["candidate_reward"][0] == 11.0
     assert verify(result.record).ok
+    assert "<td>chat</td><td>79.2%</td>" in (tmp_path / "o" / "report.html").read_text()
 
 
 def test_win_rate_floor_blocks_a_slice(tmp_path: Path, jsonl: Any) -> None:

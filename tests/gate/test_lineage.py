@@ -129,6 +129,7 @@ def test_revoked_version_blocks(engine: Engine, world: dict[str, Any], tmp_path:
     record = _check(world, tmp_path, lineage)
     assert record["outcome"] == "block"
     assert f"lineage: {world['version']}: revoked" in record["decision"]["reasons"]
+    assert "Training lineage: block" in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_unknown_version_is_bad_input(engine: Engine, world: dict[str, Any]) -> None:

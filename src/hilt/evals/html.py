@@ -137,12 +137,47 @@ def _examples(failing: dict[str, Any]) -> str:
             f"regressions; {failing['listed']} listed.</p>" + "".join(items))
 
 
+def _win_table(slices: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{_pct(w['value'])}</td><td>{_pct(w['ci_low'])} – "
+        f"{_pct(w['ci_high'])}</td><td>{w['wins']} / {w['ties']} / {w['losses']}</td></tr>"
+        for name, entry in slices.items() if (w := entry.get("rm_win_rate")))
+    return ("<table><tr><th>slice</th><th>win-rate</th><th>bootstrap interval</th>"
+            f"<th>wins / ties / losses</th></tr>{rows}</table>")
+
+
+def _review_section(review: dict[str, Any] | None) -> str:
+    if not review:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{_pct(e['estimate'])}</td><td>{_pct(e['ci_low'])}"
+        f" – {_pct(e['ci_high'])}</td><td>{e['returned']}</td><td>{_pct(e['coverage'])}"
+        "</td></tr>" for name, e in (review.get("estimates") or {}).items())
+    return (f"<h2>Human review sample</h2><p>{review['sampled']} candidate outputs sent "
+            f"under rubric {escape(review['rubric'])} (question "
+            f"{escape(review['question'])}, strata {escape(review['strata_by'])}); "
+            f"{review['returned']} returned, {review['pending']} pending. Returned human "
+            "judgments replace automatic ones.</p>"
+            + ("<table><tr><th>estimated from the sample</th><th>estimate</th>"
+               "<th>interval</th><th>returned</th><th>coverage</th></tr>" + rows
+               + "</table>" if rows else ""))
+
+
+def _lineage_section(lineage: dict[str, Any]) -> str:
+    if not lineage.get("evaluated"):
+        return ""
+    items = [f"<li>{escape(p)}</li>" for p in lineage["problems"]]
+    items += [f"<li>unknown: {escape(u)}</li>" for u in lineage["unknown"]]
+    return (f"<h2>Training lineage: {escape(lineage['status'])}</h2>"
+            + (f"<ul>{''.join(items)}</ul>" if items else "<p>No problem found.</p>"))
+
+
 def render_html(report: dict[str, Any]) -> str:
     outcome = report["outcome"]
     metrics = "".join(
         f"<h3>{escape(m)}</h3><p>{escape(desc)}</p>"
         + (rate_chart(m, report["slices"]) + _delta_table(m, report["slices"])
-           if m != "rm_win_rate" else "")
+           if m != "rm_win_rate" else _win_table(report["slices"]))
         for m, desc in report["metric_descriptions"].items())
     reasons = "".join(f"<li>{escape(r)}</li>" for r in report["gate"]["reasons"])
     versions = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_fmt(v))}</td></tr>"
@@ -161,6 +196,8 @@ def render_html(report: dict[str, Any]) -> str:
         + f"<h2>Rates by slice</h2><p class=\"legend\">{legend} (Wilson "
         f"{100 * (1 - report['alpha']):g}% intervals)</p>"
         + metrics
+        + _review_section(report.get("review_sample"))
+        + _lineage_section(report["gate"]["lineage"])
         + "<h2>Failing examples</h2>" + _examples(report["failing_examples"])
         + "<h2>Model contract card</h2>" + _card(report["contract_card"])
         + f"<h2>Versions</h2><table>{versions}</table></body></html>")
