@@ -110,3 +110,79 @@ def test_any_ngram_setting_catches_verbatim_copies(n: int) -> None:
 def test_empty_index_and_fields() -> None:
     assert _index([]).match(["anything"]).tolist() == [-1]
     assert _index([BASE]).match([]).tolist() == []
+
+
+def test_batched_tokeniser_equals_per_text_words() -> None:
+    from hilt.data.ngrams import WordHasher, hash_words, tokenise
+
+    docs = ["Hello, World!", "", "ÉCOLE straße ﬁne Ǆ", "tab\tand\nnewline", "x",
+            "nul\x00inside", "HILTSEP is just a word", "  "]
+    for batch in (docs, docs[:5], docs[:1], []):
+        tokens = tokenise(batch)
+        got = [tokens.flat[a:b] for a, b in zip(tokens.starts.tolist(), tokens.ends.tolist(),
+                                                 strict=True)]
+        assert got == [words(d) for d in batch]
+    hasher = WordHasher(max_words=3)  # forces the cache to be emptied on the way
+    batched = hash_words(docs, hasher)
+    for i, d in enumerate(docs):
+        alone = hash_words([d])
+        assert batched.hashes[batched.offsets[i]:batched.offsets[i + 1]].tolist() == \
+            alone.hashes.tolist()
+
+
+def test_text_features_match_the_per_text_definitions() -> None:
+    from data_factories import make_candidate, make_label
+
+    from hilt.data.balance import _group_key, unit_hash
+    from hilt.data.examples import candidate_examples
+    from hilt.data.pipeline import near_dedup
+    from hilt.data.records import Example
+    from hilt.data.spec import parse_spec
+    from hilt.data.textfeatures import analyse_texts
+
+    spec = parse_spec({"name": "t", "kind": "preference"})
+    prompts = [BASE, BASE.upper() + "!!", "Short one", BASE + " extra words here"]
+    examples: list[Example] = []
+    for i, p in enumerate(prompts):
+        c = make_candidate(f"e{i}", p, [f"answer {i} " + BASE, "no"],
+                           labels=[make_label(f"e{i}", {"chosen": 0, "rejected": 1})])
+        if i == 3:  # a conversation: the prompt is rendered as "role: text" lines
+            c.messages = [{"role": "system", "content": "Be brief"},
+                          {"role": "user", "content": p}]
+        examples.extend(candidate_examples(c, spec))
+    cls = Example(key="k", kind="classification", source="label_class", event_id="e9",
+                  subject_id=None, messages=[], slice="s", template={}, labels=(),
+                  policy_version=None, confidence=1.0, text="Some Text, here", label="x")
+    examples.append(cls)
+    feats = analyse_texts(examples, spec.split)
+    group = _group_key(spec.split)
+    assert feats.prompt_units is not None
+    for row, ex in enumerate(examples):
+        assert feats.prompt_units[row] == unit_hash(spec.split.seed, group(ex))
+    # Exact digests agree exactly when kind, label and normalised text agree.
+    for i, a in enumerate(examples):
+        for j, b in enumerate(examples):
+            same = (a.kind, a.label, normalise(a.dedup_text())) == \
+                (b.kind, b.label, normalise(b.dedup_text()))
+            assert (feats.exact_digests[i] == feats.exact_digests[j]) == same
+    # Near dedup from the shared word hashes equals near dedup from the texts.
+    for row, ex in enumerate(examples):
+        ex.text_row = row
+    kept, _ = near_dedup(list(examples), spec, feats)
+    direct = minhash.near_duplicates([ex.dedup_text() for ex in examples],
+                                     threshold=spec.dedup.threshold)
+    assert [ex.key for ex in kept] == [ex.key for ex, d in zip(examples, direct.duplicate_of,
+                                                                strict=True)
+                                       if d < 0 or examples[d].label != ex.label]
+
+
+def test_joined_pii_scan_equals_per_field_scan() -> None:
+    from hilt.data.pii import RegexPiiDetector
+
+    detector = RegexPiiDetector()
+    fields = ["mail me: a.b@example.org", "call +44 20 7946 0958", "4111 1111 1111 1111",
+              "::1 and 10.0.0.1", "nothing here 12", "1234567", "2001:db8::1", ""]
+    for i in range(len(fields)):
+        for j in range(len(fields)):
+            pair = [fields[i], fields[j]]
+            assert bool(detector.find("\n".join(pair))) == any(detector.find(f) for f in pair)

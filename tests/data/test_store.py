@@ -175,3 +175,33 @@ def test_cli_round_trip(db_url: str, world, tmp_path: Path, monkeypatch) -> None
 def test_real_heldout_registry_feeds_decontamination(engine: Engine, world) -> None:  # type: ignore[no-untyped-def]
     with transaction(engine) as session:
         assert list(heldout_texts(session)) == [("xstest@1", "x1", HELD)]
+
+
+def test_build_refuses_incompatible_rubric_versions(engine: Engine, world, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                    ) -> None:
+    from hilt.errors import InputError
+
+    pref = {"chosen": 0, "rejected": 1}
+    mixed = [make_label("ev0", pref, version=1), make_label("ev1", pref, version=2, n=1)]
+
+    def lookup(status: str, mixable: bool):  # type: ignore[no-untyped-def]
+        return lambda rubric, old, new: {"status": status, "mixable": mixable,
+                                         "reason": f"bridge {rubric} {old}->{new}"}
+
+    with transaction(engine) as session, pytest.raises(InputError) as err:
+        build_version(session, parse_spec(SPEC), actor="t", label_source=lambda _s, **_k: mixed,
+                      directory=tmp_path / "ds", compat_lookup=lookup("incompatible", False))
+    assert "helpful@1 with helpful@2" in str(err.value)
+    assert err.value.field == "labels.rubric_versions"
+    # The drift stage's own lookup: never bridged is allowed and listed as such.
+    with transaction(engine) as session:
+        real = build_version(session, parse_spec(SPEC), actor="t",
+                             label_source=lambda _s, **_k: mixed, directory=tmp_path / "ds")
+    mixing = real.manifest["notes"]["rubric_mixing"]
+    assert mixing == {"rubric_versions": ["helpful@1", "helpful@2"], "checked": True,
+                      "unbridged": ["helpful@1->@2"]}
+    with transaction(engine) as session:  # a recorded mapping makes them mixable
+        again = build_version(session, parse_spec(SPEC), actor="t",
+                              label_source=lambda _s, **_k: mixed, directory=tmp_path / "ds",
+                              compat_lookup=lookup("incompatible", True))
+    assert again.version_id == real.version_id

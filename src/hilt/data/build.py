@@ -25,6 +25,7 @@ import hilt
 from hilt.canonical import canonical_json, content_hash, sha256_hex
 from hilt.config import hilt_home
 from hilt.data.decontam import HeldoutIndex
+from hilt.data.mixing import CompatLookup, check_rubric_mixing, default_compat_lookup
 from hilt.data.pii import PiiDetector
 from hilt.data.pipeline import SelectionResult, gc_paused, run_selection
 from hilt.data.records import Example
@@ -106,8 +107,14 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
                   label_source: LabelSource | None = _UNSET,
                   heldout_source: HeldoutSource | None = None,
                   directory: str | Path | None = None,
-                  detector: PiiDetector | None = None) -> BuildResult:
-    """Select from the store and record a version (in the caller's transaction)."""
+                  detector: PiiDetector | None = None,
+                  compat_lookup: CompatLookup | None = _UNSET) -> BuildResult:
+    """Select from the store and record a version (in the caller's transaction).
+
+    Refuses (``InputError``) to mix rubric versions whose bridge shows incompatible
+    labels unless a mapping, relabelling or acceptance is recorded
+    (:mod:`hilt.data.mixing`); ``compat_lookup`` replaces the drift stage's lookup.
+    """
     labels: LabelSource | None = (default_label_source() if label_source is _UNSET
                                   else label_source)
     heldout_of: HeldoutSource = heldout_source or default_heldout_source()
@@ -116,7 +123,10 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
                          min_short_words=spec.decontamination.min_short_words)
     candidates = load_candidates(session, spec, label_source=labels)
     result = run_selection(candidates, spec, index, detector=detector)
+    mixing = check_rubric_mixing(result.examples, default_compat_lookup(session)
+                                 if compat_lookup is _UNSET else compat_lookup)
     return store_result(session, spec, result, actor=actor, directory=directory, notes={
+        "rubric_mixing": mixing,
         "label_source": "unavailable" if labels is None else
         f"{labels.__module__}.{getattr(labels, '__qualname__', 'labels')}",
         "heldout_items": len(index)})

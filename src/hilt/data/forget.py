@@ -5,9 +5,12 @@
 1. every event of the subject keeps its row, id and content hash (so references and the
    audit chain stay valid) but loses its content: the payload becomes
    ``{"erased": true}`` and ``erased_at`` is set;
-2. every dataset version holding a record of those events is revoked with the reason,
+2. the review stage's copies of that content (reviews' rewrites, rationales and text
+   answers, text-valued final labels, adjudication rationales) are erased by
+   :func:`hilt.review.erasure.erase_subject_content`;
+3. every dataset version holding a record of those events is revoked with the reason,
    and its exports are flagged (a ``REVOKED.json`` marker is left beside each);
-3. one audit entry records the act, naming the subject only by the sha256 of its id.
+4. one audit entry records the act, naming the subject only by the sha256 of its id.
 
 After the commit the records files of the revoked versions are deleted (they contain the
 erased content); a ``REVOKED.json`` marker stays in their folder. Exports already copied
@@ -41,6 +44,7 @@ from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 class ForgetResult:
     subject_sha256: str
     events_erased: int
+    review_content_erased: dict[str, int] = field(default_factory=dict)
     versions_revoked: list[str] = field(default_factory=list)
     exports_flagged: list[str] = field(default_factory=list)
     files_to_delete: list[str] = field(default_factory=list)
@@ -66,12 +70,13 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
             row.erased_at = now
             erased += 1
     event_ids = [r.id for r in rows]
+    review_erased = _erase_review_copies(session, event_ids)
     version_ids: set[str] = set()
     for lo in range(0, len(event_ids), 1000):
         version_ids.update(session.execute(
             sa.select(DatasetRecordRow.version_id).distinct()
             .where(DatasetRecordRow.event_id.in_(event_ids[lo:lo + 1000]))).scalars())
-    result = ForgetResult(subject_hash, erased)
+    result = ForgetResult(subject_hash, erased, review_content_erased=review_erased)
     why = f"{reason}: subject sha256 {subject_hash[:16]} erased"
     for vid in sorted(version_ids):
         version = session.get(DatasetVersionRow, vid)
@@ -86,9 +91,19 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
                  entity_id=f"subject:{subject_hash[:16]}", payload={
                      "subject_sha256": subject_hash, "reason": reason,
                      "events_erased": erased, "event_ids": sorted(event_ids),
+                     "review_content_erased": review_erased,
                      "versions_revoked": result.versions_revoked,
                      "exports_flagged": result.exports_flagged})
     return result
+
+
+def _erase_review_copies(session: Session, event_ids: list[str]) -> dict[str, int]:
+    """Reviews' rewrites and rationales, text labels, adjudication rationales."""
+    try:
+        from hilt.review.erasure import erase_subject_content
+    except ImportError:  # a deployment without the review stage holds no copies
+        return {}
+    return erase_subject_content(session, event_ids)
 
 
 def delete_files(result: ForgetResult, reason: str = "right to be forgotten") -> None:

@@ -128,6 +128,9 @@ def tokenise(docs: Sequence[str], hasher: WordHasher | None = None) -> Tokens:
     """
     hasher = hasher or WordHasher()
     n = len(docs)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Tokens([], np.zeros(0, dtype=np.uint64), empty, empty)
     joined = "\x00".join(docs)
     if joined.count("\x00") != max(n - 1, 0):  # a text holds NUL: one by one
         per_doc = [words(d) for d in docs]
