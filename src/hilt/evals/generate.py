@@ -11,7 +11,7 @@
   and a change of any setting never reuses a stale answer.
 
 Output lines follow contract 3 (``{"id", "response"}``) plus ``generation`` metadata.
-A local transformers generation path is not implemented yet.
+A local transformers model is served by :mod:`hilt.evals.generate_local` instead.
 """
 
 from __future__ import annotations
