@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.access import add_reviewer
 from hilt.events.ingest import ingest_events
+from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.reviews import Submission
 from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rubrics import publish_rubric
@@ -73,9 +74,11 @@ class Operation:
 
 def setup_operation(engine: Engine, *, n_tasks: int, n_gold: int, seed: int = 7,
                     pool: tuple[ReviewerProfile, ...] = POOL, status: str = "calibrated",
-                    overlap_k: int = 3) -> Operation:
+                    overlap_k: int = 3, policy: AdjudicationPolicy | None = None
+                    ) -> Operation:
     """Publish the rubric, create ``n_tasks`` production tasks and ``n_gold`` gold tasks
-    with truth drawn from (0.5, 0.3, 0.2), and add the reviewers with ``status``."""
+    with truth drawn from (0.5, 0.3, 0.2) (distinct priorities, so that the claim order
+    is reproducible), and add the reviewers with ``status``."""
     rng = np.random.default_rng(seed)
     truth_codes = rng.choice(len(CLASSES), size=n_tasks + n_gold, p=[0.5, 0.3, 0.2])
     events = [{"id": f"ev{i:05d}", "interaction": {"prompt": f"prompt {i}"},
@@ -88,13 +91,17 @@ def setup_operation(engine: Engine, *, n_tasks: int, n_gold: int, seed: int = 7,
         publish_rubric(s, parse_rubric(RUBRIC), actor="lead")
         rows = [task_row(event_id=e["id"], pool="default", severity=2,
                          rubric_id="verdicts", rubric_version=1, overlap_k=overlap_k,
-                         now=T0) for e in events[:n_tasks]]
+                         now=T0, policy=(policy or AdjudicationPolicy()).model_dump())
+                for e in events[:n_tasks]]
         for i, row in enumerate(rows):  # distinct priorities: a reproducible claim order
             row["priority"] = 10.0 - i / n_tasks
         insert_tasks(s, rows, actor="lead", action="task.create", payload={"rule": "test"})
-        for e in events[n_tasks:]:
-            create_gold_task(s, event_id=e["id"], rubric="verdicts@1",
-                             answers={"verdict": CLASSES[truth[e["id"]]]}, actor="lead")
+        for i, e in enumerate(events[n_tasks:]):
+            gold_id = create_gold_task(s, event_id=e["id"], rubric="verdicts@1",
+                                       answers={"verdict": CLASSES[truth[e["id"]]]},
+                                       actor="lead")
+            s.execute(sa.update(ReviewTaskRow).where(ReviewTaskRow.id == gold_id)
+                      .values(priority=-i / max(n_gold, 1)))
         for profile in pool:
             add_reviewer(s, reviewer_id=profile.name, actor="lead")
             s.flush()
