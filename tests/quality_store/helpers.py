@@ -81,12 +81,12 @@ def setup_operation(engine: Engine, *, n_tasks: int, n_gold: int, seed: int = 7,
     is reproducible), and add the reviewers with ``status``."""
     rng = np.random.default_rng(seed)
     truth_codes = rng.choice(len(CLASSES), size=n_tasks + n_gold, p=[0.5, 0.3, 0.2])
-    events = [{"id": f"ev{i:05d}", "interaction": {"prompt": f"prompt {i}"},
+    events: list[dict[str, Any]] = [{"id": f"ev{i:05d}", "interaction": {"prompt": f"prompt {i}"},
                "responses": [{"text": f"response {i}"}],
                "context": {"policy_version": "pol-1", "consent": ["review"]}}
               for i in range(n_tasks + n_gold)]
     ingest_events(engine, events, actor="service")
-    truth = {e["id"]: int(c) for e, c in zip(events, truth_codes, strict=True)}
+    truth: dict[str, int] = {e["id"]: int(c) for e, c in zip(events, truth_codes, strict=True)}
     with transaction(engine) as s:
         publish_rubric(s, parse_rubric(RUBRIC), actor="lead")
         rows = [task_row(event_id=e["id"], pool="default", severity=2,
@@ -105,8 +105,6 @@ def setup_operation(engine: Engine, *, n_tasks: int, n_gold: int, seed: int = 7,
         for profile in pool:
             add_reviewer(s, reviewer_id=profile.name, actor="lead")
             s.flush()
-            row = s.get(ReviewerRow, profile.name)
-            assert row is not None
-            row.status = status
+            s.get_one(ReviewerRow, profile.name).status = status
     return Operation(engine, truth, profiles={p.name: p for p in pool},
                      rng=np.random.default_rng(seed + 1))

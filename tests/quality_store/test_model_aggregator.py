@@ -13,7 +13,8 @@ from hilt.review.aggregation import AdjudicationPolicy, Answer, decide
 from hilt.review.eligibility import GOLD_ONLY_STATUSES, PRODUCTION_STATUSES, eligible_work
 from hilt.review.rubric_spec import Question
 
-CHOICE = Question(id="v", kind="single_choice", prompt="p", options=["a", "b", "c"])
+CHOICE = Question.model_validate({"id": "v", "kind": "single_choice", "prompt": "p",
+                                  "options": ["a", "b", "c"]})
 TEXT = Question(id="t", kind="free_text", prompt="p")
 
 
@@ -55,6 +56,7 @@ def test_posterior_matches_a_fitted_model() -> None:
                           fitted.confusion_matrices_, fitted.priors_, np.array([200] * 3), 0)
     item = frame[frame["item"] == 7]
     got = model.posterior(item["reviewer"].tolist(), item["label"].tolist())
+    assert got is not None
     # At convergence the E-step with the final parameters reproduces the fit's posterior.
     np.testing.assert_allclose(got, fitted.probas_[list(fitted.items_).index(7)], atol=1e-6)
 

@@ -54,9 +54,10 @@ def test_simulated_operation(engine: Engine) -> None:
         result = refresh_labels(s, "verdicts", ModelAggregationConfig(min_confidence=0.0))
     assert result.tasks_reopened == 0
     with transaction(engine) as s:
-        final = dict(s.execute(sa.select(FinalLabelRow.event_id, FinalLabelRow.value).where(
-            FinalLabelRow.question_id == "verdict", FinalLabelRow.provenance.in_(
-                ("model_aggregated", "majority", "unanimous")))).all())
+        f = FinalLabelRow
+        final: dict[str, str] = dict(s.execute(sa.select(f.event_id, f.value).where(
+            f.question_id == "verdict",
+            f.provenance.in_(("model_aggregated", "majority", "unanimous")))).all())
         provenance = set(s.execute(sa.select(FinalLabelRow.provenance).where(
             FinalLabelRow.provenance != "gold")).scalars())
     assert len(final) == N_TASKS and provenance == {"model_aggregated"}
