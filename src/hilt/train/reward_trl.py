@@ -56,6 +56,9 @@ def _load(config: TRLRewardConfig, pairs: Sequence[Pair], workdir: Path) -> tupl
             else config.model
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    if tokenizer.eos_token is None:
+        # TRL appends the EOS text to every reply; BERT-style tokenizers only have [SEP].
+        tokenizer.eos_token = tokenizer.sep_token
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -113,7 +116,9 @@ class TRLReward:
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         import torch
 
-        texts = ["".join(joined(p, r)) for p, r in zip(prompts, responses, strict=True)]
+        # Scored exactly as trained: TRL appended the EOS text to each reply.
+        eos = self.tokenizer.eos_token or ""
+        texts = ["".join(joined(p, r)) + eos for p, r in zip(prompts, responses, strict=True)]
         out = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):

@@ -1,0 +1,182 @@
+"""Training benchmark: hilt's default reward model against TRL's RewardTrainer.
+
+    python -m benchmarks.training [--quick] [--variants] [--xstest] [--threads N]
+
+On the Anthropic HH harmless pairs (``../shared/data/hh-rlhf``), one seeded 80/20
+split, the same run measures:
+
+* hilt default (MiniLM, top 2 layers fine-tuned on cached frozen states, BT loss,
+  cheap features) — training pairs/s, scoring responses/s, held-out accuracy;
+* TRL ``RewardTrainer`` on the same encoder (MiniLM as a one-label sequence
+  classifier, full fine-tuning) and the same pairs, shown the same view of the
+  conversation (last human turn + reply) — the same three numbers;
+* the "always prefer the shorter reply" baseline.
+
+``--variants`` adds the ablation table of ``docs/train.md`` (one line per idea);
+``--xstest`` adds cross-model refusal detection on XSTest: the classifier against
+XSTest's string-match rule on each held-out model. Timings on shared machines are
+noisy; compare the ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = Path(os.environ.get("HILT_SHARED_DATA",
+                           Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "frozen MiniLM, full transcript, linear BT head": dict(trainable_layers=0, view="full",
+                                                          cheap_features=False, epochs=5,
+                                                          head_learning_rate=3e-3),
+    "frozen, last exchange only": dict(trainable_layers=0, cheap_features=False, epochs=5,
+                                       head_learning_rate=3e-3),
+    "frozen, last exchange + cheap features": dict(trainable_layers=0, epochs=5,
+                                                   head_learning_rate=3e-3),
+    "top 1 layer tuned, last exchange + cheap": dict(trainable_layers=1),
+    "top 2 layers tuned, last exchange, no cheap": dict(cheap_features=False),
+    "top 2 layers tuned, last exchange + cheap (default)": dict(),
+    "top 2 layers tuned, reply only + cheap": dict(view="response"),
+    "top 2 layers tuned, full transcript + cheap": dict(view="full"),
+    "top 2 layers tuned, 2 epochs": dict(epochs=2),
+}
+
+
+def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> tuple[float, float, float]:
+    from hilt.train.reward_eval import accuracy_block
+
+    block = accuracy_block(np.asarray(chosen) - np.asarray(rejected))
+    return block["value"], block["ci_low"], block["ci_high"]
+
+
+def _row(name: str, acc: tuple[float, float, float], train_s: float | None,
+         train_pairs: float | None, score_s: float | None, n_scored: int | None) -> dict:
+    return {"method": name, "accuracy": acc[0], "ci": (acc[1], acc[2]), "train_s": train_s,
+            "train_pairs_per_s": (train_pairs / train_s) if train_s else None,
+            "score_per_s": (n_scored / score_s) if score_s else None}
+
+
+def bench_hilt(train: list, held: list, config: Any, name: str) -> dict:
+    from hilt.train.reward import train_reward_model
+
+    start = time.perf_counter()
+    model = train_reward_model(train, config, progress=False)
+    train_s = time.perf_counter() - start
+    prompts = [p.prompt for p in held]
+    start = time.perf_counter()
+    chosen = model.score(prompts, [p.chosen for p in held])
+    rejected = model.score(prompts, [p.rejected for p in held])
+    score_s = time.perf_counter() - start
+    return _row(name, _accuracy(chosen, rejected), train_s, len(train) * config.epochs,
+                score_s, 2 * len(held))
+
+
+def bench_trl(train: list, held: list, epochs: float, max_length: int, seed: int) -> dict:
+    from hilt.train.pairs import Pair, last_exchange
+    from hilt.train.reward_trl import TRLRewardConfig, train_trl_reward
+
+    def view(p: Pair) -> Pair:
+        return replace(p, prompt=f"Human: {last_exchange(p.prompt)}\n\nAssistant:")
+
+    config = TRLRewardConfig(model="all-MiniLM-L6-v2", epochs=epochs, max_length=max_length,
+                             learning_rate=3e-5, batch_size=16, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        scorer, facts = train_trl_reward([view(p) for p in train], config, Path(tmp),
+                                         progress=False)
+        train_s = time.perf_counter() - start
+        held_view = [view(p) for p in held]
+        prompts = [p.prompt for p in held_view]
+        start = time.perf_counter()
+        chosen = scorer.score(prompts, [p.chosen for p in held_view])
+        rejected = scorer.score(prompts, [p.rejected for p in held_view])
+        score_s = time.perf_counter() - start
+    row = _row("TRL RewardTrainer, MiniLM full fine-tune", _accuracy(chosen, rejected),
+               train_s, facts["pairs_used"] * epochs, score_s, 2 * len(held))
+    row["method"] += f" ({facts['pairs_used']}/{len(train)} pairs within max_length)"
+    return row
+
+
+def _print(rows: list[dict]) -> None:
+    print(f"{'method':68s} {'held-out acc [95% CI]':24s} {'train s':>8s} {'pairs/s':>8s} "
+          f"{'scored/s':>9s}")
+    for r in rows:
+        acc = f"{r['accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+        fmt = (lambda v, spec: format(v, spec) if v is not None else "-")  # noqa: E731
+        print(f"{r['method'][:68]:68s} {acc:24s} {fmt(r['train_s'], '8.1f'):>8s} "
+              f"{fmt(r['train_pairs_per_s'], '8.1f'):>8s} {fmt(r['score_per_s'], '9.1f'):>9s}")
+
+
+def run_xstest() -> None:
+    from hilt.train.classifier import ClassifierConfig
+    from hilt.train.xstest import xstest_rotations
+
+    configs = {"frozen MiniLM + cheap features, calibrated LR": ClassifierConfig(),
+               "MiniLM fine-tuned 2 epochs on first 128 tokens + calibrated LR":
+                   ClassifierConfig(finetune_epochs=2, max_length=128)}
+    print(f"\n{'classifier':64s} {'held-out model':16s} {'accuracy [95% CI]':22s} "
+          f"{'string match [95% CI]':22s} {'FPR':>6s} {'FNR':>6s}")
+    for name, config in configs.items():
+        for r in xstest_rotations(DATA / "xstest", config):
+            a, s = r["classifier_accuracy"], r["string_match_accuracy"]
+            e = r["classifier_errors"]
+            print(f"{name[:64]:64s} {r['held_out_model']:16s} "
+                  f"{a['value']:.3f} [{a['ci_low']:.3f},{a['ci_high']:.3f}]  "
+                  f"{s['value']:.3f} [{s['ci_low']:.3f},{s['ci_high']:.3f}]  "
+                  f"{e['false_positive_rate']['value']:6.3f} "
+                  f"{e['false_negative_rate']['value']:6.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 train / 100 held-out pairs")
+    parser.add_argument("--variants", action="store_true", help="the ablation table")
+    parser.add_argument("--xstest", action="store_true", help="XSTest refusal classifier")
+    parser.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ["HILT_TORCH_THREADS"] = str(args.threads)
+
+    from hilt.train.pairs import read_pairs, split_pairs
+    from hilt.train.reward import RewardConfig
+
+    pairs = read_pairs(DATA / "hh-rlhf" / "harmless_pairs_dev.jsonl.gz")
+    train, held = split_pairs(pairs, 0.2, seed=0)
+    epochs = 3
+    if args.quick:
+        train, held, epochs = train[:200], held[:100], 1
+    print(f"HH harmless: {len(train)} training pairs, {len(held)} held-out pairs "
+          f"(seeded 80/20 split), torch threads={args.threads}")
+    shorter = [len(p.chosen) < len(p.rejected) for p in held]
+    rows = [_row("always prefer the shorter reply", _accuracy(
+        np.array(shorter, float), np.zeros(len(held)) + 0.5), None, None, None, None)]
+    default = RewardConfig(epochs=epochs, seed=args.seed)
+    rows.append(bench_hilt(train, held, default, "hilt default (MiniLM, top-2 tuned, cached)"))
+    _print(rows[-2:])
+    if not args.no_trl:
+        rows.append(bench_trl(train, held, 1.0, 256, args.seed))
+        _print(rows[-1:])
+    if args.variants:
+        for name, over in VARIANTS.items():
+            config = replace(default, **over)
+            if args.quick:
+                config = replace(config, epochs=1)
+            rows.append(bench_hilt(train, held, config, name))
+            _print(rows[-1:])
+    print("\nsummary")
+    _print(rows)
+    if args.xstest:
+        run_xstest()
+
+
+if __name__ == "__main__":
+    main()
