@@ -7,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hilt.train.classifier import ClassifierConfig, choose_threshold, load_classifier, \
-    train_classifier
+from hilt.train.classifier import (
+    ClassifierConfig,
+    choose_threshold,
+    load_classifier,
+    train_classifier,
+)
 from hilt.train.classifier_eval import classification_report, evaluate_classifier
 from hilt.train.refusal import XSTEST_MODELS, load_xstest_completions, string_match_refusal
 

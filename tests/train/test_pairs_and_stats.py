@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 
 from hilt.errors import InputError
-from hilt.train.pairs import last_exchange, pairs_hash, read_pairs, split_hh_transcripts, \
-    split_pairs
-from hilt.train.stats import expected_calibration_error, pearson, reliability_bins, \
-    wilson_interval
+from hilt.train.pairs import (
+    last_exchange,
+    pairs_hash,
+    read_pairs,
+    split_hh_transcripts,
+    split_pairs,
+)
+from hilt.train.stats import expected_calibration_error, pearson, reliability_bins, wilson_interval
 
 
 def test_hh_split_keeps_shared_reply_opening_in_the_replies() -> None:
