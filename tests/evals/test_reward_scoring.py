@@ -118,27 +118,28 @@ def test_rm_folder_that_is_not_a_reward_model(tmp_path: Path, jsonl: Any) -> Non
                                    str(files["cand"]), "--reference", str(files["ref"]),
                                    "--out", str(tmp_path / "o"), "--rm",
                                    str(tmp_path / "empty")])
-    assert out.exit_code == 2 and "reward_config.json missing" in out.output
+    assert out.exit_code == 2 and "manifest.json missing" in out.output
 
 
 @pytest.mark.slow
 def test_default_reward_model_folder_scores_through_the_cli(tmp_path: Path, jsonl: Any
                                                             ) -> None:
-    """The training stage's default RM (frozen MiniLM + Bradley–Terry head), saved and
-    loaded from its folder: the check's rewards are exactly the model's own scores."""
+    """The training stage's default RM (frozen MiniLM + Bradley–Terry head), written by
+    its refresh and loaded from the folder: the check's rewards are the model's scores."""
     import torch
 
     from hilt.train.pairs import Pair
-    from hilt.train.reward import EncoderReward, RewardConfig, train_reward_model
+    from hilt.train.reward import RewardConfig
+    from hilt.train.reward_refresh import load_reward_model, refresh_reward_model
 
     torch.set_num_threads(1)
     pairs = [Pair(prompt=f"How do I bake bread {i}?",
                   chosen=f"Mix flour, water, yeast and salt; knead; bake {i} min.",
                   rejected="I can't help with that.") for i in range(16)]
     config = RewardConfig(trainable_layers=0, epochs=2, max_length=48, batch_size=8)
-    model = train_reward_model(pairs, config, progress=False)
     rm_dir = tmp_path / "rm"
-    model.save(rm_dir)
+    refresh_reward_model(pairs, rm_dir, config=config, held_out_fraction=0.25,
+                         progress=False)
     suite = jsonl(tmp_path / "s.jsonl", [
         {"id": f"q{i}", "prompt": f"How do I bake a cake {i}?", "slice": "baking",
          "expect": "comply"} for i in range(6)])
@@ -153,7 +154,7 @@ def test_default_reward_model_folder_scores_through_the_cli(tmp_path: Path, json
                                    "--rm", str(rm_dir)])
     assert out.exit_code == 0, out.output
     record = json.loads((tmp_path / "o" / "decision.json").read_text())
-    loaded = EncoderReward.load(rm_dir)
+    loaded = load_reward_model(rm_dir)
     expected = loaded.score([f"How do I bake a cake {i}?" for i in range(6)],
                             ["Mix flour, eggs, sugar and butter; bake 30 min."] * 6)
     assert np.allclose(record["inputs"]["judgments"]["candidate_reward"], expected)
@@ -184,6 +185,6 @@ def test_rm_version_resolves_through_the_model_registry(db_url: str, engine: Any
     assert wrong_kind.exit_code == 2 and "not a reward model" in wrong_kind.output
     # The registered artifact folder is what gets loaded (here: not a reward model).
     reward = runner.invoke(app, [*base, "--rm-version", ids["reward"]])
-    assert reward.exit_code == 2 and "reward_config.json missing" in reward.output
+    assert reward.exit_code == 2 and "manifest.json missing" in reward.output
     both = runner.invoke(app, [*base, "--rm-version", ids["reward"], "--rm", "x"])
     assert both.exit_code == 2 and "not both" in both.output

@@ -10,9 +10,10 @@ preferred change" and one below 1/2 a regression the RM can see — a proxy, whi
 the human review sample exists beside it.
 
 The scorer is any object with ``score(prompts, responses) -> np.ndarray`` (the
-:class:`RewardScorer` protocol); :func:`load_reward_model` loads the training stage's
-default reward model (``hilt.train.reward.EncoderReward.load``). The folder's content hash
-is recorded in the decision.
+:class:`RewardScorer` protocol); :func:`load_reward_model` loads a folder written by
+``hilt train reward`` through the training stage's loader
+(``hilt.train.reward_refresh.load_reward_model``: the default encoder RM or a TRL
+sequence-classification RM). The folder's content hash is recorded in the decision.
 """
 
 from __future__ import annotations
@@ -54,15 +55,16 @@ def load_reward_model(model_dir: str | Path, version: str | None = None) -> Rewa
     if not path.is_dir():
         raise InputError("not a directory", file=str(path), field="--rm")
     try:
-        from hilt.train.reward import CONFIG_FILE, EncoderReward
+        from hilt.train.manifest import MANIFEST_FILE
+        from hilt.train.reward_refresh import load_reward_model as load_trained
     except ImportError as exc:
-        raise InputError(f"reward-model scoring needs hilt.train.reward ({exc})",
+        raise InputError(f"reward-model scoring needs hilt.train ({exc})",
                          file=str(path), field="--rm") from exc
-    if not (path / CONFIG_FILE).is_file():
-        raise InputError(f"not a reward-model folder ({CONFIG_FILE} missing)", file=str(path),
-                         field="--rm")
+    if not (path / MANIFEST_FILE).is_file():
+        raise InputError(f"not a reward-model folder ({MANIFEST_FILE} missing)",
+                         file=str(path), field="--rm")
     digest = directory_hash(path)  # before loading: the hash names what was loaded
-    return RewardModel(EncoderReward.load(path), str(path), digest, version)
+    return RewardModel(load_trained(path), str(path), digest, version)
 
 
 def score_responses(items: Sequence[SuiteItem],
