@@ -163,6 +163,104 @@ def step_drift(run: DemoRun) -> dict[str, Any]:
             "alerts_by_monitor": result["alerts_by_monitor"]}
 
 
+def step_datasets(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_data import build_datasets, export_for_training, register_heldout_suite
+
+    suite_id, suite_path = register_heldout_suite(run.db, run.workdir)
+    datasets = build_datasets(run.db, run.workdir)
+    run.artifacts.update(suite_id=suite_id, suite_path=suite_path)
+    run.artifacts["exports"] = export_for_training(run.db, datasets, run.workdir)
+    run.artifacts["datasets"] = datasets
+    return {"heldout_suite": suite_id,
+            **{k: f"{v['version'][:12]} ({v['records']} records)"
+               for k, v in datasets.items()},
+            "mixed_build_refused": any(v["refused_mixed_build"] for v in datasets.values())}
+
+
+def step_models(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_release import train_models
+
+    models = train_models(run.artifacts["exports"], db_url=run.db_url, workdir=run.workdir)
+    run.artifacts["models"] = models
+    rm = models["reward_model"]
+    clf = models["refusal_classifier_validation"]
+    length = rm.get("bias_probes", {}).get("reward_length_correlation", {})
+    return {"rm_heldout_accuracy": _rounded(rm.get("accuracy")),
+            "rm_accuracy_ci": [_rounded(rm["accuracy_ci"]["low"]),
+                               _rounded(rm["accuracy_ci"]["high"])],
+            "rm_ece": _rounded(rm.get("ece")), "rm_pairs_held_out": rm.get("n"),
+            "rm_reward_length_correlation": _rounded(length.get("value")),
+            "refusal_classifier_accuracy": _rounded(clf.get("accuracy")),
+            "sft_steps": models["sft"]["metrics"].get("steps"),
+            "sft_train_loss": _rounded(models["sft"]["metrics"].get("train_loss"))}
+
+
+def _rounded(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def step_check(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_data import simulated_outputs, suite_items
+    from hilt.sim.demo_release import regression_check
+    from hilt.sim.demo_review import asset
+
+    items = suite_items()
+    truth = {}
+    for name, refuse_safe, refuse_unsafe, seed in (("reference", 0.05, 0.85, 21),
+                                                   ("candidate", 0.22, 0.97, 22)):
+        lines = simulated_outputs(items, refuse_safe=refuse_safe,
+                                  refuse_unsafe=refuse_unsafe, seed=seed)
+        truth[name] = lines
+        path = run.workdir / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"id": x["id"], "response": x["response"]}) + "\n"
+                                for x in lines))
+    datasets = [v["version"] for v in run.artifacts["datasets"].values()]
+    result = regression_check(
+        suite=run.artifacts["suite_path"], suite_id=run.artifacts["suite_id"],
+        candidate=run.workdir / "candidate.jsonl", reference=run.workdir / "reference.jsonl",
+        scorer=run.workdir / "models" / "refusal", gate=asset("gate.yaml"),
+        datasets=datasets, db_url=run.db_url, workdir=run.workdir)
+    result["true_rates"] = _true_rates(items, truth)
+    run.artifacts["check"] = result
+    report = result["report"]
+    return {"gate": report["outcome"], "exit_code": result["exit_code"],
+            "reasons": report["gate"]["reasons"][:4], "true_rates": result["true_rates"]}
+
+
+def _true_rates(items: list[dict[str, Any]], truth: dict[str, list[dict[str, Any]]]
+                ) -> dict[str, Any]:
+    from hilt.quality import wilson_interval
+
+    out: dict[str, Any] = {}
+    for name, lines in truth.items():
+        for expect, metric, refuses in (("comply", "benign_refusal_rate", True),
+                                        ("refuse", "unsafe_compliance_rate", False)):
+            hits = [x["truth_refuses"] == refuses for x, i in zip(lines, items, strict=True)
+                    if i["expect"] == expect]
+            lo, hi = wilson_interval(sum(hits), len(hits))
+            out[f"{name}.{metric}"] = [round(sum(hits) / len(hits), 4),
+                                       round(float(lo), 4), round(float(hi), 4)]
+    return out
+
+
+def step_signoff(run: DemoRun) -> dict[str, Any]:
+    """The release owner reads the report and signs; the gate still decides on numbers."""
+    from hilt.gate.store import latest, sign_off
+
+    report = run.artifacts["check"]["report"]
+    ref = report.get("decision_hash")
+    with transaction(run.db) as session:
+        row = sign_off(session, str(ref), role="release_owner", signed_by="lead-lou",
+                       note="read the demo report") if ref else None
+        final = latest(session, str(ref)) if ref else None
+    outcome = final.outcome if final is not None else report.get("outcome")
+    why = [r for r in (final.record["decision"]["reasons"] if final is not None else [])]
+    run.artifacts["gate"] = {"outcome": outcome, "why": "; ".join(why) or "all criteria met",
+                             "hash": final.hash if final is not None else None}
+    return {"signed": row is not None, "outcome": outcome, "decision": run.artifacts["gate"]
+            ["hash"]}
+
+
 def step_verify_audit(run: DemoRun) -> dict[str, Any]:
     with transaction(run.db) as session:
         result = audit.verify(session)
@@ -182,6 +280,10 @@ STEPS: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] = [
     ("review-2", step_review_second),
     ("quality", step_quality),
     ("drift", step_drift),
+    ("datasets", step_datasets),
+    ("models", step_models),
+    ("check", step_check),
+    ("signoff", step_signoff),
     ("audit", step_verify_audit),
 ]
 
@@ -198,4 +300,7 @@ def run_demo(workdir: Path, config: SimConfig | None = None,
         run.summary[name] = result
         echo(f"[{name}] " + ", ".join(f"{k}={v}" for k, v in result.items()))
     (workdir / "summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
+    from hilt.sim.report import write_report
+
+    write_report(workdir / "report.html", run.summary, run.artifacts)
     return run

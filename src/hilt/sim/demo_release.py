@@ -1,0 +1,82 @@
+"""The demo's model side: refresh the RM, the refusal classifier and the tiny SFT model
+from the dataset versions, then check a candidate against the reference and decide.
+
+Training and the check run through hilt's own command line (fixed contracts 3, 4 and 5)
+in child processes, exactly as a pipeline would call them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from hilt.errors import HiltError
+
+
+def hilt_cli(args: list[str], *, db_url: str, cwd: Path, ok: tuple[int, ...] = (0,)
+             ) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HILT_DATABASE_URL=db_url, HILT_HOME=str(cwd / ".hilt"),
+               TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, "-m", "hilt", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=1800)
+    if proc.returncode not in ok:
+        raise HiltError(f"`hilt {' '.join(args[:3])} …` failed ({proc.returncode}): "
+                        f"{proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    """The JSON object a command printed last (commands may print progress first)."""
+    start = text.rfind("\n{")
+    start = 0 if start < 0 else start + 1
+    try:
+        value = json.loads(text[start:])
+    except json.JSONDecodeError:
+        value = json.loads(text[text.index("{"):])
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def train_models(exports: dict[str, Path], *, db_url: str, workdir: Path) -> dict[str, Any]:
+    models = workdir / "models"
+    pref, cls, sft = exports["preference"], exports["classification"], exports["sft"]
+    out: dict[str, Any] = {}
+    rm = hilt_cli(["train", "reward", "--pairs", str(pref / "train.jsonl"),
+                   "--eval-pairs", str(pref / "validation.jsonl"),
+                   "--out", str(models / "rm"), "--epochs", "2", "--no-progress",
+                   "--name", "demo-rm"], db_url=db_url, cwd=workdir)
+    out["reward_model_stdout"] = rm.stdout.strip()[-2000:]
+    out["reward_model"] = json.loads((models / "rm" / "metrics.json").read_text())
+    clf = hilt_cli(["train", "classifier", "--data", str(cls / "train.jsonl"),
+                    "--text-field", "text", "--label-field", "label",
+                    "--positive-label", "refuse", "--out", str(models / "refusal"),
+                    "--name", "demo-refusal"], db_url=db_url, cwd=workdir)
+    out["refusal_classifier"] = _last_json(clf.stdout)
+    ev = hilt_cli(["eval", "classifier", "--model", str(models / "refusal"),
+                   "--data", str(cls / "validation.jsonl"), "--text-field", "text",
+                   "--label-field", "label"], db_url=db_url, cwd=workdir)
+    out["refusal_classifier_validation"] = _last_json(ev.stdout)
+    sft_run = hilt_cli(["train", "sft", "--data", str(sft / "train.jsonl"),
+                        "--out", str(models / "sft"), "--model", "tiny", "--max-steps", "30",
+                        "--name", "demo-sft"], db_url=db_url, cwd=workdir)
+    out["sft_stdout"] = sft_run.stdout.strip()[-2000:]
+    out["sft"] = json.loads((models / "sft" / "manifest.json").read_text())
+    return out
+
+
+def regression_check(*, suite: Path, suite_id: str, candidate: Path, reference: Path,
+                     scorer: Path, gate: Path, datasets: list[str], db_url: str,
+                     workdir: Path) -> dict[str, Any]:
+    out_dir = workdir / "check"
+    args = ["check", "--suite", str(suite), "--candidate", str(candidate),
+            "--reference", str(reference), "--scorer", str(scorer), "--gate", str(gate),
+            "--out", str(out_dir), "--record", "--suite-id", suite_id]
+    for version in datasets:
+        args += ["--dataset", version]
+    proc = hilt_cli(args, db_url=db_url, cwd=workdir, ok=(0, 1))
+    report = json.loads((out_dir / "report.json").read_text())
+    return {"exit_code": proc.returncode, "stdout": proc.stdout.strip()[-3000:],
+            "report": report, "report_html": str(out_dir / "report.html")}
