@@ -240,10 +240,6 @@ def test_forget_erases_every_copy(engine: Engine, reviewed, tmp_path: Path) -> N
     again = _build(engine, "sft", tmp_path)
     assert again.record_count == 3
     assert MARK not in (tmp_path / "ds" / again.version_id / "records.jsonl").read_text()
-    if leftover:
-        # The review stage records text label values (free_text, rewrite) in the
-        # payload of its "task.resolve" / "task.adjudicate" audit entries, and the audit
-        # chain hashes payloads, so they cannot be erased without breaking verification.
-        # Not solved yet: needs the audit chain to hash a payload digest (so a payload
-        # can be redacted) or the review stage to log digests instead of text.
-        pytest.xfail(f"subject text left in the audit log: {leftover}")
+    # The audit log is append-only, so the review stage writes digests of free text and
+    # rewrites there, never the text; nothing of the subject may be left anywhere.
+    assert not leftover, f"subject text left in the store: {leftover}"

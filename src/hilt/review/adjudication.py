@@ -20,6 +20,7 @@ from hilt.review.aggregation import (
     Aggregator,
     decide,
 )
+from hilt.review.audit_view import answers_for_audit
 from hilt.review.labels import finalize
 from hilt.review.reviews import cached_spec, default_aggregator, labels_from, task_answers
 from hilt.review.rubric_spec import answer_problems
@@ -112,7 +113,9 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
     session.flush()
     audit.append(session, actor=adjudicator_id, action="task.adjudicate",
                  entity_type="review_task", entity_id=task_id,
-                 payload={"adjudication": adjudication_id, "answers": decided, "cause": cause})
+                 payload={"adjudication": adjudication_id, "cause": cause,
+                          "answers": answers_for_audit(
+                              decided, {q.id: q.kind for q in spec.questions})})
     labels = labels_from(spec, outcomes, by_question, decided, adjudication_id)
     finalize(session, task, labels, now=now, actor=adjudicator_id)
     return adjudication_id

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from hilt.review.audit_view import TEXT_KINDS, text_digest
 from hilt.review.records import PROVENANCE_KINDS, FinalLabelRecord
 from hilt.review.tasks import new_id
 from hilt.store import audit
@@ -59,7 +60,9 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
         session.execute(sa.insert(FinalLabelRow), rows)
     audit.append(session, actor=actor, action="task.resolve", entity_type="review_task",
                  entity_id=task.id, payload={
-                     "labels": {lbl.question_id: {"value": lbl.value,
+                     "labels": {lbl.question_id: {"value": text_digest(lbl.value)
+                                                  if lbl.question_kind in TEXT_KINDS
+                                                  else lbl.value,
                                                   "provenance": lbl.provenance,
                                                   "confidence": lbl.confidence}
                                 for lbl in labels},
