@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
-from hilt.api.deps import allow, get_session
+from hilt.api.deps import DB, allow
 
 router = APIRouter(prefix="/v1/quality", tags=["quality"])
 
@@ -34,7 +34,7 @@ class StatusIn(BaseModel):
 
 
 @router.get("/reviewers")
-def reviewers(session: Session = Depends(get_session),
+def reviewers(session: Session = DB,
               _: Principal = Depends(allow("lead", "adjudicator"))) -> list[dict[str, Any]]:
     from hilt.quality.store import reviewer_quality_report
 
@@ -42,7 +42,7 @@ def reviewers(session: Session = Depends(get_session),
 
 
 @router.get("/models")
-def models(rubric_id: str | None = None, session: Session = Depends(get_session),
+def models(rubric_id: str | None = None, session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator"))) -> list[dict[str, Any]]:
     from hilt.quality.store import latest_models
 
@@ -50,7 +50,7 @@ def models(rubric_id: str | None = None, session: Session = Depends(get_session)
 
 
 @router.post("/refresh")
-def refresh(body: RefreshIn, session: Session = Depends(get_session),
+def refresh(body: RefreshIn, session: Session = DB,
             who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.store import (
         refresh_all,
@@ -69,7 +69,7 @@ def refresh(body: RefreshIn, session: Session = Depends(get_session),
 
 
 @router.post("/reviewers/{reviewer_id}/status")
-def set_status(reviewer_id: str, body: StatusIn, session: Session = Depends(get_session),
+def set_status(reviewer_id: str, body: StatusIn, session: Session = DB,
                who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     from hilt.quality.store import set_reviewer_status
 
