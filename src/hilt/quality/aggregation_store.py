@@ -42,6 +42,15 @@ from hilt.store.tables.review import (
 AUTOMATIC_PROVENANCE = ("unanimous", "majority", "model_aggregated")
 # Stored fits never change, so parsed models are cached by id.
 _MODELS: dict[str, QuestionModel] = {}
+_MODEL_CACHE_SIZE = 256
+
+
+def _remember(model: QuestionModel) -> QuestionModel:
+    # Refits keep adding models; only recent ones are ever used again.
+    while len(_MODELS) >= _MODEL_CACHE_SIZE:
+        _MODELS.pop(next(iter(_MODELS)))
+    _MODELS[model.model_id] = model
+    return model
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,7 @@ def _fit_all(session: Session, rubric_id: str, reviews: Sequence[_Review],
         row = _fit_group(session, rubric_id, group, reviews, config, actor=actor, now=now)
         if row is not None:
             model = _model_from_row(row)
-            _MODELS[row.id] = model
+            _remember(model)
             fitted.append((group, model))
     return fitted
 
@@ -189,9 +198,8 @@ def task_aggregator(session: Session, rubric_id: str, rubric_version: int) -> Ag
         model_id = next((mid for mid, versions in recent if rubric_version in versions), None)
         if model_id is None:
             continue
-        if model_id not in _MODELS:
-            _MODELS[model_id] = _model_from_row(session.get_one(m, model_id))
-        models[q.id] = _MODELS[model_id]
+        cached = _MODELS.get(model_id)
+        models[q.id] = cached or _remember(_model_from_row(session.get_one(m, model_id)))
     return ModelAggregator(models) if models else majority_aggregator
 
 
