@@ -119,9 +119,13 @@ def run_xstest() -> None:
     from hilt.train.classifier import ClassifierConfig
     from hilt.train.xstest import xstest_rotations
 
-    configs = {"frozen MiniLM + cheap features, calibrated LR": ClassifierConfig(),
-               "MiniLM fine-tuned 2 epochs on first 128 tokens + calibrated LR":
-                   ClassifierConfig(finetune_epochs=2, max_length=128)}
+    configs = {"stacked head, first 300 characters (refusal default)":
+                   ClassifierConfig(opening_chars=300),
+               "stacked head, first 128 tokens": ClassifierConfig(),
+               "linear calibrated head, first 300 characters":
+                   ClassifierConfig(opening_chars=300, head="linear"),
+               "stacked, first 300 chars, accuracy-tuned threshold":
+                   ClassifierConfig(opening_chars=300, threshold_rule="accuracy")}
     print(f"\n{'classifier':64s} {'held-out model':16s} {'accuracy [95% CI]':22s} "
           f"{'string match [95% CI]':22s} {'FPR':>6s} {'FNR':>6s}")
     for name, config in configs.items():

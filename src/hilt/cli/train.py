@@ -159,7 +159,12 @@ def train_classifier_cmd(
         help="binary: pick the threshold for this false-negative rate")] = None,
     finetune_epochs: Annotated[int, typer.Option(
         help="fine-tune the encoder first for this many epochs (0 = frozen)")] = 0,
-    max_length: Annotated[int, typer.Option(help="tokens of each text the encoder reads")] = 256,
+    max_length: Annotated[int, typer.Option(help="tokens of each text the encoder reads")] = 128,
+    opening_chars: Annotated[int | None, typer.Option(
+        help="read only the first N characters (300 suits refusal detection)")] = None,
+    head: Annotated[str, typer.Option(help="stacked | linear")] = "stacked",
+    threshold_rule: Annotated[str, typer.Option(
+        help="binary, without a target rate: calibrated (0.5) | accuracy")] = "calibrated",
     seed: Annotated[int, typer.Option()] = 0,
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
     name: Annotated[str | None, typer.Option(help="registry name (default 'classifier')")] = None,
@@ -177,7 +182,10 @@ def train_classifier_cmd(
     texts, labels, contexts = read_labelled(data, text_field, label_field, context_field)
     config = ClassifierConfig(positive_label=positive_label, target_fpr=target_fpr,
                               target_fnr=target_fnr, finetune_epochs=finetune_epochs,
-                              max_length=max_length, seed=seed)
+                              max_length=max_length, opening_chars=opening_chars,
+                              head=head, threshold_rule=threshold_rule, seed=seed)
+    if head not in ("stacked", "linear") or threshold_rule not in ("calibrated", "accuracy"):
+        raise InputError("unknown --head or --threshold-rule", field="--head")
     clock = RunClock()
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".clf-", dir=out.parent))

@@ -2,16 +2,25 @@
 
 Features: the L2-normalised MiniLM sentence embedding of the text (optionally the
 prompt and the text together), plus a few standardised cheap refusal features
-(:mod:`hilt.train.refusal`). Head: an L2-regularised logistic regression calibrated
-with Platt scaling (Platt, 1999) inside cross-validation
-(``sklearn.calibration.CalibratedClassifierCV``), so ``predict_proba`` is a usable
-probability.
+(:mod:`hilt.train.refusal`). Head (``ClassifierConfig.head``):
+
+* ``stacked`` (default): :class:`hilt.train.stacking.StackedHead` — a logistic
+  regression on the embedding, then a logistic regression on its out-of-fold logit
+  and the cheap features (a Platt-style calibration that also sees those features);
+* ``linear``: one L2-regularised logistic regression on all features, calibrated with
+  Platt scaling (Platt, 1999) inside cross-validation
+  (``sklearn.calibration.CalibratedClassifierCV``).
+
+Either way ``predict_proba`` is a calibrated probability.
 
 Binary decision threshold: chosen on out-of-fold probabilities of the training data
 (every item is scored by a model that did not see it, so they act as validation data).
 The rule is one of
 
-* ``accuracy`` (default): the threshold with the highest out-of-fold accuracy;
+* ``calibrated`` (default): 0.5 on the calibrated probability. Thresholds tuned for
+  accuracy on one population of texts moved the wrong way on another in the XSTest
+  cross-model runs (``docs/train.md``), so the default does not tune;
+* ``accuracy``: the threshold with the highest out-of-fold accuracy;
 * ``target_fpr = a``: the lowest threshold whose out-of-fold false-positive rate ≤ a
   (the fewest misses subject to the false-alarm budget);
 * ``target_fnr = b``: the highest threshold whose out-of-fold false-negative rate ≤ b.
@@ -41,14 +50,17 @@ CONFIG_FILE = "classifier.json"
 @dataclass
 class ClassifierConfig:
     encoder: str = DEFAULT_ENCODER
-    max_length: int = 256
+    max_length: int = 128
+    opening_chars: int | None = None
     cheap_features: bool = True
+    head: str = "stacked"
     regularisation_c: float = 1.0
     calibration: str = "sigmoid"
     folds: int = 5
     positive_label: str | None = None
     target_fpr: float | None = None
     target_fnr: float | None = None
+    threshold_rule: str = "calibrated"
     finetune_epochs: int = 0
     finetune_learning_rate: float = 3e-5
     class_weight: str | None = "balanced"
@@ -58,8 +70,11 @@ class ClassifierConfig:
 ENCODER_DIR = "encoder"
 
 
-def join_context(texts: Sequence[str], contexts: Sequence[str] | None) -> list[str]:
-    """What the encoder reads: the text, or the context (e.g. the prompt) then the text."""
+def join_context(texts: Sequence[str], contexts: Sequence[str] | None,
+                 opening_chars: int | None = None) -> list[str]:
+    """What the encoder reads: the text (or its opening), after the context if any."""
+    if opening_chars is not None:
+        texts = [t[:opening_chars] for t in texts]
     if contexts is None:
         return list(texts)
     return [f"{c}\n\n{t}" for c, t in zip(contexts, texts, strict=True)]
@@ -157,7 +172,8 @@ def load_classifier(model_dir: str | Path) -> TextClassifier:
 def build_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
                    contexts: Sequence[str] | None, cheap_mean: np.ndarray,
                    cheap_std: np.ndarray) -> np.ndarray:
-    embedded = encoder.encode(join_context(texts, contexts)).astype(np.float64)
+    embedded = encoder.encode(join_context(texts, contexts, config.opening_chars))
+    embedded = embedded.astype(np.float64)
     if not config.cheap_features:
         return embedded
     cheap = (cheap_refusal_features(texts) - cheap_mean) / cheap_std
@@ -168,6 +184,14 @@ def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
 
+    if config.head == "stacked" and config.cheap_features:
+        from hilt.train.stacking import StackedHead
+
+        return StackedHead(n_cheap=len(CHEAP_FEATURE_NAMES),
+                           regularisation_c=config.regularisation_c,
+                           class_weight=config.class_weight,
+                           folds=max(2, min(config.folds, n_min_class)), seed=config.seed)
+
     base = LogisticRegression(C=config.regularisation_c, max_iter=5000,
                               class_weight=config.class_weight)
     folds = max(2, min(config.folds, n_min_class))
@@ -175,9 +199,11 @@ def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
 
 
 def choose_threshold(positive_proba: np.ndarray, is_positive: np.ndarray,
-                     target_fpr: float | None = None,
-                     target_fnr: float | None = None) -> float:
+                     target_fpr: float | None = None, target_fnr: float | None = None,
+                     rule: str = "accuracy") -> float:
     """Decision threshold on P(positive) by the rule in the module docstring."""
+    if target_fpr is None and target_fnr is None and rule == "calibrated":
+        return 0.5
     candidates = np.unique(np.concatenate([positive_proba, [0.5]]))
     pos, neg = is_positive.sum(), (~is_positive).sum()
     best, best_score = 0.5, -np.inf
@@ -239,7 +265,8 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
         from hilt.train.classifier_finetune import finetune_encoder
 
         target = (workdir or Path(tempfile.mkdtemp(prefix="hilt-encoder-"))) / ENCODER_DIR
-        encoder_path = finetune_encoder(join_context(texts, contexts), y, len(classes),
+        encoder_path = finetune_encoder(join_context(texts, contexts, config.opening_chars),
+                                        y, len(classes),
                                         encoder=config.encoder, out_dir=target,
                                         max_length=config.max_length,
                                         epochs=config.finetune_epochs,
@@ -258,13 +285,13 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     if len(classes) == 2:
         is_positive = y == 1
         threshold = choose_threshold(oof[:, 1], is_positive, config.target_fpr,
-                                     config.target_fnr)
+                                     config.target_fnr, config.threshold_rule)
         predicted = oof[:, 1] >= threshold
         validation.update(error_rates(predicted, is_positive))
         validation["accuracy"] = rate(int((predicted == is_positive).sum()), len(y))
         validation["threshold_rule"] = ("target_fpr" if config.target_fpr is not None else
                                         "target_fnr" if config.target_fnr is not None
-                                        else "accuracy")
+                                        else config.threshold_rule)
     else:
         predicted_idx = oof.argmax(1)
         validation["accuracy"] = rate(int((predicted_idx == y).sum()), len(y))

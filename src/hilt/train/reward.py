@@ -14,10 +14,17 @@ hidden states after the frozen lower ``L−k`` layers, ``top_k`` the trainable u
 are computed once per text and cached, so an epoch only runs ``k`` of the ``L`` layers
 forward and backward: several epochs cost about what one full fine-tuning epoch does.
 ``k = 0`` is a frozen encoder with a linear Bradley–Terry head.
+
+Frozen expert (``frozen_expert``, on by default): a second, independent reward
+``uᵀ mean_pool(h_L^frozen)`` from the *untouched* encoder, fitted first as an
+L2-regularised linear BT model (penalty by 5-fold cross-validation on the training
+pairs). The reported reward is the sum, a product of experts in probability space:
+the fine-tuned part and the frozen part make partly different errors.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from collections.abc import Callable, Sequence
@@ -51,6 +58,7 @@ class RewardConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     cheap_features: bool = True
+    frozen_expert: bool = True
     use_margin: bool = False
     seed: int = 0
     threads: int | None = None
@@ -82,6 +90,11 @@ class EncoderReward:
         self.embeddings = base.embeddings
         self.frozen_layers = list(layers[: self.split])
         self.top_layers = torch.nn.ModuleList(layers[self.split:])
+        # The untouched upper layers, for the frozen expert (see frozen_pooled).
+        self.original_top = copy.deepcopy(self.top_layers).eval()
+        for p in self.original_top.parameters():
+            p.requires_grad_(False)
+        self.expert_weights = torch.zeros(base.config.hidden_size)
         hidden = base.config.hidden_size
         self.head = torch.nn.Linear(hidden, 1)
         self.cheap = torch.nn.Linear(len(CHEAP_FEATURE_NAMES), 1, bias=False)
@@ -121,14 +134,7 @@ class EncoderReward:
 
     def forward_states(self, states: Sequence[Any], cheap: Any) -> Any:
         """Reward for a batch of cached frozen states (differentiable in the top part)."""
-        torch = _torch()
-        width = max(s.shape[0] for s in states)
-        hidden = states[0].shape[1]
-        h = torch.zeros((len(states), width, hidden))
-        mask = torch.zeros((len(states), width))
-        for row, s in enumerate(states):
-            h[row, : s.shape[0]] = s.float()
-            mask[row, : s.shape[0]] = 1.0
+        h, mask = _pad_states(states)
         ext = _extended_mask(mask)
         for layer in self.top_layers:
             h = _layer_out(layer(h, attention_mask=ext))
@@ -138,6 +144,20 @@ class EncoderReward:
             z = (cheap - self.cheap_mean) / self.cheap_std
             reward = reward + self.cheap(z).squeeze(-1)
         return reward
+
+    def frozen_pooled(self, states: Sequence[Any], batch_size: int = 32) -> Any:
+        """Mean-pooled output of the *original* encoder (no fine-tuning) for cached states."""
+        torch = _torch()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(states), batch_size):
+                chunk = states[start: start + batch_size]
+                h, mask = _pad_states(chunk)
+                ext = _extended_mask(mask)
+                for layer in self.original_top:
+                    h = _layer_out(layer(h, attention_mask=ext))
+                out.append((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
+        return torch.cat(out)
 
     def parameters_to_train(self) -> list[dict[str, Any]]:
         return [{"params": list(self.top_layers.parameters()),
@@ -164,13 +184,17 @@ class EncoderReward:
             for start in range(0, len(states), batch_size):
                 rewards.append(self.forward_states(states[start: start + batch_size],
                                                    cheap[start: start + batch_size]))
-        return torch.cat(rewards).double().numpy()
+        total = torch.cat(rewards)
+        if self.config.frozen_expert:
+            total = total + self.frozen_pooled(states, batch_size) @ self.expert_weights
+        return total.double().numpy()
 
     # -- persistence ----------------------------------------------------------------
     def save(self, folder: Path) -> None:
         torch = _torch()
         folder.mkdir(parents=True, exist_ok=True)
         state = {"top_layers": self.top_layers.state_dict(), "head": self.head.state_dict(),
+                 "expert_weights": self.expert_weights,
                  "cheap": self.cheap.state_dict(), "cheap_mean": self.cheap_mean,
                  "cheap_std": self.cheap_std}
         torch.save(state, folder / WEIGHTS_FILE)
@@ -186,8 +210,20 @@ class EncoderReward:
         model.head.load_state_dict(state["head"])
         model.cheap.load_state_dict(state["cheap"])
         model.cheap_mean, model.cheap_std = state["cheap_mean"], state["cheap_std"]
+        model.expert_weights = state["expert_weights"]
         model.train_mode(False)
         return model
+
+
+def _pad_states(states: Sequence[Any]) -> tuple[Any, Any]:
+    torch = _torch()
+    width = max(s.shape[0] for s in states)
+    h = torch.zeros((len(states), width, states[0].shape[1]))
+    mask = torch.zeros((len(states), width))
+    for row, s in enumerate(states):
+        h[row, : s.shape[0]] = s.float()
+        mask[row, : s.shape[0]] = 1.0
+    return h, mask
 
 
 def _extended_mask(mask: Any) -> Any:
@@ -198,6 +234,32 @@ def _extended_mask(mask: Any) -> Any:
 
 def _layer_out(value: Any) -> Any:
     return value[0] if isinstance(value, tuple) else value
+
+
+def fit_linear_bradley_terry(differences: np.ndarray, seed: int = 0) -> np.ndarray:
+    """w maximising Σ log σ(wᵀ(φ_c − φ_r)) with an L2 penalty chosen by 5-fold CV.
+
+    The BT likelihood on differences is a logistic regression without intercept on
+    the symmetrised set {(d, 1), (−d, 0)}; both orientations of a pair stay in the
+    same fold so no pair is scored by a model that saw its mirror image.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(differences)
+    folds = np.random.default_rng(seed).permutation(n) % 5
+    best_c, best_acc = 1.0, -1.0
+    for c in (0.01, 0.03, 0.1, 0.3, 1.0):
+        correct = 0
+        for k in range(5):
+            train = differences[folds != k]
+            fitted = LogisticRegression(C=c, fit_intercept=False, max_iter=2000).fit(
+                np.vstack([train, -train]), np.r_[np.ones(len(train)), np.zeros(len(train))])
+            correct += int((differences[folds == k] @ fitted.coef_[0] > 0).sum())
+        if correct / n > best_acc:
+            best_c, best_acc = c, correct / n
+    fitted = LogisticRegression(C=best_c, fit_intercept=False, max_iter=2000).fit(
+        np.vstack([differences, -differences]), np.r_[np.ones(n), np.zeros(n)])
+    return np.asarray(fitted.coef_[0])
 
 
 def seed_everything(seed: int) -> None:
@@ -226,6 +288,13 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
     model.cheap_std = cheap_all.std(0).clamp_min(1e-3)
     margins = torch.tensor([p.margin or 0.0 for p in pairs]) if config.use_margin \
         else torch.zeros(n)
+
+    if config.frozen_expert:
+        pooled = model.frozen_pooled(states).double().numpy()
+        model.expert_weights = torch.tensor(
+            fit_linear_bradley_terry(pooled[:n] - pooled[n:], config.seed), dtype=torch.float32)
+        if log:
+            log("frozen expert fitted")
 
     optimizer = torch.optim.AdamW(model.parameters_to_train(), weight_decay=config.weight_decay)
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
