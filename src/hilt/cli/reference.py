@@ -9,7 +9,6 @@ cannot drift from the code.
 from __future__ import annotations
 
 import sys
-
 from typing import Any
 
 import typer
