@@ -8,8 +8,10 @@ print the evaluation report. Bad input exits 2 naming file, line and field.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +32,11 @@ DEFAULT_RM = "all-MiniLM-L6-v2"
 
 def _echo(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _quiet_stdout() -> contextlib.AbstractContextManager[Any]:
+    """Trainers print logs on stdout; stdout is reserved for the one JSON result."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def _register(manifest: dict[str, Any], out: Path, name: str | None) -> str:
@@ -107,10 +114,11 @@ def train_reward(
                                  use_margin=margin, seed=seed)
     prev = str(previous) if previous else (_previous_artifact("reward", name)
                                            if register else None)
-    manifest = refresh_reward_model(data, out, config=config, data_path=str(pairs),
-                                    eval_pairs=held, held_out_fraction=held_out,
-                                    split_seed=split_seed, previous_dir=prev,
-                                    progress=progress)
+    with _quiet_stdout():
+        manifest = refresh_reward_model(data, out, config=config, data_path=str(pairs),
+                                        eval_pairs=held, held_out_fraction=held_out,
+                                        split_seed=split_seed, previous_dir=prev,
+                                        progress=progress)
     if register:
         manifest["model_version"] = _register(manifest, out, name)
     _echo(manifest)
@@ -191,8 +199,9 @@ def train_classifier_cmd(
     work = Path(tempfile.mkdtemp(prefix=".clf-", dir=out.parent))
     try:
         try:
-            model = train_classifier(texts, labels, config, contexts, workdir=work,
-                                     progress=True)
+            with _quiet_stdout():
+                model = train_classifier(texts, labels, config, contexts, workdir=work,
+                                         progress=True)
         except ValueError as exc:
             raise InputError(str(exc), file=str(data), field=label_field) from None
         model.save(work)
@@ -267,7 +276,8 @@ def train_sft_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".sft-", dir=out.parent))
     try:
-        facts = train_sft(records, config, work)
+        with _quiet_stdout():
+            facts = train_sft(records, config, work)
         shutil.rmtree(work / "trainer", ignore_errors=True)
         manifest = build_manifest(
             kind="sft", base_model=facts["base_model"], data_path=str(data),

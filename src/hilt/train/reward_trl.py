@@ -97,7 +97,8 @@ def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Pa
     trained.save_pretrained(target)
     tokenizer.save_pretrained(target)
     (out_dir / "trl_reward_config.json").write_text(json.dumps(asdict(config), indent=2))
-    facts = {"base_model": base_path, "train_loss": float(result.training_loss),
+    facts = {"base_model": "tiny (random Llama)" if config.model == "tiny" else base_path,
+             "train_loss": float(result.training_loss),
              "steps": int(trainer.state.global_step),
              "pairs_used": len(trainer.train_dataset)}  # type: ignore[arg-type]
     return TRLReward(str(target), config.max_length), facts

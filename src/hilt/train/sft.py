@@ -167,7 +167,9 @@ def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config)
-    facts = {"base_model": base_path,
+    # The tiny model is created inside the output folder; name it, not its temporary path.
+    facts = {"base_model": "tiny (random Llama; weights and tokenizer in base-model/)"
+             if config.model == TINY else base_path,
              "loss_mask": "assistant_only" if assistant_only else "completion_only",
              "chat_template": tokenizer.chat_template,
              "chat_template_sha256": sha256_hex(tokenizer.chat_template or ""),
