@@ -9,6 +9,8 @@ review.expire_leases      30 s      return the slots of lapsed leases (review.qu
 review.sla_breaches       60 s      re-escalate tasks past their SLA (review.triage)
 review.priorities         5 min     recompute triage priorities as deadlines near
 quality.snapshot          10 min    queue a ``quality.snapshot`` job (agreement, gold)
+quality.statuses          2 min     reviewer statuses from gold answers (calibration)
+quality.refresh           30 min    refit Dawid-Skene, refresh model labels, statuses
 drift.monitors            15 min    label/agreement/gold/rate drift alerts (drift.runner)
 webhooks.dispatch         2 s       audit entries -> delivery rows (the outbox)
 webhooks.deliver          2 s       post due deliveries, with retries and backoff
@@ -61,6 +63,21 @@ def _queue_snapshot(session: Session, now: datetime) -> dict[str, Any]:
     return {"job": job}
 
 
+def _reviewer_statuses(session: Session, now: datetime) -> dict[str, Any]:
+    # Often, so that a reviewer who passes onboarding gets production work soon.
+    from hilt.quality.store import update_reviewer_statuses
+
+    return {"status_changes": len(update_reviewer_statuses(session, now=now,
+                                                           actor="scheduler"))}
+
+
+def _quality_refresh(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.quality.store import refresh_all
+
+    result = refresh_all(session, now=now, actor="scheduler")
+    return {"rubrics": len(result["rubrics"]), "status_changes": len(result["status_changes"])}
+
+
 def _drift_monitors(session: Session, now: datetime) -> dict[str, Any]:
     from hilt.quality.drift.runner import run_monitors
 
@@ -94,6 +111,9 @@ def periodic_tasks() -> list[PeriodicTask]:
                      _sla_breaches),
         PeriodicTask("review.priorities", _interval("review.priorities", 300), _priorities),
         PeriodicTask("quality.snapshot", _interval("quality.snapshot", 600), _queue_snapshot),
+        PeriodicTask("quality.statuses", _interval("quality.statuses", 120),
+                     _reviewer_statuses),
+        PeriodicTask("quality.refresh", _interval("quality.refresh", 1800), _quality_refresh),
         PeriodicTask("drift.monitors", _interval("drift.monitors", 900), _drift_monitors),
         PeriodicTask("webhooks.dispatch", _interval("webhooks.dispatch", 2), _dispatch),
         PeriodicTask("webhooks.deliver", _interval("webhooks.deliver", 2), _deliver,
