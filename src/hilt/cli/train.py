@@ -39,26 +39,59 @@ def _quiet_stdout() -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(sys.stderr)
 
 
-def _register(manifest: dict[str, Any], out: Path, name: str | None) -> str:
-    from hilt.store.db import make_engine, migrate, transaction
-    from hilt.train.registry import register_model_version
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="database URL (default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
+DatasetOption = Annotated[str | None, typer.Option(
+    "--dataset", help="train on this dataset version (id or unique prefix) instead of a "
+                      "file; its own train/validation split is used")]
+OverrideOption = Annotated[str | None, typer.Option(
+    "--override-revoked", help="REASON: train on a revoked dataset version anyway "
+                               "(written to the audit log)")]
+ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
 
-    engine = make_engine()
+
+def _load_dataset(db: str | None, version: str, kind: str, override: str | None,
+                  actor: str) -> Any:
+    """The dataset version's records; the override of a revocation is audited here."""
+    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.train.from_dataset import load_dataset_input
+
+    engine = make_engine(db)
     try:
         migrate(engine)
         with transaction(engine) as session:
-            return register_model_version(session, manifest=manifest, artifact_path=str(out),
-                                          name=name).id
+            return load_dataset_input(session, version, expected_kind=kind,
+                                      override_reason=override, actor=actor)
     finally:
         engine.dispose()
 
 
-def _previous_artifact(kind: str, name: str | None) -> str | None:
+def _one_source(file: Path | None, dataset: str | None, file_option: str) -> None:
+    if (file is None) == (dataset is None):
+        raise InputError(f"give {file_option} or --dataset (exactly one)", field="--dataset")
+
+
+def _register(manifest: dict[str, Any], out: Path, name: str | None,
+              db: str | None = None, actor: str = "cli") -> str:
+    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.train.registry import register_model_version
+
+    engine = make_engine(db)
+    try:
+        migrate(engine)
+        with transaction(engine) as session:
+            return register_model_version(session, manifest=manifest, artifact_path=str(out),
+                                          name=name, actor=actor).id
+    finally:
+        engine.dispose()
+
+
+def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> str | None:
     """Folder of the newest registered version with this kind/name, if it still exists."""
     from hilt.store.db import make_engine, migrate, transaction
     from hilt.train.registry import latest_version
 
-    engine = make_engine()
+    engine = make_engine(db)
     try:
         migrate(engine)
         with transaction(engine) as session:
@@ -71,8 +104,11 @@ def _previous_artifact(kind: str, name: str | None) -> str | None:
 
 @train_app.command("reward")
 def train_reward(
-    pairs: Annotated[Path, typer.Option(help="PAIRS.jsonl[.gz]: prompt/chosen/rejected or HH")],
     out: Annotated[Path, typer.Option(help="RM_DIR to write")],
+    pairs: Annotated[Path | None, typer.Option(
+        help="PAIRS.jsonl[.gz]: prompt/chosen/rejected or HH")] = None,
+    dataset: DatasetOption = None,
+    override_revoked: OverrideOption = None,
     model: Annotated[str, typer.Option(
         help=f"'{DEFAULT_RM}' (hilt's CPU default) or any Hugging Face model path/name, "
              "trained through TRL's RewardTrainer; 'tiny' is a random test model")] = DEFAULT_RM,
@@ -95,15 +131,35 @@ def train_reward(
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
     name: Annotated[str | None, typer.Option(help="registry name (default 'reward')")] = None,
     progress: Annotated[bool, typer.Option(help="progress bars on stderr")] = True,
+    db: DbOption = None,
+    actor: ActorOption = "cli",
 ) -> None:
-    """Train a reward model with the Bradley–Terry loss and evaluate it (contract 5)."""
+    """Train a reward model with the Bradley–Terry loss and evaluate it (contract 5).
+
+    With --dataset, the version's validation split is the held-out set (a seeded split
+    of its training records when it has none) and the model is registered with the
+    version id as its data hash.
+    """
     from hilt.train.pairs import read_pairs
     from hilt.train.reward import RewardConfig
     from hilt.train.reward_refresh import refresh_reward_model
     from hilt.train.reward_trl import TRLRewardConfig
 
-    data = read_pairs(pairs)
-    held = read_pairs(eval_pairs) if eval_pairs else None
+    _one_source(pairs, dataset, "--pairs")
+    data_hash, extra, data_path = None, None, str(pairs)
+    if dataset is not None:
+        from hilt.train.from_dataset import preference_pairs
+
+        source = _load_dataset(db, dataset, "preference", override_revoked, actor)
+        data = preference_pairs(source.train, source.version_id)
+        held = (read_pairs(eval_pairs) if eval_pairs else
+                preference_pairs(source.validation, source.version_id) or None)
+        data_hash, data_path = source.version_id, f"dataset:{source.version_id}"
+        extra = {"dataset": source.describe()}
+    else:
+        assert pairs is not None
+        data = read_pairs(pairs)
+        held = read_pairs(eval_pairs) if eval_pairs else None
     config: RewardConfig | TRLRewardConfig
     if model in (DEFAULT_RM, f"sentence-transformers/{DEFAULT_RM}"):
         config = RewardConfig(view=view, max_length=max_length,
@@ -112,15 +168,15 @@ def train_reward(
     else:
         config = TRLRewardConfig(model=model, epochs=epochs, max_length=max_length,
                                  use_margin=margin, seed=seed)
-    prev = str(previous) if previous else (_previous_artifact("reward", name)
+    prev = str(previous) if previous else (_previous_artifact("reward", name, db)
                                            if register else None)
     with _quiet_stdout():
-        manifest = refresh_reward_model(data, out, config=config, data_path=str(pairs),
+        manifest = refresh_reward_model(data, out, config=config, data_path=data_path,
                                         eval_pairs=held, held_out_fraction=held_out,
                                         split_seed=split_seed, previous_dir=prev,
-                                        progress=progress)
+                                        progress=progress, data_hash=data_hash, extra=extra)
     if register:
-        manifest["model_version"] = _register(manifest, out, name)
+        manifest["model_version"] = _register(manifest, out, name, db, actor)
     _echo(manifest)
 
 
@@ -153,10 +209,15 @@ def eval_reward(
 
 @train_app.command("classifier")
 def train_classifier_cmd(
-    data: Annotated[Path, typer.Option(help="DATA.jsonl with a text and a label field")],
-    text_field: Annotated[str, typer.Option(help="field holding the text")],
-    label_field: Annotated[str, typer.Option(help="field holding the label")],
     out: Annotated[Path, typer.Option(help="MODEL_DIR to write")],
+    data: Annotated[Path | None, typer.Option(
+        help="DATA.jsonl with a text and a label field")] = None,
+    text_field: Annotated[str | None, typer.Option(
+        help="field holding the text (with --data)")] = None,
+    label_field: Annotated[str | None, typer.Option(
+        help="field holding the label (with --data)")] = None,
+    dataset: DatasetOption = None,
+    override_revoked: OverrideOption = None,
     context_field: Annotated[str | None, typer.Option(
         help="optional field read before the text (e.g. the prompt)")] = None,
     positive_label: Annotated[str | None, typer.Option(
@@ -176,8 +237,14 @@ def train_classifier_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
     name: Annotated[str | None, typer.Option(help="registry name (default 'classifier')")] = None,
+    db: DbOption = None,
+    actor: ActorOption = "cli",
 ) -> None:
-    """Train a calibrated classifier from reviewed labels (contract 4)."""
+    """Train a calibrated classifier from reviewed labels (contract 4).
+
+    With --dataset, the version's training records are fitted and its validation
+    records evaluated (``metrics.held_out``); the version id is the data hash.
+    """
     from dataclasses import asdict
 
     from hilt.canonical import content_hash
@@ -187,7 +254,27 @@ def train_classifier_cmd(
 
     if target_fpr is not None and target_fnr is not None:
         raise InputError("give --target-fpr or --target-fnr, not both", field="--target-fnr")
-    texts, labels, contexts = read_labelled(data, text_field, label_field, context_field)
+    _one_source(data, dataset, "--data")
+    source = None
+    if dataset is not None:
+        from hilt.train.from_dataset import classification_rows
+
+        if context_field:
+            raise InputError("--context-field applies to --data files only",
+                             field="--context-field")
+        source = _load_dataset(db, dataset, "classification", override_revoked, actor)
+        texts, labels = classification_rows(source.train, source.version_id)
+        contexts: list[str] | None = None
+        text_field, label_field = "text", "label"
+        data_path, data_hash = f"dataset:{source.version_id}", source.version_id
+    else:
+        if not text_field or not label_field:
+            raise InputError("--data needs --text-field and --label-field",
+                             field="--text-field" if not text_field else "--label-field")
+        texts, labels, contexts = read_labelled(data, text_field, label_field,  # type: ignore[arg-type]
+                                                context_field)
+        data_path = str(data)
+        data_hash = content_hash({"texts": texts, "labels": labels, "contexts": contexts})
     config = ClassifierConfig(positive_label=positive_label, target_fpr=target_fpr,
                               target_fnr=target_fnr, finetune_epochs=finetune_epochs,
                               max_length=max_length, opening_chars=opening_chars,
@@ -203,18 +290,26 @@ def train_classifier_cmd(
                 model = train_classifier(texts, labels, config, contexts, workdir=work,
                                          progress=True)
         except ValueError as exc:
-            raise InputError(str(exc), file=str(data), field=label_field) from None
+            raise InputError(str(exc), file=data_path, field=label_field) from None
         model.save(work)
+        metrics: dict[str, Any] = {"validation": model.validation,
+                                   "accuracy": model.validation.get("accuracy")}
+        if source is not None and source.validation:
+            from hilt.train.classifier_eval import evaluate_classifier
+            from hilt.train.from_dataset import classification_rows
+
+            val_texts, val_labels = classification_rows(source.validation, source.version_id)
+            metrics["held_out"] = evaluate_classifier(model, val_texts, val_labels, None)
+            # the version's own validation split is the honest headline number
+            metrics["accuracy"] = metrics["held_out"]["accuracy"]
         manifest = build_manifest(
-            kind="classifier", base_model=config.encoder, data_path=str(data),
-            data_hash=content_hash({"texts": texts, "labels": labels, "contexts": contexts}),
-            n_records=len(texts), config=asdict(config), seed=seed,
-            metrics={"validation": model.validation,
-                     "accuracy": model.validation.get("accuracy")},
-            wall_seconds=clock.seconds(),
+            kind="classifier", base_model=config.encoder, data_path=data_path,
+            data_hash=data_hash, n_records=len(texts), config=asdict(config), seed=seed,
+            metrics=metrics, wall_seconds=clock.seconds(),
             extra={"fields": {"text": text_field, "label": label_field,
                               "context": context_field},
-                   "classes": [str(c) for c in model.classes_], "threshold": model.threshold})
+                   "classes": [str(c) for c in model.classes_], "threshold": model.threshold,
+                   **({"dataset": source.describe()} if source is not None else {})})
         write_manifest(work, manifest)
         if out.exists():
             shutil.rmtree(out)
@@ -222,7 +317,7 @@ def train_classifier_cmd(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if register:
-        manifest["model_version"] = _register(manifest, out, name)
+        manifest["model_version"] = _register(manifest, out, name, db, actor)
     _echo(manifest)
 
 
@@ -249,8 +344,11 @@ def eval_classifier_cmd(
 
 @train_app.command("sft")
 def train_sft_cmd(
-    data: Annotated[Path, typer.Option(help="JSONL of {prompt, completion} or {messages}")],
     out: Annotated[Path, typer.Option(help="folder to write (model/, manifest.json)")],
+    data: Annotated[Path | None, typer.Option(
+        help="JSONL of {prompt, completion} or {messages}")] = None,
+    dataset: DatasetOption = None,
+    override_revoked: OverrideOption = None,
     model: Annotated[str, typer.Option(
         help="Hugging Face model path/name; 'tiny' = random tiny Llama, local tokenizer")] = "tiny",
     epochs: Annotated[float, typer.Option()] = 1.0,
@@ -263,12 +361,27 @@ def train_sft_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
     name: Annotated[str | None, typer.Option(help="registry name (default 'sft')")] = None,
+    db: DbOption = None,
+    actor: ActorOption = "cli",
 ) -> None:
-    """Supervised fine-tuning with loss on assistant tokens only (TRL SFTTrainer)."""
+    """Supervised fine-tuning with loss on assistant tokens only (TRL SFTTrainer).
+
+    With --dataset, the version's training records (approved and rewritten responses)
+    are trained on; the version id is the data hash. Its validation records are counted
+    in the manifest but not evaluated (no held-out SFT metric is computed yet).
+    """
     from hilt.train.manifest import RunClock, build_manifest, write_manifest
     from hilt.train.sft import SFTRunConfig, read_sft_records, train_sft
 
-    records = read_sft_records(data)
+    _one_source(data, dataset, "--data")
+    source = None
+    if dataset is not None:
+        from hilt.train.from_dataset import sft_messages
+
+        source = _load_dataset(db, dataset, "sft", override_revoked, actor)
+        records = sft_messages(source.train, source.version_id)
+    else:
+        records = read_sft_records(data)  # type: ignore[arg-type]
     config = SFTRunConfig(model=model, epochs=epochs, max_steps=max_steps,
                           learning_rate=learning_rate, batch_size=batch_size,
                           max_length=max_length, lora=lora, lora_r=lora_r, seed=seed)
@@ -279,12 +392,16 @@ def train_sft_cmd(
         with _quiet_stdout():
             facts = train_sft(records, config, work)
         shutil.rmtree(work / "trainer", ignore_errors=True)
+        extra = {k: facts[k] for k in ("loss_mask", "chat_template", "chat_template_sha256",
+                                       "role_format", "tokenizer", "lora")}
+        if source is not None:
+            extra["dataset"] = source.describe()
         manifest = build_manifest(
-            kind="sft", base_model=facts["base_model"], data_path=str(data),
-            data_hash=facts["data_hash"], n_records=len(records), config=facts["config"],
-            seed=seed, metrics=facts["metrics"], wall_seconds=clock.seconds(),
-            extra={k: facts[k] for k in ("loss_mask", "chat_template", "chat_template_sha256",
-                                         "role_format", "tokenizer", "lora")})
+            kind="sft", base_model=facts["base_model"],
+            data_path=f"dataset:{source.version_id}" if source is not None else str(data),
+            data_hash=source.version_id if source is not None else facts["data_hash"],
+            n_records=len(records), config=facts["config"],
+            seed=seed, metrics=facts["metrics"], wall_seconds=clock.seconds(), extra=extra)
         write_manifest(work, manifest)
         if out.exists():
             shutil.rmtree(out)
@@ -292,7 +409,7 @@ def train_sft_cmd(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if register:
-        manifest["model_version"] = _register(manifest, out, name)
+        manifest["model_version"] = _register(manifest, out, name, db, actor)
     _echo(manifest)
 
 

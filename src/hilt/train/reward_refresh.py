@@ -46,8 +46,13 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                          data_path: str | None = None, eval_pairs: list[Pair] | None = None,
                          held_out_fraction: float = 0.2, split_seed: int = 0,
                          previous_dir: str | Path | None = None,
-                         progress: bool = True) -> dict[str, Any]:
-    """Train on the training part, evaluate on the held-out part; returns the manifest."""
+                         progress: bool = True, data_hash: str | None = None,
+                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train on the training part, evaluate on the held-out part; returns the manifest.
+
+    ``data_hash`` replaces the pairs' content hash as the registered data identity (a
+    dataset version passes its id); ``extra`` adds fields to the manifest.
+    """
     out_dir = Path(out_dir)
     clock = RunClock()
     if eval_pairs is None:
@@ -83,14 +88,15 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
         manifest = build_manifest(
             kind="reward", base_model=base_model, data_path=data_path,
-            data_hash=pairs_hash(pairs), n_records=len(pairs), config=asdict(config),
+            data_hash=data_hash or pairs_hash(pairs), n_records=len(pairs), config=asdict(config),
             seed=config.seed, metrics=_headline(metrics), wall_seconds=clock.seconds(),
             extra={"backend": backend,
                    "split": {"held_out_fraction": held_out_fraction if eval_pairs is None
                              else None, "split_seed": split_seed,
                              "train_hash": pairs_hash(train),
                              "held_out_hash": pairs_hash(held_out)},
-                   "previous_model": str(previous_dir) if previous_dir else None})
+                   "previous_model": str(previous_dir) if previous_dir else None,
+                   **(extra or {})})
         write_manifest(work, manifest)
         if out_dir.exists():
             shutil.rmtree(out_dir)

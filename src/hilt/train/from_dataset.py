@@ -1,0 +1,149 @@
+"""Training input from data-selection dataset versions.
+
+A dataset version (``hilt.data``) is an immutable, content-addressed set of records,
+each with a ``split`` (``train`` or ``validation``) fixed when the version was built.
+This module reads a version through the data stage, refuses a revoked one unless an
+override reason is given (the override is audited by
+:func:`hilt.data.versions.assert_usable`), and maps its records to what each trainer
+reads:
+
+* ``preference`` → :class:`~hilt.train.pairs.Pair` (the prompt rendered as an HH
+  transcript ``"\\n\\nHuman: …\\n\\nAssistant:"`` so the reward model's views apply);
+* ``classification`` → text and label;
+* ``sft`` → ``{"messages": [..., assistant completion]}`` (the ``messages`` export shape).
+
+Models trained from a version are registered with ``dataset_hash`` = the version id,
+which is the sha256 of its records, so the lineage of a model leads to the version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hilt.errors import InputError
+from hilt.train.pairs import ASSISTANT, HUMAN, Pair
+
+_ROLE_MARKERS = {"user": HUMAN, "assistant": ASSISTANT}
+
+
+@dataclass
+class DatasetInput:
+    """The records of one usable dataset version, by split."""
+
+    version_id: str
+    name: str
+    kind: str
+    train: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    override_reason: str | None = None
+    revoked: bool = False
+    other_splits: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about the dataset version."""
+        return {"version_id": self.version_id, "name": self.name, "kind": self.kind,
+                "splits": {"train": len(self.train), "validation": len(self.validation),
+                           **self.other_splits},
+                "revoked": self.revoked,
+                "override_reason": self.override_reason if self.revoked else None}
+
+
+def load_dataset_input(session: Session, version_ref: str, *, expected_kind: str,
+                       override_reason: str | None = None,
+                       actor: str = "cli") -> DatasetInput:
+    """Read a version (id or unique prefix) for training, in the caller's transaction.
+
+    Raises ``Forbidden`` for a revoked version without ``override_reason`` and
+    ``InputError`` when the version holds another kind of data or no training records.
+    """
+    from hilt.data.versions import assert_usable, get_version, read_records
+
+    row = assert_usable(session, get_version(session, version_ref).id,
+                        override_reason=override_reason, actor=actor, purpose="train")
+    if row.kind != expected_kind:
+        raise InputError(f"dataset version {row.id} holds {row.kind} data; this trainer "
+                         f"needs {expected_kind}", field="--dataset")
+    train: list[dict[str, Any]] = []
+    validation: list[dict[str, Any]] = []
+    others: dict[str, int] = {}
+    for record in read_records(row):
+        split = record.get("split", "train")
+        if split == "train":
+            train.append(record)
+        elif split == "validation":
+            validation.append(record)
+        else:  # not used for training or evaluation, but counted in the manifest
+            others[split] = others.get(split, 0) + 1
+    if not train:
+        raise InputError(f"dataset version {row.id} has no training records",
+                         field="--dataset")
+    return DatasetInput(version_id=row.id, name=row.name, kind=row.kind, train=train,
+                        validation=validation, override_reason=override_reason,
+                        revoked=row.revoked_at is not None, other_splits=others)
+
+
+def hh_prompt(messages: list[dict[str, str]]) -> str:
+    """Messages as an HH transcript ending with the assistant marker.
+
+    System messages are read as part of the first human turn (HH has no system role).
+    """
+    parts: list[str] = []
+    system: list[str] = []
+    for message in messages:
+        role, content = message.get("role", "user"), message.get("content", "")
+        if role == "system":
+            system.append(content)
+            continue
+        if system and role == "user":
+            content = "\n".join([*system, content])
+            system = []
+        parts.append(f"{_ROLE_MARKERS.get(role, HUMAN)} {content}")
+    return "".join(parts) + ASSISTANT
+
+
+def _require(record: dict[str, Any], name: str, version_id: str, index: int) -> Any:
+    value = record.get(name)
+    if not isinstance(value, str):
+        raise InputError("missing or not a string", file=f"dataset {version_id}",
+                         line=index + 1, field=name)
+    return value
+
+
+def preference_pairs(records: list[dict[str, Any]], version_id: str) -> list[Pair]:
+    """Preference records → pairs (slice and key kept for per-slice accuracy)."""
+    pairs = []
+    for i, record in enumerate(records):
+        messages = record.get("messages") or []
+        prompt = hh_prompt(messages) if messages else \
+            f"{HUMAN} {_require(record, 'prompt', version_id, i)}{ASSISTANT}"
+        pairs.append(Pair(prompt=prompt, chosen=_require(record, "chosen", version_id, i),
+                          rejected=_require(record, "rejected", version_id, i),
+                          slice=record.get("slice"), id=record.get("key")))
+    return pairs
+
+
+def classification_rows(records: list[dict[str, Any]], version_id: str
+                        ) -> tuple[list[str], list[str]]:
+    """Classification records → (texts, labels)."""
+    texts, labels = [], []
+    for i, record in enumerate(records):
+        texts.append(_require(record, "text", version_id, i))
+        labels.append(str(record.get("label")) if record.get("label") is not None
+                      else _require(record, "label", version_id, i))
+    return texts, labels
+
+
+def sft_messages(records: list[dict[str, Any]], version_id: str) -> list[dict[str, Any]]:
+    """SFT records → ``{"messages": [..., {"role": "assistant", ...}]}``."""
+    out = []
+    for i, record in enumerate(records):
+        completion = _require(record, "completion", version_id, i)
+        messages = [{"role": m["role"], "content": m["content"]}
+                    for m in record.get("messages") or []]
+        if not messages:
+            messages = [{"role": "user", "content": _require(record, "prompt", version_id, i)}]
+        out.append({"messages": [*messages, {"role": "assistant", "content": completion}]})
+    return out
