@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 
 import hilt
 from hilt.api.deps import ANY_ROLE, allow
@@ -76,6 +77,14 @@ def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
 
 def _error_handlers(app: FastAPI) -> None:
     status = {InputError: 422, NotFound: 404, Conflict: 409, Forbidden: 403}
+
+    # A safety net behind request validation: a number the database cannot store is the
+    # client's error (422), never a server error.
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "a value is out of the range the database can store"},
+                            status_code=422)
 
     @app.exception_handler(HiltError)
     async def _hilt_error(_request: Request, exc: HiltError) -> JSONResponse:

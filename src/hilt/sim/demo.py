@@ -33,8 +33,8 @@ def demo_config(n_events: int = 2000, seed: int = 7) -> SimConfig:
     """Two weeks of traffic; the unsafe share rises when the second part starts, and
     enough unsafe requests are answered uselessly for the rubric revision to matter."""
     return SimConfig(n_events=n_events, seed=seed, unsafe_share=0.25,
-                     unsafe_share_after=0.4, shift_at=FIRST_PART, refuse_unsafe=0.6,
-                     good_response_rate=0.6, span_hours=14 * 24)
+                     unsafe_share_after=0.4, shift_at=FIRST_PART, refuse_unsafe=0.5,
+                     good_response_rate=0.55, span_hours=14 * 24)
 
 
 @dataclass

@@ -15,11 +15,13 @@ from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 
 
 def update_statuses(engine: Engine) -> dict[str, str]:
-    """Run the calibration status machine over the gold answers; returns statuses."""
-    from hilt.quality.reviewer_store import update_reviewer_statuses
+    """What the scheduler does between review sessions: refit the Dawid–Skene models,
+    refresh model-made labels, and run the calibration status machine; returns the
+    reviewers' statuses."""
+    from hilt.quality.store import refresh_all
 
     with transaction(engine) as session:
-        update_reviewer_statuses(session, actor="demo")
+        refresh_all(session, actor="demo")
         rows = session.execute(sa.select(ReviewerRow.id, ReviewerRow.status)
                                .where(ReviewerRow.role == "reviewer")).all()
     return dict(sorted((str(r), str(s)) for r, s in rows))
@@ -51,7 +53,7 @@ def revise_rubric(engine: Engine) -> dict[str, Any]:
         ruleset = publish_rule_set(session, rules, actor="lead-lou", activate=True)
         # The lead wants to hear of a change as small as 5% of a label's items.
         bridge = create_bridge(session, RUBRIC_ID, rubric.version - 1, rubric.version,
-                               actor="lead-lou", question_id="harmful", per_stratum=60,
+                               actor="lead-lou", question_id="harmful", per_stratum=100,
                                seed=5, settings=BridgeSettings(change_threshold=0.05))
     return {"rubric": f"{rubric.rubric_id}@{rubric.version}",
             "rules": f"{ruleset.rule_set_id}@{ruleset.version}",

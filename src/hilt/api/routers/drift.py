@@ -29,11 +29,11 @@ class AckIn(BaseModel):
 
 class BridgeIn(BaseModel):
     rubric_id: str
-    old_version: int
-    new_version: int
+    old_version: int = Field(ge=1, le=2**31 - 1)
+    new_version: int = Field(ge=1, le=2**31 - 1)
     question_id: str | None = None
     per_stratum: int = Field(default=30, ge=1, le=10_000)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     pool: str = "default"
     overlap_k: int = Field(default=3, ge=1, le=20)
     change_threshold: float = Field(default=0.15, ge=0, lt=1)
@@ -41,8 +41,8 @@ class BridgeIn(BaseModel):
 
 class DecisionIn(BaseModel):
     rubric_id: str
-    old_version: int
-    new_version: int
+    old_version: int = Field(ge=1, le=2**31 - 1)
+    new_version: int = Field(ge=1, le=2**31 - 1)
     kind: Literal["mapping", "relabel", "accept", "withdraw"]
     reason: str = Field(min_length=1)
     question_id: str | None = None
