@@ -60,8 +60,8 @@ def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> tuple[float, float, f
 def _row(name: str, acc: tuple[float, float, float], train_s: float | None,
          train_pairs: float | None, score_s: float | None, n_scored: int | None) -> dict:
     return {"method": name, "accuracy": acc[0], "ci": (acc[1], acc[2]), "train_s": train_s,
-            "train_pairs_per_s": (train_pairs / train_s) if train_s else None,
-            "score_per_s": (n_scored / score_s) if score_s else None}
+            "train_pairs_per_s": (train_pairs / train_s) if train_s and train_pairs else None,
+            "score_per_s": (n_scored / score_s) if score_s and n_scored else None}
 
 
 def bench_hilt(train: list, held: list, config: Any, name: str) -> dict:
@@ -119,7 +119,15 @@ def run_xstest() -> None:
     from hilt.train.classifier import ClassifierConfig
     from hilt.train.xstest import xstest_rotations
 
-    configs = {"stacked head, first 300 characters (refusal default)":
+    configs = {"stacked head, first 300 chars + sentence lexicon (refusal default)":
+                   ClassifierConfig(opening_chars=300, refusal_lexicon=True),
+               "stacked, 300 chars + lexicon, unweighted classes":
+                   ClassifierConfig(opening_chars=300, refusal_lexicon=True, class_weight=None),
+               "linear calibrated head, 300 chars + lexicon":
+                   ClassifierConfig(opening_chars=300, refusal_lexicon=True, head="linear"),
+               "stacked, first 500 chars + lexicon":
+                   ClassifierConfig(opening_chars=500, refusal_lexicon=True),
+               "stacked head, first 300 characters, no lexicon":
                    ClassifierConfig(opening_chars=300),
                "stacked head, first 128 tokens": ClassifierConfig(),
                "linear calibrated head, first 300 characters":
@@ -145,10 +153,15 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="the ablation table")
     parser.add_argument("--xstest", action="store_true", help="XSTest refusal classifier")
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
+    parser.add_argument("--only-xstest", action="store_true",
+                        help="only the XSTest refusal table (no reward models)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ["HILT_TORCH_THREADS"] = str(args.threads)
+    if args.only_xstest:
+        run_xstest()
+        return
 
     from hilt.train.pairs import read_pairs, split_pairs
     from hilt.train.reward import RewardConfig

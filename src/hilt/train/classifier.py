@@ -64,6 +64,8 @@ class ClassifierConfig:
     finetune_epochs: int = 0
     finetune_learning_rate: float = 3e-5
     class_weight: str | None = "balanced"
+    # add the sentence-level refusal lexicon (hilt.train.refusal_lexicon) to the cheap features
+    refusal_lexicon: bool = False
     seed: int = 0
 
 
@@ -147,7 +149,8 @@ class TextClassifier:
                 shutil.copytree(self.encoder_path, target, dirs_exist_ok=True)
         meta = {"config": asdict(self.config), "classes": [str(c) for c in self.classes_],
                 "cheap_mean": self.cheap_mean.tolist(), "cheap_std": self.cheap_std.tolist(),
-                "cheap_feature_names": list(CHEAP_FEATURE_NAMES), "threshold": self.threshold,
+                "cheap_feature_names": cheap_feature_names(self.config),
+                "threshold": self.threshold,
                 "uses_context": self.uses_context, "validation": self.validation,
                 "encoder_dir": ENCODER_DIR if self.encoder_path is not None else None}
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
@@ -169,6 +172,22 @@ def load_classifier(model_dir: str | Path) -> TextClassifier:
                           str(folder / meta["encoder_dir"]) if meta.get("encoder_dir") else None)
 
 
+def cheap_feature_names(config: ClassifierConfig) -> list[str]:
+    from hilt.train.refusal_lexicon import LEXICON_FEATURE_NAMES
+
+    return [*CHEAP_FEATURE_NAMES, *(LEXICON_FEATURE_NAMES if config.refusal_lexicon else ())]
+
+
+def cheap_feature_matrix(texts: Sequence[str], config: ClassifierConfig) -> np.ndarray:
+    """The cheap refusal features, plus the sentence-level lexicon when configured."""
+    base = cheap_refusal_features(texts)
+    if not config.refusal_lexicon:
+        return base
+    from hilt.train.refusal_lexicon import lexicon_refusal_features
+
+    return np.hstack([base, lexicon_refusal_features(texts)])
+
+
 def build_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
                    contexts: Sequence[str] | None, cheap_mean: np.ndarray,
                    cheap_std: np.ndarray) -> np.ndarray:
@@ -176,7 +195,7 @@ def build_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Se
     embedded = embedded.astype(np.float64)
     if not config.cheap_features:
         return embedded
-    cheap = (cheap_refusal_features(texts) - cheap_mean) / cheap_std
+    cheap = (cheap_feature_matrix(texts, config) - cheap_mean) / cheap_std
     return np.hstack([embedded, cheap])
 
 
@@ -187,7 +206,7 @@ def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
     if config.head == "stacked" and config.cheap_features:
         from hilt.train.stacking import StackedHead
 
-        return StackedHead(n_cheap=len(CHEAP_FEATURE_NAMES),
+        return StackedHead(n_cheap=len(cheap_feature_names(config)),
                            regularisation_c=config.regularisation_c,
                            class_weight=config.class_weight,
                            folds=max(2, min(config.folds, n_min_class)), seed=config.seed)
@@ -256,7 +275,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     if counts.min() < 2:
         found = {c: int(n) for c, n in zip(classes, counts, strict=True)}
         raise ValueError(f"every label needs at least 2 examples; got {found}")
-    cheap = cheap_refusal_features(texts)
+    cheap = cheap_feature_matrix(texts, config)
     cheap_mean, cheap_std = cheap.mean(0), np.where(cheap.std(0) > 0, cheap.std(0), 1.0)
     encoder_path: str | None = None
     if config.finetune_epochs > 0:

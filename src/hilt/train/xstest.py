@@ -22,8 +22,10 @@ from hilt.train.stats import rate
 def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
                      with_prompt: bool = False) -> list[dict[str, Any]]:
     """One result per held-out model; ``with_prompt`` lets the encoder read the prompt too."""
-    # Refusals are stated at the start of a reply: read its first 300 characters.
-    config = replace(config or ClassifierConfig(opening_chars=300), positive_label=REFUSE)
+    # Refusals are stated at the start of a reply: read its first 300 characters, and add
+    # the sentence-level refusal lexicon to the cheap features.
+    config = replace(config or ClassifierConfig(opening_chars=300, refusal_lexicon=True),
+                     positive_label=REFUSE)
     data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
     results = []
     for held_out in XSTEST_MODELS:
