@@ -155,6 +155,9 @@ def main() -> None:
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
     parser.add_argument("--only-xstest", action="store_true",
                         help="only the XSTest refusal table (no reward models)")
+    parser.add_argument("--trl-pairs", type=int, default=None,
+                        help="train TRL on only the first N training pairs (same held-out set)")
+    parser.add_argument("--trl-max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -180,7 +183,9 @@ def main() -> None:
     rows.append(bench_hilt(train, held, default, "hilt default (MiniLM, top-2 tuned, cached)"))
     _print(rows[-2:])
     if not args.no_trl:
-        rows.append(bench_trl(train, held, 1.0, 256, args.seed))
+        rows.append(bench_trl(train[:args.trl_pairs] if args.trl_pairs else train, held, 1.0,
+                              args.trl_max_length, args.seed))
+        rows[-1]["method"] += f", max_length {args.trl_max_length}"
         _print(rows[-1:])
     if args.variants:
         for name, over in VARIANTS.items():

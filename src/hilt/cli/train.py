@@ -232,6 +232,8 @@ def train_classifier_cmd(
     opening_chars: Annotated[int | None, typer.Option(
         help="read only the first N characters (300 suits refusal detection)")] = None,
     head: Annotated[str, typer.Option(help="stacked | linear")] = "stacked",
+    refusal_lexicon: Annotated[bool, typer.Option(
+        help="add sentence-level refusal lexicon features (refusal detection)")] = False,
     threshold_rule: Annotated[str, typer.Option(
         help="binary, without a target rate: calibrated (0.5) | accuracy")] = "calibrated",
     seed: Annotated[int, typer.Option()] = 0,
@@ -278,7 +280,8 @@ def train_classifier_cmd(
     config = ClassifierConfig(positive_label=positive_label, target_fpr=target_fpr,
                               target_fnr=target_fnr, finetune_epochs=finetune_epochs,
                               max_length=max_length, opening_chars=opening_chars,
-                              head=head, threshold_rule=threshold_rule, seed=seed)
+                              head=head, threshold_rule=threshold_rule,
+                              refusal_lexicon=refusal_lexicon, seed=seed)
     if head not in ("stacked", "linear") or threshold_rule not in ("calibrated", "accuracy"):
         raise InputError("unknown --head or --threshold-rule", field="--head")
     clock = RunClock()
