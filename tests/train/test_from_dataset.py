@@ -194,6 +194,9 @@ def test_train_classifier_and_sft_from_versions(db_url: str, engine: Engine,
     assert sft.exit_code == 0, sft.output
     sft_manifest = json.loads(sft.stdout)
     assert sft_manifest["data"]["hash"] == sft_version
+    assert sft_manifest["metrics"]["validation_n"] == \
+        sft_manifest["dataset"]["splits"]["validation"] > 0
+    assert sft_manifest["metrics"]["validation_loss"] > 0
     with transaction(engine) as session:
         for model in (manifest, sft_manifest):
             tree = model_lineage(session, model["model_version"])

@@ -370,8 +370,8 @@ def train_sft_cmd(
     """Supervised fine-tuning with loss on assistant tokens only (TRL SFTTrainer).
 
     With --dataset, the version's training records (approved and rewritten responses)
-    are trained on; the version id is the data hash. Its validation records are counted
-    in the manifest but not evaluated (no held-out SFT metric is computed yet).
+    are trained on and its validation records give ``metrics.validation_loss``; the
+    version id is the data hash.
     """
     from hilt.train.manifest import RunClock, build_manifest, write_manifest
     from hilt.train.sft import SFTRunConfig, read_sft_records, train_sft
@@ -383,7 +383,9 @@ def train_sft_cmd(
 
         source = _load_dataset(db, dataset, "sft", override_revoked, actor)
         records = sft_messages(source.train, source.version_id)
+        eval_records = sft_messages(source.validation, source.version_id) or None
     else:
+        eval_records = None
         records = read_sft_records(data)  # type: ignore[arg-type]
     config = SFTRunConfig(model=model, epochs=epochs, max_steps=max_steps,
                           learning_rate=learning_rate, batch_size=batch_size,
@@ -393,7 +395,7 @@ def train_sft_cmd(
     work = Path(tempfile.mkdtemp(prefix=".sft-", dir=out.parent))
     try:
         with _quiet_stdout():
-            facts = train_sft(records, config, work)
+            facts = train_sft(records, config, work, eval_records)
         shutil.rmtree(work / "trainer", ignore_errors=True)
         extra = {k: facts[k] for k in ("loss_mask", "chat_template", "chat_template_sha256",
                                        "role_format", "tokenizer", "lora")}

@@ -142,8 +142,12 @@ def tokenizer_record(tokenizer: Any, path: str) -> dict[str, Any]:
 
 
 def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
-                      out_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """An ``SFTTrainer`` ready to train, and the manifest facts about its set-up."""
+                      out_dir: Path, eval_records: list[dict[str, Any]] | None = None
+                      ) -> tuple[Any, dict[str, Any]]:
+    """An ``SFTTrainer`` ready to train, and the manifest facts about its set-up.
+
+    ``eval_records`` (same forms as ``records``) become the trainer's evaluation set,
+    with the same loss mask."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -165,8 +169,11 @@ def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
 
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
+    eval_dataset = (Dataset.from_list(to_conversational(eval_records, assistant_only))
+                    if eval_records else None)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
+                         eval_dataset=eval_dataset, processing_class=tokenizer,
+                         peft_config=peft_config)
     # The tiny model is created inside the output folder; name it, not its temporary path.
     facts = {"base_model": "tiny (random Llama; weights and tokenizer in base-model/)"
              if config.model == TINY else base_path,
@@ -188,10 +195,15 @@ def _role_format(tokenizer: Any) -> str:
 
 
 def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
-              out_dir: Path) -> dict[str, Any]:
-    """Train, save model + tokenizer to ``out_dir``; return manifest facts and metrics."""
-    trainer, facts = build_sft_trainer(records, config, out_dir)
+              out_dir: Path, eval_records: list[dict[str, Any]] | None = None
+              ) -> dict[str, Any]:
+    """Train, save model + tokenizer to ``out_dir``; return manifest facts and metrics.
+
+    With ``eval_records`` the metrics add ``validation_loss``: mean token cross-entropy
+    on their assistant/completion tokens after training (``Trainer.evaluate``)."""
+    trainer, facts = build_sft_trainer(records, config, out_dir, eval_records)
     result = trainer.train()
+    validation = trainer.evaluate() if eval_records else None
     model = trainer.model
     if config.lora and hasattr(model, "merge_and_unload"):
         model.save_pretrained(out_dir / "adapter")
@@ -202,6 +214,9 @@ def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
     facts["metrics"] = {"train_loss": float(result.training_loss),
                         "final_logged_loss": losses[-1] if losses else None,
                         "steps": int(trainer.state.global_step), "n": len(records)}
+    if validation is not None:
+        facts["metrics"]["validation_loss"] = float(validation["eval_loss"])
+        facts["metrics"]["validation_n"] = len(eval_records or [])
     facts["data_hash"] = content_hash(records)
     facts["config"] = asdict(config)
     return facts
