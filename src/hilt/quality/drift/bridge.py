@@ -303,7 +303,16 @@ def bridge_compatibility(session: Session, rubric_id: str, old_version: int,
     direct = _pair(session, rubric_id, old, new)
     if direct.questions or direct.decisions or new - old == 1:
         return direct
-    links = [_pair(session, rubric_id, v, v + 1) for v in range(old, new)]
+    # Walk the versions that exist, not every integer between: the ends may be far apart.
+    published = list(session.execute(
+        sa.select(RubricVersionRow.version).where(
+            RubricVersionRow.rubric_id == rubric_id, RubricVersionRow.version >= old,
+            RubricVersionRow.version <= new).order_by(RubricVersionRow.version)).scalars())
+    if published[:1] != [old] or published[-1:] != [new]:
+        return Compatibility(rubric_id, old, new, UNKNOWN, False,
+                             "one of the versions is not published")
+    links = [_pair(session, rubric_id, a, b) for a, b in zip(published, published[1:],
+                                                              strict=False)]
     if all(link.status == COMPATIBLE for link in links):
         status, reason = COMPATIBLE, "every consecutive version pair is compatible"
     elif any(link.status == INCOMPATIBLE and not link.mixable for link in links):
