@@ -22,7 +22,7 @@ from hilt.review.reviews import cached_spec, labels_from
 from hilt.review.rubric_spec import RubricSpec
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
-from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
+from hilt.store.tables.review import AdjudicationRow, FinalLabelRow, ReviewRow, ReviewTaskRow
 
 # Labels a refit may recompute: those no person decided.
 AUTOMATIC_PROVENANCE = ("unanimous", "majority", "model_aggregated")
@@ -71,8 +71,11 @@ def refresh_labels(session: Session, rubric_id: str,
         return result
     answers = _by_question(reviews)
     t, f = ReviewTaskRow, FinalLabelRow
+    # A task an adjudicator has decided is settled: its labels stand even where the
+    # adjudicator left a question to the model (one adjudication per task).
+    decided = sa.exists().where(AdjudicationRow.task_id == t.id)
     tasks = session.execute(sa.select(t).where(
-        t.rubric_id == rubric_id, t.is_gold.is_(False),
+        t.rubric_id == rubric_id, t.is_gold.is_(False), ~decided,
         t.status.in_(("resolved", "needs_adjudication"))).order_by(t.id)).scalars().all()
     labels = {(row.task_id, row.question_id): row for row in session.execute(
         sa.select(f).where(f.rubric_id == rubric_id, f.source_task_id.is_(None))).scalars()}

@@ -180,7 +180,9 @@ def step_datasets(run: DemoRun) -> dict[str, Any]:
 def step_models(run: DemoRun) -> dict[str, Any]:
     from hilt.sim.demo_release import train_models
 
-    models = train_models(run.artifacts["exports"], db_url=run.db_url, workdir=run.workdir)
+    versions = {k: v["version"] for k, v in run.artifacts["datasets"].items()}
+    models = train_models(versions, run.artifacts["exports"], db_url=run.db_url,
+                          workdir=run.workdir)
     run.artifacts["models"] = models
     rm = models["reward_model"]
     clf = models["refusal_classifier_validation"]

@@ -40,30 +40,36 @@ def _last_json(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def train_models(exports: dict[str, Path], *, db_url: str, workdir: Path) -> dict[str, Any]:
+def train_models(datasets: dict[str, str], exports: dict[str, Path], *, db_url: str,
+                 workdir: Path) -> dict[str, Any]:
+    """Train from the dataset versions themselves, so each model version is registered
+    with its dataset version and ``hilt lineage`` leads back to the reviews."""
     models = workdir / "models"
-    pref, cls, sft = exports["preference"], exports["classification"], exports["sft"]
     out: dict[str, Any] = {}
-    rm = hilt_cli(["train", "reward", "--pairs", str(pref / "train.jsonl"),
-                   "--eval-pairs", str(pref / "validation.jsonl"),
+    rm = hilt_cli(["train", "reward", "--dataset", datasets["preference"],
                    "--out", str(models / "rm"), "--epochs", "2", "--no-progress",
                    "--name", "demo-rm"], db_url=db_url, cwd=workdir)
     out["reward_model_stdout"] = rm.stdout.strip()[-2000:]
     out["reward_model"] = json.loads((models / "rm" / "metrics.json").read_text())
-    clf = hilt_cli(["train", "classifier", "--data", str(cls / "train.jsonl"),
-                    "--text-field", "text", "--label-field", "label",
+    clf = hilt_cli(["train", "classifier", "--dataset", datasets["classification"],
                     "--positive-label", "refuse", "--out", str(models / "refusal"),
                     "--name", "demo-refusal"], db_url=db_url, cwd=workdir)
     out["refusal_classifier"] = _last_json(clf.stdout)
+    # The contract-4 evaluation on the exported validation split, as a pipeline would.
+    cls = exports["classification"]
     ev = hilt_cli(["eval", "classifier", "--model", str(models / "refusal"),
                    "--data", str(cls / "validation.jsonl"), "--text-field", "text",
                    "--label-field", "label"], db_url=db_url, cwd=workdir)
     out["refusal_classifier_validation"] = _last_json(ev.stdout)
-    sft_run = hilt_cli(["train", "sft", "--data", str(sft / "train.jsonl"),
+    sft_run = hilt_cli(["train", "sft", "--dataset", datasets["sft"],
                         "--out", str(models / "sft"), "--model", "tiny", "--max-steps", "30",
                         "--name", "demo-sft"], db_url=db_url, cwd=workdir)
     out["sft_stdout"] = sft_run.stdout.strip()[-2000:]
     out["sft"] = json.loads((models / "sft" / "manifest.json").read_text())
+    rm_version = str(_last_json(rm.stdout).get("model_version") or "")
+    if rm_version:
+        lineage = hilt_cli(["lineage", "--json", rm_version], db_url=db_url, cwd=workdir)
+        out["rm_lineage"] = _last_json(lineage.stdout)
     return out
 
 
