@@ -21,8 +21,8 @@ from hilt.api.deps import ANY_ROLE, allow
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.store.db import make_engine, session_factory
 
-# Each stage contributes ``router`` from hilt.api.routers.<name> when it has endpoints.
-ROUTERS = ("events", "review", "quality", "data", "train", "evals", "gate", "drift", "ops")
+# The stages with HTTP endpoints; each module exposes ``router``.
+ROUTERS = ("events", "review", "quality", "data", "drift", "ops")
 PUBLIC_PATHS = frozenset({"/healthz"})
 # Pages may add public paths (the sign-in page); the app records them in
 # ``app.state.public_paths`` and every other route must still declare its roles.
@@ -121,20 +121,11 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
         return get_swagger_ui_html(openapi_url="/openapi.json", title="hilt API")
 
     for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"hilt.api.routers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"hilt.api.routers.{name}":
-                raise
-            continue
-        app.include_router(module.router)
-    try:
-        web = importlib.import_module("hilt.web.pages")
-        # mount() returns the page paths that must answer without a token (sign-in).
-        app.state.public_paths = PUBLIC_PATHS | frozenset(web.mount(app) or ())
-    except ModuleNotFoundError as exc:
-        if exc.name != "hilt.web.pages":
-            raise
+        app.include_router(importlib.import_module(f"hilt.api.routers.{name}").router)
+    from hilt.web.pages import mount
+
+    # mount() returns the page paths that must answer without a token (sign-in).
+    app.state.public_paths = PUBLIC_PATHS | frozenset(mount(app))
     missing = routes_without_roles(app)
     if missing:
         raise RuntimeError(f"routes without declared roles: {missing}")

@@ -3,14 +3,16 @@
 One module per stage; each stage's Alembic revision creates exactly its module's tables.
 """
 
-from hilt.store.tables import core  # noqa: F401
+from hilt.store.tables import (  # noqa: F401
+    core,
+    datasets,
+    drift,
+    gate,
+    ops,
+    quality,
+    registry,
+    review,
+)
 from hilt.store.tables.base import Base
-
-for _stage in ("review", "quality", "datasets", "registry", "gate", "drift", "ops"):
-    try:
-        __import__(f"hilt.store.tables.{_stage}")
-    except ModuleNotFoundError as exc:  # a stage whose tables do not exist yet
-        if exc.name != f"hilt.store.tables.{_stage}":
-            raise
 
 __all__ = ["Base"]
