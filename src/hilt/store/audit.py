@@ -9,6 +9,7 @@ commits or rolls back with the change itself.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,8 +50,6 @@ def append(session: Session, *, actor: str, action: str, entity_type: str, entit
     prev = head.hash if head else GENESIS
     at = utcnow()
     # Round-trip through canonical JSON so the stored payload hashes identically later.
-    import json
-
     clean = json.loads(canonical_json(payload or {}))
     digest = entry_hash(seq, at, actor, action, entity_type, entity_id, clean, prev)
     row = AuditRow(seq=seq, at=at, actor=actor, action=action, entity_type=entity_type,
