@@ -9,7 +9,10 @@ audit entry) until the queue is empty for it. Reported per run:
 
 - cycles/s: claim+submit cycles completed per second of wall time (all workers);
 - claim p50 / p99: latency of the claim transaction (begin to commit), milliseconds;
-- double: leases beyond a task's k (a task handed to more reviewers than it needs).
+- double: leases beyond a task's k (a task handed to more reviewers than it needs);
+- audit chain: ``hilt audit verify`` after the run (entries; pending ones would show as
+  ``+Np``). Each worker runs the audit sealer thread that every ``hilt serve`` worker runs
+  on PostgreSQL, so sealing the chain is part of the measured work.
 
 The baseline "naive" claim reads the best candidate with a plain SELECT and then
 decrements its slot counter with an UPDATE — no ``FOR UPDATE SKIP LOCKED`` and no
@@ -65,18 +68,32 @@ def _naive_claim(session: Any, reviewer_id: str, now: Any) -> str | None:
 
 
 def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> None:
-    from hilt.review.queue import QueueConfig, claim_next
-    from hilt.review.reviews import Submission, submit_review
-    from hilt.store.db import make_engine, transaction
-    from hilt.store.tables.base import utcnow
+    from hilt.review.queue import QueueConfig
+    from hilt.store.audit import BackgroundSealer
+    from hilt.store.db import make_engine
 
-    engine = make_engine(url, pool_size=1, max_overflow=0)
+    # Two connections: the worker's and its audit sealer's (as in each `hilt serve` worker).
+    engine = make_engine(url, pool_size=2, max_overflow=0)
     config = QueueConfig(gold_rate=0.0, resume_active=False)
     latencies: list[float] = []
     cycles = conflicts = 0
     with engine.connect():  # open the connection before the clock starts
         pass
-    start.wait()
+    with BackgroundSealer(engine):
+        start.wait()
+        cycles, conflicts = _loop(engine, reviewer_id, method, config, latencies)
+    engine.dispose()
+    out.put((cycles, latencies, conflicts))
+
+
+def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float]
+          ) -> tuple[int, int]:
+    from hilt.review.queue import claim_next
+    from hilt.review.reviews import Submission, submit_review
+    from hilt.store.db import transaction
+    from hilt.store.tables.base import utcnow
+
+    cycles = conflicts = 0
     while True:
         t0 = time.perf_counter()
         try:
@@ -95,8 +112,7 @@ def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> No
         with transaction(engine) as s:
             submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
         cycles += 1
-    engine.dispose()
-    out.put((cycles, latencies, conflicts))
+    return cycles, conflicts
 
 
 def _prepare(url: str, n_tasks: int, workers: int) -> None:
@@ -135,8 +151,10 @@ def _prepare(url: str, n_tasks: int, workers: int) -> None:
     engine.dispose()
 
 
-def _double_assignments(url: str) -> int:
-    from hilt.store.db import make_engine
+def _read_back(url: str) -> tuple[int, str]:
+    """Leases beyond k, and the audit chain's state after the run."""
+    from hilt.store import audit
+    from hilt.store.db import make_engine, transaction
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -144,8 +162,12 @@ def _double_assignments(url: str) -> int:
             "SELECT COALESCE(SUM(n - k), 0) FROM (SELECT t.id, t.overlap_k AS k, "
             "COUNT(a.id) AS n FROM review_tasks t JOIN review_assignments a "
             "ON a.task_id = t.id GROUP BY t.id, t.overlap_k) x WHERE n > k")).scalar()
+    with transaction(engine) as s:
+        chain = audit.verify(s)
     engine.dispose()
-    return int(excess or 0)
+    state = f"{'ok' if chain.ok else 'BAD'} {chain.entries}" + (
+        f"+{chain.pending}p" if chain.pending else "")
+    return int(excess or 0), state
 
 
 def _database(backend: str, tmp: Path) -> tuple[str, Any]:
@@ -172,6 +194,11 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
     url, cleanup = _database(backend, tmp)
     try:
         _prepare(url, n_tasks, workers)
+        # Import everything a cycle touches before forking, so that no worker spends the
+        # measured time importing (the aggregator's modules load on a task's k-th review).
+        import hilt.quality.store  # noqa: F401
+        import hilt.review.reviews  # noqa: F401
+
         ctx = mp.get_context("fork")
         start, out = ctx.Barrier(workers + 1), ctx.Queue()
         procs = [ctx.Process(target=_worker, args=(url, f"w{w:02d}", method, start, out))
@@ -186,11 +213,11 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
             p.join()
         cycles = sum(r[0] for r in results)
         lat = np.array([x for r in results for x in r[1]]) * 1000
+        double, chain = _read_back(url)
         return {"backend": backend, "method": method, "workers": workers, "cycles": cycles,
                 "cycles_per_s": cycles / wall, "claim_p50_ms": float(np.percentile(lat, 50)),
                 "claim_p99_ms": float(np.percentile(lat, 99)),
-                "double": _double_assignments(url),
-                "errors": sum(r[2] for r in results)}
+                "double": double, "errors": sum(r[2] for r in results), "chain": chain}
     finally:
         cleanup()
 
@@ -207,7 +234,8 @@ def main() -> None:
     print(f"{n_tasks} tasks x k={K}; each cycle = claim + submit (2 transactions); "
           f"CPU cores: {os.cpu_count()}")
     header = (f"{'backend':8} {'method':6} {'workers':>7} {'cycles':>7} {'cycles/s':>9} "
-              f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6}")
+              f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6} "
+              f"{'audit chain':>12}")
     print(header)
     print("-" * len(header))
     for backend in args.backends.split(","):
@@ -217,7 +245,8 @@ def main() -> None:
                             n_tasks, tmp)
                 print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['cycles']:>7} "
                       f"{r['cycles_per_s']:>9.0f} {r['claim_p50_ms']:>12.1f} "
-                      f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6}",
+                      f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6} "
+                      f"{r['chain']:>12}",
                       flush=True)
 
 

@@ -21,9 +21,10 @@ from hilt.quality.store import (
 from hilt.review.queue import QueueConfig, claim_next
 from hilt.review.reviews import Submission
 from hilt.review.workflow import work_queue
+from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables import Base
-from hilt.store.tables.core import AuditRow, ReviewerRow
+from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.quality import ReviewerStatusChangeRow
 from hilt.store.tables.review import ReviewTaskRow
 
@@ -61,8 +62,8 @@ def test_onboarding_gold_then_production_and_failing_gold_suspends(engine: Engin
                                                          "new-bad": "suspended"}
     with transaction(engine) as s:
         assert s.get_one(ReviewerRow, "new-good").status == "calibrated"
-        audited = s.execute(sa.select(AuditRow.entity_id, AuditRow.payload).where(
-            AuditRow.action == "reviewer.status")).all()
+        audited = [(e.entity_id, e.payload)
+                   for e in audit.entries(s, action="reviewer.status")]
         assert {e: p["new"] for e, p in audited} == {"new-good": "calibrated",
                                                     "new-bad": "suspended"}
         history = s.execute(sa.select(ReviewerStatusChangeRow.source).where(
@@ -96,8 +97,7 @@ def test_a_reinstated_reviewer_starts_over(engine: Engine) -> None:
         # The failed gold answers predate the decision and no longer count.
         assert update_reviewer_statuses(s, CONFIG) == []
         assert s.get_one(ReviewerRow, "rev").status == "calibrated"
-        manual = s.execute(sa.select(AuditRow.payload).where(
-            AuditRow.action == "reviewer.status")).scalars().all()
+        manual = [e.payload for e in reversed(audit.entries(s, action="reviewer.status"))]
         assert [p["source"] for p in manual] == ["calibration", "manual"]
     assert _claimed_task(engine, "rev") is not None
 

@@ -16,7 +16,6 @@ from hilt.review.tasks import insert_tasks, task_row
 from hilt.review.workflow import adjudicate_all, work_round_robin
 from hilt.store import audit
 from hilt.store.db import transaction
-from hilt.store.tables.core import AuditRow
 from hilt.store.tables.quality import AggregationModelRow
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 
@@ -50,8 +49,8 @@ def test_resolution_uses_the_stored_model_once_fitted(engine: Engine) -> None:
     with transaction(engine) as s:
         result = refresh_labels(s, "verdicts", FIT, actor="scheduler")
         (model,) = latest_models(s, "verdicts")
-        fits = s.execute(sa.select(AuditRow.entity_id).where(
-            AuditRow.action == "quality.model_fit")).scalars().all()
+        # Written in this transaction: on PostgreSQL still pending, entries() shows them.
+        fits = [e.entity_id for e in audit.entries(s, action="quality.model_fit")]
     assert fits == [model["model_id"]] == [result.models[0]["model_id"]]
     assert model["n_items"] == 30 and model["n_gold_items"] == 6 and model["converged"]
     assert {r["reviewer"] for r in model["reviewers"]} == set(REVIEWERS)
@@ -99,8 +98,8 @@ def test_refresh_rewrites_only_automatic_labels(engine: Engine) -> None:
     changed = [t for t in before if before[t][1:3] != after[t][1:3]]
     assert len(changed) == result.labels_changed > 0
     with transaction(engine) as s:
-        entries = s.execute(sa.select(AuditRow.entity_id, AuditRow.payload).where(
-            AuditRow.action == "label.refresh")).all()
+        entries = [(e.entity_id, e.payload)
+                   for e in audit.entries(s, action="label.refresh", limit=1000)]
         assert audit.verify(s).ok
     assert {e for e, _ in entries} == {before[t][0] for t in changed}
     for _, payload in entries:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.access import ROLES, Principal, authenticate
+from hilt.store import audit
 from hilt.store.db import session_factory
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `hilt token create`")
@@ -27,8 +28,10 @@ def get_engine(request: Request) -> Engine:
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns normally."""
     factory = request.app.state.session_factory
-    with factory() as session, session.begin():
-        yield session
+    with factory() as session:
+        with session.begin():
+            yield session
+        audit.after_commit(session, request.app.state.engine)
 
 
 # Use as ``session: Session = DB``. scope="function": the transaction commits before the

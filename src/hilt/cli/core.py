@@ -65,11 +65,15 @@ def schema_event() -> None:
 
 @audit_app.command("verify")
 def audit_verify(db: DbOption = None) -> None:
-    """Check the whole chain; exit 1 and name the first bad entry if it was tampered with."""
+    """Check the whole chain; exit 1 and name the first bad entry if it was tampered with.
+
+    Pending entries (PostgreSQL) are sealed into the chain first."""
     from hilt.store import audit
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    engine = engine_for(db)
+    audit.seal_after_commit(engine, wait=True)
+    with transaction(engine) as session:
         result = audit.verify(session)
     echo_json(result.as_dict())
     if not result.ok:

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 
 def install(app: FastAPI, *, scheduler: bool | None = None, json_logs: bool | None = None
             ) -> FastAPI:
-    """Add the request-id middleware, JSON logs and the scheduler to ``app``.
+    """Add the request-id middleware, JSON logs, the audit sealer and the scheduler to
+    ``app``.
 
     ``scheduler`` defaults to ``HILT_SCHEDULER`` (on unless ``0``); ``json_logs`` to
     ``HILT_LOG_FORMAT`` (``json`` unless ``text``). Returns the app.
@@ -29,24 +30,25 @@ def install(app: FastAPI, *, scheduler: bool | None = None, json_logs: bool | No
     app.add_middleware(RequestIdMiddleware)
     run_scheduler = scheduler if scheduler is not None else \
         os.environ.get("HILT_SCHEDULER", "1") != "0"
-    if run_scheduler:
-        previous = app.router.lifespan_context
+    previous = app.router.lifespan_context
 
-        @contextlib.asynccontextmanager
-        async def lifespan(inner: Any) -> AsyncIterator[Any]:
-            from hilt.ops.scheduler import scheduler_from_env
+    @contextlib.asynccontextmanager
+    async def lifespan(inner: Any) -> AsyncIterator[Any]:
+        from hilt.ops.scheduler import scheduler_from_env
+        from hilt.store.audit import BackgroundSealer
 
-            sched = scheduler_from_env(app.state.engine)
-            if sched is not None:
-                sched.start()
-            try:
+        sched = scheduler_from_env(app.state.engine) if run_scheduler else None
+        if sched is not None:
+            sched.start()
+        try:
+            with BackgroundSealer(app.state.engine):
                 async with previous(inner) as state:
                     yield state
-            finally:
-                if sched is not None:
-                    sched.shutdown(wait=False)
+        finally:
+            if sched is not None:
+                sched.shutdown(wait=False)
 
-        app.router.lifespan_context = lifespan
+    app.router.lifespan_context = lifespan
     return app
 
 

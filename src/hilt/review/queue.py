@@ -92,15 +92,20 @@ def _claim_sql(dialect: str, status: str) -> sa.TextClause:
         leased AS (INSERT INTO review_assignments
                      (id, task_id, reviewer_id, status, claimed_at, lease_expires_at)
                    SELECT :aid, taken.id, :rid, 'active', :now, :expires FROM taken
-                   RETURNING task_id)
-        SELECT task_id FROM leased"""
+                   RETURNING task_id),
+        audited AS ({audit.pending_insert_sql("leased.task_id", "leased")})
+        -- A claim need not survive a crash: if its commit record is lost, the slot
+        -- decrement, lease and audit entry vanish together and the task is simply free
+        -- again; so this transaction skips the WAL flush wait. Later synchronous
+        -- commits (a submission) flush this one's WAL first.
+        SELECT task_id, set_config('synchronous_commit', 'off', true) FROM leased"""
     else:
         sql = (f"UPDATE review_tasks SET open_slots = {decrement} "
                f"WHERE id = ({pick}) RETURNING id")
     binds: list[sa.BindParameter[Any]] = [sa.bindparam("pools", expanding=True)]
     if dialect == "postgresql":
         binds += [sa.bindparam("now", type_=UTCDateTime()),
-                  sa.bindparam("expires", type_=UTCDateTime())]
+                  sa.bindparam("expires", type_=UTCDateTime()), *audit.PENDING_BINDS]
     return sa.text(sql).bindparams(*binds)
 
 
@@ -119,9 +124,18 @@ def _try_claim(session: Session, status: str, params: dict[str, Any]) -> str | N
     row = session.execute(_claim_sql(dialect, status), params).first()
     if row is None:
         return None
-    if dialect != "postgresql":
+    if dialect == "postgresql":
+        audit.mark_pending(session)  # the claim statement wrote the entry
+    else:
         session.execute(_INSERT_LEASE, {**params, "tid": row[0]})
+        audit.append(session, actor=params["rid"], action="task.claim",
+                     entity_type="review_task", entity_id=row[0],
+                     payload=_claim_payload(params))
     return str(row[0])
+
+
+def _claim_payload(params: dict[str, Any]) -> dict[str, Any]:
+    return {"assignment": params["aid"], "lease_expires_at": params["expires"].isoformat()}
 
 
 def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = None,
@@ -142,6 +156,10 @@ def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = Non
     expires = now + timedelta(seconds=config.lease_seconds)
     params = {"rid": reviewer_id, "pools": pools or ["default"], "now": now,
               "expires": expires, "aid": new_id("asg"), "skills": json.dumps(skills)}
+    if _dialect(session) == "postgresql":
+        params.update(audit.pending_params(actor=reviewer_id, action="task.claim",
+                                           entity_type="review_task",
+                                           payload=_claim_payload(params)))
     draw = (rng or random).random()
     order = ["gold"] if eligible == "gold_only" else (
         ["gold", "open"] if draw < config.gold_rate else ["open"])
@@ -154,15 +172,6 @@ def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = Non
         task_id = _try_claim(session, "open", params)
     if task_id is None:
         return None
-    if _dialect(session) == "postgresql":
-        # A claim need not survive a crash: if its commit record is lost, the slot
-        # decrement, lease and audit entry vanish together and the task is simply free
-        # again. Skipping the WAL flush wait shortens the time the audit-chain lock is
-        # held. Later synchronous commits (a submission) flush this one's WAL first.
-        session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-    audit.append(session, actor=reviewer_id, action="task.claim", entity_type="review_task",
-                 entity_id=task_id, payload={"assignment": params["aid"],
-                                             "lease_expires_at": expires.isoformat()})
     return Claim(str(params["aid"]), task_id, expires)
 
 

@@ -8,6 +8,7 @@ the submission is refused with a message saying so, and nothing is written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +29,7 @@ from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import rubric_spec
 from hilt.review.tasks import new_id
 from hilt.store import audit
-from hilt.store.tables.base import utcnow
+from hilt.store.tables.base import UTCDateTime, utcnow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
 
 
@@ -72,6 +73,16 @@ def _check(sub: Submission) -> None:
         raise InputError("time spent must not be negative", field="time_spent_s")
 
 
+_FOUND = (sa.select(AssignmentRow.id.label("lease_id"), AssignmentRow.status.label("lease"),
+                   AssignmentRow.lease_expires_at, ReviewTaskRow.is_gold,
+                   ReviewTaskRow.rubric_id, ReviewTaskRow.rubric_version,
+                   ReviewTaskRow.n_responses)
+          .join(ReviewTaskRow, ReviewTaskRow.id == AssignmentRow.task_id)
+          .where(AssignmentRow.task_id == sa.bindparam("task_id"),
+                 AssignmentRow.reviewer_id == sa.bindparam("reviewer_id"))
+          .with_for_update(of=AssignmentRow))
+
+
 def submit_review(session: Session, task_id: str, reviewer_id: str, submission: Submission,
                   *, now: datetime | None = None,
                   aggregator: Aggregator | None = None) -> SubmitResult:
@@ -79,67 +90,98 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     (with ``aggregator``, by default :func:`default_aggregator`)."""
     now = now or utcnow()
     _check(submission)
-    found = session.execute(
-        sa.select(AssignmentRow, ReviewTaskRow)
-        .join(ReviewTaskRow, ReviewTaskRow.id == AssignmentRow.task_id)
-        .where(AssignmentRow.task_id == task_id, AssignmentRow.reviewer_id == reviewer_id)
-        .with_for_update(of=AssignmentRow)).first()
+    found = session.execute(_FOUND, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
     if found is None:
         raise NotFound(f"task {task_id!r} was never assigned to {reviewer_id!r}; claim it "
                        "with next-task first")
-    lease, task = found
-    spec = cached_spec(session, task.rubric_id, task.rubric_version)
+    spec = cached_spec(session, found.rubric_id, found.rubric_version)
     answers = dict(submission.answers)
     rewrite_q = next((q.id for q in spec.questions if q.kind == "rewrite"), None)
     if rewrite_q and submission.rewrite and rewrite_q not in answers:
         answers[rewrite_q] = submission.rewrite
-    clean = clean_answers(spec, answers, task.n_responses)
-    late = _take_slot(session, lease, task, now)
-    review_id = new_id("rev")
-    session.add(ReviewRow(
-        id=review_id, task_id=task_id, assignment_id=lease.id, reviewer_id=reviewer_id,
-        rubric_id=task.rubric_id, rubric_version=task.rubric_version, answers=clean,
-        confidence=submission.confidence, rationale=submission.rationale,
-        rewrite=submission.rewrite, time_spent_s=submission.time_spent_s,
-        is_gold=task.is_gold, late=late, submitted_at=now))
-    lease.status, lease.finished_at = "submitted", now
-    status = task.status
-    if not task.is_gold:
-        t = ReviewTaskRow
-        session.flush()
-        done, k, status = session.execute(
-            sa.update(t).where(t.id == task_id).values(reviews_done=t.reviews_done + 1)
-            .returning(t.reviews_done, t.overlap_k, t.status)
-            .execution_options(synchronize_session=False)).one()
+    clean = clean_answers(spec, answers, found.n_responses)
+    late = _take_slot(session, found, task_id, now)
+    review = {
+        "id": new_id("rev"), "task_id": task_id, "assignment_id": found.lease_id,
+        "reviewer_id": reviewer_id, "rubric_id": found.rubric_id,
+        "rubric_version": found.rubric_version, "answers": clean,
+        "confidence": submission.confidence, "rationale": submission.rationale,
+        "rewrite": submission.rewrite, "time_spent_s": submission.time_spent_s,
+        "is_gold": found.is_gold, "late": late, "submitted_at": now}
+    entry = {"actor": reviewer_id, "action": "review.submit", "entity_type": "review",
+             "payload": {"task": task_id, "late": late,
+                         "rubric": f"{found.rubric_id}@{found.rubric_version}"}}
+    counted = _record(session, review, entry)
+    status = "gold"  # gold tasks stay claimable; their reviews are not counted
+    if counted is not None:
+        done, k, status = counted
         if done >= k and status == "open":
-            session.refresh(task)
+            task = session.get_one(ReviewTaskRow, task_id, populate_existing=True)
             status = resolve(session, task, spec, now=now, aggregator=aggregator,
                              actor=reviewer_id)
-    audit.append(session, actor=reviewer_id, action="review.submit", entity_type="review",
-                 entity_id=review_id, payload={"task": task_id, "late": late,
-                                               "rubric": f"{task.rubric_id}@"
-                                                         f"{task.rubric_version}"})
-    return SubmitResult(review_id, task_id, late, status)
+    return SubmitResult(review["id"], task_id, late, status)
 
 
-def _take_slot(session: Session, lease: AssignmentRow, task: ReviewTaskRow, now: datetime
-               ) -> bool:
+# PostgreSQL: the review, the lease's end, the task's count and the audit entry in one
+# round trip (data-modifying CTEs); a submission is the hottest write in the system.
+_RECORD_PG = sa.text(f"""
+    WITH r AS (INSERT INTO reviews (id, task_id, assignment_id, reviewer_id, rubric_id,
+                 rubric_version, answers, confidence, rationale, rewrite, time_spent_s,
+                 is_gold, late, submitted_at)
+               VALUES (:id, :task_id, :assignment_id, :reviewer_id, :rubric_id,
+                 :rubric_version, CAST(:answers AS jsonb), :confidence, :rationale,
+                 :rewrite, :time_spent_s, :is_gold, :late, :submitted_at)
+               RETURNING id),
+    l AS (UPDATE review_assignments SET status = 'submitted', finished_at = :submitted_at
+          WHERE id = :assignment_id RETURNING id),
+    t AS (UPDATE review_tasks SET reviews_done = reviews_done + 1
+          WHERE id = :task_id AND NOT :is_gold
+          RETURNING reviews_done, overlap_k, status),
+    a AS ({audit.pending_insert_sql("r.id", "r")})
+    SELECT reviews_done, overlap_k, status FROM t""").bindparams(
+    sa.bindparam("submitted_at", type_=UTCDateTime()), *audit.PENDING_BINDS)
+
+
+def _record(session: Session, review: dict[str, Any], entry: dict[str, Any]
+            ) -> tuple[int, int, str] | None:
+    """Write the review; returns the task's (reviews done, k, status), None for gold."""
+    if session.get_bind().dialect.name == "postgresql":
+        params = {**review, "answers": json.dumps(review["answers"]),
+                  **audit.pending_params(**entry)}
+        row = session.execute(_RECORD_PG, params).first()
+        audit.mark_pending(session)
+        return None if row is None else (row[0], row[1], row[2])
+    session.execute(sa.insert(ReviewRow), review)
+    session.execute(sa.update(AssignmentRow).where(AssignmentRow.id == review["assignment_id"])
+                    .values(status="submitted", finished_at=review["submitted_at"]))
+    audit.append(session, entity_id=review["id"], **entry)
+    if review["is_gold"]:
+        return None
+    t = ReviewTaskRow
+    done, k, status = session.execute(
+        sa.update(t).where(t.id == review["task_id"]).values(reviews_done=t.reviews_done + 1)
+        .returning(t.reviews_done, t.overlap_k, t.status)
+        .execution_options(synchronize_session=False)).one()
+    return done, k, status
+
+
+def _take_slot(session: Session, found: Any, task_id: str, now: datetime) -> bool:
     """Whether the submission is late; raises when no slot is left for it."""
-    if lease.status == "submitted":
-        raise Conflict(f"you already submitted a review for task {task.id}")
-    if lease.status == "active":
-        return lease.lease_expires_at <= now  # the slot is still held by this lease
-    if task.is_gold:
+    if found.lease == "submitted":
+        raise Conflict(f"you already submitted a review for task {task_id}")
+    if found.lease == "active":
+        return bool(found.lease_expires_at <= now)  # the slot is still held by this lease
+    if found.is_gold:
         return True
     t = ReviewTaskRow
-    taken = session.execute(sa.update(t).where(t.id == task.id, t.status == "open",
+    taken = session.execute(sa.update(t).where(t.id == task_id, t.status == "open",
                                                t.open_slots > 0)
                             .values(open_slots=t.open_slots - 1).returning(t.id)
                             .execution_options(synchronize_session=False)).first()
     if not taken:
-        when = (f"expired at {lease.lease_expires_at.isoformat()}"
-                if lease.status == "expired" else "was released")
-        raise Conflict(f"your lease on task {task.id} {when} and the task has since been "
+        when = (f"expired at {found.lease_expires_at.isoformat()}"
+                if found.lease == "expired" else "was released")
+        raise Conflict(f"your lease on task {task_id} {when} and the task has since been "
                        "taken by other reviewers or resolved; your review was not recorded. "
                        "Claim a new task.")
     return True

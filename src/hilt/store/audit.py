@@ -3,27 +3,54 @@
 Each entry's hash is sha256 over the canonical JSON of its fields and the previous
 entry's hash, so editing, deleting, inserting or reordering any entry breaks the chain
 from that point on. A separate head row (last seq and hash) catches truncation of the
-tail. Entries are appended inside the caller's transaction: the record of a change
+tail. Entries are written inside the caller's transaction: the record of a change
 commits or rolls back with the change itself.
+
+Where the chain is extended depends on the database:
+
+- SQLite: every hilt transaction already holds the database write lock (``BEGIN
+  IMMEDIATE``), so :func:`append` extends the chain directly.
+- PostgreSQL: extending the chain in the writer's transaction would hold one global lock
+  from the append to the commit, serialising every write in the system. Instead
+  :func:`append` inserts into ``audit_pending`` (no lock), and :func:`seal` moves the
+  committed pending entries into the chain in short transactions of their own, in
+  batches, under the chain lock. Who seals: the writer, right after its commit
+  (:func:`after_commit`, a non-blocking try: if another process is sealing, that one or
+  the next picks the entry up); under ``hilt serve`` a :class:`BackgroundSealer` every
+  0.2 s instead, so that requests do not pay for it; and the scheduler every second as a
+  safety net. An entry waits in ``audit_pending`` for well under a second. Chain order
+  is sealing order; each entry keeps the time it was written (``at``). This is the
+  queue-then-sequence design of transparency logs (e.g. Trillian). Until it is sealed a
+  pending entry is not yet tamper-evident; :func:`verify` reports how many are waiting
+  and :func:`entries` shows them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.canonical import canonical_json, sha256_hex
-from hilt.store.tables.base import utcnow
-from hilt.store.tables.core import AuditHeadRow, AuditRow
+from hilt.store.tables.base import UTCDateTime, utcnow
+from hilt.store.tables.core import AuditHeadRow, AuditPendingRow, AuditRow
+
+log = logging.getLogger("hilt.store.audit")
 
 GENESIS = "0" * 64
 # Any constant works; it only has to be the same for every writer of one database.
 _PG_ADVISORY_KEY = 0x68696C74  # "hilt"
+# Set on a session whose transaction wrote pending entries (see seal_after_commit).
+PENDING_FLAG = "hilt.audit.pending"
+SEAL_BATCH = 5000
 
 
 def entry_hash(seq: int, at: datetime, actor: str, action: str, entity_type: str,
@@ -34,33 +61,153 @@ def entry_hash(seq: int, at: datetime, actor: str, action: str, entity_type: str
     return sha256_hex(canonical_json(body))
 
 
-def _lock_chain(session: Session) -> None:
-    """Serialise appenders so two transactions never extend the same head."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_ADVISORY_KEY})
-    # SQLite: every hilt transaction already holds the write lock (BEGIN IMMEDIATE).
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def append(session: Session, *, actor: str, action: str, entity_type: str, entity_id: str,
-           payload: dict[str, Any] | None = None) -> AuditRow:
-    """Add one entry to the chain in the current transaction."""
-    _lock_chain(session)
-    head = session.get(AuditHeadRow, 1, with_for_update=True)
-    seq = (head.seq + 1) if head else 1
-    prev = head.hash if head else GENESIS
-    at = utcnow()
+           payload: dict[str, Any] | None = None) -> None:
+    """Record one entry in the current transaction."""
     # Round-trip through canonical JSON so the stored payload hashes identically later.
-    clean = json.loads(canonical_json(payload or {}))
-    digest = entry_hash(seq, at, actor, action, entity_type, entity_id, clean, prev)
-    row = AuditRow(seq=seq, at=at, actor=actor, action=action, entity_type=entity_type,
-                   entity_id=entity_id, payload=clean, prev_hash=prev, hash=digest)
-    session.add(row)
+    fields = {"at": utcnow(), "actor": actor, "action": action, "entity_type": entity_type,
+              "entity_id": entity_id, "payload": json.loads(canonical_json(payload or {}))}
+    if _is_pg(session):
+        session.execute(sa.insert(AuditPendingRow), fields)
+        session.info[PENDING_FLAG] = True
+        return
+    head = session.get(AuditHeadRow, 1)
+    _chain(session, head, [fields])
+
+
+def pending_insert_sql(entity_id: str, source: str) -> str:
+    """An ``INSERT ... SELECT`` of one pending entry per row of ``source``, to embed as a
+    data-modifying CTE on PostgreSQL so that a hot write path records its audit entry in
+    the same round trip; bind :func:`pending_params` and call :func:`mark_pending`."""
+    return ("INSERT INTO audit_pending (at, actor, action, entity_type, entity_id, payload) "
+            f"SELECT :audit_at, :audit_actor, :audit_action, :audit_entity_type, {entity_id}, "
+            f"CAST(:audit_payload AS jsonb) FROM {source} RETURNING id")
+
+
+PENDING_BINDS = (sa.bindparam("audit_at", type_=UTCDateTime()),)
+
+
+def pending_params(*, actor: str, action: str, entity_type: str,
+                   payload: dict[str, Any]) -> dict[str, Any]:
+    return {"audit_at": utcnow(), "audit_actor": actor, "audit_action": action,
+            "audit_entity_type": entity_type, "audit_payload": canonical_json(payload)}
+
+
+def mark_pending(session: Session) -> None:
+    session.info[PENDING_FLAG] = True
+
+
+def _chain(session: Session, head: AuditHeadRow | None, items: list[dict[str, Any]]) -> int:
+    """Extend the chain after ``head`` with ``items`` (the caller holds the chain lock)."""
+    seq = head.seq if head else 0
+    prev = head.hash if head else GENESIS
+    rows = []
+    for item in items:
+        seq += 1
+        digest = entry_hash(seq, item["at"], item["actor"], item["action"],
+                            item["entity_type"], item["entity_id"], item["payload"], prev)
+        rows.append({**item, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    session.execute(sa.insert(AuditRow), rows)
     if head is None:
-        session.add(AuditHeadRow(id=1, seq=seq, hash=digest))
+        session.add(AuditHeadRow(id=1, seq=seq, hash=prev))
     else:
-        head.seq, head.hash = seq, digest
+        head.seq, head.hash = seq, prev
     session.flush()
-    return row
+    return len(rows)
+
+
+def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int:
+    """Chain the pending entries this transaction can see; returns how many.
+
+    With ``wait=False`` it returns 0 at once if another transaction holds the chain lock
+    (that sealer, or the next one, will take these entries)."""
+    if not _is_pg(session):
+        return 0  # SQLite chains on append
+    lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    got = session.execute(sa.text(f"SELECT {lock}(:k)"), {"k": _PG_ADVISORY_KEY}).scalar()
+    if wait is False and not got:
+        return 0
+    # Losing this commit in a crash loses nothing: the pending rows are still there.
+    session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+    p = AuditPendingRow
+    sealed = 0
+    while True:
+        pending = session.execute(
+            sa.select(p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload)
+            .order_by(p.id).limit(batch)).all()
+        if not pending:
+            return sealed
+        head = session.get(AuditHeadRow, 1, populate_existing=True)
+        sealed += _chain(session, head, [
+            {"at": r.at, "actor": r.actor, "action": r.action, "entity_type": r.entity_type,
+             "entity_id": r.entity_id, "payload": r.payload} for r in pending])
+        # By id, not by range: a lower id may commit after this statement's snapshot.
+        session.execute(sa.delete(p).where(p.id.in_([r.id for r in pending])))
+        if len(pending) < batch:
+            return sealed
+
+
+def seal_after_commit(engine: Engine, *, wait: bool = False) -> int:
+    """Seal in a short transaction of its own (called once a writer has committed)."""
+    with Session(engine) as session, session.begin():
+        return seal(session, wait=wait)
+
+
+def after_commit(session: Session, engine: Engine) -> None:
+    """Seal what the session's committed transaction left pending, unless a background
+    sealer looks after this engine (then the writer does not pay for it)."""
+    if session.info.pop(PENDING_FLAG, False) and engine not in _BACKGROUND:
+        seal_after_commit(engine, wait=False)
+
+
+_BACKGROUND: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+class BackgroundSealer:
+    """Seal every ``interval_s`` seconds in a daemon thread (``hilt serve`` runs one per
+    process on PostgreSQL). While it runs, writers on the engine skip sealing after their
+    commits, which takes a transaction off every write; a busy chain lock in another
+    process just means that process is sealing. On SQLite it does nothing."""
+
+    def __init__(self, engine: Engine, interval_s: float = 0.2) -> None:
+        self.engine, self.interval_s = engine, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> BackgroundSealer:
+        if self.engine.dialect.name == "postgresql":
+            _BACKGROUND.add(self.engine)
+            self._thread = threading.Thread(target=self._run, name="hilt-audit-sealer",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        _BACKGROUND.discard(self.engine)
+        seal_after_commit(self.engine, wait=True)  # leave nothing behind on shutdown
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                seal_after_commit(self.engine, wait=False)
+            except Exception:  # a lost connection: try again next time
+                log.exception("sealing the audit log failed")
+
+
+def pending_count(session: Session) -> int:
+    if not _is_pg(session):
+        return 0
+    return int(session.execute(sa.select(sa.func.count()).select_from(AuditPendingRow))
+               .scalar_one())
 
 
 @dataclass(frozen=True)
@@ -69,10 +216,12 @@ class VerifyResult:
     entries: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    # Entries written but not yet sealed into the chain (PostgreSQL; see the module doc).
+    pending: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "entries": self.entries, "first_bad_seq": self.first_bad_seq,
-                "problem": self.problem}
+                "problem": self.problem, "pending": self.pending}
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:
@@ -109,14 +258,39 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
         return VerifyResult(False, count, last_seq + 1,
                             f"chain ends at seq {last_seq} but head says {head.seq} "
                             "(tail deleted or head edited)")
-    return VerifyResult(True, count)
+    return VerifyResult(True, count, pending=pending_count(session))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry as read back; ``seq`` and ``hash`` are ``None`` while it is pending."""
+
+    seq: int | None
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    payload: dict[str, Any]
+    hash: str | None
 
 
 def entries(session: Session, *, entity_id: str | None = None, action: str | None = None,
-            limit: int = 100) -> list[AuditRow]:
-    q = sa.select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
-    if entity_id:
-        q = q.where(AuditRow.entity_id == entity_id)
-    if action:
-        q = q.where(AuditRow.action == action)
-    return list(session.execute(q).scalars())
+            limit: int = 100) -> list[AuditEntry]:
+    """The newest entries first: pending ones (PostgreSQL, not yet sealed), then the chain."""
+    found: list[AuditEntry] = []
+    tables: list[Any] = [AuditPendingRow, AuditRow] if _is_pg(session) else [AuditRow]
+    for table in tables:
+        order = table.id if table is AuditPendingRow else table.seq
+        q = sa.select(table).order_by(order.desc()).limit(limit - len(found))
+        if entity_id:
+            q = q.where(table.entity_id == entity_id)
+        if action:
+            q = q.where(table.action == action)
+        for row in session.execute(q).scalars():
+            found.append(AuditEntry(getattr(row, "seq", None), row.at, row.actor, row.action,
+                                    row.entity_type, row.entity_id, row.payload,
+                                    getattr(row, "hash", None)))
+        if len(found) >= limit:
+            break
+    return found

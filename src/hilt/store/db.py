@@ -9,6 +9,7 @@ which is what makes claims and the audit chain safe across processes.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilt.config import database_url
+from hilt.store import audit
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -59,15 +61,24 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_FACTORIES: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = \
+    weakref.WeakKeyDictionary()
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = _FACTORIES.get(engine)
+    if factory is None:
+        factory = _FACTORIES[engine] = sessionmaker(engine, expire_on_commit=False)
+    return factory
 
 
 @contextlib.contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on any exception."""
-    with session_factory(engine)() as session, session.begin():
-        yield session
+    with session_factory(engine)() as session:
+        with session.begin():
+            yield session
+        audit.after_commit(session, engine)
 
 
 def alembic_config(engine: Engine) -> Any:

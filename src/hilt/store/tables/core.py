@@ -51,6 +51,22 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(sa.String(64))
 
 
+class AuditPendingRow(Base):
+    """An entry written by a committed (or in-flight) transaction on PostgreSQL, waiting
+    to be chained into ``audit_log`` by :func:`hilt.store.audit.seal`."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(100))
+    entity_type: Mapped[str] = mapped_column(sa.String(100))
+    entity_id: Mapped[str] = mapped_column(sa.String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
 class AuditHeadRow(Base):
     """The chain's head (last seq and hash), so that truncating the tail is detected."""
 
