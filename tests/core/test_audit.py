@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -182,3 +183,22 @@ def test_concurrent_writers_lose_and_duplicate_nothing(db_url: str, engine: Engi
     with engine.connect() as conn:
         ids = conn.execute(sa.select(AuditRow.entity_id)).scalars().all()
     assert sorted(ids) == sorted(f"{w}-{i}" for w in range(workers) for i in range(n))
+
+
+def test_a_background_sealer_takes_sealing_off_the_writers(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains on append")
+    with audit.BackgroundSealer(engine, interval_s=60):
+        with transaction(engine) as s:
+            audit.append(s, actor="t", action="a", entity_type="e", entity_id="x")
+        assert _pending(engine) == 1  # the writer left it to the sealer
+    assert _pending(engine) == 0  # sealed on the way out
+    with audit.BackgroundSealer(engine, interval_s=0.05):
+        with transaction(engine) as s:
+            audit.append(s, actor="t", action="b", entity_type="e", entity_id="y")
+        for _ in range(200):
+            if _pending(engine) == 0:
+                break
+            time.sleep(0.01)
+        assert _pending(engine) == 0  # sealed by the thread, not on the way out
+    assert verify(engine).entries == 2
