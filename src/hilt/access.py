@@ -8,7 +8,9 @@ everywhere.
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +93,7 @@ def revoke_token(session: Session, token_id: str, *, actor: str = "cli") -> None
     if row is None:
         raise NotFound(f"token {token_id!r} does not exist")
     row.revoked_at = utcnow()
+    _RECENT.clear()
     audit.append(session, actor=actor, action="token.revoke", entity_type="api_token",
                  entity_id=token_id, payload={})
 
@@ -115,3 +118,27 @@ def list_tokens(session: Session) -> list[dict[str, Any]]:
     return [{"id": r.id, "role": r.role, "name": r.name, "reviewer_id": r.reviewer_id,
              "created_at": r.created_at.isoformat(),
              "revoked": r.revoked_at is not None} for r in rows]
+
+
+# Tokens that authenticated in the last few seconds, by hash, so that a busy API worker
+# does not look the same token up on every request. A revocation in this process empties
+# it at once; one made by another process (the CLI, another worker) takes effect within
+# HILT_AUTH_CACHE_S seconds (default 5; 0 turns the cache off). Failures are not cached.
+_RECENT: dict[str, tuple[float, Principal]] = {}
+_RECENT_MAX = 10_000
+
+
+def recent_principal(secret: str) -> Principal | None:
+    hit = _RECENT.get(sha256_hex(secret))
+    if hit is None or hit[0] < time.monotonic():
+        return None
+    return hit[1]
+
+
+def remember_principal(secret: str, principal: Principal) -> None:
+    ttl = float(os.environ.get("HILT_AUTH_CACHE_S", "5"))
+    if ttl <= 0:
+        return
+    if len(_RECENT) >= _RECENT_MAX:
+        _RECENT.clear()
+    _RECENT[sha256_hex(secret)] = (time.monotonic() + ttl, principal)

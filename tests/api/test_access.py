@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.access import ROLES, revoke_token
 from hilt.api.app import route_roles, routes_without_roles
 from hilt.store.db import transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import TokenRow
 from tests.api.conftest import Api
 
 
@@ -71,6 +75,25 @@ def test_revoked_token_is_refused(api: Api, engine: Engine) -> None:
 
         tid = next(t["id"] for t in list_tokens(s) if t["role"] == "service")
         revoke_token(s, tid)
+    assert api.client.get("/v1/events", headers=h).status_code == 401
+
+
+def test_a_revocation_by_another_process_takes_effect_within_the_cache_time(
+        api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hilt.access
+
+    monkeypatch.setenv("HILT_AUTH_CACHE_S", "5")
+    clock = [1000.0]
+    monkeypatch.setattr(hilt.access.time, "monotonic", lambda: clock[0])
+    h = api.headers("lead")
+    assert api.client.get("/v1/events", headers=h).status_code == 200
+    # Another process revokes: this one's cache is not told.
+    with engine.begin() as conn:
+        conn.execute(sa.update(TokenRow).where(TokenRow.role == "lead")
+                     .values(revoked_at=utcnow()))
+    clock[0] += 4.9
+    assert api.client.get("/v1/events", headers=h).status_code == 200
+    clock[0] += 0.2
     assert api.client.get("/v1/events", headers=h).status_code == 401
 
 

@@ -6,14 +6,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from hilt.access import ROLES, Principal, authenticate
+from hilt.access import ROLES, Principal, authenticate, recent_principal, remember_principal
 from hilt.store import audit
 from hilt.store.db import session_factory
 
@@ -40,15 +41,17 @@ def get_session(request: Request) -> Iterator[Session]:
 DB = Depends(get_session, scope="function")
 
 
-def _principal(request: Request,
-               credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-               ) -> Principal:
+async def _principal(request: Request,
+                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                     ) -> Principal:
+    # async: a recently seen token is answered without a database round trip or a hop
+    # to the thread pool (see hilt.access.recent_principal).
     token = credentials.credentials if credentials else request.cookies.get("hilt_token")
     if not token:
         raise HTTPException(401, "missing API token", headers={"WWW-Authenticate": "Bearer"})
-    # A short read-only session of its own, so authentication never holds a write lock.
-    with request.app.state.session_factory() as session:
-        principal = authenticate(session, token)
+    principal = recent_principal(token)
+    if principal is None:
+        principal = await run_in_threadpool(_lookup, request, token)
     if principal is None:
         raise HTTPException(401, "invalid or revoked API token",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -56,14 +59,23 @@ def _principal(request: Request,
     return principal
 
 
-def allow(*roles: str) -> Callable[..., Principal]:
+def _lookup(request: Request, token: str) -> Principal | None:
+    # A short read-only session of its own, so authentication never holds a write lock.
+    with request.app.state.session_factory() as session:
+        principal = authenticate(session, token)
+    if principal is not None:
+        remember_principal(token, principal)
+    return principal
+
+
+def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """Dependency admitting the given roles (and admin); 401 without token, 403 otherwise."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
     admitted = frozenset(roles) | {"admin"}
 
-    def dependency(principal: Principal = Depends(_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(_principal)) -> Principal:
         if principal.role not in admitted:
             raise HTTPException(403, f"role {principal.role!r} may not call this endpoint")
         return principal

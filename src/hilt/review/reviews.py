@@ -66,6 +66,17 @@ def cached_spec(session: Session, rubric_id: str, version: int) -> RubricSpec:
     return _SPECS[key]
 
 
+_SPEC_JSON: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def cached_spec_json(session: Session, rubric_id: str, version: int) -> dict[str, Any]:
+    """The spec as JSON, dumped once per version (every task view sends it)."""
+    key = (rubric_id, version)
+    if key not in _SPEC_JSON:
+        _SPEC_JSON[key] = cached_spec(session, rubric_id, version).model_dump(mode="json")
+    return _SPEC_JSON[key]
+
+
 def _check(sub: Submission) -> None:
     if sub.confidence is not None and not 0.0 <= sub.confidence <= 1.0:
         raise InputError("confidence must be in [0, 1]", field="confidence")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import NotFound
-from hilt.review.reviews import cached_spec
+from hilt.review.reviews import cached_spec_json
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
 
@@ -30,12 +30,11 @@ def reviewer_task_view(session: Session, task_id: str, reviewer_id: str) -> dict
     lease, event_id, rubric_id, rubric_version = row
     event = session.get(EventRow, event_id)
     payload = event.payload if event is not None else {}
-    spec = cached_spec(session, rubric_id, rubric_version)
     return {
         "task_id": task_id, "assignment_id": lease.id, "lease_status": lease.status,
         "lease_expires_at": lease.lease_expires_at.isoformat(),
         "rubric": {"id": rubric_id, "version": rubric_version,
-                   "spec": spec.model_dump(mode="json")},
+                   "spec": cached_spec_json(session, rubric_id, rubric_version)},
         "item": {"interaction": payload.get("interaction"),
                  "responses": payload.get("responses") or []},
     }

@@ -9,7 +9,6 @@ returns the paths that answer without a token: the sign-in page and ``/`` (a red
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.web import routes_adjudicate, routes_lead, routes_review
@@ -30,8 +31,35 @@ _STATUS = {InputError: 422, NotFound: 404, Conflict: 409, Forbidden: 403}
 
 
 def _is_page(request: Request) -> bool:
-    path = request.url.path
+    return _is_page_path(request.url.path)
+
+
+def _is_page_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+class PageHeadersMiddleware:
+    """Security and cache headers on pages (plain ASGI: API requests pass straight on)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (_is_page_path(path) or path == "/"):
+            await self.app(scope, receive, send)
+            return
+        static = path.startswith(PREFIX + "/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in PAGE_HEADERS.items():
+                    if not (static and name == "Cache-Control"):
+                        headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _error_page(request: Request, status_code: int, message: str) -> Response:
@@ -51,17 +79,7 @@ def mount(app: FastAPI) -> set[str]:
 
     app.add_middleware(CsrfMiddleware, exempt_paths=frozenset({SIGNIN}))
 
-    @app.middleware("http")
-    async def page_headers(request: Request,
-                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if _is_page(request) or request.url.path == "/":
-            for name, value in PAGE_HEADERS.items():
-                if name == "Cache-Control" and request.url.path.startswith(
-                        PREFIX + "/static/"):
-                    continue
-                response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(PageHeadersMiddleware)
 
     api_hilt_handler: Any = app.exception_handlers.get(HiltError)
 
