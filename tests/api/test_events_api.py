@@ -37,3 +37,21 @@ def test_bad_event_rejects_whole_batch_naming_index_and_field(api: Api) -> None:
 def test_reviewer_cannot_ingest(api: Api) -> None:
     resp = api.client.post("/v1/events", json=batch(1), headers=api.headers("reviewer"))
     assert resp.status_code == 403
+
+
+def test_stored_id_with_other_content_rejects_batch_and_empty_batch_is_a_no_op(
+        api: Api) -> None:
+    h = api.headers("service")
+    stored = batch(2)
+    for i, record in enumerate(stored["events"]):
+        record["id"] = f"fixed-{i}"
+    assert api.client.post("/v1/events", json=stored, headers=h).json()["new"] == 2
+    changed = batch(3, start=10)
+    changed["events"][2]["id"] = "fixed-1"
+    resp = api.client.post("/v1/events", json=changed, headers=h)
+    assert resp.status_code == 422
+    assert (resp.json()["error"]["line"], resp.json()["error"]["field"]) == (2, "id")
+    assert "already stored" in resp.json()["error"]["reason"]
+    empty = api.client.post("/v1/events", json={"events": []}, headers=h).json()
+    assert (empty["received"], empty["new"], empty["duplicates"]) == (0, 0, 0)
+    assert len(api.client.get("/v1/events", headers=h).json()["events"]) == 2

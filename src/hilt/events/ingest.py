@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -28,13 +27,12 @@ from hilt.events.validate import parse_all
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
-from hilt.store.tables.core import EventRow
 
 BULK_COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "subject_id",
                  "model_version", "policy_version", "prompt_template_id",
                  "prompt_template_version", "role_format", "consent_scopes", "ingest_batch",
                  "payload")
-_CHUNK = 2000
+_ID, _HASH, _CREATED_AT, _INGESTED_AT = 0, 1, 2, 3  # positions in BULK_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -56,44 +54,44 @@ def consent_column(scopes: Sequence[str]) -> str:
     return "," + ",".join(unique) + ("," if unique else "")
 
 
-def event_row(event: FeedbackEvent, batch_id: str, now: Any) -> dict[str, Any]:
+def event_row(event: FeedbackEvent, batch_id: str, now: datetime) -> tuple[Any, ...]:
+    """The event as a row of ``BULK_COLUMNS`` values: plain tuples are what both bulk
+    paths hand to the driver, so no per-row mapping is built and taken apart again."""
     payload = event.model_dump_json(exclude={"id"})
     ctx = event.context
-    return {
-        "id": event.id, "content_hash": sha256_hex(payload),
-        "created_at": event.created_at or now, "ingested_at": now,
-        "source": ctx.source, "subject_id": ctx.subject_id,
-        "model_version": ctx.model_version, "policy_version": ctx.policy_version,
-        "prompt_template_id": ctx.prompt_template_id,
-        "prompt_template_version": ctx.prompt_template_version,
-        "role_format": ctx.role_format,
-        "consent_scopes": consent_column(ctx.consent),
-        "ingest_batch": batch_id, "payload": payload,
-    }
+    return (event.id, sha256_hex(payload), event.created_at or now, now, ctx.source,
+            ctx.subject_id, ctx.model_version, ctx.policy_version, ctx.prompt_template_id,
+            ctx.prompt_template_version, ctx.role_format, consent_column(ctx.consent),
+            batch_id, payload)
 
 
-def _dedupe_batch(rows: list[dict[str, Any]], lines: Sequence[int | None],
-                  file: str | None) -> list[dict[str, Any]]:
+def _dedupe_batch(rows: list[tuple[Any, ...]], lines: Sequence[int | None],
+                  file: str | None) -> list[tuple[Any, ...]]:
     seen: dict[str, tuple[str, int | None]] = {}
     unique = []
     for row, line in zip(rows, lines, strict=True):
-        prior = seen.get(row["id"])
+        prior = seen.get(row[_ID])
         if prior is None:
-            seen[row["id"]] = (row["content_hash"], line)
+            seen[row[_ID]] = (row[_HASH], line)
             unique.append(row)
-        elif prior[0] != row["content_hash"]:
-            raise InputError(f"id {row['id']!r} repeats line {prior[1]} with other content",
+        elif prior[0] != row[_HASH]:
+            raise InputError(f"id {row[_ID]!r} repeats line {prior[1]} with other content",
                              file=file, line=line, field="id")
     return unique
 
 
 def _existing(session: Session, ids: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i:i + _CHUNK]
-        found.update(session.execute(
-            sa.select(EventRow.id, EventRow.content_hash).where(EventRow.id.in_(chunk))).all())
-    return found
+    """Content hashes of the ids already stored, in one query with one parameter (an IN
+    list of a thousand parameters costs more to compile and plan than to run)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from hilt.events.pg_copy import stored_hashes
+
+        return stored_hashes(session, ids)
+    dbapi = session.connection().connection.driver_connection
+    rows = dbapi.execute(  # type: ignore[union-attr]
+        "SELECT id, content_hash FROM events WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),))
+    return dict(rows)
 
 
 def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: str,
@@ -105,17 +103,17 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     rows = [event_row(e, batch_id, now) for e in events]
     lines = list(lines) if lines is not None else [None] * len(rows)
     unique = _dedupe_batch(rows, lines, file)
-    line_of = {r["id"]: ln for r, ln in zip(rows, lines, strict=True)}
-    existing = _existing(session, [r["id"] for r in unique])
+    line_of = {r[_ID]: ln for r, ln in zip(rows, lines, strict=True)}
+    existing = _existing(session, [r[_ID] for r in unique])
     for row in unique:
-        if row["id"] in existing and existing[row["id"]] != row["content_hash"]:
-            raise InputError(f"id {row['id']!r} is already stored with other content",
-                             file=file, line=line_of[row["id"]], field="id")
-    fresh = [r for r in unique if r["id"] not in existing]
+        if row[_ID] in existing and existing[row[_ID]] != row[_HASH]:
+            raise InputError(f"id {row[_ID]!r} is already stored with other content",
+                             file=file, line=line_of[row[_ID]], field="id")
+    fresh = [r for r in unique if r[_ID] not in existing]
     new = _insert(session, fresh)
     escalated = 0
     if new:
-        new_ids = {r["id"] for r in fresh}
+        new_ids = {r[_ID] for r in fresh}
         new_events = [e for e in events if e.id in new_ids]
         escalated = _after_ingest(session, new_events, actor)
     result = IngestResult(batch_id, len(events), new, len(events) - new, rejected, escalated)
@@ -123,11 +121,11 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
                  entity_id=batch_id, payload={
                      "source": source_name, "received": len(events), "new": new,
                      "rejected": rejected,
-                     "ids_sha256": sha256_hex("\n".join(sorted(r["id"] for r in fresh)))})
+                     "ids_sha256": sha256_hex("\n".join(sorted(r[_ID] for r in fresh)))})
     return result
 
 
-def _insert(session: Session, rows: list[dict[str, Any]]) -> int:
+def _insert(session: Session, rows: list[tuple[Any, ...]]) -> int:
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
@@ -137,14 +135,17 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> int:
         return copy_insert(session, rows)
     # SQLite: the driver's executemany on plain tuples, inside the session's transaction;
     # SQLAlchemy's per-row parameter processing would cost as much as the insert itself.
-    cols = BULK_COLUMNS
-    sql = (f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-           "ON CONFLICT (id) DO NOTHING")
+    # Datetimes go in as the text SQLAlchemy would store; a batch shares one ingest time.
+    sql = (f"INSERT INTO events ({', '.join(BULK_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(BULK_COLUMNS))}) ON CONFLICT (id) DO NOTHING")
+    now = rows[0][_INGESTED_AT]
+    now_text = _sqlite_datetime(now)
     dbapi = session.connection().connection.driver_connection
     before = dbapi.total_changes  # type: ignore[union-attr]
     dbapi.executemany(sql, [  # type: ignore[union-attr]
-        tuple(_sqlite_datetime(r[c]) if c in ("created_at", "ingested_at") else r[c]
-              for c in cols) for r in rows])
+        (r[_ID], r[_HASH],
+         now_text if r[_CREATED_AT] == now else _sqlite_datetime(r[_CREATED_AT]), now_text,
+         *r[_INGESTED_AT + 1:]) for r in rows])
     return int(dbapi.total_changes - before)  # type: ignore[union-attr]
 
 
