@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,12 +19,30 @@ from hilt.access import ROLES, Principal, authenticate, recent_principal, rememb
 from hilt.store import audit
 from hilt.store.db import session_factory
 
+T = TypeVar("T")
+
 _bearer = HTTPBearer(auto_error=False, description="an API token from `hilt token create`")
 
 
 def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+def run_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """``work`` in one transaction, committed (and its audit entries sealed) on return."""
+    with request.app.state.session_factory() as session:
+        with session.begin():
+            result = work(session)
+        audit.after_commit(session, request.app.state.engine)
+    return result
+
+
+async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """For the hottest routes (``async def``): one hop to the thread pool for the whole
+    request instead of one for the session dependency's start, the handler and the
+    dependency's end."""
+    return await run_in_threadpool(run_transaction, request, work)
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -55,14 +55,14 @@ class Claim:
                 "resumed": self.resumed}
 
 
-def _reviewer_query(reviewer_id: str, now: datetime):
-    """The reviewer's pools, skills, status and any unexpired lease, in one round trip."""
-    a = AssignmentRow
-    return (sa.select(ReviewerRow.pools, ReviewerRow.skills, ReviewerRow.status,
-                      ReviewerRow.active, a.id, a.task_id, a.lease_expires_at)
-            .outerjoin(a, sa.and_(a.reviewer_id == ReviewerRow.id, a.status == "active",
-                                  a.lease_expires_at > now))
-            .where(ReviewerRow.id == reviewer_id).limit(1))
+# The reviewer's pools, skills, status and any unexpired lease, in one round trip.
+_REVIEWER = (
+    sa.select(ReviewerRow.pools, ReviewerRow.skills, ReviewerRow.status, ReviewerRow.active,
+              AssignmentRow.id, AssignmentRow.task_id, AssignmentRow.lease_expires_at)
+    .outerjoin(AssignmentRow, sa.and_(AssignmentRow.reviewer_id == ReviewerRow.id,
+                                      AssignmentRow.status == "active",
+                                      AssignmentRow.lease_expires_at > sa.bindparam("now")))
+    .where(ReviewerRow.id == sa.bindparam("rid")).limit(1))
 
 
 _UNSEEN = ("NOT EXISTS (SELECT 1 FROM review_assignments a "
@@ -121,13 +121,13 @@ def _dialect(session: Session) -> str:
 
 def _try_claim(session: Session, status: str, params: dict[str, Any]) -> str | None:
     dialect = _dialect(session)
-    row = session.execute(_claim_sql(dialect, status), params).first()
+    row = session.connection().execute(_claim_sql(dialect, status), params).first()
     if row is None:
         return None
     if dialect == "postgresql":
         audit.mark_pending(session)  # the claim statement wrote the entry
     else:
-        session.execute(_INSERT_LEASE, {**params, "tid": row[0]})
+        session.connection().execute(_INSERT_LEASE, {**params, "tid": row[0]})
         audit.append(session, actor=params["rid"], action="task.claim",
                      entity_type="review_task", entity_id=row[0],
                      payload=_claim_payload(params))
@@ -143,7 +143,8 @@ def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = Non
                ) -> Claim | None:
     """Lease the reviewer's next task, or ``None`` when nothing is available."""
     now = now or utcnow()
-    who = session.execute(_reviewer_query(reviewer_id, now)).first()
+    # Core statements on the session's connection: no ORM work on the hot path.
+    who = session.connection().execute(_REVIEWER, {"rid": reviewer_id, "now": now}).first()
     if who is None:
         raise NotFound(f"reviewer {reviewer_id!r} does not exist")
     eligible = eligible_work(who.status, active=bool(who.active))

@@ -101,7 +101,8 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     (with ``aggregator``, by default :func:`default_aggregator`)."""
     now = now or utcnow()
     _check(submission)
-    found = session.execute(_FOUND, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
+    found = session.connection().execute(
+        _FOUND, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
     if found is None:
         raise NotFound(f"task {task_id!r} was never assigned to {reviewer_id!r}; claim it "
                        "with next-task first")
@@ -159,7 +160,7 @@ def _record(session: Session, review: dict[str, Any], entry: dict[str, Any]
     if session.get_bind().dialect.name == "postgresql":
         params = {**review, "answers": json.dumps(review["answers"]),
                   **audit.pending_params(**entry)}
-        row = session.execute(_RECORD_PG, params).first()
+        row = session.connection().execute(_RECORD_PG, params).first()
         audit.mark_pending(session)
         return None if row is None else (row[0], row[1], row[2])
     session.execute(sa.insert(ReviewRow), review)

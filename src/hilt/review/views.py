@@ -16,25 +16,28 @@ from hilt.review.reviews import cached_spec_json
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
 
+_TASK_VIEW = (
+    sa.select(AssignmentRow.id, AssignmentRow.status, AssignmentRow.lease_expires_at,
+              ReviewTaskRow.rubric_id, ReviewTaskRow.rubric_version, EventRow.payload)
+    .join(ReviewTaskRow, ReviewTaskRow.id == AssignmentRow.task_id)
+    .outerjoin(EventRow, EventRow.id == ReviewTaskRow.event_id)
+    .where(AssignmentRow.task_id == sa.bindparam("task_id"),
+           AssignmentRow.reviewer_id == sa.bindparam("reviewer_id")))
+
 
 def reviewer_task_view(session: Session, task_id: str, reviewer_id: str) -> dict[str, Any]:
     """The task as its reviewer sees it (only while they hold or held a lease on it)."""
-    row = session.execute(
-        sa.select(AssignmentRow, ReviewTaskRow.event_id, ReviewTaskRow.rubric_id,
-                  ReviewTaskRow.rubric_version)
-        .join(ReviewTaskRow, ReviewTaskRow.id == AssignmentRow.task_id)
-        .where(AssignmentRow.task_id == task_id, AssignmentRow.reviewer_id == reviewer_id)
-    ).first()
+    # One statement: every next-task request ends here.
+    row = session.connection().execute(
+        _TASK_VIEW, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
     if row is None:
         raise NotFound(f"task {task_id!r} is not assigned to you")
-    lease, event_id, rubric_id, rubric_version = row
-    event = session.get(EventRow, event_id)
-    payload = event.payload if event is not None else {}
+    payload = row.payload or {}
     return {
-        "task_id": task_id, "assignment_id": lease.id, "lease_status": lease.status,
-        "lease_expires_at": lease.lease_expires_at.isoformat(),
-        "rubric": {"id": rubric_id, "version": rubric_version,
-                   "spec": cached_spec_json(session, rubric_id, rubric_version)},
+        "task_id": task_id, "assignment_id": row.id, "lease_status": row.status,
+        "lease_expires_at": row.lease_expires_at.isoformat(),
+        "rubric": {"id": row.rubric_id, "version": row.rubric_version,
+                   "spec": cached_spec_json(session, row.rubric_id, row.rubric_version)},
         "item": {"interaction": payload.get("interaction"),
                  "responses": payload.get("responses") or []},
     }

@@ -61,6 +61,10 @@ def entry_hash(seq: int, at: datetime, actor: str, action: str, entity_type: str
     return sha256_hex(canonical_json(body))
 
 
+_INSERT_PENDING = sa.insert(AuditPendingRow)
+_INSERT_CHAINED = sa.insert(AuditRow)
+
+
 def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -72,7 +76,7 @@ def append(session: Session, *, actor: str, action: str, entity_type: str, entit
     fields = {"at": utcnow(), "actor": actor, "action": action, "entity_type": entity_type,
               "entity_id": entity_id, "payload": json.loads(canonical_json(payload or {}))}
     if _is_pg(session):
-        session.execute(sa.insert(AuditPendingRow), fields)
+        session.connection().execute(_INSERT_PENDING, fields)
         session.info[PENDING_FLAG] = True
         return
     head = session.get(AuditHeadRow, 1)
@@ -112,7 +116,7 @@ def _chain(session: Session, head: AuditHeadRow | None, items: list[dict[str, An
                             item["entity_type"], item["entity_id"], item["payload"], prev)
         rows.append({**item, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    session.execute(sa.insert(AuditRow), rows)
+    session.connection().execute(_INSERT_CHAINED, rows)
     if head is None:
         session.add(AuditHeadRow(id=1, seq=seq, hash=prev))
     else:
@@ -137,7 +141,7 @@ def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int
     p = AuditPendingRow
     sealed = 0
     while True:
-        pending = session.execute(
+        pending = session.connection().execute(
             sa.select(p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload)
             .order_by(p.id).limit(batch)).all()
         if not pending:
@@ -147,7 +151,7 @@ def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int
             {"at": r.at, "actor": r.actor, "action": r.action, "entity_type": r.entity_type,
              "entity_id": r.entity_id, "payload": r.payload} for r in pending])
         # By id, not by range: a lower id may commit after this statement's snapshot.
-        session.execute(sa.delete(p).where(p.id.in_([r.id for r in pending])))
+        session.connection().execute(sa.delete(p).where(p.id.in_([r.id for r in pending])))
         if len(pending) < batch:
             return sealed
 

@@ -40,7 +40,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 60}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A
+    # connection broken by a server restart fails one statement; SQLAlchemy then
+    # invalidates the whole pool and the next checkout connects afresh.
+    kwargs.setdefault("pool_pre_ping", False)
     return sa.create_engine(url, **kwargs)
 
 

@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden
-from hilt.review import adjudication, escalation, queue, rubrics, tasks, views
+from hilt.review import adjudication, escalation, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
-from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rules import parse_rule_set
 from hilt.review.triage import run_triage
@@ -30,7 +29,7 @@ VERSION = Path(ge=0, le=2**31 - 1)
 PEOPLE = ("reviewer", "adjudicator", "lead")
 
 
-def _reviewer(who: Principal) -> str:
+def reviewer_of(who: Principal) -> str:
     if who.reviewer_id is None:
         raise Forbidden("this token has no reviewer identity")
     return who.reviewer_id
@@ -162,65 +161,6 @@ def triage(session: Session = DB,
     return run_triage(session, utcnow(), actor=who.actor)
 
 
-# --- the reviewer's queue ---------------------------------------------------------------
-
-class SubmissionIn(BaseModel):
-    answers: dict[str, Any]
-    confidence: float | None = Field(default=None, ge=0, le=1)
-    rationale: str | None = None
-    rewrite: str | None = None
-    time_spent_s: float | None = Field(default=None, ge=0)
-
-
-@router.post("/queue/next")
-def next_task(session: Session = DB,
-              who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
-    """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
-    reviewer = _reviewer(who)
-    claim = queue.claim_next(session, reviewer)
-    if claim is None:
-        return {"task": None}
-    return {"task": views.reviewer_task_view(session, claim.task_id, reviewer),
-            "resumed": claim.resumed}
-
-
-@router.get("/queue/tasks/{task_id}")
-def my_task(task_id: str, session: Session = DB,
-            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
-    return views.reviewer_task_view(session, task_id, _reviewer(who))
-
-
-@router.post("/queue/tasks/{task_id}/heartbeat")
-def heartbeat(task_id: str, session: Session = DB,
-              who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
-    expiry = queue.heartbeat(session, task_id, _reviewer(who))
-    return {"lease_expires_at": expiry.isoformat()}
-
-
-@router.post("/queue/tasks/{task_id}/release")
-def release(task_id: str, session: Session = DB,
-            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
-    queue.release(session, task_id, _reviewer(who))
-    return {"status": "released"}
-
-
-@router.post("/queue/tasks/{task_id}/submit")
-def submit(task_id: str, body: SubmissionIn, session: Session = DB,
-           who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
-    result = submit_review(session, task_id, _reviewer(who), Submission(
-        answers=body.answers, confidence=body.confidence, rationale=body.rationale,
-        rewrite=body.rewrite, time_spent_s=body.time_spent_s))
-    out = result.as_dict()
-    out.pop("task_status")  # blind review: whether others have answered is not shown
-    return out
-
-
-@router.get("/reviews/mine")
-def my_reviews(limit: int = Query(50, ge=1, le=500), session: Session = DB,
-               who: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
-    return views.reviewer_history(session, _reviewer(who), limit=limit)
-
-
 # --- adjudication -----------------------------------------------------------------------
 
 class DecisionIn(BaseModel):
@@ -249,7 +189,7 @@ def case_file(task_id: str, session: Session = DB,
 def decide(task_id: str, body: DecisionIn, session: Session = DB,
            who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, str]:
     adjudication_id = adjudication.adjudicate(
-        session, task_id, _reviewer(who) if who.reviewer_id else who.actor,
+        session, task_id, reviewer_of(who) if who.reviewer_id else who.actor,
         answers=body.answers, rationale=body.rationale, cause=body.cause)
     return {"adjudication_id": adjudication_id}
 

@@ -1,0 +1,86 @@
+"""The reviewer's queue: next task, heartbeat, release, submit, and their own reviews.
+
+Its own router, included first: these are the requests a review team sends all day, and
+routes are matched in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from hilt.access import Principal
+from hilt.api.deps import DB, allow, in_transaction
+from hilt.api.routers.review import PEOPLE, reviewer_of
+from hilt.review import queue, views
+from hilt.review.reviews import Submission, submit_review
+
+router = APIRouter(prefix="/v1", tags=["review"])
+
+class SubmissionIn(BaseModel):
+    answers: dict[str, Any]
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    rationale: str | None = None
+    rewrite: str | None = None
+    time_spent_s: float | None = Field(default=None, ge=0)
+
+
+@router.post("/queue/next")
+async def next_task(request: Request,
+                    who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
+    reviewer = reviewer_of(who)
+
+    def work(session: Session) -> dict[str, Any]:
+        claim = queue.claim_next(session, reviewer)
+        if claim is None:
+            return {"task": None}
+        return {"task": views.reviewer_task_view(session, claim.task_id, reviewer),
+                "resumed": claim.resumed}
+
+    return await in_transaction(request, work)
+
+
+@router.get("/queue/tasks/{task_id}")
+def my_task(task_id: str, session: Session = DB,
+            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    return views.reviewer_task_view(session, task_id, reviewer_of(who))
+
+
+@router.post("/queue/tasks/{task_id}/heartbeat")
+def heartbeat(task_id: str, session: Session = DB,
+              who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
+    expiry = queue.heartbeat(session, task_id, reviewer_of(who))
+    return {"lease_expires_at": expiry.isoformat()}
+
+
+@router.post("/queue/tasks/{task_id}/release")
+def release(task_id: str, session: Session = DB,
+            who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
+    queue.release(session, task_id, reviewer_of(who))
+    return {"status": "released"}
+
+
+@router.post("/queue/tasks/{task_id}/submit")
+async def submit(task_id: str, body: SubmissionIn, request: Request,
+                 who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+    submission = Submission(answers=body.answers, confidence=body.confidence,
+                            rationale=body.rationale, rewrite=body.rewrite,
+                            time_spent_s=body.time_spent_s)
+    reviewer = reviewer_of(who)
+    result = await in_transaction(
+        request, lambda session: submit_review(session, task_id, reviewer, submission))
+    out = result.as_dict()
+    out.pop("task_status")  # blind review: whether others have answered is not shown
+    return out
+
+
+@router.get("/reviews/mine")
+def my_reviews(limit: int = Query(50, ge=1, le=500), session: Session = DB,
+               who: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
+    return views.reviewer_history(session, reviewer_of(who), limit=limit)
+
+
