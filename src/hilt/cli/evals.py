@@ -78,17 +78,18 @@ def check(
     Exit code 0: the gate passes; 1: it blocks; 2: bad input or error.
     """
     from hilt.errors import HiltError
+    from hilt.evals.stored_check import StoreRequest
 
     options = dict(suite=suite, candidate=candidate, reference=reference, out=out,
                    gate=gate, scorer=scorer, facts=facts, suite_id=suite_id,
                    candidate_id=candidate_id, reference_id=reference_id, alpha=alpha,
                    resamples=resamples, seed=seed)
+    request = StoreRequest(dataset_versions=dataset or [], model_version=model_version,
+                           rm_version=rm_version, record=record, review_sample=review_sample,
+                           rubric=rubric, review_question=review_question,
+                           review_overlap=review_overlap, review_pool=review_pool)
     try:
-        code = _run_check(options, dataset=dataset or [], model_version=model_version,
-                          rm=rm, rm_version=rm_version, review_sample=review_sample,
-                          rubric=rubric, review_question=review_question,
-                          review_overlap=review_overlap, review_pool=review_pool,
-                          record=record, db=db)
+        code = _run_check(options, request, rm=rm, db=db)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -98,67 +99,23 @@ def check(
     raise typer.Exit(code)
 
 
-def _run_check(options: dict[str, Any], *, dataset: list[str], model_version: str | None,
-               rm: Path | None, rm_version: str | None, review_sample: int,
-               rubric: str | None, review_question: str, review_overlap: int,
-               review_pool: str, record: bool, db: str | None) -> int:
-    from hilt.errors import InputError
-    from hilt.evals.check import run_check
+def _run_check(options: dict[str, Any], request: Any, *, rm: Path | None,
+               db: str | None) -> int:
+    from hilt.evals.stored_check import check_with_store, validate_request
 
-    if rm is not None and rm_version is not None:
-        raise InputError("give --rm or --rm-version, not both", field="--rm")
-    if review_sample and rubric is None:
-        raise InputError("--review-sample needs --rubric", field="--rubric")
-    needs_db = record or dataset or model_version or rm_version or review_sample
-    engine = _engine(db) if needs_db else None
-    suite_id = options["suite_id"]
-    suite_name = suite_id or Path(options["suite"]).stem
-    extra: dict[str, Any] = {}
-    store_facts: dict[str, Any] = {}
-    if engine is not None:
-        from hilt.evals.store_facts import read_store_facts
-        from hilt.store.db import transaction
-
-        with transaction(engine) as session:
-            store_facts = read_store_facts(
-                session, suite_ids=[suite_name], registered_suite=suite_id,
-                dataset_versions=dataset, model_version=model_version,
-                rm_version=rm_version, rubric=rubric if review_sample else None,
-                review_question=review_question)
-        extra = store_facts.get("records") or {}
-    rm_model: Any = rm
-    if rm_version is not None:
-        from hilt.evals.reward import load_reward_model
-
-        rm_model = load_reward_model(store_facts["rm_dir"], version=store_facts["rm_version"])
-    review = None
-    if review_sample:
-        review = {"budget": review_sample, "rubric": store_facts["rubric"],
-                  "question": review_question}
-    result = run_check(**options, extra_records=extra, lineage=store_facts.get("lineage"),
-                       extra_versions=store_facts.get("versions"), reward_model=rm_model,
-                       review=review)
-    if engine is not None and (record or review_sample):
-        from hilt.gate.store import store_decision
-        from hilt.store.db import transaction
-
-        with transaction(engine) as session:
-            store_decision(session, result.record, actor="cli")
-            if review is not None:
-                from hilt.evals.review_loop import send_review_sample
-
-                sent = send_review_sample(session, result.record, result.items,
-                                          result.lines["candidate"], actor="cli",
-                                          pool=review_pool, overlap_k=review_overlap)
-                typer.echo(f"review sample: {sent['events_new']} new events, "
-                           f"{sent['tasks_created']} review tasks under "
-                           f"{review['rubric']}")
-    decision = result.record["decision"]
-    typer.echo(f"gate: {result.record['outcome']} (decision {result.record['hash']})")
-    for reason in decision["reasons"]:
+    validate_request(request, rm=rm)  # before connecting to anything
+    engine = _engine(db) if request.needs_store() else None
+    done = check_with_store(options, request, engine=engine, rm=rm, actor="cli")
+    if done.review_sent is not None:
+        typer.echo(f"review sample: {done.review_sent['events_new']} new events, "
+                   f"{done.review_sent['tasks_created']} review tasks under "
+                   f"{done.review_rubric}")
+    record = done.result.record
+    typer.echo(f"gate: {record['outcome']} (decision {record['hash']})")
+    for reason in record["decision"]["reasons"]:
         typer.echo(f"  - {reason}")
     typer.echo(f"report: {Path(options['out']) / 'report.html'}")
-    return result.exit_code
+    return done.result.exit_code
 
 
 def generate(

@@ -1,0 +1,118 @@
+"""A regression check wired to the store: what ``hilt check`` runs.
+
+:func:`hilt.evals.check.run_check` works on files alone. :func:`check_with_store` adds
+what only the database knows: the candidate's training datasets (consent, revocation,
+contamination), its registered model version and lineage, a registered reward model,
+the decision recorded for later re-checking, and a stratified sample of candidate
+outputs sent to human review.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from hilt.errors import InputError
+from hilt.evals.check import CheckResult, run_check
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """What to read from and write to the store around one check."""
+
+    dataset_versions: list[str] = field(default_factory=list)
+    model_version: str | None = None
+    rm_version: str | None = None
+    record: bool = False
+    # Human review of a sample of candidate outputs (0: none).
+    review_sample: int = 0
+    rubric: str | None = None
+    review_question: str = "refusal"
+    review_overlap: int = 3
+    review_pool: str = "default"
+
+    def needs_store(self) -> bool:
+        return bool(self.record or self.dataset_versions or self.model_version
+                    or self.rm_version or self.review_sample)
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    result: CheckResult
+    review_sent: dict[str, Any] | None = None  # events_new, tasks_created
+    review_rubric: str | None = None
+
+
+def validate_request(request: StoreRequest, *, rm: Path | None) -> None:
+    if rm is not None and request.rm_version is not None:
+        raise InputError("give --rm or --rm-version, not both", field="--rm")
+    if request.review_sample and request.rubric is None:
+        raise InputError("--review-sample needs --rubric", field="--rubric")
+
+
+def check_with_store(options: dict[str, Any], request: StoreRequest, *,
+                     engine: Engine | None, rm: Path | None = None,
+                     actor: str = "cli") -> StoredCheck:
+    """Run :func:`run_check` with ``options`` plus the store's facts; record the decision
+    and send the review sample when asked. ``engine`` may be ``None`` only when the
+    request needs no store."""
+    validate_request(request, rm=rm)
+    if request.needs_store() and engine is None:
+        raise InputError("this check needs the database", field="--db")
+    store_facts = _read_facts(engine, options, request) if request.needs_store() else {}
+    reward_model: Any = rm
+    if request.rm_version is not None:
+        from hilt.evals.reward import load_reward_model
+
+        reward_model = load_reward_model(store_facts["rm_dir"],
+                                         version=store_facts["rm_version"])
+    review = None
+    if request.review_sample:
+        review = {"budget": request.review_sample, "rubric": store_facts["rubric"],
+                  "question": request.review_question}
+    result = run_check(**options, extra_records=store_facts.get("records") or {},
+                       lineage=store_facts.get("lineage"),
+                       extra_versions=store_facts.get("versions"),
+                       reward_model=reward_model, review=review)
+    sent = None
+    if engine is not None and (request.record or review is not None):
+        sent = _record(engine, result, request, review, actor)
+    return StoredCheck(result, sent, review["rubric"] if review else None)
+
+
+def _read_facts(engine: Engine | None, options: dict[str, Any], request: StoreRequest
+                ) -> dict[str, Any]:
+    from hilt.evals.store_facts import read_store_facts
+    from hilt.store.db import transaction
+
+    assert engine is not None
+    suite_id = options.get("suite_id")
+    suite_name = suite_id or Path(options["suite"]).stem
+    with transaction(engine) as session:
+        return read_store_facts(
+            session, suite_ids=[suite_name], registered_suite=suite_id,
+            dataset_versions=request.dataset_versions, model_version=request.model_version,
+            rm_version=request.rm_version,
+            rubric=request.rubric if request.review_sample else None,
+            review_question=request.review_question)
+
+
+def _record(engine: Engine, result: CheckResult, request: StoreRequest,
+            review: dict[str, Any] | None, actor: str) -> dict[str, Any] | None:
+    """The decision and the review sample commit together."""
+    from hilt.gate.store import store_decision
+    from hilt.store.db import transaction
+
+    with transaction(engine) as session:
+        store_decision(session, result.record, actor=actor)
+        if review is None:
+            return None
+        from hilt.evals.review_loop import send_review_sample
+
+        return send_review_sample(session, result.record, result.items,
+                                  result.lines["candidate"], actor=actor,
+                                  pool=request.review_pool,
+                                  overlap_k=request.review_overlap)
