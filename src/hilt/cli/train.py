@@ -247,17 +247,17 @@ def train_classifier_cmd(
     With --dataset, the version's training records are fitted and its validation
     records evaluated (``metrics.held_out``); the version id is the data hash.
     """
-    from dataclasses import asdict
-
     from hilt.canonical import content_hash
-    from hilt.train.classifier import ClassifierConfig, train_classifier
+    from hilt.train.classifier import ClassifierConfig
     from hilt.train.classifier_eval import read_labelled
-    from hilt.train.manifest import RunClock, build_manifest, write_manifest
+    from hilt.train.classifier_refresh import LabelledTexts, refresh_classifier
 
     if target_fpr is not None and target_fnr is not None:
         raise InputError("give --target-fpr or --target-fnr, not both", field="--target-fnr")
+    if head not in ("stacked", "linear") or threshold_rule not in ("calibrated", "accuracy"):
+        raise InputError("unknown --head or --threshold-rule", field="--head")
     _one_source(data, dataset, "--data")
-    source = None
+    held_out, extra = None, {}
     if dataset is not None:
         from hilt.train.from_dataset import classification_rows
 
@@ -265,60 +265,32 @@ def train_classifier_cmd(
             raise InputError("--context-field applies to --data files only",
                              field="--context-field")
         source = _load_dataset(db, dataset, "classification", override_revoked, actor)
-        texts, labels = classification_rows(source.train, source.version_id)
-        contexts: list[str] | None = None
+        train = LabelledTexts(*classification_rows(source.train, source.version_id))
+        if source.validation:
+            held_out = LabelledTexts(*classification_rows(source.validation,
+                                                          source.version_id))
         text_field, label_field = "text", "label"
         data_path, data_hash = f"dataset:{source.version_id}", source.version_id
+        extra = {"dataset": source.describe()}
     else:
         if not text_field or not label_field:
             raise InputError("--data needs --text-field and --label-field",
                              field="--text-field" if not text_field else "--label-field")
-        texts, labels, contexts = read_labelled(data, text_field, label_field,  # type: ignore[arg-type]
-                                                context_field)
+        train = LabelledTexts(*read_labelled(data, text_field, label_field,  # type: ignore[arg-type]
+                                             context_field))
         data_path = str(data)
-        data_hash = content_hash({"texts": texts, "labels": labels, "contexts": contexts})
+        data_hash = content_hash({"texts": train.texts, "labels": train.labels,
+                                  "contexts": train.contexts})
     config = ClassifierConfig(positive_label=positive_label, target_fpr=target_fpr,
                               target_fnr=target_fnr, finetune_epochs=finetune_epochs,
                               max_length=max_length, opening_chars=opening_chars,
                               head=head, threshold_rule=threshold_rule,
                               refusal_lexicon=refusal_lexicon, seed=seed)
-    if head not in ("stacked", "linear") or threshold_rule not in ("calibrated", "accuracy"):
-        raise InputError("unknown --head or --threshold-rule", field="--head")
-    clock = RunClock()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".clf-", dir=out.parent))
-    try:
-        try:
-            with _quiet_stdout():
-                model = train_classifier(texts, labels, config, contexts, workdir=work,
-                                         progress=True)
-        except ValueError as exc:
-            raise InputError(str(exc), file=data_path, field=label_field) from None
-        model.save(work)
-        metrics: dict[str, Any] = {"validation": model.validation,
-                                   "accuracy": model.validation.get("accuracy")}
-        if source is not None and source.validation:
-            from hilt.train.classifier_eval import evaluate_classifier
-            from hilt.train.from_dataset import classification_rows
-
-            val_texts, val_labels = classification_rows(source.validation, source.version_id)
-            metrics["held_out"] = evaluate_classifier(model, val_texts, val_labels, None)
-            # the version's own validation split is the honest headline number
-            metrics["accuracy"] = metrics["held_out"]["accuracy"]
-        manifest = build_manifest(
-            kind="classifier", base_model=config.encoder, data_path=data_path,
-            data_hash=data_hash, n_records=len(texts), config=asdict(config), seed=seed,
-            metrics=metrics, wall_seconds=clock.seconds(),
-            extra={"fields": {"text": text_field, "label": label_field,
-                              "context": context_field},
-                   "classes": [str(c) for c in model.classes_], "threshold": model.threshold,
-                   **({"dataset": source.describe()} if source is not None else {})})
-        write_manifest(work, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with _quiet_stdout():
+        manifest = refresh_classifier(
+            train, out, config, data_path=data_path, data_hash=data_hash,
+            label_field=label_field, held_out=held_out, extra=extra,
+            fields={"text": text_field, "label": label_field, "context": context_field})
     if register:
         manifest["model_version"] = _register(manifest, out, name, db, actor)
     _echo(manifest)

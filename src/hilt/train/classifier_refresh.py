@@ -1,0 +1,67 @@
+"""One classifier refresh: train, evaluate, write the model folder and its manifest.
+
+Everything is written to a temporary folder next to ``out`` and moved into place at
+the end, so a failed run leaves nothing half-written (the same layout rule as
+:mod:`hilt.train.reward_refresh`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hilt.errors import InputError
+from hilt.train.classifier import ClassifierConfig, train_classifier
+from hilt.train.manifest import RunClock, build_manifest, write_manifest
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    texts: list[str]
+    labels: list[Any]
+    contexts: list[str] | None = None
+
+
+def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig, *,
+                       data_path: str, data_hash: str, label_field: str,
+                       fields: dict[str, str | None],
+                       held_out: LabelledTexts | None = None,
+                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train on ``train``; with ``held_out`` (a dataset version's validation split) its
+    accuracy is the headline metric, otherwise the out-of-fold accuracy. Returns the
+    manifest written to ``out``."""
+    clock = RunClock()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".clf-", dir=out.parent))
+    try:
+        try:
+            model = train_classifier(train.texts, train.labels, config, train.contexts,
+                                     workdir=work, progress=True)
+        except ValueError as exc:
+            raise InputError(str(exc), file=data_path, field=label_field) from None
+        model.save(work)
+        metrics: dict[str, Any] = {"validation": model.validation,
+                                   "accuracy": model.validation.get("accuracy")}
+        if held_out is not None and held_out.texts:
+            from hilt.train.classifier_eval import evaluate_classifier
+
+            metrics["held_out"] = evaluate_classifier(model, held_out.texts,
+                                                      held_out.labels, held_out.contexts)
+            # the version's own validation split is the honest headline number
+            metrics["accuracy"] = metrics["held_out"]["accuracy"]
+        manifest = build_manifest(
+            kind="classifier", base_model=config.encoder, data_path=data_path,
+            data_hash=data_hash, n_records=len(train.texts), config=asdict(config),
+            seed=config.seed, metrics=metrics, wall_seconds=clock.seconds(),
+            extra={"fields": fields, "classes": [str(c) for c in model.classes_],
+                   "threshold": model.threshold, **(extra or {})})
+        write_manifest(work, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
