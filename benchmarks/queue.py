@@ -10,6 +10,9 @@ audit entry) until the queue is empty for it. Reported per run:
 - cycles/s: claim+submit cycles completed per second of wall time (all workers);
 - claim p50 / p99: latency of the claim transaction (begin to commit), milliseconds;
 - double: leases beyond a task's k (a task handed to more reviewers than it needs);
+- CPU ms/cycle: CPU time of the workers (sealer included) plus, on PostgreSQL, of the
+  server's processes (read from /proc, so other database work on the machine counts
+  too), per cycle: with C cores, C x 1000 / this is the most cycles/s the machine can do;
 - audit chain: ``hilt audit verify`` after the run (entries; pending ones would show as
   ``+Np``). Each worker runs the audit sealer thread that every ``hilt serve`` worker runs
   on PostgreSQL, so sealing the chain is part of the measured work.
@@ -81,9 +84,11 @@ def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> No
         pass
     with BackgroundSealer(engine):
         start.wait()
+        cpu0 = time.process_time()
         cycles, conflicts = _loop(engine, reviewer_id, method, config, latencies)
+        cpu = time.process_time() - cpu0
     engine.dispose()
-    out.put((cycles, latencies, conflicts))
+    out.put((cycles, latencies, conflicts, cpu))
 
 
 def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float]
@@ -189,6 +194,23 @@ def _database(backend: str, tmp: Path) -> tuple[str, Any]:
     return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
+def _server_cpu_s(backend: str) -> float:
+    """CPU seconds used so far by this machine's PostgreSQL processes (Linux /proc; 0
+    elsewhere and for SQLite, which runs inside the workers)."""
+    if backend != "postgres" or not Path("/proc/self/stat").exists():
+        return 0.0
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / tick
+
+
 def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
             ) -> dict[str, Any]:
     url, cleanup = _database(backend, tmp)
@@ -206,9 +228,9 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
         for p in procs:
             p.start()
         start.wait()
-        t0 = time.perf_counter()
+        t0, db_cpu0 = time.perf_counter(), _server_cpu_s(backend)
         results = [out.get(timeout=900) for _ in procs]
-        wall = time.perf_counter() - t0
+        wall, db_cpu = time.perf_counter() - t0, _server_cpu_s(backend) - db_cpu0
         for p in procs:
             p.join()
         cycles = sum(r[0] for r in results)
@@ -217,7 +239,9 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
         return {"backend": backend, "method": method, "workers": workers, "cycles": cycles,
                 "cycles_per_s": cycles / wall, "claim_p50_ms": float(np.percentile(lat, 50)),
                 "claim_p99_ms": float(np.percentile(lat, 99)),
-                "double": double, "errors": sum(r[2] for r in results), "chain": chain}
+                "double": double, "errors": sum(r[2] for r in results), "chain": chain,
+                "cpu_ms_per_cycle": 1000 * (sum(r[3] for r in results) + db_cpu)
+                / max(cycles, 1)}
     finally:
         cleanup()
 
@@ -235,7 +259,7 @@ def main() -> None:
           f"CPU cores: {os.cpu_count()}")
     header = (f"{'backend':8} {'method':6} {'workers':>7} {'cycles':>7} {'cycles/s':>9} "
               f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6} "
-              f"{'audit chain':>12}")
+              f"{'audit chain':>12} {'CPU ms/cycle':>12}")
     print(header)
     print("-" * len(header))
     for backend in args.backends.split(","):
@@ -246,7 +270,7 @@ def main() -> None:
                 print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['cycles']:>7} "
                       f"{r['cycles_per_s']:>9.0f} {r['claim_p50_ms']:>12.1f} "
                       f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6} "
-                      f"{r['chain']:>12}",
+                      f"{r['chain']:>12} {r['cpu_ms_per_cycle']:>12.2f}",
                       flush=True)
 
 

@@ -128,6 +128,9 @@ def test_seal_chains_in_batches_and_verifies(engine: Engine) -> None:
     assert _pending(engine) == 7
     with transaction(engine) as s:
         assert audit.seal(s, batch=3) == 7
+        with engine.connect() as other:  # the chain lock is held until this commits
+            assert other.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                 {"k": audit._PG_ADVISORY_KEY}).scalar() is False
     result = verify(engine)
     assert result.ok and result.entries == 7 and result.pending == 0
     with engine.connect() as conn:

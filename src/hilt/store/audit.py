@@ -125,6 +125,27 @@ def _chain(session: Session, head: AuditHeadRow | None, items: list[dict[str, An
     return len(rows)
 
 
+def _pending_sql(lock: str) -> sa.TextualSelect:
+    # The lock, the commit setting and the first batch in one round trip: most calls
+    # (a background sealer between bursts) find nothing to do or the lock busy. The lock
+    # sits in a FROM subquery, where PostgreSQL always evaluates it (volatile), and
+    # yields "got". Losing a sealing commit in a crash loses nothing: the pending rows
+    # are still there.
+    return sa.text(
+        "WITH l AS (SELECT x.got, set_config('synchronous_commit', 'off', true) AS sc "
+        f"FROM ({lock}) AS x) "
+        "SELECT p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload "
+        "FROM l, audit_pending p WHERE l.got ORDER BY p.id LIMIT :n"
+    ).columns(AuditPendingRow.id, AuditPendingRow.at, AuditPendingRow.actor,
+              AuditPendingRow.action, AuditPendingRow.entity_type, AuditPendingRow.entity_id,
+              AuditPendingRow.payload)
+
+
+_PENDING_WAIT = _pending_sql(  # pg_advisory_xact_lock returns void
+    "SELECT true AS got FROM (SELECT pg_advisory_xact_lock(:k)) AS w")
+_PENDING_TRY = _pending_sql("SELECT pg_try_advisory_xact_lock(:k) AS got")
+
+
 def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int:
     """Chain the pending entries this transaction can see; returns how many.
 
@@ -132,28 +153,24 @@ def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int
     (that sealer, or the next one, will take these entries)."""
     if not _is_pg(session):
         return 0  # SQLite chains on append
-    lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-    got = session.execute(sa.text(f"SELECT {lock}(:k)"), {"k": _PG_ADVISORY_KEY}).scalar()
-    if wait is False and not got:
-        return 0
-    # Losing this commit in a crash loses nothing: the pending rows are still there.
-    session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
     p = AuditPendingRow
+    conn = session.connection()
+    pending = conn.execute(_PENDING_WAIT if wait else _PENDING_TRY,
+                           {"k": _PG_ADVISORY_KEY, "n": batch}).all()
     sealed = 0
-    while True:
-        pending = session.connection().execute(
-            sa.select(p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload)
-            .order_by(p.id).limit(batch)).all()
-        if not pending:
-            return sealed
+    while pending:
         head = session.get(AuditHeadRow, 1, populate_existing=True)
         sealed += _chain(session, head, [
             {"at": r.at, "actor": r.actor, "action": r.action, "entity_type": r.entity_type,
              "entity_id": r.entity_id, "payload": r.payload} for r in pending])
         # By id, not by range: a lower id may commit after this statement's snapshot.
-        session.connection().execute(sa.delete(p).where(p.id.in_([r.id for r in pending])))
+        conn.execute(sa.delete(p).where(p.id.in_([r.id for r in pending])))
         if len(pending) < batch:
-            return sealed
+            break
+        pending = conn.execute(  # the lock is held now
+            sa.select(p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload)
+            .order_by(p.id).limit(batch)).all()
+    return sealed
 
 
 def seal_after_commit(engine: Engine, *, wait: bool = False) -> int:
