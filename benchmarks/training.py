@@ -106,13 +106,15 @@ def bench_trl(train: list, held: list, epochs: float, max_length: int, seed: int
 
 
 def _print(rows: list[dict]) -> None:
-    print(f"{'method':68s} {'held-out acc [95% CI]':24s} {'train s':>8s} {'pairs/s':>8s} "
+    width = max(len(r["method"]) for r in rows)
+    print(f"{'method':{width}s} {'held-out acc [95% CI]':24s} {'train s':>8s} {'pairs/s':>8s} "
           f"{'scored/s':>9s}")
     for r in rows:
         acc = f"{r['accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
         fmt = (lambda v, spec: format(v, spec) if v is not None else "-")  # noqa: E731
-        print(f"{r['method'][:68]:68s} {acc:24s} {fmt(r['train_s'], '8.1f'):>8s} "
-              f"{fmt(r['train_pairs_per_s'], '8.1f'):>8s} {fmt(r['score_per_s'], '9.1f'):>9s}")
+        print(f"{r['method']:{width}s} {acc:24s} {fmt(r['train_s'], '8.1f'):>8s} "
+              f"{fmt(r['train_pairs_per_s'], '8.1f'):>8s} {fmt(r['score_per_s'], '9.1f'):>9s}",
+              flush=True)
 
 
 def run_xstest() -> None:

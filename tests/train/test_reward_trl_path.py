@@ -27,3 +27,15 @@ def test_trl_reward_trainer_with_tiny_llama(tmp_path: Path) -> None:
 def test_joined_adds_one_space_only_when_needed() -> None:
     assert joined("Assistant:", "Hi") == ("Assistant:", " Hi")
     assert joined("Assistant: ", "Hi") == ("Assistant: ", "Hi")
+
+
+def test_cpu_runs_train_in_float32(tmp_path: Path) -> None:
+    # TRL's own default is bf16 mixed precision, emulated (and very slow) on most CPUs.
+    import torch
+
+    from hilt.train.reward_trl import training_args
+
+    args = training_args(TRLRewardConfig(), tmp_path)
+    assert args.bf16 is (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    assert args.use_cpu is not torch.cuda.is_available()
+    assert args.activation_checkpointing is False
