@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hilt.review.escalation import load_rule_file, publish_rule_set
+from hilt.store.db import transaction
+from hilt.store.tables.review import ReviewTaskRow
 from tests.api.conftest import Api
+from tests.review.helpers import SAFETY_RULES, event, publish_examples
 
 
 def batch(n: int, start: int = 0) -> dict:
@@ -55,3 +62,17 @@ def test_stored_id_with_other_content_rejects_batch_and_empty_batch_is_a_no_op(
     empty = api.client.post("/v1/events", json={"events": []}, headers=h).json()
     assert (empty["received"], empty["new"], empty["duplicates"]) == (0, 0, 0)
     assert len(api.client.get("/v1/events", headers=h).json()["events"]) == 2
+
+
+def test_batch_runs_the_active_escalation_rules_on_new_events(api: Api,
+                                                              engine: Engine) -> None:
+    publish_examples(engine)
+    with transaction(engine) as s:
+        publish_rule_set(s, load_rule_file(SAFETY_RULES), actor="lead")
+    body = {"events": [event(1, scores={"guardrail": 0.95}), event(2)]}
+    h = api.headers("service")
+    first = api.client.post("/v1/events", json=body, headers=h).json()
+    assert (first["new"], first["escalated"]) == (2, 1)
+    assert api.client.post("/v1/events", json=body, headers=h).json()["escalated"] == 0
+    with transaction(engine) as s:
+        assert s.execute(sa.select(ReviewTaskRow.event_id)).scalars().all() == ["ev00001"]

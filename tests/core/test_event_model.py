@@ -86,3 +86,24 @@ def test_schema_documents_every_feedback_kind() -> None:
     kinds = {d["properties"]["kind"]["const"] for name, d in schema["$defs"].items()
              if name.endswith("Feedback")}
     assert kinds == {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
+
+
+def test_record_events_validate_each_record_when_read() -> None:
+    from hilt.events.validate import RecordEvents
+
+    records = [{"interaction": {"prompt": f"p{i}"}} for i in range(3)]
+    records.append({"interaction": {"prompt": "p3"}, "responses": [{"txt": "typo"}]})
+    events = RecordEvents(records, file="request")
+    assert len(events) == 4  # nothing validated yet
+    first = events[0]
+    assert first == parse_event(records[0]) and first is not events[0]
+    assert [e.id for e in events[:3]] == [parse_event(r).id for r in records[:3]]
+    with pytest.raises(InputError) as err:
+        list(events)
+    assert (err.value.file, err.value.line, err.value.field) == (
+        "request", 3, "responses[0].text")
+    with pytest.raises(InputError) as err:
+        events[-1]
+    assert err.value.line == 3
+    with pytest.raises(IndexError):
+        events[4]

@@ -97,7 +97,12 @@ def _existing(session: Session, ids: list[str]) -> dict[str, str]:
 def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: str,
                  file: str | None = None, lines: Sequence[int | None] | None = None,
                  source_name: str | None = None, rejected: int = 0) -> IngestResult:
-    """Write events in the caller's transaction; returns counts. Raises on conflicts."""
+    """Write events in the caller's transaction; returns counts. Raises on conflicts.
+
+    ``events`` is read once to make the rows and, while an escalation rule set is active,
+    once more for the new events; nothing else keeps them, so a lazily validated sequence
+    (:class:`~hilt.events.validate.RecordEvents`) holds one event at a time.
+    """
     batch_id = "ib_" + uuid.uuid4().hex[:16]
     now = utcnow()
     rows = [event_row(e, batch_id, now) for e in events]
@@ -113,9 +118,7 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     new = _insert(session, fresh)
     escalated = 0
     if new:
-        new_ids = {r[_ID] for r in fresh}
-        new_events = [e for e in events if e.id in new_ids]
-        escalated = _after_ingest(session, new_events, actor)
+        escalated = _after_ingest(session, events, {r[_ID] for r in fresh}, actor)
     result = IngestResult(batch_id, len(events), new, len(events) - new, rejected, escalated)
     audit.append(session, actor=actor, action="events.ingest", entity_type="ingest_batch",
                  entity_id=batch_id, payload={
@@ -155,11 +158,14 @@ def _sqlite_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _after_ingest(session: Session, events: list[FeedbackEvent], actor: str) -> int:
+def _after_ingest(session: Session, events: Sequence[FeedbackEvent], new_ids: set[str],
+                  actor: str) -> int:
     """Run the active escalation rules on newly stored events (same transaction)."""
-    from hilt.review.escalation import apply_active_rules  # review imports events
+    from hilt.review.escalation import active_rule_set, apply_active_rules  # review imports events
 
-    return apply_active_rules(session, events, actor=actor)
+    if active_rule_set(session) is None:
+        return 0  # checked first: without rules the events are not read a second time
+    return apply_active_rules(session, [e for e in events if e.id in new_ids], actor=actor)
 
 
 def ingest_events(engine: Engine, events: Iterable[FeedbackEvent | dict[str, Any]], *,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.deps import DB, allow
 from hilt.events.ingest import store_events
-from hilt.events.validate import parse_event
+from hilt.events.validate import RecordEvents
 from hilt.store.tables.core import EventRow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -36,8 +36,7 @@ class IngestOut(BaseModel):
 def post_events(batch: EventBatch, session: Session = DB,
                 who: Principal = Depends(allow("service", "lead"))) -> IngestOut:
     """Ingest a batch, all-or-nothing; a bad event is named by its index and field."""
-    events = [parse_event(record, file="request", line=i)
-              for i, record in enumerate(batch.events)]
+    events = RecordEvents(batch.events, file="request")  # validated as ingest reads them
     result = store_events(session, events, actor=who.actor, file="request",
                           lines=list(range(len(events))), source_name="http")
     return IngestOut(batch_id=result.batch_id, received=result.received, new=result.new,
