@@ -31,8 +31,12 @@ def test_prompt_mix_shift_is_injected() -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_the_loop_and_is_idempotent(tmp_path: Path) -> None:
-    run = run_demo(tmp_path / "demo", demo_config(400, seed=1), echo=lambda _: None)
+def test_demo_runs_the_loop_and_is_idempotent(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # A relative folder, as `hilt demo` gets by default: the training steps run CLI
+    # commands from inside it and must still find the demo's database.
+    monkeypatch.chdir(tmp_path)
+    run = run_demo(Path("demo"), demo_config(400, seed=1), echo=lambda _: None)
     s = run.summary
     assert s["ingest-1"]["new"] == 240 and s["ingest-1"]["resent_new"] == 0
     assert s["calibration"]["statuses"]["rev-fox"] == "suspended"  # the spammer

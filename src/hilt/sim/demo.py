@@ -294,7 +294,9 @@ def run_demo(workdir: Path, config: SimConfig | None = None,
              echo: Callable[[str], None] = print,
              steps: list[tuple[str, Callable[[DemoRun], dict[str, Any]]]] | None = None
              ) -> DemoRun:
-    run = DemoRun(workdir=workdir, config=config or demo_config())
+    # Absolute: later steps run CLI commands with this folder as their working
+    # directory, where a relative database path would name another database.
+    run = DemoRun(workdir=workdir.resolve(), config=config or demo_config())
     for name, step in steps or STEPS:
         started = time.perf_counter()
         result = step(run)
