@@ -124,8 +124,8 @@ def reviewer_loop(base: str, token: str, until: float, out: dict[str, list[float
                 sent = client.post(f"/v1/queue/tasks/{task['task_id']}/submit",
                                    json={"answers": {"verdict": "safe"}})
                 submits.append(time.perf_counter() - t0)
-                # The API commits after sending the response (FastAPI's default
-                # dependency scope): a claim may not be visible for a moment.
+                # The API commits before it answers, so a 404 here would mean a claim
+                # that was not visible yet: counted in "retry" (expected 0).
                 if sent.status_code != 404:
                     break
                 retries += 1
