@@ -16,6 +16,7 @@ get only gold); they come back through the same claim and look the same to revie
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ def _candidates(dialect: str, status: str) -> str:
             "ORDER BY t.priority DESC, t.id LIMIT 1")
 
 
+@functools.cache  # built once per (dialect, status): every claim runs it
 def _claim_sql(dialect: str, status: str) -> sa.TextClause:
     pick = _candidates(dialect, status)
     decrement = "open_slots - 1" if status == "open" else "open_slots"
