@@ -47,6 +47,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "top 2 layers tuned, reply only + cheap": dict(view="response"),
     "top 2 layers tuned, full transcript + cheap": dict(view="full"),
     "top 2 layers tuned, 2 epochs": dict(epochs=2),
+    "default, frozen expert reads 256 tokens": dict(expert_max_length=256),
 }
 
 

@@ -51,3 +51,21 @@ def test_refresh_writes_manifest_metrics_and_reliability_png(tmp_path: Path) -> 
     assert manifest["code_version"].startswith("hilt ")
     assert load_reward_model(out).score(["x"], ["y"]).shape == (1,)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rm-")]
+
+
+def test_expert_window_is_checked_by_name() -> None:
+    with pytest.raises(ValueError, match="expert_max_length"):
+        EncoderReward(RewardConfig(expert_max_length=100_000))
+
+
+def test_wider_expert_window_reads_past_the_tuned_window() -> None:
+    model = EncoderReward(RewardConfig(max_length=16, expert_max_length=64))
+    prompt, short, long = "\n\nHuman: hi\n\nAssistant:", "No.", "No. " + "really " * 30
+    items = model.tokenize([prompt, prompt], [short, long])
+    assert len(items[1][0]) == 16  # ids of the long reply, cut to the tuned window
+    pooled = model.expert_features([prompt, prompt], [short, long],
+                                   model.frozen_states(items)).numpy()
+    narrow = model.frozen_pooled(model.frozen_states(items)).numpy()
+    # The short reply fits both windows; the long one is cut at 16 tokens only for the tuned part.
+    np.testing.assert_allclose(pooled[0], narrow[0], atol=1e-2)
+    assert np.abs(pooled[1] - narrow[1]).max() > 0.05

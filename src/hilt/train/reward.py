@@ -59,6 +59,7 @@ class RewardConfig:
     warmup_fraction: float = 0.1
     cheap_features: bool = True
     frozen_expert: bool = True
+    expert_max_length: int | None = None
     use_margin: bool = False
     seed: int = 0
     threads: int | None = None
@@ -94,6 +95,9 @@ class EncoderReward:
         self.original_top = copy.deepcopy(self.top_layers).eval()
         for p in self.original_top.parameters():
             p.requires_grad_(False)
+        longest = base.config.max_position_embeddings
+        if config.expert_max_length is not None and not 2 <= config.expert_max_length <= longest:
+            raise ValueError(f"expert_max_length must be in 2..{longest} or None")
         self.expert_weights = torch.zeros(base.config.hidden_size)
         hidden = base.config.hidden_size
         self.head = torch.nn.Linear(hidden, 1)
@@ -105,9 +109,11 @@ class EncoderReward:
             p.requires_grad_(False)
 
     # -- encoding -------------------------------------------------------------------
-    def tokenize(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Any]:
+    def tokenize(self, prompts: Sequence[str], responses: Sequence[str],
+                 max_length: int | None = None) -> list[Any]:
         first, second = view_texts(self.config.view, prompts, responses)
-        return encode_segments(self.tokenizer, first, second, self.config.max_length)
+        return encode_segments(self.tokenizer, first, second,
+                               max_length or self.config.max_length)
 
     def frozen_states(self, items: Sequence[tuple[list[int], list[int]]],
                       batch_size: int = 32, progress: bool = False) -> list[Any]:
@@ -159,6 +165,18 @@ class EncoderReward:
                 out.append((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
         return torch.cat(out)
 
+    def expert_features(self, prompts: Sequence[str], responses: Sequence[str],
+                        states: Sequence[Any]) -> Any:
+        """The frozen expert's input: pooled untouched-encoder output for each text.
+
+        With ``expert_max_length`` the expert reads its own, usually wider, window,
+        encoded afresh through all layers; otherwise it reuses the cached ``states``.
+        """
+        wide = self.config.expert_max_length
+        if wide is None or wide == self.config.max_length:
+            return self.frozen_pooled(states)
+        return self.frozen_pooled(self.frozen_states(self.tokenize(prompts, responses, wide)))
+
     def parameters_to_train(self) -> list[dict[str, Any]]:
         return [{"params": list(self.top_layers.parameters()),
                  "lr": self.config.learning_rate},
@@ -186,7 +204,7 @@ class EncoderReward:
                                                    cheap[start: start + batch_size]))
         total = torch.cat(rewards)
         if self.config.frozen_expert:
-            total = total + self.frozen_pooled(states, batch_size) @ self.expert_weights
+            total = total + self.expert_features(prompts, responses, states) @ self.expert_weights
         return total.double().numpy()
 
     # -- persistence ----------------------------------------------------------------
@@ -290,7 +308,8 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
         else torch.zeros(n)
 
     if config.frozen_expert:
-        pooled = model.frozen_pooled(states).double().numpy()
+        pooled = model.expert_features(prompts + prompts, [p.chosen for p in pairs]
+                                       + [p.rejected for p in pairs], states).double().numpy()
         model.expert_weights = torch.tensor(
             fit_linear_bradley_terry(pooled[:n] - pooled[n:], config.seed), dtype=torch.float32)
         if log:
