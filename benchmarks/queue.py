@@ -13,9 +13,10 @@ audit entry) until the queue is empty for it. Reported per run:
 - CPU ms/cycle: CPU time of the workers (sealer included) plus, on PostgreSQL, of the
   server's processes (read from /proc, so other database work on the machine counts
   too), per cycle: with C cores, C x 1000 / this is the most cycles/s the machine can do;
-- audit chain: ``hilt audit verify`` after the run (entries; pending ones would show as
-  ``+Np``). Each worker runs the audit sealer thread that every ``hilt serve`` worker runs
-  on PostgreSQL, so sealing the chain is part of the measured work.
+- audit chain: ``hilt audit verify`` after the run and one chained entry per claim and
+  per review (entries; pending ones would show as ``+Np``). Each worker runs the audit
+  sealer thread that every ``hilt serve`` worker runs on PostgreSQL, so sealing the
+  chain is part of the measured work.
 
 The baseline "naive" claim reads the best candidate with a plain SELECT and then
 decrements its slot counter with an UPDATE — no ``FOR UPDATE SKIP LOCKED`` and no
@@ -168,10 +169,16 @@ def _read_back(url: str) -> tuple[int, str]:
             "SELECT COALESCE(SUM(n - k), 0) FROM (SELECT t.id, t.overlap_k AS k, "
             "COUNT(a.id) AS n FROM review_tasks t JOIN review_assignments a "
             "ON a.task_id = t.id GROUP BY t.id, t.overlap_k) x WHERE n > k")).scalar()
+        # Every claim and every submission has exactly one entry in the chain.
+        matched = conn.execute(sa.text(
+            "SELECT (SELECT count(*) FROM audit_log WHERE action = 'task.claim') = "
+            "(SELECT count(*) FROM review_assignments) AND "
+            "(SELECT count(*) FROM audit_log WHERE action = 'review.submit') = "
+            "(SELECT count(*) FROM reviews)")).scalar()
     with transaction(engine) as s:
         chain = audit.verify(s)
     engine.dispose()
-    state = f"{'ok' if chain.ok else 'BAD'} {chain.entries}" + (
+    state = f"{'ok' if chain.ok and matched else 'BAD'} {chain.entries}" + (
         f"+{chain.pending}p" if chain.pending else "")
     return int(excess or 0), state
 

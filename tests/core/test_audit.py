@@ -149,7 +149,7 @@ def test_a_failed_seal_leaves_the_entries_pending(engine: Engine,
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("sealer died")
 
-    monkeypatch.setattr(audit.sa, "delete", crash)  # dies after chaining, before deleting
+    monkeypatch.setattr(audit, "_chain", crash)  # dies after taking the pending rows
     with pytest.raises(RuntimeError):
         audit.seal_after_commit(engine, wait=True)
     monkeypatch.undo()
@@ -205,3 +205,33 @@ def test_a_background_sealer_takes_sealing_off_the_writers(engine: Engine) -> No
             time.sleep(0.01)
         assert _pending(engine) == 0  # sealed by the thread, not on the way out
     assert verify(engine).entries == 2
+
+
+def _sealer(url: str, stop_after_s: float) -> None:
+    from hilt.store.db import make_engine
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    deadline = time.monotonic() + stop_after_s
+    while time.monotonic() < deadline:
+        audit.seal_after_commit(engine, wait=True)
+    engine.dispose()
+
+
+def test_concurrent_sealers_never_chain_an_entry_twice(db_url: str, engine: Engine) -> None:
+    """Sealers that queue on the chain lock must not chain what the holder just sealed."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains on append")
+    ctx = mp.get_context("spawn")
+    writers = [ctx.Process(target=_writer, args=(db_url, w, 40)) for w in range(4)]
+    sealers = [ctx.Process(target=_sealer, args=(db_url, 6.0)) for _ in range(4)]
+    for p in writers + sealers:
+        p.start()
+    for p in writers + sealers:
+        p.join(120)
+        assert p.exitcode == 0
+    audit.seal_after_commit(engine, wait=True)
+    result = verify(engine)
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(AuditRow.entity_id)).scalars().all()
+    assert len(ids) == len(set(ids)) == 4 * 40
+    assert result.ok and result.pending == 0

@@ -125,25 +125,24 @@ def _chain(session: Session, head: AuditHeadRow | None, items: list[dict[str, An
     return len(rows)
 
 
-def _pending_sql(lock: str) -> sa.TextualSelect:
-    # The lock, the commit setting and the first batch in one round trip: most calls
-    # (a background sealer between bursts) find nothing to do or the lock busy. The lock
-    # sits in a FROM subquery, where PostgreSQL always evaluates it (volatile), and
-    # yields "got". Losing a sealing commit in a crash loses nothing: the pending rows
-    # are still there.
-    return sa.text(
-        "WITH l AS (SELECT x.got, set_config('synchronous_commit', 'off', true) AS sc "
-        f"FROM ({lock}) AS x) "
-        "SELECT p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload "
-        "FROM l, audit_pending p WHERE l.got ORDER BY p.id LIMIT :n"
-    ).columns(AuditPendingRow.id, AuditPendingRow.at, AuditPendingRow.actor,
-              AuditPendingRow.action, AuditPendingRow.entity_type, AuditPendingRow.entity_id,
-              AuditPendingRow.payload)
-
-
-_PENDING_WAIT = _pending_sql(  # pg_advisory_xact_lock returns void
-    "SELECT true AS got FROM (SELECT pg_advisory_xact_lock(:k)) AS w")
-_PENDING_TRY = _pending_sql("SELECT pg_try_advisory_xact_lock(:k) AS got")
+# Losing a sealing commit in a crash loses nothing: the pending rows are still there.
+_LOCK_WAIT = sa.text(  # pg_advisory_xact_lock returns void; a FROM item is always run
+    "SELECT true, set_config('synchronous_commit', 'off', true) "
+    "FROM (SELECT pg_advisory_xact_lock(:k)) AS w")
+_LOCK_TRY = sa.text("SELECT pg_try_advisory_xact_lock(:k), "
+                    "set_config('synchronous_commit', 'off', true)")
+# Take the oldest pending entries by deleting them: a row another sealer has already
+# taken (and committed) is skipped by the delete, so no entry can be chained twice even
+# if two sealers read the same rows. The lock then keeps the chain itself in order.
+# A statement of its own after the lock: its snapshot must postdate the previous
+# holder's commit.
+_TAKE = sa.text(
+    "DELETE FROM audit_pending WHERE id IN "
+    "(SELECT id FROM audit_pending ORDER BY id LIMIT :n) "
+    "RETURNING id, at, actor, action, entity_type, entity_id, payload"
+).columns(AuditPendingRow.id, AuditPendingRow.at, AuditPendingRow.actor,
+          AuditPendingRow.action, AuditPendingRow.entity_type, AuditPendingRow.entity_id,
+          AuditPendingRow.payload)
 
 
 def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int:
@@ -153,24 +152,21 @@ def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int
     (that sealer, or the next one, will take these entries)."""
     if not _is_pg(session):
         return 0  # SQLite chains on append
-    p = AuditPendingRow
     conn = session.connection()
-    pending = conn.execute(_PENDING_WAIT if wait else _PENDING_TRY,
-                           {"k": _PG_ADVISORY_KEY, "n": batch}).all()
+    got = conn.execute(_LOCK_WAIT if wait else _LOCK_TRY, {"k": _PG_ADVISORY_KEY}).scalar()
+    if not got:
+        return 0
     sealed = 0
-    while pending:
+    while True:
+        taken = sorted(conn.execute(_TAKE, {"n": batch}).all(), key=lambda r: r.id)
+        if not taken:
+            return sealed
         head = session.get(AuditHeadRow, 1, populate_existing=True)
         sealed += _chain(session, head, [
             {"at": r.at, "actor": r.actor, "action": r.action, "entity_type": r.entity_type,
-             "entity_id": r.entity_id, "payload": r.payload} for r in pending])
-        # By id, not by range: a lower id may commit after this statement's snapshot.
-        conn.execute(sa.delete(p).where(p.id.in_([r.id for r in pending])))
-        if len(pending) < batch:
-            break
-        pending = conn.execute(  # the lock is held now
-            sa.select(p.id, p.at, p.actor, p.action, p.entity_type, p.entity_id, p.payload)
-            .order_by(p.id).limit(batch)).all()
-    return sealed
+             "entity_id": r.entity_id, "payload": r.payload} for r in taken])
+        if len(taken) < batch:
+            return sealed
 
 
 def seal_after_commit(engine: Engine, *, wait: bool = False) -> int:
