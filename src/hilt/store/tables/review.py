@@ -111,7 +111,10 @@ class AssignmentRow(Base):
         sa.Index("ix_review_assignments_active_expiry", "lease_expires_at",
                  postgresql_where=sa.text("status = 'active'"),
                  sqlite_where=sa.text("status = 'active'")),
-        sa.Index("ix_review_assignments_reviewer", "reviewer_id", "status"),
+        # Only active leases are looked up reviewer-first (see migration 0010).
+        sa.Index("ix_review_assignments_reviewer_active", "reviewer_id",
+                 postgresql_where=sa.text("status = 'active'"),
+                 sqlite_where=sa.text("status = 'active'")),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
