@@ -56,12 +56,16 @@ class Claim:
                 "resumed": self.resumed}
 
 
+# 'active' as a literal, not a parameter: the partial indexes on active leases must
+# match in the generic plans of prepared statements too.
+_ACTIVE: sa.ColumnElement[str] = sa.literal_column("'active'")
+
 # The reviewer's pools, skills, status and any unexpired lease, in one round trip.
 _REVIEWER = (
     sa.select(ReviewerRow.pools, ReviewerRow.skills, ReviewerRow.status, ReviewerRow.active,
               AssignmentRow.id, AssignmentRow.task_id, AssignmentRow.lease_expires_at)
     .outerjoin(AssignmentRow, sa.and_(AssignmentRow.reviewer_id == ReviewerRow.id,
-                                      AssignmentRow.status == "active",
+                                      AssignmentRow.status == _ACTIVE,
                                       AssignmentRow.lease_expires_at > sa.bindparam("now")))
     .where(ReviewerRow.id == sa.bindparam("rid")).limit(1))
 
@@ -229,7 +233,7 @@ def expire_leases(session: Session, now: datetime | None = None, *, actor: str =
     now = now or utcnow()
     a = AssignmentRow
     expired = session.execute(
-        sa.update(a).where(a.status == "active", a.lease_expires_at <= now)
+        sa.update(a).where(a.status == _ACTIVE, a.lease_expires_at <= now)
         .values(status="expired", finished_at=now)
         .returning(a.id, a.task_id, a.reviewer_id)
         .execution_options(synchronize_session=False)).all()
