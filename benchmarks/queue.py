@@ -10,9 +10,10 @@ audit entry) until the queue is empty for it. Reported per run:
 - cycles/s: claim+submit cycles completed per second of wall time (all workers);
 - claim p50 / p99: latency of the claim transaction (begin to commit), milliseconds;
 - double: leases beyond a task's k (a task handed to more reviewers than it needs);
-- CPU ms/cycle: CPU time of the workers (sealer included) plus, on PostgreSQL, of the
-  server's processes (read from /proc, so other database work on the machine counts
-  too), per cycle: with C cores, C x 1000 / this is the most cycles/s the machine can do;
+- CPU ms/cycle: CPU time of the workers (sealer included) plus, on PostgreSQL, of their
+  server backends and the server's other processes (read from /proc on Linux, so other
+  database work on the machine counts too), per cycle: with C cores, C x 1000 / this is
+  the most cycles/s the machine can do;
 - audit chain: ``hilt audit verify`` after the run and one chained entry per claim and
   per review (entries; pending ones would show as ``+Np``). Each worker runs the audit
   sealer thread that every ``hilt serve`` worker runs on PostgreSQL, so sealing the
@@ -73,12 +74,21 @@ def _naive_claim(session: Any, reviewer_id: str, now: Any) -> str | None:
 
 
 def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> None:
+    from sqlalchemy import event
+
     from hilt.review.queue import QueueConfig
     from hilt.store.audit import BackgroundSealer
     from hilt.store.db import make_engine
 
     # Two connections: the worker's and its audit sealer's (as in each `hilt serve` worker).
     engine = make_engine(url, pool_size=2, max_overflow=0)
+    backends: list[int] = []  # this worker's PostgreSQL server processes
+
+    @event.listens_for(engine, "connect")
+    def _backend_pid(dbapi_conn: Any, _record: Any) -> None:
+        if engine.dialect.name == "postgresql":
+            backends.append(dbapi_conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
     config = QueueConfig(gold_rate=0.0, resume_active=False)
     latencies: list[float] = []
     cycles = conflicts = 0
@@ -86,11 +96,12 @@ def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> No
         pass
     with BackgroundSealer(engine):
         start.wait()
-        cpu0 = time.process_time()
+        cpu0 = time.process_time() + _cpu_s(backends)
         cycles, conflicts = _loop(engine, reviewer_id, method, config, latencies)
-        cpu = time.process_time() - cpu0
+        # Read before dispose: a backend's CPU time is gone once its process ends.
+        cpu = time.process_time() + _cpu_s(backends) - cpu0
     engine.dispose()
-    out.put((cycles, latencies, conflicts, cpu))
+    out.put((cycles, latencies, conflicts, cpu, backends))
 
 
 def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float]
@@ -202,21 +213,30 @@ def _database(backend: str, tmp: Path) -> tuple[str, Any]:
     return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
-def _server_cpu_s(backend: str) -> float:
-    """CPU seconds used so far by this machine's PostgreSQL processes (Linux /proc; 0
-    elsewhere and for SQLite, which runs inside the workers)."""
-    if backend != "postgres" or not Path("/proc/self/stat").exists():
-        return 0.0
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes (Linux /proc; 0 elsewhere)."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / tick
+
+
+def _postgres_pids(backend: str) -> list[int]:
+    """This machine's PostgreSQL processes (Linux /proc; none for SQLite)."""
+    if backend != "postgres" or not Path("/proc/self/stat").exists():
+        return []
+    pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
+            if "(postgres)" in stat.read_text():
+                pids.append(int(stat.parent.name))
         except OSError:  # the process ended meanwhile
             continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / tick
+    return pids
 
 
 def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
@@ -240,9 +260,15 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
         for p in procs:
             p.start()
         start.wait()
-        t0, db_cpu0 = time.perf_counter(), _server_cpu_s(backend)
+        t0, before = time.perf_counter(), _postgres_pids(backend)
+        cpu_before = {pid: _cpu_s([pid]) for pid in before}
         results = [out.get(timeout=900) for _ in procs]
-        wall, db_cpu = time.perf_counter() - t0, _server_cpu_s(backend) - db_cpu0
+        wall = time.perf_counter() - t0
+        # PostgreSQL's other processes (WAL writer, checkpointer, autovacuum); each worker
+        # counted its own backends.
+        mine = {pid for r in results for pid in r[4]}
+        db_cpu = sum(_cpu_s([pid]) - cpu_before.get(pid, 0.0)
+                     for pid in _postgres_pids(backend) if pid not in mine)
         for p in procs:
             p.join()
         cycles = sum(r[0] for r in results)
