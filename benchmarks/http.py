@@ -8,8 +8,8 @@ on SQLite, ``--pg-workers`` on PostgreSQL); reviewers as client threads, each lo
 ``POST /v1/queue/next`` then ``POST /v1/queue/tasks/{id}/submit`` for a fixed time.
 Reported: cycles/s, p50/p99 latency of next-task and submit, and overlap violations read
 back from the store (a task with more than k reviews; a reviewer twice on one task).
-Then an HTTP import of 10k events in batches of 1,000 and a streamed export of 10k
-tasks with their reviews (``GET /v1/exports/reviews.jsonl``).
+Before the review phases: an HTTP import of 10k events in batches of 1,000 and a streamed
+export of 10k tasks with their reviews (``GET /v1/exports/reviews.jsonl``).
 
 Clients and server share this machine's cores, so the numbers are lower bounds for the
 server. Label Studio's numbers are quoted from measurements of Label Studio 1.23.2 on
@@ -244,10 +244,12 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             server = start_server(url, port, workers, tmp / "server.log")
             base = f"http://127.0.0.1:{port}"
             try:
-                rows = [run_cycles(engine, base, tokens, c, args.seconds, args.tasks)
-                        for c in clients]
+                # Import and export first, so that the export holds exactly the seeded
+                # items (the review phases add tasks of their own).
                 imported = run_import(base, service, args.items, 1000)
                 export_s, lines = run_export(engine, base, service, args.items)
+                rows = [run_cycles(engine, base, tokens, c, args.seconds, args.tasks)
+                        for c in clients]
             finally:
                 server.terminate()
                 server.wait(20)
