@@ -12,7 +12,6 @@ import contextlib
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -345,7 +344,7 @@ def train_sft_cmd(
     are trained on and its validation records give ``metrics.validation_loss``; the
     version id is the data hash.
     """
-    from hilt.train.manifest import RunClock, build_manifest, write_manifest
+    from hilt.train.manifest import RunClock, build_manifest, staged_folder, write_manifest
     from hilt.train.sft import SFTRunConfig, read_sft_records, train_sft
 
     _one_source(data, dataset, "--data")
@@ -363,9 +362,7 @@ def train_sft_cmd(
                           learning_rate=learning_rate, batch_size=batch_size,
                           max_length=max_length, lora=lora, lora_r=lora_r, seed=seed)
     clock = RunClock()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".sft-", dir=out.parent))
-    try:
+    with staged_folder(out, ".sft-") as work:
         with _quiet_stdout():
             facts = train_sft(records, config, work, eval_records)
         shutil.rmtree(work / "trainer", ignore_errors=True)
@@ -380,11 +377,6 @@ def train_sft_cmd(
             n_records=len(records), config=facts["config"],
             seed=seed, metrics=facts["metrics"], wall_seconds=clock.seconds(), extra=extra)
         write_manifest(work, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     if register:
         manifest["model_version"] = _register(manifest, out, name, db, actor)
     _echo(manifest)

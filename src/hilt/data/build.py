@@ -22,12 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import hilt
+from hilt.bulk import gc_paused
 from hilt.canonical import canonical_json, content_hash, sha256_hex
 from hilt.config import hilt_home
 from hilt.data.decontam import HeldoutIndex
 from hilt.data.mixing import CompatLookup, check_rubric_mixing, default_compat_lookup
 from hilt.data.pii import PiiDetector
-from hilt.data.pipeline import SelectionResult, gc_paused, run_selection
+from hilt.data.pipeline import SelectionResult, run_selection
 from hilt.data.records import Example
 from hilt.data.sources import (
     HeldoutSource,

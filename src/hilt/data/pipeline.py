@@ -10,16 +10,15 @@ No database is touched here; :mod:`hilt.data.versions` feeds it and stores the r
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from hilt.bulk import gc_paused
 from hilt.data.balance import assign_splits, balance
 from hilt.data.decontam import HeldoutIndex
 from hilt.data.examples import candidate_examples, event_feedback_selected, label_selected
@@ -237,25 +236,6 @@ def decontaminate(examples: list[Example], index: HeldoutIndex,
             else:
                 kept.append(ex)
     return kept, report
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk step.
-
-    Selection allocates millions of small acyclic objects (examples, lists, tuples);
-    every few thousand allocations CPython's collector would walk all live container
-    objects of the older generations, a cost that grows with the data set (about a
-    tenth of the run at 1 M events). Reference counting still frees everything; cycles
-    made meanwhile are collected once the collector runs again.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,

@@ -8,11 +8,9 @@ all of it is visible or none of it is.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hilt.bulk import gc_paused
 from hilt.canonical import sha256_hex
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
@@ -182,27 +181,13 @@ def ingest_events(engine: Engine, events: Iterable[FeedbackEvent | dict[str, Any
         return store_events(session, parsed, actor=actor, source_name=source_name)
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """A whole file's validated events stay alive until its one transaction commits.
-    They hold no reference cycles, so the cyclic collector frees nothing, yet its full
-    collections rescan all of them again and again as they accumulate: most of the
-    ingest time for large files. Reference counting still frees everything as usual."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
                 skip_invalid: bool = False, rejects_path: str | Path | None = None
                 ) -> IngestResult:
     """Ingest a JSONL/CSV/Parquet file; all-or-nothing unless ``skip_invalid``."""
     path = Path(path)
-    with _cyclic_gc_paused():
+    # A file's validated events stay alive until its one transaction commits.
+    with gc_paused():
         parsed = parse_all(read_records(path, lenient=skip_invalid), file=str(path),
                            skip_invalid=skip_invalid)
         with transaction(engine) as session:

@@ -7,15 +7,13 @@ the end, so a failed run leaves nothing half-written (the same layout rule as
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
 from hilt.train.classifier import ClassifierConfig, train_classifier
-from hilt.train.manifest import RunClock, build_manifest, write_manifest
+from hilt.train.manifest import RunClock, build_manifest, staged_folder, write_manifest
 
 
 @dataclass(frozen=True)
@@ -34,9 +32,7 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
     accuracy is the headline metric, otherwise the out-of-fold accuracy. Returns the
     manifest written to ``out``."""
     clock = RunClock()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".clf-", dir=out.parent))
-    try:
+    with staged_folder(out, ".clf-") as work:
         try:
             model = train_classifier(train.texts, train.labels, config, train.contexts,
                                      workdir=work, progress=True)
@@ -59,9 +55,4 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
             extra={"fields": fields, "classes": [str(c) for c in model.classes_],
                    "threshold": model.threshold, **(extra or {})})
         write_manifest(work, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return manifest

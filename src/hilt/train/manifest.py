@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -99,3 +103,18 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 def read_manifest(folder: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text())
     return data
+
+
+@contextmanager
+def staged_folder(out: Path, prefix: str) -> Iterator[Path]:
+    """A temporary folder next to ``out`` that replaces ``out`` when the block ends
+    normally: a failed run leaves nothing half-written and the old model in place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    try:
+        yield work
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hilt.train.manifest import RunClock, build_manifest, read_manifest, write_manifest
+from hilt.train.manifest import (
+    RunClock,
+    build_manifest,
+    read_manifest,
+    staged_folder,
+    write_manifest,
+)
 from hilt.train.pairs import Pair, pairs_hash, split_pairs
 from hilt.train.reward import EncoderReward, RewardConfig, train_reward_model
 from hilt.train.reward_eval import Scorer, evaluate_reward_model
@@ -61,9 +66,7 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
         train, held_out = list(pairs), list(eval_pairs)
     if not train or not held_out:
         raise ValueError("need at least one training and one held-out pair")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".rm-", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir, ".rm-") as work:
         model: Scorer
         if isinstance(config, TRLRewardConfig):
             backend = BACKEND_TRL
@@ -98,11 +101,6 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                    "previous_model": str(previous_dir) if previous_dir else None,
                    **(extra or {})})
         write_manifest(work, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        work.rename(out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
