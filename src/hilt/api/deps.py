@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from hilt.access import ROLES, Principal, authenticate, recent_principal, remember_principal
-from hilt.store import audit
-from hilt.store.db import session_factory
+from hilt.store.db import transaction
 
 T = TypeVar("T")
 
@@ -29,29 +28,22 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def run_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """``work`` in one transaction, committed (and its audit entries sealed) on return."""
-    with request.app.state.session_factory() as session:
-        with session.begin():
-            result = work(session)
-        audit.after_commit(session, request.app.state.engine)
-    return result
+def _run(request: Request, work: Callable[[Session], T]) -> T:
+    with transaction(request.app.state.engine) as session:
+        return work(session)
 
 
 async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """For the hottest routes (``async def``): one hop to the thread pool for the whole
-    request instead of one for the session dependency's start, the handler and the
-    dependency's end."""
-    return await run_in_threadpool(run_transaction, request, work)
+    """``work`` in one transaction, for the hottest routes (``async def``): one hop to
+    the thread pool for the whole request instead of one for the session dependency's
+    start, the handler and the dependency's end."""
+    return await run_in_threadpool(_run, request, work)
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns normally."""
-    factory = request.app.state.session_factory
-    with factory() as session:
-        with session.begin():
-            yield session
-        audit.after_commit(session, request.app.state.engine)
+    with transaction(request.app.state.engine) as session:
+        yield session
 
 
 # Use as ``session: Session = DB``. scope="function": the transaction commits before the
@@ -104,7 +96,3 @@ def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
 
 ANY_ROLE = ROLES
-
-
-def make_session_factory(engine: Engine) -> Callable[[], Session]:
-    return session_factory(engine)
