@@ -30,18 +30,21 @@ def worker(concurrency: Annotated[int, typer.Option(help="job threads")] = 1,
 
     from hilt.ops.logs import configure_json_logging
     from hilt.ops.scheduler import Scheduler
+    from hilt.store.audit import BackgroundSealer
 
     if os.environ.get("HILT_LOG_FORMAT", "json") == "json":
         configure_json_logging(os.environ.get("HILT_LOG_LEVEL", "INFO"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sched = Scheduler(engine_for(db), name=name, periodic=periodic, job_threads=concurrency,
-                      poll_s=poll).start()
-    try:
-        stop.wait()
-    finally:
-        sched.shutdown(wait=True)
+    engine = engine_for(db)
+    with BackgroundSealer(engine):  # as in every `hilt serve` worker (PostgreSQL)
+        sched = Scheduler(engine, name=name, periodic=periodic, job_threads=concurrency,
+                          poll_s=poll).start()
+        try:
+            stop.wait()
+        finally:
+            sched.shutdown(wait=True)
 
 
 @jobs_app.command("start")

@@ -12,7 +12,6 @@ quality.snapshot          10 min    queue a ``quality.snapshot`` job (agreement,
 quality.statuses          2 min     reviewer statuses from gold answers (calibration)
 quality.refresh           30 min    refit Dawid-Skene, refresh model labels, statuses
 drift.monitors            15 min    label/agreement/gold/rate drift alerts (drift.runner)
-audit.seal                1 s       chain pending audit entries (PostgreSQL; store.audit)
 webhooks.dispatch         2 s       audit entries -> delivery rows (the outbox)
 webhooks.deliver          2 s       post due deliveries, with retries and backoff
 ========================  ========  ==================================================
@@ -87,12 +86,6 @@ def _drift_monitors(session: Session, now: datetime) -> dict[str, Any]:
     return {"drift_alerts": len(run_monitors(session, now, actor="scheduler"))}
 
 
-def _seal(engine: Engine, now: datetime) -> dict[str, Any]:
-    # Writers seal after their commits; this catches entries whose writer found the
-    # chain lock busy right when nothing else was written afterwards.
-    return {"audit_sealed": audit.seal_after_commit(engine, wait=False)}
-
-
 def _dispatch(session: Session, now: datetime) -> dict[str, Any]:
     from hilt.ops.webhooks import dispatch
 
@@ -124,7 +117,6 @@ def periodic_tasks() -> list[PeriodicTask]:
                      _reviewer_statuses),
         PeriodicTask("quality.refresh", _interval("quality.refresh", 1800), _quality_refresh),
         PeriodicTask("drift.monitors", _interval("drift.monitors", 900), _drift_monitors),
-        PeriodicTask("audit.seal", _interval("audit.seal", 1), _seal, own_transactions=True),
         PeriodicTask("webhooks.dispatch", _interval("webhooks.dispatch", 2), _dispatch),
         PeriodicTask("webhooks.deliver", _interval("webhooks.deliver", 2), _deliver,
                      own_transactions=True),

@@ -16,9 +16,9 @@ Where the chain is extended depends on the database:
   committed pending entries into the chain in short transactions of their own, in
   batches, under the chain lock. Who seals: the writer, right after its commit
   (:func:`after_commit`, a non-blocking try: if another process is sealing, that one or
-  the next picks the entry up); under ``hilt serve`` a :class:`BackgroundSealer` every
-  0.2 s instead, so that requests do not pay for it; and the scheduler every second as a
-  safety net. An entry waits in ``audit_pending`` for well under a second. Chain order
+  the next picks the entry up); in ``hilt serve`` and ``hilt worker`` processes a
+  :class:`BackgroundSealer` every 0.2 s instead, so that requests and jobs do not pay
+  for it. An entry waits in ``audit_pending`` for well under a second. Chain order
   is sealing order; each entry keeps the time it was written (``at``). This is the
   queue-then-sequence design of transparency logs (e.g. Trillian). Until it is sealed a
   pending entry is not yet tamper-evident; :func:`verify` reports how many are waiting
@@ -77,7 +77,7 @@ def append(session: Session, *, actor: str, action: str, entity_type: str, entit
               "entity_id": entity_id, "payload": json.loads(canonical_json(payload or {}))}
     if _is_pg(session):
         session.connection().execute(_INSERT_PENDING, fields)
-        session.info[PENDING_FLAG] = True
+        mark_pending(session)
         return
     head = session.get(AuditHeadRow, 1)
     _chain(session, head, [fields])
@@ -186,10 +186,11 @@ _BACKGROUND: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 class BackgroundSealer:
-    """Seal every ``interval_s`` seconds in a daemon thread (``hilt serve`` runs one per
-    process on PostgreSQL). While it runs, writers on the engine skip sealing after their
-    commits, which takes a transaction off every write; a busy chain lock in another
-    process just means that process is sealing. On SQLite it does nothing."""
+    """Seal every ``interval_s`` seconds in a daemon thread (every ``hilt serve`` and
+    ``hilt worker`` process runs one on PostgreSQL). While it runs, writers on the
+    engine skip sealing after their commits, which takes a transaction off every write;
+    a busy chain lock in another process just means that process is sealing. On SQLite
+    it does nothing."""
 
     def __init__(self, engine: Engine, interval_s: float = 0.2) -> None:
         self.engine, self.interval_s = engine, interval_s
