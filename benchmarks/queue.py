@@ -106,7 +106,7 @@ def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> No
 
 def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float]
           ) -> tuple[int, int]:
-    from hilt.review.queue import claim_next
+    from hilt.review import work
     from hilt.review.reviews import Submission, submit_review
     from hilt.store.db import transaction
     from hilt.store.tables.base import utcnow
@@ -115,11 +115,11 @@ def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: li
     while True:
         t0 = time.perf_counter()
         try:
-            with transaction(engine) as s:
-                if method == "hilt":
-                    claim = claim_next(s, reviewer_id, config=config)
-                    task_id = claim.task_id if claim else None
-                else:
+            if method == "hilt":  # what the HTTP API and the CLI call
+                claim = work.next_task(engine, reviewer_id, config=config)
+                task_id = claim.claim.task_id if claim else None
+            else:
+                with transaction(engine) as s:
                     task_id = _naive_claim(s, reviewer_id, utcnow())
         except sa.exc.DBAPIError:  # e.g. a deadlock the naive claim walked into
             conflicts += 1
@@ -127,8 +127,11 @@ def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: li
         latencies.append(time.perf_counter() - t0)
         if task_id is None:
             break
-        with transaction(engine) as s:
-            submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
+        if method == "hilt":
+            work.submit(engine, task_id, reviewer_id, Submission(ANSWERS))
+        else:
+            with transaction(engine) as s:
+                submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
         cycles += 1
     return cycles, conflicts
 

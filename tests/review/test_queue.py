@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.errors import Conflict, Forbidden, InputError, NotFound
+from hilt.review import work
 from hilt.review.queue import QueueConfig, claim_next, expire_leases, heartbeat, release
 from hilt.review.reviews import Submission, submit_review
 from hilt.review.tasks import create_gold_task, create_task
@@ -35,16 +36,32 @@ def _setup(engine: Engine, n_events: int = 2, k: int = 2, pool: str = "default",
                 for i in range(n_events)]
 
 
+# Every test runs twice: through the session-level functions in a transaction of the
+# test's own, and through hilt.review.work (what HTTP and the CLI call; one statement per
+# request on PostgreSQL in the common case, the general path otherwise).
+_ENTRY = {"via": "transaction"}
+
+
+@pytest.fixture(params=["transaction", "work"], autouse=True)
+def entry(request: pytest.FixtureRequest) -> str:
+    _ENTRY["via"] = request.param
+    return str(request.param)
+
+
 def _claim(engine: Engine, rid: str, now: datetime = T0, config: QueueConfig = NO_GOLD):
+    if _ENTRY["via"] == "work":
+        found = work.next_task(engine, rid, now=now, config=config)
+        return None if found is None else found.claim
     with transaction(engine) as s:
         return claim_next(s, rid, now=now, config=config)
 
 
 def _submit(engine: Engine, tid: str, rid: str, now: datetime = T0, answers=None):
+    sub = Submission(answers or SAFE, confidence=0.8, rationale="r", time_spent_s=12.5)
+    if _ENTRY["via"] == "work":
+        return work.submit(engine, tid, rid, sub, now=now)
     with transaction(engine) as s:
-        return submit_review(s, tid, rid, Submission(answers or SAFE, confidence=0.8,
-                                                     rationale="r", time_spent_s=12.5),
-                             now=now)
+        return submit_review(s, tid, rid, sub, now=now)
 
 
 def test_k_distinct_reviewers_then_resolved(engine: Engine) -> None:

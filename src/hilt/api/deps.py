@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,26 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from hilt.access import ROLES, Principal, authenticate, recent_principal, remember_principal
 from hilt.store.db import transaction
 
-T = TypeVar("T")
-
 _bearer = HTTPBearer(auto_error=False, description="an API token from `hilt token create`")
 
 
 def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
-
-
-def _run(request: Request, work: Callable[[Session], T]) -> T:
-    with transaction(request.app.state.engine) as session:
-        return work(session)
-
-
-async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """``work`` in one transaction, for the hottest routes (``async def``): one hop to
-    the thread pool for the whole request instead of one for the session dependency's
-    start, the handler and the dependency's end."""
-    return await run_in_threadpool(_run, request, work)
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -45,6 +45,12 @@ def _expire_leases(session: Session, now: datetime) -> dict[str, Any]:
     return {"leases_expired": expire_leases(session, now, actor="scheduler")}
 
 
+def _resolve_complete(session: Session, now: datetime) -> dict[str, Any]:
+    from hilt.review.work import resolve_complete_tasks
+
+    return {"tasks_resolved": resolve_complete_tasks(session, now)}
+
+
 def _sla_breaches(session: Session, now: datetime) -> dict[str, Any]:
     from hilt.review.triage import escalate_sla_breaches
 
@@ -109,6 +115,8 @@ def periodic_tasks() -> list[PeriodicTask]:
     return [
         PeriodicTask("review.expire_leases", _interval("review.expire_leases", 30),
                      _expire_leases),
+        PeriodicTask("review.resolve_complete", _interval("review.resolve_complete", 10),
+                     _resolve_complete),
         PeriodicTask("review.sla_breaches", _interval("review.sla_breaches", 60),
                      _sla_breaches),
         PeriodicTask("review.priorities", _interval("review.priorities", 300), _priorities),

@@ -188,18 +188,26 @@ def task_aggregator(session: Session, rubric_id: str, rubric_version: int) -> Ag
     for the rest (and everywhere when nothing has been fitted)."""
     m = AggregationModelRow
     models: dict[str, QuestionModel] = {}
-    for q in cached_spec(session, rubric_id, rubric_version).questions:
-        if q.kind not in MODEL_KINDS:
-            continue
-        recent = session.execute(
-            sa.select(m.id, m.rubric_versions).where(m.rubric_id == rubric_id,
-                                                     m.question_id == q.id)
-            .order_by(m.fitted_at.desc(), m.id.desc()).limit(20)).all()
-        model_id = next((mid for mid, versions in recent if rubric_version in versions), None)
+    questions = [q.id for q in cached_spec(session, rubric_id, rubric_version).questions
+                 if q.kind in MODEL_KINDS]
+    if not questions:
+        return majority_aggregator
+    # The 20 newest fits of each question, in one round trip (every resolution asks).
+    newest = (sa.select(m.id, m.question_id, m.rubric_versions,
+                        sa.func.row_number().over(partition_by=m.question_id,
+                                                  order_by=(m.fitted_at.desc(), m.id.desc()))
+                        .label("n"))
+              .where(m.rubric_id == rubric_id, m.question_id.in_(questions)).subquery())
+    recent = session.execute(sa.select(newest.c.id, newest.c.question_id,
+                                       newest.c.rubric_versions)
+                             .where(newest.c.n <= 20).order_by(newest.c.n)).all()
+    for qid in questions:
+        model_id = next((mid for mid, q, versions in recent
+                         if q == qid and rubric_version in versions), None)
         if model_id is None:
             continue
         cached = _MODELS.get(model_id)
-        models[q.id] = cached or _remember(_model_from_row(session.get_one(m, model_id)))
+        models[qid] = cached or _remember(_model_from_row(session.get_one(m, model_id)))
     return ModelAggregator(models) if models else majority_aggregator
 
 

@@ -46,8 +46,9 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
     rows = [_row(task.id, task.event_id, task, lbl, lbl.provenance, None, policy_version,
                  now) for lbl in labels]
     task.status, task.resolved_at = "resolved", now
-    members = session.execute(sa.select(ReviewTaskRow).where(
-        ReviewTaskRow.representative_id == task.id,
+    # Only a representative has members, and clustering sets its cluster_id to its own id.
+    members = [] if task.cluster_id is None else session.execute(sa.select(ReviewTaskRow).where(
+        ReviewTaskRow.cluster_id == task.id, ReviewTaskRow.representative_id == task.id,
         ReviewTaskRow.status == "clustered")).scalars().all()
     member_policy = dict(session.execute(sa.select(EventRow.id, EventRow.policy_version)
                                          .where(EventRow.id.in_([m.event_id for m in members])

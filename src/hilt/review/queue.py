@@ -145,9 +145,11 @@ def _claim_payload(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = None,
-               config: QueueConfig = QueueConfig(), rng: random.Random | None = None
-               ) -> Claim | None:
-    """Lease the reviewer's next task, or ``None`` when nothing is available."""
+               config: QueueConfig = QueueConfig(), rng: random.Random | None = None,
+               draw: float | None = None) -> Claim | None:
+    """Lease the reviewer's next task, or ``None`` when nothing is available (``draw``,
+    in [0, 1), decides a gold item against ``config.gold_rate``; by default from
+    ``rng``)."""
     now = now or utcnow()
     # Core statements on the session's connection: no ORM work on the hot path.
     who = session.connection().execute(_REVIEWER, {"rid": reviewer_id, "now": now}).first()
@@ -167,7 +169,8 @@ def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = Non
         params.update(audit.pending_params(actor=reviewer_id, action="task.claim",
                                            entity_type="review_task",
                                            payload=_claim_payload(params)))
-    draw = (rng or random).random()
+    if draw is None:
+        draw = (rng or random).random()
     order = ["gold"] if eligible == "gold_only" else (
         ["gold", "open"] if draw < config.gold_rate else ["open"])
     task_id = None

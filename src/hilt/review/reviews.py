@@ -107,22 +107,12 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
         raise NotFound(f"task {task_id!r} was never assigned to {reviewer_id!r}; claim it "
                        "with next-task first")
     spec = cached_spec(session, found.rubric_id, found.rubric_version)
-    answers = dict(submission.answers)
-    rewrite_q = next((q.id for q in spec.questions if q.kind == "rewrite"), None)
-    if rewrite_q and submission.rewrite and rewrite_q not in answers:
-        answers[rewrite_q] = submission.rewrite
-    clean = clean_answers(spec, answers, found.n_responses)
+    clean = clean_submission(spec, submission, found.n_responses)
     late = _take_slot(session, found, task_id, now)
-    review = {
-        "id": new_id("rev"), "task_id": task_id, "assignment_id": found.lease_id,
-        "reviewer_id": reviewer_id, "rubric_id": found.rubric_id,
-        "rubric_version": found.rubric_version, "answers": clean,
-        "confidence": submission.confidence, "rationale": submission.rationale,
-        "rewrite": submission.rewrite, "time_spent_s": submission.time_spent_s,
-        "is_gold": found.is_gold, "late": late, "submitted_at": now}
-    entry = {"actor": reviewer_id, "action": "review.submit", "entity_type": "review",
-             "payload": {"task": task_id, "late": late,
-                         "rubric": f"{found.rubric_id}@{found.rubric_version}"}}
+    review, entry = review_record(task_id, reviewer_id, submission, clean, now=now,
+                                  assignment_id=found.lease_id, rubric_id=found.rubric_id,
+                                  rubric_version=found.rubric_version,
+                                  is_gold=found.is_gold, late=late)
     counted = _record(session, review, entry)
     status = "gold"  # gold tasks stay claimable; their reviews are not counted
     if counted is not None:
@@ -132,6 +122,48 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
             status = resolve(session, task, spec, now=now, aggregator=aggregator,
                              actor=reviewer_id)
     return SubmitResult(review["id"], task_id, late, status)
+
+
+def clean_submission(spec: RubricSpec, submission: Submission, n_responses: int
+                     ) -> dict[str, Any]:
+    """The answers checked against the rubric version (a rewrite given beside the answers
+    fills the rubric's rewrite question); raises InputError before anything is written."""
+    _check(submission)
+    answers = dict(submission.answers)
+    rewrite_q = next((q.id for q in spec.questions if q.kind == "rewrite"), None)
+    if rewrite_q and submission.rewrite and rewrite_q not in answers:
+        answers[rewrite_q] = submission.rewrite
+    return clean_answers(spec, answers, n_responses)
+
+
+def review_record(task_id: str, reviewer_id: str, submission: Submission,
+                  clean: dict[str, Any], *, now: datetime, assignment_id: str | None,
+                  rubric_id: str, rubric_version: int, is_gold: bool, late: bool
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The review row and its audit entry."""
+    review = {
+        "id": new_id("rev"), "task_id": task_id, "assignment_id": assignment_id,
+        "reviewer_id": reviewer_id, "rubric_id": rubric_id,
+        "rubric_version": rubric_version, "answers": clean,
+        "confidence": submission.confidence, "rationale": submission.rationale,
+        "rewrite": submission.rewrite, "time_spent_s": submission.time_spent_s,
+        "is_gold": is_gold, "late": late, "submitted_at": now}
+    entry = {"actor": reviewer_id, "action": "review.submit", "entity_type": "review",
+             "payload": {"task": task_id, "late": late,
+                         "rubric": f"{rubric_id}@{rubric_version}"}}
+    return review, entry
+
+
+def resolve_if_complete(session: Session, task_id: str, *, now: datetime,
+                        aggregator: Aggregator | None = None, actor: str = "review") -> str:
+    """Resolve an open task once its k reviews are in (its row locked, so that two
+    callers — the submitter and the sweep — never both resolve it); returns its status."""
+    task = session.get_one(ReviewTaskRow, task_id, with_for_update=True,
+                           populate_existing=True)
+    if task.status == "open" and not task.is_gold and task.reviews_done >= task.overlap_k:
+        spec = cached_spec(session, task.rubric_id, task.rubric_version)
+        return resolve(session, task, spec, now=now, aggregator=aggregator, actor=actor)
+    return task.status
 
 
 # PostgreSQL: the review, the lease's end, the task's count and the audit entry in one
@@ -211,6 +243,25 @@ def task_answers(session: Session, task_id: str
     return list(reviews), by_question
 
 
+_ANSWERS = (sa.select(ReviewRow.id, ReviewRow.reviewer_id, ReviewRow.answers,
+                      ReviewRow.confidence)
+            .where(ReviewRow.task_id == sa.bindparam("task_id"))
+            .order_by(ReviewRow.submitted_at, ReviewRow.id))
+
+
+def _answers(session: Session, task_id: str) -> tuple[list[str], dict[str, list[Answer]]]:
+    """What resolution reads of a task's reviews (no ORM objects: every k-th review
+    resolves a task)."""
+    ids: list[str] = []
+    by_question: dict[str, list[Answer]] = {}
+    for rid, reviewer, answers, confidence in session.connection().execute(
+            _ANSWERS, {"task_id": task_id}):
+        ids.append(rid)
+        for qid, value in answers.items():
+            by_question.setdefault(qid, []).append(Answer(rid, reviewer, value, confidence))
+    return ids, by_question
+
+
 def default_aggregator(session: Session, task: ReviewTaskRow) -> Aggregator:
     """The workflow's aggregator for a task: the latest Dawid–Skene models fitted over
     the rubric's reviews (:func:`hilt.quality.store.task_aggregator`) for the questions
@@ -223,7 +274,7 @@ def default_aggregator(session: Session, task: ReviewTaskRow) -> Aggregator:
 def resolve(session: Session, task: ReviewTaskRow, spec: RubricSpec, *, now: datetime,
             aggregator: Aggregator | None = None, actor: str = "review") -> str:
     """Aggregate a task's reviews: final labels, or hand it to an adjudicator."""
-    reviews, answers = task_answers(session, task.id)
+    review_ids, answers = _answers(session, task.id)
     policy = AdjudicationPolicy.model_validate(task.policy or {})
     outcomes = decide(spec.questions, answers, task.severity, policy,
                       aggregator or default_aggregator(session, task))
@@ -233,7 +284,7 @@ def resolve(session: Session, task: ReviewTaskRow, spec: RubricSpec, *, now: dat
         task.adjudication_reasons = flagged
         audit.append(session, actor=actor, action="task.needs_adjudication",
                      entity_type="review_task", entity_id=task.id,
-                     payload={"reasons": flagged, "reviews": [r.id for r in reviews]})
+                     payload={"reasons": flagged, "reviews": review_ids})
         return task.status
     finalize(session, task, labels_from(spec, outcomes, answers), now=now, actor=actor)
     return task.status

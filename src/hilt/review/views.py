@@ -6,6 +6,7 @@ whether it is a gold item, its severity or the rule that escalated it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,12 +33,20 @@ def reviewer_task_view(session: Session, task_id: str, reviewer_id: str) -> dict
         _TASK_VIEW, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
     if row is None:
         raise NotFound(f"task {task_id!r} is not assigned to you")
-    payload = row.payload or {}
+    return task_view(task_id, row.id, row.status, row.lease_expires_at, row.rubric_id,
+                     row.rubric_version,
+                     cached_spec_json(session, row.rubric_id, row.rubric_version),
+                     row.payload)
+
+
+def task_view(task_id: str, assignment_id: str, lease_status: str, expires: datetime,
+              rubric_id: str, rubric_version: int, spec: dict[str, Any],
+              payload: dict[str, Any] | None) -> dict[str, Any]:
+    payload = payload or {}
     return {
-        "task_id": task_id, "assignment_id": row.id, "lease_status": row.status,
-        "lease_expires_at": row.lease_expires_at.isoformat(),
-        "rubric": {"id": row.rubric_id, "version": row.rubric_version,
-                   "spec": cached_spec_json(session, row.rubric_id, row.rubric_version)},
+        "task_id": task_id, "assignment_id": assignment_id, "lease_status": lease_status,
+        "lease_expires_at": expires.isoformat(),
+        "rubric": {"id": rubric_id, "version": rubric_version, "spec": spec},
         "item": {"interaction": payload.get("interaction"),
                  "responses": payload.get("responses") or []},
     }

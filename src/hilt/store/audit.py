@@ -182,6 +182,12 @@ def after_commit(session: Session, engine: Engine) -> None:
         seal_after_commit(engine, wait=False)
 
 
+def after_autocommit(engine: Engine) -> None:
+    """The same, for a single statement that committed on its own and left an entry."""
+    if engine not in _BACKGROUND:
+        seal_after_commit(engine, wait=False)
+
+
 _BACKGROUND: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 

@@ -11,12 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hilt.access import Principal
-from hilt.api.deps import DB, allow, in_transaction
+from hilt.api.deps import DB, allow
 from hilt.api.routers.review import PEOPLE, reviewer_of
-from hilt.review import queue, views
-from hilt.review.reviews import Submission, submit_review
+from hilt.review import queue, views, work
+from hilt.review.reviews import Submission
 
 router = APIRouter(prefix="/v1", tags=["review"])
 
@@ -33,15 +34,11 @@ async def next_task(request: Request,
                     who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
     reviewer = reviewer_of(who)
-
-    def work(session: Session) -> dict[str, Any]:
-        claim = queue.claim_next(session, reviewer)
-        if claim is None:
-            return {"task": None}
-        return {"task": views.reviewer_task_view(session, claim.task_id, reviewer),
-                "resumed": claim.resumed}
-
-    return await in_transaction(request, work)
+    found = await run_in_threadpool(work.next_task, request.app.state.engine, reviewer,
+                                    with_view=True)
+    if found is None:
+        return {"task": None}
+    return {"task": found.view, "resumed": found.claim.resumed}
 
 
 @router.get("/queue/tasks/{task_id}")
@@ -70,9 +67,8 @@ async def submit(task_id: str, body: SubmissionIn, request: Request,
     submission = Submission(answers=body.answers, confidence=body.confidence,
                             rationale=body.rationale, rewrite=body.rewrite,
                             time_spent_s=body.time_spent_s)
-    reviewer = reviewer_of(who)
-    result = await in_transaction(
-        request, lambda session: submit_review(session, task_id, reviewer, submission))
+    result = await run_in_threadpool(work.submit, request.app.state.engine, task_id,
+                                     reviewer_of(who), submission)
     out = result.as_dict()
     out.pop("task_status")  # blind review: whether others have answered is not shown
     return out

@@ -1,0 +1,270 @@
+"""One-round-trip claim and submit on PostgreSQL, the two writes a review team sends all
+day.
+
+Each is one data-modifying statement run as its own (implicit) transaction on the
+pooled connection, through psycopg directly with a server-side prepared statement: no
+``BEGIN``/``COMMIT`` round trips and no ORM or SQL-compilation work per call. Both carry
+their audit entry (``audit_pending``, chained by the sealer) in the same statement, so
+the state change and its entry still commit together.
+
+Neither decides anything the general path (:mod:`hilt.review.queue`,
+:mod:`hilt.review.reviews`) would decide differently. Whenever a case is not the common
+one they return ``None`` and the caller runs the general path, which writes nothing
+twice because these statements wrote nothing:
+
+- claim: the reviewer's pools and skills come from a per-process cache and the
+  statement re-checks them, with the reviewer's status, against the reviewers row; any
+  difference (a changed profile, a suspension) writes nothing and falls back. An empty
+  queue also falls back (the general path sweeps expired leases and tries again). Gold
+  draws always take the general path.
+- submit: only a submission under the reviewer's own unexpired lease is written here;
+  late submissions, unknown tasks and repeated submissions fall back (and get the
+  general path's errors). The task's rubric version, response count and gold flag are
+  immutable once the task exists, so they are cached from the claim.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hilt.review.eligibility import PRODUCTION_STATUSES
+from hilt.store import audit
+
+_AUDIT_COLUMNS = "(at, actor, action, entity_type, entity_id, payload)"
+_AUDIT_VALUES = ("%(audit_at)s, %(audit_actor)s, %(audit_action)s, %(audit_entity_type)s, "
+                 "{entity}, CAST(%(audit_payload)s AS jsonb)")
+_STATUSES = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES))
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What a submission needs to know about its task; fixed when the task is created."""
+
+    rubric_id: str
+    rubric_version: int
+    n_responses: int
+    is_gold: bool
+
+
+@dataclass(frozen=True)
+class FastClaim:
+    assignment_id: str
+    task_id: str
+    lease_expires_at: datetime
+    resumed: bool
+    facts: TaskFacts
+    payload: dict[str, Any] | None
+
+
+class _LRU(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+# Per process. A reviewer's profile is re-checked by every claim statement; task facts
+# never change. Bounded, so a long-running server does not grow without limit.
+_PROFILES = _LRU(10_000)
+_FACTS = _LRU(100_000)
+
+
+def forget_profile(reviewer_id: str) -> None:
+    _PROFILES.pop(reviewer_id, None)
+
+
+@functools.cache
+def _claim_sql(n_pools: int, with_item: bool) -> str:
+    pools = ", ".join(f"%(pool{i})s" for i in range(n_pools))
+    item = "e.payload" if with_item else "NULL::jsonb"
+    events = "LEFT JOIN events e ON e.id = tk.event_id" if with_item else ""
+    return f"""
+    WITH who AS (
+      SELECT 1 FROM reviewers
+      WHERE id = %(rid)s AND active AND status IN ({_STATUSES})
+        AND pools IS NOT DISTINCT FROM CAST(%(pools_raw)s AS jsonb)
+        AND skills IS NOT DISTINCT FROM CAST(%(skills_raw)s AS jsonb)),
+    held AS (
+      SELECT a.id, a.task_id, a.lease_expires_at FROM review_assignments a
+      WHERE %(resume)s AND a.reviewer_id = %(rid)s AND a.status = 'active'
+        AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM who)
+      LIMIT 1),
+    picked AS (
+      SELECT t.id FROM review_tasks t
+      WHERE t.status = 'open' AND t.open_slots > 0 AND t.pool IN ({pools})
+        AND t.required_skills <@ CAST(%(skills)s AS jsonb)
+        AND NOT EXISTS (SELECT 1 FROM review_assignments a
+                        WHERE a.task_id = t.id AND a.reviewer_id = %(rid)s)
+        AND EXISTS (SELECT 1 FROM who) AND NOT EXISTS (SELECT 1 FROM held)
+      ORDER BY t.priority DESC, t.id LIMIT 1
+      FOR UPDATE OF t SKIP LOCKED),
+    taken AS (
+      UPDATE review_tasks u SET open_slots = u.open_slots - 1 FROM picked
+      WHERE u.id = picked.id
+      RETURNING u.id, u.event_id, u.rubric_id, u.rubric_version, u.n_responses, u.is_gold),
+    leased AS (
+      INSERT INTO review_assignments
+        (id, task_id, reviewer_id, status, claimed_at, lease_expires_at)
+      SELECT %(aid)s, taken.id, %(rid)s, 'active', %(now)s, %(expires)s FROM taken
+      RETURNING task_id),
+    audited AS (
+      INSERT INTO audit_pending {_AUDIT_COLUMNS}
+      SELECT {_AUDIT_VALUES.format(entity="leased.task_id")} FROM leased RETURNING id)
+    -- A claim need not survive a crash (see hilt.review.queue): no WAL flush wait.
+    SELECT 'new', tk.id, %(aid)s, %(expires)s, tk.rubric_id, tk.rubric_version,
+           tk.n_responses, tk.is_gold, {item},
+           set_config('synchronous_commit', 'off', true)
+      FROM taken tk {events}
+    UNION ALL
+    SELECT 'held', tk.id, h.id, h.lease_expires_at, tk.rubric_id, tk.rubric_version,
+           tk.n_responses, tk.is_gold, {item}, NULL
+      FROM held h JOIN review_tasks tk ON tk.id = h.task_id {events}
+    UNION ALL
+    SELECT 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM who"""
+
+
+_SUBMIT_SQL = f"""
+    WITH l AS (
+      UPDATE review_assignments SET status = 'submitted', finished_at = %(submitted_at)s
+      WHERE task_id = %(task_id)s AND reviewer_id = %(reviewer_id)s AND status = 'active'
+        AND lease_expires_at > %(submitted_at)s
+      RETURNING id),
+    r AS (
+      INSERT INTO reviews (id, task_id, assignment_id, reviewer_id, rubric_id,
+        rubric_version, answers, confidence, rationale, rewrite, time_spent_s, is_gold,
+        late, submitted_at)
+      SELECT %(id)s, %(task_id)s, l.id, %(reviewer_id)s, %(rubric_id)s, %(rubric_version)s,
+        CAST(%(answers)s AS jsonb), %(confidence)s, %(rationale)s, %(rewrite)s,
+        %(time_spent_s)s, %(is_gold)s, false, %(submitted_at)s FROM l
+      RETURNING id),
+    t AS (
+      UPDATE review_tasks SET reviews_done = reviews_done + 1
+      WHERE id = %(task_id)s AND NOT %(is_gold)s AND EXISTS (SELECT 1 FROM r)
+      RETURNING reviews_done, overlap_k, status),
+    audited AS (
+      INSERT INTO audit_pending {_AUDIT_COLUMNS}
+      SELECT {_AUDIT_VALUES.format(entity="r.id")} FROM r RETURNING id)
+    SELECT (SELECT id FROM l), t.reviews_done, t.overlap_k, t.status
+      FROM (SELECT 1) one LEFT JOIN t ON true"""
+
+_FACTS_SQL = ("SELECT rubric_id, rubric_version, n_responses, is_gold FROM review_tasks "
+              "WHERE id = %(task_id)s")
+_PROFILE_SQL = "SELECT pools, skills FROM reviewers WHERE id = %(rid)s"
+
+
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
+
+
+def _run(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
+         ) -> Any:
+    """One statement in autocommit mode on a pooled connection; psycopg errors come out
+    as SQLAlchemy's, like everywhere else."""
+    fairy = engine.raw_connection()
+    try:
+        conn: Any = fairy.driver_connection
+        if conn.info.transaction_status != _IDLE:  # e.g. a connect hook's query
+            conn.rollback()
+        conn.autocommit = True
+        try:
+            cur = conn.execute(sql, params, prepare=True)
+            return cur.fetchall() if many else cur.fetchone()
+        except Exception as exc:
+            if isinstance(exc, conn.Error):
+                raise sa.exc.DBAPIError.instance(sql, params, exc, conn.Error) from exc
+            raise
+        finally:
+            conn.autocommit = False
+    finally:
+        fairy.close()
+
+
+def _profile(engine: Engine, reviewer_id: str) -> tuple[Any, Any] | None:
+    profile = _PROFILES.get(reviewer_id)
+    if profile is None:
+        row = _run(engine, _PROFILE_SQL, {"rid": reviewer_id})
+        if row is None:
+            return None
+        profile = (row[0], row[1])
+        _PROFILES.put(reviewer_id, profile)
+    return profile
+
+
+def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
+          assignment_id: str, resume: bool, with_item: bool) -> FastClaim | None:
+    """Resume the reviewer's unexpired lease (``resume``) or lease the best task; ``None``
+    means "take the general path" (nothing was written)."""
+    profile = _profile(engine, reviewer_id)
+    if profile is None:
+        return None
+    pools_raw, skills_raw = profile
+    pools = list(pools_raw or ["default"])
+    params: dict[str, Any] = {
+        "rid": reviewer_id, "pools_raw": _jsonb(pools_raw), "skills_raw": _jsonb(skills_raw),
+        "skills": json.dumps(skills_raw or []), "resume": resume, "now": now,
+        "expires": expires, "aid": assignment_id,
+        **{f"pool{i}": p for i, p in enumerate(pools)},
+        **audit.pending_params(actor=reviewer_id, action="task.claim",
+                               entity_type="review_task",
+                               payload={"assignment": assignment_id,
+                                        "lease_expires_at": expires.isoformat()})}
+    rows = _run(engine, _claim_sql(len(pools), with_item), params, many=True)
+    kinds = {row[0]: row for row in rows}
+    if "ok" not in kinds:  # the profile changed, or the reviewer may not take tasks
+        forget_profile(reviewer_id)
+        return None
+    row = kinds.get("new") or kinds.get("held")
+    if row is None:
+        return None
+    audit.after_autocommit(engine)
+    facts = TaskFacts(row[4], row[5], row[6], row[7])
+    _FACTS.put(row[1], facts)
+    return FastClaim(row[2], row[1], row[3].astimezone(UTC), row[0] == "held", facts, row[8])
+
+
+def _jsonb(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def task_facts(engine: Engine, task_id: str) -> TaskFacts | None:
+    facts = _FACTS.get(task_id)
+    if facts is None:
+        row = _run(engine, _FACTS_SQL, {"task_id": task_id})
+        if row is None:
+            return None
+        facts = TaskFacts(row[0], row[1], row[2], row[3])
+        _FACTS.put(task_id, facts)
+    return facts
+
+
+@dataclass(frozen=True)
+class FastSubmit:
+    review_id: str
+    # The task's (reviews done, k, status) after this review; None for a gold task.
+    counted: tuple[int, int, str] | None
+
+
+def submit(engine: Engine, review: dict[str, Any], entry: dict[str, Any]
+           ) -> FastSubmit | None:
+    """Record a review under the reviewer's unexpired lease; ``None`` when there is no
+    such lease (nothing was written: take the general path)."""
+    params = {**review, "answers": json.dumps(review["answers"]),
+              **audit.pending_params(**entry)}
+    row = _run(engine, _SUBMIT_SQL, params)
+    if row is None or row[0] is None:
+        return None
+    audit.after_autocommit(engine)
+    counted = None if row[1] is None else (int(row[1]), int(row[2]), str(row[3]))
+    return FastSubmit(review["id"], counted)

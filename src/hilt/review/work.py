@@ -1,0 +1,145 @@
+"""A reviewer's two everyday requests as units of work with their own transactions:
+take the next task, submit a review. HTTP, the CLI and the benchmarks go through here.
+
+On PostgreSQL the common case of each is one statement (:mod:`hilt.review.pg_fast`);
+everything else — SQLite, gold draws, late submissions, errors, an empty queue — runs
+the general path (:func:`hilt.review.queue.claim_next`,
+:func:`hilt.review.reviews.submit_review`) in one transaction.
+
+A review recorded by the one-statement path commits before its task is resolved (the
+resolution is a second, ordinary transaction that locks the task). If the process dies
+in between, the task waits — open, with its k reviews and no free slot — for the
+``review.resolve_complete`` sweep (:func:`resolve_complete_tasks`), which runs every
+few seconds in every ``hilt serve`` and ``hilt worker``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from hilt.review import pg_fast, views
+from hilt.review.aggregation import Aggregator
+from hilt.review.queue import Claim, QueueConfig, claim_next
+from hilt.review.reviews import (
+    Submission,
+    SubmitResult,
+    cached_spec,
+    cached_spec_json,
+    clean_submission,
+    resolve_if_complete,
+    review_record,
+    submit_review,
+)
+from hilt.review.tasks import new_id
+from hilt.store.db import session_factory, transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.review import ReviewTaskRow
+
+
+@dataclass(frozen=True)
+class NextTask:
+    claim: Claim
+    # The task as its reviewer sees it (views.reviewer_task_view), when asked for.
+    view: dict[str, Any] | None = None
+
+
+def _postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def next_task(engine: Engine, reviewer_id: str, *, config: QueueConfig = QueueConfig(),
+              now: datetime | None = None, rng: random.Random | None = None,
+              with_view: bool = False) -> NextTask | None:
+    """Lease the reviewer's next task (or resume their unexpired lease, per ``config``);
+    ``None`` when nothing is available."""
+    now = now or utcnow()
+    draw = (rng or random).random()
+    if _postgres(engine) and draw >= config.gold_rate:
+        fast = pg_fast.claim(engine, reviewer_id, now=now,
+                             expires=now + timedelta(seconds=config.lease_seconds),
+                             assignment_id=new_id("asg"), resume=config.resume_active,
+                             with_item=with_view)
+        if fast is not None:
+            claim = Claim(fast.assignment_id, fast.task_id, fast.lease_expires_at,
+                          resumed=fast.resumed)
+            view = None
+            if with_view:
+                view = views.task_view(
+                    fast.task_id, fast.assignment_id, "active", fast.lease_expires_at,
+                    fast.facts.rubric_id, fast.facts.rubric_version,
+                    _spec_json(engine, fast.facts), fast.payload)
+            return NextTask(claim, view)
+    with transaction(engine) as session:
+        general = claim_next(session, reviewer_id, now=now, config=config, draw=draw)
+        if general is None:
+            return None
+        view = (views.reviewer_task_view(session, general.task_id, reviewer_id)
+                if with_view else None)
+        return NextTask(general, view)
+
+
+def _spec_json(engine: Engine, facts: pg_fast.TaskFacts) -> dict[str, Any]:
+    with session_factory(engine)() as session:  # only on a version's first use
+        return cached_spec_json(session, facts.rubric_id, facts.rubric_version)
+
+
+def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submission, *,
+           now: datetime | None = None, aggregator: Aggregator | None = None
+           ) -> SubmitResult:
+    """Record the reviewer's review of a task they hold; resolves the task when its k-th
+    review arrives."""
+    now = now or utcnow()
+    if _postgres(engine):
+        done = _submit_fast(engine, task_id, reviewer_id, submission, now, aggregator)
+        if done is not None:
+            return done
+    with transaction(engine) as session:
+        return submit_review(session, task_id, reviewer_id, submission, now=now,
+                             aggregator=aggregator)
+
+
+def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
+                 now: datetime, aggregator: Aggregator | None) -> SubmitResult | None:
+    facts = pg_fast.task_facts(engine, task_id)
+    if facts is None:
+        return None
+    with session_factory(engine)() as session:  # reads only on a version's first use
+        spec = cached_spec(session, facts.rubric_id, facts.rubric_version)
+    clean = clean_submission(spec, submission, facts.n_responses)
+    review, entry = review_record(task_id, reviewer_id, submission, clean, now=now,
+                                  assignment_id=None, rubric_id=facts.rubric_id,
+                                  rubric_version=facts.rubric_version,
+                                  is_gold=facts.is_gold, late=False)
+    recorded = pg_fast.submit(engine, review, entry)
+    if recorded is None:
+        return None
+    status = "gold"  # gold tasks stay claimable; their reviews are not counted
+    if recorded.counted is not None:
+        done, k, status = recorded.counted
+        if done >= k and status == "open":
+            with transaction(engine) as session:
+                status = resolve_if_complete(session, task_id, now=now,
+                                             aggregator=aggregator, actor=reviewer_id)
+    return SubmitResult(recorded.review_id, task_id, False, status)
+
+
+def resolve_complete_tasks(session: Session, now: datetime | None = None, *,
+                           limit: int = 500) -> int:
+    """Resolve open tasks that have all their reviews (left so by a process that died
+    between recording a k-th review and resolving its task); returns how many."""
+    now = now or utcnow()
+    t = ReviewTaskRow
+    ids = session.execute(
+        sa.select(t.id).where(t.status == "open", t.is_gold.is_(False),
+                              t.reviews_done >= t.overlap_k)
+        .order_by(t.id).limit(limit)).scalars().all()
+    for task_id in ids:
+        resolve_if_complete(session, task_id, now=now, actor="queue")
+    return len(ids)

@@ -1,0 +1,119 @@
+"""hilt.review.work: what the one-statement path on PostgreSQL must leave to the general
+path, and the sweep that resolves tasks whose resolution was interrupted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hilt.errors import Forbidden, InputError
+from hilt.review import work
+from hilt.review.queue import QueueConfig
+from hilt.review.reviews import Submission
+from hilt.review.tasks import create_task
+from hilt.review.views import reviewer_task_view
+from hilt.store import audit
+from hilt.store.db import transaction
+from hilt.store.tables.core import ReviewerRow
+from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
+
+from .helpers import add_reviewers, event, ingest, publish_examples
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+SAFE = {"verdict": "safe", "refusal": "complies", "helpfulness": 4}
+NO_GOLD = QueueConfig(gold_rate=0.0, lease_seconds=600)
+
+
+def _tasks(engine: Engine, n: int, k: int, pool: str = "default") -> list[str]:
+    publish_examples(engine)
+    ingest(engine, [event(i) for i in range(n)])
+    with transaction(engine) as s:
+        return [create_task(s, event_id=f"ev{i:05d}", rubric="harm", actor="lead",
+                            overlap_k=k, pool=pool, now=T0) for i in range(n)]
+
+
+def test_view_is_the_reviewers_view(engine: Engine) -> None:
+    (tid,) = _tasks(engine, 1, k=1)
+    add_reviewers(engine, ["a"])
+    found = work.next_task(engine, "a", now=T0, config=NO_GOLD, with_view=True)
+    assert found is not None and found.claim.task_id == tid and found.view is not None
+    with transaction(engine) as s:
+        assert found.view == reviewer_task_view(s, tid, "a")
+    again = work.next_task(engine, "a", now=T0, config=NO_GOLD, with_view=True)
+    assert again is not None and again.claim.resumed and again.view == found.view
+
+
+def test_a_changed_profile_is_seen_by_the_next_claim(engine: Engine) -> None:
+    """The claim statement re-checks the cached pools and status against the row."""
+    _tasks(engine, 2, k=1, pool="medical")
+    add_reviewers(engine, ["a"], pools=["medical"])
+    assert work.next_task(engine, "a", now=T0, config=NO_GOLD) is not None
+    with transaction(engine) as s:
+        s.get_one(ReviewerRow, "a").pools = ["default"]
+    later = T0 + timedelta(seconds=1)
+    resume = QueueConfig(gold_rate=0.0, resume_active=False)
+    assert work.next_task(engine, "a", now=later, config=resume) is None
+    with transaction(engine) as s:
+        row = s.get_one(ReviewerRow, "a")
+        row.pools, row.status = ["medical"], "suspended"
+    with pytest.raises(Forbidden, match="suspended"):
+        work.next_task(engine, "a", now=later, config=resume)
+
+
+def test_late_and_invalid_submissions_take_the_general_path(engine: Engine) -> None:
+    tids = _tasks(engine, 2, k=1)
+    add_reviewers(engine, ["a"])
+    first = work.next_task(engine, "a", now=T0, config=NO_GOLD)
+    assert first is not None
+    with pytest.raises(InputError) as err:
+        work.submit(engine, first.claim.task_id, "a", Submission({"verdict": "safe"}), now=T0)
+    assert err.value.field == "refusal"
+    late = T0 + timedelta(hours=1)  # the lease lapsed, nobody took the slot: accepted late
+    result = work.submit(engine, first.claim.task_id, "a", Submission(SAFE), now=late)
+    assert result.late and result.task_status == "resolved"
+    with transaction(engine) as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(ReviewRow)).scalar() == 1
+    second = work.next_task(engine, "a", now=late, config=NO_GOLD)
+    assert second is not None and {first.claim.task_id, second.claim.task_id} == set(tids)
+
+
+def test_an_interrupted_resolution_is_swept(engine: Engine, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    (tid,) = _tasks(engine, 1, k=2)
+    add_reviewers(engine, ["a", "b"])
+    for rid in ("a", "b"):
+        assert work.next_task(engine, rid, now=T0, config=NO_GOLD) is not None
+
+    def crash(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError("process died before resolving")
+
+    monkeypatch.setattr(work, "resolve_if_complete", crash)
+    work.submit(engine, tid, "a", Submission(SAFE), now=T0)
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:  # the k-th review commits on its own, then resolution dies
+        with pytest.raises(RuntimeError):
+            work.submit(engine, tid, "b", Submission(SAFE), now=T0)
+    else:  # SQLite: review and resolution are one transaction (and do not crash here)
+        work.submit(engine, tid, "b", Submission(SAFE), now=T0)
+    monkeypatch.undo()
+    with transaction(engine) as s:
+        task = s.get_one(ReviewTaskRow, tid)
+        assert (task.status, task.reviews_done) == ("open" if postgres else "resolved", 2)
+        assert work.resolve_complete_tasks(s, T0) == (1 if postgres else 0)
+    with transaction(engine) as s:
+        assert s.get_one(ReviewTaskRow, tid).status == "resolved"
+        labels = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == tid)
+                           ).scalars().all()
+        assert {lb.question_id for lb in labels} >= {"verdict", "refusal"}
+        assert work.resolve_complete_tasks(s, T0) == 0  # nothing left; runs are idempotent
+        assert len(audit.entries(s, entity_id=tid, action="task.resolve")) == 1
+
+
+def test_the_sweep_is_a_periodic_task() -> None:
+    from hilt.ops.builtin import periodic_tasks
+
+    sweep = next(t for t in periodic_tasks() if t.name == "review.resolve_complete")
+    assert sweep.interval_s <= 30
