@@ -12,13 +12,18 @@ Before the review phases: an HTTP import of 10k events in batches of 1,000 and a
 export of 10k tasks with their reviews (``GET /v1/exports/reviews.jsonl``).
 
 Clients and server share this machine's cores, so the numbers are lower bounds for the
-server. Label Studio's numbers are quoted from measurements of Label Studio 1.23.2 on
-this machine class (not re-measured here).
+server; the CPU columns (Linux /proc) split the CPU time of a phase per cycle between the
+server's processes, PostgreSQL's processes (SQLite runs inside the server) and the
+client threads: with C cores, C x 1000 / their sum bounds the cycles/s of this machine.
+Label Studio's numbers are quoted from measurements of Label Studio 1.23.2 on this
+machine class (not re-measured here).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -106,35 +111,60 @@ def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Pop
     raise RuntimeError(f"server did not start; see {log}")
 
 
+class _Client:
+    """A keep-alive HTTP/1.1 connection from the standard library: the load generator
+    shares the machine's cores with the server, so it should cost as little as possible
+    (httpx costs several times more CPU per request)."""
+
+    def __init__(self, base: str, token: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.headers = {"Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json"}
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        self.conn.request("POST", path, body=json.dumps(body or {}), headers=self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data else None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def reviewer_loop(base: str, token: str, until: float, out: dict[str, list[float]],
                   counts: dict[str, int], lock: threading.Lock) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
     nexts, submits, cycles, retries = [], [], 0, 0
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+    client = _Client(base, token)
+    try:
         while time.monotonic() < until:
             t0 = time.perf_counter()
-            got = client.post("/v1/queue/next")
+            status, got = client.post("/v1/queue/next")
             nexts.append(time.perf_counter() - t0)
-            got.raise_for_status()
-            task = got.json()["task"]
+            if status != 200:
+                raise RuntimeError(f"next task: HTTP {status}: {got}")
+            task = got["task"]
             if task is None:
                 break
             for _ in range(200):
                 t0 = time.perf_counter()
-                sent = client.post(f"/v1/queue/tasks/{task['task_id']}/submit",
-                                   json={"answers": {"verdict": "safe"}})
+                status, sent = client.post(f"/v1/queue/tasks/{task['task_id']}/submit",
+                                           {"answers": {"verdict": "safe"}})
                 submits.append(time.perf_counter() - t0)
                 # The API commits before it answers, so a 404 here would mean a claim
                 # that was not visible yet: counted in "retry" (expected 0).
-                if sent.status_code != 404:
+                if status != 404:
                     break
                 retries += 1
                 time.sleep(0.002)
-            if sent.status_code == 409 and "already submitted" in sent.text:
+            if status == 409 and "already submitted" in str(sent):
                 retries += 1  # next-task resumed a lease whose submit was not committed
                 continue
-            sent.raise_for_status()
+            if status != 200:
+                raise RuntimeError(f"submit: HTTP {status}: {sent}")
             cycles += 1
+    finally:
+        client.close()
     with lock:
         out["next"] += nexts
         out["submit"] += submits
@@ -161,12 +191,43 @@ def violations(engine: sa.Engine) -> tuple[int, int]:
     return int(over), int(twice)
 
 
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, name, CPU seconds so far), from /proc (empty elsewhere)."""
+    table: dict[int, tuple[int, str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        table[int(stat.parent.name)] = (int(fields[1]), name,
+                                        (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server's process tree, of PostgreSQL's processes and of
+    this (client) process, for the CPU-per-cycle columns."""
+    table = _proc_table()
+    tree, grew = {server_pid}, True
+    while grew:
+        extra = {pid for pid, (ppid, _, _) in table.items() if ppid in tree} - tree
+        tree |= extra
+        grew = bool(extra)
+    return {"server": sum(table[p][2] for p in tree if p in table),
+            "db": sum(cpu for _, name, cpu in table.values() if name == "postgres"),
+            "clients": time.process_time()}
+
+
 def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
-               seconds: float, tasks: int) -> dict[str, Any]:
+               seconds: float, tasks: int, server_pid: int) -> dict[str, Any]:
     seed_tasks(engine, tasks, f"c{clients}-{uuid.uuid4().hex[:6]}")
     out: dict[str, list[float]] = {"next": [], "submit": []}
     counts = {"cycles": 0, "retries": 0}
     lock = threading.Lock()
+    cpu0 = cpu_split(server_pid)
     started = time.monotonic()
     threads = [threading.Thread(target=reviewer_loop, args=(
         base, tokens[i], started + seconds, out, counts, lock)) for i in range(clients)]
@@ -175,13 +236,16 @@ def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
     for th in threads:
         th.join()
     elapsed = time.monotonic() - started
+    cpu1 = cpu_split(server_pid)
+    cycles = max(counts["cycles"], 1)
     over, twice = violations(engine)
     return {"clients": clients, "cycles_per_s": counts["cycles"] / elapsed,
             "next_p50": percentile_ms(out["next"], 0.5),
             "next_p99": percentile_ms(out["next"], 0.99),
             "submit_p50": percentile_ms(out["submit"], 0.5),
             "submit_p99": percentile_ms(out["submit"], 0.99),
-            "over_k": over, "twice": twice, "uncommitted_retries": counts["retries"]}
+            "over_k": over, "twice": twice, "uncommitted_retries": counts["retries"],
+            "cpu_ms": {k: 1000 * (cpu1[k] - cpu0[k]) / cycles for k in cpu0}}
 
 
 def run_import(base: str, service: str, n: int, batch: int) -> float:
@@ -251,8 +315,8 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 # items (the review phases add tasks of their own).
                 imported = run_import(base, service, args.items, 1000)
                 export_s, lines = run_export(engine, base, service, args.items)
-                rows = [run_cycles(engine, base, tokens, c, args.seconds, args.tasks)
-                        for c in clients]
+                rows = [run_cycles(engine, base, tokens, c, args.seconds, args.tasks,
+                                   server.pid) for c in clients]
             finally:
                 server.terminate()
                 server.wait(20)
@@ -267,13 +331,16 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def print_report(results: list[dict[str, Any]]) -> None:
     print("\nReview cycles over HTTP (next task + submit), hilt vs Label Studio (quoted)")
     print(f"{'db':9}{'workers':>8}{'clients':>8}{'cycles/s':>10}{'next p50':>10}"
-          f"{'next p99':>10}{'sub p50':>9}{'sub p99':>9}{'>k':>5}{'2x':>4}{'retry':>7}")
+          f"{'next p99':>10}{'sub p50':>9}{'sub p99':>9}{'>k':>5}{'2x':>4}{'retry':>7}"
+          f"  CPU ms/cycle: server / db / clients")
     for res in results:
         for row in res["cycles"]:
             print(f"{res['db']:9}{res['workers']:>8}{row['clients']:>8}"
                   f"{row['cycles_per_s']:>10.1f}{row['next_p50']:>9.1f}m{row['next_p99']:>9.1f}m"
                   f"{row['submit_p50']:>8.1f}m{row['submit_p99']:>8.1f}m{row['over_k']:>5}"
-                  f"{row['twice']:>4}{row['uncommitted_retries']:>7}")
+                  f"{row['twice']:>4}{row['uncommitted_retries']:>7}"
+                  f"  {row['cpu_ms']['server']:.1f} / {row['cpu_ms']['db']:.1f} / "
+                  f"{row['cpu_ms']['clients']:.1f}")
     print(f"Label Studio 1.23.2 at 16 annotators: {LABEL_STUDIO['cycles_per_s']} cycles/s, "
           f"p99 next {LABEL_STUDIO['p99_next_ms']} ms, tasks over k "
           f"{LABEL_STUDIO['violations']}")

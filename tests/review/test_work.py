@@ -4,6 +4,7 @@ path, and the sweep that resolves tasks whose resolution was interrupted."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 from hilt.errors import Forbidden, InputError
 from hilt.review import work
 from hilt.review.queue import QueueConfig
-from hilt.review.reviews import Submission
+from hilt.review.reviews import Submission, submit_review
 from hilt.review.tasks import create_task
 from hilt.review.views import reviewer_task_view
 from hilt.store import audit
@@ -25,6 +26,7 @@ from .helpers import add_reviewers, event, ingest, publish_examples
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 SAFE = {"verdict": "safe", "refusal": "complies", "helpfulness": 4}
 NO_GOLD = QueueConfig(gold_rate=0.0, lease_seconds=600)
+NO_GOLD_NEW = QueueConfig(gold_rate=0.0, lease_seconds=600, resume_active=False)
 
 
 def _tasks(engine: Engine, n: int, k: int, pool: str = "default") -> list[str]:
@@ -90,6 +92,7 @@ def test_an_interrupted_resolution_is_swept(engine: Engine, monkeypatch: pytest.
     def crash(*_args: object, **_kwargs: object) -> str:
         raise RuntimeError("process died before resolving")
 
+    monkeypatch.setattr(work.pg_resolve, "resolve", crash)
     monkeypatch.setattr(work, "resolve_if_complete", crash)
     work.submit(engine, tid, "a", Submission(SAFE), now=T0)
     postgres = engine.dialect.name == "postgresql"
@@ -117,3 +120,48 @@ def test_the_sweep_is_a_periodic_task() -> None:
 
     sweep = next(t for t in periodic_tasks() if t.name == "review.resolve_complete")
     assert sweep.interval_s <= 30
+
+
+def test_one_statement_resolution_writes_what_the_general_path_writes(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same reviews resolved through each path give the same labels and entry."""
+    fast: list[str | None] = []
+    original = work.pg_resolve.resolve
+
+    def spy(*args: Any, **kwargs: Any) -> str | None:
+        fast.append(original(*args, **kwargs))
+        return fast[-1]
+
+    monkeypatch.setattr(work.pg_resolve, "resolve", spy)
+    tids = _tasks(engine, 2, k=3)
+    add_reviewers(engine, ["a", "b", "c"])
+    answers = {"a": SAFE, "b": SAFE, "c": {**SAFE, "notes": "fine"}}
+    for rid in answers:  # each reviewer leases both tasks
+        for _ in tids:
+            assert work.next_task(engine, rid, now=T0, config=NO_GOLD_NEW) is not None
+    for via, tid in zip(("transaction", "work"), tids, strict=True):
+        for rid, given in answers.items():
+            if via == "work":
+                work.submit(engine, tid, rid, Submission(given, confidence=0.9), now=T0)
+                continue
+            with transaction(engine) as s:
+                submit_review(s, tid, rid, Submission(given, confidence=0.9), now=T0)
+
+    def labels(tid: str) -> list[tuple[object, ...]]:
+        with transaction(engine) as s:
+            rows = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == tid)
+                             .order_by(FinalLabelRow.question_id)).scalars().all()
+            reviewers = {i: r for i, r in s.execute(sa.select(ReviewRow.id,
+                                                              ReviewRow.reviewer_id))}
+            return [(r.question_id, r.question_kind, r.value, r.provenance,
+                     round(r.confidence, 9), sorted(reviewers[i] for i in r.review_ids),
+                     r.policy_version, r.rubric_id, r.rubric_version, r.decided_at)
+                    for r in rows]
+
+    assert len(labels(tids[0])) >= 3 and labels(tids[0]) == labels(tids[1])
+    with transaction(engine) as s:
+        entries = [audit.entries(s, entity_id=t, action="task.resolve") for t in tids]
+    assert [len(e) for e in entries] == [1, 1]
+    # On PostgreSQL the second task went through the two-statement resolution.
+    assert fast == (["resolved"] if engine.dialect.name == "postgresql" else [])
+    assert entries[0][0].payload == entries[1][0].payload

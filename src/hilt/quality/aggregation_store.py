@@ -5,7 +5,7 @@ See :mod:`hilt.quality.store` for the whole picture."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from hilt.review.aggregation import (
     majority_aggregator,
 )
 from hilt.review.reviews import cached_spec
+from hilt.review.rubric_spec import RubricSpec
 from hilt.review.tasks import new_id
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -187,27 +188,47 @@ def task_aggregator(session: Session, rubric_id: str, rubric_version: int) -> Ag
     model of each single-choice question whose fit covers that version, majority vote
     for the rest (and everywhere when nothing has been fitted)."""
     m = AggregationModelRow
-    models: dict[str, QuestionModel] = {}
-    questions = [q.id for q in cached_spec(session, rubric_id, rubric_version).questions
-                 if q.kind in MODEL_KINDS]
-    if not questions:
+    spec = cached_spec(session, rubric_id, rubric_version)
+    if not any(q.kind in MODEL_KINDS for q in spec.questions):
         return majority_aggregator
     # The 20 newest fits of each question, in one round trip (every resolution asks).
     newest = (sa.select(m.id, m.question_id, m.rubric_versions,
                         sa.func.row_number().over(partition_by=m.question_id,
                                                   order_by=(m.fitted_at.desc(), m.id.desc()))
                         .label("n"))
-              .where(m.rubric_id == rubric_id, m.question_id.in_(questions)).subquery())
+              .where(m.rubric_id == rubric_id).subquery())
     recent = session.execute(sa.select(newest.c.id, newest.c.question_id,
                                        newest.c.rubric_versions)
-                             .where(newest.c.n <= 20).order_by(newest.c.n)).all()
-    for qid in questions:
-        model_id = next((mid for mid, q, versions in recent
-                         if q == qid and rubric_version in versions), None)
+                             .where(newest.c.n <= RECENT_FITS).order_by(newest.c.n)).all()
+    chosen = aggregator_from_fits(spec, rubric_version, [tuple(r) for r in recent],
+                                  lambda mid: _remember(_model_from_row(session.get_one(m, mid))))
+    return chosen or majority_aggregator  # never None when models can be loaded
+
+
+# How many of a question's newest fits are searched for one that covers a rubric version.
+RECENT_FITS = 20
+
+
+def aggregator_from_fits(spec: RubricSpec, rubric_version: int,
+                         recent: Sequence[tuple[Any, ...]],
+                         load: Callable[[str], QuestionModel] | None) -> Aggregator | None:
+    """Choose from ``recent`` ``(model id, question id, rubric versions)`` rows, newest
+    first, the model of each model-aggregated question; parsed models come from the
+    cache, else from ``load`` (without one, a model not cached yet gives ``None``)."""
+    models: dict[str, QuestionModel] = {}
+    for q in spec.questions:
+        if q.kind not in MODEL_KINDS:
+            continue
+        model_id = next((row[0] for row in recent
+                         if row[1] == q.id and rubric_version in row[2]), None)
         if model_id is None:
             continue
-        cached = _MODELS.get(model_id)
-        models[qid] = cached or _remember(_model_from_row(session.get_one(m, model_id)))
+        model = _MODELS.get(model_id)
+        if model is None:
+            if load is None:
+                return None
+            model = load(model_id)
+        models[q.id] = model
     return ModelAggregator(models) if models else majority_aggregator
 
 

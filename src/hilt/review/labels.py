@@ -43,8 +43,8 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
         EventRow.id == task.event_id)).scalar_one_or_none()
     if task.resolved_at is not None:
         labels = _update_existing(session, task, labels, now)
-    rows = [_row(task.id, task.event_id, task, lbl, lbl.provenance, None, policy_version,
-                 now) for lbl in labels]
+    rows = [label_row(task.id, task.event_id, task, lbl, lbl.provenance, None,
+                      policy_version, now) for lbl in labels]
     task.status, task.resolved_at = "resolved", now
     # Only a representative has members, and clustering sets its cluster_id to its own id.
     members = [] if task.cluster_id is None else session.execute(sa.select(ReviewTaskRow).where(
@@ -54,21 +54,25 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
                                          .where(EventRow.id.in_([m.event_id for m in members])
                                                 )).all()) if members else {}
     for m in members:
-        rows += [_row(m.id, m.event_id, task, lbl, "cluster_propagated", task.id,
-                      member_policy.get(m.event_id), now) for lbl in labels]
+        rows += [label_row(m.id, m.event_id, task, lbl, "cluster_propagated", task.id,
+                           member_policy.get(m.event_id), now) for lbl in labels]
         m.status, m.resolved_at = "resolved", now
     if rows:
         session.execute(sa.insert(FinalLabelRow), rows)
     audit.append(session, actor=actor, action="task.resolve", entity_type="review_task",
-                 entity_id=task.id, payload={
-                     "labels": {lbl.question_id: {"value": text_digest(lbl.value)
-                                                  if lbl.question_kind in TEXT_KINDS
-                                                  else lbl.value,
-                                                  "provenance": lbl.provenance,
-                                                  "confidence": lbl.confidence}
-                                for lbl in labels},
-                     "propagated_to": [m.id for m in members]})
+                 entity_id=task.id, payload=resolve_payload(labels, [m.id for m in members]))
     return 1 + len(members)
+
+
+def resolve_payload(labels: Sequence[NewLabel], propagated_to: list[str]) -> dict[str, Any]:
+    """The ``task.resolve`` audit entry: each label (texts as digests) and the cluster
+    members it was copied to."""
+    return {"labels": {lbl.question_id: {"value": text_digest(lbl.value)
+                                         if lbl.question_kind in TEXT_KINDS else lbl.value,
+                                         "provenance": lbl.provenance,
+                                         "confidence": lbl.confidence}
+                       for lbl in labels},
+            "propagated_to": propagated_to}
 
 
 def _update_existing(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel],
@@ -91,9 +95,10 @@ def _update_existing(session: Session, task: ReviewTaskRow, labels: Sequence[New
     return [lbl for lbl in labels if lbl.question_id not in existing]
 
 
-def _row(task_id: str, event_id: str, source: ReviewTaskRow, lbl: NewLabel, provenance: str,
-         source_task_id: str | None, policy_version: str | None, now: datetime
-         ) -> dict[str, Any]:
+def label_row(task_id: str, event_id: str, source: Any, lbl: NewLabel, provenance: str,
+              source_task_id: str | None, policy_version: str | None, now: datetime
+              ) -> dict[str, Any]:
+    """A final-label row (``source`` has the deciding task's rubric id and version)."""
     assert provenance in PROVENANCE_KINDS
     return {"id": new_id("lbl"), "task_id": task_id, "event_id": event_id,
             "rubric_id": source.rubric_id, "rubric_version": source.rubric_version,

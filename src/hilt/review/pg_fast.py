@@ -38,8 +38,8 @@ from sqlalchemy.engine import Engine
 from hilt.review.eligibility import PRODUCTION_STATUSES
 from hilt.store import audit
 
-_AUDIT_COLUMNS = "(at, actor, action, entity_type, entity_id, payload)"
-_AUDIT_VALUES = ("%(audit_at)s, %(audit_actor)s, %(audit_action)s, %(audit_entity_type)s, "
+AUDIT_COLUMNS = "(at, actor, action, entity_type, entity_id, payload)"
+AUDIT_VALUES = ("%(audit_at)s, %(audit_actor)s, %(audit_action)s, %(audit_entity_type)s, "
                  "{entity}, CAST(%(audit_payload)s AS jsonb)")
 _STATUSES = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES))
 
@@ -121,8 +121,8 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
       SELECT %(aid)s, taken.id, %(rid)s, 'active', %(now)s, %(expires)s FROM taken
       RETURNING task_id),
     audited AS (
-      INSERT INTO audit_pending {_AUDIT_COLUMNS}
-      SELECT {_AUDIT_VALUES.format(entity="leased.task_id")} FROM leased RETURNING id)
+      INSERT INTO audit_pending {AUDIT_COLUMNS}
+      SELECT {AUDIT_VALUES.format(entity="leased.task_id")} FROM leased RETURNING id)
     -- A claim need not survive a crash (see hilt.review.queue): no WAL flush wait.
     SELECT 'new', tk.id, %(aid)s, %(expires)s, tk.rubric_id, tk.rubric_version,
            tk.n_responses, tk.is_gold, {item},
@@ -155,8 +155,8 @@ _SUBMIT_SQL = f"""
       WHERE id = %(task_id)s AND NOT %(is_gold)s AND EXISTS (SELECT 1 FROM r)
       RETURNING reviews_done, overlap_k, status),
     audited AS (
-      INSERT INTO audit_pending {_AUDIT_COLUMNS}
-      SELECT {_AUDIT_VALUES.format(entity="r.id")} FROM r RETURNING id)
+      INSERT INTO audit_pending {AUDIT_COLUMNS}
+      SELECT {AUDIT_VALUES.format(entity="r.id")} FROM r RETURNING id)
     SELECT (SELECT id FROM l), t.reviews_done, t.overlap_k, t.status
       FROM (SELECT 1) one LEFT JOIN t ON true"""
 
@@ -168,7 +168,7 @@ _PROFILE_SQL = "SELECT pools, skills FROM reviewers WHERE id = %(rid)s"
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
-def _run(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
+def run_statement(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
          ) -> Any:
     """One statement in autocommit mode on a pooled connection; psycopg errors come out
     as SQLAlchemy's, like everywhere else."""
@@ -194,7 +194,7 @@ def _run(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
 def _profile(engine: Engine, reviewer_id: str) -> tuple[Any, Any] | None:
     profile = _PROFILES.get(reviewer_id)
     if profile is None:
-        row = _run(engine, _PROFILE_SQL, {"rid": reviewer_id})
+        row = run_statement(engine, _PROFILE_SQL, {"rid": reviewer_id})
         if row is None:
             return None
         profile = (row[0], row[1])
@@ -220,7 +220,7 @@ def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
                                entity_type="review_task",
                                payload={"assignment": assignment_id,
                                         "lease_expires_at": expires.isoformat()})}
-    rows = _run(engine, _claim_sql(len(pools), with_item), params, many=True)
+    rows = run_statement(engine, _claim_sql(len(pools), with_item), params, many=True)
     kinds = {row[0]: row for row in rows}
     if "ok" not in kinds:  # the profile changed, or the reviewer may not take tasks
         forget_profile(reviewer_id)
@@ -241,7 +241,7 @@ def _jsonb(value: Any) -> str | None:
 def task_facts(engine: Engine, task_id: str) -> TaskFacts | None:
     facts = _FACTS.get(task_id)
     if facts is None:
-        row = _run(engine, _FACTS_SQL, {"task_id": task_id})
+        row = run_statement(engine, _FACTS_SQL, {"task_id": task_id})
         if row is None:
             return None
         facts = TaskFacts(row[0], row[1], row[2], row[3])
@@ -262,7 +262,7 @@ def submit(engine: Engine, review: dict[str, Any], entry: dict[str, Any]
     such lease (nothing was written: take the general path)."""
     params = {**review, "answers": json.dumps(review["answers"]),
               **audit.pending_params(**entry)}
-    row = _run(engine, _SUBMIT_SQL, params)
+    row = run_statement(engine, _SUBMIT_SQL, params)
     if row is None or row[0] is None:
         return None
     audit.after_autocommit(engine)

@@ -66,6 +66,10 @@ def cached_spec(session: Session, rubric_id: str, version: int) -> RubricSpec:
     return _SPECS[key]
 
 
+def spec_if_cached(rubric_id: str, version: int) -> RubricSpec | None:
+    return _SPECS.get((rubric_id, version))
+
+
 _SPEC_JSON: dict[tuple[str, int], dict[str, Any]] = {}
 
 

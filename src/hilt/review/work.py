@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from hilt.review import pg_fast, views
+from hilt.review import pg_fast, pg_resolve, views
 from hilt.review.aggregation import Aggregator
 from hilt.review.queue import Claim, QueueConfig, claim_next
 from hilt.review.reviews import (
@@ -124,9 +124,14 @@ def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Sub
     if recorded.counted is not None:
         done, k, status = recorded.counted
         if done >= k and status == "open":
-            with transaction(engine) as session:
-                status = resolve_if_complete(session, task_id, now=now,
-                                             aggregator=aggregator, actor=reviewer_id)
+            fast = pg_resolve.resolve(engine, task_id, now=now, actor=reviewer_id,
+                                      aggregator=aggregator)
+            if fast is not None:
+                status = fast
+            else:
+                with transaction(engine) as session:
+                    status = resolve_if_complete(session, task_id, now=now,
+                                                 aggregator=aggregator, actor=reviewer_id)
     return SubmitResult(recorded.review_id, task_id, False, status)
 
 

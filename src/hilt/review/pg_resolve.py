@@ -1,0 +1,122 @@
+"""Resolving a task whose k reviews are in, in two statements on PostgreSQL: one read
+(the task, its event's policy version, its reviews and the rubric's recent model fits)
+and one conditional write (the task resolved, its final labels and the audit entry).
+
+Only the common case is handled here: an open task that was never resolved before, has
+no near-duplicate members, whose aggregation models (if any) are already parsed in this
+process, and whose reviews need no adjudicator. Anything else returns ``None`` and the
+caller runs :func:`hilt.review.reviews.resolve_if_complete` in a transaction, which
+decides it the same way (both go through :func:`hilt.review.aggregation.decide` and
+:mod:`hilt.review.labels`).
+
+The write only applies while the task is still open, unresolved and unclustered, so two
+resolvers (the submitter and the sweep) or a clustering in between can never write
+labels twice: the loser's statement writes nothing and reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from hilt.review.aggregation import AdjudicationPolicy, Aggregator, Answer, decide
+from hilt.review.labels import label_row, resolve_payload
+from hilt.review.pg_fast import AUDIT_COLUMNS, AUDIT_VALUES, run_statement
+from hilt.review.reviews import labels_from, spec_if_cached
+from hilt.store import audit
+
+_READ = """
+    SELECT t.status, t.is_gold, t.reviews_done, t.overlap_k, t.severity, t.policy,
+           t.rubric_id, t.rubric_version, t.event_id, t.cluster_id, t.resolved_at,
+           e.policy_version,
+           (SELECT coalesce(json_agg(json_build_array(r.id, r.reviewer_id, r.answers,
+                                                      r.confidence)
+                                     ORDER BY r.submitted_at, r.id), '[]')
+              FROM reviews r WHERE r.task_id = t.id),
+           (SELECT coalesce(json_agg(json_build_array(m.id, m.question_id, m.rubric_versions)
+                                     ORDER BY m.n), '[]')
+              FROM (SELECT id, question_id, rubric_versions,
+                           row_number() OVER (PARTITION BY question_id
+                                              ORDER BY fitted_at DESC, id DESC) AS n
+                      FROM quality_aggregation_models WHERE rubric_id = t.rubric_id) m
+             WHERE m.n <= %(recent)s)
+      FROM review_tasks t LEFT JOIN events e ON e.id = t.event_id
+     WHERE t.id = %(task_id)s"""
+
+_WRITE = f"""
+    WITH upd AS (
+      UPDATE review_tasks SET status = 'resolved', resolved_at = %(now)s
+      WHERE id = %(task_id)s AND status = 'open' AND resolved_at IS NULL
+        AND cluster_id IS NULL
+      RETURNING id),
+    lab AS (
+      INSERT INTO final_labels (id, task_id, event_id, rubric_id, rubric_version,
+        question_id, question_kind, value, provenance, confidence, review_ids,
+        adjudication_id, source_task_id, policy_version, decided_at)
+      SELECT v.id, v.task_id, v.event_id, v.rubric_id, v.rubric_version, v.question_id,
+        v.question_kind, v.value, v.provenance, v.confidence, v.review_ids,
+        v.adjudication_id, v.source_task_id, v.policy_version, v.decided_at
+      FROM upd, jsonb_to_recordset(CAST(%(labels)s AS jsonb)) AS v(
+        id text, task_id text, event_id text, rubric_id text, rubric_version int,
+        question_id text, question_kind text, value jsonb, provenance text,
+        confidence float8, review_ids jsonb, adjudication_id text, source_task_id text,
+        policy_version text, decided_at timestamptz)
+      RETURNING id),
+    audited AS (
+      INSERT INTO audit_pending {AUDIT_COLUMNS}
+      SELECT {AUDIT_VALUES.format(entity="upd.id")} FROM upd RETURNING id)
+    SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lab)"""
+
+
+def resolve(engine: Engine, task_id: str, *, now: datetime, actor: str,
+            aggregator: Aggregator | None = None) -> str | None:
+    """Resolve the task if it is the common case; its status afterwards, or ``None`` for
+    "take the general path" (nothing was written)."""
+    from hilt.quality.aggregation_store import RECENT_FITS, aggregator_from_fits
+
+    row = run_statement(engine, _READ, {"task_id": task_id, "recent": RECENT_FITS})
+    if row is None:
+        return None
+    (status, is_gold, done, k, severity, policy, rubric_id, rubric_version, event_id,
+     cluster_id, resolved_at, policy_version, reviews, fits) = row
+    if status != "open" or is_gold or done < k:
+        return str(status)
+    spec = spec_if_cached(rubric_id, rubric_version)
+    if cluster_id is not None or resolved_at is not None or spec is None:
+        return None
+    chosen = aggregator or aggregator_from_fits(spec, rubric_version, fits, load=None)
+    if chosen is None:  # a model this process has not parsed yet
+        return None
+    answers: dict[str, list[Answer]] = {}
+    for review_id, reviewer_id, given, confidence in reviews:
+        for qid, value in given.items():
+            answers.setdefault(qid, []).append(Answer(review_id, reviewer_id, value,
+                                                      confidence))
+    outcomes = decide(spec.questions, answers, severity,
+                      AdjudicationPolicy.model_validate(policy or {}), chosen)
+    if any(o.adjudicate for o in outcomes):
+        return None
+    labels = labels_from(spec, outcomes, answers)
+    source = _Source(rubric_id, rubric_version)
+    rows = [label_row(task_id, event_id, source, lbl, lbl.provenance, None, policy_version,
+                      now) for lbl in labels]
+    params = {"task_id": task_id, "now": now,
+              "labels": json.dumps([{**r, "decided_at": now.isoformat()} for r in rows]),
+              **audit.pending_params(actor=actor, action="task.resolve",
+                                     entity_type="review_task",
+                                     payload=resolve_payload(labels, []))}
+    written = run_statement(engine, _WRITE, params)
+    if written is None or written[0] == 0:
+        return None  # resolved, clustered or reopened meanwhile: let the general path see
+    audit.after_autocommit(engine)
+    return "resolved"
+
+
+class _Source:
+    """The deciding task's rubric, as :func:`hilt.review.labels.label_row` reads it."""
+
+    def __init__(self, rubric_id: str, rubric_version: int) -> None:
+        self.rubric_id, self.rubric_version = rubric_id, rubric_version
+
