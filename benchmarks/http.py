@@ -217,8 +217,10 @@ def cpu_split(server_pid: int) -> dict[str, float]:
         tree |= extra
         grew = bool(extra)
     return {"server": sum(table[p][2] for p in tree if p in table),
-            "db": sum(cpu for _, name, cpu in table.values() if name == "postgres"),
-            "clients": time.process_time()}
+            "clients": time.process_time(),
+            # Per process: backends start and end during a phase (subtract per pid).
+            **{f"db:{pid}": cpu for pid, (_, name, cpu) in table.items()
+               if name == "postgres"}}
 
 
 def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
@@ -245,7 +247,10 @@ def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
             "submit_p50": percentile_ms(out["submit"], 0.5),
             "submit_p99": percentile_ms(out["submit"], 0.99),
             "over_k": over, "twice": twice, "uncommitted_retries": counts["retries"],
-            "cpu_ms": {k: 1000 * (cpu1[k] - cpu0[k]) / cycles for k in cpu0}}
+            "cpu_ms": {"server": 1000 * (cpu1["server"] - cpu0["server"]) / cycles,
+                       "clients": 1000 * (cpu1["clients"] - cpu0["clients"]) / cycles,
+                       "db": 1000 * sum(v - cpu0.get(k, 0.0) for k, v in cpu1.items()
+                                        if k.startswith("db:")) / cycles}}
 
 
 def run_import(base: str, service: str, n: int, batch: int) -> float:

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hilt.store.tables.base import Base, JSONType, UTCDateTime, utcnow
 
-_CLAIMABLE = sa.text("status = 'open' AND open_slots > 0")
+# Not on open_slots: the counters change on every claim and review, and should not
+# touch an index (see migration 0011).
+_CLAIMABLE = sa.text("status = 'open'")
 
 
 class RubricVersionRow(Base):
@@ -59,7 +61,7 @@ class ReviewTaskRow(Base):
         sa.Index("ix_review_tasks_claimable", "pool", sa.text("priority DESC"), "id",
                  postgresql_where=_CLAIMABLE, sqlite_where=_CLAIMABLE),
         sa.Index("ix_review_tasks_status_sla", "status", "sla_due_at"),
-    )
+    )  # fillfactor 80 on PostgreSQL: set by migration 0011
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(sa.String(128), sa.ForeignKey("events.id"),
