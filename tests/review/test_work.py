@@ -165,3 +165,25 @@ def test_one_statement_resolution_writes_what_the_general_path_writes(
     # On PostgreSQL the second task went through the two-statement resolution.
     assert fast == (["resolved"] if engine.dialect.name == "postgresql" else [])
     assert entries[0][0].payload == entries[1][0].payload
+
+
+def test_a_broken_connection_is_not_reused(engine: Engine) -> None:
+    """A backend that dies under the one-statement path fails that request only."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement path runs on PostgreSQL only")
+    _tasks(engine, 2, k=1)
+    add_reviewers(engine, ["a"])
+    assert work.next_task(engine, "a", now=T0, config=NO_GOLD) is not None
+    fairy = engine.raw_connection()  # the pooled connection the next call will get
+    pid = fairy.driver_connection.info.backend_pid
+    fairy.close()
+    killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    with killer.begin() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    killer.dispose()
+    resume = QueueConfig(gold_rate=0.0, resume_active=False)
+    with pytest.raises(sa.exc.DBAPIError) as err:
+        work.next_task(engine, "a", now=T0, config=resume)
+    assert err.value.connection_invalidated
+    again = work.next_task(engine, "a", now=T0, config=resume)  # a fresh connection
+    assert again is not None and not again.claim.resumed

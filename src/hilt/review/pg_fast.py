@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -169,24 +170,30 @@ _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 def run_statement(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
-         ) -> Any:
-    """One statement in autocommit mode on a pooled connection; psycopg errors come out
-    as SQLAlchemy's, like everywhere else."""
+                  ) -> Any:
+    """One statement in autocommit mode on a pooled connection. psycopg errors come out
+    as SQLAlchemy's, like everywhere else; a connection that broke (server restart, a
+    terminated backend) is invalidated instead of going back to the pool."""
     fairy = engine.raw_connection()
+    conn: Any = fairy.driver_connection
     try:
-        conn: Any = fairy.driver_connection
         if conn.info.transaction_status != _IDLE:  # e.g. a connect hook's query
             conn.rollback()
         conn.autocommit = True
-        try:
-            cur = conn.execute(sql, params, prepare=True)
-            return cur.fetchall() if many else cur.fetchone()
-        except Exception as exc:
-            if isinstance(exc, conn.Error):
-                raise sa.exc.DBAPIError.instance(sql, params, exc, conn.Error) from exc
-            raise
-        finally:
-            conn.autocommit = False
+        cur = conn.execute(sql, params, prepare=True)
+        rows = cur.fetchall() if many else cur.fetchone()
+        conn.autocommit = False
+        return rows
+    except Exception as exc:
+        broken = bool(conn.closed or conn.broken)
+        if broken:
+            fairy.invalidate(exc)
+        else:
+            conn.autocommit = False  # the statement failed; no transaction is open
+        if isinstance(exc, psycopg.Error):
+            raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error,
+                                             connection_invalidated=broken) from exc
+        raise
     finally:
         fairy.close()
 
