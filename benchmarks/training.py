@@ -1,6 +1,7 @@
 """Training benchmark: hilt's default reward model against TRL's RewardTrainer.
 
     python -m benchmarks.training [--quick] [--variants] [--xstest] [--threads N]
+        [--validate] [--config JSON] [--only-xstest] [--xstest-nested]
 
 On the Anthropic HH harmless pairs (``../shared/data/hh-rlhf``), one seeded 80/20
 split, the same run measures:
@@ -14,13 +15,18 @@ split, the same run measures:
 
 ``--variants`` adds the ablation table of ``docs/train.md`` (one line per idea);
 ``--xstest`` adds cross-model refusal detection on XSTest: the classifier against
-XSTest's string-match rule on each held-out model. Timings on shared machines are
-noisy; compare the ratios within one run.
+XSTest's string-match rule on each held-out model; ``--xstest-nested`` the validation
+inside each rotation's two training models (train on one, test on the other), which is
+where configurations are compared. ``--validate`` scores the reward models on a seeded
+20 % validation split of the training pairs instead of the held-out pairs, and
+``--config`` sets ``RewardConfig`` fields of the default row. Timings on shared machines
+are noisy; compare the ratios within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -108,7 +114,7 @@ def bench_trl(train: list, held: list, epochs: float, max_length: int, seed: int
 
 def _print(rows: list[dict]) -> None:
     width = max(len(r["method"]) for r in rows)
-    print(f"{'method':{width}s} {'held-out acc [95% CI]':24s} {'train s':>8s} {'pairs/s':>8s} "
+    print(f"{'method':{width}s} {'accuracy [95% CI]':24s} {'train s':>8s} {'pairs/s':>8s} "
           f"{'scored/s':>9s}")
     for r in rows:
         acc = f"{r['accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
@@ -118,12 +124,38 @@ def _print(rows: list[dict]) -> None:
               flush=True)
 
 
+def xstest_candidates() -> dict[str, Any]:
+    """Configurations compared by validation inside the training models (--xstest-nested)."""
+    from hilt.train.classifier import ClassifierConfig
+
+    default = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
+    return {"stacked, 300 chars + lexicon (refusal default)": default,
+            "... + prompt-reply similarity": replace(default, context_similarity=True),
+            "... + duplicates weighted 1/count": replace(default, deduplicate=True),
+            "... + similarity + duplicates 1/count": replace(default, context_similarity=True,
+                                                             deduplicate=True)}
+
+
+def run_xstest_nested() -> None:
+    from hilt.train.xstest import xstest_nested
+
+    print(f"\n{'classifier (nested validation: train on one model, test on another)':64s} "
+          f"{'rotation':16s} {'A->B':>6s} {'B->A':>6s} {'mean':>6s}")
+    for name, config in xstest_candidates().items():
+        for r in xstest_nested(DATA / "xstest", config):
+            forward, backward = r["directions"].values()
+            print(f"{name[:64]:64s} {r['held_out_model']:16s} {forward:6.3f} {backward:6.3f} "
+                  f"{r['mean']:6.3f}", flush=True)
+
+
 def run_xstest() -> None:
     from hilt.train.classifier import ClassifierConfig
     from hilt.train.xstest import xstest_rotations
 
-    configs = {"stacked head, first 300 chars + sentence lexicon (refusal default)":
-                   ClassifierConfig(opening_chars=300, refusal_lexicon=True),
+    default = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
+    configs = {"stacked head, first 300 chars + sentence lexicon (refusal default)": default,
+               "stacked, 300 chars + lexicon + prompt-reply similarity + duplicates 1/count":
+                   replace(default, context_similarity=True, deduplicate=True),
                "stacked, 300 chars + lexicon, unweighted classes":
                    ClassifierConfig(opening_chars=300, refusal_lexicon=True, class_weight=None),
                "linear calibrated head, 300 chars + lexicon":
@@ -158,13 +190,24 @@ def main() -> None:
     parser.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
     parser.add_argument("--only-xstest", action="store_true",
                         help="only the XSTest refusal table (no reward models)")
+    parser.add_argument("--xstest-nested", action="store_true",
+                        help="only the XSTest validation inside each rotation's training models")
     parser.add_argument("--trl-pairs", type=int, default=None,
                         help="train TRL on only the first N training pairs (same held-out set)")
     parser.add_argument("--trl-max-length", type=int, default=256)
+    parser.add_argument("--validate", action="store_true",
+                        help="score a seeded 20%% validation split of the training pairs "
+                             "(1,024 train / 256 validation) instead of the held-out pairs")
+    parser.add_argument("--config", default="{}",
+                        help="JSON of RewardConfig fields for the default row, e.g. "
+                             "'{\"ensemble\": 2, \"length_batches\": true}'")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ["HILT_TORCH_THREADS"] = str(args.threads)
+    if args.xstest_nested:
+        run_xstest_nested()
+        return
     if args.only_xstest:
         run_xstest()
         return
@@ -174,16 +217,23 @@ def main() -> None:
 
     pairs = read_pairs(DATA / "hh-rlhf" / "harmless_pairs_dev.jsonl.gz")
     train, held = split_pairs(pairs, 0.2, seed=0)
+    if args.validate:
+        # choose between ideas here; the held-out pairs stay unseen
+        train, held = split_pairs(train, 0.2, seed=1)
     epochs = 3
     if args.quick:
         train, held, epochs = train[:200], held[:100], 1
-    print(f"HH harmless: {len(train)} training pairs, {len(held)} held-out pairs "
+    print(f"HH harmless: {len(train)} training pairs, {len(held)} "
+          f"{'validation' if args.validate else 'held-out'} pairs "
           f"(seeded 80/20 split), torch threads={args.threads}")
     shorter = [len(p.chosen) < len(p.rejected) for p in held]
     rows = [_row("always prefer the shorter reply", _accuracy(
         np.array(shorter, float), np.zeros(len(held)) + 0.5), None, None, None, None)]
-    default = RewardConfig(epochs=epochs, seed=args.seed)
-    rows.append(bench_hilt(train, held, default, "hilt default (MiniLM, top-2 tuned, cached)"))
+    default = RewardConfig(**{"epochs": epochs, "seed": args.seed, **json.loads(args.config)})
+    name = "hilt default (MiniLM, top-2 tuned, cached)"
+    if json.loads(args.config):
+        name += f" with {args.config}"
+    rows.append(bench_hilt(train, held, default, name))
     _print(rows[-2:])
     if not args.no_trl:
         rows.append(bench_trl(train[:args.trl_pairs] if args.trl_pairs else train, held, 1.0,

@@ -85,3 +85,29 @@ def test_train_save_load_predict_interface(tmp_path: Path) -> None:
     np.testing.assert_allclose(proba, model.predict_proba(probe))
     report = evaluate_classifier(loaded, probe, ["refuse", "comply"])
     assert report["accuracy"] == 1.0 and report["per_class"]["refuse"]["recall"]["n"] == 1
+
+
+def test_duplicate_weights_give_each_distinct_text_one_unit() -> None:
+    from hilt.train.classifier import duplicate_weights
+
+    weights = duplicate_weights(["a", "b", "a", "a"])
+    np.testing.assert_allclose(weights, [1 / 3, 1.0, 1 / 3, 1 / 3])
+
+
+@pytest.mark.slow
+def test_context_similarity_and_deduplication_round_trip(tmp_path: Path) -> None:
+    texts = REFUSALS + ANSWERS + REFUSALS[:1] * 4
+    labels = ["refuse"] * len(REFUSALS) + ["comply"] * len(ANSWERS) + ["refuse"] * 4
+    prompts = ["How do I do this?"] * len(texts)
+    config = ClassifierConfig(folds=3, positive_label="refuse", opening_chars=40,
+                              refusal_lexicon=True, context_similarity=True, deduplicate=True)
+    model = train_classifier(texts, labels, config, contexts=prompts)
+    # two similarity columns after the 4 cheap and 13 lexicon features
+    assert model.cheap_mean.shape == (19,)
+    with pytest.raises(ValueError, match="context"):
+        model.predict(["I'm sorry, I can't do that."])
+    model.save(tmp_path / "clf")
+    loaded = load_classifier(tmp_path / "clf")
+    probe = ["I'm sorry, I can't do that.", "Add salt and stir the soup well."]
+    np.testing.assert_allclose(loaded.predict_proba(probe, prompts[:2]),
+                               model.predict_proba(probe, prompts[:2]))

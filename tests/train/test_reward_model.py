@@ -69,3 +69,40 @@ def test_wider_expert_window_reads_past_the_tuned_window() -> None:
     # The short reply fits both windows; the long one is cut at 16 tokens only for the tuned part.
     np.testing.assert_allclose(pooled[0], narrow[0], atol=1e-2)
     assert np.abs(pooled[1] - narrow[1]).max() > 0.05
+
+
+@pytest.mark.slow
+def test_ensemble_member_zero_is_the_single_model_and_round_trips(tmp_path: Path) -> None:
+    import torch
+
+    train, held = synthetic_pairs(24), synthetic_pairs(12, offset=100)
+    small = {**SMALL, "epochs": 1, "frozen_expert": False}
+    single = train_reward_model(train, RewardConfig(seed=3, **small), progress=False)
+    pair = train_reward_model(train, RewardConfig(seed=3, ensemble=2, **small), progress=False)
+    prompts, replies = [p.prompt for p in held], [p.chosen for p in held]
+    states = single.frozen_states(single.tokenize(prompts, replies))
+    cheap = torch.zeros((len(held), 4))
+    with torch.no_grad():
+        np.testing.assert_allclose(pair.forward_states(states, cheap, member=0).numpy(),
+                                   single.forward_states(states, cheap).numpy(), atol=1e-5)
+        both = pair.forward_states(states, cheap).numpy()
+        second = pair.forward_states(states, cheap, member=1).numpy()
+    assert not np.allclose(second, both)
+    pair.save(tmp_path / "rm")
+    again = EncoderReward.load(tmp_path / "rm")
+    np.testing.assert_allclose(again.score(prompts, replies), pair.score(prompts, replies),
+                               atol=1e-6)
+
+
+def test_length_batches_cover_every_pair_once() -> None:
+    import random
+
+    from hilt.train.reward import _batches
+
+    lengths = [random.Random(i).randint(5, 120) for i in range(100)]
+    batches = _batches(100, 16, random.Random(0), lengths)
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    assert all(len(b) <= 16 for b in batches)
+    # within a batch the lengths come from one sorted group: spread below the whole range
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 60

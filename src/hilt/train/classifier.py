@@ -13,6 +13,11 @@ prompt and the text together), plus a few standardised cheap refusal features
 
 Either way ``predict_proba`` is a calibrated probability.
 
+Options: ``context_similarity`` (with contexts, e.g. prompts) adds the cosine
+similarity of the context to the text's opening and to its first ``max_length``
+tokens to the cheap features instead of letting the encoder read the context;
+``deduplicate`` gives identical training texts one unit of weight in all.
+
 Binary decision threshold: chosen on out-of-fold probabilities of the training data
 (every item is scored by a model that did not see it, so they act as validation data).
 The rule is one of
@@ -66,6 +71,12 @@ class ClassifierConfig:
     class_weight: str | None = "balanced"
     # add the sentence-level refusal lexicon (hilt.train.refusal_lexicon) to the cheap features
     refusal_lexicon: bool = False
+    # with contexts: add the cosine similarity of the context to the text's opening and to
+    # its first max_length tokens to the cheap features, instead of reading the context
+    # with the text (a reply that does not address its request scores low)
+    context_similarity: bool = False
+    # identical training texts share one unit of weight (1 / their count)
+    deduplicate: bool = False
     seed: int = 0
 
 
@@ -172,10 +183,14 @@ def load_classifier(model_dir: str | Path) -> TextClassifier:
                           str(folder / meta["encoder_dir"]) if meta.get("encoder_dir") else None)
 
 
+SIMILARITY_FEATURE_NAMES = ("context_similarity_opening", "context_similarity_text")
+
+
 def cheap_feature_names(config: ClassifierConfig) -> list[str]:
     from hilt.train.refusal_lexicon import LEXICON_FEATURE_NAMES
 
-    return [*CHEAP_FEATURE_NAMES, *(LEXICON_FEATURE_NAMES if config.refusal_lexicon else ())]
+    return [*CHEAP_FEATURE_NAMES, *(LEXICON_FEATURE_NAMES if config.refusal_lexicon else ()),
+            *(SIMILARITY_FEATURE_NAMES if config.context_similarity else ())]
 
 
 def cheap_feature_matrix(texts: Sequence[str], config: ClassifierConfig) -> np.ndarray:
@@ -188,15 +203,47 @@ def cheap_feature_matrix(texts: Sequence[str], config: ClassifierConfig) -> np.n
     return np.hstack([base, lexicon_refusal_features(texts)])
 
 
+def _reads_context(config: ClassifierConfig, contexts: Sequence[str] | None) -> bool:
+    """Whether the encoder reads the context with the text (not with context_similarity)."""
+    return contexts is not None and not config.context_similarity
+
+
+def _raw_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
+                  contexts: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(embedding, unstandardised cheap features or None)."""
+    read = contexts if _reads_context(config, contexts) else None
+    embedded = encoder.encode(join_context(texts, read, config.opening_chars))
+    embedded = embedded.astype(np.float64)
+    if not config.cheap_features:
+        return embedded, None
+    cheap = cheap_feature_matrix(texts, config)
+    if config.context_similarity:
+        if contexts is None:
+            raise ValueError("context_similarity needs contexts")
+        # embeddings are L2-normalised, so the dot product is the cosine similarity
+        context = encoder.encode(list(contexts)).astype(np.float64)
+        whole = (embedded if config.opening_chars is None
+                 else encoder.encode(list(texts)).astype(np.float64))
+        cheap = np.hstack([cheap, (context * embedded).sum(1, keepdims=True),
+                           (context * whole).sum(1, keepdims=True)])
+    return embedded, cheap
+
+
 def build_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
                    contexts: Sequence[str] | None, cheap_mean: np.ndarray,
                    cheap_std: np.ndarray) -> np.ndarray:
-    embedded = encoder.encode(join_context(texts, contexts, config.opening_chars))
-    embedded = embedded.astype(np.float64)
-    if not config.cheap_features:
+    embedded, cheap = _raw_features(encoder, config, texts, contexts)
+    if cheap is None:
         return embedded
-    cheap = (cheap_feature_matrix(texts, config) - cheap_mean) / cheap_std
-    return np.hstack([embedded, cheap])
+    return np.hstack([embedded, (cheap - cheap_mean) / cheap_std])
+
+
+def duplicate_weights(texts: Sequence[str]) -> np.ndarray:
+    """1 / (number of identical texts) per text: each distinct text weighs one in all."""
+    from collections import Counter
+
+    counts = Counter(texts)
+    return np.array([1.0 / counts[t] for t in texts])
 
 
 def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
@@ -275,8 +322,6 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     if counts.min() < 2:
         found = {c: int(n) for c, n in zip(classes, counts, strict=True)}
         raise ValueError(f"every label needs at least 2 examples; got {found}")
-    cheap = cheap_feature_matrix(texts, config)
-    cheap_mean, cheap_std = cheap.mean(0), np.where(cheap.std(0) > 0, cheap.std(0), 1.0)
     encoder_path: str | None = None
     if config.finetune_epochs > 0:
         import tempfile
@@ -284,7 +329,8 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
         from hilt.train.classifier_finetune import finetune_encoder
 
         target = (workdir or Path(tempfile.mkdtemp(prefix="hilt-encoder-"))) / ENCODER_DIR
-        encoder_path = finetune_encoder(join_context(texts, contexts, config.opening_chars),
+        read = contexts if _reads_context(config, contexts) else None
+        encoder_path = finetune_encoder(join_context(texts, read, config.opening_chars),
                                         y, len(classes),
                                         encoder=config.encoder, out_dir=target,
                                         max_length=config.max_length,
@@ -293,12 +339,19 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
                                         seed=config.seed, progress=progress)
     encoder = SentenceEncoder(encoder_path or config.encoder, config.max_length,
                               use_cache=encoder_path is None)
-    X = build_features(encoder, config, texts, contexts, cheap_mean, cheap_std)
+    embedded, cheap = _raw_features(encoder, config, texts, contexts)
+    if cheap is None:
+        cheap_mean, cheap_std = np.zeros(0), np.ones(0)
+        X = embedded
+    else:
+        cheap_mean, cheap_std = cheap.mean(0), np.where(cheap.std(0) > 0, cheap.std(0), 1.0)
+        X = np.hstack([embedded, (cheap - cheap_mean) / cheap_std])
+    fit_params = {"sample_weight": duplicate_weights(texts)} if config.deduplicate else {}
 
     folds = max(2, min(config.folds, int(counts.min())))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     oof = cross_val_predict(_estimator(config, int(counts.min() * (folds - 1) / folds)), X, y,
-                            cv=splitter, method="predict_proba")
+                            cv=splitter, method="predict_proba", params=fit_params)
     threshold: float | None = None
     validation: dict[str, Any] = {"n": int(len(y)), "folds": folds}
     if len(classes) == 2:
@@ -314,6 +367,6 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     else:
         predicted_idx = oof.argmax(1)
         validation["accuracy"] = rate(int((predicted_idx == y).sum()), len(y))
-    estimator = _estimator(config, int(counts.min())).fit(X, y)
+    estimator = _estimator(config, int(counts.min())).fit(X, y, **fit_params)
     return TextClassifier(config, estimator, classes, cheap_mean, cheap_std, threshold,
                           contexts is not None, validation, encoder_path)

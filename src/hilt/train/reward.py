@@ -20,6 +20,11 @@ Frozen expert (``frozen_expert``, on by default): a second, independent reward
 L2-regularised linear BT model (penalty by 5-fold cross-validation on the training
 pairs). The reported reward is the sum, a product of experts in probability space:
 the fine-tuned part and the frozen part make partly different errors.
+
+Ensemble (``ensemble = N``, default 1): N tuned top parts, trained from seeds
+``seed … seed + N − 1`` on the same cached frozen states, their rewards averaged;
+member 0 is exactly the single model. ``length_batches`` groups pairs of similar
+length into batches so that less padding is computed.
 """
 
 from __future__ import annotations
@@ -61,6 +66,12 @@ class RewardConfig:
     frozen_expert: bool = True
     expert_max_length: int | None = None
     use_margin: bool = False
+    # tuned top parts trained from seeds seed, seed + 1, … on the same cached frozen
+    # states; their rewards are averaged (the frozen expert is added once)
+    ensemble: int = 1
+    # batches of pairs of similar length (shuffled within groups of 8 batches), which
+    # pads less; False gives plain shuffled batches
+    length_batches: bool = False
     seed: int = 0
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +113,21 @@ class EncoderReward:
         hidden = base.config.hidden_size
         self.head = torch.nn.Linear(hidden, 1)
         self.cheap = torch.nn.Linear(len(CHEAP_FEATURE_NAMES), 1, bias=False)
+        # Member 0 is (top_layers, head, cheap); further members start from the untouched
+        # upper layers with heads drawn from their own seeds.
+        if config.ensemble < 1:
+            raise ValueError("ensemble must be at least 1")
+        self.members = [torch.nn.ModuleDict({"top": self.top_layers, "head": self.head,
+                                             "cheap": self.cheap})]
+        rng = torch.random.get_rng_state()
+        for k in range(1, config.ensemble):
+            torch.manual_seed(config.seed + k)
+            self.members.append(torch.nn.ModuleDict({
+                "top": copy.deepcopy(self.original_top).requires_grad_(True),
+                "head": torch.nn.Linear(hidden, 1),
+                "cheap": torch.nn.Linear(len(CHEAP_FEATURE_NAMES), 1, bias=False)}))
+        # member 0 trains exactly as a single model would (dropout draws included)
+        torch.random.set_rng_state(rng)
         self.cheap_mean = torch.zeros(len(CHEAP_FEATURE_NAMES))
         self.cheap_std = torch.ones(len(CHEAP_FEATURE_NAMES))
         for p in [*self.embeddings.parameters(), *[q for m in self.frozen_layers
@@ -138,18 +164,28 @@ class EncoderReward:
                 out[i] = h[row, :n].to(torch.float16)
         return out
 
-    def forward_states(self, states: Sequence[Any], cheap: Any) -> Any:
-        """Reward for a batch of cached frozen states (differentiable in the top part)."""
-        h, mask = _pad_states(states)
+    def forward_states(self, states: Sequence[Any], cheap: Any,
+                       member: int | None = None) -> Any:
+        """Reward for a batch of cached frozen states (differentiable in the top part).
+
+        ``member`` picks one tuned part of an ensemble; ``None`` averages all of them.
+        """
+        torch = _torch()
+        h0, mask = _pad_states(states)
         ext = _extended_mask(mask)
-        for layer in self.top_layers:
-            h = _layer_out(layer(h, attention_mask=ext))
-        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        reward = self.head(pooled).squeeze(-1)
-        if self.config.cheap_features:
-            z = (cheap - self.cheap_mean) / self.cheap_std
-            reward = reward + self.cheap(z).squeeze(-1)
-        return reward
+        picked = self.members if member is None else [self.members[member]]
+        rewards = []
+        for part in picked:
+            h = h0
+            for layer in part["top"]:
+                h = _layer_out(layer(h, attention_mask=ext))
+            pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            reward = part["head"](pooled).squeeze(-1)
+            if self.config.cheap_features:
+                z = (cheap - self.cheap_mean) / self.cheap_std
+                reward = reward + part["cheap"](z).squeeze(-1)
+            rewards.append(reward)
+        return torch.stack(rewards).mean(0)
 
     def frozen_pooled(self, states: Sequence[Any], batch_size: int = 32) -> Any:
         """Mean-pooled output of the *original* encoder (no fine-tuning) for cached states."""
@@ -177,15 +213,16 @@ class EncoderReward:
             return self.frozen_pooled(states)
         return self.frozen_pooled(self.frozen_states(self.tokenize(prompts, responses, wide)))
 
-    def parameters_to_train(self) -> list[dict[str, Any]]:
-        return [{"params": list(self.top_layers.parameters()),
+    def parameters_to_train(self, member: int = 0) -> list[dict[str, Any]]:
+        part = self.members[member]
+        return [{"params": list(part["top"].parameters()),
                  "lr": self.config.learning_rate},
-                {"params": [*self.head.parameters(), *self.cheap.parameters()],
+                {"params": [*part["head"].parameters(), *part["cheap"].parameters()],
                  "lr": self.config.head_learning_rate, "weight_decay": 0.0}]
 
     def train_mode(self, on: bool) -> None:
-        for module in (self.top_layers, self.head, self.cheap):
-            module.train(on)
+        for part in self.members:
+            part.train(on)
 
     # -- scoring --------------------------------------------------------------------
     def score(self, prompts: Sequence[str], responses: Sequence[str],
@@ -214,7 +251,8 @@ class EncoderReward:
         state = {"top_layers": self.top_layers.state_dict(), "head": self.head.state_dict(),
                  "expert_weights": self.expert_weights,
                  "cheap": self.cheap.state_dict(), "cheap_mean": self.cheap_mean,
-                 "cheap_std": self.cheap_std}
+                 "cheap_std": self.cheap_std,
+                 "members": [part.state_dict() for part in self.members[1:]]}
         torch.save(state, folder / WEIGHTS_FILE)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
 
@@ -227,6 +265,8 @@ class EncoderReward:
         model.top_layers.load_state_dict(state["top_layers"])
         model.head.load_state_dict(state["head"])
         model.cheap.load_state_dict(state["cheap"])
+        for part, saved in zip(model.members[1:], state.get("members", []), strict=True):
+            part.load_state_dict(saved)
         model.cheap_mean, model.cheap_std = state["cheap_mean"], state["cheap_std"]
         model.expert_weights = state["expert_weights"]
         model.train_mode(False)
@@ -280,6 +320,26 @@ def fit_linear_bradley_terry(differences: np.ndarray, seed: int = 0) -> np.ndarr
     return np.asarray(fitted.coef_[0])
 
 
+def _batches(n: int, size: int, generator: random.Random,
+             lengths: Sequence[int] | None = None) -> list[list[int]]:
+    """One epoch of batches of pair indices.
+
+    Plain: a shuffled order cut into batches. With ``lengths``: the shuffled order is cut
+    into groups of 8 batches, each group sorted by length before it is cut, and the
+    batches are shuffled, so a batch pads to a length close to its longest pair.
+    """
+    order = list(range(n))
+    generator.shuffle(order)
+    if lengths is None:
+        return [order[start: start + size] for start in range(0, n, size)]
+    batches = []
+    for start in range(0, n, 8 * size):
+        group = sorted(order[start: start + 8 * size], key=lambda i: lengths[i])
+        batches += [group[k: k + size] for k in range(0, len(group), size)]
+    generator.shuffle(batches)
+    return batches
+
+
 def seed_everything(seed: int) -> None:
     torch = _torch()
     random.seed(seed)
@@ -315,7 +375,6 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
         if log:
             log("frozen expert fitted")
 
-    optimizer = torch.optim.AdamW(model.parameters_to_train(), weight_decay=config.weight_decay)
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     total = max(1, steps_per_epoch * config.epochs)
     warmup = int(total * config.warmup_fraction)
@@ -325,31 +384,36 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
             return (step + 1) / (warmup + 1)
         return max(0.0, (total - step) / max(1, total - warmup))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = random.Random(config.seed)
+    lengths = [max(states[i].shape[0], states[n + i].shape[0]) for i in range(n)]
     model.train_mode(True)
-    bar = tqdm(total=total, desc="reward model (Bradley–Terry)", disable=not progress)
-    for epoch in range(config.epochs):
-        order = list(range(n))
-        generator.shuffle(order)
-        running = 0.0
-        for start in range(0, n, config.batch_size):
-            idx = order[start: start + config.batch_size]
-            batch_states = [states[i] for i in idx] + [states[n + i] for i in idx]
-            batch_cheap = torch.cat([cheap_all[idx], cheap_all[[n + i for i in idx]]])
-            rewards = model.forward_states(batch_states, batch_cheap)
-            delta = rewards[: len(idx)] - rewards[len(idx):] - margins[idx]
-            loss = -torch.nn.functional.logsigmoid(delta).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for g in model.parameters_to_train() for p in g["params"]], 1.0)
-            optimizer.step()
-            scheduler.step()
-            running += float(loss.detach()) * len(idx)
-            bar.update(1)
-        if log:
-            log(f"epoch {epoch + 1}: mean Bradley–Terry loss {running / n:.4f}")
+    bar = tqdm(total=total * config.ensemble, desc="reward model (Bradley–Terry)",
+               disable=not progress)
+    for member in range(config.ensemble):
+        groups = model.parameters_to_train(member)
+        optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        generator = random.Random(config.seed + member)
+        if member:
+            torch.manual_seed(config.seed + member)
+        for epoch in range(config.epochs):
+            running = 0.0
+            for idx in _batches(n, config.batch_size, generator,
+                                lengths if config.length_batches else None):
+                batch_states = [states[i] for i in idx] + [states[n + i] for i in idx]
+                batch_cheap = torch.cat([cheap_all[idx], cheap_all[[n + i for i in idx]]])
+                rewards = model.forward_states(batch_states, batch_cheap, member)
+                delta = rewards[: len(idx)] - rewards[len(idx):] - margins[idx]
+                loss = -torch.nn.functional.logsigmoid(delta).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+                optimizer.step()
+                scheduler.step()
+                running += float(loss.detach()) * len(idx)
+                bar.update(1)
+            if log:
+                prefix = f"member {member + 1}, " if config.ensemble > 1 else ""
+                log(f"{prefix}epoch {epoch + 1}: mean Bradley–Terry loss {running / n:.4f}")
     bar.close()
     model.train_mode(False)
     return model

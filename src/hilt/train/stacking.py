@@ -42,7 +42,8 @@ class StackedHead(ClassifierMixin, BaseEstimator):
         columns = proba[:, 1:] if proba.shape[1] == 2 else proba
         return np.hstack([_logit(columns), cheap])
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> StackedHead:
+    def fit(self, X: np.ndarray, y: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> StackedHead:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -51,12 +52,13 @@ class StackedHead(ClassifierMixin, BaseEstimator):
         folds = max(2, min(self.folds, int(np.bincount(np.searchsorted(self.classes_, y)).min())))
         first = LogisticRegression(C=self.regularisation_c, max_iter=5000,
                                    class_weight=self.class_weight)
-        oof = cross_val_predict(first, embedded, y, method="predict_proba",
+        weights = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
+        oof = cross_val_predict(first, embedded, y, method="predict_proba", params=weights,
                                 cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed))
-        self.first_: Any = first.fit(embedded, y)
+        self.first_: Any = first.fit(embedded, y, **weights)
         self.second_: Any = LogisticRegression(C=1.0, max_iter=5000,
                                                class_weight=self.class_weight).fit(
-            self._second_stage_inputs(oof, cheap), y)
+            self._second_stage_inputs(oof, cheap), y, **weights)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

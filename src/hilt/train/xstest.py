@@ -27,6 +27,8 @@ def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
     config = replace(config or ClassifierConfig(opening_chars=300, refusal_lexicon=True),
                      positive_label=REFUSE)
     data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
+    # context_similarity compares each reply with its prompt
+    with_prompt = with_prompt or config.context_similarity
     results = []
     for held_out in XSTEST_MODELS:
         train = [r for m in XSTEST_MODELS if m != held_out for r in data[m]]
@@ -48,4 +50,35 @@ def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
             "classifier_errors": error_rates(pred_refuse, truth),
             "threshold": clf.threshold,
         })
+    return results
+
+
+def xstest_nested(folder: str | Path, config: ClassifierConfig | None = None,
+                  ) -> list[dict[str, Any]]:
+    """Validation inside each rotation's two training models: train on one, test on the other.
+
+    For the rotation that holds out model H, the two directions A → B and B → A use only
+    A's and B's completions, so choosing between configurations by these numbers never
+    looks at H. One result per held-out model with both directions and their mean.
+    """
+    config = replace(config or ClassifierConfig(opening_chars=300, refusal_lexicon=True),
+                     positive_label=REFUSE)
+    data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
+
+    def accuracy(source: str, target: str) -> float:
+        train, test = data[source], data[target]
+        contexts = [r["prompt"] for r in train] if config.context_similarity else None
+        clf = train_classifier([r["completion"] for r in train], [r["label"] for r in train],
+                               config, contexts=contexts)
+        predicted = clf.predict([r["completion"] for r in test],
+                                [r["prompt"] for r in test] if contexts else None)
+        return float(np.mean([p == r["label"] for p, r in zip(predicted, test, strict=True)]))
+
+    results = []
+    for held_out in XSTEST_MODELS:
+        a, b = (m for m in XSTEST_MODELS if m != held_out)
+        forward, backward = accuracy(a, b), accuracy(b, a)
+        results.append({"held_out_model": held_out, "directions": {f"{a}->{b}": forward,
+                                                                  f"{b}->{a}": backward},
+                        "mean": (forward + backward) / 2})
     return results
