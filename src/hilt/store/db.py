@@ -9,6 +9,7 @@ which is what makes claims and the audit chain safe across processes.
 from __future__ import annotations
 
 import contextlib
+import os
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,14 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     # connection broken by a server restart fails one statement; SQLAlchemy then
     # invalidates the whole pool and the next checkout connects afresh.
     kwargs.setdefault("pool_pre_ping", False)
+    # Enough pooled connections for a worker's concurrent requests: past pool_size,
+    # returned connections are closed, and opening a PostgreSQL connection (a forked
+    # backend, authentication, cold catalog caches, no prepared statements) costs far
+    # more CPU than the statements it serves. LIFO keeps the warmest connections busy.
+    if kwargs.get("poolclass") is None:
+        kwargs.setdefault("pool_size", int(os.environ.get("HILT_DB_POOL_SIZE", "16")))
+        kwargs.setdefault("max_overflow", int(os.environ.get("HILT_DB_MAX_OVERFLOW", "16")))
+        kwargs.setdefault("pool_use_lifo", True)
     return sa.create_engine(url, **kwargs)
 
 
