@@ -11,8 +11,8 @@ back from the store (a task with more than k reviews; a reviewer twice on one ta
 Before the review phases: an HTTP import of 10k events in batches of 1,000 and a streamed
 export of 10k tasks with their reviews (``GET /v1/exports/reviews.jsonl``); the import is
 timed after two untimed warm-up batches per server worker, with request bodies encoded
-beforehand. Before each timed phase the database is vacuumed, analysed and
-checkpointed (PostgreSQL), so that the set-up's writes are not worked off during it. The
+beforehand. Before each timed phase the database is vacuumed and analysed
+(PostgreSQL), so that autovacuum does not work off the set-up's writes during it. The
 clients use the standard library's ``http.client`` over keep-alive connections. Clients
 and server share this machine's cores, so the numbers are lower bounds for the server;
 the CPU columns (Linux /proc) split the CPU time of a phase per cycle between the
@@ -25,7 +25,6 @@ machine class (not re-measured here).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -80,17 +79,15 @@ def seed_tasks(engine: sa.Engine, n: int, tag: str, overlap: int = 2) -> list[st
 
 
 def settle(engine: sa.Engine) -> None:
-    """Vacuum and analyse what the set-up just wrote and flush it to disk (PostgreSQL),
-    so that a measured phase does not share the cores with autovacuum or a checkpoint
-    working off the seeding."""
+    """Vacuum and analyse what the set-up just wrote (PostgreSQL), so that a measured
+    phase does not share the cores with autovacuum working off the seeding. (No
+    CHECKPOINT: the first change of every page after one writes the whole page to the
+    WAL, which slowed the phase that followed by a third.)"""
     if engine.dialect.name != "postgresql":
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM (ANALYZE) events, review_tasks, reviews, "
                              "review_assignments, audit_log, audit_pending")
-        # Needs superuser or pg_checkpoint; without, the phase just starts unflushed.
-        with contextlib.suppress(sa.exc.DBAPIError):
-            conn.exec_driver_sql("CHECKPOINT")
 
 
 def prepare(url: str, n_reviewers: int) -> tuple[sa.Engine, list[str], str]:
