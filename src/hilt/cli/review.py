@@ -186,12 +186,10 @@ def task_show(task_id: str, db: DbOption = None) -> None:
 @queue_app.command("next")
 def queue_next(reviewer: Reviewer, db: DbOption = None) -> None:
     """Lease the next task for a reviewer and print it (blind: item and rubric only)."""
-    from hilt.review.queue import claim_next
-    from hilt.review.views import reviewer_task_view
+    from hilt.review.work import next_task
 
-    with _tx(db) as s:
-        claim = claim_next(s, reviewer)
-        echo_json(None if claim is None else reviewer_task_view(s, claim.task_id, reviewer))
+    found = next_task(engine_for(db), reviewer, with_view=True)
+    echo_json(None if found is None else found.view)
 
 
 @queue_app.command("stats")
@@ -231,12 +229,12 @@ def review_submit(task_id: str, reviewer: Reviewer,
                       help="seconds spent")] = None,
                   db: DbOption = None) -> None:
     """Submit a review of a leased task."""
-    from hilt.review.reviews import Submission, submit_review
+    from hilt.review.reviews import Submission
+    from hilt.review.work import submit
 
     sub = Submission(_json_arg(answers, "answers"), confidence, rationale, rewrite,
                      time_spent)
-    with _tx(db) as s:
-        result = submit_review(s, task_id, reviewer, sub)
+    result = submit(engine_for(db), task_id, reviewer, sub)
     echo_json({k: v for k, v in result.as_dict().items() if k != "task_status"})
 
 
