@@ -43,8 +43,8 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
         EventRow.id == task.event_id)).scalar_one_or_none()
     if task.resolved_at is not None:
         labels = _update_existing(session, task, labels, now)
-    rows = [label_row(task.id, task.event_id, task, lbl, lbl.provenance, None,
-                      policy_version, now) for lbl in labels]
+    rows = [label_row(task.id, task.event_id, task.rubric_id, task.rubric_version, lbl,
+                      lbl.provenance, None, policy_version, now) for lbl in labels]
     task.status, task.resolved_at = "resolved", now
     # Only a representative has members, and clustering sets its cluster_id to its own id.
     members = [] if task.cluster_id is None else session.execute(sa.select(ReviewTaskRow).where(
@@ -54,8 +54,9 @@ def finalize(session: Session, task: ReviewTaskRow, labels: Sequence[NewLabel], 
                                          .where(EventRow.id.in_([m.event_id for m in members])
                                                 )).all()) if members else {}
     for m in members:
-        rows += [label_row(m.id, m.event_id, task, lbl, "cluster_propagated", task.id,
-                           member_policy.get(m.event_id), now) for lbl in labels]
+        rows += [label_row(m.id, m.event_id, task.rubric_id, task.rubric_version, lbl,
+                           "cluster_propagated", task.id, member_policy.get(m.event_id), now)
+                 for lbl in labels]
         m.status, m.resolved_at = "resolved", now
     if rows:
         session.execute(sa.insert(FinalLabelRow), rows)
@@ -95,13 +96,13 @@ def _update_existing(session: Session, task: ReviewTaskRow, labels: Sequence[New
     return [lbl for lbl in labels if lbl.question_id not in existing]
 
 
-def label_row(task_id: str, event_id: str, source: Any, lbl: NewLabel, provenance: str,
-              source_task_id: str | None, policy_version: str | None, now: datetime
-              ) -> dict[str, Any]:
-    """A final-label row (``source`` has the deciding task's rubric id and version)."""
+def label_row(task_id: str, event_id: str, rubric_id: str, rubric_version: int,
+              lbl: NewLabel, provenance: str, source_task_id: str | None,
+              policy_version: str | None, now: datetime) -> dict[str, Any]:
+    """A final-label row; the rubric is the deciding task's."""
     assert provenance in PROVENANCE_KINDS
     return {"id": new_id("lbl"), "task_id": task_id, "event_id": event_id,
-            "rubric_id": source.rubric_id, "rubric_version": source.rubric_version,
+            "rubric_id": rubric_id, "rubric_version": rubric_version,
             "question_id": lbl.question_id, "question_kind": lbl.question_kind,
             "value": lbl.value, "provenance": provenance, "confidence": lbl.confidence,
             "review_ids": list(lbl.review_ids), "adjudication_id": lbl.adjudication_id,

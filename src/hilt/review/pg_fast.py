@@ -39,9 +39,6 @@ from sqlalchemy.engine import Engine
 from hilt.review.eligibility import PRODUCTION_STATUSES
 from hilt.store import audit
 
-AUDIT_COLUMNS = "(at, actor, action, entity_type, entity_id, payload)"
-AUDIT_VALUES = ("%(audit_at)s, %(audit_actor)s, %(audit_action)s, %(audit_entity_type)s, "
-                 "{entity}, CAST(%(audit_payload)s AS jsonb)")
 _STATUSES = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES))
 
 
@@ -83,10 +80,6 @@ _PROFILES = _LRU(10_000)
 _FACTS = _LRU(100_000)
 
 
-def forget_profile(reviewer_id: str) -> None:
-    _PROFILES.pop(reviewer_id, None)
-
-
 @functools.cache
 def _claim_sql(n_pools: int, with_item: bool) -> str:
     pools = ", ".join(f"%(pool{i})s" for i in range(n_pools))
@@ -121,9 +114,7 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
         (id, task_id, reviewer_id, status, claimed_at, lease_expires_at)
       SELECT %(aid)s, taken.id, %(rid)s, 'active', %(now)s, %(expires)s FROM taken
       RETURNING task_id),
-    audited AS (
-      INSERT INTO audit_pending {AUDIT_COLUMNS}
-      SELECT {AUDIT_VALUES.format(entity="leased.task_id")} FROM leased RETURNING id)
+    audited AS ({audit.pending_insert_sql("leased.task_id", "leased", driver=True)})
     -- A claim need not survive a crash (see hilt.review.queue): no WAL flush wait.
     SELECT 'new', tk.id, %(aid)s, %(expires)s, tk.rubric_id, tk.rubric_version,
            tk.n_responses, tk.is_gold, {item},
@@ -155,9 +146,7 @@ _SUBMIT_SQL = f"""
       UPDATE review_tasks SET reviews_done = reviews_done + 1
       WHERE id = %(task_id)s AND NOT %(is_gold)s AND EXISTS (SELECT 1 FROM r)
       RETURNING reviews_done, overlap_k, status),
-    audited AS (
-      INSERT INTO audit_pending {AUDIT_COLUMNS}
-      SELECT {AUDIT_VALUES.format(entity="r.id")} FROM r RETURNING id)
+    audited AS ({audit.pending_insert_sql("r.id", "r", driver=True)})
     SELECT (SELECT id FROM l), t.reviews_done, t.overlap_k, t.status
       FROM (SELECT 1) one LEFT JOIN t ON true"""
 
@@ -230,7 +219,7 @@ def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
     rows = run_statement(engine, _claim_sql(len(pools), with_item), params, many=True)
     kinds = {row[0]: row for row in rows}
     if "ok" not in kinds:  # the profile changed, or the reviewer may not take tasks
-        forget_profile(reviewer_id)
+        _PROFILES.pop(reviewer_id, None)
         return None
     row = kinds.get("new") or kinds.get("held")
     if row is None:

@@ -21,10 +21,10 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from hilt.review.aggregation import AdjudicationPolicy, Aggregator, Answer, decide
+from hilt.review.aggregation import AdjudicationPolicy, Aggregator, decide
 from hilt.review.labels import label_row, resolve_payload
-from hilt.review.pg_fast import AUDIT_COLUMNS, AUDIT_VALUES, run_statement
-from hilt.review.reviews import labels_from, spec_if_cached
+from hilt.review.pg_fast import run_statement
+from hilt.review.reviews import answers_by_question, labels_from, spec_if_cached
 from hilt.store import audit
 
 _READ = """
@@ -64,9 +64,7 @@ _WRITE = f"""
         confidence float8, review_ids jsonb, adjudication_id text, source_task_id text,
         policy_version text, decided_at timestamptz)
       RETURNING id),
-    audited AS (
-      INSERT INTO audit_pending {AUDIT_COLUMNS}
-      SELECT {AUDIT_VALUES.format(entity="upd.id")} FROM upd RETURNING id)
+    audited AS ({audit.pending_insert_sql("upd.id", "upd", driver=True)})
     SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lab)"""
 
 
@@ -89,19 +87,14 @@ def resolve(engine: Engine, task_id: str, *, now: datetime, actor: str,
     chosen = aggregator or aggregator_from_fits(spec, rubric_version, fits, load=None)
     if chosen is None:  # a model this process has not parsed yet
         return None
-    answers: dict[str, list[Answer]] = {}
-    for review_id, reviewer_id, given, confidence in reviews:
-        for qid, value in given.items():
-            answers.setdefault(qid, []).append(Answer(review_id, reviewer_id, value,
-                                                      confidence))
+    _, answers = answers_by_question(reviews)
     outcomes = decide(spec.questions, answers, severity,
                       AdjudicationPolicy.model_validate(policy or {}), chosen)
     if any(o.adjudicate for o in outcomes):
         return None
     labels = labels_from(spec, outcomes, answers)
-    source = _Source(rubric_id, rubric_version)
-    rows = [label_row(task_id, event_id, source, lbl, lbl.provenance, None, policy_version,
-                      now) for lbl in labels]
+    rows = [label_row(task_id, event_id, rubric_id, rubric_version, lbl, lbl.provenance,
+                      None, policy_version, now) for lbl in labels]
     params = {"task_id": task_id, "now": now,
               "labels": json.dumps([{**r, "decided_at": now.isoformat()} for r in rows]),
               **audit.pending_params(actor=actor, action="task.resolve",
@@ -112,11 +105,3 @@ def resolve(engine: Engine, task_id: str, *, now: datetime, actor: str,
         return None  # resolved, clustered or reopened meanwhile: let the general path see
     audit.after_autocommit(engine)
     return "resolved"
-
-
-class _Source:
-    """The deciding task's rubric, as :func:`hilt.review.labels.label_row` reads it."""
-
-    def __init__(self, rubric_id: str, rubric_version: int) -> None:
-        self.rubric_id, self.rubric_version = rubric_id, rubric_version
-

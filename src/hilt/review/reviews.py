@@ -8,13 +8,13 @@ the submission is refused with a message saying so, and nothing is written.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.errors import Conflict, InputError, NotFound
@@ -29,7 +29,8 @@ from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import rubric_spec
 from hilt.review.tasks import new_id
 from hilt.store import audit
-from hilt.store.tables.base import UTCDateTime, utcnow
+from hilt.store.db import session_factory
+from hilt.store.tables.base import utcnow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
 
 
@@ -70,6 +71,15 @@ def spec_if_cached(rubric_id: str, version: int) -> RubricSpec | None:
     return _SPECS.get((rubric_id, version))
 
 
+def engine_spec(engine: Engine, rubric_id: str, version: int) -> RubricSpec:
+    """:func:`cached_spec` for callers without a session (one is opened on a miss only)."""
+    spec = _SPECS.get((rubric_id, version))
+    if spec is None:
+        with session_factory(engine)() as session:
+            spec = cached_spec(session, rubric_id, version)
+    return spec
+
+
 _SPEC_JSON: dict[tuple[str, int], dict[str, Any]] = {}
 
 
@@ -79,6 +89,15 @@ def cached_spec_json(session: Session, rubric_id: str, version: int) -> dict[str
     if key not in _SPEC_JSON:
         _SPEC_JSON[key] = cached_spec(session, rubric_id, version).model_dump(mode="json")
     return _SPEC_JSON[key]
+
+
+def engine_spec_json(engine: Engine, rubric_id: str, version: int) -> dict[str, Any]:
+    """:func:`cached_spec_json` for callers without a session (one is opened on a miss)."""
+    spec = _SPEC_JSON.get((rubric_id, version))
+    if spec is None:
+        with session_factory(engine)() as session:
+            spec = cached_spec_json(session, rubric_id, version)
+    return spec
 
 
 def _check(sub: Submission) -> None:
@@ -170,35 +189,10 @@ def resolve_if_complete(session: Session, task_id: str, *, now: datetime,
     return task.status
 
 
-# PostgreSQL: the review, the lease's end, the task's count and the audit entry in one
-# round trip (data-modifying CTEs); a submission is the hottest write in the system.
-_RECORD_PG = sa.text(f"""
-    WITH r AS (INSERT INTO reviews (id, task_id, assignment_id, reviewer_id, rubric_id,
-                 rubric_version, answers, confidence, rationale, rewrite, time_spent_s,
-                 is_gold, late, submitted_at)
-               VALUES (:id, :task_id, :assignment_id, :reviewer_id, :rubric_id,
-                 :rubric_version, CAST(:answers AS jsonb), :confidence, :rationale,
-                 :rewrite, :time_spent_s, :is_gold, :late, :submitted_at)
-               RETURNING id),
-    l AS (UPDATE review_assignments SET status = 'submitted', finished_at = :submitted_at
-          WHERE id = :assignment_id RETURNING id),
-    t AS (UPDATE review_tasks SET reviews_done = reviews_done + 1
-          WHERE id = :task_id AND NOT :is_gold
-          RETURNING reviews_done, overlap_k, status),
-    a AS ({audit.pending_insert_sql("r.id", "r")})
-    SELECT reviews_done, overlap_k, status FROM t""").bindparams(
-    sa.bindparam("submitted_at", type_=UTCDateTime()), *audit.PENDING_BINDS)
-
-
 def _record(session: Session, review: dict[str, Any], entry: dict[str, Any]
             ) -> tuple[int, int, str] | None:
-    """Write the review; returns the task's (reviews done, k, status), None for gold."""
-    if session.get_bind().dialect.name == "postgresql":
-        params = {**review, "answers": json.dumps(review["answers"]),
-                  **audit.pending_params(**entry)}
-        row = session.connection().execute(_RECORD_PG, params).first()
-        audit.mark_pending(session)
-        return None if row is None else (row[0], row[1], row[2])
+    """Write the review; returns the task's (reviews done, k, status), None for gold.
+    (The common case on PostgreSQL is one statement: :mod:`hilt.review.pg_fast`.)"""
     session.execute(sa.insert(ReviewRow), review)
     session.execute(sa.update(AssignmentRow).where(AssignmentRow.id == review["assignment_id"])
                     .values(status="submitted", finished_at=review["submitted_at"]))
@@ -239,12 +233,22 @@ def task_answers(session: Session, task_id: str
                  ) -> tuple[list[ReviewRow], dict[str, list[Answer]]]:
     reviews = session.execute(sa.select(ReviewRow).where(ReviewRow.task_id == task_id)
                               .order_by(ReviewRow.submitted_at, ReviewRow.id)).scalars().all()
-    by_question: dict[str, list[Answer]] = {}
-    for r in reviews:
-        for qid, value in r.answers.items():
-            by_question.setdefault(qid, []).append(Answer(r.id, r.reviewer_id, value,
-                                                          r.confidence))
+    _, by_question = answers_by_question(
+        (r.id, r.reviewer_id, r.answers, r.confidence) for r in reviews)
     return list(reviews), by_question
+
+
+def answers_by_question(reviews: Iterable[Sequence[Any]]
+                        ) -> tuple[list[str], dict[str, list[Answer]]]:
+    """Review ids and every question's answers, from ``(review id, reviewer id, answers,
+    confidence)`` rows in submission order."""
+    ids: list[str] = []
+    by_question: dict[str, list[Answer]] = {}
+    for rid, reviewer, answers, confidence in reviews:
+        ids.append(rid)
+        for qid, value in answers.items():
+            by_question.setdefault(qid, []).append(Answer(rid, reviewer, value, confidence))
+    return ids, by_question
 
 
 _ANSWERS = (sa.select(ReviewRow.id, ReviewRow.reviewer_id, ReviewRow.answers,
@@ -254,16 +258,8 @@ _ANSWERS = (sa.select(ReviewRow.id, ReviewRow.reviewer_id, ReviewRow.answers,
 
 
 def _answers(session: Session, task_id: str) -> tuple[list[str], dict[str, list[Answer]]]:
-    """What resolution reads of a task's reviews (no ORM objects: every k-th review
-    resolves a task)."""
-    ids: list[str] = []
-    by_question: dict[str, list[Answer]] = {}
-    for rid, reviewer, answers, confidence in session.connection().execute(
-            _ANSWERS, {"task_id": task_id}):
-        ids.append(rid)
-        for qid, value in answers.items():
-            by_question.setdefault(qid, []).append(Answer(rid, reviewer, value, confidence))
-    return ids, by_question
+    # Core rows, no ORM objects: every k-th review resolves a task.
+    return answers_by_question(session.connection().execute(_ANSWERS, {"task_id": task_id}))
 
 
 def default_aggregator(session: Session, task: ReviewTaskRow) -> Aggregator:

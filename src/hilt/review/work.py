@@ -30,15 +30,15 @@ from hilt.review.queue import Claim, QueueConfig, claim_next
 from hilt.review.reviews import (
     Submission,
     SubmitResult,
-    cached_spec,
-    cached_spec_json,
     clean_submission,
+    engine_spec,
+    engine_spec_json,
     resolve_if_complete,
     review_record,
     submit_review,
 )
 from hilt.review.tasks import new_id
-from hilt.store.db import session_factory, transaction
+from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.review import ReviewTaskRow
 
@@ -74,7 +74,8 @@ def next_task(engine: Engine, reviewer_id: str, *, config: QueueConfig = QueueCo
                 view = views.task_view(
                     fast.task_id, fast.assignment_id, "active", fast.lease_expires_at,
                     fast.facts.rubric_id, fast.facts.rubric_version,
-                    _spec_json(engine, fast.facts), fast.payload)
+                    engine_spec_json(engine, fast.facts.rubric_id, fast.facts.rubric_version),
+                    fast.payload)
             return NextTask(claim, view)
     with transaction(engine) as session:
         general = claim_next(session, reviewer_id, now=now, config=config, draw=draw)
@@ -83,11 +84,6 @@ def next_task(engine: Engine, reviewer_id: str, *, config: QueueConfig = QueueCo
         view = (views.reviewer_task_view(session, general.task_id, reviewer_id)
                 if with_view else None)
         return NextTask(general, view)
-
-
-def _spec_json(engine: Engine, facts: pg_fast.TaskFacts) -> dict[str, Any]:
-    with session_factory(engine)() as session:  # only on a version's first use
-        return cached_spec_json(session, facts.rubric_id, facts.rubric_version)
 
 
 def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submission, *,
@@ -110,8 +106,7 @@ def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Sub
     facts = pg_fast.task_facts(engine, task_id)
     if facts is None:
         return None
-    with session_factory(engine)() as session:  # reads only on a version's first use
-        spec = cached_spec(session, facts.rubric_id, facts.rubric_version)
+    spec = engine_spec(engine, facts.rubric_id, facts.rubric_version)
     clean = clean_submission(spec, submission, facts.n_responses)
     review, entry = review_record(task_id, reviewer_id, submission, clean, now=now,
                                   assignment_id=None, rubric_id=facts.rubric_id,

@@ -83,13 +83,18 @@ def append(session: Session, *, actor: str, action: str, entity_type: str, entit
     _chain(session, head, [fields])
 
 
-def pending_insert_sql(entity_id: str, source: str) -> str:
+def pending_insert_sql(entity_id: str, source: str, *, driver: bool = False) -> str:
     """An ``INSERT ... SELECT`` of one pending entry per row of ``source``, to embed as a
     data-modifying CTE on PostgreSQL so that a hot write path records its audit entry in
-    the same round trip; bind :func:`pending_params` and call :func:`mark_pending`."""
+    the same round trip; bind :func:`pending_params` and call :func:`mark_pending` (or
+    :func:`after_autocommit`). ``driver``: psycopg's ``%(name)s`` placeholders instead of
+    SQLAlchemy's ``:name``."""
+    names = ("audit_at", "audit_actor", "audit_action", "audit_entity_type")
+    at, actor, action, entity_type, payload = (
+        f"%({n})s" if driver else f":{n}" for n in (*names, "audit_payload"))
     return ("INSERT INTO audit_pending (at, actor, action, entity_type, entity_id, payload) "
-            f"SELECT :audit_at, :audit_actor, :audit_action, :audit_entity_type, {entity_id}, "
-            f"CAST(:audit_payload AS jsonb) FROM {source} RETURNING id")
+            f"SELECT {at}, {actor}, {action}, {entity_type}, {entity_id}, "
+            f"CAST({payload} AS jsonb) FROM {source} RETURNING id")
 
 
 PENDING_BINDS = (sa.bindparam("audit_at", type_=UTCDateTime()),)
