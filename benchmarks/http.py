@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from benchmarks.procstat import all_processes
 from hilt.access import add_reviewer, create_token
 from hilt.events.ingest import ingest_events
 from hilt.review.rubric_spec import parse_rubric
@@ -206,38 +207,20 @@ def violations(engine: sa.Engine) -> tuple[int, int]:
     return int(over), int(twice)
 
 
-def _proc_table() -> dict[int, tuple[int, str, float]]:
-    """pid -> (parent pid, name, CPU seconds so far), from /proc (empty elsewhere)."""
-    table: dict[int, tuple[int, str, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # the process ended meanwhile
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        # utime + stime, plus cutime + cstime: the CPU of children it has reaped (for
-        # PostgreSQL's postmaster, the backends that ended during the phase).
-        table[int(stat.parent.name)] = (int(fields[1]), name,
-                                        sum(int(f) for f in fields[11:15]) / tick)
-    return table
-
-
 def cpu_split(server_pid: int) -> dict[str, float]:
     """CPU seconds so far of the server's process tree, of PostgreSQL's processes and of
     this (client) process, for the CPU-per-cycle columns."""
-    table = _proc_table()
+    table = all_processes()
     tree, grew = {server_pid}, True
     while grew:
-        extra = {pid for pid, (ppid, _, _) in table.items() if ppid in tree} - tree
+        extra = {pid for pid, found in table.items() if found.ppid in tree} - tree
         tree |= extra
         grew = bool(extra)
-    return {"server": sum(table[p][2] for p in tree if p in table),
+    return {"server": sum(table[p].cpu_s for p in tree if p in table),
             "clients": time.process_time(),
-            # A backend that ends leaves its whole CPU time in the postmaster's cutime:
+            # A backend that ends leaves its CPU time in the postmaster's reaped time:
             # the difference of two such sums is the CPU spent in between.
-            "db": sum(cpu for _, name, cpu in table.values() if name == "postgres")}
+            "db": sum(f.cpu_s + f.reaped_s for f in table.values() if f.name == "postgres")}
 
 
 def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,

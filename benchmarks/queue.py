@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from benchmarks.procstat import all_processes, proc_cpu
+
 PG_URL = os.environ.get("HILT_TEST_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 K = 3
@@ -217,29 +219,15 @@ def _database(backend: str, tmp: Path) -> tuple[str, Any]:
 
 
 def _cpu_s(pids: list[int]) -> float:
-    """CPU seconds used so far by these processes (Linux /proc; 0 elsewhere)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / tick
+    """CPU seconds used so far by these processes (0 for ended ones)."""
+    return sum(found.cpu_s for found in map(proc_cpu, pids) if found is not None)
 
 
 def _postgres_pids(backend: str) -> list[int]:
-    """This machine's PostgreSQL processes (Linux /proc; none for SQLite)."""
-    if backend != "postgres" or not Path("/proc/self/stat").exists():
+    """This machine's PostgreSQL processes (none for SQLite)."""
+    if backend != "postgres":
         return []
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if "(postgres)" in stat.read_text():
-                pids.append(int(stat.parent.name))
-        except OSError:  # the process ended meanwhile
-            continue
-    return pids
+    return [pid for pid, found in all_processes().items() if found.name == "postgres"]
 
 
 def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path

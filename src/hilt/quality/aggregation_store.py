@@ -200,7 +200,7 @@ def task_aggregator(session: Session, rubric_id: str, rubric_version: int) -> Ag
     recent = session.execute(sa.select(newest.c.id, newest.c.question_id,
                                        newest.c.rubric_versions)
                              .where(newest.c.n <= RECENT_FITS).order_by(newest.c.n)).all()
-    chosen = aggregator_from_fits(spec, rubric_version, [tuple(r) for r in recent],
+    chosen = aggregator_from_fits(spec, rubric_version, recent,
                                   lambda mid: _remember(_model_from_row(session.get_one(m, mid))))
     return chosen or majority_aggregator  # never None when models can be loaded
 
@@ -210,7 +210,7 @@ RECENT_FITS = 20
 
 
 def aggregator_from_fits(spec: RubricSpec, rubric_version: int,
-                         recent: Sequence[tuple[Any, ...]],
+                         recent: Sequence[Sequence[Any]],
                          load: Callable[[str], QuestionModel] | None) -> Aggregator | None:
     """Choose from ``recent`` ``(model id, question id, rubric versions)`` rows, newest
     first, the model of each model-aggregated question; parsed models come from the
