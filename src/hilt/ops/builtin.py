@@ -6,6 +6,7 @@ Periodic (every process fires them; each runs once per period across processes):
 task                      every     effect
 ========================  ========  ==================================================
 review.expire_leases      30 s      return the slots of lapsed leases (review.queue)
+review.resolve_complete   10 s      resolve tasks left with all reviews (review.work)
 review.sla_breaches       60 s      re-escalate tasks past their SLA (review.triage)
 review.priorities         5 min     recompute triage priorities as deadlines near
 quality.snapshot          10 min    queue a ``quality.snapshot`` job (agreement, gold)
