@@ -76,3 +76,19 @@ def test_batch_runs_the_active_escalation_rules_on_new_events(api: Api,
     assert api.client.post("/v1/events", json=body, headers=h).json()["escalated"] == 0
     with transaction(engine) as s:
         assert s.execute(sa.select(ReviewTaskRow.event_id)).scalars().all() == ["ev00001"]
+
+
+def test_malformed_bodies_are_refused_with_the_reason_and_the_body_is_documented(
+        api: Api) -> None:
+    h = {**api.headers("service"), "Content-Type": "application/json"}
+    for content, reason in [(b'{"events": [', "invalid JSON"),
+                            (b'{"events": {}}', "valid array"),
+                            (b"[1]", 'JSON object {"events"')]:
+        resp = api.client.post("/v1/events", content=content, headers=h)
+        assert resp.status_code == 422 and reason in resp.json()["detail"], resp.text
+    schema = api.client.get("/openapi.json", headers=h).json()
+    body = schema["paths"]["/v1/events"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["$ref"] == "#/components/schemas/EventBatch"
+    events = schema["components"]["schemas"]["EventBatch"]["properties"]["events"]
+    assert events["items"]["$ref"] == "#/components/schemas/FeedbackEvent"
+    assert "FeedbackEvent" in schema["components"]["schemas"]

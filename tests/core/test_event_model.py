@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,22 +90,24 @@ def test_schema_documents_every_feedback_kind() -> None:
     assert kinds == {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
 
 
-def test_record_events_validate_each_record_when_read() -> None:
-    from hilt.events.validate import RecordEvents
+def test_batch_body_is_validated_in_one_pass_with_index_and_field() -> None:
+    from hilt.events.validate import MAX_BATCH, parse_batch_json
 
     records = [{"interaction": {"prompt": f"p{i}"}} for i in range(3)]
+    events = parse_batch_json(json.dumps({"events": records}).encode(), file="request")
+    assert events == [parse_event(r) for r in records]  # ids filled in as one by one
     records.append({"interaction": {"prompt": "p3"}, "responses": [{"txt": "typo"}]})
-    events = RecordEvents(records, file="request")
-    assert len(events) == 4  # nothing validated yet
-    first = events[0]
-    assert first == parse_event(records[0]) and first is not events[0]
-    assert [e.id for e in events[:3]] == [parse_event(r).id for r in records[:3]]
-    with pytest.raises(InputError) as err:
-        list(events)
-    assert (err.value.file, err.value.line, err.value.field) == (
-        "request", 3, "responses[0].text")
-    with pytest.raises(InputError) as err:
-        events[-1]
-    assert err.value.line == 3
-    with pytest.raises(IndexError):
-        events[4]
+    cases = {
+        json.dumps({"events": records}): (3, "responses[0].text", "Field required"),
+        json.dumps({"events": [*records[:2], 7]}): (2, None, "must be a JSON object"),
+        '{"events": [': (None, None, "invalid JSON"),
+        "[]": (None, None, 'JSON object {"events"'),
+        "{}": (None, "events", "Field required"),
+        json.dumps({"events": records[:1] * (MAX_BATCH + 1)}): (
+            None, "events", f"at most {MAX_BATCH}"),
+    }
+    for body, (line, field, reason) in cases.items():
+        with pytest.raises(InputError) as err:
+            parse_batch_json(body, file="request")
+        assert (err.value.file, err.value.line, err.value.field) == ("request", line, field)
+        assert reason in str(err.value)

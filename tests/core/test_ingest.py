@@ -127,3 +127,59 @@ def test_bulk_path_stores_datetimes_like_the_orm(engine: Engine) -> None:
         later = s.execute(sa.select(sa.func.count()).select_from(EventRow).where(
             EventRow.created_at > datetime(2026, 1, 2, 1, 4, 4, tzinfo=UTC))).scalar_one()
         assert later == 1
+
+
+def test_naive_created_at_is_stored_as_utc(engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    ingest_events(engine, [sample(1, created_at="2026-01-02T03:04:05")])
+    with transaction(engine) as s:
+        row = s.execute(sa.select(EventRow)).scalar_one()
+        assert row.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_binary_copy_types_match_the_migrated_table(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    from hilt.events.ingest import BULK_COLUMNS
+    from hilt.events.pg_copy import COPY_TYPES
+
+    names = {"character varying": "varchar", "timestamp with time zone": "timestamptz",
+             "jsonb": "jsonb"}
+    with engine.connect() as conn:
+        types = dict(conn.execute(sa.text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'events' AND table_schema = current_schema()")).all())
+    assert tuple(names[types[c]] for c in BULK_COLUMNS) == COPY_TYPES
+
+
+def test_ids_stored_meanwhile_fall_back_to_the_idempotent_insert(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest that did not see rows a concurrent ingest stored after its check (here:
+    the check is made blind) writes only the others and reports them as duplicates."""
+    from hilt.events import ingest
+
+    ingest_events(engine, [sample(i) for i in range(3)])
+    monkeypatch.setattr(ingest, "_existing", lambda session, ids: {})
+    result = ingest_events(engine, [sample(i) for i in range(5)])
+    assert (result.new, result.duplicates) == (2, 3)
+    assert count(engine) == 5
+
+
+def test_concurrent_ingests_of_one_batch_store_it_once(db_url: str) -> None:
+    """Two processes' worth of connections send the same batch at once: one stores it,
+    the other reports duplicates; neither fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hilt.store.db import make_engine
+
+    engines = [make_engine(db_url) for _ in range(4)]
+    batch = [sample(i) for i in range(200)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda e: ingest_events(e, batch), engines))
+        assert sorted(r.new for r in results) == [0, 0, 0, 200]
+        assert count(engines[0]) == 200
+    finally:
+        for e in engines:
+            e.dispose()

@@ -96,6 +96,17 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=code)
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the models of bodies that routes validate themselves."""
+    from hilt.api.routers.events import BODY_DEFINITIONS
+
+    schema = app.openapi()
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in BODY_DEFINITIONS.items():
+        components.setdefault(name, definition)
+    return schema
+
+
 def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastAPI:
     engine = engine or make_engine(url)
     app = FastAPI(title="hilt", version=hilt.__version__, docs_url=None, redoc_url=None,
@@ -115,7 +126,7 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_: Any = Depends(reader)) -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(_openapi(app))
 
     @app.get("/docs", include_in_schema=False)
     def docs(_: Any = Depends(reader)) -> HTMLResponse:

@@ -60,7 +60,10 @@ def event_row(event: FeedbackEvent, batch_id: str, now: datetime) -> tuple[Any, 
     paths hand to the driver, so no per-row mapping is built and taken apart again."""
     payload = event.model_dump_json(exclude={"id"})
     ctx = event.context
-    return (event.id, sha256_hex(payload), event.created_at or now, now, ctx.source,
+    created = event.created_at or now
+    if created.tzinfo is None:  # naive times are UTC, as hilt.store.tables.base stores them
+        created = created.replace(tzinfo=UTC)
+    return (event.id, sha256_hex(payload), created, now, ctx.source,
             ctx.subject_id, ctx.model_version, ctx.policy_version, ctx.prompt_template_id,
             ctx.prompt_template_version, ctx.role_format, consent_column(ctx.consent),
             batch_id, payload)
@@ -101,22 +104,24 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     """Write events in the caller's transaction; returns counts. Raises on conflicts.
 
     ``events`` is read once to make the rows and, while an escalation rule set is active,
-    once more for the new events; nothing else keeps them, so a lazily validated sequence
-    (:class:`~hilt.events.validate.RecordEvents`) holds one event at a time.
+    once more for the new events.
     """
     batch_id = "ib_" + uuid.uuid4().hex[:16]
     now = utcnow()
     rows = [event_row(e, batch_id, now) for e in events]
     lines = list(lines) if lines is not None else [None] * len(rows)
     unique = _dedupe_batch(rows, lines, file)
-    line_of = {r[_ID]: ln for r, ln in zip(rows, lines, strict=True)}
-    existing = _existing(session, [r[_ID] for r in unique])
-    for row in unique:
-        if row[_ID] in existing and existing[row[_ID]] != row[_HASH]:
-            raise InputError(f"id {row[_ID]!r} is already stored with other content",
-                             file=file, line=line_of[row[_ID]], field="id")
-    fresh = [r for r in unique if r[_ID] not in existing]
-    new = _insert(session, fresh)
+    if unique and _copy_if_all_new(session, unique):
+        fresh, new = unique, len(unique)
+    else:
+        line_of = {r[_ID]: ln for r, ln in zip(rows, lines, strict=True)}
+        existing = _existing(session, [r[_ID] for r in unique])
+        for row in unique:
+            if row[_ID] in existing and existing[row[_ID]] != row[_HASH]:
+                raise InputError(f"id {row[_ID]!r} is already stored with other content",
+                                 file=file, line=line_of[row[_ID]], field="id")
+        fresh = [r for r in unique if r[_ID] not in existing]
+        new = _insert(session, fresh)
     escalated = 0
     if new:
         escalated = _after_ingest(session, events, {r[_ID] for r in fresh}, actor)
@@ -127,6 +132,16 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
                      "rejected": rejected,
                      "ids_sha256": sha256_hex("\n".join(sorted(r[_ID] for r in fresh)))})
     return result
+
+
+def _copy_if_all_new(session: Session, rows: list[tuple[Any, ...]]) -> bool:
+    """PostgreSQL: write a batch of only new ids without looking them up first (see
+    hilt.events.pg_copy); False, with nothing written, when some id is stored."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    from hilt.events.pg_copy import copy_if_all_new
+
+    return copy_if_all_new(session, rows)
 
 
 def _insert(session: Session, rows: list[tuple[Any, ...]]) -> int:
