@@ -22,13 +22,12 @@ WRITER = textwrap.dedent("""
     from hilt.events import ingest
     from hilt.store.db import make_engine
     url, flag = sys.argv[1], pathlib.Path(sys.argv[2])
-    real_insert = ingest._insert
-    def slow_insert(session, rows):
-        n = real_insert(session, rows)      # rows are written, not yet committed
-        flag.write_text(str(n))
+    real_after = ingest._after_ingest
+    def slow_after(session, events, new_ids, actor):
+        flag.write_text(str(len(new_ids)))  # rows are written, not yet committed
         time.sleep(60)                      # killed here
-        return n
-    ingest._insert = slow_insert
+        return real_after(session, events, new_ids, actor)
+    ingest._after_ingest = slow_after
     events = [{"interaction": {"prompt": f"p{i}"}, "responses": [{"text": "r"}]}
               for i in range(500)]
     ingest.ingest_events(make_engine(url), events)

@@ -183,3 +183,19 @@ def test_concurrent_ingests_of_one_batch_store_it_once(db_url: str) -> None:
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_a_batch_is_part_of_the_callers_transaction(engine: Engine) -> None:
+    """The first statement of the transaction is the batch's write (PostgreSQL: the
+    COPY in a savepoint): a caller that fails afterwards leaves nothing stored."""
+    from hilt.events.ingest import store_events
+    from hilt.events.validate import parse_event
+
+    events = [parse_event(sample(i)) for i in range(5)]
+    with pytest.raises(RuntimeError), transaction(engine) as s:
+        assert store_events(s, events, actor="t").new == 5
+        raise RuntimeError("after the write")
+    assert count(engine) == 0
+    with transaction(engine) as s:
+        assert store_events(s, events, actor="t").new == 5
+    assert count(engine) == 5

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,7 @@ BULK_COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "su
                  "prompt_template_version", "role_format", "consent_scopes", "ingest_batch",
                  "payload")
 _ID, _HASH, _CREATED_AT, _INGESTED_AT = 0, 1, 2, 3  # positions in BULK_COLUMNS
+_BATCH = BULK_COLUMNS.index("ingest_batch")
 
 
 @dataclass(frozen=True)
@@ -103,38 +105,65 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
                  source_name: str | None = None, rejected: int = 0) -> IngestResult:
     """Write events in the caller's transaction; returns counts. Raises on conflicts.
 
-    ``events`` is read once to make the rows and, while an escalation rule set is active,
-    once more for the new events.
+    On PostgreSQL a batch of distinct ids is first streamed into the table as its rows
+    are made, so that the server stores rows while the next ones are encoded; ``events``
+    is read again (to make the rows for the checked path) when an id is already stored,
+    and, while an escalation rule set is active, for the new events.
     """
     batch_id = "ib_" + uuid.uuid4().hex[:16]
     now = utcnow()
-    rows = [event_row(e, batch_id, now) for e in events]
-    lines = list(lines) if lines is not None else [None] * len(rows)
-    unique = _dedupe_batch(rows, lines, file)
-    if unique and _copy_if_all_new(session, unique):
-        fresh, new = unique, len(unique)
+    ids = [e.id for e in events if e.id is not None]
+    if len(ids) != len(events):
+        raise ValueError("store_events takes events with their ids (FeedbackEvent.with_id)")
+    if ids and len(set(ids)) == len(ids) and _copy_if_all_new(
+            session, (event_row(e, batch_id, now) for e in events)):
+        fresh_ids = ids
     else:
-        line_of = {r[_ID]: ln for r, ln in zip(rows, lines, strict=True)}
-        existing = _existing(session, [r[_ID] for r in unique])
-        for row in unique:
-            if row[_ID] in existing and existing[row[_ID]] != row[_HASH]:
-                raise InputError(f"id {row[_ID]!r} is already stored with other content",
-                                 file=file, line=line_of[row[_ID]], field="id")
-        fresh = [r for r in unique if r[_ID] not in existing]
-        new = _insert(session, fresh)
+        fresh_ids = _insert_checked(session, [event_row(e, batch_id, now) for e in events],
+                                    lines, file)
+    new = len(fresh_ids)
     escalated = 0
     if new:
-        escalated = _after_ingest(session, events, {r[_ID] for r in fresh}, actor)
+        escalated = _after_ingest(session, events, set(fresh_ids), actor)
     result = IngestResult(batch_id, len(events), new, len(events) - new, rejected, escalated)
     audit.append(session, actor=actor, action="events.ingest", entity_type="ingest_batch",
                  entity_id=batch_id, payload={
                      "source": source_name, "received": len(events), "new": new,
                      "rejected": rejected,
-                     "ids_sha256": sha256_hex("\n".join(sorted(r[_ID] for r in fresh)))})
+                     "ids_sha256": sha256_hex("\n".join(sorted(fresh_ids)))})
     return result
 
 
-def _copy_if_all_new(session: Session, rows: list[tuple[Any, ...]]) -> bool:
+def _insert_checked(session: Session, rows: list[tuple[Any, ...]],
+                    lines: Sequence[int | None] | None, file: str | None) -> list[str]:
+    """Insert the rows whose ids are not stored yet, after checking that the stored ones
+    hold the same content; returns the ids inserted."""
+    lines = list(lines) if lines is not None else [None] * len(rows)
+    unique = _dedupe_batch(rows, lines, file)
+    line_of = {r[_ID]: ln for r, ln in zip(rows, lines, strict=True)}
+    existing = _existing(session, [r[_ID] for r in unique])
+    for row in unique:
+        if row[_ID] in existing and existing[row[_ID]] != row[_HASH]:
+            raise InputError(f"id {row[_ID]!r} is already stored with other content",
+                             file=file, line=line_of[row[_ID]], field="id")
+    fresh = [r for r in unique if r[_ID] not in existing]
+    new = _insert(session, fresh)
+    if new == len(fresh):
+        return [r[_ID] for r in fresh]
+    # A concurrent ingest stored some of them after the check: which ones were ours?
+    ours = _batch_ids(session, [r[_ID] for r in fresh], fresh[0][_BATCH])
+    return [r[_ID] for r in fresh if r[_ID] in ours]
+
+
+def _batch_ids(session: Session, ids: list[str], batch_id: str) -> set[str]:
+    """Which of ``ids`` this batch wrote (rare path: a concurrent ingest won some)."""
+    from hilt.store.tables.core import EventRow
+
+    q = sa.select(EventRow.id).where(EventRow.id.in_(ids), EventRow.ingest_batch == batch_id)
+    return set(session.execute(q).scalars())
+
+
+def _copy_if_all_new(session: Session, rows: Iterable[tuple[Any, ...]]) -> bool:
     """PostgreSQL: write a batch of only new ids without looking them up first (see
     hilt.events.pg_copy); False, with nothing written, when some id is stored."""
     if session.get_bind().dialect.name != "postgresql":

@@ -12,6 +12,7 @@ CONFLICT DO NOTHING`` takes them, so concurrent ingests of one batch stay idempo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -33,7 +34,7 @@ def _as_is(payload: Any) -> str:
     return str(payload)
 
 
-def _copy(cur: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
+def _copy(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[Any, ...]]) -> None:
     with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(list(COPY_TYPES))
         for row in rows:
@@ -45,17 +46,21 @@ def _driver(session: Session) -> psycopg.Connection[Any]:
     return conn
 
 
-def copy_if_all_new(session: Session, rows: list[tuple[Any, ...]]) -> bool:
+def copy_if_all_new(session: Session, rows: Iterable[tuple[Any, ...]]) -> bool:
     """COPY the rows straight into ``events``, in a savepoint; False, with nothing
     written, when any id is already stored (or being stored by a concurrent ingest)."""
-    conn = _driver(session)
-    with conn.cursor() as cur:
+    with _driver(session).cursor() as cur:
         set_json_dumps(_as_is, context=cur)
+        # A plain SAVEPOINT statement, not psycopg's conn.transaction(): with no statement
+        # run yet in the session's transaction, that would BEGIN and COMMIT on its own.
+        cur.execute("SAVEPOINT hilt_copy")
         try:
-            with conn.transaction():  # a savepoint: the session's transaction is open
-                _copy(cur, "events", rows)
+            _copy(cur, "events", rows)
         except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT hilt_copy")
+            cur.execute("RELEASE SAVEPOINT hilt_copy")
             return False
+        cur.execute("RELEASE SAVEPOINT hilt_copy")
     return True
 
 

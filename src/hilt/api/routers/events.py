@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.deps import DB, allow
 from hilt.bulk import gc_paused
-from hilt.events.ingest import store_events
+from hilt.events.ingest import IngestResult, store_events
 from hilt.events.validate import EventBatch, parse_batch_json
 from hilt.store.tables.core import EventRow
 
@@ -45,14 +45,19 @@ def post_events(body: bytes = Depends(_body), session: Session = DB,
                 who: Principal = Depends(allow("service", "lead"))) -> IngestOut:
     """Ingest a batch ``{"events": [...]}`` (at most 10,000), all-or-nothing; a bad event
     is named by its index (as the line) and field."""
-    # A batch's validated events all live until it commits: the collector would only
-    # walk them (see hilt.bulk.gc_paused).
+    # A batch's validated events all live until it is stored: the collector would only
+    # walk them (see hilt.bulk.gc_paused). They are gone before it runs again, or its
+    # first collection would walk them all at once.
     with gc_paused():
-        events = parse_batch_json(body, file="request")
-        result = store_events(session, events, actor=who.actor, file="request",
-                              lines=list(range(len(events))), source_name="http")
+        result = _store(body, session, who.actor)
     return IngestOut(batch_id=result.batch_id, received=result.received, new=result.new,
                      duplicates=result.duplicates, escalated=result.escalated)
+
+
+def _store(body: bytes, session: Session, actor: str) -> IngestResult:
+    events = parse_batch_json(body, file="request")
+    return store_events(session, events, actor=actor, file="request",
+                        lines=list(range(len(events))), source_name="http")
 
 
 def _as_event(row: EventRow) -> dict[str, Any]:
