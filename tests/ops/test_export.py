@@ -103,3 +103,16 @@ def test_text_is_utf8_and_one_line_per_task(engine: Engine, tasks: list[str]) ->
     items = [json.loads(x)["item"] for x in lines[:-1]]
     assert {"prompt": "héllo \u2028 \"q\"", "messages": None} in [i["interaction"]
                                                                   for i in items]
+
+
+def test_a_consumer_that_stops_early_leaves_the_session_usable(engine: Engine,
+                                                               tasks: list[str]) -> None:
+    """The next page is read ahead on a helper thread; closing the export midway waits
+    for that read, and the session's connection goes on working."""
+    with transaction(engine) as s:
+        lines = iter_lines(s, page=2)
+        first = [json.loads(next(lines))["task_id"] for _ in range(3)]
+        lines.close()
+        assert first == sorted(tasks)[:3]
+        assert s.execute(sa.select(sa.func.count()).select_from(ReviewTaskRow)
+                         ).scalar_one() == len(tasks)
