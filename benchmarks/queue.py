@@ -1,11 +1,17 @@
 """Review queue throughput: hilt's claim against a naive claim, on PostgreSQL and SQLite.
 
     python -m benchmarks.queue [--quick] [--tasks N] [--workers 1,4,16] [--backends pg,sqlite]
+                               [--processes P]
 
 Each run starts from a fresh database holding N open tasks with overlap k = 3 and one
-reviewer per worker. Every worker is a separate process with its own engine and
-connection and loops "claim a task, submit a review" (two transactions, each with its
-audit entry) until the queue is empty for it. Reported per run:
+reviewer per worker. Every worker is a thread with a connection of its own (its
+process's pool holds one per worker) and loops "claim a task, submit a review" (two
+transactions, each with its audit entry) until the queue is empty for it. The workers
+are spread over P processes, by default one per CPU core, the way ``hilt serve`` runs
+one worker process per core with a thread pool each; ``--processes 0`` gives every
+worker a process of its own (on a 2-core machine, 16 worker processes cost about a
+third more CPU per cycle: their switching and caches, not the database). Reported per
+run:
 
 - cycles/s: claim+submit cycles completed per second of wall time (all workers);
 - claim p50 / p99: latency of the claim transaction (begin to commit), milliseconds;
@@ -13,7 +19,8 @@ audit entry) until the queue is empty for it. Reported per run:
 - CPU ms/cycle: CPU time of the workers (sealer included) plus, on PostgreSQL, of their
   server backends and the server's other processes (read from /proc on Linux, so other
   database work on the machine counts too), per cycle: with C cores, C x 1000 / this is
-  the most cycles/s the machine can do;
+  the most cycles/s the machine can do; in brackets, split between the worker processes
+  and the database;
 - audit chain: ``hilt audit verify`` after the run and one chained entry per claim and
   per review (entries; pending ones would show as ``+Np``). Each worker runs the audit
   sealer thread that every ``hilt serve`` worker runs on PostgreSQL, so sealing the
@@ -33,6 +40,7 @@ import argparse
 import gc
 import multiprocessing as mp
 import os
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -75,16 +83,18 @@ def _naive_claim(session: Any, reviewer_id: str, now: Any) -> str | None:
     return str(row[0])
 
 
-def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> None:
+def _worker(url: str, reviewer_ids: list[str], method: str, start: Any, out: Any) -> None:
+    """One process: a thread per reviewer, each with a connection of its own, and the
+    audit sealer thread that every `hilt serve` worker process runs."""
     from sqlalchemy import event
 
     from hilt.review.queue import QueueConfig
     from hilt.store.audit import BackgroundSealer
     from hilt.store.db import make_engine
 
-    # Two connections: the worker's and its audit sealer's (as in each `hilt serve` worker).
-    engine = make_engine(url, pool_size=2, max_overflow=0)
-    backends: list[int] = []  # this worker's PostgreSQL server processes
+    n = len(reviewer_ids)
+    engine = make_engine(url, pool_size=n + 1, max_overflow=0)  # + the sealer's
+    backends: list[int] = []  # this process's PostgreSQL server processes
 
     @event.listens_for(engine, "connect")
     def _backend_pid(dbapi_conn: Any, _record: Any) -> None:
@@ -92,18 +102,29 @@ def _worker(url: str, reviewer_id: str, method: str, start: Any, out: Any) -> No
             backends.append(dbapi_conn.execute("SELECT pg_backend_pid()").fetchone()[0])
 
     config = QueueConfig(gold_rate=0.0, resume_active=False)
-    latencies: list[float] = []
-    cycles = conflicts = 0
-    with engine.connect():  # open the connection before the clock starts
-        pass
+    latencies: list[list[float]] = [[] for _ in reviewer_ids]
+    counts: list[tuple[int, int]] = [(0, 0)] * n
+    # Open the connections before the clock starts.
+    opened = [engine.connect() for _ in range(n)]
+    for conn in opened:
+        conn.close()
+
+    def run(i: int) -> None:
+        counts[i] = _loop(engine, reviewer_ids[i], method, config, latencies[i])
+
     with BackgroundSealer(engine):
         start.wait()
-        cpu0 = time.process_time() + _cpu_s(backends)
-        cycles, conflicts = _loop(engine, reviewer_id, method, config, latencies)
+        own0, db0 = time.process_time(), _cpu_s(backends)
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         # Read before dispose: a backend's CPU time is gone once its process ends.
-        cpu = time.process_time() + _cpu_s(backends) - cpu0
+        cpu = (time.process_time() - own0, _cpu_s(backends) - db0)
     engine.dispose()
-    out.put((cycles, latencies, conflicts, cpu, backends))
+    out.put((sum(c for c, _ in counts), [x for lat in latencies for x in lat],
+             sum(e for _, e in counts), cpu, backends))
 
 
 def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float]
@@ -203,8 +224,12 @@ def _database(backend: str, tmp: Path) -> tuple[str, Any]:
     """A fresh empty database; returns its URL and a clean-up function."""
     if backend == "sqlite":
         path = tmp / f"queue-{uuid.uuid4().hex[:8]}.db"
-        return f"sqlite:///{path}", lambda: [p.unlink(missing_ok=True)
-                                             for p in tmp.glob(path.name + "*")]
+
+        def remove() -> None:
+            for p in tmp.glob(path.name + "*"):
+                p.unlink(missing_ok=True)
+
+        return f"sqlite:///{path}", remove
     schema = f"bench_queue_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
@@ -230,8 +255,10 @@ def _postgres_pids(backend: str) -> list[int]:
     return [pid for pid, found in all_processes().items() if found.name == "postgres"]
 
 
-def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
-            ) -> dict[str, Any]:
+def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path,
+            processes: int = 0) -> dict[str, Any]:
+    """``processes``: how many processes the workers are spread over as threads (0: a
+    process per worker)."""
     url, cleanup = _database(backend, tmp)
     try:
         _prepare(url, n_tasks, workers)
@@ -245,9 +272,12 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
         gc.collect()
         gc.freeze()
         ctx = mp.get_context("fork")
-        start, out = ctx.Barrier(workers + 1), ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(url, f"w{w:02d}", method, start, out))
-                 for w in range(workers)]
+        n_procs = min(workers, processes or workers)
+        reviewers = [f"w{w:02d}" for w in range(workers)]
+        start, out = ctx.Barrier(n_procs + 1), ctx.Queue()
+        procs = [ctx.Process(target=_worker, args=(url, reviewers[p::n_procs], method,
+                                                   start, out))
+                 for p in range(n_procs)]
         for p in procs:
             p.start()
         start.wait()
@@ -265,12 +295,16 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path
         cycles = sum(r[0] for r in results)
         lat = np.array([x for r in results for x in r[1]]) * 1000
         double, chain = _read_back(url)
-        return {"backend": backend, "method": method, "workers": workers, "cycles": cycles,
+        return {"backend": backend, "method": method, "workers": workers,
+                "processes": n_procs, "cycles": cycles,
                 "cycles_per_s": cycles / wall, "claim_p50_ms": float(np.percentile(lat, 50)),
                 "claim_p99_ms": float(np.percentile(lat, 99)),
                 "double": double, "errors": sum(r[2] for r in results), "chain": chain,
-                "cpu_ms_per_cycle": 1000 * (sum(r[3] for r in results) + db_cpu)
-                / max(cycles, 1)}
+                "cpu_ms_per_cycle": 1000 * (sum(sum(r[3]) for r in results) + db_cpu)
+                / max(cycles, 1),
+                "cpu_split_ms": (1000 * sum(r[3][0] for r in results) / max(cycles, 1),
+                                 1000 * (sum(r[3][1] for r in results) + db_cpu)
+                                 / max(cycles, 1))}
     finally:
         cleanup()
 
@@ -281,25 +315,30 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=None)
     parser.add_argument("--workers", default="1,4,16")
     parser.add_argument("--backends", default="pg,sqlite")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="processes the workers are spread over (0: one per worker)")
     args = parser.parse_args()
     n_tasks = args.tasks or (300 if args.quick else 2000)
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     print(f"{n_tasks} tasks x k={K}; each cycle = claim + submit (2 transactions); "
           f"CPU cores: {os.cpu_count()}")
-    header = (f"{'backend':8} {'method':6} {'workers':>7} {'cycles':>7} {'cycles/s':>9} "
+    header = (f"{'backend':8} {'method':6} {'workers':>7} {'procs':>5} {'cycles':>7} "
+              f"{'cycles/s':>9} "
               f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6} "
-              f"{'audit chain':>12} {'CPU ms/cycle':>12}")
+              f"{'audit chain':>12} {'CPU ms/cycle':>12}  (workers / db)")
     print(header)
     print("-" * len(header))
     for backend in args.backends.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
             for method in ("hilt", "naive"):
                 r = run_one("postgres" if backend == "pg" else backend, method, workers,
-                            n_tasks, tmp)
-                print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['cycles']:>7} "
+                            n_tasks, tmp, processes=args.processes)
+                print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['processes']:>5} "
+                      f"{r['cycles']:>7} "
                       f"{r['cycles_per_s']:>9.0f} {r['claim_p50_ms']:>12.1f} "
                       f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6} "
-                      f"{r['chain']:>12} {r['cpu_ms_per_cycle']:>12.2f}",
+                      f"{r['chain']:>12} {r['cpu_ms_per_cycle']:>12.2f}  "
+                      f"({r['cpu_split_ms'][0]:.2f} / {r['cpu_split_ms'][1]:.2f})",
                       flush=True)
 
 
