@@ -199,3 +199,15 @@ def test_a_batch_is_part_of_the_callers_transaction(engine: Engine) -> None:
     with transaction(engine) as s:
         assert store_events(s, events, actor="t").new == 5
     assert count(engine) == 5
+
+
+def test_events_without_ids_get_their_content_ids(engine: Engine) -> None:
+    from hilt.events.ingest import store_events
+    from hilt.events.model import FeedbackEvent
+
+    events = [FeedbackEvent.model_validate(sample(i)) for i in range(3)]
+    with transaction(engine) as s:
+        assert store_events(s, events, actor="t").new == 3
+    with transaction(engine) as s:
+        stored = set(s.execute(sa.select(EventRow.id)).scalars())
+    assert stored == {e.with_id().id for e in events}

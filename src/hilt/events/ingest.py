@@ -112,9 +112,9 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     """
     batch_id = "ib_" + uuid.uuid4().hex[:16]
     now = utcnow()
-    ids = [e.id for e in events if e.id is not None]
-    if len(ids) != len(events):
-        raise ValueError("store_events takes events with their ids (FeedbackEvent.with_id)")
+    if any(e.id is None for e in events):
+        events = [e.with_id() for e in events]
+    ids = [str(e.id) for e in events]
     if ids and len(set(ids)) == len(ids) and _copy_if_all_new(
             session, (event_row(e, batch_id, now) for e in events)):
         fresh_ids = ids
