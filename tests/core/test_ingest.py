@@ -211,3 +211,15 @@ def test_events_without_ids_get_their_content_ids(engine: Engine) -> None:
     with transaction(engine) as s:
         stored = set(s.execute(sa.select(EventRow.id)).scalars())
     assert stored == {e.with_id().id for e in events}
+
+
+def test_a_batch_repeating_an_id_is_stored_once_or_refused(engine: Engine) -> None:
+    """A repeated id takes the checked path: the same content is stored once, other
+    content is refused naming the repeat."""
+    same = [sample(1, id="a"), sample(2, id="b"), sample(1, id="a")]
+    assert ingest_events(engine, same).new == 2
+    other = [sample(3, id="c"), sample(4, id="c")]
+    with pytest.raises(InputError) as err:
+        ingest_events(engine, other)
+    assert err.value.field == "id" and "repeats" in str(err.value)
+    assert count(engine) == 2
