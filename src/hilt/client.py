@@ -4,15 +4,34 @@
     with HiltClient("http://127.0.0.1:8000", token="hilt_...") as hilt:
         print(hilt.ingest([{"interaction": {"prompt": "hi"}, "responses": [{"text": "yo"}]}]))
 
-Batches larger than ``batch_size`` are split; each batch is all-or-nothing on the server.
+Events are sent in batches of ``batch_size`` (``concurrency`` of them at once); each
+batch is all-or-nothing on the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
+
+
+def _batches(events: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _add(totals: dict[str, int], out: dict[str, Any]) -> None:
+    for key in totals:
+        totals[key] += int(out.get(key, 0))
 
 
 class HiltError(RuntimeError):
@@ -47,24 +66,34 @@ class HiltClient:
             raise HiltError(response.status_code, detail)
         return response.json() if response.content else None
 
-    def ingest(self, events: Iterable[dict[str, Any]], *, batch_size: int = 1000
-               ) -> dict[str, int]:
-        """Send events in batches; returns summed counts (received, new, duplicates)."""
-        totals = {"received": 0, "new": 0, "duplicates": 0, "escalated": 0}
-        batch: list[dict[str, Any]] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= batch_size:
-                self._send(batch, totals)
-                batch = []
-        if batch:
-            self._send(batch, totals)
-        return totals
+    def ingest(self, events: Iterable[dict[str, Any]], *, batch_size: int = 1000,
+               concurrency: int = 1) -> dict[str, int]:
+        """Send events in batches; returns summed counts (received, new, duplicates).
 
-    def _send(self, batch: list[dict[str, Any]], totals: dict[str, int]) -> None:
-        out = self.request("POST", "/v1/events", json={"events": batch})
-        for key in totals:
-            totals[key] += int(out.get(key, 0))
+        ``concurrency`` batches are in flight at once, each on a connection of its own
+        (a server with several worker processes stores them side by side). Each batch
+        is all-or-nothing; after a failed batch no further batch is sent, and the error
+        is raised once the batches already sent have been answered. Batches sent
+        before it may be stored: re-sending the events is safe, ingest is idempotent.
+        """
+        totals = {"received": 0, "new": 0, "duplicates": 0, "escalated": 0}
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="hilt-ingest") as pool:
+            in_flight: deque[Future[dict[str, Any]]] = deque()
+            try:
+                for batch in _batches(events, batch_size):
+                    if len(in_flight) >= concurrency:  # bounded: a large iterable streams
+                        _add(totals, in_flight.popleft().result())
+                    in_flight.append(pool.submit(
+                        self.request, "POST", "/v1/events", json={"events": batch}))
+                while in_flight:
+                    _add(totals, in_flight.popleft().result())
+            finally:
+                for future in in_flight:
+                    future.cancel()
+                wait(in_flight)
+        return totals
 
     def event(self, event_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/v1/events/{event_id}")
