@@ -235,3 +235,18 @@ def test_concurrent_sealers_never_chain_an_entry_twice(db_url: str, engine: Engi
         ids = conn.execute(sa.select(AuditRow.entity_id)).scalars().all()
     assert len(ids) == len(set(ids)) == 4 * 40
     assert result.ok and result.pending == 0
+
+
+def test_chain_copy_types_match_the_migrated_table(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains on append")
+    from hilt.store.audit import _CHAIN_COLUMNS, CHAIN_COPY_TYPES
+
+    names = {"character varying": "varchar", "timestamp with time zone": "timestamptz",
+             "jsonb": "jsonb", "bigint": "int8"}
+    with engine.connect() as conn:
+        types = dict(conn.execute(sa.text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'audit_log' AND table_schema = current_schema()")).all())
+    assert set(types) == set(_CHAIN_COLUMNS)
+    assert tuple(names[types[c]] for c in _CHAIN_COLUMNS) == CHAIN_COPY_TYPES

@@ -121,13 +121,36 @@ def _chain(session: Session, head: AuditHeadRow | None, items: list[dict[str, An
                             item["entity_type"], item["entity_id"], item["payload"], prev)
         rows.append({**item, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    session.connection().execute(_INSERT_CHAINED, rows)
+    if _is_pg(session):
+        _copy_chained(session, rows)
+    else:
+        session.connection().execute(_INSERT_CHAINED, rows)
     if head is None:
         session.add(AuditHeadRow(id=1, seq=seq, hash=prev))
     else:
         head.seq, head.hash = seq, prev
     session.flush()
     return len(rows)
+
+
+_CHAIN_COLUMNS = ("seq", "at", "actor", "action", "entity_type", "entity_id", "payload",
+                  "prev_hash", "hash")
+# Binary COPY must be told the column types; a test compares them with the table.
+CHAIN_COPY_TYPES = ("int8", "timestamptz", "varchar", "varchar", "varchar", "varchar",
+                    "jsonb", "varchar", "varchar")
+
+
+def _copy_chained(session: Session, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: the sealed entries in one binary COPY, in the sealing transaction. An
+    INSERT per entry (what executemany sends) cost the sealer about three times as much
+    per entry, in Python and in the server; sealing runs after every write."""
+    conn = session.connection().connection.driver_connection
+    with conn.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+            f"COPY audit_log ({', '.join(_CHAIN_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(list(CHAIN_COPY_TYPES))
+        for row in rows:
+            copy.write_row(tuple(row[c] for c in _CHAIN_COLUMNS))
 
 
 # Losing a sealing commit in a crash loses nothing: the pending rows are still there.
