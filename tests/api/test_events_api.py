@@ -92,3 +92,13 @@ def test_malformed_bodies_are_refused_with_the_reason_and_the_body_is_documented
     events = schema["components"]["schemas"]["EventBatch"]["properties"]["events"]
     assert events["items"]["$ref"] == "#/components/schemas/FeedbackEvent"
     assert "FeedbackEvent" in schema["components"]["schemas"]
+
+
+def test_nul_character_is_a_client_error_naming_index_and_field(api: Api) -> None:
+    body = batch(3)
+    body["events"][1]["responses"] = [{"text": "a\u0000b"}]
+    resp = api.client.post("/v1/events", json=body, headers=api.headers("service"))
+    assert resp.status_code == 422, resp.text
+    assert (resp.json()["error"]["line"], resp.json()["error"]["field"]) == (
+        1, "responses[0].text")
+    assert api.client.get("/v1/events", headers=api.headers("service")).json()["events"] == []

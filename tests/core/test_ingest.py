@@ -223,3 +223,22 @@ def test_a_batch_repeating_an_id_is_stored_once_or_refused(engine: Engine) -> No
         ingest_events(engine, other)
     assert err.value.field == "id" and "repeats" in str(err.value)
     assert count(engine) == 2
+
+
+def test_nul_characters_are_refused_naming_line_and_field(engine: Engine) -> None:
+    """PostgreSQL cannot store NUL in text; refused on both backends before any write.
+    A text that spells out a backslash and "u0000" is fine."""
+    cases = [(sample(1, id="a\x00"), "id"),
+             ({**sample(2), "interaction": {"prompt": "x\x00y"}}, "interaction.prompt"),
+             ({**sample(3), "responses": [{"text": "ok"}, {"text": "\x00"}]},
+              "responses[1].text"),
+             ({**sample(4), "context": {"metadata": {"k": ["a", "b\x00"]}}},
+              "context.metadata.k[1]")]
+    for record, field in cases:
+        with pytest.raises(InputError) as err:
+            ingest_events(engine, [sample(10), record])
+        assert (err.value.line, err.value.field) == (2, field), record
+        assert "NUL" in str(err.value)
+    assert count(engine) == 0
+    spelled = {**sample(5), "interaction": {"prompt": "printf(\"\\u0000\")"}}
+    assert ingest_events(engine, [spelled]).new == 1

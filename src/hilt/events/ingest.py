@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ BULK_COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "su
                  "payload")
 _ID, _HASH, _CREATED_AT, _INGESTED_AT = 0, 1, 2, 3  # positions in BULK_COLUMNS
 _BATCH = BULK_COLUMNS.index("ingest_batch")
+_PAYLOAD = BULK_COLUMNS.index("payload")
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,21 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     if any(e.id is None for e in events):
         events = [e.with_id() for e in events]
     ids = [str(e.id) for e in events]
-    if ids and len(set(ids)) == len(ids) and _copy_if_all_new(
-            session, (event_row(e, batch_id, now) for e in events)):
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for i, event in enumerate(events):
+            row = event_row(event, batch_id, now)
+            # PostgreSQL cannot store NUL in text or jsonb; refused on every backend.
+            if "\\u0000" in row[_PAYLOAD] or "\x00" in row[_ID]:  # or an escaped "\\u0000"
+                error = _nul_error(event, file, lines[i] if lines is not None else None)
+                if error is not None:
+                    raise error
+            yield row
+
+    if ids and len(set(ids)) == len(ids) and _copy_if_all_new(session, rows()):
         fresh_ids = ids
     else:
-        fresh_ids = _insert_checked(session, [event_row(e, batch_id, now) for e in events],
-                                    lines, file)
+        fresh_ids = _insert_checked(session, list(rows()), lines, file)
     new = len(fresh_ids)
     escalated = 0
     if new:
@@ -132,6 +142,32 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
                      "rejected": rejected,
                      "ids_sha256": sha256_hex("\n".join(sorted(fresh_ids)))})
     return result
+
+
+def _nul_error(event: FeedbackEvent, file: str | None, line: int | None
+               ) -> InputError | None:
+    """The error for an event holding a NUL character, naming the first field with one;
+    ``None`` when it holds none (a text may spell out a backslash and "u0000")."""
+
+    def find(value: Any, path: str) -> str | None:
+        if isinstance(value, str):
+            return path if "\x00" in value else None
+        items = (value.items() if isinstance(value, dict)
+                 else enumerate(value) if isinstance(value, list) else ())
+        for key, item in items:
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}.{key!r}".lstrip(".")
+            found = find(item, f"{path}[{key}]" if isinstance(key, int)
+                         else f"{path}.{key}".lstrip("."))
+            if found:
+                return found
+        return None
+
+    field = find(event.model_dump(mode="json"), "")
+    if field is None:
+        return None
+    return InputError("text must not contain NUL characters (\\u0000)", file=file,
+                      line=line, field=field)
 
 
 def _insert_checked(session: Session, rows: list[tuple[Any, ...]],
@@ -222,7 +258,8 @@ def ingest_events(engine: Engine, events: Iterable[FeedbackEvent | dict[str, Any
               for i, e in enumerate(events, start=1)]
     parsed = [e.with_id() for e in parsed]
     with transaction(engine) as session:
-        return store_events(session, parsed, actor=actor, source_name=source_name)
+        return store_events(session, parsed, actor=actor, source_name=source_name,
+                            lines=range(1, len(parsed) + 1))  # as parse errors count
 
 
 def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",

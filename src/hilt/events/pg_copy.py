@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 from psycopg.types.json import set_json_dumps
 from sqlalchemy.orm import Session
 
@@ -35,10 +36,16 @@ def _as_is(payload: Any) -> str:
 
 
 def _copy(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(list(COPY_TYPES))
-        for row in rows:
-            copy.write_row(row)
+    sql = f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)"
+    try:
+        with cur.copy(sql) as copy:
+            copy.set_types(list(COPY_TYPES))
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.DataError as exc:
+        # A value the database refuses is the client's error (422 over HTTP), reported
+        # like those of statements sent through SQLAlchemy.
+        raise sa.exc.DataError(sql, None, exc) from exc
 
 
 def _driver(session: Session) -> psycopg.Connection[Any]:
