@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -29,16 +30,19 @@ class SubmissionIn(BaseModel):
     time_spent_s: float | None = Field(default=None, ge=0)
 
 
-@router.post("/queue/next")
+@router.post("/queue/next", response_model=dict[str, Any])
 async def next_task(request: Request,
-                    who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+                    who: Principal = Depends(allow(*PEOPLE))) -> JSONResponse:
     """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
     reviewer = reviewer_of(who)
     found = await run_in_threadpool(work.next_task, request.app.state.engine, reviewer,
                                     with_view=True)
     if found is None:
-        return {"task": None}
-    return {"task": found.view, "resumed": found.claim.resumed}
+        return JSONResponse({"task": None})
+    # The view is JSON already (strings, numbers, the stored item and rubric): rendered
+    # as it is, without FastAPI's recursive jsonable_encoder pass over the rubric and the
+    # item, which cost about a tenth of the request.
+    return JSONResponse({"task": found.view, "resumed": found.claim.resumed})
 
 
 @router.get("/queue/tasks/{task_id}")
