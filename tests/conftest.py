@@ -111,3 +111,16 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+_COPY_TYPE_NAMES = {"character varying": "varchar", "timestamp with time zone": "timestamptz",
+                    "jsonb": "jsonb", "bigint": "int8"}
+
+
+def copy_type_names(engine: Engine, table: str) -> dict[str, str]:
+    """PostgreSQL: each column of ``table`` with its type as binary COPY names it."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = :t AND table_schema = current_schema()"), {"t": table}).all()
+    return {name: _COPY_TYPE_NAMES[kind] for name, kind in rows}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -89,10 +89,9 @@ class HiltClient:
                         self.request, "POST", "/v1/events", json={"events": batch}))
                 while in_flight:
                     _add(totals, in_flight.popleft().result())
-            finally:
+            finally:  # after a failure: batches not yet started are not sent
                 for future in in_flight:
                     future.cancel()
-                wait(in_flight)
         return totals
 
     def event(self, event_id: str) -> dict[str, Any]:

@@ -241,12 +241,8 @@ def test_chain_copy_types_match_the_migrated_table(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite chains on append")
     from hilt.store.audit import _CHAIN_COLUMNS, CHAIN_COPY_TYPES
+    from tests.conftest import copy_type_names
 
-    names = {"character varying": "varchar", "timestamp with time zone": "timestamptz",
-             "jsonb": "jsonb", "bigint": "int8"}
-    with engine.connect() as conn:
-        types = dict(conn.execute(sa.text(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = 'audit_log' AND table_schema = current_schema()")).all())
+    types = copy_type_names(engine, "audit_log")
     assert set(types) == set(_CHAIN_COLUMNS)
-    assert tuple(names[types[c]] for c in _CHAIN_COLUMNS) == CHAIN_COPY_TYPES
+    assert tuple(types[c] for c in _CHAIN_COLUMNS) == CHAIN_COPY_TYPES

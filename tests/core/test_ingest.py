@@ -143,14 +143,10 @@ def test_binary_copy_types_match_the_migrated_table(engine: Engine) -> None:
         pytest.skip("the COPY path is PostgreSQL's")
     from hilt.events.ingest import BULK_COLUMNS
     from hilt.events.pg_copy import COPY_TYPES
+    from tests.conftest import copy_type_names
 
-    names = {"character varying": "varchar", "timestamp with time zone": "timestamptz",
-             "jsonb": "jsonb"}
-    with engine.connect() as conn:
-        types = dict(conn.execute(sa.text(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = 'events' AND table_schema = current_schema()")).all())
-    assert tuple(names[types[c]] for c in BULK_COLUMNS) == COPY_TYPES
+    types = copy_type_names(engine, "events")
+    assert tuple(types[c] for c in BULK_COLUMNS) == COPY_TYPES
 
 
 def test_ids_stored_meanwhile_fall_back_to_the_idempotent_insert(

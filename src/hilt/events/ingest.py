@@ -255,8 +255,7 @@ def ingest_events(engine: Engine, events: Iterable[FeedbackEvent | dict[str, Any
     from hilt.events.validate import parse_event
 
     parsed = [e if isinstance(e, FeedbackEvent) else parse_event(e, line=i)
-              for i, e in enumerate(events, start=1)]
-    parsed = [e.with_id() for e in parsed]
+              for i, e in enumerate(events, start=1)]  # ids: filled in by store_events
     with transaction(engine) as session:
         return store_events(session, parsed, actor=actor, source_name=source_name,
                             lines=range(1, len(parsed) + 1))  # as parse errors count

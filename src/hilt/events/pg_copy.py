@@ -21,13 +21,14 @@ from psycopg.types.json import set_json_dumps
 from sqlalchemy.orm import Session
 
 from hilt.events.ingest import BULK_COLUMNS as COLUMNS  # one column list for both paths
+from hilt.store.bulk_copy import copy_rows
 
 # The PostgreSQL types of COLUMNS, which binary COPY must be told; a test compares them
 # with the migrated table.
 COPY_TYPES = ("varchar", "varchar", "timestamptz", "timestamptz", "varchar", "varchar",
               "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar",
               "jsonb")
-_COLS = ", ".join(COLUMNS)
+_COLS = ", ".join(COLUMNS)  # for the staged INSERT
 
 
 def _as_is(payload: Any) -> str:
@@ -36,16 +37,13 @@ def _as_is(payload: Any) -> str:
 
 
 def _copy(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    sql = f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)"
+    set_json_dumps(_as_is, context=cur)
     try:
-        with cur.copy(sql) as copy:
-            copy.set_types(list(COPY_TYPES))
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(cur, table, COLUMNS, COPY_TYPES, rows)
     except psycopg.DataError as exc:
         # A value the database refuses is the client's error (422 over HTTP), reported
         # like those of statements sent through SQLAlchemy.
-        raise sa.exc.DataError(sql, None, exc) from exc
+        raise sa.exc.DataError(f"COPY {table}", None, exc) from exc
 
 
 def _driver(session: Session) -> psycopg.Connection[Any]:
@@ -57,7 +55,6 @@ def copy_if_all_new(session: Session, rows: Iterable[tuple[Any, ...]]) -> bool:
     """COPY the rows straight into ``events``, in a savepoint; False, with nothing
     written, when any id is already stored (or being stored by a concurrent ingest)."""
     with _driver(session).cursor() as cur:
-        set_json_dumps(_as_is, context=cur)
         # A plain SAVEPOINT statement, not psycopg's conn.transaction(): with no statement
         # run yet in the session's transaction, that would BEGIN and COMMIT on its own.
         cur.execute("SAVEPOINT hilt_copy")
@@ -75,7 +72,6 @@ def copy_insert(session: Session, rows: list[tuple[Any, ...]]) -> int:
     """Insert rows (values in ``COLUMNS`` order), skipping stored ids; returns how many
     were new. Staged, so that ``ON CONFLICT DO NOTHING`` applies."""
     with _driver(session).cursor() as cur:
-        set_json_dumps(_as_is, context=cur)
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS hilt_ingest_stage "
                     "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         cur.execute("TRUNCATE hilt_ingest_stage")
@@ -89,7 +85,6 @@ def copy_insert(session: Session, rows: list[tuple[Any, ...]]) -> int:
 
 def stored_hashes(session: Session, ids: list[str]) -> dict[str, str]:
     """``{id: content_hash}`` of the ids already stored; the ids go as one array."""
-    conn = session.connection().connection.driver_connection
-    with conn.cursor() as cur:  # type: ignore[union-attr]
+    with _driver(session).cursor() as cur:
         cur.execute("SELECT id, content_hash FROM events WHERE id = ANY(%s)", (ids,))
         return dict(cur.fetchall())

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.canonical import canonical_json, sha256_hex
+from hilt.store.bulk_copy import copy_rows
 from hilt.store.tables.base import UTCDateTime, utcnow
 from hilt.store.tables.core import AuditHeadRow, AuditPendingRow, AuditRow
 
@@ -144,13 +145,10 @@ def _copy_chained(session: Session, rows: list[dict[str, Any]]) -> None:
     """PostgreSQL: the sealed entries in one binary COPY, in the sealing transaction. An
     INSERT per entry (what executemany sends) cost the sealer about three times as much
     per entry, in Python and in the server; sealing runs after every write."""
-    conn = session.connection().connection.driver_connection
-    with conn.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-            f"COPY audit_log ({', '.join(_CHAIN_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(list(CHAIN_COPY_TYPES))
-        for row in rows:
-            copy.write_row(tuple(row[c] for c in _CHAIN_COLUMNS))
+    conn: Any = session.connection().connection.driver_connection
+    with conn.cursor() as cur:
+        copy_rows(cur, "audit_log", _CHAIN_COLUMNS, CHAIN_COPY_TYPES,
+                  (tuple(row[c] for c in _CHAIN_COLUMNS) for row in rows))
 
 
 # Losing a sealing commit in a crash loses nothing: the pending rows are still there.
