@@ -1,7 +1,7 @@
 """Review queue throughput: hilt's claim against a naive claim, on PostgreSQL and SQLite.
 
     python -m benchmarks.queue [--quick] [--tasks N] [--workers 1,4,16] [--backends pg,sqlite]
-                               [--processes P]
+                               [--processes P] [--methods hilt,naive]
 
 Each run starts from a fresh database holding N open tasks with overlap k = 3 and one
 reviewer per worker. Every worker is a thread with a connection of its own (its
@@ -266,6 +266,7 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path,
         # measured time importing (the aggregator's modules load on a task's k-th review).
         import hilt.quality.store  # noqa: F401
         import hilt.review.reviews  # noqa: F401
+        import hilt.review.work  # noqa: F401
 
         # As every `hilt serve` worker does at start-up (hilt.api.asgi): long-lived
         # start-up objects leave the garbage collector's full scans.
@@ -315,6 +316,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=None)
     parser.add_argument("--workers", default="1,4,16")
     parser.add_argument("--backends", default="pg,sqlite")
+    parser.add_argument("--methods", default="hilt,naive",
+                        help="claim methods to run (the naive one is the baseline)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="processes the workers are spread over (0: one per worker)")
     args = parser.parse_args()
@@ -330,7 +333,7 @@ def main() -> None:
     print("-" * len(header))
     for backend in args.backends.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
-            for method in ("hilt", "naive"):
+            for method in args.methods.split(","):
                 r = run_one("postgres" if backend == "pg" else backend, method, workers,
                             n_tasks, tmp, processes=args.processes)
                 print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['processes']:>5} "

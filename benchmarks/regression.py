@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(METRICS)} metrics, {args.resamples:,} bootstrap resamples")
 
     start = time.perf_counter()
-    hilt = run_hilt(columns, args.resamples)
+    ours = run_hilt(columns, args.resamples)
     hilt_s = time.perf_counter() - start
     hilt_rss = peak_rss_mb()
     rows = [("hilt (numpy, multinomial bootstrap)", hilt_s, hilt_rss)]
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         baseline = run_pandas(columns, args.resamples)
         rows.append(("pandas groupby per resample", time.perf_counter() - start,
                      peak_rss_mb()))
-        gaps = largest_gap(hilt, baseline)
+        gaps = largest_gap(ours, baseline)
 
     print(f"\n{'implementation':<38}{'seconds':>10}{'× hilt':>9}{'peak RSS MB':>14}")
     for name, seconds, rss in rows:

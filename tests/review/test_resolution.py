@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from hilt.canonical import canonical_json
 from hilt.review.adjudication import adjudicate
 from hilt.review.aggregation import (
     AdjudicationPolicy,
     Aggregate,
     Answer,
+    answer_key,
     decide,
     majority_aggregator,
     pairwise_agreement,
@@ -53,6 +57,47 @@ def test_majority_aggregator_and_agreement() -> None:
     assert majority_aggregator(CHOICE, _answers("a", "b", "c")) is None
     # Share of agreeing ordered pairs: (2·1 + 0) / (3·2) = 1/3.
     assert pairwise_agreement(["a", "a", "b"]) == pytest.approx(1 / 3)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5, -0.0])
+    | st.sampled_from(["", "1", "true", "safe", "null", "é"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "1"]), inner, max_size=3),
+    max_leaves=6)
+
+
+@given(_JSON, _JSON)
+@example(1, True)
+@example(1, 1.0)
+@example("1", 1)
+@example([1], [True])
+def test_answers_count_as_equal_exactly_when_their_canonical_json_is(a: object, b: object
+                                                                      ) -> None:
+    """Votes are counted on a cheap key; it must split answers as the canonical text
+    (hilt's definition of "the same answer") does: 1, 1.0, True and "1" all differ."""
+    same = canonical_json(a) == canonical_json(b)
+    assert (answer_key(a) == answer_key(b)) is same
+    assert (hash(answer_key(a)) == hash(answer_key(b))) or not same
+
+
+@pytest.mark.parametrize(("values", "winner", "provenance"), [
+    ([1, True, 1.0], None, None),  # three different answers
+    ([1, 1.0, 1.0], 1.0, "majority"),
+    (["1", "1", 1], "1", "majority"),
+    ([{"b": 1, "a": 2}, {"a": 2, "b": 1}, None], {"a": 2, "b": 1}, "majority"),
+])
+def test_majority_counts_canonical_answers(values: list[object], winner: object,
+                                           provenance: str | None) -> None:
+    q = Question.model_validate({"id": "v", "kind": "single_choice", "prompt": "?",
+                                 "options": ["x", "y"]})
+    got = majority_aggregator(q, [Answer(f"r{i}", f"p{i}", v) for i, v in enumerate(values)])
+    if provenance is None:
+        assert got is None
+    else:
+        assert got is not None and got.provenance == provenance
+        assert canonical_json(got.value) == canonical_json(winner)
+        assert type(got.value) is type(winner)
 
 
 @pytest.mark.parametrize(("policy", "severity", "values", "flagged"), [

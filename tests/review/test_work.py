@@ -187,3 +187,57 @@ def test_a_broken_connection_is_not_reused(engine: Engine) -> None:
     assert err.value.connection_invalidated
     again = work.next_task(engine, "a", now=T0, config=resume)  # a fresh connection
     assert again is not None and not again.claim.resumed
+
+
+def _kth_review_read(engine: Engine) -> tuple[str, Any, Any]:
+    """A task with k = 2 and one review in; the second review recorded by the
+    one-statement submission (without resolving): its folded read, and _READ's."""
+    from hilt.review import pg_fast, pg_resolve
+    from hilt.review.reviews import clean_submission, engine_spec, review_record
+
+    (tid,) = _tasks(engine, 1, k=2)
+    add_reviewers(engine, ["a", "b"])
+    for rid in ("a", "b"):
+        assert work.next_task(engine, rid, now=T0, config=NO_GOLD) is not None
+    work.submit(engine, tid, "a", Submission(SAFE, confidence=0.7), now=T0)
+    facts = pg_fast.task_facts(engine, tid)
+    assert facts is not None
+    spec = engine_spec(engine, facts.rubric_id, facts.rubric_version)
+    later = T0 + timedelta(seconds=5)
+    given = Submission(SAFE, confidence=0.8)
+    review, entry = review_record(tid, "b", given, clean_submission(spec, given, 1),
+                                  now=later, assignment_id=None, rubric_id="harm",
+                                  rubric_version=facts.rubric_version, is_gold=False,
+                                  late=False)
+    with pg_fast.Statements(engine) as stmts:
+        recorded = pg_fast.submit(stmts, review, entry)
+        assert recorded is not None and recorded.counted == (2, 2, "open")
+        fresh = stmts.run(pg_resolve._READ, {"task_id": tid, "recent": 5})
+    return tid, recorded.task_read, fresh
+
+
+def test_the_kth_submission_reads_what_resolution_reads(engine: Engine) -> None:
+    """The submission statement returns the task's resolution inputs, its own review
+    included although its snapshot predates it, exactly as a separate read gives them."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement path runs on PostgreSQL only")
+    _, folded, fresh = _kth_review_read(engine)
+    assert folded is not None and len(folded[-2]) == 2
+    assert tuple(folded) == tuple(fresh)
+
+
+def test_a_folded_read_missing_a_review_is_read_again(engine: Engine) -> None:
+    """A review committed after the submission statement's snapshot is missing from its
+    read; resolution then reads the task again instead of resolving without it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement path runs on PostgreSQL only")
+    from hilt.review import pg_fast, pg_resolve
+
+    tid, folded, _ = _kth_review_read(engine)
+    stale = (*folded[:-2], folded[-2][1:], folded[-1])  # as if "a" had not committed yet
+    with pg_fast.Statements(engine) as stmts:
+        assert pg_resolve.resolve(stmts, tid, now=T0, actor="b", known=stale) == "resolved"
+    with transaction(engine) as s:
+        labels = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == tid)
+                           ).scalars().all()
+        assert labels and all(len(lb.review_ids) == 2 for lb in labels)

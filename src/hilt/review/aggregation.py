@@ -54,15 +54,30 @@ class Aggregate:
 
 Aggregator = Callable[[Question, Sequence[Answer]], Aggregate | None]
 
+_PLAIN = (str, int, bool, type(None))
+
+
+def answer_key(value: Any) -> Any:
+    """A hashable key under which two answers are equal exactly when their canonical
+    JSON texts are. Choice, scale and text answers (str, int, bool, None) are their own
+    key with their type beside them, so that ``1``, ``True`` and ``"1"`` stay apart as in
+    JSON; anything else (lists, mappings, floats) is keyed by its canonical text. Votes
+    are counted on every resolution, and the canonical text costs microseconds each."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return (kind, value)
+    return canonical_json(value)
+
 
 def majority_aggregator(question: Question, answers: Sequence[Answer]) -> Aggregate | None:
     """Unanimous or strict-majority answer; ``None`` when no answer has a majority."""
     if not answers:
         return None
-    counts = Counter(canonical_json(a.value) for a in answers)
+    keys = [answer_key(a.value) for a in answers]
+    counts = Counter(keys)
     top, n_top = counts.most_common(1)[0]
     n = len(answers)
-    value = next(a.value for a in answers if canonical_json(a.value) == top)
+    value = answers[keys.index(top)].value
     if n_top == n:
         return Aggregate(value, 1.0, "unanimous")
     if question.kind not in AGGREGATED_KINDS:
@@ -77,7 +92,7 @@ def pairwise_agreement(values: Sequence[Any]) -> float:
     n = len(values)
     if n < 2:
         return 1.0
-    counts = Counter(canonical_json(v) for v in values)
+    counts = Counter(answer_key(v) for v in values)
     return sum(c * (c - 1) for c in counts.values()) / (n * (n - 1))
 
 

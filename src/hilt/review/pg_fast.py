@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.review.eligibility import PRODUCTION_STATUSES
+from hilt.review.pg_resolve import read_columns
 from hilt.store import audit
 
 _STATUSES = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES))
@@ -128,6 +129,8 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
     SELECT 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM who"""
 
 
+# When the review is the task's k-th, the statement also reads what resolving the task
+# needs (hilt.review.pg_resolve.read_columns), saving the resolution a round trip.
 _SUBMIT_SQL = f"""
     WITH l AS (
       UPDATE review_assignments SET status = 'submitted', finished_at = %(submitted_at)s
@@ -141,14 +144,18 @@ _SUBMIT_SQL = f"""
       SELECT %(id)s, %(task_id)s, l.id, %(reviewer_id)s, %(rubric_id)s, %(rubric_version)s,
         CAST(%(answers)s AS jsonb), %(confidence)s, %(rationale)s, %(rewrite)s,
         %(time_spent_s)s, %(is_gold)s, false, %(submitted_at)s FROM l
-      RETURNING id),
+      RETURNING id, reviewer_id, answers, confidence, submitted_at),
     t AS (
       UPDATE review_tasks SET reviews_done = reviews_done + 1
       WHERE id = %(task_id)s AND NOT %(is_gold)s AND EXISTS (SELECT 1 FROM r)
-      RETURNING reviews_done, overlap_k, status),
+      RETURNING id, reviews_done, overlap_k, status, severity, policy, rubric_id,
+                rubric_version, event_id, cluster_id, resolved_at),
     audited AS ({audit.pending_insert_sql("r.id", "r", driver=True)})
-    SELECT (SELECT id FROM l), t.reviews_done, t.overlap_k, t.status
-      FROM (SELECT 1) one LEFT JOIN t ON true"""
+    SELECT (SELECT id FROM l), t.reviews_done, t.overlap_k, t.status, rd.*
+      FROM (SELECT 1) one LEFT JOIN t ON true
+      LEFT JOIN LATERAL (  -- OFFSET 0: keeps the condition a gate before the reads
+        SELECT true, {read_columns("SELECT * FROM r")}
+         WHERE t.reviews_done >= t.overlap_k AND t.status = 'open' OFFSET 0) rd ON true"""
 
 _FACTS_SQL = ("SELECT rubric_id, rubric_version, n_responses, is_gold FROM review_tasks "
               "WHERE id = %(task_id)s")
@@ -158,39 +165,88 @@ _PROFILE_SQL = "SELECT pools, skills FROM reviewers WHERE id = %(rid)s"
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
+class Statements:
+    """A pooled connection held for a few one-statement transactions in a row (a claim,
+    or a submission and its task's resolution): checked out once, switched to
+    autocommit once, with one reusable cursor. psycopg errors come out as SQLAlchemy's,
+    like everywhere else; a connection that broke (server restart, a terminated backend)
+    is invalidated instead of going back to the pool.
+
+    Use as a context manager; the connection is only checked out by the first
+    :meth:`run`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._fairy: Any = None
+        self._cursor: Any = None
+
+    def __enter__(self) -> Statements:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _checkout(self) -> Any:
+        fairy = self.engine.raw_connection()
+        conn: Any = fairy.driver_connection
+        try:
+            if conn.info.transaction_status != _IDLE:  # e.g. a connect hook's query
+                conn.rollback()
+            conn.autocommit = True
+            # The cursor lives as long as its connection; re-made only after a reconnect.
+            cached = fairy.info.get("hilt_cursor")
+            if cached is None or cached.connection is not conn or cached.closed:
+                cached = fairy.info["hilt_cursor"] = conn.cursor()
+        except Exception:
+            fairy.invalidate()
+            fairy.close()
+            raise
+        self._fairy, self._cursor = fairy, cached
+        return cached
+
+    def run(self, sql: str, params: dict[str, Any], *, many: bool = False) -> Any:
+        """One statement as its own transaction: the first row (or all, ``many``)."""
+        cur = self._cursor if self._fairy is not None else self._checkout()
+        try:
+            cur.execute(sql, params, prepare=True)
+            return cur.fetchall() if many else cur.fetchone()
+        except Exception as exc:
+            conn = self._fairy.driver_connection
+            broken = bool(conn.closed or conn.broken)
+            if broken:
+                fairy, self._fairy, self._cursor = self._fairy, None, None
+                fairy.invalidate(exc)
+                fairy.close()
+            if isinstance(exc, psycopg.Error):
+                raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error,
+                                                 connection_invalidated=broken) from exc
+            raise
+
+    def close(self) -> None:
+        """Give the connection back to the pool, out of autocommit mode (SQLAlchemy's
+        sessions expect a connection that opens transactions)."""
+        fairy, self._fairy, self._cursor = self._fairy, None, None
+        if fairy is None:
+            return
+        try:
+            conn = fairy.driver_connection
+            if conn is not None and not conn.closed:
+                conn.autocommit = False  # no transaction is open: autocommit statements
+        finally:
+            fairy.close()
+
+
 def run_statement(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
                   ) -> Any:
-    """One statement in autocommit mode on a pooled connection. psycopg errors come out
-    as SQLAlchemy's, like everywhere else; a connection that broke (server restart, a
-    terminated backend) is invalidated instead of going back to the pool."""
-    fairy = engine.raw_connection()
-    conn: Any = fairy.driver_connection
-    try:
-        if conn.info.transaction_status != _IDLE:  # e.g. a connect hook's query
-            conn.rollback()
-        conn.autocommit = True
-        cur = conn.execute(sql, params, prepare=True)
-        rows = cur.fetchall() if many else cur.fetchone()
-        conn.autocommit = False
-        return rows
-    except Exception as exc:
-        broken = bool(conn.closed or conn.broken)
-        if broken:
-            fairy.invalidate(exc)
-        else:
-            conn.autocommit = False  # the statement failed; no transaction is open
-        if isinstance(exc, psycopg.Error):
-            raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error,
-                                             connection_invalidated=broken) from exc
-        raise
-    finally:
-        fairy.close()
+    """One statement in autocommit mode on a pooled connection (see :class:`Statements`)."""
+    with Statements(engine) as stmts:
+        return stmts.run(sql, params, many=many)
 
 
-def _profile(engine: Engine, reviewer_id: str) -> tuple[Any, Any] | None:
+def _profile(stmts: Statements, reviewer_id: str) -> tuple[Any, Any] | None:
     profile = _PROFILES.get(reviewer_id)
     if profile is None:
-        row = run_statement(engine, _PROFILE_SQL, {"rid": reviewer_id})
+        row = stmts.run(_PROFILE_SQL, {"rid": reviewer_id})
         if row is None:
             return None
         profile = (row[0], row[1])
@@ -202,7 +258,17 @@ def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
           assignment_id: str, resume: bool, with_item: bool) -> FastClaim | None:
     """Resume the reviewer's unexpired lease (``resume``) or lease the best task; ``None``
     means "take the general path" (nothing was written)."""
-    profile = _profile(engine, reviewer_id)
+    with Statements(engine) as stmts:
+        found = _claim(stmts, reviewer_id, now=now, expires=expires,
+                       assignment_id=assignment_id, resume=resume, with_item=with_item)
+    if found is not None:
+        audit.after_autocommit(engine)
+    return found
+
+
+def _claim(stmts: Statements, reviewer_id: str, *, now: datetime, expires: datetime,
+           assignment_id: str, resume: bool, with_item: bool) -> FastClaim | None:
+    profile = _profile(stmts, reviewer_id)
     if profile is None:
         return None
     pools_raw, skills_raw = profile
@@ -216,7 +282,7 @@ def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
                                entity_type="review_task",
                                payload={"assignment": assignment_id,
                                         "lease_expires_at": expires.isoformat()})}
-    rows = run_statement(engine, _claim_sql(len(pools), with_item), params, many=True)
+    rows = stmts.run(_claim_sql(len(pools), with_item), params, many=True)
     kinds = {row[0]: row for row in rows}
     if "ok" not in kinds:  # the profile changed, or the reviewer may not take tasks
         _PROFILES.pop(reviewer_id, None)
@@ -224,7 +290,6 @@ def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
     row = kinds.get("new") or kinds.get("held")
     if row is None:
         return None
-    audit.after_autocommit(engine)
     facts = TaskFacts(row[4], row[5], row[6], row[7])
     _FACTS.put(row[1], facts)
     return FastClaim(row[2], row[1], row[3].astimezone(UTC), row[0] == "held", facts, row[8])
@@ -250,17 +315,24 @@ class FastSubmit:
     review_id: str
     # The task's (reviews done, k, status) after this review; None for a gold task.
     counted: tuple[int, int, str] | None
+    # For a k-th review: the task as hilt.review.pg_resolve reads it, from this statement.
+    task_read: tuple[Any, ...] | None = None
 
 
-def submit(engine: Engine, review: dict[str, Any], entry: dict[str, Any]
+def submit(stmts: Statements, review: dict[str, Any], entry: dict[str, Any]
            ) -> FastSubmit | None:
     """Record a review under the reviewer's unexpired lease; ``None`` when there is no
-    such lease (nothing was written: take the general path)."""
+    such lease (nothing was written: take the general path). The caller seals the audit
+    entry (:func:`hilt.store.audit.after_autocommit`) once it let go of the connection."""
+    from hilt.quality.aggregation_store import RECENT_FITS
+
     params = {**review, "answers": json.dumps(review["answers"]),
-              **audit.pending_params(**entry)}
-    row = run_statement(engine, _SUBMIT_SQL, params)
+              "recent": RECENT_FITS, **audit.pending_params(**entry)}
+    row = stmts.run(_SUBMIT_SQL, params)
     if row is None or row[0] is None:
         return None
-    audit.after_autocommit(engine)
-    counted = None if row[1] is None else (int(row[1]), int(row[2]), str(row[3]))
-    return FastSubmit(review["id"], counted)
+    if row[1] is None:
+        return FastSubmit(review["id"], None)
+    done, k, status = int(row[1]), int(row[2]), str(row[3])
+    read = None if row[4] is None else ("open", False, done, k, *row[5:])
+    return FastSubmit(review["id"], (done, k, status), read)

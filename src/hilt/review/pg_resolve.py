@@ -1,6 +1,8 @@
-"""Resolving a task whose k reviews are in, in two statements on PostgreSQL: one read
-(the task, its event's policy version, its reviews and the rubric's recent model fits)
-and one conditional write (the task resolved, its final labels and the audit entry).
+"""Resolving a task whose k reviews are in, in at most two statements on PostgreSQL: one
+read (the task, its event's policy version, its reviews and the rubric's recent model
+fits) and one conditional write (the task resolved, its final labels and the audit
+entry). The read is usually done already: the statement that records a task's k-th
+review returns it (:mod:`hilt.review.pg_fast`).
 
 Only the common case is handled here: an open task that was never resolved before, has
 no near-duplicate members, whose aggregation models (if any) are already parsed in this
@@ -18,32 +20,44 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from hilt.review.aggregation import AdjudicationPolicy, Aggregator, decide
 from hilt.review.labels import label_row, resolve_payload
-from hilt.review.pg_fast import run_statement
 from hilt.review.reviews import answers_by_question, labels_from, spec_if_cached
 from hilt.store import audit
 
-_READ = """
-    SELECT t.status, t.is_gold, t.reviews_done, t.overlap_k, t.severity, t.policy,
-           t.rubric_id, t.rubric_version, t.event_id, t.cluster_id, t.resolved_at,
-           e.policy_version,
-           (SELECT coalesce(json_agg(json_build_array(r.id, r.reviewer_id, r.answers,
-                                                      r.confidence)
-                                     ORDER BY r.submitted_at, r.id), '[]')
-              FROM reviews r WHERE r.task_id = t.id),
+if TYPE_CHECKING:
+    from hilt.review.pg_fast import Statements
+
+
+def read_columns(own_review: str = "") -> str:
+    """What resolving a task reads, given its row as ``t``: severity, adjudication
+    policy, rubric, event, cluster, earlier resolution, the event's policy version, its
+    reviews in submission order and the rubric's recent model fits. ``own_review``: a
+    query of the same review columns to add to the stored ones (the submission statement
+    adds the review it inserts, which its own snapshot cannot see)."""
+    extra = f" UNION ALL {own_review}" if own_review else ""
+    return f"""t.severity, t.policy, t.rubric_id, t.rubric_version, t.event_id, t.cluster_id,
+           t.resolved_at,
+           (SELECT e.policy_version FROM events e WHERE e.id = t.event_id),
+           (SELECT coalesce(json_agg(json_build_array(x.id, x.reviewer_id, x.answers,
+                                                      x.confidence)
+                                     ORDER BY x.submitted_at, x.id), '[]')
+              FROM (SELECT rv.id, rv.reviewer_id, rv.answers, rv.confidence, rv.submitted_at
+                      FROM reviews rv WHERE rv.task_id = t.id{extra}) x),
            (SELECT coalesce(json_agg(json_build_array(m.id, m.question_id, m.rubric_versions)
                                      ORDER BY m.n), '[]')
               FROM (SELECT id, question_id, rubric_versions,
                            row_number() OVER (PARTITION BY question_id
                                               ORDER BY fitted_at DESC, id DESC) AS n
                       FROM quality_aggregation_models WHERE rubric_id = t.rubric_id) m
-             WHERE m.n <= %(recent)s)
-      FROM review_tasks t LEFT JOIN events e ON e.id = t.event_id
-     WHERE t.id = %(task_id)s"""
+             WHERE m.n <= %(recent)s)"""
+
+
+_READ = f"""
+    SELECT t.status, t.is_gold, t.reviews_done, t.overlap_k, {read_columns()}
+      FROM review_tasks t WHERE t.id = %(task_id)s"""
 
 _WRITE = f"""
     WITH upd AS (
@@ -68,13 +82,19 @@ _WRITE = f"""
     SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lab)"""
 
 
-def resolve(engine: Engine, task_id: str, *, now: datetime, actor: str,
-            aggregator: Aggregator | None = None) -> str | None:
+def resolve(stmts: Statements, task_id: str, *, now: datetime, actor: str,
+            aggregator: Aggregator | None = None, known: tuple[Any, ...] | None = None
+            ) -> str | None:
     """Resolve the task if it is the common case; its status afterwards, or ``None`` for
-    "take the general path" (nothing was written)."""
+    "take the general path" (nothing was written). ``known``: the task's row as
+    :data:`_READ` gives it, already read by the statement that recorded its k-th review
+    (used only if it holds all ``reviews_done`` reviews: a review committed by another
+    reviewer after that statement's snapshot was taken would be missing)."""
     from hilt.quality.aggregation_store import RECENT_FITS, aggregator_from_fits
 
-    row = run_statement(engine, _READ, {"task_id": task_id, "recent": RECENT_FITS})
+    row = known
+    if row is None or len(row[-2]) != row[2]:
+        row = stmts.run(_READ, {"task_id": task_id, "recent": RECENT_FITS})
     if row is None:
         return None
     (status, is_gold, done, k, severity, policy, rubric_id, rubric_version, event_id,
@@ -100,8 +120,7 @@ def resolve(engine: Engine, task_id: str, *, now: datetime, actor: str,
               **audit.pending_params(actor=actor, action="task.resolve",
                                      entity_type="review_task",
                                      payload=resolve_payload(labels, []))}
-    written = run_statement(engine, _WRITE, params)
+    written = stmts.run(_WRITE, params)
     if written is None or written[0] == 0:
         return None  # resolved, clustered or reopened meanwhile: let the general path see
-    audit.after_autocommit(engine)
     return "resolved"

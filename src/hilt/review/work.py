@@ -38,6 +38,7 @@ from hilt.review.reviews import (
     submit_review,
 )
 from hilt.review.tasks import new_id
+from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.review import ReviewTaskRow
@@ -112,21 +113,22 @@ def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Sub
                                   assignment_id=None, rubric_id=facts.rubric_id,
                                   rubric_version=facts.rubric_version,
                                   is_gold=facts.is_gold, late=False)
-    recorded = pg_fast.submit(engine, review, entry)
-    if recorded is None:
-        return None
-    status = "gold"  # gold tasks stay claimable; their reviews are not counted
-    if recorded.counted is not None:
-        done, k, status = recorded.counted
-        if done >= k and status == "open":
-            fast = pg_resolve.resolve(engine, task_id, now=now, actor=reviewer_id,
-                                      aggregator=aggregator)
-            if fast is not None:
-                status = fast
-            else:
-                with transaction(engine) as session:
-                    status = resolve_if_complete(session, task_id, now=now,
-                                                 aggregator=aggregator, actor=reviewer_id)
+    status: str | None = "gold"  # gold tasks stay claimable; their reviews are not counted
+    # One pooled connection for the review and, when it is the k-th, the resolution.
+    with pg_fast.Statements(engine) as stmts:
+        recorded = pg_fast.submit(stmts, review, entry)
+        if recorded is None:
+            return None
+        if recorded.counted is not None:
+            done, k, status = recorded.counted
+            if done >= k and status == "open":
+                status = pg_resolve.resolve(stmts, task_id, now=now, actor=reviewer_id,
+                                            aggregator=aggregator, known=recorded.task_read)
+    if status is None:  # not the common case: resolve in a transaction
+        with transaction(engine) as session:
+            status = resolve_if_complete(session, task_id, now=now,
+                                         aggregator=aggregator, actor=reviewer_id)
+    audit.after_autocommit(engine)
     return SubmitResult(recorded.review_id, task_id, False, status)
 
 
