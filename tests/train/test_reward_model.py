@@ -106,3 +106,46 @@ def test_length_batches_cover_every_pair_once() -> None:
     # within a batch the lengths come from one sorted group: spread below the whole range
     spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
     assert spread < 60
+
+
+def test_label_smoothed_loss() -> None:
+    """ε = 0 is the plain Bradley–Terry loss; otherwise the loss is least at
+    Δ = logit(1 − ε), not at Δ → ∞, and ε = ½ cannot tell chosen from rejected."""
+    import torch
+
+    from hilt.train.reward import bradley_terry_loss
+
+    delta = torch.linspace(-6, 6, 1201, dtype=torch.float64)
+    plain = [float(bradley_terry_loss(d.reshape(1))) for d in delta]
+    np.testing.assert_allclose(plain, np.log1p(np.exp(-delta.numpy())), rtol=1e-12)
+    smoothed = np.array([float(bradley_terry_loss(d.reshape(1), 0.1)) for d in delta])
+    assert float(delta[smoothed.argmin()]) == pytest.approx(np.log(0.9 / 0.1), abs=0.01)
+    half = [float(bradley_terry_loss(torch.tensor([d, -d]), 0.5)) for d in (0.5, 3.0)]
+    assert half[0] < half[1]  # symmetric in Δ, least at 0
+
+
+@pytest.mark.slow
+def test_averaging_keeps_the_mean_of_the_last_epochs_weights(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    recorded: list[torch.Tensor] = []
+    step = torch.optim.AdamW.step
+
+    def recording(self: torch.optim.AdamW, *args: object, **kwargs: object) -> object:
+        out = step(self, *args, **kwargs)
+        recorded.append(torch.cat([p.detach().flatten().clone()
+                                   for g in self.param_groups for p in g["params"]]))
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording)
+    train = synthetic_pairs(24)
+    config = RewardConfig(seed=2, average_last_epoch=True, frozen_expert=False, **SMALL)
+    model = train_reward_model(train, config, progress=False)
+    per_epoch = len(recorded) // config.epochs  # 24 pairs / batch 8 = 3 steps an epoch
+    assert per_epoch == 3 and len(recorded) == 6
+    kept = torch.cat([p.detach().flatten() for g in model.parameters_to_train(0)
+                      for p in g["params"]])
+    expected = torch.stack(recorded[-per_epoch:]).mean(0)
+    torch.testing.assert_close(kept, expected, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(kept, recorded[-1], atol=1e-6)

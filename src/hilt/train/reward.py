@@ -72,6 +72,12 @@ class RewardConfig:
     # batches of pairs of similar length (shuffled within groups of 8 batches), which
     # pads less; False gives plain shuffled batches
     length_batches: bool = False
+    # 0 < ε < 0.5: Bradley–Terry with label smoothing, each pair read as preferred with
+    # probability 1 − ε (human preference labels are noisy); 0 is the plain loss
+    label_smoothing: float = 0.0
+    # the tuned weights are averaged over every step of the last epoch (Polyak–Ruppert
+    # tail averaging) and the average is kept instead of the last step's weights
+    average_last_epoch: bool = False
     seed: int = 0
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -347,6 +353,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def bradley_terry_loss(delta: Any, label_smoothing: float = 0.0) -> Any:
+    """Mean −log σ(Δ) over pairs (Δ = r(chosen) − r(rejected) − margin); with label
+    smoothing ε, each pair counts as preferred with probability 1 − ε and reversed with
+    probability ε: −(1 − ε) log σ(Δ) − ε log σ(−Δ), which is least at Δ = logit(1 − ε)."""
+    functional = _torch().nn.functional
+    return -((1 - label_smoothing) * functional.logsigmoid(delta)
+             + label_smoothing * functional.logsigmoid(-delta)).mean()
+
+
 def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bool = True,
                        log: Callable[[str], None] | None = None) -> EncoderReward:
     """Fit r(x, y) with the Bradley–Terry loss on ``pairs``; deterministic for a seed."""
@@ -395,7 +410,11 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
         generator = random.Random(config.seed + member)
         if member:
             torch.manual_seed(config.seed + member)
+        tuned = [p for g in groups for p in g["params"]]
+        average: list[Any] | None = None
         for epoch in range(config.epochs):
+            if config.average_last_epoch and epoch == config.epochs - 1:
+                average, averaged = [torch.zeros_like(p) for p in tuned], 0
             running = 0.0
             for idx in _batches(n, config.batch_size, generator,
                                 lengths if config.length_batches else None):
@@ -403,17 +422,26 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
                 batch_cheap = torch.cat([cheap_all[idx], cheap_all[[n + i for i in idx]]])
                 rewards = model.forward_states(batch_states, batch_cheap, member)
                 delta = rewards[: len(idx)] - rewards[len(idx):] - margins[idx]
-                loss = -torch.nn.functional.logsigmoid(delta).mean()
+                loss = bradley_terry_loss(delta, config.label_smoothing)
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
                 optimizer.step()
                 scheduler.step()
+                if average is not None:
+                    with torch.no_grad():
+                        for total_p, p in zip(average, tuned, strict=True):
+                            total_p.add_(p)
+                    averaged += 1
                 running += float(loss.detach()) * len(idx)
                 bar.update(1)
             if log:
                 prefix = f"member {member + 1}, " if config.ensemble > 1 else ""
                 log(f"{prefix}epoch {epoch + 1}: mean Bradley–Terry loss {running / n:.4f}")
+        if average is not None and averaged:
+            with torch.no_grad():
+                for total_p, p in zip(average, tuned, strict=True):
+                    p.copy_(total_p / averaged)
     bar.close()
     model.train_mode(False)
     return model
