@@ -192,6 +192,7 @@ def test_a_broken_connection_is_not_reused(engine: Engine) -> None:
 def _kth_review_read(engine: Engine) -> tuple[str, Any, Any]:
     """A task with k = 2 and one review in; the second review recorded by the
     one-statement submission (without resolving): its folded read, and _READ's."""
+    from hilt.quality.aggregation_store import RECENT_FITS
     from hilt.review import pg_fast, pg_resolve
     from hilt.review.reviews import clean_submission, engine_spec, review_record
 
@@ -212,7 +213,7 @@ def _kth_review_read(engine: Engine) -> tuple[str, Any, Any]:
     with pg_fast.Statements(engine) as stmts:
         recorded = pg_fast.submit(stmts, review, entry)
         assert recorded is not None and recorded.counted == (2, 2, "open")
-        fresh = stmts.run(pg_resolve._READ, {"task_id": tid, "recent": 5})
+        fresh = stmts.run(pg_resolve._READ, {"task_id": tid, "recent": RECENT_FITS})
     return tid, recorded.task_read, fresh
 
 
