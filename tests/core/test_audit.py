@@ -4,15 +4,41 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hilt.canonical import canonical_json, sha256_hex
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.core import AuditHeadRow, AuditRow
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)))  # no lone surrogates
+_json = st.recursive(st.none() | st.booleans() | st.integers() | _text
+                     | st.floats(allow_nan=False, allow_infinity=False),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(_text, inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seq=st.integers(min_value=1, max_value=2**62), at=st.datetimes(timezones=st.just(UTC)),
+       actor=_text, action=_text, entity_type=_text, entity_id=_text,
+       payload=st.dictionaries(_text, _json, max_size=4), prev=_text)
+def test_entry_hash_is_the_hash_of_the_canonical_entry(
+        seq: int, at: datetime, actor: str, action: str, entity_type: str, entity_id: str,
+        payload: dict[str, object], prev: str) -> None:
+    # The entry's text is assembled around the payload's canonical JSON; it must be the
+    # very text canonical_json gives for the whole entry, or old chains stop verifying.
+    body = {"seq": seq, "at": at.isoformat(), "actor": actor, "action": action,
+            "entity_type": entity_type, "entity_id": entity_id, "payload": payload,
+            "prev_hash": prev}
+    assert audit.entry_hash(seq, at, actor, action, entity_type, entity_id, payload,
+                            prev) == sha256_hex(canonical_json(body))
 
 
 def fill(engine: Engine, n: int = 6) -> None:

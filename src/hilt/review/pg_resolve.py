@@ -79,7 +79,11 @@ _WRITE = f"""
         policy_version text, decided_at timestamptz)
       RETURNING id),
     audited AS ({audit.pending_insert_sql("upd.id", "upd", driver=True)})
-    SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lab)"""
+    -- No WAL flush wait: a resolution lost in a crash is made again from the durable
+    -- reviews (the task stays open with all its reviews for the review.resolve_complete
+    -- sweep), and any later synchronous commit that read it flushes it too.
+    SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lab),
+           set_config('synchronous_commit', 'off', true)"""
 
 
 def resolve(stmts: Statements, task_id: str, *, now: datetime, actor: str,
