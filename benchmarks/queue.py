@@ -54,9 +54,8 @@ import sqlalchemy as sa
 from benchmarks.procstat import all_processes, proc_cpu
 
 # Backend "pg" reaches a server on this machine through its Unix socket, as a
-# same-host deployment would (on the 2-core machines measured here that costs client and
-# server about a quarter less CPU per statement than TCP); "pg-tcp" goes through
-# 127.0.0.1. HILT_TEST_POSTGRES_URL, when set, is used for both.
+# same-host deployment would; "pg-tcp" goes through 127.0.0.1 (docs/review.md compares
+# the two). HILT_TEST_POSTGRES_URL, when set, is used for both.
 PG_TCP_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_SOCKET_DIR = "/var/run/postgresql"
 

@@ -58,21 +58,24 @@ SEAL_BATCH = 5000
 def entry_hash(seq: int, at: datetime, actor: str, action: str, entity_type: str,
                entity_id: str, payload: dict[str, Any], prev_hash: str) -> str:
     """sha256 of the canonical JSON of the entry's fields and the previous hash."""
-    return sha256_hex(_body_json(seq, at.isoformat(), actor, action, entity_type,
-                                 entity_id, canonical_json(payload), prev_hash))
+    return _hash(seq, at, actor, action, entity_type, entity_id, canonical_json(payload),
+                 prev_hash)
 
 
 _quote = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False
 
 
-def _body_json(seq: int, at: str, actor: str, action: str, entity_type: str,
-               entity_id: str, payload_json: str, prev_hash: str) -> str:
-    """``canonical_json`` of the entry's body, assembled around its payload's canonical
-    JSON: the same text (tested against it), without encoding the payload twice when the
-    sealer also writes that text into the log."""
-    return (f'{{"action":{_quote(action)},"actor":{_quote(actor)},"at":{_quote(at)},'
-            f'"entity_id":{_quote(entity_id)},"entity_type":{_quote(entity_type)},'
-            f'"payload":{payload_json},"prev_hash":{_quote(prev_hash)},"seq":{int(seq)}}}')
+def _hash(seq: int, at: datetime, actor: str, action: str, entity_type: str,
+          entity_id: str, payload_json: str, prev_hash: str) -> str:
+    """:func:`entry_hash` given the payload's canonical JSON. The entry's text is
+    assembled around it — the very text ``canonical_json`` gives for the whole entry
+    (tested) — so the sealer, which also writes that payload text into the log, encodes
+    each payload once."""
+    return sha256_hex(
+        f'{{"action":{_quote(action)},"actor":{_quote(actor)},'
+        f'"at":{_quote(at.isoformat())},"entity_id":{_quote(entity_id)},'
+        f'"entity_type":{_quote(entity_type)},"payload":{payload_json},'
+        f'"prev_hash":{_quote(prev_hash)},"seq":{int(seq)}}}')
 
 
 _INSERT_PENDING = sa.insert(AuditPendingRow)
@@ -136,8 +139,7 @@ def _link(seq: int, prev: str, items: list[Item]) -> list[tuple[Any, ...]]:
     for at, actor, action, entity_type, entity_id, payload in items:
         seq += 1
         text = canonical_json(payload)
-        digest = sha256_hex(_body_json(seq, at.isoformat(), actor, action, entity_type,
-                                       entity_id, text, prev))
+        digest = _hash(seq, at, actor, action, entity_type, entity_id, text, prev)
         rows.append((seq, at, actor, action, entity_type, entity_id, text, prev, digest))
         prev = digest
     return rows
