@@ -124,6 +124,8 @@ def train_reward(
     max_length: Annotated[int, typer.Option(help="tokens per input")] = 128,
     cheap_features: Annotated[bool, typer.Option(
         help="default model: add length/caution-marker features")] = True,
+    lexical_expert: Annotated[bool, typer.Option(
+        help="default model: add a linear reward on the reply's character n-grams")] = True,
     margin: Annotated[bool, typer.Option(help="use the pairs' 'margin' in the loss")] = False,
     previous: Annotated[Path | None, typer.Option(
         help="previous RM_DIR for agreement; default: the last registered version")] = None,
@@ -163,7 +165,8 @@ def train_reward(
     if model in (DEFAULT_RM, f"sentence-transformers/{DEFAULT_RM}"):
         config = RewardConfig(view=view, max_length=max_length,
                               trainable_layers=trainable_layers, epochs=int(epochs),
-                              cheap_features=cheap_features, use_margin=margin, seed=seed)
+                              cheap_features=cheap_features, lexical_expert=lexical_expert,
+                              use_margin=margin, seed=seed)
     else:
         config = TRLRewardConfig(model=model, epochs=epochs, max_length=max_length,
                                  use_margin=margin, seed=seed)

@@ -21,6 +21,10 @@ L2-regularised linear BT model (penalty by 5-fold cross-validation on the traini
 pairs). The reported reward is the sum, a product of experts in probability space:
 the fine-tuned part and the frozen part make partly different errors.
 
+Lexical expert (``lexical_expert``, on by default): a third reward, linear BT on the
+TF-IDF of the reply's character n-grams (:mod:`hilt.train.reward_linear`), also added
+to the sum.
+
 Ensemble (``ensemble = N``, default 1): N tuned top parts, trained from seeds
 ``seed … seed + N − 1`` on the same cached frozen states, their rewards averaged;
 member 0 is exactly the single model. ``length_batches`` groups pairs of similar
@@ -43,6 +47,7 @@ from hilt.train.encoder import DEFAULT_ENCODER, resolve_encoder, set_torch_threa
 from hilt.train.encoding import encode_segments, pad_batch
 from hilt.train.pairs import Pair
 from hilt.train.reward_features import CHEAP_FEATURE_NAMES, cheap_features, view_texts
+from hilt.train.reward_linear import LexicalExpert, fit_lexical_expert, fit_linear_bradley_terry
 
 WEIGHTS_FILE = "reward_head.pt"
 CONFIG_FILE = "reward_config.json"
@@ -65,6 +70,8 @@ class RewardConfig:
     cheap_features: bool = True
     frozen_expert: bool = True
     expert_max_length: int | None = None
+    # linear BT on the TF-IDF of the reply's character n-grams, added to the reward
+    lexical_expert: bool = True
     use_margin: bool = False
     # tuned top parts trained from seeds seed, seed + 1, … on the same cached frozen
     # states; their rewards are averaged (the frozen expert is added once)
@@ -116,6 +123,7 @@ class EncoderReward:
         if config.expert_max_length is not None and not 2 <= config.expert_max_length <= longest:
             raise ValueError(f"expert_max_length must be in 2..{longest} or None")
         self.expert_weights = torch.zeros(base.config.hidden_size)
+        self.lexical: LexicalExpert | None = None
         hidden = base.config.hidden_size
         self.head = torch.nn.Linear(hidden, 1)
         self.cheap = torch.nn.Linear(len(CHEAP_FEATURE_NAMES), 1, bias=False)
@@ -248,7 +256,10 @@ class EncoderReward:
         total = torch.cat(rewards)
         if self.config.frozen_expert:
             total = total + self.expert_features(prompts, responses, states) @ self.expert_weights
-        return total.double().numpy()
+        rewards = total.double().numpy()
+        if self.lexical is not None:
+            rewards = rewards + self.lexical.score(responses)
+        return rewards
 
     # -- persistence ----------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -260,12 +271,16 @@ class EncoderReward:
                  "cheap_std": self.cheap_std,
                  "members": [part.state_dict() for part in self.members[1:]]}
         torch.save(state, folder / WEIGHTS_FILE)
+        if self.lexical is not None:
+            self.lexical.save(folder)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> EncoderReward:
         torch = _torch()
-        config = RewardConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+        saved_config = json.loads((folder / CONFIG_FILE).read_text())
+        saved_config.setdefault("lexical_expert", False)  # saved before it existed
+        config = RewardConfig(**saved_config)
         model = cls(config)
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.top_layers.load_state_dict(state["top_layers"])
@@ -275,6 +290,8 @@ class EncoderReward:
             part.load_state_dict(saved)
         model.cheap_mean, model.cheap_std = state["cheap_mean"], state["cheap_std"]
         model.expert_weights = state["expert_weights"]
+        if config.lexical_expert:
+            model.lexical = LexicalExpert.load(folder)
         model.train_mode(False)
         return model
 
@@ -298,32 +315,6 @@ def _extended_mask(mask: Any) -> Any:
 
 def _layer_out(value: Any) -> Any:
     return value[0] if isinstance(value, tuple) else value
-
-
-def fit_linear_bradley_terry(differences: np.ndarray, seed: int = 0) -> np.ndarray:
-    """w maximising Σ log σ(wᵀ(φ_c − φ_r)) with an L2 penalty chosen by 5-fold CV.
-
-    The BT likelihood on differences is a logistic regression without intercept on
-    the symmetrised set {(d, 1), (−d, 0)}; both orientations of a pair stay in the
-    same fold so no pair is scored by a model that saw its mirror image.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    n = len(differences)
-    folds = np.random.default_rng(seed).permutation(n) % 5
-    best_c, best_acc = 1.0, -1.0
-    for c in (0.01, 0.03, 0.1, 0.3, 1.0):
-        correct = 0
-        for k in range(5):
-            train = differences[folds != k]
-            fitted = LogisticRegression(C=c, fit_intercept=False, max_iter=2000).fit(
-                np.vstack([train, -train]), np.r_[np.ones(len(train)), np.zeros(len(train))])
-            correct += int((differences[folds == k] @ fitted.coef_[0] > 0).sum())
-        if correct / n > best_acc:
-            best_c, best_acc = c, correct / n
-    fitted = LogisticRegression(C=best_c, fit_intercept=False, max_iter=2000).fit(
-        np.vstack([differences, -differences]), np.r_[np.ones(n), np.zeros(n)])
-    return np.asarray(fitted.coef_[0])
 
 
 def _batches(n: int, size: int, generator: random.Random,
@@ -389,6 +380,11 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
             fit_linear_bradley_terry(pooled[:n] - pooled[n:], config.seed), dtype=torch.float32)
         if log:
             log("frozen expert fitted")
+    if config.lexical_expert:
+        model.lexical = fit_lexical_expert([p.chosen for p in pairs],
+                                           [p.rejected for p in pairs], config.seed)
+        if log:
+            log("lexical expert fitted")
 
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     total = max(1, steps_per_epoch * config.epochs)
