@@ -18,6 +18,7 @@ from hilt.review.tasks import create_task
 from hilt.review.views import reviewer_task_view
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.pg_statements import run_statement
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
 
@@ -174,9 +175,8 @@ def test_a_broken_connection_is_not_reused(engine: Engine) -> None:
     _tasks(engine, 2, k=1)
     add_reviewers(engine, ["a"])
     assert work.next_task(engine, "a", now=T0, config=NO_GOLD) is not None
-    fairy = engine.raw_connection()  # the pooled connection the next call will get
-    pid = fairy.driver_connection.info.backend_pid
-    fairy.close()
+    # the connection the next one-statement call will get (kept checked out, LIFO)
+    (pid,) = run_statement(engine, "SELECT pg_backend_pid()", {})
     killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
     with killer.begin() as other:
         other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")

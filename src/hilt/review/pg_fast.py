@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.review.eligibility import PRODUCTION_STATUSES
 from hilt.review.pg_resolve import read_columns
 from hilt.store import audit
+from hilt.store.pg_statements import Statements, run_statement
 
 _STATUSES = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES))
 
@@ -160,87 +159,6 @@ _SUBMIT_SQL = f"""
 _FACTS_SQL = ("SELECT rubric_id, rubric_version, n_responses, is_gold FROM review_tasks "
               "WHERE id = %(task_id)s")
 _PROFILE_SQL = "SELECT pools, skills FROM reviewers WHERE id = %(rid)s"
-
-
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
-
-
-class Statements:
-    """A pooled connection held for a few one-statement transactions in a row (a claim,
-    or a submission and its task's resolution): checked out once, switched to
-    autocommit once, with one reusable cursor. psycopg errors come out as SQLAlchemy's,
-    like everywhere else; a connection that broke (server restart, a terminated backend)
-    is invalidated instead of going back to the pool.
-
-    Use as a context manager; the connection is only checked out by the first
-    :meth:`run`."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._fairy: Any = None
-        self._cursor: Any = None
-
-    def __enter__(self) -> Statements:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _checkout(self) -> Any:
-        fairy = self.engine.raw_connection()
-        conn: Any = fairy.driver_connection
-        try:
-            if conn.info.transaction_status != _IDLE:  # e.g. a connect hook's query
-                conn.rollback()
-            conn.autocommit = True
-            # The cursor lives as long as its connection; re-made only after a reconnect.
-            cached = fairy.info.get("hilt_cursor")
-            if cached is None or cached.connection is not conn or cached.closed:
-                cached = fairy.info["hilt_cursor"] = conn.cursor()
-        except Exception:
-            fairy.invalidate()
-            fairy.close()
-            raise
-        self._fairy, self._cursor = fairy, cached
-        return cached
-
-    def run(self, sql: str, params: dict[str, Any], *, many: bool = False) -> Any:
-        """One statement as its own transaction: the first row (or all, ``many``)."""
-        cur = self._cursor if self._fairy is not None else self._checkout()
-        try:
-            cur.execute(sql, params, prepare=True)
-            return cur.fetchall() if many else cur.fetchone()
-        except Exception as exc:
-            conn = self._fairy.driver_connection
-            broken = bool(conn.closed or conn.broken)
-            if broken:
-                fairy, self._fairy, self._cursor = self._fairy, None, None
-                fairy.invalidate(exc)
-                fairy.close()
-            if isinstance(exc, psycopg.Error):
-                raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error,
-                                                 connection_invalidated=broken) from exc
-            raise
-
-    def close(self) -> None:
-        """Give the connection back to the pool, out of autocommit mode (SQLAlchemy's
-        sessions expect a connection that opens transactions)."""
-        fairy, self._fairy, self._cursor = self._fairy, None, None
-        if fairy is None:
-            return
-        try:
-            conn = fairy.driver_connection
-            if conn is not None and not conn.closed:
-                conn.autocommit = False  # no transaction is open: autocommit statements
-        finally:
-            fairy.close()
-
-
-def run_statement(engine: Engine, sql: str, params: dict[str, Any], *, many: bool = False
-                  ) -> Any:
-    """One statement in autocommit mode on a pooled connection (see :class:`Statements`)."""
-    with Statements(engine) as stmts:
-        return stmts.run(sql, params, many=many)
 
 
 def _profile(stmts: Statements, reviewer_id: str) -> tuple[Any, Any] | None:

@@ -28,7 +28,7 @@ from hilt.review.reviews import answers_by_question, labels_from, spec_if_cached
 from hilt.store import audit
 
 if TYPE_CHECKING:
-    from hilt.review.pg_fast import Statements
+    from hilt.store.pg_statements import Statements
 
 
 def read_columns(own_review: str = "") -> str:
