@@ -185,6 +185,28 @@ def test_a_failed_seal_leaves_the_entries_pending(engine: Engine,
     assert verify(engine).entries == 3
 
 
+
+def test_a_writer_whose_sealing_fails_still_succeeds(engine: Engine,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The change and its entry committed; a lost connection while sealing afterwards
+    leaves the entry pending instead of failing the write."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains on append")
+    fill(engine, 1)
+
+    def lost(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("SELECT pg_try_advisory_xact_lock", {},
+                                      Exception("server closed the connection"))
+
+    monkeypatch.setattr(audit, "seal", lost)
+    with transaction(engine) as s:  # seals after its commit, through after_commit
+        audit.append(s, actor="t", action="a", entity_type="e", entity_id="kept")
+    monkeypatch.undo()
+    result = verify(engine)
+    assert result.ok and result.entries == 1 and result.pending == 1
+    assert audit.seal_after_commit(engine, wait=True) == 1
+    assert verify(engine).entries == 2
+
 def _writer(url: str, worker: int, n: int) -> None:
     from hilt.store.db import make_engine
 

@@ -239,13 +239,24 @@ def after_commit(session: Session, engine: Engine) -> None:
     """Seal what the session's committed transaction left pending, unless a background
     sealer looks after this engine (then the writer does not pay for it)."""
     if session.info.pop(PENDING_FLAG, False) and engine not in _BACKGROUND:
-        seal_after_commit(engine, wait=False)
+        _seal_for_writer(engine)
 
 
 def after_autocommit(engine: Engine) -> None:
     """The same, for a single statement that committed on its own and left an entry."""
     if engine not in _BACKGROUND:
+        _seal_for_writer(engine)
+
+
+def _seal_for_writer(engine: Engine) -> None:
+    """The writer's change has committed with its entry: a database error while sealing
+    (a lost connection, say) must not report that change as failed. The entries stay
+    pending, and the next sealing takes them, whoever does it."""
+    try:
         seal_after_commit(engine, wait=False)
+    except sa.exc.DBAPIError:
+        log.warning("sealing the audit log after a commit failed; the entries stay "
+                    "pending until the next sealing", exc_info=True)
 
 
 _BACKGROUND: weakref.WeakSet[Engine] = weakref.WeakSet()
