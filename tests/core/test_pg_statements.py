@@ -76,3 +76,5 @@ def test_a_forked_process_does_not_use_the_parents_connections(
     assert pg_statements._INHERITED and parent in {
         fairy.driver_connection.info.backend_pid
         for fairy, _ in pg_statements._INHERITED[-1].items}
+    pg.dispose()  # the child's own connections close; the parent's stay untouched
+    assert _alive(pg, parent) and not _alive(pg, child)

@@ -48,7 +48,10 @@ class _Kept:
 
     def drain(self) -> None:
         """Close the kept connections (the engine was disposed or collected: their pool
-        is gone, so giving them back would leave them open)."""
+        is gone, so giving them back would leave them open). Never in a forked child:
+        closing would end the parent's sessions on the sockets they share."""
+        if os.getpid() != self.pid:
+            return
         with self.lock:
             items, self.items = self.items, []
         for fairy, _ in items:
