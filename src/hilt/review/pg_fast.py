@@ -1,8 +1,9 @@
 """One-round-trip claim and submit on PostgreSQL, the two writes a review team sends all
 day.
 
-Each is one data-modifying statement run as its own (implicit) transaction on the
-pooled connection, through psycopg directly with a server-side prepared statement: no
+Each is one data-modifying statement run as its own (implicit) transaction on a
+connection kept out of the pool for this path (:mod:`hilt.store.pg_statements`),
+through psycopg directly with a server-side prepared statement: no
 ``BEGIN``/``COMMIT`` round trips and no ORM or SQL-compilation work per call. Both carry
 their audit entry (``audit_pending``, chained by the sealer) in the same statement, so
 the state change and its entry still commit together.

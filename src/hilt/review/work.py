@@ -40,6 +40,7 @@ from hilt.review.reviews import (
 from hilt.review.tasks import new_id
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.pg_statements import Statements
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.review import ReviewTaskRow
 
@@ -115,7 +116,7 @@ def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Sub
                                   is_gold=facts.is_gold, late=False)
     status: str | None = "gold"  # gold tasks stay claimable; their reviews are not counted
     # One pooled connection for the review and, when it is the k-th, the resolution.
-    with pg_fast.Statements(engine) as stmts:
+    with Statements(engine) as stmts:
         recorded = pg_fast.submit(stmts, review, entry)
         if recorded is None:
             return None
