@@ -2,7 +2,7 @@
 
     python -m benchmarks.queue [--quick] [--tasks N] [--workers 1,4,16]
                                [--backends pg,pg-tcp,sqlite] [--processes P]
-                               [--methods hilt,naive]
+                               [--methods hilt,hilt-next,naive]
 
 Each run starts from a fresh database holding N open tasks with overlap k = 3 and one
 reviewer per worker. Every worker is a thread with a connection of its own (its
@@ -26,6 +26,11 @@ run:
   per review (entries; pending ones would show as ``+Np``). Each worker runs the audit
   sealer thread that every ``hilt serve`` worker runs on PostgreSQL, so sealing the
   chain is part of the measured work.
+
+Method "hilt-next" is a reviewer who submits and asks for the next task in the same
+request (``POST /v1/queue/tasks/{id}/submit?next=true``, :func:`hilt.review.work.
+submit_and_next`): one call per cycle, one statement on PostgreSQL. Its "claim" latency is
+that whole call's (submit included): the wait between one task and the next.
 
 The baseline "naive" claim reads the best candidate with a plain SELECT and then
 decrements its slot counter with an UPDATE — no ``FOR UPDATE SKIP LOCKED`` and no
@@ -148,6 +153,8 @@ def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: li
     from hilt.store.db import transaction
     from hilt.store.tables.base import utcnow
 
+    if method == "hilt-next":
+        return _loop_next(engine, reviewer_id, config, latencies), 0
     cycles = conflicts = 0
     while True:
         t0 = time.perf_counter()
@@ -171,6 +178,26 @@ def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: li
                 submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
         cycles += 1
     return cycles, conflicts
+
+
+def _loop_next(engine: Any, reviewer_id: str, config: Any, latencies: list[float]) -> int:
+    """A reviewer who submits with "and give me the next one" (POST .../submit?next=true):
+    the first claim alone, then one call per cycle. Its latency is recorded as the claim's:
+    it is the wait between one task and the next."""
+    from hilt.review import work
+    from hilt.review.reviews import Submission
+
+    cycles = 0
+    t0 = time.perf_counter()
+    found = work.next_task(engine, reviewer_id, config=config)
+    latencies.append(time.perf_counter() - t0)
+    while found is not None:
+        t0 = time.perf_counter()
+        _, found = work.submit_and_next(engine, found.claim.task_id, reviewer_id,
+                                        Submission(ANSWERS), config=config)
+        latencies.append(time.perf_counter() - t0)
+        cycles += 1
+    return cycles
 
 
 def _prepare(url: str, n_tasks: int, workers: int) -> None:
@@ -333,8 +360,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,4,16")
     parser.add_argument("--backends", default="pg,sqlite",
                         help="pg (Unix socket when the server is local), pg-tcp, sqlite")
-    parser.add_argument("--methods", default="hilt,naive",
-                        help="claim methods to run (the naive one is the baseline)")
+    parser.add_argument("--methods", default="hilt,hilt-next,naive",
+                        help="hilt (claim, then submit), hilt-next (submit and claim the "
+                        "next task in one call), naive (the baseline)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="processes the workers are spread over (0: one per worker)")
     args = parser.parse_args()
@@ -342,7 +370,7 @@ def main() -> None:
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     print(f"{n_tasks} tasks x k={K}; each cycle = claim + submit (2 transactions); "
           f"CPU cores: {os.cpu_count()}")
-    header = (f"{'backend':8} {'method':6} {'workers':>7} {'procs':>5} {'cycles':>7} "
+    header = (f"{'backend':8} {'method':9} {'workers':>7} {'procs':>5} {'cycles':>7} "
               f"{'cycles/s':>9} "
               f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6} "
               f"{'audit chain':>12} {'CPU ms/cycle':>12}  (workers / db)")
@@ -353,7 +381,7 @@ def main() -> None:
             for method in args.methods.split(","):
                 r = run_one(backend, method, workers, n_tasks, tmp,
                             processes=args.processes)
-                print(f"{r['backend']:8} {r['method']:6} {r['workers']:>7} {r['processes']:>5} "
+                print(f"{r['backend']:8} {r['method']:9} {r['workers']:>7} {r['processes']:>5} "
                       f"{r['cycles']:>7} "
                       f"{r['cycles_per_s']:>9.0f} {r['claim_p50_ms']:>12.1f} "
                       f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6} "

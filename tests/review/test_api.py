@@ -94,8 +94,10 @@ def test_review_workflow_and_role_checks(client: Client) -> None:
     bad = c.call("r2", "POST", f"/v1/queue/tasks/{tid}/submit",
                  json={"answers": {"verdict": "unknown"}})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "verdict"
-    assert c.call("r2", "POST", f"/v1/queue/tasks/{tid}/submit",
-                  json=_answers("safe")).status_code == 200
+    both = c.call("r2", "POST", f"/v1/queue/tasks/{tid}/submit?next=true",
+                  json=_answers("safe"))  # submit and lease the next task: none left
+    assert both.status_code == 200 and both.json()["next"] == {"task": None}
+    assert "task_status" not in both.json()
     r3 = c.call("r3", "POST", "/v1/queue/next").json()["task"]
     assert r3["task_id"] == tid
     c.call("r3", "POST", f"/v1/queue/tasks/{tid}/submit", json=_answers("borderline"))
@@ -127,3 +129,24 @@ def test_review_workflow_and_role_checks(client: Client) -> None:
     assert detail["escalation"]["rule"] == "guardrail-high"
     assert detail["status"] == "resolved"
     assert c.call("r1", "GET", "/v1/labels").status_code == 403
+
+
+def test_submit_can_lease_the_next_task(client: Client) -> None:
+    c = client
+    c.call("lead", "POST", "/v1/rubrics", json=yaml.safe_load(HARM.read_text()))
+    c.call("lead", "POST", "/v1/escalation/rule-sets",
+           json={"spec": yaml.safe_load(SAFETY_RULES.read_text())})
+    risky = [event(i, scores={"guardrail": 0.97}) for i in (1, 2)]
+    assert c.call("service", "POST", "/v1/events", json={"events": risky}
+                  ).json()["escalated"] == 2
+    first = c.call("r1", "POST", "/v1/queue/next").json()["task"]
+    bad = c.call("r1", "POST", f"/v1/queue/tasks/{first['task_id']}/submit?next=true",
+                 json={"answers": {"verdict": "unknown"}})
+    assert bad.status_code == 422 and "next" not in bad.json()
+    out = c.call("r1", "POST", f"/v1/queue/tasks/{first['task_id']}/submit?next=true",
+                 json=_answers("safe")).json()
+    assert out["task_id"] == first["task_id"] and out["late"] is False
+    nxt = out["next"]["task"]
+    assert nxt["task_id"] != first["task_id"] and out["next"]["resumed"] is False
+    # The same view a separate request for the lease returns.
+    assert nxt == c.call("r1", "POST", "/v1/queue/next").json()["task"]

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from hilt.review import work as review_work
 from hilt.review.queue import QueueConfig, claim_next
@@ -23,7 +24,7 @@ WORKERS, TASKS, K = 16, 40, 3
 ANSWERS = {"verdict": "safe", "refusal": "complies", "helpfulness": 4}
 
 
-@pytest.mark.parametrize("via", ["transaction", "work"])
+@pytest.mark.parametrize("via", ["transaction", "work", "next"])
 def test_sixteen_workers_drain_the_queue_without_double_assignment(db_url: str, via: str
                                                                     ) -> None:
     setup = make_engine(db_url)
@@ -39,27 +40,34 @@ def test_sixteen_workers_drain_the_queue_without_double_assignment(db_url: str, 
     setup.dispose()
     errors: list[BaseException] = []
     # Through hilt.review.work a quarter of the claims draw gold (and find none): those
-    # take the general path, the rest the one-statement path on PostgreSQL.
+    # take the general path, the rest the one-statement path on PostgreSQL ("next":
+    # each submission and the following claim in one statement).
     config = QueueConfig(gold_rate=0.0 if via == "transaction" else 0.25)
     start = threading.Barrier(WORKERS)
 
-    def work(reviewer: str) -> None:
-        engine = make_engine(db_url, poolclass=sa.pool.NullPool)
-        try:
-            start.wait()
+    def drain(engine: Engine, reviewer: str) -> None:
+        if via == "transaction":
             while True:
-                if via == "work":
-                    found = review_work.next_task(engine, reviewer, config=config)
-                    if found is None:
-                        return
-                    review_work.submit(engine, found.claim.task_id, reviewer, Submission(ANSWERS))
-                    continue
                 with transaction(engine) as s:
                     claim = claim_next(s, reviewer, config=config)
                 if claim is None:
                     return
                 with transaction(engine) as s:
                     submit_review(s, claim.task_id, reviewer, Submission(ANSWERS))
+        found = review_work.next_task(engine, reviewer, config=config)
+        while found is not None:
+            if via == "next":
+                _, found = review_work.submit_and_next(
+                    engine, found.claim.task_id, reviewer, Submission(ANSWERS), config=config)
+            else:
+                review_work.submit(engine, found.claim.task_id, reviewer, Submission(ANSWERS))
+                found = review_work.next_task(engine, reviewer, config=config)
+
+    def work(reviewer: str) -> None:
+        engine = make_engine(db_url, poolclass=sa.pool.NullPool)
+        try:
+            start.wait()
+            drain(engine, reviewer)
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
         finally:

@@ -10,17 +10,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hilt.errors import Forbidden, InputError
+from hilt.errors import Conflict, Forbidden, InputError
 from hilt.review import work
-from hilt.review.queue import QueueConfig
+from hilt.review.queue import QueueConfig, expire_leases
 from hilt.review.reviews import Submission, submit_review
-from hilt.review.tasks import create_task
+from hilt.review.tasks import create_gold_task, create_task
 from hilt.review.views import reviewer_task_view
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.pg_statements import run_statement
 from hilt.store.tables.core import ReviewerRow
-from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
+from hilt.store.tables.review import AssignmentRow, FinalLabelRow, ReviewRow, ReviewTaskRow
 
 from .helpers import add_reviewers, event, ingest, publish_examples
 
@@ -242,3 +242,126 @@ def test_a_folded_read_missing_a_review_is_read_again(engine: Engine) -> None:
         labels = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == tid)
                            ).scalars().all()
         assert labels and all(len(lb.review_ids) == 2 for lb in labels)
+
+
+def _leases(engine: Engine, reviewer: str) -> list[tuple[str, str]]:
+    with transaction(engine) as s:
+        return [tuple(r) for r in s.execute(  # type: ignore[misc]
+            sa.select(AssignmentRow.task_id, AssignmentRow.status)
+            .where(AssignmentRow.reviewer_id == reviewer).order_by(AssignmentRow.claimed_at,
+                                                                   AssignmentRow.task_id))]
+
+
+def _actions(engine: Engine, tid: str) -> list[str]:
+    with transaction(engine) as s:
+        return sorted(e.action for e in audit.entries(s, entity_id=tid))
+
+
+def test_submit_and_next_is_submit_then_next_task(engine: Engine,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rows and audit entries as the two calls one after the other; the lease
+    just submitted is never the one handed back, even when unexpired leases resume."""
+    tids = _tasks(engine, 4, k=1)
+    add_reviewers(engine, ["a", "b"])
+    first = work.next_task(engine, "a", now=T0, config=NO_GOLD)
+    assert first is not None
+    with monkeypatch.context() as m:
+        if engine.dialect.name == "postgresql":  # one statement: no separate calls
+            for name in ("claim", "submit"):
+                m.setattr(work.pg_fast, name, None)
+            m.setattr(work, "_next_task", None)
+        result, nxt = work.submit_and_next(engine, first.claim.task_id, "a",
+                                           Submission(SAFE), now=T0, config=NO_GOLD,
+                                           with_view=True)
+    assert result.task_status == "resolved" and not result.late
+    assert nxt is not None and nxt.claim.task_id != first.claim.task_id
+    assert not nxt.claim.resumed and nxt.view is not None
+    with transaction(engine) as s:
+        assert nxt.view == reviewer_task_view(s, nxt.claim.task_id, "a")
+    # b does the same work in two calls.
+    one = work.next_task(engine, "b", now=T0, config=NO_GOLD)
+    assert one is not None
+    work.submit(engine, one.claim.task_id, "b", Submission(SAFE), now=T0)
+    two = work.next_task(engine, "b", now=T0, config=NO_GOLD)
+    assert two is not None
+    assert [st for _, st in _leases(engine, "a")] == ["submitted", "active"]
+    assert [st for _, st in _leases(engine, "b")] == ["submitted", "active"]
+    assert _actions(engine, first.claim.task_id) == _actions(engine, one.claim.task_id)
+    assert _actions(engine, nxt.claim.task_id) == _actions(engine, two.claim.task_id)
+    assert {first.claim.task_id, nxt.claim.task_id, one.claim.task_id,
+            two.claim.task_id} == set(tids)
+    with transaction(engine) as s:
+        audit.seal(s)
+        assert audit.verify(s).ok
+
+
+def test_submit_and_next_resumes_another_held_lease(engine: Engine) -> None:
+    _tasks(engine, 3, k=1)
+    add_reviewers(engine, ["a"])
+    first = work.next_task(engine, "a", now=T0, config=NO_GOLD_NEW)
+    second = work.next_task(engine, "a", now=T0, config=NO_GOLD_NEW)
+    assert first is not None and second is not None
+    _, nxt = work.submit_and_next(engine, first.claim.task_id, "a", Submission(SAFE),
+                                  now=T0, config=NO_GOLD)
+    assert nxt is not None and nxt.claim.resumed
+    assert nxt.claim.task_id == second.claim.task_id
+    assert nxt.claim.assignment_id == second.claim.assignment_id
+
+
+def test_a_refused_submission_leases_nothing(engine: Engine) -> None:
+    _tasks(engine, 3, k=1)
+    add_reviewers(engine, ["a", "b"])
+    first = work.next_task(engine, "a", now=T0, config=NO_GOLD)
+    assert first is not None
+    with pytest.raises(InputError) as err:  # invalid for its rubric version
+        work.submit_and_next(engine, first.claim.task_id, "a",
+                             Submission({"verdict": "safe"}), now=T0, config=NO_GOLD)
+    assert err.value.field == "refusal"
+    late = T0 + timedelta(hours=1)  # a's lease lapsed and b took the only slot
+    with transaction(engine) as s:
+        assert expire_leases(s, late) == 1
+    taken = work.next_task(engine, "b", now=late, config=NO_GOLD)
+    assert taken is not None and taken.claim.task_id == first.claim.task_id
+    with pytest.raises(Conflict, match="lease"):
+        work.submit_and_next(engine, first.claim.task_id, "a", Submission(SAFE),
+                             now=late, config=NO_GOLD)
+    assert _leases(engine, "a") == [(first.claim.task_id, "expired")]
+    with transaction(engine) as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(ReviewRow)).scalar() == 0
+
+
+def test_submit_and_next_on_an_empty_queue_and_a_changed_profile(engine: Engine) -> None:
+    _tasks(engine, 2, k=1, pool="medical")
+    add_reviewers(engine, ["a"], pools=["medical"])
+    first = work.next_task(engine, "a", now=T0, config=NO_GOLD)
+    assert first is not None
+    with transaction(engine) as s:
+        s.get_one(ReviewerRow, "a").pools = ["default"]
+    result, nxt = work.submit_and_next(engine, first.claim.task_id, "a", Submission(SAFE),
+                                       now=T0, config=NO_GOLD)
+    assert result.task_status == "resolved" and nxt is None  # recorded; no medical work
+    with transaction(engine) as s:
+        s.get_one(ReviewerRow, "a").pools = ["medical"]
+    second = work.next_task(engine, "a", now=T0, config=NO_GOLD)
+    assert second is not None
+    result, nxt = work.submit_and_next(engine, second.claim.task_id, "a", Submission(SAFE),
+                                       now=T0, config=NO_GOLD)
+    assert result.task_status == "resolved" and nxt is None  # the queue is empty
+    assert [st for _, st in _leases(engine, "a")] == ["submitted", "submitted"]
+
+
+def test_submit_and_next_draws_gold_at_the_configured_rate(engine: Engine) -> None:
+    _tasks(engine, 2, k=1)
+    with transaction(engine) as s:
+        gold = create_gold_task(s, event_id="ev00000", rubric="harm", answers=SAFE,
+                                actor="lead", now=T0)
+    add_reviewers(engine, ["a"])
+    first = work.next_task(engine, "a", now=T0, config=NO_GOLD)
+    assert first is not None
+    always = QueueConfig(gold_rate=1.0, lease_seconds=600)
+    _, nxt = work.submit_and_next(engine, first.claim.task_id, "a", Submission(SAFE),
+                                  now=T0, config=always)
+    assert nxt is not None and nxt.claim.task_id == gold
+    result, nxt = work.submit_and_next(engine, gold, "a", Submission(SAFE), now=T0,
+                                       config=always)  # no gold left: real work
+    assert result.task_status == "gold" and nxt is not None and nxt.claim.task_id != gold

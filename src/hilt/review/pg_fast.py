@@ -82,20 +82,35 @@ _FACTS = _LRU(100_000)
 
 
 @functools.cache
-def _claim_sql(n_pools: int, with_item: bool) -> str:
+def _claim_parts(n_pools: int, with_item: bool, after_submit: bool = False
+                 ) -> tuple[str, str]:
+    """The claim's data-modifying CTEs and its final SELECT (rows 'new' or 'held', and
+    'ok' when the reviewer may take tasks). ``after_submit``: the claim follows the
+    submission CTEs of :data:`_SUBMIT_CTES` in one statement (see :func:`submit_and_claim`)."""
     pools = ", ".join(f"%(pool{i})s" for i in range(n_pools))
     item = "e.payload" if with_item else "NULL::jsonb"
     events = "LEFT JOIN events e ON e.id = tk.event_id" if with_item else ""
-    return f"""
-    WITH who AS (
+    # After a submission: claim only if it was recorded, and only once the submitted
+    # task's row is updated (reading t runs it first). Its update is the one write here
+    # that can wait for a row lock; taking it before the SKIP LOCKED pick means two
+    # reviewers each submitting the task the other picks cannot deadlock. The lease
+    # being submitted is still active in this statement's snapshot: not a held one.
+    gate = ("AND EXISTS (SELECT 1 FROM l) AND (SELECT count(*) FROM t) >= 0"
+            if after_submit else "")
+    not_submitted = "AND a.task_id <> %(task_id)s" if after_submit else ""
+    # A claim alone need not survive a crash (see hilt.review.queue): no WAL flush wait.
+    # After a submission the statement commits the review, which must be durable.
+    sync_off = "NULL" if after_submit else "set_config('synchronous_commit', 'off', true)"
+    ctes = f"""
+    who AS (
       SELECT 1 FROM reviewers
       WHERE id = %(rid)s AND active AND status IN ({_STATUSES})
         AND pools IS NOT DISTINCT FROM CAST(%(pools_raw)s AS jsonb)
-        AND skills IS NOT DISTINCT FROM CAST(%(skills_raw)s AS jsonb)),
+        AND skills IS NOT DISTINCT FROM CAST(%(skills_raw)s AS jsonb) {gate}),
     held AS (
       SELECT a.id, a.task_id, a.lease_expires_at FROM review_assignments a
       WHERE %(resume)s AND a.reviewer_id = %(rid)s AND a.status = 'active'
-        AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM who)
+        AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM who) {not_submitted}
       LIMIT 1),
     picked AS (
       SELECT t.id FROM review_tasks t
@@ -105,7 +120,9 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
                         WHERE a.task_id = t.id AND a.reviewer_id = %(rid)s)
         AND EXISTS (SELECT 1 FROM who) AND NOT EXISTS (SELECT 1 FROM held)
       ORDER BY t.priority DESC, t.id LIMIT 1
-      FOR UPDATE OF t SKIP LOCKED),
+      -- Only open_slots changes, never a key: NO KEY UPDATE does not block the foreign
+      -- key checks of reviews and leases being inserted for this task meanwhile.
+      FOR NO KEY UPDATE OF t SKIP LOCKED),
     taken AS (
       UPDATE review_tasks u SET open_slots = u.open_slots - 1 FROM picked
       WHERE u.id = picked.id
@@ -115,11 +132,11 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
         (id, task_id, reviewer_id, status, claimed_at, lease_expires_at)
       SELECT %(aid)s, taken.id, %(rid)s, 'active', %(now)s, %(expires)s FROM taken
       RETURNING task_id),
-    audited AS ({audit.pending_insert_sql("leased.task_id", "leased", driver=True)})
-    -- A claim need not survive a crash (see hilt.review.queue): no WAL flush wait.
+    claim_audited AS ({audit.pending_insert_sql("leased.task_id", "leased", driver=True,
+                                                prefix="claim_audit")})"""
+    select = f"""
     SELECT 'new', tk.id, %(aid)s, %(expires)s, tk.rubric_id, tk.rubric_version,
-           tk.n_responses, tk.is_gold, {item},
-           set_config('synchronous_commit', 'off', true)
+           tk.n_responses, tk.is_gold, {item}, {sync_off}
       FROM taken tk {events}
     UNION ALL
     SELECT 'held', tk.id, h.id, h.lease_expires_at, tk.rubric_id, tk.rubric_version,
@@ -127,12 +144,22 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
       FROM held h JOIN review_tasks tk ON tk.id = h.task_id {events}
     UNION ALL
     SELECT 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM who"""
+    return ctes, select
+
+
+_CLAIM_COLUMNS = 10  # of the claim's SELECT
+
+
+@functools.cache
+def _claim_sql(n_pools: int, with_item: bool) -> str:
+    ctes, select = _claim_parts(n_pools, with_item)
+    return f"WITH {ctes} {select}"
 
 
 # When the review is the task's k-th, the statement also reads what resolving the task
 # needs (hilt.review.pg_resolve.read_columns), saving the resolution a round trip.
-_SUBMIT_SQL = f"""
-    WITH l AS (
+_SUBMIT_CTES = f"""
+    l AS (
       UPDATE review_assignments SET status = 'submitted', finished_at = %(submitted_at)s
       WHERE task_id = %(task_id)s AND reviewer_id = %(reviewer_id)s AND status = 'active'
         AND lease_expires_at > %(submitted_at)s
@@ -150,12 +177,24 @@ _SUBMIT_SQL = f"""
       WHERE id = %(task_id)s AND NOT %(is_gold)s AND EXISTS (SELECT 1 FROM r)
       RETURNING id, reviews_done, overlap_k, status, severity, policy, rubric_id,
                 rubric_version, event_id, cluster_id, resolved_at),
-    audited AS ({audit.pending_insert_sql("r.id", "r", driver=True)})
+    audited AS ({audit.pending_insert_sql("r.id", "r", driver=True)})"""
+_SUBMIT_SELECT = f"""
     SELECT (SELECT id FROM l), t.reviews_done, t.overlap_k, t.status, rd.*
       FROM (SELECT 1) one LEFT JOIN t ON true
       LEFT JOIN LATERAL (  -- OFFSET 0: keeps the condition a gate before the reads
         SELECT true, {read_columns("SELECT * FROM r")}
          WHERE t.reviews_done >= t.overlap_k AND t.status = 'open' OFFSET 0) rd ON true"""
+_SUBMIT_SQL = f"WITH {_SUBMIT_CTES} {_SUBMIT_SELECT}"
+
+
+@functools.cache
+def _submit_claim_sql(n_pools: int, with_item: bool) -> str:
+    """The submission, then the claim of the reviewer's next task, in one statement: one
+    row per claim row (at least one), the submission's columns first."""
+    ctes, select = _claim_parts(n_pools, with_item, after_submit=True)
+    return (f"WITH {_SUBMIT_CTES}, {ctes} SELECT s.*, c.* FROM ({_SUBMIT_SELECT}) s "
+            f"LEFT JOIN ({select}) c ON true")
+
 
 _FACTS_SQL = ("SELECT rubric_id, rubric_version, n_responses, is_gold FROM review_tasks "
               "WHERE id = %(task_id)s")
@@ -187,21 +226,35 @@ def claim(engine: Engine, reviewer_id: str, *, now: datetime, expires: datetime,
 
 def _claim(stmts: Statements, reviewer_id: str, *, now: datetime, expires: datetime,
            assignment_id: str, resume: bool, with_item: bool) -> FastClaim | None:
+    prepared = _claim_params(stmts, reviewer_id, now=now, expires=expires,
+                             assignment_id=assignment_id, resume=resume)
+    if prepared is None:
+        return None
+    n_pools, params = prepared
+    return _claimed(reviewer_id, stmts.run(_claim_sql(n_pools, with_item), params, many=True))
+
+
+def _claim_params(stmts: Statements, reviewer_id: str, *, now: datetime, expires: datetime,
+                  assignment_id: str, resume: bool) -> tuple[int, dict[str, Any]] | None:
+    """(number of pools, the claim's parameters); ``None`` for an unknown reviewer."""
     profile = _profile(stmts, reviewer_id)
     if profile is None:
         return None
     pools_raw, skills_raw = profile
     pools = list(pools_raw or ["default"])
-    params: dict[str, Any] = {
+    return len(pools), {
         "rid": reviewer_id, "pools_raw": _jsonb(pools_raw), "skills_raw": _jsonb(skills_raw),
         "skills": json.dumps(skills_raw or []), "resume": resume, "now": now,
         "expires": expires, "aid": assignment_id,
         **{f"pool{i}": p for i, p in enumerate(pools)},
         **audit.pending_params(actor=reviewer_id, action="task.claim",
-                               entity_type="review_task",
+                               entity_type="review_task", prefix="claim_audit",
                                payload={"assignment": assignment_id,
                                         "lease_expires_at": expires.isoformat()})}
-    rows = stmts.run(_claim_sql(len(pools), with_item), params, many=True)
+
+
+def _claimed(reviewer_id: str, rows: list[tuple[Any, ...]]) -> FastClaim | None:
+    """The claim's SELECT rows as a lease; ``None``: nothing was leased."""
     kinds = {row[0]: row for row in rows}
     if "ok" not in kinds:  # the profile changed, or the reviewer may not take tasks
         _PROFILES.pop(reviewer_id, None)
@@ -238,20 +291,49 @@ class FastSubmit:
     task_read: tuple[Any, ...] | None = None
 
 
+def _submit_params(review: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    from hilt.quality.aggregation_store import RECENT_FITS
+
+    return {**review, "answers": json.dumps(review["answers"]), "recent": RECENT_FITS,
+            **audit.pending_params(**entry)}
+
+
+def _submitted(review_id: str, row: tuple[Any, ...] | None) -> FastSubmit | None:
+    if row is None or row[0] is None:
+        return None
+    if row[1] is None:
+        return FastSubmit(review_id, None)
+    done, k, status = int(row[1]), int(row[2]), str(row[3])
+    read = None if row[4] is None else ("open", False, done, k, *row[5:])
+    return FastSubmit(review_id, (done, k, status), read)
+
+
 def submit(stmts: Statements, review: dict[str, Any], entry: dict[str, Any]
            ) -> FastSubmit | None:
     """Record a review under the reviewer's unexpired lease; ``None`` when there is no
     such lease (nothing was written: take the general path). The caller seals the audit
     entry (:func:`hilt.store.audit.after_autocommit`) once it let go of the connection."""
-    from hilt.quality.aggregation_store import RECENT_FITS
+    return _submitted(review["id"], stmts.run(_SUBMIT_SQL, _submit_params(review, entry)))
 
-    params = {**review, "answers": json.dumps(review["answers"]),
-              "recent": RECENT_FITS, **audit.pending_params(**entry)}
-    row = stmts.run(_SUBMIT_SQL, params)
-    if row is None or row[0] is None:
-        return None
-    if row[1] is None:
-        return FastSubmit(review["id"], None)
-    done, k, status = int(row[1]), int(row[2]), str(row[3])
-    read = None if row[4] is None else ("open", False, done, k, *row[5:])
-    return FastSubmit(review["id"], (done, k, status), read)
+
+def submit_and_claim(stmts: Statements, review: dict[str, Any], entry: dict[str, Any], *,
+                     now: datetime, expires: datetime, assignment_id: str, resume: bool,
+                     with_item: bool) -> tuple[FastSubmit | None, FastClaim | None]:
+    """:func:`submit`, then (only if it was recorded) the claim of the reviewer's next
+    task, in one statement and one transaction: a review team's "submit and next" costs
+    one round trip. ``(None, None)``: nothing was written (take the general path for
+    both); ``(recorded, None)``: the claim leased nothing (take the general path for it:
+    an empty queue, a changed profile)."""
+    reviewer_id = review["reviewer_id"]
+    prepared = _claim_params(stmts, reviewer_id, now=now, expires=expires,
+                             assignment_id=assignment_id, resume=resume)
+    if prepared is None:
+        return submit(stmts, review, entry), None
+    n_pools, params = prepared
+    rows = stmts.run(_submit_claim_sql(n_pools, with_item),
+                     {**_submit_params(review, entry), **params}, many=True)
+    recorded = _submitted(review["id"], rows[0][:-_CLAIM_COLUMNS] if rows else None)
+    if recorded is None:
+        return None, None
+    claim_rows = [row[-_CLAIM_COLUMNS:] for row in rows if row[-_CLAIM_COLUMNS] is not None]
+    return recorded, _claimed(reviewer_id, claim_rows)

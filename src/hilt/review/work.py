@@ -61,24 +61,20 @@ def next_task(engine: Engine, reviewer_id: str, *, config: QueueConfig = QueueCo
               with_view: bool = False) -> NextTask | None:
     """Lease the reviewer's next task (or resume their unexpired lease, per ``config``);
     ``None`` when nothing is available."""
-    now = now or utcnow()
-    draw = (rng or random).random()
-    if _postgres(engine) and draw >= config.gold_rate:
-        fast = pg_fast.claim(engine, reviewer_id, now=now,
-                             expires=now + timedelta(seconds=config.lease_seconds),
-                             assignment_id=new_id("asg"), resume=config.resume_active,
-                             with_item=with_view)
-        if fast is not None:
-            claim = Claim(fast.assignment_id, fast.task_id, fast.lease_expires_at,
-                          resumed=fast.resumed)
-            view = None
-            if with_view:
-                view = views.task_view(
-                    fast.task_id, fast.assignment_id, "active", fast.lease_expires_at,
-                    fast.facts.rubric_id, fast.facts.rubric_version,
-                    engine_spec_json(engine, fast.facts.rubric_id, fast.facts.rubric_version),
-                    fast.payload)
-            return NextTask(claim, view)
+    return _next_task(engine, reviewer_id, config, now or utcnow(), (rng or random).random(),
+                      with_view)
+
+
+def _next_task(engine: Engine, reviewer_id: str, config: QueueConfig, now: datetime,
+               draw: float, with_view: bool, *, fast: bool = True) -> NextTask | None:
+    """``draw`` in [0, 1) decides a gold item against ``config.gold_rate``."""
+    if fast and _postgres(engine) and draw >= config.gold_rate:
+        claimed = pg_fast.claim(engine, reviewer_id, now=now,
+                                expires=now + timedelta(seconds=config.lease_seconds),
+                                assignment_id=new_id("asg"), resume=config.resume_active,
+                                with_item=with_view)
+        if claimed is not None:
+            return _from_fast(engine, claimed, with_view)
     with transaction(engine) as session:
         general = claim_next(session, reviewer_id, now=now, config=config, draw=draw)
         if general is None:
@@ -88,6 +84,19 @@ def next_task(engine: Engine, reviewer_id: str, *, config: QueueConfig = QueueCo
         return NextTask(general, view)
 
 
+def _from_fast(engine: Engine, fast: pg_fast.FastClaim, with_view: bool) -> NextTask:
+    claim = Claim(fast.assignment_id, fast.task_id, fast.lease_expires_at,
+                  resumed=fast.resumed)
+    view = None
+    if with_view:
+        view = views.task_view(
+            fast.task_id, fast.assignment_id, "active", fast.lease_expires_at,
+            fast.facts.rubric_id, fast.facts.rubric_version,
+            engine_spec_json(engine, fast.facts.rubric_id, fast.facts.rubric_version),
+            fast.payload)
+    return NextTask(claim, view)
+
+
 def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submission, *,
            now: datetime | None = None, aggregator: Aggregator | None = None
            ) -> SubmitResult:
@@ -95,36 +104,88 @@ def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submissio
     review arrives."""
     now = now or utcnow()
     if _postgres(engine):
-        done = _submit_fast(engine, task_id, reviewer_id, submission, now, aggregator)
-        if done is not None:
-            return done
+        record = _fast_record(engine, task_id, reviewer_id, submission, now)
+        if record is not None:
+            with Statements(engine) as stmts:
+                recorded = pg_fast.submit(stmts, *record)
+                status = (None if recorded is None else
+                          _resolve_fast(stmts, recorded, task_id, reviewer_id, now, aggregator))
+            if recorded is not None:
+                return _submitted(engine, recorded, task_id, reviewer_id, status, now,
+                                  aggregator)
     with transaction(engine) as session:
         return submit_review(session, task_id, reviewer_id, submission, now=now,
                              aggregator=aggregator)
 
 
-def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
-                 now: datetime, aggregator: Aggregator | None) -> SubmitResult | None:
+def submit_and_next(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
+                    *, config: QueueConfig = QueueConfig(), now: datetime | None = None,
+                    rng: random.Random | None = None, with_view: bool = False,
+                    aggregator: Aggregator | None = None
+                    ) -> tuple[SubmitResult, NextTask | None]:
+    """:func:`submit`, then :func:`next_task` for the same reviewer: what a reviewer does
+    all day, as one request. Each keeps its own meaning (the review is recorded, or
+    refused, exactly as by :func:`submit`; nothing is leased if it is refused). On
+    PostgreSQL the common case of both is one statement in one transaction
+    (:func:`hilt.review.pg_fast.submit_and_claim`)."""
+    now = now or utcnow()
+    draw = (rng or random).random()
+    if _postgres(engine) and draw >= config.gold_rate:
+        record = _fast_record(engine, task_id, reviewer_id, submission, now)
+        if record is not None:
+            with Statements(engine) as stmts:
+                recorded, claimed = pg_fast.submit_and_claim(
+                    stmts, *record, now=now,
+                    expires=now + timedelta(seconds=config.lease_seconds),
+                    assignment_id=new_id("asg"), resume=config.resume_active,
+                    with_item=with_view)
+                status = (None if recorded is None else
+                          _resolve_fast(stmts, recorded, task_id, reviewer_id, now, aggregator))
+            if recorded is not None:
+                result = _submitted(engine, recorded, task_id, reviewer_id, status, now,
+                                    aggregator)
+                if claimed is not None:
+                    return result, _from_fast(engine, claimed, with_view)
+                # Nothing leased (an empty queue, a changed profile): the general path.
+                return result, _next_task(engine, reviewer_id, config, now, draw, with_view,
+                                          fast=False)
+    result = submit(engine, task_id, reviewer_id, submission, now=now, aggregator=aggregator)
+    return result, _next_task(engine, reviewer_id, config, now, draw, with_view)
+
+
+def _fast_record(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
+                 now: datetime) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The review row and its audit entry for the one-statement path (the submission is
+    checked against its rubric version here: an invalid one raises before anything is
+    written); ``None`` for a task this process cannot describe (the general path)."""
     facts = pg_fast.task_facts(engine, task_id)
     if facts is None:
         return None
     spec = engine_spec(engine, facts.rubric_id, facts.rubric_version)
     clean = clean_submission(spec, submission, facts.n_responses)
-    review, entry = review_record(task_id, reviewer_id, submission, clean, now=now,
-                                  assignment_id=None, rubric_id=facts.rubric_id,
-                                  rubric_version=facts.rubric_version,
-                                  is_gold=facts.is_gold, late=False)
-    status: str | None = "gold"  # gold tasks stay claimable; their reviews are not counted
-    # One pooled connection for the review and, when it is the k-th, the resolution.
-    with Statements(engine) as stmts:
-        recorded = pg_fast.submit(stmts, review, entry)
-        if recorded is None:
-            return None
-        if recorded.counted is not None:
-            done, k, status = recorded.counted
-            if done >= k and status == "open":
-                status = pg_resolve.resolve(stmts, task_id, now=now, actor=reviewer_id,
-                                            aggregator=aggregator, known=recorded.task_read)
+    return review_record(task_id, reviewer_id, submission, clean, now=now,
+                         assignment_id=None, rubric_id=facts.rubric_id,
+                         rubric_version=facts.rubric_version, is_gold=facts.is_gold,
+                         late=False)
+
+
+def _resolve_fast(stmts: Statements, recorded: pg_fast.FastSubmit, task_id: str,
+                  reviewer_id: str, now: datetime, aggregator: Aggregator | None
+                  ) -> str | None:
+    """The task's status after a recorded review, resolving it on the same connection
+    when this was its k-th; ``None``: resolve it in a transaction."""
+    if recorded.counted is None:
+        return "gold"  # gold tasks stay claimable; their reviews are not counted
+    done, k, status = recorded.counted
+    if done >= k and status == "open":
+        return pg_resolve.resolve(stmts, task_id, now=now, actor=reviewer_id,
+                                  aggregator=aggregator, known=recorded.task_read)
+    return status
+
+
+def _submitted(engine: Engine, recorded: pg_fast.FastSubmit, task_id: str,
+               reviewer_id: str, status: str | None, now: datetime,
+               aggregator: Aggregator | None) -> SubmitResult:
     if status is None:  # not the common case: resolve in a transaction
         with transaction(engine) as session:
             status = resolve_if_complete(session, task_id, now=now,

@@ -101,15 +101,17 @@ def append(session: Session, *, actor: str, action: str, entity_type: str, entit
     _chain(session, session.get(AuditHeadRow, 1), [item])
 
 
-def pending_insert_sql(entity_id: str, source: str, *, driver: bool = False) -> str:
+def pending_insert_sql(entity_id: str, source: str, *, driver: bool = False,
+                       prefix: str = "audit") -> str:
     """An ``INSERT ... SELECT`` of one pending entry per row of ``source``, to embed as a
     data-modifying CTE on PostgreSQL so that a hot write path records its audit entry in
-    the same round trip; bind :func:`pending_params` and call :func:`mark_pending` (or
+    the same round trip; bind :func:`pending_params` (with the same ``prefix``: one per
+    entry a statement writes) and call :func:`mark_pending` (or
     :func:`after_autocommit`). ``driver``: psycopg's ``%(name)s`` placeholders instead of
     SQLAlchemy's ``:name``."""
-    names = ("audit_at", "audit_actor", "audit_action", "audit_entity_type")
     at, actor, action, entity_type, payload = (
-        f"%({n})s" if driver else f":{n}" for n in (*names, "audit_payload"))
+        f"%({prefix}_{n})s" if driver else f":{prefix}_{n}"
+        for n in ("at", "actor", "action", "entity_type", "payload"))
     return ("INSERT INTO audit_pending (at, actor, action, entity_type, entity_id, payload) "
             f"SELECT {at}, {actor}, {action}, {entity_type}, {entity_id}, "
             f"CAST({payload} AS jsonb) FROM {source} RETURNING id")
@@ -119,9 +121,10 @@ PENDING_BINDS = (sa.bindparam("audit_at", type_=UTCDateTime()),)
 
 
 def pending_params(*, actor: str, action: str, entity_type: str,
-                   payload: dict[str, Any]) -> dict[str, Any]:
-    return {"audit_at": utcnow(), "audit_actor": actor, "audit_action": action,
-            "audit_entity_type": entity_type, "audit_payload": canonical_json(payload)}
+                   payload: dict[str, Any], prefix: str = "audit") -> dict[str, Any]:
+    return {f"{prefix}_at": utcnow(), f"{prefix}_actor": actor,
+            f"{prefix}_action": action, f"{prefix}_entity_type": entity_type,
+            f"{prefix}_payload": canonical_json(payload)}
 
 
 def mark_pending(session: Session) -> None:

@@ -1,4 +1,5 @@
-"""The reviewer's queue: next task, heartbeat, release, submit, and their own reviews.
+"""The reviewer's queue: next task, heartbeat, release, submit (optionally with the next
+task), and their own reviews.
 
 Its own router, included first: these are the requests a review team sends all day, and
 routes are matched in order.
@@ -67,15 +68,25 @@ def release(task_id: str, session: Session = DB,
 
 @router.post("/queue/tasks/{task_id}/submit")
 async def submit(task_id: str, body: SubmissionIn, request: Request,
-                 who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
+                 and_next: bool = Query(False, alias="next",
+                                        description="also lease your next task (as POST "
+                                        "/v1/queue/next) and return it as 'next'"),
+                 who: Principal = Depends(allow(*PEOPLE))) -> JSONResponse:
     submission = Submission(answers=body.answers, confidence=body.confidence,
                             rationale=body.rationale, rewrite=body.rewrite,
                             time_spent_s=body.time_spent_s)
-    result = await run_in_threadpool(work.submit, request.app.state.engine, task_id,
-                                     reviewer_of(who), submission)
-    out = result.as_dict()
+    engine, reviewer = request.app.state.engine, reviewer_of(who)
+    if and_next:
+        result, found = await run_in_threadpool(work.submit_and_next, engine, task_id,
+                                                reviewer, submission, with_view=True)
+    else:
+        result = await run_in_threadpool(work.submit, engine, task_id, reviewer, submission)
+    out: dict[str, Any] = result.as_dict()
     out.pop("task_status")  # blind review: whether others have answered is not shown
-    return out
+    if and_next:  # the view is JSON already (see next_task)
+        out["next"] = ({"task": None} if found is None else
+                       {"task": found.view, "resumed": found.claim.resumed})
+    return JSONResponse(out)
 
 
 @router.get("/reviews/mine")
