@@ -368,8 +368,8 @@ def main() -> None:
     args = parser.parse_args()
     n_tasks = args.tasks or (300 if args.quick else 2000)
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    print(f"{n_tasks} tasks x k={K}; each cycle = claim + submit (2 transactions); "
-          f"CPU cores: {os.cpu_count()}")
+    print(f"{n_tasks} tasks x k={K}; each cycle = claim + submit (2 requests; hilt-next: "
+          f"1, its latency reported as the claim's); CPU cores: {os.cpu_count()}")
     header = (f"{'backend':8} {'method':9} {'workers':>7} {'procs':>5} {'cycles':>7} "
               f"{'cycles/s':>9} "
               f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6} "

@@ -78,3 +78,22 @@ def test_a_forked_process_does_not_use_the_parents_connections(
         for fairy, _ in pg_statements._INHERITED[-1].items}
     pg.dispose()  # the child's own connections close; the parent's stay untouched
     assert _alive(pg, parent) and not _alive(pg, child)
+
+
+def test_placeholders_become_postgres_ones_once() -> None:
+    query, names = pg_statements.native(
+        "SELECT %(a)s, %(b)s WHERE x = %(a)s AND y LIKE 'p%%'")
+    assert query == "SELECT $1, $2 WHERE x = $1 AND y LIKE 'p%'"
+    assert names == ("a", "b")
+    with pytest.raises(ValueError, match=r"\$"):
+        pg_statements.native("SELECT $1")
+
+
+def test_a_long_statement_runs_with_its_parameters(pg: Engine) -> None:
+    """Longer than psycopg caches (4,096 bytes), more parameters than it caches (50),
+    names repeated and a literal percent sign."""
+    names = [f"p{i}" for i in range(60)]
+    sql = ("SELECT " + ", ".join(f"CAST(%({n})s AS int) + CAST(%(p0)s AS int)" for n in names)
+           + ", 'a%%b' /*" + " " * 4096 + "*/")
+    row = run_statement(pg, sql, {n: i for i, n in enumerate(names)})
+    assert list(row) == list(range(60)) + ["a%b"]
