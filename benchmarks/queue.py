@@ -16,6 +16,7 @@ run:
 
 - cycles/s: claim+submit cycles completed per second of wall time (all workers);
 - claim p50 / p99: latency of the claim transaction (begin to commit), milliseconds;
+- submit p99: latency of the separate submission (none for "hilt-next"), milliseconds;
 - double: leases beyond a task's k (a task handed to more reviewers than it needs);
 - CPU ms/cycle: CPU time of the workers (sealer included) plus, on PostgreSQL, of their
   server backends and the server's other processes (read from /proc on Linux, so other
@@ -122,6 +123,7 @@ def _worker(url: str, reviewer_ids: list[str], method: str, start: Any, out: Any
 
     config = QueueConfig(gold_rate=0.0, resume_active=False)
     latencies: list[list[float]] = [[] for _ in reviewer_ids]
+    submits: list[list[float]] = [[] for _ in reviewer_ids]  # of a separate submission
     counts: list[tuple[int, int]] = [(0, 0)] * n
     # Open the connections before the clock starts.
     opened = [engine.connect() for _ in range(n)]
@@ -129,7 +131,7 @@ def _worker(url: str, reviewer_ids: list[str], method: str, start: Any, out: Any
         conn.close()
 
     def run(i: int) -> None:
-        counts[i] = _loop(engine, reviewer_ids[i], method, config, latencies[i])
+        counts[i] = _loop(engine, reviewer_ids[i], method, config, latencies[i], submits[i])
 
     with BackgroundSealer(engine):
         start.wait()
@@ -143,11 +145,11 @@ def _worker(url: str, reviewer_ids: list[str], method: str, start: Any, out: Any
         cpu = (time.process_time() - own0, _cpu_s(backends) - db0)
     engine.dispose()
     out.put((sum(c for c, _ in counts), [x for lat in latencies for x in lat],
-             sum(e for _, e in counts), cpu, backends))
+             sum(e for _, e in counts), cpu, backends, [x for lat in submits for x in lat]))
 
 
-def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float]
-          ) -> tuple[int, int]:
+def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float],
+          submits: list[float]) -> tuple[int, int]:
     from hilt.review import work
     from hilt.review.reviews import Submission, submit_review
     from hilt.store.db import transaction
@@ -171,11 +173,13 @@ def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: li
         latencies.append(time.perf_counter() - t0)
         if task_id is None:
             break
+        t0 = time.perf_counter()
         if method == "hilt":
             work.submit(engine, task_id, reviewer_id, Submission(ANSWERS))
         else:
             with transaction(engine) as s:
                 submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
+        submits.append(time.perf_counter() - t0)
         cycles += 1
     return cycles, conflicts
 
@@ -338,11 +342,13 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path,
             p.join()
         cycles = sum(r[0] for r in results)
         lat = np.array([x for r in results for x in r[1]]) * 1000
+        sub = np.array([x for r in results for x in r[5]]) * 1000
         double, chain = _read_back(url)
         return {"backend": backend, "method": method, "workers": workers,
                 "processes": n_procs, "cycles": cycles,
                 "cycles_per_s": cycles / wall, "claim_p50_ms": float(np.percentile(lat, 50)),
                 "claim_p99_ms": float(np.percentile(lat, 99)),
+                "submit_p99_ms": float(np.percentile(sub, 99)) if len(sub) else None,
                 "double": double, "errors": sum(r[2] for r in results), "chain": chain,
                 "cpu_ms_per_cycle": 1000 * (sum(sum(r[3]) for r in results) + db_cpu)
                 / max(cycles, 1),
@@ -372,7 +378,8 @@ def main() -> None:
           f"1, its latency reported as the claim's); CPU cores: {os.cpu_count()}")
     header = (f"{'backend':8} {'method':9} {'workers':>7} {'procs':>5} {'cycles':>7} "
               f"{'cycles/s':>9} "
-              f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'double':>6} {'errors':>6} "
+              f"{'claim p50 ms':>12} {'claim p99 ms':>12} {'submit p99':>10} "
+              f"{'double':>6} {'errors':>6} "
               f"{'audit chain':>12} {'CPU ms/cycle':>12}  (workers / db)")
     print(header)
     print("-" * len(header))
@@ -381,10 +388,13 @@ def main() -> None:
             for method in args.methods.split(","):
                 r = run_one(backend, method, workers, n_tasks, tmp,
                             processes=args.processes)
+                submit_p99 = ("-" if r["submit_p99_ms"] is None
+                              else f"{r['submit_p99_ms']:.1f}")
                 print(f"{r['backend']:8} {r['method']:9} {r['workers']:>7} {r['processes']:>5} "
                       f"{r['cycles']:>7} "
                       f"{r['cycles_per_s']:>9.0f} {r['claim_p50_ms']:>12.1f} "
-                      f"{r['claim_p99_ms']:>12.1f} {r['double']:>6} {r['errors']:>6} "
+                      f"{r['claim_p99_ms']:>12.1f} {submit_p99:>10} "
+                      f"{r['double']:>6} {r['errors']:>6} "
                       f"{r['chain']:>12} {r['cpu_ms_per_cycle']:>12.2f}  "
                       f"({r['cpu_split_ms'][0]:.2f} / {r['cpu_split_ms'][1]:.2f})",
                       flush=True)
