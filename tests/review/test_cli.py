@@ -68,7 +68,9 @@ def test_cli_review_cycle(tmp_path: Path) -> None:
     for rid, verdict in (("b", "harmful"), ("c", "borderline")):
         assert run(db, "queue", "next", "--reviewer", rid)[1]["task_id"] == tid
         ans = json.dumps({"verdict": verdict, "refusal": "complies", "helpfulness": 4})
-        assert run(db, "review", "submit", tid, "--reviewer", rid, "--answers", ans)[0] == 0
+        code, out = run(db, "review", "submit", tid, "--reviewer", rid, "--answers", ans,
+                        "--next")
+        assert code == 0 and out["task_id"] == tid and out["next"] is None  # none left
     assert [p["task_id"] for p in run(db, "adjudicate", "list")[1]] == [tid]
     assert len(run(db, "adjudicate", "show", tid)[1]["reviews"]) == 3
     code, out = run(db, "adjudicate", "decide", tid, "--adjudicator", "lead-x",

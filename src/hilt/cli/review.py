@@ -227,15 +227,23 @@ def review_submit(task_id: str, reviewer: Reviewer,
                   rewrite: str | None = None,
                   time_spent: Annotated[float | None, typer.Option(
                       help="seconds spent")] = None,
+                  and_next: Annotated[bool, typer.Option(
+                      "--next", help="also lease the reviewer's next task and print it "
+                      "as 'next' (as 'hilt queue next' would)")] = False,
                   db: DbOption = None) -> None:
     """Submit a review of a leased task."""
     from hilt.review.reviews import Submission
-    from hilt.review.work import submit
+    from hilt.review.work import submit, submit_and_next
 
     sub = Submission(_json_arg(answers, "answers"), confidence, rationale, rewrite,
                      time_spent)
-    result = submit(engine_for(db), task_id, reviewer, sub)
-    echo_json({k: v for k, v in result.as_dict().items() if k != "task_status"})
+    if not and_next:
+        result = submit(engine_for(db), task_id, reviewer, sub)
+        echo_json({k: v for k, v in result.as_dict().items() if k != "task_status"})
+        return
+    result, found = submit_and_next(engine_for(db), task_id, reviewer, sub, with_view=True)
+    echo_json({**{k: v for k, v in result.as_dict().items() if k != "task_status"},
+               "next": None if found is None else found.view})
 
 
 @review_app.command("heartbeat")
