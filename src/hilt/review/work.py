@@ -104,15 +104,9 @@ def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submissio
     review arrives."""
     now = now or utcnow()
     if _postgres(engine):
-        record = _fast_record(engine, task_id, reviewer_id, submission, now)
-        if record is not None:
-            with Statements(engine) as stmts:
-                recorded = pg_fast.submit(stmts, *record)
-                status = (None if recorded is None else
-                          _resolve_fast(stmts, recorded, task_id, reviewer_id, now, aggregator))
-            if recorded is not None:
-                return _submitted(engine, recorded, task_id, reviewer_id, status, now,
-                                  aggregator)
+        done = _submit_fast(engine, task_id, reviewer_id, submission, now, aggregator)
+        if done is not None:
+            return done[0]
     with transaction(engine) as session:
         return submit_review(session, task_id, reviewer_id, submission, now=now,
                              aggregator=aggregator)
@@ -131,26 +125,43 @@ def submit_and_next(engine: Engine, task_id: str, reviewer_id: str, submission: 
     now = now or utcnow()
     draw = (rng or random).random()
     if _postgres(engine) and draw >= config.gold_rate:
-        record = _fast_record(engine, task_id, reviewer_id, submission, now)
-        if record is not None:
-            with Statements(engine) as stmts:
-                recorded, claimed = pg_fast.submit_and_claim(
-                    stmts, *record, now=now,
-                    expires=now + timedelta(seconds=config.lease_seconds),
-                    assignment_id=new_id("asg"), resume=config.resume_active,
-                    with_item=with_view)
-                status = (None if recorded is None else
-                          _resolve_fast(stmts, recorded, task_id, reviewer_id, now, aggregator))
-            if recorded is not None:
-                result = _submitted(engine, recorded, task_id, reviewer_id, status, now,
-                                    aggregator)
-                if claimed is not None:
-                    return result, _from_fast(engine, claimed, with_view)
-                # Nothing leased (an empty queue, a changed profile): the general path.
-                return result, _next_task(engine, reviewer_id, config, now, draw, with_view,
-                                          fast=False)
+        claim = {"now": now, "expires": now + timedelta(seconds=config.lease_seconds),
+                 "assignment_id": new_id("asg"), "resume": config.resume_active,
+                 "with_item": with_view}
+        done = _submit_fast(engine, task_id, reviewer_id, submission, now, aggregator,
+                            claim=claim)
+        if done is not None:
+            result, claimed = done
+            if claimed is not None:
+                return result, _from_fast(engine, claimed, with_view)
+            # Nothing leased (an empty queue, a changed profile): the general path.
+            return result, _next_task(engine, reviewer_id, config, now, draw, with_view,
+                                      fast=False)
     result = submit(engine, task_id, reviewer_id, submission, now=now, aggregator=aggregator)
     return result, _next_task(engine, reviewer_id, config, now, draw, with_view)
+
+
+def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
+                 now: datetime, aggregator: Aggregator | None,
+                 claim: dict[str, Any] | None = None
+                 ) -> tuple[SubmitResult, pg_fast.FastClaim | None] | None:
+    """The one-statement submission (with ``claim``, the arguments of the claim that
+    follows it in the same statement): its result and the new lease, if any; ``None``
+    when nothing was written (the general path)."""
+    record = _fast_record(engine, task_id, reviewer_id, submission, now)
+    if record is None:
+        return None
+    claimed = None
+    with Statements(engine) as stmts:
+        if claim is None:
+            recorded = pg_fast.submit(stmts, *record)
+        else:
+            recorded, claimed = pg_fast.submit_and_claim(stmts, *record, **claim)
+        if recorded is None:
+            return None
+        status = _resolve_fast(stmts, recorded, task_id, reviewer_id, now, aggregator)
+    return _submitted(engine, recorded, task_id, reviewer_id, status, now,
+                      aggregator), claimed
 
 
 def _fast_record(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
