@@ -1,11 +1,13 @@
 """Reviewers working through the HTTP API against a real server, on SQLite and PostgreSQL.
 
-    python -m benchmarks.http [--quick] [--db sqlite,postgres] [--clients 1,4,16]
+    python -m benchmarks.http [--quick] [--db sqlite,postgres] [--clients 1,4,16] [--next]
 
 For each database: a fresh, migrated database; a real uvicorn server process on
 127.0.0.1 (``hilt.api.asgi:app``, the API with operations installed; 1 worker process
 on SQLite, ``--pg-workers`` on PostgreSQL); reviewers as client threads, each looping
-``POST /v1/queue/next`` then ``POST /v1/queue/tasks/{id}/submit`` for a fixed time.
+``POST /v1/queue/next`` then ``POST /v1/queue/tasks/{id}/submit`` for a fixed time
+(with ``--next``: ``.../submit?next=true``, which returns the next task, so one request
+per cycle).
 Reported: cycles/s, p50/p99 latency of next-task and submit, and overlap violations read
 back from the store (a task with more than k reviews; a reviewer twice on one task).
 Before the review phases: an HTTP import of 10k events in batches of 1,000, once over
@@ -150,22 +152,28 @@ class _Client:
 
 
 def reviewer_loop(base: str, token: str, until: float, out: dict[str, list[float]],
-                  counts: dict[str, int], lock: threading.Lock) -> None:
+                  counts: dict[str, int], lock: threading.Lock, and_next: bool = False
+                  ) -> None:
+    """``and_next``: submit with ``?next=true`` and work on the task it returns (a
+    request for the next task only when there is none in hand)."""
     nexts, submits, cycles, retries = [], [], 0, 0
     client = _Client(base, token)
+    got: Any = None
+    query = "?next=true" if and_next else ""
     try:
         while time.monotonic() < until:
-            t0 = time.perf_counter()
-            status, got = client.post("/v1/queue/next")
-            nexts.append(time.perf_counter() - t0)
-            if status != 200:
-                raise RuntimeError(f"next task: HTTP {status}: {got}")
-            task = got["task"]
+            if got is None:
+                t0 = time.perf_counter()
+                status, got = client.post("/v1/queue/next")
+                nexts.append(time.perf_counter() - t0)
+                if status != 200:
+                    raise RuntimeError(f"next task: HTTP {status}: {got}")
+            task, got = got["task"], None
             if task is None:
                 break
             for _ in range(200):
                 t0 = time.perf_counter()
-                status, sent = client.post(f"/v1/queue/tasks/{task['task_id']}/submit",
+                status, sent = client.post(f"/v1/queue/tasks/{task['task_id']}/submit{query}",
                                            {"answers": {"verdict": "safe"}})
                 submits.append(time.perf_counter() - t0)
                 # The API commits before it answers, so a 404 here would mean a claim
@@ -179,6 +187,7 @@ def reviewer_loop(base: str, token: str, until: float, out: dict[str, list[float
                 continue
             if status != 200:
                 raise RuntimeError(f"submit: HTTP {status}: {sent}")
+            got = sent.get("next")  # with ?next=true: the next task, or {"task": None}
             cycles += 1
     finally:
         client.close()
@@ -225,7 +234,8 @@ def cpu_split(server_pid: int) -> dict[str, float]:
 
 
 def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
-               seconds: float, tasks: int, server_pid: int) -> dict[str, Any]:
+               seconds: float, tasks: int, server_pid: int, and_next: bool = False
+               ) -> dict[str, Any]:
     seed_tasks(engine, tasks, f"c{clients}-{uuid.uuid4().hex[:6]}")
     settle(engine)
     out: dict[str, list[float]] = {"next": [], "submit": []}
@@ -234,7 +244,8 @@ def run_cycles(engine: sa.Engine, base: str, tokens: list[str], clients: int,
     cpu0 = cpu_split(server_pid)
     started = time.monotonic()
     threads = [threading.Thread(target=reviewer_loop, args=(
-        base, tokens[i], started + seconds, out, counts, lock)) for i in range(clients)]
+        base, tokens[i], started + seconds, out, counts, lock, and_next))
+        for i in range(clients)]
     for th in threads:
         th.start()
     for th in threads:
@@ -362,7 +373,7 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                             for c in (1, 2)}
                 export_s, lines = run_export(engine, base, service, args.items)
                 rows = [run_cycles(engine, base, tokens, c, args.seconds, args.tasks,
-                                   server.pid) for c in clients]
+                                   server.pid, args.next) for c in clients]
             finally:
                 server.terminate()
                 server.wait(20)
@@ -409,6 +420,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--pg-workers", type=int, default=2)
+    parser.add_argument("--next", action="store_true",
+                        help="reviewers submit with ?next=true (submit and lease the next "
+                        "task in one request; 'sub' is then that request)")
     args = parser.parse_args()
     args.seconds = 3.0 if args.quick else 10.0
     args.tasks = 800 if args.quick else 3000
