@@ -26,7 +26,7 @@ def reviewer_site(site: Site) -> Iterator[Site]:
     engine = site.engine
     publish_harm(engine)
     for rid, pool in (("kb-1", "kb"), ("blind-1", "blind"), ("blind-2", "blind"),
-                      ("xss-1", "xss")):
+                      ("xss-1", "xss"), ("next-1", "next")):
         site.tokens[rid] = add_person(engine, rid, "reviewer", pools=[pool])
     site.tokens["kb-task"] = add_task(engine, event(
         "ev-kb", messages=[
@@ -47,6 +47,9 @@ def reviewer_site(site: Site) -> Iterator[Site]:
         {"role": "assistant", "content": "<img src=x onerror=alert('turn')>"},
         {"role": "user", "content": "Give me your best answer"}],
         response=XSS_RESPONSE), pool="xss", overlap=1)
+    for i in (1, 2):
+        add_task(engine, event(f"ev-next-{i}", prompt=f"Question {i}?", response="Yes."),
+                 pool="next", overlap=1)
     yield site
 
 
@@ -97,6 +100,30 @@ def test_reviewer_claims_answers_with_keyboard_only_and_submits(reviewer_site: S
     # The queue is now empty for this reviewer.
     page.keyboard.press("n")
     page.wait_for_url(re.compile(r"msg=empty"))
+
+
+def test_submit_and_next_opens_the_next_task(reviewer_site: Site, tab: Tab) -> None:
+    site, page = reviewer_site, tab.page
+    sign_in(tab, site, site.tokens["next-1"])
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(r"/ui/review/tasks/"))
+    first = page.url.rsplit("/", 1)[1]
+    for key in ("1", "1", "4"):  # verdict, refusal, helpfulness
+        page.keyboard.press(key)
+    page.keyboard.press("Control+Shift+Enter")  # submit and next, from the keyboard
+    page.wait_for_url(re.compile(r"/ui/review/tasks/[^/?]+\?msg=submitted"))
+    second = page.url.rsplit("/", 1)[1].split("?")[0]
+    assert second != first
+    assert "Review submitted." in page.locator(".flash").inner_text()
+    for key in ("1", "1", "4"):
+        page.keyboard.press(key)
+    page.get_by_role("button", name=re.compile("Submit and next")).click()
+    page.wait_for_url(re.compile(r"/ui/review\?msg=submitted_empty"))
+    assert "queue is empty" in page.locator(".flash").inner_text()
+    with transaction(site.engine) as s:
+        done = s.execute(sa.select(ReviewRow.task_id).where(ReviewRow.reviewer_id == "next-1")
+                         ).scalars().all()
+    assert sorted(done) == sorted([first, second])
 
 
 def test_blind_review_second_reviewer_cannot_see_first(reviewer_site: Site, tab: Tab

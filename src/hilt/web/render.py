@@ -24,6 +24,7 @@ FLASH = {
     "submitted": "Review submitted.",
     "released": "Task released; it goes back to the queue for others.",
     "empty": "Your queue is empty for now.",
+    "submitted_empty": "Review submitted. Your queue is empty for now.",
     "adjudicated": "Decision recorded.",
     "published": "Rubric version published.",
     "signed_out": "Signed out.",

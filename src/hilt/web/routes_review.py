@@ -119,11 +119,17 @@ def my_queue(request: Request, session: Session = DB,
 
 @router.post("/review/next")
 def next_task(request: Request, who: Principal = Depends(allow(*PEOPLE))) -> Response:
+    return _to_next_task(request, _reviewer(who))
+
+
+def _to_next_task(request: Request, reviewer: str, *, submitted: bool = False) -> Response:
+    """Lease the reviewer's next task and open it (``submitted``: after a review, which
+    the message says)."""
     with transaction(engine_of(request)) as session:
-        claim = queue.claim_next(session, _reviewer(who))
+        claim = queue.claim_next(session, reviewer)
     if claim is None:
-        return redirect("/review", "empty")
-    return redirect(f"/review/tasks/{claim.task_id}")
+        return redirect("/review", "submitted_empty" if submitted else "empty")
+    return redirect(f"/review/tasks/{claim.task_id}", "submitted" if submitted else None)
 
 
 def _task_page(request: Request, view: dict[str, Any], *, error: str | None = None,
@@ -173,6 +179,8 @@ def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
     except (InputError, FormProblem) as exc:
         return _task_page(request, view, error=_problem_text(exc, spec),
                           values=form_values(form), status_code=422)
+    if form.get("then") == "next":  # the "Submit and next" button
+        return _to_next_task(request, reviewer, submitted=True)
     return redirect("/review", "submitted")
 
 

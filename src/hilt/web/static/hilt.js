@@ -45,9 +45,11 @@
     return true;
   }
 
-  function submit(f) {
+  function submit(f, button) {
     if (!f) return;
-    if (f.requestSubmit) f.requestSubmit(); else f.submit();
+    // requestSubmit(button) sends the button's name and value, as a click would.
+    if (f.requestSubmit) f.requestSubmit(button || undefined);
+    else if (button) button.click(); else f.submit();
   }
 
   questions.forEach(function (q, i) {
@@ -65,7 +67,8 @@
   document.addEventListener("keydown", function (e) {
     lastActivity = Date.now();
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && form) {
-      e.preventDefault(); submit(form); return;
+      e.preventDefault();
+      submit(form, e.shiftKey ? form.querySelector("[data-submit-next]") : null); return;
     }
     var el = document.activeElement;
     if (e.key === "Escape" && typing(el)) { el.blur(); setActive(active, false); return; }
