@@ -294,3 +294,26 @@ def test_chain_copy_types_match_the_migrated_table(engine: Engine) -> None:
     types = copy_type_names(engine, "audit_log")
     assert set(types) == set(_CHAIN_COLUMNS)
     assert tuple(types[c] for c in _CHAIN_COLUMNS) == CHAIN_COPY_TYPES
+
+
+def test_entries_read_while_a_sealer_commits_lists_each_entry_once(engine: Engine) -> None:
+    """A sealer committing while the entries are read moves an entry from the pending
+    table to the chain: the reader must see it in one place, not in both."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains on append")
+    with Session(engine) as s, s.begin():  # a session that does not seal after commit
+        audit.append(s, actor="t", action="a", entity_type="e", entity_id="moving")
+    sealed: list[int] = []
+
+    def seal_first(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "audit_log" in statement and not sealed:  # the chain is about to be read
+            sealed.append(audit.seal_after_commit(engine, wait=True))
+
+    sa.event.listen(engine, "before_cursor_execute", seal_first)
+    try:
+        with transaction(engine) as s:
+            found = audit.entries(s, entity_id="moving")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seal_first)
+    assert sealed == [1]
+    assert len(found) == 1 and found[0].seq == 1

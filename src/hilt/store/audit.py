@@ -375,20 +375,29 @@ class AuditEntry:
 
 def entries(session: Session, *, entity_id: str | None = None, action: str | None = None,
             limit: int = 100) -> list[AuditEntry]:
-    """The newest entries first: pending ones (PostgreSQL, not yet sealed), then the chain."""
-    found: list[AuditEntry] = []
-    tables: list[Any] = [AuditPendingRow, AuditRow] if _is_pg(session) else [AuditRow]
-    for table in tables:
-        order = table.id if table is AuditPendingRow else table.seq
-        q = sa.select(table).order_by(order.desc()).limit(limit - len(found))
+    """The newest entries first: pending ones (PostgreSQL, not yet sealed), then the chain.
+
+    On PostgreSQL both tables are read by one statement: each statement of a READ
+    COMMITTED transaction has its own snapshot, so with two a sealer committing in
+    between would show an entry twice (pending, then chained) or not at all."""
+    def part(n: int, table: Any, order: Any, seq: Any, hash_: Any) -> Any:
+        q = sa.select(sa.literal(n).label("part"), order.label("ord"), seq.label("seq"),
+                      table.at, table.actor, table.action, table.entity_type,
+                      table.entity_id, table.payload, hash_.label("hash"))
         if entity_id:
             q = q.where(table.entity_id == entity_id)
         if action:
             q = q.where(table.action == action)
-        for row in session.execute(q).scalars():
-            found.append(AuditEntry(getattr(row, "seq", None), row.at, row.actor, row.action,
-                                    row.entity_type, row.entity_id, row.payload,
-                                    getattr(row, "hash", None)))
-        if len(found) >= limit:
-            break
-    return found
+        # Each table's newest first, on its own index, before the two are merged.
+        return sa.select(q.order_by(order.desc()).limit(limit).subquery())
+
+    filtered = [part(1, AuditRow, AuditRow.seq, AuditRow.seq, AuditRow.hash)]
+    if _is_pg(session):
+        none_seq = sa.cast(sa.null(), AuditRow.seq.type)
+        none_hash = sa.cast(sa.null(), AuditRow.hash.type)
+        filtered.insert(0, part(0, AuditPendingRow, AuditPendingRow.id, none_seq, none_hash))
+    rows = sa.union_all(*filtered).subquery() if len(filtered) > 1 else filtered[0].subquery()
+    query = (sa.select(rows.c.seq, rows.c.at, rows.c.actor, rows.c.action, rows.c.entity_type,
+                       rows.c.entity_id, rows.c.payload, rows.c.hash)
+             .order_by(rows.c.part, rows.c.ord.desc()).limit(limit))
+    return [AuditEntry(*row) for row in session.execute(query)]
