@@ -84,6 +84,22 @@ def test_deleting_the_tail_is_detected(engine: Engine) -> None:
     assert not result.ok and result.first_bad_seq == 6
 
 
+def test_rows_after_the_head_are_detected(engine: Engine) -> None:
+    fill(engine)
+    with engine.begin() as conn:
+        six = conn.execute(sa.select(AuditRow).where(AuditRow.seq == 6)).one()
+        conn.execute(sa.insert(AuditRow).values(
+            seq=7, at=six.at, actor="x", action="thing.change", entity_type="thing",
+            entity_id="forged", payload={}, prev_hash=six.hash, hash="0" * 64))
+    result = verify(engine)
+    assert not result.ok and result.first_bad_seq == 7
+    assert "after the head" in (result.problem or "")
+    with engine.begin() as conn:
+        conn.execute(sa.delete(AuditHeadRow))
+    result = verify(engine)
+    assert not result.ok and result.problem == "chain head missing"
+
+
 def test_reorder_is_detected(engine: Engine) -> None:
     fill(engine)
     with engine.begin() as conn:
@@ -317,3 +333,35 @@ def test_entries_read_while_a_sealer_commits_lists_each_entry_once(engine: Engin
         sa.event.remove(engine, "before_cursor_execute", seal_first)
     assert sealed == [1]
     assert len(found) == 1 and found[0].seq == 1
+
+
+def test_verify_while_a_sealer_commits_is_not_a_false_alarm(engine: Engine) -> None:
+    """On a live system entries are sealed while the chain is walked: one sealed before
+    each read of the head (the moments the old walk got wrong) must not look like
+    tampering."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite chains on append")
+    fill(engine)
+    busy: list[bool] = []
+    sealed: list[int] = []
+
+    def seal_one(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "FROM audit_head" not in statement or busy:
+            return
+        busy.append(True)  # the sealing below reads the head too
+        try:
+            with Session(engine) as other, other.begin():
+                audit.append(other, actor="t", action="late", entity_type="e",
+                             entity_id=str(len(sealed)))
+            sealed.append(audit.seal_after_commit(engine, wait=True))
+        finally:
+            busy.clear()
+
+    sa.event.listen(engine, "before_cursor_execute", seal_one)
+    try:
+        result = verify(engine)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seal_one)
+    assert sealed and set(sealed) == {1}
+    assert result.ok, result.problem
+    assert verify(engine).entries == 6 + len(sealed)

@@ -322,14 +322,27 @@ class VerifyResult:
                 "problem": self.problem, "pending": self.pending}
 
 
+def _head(session: Session) -> tuple[int, str] | None:
+    head = session.get(AuditHeadRow, 1, populate_existing=True)
+    return None if head is None else (head.seq, head.hash)
+
+
 def verify(session: Session, batch: int = 5000) -> VerifyResult:
-    """Walk the chain in order and name the first entry that does not fit."""
+    """Walk the chain in order and name the first entry that does not fit.
+
+    The walk ends at the head as read first. A sealer commits its entries and the head
+    together, so every entry up to that head is there to check, and entries sealed while
+    the walk runs (a live system) are left for the next run instead of being taken for
+    a chain that ends after its head; rows past the head are then looked for against a
+    head read after them."""
+    first = _head(session)
+    end, end_hash = first if first is not None else (0, GENESIS)
     prev_hash, expected_seq, count = GENESIS, 1, 0
     last_seq = 0
     while True:
         rows = session.execute(
-            sa.select(AuditRow).where(AuditRow.seq > last_seq).order_by(AuditRow.seq)
-            .limit(batch)).scalars().all()
+            sa.select(AuditRow).where(AuditRow.seq > last_seq, AuditRow.seq <= end)
+            .order_by(AuditRow.seq).limit(batch)).scalars().all()
         if not rows:
             break
         for row in rows:
@@ -349,13 +362,17 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
                                     "(edited)")
             prev_hash, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
         session.expunge_all()
-    head = session.get(AuditHeadRow, 1)
-    if head is None and count:
-        return VerifyResult(False, count, 1, "chain head missing")
-    if head is not None and (head.seq != last_seq or head.hash != prev_hash):
+    if last_seq != end or prev_hash != end_hash:
         return VerifyResult(False, count, last_seq + 1,
-                            f"chain ends at seq {last_seq} but head says {head.seq} "
+                            f"chain ends at seq {last_seq} but head says {end} "
                             "(tail deleted or head edited)")
+    # Read in this order: any row a sealer committed is covered by the head read after.
+    highest = session.execute(sa.select(sa.func.max(AuditRow.seq))).scalar() or 0
+    later = _head(session)
+    if highest > (later[0] if later is not None else 0):
+        problem = "chain head missing" if later is None else (
+            f"entries after the head (seq {later[0]})")
+        return VerifyResult(False, count, 1 if later is None else later[0] + 1, problem)
     return VerifyResult(True, count, pending=pending_count(session))
 
 
