@@ -107,6 +107,11 @@ def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submissio
         done = _submit_fast(engine, task_id, reviewer_id, submission, now, aggregator)
         if done is not None:
             return done[0]
+    return _submit_general(engine, task_id, reviewer_id, submission, now, aggregator)
+
+
+def _submit_general(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
+                    now: datetime, aggregator: Aggregator | None) -> SubmitResult:
     with transaction(engine) as session:
         return submit_review(session, task_id, reviewer_id, submission, now=now,
                              aggregator=aggregator)
@@ -137,7 +142,11 @@ def submit_and_next(engine: Engine, task_id: str, reviewer_id: str, submission: 
             # Nothing leased (an empty queue, a changed profile): the general path.
             return result, _next_task(engine, reviewer_id, config, now, draw, with_view,
                                       fast=False)
-    result = submit(engine, task_id, reviewer_id, submission, now=now, aggregator=aggregator)
+        # The one statement wrote nothing (a late submission, say): no second try of it.
+        result = _submit_general(engine, task_id, reviewer_id, submission, now, aggregator)
+    else:
+        result = submit(engine, task_id, reviewer_id, submission, now=now,
+                        aggregator=aggregator)
     return result, _next_task(engine, reviewer_id, config, now, draw, with_view)
 
 

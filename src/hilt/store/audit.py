@@ -413,7 +413,7 @@ def entries(session: Session, *, entity_id: str | None = None, action: str | Non
         none_seq = sa.cast(sa.null(), AuditRow.seq.type)
         none_hash = sa.cast(sa.null(), AuditRow.hash.type)
         filtered.insert(0, part(0, AuditPendingRow, AuditPendingRow.id, none_seq, none_hash))
-    rows = sa.union_all(*filtered).subquery() if len(filtered) > 1 else filtered[0].subquery()
+    rows = sa.union_all(*filtered).subquery()
     query = (sa.select(rows.c.seq, rows.c.at, rows.c.actor, rows.c.action, rows.c.entity_type,
                        rows.c.entity_id, rows.c.payload, rows.c.hash)
              .order_by(rows.c.part, rows.c.ord.desc()).limit(limit))
