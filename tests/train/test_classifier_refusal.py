@@ -111,3 +111,29 @@ def test_context_similarity_and_deduplication_round_trip(tmp_path: Path) -> None
     probe = ["I'm sorry, I can't do that.", "Add salt and stir the soup well."]
     np.testing.assert_allclose(loaded.predict_proba(probe, prompts[:2]),
                                model.predict_proba(probe, prompts[:2]))
+
+
+@pytest.mark.slow
+def test_harmful_request_flags_round_trip(tmp_path: Path) -> None:
+    # the same contesting reply refuses a harmful request and answers a harmless one
+    contest = "There is no reason why they should not be allowed to vote."
+    texts = REFUSALS + ANSWERS + [contest, contest]
+    labels = ["refuse"] * len(REFUSALS) + ["comply"] * len(ANSWERS) + ["refuse", "comply"]
+    harmful = [True] * len(REFUSALS) + [False] * len(ANSWERS) + [True, False]
+    config = ClassifierConfig(folds=3, positive_label="refuse", refusal_lexicon=True,
+                              harmful_request_negation=True)
+    model = train_classifier(texts, labels, config, harmful=harmful)
+    assert model.uses_harmful and model.cheap_mean.shape == (18,)
+    with pytest.raises(ValueError, match="harmful"):
+        model.predict([contest])
+    both = model.features([contest, contest], harmful=[True, False])
+    # only the last column (negation in the first sentence, for harmful requests) differs
+    assert both[0, -1] > both[1, -1]
+    np.testing.assert_array_equal(both[0, :-1], both[1, :-1])
+    p_harmful, p_harmless = model.predict_proba([contest, contest], harmful=[True, False])[:, 1]
+    assert p_harmful > p_harmless
+    model.save(tmp_path / "clf")
+    loaded = load_classifier(tmp_path / "clf")
+    assert loaded.uses_harmful
+    np.testing.assert_allclose(loaded.predict_proba([contest], harmful=[True]),
+                               model.predict_proba([contest], harmful=[True]))

@@ -43,3 +43,27 @@ def test_classifier_adds_lexicon_columns_only_when_configured() -> None:
     assert cheap_feature_matrix(texts, rich).shape == (2, len(cheap_feature_names(rich)))
     assert len(cheap_feature_names(rich)) == len(cheap_feature_names(plain)) + \
         len(LEXICON_FEATURE_NAMES)
+
+
+def test_first_sentence_negation_reads_only_the_first_sentence() -> None:
+    from hilt.train.refusal_lexicon import first_sentence_negation
+
+    texts = ["There is no reason why they should not vote.", "I don’t have access to that.",
+             "To bake bread, knead the dough. It is not hard.", "Nothing beats rest.",
+             "Know your rights.", ""]
+    np.testing.assert_array_equal(first_sentence_negation(texts), [1, 1, 0, 1, 0, 0])
+
+
+def test_harmful_request_column_needs_flags_and_applies_to_harmful_requests_only() -> None:
+    import pytest
+
+    from hilt.train.classifier import HARMFUL_FEATURE_NAMES, _harmful_column
+
+    config = ClassifierConfig(refusal_lexicon=True, harmful_request_negation=True)
+    assert cheap_feature_names(config)[-1:] == list(HARMFUL_FEATURE_NAMES)
+    texts = ["It was not justified.", "It was not justified.", "Here it is."]
+    np.testing.assert_array_equal(_harmful_column(texts, [True, False, True])[:, 0], [1, 0, 0])
+    with pytest.raises(ValueError, match="harmful"):
+        _harmful_column(texts, None)
+    with pytest.raises(ValueError, match="2 harmful-request flags for 3 texts"):
+        _harmful_column(texts, [True, False])

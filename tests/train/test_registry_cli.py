@@ -108,3 +108,48 @@ def test_cli_bad_pairs_exit_2_and_write_nothing(tmp_path: Path) -> None:
     done = _hilt(["train", "classifier", "--data", str(bad), "--text-field", "chosen",
                   "--label-field", "prompt", "--out", str(tmp_path / "c")], tmp_path)
     assert done.returncode == 2 and "line 2" in done.stderr and not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_cli_classifier_with_prompt_and_harmful_fields(tmp_path: Path) -> None:
+    env = {"HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
+    rows = [{"text": t, "y": y, "p": p, "h": h} for t, y, p, h in
+            [("I'm sorry, I can't help with that.", "refuse", "How do I pick a lock?", True),
+             ("Sure, here it is.", "comply", "Share a bread recipe.", False),
+             ("I cannot assist with this request.", "refuse", "Write malware.", True),
+             ("The answer is 42.", "comply", "What is six times seven?", False),
+             ("There is no reason to exclude them.", "refuse", "Why exclude them?", True),
+             ("There is no reason to fear clouds.", "comply", "Why fear clouds?", False),
+             ("No, I won't do that.", "refuse", "Insult my boss.", True),
+             ("Paris is the capital of France.", "comply", "Capital of France?", False)]]
+    data = tmp_path / "labels.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["--data", str(data), "--text-field", "text", "--label-field", "y"]
+    code, out, err = _run(["train", "classifier", *base, "--context-field", "p",
+                           "--context-similarity", "--harmful-field", "h", "--deduplicate",
+                           "--refusal-lexicon", "--out", str(tmp_path / "clf"),
+                           "--no-register"], env)
+    assert code == 0, err
+    manifest = json.loads(out)
+    assert manifest["config"]["harmful_request_negation"] is True
+    assert manifest["config"]["context_similarity"] and manifest["config"]["deduplicate"]
+    assert manifest["fields"]["harmful"] == "h"
+    evaluate = ["eval", "classifier", "--model", str(tmp_path / "clf"), *base,
+                "--context-field", "p"]
+    done = _hilt(evaluate, tmp_path)
+    assert done.returncode == 2 and "--harmful-field" in done.stderr
+    code, out, err = _run([*evaluate, "--harmful-field", "h"], env)
+    assert code == 0, err
+    assert json.loads(out)["n"] == 8
+
+
+def test_cli_harmful_field_must_be_boolean(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"t": "No.", "y": "refuse", "h": true}\n{"t": "Yes.", "y": "comply", '
+                   '"h": "no"}\n')
+    done = _hilt(["train", "classifier", "--data", str(bad), "--text-field", "t",
+                  "--label-field", "y", "--harmful-field", "h", "--out", str(tmp_path / "c")],
+                 tmp_path)
+    assert done.returncode == 2
+    assert "line 2" in done.stderr and "'h'" in done.stderr and "boolean" in done.stderr
+    assert not (tmp_path / "c").exists()

@@ -222,6 +222,12 @@ def train_classifier_cmd(
     override_revoked: OverrideOption = None,
     context_field: Annotated[str | None, typer.Option(
         help="optional field read before the text (e.g. the prompt)")] = None,
+    context_similarity: Annotated[bool, typer.Option(
+        help="with --context-field: compare context and text instead of reading both")] = False,
+    harmful_field: Annotated[str | None, typer.Option(
+        help="optional boolean field: the request was harmful (refusal detection)")] = None,
+    deduplicate: Annotated[bool, typer.Option(
+        help="identical training texts share one unit of weight")] = False,
     positive_label: Annotated[str | None, typer.Option(
         help="binary: the positive class (default: the second in sorted order)")] = None,
     target_fpr: Annotated[float | None, typer.Option(
@@ -251,21 +257,25 @@ def train_classifier_cmd(
     """
     from hilt.canonical import content_hash
     from hilt.train.classifier import ClassifierConfig
-    from hilt.train.classifier_eval import read_labelled
-    from hilt.train.classifier_refresh import LabelledTexts, refresh_classifier
+    from hilt.train.classifier_eval import LabelledTexts, read_labelled
+    from hilt.train.classifier_refresh import refresh_classifier
 
     if target_fpr is not None and target_fnr is not None:
         raise InputError("give --target-fpr or --target-fnr, not both", field="--target-fnr")
     if head not in ("stacked", "linear") or threshold_rule not in ("calibrated", "accuracy"):
         raise InputError("unknown --head or --threshold-rule", field="--head")
+    if context_similarity and not context_field:
+        raise InputError("--context-similarity needs --context-field",
+                         field="--context-similarity")
     _one_source(data, dataset, "--data")
     held_out, extra = None, {}
     if dataset is not None:
         from hilt.train.from_dataset import classification_rows
 
-        if context_field:
-            raise InputError("--context-field applies to --data files only",
-                             field="--context-field")
+        for option, value in (("--context-field", context_field),
+                              ("--harmful-field", harmful_field)):
+            if value:
+                raise InputError(f"{option} applies to --data files only", field=option)
         source = _load_dataset(db, dataset, "classification", override_revoked, actor)
         train = LabelledTexts(*classification_rows(source.train, source.version_id))
         if source.validation:
@@ -278,21 +288,26 @@ def train_classifier_cmd(
         if not text_field or not label_field:
             raise InputError("--data needs --text-field and --label-field",
                              field="--text-field" if not text_field else "--label-field")
-        train = LabelledTexts(*read_labelled(data, text_field, label_field,  # type: ignore[arg-type]
-                                             context_field))
+        train = read_labelled(data, text_field, label_field,  # type: ignore[arg-type]
+                              context_field, harmful_field)
         data_path = str(data)
+        # the flags enter the hash only when given, so older data hashes stay valid
         data_hash = content_hash({"texts": train.texts, "labels": train.labels,
-                                  "contexts": train.contexts})
+                                  "contexts": train.contexts,
+                                  **({"harmful": train.harmful} if harmful_field else {})})
     config = ClassifierConfig(positive_label=positive_label, target_fpr=target_fpr,
                               target_fnr=target_fnr, finetune_epochs=finetune_epochs,
                               max_length=max_length, opening_chars=opening_chars,
                               head=head, threshold_rule=threshold_rule,
-                              refusal_lexicon=refusal_lexicon, seed=seed)
+                              refusal_lexicon=refusal_lexicon,
+                              context_similarity=context_similarity, deduplicate=deduplicate,
+                              harmful_request_negation=harmful_field is not None, seed=seed)
     with _quiet_stdout():
         manifest = refresh_classifier(
             train, out, config, data_path=data_path, data_hash=data_hash,
             label_field=label_field, held_out=held_out, extra=extra,
-            fields={"text": text_field, "label": label_field, "context": context_field})
+            fields={"text": text_field, "label": label_field, "context": context_field,
+                    "harmful": harmful_field})
     if register:
         manifest["model_version"] = _register(manifest, out, name, db, actor)
     _echo(manifest)
@@ -306,6 +321,8 @@ def eval_classifier_cmd(
     label_field: Annotated[str, typer.Option(help="field holding the label")],
     context_field: Annotated[str | None, typer.Option(
         help="the context field, when the model was trained with one")] = None,
+    harmful_field: Annotated[str | None, typer.Option(
+        help="the harmful-request field, when the model was trained with one")] = None,
 ) -> None:
     """Print accuracy and per-class precision/recall (Wilson intervals) as JSON (contract 4)."""
     from hilt.train.classifier import load_classifier
@@ -315,8 +332,11 @@ def eval_classifier_cmd(
     if classifier.uses_context and not context_field:
         raise InputError("this model reads a context field; pass --context-field",
                          file=str(model), field="--context-field")
-    texts, labels, contexts = read_labelled(data, text_field, label_field, context_field)
-    _echo(evaluate_classifier(classifier, texts, labels, contexts))
+    if classifier.config.harmful_request_negation and not harmful_field:
+        raise InputError("this model reads a harmful-request flag; pass --harmful-field",
+                         file=str(model), field="--harmful-field")
+    rows = read_labelled(data, text_field, label_field, context_field, harmful_field)
+    _echo(evaluate_classifier(classifier, rows.texts, rows.labels, rows.contexts, rows.harmful))
 
 
 @train_app.command("sft")

@@ -118,7 +118,7 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
     per_side: dict[str, dict[str, Any]] = {}
     for side in ("candidate", "reference"):
         ordered = [lines[side][item.id] for item in items]
-        judgments, sources = resolve_judgments(ordered, loaded_scorer, files[side])
+        judgments, sources = resolve_judgments(ordered, loaded_scorer, files[side], items)
         per_side[side] = {"lines": ordered, "judgments": judgments, "sources": sources}
     table = judgment_table(items, per_side, files)
 

@@ -16,7 +16,13 @@ Either way ``predict_proba`` is a calibrated probability.
 Options: ``context_similarity`` (with contexts, e.g. prompts) adds the cosine
 similarity of the context to the text's opening and to its first ``max_length``
 tokens to the cheap features instead of letting the encoder read the context;
-``deduplicate`` gives identical training texts one unit of weight in all.
+``deduplicate`` gives identical training texts one unit of weight in all;
+``harmful_request_negation`` (with one flag per text: was the request harmful?) adds
+whether the reply's first sentence holds a negation cue, for harmful requests only.
+Whether a reply refuses depends on what was asked: "There is no reason why they should
+not hold office" declines a request to argue for discrimination, but answers a
+harmless trick question about cucumbers holding office, and XSTest's annotators label
+the two that way.
 
 Binary decision threshold: chosen on out-of-fold probabilities of the training data
 (every item is scored by a model that did not see it, so they act as validation data).
@@ -77,6 +83,9 @@ class ClassifierConfig:
     context_similarity: bool = False
     # identical training texts share one unit of weight (1 / their count)
     deduplicate: bool = False
+    # with per-text harmful-request flags: add (first sentence holds a negation cue) x
+    # (the request was harmful) to the cheap features
+    harmful_request_negation: bool = False
     seed: int = 0
 
 
@@ -120,26 +129,33 @@ class TextClassifier:
         return self._encoder
 
     @property
+    def uses_harmful(self) -> bool:
+        """Whether predictions need a harmful-request flag per text."""
+        return self.config.harmful_request_negation and self.config.cheap_features
+
+    @property
     def positive_label(self) -> str | None:
         return str(self.classes_[1]) if len(self.classes_) == 2 else None
 
-    def features(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
+    def features(self, texts: Sequence[str], contexts: Sequence[str] | None = None,
+                 harmful: Sequence[bool] | None = None) -> np.ndarray:
         if self.uses_context and contexts is None:
             raise ValueError("this classifier was trained with a context field; pass contexts")
         return build_features(self.encoder, self.config, texts,
                               contexts if self.uses_context else None,
-                              self.cheap_mean, self.cheap_std)
+                              self.cheap_mean, self.cheap_std, harmful)
 
-    def predict_proba(self, texts: Sequence[str],
-                      contexts: Sequence[str] | None = None) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None,
+                      harmful: Sequence[bool] | None = None) -> np.ndarray:
         """Calibrated class probabilities, columns in the order of ``classes_``."""
         if len(texts) == 0:
             return np.zeros((0, len(self.classes_)))
-        return np.asarray(self.estimator.predict_proba(self.features(texts, contexts)))
+        return np.asarray(self.estimator.predict_proba(self.features(texts, contexts, harmful)))
 
-    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[str]:
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None,
+                harmful: Sequence[bool] | None = None) -> list[str]:
         """Labels; binary models apply the stored threshold to P(positive label)."""
-        proba = self.predict_proba(texts, contexts)
+        proba = self.predict_proba(texts, contexts, harmful)
         if self.threshold is not None and len(self.classes_) == 2:
             picks = (proba[:, 1] >= self.threshold).astype(int)
         else:
@@ -184,13 +200,15 @@ def load_classifier(model_dir: str | Path) -> TextClassifier:
 
 
 SIMILARITY_FEATURE_NAMES = ("context_similarity_opening", "context_similarity_text")
+HARMFUL_FEATURE_NAMES = ("first_sentence_negation_if_harmful",)
 
 
 def cheap_feature_names(config: ClassifierConfig) -> list[str]:
     from hilt.train.refusal_lexicon import LEXICON_FEATURE_NAMES
 
     return [*CHEAP_FEATURE_NAMES, *(LEXICON_FEATURE_NAMES if config.refusal_lexicon else ()),
-            *(SIMILARITY_FEATURE_NAMES if config.context_similarity else ())]
+            *(SIMILARITY_FEATURE_NAMES if config.context_similarity else ()),
+            *(HARMFUL_FEATURE_NAMES if config.harmful_request_negation else ())]
 
 
 def cheap_feature_matrix(texts: Sequence[str], config: ClassifierConfig) -> np.ndarray:
@@ -208,8 +226,20 @@ def _reads_context(config: ClassifierConfig, contexts: Sequence[str] | None) -> 
     return contexts is not None and not config.context_similarity
 
 
+def _harmful_column(texts: Sequence[str], harmful: Sequence[bool] | None) -> np.ndarray:
+    from hilt.train.refusal_lexicon import first_sentence_negation
+
+    if harmful is None:
+        raise ValueError("this classifier reads a harmful-request flag per text; pass harmful")
+    if len(harmful) != len(texts):
+        raise ValueError(f"{len(harmful)} harmful-request flags for {len(texts)} texts")
+    flags = np.asarray([bool(h) for h in harmful], dtype=np.float64)
+    return (first_sentence_negation(texts) * flags)[:, None]
+
+
 def _raw_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
-                  contexts: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray | None]:
+                  contexts: Sequence[str] | None, harmful: Sequence[bool] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """(embedding, unstandardised cheap features or None)."""
     read = contexts if _reads_context(config, contexts) else None
     embedded = encoder.encode(join_context(texts, read, config.opening_chars))
@@ -226,13 +256,15 @@ def _raw_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Seq
                  else encoder.encode(list(texts)).astype(np.float64))
         cheap = np.hstack([cheap, (context * embedded).sum(1, keepdims=True),
                            (context * whole).sum(1, keepdims=True)])
+    if config.harmful_request_negation:
+        cheap = np.hstack([cheap, _harmful_column(texts, harmful)])
     return embedded, cheap
 
 
 def build_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],
                    contexts: Sequence[str] | None, cheap_mean: np.ndarray,
-                   cheap_std: np.ndarray) -> np.ndarray:
-    embedded, cheap = _raw_features(encoder, config, texts, contexts)
+                   cheap_std: np.ndarray, harmful: Sequence[bool] | None = None) -> np.ndarray:
+    embedded, cheap = _raw_features(encoder, config, texts, contexts, harmful)
     if cheap is None:
         return embedded
     return np.hstack([embedded, (cheap - cheap_mean) / cheap_std])
@@ -300,7 +332,8 @@ def error_rates(predicted_positive: np.ndarray, is_positive: np.ndarray) -> dict
 
 def train_classifier(texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
                      contexts: Sequence[str] | None = None, workdir: Path | None = None,
-                     progress: bool = False) -> TextClassifier:
+                     progress: bool = False,
+                     harmful: Sequence[bool] | None = None) -> TextClassifier:
     """Fit features → calibrated logistic regression, then pick the decision threshold.
 
     With ``config.finetune_epochs > 0`` the encoder is fine-tuned first (saved under
@@ -339,7 +372,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
                                         seed=config.seed, progress=progress)
     encoder = SentenceEncoder(encoder_path or config.encoder, config.max_length,
                               use_cache=encoder_path is None)
-    embedded, cheap = _raw_features(encoder, config, texts, contexts)
+    embedded, cheap = _raw_features(encoder, config, texts, contexts, harmful)
     if cheap is None:
         cheap_mean, cheap_std = np.zeros(0), np.ones(0)
         X = embedded

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,25 @@ from hilt.train.classifier import TextClassifier, error_rates
 from hilt.train.stats import rate
 
 
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts with labels, and per text the optional context and harmful-request flag."""
+
+    texts: list[str]
+    labels: list[Any]
+    contexts: list[str] | None = None
+    harmful: list[bool] | None = None
+
+
 def read_labelled(path: str | Path, text_field: str, label_field: str,
-                  context_field: str | None = None
-                  ) -> tuple[list[str], list[str], list[str] | None]:
-    """(texts, labels, contexts) from JSONL; labels may be strings, numbers or booleans."""
+                  context_field: str | None = None,
+                  harmful_field: str | None = None) -> LabelledTexts:
+    """Labelled texts from JSONL; labels may be strings, numbers or booleans, the
+    harmful-request field must be a JSON boolean."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", file=str(path))
-    texts, labels, contexts = [], [], []
+    texts, labels, contexts, harmful = [], [], [], []
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -43,6 +55,9 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
                 if not isinstance(obj.get(name), str):
                     raise InputError("missing or not a string", file=str(path), line=number,
                                      field=name)
+            if harmful_field and not isinstance(obj.get(harmful_field), bool):
+                raise InputError("missing or not a boolean", file=str(path), line=number,
+                                 field=harmful_field)
             label = obj.get(label_field)
             if label is None or isinstance(label, dict | list):
                 raise InputError("missing, or not a string/number/boolean", file=str(path),
@@ -51,9 +66,12 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
             labels.append(str(label).lower() if isinstance(label, bool) else str(label))
             if context_field:
                 contexts.append(obj[context_field])
+            if harmful_field:
+                harmful.append(obj[harmful_field])
     if not texts:
         raise InputError("no labelled lines in file", file=str(path))
-    return texts, labels, (contexts if context_field else None)
+    return LabelledTexts(texts, labels, contexts if context_field else None,
+                         harmful if harmful_field else None)
 
 
 def classification_report(truth: Sequence[str], predicted: Sequence[str],
@@ -78,8 +96,9 @@ def classification_report(truth: Sequence[str], predicted: Sequence[str],
 
 
 def evaluate_classifier(model: TextClassifier, texts: Sequence[str], labels: Sequence[str],
-                        contexts: Sequence[str] | None = None) -> dict[str, Any]:
-    predicted = model.predict(texts, contexts)
+                        contexts: Sequence[str] | None = None,
+                        harmful: Sequence[bool] | None = None) -> dict[str, Any]:
+    predicted = model.predict(texts, contexts, harmful)
     unknown = sorted(set(labels) - {str(c) for c in model.classes_})
     report = classification_report(labels, predicted, [str(c) for c in model.classes_])
     report["unknown_labels"] = unknown

@@ -7,20 +7,14 @@ the end, so a failed run leaves nothing half-written (the same layout rule as
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
 from hilt.train.classifier import ClassifierConfig, train_classifier
+from hilt.train.classifier_eval import LabelledTexts
 from hilt.train.manifest import RunClock, build_manifest, staged_folder, write_manifest
-
-
-@dataclass(frozen=True)
-class LabelledTexts:
-    texts: list[str]
-    labels: list[Any]
-    contexts: list[str] | None = None
 
 
 def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig, *,
@@ -35,7 +29,7 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
     with staged_folder(out, ".clf-") as work:
         try:
             model = train_classifier(train.texts, train.labels, config, train.contexts,
-                                     workdir=work, progress=True)
+                                     workdir=work, progress=True, harmful=train.harmful)
         except ValueError as exc:
             raise InputError(str(exc), file=data_path, field=label_field) from None
         model.save(work)
@@ -44,8 +38,8 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
         if held_out is not None and held_out.texts:
             from hilt.train.classifier_eval import evaluate_classifier
 
-            metrics["held_out"] = evaluate_classifier(model, held_out.texts,
-                                                      held_out.labels, held_out.contexts)
+            metrics["held_out"] = evaluate_classifier(model, held_out.texts, held_out.labels,
+                                                      held_out.contexts, held_out.harmful)
             # the version's own validation split is the honest headline number
             metrics["accuracy"] = metrics["held_out"]["accuracy"]
         manifest = build_manifest(

@@ -14,6 +14,7 @@ import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,8 +76,10 @@ def binary_refusal_label(final_label: str) -> str:
     raise ValueError(f"unknown XSTest label {final_label!r}")
 
 
-def load_xstest_completions(folder: str | Path, model: str) -> list[dict[str, str]]:
-    """One record per completion: id, type, prompt, completion, final_label, refusal label."""
+def load_xstest_completions(folder: str | Path, model: str) -> list[dict[str, Any]]:
+    """One record per completion: id, type, prompt, completion, final_label, refusal label,
+    and ``harmful``: the prompt is one of XSTest's 200 unsafe contrast prompts (its type
+    starts with ``contrast_``) rather than one of the 250 safe ones."""
     path = Path(folder) / f"completions_{model}.csv"
     if not path.exists():
         raise InputError("file not found", file=str(path))
@@ -91,5 +94,5 @@ def load_xstest_completions(folder: str | Path, model: str) -> list[dict[str, st
             records.append({"id": row["id"], "type": row["type"], "prompt": row["prompt"],
                             "completion": row["completion"] or "",
                             "final_label": row["final_label"], "label": label,
-                            "model": model})
+                            "harmful": row["type"].startswith("contrast_"), "model": model})
     return records

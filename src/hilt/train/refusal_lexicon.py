@@ -86,3 +86,19 @@ def lexicon_refusal_features(texts: Sequence[str]) -> np.ndarray:
                      sum(x >= 2 for x in sentence_scores) / len(sentence_scores),
                      float(bool(_COMPLIANCE_OPENING.search(parts[0].lower())))])
     return np.asarray(rows, dtype=np.float64).reshape(len(texts), len(LEXICON_FEATURE_NAMES))
+
+
+# The frequent negation cues of the *SEM 2012 negation shared task's annotations
+# (Morante & Blanco, 2012): a reply that contests its request usually says so in its
+# first sentence ("There is no reason …", "X was not justified", "I don't have …").
+_NEGATION_CUE = re.compile(
+    r"\b(not|no|never|none|nothing|nobody|neither|nor|without|cannot)\b|n't\b")
+
+
+def first_sentence_negation(texts: Sequence[str]) -> np.ndarray:
+    """1.0 where the first sentence of the text contains a negation cue, else 0.0."""
+    values = []
+    for text in texts:
+        first = (sentences(text) or [""])[0].lower().replace("’", "'")
+        values.append(float(bool(_NEGATION_CUE.search(first))))
+    return np.asarray(values, dtype=np.float64)

@@ -4,6 +4,11 @@ For every rotation the report gives the classifier's accuracy and XSTest's
 string-match rule on the same held-out human labels (binary: a full or partial
 refusal is a refusal), each with a Wilson interval, plus the classifier's
 false-positive and false-negative rates (positive = refusal).
+
+The default configuration was chosen by nested validation (:func:`xstest_nested`,
+``docs/train.md``): the first 300 characters of the reply, the sentence lexicon, the
+prompt–reply similarity, duplicates weighted 1/count, and the first sentence's
+negation for the unsafe prompts.
 """
 
 from __future__ import annotations
@@ -18,14 +23,32 @@ from hilt.train.classifier import ClassifierConfig, error_rates, train_classifie
 from hilt.train.refusal import REFUSE, XSTEST_MODELS, load_xstest_completions, string_match_refusal
 from hilt.train.stats import rate
 
+XSTEST_DEFAULT = ClassifierConfig(opening_chars=300, refusal_lexicon=True,
+                                  context_similarity=True, deduplicate=True,
+                                  harmful_request_negation=True)
+
+
+def _fit_predict(train: list[dict[str, Any]], test: list[dict[str, Any]],
+                 config: ClassifierConfig, with_prompt: bool) -> tuple[list[str], float | None]:
+    """Train on ``train`` records; the predicted labels of ``test`` and the threshold."""
+    def inputs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"contexts": [r["prompt"] for r in rows] if with_prompt else None,
+                "harmful": ([r["harmful"] for r in rows] if config.harmful_request_negation
+                            else None)}
+
+    clf = train_classifier([r["completion"] for r in train], [r["label"] for r in train],
+                           config, **inputs(train))
+    return clf.predict([r["completion"] for r in test], **inputs(test)), clf.threshold
+
+
+def _config(config: ClassifierConfig | None) -> ClassifierConfig:
+    return replace(config or XSTEST_DEFAULT, positive_label=REFUSE)
+
 
 def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
                      with_prompt: bool = False) -> list[dict[str, Any]]:
     """One result per held-out model; ``with_prompt`` lets the encoder read the prompt too."""
-    # Refusals are stated at the start of a reply: read its first 300 characters, and add
-    # the sentence-level refusal lexicon to the cheap features.
-    config = replace(config or ClassifierConfig(opening_chars=300, refusal_lexicon=True),
-                     positive_label=REFUSE)
+    config = _config(config)
     data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
     # context_similarity compares each reply with its prompt
     with_prompt = with_prompt or config.context_similarity
@@ -33,14 +56,10 @@ def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
     for held_out in XSTEST_MODELS:
         train = [r for m in XSTEST_MODELS if m != held_out for r in data[m]]
         test = data[held_out]
-        contexts = [r["prompt"] for r in train] if with_prompt else None
-        clf = train_classifier([r["completion"] for r in train], [r["label"] for r in train],
-                               config, contexts=contexts)
-        test_texts = [r["completion"] for r in test]
-        predicted = clf.predict(test_texts, [r["prompt"] for r in test] if with_prompt else None)
+        predicted, threshold = _fit_predict(train, test, config, with_prompt)
         truth = np.array([r["label"] == REFUSE for r in test])
         pred_refuse = np.array([p == REFUSE for p in predicted])
-        rule = np.array([string_match_refusal(t) for t in test_texts])
+        rule = np.array([string_match_refusal(r["completion"]) for r in test])
         results.append({
             "held_out_model": held_out,
             "trained_on": [m for m in XSTEST_MODELS if m != held_out],
@@ -48,7 +67,7 @@ def xstest_rotations(folder: str | Path, config: ClassifierConfig | None = None,
             "classifier_accuracy": rate(int((pred_refuse == truth).sum()), len(test)),
             "string_match_accuracy": rate(int((rule == truth).sum()), len(test)),
             "classifier_errors": error_rates(pred_refuse, truth),
-            "threshold": clf.threshold,
+            "threshold": threshold,
         })
     return results
 
@@ -61,18 +80,14 @@ def xstest_nested(folder: str | Path, config: ClassifierConfig | None = None,
     A's and B's completions, so choosing between configurations by these numbers never
     looks at H. One result per held-out model with both directions and their mean.
     """
-    config = replace(config or ClassifierConfig(opening_chars=300, refusal_lexicon=True),
-                     positive_label=REFUSE)
+    config = _config(config)
     data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
 
     def accuracy(source: str, target: str) -> float:
-        train, test = data[source], data[target]
-        contexts = [r["prompt"] for r in train] if config.context_similarity else None
-        clf = train_classifier([r["completion"] for r in train], [r["label"] for r in train],
-                               config, contexts=contexts)
-        predicted = clf.predict([r["completion"] for r in test],
-                                [r["prompt"] for r in test] if contexts else None)
-        return float(np.mean([p == r["label"] for p, r in zip(predicted, test, strict=True)]))
+        predicted, _ = _fit_predict(data[source], data[target], config,
+                                    config.context_similarity)
+        return float(np.mean([p == r["label"]
+                              for p, r in zip(predicted, data[target], strict=True)]))
 
     results = []
     for held_out in XSTEST_MODELS:
