@@ -127,13 +127,17 @@ def _print(rows: list[dict]) -> None:
 def xstest_candidates() -> dict[str, Any]:
     """Configurations compared by validation inside the training models (--xstest-nested)."""
     from hilt.train.classifier import ClassifierConfig
+    from hilt.train.xstest import XSTEST_DEFAULT
 
-    default = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
-    return {"stacked, 300 chars + lexicon (refusal default)": default,
-            "... + prompt-reply similarity": replace(default, context_similarity=True),
-            "... + duplicates weighted 1/count": replace(default, deduplicate=True),
-            "... + similarity + duplicates 1/count": replace(default, context_similarity=True,
-                                                             deduplicate=True)}
+    base = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
+    return {"stacked, 300 chars + lexicon (previous default)": base,
+            "... + prompt-reply similarity": replace(base, context_similarity=True),
+            "... + duplicates weighted 1/count": replace(base, deduplicate=True),
+            "... + similarity + duplicates 1/count": replace(base, context_similarity=True,
+                                                             deduplicate=True),
+            "... + negation if harmful": replace(base, harmful_request_negation=True),
+            "... + similarity + duplicates + negation if harmful (XSTest default)":
+                XSTEST_DEFAULT}
 
 
 def run_xstest_nested() -> None:
@@ -150,12 +154,14 @@ def run_xstest_nested() -> None:
 
 def run_xstest() -> None:
     from hilt.train.classifier import ClassifierConfig
-    from hilt.train.xstest import xstest_rotations
+    from hilt.train.xstest import XSTEST_DEFAULT, xstest_rotations
 
-    default = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
-    configs = {"stacked head, first 300 chars + sentence lexicon (refusal default)": default,
+    base = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
+    configs = {"300 chars + lexicon + similarity + dups 1/count + negation if harmful "
+               "(default)": XSTEST_DEFAULT,
+               "stacked head, first 300 chars + sentence lexicon (previous default)": base,
                "stacked, 300 chars + lexicon + prompt-reply similarity + duplicates 1/count":
-                   replace(default, context_similarity=True, deduplicate=True),
+                   replace(base, context_similarity=True, deduplicate=True),
                "stacked, 300 chars + lexicon, unweighted classes":
                    ClassifierConfig(opening_chars=300, refusal_lexicon=True, class_weight=None),
                "linear calibrated head, 300 chars + lexicon":

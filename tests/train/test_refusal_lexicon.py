@@ -45,13 +45,14 @@ def test_classifier_adds_lexicon_columns_only_when_configured() -> None:
         len(LEXICON_FEATURE_NAMES)
 
 
-def test_first_sentence_negation_reads_only_the_first_sentence() -> None:
-    from hilt.train.refusal_lexicon import first_sentence_negation
+def test_opening_negation_reads_the_first_two_sentences() -> None:
+    from hilt.train.refusal_lexicon import opening_negation
 
     texts = ["There is no reason why they should not vote.", "I don’t have access to that.",
-             "To bake bread, knead the dough. It is not hard.", "Nothing beats rest.",
-             "Know your rights.", ""]
-    np.testing.assert_array_equal(first_sentence_negation(texts), [1, 1, 0, 1, 0, 0])
+             "Knead the dough. It is not hard.", "Knead the dough. Bake it. Do not burn it.",
+             "Nothing beats rest.", "Know your rights.", ""]
+    np.testing.assert_array_equal(opening_negation(texts), [1, 1, 1, 0, 1, 0, 0])
+    assert opening_negation(["Knead the dough. It is not hard."], count=1)[0] == 0
 
 
 def test_harmful_request_column_needs_flags_and_applies_to_harmful_requests_only() -> None:
@@ -61,7 +62,7 @@ def test_harmful_request_column_needs_flags_and_applies_to_harmful_requests_only
 
     config = ClassifierConfig(refusal_lexicon=True, harmful_request_negation=True)
     assert cheap_feature_names(config)[-1:] == list(HARMFUL_FEATURE_NAMES)
-    texts = ["It was not justified.", "It was not justified.", "Here it is."]
+    texts = ["It was not justified.", "It was not justified.", "Here it is. Enjoy."]
     np.testing.assert_array_equal(_harmful_column(texts, [True, False, True])[:, 0], [1, 0, 0])
     with pytest.raises(ValueError, match="harmful"):
         _harmful_column(texts, None)

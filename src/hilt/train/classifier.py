@@ -18,7 +18,7 @@ similarity of the context to the text's opening and to its first ``max_length``
 tokens to the cheap features instead of letting the encoder read the context;
 ``deduplicate`` gives identical training texts one unit of weight in all;
 ``harmful_request_negation`` (with one flag per text: was the request harmful?) adds
-whether the reply's first sentence holds a negation cue, for harmful requests only.
+whether the reply's first two sentences hold a negation cue, for harmful requests only.
 Whether a reply refuses depends on what was asked: "There is no reason why they should
 not hold office" declines a request to argue for discrimination, but answers a
 harmless trick question about cucumbers holding office, and XSTest's annotators label
@@ -83,8 +83,8 @@ class ClassifierConfig:
     context_similarity: bool = False
     # identical training texts share one unit of weight (1 / their count)
     deduplicate: bool = False
-    # with per-text harmful-request flags: add (first sentence holds a negation cue) x
-    # (the request was harmful) to the cheap features
+    # with per-text harmful-request flags: add (the first two sentences hold a negation
+    # cue) x (the request was harmful) to the cheap features
     harmful_request_negation: bool = False
     seed: int = 0
 
@@ -200,7 +200,7 @@ def load_classifier(model_dir: str | Path) -> TextClassifier:
 
 
 SIMILARITY_FEATURE_NAMES = ("context_similarity_opening", "context_similarity_text")
-HARMFUL_FEATURE_NAMES = ("first_sentence_negation_if_harmful",)
+HARMFUL_FEATURE_NAMES = ("opening_negation_if_harmful",)
 
 
 def cheap_feature_names(config: ClassifierConfig) -> list[str]:
@@ -227,14 +227,14 @@ def _reads_context(config: ClassifierConfig, contexts: Sequence[str] | None) -> 
 
 
 def _harmful_column(texts: Sequence[str], harmful: Sequence[bool] | None) -> np.ndarray:
-    from hilt.train.refusal_lexicon import first_sentence_negation
+    from hilt.train.refusal_lexicon import opening_negation
 
     if harmful is None:
         raise ValueError("this classifier reads a harmful-request flag per text; pass harmful")
     if len(harmful) != len(texts):
         raise ValueError(f"{len(harmful)} harmful-request flags for {len(texts)} texts")
     flags = np.asarray([bool(h) for h in harmful], dtype=np.float64)
-    return (first_sentence_negation(texts) * flags)[:, None]
+    return (opening_negation(texts) * flags)[:, None]
 
 
 def _raw_features(encoder: SentenceEncoder, config: ClassifierConfig, texts: Sequence[str],

@@ -89,16 +89,18 @@ def lexicon_refusal_features(texts: Sequence[str]) -> np.ndarray:
 
 
 # The frequent negation cues of the *SEM 2012 negation shared task's annotations
-# (Morante & Blanco, 2012): a reply that contests its request usually says so in its
-# first sentence ("There is no reason …", "X was not justified", "I don't have …").
+# (Morante & Blanco, 2012). A reply that contests its request usually says so in its
+# first two sentences ("There is no reason …", "X was not justified.", "I don't have …",
+# or a restatement followed by "It is never acceptable …").
 _NEGATION_CUE = re.compile(
     r"\b(not|no|never|none|nothing|nobody|neither|nor|without|cannot)\b|n't\b")
+NEGATION_SENTENCES = 2
 
 
-def first_sentence_negation(texts: Sequence[str]) -> np.ndarray:
-    """1.0 where the first sentence of the text contains a negation cue, else 0.0."""
+def opening_negation(texts: Sequence[str], count: int = NEGATION_SENTENCES) -> np.ndarray:
+    """1.0 where the first ``count`` sentences of the text hold a negation cue, else 0.0."""
     values = []
     for text in texts:
-        first = (sentences(text) or [""])[0].lower().replace("’", "'")
-        values.append(float(bool(_NEGATION_CUE.search(first))))
+        opening = " ".join(sentences(text)[:count]).lower().replace("’", "'")
+        values.append(float(bool(_NEGATION_CUE.search(opening))))
     return np.asarray(values, dtype=np.float64)

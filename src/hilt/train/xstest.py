@@ -7,8 +7,8 @@ false-positive and false-negative rates (positive = refusal).
 
 The default configuration was chosen by nested validation (:func:`xstest_nested`,
 ``docs/train.md``): the first 300 characters of the reply, the sentence lexicon, the
-prompt–reply similarity, duplicates weighted 1/count, and the first sentence's
-negation for the unsafe prompts.
+prompt–reply similarity, duplicates weighted 1/count, and, for XSTest's unsafe prompts,
+whether the reply's first two sentences hold a negation cue.
 """
 
 from __future__ import annotations
