@@ -1,7 +1,7 @@
 """Training benchmark: hilt's default reward model against TRL's RewardTrainer.
 
     python -m benchmarks.training [--quick] [--variants] [--xstest] [--threads N]
-        [--validate] [--config JSON] [--only-xstest] [--xstest-nested]
+        [--validate] [--config JSON] [--only-xstest] [--xstest-nested] [--xstest-seeds N]
 
 On the Anthropic HH harmless pairs (``../shared/data/hh-rlhf``), one seeded 80/20
 split, the same run measures:
@@ -17,10 +17,11 @@ split, the same run measures:
 ``--xstest`` adds cross-model refusal detection on XSTest: the classifier against
 XSTest's string-match rule on each held-out model; ``--xstest-nested`` the validation
 inside each rotation's two training models (train on one, test on the other), which is
-where configurations are compared. ``--validate`` scores the reward models on a seeded
-20 % validation split of the training pairs instead of the held-out pairs, and
-``--config`` sets ``RewardConfig`` fields of the default row. Timings on shared machines
-are noisy; compare the ratios within one run.
+where configurations are compared; ``--xstest-seeds N`` the default's held-out accuracy
+for seeds 0..N-1 (the seed sets the stage-1 fold split). ``--validate`` scores the
+reward models on a seeded 20 % validation split of the training pairs instead of the
+held-out pairs, and ``--config`` sets ``RewardConfig`` fields of the default row.
+Timings on shared machines are noisy; compare the ratios within one run.
 """
 
 from __future__ import annotations
@@ -188,6 +189,24 @@ def run_xstest() -> None:
                   f"{e['false_negative_rate']['value']:6.3f}", flush=True)
 
 
+def run_xstest_seeds(count: int) -> None:
+    """The XSTest default with ``count`` seeds (the stage-1 fold split): per seed and mean."""
+    from hilt.train.refusal import XSTEST_MODELS
+    from hilt.train.xstest import XSTEST_DEFAULT, xstest_rotations
+
+    print(f"\n{'XSTest default, held-out accuracy by seed':44s} "
+          + " ".join(f"{m:>16s}" for m in XSTEST_MODELS))
+    table = []
+    for seed in range(count):
+        results = xstest_rotations(DATA / "xstest", replace(XSTEST_DEFAULT, seed=seed))
+        table.append([r["classifier_accuracy"]["value"] for r in results])
+        print(f"{'seed ' + str(seed):44s} " + " ".join(f"{v:16.3f}" for v in table[-1]),
+              flush=True)
+    values = np.array(table)
+    for name, row in (("mean", values.mean(0)), ("min", values.min(0))):
+        print(f"{name:44s} " + " ".join(f"{v:16.3f}" for v in row))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 train / 100 held-out pairs")
@@ -198,6 +217,8 @@ def main() -> None:
                         help="only the XSTest refusal table (no reward models)")
     parser.add_argument("--xstest-nested", action="store_true",
                         help="only the XSTest validation inside each rotation's training models")
+    parser.add_argument("--xstest-seeds", type=int, default=0,
+                        help="only the XSTest default's held-out accuracy with seeds 0..N-1")
     parser.add_argument("--trl-pairs", type=int, default=None,
                         help="train TRL on only the first N training pairs (same held-out set)")
     parser.add_argument("--trl-max-length", type=int, default=256)
@@ -213,6 +234,9 @@ def main() -> None:
     os.environ["HILT_TORCH_THREADS"] = str(args.threads)
     if args.xstest_nested:
         run_xstest_nested()
+        return
+    if args.xstest_seeds:
+        run_xstest_seeds(args.xstest_seeds)
         return
     if args.only_xstest:
         run_xstest()
