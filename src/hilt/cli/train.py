@@ -332,7 +332,7 @@ def eval_classifier_cmd(
     if classifier.uses_context and not context_field:
         raise InputError("this model reads a context field; pass --context-field",
                          file=str(model), field="--context-field")
-    if classifier.config.harmful_request_negation and not harmful_field:
+    if classifier.uses_harmful and not harmful_field:
         raise InputError("this model reads a harmful-request flag; pass --harmful-field",
                          file=str(model), field="--harmful-field")
     rows = read_labelled(data, text_field, label_field, context_field, harmful_field)
