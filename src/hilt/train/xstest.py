@@ -31,10 +31,10 @@ XSTEST_DEFAULT = ClassifierConfig(opening_chars=300, refusal_lexicon=True,
 def _fit_predict(train: list[dict[str, Any]], test: list[dict[str, Any]],
                  config: ClassifierConfig, with_prompt: bool) -> tuple[list[str], float | None]:
     """Train on ``train`` records; the predicted labels of ``test`` and the threshold."""
+    # the flags are read only by a configuration that uses them
     def inputs(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"contexts": [r["prompt"] for r in rows] if with_prompt else None,
-                "harmful": ([r["harmful"] for r in rows] if config.harmful_request_negation
-                            else None)}
+                "harmful": [r["harmful"] for r in rows]}
 
     clf = train_classifier([r["completion"] for r in train], [r["label"] for r in train],
                            config, **inputs(train))
