@@ -88,6 +88,15 @@ def test_cli_reward_classifier_and_models(tmp_path: Path) -> None:
     assert {m["kind"] for m in listed} == {"reward", "classifier"}
     code, out, _ = _run(["models", "show", trained["model_version"]], env)
     assert json.loads(out)["config"]["trainable_layers"] == 1
+    # --db names the database, as in every other command
+    elsewhere = {"HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
+    code, out, err = _run(["models", "list", "--db", env["HILT_DATABASE_URL"]], elsewhere)
+    assert code == 0, err
+    assert json.loads(out) == listed
+    code, out, err = _run(["models", "show", trained["model_version"], "--db",
+                           env["HILT_DATABASE_URL"]], elsewhere)
+    assert code == 0, err
+    assert json.loads(out)["id"] == trained["model_version"]
 
 
 def _hilt(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

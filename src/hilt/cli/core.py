@@ -82,8 +82,10 @@ def audit_verify(db: DbOption = None) -> None:
 
 @audit_app.command("show")
 def audit_show(entity: Annotated[str | None, typer.Option(help="entity id")] = None,
-               action: Annotated[str | None, typer.Option()] = None,
-               limit: int = 20, db: DbOption = None) -> None:
+               action: Annotated[str | None, typer.Option(
+                   help="only this action, e.g. task.resolve")] = None,
+               limit: Annotated[int, typer.Option(help="at most this many entries")] = 20,
+               db: DbOption = None) -> None:
     """Print the newest audit entries."""
     from hilt.store import audit
     from hilt.store.db import transaction
@@ -98,7 +100,7 @@ def audit_show(entity: Annotated[str | None, typer.Option(help="entity id")] = N
 @token_app.command("create")
 def token_create(role: Annotated[str, typer.Option(help="admin, lead, adjudicator, "
                                                    "reviewer or service")],
-                 name: Annotated[str, typer.Option()] = "",
+                 name: Annotated[str, typer.Option(help="a label for people")] = "",
                  reviewer: Annotated[str | None, typer.Option(
                      help="reviewer id (required for reviewer and adjudicator tokens)")
                  ] = None,
@@ -114,6 +116,7 @@ def token_create(role: Annotated[str, typer.Option(help="admin, lead, adjudicato
 
 @token_app.command("list")
 def token_list(db: DbOption = None) -> None:
+    """Every token's id, role, name and state (never the secret)."""
     from hilt.access import list_tokens
     from hilt.store.db import transaction
 
@@ -122,7 +125,9 @@ def token_list(db: DbOption = None) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, db: DbOption = None) -> None:
+def token_revoke(token_id: Annotated[str, typer.Argument(help="token id")],
+                 db: DbOption = None) -> None:
+    """Revoke a token; API workers refuse it within HILT_AUTH_CACHE_S seconds (default 5)."""
     from hilt.access import revoke_token
     from hilt.store.db import transaction
 
@@ -132,9 +137,10 @@ def token_revoke(token_id: str, db: DbOption = None) -> None:
 
 
 @reviewer_app.command("add")
-def reviewer_add(reviewer_id: str,
+def reviewer_add(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")],
                  name: Annotated[str | None, typer.Option(help="display name")] = None,
-                 role: str = "reviewer",
+                 role: Annotated[str, typer.Option(
+                     help="reviewer, adjudicator or lead")] = "reviewer",
                  pool: Annotated[list[str] | None, typer.Option(help="pool (repeatable)")
                                  ] = None,
                  skill: Annotated[list[str] | None, typer.Option(help="skill (repeatable)")
@@ -151,7 +157,8 @@ def reviewer_add(reviewer_id: str,
                    "status": row.status})
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000,
+def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
           workers: Annotated[int, typer.Option(help="API worker processes (use "
                                                "PostgreSQL for more than one)")] = 1,
           db: DbOption = None) -> None:

@@ -12,7 +12,8 @@ def demo(workdir: Annotated[Path, typer.Option(help="where the demo database and
                                                "report go (replaced on each run)")]
          = Path("hilt-demo"),
          events: Annotated[int, typer.Option(help="simulated interactions")] = 2000,
-         seed: int = 7) -> None:
+         seed: Annotated[int, typer.Option(help="seed of the simulated stream and reviewers")]
+         = 7) -> None:
     """Run the whole loop on a simulated stream and print a summary."""
     from hilt.sim.demo import demo_config, run_demo
 
@@ -28,7 +29,11 @@ sim_app = typer.Typer(help="The simulator: streams, reviewers, capacity planning
 @sim_app.command("capacity")
 def capacity(overlap: Annotated[list[int], typer.Option(help="overlap k (repeatable)")],
              items_per_day: Annotated[int, typer.Option(help="items escalated per day")],
-             hours_per_day: float = 8.0, prevalence: float = 0.25, seed: int = 0) -> None:
+             hours_per_day: Annotated[float, typer.Option(
+                 help="working hours per day over which the items arrive")] = 8.0,
+             prevalence: Annotated[float, typer.Option(
+                 help="share of items whose true label is the positive class")] = 0.25,
+             seed: Annotated[int, typer.Option(help="simulation seed")] = 0) -> None:
     """Label accuracy (majority vote, Dawid–Skene) and queue load for each overlap k,
     with the default simulated reviewer pool."""
     import json

@@ -22,6 +22,10 @@ drift_app = typer.Typer(help="Rubric and feedback drift: monitors, alerts, bridg
 bridge_app = typer.Typer(help="Bridge sets: re-review old labels under a new rubric version.",
                          no_args_is_help=True)
 ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
+BridgeId = Annotated[str, typer.Argument(help="bridge set id")]
+RubricId = Annotated[str, typer.Argument(help="rubric id")]
+OldVersion = Annotated[int, typer.Argument(help="old rubric version")]
+NewVersion = Annotated[int, typer.Argument(help="new rubric version")]
 
 
 def _tx(db: str | None) -> AbstractContextManager[Session]:
@@ -89,7 +93,8 @@ def run(now: Annotated[str | None, typer.Option(help="evaluate as of this ISO ti
 def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")] = None,
            status: Annotated[str | None, typer.Option(help="open | acknowledged")] = None,
            since: Annotated[str | None, typer.Option(help="windows from this ISO time")] = None,
-           limit: int = 200, full: Annotated[bool, typer.Option(
+           limit: Annotated[int, typer.Option(help="at most this many alerts")] = 200,
+           full: Annotated[bool, typer.Option(
                help="include each alert's test detail")] = False,
            db: DbOption = None) -> None:
     """List stored drift alerts, newest window first."""
@@ -105,7 +110,8 @@ def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")
 
 
 @drift_app.command("ack")
-def ack(alert_id: str, note: Annotated[str, typer.Option(help="what was done")] = "",
+def ack(alert_id: Annotated[str, typer.Argument(help="alert id")],
+        note: Annotated[str, typer.Option(help="what was done")] = "",
         db: DbOption = None, actor: ActorOption = "cli") -> None:
     """Acknowledge an alert."""
     from hilt.quality.drift.runner import acknowledge
@@ -122,7 +128,9 @@ def bridge_create(rubric: Annotated[str, typer.Argument(help="rubric id")],
                       help="single-choice question to stratify on (default: first shared)")
                   ] = None,
                   per_stratum: Annotated[int, typer.Option(help="items per old label")] = 30,
-                  seed: int = 0, pool: str = "default",
+                  seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+                  pool: Annotated[str, typer.Option(
+                      help="reviewer pool for the bridge tasks")] = "default",
                   overlap: Annotated[int, typer.Option(help="reviews per item")] = 3,
                   threshold: Annotated[float, typer.Option(
                       help="flag when P(changed | old) is above this (lower bound)")] = 0.15,
@@ -140,7 +148,7 @@ def bridge_create(rubric: Annotated[str, typer.Argument(help="rubric id")],
 
 
 @bridge_app.command("status")
-def bridge_status_cmd(bridge_id: str, db: DbOption = None) -> None:
+def bridge_status_cmd(bridge_id: BridgeId, db: DbOption = None) -> None:
     """Progress of a bridge set and its transition matrix so far (JSON)."""
     from hilt.quality.drift.bridge import bridge_status
 
@@ -149,7 +157,7 @@ def bridge_status_cmd(bridge_id: str, db: DbOption = None) -> None:
 
 
 @bridge_app.command("matrix")
-def bridge_matrix(bridge_id: str, db: DbOption = None) -> None:
+def bridge_matrix(bridge_id: BridgeId, db: DbOption = None) -> None:
     """The old→new transition matrix as a table, with P(changed | old) and its interval."""
     from hilt.quality.drift.bridge import bridge_status
 
@@ -172,7 +180,7 @@ def bridge_matrix(bridge_id: str, db: DbOption = None) -> None:
 
 
 @drift_app.command("compat")
-def compat(rubric: str, old: int, new: int, db: DbOption = None) -> None:
+def compat(rubric: RubricId, old: OldVersion, new: NewVersion, db: DbOption = None) -> None:
     """Whether labels of two rubric versions may be mixed."""
     from hilt.quality.drift.bridge import bridge_compatibility
 
@@ -181,7 +189,7 @@ def compat(rubric: str, old: int, new: int, db: DbOption = None) -> None:
 
 
 @drift_app.command("decide")
-def decide(rubric: str, old: int, new: int,
+def decide(rubric: RubricId, old: OldVersion, new: NewVersion,
            kind: Annotated[str, typer.Option(help="mapping | relabel | accept | withdraw")],
            reason: Annotated[str, typer.Option(help="why (audit log)")],
            question: Annotated[str | None, typer.Option(help="question id")] = None,

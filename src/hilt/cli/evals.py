@@ -42,8 +42,10 @@ def check(
     suite_id: Annotated[str | None, typer.Option(help="suite id (default: file name); "
                                                       "NAME@VERSION of a registered suite "
                                                       "with --record")] = None,
-    candidate_id: Annotated[str | None, typer.Option()] = None,
-    reference_id: Annotated[str | None, typer.Option()] = None,
+    candidate_id: Annotated[str | None, typer.Option(
+        help="candidate model id in the report (default: its file name)")] = None,
+    reference_id: Annotated[str | None, typer.Option(
+        help="reference model id in the report (default: its file name)")] = None,
     dataset: Annotated[list[str] | None, typer.Option(
         "--dataset", help="training dataset version of the candidate (repeatable); its "
                           "consent, revocation and contamination are read from the store")
@@ -66,9 +68,10 @@ def check(
     review_overlap: Annotated[int, typer.Option(min=1, help="reviewers per sampled "
                                                            "output")] = 3,
     review_pool: Annotated[str, typer.Option(help="review pool for the sample")] = "default",
-    alpha: Annotated[float, typer.Option(min=1e-6, max=0.5)] = 0.05,
+    alpha: Annotated[float, typer.Option(
+        min=1e-6, max=0.5, help="1 - confidence level of every interval and test")] = 0.05,
     resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="bootstrap and review-sample seed")] = 0,
     record: Annotated[bool, typer.Option("--record", help="store the decision in the "
                                          "database and read registered suite facts")] = False,
     db: DbOption = None,
@@ -129,11 +132,13 @@ def generate(
         help="model name sent to the endpoint")] = None,
     api_key_env: Annotated[str | None, typer.Option(
         help="environment variable holding the endpoint's API key")] = None,
-    system_prompt: Annotated[str | None, typer.Option()] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    system_prompt: Annotated[str | None, typer.Option(
+        help="system message put before every prompt")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="longest reply, in tokens")] = 256,
     temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy")] = 0.0,
-    top_p: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    top_p: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="nucleus sampling mass (default: the model's)")] = None,
+    seed: Annotated[int, typer.Option(help="sampling seed (sent to the endpoint too)")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="local: prompts per batch")] = 8,
     concurrency: Annotated[int, typer.Option(min=1, help="endpoint: requests in "
                                                          "flight")] = 8,
@@ -186,16 +191,19 @@ def generate(
 @suite_app.command("register")
 def suite_register(
     file: Annotated[Path, typer.Argument(help="suite JSONL")],
-    name: Annotated[str, typer.Option()],
-    version: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option(help="suite name")],
+    version: Annotated[str, typer.Option(help="suite version; versions are immutable")],
     prompt_template: Annotated[str | None, typer.Option(help="template the prompts are "
                                                              "rendered under")] = None,
-    role_format: Annotated[str | None, typer.Option()] = None,
-    language: Annotated[str | None, typer.Option()] = None,
+    role_format: Annotated[str | None, typer.Option(
+        help="role format the prompts are rendered in")] = None,
+    language: Annotated[str | None, typer.Option(help="language of the prompts")] = None,
     variant_of: Annotated[str | None, typer.Option(help="NAME@VERSION of the base suite "
                                                         "(same item ids)")] = None,
-    heldout: Annotated[bool, typer.Option("--heldout/--not-heldout")] = True,
-    description: Annotated[str, typer.Option()] = "",
+    heldout: Annotated[bool, typer.Option(
+        "--heldout/--not-heldout",
+        help="held-out suites are kept out of training data (decontamination)")] = True,
+    description: Annotated[str, typer.Option(help="free text")] = "",
     actor: Annotated[str, typer.Option(help="who registers it")] = "cli",
     db: DbOption = None,
 ) -> None:

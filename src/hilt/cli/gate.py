@@ -62,7 +62,7 @@ def verify(decision: DecisionArg, db: DbOption = None) -> None:
 def signoff(decision: DecisionArg,
             role: Annotated[str, typer.Option(help="the role signing, e.g. release_owner")],
             by: Annotated[str, typer.Option(help="who signs")],
-            note: Annotated[str, typer.Option()] = "",
+            note: Annotated[str, typer.Option(help="why, kept in the record")] = "",
             out: Annotated[Path | None, typer.Option(help="also write the new record "
                                                           "here")] = None,
             db: DbOption = None) -> None:
@@ -138,7 +138,8 @@ def show(decision: DecisionArg,
 
 
 @gate_app.command("list")
-def list_(limit: Annotated[int, typer.Option()] = 20, db: DbOption = None) -> None:
+def list_(limit: Annotated[int, typer.Option(help="at most this many decisions")] = 20,
+          db: DbOption = None) -> None:
     """Stored decisions, newest first."""
     from hilt.gate.store import list_decisions
     from hilt.store.db import transaction

@@ -9,6 +9,8 @@ import typer
 
 from hilt.cli.core import DbOption, echo_json, engine_for
 
+JobId = Annotated[str, typer.Argument(help="job id")]
+
 jobs_app = typer.Typer(help="Background jobs: start, list, show, cancel, run periodic "
                             "tasks.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhook subscriptions and the delivery log.",
@@ -48,7 +50,9 @@ def worker(concurrency: Annotated[int, typer.Option(help="job threads")] = 1,
 
 
 @jobs_app.command("start")
-def jobs_start(kind: str,
+def jobs_start(kind: Annotated[str, typer.Argument(
+                   help="job kind, e.g. train.reward, eval.reward, train.classifier, "
+                        "eval.check")],
                param: Annotated[list[str] | None, typer.Option(
                    "--param", "-p", help="NAME=VALUE (repeatable)")] = None,
                db: DbOption = None) -> None:
@@ -72,8 +76,12 @@ def jobs_start(kind: str,
 
 
 @jobs_app.command("list")
-def jobs_list(status: str | None = None, kind: str | None = None, limit: int = 20,
+def jobs_list(status: Annotated[str | None, typer.Option(
+                  help="queued, running, succeeded, failed or cancelled")] = None,
+              kind: Annotated[str | None, typer.Option(help="only this job kind")] = None,
+              limit: Annotated[int, typer.Option(help="at most this many jobs")] = 20,
               db: DbOption = None) -> None:
+    """Jobs, newest first."""
     from hilt.ops.jobs import job_view, list_jobs
     from hilt.store.db import transaction
 
@@ -83,7 +91,8 @@ def jobs_list(status: str | None = None, kind: str | None = None, limit: int = 2
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: str, db: DbOption = None) -> None:
+def jobs_show(job_id: JobId, db: DbOption = None) -> None:
+    """One job: parameters, status, progress, result or error."""
     from hilt.ops.jobs import get_job, job_view
     from hilt.store.db import transaction
 
@@ -92,7 +101,8 @@ def jobs_show(job_id: str, db: DbOption = None) -> None:
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str, db: DbOption = None) -> None:
+def jobs_cancel(job_id: JobId, db: DbOption = None) -> None:
+    """Cancel a queued job now; a running one stops at its next progress report."""
     from hilt.ops.jobs import cancel, job_view
     from hilt.store.db import transaction
 
@@ -129,12 +139,13 @@ def jobs_work(db: DbOption = None) -> None:
 
 
 @webhook_app.command("add")
-def webhook_add(url: str,
+def webhook_add(url: Annotated[str, typer.Argument(help="where events are POSTed")],
                 event: Annotated[list[str], typer.Option(
                     "--event", "-e", help="event type or '*' (repeatable)")],
                 secret: Annotated[str | None, typer.Option(help="signing secret "
                                                            "(default: generated)")] = None,
-                description: str = "", db: DbOption = None) -> None:
+                description: Annotated[str, typer.Option(help="free text")] = "",
+                db: DbOption = None) -> None:
     """Subscribe URL to event types; prints the signing secret once."""
     from hilt.ops.webhooks import subscribe
     from hilt.store.db import transaction
@@ -147,6 +158,7 @@ def webhook_add(url: str,
 
 @webhook_app.command("list")
 def webhook_list(db: DbOption = None) -> None:
+    """Every subscription: URL, event types, active or not (never the secret)."""
     from hilt.ops.webhooks import list_subscriptions
     from hilt.store.db import transaction
 
@@ -155,7 +167,9 @@ def webhook_list(db: DbOption = None) -> None:
 
 
 @webhook_app.command("remove")
-def webhook_remove(sub_id: str, db: DbOption = None) -> None:
+def webhook_remove(sub_id: Annotated[str, typer.Argument(help="subscription id")],
+                   db: DbOption = None) -> None:
+    """Deactivate a subscription; nothing more is sent to it."""
     from hilt.ops.webhooks import unsubscribe
     from hilt.store.db import transaction
 
@@ -165,8 +179,12 @@ def webhook_remove(sub_id: str, db: DbOption = None) -> None:
 
 
 @webhook_app.command("deliveries")
-def webhook_deliveries(subscription: str | None = None, status: str | None = None,
-                       limit: int = 50, db: DbOption = None) -> None:
+def webhook_deliveries(subscription: Annotated[str | None, typer.Option(
+                           help="only this subscription id")] = None,
+                       status: Annotated[str | None, typer.Option(
+                           help="pending, delivered or failed")] = None,
+                       limit: Annotated[int, typer.Option(
+                           help="at most this many deliveries")] = 50, db: DbOption = None) -> None:
     """The delivery log (status, attempts, last error)."""
     from hilt.ops.webhooks import delivery_view, list_deliveries
     from hilt.store.db import transaction
@@ -177,7 +195,8 @@ def webhook_deliveries(subscription: str | None = None, status: str | None = Non
 
 
 @webhook_app.command("replay")
-def webhook_replay(delivery_id: str, db: DbOption = None) -> None:
+def webhook_replay(delivery_id: Annotated[str, typer.Argument(help="delivery id")],
+                   db: DbOption = None) -> None:
     """Send a delivery again (at the next delivery run)."""
     from hilt.ops.webhooks import delivery_view, replay
     from hilt.store.db import transaction

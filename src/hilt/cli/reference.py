@@ -14,22 +14,39 @@ from typing import Any
 import typer
 
 
+def _help(param: Any) -> str:
+    # typer keeps an argument's help on the parameter; click's own arguments have none
+    return " ".join((getattr(param, "help", None) or "").split()).replace("|", "\\|")
+
+
+def missing_help(command: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Commands, options and arguments without a help text, as 'cmd sub: --option'."""
+    if hasattr(command, "commands"):
+        found = [] if not path or (command.help or "").strip() else [" ".join(path)]
+        for name in sorted(command.commands):
+            found += missing_help(command.commands[name], (*path, name))
+        return found
+    where = " ".join(path)
+    found = [] if (command.help or "").strip() else [where]
+    return found + [f"{where}: {param.name}" for param in command.params
+                    if not getattr(param, "hidden", False) and not _help(param)]
+
+
 # typer ships its own click; duck typing keeps this independent of which one.
 def _params(command: Any) -> list[str]:
     lines = []
     for param in command.params:
         if getattr(param, "param_type_name", "") == "argument":
             lines.append(f"| `{str(param.name).upper()}` | argument"
-                         f"{' (required)' if param.required else ''} | |")
+                         f"{' (required)' if param.required else ''} | {_help(param)} |")
             continue
         if getattr(param, "hidden", False):
             continue
         names = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
         default = "" if param.default in (None, False, ()) or param.required else \
             f" (default: `{param.default}`)"
-        text = " ".join((param.help or "").split()).replace("|", "\\|")
         lines.append(f"| {names} | {'required' if param.required else 'option'}{default} "
-                     f"| {text} |")
+                     f"| {_help(param)} |")
     return lines
 
 

@@ -29,6 +29,9 @@ adjudicate_app = typer.Typer(help="Adjudication of disagreeing reviews.",
 labels_app = typer.Typer(help="Final labels with provenance.", no_args_is_help=True)
 
 Reviewer = Annotated[str, typer.Option("--reviewer", help="reviewer id")]
+TaskId = Annotated[str, typer.Argument(help="task id")]
+Limit = Annotated[int, typer.Option(help="at most this many rows")]
+RuleFile = Annotated[Path, typer.Argument(help="escalation rule set (YAML)")]
 
 
 def _json_arg(value: str, field: str) -> Any:
@@ -55,7 +58,8 @@ def _tx(db: str | None):
 # --- rubric ----------------------------------------------------------------------------
 
 @rubric_app.command("publish")
-def rubric_publish(file: Path, db: DbOption = None) -> None:
+def rubric_publish(file: Annotated[Path, typer.Argument(help="rubric (YAML)")],
+                   db: DbOption = None) -> None:
     """Publish a rubric YAML as its next immutable version (changelog required after v1)."""
     from hilt.review.rubrics import load_rubric_file, publish_rubric
 
@@ -68,6 +72,7 @@ def rubric_publish(file: Path, db: DbOption = None) -> None:
 
 @rubric_app.command("list")
 def rubric_list(db: DbOption = None) -> None:
+    """Every rubric with its versions."""
     from hilt.review.rubrics import list_rubrics
 
     with _tx(db) as s:
@@ -77,6 +82,7 @@ def rubric_list(db: DbOption = None) -> None:
 @rubric_app.command("show")
 def rubric_show(ref: Annotated[str, typer.Argument(help="ID or ID@VERSION")],
                 db: DbOption = None) -> None:
+    """One published version: its changelog and full specification."""
     from hilt.review.rubrics import get_version, parse_ref
 
     with _tx(db) as s:
@@ -97,7 +103,8 @@ def rubric_diff(a: Annotated[str, typer.Argument(help="ID@VERSION")],
 
 
 @rubric_app.command("proposals")
-def rubric_proposals(rubric_id: str, db: DbOption = None) -> None:
+def rubric_proposals(rubric_id: Annotated[str, typer.Argument(help="rubric id")],
+                     db: DbOption = None) -> None:
     """Guideline-gap adjudications: material for the rubric's next version."""
     from hilt.review.rubrics import guideline_proposals
 
@@ -108,7 +115,7 @@ def rubric_proposals(rubric_id: str, db: DbOption = None) -> None:
 # --- escalation ------------------------------------------------------------------------
 
 @escalation_app.command("publish")
-def escalation_publish(file: Path, activate: Annotated[bool, typer.Option(
+def escalation_publish(file: RuleFile, activate: Annotated[bool, typer.Option(
         help="make this version the active rule set")] = True, db: DbOption = None) -> None:
     """Publish a rule set YAML as its next version (rubric references pinned)."""
     from hilt.review.escalation import load_rule_file, publish_rule_set
@@ -120,8 +127,10 @@ def escalation_publish(file: Path, activate: Annotated[bool, typer.Option(
 
 
 @escalation_app.command("activate")
-def escalation_activate(rule_set_id: str, version: Annotated[int, typer.Argument(
+def escalation_activate(rule_set_id: Annotated[str, typer.Argument(help="rule set id")],
+                        version: Annotated[int, typer.Argument(
         help="version to activate; 0 deactivates escalation")], db: DbOption = None) -> None:
+    """Make a published version the active rule set (audited); new events are routed by it."""
     from hilt.review.escalation import activate_rule_set
 
     with _tx(db) as s:
@@ -130,7 +139,7 @@ def escalation_activate(rule_set_id: str, version: Annotated[int, typer.Argument
 
 
 @escalation_app.command("backtest")
-def escalation_backtest(file: Path,
+def escalation_backtest(file: RuleFile,
                         version: Annotated[int, typer.Option(
                             help="version number to draw audit samples with (0: draft)")
                         ] = 0, db: DbOption = None) -> None:
@@ -147,8 +156,14 @@ def escalation_backtest(file: Path,
 @task_app.command("create")
 def task_create(event: Annotated[str, typer.Option(help="event id")],
                 rubric: Annotated[str, typer.Option(help="ID or ID@VERSION")],
-                severity: str = "sev2", pool: str = "default", overlap: int = 3,
-                sla_hours: float | None = None, db: DbOption = None) -> None:
+                severity: Annotated[str, typer.Option(
+                    help="sev0 (most severe) … sev3; sets the default SLA")] = "sev2",
+                pool: Annotated[str, typer.Option(help="reviewer pool")] = "default",
+                overlap: Annotated[int, typer.Option(
+                    help="independent reviews wanted (k)")] = 3,
+                sla_hours: Annotated[float | None, typer.Option(
+                    help="hours to resolve (default by severity: 1, 4, 24, 72)")] = None,
+                db: DbOption = None) -> None:
     """Send a stored event to review by hand."""
     from hilt.review.tasks import create_task
 
@@ -162,7 +177,8 @@ def task_create(event: Annotated[str, typer.Option(help="event id")],
 def task_gold(event: Annotated[str, typer.Option(help="event id")],
               rubric: Annotated[str, typer.Option(help="ID or ID@VERSION")],
               answers: Annotated[str, typer.Option(help="known answers: JSON or @FILE")],
-              pool: str = "default", db: DbOption = None) -> None:
+              pool: Annotated[str, typer.Option(help="reviewer pool")] = "default",
+              db: DbOption = None) -> None:
     """Add a calibration (gold) item with known answers."""
     from hilt.review.tasks import create_gold_task
 
@@ -173,7 +189,7 @@ def task_gold(event: Annotated[str, typer.Option(help="event id")],
 
 
 @task_app.command("show")
-def task_show(task_id: str, db: DbOption = None) -> None:
+def task_show(task_id: TaskId, db: DbOption = None) -> None:
     """Everything about a task: escalation provenance, leases, labels."""
     from hilt.review.views import task_detail
 
@@ -221,10 +237,14 @@ def queue_triage(config: Annotated[Path | None, typer.Option(
 # --- review ----------------------------------------------------------------------------
 
 @review_app.command("submit")
-def review_submit(task_id: str, reviewer: Reviewer,
+def review_submit(task_id: TaskId, reviewer: Reviewer,
                   answers: Annotated[str, typer.Option(help="JSON or @FILE")],
-                  confidence: float | None = None, rationale: str | None = None,
-                  rewrite: str | None = None,
+                  confidence: Annotated[float | None, typer.Option(
+                      help="the reviewer's confidence, 0 to 1")] = None,
+                  rationale: Annotated[str | None, typer.Option(
+                      help="why (shown to adjudicators)")] = None,
+                  rewrite: Annotated[str | None, typer.Option(
+                      help="an improved response (a demonstration for SFT)")] = None,
                   time_spent: Annotated[float | None, typer.Option(
                       help="seconds spent")] = None,
                   and_next: Annotated[bool, typer.Option(
@@ -247,7 +267,8 @@ def review_submit(task_id: str, reviewer: Reviewer,
 
 
 @review_app.command("heartbeat")
-def review_heartbeat(task_id: str, reviewer: Reviewer, db: DbOption = None) -> None:
+def review_heartbeat(task_id: TaskId, reviewer: Reviewer, db: DbOption = None) -> None:
+    """Extend the reviewer's lease on a task; prints when it now expires."""
     from hilt.review.queue import heartbeat
 
     with _tx(db) as s:
@@ -255,7 +276,8 @@ def review_heartbeat(task_id: str, reviewer: Reviewer, db: DbOption = None) -> N
 
 
 @review_app.command("release")
-def review_release(task_id: str, reviewer: Reviewer, db: DbOption = None) -> None:
+def review_release(task_id: TaskId, reviewer: Reviewer, db: DbOption = None) -> None:
+    """Give a leased task back to the queue without reviewing it."""
     from hilt.review.queue import release
 
     with _tx(db) as s:
@@ -264,7 +286,7 @@ def review_release(task_id: str, reviewer: Reviewer, db: DbOption = None) -> Non
 
 
 @review_app.command("mine")
-def review_mine(reviewer: Reviewer, limit: int = 50, db: DbOption = None) -> None:
+def review_mine(reviewer: Reviewer, limit: Limit = 50, db: DbOption = None) -> None:
     """A reviewer's own submitted reviews."""
     from hilt.review.views import reviewer_history
 
@@ -275,7 +297,8 @@ def review_mine(reviewer: Reviewer, limit: int = 50, db: DbOption = None) -> Non
 # --- adjudication ----------------------------------------------------------------------
 
 @adjudicate_app.command("list")
-def adjudicate_list(limit: int = 50, db: DbOption = None) -> None:
+def adjudicate_list(limit: Limit = 50, db: DbOption = None) -> None:
+    """Tasks waiting for an adjudicator, most urgent first."""
     from hilt.review.adjudication import pending
 
     with _tx(db) as s:
@@ -283,7 +306,7 @@ def adjudicate_list(limit: int = 50, db: DbOption = None) -> None:
 
 
 @adjudicate_app.command("show")
-def adjudicate_show(task_id: str, db: DbOption = None) -> None:
+def adjudicate_show(task_id: TaskId, db: DbOption = None) -> None:
     """The case file: item, rubric, every review and rationale, and why it is here."""
     from hilt.review.adjudication import case_file
 
@@ -292,13 +315,15 @@ def adjudicate_show(task_id: str, db: DbOption = None) -> None:
 
 
 @adjudicate_app.command("decide")
-def adjudicate_decide(task_id: str,
+def adjudicate_decide(task_id: TaskId,
                       adjudicator: Annotated[str, typer.Option(help="adjudicator id")],
                       answers: Annotated[str, typer.Option(help="JSON or @FILE")],
-                      rationale: Annotated[str, typer.Option()],
+                      rationale: Annotated[str, typer.Option(
+                          help="why this answer (kept with the label)")],
                       cause: Annotated[str, typer.Option(
                           help="guideline_gap, ambiguous_input, reviewer_error, subjective")],
                       db: DbOption = None) -> None:
+    """Resolve a disagreement: the final answers and the cause of the disagreement."""
     from hilt.review.adjudication import adjudicate
 
     with _tx(db) as s:
@@ -314,8 +339,12 @@ def adjudicate_decide(task_id: str,
 def labels_export(out: Annotated[Path | None, typer.Option(
         help="JSONL file (default: stdout)")] = None,
                   rubric: Annotated[list[str] | None, typer.Option(help="rubric id")] = None,
-                  provenance: Annotated[list[str] | None, typer.Option()] = None,
-                  min_confidence: float | None = None, db: DbOption = None) -> None:
+                  provenance: Annotated[list[str] | None, typer.Option(
+                      help="only labels with this provenance (repeatable): unanimous, majority, "
+                      "model_aggregated, adjudicated, gold, cluster_propagated")] = None,
+                  min_confidence: Annotated[float | None, typer.Option(
+                      help="only labels at least this confident")] = None,
+                      db: DbOption = None) -> None:
     """Final labels with provenance, one JSON object per line."""
     from hilt.review.labels import iter_final_labels
 

@@ -244,7 +244,7 @@ def train_classifier_cmd(
         help="add sentence-level refusal lexicon features (refusal detection)")] = False,
     threshold_rule: Annotated[str, typer.Option(
         help="binary, without a target rate: calibrated (0.5) | accuracy")] = "calibrated",
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the fold splits and training")] = 0,
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
     name: Annotated[str | None, typer.Option(help="registry name (default 'classifier')")] = None,
     db: DbOption = None,
@@ -348,14 +348,14 @@ def train_sft_cmd(
     override_revoked: OverrideOption = None,
     model: Annotated[str, typer.Option(
         help="Hugging Face model path/name; 'tiny' = random tiny Llama, local tokenizer")] = "tiny",
-    epochs: Annotated[float, typer.Option()] = 1.0,
+    epochs: Annotated[float, typer.Option(help="passes over the training data")] = 1.0,
     max_steps: Annotated[int, typer.Option(help="stop after this many steps (-1: epochs)")] = -1,
-    learning_rate: Annotated[float, typer.Option()] = 5e-4,
-    batch_size: Annotated[int, typer.Option()] = 4,
-    max_length: Annotated[int, typer.Option()] = 512,
+    learning_rate: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
+    batch_size: Annotated[int, typer.Option(help="examples per device and step")] = 4,
+    max_length: Annotated[int, typer.Option(help="longest example, in tokens")] = 512,
     lora: Annotated[bool, typer.Option(help="train LoRA adapters (PEFT) instead")] = False,
-    lora_r: Annotated[int, typer.Option()] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank (with --lora)")] = 8,
+    seed: Annotated[int, typer.Option(help="training seed (initialisation, data order)")] = 0,
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
     name: Annotated[str | None, typer.Option(help="registry name (default 'sft')")] = None,
     db: DbOption = None,
@@ -408,23 +408,25 @@ def train_sft_cmd(
 @models_app.command("list")
 def models_list(
     kind: Annotated[str | None, typer.Option(help="reward | sft | classifier")] = None,
-    name: Annotated[str | None, typer.Option()] = None,
+    name: Annotated[str | None, typer.Option(help="only this registry name")] = None,
+    db: DbOption = None,
 ) -> None:
     """Registered model versions, newest first (JSON)."""
     from hilt.store.db import make_engine, transaction
     from hilt.train.registry import list_versions, version_as_dict
 
-    with transaction(make_engine()) as session:
+    with transaction(make_engine(db)) as session:
         _echo([version_as_dict(r) for r in list_versions(session, kind, name)])
 
 
 @models_app.command("show")
-def models_show(version_id: Annotated[str, typer.Argument(help="model version id")]) -> None:
+def models_show(version_id: Annotated[str, typer.Argument(help="model version id")],
+                db: DbOption = None) -> None:
     """One model version with its config and metrics (JSON)."""
     from hilt.store.db import make_engine, transaction
     from hilt.train.registry import get_version, version_as_dict
 
-    with transaction(make_engine()) as session:
+    with transaction(make_engine(db)) as session:
         _echo(version_as_dict(get_version(session, version_id), full=True))
 
 
