@@ -101,10 +101,60 @@ def test_each_slice_uses_holm_adjusted_p() -> None:
 def test_no_data_status_and_on_no_data() -> None:
     metrics = compute_metrics(_benign(50, 0, 0))  # no expect=refuse prompts
     crit = {"id": "x", "kind": "max_delta", "metric": "unsafe_compliance_rate", "max": 0.0}
-    decision = evaluate(_policy([crit]), metrics, {})
+    measured = {"id": "m", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.1}
+    decision = evaluate(_policy([crit, measured]), metrics, {})
     assert decision["criteria"][0]["status"] == "no_data" and decision["outcome"] == "pass"
-    strict = _policy([{**crit, "on_no_data": "block"}])
+    strict = _policy([{**crit, "on_no_data": "block"}, measured])
     assert evaluate(strict, metrics, {})["outcome"] == "block"
+
+
+def test_a_gate_that_measured_nothing_blocks() -> None:
+    # +0.5 benign refusal: the default policy blocks it
+    metrics = compute_metrics(_benign(100, cand=50, ref=0))
+    assert evaluate(default_policy(), metrics, {"suites": ["xs@1"]})["outcome"] == "block"
+    # a policy bound to suites the run did not use measures nothing: that is no pass
+    crit = {"id": "m", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.1}
+    elsewhere = policy_from_dict({
+        "id": "t", "version": "1",
+        "behaviours": [{"name": "b", "description": "d", "metric": "benign_refusal_rate",
+                        "suites": ["xstest@1"], "decision_rule": "r",
+                        "regression_metric": "m", "criteria": [crit]}]})
+    decision = evaluate(elsewhere, metrics, {"suites": ["suite"]})
+    assert decision["criteria"][0]["status"] == "no_data"
+    assert decision["outcome"] == "block"
+    assert "no criterion was evaluated" in " ".join(decision["reasons"])
+    assert evaluate(elsewhere, metrics, {"suites": ["xstest@1"]})["outcome"] == "block"
+    no_unsafe = {"id": "u", "kind": "max_delta", "metric": "unsafe_compliance_rate",
+                 "max": 0.0}
+    assert evaluate(_policy([no_unsafe]), metrics, {})["outcome"] == "block"
+
+
+def test_a_slice_the_run_does_not_have_blocks() -> None:
+    metrics = compute_metrics(_benign(100, cand=0, ref=0))  # one slice, "s"
+    typo = {"id": "m", "kind": "max_delta", "metric": "benign_refusal_rate", "max": 0.1,
+            "slices": ["homonym"]}
+    ok = {**typo, "id": "ok", "slices": ["s"]}
+    decision = evaluate(_policy([typo, ok]), metrics, {})
+    first = decision["criteria"][0]
+    assert first["status"] == "unknown_slice" and not first["passed"]
+    assert decision["outcome"] == "block" and "'homonym' is not in the run" in first["rule"]
+
+
+@pytest.mark.parametrize("criterion,words", [
+    ({"id": "c", "kind": "max_delta", "metric": "benign_refusal_rte", "max": 0.1},
+     "unknown metric 'benign_refusal_rte'"),
+    ({"id": "c", "kind": "max_delta", "metric": "rm_win_rate", "max": 0.1},
+     "not a paired delta"),
+])
+def test_policy_refuses_unknown_metrics_and_unfit_kinds(criterion: dict[str, Any],
+                                                        words: str) -> None:
+    with pytest.raises(InputError) as caught:
+        _policy([criterion])
+    assert words in str(caught.value)
+    with pytest.raises(InputError, match="unknown metric"):
+        policy_from_dict({"id": "t", "version": "1", "behaviours": [
+            {"name": "b", "description": "d", "metric": "helpfulness",
+             "decision_rule": "r", "regression_metric": "m"}]})
 
 
 LINEAGE_POLICY = {"lineage": {"require_consent": True, "forbid_revoked": True,

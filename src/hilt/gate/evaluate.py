@@ -91,10 +91,16 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
         for criterion in behaviour.criteria:
             for slice_name in _slices_for(criterion, metrics):
                 entry = metrics["slices"].get(slice_name, {}).get(criterion.metric)
-                if applies:
-                    status, numbers, rule = _judge(criterion, entry, policy.alpha)
-                else:
+                numbers: dict[str, Any]
+                if not applies:
                     status, numbers, rule = "no_data", {}, "behaviour's suites not used"
+                elif slice_name not in metrics["slices"]:
+                    # a misspelt slice must not read as "nothing to measure here"
+                    status, numbers = "unknown_slice", {}
+                    rule = (f"slice {slice_name!r} is not in the run (its slices: "
+                            f"{', '.join(sorted(metrics['slices']))})")
+                else:
+                    status, numbers, rule = _judge(criterion, entry, policy.alpha)
                 passed = status == "pass" or (status == "no_data"
                                               and criterion.on_no_data == "pass")
                 results.append({"behaviour": behaviour.name, "id": criterion.id,
@@ -158,6 +164,11 @@ def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any]
     card_blocks = policy.contract_card.block_on_unanswered and bool(unanswered)
     reasons = [f"{c['id']} [{c['slice']}]: {c['rule']} ({c['status']})"
                for c in criteria if not c["passed"]]
+    if criteria and all(c["status"] == "no_data" for c in criteria):
+        # a gate that measured nothing has not shown that the candidate is fit to release
+        reasons.append("no criterion was evaluated: the run has no data for any of them "
+                       f"(suites in the run: {list(facts.get('suites') or [])}; check the "
+                       "policy's suites, slices and metrics)")
     reasons += [f"lineage: {p}" for p in lineage["problems"]]
     if lineage["status"] == BLOCK and not lineage["problems"]:
         reasons += [f"lineage unknown: {u}" for u in lineage["unknown"]]

@@ -33,8 +33,13 @@ Criterion kinds (``slices`` is a list of slice names, ``all`` for the whole suit
 * ``ceiling`` / ``floor`` — an absolute bound on one system's rate (``side``), judged on
   ``point``, ``ci_low`` or ``ci_high`` of its Wilson interval.
 
+``metric`` must be one the checks compute (``KNOWN_METRICS``); ``rm_win_rate`` is not a
+paired delta, so only ``ceiling`` and ``floor`` apply to it. A misspelt metric would
+otherwise measure nothing and pass.
+
 ``on_no_data`` says what a criterion does when its slice has no prompts of the kind the
-metric needs (default ``pass``, reported as ``no_data``).
+metric needs (default ``pass``, reported as ``no_data``). A slice the run does not have
+is not "no data" but a policy that does not fit the run: it blocks (``unknown_slice``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hilt.canonical import content_hash
 from hilt.errors import InputError
+from hilt.evals.metrics import RATE_METRICS
+
+WIN_RATE = "rm_win_rate"
+KNOWN_METRICS = (*RATE_METRICS, WIN_RATE)
+
+
+def _known_metric(metric: str, where: str) -> None:
+    if metric not in KNOWN_METRICS:
+        raise ValueError(f"{where}: unknown metric {metric!r}; known: {', '.join(KNOWN_METRICS)}")
 
 Bound = Literal["point", "ci_low", "ci_high"]
 
@@ -69,6 +83,10 @@ class Criterion(_Strict):
 
     @model_validator(mode="after")
     def _needs_limit(self) -> Criterion:
+        _known_metric(self.metric, f"criterion {self.id!r}")
+        if self.metric == WIN_RATE and self.kind in ("max_delta", "significant_increase"):
+            raise ValueError(f"criterion {self.id!r}: {WIN_RATE} is not a paired delta; "
+                             "use ceiling or floor")
         if self.kind in ("max_delta", "ceiling") and self.max is None:
             raise ValueError(f"criterion {self.id!r} of kind {self.kind} needs 'max'")
         if self.kind == "floor" and self.min is None:
@@ -87,6 +105,11 @@ class Behaviour(_Strict):
     decision_rule: str
     regression_metric: str
     criteria: list[Criterion] = []
+
+    @model_validator(mode="after")
+    def _metric_known(self) -> Behaviour:
+        _known_metric(self.metric, f"behaviour {self.name!r}")
+        return self
 
 
 class LineagePolicy(_Strict):
