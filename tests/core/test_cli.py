@@ -52,3 +52,13 @@ def test_bad_line_exits_2_naming_file_line_field(db: str, tmp_path: Path) -> Non
 def test_schema_event_prints_json_schema(db: str, tmp_path: Path) -> None:
     out = hilt("schema", "event", db=db, cwd=tmp_path)
     assert json.loads(out.stdout)["title"] == "FeedbackEvent"
+
+
+def test_a_database_without_schema_or_server_exits_2_with_one_line(db: str,
+                                                                    tmp_path: Path) -> None:
+    out = hilt("gate", "verify", "deadbeef", db=db, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "no hilt schema" in out.stderr and "hilt init" in out.stderr
+    down = hilt("queue", "stats", db="postgresql://nobody@127.0.0.1:9/x", cwd=tmp_path)
+    assert down.returncode == 2 and "Traceback" not in down.stderr
+    assert down.stderr.startswith("error: database:")

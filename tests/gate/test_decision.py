@@ -96,3 +96,10 @@ def test_cli_verify_flags_a_tampered_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["gate", "verify", str(bad)])
     assert result.exit_code == 1
     assert "decision.criteria[0].numbers.delta" in result.stdout
+
+
+def test_a_cut_input_column_is_reported_not_raised() -> None:
+    record = _record()
+    record["inputs"]["judgments"]["candidate"].pop()
+    report = verify(record)
+    assert not report.ok and any("malformed" in p for p in report.problems)

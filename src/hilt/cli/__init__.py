@@ -32,9 +32,30 @@ def _register_all() -> None:
 _register_all()
 
 
+def database_error_message(exc: BaseException) -> str | None:
+    """One line for a database failure (no schema, unreachable server), or None."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "no such table" in detail or ("does not exist" in detail and "relation" in detail):
+        return (f"error: the database has no hilt schema ({detail}); "
+                "create it with: hilt init --db URL")
+    return f"error: database: {detail}"
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # a database that is missing its schema or cannot be reached is a usage error
+        # (exit 2, one line), not a crash; anything else keeps its traceback
+        message = database_error_message(exc)
+        if message is None:
+            raise
+        typer.echo(message, err=True)
+        sys.exit(2)

@@ -168,7 +168,7 @@ def verify(record: dict[str, Any]) -> VerifyReport:
         if policy.digest() != inputs.get("policy_sha256"):
             problems.append("policy does not match its recorded sha256")
         metrics, decision = _derive(inputs)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a cut or retyped input
         return VerifyReport(False, record.get("hash"),
                             problems + [f"record malformed: {exc!r}"])
     _differences(record.get("metrics"), metrics, "metrics", problems)
