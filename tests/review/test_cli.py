@@ -85,3 +85,15 @@ def test_cli_review_cycle(tmp_path: Path) -> None:
     assert (verdict["value"], verdict["provenance"]) == ("safe", "adjudicated")
     assert run(db, "queue", "triage")[0] == 0
     engine.dispose()
+
+
+def test_answers_argument_errors_name_the_file_or_field(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    migrate(make_engine(db))
+    missing = tmp_path / "nofile.json"
+    for answers, words in [(f"@{missing}", f"{missing}, field 'answers': cannot read"),
+                           ("[1]", "field 'answers': expected a JSON object"),
+                           ('"safe"', "field 'answers': expected a JSON object"),
+                           ("{", "field 'answers': not valid JSON")]:
+        code, out = run(db, "review", "submit", "t1", "--reviewer", "a", "--answers", answers)
+        assert code == 2 and words in str(out), out

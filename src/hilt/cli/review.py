@@ -34,19 +34,27 @@ Limit = Annotated[int, typer.Option(help="at most this many rows")]
 RuleFile = Annotated[Path, typer.Argument(help="escalation rule set (YAML)")]
 
 
-def _json_arg(value: str, field: str) -> Any:
-    """JSON given inline, or ``@FILE`` to read it from a file."""
+def _json_arg(value: str, field: str) -> dict[str, Any]:
+    """A JSON object given inline, or ``@FILE`` to read it from a file."""
     from hilt.errors import InputError
 
     text, where = value, "argument"
     if value.startswith("@"):
         where = value[1:]
-        text = Path(where).read_text(encoding="utf-8")
+        try:
+            text = Path(where).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+                             file=where, field=field) from None
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg}", file=where, line=exc.lineno,
                          field=field) from None
+    if not isinstance(parsed, dict):
+        raise InputError("expected a JSON object of question id -> answer, got "
+                         f"{type(parsed).__name__}", file=where, field=field)
+    return parsed
 
 
 def _tx(db: str | None):
