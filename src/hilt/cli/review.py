@@ -233,11 +233,19 @@ def queue_triage(config: Annotated[Path | None, typer.Option(
     refresh priorities."""
     import yaml
 
+    from hilt.errors import InputError
     from hilt.review.triage import TriageConfig, run_triage
     from hilt.store.tables.base import utcnow
 
-    settings = TriageConfig.from_dict(yaml.safe_load(config.read_text()) or {}) if config \
-        else TriageConfig()
+    settings = TriageConfig()
+    if config is not None:
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            mark = getattr(exc, "problem_mark", None)  # YAML errors know their line
+            raise InputError(f"cannot read triage settings: {exc}", file=str(config),
+                             line=mark.line + 1 if mark is not None else None) from None
+        settings = TriageConfig.from_dict(data, file=str(config))
     with _tx(db) as s:
         echo_json(run_triage(s, utcnow(), actor="cli", config=settings))
 

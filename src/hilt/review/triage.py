@@ -52,14 +52,61 @@ class TriageConfig:
     dup_threshold: float = 0.8
     num_perm: int = 64
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TriageConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            from hilt.errors import InputError
+    def __post_init__(self) -> None:
+        # Checked here, not where the values are used, so that a bad setting is refused
+        # with its name before triage touches the database (not as a TypeError,
+        # ZeroDivisionError or datasketch ValueError halfway through a run).
+        from hilt.errors import InputError
 
-            raise InputError(f"unknown triage setting(s) {sorted(unknown)}", field="triage")
-        return cls(**data)
+        for name in ("w_severity", "w_sla", "w_uncertainty", "w_reach", "sla_tau_hours",
+                     "dup_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value):
+                raise InputError(f"must be a finite number, not {value!r}", field=name)
+        for name in ("w_severity", "w_sla", "w_uncertainty", "w_reach"):
+            if getattr(self, name) < 0:
+                raise InputError("a weight must be ≥ 0", field=name)
+        if self.sla_tau_hours <= 0:  # the urgency term divides by it
+            raise InputError("must be > 0 (hours)", field="sla_tau_hours")
+        if not 0 <= self.dup_threshold <= 1:
+            raise InputError("must be between 0 and 1 (a Jaccard similarity)",
+                             field="dup_threshold")
+        if isinstance(self.num_perm, bool) or not isinstance(self.num_perm, int) \
+                or self.num_perm < 2:  # MinHash LSH needs at least two permutations
+            raise InputError(f"must be an integer ≥ 2, not {self.num_perm!r}",
+                             field="num_perm")
+        # LSH must be able to split the signature into at least two bands at this
+        # threshold (0.99 with 64 permutations cannot). The defaults can, which spares
+        # importing datasketch whenever a default configuration is made.
+        if (self.dup_threshold, self.num_perm) != (0.8, 64):
+            from datasketch import MinHashLSH
+
+            try:
+                MinHashLSH(threshold=self.dup_threshold, num_perm=self.num_perm)
+            except ValueError as exc:
+                raise InputError(
+                    f"{self.dup_threshold} is too high for num_perm {self.num_perm} "
+                    f"({exc}); lower it or raise num_perm", field="dup_threshold") from None
+
+    @classmethod
+    def from_dict(cls, data: Any, *, file: str | None = None) -> TriageConfig:
+        """The configuration from a mapping of setting to value (every key optional);
+        errors name ``file`` and the setting."""
+        from hilt.errors import InputError
+
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise InputError(f"triage settings must be a mapping of setting: value, not "
+                             f"{type(data).__name__}", file=file)
+        unknown = [str(k) for k in data if k not in cls.__dataclass_fields__]
+        if unknown:
+            raise InputError(f"unknown triage setting {unknown[0]!r}", file=file,
+                             field=unknown[0])
+        try:
+            return cls(**data)
+        except InputError as exc:
+            raise InputError(exc.reason, file=file, field=exc.field) from None
 
 
 def priority(severity: int, hours_left: float, uncertainty: float, reach: int,
@@ -169,10 +216,23 @@ def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage"
                      and m.open_slots == m.overlap_k and m.status == "open"]
             if not fresh:
                 continue
+            # A fresh member may itself represent an earlier cluster (two clusters merge
+            # through an item near both). Its members move with it: they are only
+            # resolved through their representative_id, so left on it they would never
+            # be reviewed, labelled or checked against their SLA.
+            fresh_ids = [m.id for m in fresh]
+            moved = session.execute(sa.select(t).where(
+                t.representative_id.in_(fresh_ids), t.status == "clustered")).scalars().all()
+            for m in moved:
+                m.cluster_id, m.representative_id = rep.id, rep.id
             for m in fresh:
                 m.status, m.cluster_id, m.representative_id = "clustered", rep.id, rep.id
-                m.open_slots = 0
+                m.open_slots, m.reach = 0, 1
+            # The representative's review settles every member, so it takes the most
+            # severe severity and the earliest deadline among them.
+            for m in [*fresh, *moved]:
                 rep.severity = min(rep.severity, m.severity)
+                rep.sla_due_at = min(rep.sla_due_at, m.sla_due_at)
             rep.cluster_id = rep.id
             session.flush()
             rep.reach = 1 + session.execute(sa.select(sa.func.count()).where(
@@ -183,8 +243,9 @@ def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage"
             session.flush()
             audit.append(session, actor=actor, action="triage.cluster",
                          entity_type="review_task", entity_id=rep.id,
-                         payload={"members": [m.id for m in fresh], "reach": rep.reach,
-                                  "threshold": config.dup_threshold})
+                         payload={"members": [m.id for m in fresh],
+                                  "moved_members": [m.id for m in moved],
+                                  "reach": rep.reach, "threshold": config.dup_threshold})
     return joined
 
 
