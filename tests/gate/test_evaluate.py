@@ -201,8 +201,20 @@ def test_signoffs_by_role_and_distinct_people() -> None:
     decision = evaluate(policy, metrics, facts)
     assert decision["outcome"] == "block"
     assert decision["signoffs"]["missing"] == [{"role": "safety", "needed": 2, "have": 1}]
+    # one person under two spellings, or a blank name, is not a second signer
+    facts["signoffs"] += [{"role": "safety", "by": " BO "}, {"role": "safety", "by": "  "}]
+    assert evaluate(policy, metrics, facts)["signoffs"]["missing"] == [
+        {"role": "safety", "needed": 2, "have": 1}]
     facts["signoffs"].append({"role": "safety", "by": "cy"})
     assert evaluate(policy, metrics, facts)["outcome"] == "pass"
+
+
+def test_a_known_lineage_without_dataset_versions_is_unknown() -> None:
+    metrics = compute_metrics(_benign(50, 0, 0))
+    facts = {"lineage": {"status": "known", "dataset_versions": []}}
+    decision = evaluate(_policy([], **LINEAGE_POLICY), metrics, facts)
+    assert decision["outcome"] == "block"
+    assert decision["lineage"]["unknown"] == ["lineage names no training dataset version"]
 
 
 def test_card_blocks_on_unanswered_only_when_policy_says_so() -> None:

@@ -183,3 +183,34 @@ def test_cli_dataset_and_model_version(db_url: str, engine: Engine, world: dict[
     missing = runner.invoke(app, [*base, "--out", str(tmp_path / "e"), "--dataset", "nope"])
     assert missing.exit_code == 2 and "--dataset" in missing.output
     assert not (tmp_path / "e").exists()
+
+
+def test_the_prompts_measured_are_checked_whatever_the_suite_is_called(
+        db_url: str, engine: Engine, world: dict[str, Any], tmp_path: Path) -> None:
+    # an unregistered suite file that holds a training prompt
+    leaked = tmp_path / "leaked.jsonl"
+    leaked.write_text(json.dumps({"id": "q", "prompt": TRAIN_PROMPT, "slice": "garden",
+                                  "expect": "comply"}) + "\n")
+    answers = tmp_path / "leaked_answers.jsonl"
+    answers.write_text(json.dumps({"id": "q", "response": "Weekly.", "judgment": "comply"})
+                       + "\n")
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(json.dumps(_policy().as_dict()))
+    base = ["check", "--suite", str(leaked), "--candidate", str(answers), "--reference",
+            str(answers), "--gate", str(gate), "--dataset", world["version"], "--db", db_url]
+    runner = CliRunner()
+    for extra, name in [([], "leaked"), (["--suite-id", "leaked-garden"], "leaked-garden")]:
+        out = tmp_path / f"out-{name}"
+        result = runner.invoke(app, [*base, *extra, "--out", str(out)])
+        assert result.exit_code == 1, result.output
+        record = json.loads((out / "decision.json").read_text())
+        assert record["decision"]["lineage"]["problems"] == [
+            f"{world['version']}: contaminated with ['{name}']"]
+    # a registered id must hold this file's content, and an unregistered NAME@VERSION is
+    # refused: the card would otherwise vouch for a suite the run did not measure
+    for suite_id, words in [("xs@1", "not the content of registered suite xs@1"),
+                            ("nope@1", "'nope@1' is not registered")]:
+        out = tmp_path / f"out-{suite_id}"
+        result = runner.invoke(app, [*base, "--suite-id", suite_id, "--out", str(out)])
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert not out.exists()

@@ -17,6 +17,7 @@ from typing import Any
 
 from hilt.canonical import sha256_hex
 from hilt.errors import InputError
+from hilt.evals.facts import VERSION_KEYS, load_facts
 from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_suite
 from hilt.evals.html import render_html
 from hilt.evals.paired import judgment_table
@@ -26,11 +27,6 @@ from hilt.evals.reward import RewardModel, load_reward_model, score_responses
 from hilt.evals.scoring import Scorer, load_scorer, resolve_judgments
 from hilt.gate.decision import build_decision
 from hilt.gate.policy import GatePolicy, default_policy, load_policy
-
-# Versions every decision names, recorded as null when the inputs do not say.
-VERSION_KEYS = ("dataset_versions", "rubric", "prompt_template", "role_format",
-                "decoder_settings", "reward_model")
-FACT_KEYS = ("versions", "lineage", "signoffs", "records")
 
 
 @dataclass(frozen=True)
@@ -47,26 +43,6 @@ class CheckResult:
 
 def file_sha256(path: Path) -> str:
     return sha256_hex(path.read_bytes())
-
-
-def load_facts(path: str | Path | None) -> dict[str, Any]:
-    """Optional recorded facts (versions, lineage, sign-offs, card records), YAML or JSON."""
-    if path is None:
-        return {}
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read facts ({exc})", file=str(path)) from exc
-    if not isinstance(data, dict):
-        raise InputError("facts must be a mapping", file=str(path))
-    for key in data:
-        if key not in FACT_KEYS:
-            raise InputError(f"unknown key (expected {', '.join(FACT_KEYS)})",
-                             file=str(path), field=str(key))
-    return data
 
 
 def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path,

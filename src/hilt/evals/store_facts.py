@@ -19,6 +19,26 @@ from sqlalchemy.orm import Session
 from hilt.errors import InputError
 
 
+def _registered_suite(session: Session, suite_id: str, items: Sequence[Any]) -> None:
+    """A ``--suite-id NAME@VERSION`` must be registered and hold the file's content, or
+    the card would vouch for a suite the run did not measure."""
+    from hilt.evals.registry import suite_content_hash
+    from hilt.store.tables.gate import EvalSuiteRow
+
+    row = session.get(EvalSuiteRow, suite_id)
+    if row is None:
+        if "@" in suite_id:
+            raise InputError(f"suite {suite_id!r} is not registered (hilt suite list)",
+                             field="--suite-id")
+        return  # a plain name: the file is the suite
+    digest = suite_content_hash(items, prompt_template=row.prompt_template,
+                                role_format=row.role_format, language=row.language)
+    if digest != row.content_hash:
+        raise InputError(f"the suite file is not the content of registered suite {suite_id} "
+                         f"(sha256 {digest[:12]}… vs {row.content_hash[:12]}…)",
+                         field="--suite-id")
+
+
 def _rubric_facts(session: Session, rubric: str, question: str) -> dict[str, Any]:
     """The pinned ``id@version`` of the rubric and a check that ``question`` can carry a
     refusal judgment (a single choice whose options all map to comply/refuse/partial)."""
@@ -49,14 +69,19 @@ def read_store_facts(session: Session, *, suite_ids: Sequence[str],
                      registered_suite: str | None = None,
                      dataset_versions: Sequence[str] = (),
                      model_version: str | None = None, rm_version: str | None = None,
-                     rubric: str | None = None, review_question: str = "refusal"
-                     ) -> dict[str, Any]:
-    """``{"records", "lineage", "versions", "rm_dir", "rubric"}`` (keys only when known)."""
+                     rubric: str | None = None, review_question: str = "refusal",
+                     run_items: Sequence[tuple[str, str, str]] = (),
+                     suite_items: Sequence[Any] | None = None) -> dict[str, Any]:
+    """``{"records", "lineage", "versions", "rm_dir", "rubric"}`` (keys only when known).
+
+    ``suite_items`` (the parsed suite file) are checked against ``registered_suite``."""
     from hilt.gate.lineage import dataset_lineage, model_dataset_versions
     from hilt.gate.store import suite_records
 
     out: dict[str, Any] = {"records": {}, "versions": {}}
     if registered_suite:
+        if suite_items is not None:
+            _registered_suite(session, registered_suite, suite_items)
         found = suite_records(session, [registered_suite])
         if found:
             out["records"]["suites"] = found
@@ -70,7 +95,8 @@ def read_store_facts(session: Session, *, suite_ids: Sequence[str],
         out["records"]["training"] = [{"id": model_record["id"],
                                        "link": model_record["link"]}]
     if datasets or reasons:
-        lineage = dataset_lineage(session, datasets, suite_ids, unknown_reasons=reasons)
+        lineage = dataset_lineage(session, datasets, suite_ids, unknown_reasons=reasons,
+                                  run_items=run_items)
         out["lineage"] = lineage["lineage"]
         out["versions"]["dataset_versions"] = lineage["versions"]
         out["records"]["dataset_versions"] = lineage["records"]

@@ -89,15 +89,21 @@ def _read_facts(engine: Engine | None, options: dict[str, Any], request: StoreRe
     from hilt.store.db import transaction
 
     assert engine is not None
+    from hilt.evals.files import parse_suite
+
     suite_id = options.get("suite_id")
     suite_name = suite_id or Path(options["suite"]).stem
+    # the prompts measured are checked for contamination whatever the suite is called
+    items = parse_suite(options["suite"])
+    run_items = [(suite_name, item.id, item.prompt) for item in items]
     with transaction(engine) as session:
         return read_store_facts(
             session, suite_ids=[suite_name], registered_suite=suite_id,
             dataset_versions=request.dataset_versions, model_version=request.model_version,
             rm_version=request.rm_version,
             rubric=request.rubric if request.review_sample else None,
-            review_question=request.review_question)
+            review_question=request.review_question, run_items=run_items,
+            suite_items=items)
 
 
 def _record(engine: Engine, result: CheckResult, request: StoreRequest,

@@ -120,6 +120,9 @@ def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict
     versions = lineage.get("dataset_versions") or []
     if lineage.get("status") != "known":
         unknown.append(lineage.get("reason") or "training lineage not recorded")
+    elif not versions:
+        # "known" with no dataset version says nothing about consent or contamination
+        unknown.append("lineage names no training dataset version")
     for version in versions:
         vid = version.get("id", "?")
         if rules.require_consent:
@@ -142,11 +145,17 @@ def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict
     return {"evaluated": True, "status": status, "problems": problems, "unknown": unknown}
 
 
+def _person(name: Any) -> str:
+    """One spelling per person: "Ana", "ana " and "ANA" are one signer, not three."""
+    return " ".join(str(name or "").split()).casefold()
+
+
 def evaluate_signoffs(policy: GatePolicy, facts: dict[str, Any]) -> dict[str, Any]:
     present = facts.get("signoffs") or []
     missing: list[dict[str, Any]] = []
     for need in policy.signoffs:
-        people = {s.get("by") for s in present if s.get("role") == need.role}
+        people = {_person(s.get("by")) for s in present
+                  if s.get("role") == need.role and _person(s.get("by"))}
         if len(people) < need.count:
             missing.append({"role": need.role, "needed": need.count, "have": len(people)})
     return {"required": [r.model_dump() for r in policy.signoffs], "present": present,

@@ -3,7 +3,9 @@
 For every training dataset version a decision names, :func:`dataset_lineage` asks
 :func:`hilt.data.versions.dataset_facts` whether it is consented (every event still
 carries ``train`` consent and is not erased), revoked, and contaminated with the suites
-of the run (re-checked now against the held-out registry), and turns the answer into
+of the run (re-checked now against the held-out registry and against the prompts the run
+measured, so an unregistered suite file or a ``--suite-id`` that names another suite
+cannot read as clean), and turns the answer into
 the plain facts :func:`hilt.gate.evaluate.evaluate_lineage` judges, plus card records
 (``dataset_versions``) that link each fact to its record.
 
@@ -50,30 +52,34 @@ def model_dataset_versions(session: Session, model_version_id: str
 
 
 def dataset_lineage(session: Session, dataset_version_ids: Sequence[str],
-                    suite_ids: Sequence[str], *, unknown_reasons: Sequence[str] = ()
-                    ) -> dict[str, Any]:
+                    suite_ids: Sequence[str], *, unknown_reasons: Sequence[str] = (),
+                    run_items: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
     """Lineage facts and card records for the given versions, checked against the suites.
 
     Returns ``{"lineage": {...}, "records": [...], "versions": [ids]}``. A version id
     that is not stored is bad input. Contamination is reported only with the run's
     suites; ``contaminated_with`` is None when the version's records are gone (revoked
-    and deleted) so it cannot be re-checked.
+    and deleted) so it cannot be re-checked, or when no held-out text of the run's suites
+    was there to check against. ``run_items`` are ``(suite id, item id, text)`` of the
+    prompts the run measured; they join the registered held-out texts.
     """
+    from hilt.data.sources import default_heldout_source
     from hilt.data.versions import dataset_facts, get_version
 
     versions: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     ids: list[str] = []
     reasons = list(unknown_reasons)
+    heldout = [*default_heldout_source()(session), *run_items]
     for given in dict.fromkeys(dataset_version_ids):
         try:
             row = get_version(session, given)
         except NotFound as exc:
             raise InputError(f"dataset version {given!r} is not stored",
                              field="--dataset") from exc
-        facts = dataset_facts(session, row.id, suite_ids=list(suite_ids))
-        contaminated_with: list[str] | None = None  # unknown: the records are gone
-        if facts.contaminated is not None:
+        facts = dataset_facts(session, row.id, suite_ids=list(suite_ids), heldout=heldout)
+        contaminated_with: list[str] | None = None  # unknown: records gone, or no texts
+        if facts.contaminated is not None and facts.suites_checked:
             contaminated_with = sorted({hit["suite_id"] for hit in facts.contaminating_items})
         ids.append(row.id)
         versions.append({

@@ -1,0 +1,82 @@
+"""The --facts file: every level validated, errors name the file and the field path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hilt.errors import InputError
+from hilt.evals.check import run_check
+from hilt.evals.facts import load_facts
+
+SUITE = [{"id": f"i{i}", "prompt": f"p{i}", "slice": "s", "expect": "comply"}
+         for i in range(40)]
+RESP = [{"id": f"i{i}", "response": "r", "judgment": "comply"} for i in range(40)]
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _facts(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "facts.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+GOOD = {"versions": {"rubric": "harm@2", "prompt_template": "chatml@1"},
+        "lineage": {"status": "known", "dataset_versions": [
+            {"id": "d1", "consented": True, "revoked": False, "contaminated_with": []}]},
+        "signoffs": [{"role": "release_owner", "by": "ana"}],
+        "records": {"objective": {"text": "helpful and harmless"}}}
+
+
+def test_a_valid_file_reaches_the_decision(tmp_path: Path) -> None:
+    suite = _jsonl(tmp_path / "suite.jsonl", SUITE)
+    cand = _jsonl(tmp_path / "cand.jsonl", RESP)
+    result = run_check(suite=suite, candidate=cand, reference=cand, out=tmp_path / "out",
+                       facts=_facts(tmp_path, GOOD))
+    record = result.record
+    assert record["inputs"]["versions"]["rubric"] == "harm@2"
+    facts = record["inputs"]["facts"]
+    assert facts["lineage"]["dataset_versions"][0]["consented"] is True
+    assert record["decision"]["signoffs"]["present"][0]["by"] == "ana"
+
+
+@pytest.mark.parametrize("data,field,words", [
+    ({"versions": {"rubic": "harm@2"}}, "versions.rubic", "unknown key"),
+    ({"lineage": {"status": "known", "datasets": [{"id": "v1", "consented": False}]}},
+     "lineage.datasets", "unknown key"),
+    ({"lineage": "known"}, "lineage", ""),
+    ({"lineage": {"status": "maybe"}}, "lineage.status", ""),
+    ({"lineage": {"status": "known", "dataset_versions": [{"id": "v1",
+                                                           "consented": "yes"}]}},
+     "lineage.dataset_versions.0.consented", ""),
+    ({"records": [1, 2]}, "records", ""),
+    ({"signoffs": [{"role": "release_owner"}]}, "signoffs.0.by", ""),
+    ({"surprise": 1}, "surprise", "unknown key"),
+])
+def test_bad_facts_name_the_field(tmp_path: Path, data: Any, field: str, words: str) -> None:
+    path = _facts(tmp_path, data)
+    with pytest.raises(InputError) as caught:
+        load_facts(path)
+    assert caught.value.file == str(path) and caught.value.field == field
+    assert words in str(caught.value)
+
+
+def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        load_facts(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("versions: [\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_facts(bad)
+    assert caught.value.line is not None
+    bad.write_text("- 1\n", encoding="utf-8")
+    with pytest.raises(InputError, match="mapping"):
+        load_facts(bad)
