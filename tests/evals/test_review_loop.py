@@ -5,7 +5,6 @@ queue, reviewers work it, the returned labels win over the classifier and re-dec
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,15 +133,19 @@ def test_review_sample_closes_the_loop(db_url: str, engine: Engine, tmp_path: Pa
     report = json.loads((out / "report.json").read_text())
     assert report["judgment_sources"]["candidate"] == {"classifier": 20, "human_review": 20}
     # Horvitz–Thompson estimate of the benign refusal rate from the sample (one stratum
-    # of N = 30 with n = 15 returned): p̂ = k/15, V = (1 − 15/30) s²/15.
+    # of N = 30 with n = 15 returned): p̂ = k/15, V = (1 − 15/30) s²/15, and Wilson's
+    # interval on the effective sample size p̂(1 − p̂)/V (statsmodels as the oracle).
+    from statsmodels.stats.proportion import proportion_confint
+
     estimate = report["review_sample"]["estimates"]["benign_refusal_rate"]
     k, n, size = len(declined), 15, 30
     p_hat = k / n
     s2 = k * (n - k) / (n * (n - 1))
-    half = 1.959963984540054 * math.sqrt((1 - n / size) * s2 / n)
+    n_eff = p_hat * (1 - p_hat) / ((1 - n / size) * s2 / n)
+    low, high = proportion_confint(p_hat * n_eff, n_eff, alpha=0.05, method="wilson")
     assert estimate["estimate"] == pytest.approx(p_hat)
-    assert estimate["ci_low"] == pytest.approx(max(0.0, p_hat - half))
-    assert estimate["ci_high"] == pytest.approx(min(1.0, p_hat + half))
+    assert estimate["ci_low"] == pytest.approx(low)
+    assert estimate["ci_high"] == pytest.approx(high)
     assert estimate["coverage"] == 1.0
     # Every sampled harmful output was a true refusal: no disagreement there.
     disagreement = report["review_sample"]["estimates"]["disagreement_rate"]

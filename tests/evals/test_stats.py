@@ -125,3 +125,19 @@ def test_grouped_composes_any_metric() -> None:
     assert per_slice == {"all": 15.0, "a": 6.0, "b": 4.0, "c": 5.0}
     with pytest.raises(ValueError):
         grouped(lambda c: 0, "slice")({"slice": np.array(["all"])})
+
+
+def test_stratified_review_interval_is_never_zero_width_from_a_sample() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    from hilt.evals.review_sample import _stratified_rate
+
+    # two returned reviews that agree, from a stratum of 200: not a certainty
+    two = _stratified_rate([("h", 0.0), ("h", 0.0)], {"h": 200}, {"h": 2}, 200, 0.05)
+    assert two["estimate"] == 0.0
+    low, high = proportion_confint(0, 2, alpha=0.05, method="wilson")
+    assert (two["ci_low"], two["ci_high"]) == pytest.approx((0.0, high))
+    assert two["ci_high"] > 0.6
+    # every item reviewed: the census is exact
+    census = _stratified_rate([("h", 1.0), ("h", 0.0)], {"h": 2}, {"h": 2}, 2, 0.05)
+    assert (census["ci_low"], census["ci_high"]) == (0.5, 0.5)

@@ -28,22 +28,26 @@ Techniques*, eq. 5.6) is ::
     V(p̂) = Σ_h W_h² (1 − n_h / N_h) s_h² / n_h,   W_h = N_h / Σ_h N_h
 
 with ``s_h²`` the within-stratum sample variance (for a stratum with one returned item
-the Bernoulli maximum 1/4, a conservative choice). The interval is ``p̂ ± z·√V`` clipped
-to [0, 1]. Strata with no returned item are left out and the ``coverage`` (share of the
+the Bernoulli maximum 1/4, a conservative choice). The interval is Wilson's on the
+effective sample size ``n_eff = p̂(1 − p̂) / V`` (Kish 1965; Korn & Graubard 1998), not
+``p̂ ± z·√V``: when every returned label in a stratum agrees, ``s_h² = 0`` and the Wald
+interval would have zero width from two reviews. Where ``V`` carries no information
+(``p̂`` is 0 or 1, or ``V = 0``) ``n_eff`` is the number of returned items (design effect
+1); only a full census of every stratum (``n_h = N_h``) gives the exact, zero-width
+answer. Strata with no returned item are left out and the ``coverage`` (share of the
 population they hold) is reported beside the estimate.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hilt.canonical import content_hash
 from hilt.evals.sampling import stratified_sample
 from hilt.evals.scoring import CLASSIFIER, HUMAN, LABEL_TO_JUDGMENT, is_refusal
-from hilt.evals.stats import z_value
+from hilt.evals.stats import wilson_interval
 
 HUMAN_REVIEW = "human_review"
 STRATA_BY = "slice|expect|judgment"
@@ -93,6 +97,16 @@ def judgment_of_label(value: Any) -> str | None:
     return LABEL_TO_JUDGMENT.get(str(value))
 
 
+def _design_wilson(estimate: float, variance: float, returned: int, alpha: float, *,
+                   census: bool) -> tuple[float, float]:
+    """Wilson interval on the effective sample size of a stratified estimate."""
+    if census:
+        return estimate, estimate  # every item of every covered stratum was reviewed
+    informative = variance > 0 and 0 < estimate < 1
+    n_eff = estimate * (1 - estimate) / variance if informative else float(returned)
+    return wilson_interval(min(max(estimate * n_eff, 0.0), n_eff), n_eff, alpha)
+
+
 def _stratified_rate(rows: list[tuple[str, float]], sizes: Mapping[str, int],
                      sampled: Mapping[str, int], population: int, alpha: float
                      ) -> dict[str, Any]:
@@ -115,9 +129,9 @@ def _stratified_rate(rows: list[tuple[str, float]], sizes: Mapping[str, int],
         variance += weight ** 2 * (1 - n_h / size) * s2 / n_h
         strata[h] = {"population": size, "sampled": sampled.get(h, 0), "returned": n_h,
                      "mean": mean, "weight_per_item": size / n_h}
-    half = z_value(alpha) * math.sqrt(max(variance, 0.0))
-    return {"estimate": estimate, "ci_low": max(0.0, estimate - half),
-            "ci_high": min(1.0, estimate + half), "returned": len(rows),
+    low, high = _design_wilson(estimate, variance, len(rows), alpha, census=all(
+        len(ys) >= sizes[h] for h, ys in by_stratum.items()))
+    return {"estimate": estimate, "ci_low": low, "ci_high": high, "returned": len(rows),
             "population": population, "coverage": covered / population if population else 0.0,
             "strata": strata}
 

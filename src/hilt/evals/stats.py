@@ -53,10 +53,11 @@ class Rate:
                 "ci_low": self.ci_low, "ci_high": self.ci_high}
 
 
-def wilson_interval(count: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for ``count`` successes out of ``n`` (n ≥ 1)."""
+def wilson_interval(count: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for ``count`` successes out of ``n`` (n > 0; both may be
+    non-integer, as with an effective sample size under a complex design)."""
     if n <= 0:
-        raise ValueError("the Wilson interval needs n ≥ 1")
+        raise ValueError("the Wilson interval needs n > 0")
     if not 0 <= count <= n:
         raise ValueError(f"count {count} outside [0, {n}]")
     z = z_value(alpha)
