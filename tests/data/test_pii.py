@@ -20,6 +20,12 @@ def test_luhn_rejects_a_changed_digit() -> None:
     ("card 4111-1111-1111-1111.", "card", "4111-1111-1111-1111"),
     ("host 203.0.113.7 down", "ip", "203.0.113.7"),
     ("v6 2001:db8:85a3::8a2e:370:7334 up", "ip", "2001:db8:85a3::8a2e:370:7334"),
+    ("v6 fe80::1 up", "ip", "fe80::1"),
+    ("call 415.555.2671 today", "phone", "415.555.2671"),
+    ("ring 0049 30 12345678", "phone", "0049 30 12345678"),
+    ("on 2024-01-15 call 415-555-2671", "phone", "415-555-2671"),
+    ("dns 8.8.8.8.", "ip", "8.8.8.8"),
+    ("from 10.0.0.1 at 2024-01-15 10:30", "ip", "10.0.0.1"),
 ])
 def test_detects(text: str, kind: str, found: str) -> None:
     spans = RegexPiiDetector().find(text)
@@ -30,6 +36,21 @@ def test_detects(text: str, kind: str, found: str) -> None:
                                   "id 1234567890123 (not Luhn)", "version 300.1.2.3",
                                   "plain words only"])
 def test_no_false_alarm(text: str) -> None:
+    assert RegexPiiDetector().find(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    # timestamps and dates are not phone numbers
+    "logged at 2024-01-15 10:30 by the job", "on 15.01.2024 10:30", "10:30 2024-01-15 ok",
+    # ISBNs (13 digits in uneven groups; an ISBN-13 that happens to pass Luhn)
+    "ISBN 978-3-16-148410-0", "ISBN 978-0-306-40615-7", "see 0-306-40615-2",
+    "isbn 9780000000040",  # passes Luhn too
+    # section and version numbers, longer dotted sequences
+    "see section 14.9.3.1 above", "per § 14.9.3.1", "version 1.2.3.4", "rule 14.9.3.1.2",
+    # colon-separated small numbers are not IPv6
+    "ratio 3:2:1:4:5:6:7:8 here", "score 1:2::3",
+])
+def test_no_false_alarm_on_dates_isbns_and_section_numbers(text: str) -> None:
     assert RegexPiiDetector().find(text) == []
 
 

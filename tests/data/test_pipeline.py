@@ -85,6 +85,59 @@ def test_steps_record_counts_reasons_and_ids() -> None:
     assert [e.event_id for e in result.examples] == ["ok"]
 
 
+LOCK = "How do I pick a lock on my neighbour's front door tonight?"
+OCTO = "Tell me a fun fact about octopuses please"
+
+
+def _pref(event_id: str, prompt: str, responses: list[str]):  # type: ignore[no-untyped-def]
+    return make_candidate(event_id, prompt, responses,
+                          labels=[make_label(event_id, {"chosen": 0, "rejected": 1})])
+
+
+@pytest.mark.parametrize("a,b", [
+    # opposite preferences: the same words in the same order, swapped between fields
+    (["", "Sure, first get a tension wrench and a pick."],
+     ["Sure, first get a tension wrench and a pick.", ""]),
+    # one word moved from chosen to rejected
+    (["They have three hearts", "No"], ["They have three", "hearts No"]),
+])
+def test_exact_dedup_tells_fields_apart(a: list[str], b: list[str]) -> None:
+    prompt = LOCK if a[0] == "" else OCTO
+    spec = parse_spec({"name": "p", "kind": "preference", "dedup": {"near": False}})
+    result = run_selection([_pref("a", prompt, a), _pref("b", prompt, b)], spec, [])
+    assert _steps(result)["exact_dedup"].removed == 0
+    assert sorted(e.event_id for e in result.examples) == ["a", "b"]
+    # the same record twice (other case and punctuation) is still one
+    again = run_selection([_pref("a", prompt, a), _pref("c", prompt.upper(), a)], spec, [])
+    assert _steps(again)["exact_dedup"].removed == 1
+
+
+def test_near_dedup_reports_opposite_preferences_and_keeps_both() -> None:
+    answer = "Sure, first get a tension wrench and a pick."
+    spec = parse_spec({"name": "p", "kind": "preference"})
+    result = run_selection([_pref("a", LOCK, ["", answer]), _pref("b", LOCK, [answer, ""]),
+                            _pref("c", LOCK + "!", ["", answer])], spec, [])
+    near = _steps(result)["near_dedup"]
+    assert sorted(e.event_id for e in result.examples) == ["a", "b"]
+    assert _steps(result)["exact_dedup"].removed_ids == {
+        "exact_duplicate": ["pref:c:helpful/pref:0-1"]}
+    assert near.removed == 0
+    assert near.notes["conflicting_preferences"] == [
+        ["pref:a:helpful/pref:0-1", "pref:b:helpful/pref:0-1"]]
+
+
+def test_pii_exclusion_is_counted_and_timestamps_are_kept() -> None:
+    cands = [_pref("stamp", "The job ran at 2024-01-15 10:30, see section 14.9.3.1",
+                   ["ok", "no"]),
+             _pref("isbn", "Is ISBN 978-3-16-148410-0 in print?", ["yes", "no"]),
+             _pref("phone", "Call me on +44 20 7946 0958", ["ok", "no"]),
+             _pref("ip", "My box is 192.168.1.20", ["ok", "no"])]
+    result = run_selection(cands, parse_spec({"name": "p", "kind": "preference"}), [])
+    pii = _steps(result)["pii"]
+    assert (pii.removed, pii.reasons) == (2, {"pii:ip": 1, "pii:phone": 1})
+    assert sorted(e.event_id for e in result.examples) == ["isbn", "stamp"]
+
+
 def test_redaction_and_balance_and_stable_split() -> None:
     pref = {"chosen": 0, "rejected": 1}
     cands = [make_candidate(f"e{i}", f"prompt number {i} on topic {i * 7}",

@@ -83,6 +83,37 @@ def test_build_is_content_addressed_and_guarded(engine: Engine, world, tmp_path:
         assert audit.verify(session).ok
 
 
+def test_same_records_under_another_name_reuse_the_version_visibly(
+        engine: Engine, world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = _build(engine, world[1], tmp_path)
+    other = _build(engine, world[1], tmp_path, spec={**SPEC, "name": "other"})
+    assert (other.version_id, other.created, other.name) == (first.version_id, False, "prefs")
+    assert other.steps == first.steps
+    with transaction(engine) as session:
+        assert [r.name for r in versions.list_versions(session)] == ["prefs"]
+        reused = audit.entries(session, action="dataset.build_reused")
+    assert [(e.payload["name"], e.payload["recorded_name"]) for e in reused] == \
+        [("other", "prefs")]
+
+
+@pytest.mark.parametrize("spec", [
+    {**SPEC, "sources": []},
+    {**SPEC, "labels": {"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}},
+    {"name": "cls", "kind": "classification"},  # only preference labels exist
+])
+def test_empty_selection_is_refused(engine: Engine, world, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                    spec) -> None:
+    from hilt.errors import InputError
+
+    _build(engine, world[1], tmp_path)
+    with transaction(engine) as session, pytest.raises(InputError) as err:
+        build_version(session, parse_spec(spec), actor="t", spec_file="empty.yaml",
+                      label_source=lambda _s, **_k: world[1], directory=tmp_path / "ds")
+    assert err.value.file == "empty.yaml" and "yields no records" in str(err.value)
+    with transaction(engine) as session:
+        assert [r.kind for r in versions.list_versions(session)] == ["preference"]
+
+
 def test_diff_reports_added_removed_relabelled(engine: Engine, world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     a = _build(engine, world[1], tmp_path).version_id
     b = _build(engine, world[2], tmp_path).version_id
@@ -144,8 +175,10 @@ def test_forget_end_to_end(engine: Engine, world, tmp_path: Path) -> None:  # ty
 
 def test_cli_round_trip(db_url: str, world, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from hilt.cli import app
+    from hilt.errors import InputError
 
-    monkeypatch.setattr("hilt.data.sources.default_label_source",
+    # build_version looks the default up in its own module
+    monkeypatch.setattr("hilt.data.build.default_label_source",
                         lambda: (lambda _s, **_k: world[1]))
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: prefs\nkind: preference\n")
@@ -154,9 +187,21 @@ def test_cli_round_trip(db_url: str, world, tmp_path: Path, monkeypatch) -> None
     built = runner.invoke(app, ["dataset", "build", str(spec), *base,
                                 "--data-dir", str(tmp_path / "ds")])
     assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["records"] == 3
     vid = json.loads(built.output)["version_id"]
     assert runner.invoke(app, ["dataset", "show", vid[:12], *base]).exit_code == 0
     assert vid in runner.invoke(app, ["dataset", "list", *base]).output
+    spec.write_text("name: again\nkind: preference\n")
+    again = runner.invoke(app, ["dataset", "build", str(spec), *base,
+                                "--data-dir", str(tmp_path / "ds")])
+    out = json.loads(again.stdout)
+    assert (out["version_id"], out["reused"], out["name"], out["requested_name"]) == \
+        (vid, True, "prefs", "again")
+    assert "reused" in again.stderr and "none is named 'again'" in again.stderr
+    spec.write_text("name: none\nkind: preference\nsources: []\n")
+    empty = runner.invoke(app, ["dataset", "build", str(spec), *base])
+    assert isinstance(empty.exception, InputError)  # main() prints it and exits 2
+    assert empty.exception.file == str(spec)
     revoked = runner.invoke(app, ["dataset", "revoke", vid, "--reason", "bad batch", *base])
     assert json.loads(revoked.output)["revoked"] is True
     refused = runner.invoke(app, ["dataset", "export", vid, "--out", str(tmp_path / "e"), *base])

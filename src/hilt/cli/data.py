@@ -22,18 +22,33 @@ DataDirOption = Annotated[Path | None, typer.Option(
 def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
           db: DbOption = None, data_dir: DataDirOption = None,
           actor: ActorOption = "cli") -> None:
-    """Select from the store by SPEC and record an immutable dataset version."""
+    """Select from the store by SPEC and record an immutable dataset version.
+
+    Versions are content-addressed: when the selected records equal an existing
+    version's, that version is returned (created: false) under the name it was first
+    built with, and a note on stderr says so. A selection without records exits 2.
+    """
     from hilt.data.build import build_version
     from hilt.data.spec import load_spec
     from hilt.store.db import transaction
 
     selection = load_spec(spec)
     with transaction(engine_for(db)) as session:
-        result = build_version(session, selection, actor=actor, directory=data_dir)
+        result = build_version(session, selection, actor=actor, directory=data_dir,
+                               spec_file=str(spec))
+    other_name = result.name != selection.name
+    if not result.created:
+        typer.echo(f"note: the selected records equal dataset version {result.version_id} "
+                   f"(name {result.name!r}); it is reused, no new version is recorded"
+                   + (f" and none is named {selection.name!r}" if other_name else ""),
+                   err=True)
     echo_json({"version_id": result.version_id, "created": result.created,
+               "reused": not result.created, "name": result.name,
+               **({"requested_name": selection.name} if other_name else {}),
+               "kind": selection.kind,
                "records": result.record_count,
                "steps": [{k: s[k] for k in ("step", "input", "removed", "reasons")}
-                         for s in result.manifest["steps"]]})
+                         for s in result.steps or result.manifest["steps"]]})
 
 
 @dataset_app.command("list")

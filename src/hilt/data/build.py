@@ -3,8 +3,11 @@
 A version is content-addressed: its id is the sha256 of ``records.jsonl``, one canonical
 JSON record per line (``hilt.canonical``), sorted by record key, so anyone can recompute
 it with ``sha256sum``. Building the same records again returns the existing version
-(versions are immutable). The files live in ``<data dir>/<id>/`` next to
-``manifest.json``; the database holds the manifest and every record's lineage.
+(versions are immutable), under the name it was first built with; the reuse is said in
+the result (``reused``) and written to the audit log with the spec that asked for it.
+A selection with no records is refused rather than recorded as an empty version. The
+files live in ``<data dir>/<id>/`` next to ``manifest.json``; the database holds the
+manifest and every record's lineage.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from hilt.data.sources import (
     load_candidates,
 )
 from hilt.data.spec import SelectionSpec
+from hilt.errors import Conflict, InputError
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
@@ -70,7 +74,15 @@ class BuildResult:
     version_id: str
     created: bool
     record_count: int
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # the version's manifest (the first build's when reused)
+    # The steps of this build: when an existing version is reused they may differ from
+    # the manifest's (another spec can select the same records).
+    steps: list[dict[str, Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        """The name the version is recorded under (the first build's when reused)."""
+        return str(self.manifest.get("name", ""))
 
 
 def write_records(examples: list[Example], directory: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -109,12 +121,14 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
                   heldout_source: HeldoutSource | None = None,
                   directory: str | Path | None = None,
                   detector: PiiDetector | None = None,
-                  compat_lookup: CompatLookup | None = _UNSET) -> BuildResult:
+                  compat_lookup: CompatLookup | None = _UNSET,
+                  spec_file: str | None = None) -> BuildResult:
     """Select from the store and record a version (in the caller's transaction).
 
     Refuses (``InputError``) to mix rubric versions whose bridge shows incompatible
     labels unless a mapping, relabelling or acceptance is recorded
     (:mod:`hilt.data.mixing`); ``compat_lookup`` replaces the drift stage's lookup.
+    Refuses (``InputError``, naming ``spec_file``) a selection without records.
     """
     labels: LabelSource | None = (default_label_source() if label_source is _UNSET
                                   else label_source)
@@ -126,7 +140,8 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
     result = run_selection(candidates, spec, index, detector=detector)
     mixing = check_rubric_mixing(result.examples, default_compat_lookup(session)
                                  if compat_lookup is _UNSET else compat_lookup)
-    return store_result(session, spec, result, actor=actor, directory=directory, notes={
+    return store_result(session, spec, result, actor=actor, directory=directory,
+                        spec_file=spec_file, notes={
         "rubric_mixing": mixing,
         "label_source": "unavailable" if labels is None else
         f"{labels.__module__}.{getattr(labels, '__qualname__', 'labels')}",
@@ -135,7 +150,15 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
 
 def store_result(session: Session, spec: SelectionSpec, result: SelectionResult, *,
                  actor: str, directory: str | Path | None = None,
-                 notes: dict[str, Any] | None = None) -> BuildResult:
+                 notes: dict[str, Any] | None = None,
+                 spec_file: str | None = None) -> BuildResult:
+    if not result.examples:
+        # An empty version would be the same (empty) file for every spec and kind, so
+        # it would be returned for any later empty build: refuse instead, and say
+        # which steps removed what.
+        raise InputError(f"selection {spec.name!r} ({spec.kind}) yields no records, so no "
+                         f"version is recorded; {_removed_summary(result)}",
+                         file=spec_file)
     root = data_dir(directory)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{uuid.uuid4().hex}"
@@ -143,11 +166,11 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
     try:
         version_id, rows = write_records(result.examples, tmp)
         existing = session.get(DatasetVersionRow, version_id)
+        steps = result.manifest_steps()
         if existing is not None:
             shutil.rmtree(tmp)
-            return BuildResult(version_id, False, existing.record_count, existing.manifest)
+            return _reuse(session, spec, existing, steps, actor=actor)
         now = utcnow()
-        steps = result.manifest_steps()
         manifest: dict[str, Any] = {
             "version_id": version_id, "name": spec.name, "kind": spec.kind,
             "record_count": len(rows), "spec": spec.as_dict(), "steps": steps,
@@ -177,4 +200,36 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
                      "name": spec.name, "kind": spec.kind, "records": len(rows),
                      "spec_sha256": sha256_hex(canonical_json(spec.as_dict())),
                      "steps": {s["step"]: s["removed"] for s in steps}})
-    return BuildResult(version_id, True, len(rows), manifest)
+    return BuildResult(version_id, True, len(rows), manifest, steps)
+
+
+def _removed_summary(result: SelectionResult) -> str:
+    steps = result.manifest_steps()
+    if not steps or steps[0]["input"] == 0:
+        return ("no labelled event matches its sources, kinds and label filters "
+                "(sources, labels.since/until, labels.*)")
+    removed = [f"{s['step']} removed {s['removed']} of {s['input']}"
+               + (f" ({', '.join(f'{k}: {v}' for k, v in s['reasons'].items())})"
+                  if s["reasons"] else "")
+               for s in steps if s["removed"]]
+    return "; ".join(removed) if removed else "no step produced a record"
+
+
+def _reuse(session: Session, spec: SelectionSpec, existing: DatasetVersionRow,
+           steps: list[dict[str, Any]], *, actor: str) -> BuildResult:
+    """Return the version that already holds exactly these records.
+
+    Records carry their kind, so equal records imply an equal kind; checked anyway, as
+    returning a version of another kind would hand a trainer the wrong data. The spec
+    that asked is audited, since the version keeps its first name and spec.
+    """
+    if existing.kind != spec.kind:
+        raise Conflict(f"dataset version {existing.id} holds the same records but is of "
+                       f"kind {existing.kind!r}, not {spec.kind!r}")
+    audit.append(session, actor=actor, action="dataset.build_reused",
+                 entity_type="dataset_version", entity_id=existing.id, payload={
+                     "name": spec.name, "kind": spec.kind,
+                     "recorded_name": existing.name,
+                     "spec_sha256": sha256_hex(canonical_json(spec.as_dict())),
+                     "steps": {s["step"]: s["removed"] for s in steps}})
+    return BuildResult(existing.id, False, existing.record_count, existing.manifest, steps)

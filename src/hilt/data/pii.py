@@ -6,10 +6,16 @@ A detector returns the spans it finds; the selection step either drops the recor
 in (for example a NER model); :class:`RegexPiiDetector` is the default and knows
 
 - e-mail addresses (a pragmatic subset of RFC 5322 addr-spec),
-- phone numbers (E.164 ``+`` numbers and common national spellings with 9-15 digits),
+- phone numbers (E.164 ``+`` numbers and common national spellings with 9-15 digits in
+  groups of 2-4); dates (``2024-01-15``, ``15.01.2024``) are never part of one, so a
+  timestamp such as ``2024-01-15 10:30`` is not a phone number,
 - card-like numbers: 13-19 digits, optionally grouped by spaces or dashes, that pass the
-  Luhn checksum (ISO/IEC 7812-1 Annex B), so arbitrary long numbers are not flagged,
-- IPv4 addresses (each octet 0-255) and IPv6 addresses (validated with ``ipaddress``).
+  Luhn checksum (ISO/IEC 7812-1 Annex B), so arbitrary long numbers are not flagged;
+  ISBN-13s (978/979 and a valid ISBN check digit) are not cards,
+- IPv4 addresses (each octet 0-255, not part of a longer dotted sequence, not after a
+  word such as "section", "§" or "version") and IPv6 addresses (validated with
+  ``ipaddress``, with at least one group of 3-4 hex digits or with a hex letter, so
+  ``1:2:3:4:5:6:7:8``-like runs of small numbers are not taken for one).
 
 Regexes favour recall on the usual spellings; they are not a guarantee, which is why
 the detector is pluggable.
@@ -50,6 +56,20 @@ _PHONE = (r"(?P<phone>(?<![\w+])(?:\+\d{1,3}[ \-.]?)?(?:\(\d{1,4}\)[ \-.]?)?"
           r"\d{2,4}(?:[ \-.]?\d{2,4}){2,4}(?!\w))")
 # Order decides which kind wins where two could match the same characters.
 _NUMERIC = re.compile("|".join([_CARD, _IPV4, _PHONE]))
+_PHONE_ONLY = re.compile(_PHONE)
+# Dates (year first, or day and month first), which the phone pattern would otherwise
+# read as digit groups: numeric runs are cut at them.
+_DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
+_DATE = re.compile(rf"(?<!\d)(?:(?:19|20)\d\d([-./]){_MONTH}\1{_DAY}"
+                   rf"|{_DAY}([-./]){_DAY}\2(?:19|20)\d\d)(?!\d)")
+# A dotted quad after one of these words is a section, figure or version number (on
+# the same line: the detector stays line-local).
+_OUTLINE_WORD = re.compile(
+    r"(?:§|\b(?:sections?|sec|chapters?|ch|clauses?|articles?|art|parts?|paragraphs?|"
+    r"paras?|figures?|figs?|tables?|steps?|items?|rules?|versions?|ver|v|releases?|"
+    r"appendix|annex|notes?|nr|pages?|pp?|standards?|iso|rfc|isbn))\.?[^\S\n]*\Z",
+    re.IGNORECASE)
+_IPV6_HINT = re.compile(r"[0-9A-Fa-f]{3}|[A-Fa-f]")
 # Matches wherever _NUMERIC_RUN does (it is _NUMERIC_RUN without the optional prefix),
 # at half the cost on digit-rich text: a cheap test before the full scan.
 _NUMERIC_HINT = re.compile(r"\d[\d \-.()]{5,}\d")
@@ -93,19 +113,45 @@ class RegexPiiDetector:
         runs = _NUMERIC_RUN.finditer(text) if _NUMERIC_HINT.search(text) else ()
         for run in runs:
             chunk, base = run.group(), run.start()
-            for m in _NUMERIC.finditer(chunk):
-                kind = _numeric_kind(m)
-                if kind is not None and kind in self.kinds:
-                    spans.append(PiiSpan(kind, base + m.start(), base + m.end()))
+            for lo, hi in _without_dates(chunk):
+                for m in _NUMERIC.finditer(chunk, lo, hi):
+                    kind = _numeric_kind(m)
+                    if kind == "ip" and _OUTLINE_WORD.search(text, max(0, base + m.start()
+                                                                        - 24),
+                                                             base + m.start()):
+                        continue
+                    if kind is not None and kind in self.kinds:
+                        spans.append(PiiSpan(kind, base + m.start(), base + m.end()))
         return _non_overlapping(spans)
 
 
+def _without_dates(chunk: str) -> list[tuple[int, int]]:
+    """The stretches of a numeric run between the dates in it."""
+    if len(chunk) < 8:
+        return [(0, len(chunk))]
+    out, lo = [], 0
+    for d in _DATE.finditer(chunk):
+        out.append((lo, d.start()))
+        lo = d.end()
+    out.append((lo, len(chunk)))
+    return out
+
+
 def _is_ipv6(value: str) -> bool:
+    if not _IPV6_HINT.search(value):  # only 1-2 digit decimal groups: a ratio or list
+        return False
     try:
         ipaddress.IPv6Address(value)
     except ValueError:
         return False
     return True
+
+
+def _isbn13(digits: str) -> bool:
+    """An EAN-13 book number: 978/979 prefix and weights 1, 3 summing to 0 mod 10."""
+    return (len(digits) == 13 and digits[:3] in ("978", "979")
+            and sum((3 if i % 2 else 1) * (ord(c) - 48) for i, c in enumerate(digits)) % 10
+            == 0)
 
 
 def _numeric_kind(m: re.Match[str]) -> str | None:
@@ -114,6 +160,8 @@ def _numeric_kind(m: re.Match[str]) -> str | None:
         return "ip"
     digits = re.sub(r"\D", "", value)
     if m.lastgroup == "card":
+        if _isbn13(digits):
+            return None
         if luhn_valid(digits):
             return "card"
         return "phone" if _phone_like(value) else None
@@ -121,8 +169,12 @@ def _numeric_kind(m: re.Match[str]) -> str | None:
 
 
 def _phone_like(value: str) -> bool:
+    """A long digit run that failed the card test is a phone number only if it is
+    spelt like one: grouped, and every group 2-4 digits as the phone pattern requires
+    (so ``978-3-16-148410-0`` is not)."""
     digits = re.sub(r"\D", "", value)
-    return 9 <= len(digits) <= 15 and (value.startswith("+") or " " in value or "-" in value)
+    return (9 <= len(digits) <= 15 and (value.startswith("+") or " " in value or "-" in value)
+            and _PHONE_ONLY.fullmatch(value) is not None)
 
 
 def _non_overlapping(spans: list[PiiSpan]) -> list[PiiSpan]:

@@ -170,7 +170,7 @@ def _rows(examples: list[Example]) -> np.ndarray:
 
 def exact_dedup(examples: list[Example], features: TextFeatures | None = None
                 ) -> tuple[list[Example], StepReport]:
-    """Keep the first example of each (kind, label, normalised text)."""
+    """Keep the first example of each (kind, label, field layout, normalised text)."""
     features = _features(examples, features)
     digests = features.exact_digests
     report = StepReport("exact_dedup", len(examples))
@@ -201,15 +201,36 @@ def near_dedup(examples: list[Example], spec: SelectionSpec,
                                 shingle_words=cfg.shingle_words, seed=cfg.seed)
     dup = result.duplicate_of.tolist()
     kept = []
+    conflicts: list[list[str]] = []
     for ex, of in zip(examples, dup, strict=True):
         # Near-duplicates with different labels are kept apart: they are not redundant
         # copies of one example (classification labels must agree to merge).
-        if of >= 0 and examples[of].label == ex.label:
-            report.drop("near_duplicate", ex.key)
-        else:
+        if of < 0 or examples[of].label != ex.label:
             kept.append(ex)
+        elif ex.kind == "preference" and _opposite_preferences(feats, examples[of], ex):
+            # MinHash reads all fields as one word sequence, so P + (a, b) and P + (b, a)
+            # look alike; keeping either one alone would silently decide the conflict.
+            # Both stay and the pair is reported.
+            kept.append(ex)
+            conflicts.append([examples[of].key, ex.key])
+        else:
+            report.drop("near_duplicate", ex.key)
     report.notes["similar_pairs"] = int(len(result.pairs))
+    if conflicts:
+        report.notes["conflicting_preferences"] = sorted(conflicts)
     return kept, report
+
+
+def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _opposite_preferences(feats: TextFeatures, a: Example, b: Example) -> bool:
+    """Whether B's chosen response resembles A's rejected one (and B's rejected A's
+    chosen) more than the responses on the same side resemble each other."""
+    ca, ra = feats.last_field_words(a.text_row, 2), feats.last_field_words(a.text_row, 1)
+    cb, rb = feats.last_field_words(b.text_row, 2), feats.last_field_words(b.text_row, 1)
+    return _jaccard(ca, rb) + _jaccard(ra, cb) > _jaccard(ca, cb) + _jaccard(ra, rb)
 
 
 def decontaminate(examples: list[Example], index: HeldoutIndex,

@@ -9,8 +9,8 @@ per batch) and each word hashed once (:class:`hilt.data.ngrams.WordHasher`). Kep
   MinHash shingles of an example (word n-grams over all its fields in order, the words
   of ``Example.dedup_text()``) and the decontamination n-grams of each field are computed
   from them by numpy, never from text again;
-- per example, the sha256 of ``kind, label`` and the word hashes of its normalised
-  text, for exact dedup;
+- per example, the sha256 of ``kind, label``, its field layout (which fields, how many
+  words each) and the word hashes of its normalised text, for exact dedup;
 - per example, when the split groups by prompt, u(normalised prompt) of
   :func:`hilt.data.balance.unit_hash`, so the split needs no tokenising either.
 
@@ -51,13 +51,20 @@ class TextFeatures:
     word_hashes: np.ndarray  # uint64: every word of every field of every example
     field_offsets: np.ndarray  # int64, n_fields + 1: words of field f
     example_fields: np.ndarray  # int64, n_examples + 1: fields of example row r
-    exact_digests: list[bytes]  # sha256(kind \0 label \0 normalised text) per row
+    exact_digests: list[bytes]  # sha256(kind, label, field layout, words) per row
     prompt_units: np.ndarray | None  # float64 u(normalised prompt) per row, or None
 
     def example_words(self, rows: np.ndarray) -> WordBatch:
         """One document per row: the words of all its fields in order."""
         return _gather(self.word_hashes, self.field_offsets[self.example_fields[rows]],
                        self.field_offsets[self.example_fields[rows + 1]])
+
+    def last_field_words(self, row: int, back: int) -> frozenset[int]:
+        """The distinct word hashes of one field of a row, counted from its end
+        (``back=1``: the last field; a preference's ``rejected``)."""
+        f = int(self.example_fields[row + 1]) - back
+        return frozenset(self.word_hashes[self.field_offsets[f]:
+                                          self.field_offsets[f + 1]].tolist())
 
     def field_words(self, rows: np.ndarray) -> tuple[WordBatch, np.ndarray]:
         """One document per field of the given rows, and the position in ``rows`` each
@@ -67,6 +74,11 @@ class TextFeatures:
         owner = np.repeat(np.arange(len(rows), dtype=np.int64), last - first)
         return _gather(self.word_hashes, self.field_offsets[fields],
                        self.field_offsets[fields + 1]), owner
+
+
+def _label_bytes(label: str | None) -> bytes:
+    """A label for the exact-dedup digest; no label and the text "None" differ."""
+    return b"-" if label is None else b"=" + label.encode()
 
 
 def _prompt_words(ex: Example, flat: list[str], starts: list[int], ends: list[int],
@@ -113,16 +125,25 @@ def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *
         hashes.append(words_of.hashes)
         field_lengths.append(words_of.lengths)
         offs = words_of.offsets.tolist()
+        lengths = words_of.lengths.astype(np.int64)
         raw = words_of.hashes
         starts, ends = tokens.starts.tolist(), tokens.ends.tolist()
         f = 0
         for i, ex in enumerate(chunk):
             k = int(fields_per_example[lo + i])
             # The normalised text, as the 64-bit hashes of its words (telling two
-            # different texts apart fails only if two words collide on 64 bits).
+            # different texts apart fails only if two words collide on 64 bits). The
+            # words alone would make P + ("", "a b") and P + ("a b", "") - opposite
+            # preferences - or ("x y", "z") and ("x", "y z") one text, so the digest
+            # also holds which fields there are (message roles, then the names of the
+            # present text fields) and how many words each has.
             body = raw[offs[f]:offs[f + k]].tobytes()
-            digests.append(sha256(b"%s\x00%s\x00%s" % (
-                ex.kind.encode(), str(ex.label).encode(), body)).digest())
+            layout = "\x1f".join([*(m["role"] for m in ex.messages),
+                                   *(n for n in Example.TEXT_FIELDS
+                                     if getattr(ex, n) is not None)])
+            digests.append(sha256(b"%s\x00%s\x00%s\x00%s\x00%s" % (
+                ex.kind.encode(), _label_bytes(ex.label), layout.encode(),
+                lengths[f:f + k].tobytes(), body)).digest())
             if units is not None:
                 units[lo + i] = unit_hash(seed, " ".join(
                     _prompt_words(ex, tokens.flat, starts, ends, f, k)))
