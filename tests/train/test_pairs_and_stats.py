@@ -54,6 +54,9 @@ def test_real_hh_file_parses_and_every_prompt_ends_at_the_last_assistant_turn(
     ({"prompt": "p", "chosen": 1, "rejected": "b"}, "chosen"),
     ({"chosen": "Human: x", "rejected": "totally different"}, "chosen"),
     ({"prompt": "p", "chosen": "a", "rejected": "b", "margin": "big"}, "margin"),
+    # json.dumps writes NaN and Infinity, and json.loads reads them back
+    ({"prompt": "p", "chosen": "a", "rejected": "b", "margin": float("nan")}, "margin"),
+    ({"prompt": "p", "chosen": "a", "rejected": "b", "margin": float("inf")}, "margin"),
 ])
 def test_bad_pair_lines_name_file_line_field(tmp_path: Path, line: dict, field: str) -> None:
     path = tmp_path / "pairs.jsonl"

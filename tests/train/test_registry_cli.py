@@ -162,3 +162,54 @@ def test_cli_harmful_field_must_be_boolean(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "line 2" in done.stderr and "'h'" in done.stderr and "boolean" in done.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_cli_bad_training_options_exit_2_before_training(tmp_path: Path) -> None:
+    pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(10))
+    base = ["train", "reward", "--pairs", str(pairs), "--out", str(tmp_path / "rm"),
+            "--no-register"]
+    for extra, field in [(["--epochs", "0.5"], "--epochs"), (["--epochs", "1.5"], "--epochs"),
+                         (["--held-out=-0.5"], "--held-out"), (["--held-out", "1"], "--held-out"),
+                         (["--held-out", "0"], "--held-out")]:
+        done = _hilt([*base, *extra], tmp_path)
+        assert done.returncode == 2 and f"field '{field}'" in done.stderr, (extra, done.stderr)
+        assert "Traceback" not in done.stderr and not (tmp_path / "rm").exists()
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"t": "No.", "y": "refuse"}\n{"t": "Yes.", "y": "comply"}\n')
+    for option, value in [("--target-fpr", "1.5"), ("--target-fnr", "-0.1")]:
+        done = _hilt(["train", "classifier", "--data", str(rows), "--text-field", "t",
+                      "--label-field", "y", option, value, "--out", str(tmp_path / "c"),
+                      "--no-register"], tmp_path)
+        assert done.returncode == 2 and f"field '{option}'" in done.stderr, done.stderr
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b'{"t": "No.", "y": "refuse"}\n\xff\xfe garbage\n')
+    done = _hilt(["train", "classifier", "--data", str(binary), "--text-field", "t",
+                  "--label-field", "y", "--out", str(tmp_path / "c")], tmp_path)
+    assert done.returncode == 2 and "line 2" in done.stderr and "UTF-8" in done.stderr
+
+
+def test_cli_models_on_a_new_database_and_unknown_kind(tmp_path: Path) -> None:
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    done = _hilt(["models", "list", "--db", fresh], tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+    done = _hilt(["models", "list", "--kind", "bogus"], tmp_path)
+    assert done.returncode == 2 and "field '--kind'" in done.stderr
+    done = _hilt(["models", "show", "nope", "--db", fresh], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_cli_refuses_to_train_into_a_registered_version(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"t": t, "y": y}) + "\n" for t, y in [
+        ("I can't help with that.", "refuse"), ("Sure, here it is.", "comply"),
+        ("I won't do that.", "refuse"), ("The answer is 4.", "comply")] * 2))
+    base = ["train", "classifier", "--data", str(rows), "--text-field", "t", "--label-field",
+            "y", "--out", str(tmp_path / "clf")]
+    first = _hilt(base, tmp_path)
+    assert first.returncode == 0, first.stderr
+    version = json.loads(first.stdout)["model_version"]
+    manifest = (tmp_path / "clf" / "manifest.json").read_text()
+    again = _hilt(base, tmp_path)
+    assert again.returncode == 2 and version in again.stderr and "field '--out'" in again.stderr
+    assert (tmp_path / "clf" / "manifest.json").read_text() == manifest

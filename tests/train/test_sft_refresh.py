@@ -83,3 +83,36 @@ def test_bad_demonstrations_name_line_and_field(tmp_path: Path, line: dict, fiel
     with pytest.raises(InputError) as err:
         read_sft_records(path)
     assert err.value.line == 2 and err.value.field == field and err.value.file == str(path)
+
+
+def test_demonstrations_dropped_by_truncation_are_counted(tmp_path: Path) -> None:
+    long_prompt = " ".join(["word"] * 400)
+    rows = [{"prompt": p, "completion": c} for p, c in PAIRS]
+    rows += [{"prompt": long_prompt, "completion": c} for _, c in PAIRS]
+    records = read_sft_records(_write(tmp_path / "d.jsonl", rows))
+    facts = train_sft(records, SFTRunConfig(max_steps=1, batch_size=2, max_length=64),
+                      tmp_path / "out")
+    assert facts["metrics"]["n"] == 8
+    assert facts["metrics"]["n_used"] == 4 and facts["metrics"]["n_dropped"] == 4
+    # nothing left to learn from is an input error, not a crash inside the trainer
+    with pytest.raises(InputError) as err:
+        train_sft(records, SFTRunConfig(max_steps=1, batch_size=2, max_length=4),
+                  tmp_path / "out2")
+    assert err.value.field == "--max-length"
+
+
+def test_undecodable_and_gzipped_files(tmp_path: Path) -> None:
+    import gzip
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"prompt": "a", "completion": "b"}\n\xff\xfe garbage\n')
+    with pytest.raises(InputError) as err:
+        read_sft_records(bad)
+    assert err.value.line == 2 and "UTF-8" in str(err.value)
+    packed = tmp_path / "d.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"prompt": "a", "completion": "b"}\n'))
+    assert read_sft_records(packed) == [{"prompt": "a", "completion": "b"}]
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(b'{"prompt": "a", "completion": "b"}\n' * 50)[:30])
+    with pytest.raises(InputError, match="cannot read"):
+        read_sft_records(cut)

@@ -85,6 +85,28 @@ def _register(manifest: dict[str, Any], out: Path, name: str | None,
         engine.dispose()
 
 
+def _guard_registered_out(out: Path, db: str | None) -> None:
+    """Refuse to train into the folder of a registered model version: its files are what
+    the registry (and every check that names the version) loads."""
+    import sqlalchemy as sa
+
+    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.tables.registry import ModelVersionRow
+
+    engine = make_engine(db)
+    try:
+        migrate(engine)
+        with transaction(engine) as session:
+            owner = session.execute(sa.select(ModelVersionRow.id).where(
+                ModelVersionRow.artifact_path == str(out.resolve())).limit(1)).scalar()
+    finally:
+        engine.dispose()
+    if owner is not None:
+        raise InputError(f"{out} holds registered model version {owner}; training into it "
+                         "would change that version's files: write to a new folder",
+                         field="--out")
+
+
 def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> str | None:
     """Folder of the newest registered version with this kind/name, if it still exists."""
     from hilt.store.db import make_engine, migrate, transaction
@@ -147,6 +169,17 @@ def train_reward(
     from hilt.train.reward_trl import TRLRewardConfig
 
     _one_source(pairs, dataset, "--pairs")
+    default_model = model in (DEFAULT_RM, f"sentence-transformers/{DEFAULT_RM}")
+    if not 0 < held_out < 1:
+        raise InputError("the held-out fraction must lie strictly between 0 and 1",
+                         field="--held-out")
+    if default_model and (epochs < 1 or epochs != int(epochs)):
+        raise InputError(f"the default model trains whole epochs (≥ 1), got {epochs}",
+                         field="--epochs")
+    if epochs <= 0:
+        raise InputError(f"must be positive, got {epochs}", field="--epochs")
+    if register:
+        _guard_registered_out(out, db)
     data_hash, extra, data_path = None, None, str(pairs)
     if dataset is not None:
         from hilt.train.from_dataset import preference_pairs
@@ -162,7 +195,7 @@ def train_reward(
         data = read_pairs(pairs)
         held = read_pairs(eval_pairs) if eval_pairs else None
     config: RewardConfig | TRLRewardConfig
-    if model in (DEFAULT_RM, f"sentence-transformers/{DEFAULT_RM}"):
+    if default_model:
         config = RewardConfig(view=view, max_length=max_length,
                               trainable_layers=trainable_layers, epochs=int(epochs),
                               cheap_features=cheap_features, lexical_expert=lexical_expert,
@@ -267,7 +300,12 @@ def train_classifier_cmd(
     if context_similarity and not context_field:
         raise InputError("--context-similarity needs --context-field",
                          field="--context-similarity")
+    for option, rate_value in (("--target-fpr", target_fpr), ("--target-fnr", target_fnr)):
+        if rate_value is not None and not 0 <= rate_value < 1:
+            raise InputError(f"a target rate lies in [0, 1), got {rate_value}", field=option)
     _one_source(data, dataset, "--data")
+    if register:
+        _guard_registered_out(out, db)
     held_out, extra = None, {}
     if dataset is not None:
         from hilt.train.from_dataset import classification_rows
@@ -412,10 +450,15 @@ def models_list(
     db: DbOption = None,
 ) -> None:
     """Registered model versions, newest first (JSON)."""
-    from hilt.store.db import make_engine, transaction
-    from hilt.train.registry import list_versions, version_as_dict
+    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.train.registry import KINDS, list_versions, version_as_dict
 
-    with transaction(make_engine(db)) as session:
+    if kind is not None and kind not in KINDS:
+        raise InputError(f"unknown model kind {kind!r}; kinds: {', '.join(KINDS)}",
+                         field="--kind")
+    engine = make_engine(db)
+    migrate(engine)  # as the train commands do: a new database lists no versions
+    with transaction(engine) as session:
         _echo([version_as_dict(r) for r in list_versions(session, kind, name)])
 
 
@@ -423,10 +466,12 @@ def models_list(
 def models_show(version_id: Annotated[str, typer.Argument(help="model version id")],
                 db: DbOption = None) -> None:
     """One model version with its config and metrics (JSON)."""
-    from hilt.store.db import make_engine, transaction
+    from hilt.store.db import make_engine, migrate, transaction
     from hilt.train.registry import get_version, version_as_dict
 
-    with transaction(make_engine(db)) as session:
+    engine = make_engine(db)
+    migrate(engine)
+    with transaction(engine) as session:
         _echo(version_as_dict(get_version(session, version_id), full=True))
 
 

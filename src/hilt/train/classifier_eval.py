@@ -8,7 +8,6 @@ false-negative rates at the stored threshold (positive = ``classes_[1]``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,38 +35,28 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
                   harmful_field: str | None = None) -> LabelledTexts:
     """Labelled texts from JSONL; labels may be strings, numbers or booleans, the
     harmful-request field must be a JSON boolean."""
+    from hilt.train.jsonl import iter_json_objects
+
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=str(path))
     texts, labels, contexts, harmful = [], [], [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
-                                 line=number) from None
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object", file=str(path), line=number)
-            for name in filter(None, (text_field, context_field)):
-                if not isinstance(obj.get(name), str):
-                    raise InputError("missing or not a string", file=str(path), line=number,
-                                     field=name)
-            if harmful_field and not isinstance(obj.get(harmful_field), bool):
-                raise InputError("missing or not a boolean", file=str(path), line=number,
-                                 field=harmful_field)
-            label = obj.get(label_field)
-            if label is None or isinstance(label, dict | list):
-                raise InputError("missing, or not a string/number/boolean", file=str(path),
-                                 line=number, field=label_field)
-            texts.append(obj[text_field])
-            labels.append(str(label).lower() if isinstance(label, bool) else str(label))
-            if context_field:
-                contexts.append(obj[context_field])
-            if harmful_field:
-                harmful.append(obj[harmful_field])
+    for number, obj in iter_json_objects(path):
+        for name in filter(None, (text_field, context_field)):
+            if not isinstance(obj.get(name), str):
+                raise InputError("missing or not a string", file=str(path), line=number,
+                                 field=name)
+        if harmful_field and not isinstance(obj.get(harmful_field), bool):
+            raise InputError("missing or not a boolean", file=str(path), line=number,
+                             field=harmful_field)
+        label = obj.get(label_field)
+        if label is None or isinstance(label, dict | list):
+            raise InputError("missing, or not a string/number/boolean", file=str(path),
+                             line=number, field=label_field)
+        texts.append(obj[text_field])
+        labels.append(str(label).lower() if isinstance(label, bool) else str(label))
+        if context_field:
+            contexts.append(obj[context_field])
+        if harmful_field:
+            harmful.append(obj[harmful_field])
     if not texts:
         raise InputError("no labelled lines in file", file=str(path))
     return LabelledTexts(texts, labels, contexts if context_field else None,

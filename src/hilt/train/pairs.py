@@ -15,8 +15,7 @@ file, line and field, before anything is trained or written.
 
 from __future__ import annotations
 
-import gzip
-import json
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -79,12 +78,6 @@ def last_exchange(prompt: str) -> str:
     return text.strip()
 
 
-def _open_text(path: Path) -> Any:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
 def _string_field(obj: dict[str, Any], name: str, file: str, line: int) -> str:
     if name not in obj:
         raise InputError("missing required field", file=file, line=line, field=name)
@@ -113,6 +106,9 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
     margin = obj.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)):
         raise InputError("must be a number", file=file, line=line, field="margin")
+    if margin is not None and not math.isfinite(margin):  # JSON's NaN / Infinity extension
+        raise InputError(f"must be a finite number, got {margin}", file=file, line=line,
+                         field="margin")
     slice_name = obj.get("slice")
     if slice_name is not None and not isinstance(slice_name, str):
         raise InputError("must be a string", file=file, line=line, field="slice")
@@ -123,22 +119,10 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
 
 
 def iter_pairs(path: str | Path) -> Iterator[Pair]:
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=str(path))
-    with _open_text(path) as handle:
-        try:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
-                                     line=number) from None
-                yield parse_pair(obj, str(path), number)
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read file ({exc})", file=str(path)) from None
+    from hilt.train.jsonl import iter_json_objects
+
+    for number, obj in iter_json_objects(path):
+        yield parse_pair(obj, str(path), number)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:

@@ -65,7 +65,10 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     else:
         train, held_out = list(pairs), list(eval_pairs)
     if not train or not held_out:
-        raise ValueError("need at least one training and one held-out pair")
+        from hilt.errors import InputError
+
+        raise InputError(f"need at least one training and one held-out pair (got "
+                         f"{len(train)} and {len(held_out)})", field="--held-out")
     with staged_folder(out_dir, ".rm-") as work:
         model: Scorer
         if isinstance(config, TRLRewardConfig):

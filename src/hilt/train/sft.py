@@ -66,30 +66,19 @@ def _check_messages(value: Any, file: str, line: int) -> list[dict[str, str]]:
 
 def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """Validate a demonstration file; every problem names file, line and field."""
+    from hilt.train.jsonl import iter_json_objects
+
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=str(path))
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
-                                 line=number) from None
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object", file=str(path), line=number)
-            if "messages" in obj:
-                records.append({"messages": _check_messages(obj["messages"], str(path),
-                                                            number)})
-                continue
-            for name in ("prompt", "completion"):
-                if not isinstance(obj.get(name), str):
-                    raise InputError("missing or not a string (need prompt+completion or "
-                                     "messages)", file=str(path), line=number, field=name)
-            records.append({"prompt": obj["prompt"], "completion": obj["completion"]})
+    for number, obj in iter_json_objects(path):
+        if "messages" in obj:
+            records.append({"messages": _check_messages(obj["messages"], str(path), number)})
+            continue
+        for name in ("prompt", "completion"):
+            if not isinstance(obj.get(name), str):
+                raise InputError("missing or not a string (need prompt+completion or "
+                                 "messages)", file=str(path), line=number, field=name)
+        records.append({"prompt": obj["prompt"], "completion": obj["completion"]})
     if not records:
         raise InputError("no demonstrations in file", file=str(path))
     return records
@@ -202,6 +191,12 @@ def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
     With ``eval_records`` the metrics add ``validation_loss``: mean token cross-entropy
     on their assistant/completion tokens after training (``Trainer.evaluate``)."""
     trainer, facts = build_sft_trainer(records, config, out_dir, eval_records)
+    # TRL drops examples with no label left once truncated to max_length; say how many
+    used = len(trainer.train_dataset) if trainer.train_dataset is not None else 0
+    if used == 0:
+        raise InputError(f"all {len(records)} demonstrations were dropped: none keeps an "
+                         f"assistant token within {config.max_length} tokens",
+                         field="--max-length")
     result = trainer.train()
     validation = trainer.evaluate() if eval_records else None
     model = trainer.model
@@ -213,7 +208,8 @@ def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     facts["metrics"] = {"train_loss": float(result.training_loss),
                         "final_logged_loss": losses[-1] if losses else None,
-                        "steps": int(trainer.state.global_step), "n": len(records)}
+                        "steps": int(trainer.state.global_step), "n": len(records),
+                        "n_used": used, "n_dropped": len(records) - used}
     if validation is not None:
         facts["metrics"]["validation_loss"] = float(validation["eval_loss"])
         facts["metrics"]["validation_n"] = len(eval_records or [])

@@ -1,0 +1,51 @@
+"""JSON-lines input for training: plain or gzipped, one object per line, errors that name
+the file and the line.
+
+Lines are read as bytes and decoded one at a time, so a byte that is not UTF-8 is
+reported on its own line rather than as a traceback from a decoder somewhere in a
+buffered block.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hilt.errors import InputError
+
+
+def _open_bytes(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSONL[.gz] file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    number = 0
+    try:
+        with _open_bytes(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                                     file=str(path), line=number) from None
+                if not text.strip():
+                    continue
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
+                                     line=number) from None
+                if not isinstance(obj, dict):
+                    raise InputError("each line must be a JSON object", file=str(path),
+                                     line=number)
+                yield number, obj
+    except (OSError, EOFError) as exc:  # unreadable, or a cut or false gzip stream
+        raise InputError(f"cannot read file ({exc})", file=str(path),
+                         line=number + 1 if number else None) from None
