@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hilt.access import add_reviewer, create_token
 from hilt.api.app import create_app, route_roles
 from hilt.cli import app
+from hilt.store import audit
 from hilt.store.db import transaction
 
 from . import scenario
@@ -58,6 +59,27 @@ def test_cli_run_list_ack_and_bad_config(history: Engine, db_url: str, tmp_path:
     assert code == 2 and "no_such_setting" in out and str(config) in out
 
 
+@pytest.mark.parametrize(("text", "field"), [
+    ("min_window_n: abc\n", "min_window_n"),
+    ("enabled: label_shift\n", "enabled"),
+])
+def test_cli_config_with_a_bad_value_exits_2_naming_file_and_field(
+        engine: Engine, db_url: str, tmp_path: Path, text: str, field: str) -> None:
+    config = tmp_path / "drift.yaml"
+    config.write_text(text)
+    code, out = cli(db_url, "drift", "run", "--dry-run", "--config", str(config))
+    assert code == 2 and str(config) in out and f"field '{field}'" in out
+
+
+def test_cli_decide_with_versions_reversed_is_refused(engine: Engine, db_url: str) -> None:
+    scenario.base(engine)
+    code, out = cli(db_url, "drift", "decide", "simple", "2", "1", "--kind", "accept",
+                    "--reason", "x")
+    assert code == 2 and "new_version" in out
+    with transaction(engine) as session:
+        assert not audit.entries(session, action="rubric.compat_decision")
+
+
 def test_cli_lineage_of_unknown_model_fails_cleanly(engine: Engine, db_url: str) -> None:
     code, out = cli(db_url, "lineage", "reward-0000")
     assert code == 2 and "not found" in out
@@ -86,6 +108,8 @@ def test_api_roles_and_alerts(history: Engine) -> None:
     assert ran.status_code == 200 and ran.json()["alerts"]
     assert call("service", "POST", "/v1/drift/run",
                 json={"config": {"bogus": 1}}).status_code == 422
+    bad_value = call("service", "POST", "/v1/drift/run", json={"config": {"min_window_n": "x"}})
+    assert bad_value.status_code == 422 and "min_window_n" in bad_value.text
     listed = call("lead", "GET", "/v1/drift/alerts", params={"monitor": "label_shift"})
     assert listed.status_code == 200 and listed.json()
     alert_id = listed.json()[0]["id"]

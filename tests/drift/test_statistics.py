@@ -10,6 +10,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from statsmodels.stats.proportion import proportion_confint
 
+from hilt.errors import InputError
 from hilt.quality.drift import (
     agreement_change,
     check_mixable,
@@ -127,8 +128,40 @@ def test_bonferroni_and_alpha_spending() -> None:
     assert per_test_alpha(0.01, 5) == pytest.approx(0.002)
     assert DriftConfig(false_alarm_rate=0.05, horizon_windows=50).alpha_per_window == \
         pytest.approx(0.001)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         DriftConfig(enabled=("nonsense",))
+
+
+@pytest.mark.parametrize(("setting", "value", "reason"), [
+    ("min_window_n", "abc", "must be an integer"),
+    ("min_window_n", 2.5, "must be an integer"),
+    ("min_window_n", True, "must be an integer"),
+    ("min_window_n", 0, "at least 1"),
+    ("horizon_windows", "10", "must be an integer"),
+    ("window_hours", "24", "finite number"),
+    ("window_hours", float("nan"), "finite number"),
+    ("false_alarm_rate", 1.5, "(0, 1)"),
+    ("smoothing", 0, "positive"),
+    ("min_psi", -0.1, "not be negative"),
+    ("min_rate_change", 2, "at most 1"),
+    ("reference", 3, "must be a string"),
+    ("enabled", "label_shift", "must be a list"),
+    ("enabled", ["label_shift", 3], "must be a list"),
+])
+def test_config_values_are_type_checked_naming_file_and_field(
+        setting: str, value: object, reason: str) -> None:
+    # A config file's values are checked when it loads, not deep inside a monitor; a
+    # string for `enabled` is not read as a list of its characters.
+    with pytest.raises(InputError) as caught:
+        DriftConfig.from_dict({setting: value}, file="drift.yaml")
+    assert caught.value.file == "drift.yaml" and caught.value.field == setting
+    assert reason in caught.value.reason
+
+
+def test_config_from_dict_accepts_a_valid_file() -> None:
+    cfg = DriftConfig.from_dict({"window_hours": 12, "min_window_n": 40,
+                                 "enabled": ["label_shift"], "horizon_windows": None})
+    assert cfg.enabled == ("label_shift",) and cfg.window_hours == 12
 
 
 def test_transition_matrix_cells_are_wilson_at_bonferroni_confidence() -> None:

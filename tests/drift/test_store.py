@@ -123,6 +123,26 @@ def test_bridge_flags_a_flipped_category_until_a_mapping_is_recorded(engine: Eng
         assert bridge_labels == 18
 
 
+def test_decisions_and_bridges_need_the_old_version_first(engine: Engine) -> None:
+    # Both are stored under (old, new) with old < new, the order compatibility looks
+    # them up in; a reversed pair would be recorded and audited but never found.
+    scenario.base(engine)
+    with transaction(engine) as s:
+        publish_rubric(s, scenario.rubric("v2"), actor="lead")
+        with pytest.raises(InputError) as caught:
+            record_decision(s, "simple", 2, 1, kind="accept", reason="x", actor="lead")
+        assert caught.value.field == "new_version"
+        with pytest.raises(InputError) as caught:
+            create_bridge(s, "simple", 2, 1, actor="lead")
+        assert caught.value.field == "new_version"
+        with pytest.raises(InputError):
+            record_decision(s, "simple", 0, 1, kind="accept", reason="x", actor="lead")
+        assert not audit.entries(s, action="rubric.compat_decision")
+        # The read-only compatibility query is symmetric and reports the pair in order.
+        compat = bridge_compatibility(s, "simple", 2, 1)
+        assert (compat.old_version, compat.new_version) == (1, 2)
+
+
 def test_lineage_from_model_version_to_rubrics_and_policies(engine: Engine) -> None:
     scenario.base(engine)
     scenario.history(engine)

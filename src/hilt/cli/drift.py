@@ -66,10 +66,8 @@ def load_config(path: Path | None) -> Any:
     unknown = sorted(set(data) - set(DriftConfig.__dataclass_fields__))
     if unknown:
         raise InputError(f"unknown settings {unknown}", file=str(path), field=unknown[0])
-    try:
-        return DriftConfig.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise InputError(str(exc), file=str(path)) from None
+    # Errors in the values are InputErrors naming the file and the field.
+    return DriftConfig.from_dict(data, file=str(path))
 
 
 @drift_app.command("run")

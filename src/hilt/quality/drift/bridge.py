@@ -51,6 +51,19 @@ def _choice_options(session: Session, rubric_id: str, version: int) -> dict[str,
             for q in row.spec.get("questions", []) if q.get("kind") == "single_choice"}
 
 
+def _check_order(old_version: int, new_version: int) -> None:
+    """Bridges and decisions are stored under (old, new) with old < new, the order in
+    which compatibility looks them up; a reversed pair would be stored and audited but
+    never found."""
+    if old_version < 1:
+        raise InputError(f"versions start at 1, not {old_version}", field="old_version")
+    if old_version == new_version:
+        raise InputError("old and new version are the same", field="new_version")
+    if old_version > new_version:
+        raise InputError(f"the new version ({new_version}) must be later than the old "
+                         f"({old_version})", field="new_version")
+
+
 def create_bridge(session: Session, rubric_id: str, old_version: int, new_version: int, *,
                   actor: str, question_id: str | None = None, per_stratum: int = 30,
                   seed: int = 0, pool: str = "default", overlap_k: int = 3,
@@ -59,8 +72,7 @@ def create_bridge(session: Session, rubric_id: str, old_version: int, new_versio
     """Sample the bridge set and queue its items for re-review under ``new_version``."""
     from hilt.review.tasks import insert_tasks, task_row
 
-    if old_version == new_version:
-        raise InputError("old and new version are the same", field="new_version")
+    _check_order(old_version, new_version)
     if per_stratum < 1 or overlap_k < 1:
         raise InputError("per_stratum and overlap must be at least 1", field="per_stratum")
     old_q = _choice_options(session, rubric_id, old_version)
@@ -202,6 +214,7 @@ def record_decision(session: Session, rubric_id: str, old_version: int, new_vers
     ``mapping`` (translate old labels with ``mapping``), ``relabel`` (old labels are
     replaced by re-review under the new version), ``accept`` (the change is intended and
     old labels stand as they are), or ``withdraw`` (cancel the standing decision)."""
+    _check_order(old_version, new_version)
     if kind not in DECISION_KINDS:
         raise InputError(f"kind must be one of {DECISION_KINDS}", field="kind")
     if not reason.strip():

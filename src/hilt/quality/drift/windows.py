@@ -24,15 +24,29 @@ Reference: O. J. Dunn (1961), "Multiple comparisons among means", JASA 56:52–6
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from hilt.errors import InputError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 MONITORS = ("label_shift", "reviewer_label_shift", "prompt_mix_shift", "agreement",
             "gold_accuracy", "adjudication_rate", "guideline_gap_rate",
             "escalation_rule_hits")
+
+_INT_FIELDS = ("reference_windows", "horizon_windows", "min_window_n", "min_reference_n",
+               "min_gold_window_n", "min_gold_reference_n", "min_agreement_items",
+               "lookback_windows", "history_windows")
+_FLOAT_FIELDS = ("window_hours", "false_alarm_rate", "min_expected", "smoothing",
+                 "min_psi", "min_rate_change")
+
+
+def _bad(name: str, message: str) -> InputError:
+    """A config error naming the field (``from_dict`` adds the file)."""
+    return InputError(message, field=name)
 
 
 @dataclass(frozen=True)
@@ -80,21 +94,58 @@ class DriftConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # A config usually comes from a YAML/JSON file, so types are checked here too:
+        # a string where a number belongs would otherwise fail deep inside a monitor (or
+        # pass silently when a window has no data), and a string where a list belongs
+        # would be read character by character.
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name == "horizon_windows":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _bad(name, f"must be an integer, not {value!r}")
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not math.isfinite(value)):
+                raise _bad(name, f"must be a finite number, not {value!r}")
+        if not isinstance(self.reference, str):
+            raise _bad("reference", f"must be a string, not {self.reference!r}")
+        if (not isinstance(self.enabled, tuple | list)
+                or not all(isinstance(m, str) for m in self.enabled)):
+            raise _bad("enabled", f"must be a list of monitor names, not {self.enabled!r}")
+        if not isinstance(self.extra, dict):
+            raise _bad("extra", f"must be a mapping, not {self.extra!r}")
         if self.window_hours <= 0:
-            raise ValueError("window_hours must be positive")
-        if self.reference_windows < 1 or self.lookback_windows < 1:
-            raise ValueError("reference_windows and lookback_windows must be at least 1")
+            raise _bad("window_hours", "must be positive")
+        for name in ("reference_windows", "lookback_windows"):
+            if getattr(self, name) < 1:
+                raise _bad(name, "must be at least 1")
         if not 0 < self.false_alarm_rate < 1:
-            raise ValueError("false_alarm_rate must lie in (0, 1)")
+            raise _bad("false_alarm_rate", "must lie in (0, 1)")
         if self.reference not in ("baseline", "trailing"):
-            raise ValueError("reference must be 'baseline' or 'trailing'")
+            raise _bad("reference", "must be 'baseline' or 'trailing'")
         if self.history_windows < self.reference_windows + 1:
-            raise ValueError("history_windows must exceed reference_windows")
+            raise _bad("history_windows", "must exceed reference_windows")
         if self.horizon_windows is not None and self.horizon_windows < 1:
-            raise ValueError("horizon_windows must be at least 1")
+            raise _bad("horizon_windows", "must be at least 1")
+        for name in ("min_window_n", "min_reference_n", "min_gold_window_n",
+                     "min_gold_reference_n", "min_agreement_items"):
+            # A test on an empty window means nothing; at least one observation.
+            if getattr(self, name) < 1:
+                raise _bad(name, "must be at least 1")
+        for name in ("min_expected", "min_psi", "min_rate_change"):
+            if getattr(self, name) < 0:
+                raise _bad(name, "must not be negative")
+        if self.smoothing <= 0:
+            # The divergences take logarithms of the smoothed shares: zero pseudo-counts
+            # give log(0) for a category one window lacks.
+            raise _bad("smoothing", "must be positive")
+        if self.min_rate_change > 1:
+            raise _bad("min_rate_change", "is a change of a rate and must be at most 1")
         unknown = set(self.enabled) - set(MONITORS)
         if unknown:
-            raise ValueError(f"unknown monitors {sorted(unknown)}; known: {MONITORS}")
+            raise _bad("enabled", f"unknown monitors {sorted(unknown)}; known: {MONITORS}")
 
     @property
     def width(self) -> timedelta:
@@ -113,11 +164,19 @@ class DriftConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DriftConfig:
+    def from_dict(cls, data: dict[str, Any], *, file: str | None = None) -> DriftConfig:
+        """The config from a mapping of its fields; errors name ``file`` and the field."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "enabled" in known:
+            # Only a list: tuple("label_shift") would split the name into characters.
+            if not isinstance(known["enabled"], list):
+                raise InputError(f"must be a list of monitor names, not {known['enabled']!r}",
+                                 file=file, field="enabled")
             known["enabled"] = tuple(known["enabled"])
-        return cls(**known)
+        try:
+            return cls(**known)
+        except InputError as exc:
+            raise InputError(exc.reason, file=file, field=exc.field) from None
 
 
 def reference_range(first_window: int, window: int, config: DriftConfig) -> range | None:
