@@ -235,3 +235,9 @@ class TestDegenerateAgreement:
         expected = np.mean([cohen_kappa_score(labels[a], labels[b])
                             for a, b in ((0, 1), (0, 2), (1, 2))])
         assert measure_agreement(frame, "cohen", n_resamples=20).value == pytest.approx(expected)
+
+
+def test_answers_refuse_a_repeated_class() -> None:
+    # A class listed twice has no single code (pandas would fail to index it).
+    with pytest.raises(ValueError, match="repeat"):
+        Answers.from_columns(["a", "a"], ["r1", "r2"], ["x", "y"], classes=["x", "y", "x"])

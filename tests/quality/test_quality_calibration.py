@@ -150,4 +150,13 @@ def test_reviewer_report_rows() -> None:
     assert fading.status in ("probation", "suspended")
     assert newcomer.status == "onboarding" and newcomer.gold_accuracy is None
     assert (newcomer.ci_low, newcomer.ci_high) == (0.0, 1.0)
+    # The rolling accuracy carries a Wilson interval over the last `window` answers.
+    window = CalibrationConfig().window
+    assert fading.rolling_n == window and newcomer.rolling_n == 0
+    right = round(fading.rolling_accuracy * window)  # type: ignore[operator]
+    low, high = wilson_interval(right, window)
+    assert (fading.rolling_ci_low, fading.rolling_ci_high) == pytest.approx(
+        (float(low), float(high)))
+    assert fading.rolling_ci_low < fading.rolling_accuracy < fading.rolling_ci_high  # type: ignore[operator]
+    assert (newcomer.rolling_ci_low, newcomer.rolling_ci_high) == (0.0, 1.0)
     assert rows["steady"].as_dict()["reviewer"] == "steady"

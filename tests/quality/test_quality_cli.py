@@ -94,6 +94,43 @@ def test_aggregate_scale_methods(tmp_path: Path) -> None:
         assert set(labels) == {"q1", "q2"}
 
 
+def test_scale_gold_accuracy_compares_numbers(tmp_path: Path) -> None:
+    # "4.0" and "4" are the same rating: a scale method must not count it wrong.
+    answers = _write(tmp_path / "a.csv", "item,reviewer,label\na,r1,4.0\na,r2,4\n"
+                                         "b,r1,2\nb,r2,2\n")
+    gold = _write(tmp_path / "g.csv", "item,label\na,4\n")
+    for method in ("median", "mean"):
+        result = runner.invoke(app, ["quality", "aggregate", str(answers), "--method", method,
+                                     "--out", str(tmp_path / "o.csv"), "--gold", str(gold)])
+        assert result.exit_code == 0, result.output
+        rows = {r["reviewer"]: r for r in json.loads(result.stdout)["reviewers"]}
+        assert rows["r1"]["gold_accuracy"] == rows["r2"]["gold_accuracy"] == 1.0
+    # Categorical methods compare labels as text: "4.0" is not the class "4".
+    result = runner.invoke(app, ["quality", "aggregate", str(answers), "--method", "mv",
+                                 "--out", str(tmp_path / "o.csv"), "--gold", str(gold)])
+    rows = {r["reviewer"]: r for r in json.loads(result.stdout)["reviewers"]}
+    assert (rows["r1"]["gold_correct"], rows["r2"]["gold_correct"]) == (0, 1)
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    (["--metric", "cohen", "--order", "x,y,x"], "--order"),
+    (["--metric", "cohen", "--order", "x,,y"], "--order"),
+    (["--metric", "percent", "--confidence", "1.5"], "--confidence"),
+    (["--metric", "percent", "--confidence", "0"], "--confidence"),
+    (["--metric", "percent", "--resamples", "-5"], "--resamples"),
+    (["--metric", "percent", "--resamples", "0"], "--resamples"),
+])
+def test_agreement_bad_options_name_the_option(tmp_path: Path, options: list[str],
+                                               field: str) -> None:
+    # Checked before the file is read, so the error is the option's, not a column's.
+    answers = _write(tmp_path / "a.csv", "item,reviewer,label\na,r1,x\na,r2,x\n"
+                                         "b,r1,y\nb,r2,x\n")
+    result = runner.invoke(app, ["quality", "agreement", str(answers), *options])
+    error = result.exception
+    assert isinstance(error, InputError), result.output
+    assert (error.file, error.field) == (None, field)
+
+
 def test_agreement_json_matches_package(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     data = rng.integers(1, 6, (4, 60)).astype(float)

@@ -40,6 +40,12 @@ def _operation(engine: Engine) -> None:
                      config=QueueConfig(gold_rate=0.5))
 
 
+def test_cli_refresh_of_an_unknown_rubric_is_not_found(engine: Engine, db_url: str) -> None:
+    # A mistyped rubric id used to refit nothing and exit 0.
+    code, out = _cli(db_url, "quality", "refresh", "--rubric", "nosuch")
+    assert code == 2 and "nosuch" in out and "not published" in out
+
+
 def test_cli_reviewers_and_refresh(engine: Engine, db_url: str, tmp_path: Path) -> None:
     _operation(engine)
     code, out = _cli(db_url, "quality", "reviewers")
@@ -61,6 +67,9 @@ def test_cli_reviewers_and_refresh(engine: Engine, db_url: str, tmp_path: Path) 
     for r in rows:
         assert r["model_n_answers"] > 0 and r["model_ci_low"] <= r["model_accuracy"]
         assert r["gold_ci_low"] <= (r["gold_accuracy"] or 0) <= r["gold_ci_high"]
+        # The rolling rate has its own interval, over at most `window` (10) answers.
+        assert r["rolling_n_gold"] == min(r["n_gold"], 10)
+        assert r["rolling_ci_low"] <= (r["rolling_gold_accuracy"] or 0) <= r["rolling_ci_high"]
     settings.write_text("aggregation: {min_confidense: 0.6}\n")
     code, out = _cli(db_url, "quality", "refresh", "--config", str(settings))
     assert code == 2 and "min_confidense" in out

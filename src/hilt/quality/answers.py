@@ -82,6 +82,9 @@ class Answers:
         reviewer_codes, reviewer_uniques = pd.factorize(reviewer_values)
         class_values = (_sorted_classes(label_values) if classes is None
                         else np.asarray(list(classes)))
+        if classes is not None and pd.Index(class_values).has_duplicates:
+            # Each class needs one code; pandas cannot index labels by a repeated class.
+            raise ValueError("classes must not repeat a label")
         label_codes = pd.Index(class_values).get_indexer(label_values)
         if label_codes.size and label_codes.min() < 0:
             bad = label_values[label_codes < 0][0]

@@ -42,15 +42,37 @@ SCALE_METHODS: dict[str, type[ScaleAggregator]] = {
 METHODS = (*CATEGORICAL_METHODS, *SCALE_METHODS)
 
 
+def _gold_number(gold: GoldFile, item: str) -> float:
+    """The gold label of ``item`` as a finite number (scale methods)."""
+    try:
+        value = float(gold.labels[item])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError("gold label is not a finite number", file=gold.path,
+                         line=gold.lines[item], field="label")
+    return value
+
+
 def _reviewer_gold_accuracy(table: CsvColumns, gold: GoldFile | None,
-                            estimated: dict[str, float],
-                            estimate_name: str) -> list[dict[str, Any]]:
+                            estimated: dict[str, float], estimate_name: str,
+                            ratings: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per-reviewer answer counts and gold accuracy. With ``ratings`` (the answers as
+    numbers, scale methods) an answer is right when it equals the gold label as a
+    number, so "4.0" matches gold "4"; categorical labels compare as text."""
     frame = pd.DataFrame({"reviewer": table.columns["reviewer"]})
     frame["n_answers"] = 1
     if gold is not None:
-        known = pd.Series(table.columns["item"]).map(gold.labels)
+        item_column = pd.Series(table.columns["item"])
+        known = item_column.map(gold.labels)
         frame["n_gold"] = known.notna().astype(int)
-        frame["gold_correct"] = (known == pd.Series(table.columns["label"])).astype(int)
+        if ratings is None:
+            correct = known == pd.Series(table.columns["label"])
+        else:
+            numbers = {item: _gold_number(gold, item) for item in set(item_column)
+                       if item in gold.labels}
+            correct = item_column.map(numbers) == pd.Series(ratings)
+        frame["gold_correct"] = correct.astype(int)
     grouped = frame.groupby("reviewer", sort=True).sum()
     rows: list[dict[str, Any]] = []
     for reviewer, counts in grouped.iterrows():
@@ -86,6 +108,7 @@ def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
                               "out": str(out_path), "n_answers": len(table)}
     estimated: dict[str, float] = {}
     estimate_name = "estimated_accuracy"
+    ratings: np.ndarray | None = None
     if method in SCALE_METHODS:
         ratings = numeric_labels(table, f"method {method} aggregates numbers")
         answers = Answers.from_columns(np.asarray(items, dtype=object),
@@ -97,11 +120,7 @@ def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
             for item, position in zip(gold.labels, positions, strict=True):
                 if position < 0:
                     continue
-                try:
-                    values[position] = float(gold.labels[item])
-                except ValueError as exc:
-                    raise InputError("gold label is not a number", file=gold.path,
-                                     line=gold.lines[item], field="label") from exc
+                values[position] = _gold_number(gold, item)
                 confidence[position] = 1.0
         if isinstance(scale_model, BiasCorrectedMean):
             report.update(iterations=scale_model.n_iter_, converged=scale_model.converged_)
@@ -131,7 +150,8 @@ def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
         answered = set(items)
         report["gold"] = {"file": gold.path, "n_items": len(gold.labels),
                           "n_items_answered": sum(item in answered for item in gold.labels)}
-    report["reviewers"] = _reviewer_gold_accuracy(table, gold, estimated, estimate_name)
+    report["reviewers"] = _reviewer_gold_accuracy(table, gold, estimated, estimate_name,
+                                                  ratings)
     write_csv_atomic(out_path, ("item", "label", "confidence"),
                      ((item, label, format(float(conf), ".6f"))
                       for item, label, conf in zip(item_ids, labels, confidence, strict=True)))
@@ -148,6 +168,22 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
     the labels: numbers are ordered numerically; other labels need ``order``. A reviewer
     answering the same item twice is an error (agreement is defined per reviewer and item).
     """
+    # The options are checked before the file is read, so an error names the option
+    # rather than a field of the file.
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must lie strictly between 0 and 1, not {confidence}",
+                         field="--confidence")
+    if n_resamples < 1:
+        raise InputError(f"resamples must be at least 1, not {n_resamples}",
+                         field="--resamples")
+    if order is not None:
+        if any(not label for label in order):
+            raise InputError("a label is empty", field="--order")
+        repeated = sorted({label for label in order if order.count(label) > 1})
+        if repeated:
+            # A label listed twice has no single rank.
+            raise InputError(f"label(s) listed more than once: {', '.join(map(repr, repeated))}",
+                             field="--order")
     table = read_answers(answers_path)
     duplicate = first_duplicate_pair(table)
     if duplicate is not None:

@@ -20,6 +20,7 @@ from hilt.review.aggregation import AdjudicationPolicy, Aggregator, Answer, deci
 from hilt.review.labels import finalize
 from hilt.review.reviews import cached_spec, labels_from
 from hilt.review.rubric_spec import RubricSpec
+from hilt.review.rubrics import get_version
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.review import AdjudicationRow, FinalLabelRow, ReviewRow, ReviewTaskRow
@@ -58,7 +59,10 @@ def refresh_labels(session: Session, rubric_id: str,
                    config: ModelAggregationConfig = ModelAggregationConfig(), *,
                    now: datetime | None = None, actor: str = "quality") -> RefreshResult:
     """Refit the rubric's models and re-aggregate waiting and automatically resolved
-    tasks with them (see the module docstring for what may change)."""
+    tasks with them (see the module docstring for what may change). Raises
+    :class:`hilt.errors.NotFound` when no version of the rubric is published."""
+    # An unknown rubric id (a typo) would otherwise refit nothing and report success.
+    get_version(session, rubric_id)
     now = now or utcnow()
     result = RefreshResult(rubric_id)
     reviews = _rubric_reviews(session, rubric_id)

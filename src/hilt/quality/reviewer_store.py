@@ -139,7 +139,8 @@ def reviewer_quality_report(session: Session,
                             ) -> list[dict[str, Any]]:
     """One row per reviewer (sorted by id): stored status and the status the machine
     gives now, gold accuracy, agreement with final labels and model accuracy, each with a
-    Wilson interval at ``config.confidence``, rolling accuracy and the trend flag."""
+    Wilson interval at ``config.confidence``, rolling accuracy (also with its Wilson
+    interval) and the trend flag."""
     replayed = _replayed(session, config)
     agreement = _final_label_agreement(session)
     model = _model_accuracy(session)
@@ -164,6 +165,9 @@ def reviewer_quality_report(session: Session,
             "gold_correct": rep.gold_correct if rep else 0,
             "gold_accuracy": gold_acc, "gold_ci_low": gold_low, "gold_ci_high": gold_high,
             "rolling_gold_accuracy": rep.rolling_accuracy if rep else None,
+            "rolling_n_gold": rep.rolling_n if rep else 0,
+            "rolling_ci_low": rep.rolling_ci_low if rep else 0.0,
+            "rolling_ci_high": rep.rolling_ci_high if rep else 1.0,
             "trend_alarm": bool(rep and rep.trend_alarm),
             "trend_alarm_at": alarm_at.isoformat() if isinstance(alarm_at, datetime)
             else alarm_at,

@@ -36,7 +36,8 @@ class ReviewerReportRow:
 
     ``gold_accuracy`` and the Wilson interval cover all of the reviewer's gold answers
     (``None`` accuracy and the interval (0, 1) without any); ``rolling_accuracy`` covers
-    the last ``config.window`` of them. ``status`` comes from replaying the gold answers
+    the last ``config.window`` of them (``rolling_n`` answers), with its own Wilson
+    interval. ``status`` comes from replaying the gold answers
     in time order (:func:`hilt.quality.calibration.replay_status`); ``trend_alarm`` says
     whether the CUSUM fired, at ``trend_alarm_at`` (the timestamp of that gold answer).
     """
@@ -49,6 +50,12 @@ class ReviewerReportRow:
     ci_low: float
     ci_high: float
     rolling_accuracy: float | None
+    rolling_n: int
+    """Gold answers in the rolling window (at most ``config.window``)."""
+    rolling_ci_low: float
+    rolling_ci_high: float
+    """Wilson interval of ``rolling_accuracy`` at ``config.confidence``: the window is
+    small, so the rate alone overstates what is known."""
     status: str
     may_take_production_tasks: bool
     trend_alarm: bool
@@ -88,6 +95,9 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
         correct = np.array([entry[2] for entry in outcomes], dtype=bool)
         n_gold, n_right = int(correct.size), int(correct.sum())
         low, high = wilson_interval(n_right, n_gold, config.confidence)
+        recent = correct[-config.window:]
+        rolling_low, rolling_high = wilson_interval(int(recent.sum()), int(recent.size),
+                                                    config.confidence)
         start, since = (baselines or {}).get(reviewer, (ReviewerStatus.ONBOARDING, None))
         replayed = [entry for entry in outcomes if since is None or entry[0] >= since]
         trace = replay_status(np.array([entry[2] for entry in replayed], dtype=bool), config,
@@ -100,6 +110,8 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
             ci_low=float(low), ci_high=float(high),
             rolling_accuracy=(float(rolling_accuracy(correct, config.window)[-1])
                               if n_gold else None),
+            rolling_n=int(recent.size), rolling_ci_low=float(rolling_low),
+            rolling_ci_high=float(rolling_high),
             status=status.value, may_take_production_tasks=status.may_take_production_tasks,
             trend_alarm=alarm is not None,
             trend_alarm_at=replayed[alarm][0] if alarm is not None else None,
