@@ -30,6 +30,12 @@ def test_learns_reproducibly_and_round_trips(tmp_path: Path) -> None:
     report = evaluate_reward_model(first, held, previous=second)
     assert report["accuracy"] >= 0.9
     assert report["n"] == 24 and 0 <= report["ece"] <= 1
+    ece_ci, margin_ci = report["ece_ci"], report["mean_margin_ci"]
+    assert 0 <= ece_ci["low"] <= ece_ci["high"] <= 1
+    assert margin_ci["low"] <= report["mean_margin"] <= margin_ci["high"]
+    previous_ci = report["agreement_with_previous"]["previous_accuracy_ci"]
+    assert previous_ci["low"] <= report["agreement_with_previous"]["previous_accuracy"] \
+        <= previous_ci["high"]
     assert report["agreement_with_previous"]["same_preference"]["value"] == 1.0
     probes = report["bias_probes"]
     assert set(probes["appended_phrases"]) == {"flattery", "apology"}

@@ -7,6 +7,10 @@ Reported (all rates with 95 % intervals):
 * ``ece`` — expected calibration error of P(chosen ≻ rejected) = σ(Δr). Each pair is
   counted in both orders, (σ(Δr), 1) and (1 − σ(Δr), 0), so the reliability diagram is
   symmetric and the ECE equals the usual confidence-based ECE of the binary decision.
+  ``ece_ci`` is a percentile bootstrap over pairs (1,000 resamples); ECE is biased
+  upwards on small samples, so read the interval as the spread, not as coverage of a
+  true calibration error.
+* ``mean_margin`` — mean of r(chosen) − r(rejected), with a bootstrap interval.
 * ``slices`` — accuracy per ``slice`` field, per number of human turns and by whether
   the chosen reply is the shorter one.
 * ``agreement_with_previous`` — share of pairs on which this and the previous model
@@ -80,6 +84,13 @@ def slice_accuracy(pairs: Sequence[Pair], delta: np.ndarray) -> dict[str, dict[s
     return {name: accuracy_block(delta[idx]) for name, idx in sorted(groups.items())}
 
 
+def _interval(delta: np.ndarray, statistic: Any, resamples: int) -> dict[str, Any] | None:
+    if not len(delta):
+        return None
+    low, high = bootstrap_interval(delta, statistic, n_resamples=resamples)
+    return {"method": "percentile bootstrap", "low": low, "high": high}
+
+
 def calibration(delta: np.ndarray, n_bins: int = 10) -> tuple[float, list[dict[str, float]]]:
     p = _sigmoid(delta)
     probs = np.concatenate([p, 1 - p])
@@ -133,8 +144,10 @@ def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
                         "bootstrap_low": acc["bootstrap_ci_low"],
                         "bootstrap_high": acc["bootstrap_ci_high"]},
         "ece": ece,
+        "ece_ci": _interval(delta, lambda d: calibration(d, n_bins)[0], 1000),
         "reliability_bins": bins,
         "mean_margin": float(delta.mean()) if len(delta) else None,
+        "mean_margin_ci": _interval(delta, np.mean, 2000),
         "slices": slice_accuracy(pairs, delta),
         "agreement_with_previous": None,
     }
@@ -142,10 +155,13 @@ def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
         prev_delta = (np.asarray(previous.score(prompts, [p.chosen for p in pairs]))
                       - np.asarray(previous.score(prompts, [p.rejected for p in pairs])))
         same = int(((delta > 0) == (prev_delta > 0)).sum())
+        previous_accuracy = accuracy_block(prev_delta)
         report["agreement_with_previous"] = {
             "same_preference": rate(same, len(pairs)),
             "margin_correlation": pearson(delta, prev_delta),
-            "previous_accuracy": accuracy_block(prev_delta)["value"],
+            "previous_accuracy": previous_accuracy["value"],
+            "previous_accuracy_ci": {"low": previous_accuracy["ci_low"],
+                                     "high": previous_accuracy["ci_high"]},
         }
     if probes:
         report["bias_probes"] = bias_probes(model, pairs, chosen_reward, rejected_reward)
