@@ -238,3 +238,52 @@ def test_nul_characters_are_refused_naming_line_and_field(engine: Engine) -> Non
     assert count(engine) == 0
     spelled = {**sample(5), "interaction": {"prompt": "printf(\"\\u0000\")"}}
     assert ingest_events(engine, [spelled]).new == 1
+
+
+def test_non_finite_scores_are_refused_with_their_field(engine: Engine, tmp_path: Path) -> None:
+    for literal in ("Infinity", "NaN", "1e400"):
+        f = tmp_path / f"scores-{literal}.jsonl"
+        f.write_text(json.dumps(sample(1)) + "\n" + json.dumps(sample(2))[:-1]
+                     + f', "scores": {{"guardrail": {literal}}}}}\n')
+        before = count(engine)
+        with pytest.raises(InputError) as err:
+            ingest_file(engine, f)
+        assert (err.value.line, err.value.field) == (2, "scores.guardrail"), str(err.value)
+        assert count(engine) == before  # all or nothing
+        result = ingest_file(engine, f, skip_invalid=True)
+        assert result.rejected == 1
+    assert count(engine) == 1  # sample(1), stored once across the three files
+    with pytest.raises(InputError):
+        ingest_events(engine, [sample(3, id="e3", scores={"guardrail": float("inf")})])
+
+
+def test_a_line_that_is_not_utf8_is_one_bad_line(engine: Engine, tmp_path: Path) -> None:
+    f = tmp_path / "bytes.jsonl"
+    f.write_bytes(json.dumps(sample(1)).encode() + b"\n\xff\xfe{\"a\": 1}\n"
+                  + json.dumps(sample(2)).encode() + b"\n")
+    with pytest.raises(InputError) as err:
+        ingest_file(engine, f)
+    assert err.value.line == 2 and "UTF-8" in str(err.value) and count(engine) == 0
+    result = ingest_file(engine, f, skip_invalid=True)
+    assert (result.new, result.rejected) == (2, 1)
+
+
+def test_an_unwritable_rejects_path_stores_nothing(engine: Engine, tmp_path: Path) -> None:
+    f = tmp_path / "mixed.jsonl"
+    f.write_text(json.dumps(sample(1)) + "\n{not json\n")
+    target = tmp_path / "missing-dir" / "r.jsonl"
+    with pytest.raises(InputError) as err:
+        ingest_file(engine, f, skip_invalid=True, rejects_path=target)
+    assert err.value.field == "--rejects" and count(engine) == 0
+    assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_csv_response_and_responses_together_are_refused(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    for header, row in [("prompt,response,responses", 'p1,A,"[{""text"": ""B""}]"'),
+                        ("prompt,responses,response", 'p1,"[{""text"": ""B""}]",A')]:
+        f = tmp_path / "both.csv"
+        f.write_text(header + "\n" + row + "\n")
+        with pytest.raises(InputError) as err:
+            ingest_file(engine, f)
+        assert (err.value.line, err.value.field) == (2, "response")

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hilt.errors import Conflict
+from hilt.errors import Conflict, InputError
 from hilt.ops import jobs
 from hilt.ops.periodic import PeriodicTask, run_periodic
 from hilt.store import audit
@@ -173,3 +173,22 @@ def test_expire_leases_sweep(engine: Engine) -> None:
     with transaction(engine) as s:
         assert [e.action for e in audit.entries(s, entity_id=claim.task_id)][0] == \
             "task.lease_expired"
+
+
+def test_a_job_cancelled_while_its_worker_was_gone_is_not_run_again(engine: Engine) -> None:
+    job_id = _enqueue(engine, "test.slow_write", {"reviewer_id": "r-cancelled"})
+    assert jobs.claim(engine, "w1") is not None  # w1 takes it, then dies
+    with transaction(engine) as s:
+        assert jobs.cancel(s, job_id, actor="lead").status == "running"
+    later = utcnow() + timedelta(hours=1)  # w1's lease has lapsed
+    assert jobs.claim(engine, "w2", now=later) is None
+    row = _job(engine, job_id)
+    assert row.status == "cancelled" and row.workers == ["w1"]
+    assert "r-cancelled" not in _reviewers(engine)
+
+
+def test_job_parameters_must_be_plain_json(engine: Engine) -> None:
+    for params in ({"x": float("nan")}, {"x": float("inf")}, {"x": object()}):
+        with pytest.raises(InputError) as err, transaction(engine) as s:
+            jobs.enqueue(s, "test.slow_write", params, actor="t")
+        assert err.value.field == "params"

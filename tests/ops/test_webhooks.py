@@ -49,6 +49,11 @@ def test_subscription_input_is_checked(engine: Engine) -> None:
         webhooks.subscribe(s, url="ftp://x", event_types=["item.resolved"], actor="t")
     with pytest.raises(InputError, match="event_types"), transaction(engine) as s:
         webhooks.subscribe(s, url="http://127.0.0.1:1/x", event_types=["nope"], actor="t")
+    # a broken host or port is an input error, not a ValueError from urlparse
+    for url in ("http://[::1/x", "http://h:99999/x", "http://h:0/x", "http://h/x\x00y",
+                "http:///x"):
+        with pytest.raises(InputError, match="url"), transaction(engine) as s:
+            webhooks.subscribe(s, url=url, event_types=["*"], actor="t")
 
 
 @pytest.fixture

@@ -270,16 +270,28 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
     with gc_paused():
         parsed = parse_all(read_records(path, lenient=skip_invalid), file=str(path),
                            skip_invalid=skip_invalid)
-        with transaction(engine) as session:
-            result = store_events(session, parsed.events, actor=actor, file=str(path),
-                                  lines=parsed.lines, source_name=str(path),
-                                  rejected=len(parsed.rejects))
-    if parsed.rejects:
+        # The rejects are written (beside their target) before the events commit, so
+        # that an unwritable rejects path stops the run with nothing stored, and a
+        # committed run never loses its rejects.
         target = Path(rejects_path) if rejects_path else path.with_name(
             path.name + ".rejects.jsonl")
         tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rej in parsed.rejects:
-                fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
+        if parsed.rejects:
+            try:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    for rej in parsed.rejects:
+                        fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
+            except OSError as exc:
+                raise InputError(f"cannot write the rejects file ({exc.strerror})",
+                                 file=str(target), field="--rejects") from None
+        try:
+            with transaction(engine) as session:
+                result = store_events(session, parsed.events, actor=actor, file=str(path),
+                                      lines=parsed.lines, source_name=str(path),
+                                      rejected=len(parsed.rejects))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    if parsed.rejects:
         tmp.replace(target)
     return result

@@ -21,7 +21,9 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # NaN and ±Infinity (which JSON parsers accept) cannot be stored as JSON: refuse them
+    # here, with the field, rather than store null or fail at the write
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 class Message(_Strict):

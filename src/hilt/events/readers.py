@@ -72,8 +72,16 @@ def _read_any(path: Path) -> Iterator[tuple[int, Record]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
-    with _open_text(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
+    # bytes, decoded line by line: a line that is not UTF-8 is one bad line (rejected
+    # with --skip-invalid), not a decoder error that ends the whole file
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield line_no, InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                                          file=str(path), line=line_no)
+                continue
             stripped = line.strip()
             if not stripped:
                 continue
@@ -87,18 +95,26 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
 def _read_csv(path: Path) -> Iterator[tuple[int, Record]]:
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
-            raise InputError("empty CSV file (no header)", file=str(path), line=1)
-        for record in reader:
-            line_no = reader.line_num
-            if None in record:
-                yield line_no, InputError("more cells than header columns",
-                                          file=str(path), line=line_no)
-                continue
-            try:
-                yield line_no, unflatten(record, file=str(path), line=line_no)
-            except InputError as err:
-                yield line_no, err
+        try:
+            yield from _csv_rows(path, reader)
+        except UnicodeDecodeError as exc:  # a CSV record may span lines: stop, name it
+            raise InputError(f"not UTF-8 text ({exc.reason})", file=str(path),
+                             line=reader.line_num + 1) from None
+
+
+def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, Record]]:
+    if reader.fieldnames is None:
+        raise InputError("empty CSV file (no header)", file=str(path), line=1)
+    for record in reader:
+        line_no = reader.line_num
+        if None in record:
+            yield line_no, InputError("more cells than header columns",
+                                      file=str(path), line=line_no)
+            continue
+        try:
+            yield line_no, unflatten(record, file=str(path), line=line_no)
+        except InputError as err:
+            yield line_no, err
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[int, Record]]:
@@ -148,6 +164,10 @@ def unflatten(row: dict[str, Any], *, file: str, line: int) -> dict[str, Any]:
         elif key == "messages":
             path = ["interaction", "messages"]
         elif key == "response":
+            if row.get("responses") not in (None, ""):
+                # which one would win depended on the column order: refuse both
+                raise InputError("give 'response' or 'responses', not both", file=file,
+                                 line=line, field="response")
             out.setdefault("responses", []).insert(0, {"text": value})
             continue
         elif key in DECODER_FIELDS:

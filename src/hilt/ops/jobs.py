@@ -23,6 +23,7 @@ see :mod:`hilt.ops.periodic`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import traceback
@@ -145,6 +146,10 @@ def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None, *
     if spec is None:
         raise InputError(f"unknown job kind {kind!r}; kinds: {', '.join(sorted(_KINDS))}",
                          field="kind")
+    try:  # parameters are stored and audited as JSON: NaN/Infinity have no JSON form
+        json.dumps(params or {}, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"job parameters must be plain JSON ({exc})", field="params") from None
     now = utcnow()
     job_id = new_job_id()
     values: dict[str, Any] = {
@@ -191,6 +196,14 @@ def claim(engine: Engine, worker_id: str, *, now: datetime | None = None) -> Cla
                 .with_for_update(skip_locked=True)).scalar_one_or_none()
             if row is None:
                 return None
+            if row.cancel_requested:
+                # cancelled while its last worker held it (and then died): never re-run
+                row.status, row.finished_at, row.lease_expires_at = "cancelled", now, None
+                audit.append(session, actor="jobs", action="job.cancelled",
+                             entity_type="job", entity_id=row.id,
+                             payload={"kind": row.kind, "progress": row.progress,
+                                      "at_claim": True})
+                continue
             if row.status == "running" and row.attempts >= row.max_attempts:
                 # Its last worker died with the lease held and no attempts are left.
                 _mark_failed(session, row, f"worker {row.locked_by} stopped (lease expired)"
@@ -241,6 +254,8 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
                 # Lock our row first: while the effect runs, no other worker can take
                 # the job even if the lease lapses; if we die, the lock dies with us.
                 row = _owned(session, job.id, worker_id, job.attempt)
+                if row.cancel_requested:  # asked between the claim and this lock
+                    raise JobCancelled(job.id)
                 result = spec.fn(ctx, session)
                 _succeed(session, row, result)
         else:

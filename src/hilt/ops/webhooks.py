@@ -83,9 +83,16 @@ def backoff_seconds(attempts: int, *, base: float, cap: float = 3600.0,
 def subscribe(session: Session, *, url: str, event_types: list[str], actor: str,
               secret: str | None = None, description: str = "") -> tuple[str, str]:
     """Create a subscription; returns ``(id, secret)`` (the secret is shown only here)."""
-    parsed = urlparse(url)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise InputError(f"webhook URL must be http(s)://host/..., got {url!r}", field="url")
+    try:  # urlparse and .port raise ValueError on a broken host or port
+        parsed = urlparse(url)
+        usable = (parsed.scheme in {"http", "https"} and bool(parsed.hostname)
+                  and (parsed.port is None or parsed.port > 0)
+                  and not any(c.isspace() or ord(c) < 32 for c in url))
+    except ValueError:
+        usable = False
+    if not usable:
+        raise InputError(f"webhook URL must be http(s)://host[:port]/..., got {url!r}",
+                         field="url")
     unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
     if unknown or not event_types:
         raise InputError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)} "
