@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from hilt.access import add_reviewer
 from hilt.cli import app
 from hilt.errors import Conflict, InputError
 from hilt.evals.check import run_check
@@ -86,8 +87,15 @@ def test_store_signoff_and_audit_in_one_transaction(engine: Engine, tmp_path: Pa
                        policy=policy)
     assert result.record["outcome"] == "block"  # waiting for the sign-off
     with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead")
+        add_reviewer(s, reviewer_id="rex", role="reviewer")
+    with transaction(engine) as s:
         stored = store_decision(s, result.record, actor="ci")
         first = stored.hash
+    # a sign-off counts people: only a registered, active lead or admin may sign
+    for signer, words in [("nobody", "not a registered identity"), ("rex", "a reviewer")]:
+        with pytest.raises(InputError, match=words), transaction(engine) as s:
+            sign_off(s, first, role="release_owner", signed_by=signer)
     with transaction(engine) as s:
         new = sign_off(s, first[:10], role="release_owner", signed_by="ana", note="fine")
         assert new.outcome == "pass" and new.supersedes == first
@@ -130,6 +138,11 @@ def test_cli_suite_and_gate_commands(db_url: str, tmp_path: Path) -> None:
     assert verified.exit_code == 0, verified.output
     shown = runner.invoke(app, ["gate", "show", record["hash"][:12], "--db", db_url])
     assert json.loads(shown.stdout)["outcome"] == "pass"
+    unknown = runner.invoke(app, ["gate", "signoff", record["hash"], "--role", "safety",
+                                  "--by", "bo", "--db", db_url])
+    assert unknown.exit_code != 0 and "--by" in str(unknown.exception or unknown.output)
+    added = runner.invoke(app, ["reviewer", "add", "bo", "--role", "lead", "--db", db_url])
+    assert added.exit_code == 0, added.output
     signed = runner.invoke(app, ["gate", "signoff", record["hash"], "--role", "safety",
                                  "--by", "bo", "--db", db_url])
     assert signed.exit_code == 0, signed.output

@@ -61,7 +61,8 @@ def verify(decision: DecisionArg, db: DbOption = None) -> None:
 @gate_app.command("signoff")
 def signoff(decision: DecisionArg,
             role: Annotated[str, typer.Option(help="the role signing, e.g. release_owner")],
-            by: Annotated[str, typer.Option(help="who signs")],
+            by: Annotated[str, typer.Option(
+                help="who signs: a registered, active lead or admin identity")],
             note: Annotated[str, typer.Option(help="why, kept in the record")] = "",
             out: Annotated[Path | None, typer.Option(help="also write the new record "
                                                           "here")] = None,

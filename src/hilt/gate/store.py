@@ -17,7 +17,11 @@ from hilt.errors import Conflict, InputError, NotFound
 from hilt.gate.decision import add_signoff, verify
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.gate import EvalSuiteRow, GateDecisionRow, GateSignoffRow
+
+# Identities that may sign a release decision off.
+SIGNER_ROLES = ("lead", "admin")
 
 
 def store_decision(session: Session, record: dict[str, Any], *, actor: str
@@ -79,9 +83,21 @@ def latest(session: Session, ref: str) -> GateDecisionRow:
 
 def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str = ""
              ) -> GateDecisionRow:
-    """Record a sign-off on the newest record of ``ref``; returns the new record's row."""
+    """Record a sign-off on the newest record of ``ref``; returns the new record's row.
+
+    The signer must be a registered, active identity with a role that may release
+    (``SIGNER_ROLES``): a sign-off counts people, so a free-typed name could be anyone,
+    or the same person twice.
+    """
     if not role.strip() or not signed_by.strip():
         raise InputError("role and signer are required", field="role")
+    signer = session.get(ReviewerRow, signed_by)
+    if signer is None or not signer.active or signer.role not in SIGNER_ROLES:
+        found = ("not a registered identity" if signer is None else "not active"
+                 if not signer.active else f"a {signer.role}")
+        raise InputError(f"{signed_by!r} is {found}; a sign-off needs an active identity "
+                         f"with role {' or '.join(SIGNER_ROLES)} (hilt reviewer add ID "
+                         "--role lead)", field="--by")
     current = latest(session, ref)
     at = utcnow()
     signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat()}
