@@ -91,6 +91,9 @@ def test_same_records_under_another_name_reuse_the_version_visibly(
     assert other.steps == first.steps
     with transaction(engine) as session:
         assert [r.name for r in versions.list_versions(session)] == ["prefs"]
+        # the name the reusing build asked for finds the version it got
+        assert [r.id for r in versions.list_versions(session, "other")] == [first.version_id]
+        assert versions.list_versions(session, "nothing") == []
         reused = audit.entries(session, action="dataset.build_reused")
     assert [(e.payload["name"], e.payload["recorded_name"]) for e in reused] == \
         [("other", "prefs")]
@@ -197,7 +200,9 @@ def test_cli_round_trip(db_url: str, world, tmp_path: Path, monkeypatch) -> None
     out = json.loads(again.stdout)
     assert (out["version_id"], out["reused"], out["name"], out["requested_name"]) == \
         (vid, True, "prefs", "again")
-    assert "reused" in again.stderr and "none is named 'again'" in again.stderr
+    assert "reused" in again.stderr and "'dataset list --name again' finds it" in again.stderr
+    listed = runner.invoke(app, ["dataset", "list", "--name", "again", *base])
+    assert [v["id"] for v in json.loads(listed.stdout)] == [vid]
     spec.write_text("name: none\nkind: preference\nsources: []\n")
     empty = runner.invoke(app, ["dataset", "build", str(spec), *base])
     assert isinstance(empty.exception, InputError)  # main() prints it and exits 2

@@ -40,7 +40,8 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
     if not result.created:
         typer.echo(f"note: the selected records equal dataset version {result.version_id} "
                    f"(name {result.name!r}); it is reused, no new version is recorded"
-                   + (f" and none is named {selection.name!r}" if other_name else ""),
+                   + (f"; 'dataset list --name {selection.name}' finds it"
+                      if other_name else ""),
                    err=True)
     echo_json({"version_id": result.version_id, "created": result.created,
                "reused": not result.created, "name": result.name,

@@ -40,9 +40,18 @@ def get_version(session: Session, version_id: str) -> DatasetVersionRow:
 
 
 def list_versions(session: Session, name: str | None = None) -> list[DatasetVersionRow]:
+    """Versions, newest first. By ``name``: those first built under it and those a build
+    under that name reused (same records, so the same version; recorded in the audit
+    log as ``dataset.build_reused``)."""
     query = sa.select(DatasetVersionRow).order_by(DatasetVersionRow.created_at.desc())
     if name:
-        query = query.where(DatasetVersionRow.name == name)
+        from hilt.store import audit
+
+        reused = {e.entity_id for e in audit.entries(session, action="dataset.build_reused",
+                                                     limit=100_000)
+                  if (e.payload or {}).get("name") == name}
+        query = query.where(sa.or_(DatasetVersionRow.name == name,
+                                   DatasetVersionRow.id.in_(sorted(reused))))
     return list(session.execute(query).scalars())
 
 
