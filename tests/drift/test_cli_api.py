@@ -106,6 +106,13 @@ def test_api_roles_and_alerts(history: Engine) -> None:
     assert http.get("/v1/drift/alerts").status_code == 401
     ran = call("service", "POST", "/v1/drift/run", json=body)
     assert ran.status_code == 200 and ran.json()["alerts"]
+    # a time without a zone is UTC, as on the command line (it was a 500)
+    naive = {**body, "now": now.replace("+00:00", ""), "dry_run": True}
+    assert "+" not in naive["now"]
+    dry = call("service", "POST", "/v1/drift/run", json=naive)
+    assert dry.status_code == 200 and dry.json()["alerts"] == ran.json()["alerts"]
+    since = call("lead", "GET", "/v1/drift/alerts", params={"since": "2020-01-01T00:00:00"})
+    assert since.status_code == 200
     assert call("service", "POST", "/v1/drift/run",
                 json={"config": {"bogus": 1}}).status_code == 422
     bad_value = call("service", "POST", "/v1/drift/run", json={"config": {"min_window_n": "x"}})

@@ -96,6 +96,15 @@ def test_training_job_parameters_are_checked(client: tuple[TestClient, dict[str,
     assert ok.status_code == 202
     cancel = c.post(f"/v1/jobs/{ok.json()['job_id']}/cancel", headers=h)
     assert cancel.json()["status"] == "cancelled"
+    # export parameters are checked when queued too, not first in a worker
+    for params, field in [({"status": 123}, "params.status"), ({"bogus": 1}, "params.bogus"),
+                          ({"x": float("nan")}, None)]:
+        body = json.dumps({"kind": "export.reviews", "params": params})
+        refused = c.post("/v1/jobs", content=body, headers={**h, "Content-Type":
+                                                            "application/json"})
+        assert refused.status_code == 422, refused.text
+        if field:
+            assert refused.json()["error"]["field"] == field
 
 
 def test_webhook_endpoints(client: tuple[TestClient, dict[str, str]]) -> None:

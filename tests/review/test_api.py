@@ -84,6 +84,10 @@ def test_review_workflow_and_role_checks(client: Client) -> None:
     tid = tasks["r1"]
     assert c.call("r1", "POST", f"/v1/queue/tasks/{tid}/submit",
                   json=_answers("harmful")).json()["late"] is False
+    # An adjudicator is a reviewer too: while the task is under review its case file
+    # stays shut, or whoever holds a lease could read the others' answers.
+    shut = c.call("adj", "GET", f"/v1/adjudications/{tid}")
+    assert shut.status_code == 409 and "I think" not in shut.text
     # Blind review: r2 cannot see r1's work, nor the case file, nor the lead's view.
     assert c.call("r2", "GET", f"/v1/adjudications/{tid}").status_code == 403
     assert c.call("r2", "GET", f"/v1/tasks/{tid}").status_code == 403
@@ -129,6 +133,17 @@ def test_review_workflow_and_role_checks(client: Client) -> None:
     assert detail["escalation"]["rule"] == "guardrail-high"
     assert detail["status"] == "resolved"
     assert c.call("r1", "GET", "/v1/labels").status_code == 403
+    # Gold answers are the calibration key: adjudicators, who also review, never see them.
+    c.call("service", "POST", "/v1/events", json={"events": [event(2)]})
+    gold = c.call("lead", "POST", "/v1/tasks/gold", json={
+        "event_id": event(2)["id"], "rubric": "harm",
+        "answers": {"verdict": "safe", "refusal": "complies", "helpfulness": 4}})
+    assert gold.status_code == 200, gold.text
+    gold_id = gold.json()["task_id"]
+    assert c.call("service", "GET", "/v1/labels?provenance=gold").json()
+    assert c.call("adj", "GET", "/v1/labels?provenance=gold").json() == []
+    assert all(lb["provenance"] != "gold" for lb in c.call("adj", "GET", "/v1/labels").json())
+    assert c.call("adj", "GET", f"/v1/adjudications/{gold_id}").status_code == 409
 
 
 def test_submit_can_lease_the_next_task(client: Client) -> None:

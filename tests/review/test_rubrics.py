@@ -52,7 +52,11 @@ def test_preference_and_ranking_use_the_items_responses() -> None:
     assert ok["order"] == [1, 0, 2]
     for bad in ({"better": {"chosen": 0, "rejected": 0}},
                 {"better": {"chosen": 0, "rejected": 3}},
-                {"better": {"chosen": 0, "rejected": 1}, "order": [0, 0, 1]}):
+                {"better": {"chosen": 0, "rejected": 1}, "order": [0, 0, 1]},
+                # floats sort like indices but index nothing; mixed types cannot sort
+                {"better": {"chosen": 0, "rejected": 1}, "order": [1.0, 0.0, 2.0]},
+                {"better": {"chosen": 0, "rejected": 1}, "order": ["a", 0, 1]},
+                {"better": {"chosen": 0, "rejected": 1}, "order": [None, 1, 0]}):
         with pytest.raises(InputError):
             clean_answers(spec, bad, 3)
     with pytest.raises(InputError, match="fewer than 2"):

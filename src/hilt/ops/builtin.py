@@ -149,15 +149,24 @@ def export_dir() -> Path:
     return Path(os.environ.get("HILT_EXPORT_DIR", str(hilt_home() / "exports")))
 
 
-@job_kind("export.reviews", user_startable=True)
+def _export_params(params: dict[str, Any]) -> None:
+    unknown = sorted(set(params) - {"status"})
+    if unknown:
+        raise InputError(f"unknown parameter {unknown[0]!r}; export.reviews takes: status",
+                         field=f"params.{unknown[0]}")
+    status = params.get("status")
+    if status is not None and not isinstance(status, str):
+        raise InputError("status must be a string", field="params.status")
+
+
+@job_kind("export.reviews", user_startable=True, check_params=_export_params)
 def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, Any]:
     """Write every task with its item, reviews and final labels as JSON lines."""
     from hilt.ops.export import write_jsonl
 
     assert session is not None
+    _export_params(ctx.params)
     status = ctx.params.get("status")
-    if status is not None and not isinstance(status, str):
-        raise InputError("status must be a string", field="status")
     out = export_dir() / f"reviews-{ctx.job_id}.jsonl"
     count = write_jsonl(session, out, status=status)
     return {"path": str(out), "items": count}

@@ -100,19 +100,24 @@ class JobKind:
     # Whether leads and service tokens may start it over HTTP / the CLI.
     user_startable: bool = False
     description: str = ""
+    # Checks a job's parameters when it is queued (raises InputError), so a bad request
+    # is refused at once instead of failing later in a worker.
+    check_params: Callable[[dict[str, Any]], None] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
 def job_kind(name: str, *, transactional: bool = True, max_attempts: int = 3,
-             retry_delay_s: float = 5.0, user_startable: bool = False
+             retry_delay_s: float = 5.0, user_startable: bool = False,
+             check_params: Callable[[dict[str, Any]], None] | None = None
              ) -> Callable[[JobFn], JobFn]:
     """Register a function as a job kind. Transactional kinds get an open session."""
 
     def register(fn: JobFn) -> JobFn:
         _KINDS[name] = JobKind(name, fn, transactional, max_attempts, retry_delay_s,
-                               user_startable, (fn.__doc__ or "").strip().split("\n")[0])
+                               user_startable, (fn.__doc__ or "").strip().split("\n")[0],
+                               check_params)
         return fn
 
     return register
@@ -150,6 +155,8 @@ def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None, *
         json.dumps(params or {}, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"job parameters must be plain JSON ({exc})", field="params") from None
+    if spec.check_params is not None:
+        spec.check_params(params or {})
     now = utcnow()
     job_id = new_job_id()
     values: dict[str, Any] = {

@@ -46,10 +46,18 @@ def pending(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
 
 def case_file(session: Session, task_id: str) -> dict[str, Any]:
     """Everything an adjudicator needs: the item, the rubric, every review and why the
-    task came to adjudication."""
+    task came to adjudication.
+
+    Only for a task that is waiting for adjudication or resolved: on a task still under
+    review the case file would show its reviews to whoever holds a lease on it (blind
+    review), and on a gold item it would show the answer key.
+    """
     task = session.get(ReviewTaskRow, task_id)
     if task is None:
         raise NotFound(f"task {task_id!r} does not exist")
+    if task.is_gold or task.status not in ("needs_adjudication", "resolved"):
+        raise Conflict(f"task {task_id} is {'a gold item' if task.is_gold else task.status}"
+                       "; its case file opens once it waits for adjudication")
     event = session.get(EventRow, task.event_id)
     reviews, _ = task_answers(session, task_id)
     spec = cached_spec(session, task.rubric_id, task.rubric_version)

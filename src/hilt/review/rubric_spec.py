@@ -144,8 +144,11 @@ class Question(_Strict):
                 raise ValueError("'chosen' and 'rejected' must differ")
             return {"chosen": chosen, "rejected": rejected}
         if k == "ranking":
-            if not isinstance(value, list) or sorted(value) != list(range(n_responses)) \
-                    or any(isinstance(v, bool) for v in value):
+            # integers only, checked before sorting: [1.0, 0.0] sorts like [0, 1] but
+            # indexes no response, and ["a", 0] cannot be sorted at all
+            if not isinstance(value, list) \
+                    or any(not isinstance(v, int) or isinstance(v, bool) for v in value) \
+                    or sorted(value) != list(range(n_responses)):
                 raise ValueError(f"must order every response index 0..{n_responses - 1} "
                                  "exactly once")
             return list(value)

@@ -3,11 +3,11 @@ and model lineage. Thin: every handler calls ``hilt.quality.drift``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
@@ -21,6 +21,13 @@ class RunIn(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="DriftConfig fields (docs/drift.md)")
     dry_run: bool = False
+
+    @field_validator("now")
+    @classmethod
+    def _utc_if_naive(cls, value: datetime | None) -> datetime | None:
+        # as the CLI reads --now: a time without a zone is UTC (windows are UTC-aligned)
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None \
+            else value
 
 
 class AckIn(BaseModel):
@@ -71,6 +78,8 @@ def alerts(monitor: str | None = None, status: str | None = None,
            ) -> list[dict[str, Any]]:
     from hilt.quality.drift.runner import list_alerts
 
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # as for /run: a time without a zone is UTC
     return list_alerts(session, monitor=monitor, status=status, since=since,
                        limit=max(1, min(limit, 1000)))
 

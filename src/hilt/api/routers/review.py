@@ -200,12 +200,14 @@ def decide(task_id: str, body: DecisionIn, session: Session = DB,
 def labels(rubric_id: str | None = None, provenance: str | None = None,
            min_confidence: float | None = None, limit: int = Query(1000, ge=1, le=10_000),
            session: Session = DB,
-           _: Principal = Depends(allow("lead", "adjudicator", "service"))
+           who: Principal = Depends(allow("lead", "adjudicator", "service"))
            ) -> list[dict[str, Any]]:
     out = []
     for record in iter_final_labels(
             session, rubric_ids=[rubric_id] if rubric_id else None,
             provenance=[provenance] if provenance else None, min_confidence=min_confidence):
+        if record.provenance == "gold" and who.role == "adjudicator":
+            continue  # adjudicators also review, and gold items calibrate reviewers
         out.append({**record.__dict__, "review_ids": list(record.review_ids),
                     "decided_at": record.decided_at.isoformat()})
         if len(out) >= limit:
