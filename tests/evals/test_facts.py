@@ -80,3 +80,31 @@ def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
     bad.write_text("- 1\n", encoding="utf-8")
     with pytest.raises(InputError, match="mapping"):
         load_facts(bad)
+
+
+def test_generation_settings_of_the_response_files_are_recorded(tmp_path: Path) -> None:
+    suite = _jsonl(tmp_path / "suite.jsonl", SUITE)
+    hot = {"endpoint": "http://a/v1", "model": "m", "decoder": {"temperature": 0.7}}
+    cold = {**hot, "decoder": {"temperature": 0.0}}
+    cand = _jsonl(tmp_path / "cand.jsonl",
+                  [{**r, "generation": {"settings": hot}} for r in RESP])
+    mixed = _jsonl(tmp_path / "ref.jsonl", [{**r, "generation": {"settings": hot if i else cold}}
+                                            for i, r in enumerate(RESP)])
+    plain = _jsonl(tmp_path / "plain.jsonl", RESP)
+    record = run_check(suite=suite, candidate=cand, reference=plain,
+                       out=tmp_path / "o1").record
+    assert record["inputs"]["versions"]["decoder_settings"] == {"candidate": hot,
+                                                                "reference": None}
+    record = run_check(suite=suite, candidate=cand, reference=mixed,
+                       out=tmp_path / "o2").record
+    recorded = record["inputs"]["versions"]["decoder_settings"]["reference"]
+    assert recorded == {"mixed": [cold, hot], "lines_with_settings": len(RESP)}
+    with pytest.raises(InputError) as caught:
+        run_check(suite=suite, candidate=cand, reference=plain, out=tmp_path / "o3",
+                  facts=_facts(tmp_path, {"versions": {"decoder_settings": {"t": 0}}}))
+    assert caught.value.field == "versions.decoder_settings"
+    # files without generation settings leave it to the facts file, as before
+    record = run_check(suite=suite, candidate=plain, reference=plain, out=tmp_path / "o4",
+                       facts=_facts(tmp_path, {"versions": {"decoder_settings": {"t": 0}}})
+                       ).record
+    assert record["inputs"]["versions"]["decoder_settings"] == {"t": 0}

@@ -47,6 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, {"error": "busy"})
         if prompt == "broken":
             return self._send(400, {"error": "bad request"})
+        if prompt == "silent":
+            return self._send(200, {"choices": [{"message": {"role": "assistant",
+                                                             "content": None}}]})
         answer = f"echo: {prompt} (t={body.get('temperature')})"
         self._send(200, {"choices": [{"message": {"role": "assistant", "content": answer}}]})
 
@@ -107,6 +110,34 @@ def test_generates_retries_caches_and_records_settings(server: _FakeServer, tmp_
     assert parsed["i0"].response == "echo: p0 (t=0.0)"
     line = json.loads(out.read_text().splitlines()[0])
     assert line["generation"]["settings"]["decoder"]["seed"] == 1
+
+
+def test_another_endpoint_is_another_cache_key(server: _FakeServer, tmp_path: Path) -> None:
+    # a candidate and a reference served under one model name on two ports must not
+    # share answers through a shared cache
+    other = _FakeServer()
+    thread = threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        items = _items(["p0", "p1"])
+        first = generate(items, _config(server), cache_dir=tmp_path / "cache")
+        second = generate(items, _config(other), cache_dir=tmp_path / "cache")
+        assert second["stats"]["requests"] == 2 and second["stats"]["cached"] == 0
+        assert other.calls == {"p0": 1, "p1": 1}
+        endpoints = {run["settings"]["endpoint"] for run in (first, second)}
+        assert len(endpoints) == 2
+    finally:
+        other.shutdown()
+        other.server_close()
+        thread.join(timeout=5)
+
+
+def test_an_answer_without_text_is_an_error_not_none(server: _FakeServer,
+                                                      tmp_path: Path) -> None:
+    with pytest.raises(GenerationError, match="without text"):
+        generate(_items(["silent"]), _config(server), cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.json"))  # nothing cached
 
 
 def test_non_retryable_error_fails_fast(server: _FakeServer) -> None:

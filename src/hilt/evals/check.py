@@ -45,6 +45,18 @@ def file_sha256(path: Path) -> str:
     return sha256_hex(path.read_bytes())
 
 
+def _generation_settings(lines: Any) -> Any:
+    """The settings every line of a response file was generated with (``hilt generate``
+    writes them per line); all distinct ones under ``mixed`` when they differ, None when
+    no line says."""
+    found = [line.settings for line in lines if line.settings is not None]
+    if not found:
+        return None
+    distinct = [s for i, s in enumerate(found) if s not in found[:i]]
+    return distinct[0] if len(distinct) == 1 and len(found) == len(list(lines)) \
+        else {"mixed": distinct, "lines_with_settings": len(found)}
+
+
 def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path,
               out: str | Path, gate: str | Path | None = None,
               scorer: str | Path | Scorer | None = None, facts: str | Path | None = None,
@@ -84,6 +96,14 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
         if (recorded.get("versions") or {}).get(key) is not None:
             raise InputError(f"{key} is read from the store for this run; remove it from "
                              "the facts file", file=str(facts), field=f"versions.{key}")
+    generated = {side: _generation_settings(lines[side].values())
+                 for side in ("candidate", "reference")}
+    if any(generated.values()):
+        if (recorded.get("versions") or {}).get("decoder_settings") is not None:
+            raise InputError("decoder_settings are read from the response files' "
+                             "generation.settings for this run; remove it from the facts "
+                             "file", file=str(facts), field="versions.decoder_settings")
+        extra_versions = {**(extra_versions or {}), "decoder_settings": generated}
     files = {"candidate": str(cand_path), "reference": str(ref_path)}
     if rm is not None:
         if (recorded.get("versions") or {}).get("reward_model") is not None:

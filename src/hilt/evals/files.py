@@ -43,6 +43,8 @@ class ResponseLine:
     judgment: str | None = None
     guardrail_flagged: bool | None = None
     reward: float | None = None
+    # what produced the reply, as ``hilt generate`` writes it (generation.settings)
+    settings: dict[str, Any] | None = None
 
 
 def _read_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -152,8 +154,11 @@ def parse_responses(path: str | Path, suite: list[SuiteItem], suite_path: str | 
                                    or not math.isfinite(reward)):
             raise InputError("reward must be a finite number", file=str(path), line=line,
                              field="reward")
+        generation = obj.get("generation")
+        settings = generation.get("settings") if isinstance(generation, dict) else None
         out[item_id] = ResponseLine(item_id, response, line, judgment, flagged,
-                                    None if reward is None else float(reward))
+                                    None if reward is None else float(reward),
+                                    settings if isinstance(settings, dict) else None)
     for item in suite:
         if item.id not in out:
             raise InputError(f"item {item.id!r} has no response in {path}",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hilt.canonical import content_hash
+from hilt.errors import HiltError
 from hilt.evals.files import SuiteItem
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -46,9 +47,12 @@ class EndpointConfig:
     timeout_s: float = 60.0
 
     def settings(self) -> dict[str, Any]:
-        """What determines a response: recorded and part of the cache key."""
-        return {"model": self.model, "system_prompt": self.system_prompt,
-                "decoder": dict(self.decoder)}
+        """What determines a response: recorded and part of the cache key. The endpoint
+        is part of it: two servers may serve different models under one model name (a
+        candidate and a reference), and a shared cache must not hand one the other's
+        answers."""
+        return {"endpoint": self.base_url.rstrip("/"), "model": self.model,
+                "system_prompt": self.system_prompt, "decoder": dict(self.decoder)}
 
 
 def messages_for(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -77,8 +81,8 @@ class _RateLimiter:
             await asyncio.sleep(delay)
 
 
-class GenerationError(RuntimeError):
-    pass
+class GenerationError(HiltError):
+    """The endpoint failed for good (after retries): the CLI prints it and exits 2."""
 
 
 async def _complete(client: Any, config: EndpointConfig, messages: list[dict[str, str]],
@@ -94,7 +98,11 @@ async def _complete(client: Any, config: EndpointConfig, messages: list[dict[str
             response = await client.post("/chat/completions", json=body)
             if response.status_code == 200:
                 data = response.json()
-                return str(data["choices"][0]["message"]["content"]), attempt + 1
+                content = data["choices"][0]["message"]["content"]
+                if not isinstance(content, str):  # e.g. null: never store it as "None"
+                    raise GenerationError(f"endpoint answered without text content "
+                                          f"({type(content).__name__})")
+                return content, attempt + 1
             if response.status_code not in RETRY_STATUS:
                 raise GenerationError(f"endpoint answered {response.status_code}: "
                                       f"{response.text[:200]}")
