@@ -7,6 +7,7 @@ the commands that need them so that ``hilt --help`` stays instant.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -55,7 +56,7 @@ def main() -> None:
         # a database that is missing its schema or cannot be reached is a usage error
         # (exit 2, one line), not a crash; anything else keeps its traceback
         message = database_error_message(exc)
-        if message is None:
-            raise
+        if message is None or os.environ.get("HILT_DEBUG"):
+            raise  # HILT_DEBUG=1 keeps the traceback of a database error too
         typer.echo(message, err=True)
         sys.exit(2)
