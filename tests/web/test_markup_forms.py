@@ -65,3 +65,32 @@ def test_preference_and_ranking_fields() -> None:
     assert clean_answers(spec, answers, 3) == answers
     with pytest.raises(FormProblem):
         answers_from_form(fields, FormData([("q.order", "A Z")]), 3)
+
+
+def test_fractional_and_huge_scales() -> None:
+    from hilt.errors import InputError
+
+    spec = parse_rubric({"id": "s", "title": "t", "questions": [
+        {"id": "q", "kind": "scale", "prompt": "p", "min": 0, "max": 0.7, "step": 0.1,
+         "anchors": {0.3: "middling"}},
+        {"id": "big", "kind": "scale", "prompt": "p", "min": 0, "max": 1e12}]})
+    fine, big = field_views(spec, 1)
+    values = [c.value for c in fine.choices]
+    # each point is the number the rubric means, the top one included
+    assert values == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"]
+    assert [c.description for c in fine.choices if c.value == "0.3"] == ["middling"]
+    for value in ("0.3", "0.7"):
+        answers = answers_from_form([fine], FormData([("q.q", value)]), 1)
+        assert clean_answers(spec, {**answers, "big": 5}, 1)["q"] == float(value)
+    assert big.widget == "number"  # counted first: never a list of 10^12 points
+    with pytest.raises(InputError, match="anchor key"):
+        parse_rubric({"id": "s", "title": "t", "questions": [
+            {"id": "q", "kind": "scale", "prompt": "p", "min": 0, "max": 3,
+             "anchors": {None: "x"}}]})
+
+
+def test_a_disputed_multi_choice_can_be_decided_as_none() -> None:
+    spec = load_rubric_file(HARM)
+    required = field_views(spec, 1, required_ids={"issues"})
+    answers = answers_from_form(required, FormData([("q.issues.present", "1")]), 1)
+    assert answers == {"issues": []}

@@ -156,7 +156,13 @@ class Question(_Strict):
 
 
 def _point_key(point: Any) -> str:
-    number = float(point)
+    try:
+        number = float(point)
+    except (TypeError, ValueError):  # pydantic reports ValueError with the field
+        raise ValueError(f"an anchor key must be a number on the scale, got {point!r}") \
+            from None
+    if not math.isfinite(number):
+        raise ValueError(f"an anchor key must be a finite number, got {point!r}")
     return str(int(number)) if number.is_integer() else str(number)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from hilt.canonical import canonical_json
 from hilt.data.versions import list_versions, summary
 from hilt.gate.store import list_decisions
-from hilt.quality import measure_agreement, reviewer_report
+from hilt.quality import measure_agreement
 from hilt.quality.answers import Answers
 from hilt.review.rubric_spec import AGGREGATED_KINDS
 from hilt.review.rubrics import rubric_spec
@@ -64,21 +64,15 @@ def _recent_reviews(session: Session) -> list[Any]:
         .join(t, t.id == r.task_id).order_by(r.submitted_at.desc()).limit(MAX_REVIEWS)).all())
 
 
-def calibration(rows: list[Any]) -> list[dict[str, Any]]:
-    """Per-reviewer gold accuracy (Wilson interval), status and trend alarm.
+def calibration(session: Session) -> list[dict[str, Any]]:
+    """Per-reviewer gold accuracy (Wilson interval), status and trend alarm: the rows of
+    ``hilt quality reviewers`` (:func:`hilt.quality.reviewer_store.reviewer_quality_report`),
+    so the page and the CLI never disagree (a lead's manual status change included)."""
+    from hilt.quality.reviewer_store import reviewer_quality_report
 
-    Each answered question of a gold item counts as one gold answer, compared with the
-    item's known answer in canonical JSON.
-    """
-    records = []
-    for row in reversed(rows):  # oldest first: the report replays in time order
-        gold = row.gold_answers or {}
-        for qid, value in sorted(row.answers.items()):
-            is_gold = bool(row.is_gold) and qid in gold
-            records.append((row.reviewer_id, f"{row.task_id}:{qid}", canonical_json(value),
-                            is_gold, canonical_json(gold.get(qid)) if is_gold else None,
-                            row.submitted_at.timestamp()))
-    return [r.as_dict() for r in reviewer_report(records)]
+    return [{**row, "ci_low": row["gold_ci_low"], "ci_high": row["gold_ci_high"]}
+            for row in reviewer_quality_report(session)
+            if row["n_answers"] or row["role"] in ("reviewer", "adjudicator")]
 
 
 @dataclass
@@ -141,7 +135,7 @@ def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
     models_ok, models = optional_listing("hilt.train.registry", "list_models", session)
     return {
         "queue": queue_overview(session, now),
-        "calibration": calibration(rows),
+        "calibration": calibration(session),
         "agreement": agreement(session, rows),
         "reviews_considered": len(rows), "max_reviews": MAX_REVIEWS,
         "drift_available": drift_ok, "drift": drift, "max_alerts": MAX_ALERTS,

@@ -64,10 +64,16 @@ def _keyed(choices: list[Choice]) -> list[Choice]:
             for i, c in enumerate(choices)]
 
 
-def _scale_points(q: Question) -> list[float]:
+def _scale_points(q: Question) -> list[float] | None:
+    """The points of a short scale, or None when there are too many to list (a number
+    field then): counted first, so a scale of 10^12 points costs nothing."""
     assert q.min is not None and q.max is not None
     count = int(round((q.max - q.min) / q.step)) + 1
-    return [q.min + i * q.step for i in range(count)]
+    if count > len(CHOICE_KEYS):
+        return None
+    # min + i * step drifts in binary floating point (0.1 * 7 = 0.7000000000000001, off
+    # the scale's end); rounded, each point is the number the rubric means
+    return [round(q.min + i * q.step, 12) for i in range(count)]
 
 
 def _number(value: float) -> str:
@@ -86,7 +92,7 @@ def field_view(q: Question, number: int, n_responses: int,
             need)
     if q.kind == "scale":
         points = _scale_points(q)
-        if len(points) > len(CHOICE_KEYS):
+        if points is None:
             return FieldView(q, number, name, "number", required=need)
         choices = [Choice(_number(p), _number(p), q.anchors.get(_number(p), ""))
                    for p in points]

@@ -73,7 +73,11 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
     spec = RubricSpec.model_validate(case["rubric"]["spec"])
     n_responses = len(case["item"]["responses"] or [])
     try:
-        answers = answers_from_form(field_views(spec, n_responses), form, n_responses)
+        # the disputed questions are required, as on the page: an unticked multi-choice
+        # is then an answer ("none apply"), not a question left out
+        answers = answers_from_form(field_views(spec, n_responses,
+                                                required_ids=set(case["reasons"])),
+                                    form, n_responses)
         with transaction(engine) as session:
             adjudication.adjudicate(session, task_id, who.reviewer_id or who.actor,
                                     answers=answers,
