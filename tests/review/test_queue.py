@@ -99,6 +99,10 @@ def test_invalid_answers_write_nothing(engine: Engine) -> None:
         assert s.execute(sa.select(sa.func.count()).select_from(ReviewRow)).scalar() == 0
     with pytest.raises(NotFound):
         _submit(engine, tid, "nobody")
+    for spent in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(InputError) as err, transaction(engine) as s:
+            submit_review(s, tid, "a", Submission(SAFE, time_spent_s=spent), now=T0)
+        assert err.value.field == "time_spent_s"
 
 
 def test_lease_expiry_with_a_controlled_clock(engine: Engine) -> None:

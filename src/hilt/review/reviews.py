@@ -8,6 +8,7 @@ the submission is refused with a message saying so, and nothing is written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,8 +104,10 @@ def engine_spec_json(engine: Engine, rubric_id: str, version: int) -> dict[str, 
 def _check(sub: Submission) -> None:
     if sub.confidence is not None and not 0.0 <= sub.confidence <= 1.0:
         raise InputError("confidence must be in [0, 1]", field="confidence")
-    if sub.time_spent_s is not None and sub.time_spent_s < 0:
-        raise InputError("time spent must not be negative", field="time_spent_s")
+    if sub.time_spent_s is not None and not (math.isfinite(sub.time_spent_s)
+                                             and sub.time_spent_s >= 0):
+        raise InputError("time spent must be a finite number of seconds ≥ 0",
+                         field="time_spent_s")
 
 
 _FOUND = (sa.select(AssignmentRow.id.label("lease_id"), AssignmentRow.status.label("lease"),
