@@ -129,6 +129,15 @@ def test_bulk_path_stores_datetimes_like_the_orm(engine: Engine) -> None:
         assert later == 1
 
 
+def test_a_created_at_before_year_1000_reads_back(engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    ingest_events(engine, [sample(1, created_at="0060-06-03T04:26:19Z")])
+    with transaction(engine) as s:
+        row = s.execute(sa.select(EventRow)).scalar_one()
+        assert row.created_at == datetime(60, 6, 3, 4, 26, 19, tzinfo=UTC)
+
+
 def test_naive_created_at_is_stored_as_utc(engine: Engine) -> None:
     from datetime import UTC, datetime
 

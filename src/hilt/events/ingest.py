@@ -236,7 +236,10 @@ def _insert(session: Session, rows: list[tuple[Any, ...]]) -> int:
 def _sqlite_datetime(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # SQLAlchemy's SQLite DateTime format; strftime's %Y does not pad years below 1000
+    # ("60-06-03 …"), which could then not be read back
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
 
 
 def _after_ingest(session: Session, events: Sequence[FeedbackEvent], new_ids: set[str],
