@@ -52,6 +52,18 @@ def test_conditions_read_scores_fields_flags_keywords_and_regex() -> None:
     assert _holds({"any": [{"flag": ["x"]}, {"score": "guardrail", "eq": 0.9}]}, ev)[0]
 
 
+def test_regexes_are_separate_patterns_and_keywords_may_end_in_symbols() -> None:
+    ev = event(1, "hello AAA and my SSN", response="I like c++ a lot")
+    # an inline flag is legal in one pattern (joined with others it was an error)
+    assert _holds({"regex": [r"(?i)\bssn\b", r"\d{9}"]}, ev)[1] == {"regex": "SSN"}
+    # a back-reference stays inside its own pattern
+    assert _holds({"regex": [r"(x)\1", r"(\w)\1"]}, ev)[0]
+    # the same group name in two patterns is no error
+    assert _holds({"regex": [r"(?P<a>zzz)", r"(?P<a>hello)"]}, ev)[0]
+    assert _holds({"keywords": ["c++"], "text": "response"}, ev)[0]
+    assert not _holds({"keywords": ["ike"], "text": "response"}, ev)[0]  # inside a word
+
+
 @pytest.mark.parametrize("bad", [
     {"score": "g"}, {"flag": True, "gte": 1}, {"score": "g", "flag": True, "gte": 1},
     {"regex": ["("]},
@@ -122,14 +134,31 @@ def test_escalation_on_ingest_records_provenance(engine: Engine) -> None:
             assert t.sampling_probability == pytest.approx(0.02)
             assert t.matched[0]["audit_draw"] < 0.02
         assert audit.entries(s, action="escalation.tasks")
+    # an event sent twice in one batch is stored once and escalated once
+    again = [event(20, scores={"guardrail": 0.95}), event(20, scores={"guardrail": 0.95})]
+    assert ingest(engine, again) == 1
+    with transaction(engine) as s:
+        tasks = {t.event_id: t for t in s.execute(sa.select(ReviewTaskRow)).scalars()}
         # The backtest of the same version reproduces the live run exactly, plus ev00001
         # which was stored before the rules were active.
         report = backtest(s, load_rule_file(SAFETY_RULES), version=1)
         assert report["escalated"] == len(tasks) + 1
         by_rule = {r["rule"]: r["creates_tasks"] for r in report["rules"]}
         assert by_rule["random-audit"] == len(audited)
-        assert report["events"] == 206
+        assert report["events"] == 207
         activate_rule_set(s, "safety", 0, actor="lead")
         n_before = s.execute(sa.select(sa.func.count()).select_from(ReviewTaskRow)).scalar()
         assert apply_active_rules(s, [parse_event(event(999)).with_id()], actor="t") == 0
     assert n_before == len(tasks)
+
+
+def test_backtest_sees_the_event_as_live_escalation_did(engine: Engine) -> None:
+    publish_examples(engine)
+    spec = {"id": "byid", "defaults": {"rubric": "harm"},
+            "rules": [{"name": "by-id", "when": {"field": "id", "in": ["ev00003"]}}]}
+    with transaction(engine) as s:
+        publish_rule_set(s, parse_rule_set(spec), actor="lead")
+    assert ingest(engine, [event(i) for i in range(1, 6)]) == 1  # live: ev00003 only
+    with transaction(engine) as s:
+        report = backtest(s, parse_rule_set(spec), version=1)
+    assert report["escalated"] == 1  # the stored payload has no id; the backtest adds it

@@ -249,7 +249,9 @@ def _after_ingest(session: Session, events: Sequence[FeedbackEvent], new_ids: se
 
     if active_rule_set(session) is None:
         return 0  # checked first: without rules the events are not read a second time
-    return apply_active_rules(session, [e for e in events if e.id in new_ids], actor=actor)
+    # one event sent twice in a batch is stored once, and escalated once
+    fresh = list({e.id: e for e in events if e.id in new_ids}.values())
+    return apply_active_rules(session, fresh, actor=actor)
 
 
 def ingest_events(engine: Engine, events: Iterable[FeedbackEvent | dict[str, Any]], *,

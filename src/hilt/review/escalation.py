@@ -165,6 +165,17 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
     return len(rows)
 
 
+def _as_ingested(event_id: str, payload: dict[str, Any]) -> Any:
+    """The event as live escalation saw it: the stored payload has no ``id`` and holds
+    datetimes as text, so rules on ``id`` or ``created_at`` would differ."""
+    from pydantic import ValidationError
+
+    try:
+        return FeedbackEvent.model_validate({**payload, "id": event_id})
+    except ValidationError:  # stored under an older schema: evaluate what is there
+        return {**payload, "id": event_id}
+
+
 def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
              since: datetime | None = None, until: datetime | None = None,
              batch: int = 5000) -> dict[str, Any]:
@@ -180,7 +191,8 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
     for payloads in _stored_events(session, since, until, batch):
         for event_id, payload in payloads:
             total += 1
-            matches, _ = match_rules(rule_set, version, payload, event_id)
+            matches, _ = match_rules(rule_set, version, _as_ingested(event_id, payload),
+                                     event_id)
             for m in matches:
                 fired[m["rule"]] += 1
             if matches:

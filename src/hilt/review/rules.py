@@ -82,11 +82,16 @@ class Condition(_Strict):
         return self
 
     @cached_property
-    def _pattern(self) -> re.Pattern[str]:
+    def _patterns(self) -> list[re.Pattern[str]]:
+        """What ``keywords`` or ``regex`` search for. Regexes stay separate patterns, each
+        compiled as validated: joined into one, an inline flag such as ``(?i)`` is an error
+        and back-references and group names of one pattern reach into another."""
         if self.keywords is not None:
             words = "|".join(re.escape(k) for k in self.keywords)
-            return re.compile(rf"\b(?:{words})\b", re.IGNORECASE)
-        return re.compile("|".join(f"(?:{p})" for p in self.regex or []))
+            # not \b: a keyword that starts or ends with a non-word character ("c++")
+            # must match where it stands alone
+            return [re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)]
+        return [re.compile(p) for p in self.regex or []]
 
 
 class Rule(_Strict):
@@ -222,7 +227,7 @@ def evaluate(cond: Condition, event: Any, read: dict[str, Any]) -> bool:
         return bool(flags)
     text = {"prompt": prompt_text, "response": response_text}.get(cond.text)
     haystack = text(event) if text else prompt_text(event) + "\n" + response_text(event)
-    found = cond._pattern.search(haystack)
+    found = next((m for m in (p.search(haystack) for p in cond._patterns) if m), None)
     if found:
         read["keyword" if cond.keywords is not None else "regex"] = found.group(0)
     return found is not None
