@@ -92,7 +92,8 @@ def test_pages_and_status_filter_do_not_change_lines(engine: Engine,
 
 def test_text_is_utf8_and_one_line_per_task(engine: Engine, tasks: list[str]) -> None:
     ingest_events(engine, [{"id": "uni", "interaction": {"prompt": "héllo \u2028 \"q\""},
-                            "responses": [{"text": "naïve"}]}])
+                            "responses": [{"text": "naïve"}],
+                            "context": {"consent": ["review"]}}])
     with transaction(engine) as s:
         create_task(s, event_id="uni", rubric="simple", actor="lead")
     with transaction(engine) as s:

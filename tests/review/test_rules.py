@@ -162,3 +162,28 @@ def test_backtest_sees_the_event_as_live_escalation_did(engine: Engine) -> None:
     with transaction(engine) as s:
         report = backtest(s, parse_rule_set(spec), version=1)
     assert report["escalated"] == 1  # the stored payload has no id; the backtest adds it
+
+
+def test_events_without_review_consent_are_never_sent_to_people(engine: Engine) -> None:
+    from hilt.errors import Conflict
+    from hilt.review.tasks import create_gold_task, create_task
+
+    publish_examples(engine)
+    with transaction(engine) as s:
+        publish_rule_set(s, load_rule_file(SAFETY_RULES), actor="lead")
+    private = event(30, scores={"guardrail": 0.99})
+    private["context"]["consent"] = ["train"]
+    silent = event(31, scores={"guardrail": 0.99})
+    silent["context"]["consent"] = []
+    assert ingest(engine, [private, silent, event(32, scores={"guardrail": 0.99})]) == 1
+    with transaction(engine) as s:
+        assert {t.event_id for t in s.execute(sa.select(ReviewTaskRow)).scalars()} == {
+            "ev00032"}
+        (entry,) = audit.entries(s, action="escalation.tasks")
+        assert entry.payload["without_review_consent"] == 2
+    for make in (lambda s: create_task(s, event_id="ev00030", rubric="harm", actor="lead"),
+                 lambda s: create_gold_task(s, event_id="ev00031", rubric="harm",
+                                            answers={"verdict": "safe"}, actor="lead")):
+        with pytest.raises(Conflict, match="no consent to human review"), \
+                transaction(engine) as s:
+            make(s)

@@ -153,7 +153,10 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
     now = now or utcnow()
     unc_key = rule_set.defaults.uncertainty_score
     rows = []
-    for event in events:
+    # people see what is escalated: an event whose subject did not consent to review is
+    # never sent to them, whatever the rules say
+    reviewable = [e for e in events if "review" in e.context.consent]
+    for event in reviewable:
         assert event.id is not None
         matches, inclusion = match_rules(rule_set, version, event, event.id)
         if matches:
@@ -161,7 +164,8 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
                 matches, default=str)), inclusion, event.scores.get(unc_key, 0.0),
                 len(event.responses), now))
     insert_tasks(session, rows, actor=actor, action="escalation.tasks",
-                 payload={"rule_set": f"{rule_set.id}@{version}", "events": len(events)})
+                 payload={"rule_set": f"{rule_set.id}@{version}", "events": len(events),
+                          "without_review_consent": len(events) - len(reviewable)})
     return len(rows)
 
 

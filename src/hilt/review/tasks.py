@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
-from hilt.errors import InputError, NotFound
+from hilt.errors import Conflict, InputError, NotFound
 from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.rubric_spec import clean_answers
 from hilt.review.rubrics import get_version, parse_ref, spec_of
@@ -73,9 +73,16 @@ def insert_tasks(session: Session, rows: list[dict[str, Any]], *, actor: str,
 
 
 def _event(session: Session, event_id: str) -> EventRow:
+    """The event to show reviewers: it exists, is not erased, and its subject consented
+    to human review."""
     row = session.get(EventRow, event_id)
     if row is None:
         raise NotFound(f"event {event_id!r} does not exist")
+    if row.erased_at is not None:
+        raise Conflict(f"event {event_id} was erased")
+    if ",review," not in (row.consent_scopes or ""):
+        raise Conflict(f"event {event_id} has no consent to human review "
+                       "(context.consent lacks 'review')")
     return row
 
 
