@@ -95,8 +95,7 @@ class Simulated:
                 "reviewer_error")
 
 
-@pytest.fixture
-def reviewed(engine: Engine) -> dict[str, Any]:
+def _setup_review(engine: Engine) -> None:
     with transaction(engine) as session:
         for rid in REVIEWERS:
             add_reviewer(session, reviewer_id=rid, role="reviewer", actor="test")
@@ -109,6 +108,11 @@ def reviewed(engine: Engine) -> dict[str, Any]:
             publish_rubric(session, load_rubric_file(REPO / "examples" / "rubrics" /
                                                      f"{name}.yaml"), actor="lead")
         publish_rule_set(session, parse_rule_set(RULES), actor="lead", activate=True)
+
+
+@pytest.fixture
+def reviewed(engine: Engine) -> dict[str, Any]:
+    _setup_review(engine)
     ingest_events(engine, _events(), actor="test")
     sim = Simulated(engine)
     reviews = work_round_robin(engine, REVIEWERS, sim.answer)
@@ -243,3 +247,48 @@ def test_forget_erases_every_copy(engine: Engine, reviewed, tmp_path: Path) -> N
     # The audit log is append-only, so the review stage writes digests of free text and
     # rewrites there, never the text; nothing of the subject may be left anywhere.
     assert not leftover, f"subject text left in the store: {leftover}"
+
+
+def test_forget_erases_what_a_cluster_review_copied_onto_other_events(
+        engine: Engine, tmp_path: Path) -> None:
+    """zed's and bob's prompts are near duplicates; zed's task represents the cluster,
+    so its reviews' rewrite (quoting zed's prompt) is copied onto bob's event as a
+    cluster_propagated label. Forgetting zed must erase that copy too, and revoke the
+    versions built from it."""
+    from datetime import UTC, datetime
+
+    from hilt.review.triage import cluster_open_tasks
+
+    _setup_review(engine)
+    text = ("how should the seedlings in the long tray by the south window be watered "
+            "during a hot and dry week in the middle of summer")
+    ingest_events(engine, [
+        {"id": f"ev9{n}", "interaction": {"prompt": f"Question{word}: {text}?"},
+         "responses": [{"text": "Water them every morning."}],
+         "context": {"subject_id": who, "consent": ["train", "review"], "source": "chat",
+                     "policy_version": "policy-9"}}
+        for n, (who, word) in enumerate([("zed", f" {MARK}"), ("bob", "")])], actor="test")
+    with transaction(engine) as session:
+        tasks = {t.event_id: t for t in session.execute(sa.select(ReviewTaskRow)).scalars()}
+        tasks["ev90"].priority = 10.0  # zed's task represents the cluster
+        assert cluster_open_tasks(session, datetime.now(UTC)) == 1
+        assert tasks["ev91"].representative_id == tasks["ev90"].id
+    sim = Simulated(engine)
+    work_round_robin(engine, REVIEWERS, sim.answer)
+    adjudicate_all(engine, "adj", sim.decide)
+    spec = parse_spec({**SPECS["sft"], "dedup": {"near": False}})  # keep both records
+    with transaction(engine) as session:
+        built = build_version(session, spec, actor="builder", directory=tmp_path / "ds")
+    bobs = [json.loads(line) for line in
+            (tmp_path / "ds" / built.version_id / "records.jsonl").read_text().splitlines()
+            if '"ev91"' in line]
+    assert bobs and MARK in json.dumps(bobs)  # bob's record carries zed's text
+    result = forget(engine, "zed", actor="privacy-officer")
+    assert result.review_content_erased["propagated_labels"] >= 1
+    assert built.version_id in result.versions_revoked
+    assert set(_occurrences(engine, MARK)) <= {"audit_log.payload"}
+    # bob's copy of zed's rewrite is gone: nothing is left to learn from
+    from hilt.errors import InputError
+
+    with pytest.raises(InputError, match="no records"), transaction(engine) as session:
+        build_version(session, spec, actor="builder", directory=tmp_path / "ds")

@@ -70,12 +70,14 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
             row.erased_at = now
             erased += 1
     event_ids = [r.id for r in rows]
-    review_erased = _erase_review_copies(session, event_ids)
+    copies: list[Any] = []
+    review_erased = _erase_review_copies(session, event_ids, copies)
     version_ids: set[str] = set()
     for lo in range(0, len(event_ids), 1000):
         version_ids.update(session.execute(
             sa.select(DatasetRecordRow.version_id).distinct()
             .where(DatasetRecordRow.event_id.in_(event_ids[lo:lo + 1000]))).scalars())
+    version_ids |= _versions_with_labels(session, copies)
     result = ForgetResult(subject_hash, erased, review_content_erased=review_erased)
     why = f"{reason}: subject sha256 {subject_hash[:16]} erased"
     for vid in sorted(version_ids):
@@ -97,13 +99,29 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
     return result
 
 
-def _erase_review_copies(session: Session, event_ids: list[str]) -> dict[str, int]:
-    """Reviews' rewrites and rationales, text labels, adjudication rationales."""
+def _erase_review_copies(session: Session, event_ids: list[str],
+                         copies: list[Any]) -> dict[str, int]:
+    """Reviews' rewrites and rationales, text labels (the copies a cluster's review wrote
+    onto other events included, appended to ``copies``), adjudication rationales."""
     try:
         from hilt.review.erasure import erase_subject_content
     except ImportError:  # a deployment without the review stage holds no copies
         return {}
-    return erase_subject_content(session, event_ids)
+    return erase_subject_content(session, event_ids, copies)
+
+
+def _versions_with_labels(session: Session, labels: list[Any]) -> set[str]:
+    """Dataset versions with a record made from one of ``labels`` (on other events)."""
+    wanted = {label.id for label in labels}
+    events = sorted({label.event_id for label in labels})
+    found: set[str] = set()
+    for lo in range(0, len(events), 1000):
+        for version_id, label_ids in session.execute(
+                sa.select(DatasetRecordRow.version_id, DatasetRecordRow.label_ids)
+                .where(DatasetRecordRow.event_id.in_(events[lo:lo + 1000]))):
+            if wanted & set(label_ids or []):
+                found.add(version_id)
+    return found
 
 
 def delete_files(result: ForgetResult, reason: str = "right to be forgotten") -> None:

@@ -52,9 +52,18 @@ def _without(answers: dict[str, Any] | None, keys: frozenset[str]) -> dict[str, 
     return {k: v for k, v in answers.items() if k not in keys}
 
 
-def erase_subject_content(session: Session, event_ids: Sequence[str]) -> dict[str, int]:
-    """Erase review-stage copies of the content of ``event_ids`` (see module docstring)."""
-    counts = {"reviews": 0, "adjudications": 0, "final_labels": 0, "tasks": 0}
+def erase_subject_content(session: Session, event_ids: Sequence[str],
+                          copied_labels: list[FinalLabelRow] | None = None
+                          ) -> dict[str, int]:
+    """Erase review-stage copies of the content of ``event_ids`` (see module docstring).
+
+    Text labels that a cluster representative's review wrote onto other people's events
+    (provenance ``cluster_propagated``, ``source_task_id`` one of these events' tasks)
+    quote the same text: they are erased too, and appended to ``copied_labels`` so that
+    the dataset versions holding them can be revoked."""
+    counts = {"reviews": 0, "adjudications": 0, "final_labels": 0, "tasks": 0,
+              "propagated_labels": 0}
+    subject_tasks: list[str] = []
     text_qs: dict[tuple[str, int], frozenset[str]] = {}
     ids = sorted(set(event_ids))
     for lo in range(0, len(ids), _CHUNK):
@@ -62,6 +71,7 @@ def erase_subject_content(session: Session, event_ids: Sequence[str]) -> dict[st
         tasks = list(session.execute(sa.select(ReviewTaskRow).where(
             ReviewTaskRow.event_id.in_(chunk)).with_for_update()).scalars())
         by_id = {t.id: t for t in tasks}
+        subject_tasks.extend(by_id)
         for task in tasks:
             texts = _text_questions(session, text_qs, task.rubric_id, task.rubric_version)
             changed = False
@@ -102,5 +112,15 @@ def erase_subject_content(session: Session, event_ids: Sequence[str]) -> dict[st
             if label.value != {"erased": True}:
                 label.value = {"erased": True}
                 counts["final_labels"] += 1
+    for lo in range(0, len(subject_tasks), _CHUNK):
+        for label in session.execute(sa.select(FinalLabelRow).where(
+                FinalLabelRow.source_task_id.in_(subject_tasks[lo:lo + _CHUNK]),
+                FinalLabelRow.question_kind.in_(sorted(TEXT_KINDS))).with_for_update()
+                ).scalars():
+            if copied_labels is not None:
+                copied_labels.append(label)
+            if label.value != {"erased": True}:
+                label.value = {"erased": True}
+                counts["propagated_labels"] += 1
     session.flush()
     return counts
