@@ -132,3 +132,33 @@ def test_low_confidence_after_refit_goes_back_to_adjudication(engine: Engine) ->
                          ).scalar_one() == 2
     assert again.tasks_reopened == 0
     assert all(_labels(engine)[t][2] == "adjudicated" for t in reopened)
+
+
+def test_a_reopened_task_resolved_by_a_later_refresh_audits_its_label_changes(
+        engine: Engine) -> None:
+    op = setup_operation(engine, n_tasks=30, n_gold=6, seed=4, pool=SMALL_POOL,
+                         policy=AdjudicationPolicy(min_agreement=0.3))
+    _work(engine, op)
+    before = _labels(engine)
+    with transaction(engine) as s:
+        strict = ModelAggregationConfig(min_reviewer_answers=5, min_confidence=0.999)
+        assert refresh_labels(s, "verdicts", strict).tasks_reopened > 0
+    reopened_labels = _labels(engine)
+    with transaction(engine) as s:
+        lenient = refresh_labels(s, "verdicts",
+                                 ModelAggregationConfig(min_reviewer_answers=5,
+                                                        min_confidence=0.0))
+        audited = {e.entity_id: e.payload for e in audit.entries(
+            s, action="label.refresh", limit=10_000)}
+    assert lenient.tasks_resolved > 0
+    after = _labels(engine)
+    changed = [t for t in after if t in reopened_labels
+               and after[t][1:3] != reopened_labels[t][1:3]]
+    assert changed  # the lenient refresh did change labels of the reopened tasks
+    assert lenient.labels_changed >= len(changed)
+    for task in changed:
+        label_id = after[task][0]
+        assert label_id in audited
+        assert audited[label_id]["old"]["value"] == reopened_labels[task][1]
+        assert audited[label_id]["new"]["value"] == after[task][1]
+    assert set(before) <= set(after)  # no label row lost (waiting tasks gained some)

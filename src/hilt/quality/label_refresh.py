@@ -94,7 +94,8 @@ def refresh_labels(session: Session, rubric_id: str,
         given = answers.get(task.id, {})
         if task.status == "needs_adjudication":
             result.tasks_resolved += _retry_waiting(session, task, spec, given,
-                                                    aggregators[version], now, actor)
+                                                    aggregators[version], now, actor,
+                                                    result)
         else:
             _refresh_resolved(session, task, spec, given, aggregators[version], labels,
                               config, result, confidence_updates, now, actor)
@@ -107,14 +108,41 @@ def refresh_labels(session: Session, rubric_id: str,
 
 def _retry_waiting(session: Session, task: ReviewTaskRow, spec: RubricSpec,
                    given: dict[str, list[Answer]], aggregator: Aggregator, now: datetime,
-                   actor: str) -> int:
-    """Resolve a task waiting for an adjudicator if the refitted model now decides it."""
+                   actor: str, result: RefreshResult) -> int:
+    """Resolve a task waiting for an adjudicator if the refitted model now decides it.
+
+    A task an earlier refresh reopened still has its labels; where this resolution
+    changes one, the change is audited (``label.refresh``, old and new) and counted, as
+    for a resolved task."""
     policy = AdjudicationPolicy.model_validate(task.policy or {})
     outcomes = decide(spec.questions, given, task.severity, policy, aggregator)
     if any(o.adjudicate for o in outcomes):
         return 0
+    f = FinalLabelRow
+    own = (f.task_id == task.id, f.source_task_id.is_(None))
+    before = {row.question_id: {"value": row.value, "provenance": row.provenance,
+                                "confidence": row.confidence}
+              for row in session.execute(sa.select(f).where(*own)).scalars()}
     finalize(session, task, labels_from(spec, outcomes, given), now=now, actor=actor)
     task.adjudication_reasons = None
+    session.flush()
+    models = getattr(aggregator, "models", {})
+    # populate_existing: the rows read above are in the session; finalize updated them
+    # with statements, and the comparison must see the stored values
+    for row in session.execute(sa.select(f).where(*own).execution_options(
+            populate_existing=True)).scalars():
+        old = before.get(row.question_id)
+        if old is None or (canonical_json(old["value"]) == canonical_json(row.value)
+                           and old["provenance"] == row.provenance):
+            continue
+        result.labels_changed += 1
+        model = models.get(row.question_id)
+        audit.append(session, actor=actor, action="label.refresh",
+                     entity_type="final_label", entity_id=row.id,
+                     payload={"task": task.id, "question": row.question_id, "old": old,
+                              "new": {"value": row.value, "provenance": row.provenance,
+                                      "confidence": row.confidence},
+                              "model": model.model_id if model is not None else None})
     return 1
 
 
