@@ -114,7 +114,9 @@ def step_review_first(run: DemoRun) -> dict[str, Any]:
     from hilt.sim.demo_steps import task_counts, update_statuses
 
     done = work(run.review, [p.name for p in run.review.pool])
-    return {**done, **task_counts(run.db), "statuses": update_statuses(run.db)}
+    # the status update refreshes labels (a model refit): count them after it
+    statuses = update_statuses(run.db)
+    return {**done, **task_counts(run.db), "statuses": statuses}
 
 
 def step_rubric_revision(run: DemoRun) -> dict[str, Any]:
@@ -134,7 +136,9 @@ def step_review_second(run: DemoRun) -> dict[str, Any]:
     from hilt.sim.demo_steps import task_counts, update_statuses
 
     done = work(run.review, [p.name for p in run.review.pool])
-    return {**done, **task_counts(run.db), "statuses": update_statuses(run.db)}
+    # the status update refreshes labels (a model refit): count them after it
+    statuses = update_statuses(run.db)
+    return {**done, **task_counts(run.db), "statuses": statuses}
 
 
 def step_quality(run: DemoRun) -> dict[str, Any]:
