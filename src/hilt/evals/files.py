@@ -12,7 +12,6 @@ and the field; the first one found stops the run before anything is written.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,27 +47,9 @@ class ResponseLine:
 
 
 def _read_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    try:
-        handle = path.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror}", file=str(path)) from exc
-    objects: list[tuple[int, dict[str, Any]]] = []
-    with handle:
-        try:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    value = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
-                                     line=number) from exc
-                if not isinstance(value, dict):
-                    raise InputError("each line must be a JSON object", file=str(path),
-                                     line=number)
-                objects.append((number, value))
-        except UnicodeDecodeError as exc:
-            raise InputError("not UTF-8 text", file=str(path)) from exc
+    from hilt.jsonl import iter_json_objects
+
+    objects = list(iter_json_objects(path))
     if not objects:
         raise InputError("the file has no lines", file=str(path))
     return objects

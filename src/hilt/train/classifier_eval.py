@@ -35,7 +35,7 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
                   harmful_field: str | None = None) -> LabelledTexts:
     """Labelled texts from JSONL; labels may be strings, numbers or booleans, the
     harmful-request field must be a JSON boolean."""
-    from hilt.train.jsonl import iter_json_objects
+    from hilt.jsonl import iter_json_objects
 
     path = Path(path)
     texts, labels, contexts, harmful = [], [], [], []

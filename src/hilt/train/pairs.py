@@ -119,7 +119,7 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
 
 
 def iter_pairs(path: str | Path) -> Iterator[Pair]:
-    from hilt.train.jsonl import iter_json_objects
+    from hilt.jsonl import iter_json_objects
 
     for number, obj in iter_json_objects(path):
         yield parse_pair(obj, str(path), number)

@@ -66,7 +66,7 @@ def _check_messages(value: Any, file: str, line: int) -> list[dict[str, str]]:
 
 def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """Validate a demonstration file; every problem names file, line and field."""
-    from hilt.train.jsonl import iter_json_objects
+    from hilt.jsonl import iter_json_objects
 
     path = Path(path)
     records: list[dict[str, Any]] = []

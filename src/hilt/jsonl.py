@@ -1,5 +1,5 @@
-"""JSON-lines input for training: plain or gzipped, one object per line, errors that name
-the file and the line.
+"""JSON-lines input (training files, suite and response files): plain or gzipped, one
+object per line, errors that name the file and the line.
 
 Lines are read as bytes and decoded one at a time, so a byte that is not UTF-8 is
 reported on its own line rather than as a traceback from a decoder somewhere in a
