@@ -49,7 +49,7 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
                "kind": selection.kind,
                "records": result.record_count,
                "steps": [{k: s[k] for k in ("step", "input", "removed", "reasons")}
-                         for s in result.steps or result.manifest["steps"]]})
+                         for s in result.steps]})
 
 
 @dataset_app.command("list")

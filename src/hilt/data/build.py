@@ -77,7 +77,7 @@ class BuildResult:
     manifest: dict[str, Any]  # the version's manifest (the first build's when reused)
     # The steps of this build: when an existing version is reused they may differ from
     # the manifest's (another spec can select the same records).
-    steps: list[dict[str, Any]] | None = None
+    steps: list[dict[str, Any]]
 
     @property
     def name(self) -> str:
