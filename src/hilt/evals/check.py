@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hilt.canonical import sha256_hex
+from hilt.canonical import canonical_json, sha256_hex
 from hilt.errors import InputError
 from hilt.evals.facts import VERSION_KEYS, load_facts
 from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_suite
@@ -45,15 +45,15 @@ def file_sha256(path: Path) -> str:
     return sha256_hex(path.read_bytes())
 
 
-def _generation_settings(lines: Any) -> Any:
+def _generation_settings(lines: list[ResponseLine]) -> Any:
     """The settings every line of a response file was generated with (``hilt generate``
     writes them per line); all distinct ones under ``mixed`` when they differ, None when
     no line says."""
     found = [line.settings for line in lines if line.settings is not None]
     if not found:
         return None
-    distinct = [s for i, s in enumerate(found) if s not in found[:i]]
-    return distinct[0] if len(distinct) == 1 and len(found) == len(list(lines)) \
+    distinct = list({canonical_json(s): s for s in found}.values())
+    return distinct[0] if len(distinct) == 1 and len(found) == len(lines) \
         else {"mixed": distinct, "lines_with_settings": len(found)}
 
 
@@ -68,7 +68,8 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
               lineage: dict[str, Any] | None = None,
               extra_versions: dict[str, Any] | None = None,
               reward_model: str | Path | RewardModel | None = None,
-              review: dict[str, Any] | None = None) -> CheckResult:
+              review: dict[str, Any] | None = None,
+              items: list[SuiteItem] | None = None) -> CheckResult:
     """Run the whole check.
 
     ``extra_records`` (e.g. registry facts) join the card's records, taking precedence
@@ -80,7 +81,8 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
     to the queue is :func:`hilt.evals.review_loop.send_review_sample`).
     """
     suite_path, cand_path, ref_path = Path(suite), Path(candidate), Path(reference)
-    items = parse_suite(suite_path)
+    # ``items``: the suite file already parsed by the caller (the same file)
+    items = items if items is not None else parse_suite(suite_path)
     lines = {"candidate": parse_responses(cand_path, items, suite_path),
              "reference": parse_responses(ref_path, items, suite_path)}
     if policy is None:
@@ -96,7 +98,7 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
         if (recorded.get("versions") or {}).get(key) is not None:
             raise InputError(f"{key} is read from the store for this run; remove it from "
                              "the facts file", file=str(facts), field=f"versions.{key}")
-    generated = {side: _generation_settings(lines[side].values())
+    generated = {side: _generation_settings(list(lines[side].values()))
                  for side in ("candidate", "reference")}
     if any(generated.values()):
         if (recorded.get("versions") or {}).get("decoder_settings") is not None:

@@ -62,7 +62,12 @@ def check_with_store(options: dict[str, Any], request: StoreRequest, *,
     validate_request(request, rm=rm)
     if request.needs_store() and engine is None:
         raise InputError("this check needs the database", field="--db")
-    store_facts = _read_facts(engine, options, request) if request.needs_store() else {}
+    from hilt.evals.files import parse_suite
+
+    # parsed once: the store's contamination check and the run read the same items
+    items = parse_suite(options["suite"])
+    store_facts = (_read_facts(engine, options, request, items) if request.needs_store()
+                   else {})
     reward_model: Any = rm
     if request.rm_version is not None:
         from hilt.evals.reward import load_reward_model
@@ -73,7 +78,8 @@ def check_with_store(options: dict[str, Any], request: StoreRequest, *,
     if request.review_sample:
         review = {"budget": request.review_sample, "rubric": store_facts["rubric"],
                   "question": request.review_question}
-    result = run_check(**options, extra_records=store_facts.get("records") or {},
+    result = run_check(**options, items=items,
+                       extra_records=store_facts.get("records") or {},
                        lineage=store_facts.get("lineage"),
                        extra_versions=store_facts.get("versions"),
                        reward_model=reward_model, review=review)
@@ -83,18 +89,16 @@ def check_with_store(options: dict[str, Any], request: StoreRequest, *,
     return StoredCheck(result, sent, review["rubric"] if review else None)
 
 
-def _read_facts(engine: Engine | None, options: dict[str, Any], request: StoreRequest
+def _read_facts(engine: Engine | None, options: dict[str, Any], request: StoreRequest,
+                items: list[Any]
                 ) -> dict[str, Any]:
     from hilt.evals.store_facts import read_store_facts
     from hilt.store.db import transaction
 
     assert engine is not None
-    from hilt.evals.files import parse_suite
-
     suite_id = options.get("suite_id")
     suite_name = suite_id or Path(options["suite"]).stem
     # the prompts measured are checked for contamination whatever the suite is called
-    items = parse_suite(options["suite"])
     run_items = [(suite_name, item.id, item.prompt) for item in items]
     with transaction(engine) as session:
         return read_store_facts(
