@@ -9,7 +9,6 @@ print the evaluation report. Bad input exits 2 naming file, line and field.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -30,7 +29,9 @@ DEFAULT_RM = "all-MiniLM-L6-v2"
 
 
 def _echo(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    from hilt.train.manifest import dump_json
+
+    typer.echo(dump_json(data))  # strict JSON: undefined statistics are null, never NaN
 
 
 def _quiet_stdout() -> contextlib.AbstractContextManager[Any]:
@@ -107,8 +108,18 @@ def _guard_registered_out(out: Path, db: str | None) -> None:
                          field="--out")
 
 
+def _check_out(out: Path, kind: str, register: bool, db: str | None) -> None:
+    """The checks of ``--out`` that every training command makes before any work."""
+    from hilt.train.manifest import check_out_folder
+
+    check_out_folder(out, kind)
+    if register:
+        _guard_registered_out(out, db)
+
+
 def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> str | None:
-    """Folder of the newest registered version with this kind/name, if it still exists."""
+    """Folder of the newest registered version with this kind/name, if it still holds
+    a model of that kind."""
     from hilt.store.db import make_engine, migrate, transaction
     from hilt.train.registry import latest_version
 
@@ -120,7 +131,15 @@ def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> st
             path = row.artifact_path if row else None
     finally:
         engine.dispose()
-    return path if path and Path(path).is_dir() else None
+    if not path or not Path(path).is_dir():
+        return None
+    from hilt.train.manifest import read_manifest
+
+    try:
+        found = read_manifest(Path(path)).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return path if found == kind else None
 
 
 @train_app.command("reward")
@@ -164,8 +183,8 @@ def train_reward(
     version id as its data hash.
     """
     from hilt.train.pairs import read_pairs
-    from hilt.train.reward import RewardConfig
-    from hilt.train.reward_refresh import refresh_reward_model
+    from hilt.train.reward import RewardConfig, check_reward_config
+    from hilt.train.reward_refresh import check_reward_folder, refresh_reward_model
     from hilt.train.reward_trl import TRLRewardConfig
 
     _one_source(pairs, dataset, "--pairs")
@@ -178,9 +197,24 @@ def train_reward(
                          field="--epochs")
     if epochs <= 0:
         raise InputError(f"must be positive, got {epochs}", field="--epochs")
-    if register:
-        _guard_registered_out(out, db)
-    data_hash, extra, data_path = None, None, str(pairs)
+    config: RewardConfig | TRLRewardConfig
+    if default_model:
+        config = RewardConfig(view=view, max_length=max_length,
+                              trainable_layers=trainable_layers, epochs=int(epochs),
+                              cheap_features=cheap_features, lexical_expert=lexical_expert,
+                              use_margin=margin, seed=seed)
+        check_reward_config(config)
+    else:
+        if max_length < 1:
+            raise InputError(f"must be at least 1, got {max_length}", field="--max-length")
+        config = TRLRewardConfig(model=model, epochs=epochs, max_length=max_length,
+                                 use_margin=margin, seed=seed)
+    _check_out(out, "reward", register, db)
+    if previous is not None:
+        check_reward_folder(previous, "--previous")
+    # the manifest names the data file by its absolute path
+    data_hash, extra = None, None
+    data_path = str(pairs.resolve()) if pairs is not None else None
     if dataset is not None:
         from hilt.train.from_dataset import preference_pairs
 
@@ -194,17 +228,13 @@ def train_reward(
         assert pairs is not None
         data = read_pairs(pairs)
         held = read_pairs(eval_pairs) if eval_pairs else None
-    config: RewardConfig | TRLRewardConfig
-    if default_model:
-        config = RewardConfig(view=view, max_length=max_length,
-                              trainable_layers=trainable_layers, epochs=int(epochs),
-                              cheap_features=cheap_features, lexical_expert=lexical_expert,
-                              use_margin=margin, seed=seed)
-    else:
-        config = TRLRewardConfig(model=model, epochs=epochs, max_length=max_length,
-                                 use_margin=margin, seed=seed)
     prev = str(previous) if previous else (_previous_artifact("reward", name, db)
                                            if register else None)
+    if previous is None and prev is not None:
+        try:  # the registered previous version is compared with only if it still loads
+            check_reward_folder(prev)
+        except InputError:
+            prev = None
     with _quiet_stdout():
         manifest = refresh_reward_model(data, out, config=config, data_path=data_path,
                                         eval_pairs=held, held_out_fraction=held_out,
@@ -227,18 +257,28 @@ def eval_reward(
     """Print accuracy (with intervals), ECE, n, slices and bias probes as JSON (contract 5)."""
     from hilt.train.pairs import read_pairs
     from hilt.train.reward_eval import evaluate_reward_model
-    from hilt.train.reward_refresh import load_reward_model
+    from hilt.train.reward_refresh import check_reward_folder, load_reward_model
     from hilt.train.stats import plot_reliability
 
-    if not (model / "manifest.json").exists():
-        raise InputError("not a reward-model folder (manifest.json missing)", file=str(model))
+    check_reward_folder(model, "--model")
+    if previous is not None:
+        check_reward_folder(previous, "--previous")
+    if reliability is not None:
+        if reliability.is_dir():
+            raise InputError("is a folder; name the PNG file to write", file=str(reliability),
+                             field="--reliability")
+        if not reliability.parent.is_dir():
+            raise InputError("its folder does not exist", file=str(reliability),
+                             field="--reliability")
     data = read_pairs(pairs)
-    report = evaluate_reward_model(load_reward_model(model), data,
-                                   previous=load_reward_model(previous) if previous else None,
-                                   probes=probes)
+    report = evaluate_reward_model(
+        load_reward_model(model, "--model"), data,
+        previous=load_reward_model(previous, "--previous") if previous else None,
+        probes=probes)
     if reliability:
+        ece = "undefined" if report["ece"] is None else f"{report['ece']:.3f}"
         plot_reliability(report["reliability_bins"], str(reliability),
-                         f"P(chosen ≻ rejected), n={report['n']}, ECE={report['ece']:.3f}")
+                         f"P(chosen ≻ rejected), n={report['n']}, ECE={ece}")
     _echo(report)
 
 
@@ -303,9 +343,15 @@ def train_classifier_cmd(
     for option, rate_value in (("--target-fpr", target_fpr), ("--target-fnr", target_fnr)):
         if rate_value is not None and not 0 <= rate_value < 1:
             raise InputError(f"a target rate lies in [0, 1), got {rate_value}", field=option)
+    if max_length < 3:  # the encoder's two special tokens and at least one of text
+        raise InputError(f"must be at least 3, got {max_length}", field="--max-length")
+    if opening_chars is not None and opening_chars < 1:
+        raise InputError(f"must be at least 1, got {opening_chars}", field="--opening-chars")
+    if finetune_epochs < 0:
+        raise InputError(f"must be 0 or more, got {finetune_epochs}",
+                         field="--finetune-epochs")
     _one_source(data, dataset, "--data")
-    if register:
-        _guard_registered_out(out, db)
+    _check_out(out, "classifier", register, db)
     held_out, extra = None, {}
     if dataset is not None:
         from hilt.train.from_dataset import classification_rows
@@ -328,7 +374,7 @@ def train_classifier_cmd(
                              field="--text-field" if not text_field else "--label-field")
         train = read_labelled(data, text_field, label_field,  # type: ignore[arg-type]
                               context_field, harmful_field)
-        data_path = str(data)
+        data_path = str(data.resolve())  # type: ignore[union-attr]
         # the flags enter the hash only when given, so older data hashes stay valid
         data_hash = content_hash({"texts": train.texts, "labels": train.labels,
                                   "contexts": train.contexts,
@@ -409,6 +455,18 @@ def train_sft_cmd(
     from hilt.train.sft import SFTRunConfig, read_sft_records, train_sft
 
     _one_source(data, dataset, "--data")
+    for option, number, least in (("--max-length", max_length, 1),
+                                  ("--batch-size", batch_size, 1), ("--lora-r", lora_r, 1)):
+        if number < least:
+            raise InputError(f"must be at least {least}, got {number}", field=option)
+    if max_steps == 0 or max_steps < -1:
+        raise InputError(f"must be -1 (train --epochs) or positive, got {max_steps}",
+                         field="--max-steps")
+    if max_steps == -1 and epochs <= 0:
+        raise InputError(f"must be positive, got {epochs}", field="--epochs")
+    if learning_rate <= 0:
+        raise InputError(f"must be positive, got {learning_rate}", field="--learning-rate")
+    _check_out(out, "sft", register, db)
     source = None
     if dataset is not None:
         from hilt.train.from_dataset import sft_messages
@@ -423,7 +481,7 @@ def train_sft_cmd(
                           learning_rate=learning_rate, batch_size=batch_size,
                           max_length=max_length, lora=lora, lora_r=lora_r, seed=seed)
     clock = RunClock()
-    with staged_folder(out, ".sft-") as work:
+    with staged_folder(out, ".sft-", "sft") as work:
         with _quiet_stdout():
             facts = train_sft(records, config, work, eval_records)
         shutil.rmtree(work / "trainer", ignore_errors=True)
@@ -433,7 +491,8 @@ def train_sft_cmd(
             extra["dataset"] = source.describe()
         manifest = build_manifest(
             kind="sft", base_model=facts["base_model"],
-            data_path=f"dataset:{source.version_id}" if source is not None else str(data),
+            data_path=(f"dataset:{source.version_id}" if source is not None
+                       else str(data.resolve())),  # type: ignore[union-attr]
             data_hash=source.version_id if source is not None else facts["data_hash"],
             n_records=len(records), config=facts["config"],
             seed=seed, metrics=facts["metrics"], wall_seconds=clock.seconds(), extra=extra)

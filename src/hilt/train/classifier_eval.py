@@ -8,6 +8,7 @@ false-negative rates at the stored threshold (positive = ``classes_[1]``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,33 @@ class LabelledTexts:
     harmful: list[bool] | None = None
 
 
+def label_text(label: Any) -> str:
+    """The class name of a label: a string as it is, a whole number as the integer
+    (``1`` and ``1.0`` are both ``"1"``), another number as Python writes it, a boolean
+    as ``"true"``/``"false"`` (so ``true`` and ``"true"`` are one class, ``true`` and
+    ``1`` are not). ``ValueError`` for anything else: null, objects, lists, NaN or
+    infinities, blank strings."""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    if isinstance(label, int):
+        return str(label)
+    if isinstance(label, float):
+        if not math.isfinite(label):
+            raise ValueError(f"must be a finite number, got {label}")
+        return str(int(label)) if label.is_integer() else repr(label)
+    if isinstance(label, str):
+        if not label.strip():
+            raise ValueError("blank label")
+        return label
+    raise ValueError("missing, or not a string/number/boolean")
+
+
 def read_labelled(path: str | Path, text_field: str, label_field: str,
                   context_field: str | None = None,
                   harmful_field: str | None = None) -> LabelledTexts:
-    """Labelled texts from JSONL; labels may be strings, numbers or booleans, the
-    harmful-request field must be a JSON boolean."""
+    """Labelled texts from JSONL; texts must be non-blank strings, labels strings,
+    numbers or booleans (named by :func:`label_text`), the harmful-request field a
+    JSON boolean."""
     from hilt.jsonl import iter_json_objects
 
     path = Path(path)
@@ -44,15 +67,19 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
             if not isinstance(obj.get(name), str):
                 raise InputError("missing or not a string", file=str(path), line=number,
                                  field=name)
+        if not obj[text_field].strip():
+            raise InputError("blank text: there is nothing to classify", file=str(path),
+                             line=number, field=text_field)
         if harmful_field and not isinstance(obj.get(harmful_field), bool):
             raise InputError("missing or not a boolean", file=str(path), line=number,
                              field=harmful_field)
-        label = obj.get(label_field)
-        if label is None or isinstance(label, dict | list):
-            raise InputError("missing, or not a string/number/boolean", file=str(path),
-                             line=number, field=label_field)
+        try:
+            label = label_text(obj.get(label_field))
+        except ValueError as exc:
+            raise InputError(str(exc), file=str(path), line=number,
+                             field=label_field) from None
         texts.append(obj[text_field])
-        labels.append(str(label).lower() if isinstance(label, bool) else str(label))
+        labels.append(label)
         if context_field:
             contexts.append(obj[context_field])
         if harmful_field:

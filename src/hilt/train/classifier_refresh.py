@@ -26,7 +26,7 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
     accuracy is the headline metric, otherwise the out-of-fold accuracy. Returns the
     manifest written to ``out``."""
     clock = RunClock()
-    with staged_folder(out, ".clf-") as work:
+    with staged_folder(out, ".clf-", "classifier") as work:
         try:
             model = train_classifier(train.texts, train.labels, config, train.contexts,
                                      workdir=work, progress=True, harmful=train.harmful)

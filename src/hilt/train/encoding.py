@@ -28,6 +28,8 @@ def _fit(len_first: int, len_second: int, budget: int) -> tuple[int, int]:
 def encode_segments(tokenizer: Any, first: Sequence[str] | None, second: Sequence[str],
                     max_length: int) -> list[tuple[list[int], list[int]]]:
     """Token ids and token-type ids of ``[CLS] first second [SEP]`` (or of one text)."""
+    if max_length < 3:  # [CLS] and [SEP] leave no room for a single token of text
+        raise ValueError(f"max_length must be at least 3, got {max_length}")
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     second_ids = tokenizer(list(second), add_special_tokens=False)["input_ids"]
     out: list[tuple[list[int], list[int]]] = []

@@ -127,12 +127,18 @@ def preference_pairs(records: list[dict[str, Any]], version_id: str) -> list[Pai
 
 def classification_rows(records: list[dict[str, Any]], version_id: str
                         ) -> tuple[list[str], list[str]]:
-    """Classification records → (texts, labels)."""
+    """Classification records → (texts, labels); labels named as in files
+    (:func:`hilt.train.classifier_eval.label_text`)."""
+    from hilt.train.classifier_eval import label_text
+
     texts, labels = [], []
     for i, record in enumerate(records):
         texts.append(_require(record, "text", version_id, i))
-        labels.append(str(record.get("label")) if record.get("label") is not None
-                      else _require(record, "label", version_id, i))
+        try:
+            labels.append(label_text(record.get("label")))
+        except ValueError as exc:
+            raise InputError(str(exc), file=f"dataset {version_id}", line=i + 1,
+                             field="label") from None
     return texts, labels
 
 

@@ -10,18 +10,20 @@ metrics within the tolerance stated in ``docs/train.md``.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from hilt.canonical import canonical_json, content_hash
+from hilt.errors import InputError
 
 MANIFEST_FILE = "manifest.json"
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-transformers",
@@ -93,10 +95,29 @@ def manifest_hash(manifest: dict[str, Any]) -> str:
     return content_hash(recipe)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None: JSON has no such
+    numbers, and an undefined statistic (an empty bin, an empty slice) is null."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return json_safe(value.tolist())
+    return value
+
+
+def dump_json(value: Any, indent: int | None = 2) -> str:
+    """Strict JSON of a training output (undefined numbers as null, never NaN)."""
+    return json.dumps(json_safe(value), indent=indent, default=str, allow_nan=False)
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MANIFEST_FILE
-    path.write_text(json.dumps(json.loads(canonical_json(manifest)), indent=2))
+    path.write_text(dump_json(json.loads(canonical_json(json_safe(manifest)))))
     return path
 
 
@@ -105,14 +126,50 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
+    """Refuse an output folder whose contents a run would destroy.
+
+    A finished run replaces ``out`` as a whole, so ``out`` must be absent, empty or a
+    model folder of the same kind (its ``manifest.json`` says so); the current folder
+    and its ancestors are refused outright, whatever they hold.
+    """
+    where = str(out)
+    resolved = out.resolve()
+    here = Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise InputError("is the current folder or one of its parents; name a new or "
+                         "model folder", file=where, field=option)
+    if out.is_symlink():
+        raise InputError("is a symbolic link; name the folder itself", file=where,
+                         field=option)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError("exists and is not a folder", file=where, field=option)
+    if not any(out.iterdir()):
+        return
+    found = None
+    with suppress(OSError, ValueError, AttributeError):  # unreadable: no model folder
+        found = read_manifest(out).get("kind")
+    if found != kind:
+        what = (f"holds a {found} model" if isinstance(found, str)
+                else "is not empty and holds no hilt model manifest")
+        raise InputError(f"{what}; a {kind} run replaces the whole folder: name a new, "
+                         f"empty or {kind} model folder", file=where, field=option)
+
+
 @contextmanager
-def staged_folder(out: Path, prefix: str) -> Iterator[Path]:
+def staged_folder(out: Path, prefix: str, kind: str) -> Iterator[Path]:
     """A temporary folder next to ``out`` that replaces ``out`` when the block ends
-    normally: a failed run leaves nothing half-written and the old model in place."""
+    normally: a failed run leaves nothing half-written and the old model in place.
+    ``out`` is checked first (:func:`check_out_folder`)."""
+    check_out_folder(out, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
     try:
         yield work
+        # checked again: the folder may have changed during a long run
+        check_out_folder(out, kind)
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)

@@ -7,10 +7,15 @@ A pair file holds one JSON object per line, in either of two forms (contract 5):
   (``"\\n\\nHuman: … \\n\\nAssistant: …"``) sharing everything up to the final
   assistant turn.
 
+A transcript may start with ``"Human:"`` without the leading newlines. After the split
+neither reply may hold a further ``"\\n\\nHuman:"`` turn: the two transcripts must share
+every turn but the last assistant reply (a reply may run over several assistant
+turns).
+
 Optional fields: ``margin`` (a number, e.g. a rating gap, used by the margin
-Bradley–Terry loss), ``slice`` (a string, for per-slice accuracy) and ``id``.
-Files may be gzip-compressed (``.gz``). Every problem raises ``InputError`` naming
-file, line and field, before anything is trained or written.
+Bradley–Terry loss), ``slice`` (a string, for per-slice accuracy) and ``id`` (unique
+within a file). Files may be gzip-compressed (``.gz``). Every problem raises
+``InputError`` naming file, line and field, before anything is trained or written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,22 @@ from hilt.errors import InputError
 
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
+
+
+class TranscriptError(ValueError):
+    """Two HH transcripts that do not split into one prompt and two replies."""
+
+    def __init__(self, message: str, field: str = "chosen") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _with_leading_turn_break(transcript: str) -> str:
+    """``"Human: q…"`` → ``"\\n\\nHuman: q…"``, the form the markers are matched in."""
+    if transcript.startswith(HUMAN):
+        return transcript
+    opening = transcript.lstrip()
+    return "\n\n" + opening if opening.startswith(HUMAN.lstrip()) else transcript
 
 
 @dataclass(frozen=True)
@@ -51,7 +72,14 @@ def split_hh_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
     lies inside the common prefix of both transcripts. Cutting at the raw common
     prefix would be wrong: both replies often begin with the same words ("I"), which
     would then be moved into the prompt.
+
+    Raises :class:`TranscriptError` (with the field at fault) when there is no such
+    prompt or when a reply still holds a human turn: transcripts that diverge at an
+    earlier assistant turn, or that end with a human turn, are not one preference
+    between two final replies.
     """
+    chosen = _with_leading_turn_break(chosen)
+    rejected = _with_leading_turn_break(rejected)
     limit = 0
     for a, b in zip(chosen, rejected, strict=False):
         if a != b:
@@ -62,13 +90,22 @@ def split_hh_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
     while cut >= 0 and cut + len(ASSISTANT) > limit:
         cut = chosen.rfind(ASSISTANT, 0, cut)
     if cut < 0:
-        raise ValueError("the two transcripts share no prompt ending in '\\n\\nAssistant:'")
+        raise TranscriptError("the two transcripts share no prompt ending in "
+                              "'\\n\\nAssistant:'")
     end = cut + len(ASSISTANT)
+    # A further assistant turn is still the assistant speaking (HH has such replies);
+    # a human turn means the transcripts diverged earlier or do not end with a reply.
+    for name, transcript in (("chosen", chosen), ("rejected", rejected)):
+        if HUMAN in transcript[end:]:
+            raise TranscriptError(
+                f"the {name} reply holds a further 'Human:' turn; the two transcripts "
+                "must share every turn but the last assistant reply", field=name)
     return chosen[:end], chosen[end:].strip(), rejected[end:].strip()
 
 
 def last_exchange(prompt: str) -> str:
     """The last human turn of an HH-style prompt (the whole prompt if it has no markers)."""
+    prompt = _with_leading_turn_break(prompt)
     start = prompt.rfind(HUMAN)
     if start < 0:
         return prompt.strip()
@@ -99,9 +136,9 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
     else:
         try:
             prompt, chosen, rejected = split_hh_transcripts(chosen, rejected)
-        except ValueError as exc:
-            raise InputError(f"no 'prompt' field and {exc}", file=file, line=line,
-                             field="chosen") from None
+        except TranscriptError as exc:
+            raise InputError(f"HH transcripts (no 'prompt' field): {exc}", file=file, line=line,
+                             field=exc.field) from None
     # Empty replies are kept: HH contains them, and "say nothing" is a real choice.
     margin = obj.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)):
@@ -126,11 +163,33 @@ def iter_pairs(path: str | Path) -> Iterator[Pair]:
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """Read and validate a whole pair file (all lines are checked before returning)."""
-    pairs = list(iter_pairs(path))
+    """Read and validate a whole pair file (all lines are checked before returning);
+    an ``id`` given twice is an error."""
+    from hilt.jsonl import iter_json_objects
+
+    pairs: list[Pair] = []
+    seen: dict[str, int] = {}
+    for number, obj in iter_json_objects(path):
+        pair = parse_pair(obj, str(path), number)
+        if pair.id is not None:
+            if pair.id in seen:
+                raise InputError(f"id {pair.id!r} repeats the id of line {seen[pair.id]}",
+                                 file=str(path), line=number, field="id")
+            seen[pair.id] = number
+        pairs.append(pair)
     if not pairs:
         raise InputError("no preference pairs in file", file=str(path))
     return pairs
+
+
+def pair_key(pair: Pair) -> tuple[str, str, str]:
+    """What makes two pairs the same preference: prompt and both replies."""
+    return pair.prompt, pair.chosen, pair.rejected
+
+
+def duplicate_count(pairs: Sequence[Pair]) -> int:
+    """Pairs identical (by :func:`pair_key`) to an earlier pair of ``pairs``."""
+    return len(pairs) - len({pair_key(p) for p in pairs})
 
 
 def pairs_hash(pairs: Sequence[Pair]) -> str:
@@ -140,10 +199,19 @@ def pairs_hash(pairs: Sequence[Pair]) -> str:
 
 def split_pairs(pairs: Sequence[Pair], held_out_fraction: float = 0.2,
                 seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    """Seeded random split into (train, held-out)."""
-    order = list(range(len(pairs)))
+    """Seeded random split into (train, held-out), file order kept on each side.
+
+    Identical pairs (:func:`pair_key`) are split as one: every copy lands on the same
+    side, so a held-out pair never has a copy in training. Without duplicates this is a
+    plain shuffle of the pairs.
+    """
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(pair_key(pair), []).append(i)
+    members = list(groups.values())
+    order = list(range(len(members)))
     random.Random(seed).shuffle(order)
-    n_held = int(round(len(pairs) * held_out_fraction))
-    held = sorted(order[:n_held])
-    train = sorted(order[n_held:])
+    n_held = int(round(len(members) * held_out_fraction))
+    held = sorted(i for g in order[:n_held] for i in members[g])
+    train = sorted(i for g in order[n_held:] for i in members[g])
     return [pairs[i] for i in train], [pairs[i] for i in held]

@@ -18,7 +18,7 @@ from hilt.errors import NotFound
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.registry import ModelVersionRow
-from hilt.train.manifest import manifest_hash
+from hilt.train.manifest import json_safe, manifest_hash
 
 KINDS = ("reward", "sft", "classifier")
 
@@ -44,9 +44,11 @@ def register_model_version(session: Session, *, manifest: dict[str, Any], artifa
     previous = latest_version(session, kind, name)
     row = ModelVersionRow(
         id=version_id, kind=kind, name=name, base_model=str(manifest["base_model"]),
-        dataset_hash=manifest["data"]["hash"], config=manifest["config"],
+        dataset_hash=manifest["data"]["hash"], config=json_safe(manifest["config"]),
         seed=int(manifest["seed"]), code_version=manifest["code_version"],
-        metrics=manifest.get("metrics", {}), artifact_path=str(Path(artifact_path).resolve()),
+        # JSON columns take no NaN (PostgreSQL refuses it): undefined metrics are null
+        metrics=json_safe(manifest.get("metrics", {})),
+        artifact_path=str(Path(artifact_path).resolve()),
         manifest_hash=recipe, previous_id=previous.id if previous else None,
         created_by=actor, created_at=created)
     session.add(row)

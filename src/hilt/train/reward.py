@@ -46,7 +46,7 @@ import numpy as np
 from hilt.train.encoder import DEFAULT_ENCODER, resolve_encoder, set_torch_threads
 from hilt.train.encoding import encode_segments, pad_batch
 from hilt.train.pairs import Pair
-from hilt.train.reward_features import CHEAP_FEATURE_NAMES, cheap_features, view_texts
+from hilt.train.reward_features import CHEAP_FEATURE_NAMES, VIEWS, cheap_features, view_texts
 from hilt.train.reward_linear import LexicalExpert, fit_lexical_expert, fit_linear_bradley_terry
 
 WEIGHTS_FILE = "reward_head.pt"
@@ -94,6 +94,29 @@ def _torch() -> Any:
     import torch
 
     return torch
+
+
+def check_reward_config(config: RewardConfig) -> None:
+    """Refuse settings the encoder cannot train with before any work is done;
+    ``InputError`` names the ``hilt train reward`` option (or the config field)."""
+    from transformers import AutoConfig
+
+    from hilt.errors import InputError
+
+    if config.view not in VIEWS:
+        raise InputError(f"unknown view {config.view!r}; views: {', '.join(VIEWS)}",
+                         field="--view")
+    encoder = AutoConfig.from_pretrained(resolve_encoder(config.encoder))
+    layers, longest = int(encoder.num_hidden_layers), int(encoder.max_position_embeddings)
+    if not 0 <= config.trainable_layers <= layers:
+        raise InputError(f"must lie in 0..{layers} (the encoder's layers), got "
+                         f"{config.trainable_layers}", field="--trainable-layers")
+    # [CLS] and [SEP] take two positions; at least one token of text must fit
+    if not 3 <= config.max_length <= longest:
+        raise InputError(f"must lie in 3..{longest} tokens for this encoder, got "
+                         f"{config.max_length}", field="--max-length")
+    if config.epochs < 1:
+        raise InputError(f"must be at least 1, got {config.epochs}", field="--epochs")
 
 
 class EncoderReward:

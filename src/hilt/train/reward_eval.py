@@ -20,6 +20,9 @@ Reported (all rates with 95 % intervals):
   sensitivity to appended phrases: the mean reward change when a flattery or an
   apology sentence is appended to a reply, and the share of correctly ranked pairs
   that flip when it is appended to the rejected reply only.
+
+A value that is undefined on the data (the confidence of an empty reliability bin, an
+interval over an empty slice) is None, written as JSON null.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def accuracy_block(delta: np.ndarray, seed: int = 0) -> dict[str, Any]:
     outcomes = pair_outcomes(delta)
     n = int(outcomes.size)
     block = rate(int(round(outcomes.sum())), n)
-    low, high = bootstrap_interval(outcomes, seed=seed) if n else (float("nan"),) * 2
+    low, high = bootstrap_interval(outcomes, seed=seed)
     block.update({"value": float(outcomes.mean()) if n else None,
                   "bootstrap_ci_low": low, "bootstrap_ci_high": high})
     return block
@@ -91,7 +94,8 @@ def _interval(delta: np.ndarray, statistic: Any, resamples: int) -> dict[str, An
     return {"method": "percentile bootstrap", "low": low, "high": high}
 
 
-def calibration(delta: np.ndarray, n_bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+def calibration(delta: np.ndarray,
+                n_bins: int = 10) -> tuple[float | None, list[dict[str, Any]]]:
     p = _sigmoid(delta)
     probs = np.concatenate([p, 1 - p])
     outcomes = np.concatenate([np.ones_like(p), np.zeros_like(p)])

@@ -19,15 +19,25 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from hilt.errors import InputError
 from hilt.train.manifest import (
+    MANIFEST_FILE,
     RunClock,
     build_manifest,
+    check_out_folder,
+    dump_json,
     read_manifest,
     staged_folder,
     write_manifest,
 )
-from hilt.train.pairs import Pair, pairs_hash, split_pairs
-from hilt.train.reward import EncoderReward, RewardConfig, train_reward_model
+from hilt.train.pairs import Pair, duplicate_count, pair_key, pairs_hash, split_pairs
+from hilt.train.reward import (
+    CONFIG_FILE,
+    EncoderReward,
+    RewardConfig,
+    check_reward_config,
+    train_reward_model,
+)
 from hilt.train.reward_eval import Scorer, evaluate_reward_model
 from hilt.train.reward_trl import TRLReward, TRLRewardConfig, train_trl_reward
 from hilt.train.stats import plot_reliability
@@ -36,12 +46,42 @@ BACKEND_DEFAULT = "minilm-bt"
 BACKEND_TRL = "trl"
 
 
-def load_reward_model(folder: str | Path) -> Scorer:
-    """A scorer for either backend, from a folder written by :func:`refresh_reward_model`."""
+TRL_CONFIG_FILE = "trl_reward_config.json"
+
+
+def check_reward_folder(folder: str | Path, option: str | None = None) -> str:
+    """The backend of a reward-model folder; ``InputError`` (naming ``option``) when
+    ``folder`` is not one written by :func:`refresh_reward_model`."""
     folder = Path(folder)
-    backend = read_manifest(folder).get("backend", BACKEND_DEFAULT)
+    if not folder.is_dir():
+        raise InputError("not a folder", file=str(folder), field=option)
+    try:
+        manifest = read_manifest(folder)
+    except FileNotFoundError:
+        raise InputError(f"not a reward-model folder ({MANIFEST_FILE} missing)",
+                         file=str(folder), field=option) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable {MANIFEST_FILE} ({exc})", file=str(folder),
+                         field=option) from None
+    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    if kind != "reward":
+        raise InputError(f"not a reward-model folder (its {MANIFEST_FILE} is of kind "
+                         f"{kind!r})", file=str(folder), field=option)
+    backend = str(manifest.get("backend", BACKEND_DEFAULT))
+    needed = TRL_CONFIG_FILE if backend == BACKEND_TRL else CONFIG_FILE
+    if not (folder / needed).is_file():
+        raise InputError(f"incomplete reward-model folder ({needed} missing)",
+                         file=str(folder), field=option)
+    return backend
+
+
+def load_reward_model(folder: str | Path, option: str | None = None) -> Scorer:
+    """A scorer for either backend, from a folder written by :func:`refresh_reward_model`;
+    any other folder is an ``InputError`` (naming ``option`` when given)."""
+    folder = Path(folder)
+    backend = check_reward_folder(folder, option)
     if backend == BACKEND_TRL:
-        config = json.loads((folder / "trl_reward_config.json").read_text())
+        config = json.loads((folder / TRL_CONFIG_FILE).read_text())
         return TRLReward(str(folder / "model"), config["max_length"])
     return EncoderReward.load(folder)
 
@@ -57,19 +97,30 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
 
     ``data_hash`` replaces the pairs' content hash as the registered data identity (a
     dataset version passes its id); ``extra`` adds fields to the manifest.
+
+    ``metrics`` report ``duplicate_pairs`` (pairs identical in prompt and both replies
+    to an earlier pair of ``pairs``) and ``held_out_in_train`` (held-out pairs identical
+    to a training pair; 0 for the seeded split, which keeps copies on one side).
     """
     out_dir = Path(out_dir)
     clock = RunClock()
+    # Everything that can be refused is checked before the (long) training.
+    if isinstance(config, RewardConfig):
+        check_reward_config(config)
+    check_out_folder(out_dir, "reward")
+    if previous_dir is not None:
+        check_reward_folder(previous_dir, "--previous")
     if eval_pairs is None:
         train, held_out = split_pairs(pairs, held_out_fraction, split_seed)
     else:
         train, held_out = list(pairs), list(eval_pairs)
     if not train or not held_out:
-        from hilt.errors import InputError
-
         raise InputError(f"need at least one training and one held-out pair (got "
                          f"{len(train)} and {len(held_out)})", field="--held-out")
-    with staged_folder(out_dir, ".rm-") as work:
+    train_keys = {pair_key(p) for p in train}
+    data_checks = {"duplicate_pairs": duplicate_count(pairs),
+                   "held_out_in_train": sum(pair_key(p) in train_keys for p in held_out)}
+    with staged_folder(out_dir, ".rm-", "reward") as work:
         model: Scorer
         if isinstance(config, TRLRewardConfig):
             backend = BACKEND_TRL
@@ -83,15 +134,16 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
             model.save(work)
             base_model = config.encoder
         train_seconds = clock.seconds()
-        previous = load_reward_model(previous_dir) if previous_dir else None
+        previous = load_reward_model(previous_dir, "--previous") if previous_dir else None
         metrics = evaluate_reward_model(model, held_out, previous=previous)
         metrics["train_seconds"] = train_seconds
         metrics["train_pairs"] = len(train)
+        metrics.update(data_checks)
         metrics.update({f"train_{k}": v for k, v in facts.items()})
         plot_reliability(metrics["reliability_bins"], str(work / "reliability.png"),
                          f"P(chosen ≻ rejected), held-out n={len(held_out)}, "
                          f"ECE={metrics['ece']:.3f}")
-        (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (work / "metrics.json").write_text(dump_json(metrics))
         manifest = build_manifest(
             kind="reward", base_model=base_model, data_path=data_path,
             data_hash=data_hash or pairs_hash(pairs), n_records=len(pairs), config=asdict(config),
@@ -110,7 +162,7 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers that go into the registry (the full report stays in metrics.json)."""
     keep = ("n", "accuracy", "accuracy_ci", "ece", "agreement_with_previous", "train_seconds",
-            "train_pairs")
+            "train_pairs", "duplicate_pairs", "held_out_in_train")
     head = {k: metrics.get(k) for k in keep}
     probes = metrics.get("bias_probes") or {}
     if probes:

@@ -46,11 +46,12 @@ def rate(successes: int, n: int) -> dict[str, Any]:
 def bootstrap_interval(values: Sequence[float] | np.ndarray,
                        statistic: Callable[[np.ndarray], float] = np.mean,
                        n_resamples: int = 2000, confidence: float = 0.95,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over resampled ``values``."""
+                       seed: int = 0) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of ``statistic`` over resampled ``values``;
+    (None, None) for no values (undefined, and JSON has no NaN)."""
     data = np.asarray(values, dtype=float)
     if data.size == 0:
-        return float("nan"), float("nan")
+        return None, None
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, data.size, size=(n_resamples, data.size))
     stats = np.array([statistic(data[row]) for row in idx])
@@ -60,8 +61,9 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray,
 
 def reliability_bins(probabilities: Sequence[float] | np.ndarray,
                      outcomes: Sequence[int] | np.ndarray,
-                     n_bins: int = 10) -> list[dict[str, float]]:
-    """Equal-width bins of predicted probability with mean confidence and observed rate."""
+                     n_bins: int = 10) -> list[dict[str, Any]]:
+    """Equal-width bins of predicted probability with mean confidence and observed rate
+    (both None for an empty bin)."""
     prob = np.asarray(probabilities, dtype=float)
     hit = np.asarray(outcomes, dtype=float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -72,18 +74,19 @@ def reliability_bins(probabilities: Sequence[float] | np.ndarray,
         sel = which == b
         count = int(sel.sum())
         bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": count,
-                     "confidence": float(prob[sel].mean()) if count else float("nan"),
-                     "observed": float(hit[sel].mean()) if count else float("nan")})
+                     "confidence": float(prob[sel].mean()) if count else None,
+                     "observed": float(hit[sel].mean()) if count else None})
     return bins
 
 
 def expected_calibration_error(probabilities: Sequence[float] | np.ndarray,
                                outcomes: Sequence[int] | np.ndarray,
-                               n_bins: int = 10) -> float:
-    """ECE = Σ_b (n_b / n) · |observed_b − confidence_b| over equal-width bins."""
+                               n_bins: int = 10) -> float | None:
+    """ECE = Σ_b (n_b / n) · |observed_b − confidence_b| over equal-width bins; None
+    without predictions."""
     n = len(probabilities)
     if n == 0:
-        return float("nan")
+        return None
     total = 0.0
     for b in reliability_bins(probabilities, outcomes, n_bins):
         if b["n"]:
@@ -91,7 +94,7 @@ def expected_calibration_error(probabilities: Sequence[float] | np.ndarray,
     return float(total)
 
 
-def plot_reliability(bins: list[dict[str, float]], path: str, title: str) -> None:
+def plot_reliability(bins: list[dict[str, Any]], path: str, title: str) -> None:
     """Reliability diagram (observed rate against mean confidence per bin) as a PNG."""
     import matplotlib
 
