@@ -33,7 +33,8 @@ GOOD = {"versions": {"rubric": "harm@2", "prompt_template": "chatml@1"},
         "lineage": {"status": "known", "dataset_versions": [
             {"id": "d1", "consented": True, "revoked": False, "contaminated_with": []}]},
         "signoffs": [{"role": "release_owner", "by": "ana"}],
-        "records": {"objective": {"text": "helpful and harmless"}}}
+        "records": {"training": [{"id": "run1", "objective_terms": {"sft": 1.0},
+                                  "logged": {"masks": True}, "link": "run:run1"}]}}
 
 
 def test_a_valid_file_reaches_the_decision(tmp_path: Path) -> None:
@@ -108,3 +109,48 @@ def test_generation_settings_of_the_response_files_are_recorded(tmp_path: Path) 
                        facts=_facts(tmp_path, {"versions": {"decoder_settings": {"t": 0}}})
                        ).record
     assert record["inputs"]["versions"]["decoder_settings"] == {"t": 0}
+
+
+@pytest.mark.parametrize("records,field,words", [
+    ({"trainig": [{"id": "run1"}]}, "records.trainig", "unknown key"),
+    ({"suites": "abc"}, "records.suites", "valid list"),
+    ({"training": {"a": 1}}, "records.training", "valid list"),
+    ({"dataset_versions": 5}, "records.dataset_versions", "valid list"),
+    ({"suites": [{"id": "s", "heldout": "yes"}]}, "records.suites.0.heldout", ""),
+    ({"suites": [{"id": "s", "aproved_by": "ana"}]}, "records.suites.0.aproved_by",
+     "unknown key"),
+    ({"training": [{"id": "r", "logged": {"mask": True}}]}, "records.training.0.logged.mask",
+     "unknown key"),
+    ({"training": [{"id": "r", "objective_terms": {"sft": "lots"}}]},
+     "records.training.0.objective_terms.sft", ""),
+    ({"feedback": [{"evidence": "x", "enters": "y"}]}, "records.feedback.0.enters",
+     "unknown key"),
+    ({"decision_inputs": {"reproducible": True}}, "records.decision_inputs", "unknown key"),
+])
+def test_bad_card_records_name_the_field(tmp_path: Path, records: Any, field: str,
+                                         words: str) -> None:
+    path = _facts(tmp_path, {"records": records})
+    with pytest.raises(InputError) as caught:
+        load_facts(path)
+    assert caught.value.file == str(path) and caught.value.field == field
+    assert words in str(caught.value)
+
+
+def test_card_records_from_the_facts_file_answer_the_card(tmp_path: Path) -> None:
+    suite = _jsonl(tmp_path / "suite.jsonl", SUITE)
+    cand = _jsonl(tmp_path / "cand.jsonl", RESP)
+    records = {"training": [{"id": "run1", "objective_terms": {"sft": 1.0},
+                             "logged": {"masks": True}, "link": "run:run1"}],
+               "feedback": [{"evidence": "review disagreements", "enters_via": "dataset v2",
+                             "link": "fb:1"}]}
+    assert load_facts(_facts(tmp_path, {"records": records}))["records"] == records
+    result = run_check(suite=suite, candidate=cand, reference=cand, out=tmp_path / "out",
+                       facts=_facts(tmp_path, {"records": records}))
+    objects = result.record["decision"]["card"]["behaviours"][0]["objects"]
+    assert objects["objective"]["mathematical"]["status"] == "answered"
+    # only masks were recorded: margins and thresholds stay unknown, not "NOT logged"
+    engineering = objects["objective"]["engineering"]
+    assert engineering["status"] == "partial"
+    assert engineering["missing"] == ["run1: whether margins are logged",
+                                      "run1: whether thresholds are logged"]
+    assert objects["feedback"]["engineering"]["answer"] == "dataset v2"

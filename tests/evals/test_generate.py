@@ -16,6 +16,15 @@ from hilt.evals.files import SuiteItem, parse_responses
 from hilt.evals.generate import EndpointConfig, GenerationError, generate, write_responses
 from hilt.evals.sampling import stratified_sample
 
+# 200 replies that are not chat completions
+MALFORMED: dict[str, Any] = {
+    "no-choices": {"choices": []},
+    "a-list": [1],
+    "no-message": {"choices": [{"text": "legacy completion"}]},
+    "choice-not-object": {"choices": ["hi"]},
+    "no-key": {"id": "x"},
+}
+
 
 class _FakeServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -47,13 +56,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, {"error": "busy"})
         if prompt == "broken":
             return self._send(400, {"error": "bad request"})
+        if prompt in MALFORMED:
+            return self._send(200, MALFORMED[prompt])
         if prompt == "silent":
             return self._send(200, {"choices": [{"message": {"role": "assistant",
                                                              "content": None}}]})
         answer = f"echo: {prompt} (t={body.get('temperature')})"
         self._send(200, {"choices": [{"message": {"role": "assistant", "content": answer}}]})
 
-    def _send(self, status: int, payload: dict[str, Any],
+    def _send(self, status: int, payload: Any,
               headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -165,3 +176,27 @@ def test_stratified_sample_is_proportional_reproducible_and_floored() -> None:
     assert sample != stratified_sample(ids, strata, budget=100, min_per_stratum=3, seed=5)
     # Horvitz–Thompson: weights sum back to the population size.
     assert sum(1 / s.inclusion_probability for s in sample) == pytest.approx(1000)
+
+
+@pytest.mark.parametrize("prompt", sorted(MALFORMED))
+def test_a_malformed_reply_is_one_error_line_and_exit_2(server: _FakeServer, tmp_path: Path,
+                                                        prompt: str) -> None:
+    from typer.testing import CliRunner
+
+    from hilt.cli import app
+
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text(json.dumps({"id": "a", "prompt": prompt, "slice": "s",
+                                 "expect": "comply"}) + "\n")
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    result = CliRunner().invoke(app, ["generate", "--suite", str(suite), "--endpoint",
+                                      f"http://{host}:{port}/v1", "--endpoint-model", "m",
+                                      "--out", str(tmp_path / "out.jsonl"),
+                                      "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: endpoint answered")
+    assert server.calls[prompt] == 1  # not retried: the endpoint answered, wrongly
+    assert not (tmp_path / "out.jsonl").exists()
+    assert not list((tmp_path / "cache").glob("*.json"))

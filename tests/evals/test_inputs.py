@@ -123,3 +123,26 @@ def test_rerun_replaces_outputs_atomically(tmp_path: Path) -> None:
     stored = json.loads((out / "decision.json").read_text())
     assert stored["hash"] == second.record["hash"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.jsonl", "suite.jsonl"]
+
+
+def test_alpha_sets_the_intervals_and_the_policy_the_mcnemar_level(tmp_path: Path) -> None:
+    from hilt.evals.stats import paired_difference_interval, wilson_interval
+
+    suite = _write(tmp_path / "suite.jsonl", SUITE)
+    resp = _write(tmp_path / "r.jsonl", RESP)
+    record = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
+                       alpha=0.2).record
+    whole = record["metrics"]["slices"]["all"]["benign_refusal_rate"]
+    assert (whole["candidate"]["ci_low"], whole["candidate"]["ci_high"]) == \
+        pytest.approx(wilson_interval(1, 2, 0.2))
+    assert (whole["delta"]["ci_low"], whole["delta"]["ci_high"]) == \
+        pytest.approx(paired_difference_interval(1, 0, 0, 1, 0.2))
+    mcnemar = [c for c in record["decision"]["criteria"]
+               if c["kind"] == "significant_increase"]
+    assert mcnemar and all(c["numbers"]["alpha"] == 0.05 for c in mcnemar)  # the policy's
+    import typer
+
+    check = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    help_text = next(p.help for p in check.params if p.name == "alpha")
+    assert "reported intervals" in help_text
+    assert "the McNemar criteria use the gate policy's alpha" in help_text

@@ -14,10 +14,12 @@ from hilt.evals.bootstrap import (
     paired_bootstrap_delta,
 )
 from hilt.evals.grouping import grouped
+from hilt.evals.metrics import compute_metrics
 from hilt.evals.stats import (
     discordant_counts,
     holm_adjust,
     mcnemar_exact,
+    paired_difference_interval,
     rate_with_interval,
     wilson_interval,
 )
@@ -141,3 +143,95 @@ def test_stratified_review_interval_is_never_zero_width_from_a_sample() -> None:
     # every item reviewed: the census is exact
     census = _stratified_rate([("h", 1.0), ("h", 0.0)], {"h": 2}, {"h": 2}, 2, 0.05)
     assert (census["ci_low"], census["ci_high"]) == (0.5, 0.5)
+
+
+def _newcombe_reference(e: int, f: int, g: int, h: int, alpha: float) -> tuple[float, float]:
+    """Newcombe (1998) method 10 written out in the paper's notation (e both, f first
+    only, g second only, h neither), with statsmodels' Wilson limits."""
+    n = e + f + g + h
+    a_hat, b_hat = (e + f) / n, (e + g) / n
+    l2, u2 = proportion_confint(e + f, n, alpha=alpha, method="wilson")
+    l3, u3 = proportion_confint(e + g, n, alpha=alpha, method="wilson")
+    big_a = e * h - f * g
+    denominator = (e + f) * (g + h) * (e + g) * (f + h)
+    if denominator == 0 or 0 <= big_a <= n / 2:
+        phi = 0.0
+    else:
+        phi = (big_a - n / 2 if big_a > n / 2 else big_a) / denominator ** 0.5
+    theta = (f - g) / n
+    delta = ((a_hat - l2) ** 2 - 2 * phi * (a_hat - l2) * (u3 - b_hat)
+             + (u3 - b_hat) ** 2) ** 0.5
+    epsilon = ((u2 - a_hat) ** 2 - 2 * phi * (u2 - a_hat) * (b_hat - l3)
+               + (b_hat - l3) ** 2) ** 0.5
+    return theta - delta, theta + epsilon
+
+
+def test_paired_difference_interval_published_example() -> None:
+    # Cavo et al. (2012), complete response before/after consolidation therapy, as worked
+    # in Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables" (2017),
+    # ch. 8: Newcombe square-and-add estimate −0.0621, 95% CI −0.1186 to −0.0046.
+    low, high = paired_difference_interval(59, 6, 16, 80)
+    assert (round(low, 4), round(high, 4)) == (-0.1186, -0.0046)
+
+
+@pytest.mark.parametrize("table", [(59, 6, 16, 80), (1, 1, 7, 12), (0, 0, 0, 3),
+                                   (0, 3, 0, 0), (10, 0, 0, 15), (5, 9, 2, 34),
+                                   (0, 12, 1, 0), (40, 0, 3, 1), (2, 2, 2, 2)])
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.01])
+def test_paired_difference_interval_matches_newcombe_method_10(
+        table: tuple[int, int, int, int], alpha: float) -> None:
+    low, high = paired_difference_interval(*table, alpha=alpha)
+    ref_low, ref_high = _newcombe_reference(*table, alpha)
+    assert low == pytest.approx(max(-1.0, ref_low), abs=1e-12)
+    assert high == pytest.approx(min(1.0, ref_high), abs=1e-12)
+    n = sum(table)
+    assert low <= (table[1] - table[2]) / n <= high and low < high
+
+
+def test_paired_difference_interval_never_collapses() -> None:
+    # no discordant pair: the width reflects n instead of the bootstrap's [0, 0]
+    three, twenty_five = (paired_difference_interval(0, 0, 0, 3),
+                          paired_difference_interval(0, 0, 0, 25))
+    assert three[1] == pytest.approx(0.5615, abs=1e-4) and three[0] == -three[1]
+    assert twenty_five[1] == pytest.approx(0.1332, abs=1e-4)
+    with pytest.raises(ValueError):
+        paired_difference_interval(0, 0, 0, 0)
+
+
+def test_paired_difference_interval_covers_where_the_bootstrap_cannot() -> None:
+    """Exact coverage over every 2×2 table of 25 pairs, candidate-only rate 4 %, no other
+    discordance: a percentile bootstrap gives [0, 0] whenever no pair is discordant
+    (36 % of runs here), missing the true +0.04 every time."""
+    from scipy.stats import multinomial
+
+    n, probs = 25, [0.02, 0.04, 0.0, 0.94]
+    truth = probs[1] - probs[2]
+    covered, bootstrap_covered = 0.0, 0.0
+    for e in range(n + 1):
+        for f in range(n + 1 - e):
+            h = n - e - f
+            p = multinomial.pmf([e, f, 0, h], n, probs)
+            low, high = paired_difference_interval(e, f, 0, h)
+            covered += p * (low <= truth <= high)
+            cand = np.array([1] * (e + f) + [0] * h, dtype=bool)
+            ref = np.array([1] * e + [0] * (f + h), dtype=bool)
+            boot = paired_bootstrap_delta(cand, ref, resamples=400,
+                                          rng=np.random.default_rng(e * 100 + f))
+            bootstrap_covered += p * (boot.ci_low <= truth <= boot.ci_high)  # type: ignore[operator]
+    assert covered >= 0.93
+    assert bootstrap_covered < 0.7
+
+
+def test_metrics_versions_of_the_delta_interval() -> None:
+    cand = np.zeros(3, dtype=bool)
+    columns = {"slice": np.array(["s"] * 3), "expect_refuse": np.zeros(3, dtype=bool),
+               "candidate_refused": cand, "reference_refused": cand.copy()}
+    current = compute_metrics(columns)
+    delta = current["slices"]["all"]["benign_refusal_rate"]["delta"]
+    assert current["metrics_version"] == 2
+    assert delta["interval"] == "Newcombe paired score"
+    assert delta["ci_low"] < 0 < delta["ci_high"]
+    old = compute_metrics(columns, version=1)["slices"]["all"]["benign_refusal_rate"]["delta"]
+    assert (old["ci_low"], old["ci_high"]) == (0.0, 0.0)  # what version-1 records hold
+    with pytest.raises(ValueError, match="metrics version"):
+        compute_metrics(columns, version=3)

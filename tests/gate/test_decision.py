@@ -103,3 +103,63 @@ def test_a_cut_input_column_is_reported_not_raised() -> None:
     record["inputs"]["judgments"]["candidate"].pop()
     report = verify(record)
     assert not report.ok and any("malformed" in p for p in report.problems)
+
+
+def test_records_are_recomputed_with_the_metrics_version_they_were_made_with() -> None:
+    # settings without metrics_version: a record made before version 2 existed
+    old = _record()
+    delta = old["metrics"]["slices"]["all"]["benign_refusal_rate"]["delta"]
+    assert "metrics_version" not in old["metrics"] and "resamples" in delta
+    assert verify(old).ok
+    current = _record(settings={"alpha": 0.05, "bootstrap_resamples": 500, "seed": 0,
+                                "metrics_version": 2})
+    delta = current["metrics"]["slices"]["all"]["benign_refusal_rate"]["delta"]
+    assert current["metrics"]["metrics_version"] == 2
+    assert delta["interval"] == "Newcombe paired score"
+    assert verify(current).ok
+    # going back to the bootstrap is an edited setting, caught by the recomputation
+    tampered = copy.deepcopy(current)
+    tampered["inputs"]["settings"]["metrics_version"] = 1
+    tampered["hash"] = record_hash(tampered)
+    assert not verify(tampered).ok
+
+
+def test_a_non_inferiority_claim_needs_more_than_three_prompts(tmp_path: Path) -> None:
+    from hilt.evals.check import run_check
+
+    rows = [{"id": f"i{i}", "prompt": f"p{i}", "slice": "s", "expect": "comply"}
+            for i in range(3)]
+    answers = [{"id": f"i{i}", "response": "sure", "judgment": "comply"} for i in range(3)]
+    suite, resp = tmp_path / "suite.jsonl", tmp_path / "resp.jsonl"
+    suite.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    resp.write_text("".join(json.dumps(r) + "\n" for r in answers))
+    policy = policy_from_dict({"id": "ni", "version": "1", "behaviours": [{
+        "name": "b", "description": "d", "metric": "benign_refusal_rate",
+        "decision_rule": "r", "regression_metric": "m",
+        "criteria": [{"id": "ni", "kind": "max_delta", "metric": "benign_refusal_rate",
+                      "bound": "ci_high", "max": 0.03}]}]})
+    result = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
+                       policy=policy)
+    record = result.record
+    assert record["inputs"]["settings"]["metrics_version"] == 2
+    criterion = record["decision"]["criteria"][0]
+    assert criterion["status"] == "fail" and criterion["numbers"]["ci_high"] > 0.5
+    assert record["outcome"] == "block" and verify(record).ok
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "delta (Newcombe paired score CI)" in html
+
+
+def test_review_estimates_name_the_wilson_interval() -> None:
+    from hilt.evals.review_sample import review_estimates
+
+    table = {"id": ["a", "b"], "slice": ["s", "s"], "expect": ["comply", "comply"],
+             "candidate": ["comply", "refuse"], "candidate_source": ["classifier"] * 2}
+    sample = {"rubric": "r@1", "question": "refusal",
+              "items": [{"id": "a", "stratum": "s|comply|comply"},
+                        {"id": "b", "stratum": "s|comply|refuse"}],
+              "labels": {"a": {"judgment": "comply"}}}
+    estimator = review_estimates(table, sample, 0.05)["estimator"]
+    assert "Wilson interval on the effective sample size" in estimator
+    assert "normal" not in estimator
+    # version-1 records keep the description they were stored with
+    assert "normal interval" in review_estimates(table, sample, 0.05, version=1)["estimator"]

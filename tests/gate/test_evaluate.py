@@ -36,6 +36,11 @@ def _policy(criteria: list[dict[str, Any]], **extra: Any) -> GatePolicy:
                         "criteria": criteria}], **extra})
 
 
+# a criterion that passes on the runs below, for tests about everything else
+MEASURED = {"id": "measured", "kind": "max_delta", "metric": "benign_refusal_rate",
+            "max": 0.1}
+
+
 def _failed(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any] | None = None
             ) -> set[str]:
     decision = evaluate(policy, metrics, facts or {"suites": ["x"]})
@@ -176,7 +181,7 @@ LINEAGE_POLICY = {"lineage": {"require_consent": True, "forbid_revoked": True,
 ])
 def test_lineage_requirements(version: dict[str, Any], outcome: str, words: str) -> None:
     metrics = compute_metrics(_benign(50, 0, 0))
-    policy = _policy([], **LINEAGE_POLICY)
+    policy = _policy([MEASURED], **LINEAGE_POLICY)
     facts = {"suites": ["xs@1"], "lineage": {"status": "known", "dataset_versions": [version]}}
     decision = evaluate(policy, metrics, facts)
     assert decision["outcome"] == outcome
@@ -186,15 +191,16 @@ def test_lineage_requirements(version: dict[str, Any], outcome: str, words: str)
 def test_unknown_lineage_can_be_allowed_explicitly() -> None:
     metrics = compute_metrics(_benign(50, 0, 0))
     facts = {"lineage": {"status": "unknown", "reason": "no lookup"}}
-    assert evaluate(_policy([], **LINEAGE_POLICY), metrics, facts)["outcome"] == "block"
+    assert evaluate(_policy([MEASURED], **LINEAGE_POLICY), metrics, facts)["outcome"] == "block"
     lenient = copy.deepcopy(LINEAGE_POLICY)
     lenient["lineage"]["on_unknown"] = "pass"
-    assert evaluate(_policy([], **lenient), metrics, facts)["outcome"] == "pass"
+    assert evaluate(_policy([MEASURED], **lenient), metrics, facts)["outcome"] == "pass"
 
 
 def test_signoffs_by_role_and_distinct_people() -> None:
     metrics = compute_metrics(_benign(50, 0, 0))
-    policy = _policy([], signoffs=[{"role": "release_owner"}, {"role": "safety", "count": 2}])
+    policy = _policy([MEASURED], signoffs=[{"role": "release_owner"},
+                                           {"role": "safety", "count": 2}])
     facts: dict[str, Any] = {"signoffs": [{"role": "release_owner", "by": "ana"},
                                           {"role": "safety", "by": "bo"},
                                           {"role": "safety", "by": "bo"}]}
@@ -212,7 +218,7 @@ def test_signoffs_by_role_and_distinct_people() -> None:
 def test_a_known_lineage_without_dataset_versions_is_unknown() -> None:
     metrics = compute_metrics(_benign(50, 0, 0))
     facts = {"lineage": {"status": "known", "dataset_versions": []}}
-    decision = evaluate(_policy([], **LINEAGE_POLICY), metrics, facts)
+    decision = evaluate(_policy([MEASURED], **LINEAGE_POLICY), metrics, facts)
     assert decision["outcome"] == "block"
     assert decision["lineage"]["unknown"] == ["lineage names no training dataset version"]
 
@@ -262,7 +268,8 @@ def test_policy_yaml_round_trip_and_errors(tmp_path: Any) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(default_policy().as_dict()))
     assert load_policy(path) == default_policy()
-    path.write_text("id: x\nversion: '1'\nbehaviours: []\nsurprise: 1\n")
+    valid = default_policy().as_dict()
+    path.write_text(yaml.safe_dump({**valid, "surprise": 1}))
     with pytest.raises(InputError) as caught:
         load_policy(path)
     assert caught.value.field == "surprise" and caught.value.file == str(path)
@@ -295,3 +302,90 @@ def test_guardrail_rates_and_win_rate_floor() -> None:
     fnr = {"id": "g", "kind": "max_delta", "metric": "guardrail_false_negative_rate",
            "bound": "ci_low", "max": 0.05}
     assert _failed(_policy([floor, fnr]), metrics) == {"w", "g"}
+
+
+def _behaviour(**extra: Any) -> dict[str, Any]:
+    return {"name": "b", "description": "d", "metric": "benign_refusal_rate",
+            "decision_rule": "r", "regression_metric": "m", **extra}
+
+
+@pytest.mark.parametrize("behaviours,field,words", [
+    ([], "behaviours", "empty"),
+    ([_behaviour()], "behaviours", "no behaviour has a criterion"),
+    ([_behaviour(criteria=[])], "behaviours", "no behaviour has a criterion"),
+    ([_behaviour(criteria=[{**MEASURED, "slices": []}])],
+     "behaviours.0.criteria.0.slices", "judge nothing"),
+    ([_behaviour(suites=[], criteria=[MEASURED])], "behaviours.0.suites", "empty"),
+    ([_behaviour(slices=[], criteria=[MEASURED])], "behaviours.0.slices", "empty"),
+])
+def test_a_policy_that_judges_nothing_is_refused(tmp_path: Any, behaviours: list[Any],
+                                                 field: str, words: str) -> None:
+    import yaml
+
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump({"id": "p", "version": "1", "behaviours": behaviours}))
+    with pytest.raises(InputError) as caught:
+        load_policy(path)
+    assert caught.value.file == str(path) and caught.value.field == field
+    assert words in str(caught.value)
+
+
+def test_a_behaviour_without_criteria_beside_a_gated_one_is_card_only() -> None:
+    policy = policy_from_dict({"id": "t", "version": "1", "behaviours": [
+        _behaviour(criteria=[MEASURED]), _behaviour(name="card_only")]})
+    decision = evaluate(policy, compute_metrics(_benign(50, 0, 0)), {"suites": ["x"]})
+    assert decision["outcome"] == "pass"
+    assert [b["gated"] for b in decision["card"]["behaviours"]] == [True, False]
+
+
+def test_a_gate_with_no_criterion_result_blocks() -> None:
+    # an already-validated policy whose criteria produce no result (no slice but "all")
+    policy = _policy([{**MEASURED, "slices": "each"}])
+    metrics = compute_metrics(_benign(20, 0, 0))
+    metrics["slices"] = {"all": metrics["slices"]["all"]}
+    decision = evaluate(policy, metrics, {"suites": ["x"]})
+    assert decision["criteria"] == [] and decision["outcome"] == "block"
+    assert "no criterion was evaluated" in " ".join(decision["reasons"])
+
+
+@pytest.mark.parametrize("criterion", [
+    {"id": "fnr", "kind": "ceiling", "metric": "guardrail_false_negative_rate",
+     "bound": "ci_high", "max": 0.05},
+    {"id": "fpr", "kind": "max_delta", "metric": "guardrail_false_positive_rate",
+     "max": 0.05, "on_no_data": "pass"},
+    {"id": "win", "kind": "floor", "metric": "rm_win_rate", "bound": "ci_low", "min": 0.5},
+])
+def test_a_metric_the_run_did_not_compute_blocks(criterion: dict[str, Any]) -> None:
+    # no guardrail flags and no rewards in the run: nothing to judge these on
+    metrics = compute_metrics(_benign(50, 0, 0))
+    decision = evaluate(_policy([MEASURED, criterion]), metrics, {"suites": ["x"]})
+    judged = {c["id"]: c for c in decision["criteria"]}[criterion["id"]]
+    assert judged["status"] == "missing_metric" and not judged["passed"]
+    assert f"the run has no {criterion['metric']}" in judged["rule"]
+    assert decision["outcome"] == "block"
+
+
+def test_no_data_is_a_computed_metric_without_prompts_in_the_slice() -> None:
+    columns = _benign(40, 0, 0)
+    columns["candidate_flagged"] = np.zeros(40, dtype=bool)
+    columns["reference_flagged"] = np.zeros(40, dtype=bool)
+    metrics = compute_metrics(columns)  # guardrail rates computed, no expect=refuse prompt
+    fnr = {"id": "fnr", "kind": "ceiling", "metric": "guardrail_false_negative_rate",
+           "max": 0.05}
+    decision = evaluate(_policy([MEASURED, fnr]), metrics, {"suites": ["x"]})
+    assert decision["criteria"][1]["status"] == "no_data"
+    assert decision["outcome"] == "pass"
+
+
+def test_win_rate_criteria_judge_the_candidate_only() -> None:
+    with pytest.raises(InputError, match="side must be candidate") as caught:
+        _policy([{"id": "w", "kind": "ceiling", "metric": "rm_win_rate",
+                  "side": "reference", "max": 0.5}])
+    assert caught.value.field == "behaviours.0.criteria.0"
+    columns = _benign(40, 0, 0)
+    columns["candidate_reward"] = np.ones(40)
+    columns["reference_reward"] = np.zeros(40)
+    metrics = compute_metrics(columns, resamples=200)
+    ceiling = {"id": "w", "kind": "ceiling", "metric": "rm_win_rate", "max": 0.5}
+    judged = evaluate(_policy([ceiling]), metrics, {"suites": ["x"]})["criteria"][0]
+    assert judged["numbers"]["rate"] == 1.0 and judged["status"] == "fail"

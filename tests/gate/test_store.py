@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,11 +24,13 @@ from hilt.evals.registry import (
     suite_items,
     variants,
 )
+from hilt.gate.decision import add_signoff
 from hilt.gate.policy import default_policy, policy_from_dict
 from hilt.gate.store import get_decision, latest, sign_off, store_decision, suite_records
 from hilt.store import audit
-from hilt.store.db import transaction
-from hilt.store.tables.gate import GateSignoffRow
+from hilt.store.db import make_engine, session_factory, transaction
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
 
 
 def _items(template: str = "{}") -> list[SuiteItem]:
@@ -148,3 +153,145 @@ def test_cli_suite_and_gate_commands(db_url: str, tmp_path: Path) -> None:
     assert signed.exit_code == 0, signed.output
     listed = json.loads(runner.invoke(app, ["gate", "list", "--db", db_url]).stdout)
     assert len(listed) == 2
+
+
+def _two_signoff_decision(tmp_path: Path) -> dict:
+    suite = _write(tmp_path / "s.jsonl", [
+        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
+        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
+    resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
+                                         {"id": "b", "response": "no", "judgment": "refuse"}])
+    policy = policy_from_dict({**default_policy().as_dict(),
+                               "signoffs": [{"role": "release_owner", "count": 2}]})
+    return run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
+                     policy=policy).record
+
+
+def test_concurrent_signoffs_extend_one_chain(engine: Engine, tmp_path: Path) -> None:
+    record = _two_signoff_decision(tmp_path)
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead")
+        add_reviewer(s, reviewer_id="bob", role="lead")
+        first = store_decision(s, record, actor="ci").hash
+    # ana's sign-off is written but not committed when bob's starts
+    held = session_factory(engine)()
+    held.begin()
+    sign_off(held, first, role="release_owner", signed_by="ana")
+    outcome: dict[str, object] = {}
+
+    def bob() -> None:
+        try:
+            with transaction(engine) as s:
+                outcome["row"] = sign_off(s, first, role="release_owner", signed_by="bob")
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=bob)
+    thread.start()
+    thread.join(timeout=1.0)
+    assert thread.is_alive(), outcome  # waits for ana's transaction
+    held.commit()
+    audit.after_commit(held, engine)
+    held.close()
+    thread.join(timeout=60)
+    assert "error" not in outcome, outcome
+    with transaction(engine) as s:
+        newest = latest(s, first)
+        signers = [x["by"] for x in newest.record["decision"]["signoffs"]["present"]]
+        assert signers == ["ana", "bob"] and newest.outcome == "pass"
+        successors = s.execute(sa.select(sa.func.count()).select_from(GateDecisionRow)
+                               .where(GateDecisionRow.supersedes == first)).scalar()
+        assert successors == 1
+        assert s.execute(sa.select(sa.func.count()).select_from(GateSignoffRow)).scalar() == 2
+
+
+def test_a_second_successor_of_a_decision_is_refused(engine: Engine, tmp_path: Path) -> None:
+    record = _two_signoff_decision(tmp_path)
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead")
+        first = store_decision(s, record, actor="ci").hash
+        sign_off(s, first, role="release_owner", signed_by="ana")
+    # a superseding record built elsewhere on the old head (e.g. from a file)
+    fork = add_signoff(record, {"role": "release_owner", "by": "bob", "note": "",
+                                "at": "2025-01-01T00:00:00+00:00"},
+                       "2025-01-01T00:00:00+00:00")
+    with pytest.raises(Conflict, match="already superseded"), transaction(engine) as s:
+        store_decision(s, fork, actor="bob")
+    # the unique index holds even for a writer that skips the check
+    with pytest.raises(sa.exc.IntegrityError), transaction(engine) as s:
+        s.add(GateDecisionRow(hash="f" * 64, created_at=utcnow(), outcome="pass",
+                              policy_id="p", policy_version="1", supersedes=first,
+                              stored_by="x", record={}))
+        s.flush()
+
+
+def test_cli_signoffs_of_one_decision_file_in_parallel(db_url: str, tmp_path: Path) -> None:
+    record = _two_signoff_decision(tmp_path)
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead")
+        add_reviewer(s, reviewer_id="bob", role="lead")
+    engine.dispose()
+    path = tmp_path / "o" / "decision.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "hilt", "gate", "signoff", str(path),
+                               "--role", "release_owner", "--by", who, "--db", db_url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for who in ("ana", "bob")]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    codes = sorted(code for _, _, code in results)
+    assert codes == [0, 1], results  # the second sign-off completes the pair: pass
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        newest = latest(s, record["hash"])
+        assert newest.outcome == "pass"
+        assert sorted(x["by"] for x in newest.record["decision"]["signoffs"]["present"]) \
+            == ["ana", "bob"]
+    engine.dispose()
+
+
+def test_variant_errors_name_the_suite_file(db_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = _write(tmp_path / "base.jsonl", [
+        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
+        {"id": "b", "prompt": "q", "slice": "y", "expect": "refuse"}])
+    changed = _write(tmp_path / "fr.jsonl", [
+        {"id": "a", "prompt": "p fr", "slice": "x", "expect": "refuse"},
+        {"id": "b", "prompt": "q fr", "slice": "y", "expect": "refuse"}])
+    fewer = _write(tmp_path / "fewer.jsonl", [
+        {"id": "a", "prompt": "p fr", "slice": "x", "expect": "comply"}])
+    assert runner.invoke(app, ["suite", "register", str(base), "--name", "t", "--version",
+                               "1", "--db", db_url]).exit_code == 0
+    for path, where in [(changed, f"{changed}, line 1, field 'expect'"),
+                        (fewer, f"{fewer}, field 'id'")]:
+        result = runner.invoke(app, ["suite", "register", str(path), "--name", "t-fr",
+                                     "--version", "1", "--variant-of", "t@1",
+                                     "--language", "fr", "--db", db_url])
+        assert isinstance(result.exception, InputError), result.output
+        assert str(result.exception).startswith(where)
+
+
+def test_upgrade_stops_on_a_chain_that_already_forked(tmp_path: Path) -> None:
+    from alembic import command
+
+    from hilt.store.db import alembic_config, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(engine), "0011_claimable_index_hot")
+
+    def row(hash_: str, supersedes: str | None) -> GateDecisionRow:
+        return GateDecisionRow(hash=hash_, created_at=utcnow(), outcome="block",
+                               policy_id="p", policy_version="1", supersedes=supersedes,
+                               stored_by="x", record={})
+
+    with session_factory(engine).begin() as s:
+        s.add(row("a" * 64, None))
+        s.flush()
+        s.add_all([row("b" * 64, "a" * 64), row("c" * 64, "a" * 64)])
+    with pytest.raises(RuntimeError, match=f"{'a' * 64} \\(2 successors\\)"):
+        migrate(engine)
+    with session_factory(engine).begin() as s:
+        s.delete(s.get(GateDecisionRow, "c" * 64))
+    migrate(engine)
+    with pytest.raises(sa.exc.IntegrityError), session_factory(engine).begin() as s:
+        s.add(row("d" * 64, "a" * 64))
+    engine.dispose()

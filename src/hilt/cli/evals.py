@@ -69,7 +69,9 @@ def check(
                                                            "output")] = 3,
     review_pool: Annotated[str, typer.Option(help="review pool for the sample")] = "default",
     alpha: Annotated[float, typer.Option(
-        min=1e-6, max=0.5, help="1 - confidence level of every interval and test")] = 0.05,
+        min=1e-6, max=0.5, help="1 - confidence level of the reported intervals (rates, "
+                                "deltas, win-rate, review estimates); the McNemar "
+                                "criteria use the gate policy's alpha")] = 0.05,
     resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
     seed: Annotated[int, typer.Option(help="bootstrap and review-sample seed")] = 0,
     record: Annotated[bool, typer.Option("--record", help="store the decision in the "
@@ -217,7 +219,8 @@ def suite_register(
         row = register_suite(session, items, name=name, version=version, actor=actor,
                              heldout=heldout, prompt_template=prompt_template,
                              role_format=role_format, language=language,
-                             variant_of=variant_of, description=description)
+                             variant_of=variant_of, description=description,
+                             file=str(file))
         _echo_json(_suite_dict(row))
 
 

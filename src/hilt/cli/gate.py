@@ -73,14 +73,23 @@ def signoff(decision: DecisionArg,
     now passes, 1 if it still blocks.
     """
     from hilt.evals.report import to_json, write_outputs_atomically
-    from hilt.gate.store import sign_off, store_decision
+    from hilt.gate.store import ConcurrentWrite, sign_off, store_decision
     from hilt.store.db import transaction
 
     record = _load(decision, db) if Path(decision).is_file() else None
-    with transaction(_engine(db)) as session:
-        ref = store_decision(session, record, actor=by).hash if record else decision
-        row = sign_off(session, ref, role=role, signed_by=by, note=note)
-        new_record = dict(row.record)
+    engine = _engine(db)
+    for attempt in range(3):
+        try:
+            with transaction(engine) as session:
+                ref = store_decision(session, record, actor=by).hash if record else decision
+                row = sign_off(session, ref, role=role, signed_by=by, note=note)
+                new_record = dict(row.record)
+            break
+        except ConcurrentWrite:
+            # two sign-offs stored the same decision file at once: the retry finds it
+            # stored and builds on the newest record
+            if attempt == 2:
+                raise
     if out is not None:
         write_outputs_atomically(out.parent, {out.name: to_json(new_record)})
     _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],

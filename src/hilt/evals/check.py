@@ -20,6 +20,7 @@ from hilt.errors import InputError
 from hilt.evals.facts import VERSION_KEYS, load_facts
 from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_suite
 from hilt.evals.html import render_html
+from hilt.evals.metrics import METRICS_VERSION
 from hilt.evals.paired import judgment_table
 from hilt.evals.report import build_report, failing_examples, to_json, write_outputs_atomically
 from hilt.evals.review_sample import draw_review_sample
@@ -146,7 +147,8 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
                           "status": "unknown",
                           "reason": "file-only run: no training lineage recorded"},
                       "signoffs": recorded.get("signoffs") or [], "records": records}
-    settings = {"alpha": alpha, "bootstrap_resamples": resamples, "seed": seed}
+    settings = {"alpha": alpha, "bootstrap_resamples": resamples, "seed": seed,
+                "metrics_version": METRICS_VERSION}
     created = datetime.now(UTC).isoformat()
     sample = None
     if review is not None:

@@ -61,11 +61,72 @@ class Signoff(_Strict):
     note: str | None = None
 
 
+class SuiteRecord(_Strict):
+    """A suite the metrics were measured on (card: data and evaluation)."""
+
+    id: str
+    version: str | None = None
+    content_sha256: str | None = None
+    heldout: StrictBool | None = None
+    written_by: str | None = None
+    filtered_by: str | None = None
+    approved_by: str | None = None
+    link: str | None = None
+
+
+class DatasetVersionRecord(_Strict):
+    """A training dataset version (card: who built and approved the data)."""
+
+    id: str
+    name: str | None = None
+    kind: str | None = None
+    records: int | None = None
+    built_by: str | None = None
+    approved_by: str | None = None
+    filters: list[str] | dict[str, Any] | None = None
+    code_version: str | None = None
+    link: str | None = None
+
+
+class Logged(_Strict):
+    masks: StrictBool | None = None
+    margins: StrictBool | None = None
+    thresholds: StrictBool | None = None
+
+
+class TrainingRecord(_Strict):
+    """A training run (card: objective terms and what was logged)."""
+
+    id: str
+    objective_terms: dict[str, float] | None = None
+    logged: Logged | None = None
+    link: str | None = None
+
+
+class FeedbackRecord(_Strict):
+    """How new evidence reaches training (card: feedback)."""
+
+    id: str | None = None
+    evidence: str | None = None
+    enters_via: str | None = None
+    link: str | None = None
+
+
+class Records(_Strict):
+    """What the contract card is answered from (``hilt.gate.card``); ``decision_inputs``
+    is written by the decision builder, never by a facts file."""
+
+    suites: list[SuiteRecord] | None = None
+    dataset_versions: list[DatasetVersionRecord] | None = None
+    training: list[TrainingRecord] | None = None
+    feedback: list[FeedbackRecord] | None = None
+
+
 class Facts(_Strict):
     versions: Versions | None = None
     lineage: Lineage | None = None
     signoffs: list[Signoff] = []
-    records: dict[str, Any] = {}
+    records: Records | None = None
 
 
 def facts_from_dict(data: Any, *, file: str = "<facts>") -> dict[str, Any]:
@@ -80,7 +141,13 @@ def facts_from_dict(data: Any, *, file: str = "<facts>") -> dict[str, Any]:
         message = ("unknown key" if first["type"] == "extra_forbidden"
                    else str(first["msg"]))
         raise InputError(message, file=file, field=where) from exc
-    return parsed.model_dump(mode="json", include=set(data), exclude_none=False)
+    out = parsed.model_dump(mode="json", include=set(data) - {"records"},
+                            exclude_none=False)
+    if "records" in data:
+        # only the keys the file gave: the card reads an absent key as "not recorded"
+        out["records"] = ({} if parsed.records is None
+                          else parsed.records.model_dump(mode="json", exclude_unset=True))
+    return out
 
 
 def load_facts(path: str | Path | None) -> dict[str, Any]:

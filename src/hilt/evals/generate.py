@@ -85,6 +85,23 @@ class GenerationError(HiltError):
     """The endpoint failed for good (after retries): the CLI prints it and exits 2."""
 
 
+def _reply_text(data: Any) -> str:
+    """The first choice's message content of a chat-completions reply.
+
+    A 200 reply of another shape (no choices, a list, a message without text) is the
+    endpoint not doing what it is asked, not a transient failure: one clear error."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise GenerationError("endpoint answered 200 without choices "
+                              f"(reply: {json.dumps(data)[:200]})")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str):  # e.g. null: never store it as "None"
+        raise GenerationError(f"endpoint answered without text content "
+                              f"({type(content).__name__}; reply: {json.dumps(data)[:200]})")
+    return content
+
+
 async def _complete(client: Any, config: EndpointConfig, messages: list[dict[str, str]],
                     limiter: _RateLimiter) -> tuple[str, int]:
     """(text, attempts) for one prompt, retrying transient failures."""
@@ -97,19 +114,14 @@ async def _complete(client: Any, config: EndpointConfig, messages: list[dict[str
         try:
             response = await client.post("/chat/completions", json=body)
             if response.status_code == 200:
-                data = response.json()
-                content = data["choices"][0]["message"]["content"]
-                if not isinstance(content, str):  # e.g. null: never store it as "None"
-                    raise GenerationError(f"endpoint answered without text content "
-                                          f"({type(content).__name__})")
-                return content, attempt + 1
+                return _reply_text(response.json()), attempt + 1
             if response.status_code not in RETRY_STATUS:
                 raise GenerationError(f"endpoint answered {response.status_code}: "
                                       f"{response.text[:200]}")
             header = response.headers.get("retry-after")
             retry_after = float(header) if header and header.replace(".", "").isdigit() \
                 else None
-        except (httpx.TransportError, json.JSONDecodeError, KeyError) as exc:
+        except (httpx.TransportError, json.JSONDecodeError) as exc:
             if attempt == config.max_retries:
                 raise GenerationError(f"giving up after {attempt + 1} attempts: {exc!r}") \
                     from exc

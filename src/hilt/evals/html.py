@@ -81,7 +81,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _delta_table(metric: str, slices: dict[str, Any]) -> str:
+def _delta_table(metric: str, slices: dict[str, Any], method: str) -> str:
     rows = []
     for name, data in slices.items():
         entry = data.get(metric)
@@ -95,7 +95,7 @@ def _delta_table(metric: str, slices: dict[str, Any]) -> str:
                     f"{100 * d['ci_high']:+.1f}]</td><td>{d['mcnemar_p']:.3g}</td>"
                     f"<td>{d.get('mcnemar_p_holm', d['mcnemar_p']):.3g}</td></tr>")
     return ("<table><tr><th>slice</th><th>n</th><th>candidate</th><th>reference</th>"
-            "<th>delta (bootstrap CI)</th><th>McNemar p</th><th>Holm p</th></tr>"
+            f"<th>delta ({escape(method)} CI)</th><th>McNemar p</th><th>Holm p</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -174,9 +174,10 @@ def _lineage_section(lineage: dict[str, Any]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     outcome = report["outcome"]
+    method = report.get("delta_interval", "paired bootstrap percentile")
     metrics = "".join(
         f"<h3>{escape(m)}</h3><p>{escape(desc)}</p>"
-        + (rate_chart(m, report["slices"]) + _delta_table(m, report["slices"])
+        + (rate_chart(m, report["slices"]) + _delta_table(m, report["slices"], method)
            if m != "rm_win_rate" else _win_table(report["slices"]))
         for m, desc in report["metric_descriptions"].items())
     reasons = "".join(f"<li>{escape(r)}</li>" for r in report["gate"]["reasons"])
@@ -189,7 +190,9 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h1>Gate: <span class=\"{escape(outcome)}\">{escape(outcome.upper())}</span></h1>"
         f"<p>Decision {escape(report['decision_hash'])} · policy "
         f"{escape(report['policy']['id'])} v{escape(report['policy']['version'])} · "
-        f"α = {report['alpha']} · {report['bootstrap_resamples']} bootstrap resamples · "
+        f"α = {report['alpha']} · delta intervals: "
+        f"{escape(method)} · "
+        f"{report['bootstrap_resamples']} bootstrap resamples (win-rate) · "
         f"{escape(report['multiple_comparisons'])}</p>"
         + (f"<ul>{reasons}</ul>" if reasons else "")
         + "<h2>Criteria</h2>" + _criteria_table(report["gate"]["criteria"])

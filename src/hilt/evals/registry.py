@@ -48,10 +48,12 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
                    version: str, actor: str, heldout: bool = True,
                    prompt_template: str | None = None, role_format: str | None = None,
                    language: str | None = None, variant_of: str | None = None,
-                   description: str = "") -> EvalSuiteRow:
-    """Register one suite version (or a variant of one); idempotent for equal content."""
+                   description: str = "", file: str | None = None) -> EvalSuiteRow:
+    """Register one suite version (or a variant of one); idempotent for equal content.
+
+    ``file``: the suite file the items came from, named in errors about them."""
     if not items:
-        raise InputError("a suite needs at least one item", field="items")
+        raise InputError("a suite needs at least one item", file=file, field="items")
     sid = suite_id(name, version)
     digest = suite_content_hash(items, prompt_template=prompt_template,
                                 role_format=role_format, language=language)
@@ -62,7 +64,7 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
                            f"(sha256 {existing.content_hash}); register a new version")
         return existing
     if variant_of is not None:
-        _check_variant(session, variant_of, items)
+        _check_variant(session, variant_of, items, file)
     row = EvalSuiteRow(id=sid, name=name, version=version, content_hash=digest,
                        heldout=heldout, prompt_template=prompt_template,
                        role_format=role_format, language=language, variant_of=variant_of,
@@ -86,7 +88,8 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
     return row
 
 
-def _check_variant(session: Session, base_id: str, items: Sequence[SuiteItem]) -> None:
+def _check_variant(session: Session, base_id: str, items: Sequence[SuiteItem],
+                   file: str | None) -> None:
     base = session.get(EvalSuiteRow, base_id)
     if base is None:
         raise NotFound(f"base suite {base_id} is not registered")
@@ -99,11 +102,11 @@ def _check_variant(session: Session, base_id: str, items: Sequence[SuiteItem]) -
         extra, missing = sorted(set(mine) - set(base_items)), sorted(set(base_items) - set(mine))
         raise InputError(f"a variant must have the same item ids as {base_id}: "
                          f"{len(extra)} extra (e.g. {extra[:3]}), {len(missing)} missing "
-                         f"(e.g. {missing[:3]})", field="id")
+                         f"(e.g. {missing[:3]})", file=file, field="id")
     for item in items:
         if mine[item.id] != base_items[item.id]:
             raise InputError(f"item {item.id!r} changes slice or expectation against "
-                             f"{base_id}", line=item.line, field="expect")
+                             f"{base_id}", file=file, line=item.line, field="expect")
 
 
 def list_suites(session: Session) -> list[EvalSuiteRow]:

@@ -67,6 +67,7 @@ def build_report(record: dict[str, Any], failing: dict[str, Any]) -> dict[str, A
                    "sha256": inputs["policy_sha256"]},
         "versions": inputs["versions"],
         "alpha": metrics["alpha"], "bootstrap_resamples": metrics["bootstrap_resamples"],
+        "delta_interval": metrics.get("delta_interval", "paired bootstrap percentile"),
         "multiple_comparisons": metrics["multiple_comparisons"],
         "metric_descriptions": {m: DESCRIPTIONS[m] for m in metrics["metrics"]},
         "slices": metrics["slices"],

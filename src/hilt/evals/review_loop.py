@@ -167,7 +167,7 @@ def fold_review_labels(session: Session, record: dict[str, Any], *, actor: str
     from hilt.gate.store import latest, store_decision
 
     stored = store_decision(session, record, actor=actor)
-    current = dict(latest(session, stored.hash).record)
+    current = dict(latest(session, stored.hash, lock=True).record)
     labels = collect_review_labels(session, current)
     known = _sample(current).get("labels") or {}
     fresh = {k: v for k, v in labels.items() if known.get(k) != v}

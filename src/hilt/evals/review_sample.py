@@ -50,6 +50,11 @@ from hilt.evals.scoring import CLASSIFIER, HUMAN, LABEL_TO_JUDGMENT, is_refusal
 from hilt.evals.stats import wilson_interval
 
 HUMAN_REVIEW = "human_review"
+_ESTIMATOR = ("Horvitz–Thompson with within-stratum nonresponse adjustment (= stratified "
+              "mean); Cochran eq. 5.6 variance; Wilson interval on the effective sample "
+              "size")
+_ESTIMATOR_V1 = ("Horvitz–Thompson with within-stratum nonresponse adjustment "
+                 "(= stratified mean); Cochran eq. 5.6 variance, normal interval")
 STRATA_BY = "slice|expect|judgment"
 
 
@@ -137,8 +142,11 @@ def _stratified_rate(rows: list[tuple[str, float]], sizes: Mapping[str, int],
 
 
 def review_estimates(table: Mapping[str, Sequence[Any]], sample: Mapping[str, Any],
-                     alpha: float) -> dict[str, Any]:
-    """Rates estimated from the returned review labels (see the module docstring)."""
+                     alpha: float, *, version: int = 2) -> dict[str, Any]:
+    """Rates estimated from the returned review labels (see the module docstring).
+
+    ``version``: the metrics version of the record; version-1 records keep the estimator
+    description they were stored with, so they still verify."""
     position = {item_id: i for i, item_id in enumerate(table["id"])}
     sizes: dict[str, int] = {}
     for i in range(len(table["id"])):
@@ -169,8 +177,7 @@ def review_estimates(table: Mapping[str, Sequence[Any]], sample: Mapping[str, An
         "rubric": sample["rubric"], "question": sample["question"],
         "sampled": len(sample["items"]), "returned": len(labels),
         "returned_over_automatic": sum(1 for s in sources if s == CLASSIFIER),
-        "estimator": "Horvitz–Thompson with within-stratum nonresponse adjustment "
-                     "(= stratified mean); Cochran eq. 5.6 variance, normal interval",
+        "estimator": _ESTIMATOR_V1 if version == 1 else _ESTIMATOR,
         "estimates": {name: _stratified_rate(rows[name], sizes, sampled,
                                              populations[name], alpha)
                       for name in rows}}

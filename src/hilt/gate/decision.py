@@ -45,13 +45,16 @@ def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     settings = inputs["settings"]
     sample = inputs.get("review_sample")
     table = apply_review_labels(inputs["judgments"], sample)
+    # Records made before settings named a metrics version were computed with version 1.
+    version = int(settings.get("metrics_version", 1))
     metrics = compute_metrics(columns_from_table(table),
                               alpha=float(settings["alpha"]),
                               resamples=int(settings["bootstrap_resamples"]),
-                              seed=int(settings["seed"]))
+                              seed=int(settings["seed"]), version=version)
     if sample is not None:
         metrics["review_sample"] = review_estimates(inputs["judgments"], sample,
-                                                    float(settings["alpha"]))
+                                                    float(settings["alpha"]),
+                                                    version=version)
     return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs))
 
 

@@ -21,9 +21,14 @@ from typing import Any
 
 from hilt.evals.grouping import ALL
 from hilt.gate.card import build_card, unanswered_questions
-from hilt.gate.policy import Behaviour, Criterion, GatePolicy, LineagePolicy
+from hilt.gate.policy import WIN_RATE, Behaviour, Criterion, GatePolicy, LineagePolicy
 
 PASS, BLOCK = "pass", "block"
+_MISSING_INPUT = {
+    "guardrail_false_positive_rate": "no guardrail_flagged in the response files",
+    "guardrail_false_negative_rate": "no guardrail_flagged in the response files",
+    WIN_RATE: "no rewards in the response files and no reward model",
+}
 
 
 def _slices_for(criterion: Criterion, metrics: dict[str, Any]) -> list[str]:
@@ -60,10 +65,12 @@ def _judge(criterion: Criterion, entry: dict[str, Any] | None, alpha: float
         failed = delta["value"] > 0 and p < level
         return ("fail" if failed else "pass", numbers,
                 f"blocks if delta > 0 and exact McNemar p < {level}")
-    side = None if entry is None else entry.get(criterion.side, entry)
-    if side is None or side.get("rate", side.get("value")) is None:
+    # rm_win_rate is one number for the pair; the rates have one entry per side (a
+    # reference side on the win-rate is refused when the policy is loaded)
+    side = entry if entry is None or criterion.metric == WIN_RATE else entry[criterion.side]
+    point = None if side is None else side["rate"] if "rate" in side else side.get("value")
+    if side is None or point is None:
         return "no_data", {}, "no prompts for this metric"
-    point = side.get("rate", side.get("value"))
     value = point if criterion.bound == "point" else side[criterion.bound]
     numbers = {"side": criterion.side, "rate": point, "ci_low": side["ci_low"],
                "ci_high": side["ci_high"], "bound": criterion.bound, "bound_value": value,
@@ -99,6 +106,13 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
                     status, numbers = "unknown_slice", {}
                     rule = (f"slice {slice_name!r} is not in the run (its slices: "
                             f"{', '.join(sorted(metrics['slices']))})")
+                elif criterion.metric not in metrics.get("metrics", ()):
+                    # the response files carry no guardrail flags or rewards: nothing was
+                    # measured, which must not read as a pass
+                    status, numbers = "missing_metric", {}
+                    rule = (f"the run has no {criterion.metric} ("
+                            f"{_MISSING_INPUT.get(criterion.metric, 'not computed')}; "
+                            f"its metrics: {', '.join(metrics.get('metrics', ()))})")
                 else:
                     status, numbers, rule = _judge(criterion, entry, policy.alpha)
                 passed = status == "pass" or (status == "no_data"
@@ -173,8 +187,9 @@ def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any]
     card_blocks = policy.contract_card.block_on_unanswered and bool(unanswered)
     reasons = [f"{c['id']} [{c['slice']}]: {c['rule']} ({c['status']})"
                for c in criteria if not c["passed"]]
-    if criteria and all(c["status"] == "no_data" for c in criteria):
-        # a gate that measured nothing has not shown that the candidate is fit to release
+    if all(c["status"] == "no_data" for c in criteria):
+        # a gate that measured nothing (or had nothing to measure) has not shown that the
+        # candidate is fit to release
         reasons.append("no criterion was evaluated: the run has no data for any of them "
                        f"(suites in the run: {list(facts.get('suites') or [])}; check the "
                        "policy's suites, slices and metrics)")

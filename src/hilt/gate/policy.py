@@ -25,8 +25,9 @@ Criterion kinds (``slices`` is a list of slice names, ``all`` for the whole suit
 ``each`` for every slice of the suite except ``all``):
 
 * ``max_delta`` — blocks when the chosen ``bound`` of the paired delta (``point``,
-  ``ci_low`` or ``ci_high`` of the bootstrap interval) exceeds ``max``. ``ci_high ≤ max``
-  is a non-inferiority test; ``ci_low > max`` blocks only on a shown regression.
+  ``ci_low`` or ``ci_high`` of its Newcombe paired score interval) exceeds ``max``.
+  ``ci_high ≤ max`` is a non-inferiority test; ``ci_low > max`` blocks only on a shown
+  regression.
 * ``significant_increase`` — blocks when the delta is positive and the exact McNemar
   p-value (Holm-adjusted across slices when ``slices: each`` and ``correction: holm``)
   is below ``alpha``.
@@ -34,12 +35,19 @@ Criterion kinds (``slices`` is a list of slice names, ``all`` for the whole suit
   ``point``, ``ci_low`` or ``ci_high`` of its Wilson interval.
 
 ``metric`` must be one the checks compute (``KNOWN_METRICS``); ``rm_win_rate`` is not a
-paired delta, so only ``ceiling`` and ``floor`` apply to it. A misspelt metric would
-otherwise measure nothing and pass.
+paired delta, so only ``ceiling`` and ``floor`` apply to it, on side ``candidate``. A
+misspelt metric would otherwise measure nothing and pass.
 
 ``on_no_data`` says what a criterion does when its slice has no prompts of the kind the
 metric needs (default ``pass``, reported as ``no_data``). A slice the run does not have
-is not "no data" but a policy that does not fit the run: it blocks (``unknown_slice``).
+is not "no data" but a policy that does not fit the run: it blocks (``unknown_slice``);
+so does a metric the run did not compute at all (``missing_metric``: no guardrail flags
+or rewards in the response files).
+
+Empty lists are refused (``behaviours``, a behaviour's ``suites`` or ``slices``, a
+criterion's ``slices``), and so is a policy in which no behaviour has a criterion: each
+would pass a candidate without measuring anything. A behaviour without criteria is
+reported on the contract card only (not gated).
 """
 
 from __future__ import annotations
@@ -47,7 +55,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hilt.canonical import content_hash
 from hilt.errors import InputError
@@ -81,12 +96,25 @@ class Criterion(_Strict):
     correction: Literal["holm", "none"] = "holm"
     on_no_data: Literal["pass", "block"] = "pass"
 
+    @field_validator("slices")
+    @classmethod
+    def _some_slice(cls, value: list[str] | str) -> list[str] | str:
+        if not value:
+            raise ValueError("empty: the criterion would judge nothing; name slices, "
+                             "'all' or 'each'")
+        return value
+
     @model_validator(mode="after")
     def _needs_limit(self) -> Criterion:
         _known_metric(self.metric, f"criterion {self.id!r}")
         if self.metric == WIN_RATE and self.kind in ("max_delta", "significant_increase"):
             raise ValueError(f"criterion {self.id!r}: {WIN_RATE} is not a paired delta; "
                              "use ceiling or floor")
+        if self.metric == WIN_RATE and self.side != "candidate":
+            # one number for the pair: the reference's win-rate is 1 − this one
+            raise ValueError(f"criterion {self.id!r}: {WIN_RATE} is the candidate's win-rate "
+                             "over the reference; side must be candidate (bound the "
+                             "reference's win-rate 1 − w with the opposite kind)")
         if self.kind in ("max_delta", "ceiling") and self.max is None:
             raise ValueError(f"criterion {self.id!r} of kind {self.kind} needs 'max'")
         if self.kind == "floor" and self.min is None:
@@ -105,6 +133,14 @@ class Behaviour(_Strict):
     decision_rule: str
     regression_metric: str
     criteria: list[Criterion] = []
+
+    @field_validator("suites", "slices")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("empty: name at least one ('*' for any suite, 'all' for the "
+                             "whole suite)")
+        return value
 
     @model_validator(mode="after")
     def _metric_known(self) -> Behaviour:
@@ -137,6 +173,16 @@ class GatePolicy(_Strict):
     lineage: LineagePolicy | None = None
     signoffs: list[SignoffRequirement] = []
     contract_card: CardPolicy = CardPolicy()
+
+    @field_validator("behaviours")
+    @classmethod
+    def _something_gated(cls, value: list[Behaviour]) -> list[Behaviour]:
+        # a policy that judges nothing would pass every candidate
+        if not value:
+            raise ValueError("empty: a policy needs at least one behaviour with a criterion")
+        if not any(b.criteria for b in value):
+            raise ValueError("no behaviour has a criterion: a policy needs at least one")
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> GatePolicy:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hilt.errors import Conflict, InputError, NotFound
@@ -19,6 +20,11 @@ from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.gate import EvalSuiteRow, GateDecisionRow, GateSignoffRow
+
+
+class ConcurrentWrite(Conflict):
+    """Lost a race to another transaction; running the whole transaction again is safe."""
+
 
 # Identities that may sign a release decision off.
 SIGNER_ROLES = ("lead", "admin")
@@ -36,6 +42,12 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str
         return existing
     if record.get("supersedes") and session.get(GateDecisionRow, record["supersedes"]) is None:
         raise NotFound(f"superseded decision {record['supersedes']} is not stored")
+    if record.get("supersedes"):
+        newer = _successor(session, record["supersedes"])
+        if newer is not None:
+            # a second successor would fork the chain and hide one of the two records
+            raise Conflict(f"decision {record['supersedes'][:12]} is already superseded by "
+                           f"{newer.hash[:12]}; build on the newest record")
     versions = record["inputs"]["versions"]
     row = GateDecisionRow(
         hash=record["hash"], created_at=utcnow(), outcome=record["outcome"],
@@ -46,7 +58,15 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str
         reference_id=(versions.get("reference") or {}).get("id"),
         supersedes=record.get("supersedes"), stored_by=actor, record=record)
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # another transaction stored this record, or a successor of the same one, first
+        # (the unique index on supersedes); the caller's transaction is void: retry it
+        parent = record.get("supersedes")
+        raise ConcurrentWrite(f"decision {record['hash'][:12]}: another transaction stored "
+                              "it" + (f", or another successor of {parent[:12]}," if parent
+                                      else "") + " first; retry") from exc
     audit.append(session, actor=actor, action="gate.decision_stored",
                  entity_type="gate_decision", entity_id=record["hash"],
                  payload={"outcome": record["outcome"], "supersedes": record.get("supersedes"),
@@ -70,12 +90,29 @@ def get_decision(session: Session, ref: str) -> GateDecisionRow:
     raise NotFound(f"no gate decision {ref}")
 
 
-def latest(session: Session, ref: str) -> GateDecisionRow:
-    """Follow the supersedes chain forward to the newest record."""
+def _successor(session: Session, decision_hash: str) -> GateDecisionRow | None:
+    """The record superseding ``decision_hash`` (the unique index allows one at most)."""
+    return session.execute(sa.select(GateDecisionRow)
+                           .where(GateDecisionRow.supersedes == decision_hash)
+                           ).scalars().first()
+
+
+def latest(session: Session, ref: str, *, lock: bool = False) -> GateDecisionRow:
+    """Follow the supersedes chain forward to the newest record.
+
+    ``lock``: hold a row lock on each record walked (PostgreSQL ``FOR UPDATE``) until the
+    transaction ends, so that whoever builds a superseding record on the newest one does
+    so alone: a concurrent sign-off waits, then finds this one's record and builds on it
+    instead of forking the chain. (SQLite transactions already hold the write lock.)
+    """
     row = get_decision(session, ref)
     while True:
-        nxt = session.execute(sa.select(GateDecisionRow)
-                              .where(GateDecisionRow.supersedes == row.hash)).scalars().first()
+        if lock:
+            row = session.execute(sa.select(GateDecisionRow)
+                                  .where(GateDecisionRow.hash == row.hash)
+                                  .with_for_update()
+                                  .execution_options(populate_existing=True)).scalar_one()
+        nxt = _successor(session, row.hash)
         if nxt is None:
             return row
         row = nxt
@@ -98,7 +135,7 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
         raise InputError(f"{signed_by!r} is {found}; a sign-off needs an active identity "
                          f"with role {' or '.join(SIGNER_ROLES)} (hilt reviewer add ID "
                          "--role lead)", field="--by")
-    current = latest(session, ref)
+    current = latest(session, ref, lock=True)
     at = utcnow()
     signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat()}
     new_record = add_signoff(current.record, signoff, at.isoformat())

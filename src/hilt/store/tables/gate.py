@@ -55,6 +55,8 @@ class EvalSuiteItemRow(Base):
 
 class GateDecisionRow(Base):
     __tablename__ = "gate_decisions"
+    # one successor per record: two would fork the chain (migration 0012)
+    __table_args__ = (sa.Index("uq_gate_decisions_supersedes", "supersedes", unique=True),)
 
     hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
