@@ -4,6 +4,9 @@ Workload: ``--items`` suite items (default 100k) × 2 systems, ``--slices`` slic
 metric (benign refusal, unsafe compliance, guardrail FPR and FNR) per slice and overall,
 each with Wilson intervals, exact McNemar, Holm across slices and a paired bootstrap
 interval with ``--resamples`` resamples (default 2,000). Target: ≤ 10 s on 2 cores.
+``hilt check`` now gives the delta Newcombe's paired score interval instead of the
+bootstrap (metrics version 2); the comparison runs hilt with the bootstrap (version 1),
+the baseline's method, and a second row times the current default.
 
 Baseline: the same numbers the obvious pandas way — per resample, draw row indices,
 ``groupby("slice").mean()`` on the indicator columns, then percentiles; Wilson and
@@ -48,6 +51,15 @@ def synthetic_columns(n: int, n_slices: int, seed: int = 0) -> dict[str, np.ndar
 
 
 def run_hilt(columns: dict[str, np.ndarray], resamples: int) -> dict[str, Any]:
+    """hilt with the baseline's method for the delta (metrics version 1: the paired
+    bootstrap), so both sides compute the same numbers."""
+    from hilt.evals.metrics import compute_metrics
+
+    return compute_metrics(columns, resamples=resamples, seed=0, version=1)
+
+
+def run_hilt_current(columns: dict[str, np.ndarray], resamples: int) -> dict[str, Any]:
+    """hilt as ``hilt check`` runs it now: Newcombe's closed-form interval for the delta."""
     from hilt.evals.metrics import compute_metrics
 
     return compute_metrics(columns, resamples=resamples, seed=0)
@@ -150,7 +162,8 @@ def _side(side: str, items: int, slices: int, resamples: int, conn: Any) -> None
 
     import hilt.evals.metrics  # noqa: F401
     start = time.perf_counter()
-    result = (run_hilt if side == "hilt" else run_pandas)(columns, resamples)
+    runner = {"hilt": run_hilt, "hilt-current": run_hilt_current, "pandas": run_pandas}
+    result = runner[side](columns, resamples)
     conn.send((time.perf_counter() - start, peak_rss_mb(), result))
     conn.close()
 
@@ -183,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
           "(each side in a fresh process)")
     hilt_s, hilt_rss, ours = _measure("hilt", args.items, args.slices, args.resamples)
     rows = [("hilt (numpy, multinomial bootstrap)", hilt_s, hilt_rss)]
+    current_s, current_rss, _ = _measure("hilt-current", args.items, args.slices,
+                                         args.resamples)
+    rows.append(("hilt default (Newcombe delta interval)", current_s, current_rss))
     gaps = None
     if not args.skip_baseline:
         base_s, base_rss, baseline = _measure("pandas", args.items, args.slices,
@@ -190,9 +206,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("pandas groupby per resample", base_s, base_rss))
         gaps = largest_gap(ours, baseline)
 
-    print(f"\n{'implementation':<38}{'seconds':>10}{'× hilt':>9}{'peak RSS MB':>14}")
+    print(f"\n{'implementation':<40}{'seconds':>10}{'× hilt':>9}{'peak RSS MB':>14}")
     for name, seconds, rss in rows:
-        print(f"{name:<38}{seconds:>10.2f}{seconds / hilt_s:>9.1f}{rss:>14.0f}")
+        print(f"{name:<40}{seconds:>10.2f}{seconds / hilt_s:>9.1f}{rss:>14.0f}")
     print(f"\ntarget: hilt ≤ 10 s → {'met' if hilt_s <= 10 else 'NOT met'} "
           f"({hilt_s:.2f} s)")
     if gaps is not None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 from typer.testing import CliRunner
 
 from hilt.cli import app
 from hilt.errors import InputError
-from hilt.evals.bootstrap import bootstrap_mean_ci, derived_rng
 from hilt.evals.check import run_check
 from hilt.evals.reward import RewardModel
 from hilt.gate.decision import verify
@@ -67,13 +67,12 @@ def test_win_rate_per_slice_from_a_reward_model(tmp_path: Path, jsonl: Any) -> N
     assert chat["value"] == pytest.approx(19 / 24)
     assert (code["wins"], code["ties"], code["losses"]) == (3, 0, 13)
     assert code["value"] == pytest.approx(3 / 16)
-    # The interval is the documented percentile bootstrap over prompts, same stream.
-    wins = np.array([1.0] * 18 + [0.5] * 2 + [0.0] * 4)
-    expected = bootstrap_mean_ci(wins, resamples=1000, rng=derived_rng(0, "rm_win_rate",
-                                                                       "chat"))
+    # The interval is Wilson's on the score (ties count one half), statsmodels as oracle.
+    expected = proportion_confint(19, 24, alpha=0.05, method="wilson")
     assert chat["ci_low"] <= chat["value"] <= chat["ci_high"]
     assert chat["ci_low"] > 0.5 and code["ci_high"] < 0.5
-    assert (chat["ci_low"], chat["ci_high"]) == (expected.ci_low, expected.ci_high)
+    assert (chat["ci_low"], chat["ci_high"]) == pytest.approx(expected, abs=1e-12)
+    assert chat["interval"] == "Wilson"
     assert result.record["inputs"]["versions"]["reward_model"] == {
         "kind": "reward_model", "model_dir": "fake-rm", "content_sha256": "f" * 64,
         "version": "reward-test"}
@@ -188,3 +187,21 @@ def test_rm_version_resolves_through_the_model_registry(db_url: str, engine: Any
     assert reward.exit_code == 2 and "manifest.json missing" in reward.output
     both = runner.invoke(app, [*base, "--rm-version", ids["reward"], "--rm", "x"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_win_rate_interval_keeps_its_width_on_few_prompts() -> None:
+    from hilt.evals.metrics import compute_metrics
+
+    columns = {"slice": np.array(["s"] * 3), "expect_refuse": np.zeros(3, dtype=bool),
+               "candidate_refused": np.zeros(3, dtype=bool),
+               "reference_refused": np.zeros(3, dtype=bool),
+               "candidate_reward": np.array([2.0, 2.0, 2.0]),
+               "reference_reward": np.array([1.0, 1.0, 1.0])}
+    current = compute_metrics(columns)["slices"]["s"]["rm_win_rate"]
+    # three wins out of three: the value is 1, but the lower bound is far from it
+    assert current["value"] == 1.0
+    assert current["ci_low"] == pytest.approx(proportion_confint(3, 3, method="wilson")[0])
+    assert current["ci_low"] < 0.5
+    # records made with metrics version 1 keep the bootstrap, which collapses here
+    old = compute_metrics(columns, version=1)["slices"]["s"]["rm_win_rate"]
+    assert (old["ci_low"], old["ci_high"]) == (1.0, 1.0)
