@@ -56,7 +56,11 @@ def load_config(path: Path | None) -> Any:
     if path is None:
         return DriftConfig()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = path.read_bytes()
+        data = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise InputError("not valid UTF-8 text", file=str(path),
+                         line=raw.count(b"\n", 0, exc.start) + 1) from None
     except (OSError, yaml.YAMLError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         raise InputError(f"cannot read drift config: {exc}", file=str(path),
@@ -76,15 +80,16 @@ def run(now: Annotated[str | None, typer.Option(help="evaluate as of this ISO ti
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="show the alerts without storing them")] = False,
         db: DbOption = None, actor: ActorOption = "cli") -> None:
-    """Run every monitor over the recent complete windows; store and print new alerts."""
-    from hilt.quality.drift.runner import evaluate_monitors, run_monitors
+    """Run every monitor over the recent complete windows; store and print new alerts,
+    and the groups that had data but could not be tested ("untested")."""
+    from hilt.quality.drift.runner import monitor_run
 
     cfg = load_config(config)
     moment = _when(now, "now")
     with _tx(db) as session:
-        alerts = (evaluate_monitors(session, now=moment, config=cfg) if dry_run
-                  else run_monitors(session, moment, config=cfg, actor=actor))
-        echo_json({"stored": not dry_run, "alerts": [a.as_dict() for a in alerts]})
+        result = monitor_run(session, moment, config=cfg, actor=actor, store=not dry_run)
+        echo_json({"stored": not dry_run, "alerts": [a.as_dict() for a in result.alerts],
+                   "untested": result.untested})
 
 
 @drift_app.command("alerts")
@@ -135,14 +140,18 @@ def bridge_create(rubric: Annotated[str, typer.Argument(help="rubric id")],
                   db: DbOption = None, actor: ActorOption = "cli") -> None:
     """Sample items labelled under OLD, stratified by old label, and queue them for
     re-review under NEW."""
+    from hilt.errors import InputError
     from hilt.quality.drift.bridge import create_bridge
     from hilt.quality.drift.transition import BridgeSettings
 
+    try:
+        settings = BridgeSettings(change_threshold=threshold)
+    except ValueError as exc:
+        raise InputError(f"must lie in [0, 1), not {threshold}", field="threshold") from exc
     with _tx(db) as session:
         echo_json(create_bridge(session, rubric, old, new, actor=actor, question_id=question,
                                 per_stratum=per_stratum, seed=seed, pool=pool,
-                                overlap_k=overlap,
-                                settings=BridgeSettings(change_threshold=threshold)))
+                                overlap_k=overlap, settings=settings))
 
 
 @bridge_app.command("status")
@@ -174,6 +183,8 @@ def bridge_matrix(bridge_id: BridgeId, db: DbOption = None) -> None:
         typer.echo(old.ljust(width) + "".join(str(c).rjust(width + 2) for c in counts)
                    + f"{row['n']:>4}  {rate} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
                    + ("  FLAGGED" if row["flagged"] else ""))
+    if m.get("untestable"):
+        typer.echo(f"untestable (no items to re-review): {', '.join(m['untestable'])}")
     typer.echo(f"{m['status']}: {m['reason']}")
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json, engine_for
+from hilt.cli.core import DbOption, engine_for
 
 if TYPE_CHECKING:
     from hilt.quality.calibration import CalibrationConfig
@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 
 quality_app = typer.Typer(help="Label quality: aggregation, agreement, reviewer calibration.",
                           no_args_is_help=True)
+
+
+def echo_json(value: object) -> None:
+    """Print ``value`` as JSON; non-finite numbers become null, since JSON has no NaN."""
+    from hilt.quality.files import to_json
+
+    typer.echo(to_json(value, indent=2))
 
 
 class Method(StrEnum):
@@ -66,12 +73,12 @@ def aggregate(
     per-reviewer estimated accuracy and, with --gold, gold accuracy with a 95% Wilson
     interval) on stdout, or to --report.
     """
-    from hilt.quality.files import aggregate_file, write_report
+    from hilt.quality.files import aggregate_file, to_json
 
-    result = aggregate_file(answers, method.value, out, gold)
-    text = write_report(result, report)
-    if text is not None:
-        typer.echo(text)
+    # Both outputs are checked before either is written, and appear together.
+    result = aggregate_file(answers, method.value, out, gold, report_path=report)
+    if report is None:
+        typer.echo(to_json(result))
 
 
 @quality_app.command("agreement")

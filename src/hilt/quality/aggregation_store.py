@@ -99,15 +99,19 @@ def _rubric_reviews(session: Session, rubric_id: str) -> list[_Review]:
 
 
 def _model_from_row(row: AggregationModelRow) -> QuestionModel:
-    settings = ModelAggregationConfig.from_dict(row.config)
+    # Only the two settings that score tasks are read back: a stored fit stays usable
+    # even if it was recorded before the settings were checked as strictly as now.
+    defaults = ModelAggregationConfig()
+    stored = row.config or {}
     return QuestionModel(
         model_id=row.id, classes=tuple(row.classes), reviewers=tuple(row.reviewers),
         confusion=np.asarray(row.confusion, dtype=np.float64).reshape(
             len(row.reviewers), len(row.classes), len(row.classes)),
         priors=np.asarray(row.priors, dtype=np.float64),
         reviewer_answers=np.asarray(row.reviewer_answers, dtype=np.int64),
-        min_reviewer_answers=settings.min_reviewer_answers,
-        min_confidence=settings.min_confidence)
+        min_reviewer_answers=int(stored.get("min_reviewer_answers",
+                                            defaults.min_reviewer_answers)),
+        min_confidence=float(stored.get("min_confidence", defaults.min_confidence)))
 
 
 def _fit_group(session: Session, rubric_id: str, group: QuestionGroup,
@@ -235,8 +239,12 @@ def aggregator_from_fits(spec: RubricSpec, rubric_version: int,
 def settings_from_dict(data: Any, *, file: str | None = None
                        ) -> tuple[ModelAggregationConfig, CalibrationConfig]:
     """Both configurations from ``{"aggregation": {...}, "calibration": {..., "cusum":
-    {...}}}`` (every key optional; unknown keys are an error naming the field)."""
+    {...}}}`` (every key optional). Every problem is an :class:`~hilt.errors.InputError`
+    naming ``file`` and the field as ``section.key`` (e.g. ``calibration.window``): an
+    unknown key, a section that is not a mapping, or a value of the wrong type or out of
+    range."""
     from hilt.errors import InputError
+    from hilt.quality._settings import SettingError
     from hilt.quality.trend import CusumConfig
 
     data = {} if data is None else data
@@ -245,16 +253,34 @@ def settings_from_dict(data: Any, *, file: str | None = None
     unknown = sorted(set(data) - {"aggregation", "calibration"})
     if unknown:
         raise InputError(f"unknown section {unknown[0]!r}", file=file, field=unknown[0])
-    try:
-        aggregation = ModelAggregationConfig.from_dict(data.get("aggregation") or {})
-    except (TypeError, ValueError) as exc:
-        raise InputError(str(exc), file=file, field="aggregation") from None
-    section = dict(data.get("calibration") or {})
-    try:
-        cusum = CusumConfig(**(section.pop("cusum", None) or {}))
-        calibration = CalibrationConfig(**section, cusum=cusum)
-    except (TypeError, ValueError) as exc:
-        raise InputError(str(exc), file=file, field="calibration") from None
+
+    def section(value: Any, name: str, allowed: set[str]) -> dict[str, Any]:
+        value = {} if value is None else value
+        if not isinstance(value, dict):
+            raise InputError(f"must be a mapping of settings, not {value!r}", file=file,
+                             field=name)
+        extra = sorted(set(value) - allowed, key=str)
+        if extra:
+            raise InputError(f"unknown setting {extra[0]!r} (known: "
+                             f"{', '.join(sorted(allowed))})", file=file,
+                             field=f"{name}.{extra[0]}")
+        return dict(value)
+
+    def build(name: str, make: Any, values: dict[str, Any]) -> Any:
+        try:
+            return make(**values)
+        except SettingError as exc:
+            raise InputError(exc.reason, file=file, field=f"{name}.{exc.field}") from None
+
+    aggregation = build("aggregation", ModelAggregationConfig, section(
+        data.get("aggregation"), "aggregation", set(ModelAggregationConfig.__dataclass_fields__)))
+    calibration_values = section(data.get("calibration"), "calibration",
+                                 set(CalibrationConfig.__dataclass_fields__))
+    cusum = build("calibration.cusum", CusumConfig, section(
+        calibration_values.pop("cusum", None), "calibration.cusum",
+        set(CusumConfig.__dataclass_fields__)))
+    calibration = build("calibration", CalibrationConfig, {**calibration_values,
+                                                           "cusum": cusum})
     return aggregation, calibration
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from hilt.quality._settings import SettingError, require_int, require_number
 from hilt.quality.answers import FloatArray
 from hilt.quality.trend import CusumConfig
 
@@ -24,11 +25,16 @@ def wilson_interval(successes: npt.ArrayLike, trials: npt.ArrayLike,
         + \frac{z^2}{4n^2}}}{1 + \frac{z^2}{n}}
 
     Unlike the normal (Wald) interval it stays inside [0, 1] and behaves at 0/n and n/n.
-    With no trials the interval is the whole range (0, 1).
+    With no trials the interval is the whole range (0, 1). ``confidence`` must lie
+    strictly between 0 and 1: at 1 the normal quantile is infinite (NaN bounds), at 0
+    the interval has no width, and outside the range it comes out inverted.
 
     Reference: E. B. Wilson (1927), JASA 22(158):209–212; L. D. Brown, T. T. Cai,
     A. DasGupta (2001), "Interval estimation for a binomial proportion", Stat. Sci. 16(2).
     """
+    if (isinstance(confidence, bool) or not isinstance(confidence, int | float)
+            or not 0 < confidence < 1):
+        raise ValueError(f"confidence must lie strictly between 0 and 1, not {confidence!r}")
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     if np.any(k < 0) or np.any(k > n):
@@ -83,13 +89,18 @@ class CalibrationConfig:
     """Trend detector on production gold answers."""
 
     def __post_init__(self) -> None:
-        if min(self.calibration_set_size, self.max_calibration_attempts, self.window,
-               self.probation_length) < 1:
-            raise ValueError("sizes and attempts must be at least 1")
-        for name in ("calibration_pass_accuracy", "probation_accuracy", "recovery_accuracy",
-                     "confidence"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1]")
+        # A fractional size would change what a round or window means (and slicing
+        # with it fails), so sizes must be true integers.
+        for name in ("calibration_set_size", "max_calibration_attempts", "window",
+                     "min_window_answers", "probation_length"):
+            require_int(name, getattr(self, name), minimum=1)
+        for name in ("calibration_pass_accuracy", "probation_accuracy", "recovery_accuracy"):
+            require_number(name, getattr(self, name), low=0.0, high=1.0)
+        # At 1 the Wilson bounds are NaN, at 0 they have no width.
+        require_number("confidence", self.confidence, low=0.0, high=1.0, low_open=True,
+                       high_open=True)
+        if not isinstance(self.cusum, CusumConfig):
+            raise SettingError("cusum", f"must be a CusumConfig, not {self.cusum!r}")
 
 
 @dataclass(frozen=True)

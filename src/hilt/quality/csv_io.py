@@ -11,9 +11,10 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -55,8 +56,12 @@ def read_csv_columns(path: Path | str, required: Sequence[str]) -> CsvColumns:
     """
     file_path = Path(path)
     text = _decode(file_path)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote that is never closed is an error, not a field that swallows the
+    # rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     name = str(file_path)
+    header: list[str] | None = None
+    start_line = 1
     try:
         header = next(reader, None)
         if header is None:
@@ -84,11 +89,64 @@ def read_csv_columns(path: Path | str, required: Sequence[str]) -> CsvColumns:
                 value = row[position].strip()
                 if not value:
                     raise InputError("empty value", file=name, line=line, field=column)
+                if "\n" in value or "\r" in value:
+                    # A quoted value over several lines is almost always a quote left
+                    # open by mistake, and no label, item or reviewer id holds one.
+                    raise InputError("value spans several lines (a quote left open?)",
+                                     file=name, line=line, field=column)
                 values[column].append(value)
             lines.append(line)
     except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", file=name, line=reader.line_num) from exc
+        at, field, problem = _locate_csv_error(text, start_line, header)
+        raise InputError(f"malformed CSV: {problem or exc}", file=name,
+                         line=at or reader.line_num, field=field) from exc
     return CsvColumns(path=name, columns=values, lines=lines)
+
+
+def _locate_csv_error(text: str, start_line: int, header: list[str] | None
+                      ) -> tuple[int | None, str | None, str | None]:
+    """Where the row starting at ``start_line`` breaks the CSV quoting rules: the line,
+    the column (header name, or ``column N``) and the problem, for a quote that is never
+    closed or a character after a closing quote; ``None`` for what cannot be told."""
+    # Split the way the csv reader counts lines (\n, \r, \r\n only).
+    lines = io.StringIO(text, newline="").readlines()
+    rest = "".join(lines[start_line - 1:])
+    line, column, position = start_line, 0, 0
+    at_field_start, quoted, opened = True, False, (start_line, 0)
+
+    def name(index: int) -> str:
+        names = [c.strip() for c in header] if header is not None else []
+        return names[index] if index < len(names) and names[index] else f"column {index + 1}"
+
+    while position < len(rest):
+        char = rest[position]
+        if quoted:
+            if char == '"':
+                if rest.startswith('"', position + 1):
+                    position += 1  # an escaped quote
+                else:
+                    quoted = False
+                    after = rest[position + 1:position + 2]
+                    if after not in ("", ",", "\n", "\r"):
+                        return line, name(column), (f"{after!r} after the closing quote "
+                                                    "(a quote inside a quoted value is "
+                                                    'written "")')
+        elif char == '"' and at_field_start:
+            quoted, opened = True, (line, column)
+        elif char == ",":
+            column += 1
+            at_field_start = True
+            position += 1
+            continue
+        elif char in "\r\n":
+            return None, None, None  # the row ended without a quoting problem
+        if char == "\n" or (char == "\r" and not rest.startswith("\n", position + 1)):
+            line += 1
+        at_field_start = False
+        position += 1
+    if quoted:
+        return opened[0], name(opened[1]), "the quote opened here is never closed"
+    return None, None, None
 
 
 def read_answers(path: Path | str) -> CsvColumns:
@@ -148,34 +206,116 @@ def first_duplicate_pair(table: CsvColumns) -> int | None:
     return None
 
 
-def write_csv_atomic(path: Path | str, header: Sequence[str],
-                     rows: Iterable[Sequence[object]]) -> None:
-    """Write a CSV file through a temporary file and an atomic rename."""
+def _default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+    # The umask can only be read by setting it; it is put back at once.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _output_error(path: Path, exc: OSError, field: str | None) -> InputError:
+    return InputError(f"cannot write output: {exc.strerror or exc}", file=str(path),
+                      field=field)
+
+
+def check_output(path: Path | str, field: str | None = None) -> Path:
+    """Check, before anything is written, that ``path`` can become an output file: it is
+    not a folder, and its nearest existing parent is a writable folder."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+    if target.is_dir():
+        raise InputError("is a folder, not a file", file=str(target), field=field)
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{parent} is not a folder", file=str(target), field=field)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"folder {parent} is not writable", file=str(target), field=field)
+    return target
+
+
+class OutputFiles:
+    """Several output files that appear together or not at all.
+
+    :meth:`add_csv` / :meth:`add_text` write each file to a temporary file beside its
+    target; :meth:`commit` renames them all into place. A failure before the commit
+    removes every temporary, so nothing is written. An ``OSError`` is an
+    :class:`InputError` naming the file (and the option, ``field``). The files get the
+    mode a plain ``open()`` would give them (the umask applies), not the private mode
+    of a temporary file.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path, str | None]] = []
+
+    def __enter__(self) -> OutputFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def _stage(self, path: Path | str, field: str | None,
+               write: Callable[[TextIO], None], newline: str | None) -> None:
+        target = check_output(path, field)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                            dir=target.parent)
+        except OSError as exc:
+            raise _output_error(target, exc, field) from None
+        temporary = Path(name)
+        self._staged.append((temporary, target, field))
+        try:
+            os.chmod(temporary, _default_file_mode())
+            with os.fdopen(handle, "w", newline=newline, encoding="utf-8") as stream:
+                write(stream)
+        except OSError as exc:
+            raise _output_error(target, exc, field) from None
+
+    def add_csv(self, path: Path | str, header: Sequence[str],
+                rows: Iterable[Sequence[object]], field: str | None = None) -> None:
+        def write(stream: TextIO) -> None:
             writer = csv.writer(stream, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(rows)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        self._stage(path, field, write, "")
 
-
-def write_text_atomic(path: Path | str, text: str) -> None:
-    """Write a text file through a temporary file and an atomic rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+    def add_text(self, path: Path | str, text: str, field: str | None = None) -> None:
+        def write(stream: TextIO) -> None:
             stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        self._stage(path, field, write, None)
+
+    def commit(self) -> None:
+        """Move every staged file into place."""
+        staged, self._staged = self._staged, []
+        try:
+            for index, (temporary, target, field) in enumerate(staged):
+                try:
+                    os.replace(temporary, target)
+                except OSError as exc:
+                    self._staged = staged[index + 1:]
+                    raise _output_error(target, exc, field) from None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporaries not yet committed."""
+        for temporary, _, _ in self._staged:
+            temporary.unlink(missing_ok=True)
+        self._staged = []
+
+
+def write_csv_atomic(path: Path | str, header: Sequence[str],
+                     rows: Iterable[Sequence[object]], field: str | None = None) -> None:
+    """Write a CSV file through a temporary file and an atomic rename."""
+    with OutputFiles() as outputs:
+        outputs.add_csv(path, header, rows, field)
+        outputs.commit()
+
+
+def write_text_atomic(path: Path | str, text: str, field: str | None = None) -> None:
+    """Write a text file through a temporary file and an atomic rename."""
+    with OutputFiles() as outputs:
+        outputs.add_text(path, text, field)
+        outputs.commit()

@@ -21,11 +21,12 @@ from hilt.quality.calibration import wilson_interval
 from hilt.quality.csv_io import (
     CsvColumns,
     GoldFile,
+    OutputFiles,
+    check_output,
     first_duplicate_pair,
     numeric_labels,
     read_answers,
     read_gold,
-    write_csv_atomic,
     write_text_atomic,
 )
 from hilt.quality.dawid_skene import DawidSkene
@@ -90,17 +91,25 @@ def _reviewer_gold_accuracy(table: CsvColumns, gold: GoldFile | None,
 
 
 def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
-                   gold_path: Path | str | None = None) -> dict[str, Any]:
+                   gold_path: Path | str | None = None,
+                   report_path: Path | str | None = None) -> dict[str, Any]:
     """Aggregate an answers CSV into ``item,label,confidence`` rows; return the report.
 
-    All input is read and validated before anything is written; the labels file is
-    written atomically. With gold, gold items are clamped to their known label
-    (confidence 1) and the report lists each reviewer's gold accuracy with a 95% Wilson
-    interval.
+    All input is read and validated, and every output path checked, before anything is
+    written; the labels file (and, with ``report_path``, the JSON report) are written
+    atomically and together: a failure leaves neither. With gold, gold items are clamped
+    to their known label (confidence 1) and the report lists each reviewer's gold
+    accuracy with a 95% Wilson interval.
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}",
                          field="method")
+    check_output(out_path, "--out")
+    if report_path is not None:
+        check_output(report_path, "--report")
+        if Path(report_path).resolve() == Path(out_path).resolve():
+            raise InputError("the report would overwrite the labels file",
+                             file=str(report_path), field="--report")
     table = read_answers(answers_path)
     gold = read_gold(gold_path) if gold_path is not None else None
     items, reviewers = table.columns["item"], table.columns["reviewer"]
@@ -152,9 +161,14 @@ def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
                           "n_items_answered": sum(item in answered for item in gold.labels)}
     report["reviewers"] = _reviewer_gold_accuracy(table, gold, estimated, estimate_name,
                                                   ratings)
-    write_csv_atomic(out_path, ("item", "label", "confidence"),
-                     ((item, label, format(float(conf), ".6f"))
-                      for item, label, conf in zip(item_ids, labels, confidence, strict=True)))
+    with OutputFiles() as outputs:
+        outputs.add_csv(out_path, ("item", "label", "confidence"),
+                        ((item, label, format(float(conf), ".6f"))
+                         for item, label, conf in zip(item_ids, labels, confidence,
+                                                      strict=True)), "--out")
+        if report_path is not None:
+            outputs.add_text(report_path, to_json(report) + "\n", "--report")
+        outputs.commit()
     return report
 
 
@@ -213,7 +227,7 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
         raise InputError(str(exc), file=table.path, field="reviewer") from exc
 
 
-def to_json(value: dict[str, Any]) -> str:
+def to_json(value: Any, indent: int | None = None) -> str:
     """JSON text with non-finite numbers as null (JSON has no NaN)."""
     def clean(obj: Any) -> Any:
         if isinstance(obj, float) and not math.isfinite(obj):
@@ -225,7 +239,8 @@ def to_json(value: dict[str, Any]) -> str:
         if isinstance(obj, np.generic):
             return clean(obj.item())
         return obj
-    return json.dumps(clean(value), ensure_ascii=False, default=str)
+    return json.dumps(clean(value), ensure_ascii=False, default=str, allow_nan=False,
+                      indent=indent)
 
 
 def write_report(report: dict[str, Any], path: Path | str | None) -> str | None:
@@ -233,5 +248,5 @@ def write_report(report: dict[str, Any], path: Path | str | None) -> str | None:
     text = to_json(report)
     if path is None:
         return text
-    write_text_atomic(path, text + "\n")
+    write_text_atomic(path, text + "\n", "--report")
     return None

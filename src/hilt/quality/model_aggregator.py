@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hilt.quality._base import TIE_TOLERANCE
+from hilt.quality._settings import SettingError, require_bool, require_int, require_number
 from hilt.quality.answers import FloatArray, IntArray
 from hilt.review.aggregation import Aggregate, Answer, majority_aggregator
 from hilt.review.rubric_spec import Question
@@ -66,10 +67,13 @@ class ModelAggregationConfig:
     prior_pseudocount: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.min_reviewer_answers < 0:
-            raise ValueError("min_reviewer_answers must be non-negative")
-        if not 0 <= self.min_confidence <= 1:
-            raise ValueError("min_confidence must lie in [0, 1]")
+        require_int("min_reviewer_answers", self.min_reviewer_answers, minimum=0)
+        require_number("min_confidence", self.min_confidence, low=0.0, high=1.0)
+        # "no" in a settings file must not switch reopening on.
+        require_bool("reopen_low_confidence", self.reopen_low_confidence)
+        require_int("max_iter", self.max_iter, minimum=0)
+        for name in ("tol", "correct_pseudocount", "error_pseudocount", "prior_pseudocount"):
+            require_number(name, getattr(self, name), low=0.0)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +84,8 @@ class ModelAggregationConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown settings {unknown}")
+            raise SettingError(unknown[0], "is not a setting (unknown settings "
+                               f"{unknown})")
         return cls(**dict(data))
 
 

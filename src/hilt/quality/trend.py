@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hilt.quality._settings import SettingError, require_number
 from hilt.quality.answers import FloatArray
 
 
@@ -29,10 +30,13 @@ class CusumConfig:
     threshold: float = 5.0
 
     def __post_init__(self) -> None:
+        for name in ("target_accuracy", "alarm_accuracy", "threshold"):
+            require_number(name, getattr(self, name))
         if not 0 < self.alarm_accuracy < self.target_accuracy < 1:
-            raise ValueError("need 0 < alarm_accuracy < target_accuracy < 1")
+            raise SettingError("alarm_accuracy", "and target_accuracy need "
+                               "0 < alarm_accuracy < target_accuracy < 1")
         if self.threshold <= 0:
-            raise ValueError("threshold must be positive")
+            raise SettingError("threshold", f"must be positive, not {self.threshold}")
 
     @property
     def error_increment(self) -> float:

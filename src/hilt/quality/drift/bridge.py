@@ -176,9 +176,15 @@ def bridge_status(session: Session, bridge_id: str,
     pairs = [(i.old_value, new_labels[i.task_id]) for i in items if i.task_id in new_labels]
     old_opts = _choice_options(session, bridge.rubric_id, bridge.old_version)
     new_opts = _choice_options(session, bridge.rubric_id, bridge.new_version)
+    # What each row could reach: the bridge's items per old label (an old option nobody
+    # chose has none, and is untestable rather than forever "too few").
+    available: dict[str, int] = defaultdict(int)
+    for item in items:
+        available[str(item.old_value)] += 1
     matrix = transition_matrix(pairs, old_categories=old_opts.get(bridge.question_id),
                                new_categories=new_opts.get(bridge.question_id),
-                               mapping=mapping, settings=_settings(bridge))
+                               mapping=mapping, settings=_settings(bridge),
+                               available=available)
     counts: dict[str, int] = defaultdict(int)
     for s in statuses.values():
         counts[s] += 1
@@ -279,7 +285,8 @@ def _pair(session: Session, rubric_id: str, old: int, new: int) -> Compatibility
         matrix: dict[str, Any] = status["matrix"]
         questions[bridge.question_id] = {
             "bridge_id": bridge.id, "status": matrix["status"], "reason": matrix["reason"],
-            "flagged": matrix["flagged"], "relabelled": status["relabelled"],
+            "flagged": matrix["flagged"], "untestable": matrix["untestable"],
+            "relabelled": status["relabelled"],
             "items": status["items"]}
     whole = decisions.get(None)
     covered = {q for q in decisions if q is not None}

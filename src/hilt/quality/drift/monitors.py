@@ -14,9 +14,12 @@ Three shapes of observation cover every monitor:
 Each observation carries a ``group`` (pairs such as ``("rubric", "harm@2")``,
 ``("question", "verdict")``, ``("pool", "default")``, ``("reviewer", "r1")``); each group
 is tested separately in each window against its reference windows
-(:func:`hilt.quality.drift.windows.reference_range`). A test takes part only when both
+(:func:`hilt.quality.drift.windows.baseline_windows` or
+:func:`~hilt.quality.drift.windows.trailing_range`). A test takes part only when both
 the current window and the reference are large enough; the window's false-alarm budget
-is divided over the tests that take part (see :mod:`.windows`).
+is divided over the tests that take part (see :mod:`.windows`). A group with data in a
+window that could not be tested there is reported through ``untested``
+(:class:`Untested`), so that a monitor never goes quiet without saying so.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -43,8 +46,9 @@ from hilt.quality.drift.shift import (
 )
 from hilt.quality.drift.windows import (
     DriftConfig,
+    baseline_windows,
     per_test_alpha,
-    reference_range,
+    trailing_range,
     window_index,
     window_start,
 )
@@ -73,15 +77,68 @@ class Rating(NamedTuple):
     label: str
 
 
-def _reference(buckets: Mapping[int, T], window: int, config: DriftConfig
-               ) -> tuple[list[T], int] | None:
-    """The reference buckets of a group and the index of its first window."""
-    if not buckets:
-        return None
-    span = reference_range(min(buckets), window, config)
-    if span is None:
-        return None
-    return [buckets[w] for w in span if w in buckets], span.start
+class Untested(NamedTuple):
+    """A group with data in ``window`` that the monitor could not test there."""
+
+    monitor: str
+    group: Group
+    window: int
+    reason: str
+    n_current: int
+    n_reference: int
+
+
+BASELINE_FORMING = "baseline not complete"
+REFERENCE_SMALL = "reference too small"
+CURRENT_SMALL = "current window too small"
+NOT_TESTABLE = "too few categories left after pooling"
+
+
+class _Reference(NamedTuple, Generic[T]):
+    parts: list[T] | None
+    """The reference buckets; None when the group cannot be tested in the window."""
+    first: int
+    """The reference's first window."""
+    n: int
+    """Observations in the reference (so far, while a baseline is forming)."""
+    reason: str
+
+
+class _References(Generic[T]):
+    """The reference of each group in each window, for one monitor.
+
+    ``baseline``: the group's :func:`baseline_windows` (computed once per group), usable
+    for windows after its last one. ``trailing``: the windows just before. Either way
+    the reference must hold ``min_n`` observations (as counted by ``size``).
+    """
+
+    def __init__(self, config: DriftConfig, min_n: int, size: Callable[[T], int]) -> None:
+        self.config, self.min_n, self.size = config, min_n, size
+        self._baselines: dict[Group, list[int] | None] = {}
+
+    def find(self, group: Group, buckets: Mapping[int, T], window: int) -> _Reference[T]:
+        if self.config.reference == "trailing":
+            span = list(trailing_range(window, self.config))
+        else:
+            if group not in self._baselines:
+                self._baselines[group] = baseline_windows(
+                    {w: self.size(b) for w, b in buckets.items()}, self.min_n, self.config)
+            baseline = self._baselines[group]
+            if baseline is None or baseline[-1] >= window:
+                before = sum(self.size(b) for w, b in buckets.items() if w < window)
+                return _Reference(None, window, before, BASELINE_FORMING)
+            span = baseline
+        parts = [buckets[w] for w in span if w in buckets]
+        n = sum(self.size(p) for p in parts)
+        if n < self.min_n:
+            return _Reference(None, span[0], n, REFERENCE_SMALL)
+        return _Reference(parts, span[0], n, "")
+
+
+def _skip(untested: list[Untested] | None, monitor: str, group: Group, window: int,
+          reason: str, n_current: int, n_reference: int) -> None:
+    if untested is not None and n_current > 0:
+        untested.append(Untested(monitor, group, window, reason, n_current, n_reference))
 
 
 def _span(config: DriftConfig, window: int, reference_first: int
@@ -91,31 +148,34 @@ def _span(config: DriftConfig, window: int, reference_first: int
 
 
 def detect_shift(monitor: str, observations: Iterable[Categorical], windows: Sequence[int],
-                 config: DriftConfig, categories: Mapping[Group, Sequence[str]] | None = None
-                 ) -> list[Alert]:
+                 config: DriftConfig, categories: Mapping[Group, Sequence[str]] | None = None,
+                 *, untested: list[Untested] | None = None) -> list[Alert]:
     """Distribution-shift alerts: chi-square p-value below the per-test level and PSI at
     least ``config.min_psi``; windows below ``min_window_n`` / ``min_reference_n`` are
-    never tested."""
+    never tested (each such group with data is appended to ``untested``)."""
     counts: dict[Group, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for obs in observations:
         bucket = counts[obs.group][window_index(obs.at, config.width)]
         bucket[obs.value] = bucket.get(obs.value, 0) + 1
+    references: _References[dict[str, int]] = _References(
+        config, config.min_reference_n, lambda bucket: sum(bucket.values()))
     alerts: list[Alert] = []
     for window in windows:
         tests = []
         for group, buckets in counts.items():
-            found = _reference(buckets, window, config)
-            if found is None:
-                continue
-            parts, first = found
             current = buckets.get(window, {})
+            n_current = sum(current.values())
+            found = references.find(group, buckets, window)
+            if found.parts is None:
+                _skip(untested, monitor, group, window, found.reason, n_current, found.n)
+                continue
+            if n_current < config.min_window_n:
+                _skip(untested, monitor, group, window, CURRENT_SMALL, n_current, found.n)
+                continue
             reference: dict[str, int] = {}
-            for part in parts:
+            for part in found.parts:
                 for k, v in part.items():
                     reference[k] = reference.get(k, 0) + v
-            if (sum(current.values()) < config.min_window_n
-                    or sum(reference.values()) < config.min_reference_n):
-                continue
             cats = list((categories or {}).get(group) or [])
             cats += sorted((set(reference) | set(current)) - set(cats))
             ref_counts = [reference.get(c, 0) for c in cats]
@@ -123,7 +183,10 @@ def detect_shift(monitor: str, observations: Iterable[Categorical], windows: Seq
             chi = chi_square_homogeneity(ref_counts, cur_counts, cats, config.min_expected)
             if chi.testable:
                 psi = population_stability_index(ref_counts, cur_counts, config.smoothing)
-                tests.append((group, reference, current, cats, first, chi.p_value, psi))
+                tests.append((group, reference, current, cats, found.first, chi.p_value,
+                              psi))
+            else:
+                _skip(untested, monitor, group, window, NOT_TESTABLE, n_current, found.n)
         alpha = per_test_alpha(config.alpha_per_window, len(tests))
         for group, reference, current, cats, first, p_value, psi in tests:
             if p_value >= alpha or psi < config.min_psi:
@@ -154,9 +217,11 @@ ContextFn = Callable[[Group, int], dict[str, Any]]
 def detect_rate_change(monitor: str, observations: Iterable[Outcome], windows: Sequence[int],
                        config: DriftConfig, direction: Direction, *,
                        min_window_n: int | None = None, min_reference_n: int | None = None,
-                       context: ContextFn | None = None) -> list[Alert]:
+                       context: ContextFn | None = None,
+                       untested: list[Untested] | None = None) -> list[Alert]:
     """Rate-change alerts: Fisher p-value below the per-test level and an absolute change
-    of at least ``config.min_rate_change`` in the tested direction."""
+    of at least ``config.min_rate_change`` in the tested direction (groups with data that
+    could not be tested are appended to ``untested``)."""
     min_cur = config.min_window_n if min_window_n is None else min_window_n
     min_ref = config.min_reference_n if min_reference_n is None else min_reference_n
     tallies: dict[Group, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
@@ -164,18 +229,21 @@ def detect_rate_change(monitor: str, observations: Iterable[Outcome], windows: S
         tally = tallies[obs.group][window_index(obs.at, config.width)]
         tally[0] += bool(obs.success)
         tally[1] += 1
+    references: _References[list[int]] = _References(config, min_ref, lambda t: t[1])
     alerts: list[Alert] = []
     for window in windows:
         tests = []
         for group, buckets in tallies.items():
-            found = _reference(buckets, window, config)
-            if found is None:
-                continue
-            parts, first = found
             cur_k, cur_n = buckets.get(window, [0, 0])
-            ref_k, ref_n = sum(t[0] for t in parts), sum(t[1] for t in parts)
-            if cur_n >= min_cur and ref_n >= min_ref:
-                tests.append((group, ref_k, ref_n, cur_k, cur_n, first))
+            found = references.find(group, buckets, window)
+            if found.parts is None:
+                _skip(untested, monitor, group, window, found.reason, cur_n, found.n)
+                continue
+            if cur_n < min_cur:
+                _skip(untested, monitor, group, window, CURRENT_SMALL, cur_n, found.n)
+                continue
+            ref_k, ref_n = sum(t[0] for t in found.parts), sum(t[1] for t in found.parts)
+            tests.append((group, ref_k, ref_n, cur_k, cur_n, found.first))
         if not tests:
             continue
         alpha = per_test_alpha(config.alpha_per_window, len(tests))
@@ -206,10 +274,12 @@ def detect_rate_change(monitor: str, observations: Iterable[Outcome], windows: S
 
 
 def detect_agreement_drop(monitor: str, ratings: Iterable[Rating], windows: Sequence[int],
-                          config: DriftConfig) -> list[Alert]:
+                          config: DriftConfig, *, untested: list[Untested] | None = None
+                          ) -> list[Alert]:
     """Agreement alerts: mean item agreement fell (Welch p below the per-test level) by
     at least ``config.min_rate_change``. An item belongs to the window of its first
-    answer, so its answers are never split over two windows."""
+    answer, so its answers are never split over two windows. Groups with rated items
+    that could not be tested are appended to ``untested``."""
     first_seen: dict[tuple[Group, str], datetime] = {}
     answers: list[Rating] = list(ratings)
     for r in answers:
@@ -228,19 +298,23 @@ def detect_agreement_drop(monitor: str, ratings: Iterable[Rating], windows: Sequ
     scores: dict[Group, dict[int, list[float]]] = defaultdict(dict)
     for (group, window), (items, labels) in batches.items():
         scores[group][window] = item_agreement(items, labels).tolist()
+    references: _References[list[float]] = _References(
+        config, config.min_agreement_items, len)
     alerts: list[Alert] = []
     for window in windows:
         tests = []
         for group, buckets in scores.items():
-            found = _reference(buckets, window, config)
-            if found is None:
-                continue
-            parts, first = found
             current = np.asarray(buckets.get(window, []))
-            reference = np.asarray([v for part in parts for v in part])
-            if (current.size >= config.min_agreement_items
-                    and reference.size >= config.min_agreement_items):
-                tests.append((group, agreement_change(reference, current), first))
+            found = references.find(group, buckets, window)
+            if found.parts is None:
+                _skip(untested, monitor, group, window, found.reason, current.size, found.n)
+                continue
+            if current.size < config.min_agreement_items:
+                _skip(untested, monitor, group, window, CURRENT_SMALL, current.size,
+                      found.n)
+                continue
+            reference = np.asarray([v for part in found.parts for v in part])
+            tests.append((group, agreement_change(reference, current), found.first))
         alpha = per_test_alpha(config.alpha_per_window, len(tests))
         for group, result, first in tests:
             assert result.change is not None

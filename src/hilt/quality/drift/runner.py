@@ -31,6 +31,7 @@ escalation_rule_hits   events ingested while a rule-set version was the    rule_
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,12 +40,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import NotFound
-from hilt.quality.drift.alerts import Alert
+from hilt.quality.drift.alerts import Alert, group_key
 from hilt.quality.drift.monitors import (
     Categorical,
     Group,
     Outcome,
     Rating,
+    Untested,
     detect_agreement_drop,
     detect_rate_change,
     detect_shift,
@@ -80,38 +82,66 @@ class Observations:
     rule_hits: list[Outcome] = field(default_factory=list)
 
 
-def evaluate(obs: Observations, windows: list[int], config: DriftConfig) -> list[Alert]:
-    """Run every enabled monitor over ``windows`` (pure)."""
+def evaluate(obs: Observations, windows: list[int], config: DriftConfig, *,
+             untested: list[Untested] | None = None) -> list[Alert]:
+    """Run every enabled monitor over ``windows`` (pure); groups with data that a monitor
+    could not test in a window are appended to ``untested``."""
     on = set(config.enabled)
     alerts: list[Alert] = []
     if "label_shift" in on:
         alerts += detect_shift("label_shift", obs.labels, windows, config,
-                               obs.label_categories)
+                               obs.label_categories, untested=untested)
     if "reviewer_label_shift" in on:
         reviewer_cats = {g: obs.label_categories.get(
             tuple(p for p in g if p[0] != "reviewer"), []) for g in
             {a.group for a in obs.reviewer_answers}}
         alerts += detect_shift("reviewer_label_shift", obs.reviewer_answers, windows, config,
-                               reviewer_cats)
+                               reviewer_cats, untested=untested)
     if "prompt_mix_shift" in on:
-        alerts += detect_shift("prompt_mix_shift", obs.prompt_topics, windows, config)
+        alerts += detect_shift("prompt_mix_shift", obs.prompt_topics, windows, config,
+                               untested=untested)
     if "agreement" in on:
-        alerts += detect_agreement_drop("agreement", obs.ratings, windows, config)
+        alerts += detect_agreement_drop("agreement", obs.ratings, windows, config,
+                                        untested=untested)
     if "gold_accuracy" in on:
         alerts += detect_rate_change("gold_accuracy", obs.gold, windows, config, "decrease",
                                      min_window_n=config.min_gold_window_n,
                                      min_reference_n=config.min_gold_reference_n,
-                                     context=gold_cusum_context(obs.gold, config))
+                                     context=gold_cusum_context(obs.gold, config),
+                                     untested=untested)
     if "adjudication_rate" in on:
         alerts += detect_rate_change("adjudication_rate", obs.adjudicated, windows, config,
-                                     "increase")
+                                     "increase", untested=untested)
     if "guideline_gap_rate" in on:
         alerts += detect_rate_change("guideline_gap_rate", obs.guideline_gaps, windows,
-                                     config, "increase")
+                                     config, "increase", untested=untested)
     if "escalation_rule_hits" in on:
         alerts += detect_rate_change("escalation_rule_hits", obs.rule_hits, windows, config,
-                                     "two-sided")
+                                     "two-sided", untested=untested)
     return alerts
+
+
+def untested_summary(records: Sequence[Untested], config: DriftConfig
+                     ) -> list[dict[str, Any]]:
+    """One entry per monitor and group that could not be tested in some evaluated window
+    where it had data: how many windows, why (reason -> windows), and the newest such
+    window with its current and reference sizes."""
+    by_group: dict[tuple[str, Group], list[Untested]] = defaultdict(list)
+    for record in records:
+        by_group[(record.monitor, record.group)].append(record)
+    out = []
+    for (monitor, group), found in sorted(by_group.items(),
+                                          key=lambda kv: (kv[0][0], group_key(kv[0][1]))):
+        reasons: dict[str, int] = defaultdict(int)
+        for record in found:
+            reasons[record.reason] += 1
+        last = max(found, key=lambda r: r.window)
+        out.append({"monitor": monitor, "group": dict(group), "windows": len(found),
+                    "reasons": dict(reasons),
+                    "last_window_start": window_start(last.window, config.width).isoformat(),
+                    "last_reason": last.reason, "last_n_current": last.n_current,
+                    "last_n_reference": last.n_reference})
+    return out
 
 
 def _choice_questions(session: Session) -> dict[tuple[str, int], dict[str, list[str]]]:
@@ -234,23 +264,33 @@ def _windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, d
             window_start(last + 1, config.width))
 
 
-def evaluate_monitors(session: Session, *, now: datetime | None = None,
-                      config: DriftConfig | None = None) -> list[Alert]:
-    """Every alert of the recent complete windows, stored or not (writes nothing)."""
-    cfg = config or DriftConfig()
-    windows, since, until = _windows(now or utcnow(), cfg)
-    return evaluate(collect(session, since, until), windows, cfg)
+@dataclass(frozen=True)
+class MonitorRun:
+    """The outcome of one run: alerts (the new ones when stored, else all found) and the
+    groups that had data but could not be tested (:func:`untested_summary`)."""
+
+    alerts: list[Alert]
+    untested: list[dict[str, Any]]
 
 
-def run_monitors(session: Session, now: datetime | None = None, *,
-                 config: DriftConfig | None = None, actor: str = "drift") -> list[Alert]:
-    """Evaluate the monitors and store the alerts not stored before; returns those new
-    alerts. Each new alert gets an audit entry (``drift.alert``); the run itself one
-    more (``drift.run``)."""
+# A run lists every untested group in its output; its audit entry keeps the first ones.
+AUDIT_UNTESTED_LIMIT = 200
+
+
+def monitor_run(session: Session, now: datetime | None = None, *,
+                config: DriftConfig | None = None, actor: str = "drift",
+                store: bool = True) -> MonitorRun:
+    """Evaluate the monitors over the recent complete windows. With ``store``, store the
+    alerts not stored before (each with a ``drift.alert`` audit entry) and write one
+    ``drift.run`` entry for the run, listing the untested groups."""
     cfg = config or DriftConfig()
     moment = now or utcnow()
     windows, since, until = _windows(moment, cfg)
-    alerts = evaluate(collect(session, since, until), windows, cfg)
+    records: list[Untested] = []
+    alerts = evaluate(collect(session, since, until), windows, cfg, untested=records)
+    untested = untested_summary(records, cfg)
+    if not store:
+        return MonitorRun(alerts, untested)
     known = set(session.execute(sa.select(DriftAlertRow.id).where(
         DriftAlertRow.id.in_([a.id for a in alerts]))).scalars()) if alerts else set()
     new = [a for a in alerts if a.id not in known]
@@ -274,8 +314,24 @@ def run_monitors(session: Session, now: datetime | None = None, *,
                  entity_id=moment.isoformat(), payload={
                      "windows": [window_start(w, cfg.width).isoformat() for w in windows],
                      "alerts": len(alerts), "new_alerts": len(new),
+                     "untested_groups": len(untested),
+                     "untested": _jsonable(untested[:AUDIT_UNTESTED_LIMIT]),
                      "config": _jsonable(cfg.as_dict())})
-    return new
+    return MonitorRun(new, untested)
+
+
+def evaluate_monitors(session: Session, *, now: datetime | None = None,
+                      config: DriftConfig | None = None) -> list[Alert]:
+    """Every alert of the recent complete windows, stored or not (writes nothing)."""
+    return monitor_run(session, now, config=config, store=False).alerts
+
+
+def run_monitors(session: Session, now: datetime | None = None, *,
+                 config: DriftConfig | None = None, actor: str = "drift") -> list[Alert]:
+    """Evaluate the monitors and store the alerts not stored before; returns those new
+    alerts. Each new alert gets an audit entry (``drift.alert``); the run itself one
+    more (``drift.run``, with the groups that could not be tested)."""
+    return monitor_run(session, now, config=config, actor=actor).alerts
 
 
 def _jsonable(value: Any) -> Any:

@@ -23,9 +23,13 @@ that moves fewer labels than that cannot be told from noise.
 Compatibility of the two versions for one question:
 
 - **incompatible** — some row is flagged;
-- **compatible** — every row has at least ``min_row_n`` re-reviewed items and an upper
-  bound of :math:`c_i` at or below ``compatible_margin``;
+- **compatible** — every testable row has at least ``min(min_row_n, available)``
+  re-reviewed items (``available``: the items the bridge could re-review for that old
+  label) and an upper bound of :math:`c_i` at or below ``compatible_margin``;
 - **unknown** — otherwise (bridge unfinished or too small to tell).
+
+A row with nothing available to re-review (an old option nobody chose) cannot be tested:
+it is listed in ``untestable`` and does not keep the bridge from a verdict.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from hilt.quality._settings import require_int, require_number
 from hilt.quality.calibration import wilson_interval
 
 COMPATIBLE, INCOMPATIBLE, UNKNOWN = "compatible", "incompatible", "unknown"
+_PLENTY = 2**62
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,13 @@ class BridgeSettings:
     """Re-reviewed items a row needs before it can count towards compatible."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.change_threshold < 1 or not 0 < self.compatible_margin <= 1:
-            raise ValueError("thresholds must lie in [0, 1]")
-        if not 0 < self.confidence < 1:
-            raise ValueError("confidence must lie in (0, 1)")
+        require_number("change_threshold", self.change_threshold, low=0.0, high=1.0,
+                       high_open=True)
+        require_number("compatible_margin", self.compatible_margin, low=0.0, high=1.0,
+                       low_open=True)
+        require_number("confidence", self.confidence, low=0.0, high=1.0, low_open=True,
+                       high_open=True)
+        require_int("min_row_n", self.min_row_n, minimum=1)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +96,9 @@ class TransitionMatrix:
     mapping: dict[str, str]
     status: str
     reason: str
+    untestable: tuple[str, ...] = ()
+    """Old labels with no items available to re-review; they take no part in the
+    status."""
 
     @property
     def silent_policy_change(self) -> bool:
@@ -107,8 +119,15 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
                       old_categories: Sequence[str] | None = None,
                       new_categories: Sequence[str] | None = None,
                       mapping: Mapping[str, str] | None = None,
-                      settings: BridgeSettings = BridgeSettings()) -> TransitionMatrix:
-    """Estimate P(new | old) from ``(old label, new label)`` pairs of one question."""
+                      settings: BridgeSettings = BridgeSettings(),
+                      available: Mapping[str, int] | None = None) -> TransitionMatrix:
+    """Estimate P(new | old) from ``(old label, new label)`` pairs of one question.
+
+    ``available``: per old label, how many items the bridge could re-review (its sampled
+    items). A row needs ``min(min_row_n, available)`` re-reviewed items; a row with none
+    available is untestable and ignored by the status. Without ``available``, a row
+    counts as available when it has re-reviewed items (every row given is all there is).
+    """
     observed = [(str(o), str(n)) for o, n in pairs]
     olds = list(old_categories or [])
     olds += sorted({o for o, _ in observed} - set(olds))
@@ -139,13 +158,18 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
                               float(c_low),
                               float(c_high),
                               bool(row_n and c_low > settings.change_threshold)))
-    status, reason = _classify(rows, settings)
+    # Without counts of what is available, a row with items is taken to have plenty more.
+    supply = {row.old: (int(available.get(row.old, 0)) if available is not None
+                        else (_PLENTY if row.n else 0)) for row in rows}
+    untestable = tuple(row.old for row in rows if supply[row.old] <= 0 and row.n == 0)
+    status, reason = _classify(rows, settings, supply)
     return TransitionMatrix(tuple(olds), tuple(news),
                             tuple(tuple(int(x) for x in r) for r in counts), cells,
-                            tuple(rows), row_confidence, maps, status, reason)
+                            tuple(rows), row_confidence, maps, status, reason, untestable)
 
 
-def _classify(rows: Sequence[RowChange], settings: BridgeSettings) -> tuple[str, str]:
+def _classify(rows: Sequence[RowChange], settings: BridgeSettings,
+              supply: Mapping[str, int]) -> tuple[str, str]:
     flagged = [r for r in rows if r.flagged]
     if flagged:
         worst = max(flagged, key=lambda r: r.ci_low)
@@ -154,14 +178,26 @@ def _classify(rows: Sequence[RowChange], settings: BridgeSettings) -> tuple[str,
                               f"{settings.change_threshold}")
     if not any(r.n for r in rows):
         return UNKNOWN, "no re-reviewed items yet"
-    small = [r.old for r in rows if r.n < settings.min_row_n]
+    # An old label with nothing to re-review cannot be tested and cannot hold the
+    # verdict back; a row with fewer items than min_row_n needs all of them.
+    testable = [r for r in rows if r.n > 0 or supply[r.old] > 0]
+    small = [r.old for r in testable
+             if r.n < min(settings.min_row_n, max(supply[r.old], r.n))]
     if small:
-        return UNKNOWN, (f"too few re-reviewed items for old label(s) {small} "
-                         f"(need {settings.min_row_n} each)")
-    wide = [r.old for r in rows if r.ci_high > settings.compatible_margin]
+        need = {old: min(settings.min_row_n, supply[old]) for old in small}
+        wanted = (f"{settings.min_row_n} each" if set(need.values()) == {settings.min_row_n}
+                  else ", ".join(f"{old!r}: {n}" for old, n in need.items()))
+        return UNKNOWN, f"too few re-reviewed items for old label(s) {small} (need {wanted})"
+    wide = [r for r in testable if r.ci_high > settings.compatible_margin]
     if wide:
+        exhausted = [r.old for r in wide if r.n >= supply[r.old]]
+        more = [r.old for r in wide if r.n < supply[r.old]]
+        advice = ("re-review more items" if more
+                  else "every available item is re-reviewed; only more labels under the "
+                       "old version could tell")
         return UNKNOWN, (f"cannot rule out a change above {settings.compatible_margin} for "
-                         f"old label(s) {wide}; re-review more items")
+                         f"old label(s) {[r.old for r in wide]}; {advice}"
+                         + (f" (exhausted: {exhausted})" if more and exhausted else ""))
     return COMPATIBLE, (f"every old label kept its meaning: P(changed) ≤ "
                         f"{settings.compatible_margin} at the upper bound")
 

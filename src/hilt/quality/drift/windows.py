@@ -25,6 +25,7 @@ Reference: O. J. Dunn (1961), "Multiple comparisons among means", JASA 56:52–6
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MONITORS = ("label_shift", "reviewer_label_shift", "prompt_mix_shift", "agreement",
             "gold_accuracy", "adjudication_rate", "guideline_gap_rate",
             "escalation_rule_hits")
+
+MIN_WINDOW_HOURS = 1 / 60
+MAX_WINDOW_HOURS = 366 * 24
+MAX_HISTORY_WINDOWS = 10_000
+MAX_HISTORY_HOURS = 100 * 8766
+"""Bounds of the window settings: windows from one minute to one year, at most 10,000
+of them read back, over at most 100 years."""
 
 _INT_FIELDS = ("reference_windows", "horizon_windows", "min_window_n", "min_reference_n",
                "min_gold_window_n", "min_gold_reference_n", "min_agreement_items",
@@ -58,9 +66,11 @@ class DriftConfig:
     reference: str = "baseline"
     """``baseline``: a group's reference is its first ``reference_windows`` windows with
     data (since the rubric version, reviewer or rule appeared, or since the start of the
-    runner's ``history_windows``), so slow drift cannot hide by moving the reference
-    along with it. ``trailing``: the ``reference_windows`` windows just before the
-    current one (follows seasonal change, misses slow drift)."""
+    runner's ``history_windows``), extended over further windows with data until it
+    holds ``min_reference_n`` observations (:func:`baseline_windows`), so slow drift
+    cannot hide by moving the reference along with it. ``trailing``: the
+    ``reference_windows`` windows just before the current one (follows seasonal change,
+    misses slow drift)."""
     reference_windows: int = 4
     """Windows pooled into the reference."""
     false_alarm_rate: float = 0.01
@@ -116,11 +126,25 @@ class DriftConfig:
             raise _bad("enabled", f"must be a list of monitor names, not {self.enabled!r}")
         if not isinstance(self.extra, dict):
             raise _bad("extra", f"must be a mapping, not {self.extra!r}")
-        if self.window_hours <= 0:
-            raise _bad("window_hours", "must be positive")
+        # Window arithmetic works on datetimes: a window must be long enough to have a
+        # width at all and short enough that the history stays within the calendar.
+        if not MIN_WINDOW_HOURS <= self.window_hours <= MAX_WINDOW_HOURS:
+            raise _bad("window_hours", f"must lie in [{MIN_WINDOW_HOURS:.4g}, "
+                                       f"{MAX_WINDOW_HOURS}] (one minute to one year), "
+                                       f"not {self.window_hours}")
         for name in ("reference_windows", "lookback_windows"):
             if getattr(self, name) < 1:
                 raise _bad(name, "must be at least 1")
+        if self.history_windows > MAX_HISTORY_WINDOWS:
+            raise _bad("history_windows", f"must be at most {MAX_HISTORY_WINDOWS}")
+        if self.history_windows * self.window_hours > MAX_HISTORY_HOURS:
+            raise _bad("history_windows", f"times window_hours must cover at most "
+                                          f"{MAX_HISTORY_HOURS // 8766} years")
+        if self.lookback_windows > self.history_windows:
+            # The runner reads no data before history_windows, so windows beyond it could
+            # never be tested (and a huge value would only make the run crawl).
+            raise _bad("lookback_windows", f"must not exceed history_windows "
+                                           f"({self.history_windows})")
         if not 0 < self.false_alarm_rate < 1:
             raise _bad("false_alarm_rate", "must lie in (0, 1)")
         if self.reference not in ("baseline", "trailing"):
@@ -179,14 +203,29 @@ class DriftConfig:
             raise InputError(exc.reason, file=file, field=exc.field) from None
 
 
-def reference_range(first_window: int, window: int, config: DriftConfig) -> range | None:
-    """The windows pooled as reference when testing ``window`` for a group whose data
-    starts at ``first_window``; None when the current window lies inside the baseline."""
-    if config.reference == "trailing":
-        return range(window - config.reference_windows, window)
-    if window < first_window + config.reference_windows:
-        return None
-    return range(first_window, first_window + config.reference_windows)
+def trailing_range(window: int, config: DriftConfig) -> range:
+    """The windows pooled as reference under ``reference: trailing``: the
+    ``reference_windows`` calendar windows just before ``window``."""
+    return range(window - config.reference_windows, window)
+
+
+def baseline_windows(sizes: Mapping[int, int], min_n: int, config: DriftConfig
+                     ) -> list[int] | None:
+    """A group's baseline under ``reference: baseline``: its first windows *with data*
+    (``sizes[w] > 0``), at least ``reference_windows`` of them, extended one window with
+    data at a time until they hold at least ``min_n`` observations (the monitor's
+    ``min_reference_n``, or its own minimum). A group that ramps up slowly thus gets a
+    longer baseline instead of one too small to test against. None when all of the
+    group's data together is not enough. The baseline is fixed once complete: a window
+    is tested against it only when it lies after the baseline's last window."""
+    chosen: list[int] = []
+    total = 0
+    for window in sorted(w for w, n in sizes.items() if n > 0):
+        chosen.append(window)
+        total += sizes[window]
+        if len(chosen) >= config.reference_windows and total >= min_n:
+            return chosen
+    return None
 
 
 def per_test_alpha(alpha_window: float, n_tests: int) -> float:
