@@ -35,6 +35,8 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 except UnicodeDecodeError as exc:
                     raise InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
                                      file=str(path), line=number) from None
+                if number == 1:  # a byte-order mark (PowerShell, Notepad) is not content
+                    text = text.removeprefix("\ufeff")
                 if not text.strip():
                     continue
                 try:

@@ -8,12 +8,20 @@ the result (``reused``) and written to the audit log with the spec that asked fo
 A selection with no records is refused rather than recorded as an empty version. The
 files live in ``<data dir>/<id>/`` next to ``manifest.json``; the database holds the
 manifest and every record's lineage.
+
+Concurrent builds of the same records: the records are written to a private temporary
+folder, and the lookup of the version, the move of the folder into place and the insert
+of its row happen under a lock on the version id (PostgreSQL: a transaction-scoped
+advisory lock; SQLite: every write transaction already holds the database's write lock),
+so the second build waits for the first to commit and then reuses its version. A folder
+is only ever replaced when no committed version owns it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -48,6 +56,9 @@ from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
+# First key of the two-key advisory locks taken per version id (a key space of its own:
+# the one-key locks of the audit chain and of periodic tasks never meet these).
+_BUILD_LOCK_SPACE = 0x68626C64
 _UNSET: Any = object()
 # What a record says, for diffs: a change of lineage, confidence or split alone is not a
 # relabelling, a change of chosen/rejected, completion, label or text is.
@@ -165,6 +176,7 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
     tmp.mkdir()
     try:
         version_id, rows = write_records(result.examples, tmp)
+        _lock_version(session, version_id)
         existing = session.get(DatasetVersionRow, version_id)
         steps = result.manifest_steps()
         if existing is not None:
@@ -180,9 +192,10 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False),
                                          encoding="utf-8")
         target = root / version_id
-        if target.exists():  # left by a build whose transaction did not commit
-            shutil.rmtree(target)
-        tmp.rename(target)
+        if target.exists():
+            _take_over(tmp, target, version_id)
+        else:
+            tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -201,6 +214,45 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
                      "spec_sha256": sha256_hex(canonical_json(spec.as_dict())),
                      "steps": {s["step"]: s["removed"] for s in steps}})
     return BuildResult(version_id, True, len(rows), manifest, steps)
+
+
+def _lock_version(session: Session, version_id: str) -> None:
+    """Wait until no other transaction is building ``version_id``; held to commit."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already serialises every writer
+    key = int(version_id[:8], 16) - 2**31  # a signed 32-bit int; a collision only waits
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                    {"space": _BUILD_LOCK_SPACE, "key": key})
+
+
+def _sha256_file(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _take_over(tmp: Path, target: Path, version_id: str) -> None:
+    """Put the new build in ``target``, which a build that did not commit left behind
+    (no committed version owns it: its row was looked up under the version's lock).
+
+    Records already there with the right hash (and nothing else but a manifest) are
+    these records and stay; only the manifest is replaced, in one rename. Anything else
+    is moved aside before the new folder takes its place, so the target is never a
+    half-deleted folder.
+    """
+    if {p.name for p in target.iterdir()} <= {RECORDS_FILE, MANIFEST_FILE} \
+            and _sha256_file(target / RECORDS_FILE) == version_id:
+        os.replace(tmp / MANIFEST_FILE, target / MANIFEST_FILE)
+        shutil.rmtree(tmp)
+        return
+    stale = target.with_name(f".stale-{uuid.uuid4().hex}")
+    target.rename(stale)
+    tmp.rename(target)
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def _removed_summary(result: SelectionResult) -> str:

@@ -7,7 +7,11 @@ since by most decontamination pipelines. Held-out texts shorter than n words can
 share an n-gram, so they are matched as whole word sequences instead (a record field
 that contains the text verbatim, up to case and punctuation, is contaminated), and texts
 shorter than ``min_short_words`` words, where containment would flag innocent records,
-only when a record field equals them.
+only when a record field equals them. In Han, kana and Hangul text and in the other
+scripts written without spaces between words (Thai, Lao, Khmer, Myanmar) every
+character counts as a word
+(:func:`hilt.data.ngrams.words`), so there the n-grams are character n-grams and a
+held-out prompt quoted inside a longer text is caught as in any other script.
 
 The held-out side is one sorted array of 64-bit gram hashes (~0.2 M for a 10 k-item
 suite); record grams are tested against it in batches, with a 2^24-bit bitmap of the

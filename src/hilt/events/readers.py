@@ -28,9 +28,11 @@ JSON_FIELDS = {"messages", "responses", "feedback", "scores", "metadata", "tags"
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: spreadsheet programs ("CSV UTF-8") start the file with a byte-order
+    # mark, which would otherwise become part of the first column's name
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
 
 
 def file_format(path: Path) -> str:
@@ -82,6 +84,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
                 yield line_no, InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
                                           file=str(path), line=line_no)
                 continue
+            if line_no == 1:  # a byte-order mark (PowerShell, Notepad) is not content
+                line = line.removeprefix("\ufeff")
             stripped = line.strip()
             if not stripped:
                 continue

@@ -185,16 +185,19 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
              batch: int = 5000) -> dict[str, Any]:
     """How many stored events each rule would escalate; creates nothing.
 
-    ``version`` enters the audit draw, so pass the version a live run would use to
-    reproduce its sample exactly (0 = a draft not yet published).
+    Only the events live escalation would run the rules on are evaluated: an event
+    without review consent is never sent to people, and an erased one is gone. Both are
+    counted (``without_review_consent``, ``erased``) but match nothing. ``version``
+    enters the audit draw, which is keyed by event id alone, so pass the version a live
+    run would use to reproduce its sample exactly (0 = a draft not yet published).
     """
     fired: Counter[str] = Counter()
     lead: Counter[str] = Counter()
     severity: Counter[str] = Counter()
-    total = escalated = 0
+    escalated = 0
+    total, erased, without_consent = _event_counts(session, since, until)
     for payloads in _stored_events(session, since, until, batch):
         for event_id, payload in payloads:
-            total += 1
             matches, _ = match_rules(rule_set, version, _as_ingested(event_id, payload),
                                      event_id)
             for m in matches:
@@ -208,22 +211,44 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
               "audit_rate": r.audit_rate,
               "rate": fired[r.name] / total if total else 0.0} for r in rule_set.rules]
     return {"rule_set": rule_set.id, "version": version, "events": total,
+            "without_review_consent": without_consent, "erased": erased,
             "escalated": escalated, "by_severity": dict(sorted(severity.items())),
             "rules": rules}
 
 
+# "review" in context.consent, as live escalation tests it (ingest stores the scopes
+# as ",review,train," in consent_scopes)
+_REVIEWABLE = EventRow.consent_scopes.like("%,review,%")
+
+
+def _window(q: Any, since: datetime | None, until: datetime | None) -> Any:
+    if since is not None:
+        q = q.where(EventRow.created_at >= since)
+    if until is not None:
+        q = q.where(EventRow.created_at < until)
+    return q
+
+
+def _event_counts(session: Session, since: datetime | None, until: datetime | None
+                  ) -> tuple[int, int, int]:
+    """Stored events in the window that are not erased, erased ones, and not erased ones
+    without review consent."""
+    live = EventRow.erased_at.is_(None)
+    row = session.execute(_window(sa.select(
+        sa.func.count().filter(live), sa.func.count().filter(EventRow.erased_at.is_not(None)),
+        sa.func.count().filter(live, sa.not_(_REVIEWABLE))), since, until)).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 def _stored_events(session: Session, since: datetime | None, until: datetime | None,
                    batch: int) -> Iterable[list[tuple[str, dict[str, Any]]]]:
+    """The events live escalation would evaluate (not erased, review consent), by id."""
     last = ""
     while True:
         q = (sa.select(EventRow.id, EventRow.payload).where(
-            EventRow.id > last, EventRow.erased_at.is_(None)).order_by(EventRow.id)
-             .limit(batch))
-        if since is not None:
-            q = q.where(EventRow.created_at >= since)
-        if until is not None:
-            q = q.where(EventRow.created_at < until)
-        rows = session.execute(q).all()
+            EventRow.id > last, EventRow.erased_at.is_(None), _REVIEWABLE)
+             .order_by(EventRow.id).limit(batch))
+        rows = session.execute(_window(q, since, until)).all()
         if not rows:
             return
         yield [(r.id, r.payload if isinstance(r.payload, dict) else json.loads(r.payload))

@@ -13,10 +13,14 @@ decision settles many items rises. The weights and ``sla_tau_hours`` are a
 :class:`TriageConfig`; the defaults make one severity step (1.33) worth about the
 urgency gained in the last few hours before a deadline.
 
-Near-duplicates: each open, untouched task's item text (prompt and responses,
-lower-cased, punctuation dropped) is cut into word 3-shingles and summarised by a
-MinHash signature (Broder, 1997); locality-sensitive hashing proposes pairs and a pair
-joins a cluster when its estimated Jaccard similarity is at least ``dup_threshold``.
+Near-duplicates: each open, untouched task's item text (prompt and responses) is
+split into words as the data stage does (:func:`hilt.data.ngrams.words`: NFKC,
+case-folded, ``\\w+`` runs in any script, one word per Han, kana, Hangul, Thai, ...
+character, so such text gets character shingles), cut into word 3-shingles and
+summarised by a MinHash signature (Broder, 1997); locality-sensitive hashing proposes
+pairs and a pair joins a cluster when its estimated Jaccard similarity is at least
+``dup_threshold``. A text without a single word is never clustered: having nothing in
+common says nothing about two items.
 One representative per cluster is reviewed; the others wait as ``clustered`` and receive
 its final labels with provenance ``cluster_propagated``.
 
@@ -29,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,15 +143,17 @@ def refresh_priorities(session: Session, now: datetime,
 
 # --- near-duplicate clustering ------------------------------------------------------
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
 def shingles(text: str, n: int = 3) -> set[str]:
-    """Word n-shingles of the normalised text (the whole text when it is shorter)."""
-    words = _WORD.findall(text.lower())
-    if len(words) <= n:
-        return {" ".join(words)}
-    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+    """Word n-shingles of the normalised text (the whole text when it is shorter; no
+    shingle when it has no word)."""
+    from hilt.data.ngrams import words
+
+    found = words(text)
+    if not found:
+        return set()
+    if len(found) <= n:
+        return {" ".join(found)}
+    return {" ".join(found[i:i + n]) for i in range(len(found) - n + 1)}
 
 
 def near_duplicate_groups(texts: dict[str, str], threshold: float = 0.8,
@@ -156,8 +161,9 @@ def near_duplicate_groups(texts: dict[str, str], threshold: float = 0.8,
     """Groups (size ≥ 2) of keys whose texts are near-duplicates (MinHash + LSH)."""
     from datasketch import MinHash, MinHashLSH
 
-    keys = sorted(texts)
-    sets = [[s.encode() for s in shingles(texts[k])] for k in keys]
+    shingled = {k: shingles(texts[k]) for k in sorted(texts)}
+    keys = [k for k, found in shingled.items() if found]
+    sets = [[s.encode() for s in shingled[k]] for k in keys]
     signatures = MinHash.bulk(sets, num_perm=num_perm)
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     parent = {k: k for k in keys}
