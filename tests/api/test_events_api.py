@@ -102,3 +102,31 @@ def test_nul_character_is_a_client_error_naming_index_and_field(api: Api) -> Non
     assert (resp.json()["error"]["line"], resp.json()["error"]["field"]) == (
         1, "responses[0].text")
     assert api.client.get("/v1/events", headers=api.headers("service")).json()["events"] == []
+
+
+def test_adjudicators_read_only_events_open_to_human_review(api: Api) -> None:
+    """An adjudicator is a person: like a reviewer, they see no content whose subject
+    did not consent to human review, nor erased content (404, as for an unknown id)."""
+    def ev(i: int, consent: list[str], subject: str) -> dict:
+        return {"id": f"evc{i}", "interaction": {"prompt": f"private {i}"},
+                "responses": [{"text": "r"}],
+                "context": {"consent": consent, "subject_id": subject}}
+
+    body = {"events": [ev(0, ["review", "train"], "amy"), ev(1, ["train"], "bob"),
+                       ev(2, ["review"], "zed")]}
+    assert api.client.post("/v1/events", json=body,
+                           headers=api.headers("service")).status_code == 200
+    assert api.client.post("/v1/datasets/forget-subject", json={"subject_id": "zed"},
+                           headers=api.headers("lead")).status_code == 200
+    adjudicator = api.headers("adjudicator")
+    assert api.client.get("/v1/events/evc0", headers=adjudicator).json()[
+        "interaction"]["prompt"] == "private 0"
+    for hidden in ("evc1", "evc2", "evc9"):
+        resp = api.client.get(f"/v1/events/{hidden}", headers=adjudicator)
+        assert resp.status_code == 404 and "private" not in resp.text
+    # Leads, admins and services keep reading them (erased ones show as erased).
+    for role in ("lead", "admin", "service"):
+        assert api.client.get("/v1/events/evc1", headers=api.headers(role)).json()[
+            "interaction"]["prompt"] == "private 1"
+        assert api.client.get("/v1/events/evc2", headers=api.headers(role)).json()[
+            "erased"] is True

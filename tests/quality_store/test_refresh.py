@@ -8,6 +8,7 @@ import random
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from hilt.access import add_reviewer
 from hilt.quality.model_aggregator import ModelAggregationConfig
 from hilt.quality.store import latest_models, refresh_labels, task_aggregator
 from hilt.review.aggregation import AdjudicationPolicy, majority_aggregator
@@ -33,6 +34,12 @@ def _labels(engine: Engine) -> dict[str, tuple[str, str, str, float]]:
         return {t: (i, v, p, c) for t, i, v, p, c in s.execute(
             sa.select(f.task_id, f.id, f.value, f.provenance, f.confidence)
             .where(f.question_id == "verdict"))}
+
+
+def _add_lead(engine: Engine) -> None:
+    """The identity that adjudicates (adjudication needs an adjudicator or lead)."""
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="lead", role="lead", actor="test")
 
 
 def _work(engine: Engine, op: Operation) -> None:
@@ -82,6 +89,7 @@ def test_refresh_rewrites_only_automatic_labels(engine: Engine) -> None:
         truth = op.truth[case["item"]["event_id"]]
         return {"verdict": CLASSES[(truth + 1) % 3]}, "house rule", "subjective"
 
+    _add_lead(engine)
     adjudicate_all(engine, "lead", contrary)
     before = _labels(engine)
     adjudicated = {t: v for t, v in before.items() if v[2] == "adjudicated"}
@@ -113,6 +121,7 @@ def test_low_confidence_after_refit_goes_back_to_adjudication(engine: Engine) ->
     op = setup_operation(engine, n_tasks=20, n_gold=6, seed=6, pool=SMALL_POOL,
                          policy=AdjudicationPolicy(min_agreement=0.3))
     _work(engine, op)
+    _add_lead(engine)
     adjudicate_all(engine, "lead", op.decide)
     before = _labels(engine)
     with transaction(engine) as s:

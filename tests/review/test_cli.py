@@ -73,9 +73,15 @@ def test_cli_review_cycle(tmp_path: Path) -> None:
         assert code == 0 and out["task_id"] == tid and out["next"] is None  # none left
     assert [p["task_id"] for p in run(db, "adjudicate", "list")[1]] == [tid]
     assert len(run(db, "adjudicate", "show", tid)[1]["reviews"]) == 3
-    code, out = run(db, "adjudicate", "decide", tid, "--adjudicator", "lead-x",
-                    "--answers", '{"verdict": "safe"}', "--rationale", "no uplift",
-                    "--cause", "reviewer_error")
+    decision = ["--answers", '{"verdict": "safe"}', "--rationale", "no uplift",
+                "--cause", "reviewer_error"]
+    # Only an existing adjudicator or lead may decide (not "a", a reviewer of the task).
+    for who, why in (("lead-x", "does not exist"), ("a", "role 'reviewer'")):
+        code, msg = run(db, "adjudicate", "decide", tid, "--adjudicator", who, *decision)
+        assert code == 2 and why in str(msg)
+    assert run(db, "task", "show", tid)[1]["status"] == "needs_adjudication"
+    add_reviewers(engine, ["lead-x"], role="lead")
+    code, out = run(db, "adjudicate", "decide", tid, "--adjudicator", "lead-x", *decision)
     assert code == 0 and out["adjudication_id"].startswith("adj_")
     assert run(db, "task", "show", tid)[1]["status"] == "resolved"
     out_file = tmp_path / "labels.jsonl"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from hilt.canonical import canonical_json
+from hilt.errors import Conflict, Forbidden, NotFound
 from hilt.review.adjudication import adjudicate
 from hilt.review.aggregation import (
     AdjudicationPolicy,
@@ -36,6 +37,7 @@ from hilt.review.triage import (
 )
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import ReviewTaskRow
 
 from .helpers import add_reviewers, event, ingest, publish_examples
@@ -174,6 +176,7 @@ def test_custom_aggregator_is_used(engine: Engine) -> None:
 
 def test_adjudication_writes_labels_and_proposals(engine: Engine) -> None:
     _setup(engine, k=2)
+    add_reviewers(engine, ["adj"], role="adjudicator")
     _review(engine, "a", "safe")
     tid = _review(engine, "b", "harmful")
     with transaction(engine) as s:
@@ -190,6 +193,53 @@ def test_adjudication_writes_labels_and_proposals(engine: Engine) -> None:
         assert labels["verdict"].provenance == "adjudicated"
         assert labels["refusal"].provenance == "unanimous"
         assert audit.verify(s).ok
+
+
+def _disputed(engine: Engine) -> str:
+    _setup(engine, k=2)
+    _review(engine, "a", "safe")
+    return _review(engine, "b", "harmful")
+
+
+def test_only_an_active_adjudicator_or_lead_may_decide(engine: Engine) -> None:
+    tid = _disputed(engine)
+    add_reviewers(engine, ["adj-off"], role="adjudicator")
+    with transaction(engine) as s:
+        s.get_one(ReviewerRow, "adj-off").active = False
+    decision = {"answers": {"verdict": "safe"}, "rationale": "r", "cause": "subjective"}
+    for who, error, why in (("nobody", NotFound, "does not exist"),
+                            ("c", Forbidden, "role 'reviewer'"),
+                            ("adj-off", Forbidden, "inactive")):
+        with transaction(engine) as s, pytest.raises(error, match=why):
+            adjudicate(s, tid, who, **decision)  # type: ignore[arg-type]
+    with transaction(engine) as s:
+        assert s.get_one(ReviewTaskRow, tid).status == "needs_adjudication"
+        assert not list(iter_final_labels(s))
+    add_reviewers(engine, ["lead-1"], role="lead")
+    with transaction(engine) as s:
+        adjudicate(s, tid, "lead-1", **decision)  # type: ignore[arg-type]
+        assert s.get_one(ReviewTaskRow, tid).status == "resolved"
+
+
+def test_a_reviewer_of_the_task_may_not_decide_it(engine: Engine) -> None:
+    """Even with the adjudicator role: nobody settles a dispute they are party to."""
+    _setup(engine, k=2)
+    add_reviewers(engine, ["adj-a"], role="adjudicator")
+    _review(engine, "adj-a", "safe")
+    tid = _review(engine, "b", "harmful")
+    add_reviewers(engine, ["adj-z"], role="adjudicator")
+    with transaction(engine) as s, pytest.raises(Conflict, match="reviewed task"):
+        adjudicate(s, tid, "adj-a", answers={"verdict": "safe"}, rationale="mine",
+                   cause="reviewer_error")
+    # An API token's admitted role stands in for the identity's; the review still counts.
+    with transaction(engine) as s, pytest.raises(Conflict, match="reviewed task"):
+        adjudicate(s, tid, "adj-a", answers={"verdict": "safe"}, rationale="mine",
+                   cause="reviewer_error", token_role="adjudicator")
+    with transaction(engine) as s:
+        adjudicate(s, tid, "adj-z", answers={"verdict": "harmful"}, rationale="policy",
+                   cause="reviewer_error")
+        verdict = next(lb for lb in iter_final_labels(s) if lb.question_id == "verdict")
+    assert (verdict.value, verdict.provenance) == ("harmful", "adjudicated")
 
 
 def test_priority_formula_matches_documentation() -> None:

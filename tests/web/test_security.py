@@ -102,6 +102,27 @@ def test_state_changes_with_the_cookie_need_the_csrf_token(client: TestClient,
     assert fresh.post("/v1/queue/next", headers=bearer).status_code == 200
 
 
+@pytest.mark.parametrize("authorization", [
+    "Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "bearer  two words", "Token abc", ""])
+def test_only_a_well_formed_bearer_header_sets_the_cookie_aside(
+        client: TestClient, people: dict[str, str], authorization: str) -> None:
+    """Any other Authorization header neither skips the CSRF check of a cookie session
+    nor lets the cookie authenticate: the request is refused."""
+    csrf = sign_in(client, people["reviewer"])
+    header = {"Authorization": authorization}
+    assert client.post("/ui/review/next", data={}, headers=header).status_code == 403
+    assert client.post("/v1/queue/next", headers=header).status_code == 403
+    with_csrf = client.post("/v1/queue/next", headers={**header, "X-CSRF-Token": csrf})
+    assert with_csrf.status_code == 401 and "Bearer" in with_csrf.headers[
+        "www-authenticate"]
+    assert client.get("/v1/reviews/mine", headers=header).status_code == 401
+    # Bearer with a token: that token alone authenticates (the lead's, not the cookie's
+    # reviewer: a lead-only route answers), and no CSRF token is needed.
+    lead = {"Authorization": f"bearer {people['lead']}"}
+    assert client.get("/v1/queue/stats", headers=lead).status_code == 200
+    assert client.post("/v1/queue/triage", headers=lead).status_code == 200
+
+
 def test_pages_redirect_to_signin_and_check_roles(client: TestClient,
                                                   people: dict[str, str]) -> None:
     anonymous = client.get("/ui/lead", follow_redirects=False)

@@ -7,9 +7,12 @@ Every route except ``/healthz`` requires a token, the OpenAPI schema and docs in
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -87,6 +90,14 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "a value is out of the range the database can store"},
                             status_code=422)
 
+    # FastAPI's own handler echoes each error's input; a NaN or Infinity literal in the
+    # body would then make the response itself unserialisable (a 500 instead of 422).
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError
+                               ) -> JSONResponse:
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))},
+                            status_code=422)
+
     @app.exception_handler(HiltError)
     async def _hilt_error(_request: Request, exc: HiltError) -> JSONResponse:
         code = next((c for t, c in status.items() if isinstance(exc, t)), 400)
@@ -94,6 +105,18 @@ def _error_handlers(app: FastAPI) -> None:
         if isinstance(exc, InputError):
             body["error"] = exc.as_dict()
         return JSONResponse(body, status_code=code)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as its JSON5 spelling (a string), so that
+    strict JSON can carry it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hilt.access import ROLES, Principal, authenticate, recent_principal, remember_principal
 from hilt.store.db import transaction
+from hilt.web.security import SESSION_COOKIE, bearer_token
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `hilt token create`")
 
@@ -38,11 +39,22 @@ DB = Depends(get_session, scope="function")
 
 
 async def _principal(request: Request,
-                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                     _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
                      ) -> Principal:
+    # _bearer only declares the scheme in the OpenAPI schema; the header is read here.
     # async: a recently seen token is answered without a database round trip or a hop
     # to the thread pool (see hilt.access.recent_principal).
-    token = credentials.credentials if credentials else request.cookies.get("hilt_token")
+    header = request.headers.get("authorization")
+    if header is not None:
+        # Never the cookie when a header is present: CsrfMiddleware exempts exactly the
+        # requests with a well-formed Bearer header, so the cookie may only authenticate
+        # requests it checked.
+        token = bearer_token(header)
+        if token is None:
+            raise HTTPException(401, "malformed Authorization header; expected "
+                                "'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+    else:
+        token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise HTTPException(401, "missing API token", headers={"WWW-Authenticate": "Bearer"})
     principal = recent_principal(token)

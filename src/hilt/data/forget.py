@@ -13,15 +13,20 @@
 4. one audit entry records the act, naming the subject only by the sha256 of its id.
 
 After the commit the records files of the revoked versions are deleted (they contain the
-erased content); a ``REVOKED.json`` marker stays in their folder. Exports already copied
-elsewhere cannot be deleted from here: they are flagged, and the flag is what downstream
-checks read. Future builds never see the content again (it is gone from the store).
+erased content), and so are the split files (``train.jsonl``, ``validation.parquet``,
+the ``hf`` folder, ...) of every export of those versions whose folder is still on this
+machine (:func:`hilt.data.versions.export_split_files`); a ``REVOKED.json`` marker stays
+in each folder. Exports already copied elsewhere cannot be deleted from here: they are
+flagged, and the flag is what downstream checks read. Future builds never see the
+content again (it is gone from the store).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
 from hilt.data.build import RECORDS_FILE
-from hilt.data.versions import flag_exports
+from hilt.data.versions import export_split_files, flag_exports
 from hilt.errors import InputError
 from hilt.store import audit
 from hilt.store.db import transaction
@@ -71,7 +76,7 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
             erased += 1
     event_ids = [r.id for r in rows]
     copies: list[Any] = []
-    review_erased = _erase_review_copies(session, event_ids, copies)
+    review_erased = _erase_review_copies(session, event_ids, copies, actor=actor, now=now)
     version_ids: set[str] = set()
     for lo in range(0, len(event_ids), 1000):
         version_ids.update(session.execute(
@@ -89,6 +94,7 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
         # Even an already revoked version loses its records file: it holds the content.
         result.files_to_delete.append(str(Path(version.data_path) / RECORDS_FILE))
         result.exports_flagged.extend(e.id for e in flag_exports(session, vid, why))
+        result.files_to_delete.extend(str(p) for p in export_split_files(session, vid))
     audit.append(session, actor=actor, action="subject.forget", entity_type="subject",
                  entity_id=f"subject:{subject_hash[:16]}", payload={
                      "subject_sha256": subject_hash, "reason": reason,
@@ -99,15 +105,16 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
     return result
 
 
-def _erase_review_copies(session: Session, event_ids: list[str],
-                         copies: list[Any]) -> dict[str, int]:
+def _erase_review_copies(session: Session, event_ids: list[str], copies: list[Any], *,
+                         actor: str, now: datetime) -> dict[str, int]:
     """Reviews' rewrites and rationales, text labels (the copies a cluster's review wrote
-    onto other events included, appended to ``copies``), adjudication rationales."""
+    onto other events included, appended to ``copies``), adjudication rationales; the
+    events' pending review tasks are cancelled."""
     try:
         from hilt.review.erasure import erase_subject_content
     except ImportError:  # a deployment without the review stage holds no copies
         return {}
-    return erase_subject_content(session, event_ids, copies)
+    return erase_subject_content(session, event_ids, copies, actor=actor, now=now)
 
 
 def _versions_with_labels(session: Session, labels: list[Any]) -> set[str]:
@@ -125,15 +132,29 @@ def _versions_with_labels(session: Session, labels: list[Any]) -> set[str]:
 
 
 def delete_files(result: ForgetResult, reason: str = "right to be forgotten") -> None:
+    """Delete the records and export split files listed; a ``REVOKED.json`` marker in
+    each folder says why (added to the marker an export's flag left there)."""
     for name in result.files_to_delete:
         path = Path(name)
-        if path.exists():
+        if path.is_dir():
+            shutil.rmtree(path)  # a datasets (hf) export
+            result.files_deleted.append(name)
+        elif path.exists():
             path.unlink()
             result.files_deleted.append(name)
-        (path.parent / "REVOKED.json").write_text(json.dumps(
-            {"reason": reason, "subject_sha256": result.subject_sha256,
-             "records_deleted_at": utcnow().isoformat()}), encoding="utf-8") \
-            if path.parent.exists() else None
+        if path.parent.exists():
+            marker = path.parent / "REVOKED.json"
+            _write_marker(marker, {"reason": reason, "subject_sha256": result.subject_sha256,
+                                   "records_deleted_at": utcnow().isoformat()})
+
+
+def _write_marker(marker: Path, fields: dict[str, Any]) -> None:
+    try:
+        existing = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        existing = {}
+    merged = {**existing, **fields} if isinstance(existing, dict) else fields
+    marker.write_text(json.dumps(merged), encoding="utf-8")
 
 
 def forget(engine: Engine, subject_id: str, *, actor: str,

@@ -140,6 +140,31 @@ def flag_exports(session: Session, version_id: str, reason: str) -> list[Dataset
     return rows
 
 
+# What hilt.data.export writes per split, by format (export.json holds no records).
+_SPLIT_FILES = {"jsonl": "*.jsonl", "parquet": "*.parquet", "hf": "hf"}
+
+
+def export_split_files(session: Session, version_id: str) -> list[Path]:
+    """The split files (the ``hf`` folder for that format) of every export of a version
+    whose folder is still on this machine and still names the version in its
+    ``export.json``; copies made elsewhere are out of reach."""
+    found: list[Path] = []
+    for exp in session.execute(sa.select(DatasetExportRow).where(
+            DatasetExportRow.version_id == version_id).order_by(DatasetExportRow.id)
+            ).scalars():
+        folder = Path(exp.path)
+        try:
+            meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # gone, or not the folder hilt wrote
+        if not isinstance(meta, dict) or meta.get("version_id") != version_id:
+            continue
+        pattern = _SPLIT_FILES.get(exp.format)
+        if pattern is not None:
+            found.extend(p for p in sorted(folder.glob(pattern)) if p.exists())
+    return found
+
+
 def assert_usable(session: Session, version_id: str, *, override_reason: str | None = None,
                   actor: str = "api", purpose: str = "train") -> DatasetVersionRow:
     """The version, if it may be exported or trained on; a revoked one only with an

@@ -4,6 +4,11 @@ and records the decision, a rationale and the cause of the disagreement.
 Causes: ``guideline_gap`` (the rubric does not settle the case — gathered by
 :func:`hilt.review.rubrics.guideline_proposals` for the next rubric version),
 ``ambiguous_input``, ``reviewer_error``, ``subjective``.
+
+Who decides: an active reviewer identity with role ``adjudicator``, ``lead`` or
+``admin``, who wrote none of the task's reviews (nobody settles a disagreement they are
+party to). Over HTTP the token's role has already been admitted; a lead or admin token
+without a reviewer identity may decide too.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from hilt.errors import Conflict, InputError, NotFound
+from hilt.errors import Conflict, Forbidden, InputError, NotFound
 from hilt.review.aggregation import (
     AdjudicationPolicy,
     Aggregator,
@@ -27,10 +32,11 @@ from hilt.review.rubric_spec import answer_problems
 from hilt.review.tasks import new_id
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
-from hilt.store.tables.core import EventRow
-from hilt.store.tables.review import AdjudicationRow, ReviewTaskRow
+from hilt.store.tables.core import EventRow, ReviewerRow
+from hilt.store.tables.review import AdjudicationRow, ReviewRow, ReviewTaskRow
 
 CAUSES = ("guideline_gap", "ambiguous_input", "reviewer_error", "subjective")
+DECIDER_ROLES = ("adjudicator", "lead", "admin")
 
 
 def pending(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -77,14 +83,39 @@ def case_file(session: Session, task_id: str) -> dict[str, Any]:
     }
 
 
+def check_decider(session: Session, task_id: str, adjudicator_id: str, *,
+                  token_role: str | None = None) -> None:
+    """Raise unless ``adjudicator_id`` may decide the task (see module docstring).
+
+    ``token_role``: the role of the API token the caller was admitted with; it stands for
+    the identity's role, and without it the identity must be a reviewer row."""
+    row = session.get(ReviewerRow, adjudicator_id)
+    if row is None and token_role is None:
+        raise NotFound(f"adjudicator {adjudicator_id!r} does not exist (add them with "
+                       "`hilt reviewer add --role adjudicator`)")
+    role = token_role or (row.role if row is not None else "")
+    if role not in DECIDER_ROLES:
+        raise Forbidden(f"{adjudicator_id!r} has role {role!r}; only "
+                        f"{', '.join(DECIDER_ROLES)} may adjudicate")
+    if row is not None and not row.active:
+        raise Forbidden(f"{adjudicator_id!r} is inactive and may not adjudicate")
+    reviewed = session.execute(sa.select(ReviewRow.id).where(
+        ReviewRow.task_id == task_id, ReviewRow.reviewer_id == adjudicator_id).limit(1)
+        ).first()
+    if reviewed is not None:
+        raise Conflict(f"{adjudicator_id!r} reviewed task {task_id} and may not adjudicate "
+                       "it; another adjudicator must decide")
+
+
 def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
                answers: dict[str, Any], rationale: str, cause: str,
-               now: datetime | None = None, aggregator: Aggregator | None = None
-               ) -> str:
+               now: datetime | None = None, aggregator: Aggregator | None = None,
+               token_role: str | None = None) -> str:
     """Record the decision and write the task's final labels; returns the adjudication id.
 
     The adjudicator must answer every question that was flagged; other questions keep
-    their aggregated label unless the adjudicator answers them too.
+    their aggregated label unless the adjudicator answers them too. Who may decide:
+    :func:`check_decider` (``token_role`` as there).
     """
     now = now or utcnow()
     if cause not in CAUSES:
@@ -97,6 +128,11 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
         raise NotFound(f"task {task_id!r} does not exist")
     if task.status != "needs_adjudication":
         raise Conflict(f"task {task_id} is {task.status}, not waiting for adjudication")
+    check_decider(session, task_id, adjudicator_id, token_role=token_role)
+    erased = session.execute(sa.select(EventRow.erased_at).where(
+        EventRow.id == task.event_id)).scalar_one_or_none()
+    if erased is not None:
+        raise Conflict(f"task {task_id}: its event was erased; no label may be written")
     spec = cached_spec(session, task.rubric_id, task.rubric_version)
     flagged = set(task.adjudication_reasons or {})
     missing = sorted(flagged - set(answers))

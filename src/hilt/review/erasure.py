@@ -13,6 +13,12 @@ events this removes:
 - tasks: gold answers to text questions, and the values the escalation rules read from
   the event (``matched[*].values`` may hold quoted content).
 
+Work still pending on the events stops: every task not yet resolved (``open``,
+``clustered``, ``needs_adjudication``, ``gold``) becomes ``cancelled``, so it is never
+claimed, reviewed, adjudicated or labelled again, and active leases on those tasks end
+(status ``cancelled``). Near-duplicates that waited on a cancelled representative go back
+to ``open`` to be reviewed on their own. One ``task.cancel`` audit entry names them all.
+
 Rows, ids, choice answers, scores and label values that are not text stay, so
 agreement statistics, lineage and the audit chain keep working. Runs in the caller's
 transaction; returns how many rows of each kind changed.
@@ -21,16 +27,29 @@ transaction; returns how many rows of each kind changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from hilt.canonical import sha256_hex
+from hilt.review.reviews import CANCELLED
 from hilt.review.rubrics import rubric_spec
-from hilt.store.tables.review import AdjudicationRow, FinalLabelRow, ReviewRow, ReviewTaskRow
+from hilt.store import audit
+from hilt.store.tables.base import utcnow
+from hilt.store.tables.review import (
+    AdjudicationRow,
+    AssignmentRow,
+    FinalLabelRow,
+    ReviewRow,
+    ReviewTaskRow,
+)
 
 TEXT_KINDS = frozenset({"free_text", "rewrite"})
 ERASED_RATIONALE = "[erased: right to be forgotten]"
+# Statuses of tasks that still expect work; erasure moves them to CANCELLED.
+UNRESOLVED = frozenset({"open", "clustered", "needs_adjudication", "gold"})
 _CHUNK = 500
 
 
@@ -53,9 +72,11 @@ def _without(answers: dict[str, Any] | None, keys: frozenset[str]) -> dict[str, 
 
 
 def erase_subject_content(session: Session, event_ids: Sequence[str],
-                          copied_labels: list[FinalLabelRow] | None = None
+                          copied_labels: list[FinalLabelRow] | None = None, *,
+                          actor: str = "forget", now: datetime | None = None
                           ) -> dict[str, int]:
-    """Erase review-stage copies of the content of ``event_ids`` (see module docstring).
+    """Erase review-stage copies of the content of ``event_ids`` and cancel their pending
+    tasks (see module docstring).
 
     Text labels that a cluster representative's review wrote onto other people's events
     (provenance ``cluster_propagated``, ``source_task_id`` one of these events' tasks)
@@ -64,6 +85,7 @@ def erase_subject_content(session: Session, event_ids: Sequence[str],
     counts = {"reviews": 0, "adjudications": 0, "final_labels": 0, "tasks": 0,
               "propagated_labels": 0}
     subject_tasks: list[str] = []
+    pending: list[ReviewTaskRow] = []
     text_qs: dict[tuple[str, int], frozenset[str]] = {}
     ids = sorted(set(event_ids))
     for lo in range(0, len(ids), _CHUNK):
@@ -73,6 +95,8 @@ def erase_subject_content(session: Session, event_ids: Sequence[str],
         by_id = {t.id: t for t in tasks}
         subject_tasks.extend(by_id)
         for task in tasks:
+            if task.status in UNRESOLVED:
+                pending.append(task)
             texts = _text_questions(session, text_qs, task.rubric_id, task.rubric_version)
             changed = False
             gold = _without(task.gold_answers, texts)
@@ -122,5 +146,43 @@ def erase_subject_content(session: Session, event_ids: Sequence[str],
             if label.value != {"erased": True}:
                 label.value = {"erased": True}
                 counts["propagated_labels"] += 1
+    counts.update(_cancel(session, pending, actor=actor, now=now or utcnow()))
     session.flush()
     return counts
+
+
+def _cancel(session: Session, tasks: list[ReviewTaskRow], *, actor: str, now: datetime
+            ) -> dict[str, int]:
+    """Cancel the erased events' pending tasks, end their leases and free the
+    near-duplicates they represented; one audit entry."""
+    if not tasks:
+        return {"tasks_cancelled": 0, "leases_ended": 0, "tasks_unclustered": 0}
+    ids = [t.id for t in tasks]
+    for task in tasks:
+        task.status, task.open_slots = CANCELLED, 0
+    session.flush()
+    a, t = AssignmentRow, ReviewTaskRow
+    leases: list[Any] = []
+    members: list[ReviewTaskRow] = []
+    for lo in range(0, len(ids), _CHUNK):
+        chunk = ids[lo:lo + _CHUNK]
+        leases += session.execute(
+            sa.update(a).where(a.task_id.in_(chunk), a.status == "active")
+            .values(status=CANCELLED, finished_at=now)
+            .returning(a.id, a.task_id, a.reviewer_id)
+            .execution_options(synchronize_session=False)).all()
+        # Members wait for their representative's decision, which will now never come.
+        members += session.execute(sa.select(t).where(
+            t.representative_id.in_(chunk), t.status == "clustered")
+            .with_for_update()).scalars()
+    for member in members:
+        member.status, member.cluster_id, member.representative_id = "open", None, None
+        member.open_slots, member.reach = member.overlap_k - member.reviews_done, 1
+    audit.append(session, actor=actor, action="task.cancel", entity_type="review_task",
+                 entity_id=ids[0] if len(ids) == 1 else "batch:" + sha256_hex(
+                     "\n".join(ids))[:16],
+                 payload={"reason": "event erased", "tasks": ids,
+                          "leases_ended": [[r.id, r.task_id, r.reviewer_id] for r in leases],
+                          "unclustered": [m.id for m in members]})
+    return {"tasks_cancelled": len(ids), "leases_ended": len(leases),
+            "tasks_unclustered": len(members)}

@@ -19,9 +19,12 @@ twice because these statements wrote nothing:
   queue also falls back (the general path sweeps expired leases and tries again). Gold
   draws always take the general path.
 - submit: only a submission under the reviewer's own unexpired lease is written here;
-  late submissions, unknown tasks and repeated submissions fall back (and get the
-  general path's errors). The task's rubric version, response count and gold flag are
-  immutable once the task exists, so they are cached from the claim.
+  late submissions, unknown tasks, repeated submissions and tasks whose event was
+  erased fall back (and get the general path's errors). The task's rubric version,
+  response count and gold flag are immutable once the task exists, so they are cached
+  from the claim.
+- the claim skips tasks whose event was erased, as the general claim does
+  (:data:`hilt.review.queue.NOT_ERASED`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.review.eligibility import PRODUCTION_STATUSES
 from hilt.review.pg_resolve import read_columns
+from hilt.review.queue import NOT_ERASED
 from hilt.store import audit
 from hilt.store.pg_statements import Statements, run_statement
 
@@ -118,6 +122,7 @@ def _claim_parts(n_pools: int, with_item: bool, after_submit: bool = False
         AND t.required_skills <@ CAST(%(skills)s AS jsonb)
         AND NOT EXISTS (SELECT 1 FROM review_assignments a
                         WHERE a.task_id = t.id AND a.reviewer_id = %(rid)s)
+        AND {NOT_ERASED}
         AND EXISTS (SELECT 1 FROM who) AND NOT EXISTS (SELECT 1 FROM held)
       ORDER BY t.priority DESC, t.id LIMIT 1
       -- Only open_slots changes, never a key: NO KEY UPDATE does not block the foreign
@@ -163,6 +168,8 @@ _SUBMIT_CTES = f"""
       UPDATE review_assignments SET status = 'submitted', finished_at = %(submitted_at)s
       WHERE task_id = %(task_id)s AND reviewer_id = %(reviewer_id)s AND status = 'active'
         AND lease_expires_at > %(submitted_at)s
+        AND (SELECT e.erased_at FROM review_tasks et JOIN events e ON e.id = et.event_id
+             WHERE et.id = %(task_id)s) IS NULL
       RETURNING id),
     r AS (
       INSERT INTO reviews (id, task_id, assignment_id, reviewer_id, rubric_id,

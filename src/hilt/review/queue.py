@@ -2,13 +2,13 @@
 expiry.
 
 A claim takes one free slot of the best claimable task (``status = 'open' AND open_slots
-> 0``, in the reviewer's pools, skills covered, never seen by this reviewer), ordered by
-triage priority. On PostgreSQL it is one statement: the candidate row is locked with
-``FOR UPDATE SKIP LOCKED`` (concurrent claimers skip it instead of queueing behind it),
-its slot counter is decremented and the lease row inserted, all in one round trip. On
-SQLite the transaction already holds the database write lock (``BEGIN IMMEDIATE``), so
-select-then-update is atomic. ``(task_id, reviewer_id)`` is unique, so a reviewer can
-never hold or review a task twice whatever happens.
+> 0``, in the reviewer's pools, skills covered, never seen by this reviewer, its event not
+erased), ordered by triage priority. On PostgreSQL it is one statement: the candidate
+row is locked with ``FOR UPDATE SKIP LOCKED`` (concurrent claimers skip it instead of
+queueing behind it), its slot counter is decremented and the lease row inserted, all in
+one round trip. On SQLite the transaction already holds the database write lock
+(``BEGIN IMMEDIATE``), so select-then-update is atomic. ``(task_id, reviewer_id)`` is
+unique, so a reviewer can never hold or review a task twice whatever happens.
 
 Gold items are mixed in with probability ``gold_rate`` per claim (onboarding reviewers
 get only gold); they come back through the same claim and look the same to reviewers.
@@ -72,6 +72,10 @@ _REVIEWER = (
 
 _UNSEEN = ("NOT EXISTS (SELECT 1 FROM review_assignments a "
            "WHERE a.task_id = t.id AND a.reviewer_id = :rid)")
+# Erasing an event cancels its tasks; this also skips any task made for it afterwards
+# (escalation reads events in an earlier transaction). A scalar subquery: one primary-key
+# probe per candidate, never a join plan over the whole events table.
+NOT_ERASED = "(SELECT e.erased_at FROM events e WHERE e.id = t.event_id) IS NULL"
 _SKILLS = {
     "postgresql": "t.required_skills <@ CAST(:skills AS jsonb)",
     "sqlite": ("NOT EXISTS (SELECT 1 FROM json_each(t.required_skills) s "
@@ -82,7 +86,7 @@ _SKILLS = {
 def _candidates(dialect: str, status: str) -> str:
     free = "t.open_slots > 0 AND " if status == "open" else ""
     return (f"SELECT t.id FROM review_tasks t WHERE t.status = '{status}' AND {free}"
-            f"t.pool IN :pools AND {_SKILLS[dialect]} AND {_UNSEEN} "
+            f"t.pool IN :pools AND {_SKILLS[dialect]} AND {_UNSEEN} AND {NOT_ERASED} "
             "ORDER BY t.priority DESC, t.id LIMIT 1")
 
 
@@ -199,6 +203,9 @@ def heartbeat(session: Session, task_id: str, reviewer_id: str, *,
     """Extend an unexpired lease; returns the new expiry."""
     now = now or utcnow()
     row = _active_assignment(session, task_id, reviewer_id)
+    if row.status == "cancelled":
+        raise Conflict(f"task {task_id} was cancelled: its event was erased; claim a new "
+                       "task")
     if row.status != "active" or row.lease_expires_at <= now:
         raise Conflict(f"the lease on task {task_id} expired at "
                        f"{row.lease_expires_at.isoformat()}; claim a new task")

@@ -32,7 +32,11 @@ from hilt.review.tasks import new_id
 from hilt.store import audit
 from hilt.store.db import session_factory
 from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
+
+# The status of a task whose event was erased (set by hilt.review.erasure).
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,10 @@ def _check(sub: Submission) -> None:
 _FOUND = (sa.select(AssignmentRow.id.label("lease_id"), AssignmentRow.status.label("lease"),
                    AssignmentRow.lease_expires_at, ReviewTaskRow.is_gold,
                    ReviewTaskRow.rubric_id, ReviewTaskRow.rubric_version,
-                   ReviewTaskRow.n_responses)
+                   ReviewTaskRow.n_responses, ReviewTaskRow.status.label("task_status"),
+                   EventRow.erased_at)
           .join(ReviewTaskRow, ReviewTaskRow.id == AssignmentRow.task_id)
+          .outerjoin(EventRow, EventRow.id == ReviewTaskRow.event_id)
           .where(AssignmentRow.task_id == sa.bindparam("task_id"),
                  AssignmentRow.reviewer_id == sa.bindparam("reviewer_id"))
           .with_for_update(of=AssignmentRow))
@@ -132,6 +138,10 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     if found is None:
         raise NotFound(f"task {task_id!r} was never assigned to {reviewer_id!r}; claim it "
                        "with next-task first")
+    if found.erased_at is not None or found.task_status == CANCELLED:
+        # Labels must never be written on erased content (see hilt.review.erasure).
+        raise Conflict(f"task {task_id} was cancelled: its event was erased; your review "
+                       "was not recorded. Claim a new task.")
     spec = cached_spec(session, found.rubric_id, found.rubric_version)
     clean = clean_submission(spec, submission, found.n_responses)
     late = _take_slot(session, found, task_id, now)

@@ -2,7 +2,8 @@
 
 Task statuses: ``open`` (claimable while it has free slots), ``clustered`` (waits for its
 representative's decision), ``needs_adjudication``, ``resolved``; gold tasks are
-``gold`` (claimable by any number of reviewers, once each, never resolved).
+``gold`` (claimable by any number of reviewers, once each, never resolved). Erasing the
+event ends any of these but ``resolved`` as ``cancelled`` (:mod:`hilt.review.erasure`).
 """
 
 from __future__ import annotations

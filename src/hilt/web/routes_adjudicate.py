@@ -82,7 +82,7 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
             adjudication.adjudicate(session, task_id, who.reviewer_id or who.actor,
                                     answers=answers,
                                     rationale=(form.get("rationale") or "").strip(),
-                                    cause=form.get("cause") or "")
+                                    cause=form.get("cause") or "", token_role=who.role)
     except (InputError, FormProblem) as exc:
         return _case_page(request, case, error=str(exc), values=form_values(form),
                           status_code=422)

@@ -7,9 +7,12 @@ cookie-authenticated request that changes state, pages and API alike, by
 :class:`CsrfMiddleware`: the request must carry ``X-CSRF-Token`` (scripts) or a
 ``csrf_token`` form field (forms) equal to ``HMAC-SHA256(token, "hilt-csrf")``. The value
 is derived from the session secret, so a page on another origin cannot know it, and
-nothing has to be stored on the server. Requests authenticated with an
-``Authorization: Bearer`` header are not affected (the browser never adds that header
-on its own).
+nothing has to be stored on the server. Requests carrying a well-formed
+``Authorization: Bearer <token>`` header are not affected: they are authenticated by
+that header alone (the browser never adds it on its own). Any other ``Authorization``
+header (another scheme, an empty or malformed Bearer) does not exempt a cookie request
+from the check, and :func:`hilt.api.deps.allow` refuses it with 401 rather than fall
+back to the cookie.
 
 The sign-in form has no session yet; it uses a double-submit token bound to a random
 ``hilt_presession`` cookie instead.
@@ -55,6 +58,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of a well-formed ``Bearer <token>`` header value, else ``None``."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+        return None
+    return token
+
+
 def csrf_token_for(secret: str) -> str:
     """The CSRF token bound to a session (or pre-session) secret."""
     return hmac.new(secret.encode(), b"hilt-csrf", hashlib.sha256).hexdigest()
@@ -93,8 +105,10 @@ class CsrfMiddleware:
             return
         headers = Headers(scope=scope)
         secret = HTTPConnection(scope).cookies.get(SESSION_COOKIE)
-        if not secret or headers.get("authorization"):
-            await self.app(scope, receive, send)  # not a cookie session: nothing to forge
+        if not secret or bearer_token(headers.get("authorization")) is not None:
+            # Not a cookie session (the API takes a Bearer header over the cookie, and
+            # any other Authorization header is refused): nothing to forge.
+            await self.app(scope, receive, send)
             return
         if csrf_matches(secret, headers.get(CSRF_HEADER)):
             await self.app(scope, receive, send)

@@ -67,12 +67,19 @@ def _as_event(row: EventRow) -> dict[str, Any]:
 
 @router.get("/{event_id}")
 def get_event(event_id: str, session: Session = DB,
-              _: Principal = Depends(allow("lead", "adjudicator", "service"))
+              who: Principal = Depends(allow("lead", "adjudicator", "service"))
               ) -> dict[str, Any]:
+    """One event. An adjudicator is a person, like a reviewer: they see only content
+    whose subject consented to human review and that was not erased (404 otherwise,
+    the same answer as for an unknown id)."""
     row = session.get(EventRow, event_id)
-    if row is None:
+    if row is None or (who.role == "adjudicator" and not _reviewable(row)):
         raise HTTPException(404, f"event {event_id!r} not found")
     return _as_event(row)
+
+
+def _reviewable(row: EventRow) -> bool:
+    return row.erased_at is None and ",review," in (row.consent_scopes or "")
 
 
 @router.get("")

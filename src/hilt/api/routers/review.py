@@ -190,7 +190,8 @@ def decide(task_id: str, body: DecisionIn, session: Session = DB,
            who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, str]:
     adjudication_id = adjudication.adjudicate(
         session, task_id, reviewer_of(who) if who.reviewer_id else who.actor,
-        answers=body.answers, rationale=body.rationale, cause=body.cause)
+        answers=body.answers, rationale=body.rationale, cause=body.cause,
+        token_role=who.role)
     return {"adjudication_id": adjudication_id}
 
 
