@@ -4,9 +4,11 @@ after a refit, and what a refresh may never touch."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from hilt.access import add_reviewer
 from hilt.quality.model_aggregator import ModelAggregationConfig
@@ -17,6 +19,7 @@ from hilt.review.tasks import insert_tasks, task_row
 from hilt.review.workflow import adjudicate_all, work_round_robin
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.tables.core import EventRow
 from hilt.store.tables.quality import AggregationModelRow
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 
@@ -171,3 +174,32 @@ def test_a_reopened_task_resolved_by_a_later_refresh_audits_its_label_changes(
         assert audited[label_id]["old"]["value"] == reopened_labels[task][1]
         assert audited[label_id]["new"]["value"] == after[task][1]
     assert set(before) <= set(after)  # no label row lost (waiting tasks gained some)
+
+
+def test_refresh_leaves_the_tasks_of_erased_events_alone(engine: Engine) -> None:
+    op = setup_operation(engine, n_tasks=20, n_gold=6, seed=6, pool=SMALL_POOL,
+                         policy=AdjudicationPolicy(min_agreement=0.3))
+    _work(engine, op)
+    _add_lead(engine)
+    adjudicate_all(engine, "lead", op.decide)
+    strict = ModelAggregationConfig(min_reviewer_answers=5, min_confidence=0.999)
+    # Which tasks a strict refit reopens, measured on a rolled-back transaction.
+    with engine.connect() as conn:
+        trial = conn.begin()
+        s = Session(bind=conn)
+        refresh_labels(s, "verdicts", strict)
+        would_reopen = s.execute(sa.select(ReviewTaskRow.id, ReviewTaskRow.event_id).where(
+            ReviewTaskRow.status == "needs_adjudication")).all()
+        s.close()
+        trial.rollback()
+    assert would_reopen
+    erased = {event for _, event in would_reopen}
+    with transaction(engine) as s:
+        s.execute(sa.update(EventRow).where(EventRow.id.in_(erased))
+                  .values(erased_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    with transaction(engine) as s:
+        result = refresh_labels(s, "verdicts", strict)
+        reopened = s.execute(sa.select(ReviewTaskRow.event_id).where(
+            ReviewTaskRow.status == "needs_adjudication")).scalars().all()
+    assert not erased & set(reopened)
+    assert result.tasks_reopened == len(reopened)

@@ -23,6 +23,7 @@ from hilt.review.rubric_spec import RubricSpec
 from hilt.review.rubrics import get_version
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import AdjudicationRow, FinalLabelRow, ReviewRow, ReviewTaskRow
 
 # Labels a refit may recompute: those no person decided.
@@ -78,8 +79,11 @@ def refresh_labels(session: Session, rubric_id: str,
     # A task an adjudicator has decided is settled: its labels stand even where the
     # adjudicator left a question to the model (one adjudication per task).
     decided = sa.exists().where(AdjudicationRow.task_id == t.id)
+    # An erased event's task is left alone: reopening it would wait for an adjudication
+    # that erasure refuses, and its labels no longer feed anything.
+    erased = sa.exists().where(EventRow.id == t.event_id, EventRow.erased_at.is_not(None))
     tasks = session.execute(sa.select(t).where(
-        t.rubric_id == rubric_id, t.is_gold.is_(False), ~decided,
+        t.rubric_id == rubric_id, t.is_gold.is_(False), ~decided, ~erased,
         t.status.in_(("resolved", "needs_adjudication"))).order_by(t.id)).scalars().all()
     labels = {(row.task_id, row.question_id): row for row in session.execute(
         sa.select(f).where(f.rubric_id == rubric_id, f.source_task_id.is_(None))).scalars()}

@@ -54,7 +54,7 @@ class RuleSetVersionRow(Base):
 
 class ReviewTaskRow(Base):
     """A unit of review work on one event (status: open, clustered, needs_adjudication,
-    resolved)."""
+    resolved, or cancelled when its event was erased before it was resolved)."""
 
     __tablename__ = "review_tasks"
     __table_args__ = (
