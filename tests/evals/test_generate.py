@@ -169,7 +169,8 @@ def test_stratified_sample_is_proportional_reproducible_and_floored() -> None:
     strata = ["big"] * 900 + ["small"] * 95 + ["tiny"] * 5
     sample = stratified_sample(ids, strata, budget=100, min_per_stratum=3, seed=4)
     per = Counter(s.stratum for s in sample)
-    assert per == {"big": 90, "small": 10, "tiny": 3}
+    # The floor of 3 comes out of the big strata's shares: never more than the budget.
+    assert per == {"big": 88, "small": 9, "tiny": 3}
     assert {s.inclusion_probability for s in sample if s.stratum == "tiny"} == {0.6}
     assert len({s.id for s in sample}) == len(sample)
     assert sample == stratified_sample(ids, strata, budget=100, min_per_stratum=3, seed=4)

@@ -59,8 +59,10 @@ def check(
     rm_version: Annotated[str | None, typer.Option(
         help="registered reward-model version (instead of --rm)")] = None,
     review_sample: Annotated[int, typer.Option(
-        min=0, help="send a stratified sample of this many candidate outputs to human "
-                    "review (needs --rubric; stores events and tasks in the database)")] = 0,
+        min=0, help="send a stratified sample of at most this many candidate outputs to "
+                    "human review (with more strata than N, small strata of one "
+                    "expectation are merged; needs --rubric; stores events and tasks in "
+                    "the database)")] = 0,
     rubric: Annotated[str | None, typer.Option(
         help="rubric (ID or ID@VERSION) the review sample is judged under")] = None,
     review_question: Annotated[str, typer.Option(

@@ -16,7 +16,8 @@ gate_app = typer.Typer(help="Release-gate decisions: verify, sign off, show.",
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL "
                      "(default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
 DecisionArg = Annotated[str, typer.Argument(
-    help="a decision.json file, or a stored decision's hash (or unique prefix)")]
+    help="a decision.json file, or a stored decision's hash (or a unique prefix of at "
+         "least 8 characters)")]
 
 
 def _engine(db: str | None) -> Any:

@@ -7,6 +7,7 @@ misspelt key must stop the run rather than vanish: ``lineage: {datasets: …}`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,18 +130,24 @@ class Facts(_Strict):
     records: Records | None = None
 
 
-def facts_from_dict(data: Any, *, file: str = "<facts>") -> dict[str, Any]:
-    """The validated facts as plain data (only the keys the file gave)."""
+def facts_from_dict(data: Any, *, file: str = "<facts>",
+                    line_of: Callable[[tuple[Any, ...]], int | None] | None = None
+                    ) -> dict[str, Any]:
+    """The validated facts as plain data (only the keys the file gave). Errors name the
+    field path and, given ``line_of``, the line of the offending key in the file."""
     if not isinstance(data, dict):
-        raise InputError("facts must be a mapping", file=file)
+        raise InputError("facts must be a mapping", file=file,
+                         line=line_of(()) if line_of is not None else None)
     try:
         parsed = Facts.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
+        where = ".".join(str(p) for p in loc) or None
         message = ("unknown key" if first["type"] == "extra_forbidden"
                    else str(first["msg"]))
-        raise InputError(message, file=file, field=where) from exc
+        raise InputError(message, file=file, field=where,
+                         line=line_of(loc) if line_of is not None else None) from exc
     out = parsed.model_dump(mode="json", include=set(data) - {"records"},
                             exclude_none=False)
     if "records" in data:
@@ -151,18 +158,11 @@ def facts_from_dict(data: Any, *, file: str = "<facts>") -> dict[str, Any]:
 
 
 def load_facts(path: str | Path | None) -> dict[str, Any]:
-    """Optional recorded facts (versions, lineage, sign-offs, card records), YAML or JSON."""
+    """Optional recorded facts (versions, lineage, sign-offs, card records), YAML or JSON
+    (read as YAML, so errors in either name the line of the offending key)."""
     if path is None:
         return {}
-    import yaml
+    from hilt.review.yamlio import load_yaml
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read facts ({exc.strerror})", file=str(path)) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML ({getattr(exc, 'problem', exc)})", file=str(path),
-                         line=None if mark is None else mark.line + 1) from exc
-    return facts_from_dict(data, file=str(path))
+    data, line_of = load_yaml(path)
+    return facts_from_dict(data, file=str(path), line_of=line_of)

@@ -4,7 +4,10 @@ and estimating rates from it. Pure functions on the decision's judgment table.
 **Drawing.** Candidate outputs are stratified by slice × expectation × the judgment the
 check used (so every stratum lies inside one metric's population and scorer errors of
 each kind are looked at) and sampled with :func:`hilt.evals.sampling.stratified_sample`;
-each sampled item's inclusion probability ``π_h = n_h / N_h`` is recorded.
+each sampled item's inclusion probability ``π_h = n_h / N_h`` is recorded. The sample never
+exceeds the budget: when there are more strata than draws, small strata of one
+expectation are merged (``merged_strata`` maps each merged stratum to the stratum it was
+sampled in), so every item still belongs to a sampled stratum.
 
 **Folding back.** A returned final label is mapped to a judgment and wins over an
 automatic (classifier) judgment; an adjudicated judgment given in the response file is
@@ -45,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hilt.canonical import content_hash
-from hilt.evals.sampling import stratified_sample
+from hilt.evals.sampling import merge_strata, stratified_sample
 from hilt.evals.scoring import CLASSIFIER, HUMAN, LABEL_TO_JUDGMENT, is_refusal
 from hilt.evals.stats import wilson_interval
 
@@ -73,14 +76,20 @@ def draw_review_sample(table: Mapping[str, Sequence[Any]], *, budget: int, seed:
                        ) -> dict[str, Any]:
     """The sample specification stored in the decision inputs (no labels yet)."""
     strata = [stratum_of(table, i) for i in range(len(table["id"]))]
-    picked = stratified_sample(list(table["id"]), strata, budget, seed=seed)
-    return {"rubric": rubric, "question": question, "budget": budget, "seed": seed,
-            "strata_by": STRATA_BY,
-            "items": [{"id": p.id, "stratum": p.stratum,
-                       "inclusion_probability": p.inclusion_probability,
-                       "event_id": review_event_id(candidate_sha256, p.id)}
-                      for p in picked],
-            "labels": {}}
+    expect = list(table["expect"])
+    picked = stratified_sample(list(table["id"]), strata, budget, seed=seed, within=expect)
+    spec: dict[str, Any] = {
+        "rubric": rubric, "question": question, "budget": budget, "seed": seed,
+        "strata_by": STRATA_BY,
+        "items": [{"id": p.id, "stratum": p.stratum,
+                   "inclusion_probability": p.inclusion_probability,
+                   "event_id": review_event_id(candidate_sha256, p.id)}
+                  for p in picked],
+        "labels": {}}
+    merged = {h: m for h, m in merge_strata(strata, budget, within=expect).items() if h != m}
+    if merged:
+        spec["merged_strata"] = merged
+    return spec
 
 
 def apply_review_labels(table: Mapping[str, Sequence[Any]], sample: Mapping[str, Any] | None
@@ -148,9 +157,11 @@ def review_estimates(table: Mapping[str, Sequence[Any]], sample: Mapping[str, An
     ``version``: the metrics version of the record; version-1 records keep the estimator
     description they were stored with, so they still verify."""
     position = {item_id: i for i, item_id in enumerate(table["id"])}
+    merged = sample.get("merged_strata") or {}
     sizes: dict[str, int] = {}
     for i in range(len(table["id"])):
         key = stratum_of(table, i)
+        key = merged.get(key, key)
         sizes[key] = sizes.get(key, 0) + 1
     sampled: dict[str, int] = {}
     for item in sample["items"]:

@@ -52,6 +52,7 @@ reported on the contract card only (not gated).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -201,31 +202,27 @@ class GatePolicy(_Strict):
         return content_hash(self.as_dict())
 
 
-def policy_from_dict(data: Any, *, file: str = "<policy>") -> GatePolicy:
-    """Validate a parsed policy; errors name the field path."""
+def policy_from_dict(data: Any, *, file: str = "<policy>",
+                     line_of: Callable[[tuple[Any, ...]], int | None] | None = None
+                     ) -> GatePolicy:
+    """Validate a parsed policy; errors name the field path (and, given ``line_of``, the
+    line of the offending key in the file)."""
     try:
         return GatePolicy.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        raise InputError(first["msg"], file=file, field=where) from exc
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
+        where = ".".join(str(p) for p in loc) or None
+        raise InputError(first["msg"], file=file, field=where,
+                         line=line_of(loc) if line_of is not None else None) from exc
 
 
 def load_policy(path: str | Path) -> GatePolicy:
-    import yaml
+    """A policy file (YAML or JSON); errors name the file, the line and the field."""
+    from hilt.review.yamlio import load_yaml
 
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML ({getattr(exc, 'problem', exc)})", file=str(path),
-                         line=None if mark is None else mark.line + 1) from exc
-    return policy_from_dict(data, file=str(path))
+    data, line_of = load_yaml(path)
+    return policy_from_dict(data, file=str(path), line_of=line_of)
 
 
 def default_policy() -> GatePolicy:

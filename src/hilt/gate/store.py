@@ -75,19 +75,27 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str
     return row
 
 
+MIN_PREFIX = 8
+
+
 def get_decision(session: Session, ref: str) -> GateDecisionRow:
-    """By full hash or by a unique prefix of at least 8 characters."""
+    """By full hash or by a unique prefix of at least :data:`MIN_PREFIX` characters."""
     row = session.get(GateDecisionRow, ref)
     if row is not None:
         return row
-    if len(ref) >= 8:
-        rows = session.execute(sa.select(GateDecisionRow)
-                               .where(GateDecisionRow.hash.like(f"{ref}%")).limit(2)).scalars().all()
-        if len(rows) == 1:
-            return rows[0]
-        if len(rows) > 1:
-            raise Conflict(f"decision prefix {ref} is ambiguous")
-    raise NotFound(f"no gate decision {ref}")
+    if len(ref) < MIN_PREFIX:
+        raise InputError(f"decision {ref!r} is too short: give the hash or a prefix of at "
+                         f"least {MIN_PREFIX} characters", field="decision")
+    # autoescape: "%" and "_" in the prefix are characters, not LIKE wildcards
+    rows = session.execute(sa.select(GateDecisionRow)
+                           .where(GateDecisionRow.hash.startswith(ref, autoescape=True))
+                           .limit(2)).scalars().all()
+    if len(rows) > 1:
+        raise Conflict(f"decision prefix {ref} is ambiguous: it matches several decisions; "
+                       "give more characters")
+    if not rows:
+        raise NotFound(f"no gate decision {ref}")
+    return rows[0]
 
 
 def _successor(session: Session, decision_hash: str) -> GateDecisionRow | None:

@@ -5,6 +5,15 @@ arrays of equal length (one entry per answer) plus the lookup tables that turn c
 into the caller's identifiers. Encoding happens once, outside any iterative loop, with
 hash-based factorisation (``pandas.factorize``), so that the inner loops only ever see
 contiguous ``int64`` arrays.
+
+**Label types.** Labels keep their type (numbers stay numbers, so scale aggregators and
+ordered metrics see values), but one label set never mixes types: a label column holding
+both numbers and text, or a gold label of another type that is not among the answers'
+labels (``"unsafe"`` with labels ``0``/``1``), turns every label into its text
+(``str``). A gold label (or gold item, or label checked against ``classes``) of another
+type than the answers' is matched by value first: ``"1"`` finds the label ``1``, ``"1.5"``
+the label ``1.5``, ``7`` the text label ``"7"``. A label that still matches nothing is
+an :class:`~hilt.errors.InputError`, never a negative code.
 """
 
 from __future__ import annotations
@@ -17,8 +26,57 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from hilt.errors import InputError
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, int | float | np.number):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__
+
+
+def _mixed(values: Iterable[Any]) -> bool:
+    """Whether the values mix numbers, text and other types."""
+    return len({_kind(value) for value in values}) > 1
+
+
+def _as_text(values: Iterable[Any]) -> np.ndarray:
+    return np.asarray([str(value) for value in values], dtype=object)
+
+
+def _codes(known: np.ndarray, values: Sequence[Any] | np.ndarray) -> IntArray:
+    """Position of each value in ``known`` (-1 where absent), matching a value of another
+    type by what it means: text that reads as a number finds a numeric entry, anything
+    else finds the entry with the same text."""
+    wanted = np.asarray(values, dtype=object)
+    codes = np.asarray(pd.Index(known).get_indexer(wanted), dtype=np.int64)
+    missing = np.flatnonzero(codes < 0)
+    if not missing.size or not known.size:
+        return codes
+    numeric = known.dtype.kind in "iuf"
+    text: dict[str, int] = {}
+    for position, entry in enumerate(known.tolist()):
+        text.setdefault(str(entry), position)
+    for k in missing:
+        value = wanted[k]
+        if numeric and isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            hits = np.flatnonzero(known == number)
+            if hits.size:
+                codes[k] = int(hits[0])
+        elif not isinstance(value, str) or not numeric:
+            codes[k] = text.get(str(value), -1)
+    return codes
 
 
 def _sorted_classes(values: np.ndarray) -> np.ndarray:
@@ -74,6 +132,8 @@ class Answers:
         item_values = np.asarray(items)
         reviewer_values = np.asarray(reviewers)
         label_values = np.asarray(labels)
+        if label_values.dtype.kind == "O" and _mixed(label_values.tolist()):
+            label_values = _as_text(label_values.tolist())  # one type per label set
         if not item_values.shape == reviewer_values.shape == label_values.shape:
             raise ValueError("items, reviewers and labels must have the same length")
         if item_values.ndim != 1:
@@ -85,10 +145,11 @@ class Answers:
         if classes is not None and pd.Index(class_values).has_duplicates:
             # Each class needs one code; pandas cannot index labels by a repeated class.
             raise ValueError("classes must not repeat a label")
-        label_codes = pd.Index(class_values).get_indexer(label_values)
+        label_codes = _codes(class_values, label_values)
         if label_codes.size and label_codes.min() < 0:
             bad = label_values[label_codes < 0][0]
-            raise ValueError(f"label {bad!r} is not one of the given classes")
+            raise InputError(f"label {bad!r} is not one of the given classes",
+                             field="label")
         return cls(item_index=np.asarray(item_codes, dtype=np.int64),
                    reviewer_index=np.asarray(reviewer_codes, dtype=np.int64),
                    label_index=np.asarray(label_codes, dtype=np.int64),
@@ -103,17 +164,30 @@ class Answers:
                                 frame[label].to_numpy(), classes=classes)
 
     def with_classes(self, extra: Iterable[Any]) -> Answers:
-        """The same answers with ``extra`` labels added to the class set (re-sorted)."""
-        known = set(self.classes.tolist())
-        missing = [value for value in extra if value not in known]
+        """The same answers with ``extra`` labels added to the class set (re-sorted).
+
+        A label of another type that means a known class is that class; an unknown one
+        of another type turns every class into its text (see the module docstring)."""
+        values = list(extra)
+        for value in values:
+            if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+                raise InputError("a gold label is missing", field="gold")
+        codes = _codes(self.classes, values)
+        missing: list[Any] = []
+        for value, code in zip(values, codes, strict=True):
+            if code < 0 and value not in missing:
+                missing.append(value)
         if not missing:
             return self
-        combined = np.asarray(list(self.classes.tolist()) + missing)
-        new_classes = _sorted_classes(combined)
-        remap = pd.Index(new_classes).get_indexer(self.classes)
-        return Answers(self.item_index, self.reviewer_index,
-                       np.asarray(remap, dtype=np.int64)[self.label_index], self.items,
-                       self.reviewers, new_classes)
+        combined: list[Any] = list(self.classes.tolist()) + missing
+        if _mixed(combined):
+            combined = list(dict.fromkeys(str(value) for value in combined))
+        new_classes = _sorted_classes(np.asarray(combined))
+        remap = _codes(new_classes, self.classes)
+        if remap.size and remap.min() < 0:  # cannot happen: every old class is kept
+            raise InputError("a label was lost while adding gold labels", field="gold")
+        return Answers(self.item_index, self.reviewer_index, remap[self.label_index],
+                       self.items, self.reviewers, new_classes)
 
     def encode_gold(self, gold: Mapping[Any, Any] | pd.Series) -> tuple[IntArray, IntArray]:
         """Codes ``(item_index, class_index)`` of gold items that appear in the answers.
@@ -125,11 +199,14 @@ class Answers:
         if series.empty:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy()
-        item_codes = pd.Index(self.items).get_indexer(series.index.to_numpy())
-        class_codes = pd.Index(self.classes).get_indexer(series.to_numpy())
-        if (class_codes[item_codes >= 0] < 0).any():
-            raise ValueError("a gold label is not among the classes; use with_classes()")
+        item_codes = _codes(self.items, series.index.to_numpy())
+        class_codes = _codes(self.classes, series.to_numpy())
         keep = item_codes >= 0
+        unknown = np.flatnonzero(keep & (class_codes < 0))
+        if unknown.size:
+            k = int(unknown[0])
+            raise InputError(f"gold label {series.iloc[k]!r} of item {series.index[k]!r} is "
+                             "not among the classes; use with_classes()", field="gold")
         return (np.asarray(item_codes[keep], dtype=np.int64),
                 np.asarray(class_codes[keep], dtype=np.int64))
 

@@ -87,12 +87,15 @@ def alerts(monitor: str | None = None, status: str | None = None,
 @router.post("/run")
 def run(body: RunIn, session: Session = DB,
         who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
-    from hilt.quality.drift.runner import evaluate_monitors, run_monitors
+    """As ``hilt drift run``: the new alerts (all found with ``dry_run``) and the groups
+    that had data but could not be tested (``untested``)."""
+    from hilt.quality.drift.runner import monitor_run
 
     cfg = _config(body.config)
-    found = (evaluate_monitors(session, now=body.now, config=cfg) if body.dry_run
-             else run_monitors(session, body.now, config=cfg, actor=who.actor))
-    return {"stored": not body.dry_run, "alerts": [a.as_dict() for a in found]}
+    result = monitor_run(session, body.now, config=cfg, actor=who.actor,
+                         store=not body.dry_run)
+    return {"stored": not body.dry_run, "alerts": [a.as_dict() for a in result.alerts],
+            "untested": result.untested}
 
 
 @router.post("/alerts/{alert_id}/ack")
