@@ -17,7 +17,7 @@ from hilt.data.build import build_version
 from hilt.data.export import export_version
 from hilt.data.forget import forget
 from hilt.data.spec import parse_spec
-from hilt.errors import Forbidden
+from hilt.errors import Forbidden, InputError, NotFound
 from hilt.evals.files import SuiteItem
 from hilt.evals.registry import heldout_texts, register_suite
 from hilt.events.ingest import ingest_events
@@ -255,3 +255,14 @@ def test_build_refuses_incompatible_rubric_versions(engine: Engine, world, tmp_p
                               label_source=lambda _s, **_k: mixed, directory=tmp_path / "ds",
                               compat_lookup=lookup("incompatible", True))
     assert again.version_id == real.version_id
+
+
+def test_a_short_version_prefix_says_so(engine: Engine, world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = _build(engine, world[1], tmp_path)
+    with transaction(engine) as session:
+        with pytest.raises(InputError, match="too short"):
+            versions.get_version(session, first.version_id[:5])
+        # "%" and "_" are characters of the prefix, not wildcards
+        with pytest.raises(NotFound):
+            versions.get_version(session, first.version_id[:7] + "%")
+        assert versions.get_version(session, first.version_id[:8]).id == first.version_id

@@ -29,13 +29,16 @@ def get_version(session: Session, version_id: str) -> DatasetVersionRow:
     row = session.get(DatasetVersionRow, version_id)
     if row is not None:
         return row
-    if len(version_id) >= 8:
-        found = list(session.execute(sa.select(DatasetVersionRow).where(
-            DatasetVersionRow.id.startswith(version_id, autoescape=True)).limit(2)).scalars())
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise InputError(f"version prefix {version_id!r} is ambiguous", field="version")
+    if len(version_id) < 8:
+        # a short prefix would match by accident as the registry grows
+        raise InputError(f"dataset version {version_id!r} is too short: give the id or a "
+                         "prefix of at least 8 characters", field="version")
+    found = list(session.execute(sa.select(DatasetVersionRow).where(
+        DatasetVersionRow.id.startswith(version_id, autoescape=True)).limit(2)).scalars())
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise InputError(f"version prefix {version_id!r} is ambiguous", field="version")
     raise NotFound(f"dataset version {version_id!r} not found")
 
 
