@@ -10,6 +10,8 @@ import typer
 
 from hilt.cli.core import DbOption, echo_json, engine_for
 
+VersionArgument = Annotated[str, typer.Argument(
+    help="version id or a prefix of at least 8 characters")]
 dataset_app = typer.Typer(help="Dataset versions: build, inspect, diff, export, revoke.",
                           no_args_is_help=True)
 
@@ -64,7 +66,7 @@ def list_(name: Annotated[str | None, typer.Option(help="only this name")] = Non
 
 
 @dataset_app.command("show")
-def show(version: Annotated[str, typer.Argument(help="version id or prefix")],
+def show(version: VersionArgument,
          db: DbOption = None,
          lineage: Annotated[bool, typer.Option(help="include the full lineage")] = False
          ) -> None:
@@ -92,7 +94,7 @@ def diff(a: Annotated[str, typer.Argument(help="older version")],
 
 
 @dataset_app.command("export")
-def export(version: Annotated[str, typer.Argument(help="version id or prefix")],
+def export(version: VersionArgument,
            out: Annotated[Path, typer.Option("--out", help="output folder (must not exist)")],
            fmt: Annotated[str, typer.Option("--format", help="jsonl | parquet | hf")] = "jsonl",
            shape: Annotated[str | None, typer.Option(
@@ -112,7 +114,7 @@ def export(version: Annotated[str, typer.Argument(help="version id or prefix")],
 
 
 @dataset_app.command("revoke")
-def revoke(version: Annotated[str, typer.Argument(help="version id or prefix")],
+def revoke(version: VersionArgument,
            reason: Annotated[str, typer.Option(help="why (recorded)")],
            db: DbOption = None, actor: ActorOption = "cli") -> None:
     """Mark a version revoked: no export or training without an audited override."""
