@@ -33,12 +33,12 @@ def start_server(db_url: str, port: int, log: Path, **extra: str) -> subprocess.
             env=child_env(db_url, **extra), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
 
 
-def start_worker(db_url: str, log: Path, name: str) -> subprocess.Popen[bytes]:
+def start_worker(db_url: str, log: Path, name: str, **extra: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "hilt", "worker", "--no-periodic", "--poll", "0.2",
-             "--name", name], env=child_env(db_url), stdout=fh, stderr=subprocess.STDOUT,
-            cwd=REPO)
+             "--name", name], env=child_env(db_url, **extra), stdout=fh,
+            stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,7 +19,11 @@ def free_port() -> int:
 
 
 class Receiver:
-    """Records verified deliveries; ``fail_next`` answers that many requests with 500."""
+    """Records verified deliveries; ``fail_next`` answers that many requests with 500.
+
+    ``delay_s`` waits that long before answering; ``drip_s`` makes it a receiver that
+    never finishes answering: it sends its response one byte every ``drip_s`` seconds,
+    status line included, until stopped."""
 
     def __init__(self, secret: str, port: int | None = None) -> None:
         self.secret = secret
@@ -26,8 +31,11 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.bad_signatures = 0
         self.fail_next = 0
+        self.delay_s = 0.0
+        self.drip_s: float | None = None
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -41,6 +49,24 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ok = verify(outer.secret, body, self.headers.get(TIMESTAMP_HEADER),
                             self.headers.get(SIGNATURE_HEADER))
+                if outer.drip_s is not None:
+                    with outer._lock:
+                        outer.received.append({**json.loads(body), "_dripped": True,
+                                               "_delivery": self.headers["X-Hilt-Delivery"]})
+                    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + \
+                        b"x" * 100000
+                    self.close_connection = True
+                    for byte in answer:
+                        if outer._stopping.wait(outer.drip_s):
+                            return
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:  # the sender gave up on us
+                            return
+                    return
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 with outer._lock:
                     if not ok:
                         outer.bad_signatures += 1
@@ -63,7 +89,14 @@ class Receiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    @property
+    def delivered(self) -> list[dict[str, Any]]:
+        """What it accepted (answered with 2xx in full)."""
+        with self._lock:
+            return [r for r in self.received if not r.get("_dripped")]
+
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

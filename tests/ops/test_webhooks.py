@@ -80,7 +80,8 @@ def test_outbox_delivery_down_receiver_retry_and_replay(
     assert _dispatch(engine)["deliveries"] == 0  # the cursor moved: nothing twice
 
     # The receiver is down: every delivery is kept and retried later.
-    assert webhooks.deliver_due(engine) == {"delivered": 0, "retry": 4, "failed": 0}
+    assert webhooks.deliver_due(engine) == {"delivered": 0, "retry": 4, "failed": 0,
+                                            "deferred": 0}
     with transaction(engine) as s:
         log = webhooks.list_deliveries(s, subscription_id=sub_id)
         assert all(d.status == "pending" and d.attempts == 1 and d.last_error for d in log)
@@ -88,7 +89,7 @@ def test_outbox_delivery_down_receiver_retry_and_replay(
     receiver.fail_next = 1
     later = utcnow() + timedelta(seconds=5)
     assert webhooks.deliver_due(engine, now=later) == {"delivered": 3, "retry": 1,
-                                                       "failed": 0}
+                                                       "failed": 0, "deferred": 0}
     assert webhooks.deliver_due(engine, now=later + timedelta(seconds=5))["delivered"] == 1
     assert receiver.bad_signatures == 0
     kinds = sorted(r["type"] for r in receiver.received)

@@ -34,12 +34,24 @@ _register_all()
 
 
 def database_error_message(exc: BaseException) -> str | None:
-    """One line for a database failure (no schema, unreachable server), or None."""
+    """One line for a database failure (no schema, unreachable server), or None.
+
+    Errors of the drivers themselves count too: a few paths use the driver's cursor
+    directly, and their errors do not pass through SQLAlchemy."""
+    import sqlite3
+
     from sqlalchemy.exc import SQLAlchemyError
 
-    if not isinstance(exc, SQLAlchemyError):
+    driver_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    try:
+        import psycopg
+
+        driver_errors += (psycopg.Error,)
+    except ImportError:  # pragma: no cover - installed with hilt
+        pass
+    if not isinstance(exc, (SQLAlchemyError, *driver_errors)):
         return None
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [repr(exc)])[0]
     if "no such table" in detail or ("does not exist" in detail and "relation" in detail):
         return (f"error: the database has no hilt schema ({detail}); "
                 "create it with: hilt init --db URL")

@@ -102,7 +102,8 @@ def jobs_show(job_id: JobId, db: DbOption = None) -> None:
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: JobId, db: DbOption = None) -> None:
-    """Cancel a queued job now; a running one stops at its next progress report."""
+    """Cancel a queued job now; a running long job (training, evaluation) stops at its
+    next progress report; a running short job cannot be interrupted (exit 2)."""
     from hilt.ops.jobs import cancel, job_view
     from hilt.store.db import transaction
 
@@ -142,8 +143,9 @@ def jobs_work(db: DbOption = None) -> None:
 def webhook_add(url: Annotated[str, typer.Argument(help="where events are POSTed")],
                 event: Annotated[list[str], typer.Option(
                     "--event", "-e", help="event type or '*' (repeatable)")],
-                secret: Annotated[str | None, typer.Option(help="signing secret "
-                                                           "(default: generated)")] = None,
+                secret: Annotated[str | None, typer.Option(
+                    help="signing secret, 16 to 200 characters (default: generated)")
+                ] = None,
                 description: Annotated[str, typer.Option(help="free text")] = "",
                 db: DbOption = None) -> None:
     """Subscribe URL to event types; prints the signing secret once."""

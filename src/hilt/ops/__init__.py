@@ -46,6 +46,8 @@ def install(app: FastAPI, *, scheduler: bool | None = None, json_logs: bool | No
                     yield state
         finally:
             if sched is not None:
+                # Terminates training/evaluation children now; other running jobs
+                # finish on their threads before the process exits.
                 sched.shutdown(wait=False)
 
     app.router.lifespan_context = lifespan

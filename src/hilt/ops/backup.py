@@ -1,11 +1,17 @@
 """Backups of the SQLite default through SQLite's online backup API.
 
-``backup`` copies a live database page by page while other connections keep reading and
-writing (``sqlite3.Connection.backup``; https://www.sqlite.org/backup.html): the copy is
-a consistent snapshot of one moment. ``restore`` copies a backup over a database the same
-way, after checking the backup is a hilt database whose audit chain verifies, and can
-verify the chain again afterwards. PostgreSQL deployments use ``pg_dump``/``pg_restore``
-(see docs/operations.md).
+``backup`` copies a live database while other connections keep reading and writing
+(``sqlite3.Connection.backup``; https://www.sqlite.org/backup.html): the copy is a
+consistent snapshot of one moment. It is made in one step, under one read transaction:
+a copy made in pieces starts over whenever another connection commits between two
+pieces, so on a busy server it would never finish; in WAL mode the one read transaction
+does not block writers. The backup file is left in rollback-journal mode (one
+self-contained file) and is only ever opened read-only afterwards.
+
+``restore`` copies a backup over a database the same way, after checking the backup is
+an intact hilt database whose audit chain verifies, and verifies the chain again
+afterwards. PostgreSQL deployments use ``pg_dump``/``pg_restore`` (see
+docs/operations.md).
 """
 
 from __future__ import annotations
@@ -29,8 +35,14 @@ def sqlite_path(url: str) -> Path:
 
 
 def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
-    # 1024 pages per step, so writers are not locked out for the whole copy.
-    source.backup(target, pages=1024)
+    # All pages in one step: a step-wise copy restarts on every commit by another
+    # connection between steps. WAL readers do not block writers, so nothing waits.
+    source.backup(target, pages=-1)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file (no journal-mode switch, no writes)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
 def backup(url: str, out: str | Path) -> dict[str, Any]:
@@ -47,6 +59,10 @@ def backup(url: str, out: str | Path) -> dict[str, Any]:
     try:
         _copy(source, target)
         target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    except BaseException:
+        target.close()
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         target.close()
         source.close()
@@ -55,24 +71,38 @@ def backup(url: str, out: str | Path) -> dict[str, Any]:
 
 
 def verify_file(path: str | Path) -> dict[str, Any]:
-    """Integrity check and audit-chain verification of a SQLite file."""
+    """Integrity check and audit-chain verification of a SQLite file, read-only.
+
+    A file that is not a SQLite database (or is truncated or corrupt) is an
+    :class:`InputError` naming it."""
+    from sqlalchemy.orm import Session
+    from sqlalchemy.pool import NullPool
+
     from hilt.store import audit
-    from hilt.store.db import make_engine, transaction
 
     path = Path(path)
-    con = sqlite3.connect(path)
     try:
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-        tables = {row[0] for row in con.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")}
-    finally:
-        con.close()
+        con = _read_only(path)
+        try:
+            integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+            tables = {row[0] for row in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"not a readable SQLite database ({exc})", file=str(path)) from None
     if integrity != "ok" or "audit_log" not in tables:
-        raise InputError(f"{path} is not an intact hilt database ({integrity})", file=str(path))
-    engine = make_engine(f"sqlite:///{path}")
+        raise InputError(f"not an intact hilt database ({integrity})", file=str(path))
+    # A plain read-only engine: hilt's own engine would switch the file to WAL mode and
+    # open write transactions on it.
+    engine = sa.create_engine("sqlite://", creator=lambda: _read_only(path),
+                              poolclass=NullPool)
     try:
-        with transaction(engine) as session:
+        with Session(engine) as session:
             result = audit.verify(session)
+    except sa.exc.DatabaseError as exc:
+        detail = str(exc.orig or exc).strip().splitlines()[0]
+        raise InputError(f"not a readable hilt database ({detail})", file=str(path)) from None
     finally:
         engine.dispose()
     return {"integrity": integrity, "audit": result.as_dict()}
@@ -91,7 +121,7 @@ def restore(backup_file: str | Path, url: str, *, force: bool = False) -> dict[s
     if target_path.exists() and not force:
         raise InputError(f"{target_path} exists; pass --force to overwrite it", field="db")
     target_path.parent.mkdir(parents=True, exist_ok=True)
-    source = sqlite3.connect(backup_file)
+    source = _read_only(backup_file)
     target = sqlite3.connect(target_path, timeout=60)
     try:
         _copy(source, target)

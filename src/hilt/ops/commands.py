@@ -9,6 +9,12 @@ launchable through ``accelerate launch`` on GPU machines: set ``HILT_TRAIN_LAUNC
 Progress is the last ``NN%`` that tqdm wrote to the child's stderr; each progress report
 renews the job's lease and reads its cancel flag, and a cancellation terminates the
 child (SIGTERM, then SIGKILL after 10 s).
+
+A child never outlives the process that runs its job unattended: it starts in a session
+(process group) of its own, so stopping it stops whatever it launched too; a worker
+that shuts down terminates its children first (:func:`stop_children`, called by the
+scheduler), and on Linux a child also gets SIGTERM from the kernel if the worker dies
+without shutting down (``PR_SET_PDEATHSIG``), e.g. when it is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hilt.errors import InputError
@@ -66,11 +75,61 @@ def last_percent(stderr_tail: bytes) -> float | None:
     return int(found[-1]) / 100.0 if found else None
 
 
+# Children running now, and those stopped because their worker is shutting down.
+_CHILDREN: set[subprocess.Popen[bytes]] = set()
+_SHUT_DOWN: set[int] = set()
+_CHILDREN_LOCK = threading.Lock()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to send the child SIGTERM when its parent dies;
+    ``None`` elsewhere. The libc function is looked up here, before the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def stop_children(timeout_s: float = 10.0) -> int:
+    """Terminate every running child of this process (a worker shutting down): SIGTERM
+    to each child's process group, SIGKILL to those still running after ``timeout_s``.
+    Their jobs fail with "the worker shut down". Returns how many were running."""
+    with _CHILDREN_LOCK:
+        children = [c for c in _CHILDREN if c.poll() is None]
+        _SHUT_DOWN.update(c.pid for c in children)
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
+    return len(children)
+
+
 def run_contract(ctx: JobContext, kind: str, *, poll_s: float = 0.5,
                  report_every_s: float = 2.0) -> dict[str, Any]:
     argv = build_argv(kind, ctx.params)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                 start_new_session=True, preexec_fn=_die_with_parent())
+        with _CHILDREN_LOCK:
+            _CHILDREN.add(child)
         last_report = 0.0
         try:
             while child.poll() is None:
@@ -87,6 +146,14 @@ def run_contract(ctx: JobContext, kind: str, *, poll_s: float = 0.5,
         except BaseException:
             _stop(child)
             raise
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(child)
+                stopped_by_shutdown = child.pid in _SHUT_DOWN
+                _SHUT_DOWN.discard(child.pid)
+        if stopped_by_shutdown:
+            raise RuntimeError(f"{kind}: child process {child.pid} stopped because the "
+                               "worker shut down")
         out.seek(0)
         stdout = out.read().decode(errors="replace")
         err.seek(0)
@@ -102,12 +169,25 @@ def run_contract(ctx: JobContext, kind: str, *, poll_s: float = 0.5,
     return result
 
 
+def _signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    # The child leads its own process group: what it launched (accelerate's workers)
+    # gets the signal too.
+    if hasattr(os, "killpg"):
+        try:
+            os.killpg(child.pid, sig)
+            return
+        except (ProcessLookupError, PermissionError):
+            pass
+    if child.poll() is None:
+        child.send_signal(sig)
+
+
 def _stop(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is not None:
         return
-    child.terminate()
+    _signal_group(child, signal.SIGTERM)
     try:
         child.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        child.kill()
+        _signal_group(child, signal.SIGKILL)
         child.wait()

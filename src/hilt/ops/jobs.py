@@ -308,10 +308,88 @@ def run_next(engine: Engine, worker_id: str) -> str | None:
     return run_claimed(engine, job, worker_id)
 
 
+# How long a cancellation waits for a job's row before it concludes that a running short
+# job holds it (such a job keeps its row, and on SQLite the database, locked until done).
+CANCEL_LOCK_WAIT_S = 1.0
+
+
+def _not_interruptible(job_id: str, kind: str) -> Conflict:
+    return Conflict(f"job {job_id} is running; this kind of job ({kind}) cannot be "
+                    "interrupted: it commits or rolls back as a whole")
+
+
+def _is_transactional(kind: str) -> bool:
+    spec = kinds().get(kind)
+    return spec is not None and spec.transactional
+
+
+def _sqlite_held_by_running_job(engine: Engine, job_id: str) -> str | None:
+    """SQLite: the job's kind when the database write lock stays taken for
+    ``CANCEL_LOCK_WAIT_S`` while the job runs as a transactional kind; else ``None``.
+
+    Looked at on a connection of its own, before the caller's transaction begins: that
+    one starts with ``BEGIN IMMEDIATE`` and would wait for the whole job."""
+    import sqlite3
+
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        previous = cur.execute("PRAGMA busy_timeout").fetchone()[0]
+        cur.execute(f"PRAGMA busy_timeout={int(CANCEL_LOCK_WAIT_S * 1000)}")
+        try:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                found = cur.execute(f"SELECT kind, status FROM {JobRow.__tablename__} "
+                                    "WHERE id = ?", (job_id,)).fetchone()
+                if found and found[1] == "running" and _is_transactional(found[0]):
+                    return str(found[0])
+                return None
+            cur.execute("ROLLBACK")
+            return None
+        finally:
+            cur.execute(f"PRAGMA busy_timeout={int(previous)}")
+            cur.close()
+    finally:
+        raw.close()
+
+
+def _lock_for_cancel(session: Session, job_id: str) -> JobRow | None:
+    query = sa.select(JobRow).where(JobRow.id == job_id).with_for_update()
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        if isinstance(bind, Engine):  # not when handed an open connection
+            kind = _sqlite_held_by_running_job(bind, job_id)
+            if kind is not None:
+                raise _not_interruptible(job_id, kind)
+        return session.execute(query).scalar_one_or_none()
+    if bind.dialect.name != "postgresql":
+        return session.execute(query).scalar_one_or_none()
+    seen = session.execute(sa.select(JobRow.kind).where(JobRow.id == job_id)).first()
+    if seen is None:
+        return None
+    previous = session.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar()
+    session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"),
+                    {"v": f"{int(CANCEL_LOCK_WAIT_S * 1000)}ms"})
+    try:
+        row = session.execute(query).scalar_one_or_none()
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        if _is_transactional(seen.kind):
+            raise _not_interruptible(job_id, seen.kind) from None
+        raise Conflict(f"job {job_id} is busy; try again") from None
+    session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
+    return row
+
+
 def cancel(session: Session, job_id: str, *, actor: str) -> JobRow:
-    """Cancel a queued job now; ask a running one to stop at its next progress report."""
-    row = session.execute(sa.select(JobRow).where(JobRow.id == job_id)
-                          .with_for_update()).scalar_one_or_none()
+    """Cancel a queued job now; ask a running long job to stop at its next progress
+    report. A running short (transactional) job cannot be interrupted: :class:`Conflict`
+    at once, rather than waiting for it to finish."""
+    row = _lock_for_cancel(session, job_id)
     if row is None:
         raise NotFound(f"job {job_id!r} does not exist")
     if row.status in FINISHED:
@@ -333,6 +411,9 @@ def get_job(session: Session, job_id: str) -> JobRow:
 
 def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
               limit: int = 50) -> list[JobRow]:
+    if status and status not in STATUSES:
+        raise InputError(f"unknown job status {status!r}; one of: {', '.join(STATUSES)}",
+                         field="status")
     q = sa.select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)
     if status:
         q = q.where(JobRow.status == status)

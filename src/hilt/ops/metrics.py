@@ -12,7 +12,8 @@ hilt_queue_depth{pool,severity}                open tasks with a free review slo
 hilt_tasks{status}                             tasks by status
 hilt_sla_breached_open{pool}                   unresolved tasks past their SLA
 hilt_sla_breaches_total                        tasks ever re-escalated for their SLA
-hilt_claim_latency_seconds{quantile}           task created -> first claim, last hour
+hilt_claim_latency_seconds{quantile}           task created -> first claim, for tasks
+                                               first claimed in the last hour
 hilt_reviews_last_hour                         reviews submitted in the last hour
 hilt_active_leases                             unexpired leases
 hilt_agreement{pool,bound}                     pairwise agreement (value, ci_low, ci_high)
@@ -104,13 +105,19 @@ class DatabaseCollector:
                                     value=breaches)
 
             hour_ago = now - timedelta(hours=1)
+            # A task's first claim over all its assignments; the task counts when that
+            # first claim falls in the last hour (a later reviewer's claim never does).
+            first_claim = sa.func.min(a.claimed_at)
             waits = [(claimed - created).total_seconds() for claimed, created in conn.execute(
-                sa.select(sa.func.min(a.claimed_at), t.created_at)
-                .join(t, t.id == a.task_id).where(a.claimed_at >= hour_ago)
-                .group_by(a.task_id, t.created_at))]
+                sa.select(first_claim, t.created_at)
+                .join(t, t.id == a.task_id)
+                .where(a.task_id.in_(sa.select(a.task_id).where(a.claimed_at >= hour_ago)))
+                .group_by(a.task_id, t.created_at)
+                .having(first_claim >= hour_ago))]
             latency = SummaryMetricFamily(
                 "hilt_claim_latency_seconds",
-                "time from task creation to its first claim (claims in the last hour)",
+                "time from task creation to its first claim (tasks first claimed in "
+                "the last hour)",
                 count_value=len(waits), sum_value=sum(waits))
             yield latency
             q = GaugeMetricFamily("hilt_claim_latency_seconds_quantile",
@@ -162,7 +169,8 @@ class DatabaseCollector:
             .order_by(j.finished_at.desc()).limit(1)).scalar()
         family = GaugeMetricFamily("hilt_agreement",
                                    "pairwise agreement on tasks resolved in the snapshot "
-                                   "window, with its 95% Wilson interval",
+                                   "window, with its 95% interval (see ci_method in the "
+                                   "snapshot job's result)",
                                    labels=["pool", "bound"])
         for pool, entry in ((snapshot or {}).get("agreement") or {}).items():
             if entry.get("value") is None:

@@ -25,6 +25,7 @@ from hilt.ops.jobs import load_job_modules, run_next
 from hilt.ops.periodic import run_periodic
 
 log = logging.getLogger("hilt.ops.scheduler")
+STOPPED_JOB_GRACE_S = 15.0
 
 
 def default_worker_name() -> str:
@@ -43,6 +44,8 @@ class Scheduler:
         self.poll_s = poll_s
         self._stopping = threading.Event()
         self._scheduler: Any = None
+        self._draining = 0
+        self._drain_done = threading.Condition()
 
     def start(self) -> Scheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -73,17 +76,37 @@ class Scheduler:
         return self
 
     def _drain(self, worker_id: str) -> None:
-        while not self._stopping.is_set():
-            try:
-                status = run_next(self.engine, worker_id)
-            except Exception:
-                log.exception("job queue poll failed")
-                return
-            if status is None:
-                return
+        with self._drain_done:
+            self._draining += 1
+        try:
+            while not self._stopping.is_set():
+                try:
+                    status = run_next(self.engine, worker_id)
+                except Exception:
+                    log.exception("job queue poll failed")
+                    return
+                if status is None:
+                    return
+        finally:
+            with self._drain_done:
+                self._draining -= 1
+                self._drain_done.notify_all()
 
     def shutdown(self, wait: bool = True) -> None:
+        """Stop firing; terminate training and evaluation children first, whose jobs
+        would otherwise run on unattended (and later be marked failed) after this
+        process is gone."""
+        from hilt.ops.commands import stop_children
+
         self._stopping.set()
+        stopped = stop_children()
+        if stopped:
+            log.warning("stopped %d job child process(es) at shutdown", stopped)
+            # Let their jobs record the outcome before the process goes (uvicorn ends
+            # with the signal it caught, so nothing waits for these threads later).
+            with self._drain_done:
+                self._drain_done.wait_for(lambda: self._draining == 0,
+                                          timeout=STOPPED_JOB_GRACE_S)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=wait)
             self._scheduler = None

@@ -14,18 +14,31 @@ a rolled-back change, and no user request ever waits on a receiver. Two periodic
    and the next try after an exponential backoff ``base · 2^(attempts−1)`` (capped, ±10 %
    jitter), until ``max_attempts``, then ``failed``. ``replay`` sends a delivery again.
 
+   Each POST has a wall-clock deadline (``HILT_WEBHOOK_TIMEOUT_SECONDS``) for the whole
+   exchange up to the response's status: httpx's timeouts bound each read, so a receiver
+   that trickles its answer a byte at a time would otherwise hold the sender for ever.
+   Subscriptions are posted to concurrently, each one's deliveries in order; after a
+   timeout the rest of that subscription's batch is left for the next run, and nothing
+   is posted once the lease could lapse before the deadline (another sender may take a
+   row whose lease lapsed). Deliveries left over are released at once, not counted as
+   attempts.
+
 Delivery is at least once (a sender may die after the receiver answered but before the
 outcome committed); receivers deduplicate on ``X-Hilt-Delivery`` or on ``audit.seq``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import os
 import random
 import secrets
+import time
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -61,6 +74,7 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
 ACTION_TO_EVENT = {action: event for event, actions in EVENT_TYPES.items()
                    for action in actions}
 CURSOR = "webhooks"
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
 def _backoff_base() -> float:
@@ -69,6 +83,14 @@ def _backoff_base() -> float:
 
 def _max_attempts() -> int:
     return int(os.environ.get("HILT_WEBHOOK_MAX_ATTEMPTS", "8"))
+
+
+def _timeout() -> float:
+    return float(os.environ.get("HILT_WEBHOOK_TIMEOUT_SECONDS", "10"))
+
+
+LEASE_SECONDS = 60.0
+SECRET_LENGTH = (16, 200)  # as POST /v1/webhooks accepts
 
 
 def backoff_seconds(attempts: int, *, base: float, cap: float = 3600.0,
@@ -93,6 +115,9 @@ def subscribe(session: Session, *, url: str, event_types: list[str], actor: str,
     if not usable:
         raise InputError(f"webhook URL must be http(s)://host[:port]/..., got {url!r}",
                          field="url")
+    if secret is not None and not SECRET_LENGTH[0] <= len(secret) <= SECRET_LENGTH[1]:
+        raise InputError(f"the signing secret must be {SECRET_LENGTH[0]} to {SECRET_LENGTH[1]} "
+                         f"characters long, got {len(secret)}", field="secret")
     unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
     if unknown or not event_types:
         raise InputError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)} "
@@ -176,7 +201,8 @@ def dispatch(session: Session, now: datetime, *, batch: int = 1000) -> dict[str,
 
 # --- delivery ---------------------------------------------------------------------
 
-def _lease_due(engine: Engine, now: datetime, limit: int) -> list[dict[str, Any]]:
+def _lease_due(engine: Engine, now: datetime, limit: int, lease_s: float
+               ) -> list[dict[str, Any]]:
     d, s = WebhookDeliveryRow, WebhookSubscriptionRow
     with transaction(engine) as session:
         due = session.execute(
@@ -188,55 +214,114 @@ def _lease_due(engine: Engine, now: datetime, limit: int) -> list[dict[str, Any]
             return []
         subs = {row.id: row for row in session.execute(
             sa.select(s).where(s.id.in_({x.subscription_id for x in due}))).scalars()}
-        lease_until = now + timedelta(seconds=60)
+        lease_until = now + timedelta(seconds=lease_s)
         out = []
         for row in due:
             row.locked_until = lease_until
             sub = subs[row.subscription_id]
-            out.append({"id": row.id, "url": sub.url, "secret": sub.secret,
-                        "active": sub.active, "event_type": row.event_type,
-                        "payload": row.payload, "attempts": row.attempts,
-                        "lease": lease_until})
+            out.append({"id": row.id, "subscription_id": sub.id, "url": sub.url,
+                        "secret": sub.secret, "active": sub.active,
+                        "event_type": row.event_type, "payload": row.payload,
+                        "attempts": row.attempts, "lease": lease_until})
         return out
 
 
-def _post(client: Any, item: dict[str, Any]) -> tuple[int | None, str | None]:
+async def _post(client: Any, item: dict[str, Any], timeout_s: float
+                ) -> tuple[int | None, str | None, bool]:
+    """POST one delivery within ``timeout_s`` of wall-clock time: (status code, error,
+    timed out)."""
+    import httpx
+
     body = json.dumps({"delivery_id": item["id"], **item["payload"]}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "hilt-webhooks",
                "X-Hilt-Delivery": item["id"], "X-Hilt-Event": item["event_type"],
                **sign_headers(item["secret"], body)}
     try:
-        response = client.post(item["url"], content=body, headers=headers)
-    except Exception as exc:  # refused, timed out, DNS: all mean "try again later"
-        return None, f"{type(exc).__name__}: {exc}"[:1000]
-    if 200 <= response.status_code < 300:
-        return response.status_code, None
-    return response.status_code, f"HTTP {response.status_code}: {response.text[:500]}"
+        async with asyncio.timeout(timeout_s):
+            async with client.stream("POST", item["url"], content=body,
+                                     headers=headers) as response:
+                code = response.status_code
+                if 200 <= code < 300:
+                    return code, None, False  # the status is the answer; no body needed
+                text = b""
+                async for chunk in response.aiter_bytes():
+                    text += chunk
+                    if len(text) >= 500:
+                        break
+    except (TimeoutError, httpx.TimeoutException):
+        return None, f"timed out: no answer within {timeout_s:g} s", True
+    except Exception as exc:  # refused, reset, DNS: all mean "try again later"
+        return None, f"{type(exc).__name__}: {exc}"[:1000], False
+    return code, f"HTTP {code}: {text[:500].decode(errors='replace')}", False
+
+
+async def _post_all(items: list[dict[str, Any]], timeout_s: float, post_by: float
+                    ) -> dict[str, tuple[int | None, str | None]]:
+    """Post each subscription's items in order, subscriptions concurrently. Items left
+    out of the answer were not tried."""
+    import httpx
+
+    outcomes: dict[str, tuple[int | None, str | None]] = {}
+    queues: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        queues.setdefault(item["subscription_id"], []).append(item)
+
+    async def one_subscription(client: Any, queue: list[dict[str, Any]]) -> None:
+        for item in queue:
+            if not item["active"]:
+                outcomes[item["id"]] = (None, "subscription inactive")
+                continue
+            if time.monotonic() > post_by:
+                return  # the lease could lapse before this POST's deadline
+            code, error, timed_out = await _post(client, item, timeout_s)
+            outcomes[item["id"]] = (code, error)
+            if timed_out:
+                return  # a receiver that just timed out would hold up the rest too
+
+    async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
+        await asyncio.gather(*(one_subscription(client, q) for q in queues.values()))
+    return outcomes
+
+
+def _run_async(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop: run on a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def deliver_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,
-                timeout_s: float = 5.0) -> dict[str, int]:
-    """Send every due delivery once; returns counts by outcome."""
-    import httpx
-
+                timeout_s: float | None = None, lease_s: float = LEASE_SECONDS
+                ) -> dict[str, int]:
+    """Send every due delivery once; returns counts by outcome (``deferred``: leased but
+    not tried on this run, due again at once)."""
     now = now or utcnow()
-    items = _lease_due(engine, now, limit)
-    counts = {"delivered": 0, "retry": 0, "failed": 0}
+    # A deadline longer than the lease would leave no time to post anything.
+    timeout_s = min(_timeout() if timeout_s is None else timeout_s, lease_s / 2)
+    leased_at = time.monotonic()
+    items = _lease_due(engine, now, limit, lease_s)
+    counts = {"delivered": 0, "retry": 0, "failed": 0, "deferred": 0}
     if not items:
         return counts
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        outcomes = [(item, *(_post(client, item) if item["active"]
-                             else (None, "subscription inactive"))) for item in items]
+    outcomes = _run_async(_post_all(items, timeout_s, leased_at + lease_s - timeout_s))
     base, max_attempts = _backoff_base(), _max_attempts()
     finished = utcnow()
     with transaction(engine) as session:
-        for item, code, error in outcomes:
+        for item in items:
             row = session.get(WebhookDeliveryRow, item["id"], with_for_update=True)
             if row is None or row.locked_until != item["lease"]:
                 continue  # our lease lapsed and another sender took it over
+            row.locked_until = None
+            if item["id"] not in outcomes:
+                counts["deferred"] += 1
+                continue
+            code, error = outcomes[item["id"]]
             row.attempts += 1
-            row.last_status_code, row.last_error, row.locked_until = code, error, None
+            row.last_status_code, row.last_error = code, error
             if error is None:
                 row.status, row.delivered_at = "delivered", finished
                 counts["delivered"] += 1
@@ -277,6 +362,9 @@ def delivery_view(row: WebhookDeliveryRow) -> dict[str, Any]:
 
 def list_deliveries(session: Session, *, subscription_id: str | None = None,
                     status: str | None = None, limit: int = 100) -> list[WebhookDeliveryRow]:
+    if status and status not in DELIVERY_STATUSES:
+        raise InputError(f"unknown delivery status {status!r}; one of: "
+                         f"{', '.join(DELIVERY_STATUSES)}", field="status")
     d = WebhookDeliveryRow
     q = sa.select(d).order_by(d.audit_seq.desc(), d.id).limit(limit)
     if subscription_id:

@@ -58,6 +58,8 @@ def start_job(body: JobIn, session: Session = DB,
 def list_jobs(status: str | None = None, kind: str | None = None,
               limit: int = Query(50, ge=1, le=500), session: Session = DB,
               _: Principal = Depends(allow(*OPERATORS))) -> list[dict[str, Any]]:
+    """Jobs, newest first; ``status`` is one of queued, running, succeeded, failed,
+    cancelled (422 otherwise)."""
     from hilt.ops import jobs
 
     return [jobs.job_view(r) for r in jobs.list_jobs(session, status=status, kind=kind,
@@ -75,6 +77,9 @@ def show_job(job_id: str, session: Session = DB,
 @router.post("/v1/jobs/{job_id}/cancel")
 def cancel_job(job_id: str, session: Session = DB,
                who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
+    """Cancel a queued job now, or ask a running long job (training, evaluation) to stop
+    at its next progress report; 409 for a running short job, which cannot be
+    interrupted."""
     from hilt.ops import jobs
 
     return jobs.job_view(jobs.cancel(session, job_id, actor=who.actor))

@@ -1,0 +1,59 @@
+"""Database errors raised by the drivers themselves (paths that use a raw cursor) are one
+``error:`` line and exit 2, like those SQLAlchemy wraps."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from hilt.cli import database_error_message
+
+from .climain import run_main
+
+
+def test_driver_errors_get_one_line() -> None:
+    missing = sqlite3.OperationalError("no such table: audit_log")
+    assert database_error_message(missing) == (
+        "error: the database has no hilt schema (no such table: audit_log); "
+        "create it with: hilt init --db URL")
+    undefined = psycopg.errors.UndefinedTable(
+        'relation "audit_pending" does not exist\nLINE 1: DELETE FROM audit_pending')
+    message = database_error_message(undefined)
+    assert message is not None and message.startswith("error: the database has no hilt")
+    assert "\n" not in message
+    assert database_error_message(psycopg.OperationalError("connection refused")) == \
+        "error: database: connection refused"
+    assert database_error_message(ValueError("x")) is None
+
+
+@pytest.fixture
+def empty_postgres_schema() -> Iterator[str]:
+    from tests.conftest import PG_URL, _postgres_available, pg_url_for
+
+    if not _postgres_available():
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"hilt_empty_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield pg_url_for(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_audit_verify_on_a_postgres_database_without_the_schema(
+        empty_postgres_schema: str) -> None:
+    code, output = run_main("audit", "verify", "--db", empty_postgres_schema)
+    assert code == 2, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the database has no hilt schema")
+    assert "hilt init" in lines[0]
