@@ -79,6 +79,13 @@ def test_export_job_and_streamed_export(client: tuple[TestClient, dict[str, str]
     streamed = c.get("/v1/exports/reviews.jsonl", headers={"Authorization": auth["service"]})
     assert streamed.text.splitlines() == lines
     assert {json.loads(x)["event_id"] for x in lines} == {"ev00000", "ev00001", "ev00002"}
+    # a misspelt status filter is an error, not an empty export
+    typo = c.get("/v1/exports/reviews.jsonl?status=resolvd",
+                 headers={"Authorization": auth["service"]})
+    assert typo.status_code == 422 and "needs_adjudication" in typo.text
+    queued = c.post("/v1/jobs", json={"kind": "export.reviews", "params": {"status": "x"}},
+                    headers={"Authorization": auth["service"]})
+    assert queued.status_code == 422 and "params.status" in queued.text
 
 
 def test_training_job_parameters_are_checked(client: tuple[TestClient, dict[str, str]]

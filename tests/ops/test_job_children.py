@@ -132,3 +132,23 @@ def test_a_killed_worker_takes_its_training_child_with_it(
         assert _wait_for(lambda: not _alive(pid), 10), "the training child was orphaned"
     finally:
         stop(worker)
+
+
+def test_a_training_child_uses_the_database_its_job_came_from(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = tmp_path / "child-database.txt"
+    script = tmp_path / "record-db.sh"
+    script.write_text(f'#!/bin/sh\nprintf %s "$HILT_DATABASE_URL" > {seen}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("HILT_TRAIN_LAUNCHER", str(script))
+    # what the child would otherwise register into: the worker's own default
+    monkeypatch.setenv("HILT_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    job_id = _start_training(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        assert jobs.run_next(engine, "w1") == "succeeded"
+        with transaction(engine) as s:
+            assert jobs.get_job(s, job_id).status == "succeeded"
+    finally:
+        engine.dispose()
+    assert seen.read_text() == sqlite_url

@@ -157,6 +157,9 @@ def _export_params(params: dict[str, Any]) -> None:
     status = params.get("status")
     if status is not None and not isinstance(status, str):
         raise InputError("status must be a string", field="params.status")
+    from hilt.ops.export import check_status
+
+    check_status(status, field="params.status")
 
 
 @job_kind("export.reviews", user_startable=True, check_params=_export_params)

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from hilt.errors import InputError
 from hilt.ops.jobs import JobCancelled, JobContext
 
@@ -122,11 +124,21 @@ def stop_children(timeout_s: float = 10.0) -> int:
     return len(children)
 
 
+def child_environment(engine: Engine) -> dict[str, str]:
+    """The worker's environment with ``HILT_DATABASE_URL`` set to the database the job
+    came from: the child registers its model version (and reads datasets) there, not in
+    whatever database its working folder or environment would name."""
+    env = dict(os.environ)
+    env["HILT_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+    return env
+
+
 def run_contract(ctx: JobContext, kind: str, *, poll_s: float = 0.5,
                  report_every_s: float = 2.0) -> dict[str, Any]:
     argv = build_argv(kind, ctx.params)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         child = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                 env=child_environment(ctx.engine),
                                  start_new_session=True, preexec_fn=_die_with_parent())
         with _CHILDREN_LOCK:
             _CHILDREN.add(child)

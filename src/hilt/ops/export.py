@@ -25,8 +25,9 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
+from hilt.errors import InputError
 from hilt.store.tables.core import EventRow
-from hilt.store.tables.review import FinalLabelRow, ReviewRow, ReviewTaskRow
+from hilt.store.tables.review import TASK_STATUSES, FinalLabelRow, ReviewRow, ReviewTaskRow
 
 _dumps = partial(json.dumps, ensure_ascii=False, default=str)
 # A line is mostly strings written the way json.dumps(ensure_ascii=False) writes them;
@@ -155,6 +156,13 @@ def iter_lines(session: Session, *, status: str | None = None, page: int = 2000
                 # Also when the consumer stops early: the read in flight finishes before
                 # the connection goes back.
                 current = upcoming.result()
+
+
+def check_status(status: str | None, field: str = "status") -> None:
+    """A status filter must name a task status: a typo would export nothing, silently."""
+    if status is not None and status not in TASK_STATUSES:
+        raise InputError(f"unknown task status {status!r}; one of: "
+                         + ", ".join(TASK_STATUSES), field=field)
 
 
 def iter_jsonl(session: Session, *, status: str | None = None) -> Iterator[bytes]:

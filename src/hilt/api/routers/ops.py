@@ -155,7 +155,9 @@ def replay(delivery_id: str, session: Session = DB,
 def export_reviews(request: Request, status: str | None = None,
                    _: Principal = Depends(allow(*OPERATORS))) -> StreamingResponse:
     """Every task with its item, reviews and final labels, streamed as JSON lines."""
-    from hilt.ops.export import iter_jsonl
+    from hilt.ops.export import check_status, iter_jsonl
+
+    check_status(status)  # before the stream starts: its status line is already sent
 
     def stream() -> Any:
         # Its own read-only session: the response outlives the request's dependencies.

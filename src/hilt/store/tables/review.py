@@ -52,9 +52,14 @@ class RuleSetVersionRow(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+# Every status a review task can have (see ReviewTaskRow); filters check against it.
+TASK_STATUSES = ("open", "clustered", "needs_adjudication", "resolved", "gold", "cancelled")
+
+
 class ReviewTaskRow(Base):
     """A unit of review work on one event (status: open, clustered, needs_adjudication,
-    resolved, or cancelled when its event was erased before it was resolved)."""
+    resolved, gold for a gold item, or cancelled when its event was erased before it was
+    resolved)."""
 
     __tablename__ = "review_tasks"
     __table_args__ = (
