@@ -4,6 +4,11 @@ Tokens are random secrets shown once and stored only as sha256 hashes (they carr
 ~256 bits of entropy, so a slow password hash would add nothing). Each HTTP endpoint
 declares the roles it admits through :func:`hilt.api.deps.allow`; ``admin`` is admitted
 everywhere.
+
+Signing in to the pages opens a *web session* for a token (:func:`start_session`): the
+browser's cookie holds a random session id, never the token, and only its sha256 is
+stored. A session ends at sign-out (:func:`end_session`), after
+:data:`SESSION_LIFETIME`, or when its token is revoked or its reviewer deactivated.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,10 +27,12 @@ from hilt.canonical import sha256_hex
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
-from hilt.store.tables.core import ReviewerRow, TokenRow
+from hilt.store.tables.core import ReviewerRow, TokenRow, WebSessionRow
 
 ROLES = ("admin", "lead", "adjudicator", "reviewer", "service")
 TOKEN_PREFIX = "hilt_"
+# How long a page session lasts after sign-in (a working day; sign in again after).
+SESSION_LIFETIME = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,61 @@ def authenticate(session: Session, secret: str) -> Principal | None:
     ).scalar_one_or_none()
     if row is None:
         return None
+    return _principal_of(session, row)
+
+
+def _principal_of(session: Session, row: TokenRow) -> Principal | None:
     if row.reviewer_id is not None:
         reviewer = session.get(ReviewerRow, row.reviewer_id)
         if reviewer is None or not reviewer.active:
             return None
     return Principal(row.id, row.role, row.reviewer_id, row.name)
+
+
+# --- web sessions -----------------------------------------------------------------------
+
+def start_session(session: Session, token_id: str,
+                  lifetime: timedelta = SESSION_LIFETIME) -> str:
+    """Open a page session for a token; returns the session id (only its hash is kept)."""
+    now = utcnow()
+    # Expired sessions are useless; sign-in is a cheap moment to drop them.
+    session.execute(sa.delete(WebSessionRow).where(WebSessionRow.expires_at <= now))
+    session_id = secrets.token_urlsafe(32)
+    session.add(WebSessionRow(id_hash=sha256_hex(session_id), token_id=token_id,
+                              created_at=now, expires_at=now + lifetime))
+    session.flush()
+    return session_id
+
+
+def session_principal(session: Session, session_id: str) -> Principal | None:
+    """The caller of a live session (not ended, not expired, its token not revoked), which
+    is then remembered for a few seconds like a token (see :func:`recent_session`)."""
+    found = session.execute(
+        sa.select(TokenRow, WebSessionRow.expires_at)
+        .join(WebSessionRow, WebSessionRow.token_id == TokenRow.id)
+        .where(WebSessionRow.id_hash == sha256_hex(session_id),
+               WebSessionRow.expires_at > utcnow(), TokenRow.revoked_at.is_(None))
+    ).first()
+    if found is None:
+        return None
+    principal = _principal_of(session, found[0])
+    if principal is not None:
+        left = (found[1] - utcnow()).total_seconds()
+        _remember(_SESSION + sha256_hex(session_id), principal, max_ttl=left)
+    return principal
+
+
+def recent_session(session_id: str) -> Principal | None:
+    """The principal of a session that was looked up in the last few seconds."""
+    return _recall(_SESSION + sha256_hex(session_id))
+
+
+def end_session(session: Session, session_id: str) -> None:
+    """Sign-out: the session id stops working at once (in this process; in others once
+    their cache entry lapses, within ``HILT_AUTH_CACHE_S``)."""
+    key = sha256_hex(session_id)
+    session.execute(sa.delete(WebSessionRow).where(WebSessionRow.id_hash == key))
+    _RECENT.pop(_SESSION + key, None)
 
 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
@@ -124,21 +182,34 @@ def list_tokens(session: Session) -> list[dict[str, Any]]:
 # does not look the same token up on every request. A revocation in this process empties
 # it at once; one made by another process (the CLI, another worker) takes effect within
 # HILT_AUTH_CACHE_S seconds (default 5; 0 turns the cache off). Failures are not cached.
+# Web sessions share the cache under their own prefix: a session id is never accepted as
+# a token, nor a token as a session id. A session is never remembered past its expiry.
 _RECENT: dict[str, tuple[float, Principal]] = {}
 _RECENT_MAX = 10_000
+_TOKEN, _SESSION = "token:", "session:"
 
 
 def recent_principal(secret: str) -> Principal | None:
-    hit = _RECENT.get(sha256_hex(secret))
+    return _recall(_TOKEN + sha256_hex(secret))
+
+
+def remember_principal(secret: str, principal: Principal) -> None:
+    _remember(_TOKEN + sha256_hex(secret), principal)
+
+
+def _recall(key: str) -> Principal | None:
+    hit = _RECENT.get(key)
     if hit is None or hit[0] < time.monotonic():
         return None
     return hit[1]
 
 
-def remember_principal(secret: str, principal: Principal) -> None:
+def _remember(key: str, principal: Principal, max_ttl: float | None = None) -> None:
     ttl = float(os.environ.get("HILT_AUTH_CACHE_S", "5"))
+    if max_ttl is not None:
+        ttl = min(ttl, max_ttl)
     if ttl <= 0:
         return
     if len(_RECENT) >= _RECENT_MAX:
         _RECENT.clear()
-    _RECENT[sha256_hex(secret)] = (time.monotonic() + ttl, principal)
+    _RECENT[key] = (time.monotonic() + ttl, principal)

@@ -67,6 +67,27 @@ def test_preference_and_ranking_fields() -> None:
         answers_from_form(fields, FormData([("q.order", "A Z")]), 3)
 
 
+@pytest.mark.parametrize("index", ["0.9", "1.0", "nan", "1e999", "-1", "+1", "1_0", "٣",
+                                   " ", "9" * 5000])
+def test_response_indices_must_be_plain_digits(index: str) -> None:
+    spec = parse_rubric({"id": "pw", "title": "t", "questions": [
+        {"id": "better", "kind": "preference", "prompt": "Which is better?"}]})
+    radio, = field_views(spec, 3)
+    select, = field_views(spec, 5)  # 20 pairs: two drop-downs instead of radios
+    assert (radio.widget, select.widget) == ("radio", "pair_select")
+    for fields, form in (
+            ([radio], FormData([("q.better", f"{index}>2")])),
+            ([radio], FormData([("q.better", f"2>{index}")])),
+            ([select], FormData([("q.better.chosen", index), ("q.better.rejected", "2")])),
+            ([select], FormData([("q.better.chosen", "2"), ("q.better.rejected", index)]))):
+        with pytest.raises(FormProblem, match="names no response") as err:
+            answers_from_form(fields, form, 5)
+        assert err.value.question_id == "better"
+    answers = answers_from_form([select], FormData([("q.better.chosen", "4"),
+                                                    ("q.better.rejected", " 0 ")]), 5)
+    assert answers == {"better": {"chosen": 4, "rejected": 0}}
+
+
 def test_fractional_and_huge_scales() -> None:
     from hilt.errors import InputError
 

@@ -14,7 +14,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from hilt.access import ROLES, Principal, authenticate, recent_principal, remember_principal
+from hilt.access import (
+    ROLES,
+    Principal,
+    authenticate,
+    recent_principal,
+    recent_session,
+    remember_principal,
+    session_principal,
+)
 from hilt.store.db import transaction
 from hilt.web.security import SESSION_COOKIE, bearer_token
 
@@ -53,13 +61,20 @@ async def _principal(request: Request,
         if token is None:
             raise HTTPException(401, "malformed Authorization header; expected "
                                 "'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+        principal = recent_principal(token) or await run_in_threadpool(
+            _lookup, request, token)
     else:
-        token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise HTTPException(401, "missing API token", headers={"WWW-Authenticate": "Bearer"})
-    principal = recent_principal(token)
-    if principal is None:
-        principal = await run_in_threadpool(_lookup, request, token)
+        # The cookie holds a page session id (see hilt.web.security), never a token: a
+        # token put there is refused like any unknown session.
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if not session_id:
+            raise HTTPException(401, "missing API token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        principal = recent_session(session_id) or await run_in_threadpool(
+            _lookup_session, request, session_id)
+        if principal is None:
+            raise HTTPException(401, "the session ended or expired; sign in again",
+                                headers={"WWW-Authenticate": "Bearer"})
     if principal is None:
         raise HTTPException(401, "invalid or revoked API token",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -74,6 +89,11 @@ def _lookup(request: Request, token: str) -> Principal | None:
     if principal is not None:
         remember_principal(token, principal)
     return principal
+
+
+def _lookup_session(request: Request, session_id: str) -> Principal | None:
+    with request.app.state.session_factory() as session:
+        return session_principal(session, session_id)
 
 
 def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:

@@ -84,6 +84,11 @@ class Question(_Strict):
                 raise ValueError(f"question {self.id!r}: a scale needs min < max")
             if self.step <= 0:
                 raise ValueError(f"question {self.id!r}: step must be positive")
+            # finite bounds can still span more than a float holds (-1e308..1e308): the
+            # number of points would be infinite, which no form or check can handle
+            if not math.isfinite((self.max - self.min) / self.step):
+                raise ValueError(f"question {self.id!r}: the scale spans too many steps "
+                                 "((max - min) / step must be a finite number)")
             for point in self.anchors:
                 if not self._on_scale(float(point)):
                     raise ValueError(f"question {self.id!r}: anchor {point} is not on the "

@@ -10,6 +10,7 @@ questions with more than ten choices fall back to inputs that are typed into.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
@@ -68,7 +69,11 @@ def _scale_points(q: Question) -> list[float] | None:
     """The points of a short scale, or None when there are too many to list (a number
     field then): counted first, so a scale of 10^12 points costs nothing."""
     assert q.min is not None and q.max is not None
-    count = int(round((q.max - q.min) / q.step)) + 1
+    span = (q.max - q.min) / q.step
+    # a scale published before its span was checked may still overflow: too many points
+    if not math.isfinite(span):
+        return None
+    count = int(round(span)) + 1
     if count > len(CHOICE_KEYS):
         return None
     # min + i * step drifts in binary floating point (0.1 * 7 = 0.7000000000000001, off
@@ -153,6 +158,15 @@ def _parse_number(q: Question, raw: str) -> float | int:
     return int(number) if number.is_integer() else number
 
 
+def _parse_index(q: Question, raw: str) -> int:
+    """A response index as the form sends it: plain digits only (``0.9`` or ``1e999``
+    would otherwise be read as another response, or fail outside the form)."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise FormProblem(q.id, f"{raw!r} names no response")
+    return int(text)
+
+
 def _parse_ranking(q: Question, raw: str, n_responses: int) -> list[int]:
     tokens = raw.replace(",", " ").replace(">", " ").split()
     out = []
@@ -181,8 +195,8 @@ def answers_from_form(fields: Sequence[FieldView], form: FormData, n_responses: 
             chosen_raw, rejected_raw = form.get(f.name + ".chosen"), form.get(
                 f.name + ".rejected")
             if chosen_raw and rejected_raw:
-                answers[q.id] = {"chosen": int(_parse_number(q, chosen_raw)),
-                                 "rejected": int(_parse_number(q, rejected_raw))}
+                answers[q.id] = {"chosen": _parse_index(q, chosen_raw),
+                                 "rejected": _parse_index(q, rejected_raw)}
             continue
         raw = _text(form, f.name)
         if raw is None:
@@ -191,8 +205,8 @@ def answers_from_form(fields: Sequence[FieldView], form: FormData, n_responses: 
             answers[q.id] = _parse_number(q, raw)
         elif q.kind == "preference":
             chosen_s, _, rejected_s = raw.partition(">")
-            answers[q.id] = {"chosen": int(_parse_number(q, chosen_s)),
-                             "rejected": int(_parse_number(q, rejected_s))}
+            answers[q.id] = {"chosen": _parse_index(q, chosen_s),
+                             "rejected": _parse_index(q, rejected_s)}
         elif q.kind == "ranking":
             answers[q.id] = _parse_ranking(q, raw, n_responses)
         else:

@@ -3,19 +3,24 @@
 ``mount(app)`` adds the page routers under ``/ui``, the packaged static files, the CSRF
 middleware (for every cookie-authenticated state change, see :mod:`hilt.web.security`),
 security headers on pages, and error handling that answers pages in HTML: a page that
-needs a session redirects to the sign-in page, other errors show a readable page. It
+needs a session redirects to the sign-in page, other errors show a readable page (also
+for errors that are not hilt's own, with 500 for unexpected ones), while API paths keep
+their JSON answers. It
 returns the paths that answer without a token: the sign-in page and ``/`` (a redirect).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +33,14 @@ from hilt.web.security import PAGE_HEADERS, CsrfMiddleware
 SIGNIN = PREFIX + "/signin"
 PUBLIC = frozenset({"/", SIGNIN})
 _STATUS = {InputError: 422, NotFound: 404, Conflict: 409, Forbidden: 403}
+# Errors the API answers in JSON that pages answer with the same status in HTML.
+_PAGE_MESSAGES: dict[type[Exception], tuple[int, str]] = {
+    OverflowError: (422, "A value is out of the range the database can store."),
+    DataError: (422, "A value is out of the range the database can store."),
+    RequestValidationError: (422, "The request was not understood; reload the page and "
+                                  "try again."),
+}
+log = logging.getLogger(__name__)
 
 
 def _is_page(request: Request) -> bool:
@@ -102,4 +115,40 @@ def mount(app: FastAPI) -> set[str]:
 
     app.add_exception_handler(HiltError, hilt_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for exc_type, (code, message) in _PAGE_MESSAGES.items():
+        app.add_exception_handler(exc_type, _page_aware(
+            app.exception_handlers.get(exc_type), code, message))
+    app.add_exception_handler(Exception, _unexpected_error)
     return set(PUBLIC)
+
+
+def _page_aware(api_handler: Any, code: int, message: str) -> Any:
+    """A handler answering pages in HTML and everything else as the API did before."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not _is_page(request) and api_handler is not None:
+            response: Response = await api_handler(request, exc)
+            return response
+        if not _is_page(request):
+            raise exc
+        return _error_page(request, code, message)
+
+    return handler
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """Any other error: a 500 page (the exception logged with its traceback) on pages,
+    plain text elsewhere as before."""
+    if not _is_page(request):
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    log.error("unexpected error on %s %s", request.method, request.url.path,
+              exc_info=exc)
+    try:
+        response = _error_page(request, 500, "Something went wrong on our side; the "
+                                             "problem was logged. Try again later.")
+    except Exception:  # the page itself could not be drawn: plain text, still a 500
+        response = PlainTextResponse("Internal Server Error", status_code=500)
+    # This answer is sent from outside the page middleware, so it adds the headers itself
+    for name, value in PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

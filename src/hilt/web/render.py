@@ -86,8 +86,11 @@ def redirect(path: str, msg: str | None = None) -> RedirectResponse:
 
 
 def safe_next(value: str | None) -> str | None:
-    """Only same-site page paths are followed after sign-in (no open redirect)."""
+    """Only same-site page paths are followed after sign-in (no open redirect), and
+    only in printable ASCII: the path goes into a ``Location`` header, where a control
+    character (CR, LF, NUL) or a non-ASCII one cannot be sent."""
     if value and value.startswith(PREFIX + "/") and not value.startswith("//") \
-            and "\\" not in value and "//" not in value:
+            and "\\" not in value and "//" not in value \
+            and all("!" <= c <= "~" for c in value):
         return value
     return None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from hilt.access import Principal, authenticate
+from hilt.access import SESSION_LIFETIME, Principal, authenticate, end_session, start_session
 from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, HiltError, InputError
 from hilt.review import queue, views
@@ -82,17 +82,29 @@ def signin(request: Request, form: FormData = Depends(form_data)) -> Response:
     if home is None:
         return _signin_page(request, error=f"A {principal.role} token has no pages; "
                                            "use it with the API.", status_code=403)
+    # The cookie gets a fresh session id, never the token: sign-out can then end it.
+    # A session this browser still had is replaced, not left behind.
+    with transaction(engine_of(request)) as session:
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:
+            end_session(session, previous)
+        session_id = start_session(session, principal.token_id)
     response = redirect(home)
     if safe_next(next_path):
         response.headers["location"] = str(safe_next(next_path))
-    set_cookie(response, SESSION_COOKIE, secret, secure=is_secure(request))
+    set_cookie(response, SESSION_COOKIE, session_id, secure=is_secure(request),
+               max_age=int(SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(PRESESSION_COOKIE, path="/")
     return response
 
 
 @router.post("/signout")
-def signout(_: Principal = Depends(allow("admin", "lead", "adjudicator", "reviewer",
-                                         "service"))) -> Response:
+def signout(request: Request, _: Principal = Depends(allow(
+        "admin", "lead", "adjudicator", "reviewer", "service"))) -> Response:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        with transaction(engine_of(request)) as session:
+            end_session(session, session_id)
     response = redirect("/signin", "signed_out")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

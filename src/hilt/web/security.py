@@ -1,18 +1,21 @@
 """Page session, CSRF protection and security headers.
 
-The page session is the ``hilt_token`` cookie (the API token itself, which
-:func:`hilt.api.deps.allow` already accepts), set ``HttpOnly`` and ``SameSite=Strict``.
-Because the API accepts the cookie too, CSRF protection is enforced for *every*
-cookie-authenticated request that changes state, pages and API alike, by
-:class:`CsrfMiddleware`: the request must carry ``X-CSRF-Token`` (scripts) or a
-``csrf_token`` form field (forms) equal to ``HMAC-SHA256(token, "hilt-csrf")``. The value
-is derived from the session secret, so a page on another origin cannot know it, and
-nothing has to be stored on the server. Requests carrying a well-formed
-``Authorization: Bearer <token>`` header are not affected: they are authenticated by
-that header alone (the browser never adds it on its own). Any other ``Authorization``
-header (another scheme, an empty or malformed Bearer) does not exempt a cookie request
-from the check, and :func:`hilt.api.deps.allow` refuses it with 401 rather than fall
-back to the cookie.
+The page session is the ``hilt_token`` cookie, set ``HttpOnly`` and ``SameSite=Strict``
+(and ``Secure`` over HTTPS). It holds a random session id opened at sign-in
+(:func:`hilt.access.start_session`), never the API token: the server keeps only the id's
+sha256, sign-out deletes it, and it expires after :data:`hilt.access.SESSION_LIFETIME`
+or when its token is revoked. :func:`hilt.api.deps.allow` accepts a live session id from
+the cookie and a token only from the ``Authorization`` header. Because the API accepts
+the cookie too, CSRF protection is enforced for *every* cookie-authenticated request
+that changes state, pages and API alike, by :class:`CsrfMiddleware`: the request must
+carry ``X-CSRF-Token`` (scripts) or a ``csrf_token`` form field (forms) equal to
+``HMAC-SHA256(session id, "hilt-csrf")``. The value is derived from the session secret,
+so a page on another origin cannot know it, and nothing more has to be stored.
+Requests carrying a well-formed ``Authorization: Bearer <token>`` header are not
+affected: they are authenticated by that header alone (the browser never adds it on its
+own). Any other ``Authorization`` header (another scheme, an empty or malformed Bearer)
+does not exempt a cookie request from the check, and :func:`hilt.api.deps.allow` refuses
+it with 401 rather than fall back to the cookie.
 
 The sign-in form has no session yet; it uses a double-submit token bound to a random
 ``hilt_presession`` cookie instead.
@@ -82,9 +85,10 @@ def new_presession() -> str:
     return secrets.token_urlsafe(32)
 
 
-def set_cookie(response: Response, name: str, value: str, *, secure: bool) -> None:
+def set_cookie(response: Response, name: str, value: str, *, secure: bool,
+               max_age: int | None = None) -> None:
     response.set_cookie(name, value, httponly=True, samesite="strict", secure=secure,
-                        path="/")
+                        path="/", max_age=max_age)
 
 
 def is_secure(connection: HTTPConnection) -> bool:

@@ -104,3 +104,19 @@ class TokenRow(Base):
         sa.String(200), sa.ForeignKey("reviewers.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebSessionRow(Base):
+    """Signed-in page sessions, stored only as sha256 hashes of the cookie's session id.
+
+    A session stands for the token it was opened with; it ends at ``expires_at``, at
+    sign-out (the row is deleted), or as soon as that token is revoked.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,120 @@
+"""Preference answers typed into the page forms: anything but a plain response index
+redraws the page with a message (422); nothing is stored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from hilt.api.app import create_app
+from hilt.events.ingest import ingest_events
+from hilt.review.rubrics import latest_version, load_rubric_file, publish_rubric
+from hilt.review.tasks import create_task
+from hilt.store.db import transaction
+from hilt.store.tables.review import AdjudicationRow, ReviewRow, ReviewTaskRow
+from hilt.web.security import csrf_token_for
+from tests.web.conftest import add_person
+from tests.web.seed import review
+
+BASE = "http://127.0.0.1"
+PAIRWISE = Path(__file__).resolve().parents[2] / "examples" / "rubrics" / "pairwise.yaml"
+BAD_INDICES = ["nan>1", "1e999>1", "0.9>1", "1.7>0", "-0>1", "1>inf", " >1", "١>0",
+               "9" * 5000 + ">0"]
+
+
+def _pair_task(engine: Engine, event_id: str, pool: str, overlap: int) -> str:
+    with transaction(engine) as s:
+        if latest_version(s, "pairwise") is None:
+            publish_rubric(s, load_rubric_file(PAIRWISE), actor="lead-1")
+    ingest_events(engine, [{"id": event_id, "interaction": {"prompt": "p"},
+                            "responses": [{"text": "A"}, {"text": "B"}],
+                            "context": {"consent": ["review"]}}], actor="service")
+    with transaction(engine) as s:
+        return create_task(s, event_id=event_id, rubric="pairwise", actor="lead-1",
+                           pool=pool, overlap_k=overlap)
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(engine), base_url=BASE) as c:
+        yield c
+
+
+def sign_in(client: TestClient, token: str) -> str:
+    page = client.get("/ui/signin")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    response = client.post("/ui/signin", data={"token": token, "csrf_token": csrf},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return csrf_token_for(client.cookies["hilt_token"])
+
+
+def _message(page: str) -> str:
+    found = re.search(r'id="form-error">(.*?)</div>', page, re.S)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def test_reviewer_preference_needs_plain_response_indices(client: TestClient,
+                                                          engine: Engine) -> None:
+    task_id = _pair_task(engine, "ev-pref", "pref", 1)
+    csrf = sign_in(client, add_person(engine, "p-1", "reviewer", pools=["pref"]))
+    claim = client.post("/ui/review/next", data={"csrf_token": csrf},
+                        follow_redirects=False)
+    assert claim.headers["location"].startswith(f"/ui/review/tasks/{task_id}")
+    for value in BAD_INDICES:
+        page = client.post(f"/ui/review/tasks/{task_id}/submit",
+                           data={"csrf_token": csrf, "q.better": value})
+        assert page.status_code == 422, (value, page.text[:200])
+        assert page.headers["content-type"].startswith("text/html")
+        assert "names no response" in _message(page.text)
+    with transaction(engine) as s:
+        assert s.execute(sa.select(ReviewRow).where(ReviewRow.task_id == task_id)
+                         ).first() is None
+    ok = client.post(f"/ui/review/tasks/{task_id}/submit",
+                     data={"csrf_token": csrf, "q.better": "1>0"}, follow_redirects=False)
+    assert ok.status_code == 303
+    with transaction(engine) as s:
+        stored = s.execute(sa.select(ReviewRow.answers).where(
+            ReviewRow.task_id == task_id)).scalar_one()
+    assert stored["better"] == {"chosen": 1, "rejected": 0}
+
+
+def test_adjudicator_preference_needs_plain_response_indices(client: TestClient,
+                                                             engine: Engine) -> None:
+    task_id = _pair_task(engine, "ev-pair-adj", "pw", 2)
+    for rid, chosen in (("pw-1", 0), ("pw-2", 1)):
+        add_person(engine, rid, "reviewer", pools=["pw"])
+        review(engine, rid, {"better": {"chosen": chosen, "rejected": 1 - chosen}})
+    with transaction(engine) as s:
+        assert s.get(ReviewTaskRow, task_id).status == "needs_adjudication"  # type: ignore[union-attr]
+    csrf = sign_in(client, add_person(engine, "adj-1", "adjudicator"))
+    decision = {"csrf_token": csrf, "cause": "subjective", "rationale": "A is clearer"}
+    for value in BAD_INDICES:
+        page = client.post(f"/ui/adjudicate/{task_id}", data={**decision, "q.better": value})
+        assert page.status_code == 422, (value, page.text[:200])
+        assert "names no response" in _message(page.text)
+    with transaction(engine) as s:
+        assert s.execute(sa.select(AdjudicationRow)).first() is None
+    ok = client.post(f"/ui/adjudicate/{task_id}", data={**decision, "q.better": "0>1"},
+                     follow_redirects=False)
+    assert ok.status_code == 303
+
+
+def test_a_scale_wider_than_a_float_is_refused_in_the_editor(client: TestClient,
+                                                            engine: Engine) -> None:
+    csrf = sign_in(client, add_person(engine, "lead-1", "lead"))
+    spec = ("id: wide\ntitle: wide scale\nquestions:\n  - {id: s, kind: scale, "
+            "prompt: how much, min: -1.0e308, max: 1.0e308}\n")
+    for action in ("preview", "publish"):
+        page = client.post(f"/ui/lead/rubrics/{action}",
+                           data={"csrf_token": csrf, "spec": spec}, follow_redirects=False)
+        assert page.status_code == 422 and "too many steps" in page.text
+    with transaction(engine) as s:
+        assert latest_version(s, "wide") is None
