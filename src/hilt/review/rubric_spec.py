@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hilt.errors import InputError
 from hilt.review.records import QUESTION_KINDS
@@ -46,7 +46,7 @@ class Question(_Strict):
                   "ranking", "rewrite"]
     prompt: str = Field(min_length=1)
     help: str = ""
-    required: bool = True
+    required: bool = Field(default=True, strict=True)
     options: list[Option] = Field(default_factory=list)
     min: float | None = None
     max: float | None = None
@@ -54,6 +54,16 @@ class Question(_Strict):
     anchors: dict[str, str] = Field(default_factory=dict,
                                     description="scale point -> what it means")
     max_length: int = Field(default=20_000, ge=1)
+
+    @field_validator("min", "max", "step", "max_length", mode="before")
+    @classmethod
+    def _no_boolean(cls, value: Any) -> Any:
+        # YAML reads yes/no/on/off/true/false as booleans, and `step: yes` must not
+        # become 1. Not strict otherwise: PyYAML reads `1e3` (no exponent sign) as text.
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not a boolean ({str(value).lower()}: YAML "
+                             "reads yes/no/on/off/true/false as booleans)")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -192,8 +202,9 @@ class RubricSpec(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> RubricSpec:
         ids = [q.id for q in self.questions]
-        if len(set(ids)) != len(ids):
-            raise ValueError("question ids repeat")
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"question id(s) {repeated} repeat")
         for i, example in enumerate(self.examples):
             problems = answer_problems(self, example.answers, len(example.responses))
             if problems:
@@ -245,8 +256,33 @@ def clean_answers(spec: RubricSpec, answers: dict[str, Any], n_responses: int,
 def parse_rubric(data: Any, *, file: str = "rubric",
                  line_of: Callable[[tuple[Any, ...]], int | None] | None = None
                  ) -> RubricSpec:
-    """Validate a rubric document; errors name the file, line and offending field."""
-    return validate_yaml(RubricSpec, data, file=file, line_of=line_of)
+    """Validate a rubric document to publish; errors name the file, line and field.
+
+    Beyond :class:`RubricSpec` (which also reads stored versions), a new document must
+    name each question once, pointing at the repeat, and a scale's ``max`` must be one of
+    its points: ``min: 0, max: 1, step: 0.3`` would publish a top value no reviewer can
+    give. Versions stored before these checks still load."""
+    def where(*loc: Any) -> dict[str, Any]:
+        return {"file": file, "line": line_of(loc) if line_of else None,
+                "field": ".".join(str(p) for p in loc)}
+
+    questions = data.get("questions") if isinstance(data, dict) else None
+    if isinstance(questions, list):
+        seen: dict[str, int] = {}
+        for i, q in enumerate(questions):
+            qid = q.get("id") if isinstance(q, dict) else None
+            if isinstance(qid, str) and qid in seen:
+                raise InputError(f"question id {qid!r} repeats (first as question "
+                                 f"{seen[qid]})", **where("questions", i, "id"))
+            if isinstance(qid, str):
+                seen[qid] = i
+    spec = validate_yaml(RubricSpec, data, file=file, line_of=line_of)
+    for i, q in enumerate(spec.questions):
+        if q.kind == "scale" and q.max is not None and not q._on_scale(q.max):
+            raise InputError(f"question {q.id!r}: max {q.max:g} is not on the scale "
+                             f"(min + k × step: {q.min:g} + k × {q.step:g})",
+                             **where("questions", i, "max"))
+    return spec
 
 
 assert set(AGGREGATED_KINDS) <= set(QUESTION_KINDS)
