@@ -166,6 +166,9 @@ heldout_texts = st.lists(words, min_size=5, max_size=20).map(" ".join)
 @st.composite
 def specs(draw: st.DrawFn) -> dict:
     kind = draw(st.sampled_from(["preference", "sft", "classification"]))
+    strategy = draw(st.sampled_from(["none", "cap", "equal"]))
+    # the spec refuses a quota without a strategy and 'cap' without a quota
+    quota = {"none": [None], "cap": [1, 3], "equal": [None, 1, 3]}[strategy]
     return {
         "name": "prop", "kind": kind,
         "consent": {"required_scopes": draw(st.sampled_from(
@@ -175,8 +178,7 @@ def specs(draw: st.DrawFn) -> dict:
                   "threshold": draw(st.sampled_from([0.5, 0.8, 1.0])), "num_perm": 32},
         "decontamination": {"ngram": draw(st.integers(5, 16)),
                             "min_short_words": draw(st.integers(1, 5))},
-        "balance": {"strategy": draw(st.sampled_from(["none", "cap", "equal"])),
-                    "max_per_slice": draw(st.sampled_from([None, 1, 3]))},
+        "balance": {"strategy": strategy, "max_per_slice": draw(st.sampled_from(quota))},
         "split": {"validation_fraction": draw(st.sampled_from([0.0, 0.5]))},
         "sft": {"approval_question": "verdict"},
         "classification": {"text": draw(st.sampled_from(["prompt", "response",

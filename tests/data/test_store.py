@@ -101,7 +101,7 @@ def test_same_records_under_another_name_reuse_the_version_visibly(
 
 @pytest.mark.parametrize("spec", [
     {**SPEC, "sources": []},
-    {**SPEC, "labels": {"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}},
+    {**SPEC, "labels": {"since": "2030-01-01T00:00:00Z", "until": "2031-01-01T00:00:00Z"}},
     {"name": "cls", "kind": "classification"},  # only preference labels exist
 ])
 def test_empty_selection_is_refused(engine: Engine, world, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -137,13 +137,15 @@ def escalation_publish(file: RuleFile, activate: Annotated[bool, typer.Option(
 @escalation_app.command("activate")
 def escalation_activate(rule_set_id: Annotated[str, typer.Argument(help="rule set id")],
                         version: Annotated[int, typer.Argument(
-        help="version to activate; 0 deactivates escalation")], db: DbOption = None) -> None:
+        help="version to activate; 0 deactivates this rule set (it must be the "
+             "active one), leaving no rule set active")], db: DbOption = None) -> None:
     """Make a published version the active rule set (audited); new events are routed by it."""
     from hilt.review.escalation import activate_rule_set
 
     with _tx(db) as s:
-        activate_rule_set(s, rule_set_id, version, actor="cli")
-    echo_json({"id": rule_set_id, "version": version, "active": bool(version)})
+        before = activate_rule_set(s, rule_set_id, version, actor="cli")
+    echo_json({"id": rule_set_id, "version": version, "active": bool(version),
+               "previously_active": before})
 
 
 @escalation_app.command("backtest")

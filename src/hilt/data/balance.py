@@ -42,7 +42,9 @@ def balance(examples: Sequence[Example], spec: BalanceSpec
     for i, ex in enumerate(examples):
         by_slice[ex.slice].append(i)
     if spec.strategy == "cap":
-        quota = spec.max_per_slice if spec.max_per_slice is not None else len(examples)
+        if spec.max_per_slice is None:  # the spec refuses this; a cap of nothing is a no-op
+            raise ValueError("balance strategy 'cap' needs max_per_slice")
+        quota = spec.max_per_slice
     else:
         smallest = min((len(v) for v in by_slice.values()), default=0)
         quota = min(smallest, spec.max_per_slice) if spec.max_per_slice else smallest

@@ -11,13 +11,23 @@ registered held-out suite cannot be switched off (only its n-gram length is tuna
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hilt.errors import InputError
+from hilt.review.yamlio import FieldError, error_location, load_yaml, parse_yaml_text
 
 OUTPUT_KINDS = ("preference", "sft", "classification")
 # Which kinds of record each source can produce.
@@ -36,6 +46,10 @@ SOURCES = tuple(SOURCE_KINDS)
 
 PiiKind = Literal["email", "phone", "card", "ip"]
 _ALL_PII: tuple[PiiKind, ...] = ("email", "phone", "card", "ip")
+# Numbers refuse booleans: YAML reads yes/no/on/off as true/false, and a lax model would
+# take ``validation_fraction: no`` as 0.0. Integers still fit floats.
+Number = Annotated[float, Field(strict=True)]
+Count = Annotated[int, Field(strict=True)]
 
 
 class _Section(BaseModel):
@@ -46,9 +60,9 @@ class LabelFilter(_Section):
     since: datetime | None = None
     until: datetime | None = None
     rubric_ids: list[str] | None = None
-    rubric_versions: list[int] | None = None
+    rubric_versions: list[Count] | None = None
     provenance: list[str] | None = None
-    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    min_confidence: Number = Field(default=0.0, ge=0, le=1)
     slices: list[str] | None = Field(default=None, description="keep only these slices")
     slice_key: str = Field(default="slice", min_length=1,
                            description="context.metadata key holding an event's slice")
@@ -63,6 +77,19 @@ class LabelFilter(_Section):
             if unknown:
                 raise ValueError(f"unknown provenance {unknown}; known: {list(PROVENANCE_KINDS)}")
         return kinds
+
+    @model_validator(mode="after")
+    def _window(self) -> LabelFilter:
+        if self.since is not None and self.until is not None:
+            try:
+                empty = self.since >= self.until
+            except TypeError:  # one has a time zone, the other not
+                raise FieldError("since and until must both have a time zone or both "
+                                 "not", ("until",)) from None
+            if empty:
+                raise FieldError(f"until ({self.until.isoformat()}) must be later than "
+                                 f"since ({self.since.isoformat()})", ("until",))
+        return self
 
 
 class ConsentSpec(_Section):
@@ -89,15 +116,15 @@ class PiiSpec(_Section):
 class DedupSpec(_Section):
     exact: bool = True
     near: bool = True
-    threshold: float = Field(default=0.8, gt=0, le=1, description="Jaccard threshold")
-    num_perm: int = Field(default=128, ge=16, le=1024)
-    shingle_words: int = Field(default=5, ge=1, le=32)
-    seed: int = 1
+    threshold: Number = Field(default=0.8, gt=0, le=1, description="Jaccard threshold")
+    num_perm: Count = Field(default=128, ge=16, le=1024)
+    shingle_words: Count = Field(default=5, ge=1, le=32)
+    seed: Count = 1
 
 
 class DecontaminationSpec(_Section):
-    ngram: int = Field(default=13, ge=5, le=64)
-    min_short_words: int = Field(
+    ngram: Count = Field(default=13, ge=5, le=64)
+    min_short_words: Count = Field(
         default=5, ge=1, le=64,
         description="held-out texts shorter than ngram but with at least this many "
                     "words are matched as whole word sequences; shorter ones only when "
@@ -106,12 +133,23 @@ class DecontaminationSpec(_Section):
 
 class BalanceSpec(_Section):
     strategy: Literal["none", "cap", "equal"] = "none"
-    max_per_slice: int | None = Field(default=None, ge=1)
+    max_per_slice: Count | None = Field(default=None, ge=1)
     seed: str = "hilt"
+
+    @model_validator(mode="after")
+    def _quota_fits_strategy(self) -> BalanceSpec:
+        # either mistake would pass quietly: cap without a quota removes nothing, a quota
+        # without a strategy is ignored
+        if self.strategy == "cap" and self.max_per_slice is None:
+            raise FieldError("strategy 'cap' needs max_per_slice", ("max_per_slice",))
+        if self.strategy == "none" and self.max_per_slice is not None:
+            raise FieldError("max_per_slice needs strategy 'cap' or 'equal' (the strategy "
+                             "is 'none')", ("strategy",))
+        return self
 
 
 class SplitSpec(_Section):
-    validation_fraction: float = Field(default=0.1, ge=0, lt=1)
+    validation_fraction: Number = Field(default=0.1, ge=0, lt=1)
     group_by: Literal["prompt", "event", "subject"] = "prompt"
     seed: str = "hilt"
 
@@ -119,7 +157,7 @@ class SplitSpec(_Section):
 class SftSpec(_Section):
     approval_question: str | None = None
     approve_values: list[str] = Field(default_factory=lambda: ["approve", "good", "yes"])
-    min_scale: float | None = None
+    min_scale: Number | None = None
 
 
 class ClassificationSpec(_Section):
@@ -166,57 +204,29 @@ class SelectionSpec(_Section):
         return self.model_dump(mode="json")
 
 
-def _line_of(text: str, path: tuple[Any, ...]) -> int | None:
-    """Best-effort 1-based line of a dotted key path in a YAML document."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-            if match is None:
-                return line
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
-                and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def parse_spec(data: Any, *, file: str | None = None, text: str | None = None
+def parse_spec(data: Any, *, file: str | None = None, text: str | None = None,
+               line_of: Callable[[tuple[Any, ...]], int | None] | None = None
                ) -> SelectionSpec:
+    """Validate a selection spec; ``text`` (the YAML it was read from) or ``line_of``
+    lets errors name the line."""
     if not isinstance(data, dict):
         raise InputError("a selection spec must be a mapping", file=file, line=1)
     try:
         return SelectionSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        message, loc = error_location(exc)
+        loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         field = ".".join(str(p) for p in loc) or None
-        line = _line_of(text, loc) if text is not None else None
-        raise InputError(err["msg"], file=file, line=line, field=field) from None
+        if line_of is None and text is not None:
+            try:
+                line_of = parse_yaml_text(text, file=file or "spec")[1]
+            except InputError:
+                line_of = None
+        line = line_of(loc) if line_of is not None and loc else None
+        raise InputError(message, file=file, line=line, field=field) from None
 
 
 def load_spec(path: str | Path) -> SelectionSpec:
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                         line=mark.line + 1 if mark else None) from None
-    return parse_spec(data, file=str(path), text=text)
+    """Read a selection spec file (a key repeated in one mapping is refused)."""
+    data, line_of = load_yaml(path)
+    return parse_spec(data, file=str(path), line_of=line_of)

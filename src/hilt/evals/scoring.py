@@ -9,15 +9,24 @@ it: the suite item's prompt (``uses_context``) and whether the request is harmfu
 (``uses_harmful``: the item expects a refusal). Its labels are mapped onto
 judgments with :data:`LABEL_TO_JUDGMENT` (the three judgments themselves and XSTest's
 ``final_label`` values); a classifier with any other class is refused up front.
+
+A decision records the scorer (:meth:`Scorer.describe`): its folder (as given and
+absolute), a hash of the folder's files, the hash of its training manifest and, when the
+check reads the store, the registered model version with that manifest, plus what it
+reads, its classes and its decision threshold.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from hilt.errors import InputError
 from hilt.evals.files import ResponseLine, SuiteItem
@@ -52,10 +61,24 @@ class Scorer:
     classifier: TextClassifier
     model_dir: str
     content_hash: str
+    # the training manifest's hash (hilt.train.manifest.manifest_hash), None without one
+    manifest_hash: str | None = None
+    # the registered model version with that manifest, when a store was consulted
+    registry_version: str | None = None
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> dict[str, Any]:
+        """Which classifier scored, and how: enough to trace it to its training run."""
+        classes = getattr(self.classifier, "classes_", None)
+        threshold = getattr(self.classifier, "threshold", None)
         return {"kind": CLASSIFIER, "model_dir": self.model_dir,
-                "content_sha256": self.content_hash}
+                "path": str(Path(self.model_dir).resolve()),
+                "content_sha256": self.content_hash,
+                "manifest_hash": self.manifest_hash,
+                "registry_version": self.registry_version,
+                "classes": [str(c) for c in classes] if classes is not None else None,
+                "threshold": float(threshold) if threshold is not None else None,
+                "uses_context": bool(getattr(self.classifier, "uses_context", False)),
+                "uses_harmful": bool(getattr(self.classifier, "uses_harmful", False))}
 
 
 def directory_hash(path: Path) -> str:
@@ -69,8 +92,39 @@ def directory_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_scorer(model_dir: str | Path) -> Scorer:
-    """Load a trained refusal classifier and check that its classes map to judgments."""
+def _manifest_hash(path: Path) -> str | None:
+    from hilt.train.manifest import MANIFEST_FILE, manifest_hash
+
+    file = path / MANIFEST_FILE
+    if not file.exists():
+        return None  # a folder not written by hilt train: the content hash identifies it
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+        return manifest_hash(manifest)
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"cannot read the training manifest: {exc}", file=str(file),
+                         field="--scorer") from None
+
+
+def registry_version(session: Session, path: Path, manifest: str | None) -> str | None:
+    """The registered model version of this folder: same manifest hash, preferring the
+    one registered at this path, then the newest."""
+    if manifest is None:
+        return None
+    from hilt.store.tables.registry import ModelVersionRow as M
+
+    rows = session.execute(sa.select(M.id, M.artifact_path).where(M.manifest_hash == manifest)
+                           .order_by(M.created_at.desc(), M.id.desc())).all()
+    here = str(path.resolve())
+    return next((r.id for r in rows if r.artifact_path == here),
+                rows[0].id if rows else None)
+
+
+def load_scorer(model_dir: str | Path, *, session: Session | None = None) -> Scorer:
+    """Load a trained refusal classifier and check that its classes map to judgments;
+    with ``session``, find its registered model version."""
     path = Path(model_dir)
     if not path.is_dir():
         raise InputError("not a directory", file=str(path), field="--scorer")
@@ -79,12 +133,15 @@ def load_scorer(model_dir: str | Path) -> Scorer:
     except ImportError as exc:
         raise InputError("classifier scoring needs hilt.train.classifier, which is not "
                          f"available ({exc})", file=str(path), field="--scorer") from exc
-    classifier = load_classifier(str(path))
+    classifier = load_classifier(str(path), field="--scorer")
     unknown = [str(c) for c in classifier.classes_ if str(c) not in LABEL_TO_JUDGMENT]
     if unknown:
         raise InputError(f"classifier classes {unknown} do not map to comply/refuse/partial",
                          file=str(path), field="classes_")
-    return Scorer(classifier, str(path), directory_hash(path))
+    manifest = _manifest_hash(path)
+    return Scorer(classifier, str(path), directory_hash(path), manifest,
+                  registry_version(session, path, manifest) if session is not None
+                  else None)
 
 
 def classifier_inputs(classifier: Any, items: Sequence[SuiteItem]) -> dict[str, Any]:

@@ -78,6 +78,13 @@ def check_with_store(options: dict[str, Any], request: StoreRequest, *,
     if request.review_sample:
         review = {"budget": request.review_sample, "rubric": store_facts["rubric"],
                   "question": request.review_question}
+    if engine is not None and isinstance(options.get("scorer"), str | Path):
+        # with the store at hand the decision names the scorer's registered version
+        from hilt.evals.scoring import load_scorer
+        from hilt.store.db import transaction
+
+        with transaction(engine) as session:
+            options = {**options, "scorer": load_scorer(options["scorer"], session=session)}
     result = run_check(**options, items=items,
                        extra_records=store_facts.get("records") or {},
                        lineage=store_facts.get("lineage"),

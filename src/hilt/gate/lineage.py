@@ -77,6 +77,8 @@ def dataset_lineage(session: Session, dataset_version_ids: Sequence[str],
         except NotFound as exc:
             raise InputError(f"dataset version {given!r} is not stored",
                              field="--dataset") from exc
+        except InputError as exc:  # too short or ambiguous: say which option it came from
+            raise InputError(exc.reason, field="--dataset") from exc
         facts = dataset_facts(session, row.id, suite_ids=list(suite_ids), heldout=heldout)
         contaminated_with: list[str] | None = None  # unknown: records gone, or no texts
         if facts.contaminated is not None and facts.suites_checked:

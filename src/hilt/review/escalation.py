@@ -42,15 +42,25 @@ def load_rule_file(path: str | Path) -> RuleSet:
 
 
 def _pin_rubrics(session: Session, rule_set: RuleSet) -> RuleSet:
-    """Resolve every rubric reference to an exact published version (``id@n``)."""
-    def pin(ref: str | None) -> str | None:
+    """Resolve every rubric reference to an exact published version (``id@n``); a
+    reference to an unpublished rubric is an error naming the rule's field and line."""
+    file, line_of = rule_set.source
+
+    def pin(ref: str | None, loc: tuple[str | int, ...]) -> str | None:
         if ref is None:
             return None
-        row = get_version(session, *parse_ref(ref))
+        try:
+            row = get_version(session, *parse_ref(ref))
+        except (NotFound, InputError) as exc:
+            message = exc.reason if isinstance(exc, InputError) else str(exc)
+            raise InputError(message, file=file, line=line_of(loc) if line_of else None,
+                             field=".".join(str(p) for p in loc)) from None
         return f"{row.rubric_id}@{row.version}"
 
-    rules = [r.model_copy(update={"rubric": pin(r.rubric)}) for r in rule_set.rules]
-    defaults = rule_set.defaults.model_copy(update={"rubric": pin(rule_set.defaults.rubric)})
+    rules = [r.model_copy(update={"rubric": pin(r.rubric, ("rules", i, "rubric"))})
+             for i, r in enumerate(rule_set.rules)]
+    defaults = rule_set.defaults.model_copy(update={"rubric": pin(
+        rule_set.defaults.rubric, ("defaults", "rubric"))})
     return rule_set.model_copy(update={"rules": rules, "defaults": defaults})
 
 
@@ -86,18 +96,37 @@ def publish_rule_set(session: Session, rule_set: RuleSet, *, actor: str,
 
 
 def activate_rule_set(session: Session, rule_set_id: str, version: int, *, actor: str
-                      ) -> None:
-    """Make one version the only active rule set (``version=0`` deactivates all)."""
-    if version and session.get(RuleSetVersionRow, (rule_set_id, version)) is None:
-        raise NotFound(f"rule set {rule_set_id}@{version} does not exist")
+                      ) -> str | None:
+    """Make one version the only active rule set, or with ``version=0`` deactivate the
+    rule set ``rule_set_id`` (which must be the active one). Returns the version that
+    was active before (``id@n``), if any; the audit entry names it too."""
+    rows = RuleSetVersionRow
+    active = session.execute(sa.select(rows.rule_set_id, rows.version)
+                             .where(rows.active.is_(True))).all()
+    before = ", ".join(f"{a.rule_set_id}@{a.version}" for a in active) or None
+    if version:
+        if session.get(RuleSetVersionRow, (rule_set_id, version)) is None:
+            raise NotFound(f"rule set {rule_set_id}@{version} does not exist")
+    else:
+        exists = session.execute(sa.select(rows.version).where(
+            rows.rule_set_id == rule_set_id).limit(1)).first()
+        if exists is None:
+            raise NotFound(f"rule set {rule_set_id!r} does not exist")
+        if not any(a.rule_set_id == rule_set_id for a in active):
+            # deactivating one set must never switch off another
+            raise Conflict(f"no version of rule set {rule_set_id!r} is active (active: "
+                           f"{before or 'none'}); nothing deactivated")
     session.execute(sa.update(RuleSetVersionRow).where(RuleSetVersionRow.active.is_(True))
                     .values(active=False))
     if version:
         session.execute(sa.update(RuleSetVersionRow).where(
             RuleSetVersionRow.rule_set_id == rule_set_id,
             RuleSetVersionRow.version == version).values(active=True))
+    entity = f"{rule_set_id}@{version}" if version else before or rule_set_id
     audit.append(session, actor=actor, action="rules.activate", entity_type="rule_set",
-                 entity_id=f"{rule_set_id}@{version}", payload={"active": bool(version)})
+                 entity_id=entity, payload={"active": bool(version),
+                                            "previously_active": before})
+    return before
 
 
 _PARSED: dict[str, RuleSet] = {}
@@ -115,7 +144,8 @@ def active_rule_set(session: Session) -> tuple[RuleSet, int] | None:
     if parsed is None:
         spec = session.get(RuleSetVersionRow, (row.rule_set_id, row.version))
         assert spec is not None
-        parsed = RuleSet.model_validate(spec.spec)
+        # checks added after a version was published do not stop it from running
+        parsed = RuleSet.model_validate(spec.spec, context={"stored": True})
         _PARSED[row.content_hash] = parsed
     return parsed, row.version
 
@@ -191,6 +221,7 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
     enters the audit draw, which is keyed by event id alone, so pass the version a live
     run would use to reproduce its sample exactly (0 = a draft not yet published).
     """
+    _pin_rubrics(session, rule_set)  # the rubrics must be published, as for publishing
     fired: Counter[str] = Counter()
     lead: Counter[str] = Counter()
     severity: Counter[str] = Counter()

@@ -17,6 +17,11 @@ Conditions (combine with ``all``, ``any``, ``not``):
 - ``flag: true`` (any user flag) or ``flag: [category, ...]``;
 - ``keywords: [..]`` (whole words, case-insensitive) and ``regex: [..]``, looking in
   ``text: prompt | response | any``.
+
+Refused, with file, line and field: empty lists (``all: []`` would hold for every event,
+``any: []`` for none), empty keywords or patterns (they match every text), booleans where
+a number belongs (YAML reads ``yes`` as true: ``audit_rate: yes`` is not 1.0) and a rule
+name used twice.
 """
 
 from __future__ import annotations
@@ -25,18 +30,22 @@ import hashlib
 import re
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from hilt.review.aggregation import AdjudicationPolicy
-from hilt.review.yamlio import validate_yaml
+from hilt.review.yamlio import FieldError, validate_yaml
 
 SEVERITIES = ("sev0", "sev1", "sev2", "sev3")
 # Default time to resolve by severity (hours); a rule's ``sla_hours`` wins.
 DEFAULT_SLA_HOURS = {0: 1.0, 1: 4.0, 2: 24.0, 3: 72.0}
 _OPS = ("gte", "gt", "lte", "lt", "eq", "ne")
 _HEADS = ("all", "any", "not_", "score", "field", "flag", "keywords", "regex")
+# Numbers refuse booleans: YAML reads yes/no/on/off as true/false, and a lax model
+# would take ``audit_rate: yes`` as 1.0 (audit everything). Integers still fit floats.
+Number = Annotated[float, Field(strict=True)]
+Count = Annotated[int, Field(strict=True)]
 
 
 class _Strict(BaseModel):
@@ -53,17 +62,17 @@ class Condition(_Strict):
     keywords: list[str] | None = None
     regex: list[str] | None = None
     text: Literal["prompt", "response", "any"] = "any"
-    gte: float | None = None
-    gt: float | None = None
-    lte: float | None = None
-    lt: float | None = None
+    gte: Number | None = None
+    gt: Number | None = None
+    lte: Number | None = None
+    lt: Number | None = None
     eq: Any = None
     ne: Any = None
     in_: list[Any] | None = Field(default=None, alias="in")
     exists: bool | None = None
 
     @model_validator(mode="after")
-    def _one_head(self) -> Condition:
+    def _one_head(self, info: ValidationInfo) -> Condition:
         heads = [h for h in _HEADS if getattr(self, h) is not None]
         if len(heads) != 1:
             raise ValueError("a condition needs exactly one of all, any, not, score, field, "
@@ -79,7 +88,25 @@ class Condition(_Strict):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+        # Versions stored before these checks still load (and evaluate as published).
+        if not (info.context or {}).get("stored"):
+            self._refuse_empty()
         return self
+
+    def _refuse_empty(self) -> None:
+        """Empty lists and strings do not fail quietly: ``all: []``, an empty keyword list
+        or an empty keyword/pattern would fire on every event, ``any: []``, ``flag: []``
+        and ``in: []`` on none."""
+        for name in ("all", "any", "keywords", "regex", "flag", "in_"):
+            value = getattr(self, name)
+            if isinstance(value, list) and not value:
+                key = name.removesuffix("_")
+                raise FieldError(f"'{key}' needs at least one entry", (key,))
+        for name in ("keywords", "regex"):
+            for i, text in enumerate(getattr(self, name) or []):
+                if not text.strip():
+                    raise FieldError(f"{name} entry {i} is empty: it would match every "
+                                     "text", (name,))
 
     @cached_property
     def _patterns(self) -> list[re.Pattern[str]]:
@@ -97,11 +124,11 @@ class Condition(_Strict):
 class Rule(_Strict):
     name: str = Field(min_length=1, max_length=200)
     when: Condition | None = None
-    audit_rate: float | None = Field(default=None, gt=0, le=1)
+    audit_rate: Number | None = Field(default=None, gt=0, le=1)
     severity: Literal["sev0", "sev1", "sev2", "sev3"] | None = None
     pool: str | None = None
-    overlap: int | None = Field(default=None, ge=1, le=50)
-    sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+    overlap: Count | None = Field(default=None, ge=1, le=50)
+    sla_hours: Number | None = Field(default=None, gt=0, le=24 * 365)
     rubric: str | None = None
     skills: list[str] | None = None
     adjudication: AdjudicationPolicy | None = None
@@ -116,8 +143,8 @@ class Rule(_Strict):
 class Defaults(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev2"
     pool: str = "default"
-    overlap: int = Field(default=3, ge=1, le=50)
-    sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+    overlap: Count = Field(default=3, ge=1, le=50)
+    sla_hours: Number | None = Field(default=None, gt=0, le=24 * 365)
     rubric: str | None = None
     skills: list[str] = Field(default_factory=list)
     uncertainty_score: str = "uncertainty"
@@ -129,21 +156,36 @@ class RuleSet(_Strict):
     changelog: str = ""
     defaults: Defaults = Field(default_factory=Defaults)
     rules: list[Rule] = Field(min_length=1)
+    # where the document came from, so that checks against the store (rubrics
+    # published) can name the file and line too
+    _source: tuple[str | None, Callable[[tuple[Any, ...]], int | None] | None] = \
+        PrivateAttr(default=(None, None))
+
+    @property
+    def source(self) -> tuple[str | None, Callable[[tuple[Any, ...]], int | None] | None]:
+        """``(file, line_of)`` of the parsed document, ``(None, None)`` if unknown."""
+        return self._source
 
     @model_validator(mode="after")
     def _names_and_rubrics(self) -> RuleSet:
-        names = [r.name for r in self.rules]
-        if len(set(names)) != len(names):
-            raise ValueError("rule names repeat")
-        for rule in self.rules:
+        first: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            earlier = first.setdefault(rule.name, i)
+            if earlier != i:
+                raise FieldError(f"rule name {rule.name!r} repeats (first at rules."
+                                 f"{earlier}.name)", ("rules", i, "name"))
+        for i, rule in enumerate(self.rules):
             if (rule.rubric or self.defaults.rubric) is None:
-                raise ValueError(f"rule {rule.name!r} has no rubric (set defaults.rubric)")
+                raise FieldError(f"rule {rule.name!r} has no rubric (set defaults.rubric)",
+                                 ("rules", i, "rubric"))
         return self
 
 
 def parse_rule_set(data: Any, *, file: str = "rules",
                    line_of: Callable[[tuple[Any, ...]], int | None] | None = None) -> RuleSet:
-    return validate_yaml(RuleSet, data, file=file, line_of=line_of)
+    rule_set = validate_yaml(RuleSet, data, file=file, line_of=line_of)
+    rule_set._source = (file, line_of)
+    return rule_set
 
 
 # --- evaluation ---------------------------------------------------------------------

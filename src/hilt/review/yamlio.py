@@ -8,10 +8,45 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import ConstructorError
 
 from hilt.errors import InputError
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class FieldError(ValueError):
+    """A validator's error about one field below the model that raised it.
+
+    ``loc`` is relative to that model (e.g. ``("rules", 2, "name")``), so the error names
+    the field, and its line, rather than the whole model."""
+
+    def __init__(self, message: str, loc: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping: plain YAML keeps
+    the last value and silently drops the earlier one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                          ) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<" merges; explicit keys may override merged ones
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    earlier = first.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: the base loader reports it
+                    continue
+                if earlier is not key_node:
+                    raise ConstructorError(
+                        None, None, f"key {key!r} repeats (first at line "
+                                    f"{earlier.start_mark.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]
@@ -27,19 +62,15 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
             _line_index(item, path + (i,), out)
 
 
-def load_yaml(path: str | Path) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
-    """Parse a YAML file; returns the data and ``line_of(loc)`` for error locations."""
-    path = Path(path)
+def parse_yaml_text(text: str, *, file: str
+                    ) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
+    """Parse YAML text (repeated keys refused); returns the data and ``line_of(loc)``."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
                          line=mark.line + 1 if mark else None) from None
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
@@ -56,6 +87,34 @@ def load_yaml(path: str | Path) -> tuple[Any, Callable[[tuple[Any, ...]], int | 
     return data, line_of
 
 
+def load_yaml(path: str | Path) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
+    """Parse a YAML file; returns the data and ``line_of(loc)`` for error locations."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", file=str(path)) from None
+    return parse_yaml_text(text, file=str(path))
+
+
+def error_location(exc: ValidationError) -> tuple[str, tuple[Any, ...]]:
+    """The first error's message and location (a :class:`FieldError` points below the
+    model that raised it)."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc += cause.loc
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] in ("float_type", "int_type") and isinstance(err.get("input"), bool):
+        # YAML reads yes/no/true/false/on/off as booleans; a number must be written
+        message = (f"{message}, not a boolean ({str(err['input']).lower()}: YAML reads "
+                   "yes/no/on/off/true/false as booleans)")
+    return message, loc
+
+
 def validate_yaml(model: type[Model], data: Any, *, file: str,
                   line_of: Callable[[tuple[Any, ...]], int | None] | None = None) -> Model:
     """Validate ``data`` as ``model``; the first error names file, line and field."""
@@ -64,9 +123,7 @@ def validate_yaml(model: type[Model], data: Any, *, file: str,
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        message, loc = error_location(exc)
         field = ".".join(str(p) for p in loc) or None
-        message = str(err["msg"]).removeprefix("Value error, ")
         raise InputError(message, file=file, line=line_of(loc) if line_of else None,
                          field=field) from None

@@ -18,8 +18,14 @@ from sqlalchemy.orm import Session
 
 from hilt.quality.drift.bridge import compat_lookup
 from hilt.quality.drift.transition import check_mixable, parse_version_ref
+from hilt.store.tables.core import EventRow
 from hilt.store.tables.datasets import DatasetVersionRow
-from hilt.store.tables.review import AdjudicationRow, ReviewRow, RubricVersionRow
+from hilt.store.tables.review import (
+    AdjudicationRow,
+    FinalLabelRow,
+    ReviewRow,
+    RubricVersionRow,
+)
 
 _CHUNK = 900  # stays under SQLite's bound-parameter limit
 
@@ -28,11 +34,42 @@ def _chunks(ids: list[str]) -> list[list[str]]:
     return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
 
 
+def _present(session: Session, column: Any, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are rows of ``column``'s table."""
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        found.update(session.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+def _links(session: Session, found: dict[str, list[str]], detail_limit: int
+           ) -> tuple[dict[str, Any], int]:
+    """The dataset's links that lead nowhere (ids whose row is gone, per kind: count and
+    up to ``detail_limit`` ids) and the number of its events erased since."""
+    missing: dict[str, Any] = {}
+    for kind, column in (("events", EventRow.id), ("labels", FinalLabelRow.id),
+                         ("reviews", ReviewRow.id), ("adjudications", AdjudicationRow.id)):
+        wanted = found[f"{kind[:-1]}_ids"]
+        gone = sorted(set(wanted) - _present(session, column, wanted))
+        if gone:
+            missing[kind] = {"count": len(gone), "ids": gone[:detail_limit]}
+    erased = 0
+    for chunk in _chunks(found["event_ids"]):
+        erased += session.execute(sa.select(sa.func.count()).select_from(EventRow).where(
+            EventRow.id.in_(chunk), EventRow.erased_at.is_not(None))).scalar_one()
+    return missing, erased
+
+
 def dataset_lineage_tree(session: Session, dataset_version: str, *, detail_limit: int = 20
                          ) -> dict[str, Any]:
     """One dataset version with the reviews, adjudications, rubric and policy versions
     behind it (counts in full; at most ``detail_limit`` reviews and adjudications
-    listed)."""
+    listed).
+
+    ``counts`` are what the dataset's records refer to; ``missing_links`` lists the
+    referenced events, labels, reviews and adjudications no longer in the store, and
+    ``events_erased`` counts the events erased since (``hilt forget``): in both cases the
+    lineage is broken there, and ``missing`` says so in words."""
     from hilt.data.versions import get_version, lineage, summary
 
     row = get_version(session, dataset_version)
@@ -68,11 +105,22 @@ def dataset_lineage_tree(session: Session, dataset_version: str, *, detail_limit
                         **({"title": rv.title, "content_hash": rv.content_hash,
                             "changelog": rv.changelog,
                             "published_at": rv.published_at.isoformat()} if rv else {})})
+    missing_links, erased = _links(session, found, detail_limit)
+    missing = [f"{m['count']} of {len(found[kind[:-1] + '_ids'])} {kind} the dataset "
+               f"refers to are not in this store: {', '.join(m['ids'])}"
+               f"{', …' if m['count'] > len(m['ids']) else ''}"
+               for kind, m in missing_links.items()]
+    if erased:
+        missing.append(f"{erased} of {len(found['event_ids'])} events were erased "
+                       "(hilt forget): their content is gone")
     return {
         "dataset": summary(row),
         "counts": {"events": len(found["event_ids"]), "labels": len(found["label_ids"]),
                    "reviews": len(found["review_ids"]),
                    "adjudications": len(found["adjudication_ids"])},
+        "missing_links": missing_links,
+        "events_erased": erased,
+        "missing": missing,
         "rubric_versions": rubrics,
         "policy_versions": found["policy_versions"],
         "rubric_mix_problems": check_mixable(found["rubrics"], compat_lookup(session)),
@@ -94,6 +142,7 @@ def model_lineage(session: Session, model_version: str, *, detail_limit: int = 2
     # its records, so a model trained on a dataset version finds it by that id. A model
     # trained on a plain file has no dataset version behind it, and says so.
     if session.get(DatasetVersionRow, model.dataset_hash) is not None:
+        # its broken links are listed under the dataset's own ``missing``
         out["datasets"].append(dataset_lineage_tree(session, model.dataset_hash,
                                                     detail_limit=detail_limit))
     else:
@@ -138,8 +187,11 @@ def render_tree(lineage: dict[str, Any]) -> str:
         for p in d["rubric_mix_problems"]:
             lines.append(f"{indent}  ! mixes {p['rubric_id']}@{p['old_version']} with "
                          f"@{p['new_version']}: {p['status']} ({p['reason']})")
-    for m in lineage.get("missing", []):
-        lines.append(f"{indent}! {m}")
+        for m in d.get("missing", []):
+            lines.append(f"{indent}  ! {m}")
+    if model:  # a dataset's own problems are listed above, under it
+        for m in lineage.get("missing", []):
+            lines.append(f"{indent}! {m}")
     if lineage.get("previous_versions"):
         lines.append(f"{indent}previous versions: {' <- '.join(lineage['previous_versions'])}")
     return "\n".join(lines)
