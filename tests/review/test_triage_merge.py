@@ -160,6 +160,7 @@ def _cli_error(tmp_path: Path, config: Path) -> InputError:
     ("sla_tau_hours: 0\n", None, "sla_tau_hours"),
     ("dup_threshold: 1.5\n", None, "dup_threshold"),
     ("- w_sla\n- 2\n", None, None),
+    ("w_sla: 1\nw_sla: 2\n", 2, None),  # a repeated key would silently drop the first
 ])
 def test_cli_triage_config_errors(tmp_path: Path, text: str, line: int | None,
                                   field: str | None) -> None:

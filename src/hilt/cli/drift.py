@@ -52,12 +52,13 @@ def load_config(path: Path | None) -> Any:
 
     from hilt.errors import InputError
     from hilt.quality.drift.windows import DriftConfig
+    from hilt.review.yamlio import UniqueKeyLoader
 
     if path is None:
         return DriftConfig()
     try:
         raw = path.read_bytes()
-        data = yaml.safe_load(raw.decode("utf-8")) or {}
+        data = yaml.load(raw.decode("utf-8"), Loader=UniqueKeyLoader) or {}
     except UnicodeDecodeError as exc:
         raise InputError("not valid UTF-8 text", file=str(path),
                          line=raw.count(b"\n", 0, exc.start) + 1) from None

@@ -146,11 +146,12 @@ def _settings(config: Path | None
 
     from hilt.errors import InputError
     from hilt.quality.store import settings_from_dict
+    from hilt.review.yamlio import UniqueKeyLoader
 
     if config is None:
         return settings_from_dict({})
     try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data = yaml.load(config.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"cannot read settings: {exc}", file=str(config),

@@ -237,12 +237,13 @@ def queue_triage(config: Annotated[Path | None, typer.Option(
 
     from hilt.errors import InputError
     from hilt.review.triage import TriageConfig, run_triage
+    from hilt.review.yamlio import UniqueKeyLoader
     from hilt.store.tables.base import utcnow
 
     settings = TriageConfig()
     if config is not None:
         try:
-            data = yaml.safe_load(config.read_text(encoding="utf-8"))
+            data = yaml.load(config.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             mark = getattr(exc, "problem_mark", None)  # YAML errors know their line
             raise InputError(f"cannot read triage settings: {exc}", file=str(config),

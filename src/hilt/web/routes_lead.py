@@ -15,6 +15,7 @@ from hilt.errors import Conflict, InputError
 from hilt.gate.store import get_decision
 from hilt.review import rubrics
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
+from hilt.review.yamlio import UniqueKeyLoader
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.web.common import engine_of, form_data
@@ -107,7 +108,7 @@ def rubric_editor(request: Request, session: Session = DB,
 
 def _parse(text: str) -> RubricSpec:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # safe; repeated keys refused
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file="editor",
