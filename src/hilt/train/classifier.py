@@ -11,7 +11,11 @@ prompt and the text together), plus a few standardised cheap refusal features
   Platt scaling (Platt, 1999) inside cross-validation
   (``sklearn.calibration.CalibratedClassifierCV``).
 
-Either way ``predict_proba`` is a calibrated probability.
+``predict_proba`` is a Platt-style probability calibrated under the head's class
+weights: with the default ``class_weight="balanced"`` that is a probability for a 50/50
+prior of the classes, not for the training prevalence (``class_weight=None`` gives the
+latter). The calibrated 0.5 threshold below is then the point of equal class-conditional
+likelihood, not the most-accurate cut at the training prevalence.
 
 Options: ``context_similarity`` (with contexts, e.g. prompts) adds the cosine
 similarity of the context to the text's opening and to its first ``max_length``
@@ -26,9 +30,12 @@ the two that way.
 
 Binary decision threshold: chosen on out-of-fold probabilities of the training data
 (every item is scored by a model that did not see it, so they act as validation data).
+The folds are grouped by text (copies of one text fall in one fold), and the threshold
+and rates are computed over distinct rows (identical text, context, flag and label count
+once), so ``validation`` reports ``n_distinct`` beside ``n``.
 The rule is one of
 
-* ``calibrated`` (default): 0.5 on the calibrated probability. Thresholds tuned for
+* ``calibrated`` (default): 0.5 on that probability. Thresholds tuned for
   accuracy on one population of texts moved the wrong way on another in the XSTest
   cross-model runs (``docs/train.md``), so the default does not tune;
 * ``accuracy``: the threshold with the highest out-of-fold accuracy;
@@ -183,19 +190,46 @@ class TextClassifier:
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def load_classifier(model_dir: str | Path) -> TextClassifier:
-    """Load a classifier written by :func:`train_classifier` / ``hilt train classifier``."""
+def load_classifier(model_dir: str | Path, *, field: str | None = None) -> TextClassifier:
+    """Load a classifier written by :func:`train_classifier` / ``hilt train classifier``.
+
+    A damaged folder is an :class:`InputError` naming the file that could not be read
+    (``field``: the option or setting that named the folder, when there is one)."""
+    import pickle
+
     import joblib
 
     folder = Path(model_dir)
-    if not (folder / CONFIG_FILE).exists() or not (folder / MODEL_FILE).exists():
+    config_file, model_file = folder / CONFIG_FILE, folder / MODEL_FILE
+    if not config_file.exists() or not model_file.exists():
         raise InputError("not a classifier folder (classifier.json / classifier.joblib missing)",
-                         file=str(folder))
-    meta = json.loads((folder / CONFIG_FILE).read_text())
-    return TextClassifier(ClassifierConfig(**meta["config"]), joblib.load(folder / MODEL_FILE),
-                          meta["classes"], np.asarray(meta["cheap_mean"]),
-                          np.asarray(meta["cheap_std"]), meta["threshold"],
-                          meta["uses_context"], meta["validation"],
+                         file=str(folder), field=field)
+    try:
+        meta = json.loads(config_file.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        config = ClassifierConfig(**meta["config"])
+        classes = [str(c) for c in meta["classes"]]
+        settings = (np.asarray(meta["cheap_mean"], dtype=float),
+                    np.asarray(meta["cheap_std"], dtype=float), meta["threshold"],
+                    bool(meta["uses_context"]), meta["validation"])
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg} (line {exc.lineno})",
+                         file=str(config_file), field=field) from None
+    except KeyError as exc:
+        raise InputError(f"missing key {exc.args[0]!r}", file=str(config_file),
+                         field=field) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"cannot read the classifier settings: {exc}",
+                         file=str(config_file), field=field) from None
+    try:
+        estimator = joblib.load(model_file)
+    except (OSError, ValueError, KeyError, EOFError, IndexError, AttributeError,
+            ImportError, pickle.UnpicklingError) as exc:
+        # a truncated or foreign file fails inside the unpickler, with its own wording
+        raise InputError(f"cannot load the fitted model ({type(exc).__name__}: {exc})",
+                         file=str(model_file), field=field) from None
+    return TextClassifier(config, estimator, classes, *settings,
                           str(folder / meta["encoder_dir"]) if meta.get("encoder_dir") else None)
 
 
@@ -278,6 +312,26 @@ def duplicate_weights(texts: Sequence[str]) -> np.ndarray:
     return np.array([1.0 / counts[t] for t in texts])
 
 
+def text_groups(texts: Sequence[str]) -> np.ndarray:
+    """One group id per text, equal for identical texts (for grouped cross-validation)."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(t, len(ids)) for t in texts])
+
+
+def distinct_rows(texts: Sequence[str], y: np.ndarray, contexts: Sequence[str] | None = None,
+                  harmful: Sequence[bool] | None = None) -> np.ndarray:
+    """Indices of the first of each set of identical rows (text, context, flag, label)."""
+    seen: set[tuple[Any, ...]] = set()
+    keep = []
+    for i, text in enumerate(texts):
+        key = (text, contexts[i] if contexts is not None else None,
+               harmful[i] if harmful is not None else None, int(y[i]))
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return np.array(keep, dtype=int)
+
+
 def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
@@ -302,7 +356,10 @@ def choose_threshold(positive_proba: np.ndarray, is_positive: np.ndarray,
     """Decision threshold on P(positive) by the rule in the module docstring."""
     if target_fpr is None and target_fnr is None and rule == "calibrated":
         return 0.5
-    candidates = np.unique(np.concatenate([positive_proba, [0.5]]))
+    # A threshold just above the highest score flags nothing, so FPR 0 is always
+    # reachable (at the cost of every miss).
+    top = float(positive_proba.max()) if positive_proba.size else 0.5
+    candidates = np.unique(np.concatenate([positive_proba, [0.5, np.nextafter(top, np.inf)]]))
     pos, neg = is_positive.sum(), (~is_positive).sum()
     best, best_score = 0.5, -np.inf
     for t in candidates:
@@ -340,7 +397,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     ``workdir``); the out-of-fold threshold then comes from an encoder that has seen
     every training text, so the stored validation rates are optimistic.
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
     classes = sorted({str(x) for x in labels})
     if len(classes) < 2:
@@ -355,6 +412,12 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
     if counts.min() < 2:
         found = {c: int(n) for c, n in zip(classes, counts, strict=True)}
         raise ValueError(f"every label needs at least 2 examples; got {found}")
+    # Copies of one text share a group, so no fold trains on a copy of a text it scores.
+    groups = text_groups(texts)
+    distinct = [len(set(groups[y == c].tolist())) for c in range(len(classes))]
+    if min(distinct) < 2:
+        found = dict(zip(classes, distinct, strict=True))
+        raise ValueError(f"every label needs at least 2 distinct texts; got {found}")
     encoder_path: str | None = None
     if config.finetune_epochs > 0:
         import tempfile
@@ -381,25 +444,35 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
         X = np.hstack([embedded, (cheap - cheap_mean) / cheap_std])
     fit_params = {"sample_weight": duplicate_weights(texts)} if config.deduplicate else {}
 
-    folds = max(2, min(config.folds, int(counts.min())))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    folds = max(2, min(config.folds, min(distinct)))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    # The stacked head's own stage-1 folds stay row folds: grouping them too (its
+    # ``groups``) was measured on XSTest and did not help (docs/train.md). The grouping
+    # here is what keeps the reported out-of-fold rates honest.
+    cv_params = fit_params
     oof = cross_val_predict(_estimator(config, int(counts.min() * (folds - 1) / folds)), X, y,
-                            cv=splitter, method="predict_proba", params=fit_params)
+                            cv=splitter, groups=groups, method="predict_proba",
+                            params=cv_params)
+    # Rates over distinct rows: identical rows (same text, context, flag and label) share
+    # one out-of-fold score, and counting each copy would shrink the intervals.
+    keep = distinct_rows(texts, y, contexts, harmful)
+    oof_d, y_d = oof[keep], y[keep]
     threshold: float | None = None
-    validation: dict[str, Any] = {"n": int(len(y)), "folds": folds}
+    validation: dict[str, Any] = {"n": int(len(y)), "n_distinct": int(keep.size),
+                                  "folds": folds}
     if len(classes) == 2:
-        is_positive = y == 1
-        threshold = choose_threshold(oof[:, 1], is_positive, config.target_fpr,
+        is_positive = y_d == 1
+        threshold = choose_threshold(oof_d[:, 1], is_positive, config.target_fpr,
                                      config.target_fnr, config.threshold_rule)
-        predicted = oof[:, 1] >= threshold
+        predicted = oof_d[:, 1] >= threshold
         validation.update(error_rates(predicted, is_positive))
-        validation["accuracy"] = rate(int((predicted == is_positive).sum()), len(y))
+        validation["accuracy"] = rate(int((predicted == is_positive).sum()), int(keep.size))
         validation["threshold_rule"] = ("target_fpr" if config.target_fpr is not None else
                                         "target_fnr" if config.target_fnr is not None
                                         else config.threshold_rule)
     else:
-        predicted_idx = oof.argmax(1)
-        validation["accuracy"] = rate(int((predicted_idx == y).sum()), len(y))
+        predicted_idx = oof_d.argmax(1)
+        validation["accuracy"] = rate(int((predicted_idx == y_d).sum()), int(keep.size))
     estimator = _estimator(config, int(counts.min())).fit(X, y, **fit_params)
     return TextClassifier(config, estimator, classes, cheap_mean, cheap_std, threshold,
                           contexts is not None, validation, encoder_path)

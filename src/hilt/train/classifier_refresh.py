@@ -23,8 +23,9 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
                        held_out: LabelledTexts | None = None,
                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train on ``train``; with ``held_out`` (a dataset version's validation split) its
-    accuracy is the headline metric, otherwise the out-of-fold accuracy. Returns the
-    manifest written to ``out``."""
+    accuracy is the headline metric, otherwise the out-of-fold accuracy; either way
+    ``metrics.accuracy`` is a rate object (``value``, ``successes``, ``n``, ``ci_low``,
+    ``ci_high``). Returns the manifest written to ``out``."""
     clock = RunClock()
     with staged_folder(out, ".clf-", "classifier") as work:
         try:
@@ -40,8 +41,14 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
 
             metrics["held_out"] = evaluate_classifier(model, held_out.texts, held_out.labels,
                                                       held_out.contexts, held_out.harmful)
-            # the version's own validation split is the honest headline number
-            metrics["accuracy"] = metrics["held_out"]["accuracy"]
+            # the version's own validation split is the honest headline number; the same
+            # rate object shape as the out-of-fold accuracy
+            held = metrics["held_out"]
+            metrics["accuracy"] = {
+                "value": held["accuracy"], "n": held["n"],
+                "successes": (round(held["accuracy"] * held["n"])
+                              if held["accuracy"] is not None else 0),
+                "ci_low": held["accuracy_ci_low"], "ci_high": held["accuracy_ci_high"]}
         manifest = build_manifest(
             kind="classifier", base_model=config.encoder, data_path=data_path,
             data_hash=data_hash, n_records=len(train.texts), config=asdict(config),

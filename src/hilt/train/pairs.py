@@ -42,7 +42,7 @@ class TranscriptError(ValueError):
         self.field = field
 
 
-def _with_leading_turn_break(transcript: str) -> str:
+def with_leading_turn_break(transcript: str) -> str:
     """``"Human: q…"`` → ``"\\n\\nHuman: q…"``, the form the markers are matched in."""
     if transcript.startswith(HUMAN):
         return transcript
@@ -78,8 +78,8 @@ def split_hh_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
     earlier assistant turn, or that end with a human turn, are not one preference
     between two final replies.
     """
-    chosen = _with_leading_turn_break(chosen)
-    rejected = _with_leading_turn_break(rejected)
+    chosen = with_leading_turn_break(chosen)
+    rejected = with_leading_turn_break(rejected)
     limit = 0
     for a, b in zip(chosen, rejected, strict=False):
         if a != b:
@@ -105,7 +105,7 @@ def split_hh_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 def last_exchange(prompt: str) -> str:
     """The last human turn of an HH-style prompt (the whole prompt if it has no markers)."""
-    prompt = _with_leading_turn_break(prompt)
+    prompt = with_leading_turn_break(prompt)
     start = prompt.rfind(HUMAN)
     if start < 0:
         return prompt.strip()

@@ -3,7 +3,11 @@
 Reported (all rates with 95 % intervals):
 
 * ``accuracy`` — share of pairs with r(chosen) > r(rejected) (ties count half); Wilson
-  and percentile-bootstrap intervals.
+  interval on that fractional count of successes, and a percentile-bootstrap interval.
+  A pair is a tie when its chosen and rejected replies are the same text, or when
+  |r(chosen) − r(rejected)| < ``TIE_TOLERANCE`` (1e-5): scoring the two replies in
+  differently padded batches moves a reward by about 1e-6, so an exact-zero test
+  would turn identical replies into random wins and losses.
 * ``ece`` — expected calibration error of P(chosen ≻ rejected) = σ(Δr). Each pair is
   counted in both orders, (σ(Δr), 1) and (1 − σ(Δr), 0), so the reliability diagram is
   symmetric and the ECE equals the usual confidence-based ECE of the binary decision.
@@ -14,8 +18,13 @@ Reported (all rates with 95 % intervals):
 * ``slices`` — accuracy per ``slice`` field, per number of human turns and by whether
   the chosen reply is the shorter one.
 * ``agreement_with_previous`` — share of pairs on which this and the previous model
-  prefer the same reply, and the Pearson correlation of their reward margins.
-* ``bias_probes`` — Pearson correlation of reward with log word count (Singhal et al.,
+  prefer the same reply (a tie agrees only with a tie), the Pearson correlation of
+  their reward margins, and the previous model's accuracy. These are computed on the
+  pairs the previous model did not train on when its training pairs are known
+  (``previous_overlap: "known"``, ``previous_held_out_in_train`` pairs left out, ``n``
+  pairs used); otherwise on all pairs, with ``previous_overlap: "unknown"`` and
+  ``previous_held_out_in_train: null``.
+* ``bias_probes`` — Pearson correlation of reward with log(1 + word count) (Singhal et al.,
   2023, "A Long Way to Go"); accuracy on pairs whose chosen reply is shorter; and
   sensitivity to appended phrases: the mean reward change when a flattery or an
   apology sentence is appended to a reply, and the share of correctly ranked pairs
@@ -33,7 +42,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hilt.train.pairs import HUMAN, Pair
+from hilt.evals.stats import wilson_interval
+from hilt.train.pairs import HUMAN, Pair, pair_key, with_leading_turn_break
 from hilt.train.stats import (
     bootstrap_interval,
     expected_calibration_error,
@@ -56,15 +66,36 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# Reward differences below this are ties (batch padding alone moves rewards ~1e-6).
+TIE_TOLERANCE = 1e-5
+
+
+def tie_adjusted(delta: np.ndarray, pairs: Sequence[Pair] | None = None) -> np.ndarray:
+    """``delta`` with ties set to exactly 0: |delta| < ``TIE_TOLERANCE``, or a pair
+    whose chosen and rejected replies are the same text."""
+    delta = np.asarray(delta, dtype=float).copy()
+    tie = np.abs(delta) < TIE_TOLERANCE
+    if pairs is not None:
+        tie |= np.array([p.chosen == p.rejected for p in pairs], dtype=bool)
+    delta[tie] = 0.0
+    return delta
+
+
 def pair_outcomes(delta: np.ndarray) -> np.ndarray:
-    """1 for a correct ranking, 0.5 for a tie, 0 otherwise."""
+    """1 for a correct ranking, 0.5 for a tie (|delta| < ``TIE_TOLERANCE``), 0 otherwise."""
+    delta = tie_adjusted(delta)
     return np.where(delta > 0, 1.0, np.where(delta == 0, 0.5, 0.0))
 
 
 def accuracy_block(delta: np.ndarray, seed: int = 0) -> dict[str, Any]:
     outcomes = pair_outcomes(delta)
     n = int(outcomes.size)
-    block = rate(int(round(outcomes.sum())), n)
+    # Ties count half, so the count of successes may end in .5; the Wilson interval
+    # is taken on that count, not on a rounded one.
+    successes = float(outcomes.sum())
+    low_w, high_w = wilson_interval(successes, n) if n else (0.0, 1.0)
+    block: dict[str, Any] = {"value": successes / n if n else None, "successes": successes,
+                             "n": n, "ci_low": low_w, "ci_high": high_w}
     low, high = bootstrap_interval(outcomes, seed=seed)
     block.update({"value": float(outcomes.mean()) if n else None,
                   "bootstrap_ci_low": low, "bootstrap_ci_high": high})
@@ -72,7 +103,8 @@ def accuracy_block(delta: np.ndarray, seed: int = 0) -> dict[str, Any]:
 
 
 def _turns_slice(prompt: str) -> str:
-    turns = prompt.count(HUMAN) or 1
+    # "Human: …" at the very start is a turn too (prompts from files keep that form).
+    turns = with_leading_turn_break(prompt).count(HUMAN) or 1
     return "turns:1" if turns == 1 else "turns:2-3" if turns <= 3 else "turns:4+"
 
 
@@ -131,14 +163,53 @@ def bias_probes(model: Scorer, pairs: Sequence[Pair], chosen_reward: np.ndarray,
     return probes
 
 
+def _agreement(previous: Scorer, pairs: Sequence[Pair], delta: np.ndarray,
+               previous_train_keys: set[tuple[str, str, str]] | None) -> dict[str, Any]:
+    """Agreement with the previous model and its accuracy, on the pairs it did not train
+    on when its training pairs are known, else on all pairs (``previous_overlap``
+    says which)."""
+    if previous_train_keys is None:
+        unseen = np.ones(len(pairs), dtype=bool)
+        overlap: dict[str, Any] = {"previous_overlap": "unknown",
+                                   "previous_held_out_in_train": None}
+    else:
+        unseen = np.array([pair_key(p) not in previous_train_keys for p in pairs], dtype=bool)
+        overlap = {"previous_overlap": "known",
+                   "previous_held_out_in_train": int((~unseen).sum())}
+    kept = [p for p, keep in zip(pairs, unseen, strict=True) if keep]
+    prompts = [p.prompt for p in kept]
+    prev_delta = tie_adjusted(np.asarray(previous.score(prompts, [p.chosen for p in kept]),
+                                         dtype=float)
+                              - np.asarray(previous.score(prompts, [p.rejected for p in kept]),
+                                           dtype=float), kept) if kept else np.zeros(0)
+    mine = delta[unseen]
+    same = int((np.sign(mine) == np.sign(prev_delta)).sum())
+    previous_accuracy = accuracy_block(prev_delta)
+    return {
+        **overlap,
+        "n": len(kept),
+        "same_preference": rate(same, len(kept)),
+        "margin_correlation": pearson(mine, prev_delta),
+        "previous_accuracy": previous_accuracy["value"],
+        "previous_accuracy_ci": {"low": previous_accuracy["ci_low"],
+                                 "high": previous_accuracy["ci_high"]},
+    }
+
+
 def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
                           previous: Scorer | None = None, probes: bool = True,
-                          n_bins: int = 10) -> dict[str, Any]:
-    """All held-out metrics of the module docstring, as plain data."""
+                          n_bins: int = 10,
+                          previous_train_keys: set[tuple[str, str, str]] | None = None,
+                          ) -> dict[str, Any]:
+    """All held-out metrics of the module docstring, as plain data.
+
+    ``previous_train_keys`` (:func:`hilt.train.pairs.pair_key` of the previous model's
+    training pairs) restricts the comparison with ``previous`` to the pairs it did not
+    train on; None means they are unknown."""
     prompts = [p.prompt for p in pairs]
     chosen_reward = np.asarray(model.score(prompts, [p.chosen for p in pairs]), dtype=float)
     rejected_reward = np.asarray(model.score(prompts, [p.rejected for p in pairs]), dtype=float)
-    delta = chosen_reward - rejected_reward
+    delta = tie_adjusted(chosen_reward - rejected_reward, pairs)
     acc = accuracy_block(delta)
     ece, bins = calibration(delta, n_bins)
     report: dict[str, Any] = {
@@ -156,17 +227,8 @@ def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
         "agreement_with_previous": None,
     }
     if previous is not None:
-        prev_delta = (np.asarray(previous.score(prompts, [p.chosen for p in pairs]))
-                      - np.asarray(previous.score(prompts, [p.rejected for p in pairs])))
-        same = int(((delta > 0) == (prev_delta > 0)).sum())
-        previous_accuracy = accuracy_block(prev_delta)
-        report["agreement_with_previous"] = {
-            "same_preference": rate(same, len(pairs)),
-            "margin_correlation": pearson(delta, prev_delta),
-            "previous_accuracy": previous_accuracy["value"],
-            "previous_accuracy_ci": {"low": previous_accuracy["ci_low"],
-                                     "high": previous_accuracy["ci_high"]},
-        }
+        report["agreement_with_previous"] = _agreement(previous, pairs, delta,
+                                                       previous_train_keys)
     if probes:
         report["bias_probes"] = bias_probes(model, pairs, chosen_reward, rejected_reward)
     return report

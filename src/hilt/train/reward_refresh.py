@@ -30,7 +30,14 @@ from hilt.train.manifest import (
     staged_folder,
     write_manifest,
 )
-from hilt.train.pairs import Pair, duplicate_count, pair_key, pairs_hash, split_pairs
+from hilt.train.pairs import (
+    Pair,
+    duplicate_count,
+    pair_key,
+    pairs_hash,
+    read_pairs,
+    split_pairs,
+)
 from hilt.train.reward import (
     CONFIG_FILE,
     EncoderReward,
@@ -86,6 +93,32 @@ def load_reward_model(folder: str | Path, option: str | None = None) -> Scorer:
     return EncoderReward.load(folder)
 
 
+def previous_training_keys(folder: str | Path) -> set[tuple[str, str, str]] | None:
+    """The :func:`pair_key` of every pair a reward model in ``folder`` trained on, or None
+    when they cannot be recovered.
+
+    The manifest records the data file and the split (fraction, seed, hash of the
+    training pairs); the file is re-read and re-split, and the result is trusted only if
+    its hash is the recorded one (a file changed since, or a dataset version, gives None).
+    """
+    try:
+        manifest = read_manifest(Path(folder))
+        path = (manifest.get("data") or {}).get("path")
+        split = manifest.get("split") or {}
+        if not path or str(path).startswith("dataset:") or not Path(path).is_file():
+            return None
+        pairs = read_pairs(path)
+        fraction = split.get("held_out_fraction")
+        # no fraction: a separate evaluation file was given and the whole file trained on
+        train = pairs if fraction is None else split_pairs(
+            pairs, float(fraction), int(split.get("split_seed", 0)))[0]
+    except (InputError, OSError, ValueError, TypeError, AttributeError):
+        return None
+    if pairs_hash(train) != split.get("train_hash"):
+        return None
+    return {pair_key(p) for p in train}
+
+
 def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                          config: RewardConfig | TRLRewardConfig,
                          data_path: str | None = None, eval_pairs: list[Pair] | None = None,
@@ -101,6 +134,8 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     ``metrics`` report ``duplicate_pairs`` (pairs identical in prompt and both replies
     to an earlier pair of ``pairs``) and ``held_out_in_train`` (held-out pairs identical
     to a training pair; 0 for the seeded split, which keeps copies on one side).
+    ``agreement_with_previous`` is computed on the held-out pairs the previous model
+    did not train on, when :func:`previous_training_keys` recovers them.
     """
     out_dir = Path(out_dir)
     clock = RunClock()
@@ -135,7 +170,9 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
             base_model = config.encoder
         train_seconds = clock.seconds()
         previous = load_reward_model(previous_dir, "--previous") if previous_dir else None
-        metrics = evaluate_reward_model(model, held_out, previous=previous)
+        metrics = evaluate_reward_model(
+            model, held_out, previous=previous,
+            previous_train_keys=previous_training_keys(previous_dir) if previous_dir else None)
         metrics["train_seconds"] = train_seconds
         metrics["train_pairs"] = len(train)
         metrics.update(data_checks)

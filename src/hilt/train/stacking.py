@@ -7,7 +7,9 @@ cheap features] (stacked generalisation, Wolpert 1992). Stage 2 is a Platt-style
 calibration of stage 1 (a sigmoid of an affine map of its logit; Platt, 1999) that also
 sees the few hand-made features, so a strong low-dimensional signal (such as XSTest's
 string-match rule) is not drowned among 384 embedding dimensions, and stage 1's
-probabilities are recalibrated on data it did not see.
+probabilities are recalibrated on data it did not see. Both stages are fitted with
+``class_weight`` (balanced by default), so ``predict_proba`` is calibrated to a 50/50
+prior of the classes, not to the training prevalence.
 """
 
 from __future__ import annotations
@@ -42,19 +44,39 @@ class StackedHead(ClassifierMixin, BaseEstimator):
         columns = proba[:, 1:] if proba.shape[1] == 2 else proba
         return np.hstack([_logit(columns), cheap])
 
-    def fit(self, X: np.ndarray, y: np.ndarray,
-            sample_weight: np.ndarray | None = None) -> StackedHead:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> StackedHead:
+        """``groups`` (e.g. a hash of each text) keeps a group's rows in one inner fold, so
+        stage 2 never sees a logit of a row whose copy stage 1 trained on."""
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import (
+            StratifiedGroupKFold,
+            StratifiedKFold,
+            cross_val_predict,
+        )
 
         embedded, cheap = self._split(np.asarray(X))
+        y = np.asarray(y)
         self.classes_ = np.unique(y)
-        folds = max(2, min(self.folds, int(np.bincount(np.searchsorted(self.classes_, y)).min())))
         first = LogisticRegression(C=self.regularisation_c, max_iter=5000,
                                    class_weight=self.class_weight)
         weights = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
+        cv: Any
+        split_groups = None if groups is None else np.asarray(groups)
+        per_group_class = (0 if split_groups is None else
+                           min(len(set(split_groups[y == c].tolist())) for c in self.classes_))
+        if per_group_class >= 2:
+            folds = min(self.folds, per_group_class)
+            cv = StratifiedGroupKFold(folds, shuffle=True, random_state=self.seed)
+        else:
+            # Without groups, or with a class of one distinct text (grouped folds would
+            # leave it out of a training fold entirely), fall back to row folds.
+            split_groups = None
+            per_class = int(np.bincount(np.searchsorted(self.classes_, y)).min())
+            folds = max(2, min(self.folds, per_class))
+            cv = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
         oof = cross_val_predict(first, embedded, y, method="predict_proba", params=weights,
-                                cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed))
+                                cv=cv, groups=split_groups)
         self.first_: Any = first.fit(embedded, y, **weights)
         self.second_: Any = LogisticRegression(C=1.0, max_iter=5000,
                                                class_weight=self.class_weight).fit(
