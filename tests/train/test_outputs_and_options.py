@@ -286,3 +286,33 @@ def test_reward_outputs_are_strict_json_and_report_duplicates(tmp_path: Path) ->
     assert report["n"] == 9 and not math.isnan(report["accuracy"])
     assert report["agreement_with_previous"] is not None
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    # rm2 trained on pairs given in memory: which it trained on cannot be recovered
+    assert report["agreement_with_previous"]["previous_overlap"] == "unknown"
+
+
+@pytest.mark.slow
+def test_eval_reward_compares_the_previous_model_on_pairs_it_did_not_train_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hilt.train import reward_refresh
+    from hilt.train.pairs import pair_key
+
+    config = RewardConfig(trainable_layers=0, epochs=1, max_length=32, batch_size=8,
+                          frozen_expert=False, lexical_expert=False)
+    out = tmp_path / "rm"
+    refresh_reward_model(synthetic_pairs(12), out, config=config, progress=False)
+    held = synthetic_pairs(6, offset=50)
+    asked: list[Path] = []
+
+    def known(folder: Path) -> set[tuple[str, str, str]]:
+        asked.append(Path(folder))
+        return {pair_key(held[0]), pair_key(held[1])}
+
+    monkeypatch.setattr(reward_refresh, "previous_training_keys", known)
+    result = CliRunner().invoke(app, ["eval", "reward", "--model", str(out), "--pairs",
+                                      str(write_pairs(tmp_path / "p.jsonl", held)),
+                                      "--previous", str(out), "--no-probes"])
+    assert result.exit_code == 0, result.output
+    agreement = _strict_json(result.stdout)["agreement_with_previous"]
+    assert asked == [out]
+    assert (agreement["previous_overlap"], agreement["previous_held_out_in_train"],
+            agreement["n"]) == ("known", 2, 4)

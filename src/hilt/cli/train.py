@@ -257,7 +257,11 @@ def eval_reward(
     """Print accuracy (with intervals), ECE, n, slices and bias probes as JSON (contract 5)."""
     from hilt.train.pairs import read_pairs
     from hilt.train.reward_eval import evaluate_reward_model
-    from hilt.train.reward_refresh import check_reward_folder, load_reward_model
+    from hilt.train.reward_refresh import (
+        check_reward_folder,
+        load_reward_model,
+        previous_training_keys,
+    )
     from hilt.train.stats import plot_reliability
 
     check_reward_folder(model, "--model")
@@ -274,7 +278,10 @@ def eval_reward(
     report = evaluate_reward_model(
         load_reward_model(model, "--model"), data,
         previous=load_reward_model(previous, "--previous") if previous else None,
-        probes=probes)
+        probes=probes,
+        # compared only on pairs the previous model did not train on, when its manifest
+        # lets them be recovered
+        previous_train_keys=previous_training_keys(previous) if previous else None)
     if reliability:
         ece = "undefined" if report["ece"] is None else f"{report['ece']:.3f}"
         plot_reliability(report["reliability_bins"], str(reliability),
