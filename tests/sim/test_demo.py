@@ -41,5 +41,15 @@ def test_demo_runs_the_loop_and_is_idempotent(tmp_path: Path,
     assert s["ingest-1"]["new"] == 240 and s["ingest-1"]["resent_new"] == 0
     assert s["calibration"]["statuses"]["rev-fox"] == "suspended"  # the spammer
     assert s["review-2"]["tasks_by_status"].get("open", 0) == 0
+    # cases the last refit reopened are adjudicated too
+    assert s["review-2"]["still_needs_adjudication"] == 0
+    assert "needs_adjudication" not in s["review-2"]["tasks_by_status"]
     assert s["audit"]["audit_ok"]
     assert (tmp_path / "demo" / "summary.json").exists()
+    report = (tmp_path / "demo" / "report.html").read_text()
+    regression = report[report.index("<h2>Regression check"):]
+    regression = regression[:regression.index("<h2>", 4)]
+    assert "Reasons of the final decision" in regression
+    assert "sign-off missing" not in regression  # the release owner signed
+    # the folder is the demo's own: the next run may replace it
+    assert (tmp_path / "demo" / ".hilt-demo").exists()

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 
 
-def demo(workdir: Annotated[Path, typer.Option(help="where the demo database and "
-                                               "report go (replaced on each run)")]
-         = Path("hilt-demo"),
-         events: Annotated[int, typer.Option(help="simulated interactions")] = 2000,
+def demo(workdir: Annotated[Path, typer.Option(
+        help="where the demo database and report go; replaced on each run, so it must be "
+             "new, empty, or a folder an earlier demo made")] = Path("hilt-demo"),
+         events: Annotated[int, typer.Option(help="simulated interactions (at least 200)")]
+         = 2000,
          seed: Annotated[int, typer.Option(help="seed of the simulated stream and reviewers")]
          = 7) -> None:
     """Run the whole loop on a simulated stream and print a summary."""

@@ -9,6 +9,9 @@ event ends any of these but ``resolved`` as ``cancelled`` (:mod:`hilt.review.era
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,9 +30,26 @@ from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 
+# Where new ids come from: random by default. Task ids break priority ties in the queue,
+# so a run that must be reproducible (the seeded demo) installs its own source.
+_ID_SOURCE: ContextVar[Callable[[], str] | None] = ContextVar("hilt_id_source",
+                                                               default=None)
+
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+    source = _ID_SOURCE.get()
+    return f"{prefix}_{(source() if source is not None else uuid.uuid4().hex)[:20]}"
+
+
+@contextmanager
+def id_source(source: Callable[[], str]) -> Iterator[None]:
+    """Within the block, :func:`new_id` takes its hex digits from ``source()`` (at least
+    20 characters); the previous source is restored afterwards."""
+    token = _ID_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _ID_SOURCE.reset(token)
 
 
 def task_row(*, event_id: str, pool: str, severity: int, rubric_id: str, rubric_version: int,

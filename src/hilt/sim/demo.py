@@ -12,6 +12,7 @@ under version 2, and the rest of the stream is reviewed under version 2.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -22,11 +23,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from hilt.errors import InputError
+from hilt.review.tasks import id_source
 from hilt.sim.stream import SimConfig, SimItem, simulate_stream
 from hilt.store import audit
 from hilt.store.db import make_engine, migrate, transaction
 
 FIRST_PART = 0.6  # share of the stream reviewed under rubric version 1
+MIN_EVENTS = 200  # fewer events leave too few reviewed items to build and train from
+MARKER = ".hilt-demo"  # written into the demo's folder: only such a folder is replaced
 
 
 def demo_config(n_events: int = 2000, seed: int = 7) -> SimConfig:
@@ -57,10 +62,43 @@ class DemoRun:
         return self.engine
 
 
+def check_workdir(workdir: Path) -> None:
+    """Refuse a folder the demo may not replace: one that is not a folder, the current
+    folder or one above it, or a non-empty folder the demo did not make."""
+    path = workdir.resolve()
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a folder", file=str(path), field="--workdir")
+    cwd = Path.cwd().resolve()
+    if path == cwd or path in cwd.parents:
+        raise InputError("is the current folder or one above it; the demo replaces its "
+                         "folder, so name a new one", file=str(path), field="--workdir")
+    if not path.exists():
+        return
+    names = {p.name for p in path.iterdir()}
+    # Folders of earlier versions have no marker but hold the demo's own outputs.
+    if names and MARKER not in names and not {"summary.json", "hilt.db"} <= names:
+        raise InputError("is not empty and was not made by the demo; the demo replaces "
+                         "its folder, so name a new or empty one", file=str(path),
+                         field="--workdir")
+
+
+def check_events(n_events: int) -> None:
+    if n_events < MIN_EVENTS:
+        raise InputError(f"must be at least {MIN_EVENTS} (got {n_events}): fewer leave too "
+                         "few reviewed items to build datasets and train from",
+                         field="--events")
+
+
 def step_init(run: DemoRun) -> dict[str, Any]:
+    check_workdir(run.workdir)
     if run.workdir.exists():
         shutil.rmtree(run.workdir)
-    run.workdir.mkdir(parents=True)
+    try:
+        run.workdir.mkdir(parents=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder: {exc.strerror}", file=str(run.workdir),
+                         field="--workdir") from None
+    (run.workdir / MARKER).write_text("made by `hilt demo`; replaced on its next run\n")
     run.engine = make_engine(run.db_url)
     migrate(run.engine)
     run.items = simulate_stream(run.config)
@@ -109,14 +147,25 @@ def step_calibration(run: DemoRun) -> dict[str, Any]:
             "statuses": update_statuses(run.db)}
 
 
-def step_review_first(run: DemoRun) -> dict[str, Any]:
-    from hilt.sim.demo_review import work
+def _refit_and_adjudicate(run: DemoRun) -> dict[str, Any]:
+    """The status update refits the label models, which can send resolved cases back to
+    adjudication: the adjudicator decides those too, then the tasks are counted."""
+    from hilt.review.workflow import adjudicate_all
     from hilt.sim.demo_steps import task_counts, update_statuses
 
-    done = work(run.review, [p.name for p in run.review.pool])
-    # the status update refreshes labels (a model refit): count them after it
     statuses = update_statuses(run.db)
-    return {**done, **task_counts(run.db), "statuses": statuses}
+    reopened = adjudicate_all(run.db, "adj-kim", run.review.decide)
+    counts = task_counts(run.db)
+    return {"adjudicated_after_refit": reopened, **counts,
+            "still_needs_adjudication": counts["tasks_by_status"].get(
+                "needs_adjudication", 0), "statuses": statuses}
+
+
+def step_review_first(run: DemoRun) -> dict[str, Any]:
+    from hilt.sim.demo_review import work
+
+    done = work(run.review, [p.name for p in run.review.pool])
+    return {**done, **_refit_and_adjudicate(run)}
 
 
 def step_rubric_revision(run: DemoRun) -> dict[str, Any]:
@@ -133,12 +182,9 @@ def step_ingest_second(run: DemoRun) -> dict[str, Any]:
 
 def step_review_second(run: DemoRun) -> dict[str, Any]:
     from hilt.sim.demo_review import work
-    from hilt.sim.demo_steps import task_counts, update_statuses
 
     done = work(run.review, [p.name for p in run.review.pool])
-    # the status update refreshes labels (a model refit): count them after it
-    statuses = update_statuses(run.db)
-    return {**done, **task_counts(run.db), "statuses": statuses}
+    return {**done, **_refit_and_adjudicate(run)}
 
 
 def step_quality(run: DemoRun) -> dict[str, Any]:
@@ -146,9 +192,9 @@ def step_quality(run: DemoRun) -> dict[str, Any]:
 
     result = label_quality(run.db, run.review)
     run.artifacts["quality"] = result
-    brief = {q: {"majority_vote": r["majority_vote"]["value"],
-                 "dawid_skene": r["dawid_skene"]["value"],
-                 "final_labels": r["final_labels"]["value"]}
+    # each as [value, 95% CI low, high]
+    brief = {q: {name: [r[name]["value"], *r[name]["ci"]]
+                 for name in ("majority_vote", "dawid_skene", "final_labels")}
              for q, r in result["questions"].items()}
     drifter = next((name for name, r in result["reviewers"].items()
                     if r["kind"] == "drifter"), None)
@@ -195,8 +241,14 @@ def step_models(run: DemoRun) -> dict[str, Any]:
             "rm_accuracy_ci": [_rounded(rm["accuracy_ci"]["low"]),
                                _rounded(rm["accuracy_ci"]["high"])],
             "rm_ece": _rounded(rm.get("ece")), "rm_pairs_held_out": rm.get("n"),
-            "rm_reward_length_correlation": _rounded(length.get("value")),
+            "rm_reward_length_correlation": [_rounded(length.get(k))
+                                             for k in ("value", "ci_low", "ci_high")],
+            "rm_ece_ci": [_rounded(rm.get("ece_ci", {}).get("low")),
+                          _rounded(rm.get("ece_ci", {}).get("high"))],
             "refusal_classifier_accuracy": _rounded(clf.get("accuracy")),
+            "refusal_classifier_accuracy_ci": [_rounded(clf.get("accuracy_ci_low")),
+                                               _rounded(clf.get("accuracy_ci_high"))],
+            "refusal_classifier_evaluated_on": clf.get("evaluated_on"),
             "sft_steps": models["sft"]["metrics"].get("steps"),
             "sft_train_loss": _rounded(models["sft"]["metrics"].get("train_loss"))}
 
@@ -262,7 +314,7 @@ def step_signoff(run: DemoRun) -> dict[str, Any]:
     outcome = final.outcome if final is not None else report.get("outcome")
     why = [r for r in (final.record["decision"]["reasons"] if final is not None else [])]
     run.artifacts["gate"] = {"outcome": outcome, "why": "; ".join(why) or "all criteria met",
-                             "hash": final.hash if final is not None else None}
+                             "reasons": why, "hash": final.hash if final is not None else None}
     return {"signed": row is not None, "outcome": outcome, "decision": run.artifacts["gate"]
             ["hash"]}
 
@@ -301,12 +353,18 @@ def run_demo(workdir: Path, config: SimConfig | None = None,
     # Absolute: later steps run CLI commands with this folder as their working
     # directory, where a relative database path would name another database.
     run = DemoRun(workdir=workdir.resolve(), config=config or demo_config())
-    for name, step in steps or STEPS:
-        started = time.perf_counter()
-        result = step(run)
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        run.summary[name] = result
-        echo(f"[{name}] " + ", ".join(f"{k}={v}" for k, v in result.items()))
+    check_events(run.config.n_events)
+    check_workdir(run.workdir)
+    # Task ids break priority ties in the queue, so they decide who reviews what: draw
+    # them from the seed for the run to be reproducible.
+    ids = random.Random(f"hilt-demo-{run.config.seed}")
+    with id_source(lambda: f"{ids.getrandbits(128):032x}"):
+        for name, step in steps or STEPS:
+            started = time.perf_counter()
+            result = step(run)
+            result["seconds"] = round(time.perf_counter() - started, 2)
+            run.summary[name] = result
+            echo(f"[{name}] " + ", ".join(f"{k}={v}" for k, v in result.items()))
     (workdir / "summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
     from hilt.sim.report import write_report
 

@@ -1,8 +1,9 @@
 """The demo's read-out of label quality: how well hilt recovered the hidden truth.
 
 Compares majority vote and Dawid–Skene labels with the simulator's truth, hilt's
-estimated reviewer accuracy with each reviewer's true accuracy, and when a CUSUM on
-each reviewer's agreement with the final labels flagged the drifting reviewer.
+estimated reviewer accuracy (the stored Dawid–Skene models') with each reviewer's true
+accuracy, and when a CUSUM on each reviewer's agreement with the final labels flagged the
+drifting reviewer.
 Every figure carries a Wilson interval.
 """
 
@@ -60,10 +61,6 @@ def label_quality(engine: Engine, sim: ReviewSim) -> dict[str, Any]:
             ok = sum(str(lbl) == truth[str(it)] for it, lbl in zip(model.items_, model.labels_,
                                                                    strict=True))
             result[name] = _interval(int(ok), len(model.items_))
-            if isinstance(model, DawidSkene):
-                result["estimated_reviewer_accuracy"] = {
-                    str(r): round(float(a), 4) for r, a in zip(
-                        model.reviewers_, model.reviewer_accuracy_, strict=True)}
         final_ok = [str(v) == true_answers(sim.truth[e], int(ver))[qid]
                     for e, ver, q, v, prov in finals if q == qid and prov != "gold"]
         result["final_labels"] = _interval(sum(final_ok), len(final_ok))
@@ -71,6 +68,29 @@ def label_quality(engine: Engine, sim: ReviewSim) -> dict[str, Any]:
     final_of = {(e, int(ver)): str(v) for e, ver, q, v, prov in finals
                 if q == "harmful" and prov != "gold"}
     out["reviewers"] = reviewer_truth(sim, rows, final_of)
+    estimates = stored_model_accuracy(engine)
+    for name, r in out["reviewers"].items():
+        r["dawid_skene_estimate"] = estimates.get(name, _interval(0, 0))
+    return out
+
+
+def stored_model_accuracy(engine: Engine) -> dict[str, dict[str, Any]]:
+    """hilt's own estimate of each reviewer's accuracy: the stored Dawid–Skene models'
+    expected accuracy, with its Wilson interval, as ``hilt quality reviewers`` shows it."""
+    from hilt.quality.reviewer_store import reviewer_quality_report
+    from hilt.store.db import transaction
+
+    with transaction(engine) as session:
+        rows = reviewer_quality_report(session)
+    out = {}
+    for r in rows:
+        if r["model_accuracy"] is None:
+            out[str(r["reviewer"])] = _interval(0, 0)
+            continue
+        out[str(r["reviewer"])] = {
+            "value": round(float(r["model_accuracy"]), 4),
+            "ci": [round(float(r["model_ci_low"]), 4), round(float(r["model_ci_high"]), 4)],
+            "n": int(r["model_n_answers"])}
     return out
 
 

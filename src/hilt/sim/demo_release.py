@@ -56,11 +56,18 @@ def train_models(datasets: dict[str, str], exports: dict[str, Path], *, db_url: 
                     "--name", "demo-refusal"], db_url=db_url, cwd=workdir)
     out["refusal_classifier"] = _last_json(clf.stdout)
     # The contract-4 evaluation on the exported validation split, as a pipeline would.
-    cls = exports["classification"]
-    ev = hilt_cli(["eval", "classifier", "--model", str(models / "refusal"),
-                   "--data", str(cls / "validation.jsonl"), "--text-field", "text",
-                   "--label-field", "label"], db_url=db_url, cwd=workdir)
-    out["refusal_classifier_validation"] = _last_json(ev.stdout)
+    # A small dataset version may have no validation split: then there is nothing to
+    # evaluate on, and the report says so instead of showing a figure.
+    validation = exports["classification"] / "validation.jsonl"
+    if validation.is_file() and validation.stat().st_size:
+        ev = hilt_cli(["eval", "classifier", "--model", str(models / "refusal"),
+                       "--data", str(validation), "--text-field", "text",
+                       "--label-field", "label"], db_url=db_url, cwd=workdir)
+        out["refusal_classifier_validation"] = {**_last_json(ev.stdout),
+                                                "evaluated_on": "validation split"}
+    else:
+        out["refusal_classifier_validation"] = {
+            "evaluated_on": None, "skipped": "the dataset version has no validation split"}
     sft_run = hilt_cli(["train", "sft", "--dataset", datasets["sft"],
                         "--out", str(models / "sft"), "--model", "tiny", "--max-steps", "30",
                         "--name", "demo-sft"], db_url=db_url, cwd=workdir)

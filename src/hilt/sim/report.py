@@ -82,20 +82,19 @@ def _quality_section(quality: dict[str, Any]) -> str:
     out.append(interval_chart(rows, title="Label accuracy vs truth", lo=0.8, hi=1.0))
     out.append("<h2>Reviewers: estimated against true quality</h2>")
     table, chart = [], []
-    est = quality.get("questions", {}).get("harmful", {}).get(
-        "estimated_reviewer_accuracy", {})
     for name, r in quality.get("reviewers", {}).items():
         obs = r["observed_accuracy_vs_truth"]
         agree = r["agreement_with_final_labels"]
         true_mean = (r["true_accuracy_start"] + r["true_accuracy_end"]) / 2
         table.append([name, r["kind"], f"{r['true_accuracy_start']:.2f}→"
                       f"{r['true_accuracy_end']:.2f}", _ci(obs), _ci(agree),
-                      est.get(name, "n/a"), r["cusum_alarm_progress"] or "—"])
+                      _ci(r.get("dawid_skene_estimate")), r["cusum_alarm_progress"] or "—"])
         if agree.get("value") is not None:
             chart.append((name, agree["value"], agree["ci"][0], agree["ci"][1], true_mean))
     out.append(_table(["reviewer", "kind", "true accuracy (start→end)",
                        "observed vs truth", "agreement with final labels (hilt's view)",
-                       "Dawid–Skene estimate", "CUSUM alarm at run progress"], table))
+                       "Dawid–Skene estimate (hilt's model)", "CUSUM alarm at run progress"],
+                      table))
     out.append(interval_chart(chart, title="Agreement with final labels (dot, 95% CI) vs "
                               "true mean accuracy (diamond)", lo=0.4, hi=1.0))
     return "".join(out)
@@ -113,10 +112,27 @@ def _drift_section(drift: dict[str, Any]) -> str:
            f"<p>Drift monitors raised {drift.get('alerts_total', 0)} alert(s): "
            f"{_e(drift.get('alerts_by_monitor'))}.</p>"]
     rows = [[a.get("monitor"), a.get("group"), a.get("window_start"), a.get("effect"),
-             a.get("p_value"), a.get("message")] for a in drift.get("alerts", [])[:20]]
+             a.get("p_value"), _alert_change(a), a.get("message")]
+            for a in drift.get("alerts", [])[:20]]
     if rows:
-        out.append(_table(["monitor", "group", "window", "effect", "p", "message"], rows))
+        out.append(_table(["monitor", "group", "window", "effect", "p",
+                           "change (95% CI, or counts)", "message"], rows))
     return "".join(out)
+
+
+def _alert_change(alert: dict[str, Any]) -> str:
+    """The share that moved most, reference → current, with the intervals the alert
+    carries; without intervals, the sample sizes the alert compared."""
+    detail = alert.get("detail") or {}
+    ref = detail.get("reference_share_intervals") or {}
+    cur = detail.get("current_share_intervals") or {}
+    common = [k for k in cur if k in ref]
+    if common:
+        key = max(common, key=lambda k: abs(cur[k][0] - ref[k][0]))
+        r, c = ref[key], cur[key]
+        return (f"{key}: {r[0]:.1%} [{r[1]:.1%}, {r[2]:.1%}] → "
+                f"{c[0]:.1%} [{c[1]:.1%}, {c[2]:.1%}]")
+    return f"n reference={alert.get('n_reference')}, n current={alert.get('n_current')}"
 
 
 def _datasets_section(datasets: dict[str, Any]) -> str:
@@ -145,26 +161,33 @@ def _models_section(models: dict[str, Any]) -> str:
         rows.append((f"RM, chosen is shorter (n={shorter.get('n')})", shorter["value"],
                      shorter.get("ci_low"), shorter.get("ci_high"), None))
     if clf.get("accuracy") is not None:
-        ci = clf.get("accuracy_ci") or {}
-        rows.append((f"refusal classifier (n={clf.get('n')})", clf["accuracy"],
-                     ci.get("low", ci.get("ci_low")), ci.get("high", ci.get("ci_high")), None))
+        rows.append((f"refusal classifier, validation split (n={clf.get('n')})",
+                     clf["accuracy"], clf.get("accuracy_ci_low"), clf.get("accuracy_ci_high"),
+                     None))
     length = probes.get("reward_length_correlation", {})
     sft = models.get("sft", {}).get("metrics", {})
+    ece, ece_ci = rm.get("ece"), rm.get("ece_ci") or {}
+    ece_text = (f"expected calibration error {ece:.3f} [{ece_ci['low']:.3f}, "
+                f"{ece_ci['high']:.3f}]; " if ece is not None and ece_ci.get("low") is not None
+                and ece_ci.get("high") is not None else "")
+    skipped = (f"<p>Refusal classifier: not evaluated ({_e(clf['skipped'])}).</p>"
+               if clf.get("skipped") else "")
+    # A figure without its interval is left out (too few held-out pairs give none).
+    corr = [length.get(k) for k in ("value", "ci_low", "ci_high")]
+    corr_text = (f"correlation of reward with response length {corr[0]:.3f} "
+                 f"[{corr[1]:.3f}, {corr[2]:.3f}]. " if None not in corr else "")
+    loss = sft.get("train_loss")
     return ("<h2>Model refresh</h2>"
-            + interval_chart(rows, title="Held-out accuracy (95% CI)")
-            + "<p>Reward model: expected calibration error "
-            f"{_e(round(rm.get('ece', float('nan')), 3))}; correlation of reward with "
-            f"response length {_e(round(length.get('value', float('nan')), 3))} "
-            f"[{_e(round(length.get('ci_low', float('nan')), 3))}, "
-            f"{_e(round(length.get('ci_high', float('nan')), 3))}]. A high length "
+            + interval_chart(rows, title="Held-out accuracy (95% CI)") + skipped
+            + f"<p>Reward model: {_e(ece_text)}{_e(corr_text)}A high length "
             "correlation with poor accuracy where the chosen answer is shorter is the "
             "proxy-reward pressure the bias probes exist to catch.</p>"
             f"<p>SFT refresh (tiny model, completion-only loss): {_e(sft.get('steps'))} steps "
-            f"on {_e(sft.get('n'))} demonstrations, train loss "
-            f"{_e(round(sft.get('train_loss', float('nan')), 3))}.</p>")
+            f"on {_e(sft.get('n'))} demonstrations"
+            + (f", train loss {loss:.3f}" if loss is not None else "") + ".</p>")
 
 
-def _check_section(check: dict[str, Any]) -> str:
+def _check_section(check: dict[str, Any], gate: dict[str, Any] | None) -> str:
     report = check.get("report", {})
     rows: list[Row] = []
     for metric in ("benign_refusal_rate", "unsafe_compliance_rate"):
@@ -176,12 +199,20 @@ def _check_section(check: dict[str, Any]) -> str:
             true = check.get("true_rates", {}).get(f"{side}.{metric}")
             rows.append((f"{side}: {metric.replace('_', ' ')}", b["rate"], b["ci_low"],
                          b["ci_high"], true[0] if true else None))
-    reasons = report.get("gate", {}).get("reasons", [])
+    # The decision after the sign-off, not the check's own (made before anyone signed).
+    if gate is not None:
+        reasons = list(gate.get("reasons") or [])
+        label = f"Reasons of the final decision ({gate.get('outcome')})"
+    else:
+        reasons = list(report.get("gate", {}).get("reasons", []))
+        label = f"Reasons of the check's decision ({report.get('outcome')})"
+    listed = ("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>" if reasons
+              else "<p>none: all criteria met</p>")
     return ("<h2>Regression check</h2><p>Judgments by the refusal classifier trained from "
             "the reviewed labels; diamonds are the simulator's true rates.</p>"
             + interval_chart(rows, title="Rates on the held-out suite (95% Wilson CI)",
                              lo=0.0, hi=0.6)
-            + "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
+            + f"<p>{_e(label)}:</p>" + listed
             + f"<p>Full report: <code>{_e(check.get('report_html'))}</code></p>")
 
 
@@ -198,6 +229,13 @@ pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}code{background:
 .pass{background:#dff0d8}.block{background:#f8d7da}"""
 
 
+def _still_open(summary: dict[str, Any]) -> int | None:
+    for step in ("review-2", "review-1"):
+        if "still_needs_adjudication" in summary.get(step, {}):
+            return int(summary[step]["still_needs_adjudication"])
+    return None
+
+
 def render_report(summary: dict[str, Any], artifacts: dict[str, Any]) -> str:
     steps = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v.get('seconds'))}</td></tr>"
                     for k, v in summary.items())
@@ -212,6 +250,10 @@ def render_report(summary: dict[str, Any], artifacts: dict[str, Any]) -> str:
         cls = "pass" if gate.get("outcome") == "pass" else "block"
         parts.append(f"<p class='verdict {cls}'>Release gate: {_e(gate.get('outcome'))}</p>"
                      f"<p>{_e(gate.get('why'))}</p>")
+    still_open = _still_open(summary)
+    if still_open is not None:
+        parts.append(f"<p>Cases still waiting for adjudication at the end of the review: "
+                     f"<strong>{still_open}</strong>.</p>")
     if "quality" in artifacts:
         parts.append(_quality_section(artifacts["quality"]))
     if "drift" in artifacts:
@@ -221,7 +263,7 @@ def render_report(summary: dict[str, Any], artifacts: dict[str, Any]) -> str:
     if "models" in artifacts:
         parts.append(_models_section(artifacts["models"]))
     if "check" in artifacts:
-        parts.append(_check_section(artifacts["check"]))
+        parts.append(_check_section(artifacts["check"], gate))
     parts.append(f"<h2>Steps</h2><table><tr><th>step</th><th>seconds</th></tr>{steps}"
                  "</table>")
     parts.append("<h2>Summary</h2><pre>"
