@@ -165,3 +165,20 @@ def test_submit_can_lease_the_next_task(client: Client) -> None:
     assert nxt["task_id"] != first["task_id"] and out["next"]["resumed"] is False
     # The same view a separate request for the lease returns.
     assert nxt == c.call("r1", "POST", "/v1/queue/next").json()["task"]
+
+
+def test_activation_over_http_names_the_set_it_switched_off(client: Client) -> None:
+    c = client
+    c.call("lead", "POST", "/v1/rubrics", json=yaml.safe_load(HARM.read_text()))
+    rules = yaml.safe_load(SAFETY_RULES.read_text())
+    assert c.call("lead", "POST", "/v1/escalation/rule-sets",
+                  json={"spec": rules}).json()["version"] == 1
+    rule_set = rules["id"]
+    off = c.call("lead", "POST", f"/v1/escalation/rule-sets/{rule_set}/0/activate").json()
+    assert off == {"id": rule_set, "version": 0, "active": False,
+                   "previously_active": f"{rule_set}@1"}
+    # nothing is active now: deactivating again changes nothing and says so
+    again = c.call("lead", "POST", f"/v1/escalation/rule-sets/{rule_set}/0/activate")
+    assert again.status_code == 409
+    on = c.call("lead", "POST", f"/v1/escalation/rule-sets/{rule_set}/1/activate").json()
+    assert on["active"] is True and on["previously_active"] is None

@@ -283,3 +283,11 @@ def test_sla_breach_re_escalates(engine: Engine) -> None:
         assert (task.severity, task.escalation_level) == (1, 1)
         assert task.sla_due_at == T0 + timedelta(hours=29)  # new sev1 deadline: 4 h
         assert audit.entries(s, action="task.sla_breach")
+
+
+@pytest.mark.parametrize("field", ["min_agreement", "min_confidence"])
+def test_policy_thresholds_are_numbers_not_yaml_booleans(field: str) -> None:
+    # `min_agreement: yes` in YAML is True, which a lax number field reads as 1
+    with pytest.raises(ValueError, match="not a boolean"):
+        AdjudicationPolicy.model_validate({field: True})
+    assert getattr(AdjudicationPolicy.model_validate({field: 1}), field) == 1.0

@@ -93,8 +93,9 @@ def publish_rules(body: RuleSetIn, session: Session = DB,
 def activate_rules(rule_set_id: str, version: int = VERSION,
                    session: Session = DB,
                    who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
-    escalation.activate_rule_set(session, rule_set_id, version, actor=who.actor)
-    return {"id": rule_set_id, "version": version, "active": bool(version)}
+    before = escalation.activate_rule_set(session, rule_set_id, version, actor=who.actor)
+    return {"id": rule_set_id, "version": version, "active": bool(version),
+            "previously_active": before}
 
 
 @router.post("/escalation/backtest")
