@@ -241,3 +241,10 @@ def test_cli_activate_zero_reports_what_it_deactivated(tmp_path: Path) -> None:
     assert '"previously_active": "safety@1"' in result.output
     assert _active(engine) == []
     engine.dispose()
+
+
+def test_exponents_without_a_dot_still_read_as_numbers(tmp_path: Path) -> None:
+    # PyYAML reads 5e-2 (no dot) as text; the rule takes it as the number it means
+    path = tmp_path / "ok.yaml"
+    path.write_text(HEAD + "  - name: a\n    audit_rate: 5e-2\n")
+    assert load_rule_file(path).rules[0].audit_rate == 0.05

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,7 +27,14 @@ from pydantic import (
 )
 
 from hilt.errors import InputError
-from hilt.review.yamlio import FieldError, error_location, load_yaml, parse_yaml_text
+from hilt.review.yamlio import (
+    FieldError,
+    YamlFloat,
+    YamlInt,
+    error_location,
+    load_yaml,
+    parse_yaml_text,
+)
 
 OUTPUT_KINDS = ("preference", "sft", "classification")
 # Which kinds of record each source can produce.
@@ -46,10 +53,9 @@ SOURCES = tuple(SOURCE_KINDS)
 
 PiiKind = Literal["email", "phone", "card", "ip"]
 _ALL_PII: tuple[PiiKind, ...] = ("email", "phone", "card", "ip")
-# Numbers refuse booleans: YAML reads yes/no/on/off as true/false, and a lax model would
-# take ``validation_fraction: no`` as 0.0. Integers still fit floats.
-Number = Annotated[float, Field(strict=True)]
-Count = Annotated[int, Field(strict=True)]
+# numbers refuse YAML's booleans
+Number = YamlFloat
+Count = YamlInt
 
 
 class _Section(BaseModel):

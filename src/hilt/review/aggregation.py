@@ -24,10 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from hilt.canonical import canonical_json
 from hilt.review.rubric_spec import AGGREGATED_KINDS, Question
+from hilt.review.yamlio import YamlFloat
 
 
 @dataclass(frozen=True)
@@ -116,17 +117,9 @@ class AdjudicationPolicy(BaseModel):
 
     mode: Literal["any_disagreement", "agreement_below", "severity_at_or_above"] = \
         "agreement_below"
-    min_agreement: float = Field(default=0.5, ge=0, le=1)
+    min_agreement: YamlFloat = Field(default=0.5, ge=0, le=1)
     severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev1"
-    min_confidence: float = Field(default=0.5, ge=0, le=1)
-
-    @field_validator("min_agreement", "min_confidence", mode="before")
-    @classmethod
-    def _no_boolean(cls, value: Any) -> Any:
-        # YAML reads yes/no/on/off as booleans: `min_agreement: yes` must not become 1
-        if isinstance(value, bool):
-            raise ValueError("must be a number, not a boolean")
-        return value
+    min_confidence: YamlFloat = Field(default=0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)

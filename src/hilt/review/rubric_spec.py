@@ -21,11 +21,11 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hilt.errors import InputError
 from hilt.review.records import QUESTION_KINDS
-from hilt.review.yamlio import validate_yaml
+from hilt.review.yamlio import YamlFloat, YamlInt, validate_yaml
 
 # Kinds whose answers are judgments that reviewers can agree or disagree on.
 AGGREGATED_KINDS = ("single_choice", "multi_choice", "scale", "preference", "ranking")
@@ -48,22 +48,12 @@ class Question(_Strict):
     help: str = ""
     required: bool = Field(default=True, strict=True)
     options: list[Option] = Field(default_factory=list)
-    min: float | None = None
-    max: float | None = None
-    step: float = 1.0
+    min: YamlFloat | None = None
+    max: YamlFloat | None = None
+    step: YamlFloat = 1.0
     anchors: dict[str, str] = Field(default_factory=dict,
                                     description="scale point -> what it means")
-    max_length: int = Field(default=20_000, ge=1)
-
-    @field_validator("min", "max", "step", "max_length", mode="before")
-    @classmethod
-    def _no_boolean(cls, value: Any) -> Any:
-        # YAML reads yes/no/on/off/true/false as booleans, and `step: yes` must not
-        # become 1. Not strict otherwise: PyYAML reads `1e3` (no exponent sign) as text.
-        if isinstance(value, bool):
-            raise ValueError(f"must be a number, not a boolean ({str(value).lower()}: YAML "
-                             "reads yes/no/on/off/true/false as booleans)")
-        return value
+    max_length: YamlInt = Field(default=20_000, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -30,22 +30,21 @@ import hashlib
 import re
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from hilt.review.aggregation import AdjudicationPolicy
-from hilt.review.yamlio import FieldError, validate_yaml
+from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
 
 SEVERITIES = ("sev0", "sev1", "sev2", "sev3")
 # Default time to resolve by severity (hours); a rule's ``sla_hours`` wins.
 DEFAULT_SLA_HOURS = {0: 1.0, 1: 4.0, 2: 24.0, 3: 72.0}
 _OPS = ("gte", "gt", "lte", "lt", "eq", "ne")
 _HEADS = ("all", "any", "not_", "score", "field", "flag", "keywords", "regex")
-# Numbers refuse booleans: YAML reads yes/no/on/off as true/false, and a lax model
-# would take ``audit_rate: yes`` as 1.0 (audit everything). Integers still fit floats.
-Number = Annotated[float, Field(strict=True)]
-Count = Annotated[int, Field(strict=True)]
+# numbers refuse YAML's booleans
+Number = YamlFloat
+Count = YamlInt
 
 
 class _Strict(BaseModel):

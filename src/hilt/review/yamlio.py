@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 from yaml.constructor import ConstructorError
 
 from hilt.errors import InputError
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def _not_boolean(value: Any) -> Any:
+    # YAML reads yes/no/on/off/true/false as booleans, and a number field would take
+    # `audit_rate: yes` as 1. Otherwise as lax as pydantic: PyYAML reads `1e-2` (no dot)
+    # as text, which the number field still converts.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not a boolean ({str(value).lower()}: YAML "
+                         "reads yes/no/on/off/true/false as booleans)")
+    return value
+
+
+# Number fields of YAML documents (rubrics, rule sets, selection specs, policies).
+YamlFloat = Annotated[float, BeforeValidator(_not_boolean)]
+YamlInt = Annotated[int, BeforeValidator(_not_boolean)]
 
 
 class FieldError(ValueError):
@@ -107,12 +122,7 @@ def error_location(exc: ValidationError) -> tuple[str, tuple[Any, ...]]:
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, FieldError):
         loc += cause.loc
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] in ("float_type", "int_type") and isinstance(err.get("input"), bool):
-        # YAML reads yes/no/true/false/on/off as booleans; a number must be written
-        message = (f"{message}, not a boolean ({str(err['input']).lower()}: YAML reads "
-                   "yes/no/on/off/true/false as booleans)")
-    return message, loc
+    return str(err["msg"]).removeprefix("Value error, "), loc
 
 
 def validate_yaml(model: type[Model], data: Any, *, file: str,
