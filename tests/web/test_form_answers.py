@@ -18,11 +18,10 @@ from hilt.review.rubrics import latest_version, load_rubric_file, publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store.db import transaction
 from hilt.store.tables.review import AdjudicationRow, ReviewRow, ReviewTaskRow
-from hilt.web.security import csrf_token_for
+from tests.web.asgi import BASE, sign_in
 from tests.web.conftest import add_person
 from tests.web.seed import review
 
-BASE = "http://127.0.0.1"
 PAIRWISE = Path(__file__).resolve().parents[2] / "examples" / "rubrics" / "pairwise.yaml"
 BAD_INDICES = ["nan>1", "1e999>1", "0.9>1", "1.7>0", "-0>1", "1>inf", " >1", "١>0",
                "9" * 5000 + ">0"]
@@ -44,15 +43,6 @@ def _pair_task(engine: Engine, event_id: str, pool: str, overlap: int) -> str:
 def client(engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(engine), base_url=BASE) as c:
         yield c
-
-
-def sign_in(client: TestClient, token: str) -> str:
-    page = client.get("/ui/signin")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    response = client.post("/ui/signin", data={"token": token, "csrf_token": csrf},
-                           follow_redirects=False)
-    assert response.status_code == 303, response.text
-    return csrf_token_for(client.cookies["hilt_token"])
 
 
 def _message(page: str) -> str:

@@ -13,10 +13,9 @@ from hilt.access import create_token
 from hilt.api.app import create_app, routes_without_roles
 from hilt.store.db import transaction
 from hilt.web.security import csrf_token_for
+from tests.web.asgi import BASE, sign_in
 from tests.web.conftest import add_person
 from tests.web.seed import publish_harm
-
-BASE = "http://127.0.0.1"
 
 
 @pytest.fixture
@@ -33,15 +32,6 @@ def people(engine: Engine) -> dict[str, str]:
 def client(engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(engine), base_url=BASE) as c:
         yield c
-
-
-def sign_in(client: TestClient, token: str) -> str:
-    page = client.get("/ui/signin")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    response = client.post("/ui/signin", data={"token": token, "csrf_token": csrf},
-                           follow_redirects=False)
-    assert response.status_code == 303, response.text
-    return csrf_token_for(client.cookies["hilt_token"])
 
 
 def test_every_page_declares_roles_and_only_signin_is_public(client: TestClient) -> None:

@@ -3,7 +3,6 @@ revocation end; the sign-in redirect; HTML error pages for every error on /ui pa
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,10 +21,9 @@ from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import TokenRow, WebSessionRow
 from hilt.web.security import csrf_token_for
+from tests.web.asgi import BASE, signin_csrf
 from tests.web.conftest import add_person
 from tests.web.seed import publish_harm
-
-BASE = "http://127.0.0.1"
 
 
 @pytest.fixture
@@ -40,15 +38,10 @@ def client(engine: Engine) -> Iterator[TestClient]:
         yield c
 
 
-def _signin_csrf(client: TestClient, query: str = "") -> str:
-    page = client.get("/ui/signin" + query)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-
-
 def sign_in(client: TestClient, token: str) -> str:
     """Sign in; returns the session cookie's value."""
     response = client.post("/ui/signin", data={"token": token,
-                                               "csrf_token": _signin_csrf(client)},
+                                               "csrf_token": signin_csrf(client)},
                            follow_redirects=False)
     assert response.status_code == 303, response.text
     return client.cookies["hilt_token"]
@@ -162,7 +155,7 @@ def test_a_revoked_tokens_sessions_fail(client: TestClient, engine: Engine,
                                     "/ui/review\t", "/ui/re view", "/ui/révïew"])
 def test_signin_ignores_a_next_path_with_control_or_non_ascii_characters(
         client: TestClient, token: str, target: str) -> None:
-    csrf = _signin_csrf(client)
+    csrf = signin_csrf(client)
     response = client.post("/ui/signin", data={"token": token, "csrf_token": csrf,
                                                "next": target}, follow_redirects=False)
     assert response.status_code == 303
@@ -172,7 +165,7 @@ def test_signin_ignores_a_next_path_with_control_or_non_ascii_characters(
 
 def test_signin_follows_a_plain_next_path(client: TestClient, token: str) -> None:
     response = client.post("/ui/signin", data={
-        "token": token, "csrf_token": _signin_csrf(client), "next": "/ui/review?x=%0A"},
+        "token": token, "csrf_token": signin_csrf(client), "next": "/ui/review?x=%0A"},
         follow_redirects=False)
     assert response.headers["location"] == "/ui/review?x=%0A"
 
