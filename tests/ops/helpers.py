@@ -54,3 +54,17 @@ def workload(engine: Engine, n_events: int, *, overlap: int = 2, start: int = 0
     with transaction(engine) as s:
         return [create_task(s, event_id=f"ev{i:05d}", rubric="simple", actor="lead",
                             overlap_k=overlap) for i in range(start, start + n_events)]
+
+
+def live_sqlite(path: str) -> str:
+    """A migrated SQLite database at ``path`` with two reviewers and five events under
+    review (what the backup tests copy); returns its URL."""
+    from hilt.store.db import make_engine, migrate
+
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    migrate(engine)
+    reviewers(engine, ["ann", "bob"])
+    workload(engine, 5)
+    engine.dispose()
+    return url

@@ -11,20 +11,14 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.errors import InputError
 from hilt.ops.backup import backup, restore
-from hilt.store.db import make_engine, migrate
+from hilt.store.db import make_engine
 
-from .helpers import reviewers, workload
+from .helpers import live_sqlite, workload
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'live.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    reviewers(engine, ["ann", "bob"])
-    workload(engine, 5)
-    engine.dispose()
-    return url
+    return live_sqlite(str(tmp_path / "live.db"))
 
 
 def test_backup_restore_roundtrip_verifies_the_chain(sqlite_url: str, tmp_path: Path) -> None:

@@ -14,21 +14,14 @@ import pytest
 
 from hilt.errors import InputError
 from hilt.ops.backup import backup, restore
-from hilt.store.db import make_engine, migrate
 
 from .climain import run_main
-from .helpers import reviewers, workload
+from .helpers import live_sqlite
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'live.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    reviewers(engine, ["ann", "bob"])
-    workload(engine, 5)
-    engine.dispose()
-    return url
+    return live_sqlite(str(tmp_path / "live.db"))
 
 
 def _grow(path: Path, mib: int) -> None:
