@@ -90,7 +90,7 @@ def _timeout() -> float:
 
 
 LEASE_SECONDS = 60.0
-SECRET_LENGTH = (16, 200)  # as POST /v1/webhooks accepts
+SECRET_LENGTH = (16, 200)  # the signing secret's length (CLI and HTTP)
 
 
 def backoff_seconds(attempts: int, *, base: float, cap: float = 3600.0,

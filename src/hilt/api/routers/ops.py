@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.deps import DB, allow
 from hilt.errors import InputError
+from hilt.ops.webhooks import SECRET_LENGTH
 
 router = APIRouter(tags=["ops"])
 OPERATORS = ("lead", "service")
@@ -90,7 +91,8 @@ def cancel_job(job_id: str, session: Session = DB,
 class SubscriptionIn(BaseModel):
     url: str
     event_types: list[str] = Field(min_length=1)
-    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    secret: str | None = Field(default=None, min_length=SECRET_LENGTH[0],
+                               max_length=SECRET_LENGTH[1])
     description: str = ""
 
 
