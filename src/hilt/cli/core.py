@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.engine import Engine
 
+from hilt.canonical import output_json
 from hilt.config import database_url
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -27,7 +27,8 @@ def engine_for(db: str | None) -> Engine:
 
 
 def echo_json(value: object) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+    """Print a result as strict JSON: undefined numbers (NaN) as null, never bare NaN."""
+    typer.echo(output_json(value))
 
 
 def init(db: DbOption = None) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, engine_for
+from hilt.cli.core import DbOption, echo_json, engine_for
 
 if TYPE_CHECKING:
     from hilt.quality.calibration import CalibrationConfig
@@ -17,13 +17,6 @@ if TYPE_CHECKING:
 
 quality_app = typer.Typer(help="Label quality: aggregation, agreement, reviewer calibration.",
                           no_args_is_help=True)
-
-
-def echo_json(value: object) -> None:
-    """Print ``value`` as JSON; non-finite numbers become null, since JSON has no NaN."""
-    from hilt.quality.files import to_json
-
-    typer.echo(to_json(value, indent=2))
 
 
 class Method(StrEnum):

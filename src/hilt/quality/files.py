@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hilt.canonical import finite_json
 from hilt.errors import InputError
 from hilt.quality._base import ClassificationAggregator
 from hilt.quality._scale import ScaleAggregator
@@ -229,17 +230,7 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
 
 def to_json(value: Any, indent: int | None = None) -> str:
     """JSON text with non-finite numbers as null (JSON has no NaN)."""
-    def clean(obj: Any) -> Any:
-        if isinstance(obj, float) and not math.isfinite(obj):
-            return None
-        if isinstance(obj, dict):
-            return {key: clean(val) for key, val in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [clean(val) for val in obj]
-        if isinstance(obj, np.generic):
-            return clean(obj.item())
-        return obj
-    return json.dumps(clean(value), ensure_ascii=False, default=str, allow_nan=False,
+    return json.dumps(finite_json(value), ensure_ascii=False, default=str, allow_nan=False,
                       indent=indent)
 
 

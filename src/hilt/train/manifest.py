@@ -10,7 +10,6 @@ metrics within the tolerance stated in ``docs/train.md``.
 from __future__ import annotations
 
 import json
-import math
 import platform
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from hilt.canonical import canonical_json, content_hash
+from hilt.canonical import canonical_json, content_hash, finite_json
 from hilt.errors import InputError
 
 MANIFEST_FILE = "manifest.json"
@@ -98,20 +97,12 @@ def manifest_hash(manifest: dict[str, Any]) -> str:
 def json_safe(value: Any) -> Any:
     """``value`` with every NaN or infinite float replaced by None: JSON has no such
     numbers, and an undefined statistic (an empty bin, an empty slice) is null."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return json_safe(value.tolist())
-    return value
+    return finite_json(value)
 
 
 def dump_json(value: Any, indent: int | None = 2) -> str:
     """Strict JSON of a training output (undefined numbers as null, never NaN)."""
-    return json.dumps(json_safe(value), indent=indent, default=str, allow_nan=False)
+    return json.dumps(finite_json(value), indent=indent, default=str, allow_nan=False)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
