@@ -198,22 +198,22 @@ class TestDegenerateAgreement:
         frame = pd.DataFrame({"item": [1, 1, 2, 2], "reviewer": ["a", "b", "a", "b"],
                               "label": ["x", "x", "x", "x"]})
         for metric in ("cohen", "fleiss", "krippendorff"):
-            result = measure_agreement(frame, metric, n_resamples=20)
+            result = measure_agreement(frame, metric, n_resamples=40)
             assert result.value is None and result.ci_low is None
             assert result.note is not None and "one category" in result.note
-        assert measure_agreement(frame, "percent", n_resamples=20).value == 1.0
+        assert measure_agreement(frame, "percent", n_resamples=40).value == 1.0
         assert math.isnan(krippendorff_alpha([["x", "x"], ["x", "x"]]))
 
     def test_no_item_rated_twice(self) -> None:
         frame = pd.DataFrame({"item": [1, 2], "reviewer": ["a", "b"], "label": ["x", "y"]})
         for metric in ("percent", "fleiss", "krippendorff"):
-            result = measure_agreement(frame, metric, n_resamples=20)
+            result = measure_agreement(frame, metric, n_resamples=40)
             assert result.value is None and result.n_items == 0
             assert result.note is not None and "two reviewers" in result.note
 
     def test_empty_answers(self) -> None:
         empty = Answers.from_columns([], [], [])
-        result = measure_agreement(empty, "krippendorff", n_resamples=10)
+        result = measure_agreement(empty, "krippendorff", n_resamples=40)
         assert result.value is None and result.n_answers == 0
 
     def test_cohen_rejects_many_reviewers_and_duplicates(self) -> None:
@@ -234,7 +234,7 @@ class TestDegenerateAgreement:
                              columns=["item", "reviewer", "label"])
         expected = np.mean([cohen_kappa_score(labels[a], labels[b])
                             for a, b in ((0, 1), (0, 2), (1, 2))])
-        assert measure_agreement(frame, "cohen", n_resamples=20).value == pytest.approx(expected)
+        assert measure_agreement(frame, "cohen", n_resamples=40).value == pytest.approx(expected)
 
 
 def test_answers_refuse_a_repeated_class() -> None:

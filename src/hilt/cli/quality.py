@@ -83,8 +83,10 @@ def agreement(
     weights: Annotated[KappaWeightName, typer.Option(
         help="Cohen's kappa disagreement weights")] = KappaWeightName.none,
     order: Annotated[str | None, typer.Option(
-        help="comma-separated label order for ordinal use of non-numeric labels")] = None,
-    resamples: Annotated[int, typer.Option(help="bootstrap resamples over items")] = 1000,
+        help="comma-separated label order for ordinal use of non-numeric labels "
+             "(spaces around each label are ignored)")] = None,
+    resamples: Annotated[int, typer.Option(
+        help="bootstrap resamples over items; at least 2/(1-confidence), 40 at 0.95")] = 1000,
     confidence: Annotated[float, typer.Option(help="interval confidence level")] = 0.95,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
 ) -> None:

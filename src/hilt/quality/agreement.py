@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from hilt.quality.answers import FloatArray, IntArray
+from hilt.quality.answers import FloatArray, IntArray, numeric_order
 
 KappaWeights = Literal["linear", "quadratic"] | None
 # reviewers × items; gaps as nan or None (a list of lists with None is fine)
@@ -194,13 +194,22 @@ def cohen_kappa(rater_a: npt.ArrayLike, rater_b: npt.ArrayLike, weights: KappaWe
     """Cohen's kappa of two equally long label sequences.
 
     ``weights``: None, ``'linear'`` or ``'quadratic'``; weighted kappa uses the positions
-    of the labels in ``labels`` (default: the sorted distinct labels), like scikit-learn.
+    of the labels in ``labels`` (default: the sorted distinct labels, like scikit-learn).
+    Without ``labels``, weighted kappa orders labels that read as numbers by number
+    (``"9" < "10"``) and refuses other text labels (``ValueError``): their alphabetical
+    order says nothing about distance.
     """
     first, second = np.asarray(rater_a), np.asarray(rater_b)
     if first.shape != second.shape or first.ndim != 1:
         raise ValueError("both raters must label the same items")
     domain = (np.unique(np.concatenate([first, second])) if labels is None
               else np.asarray(labels))
+    if weights is not None and labels is None:
+        by_number = numeric_order(domain)
+        if by_number is None:
+            raise ValueError("weighted kappa of labels that are not numbers needs labels= "
+                             "to give their order")
+        domain = domain[by_number]
     index = pd.Index(domain)
     codes_a, codes_b = index.get_indexer(first), index.get_indexer(second)
     if (codes_a < 0).any() or (codes_b < 0).any():

@@ -79,6 +79,39 @@ def _codes(known: np.ndarray, values: Sequence[Any] | np.ndarray) -> IntArray:
     return codes
 
 
+def _first_missing(values: np.ndarray) -> int | None:
+    """Position of the first missing value (``None``, NaN, ``pd.NA``), if any.
+
+    ``pd.read_csv`` turns a blank cell into NaN; passed on, NaN would become a class of
+    its own (or a ``-1`` code from ``pd.factorize``) and silently change every result."""
+    if values.dtype.kind not in "fcOmM":
+        return None  # integer, boolean and fixed-width text arrays cannot hold a gap
+    missing = np.flatnonzero(np.asarray(pd.isna(values), dtype=bool))
+    return int(missing[0]) if missing.size else None
+
+
+def _as_number(value: Any) -> float | None:
+    """``value`` as a finite number: a number, or text that reads as one; else None."""
+    if _kind(value) not in ("number", "bool") and not isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def numeric_order(values: Sequence[Any] | np.ndarray) -> IntArray | None:
+    """The permutation that sorts ``values`` by number when every value is a number or
+    text that reads as one (``"9" < "10"``); None when some value is not, because then
+    only the caller knows the order (sorting text would put ``"high"`` before ``"low"``)."""
+    numbers = [_as_number(value) for value in np.asarray(values, dtype=object).tolist()]
+    if any(number is None for number in numbers):
+        return None
+    return np.asarray(np.argsort(np.asarray(numbers, dtype=np.float64), kind="stable"),
+                      dtype=np.int64)
+
+
 def _sorted_classes(values: np.ndarray) -> np.ndarray:
     """Distinct labels in sorted order; first-appearance order when they do not sort."""
     uniques = pd.unique(values)
@@ -94,7 +127,8 @@ class Answers:
 
     ``item_index[k]``, ``reviewer_index[k]`` and ``label_index[k]`` are codes into
     ``items``, ``reviewers`` and ``classes``. Items and reviewers keep their order of first
-    appearance; classes are sorted (this order is also the last tie-breaker everywhere).
+    appearance; classes are sorted (this order is also the last tie-breaker everywhere),
+    or in the order the caller gave (``classes_given``).
     """
 
     item_index: IntArray
@@ -103,6 +137,7 @@ class Answers:
     items: np.ndarray
     reviewers: np.ndarray
     classes: np.ndarray
+    classes_given: bool = False
 
     @property
     def n_answers(self) -> int:
@@ -128,16 +163,26 @@ class Answers:
 
         ``classes`` fixes the label set and its order (needed for ordinal data, or to
         include a label nobody used, such as a gold label); labels outside it are an error.
+        A missing value (``None`` or NaN, e.g. a blank cell read by ``pd.read_csv``) in
+        any column is an :class:`~hilt.errors.InputError` naming its row position
+        (counting from 0) and the column: drop or fill incomplete answers first.
         """
         item_values = np.asarray(items)
         reviewer_values = np.asarray(reviewers)
         label_values = np.asarray(labels)
-        if label_values.dtype.kind == "O" and _mixed(label_values.tolist()):
-            label_values = _as_text(label_values.tolist())  # one type per label set
         if not item_values.shape == reviewer_values.shape == label_values.shape:
             raise ValueError("items, reviewers and labels must have the same length")
         if item_values.ndim != 1:
             raise ValueError("answers must be one-dimensional columns")
+        for name, column in (("item", item_values), ("reviewer", reviewer_values),
+                             ("label", label_values)):
+            position = _first_missing(column)
+            if position is not None:
+                raise InputError(f"missing {name} (blank or NaN) at row position {position} "
+                                 "(counting from 0); drop or fill incomplete answers first",
+                                 field=name)
+        if label_values.dtype.kind == "O" and _mixed(label_values.tolist()):
+            label_values = _as_text(label_values.tolist())  # one type per label set
         item_codes, item_uniques = pd.factorize(item_values)
         reviewer_codes, reviewer_uniques = pd.factorize(reviewer_values)
         class_values = (_sorted_classes(label_values) if classes is None
@@ -154,7 +199,7 @@ class Answers:
                    reviewer_index=np.asarray(reviewer_codes, dtype=np.int64),
                    label_index=np.asarray(label_codes, dtype=np.int64),
                    items=np.asarray(item_uniques), reviewers=np.asarray(reviewer_uniques),
-                   classes=class_values)
+                   classes=class_values, classes_given=classes is not None)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, *, item: str = "item", reviewer: str = "reviewer",
@@ -188,6 +233,28 @@ class Answers:
             raise InputError("a label was lost while adding gold labels", field="gold")
         return Answers(self.item_index, self.reviewer_index, remap[self.label_index],
                        self.items, self.reviewers, new_classes)
+
+    def in_order(self, use: str) -> Answers:
+        """The same answers with the classes in their order, for ``use`` (a metric that
+        compares label positions): the order given as ``classes``, else the numeric order
+        when every label is a number or reads as one (``"9" < "10"``). Text labels
+        without a given order are a ``ValueError``: their sorted order is alphabetical,
+        not meaningful (``"high" < "low" < "mid"``)."""
+        if self.classes_given:
+            return self
+        order = numeric_order(self.classes)
+        if order is None:
+            shown = ", ".join(repr(value) for value in self.classes.tolist()[:5])
+            raise ValueError(f"{use} needs ordered labels, but the labels ({shown}"
+                             f"{', ...' if self.n_classes > 5 else ''}) are not numbers: "
+                             "give their order as classes= (Answers.from_columns or "
+                             "Answers.from_frame), or --order on the command line")
+        if np.array_equal(order, np.arange(self.n_classes)):
+            return self
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return Answers(self.item_index, self.reviewer_index, rank[self.label_index],
+                       self.items, self.reviewers, self.classes[order], classes_given=True)
 
     def encode_gold(self, gold: Mapping[Any, Any] | pd.Series) -> tuple[IntArray, IntArray]:
         """Codes ``(item_index, class_index)`` of gold items that appear in the answers.

@@ -55,24 +55,35 @@ class AgreementResult:
         return asdict(self)
 
 
-def bootstrap_interval(statistic: WeightedStatistic, n_resamples: int = 1000,
-                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float, int]:
-    """Percentile bootstrap interval of a statistic over its units (items).
+# Fewer items than this give a bootstrap distribution of a handful of distinct values
+# (2 items: 3 possible resamples), whose percentiles claim a certainty the data lacks.
+MIN_BOOTSTRAP_UNITS = 5
 
-    A resample draws ``n_units`` items with replacement; it is represented by the number
-    of times each item was drawn (a multinomial weight vector), so no data is copied.
-    Resamples where the statistic is undefined (e.g. all drawn items in one category) are
-    left out; returns ``(low, high, n_defined)`` with ``nan`` bounds when fewer than half
-    of the resamples are defined. Seeded: the same seed gives the same interval.
 
-    Reference: B. Efron and R. J. Tibshirani (1993), *An Introduction to the Bootstrap*,
-    ch. 13 (percentile interval).
-    """
+def min_resamples(confidence: float) -> int:
+    """Fewest resamples for a percentile interval at ``confidence``: each tail, a share
+    ``(1 - confidence) / 2`` of the resamples, must hold at least one resample, so
+    ``ceil(2 / (1 - confidence))`` (40 at 95 %). With fewer, both bounds are the extreme
+    resamples, which need not even bracket the estimate."""
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
+    # Rounded first: 2 / (1 - 0.95) is 40.000000000000004 in floating point.
+    return math.ceil(round(2.0 / (1.0 - confidence), 9))
+
+
+def _percentile_bootstrap(statistic: WeightedStatistic, n_resamples: int, confidence: float,
+                          seed: int) -> tuple[float, float, int, str | None]:
+    """``(low, high, n_defined, reason)``: the interval (widened to hold the estimate), or
+    ``nan`` bounds and the reason there is none."""
+    needed = min_resamples(confidence)
+    if n_resamples < needed:
+        raise ValueError(f"n_resamples must be at least {needed} for a {confidence:g} "
+                         f"interval (each tail needs a resample), not {n_resamples}")
+    nan = float("nan")
     n_units = statistic.n_units
-    if n_resamples <= 0 or n_units == 0:
-        return float("nan"), float("nan"), 0
+    if n_units < MIN_BOOTSTRAP_UNITS:
+        return nan, nan, 0, (f"only {n_units} item(s) take part; an interval needs at least "
+                             f"{MIN_BOOTSTRAP_UNITS}")
     rng = np.random.default_rng(seed)
     values = np.empty(n_resamples)
     for resample in range(n_resamples):
@@ -80,11 +91,44 @@ def bootstrap_interval(statistic: WeightedStatistic, n_resamples: int = 1000,
         weights = np.bincount(draws, minlength=n_units).astype(np.float64)
         values[resample] = statistic(weights)
     defined = values[np.isfinite(values)]
-    if defined.size < max(1, n_resamples // 2):
-        return float("nan"), float("nan"), int(defined.size)
+    if defined.size < max(needed, n_resamples // 2):
+        return nan, nan, int(defined.size), ("too few resamples gave a defined value for "
+                                             "an interval")
+    if np.ptp(defined) <= 1e-12 * max(1.0, float(np.abs(defined).max())):
+        # Every item says the same (e.g. all pairs agree): resampling cannot show the
+        # uncertainty, and [v, v] would claim the value is exact.
+        return nan, nan, int(defined.size), ("every resample gave the same value (the items "
+                                             "do not vary), so the bootstrap cannot "
+                                             "measure the uncertainty")
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(defined, [tail, 1.0 - tail])
-    return float(low), float(high), int(defined.size)
+    low, high = (float(bound) for bound in np.quantile(defined, [tail, 1.0 - tail]))
+    estimate = statistic(np.ones(n_units))
+    if math.isfinite(estimate):
+        # A skewed bootstrap distribution can put both percentiles on one side of the
+        # estimate; an interval that excludes its own estimate reads as a contradiction.
+        low, high = min(low, estimate), max(high, estimate)
+    return low, high, int(defined.size), None
+
+
+def bootstrap_interval(statistic: WeightedStatistic, n_resamples: int = 1000,
+                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float, int]:
+    """Percentile bootstrap interval of a statistic over its units (items).
+
+    A resample draws ``n_units`` items with replacement; it is represented by the number
+    of times each item was drawn (a multinomial weight vector), so no data is copied.
+    Resamples where the statistic is undefined (e.g. all drawn items in one category) are
+    left out. Returns ``(low, high, n_defined)``; the interval is widened where needed to
+    hold the estimate itself. The bounds are ``nan`` with fewer than
+    :data:`MIN_BOOTSTRAP_UNITS` units, when fewer than half of the resamples (or fewer
+    than :func:`min_resamples`) are defined, or when every resample gives the same value.
+    ``n_resamples`` below :func:`min_resamples` is a ``ValueError``. Seeded: the same seed
+    gives the same interval.
+
+    Reference: B. Efron and R. J. Tibshirani (1993), *An Introduction to the Bootstrap*,
+    ch. 13 (percentile interval).
+    """
+    low, high, defined, _ = _percentile_bootstrap(statistic, n_resamples, confidence, seed)
+    return low, high, defined
 
 
 class _MeanPairwiseCohen:
@@ -128,6 +172,8 @@ def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nomina
     if metric == "krippendorff":
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        if level == "ordinal":
+            answers = answers.in_order("ordinal Krippendorff's alpha")
         numeric = None
         if level in ("interval", "ratio"):
             try:
@@ -144,6 +190,8 @@ def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nomina
         pair_keys = answers.item_index * max(answers.n_reviewers, 1) + answers.reviewer_index
         if np.unique(pair_keys).size != pair_keys.size:
             raise ValueError("cohen needs at most one answer per item and reviewer")
+        if kappa_weights is not None:
+            answers = answers.in_order(f"{kappa_weights} weighted Cohen's kappa")
         return _MeanPairwiseCohen(answers, kappa_weights)
     raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
 
@@ -154,23 +202,29 @@ def measure_agreement(answers: Answers | pd.DataFrame, metric: Metric,
                       seed: int = 0) -> AgreementResult:
     """One agreement metric over long-format answers, with a bootstrap interval over items.
 
+    The interval (see :func:`bootstrap_interval`) is ``None`` with a ``note`` when it cannot
+    be had: fewer than :data:`MIN_BOOTSTRAP_UNITS` items take part, too few resamples are
+    defined, or every resample gives the same value. ``n_resamples`` must be at least
+    :func:`min_resamples` (40 at 95 %).
+
     ``metric``: ``percent`` (mean share of agreeing pairs), ``cohen`` (two reviewers;
     with 3–20 reviewers, Light's mean pairwise kappa; ``kappa_weights`` for weighted
-    kappa over the sorted labels), ``fleiss`` or ``krippendorff`` (``level`` nominal,
-    ordinal, interval or ratio; ordinal uses the order of ``answers.classes``).
+    kappa), ``fleiss`` or ``krippendorff`` (``level`` nominal, ordinal, interval or
+    ratio). Ordinal alpha and weighted kappa compare label positions: they use the order
+    given as ``classes``, else the numeric order of labels that are (or read as) numbers;
+    other text labels without an order are a ``ValueError`` (see :meth:`Answers.in_order`).
     """
     encoded = as_answers(answers)
     statistic = agreement_statistic(encoded, metric, level, kappa_weights)
     value = statistic(np.ones(statistic.n_units))
-    low, high, defined = bootstrap_interval(statistic, n_resamples, confidence, seed)
-    note = None
+    low, high, defined, no_interval = _percentile_bootstrap(statistic, n_resamples,
+                                                            confidence, seed)
+    note = no_interval
     if statistic.n_units == 0:
         note = "no item was rated by two reviewers; agreement is undefined"
     elif not math.isfinite(value):
         note = ("all pairable ratings fall in one category, so chance agreement is perfect "
                 "and the chance-corrected value is undefined")
-    elif not math.isfinite(low):
-        note = "too few resamples gave a defined value for an interval"
 
     def _clean(number: float) -> float | None:
         return number if math.isfinite(number) else None

@@ -51,7 +51,8 @@ def _decode(path: Path) -> str:
 def read_csv_columns(path: Path | str, required: Sequence[str]) -> CsvColumns:
     """The ``required`` columns of a headed CSV file; other columns are ignored.
 
-    Empty values in required columns, short rows and malformed CSV are errors.
+    Empty values in required columns, a required column named twice in the header, short
+    rows and malformed CSV are errors.
     Completely blank lines are skipped.
     """
     file_path = Path(path)
@@ -73,6 +74,10 @@ def read_csv_columns(path: Path | str, required: Sequence[str]) -> CsvColumns:
             if column not in header:
                 raise InputError(f"missing column {column!r} in the header "
                                  f"(found: {', '.join(header)})", file=name, line=1, field=column)
+            if header.count(column) > 1:
+                # Two columns of one name: which one holds the data is anyone's guess.
+                raise InputError(f"column {column!r} appears {header.count(column)} times in "
+                                 "the header", file=name, line=1, field=column)
             positions[column] = header.index(column)
         values: dict[str, list[str]] = {column: [] for column in required}
         lines: list[int] = []

@@ -17,7 +17,7 @@ from hilt.quality._scale import ScaleAggregator
 from hilt.quality.agreement import KappaWeights
 from hilt.quality.answers import Answers
 from hilt.quality.bias_corrected_mean import BiasCorrectedMean
-from hilt.quality.bootstrap import AgreementResult, Metric, measure_agreement
+from hilt.quality.bootstrap import AgreementResult, Metric, measure_agreement, min_resamples
 from hilt.quality.calibration import wilson_interval
 from hilt.quality.csv_io import (
     CsvColumns,
@@ -91,6 +91,27 @@ def _reviewer_gold_accuracy(table: CsvColumns, gold: GoldFile | None,
     return rows
 
 
+def _same_file(first: Path | str, second: Path | str) -> bool:
+    """Whether two paths name one file: the same resolved path (links followed), or, for
+    files that exist, the same file on disk (hard links, case-insensitive folders)."""
+    a, b = Path(first), Path(second)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _refuse_overwriting_inputs(output: Path | str, option: str,
+                               inputs: dict[str, Path | str | None]) -> None:
+    """An output that names an input file would replace the data it is computed from."""
+    for name, source in inputs.items():
+        if source is not None and _same_file(output, source):
+            raise InputError(f"would overwrite the {name} input file {source}",
+                             file=str(output), field=option)
+
+
 def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
                    gold_path: Path | str | None = None,
                    report_path: Path | str | None = None) -> dict[str, Any]:
@@ -106,9 +127,12 @@ def aggregate_file(answers_path: Path | str, method: str, out_path: Path | str,
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}",
                          field="method")
     check_output(out_path, "--out")
+    inputs = {"ANSWERS": answers_path, "--gold": gold_path}
+    _refuse_overwriting_inputs(out_path, "--out", inputs)
     if report_path is not None:
         check_output(report_path, "--report")
-        if Path(report_path).resolve() == Path(out_path).resolve():
+        _refuse_overwriting_inputs(report_path, "--report", inputs)
+        if _same_file(report_path, out_path):
             raise InputError("the report would overwrite the labels file",
                              file=str(report_path), field="--report")
     table = read_answers(answers_path)
@@ -188,10 +212,15 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
     if not 0 < confidence < 1:
         raise InputError(f"confidence must lie strictly between 0 and 1, not {confidence}",
                          field="--confidence")
-    if n_resamples < 1:
-        raise InputError(f"resamples must be at least 1, not {n_resamples}",
+    needed = min_resamples(confidence)
+    if n_resamples < needed:
+        # Fewer resamples than this leave a tail of the percentile interval empty.
+        raise InputError(f"resamples must be at least {needed} for a {confidence:g} "
+                         f"interval (ceil(2 / (1 - confidence))), not {n_resamples}",
                          field="--resamples")
     if order is not None:
+        # Trimmed like the CSV values they are compared with ("low, mid" is "low","mid").
+        order = [label.strip() for label in order]
         if any(not label for label in order):
             raise InputError("a label is empty", field="--order")
         repeated = sorted({label for label in order if order.count(label) > 1})

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from hilt.quality.agreement import ReliabilityData, reliability_to_long
-from hilt.quality.answers import FloatArray, IntArray
+from hilt.quality.answers import FloatArray, IntArray, numeric_order
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 LEVELS: tuple[Level, ...] = ("nominal", "ordinal", "interval", "ratio")
@@ -178,9 +178,11 @@ def krippendorff_alpha(reliability_data: ReliabilityData, level: Level = "nomina
     """Krippendorff's alpha of ``reviewers × items`` data with ``nan``/``None`` for gaps.
 
     The layout and the conventions match the ``krippendorff`` package. ``value_domain``
-    orders the values for the ordinal level (default: sorted distinct values); interval and
-    ratio need numbers. Returns ``nan`` when fewer than two pairable values exist or when
-    all pairable values are the same (alpha undefined).
+    orders the values for the ordinal level; without it the values are ordered as numbers
+    (text that reads as a number too, so ``"9" < "10"``), and other text is a
+    ``ValueError`` because its alphabetical order is not its meaning. Interval and ratio
+    need numbers. Returns ``nan`` when fewer than two pairable values exist or when all
+    pairable values are the same (alpha undefined).
     """
     units, raw_values = reliability_to_long(reliability_data)
     if value_domain is None:
@@ -191,6 +193,14 @@ def krippendorff_alpha(reliability_data: ReliabilityData, level: Level = "nomina
         rank = np.empty(order.size, dtype=np.int64)
         rank[order] = np.arange(order.size)
         domain, codes = np.asarray(first_seen)[order], rank[first_seen_codes]
+        if level == "ordinal":
+            by_number = numeric_order(domain)
+            if by_number is None:
+                raise ValueError("ordinal alpha of values that are not numbers needs "
+                                 "value_domain to give their order")
+            position = np.empty_like(by_number)
+            position[by_number] = np.arange(by_number.size)
+            domain, codes = domain[by_number], position[codes]
     else:
         domain = np.asarray(value_domain)
         codes = pd.Index(domain).get_indexer(raw_values)

@@ -82,7 +82,8 @@ class DriftConfig:
     min_reference_n: int = 100
     """... and the reference at least this many."""
     min_expected: float = 5.0
-    """Chi-square cells with a smaller expected count are pooled (Cochran's rule)."""
+    """Chi-square cells with a smaller expected count are pooled (Cochran's rule); at
+    least 1."""
     smoothing: float = 0.5
     """Pseudo-count added to every category for the divergences (Jeffreys prior)."""
     min_psi: float = 0.05
@@ -143,6 +144,9 @@ class DriftConfig:
         if self.lookback_windows > self.history_windows:
             # The runner reads no data before history_windows, so windows beyond it could
             # never be tested (and a huge value would only make the run crawl).
+            if self._changed("history_windows", "lookback_windows"):
+                raise _bad("history_windows", f"must be at least lookback_windows "
+                                              f"({self.lookback_windows})")
             raise _bad("lookback_windows", f"must not exceed history_windows "
                                            f"({self.history_windows})")
         if not 0 < self.false_alarm_rate < 1:
@@ -150,7 +154,11 @@ class DriftConfig:
         if self.reference not in ("baseline", "trailing"):
             raise _bad("reference", "must be 'baseline' or 'trailing'")
         if self.history_windows < self.reference_windows + 1:
-            raise _bad("history_windows", "must exceed reference_windows")
+            if self._changed("reference_windows", "history_windows"):
+                raise _bad("reference_windows", f"must be less than history_windows "
+                                                f"({self.history_windows})")
+            raise _bad("history_windows", f"must exceed reference_windows "
+                                          f"({self.reference_windows})")
         if self.horizon_windows is not None and self.horizon_windows < 1:
             raise _bad("horizon_windows", "must be at least 1")
         for name in ("min_window_n", "min_reference_n", "min_gold_window_n",
@@ -158,7 +166,12 @@ class DriftConfig:
             # A test on an empty window means nothing; at least one observation.
             if getattr(self, name) < 1:
                 raise _bad(name, "must be at least 1")
-        for name in ("min_expected", "min_psi", "min_rate_change"):
+        if self.min_expected < 1:
+            # Cochran's rule pools categories until every expected count reaches this; below
+            # 1 (0 turns pooling off) the chi-square approximation fails on sparse
+            # categories and tiny expected counts raise false alarms (Cochran 1954).
+            raise _bad("min_expected", f"must be at least 1, not {self.min_expected}")
+        for name in ("min_psi", "min_rate_change"):
             if getattr(self, name) < 0:
                 raise _bad(name, "must not be negative")
         if self.smoothing <= 0:
@@ -170,6 +183,13 @@ class DriftConfig:
         unknown = set(self.enabled) - set(MONITORS)
         if unknown:
             raise _bad("enabled", f"unknown monitors {sorted(unknown)}; known: {MONITORS}")
+
+    def _changed(self, culprit: str, other: str) -> bool:
+        """Whether, of two settings that conflict, ``culprit`` was moved from its default
+        while ``other`` was not: the error then names the setting the user wrote."""
+        fields = self.__dataclass_fields__
+        return (getattr(self, culprit) != fields[culprit].default
+                and getattr(self, other) == fields[other].default)
 
     @property
     def width(self) -> timedelta:
