@@ -28,7 +28,9 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
 
     Versions are content-addressed: when the selected records equal an existing
     version's, that version is returned (created: false) under the name it was first
-    built with, and a note on stderr says so. A selection without records exits 2.
+    built with, and a note on stderr says so; when that version is revoked the output
+    says so (revoked, revoked_reason) and so does a note on stderr: it stays revoked.
+    A selection without records exits 2.
     """
     from hilt.data.build import build_version
     from hilt.data.spec import load_spec
@@ -45,8 +47,14 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
                    + (f"; 'dataset list --name {selection.name}' finds it"
                       if other_name else ""),
                    err=True)
+    if result.revoked:
+        typer.echo(f"note: dataset version {result.version_id} is revoked "
+                   f"({result.revoked_reason}); exporting or training on it needs "
+                   "--override-revoked", err=True)
     echo_json({"version_id": result.version_id, "created": result.created,
                "reused": not result.created, "name": result.name,
+               **({"revoked": True, "revoked_reason": result.revoked_reason}
+                  if result.revoked else {}),
                **({"requested_name": selection.name} if other_name else {}),
                "kind": selection.kind,
                "records": result.record_count,

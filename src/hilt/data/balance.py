@@ -66,7 +66,7 @@ def _group_key(spec: SplitSpec) -> Callable[[Example], str]:
         return lambda ex: ex.event_id
     if spec.group_by == "subject":
         return lambda ex: f"subject:{ex.subject_id}" if ex.subject_id else ex.event_id
-    return lambda ex: normalise(ex.prompt() if ex.messages else (ex.text or ""))
+    return lambda ex: normalise(ex.group_prompt())
 
 
 def assign_splits(examples: Sequence[Example], spec: SplitSpec,

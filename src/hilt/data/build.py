@@ -4,7 +4,8 @@ A version is content-addressed: its id is the sha256 of ``records.jsonl``, one c
 JSON record per line (``hilt.canonical``), sorted by record key, so anyone can recompute
 it with ``sha256sum``. Building the same records again returns the existing version
 (versions are immutable), under the name it was first built with; the reuse is said in
-the result (``reused``) and written to the audit log with the spec that asked for it.
+the result (``reused``, and ``revoked`` with its reason when that version was revoked:
+it stays revoked) and written to the audit log with the spec that asked for it.
 A selection with no records is refused rather than recorded as an empty version. The
 files live in ``<data dir>/<id>/`` next to ``manifest.json``; the database holds the
 manifest and every record's lineage.
@@ -14,7 +15,9 @@ folder, and the lookup of the version, the move of the folder into place and the
 of its row happen under a lock on the version id (PostgreSQL: a transaction-scoped
 advisory lock; SQLite: every write transaction already holds the database's write lock),
 so the second build waits for the first to commit and then reuses its version. A folder
-is only ever replaced when no committed version owns it.
+is only ever replaced when no committed version owns it. Before it reads the store a
+build takes the erasure lock shared (:mod:`hilt.data.erasure_lock`), so a subject's
+erasure waits for it and then revokes what it recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from hilt.bulk import gc_paused
 from hilt.canonical import canonical_json, content_hash, sha256_hex
 from hilt.config import hilt_home
 from hilt.data.decontam import HeldoutIndex
+from hilt.data.erasure_lock import lock_for_reading
 from hilt.data.mixing import CompatLookup, check_rubric_mixing, default_compat_lookup
 from hilt.data.pii import PiiDetector
 from hilt.data.pipeline import SelectionResult, run_selection
@@ -89,6 +93,10 @@ class BuildResult:
     # The steps of this build: when an existing version is reused they may differ from
     # the manifest's (another spec can select the same records).
     steps: list[dict[str, Any]]
+    # A reused version may have been revoked: it is still returned (its id is its
+    # records), and exports and training of it still need an audited override.
+    revoked: bool = False
+    revoked_reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -141,6 +149,8 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
     (:mod:`hilt.data.mixing`); ``compat_lookup`` replaces the drift stage's lookup.
     Refuses (``InputError``, naming ``spec_file``) a selection without records.
     """
+    # Before anything is read: an erasure committing during the build would not see it.
+    lock_for_reading(session)
     labels: LabelSource | None = (default_label_source() if label_source is _UNSET
                                   else label_source)
     heldout_of: HeldoutSource = heldout_source or default_heldout_source()
@@ -170,6 +180,7 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
         raise InputError(f"selection {spec.name!r} ({spec.kind}) yields no records, so no "
                          f"version is recorded; {_removed_summary(result)}",
                          file=spec_file)
+    lock_for_reading(session)  # a no-op when build_version took it already
     root = data_dir(directory)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{uuid.uuid4().hex}"
@@ -269,7 +280,8 @@ def _removed_summary(result: SelectionResult) -> str:
 
 def _reuse(session: Session, spec: SelectionSpec, existing: DatasetVersionRow,
            steps: list[dict[str, Any]], *, actor: str) -> BuildResult:
-    """Return the version that already holds exactly these records.
+    """Return the version that already holds exactly these records, saying whether it
+    is revoked (a revocation is never undone by building the same records again).
 
     Records carry their kind, so equal records imply an equal kind; checked anyway, as
     returning a version of another kind would hand a trainer the wrong data. The spec
@@ -284,4 +296,6 @@ def _reuse(session: Session, spec: SelectionSpec, existing: DatasetVersionRow,
                      "recorded_name": existing.name,
                      "spec_sha256": sha256_hex(canonical_json(spec.as_dict())),
                      "steps": {s["step"]: s["removed"] for s in steps}})
-    return BuildResult(existing.id, False, existing.record_count, existing.manifest, steps)
+    return BuildResult(existing.id, False, existing.record_count, existing.manifest, steps,
+                       revoked=existing.revoked_at is not None,
+                       revoked_reason=existing.revoked_reason)

@@ -172,6 +172,9 @@ def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_ev
                 confidence: float) -> Example:
         ex = _base(c, key, "classification", source, lbs, confidence, messages=[])
         ex.text, ex.label = text, cfg.label_map.get(value, value)
+        ex.prompt_text = prompt
+        if cfg.text == "prompt_response":
+            ex.text_parts = (prompt, response)
         return ex
 
     for lb in labels:

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hilt.data.erasure_lock import lock_for_reading
 from hilt.errors import InputError
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -64,6 +65,9 @@ def export_version(session: Session, version_id: str, out: str | Path, *,
 
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; one of {list(FORMATS)}", field="format")
+    # Held to commit: an erasure then either revoked the version before this reads it,
+    # or waits for this export's row and flags it.
+    lock_for_reading(session)
     row = assert_usable(session, version_id, override_reason=override_reason, actor=actor,
                         purpose="export")
     shapes = SHAPES[row.kind]

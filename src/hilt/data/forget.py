@@ -18,7 +18,9 @@ the ``hf`` folder, ...) of every export of those versions whose folder is still 
 machine (:func:`hilt.data.versions.export_split_files`); a ``REVOKED.json`` marker stays
 in each folder. Exports already copied elsewhere cannot be deleted from here: they are
 flagged, and the flag is what downstream checks read. Future builds never see the
-content again (it is gone from the store).
+content again (it is gone from the store). On PostgreSQL the erasure holds the erasure
+lock exclusively (:mod:`hilt.data.erasure_lock`): it waits for builds and exports still
+running, and those that start later wait for it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
 from hilt.data.build import RECORDS_FILE
+from hilt.data.erasure_lock import lock_for_erasure
 from hilt.data.versions import export_split_files, flag_exports
 from hilt.errors import InputError
 from hilt.store import audit
@@ -64,6 +67,8 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
     """The database part of forgetting, in the caller's transaction."""
     if not subject_id.strip():
         raise InputError("subject id is empty", field="subject")
+    # Waits for running builds and exports, so their versions and exports are seen below.
+    lock_for_erasure(session)
     now = utcnow()
     subject_hash = sha256_hex(subject_id)
     rows = list(session.execute(sa.select(EventRow).where(EventRow.subject_id == subject_id)

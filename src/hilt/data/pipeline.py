@@ -142,11 +142,21 @@ def handle_pii(examples: list[Example], spec: SelectionSpec,
             messages[i]["content"] = redact(messages[i]["content"], spans)
         for name, spans in field_hits.items():
             setattr(ex, name, redact(getattr(ex, name), spans))
+        _redact_parts(ex, detector)
         ex.messages, ex.redacted = messages, tuple(kinds)
         redacted += 1
         kept.append(ex)
     report.notes["redacted"] = redacted
     return kept, report
+
+
+def _redact_parts(ex: Example, detector: PiiDetector) -> None:
+    """The prompt and response a classification text is made of get the text's
+    treatment: the prompt is written to the record."""
+    if ex.text_parts:
+        ex.text_parts = tuple(redact(part, detector.find(part)) for part in ex.text_parts)
+    if ex.prompt_text is not None:
+        ex.prompt_text = redact(ex.prompt_text, detector.find(ex.prompt_text))
 
 
 def _priority(examples: list[Example]) -> list[Example]:
@@ -251,12 +261,30 @@ def decontaminate(examples: list[Example], index: HeldoutIndex,
         bad: dict[int, int] = {}
         for f in np.flatnonzero(hits >= 0).tolist():
             bad.setdefault(int(owner[f]), int(hits[f]))
+        _match_parts(chunk, index, bad)
         for i, ex in enumerate(chunk):
             if i in bad:
                 report.drop(f"heldout:{index.items[bad[i]].suite_id}", ex.key)
             else:
                 kept.append(ex)
     return kept, report
+
+
+def _match_parts(chunk: list[Example], index: HeldoutIndex, bad: dict[int, int]) -> None:
+    """Add to ``bad`` the examples (by position) one of whose
+    :meth:`~hilt.data.records.Example.decontamination_parts` overlaps a held-out text."""
+    parts: list[str] = []
+    owner: list[int] = []
+    for i, ex in enumerate(chunk):
+        if i not in bad:
+            for part in ex.decontamination_parts():
+                parts.append(part)
+                owner.append(i)
+    if not parts:
+        return
+    hits = index.match(parts)
+    for f in np.flatnonzero(hits >= 0).tolist():
+        bad.setdefault(owner[f], int(hits[f]))
 
 
 def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,

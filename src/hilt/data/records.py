@@ -95,6 +95,13 @@ class Example:
     split: str = "train"
     # Row of this example in the selection's :class:`hilt.data.textfeatures.TextFeatures`.
     text_row: int = -1
+    # Classification: the rendered prompt of the event, which a prompt-grouped split
+    # groups by whatever part of the event ``text`` holds (not written to records).
+    prompt_text: str | None = None
+    # Classification ``prompt_response``: the prompt and the response ``text`` joins,
+    # each decontaminated as a field of its own (a short held-out prompt equals the
+    # prompt, never the joined text). The prompt is written as the record's ``prompt``.
+    text_parts: tuple[str, ...] = ()
 
     # Names of the text-bearing attributes, for PII, dedup and decontamination.
     TEXT_FIELDS = ("chosen", "rejected", "completion", "text")
@@ -107,6 +114,17 @@ class Example:
 
     def prompt(self) -> str:
         return render_prompt(self.messages)
+
+    def group_prompt(self) -> str:
+        """The prompt a prompt-grouped split groups by: the conversation's, or for a
+        classification example the source event's (its ``text`` may hold the response)."""
+        if self.messages:
+            return self.prompt()
+        return self.prompt_text if self.prompt_text is not None else (self.text or "")
+
+    def decontamination_parts(self) -> list[str]:
+        """Texts checked against held-out suites besides :meth:`texts`."""
+        return list(self.text_parts)
 
     def dedup_text(self) -> str:
         return "\n".join(self.texts())
@@ -138,7 +156,9 @@ class Example:
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
             "key": self.key, "kind": self.kind, "source": self.source,
-            "messages": self.messages, "prompt": self.prompt() if self.messages else None,
+            "messages": self.messages,
+            "prompt": self.prompt() if self.messages else
+            (self.text_parts[0] if self.text_parts else None),
             "slice": self.slice,
             "split": self.split, "template": self.template, "confidence": self.confidence,
             "redacted": list(self.redacted), "lineage": self.lineage(),

@@ -165,6 +165,14 @@ class SftSpec(_Section):
     approve_values: list[str] = Field(default_factory=lambda: ["approve", "good", "yes"])
     min_scale: Number | None = None
 
+    @model_validator(mode="after")
+    def _scale_needs_question(self) -> SftSpec:
+        # without the question no label is read, so the threshold would be ignored
+        if self.min_scale is not None and self.approval_question is None:
+            raise FieldError("min_scale needs approval_question (the question whose "
+                             "scale value it compares)", ("min_scale",))
+        return self
+
 
 class ClassificationSpec(_Section):
     question_id: str | None = Field(default=None, description="rubric question / label name")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hilt.data.balance import unit_hash
-from hilt.data.ngrams import WordBatch, WordHasher, tokenise, words
+from hilt.data.ngrams import WordBatch, WordHasher, normalise, tokenise, words
 from hilt.data.records import Example
 from hilt.data.spec import SplitSpec
 
@@ -145,8 +145,12 @@ def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *
                 ex.kind.encode(), _label_bytes(ex.label), layout.encode(),
                 lengths[f:f + k].tobytes(), body)).digest())
             if units is not None:
-                units[lo + i] = unit_hash(seed, " ".join(
-                    _prompt_words(ex, tokens.flat, starts, ends, f, k)))
+                # A classification example's prompt is not among its fields (its text
+                # may be the response): tokenise it on its own.
+                units[lo + i] = unit_hash(seed, normalise(ex.prompt_text)
+                                          if not ex.messages and ex.prompt_text is not None
+                                          else " ".join(_prompt_words(
+                                              ex, tokens.flat, starts, ends, f, k)))
             f += k
     lengths = np.concatenate(field_lengths) if field_lengths else np.zeros(0, np.int64)
     field_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -7,6 +7,7 @@ contaminated with the suites it evaluates on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -66,13 +67,25 @@ def summary(row: DatasetVersionRow) -> dict[str, Any]:
 
 
 def read_records(row: DatasetVersionRow) -> Iterator[dict[str, Any]]:
+    """The version's records, checked against its id (the sha256 of the file).
+
+    The check ends the iteration: a file changed after the build (a flipped label)
+    raises :class:`InputError` after its last record, so a caller that collects every
+    record before it writes or trains anything (export, training) never uses it.
+    """
     path = Path(row.data_path) / RECORDS_FILE
     if not path.exists():
         raise NotFound(f"records of dataset version {row.id} are gone "
                        f"({'revoked: ' + row.revoked_reason if row.revoked_reason else path})")
-    with open(path, encoding="utf-8") as fh:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
         for line in fh:
+            digest.update(line)
             yield json.loads(line)
+    if digest.hexdigest() != row.id:
+        raise InputError(f"the records file does not match dataset version {row.id} (its "
+                         f"sha256 is {digest.hexdigest()}): it was changed after the build",
+                         file=str(path))
 
 
 def _record_hashes(session: Session, version_id: str) -> dict[str, str]:
@@ -243,7 +256,8 @@ def dataset_facts(session: Session, version_id: str, suite_ids: Iterable[str] | 
                             messages=r.get("messages") or [], slice=r["slice"],
                             template={}, labels=(), policy_version=None, confidence=1.0,
                             chosen=r.get("chosen"), rejected=r.get("rejected"),
-                            completion=r.get("completion"), text=r.get("text"))
+                            completion=r.get("completion"), text=r.get("text"),
+                            text_parts=_text_parts(r))
                     for r in read_records(row)]
         _, report = decontaminate(examples, index)
         contaminated = report.removed > 0
@@ -254,3 +268,12 @@ def dataset_facts(session: Session, version_id: str, suite_ids: Iterable[str] | 
     return DatasetFacts(row.id, row.record_count, not no_consent and not erased, no_consent,
                         erased, row.revoked_at is not None, row.revoked_reason, contaminated,
                         hits, sorted({t[0] for t in items}))
+
+
+def _text_parts(record: dict[str, Any]) -> tuple[str, ...]:
+    """The prompt and response a classification record's text joins (``prompt`` is
+    written for ``prompt_response`` texts only), for decontamination."""
+    prompt, text = record.get("prompt"), record.get("text")
+    if record.get("kind") != "classification" or prompt is None or text is None:
+        return ()
+    return (prompt, text.removeprefix(prompt + "\n"))

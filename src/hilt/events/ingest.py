@@ -25,7 +25,7 @@ from hilt.canonical import sha256_hex
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
 from hilt.events.readers import read_records
-from hilt.events.validate import parse_all
+from hilt.events.validate import Parsed, parse_all
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
@@ -281,16 +281,12 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
         target = Path(rejects_path) if rejects_path else path.with_name(
             path.name + ".rejects.jsonl")
         tmp = target.with_name(target.name + ".tmp")
-        if parsed.rejects:
-            try:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    for rej in parsed.rejects:
-                        fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
-            except OSError as exc:
-                raise InputError(f"cannot write the rejects file ({exc.strerror})",
-                                 file=str(target), field="--rejects") from None
         try:
             with transaction(engine) as session:
+                if skip_invalid:
+                    reject_conflicting_ids(session, parsed, file=str(path))
+                if parsed.rejects:
+                    _write_rejects(tmp, target, parsed.rejects)
                 result = store_events(session, parsed.events, actor=actor, file=str(path),
                                       lines=parsed.lines, source_name=str(path),
                                       rejected=len(parsed.rejects))
@@ -300,3 +296,52 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
     if parsed.rejects:
         tmp.replace(target)
     return result
+
+
+def _write_rejects(tmp: Path, target: Path, rejects: list[dict[str, Any]]) -> None:
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rej in rejects:
+                fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write the rejects file ({exc.strerror})",
+                         file=str(target), field="--rejects") from None
+
+
+def reject_conflicting_ids(session: Session, parsed: Parsed, *, file: str | None) -> None:
+    """Move to ``parsed.rejects`` the events whose given id is stored with other content
+    or repeats an earlier line's id with other content (the first line keeps the id).
+
+    Without ``--skip-invalid`` these refuse the whole file (:func:`store_events`); with
+    it they are bad lines like any other. Only events with a given id can conflict: a
+    derived id is the hash of the content.
+    """
+    given = [(e, ln) for e, ln in zip(parsed.events, parsed.lines, strict=True)
+             if e.id is not None]
+    if not given:
+        return
+    stored = _existing(session, sorted({str(e.id) for e, _ in given}))
+    first: dict[str, tuple[str, int]] = {}
+    bad: dict[int, InputError] = {}
+    for event, line in given:
+        digest = sha256_hex(event.model_dump_json(exclude={"id"}))
+        eid = str(event.id)
+        if eid in stored and stored[eid] != digest:
+            bad[id(event)] = InputError(f"id {eid!r} is already stored with other content",
+                                        file=file, line=line, field="id")
+        elif eid in first and first[eid][0] != digest:
+            bad[id(event)] = InputError(f"id {eid!r} repeats line {first[eid][1]} with "
+                                        "other content", file=file, line=line, field="id")
+        else:
+            first.setdefault(eid, (digest, line))
+    if not bad:
+        return
+    kept_events, kept_lines = [], []
+    for event, line in zip(parsed.events, parsed.lines, strict=True):
+        err = bad.get(id(event))
+        if err is None:
+            kept_events.append(event)
+            kept_lines.append(line)
+        else:
+            parsed.rejects.append({**err.as_dict(), "record": event.model_dump(mode="json")})
+    parsed.events, parsed.lines = kept_events, kept_lines

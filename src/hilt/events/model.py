@@ -11,13 +11,34 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hilt.canonical import content_hash
 
 CONSENT_SCOPES = ("review", "train", "eval")
 ConsentScope = Literal["review", "train", "eval"]
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+def _within_utc_range(value: datetime) -> datetime:
+    """Refuse a time whose UTC instant falls outside 0001-01-01..9999-12-31.
+
+    Times are stored and compared in UTC; "9999-12-31T23:30:00-01:00" is a valid ISO
+    time whose UTC instant (year 10000) no Python datetime can hold, so it would be
+    stored and then break every later read of it (builds, erasure). The value keeps its
+    offset (the content hash and the derived id are those of the text as sent).
+    """
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{value.isoformat()} is outside 0001-01-01..9999-12-31 in "
+                             "UTC") from None
+    return value
+
+
+# An ISO time (naive times are UTC) whose UTC instant a datetime can hold.
+UtcDatetime = Annotated[datetime, AfterValidator(_within_utc_range)]
 
 
 class _Strict(BaseModel):
@@ -91,7 +112,7 @@ class Context(_Strict):
 class _FeedbackBase(_Strict):
     author: str | None = Field(default=None, description="pseudonymous author id")
     origin: Literal["human", "system"] = "human"
-    created_at: datetime | None = None
+    created_at: UtcDatetime | None = None
 
 
 class RatingFeedback(_FeedbackBase):
@@ -171,7 +192,7 @@ class FeedbackEvent(_Strict):
     scores: dict[str, float] = Field(
         default_factory=dict,
         description="system scores, e.g. guardrail, reward, uncertainty; used by escalation")
-    created_at: datetime | None = None
+    created_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _indices_exist(self) -> FeedbackEvent:

@@ -98,7 +98,9 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
 
 def _read_csv(path: Path) -> Iterator[tuple[int, Record]]:
     with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
+        # strict: a quote that is never closed is an error, not a cell that swallows
+        # every later row of the file
+        reader = csv.DictReader(fh, strict=True)
         try:
             yield from _csv_rows(path, reader)
         except UnicodeDecodeError as exc:  # a CSV record may span lines: stop, name it
@@ -107,13 +109,27 @@ def _read_csv(path: Path) -> Iterator[tuple[int, Record]]:
 
 
 def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, Record]]:
-    if reader.fieldnames is None:
-        raise InputError("empty CSV file (no header)", file=str(path), line=1)
-    for record in reader:
+    fieldnames = _csv_header(path, reader)
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The file's structure is broken from here on, so no later row can be
+            # trusted: this ends the file, even with --skip-invalid.
+            raise InputError(f"malformed CSV ({exc}) in the record from this line on",
+                             file=str(path), line=start) from None
         line_no = reader.line_num
         if None in record:
             yield line_no, InputError("more cells than header columns",
                                       file=str(path), line=line_no)
+            continue
+        if None in record.values():  # DictReader's restval: the row ended early
+            given = sum(v is not None for v in record.values())
+            yield line_no, InputError(f"fewer cells than header columns ({given} of "
+                                      f"{len(fieldnames)})", file=str(path), line=line_no)
             continue
         try:
             yield line_no, unflatten(record, file=str(path), line=line_no)
@@ -121,10 +137,36 @@ def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, Re
             yield line_no, err
 
 
+def _csv_header(path: Path, reader: csv.DictReader[str]) -> list[str]:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV header ({exc})", file=str(path), line=1) from None
+    if fieldnames is None:
+        raise InputError("empty CSV file (no header)", file=str(path), line=1)
+    _refuse_repeated(list(fieldnames), file=str(path), line=1)
+    return list(fieldnames)
+
+
+def _refuse_repeated(names: list[str], *, file: str, line: int | None) -> None:
+    """A name given twice would silently keep one of the cells."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"column {name!r} appears more than once in the header",
+                             file=file, line=line, field=name)
+        seen.add(name)
+
+
 def _read_parquet(path: Path) -> Iterator[tuple[int, Record]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"not a readable Parquet file ({exc})", file=str(path)) from None
+    _refuse_repeated(table.column_names, file=str(path), line=None)
     for i, record in enumerate(table.to_pylist(), start=1):
         try:
             yield i, unflatten(record, file=str(path), line=i)
@@ -156,35 +198,69 @@ def unflatten(row: dict[str, Any], *, file: str, line: int) -> dict[str, Any]:
 
     ``prompt`` and ``response`` are shorthands; dotted names (``context.decoder.seed``)
     set nested fields; context and decoder field names may be given bare. Empty CSV
-    cells mean "not given".
+    cells mean "not given". Columns that reach the same field (``seed`` and
+    ``context.decoder.seed``, or ``consent`` and a ``context`` JSON object holding
+    ``consent``) are refused, since which one won would depend on the column order;
+    a JSON object and columns setting other fields beside it are merged.
     """
     out: dict[str, Any] = {}
+    owners: dict[tuple[str, ...], str] = {}  # field path -> the column that set it
     for key, raw in row.items():
         if raw is None or (isinstance(raw, str) and raw == ""):
             continue
         value = _parse_cell(key, raw, file, line)
-        if key == "prompt":
-            path = ["interaction", "prompt"]
-        elif key == "messages":
-            path = ["interaction", "messages"]
-        elif key == "response":
+        if key == "response":
             if row.get("responses") not in (None, ""):
                 # which one would win depended on the column order: refuse both
                 raise InputError("give 'response' or 'responses', not both", file=file,
                                  line=line, field="response")
             out.setdefault("responses", []).insert(0, {"text": value})
             continue
-        elif key in DECODER_FIELDS:
-            path = ["context", "decoder", key]
-        elif key in CONTEXT_FIELDS:
-            path = ["context", key]
-        else:
-            path = key.split(".")
-        node = out
-        for part in path[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise InputError("conflicting columns", file=file, line=line, field=key)
-            node = nxt
-        node[path[-1]] = value
+        _put(out, _column_path(key), value, key, owners, file=file, line=line)
     return out
+
+
+def _column_path(key: str) -> tuple[str, ...]:
+    if key == "prompt":
+        return ("interaction", "prompt")
+    if key == "messages":
+        return ("interaction", "messages")
+    if key in DECODER_FIELDS:
+        return ("context", "decoder", key)
+    if key in CONTEXT_FIELDS:
+        return ("context", key)
+    return tuple(key.split("."))
+
+
+def _put(root: dict[str, Any], path: tuple[str, ...], value: Any, key: str,
+         owners: dict[tuple[str, ...], str], *, file: str, line: int) -> None:
+    """Set ``value`` at ``path`` under ``root``, merging a JSON object into fields set
+    beside it; a field set twice raises, naming both columns."""
+    node = root
+    for depth, part in enumerate(path[:-1], start=1):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            _conflict(key, owners.get(path[:depth]), path, file=file, line=line)
+        node = nxt
+    leaf = path[-1]
+    if leaf not in node:
+        node[leaf] = value
+        owners[path] = key
+        return
+    if not (isinstance(node[leaf], dict) and isinstance(value, dict)):
+        _conflict(key, _owner_within(owners, path), path, file=file, line=line)
+    for name, item in value.items():
+        _put(root, (*path, name), item, key, owners, file=file, line=line)
+
+
+def _owner_within(owners: dict[tuple[str, ...], str], path: tuple[str, ...]) -> str | None:
+    """The column that set ``path``, a field above it or one below it."""
+    return next((col for p, col in owners.items()
+                 if p[:len(path)] == path or path[:len(p)] == p), None)
+
+
+def _conflict(key: str, other: str | None, path: tuple[str, ...], *, file: str,
+              line: int) -> None:
+    names = f"{other!r} and {key!r}" if other and other != key else repr(key)
+    raise InputError(f"conflicting columns: {names} both set {'.'.join(path)}",
+                     file=file, line=line, field=key)

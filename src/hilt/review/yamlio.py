@@ -63,6 +63,17 @@ class UniqueKeyLoader(yaml.SafeLoader):
                                     f"{earlier.start_mark.line + 1})", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # A value of a valid form that is no real value (`since: 2025-02-30T00:00:00Z`)
+        # makes the constructor raise ValueError, which has no position: give it the
+        # node's, so the error names the line and field.
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:
+            raise ConstructorError(None, None, f"cannot read {node.value!r} as "
+                                   f"{node.tag.rsplit(':', 1)[-1]}: {exc}",
+                                   node.start_mark) from None
+
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]
                 ) -> None:
@@ -80,16 +91,17 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
 def parse_yaml_text(text: str, *, file: str
                     ) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
     """Parse YAML text (repeated keys refused); returns the data and ``line_of(loc)``."""
+    lines: dict[tuple[Any, ...], int] = {}
     try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _line_index(node, (), lines)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                         line=mark.line + 1 if mark else None) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _line_index(node, (), lines)
+                         line=line, field=_field_at(lines, line)) from None
 
     def line_of(loc: tuple[Any, ...]) -> int | None:
         loc = tuple(loc)
@@ -100,6 +112,12 @@ def parse_yaml_text(text: str, *, file: str
         return lines.get(())
 
     return data, line_of
+
+
+def _field_at(lines: dict[tuple[Any, ...], int], line: int | None) -> str | None:
+    """The deepest field that starts on ``line`` (None when none does)."""
+    at = [loc for loc, n in lines.items() if n == line and loc]
+    return ".".join(str(p) for p in max(at, key=len)) if at else None
 
 
 def load_yaml(path: str | Path) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
