@@ -17,6 +17,24 @@ from typing import Any
 from hilt.errors import InputError
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all distinct: with a repeated key ``json`` would keep
+    the last value silently, so ``"judgment": "refuse", "judgment": "comply"`` would read
+    as a compliance nobody can see in the file."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
 def _open_bytes(path: Path) -> Any:
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
@@ -40,10 +58,14 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not text.strip():
                     continue
                 try:
-                    obj = json.loads(text)
+                    obj = json.loads(text, object_pairs_hook=_unique_keys)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
                                      line=number) from None
+                except _DuplicateKey as exc:
+                    raise InputError(f"key {exc.key!r} appears more than once in the "
+                                     "object", file=str(path), line=number,
+                                     field=exc.key) from None
                 if not isinstance(obj, dict):
                     raise InputError("each line must be a JSON object", file=str(path),
                                      line=number)

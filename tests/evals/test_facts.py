@@ -32,7 +32,6 @@ def _facts(tmp_path: Path, data: Any) -> Path:
 GOOD = {"versions": {"rubric": "harm@2", "prompt_template": "chatml@1"},
         "lineage": {"status": "known", "dataset_versions": [
             {"id": "d1", "consented": True, "revoked": False, "contaminated_with": []}]},
-        "signoffs": [{"role": "release_owner", "by": "ana"}],
         "records": {"training": [{"id": "run1", "objective_terms": {"sft": 1.0},
                                   "logged": {"masks": True}, "link": "run:run1"}]}}
 
@@ -46,7 +45,7 @@ def test_a_valid_file_reaches_the_decision(tmp_path: Path) -> None:
     assert record["inputs"]["versions"]["rubric"] == "harm@2"
     facts = record["inputs"]["facts"]
     assert facts["lineage"]["dataset_versions"][0]["consented"] is True
-    assert record["decision"]["signoffs"]["present"][0]["by"] == "ana"
+    assert record["decision"]["signoffs"]["present"] == []
 
 
 @pytest.mark.parametrize("data,field,words", [
@@ -59,7 +58,9 @@ def test_a_valid_file_reaches_the_decision(tmp_path: Path) -> None:
                                                            "consented": "yes"}]}},
      "lineage.dataset_versions.0.consented", ""),
     ({"records": [1, 2]}, "records", ""),
-    ({"signoffs": [{"role": "release_owner"}]}, "signoffs.0.by", ""),
+    # a sign-off counts a registered person: only `hilt gate signoff` records one
+    ({"signoffs": [{"role": "release_owner", "by": "mallory"}]}, "signoffs",
+     "recorded with `hilt gate signoff`"),
     ({"surprise": 1}, "surprise", "unknown key"),
 ])
 def test_bad_facts_name_the_field(tmp_path: Path, data: Any, field: str, words: str) -> None:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from hilt.access import add_reviewer
 from hilt.cli import app
+from hilt.errors import InputError
 from hilt.evals.check import run_check
 from hilt.evals.review_loop import send_review_sample
 from hilt.evals.scoring import Scorer
@@ -195,3 +196,46 @@ def test_cli_sends_the_sample_and_checks_the_rubric(db_url: str, engine: Engine,
                                     "8", "--rubric", "nope"])
     assert no_rubric.exit_code == 2 and "not published" in no_rubric.output
     assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()
+
+
+def test_update_checks_inputs_before_storing_and_works_from_any_folder(
+        db_url: str, engine: Engine, tmp_path: Path, jsonl: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hilt.store.tables.gate import GateDecisionRow
+
+    _world(tmp_path, jsonl)
+    _reviewers(engine, ["rita"])
+    monkeypatch.chdir(tmp_path)  # the check names its files relative to here
+    result = run_check(suite="s.jsonl", candidate="c.jsonl", reference="r.jsonl", out="out",
+                       scorer=Scorer(SorryClassifier(), "sorry-clf", "0" * 64),
+                       review={"budget": 20, "rubric": "harm@1", "question": "refusal"})
+    with transaction(engine) as session:
+        store_decision(session, result.record, actor="ci")
+        send_review_sample(session, result.record, result.items, result.lines["candidate"],
+                           actor="ci", overlap_k=1)
+    assert work_queue(engine, "rita", _truthful, max_tasks=10,
+                      config=QueueConfig(gold_rate=0)) == 10
+    out = tmp_path / "out"
+    before = {name: (out / name).read_text() for name in ("decision.json", "report.json")}
+
+    def stored() -> int:
+        with transaction(engine) as session:
+            return int(session.execute(sa.select(sa.func.count())
+                                       .select_from(GateDecisionRow)).scalar() or 0)
+
+    runner = CliRunner()
+    (tmp_path / "c.jsonl").rename(tmp_path / "moved.jsonl")
+    failed = runner.invoke(app, ["gate", "update", str(out), "--db", db_url])
+    assert isinstance(failed.exception, InputError), failed.output
+    assert "candidate file" in str(failed.exception) and "missing" in str(failed.exception)
+    assert stored() == 1  # nothing committed
+    assert {n: (out / n).read_text() for n in before} == before
+    (tmp_path / "moved.jsonl").rename(tmp_path / "c.jsonl")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    folded = runner.invoke(app, ["gate", "update", str(out), "--db", db_url])
+    assert folded.exit_code in (0, 1), folded.output
+    assert stored() == 2
+    assert json.loads((out / "decision.json").read_text())["hash"] \
+        == json.loads(folded.stdout)["decision"]

@@ -38,7 +38,7 @@ def check(
     scorer: Annotated[Path | None, typer.Option(help="trained refusal classifier folder, "
                                                      "for lines without a judgment")] = None,
     facts: Annotated[Path | None, typer.Option(help="recorded facts YAML/JSON: versions, "
-                                                    "lineage, signoffs, records")] = None,
+                                                    "lineage, records")] = None,
     suite_id: Annotated[str | None, typer.Option(help="suite id (default: file name); "
                                                       "NAME@VERSION of a registered suite "
                                                       "with --record")] = None,
@@ -101,7 +101,11 @@ def check(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except Exception as exc:  # an unexpected failure must never read as "blocked" (1)
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        from hilt.cli import database_error_message
+
+        # a database without the schema, or out of reach, is one line saying what to do
+        message = database_error_message(exc)
+        typer.echo(message or f"error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from exc
     raise typer.Exit(code)
 

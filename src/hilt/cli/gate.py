@@ -30,6 +30,23 @@ def _echo_json(value: object) -> None:
     typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
+RECORD_KEYS = {"schema": str, "hash": str, "inputs": dict, "decision": dict, "outcome": str}
+
+
+def _check_shape(record: Any, file: str) -> dict[str, Any]:
+    """The top of a decision record, so that a stray JSON file is bad input (exit 2)
+    rather than a KeyError; what lies below is for ``verify`` to judge."""
+    from hilt.errors import InputError
+
+    if not isinstance(record, dict):
+        raise InputError("not a JSON decision record", file=file)
+    for key, kind in RECORD_KEYS.items():
+        if not isinstance(record.get(key), kind):
+            raise InputError(f"not a decision record: {key!r} is missing or not a "
+                             f"{kind.__name__}", file=file, field=key)
+    return record
+
+
 def _load(decision: str, db: str | None) -> dict[str, Any]:
     from hilt.errors import InputError
 
@@ -39,9 +56,7 @@ def _load(decision: str, db: str | None) -> dict[str, Any]:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"not a JSON decision record ({exc})", file=str(path)) from exc
-        if not isinstance(record, dict):
-            raise InputError("not a JSON decision record", file=str(path))
-        return record
+        return _check_shape(record, str(path))
     from hilt.gate.store import get_decision
     from hilt.store.db import transaction
 
@@ -50,41 +65,82 @@ def _load(decision: str, db: str | None) -> dict[str, Any]:
 
 
 @gate_app.command("verify")
-def verify(decision: DecisionArg, db: DbOption = None) -> None:
-    """Recompute the decision from its stored inputs; exit 0 if it agrees, 1 if not."""
+def verify(decision: DecisionArg,
+           inputs: Annotated[bool, typer.Option(
+               "--inputs", help="also re-read the suite and response files the record "
+                                "names and check the record against them")] = False,
+           db: DbOption = None) -> None:
+    """Recompute the decision from its stored inputs; exit 0 if it agrees, 1 if not.
+
+    With --inputs the files the record names must still hold their recorded sha256 and
+    say what the record says (items, file judgments, flags, rewards); relative paths
+    are looked for in the working folder, then beside a decision file.
+    """
+    from hilt.evals.recheck import input_problems
     from hilt.gate.decision import verify as verify_record
 
-    report = verify_record(_load(decision, db))
-    _echo_json(report.as_dict())
-    raise typer.Exit(0 if report.ok else 1)
+    record = _load(decision, db)
+    report = verify_record(record)
+    result = report.as_dict()
+    if inputs:
+        base = Path(decision).parent if Path(decision).is_file() else None
+        problems = input_problems(record, base)
+        result["inputs"] = {"ok": not problems, "problems": problems}
+        result["ok"] = report.ok and not problems
+    _echo_json(result)
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _outputs_for(record: dict[str, Any], out: Path | None) -> dict[str, str]:
+    """What ``--out`` receives: the record alone, or, when ``out`` is the decision.json
+    of a check's output folder, the report files too, so that the folder never says
+    BLOCK beside a passing decision."""
+    from hilt.evals.report import to_json
+    from hilt.evals.review_loop import render_outputs
+
+    if out is None:
+        return {}
+    if out.name == "decision.json" and any(
+            (out.parent / name).exists() for name in ("report.json", "report.html")):
+        return render_outputs(record, out.parent)
+    return {out.name: to_json(record)}
 
 
 @gate_app.command("signoff")
 def signoff(decision: DecisionArg,
-            role: Annotated[str, typer.Option(help="the role signing, e.g. release_owner")],
+            role: Annotated[str, typer.Option(help="the role signing: one the decision's "
+                                                   "policy requires, e.g. release_owner")],
             by: Annotated[str, typer.Option(
                 help="who signs: a registered, active lead or admin identity")],
             note: Annotated[str, typer.Option(help="why, kept in the record")] = "",
             out: Annotated[Path | None, typer.Option(help="also write the new record "
-                                                          "here")] = None,
+                                                          "here (the decision.json of a "
+                                                          "check's folder: its reports "
+                                                          "too)")] = None,
             db: DbOption = None) -> None:
     """Sign off the newest record of a decision; prints the superseding record's outcome.
 
-    A decision given as a file is stored first (after verification). Exit 0 if the gate
-    now passes, 1 if it still blocks.
+    A decision given as a file is stored first (after verification, and after checking
+    it against its input files). Exit 0 if the gate now passes, 1 if it still blocks.
     """
-    from hilt.evals.report import to_json, write_outputs_atomically
-    from hilt.gate.store import ConcurrentWrite, sign_off, store_decision
+    from hilt.evals.report import check_out_dir, write_outputs_atomically
+    from hilt.gate.store import ConcurrentWrite, sign_off, store_decision_file
     from hilt.store.db import transaction
 
     record = _load(decision, db) if Path(decision).is_file() else None
+    if out is not None:
+        check_out_dir(out.parent)
     engine = _engine(db)
     for attempt in range(3):
         try:
             with transaction(engine) as session:
-                ref = store_decision(session, record, actor=by).hash if record else decision
+                ref = (store_decision_file(session, record, actor=by, file=decision).hash
+                       if record else decision)
                 row = sign_off(session, ref, role=role, signed_by=by, note=note)
                 new_record = dict(row.record)
+                # rendered before the commit: a report that cannot be rebuilt (an input
+                # file moved) stops the sign-off instead of leaving a stale folder
+                files = _outputs_for(new_record, out)
             break
         except ConcurrentWrite:
             # two sign-offs stored the same decision file at once: the retry finds it
@@ -92,7 +148,7 @@ def signoff(decision: DecisionArg,
             if attempt == 2:
                 raise
     if out is not None:
-        write_outputs_atomically(out.parent, {out.name: to_json(new_record)})
+        write_outputs_atomically(out.parent, files)
     _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],
                 "outcome": new_record["outcome"],
                 "reasons": new_record["decision"]["reasons"]})
@@ -110,17 +166,27 @@ def update(out: Annotated[Path, typer.Argument(help="the check's output folder "
     sample-based rates re-estimated) and rewrites report.json, report.html and
     decision.json in the folder. Exit 0 if the gate now passes, 1 if it blocks.
     """
-    from hilt.evals.review_loop import fold_review_labels, write_outputs
-    from hilt.gate.store import latest
+    from hilt.evals.recheck import reload_inputs
+    from hilt.evals.report import check_out_dir, write_outputs_atomically
+    from hilt.evals.review_loop import fold_review_labels, render_outputs
+    from hilt.gate.store import latest, store_decision_file
     from hilt.store.db import transaction
 
-    record = _load(str(out / "decision.json"), db)
+    check_out_dir(out)
+    path = out / "decision.json"
+    record = _load(str(path), db)
+    # the input files are found (and their sha256 checked) before anything is stored
+    reload_inputs(record, out)
     with transaction(_engine(db)) as session:
+        store_decision_file(session, record, actor=actor, file=path)
         new_record = fold_review_labels(session, record, actor=actor)
         if new_record is None:
             new_record = dict(latest(session, record["hash"]).record)
-    if new_record["hash"] != record["hash"]:
-        write_outputs(new_record, out)
+        # rendered inside the transaction: if the report cannot be built, nothing commits
+        files = render_outputs(new_record, out) if new_record["hash"] != record["hash"] \
+            else None
+    if files is not None:
+        write_outputs_atomically(out, files)
     summary = new_record["metrics"].get("review_sample") or {}
     _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],
                 "outcome": new_record["outcome"], "reasons": new_record["decision"]["reasons"],
@@ -133,19 +199,27 @@ def show(decision: DecisionArg,
          full: Annotated[bool, typer.Option("--full", help="print the whole record")] = False,
          db: DbOption = None) -> None:
     """Print a decision: outcome, reasons, criteria, sign-offs, versions, card gaps."""
+    from hilt.errors import InputError
+
     record = _load(decision, db)
     if full:
         _echo_json(record)
         return
-    d = record["decision"]
-    _echo_json({"hash": record["hash"], "outcome": record["outcome"],
-                "supersedes": record.get("supersedes"), "created_at": record["created_at"],
-                "reasons": d["reasons"], "versions": record["inputs"]["versions"],
-                "criteria": [{k: c[k] for k in ("id", "slice", "status", "numbers")}
-                             for c in d["criteria"]],
-                "signoffs": d["signoffs"]["present"],
-                "lineage": d["lineage"],
-                "contract_card_unanswered": d["contract_card"]["unanswered"]})
+    try:
+        d = record["decision"]
+        summary = {"hash": record["hash"], "outcome": record["outcome"],
+                   "supersedes": record.get("supersedes"), "created_at": record["created_at"],
+                   "reasons": d["reasons"], "versions": record["inputs"]["versions"],
+                   "criteria": [{k: c[k] for k in ("id", "slice", "status", "numbers")}
+                                for c in d["criteria"]],
+                   "signoffs": d["signoffs"]["present"],
+                   "lineage": d["lineage"],
+                   "contract_card_unanswered": d["contract_card"]["unanswered"]}
+    except (KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"decision record malformed ({exc!r}); hilt gate verify says "
+                         "more", file=decision if Path(decision).is_file() else None,
+                         field="decision") from exc
+    _echo_json(summary)
 
 
 @gate_app.command("list")

@@ -3,8 +3,9 @@
 Order matters for the "nothing half-written" rule: every file is read and validated,
 every judgment resolved and the decision computed before anything is written; then
 ``report.json``, ``report.html`` and ``decision.json`` land in the output folder
-atomically. Exit code: 0 the gate passes, 1 it blocks (2, bad input, is raised as
-:class:`~hilt.errors.InputError` for the CLI to translate).
+atomically (with ``--record``, only after the decision is stored). Exit code: 0 the
+gate passes, 1 it blocks (2, bad input, is raised as :class:`~hilt.errors.InputError`
+for the CLI to translate).
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_sui
 from hilt.evals.html import render_html
 from hilt.evals.metrics import METRICS_VERSION
 from hilt.evals.paired import judgment_table
-from hilt.evals.report import build_report, failing_examples, to_json, write_outputs_atomically
+from hilt.evals.report import (
+    build_report,
+    check_out_dir,
+    failing_examples,
+    to_json,
+    write_outputs_atomically,
+)
 from hilt.evals.review_sample import draw_review_sample
 from hilt.evals.reward import RewardModel, load_reward_model, score_responses
 from hilt.evals.scoring import Scorer, load_scorer, resolve_judgments
-from hilt.gate.decision import build_decision
+from hilt.gate.decision import ONE_ROLE_PER_PERSON, build_decision
 from hilt.gate.policy import GatePolicy, default_policy, load_policy
 
 
@@ -36,6 +43,8 @@ class CheckResult:
     report: dict[str, Any]
     items: list[SuiteItem] = field(default_factory=list)
     lines: dict[str, dict[str, ResponseLine]] = field(default_factory=dict)
+    # report.json, report.html and decision.json as written to the output folder
+    outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -70,7 +79,7 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
               extra_versions: dict[str, Any] | None = None,
               reward_model: str | Path | RewardModel | None = None,
               review: dict[str, Any] | None = None,
-              items: list[SuiteItem] | None = None) -> CheckResult:
+              items: list[SuiteItem] | None = None, write: bool = True) -> CheckResult:
     """Run the whole check.
 
     ``extra_records`` (e.g. registry facts) join the card's records, taking precedence
@@ -80,7 +89,10 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
     ``reward_model`` scores both sides for the RM win-rate; ``review`` (``budget``,
     ``rubric``, ``question``) draws a review sample recorded in the decision (sending it
     to the queue is :func:`hilt.evals.review_loop.send_review_sample`).
+    ``write=False`` leaves the folder alone: the caller stores the decision first and
+    then writes ``CheckResult.outputs`` (:func:`write_outputs_atomically`).
     """
+    check_out_dir(out)
     suite_path, cand_path, ref_path = Path(suite), Path(candidate), Path(reference)
     # ``items``: the suite file already parsed by the caller (the same file)
     items = items if items is not None else parse_suite(suite_path)
@@ -124,13 +136,15 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
     suite_hash = file_sha256(suite_path)
     suite_name = suite_id or suite_path.stem
     given_versions = recorded.get("versions") or {}
+    # absolute: the record is re-checked against these files from other folders
+    # (hilt gate update, hilt gate verify --inputs)
     versions: dict[str, Any] = {
-        "suite": {"id": suite_name, "path": str(suite_path), "sha256": suite_hash,
+        "suite": {"id": suite_name, "path": str(suite_path.resolve()), "sha256": suite_hash,
                   "items": len(items)},
-        "candidate": {"id": candidate_id or cand_path.stem, "path": str(cand_path),
-                      "sha256": file_sha256(cand_path)},
-        "reference": {"id": reference_id or ref_path.stem, "path": str(ref_path),
-                      "sha256": file_sha256(ref_path)},
+        "candidate": {"id": candidate_id or cand_path.stem,
+                      "path": str(cand_path.resolve()), "sha256": file_sha256(cand_path)},
+        "reference": {"id": reference_id or ref_path.stem,
+                      "path": str(ref_path.resolve()), "sha256": file_sha256(ref_path)},
         "scorer": loaded_scorer.describe() if loaded_scorer else None,
         "policy": {"id": policy.id, "version": policy.version, "sha256": policy.digest()},
         **{key: given_versions.get(key) for key in VERSION_KEYS},
@@ -146,9 +160,10 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
                       "lineage": lineage or recorded.get("lineage") or {
                           "status": "unknown",
                           "reason": "file-only run: no training lineage recorded"},
-                      "signoffs": recorded.get("signoffs") or [], "records": records}
+                      # sign-offs join later, each with its gate_signoffs row
+                      "signoffs": [], "records": records}
     settings = {"alpha": alpha, "bootstrap_resamples": resamples, "seed": seed,
-                "metrics_version": METRICS_VERSION}
+                "metrics_version": METRICS_VERSION, "signoff_rule": ONE_ROLE_PER_PERSON}
     created = datetime.now(UTC).isoformat()
     sample = None
     if review is not None:
@@ -161,10 +176,12 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
                             review_sample=sample)
     failing = failing_examples(items, table, lines, limit=example_limit)
     report = build_report(record, failing)
-    write_outputs_atomically(out, {
+    outputs = {
         "report.json": json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False)
         + "\n",
         "report.html": render_html(report),
         "decision.json": to_json(record),
-    })
-    return CheckResult(record, report, items, lines)
+    }
+    if write:
+        write_outputs_atomically(out, outputs)
+    return CheckResult(record, report, items, lines, outputs)

@@ -1,6 +1,6 @@
 """The recorded-facts file of ``hilt check --facts``: validated strictly, field by field.
 
-The facts feed the gate (lineage, sign-offs) and the contract card (records), so a
+The facts feed the gate (lineage) and the contract card (records), so a
 misspelt key must stop the run rather than vanish: ``lineage: {datasets: …}`` for
 ``dataset_versions`` would otherwise read as a known lineage with nothing to object to.
 """
@@ -18,7 +18,7 @@ from hilt.errors import InputError
 # Versions every decision names, recorded as null when the inputs do not say.
 VERSION_KEYS = ("dataset_versions", "rubric", "prompt_template", "role_format",
                 "decoder_settings", "reward_model")
-FACT_KEYS = ("versions", "lineage", "signoffs", "records")
+FACT_KEYS = ("versions", "lineage", "records")
 
 
 class _Strict(BaseModel):
@@ -53,13 +53,6 @@ class Lineage(_Strict):
     reason: str | None = None
     source: str | None = None
     dataset_versions: list[DatasetVersionFacts] = []
-
-
-class Signoff(_Strict):
-    role: str
-    by: str
-    at: str | None = None
-    note: str | None = None
 
 
 class SuiteRecord(_Strict):
@@ -126,7 +119,6 @@ class Records(_Strict):
 class Facts(_Strict):
     versions: Versions | None = None
     lineage: Lineage | None = None
-    signoffs: list[Signoff] = []
     records: Records | None = None
 
 
@@ -138,6 +130,11 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
     if not isinstance(data, dict):
         raise InputError("facts must be a mapping", file=file,
                          line=line_of(()) if line_of is not None else None)
+    if "signoffs" in data:
+        # a sign-off counts a registered person; a line in a file could name anyone
+        raise InputError("sign-offs are recorded with `hilt gate signoff`, not in a facts "
+                         "file", file=file, field="signoffs",
+                         line=line_of(("signoffs",)) if line_of is not None else None)
     try:
         parsed = Facts.model_validate(data)
     except ValidationError as exc:
@@ -158,7 +155,7 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
 
 
 def load_facts(path: str | Path | None) -> dict[str, Any]:
-    """Optional recorded facts (versions, lineage, sign-offs, card records), YAML or JSON
+    """Optional recorded facts (versions, lineage, card records), YAML or JSON
     (read as YAML, so errors in either name the line of the offending key)."""
     if path is None:
         return {}

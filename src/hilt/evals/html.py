@@ -137,12 +137,19 @@ def _examples(failing: dict[str, Any]) -> str:
             f"regressions; {failing['listed']} listed.</p>" + "".join(items))
 
 
-def _win_table(slices: dict[str, Any]) -> str:
+def win_interval_label(metrics_version: int) -> str:
+    """What the win-rate interval is, by the methods the record was computed with
+    (:mod:`hilt.evals.metrics`: version 1 bootstrapped it, version 2 uses Wilson)."""
+    return "Wilson score interval" if metrics_version >= 2 else "bootstrap interval"
+
+
+def _win_table(slices: dict[str, Any], metrics_version: int) -> str:
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td>{_pct(w['value'])}</td><td>{_pct(w['ci_low'])} – "
         f"{_pct(w['ci_high'])}</td><td>{w['wins']} / {w['ties']} / {w['losses']}</td></tr>"
         for name, entry in slices.items() if (w := entry.get("rm_win_rate")))
-    return ("<table><tr><th>slice</th><th>win-rate</th><th>bootstrap interval</th>"
+    return ("<table><tr><th>slice</th><th>win-rate</th>"
+            f"<th>{win_interval_label(metrics_version)}</th>"
             f"<th>wins / ties / losses</th></tr>{rows}</table>")
 
 
@@ -175,10 +182,14 @@ def _lineage_section(lineage: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any]) -> str:
     outcome = report["outcome"]
     method = report.get("delta_interval", "paired bootstrap percentile")
+    # reports of records made before metrics versions were named are version 1
+    version = int(report.get("metrics_version", 1))
+    win_method = (f"{report['bootstrap_resamples']} bootstrap resamples (win-rate)"
+                  if version < 2 else f"win-rate intervals: {win_interval_label(version)}")
     metrics = "".join(
         f"<h3>{escape(m)}</h3><p>{escape(desc)}</p>"
         + (rate_chart(m, report["slices"]) + _delta_table(m, report["slices"], method)
-           if m != "rm_win_rate" else _win_table(report["slices"]))
+           if m != "rm_win_rate" else _win_table(report["slices"], version))
         for m, desc in report["metric_descriptions"].items())
     reasons = "".join(f"<li>{escape(r)}</li>" for r in report["gate"]["reasons"])
     versions = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_fmt(v))}</td></tr>"
@@ -192,7 +203,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"{escape(report['policy']['id'])} v{escape(report['policy']['version'])} · "
         f"α = {report['alpha']} · delta intervals: "
         f"{escape(method)} · "
-        f"{report['bootstrap_resamples']} bootstrap resamples (win-rate) · "
+        f"{escape(win_method)} · "
         f"{escape(report['multiple_comparisons'])}</p>"
         + (f"<ul>{reasons}</ul>" if reasons else "")
         + "<h2>Criteria</h2>" + _criteria_table(report["gate"]["criteria"])

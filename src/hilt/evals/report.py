@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hilt.canonical import canonical_json
+from hilt.errors import InputError
 from hilt.evals.files import ResponseLine, SuiteItem
 from hilt.evals.metrics import DESCRIPTIONS
 from hilt.evals.review_sample import apply_review_labels
@@ -68,6 +69,7 @@ def build_report(record: dict[str, Any], failing: dict[str, Any]) -> dict[str, A
         "versions": inputs["versions"],
         "alpha": metrics["alpha"], "bootstrap_resamples": metrics["bootstrap_resamples"],
         "delta_interval": metrics.get("delta_interval", "paired bootstrap percentile"),
+        "metrics_version": metrics.get("metrics_version", 1),
         "multiple_comparisons": metrics["multiple_comparisons"],
         "metric_descriptions": {m: DESCRIPTIONS[m] for m in metrics["metrics"]},
         "slices": metrics["slices"],
@@ -96,13 +98,27 @@ def _review_summary(sample: dict[str, Any] | None, estimates: dict[str, Any] | N
             "estimates": (estimates or {}).get("estimates")}
 
 
+def check_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` can be (or become) a folder: checked before any work, so the error
+    names the folder given rather than a temporary path beside it."""
+    out = Path(out_dir)
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise InputError("the output folder " + ("is" if place == out else
+                                 f"cannot be made: {place} is") + " an existing file",
+                                 file=str(out), field="--out")
+            break
+    return out
+
+
 def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> None:
     """Write every file into a temporary folder beside ``out_dir``, then move it in.
 
     A new ``out_dir`` appears whole by one rename; in an existing one each file is
     replaced by ``os.replace``, so no reader ever sees a half-written file.
     """
-    out = Path(out_dir)
+    out = check_out_dir(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError
-from hilt.evals.files import ResponseLine, SuiteItem, parse_responses, parse_suite
+from hilt.evals.files import ResponseLine, SuiteItem
 from hilt.evals.review_sample import apply_review_labels, judgment_of_label
 from hilt.store import audit
 
@@ -116,44 +116,33 @@ def collect_review_labels(session: Session, record: Mapping[str, Any]) -> dict[s
     return found
 
 
-def _reload_inputs(record: Mapping[str, Any]
-                   ) -> tuple[list[SuiteItem], dict[str, dict[str, ResponseLine]]]:
-    """The suite and response files the record names, checked against their sha256."""
-    from hilt.evals.check import file_sha256
+def render_outputs(record: dict[str, Any], base: str | Path | None = None,
+                   example_limit: int = 200) -> dict[str, str]:
+    """report.json, report.html and decision.json for ``record``, as text: the inputs
+    are re-read (and checked against their sha256) here, so a caller can render before
+    it commits anything and write after. ``base``: the decision's folder, where relative
+    recorded paths are looked for too."""
+    from hilt.evals.html import render_html
+    from hilt.evals.recheck import reload_inputs
+    from hilt.evals.report import build_report, failing_examples, to_json
 
-    versions = record["inputs"]["versions"]
-    paths = {}
-    for key in ("suite", "candidate", "reference"):
-        path = Path(versions[key]["path"])
-        if not path.is_file() or file_sha256(path) != versions[key]["sha256"]:
-            raise InputError(f"{key} file changed or missing since the check (sha256 "
-                             f"{versions[key]['sha256'][:12]}…)", file=str(path))
-        paths[key] = path
-    items = parse_suite(paths["suite"])
-    lines = {side: parse_responses(paths[side], items, paths["suite"])
-             for side in ("candidate", "reference")}
-    return items, lines
+    items, lines = reload_inputs(record, base)
+    table = apply_review_labels(record["inputs"]["judgments"],
+                                record["inputs"].get("review_sample"))
+    report = build_report(record, failing_examples(items, table, lines, limit=example_limit))
+    return {"report.json": json.dumps(report, indent=1, sort_keys=True,
+                                      ensure_ascii=False) + "\n",
+            "report.html": render_html(report), "decision.json": to_json(record)}
 
 
 def write_outputs(record: dict[str, Any], out_dir: str | Path, example_limit: int = 200
                   ) -> dict[str, Any]:
     """Rewrite report.json, report.html and decision.json for ``record`` (atomically)."""
-    from hilt.evals.html import render_html
-    from hilt.evals.report import (
-        build_report,
-        failing_examples,
-        to_json,
-        write_outputs_atomically,
-    )
+    from hilt.evals.report import write_outputs_atomically
 
-    items, lines = _reload_inputs(record)
-    table = apply_review_labels(record["inputs"]["judgments"],
-                                record["inputs"].get("review_sample"))
-    report = build_report(record, failing_examples(items, table, lines, limit=example_limit))
-    write_outputs_atomically(out_dir, {
-        "report.json": json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
-        "report.html": render_html(report), "decision.json": to_json(record)})
-    return report
+    files = render_outputs(record, out_dir, example_limit)
+    write_outputs_atomically(out_dir, files)
+    return dict(json.loads(files["report.json"]))
 
 
 def fold_review_labels(session: Session, record: dict[str, Any], *, actor: str

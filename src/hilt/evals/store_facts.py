@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from hilt.errors import InputError
 
 
-def _registered_suite(session: Session, suite_id: str, items: Sequence[Any]) -> None:
+def check_registered_suite(session: Session, suite_id: str, items: Sequence[Any]) -> None:
     """A ``--suite-id NAME@VERSION`` must be registered and hold the file's content, or
     the card would vouch for a suite the run did not measure."""
     from hilt.evals.registry import suite_content_hash
@@ -81,7 +81,7 @@ def read_store_facts(session: Session, *, suite_ids: Sequence[str],
     out: dict[str, Any] = {"records": {}, "versions": {}}
     if registered_suite:
         if suite_items is not None:
-            _registered_suite(session, registered_suite, suite_items)
+            check_registered_suite(session, registered_suite, suite_items)
         found = suite_records(session, [registered_suite])
         if found:
             out["records"]["suites"] = found

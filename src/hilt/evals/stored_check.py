@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.errors import InputError
 from hilt.evals.check import CheckResult, run_check
+from hilt.evals.report import write_outputs_atomically
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,19 @@ def check_with_store(options: dict[str, Any], request: StoreRequest, *,
 
         with transaction(engine) as session:
             options = {**options, "scorer": load_scorer(options["scorer"], session=session)}
+    stores = engine is not None and (request.record or review is not None)
+    # with a store to write, the outputs follow the commit: a failed store leaves no
+    # report folder that names a decision the database does not hold
     result = run_check(**options, items=items,
                        extra_records=store_facts.get("records") or {},
                        lineage=store_facts.get("lineage"),
                        extra_versions=store_facts.get("versions"),
-                       reward_model=reward_model, review=review)
+                       reward_model=reward_model, review=review, write=not stores)
     sent = None
-    if engine is not None and (request.record or review is not None):
+    if stores:
+        assert engine is not None
         sent = _record(engine, result, request, review, actor)
+        write_outputs_atomically(options["out"], result.outputs)
     return StoredCheck(result, sent, review["rubric"] if review else None)
 
 

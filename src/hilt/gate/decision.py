@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hilt.canonical import content_hash
+from hilt.errors import HiltError
 from hilt.evals.metrics import compute_metrics
 from hilt.evals.paired import columns_from_table
 from hilt.evals.review_sample import apply_review_labels, review_estimates
@@ -23,6 +24,9 @@ from hilt.gate.evaluate import evaluate
 from hilt.gate.policy import GatePolicy, policy_from_dict
 
 SCHEMA = "hilt.gate.decision/1"
+# settings.signoff_rule of records whose sign-offs count each person toward one required
+# role only; records without it were made before that rule and recompute without it
+ONE_ROLE_PER_PERSON = "one_role_per_person"
 
 
 def _inputs_digest(inputs: dict[str, Any]) -> str:
@@ -55,7 +59,9 @@ def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics["review_sample"] = review_estimates(inputs["judgments"], sample,
                                                     float(settings["alpha"]),
                                                     version=version)
-    return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs))
+    return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs),
+                             one_role_per_person=settings.get("signoff_rule")
+                             == ONE_ROLE_PER_PERSON)
 
 
 def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
@@ -96,9 +102,11 @@ def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str
     facts = inputs.setdefault("facts", {})
     facts["signoffs"] = [*facts.get("signoffs", []), signoff]
     policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    # a record signed from now on counts each person toward one role, older ones too
+    settings = {**inputs["settings"], "signoff_rule": ONE_ROLE_PER_PERSON}
     return build_decision(policy=policy, judgments=inputs["judgments"],
                           versions=inputs["versions"], facts=facts,
-                          settings=inputs["settings"], created_at=created_at,
+                          settings=settings, created_at=created_at,
                           supersedes=record["hash"],
                           review_sample=inputs.get("review_sample"))
 
@@ -171,7 +179,8 @@ def verify(record: dict[str, Any]) -> VerifyReport:
         if policy.digest() != inputs.get("policy_sha256"):
             problems.append("policy does not match its recorded sha256")
         metrics, decision = _derive(inputs)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a cut or retyped input
+    # a cut or retyped input; an unreadable policy (InputError) is one more edit
+    except (KeyError, TypeError, ValueError, IndexError, HiltError) as exc:
         return VerifyReport(False, record.get("hash"),
                             problems + [f"record malformed: {exc!r}"])
     _differences(record.get("metrics"), metrics, "metrics", problems)

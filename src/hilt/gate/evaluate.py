@@ -7,7 +7,8 @@ plain dict of what the records say:
 * ``lineage`` — ``{"status": "known"|"unknown", "reason", "dataset_versions": [{"id",
   "consented", "revoked", "contaminated_with"}]}`` where any of the three facts may be
   ``None`` (unknown),
-* ``signoffs`` — ``[{"role", "by", "at", "note"}]``,
+* ``signoffs`` — ``[{"role", "by", "at", "note"}]`` (each person counts toward one
+  required role only),
 * ``records`` — what the model contract card is answered from (see ``hilt.gate.card``).
 
 The decision passes only when every criterion passes, the lineage requirements hold, the
@@ -164,24 +165,62 @@ def _person(name: Any) -> str:
     return " ".join(str(name or "").split()).casefold()
 
 
-def evaluate_signoffs(policy: GatePolicy, facts: dict[str, Any]) -> dict[str, Any]:
+def _matched_signers(needs: list[tuple[str, int]], signed: dict[str, set[str]]
+                     ) -> list[int]:
+    """How many people fill each requirement when each person fills one slot at most.
+
+    A maximum bipartite matching (augmenting paths) of people to requirement slots, so a
+    person who signed under two roles goes where they are needed: with ana under both
+    ``owner`` and ``safety`` and bo under ``owner`` only, both requirements are filled.
+    """
+    slots = [(index, k) for index, (_, count) in enumerate(needs) for k in range(count)]
+    holder: dict[tuple[int, int], str] = {}
+
+    def place(person: str, seen: set[tuple[int, int]]) -> bool:
+        for slot in slots:
+            if slot in seen or needs[slot[0]][0] not in signed[person]:
+                continue
+            seen.add(slot)
+            if slot not in holder or place(holder[slot], seen):
+                holder[slot] = person
+                return True
+        return False
+
+    for person in sorted(signed):
+        place(person, set())
+    return [sum(1 for index, _ in holder if index == i) for i in range(len(needs))]
+
+
+def evaluate_signoffs(policy: GatePolicy, facts: dict[str, Any], *,
+                      one_role_per_person: bool = True) -> dict[str, Any]:
+    """Required sign-offs against those present, counted by distinct people.
+
+    ``one_role_per_person``: a person counts toward one requirement only, so two
+    required roles need two people (records made before this rule recompute without it).
+    """
     present = facts.get("signoffs") or []
-    missing: list[dict[str, Any]] = []
-    for need in policy.signoffs:
-        people = {_person(s.get("by")) for s in present
-                  if s.get("role") == need.role and _person(s.get("by"))}
-        if len(people) < need.count:
-            missing.append({"role": need.role, "needed": need.count, "have": len(people)})
+    needs = [(need.role, need.count) for need in policy.signoffs]
+    signed: dict[str, set[str]] = {}
+    for s in present:
+        if _person(s.get("by")):
+            signed.setdefault(_person(s.get("by")), set()).add(str(s.get("role")))
+    if one_role_per_person:
+        have = _matched_signers(needs, signed)
+    else:
+        have = [sum(1 for roles in signed.values() if role in roles) for role, _ in needs]
+    missing = [{"role": role, "needed": count, "have": got}
+               for (role, count), got in zip(needs, have, strict=True) if got < count]
     return {"required": [r.model_dump() for r in policy.signoffs], "present": present,
             "missing": missing, "status": BLOCK if missing else PASS}
 
 
-def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any]
-             ) -> dict[str, Any]:
-    """Decide, and say why, from plain data only."""
+def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any], *,
+             one_role_per_person: bool = True) -> dict[str, Any]:
+    """Decide, and say why, from plain data only (``one_role_per_person``: see
+    :func:`evaluate_signoffs`)."""
     criteria = evaluate_criteria(policy, metrics, list(facts.get("suites") or []))
     lineage = evaluate_lineage(policy.lineage, facts)
-    signoffs = evaluate_signoffs(policy, facts)
+    signoffs = evaluate_signoffs(policy, facts, one_role_per_person=one_role_per_person)
     card = build_card(policy, metrics, facts)
     unanswered = unanswered_questions(card)
     card_blocks = policy.contract_card.block_on_unanswered and bool(unanswered)

@@ -1,13 +1,18 @@
 """Gate decisions and sign-offs in the store, each change audited in its transaction.
 
 A decision is stored only after :func:`hilt.gate.decision.verify` agrees with it, so the
-table never holds a record that does not recompute. A sign-off stores the superseding
-record (re-evaluated with the new sign-off) and a row linking the two.
+table never holds a record that does not recompute, and only when every sign-off it
+carries has its ``gate_signoffs`` row along its supersedes chain, so a sign-off typed
+into a record is refused. A sign-off stores the superseding record (re-evaluated with the
+new sign-off) and a row linking the two. A record read from a file is also checked
+against its input files first (:func:`store_decision_file`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.gate.decision import add_signoff, verify
+from hilt.gate.policy import policy_from_dict
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow
@@ -30,9 +36,50 @@ class ConcurrentWrite(Conflict):
 SIGNER_ROLES = ("lead", "admin")
 
 
-def store_decision(session: Session, record: dict[str, Any], *, actor: str
-                   ) -> GateDecisionRow:
-    """Insert a verified decision record (idempotent for the same hash)."""
+def _ancestors(session: Session, parent: str | None) -> list[str]:
+    """Hashes of the stored records a record supersedes, newest first."""
+    chain: list[str] = []
+    while parent is not None and parent not in chain:
+        row = session.get(GateDecisionRow, parent)
+        if row is None:
+            break
+        chain.append(row.hash)
+        parent = row.supersedes
+    return chain
+
+
+def unbacked_signoffs(session: Session, record: dict[str, Any],
+                      new_signoff: dict[str, Any] | None = None) -> list[Any]:
+    """The record's sign-offs that no ``gate_signoffs`` row of its chain records.
+
+    Each row backs one sign-off of the same role and signer; ``new_signoff`` is the one
+    :func:`sign_off` records in this transaction (its row needs the stored record)."""
+    claimed = list((record.get("inputs", {}).get("facts") or {}).get("signoffs") or [])
+    if not claimed:
+        return []
+    chain = _ancestors(session, record.get("supersedes"))
+    rows = (session.execute(sa.select(GateSignoffRow.role, GateSignoffRow.signed_by)
+                            .where(GateSignoffRow.decision_hash.in_(chain))).all()
+            if chain else [])
+    backed: Counter[tuple[Any, Any]] = Counter((role, by) for role, by in rows)
+    if new_signoff is not None:
+        backed[(new_signoff["role"], new_signoff["by"])] += 1
+    unbacked = []
+    for signoff in claimed:
+        key = (signoff.get("role"), signoff.get("by")) if isinstance(signoff, dict) else None
+        if key is not None and backed[key] > 0:
+            backed[key] -= 1
+        else:
+            unbacked.append(signoff)
+    return unbacked
+
+
+def store_decision(session: Session, record: dict[str, Any], *, actor: str,
+                   new_signoff: dict[str, Any] | None = None) -> GateDecisionRow:
+    """Insert a verified decision record (idempotent for the same hash).
+
+    ``new_signoff``: the sign-off :func:`sign_off` adds with this record (it writes the
+    ``gate_signoffs`` row once the record is stored)."""
     report = verify(record)
     if not report.ok:
         raise InputError("decision record does not verify: " + "; ".join(report.problems),
@@ -48,6 +95,13 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str
             # a second successor would fork the chain and hide one of the two records
             raise Conflict(f"decision {record['supersedes'][:12]} is already superseded by "
                            f"{newer.hash[:12]}; build on the newest record")
+    unbacked = unbacked_signoffs(session, record, new_signoff)
+    if unbacked:
+        names = ", ".join(f"{s.get('role')} by {s.get('by')}" if isinstance(s, dict)
+                          else repr(s) for s in unbacked[:5])
+        raise InputError(f"the record carries sign-offs that were never recorded ({names}); "
+                         "sign-offs are recorded with `hilt gate signoff`",
+                         field="inputs.facts.signoffs")
     versions = record["inputs"]["versions"]
     row = GateDecisionRow(
         hash=record["hash"], created_at=utcnow(), outcome=record["outcome"],
@@ -73,6 +127,38 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str
                           "policy": row.policy_id + "@" + row.policy_version,
                           "candidate": row.candidate_id, "reference": row.reference_id})
     return row
+
+
+def store_decision_file(session: Session, record: dict[str, Any], *, actor: str,
+                        file: str | Path) -> GateDecisionRow:
+    """Store a record read from ``file``, unless it is stored already.
+
+    A record that verifies is only consistent with itself; before one from a file joins
+    the store, its input files (found by recorded path, also beside ``file``) must match
+    it (:func:`hilt.evals.recheck.input_problems`), and a suite id naming a registered
+    suite must hold that suite's content."""
+    from hilt.evals.recheck import input_problems, reload_inputs
+    from hilt.evals.store_facts import check_registered_suite
+
+    existing = session.get(GateDecisionRow, record.get("hash")) \
+        if isinstance(record.get("hash"), str) else None
+    if existing is not None:
+        return store_decision(session, record, actor=actor)
+    base = Path(file).parent
+    problems = input_problems(record, base)
+    if problems:
+        raise InputError("the decision does not match its input files: "
+                         + "; ".join(problems[:5]), file=str(file), field="inputs")
+    items, _ = reload_inputs(record, base)
+    suite_id = str(record["inputs"]["versions"]["suite"]["id"])
+    check_registered_suite(session, suite_id, items)
+    return store_decision(session, record, actor=actor)
+
+
+def required_roles(record: dict[str, Any]) -> list[str]:
+    """The sign-off roles the record's policy requires."""
+    policy = policy_from_dict(record["inputs"]["policy"], file="decision record inputs.policy")
+    return [need.role for need in policy.signoffs]
 
 
 MIN_PREFIX = 8
@@ -144,10 +230,15 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
                          f"with role {' or '.join(SIGNER_ROLES)} (hilt reviewer add ID "
                          "--role lead)", field="--by")
     current = latest(session, ref, lock=True)
+    roles = required_roles(current.record)
+    if role not in roles:
+        # a free-typed role would add a sign-off nothing asked for, or hide a typo
+        raise InputError(f"the decision's policy requires no {role!r} sign-off (it "
+                         f"requires: {', '.join(roles) or 'none'})", field="--role")
     at = utcnow()
     signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat()}
     new_record = add_signoff(current.record, signoff, at.isoformat())
-    new_row = store_decision(session, new_record, actor=signed_by)
+    new_row = store_decision(session, new_record, actor=signed_by, new_signoff=signoff)
     session.add(GateSignoffRow(decision_hash=current.hash, resulting_hash=new_row.hash,
                                role=role, signed_by=signed_by, note=note, signed_at=at))
     audit.append(session, actor=signed_by, action="gate.signed_off",
