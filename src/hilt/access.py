@@ -57,7 +57,11 @@ def _check_role(role: str) -> None:
 def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None = None,
                  role: str = "reviewer", pools: list[str] | None = None,
                  skills: list[str] | None = None, actor: str = "cli") -> ReviewerRow:
+    from hilt.review.text_checks import check_names
+
     _check_role(role)
+    # Names a task can match: a blank or overlong pool or skill would match none.
+    pools, skills = check_names(pools or ["default"], "pool"), check_names(skills or [], "skill")
     if session.get(ReviewerRow, reviewer_id) is not None:
         raise Conflict(f"reviewer {reviewer_id!r} already exists")
     row = ReviewerRow(id=reviewer_id, display_name=display_name or reviewer_id, role=role,
@@ -69,6 +73,37 @@ def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None
                  entity_id=reviewer_id, payload={"role": role, "pools": row.pools,
                                                  "skills": row.skills})
     return row
+
+
+def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
+                        actor: str = "cli", reason: str = "") -> dict[str, Any]:
+    """Deactivate (or reactivate) a reviewer identity. Deactivating refuses their tokens,
+    ends their page sessions and their leases (the slots go back to the queue); the
+    reviews they already submitted stay. Returns what changed."""
+    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
+    if reviewer is None:
+        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    sessions_ended = leases_ended = 0
+    if not active:
+        tokens = sa.select(TokenRow.id).where(TokenRow.reviewer_id == reviewer_id)
+        ended = session.execute(
+            sa.delete(WebSessionRow).where(WebSessionRow.token_id.in_(tokens)))
+        sessions_ended = int(getattr(ended, "rowcount", 0) or 0)
+        from hilt.review.queue import end_reviewer_leases
+
+        why = "reviewer deactivated" + (f": {reason}" if reason else "")
+        leases_ended = end_reviewer_leases(session, reviewer_id, actor=actor, reason=why)
+    before, reviewer.active = reviewer.active, active
+    # This process refuses their tokens and sessions at once; others within
+    # HILT_AUTH_CACHE_S (see _RECENT).
+    _RECENT.clear()
+    result = {"reviewer": reviewer_id, "active": active, "was_active": before,
+              "sessions_ended": sessions_ended, "leases_ended": leases_ended}
+    audit.append(session, actor=actor,
+                 action="reviewer.activate" if active else "reviewer.deactivate",
+                 entity_type="reviewer", entity_id=reviewer_id,
+                 payload={**result, "reason": reason})
+    return result
 
 
 def create_token(session: Session, *, role: str, name: str = "",

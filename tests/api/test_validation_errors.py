@@ -46,3 +46,45 @@ def test_other_validation_errors_keep_their_input(api: Api) -> None:
     assert resp.status_code == 422
     (problem,) = resp.json()["detail"]
     assert problem["loc"] == ["body", "event_id"] and problem["input"] == 5
+
+
+def _declared(api: Api, method: str, path: str) -> dict:
+    schema = api.client.get("/openapi.json", headers=api.headers("admin")).json()
+    return schema["paths"][path][method]["responses"]
+
+
+def test_both_422_bodies_match_the_declared_schema(api: Api) -> None:
+    from hilt.api.errors import InputErrorBody, RequestValidationBody, UnprocessableBody
+
+    declared = _declared(api, "post", "/v1/rubrics")["422"]
+    ref = declared["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/UnprocessableBody")
+    # hilt's own check: one message, with the field named
+    checked = api.client.post("/v1/rubrics", json={"id": "x", "title": "x", "questions": []},
+                              headers=api.headers("lead"))
+    assert checked.status_code == 422
+    body = UnprocessableBody.model_validate(checked.json()).root
+    assert isinstance(body, InputErrorBody) and body.error is not None
+    assert body.error.field == "questions"
+    # request validation: the list of problems
+    invalid = api.client.post("/v1/tasks", json={}, headers=api.headers("lead"))
+    assert invalid.status_code == 422
+    assert isinstance(UnprocessableBody.model_validate(invalid.json()).root,
+                      RequestValidationBody)
+
+
+@pytest.mark.parametrize(("method", "path", "role", "status"), [
+    ("get", "/v1/tasks/{task_id}", "reviewer", 403),
+    ("get", "/v1/tasks/{task_id}", "lead", 404),
+    ("post", "/v1/queue/tasks/{task_id}/heartbeat", "reviewer", 404),
+    ("post", "/v1/escalation/rule-sets/{rule_set_id}/{version}/activate", "lead", 404)])
+def test_error_statuses_are_declared(api: Api, method: str, path: str, role: str,
+                                     status: int) -> None:
+    concrete = path.format(task_id="task_x", rule_set_id="nope", version=1)
+    got = api.client.request(method.upper(), concrete, headers=api.headers(role))
+    assert got.status_code == status, got.text
+    declared = _declared(api, method, path)
+    assert {"401", "403", "404", "409", "422"} <= set(declared)
+    assert isinstance(got.json()["detail"], str)
+    unauthorised = api.client.request(method.upper(), concrete)
+    assert unauthorised.status_code == 401 and "401" in declared

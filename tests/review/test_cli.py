@@ -103,3 +103,17 @@ def test_answers_argument_errors_name_the_file_or_field(tmp_path: Path) -> None:
                            ("{", "field 'answers': not valid JSON")]:
         code, out = run(db, "review", "submit", "t1", "--reviewer", "a", "--answers", answers)
         assert code == 2 and words in str(out), out
+
+
+def test_cli_reviewer_deactivate_and_reactivate(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    migrate(make_engine(db))
+    add_reviewers(make_engine(db), ["a"])
+    code, out = run(db, "reviewer", "deactivate", "a", "--reason", "left the team")
+    assert code == 0 and out["active"] is False and out["was_active"] is True
+    code, out = run(db, "audit", "show", "--action", "reviewer.deactivate")
+    assert code == 0 and out[0]["entity"] == "reviewer:a"
+    code, out = run(db, "reviewer", "reactivate", "a")
+    assert code == 0 and out["active"] is True
+    code, msg = run(db, "reviewer", "deactivate", "nobody")
+    assert code == 2 and "does not exist" in str(msg)

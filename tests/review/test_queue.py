@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.errors import Conflict, Forbidden, InputError, NotFound
+from hilt.quality import CalibrationConfig
+from hilt.quality.store import set_reviewer_status, update_reviewer_statuses
 from hilt.review import work
 from hilt.review.queue import QueueConfig, claim_next, expire_leases, heartbeat, release
 from hilt.review.reviews import Submission, submit_review
@@ -17,6 +19,7 @@ from hilt.review.tasks import create_gold_task, create_task
 from hilt.review.views import reviewer_task_view
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
 
 from .helpers import add_reviewers, event, ingest, publish_examples
@@ -188,6 +191,80 @@ def test_reviewer_status_controls_assignment(engine: Engine) -> None:
     assert got is not None and got.task_id == gold
     with transaction(engine) as s:
         assert s.get(ReviewTaskRow, gold).status == "gold"  # never resolved, shared
+
+
+def _heartbeat(engine: Engine, tid: str, rid: str, now: datetime = T0):
+    with transaction(engine) as s:
+        return heartbeat(s, tid, rid, now=now, config=NO_GOLD)
+
+
+def test_suspension_ends_the_reviewers_leases(engine: Engine) -> None:
+    (tid,) = _setup(engine, n_events=1, k=1)
+    add_reviewers(engine, ["out", "ok"])
+    claim = _claim(engine, "out")
+    assert claim is not None and claim.task_id == tid
+    with transaction(engine) as s:
+        set_reviewer_status(s, "out", "suspended", actor="lead", reason="spot check",
+                            now=T0)
+    with transaction(engine) as s:
+        lease = s.get(AssignmentRow, claim.assignment_id)
+        assert lease is not None and lease.status == "released"
+        assert s.get(ReviewTaskRow, tid).open_slots == 1  # the slot is back
+        revoked = audit.entries(s, action="task.lease_revoked")
+        assert [(e.entity_id, e.payload["reviewer"]) for e in revoked] == [(tid, "out")]
+    with pytest.raises(Forbidden, match="suspended"):
+        _heartbeat(engine, tid, "out")
+    with pytest.raises(Forbidden, match="suspended"):
+        _submit(engine, tid, "out")
+    got = _claim(engine, "ok")  # the freed slot goes to another reviewer
+    assert got is not None and got.task_id == tid
+
+
+def test_a_suspended_reviewer_can_neither_heartbeat_nor_submit(engine: Engine) -> None:
+    # The status written directly (as by another process): the lease is still active,
+    # and the reviewer's status alone must refuse both.
+    (tid,) = _setup(engine, n_events=1, k=1)
+    add_reviewers(engine, ["out"])
+    claim = _claim(engine, "out")
+    assert claim is not None
+    with transaction(engine) as s:
+        s.execute(sa.update(ReviewerRow).where(ReviewerRow.id == "out")
+                  .values(status="suspended"))
+    with pytest.raises(Forbidden, match="suspended"):
+        _heartbeat(engine, tid, "out")
+    with pytest.raises(Forbidden, match="suspended"):
+        _submit(engine, tid, "out")
+    with transaction(engine) as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(ReviewRow)).scalar() == 0
+        assert s.get(ReviewTaskRow, tid).reviews_done == 0
+
+
+def test_a_suspension_by_the_status_machine_ends_the_leases(engine: Engine) -> None:
+    publish_examples(engine)
+    ingest(engine, [event(i) for i in range(11)])
+    with transaction(engine) as s:
+        for i in range(11):
+            create_gold_task(s, event_id=f"ev{i:05d}", rubric="harm", answers=SAFE,
+                             actor="lead", now=T0)
+    add_reviewers(engine, ["bad"], status="onboarding")
+    wrong = {"verdict": "harmful", "refusal": "full_refusal", "helpfulness": 1}
+    for _ in range(10):  # two failed calibration sets of five
+        claim = _claim(engine, "bad")
+        assert claim is not None
+        _submit(engine, claim.task_id, "bad", answers=wrong)
+    held = _claim(engine, "bad")
+    assert held is not None
+    config = CalibrationConfig(calibration_set_size=5, max_calibration_attempts=2)
+    with transaction(engine) as s:
+        changes = update_reviewer_statuses(s, config, now=T0)
+    assert [(c["reviewer"], c["new"]) for c in changes] == [("bad", "suspended")]
+    with transaction(engine) as s:
+        lease = s.get(AssignmentRow, held.assignment_id)
+        assert lease is not None and lease.status == "released"
+        assert [e.entity_id for e in audit.entries(s, action="task.lease_revoked")] \
+            == [held.task_id]
+    with pytest.raises(Forbidden, match="suspended"):
+        _submit(engine, held.task_id, "bad")
 
 
 def test_gold_rate_mixes_gold_in(engine: Engine) -> None:

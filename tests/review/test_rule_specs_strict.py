@@ -248,3 +248,18 @@ def test_exponents_without_a_dot_still_read_as_numbers(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text(HEAD + "  - name: a\n    audit_rate: 5e-2\n")
     assert load_rule_file(path).rules[0].audit_rate == 0.05
+
+
+@pytest.mark.parametrize(("text", "field", "line"), [
+    ("id: s\ndefaults: {rubric: harm, pool: ''}\nrules:\n  - {name: a, audit_rate: 0.1}\n",
+     "defaults.pool", 2),
+    ("id: s\ndefaults: {rubric: harm}\nrules:\n  - name: a\n    audit_rate: 0.1\n"
+     "    pool: '   '\n", "rules.0.pool", 6),
+    ("id: s\ndefaults: {rubric: harm}\nrules:\n  - name: a\n    audit_rate: 0.1\n"
+     "    skills: [medical, '']\n", "rules.0.skills.1", 6),
+    (f"id: s\ndefaults: {{rubric: harm, skills: [{'x' * 101}]}}\nrules:\n"
+     "  - {name: a, audit_rate: 0.1}\n", "defaults.skills.0", 2)])
+def test_rule_pools_and_skills_must_be_claimable_names(tmp_path: Path, text: str,
+                                                       field: str, line: int) -> None:
+    err = _bad_rules(tmp_path, text)
+    assert (err.field, err.line) == (field, line)

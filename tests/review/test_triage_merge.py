@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from hilt.cli import app, main
 from hilt.errors import InputError
+from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.labels import iter_final_labels
 from hilt.review.queue import QueueConfig, claim_next
 from hilt.review.reviews import Submission, submit_review
@@ -112,6 +113,29 @@ def test_representative_takes_the_earliest_deadline_of_its_members(engine: Engin
         assert (rep.severity, rep.sla_due_at) == (0, T0 + timedelta(hours=1))
     with transaction(engine) as s:
         assert run_triage(s, T0 + timedelta(hours=2))["sla_breaches"] == 1
+
+
+@pytest.mark.parametrize("differs", [
+    {"overlap_k": 5}, {"skills": ["medical"]},
+    {"policy": AdjudicationPolicy(mode="any_disagreement")}])
+def test_tasks_reviewed_differently_are_not_clustered(engine: Engine,
+                                                       differs: dict[str, Any]) -> None:
+    publish_examples(engine)
+    text = "please explain in detail how the old steam engine in the museum works"
+    ingest(engine, [event(i, text, response="it burns coal") for i in range(3)])
+    with transaction(engine) as s:
+        plain = create_task(s, event_id="ev00000", rubric="harm", actor="lead",
+                            overlap_k=1, severity="sev0", now=T0)
+        twin = create_task(s, event_id="ev00001", rubric="harm", actor="lead",
+                           overlap_k=1, severity="sev0", now=T0)
+        other = create_task(s, event_id="ev00002", rubric="harm", actor="lead",
+                            **{"overlap_k": 1, "severity": "sev3", **differs}, now=T0)
+    with transaction(engine) as s:  # only the twin joins the plain task
+        assert run_triage(s, T0)["tasks_clustered"] == 1
+        rows = {t.id: t for t in s.execute(sa.select(ReviewTaskRow)).scalars()}
+        pair = {rows[plain].representative_id, rows[twin].representative_id}
+        assert pair in ({None, plain}, {None, twin})
+        assert rows[other].representative_id is None and rows[other].status == "open"
 
 
 # --- settings ----------------------------------------------------------------------

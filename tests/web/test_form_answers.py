@@ -3,6 +3,7 @@ redraws the page with a message (422); nothing is stored."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +109,20 @@ def test_a_scale_wider_than_a_float_is_refused_in_the_editor(client: TestClient,
         assert page.status_code == 422 and "too many steps" in page.text
     with transaction(engine) as s:
         assert latest_version(s, "wide") is None
+
+
+@pytest.mark.parametrize(("spec", "where"), [
+    ("id: lines\ntitle: line numbers\nquestions:\n  - id: v\n    kind: single_choice\n"
+     "    prompt: ok?\n    options: [a, b]\n  - id: s\n    kind: scale\n    prompt: how\n"
+     "    min: 0\n    max: 1\n    step: 0.3\n", "line 12, field 'questions.1.max'"),
+    ("id: lines\ntitle: line numbers\nquestions:\n  - id: v\n    kind: single_choice\n"
+     "    prompt: ok?\n    options: [a, b]\n  - id: v\n    kind: free_text\n"
+     "    prompt: note\n", "line 8, field 'questions.1.id'"),
+    ("id: lines\ntitle: line numbers\nquestions:\n  - id: v\n    kind: sinngle\n"
+     "    prompt: ok?\n", "line 5")])
+def test_rubric_editor_errors_name_their_line(client: TestClient, engine: Engine,
+                                              spec: str, where: str) -> None:
+    csrf = sign_in(client, add_person(engine, "lead-1", "lead"))
+    page = client.post("/ui/lead/rubrics/preview", data={"csrf_token": csrf, "spec": spec})
+    assert page.status_code == 422
+    assert where in html.unescape(page.text), page.text[-2000:]

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 
-from hilt.access import revoke_token, start_session
+from hilt.access import revoke_token, set_reviewer_active, start_session
 from hilt.api.app import create_app
 from hilt.canonical import sha256_hex
 from hilt.review import views
@@ -147,6 +147,19 @@ def test_a_revoked_tokens_sessions_fail(client: TestClient, engine: Engine,
     assert client.get("/ui/review").status_code == 200
     with transaction(engine) as s:
         revoke_token(s, _token_id(engine, token))
+    page = _with_cookie(client, cookie).get("/ui/review", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/signin")
+
+
+def test_a_deactivated_reviewers_sessions_end(client: TestClient, engine: Engine,
+                                              token: str) -> None:
+    cookie = sign_in(client, token)
+    assert client.get("/ui/review").status_code == 200
+    with transaction(engine) as s:
+        assert set_reviewer_active(s, "rev-1", False)["sessions_ended"] == 1
+    with transaction(engine) as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(WebSessionRow)
+                         ).scalar_one() == 0
     page = _with_cookie(client, cookie).get("/ui/review", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"].startswith("/ui/signin")
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError
 
 import hilt
 from hilt.api.deps import ANY_ROLE, allow
+from hilt.api.errors import ERROR_RESPONSES
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.store.db import make_engine, session_factory
 
@@ -156,7 +157,8 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
         return get_swagger_ui_html(openapi_url="/openapi.json", title="hilt API")
 
     for name in ROUTERS:
-        app.include_router(importlib.import_module(f"hilt.api.routers.{name}").router)
+        app.include_router(importlib.import_module(f"hilt.api.routers.{name}").router,
+                           responses=ERROR_RESPONSES)
     from hilt.web.pages import mount
 
     # mount() returns the page paths that must answer without a token (sign-in).

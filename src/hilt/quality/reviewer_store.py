@@ -23,7 +23,9 @@ reviewer had when status tracking first saw them (an ``initial`` entry, replayin
 gold answers). :func:`update_reviewer_statuses` writes every status the replay changes to
 ``reviewers.status`` — which the assignment step obeys
 (:func:`hilt.review.eligibility.eligible_work`) — with a history entry in
-``quality_reviewer_status`` and a ``reviewer.status`` audit entry.
+``quality_reviewer_status`` and a ``reviewer.status`` audit entry. A reviewer who may no
+longer take work (suspended), by either path, loses their active leases at once
+(:func:`hilt.review.queue.end_reviewer_leases`).
 """
 
 from __future__ import annotations
@@ -222,7 +224,20 @@ def update_reviewer_statuses(session: Session, config: CalibrationConfig = Calib
                         "reason": reason, "n_gold": row.n_gold,
                         "gold_accuracy": row.gold_accuracy})
         reviewer.status = row.status
+        _end_leases_if_barred(session, reviewer, actor=actor, reason=reason, now=now)
     return changes
+
+
+def _end_leases_if_barred(session: Session, reviewer: ReviewerRow, *, actor: str,
+                          reason: str, now: datetime) -> None:
+    """A reviewer who may no longer take work (suspended) gives back every task they
+    hold, so that their slots go to other reviewers at once instead of at lease expiry."""
+    from hilt.review.eligibility import eligible_work
+    from hilt.review.queue import end_reviewer_leases
+
+    if eligible_work(reviewer.status, active=reviewer.active) == "none":
+        end_reviewer_leases(session, reviewer.id, actor=actor,
+                            reason=f"reviewer {reviewer.status}: {reason}", now=now)
 
 
 def set_reviewer_status(session: Session, reviewer_id: str, status: str, *, actor: str,
@@ -241,3 +256,4 @@ def set_reviewer_status(session: Session, reviewer_id: str, status: str, *, acto
     _history(session, reviewer, status, source="manual", reason=reason, since=now, n_gold=0,
              actor=actor, now=now)
     reviewer.status = status
+    _end_leases_if_barred(session, reviewer, actor=actor, reason=reason, now=now)

@@ -30,6 +30,7 @@ from hilt.review.labels import finalize
 from hilt.review.reviews import cached_spec, default_aggregator, labels_from, task_answers
 from hilt.review.rubric_spec import answer_problems
 from hilt.review.tasks import new_id
+from hilt.review.text_checks import refuse_nul
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow, ReviewerRow
@@ -122,6 +123,8 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
         raise InputError(f"cause must be one of {', '.join(CAUSES)}", field="cause")
     if not rationale.strip():
         raise InputError("a rationale is required", field="rationale")
+    refuse_nul(rationale, "rationale")
+    refuse_nul(answers, "answers")
     task = session.execute(sa.select(ReviewTaskRow).where(ReviewTaskRow.id == task_id)
                            .with_for_update()).scalar_one_or_none()
     if task is None:

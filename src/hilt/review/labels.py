@@ -116,11 +116,13 @@ def iter_final_labels(session: Session, *, since: datetime | None = None,
                       rubric_versions: Sequence[tuple[str, int]] | Sequence[int] | None = None,
                       provenance: Sequence[str] | None = None,
                       min_confidence: float | None = None,
+                      after: tuple[datetime, str] | None = None,
                       batch: int = 2000) -> Iterator[FinalLabelRecord]:
     """Final labels in decision order (``decided_at``, then id), streamed in batches.
 
     ``since``/``until`` bound ``decided_at`` (half-open); ``rubric_versions`` takes
-    ``(rubric_id, version)`` pairs or plain version numbers.
+    ``(rubric_id, version)`` pairs or plain version numbers; ``after`` is a keyset
+    cursor, the ``(decided_at, label_id)`` of the last label already read.
     """
     f = FinalLabelRow
     q = sa.select(f)
@@ -141,7 +143,7 @@ def iter_final_labels(session: Session, *, since: datetime | None = None,
         q = q.where(f.provenance.in_(list(provenance)))
     if min_confidence is not None:
         q = q.where(f.confidence >= min_confidence)
-    last: tuple[datetime, str] | None = None
+    last = after
     while True:
         page = q.order_by(f.decided_at, f.id).limit(batch)
         if last is not None:

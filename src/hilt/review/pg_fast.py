@@ -18,9 +18,10 @@ twice because these statements wrote nothing:
   difference (a changed profile, a suspension) writes nothing and falls back. An empty
   queue also falls back (the general path sweeps expired leases and tries again). Gold
   draws always take the general path.
-- submit: only a submission under the reviewer's own unexpired lease is written here;
-  late submissions, unknown tasks, repeated submissions and tasks whose event was
-  erased fall back (and get the general path's errors). The task's rubric version,
+- submit: only a submission under the reviewer's own unexpired lease, by a reviewer who
+  may still work (active, not suspended), is written here; late submissions, unknown
+  tasks, repeated submissions, refused reviewers and tasks whose event was erased fall
+  back (and get the general path's errors). The task's rubric version,
   response count and gold flag are immutable once the task exists, so they are cached
   from the claim.
 - the claim skips tasks whose event was erased, as the general claim does
@@ -38,13 +39,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from hilt.review.eligibility import PRODUCTION_STATUSES
+from hilt.review.eligibility import GOLD_ONLY_STATUSES, PRODUCTION_STATUSES
 from hilt.review.pg_resolve import read_columns
 from hilt.review.queue import NOT_ERASED
 from hilt.store import audit
 from hilt.store.pg_statements import Statements, run_statement
 
 _STATUSES = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES))
+# Who may submit: anyone who may take some work (onboarding reviewers answer gold items).
+_WORKING = ", ".join(f"'{s}'" for s in sorted(PRODUCTION_STATUSES | GOLD_ONLY_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ _SUBMIT_CTES = f"""
       UPDATE review_assignments SET status = 'submitted', finished_at = %(submitted_at)s
       WHERE task_id = %(task_id)s AND reviewer_id = %(reviewer_id)s AND status = 'active'
         AND lease_expires_at > %(submitted_at)s
+        AND EXISTS (SELECT 1 FROM reviewers rv WHERE rv.id = %(reviewer_id)s
+                    AND rv.active AND rv.status IN ({_WORKING}))
         AND (SELECT e.erased_at FROM review_tasks et JOIN events e ON e.id = et.event_id
              WHERE et.id = %(task_id)s) IS NULL
       RETURNING id),

@@ -198,10 +198,24 @@ def _active_assignment(session: Session, task_id: str, reviewer_id: str) -> Assi
     return row
 
 
+def check_may_work(session: Session, reviewer_id: str) -> None:
+    """Refuse a reviewer who may take no work (suspended, deactivated): their leases
+    ended when that happened, and neither a heartbeat nor a review may bring one back."""
+    who = session.execute(sa.select(ReviewerRow.status, ReviewerRow.active)
+                          .where(ReviewerRow.id == reviewer_id)).first()
+    if who is None:
+        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    if eligible_work(who.status, active=bool(who.active)) == "none":
+        state = who.status if who.active else "inactive"
+        raise Forbidden(f"reviewer {reviewer_id!r} is {state} and may not work on tasks; "
+                        "nothing was recorded")
+
+
 def heartbeat(session: Session, task_id: str, reviewer_id: str, *,
               now: datetime | None = None, config: QueueConfig = QueueConfig()) -> datetime:
     """Extend an unexpired lease; returns the new expiry."""
     now = now or utcnow()
+    check_may_work(session, reviewer_id)
     row = _active_assignment(session, task_id, reviewer_id)
     if row.status == "cancelled":
         raise Conflict(f"task {task_id} was cancelled: its event was erased; claim a new "
@@ -258,3 +272,27 @@ def expire_leases(session: Session, now: datetime | None = None, *, actor: str =
                      entity_type="review_task", entity_id=row.task_id,
                      payload={"assignment": row.id, "reviewer": row.reviewer_id})
     return len(expired)
+
+
+def end_reviewer_leases(session: Session, reviewer_id: str, *, actor: str, reason: str,
+                        now: datetime | None = None) -> int:
+    """End every active lease of a reviewer who may no longer work (suspended,
+    deactivated) and return the slots to the queue; returns how many ended. Each ends as
+    ``released`` with a ``task.lease_revoked`` audit entry."""
+    now = now or utcnow()
+    a = AssignmentRow
+    ended = session.execute(
+        sa.update(a).where(a.reviewer_id == reviewer_id, a.status == _ACTIVE)
+        .values(status="released", finished_at=now)
+        .returning(a.id, a.task_id)
+        .execution_options(synchronize_session=False)).all()
+    counts: dict[str, int] = {}
+    for row in ended:
+        counts[row.task_id] = counts.get(row.task_id, 0) + 1
+    _free_slots(session, counts)
+    for row in ended:
+        audit.append(session, actor=actor, action="task.lease_revoked",
+                     entity_type="review_task", entity_id=row.task_id,
+                     payload={"assignment": row.id, "reviewer": reviewer_id,
+                              "reason": reason})
+    return len(ended)

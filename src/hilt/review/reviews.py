@@ -26,9 +26,11 @@ from hilt.review.aggregation import (
     decide,
 )
 from hilt.review.labels import NewLabel, finalize
+from hilt.review.queue import check_may_work
 from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import rubric_spec
 from hilt.review.tasks import new_id
+from hilt.review.text_checks import refuse_nul
 from hilt.store import audit
 from hilt.store.db import session_factory
 from hilt.store.tables.base import utcnow
@@ -106,6 +108,8 @@ def engine_spec_json(engine: Engine, rubric_id: str, version: int) -> dict[str, 
 
 
 def _check(sub: Submission) -> None:
+    refuse_nul(sub.rationale, "rationale")
+    refuse_nul(sub.rewrite, "rewrite")
     if sub.confidence is not None and not 0.0 <= sub.confidence <= 1.0:
         raise InputError("confidence must be in [0, 1]", field="confidence")
     if sub.time_spent_s is not None and not (math.isfinite(sub.time_spent_s)
@@ -133,6 +137,7 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     (with ``aggregator``, by default :func:`default_aggregator`)."""
     now = now or utcnow()
     _check(submission)
+    check_may_work(session, reviewer_id)
     found = session.connection().execute(
         _FOUND, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
     if found is None:

@@ -235,6 +235,12 @@ def answer_problems(spec: RubricSpec, answers: dict[str, Any], n_responses: int
 def clean_answers(spec: RubricSpec, answers: dict[str, Any], n_responses: int,
                   *, where: str = "answers") -> dict[str, Any]:
     """Validated, canonical answers; raises :class:`InputError` naming the question."""
+    from hilt.review.text_checks import nul_path
+
+    found = nul_path(answers)
+    if found is not None:  # PostgreSQL cannot store it; SQLite would (see text_checks)
+        raise InputError(f"contains a NUL character (\\u0000), which cannot be stored "
+                         f"(rubric {spec.id})", file=where, field=".".join(found))
     problems = answer_problems(spec, answers, n_responses)
     if problems:
         field, why = problems[0]

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from hilt.review.aggregation import AdjudicationPolicy
+from hilt.review.text_checks import Name
 from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
 
 SEVERITIES = ("sev0", "sev1", "sev2", "sev3")
@@ -125,11 +126,11 @@ class Rule(_Strict):
     when: Condition | None = None
     audit_rate: Number | None = Field(default=None, gt=0, le=1)
     severity: Literal["sev0", "sev1", "sev2", "sev3"] | None = None
-    pool: str | None = None
+    pool: Name | None = None
     overlap: Count | None = Field(default=None, ge=1, le=50)
     sla_hours: Number | None = Field(default=None, gt=0, le=24 * 365)
     rubric: str | None = None
-    skills: list[str] | None = None
+    skills: list[Name] | None = None
     adjudication: AdjudicationPolicy | None = None
 
     @model_validator(mode="after")
@@ -141,11 +142,11 @@ class Rule(_Strict):
 
 class Defaults(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev2"
-    pool: str = "default"
+    pool: Name = "default"
     overlap: Count = Field(default=3, ge=1, le=50)
     sla_hours: Number | None = Field(default=None, gt=0, le=24 * 365)
     rubric: str | None = None
-    skills: list[str] = Field(default_factory=list)
+    skills: list[Name] = Field(default_factory=list)
     uncertainty_score: str = "uncertainty"
     adjudication: AdjudicationPolicy = Field(default_factory=AdjudicationPolicy)
 

@@ -24,6 +24,7 @@ from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.rubric_spec import clean_answers
 from hilt.review.rubrics import get_version, parse_ref, spec_of
 from hilt.review.rules import DEFAULT_SLA_HOURS, SEVERITIES
+from hilt.review.text_checks import check_name, check_names, refuse_nul
 from hilt.review.triage import TriageConfig, priority
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -119,6 +120,10 @@ def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
                 policy: AdjudicationPolicy | None = None, now: datetime | None = None
                 ) -> str:
     """Send one stored event to review by hand (not through an escalation rule)."""
+    check_name(pool, "pool")
+    skills = check_names(skills or [], "skills")
+    refuse_nul(event_id, "event_id")
+    refuse_nul(rubric, "rubric")
     event = _event(session, event_id)
     if overlap_k < 1:
         raise InputError("overlap must be at least 1", field="overlap")
@@ -140,6 +145,9 @@ def create_gold_task(session: Session, *, event_id: str, rubric: str,
                      now: datetime | None = None) -> str:
     """A calibration item with known answers. It looks like any other task to reviewers;
     its known answers become final labels with provenance ``gold``."""
+    check_name(pool, "pool")
+    refuse_nul(event_id, "event_id")
+    refuse_nul(rubric, "rubric")
     event = _event(session, event_id)
     version = get_version(session, *parse_ref(rubric))
     spec = spec_of(version)

@@ -21,6 +21,8 @@ summarised by a MinHash signature (Broder, 1997); locality-sensitive hashing pro
 pairs and a pair joins a cluster when its estimated Jaccard similarity is at least
 ``dup_threshold``. A text without a single word is never clustered: having nothing in
 common says nothing about two items.
+Only tasks reviewed the same way are clustered: the same pool, rubric version, required
+skills, overlap k and adjudication policy (:func:`cluster_key`).
 One representative per cluster is reviewed; the others wait as ``clustered`` and receive
 its final labels with provenance ``cluster_propagated``.
 
@@ -193,6 +195,17 @@ def _item_text(payload: dict[str, Any] | str) -> str:
     return prompt_text(data) + "\n" + response_text(data)
 
 
+def cluster_key(task: ReviewTaskRow) -> tuple[Any, ...]:
+    """What two tasks must share to be clustered. The representative's reviews settle
+    every member, so they must be reviewed the same way: same pool and rubric version,
+    the same reviewers (required skills), as many of them (overlap k) and the same
+    adjudication policy. Otherwise a one-review task would settle a task that asked for
+    five reviews by medical reviewers."""
+    skills = tuple(sorted(set(task.required_skills or [])))
+    policy = json.dumps(task.policy or {}, sort_keys=True)
+    return (task.pool, task.rubric_id, task.rubric_version, skills, task.overlap_k, policy)
+
+
 def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage",
                        config: TriageConfig = TriageConfig()) -> int:
     """Cluster near-duplicate open tasks; returns how many tasks became members."""
@@ -201,10 +214,9 @@ def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage"
         sa.select(t, EventRow.payload).join(EventRow, EventRow.id == t.event_id)
         .where(t.is_gold.is_(False), t.status.in_(("open", "needs_adjudication")),
                t.representative_id.is_(None))).all()
-    by_group: dict[tuple[str, str, int], dict[str, tuple[ReviewTaskRow, str]]] = {}
+    by_group: dict[tuple[Any, ...], dict[str, tuple[ReviewTaskRow, str]]] = {}
     for task, payload in rows:
-        key = (task.pool, task.rubric_id, task.rubric_version)
-        by_group.setdefault(key, {})[task.id] = (task, _item_text(payload))
+        by_group.setdefault(cluster_key(task), {})[task.id] = (task, _item_text(payload))
     joined = 0
     for tasks in by_group.values():
         if len(tasks) < 2:

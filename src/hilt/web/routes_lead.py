@@ -15,7 +15,7 @@ from hilt.errors import Conflict, InputError
 from hilt.gate.store import get_decision
 from hilt.review import rubrics
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
-from hilt.review.yamlio import UniqueKeyLoader
+from hilt.review.yamlio import parse_yaml_text
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.web.common import engine_of, form_data
@@ -107,13 +107,10 @@ def rubric_editor(request: Request, session: Session = DB,
 
 
 def _parse(text: str) -> RubricSpec:
-    try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # safe; repeated keys refused
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file="editor",
-                         line=mark.line + 1 if mark else None) from None
-    return parse_rubric(data, file="editor")
+    # The loader `hilt rubric publish` uses: repeated keys refused, and every error names
+    # the line of the field at fault.
+    data, line_of = parse_yaml_text(text, file="editor")
+    return parse_rubric(data, file="editor", line_of=line_of)
 
 
 @router.post("/lead/rubrics/preview", response_class=HTMLResponse)

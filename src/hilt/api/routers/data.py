@@ -35,7 +35,8 @@ def build(body: BuildIn, session: Session = DB,
 
     result = build_version(session, parse_spec(body.spec, file="request"), actor=who.actor)
     return {"version_id": result.version_id, "created": result.created,
-            "records": result.record_count, "steps": result.steps}
+            "records": result.record_count, "steps": result.steps,
+            "revoked": result.revoked, "revoked_reason": result.revoked_reason}
 
 
 @router.get("")

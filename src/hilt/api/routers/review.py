@@ -7,19 +7,21 @@ and decide; service tokens may read final labels but never review.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from hilt.access import Principal
+from hilt.access import Principal, set_reviewer_active
 from hilt.api.deps import DB, allow
-from hilt.errors import Forbidden
+from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, escalation, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
 from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rules import parse_rule_set
+from hilt.review.text_checks import NAME_MAX
 from hilt.review.triage import run_triage
 from hilt.store.tables.base import utcnow
 
@@ -113,17 +115,20 @@ class TaskIn(BaseModel):
     event_id: str
     rubric: str = Field(description="ID or ID@VERSION")
     severity: str = "sev2"
-    pool: str = "default"
+    # Non-blank and free of control characters too (checked by tasks.create_task): a task
+    # in a pool or needing a skill no reviewer profile can name is never claimed.
+    pool: str = Field(default="default", min_length=1, max_length=NAME_MAX)
     overlap: int = Field(default=3, ge=1, le=50)
     sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
-    skills: list[str] = Field(default_factory=list)
+    skills: list[Annotated[str, Field(min_length=1, max_length=NAME_MAX)]] = Field(
+        default_factory=list, max_length=50)
 
 
 class GoldIn(BaseModel):
     event_id: str
     rubric: str
     answers: dict[str, Any]
-    pool: str = "default"
+    pool: str = Field(default="default", min_length=1, max_length=NAME_MAX)
 
 
 @router.post("/tasks")
@@ -162,6 +167,30 @@ def triage(session: Session = DB,
     return run_triage(session, utcnow(), actor=who.actor)
 
 
+# --- reviewers (leads) ------------------------------------------------------------------
+
+class ActivationIn(BaseModel):
+    reason: str = Field(default="", max_length=1000, description="why, for the audit log")
+
+
+@router.post("/reviewers/{reviewer_id}/deactivate")
+def deactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
+                        session: Session = DB,
+                        who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Deactivate a reviewer: their tokens are refused, their page sessions and leases end
+    (the tasks go back to the queue)."""
+    return set_reviewer_active(session, reviewer_id, False, actor=who.actor,
+                               reason=(body or ActivationIn()).reason)
+
+
+@router.post("/reviewers/{reviewer_id}/reactivate")
+def reactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
+                        session: Session = DB,
+                        who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    return set_reviewer_active(session, reviewer_id, True, actor=who.actor,
+                               reason=(body or ActivationIn()).reason)
+
+
 # --- adjudication -----------------------------------------------------------------------
 
 class DecisionIn(BaseModel):
@@ -198,20 +227,62 @@ def decide(task_id: str, body: DecisionIn, session: Session = DB,
 
 # --- labels -----------------------------------------------------------------------------
 
+LABEL_FILTERS = frozenset({"rubric_id", "provenance", "min_confidence", "since", "after",
+                           "limit"})
+
+
+def label_cursor(record: Any) -> str:
+    """The keyset cursor after a label: its decision time (UTC) and id, opaque to clients
+    and URL-safe as it is (no '+' that a query string would read as a space)."""
+    when = record.decided_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{when}~{record.label_id}"
+
+
+def parse_label_cursor(cursor: str) -> tuple[datetime, str]:
+    when, sep, label_id = cursor.partition("~")
+    try:
+        decided = datetime.fromisoformat(when)
+    except ValueError:
+        decided = None
+    if not sep or not label_id or decided is None or decided.tzinfo is None:
+        raise InputError("not a cursor from next_after of an earlier page", field="after")
+    return decided, label_id
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    # decided_at is stored in UTC; a time without an offset is read as UTC.
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
 @router.get("/labels")
-def labels(rubric_id: str | None = None, provenance: str | None = None,
-           min_confidence: float | None = None, limit: int = Query(1000, ge=1, le=10_000),
-           session: Session = DB,
+def labels(request: Request, rubric_id: str | None = None, provenance: str | None = None,
+           min_confidence: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
+           since: datetime | None = Query(None, description="only labels decided at or "
+                                          "after this time (ISO 8601; UTC if no offset)"),
+           after: str | None = Query(None, description="next_after of the previous page"),
+           limit: int = Query(1000, ge=1, le=10_000), session: Session = DB,
            who: Principal = Depends(allow("lead", "adjudicator", "service"))
-           ) -> list[dict[str, Any]]:
-    out = []
+           ) -> dict[str, Any]:
+    """Final labels in decision order, a page at a time: pass the response's
+    ``next_after`` as ``after`` for the next page (``null``: this was the last)."""
+    unknown = sorted(set(request.query_params) - LABEL_FILTERS)
+    if unknown:  # a misspelt filter would otherwise silently return everything
+        raise InputError(f"unknown parameter {unknown[0]!r}; known: "
+                         f"{', '.join(sorted(LABEL_FILTERS))}", field=unknown[0])
+    out: list[dict[str, Any]] = []
+    last = None
     for record in iter_final_labels(
-            session, rubric_ids=[rubric_id] if rubric_id else None,
-            provenance=[provenance] if provenance else None, min_confidence=min_confidence):
+            session, since=_aware(since), rubric_ids=[rubric_id] if rubric_id else None,
+            provenance=[provenance] if provenance else None, min_confidence=min_confidence,
+            after=parse_label_cursor(after) if after else None,
+            batch=min(limit + 1, 2000)):
+        if len(out) >= limit:  # one more exists: there is a next page
+            break
+        last = record
         if record.provenance == "gold" and who.role == "adjudicator":
             continue  # adjudicators also review, and gold items calibrate reviewers
         out.append({**record.__dict__, "review_ids": list(record.review_ids),
                     "decided_at": record.decided_at.isoformat()})
-        if len(out) >= limit:
-            break
-    return out
+    else:
+        last = None
+    return {"labels": out, "next_after": label_cursor(last) if last is not None else None}
