@@ -217,3 +217,64 @@ def test_previous_model_is_compared_only_on_pairs_it_did_not_train_on() -> None:
                                     probes=False)["agreement_with_previous"]
     assert unknown["previous_overlap"] == "unknown"
     assert unknown["previous_held_out_in_train"] is None and unknown["n"] == 10
+
+
+class _Memoriser:
+    """Right on the prompts it trained on, wrong on the others."""
+
+    def __init__(self, trained_on: set[tuple[str, str, str]]) -> None:
+        self.seen = {p for p, _, _ in trained_on}
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        return np.array([(1.0 if p in self.seen else -1.0) * len(r)
+                         for p, r in zip(prompts, responses, strict=True)])
+
+
+def test_accuracy_on_pairs_the_model_did_not_train_on_is_reported_apart() -> None:
+    held = _pairs(10)
+    trained_on = {pair_key(p) for p in held[:6]}
+    report = evaluate_reward_model(_Memoriser(trained_on), held, probes=False,
+                                   train_keys=trained_on)
+    assert report["accuracy"] == pytest.approx(0.6)
+    overlap = report["training_overlap"]
+    assert overlap["overlap"] == "known" and overlap["in_train"] == 6
+    unseen = overlap["unseen"]
+    assert unseen["n"] == 4 and unseen["accuracy"] == 0.0
+    assert unseen["accuracy_ci"]["low"] == 0.0 < unseen["accuracy_ci"]["high"] < 1.0
+    unknown = evaluate_reward_model(_Memoriser(trained_on), held, probes=False)
+    assert unknown["training_overlap"] == {"overlap": "unknown", "in_train": None,
+                                           "unseen": None}
+
+
+def test_eval_reward_recovers_the_models_own_training_pairs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hilt.cli import app
+
+    pairs = _pairs(30)
+    _write_previous(tmp_path / "rm", tmp_path / "data.jsonl", pairs)
+    trained_on = {pair_key(p) for p in split_pairs(pairs, 0.2, 0)[0]}
+    monkeypatch.setattr(reward_refresh, "check_reward_folder", lambda *a, **k: "minilm-bt")
+    monkeypatch.setattr(reward_refresh, "load_reward_model",
+                        lambda *a, **k: _Memoriser(trained_on))
+    done = CliRunner().invoke(app, ["eval", "reward", "--model", str(tmp_path / "rm"),
+                                    "--pairs", str(tmp_path / "data.jsonl"), "--no-probes"])
+    assert done.exit_code == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["accuracy"] == pytest.approx(len(trained_on) / 30)
+    assert report["training_overlap"]["in_train"] == len(trained_on)
+    assert report["training_overlap"]["unseen"]["accuracy"] == 0.0
+
+
+def test_linear_head_trains_on_many_copies_of_one_text(hash_encoder: None) -> None:
+    # 20 distinct comply texts; 22 refuse rows, 20 of them copies of one text: a grouped
+    # training fold that holds the copies out keeps only two refuse rows
+    texts = [f"here is answer number {i}" for i in range(20)]
+    texts += ["I can't help with that."] * 20 + ["I won't do that.", "No, sorry."]
+    labels = ["comply"] * 20 + ["refuse"] * 22
+    model = train_classifier(texts, labels, ClassifierConfig(head="linear",
+                                                             positive_label="refuse"))
+    assert model.validation["accuracy"]["n"] == 23  # distinct rows
+    proba = model.predict_proba(["I can't help with that."])
+    np.testing.assert_allclose(proba.sum(1), 1.0)

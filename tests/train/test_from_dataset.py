@@ -201,3 +201,22 @@ def test_train_classifier_and_sft_from_versions(db_url: str, engine: Engine,
         for model in (manifest, sft_manifest):
             tree = model_lineage(session, model["model_version"])
             assert [d["dataset"]["id"] for d in tree["datasets"]] == [model["data"]["hash"]]
+
+
+def test_record_errors_name_the_line_in_the_records_file(engine: Engine, tmp_path: Path,
+                                                         preference_version: str) -> None:
+    with transaction(engine) as session:
+        source = load_dataset_input(session, preference_version, expected_kind="preference")
+    assert source.records_file is not None
+    file_lines = Path(source.records_file).read_text().splitlines()
+    # every record keeps its own line of the file, whatever its split
+    for split, records in (("train", source.train), ("validation", source.validation)):
+        for record, number in zip(records, source.where(split)["lines"], strict=True):
+            assert json.loads(file_lines[number - 1]) == record
+    last = len(source.validation) - 1
+    source.validation[last] = {**source.validation[last], "chosen": None}
+    with pytest.raises(InputError) as refused:
+        preference_pairs(source.validation, source.version_id, **source.where("validation"))
+    error = refused.value
+    assert error.file == source.records_file and error.field == "chosen"
+    assert error.line == source.validation_lines[last] != last + 1

@@ -177,11 +177,13 @@ def test_cli_reward_options_are_checked_before_training(tmp_path: Path) -> None:
 def test_cli_eval_reward_arguments_are_checked_first(tmp_path: Path) -> None:
     pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(4))
     clf = _model_folder(tmp_path / "clf", "classifier", ("classifier.json",))
-    rm = _model_folder(tmp_path / "rm", "reward", ("reward_config.json",))
+    rm = _model_folder(tmp_path / "rm", "reward", ("reward_config.json", "reward_head.pt"))
     broken = _model_folder(tmp_path / "broken", "reward")
+    no_weights = _model_folder(tmp_path / "no_weights", "reward", ("reward_config.json",))
     cases = [
         (["--model", str(clf)], "--model", "kind 'classifier'"),
         (["--model", str(broken)], "--model", "reward_config.json missing"),
+        (["--model", str(no_weights)], "--model", "reward_head.pt missing"),
         (["--model", str(tmp_path)], "--model", "manifest.json missing"),
         (["--model", str(rm), "--previous", str(tmp_path / "nope")], "--previous", "not a folder"),
         (["--model", str(rm), "--previous", str(clf)], "--previous", "kind 'classifier'"),
@@ -313,6 +315,6 @@ def test_eval_reward_compares_the_previous_model_on_pairs_it_did_not_train_on(
                                       "--previous", str(out), "--no-probes"])
     assert result.exit_code == 0, result.output
     agreement = _strict_json(result.stdout)["agreement_with_previous"]
-    assert asked == [out]
+    assert asked == [out, out]  # --previous's training pairs, then --model's own
     assert (agreement["previous_overlap"], agreement["previous_held_out_in_train"],
             agreement["n"]) == ("known", 2, 4)

@@ -109,3 +109,22 @@ def test_pearson_matches_scipy() -> None:
     ci = ref.confidence_interval(0.95)
     assert ours["value"] == pytest.approx(ref.statistic)
     assert ours["ci_low"] == pytest.approx(ci.low) and ours["ci_high"] == pytest.approx(ci.high)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_perfect_correlation_lies_inside_its_interval(sign: float) -> None:
+    x = np.arange(40, dtype=float)
+    result = pearson(x, sign * x + 3.0)
+    assert result["value"] == pytest.approx(sign)
+    assert result["ci_low"] <= result["value"] <= result["ci_high"]
+    assert (result["ci_high"] if sign > 0 else result["ci_low"]) == sign
+
+
+def test_reliability_title_counts_each_pair_in_both_orders() -> None:
+    from hilt.train.reward_eval import calibration
+    from hilt.train.reward_refresh import reliability_title
+
+    bins = calibration(np.linspace(-2.0, 2.0, 40))[1]
+    assert sum(b["n"] for b in bins) == 80
+    title = reliability_title(40, 0.05)
+    assert "n=40 pairs" in title and "80 points" in title and "ECE=0.050" in title

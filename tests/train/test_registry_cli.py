@@ -213,3 +213,86 @@ def test_cli_refuses_to_train_into_a_registered_version(tmp_path: Path) -> None:
     again = _hilt(base, tmp_path)
     assert again.returncode == 2 and version in again.stderr and "field '--out'" in again.stderr
     assert (tmp_path / "clf" / "manifest.json").read_text() == manifest
+    # a run that registers nothing would still change the registered version's files
+    unregistered = _hilt([*base, "--no-register"], tmp_path)
+    assert unregistered.returncode == 2 and version in unregistered.stderr
+    assert (tmp_path / "clf" / "manifest.json").read_text() == manifest
+
+
+def _staged_manifest(folder: Path, seed: int) -> None:
+    from hilt.train.manifest import write_manifest
+
+    write_manifest(folder, {**_manifest(seed), "kind": "classifier"})
+
+
+def test_a_run_finishing_second_refuses_a_folder_registered_meanwhile(tmp_path: Path) -> None:
+    from hilt.cli.train import _Registrar
+    from hilt.errors import InputError
+    from hilt.store.db import make_engine, migrate
+    from hilt.train.manifest import read_manifest, staged_folder
+    from hilt.train.registry import list_versions
+
+    db = f"sqlite:///{tmp_path / 'hilt.db'}"
+    out = tmp_path / "race"
+    first, second = _Registrar(db, True, None, "a"), _Registrar(db, True, None, "b")
+    with (pytest.raises(InputError) as refused,  # noqa: PT012 - the race spans the block
+          staged_folder(out, ".clf-", "classifier", first) as slow_work):
+        _staged_manifest(slow_work, seed=1)
+        # a second run starts after the first and finishes before it
+        with staged_folder(out, ".clf-", "classifier", second) as fast_work:
+            _staged_manifest(fast_work, seed=2)
+        assert second.version is not None
+    assert second.version in str(refused.value) and refused.value.field == "--out"
+    assert first.version is None and read_manifest(out)["seed"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".clf-")] == []
+    engine = make_engine(db)
+    migrate(engine)
+    with transaction(engine) as session:
+        assert [v.id for v in list_versions(session)] == [second.version]
+    engine.dispose()
+
+
+def test_the_output_folder_lock_excludes_other_processes(tmp_path: Path) -> None:
+    from hilt.train.manifest import folder_lock, lock_path
+
+    out = tmp_path / "model"
+    probe = ("import fcntl, os, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "except BlockingIOError:\n    sys.exit(3)\n")
+    with folder_lock(out):
+        held = subprocess.run([sys.executable, "-c", probe, str(lock_path(out))])
+    free = subprocess.run([sys.executable, "-c", probe, str(lock_path(out))])
+    assert held.returncode == 3 and free.returncode == 0
+    assert not out.exists()  # the lock lives beside the folder, never inside it
+
+
+def test_a_run_without_registration_still_refuses_a_registered_folder(tmp_path: Path) -> None:
+    from hilt.cli.train import _guard_registered_out
+    from hilt.errors import InputError
+    from hilt.store.db import make_engine, migrate
+
+    db = f"sqlite:///{tmp_path / 'hilt.db'}"
+    engine = make_engine(db)
+    migrate(engine)
+    with transaction(engine) as session:
+        version = register_model_version(session, manifest=_manifest(0),
+                                         artifact_path=str(tmp_path / "rm")).id
+    engine.dispose()
+    with pytest.raises(InputError) as refused:
+        _guard_registered_out(tmp_path / "rm", db, required=False)
+    assert version in str(refused.value) and refused.value.field == "--out"
+    _guard_registered_out(tmp_path / "other", db, required=False)  # a free folder passes
+
+
+def test_a_run_without_registration_creates_no_database_and_tolerates_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hilt.cli.train import _guard_registered_out
+
+    missing = tmp_path / "never" / "hilt.db"
+    _guard_registered_out(tmp_path / "rm", f"sqlite:///{missing}", required=False)
+    assert not missing.exists() and not missing.parent.exists()
+    # a server that cannot be reached: noted, not fatal, when nothing is registered
+    _guard_registered_out(tmp_path / "rm", "postgresql://postgres@127.0.0.1:1/none",
+                          required=False)
+    assert "not checked against registered versions" in capsys.readouterr().err

@@ -155,3 +155,47 @@ def test_averaging_keeps_the_mean_of_the_last_epochs_weights(
     expected = torch.stack(recorded[-per_epoch:]).mean(0)
     torch.testing.assert_close(kept, expected, atol=1e-6, rtol=1e-5)
     assert not torch.allclose(kept, recorded[-1], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def saved_reward_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained default reward model with a lexical expert, saved as a model folder."""
+    import json
+
+    from hilt.train.reward_linear import LexicalExpert
+
+    folder = tmp_path_factory.mktemp("rm") / "rm"
+    model = EncoderReward(RewardConfig(max_length=16, lexical_expert=True,
+                                       cheap_features=False))
+    model.lexical = LexicalExpert(np.array(["sorry"]), np.ones(1), np.ones(1))
+    model.save(folder)
+    (folder / "manifest.json").write_text(json.dumps({"kind": "reward"}))
+    return folder
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+@pytest.mark.parametrize("damage", ["missing weights", "truncated weights", "corrupt config",
+                                    "config not an object", "truncated lexical expert",
+                                    "missing lexical expert"])
+def test_a_damaged_reward_folder_is_bad_input_naming_the_option(
+        saved_reward_folder: Path, tmp_path: Path, damage: str) -> None:
+    import shutil
+
+    from hilt.errors import InputError
+
+    folder = tmp_path / "rm"
+    shutil.copytree(saved_reward_folder, folder)
+    assert load_reward_model(folder, "--model") is not None  # the intact copy loads
+    {"missing weights": lambda: (folder / "reward_head.pt").unlink(),
+     "truncated weights": lambda: _truncate(folder / "reward_head.pt"),
+     "corrupt config": lambda: (folder / "reward_config.json").write_text("{not json"),
+     "config not an object": lambda: (folder / "reward_config.json").write_text("[1]"),
+     "truncated lexical expert": lambda: _truncate(folder / "lexical_expert.npz"),
+     "missing lexical expert": lambda: (folder / "lexical_expert.npz").unlink(),
+     }[damage]()
+    with pytest.raises(InputError) as refused:
+        load_reward_model(folder, "--previous")
+    assert refused.value.field == "--previous" and refused.value.file == str(folder)

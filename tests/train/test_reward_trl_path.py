@@ -39,3 +39,31 @@ def test_cpu_runs_train_in_float32(tmp_path: Path) -> None:
     assert args.bf16 is (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     assert args.use_cpu is not torch.cuda.is_available()
     assert args.activation_checkpointing is False
+
+
+def test_a_max_length_no_pair_fits_in_is_refused_before_training(tmp_path: Path) -> None:
+    import pytest
+
+    from hilt.errors import InputError
+
+    config = TRLRewardConfig(model="tiny", max_steps=2, batch_size=4, max_length=8)
+    with pytest.raises(InputError) as refused:
+        refresh_reward_model(synthetic_pairs(20), tmp_path / "rm", config=config,
+                             progress=False)
+    assert refused.value.field == "--max-length" and "raise it" in refused.value.reason
+    assert not (tmp_path / "rm").exists()
+
+
+def test_pairs_dropped_for_length_show_in_the_headline(tmp_path: Path) -> None:
+    from hilt.train.pairs import Pair
+
+    short = synthetic_pairs(16)
+    long_reply = "and then it went on and on " * 20
+    long = [Pair(prompt=p.prompt, chosen=p.chosen + long_reply, rejected=p.rejected)
+            for p in synthetic_pairs(8, offset=16)]
+    config = TRLRewardConfig(model="tiny", max_steps=2, batch_size=4, max_length=64)
+    manifest = refresh_reward_model(short + long, tmp_path / "rm", config=config,
+                                    progress=False)
+    head = manifest["metrics"]
+    assert head["train_pairs_used"] + head["train_pairs_dropped"] == head["train_pairs"]
+    assert head["train_pairs_dropped"] > 0 and head["train_pairs_used"] > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,20 +87,45 @@ def _register(manifest: dict[str, Any], out: Path, name: str | None,
         engine.dispose()
 
 
-def _guard_registered_out(out: Path, db: str | None) -> None:
+def _database_may_hold_versions(db: str | None) -> bool:
+    """False only for a SQLite file that does not exist: nothing can be registered in
+    it, and a run that registers nothing should not create it."""
+    import sqlalchemy as sa
+
+    from hilt.config import database_url
+
+    url = db or database_url()
+    if not url.startswith("sqlite"):
+        return True
+    path = sa.engine.make_url(url).database
+    return path is not None and Path(path).exists()  # ":memory:" is a fresh database
+
+
+def _guard_registered_out(out: Path, db: str | None, required: bool = True) -> None:
     """Refuse to train into the folder of a registered model version: its files are what
-    the registry (and every check that names the version) loads."""
+    the registry (and every check that names the version) loads.
+
+    With ``required`` false (a run that registers nothing) a database that does not
+    exist or cannot be reached is no reason to stop: it is skipped with a note."""
     import sqlalchemy as sa
 
     from hilt.store.db import make_engine, migrate, transaction
     from hilt.store.tables.registry import ModelVersionRow
 
+    if not required and not _database_may_hold_versions(db):
+        return
     engine = make_engine(db)
     try:
         migrate(engine)
         with transaction(engine) as session:
             owner = session.execute(sa.select(ModelVersionRow.id).where(
                 ModelVersionRow.artifact_path == str(out.resolve())).limit(1)).scalar()
+    except sa.exc.OperationalError as exc:
+        if required:
+            raise
+        typer.echo(f"note: the model registry could not be read, so --out was not checked "
+                   f"against registered versions ({exc.orig})", err=True)
+        return
     finally:
         engine.dispose()
     if owner is not None:
@@ -109,12 +135,40 @@ def _guard_registered_out(out: Path, db: str | None) -> None:
 
 
 def _check_out(out: Path, kind: str, register: bool, db: str | None) -> None:
-    """The checks of ``--out`` that every training command makes before any work."""
+    """The checks of ``--out`` that every training command makes before any work; a
+    registered version's folder is refused with or without --register."""
     from hilt.train.manifest import check_out_folder
 
     check_out_folder(out, kind)
-    if register:
-        _guard_registered_out(out, db)
+    _guard_registered_out(out, db, required=register)
+
+
+@dataclass
+class _Registrar:
+    """The registry's part of putting a model in place, run under the ``--out`` lock
+    (:func:`hilt.train.manifest.staged_folder`): the registry guard is made again just
+    before the folder is replaced, and the new version is registered before the lock is
+    released, so a concurrent run into the same folder sees it and refuses."""
+
+    db: str | None
+    register: bool
+    name: str | None
+    actor: str
+    version: str | None = None
+
+    def check(self, out: Path) -> None:
+        _guard_registered_out(out, self.db, required=self.register)
+
+    def record(self, out: Path) -> None:
+        if self.register:
+            from hilt.train.manifest import read_manifest
+
+            self.version = _register(read_manifest(out), out, self.name, self.db, self.actor)
+
+    def stamp(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        if self.version is not None:
+            manifest["model_version"] = self.version
+        return manifest
 
 
 def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> str | None:
@@ -219,9 +273,10 @@ def train_reward(
         from hilt.train.from_dataset import preference_pairs
 
         source = _load_dataset(db, dataset, "preference", override_revoked, actor)
-        data = preference_pairs(source.train, source.version_id)
+        data = preference_pairs(source.train, source.version_id, **source.where("train"))
         held = (read_pairs(eval_pairs) if eval_pairs else
-                preference_pairs(source.validation, source.version_id) or None)
+                preference_pairs(source.validation, source.version_id,
+                                 **source.where("validation")) or None)
         data_hash, data_path = source.version_id, f"dataset:{source.version_id}"
         extra = {"dataset": source.describe()}
     else:
@@ -235,14 +290,14 @@ def train_reward(
             check_reward_folder(prev)
         except InputError:
             prev = None
+    registrar = _Registrar(db, register, name, actor)
     with _quiet_stdout():
         manifest = refresh_reward_model(data, out, config=config, data_path=data_path,
                                         eval_pairs=held, held_out_fraction=held_out,
                                         split_seed=split_seed, previous_dir=prev,
-                                        progress=progress, data_hash=data_hash, extra=extra)
-    if register:
-        manifest["model_version"] = _register(manifest, out, name, db, actor)
-    _echo(manifest)
+                                        progress=progress, data_hash=data_hash, extra=extra,
+                                        publisher=registrar)
+    _echo(registrar.stamp(manifest))
 
 
 @eval_app.command("reward")
@@ -261,6 +316,7 @@ def eval_reward(
         check_reward_folder,
         load_reward_model,
         previous_training_keys,
+        reliability_title,
     )
     from hilt.train.stats import plot_reliability
 
@@ -281,11 +337,13 @@ def eval_reward(
         probes=probes,
         # compared only on pairs the previous model did not train on, when its manifest
         # lets them be recovered
-        previous_train_keys=previous_training_keys(previous) if previous else None)
+        previous_train_keys=previous_training_keys(previous) if previous else None,
+        # the model's own training pairs, when its manifest lets them be recovered: its
+        # accuracy on them is optimistic, so the unseen pairs are reported apart
+        train_keys=previous_training_keys(model))
     if reliability:
-        ece = "undefined" if report["ece"] is None else f"{report['ece']:.3f}"
         plot_reliability(report["reliability_bins"], str(reliability),
-                         f"P(chosen ≻ rejected), n={report['n']}, ECE={ece}")
+                         reliability_title(report["n"], report["ece"]))
     _echo(report)
 
 
@@ -368,10 +426,12 @@ def train_classifier_cmd(
             if value:
                 raise InputError(f"{option} applies to --data files only", field=option)
         source = _load_dataset(db, dataset, "classification", override_revoked, actor)
-        train = LabelledTexts(*classification_rows(source.train, source.version_id))
+        train = LabelledTexts(*classification_rows(source.train, source.version_id,
+                                                   **source.where("train")))
         if source.validation:
             held_out = LabelledTexts(*classification_rows(source.validation,
-                                                          source.version_id))
+                                                          source.version_id,
+                                                          **source.where("validation")))
         text_field, label_field = "text", "label"
         data_path, data_hash = f"dataset:{source.version_id}", source.version_id
         extra = {"dataset": source.describe()}
@@ -393,15 +453,14 @@ def train_classifier_cmd(
                               refusal_lexicon=refusal_lexicon,
                               context_similarity=context_similarity, deduplicate=deduplicate,
                               harmful_request_negation=harmful_field is not None, seed=seed)
+    registrar = _Registrar(db, register, name, actor)
     with _quiet_stdout():
         manifest = refresh_classifier(
             train, out, config, data_path=data_path, data_hash=data_hash,
             label_field=label_field, held_out=held_out, extra=extra,
             fields={"text": text_field, "label": label_field, "context": context_field,
-                    "harmful": harmful_field})
-    if register:
-        manifest["model_version"] = _register(manifest, out, name, db, actor)
-    _echo(manifest)
+                    "harmful": harmful_field}, publisher=registrar)
+    _echo(registrar.stamp(manifest))
 
 
 @eval_app.command("classifier")
@@ -419,7 +478,7 @@ def eval_classifier_cmd(
     from hilt.train.classifier import load_classifier
     from hilt.train.classifier_eval import evaluate_classifier, read_labelled
 
-    classifier = load_classifier(model)
+    classifier = load_classifier(model, field="--model")
     if classifier.uses_context and not context_field:
         raise InputError("this model reads a context field; pass --context-field",
                          file=str(model), field="--context-field")
@@ -479,8 +538,9 @@ def train_sft_cmd(
         from hilt.train.from_dataset import sft_messages
 
         source = _load_dataset(db, dataset, "sft", override_revoked, actor)
-        records = sft_messages(source.train, source.version_id)
-        eval_records = sft_messages(source.validation, source.version_id) or None
+        records = sft_messages(source.train, source.version_id, **source.where("train"))
+        eval_records = sft_messages(source.validation, source.version_id,
+                                    **source.where("validation")) or None
     else:
         eval_records = None
         records = read_sft_records(data)  # type: ignore[arg-type]
@@ -488,7 +548,8 @@ def train_sft_cmd(
                           learning_rate=learning_rate, batch_size=batch_size,
                           max_length=max_length, lora=lora, lora_r=lora_r, seed=seed)
     clock = RunClock()
-    with staged_folder(out, ".sft-", "sft") as work:
+    registrar = _Registrar(db, register, name, actor)
+    with staged_folder(out, ".sft-", "sft", registrar) as work:
         with _quiet_stdout():
             facts = train_sft(records, config, work, eval_records)
         shutil.rmtree(work / "trainer", ignore_errors=True)
@@ -504,9 +565,7 @@ def train_sft_cmd(
             n_records=len(records), config=facts["config"],
             seed=seed, metrics=facts["metrics"], wall_seconds=clock.seconds(), extra=extra)
         write_manifest(work, manifest)
-    if register:
-        manifest["model_version"] = _register(manifest, out, name, db, actor)
-    _echo(manifest)
+    _echo(registrar.stamp(manifest))
 
 
 @models_app.command("list")

@@ -98,6 +98,26 @@ class ClassifierConfig:
 
 ENCODER_DIR = "encoder"
 
+# settings that only a two-class model uses: refused for more classes rather than
+# silently ignored (and then recorded in the manifest as if they had been applied)
+BINARY_ONLY = ("positive_label", "target_fpr", "target_fnr", "threshold_rule")
+
+
+class TrainingInputError(ValueError):
+    """Training data or settings that :func:`train_classifier` cannot use. ``setting``
+    names the :class:`ClassifierConfig` field at fault; None means the labels."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+def binary_only_settings(config: ClassifierConfig) -> list[str]:
+    """The two-class settings that ``config`` sets away from their defaults."""
+    defaults = ClassifierConfig()
+    return [name for name in BINARY_ONLY
+            if getattr(config, name) != getattr(defaults, name)]
+
 
 def join_context(texts: Sequence[str], contexts: Sequence[str] | None,
                  opening_chars: int | None = None) -> list[str]:
@@ -333,9 +353,9 @@ def distinct_rows(texts: Sequence[str], y: np.ndarray, contexts: Sequence[str] |
 
 
 def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.linear_model import LogisticRegression
-
+    """A fresh head. The linear head chooses its calibration folds when fitted, from the
+    class counts of the rows it is given: an outer grouped fold may hold far fewer rows
+    of a class than ``n_min_class`` (the estimate from the whole data) suggests."""
     if config.head == "stacked" and config.cheap_features:
         from hilt.train.stacking import StackedHead
 
@@ -343,11 +363,11 @@ def _estimator(config: ClassifierConfig, n_min_class: int) -> Any:
                            regularisation_c=config.regularisation_c,
                            class_weight=config.class_weight,
                            folds=max(2, min(config.folds, n_min_class)), seed=config.seed)
+    from hilt.train.stacking import CalibratedLinearHead
 
-    base = LogisticRegression(C=config.regularisation_c, max_iter=5000,
-                              class_weight=config.class_weight)
-    folds = max(2, min(config.folds, n_min_class))
-    return CalibratedClassifierCV(base, method=config.calibration, cv=folds)
+    return CalibratedLinearHead(regularisation_c=config.regularisation_c,
+                                class_weight=config.class_weight,
+                                method=config.calibration, folds=config.folds)
 
 
 def choose_threshold(positive_proba: np.ndarray, is_positive: np.ndarray,
@@ -376,7 +396,8 @@ def choose_threshold(positive_proba: np.ndarray, is_positive: np.ndarray,
         if score > best_score or (score == best_score and abs(t - 0.5) < abs(best - 0.5)):
             best, best_score = float(t), score
     if best_score == -np.inf:
-        raise ValueError("no threshold meets the target rate on the validation data")
+        raise TrainingInputError("no threshold meets the target rate on the validation data",
+                                 "target_fpr" if target_fpr is not None else "target_fnr")
     return best
 
 
@@ -401,23 +422,28 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
 
     classes = sorted({str(x) for x in labels})
     if len(classes) < 2:
-        raise ValueError("need at least two distinct labels to train a classifier")
+        raise TrainingInputError("need at least two distinct labels to train a classifier")
+    if len(classes) > 2 and binary_only_settings(config):
+        setting = binary_only_settings(config)[0]
+        raise TrainingInputError(f"applies to two classes only; the labels hold "
+                                 f"{len(classes)}: {classes}", setting)
     if config.positive_label is not None and len(classes) == 2:
         if config.positive_label not in classes:
-            raise ValueError(f"positive label {config.positive_label!r} not among {classes}")
+            raise TrainingInputError(f"positive label {config.positive_label!r} not among "
+                                     f"{classes}", "positive_label")
         # classes_[1] is the positive class, as in scikit-learn's binary convention.
         classes = [c for c in classes if c != config.positive_label] + [config.positive_label]
     y = np.array([classes.index(str(x)) for x in labels])
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < 2:
         found = {c: int(n) for c, n in zip(classes, counts, strict=True)}
-        raise ValueError(f"every label needs at least 2 examples; got {found}")
+        raise TrainingInputError(f"every label needs at least 2 examples; got {found}")
     # Copies of one text share a group, so no fold trains on a copy of a text it scores.
     groups = text_groups(texts)
     distinct = [len(set(groups[y == c].tolist())) for c in range(len(classes))]
     if min(distinct) < 2:
         found = dict(zip(classes, distinct, strict=True))
-        raise ValueError(f"every label needs at least 2 distinct texts; got {found}")
+        raise TrainingInputError(f"every label needs at least 2 distinct texts; got {found}")
     encoder_path: str | None = None
     if config.finetune_epochs > 0:
         import tempfile

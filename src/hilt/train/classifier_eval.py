@@ -119,10 +119,22 @@ def evaluate_classifier(model: TextClassifier, texts: Sequence[str], labels: Seq
     report = classification_report(labels, predicted, [str(c) for c in model.classes_])
     report["unknown_labels"] = unknown
     if model.positive_label is not None:
-        positive = model.positive_label
-        truth = np.array([t == positive for t in labels])
-        guess = np.array([q == positive for q in predicted])
-        report["positive_label"] = positive
+        report["positive_label"] = model.positive_label
         report["threshold"] = model.threshold
-        report.update(error_rates(guess, truth))
+        report.update(binary_error_rates(labels, predicted, model.positive_label,
+                                         [str(c) for c in model.classes_]))
     return report
+
+
+def binary_error_rates(labels: Sequence[str], predicted: Sequence[str], positive: str,
+                       classes: Sequence[str]) -> dict[str, Any]:
+    """False-positive and false-negative rates over the rows whose label the model
+    knows (pure function). A row labelled with another class (``partial`` for a
+    refuse/comply model) is neither a positive nor a negative: counting it as a
+    negative would blame the model for a class it never had; such rows are reported
+    in ``unknown_labels`` and counted in ``error_rates_excluded``."""
+    names = set(classes)
+    known = np.array([t in names for t in labels], dtype=bool)
+    truth = np.array([t == positive for t in labels], dtype=bool)[known]
+    guess = np.array([q == positive for q in predicted], dtype=bool)[known]
+    return {**error_rates(guess, truth), "error_rates_excluded": int((~known).sum())}

@@ -12,27 +12,40 @@ from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
-from hilt.train.classifier import ClassifierConfig, train_classifier
+from hilt.train.classifier import ClassifierConfig, TrainingInputError, train_classifier
 from hilt.train.classifier_eval import LabelledTexts
-from hilt.train.manifest import RunClock, build_manifest, staged_folder, write_manifest
+from hilt.train.manifest import (
+    Publisher,
+    RunClock,
+    build_manifest,
+    staged_folder,
+    write_manifest,
+)
 
 
 def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig, *,
                        data_path: str, data_hash: str, label_field: str,
                        fields: dict[str, str | None],
                        held_out: LabelledTexts | None = None,
-                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                       extra: dict[str, Any] | None = None,
+                       publisher: Publisher | None = None) -> dict[str, Any]:
     """Train on ``train``; with ``held_out`` (a dataset version's validation split) its
     accuracy is the headline metric, otherwise the out-of-fold accuracy; either way
     ``metrics.accuracy`` is a rate object (``value``, ``successes``, ``n``, ``ci_low``,
-    ``ci_high``). Returns the manifest written to ``out``."""
+    ``ci_high``). ``publisher`` runs under the folder lock when the model is put in
+    place (:func:`hilt.train.manifest.staged_folder`). Returns the manifest written to
+    ``out``."""
     clock = RunClock()
-    with staged_folder(out, ".clf-", "classifier") as work:
+    with staged_folder(out, ".clf-", "classifier", publisher) as work:
         try:
             model = train_classifier(train.texts, train.labels, config, train.contexts,
                                      workdir=work, progress=True, harmful=train.harmful)
-        except ValueError as exc:
-            raise InputError(str(exc), file=data_path, field=label_field) from None
+        except TrainingInputError as exc:
+            # a setting at fault is named by its command-line option; otherwise the labels
+            field = (f"--{exc.setting.replace('_', '-')}" if exc.setting is not None
+                     else label_field)
+            raise InputError(str(exc), file=data_path if exc.setting is None else None,
+                             field=field) from None
         model.save(work)
         metrics: dict[str, Any] = {"validation": model.validation,
                                    "accuracy": model.validation.get("accuracy")}

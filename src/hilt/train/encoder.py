@@ -9,6 +9,8 @@ model or trying another threshold does not encode the same text twice.
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,9 +56,7 @@ class EmbeddingCache:
         self.memory: dict[str, np.ndarray] = {}
         if self.folder and self.folder.exists():
             for chunk in sorted(self.folder.glob("chunk-*.npz")):
-                with np.load(chunk) as data:
-                    for key, vec in zip(data["keys"], data["vectors"], strict=True):
-                        self.memory[str(key)] = vec
+                self.memory.update(_read_chunk(chunk))
 
     def get(self, key: str) -> np.ndarray | None:
         return self.memory.get(key)
@@ -67,9 +67,30 @@ class EmbeddingCache:
         if self.folder and keys:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"chunk-{sha256_hex(''.join(keys))[:24]}.npz"
-            tmp = self.folder / (name + ".tmp.npz")
-            np.savez(tmp, keys=np.array(keys), vectors=vectors.astype(np.float32))
-            tmp.replace(self.folder / name)
+            # The temporary name starts with a dot so that the loader's "chunk-*.npz"
+            # never reads a chunk that a killed writer left half-written; the pid keeps
+            # two writers of the same chunk apart. Written through a file object so
+            # numpy does not append ".npz" to the name.
+            tmp = self.folder / f".tmp-{os.getpid()}-{name}"
+            try:
+                with tmp.open("wb") as handle:
+                    np.savez(handle, keys=np.array(keys), vectors=vectors.astype(np.float32))
+                tmp.replace(self.folder / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+
+def _read_chunk(chunk: Path) -> dict[str, np.ndarray]:
+    """The embeddings of one cache chunk; an unreadable chunk (a damaged file) is
+    skipped with a warning: the cache only saves work, its texts are encoded again."""
+    try:
+        with np.load(chunk) as data:
+            return {str(key): vec
+                    for key, vec in zip(data["keys"], data["vectors"], strict=True)}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"skipping unreadable embedding-cache chunk {chunk} ({exc})",
+                      RuntimeWarning, stacklevel=2)
+        return {}
 
 
 class SentenceEncoder:

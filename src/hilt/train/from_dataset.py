@@ -18,7 +18,9 @@ which is the sha256 of its records, so the lineage of a model leads to the versi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -41,6 +43,16 @@ class DatasetInput:
     override_reason: str | None = None
     revoked: bool = False
     other_splits: dict[str, int] = field(default_factory=dict)
+    # where each record is in the version's records file (1-based line numbers), so an
+    # error in a record names its line in the file, not its position within the split
+    records_file: str | None = None
+    train_lines: list[int] = field(default_factory=list)
+    validation_lines: list[int] = field(default_factory=list)
+
+    def where(self, split: str) -> dict[str, Any]:
+        """The ``lines`` and ``file`` arguments of the mapping functions for ``split``."""
+        lines = self.train_lines if split == "train" else self.validation_lines
+        return {"lines": lines or None, "file": self.records_file}
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the dataset version."""
@@ -59,6 +71,7 @@ def load_dataset_input(session: Session, version_ref: str, *, expected_kind: str
     Raises ``Forbidden`` for a revoked version without ``override_reason`` and
     ``InputError`` when the version holds another kind of data or no training records.
     """
+    from hilt.data.build import RECORDS_FILE
     from hilt.data.versions import assert_usable, get_version, read_records
 
     row = assert_usable(session, get_version(session, version_ref).id,
@@ -68,13 +81,16 @@ def load_dataset_input(session: Session, version_ref: str, *, expected_kind: str
                          f"needs {expected_kind}", field="--dataset")
     train: list[dict[str, Any]] = []
     validation: list[dict[str, Any]] = []
+    lines: dict[str, list[int]] = {"train": [], "validation": []}
     others: dict[str, int] = {}
-    for record in read_records(row):
+    for number, record in enumerate(read_records(row), start=1):  # one record a line
         split = record.get("split", "train")
         if split == "train":
             train.append(record)
+            lines["train"].append(number)
         elif split == "validation":
             validation.append(record)
+            lines["validation"].append(number)
         else:  # not used for training or evaluation, but counted in the manifest
             others[split] = others.get(split, 0) + 1
     if not train:
@@ -82,7 +98,9 @@ def load_dataset_input(session: Session, version_ref: str, *, expected_kind: str
                          field="--dataset")
     return DatasetInput(version_id=row.id, name=row.name, kind=row.kind, train=train,
                         validation=validation, override_reason=override_reason,
-                        revoked=row.revoked_at is not None, other_splits=others)
+                        revoked=row.revoked_at is not None, other_splits=others,
+                        records_file=str(Path(row.data_path) / RECORDS_FILE),
+                        train_lines=lines["train"], validation_lines=lines["validation"])
 
 
 def hh_prompt(messages: list[dict[str, str]]) -> str:
@@ -104,52 +122,73 @@ def hh_prompt(messages: list[dict[str, str]]) -> str:
     return "".join(parts) + ASSISTANT
 
 
-def _require(record: dict[str, Any], name: str, version_id: str, index: int) -> Any:
+class _Where:
+    """Names a record in errors: its line in the records file when known, else its
+    position among the records given."""
+
+    def __init__(self, version_id: str, lines: Sequence[int] | None, file: str | None) -> None:
+        self.file = file or f"dataset {version_id}"
+        self.lines = lines
+
+    def line(self, index: int) -> int:
+        return self.lines[index] if self.lines is not None else index + 1
+
+
+def _require(record: dict[str, Any], name: str, where: _Where, index: int) -> Any:
     value = record.get(name)
     if not isinstance(value, str):
-        raise InputError("missing or not a string", file=f"dataset {version_id}",
-                         line=index + 1, field=name)
+        raise InputError("missing or not a string", file=where.file,
+                         line=where.line(index), field=name)
     return value
 
 
-def preference_pairs(records: list[dict[str, Any]], version_id: str) -> list[Pair]:
-    """Preference records → pairs (slice and key kept for per-slice accuracy)."""
+def preference_pairs(records: list[dict[str, Any]], version_id: str,
+                     lines: Sequence[int] | None = None,
+                     file: str | None = None) -> list[Pair]:
+    """Preference records → pairs (slice and key kept for per-slice accuracy).
+    ``lines`` and ``file`` (:meth:`DatasetInput.where`) locate the records in errors."""
+    where = _Where(version_id, lines, file)
     pairs = []
     for i, record in enumerate(records):
         messages = record.get("messages") or []
         prompt = hh_prompt(messages) if messages else \
-            f"{HUMAN} {_require(record, 'prompt', version_id, i)}{ASSISTANT}"
-        pairs.append(Pair(prompt=prompt, chosen=_require(record, "chosen", version_id, i),
-                          rejected=_require(record, "rejected", version_id, i),
+            f"{HUMAN} {_require(record, 'prompt', where, i)}{ASSISTANT}"
+        pairs.append(Pair(prompt=prompt, chosen=_require(record, "chosen", where, i),
+                          rejected=_require(record, "rejected", where, i),
                           slice=record.get("slice"), id=record.get("key")))
     return pairs
 
 
-def classification_rows(records: list[dict[str, Any]], version_id: str
+def classification_rows(records: list[dict[str, Any]], version_id: str,
+                        lines: Sequence[int] | None = None, file: str | None = None
                         ) -> tuple[list[str], list[str]]:
     """Classification records → (texts, labels); labels named as in files
     (:func:`hilt.train.classifier_eval.label_text`)."""
     from hilt.train.classifier_eval import label_text
 
+    where = _Where(version_id, lines, file)
     texts, labels = [], []
     for i, record in enumerate(records):
-        texts.append(_require(record, "text", version_id, i))
+        texts.append(_require(record, "text", where, i))
         try:
             labels.append(label_text(record.get("label")))
         except ValueError as exc:
-            raise InputError(str(exc), file=f"dataset {version_id}", line=i + 1,
+            raise InputError(str(exc), file=where.file, line=where.line(i),
                              field="label") from None
     return texts, labels
 
 
-def sft_messages(records: list[dict[str, Any]], version_id: str) -> list[dict[str, Any]]:
+def sft_messages(records: list[dict[str, Any]], version_id: str,
+                 lines: Sequence[int] | None = None,
+                 file: str | None = None) -> list[dict[str, Any]]:
     """SFT records → ``{"messages": [..., {"role": "assistant", ...}]}``."""
+    where = _Where(version_id, lines, file)
     out = []
     for i, record in enumerate(records):
-        completion = _require(record, "completion", version_id, i)
+        completion = _require(record, "completion", where, i)
         messages = [{"role": m["role"], "content": m["content"]}
                     for m in record.get("messages") or []]
         if not messages:
-            messages = [{"role": "user", "content": _require(record, "prompt", version_id, i)}]
+            messages = [{"role": "user", "content": _require(record, "prompt", where, i)}]
         out.append({"messages": [*messages, {"role": "assistant", "content": completion}]})
     return out

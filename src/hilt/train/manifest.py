@@ -9,7 +9,9 @@ metrics within the tolerance stated in ``docs/train.md``.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hilt.canonical import canonical_json, content_hash, finite_json
 from hilt.errors import InputError
@@ -30,8 +32,10 @@ _LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-
 
 
 def git_commit() -> str | None:
-    """Commit of the checkout hilt runs from, with ``+dirty`` for uncommitted changes."""
-    here = Path(__file__).resolve().parent
+    """Commit of the checkout hilt runs from, with ``+dirty`` for uncommitted changes
+    anywhere in the ``hilt`` package (not only in its training code: a change to the
+    data readers or statistics changes what a run computes just as well)."""
+    here = Path(__file__).resolve().parents[1]  # the package root, src/hilt
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
@@ -149,20 +153,62 @@ def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
                          f"empty or {kind} model folder", file=where, field=option)
 
 
+class Publisher(Protocol):
+    """What a run does under the folder lock when its model is put in place: ``check``
+    before ``out`` is replaced (raise to refuse), ``record`` after (e.g. registration)."""
+
+    def check(self, out: Path) -> None: ...
+
+    def record(self, out: Path) -> None: ...
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of an output folder: a hidden file beside it (never inside, since
+    the folder itself is replaced)."""
+    resolved = out.resolve()
+    return resolved.parent / f".{resolved.name}.lock"
+
+
 @contextmanager
-def staged_folder(out: Path, prefix: str, kind: str) -> Iterator[Path]:
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` (blocking). ``flock`` is released by the
+    kernel when the process dies, so a killed run never leaves a stale lock; the lock
+    file stays, as removing it would race with a run that has just opened it."""
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextmanager
+def staged_folder(out: Path, prefix: str, kind: str,
+                  publisher: Publisher | None = None) -> Iterator[Path]:
     """A temporary folder next to ``out`` that replaces ``out`` when the block ends
     normally: a failed run leaves nothing half-written and the old model in place.
-    ``out`` is checked first (:func:`check_out_folder`)."""
+    ``out`` is checked first (:func:`check_out_folder`).
+
+    The last checks, the replacement and ``publisher.record`` happen under
+    :func:`folder_lock`, so two runs finishing at once cannot both take the folder:
+    the second sees what the first did (e.g. a registered version) and refuses.
+    """
     check_out_folder(out, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
     try:
         yield work
-        # checked again: the folder may have changed during a long run
-        check_out_folder(out, kind)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
+        with folder_lock(out):
+            # checked again: the folder may have changed during a long run
+            check_out_folder(out, kind)
+            if publisher is not None:
+                publisher.check(out)
+            if out.exists():
+                shutil.rmtree(out)
+            work.rename(out)
+            if publisher is not None:
+                publisher.record(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

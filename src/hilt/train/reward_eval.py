@@ -24,6 +24,12 @@ Reported (all rates with 95 % intervals):
   (``previous_overlap: "known"``, ``previous_held_out_in_train`` pairs left out, ``n``
   pairs used); otherwise on all pairs, with ``previous_overlap: "unknown"`` and
   ``previous_held_out_in_train: null``.
+* ``training_overlap`` — how many of the pairs the evaluated model trained on
+  (``in_train``; pairs compared by prompt and both replies) and its accuracy on the
+  others (``unseen``, with a Wilson interval): the overall accuracy of a model scored
+  on its own training pairs is optimistic. ``overlap`` is ``"known"`` when the training
+  pairs could be recovered from the model's manifest, else ``"unknown"`` (``in_train``
+  and ``unseen`` null).
 * ``bias_probes`` — Pearson correlation of reward with log(1 + word count) (Singhal et al.,
   2023, "A Long Way to Go"); accuracy on pairs whose chosen reply is shorter; and
   sensitivity to appended phrases: the mean reward change when a flattery or an
@@ -196,16 +202,31 @@ def _agreement(previous: Scorer, pairs: Sequence[Pair], delta: np.ndarray,
     }
 
 
+def training_overlap(pairs: Sequence[Pair], delta: np.ndarray,
+                     train_keys: set[tuple[str, str, str]] | None) -> dict[str, Any]:
+    """The evaluated pairs the model trained on and its accuracy on the rest (pure)."""
+    if train_keys is None:
+        return {"overlap": "unknown", "in_train": None, "unseen": None}
+    unseen = np.array([pair_key(p) not in train_keys for p in pairs], dtype=bool)
+    acc = accuracy_block(delta[unseen]) if unseen.size else accuracy_block(np.zeros(0))
+    return {"overlap": "known", "in_train": int((~unseen).sum()),
+            "unseen": {"n": acc["n"], "accuracy": acc["value"],
+                       "accuracy_ci": {"method": "wilson", "low": acc["ci_low"],
+                                       "high": acc["ci_high"]}}}
+
+
 def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
                           previous: Scorer | None = None, probes: bool = True,
                           n_bins: int = 10,
                           previous_train_keys: set[tuple[str, str, str]] | None = None,
+                          train_keys: set[tuple[str, str, str]] | None = None,
                           ) -> dict[str, Any]:
     """All held-out metrics of the module docstring, as plain data.
 
     ``previous_train_keys`` (:func:`hilt.train.pairs.pair_key` of the previous model's
     training pairs) restricts the comparison with ``previous`` to the pairs it did not
-    train on; None means they are unknown."""
+    train on; ``train_keys`` (the same for ``model``) gives ``training_overlap``; None
+    means they are unknown."""
     prompts = [p.prompt for p in pairs]
     chosen_reward = np.asarray(model.score(prompts, [p.chosen for p in pairs]), dtype=float)
     rejected_reward = np.asarray(model.score(prompts, [p.rejected for p in pairs]), dtype=float)
@@ -224,6 +245,7 @@ def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
         "mean_margin": float(delta.mean()) if len(delta) else None,
         "mean_margin_ci": _interval(delta, np.mean, 2000),
         "slices": slice_accuracy(pairs, delta),
+        "training_overlap": training_overlap(pairs, delta, train_keys),
         "agreement_with_previous": None,
     }
     if previous is not None:

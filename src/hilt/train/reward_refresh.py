@@ -14,7 +14,9 @@ so a failed run leaves nothing half-written.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from hilt.errors import InputError
 from hilt.train.manifest import (
     MANIFEST_FILE,
+    Publisher,
     RunClock,
     build_manifest,
     check_out_folder,
@@ -40,13 +43,15 @@ from hilt.train.pairs import (
 )
 from hilt.train.reward import (
     CONFIG_FILE,
+    WEIGHTS_FILE,
     EncoderReward,
     RewardConfig,
     check_reward_config,
     train_reward_model,
 )
 from hilt.train.reward_eval import Scorer, evaluate_reward_model
-from hilt.train.reward_trl import TRLReward, TRLRewardConfig, train_trl_reward
+from hilt.train.reward_linear import LEXICAL_FILE
+from hilt.train.reward_trl import MODEL_SUBDIR, TRLReward, TRLRewardConfig, train_trl_reward
 from hilt.train.stats import plot_reliability
 
 BACKEND_DEFAULT = "minilm-bt"
@@ -75,11 +80,36 @@ def check_reward_folder(folder: str | Path, option: str | None = None) -> str:
         raise InputError(f"not a reward-model folder (its {MANIFEST_FILE} is of kind "
                          f"{kind!r})", file=str(folder), field=option)
     backend = str(manifest.get("backend", BACKEND_DEFAULT))
-    needed = TRL_CONFIG_FILE if backend == BACKEND_TRL else CONFIG_FILE
-    if not (folder / needed).is_file():
-        raise InputError(f"incomplete reward-model folder ({needed} missing)",
-                         file=str(folder), field=option)
+    config_file = TRL_CONFIG_FILE if backend == BACKEND_TRL else CONFIG_FILE
+    try:
+        settings = json.loads((folder / config_file).read_text())
+    except FileNotFoundError:
+        raise InputError(f"incomplete reward-model folder ({config_file} missing)",
+                         file=str(folder), field=option) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable {config_file} ({exc})", file=str(folder),
+                         field=option) from None
+    if not isinstance(settings, dict):
+        raise InputError(f"unreadable {config_file} (not a JSON object)", file=str(folder),
+                         field=option)
+    for needed in _model_files(backend, settings):
+        if not (folder / needed).is_file():
+            raise InputError(f"incomplete reward-model folder ({needed} missing)",
+                             file=str(folder), field=option)
     return backend
+
+
+def _model_files(backend: str, settings: dict[str, Any]) -> list[str]:
+    """The files besides the settings that loading a model of ``backend`` reads."""
+    if backend == BACKEND_TRL:
+        return [f"{MODEL_SUBDIR}/config.json"]
+    return [WEIGHTS_FILE] + ([LEXICAL_FILE] if settings.get("lexical_expert") else [])
+
+
+# What a damaged model file raises while it is read: truncated or foreign files fail
+# inside the unpicklers and archive readers, each with its own exception.
+_LOAD_ERRORS = (OSError, ValueError, TypeError, KeyError, EOFError, RuntimeError,
+                pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def load_reward_model(folder: str | Path, option: str | None = None) -> Scorer:
@@ -87,10 +117,14 @@ def load_reward_model(folder: str | Path, option: str | None = None) -> Scorer:
     any other folder is an ``InputError`` (naming ``option`` when given)."""
     folder = Path(folder)
     backend = check_reward_folder(folder, option)
-    if backend == BACKEND_TRL:
-        config = json.loads((folder / TRL_CONFIG_FILE).read_text())
-        return TRLReward(str(folder / "model"), config["max_length"])
-    return EncoderReward.load(folder)
+    try:
+        if backend == BACKEND_TRL:
+            config = json.loads((folder / TRL_CONFIG_FILE).read_text())
+            return TRLReward(str(folder / MODEL_SUBDIR), config["max_length"])
+        return EncoderReward.load(folder)
+    except _LOAD_ERRORS as exc:
+        raise InputError(f"cannot load the reward model ({type(exc).__name__}: {exc})",
+                         file=str(folder), field=option) from None
 
 
 def previous_training_keys(folder: str | Path) -> set[tuple[str, str, str]] | None:
@@ -125,11 +159,14 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                          held_out_fraction: float = 0.2, split_seed: int = 0,
                          previous_dir: str | Path | None = None,
                          progress: bool = True, data_hash: str | None = None,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                         extra: dict[str, Any] | None = None,
+                         publisher: Publisher | None = None) -> dict[str, Any]:
     """Train on the training part, evaluate on the held-out part; returns the manifest.
 
     ``data_hash`` replaces the pairs' content hash as the registered data identity (a
-    dataset version passes its id); ``extra`` adds fields to the manifest.
+    dataset version passes its id); ``extra`` adds fields to the manifest; ``publisher``
+    runs under the folder lock when the model is put in place
+    (:func:`hilt.train.manifest.staged_folder`).
 
     ``metrics`` report ``duplicate_pairs`` (pairs identical in prompt and both replies
     to an earlier pair of ``pairs``) and ``held_out_in_train`` (held-out pairs identical
@@ -155,7 +192,7 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     train_keys = {pair_key(p) for p in train}
     data_checks = {"duplicate_pairs": duplicate_count(pairs),
                    "held_out_in_train": sum(pair_key(p) in train_keys for p in held_out)}
-    with staged_folder(out_dir, ".rm-", "reward") as work:
+    with staged_folder(out_dir, ".rm-", "reward", publisher) as work:
         model: Scorer
         if isinstance(config, TRLRewardConfig):
             backend = BACKEND_TRL
@@ -172,14 +209,14 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
         previous = load_reward_model(previous_dir, "--previous") if previous_dir else None
         metrics = evaluate_reward_model(
             model, held_out, previous=previous,
-            previous_train_keys=previous_training_keys(previous_dir) if previous_dir else None)
+            previous_train_keys=previous_training_keys(previous_dir) if previous_dir else None,
+            train_keys=train_keys)
         metrics["train_seconds"] = train_seconds
         metrics["train_pairs"] = len(train)
         metrics.update(data_checks)
         metrics.update({f"train_{k}": v for k, v in facts.items()})
         plot_reliability(metrics["reliability_bins"], str(work / "reliability.png"),
-                         f"P(chosen ≻ rejected), held-out n={len(held_out)}, "
-                         f"ECE={metrics['ece']:.3f}")
+                         reliability_title(len(held_out), metrics["ece"], "held-out "))
         (work / "metrics.json").write_text(dump_json(metrics))
         manifest = build_manifest(
             kind="reward", base_model=base_model, data_path=data_path,
@@ -196,11 +233,25 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     return manifest
 
 
+def reliability_title(n_pairs: int, ece: float | None, which: str = "") -> str:
+    """The reliability diagram's title. Its bins count every pair twice, once in each
+    order (:func:`hilt.train.reward_eval.calibration`), so the title says so: the bin
+    counts add up to 2n."""
+    shown = "undefined" if ece is None else f"{ece:.3f}"
+    return (f"P(chosen ≻ rejected), {which}n={n_pairs} pairs\n"
+            f"(bins count each pair in both orders: {2 * n_pairs} points), ECE={shown}")
+
+
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers that go into the registry (the full report stays in metrics.json)."""
     keep = ("n", "accuracy", "accuracy_ci", "ece", "agreement_with_previous", "train_seconds",
             "train_pairs", "duplicate_pairs", "held_out_in_train")
     head = {k: metrics.get(k) for k in keep}
+    # the TRL backend trains only on the pairs that fit in --max-length: beside
+    # train_pairs, so that a run that kept few is seen at a glance
+    for key in ("train_pairs_used", "train_pairs_dropped"):
+        if key in metrics:
+            head[key] = metrics[key]
     probes = metrics.get("bias_probes") or {}
     if probes:
         head["reward_length_correlation"] = probes["reward_length_correlation"]["value"]

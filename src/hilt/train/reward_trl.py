@@ -4,7 +4,9 @@ The model is loaded as a sequence classifier with one output (the reward) and tr
 with TRL's Bradley–Terry loss, ``−log σ(r_c − r_r − margin)`` (the margin column is
 passed when the pairs carry one). Runs on CPU here and on one or several GPUs when
 started with ``accelerate launch`` (TRL's trainers are accelerate-aware). Note that
-TRL drops pairs longer than ``max_length`` instead of truncating them.
+TRL drops pairs longer than ``max_length`` instead of truncating them; hilt drops them
+before training (``train_pairs_used`` and ``train_pairs_dropped`` in the metrics) and
+refuses a run that would keep none.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hilt.errors import InputError
 from hilt.train.encoder import resolve_encoder, set_torch_threads
 from hilt.train.pairs import Pair
 
@@ -41,6 +44,20 @@ def joined(prompt: str, response: str) -> tuple[str, str]:
     if prompt and not prompt[-1].isspace() and response and not response[0].isspace():
         return prompt, " " + response
     return prompt, response
+
+
+def pair_length(tokenizer: Any, row: dict[str, Any]) -> int:
+    """Tokens of the longer side of a pair as TRL's RewardTrainer counts them (prompt +
+    reply + EOS text, with the tokenizer's special tokens); TRL drops a pair whose either
+    side is longer than ``max_length``, so hilt drops them first, where it can count
+    them and refuse a run that would keep none."""
+    eos = tokenizer.eos_token or ""
+
+    def count(reply: str) -> int:
+        text = row["prompt"] + reply + ("" if reply.endswith(eos) else eos)
+        return len(tokenizer(text)["input_ids"])
+
+    return max(count(row["chosen"]), count(row["rejected"]))
 
 
 def _load(config: TRLRewardConfig, pairs: Sequence[Pair], workdir: Path) -> tuple[Any, Any, str]:
@@ -103,10 +120,17 @@ def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Pa
         if config.use_margin:
             row["margin"] = float(p.margin or 0.0)
         rows.append(row)
+    lengths = [pair_length(tokenizer, row) for row in rows]
+    rows = [row for row, n in zip(rows, lengths, strict=True) if n <= config.max_length]
+    if not rows:
+        raise InputError(f"no training pair fits in {config.max_length} tokens (the shortest "
+                         f"takes {min(lengths)}); TRL drops longer pairs instead of "
+                         "truncating them: raise it", field="--max-length")
     args = training_args(config, out_dir, progress)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer)
     result = trainer.train()
+    used = len(trainer.train_dataset)  # type: ignore[arg-type]
     target = out_dir / MODEL_SUBDIR
     trained: Any = trainer.model
     trained.save_pretrained(target)
@@ -115,7 +139,7 @@ def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Pa
     facts = {"base_model": "tiny (random Llama)" if config.model == "tiny" else base_path,
              "train_loss": float(result.training_loss),
              "steps": int(trainer.state.global_step),
-             "pairs_used": len(trainer.train_dataset)}  # type: ignore[arg-type]
+             "pairs_used": used, "pairs_dropped": len(pairs) - used}
     return TRLReward(str(target), config.max_length), facts
 
 

@@ -90,3 +90,46 @@ class StackedHead(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(1)])
+
+
+class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
+    """The linear head: a logistic regression calibrated by ``CalibratedClassifierCV``
+    whose number of folds is chosen when it is fitted, from the class counts of the rows
+    it is given (as :class:`StackedHead` does). The outer, grouped folds of the
+    out-of-fold estimate hold out whole groups of copies, so a training fold may have
+    far fewer rows of a class than the whole data suggests."""
+
+    def __init__(self, regularisation_c: float = 1.0, class_weight: str | None = "balanced",
+                 method: str = "sigmoid", folds: int = 5) -> None:
+        self.regularisation_c = regularisation_c
+        self.class_weight = class_weight
+        self.method = method
+        self.folds = folds
+
+    def fit(self, X: np.ndarray, y: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> CalibratedLinearHead:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.linear_model import LogisticRegression
+
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        base = LogisticRegression(C=self.regularisation_c, max_iter=5000,
+                                  class_weight=self.class_weight)
+        per_class = int(np.bincount(np.searchsorted(self.classes_, y)).min())
+        weights = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)}
+        if per_class < 2:
+            # Calibration folds need two rows of every class; with one (a grouped
+            # training fold of a class with few distinct texts) the plain regression's
+            # probabilities are the best available.
+            self.model_: Any = base.fit(X, y, **weights)
+        else:
+            self.model_ = CalibratedClassifierCV(
+                base, method=self.method, cv=max(2, min(self.folds, per_class))
+            ).fit(X, y, **weights)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(1)])

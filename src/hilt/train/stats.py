@@ -130,8 +130,16 @@ def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) ->
     if n < 4 or a.std() == 0 or b.std() == 0:
         return {"value": None, "ci_low": None, "ci_high": None, "n": int(n)}
     r = float(np.corrcoef(a, b)[0, 1])
-    r_clip = min(max(r, -0.999999), 0.999999)
-    z = math.atanh(r_clip)
+    return {"value": r, **fisher_interval(r, int(n)), "n": int(n)}
+
+
+def fisher_interval(r: float, n: int) -> dict[str, float]:
+    """95 % Fisher-z interval of a correlation ``r`` from ``n`` ≥ 4 points. ``atanh`` is
+    infinite at ±1, so r is clipped first; the interval then reaches ±1 itself and always
+    contains ``r`` (a perfect correlation must not fall outside its own interval)."""
+    limit = 0.999999
+    z = math.atanh(min(max(r, -limit), limit))
     half = Z_95 / math.sqrt(n - 3)
-    return {"value": r, "ci_low": math.tanh(z - half), "ci_high": math.tanh(z + half),
-            "n": int(n)}
+    low = -1.0 if r <= -limit else math.tanh(z - half)
+    high = 1.0 if r >= limit else math.tanh(z + half)
+    return {"ci_low": min(low, r), "ci_high": max(high, r)}
