@@ -13,7 +13,6 @@ stored. A session ends at sign-out (:func:`end_session`), after
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
+from hilt.config import env_float
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -240,7 +240,7 @@ def _recall(key: str) -> Principal | None:
 
 
 def _remember(key: str, principal: Principal, max_ttl: float | None = None) -> None:
-    ttl = float(os.environ.get("HILT_AUTH_CACHE_S", "5"))
+    ttl = env_float("HILT_AUTH_CACHE_S", 5.0, minimum=0)
     if max_ttl is not None:
         ttl = min(ttl, max_ttl)
     if ttl <= 0:

@@ -365,3 +365,106 @@ def test_verify_while_a_sealer_commits_is_not_a_false_alarm(engine: Engine) -> N
     assert sealed and set(sealed) == {1}
     assert result.ok, result.problem
     assert verify(engine).entries == 6 + len(sealed)
+
+
+def test_a_tail_cut_off_with_its_head_is_caught_by_an_expected_entry(engine: Engine) -> None:
+    fill(engine)
+    intact = verify(engine)
+    assert intact.ok and intact.head is not None and intact.head[0] == 6
+    with engine.begin() as conn:
+        four = conn.execute(sa.select(AuditRow.hash).where(AuditRow.seq == 4)).scalar_one()
+        conn.execute(sa.delete(AuditRow).where(AuditRow.seq > 4))
+        conn.execute(sa.update(AuditHeadRow).values(seq=4, hash=four))
+    assert verify(engine).ok  # the chain alone cannot tell
+    with transaction(engine) as s:
+        cut = audit.verify(s, expect=[intact.head])
+        assert not cut.ok and cut.first_bad_seq == 5 and "before the expected entry 6" in (
+            cut.problem or "")
+        assert audit.verify(s, expect=[(4, four)]).ok
+        wrong = audit.verify(s, expect=[(4, "f" * 64)])
+        assert not wrong.ok and wrong.first_bad_seq == 4
+
+
+def test_an_emptied_log_in_a_database_with_audited_rows_is_caught(engine: Engine) -> None:
+    from hilt.events.ingest import ingest_events
+
+    assert verify(engine).ok  # a fresh database: empty log, no rows
+    ingest_events(engine, [{"id": "e1", "interaction": {"prompt": "p"},
+                            "responses": [{"text": "r"}]}])
+    with engine.begin() as conn:
+        conn.execute(sa.delete(AuditRow))
+        conn.execute(sa.delete(AuditHeadRow))
+    result = verify(engine)
+    assert not result.ok and result.first_bad_seq == 1
+    assert "empty but table events has rows" in (result.problem or "")
+
+
+def test_parse_anchor_reads_what_verify_prints() -> None:
+    assert audit.parse_anchor(f"12:{'AB' * 32}") == (12, "ab" * 32)
+    for bad in ["12", "x:" + "a" * 64, "0:" + "a" * 64, "3:abc"]:
+        with pytest.raises(ValueError, match="SEQ:HASH"):
+            audit.parse_anchor(bad)
+
+
+def test_cli_verify_prints_the_head_and_checks_expected_entries(db_url: str,
+                                                               engine: Engine) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from hilt.cli import app
+
+    fill(engine)
+    runner = CliRunner()
+    first = runner.invoke(app, ["audit", "verify", "--db", db_url])
+    assert first.exit_code == 0, first.output
+    head = json.loads(first.output)["head"]
+    anchor = f"{head['seq']}:{head['hash']}"
+    assert runner.invoke(app, ["audit", "verify", "--db", db_url, "--expect", anchor]
+                         ).exit_code == 0
+    with engine.begin() as conn:
+        conn.execute(sa.delete(AuditRow).where(AuditRow.seq == head["seq"]))
+        conn.execute(sa.update(AuditHeadRow).values(
+            seq=head["seq"] - 1, hash=conn.execute(sa.select(AuditRow.hash).where(
+                AuditRow.seq == head["seq"] - 1)).scalar_one()))
+    cut = runner.invoke(app, ["audit", "verify", "--db", db_url, "--expect", anchor])
+    assert cut.exit_code == 1 and json.loads(cut.output)["ok"] is False
+
+
+def test_cli_verify_does_not_hold_up_writers(tmp_path: object, db_url: str,
+                                             engine: Engine,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the walk reads a snapshot: a write from elsewhere commits while it runs."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from hilt.cli import app
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the write lock question is SQLite's")
+    fill(engine)
+    walking, release = threading.Event(), threading.Event()
+    real = audit.verify
+
+    def slow_verify(session: Session, *args: object, **kwargs: object) -> audit.VerifyResult:
+        result = real(session, *args, **kwargs)  # type: ignore[arg-type]
+        walking.set()
+        release.wait(10)
+        return result
+
+    monkeypatch.setattr(audit, "verify", slow_verify)
+    cli = threading.Thread(target=lambda: CliRunner().invoke(app, ["audit", "verify",
+                                                                   "--db", db_url]))
+    cli.start()
+    try:
+        assert walking.wait(10)
+        writer = threading.Thread(target=fill, args=(engine, 1))
+        writer.start()
+        writer.join(timeout=5)
+        done = not writer.is_alive()
+    finally:
+        release.set()
+        cli.join()
+    writer.join()
+    assert done, "a write waited for audit verify"

@@ -31,6 +31,7 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.bad_signatures = 0
         self.fail_next = 0
+        self.fail_body = b""  # what a failing answer carries
         self.delay_s = 0.0
         self.drip_s: float | None = None
         self._server: ThreadingHTTPServer | None = None
@@ -78,9 +79,11 @@ class Receiver:
                         outer.received.append({**json.loads(body),
                                                "_delivery": self.headers["X-Hilt-Delivery"]})
                         code = 204
+                body = outer.fail_body if code == 500 else b""
                 self.send_response(code)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *_args: Any) -> None:
                 pass

@@ -117,3 +117,30 @@ def test_a_consumer_that_stops_early_leaves_the_session_usable(engine: Engine,
         assert first == sorted(tasks)[:3]
         assert s.execute(sa.select(sa.func.count()).select_from(ReviewTaskRow)
                          ).scalar_one() == len(tasks)
+
+
+def test_a_suspended_export_does_not_hold_up_writers(engine: Engine,
+                                                     tasks: list[str]) -> None:
+    """While the consumer of an export is slow (the iterator suspended midway), a write
+    on another connection commits at once instead of waiting for the export's lock."""
+    import threading
+
+    from hilt.store.db import session_factory
+
+    def write() -> None:
+        with transaction(engine) as w:
+            w.execute(sa.update(ReviewTaskRow).where(ReviewTaskRow.id == tasks[4])
+                      .values(pool="changed"))
+
+    # A plain session, as the HTTP export's stream uses.
+    with session_factory(engine)() as s:
+        lines = iter_lines(s, page=2)
+        next(lines)  # the export is now suspended between lines
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(timeout=5)
+        done = not writer.is_alive()
+        rest = list(lines)  # lets a blocked writer finish before the test ends
+        writer.join()
+    assert done, "the write waited for the suspended export"
+    assert len(rest) == len(tasks) - 1

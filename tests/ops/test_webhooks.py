@@ -121,3 +121,40 @@ def test_subscription_hears_only_later_events(engine: Engine, receiver: Receiver
         webhooks.subscribe(s, url=receiver.url, secret=SECRET, actor="lead",
                            event_types=["*"])
     assert _dispatch(engine)["deliveries"] == 0
+
+
+def test_a_failing_receivers_body_is_never_stored(engine: Engine, receiver: Receiver) -> None:
+    receiver.start()
+    receiver.fail_next = 1
+    receiver.fail_body = b"internal secret: db password hunter2"
+    with transaction(engine) as s:
+        webhooks.subscribe(s, url=receiver.url, secret=SECRET, actor="lead",
+                           event_types=["events.ingested"])
+    workload(engine, 1)
+    _dispatch(engine)
+    assert webhooks.deliver_due(engine)["retry"] == 1
+    with transaction(engine) as s:
+        (tried,) = webhooks.list_deliveries(s)
+        assert tried.last_status_code == 500
+        assert tried.last_error == "HTTP 500 Internal Server Error"
+
+
+def test_the_host_allow_list_limits_subscriptions_and_posts(
+        engine: Engine, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver.start()
+    with transaction(engine) as s:  # subscribed before the list was set
+        webhooks.subscribe(s, url=receiver.url, secret=SECRET, actor="lead",
+                           event_types=["events.ingested"])
+    monkeypatch.setenv("HILT_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com, *.partner.org")
+    with transaction(engine) as s, pytest.raises(InputError, match="ALLOWED_HOSTS"):
+        webhooks.subscribe(s, url="http://169.254.169.254/latest", secret=SECRET,
+                           actor="lead", event_types=["*"])
+    assert webhooks.host_allowed("a.partner.org", webhooks.allowed_hosts())
+    assert not webhooks.host_allowed("partner.org", webhooks.allowed_hosts())
+    assert webhooks.host_allowed("HOOKS.example.com.", webhooks.allowed_hosts())
+    workload(engine, 1)
+    _dispatch(engine)
+    assert webhooks.deliver_due(engine)["retry"] == 1
+    assert receiver.received == []
+    monkeypatch.setenv("HILT_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+    assert webhooks.deliver_due(engine, now=utcnow() + timedelta(minutes=5))["delivered"] == 1

@@ -65,17 +65,29 @@ def schema_event() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(db: DbOption = None) -> None:
+def audit_verify(db: DbOption = None,
+                 expect: Annotated[list[str] | None, typer.Option(
+                     "--expect", metavar="SEQ:HASH",
+                     help="an entry the chain must contain, as printed in an earlier "
+                     "run's head (repeatable): detects a chain cut back with its head")
+                 ] = None) -> None:
     """Check the whole chain; exit 1 and name the first bad entry if it was tampered with.
 
-    Pending entries (PostgreSQL) are sealed into the chain first."""
+    Prints the head (seq, hash): keep it outside the database and pass it back with
+    --expect. Pending entries (PostgreSQL) are sealed into the chain first; the walk
+    itself only reads (on SQLite it holds up no writer)."""
+    from hilt.errors import InputError
     from hilt.store import audit
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
+    try:
+        anchors = [audit.parse_anchor(text) for text in expect or []]
+    except ValueError as exc:
+        raise InputError(str(exc), field="--expect") from None
     engine = engine_for(db)
     audit.seal_after_commit(engine, wait=True)
-    with transaction(engine) as session:
-        result = audit.verify(session)
+    with read_snapshot(engine) as session:
+        result = audit.verify(session, expect=anchors)
     echo_json(result.as_dict())
     if not result.ok:
         raise typer.Exit(1)
@@ -89,9 +101,9 @@ def audit_show(entity: Annotated[str | None, typer.Option(help="entity id")] = N
                db: DbOption = None) -> None:
     """Print the newest audit entries."""
     from hilt.store import audit
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
-    with transaction(engine_for(db)) as session:
+    with read_snapshot(engine_for(db)) as session:
         rows = audit.entries(session, entity_id=entity, action=action, limit=limit)
         echo_json([{"seq": r.seq, "at": r.at, "actor": r.actor, "action": r.action,
                     "entity": f"{r.entity_type}:{r.entity_id}", "payload": r.payload}
@@ -156,6 +168,33 @@ def reviewer_add(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")]
                            pools=pool, skills=skill)
         echo_json({"id": row.id, "role": row.role, "pools": row.pools,
                    "status": row.status})
+
+
+@reviewer_app.command("deactivate")
+def reviewer_deactivate(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")],
+                        reason: Annotated[str, typer.Option(help="why, for the audit log")
+                                          ] = "",
+                        db: DbOption = None) -> None:
+    """Deactivate a reviewer: their tokens stop working, their page sessions and leases
+    end (the tasks go back to the queue). Prints JSON."""
+    from hilt.access import set_reviewer_active
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(set_reviewer_active(session, reviewer_id, False, reason=reason))
+
+
+@reviewer_app.command("reactivate")
+def reviewer_reactivate(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")],
+                        reason: Annotated[str, typer.Option(help="why, for the audit log")
+                                          ] = "",
+                        db: DbOption = None) -> None:
+    """Reactivate a deactivated reviewer (their tokens work again). Prints JSON."""
+    from hilt.access import set_reviewer_active
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(set_reviewer_active(session, reviewer_id, True, reason=reason))
 
 
 def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",

@@ -83,9 +83,9 @@ def jobs_list(status: Annotated[str | None, typer.Option(
               db: DbOption = None) -> None:
     """Jobs, newest first."""
     from hilt.ops.jobs import job_view, list_jobs
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
-    with transaction(engine_for(db)) as session:
+    with read_snapshot(engine_for(db)) as session:
         echo_json([job_view(r) for r in list_jobs(session, status=status, kind=kind,
                                                   limit=limit)])
 
@@ -94,9 +94,9 @@ def jobs_list(status: Annotated[str | None, typer.Option(
 def jobs_show(job_id: JobId, db: DbOption = None) -> None:
     """One job: parameters, status, progress, result or error."""
     from hilt.ops.jobs import get_job, job_view
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
-    with transaction(engine_for(db)) as session:
+    with read_snapshot(engine_for(db)) as session:
         echo_json(job_view(get_job(session, job_id)))
 
 
@@ -162,9 +162,9 @@ def webhook_add(url: Annotated[str, typer.Argument(help="where events are POSTed
 def webhook_list(db: DbOption = None) -> None:
     """Every subscription: URL, event types, active or not (never the secret)."""
     from hilt.ops.webhooks import list_subscriptions
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
-    with transaction(engine_for(db)) as session:
+    with read_snapshot(engine_for(db)) as session:
         echo_json(list_subscriptions(session))
 
 
@@ -189,9 +189,9 @@ def webhook_deliveries(subscription: Annotated[str | None, typer.Option(
                            help="at most this many deliveries")] = 50, db: DbOption = None) -> None:
     """The delivery log (status, attempts, last error)."""
     from hilt.ops.webhooks import delivery_view, list_deliveries
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
-    with transaction(engine_for(db)) as session:
+    with read_snapshot(engine_for(db)) as session:
         echo_json([delivery_view(r) for r in list_deliveries(
             session, subscription_id=subscription, status=status, limit=limit)])
 
@@ -209,11 +209,17 @@ def webhook_replay(delivery_id: Annotated[str, typer.Argument(help="delivery id"
 
 def backup(out: Annotated[Path, typer.Argument(help="backup file to create")],
            db: DbOption = None) -> None:
-    """Copy the SQLite database with the online backup API (safe while serving)."""
+    """Copy the SQLite database with the online backup API (safe while serving).
+
+    Exits 1 if the copy's audit chain does not verify: the file is kept (as evidence),
+    but `hilt restore` refuses it."""
     from hilt.config import database_url
     from hilt.ops.backup import backup as run_backup
 
-    echo_json(run_backup(db or database_url(), out))
+    result = run_backup(db or database_url(), out)
+    echo_json(result)
+    if not result["audit"]["ok"]:
+        raise typer.Exit(1)
 
 
 def restore(backup_file: Annotated[Path, typer.Argument(help="a file from hilt backup")],

@@ -103,6 +103,8 @@ def verify_file(path: str | Path) -> dict[str, Any]:
     except sa.exc.DatabaseError as exc:
         detail = str(exc.orig or exc).strip().splitlines()[0]
         raise InputError(f"not a readable hilt database ({detail})", file=str(path)) from None
+    except ValueError as exc:  # a stored value the schema's types cannot decode
+        raise InputError(f"not a readable hilt database ({exc})", file=str(path)) from None
     finally:
         engine.dispose()
     return {"integrity": integrity, "audit": result.as_dict()}

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from hilt.config import hilt_home
+from hilt.config import env_float, hilt_home
 from hilt.errors import InputError
 from hilt.ops.jobs import JobContext, enqueue, job_kind
 from hilt.ops.periodic import PeriodicTask
@@ -109,7 +110,7 @@ def _deliver(engine: Engine, now: datetime) -> dict[str, Any]:
 def _interval(name: str, default: float) -> float:
     # HILT_PERIOD_<NAME>=seconds, e.g. HILT_PERIOD_WEBHOOKS_DISPATCH=0.5 in tests.
     key = "HILT_PERIOD_" + name.upper().replace(".", "_")
-    return float(os.environ.get(key, default))
+    return env_float(key, default, above=0)
 
 
 def periodic_tasks() -> list[PeriodicTask]:
@@ -175,7 +176,16 @@ def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, An
     return {"path": str(out), "items": count}
 
 
-@job_kind("train.reward", transactional=False, max_attempts=1, user_startable=True)
+def _contract_params(kind: str, params: dict[str, Any]) -> None:
+    """A child-process job's parameters, paths included, are checked when it is queued
+    (from any caller), not first when a worker runs it."""
+    from hilt.ops.commands import build_argv
+
+    build_argv(kind, params)
+
+
+@job_kind("train.reward", transactional=False, max_attempts=1, user_startable=True,
+          check_params=partial(_contract_params, "train.reward"))
 def train_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
     """``hilt train reward --pairs P --out DIR`` in a child process."""
     from hilt.ops.commands import run_contract
@@ -183,7 +193,8 @@ def train_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any
     return run_contract(ctx, "train.reward")
 
 
-@job_kind("eval.reward", transactional=False, max_attempts=1, user_startable=True)
+@job_kind("eval.reward", transactional=False, max_attempts=1, user_startable=True,
+          check_params=partial(_contract_params, "eval.reward"))
 def eval_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
     """``hilt eval reward --model DIR --pairs P`` in a child process."""
     from hilt.ops.commands import run_contract
@@ -191,7 +202,8 @@ def eval_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]
     return run_contract(ctx, "eval.reward")
 
 
-@job_kind("train.classifier", transactional=False, max_attempts=1, user_startable=True)
+@job_kind("train.classifier", transactional=False, max_attempts=1, user_startable=True,
+          check_params=partial(_contract_params, "train.classifier"))
 def train_classifier_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
     """``hilt train classifier --data D --text-field F --label-field L --out DIR``."""
     from hilt.ops.commands import run_contract
@@ -199,7 +211,8 @@ def train_classifier_job(ctx: JobContext, _session: Session | None) -> dict[str,
     return run_contract(ctx, "train.classifier")
 
 
-@job_kind("eval.check", transactional=False, max_attempts=1, user_startable=True)
+@job_kind("eval.check", transactional=False, max_attempts=1, user_startable=True,
+          check_params=partial(_contract_params, "eval.check"))
 def eval_check_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
     """``hilt check --suite S --candidate C --reference R --out DIR [--gate G]``."""
     from hilt.ops.commands import run_contract

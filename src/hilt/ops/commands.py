@@ -15,6 +15,16 @@ A child never outlives the process that runs its job unattended: it starts in a 
 that shuts down terminates its children first (:func:`stop_children`, called by the
 scheduler), and on Linux a child also gets SIGTERM from the kernel if the worker dies
 without shutting down (``PR_SET_PDEATHSIG``), e.g. when it is killed with SIGKILL.
+
+Every file a job reads or writes lies inside one folder, the job root
+(``HILT_JOB_ROOT``, default ``$HILT_HOME/jobs``): path parameters are resolved under it
+(symbolic links followed) and one that ends up outside it, an absolute path elsewhere
+or a ``..`` escape, is refused when the job is queued and again when it runs. Jobs are
+started by lead and service tokens over HTTP, and a job's ``out`` is written, its inputs
+read and its ``scorer`` unpickled (which runs code) by the worker; without the root a
+token could read, overwrite or execute any file the worker can reach. An operator on the
+machine who needs other paths runs the command itself (``hilt train reward ...``)
+instead of queueing a job.
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from hilt.config import hilt_home
 from hilt.errors import InputError
 from hilt.ops.jobs import JobCancelled, JobContext
 
@@ -46,14 +58,39 @@ CONTRACTS: dict[str, tuple[list[str], tuple[str, ...], tuple[str, ...]]] = {
     "eval.check": (["check"], ("suite", "candidate", "reference", "out"), ("gate", "scorer")),
 }
 TRAINING = {"train.reward", "train.classifier"}
+# The parameters that name files or folders (the others are field names).
+PATH_PARAMS = frozenset({"pairs", "out", "model", "data", "suite", "candidate", "reference",
+                         "gate", "scorer"})
 # Exit codes that are a finished run, not a failure (``hilt check``: 1 = gate blocks).
 FINISHED_CODES = {"eval.check": {0, 1}}
 _PERCENT = re.compile(rb"(\d{1,3})%\|")
 
 
+def job_root() -> Path:
+    """The folder that jobs' path parameters are resolved in (see the module doc)."""
+    raw = os.environ.get("HILT_JOB_ROOT", "").strip()
+    return Path(raw) if raw else hilt_home() / "jobs"
+
+
+def confine(name: str, value: str, root: Path) -> str:
+    """``value`` resolved under ``root``, as an absolute path; an InputError if it ends
+    up outside (absolute elsewhere, ``..``, or a link leading out)."""
+    base = root.resolve()
+    try:
+        target = (base / value).resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a link loop
+        raise InputError(f"{name}: not a usable path ({exc})", field=name) from None
+    if not target.is_relative_to(base):
+        raise InputError(f"{name} must be a path inside the job folder {base} "
+                         f"(HILT_JOB_ROOT); {value!r} is outside it", field=name)
+    return str(target)
+
+
 def build_argv(kind: str, params: dict[str, Any]) -> list[str]:
-    """The child's command line from validated parameters (no shell, no free flags)."""
+    """The child's command line from validated parameters (no shell, no free flags;
+    paths confined to :func:`job_root`)."""
     words, required, optional = CONTRACTS[kind]
+    root = job_root()
     argv: list[str] = []
     for name in required + optional:
         value = params.get(name)
@@ -63,6 +100,8 @@ def build_argv(kind: str, params: dict[str, Any]) -> list[str]:
             continue
         if not isinstance(value, str) or not value or value.startswith("-"):
             raise InputError(f"{name} must be a path or name, not {value!r}", field=name)
+        if name in PATH_PARAMS:
+            value = confine(name, value, root)
         argv += ["--" + name.replace("_", "-"), value]
     unknown = sorted(set(params) - set(required) - set(optional))
     if unknown:

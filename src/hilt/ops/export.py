@@ -2,7 +2,12 @@
 
 Streams in pages of ``page`` tasks (keyset pagination on the task id, three queries per
 page: tasks with their events, reviews, final labels), so memory stays flat and the
-first line leaves before the last page is read. The event payload is stored as JSON
+first line leaves before the last page is read. Each page is read in a short read-only
+transaction of its own (:func:`hilt.store.db.read_only_engine`), and none is open while
+lines wait for the consumer: a slow client of the HTTP export holds up no writer (on
+SQLite a transaction held across the stream would block every write). Each page is a
+consistent snapshot; a task changed while the export runs shows in the state its page
+saw. The event payload is stored as JSON
 text and goes into the line as that text: parsing and re-encoding it was most of the
 cost of an export.
 """
@@ -22,10 +27,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError
+from hilt.store.db import read_only_engine
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import TASK_STATUSES, FinalLabelRow, ReviewRow, ReviewTaskRow
 
@@ -134,21 +140,29 @@ def _fetch(conn: Connection, after: str, status: str | None, size: int) -> _Page
     return tasks, _reviews(conn, after, last, status), _labels(conn, after, last, status)
 
 
+def _fetch_page(engine: Engine, after: str, status: str | None, size: int) -> _Page:
+    """:func:`_fetch` in a read-only transaction of its own, closed before it returns."""
+    with read_only_engine(engine).connect() as conn:
+        return _fetch(conn, after, status, size)
+
+
 def iter_lines(session: Session, *, status: str | None = None, page: int = 2000
                ) -> Iterator[str]:
     """One JSON object per task: its state, the event payload, its reviews and labels.
 
     The next page is read on a helper thread while this one's lines are made, so the
     database's work and the encoding overlap (about a quarter off an export of 10k
-    tasks). Only one thread uses the connection at a time: the reader, between the
-    hand-offs.
+    tasks). Pages are read on connections of their own, in short read-only
+    transactions (see the module doc), not in ``session``'s transaction: only its
+    engine is used, so what it has not committed is not exported.
     """
-    conn = session.connection()
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
     with ThreadPoolExecutor(1, thread_name_prefix="hilt-export") as reader:
-        current = _fetch(conn, "", status, page)
+        current = _fetch_page(engine, "", status, page)
         while current[0]:
             tasks, reviews, labels = current
-            upcoming = reader.submit(_fetch, conn, tasks[-1].id, status, page)
+            upcoming = reader.submit(_fetch_page, engine, tasks[-1].id, status, page)
             try:
                 for row in tasks:
                     yield _line(row, reviews.get(row.id, []), labels.get(row.id, {}))

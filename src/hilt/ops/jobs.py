@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hilt.config import env_float
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.store import audit
 from hilt.store.db import transaction
@@ -52,7 +53,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 
 def lease_seconds() -> float:
     """How long a claim lasts without a heartbeat (``HILT_JOB_LEASE_SECONDS``)."""
-    return float(os.environ.get("HILT_JOB_LEASE_SECONDS", "60"))
+    return env_float("HILT_JOB_LEASE_SECONDS", 60.0, above=0)
 
 
 class JobCancelled(Exception):

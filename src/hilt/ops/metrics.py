@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.review.rules import SEVERITIES
+from hilt.store.db import read_only_engine
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import AuditHeadRow
 from hilt.store.tables.ops import JobRow, WebhookDeliveryRow
@@ -73,7 +74,8 @@ class DatabaseCollector:
 
         now = utcnow()
         t, a, r, j, d = ReviewTaskRow, AssignmentRow, ReviewRow, JobRow, WebhookDeliveryRow
-        with self.engine.connect() as conn:
+        # Read-only: a scrape must not take SQLite's write lock (see hilt.store.db).
+        with read_only_engine(self.engine).connect() as conn:
             depth = GaugeMetricFamily("hilt_queue_depth", "open tasks with a free slot",
                                       labels=["pool", "severity"])
             for pool, sev, n in conn.execute(

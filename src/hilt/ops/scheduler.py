@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from hilt.config import env_float, env_int
 from hilt.ops.jobs import load_job_modules, run_next
 from hilt.ops.periodic import run_periodic
 
@@ -116,5 +117,5 @@ def scheduler_from_env(engine: Engine) -> Scheduler | None:
     """The scheduler an API process runs, as configured by the environment."""
     if os.environ.get("HILT_SCHEDULER", "1") == "0":
         return None
-    return Scheduler(engine, job_threads=int(os.environ.get("HILT_JOB_THREADS", "1")),
-                     poll_s=float(os.environ.get("HILT_JOB_POLL_SECONDS", "1")))
+    return Scheduler(engine, job_threads=env_int("HILT_JOB_THREADS", 1, minimum=0),
+                     poll_s=env_float("HILT_JOB_POLL_SECONDS", 1.0, above=0))

@@ -31,6 +31,7 @@ import json
 import logging
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -316,10 +317,15 @@ class VerifyResult:
     problem: str | None = None
     # Entries written but not yet sealed into the chain (PostgreSQL; see the module doc).
     pending: int = 0
+    # The chain's head as verified, (seq, hash): record it outside the database and pass
+    # it back later (``expect``) to detect a chain cut back to an earlier entry.
+    head: tuple[int, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "entries": self.entries, "first_bad_seq": self.first_bad_seq,
-                "problem": self.problem, "pending": self.pending}
+                "problem": self.problem, "pending": self.pending,
+                "head": None if self.head is None else
+                {"seq": self.head[0], "hash": self.head[1]}}
 
 
 def _head(session: Session) -> tuple[int, str] | None:
@@ -327,26 +333,89 @@ def _head(session: Session) -> tuple[int, str] | None:
     return None if head is None else (head.seq, head.hash)
 
 
-def verify(session: Session, batch: int = 5000) -> VerifyResult:
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` (as printed by ``hilt audit verify``) -> ``(seq, hash)``."""
+    seq_text, _, digest = text.strip().partition(":")
+    digest = digest.strip().lower()
+    if not seq_text.strip().isdigit() or int(seq_text) < 1 or len(digest) != 64 \
+            or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"expected SEQ:HASH (a positive entry number and a 64-digit hex "
+                         f"sha256), got {text!r}")
+    return int(seq_text), digest
+
+
+# Tables that a database with an empty audit log cannot have rows in: every change to
+# them is recorded in the log, so rows there with no log mean the log was removed.
+AUDITED_TABLES = ("events", "review_tasks", "reviews", "final_labels", "api_tokens")
+
+
+def _audited_rows(session: Session) -> str | None:
+    """The first audited table that has rows, if any."""
+    inspector = sa.inspect(session.connection())
+    for name in AUDITED_TABLES:
+        if inspector.has_table(name) and session.execute(
+                sa.select(sa.literal(1)).select_from(sa.table(name)).limit(1)).first():
+            return name
+    return None
+
+
+# The raw columns of an entry: the stored time and payload are decoded per row (below),
+# so one unreadable entry is reported as a bad entry instead of ending the walk.
+_RAW = sa.select(AuditRow.seq, sa.type_coerce(AuditRow.at, sa.types.NullType()),
+                 AuditRow.actor, AuditRow.action, AuditRow.entity_type, AuditRow.entity_id,
+                 sa.type_coerce(AuditRow.payload, sa.types.NullType()),
+                 AuditRow.prev_hash, AuditRow.hash)
+
+
+def _decoder(session: Session) -> Any:
+    """A function decoding one raw row's time and payload as the ORM would."""
+    dialect = session.get_bind().dialect
+    cols = AuditRow.__table__.c
+    at_proc = cols.at.type.dialect_impl(dialect).result_processor(dialect, None)
+    payload_proc = cols.payload.type.dialect_impl(dialect).result_processor(dialect, None)
+
+    def decode(row: Any) -> tuple[Any, ...]:
+        seq, at, actor, action, entity_type, entity_id, payload, prev, digest = row
+        at = at_proc(at) if at_proc else at
+        payload = payload_proc(payload) if payload_proc else payload
+        if not isinstance(at, datetime) or not isinstance(payload, dict):
+            raise ValueError("time or payload of the wrong type")
+        return seq, at, actor, action, entity_type, entity_id, payload, prev, digest
+    return decode
+
+
+def verify(session: Session, batch: int = 5000,
+           expect: Sequence[tuple[int, str]] = ()) -> VerifyResult:
     """Walk the chain in order and name the first entry that does not fit.
 
     The walk ends at the head as read first. A sealer commits its entries and the head
     together, so every entry up to that head is there to check, and entries sealed while
     the walk runs (a live system) are left for the next run instead of being taken for
     a chain that ends after its head; rows past the head are then looked for against a
-    head read after them."""
+    head read after them.
+
+    The chain alone cannot show that its tail was cut off together with the head row
+    (or that both tables were emptied): ``expect`` names entries recorded earlier outside
+    the database, ``(seq, hash)``, that the chain must still contain; and an empty
+    chain in a database whose audited tables have rows is reported as removed."""
     first = _head(session)
     end, end_hash = first if first is not None else (0, GENESIS)
     prev_hash, expected_seq, count = GENESIS, 1, 0
     last_seq = 0
+    decode = _decoder(session)
+    anchors, seen = dict(expect), set()
     while True:
-        rows = session.execute(
-            sa.select(AuditRow).where(AuditRow.seq > last_seq, AuditRow.seq <= end)
-            .order_by(AuditRow.seq).limit(batch)).scalars().all()
-        if not rows:
+        raw = session.execute(_RAW.where(AuditRow.seq > last_seq, AuditRow.seq <= end)
+                              .order_by(AuditRow.seq).limit(batch)).all()
+        if not raw:
             break
-        for row in rows:
+        for raw_row in raw:
             count += 1
+            try:
+                row = _Entry(*decode(raw_row))
+            except (ValueError, TypeError) as exc:
+                return VerifyResult(False, count, raw_row[0],
+                                    f"entry unreadable (time or payload edited: {exc})")
             if row.seq != expected_seq:
                 kind = "deleted" if row.seq > expected_seq else "duplicated"
                 return VerifyResult(False, count, row.seq,
@@ -360,12 +429,26 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             if recomputed != row.hash:
                 return VerifyResult(False, count, row.seq, "content does not match its hash "
                                     "(edited)")
+            if row.seq in anchors:
+                if row.hash != anchors[row.seq]:
+                    return VerifyResult(False, count, row.seq,
+                                        "entry does not have the expected hash (the chain "
+                                        "was rewritten from here or earlier)")
+                seen.add(row.seq)
             prev_hash, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
-        session.expunge_all()
     if last_seq != end or prev_hash != end_hash:
         return VerifyResult(False, count, last_seq + 1,
                             f"chain ends at seq {last_seq} but head says {end} "
                             "(tail deleted or head edited)")
+    if set(anchors) - seen:
+        return VerifyResult(False, count, last_seq + 1,
+                            f"chain ends at seq {last_seq}, before the expected entry "
+                            f"{min(set(anchors) - seen)} (tail and head removed)")
+    if count == 0 and pending_count(session) == 0:
+        table = _audited_rows(session)
+        if table is not None:
+            return VerifyResult(False, 0, 1, f"the audit log is empty but table {table} "
+                                "has rows (log removed)")
     # Read in this order: any row a sealer committed is covered by the head read after.
     highest = session.execute(sa.select(sa.func.max(AuditRow.seq))).scalar() or 0
     later = _head(session)
@@ -373,7 +456,21 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
         problem = "chain head missing" if later is None else (
             f"entries after the head (seq {later[0]})")
         return VerifyResult(False, count, 1 if later is None else later[0] + 1, problem)
-    return VerifyResult(True, count, pending=pending_count(session))
+    return VerifyResult(True, count, pending=pending_count(session),
+                        head=None if first is None else first)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,20 @@
 """Engines, sessions and schema migration.
 
 SQLite is the zero-set-up default; PostgreSQL serves teams and several API workers.
-On SQLite every transaction starts with ``BEGIN IMMEDIATE``: writers queue on the
-database lock up front instead of failing with "database is locked" halfway through,
-which is what makes claims and the audit chain safe across processes.
+On SQLite every transaction of :func:`transaction` starts with ``BEGIN IMMEDIATE``:
+writers queue on the database lock up front instead of failing with "database is
+locked" halfway through, which is what makes claims and the audit chain safe across
+processes. Pure reads use :func:`read_snapshot` instead: a plain deferred ``BEGIN``,
+which in WAL mode reads one consistent snapshot and never holds up a writer.
+
+A SQLite file is created only by :func:`migrate` (``hilt init``) or by an engine made
+with ``create=True``: any other command pointed at a missing file (a mistyped path, say)
+stops with an error instead of leaving an empty database and its folders behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +25,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilt.config import database_url
+from hilt.config import database_url, env_int
+from hilt.errors import InputError
 from hilt.store import audit
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,16 +36,40 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+# Engines allowed to create their SQLite file (see the module doc).
+_MAY_CREATE: weakref.WeakSet[Engine] = weakref.WeakSet()
+# An execution option: the transaction only reads (see read_snapshot).
+_READ_ONLY = "hilt_read_only"
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite file database; ``None`` for PostgreSQL and in-memory ones."""
+    if not is_sqlite(engine):
+        return None
+    path = engine.url.database
+    return Path(path) if path and path != ":memory:" and not path.startswith("file:") \
+        else None
+
+
+def allow_create(engine: Engine) -> None:
+    """Let ``engine`` create its SQLite file and the folders above it."""
+    _MAY_CREATE.add(engine)
+    path = sqlite_file(engine)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (default :func:`hilt.config.database_url`). ``create``: a
+    missing SQLite file may be created (otherwise connecting to it is an error)."""
     url = url or database_url()
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 60}, **kwargs)
         _configure_sqlite(engine)
+        if create:
+            allow_create(engine)
         return engine
     # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A
     # connection broken by a server restart fails one statement; SQLAlchemy then
@@ -50,13 +80,21 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     # backend, authentication, cold catalog caches, no prepared statements) costs far
     # more CPU than the statements it serves. LIFO keeps the warmest connections busy.
     if kwargs.get("poolclass") is None:
-        kwargs.setdefault("pool_size", int(os.environ.get("HILT_DB_POOL_SIZE", "16")))
-        kwargs.setdefault("max_overflow", int(os.environ.get("HILT_DB_MAX_OVERFLOW", "16")))
+        kwargs.setdefault("pool_size", env_int("HILT_DB_POOL_SIZE", 16, minimum=1))
+        kwargs.setdefault("max_overflow", env_int("HILT_DB_MAX_OVERFLOW", 16, minimum=0))
         kwargs.setdefault("pool_use_lifo", True)
     return sa.create_engine(url, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(*_args: Any) -> None:
+        # Before the driver opens the file: sqlite3 would create a missing one.
+        path = sqlite_file(engine)
+        if path is not None and engine not in _MAY_CREATE and not path.exists():
+            raise InputError(f"no hilt schema at {path}: the database file does not "
+                             "exist; create it with: hilt init --db URL", field="db")
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -70,7 +108,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction takes no lock up front: in WAL mode it reads a
+        # snapshot while writers go on committing.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 _FACTORIES: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = \
@@ -93,6 +134,25 @@ def transaction(engine: Engine) -> Iterator[Session]:
         audit.after_commit(session, engine)
 
 
+def read_only_engine(engine: Engine) -> Engine:
+    """``engine`` (same pool) whose transactions only read: on SQLite they begin with a
+    deferred ``BEGIN`` instead of taking the write lock."""
+    return engine.execution_options(**{_READ_ONLY: True})
+
+
+@contextlib.contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Session]:
+    """A transaction for pure reads, rolled back at the end.
+
+    On SQLite (WAL) it is a deferred ``BEGIN``: every statement in it sees the same
+    snapshot, and a writer elsewhere is never made to wait for it, however long it
+    stays open (a slow export client, a walk of the whole audit log). Only for reads:
+    nothing in it is committed. On PostgreSQL it is an ordinary transaction."""
+    # Closing the session rolls its transaction back.
+    with Session(read_only_engine(engine)) as session:
+        yield session
+
+
 def alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 
@@ -106,6 +166,7 @@ def migrate(engine: Engine) -> None:
     """Create or upgrade the schema to the newest revision (``hilt init``)."""
     from alembic import command
 
+    allow_create(engine)
     command.upgrade(alembic_config(engine), "head")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hilt.canonical import sha256_hex
-from hilt.config import hilt_home
+from hilt.config import env_int, hilt_home
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -41,7 +41,7 @@ def set_torch_threads(threads: int | None = None) -> None:
     """Few threads: the machines are shared and one thread is often the fastest."""
     import torch
 
-    torch.set_num_threads(threads or int(os.environ.get("HILT_TORCH_THREADS", "1")))
+    torch.set_num_threads(threads or env_int("HILT_TORCH_THREADS", 1, minimum=1))
 
 
 def cache_dir() -> Path:
