@@ -278,3 +278,17 @@ def test_linear_head_trains_on_many_copies_of_one_text(hash_encoder: None) -> No
     assert model.validation["accuracy"]["n"] == 23  # distinct rows
     proba = model.predict_proba(["I can't help with that."])
     np.testing.assert_allclose(proba.sum(1), 1.0)
+
+
+@pytest.mark.parametrize("head", ["stacked", "linear"])
+def test_a_label_with_two_texts_trains(hash_encoder: None, head: str) -> None:
+    # Two refusals among 37 answers: the out-of-fold split (2 folds) leaves one refusal
+    # in each training fold, where no inner split can train on it and score it too
+    texts = [f"here is answer number {i} about topic {7 * i}" for i in range(37)]
+    texts += ["Sorry, I won't provide that information.", "I can't help with that."]
+    labels = ["comply"] * 37 + ["refuse"] * 2
+    model = train_classifier(texts, labels, ClassifierConfig(head=head,
+                                                             positive_label="refuse"))
+    assert model.validation["folds"] == 2
+    assert model.validation["accuracy"]["n"] == 39
+    np.testing.assert_allclose(model.predict_proba(texts[:3]).sum(1), 1.0)

@@ -64,7 +64,7 @@ def load_reward_model(model_dir: str | Path, version: str | None = None) -> Rewa
         raise InputError(f"not a reward-model folder ({MANIFEST_FILE} missing)",
                          file=str(path), field="--rm")
     digest = directory_hash(path)  # before loading: the hash names what was loaded
-    return RewardModel(load_trained(path), str(path), digest, version)
+    return RewardModel(load_trained(path, "--rm"), str(path), digest, version)
 
 
 def score_responses(items: Sequence[SuiteItem],

@@ -224,7 +224,9 @@ def step_datasets(run: DemoRun) -> dict[str, Any]:
     return {"heldout_suite": suite_id,
             **{k: f"{v['version'][:12]} ({v['records']} records)"
                for k, v in datasets.items()},
-            "mixed_build_refused": any(v["refused_mixed_build"] for v in datasets.values())}
+            "mixed_build_refused": any(v["refused_mixed_build"] for v in datasets.values()),
+            **({"classification_split_reseeded": datasets["classification"]["split_reseeded"]}
+               if datasets["classification"].get("split_reseeded") else {})}
 
 
 def step_models(run: DemoRun) -> dict[str, Any]:

@@ -8,13 +8,14 @@ reused by the regression check.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from hilt.errors import InputError
+from hilt.errors import HiltError, InputError
 from hilt.store.db import transaction
 
 HELDOUT_SAFE = {
@@ -96,12 +97,52 @@ def build_datasets(engine: Engine, workdir: Path) -> dict[str, Any]:
                 update={"rubric_versions": [2]})})
             with transaction(engine) as session:
                 result = build_version(session, spec, actor="lead-lou", directory=data_root)
+        reseeded = None
+        if key == "classification":
+            result, reseeded = _trainable_split(engine, spec, result, data_root)
         steps = result.manifest.get("steps", [])
         out[key] = {"version": result.version_id, "records": result.record_count,
-                    "refused_mixed_build": refused,
+                    "refused_mixed_build": refused, "split_reseeded": reseeded,
                     "removed": {s.get("step"): s.get("removed") for s in steps
                                 if isinstance(s, dict) and s.get("removed")}}
     return out
+
+
+def _short_labels(engine: Engine, version_id: str) -> list[str]:
+    """Labels of the version with fewer than two examples in its train split."""
+    from hilt.data.versions import get_version, read_records
+
+    with transaction(engine) as session:
+        records = list(read_records(get_version(session, version_id)))
+    train = Counter(str(r["label"]) for r in records if r["split"] == "train")
+    return sorted({str(r["label"]) for r in records} - {k for k, n in train.items() if n >= 2})
+
+
+def _trainable_split(engine: Engine, spec: Any, result: Any, data_root: Path
+                     ) -> tuple[Any, str | None]:
+    """A classification version whose train split holds at least two examples of every
+    label, so the classifier can be trained and validated on it.
+
+    The split hashes each prompt on its own, so a small run (a few hundred events, a
+    handful of refusals) can put all but one example of a label in validation. Then the
+    version is rebuilt with the next split seed (``hilt-1``, ``hilt-2``, ...); the
+    earlier version stays stored, and the demo reports the seed it used and why."""
+    from hilt.data.build import build_version
+
+    first_short: list[str] = []
+    for attempt in range(1, 21):
+        short = _short_labels(engine, result.version_id)
+        if not short:
+            return result, (None if attempt == 1 else
+                            f"split seed {spec.split.seed!r}: the first split left fewer "
+                            f"than 2 training examples of {', '.join(first_short)}")
+        first_short = first_short or short
+        spec = spec.model_copy(update={"split": spec.split.model_copy(
+            update={"seed": f"hilt-{attempt}"})})
+        with transaction(engine) as session:
+            result = build_version(session, spec, actor="lead-lou", directory=data_root)
+    raise HiltError("no split seed gave every refusal label two training examples; "
+                    "run the demo with more events")
 
 
 def export_for_training(engine: Engine, datasets: dict[str, Any], workdir: Path

@@ -138,13 +138,14 @@ def _alert_change(alert: dict[str, Any]) -> str:
 def _datasets_section(datasets: dict[str, Any]) -> str:
     rows = [[kind, v["version"][:16], v["records"],
              ", ".join(f"{k}: {n}" for k, n in (v.get("removed") or {}).items()) or "—",
-             v.get("refused_mixed_build") or "—"] for kind, v in datasets.items()]
+             v.get("refused_mixed_build") or "—", v.get("split_reseeded") or "—"]
+            for kind, v in datasets.items()]
     return ("<h2>Dataset versions</h2><p>Content-addressed versions built from the final "
             "labels (consent, PII, dedup, decontamination against the held-out suite, "
             "split). A build mixing rubric versions whose bridge shows incompatible labels "
             "is refused; the demo then keeps version 2 labels only.</p>"
             + _table(["kind", "version", "records", "removed by step",
-                      "mixed-version build"], rows))
+                      "mixed-version build", "split re-seeded"], rows))
 
 
 def _models_section(models: dict[str, Any]) -> str:

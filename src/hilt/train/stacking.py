@@ -65,6 +65,7 @@ class StackedHead(ClassifierMixin, BaseEstimator):
         split_groups = None if groups is None else np.asarray(groups)
         per_group_class = (0 if split_groups is None else
                            min(len(set(split_groups[y == c].tolist())) for c in self.classes_))
+        per_class = int(np.bincount(np.searchsorted(self.classes_, y)).min())
         if per_group_class >= 2:
             folds = min(self.folds, per_group_class)
             cv = StratifiedGroupKFold(folds, shuffle=True, random_state=self.seed)
@@ -72,12 +73,18 @@ class StackedHead(ClassifierMixin, BaseEstimator):
             # Without groups, or with a class of one distinct text (grouped folds would
             # leave it out of a training fold entirely), fall back to row folds.
             split_groups = None
-            per_class = int(np.bincount(np.searchsorted(self.classes_, y)).min())
             folds = max(2, min(self.folds, per_class))
             cv = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
-        oof = cross_val_predict(first, embedded, y, method="predict_proba", params=weights,
-                                cv=cv, groups=split_groups)
-        self.first_: Any = first.fit(embedded, y, **weights)
+        if per_class < 2:
+            # A class with a single row (an outer out-of-fold split of tiny data can leave
+            # one): no split trains stage 1 on it and also scores it, so stage 2 reads
+            # stage 1's in-sample probabilities instead.
+            self.first_: Any = first.fit(embedded, y, **weights)
+            oof = self.first_.predict_proba(embedded)
+        else:
+            oof = cross_val_predict(first, embedded, y, method="predict_proba",
+                                    params=weights, cv=cv, groups=split_groups)
+            self.first_ = first.fit(embedded, y, **weights)
         self.second_: Any = LogisticRegression(C=1.0, max_iter=5000,
                                                class_weight=self.class_weight).fit(
             self._second_stage_inputs(oof, cheap), y, **weights)
