@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from hilt.train.pairs import Pair
@@ -42,3 +45,26 @@ def synthetic_pairs(n: int, offset: int = 0) -> list[Pair]:
 def write_pairs(path: Path, pairs: list[Pair]) -> Path:
     path.write_text("".join(json.dumps(p.as_dict()) + "\n" for p in pairs))
     return path
+
+
+class HashEncoder:
+    """A stand-in sentence encoder: a fixed random unit vector per text (no signal, no
+    model), so classifier tests run in milliseconds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            v = np.random.default_rng(seed).normal(size=32)
+            rows.append(v / np.linalg.norm(v))
+        return np.array(rows, dtype=np.float32)
+
+
+@pytest.fixture
+def hash_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hilt.train import classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "SentenceEncoder", HashEncoder)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.errors import InputError
 from hilt.train.classifier_eval import evaluate_classifier
+from tests.train.conftest import HashEncoder
 
 
 class _FixedModel:
@@ -45,25 +45,6 @@ def test_rows_with_a_label_the_model_lacks_are_not_counted_as_negatives() -> Non
     assert report["n"] == 4  # accuracy still counts every row (a partial row is an error)
 
 
-def _hash_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in encoder: a fixed random unit vector per text (fast, no model)."""
-    from hilt.train import classifier as classifier_module
-
-    class Encoder:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def encode(self, texts: Sequence[str]) -> np.ndarray:
-            rows = []
-            for text in texts:
-                seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-                v = np.random.default_rng(seed).normal(size=16)
-                rows.append(v / np.linalg.norm(v))
-            return np.array(rows, dtype=np.float32)
-
-    monkeypatch.setattr(classifier_module, "SentenceEncoder", Encoder)
-
-
 def _rows(path: Path, labels: Sequence[str], per_label: int = 6) -> Path:
     path.write_text("".join(json.dumps({"t": f"{label} text {i}", "y": label}) + "\n"
                             for label in labels for i in range(per_label)))
@@ -87,7 +68,7 @@ def _train(tmp_path: Path, data: Path, *extra: str) -> Any:
                                     ["--threshold-rule", "accuracy"]])
 def test_two_class_options_are_refused_for_more_classes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: list[str]) -> None:
-    _hash_encoder(monkeypatch)
+    monkeypatch.setattr("hilt.train.classifier.SentenceEncoder", HashEncoder)
     error = _input_error(_train(tmp_path, _rows(tmp_path / "rows.jsonl", ["a", "b", "c"]),
                                 *option))
     assert error.field == option[0] and "two classes" in error.reason
@@ -96,7 +77,7 @@ def test_two_class_options_are_refused_for_more_classes(
 
 def test_an_unknown_positive_label_names_its_option(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    _hash_encoder(monkeypatch)
+    monkeypatch.setattr("hilt.train.classifier.SentenceEncoder", HashEncoder)
     error = _input_error(_train(tmp_path, _rows(tmp_path / "rows.jsonl", ["a", "b"]),
                                 "--positive-label", "foo"))
     assert error.field == "--positive-label" and "'foo'" in error.reason
@@ -104,7 +85,7 @@ def test_an_unknown_positive_label_names_its_option(tmp_path: Path,
 
 def test_too_few_examples_of_a_label_names_the_label_field(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _hash_encoder(monkeypatch)
+    monkeypatch.setattr("hilt.train.classifier.SentenceEncoder", HashEncoder)
     data = _rows(tmp_path / "rows.jsonl", ["a", "b"], per_label=1)
     error = _input_error(_train(tmp_path, data))
     assert error.field == "y" and error.file == str(data.resolve())

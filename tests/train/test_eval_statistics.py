@@ -3,7 +3,6 @@ the comparison with a previous model."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hilt.train import classifier as classifier_module
 from hilt.train import reward_refresh
 from hilt.train.classifier import ClassifierConfig, choose_threshold, train_classifier
 from hilt.train.classifier_eval import LabelledTexts
@@ -20,26 +18,6 @@ from hilt.train.classifier_refresh import refresh_classifier
 from hilt.train.pairs import Pair, pair_key, pairs_hash, split_pairs
 from hilt.train.reward_eval import _turns_slice, accuracy_block, evaluate_reward_model
 from hilt.train.stacking import StackedHead
-
-
-class _HashEncoder:
-    """A stand-in sentence encoder: a fixed random unit vector per text (no signal)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-            v = np.random.default_rng(seed).normal(size=32)
-            rows.append(v / np.linalg.norm(v))
-        return np.array(rows, dtype=np.float32)
-
-
-@pytest.fixture
-def hash_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(classifier_module, "SentenceEncoder", _HashEncoder)
 
 
 def _random_label_copies(n_texts: int, copies: int, seed: int = 0) -> tuple[list[str], list[str]]:
