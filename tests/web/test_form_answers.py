@@ -28,12 +28,13 @@ BAD_INDICES = ["nan>1", "1e999>1", "0.9>1", "1.7>0", "-0>1", "1>inf", " >1", "١
                "9" * 5000 + ">0"]
 
 
-def _pair_task(engine: Engine, event_id: str, pool: str, overlap: int) -> str:
+def _pair_task(engine: Engine, event_id: str, pool: str, overlap: int,
+               responses: int = 2) -> str:
     with transaction(engine) as s:
         if latest_version(s, "pairwise") is None:
             publish_rubric(s, load_rubric_file(PAIRWISE), actor="lead-1")
     ingest_events(engine, [{"id": event_id, "interaction": {"prompt": "p"},
-                            "responses": [{"text": "A"}, {"text": "B"}],
+                            "responses": [{"text": "ABCD"[i]} for i in range(responses)],
                             "context": {"consent": ["review"]}}], actor="service")
     with transaction(engine) as s:
         return create_task(s, event_id=event_id, rubric="pairwise", actor="lead-1",
@@ -96,6 +97,34 @@ def test_adjudicator_preference_needs_plain_response_indices(client: TestClient,
     ok = client.post(f"/ui/adjudicate/{task_id}", data={**decision, "q.better": "0>1"},
                      follow_redirects=False)
     assert ok.status_code == 303
+
+
+def _selected(page: str, name: str) -> list[str]:
+    select = re.search(rf'<select id="{re.escape(name)}".*?</select>', page, re.S)
+    assert select, page[:500]
+    return re.findall(r'<option value="(\d+)" selected>', select.group(0))
+
+
+def test_a_refused_submission_keeps_the_picked_responses_and_names_them_by_letter(
+        client: TestClient, engine: Engine) -> None:
+    task_id = _pair_task(engine, "ev-four", "four", 1, responses=4)
+    csrf = sign_in(client, add_person(engine, "f-1", "reviewer", pools=["four"]))
+    client.post("/ui/review/next", data={"csrf_token": csrf}, follow_redirects=False)
+    same = client.post(f"/ui/review/tasks/{task_id}/submit", data={
+        "csrf_token": csrf, "q.better.chosen": "2", "q.better.rejected": "2"})
+    assert same.status_code == 422
+    assert _selected(same.text, "q.better.chosen") == ["2"]
+    assert _selected(same.text, "q.better.rejected") == ["2"]
+    assert "the better and the worse response must differ" in html.unescape(
+        _message(same.text))
+    partial = client.post(f"/ui/review/tasks/{task_id}/submit", data={
+        "csrf_token": csrf, "q.better.chosen": "3", "q.better.rejected": "0",
+        "q.order": "A B"})
+    assert partial.status_code == 422
+    message = html.unescape(_message(partial.text))
+    assert "every response A–D exactly once" in message and "0..3" not in message
+    assert _selected(partial.text, "q.better.chosen") == ["3"]
+    assert _selected(partial.text, "q.better.rejected") == ["0"]
 
 
 def test_a_scale_wider_than_a_float_is_refused_in_the_editor(client: TestClient,

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from hilt.review import queue
 from hilt.store.db import transaction
 from hilt.store.tables.review import AssignmentRow, ReviewRow
 from tests.web.conftest import Site, Tab, add_person, sign_in
@@ -188,3 +189,71 @@ def test_model_output_payloads_render_inert(reviewer_site: Site, tab: Tab) -> No
     page.locator(".item .model-output").hover()
     page.keyboard.press("Tab")
     assert tab.dialogs == [] and page.evaluate("typeof window.__pwned") == "undefined"
+
+
+def _open_own_task(site: Site, tab: Tab, reviewer_id: str) -> str:
+    """A fresh reviewer with one task in their own pool, signed in on that task."""
+    site.tokens[reviewer_id] = add_person(site.engine, reviewer_id, "reviewer",
+                                          pools=[reviewer_id])
+    add_task(site.engine, event(f"ev-{reviewer_id}", prompt="Is the sky blue?",
+                                response="Yes, because of Rayleigh scattering."),
+             pool=reviewer_id, overlap=1)
+    sign_in(tab, site, site.tokens[reviewer_id])
+    tab.page.keyboard.press("n")
+    tab.page.wait_for_url(re.compile(r"/ui/review/tasks/"))
+    return tab.page.url.rsplit("/", 1)[1]
+
+
+def test_a_refused_lease_renewal_stops_the_countdown_and_says_why(reviewer_site: Site,
+                                                                  tab: Tab) -> None:
+    site, page = reviewer_site, tab.page
+    task_id = _open_own_task(site, tab, "lease-1")
+    # only the status line is announced, not the countdown that changes every second
+    assert page.locator("#lease").get_attribute("aria-live") is None
+    assert page.locator("[data-lease-status]").get_attribute("aria-live") == "polite"
+    assert page.locator("[data-lease-status]").inner_text() == ""
+    with transaction(site.engine) as s:  # the lease ends on the server
+        queue.release(s, task_id, "lease-1")
+    with page.expect_response(lambda r: r.url.endswith("/heartbeat")) as beat:
+        page.locator("#lease").dispatch_event("hilt:heartbeat")
+    assert beat.value.status == 409
+    status = page.locator("[data-lease-status]")
+    status.filter(has_text="lease not renewed").wait_for()
+    assert task_id in status.inner_text()  # the server's own detail
+    assert "gone" in (page.locator("#lease").get_attribute("class") or "")
+    page.wait_for_timeout(1200)  # a tick later the countdown is still gone
+    assert page.locator("[data-countdown]").inner_text() == ""
+
+
+def test_rewrite_key_puts_the_cursor_after_the_response(reviewer_site: Site, tab: Tab
+                                                        ) -> None:
+    page = tab.page
+    _open_own_task(reviewer_site, tab, "rw-1")
+    page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.id") == "rewrite"
+    length, start, end = page.evaluate(
+        "[document.activeElement.value.length, document.activeElement.selectionStart, "
+        "document.activeElement.selectionEnd]")
+    assert length > 0 and start == end == length
+
+
+def test_time_spent_counts_the_time_before_a_refused_submission(reviewer_site: Site,
+                                                                tab: Tab) -> None:
+    site, page = reviewer_site, tab.page
+    task_id = _open_own_task(site, tab, "time-1")
+    page.wait_for_timeout(2600)
+    # submit with questions unanswered (the browser's own check switched off): refused
+    page.evaluate("document.querySelectorAll('[required]').forEach("
+                  "e => e.removeAttribute('required'))")
+    with page.expect_navigation():
+        page.keyboard.press("Control+Enter")
+    assert page.locator("#form-error").count() == 1
+    assert int(page.locator("[data-time-spent]").input_value()) >= 2
+    for key in ("1", "1", "4"):  # verdict, refusal, helpfulness
+        page.keyboard.press(key)
+    with page.expect_navigation():
+        page.keyboard.press("Control+Enter")
+    with transaction(site.engine) as s:
+        spent = s.execute(sa.select(ReviewRow.time_spent_s).where(
+            ReviewRow.task_id == task_id)).scalar_one()
+    assert spent is not None and spent >= 2

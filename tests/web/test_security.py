@@ -133,3 +133,20 @@ def test_signin_never_redirects_off_site(client: TestClient, people: dict[str, s
                                                    "csrf_token": csrf, "next": target},
                                follow_redirects=False)
         assert response.headers["location"] == "/ui/lead"
+
+
+def test_page_refusals_before_any_handler_are_html_pages(client: TestClient,
+                                                         people: dict[str, str]) -> None:
+    sign_in(client, people["lead"])
+    missing = client.post("/ui/review/next", data={})
+    too_big = client.post("/ui/lead/rubrics/preview",
+                          data={"csrf_token": "x", "spec": "a" * (3 * 1024 * 1024)})
+    for page, status, why in ((missing, 403, "CSRF token"),
+                              (too_big, 413, "form too large")):
+        assert page.status_code == status
+        assert page.headers["content-type"].startswith("text/html")
+        assert "<html" in page.text and why in page.text
+        assert page.headers["x-frame-options"] == "DENY"
+    # the API keeps its plain answer
+    api = client.post("/v1/queue/next")
+    assert api.status_code == 403 and api.headers["content-type"].startswith("text/plain")

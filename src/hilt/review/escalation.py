@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session
 from hilt.canonical import content_hash
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.events.model import FeedbackEvent
-from hilt.review.rubrics import get_version, parse_ref
+from hilt.review.rubrics import get_version, parse_ref, spec_of
 from hilt.review.rules import (
     RuleSet,
     match_rules,
     parse_rule_set,
     severity_number,
 )
-from hilt.review.tasks import insert_tasks, task_row
+from hilt.review.tasks import insert_tasks, task_row, unanswerable_questions
 from hilt.review.yamlio import load_yaml
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -174,7 +174,11 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
     """Run the active rule set on newly stored events; returns the number of tasks made.
 
     Called by ingest in the same transaction. Without an active rule set this is one
-    query. Tasks are bulk-inserted with one audit entry per call.
+    query. Tasks are bulk-inserted with one audit entry per call. A matched event with
+    fewer than two responses whose rubric has a required preference or ranking question
+    gets no task (nobody could submit it); the audit entry lists it under
+    ``skipped_unanswerable`` as ``[event id, rubric@version, question ids]`` (its own
+    ``escalation.skipped`` entry when no task was made).
     """
     active = active_rule_set(session)
     if active is None or not events:
@@ -183,6 +187,7 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
     now = now or utcnow()
     unc_key = rule_set.defaults.uncertainty_score
     rows = []
+    unanswerable: list[list[Any]] = []
     # people see what is escalated: an event whose subject did not consent to review is
     # never sent to them, whatever the rules say
     reviewable = [e for e in events if "review" in e.context.consent]
@@ -190,13 +195,34 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
         assert event.id is not None
         matches, inclusion = match_rules(rule_set, version, event, event.id)
         if matches:
-            rows.append(_task_for(rule_set, version, event.id, json.loads(json.dumps(
+            row = _task_for(rule_set, version, event.id, json.loads(json.dumps(
                 matches, default=str)), inclusion, event.scores.get(unc_key, 0.0),
-                len(event.responses), now))
-    insert_tasks(session, rows, actor=actor, action="escalation.tasks",
-                 payload={"rule_set": f"{rule_set.id}@{version}", "events": len(events),
-                          "without_review_consent": len(events) - len(reviewable)})
+                len(event.responses), now)
+            # a task nobody could ever submit would only circulate until its SLA broke:
+            # it is skipped, and the audit entry names the event and the questions
+            questions = _unanswerable(session, row)
+            if questions:
+                unanswerable.append([event.id, f"{row['rubric_id']}@{row['rubric_version']}",
+                                     questions])
+            else:
+                rows.append(row)
+    payload = {"rule_set": f"{rule_set.id}@{version}", "events": len(events),
+               "without_review_consent": len(events) - len(reviewable)}
+    if unanswerable:
+        payload["skipped_unanswerable"] = unanswerable
+    if rows:
+        insert_tasks(session, rows, actor=actor, action="escalation.tasks", payload=payload)
+    elif unanswerable:
+        audit.append(session, actor=actor, action="escalation.skipped",
+                     entity_type="rule_set", entity_id=f"{rule_set.id}@{version}",
+                     payload=payload)
     return len(rows)
+
+
+def _unanswerable(session: Session, row: dict[str, Any]) -> list[str]:
+    """The required questions of the task's rubric that its event cannot answer."""
+    version = get_version(session, row["rubric_id"], row["rubric_version"])
+    return unanswerable_questions(spec_of(version), row["n_responses"])
 
 
 def _as_ingested(event_id: str, payload: dict[str, Any]) -> Any:

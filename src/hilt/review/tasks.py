@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from hilt.canonical import sha256_hex
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.review.aggregation import AdjudicationPolicy
-from hilt.review.rubric_spec import clean_answers
+from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import get_version, parse_ref, spec_of
 from hilt.review.rules import DEFAULT_SLA_HOURS, SEVERITIES
 from hilt.review.text_checks import check_name, check_names, refuse_nul
@@ -114,6 +114,31 @@ def severity_of(name: str) -> int:
     return SEVERITIES.index(name)
 
 
+# Question kinds that compare the event's responses: with fewer than two responses a
+# required one can never be answered, so every submission of the task would be refused.
+COMPARING_KINDS = ("preference", "ranking")
+
+
+def unanswerable_questions(spec: RubricSpec, n_responses: int) -> list[str]:
+    """Ids of the rubric's required questions that an item with ``n_responses``
+    responses cannot answer (empty when the rubric fits the item)."""
+    if n_responses >= 2:
+        return []
+    return [q.id for q in spec.questions if q.required and q.kind in COMPARING_KINDS]
+
+
+def refuse_unanswerable(spec: RubricSpec, n_responses: int, *, event_id: str,
+                        rubric: str) -> None:
+    """Refuse a task that could never be submitted (see :func:`unanswerable_questions`)."""
+    questions = unanswerable_questions(spec, n_responses)
+    if questions:
+        raise InputError(
+            f"event {event_id!r} has {n_responses} response(s) but rubric {rubric} "
+            f"requires comparing at least 2 (questions {', '.join(questions)}); no "
+            "reviewer could ever submit this task: use a rubric without required "
+            "preference or ranking questions", field="rubric")
+
+
 def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
                 severity: str = "sev2", pool: str = "default", overlap_k: int = 3,
                 sla_hours: float | None = None, skills: list[str] | None = None,
@@ -128,10 +153,13 @@ def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
     if overlap_k < 1:
         raise InputError("overlap must be at least 1", field="overlap")
     version = get_version(session, *parse_ref(rubric))
+    n_responses = len((event.payload or {}).get("responses") or [])
+    refuse_unanswerable(spec_of(version), n_responses, event_id=event_id,
+                        rubric=f"{version.rubric_id}@{version.version}")
     row = task_row(event_id=event_id, pool=pool, severity=severity_of(severity),
                    rubric_id=version.rubric_id, rubric_version=version.version,
                    overlap_k=overlap_k, now=now or utcnow(), sla_hours=sla_hours,
-                   n_responses=len((event.payload or {}).get("responses") or []),
+                   n_responses=n_responses,
                    skills=skills, policy=(policy or AdjudicationPolicy()).model_dump(),
                    provenance={"rule": "manual", "matched": [{"rule": "manual",
                                                               "by": actor}]})

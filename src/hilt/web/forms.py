@@ -11,6 +11,7 @@ questions with more than ten choices fall back to inputs that are typed into.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
@@ -212,6 +213,35 @@ def answers_from_form(fields: Sequence[FieldView], form: FormData, n_responses: 
         else:
             answers[q.id] = raw
     return answers
+
+
+# The review stage names responses by index (0..n-1); the pages label them A, B, ...
+_INDEX_RANGE = re.compile(r"\b(\d+)\.\.(\d+)\b")
+_INDEX_WORDS = (("response indices must be in", "responses must be among"),
+                ("every response index", "every response"),
+                ("'chosen' and 'rejected' must differ",
+                 "the better and the worse response must differ"))
+
+
+def with_response_letters(reason: str) -> str:
+    """A preference or ranking message in the page's response letters."""
+    reason = _INDEX_RANGE.sub(
+        lambda m: f"{letter(int(m[1]))}–{letter(int(m[2]))}", reason)
+    for index_words, letter_words in _INDEX_WORDS:
+        reason = reason.replace(index_words, letter_words)
+    return reason
+
+
+def problem_text(exc: Exception, spec: RubricSpec) -> str:
+    """A refused answer as the page says it: the question by its prompt rather than its
+    id, and responses by their letters."""
+    field_id = getattr(exc, "field", None) or getattr(exc, "question_id", None)
+    reason = getattr(exc, "reason", None) or str(exc)
+    question = next((q for q in spec.questions if q.id == field_id), None)
+    if question is not None and question.kind in ("preference", "ranking"):
+        reason = with_response_letters(reason)
+    prompt = question.prompt if question is not None else field_id
+    return f"{prompt}: {reason}" if prompt else reason
 
 
 def rewrite_from_form(form: FormData, original: str | None) -> str | None:

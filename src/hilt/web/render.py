@@ -25,6 +25,13 @@ FLASH = {
     "released": "Task released; it goes back to the queue for others.",
     "empty": "Your queue is empty for now.",
     "submitted_empty": "Review submitted. Your queue is empty for now.",
+    "onboarding_empty": "No calibration items are waiting for you. While you are "
+                        "onboarding you receive only calibration (gold) items; other "
+                        "tasks reach you once you pass calibration. Ask your lead for "
+                        "more calibration items.",
+    "submitted_onboarding_empty": "Review submitted. No more calibration items are "
+                                  "waiting for you; while you are onboarding you receive "
+                                  "only calibration (gold) items.",
     "adjudicated": "Decision recorded.",
     "published": "Rubric version published.",
     "signed_out": "Signed out.",

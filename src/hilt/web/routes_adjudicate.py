@@ -22,6 +22,7 @@ from hilt.web.forms import (
     answers_from_form,
     field_views,
     form_values,
+    problem_text,
     rewrite_question,
 )
 from hilt.web.render import PREFIX, redirect, render
@@ -84,6 +85,6 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
                                     rationale=(form.get("rationale") or "").strip(),
                                     cause=form.get("cause") or "", token_role=who.role)
     except (InputError, FormProblem) as exc:
-        return _case_page(request, case, error=str(exc), values=form_values(form),
+        return _case_page(request, case, error=problem_text(exc, spec), values=form_values(form),
                           status_code=422)
     return redirect("/adjudicate", "adjudicated")

@@ -12,9 +12,11 @@ from hilt.access import SESSION_LIFETIME, Principal, authenticate, end_session, 
 from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, HiltError, InputError
 from hilt.review import queue, views
+from hilt.review.eligibility import eligible_work
 from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubric_spec import RubricSpec
 from hilt.store.db import transaction
+from hilt.store.tables.core import ReviewerRow
 from hilt.web.common import PEOPLE, engine_of, form_data
 from hilt.web.forms import (
     FormData,
@@ -23,6 +25,7 @@ from hilt.web.forms import (
     field_views,
     form_values,
     optional_float,
+    problem_text,
     rewrite_from_form,
     rewrite_question,
 )
@@ -139,9 +142,18 @@ def _to_next_task(request: Request, reviewer: str, *, submitted: bool = False) -
     the message says)."""
     with transaction(engine_of(request)) as session:
         claim = queue.claim_next(session, reviewer)
+        # an onboarding reviewer sees only gold items: "empty" would hide that open
+        # tasks exist but are not theirs yet
+        gold_only = claim is None and _eligibility(session, reviewer) == "gold_only"
     if claim is None:
-        return redirect("/review", "submitted_empty" if submitted else "empty")
+        empty = "onboarding_empty" if gold_only else "empty"
+        return redirect("/review", f"submitted_{empty}" if submitted else empty)
     return redirect(f"/review/tasks/{claim.task_id}", "submitted" if submitted else None)
+
+
+def _eligibility(session: Session, reviewer: str) -> str:
+    row = session.get(ReviewerRow, reviewer)
+    return "none" if row is None else eligible_work(row.status, active=bool(row.active))
 
 
 def _task_page(request: Request, view: dict[str, Any], *, error: str | None = None,
@@ -189,19 +201,11 @@ def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
         with transaction(engine) as session:
             submit_review(session, task_id, reviewer, submission)
     except (InputError, FormProblem) as exc:
-        return _task_page(request, view, error=_problem_text(exc, spec),
+        return _task_page(request, view, error=problem_text(exc, spec),
                           values=form_values(form), status_code=422)
     if form.get("then") == "next":  # the "Submit and next" button
         return _to_next_task(request, reviewer, submitted=True)
     return redirect("/review", "submitted")
-
-
-def _problem_text(exc: Exception, spec: RubricSpec) -> str:
-    """Name the question by its prompt rather than its id."""
-    field = getattr(exc, "field", None) or getattr(exc, "question_id", None)
-    reason = getattr(exc, "reason", None) or str(exc)
-    prompt = next((q.prompt for q in spec.questions if q.id == field), field)
-    return f"{prompt}: {reason}" if prompt else reason
 
 
 @router.post("/review/tasks/{task_id}/skip")

@@ -34,6 +34,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, Response
 
+PAGE_PREFIX = "/ui"  # where the pages live (hilt.web.render.PREFIX)
 SESSION_COOKIE = "hilt_token"
 PRESESSION_COOKIE = "hilt_presession"
 CSRF_FIELD = "csrf_token"
@@ -163,5 +164,17 @@ def _replay(body: bytes) -> Receive:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
                   status: int = 403) -> None:
-    response = PlainTextResponse(f"{why}; reload the page and try again", status_code=status)
+    """Answer a refused request: pages get the HTML error page (as every other page
+    error does), the API plain text."""
+    message = f"{why}; reload the page and try again"
+    response: Response
+    if scope.get("path", "").startswith(PAGE_PREFIX + "/"):
+        # imported here: the renderer imports this module for the CSRF helpers
+        from starlette.requests import Request
+
+        from hilt.web.render import render
+        response = render(Request(scope), "error.html", status, title="Problem",
+                          message=message, status=status)
+    else:
+        response = PlainTextResponse(message, status_code=status)
     await response(scope, receive, send)

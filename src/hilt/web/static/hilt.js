@@ -58,9 +58,12 @@
   if (questions.length) setActive(0, false);
 
   if (form) {
+    var spent = form.querySelector("[data-time-spent]");
+    // A refused submission redraws the page with the time already spent: add to it.
+    var before = spent ? parseFloat(spent.value) : NaN;
+    if (!(before >= 0)) before = 0;
     form.addEventListener("submit", function () {
-      var spent = form.querySelector("[data-time-spent]");
-      if (spent) spent.value = String(Math.round((Date.now() - started) / 1000));
+      if (spent) spent.value = String(Math.round(before + (Date.now() - started) / 1000));
     });
   }
 
@@ -81,7 +84,13 @@
     if (key === "n") { var next = document.querySelector("form[data-next-form]"); if (next) { e.preventDefault(); submit(next); } return; }
     if (key === "r") {
       var rw = document.getElementById("rewrite-editor");
-      if (rw) { e.preventDefault(); rw.open = true; document.getElementById("rewrite").focus(); }
+      if (rw) {
+        e.preventDefault(); rw.open = true;
+        // the editor starts with the response text: put the cursor after it, to edit on
+        var box = document.getElementById("rewrite");
+        box.focus();
+        box.setSelectionRange(box.value.length, box.value.length);
+      }
       return;
     }
     if (key === "g") { var g = document.getElementById("guidelines"); if (g) { e.preventDefault(); g.focus(); } }
@@ -95,21 +104,48 @@
   var url = lease.getAttribute("data-heartbeat-url");
   var out = lease.querySelector("[data-countdown]");
   var timeEl = lease.querySelector("time");
+  // Screen readers hear only this element, and only when its text changes: at two
+  // minutes left, at expiry, and when the server refuses a renewal.
+  var status = lease.querySelector("[data-lease-status]");
+  var refused = false;
+  function say(text) { if (status && status.textContent !== text) status.textContent = text; }
   function tick() {
+    if (refused) return;
     var left = Math.round((expires - Date.now()) / 1000);
     if (left <= 0) {
-      out.textContent = "— lease expired; your answers may no longer be accepted";
+      out.textContent = "";
+      say("— lease expired; your answers may no longer be accepted");
       lease.classList.add("gone");
       return;
     }
     var m = Math.floor(left / 60), s = left % 60;
     out.textContent = "(" + m + ":" + (s < 10 ? "0" : "") + s + " left)";
     lease.classList.toggle("low", left < 120);
+    say(left < 120 ? "Less than 2 minutes left on your lease." : "");
+  }
+  function refuse(detail) {
+    // the server no longer holds the lease for us: stop counting down to a time that
+    // no longer means anything, and say why
+    refused = true;
+    out.textContent = "";
+    lease.classList.remove("low");
+    lease.classList.add("gone");
+    say("— lease not renewed: " + detail);
+  }
+  function detailOf(r) {
+    return r.text().then(function (text) {
+      try { var body = JSON.parse(text); if (body && body.detail) return String(body.detail); }
+      catch (err) { /* not JSON: fall back to the status */ }
+      return "the server answered " + r.status + (r.statusText ? " " + r.statusText : "");
+    });
   }
   function beat() {
-    if (Date.now() - lastActivity > 5 * 60 * 1000 || expires <= Date.now()) return;
+    if (refused || Date.now() - lastActivity > 5 * 60 * 1000 || expires <= Date.now()) return;
     fetch(url, {method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": csrf}})
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) {
+        if (r.ok) return r.json();
+        return detailOf(r).then(function (detail) { refuse(detail); return null; });
+      })
       .then(function (body) {
         if (body && body.lease_expires_at) {
           expires = Date.parse(body.lease_expires_at);
