@@ -37,7 +37,11 @@ that whole call's (submit included): the wait between one task and the next.
 
 The baseline "naive" claim reads the best candidate with a plain SELECT and then
 decrements its slot counter with an UPDATE — no ``FOR UPDATE SKIP LOCKED`` and no
-conditional update — inside the same transaction machinery, audit entry included. On
+conditional update — in one ORM transaction (``hilt.store.db.transaction``), audit
+entry included; hilt's claim on PostgreSQL is a single statement
+(``hilt.review.pg_fast``). Only the claim differs: both methods submit through
+:func:`hilt.review.work.submit`, which on PostgreSQL is hilt's one-statement path
+(``pg_fast``/``pg_resolve``) and elsewhere the ORM ``submit_review``. On
 PostgreSQL (READ COMMITTED) two workers can read the same free slot; on SQLite every
 transaction holds the database write lock (``BEGIN IMMEDIATE``), so both methods are
 serialised and the naive claim cannot double-assign there.
@@ -153,7 +157,7 @@ def _worker(url: str, reviewer_ids: list[str], method: str, start: Any, out: Any
 def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: list[float],
           submits: list[float]) -> tuple[int, int]:
     from hilt.review import work
-    from hilt.review.reviews import Submission, submit_review
+    from hilt.review.reviews import Submission
     from hilt.store.db import transaction
     from hilt.store.tables.base import utcnow
 
@@ -176,11 +180,8 @@ def _loop(engine: Any, reviewer_id: str, method: str, config: Any, latencies: li
         if task_id is None:
             break
         t0 = time.perf_counter()
-        if method == "hilt":
-            work.submit(engine, task_id, reviewer_id, Submission(ANSWERS))
-        else:
-            with transaction(engine) as s:
-                submit_review(s, task_id, reviewer_id, Submission(ANSWERS))
+        # Both methods submit the same way, so the comparison measures the claim alone.
+        work.submit(engine, task_id, reviewer_id, Submission(ANSWERS))
         submits.append(time.perf_counter() - t0)
         cycles += 1
     return cycles, conflicts
@@ -313,7 +314,9 @@ def run_one(backend: str, method: str, workers: int, n_tasks: int, tmp: Path,
         _prepare(url, n_tasks, workers)
         # Import everything a cycle touches before forking, so that no worker spends the
         # measured time importing (the aggregator's modules load on a task's k-th review).
+        import hilt.quality.aggregation_store  # noqa: F401
         import hilt.quality.store  # noqa: F401
+        import hilt.review.pg_resolve  # noqa: F401
         import hilt.review.reviews  # noqa: F401
         import hilt.review.work  # noqa: F401
 

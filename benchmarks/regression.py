@@ -181,6 +181,20 @@ def _measure(side: str, items: int, slices: int, resamples: int
     return seconds, rss, result
 
 
+TARGET_ITEMS, TARGET_RESAMPLES, TARGET_S = 100_000, 2000, 10.0
+
+
+def target_line(hilt_s: float, items: int, resamples: int) -> str:
+    """The target verdict, given only for the size the target names: a smaller run
+    (``--quick``) meeting 10 s says nothing about 100k items."""
+    if (items, resamples) != (TARGET_ITEMS, TARGET_RESAMPLES):
+        return (f"target: hilt ≤ {TARGET_S:.0f} s for {TARGET_ITEMS:,} items × "
+                f"{TARGET_RESAMPLES:,} resamples → not evaluated at {items:,} items × "
+                f"{resamples:,} resamples ({hilt_s:.2f} s)")
+    return (f"target: hilt ≤ {TARGET_S:.0f} s → {'met' if hilt_s <= TARGET_S else 'NOT met'} "
+            f"({hilt_s:.2f} s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -209,8 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'implementation':<40}{'seconds':>10}{'× hilt':>9}{'peak RSS MB':>14}")
     for name, seconds, rss in rows:
         print(f"{name:<40}{seconds:>10.2f}{seconds / hilt_s:>9.1f}{rss:>14.0f}")
-    print(f"\ntarget: hilt ≤ 10 s → {'met' if hilt_s <= 10 else 'NOT met'} "
-          f"({hilt_s:.2f} s)")
+    print("\n" + target_line(hilt_s, args.items, args.resamples))
     if gaps is not None:
         print("largest |hilt − baseline| over all slices and metrics: "
               + ", ".join(f"{k} {v:.2g}" for k, v in gaps.items())

@@ -7,10 +7,12 @@ On the Anthropic HH harmless pairs (``../shared/data/hh-rlhf``), one seeded 80/2
 split, the same run measures:
 
 * hilt default (MiniLM, top 2 layers fine-tuned on cached frozen states, BT loss,
-  cheap features) — training pairs/s, scoring responses/s, held-out accuracy;
+  cheap features, 3 epochs, a 128-token window) — training pairs/s, scoring
+  responses/s, held-out accuracy; ``--quick`` trains it 1 epoch and its row says so;
 * TRL ``RewardTrainer`` on the same encoder (MiniLM as a one-label sequence
-  classifier, full fine-tuning) and the same pairs, shown the same view of the
-  conversation (last human turn + reply) — the same three numbers;
+  classifier, full fine-tuning, 1 epoch) and the same pairs, shown the same view of the
+  conversation (last human turn + reply) but through its own token window
+  (``--trl-max-length``, 256 by default; the row names it) — the same three numbers;
 * the "always prefer the shorter reply" baseline.
 
 ``--variants`` adds the ablation table of ``docs/train.md`` (one line per idea);
@@ -70,6 +72,26 @@ def _row(name: str, acc: tuple[float, float, float], train_s: float | None,
     return {"method": name, "accuracy": acc[0], "ci": (acc[1], acc[2]), "train_s": train_s,
             "train_pairs_per_s": (train_pairs / train_s) if train_s and train_pairs else None,
             "score_per_s": (n_scored / score_s) if score_s and n_scored else None}
+
+
+def hilt_row_name(config: Any, overrides: dict[str, Any], overrides_text: str) -> str:
+    """The hilt row's label: says when it is not the default and which token window it reads.
+
+    ``--quick`` trains one epoch where the default trains three, so that row must not be
+    called the default; the window matters when it is compared with TRL's.
+    """
+    from hilt.train.reward import RewardConfig
+
+    default_epochs = RewardConfig().epochs
+    if config.epochs == default_epochs and not overrides:
+        name = "hilt default (MiniLM, top-2 tuned, cached"
+    else:
+        name = (f"hilt, {config.epochs} epoch{'s' if config.epochs != 1 else ''} "
+                f"(the default trains {default_epochs}; MiniLM, top-2 tuned, cached")
+    name += f", {config.max_length} tokens)"
+    if overrides:
+        name += f" with {overrides_text}"
+    return name
 
 
 def bench_hilt(train: list, held: list, config: Any, name: str) -> dict:
@@ -153,9 +175,78 @@ def run_xstest_nested() -> None:
                   f"{r['mean']:6.3f}", flush=True)
 
 
+def _ci(block: dict[str, Any]) -> str:
+    """``value [low, high]`` of a rate block, or ``-`` when it has no data."""
+    if block["value"] is None:
+        return "-"
+    return f"{block['value']:.3f} [{block['ci_low']:.3f},{block['ci_high']:.3f}]"
+
+
+def paired_comparison(classifier_right: np.ndarray, rule_right: np.ndarray) -> dict[str, Any]:
+    """Exact McNemar test of classifier against string match on the same held-out replies.
+
+    The two accuracies share their test items, so their Wilson intervals overlapping
+    says little; the discordant pairs (only one of the two is right) decide.
+    """
+    from hilt.evals.stats import mcnemar_exact
+
+    only_classifier = int((classifier_right & ~rule_right).sum())
+    only_rule = int((rule_right & ~classifier_right).sum())
+    return {"classifier_only": only_classifier, "rule_only": only_rule,
+            "mcnemar_p": mcnemar_exact(only_classifier, only_rule)}
+
+
+def xstest_rotations_paired(config: Any) -> list[dict[str, Any]]:
+    """``hilt.train.xstest.xstest_rotations`` plus the paired test against string match.
+
+    The library's result holds only the two rates; the McNemar test needs each reply's
+    outcome under both, so the rotation is run here with the same training step.
+    """
+    from hilt.train.classifier import error_rates
+    from hilt.train.refusal import (
+        REFUSE,
+        XSTEST_MODELS,
+        load_xstest_completions,
+        string_match_refusal,
+    )
+    from hilt.train.stats import rate
+    from hilt.train.xstest import _config, _fit_predict
+
+    config = _config(config)
+    data = {m: load_xstest_completions(DATA / "xstest", m) for m in XSTEST_MODELS}
+    results = []
+    for held_out in XSTEST_MODELS:
+        train = [r for m in XSTEST_MODELS if m != held_out for r in data[m]]
+        test = data[held_out]
+        predicted, _ = _fit_predict(train, test, config, config.context_similarity)
+        truth = np.array([r["label"] == REFUSE for r in test])
+        pred_refuse = np.array([p == REFUSE for p in predicted])
+        rule = np.array([string_match_refusal(r["completion"]) for r in test])
+        results.append({
+            "held_out_model": held_out, "n": len(test),
+            "classifier_accuracy": rate(int((pred_refuse == truth).sum()), len(test)),
+            "string_match_accuracy": rate(int((rule == truth).sum()), len(test)),
+            "classifier_errors": error_rates(pred_refuse, truth),
+            "paired": paired_comparison(pred_refuse == truth, rule == truth)})
+    return results
+
+
+def xstest_line(name: str, r: dict[str, Any]) -> str:
+    """One table line: accuracies, FPR/FNR with Wilson intervals and their n, McNemar p."""
+    e = r["classifier_errors"]
+    fpr, fnr = e["false_positive_rate"], e["false_negative_rate"]
+    paired = r["paired"]
+    fpr_text = f"{_ci(fpr)} n={fpr['n']}"
+    fnr_text = f"{_ci(fnr)} n={fnr['n']}"
+    return (f"{name[:64]:64s} {r['held_out_model']:16s} {_ci(r['classifier_accuracy']):22s} "
+            f"{_ci(r['string_match_accuracy']):22s} {fpr_text:30s} {fnr_text:30s} "
+            f"{paired['classifier_only']:>3d}/{paired['rule_only']:<3d} "
+            f"{paired['mcnemar_p']:9.2g}")
+
+
 def run_xstest() -> None:
     from hilt.train.classifier import ClassifierConfig
-    from hilt.train.xstest import XSTEST_DEFAULT, xstest_rotations
+    from hilt.train.xstest import XSTEST_DEFAULT
 
     base = ClassifierConfig(opening_chars=300, refusal_lexicon=True)
     configs = {"300 chars + lexicon + similarity + dups 1/count + negation if harmful "
@@ -177,16 +268,13 @@ def run_xstest() -> None:
                "stacked, first 300 chars, accuracy-tuned threshold":
                    ClassifierConfig(opening_chars=300, threshold_rule="accuracy")}
     print(f"\n{'classifier':64s} {'held-out model':16s} {'accuracy [95% CI]':22s} "
-          f"{'string match [95% CI]':22s} {'FPR':>6s} {'FNR':>6s}")
+          f"{'string match [95% CI]':22s} {'FPR [95% CI] n (negatives)':30s} "
+          f"{'FNR [95% CI] n (positives)':30s} {'b/c':7s} {'McNemar p':>8s}")
+    print("b/c: replies only the classifier / only string match gets right; "
+          "McNemar p: exact two-sided test of the two accuracies on the same replies")
     for name, config in configs.items():
-        for r in xstest_rotations(DATA / "xstest", config):
-            a, s = r["classifier_accuracy"], r["string_match_accuracy"]
-            e = r["classifier_errors"]
-            print(f"{name[:64]:64s} {r['held_out_model']:16s} "
-                  f"{a['value']:.3f} [{a['ci_low']:.3f},{a['ci_high']:.3f}]  "
-                  f"{s['value']:.3f} [{s['ci_low']:.3f},{s['ci_high']:.3f}]  "
-                  f"{e['false_positive_rate']['value']:6.3f} "
-                  f"{e['false_negative_rate']['value']:6.3f}", flush=True)
+        for r in xstest_rotations_paired(config):
+            print(xstest_line(name, r), flush=True)
 
 
 def run_xstest_seeds(count: int) -> None:
@@ -260,21 +348,20 @@ def main() -> None:
     rows = [_row("always prefer the shorter reply", _accuracy(
         np.array(shorter, float), np.zeros(len(held)) + 0.5), None, None, None, None)]
     default = RewardConfig(**{"epochs": epochs, "seed": args.seed, **json.loads(args.config)})
-    name = "hilt default (MiniLM, top-2 tuned, cached)"
-    if json.loads(args.config):
-        name += f" with {args.config}"
-    rows.append(bench_hilt(train, held, default, name))
+    rows.append(bench_hilt(train, held, default,
+                           hilt_row_name(default, json.loads(args.config), args.config)))
     _print(rows[-2:])
     if not args.no_trl:
         rows.append(bench_trl(train[:args.trl_pairs] if args.trl_pairs else train, held, 1.0,
                               args.trl_max_length, args.seed))
-        rows[-1]["method"] += f", max_length {args.trl_max_length}"
+        rows[-1]["method"] += f", {args.trl_max_length} tokens"
         _print(rows[-1:])
     if args.variants:
         for name, over in VARIANTS.items():
             config = replace(default, **over)
             if args.quick:
                 config = replace(config, epochs=1)
+                name += " [quick: 1 epoch]"
             rows.append(bench_hilt(train, held, config, name))
             _print(rows[-1:])
     print("\nsummary")
