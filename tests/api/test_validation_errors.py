@@ -88,3 +88,28 @@ def test_error_statuses_are_declared(api: Api, method: str, path: str, role: str
     assert isinstance(got.json()["detail"], str)
     unauthorised = api.client.request(method.upper(), concrete)
     assert unauthorised.status_code == 401 and "401" in declared
+
+
+# (route, role, body, misspelt field): request bodies name every field they take
+MISSPELT = [
+    ("/v1/queue/tasks/task_x/submit", "reviewer",
+     {"answers": {"verdict": "safe"}, "time_spent": 12}, "time_spent"),
+    ("/v1/queue/tasks/task_x/submit", "reviewer",
+     {"answers": {"verdict": "safe"}, "rewritten": "better"}, "rewritten"),
+    ("/v1/adjudications/task_x", "adjudicator",
+     {"answers": {}, "rationale": "r", "rationle": "why", "cause": "subjective"}, "rationle"),
+    ("/v1/tasks", "lead", {"event_id": "e", "rubric": "harm", "overlap_k": 5}, "overlap_k"),
+    ("/v1/tasks/gold", "lead", {"event_id": "e", "rubric": "harm", "answers": {},
+                                "pools": "x"}, "pools"),
+    ("/v1/escalation/rule-sets", "lead", {"spec": {}, "active": False}, "active"),
+    ("/v1/reviewers/r/deactivate", "lead", {"reasons": "left"}, "reasons"),
+]
+
+
+@pytest.mark.parametrize(("path", "role", "body", "field"), MISSPELT)
+def test_an_unknown_body_field_is_a_422_naming_it(api: Api, path: str, role: str,
+                                                  body: dict, field: str) -> None:
+    resp = api.client.post(path, json=body, headers=api.headers(role))
+    assert resp.status_code == 422, resp.text
+    (problem,) = resp.json()["detail"]
+    assert problem["loc"] == ["body", field] and problem["type"] == "extra_forbidden"

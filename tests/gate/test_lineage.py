@@ -214,3 +214,57 @@ def test_the_prompts_measured_are_checked_whatever_the_suite_is_called(
         result = runner.invoke(app, [*base, "--suite-id", suite_id, "--out", str(out)])
         assert result.exit_code == 2 and words in result.output, result.output
         assert not out.exists()
+
+
+def test_signoff_blocks_on_a_dataset_revoked_after_the_check(
+        engine: Engine, world: dict[str, Any], tmp_path: Path) -> None:
+    from hilt.access import add_reviewer
+    from hilt.gate.decision import verify
+    from hilt.gate.store import sign_off, store_decision
+
+    policy = policy_from_dict({**_policy().as_dict(), "signoffs": [{"role": "release_owner"}]})
+    with transaction(engine) as session:
+        lineage = lineage_facts(session, [world["version"]], ["xs@1"])
+        add_reviewer(session, reviewer_id="ana", role="lead")
+    record = run_check(suite=world["suite"], candidate=world["answers"],
+                       reference=world["answers"], out=tmp_path / "out", suite_id="xs@1",
+                       policy=policy, lineage=lineage).record
+    # blocked only for the missing sign-off
+    assert record["decision"]["reasons"] == ["sign-off missing: release_owner (0/1)"]
+    with transaction(engine) as session:
+        first = store_decision(session, record, actor="ci").hash
+    with transaction(engine) as session:
+        versions.revoke(session, world["version"], reason="consent withdrawn", actor="dpo")
+    with transaction(engine) as session:
+        signed = sign_off(session, first, role="release_owner", signed_by="ana")
+        new = dict(signed.record)
+    assert new["outcome"] == "block"
+    assert new["decision"]["reasons"] == [f"lineage: {world['version']}: revoked "
+                                          "(since the check)"]
+    (entry,) = new["inputs"]["facts"]["lineage"]["dataset_versions"]
+    assert entry["revoked_reason"] == "consent withdrawn"
+    assert new["inputs"]["facts"]["lineage"]["rechecked"][0]["changes"] == [
+        f"{world['version']}: revoked"]
+    assert verify(new).ok
+
+
+def test_a_fresh_read_only_ever_makes_the_lineage_worse() -> None:
+    from hilt.gate.lineage import worsened_lineage
+
+    stored = {"status": "known", "dataset_versions": [
+        {"id": "v1", "consented": True, "revoked": False, "contaminated_with": ["a@1"]}]}
+    # a read without the run's prompts finds less contamination: nothing changes
+    same = {"dataset_versions": [{"id": "v1", "consented": True, "revoked": False,
+                                  "contaminated_with": []}]}
+    assert worsened_lineage(stored, same, "t") is None
+    worse = {"dataset_versions": [{"id": "v1", "consented": False, "revoked": False,
+                                   "contaminated_with": ["b@1"],
+                                   "events_without_consent": 2}]}
+    merged = worsened_lineage(stored, worse, "t")
+    assert merged is not None
+    (entry,) = merged["dataset_versions"]
+    assert (entry["consented"], entry["contaminated_with"], entry["events_without_consent"],
+            entry["changed_since_check"]) == (False, ["a@1", "b@1"], 2,
+                                              ["consent", "contamination"])
+    assert merged["rechecked"] == [{"at": "t", "changes": ["v1: consent",
+                                                           "v1: contamination"]}]

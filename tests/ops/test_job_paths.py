@@ -59,6 +59,29 @@ def test_field_names_are_not_paths(root: Path) -> None:
     assert argv[argv.index("--text-field") + 1] == "text"
 
 
+@pytest.mark.parametrize("kind", ["train.reward", "train.classifier"])
+def test_training_jobs_can_name_a_dataset_version(root: Path, kind: str) -> None:
+    argv = build_argv(kind, {"dataset": "ab12cd34", "override_revoked": "approved by dpo",
+                             "out": "m"})
+    assert argv[argv.index("--dataset") + 1] == "ab12cd34"  # an id, not a path
+    assert argv[argv.index("--override-revoked") + 1] == "approved by dpo"
+    assert argv[argv.index("--out") + 1] == str(root.resolve() / "m")
+
+
+@pytest.mark.parametrize("kind, params, field", [
+    ("train.reward", {"pairs": "p.jsonl", "dataset": "ab12cd34"}, "dataset"),
+    ("train.reward", {}, "pairs"),
+    ("train.reward", {"pairs": "p.jsonl", "override_revoked": "why"}, "override_revoked"),
+    ("train.classifier", {"dataset": "ab12cd34", "text_field": "text"}, "text_field"),
+    ("train.classifier", {"data": "d.jsonl", "text_field": "text"}, "label_field"),
+])
+def test_a_training_job_reads_a_file_or_a_dataset_version(
+        root: Path, kind: str, params: dict[str, str], field: str) -> None:
+    with pytest.raises(InputError) as err:
+        build_argv(kind, {**params, "out": "m"})
+    assert err.value.field == field
+
+
 def test_the_default_root_is_under_hilt_home(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HILT_JOB_ROOT", raising=False)

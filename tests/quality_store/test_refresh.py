@@ -107,7 +107,9 @@ def test_refresh_rewrites_only_automatic_labels(engine: Engine) -> None:
     assert set(after) == set(before)  # same label rows, ids kept
     assert all(after[t][0] == before[t][0] for t in before)
     changed = [t for t in before if before[t][1:3] != after[t][1:3]]
-    assert len(changed) == result.labels_changed > 0
+    assert len(changed) == result.labels_changed
+    # the automatic labels were refreshed (unanimous ones keep their value and provenance)
+    assert result.labels_changed + result.confidences_updated > 0
     with transaction(engine) as s:
         entries = [(e.entity_id, e.payload)
                    for e in audit.entries(s, action="label.refresh", limit=1000)]
@@ -116,6 +118,23 @@ def test_refresh_rewrites_only_automatic_labels(engine: Engine) -> None:
     for _, payload in entries:
         assert payload["old"]["provenance"] in ("unanimous", "majority")
         assert payload["new"]["provenance"] == "model_aggregated"
+
+
+def test_refresh_keeps_unanimous_labels_unanimous(engine: Engine) -> None:
+    op = setup_operation(engine, n_tasks=24, n_gold=6, seed=4, pool=SMALL_POOL)
+    _work(engine, op)
+    before = _labels(engine)
+    unanimous = {t for t, v in before.items() if v[2] == "unanimous"}
+    assert unanimous
+    with transaction(engine) as s:
+        refresh_labels(s, "verdicts", ModelAggregationConfig(
+            min_reviewer_answers=5, min_confidence=0.0))
+    after = _labels(engine)
+    kept = {t for t in unanimous if after[t][1] == before[t][1]}
+    assert kept
+    # every reviewer agreed and the model kept the value: only the confidence moves
+    assert {after[t][2] for t in kept} == {"unanimous"}
+    assert any(after[t][3] < 1.0 for t in kept)
 
 
 def test_low_confidence_after_refit_goes_back_to_adjudication(engine: Engine) -> None:

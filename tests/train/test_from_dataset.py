@@ -25,6 +25,7 @@ from hilt.quality.drift.lineage import model_lineage
 from hilt.review.records import FinalLabelRecord
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.train.classifier import load_classifier
 from hilt.train.from_dataset import (
     classification_rows,
     hh_prompt,
@@ -220,3 +221,20 @@ def test_record_errors_name_the_line_in_the_records_file(engine: Engine, tmp_pat
     error = refused.value
     assert error.file == source.records_file and error.field == "chosen"
     assert error.line == source.validation_lines[last] != last + 1
+
+
+def test_a_prompt_response_version_trains_a_classifier_reading_the_prompt_as_context(
+        db_url: str, engine: Engine, tmp_path: Path, hash_encoder: None) -> None:
+    ingest_events(engine, _events(), actor="test")
+    cls_labels = [make_label(f"ev{i}", "refuse" if i % 2 else "comply", kind="single_choice",
+                             question="stance") for i in range(N_EVENTS)]
+    version = _build(engine, "classification", cls_labels, tmp_path,
+                     classification={"text": "prompt_response"})
+    result = CliRunner().invoke(app, ["train", "classifier", "--dataset", version,
+                                      "--db", db_url, "--out", str(tmp_path / "clf"),
+                                      "--no-register"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest["fields"]["context"] == "prompt"
+    model = load_classifier(tmp_path / "clf")
+    assert model.uses_context  # hilt check passes each suite prompt as the context

@@ -395,7 +395,7 @@ def train_classifier_cmd(
     """
     from hilt.canonical import content_hash
     from hilt.train.classifier import ClassifierConfig
-    from hilt.train.classifier_eval import LabelledTexts, read_labelled
+    from hilt.train.classifier_eval import read_labelled
     from hilt.train.classifier_refresh import refresh_classifier
 
     if target_fpr is not None and target_fnr is not None:
@@ -419,20 +419,22 @@ def train_classifier_cmd(
     _check_out(out, "classifier", register, db)
     held_out, extra = None, {}
     if dataset is not None:
-        from hilt.train.from_dataset import classification_rows
+        from hilt.train.from_dataset import classification_texts
 
         for option, value in (("--context-field", context_field),
                               ("--harmful-field", harmful_field)):
             if value:
                 raise InputError(f"{option} applies to --data files only", field=option)
         source = _load_dataset(db, dataset, "classification", override_revoked, actor)
-        train = LabelledTexts(*classification_rows(source.train, source.version_id,
-                                                   **source.where("train")))
+        train = classification_texts(source.train, source.version_id,
+                                     **source.where("train"))
         if source.validation:
-            held_out = LabelledTexts(*classification_rows(source.validation,
-                                                          source.version_id,
-                                                          **source.where("validation")))
+            held_out = classification_texts(source.validation, source.version_id,
+                                            **source.where("validation"))
         text_field, label_field = "text", "label"
+        # prompt_response versions: the prompt is read as the context (see
+        # classification_texts), so the manifest names it like a --context-field
+        context_field = "prompt" if train.contexts is not None else None
         data_path, data_hash = f"dataset:{source.version_id}", source.version_id
         extra = {"dataset": source.describe()}
     else:

@@ -100,10 +100,38 @@ def make_examples(cands: list[Candidate], spec: SelectionSpec
     for c in cands:
         found = candidate_examples(c, spec, sources)
         if not found:
-            report.drop(f"no_{spec.kind}_example", c.event_id)
+            report.drop(_left_out_by(c, spec, sources) or f"no_{spec.kind}_example",
+                        c.event_id)
         out.extend(found)
     report.notes["examples"] = len(out)
     return out, report
+
+
+# Why a candidate with labels gave no example, when a label filter is the cause: which
+# filters to lift (field -> lifted value), tried alone first, then together.
+_LABEL_FILTERS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("label_provenance_not_selected", {"provenance": None}),
+    ("label_below_min_confidence", {"min_confidence": 0.0}),
+    ("label_provenance_and_confidence", {"provenance": None, "min_confidence": 0.0}),
+)
+
+
+def _left_out_by(c: Candidate, spec: SelectionSpec, sources: tuple[str, ...]) -> str | None:
+    """The reason when ``spec.labels``' provenance or confidence filter left out the
+    labels the candidate would give examples from (else None).
+
+    A label rewritten to another provenance, or a confidence that fell, drops examples
+    as surely as a missing label; saying so in the build steps shows which filter did
+    it. Only label-backed examples count: lifting the filters also admits event-level
+    feedback, which the spec did not ask about."""
+    filt = spec.labels
+    for reason, lifted in _LABEL_FILTERS:
+        if all(getattr(filt, name) == value for name, value in lifted.items()):
+            continue  # this filter is not set: lifting it changes nothing
+        relaxed = spec.model_copy(update={"labels": filt.model_copy(update=lifted)})
+        if any(ex.labels for ex in candidate_examples(c, relaxed, sources)):
+            return reason
+    return None
 
 
 def handle_pii(examples: list[Example], spec: SelectionSpec,

@@ -153,7 +153,7 @@ def fold_review_labels(session: Session, record: dict[str, Any], *, actor: str
     audit entry are written in the caller's transaction.
     """
     from hilt.gate.decision import with_review_labels
-    from hilt.gate.store import latest, store_decision
+    from hilt.gate.store import latest, relineage, store_decision
 
     stored = store_decision(session, record, actor=actor)
     current = dict(latest(session, stored.hash, lock=True).record)
@@ -162,7 +162,8 @@ def fold_review_labels(session: Session, record: dict[str, Any], *, actor: str
     fresh = {k: v for k, v in labels.items() if known.get(k) != v}
     if not fresh:
         return None
-    new_record = with_review_labels(current, fresh, datetime.now(UTC).isoformat())
+    at = datetime.now(UTC).isoformat()
+    new_record = with_review_labels(current, fresh, at, lineage=relineage(session, current, at))
     store_decision(session, new_record, actor=actor)
     audit.append(session, actor=actor, action="gate.review_labels_folded",
                  entity_type="gate_decision", entity_id=current["hash"],

@@ -124,8 +124,17 @@ def _policy(behaviour: Behaviour, policy: GatePolicy, records: dict[str, Any]
     return math, eng
 
 
-def _evaluation(behaviour: Behaviour, records: dict[str, Any], metrics: dict[str, Any]
-                ) -> tuple[dict[str, Any], dict[str, Any]]:
+def contaminating_versions(lineage: dict[str, Any]) -> dict[str, list[str]]:
+    """Suite id → the training dataset versions the lineage found holding its items."""
+    out: dict[str, list[str]] = {}
+    for version in lineage.get("dataset_versions") or []:
+        for suite_id in version.get("contaminated_with") or []:
+            out.setdefault(str(suite_id), []).append(str(version.get("id")))
+    return out
+
+
+def _evaluation(behaviour: Behaviour, records: dict[str, Any], metrics: dict[str, Any],
+                contaminated: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, Any]]:
     math = _answer(ANSWERED, f"{behaviour.regression_metric} (metric {behaviour.metric})",
                    [])
     suites = _suites_for(behaviour, records)
@@ -134,7 +143,12 @@ def _evaluation(behaviour: Behaviour, records: dict[str, Any], metrics: dict[str
     said, missing = [], []
     for suite in suites:
         heldout = suite.get("heldout")
-        if heldout is None:
+        found_in = contaminated.get(str(suite.get("id")))
+        if found_in:
+            # registered held-out or not, a suite the training data holds is not private
+            said.append(f"{suite.get('id')}: contaminated, NOT private (training dataset "
+                        f"version {', '.join(v[:12] for v in found_in)} holds its items)")
+        elif heldout is None:
             missing.append(f"{suite.get('id')}: private (registered held-out) unknown")
         else:
             said.append(f"{suite.get('id')}: {'private' if heldout else 'NOT private'}")
@@ -159,16 +173,22 @@ def _feedback(records: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return math, eng
 
 
-def build_card(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any]
-               ) -> dict[str, Any]:
-    """One card section per behaviour: ``{object: {mathematical, engineering}}``."""
+def build_card(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any], *,
+               lineage_contamination: bool = True) -> dict[str, Any]:
+    """One card section per behaviour: ``{object: {mathematical, engineering}}``.
+
+    ``lineage_contamination``: a suite the lineage facts find in the training data is
+    answered as contaminated rather than by its held-out flag (records made before this
+    rule recompute without it)."""
     records = facts.get("records") or {}
+    contaminated = (contaminating_versions(facts.get("lineage") or {})
+                    if lineage_contamination else {})
     behaviours = []
     for behaviour in policy.behaviours:
         parts = {"data": _data(behaviour, records, metrics),
                  "objective": _objective(records),
                  "policy": _policy(behaviour, policy, records),
-                 "evaluation": _evaluation(behaviour, records, metrics),
+                 "evaluation": _evaluation(behaviour, records, metrics, contaminated),
                  "feedback": _feedback(records)}
         objects = {}
         for name in OBJECTS:

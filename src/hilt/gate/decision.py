@@ -27,6 +27,9 @@ SCHEMA = "hilt.gate.decision/1"
 # settings.signoff_rule of records whose sign-offs count each person toward one required
 # role only; records without it were made before that rule and recompute without it
 ONE_ROLE_PER_PERSON = "one_role_per_person"
+# settings.card_rule of records whose contract card answers a suite the lineage finds in
+# the training data as contaminated; records without it recompute without that rule
+CARD_LINEAGE = "lineage_contamination"
 
 
 def _inputs_digest(inputs: dict[str, Any]) -> str:
@@ -61,7 +64,8 @@ def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
                                                     version=version)
     return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs),
                              one_role_per_person=settings.get("signoff_rule")
-                             == ONE_ROLE_PER_PERSON)
+                             == ONE_ROLE_PER_PERSON,
+                             card_lineage=settings.get("card_rule") == CARD_LINEAGE)
 
 
 def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
@@ -69,6 +73,9 @@ def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
                    settings: dict[str, Any], created_at: str,
                    supersedes: str | None = None,
                    review_sample: dict[str, Any] | None = None) -> dict[str, Any]:
+    # a record built from now on (a check, or one superseding an older record) answers
+    # its card with the lineage's contamination
+    settings = {**settings, "card_rule": CARD_LINEAGE}
     inputs = {"policy": policy.as_dict(), "policy_sha256": policy.digest(),
               "versions": versions, "settings": settings, "facts": facts,
               "judgments": judgments}
@@ -95,12 +102,17 @@ def record_hash(record: dict[str, Any]) -> str:
     return content_hash({k: v for k, v in record.items() if k != "hash"})
 
 
-def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str
-                ) -> dict[str, Any]:
-    """A new record with one more sign-off, re-evaluated, superseding ``record``."""
+def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str, *,
+                lineage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A new record with one more sign-off, re-evaluated, superseding ``record``.
+
+    ``lineage``: training-lineage facts re-read since the check, replacing the stored ones
+    (:func:`hilt.gate.store.relineage`)."""
     inputs = copy.deepcopy(record["inputs"])
     facts = inputs.setdefault("facts", {})
     facts["signoffs"] = [*facts.get("signoffs", []), signoff]
+    if lineage is not None:
+        facts["lineage"] = lineage
     policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
     # a record signed from now on counts each person toward one role, older ones too
     settings = {**inputs["settings"], "signoff_rule": ONE_ROLE_PER_PERSON}
@@ -111,11 +123,14 @@ def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str
                           review_sample=inputs.get("review_sample"))
 
 
-def with_review_labels(record: dict[str, Any], labels: dict[str, Any], created_at: str
-                       ) -> dict[str, Any]:
+def with_review_labels(record: dict[str, Any], labels: dict[str, Any], created_at: str, *,
+                       lineage: dict[str, Any] | None = None) -> dict[str, Any]:
     """A new record with the review sample's returned labels, re-evaluated, superseding
-    ``record`` (labels of items outside the sample are refused)."""
+    ``record`` (labels of items outside the sample are refused; ``lineage`` as in
+    :func:`add_signoff`)."""
     inputs = copy.deepcopy(record["inputs"])
+    if lineage is not None:
+        inputs.setdefault("facts", {})["lineage"] = lineage
     sample = inputs.get("review_sample")
     if sample is None:
         raise ValueError("the decision has no review sample")

@@ -125,6 +125,11 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
     return results
 
 
+def _since(version: dict[str, Any], what: str) -> str:
+    """Marks a fact that a re-read after the check (at a sign-off) found worse."""
+    return " (since the check)" if what in (version.get("changed_since_check") or []) else ""
+
+
 def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict[str, Any]:
     if rules is None:
         return {"evaluated": False, "status": PASS, "problems": [], "unknown": []}
@@ -144,18 +149,20 @@ def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict
             if version.get("consented") is None:
                 unknown.append(f"{vid}: consent unknown")
             elif not version["consented"]:
-                problems.append(f"{vid}: not every record consented to training")
+                problems.append(f"{vid}: not every record consented to training"
+                                f"{_since(version, 'consent')}")
         if rules.forbid_revoked:
             if version.get("revoked") is None:
                 unknown.append(f"{vid}: revocation status unknown")
             elif version["revoked"]:
-                problems.append(f"{vid}: revoked")
+                problems.append(f"{vid}: revoked{_since(version, 'revoked')}")
         if rules.forbid_contamination:
             overlap = version.get("contaminated_with")
             if overlap is None:
                 unknown.append(f"{vid}: contamination with the suites unknown")
             elif suites & set(overlap):
-                problems.append(f"{vid}: contaminated with {sorted(suites & set(overlap))}")
+                problems.append(f"{vid}: contaminated with {sorted(suites & set(overlap))}"
+                                f"{_since(version, 'contamination')}")
     status = BLOCK if problems or (unknown and rules.on_unknown == "block") else PASS
     return {"evaluated": True, "status": status, "problems": problems, "unknown": unknown}
 
@@ -215,13 +222,13 @@ def evaluate_signoffs(policy: GatePolicy, facts: dict[str, Any], *,
 
 
 def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any], *,
-             one_role_per_person: bool = True) -> dict[str, Any]:
+             one_role_per_person: bool = True, card_lineage: bool = True) -> dict[str, Any]:
     """Decide, and say why, from plain data only (``one_role_per_person``: see
-    :func:`evaluate_signoffs`)."""
+    :func:`evaluate_signoffs`; ``card_lineage``: see :func:`build_card`)."""
     criteria = evaluate_criteria(policy, metrics, list(facts.get("suites") or []))
     lineage = evaluate_lineage(policy.lineage, facts)
     signoffs = evaluate_signoffs(policy, facts, one_role_per_person=one_role_per_person)
-    card = build_card(policy, metrics, facts)
+    card = build_card(policy, metrics, facts, lineage_contamination=card_lineage)
     unanswered = unanswered_questions(card)
     card_blocks = policy.contract_card.block_on_unanswered and bool(unanswered)
     reasons = [f"{c['id']} [{c['slice']}]: {c['rule']} ({c['status']})"

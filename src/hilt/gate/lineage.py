@@ -103,3 +103,49 @@ def dataset_lineage(session: Session, dataset_version_ids: Sequence[str],
     if not known:
         lineage["reason"] = "; ".join(reasons) or "no training dataset version named"
     return {"lineage": lineage, "records": records, "versions": ids}
+
+
+def _worse(stored: dict[str, Any], fresh: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """One version's stored facts with whatever the fresh read found worse, and what."""
+    merged = dict(stored)
+    changed: list[str] = []
+    if fresh.get("revoked") is True and stored.get("revoked") is not True:
+        merged["revoked"], merged["revoked_reason"] = True, fresh.get("revoked_reason")
+        changed.append("revoked")
+    if fresh.get("consented") is False and stored.get("consented") is not False:
+        merged["consented"] = False
+        for key in ("events_without_consent", "erased_events"):
+            merged[key] = fresh.get(key, stored.get(key))
+        changed.append("consent")
+    new_suites = set(fresh.get("contaminated_with") or []) - set(
+        stored.get("contaminated_with") or [])
+    if new_suites:
+        merged["contaminated_with"] = sorted({*(stored.get("contaminated_with") or []),
+                                              *new_suites})
+        merged["contaminating_items"] = fresh.get("contaminating_items", [])
+        changed.append("contamination")
+    if changed:
+        merged["changed_since_check"] = sorted({*stored.get("changed_since_check", []),
+                                                *changed})
+    return merged, changed
+
+
+def worsened_lineage(stored: dict[str, Any], fresh: dict[str, Any], at: str
+                     ) -> dict[str, Any] | None:
+    """The stored lineage updated with a fresh read where it got worse, or None.
+
+    A decision's facts are read when it is checked; a dataset version revoked, a consent
+    withdrawn or a suite found in the training data afterwards must not let a later
+    sign-off pass on the old facts. Only worse facts are taken: a fresh read made without
+    the run's prompts (which the check had) can find less contamination, not more safety.
+    """
+    fresh_by_id = {v.get("id"): v for v in fresh.get("dataset_versions") or []}
+    versions, changes = [], []
+    for version in stored.get("dataset_versions") or []:
+        merged, changed = _worse(version, fresh_by_id.get(version.get("id"), {}))
+        versions.append(merged)
+        changes += [f"{version.get('id')}: {what}" for what in changed]
+    if not changes:
+        return None
+    return {**stored, "dataset_versions": versions,
+            "rechecked": [*stored.get("rechecked", []), {"at": at, "changes": changes}]}

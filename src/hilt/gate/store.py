@@ -237,7 +237,8 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
                          f"requires: {', '.join(roles) or 'none'})", field="--role")
     at = utcnow()
     signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat()}
-    new_record = add_signoff(current.record, signoff, at.isoformat())
+    new_record = add_signoff(current.record, signoff, at.isoformat(),
+                             lineage=relineage(session, current.record, at.isoformat()))
     new_row = store_decision(session, new_record, actor=signed_by, new_signoff=signoff)
     session.add(GateSignoffRow(decision_hash=current.hash, resulting_hash=new_row.hash,
                                role=role, signed_by=signed_by, note=note, signed_at=at))
@@ -247,6 +248,24 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
                           "outcome": new_row.outcome})
     session.flush()
     return new_row
+
+
+def relineage(session: Session, record: dict[str, Any], at: str) -> dict[str, Any] | None:
+    """The record's lineage facts re-read from the store, if they got worse; else None.
+
+    A sign-off (or folding in review labels) builds a new record that may pass: it must
+    not pass on facts frozen at check time when a training dataset version was revoked,
+    lost consent or was found contaminated with the run's suites since
+    (:func:`hilt.gate.lineage.worsened_lineage`)."""
+    from hilt.gate.lineage import dataset_lineage, worsened_lineage
+
+    facts = record["inputs"].get("facts") or {}
+    stored = facts.get("lineage") or {}
+    ids = [v.get("id") for v in stored.get("dataset_versions") or [] if v.get("id")]
+    if not ids:
+        return None
+    fresh = dataset_lineage(session, ids, list(facts.get("suites") or []))["lineage"]
+    return worsened_lineage(stored, fresh, at)
 
 
 def list_decisions(session: Session, limit: int = 50) -> list[GateDecisionRow]:

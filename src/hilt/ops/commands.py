@@ -51,11 +51,18 @@ from hilt.ops.jobs import JobCancelled, JobContext
 
 # kind -> (CLI words, required params, optional params); params map to --flags.
 CONTRACTS: dict[str, tuple[list[str], tuple[str, ...], tuple[str, ...]]] = {
-    "train.reward": (["train", "reward"], ("pairs", "out"), ()),
+    "train.reward": (["train", "reward"], ("out",),
+                     ("pairs", "dataset", "override_revoked")),
     "eval.reward": (["eval", "reward"], ("model", "pairs"), ()),
-    "train.classifier": (["train", "classifier"],
-                         ("data", "text_field", "label_field", "out"), ()),
+    "train.classifier": (["train", "classifier"], ("out",),
+                         ("data", "text_field", "label_field", "dataset", "override_revoked")),
     "eval.check": (["check"], ("suite", "candidate", "reference", "out"), ("gate", "scorer")),
+}
+# Training kinds read either a file or a stored dataset version (so the model's
+# lineage names it): kind -> (file param, params that go with the file only).
+TRAINING_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "train.reward": ("pairs", ()),
+    "train.classifier": ("data", ("text_field", "label_field")),
 }
 TRAINING = {"train.reward", "train.classifier"}
 # The parameters that name files or folders (the others are field names).
@@ -86,10 +93,36 @@ def confine(name: str, value: str, root: Path) -> str:
     return str(target)
 
 
+def _check_training_source(kind: str, params: dict[str, Any]) -> None:
+    """A training job names its file or a dataset version, exactly one; the file's field
+    names go with the file, ``override_revoked`` with the dataset version."""
+    if kind not in TRAINING_SOURCES:
+        return
+    file_param, with_file = TRAINING_SOURCES[kind]
+    given = [name for name in (file_param, "dataset") if params.get(name) is not None]
+    if len(given) != 1:
+        raise InputError(f"{kind} needs {file_param!r} or 'dataset' (exactly one)",
+                         field="dataset" if given else file_param)
+    if given == ["dataset"]:
+        extra = [name for name in with_file if params.get(name) is not None]
+        if extra:
+            raise InputError(f"{extra[0]} applies to {file_param!r} only, not to a "
+                             "dataset version", field=extra[0])
+        return
+    for name in with_file:
+        if params.get(name) is None:
+            raise InputError(f"{kind} with {file_param!r} needs parameter {name!r}",
+                             field=name)
+    if params.get("override_revoked") is not None:
+        raise InputError("override_revoked applies to a dataset version only",
+                         field="override_revoked")
+
+
 def build_argv(kind: str, params: dict[str, Any]) -> list[str]:
     """The child's command line from validated parameters (no shell, no free flags;
     paths confined to :func:`job_root`)."""
     words, required, optional = CONTRACTS[kind]
+    _check_training_source(kind, params)
     root = job_root()
     argv: list[str] = []
     for name in required + optional:

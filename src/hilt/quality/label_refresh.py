@@ -16,7 +16,14 @@ from hilt.quality.aggregation_store import _fit_all, _Review, _rubric_reviews
 from hilt.quality.calibration import CalibrationConfig
 from hilt.quality.model_aggregator import ModelAggregationConfig, ModelAggregator
 from hilt.quality.reviewer_store import update_reviewer_statuses
-from hilt.review.aggregation import AdjudicationPolicy, Aggregator, Answer, decide
+from hilt.review.aggregation import (
+    AdjudicationPolicy,
+    Aggregate,
+    Aggregator,
+    Answer,
+    answer_key,
+    decide,
+)
 from hilt.review.labels import finalize
 from hilt.review.reviews import cached_spec, labels_from
 from hilt.review.rubric_spec import RubricSpec
@@ -166,7 +173,7 @@ def _refresh_resolved(session: Session, task: ReviewTaskRow, spec: RubricSpec,
         if outcome.adjudicate or outcome.aggregate is None:
             reopen[q.id] = f"after model refit: {outcome.reason}"
             continue
-        new = outcome.aggregate
+        new = _kept_unanimous(row, outcome.aggregate, given[q.id])
         if canonical_json(new.value) != canonical_json(row.value) or \
                 new.provenance != row.provenance:
             old = {"value": row.value, "provenance": row.provenance,
@@ -190,6 +197,21 @@ def _refresh_resolved(session: Session, task: ReviewTaskRow, spec: RubricSpec,
         audit.append(session, actor=actor, action="task.needs_adjudication",
                      entity_type="review_task", entity_id=task.id,
                      payload={"reasons": reopen, "cause": "model refit"})
+
+
+def _kept_unanimous(row: FinalLabelRow, new: Aggregate, answers: Sequence[Answer]
+                    ) -> Aggregate:
+    """A unanimous label stays unanimous when the model keeps its value.
+
+    Every reviewer gave that answer, and that is what ``unanimous`` says; the model only
+    re-weighs how sure the label is. Renaming it ``model_aggregated`` would drop it from
+    dataset specs that select agreed labels (``provenance: [unanimous, ...]``) though
+    nothing about the answers changed."""
+    agreed = {answer_key(a.value) for a in answers} == {answer_key(row.value)}
+    if row.provenance == "unanimous" and agreed and \
+            canonical_json(new.value) == canonical_json(row.value):
+        return Aggregate(row.value, new.confidence, "unanimous", new.min_confidence)
+    return new
 
 
 def _set_label(session: Session, row: FinalLabelRow, value: Any, confidence: float,

@@ -13,15 +13,16 @@ Dawid–Skene model (Dawid & Skene, 1979) fitted by :mod:`hilt.quality`, returni
 provenance ``"model_aggregated"`` and its posterior as the confidence.
 
 Free-text and rewrite answers are not judgments to vote on: they become a final label
-only when all reviewers wrote the same text (or one reviewer answered), or when an
-adjudicator supplies one.
+only when all reviewers who wrote one wrote the same text, or when an adjudicator
+supplies one; the label's confidence is the share of the task's reviewers who wrote it
+(an optional rewrite by one reviewer of three: 1/3).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,17 +132,29 @@ class QuestionOutcome:
     reason: str | None
 
 
+def _share_of_reviewers(question: Question, agg: Aggregate | None, wrote: int,
+                        reviewers: int) -> Aggregate | None:
+    """An unjudged text (free text, rewrite) that only some of the task's reviewers gave
+    is as sure as the share who gave it: one optional rewrite among three reviews is one
+    person's text, not an agreed one (confidence 1/3), so ``min_confidence`` can leave
+    it out. Judged questions keep their aggregator's confidence."""
+    if agg is None or question.kind in AGGREGATED_KINDS or wrote >= reviewers:
+        return agg
+    return replace(agg, confidence=min(agg.confidence, wrote / reviewers))
+
+
 def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], severity: int,
            policy: AdjudicationPolicy, aggregator: Aggregator = majority_aggregator
            ) -> list[QuestionOutcome]:
     """Aggregate every question and say which need an adjudicator, and why."""
     level = int(policy.severity[-1])
+    reviewers = len({a.review_id for given in answers.values() for a in given})
     outcomes = []
     for q in questions:
         given = answers.get(q.id, [])
         if not given:
             continue
-        agg = aggregator(q, given)
+        agg = _share_of_reviewers(q, aggregator(q, given), len(given), reviewers)
         agreement = pairwise_agreement([a.value for a in given])
         judged = q.kind in AGGREGATED_KINDS
         reason = None

@@ -21,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError
 from hilt.train.pairs import ASSISTANT, HUMAN, Pair
+
+if TYPE_CHECKING:
+    from hilt.train.classifier_eval import LabelledTexts
 
 _ROLE_MARKERS = {"user": HUMAN, "assistant": ASSISTANT}
 
@@ -176,6 +179,37 @@ def classification_rows(records: list[dict[str, Any]], version_id: str,
             raise InputError(str(exc), file=where.file, line=where.line(i),
                              field="label") from None
     return texts, labels
+
+
+def classification_texts(records: list[dict[str, Any]], version_id: str,
+                         lines: Sequence[int] | None = None, file: str | None = None
+                         ) -> LabelledTexts:
+    """Classification records → texts, labels and, for ``text: prompt_response``
+    versions, the prompt of each as its context.
+
+    Such a record's ``text`` is ``"{prompt}\n{response}"`` and its ``prompt`` the prompt.
+    Training on the joined text would make a scorer that ``hilt check`` feeds the
+    response alone (a suite's answers carry no prompt in the text); split into context
+    (the prompt) and text (the response), the classifier records ``uses_context`` and the
+    check passes each suite item's prompt as the context, which is what it was trained
+    on. Versions built before records carried the prompt keep the joined text."""
+    from hilt.train.classifier_eval import LabelledTexts
+
+    texts, labels = classification_rows(records, version_id, lines, file)
+    prompts = [record.get("prompt") for record in records]
+    if not records or all(p is None for p in prompts):
+        return LabelledTexts(texts, labels)
+    where = _Where(version_id, lines, file)
+    contexts, responses = [], []
+    for i, (text, prompt) in enumerate(zip(texts, prompts, strict=True)):
+        if not isinstance(prompt, str) or not text.startswith(prompt + "\n"):
+            # one shape per version: a record that does not split would be read alone
+            raise InputError("a classification record of a prompt_response version must "
+                             "hold its prompt and a text that starts with it and a newline",
+                             file=where.file, line=where.line(i), field="prompt")
+        contexts.append(prompt)
+        responses.append(text[len(prompt) + 1:])
+    return LabelledTexts(responses, labels, contexts)
 
 
 def sft_messages(records: list[dict[str, Any]], version_id: str,

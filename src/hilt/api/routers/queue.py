@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +24,9 @@ from hilt.review.reviews import Submission
 router = APIRouter(prefix="/v1", tags=["review"])
 
 class SubmissionIn(BaseModel):
+    # a misspelt field ("time_spent", "rationle") is refused (422), not dropped
+    model_config = ConfigDict(extra="forbid")
+
     answers: dict[str, Any]
     confidence: float | None = Field(default=None, ge=0, le=1)
     rationale: str | None = None

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal, set_reviewer_active
@@ -79,6 +79,8 @@ def get_rubric(rubric_id: str, version: int = VERSION, session: Session = DB,
 # --- escalation ------------------------------------------------------------------------
 
 class RuleSetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     spec: dict[str, Any] = Field(description="the rule-set YAML document as JSON")
     activate: bool = True
 
@@ -112,6 +114,8 @@ def backtest_rules(body: RuleSetIn, version: int = Query(0, ge=0, le=2**31 - 1),
 # --- tasks (leads) ----------------------------------------------------------------------
 
 class TaskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     event_id: str
     rubric: str = Field(description="ID or ID@VERSION")
     severity: str = "sev2"
@@ -125,6 +129,8 @@ class TaskIn(BaseModel):
 
 
 class GoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     event_id: str
     rubric: str
     answers: dict[str, Any]
@@ -170,6 +176,8 @@ def triage(session: Session = DB,
 # --- reviewers (leads) ------------------------------------------------------------------
 
 class ActivationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     reason: str = Field(default="", max_length=1000, description="why, for the audit log")
 
 
@@ -194,6 +202,8 @@ def reactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
 # --- adjudication -----------------------------------------------------------------------
 
 class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     answers: dict[str, Any]
     rationale: str = Field(min_length=1)
     cause: str = Field(description="guideline_gap, ambiguous_input, reviewer_error or "
