@@ -105,7 +105,7 @@ def resolve(stmts: Statements, task_id: str, *, now: datetime, actor: str,
      cluster_id, resolved_at, policy_version, reviews, fits) = row
     if status != "open" or is_gold or done < k:
         return str(status)
-    spec = spec_if_cached(rubric_id, rubric_version)
+    spec = spec_if_cached(stmts.engine, rubric_id, rubric_version)
     if cluster_id is not None or resolved_at is not None or spec is None:
         return None
     chosen = aggregator or aggregator_from_fits(spec, rubric_version, fits, load=None)

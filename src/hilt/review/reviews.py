@@ -9,6 +9,7 @@ the submission is refused with a message saying so, and nothing is written.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,44 +64,55 @@ class SubmitResult:
                 "task_status": self.task_status}
 
 
-_SPECS: dict[tuple[str, int], RubricSpec] = {}
+# Parsed specs of published rubric versions, which never change within one database.
+# Kept per engine (one database), never process-wide: a process that opens several
+# databases (the Python API, tests, a benchmark beside its server) may find a different
+# "harm" version 1 in each. The weak keys let a disposed engine's cache go with it.
+_SPECS: weakref.WeakKeyDictionary[Engine, dict[tuple[str, int], RubricSpec]] = \
+    weakref.WeakKeyDictionary()
+_SPEC_JSON: weakref.WeakKeyDictionary[Engine, dict[tuple[str, int], dict[str, Any]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 def cached_spec(session: Session, rubric_id: str, version: int) -> RubricSpec:
     """Published rubric versions never change, so their parsed specs are cached."""
+    specs = _SPECS.setdefault(_engine_of(session), {})
     key = (rubric_id, version)
-    if key not in _SPECS:
-        _SPECS[key] = rubric_spec(session, rubric_id, version)
-    return _SPECS[key]
+    if key not in specs:
+        specs[key] = rubric_spec(session, rubric_id, version)
+    return specs[key]
 
 
-def spec_if_cached(rubric_id: str, version: int) -> RubricSpec | None:
-    return _SPECS.get((rubric_id, version))
+def spec_if_cached(engine: Engine, rubric_id: str, version: int) -> RubricSpec | None:
+    return _SPECS.get(engine, {}).get((rubric_id, version))
 
 
 def engine_spec(engine: Engine, rubric_id: str, version: int) -> RubricSpec:
     """:func:`cached_spec` for callers without a session (one is opened on a miss only)."""
-    spec = _SPECS.get((rubric_id, version))
+    spec = spec_if_cached(engine, rubric_id, version)
     if spec is None:
         with session_factory(engine)() as session:
             spec = cached_spec(session, rubric_id, version)
     return spec
 
 
-_SPEC_JSON: dict[tuple[str, int], dict[str, Any]] = {}
-
-
 def cached_spec_json(session: Session, rubric_id: str, version: int) -> dict[str, Any]:
     """The spec as JSON, dumped once per version (every task view sends it)."""
+    dumped = _SPEC_JSON.setdefault(_engine_of(session), {})
     key = (rubric_id, version)
-    if key not in _SPEC_JSON:
-        _SPEC_JSON[key] = cached_spec(session, rubric_id, version).model_dump(mode="json")
-    return _SPEC_JSON[key]
+    if key not in dumped:
+        dumped[key] = cached_spec(session, rubric_id, version).model_dump(mode="json")
+    return dumped[key]
 
 
 def engine_spec_json(engine: Engine, rubric_id: str, version: int) -> dict[str, Any]:
     """:func:`cached_spec_json` for callers without a session (one is opened on a miss)."""
-    spec = _SPEC_JSON.get((rubric_id, version))
+    spec = _SPEC_JSON.get(engine, {}).get((rubric_id, version))
     if spec is None:
         with session_factory(engine)() as session:
             spec = cached_spec_json(session, rubric_id, version)
