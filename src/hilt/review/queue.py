@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -261,17 +262,24 @@ def expire_leases(session: Session, now: datetime | None = None, *, actor: str =
         .values(status="expired", finished_at=now)
         .returning(a.id, a.task_id, a.reviewer_id)
         .execution_options(synchronize_session=False)).all()
-    if not expired:
-        return 0
+    _return_slots(session, expired, actor=actor, action="task.lease_expired")
+    return len(expired)
+
+
+def _return_slots(session: Session, ended: Sequence[Any], *, actor: str, action: str,
+                  **payload: Any) -> None:
+    """Give the slots of ended leases (rows with ``id``, ``task_id``, ``reviewer_id``)
+    back to their tasks, with one ``action`` audit entry per lease."""
+    if not ended:
+        return
     counts: dict[str, int] = {}
-    for row in expired:
+    for row in ended:
         counts[row.task_id] = counts.get(row.task_id, 0) + 1
     _free_slots(session, counts)
-    for row in expired:
-        audit.append(session, actor=actor, action="task.lease_expired",
-                     entity_type="review_task", entity_id=row.task_id,
-                     payload={"assignment": row.id, "reviewer": row.reviewer_id})
-    return len(expired)
+    for row in ended:
+        audit.append(session, actor=actor, action=action, entity_type="review_task",
+                     entity_id=row.task_id,
+                     payload={"assignment": row.id, "reviewer": row.reviewer_id, **payload})
 
 
 def end_reviewer_leases(session: Session, reviewer_id: str, *, actor: str, reason: str,
@@ -284,15 +292,7 @@ def end_reviewer_leases(session: Session, reviewer_id: str, *, actor: str, reaso
     ended = session.execute(
         sa.update(a).where(a.reviewer_id == reviewer_id, a.status == _ACTIVE)
         .values(status="released", finished_at=now)
-        .returning(a.id, a.task_id)
+        .returning(a.id, a.task_id, a.reviewer_id)
         .execution_options(synchronize_session=False)).all()
-    counts: dict[str, int] = {}
-    for row in ended:
-        counts[row.task_id] = counts.get(row.task_id, 0) + 1
-    _free_slots(session, counts)
-    for row in ended:
-        audit.append(session, actor=actor, action="task.lease_revoked",
-                     entity_type="review_task", entity_id=row.task_id,
-                     payload={"assignment": row.id, "reviewer": reviewer_id,
-                              "reason": reason})
+    _return_slots(session, ended, actor=actor, action="task.lease_revoked", reason=reason)
     return len(ended)

@@ -67,36 +67,38 @@ def check_reward_folder(folder: str | Path, option: str | None = None) -> str:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("not a folder", file=str(folder), field=option)
-    try:
-        manifest = read_manifest(folder)
-    except FileNotFoundError:
-        raise InputError(f"not a reward-model folder ({MANIFEST_FILE} missing)",
-                         file=str(folder), field=option) from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable {MANIFEST_FILE} ({exc})", file=str(folder),
-                         field=option) from None
-    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    manifest = _json_object(folder, MANIFEST_FILE, option, missing="not a reward-model folder")
+    kind = manifest.get("kind")
     if kind != "reward":
         raise InputError(f"not a reward-model folder (its {MANIFEST_FILE} is of kind "
                          f"{kind!r})", file=str(folder), field=option)
     backend = str(manifest.get("backend", BACKEND_DEFAULT))
     config_file = TRL_CONFIG_FILE if backend == BACKEND_TRL else CONFIG_FILE
-    try:
-        settings = json.loads((folder / config_file).read_text())
-    except FileNotFoundError:
-        raise InputError(f"incomplete reward-model folder ({config_file} missing)",
-                         file=str(folder), field=option) from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable {config_file} ({exc})", file=str(folder),
-                         field=option) from None
-    if not isinstance(settings, dict):
-        raise InputError(f"unreadable {config_file} (not a JSON object)", file=str(folder),
-                         field=option)
+    settings = _json_object(folder, config_file, option,
+                            missing="incomplete reward-model folder")
     for needed in _model_files(backend, settings):
         if not (folder / needed).is_file():
             raise InputError(f"incomplete reward-model folder ({needed} missing)",
                              file=str(folder), field=option)
     return backend
+
+
+def _json_object(folder: Path, name: str, option: str | None, *, missing: str
+                 ) -> dict[str, Any]:
+    """The JSON object in ``folder/name``; ``InputError`` (``missing`` when the file is
+    absent) naming the folder and ``option``."""
+    try:
+        data = json.loads((folder / name).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{missing} ({name} missing)", file=str(folder),
+                         field=option) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable {name} ({exc})", file=str(folder),
+                         field=option) from None
+    if not isinstance(data, dict):
+        raise InputError(f"unreadable {name} (not a JSON object)", file=str(folder),
+                         field=option)
+    return data
 
 
 def _model_files(backend: str, settings: dict[str, Any]) -> list[str]:
