@@ -60,7 +60,18 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "hilt"), "demo", *rest], cwd=ROOT, env=env)
     if job == "bench":
         return subprocess.call([str(PY), "-m", "benchmarks", *rest], cwd=ROOT, env=env)
-    return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    return subprocess.call([str(PY), "-m", "pytest", *_workers(rest), *rest], cwd=ROOT,
+                           env=env)
+
+
+def _workers(args: list[str]) -> list[str]:
+    """pytest-xdist workers unless the arguments choose: one per core, at most four
+    (``HILT_TEST_WORKERS`` overrides; 0 runs in this process)."""
+    if any(a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
+        return []
+    wanted = os.environ.get("HILT_TEST_WORKERS")
+    count = int(wanted) if wanted else min(4, os.cpu_count() or 1)
+    return ["-n", str(count)] if count > 1 else []
 
 
 if __name__ == "__main__":

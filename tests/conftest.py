@@ -39,6 +39,13 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first (the order is otherwise kept): with several
+    workers, a long test collected last would run alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _postgres_available() -> bool:
     try:
         eng = sa.create_engine(PG_URL)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from hilt.canonical import canonical_json, sha256_hex
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables.core import AuditHeadRow, AuditRow
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)))  # no lone surrogates
@@ -171,8 +172,9 @@ def test_seal_chains_in_batches_and_verifies(engine: Engine) -> None:
     with transaction(engine) as s:
         assert audit.seal(s, batch=3) == 7
         with engine.connect() as other:  # the chain lock is held until this commits
-            assert other.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                 {"k": audit._PG_ADVISORY_KEY}).scalar() is False
+            assert other.execute(sa.text("SELECT pg_try_advisory_xact_lock("
+                                         f":lock_space, {SCHEMA_KEY})"),
+                                 lock_params(audit._PG_ADVISORY_KEY)).scalar() is False
     result = verify(engine)
     assert result.ok and result.entries == 7 and result.pending == 0
     with engine.connect() as conn:
@@ -234,6 +236,7 @@ def _writer(url: str, worker: int, n: int) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_and_duplicate_nothing(db_url: str, engine: Engine) -> None:
     workers, n = 8, 25
     ctx = mp.get_context("spawn")
@@ -281,6 +284,7 @@ def _sealer(url: str, stop_after_s: float) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_concurrent_sealers_never_chain_an_entry_twice(db_url: str, engine: Engine) -> None:
     """Sealers that queue on the chain lock must not chain what the holder just sealed."""
     if engine.dialect.name != "postgresql":

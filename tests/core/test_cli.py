@@ -22,6 +22,7 @@ def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.db'}"
 
 
+@pytest.mark.slow
 def test_init_ingest_verify_and_tokens(db: str, tmp_path: Path) -> None:
     assert hilt("init", db=db, cwd=tmp_path).returncode == 0
     f = tmp_path / "e.jsonl"

@@ -35,6 +35,7 @@ from . import scenario
 CONFIG = DriftConfig(lookback_windows=scenario.DAYS, min_window_n=40)
 
 
+@pytest.mark.slow
 def test_run_monitors_finds_the_silent_change_and_is_idempotent(engine: Engine) -> None:
     scenario.base(engine)
     scenario.history(engine)

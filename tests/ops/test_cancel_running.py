@@ -21,6 +21,7 @@ from . import job_kinds  # noqa: F401  (registers the test kinds)
 from .climain import run_main
 
 
+@pytest.mark.slow
 def test_cancelling_a_running_short_job_is_refused_at_once(
         engine: Engine, db_url: str, tmp_path: Path) -> None:
     with transaction(engine) as s:

@@ -87,6 +87,7 @@ def test_a_demo_folder_or_an_empty_one_is_replaced(tmp_path: Path,
     run_demo(folder, demo_config(MIN_EVENTS), echo=_quiet, steps=INIT_ONLY)
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_workdir_and_too_few_events_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "afile.txt").write_text("data")
     (tmp_path / "keep").mkdir()

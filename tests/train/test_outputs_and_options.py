@@ -104,6 +104,7 @@ def test_staged_folder_leaves_a_foreign_folder_alone(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x-")] == []
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_foreign_out_folder_and_the_current_folder(tmp_path: Path) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"t": "No.", "y": "refuse"}\n{"t": "Yes.", "y": "comply"}\n')
@@ -174,6 +175,7 @@ def test_cli_reward_options_are_checked_before_training(tmp_path: Path) -> None:
         "error: field '--trainable-layers': must lie in 0..6 (the encoder's layers), got 9"]
 
 
+@pytest.mark.slow
 def test_cli_eval_reward_arguments_are_checked_first(tmp_path: Path) -> None:
     pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(4))
     clf = _model_folder(tmp_path / "clf", "classifier", ("classifier.json",))

@@ -106,6 +106,7 @@ def _hilt(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_bad_pairs_exit_2_and_write_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p"}\n')
@@ -164,6 +165,7 @@ def test_cli_harmful_field_must_be_boolean(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_training_options_exit_2_before_training(tmp_path: Path) -> None:
     pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(10))
     base = ["train", "reward", "--pairs", str(pairs), "--out", str(tmp_path / "rm"),

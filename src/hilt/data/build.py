@@ -55,13 +55,14 @@ from hilt.data.sources import (
 from hilt.data.spec import SelectionSpec
 from hilt.errors import Conflict, InputError
 from hilt.store import audit
+from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
-# First key of the two-key advisory locks taken per version id (a key space of its own:
-# the one-key locks of the audit chain and of periodic tasks never meet these).
+# First key of the two-key advisory locks taken per version id (a key space of its own;
+# the second key names schema and version: see hilt.store.pg_locks).
 _BUILD_LOCK_SPACE = 0x68626C64
 _UNSET: Any = object()
 # What a record says, for diffs: a change of lineage, confidence or split alone is not a
@@ -231,9 +232,8 @@ def _lock_version(session: Session, version_id: str) -> None:
     """Wait until no other transaction is building ``version_id``; held to commit."""
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already serialises every writer
-    key = int(version_id[:8], 16) - 2**31  # a signed 32-bit int; a collision only waits
-    session.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                    {"space": _BUILD_LOCK_SPACE, "key": key})
+    session.execute(sa.text(f"SELECT pg_advisory_xact_lock(:lock_space, {SCHEMA_KEY})"),
+                    lock_params(_BUILD_LOCK_SPACE, version_id))
 
 
 def _sha256_file(path: Path) -> str | None:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-# A two-key advisory lock in a key space of its own (the audit chain and periodic tasks
-# take one-key locks, the builds two-key locks in the space 0x68626C64).
+from hilt.store.pg_locks import SCHEMA_KEY, lock_params
+
+# A two-key advisory lock in a key space of its own (see hilt.store.pg_locks; the builds
+# take theirs in the space 0x68626C64).
 _ERASURE_LOCK_SPACE = 0x68657273
-_ERASURE_LOCK_KEY = 0
 
 
 def lock_for_reading(session: Session) -> None:
@@ -38,5 +39,5 @@ def lock_for_erasure(session: Session) -> None:
 def _lock(session: Session, function: str) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
-    session.execute(sa.text(f"SELECT {function}(:space, :key)"),
-                    {"space": _ERASURE_LOCK_SPACE, "key": _ERASURE_LOCK_KEY})
+    session.execute(sa.text(f"SELECT {function}(:lock_space, {SCHEMA_KEY})"),
+                    lock_params(_ERASURE_LOCK_SPACE))

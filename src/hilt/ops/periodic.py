@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.store.db import transaction
+from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.ops import JobRow, OpsCursorRow
 
@@ -46,15 +46,14 @@ class PeriodicTask:
     own_transactions: bool = False
 
 
-def _advisory_key(name: str) -> int:
-    # A stable 31-bit key per task name (different from the audit chain's key space).
-    return 0x6F700000 ^ (zlib.crc32(name.encode()) & 0x7FFFFFFF)
+# The first key of every periodic task's lock (the second names schema and task).
+_PERIODIC_LOCK_SPACE = 0x6F707072
 
 
 def _lock(session: Session, name: str) -> bool:
     if session.get_bind().dialect.name == "postgresql":
-        return bool(session.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                    {"k": _advisory_key(name)}).scalar())
+        sql = sa.text(f"SELECT pg_try_advisory_xact_lock(:lock_space, {SCHEMA_KEY})")
+        return bool(session.execute(sql, lock_params(_PERIODIC_LOCK_SPACE, name)).scalar())
     return True  # SQLite: BEGIN IMMEDIATE already serialises every writer
 
 

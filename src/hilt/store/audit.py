@@ -43,13 +43,15 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import canonical_json, sha256_hex
 from hilt.store.bulk_copy import copy_rows
+from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables.base import UTCDateTime, utcnow
 from hilt.store.tables.core import AuditHeadRow, AuditPendingRow, AuditRow
 
 log = logging.getLogger("hilt.store.audit")
 
 GENESIS = "0" * 64
-# Any constant works; it only has to be the same for every writer of one database.
+# Any constant works; it only has to be the same for every writer of one schema (the
+# lock's second key names the schema: see hilt.store.pg_locks).
 _PG_ADVISORY_KEY = 0x68696C74  # "hilt"
 # Set on a session whose transaction wrote pending entries (see seal_after_commit).
 PENDING_FLAG = "hilt.audit.pending"
@@ -193,8 +195,8 @@ def _copy_chained(session: Session, rows: list[tuple[Any, ...]]) -> None:
 # Losing a sealing commit in a crash loses nothing: the pending rows are still there.
 _LOCK_WAIT = sa.text(  # pg_advisory_xact_lock returns void; a FROM item is always run
     "SELECT true, set_config('synchronous_commit', 'off', true) "
-    "FROM (SELECT pg_advisory_xact_lock(:k)) AS w")
-_LOCK_TRY = sa.text("SELECT pg_try_advisory_xact_lock(:k), "
+    f"FROM (SELECT pg_advisory_xact_lock(:lock_space, {SCHEMA_KEY})) AS w")
+_LOCK_TRY = sa.text(f"SELECT pg_try_advisory_xact_lock(:lock_space, {SCHEMA_KEY}), "
                     "set_config('synchronous_commit', 'off', true)")
 # Take the oldest pending entries by deleting them: a row another sealer has already
 # taken (and committed) is skipped by the delete, so no entry can be chained twice even
@@ -215,7 +217,8 @@ def seal(session: Session, *, wait: bool = True, batch: int = SEAL_BATCH) -> int
     if not _is_pg(session):
         return 0  # SQLite chains on append
     conn = session.connection()
-    got = conn.execute(_LOCK_WAIT if wait else _LOCK_TRY, {"k": _PG_ADVISORY_KEY}).scalar()
+    got = conn.execute(_LOCK_WAIT if wait else _LOCK_TRY,
+                       lock_params(_PG_ADVISORY_KEY)).scalar()
     if not got:
         return 0
     sealed = 0

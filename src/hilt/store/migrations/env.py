@@ -6,12 +6,13 @@ import sqlalchemy as sa
 from alembic import context
 
 from hilt.store.db import make_engine
+from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables import Base
 
 config = context.config
 engine = config.attributes.get("engine") or make_engine(create=True)
 # Any constant works; it only has to be the same for every hilt process migrating one
-# database (and differ from the audit chain's lock key).
+# schema (and differ from the audit chain's lock key; see hilt.store.pg_locks).
 MIGRATION_LOCK_KEY = 0x68696C75
 
 with engine.connect() as connection:
@@ -21,7 +22,8 @@ with engine.connect() as connection:
         # and tables, and one would fail on a duplicate key. A session-level lock makes
         # the second wait for the first; it then finds the schema current and does
         # nothing. (SQLite needs no lock: every transaction there takes the write lock.)
-        connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        connection.execute(sa.text(f"SELECT pg_advisory_lock(:lock_space, {SCHEMA_KEY})"),
+                           lock_params(MIGRATION_LOCK_KEY))
         connection.commit()
     try:
         context.configure(connection=connection, target_metadata=Base.metadata,
@@ -32,6 +34,6 @@ with engine.connect() as connection:
     finally:
         if is_pg:
             connection.rollback()
-            connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"),
-                               {"k": MIGRATION_LOCK_KEY})
+            connection.execute(sa.text(f"SELECT pg_advisory_unlock(:lock_space, {SCHEMA_KEY})"),
+                               lock_params(MIGRATION_LOCK_KEY))
             connection.commit()
