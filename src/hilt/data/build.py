@@ -158,8 +158,9 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
     heldout = heldout_of(session)
     index = HeldoutIndex(heldout, ngram=spec.decontamination.ngram,
                          min_short_words=spec.decontamination.min_short_words)
-    candidates = load_candidates(session, spec, label_source=labels)
-    result = run_selection(candidates, spec, index, detector=detector)
+    label_steps, candidates = load_candidates(session, spec, label_source=labels)
+    result = run_selection(candidates, spec, index, detector=detector,
+                           label_steps=label_steps)
     mixing = check_rubric_mixing(result.examples, default_compat_lookup(session)
                                  if compat_lookup is _UNSET else compat_lookup)
     return store_result(session, spec, result, actor=actor, directory=directory,
@@ -268,14 +269,25 @@ def _take_over(tmp: Path, target: Path, version_id: str) -> None:
 
 def _removed_summary(result: SelectionResult) -> str:
     steps = result.manifest_steps()
-    if not steps or steps[0]["input"] == 0:
+    removed = [_removed_text(s) for s in steps
+               if s["removed"] or (s.get("labels") or {}).get("removed")]
+    if removed:
+        return "; ".join(removed)
+    first = next((s for s in steps if s["step"] == "filter"), None)
+    if first is None or first["input"] == 0:
         return ("no labelled event matches its sources, kinds and label filters "
                 "(sources, labels.since/until, labels.*)")
-    removed = [f"{s['step']} removed {s['removed']} of {s['input']}"
-               + (f" ({', '.join(f'{k}: {v}' for k, v in s['reasons'].items())})"
-                  if s["reasons"] else "")
-               for s in steps if s["removed"]]
-    return "; ".join(removed) if removed else "no step produced a record"
+    return "no step produced a record"
+
+
+def _removed_text(step: dict[str, Any]) -> str:
+    """``<step> removed <n> of <m> (<reason>: <n>, ..., labels <n> of <m>)``."""
+    parts = [f"{k}: {v}" for k, v in step["reasons"].items()]
+    labels = step.get("labels")
+    if labels is not None:
+        parts.append(f"labels {labels['removed']} of {labels['input']}")
+    return (f"{step['step']} removed {step['removed']} of {step['input']}"
+            + (f" ({', '.join(parts)})" if parts else ""))
 
 
 def _reuse(session: Session, spec: SelectionSpec, existing: DatasetVersionRow,

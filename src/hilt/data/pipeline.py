@@ -1,11 +1,15 @@
 """The selection pipeline: pure functions from candidates to a dataset's records.
 
+    labels --label_window--> --label_rubric_ids--> --label_rubric_versions-->
+      --label_provenance--> --label_min_confidence--> candidates
     candidates --filter--> --consent--> --examples--> --pii--> --exact dedup-->
       --near dedup--> --decontaminate--> --balance--> --split--> records
 
 Every step reports how many items it removed, why, and which ones (event ids before
 examples exist, example keys after), and the reports go into the version's manifest.
-No database is touched here; :mod:`hilt.data.versions` feeds it and stores the result.
+The label steps (:class:`LabelFilterCounts`) count events too, and the labels
+themselves under ``labels``. No database is touched here; :mod:`hilt.data.sources`
+feeds it and :mod:`hilt.data.build` stores the result.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from hilt.data.examples import candidate_examples, event_feedback_selected, labe
 from hilt.data.minhash import near_duplicates_of
 from hilt.data.pii import PiiDetector, PiiSpan, RegexPiiDetector, redact
 from hilt.data.records import Candidate, Example
-from hilt.data.spec import SelectionSpec, SplitSpec
+from hilt.data.spec import LabelFilter, SelectionSpec, SplitSpec
 from hilt.data.textfeatures import TextFeatures, analyse_texts
+from hilt.review.records import FinalLabelRecord
 
 
 @dataclass
@@ -37,6 +42,8 @@ class StepReport:
     reasons: dict[str, int] = field(default_factory=dict)
     removed_ids: dict[str, list[str]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    # Label steps only: the labels in, removed and out (their items are events).
+    labels: dict[str, int] | None = None
 
     def drop(self, reason: str, ident: str) -> None:
         self.removed += 1
@@ -47,6 +54,7 @@ class StepReport:
         return {"step": self.step, "input": self.input, "removed": self.removed,
                 "output": self.input - self.removed, "reasons": dict(sorted(self.reasons.items())),
                 "removed_ids": {k: sorted(v) for k, v in sorted(self.removed_ids.items())},
+                **({"labels": dict(self.labels)} if self.labels is not None else {}),
                 **({"notes": self.notes} if self.notes else {})}
 
 
@@ -57,6 +65,79 @@ class SelectionResult:
 
     def manifest_steps(self) -> list[dict[str, Any]]:
         return [s.as_dict() for s in self.steps]
+
+
+# ``spec.labels``' filters, each a step of its own, in the order they are applied to a
+# label: (step, why an event is removed, the filter's fields).
+LABEL_STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("label_window", "no_label_in_window", ("since", "until")),
+    ("label_rubric_ids", "no_label_of_selected_rubric", ("rubric_ids",)),
+    ("label_rubric_versions", "no_label_of_selected_rubric_version", ("rubric_versions",)),
+    ("label_provenance", "label_provenance_not_selected", ("provenance",)),
+    ("label_min_confidence", "label_below_min_confidence", ("min_confidence",)),
+)
+
+
+class LabelFilterCounts:
+    """Applies ``spec.labels``' filters to labels one at a time, keeping those that pass
+    (by event) and counting, per filter, the labels it excluded and the events it left
+    with no label (events that had labels, none of them passing).
+
+    Which labels pass is decided by :func:`~hilt.data.examples.label_selected`, as for
+    the examples made later; a label failing several filters is counted by the first in
+    :data:`LABEL_STEPS` order, an event by the step that removed its last labels. An
+    excluded label is counted and dropped, never kept: memory grows with the labels that
+    pass and one small integer per event read, not with what the filters exclude.
+    """
+
+    def __init__(self, filt: LabelFilter) -> None:
+        self.filt = filt
+        # each filter alone, to tell which one a failing label fails
+        self._alone = [LabelFilter(**{name: getattr(filt, name) for name in names})
+                       for _, _, names in LABEL_STEPS]
+        self.kept: dict[str, list[FinalLabelRecord]] = defaultdict(list)
+        self._read = 0
+        self._removed = [0] * len(LABEL_STEPS)
+        # event id -> how many steps its furthest label passed (len(LABEL_STEPS): all)
+        self._reached: dict[str, int] = {}
+
+    def add(self, label: FinalLabelRecord) -> None:
+        self._read += 1
+        last = len(LABEL_STEPS) - 1
+        if label_selected(label, self.filt):
+            reached = last + 1
+            self.kept[label.event_id].append(label)
+        else:
+            reached = next((i for i, alone in enumerate(self._alone)
+                            if not label_selected(label, alone)), last)
+            self._removed[reached] += 1
+        if reached > self._reached.get(label.event_id, -1):
+            self._reached[label.event_id] = reached
+
+    def steps(self, outside_window: tuple[int, int] = (0, 0)) -> list[StepReport]:
+        """One report per filter. ``outside_window`` adds the labels decided outside
+        the window and the events all of whose labels were, counted where the labels
+        are stored instead of read (the window bounds what is read). The window step
+        lists no event ids: they would be the store's history outside the window."""
+        labels_out, events_out = outside_window
+        removed_ids: list[list[str]] = [[] for _ in LABEL_STEPS]
+        for event_id, reached in self._reached.items():
+            if reached < len(LABEL_STEPS):
+                removed_ids[reached].append(event_id)
+        labels_in, events_in = self._read + labels_out, len(self._reached) + events_out
+        reports = []
+        for i, (step, reason, _) in enumerate(LABEL_STEPS):
+            labels_removed = self._removed[i] + (labels_out if i == 0 else 0)
+            events_removed = len(removed_ids[i]) + (events_out if i == 0 else 0)
+            reports.append(StepReport(
+                step, events_in, removed=events_removed,
+                reasons={reason: events_removed} if events_removed else {},
+                removed_ids={reason: removed_ids[i]} if i > 0 and removed_ids[i] else {},
+                labels={"input": labels_in, "removed": labels_removed,
+                        "output": labels_in - labels_removed}))
+            labels_in -= labels_removed
+            events_in -= events_removed
+        return reports
 
 
 def filter_candidates(cands: Iterable[Candidate], spec: SelectionSpec
@@ -318,25 +399,28 @@ def _match_parts(chunk: list[Example], index: HeldoutIndex, bad: dict[int, int])
 def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
                   heldout: HeldoutIndex | Iterable[tuple[str, str, str]], *,
                   detector: PiiDetector | None = None,
-                  timings: dict[str, float] | None = None) -> SelectionResult:
+                  timings: dict[str, float] | None = None,
+                  label_steps: Sequence[StepReport] = ()) -> SelectionResult:
     """Run every step; the examples come back in a canonical order (by key).
 
-    ``timings``, when given, receives the seconds each step took.
+    ``timings``, when given, receives the seconds each step took; ``label_steps``
+    (:meth:`LabelFilterCounts.steps` of the labels the candidates carry) come first
+    in the result's steps.
     """
     with gc_paused():
-        return _run_selection(candidates, spec, heldout, detector, timings)
+        return _run_selection(candidates, spec, heldout, detector, timings, label_steps)
 
 
 def _run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
                    heldout: HeldoutIndex | Iterable[tuple[str, str, str]],
-                   detector: PiiDetector | None, timings: dict[str, float] | None
-                   ) -> SelectionResult:
+                   detector: PiiDetector | None, timings: dict[str, float] | None,
+                   label_steps: Sequence[StepReport]) -> SelectionResult:
     clock = _Clock(timings)
     index = heldout if isinstance(heldout, HeldoutIndex) else HeldoutIndex(
         heldout, ngram=spec.decontamination.ngram,
         min_short_words=spec.decontamination.min_short_words)
     clock.lap("heldout_index")
-    steps: list[StepReport] = []
+    steps: list[StepReport] = list(label_steps)
     cands, rep = filter_candidates(candidates, spec)
     steps.append(rep)
     clock.lap("filter")
