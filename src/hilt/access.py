@@ -30,6 +30,9 @@ from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow, TokenRow, WebSessionRow
 
 ROLES = ("admin", "lead", "adjudicator", "reviewer", "service")
+# Identities that may sign a release-gate decision off, each only under the sign-off
+# roles it was granted (``ReviewerRow.signoff_roles``; hilt.gate.store.sign_off).
+SIGNER_ROLES = ("lead", "admin")
 TOKEN_PREFIX = "hilt_"
 # How long a page session lasts after sign-in (a working day; sign in again after).
 SESSION_LIFETIME = timedelta(hours=12)
@@ -56,23 +59,89 @@ def _check_role(role: str) -> None:
 
 def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None = None,
                  role: str = "reviewer", pools: list[str] | None = None,
-                 skills: list[str] | None = None, actor: str = "cli") -> ReviewerRow:
+                 skills: list[str] | None = None, may_sign: list[str] | None = None,
+                 actor: str = "cli") -> ReviewerRow:
+    """``may_sign``: the release-gate sign-off roles the identity may sign under (see
+    :func:`grant_signoff`)."""
     from hilt.review.text_checks import check_names
 
     _check_role(role)
     # Names a task can match: a blank or overlong pool or skill would match none.
     pools, skills = check_names(pools or ["default"], "pool"), check_names(skills or [], "skill")
+    grants = sorted({check_signoff_role(r, "--may-sign") for r in may_sign or []})
+    if grants:
+        _check_may_sign(reviewer_id, role, "--may-sign")
     if session.get(ReviewerRow, reviewer_id) is not None:
         raise Conflict(f"reviewer {reviewer_id!r} already exists")
     row = ReviewerRow(id=reviewer_id, display_name=display_name or reviewer_id, role=role,
                       pools=sorted(pools or ["default"]), skills=sorted(skills or []),
-                      status="onboarding", active=True, created_at=utcnow())
+                      signoff_roles=grants, status="onboarding", active=True,
+                      created_at=utcnow())
     session.add(row)
     session.flush()
     audit.append(session, actor=actor, action="reviewer.create", entity_type="reviewer",
                  entity_id=reviewer_id, payload={"role": role, "pools": row.pools,
-                                                 "skills": row.skills})
+                                                 "skills": row.skills,
+                                                 "signoff_roles": grants})
     return row
+
+
+def check_signoff_role(value: object, field: str = "role") -> str:
+    """A sign-off role name, stripped: non-blank, at most 100 characters (what
+    ``gate_signoffs.role`` holds), no NUL or other control characters."""
+    from hilt.review.text_checks import check_name
+
+    return check_name(value.strip() if isinstance(value, str) else value, field)
+
+
+def _check_may_sign(reviewer_id: str, role: str, field: str) -> None:
+    # a grant to someone whose role may never sign would look like a permission it is not
+    if role not in SIGNER_ROLES:
+        raise InputError(f"reviewer {reviewer_id!r} has role {role!r}; only "
+                         f"{' or '.join(SIGNER_ROLES)} identities may sign a gate decision "
+                         "off", field=field)
+
+
+def grant_signoff(session: Session, reviewer_id: str, signoff_role: str, *,
+                  actor: str = "cli") -> dict[str, Any]:
+    """Let a lead or admin identity sign gate decisions off under ``signoff_role``.
+    Granting a role already held changes nothing (and writes no audit entry)."""
+    role = check_signoff_role(signoff_role)
+    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
+    if reviewer is None:
+        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    _check_may_sign(reviewer_id, reviewer.role, "reviewer")
+    held = list(reviewer.signoff_roles or [])
+    if role in held:
+        return {"reviewer": reviewer_id, "signoff_roles": held, "changed": False}
+    # a new list, not an in-place append: the JSON column is saved only when reassigned
+    reviewer.signoff_roles = sorted({*held, role})
+    audit.append(session, actor=actor, action="reviewer.grant_signoff",
+                 entity_type="reviewer", entity_id=reviewer_id,
+                 payload={"role": role, "signoff_roles": reviewer.signoff_roles})
+    return {"reviewer": reviewer_id, "signoff_roles": reviewer.signoff_roles,
+            "changed": True}
+
+
+def revoke_signoff(session: Session, reviewer_id: str, signoff_role: str, *,
+                   actor: str = "cli") -> dict[str, Any]:
+    """Withdraw a sign-off grant. Sign-offs already given stay in the records that hold
+    them; only new ones are refused. A role not held is refused, so that a typo does not
+    look like a revocation."""
+    role = check_signoff_role(signoff_role)
+    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
+    if reviewer is None:
+        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    held = list(reviewer.signoff_roles or [])
+    if role not in held:
+        raise InputError(f"reviewer {reviewer_id!r} holds no {role!r} sign-off grant "
+                         f"(grants: {', '.join(held) or 'none'})", field="role")
+    reviewer.signoff_roles = [r for r in held if r != role]
+    audit.append(session, actor=actor, action="reviewer.revoke_signoff",
+                 entity_type="reviewer", entity_id=reviewer_id,
+                 payload={"role": role, "signoff_roles": reviewer.signoff_roles})
+    return {"reviewer": reviewer_id, "signoff_roles": reviewer.signoff_roles,
+            "changed": True}
 
 
 def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,

@@ -69,7 +69,8 @@ def _rebuild(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def _leads(engine: Engine, *ids: str) -> None:
     with transaction(engine) as s:
         for rid in ids:
-            add_reviewer(s, reviewer_id=rid, role="lead")
+            add_reviewer(s, reviewer_id=rid, role="lead",
+                         may_sign=["release_owner", "safety_lead"])
 
 
 def test_store_refuses_signoffs_without_their_recorded_rows(engine: Engine,

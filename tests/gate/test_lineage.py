@@ -225,7 +225,8 @@ def test_signoff_blocks_on_a_dataset_revoked_after_the_check(
     policy = policy_from_dict({**_policy().as_dict(), "signoffs": [{"role": "release_owner"}]})
     with transaction(engine) as session:
         lineage = lineage_facts(session, [world["version"]], ["xs@1"])
-        add_reviewer(session, reviewer_id="ana", role="lead")
+        add_reviewer(session, reviewer_id="ana", role="lead",
+                     may_sign=["release_owner"])
     record = run_check(suite=world["suite"], candidate=world["answers"],
                        reference=world["answers"], out=tmp_path / "out", suite_id="xs@1",
                        policy=policy, lineage=lineage).record

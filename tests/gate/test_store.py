@@ -92,7 +92,7 @@ def test_store_signoff_and_audit_in_one_transaction(engine: Engine, tmp_path: Pa
                        policy=policy)
     assert result.record["outcome"] == "block"  # waiting for the sign-off
     with transaction(engine) as s:
-        add_reviewer(s, reviewer_id="ana", role="lead")
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
         add_reviewer(s, reviewer_id="rex", role="reviewer")
     with transaction(engine) as s:
         stored = store_decision(s, result.record, actor="ci")
@@ -171,8 +171,8 @@ def _two_signoff_decision(tmp_path: Path) -> dict:
 def test_concurrent_signoffs_extend_one_chain(engine: Engine, tmp_path: Path) -> None:
     record = _two_signoff_decision(tmp_path)
     with transaction(engine) as s:
-        add_reviewer(s, reviewer_id="ana", role="lead")
-        add_reviewer(s, reviewer_id="bob", role="lead")
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+        add_reviewer(s, reviewer_id="bob", role="lead", may_sign=["release_owner"])
         first = store_decision(s, record, actor="ci").hash
     # ana's sign-off is written but not committed when bob's starts
     held = session_factory(engine)()
@@ -209,7 +209,7 @@ def test_concurrent_signoffs_extend_one_chain(engine: Engine, tmp_path: Path) ->
 def test_a_second_successor_of_a_decision_is_refused(engine: Engine, tmp_path: Path) -> None:
     record = _two_signoff_decision(tmp_path)
     with transaction(engine) as s:
-        add_reviewer(s, reviewer_id="ana", role="lead")
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
         first = store_decision(s, record, actor="ci").hash
         sign_off(s, first, role="release_owner", signed_by="ana")
     # a superseding record built elsewhere on the old head (e.g. from a file)
@@ -230,8 +230,8 @@ def test_cli_signoffs_of_one_decision_file_in_parallel(db_url: str, tmp_path: Pa
     record = _two_signoff_decision(tmp_path)
     engine = make_engine(db_url)
     with transaction(engine) as s:
-        add_reviewer(s, reviewer_id="ana", role="lead")
-        add_reviewer(s, reviewer_id="bob", role="lead")
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+        add_reviewer(s, reviewer_id="bob", role="lead", may_sign=["release_owner"])
     engine.dispose()
     path = tmp_path / "o" / "decision.json"
     procs = [subprocess.Popen([sys.executable, "-m", "hilt", "gate", "signoff", str(path),

@@ -27,7 +27,7 @@ from hilt.store.db import make_engine, session_factory
 
 # The stages with HTTP endpoints; each module exposes ``router``.
 # Matched in this order: the reviewer queue, the busiest routes, first.
-ROUTERS = ("queue", "events", "review", "quality", "data", "drift", "ops")
+ROUTERS = ("queue", "events", "review", "quality", "data", "drift", "gate", "ops")
 PUBLIC_PATHS = frozenset({"/healthz"})
 # Pages may add public paths (the sign-in page); the app records them in
 # ``app.state.public_paths`` and every other route must still declare its roles.

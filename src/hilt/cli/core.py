@@ -158,6 +158,10 @@ def reviewer_add(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")]
                                  ] = None,
                  skill: Annotated[list[str] | None, typer.Option(help="skill (repeatable)")
                                   ] = None,
+                 may_sign: Annotated[list[str] | None, typer.Option(
+                     "--may-sign", metavar="ROLE",
+                     help="a release-gate sign-off role this lead or admin may sign "
+                          "under, e.g. safety_lead (repeatable)")] = None,
                  db: DbOption = None) -> None:
     """Add a reviewer identity (reviewer, adjudicator or lead)."""
     from hilt.access import add_reviewer
@@ -165,9 +169,35 @@ def reviewer_add(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")]
 
     with transaction(engine_for(db)) as session:
         row = add_reviewer(session, reviewer_id=reviewer_id, display_name=name, role=role,
-                           pools=pool, skills=skill)
+                           pools=pool, skills=skill, may_sign=may_sign)
         echo_json({"id": row.id, "role": row.role, "pools": row.pools,
-                   "status": row.status})
+                   "status": row.status, "signoff_roles": row.signoff_roles})
+
+
+SignoffRoleArg = Annotated[str, typer.Argument(
+    help="a sign-off role a gate policy requires (signoffs: role), e.g. safety_lead")]
+
+
+@reviewer_app.command("grant-signoff")
+def reviewer_grant_signoff(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")],
+                           role: SignoffRoleArg, db: DbOption = None) -> None:
+    """Let a lead or admin sign gate decisions off under ROLE (audited). Prints JSON."""
+    from hilt.access import grant_signoff
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(grant_signoff(session, reviewer_id, role))
+
+
+@reviewer_app.command("revoke-signoff")
+def reviewer_revoke_signoff(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")],
+                            role: SignoffRoleArg, db: DbOption = None) -> None:
+    """Withdraw a sign-off grant (audited); sign-offs already given stay. Prints JSON."""
+    from hilt.access import revoke_signoff
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(revoke_signoff(session, reviewer_id, role))
 
 
 @reviewer_app.command("deactivate")

@@ -111,7 +111,8 @@ def signoff(decision: DecisionArg,
             role: Annotated[str, typer.Option(help="the role signing: one the decision's "
                                                    "policy requires, e.g. release_owner")],
             by: Annotated[str, typer.Option(
-                help="who signs: a registered, active lead or admin identity")],
+                help="who signs: a registered, active lead or admin identity granted "
+                     "the role (hilt reviewer grant-signoff)")],
             note: Annotated[str, typer.Option(help="why, kept in the record")] = "",
             out: Annotated[Path | None, typer.Option(help="also write the new record "
                                                           "here (the decision.json of a "
@@ -124,29 +125,24 @@ def signoff(decision: DecisionArg,
     it against its input files). Exit 0 if the gate now passes, 1 if it still blocks.
     """
     from hilt.evals.report import check_out_dir, write_outputs_atomically
-    from hilt.gate.store import ConcurrentWrite, sign_off, store_decision_file
-    from hilt.store.db import transaction
+    from hilt.gate.store import retried, sign_off, store_decision_file
 
     record = _load(decision, db) if Path(decision).is_file() else None
     if out is not None:
         check_out_dir(out.parent)
-    engine = _engine(db)
-    for attempt in range(3):
-        try:
-            with transaction(engine) as session:
-                ref = (store_decision_file(session, record, actor=by, file=decision).hash
-                       if record else decision)
-                row = sign_off(session, ref, role=role, signed_by=by, note=note)
-                new_record = dict(row.record)
-                # rendered before the commit: a report that cannot be rebuilt (an input
-                # file moved) stops the sign-off instead of leaving a stale folder
-                files = _outputs_for(new_record, out)
-            break
-        except ConcurrentWrite:
-            # two sign-offs stored the same decision file at once: the retry finds it
-            # stored and builds on the newest record
-            if attempt == 2:
-                raise
+
+    def work(session: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        ref = (store_decision_file(session, record, actor=by, file=decision).hash
+               if record else decision)
+        row = sign_off(session, ref, role=role, signed_by=by, note=note, via="cli")
+        new_record = dict(row.record)
+        # rendered before the commit: a report that cannot be rebuilt (an input file
+        # moved) stops the sign-off instead of leaving a stale folder
+        return new_record, _outputs_for(new_record, out)
+
+    # two sign-offs storing the same decision file at once: the retry finds it stored
+    # and builds on the newest record
+    new_record, files = retried(_engine(db), work)
     if out is not None:
         write_outputs_atomically(out.parent, files)
     _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],

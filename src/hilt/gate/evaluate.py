@@ -7,8 +7,8 @@ plain dict of what the records say:
 * ``lineage`` — ``{"status": "known"|"unknown", "reason", "dataset_versions": [{"id",
   "consented", "revoked", "contaminated_with"}]}`` where any of the three facts may be
   ``None`` (unknown),
-* ``signoffs`` — ``[{"role", "by", "at", "note"}]`` (each person counts toward one
-  required role only),
+* ``signoffs`` — ``[{"role", "by", "at", "note"}]``, newer entries also ``"via"``
+  (``cli`` or ``api``; not read here) (each person counts toward one required role only),
 * ``records`` — what the model contract card is answered from (see ``hilt.gate.card``).
 
 The decision passes only when every criterion passes, the lineage requirements hold, the

@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hilt.access import SIGNER_ROLES
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.gate.decision import add_signoff, verify
 from hilt.gate.policy import policy_from_dict
 from hilt.store import audit
+from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.gate import EvalSuiteRow, GateDecisionRow, GateSignoffRow
@@ -32,8 +35,17 @@ class ConcurrentWrite(Conflict):
     """Lost a race to another transaction; running the whole transaction again is safe."""
 
 
-# Identities that may sign a release decision off.
-SIGNER_ROLES = ("lead", "admin")
+class SignerRefused(InputError):
+    """The signer may not sign under that role: unknown, inactive, not a lead or admin,
+    or holding no grant for it. The API answers it with 403."""
+
+
+# How a sign-off came (``via`` of its record entry and audit entry): "cli" when the
+# caller named the signer (`hilt gate signoff --by`, or code), "api" when the signer is
+# the identity of the authenticated caller (the HTTP API or the gate page).
+VIA = ("cli", "api")
+# The fields an error names, per way of signing.
+_FIELDS = {"cli": ("--role", "--by"), "api": ("role", "token")}
 
 
 def _ancestors(session: Session, parent: str | None) -> list[str]:
@@ -212,31 +224,64 @@ def latest(session: Session, ref: str, *, lock: bool = False) -> GateDecisionRow
         row = nxt
 
 
-def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str = ""
-             ) -> GateDecisionRow:
-    """Record a sign-off on the newest record of ``ref``; returns the new record's row.
-
-    The signer must be a registered, active identity with a role that may release
-    (``SIGNER_ROLES``): a sign-off counts people, so a free-typed name could be anyone,
-    or the same person twice.
-    """
-    if not role.strip() or not signed_by.strip():
-        raise InputError("role and signer are required", field="role")
+def check_signer(session: Session, signed_by: str, *, via: str = "cli") -> ReviewerRow:
+    """The signer's identity, or :class:`SignerRefused`: a sign-off counts people, so
+    the signer must be a registered, active identity with a role that may release
+    (``SIGNER_ROLES``); a free-typed name could be anyone, or the same person twice."""
     signer = session.get(ReviewerRow, signed_by)
     if signer is None or not signer.active or signer.role not in SIGNER_ROLES:
         found = ("not a registered identity" if signer is None else "not active"
                  if not signer.active else f"a {signer.role}")
-        raise InputError(f"{signed_by!r} is {found}; a sign-off needs an active identity "
-                         f"with role {' or '.join(SIGNER_ROLES)} (hilt reviewer add ID "
-                         "--role lead)", field="--by")
+        raise SignerRefused(f"{signed_by!r} is {found}; a sign-off needs an active "
+                            f"identity with role {' or '.join(SIGNER_ROLES)} (hilt "
+                            "reviewer add ID --role lead)", field=_FIELDS[via][1])
+    return signer
+
+
+def check_grant(signer: ReviewerRow, role: str, *, via: str = "cli") -> None:
+    """:class:`SignerRefused` unless ``signer`` holds a grant for ``role``
+    (:func:`hilt.access.grant_signoff`): the policy's ``safety_lead`` is then someone a
+    lead named as one, not whoever typed the word."""
+    grants = list(signer.signoff_roles or [])
+    if role not in grants:
+        raise SignerRefused(f"{signer.id!r} holds no grant to sign off as {role!r} "
+                            f"(grants: {', '.join(grants) or 'none'}); a lead grants it "
+                            f"with `hilt reviewer grant-signoff {signer.id} {role}`",
+                            field=_FIELDS[via][0])
+
+
+def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str = "",
+             via: str = "cli") -> GateDecisionRow:
+    """Record a sign-off on the newest record of ``ref``; returns the new record's row.
+
+    The signer must be an active lead or admin (:func:`check_signer`), the decision's
+    policy must require ``role``, and the signer must hold a grant for it
+    (:func:`check_grant`). ``via``: how it came (:data:`VIA`); it is
+    kept in the sign-off entry, the audit entry and error messages' field names.
+    """
+    if via not in VIA:
+        raise ValueError(f"via must be one of {VIA}, not {via!r}")
+    role_field, by_field = _FIELDS[via]
+    if not role.strip():
+        raise InputError("a sign-off role is required", field=role_field)
+    if not signed_by.strip():
+        raise InputError("a signer is required", field=by_field)
+    if "\x00" in note:
+        # PostgreSQL cannot store NUL in text or JSON: refused alike on every backend
+        raise InputError("the note must not contain NUL characters", field="note")
+    signer = check_signer(session, signed_by, via=via)
     current = latest(session, ref, lock=True)
     roles = required_roles(current.record)
     if role not in roles:
         # a free-typed role would add a sign-off nothing asked for, or hide a typo
         raise InputError(f"the decision's policy requires no {role!r} sign-off (it "
-                         f"requires: {', '.join(roles) or 'none'})", field="--role")
+                         f"requires: {', '.join(roles) or 'none'})", field=role_field)
+    check_grant(signer, role, via=via)
     at = utcnow()
-    signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat()}
+    # "via" joins the entry's keys; evaluation reads only role and by, so records made
+    # before it (entries without "via") recompute and verify as they did
+    signoff = {"role": role, "by": signed_by, "note": note, "at": at.isoformat(),
+               "via": via}
     new_record = add_signoff(current.record, signoff, at.isoformat(),
                              lineage=relineage(session, current.record, at.isoformat()))
     new_row = store_decision(session, new_record, actor=signed_by, new_signoff=signoff)
@@ -245,9 +290,27 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
     audit.append(session, actor=signed_by, action="gate.signed_off",
                  entity_type="gate_decision", entity_id=current.hash,
                  payload={"role": role, "note": note, "resulting": new_row.hash,
-                          "outcome": new_row.outcome})
+                          "outcome": new_row.outcome, "via": via})
     session.flush()
     return new_row
+
+
+T = TypeVar("T")
+
+
+def retried(engine: Engine, work: Callable[[Session], T], attempts: int = 3) -> T:
+    """Run ``work`` in a transaction, again in a fresh one when it lost a race
+    (:class:`ConcurrentWrite`: e.g. two sign-offs storing one decision file at once; the
+    retry finds the other's records and builds on the newest). The last loss is raised
+    (a :class:`~hilt.errors.Conflict`)."""
+    for attempt in range(attempts):
+        try:
+            with transaction(engine) as session:
+                return work(session)
+        except ConcurrentWrite:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def relineage(session: Session, record: dict[str, Any], at: str) -> dict[str, Any] | None:

@@ -133,7 +133,9 @@ def setup_review(engine: Engine, items: Sequence[SimItem]) -> dict[str, Any]:
             add_reviewer(session, reviewer_id=profile.name, role="reviewer",
                          display_name=f"{profile.name} ({profile.kind})", actor="demo")
         add_reviewer(session, reviewer_id="adj-kim", role="adjudicator", actor="demo")
-        add_reviewer(session, reviewer_id="lead-lou", role="lead", actor="demo")
+        # the lead who signs the release decision off as its owner (step "signoff")
+        add_reviewer(session, reviewer_id="lead-lou", role="lead", actor="demo",
+                     may_sign=["release_owner"])
         rubric = publish_rubric(session, load_rubric_file(asset("rubric_v1.yaml")),
                                 actor="lead-lou")
         rules = publish_rule_set(session, load_rule_file(asset("rules.yaml")),

@@ -34,6 +34,7 @@ FLASH = {
                                   "only calibration (gold) items.",
     "adjudicated": "Decision recorded.",
     "published": "Rubric version published.",
+    "signed_off": "Sign-off recorded; this is the new record it produced.",
     "signed_out": "Signed out.",
     "expired": "Your lease ran out; the task went back to the queue.",
 }

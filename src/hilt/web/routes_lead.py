@@ -9,15 +9,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from hilt.access import Principal
+from hilt.access import SIGNER_ROLES, Principal
 from hilt.api.deps import DB, allow
-from hilt.errors import Conflict, InputError
-from hilt.gate.store import get_decision
+from hilt.api.routers.gate import NOTE_MAX, sign_as_caller
+from hilt.errors import Conflict, Forbidden, InputError
+from hilt.gate.store import get_decision, latest
 from hilt.review import rubrics
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
 from hilt.review.yamlio import parse_yaml_text
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
+from hilt.store.tables.core import ReviewerRow
 from hilt.web.common import engine_of, form_data
 from hilt.web.dashboard import lead_dashboard
 from hilt.web.forms import FormData, field_views, rewrite_question
@@ -45,14 +47,61 @@ def dashboard(request: Request, session: Session = DB,
                   data=lead_dashboard(session, utcnow()), now=utcnow())
 
 
+def _signable(session: Session, record: dict[str, Any], who: Principal) -> list[str]:
+    """The required sign-offs still missing that the caller may give: roles their
+    identity holds a grant for and has not signed under yet (empty for anyone who may
+    not sign)."""
+    if who.role not in SIGNER_ROLES or who.reviewer_id is None:
+        return []
+    signer = session.get(ReviewerRow, who.reviewer_id)
+    if signer is None or not signer.active or signer.role not in SIGNER_ROLES:
+        return []
+    grants = set(signer.signoff_roles or [])
+    signoffs = record["decision"].get("signoffs")
+    signoffs = signoffs if isinstance(signoffs, dict) else {}
+    signed = {s.get("role") for s in signoffs.get("present") or []
+              if isinstance(s, dict) and s.get("by") == who.reviewer_id}
+    return [str(m["role"]) for m in signoffs.get("missing") or []
+            if isinstance(m, dict) and m.get("role") in grants and m["role"] not in signed]
+
+
+def _gate_page(request: Request, session: Session, ref: str, who: Principal, *,
+               error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    row = get_decision(session, ref)
+    record = row.record
+    newest = latest(session, row.hash).hash
+    # only the newest record is signed (a sign-off on an older one would land there)
+    signable = _signable(session, record, who) if newest == row.hash else []
+    return render(request, "gate.html", status_code, title="Gate decision", row=row,
+                  record=record, decision=record["decision"], metrics=record["metrics"],
+                  versions=record["inputs"]["versions"], newest=newest, signable=signable,
+                  note_max=NOTE_MAX, error=error)
+
+
 @router.get("/lead/gate/{decision}", response_class=HTMLResponse)
 def gate_decision(decision: str, request: Request, session: Session = DB,
-                  _: Principal = Depends(allow(*LEADS, "adjudicator"))) -> HTMLResponse:
-    row = get_decision(session, decision)
-    record = row.record
-    return render(request, "gate.html", title="Gate decision", row=row, record=record,
-                  decision=record["decision"], metrics=record["metrics"],
-                  versions=record["inputs"]["versions"])
+                  who: Principal = Depends(allow(*LEADS, "adjudicator"))) -> HTMLResponse:
+    return _gate_page(request, session, decision, who)
+
+
+@router.post("/lead/gate/{decision}/signoff")
+def gate_signoff(decision: str, request: Request, form: FormData = Depends(form_data),
+                 who: Principal = Depends(allow(*LEADS))) -> Response:
+    """Sign the decision off as the signed-in identity; back to the new record's page,
+    or this page again with the reason it was refused."""
+    role, note = form.get("role") or "", (form.get("note") or "").strip()
+    try:
+        if len(note) > NOTE_MAX:
+            raise InputError(f"the note is {len(note)} characters; at most {NOTE_MAX}",
+                             field="note")
+        signed = sign_as_caller(request, decision, who, role=role, note=note)
+    except (InputError, Forbidden, Conflict) as exc:
+        code = 403 if isinstance(exc, Forbidden) else 409 if isinstance(exc, Conflict) \
+            else 422
+        with transaction(engine_of(request)) as session:
+            return _gate_page(request, session, decision, who, error=str(exc),
+                              status_code=code)
+    return redirect(f"/lead/gate/{signed['decision']}", "signed_off")
 
 
 class _EditorDumper(yaml.SafeDumper):

@@ -85,6 +85,10 @@ class ReviewerRow(Base):
     role: Mapped[str] = mapped_column(sa.String(32))
     pools: Mapped[list[str]] = mapped_column(JSONType, default=list)
     skills: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Release-gate sign-off roles this identity may sign under (hilt.access.grant_signoff;
+    # enforced by hilt.gate.store.sign_off). Empty: it may sign nothing.
+    signoff_roles: Mapped[list[str]] = mapped_column(JSONType, default=list,
+                                                     server_default=sa.text("'[]'"))
     # Calibration status (onboarding -> calibrated -> probation -> suspended); hilt.quality.
     status: Mapped[str] = mapped_column(sa.String(32), default="onboarding")
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
