@@ -3,7 +3,6 @@ under a sign-off role it was granted."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,36 +10,20 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from hilt.access import add_reviewer, create_token, grant_signoff
-from hilt.evals.check import run_check
 from hilt.gate.decision import verify
-from hilt.gate.policy import default_policy, policy_from_dict
-from hilt.gate.store import ConcurrentWrite, latest, store_decision
+from hilt.gate.store import ConcurrentWrite, latest
 from hilt.store import audit
 from hilt.store.db import transaction
 from tests.api.conftest import Api
+from tests.gate.tiny_check import stored_tiny_decision
 
 PATH = "/v1/gate/decisions/{}/signoffs"
-
-
-def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture
 def decision(engine: Engine, tmp_path: Path) -> str:
     """A stored decision that blocks only for its missing release_owner sign-off."""
-    suite = _write(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
-                                         {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(),
-                               "signoffs": [{"role": "release_owner"}]})
-    record = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
-                       policy=policy).record
-    with transaction(engine) as s:
-        return store_decision(s, record, actor="ci").hash
+    return stored_tiny_decision(engine, tmp_path, [{"role": "release_owner"}])
 
 
 def _grant(engine: Engine, reviewer_id: str, role: str = "release_owner") -> None:

@@ -31,6 +31,7 @@ from hilt.store import audit
 from hilt.store.db import make_engine, session_factory, transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
+from tests.gate.tiny_check import tiny_record
 
 
 def _items(template: str = "{}") -> list[SuiteItem]:
@@ -157,15 +158,7 @@ def test_cli_suite_and_gate_commands(db_url: str, tmp_path: Path) -> None:
 
 
 def _two_signoff_decision(tmp_path: Path) -> dict:
-    suite = _write(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
-                                         {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(),
-                               "signoffs": [{"role": "release_owner", "count": 2}]})
-    return run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
-                     policy=policy).record
+    return tiny_record(tmp_path, [{"role": "release_owner", "count": 2}])
 
 
 def test_concurrent_signoffs_extend_one_chain(engine: Engine, tmp_path: Path) -> None:

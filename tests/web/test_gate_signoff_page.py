@@ -4,11 +4,9 @@ was granted, CSRF-protected; the signer is the signed-in identity."""
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,33 +14,18 @@ from sqlalchemy.engine import Engine
 
 from hilt.access import grant_signoff
 from hilt.api.app import create_app
-from hilt.evals.check import run_check
-from hilt.gate.policy import default_policy, policy_from_dict
-from hilt.gate.store import latest, store_decision
+from hilt.gate.store import latest
 from hilt.store.db import transaction
+from tests.gate.tiny_check import stored_tiny_decision
 from tests.web.asgi import BASE, sign_in
 from tests.web.conftest import add_person
-
-
-def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture
 def decision(engine: Engine, tmp_path: Path) -> str:
     """A stored decision blocked only for a release_owner and a safety_lead sign-off."""
-    suite = _write(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
-                                         {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(), "signoffs": [
-        {"role": "release_owner"}, {"role": "safety_lead"}]})
-    record = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
-                       policy=policy).record
-    with transaction(engine) as s:
-        return store_decision(s, record, actor="ci").hash
+    return stored_tiny_decision(engine, tmp_path,
+                                [{"role": "release_owner"}, {"role": "safety_lead"}])
 
 
 @pytest.fixture
