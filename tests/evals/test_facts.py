@@ -52,6 +52,10 @@ def test_a_valid_file_reaches_the_decision(tmp_path: Path) -> None:
     ({"versions": {"rubic": "harm@2"}}, "versions.rubic", "unknown key"),
     ({"lineage": {"status": "known", "datasets": [{"id": "v1", "consented": False}]}},
      "lineage.datasets", "unknown key"),
+    # a misspelt key is named, not the required field it leaves missing
+    ({"lineage": {"datasets": [{"id": "v1", "consented": False}]}}, "lineage.datasets",
+     "unknown key"),
+    ({"lineage": {"reason": "no store"}}, "lineage.status", "Field required"),
     ({"lineage": "known"}, "lineage", ""),
     ({"lineage": {"status": "maybe"}}, "lineage.status", ""),
     ({"lineage": {"status": "known", "dataset_versions": [{"id": "v1",

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from hilt.evals.files import SuiteItem, parse_responses
-from hilt.evals.generate import EndpointConfig, GenerationError, generate, write_responses
+from hilt.evals.generate import (
+    EndpointConfig,
+    GenerationError,
+    default_cache_dir,
+    generate,
+    is_retryable,
+    write_responses,
+)
 from hilt.evals.sampling import stratified_sample
 
 # 200 replies that are not chat completions
@@ -33,6 +40,7 @@ class _FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.calls: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
+        self.authorization: list[str | None] = []
         self.lock = threading.Lock()
 
 
@@ -49,7 +57,10 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.calls[prompt] += 1
             self.server.bodies.append(body)
+            self.server.authorization.append(self.headers.get("authorization"))
             count = self.server.calls[prompt]
+        if prompt.startswith("status-") and count == 1:  # e.g. "status-507": once, then 200
+            return self._send(int(prompt.removeprefix("status-")), {"error": "once"})
         if prompt == "flaky" and count == 1:
             return self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
         if prompt == "flaky" and count == 2:
@@ -201,3 +212,117 @@ def test_a_malformed_reply_is_one_error_line_and_exit_2(server: _FakeServer, tmp
     assert server.calls[prompt] == 1  # not retried: the endpoint answered, wrongly
     assert not (tmp_path / "out.jsonl").exists()
     assert not list((tmp_path / "cache").glob("*.json"))
+
+
+def test_every_5xx_but_501_and_505_is_retried_and_4xx_only_when_transient() -> None:
+    retried = {code for code in range(400, 600) if is_retryable(code)}
+    assert retried == {408, 409, 425, 429} | (set(range(500, 600)) - {501, 505})
+
+
+@pytest.mark.parametrize("status", [500, 507, 508, 520, 599, 408, 425])
+def test_a_transient_status_is_retried_then_answered(server: _FakeServer,
+                                                     status: int) -> None:
+    result = generate(_items([f"status-{status}"]), _config(server))
+    assert server.calls[f"status-{status}"] == 2
+    assert result["stats"]["attempts"] == 2
+    assert result["lines"][0]["response"].startswith(f"echo: status-{status}")
+
+
+@pytest.mark.parametrize("status", [501, 505, 400, 401, 404, 422])
+def test_a_permanent_status_fails_without_retry(server: _FakeServer, status: int) -> None:
+    with pytest.raises(GenerationError, match=f"answered {status}"):
+        generate(_items([f"status-{status}"]), _config(server))
+    assert server.calls[f"status-{status}"] == 1
+
+
+def _cli(server: _FakeServer, suite: Path, out: Path, *extra: str) -> Any:
+    from typer.testing import CliRunner
+
+    from hilt.cli import app
+
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    return CliRunner().invoke(app, ["generate", "--suite", str(suite), "--endpoint",
+                                    f"http://{host}:{port}/v1", "--endpoint-model", "m",
+                                    "--out", str(out), *extra])
+
+
+def _suite(path: Path, prompts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": f"q{n}", "prompt": p, "slice": "s",
+                                        "expect": "comply"}) + "\n"
+                            for n, p in enumerate(prompts)))
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HILT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_a_rerun_resumes_from_the_default_cache_under_hilt_home(
+        server: _FakeServer, tmp_path: Path, home: Path) -> None:
+    assert default_cache_dir() == home / "cache" / "generate"
+    first = _cli(server, _suite(tmp_path / "a.jsonl", ["p0", "p1"]), tmp_path / "a.out")
+    assert first.exit_code == 0, first.output
+    assert len(list((home / "cache" / "generate").glob("*.json"))) == 2
+    # a run over more prompts asks only for the ones not answered yet
+    more = _cli(server, _suite(tmp_path / "b.jsonl", ["p0", "p1", "p2"]), tmp_path / "b.out")
+    assert more.exit_code == 0, more.output
+    assert json.loads(more.stdout)["stats"] == {"requests": 1, "cached": 2, "attempts": 1}
+    assert server.calls == {"p0": 1, "p1": 1, "p2": 1}
+    # --no-cache asks for every answer and stores none
+    fresh = _cli(server, _suite(tmp_path / "c.jsonl", ["p0", "p3"]), tmp_path / "c.out",
+                 "--no-cache")
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads(fresh.stdout)["stats"]["requests"] == 2
+    assert server.calls["p0"] == 2
+    assert len(list((home / "cache" / "generate").glob("*.json"))) == 3
+
+
+def test_cache_options_that_cannot_work_are_refused(server: _FakeServer, tmp_path: Path,
+                                                    home: Path) -> None:
+    suite = _suite(tmp_path / "s.jsonl", ["p0"])
+    both = _cli(server, suite, tmp_path / "o", "--no-cache", "--cache-dir", str(tmp_path))
+    assert both.exit_code == 2 and "--no-cache" in both.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    under_a_file = _cli(server, suite, tmp_path / "o", "--cache-dir", str(blocker / "c"))
+    assert under_a_file.exit_code == 2, under_a_file.output
+    assert "field '--cache-dir'" in under_a_file.output
+    assert len(under_a_file.output.strip().splitlines()) == 1
+    assert not server.calls and not (tmp_path / "o").exists()
+
+
+def test_an_unreadable_cache_entry_is_asked_for_again(server: _FakeServer,
+                                                      tmp_path: Path) -> None:
+    items = _items(["p0"])
+    first = generate(items, _config(server), cache_dir=tmp_path / "cache")
+    entry = tmp_path / "cache" / f"{first['lines'][0]['generation']['cache_key']}.json"
+    entry.write_text('{"respon')  # cut short
+    again = generate(items, _config(server), cache_dir=tmp_path / "cache")
+    assert again["stats"]["requests"] == 1 and server.calls["p0"] == 2
+    assert json.loads(entry.read_text())["response"] == first["lines"][0]["response"]
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_an_api_key_variable_that_is_unset_or_empty_is_refused(
+        server: _FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        value: str | None) -> None:
+    if value is None:
+        monkeypatch.delenv("HILT_TEST_KEY", raising=False)
+    else:
+        monkeypatch.setenv("HILT_TEST_KEY", value)
+    result = _cli(server, _suite(tmp_path / "s.jsonl", ["p0"]), tmp_path / "o",
+                  "--api-key-env", "HILT_TEST_KEY", "--no-cache")
+    assert result.exit_code == 2, result.output
+    assert "field '--api-key-env'" in result.output and "HILT_TEST_KEY" in result.output
+    assert not server.calls and not (tmp_path / "o").exists()
+
+
+def test_the_api_key_variable_is_sent_as_a_bearer_token(
+        server: _FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HILT_TEST_KEY", "sk-123")
+    result = _cli(server, _suite(tmp_path / "s.jsonl", ["p0"]), tmp_path / "o",
+                  "--api-key-env", "HILT_TEST_KEY", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert server.authorization == ["Bearer sk-123"]

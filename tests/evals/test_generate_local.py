@@ -73,7 +73,9 @@ def test_sampling_is_seeded() -> None:
 
 
 @pytest.mark.slow
-def test_cli_writes_a_contract_3_file(tiny_model: Path, suite: Path, tmp_path: Path) -> None:
+def test_cli_writes_a_contract_3_file(tiny_model: Path, suite: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HILT_HOME", str(tmp_path / "home"))  # where the cache goes
     out = tmp_path / "cand.jsonl"
     runner = CliRunner()
     result = runner.invoke(app, ["generate", "--model", str(tiny_model), "--suite",
@@ -87,11 +89,13 @@ def test_cli_writes_a_contract_3_file(tiny_model: Path, suite: Path, tmp_path: P
     assert lines[0]["generation"]["settings"]["seed"] == 3
     parsed = parse_responses(out, parse_suite(suite), suite)
     assert set(parsed) == {f"q{i}" for i in range(5)}
-    # Same seed, same samples.
+    assert len(list((tmp_path / "home" / "cache" / "generate").glob("*.json"))) == 5
+    # Same seed, same samples (generated again, not read from the cache).
     again = tmp_path / "again.jsonl"
-    runner.invoke(app, ["generate", "--model", str(tiny_model), "--suite", str(suite),
-                        "--out", str(again), "--max-new-tokens", "4", "--temperature",
-                        "0.8", "--seed", "3"])
+    rerun = runner.invoke(app, ["generate", "--model", str(tiny_model), "--suite", str(suite),
+                                "--out", str(again), "--max-new-tokens", "4",
+                                "--temperature", "0.8", "--seed", "3", "--no-cache"])
+    assert json.loads(rerun.stdout)["stats"] == {"generated": 5, "cached": 0}
     assert [json.loads(x)["response"] for x in again.read_text().splitlines()] == \
         [x["response"] for x in lines]
     bad = runner.invoke(app, ["generate", "--suite", str(suite), "--out", str(tmp_path / "x")])

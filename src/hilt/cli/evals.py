@@ -151,11 +151,12 @@ def generate(
     concurrency: Annotated[int, typer.Option(min=1, help="endpoint: requests in "
                                                          "flight")] = 8,
     cache_dir: Annotated[Path | None, typer.Option(
-        help="cache of responses keyed by prompt + settings")] = None,
+        help="cache of responses keyed by prompt + settings, so a rerun resumes "
+             "(default: $HILT_HOME/cache/generate)")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="neither read nor write the cache: ask for every answer")] = False,
 ) -> None:
     """Generate candidate (or reference) outputs for a suite, decoder settings recorded."""
-    import os
-
     from hilt.errors import HiltError, InputError
     from hilt.evals.files import parse_suite
     from hilt.evals.generate import write_responses
@@ -164,6 +165,7 @@ def generate(
         if (model is None) == (endpoint is None):
             raise InputError("give exactly one of --model or --endpoint", field="--model")
         items = parse_suite(suite)
+        cache = _generate_cache(cache_dir, no_cache)
         if model is not None:
             from hilt.evals.generate_local import LocalModelConfig, generate_local
 
@@ -173,7 +175,7 @@ def generate(
                 decoder["top_p"] = top_p
             result = generate_local(items, LocalModelConfig(
                 str(model), system_prompt=system_prompt, decoder=decoder,
-                batch_size=batch_size, seed=seed), cache_dir=cache_dir)
+                batch_size=batch_size, seed=seed), cache_dir=cache)
         else:
             from hilt.evals.generate import EndpointConfig
             from hilt.evals.generate import generate as generate_remote
@@ -184,16 +186,51 @@ def generate(
             if top_p is not None:
                 decoder["top_p"] = top_p
             result = generate_remote(items, EndpointConfig(
-                str(endpoint), endpoint_model,
-                api_key=os.environ.get(api_key_env) if api_key_env else None,
+                str(endpoint), endpoint_model, api_key=_api_key(api_key_env),
                 system_prompt=system_prompt, decoder=decoder, concurrency=concurrency),
-                cache_dir=cache_dir)
+                cache_dir=cache)
         write_responses(out, result)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     _echo_json({"out": str(out), "items": len(items), "settings": result["settings"],
                 "stats": result["stats"]})
+
+
+def _generate_cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    """The cache folder, created up front: one that cannot be made is one error line
+    before any answer is asked for, not a traceback after the first one."""
+    from hilt.errors import InputError
+    from hilt.evals.generate import default_cache_dir
+
+    if no_cache:
+        if cache_dir is not None:
+            raise InputError("give --cache-dir or --no-cache, not both", field="--no-cache")
+        return None
+    folder = cache_dir if cache_dir is not None else default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the cache folder: {exc.strerror or exc}",
+                         file=str(folder), field="--cache-dir") from None
+    return folder
+
+
+def _api_key(variable: str | None) -> str | None:
+    """The key named by ``--api-key-env``; a variable that is unset or empty is an error,
+    since sending no key would turn a typo into a run of 401s (or an anonymous one)."""
+    import os
+
+    from hilt.errors import InputError
+
+    if variable is None:
+        return None
+    value = os.environ.get(variable, "")
+    if not value.strip():
+        state = "is not set" if variable not in os.environ else "is empty"
+        raise InputError(f"environment variable {variable!r} {state}",
+                         field="--api-key-env")
+    return value
 
 
 @suite_app.command("register")

@@ -138,7 +138,10 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
     try:
         parsed = Facts.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # a misspelt key also leaves the field it stands for missing (`lineage:
+        # {datasets: …}` lacks `status`): the unknown key is the one to name
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
         where = ".".join(str(p) for p in loc) or None
         message = ("unknown key" if first["type"] == "extra_forbidden"

@@ -2,8 +2,9 @@
 
 * concurrency: at most ``concurrency`` requests in flight (an asyncio semaphore);
 * rate limit: requests start at least ``1 / requests_per_second`` apart;
-* retries: on 429, 5xx and transport errors, exponential backoff with full jitter
-  (``base · 2^attempt · U(0,1)``, AWS Architecture Blog 2015), honouring ``Retry-After``;
+* retries: on 408, 409, 425, 429, every 5xx but 501 and 505, and transport errors,
+  exponential backoff with full jitter (``base · 2^attempt · U(0,1)``, AWS Architecture
+  Blog 2015), honouring ``Retry-After``;
 * decoder settings (model, temperature, top_p, max_tokens, seed, …) go into every
   response line and the run manifest;
 * cache: one JSON file per response, named by sha256 over the canonical (messages,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -26,10 +28,23 @@ from pathlib import Path
 from typing import Any
 
 from hilt.canonical import content_hash
+from hilt.config import hilt_home
 from hilt.errors import HiltError
 from hilt.evals.files import SuiteItem
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# 4xx answers that say "not now" rather than "never"; other 4xx are the request's fault.
+RETRY_4XX = frozenset({408, 409, 425, 429})
+# 5xx answers that no retry can change: the server lacks the method or the HTTP version.
+PERMANENT_5XX = frozenset({501, 505})
+
+
+def is_retryable(status: int) -> bool:
+    """Whether an HTTP status is worth another attempt: a server-side failure (any 5xx
+    but the permanent ones, so 507, 520–529 behind a proxy … count too) or a 4xx that
+    asks the client to come back later."""
+    if 500 <= status <= 599:
+        return status not in PERMANENT_5XX
+    return status in RETRY_4XX
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,34 @@ def messages_for(prompt: str, system_prompt: str | None) -> list[dict[str, str]]
 
 def cache_key(messages: list[dict[str, str]], settings: dict[str, Any]) -> str:
     return content_hash({"messages": messages, "settings": settings})
+
+
+def read_cached(path: Path | None) -> str | None:
+    """The cached answer at ``path``, or None for a miss. A file that is not a cache
+    entry (cut short by a full disk, edited by hand) is a miss too: the answer is asked
+    for again and the entry rewritten, never a crash of a run that could resume."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    text = entry.get("response") if isinstance(entry, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def write_cached(path: Path, text: str, settings: dict[str, Any]) -> None:
+    """Store one answer atomically; the temporary name is the process's own, so two
+    runs sharing the cache never write into one temporary file."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"response": text, "settings": settings}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def default_cache_dir() -> Path:
+    """Where ``hilt generate`` caches answers unless told otherwise, so a rerun after a
+    crash resumes instead of asking the endpoint (or the model) again."""
+    return hilt_home() / "cache" / "generate"
 
 
 class _RateLimiter:
@@ -115,7 +158,7 @@ async def _complete(client: Any, config: EndpointConfig, messages: list[dict[str
             response = await client.post("/chat/completions", json=body)
             if response.status_code == 200:
                 return _reply_text(response.json()), attempt + 1
-            if response.status_code not in RETRY_STATUS:
+            if not is_retryable(response.status_code):
                 raise GenerationError(f"endpoint answered {response.status_code}: "
                                       f"{response.text[:200]}")
             header = response.headers.get("retry-after")
@@ -151,20 +194,17 @@ async def generate_async(items: Sequence[SuiteItem], config: EndpointConfig,
             messages = messages_for(item.prompt, config.system_prompt)
             key = cache_key(messages, settings)
             path = cache / f"{key}.json" if cache is not None else None
-            if path is not None and path.exists():
+            cached = read_cached(path)
+            if cached is not None:
                 stats["cached"] += 1
-                text = json.loads(path.read_text(encoding="utf-8"))["response"]
-                return {"id": item.id, "response": text,
+                return {"id": item.id, "response": cached,
                         "generation": {"cache_key": key, "cached": True}}
             async with semaphore:
                 text, attempts = await _complete(client, config, messages, limiter)
             stats["requests"] += 1
             stats["attempts"] += attempts
             if path is not None:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"response": text, "settings": settings}),
-                               encoding="utf-8")
-                tmp.replace(path)
+                write_cached(path, text, settings)
             return {"id": item.id, "response": text,
                     "generation": {"cache_key": key, "cached": False}}
 

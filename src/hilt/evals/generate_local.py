@@ -15,16 +15,15 @@ only generation needs; the seed is reset before every batch so sampling is repro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hilt.canonical import sha256_hex
 from hilt.errors import InputError
 from hilt.evals.files import SuiteItem
-from hilt.evals.generate import cache_key, messages_for
+from hilt.evals.generate import cache_key, messages_for, read_cached, write_cached
 
 GENERATE_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k",
                  "repetition_penalty", "num_beams")
@@ -98,10 +97,9 @@ def generate_local(items: Sequence[SuiteItem], config: LocalModelConfig,
     for item in items:
         messages = messages_for(item.prompt, config.system_prompt)
         key = cache_key(messages, settings)
-        hit = cache / f"{key}.json" if cache is not None else None
-        if hit is not None and hit.exists():
-            text = json.loads(hit.read_text(encoding="utf-8"))["response"]
-            lines[item.id] = {"id": item.id, "response": text,
+        cached = read_cached(cache / f"{key}.json" if cache is not None else None)
+        if cached is not None:
+            lines[item.id] = {"id": item.id, "response": cached,
                               "generation": {"cache_key": key, "cached": True}}
         else:
             todo.append((item, messages, key))
@@ -126,15 +124,12 @@ def generate_local(items: Sequence[SuiteItem], config: LocalModelConfig,
                                         pad_token_id=tokenizer.pad_token_id)
             new_tokens = output[:, encoded["input_ids"].shape[1]:]
             for (item, _, key), tokens in zip(batch, new_tokens, strict=True):
-                text = tokenizer.decode(tokens, skip_special_tokens=True)
+                # one sequence decodes to one string (a list only for a batch of them)
+                text = cast(str, tokenizer.decode(tokens, skip_special_tokens=True))
                 lines[item.id] = {"id": item.id, "response": text,
                                   "generation": {"cache_key": key, "cached": False}}
                 if cache is not None:
-                    target = cache / f"{key}.json"
-                    tmp = target.with_suffix(".tmp")
-                    tmp.write_text(json.dumps({"response": text, "settings": settings}),
-                                   encoding="utf-8")
-                    tmp.replace(target)
+                    write_cached(cache / f"{key}.json", text, settings)
     stats = {"generated": len(todo), "cached": len(items) - len(todo)}
     return {"lines": [lines[item.id] for item in items], "settings": settings,
             "stats": stats}

@@ -64,7 +64,8 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
                            f"(sha256 {existing.content_hash}); register a new version")
         return existing
     if variant_of is not None:
-        _check_variant(session, variant_of, items, file)
+        _check_variant(session, variant_of, items, file,
+                       rendering=(prompt_template, role_format, language))
     row = EvalSuiteRow(id=sid, name=name, version=version, content_hash=digest,
                        heldout=heldout, prompt_template=prompt_template,
                        role_format=role_format, language=language, variant_of=variant_of,
@@ -89,10 +90,18 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
 
 
 def _check_variant(session: Session, base_id: str, items: Sequence[SuiteItem],
-                   file: str | None) -> None:
+                   file: str | None,
+                   rendering: tuple[str | None, str | None, str | None]) -> None:
+    """A variant is its base's items under another rendering: the same ids, slices and
+    expectations, and another prompt template, role format or language."""
     base = session.get(EvalSuiteRow, base_id)
     if base is None:
         raise NotFound(f"base suite {base_id} is not registered")
+    if rendering == (base.prompt_template, base.role_format, base.language):
+        # nothing would tell the two apart in `hilt suite variants`
+        raise InputError(f"a variant must differ from {base_id} in --prompt-template, "
+                         "--role-format or --language; all three equal the base's "
+                         f"({_rendering_text(rendering)})", field="--variant-of")
     rows = session.execute(sa.select(EvalSuiteItemRow.item_id, EvalSuiteItemRow.slice,
                                      EvalSuiteItemRow.expect)
                            .where(EvalSuiteItemRow.suite_id == base_id)).all()
@@ -104,9 +113,20 @@ def _check_variant(session: Session, base_id: str, items: Sequence[SuiteItem],
                          f"{len(extra)} extra (e.g. {extra[:3]}), {len(missing)} missing "
                          f"(e.g. {missing[:3]})", file=file, field="id")
     for item in items:
-        if mine[item.id] != base_items[item.id]:
-            raise InputError(f"item {item.id!r} changes slice or expectation against "
-                             f"{base_id}", file=file, line=item.line, field="expect")
+        slice_, expect = base_items[item.id]
+        if item.slice != slice_:
+            raise InputError(f"item {item.id!r} has slice {item.slice!r}; in {base_id} it "
+                             f"has {slice_!r}", file=file, line=item.line, field="slice")
+        if item.expect != expect:
+            raise InputError(f"item {item.id!r} expects {item.expect!r}; in {base_id} it "
+                             f"expects {expect!r}", file=file, line=item.line,
+                             field="expect")
+
+
+def _rendering_text(rendering: tuple[str | None, str | None, str | None]) -> str:
+    names = ("prompt template", "role format", "language")
+    return ", ".join(f"{name} {value!r}" if value is not None else f"no {name}"
+                     for name, value in zip(names, rendering, strict=True))
 
 
 def list_suites(session: Session) -> list[EvalSuiteRow]:
