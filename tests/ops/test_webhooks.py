@@ -158,3 +158,39 @@ def test_the_host_allow_list_limits_subscriptions_and_posts(
     assert receiver.received == []
     monkeypatch.setenv("HILT_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
     assert webhooks.deliver_due(engine, now=utcnow() + timedelta(minutes=5))["delivered"] == 1
+
+
+def test_a_registered_model_version_is_delivered_as_model_registered(
+        engine: Engine, receiver: Receiver) -> None:
+    from hilt.store import audit
+    from hilt.train.registry import register_model_version
+
+    with transaction(engine) as s:
+        webhooks.subscribe(s, url=receiver.url, secret=SECRET, actor="lead",
+                           event_types=["model.registered"])
+    manifest = {"kind": "reward", "base_model": "m", "seed": 0, "config": {},
+                "data": {"path": "p.jsonl", "hash": "ab" * 32, "records": 1},
+                "code_version": "hilt 0.1.0", "metrics": {"accuracy": 0.7}}
+    with transaction(engine) as s:
+        version = register_model_version(s, manifest=manifest, artifact_path="/tmp/rm",
+                                         actor="trainer")
+    with transaction(engine) as s:
+        audit.seal(s)
+    assert _dispatch(engine)["deliveries"] == 1
+    receiver.start()
+    assert webhooks.deliver_due(engine)["delivered"] == 1
+    (delivered,) = receiver.received
+    assert delivered["type"] == "model.registered"
+    assert delivered["entity"] == {"type": "model_version", "id": version.id}
+
+
+def test_every_event_type_maps_only_to_audit_actions_hilt_writes() -> None:
+    import re
+    from pathlib import Path
+
+    import hilt
+
+    source = "\n".join(p.read_text() for p in Path(hilt.__file__).parent.rglob("*.py"))
+    written = set(re.findall(r'action="([a-z_]+\.[a-z_]+)"', source))
+    for event_type, actions in webhooks.EVENT_TYPES.items():
+        assert set(actions) <= written, (event_type, set(actions) - written)

@@ -140,6 +140,7 @@ def test_sft_refuses_the_folder_of_a_registered_version(tmp_path: Path) -> None:
         ("Say hello.", "Hello there!"), ("Is water wet?", "Yes.")]))
     base = ["train", "sft", "--data", str(data), "--out", str(tmp_path / "sft"),
             "--max-steps", "1", "--batch-size", "2"]
+    assert _hilt(["init"], tmp_path).returncode == 0
     first = _hilt(base, tmp_path)
     assert first.returncode == 0, first.stderr
     version = json.loads(first.stdout)["model_version"]

@@ -51,6 +51,7 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
 @pytest.mark.slow
 def test_cli_reward_classifier_and_models(tmp_path: Path) -> None:
     env = {"HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
+    assert _run(["init"], env)[0] == 0
     pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(20))
     code, out, err = _run(["train", "reward", "--pairs", str(pairs), "--out",
                            str(tmp_path / "rm"), "--epochs", "1", "--trainable-layers", "1",
@@ -108,6 +109,7 @@ def _hilt(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_cli_bad_pairs_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    assert _hilt(["init"], tmp_path).returncode == 0
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p"}\n')
     done = _hilt(["train", "reward", "--pairs", str(bad), "--out", str(tmp_path / "rm")],
@@ -157,6 +159,7 @@ def test_cli_harmful_field_must_be_boolean(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"t": "No.", "y": "refuse", "h": true}\n{"t": "Yes.", "y": "comply", '
                    '"h": "no"}\n')
+    assert _hilt(["init"], tmp_path).returncode == 0
     done = _hilt(["train", "classifier", "--data", str(bad), "--text-field", "t",
                   "--label-field", "y", "--harmful-field", "h", "--out", str(tmp_path / "c")],
                  tmp_path)
@@ -183,6 +186,7 @@ def test_cli_bad_training_options_exit_2_before_training(tmp_path: Path) -> None
                       "--label-field", "y", option, value, "--out", str(tmp_path / "c"),
                       "--no-register"], tmp_path)
         assert done.returncode == 2 and f"field '{option}'" in done.stderr, done.stderr
+    assert _hilt(["init"], tmp_path).returncode == 0  # the next run registers
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b'{"t": "No.", "y": "refuse"}\n\xff\xfe garbage\n')
     done = _hilt(["train", "classifier", "--data", str(binary), "--text-field", "t",
@@ -190,8 +194,15 @@ def test_cli_bad_training_options_exit_2_before_training(tmp_path: Path) -> None
     assert done.returncode == 2 and "line 2" in done.stderr and "UTF-8" in done.stderr
 
 
-def test_cli_models_on_a_new_database_and_unknown_kind(tmp_path: Path) -> None:
+def test_cli_models_refuse_a_missing_database_and_list_none_once_it_is_made(
+        tmp_path: Path) -> None:
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    for args in (["models", "list"], ["models", "show", "nope"]):
+        done = _hilt([*args, "--db", fresh], tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "field 'db': no hilt schema" in done.stderr and "hilt init" in done.stderr
+        assert not (tmp_path / "fresh.db").exists()  # neither created nor migrated
+    assert _hilt(["init", "--db", fresh], tmp_path).returncode == 0
     done = _hilt(["models", "list", "--db", fresh], tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout) == []
     done = _hilt(["models", "list", "--kind", "bogus"], tmp_path)
@@ -208,6 +219,7 @@ def test_cli_refuses_to_train_into_a_registered_version(tmp_path: Path) -> None:
         ("I won't do that.", "refuse"), ("The answer is 4.", "comply")] * 2))
     base = ["train", "classifier", "--data", str(rows), "--text-field", "t", "--label-field",
             "y", "--out", str(tmp_path / "clf")]
+    assert _hilt(["init"], tmp_path).returncode == 0
     first = _hilt(base, tmp_path)
     assert first.returncode == 0, first.stderr
     version = json.loads(first.stdout)["model_version"]
@@ -235,6 +247,8 @@ def test_a_run_finishing_second_refuses_a_folder_registered_meanwhile(tmp_path: 
     from hilt.train.registry import list_versions
 
     db = f"sqlite:///{tmp_path / 'hilt.db'}"
+    engine = make_engine(db)
+    migrate(engine)
     out = tmp_path / "race"
     first, second = _Registrar(db, True, None, "a"), _Registrar(db, True, None, "b")
     with (pytest.raises(InputError) as refused,  # noqa: PT012 - the race spans the block
@@ -247,8 +261,6 @@ def test_a_run_finishing_second_refuses_a_folder_registered_meanwhile(tmp_path: 
     assert second.version in str(refused.value) and refused.value.field == "--out"
     assert first.version is None and read_manifest(out)["seed"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".clf-")] == []
-    engine = make_engine(db)
-    migrate(engine)
     with transaction(engine) as session:
         assert [v.id for v in list_versions(session)] == [second.version]
     engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -17,6 +18,28 @@ from hilt.errors import HiltError
 app = typer.Typer(name="hilt",
                   help="hilt: the human-in-the-loop toolkit for assistant post-training.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _check_databases(ctx: typer.Context) -> None:
+    # Every hilt database a command opens is checked, at its first connection, to hold
+    # the schema this hilt was written for (hilt.store.db.check_schema_on_connect), so
+    # an old schema is named as such instead of failing later on a missing column. The
+    # listener lives as long as the command (tests run many commands in one process).
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if event.contains(Engine, "engine_connect", _check_schema):
+        return  # a command run inside another: the outer one removes the listener
+    event.listen(Engine, "engine_connect", _check_schema)
+    ctx.call_on_close(lambda: event.remove(Engine, "engine_connect", _check_schema))
+
+
+def _check_schema(conn: Any) -> None:
+    from hilt.store.db import check_schema_on_connect  # loaded by whoever made the engine
+
+    check_schema_on_connect(conn)
+
 
 _MODULES = ("core", "review", "quality", "data", "train", "evals", "gate", "drift", "ops",
             "demo")
@@ -58,6 +81,12 @@ def database_error_message(exc: BaseException) -> str | None:
     return f"error: database: {detail}"
 
 
+def debug_enabled() -> bool:
+    """``HILT_DEBUG`` is on for ``1``, ``true`` or ``yes`` (any case); anything else,
+    ``0`` included, is off."""
+    return os.environ.get("HILT_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)
@@ -68,7 +97,7 @@ def main() -> None:
         # a database that is missing its schema or cannot be reached is a usage error
         # (exit 2, one line), not a crash; anything else keeps its traceback
         message = database_error_message(exc)
-        if message is None or os.environ.get("HILT_DEBUG"):
+        if message is None or debug_enabled():
             raise  # HILT_DEBUG=1 keeps the traceback of a database error too
         typer.echo(message, err=True)
         sys.exit(2)

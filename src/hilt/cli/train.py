@@ -51,18 +51,33 @@ OverrideOption = Annotated[str | None, typer.Option(
 ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
 
 
+def _open(db: str | None) -> Any:
+    """The database, opened as every other command opens it: never created or migrated
+    here (a missing or older database is refused; ``hilt init`` makes and upgrades it)."""
+    from hilt.cli.core import engine_for
+
+    return engine_for(db)
+
+
 def _load_dataset(db: str | None, version: str, kind: str, override: str | None,
                   actor: str) -> Any:
     """The dataset version's records; the override of a revocation is audited here."""
-    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.errors import NotFound
+    from hilt.store.db import transaction
     from hilt.train.from_dataset import load_dataset_input
 
-    engine = make_engine(db)
+    engine = _open(db)
     try:
-        migrate(engine)
         with transaction(engine) as session:
             return load_dataset_input(session, version, expected_kind=kind,
                                       override_reason=override, actor=actor)
+    except NotFound as exc:
+        raise InputError(str(exc), field="--dataset") from None
+    except InputError as exc:
+        if exc.field != "version":
+            raise
+        # too short or ambiguous: name the option the version came from
+        raise InputError(exc.reason, field="--dataset") from None
     finally:
         engine.dispose()
 
@@ -74,12 +89,11 @@ def _one_source(file: Path | None, dataset: str | None, file_option: str) -> Non
 
 def _register(manifest: dict[str, Any], out: Path, name: str | None,
               db: str | None = None, actor: str = "cli") -> str:
-    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.db import transaction
     from hilt.train.registry import register_model_version
 
-    engine = make_engine(db)
+    engine = _open(db)
     try:
-        migrate(engine)
         with transaction(engine) as session:
             return register_model_version(session, manifest=manifest, artifact_path=str(out),
                                           name=name, actor=actor).id
@@ -105,26 +119,31 @@ def _guard_registered_out(out: Path, db: str | None, required: bool = True) -> N
     """Refuse to train into the folder of a registered model version: its files are what
     the registry (and every check that names the version) loads.
 
+    With ``required`` true this is also the check, made before any training, that the
+    database can take the new version: a missing database, or one without hilt's
+    current schema, stops the run here and not after it has trained.
+
     With ``required`` false (a run that registers nothing) a database that does not
-    exist or cannot be reached is no reason to stop: it is skipped with a note."""
+    exist, cannot be reached or has no current hilt schema is no reason to stop: it is
+    skipped with a note."""
     import sqlalchemy as sa
 
-    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.db import transaction
     from hilt.store.tables.registry import ModelVersionRow
 
     if not required and not _database_may_hold_versions(db):
         return
-    engine = make_engine(db)
+    engine = _open(db)
     try:
-        migrate(engine)
         with transaction(engine) as session:
             owner = session.execute(sa.select(ModelVersionRow.id).where(
                 ModelVersionRow.artifact_path == str(out.resolve())).limit(1)).scalar()
-    except sa.exc.OperationalError as exc:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, InputError) as exc:
         if required:
             raise
+        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         typer.echo(f"note: the model registry could not be read, so --out was not checked "
-                   f"against registered versions ({exc.orig})", err=True)
+                   f"against registered versions ({reason})", err=True)
         return
     finally:
         engine.dispose()
@@ -174,12 +193,11 @@ class _Registrar:
 def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> str | None:
     """Folder of the newest registered version with this kind/name, if it still holds
     a model of that kind."""
-    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.db import transaction
     from hilt.train.registry import latest_version
 
-    engine = make_engine(db)
+    engine = _open(db)
     try:
-        migrate(engine)
         with transaction(engine) as session:
             row = latest_version(session, kind, name or kind)
             path = row.artifact_path if row else None
@@ -194,6 +212,17 @@ def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> st
     except (OSError, ValueError, AttributeError):
         return None
     return path if found == kind else None
+
+
+def _encoder_positions() -> int:
+    """How many tokens the classifier's encoder reads at most, from its config file
+    (nothing is loaded: a bad --max-length is refused at once)."""
+    import json
+
+    from hilt.train.encoder import default_encoder_path
+
+    config = Path(default_encoder_path()) / "config.json"
+    return int(json.loads(config.read_text(encoding="utf-8"))["max_position_embeddings"])
 
 
 @train_app.command("reward")
@@ -400,16 +429,23 @@ def train_classifier_cmd(
 
     if target_fpr is not None and target_fnr is not None:
         raise InputError("give --target-fpr or --target-fnr, not both", field="--target-fnr")
-    if head not in ("stacked", "linear") or threshold_rule not in ("calibrated", "accuracy"):
-        raise InputError("unknown --head or --threshold-rule", field="--head")
+    if head not in ("stacked", "linear"):
+        raise InputError(f"unknown head {head!r}; heads: stacked, linear", field="--head")
+    if threshold_rule not in ("calibrated", "accuracy"):
+        raise InputError(f"unknown threshold rule {threshold_rule!r}; rules: calibrated, "
+                         "accuracy", field="--threshold-rule")
     if context_similarity and not context_field:
         raise InputError("--context-similarity needs --context-field",
                          field="--context-similarity")
     for option, rate_value in (("--target-fpr", target_fpr), ("--target-fnr", target_fnr)):
         if rate_value is not None and not 0 <= rate_value < 1:
             raise InputError(f"a target rate lies in [0, 1), got {rate_value}", field=option)
-    if max_length < 3:  # the encoder's two special tokens and at least one of text
-        raise InputError(f"must be at least 3, got {max_length}", field="--max-length")
+    longest = _encoder_positions()
+    # the encoder's two special tokens and at least one of text; no more than it has
+    # positions for
+    if not 3 <= max_length <= longest:
+        raise InputError(f"must lie in 3..{longest} tokens for this encoder, got "
+                         f"{max_length}", field="--max-length")
     if opening_chars is not None and opening_chars < 1:
         raise InputError(f"must be at least 1, got {opening_chars}", field="--opening-chars")
     if finetune_epochs < 0:
@@ -577,15 +613,13 @@ def models_list(
     db: DbOption = None,
 ) -> None:
     """Registered model versions, newest first (JSON)."""
-    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.db import transaction
     from hilt.train.registry import KINDS, list_versions, version_as_dict
 
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown model kind {kind!r}; kinds: {', '.join(KINDS)}",
                          field="--kind")
-    engine = make_engine(db)
-    migrate(engine)  # as the train commands do: a new database lists no versions
-    with transaction(engine) as session:
+    with transaction(_open(db)) as session:
         _echo([version_as_dict(r) for r in list_versions(session, kind, name)])
 
 
@@ -593,12 +627,10 @@ def models_list(
 def models_show(version_id: Annotated[str, typer.Argument(help="model version id")],
                 db: DbOption = None) -> None:
     """One model version with its config and metrics (JSON)."""
-    from hilt.store.db import make_engine, migrate, transaction
+    from hilt.store.db import transaction
     from hilt.train.registry import get_version, version_as_dict
 
-    engine = make_engine(db)
-    migrate(engine)
-    with transaction(engine) as session:
+    with transaction(_open(db)) as session:
         _echo(version_as_dict(get_version(session, version_id), full=True))
 
 

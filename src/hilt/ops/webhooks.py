@@ -75,7 +75,7 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "drift.alert": ("drift.alert",),
     "dataset.built": ("dataset.build",),
     "dataset.revoked": ("dataset.revoke",),
-    "model.registered": ("model.register",),
+    "model.registered": ("model_version.register",),
     "gate.decided": ("gate.decision_stored", "gate.signed_off"),
     "job.finished": ("job.succeeded", "job.failed", "job.cancelled"),
 }

@@ -10,6 +10,10 @@ which in WAL mode reads one consistent snapshot and never holds up a writer.
 A SQLite file is created only by :func:`migrate` (``hilt init``) or by an engine made
 with ``create=True``: any other command pointed at a missing file (a mistyped path, say)
 stops with an error instead of leaving an empty database and its folders behind.
+
+Commands also check, once per engine, that the database's schema is the one this hilt
+was written for (:func:`check_schema_on_connect`): an older schema is to be upgraded
+with ``hilt init``, a newer one belongs to a newer hilt. Engines that migrate are exempt.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ def is_sqlite(engine: Engine) -> bool:
 _MAY_CREATE: weakref.WeakSet[Engine] = weakref.WeakSet()
 # An execution option: the transaction only reads (see read_snapshot).
 _READ_ONLY = "hilt_read_only"
+# An execution option marking engines made by make_engine (and the option engines
+# derived from them): only these are hilt databases whose schema is checked.
+_HILT_ENGINE = "hilt_engine"
+# Pools whose database passed the schema check (shared by an engine and its option
+# engines; a disposed engine's new pool is checked again).
+_SCHEMA_CHECKED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def sqlite_file(engine: Engine) -> Path | None:
@@ -70,7 +80,7 @@ def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) 
         _configure_sqlite(engine)
         if create:
             allow_create(engine)
-        return engine
+        return _mark(engine)
     # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A
     # connection broken by a server restart fails one statement; SQLAlchemy then
     # invalidates the whole pool and the next checkout connects afresh.
@@ -83,7 +93,12 @@ def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) 
         kwargs.setdefault("pool_size", env_int("HILT_DB_POOL_SIZE", 16, minimum=1))
         kwargs.setdefault("max_overflow", env_int("HILT_DB_MAX_OVERFLOW", 16, minimum=0))
         kwargs.setdefault("pool_use_lifo", True)
-    return sa.create_engine(url, **kwargs)
+    return _mark(sa.create_engine(url, **kwargs))
+
+
+def _mark(engine: Engine) -> Engine:
+    engine.update_execution_options(**{_HILT_ENGINE: True})
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -163,10 +178,14 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest revision (``hilt init``)."""
+    """Create or upgrade the schema to the newest revision (``hilt init``); a schema
+    made by a newer hilt is refused (it cannot be downgraded by this one)."""
     from alembic import command
 
     allow_create(engine)
+    stored = current_revision(engine)
+    if stored is not None and stored not in known_revisions():
+        raise InputError(_newer_schema(stored), field="db")
     command.upgrade(alembic_config(engine), "head")
 
 
@@ -175,3 +194,74 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def known_revisions() -> list[str]:
+    """This hilt's schema revisions, oldest first. Each migration file is named after its
+    revision and the names are numbered in order, so listing the folder is enough: no
+    migration module is imported (this runs on every command)."""
+    return sorted(p.stem for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def head_revision() -> str:
+    """The newest schema revision: the one this hilt's code reads and writes."""
+    return known_revisions()[-1]
+
+
+_NO_SCHEMA = "the database has no hilt schema ({}); create it with: hilt init --db URL"
+
+
+def _newer_schema(stored: str) -> str:
+    return (f"the database's schema was made by a newer hilt (revision {stored}; this "
+            f"hilt knows revisions up to {head_revision()}); use that hilt or a newer one")
+
+
+def check_revision(stored: str | None) -> None:
+    """Refuse a database whose schema revision (``stored``) is not this hilt's newest."""
+    revisions = known_revisions()
+    head = revisions[-1]
+    if stored == head:
+        return
+    if stored is None:
+        raise InputError(_NO_SCHEMA.format("no schema revision is recorded"))
+    if stored in revisions:
+        raise InputError(f"the database's schema is older than this hilt (revision {stored}, "
+                         f"this hilt needs {head}); upgrade it with: hilt init --db URL",
+                         field="db")
+    raise InputError(_newer_schema(stored), field="db")
+
+
+def _stored_revision(conn: sa.Connection) -> str | None:
+    """The ``alembic_version`` row, read on the driver's connection: the SQLAlchemy
+    connection is left without a transaction for its caller to begin."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute("SELECT version_num FROM alembic_version")
+        rows = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        detail = (str(exc).strip().splitlines() or [repr(exc)])[0]
+        raise InputError(_NO_SCHEMA.format(detail)) from None
+    finally:
+        cursor.close()
+        raw.rollback()  # PostgreSQL: end the transaction the driver began for the read
+    return " ".join(sorted(str(row[0]) for row in rows)) or None
+
+
+def check_schema_on_connect(conn: sa.Connection) -> None:
+    """The ``engine_connect`` listener the CLI installs for the length of a command:
+    the first connection of each hilt engine reads the schema revision (one query) and
+    refuses a database without hilt's schema or at another revision. Engines allowed
+    to create their database (:func:`migrate`, ``create=True``) are exempt: they are
+    there to make or upgrade the schema."""
+    engine = conn.engine
+    if not conn.get_execution_options().get(_HILT_ENGINE) or engine in _MAY_CREATE \
+            or engine.pool in _SCHEMA_CHECKED:
+        return
+    try:
+        check_revision(_stored_revision(conn))
+    except InputError:
+        conn.close()  # back to the pool now, not when the collector finds it
+        raise
+    _SCHEMA_CHECKED.add(engine.pool)
