@@ -102,8 +102,12 @@ def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")
                help="include each alert's test detail")] = False,
            db: DbOption = None) -> None:
     """List stored drift alerts, newest window first."""
-    from hilt.quality.drift.runner import list_alerts
+    from hilt.errors import InputError
+    from hilt.quality.drift.runner import ALERT_STATUSES, list_alerts
 
+    if status is not None and status not in ALERT_STATUSES:
+        raise InputError(f"must be one of {list(ALERT_STATUSES)}, got {status!r}",
+                         field="--status")
     with _tx(db) as session:
         rows = list_alerts(session, monitor=monitor, status=status,
                            since=_when(since, "since"), limit=limit)
@@ -117,7 +121,7 @@ def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")
 def ack(alert_id: Annotated[str, typer.Argument(help="alert id")],
         note: Annotated[str, typer.Option(help="what was done")] = "",
         db: DbOption = None, actor: ActorOption = "cli") -> None:
-    """Acknowledge an alert."""
+    """Acknowledge an alert; again on an acknowledged one appends the note (audited)."""
     from hilt.quality.drift.runner import acknowledge
 
     with _tx(db) as session:
@@ -149,10 +153,18 @@ def bridge_create(rubric: Annotated[str, typer.Argument(help="rubric id")],
         settings = BridgeSettings(change_threshold=threshold)
     except ValueError as exc:
         raise InputError(f"must lie in [0, 1), not {threshold}", field="threshold") from exc
-    with _tx(db) as session:
-        echo_json(create_bridge(session, rubric, old, new, actor=actor, question_id=question,
-                                per_stratum=per_stratum, seed=seed, pool=pool,
-                                overlap_k=overlap, settings=settings))
+    options = {"per_stratum": "--per-stratum", "overlap_k": "--overlap",
+               "question": "--question", "old_version": "--old", "new_version": "--new"}
+    try:
+        with _tx(db) as session:
+            made = create_bridge(session, rubric, old, new, actor=actor,
+                                 question_id=question, per_stratum=per_stratum, seed=seed,
+                                 pool=pool, overlap_k=overlap, settings=settings)
+    except InputError as exc:
+        if exc.file is None and exc.field in options:  # name the option the user typed
+            raise InputError(exc.reason, field=options[exc.field]) from None
+        raise
+    echo_json(made)
 
 
 @bridge_app.command("status")

@@ -57,6 +57,16 @@ def _json_arg(value: str, field: str) -> dict[str, Any]:
     return parsed
 
 
+def _as_options(exc: Exception, options: dict[str, str]) -> Exception:
+    """The error with a field renamed to the command's option (``sla_hours`` →
+    ``--sla-hours``), so that the message names what the user typed."""
+    from hilt.errors import InputError
+
+    if isinstance(exc, InputError) and exc.file is None and exc.field in options:
+        return InputError(exc.reason, line=exc.line, field=options[exc.field])
+    return exc
+
+
 def _tx(db: str | None):
     from hilt.store.db import transaction
 
@@ -175,12 +185,18 @@ def task_create(event: Annotated[str, typer.Option(help="event id")],
                     help="hours to resolve (default by severity: 1, 4, 24, 72)")] = None,
                 db: DbOption = None) -> None:
     """Send a stored event to review by hand."""
+    from hilt.errors import InputError
     from hilt.review.tasks import create_task
 
-    with _tx(db) as s:
-        echo_json({"task_id": create_task(s, event_id=event, rubric=rubric, actor="cli",
-                                          severity=severity, pool=pool, overlap_k=overlap,
-                                          sla_hours=sla_hours)})
+    try:
+        with _tx(db) as s:
+            task_id = create_task(s, event_id=event, rubric=rubric, actor="cli",
+                                  severity=severity, pool=pool, overlap_k=overlap,
+                                  sla_hours=sla_hours)
+    except InputError as exc:
+        raise _as_options(exc, {"sla_hours": "--sla-hours", "overlap": "--overlap",
+                                "severity": "--severity", "pool": "--pool"}) from None
+    echo_json({"task_id": task_id})
 
 
 @task_app.command("gold")

@@ -21,11 +21,11 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hilt.errors import InputError
 from hilt.review.records import QUESTION_KINDS
-from hilt.review.yamlio import YamlFloat, YamlInt, validate_yaml
+from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
 
 # Kinds whose answers are judgments that reviewers can agree or disagree on.
 AGGREGATED_KINDS = ("single_choice", "multi_choice", "scale", "preference", "ranking")
@@ -188,6 +188,15 @@ class RubricSpec(_Strict):
     changelog: str = ""
     questions: list[Question] = Field(min_length=1)
     examples: list[WorkedExample] = Field(default_factory=list)
+    # where the document came from, so that checks on publishing (a changelog) can name
+    # the file and line too
+    _source: tuple[str | None, Callable[[tuple[Any, ...]], int | None] | None] = \
+        PrivateAttr(default=(None, None))
+
+    @property
+    def source(self) -> tuple[str | None, Callable[[tuple[Any, ...]], int | None] | None]:
+        """``(file, line_of)`` of the parsed document, ``(None, None)`` if unknown."""
+        return self._source
 
     @model_validator(mode="after")
     def _consistent(self) -> RubricSpec:
@@ -199,7 +208,8 @@ class RubricSpec(_Strict):
             problems = answer_problems(self, example.answers, len(example.responses))
             if problems:
                 field, why = problems[0]
-                raise ValueError(f"examples[{i}].answers.{field}: {why}")
+                # names the example's answer (and so its line), not the whole rubric
+                raise FieldError(why, ("examples", i, "answers", field))
         return self
 
     def question(self, question_id: str) -> Question:
@@ -278,6 +288,7 @@ def parse_rubric(data: Any, *, file: str = "rubric",
             raise InputError(f"question {q.id!r}: max {q.max:g} is not on the scale "
                              f"(min + k × step: {q.min:g} + k × {q.step:g})",
                              **where("questions", i, "max"))
+    spec._source = (file, line_of)
     return spec
 
 

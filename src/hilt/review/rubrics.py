@@ -32,16 +32,21 @@ def load_rubric_file(path: str | Path) -> RubricSpec:
 def publish_rubric(session: Session, spec: RubricSpec, *, actor: str) -> RubricVersionRow:
     """Store ``spec`` as the next version of its rubric; returns the new version row."""
     latest = latest_version(session, spec.id)
+    file, line_of = spec.source
     try:
         digest = content_hash(spec.content())
     except ValueError as exc:  # NaN or infinity somewhere in the document
-        raise InputError(f"numbers must be finite ({exc})") from None
+        raise InputError(f"numbers must be finite ({exc})", file=file) from None
     if latest is not None:
         if latest.content_hash == digest:
             raise Conflict(f"rubric {spec.id!r} version {latest.version} already has this "
                            "content; nothing to publish")
         if not spec.changelog.strip():
-            raise InputError("a new version needs a changelog saying what changed",
+            # a blank changelog has a line; a missing one is named by the field alone
+            raise InputError(f"version {latest.version + 1} of rubric {spec.id!r} needs a "
+                             "changelog saying what changed", file=file,
+                             line=line_of(("changelog",)) if line_of and
+                             "changelog" in spec.model_fields_set else None,
                              field="changelog")
     version = (latest.version + 1) if latest else 1
     row = RubricVersionRow(rubric_id=spec.id, version=version, title=spec.title,

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
+from hilt.errors import InputError
 from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.text_checks import Name
 from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
@@ -41,11 +42,22 @@ from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
 SEVERITIES = ("sev0", "sev1", "sev2", "sev3")
 # Default time to resolve by severity (hours); a rule's ``sla_hours`` wins.
 DEFAULT_SLA_HOURS = {0: 1.0, 1: 4.0, 2: 24.0, 3: 72.0}
+# The longest time to resolve anyone may set (rule files, the API, ``create_task``): a
+# year. Zero or less would make a task due before it exists.
+MAX_SLA_HOURS = 24 * 365
 _OPS = ("gte", "gt", "lte", "lt", "eq", "ne")
 _HEADS = ("all", "any", "not_", "score", "field", "flag", "keywords", "regex")
 # numbers refuse YAML's booleans
 Number = YamlFloat
 Count = YamlInt
+
+
+def check_sla_hours(value: float | None, field: str = "sla_hours") -> None:
+    """Refuse a time to resolve outside (0, MAX_SLA_HOURS] (NaN too); None is the
+    severity's default."""
+    if value is not None and not 0 < value <= MAX_SLA_HOURS:  # NaN fails both tests
+        raise InputError(f"must be more than 0 and at most {MAX_SLA_HOURS} hours (a year), "
+                         f"got {value!r}", field=field)
 
 
 class _Strict(BaseModel):
@@ -128,7 +140,7 @@ class Rule(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] | None = None
     pool: Name | None = None
     overlap: Count | None = Field(default=None, ge=1, le=50)
-    sla_hours: Number | None = Field(default=None, gt=0, le=24 * 365)
+    sla_hours: Number | None = Field(default=None, gt=0, le=MAX_SLA_HOURS)
     rubric: str | None = None
     skills: list[Name] | None = None
     adjudication: AdjudicationPolicy | None = None
@@ -144,7 +156,7 @@ class Defaults(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev2"
     pool: Name = "default"
     overlap: Count = Field(default=3, ge=1, le=50)
-    sla_hours: Number | None = Field(default=None, gt=0, le=24 * 365)
+    sla_hours: Number | None = Field(default=None, gt=0, le=MAX_SLA_HOURS)
     rubric: str | None = None
     skills: list[Name] = Field(default_factory=list)
     uncertainty_score: str = "uncertainty"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
@@ -15,14 +15,20 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
 class BuildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     spec: dict[str, Any] = Field(description="a selection spec (see docs/data.md)")
 
 
 class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     reason: str = Field(min_length=1)
 
 
 class ForgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     subject_id: str = Field(min_length=1)
     reason: str = "right to be forgotten"
 

@@ -7,16 +7,19 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
 from hilt.api.deps import DB, allow
+from hilt.quality.drift.bridge import MAX_BRIDGE_OVERLAP, MAX_PER_STRATUM
 
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
 
 class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     now: datetime | None = None
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="DriftConfig fields (docs/drift.md)")
@@ -31,22 +34,28 @@ class RunIn(BaseModel):
 
 
 class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     note: str = ""
 
 
 class BridgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     rubric_id: str
     old_version: int = Field(ge=1, le=2**31 - 1)
     new_version: int = Field(ge=1, le=2**31 - 1)
     question_id: str | None = None
-    per_stratum: int = Field(default=30, ge=1, le=10_000)
+    per_stratum: int = Field(default=30, ge=1, le=MAX_PER_STRATUM)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     pool: str = "default"
-    overlap_k: int = Field(default=3, ge=1, le=20)
+    overlap_k: int = Field(default=3, ge=1, le=MAX_BRIDGE_OVERLAP)
     change_threshold: float = Field(default=0.15, ge=0, lt=1)
 
 
 class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     rubric_id: str
     old_version: int = Field(ge=1, le=2**31 - 1)
     new_version: int = Field(ge=1, le=2**31 - 1)

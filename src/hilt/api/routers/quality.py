@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
@@ -21,6 +21,8 @@ router = APIRouter(prefix="/v1/quality", tags=["quality"])
 
 
 class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     rubric_ids: list[str] | None = Field(
         default=None, description="rubrics to refit (default: every rubric with reviews)")
     settings: dict[str, Any] = Field(
@@ -29,6 +31,8 @@ class RefreshIn(BaseModel):
 
 
 class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
+
     status: str
     reason: str = Field(min_length=1)
 

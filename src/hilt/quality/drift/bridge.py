@@ -41,6 +41,10 @@ from hilt.store.tables.drift import BridgeItemRow, BridgeSetRow, RubricCompatDec
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow, RubricVersionRow
 
 DECISION_KINDS = ("mapping", "relabel", "accept", "withdraw")
+# Bounds on a bridge's size, the same for the CLI and the API: reviews per item and
+# items sampled per old label.
+MAX_BRIDGE_OVERLAP = 20
+MAX_PER_STRATUM = 10_000
 
 
 def _choice_options(session: Session, rubric_id: str, version: int) -> dict[str, list[str]]:
@@ -64,6 +68,13 @@ def _check_order(old_version: int, new_version: int) -> None:
                          f"({old_version})", field="new_version")
 
 
+def _check_size(per_stratum: int, overlap_k: int) -> None:
+    for value, name, top in ((per_stratum, "per_stratum", MAX_PER_STRATUM),
+                             (overlap_k, "overlap_k", MAX_BRIDGE_OVERLAP)):
+        if not 1 <= value <= top:
+            raise InputError(f"must be from 1 to {top}, not {value}", field=name)
+
+
 def create_bridge(session: Session, rubric_id: str, old_version: int, new_version: int, *,
                   actor: str, question_id: str | None = None, per_stratum: int = 30,
                   seed: int = 0, pool: str = "default", overlap_k: int = 3,
@@ -73,8 +84,7 @@ def create_bridge(session: Session, rubric_id: str, old_version: int, new_versio
     from hilt.review.tasks import insert_tasks, task_row
 
     _check_order(old_version, new_version)
-    if per_stratum < 1 or overlap_k < 1:
-        raise InputError("per_stratum and overlap must be at least 1", field="per_stratum")
+    _check_size(per_stratum, overlap_k)
     old_q = _choice_options(session, rubric_id, old_version)
     new_q = _choice_options(session, rubric_id, new_version)
     common = [q for q in old_q if q in new_q]
@@ -181,10 +191,14 @@ def bridge_status(session: Session, bridge_id: str,
     available: dict[str, int] = defaultdict(int)
     for item in items:
         available[str(item.old_value)] += 1
+    # What a larger bridge could reach: the labels under the old version each stratum
+    # was sampled from (recorded when the bridge was created).
+    labelled = {str(k): int(v.get("available", 0)) for k, v in (bridge.strata or {}).items()
+                if isinstance(v, dict)}
     matrix = transition_matrix(pairs, old_categories=old_opts.get(bridge.question_id),
                                new_categories=new_opts.get(bridge.question_id),
                                mapping=mapping, settings=_settings(bridge),
-                               available=available)
+                               available=available, labelled=labelled)
     counts: dict[str, int] = defaultdict(int)
     for s in statuses.values():
         counts[s] += 1

@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from hilt.errors import NotFound
+from hilt.errors import InputError, NotFound
 from hilt.quality.drift.alerts import Alert, group_key
 from hilt.quality.drift.monitors import (
     Categorical,
@@ -362,8 +362,15 @@ def alert_row_dict(row: DriftAlertRow) -> dict[str, Any]:
             "acknowledged_by": row.acknowledged_by, "note": row.note, "detail": row.detail}
 
 
+ALERT_STATUSES = ("open", "acknowledged")
+
+
 def list_alerts(session: Session, *, monitor: str | None = None, status: str | None = None,
                 since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    # An unknown status would match no alert: an empty list that reads as "all clear".
+    if status and status not in ALERT_STATUSES:
+        raise InputError(f"must be one of {list(ALERT_STATUSES)}, got {status!r}",
+                         field="status")
     q = sa.select(DriftAlertRow).order_by(DriftAlertRow.window_start.desc(),
                                           DriftAlertRow.monitor, DriftAlertRow.id)
     if monitor:
@@ -377,12 +384,22 @@ def list_alerts(session: Session, *, monitor: str | None = None, status: str | N
 
 def acknowledge(session: Session, alert_id: str, *, actor: str, note: str = ""
                 ) -> dict[str, Any]:
-    """Mark an alert as seen (with a note saying what was done about it)."""
+    """Mark an alert as seen (with a note saying what was done about it).
+
+    Acknowledging an acknowledged alert keeps who acknowledged it first and when, and
+    appends the new note (``[actor, time] note``) rather than replacing the first; both
+    are audited (``drift.acknowledge``, the later one with ``"again": true``)."""
     row = session.get(DriftAlertRow, alert_id)
     if row is None:
         raise NotFound(f"drift alert {alert_id!r} does not exist")
-    row.status, row.acknowledged_by, row.acknowledged_at = "acknowledged", actor, utcnow()
-    row.note = note or None
+    now = utcnow()
+    again = row.status == "acknowledged"
+    if not again:
+        row.status, row.acknowledged_by, row.acknowledged_at = "acknowledged", actor, now
+        row.note = note or None
+    elif note:
+        later = f"[{actor}, {now.isoformat(timespec='seconds')}] {note}"
+        row.note = f"{row.note}\n{later}" if row.note else later
     audit.append(session, actor=actor, action="drift.acknowledge", entity_type="drift_alert",
-                 entity_id=alert_id, payload={"note": note})
+                 entity_id=alert_id, payload={"note": note, "again": again})
     return alert_row_dict(row)

@@ -120,13 +120,17 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
                       new_categories: Sequence[str] | None = None,
                       mapping: Mapping[str, str] | None = None,
                       settings: BridgeSettings = BridgeSettings(),
-                      available: Mapping[str, int] | None = None) -> TransitionMatrix:
+                      available: Mapping[str, int] | None = None,
+                      labelled: Mapping[str, int] | None = None) -> TransitionMatrix:
     """Estimate P(new | old) from ``(old label, new label)`` pairs of one question.
 
     ``available``: per old label, how many items the bridge could re-review (its sampled
     items). A row needs ``min(min_row_n, available)`` re-reviewed items; a row with none
     available is untestable and ignored by the status. Without ``available``, a row
     counts as available when it has re-reviewed items (every row given is all there is).
+    ``labelled``: per old label, how many labels under the old version the bridge drew
+    its sample from; when a row has used up the bridge but more labels exist, the reason
+    advises a bridge with a larger ``per_stratum`` rather than more labels.
     """
     observed = [(str(o), str(n)) for o, n in pairs]
     olds = list(old_categories or [])
@@ -162,14 +166,14 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
     supply = {row.old: (int(available.get(row.old, 0)) if available is not None
                         else (_PLENTY if row.n else 0)) for row in rows}
     untestable = tuple(row.old for row in rows if supply[row.old] <= 0 and row.n == 0)
-    status, reason = _classify(rows, settings, supply)
+    status, reason = _classify(rows, settings, supply, labelled or {})
     return TransitionMatrix(tuple(olds), tuple(news),
                             tuple(tuple(int(x) for x in r) for r in counts), cells,
                             tuple(rows), row_confidence, maps, status, reason, untestable)
 
 
 def _classify(rows: Sequence[RowChange], settings: BridgeSettings,
-              supply: Mapping[str, int]) -> tuple[str, str]:
+              supply: Mapping[str, int], labelled: Mapping[str, int]) -> tuple[str, str]:
     flagged = [r for r in rows if r.flagged]
     if flagged:
         worst = max(flagged, key=lambda r: r.ci_low)
@@ -192,14 +196,25 @@ def _classify(rows: Sequence[RowChange], settings: BridgeSettings,
     if wide:
         exhausted = [r.old for r in wide if r.n >= supply[r.old]]
         more = [r.old for r in wide if r.n < supply[r.old]]
-        advice = ("re-review more items" if more
-                  else "every available item is re-reviewed; only more labels under the "
-                       "old version could tell")
+        advice = "re-review more items" if more else _exhausted_advice(wide, labelled)
         return UNKNOWN, (f"cannot rule out a change above {settings.compatible_margin} for "
                          f"old label(s) {[r.old for r in wide]}; {advice}"
                          + (f" (exhausted: {exhausted})" if more and exhausted else ""))
     return COMPATIBLE, (f"every old label kept its meaning: P(changed) ≤ "
                         f"{settings.compatible_margin} at the upper bound")
+
+
+def _exhausted_advice(wide: Sequence[RowChange], labelled: Mapping[str, int]) -> str:
+    """What could still decide once every item of the bridge is re-reviewed: a larger
+    bridge where the old version has labels the bridge did not sample, else only more
+    labels under the old version."""
+    more = {r.old: int(labelled[r.old]) for r in wide if labelled.get(r.old, 0) > r.n}
+    if more:
+        return ("every item of this bridge is re-reviewed, but the old version has more "
+                f"labels than it sampled ({more} in all): a new bridge with a larger "
+                "per_stratum (--per-stratum) could tell")
+    return ("every available item is re-reviewed; only more labels under the old version "
+            "could tell")
 
 
 def apply_mapping(value: Any, mapping: Mapping[str, str]) -> Any:
