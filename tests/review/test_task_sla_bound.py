@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.errors import InputError
 from hilt.review.escalation import load_rule_file
-from hilt.review.rules import MAX_SLA_HOURS
+from hilt.review.rules import MAX_OVERLAP, MAX_SLA_HOURS
 from hilt.review.tasks import create_task
 from hilt.store.db import make_engine, migrate, transaction
 
@@ -72,3 +72,16 @@ def test_the_api_and_rule_files_share_the_bound(engine: Engine, tmp_path: Path) 
     path.write_text(yaml.safe_dump(rules))
     with pytest.raises(InputError, match="sla_hours"):
         load_rule_file(path)
+
+
+@pytest.mark.parametrize("overlap", [0, MAX_OVERLAP + 1])
+def test_create_task_bounds_the_overlap_as_rules_and_the_api_do(engine: Engine,
+                                                                overlap: int) -> None:
+    publish_examples(engine)
+    ingest(engine, [event(1)])
+    with pytest.raises(InputError) as err, transaction(engine) as s:
+        create_task(s, event_id="ev00001", rubric="harm", actor="lead", overlap_k=overlap)
+    assert err.value.field == "overlap"
+    with transaction(engine) as s:
+        assert create_task(s, event_id="ev00001", rubric="harm", actor="lead",
+                           overlap_k=MAX_OVERLAP)

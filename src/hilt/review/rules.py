@@ -45,6 +45,8 @@ DEFAULT_SLA_HOURS = {0: 1.0, 1: 4.0, 2: 24.0, 3: 72.0}
 # The longest time to resolve anyone may set (rule files, the API, ``create_task``): a
 # year. Zero or less would make a task due before it exists.
 MAX_SLA_HOURS = 24 * 365
+# The most reviewers one task may ask for (rule files, the API and `hilt task create`).
+MAX_OVERLAP = 50
 _OPS = ("gte", "gt", "lte", "lt", "eq", "ne")
 _HEADS = ("all", "any", "not_", "score", "field", "flag", "keywords", "regex")
 # numbers refuse YAML's booleans
@@ -139,7 +141,7 @@ class Rule(_Strict):
     audit_rate: Number | None = Field(default=None, gt=0, le=1)
     severity: Literal["sev0", "sev1", "sev2", "sev3"] | None = None
     pool: Name | None = None
-    overlap: Count | None = Field(default=None, ge=1, le=50)
+    overlap: Count | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     sla_hours: Number | None = Field(default=None, gt=0, le=MAX_SLA_HOURS)
     rubric: str | None = None
     skills: list[Name] | None = None
@@ -155,7 +157,7 @@ class Rule(_Strict):
 class Defaults(_Strict):
     severity: Literal["sev0", "sev1", "sev2", "sev3"] = "sev2"
     pool: Name = "default"
-    overlap: Count = Field(default=3, ge=1, le=50)
+    overlap: Count = Field(default=3, ge=1, le=MAX_OVERLAP)
     sla_hours: Number | None = Field(default=None, gt=0, le=MAX_SLA_HOURS)
     rubric: str | None = None
     skills: list[Name] = Field(default_factory=list)

@@ -23,7 +23,7 @@ from hilt.errors import Conflict, InputError, NotFound
 from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import get_version, parse_ref, spec_of
-from hilt.review.rules import DEFAULT_SLA_HOURS, SEVERITIES, check_sla_hours
+from hilt.review.rules import DEFAULT_SLA_HOURS, MAX_OVERLAP, SEVERITIES, check_sla_hours
 from hilt.review.text_checks import check_name, check_names, refuse_nul
 from hilt.review.triage import TriageConfig, priority
 from hilt.store import audit
@@ -151,8 +151,8 @@ def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
     refuse_nul(rubric, "rubric")
     check_sla_hours(sla_hours)
     event = _event(session, event_id)
-    if overlap_k < 1:
-        raise InputError("overlap must be at least 1", field="overlap")
+    if not 1 <= overlap_k <= MAX_OVERLAP:
+        raise InputError(f"overlap must be 1 to {MAX_OVERLAP} reviewers", field="overlap")
     version = get_version(session, *parse_ref(rubric))
     n_responses = len((event.payload or {}).get("responses") or [])
     refuse_unanswerable(spec_of(version), n_responses, event_id=event_id,

@@ -20,7 +20,7 @@ from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, escalation, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
 from hilt.review.rubric_spec import parse_rubric
-from hilt.review.rules import MAX_SLA_HOURS, parse_rule_set
+from hilt.review.rules import MAX_OVERLAP, MAX_SLA_HOURS, parse_rule_set
 from hilt.review.text_checks import NAME_MAX
 from hilt.review.triage import run_triage
 from hilt.store.tables.base import utcnow
@@ -122,7 +122,7 @@ class TaskIn(BaseModel):
     # Non-blank and free of control characters too (checked by tasks.create_task): a task
     # in a pool or needing a skill no reviewer profile can name is never claimed.
     pool: str = Field(default="default", min_length=1, max_length=NAME_MAX)
-    overlap: int = Field(default=3, ge=1, le=50)
+    overlap: int = Field(default=3, ge=1, le=MAX_OVERLAP)
     sla_hours: float | None = Field(default=None, gt=0, le=MAX_SLA_HOURS)
     skills: list[Annotated[str, Field(min_length=1, max_length=NAME_MAX)]] = Field(
         default_factory=list, max_length=50)
