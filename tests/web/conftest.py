@@ -150,7 +150,9 @@ def sign_in(tab: Tab, site: Site, token: str) -> None:
     """Sign in with the keyboard only."""
     page = tab.page
     page.goto(site.url("/ui/signin"))
-    assert page.evaluate("document.activeElement.id") == "token"  # autofocus
+    # autofocus: Chromium applies it at a later frame than the load event, so wait for
+    # it (a loaded machine can take a few frames) instead of reading it once
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")
     page.keyboard.type(token)
     with page.expect_navigation():
         page.keyboard.press("Enter")
