@@ -7,6 +7,7 @@ half is skipped, unless ``HILT_REQUIRE_POSTGRES=1`` (as in CI), where it fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -66,23 +67,37 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def _postgres_schema() -> Iterator[str]:
+def require_postgres() -> None:
+    """Skip without a reachable server, unless ``HILT_REQUIRE_POSTGRES=1`` (CI): fail."""
     if not _postgres_available():
         if os.environ.get("HILT_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
         pytest.skip("PostgreSQL not reachable")
-    schema = f"hilt_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def empty_pg_schema(prefix: str = "hilt_test") -> Iterator[str]:
+    """A new, empty PostgreSQL schema of its own, dropped afterwards."""
+    require_postgres()
+    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    eng = pg_engine(schema)
-    migrate(eng)
-    eng.dispose()
-    yield schema
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    try:
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str]:
+    with empty_pg_schema() as schema:
+        eng = pg_engine(schema)
+        migrate(eng)
+        eng.dispose()
+        yield schema
 
 
 def pg_engine(schema: str, **kwargs: object) -> Engine:

@@ -107,20 +107,13 @@ def grant_signoff(session: Session, reviewer_id: str, signoff_role: str, *,
     """Let a lead or admin identity sign gate decisions off under ``signoff_role``.
     Granting a role already held changes nothing (and writes no audit entry)."""
     role = check_signoff_role(signoff_role)
-    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
-    if reviewer is None:
-        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    reviewer = _reviewer_for_update(session, reviewer_id)
     _check_may_sign(reviewer_id, reviewer.role, "reviewer")
     held = list(reviewer.signoff_roles or [])
     if role in held:
         return {"reviewer": reviewer_id, "signoff_roles": held, "changed": False}
-    # a new list, not an in-place append: the JSON column is saved only when reassigned
-    reviewer.signoff_roles = sorted({*held, role})
-    audit.append(session, actor=actor, action="reviewer.grant_signoff",
-                 entity_type="reviewer", entity_id=reviewer_id,
-                 payload={"role": role, "signoff_roles": reviewer.signoff_roles})
-    return {"reviewer": reviewer_id, "signoff_roles": reviewer.signoff_roles,
-            "changed": True}
+    return _set_grants(session, reviewer, sorted({*held, role}), role, actor,
+                       "reviewer.grant_signoff")
 
 
 def revoke_signoff(session: Session, reviewer_id: str, signoff_role: str, *,
@@ -129,19 +122,29 @@ def revoke_signoff(session: Session, reviewer_id: str, signoff_role: str, *,
     them; only new ones are refused. A role not held is refused, so that a typo does not
     look like a revocation."""
     role = check_signoff_role(signoff_role)
-    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
-    if reviewer is None:
-        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    reviewer = _reviewer_for_update(session, reviewer_id)
     held = list(reviewer.signoff_roles or [])
     if role not in held:
         raise InputError(f"reviewer {reviewer_id!r} holds no {role!r} sign-off grant "
                          f"(grants: {', '.join(held) or 'none'})", field="role")
-    reviewer.signoff_roles = [r for r in held if r != role]
-    audit.append(session, actor=actor, action="reviewer.revoke_signoff",
-                 entity_type="reviewer", entity_id=reviewer_id,
-                 payload={"role": role, "signoff_roles": reviewer.signoff_roles})
-    return {"reviewer": reviewer_id, "signoff_roles": reviewer.signoff_roles,
-            "changed": True}
+    return _set_grants(session, reviewer, [r for r in held if r != role], role, actor,
+                       "reviewer.revoke_signoff")
+
+
+def _reviewer_for_update(session: Session, reviewer_id: str) -> ReviewerRow:
+    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
+    if reviewer is None:
+        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    return reviewer
+
+
+def _set_grants(session: Session, reviewer: ReviewerRow, grants: list[str], role: str,
+                actor: str, action: str) -> dict[str, Any]:
+    # a new list, never changed in place: the JSON column is saved only when reassigned
+    reviewer.signoff_roles = grants
+    audit.append(session, actor=actor, action=action, entity_type="reviewer",
+                 entity_id=reviewer.id, payload={"role": role, "signoff_roles": grants})
+    return {"reviewer": reviewer.id, "signoff_roles": grants, "changed": True}
 
 
 def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
@@ -149,9 +152,7 @@ def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
     """Deactivate (or reactivate) a reviewer identity. Deactivating refuses their tokens,
     ends their page sessions and their leases (the slots go back to the queue); the
     reviews they already submitted stay. Returns what changed."""
-    reviewer = session.get(ReviewerRow, reviewer_id, with_for_update=True)
-    if reviewer is None:
-        raise NotFound(f"reviewer {reviewer_id!r} does not exist")
+    reviewer = _reviewer_for_update(session, reviewer_id)
     sessions_ended = leases_ended = 0
     if not active:
         tokens = sa.select(TokenRow.id).where(TokenRow.reviewer_id == reviewer_id)

@@ -3,7 +3,6 @@ block or skip each other's audit sealing and periodic tasks."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,25 +14,19 @@ from hilt.ops import periodic
 from hilt.store import audit
 from hilt.store.db import migrate
 from hilt.store.pg_locks import SCHEMA_KEY, lock_params
-from tests.conftest import PG_URL, pg_engine
+from tests.conftest import empty_pg_schema, pg_engine
 
 
 @pytest.fixture
 def two_schemas(_postgres_schema: str) -> Iterator[tuple[Engine, Engine]]:
-    other = f"hilt_test_other_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{other}"')
-    first, second = pg_engine(_postgres_schema), pg_engine(other)
-    migrate(second)
-    try:
-        yield first, second
-    finally:
-        first.dispose()
-        second.dispose()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{other}" CASCADE')
-        admin.dispose()
+    with empty_pg_schema("hilt_test_other") as other:
+        first, second = pg_engine(_postgres_schema), pg_engine(other)
+        migrate(second)
+        try:
+            yield first, second
+        finally:
+            first.dispose()
+            second.dispose()
 
 
 def test_a_periodic_task_lock_held_in_one_schema_leaves_another_free(

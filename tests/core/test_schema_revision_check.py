@@ -3,7 +3,6 @@ with its upgrade (``hilt init``), a newer one is refused, and neither is changed
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,21 +41,11 @@ def older_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         _migrate_to(url, PREVIOUS)
         yield url
         return
-    from tests.conftest import PG_URL, _postgres_available, pg_url_for
+    from tests.conftest import PG_URL, empty_pg_schema, pg_url_for
 
-    if not _postgres_available():
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"hilt_old_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
+    with empty_pg_schema("hilt_old") as schema:
         _migrate_to(PG_URL, PREVIOUS, connect_args={"options": f"-csearch_path={schema}"})
         yield pg_url_for(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _revision(url: str) -> str | None:

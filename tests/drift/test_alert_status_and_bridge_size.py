@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -22,13 +21,12 @@ from hilt.quality.drift.bridge import (
 )
 from hilt.quality.drift.runner import acknowledge, list_alerts
 from hilt.quality.drift.transition import transition_matrix
-from hilt.review.queue import claim_next
-from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubrics import publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.drift import DriftAlertRow
+from tests.drift.answering import answer_everything
 
 from . import scenario
 from .test_cli_api import cli
@@ -82,21 +80,6 @@ def test_a_second_acknowledgement_appends_its_note_and_is_audited(engine: Engine
         ("lead-a", "rubric v2 planned", False), ("lead-b", "v2 published", True)]
 
 
-def _work(engine: Engine, answer_of: dict[str, str], reviewer: str) -> int:
-    """One reviewer claims and answers everything open to them; returns the count."""
-    done = 0
-    while True:
-        with transaction(engine) as s:
-            claim = claim_next(s, reviewer)
-            if claim is None:
-                return done
-            event_id = s.execute(sa.text("SELECT event_id FROM review_tasks WHERE id = :i"),
-                                 {"i": claim.task_id}).scalar_one()
-            submit_review(s, claim.task_id, reviewer,
-                          Submission(answers={"verdict": answer_of[event_id]}))
-        done += 1
-
-
 def _labelled(engine: Engine, per_choice: int) -> dict[str, str]:
     """``per_choice`` labels of each verdict under simple@1, and simple@2 published."""
     scenario.base(engine)
@@ -106,7 +89,7 @@ def _labelled(engine: Engine, per_choice: int) -> dict[str, str]:
     with transaction(engine) as s:
         for eid in truth:
             create_task(s, event_id=eid, rubric="simple@1", actor="lead", overlap_k=1)
-    assert _work(engine, truth, "r0") == n
+    assert answer_everything(engine, truth, "r0") == n
     with transaction(engine) as s:
         publish_rubric(s, scenario.rubric("clearer wording"), actor="lead")
     return truth
@@ -118,7 +101,7 @@ def test_a_small_bridge_advises_a_larger_per_stratum_when_more_labels_exist(
     with transaction(engine) as s:
         made = create_bridge(s, "simple", 1, 2, actor="lead", per_stratum=10, overlap_k=1)
     assert made["strata"]["safe"] == {"available": 15, "sampled": 10}
-    assert _work(engine, truth, "r1") == 30  # every item keeps its label
+    assert answer_everything(engine, truth, "r1") == 30  # every item keeps its label
     with transaction(engine) as s:
         compat = bridge_compatibility(s, "simple", 1, 2)
     assert compat.status == "unknown"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.errors import InputError
@@ -20,12 +19,11 @@ from hilt.quality.drift.bridge import bridge_compatibility, bridge_status, creat
 from hilt.quality.drift.monitors import Outcome, Untested, detect_rate_change
 from hilt.quality.drift.runner import run_monitors
 from hilt.quality.drift.windows import baseline_windows
-from hilt.review.queue import claim_next
-from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubrics import publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store import audit
 from hilt.store.db import transaction
+from tests.drift.answering import answer_everything
 
 from . import scenario
 from .test_cli_api import cli
@@ -127,20 +125,6 @@ def test_an_unused_old_option_does_not_block_compatibility() -> None:
     assert "too few" not in few.reason
 
 
-def _answer_all(engine: Engine, answer_of: dict[str, str], reviewer: str) -> int:
-    done = 0
-    while True:
-        with transaction(engine) as s:
-            claim = claim_next(s, reviewer)
-            if claim is None:
-                return done
-            event = s.execute(sa.text("SELECT event_id FROM review_tasks WHERE id = :i"),
-                              {"i": claim.task_id}).scalar_one()
-            submit_review(s, claim.task_id, reviewer,
-                          Submission(answers={"verdict": answer_of[event]}))
-        done += 1
-
-
 def test_finished_bridge_with_an_unused_option_is_compatible(engine: Engine) -> None:
     scenario.base(engine)
     # Nobody ever chose 'borderline' under version 1.
@@ -150,11 +134,11 @@ def test_finished_bridge_with_an_unused_option_is_compatible(engine: Engine) -> 
     with transaction(engine) as s:
         for event in truth:
             create_task(s, event_id=event, rubric="simple@1", actor="lead", overlap_k=1)
-    assert _answer_all(engine, truth, "r0") == 24
+    assert answer_everything(engine, truth, "r0") == 24
     with transaction(engine) as s:
         publish_rubric(s, scenario.rubric("clearer wording"), actor="lead")
         made = create_bridge(s, "simple", 1, 2, actor="lead", per_stratum=12, overlap_k=1)
-    assert _answer_all(engine, truth, "r1") == 24
+    assert answer_everything(engine, truth, "r1") == 24
     with transaction(engine) as s:
         status = bridge_status(s, made["bridge_id"])
         assert status["complete"]

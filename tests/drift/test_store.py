@@ -21,14 +21,13 @@ from hilt.quality.drift.lineage import model_lineage, render_tree
 from hilt.quality.drift.runner import acknowledge, list_alerts, run_monitors
 from hilt.quality.drift.transition import check_mixable
 from hilt.quality.drift.windows import DriftConfig
-from hilt.review.queue import claim_next
-from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubrics import publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.drift import DriftAlertRow
 from hilt.store.tables.review import FinalLabelRow
+from tests.drift.answering import answer_everything
 
 from . import scenario
 
@@ -62,21 +61,6 @@ def test_run_monitors_finds_the_silent_change_and_is_idempotent(engine: Engine) 
         assert [r["status"] for r in list_alerts(s, status="acknowledged")] == ["acknowledged"]
 
 
-def _work(engine: Engine, answer_of: dict[str, str], reviewer: str = "r0") -> int:
-    """One reviewer claims and answers everything open to them; returns the count."""
-    done = 0
-    while True:
-        with transaction(engine) as s:
-            claim = claim_next(s, reviewer)
-            if claim is None:
-                return done
-            task = s.execute(sa.text("SELECT event_id FROM review_tasks WHERE id = :i"),
-                             {"i": claim.task_id}).scalar_one()
-            submit_review(s, claim.task_id, reviewer,
-                          Submission(answers={"verdict": answer_of[task]}))
-        done += 1
-
-
 def test_bridge_flags_a_flipped_category_until_a_mapping_is_recorded(engine: Engine) -> None:
     scenario.base(engine)
     truth = {f"ev{i:05d}": scenario.CHOICES[i % 3] for i in range(24)}
@@ -87,7 +71,7 @@ def test_bridge_flags_a_flipped_category_until_a_mapping_is_recorded(engine: Eng
     with transaction(engine) as s:
         for eid in truth:
             create_task(s, event_id=eid, rubric="simple@1", actor="lead", overlap_k=1)
-    assert _work(engine, truth) == 24
+    assert answer_everything(engine, truth, "r0") == 24
     with transaction(engine) as s:
         publish_rubric(s, scenario.rubric("borderline now counts as harmful"), actor="lead")
         made = create_bridge(s, "simple", 1, 2, actor="lead", per_stratum=6, overlap_k=1,
@@ -95,7 +79,7 @@ def test_bridge_flags_a_flipped_category_until_a_mapping_is_recorded(engine: Eng
     assert made["strata"] == {c: {"available": 8, "sampled": 6} for c in scenario.CHOICES}
     # Under v2 the re-reviewer calls every old 'borderline' item 'harmful'.
     relabel = {e: ("harmful" if v == "borderline" else v) for e, v in truth.items()}
-    assert _work(engine, relabel, reviewer="r1") == 18
+    assert answer_everything(engine, relabel, "r1") == 18
     with transaction(engine) as s:
         status = bridge_status(s, made["bridge_id"])
         assert status["complete"] and status["relabelled"] == 18

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,37 +14,19 @@ from typer.testing import CliRunner
 from hilt.access import add_reviewer, grant_signoff, revoke_signoff
 from hilt.cli import app
 from hilt.errors import InputError, NotFound
-from hilt.evals.check import run_check
 from hilt.gate.decision import add_signoff, verify
-from hilt.gate.policy import default_policy, policy_from_dict
 from hilt.gate.store import SignerRefused, latest, sign_off, store_decision
 from hilt.store import audit
 from hilt.store.db import make_engine, migrate, session_factory, transaction
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.gate import GateSignoffRow
+from tests.gate.tiny_check import tiny_record
 
 TWO_ROLES = [{"role": "release_owner"}, {"role": "safety_lead"}]
 
 
-def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def _record(tmp_path: Path, signoffs: list[dict[str, Any]]) -> dict[str, Any]:
-    """A decision whose criteria pass; it blocks only for its missing sign-offs."""
-    suite = _write(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
-                                         {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(), "signoffs": signoffs})
-    return run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
-                     policy=policy).record
-
-
 def test_a_lead_signs_only_under_a_granted_role(engine: Engine, tmp_path: Path) -> None:
-    record = _record(tmp_path, TWO_ROLES)
+    record = tiny_record(tmp_path, TWO_ROLES)
     with transaction(engine) as s:
         add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
         add_reviewer(s, reviewer_id="bo", role="lead")
@@ -144,7 +125,7 @@ def test_reviewer_commands_grant_and_revoke(db_url: str) -> None:
 
 def test_records_signed_before_grants_recompute_unchanged(db_url: str, engine: Engine,
                                                          tmp_path: Path) -> None:
-    record = _record(tmp_path, TWO_ROLES)
+    record = tiny_record(tmp_path, TWO_ROLES)
     # an entry as sign-offs were written before they said how they came (no "via")
     old_entry = {"role": "release_owner", "by": "ana", "note": "",
                  "at": "2025-01-01T00:00:00+00:00"}

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 
 from hilt.cli import database_error_message
+from tests.conftest import empty_pg_schema, pg_url_for
 
 from .climain import run_main
 
@@ -33,20 +32,8 @@ def test_driver_errors_get_one_line() -> None:
 
 @pytest.fixture
 def empty_postgres_schema() -> Iterator[str]:
-    from tests.conftest import PG_URL, _postgres_available, pg_url_for
-
-    if not _postgres_available():
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"hilt_empty_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
+    with empty_pg_schema("hilt_empty") as schema:
         yield pg_url_for(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.mark.postgres

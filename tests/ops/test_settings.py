@@ -86,26 +86,12 @@ def test_the_default_database_is_under_hilt_home(tmp_path: Path,
 
 @pytest.mark.postgres
 def test_two_inits_at_once_on_a_fresh_postgres_schema_both_succeed() -> None:
-    import uuid
+    from tests.conftest import empty_pg_schema, pg_url_for
 
-    import sqlalchemy as sa
-
-    from tests.conftest import PG_URL, _postgres_available, pg_url_for
-
-    if not _postgres_available():
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"hilt_init_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    # Processes, as two `hilt init` runs are (Alembic's context is one per process).
-    argv = [sys.executable, "-m", "hilt", "init", "--db", pg_url_for(schema)]
-    try:
+    with empty_pg_schema("hilt_init") as schema:
+        # Processes, as two `hilt init` runs are (Alembic's context is one per process).
+        argv = [sys.executable, "-m", "hilt", "init", "--db", pg_url_for(schema)]
         runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                 for _ in range(2)]
         outputs = [(run.wait(120), run.communicate()[0].decode()) for run in runs]
         assert all(code == 0 for code, _ in outputs), outputs
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()

@@ -3,7 +3,6 @@ creating or migrating it, and refusing a missing or outdated one before any trai
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.errors import InputError
 from hilt.store.db import alembic_config, allow_create, known_revisions, make_engine
+from tests.conftest import empty_pg_schema
 
 TRAINERS = {  # command -> the function that trains (it must not be reached)
     "classifier": "hilt.train.classifier_refresh.refresh_classifier",
@@ -75,20 +75,8 @@ def test_training_refuses_a_missing_or_older_database_before_it_trains(
 
 @pytest.fixture
 def empty_postgres_schema() -> Iterator[str]:
-    from tests.conftest import PG_URL, _postgres_available
-
-    if not _postgres_available():
-        pytest.skip("PostgreSQL not reachable")
-    schema = f"hilt_empty_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
+    with empty_pg_schema("hilt_empty") as schema:
         yield schema
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _tables(schema: str) -> list[str]:
