@@ -5,30 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
-class BuildIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class BuildIn(RequestBody):
     spec: dict[str, Any] = Field(description="a selection spec (see docs/data.md)")
 
 
-class RevokeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class RevokeIn(RequestBody):
     reason: str = Field(min_length=1)
 
 
-class ForgetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class ForgetIn(RequestBody):
     subject_id: str = Field(min_length=1)
     reason: str = "right to be forgotten"
 

@@ -7,19 +7,18 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.quality.drift.bridge import MAX_BRIDGE_OVERLAP, MAX_PER_STRATUM
 
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
 
-class RunIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class RunIn(RequestBody):
     now: datetime | None = None
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="DriftConfig fields (docs/drift.md)")
@@ -33,15 +32,11 @@ class RunIn(BaseModel):
             else value
 
 
-class AckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class AckIn(RequestBody):
     note: str = ""
 
 
-class BridgeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class BridgeIn(RequestBody):
     rubric_id: str
     old_version: int = Field(ge=1, le=2**31 - 1)
     new_version: int = Field(ge=1, le=2**31 - 1)
@@ -53,9 +48,7 @@ class BridgeIn(BaseModel):
     change_threshold: float = Field(default=0.15, ge=0, lt=1)
 
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class DecisionIn(RequestBody):
     rubric_id: str
     old_version: int = Field(ge=1, le=2**31 - 1)
     new_version: int = Field(ge=1, le=2**31 - 1)

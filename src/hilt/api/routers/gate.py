@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import allow, get_engine
 from hilt.api.errors import Error
 from hilt.errors import Forbidden
@@ -19,9 +20,7 @@ router = APIRouter(prefix="/v1/gate", tags=["gate"])
 NOTE_MAX = 4000
 
 
-class SignoffIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class SignoffIn(RequestBody):
     role: str = Field(min_length=1, max_length=NAME_MAX,
                       description="a sign-off role the decision's policy requires and the "
                                   "caller's identity was granted, e.g. safety_lead")

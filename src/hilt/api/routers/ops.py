@@ -11,10 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.errors import InputError
 from hilt.ops.webhooks import SECRET_LENGTH
@@ -32,9 +33,8 @@ def metrics(request: Request, _: Principal = Depends(allow("service", "lead"))) 
 
 # --- jobs -------------------------------------------------------------------------
 
-class JobIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
 
+class JobIn(RequestBody):
     kind: str = Field(description="export.reviews, train.reward, eval.reward, "
                                   "train.classifier or eval.check")
     params: dict[str, Any] = Field(default_factory=dict)
@@ -90,9 +90,8 @@ def cancel_job(job_id: str, session: Session = DB,
 
 # --- webhooks ---------------------------------------------------------------------
 
-class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
 
+class SubscriptionIn(RequestBody):
     url: str
     event_types: list[str] = Field(min_length=1)
     secret: str | None = Field(default=None, min_length=SECRET_LENGTH[0],

@@ -11,18 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 
 router = APIRouter(prefix="/v1/quality", tags=["quality"])
 
 
-class RefreshIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class RefreshIn(RequestBody):
     rubric_ids: list[str] | None = Field(
         default=None, description="rubrics to refit (default: every rubric with reviews)")
     settings: dict[str, Any] = Field(
@@ -30,9 +29,7 @@ class RefreshIn(BaseModel):
                                           "(docs/quality.md)")
 
 
-class StatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class StatusIn(RequestBody):
     status: str
     reason: str = Field(min_length=1)
 

@@ -11,11 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from hilt.access import Principal
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.api.routers.review import PEOPLE, reviewer_of
 from hilt.review import queue, views, work
@@ -23,10 +24,8 @@ from hilt.review.reviews import Submission
 
 router = APIRouter(prefix="/v1", tags=["review"])
 
-class SubmissionIn(BaseModel):
-    # a misspelt field ("time_spent", "rationle") is refused (422), not dropped
-    model_config = ConfigDict(extra="forbid")
 
+class SubmissionIn(RequestBody):
     answers: dict[str, Any]
     confidence: float | None = Field(default=None, ge=0, le=1)
     rationale: str | None = None

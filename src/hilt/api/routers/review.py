@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal, set_reviewer_active
+from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, escalation, rubrics, tasks, views
@@ -78,9 +79,8 @@ def get_rubric(rubric_id: str, version: int = VERSION, session: Session = DB,
 
 # --- escalation ------------------------------------------------------------------------
 
-class RuleSetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
 
+class RuleSetIn(RequestBody):
     spec: dict[str, Any] = Field(description="the rule-set YAML document as JSON")
     activate: bool = True
 
@@ -113,9 +113,8 @@ def backtest_rules(body: RuleSetIn, version: int = Query(0, ge=0, le=2**31 - 1),
 
 # --- tasks (leads) ----------------------------------------------------------------------
 
-class TaskIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
 
+class TaskIn(RequestBody):
     event_id: str
     rubric: str = Field(description="ID or ID@VERSION")
     severity: str = "sev2"
@@ -128,9 +127,7 @@ class TaskIn(BaseModel):
         default_factory=list, max_length=50)
 
 
-class GoldIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
-
+class GoldIn(RequestBody):
     event_id: str
     rubric: str
     answers: dict[str, Any]
@@ -175,9 +172,8 @@ def triage(session: Session = DB,
 
 # --- reviewers (leads) ------------------------------------------------------------------
 
-class ActivationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
 
+class ActivationIn(RequestBody):
     reason: str = Field(default="", max_length=1000, description="why, for the audit log")
 
 
@@ -201,9 +197,8 @@ def reactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
 
 # --- adjudication -----------------------------------------------------------------------
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not lost
 
+class DecisionIn(RequestBody):
     answers: dict[str, Any]
     rationale: str = Field(min_length=1)
     cause: str = Field(description="guideline_gap, ambiguous_input, reviewer_error or "
