@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hilt.cli.core import engine_for
 from hilt.errors import InputError
 
 train_app = typer.Typer(help="Train reward models, SFT models and classifiers.",
@@ -51,22 +52,17 @@ OverrideOption = Annotated[str | None, typer.Option(
 ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
 
 
-def _open(db: str | None) -> Any:
-    """The database, opened as every other command opens it: never created or migrated
-    here (a missing or older database is refused; ``hilt init`` makes and upgrades it)."""
-    from hilt.cli.core import engine_for
-
-    return engine_for(db)
-
-
 def _load_dataset(db: str | None, version: str, kind: str, override: str | None,
                   actor: str) -> Any:
-    """The dataset version's records; the override of a revocation is audited here."""
+    """The dataset version's records; the override of a revocation is audited here.
+
+    Here as in every train command the database is opened as by every other command:
+    never created or migrated (``hilt init`` makes and upgrades it)."""
     from hilt.errors import NotFound
     from hilt.store.db import transaction
     from hilt.train.from_dataset import load_dataset_input
 
-    engine = _open(db)
+    engine = engine_for(db)
     try:
         with transaction(engine) as session:
             return load_dataset_input(session, version, expected_kind=kind,
@@ -92,7 +88,7 @@ def _register(manifest: dict[str, Any], out: Path, name: str | None,
     from hilt.store.db import transaction
     from hilt.train.registry import register_model_version
 
-    engine = _open(db)
+    engine = engine_for(db)
     try:
         with transaction(engine) as session:
             return register_model_version(session, manifest=manifest, artifact_path=str(out),
@@ -133,7 +129,7 @@ def _guard_registered_out(out: Path, db: str | None, required: bool = True) -> N
 
     if not required and not _database_may_hold_versions(db):
         return
-    engine = _open(db)
+    engine = engine_for(db)
     try:
         with transaction(engine) as session:
             owner = session.execute(sa.select(ModelVersionRow.id).where(
@@ -196,7 +192,7 @@ def _previous_artifact(kind: str, name: str | None, db: str | None = None) -> st
     from hilt.store.db import transaction
     from hilt.train.registry import latest_version
 
-    engine = _open(db)
+    engine = engine_for(db)
     try:
         with transaction(engine) as session:
             row = latest_version(session, kind, name or kind)
@@ -619,7 +615,7 @@ def models_list(
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown model kind {kind!r}; kinds: {', '.join(KINDS)}",
                          field="--kind")
-    with transaction(_open(db)) as session:
+    with transaction(engine_for(db)) as session:
         _echo([version_as_dict(r) for r in list_versions(session, kind, name)])
 
 
@@ -630,7 +626,7 @@ def models_show(version_id: Annotated[str, typer.Argument(help="model version id
     from hilt.store.db import transaction
     from hilt.train.registry import get_version, version_as_dict
 
-    with transaction(_open(db)) as session:
+    with transaction(engine_for(db)) as session:
         _echo(version_as_dict(get_version(session, version_id), full=True))
 
 

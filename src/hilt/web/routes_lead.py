@@ -13,13 +13,12 @@ from hilt.access import SIGNER_ROLES, Principal
 from hilt.api.deps import DB, allow
 from hilt.api.routers.gate import NOTE_MAX, sign_as_caller
 from hilt.errors import Conflict, Forbidden, InputError
-from hilt.gate.store import get_decision, latest
+from hilt.gate.store import SignerRefused, check_signer, get_decision, latest
 from hilt.review import rubrics
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
 from hilt.review.yamlio import parse_yaml_text
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
-from hilt.store.tables.core import ReviewerRow
 from hilt.web.common import engine_of, form_data
 from hilt.web.dashboard import lead_dashboard
 from hilt.web.forms import FormData, field_views, rewrite_question
@@ -53,8 +52,9 @@ def _signable(session: Session, record: dict[str, Any], who: Principal) -> list[
     not sign)."""
     if who.role not in SIGNER_ROLES or who.reviewer_id is None:
         return []
-    signer = session.get(ReviewerRow, who.reviewer_id)
-    if signer is None or not signer.active or signer.role not in SIGNER_ROLES:
+    try:
+        signer = check_signer(session, who.reviewer_id, via="api")
+    except SignerRefused:
         return []
     grants = set(signer.signoff_roles or [])
     signoffs = record["decision"].get("signoffs")
