@@ -389,3 +389,21 @@ def test_win_rate_criteria_judge_the_candidate_only() -> None:
     ceiling = {"id": "w", "kind": "ceiling", "metric": "rm_win_rate", "max": 0.5}
     judged = evaluate(_policy([ceiling]), metrics, {"suites": ["x"]})["criteria"][0]
     assert judged["numbers"]["rate"] == 1.0 and judged["status"] == "fail"
+
+
+def test_a_repeated_criterion_id_names_its_second_place_and_line(tmp_path: Any) -> None:
+    import yaml
+
+    policy = default_policy().as_dict()
+    first = policy["behaviours"][0]["criteria"][0]
+    policy["behaviours"][1]["criteria"].append(dict(first))
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    with pytest.raises(InputError) as caught:
+        load_policy(path)
+    where = len(policy["behaviours"][1]["criteria"]) - 1
+    assert caught.value.field == f"behaviours.1.criteria.{where}.id"
+    lines = path.read_text().splitlines()
+    assert caught.value.line is not None
+    assert lines[caught.value.line - 1].strip() == f"- id: {first['id']}"
+    assert "used twice" in str(caught.value)

@@ -123,6 +123,15 @@ class Criterion(_Strict):
         return self
 
 
+class LocatedError(ValueError):
+    """A model validator's error that knows the field it is about (a model validator's
+    own location is the model): the error then names that field and its line."""
+
+    def __init__(self, message: str, loc: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class Behaviour(_Strict):
     """A named target behaviour, in the seed's five-step pattern."""
 
@@ -188,10 +197,11 @@ class GatePolicy(_Strict):
     @model_validator(mode="after")
     def _unique_ids(self) -> GatePolicy:
         seen: set[str] = set()
-        for behaviour in self.behaviours:
-            for criterion in behaviour.criteria:
+        for i, behaviour in enumerate(self.behaviours):
+            for j, criterion in enumerate(behaviour.criteria):
                 if criterion.id in seen:
-                    raise ValueError(f"criterion id {criterion.id!r} is used twice")
+                    raise LocatedError(f"criterion id {criterion.id!r} is used twice",
+                                       ("behaviours", i, "criteria", j, "id"))
                 seen.add(criterion.id)
         return self
 
@@ -211,7 +221,9 @@ def policy_from_dict(data: Any, *, file: str = "<policy>",
         return GatePolicy.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
+        located = (first.get("ctx") or {}).get("error")
+        loc = located.loc if isinstance(located, LocatedError) else tuple(
+            p for p in first["loc"] if not str(p).startswith("function-"))
         where = ".".join(str(p) for p in loc) or None
         raise InputError(first["msg"], file=file, field=where,
                          line=line_of(loc) if line_of is not None else None) from exc
