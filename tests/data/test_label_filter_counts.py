@@ -180,7 +180,7 @@ def test_cli_build_prints_the_label_steps_with_their_label_counts(
     assert out.exit_code == 0, out.output
     steps = {s["step"]: s for s in json.loads(out.stdout)["steps"]}
     assert steps["label_min_confidence"] == {
-        "step": "label_min_confidence", "input": 8, "removed": 2,
+        "step": "label_min_confidence", "input": 8, "removed": 2, "output": 6,
         "reasons": {"label_below_min_confidence": 2},
         "labels": {"input": 10, "removed": 4, "output": 6}}
     assert "labels" not in steps["consent"]

@@ -211,6 +211,7 @@ def test_cli_round_trip(db_url: str, world, tmp_path: Path, monkeypatch) -> None
     assert json.loads(revoked.output)["revoked"] is True
     refused = runner.invoke(app, ["dataset", "export", vid, "--out", str(tmp_path / "e"), *base])
     assert refused.exit_code != 0
+    assert "--override-revoked REASON" in str(refused.exception)  # names the way out
     ok = runner.invoke(app, ["dataset", "export", vid, "--out", str(tmp_path / "e"),
                              "--override-revoked", "audit sample", *base])
     assert ok.exit_code == 0, ok.output

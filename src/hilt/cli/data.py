@@ -58,7 +58,8 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
                **({"requested_name": selection.name} if other_name else {}),
                "kind": selection.kind,
                "records": result.record_count,
-               "steps": [{k: s[k] for k in ("step", "input", "removed", "reasons", "labels")
+               "steps": [{k: s[k] for k in ("step", "input", "removed", "output", "reasons",
+                                            "labels")
                           if k in s} for s in result.steps]})
 
 

@@ -190,7 +190,8 @@ def assert_usable(session: Session, version_id: str, *, override_reason: str | N
         return row
     if not override_reason or not override_reason.strip():
         raise Forbidden(f"dataset version {row.id} is revoked ({row.revoked_reason}); "
-                        "give an override reason to use it anyway")
+                        "give an override reason to use it anyway "
+                        "(--override-revoked REASON)")
     audit.append(session, actor=actor, action="dataset.override_revoked",
                  entity_type="dataset_version", entity_id=row.id,
                  payload={"purpose": purpose, "override_reason": override_reason,
