@@ -16,8 +16,9 @@ token_app = typer.Typer(help="API tokens (stored only as hashes).", no_args_is_h
 reviewer_app = typer.Typer(help="Reviewer identities.", no_args_is_help=True)
 schema_app = typer.Typer(help="JSON Schemas of hilt's records.", no_args_is_help=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="database URL "
-                     "(default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
+DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: "
+                     "$HILT_DATABASE_URL, else sqlite:///$HILT_HOME/hilt.db, HILT_HOME "
+                     "defaulting to .hilt)")]
 
 
 def engine_for(db: str | None) -> Engine:

@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from hilt.cli.core import DbOption
 from hilt.config import database_url
 
 suite_app = typer.Typer(help="Versioned, held-out eval suites and their variants.",
                         no_args_is_help=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="database URL "
-                     "(default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
 
 
 def _engine(db: str | None) -> Any:

@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from hilt.cli.core import DbOption
 from hilt.config import database_url
 
 gate_app = typer.Typer(help="Release-gate decisions: verify, sign off, show.",
                        no_args_is_help=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="database URL "
-                     "(default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
 DecisionArg = Annotated[str, typer.Argument(
     help="a decision.json file, or a stored decision's hash (or a unique prefix of at "
          "least 8 characters)")]

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import engine_for
+from hilt.cli.core import DbOption, engine_for
 from hilt.errors import InputError
 
 train_app = typer.Typer(help="Train reward models, SFT models and classifiers.",
@@ -41,8 +41,6 @@ def _quiet_stdout() -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(sys.stderr)
 
 
-DbOption = Annotated[str | None, typer.Option(
-    "--db", help="database URL (default: $HILT_DATABASE_URL or sqlite:///.hilt/hilt.db)")]
 DatasetOption = Annotated[str | None, typer.Option(
     "--dataset", help="train on this dataset version (id or unique prefix) instead of a "
                       "file; its own train/validation split is used")]
