@@ -56,6 +56,15 @@ def test_a_context_field_for_a_model_without_context_is_refused(rows: Path,
     assert _evaluate(model, rows).exit_code == 0
 
 
+def test_a_harmful_field_for_a_model_without_the_flag_is_refused(rows: Path,
+                                                                 tmp_path: Path) -> None:
+    model = _train(rows, tmp_path / "plain")
+    done = _evaluate(model, rows, "--harmful-field", "p")
+    assert isinstance(done.exception, InputError), done.output
+    assert done.exception.field == "--harmful-field"
+    assert "trained without a harmful-request flag" in done.exception.reason
+
+
 def test_a_model_trained_with_context_needs_the_field(rows: Path, tmp_path: Path) -> None:
     model = _train(rows, tmp_path / "ctx", "--context-field", "p")
     done = _evaluate(model, rows)

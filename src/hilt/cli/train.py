@@ -517,6 +517,16 @@ def eval_classifier_cmd(
     if classifier.uses_harmful and not harmful_field:
         raise InputError("this model reads a harmful-request flag; pass --harmful-field",
                          file=str(model), field="--harmful-field")
+    # and the reverse: a field the model would drop unread makes a report look as if
+    # it had been read
+    if context_field and not classifier.uses_context:
+        raise InputError("this model was trained without a context field and would "
+                         "ignore it; leave out --context-field", file=str(model),
+                         field="--context-field")
+    if harmful_field and not classifier.uses_harmful:
+        raise InputError("this model was trained without a harmful-request flag and "
+                         "would ignore it; leave out --harmful-field", file=str(model),
+                         field="--harmful-field")
     rows = read_labelled(data, text_field, label_field, context_field, harmful_field)
     _echo(evaluate_classifier(classifier, rows.texts, rows.labels, rows.contexts, rows.harmful))
 

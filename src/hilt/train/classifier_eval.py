@@ -114,10 +114,6 @@ def classification_report(truth: Sequence[str], predicted: Sequence[str],
 def evaluate_classifier(model: TextClassifier, texts: Sequence[str], labels: Sequence[str],
                         contexts: Sequence[str] | None = None,
                         harmful: Sequence[bool] | None = None) -> dict[str, Any]:
-    if contexts is not None and not getattr(model, "uses_context", False):
-        # the model would drop them unread: a report that looks context-aware, is not
-        raise InputError("this model was trained without a context field and would "
-                         "ignore it; leave out --context-field", field="--context-field")
     predicted = model.predict(texts, contexts, harmful)
     unknown = sorted(set(labels) - {str(c) for c in model.classes_})
     report = classification_report(labels, predicted, [str(c) for c in model.classes_])
