@@ -75,7 +75,7 @@ def test_an_older_schema_is_refused_until_hilt_init_upgrades_it(older_database: 
         code, output = run_main(*args, "--db", older_database)
         assert code == 2, (args, output)
         assert output.strip().splitlines() == [
-            f"error: field 'db': the database's schema is older than this hilt (revision "
+            f"error: field '--db': the database's schema is older than this hilt (revision "
             f"{PREVIOUS}, this hilt needs {head_revision()}); upgrade it with: "
             "hilt init --db URL"], args
     assert _revision(older_database) == PREVIOUS  # the refusal changed nothing
@@ -92,7 +92,7 @@ def test_a_schema_from_a_newer_hilt_is_refused_even_by_init(db_url: str) -> None
             code, output = run_main(*args, "--db", db_url)
             assert code == 2, (args, output)
             assert output.strip().splitlines() == [
-                f"error: field 'db': the database's schema was made by a newer hilt "
+                f"error: field '--db': the database's schema was made by a newer hilt "
                 f"(revision {NEWER}; this hilt knows revisions up to {head_revision()}); "
                 "use that hilt or a newer one"], args
         assert _revision(db_url) == NEWER
@@ -108,8 +108,8 @@ def test_a_database_without_hilt_tables_is_named_so(tmp_path: Path) -> None:
     engine.dispose()
     code, output = run_main("models", "list", "--db", f"sqlite:///{path}")
     assert code == 2 and output.strip().splitlines() == [
-        "error: the database has no hilt schema (no such table: alembic_version); "
-        "create it with: hilt init --db URL"]
+        "error: field '--db': the database has no hilt schema (no such table: "
+        "alembic_version); create it with: hilt init --db URL"]
 
 
 def test_the_revision_is_read_once_per_engine(db_url: str,

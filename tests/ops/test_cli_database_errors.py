@@ -42,5 +42,6 @@ def test_audit_verify_on_a_postgres_database_without_the_schema(
     code, output = run_main("audit", "verify", "--db", empty_postgres_schema)
     assert code == 2, output
     lines = output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: the database has no hilt schema")
+    assert len(lines) == 1
+    assert lines[0].startswith("error: field '--db': the database has no hilt schema")
     assert "hilt init" in lines[0]

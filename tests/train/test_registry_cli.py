@@ -200,7 +200,7 @@ def test_cli_models_refuse_a_missing_database_and_list_none_once_it_is_made(
     for args in (["models", "list"], ["models", "show", "nope"]):
         done = _hilt([*args, "--db", fresh], tmp_path)
         assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert "field 'db': no hilt schema" in done.stderr and "hilt init" in done.stderr
+        assert "field '--db': no hilt schema" in done.stderr and "hilt init" in done.stderr
         assert not (tmp_path / "fresh.db").exists()  # neither created nor migrated
     assert _hilt(["init", "--db", fresh], tmp_path).returncode == 0
     done = _hilt(["models", "list", "--db", fresh], tmp_path)

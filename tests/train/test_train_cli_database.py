@@ -65,7 +65,7 @@ def test_training_refuses_a_missing_or_older_database_before_it_trains(
     missing = tmp_path / "missing.db"
     done = _invoke([*args, "--db", f"sqlite:///{missing}"])
     assert isinstance(done.exception, InputError), done.output
-    assert done.exception.field == "db" and "no hilt schema" in str(done.exception)
+    assert done.exception.field == "--db" and "no hilt schema" in str(done.exception)
     assert not missing.exists() and not (tmp_path / "model").exists()
     done = _invoke([*args, "--db", _older_database(tmp_path / "old.db")])
     assert isinstance(done.exception, InputError), done.output

@@ -30,7 +30,7 @@ def sqlite_path(url: str) -> Path:
     if not parsed.drivername.startswith("sqlite") or not parsed.database \
             or parsed.database == ":memory:":
         raise InputError("backup/restore work on a SQLite file database; use pg_dump "
-                         "for PostgreSQL (docs/operations.md)", field="db")
+                         "for PostgreSQL (docs/operations.md)", field="--db")
     return Path(parsed.database)
 
 
@@ -49,7 +49,7 @@ def backup(url: str, out: str | Path) -> dict[str, Any]:
     """Write a consistent copy of the database at ``url`` to ``out`` (must not exist)."""
     src_path, out = sqlite_path(url), Path(out)
     if not src_path.exists():
-        raise InputError(f"{src_path} does not exist", field="db")
+        raise InputError(f"{src_path} does not exist", field="--db")
     if out.exists():
         raise InputError(f"{out} already exists; choose a new file", field="out")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def restore(backup_file: str | Path, url: str, *, force: bool = False) -> dict[s
         raise InputError(f"the backup's audit chain does not verify: "
                          f"{checked['audit']['problem']}", file=str(backup_file))
     if target_path.exists() and not force:
-        raise InputError(f"{target_path} exists; pass --force to overwrite it", field="db")
+        raise InputError(f"{target_path} exists; pass --force to overwrite it", field="--db")
     target_path.parent.mkdir(parents=True, exist_ok=True)
     source = _read_only(backup_file)
     target = sqlite3.connect(target_path, timeout=60)

@@ -108,7 +108,7 @@ def _configure_sqlite(engine: Engine) -> None:
         path = sqlite_file(engine)
         if path is not None and engine not in _MAY_CREATE and not path.exists():
             raise InputError(f"no hilt schema at {path}: the database file does not "
-                             "exist; create it with: hilt init --db URL", field="db")
+                             "exist; create it with: hilt init --db URL", field="--db")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -185,7 +185,7 @@ def migrate(engine: Engine) -> None:
     allow_create(engine)
     stored = current_revision(engine)
     if stored is not None and stored not in known_revisions():
-        raise InputError(_newer_schema(stored), field="db")
+        raise InputError(_newer_schema(stored), field="--db")
     command.upgrade(alembic_config(engine), "head")
 
 
@@ -223,12 +223,12 @@ def check_revision(stored: str | None) -> None:
     if stored == head:
         return
     if stored is None:
-        raise InputError(_NO_SCHEMA.format("no schema revision is recorded"))
+        raise InputError(_NO_SCHEMA.format("no schema revision is recorded"), field="--db")
     if stored in revisions:
         raise InputError(f"the database's schema is older than this hilt (revision {stored}, "
                          f"this hilt needs {head}); upgrade it with: hilt init --db URL",
-                         field="db")
-    raise InputError(_newer_schema(stored), field="db")
+                         field="--db")
+    raise InputError(_newer_schema(stored), field="--db")
 
 
 def _stored_revision(conn: sa.Connection) -> str | None:
@@ -242,7 +242,7 @@ def _stored_revision(conn: sa.Connection) -> str | None:
         rows = cursor.fetchall()
     except conn.dialect.loaded_dbapi.Error as exc:
         detail = (str(exc).strip().splitlines() or [repr(exc)])[0]
-        raise InputError(_NO_SCHEMA.format(detail)) from None
+        raise InputError(_NO_SCHEMA.format(detail), field="--db") from None
     finally:
         cursor.close()
         raw.rollback()  # PostgreSQL: end the transaction the driver began for the read
