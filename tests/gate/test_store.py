@@ -289,3 +289,29 @@ def test_upgrade_stops_on_a_chain_that_already_forked(tmp_path: Path) -> None:
     with pytest.raises(sa.exc.IntegrityError), session_factory(engine).begin() as s:
         s.add(row("d" * 64, "a" * 64))
     engine.dispose()
+
+
+def test_signing_a_decision_file_with_an_unregistered_suite_id_names_the_record_field(
+        db_url: str, tmp_path: Path) -> None:
+    suite = _write(tmp_path / "s.jsonl", [
+        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
+        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
+    resp = _write(tmp_path / "r.jsonl", [
+        {"id": "a", "response": "ok", "judgment": "comply"},
+        {"id": "b", "response": "no", "judgment": "refuse"}])
+    policy = policy_from_dict({**default_policy().as_dict(),
+                               "signoffs": [{"role": "release_owner", "count": 1}]})
+    run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
+              policy=policy, suite_id="ghost@1")
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+    engine.dispose()
+    path = tmp_path / "o" / "decision.json"
+    result = CliRunner().invoke(app, ["gate", "signoff", str(path), "--role", "release_owner",
+                                      "--by", "ana", "--db", db_url])
+    # the id was read from the record, not from an option `gate signoff` does not have
+    assert isinstance(result.exception, InputError), result.output
+    assert str(result.exception) == (
+        f"{path}, field 'inputs.versions.suite.id': suite 'ghost@1' is not registered "
+        "(hilt suite list)")

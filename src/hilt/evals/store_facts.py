@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 from hilt.errors import InputError
 
 
-def check_registered_suite(session: Session, suite_id: str, items: Sequence[Any]) -> None:
+def check_registered_suite(session: Session, suite_id: str, items: Sequence[Any], *,
+                           file: str | None = None, field: str = "--suite-id") -> None:
     """A ``--suite-id NAME@VERSION`` must be registered and hold the file's content, or
-    the card would vouch for a suite the run did not measure."""
+    the card would vouch for a suite the run did not measure. ``file`` and ``field``
+    say where the id was read when it did not come from the option (a stored record)."""
     from hilt.evals.registry import suite_content_hash
     from hilt.store.tables.gate import EvalSuiteRow
 
@@ -29,14 +31,14 @@ def check_registered_suite(session: Session, suite_id: str, items: Sequence[Any]
     if row is None:
         if "@" in suite_id:
             raise InputError(f"suite {suite_id!r} is not registered (hilt suite list)",
-                             field="--suite-id")
+                             file=file, field=field)
         return  # a plain name: the file is the suite
     digest = suite_content_hash(items, prompt_template=row.prompt_template,
                                 role_format=row.role_format, language=row.language)
     if digest != row.content_hash:
         raise InputError(f"the suite file is not the content of registered suite {suite_id} "
                          f"(sha256 {digest[:12]}… vs {row.content_hash[:12]}…)",
-                         field="--suite-id")
+                         file=file, field=field)
 
 
 def _rubric_facts(session: Session, rubric: str, question: str) -> dict[str, Any]:

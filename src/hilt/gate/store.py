@@ -163,7 +163,8 @@ def store_decision_file(session: Session, record: dict[str, Any], *, actor: str,
                          + "; ".join(problems[:5]), file=str(file), field="inputs")
     items, _ = reload_inputs(record, base)
     suite_id = str(record["inputs"]["versions"]["suite"]["id"])
-    check_registered_suite(session, suite_id, items)
+    check_registered_suite(session, suite_id, items, file=str(file),
+                           field="inputs.versions.suite.id")
     return store_decision(session, record, actor=actor)
 
 
