@@ -101,6 +101,20 @@ def test_demonstrations_dropped_by_truncation_are_counted(tmp_path: Path) -> Non
     assert err.value.field == "--max-length"
 
 
+def test_a_max_length_past_the_models_context_window_is_refused(tmp_path: Path) -> None:
+    records = read_sft_records(_write(tmp_path / "d.jsonl", [
+        {"prompt": p, "completion": c} for p, c in PAIRS]))
+    # the tiny model has 512 positions
+    with pytest.raises(InputError) as err:
+        build_sft_trainer(records, SFTRunConfig(max_steps=1, max_length=513), tmp_path / "o")
+    assert err.value.field == "--max-length"
+    assert str(err.value) == ("field '--max-length': must be at most 512, the model's "
+                              "context window (max_position_embeddings), got 513")
+    trainer, _ = build_sft_trainer(records, SFTRunConfig(max_steps=1, max_length=512),
+                                   tmp_path / "o2")
+    assert trainer.args.max_length == 512
+
+
 def test_undecodable_and_gzipped_files(tmp_path: Path) -> None:
     import gzip
 

@@ -544,7 +544,8 @@ def train_sft_cmd(
     max_steps: Annotated[int, typer.Option(help="stop after this many steps (-1: epochs)")] = -1,
     learning_rate: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
     batch_size: Annotated[int, typer.Option(help="examples per device and step")] = 4,
-    max_length: Annotated[int, typer.Option(help="longest example, in tokens")] = 512,
+    max_length: Annotated[int, typer.Option(
+        help="longest example, in tokens (at most the model's context window)")] = 512,
     lora: Annotated[bool, typer.Option(help="train LoRA adapters (PEFT) instead")] = False,
     lora_r: Annotated[int, typer.Option(help="LoRA rank (with --lora)")] = 8,
     seed: Annotated[int, typer.Option(help="training seed (initialisation, data order)")] = 0,

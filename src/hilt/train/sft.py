@@ -122,6 +122,16 @@ def load_model_and_tokenizer(config: SFTRunConfig, records: list[dict[str, Any]]
     return model, tokenizer, path
 
 
+def check_context_window(model: Any, max_length: int) -> None:
+    """Refuse a ``--max-length`` past the model's positions: a model with learnt position
+    embeddings fails deep inside the first batch, a rotary one silently trains on
+    positions it was never built for."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise InputError(f"must be at most {limit}, the model's context window "
+                         f"(max_position_embeddings), got {max_length}", field="--max-length")
+
+
 def tokenizer_record(tokenizer: Any, path: str) -> dict[str, Any]:
     files = Path(path) / "tokenizer.json"
     return {"name_or_path": str(path), "class": type(tokenizer).__name__,
@@ -142,6 +152,7 @@ def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
 
     set_torch_threads(config.threads)
     model, tokenizer, base_path = load_model_and_tokenizer(config, records, out_dir)
+    check_context_window(model, config.max_length)
     assistant_only = all("messages" in r for r in records) and has_generation_markers(tokenizer)
     dataset = Dataset.from_list(to_conversational(records, assistant_only))
     args = SFTConfig(output_dir=str(out_dir / "trainer"), num_train_epochs=config.epochs,
