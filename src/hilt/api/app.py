@@ -1,29 +1,40 @@
 """The HTTP application. Routers are thin: they translate HTTP to stage-module calls.
 
 Every route except ``/healthz`` requires a token, the OpenAPI schema and docs included;
-:func:`create_app` refuses to start if a route forgot to declare its roles.
+:func:`create_app` refuses to start if a route forgot to declare its roles. Every API
+route refuses query parameters it does not declare (:data:`hilt.api.deps.KNOWN_QUERY`),
+and every request body is bounded (:func:`body_limit`).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, StatementError
 
 import hilt
-from hilt.api.deps import ANY_ROLE, allow
+from hilt.api.deps import ANY_ROLE, KNOWN_QUERY, allow, query_names
 from hilt.api.errors import ERROR_RESPONSES
+from hilt.api.routers.events import MAX_BODY_BYTES as MAX_EVENTS_BODY_BYTES
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.store.db import make_engine, session_factory
+from hilt.web.security import (
+    MAX_FORM_BYTES,
+    PAGE_HEADERS,
+    PAGE_PREFIX,
+    BodyLimitMiddleware,
+)
 
 # The stages with HTTP endpoints; each module exposes ``router``.
 # Matched in this order: the reviewer queue, the busiest routes, first.
@@ -31,6 +42,21 @@ ROUTERS = ("queue", "events", "review", "quality", "data", "drift", "gate", "ops
 PUBLIC_PATHS = frozenset({"/healthz"})
 # Pages may add public paths (the sign-in page); the app records them in
 # ``app.state.public_paths`` and every other route must still declare its roles.
+
+# Any API body but an event batch: rubrics (whose YAML form may be MAX_FORM_BYTES),
+# rule sets, selection specs, answers.
+MAX_API_BODY_BYTES = 4 * 1024 * 1024
+
+
+def body_limit(path: str) -> int:
+    """The largest request body ``path`` takes: an event batch, a page form, or any
+    other API body. Larger bodies get 413 unread (see
+    :class:`hilt.web.security.BodyLimitMiddleware`)."""
+    if path == "/v1/events":
+        return MAX_EVENTS_BODY_BYTES
+    if path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/"):
+        return MAX_FORM_BYTES
+    return MAX_API_BODY_BYTES
 
 
 def _declared_roles(route: APIRoute) -> set[str] | None:
@@ -99,6 +125,24 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))},
                             status_code=422)
 
+    # A value that cannot even be bound to a statement (a time whose UTC form falls
+    # before year 1 or after 9999) reaches here wrapped by SQLAlchemy: the same 422,
+    # naming the query parameter when one is at fault. The handlers are looked up when
+    # the error happens, so that pages answer it in HTML (see hilt.web.pages).
+    @app.exception_handler(StatementError)
+    async def _unbindable(request: Request, exc: StatementError) -> Response:
+        if not isinstance(exc.orig, OverflowError):
+            raise exc
+        field = _overflowing_query_parameter(request)
+        if field is None:
+            response: Response = await request.app.exception_handlers[OverflowError](
+                request, exc.orig)
+            return response
+        error = InputError("a time out of the range the database can store "
+                           "(years 1 to 9999 in UTC)", field=field)
+        response = await request.app.exception_handlers[HiltError](request, error)
+        return response
+
     @app.exception_handler(HiltError)
     async def _hilt_error(_request: Request, exc: HiltError) -> JSONResponse:
         code = next((c for t, c in status.items() if isinstance(exc, t)), 400)
@@ -106,6 +150,28 @@ def _error_handlers(app: FastAPI) -> None:
         if isinstance(exc, InputError):
             body["error"] = exc.as_dict()
         return JSONResponse(body, status_code=code)
+
+
+_TIME = TypeAdapter(datetime)
+
+
+def _overflowing_query_parameter(request: Request) -> str | None:
+    """The first query parameter of the route whose value reads as a time that has no
+    UTC form (``9999-12-31T23:59:59-23:59``), if any."""
+    route = request.scope.get("route")
+    if route is None or not hasattr(route, "dependant"):
+        return None
+    for name in sorted(query_names(route)):
+        for raw in request.query_params.getlist(name):
+            try:
+                when = _TIME.validate_python(raw)
+            except ValidationError:
+                continue
+            try:
+                when.astimezone(UTC)
+            except OverflowError:
+                return name
+    return None
 
 
 def json_safe(value: Any) -> Any:
@@ -131,6 +197,34 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def _docs_page(app: FastAPI) -> HTMLResponse:
+    """The endpoints, who may call them and what they do, as a plain page: no script,
+    nothing loaded from elsewhere (the same Content-Security-Policy as the pages)."""
+    roles = route_roles(app)
+    rows = []
+    for path, operations in _openapi(app)["paths"].items():
+        for method, operation in operations.items():
+            who = sorted(roles.get((method.upper(), path), ()))
+            text = (operation.get("description") or "").split("\n\n")[0]
+            rows.append(
+                f"<tr><td><code>{escape(method.upper())}</code></td>"
+                f"<td><code>{escape(path)}</code></td>"
+                f"<td>{escape(', '.join(who) or 'anyone')}</td>"
+                f"<td>{escape(operation.get('summary', ''))}"
+                f"{'<br>' + escape(text) if text else ''}</td></tr>")
+    html = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>hilt API {escape(hilt.__version__)}</title>"
+        f'<link rel="stylesheet" href="{PAGE_PREFIX}/static/hilt.css"></head>'
+        f"<body><main><h1>hilt API {escape(hilt.__version__)}</h1>"
+        '<p>The full schema (OpenAPI 3, with every parameter and body): '
+        '<a href="/openapi.json">/openapi.json</a>; open it with any OpenAPI viewer. '
+        "Send the token as <code>Authorization: Bearer &lt;token&gt;</code>.</p>"
+        "<table><thead><tr><th>method</th><th>path</th><th>roles</th><th>what it does"
+        f"</th></tr></thead><tbody>{''.join(rows)}</tbody></table></main></body></html>")
+    return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
 def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastAPI:
     engine = engine or make_engine(url)
     app = FastAPI(title="hilt", version=hilt.__version__, docs_url=None, redoc_url=None,
@@ -148,21 +242,23 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
 
     reader = allow(*ANY_ROLE)
 
-    @app.get("/openapi.json", include_in_schema=False)
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[KNOWN_QUERY])
     def openapi(_: Any = Depends(reader)) -> JSONResponse:
         return JSONResponse(_openapi(app))
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[KNOWN_QUERY])
     def docs(_: Any = Depends(reader)) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="hilt API")
+        return _docs_page(app)
 
     for name in ROUTERS:
         app.include_router(importlib.import_module(f"hilt.api.routers.{name}").router,
-                           responses=ERROR_RESPONSES)
+                           responses=ERROR_RESPONSES, dependencies=[KNOWN_QUERY])
     from hilt.web.pages import mount
 
     # mount() returns the page paths that must answer without a token (sign-in).
     app.state.public_paths = PUBLIC_PATHS | frozenset(mount(app))
+    # Added last, so it runs first: no other middleware reads an oversized body.
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     missing = routes_without_roles(app)
     if missing:
         raise RuntimeError(f"routes without declared roles: {missing}")

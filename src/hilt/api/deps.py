@@ -2,11 +2,14 @@
 
 ``allow(*roles)`` is the one place that says who may call an endpoint; every route but
 ``/healthz`` must depend on it (checked at start-up by :func:`hilt.api.app.create_app`).
+``KNOWN_QUERY`` refuses query parameters an endpoint does not declare; the app adds it
+to every API route.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,6 +26,7 @@ from hilt.access import (
     remember_principal,
     session_principal,
 )
+from hilt.errors import InputError
 from hilt.store.db import transaction
 from hilt.web.security import SESSION_COOKIE, bearer_token
 
@@ -113,3 +117,39 @@ def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
 
 ANY_ROLE = ROLES
+
+
+def query_names(route: Any) -> frozenset[str]:
+    """The query parameters a route declares, its dependencies' included (worked out
+    once per route and kept on it)."""
+    found: frozenset[str] | None = getattr(route, "hilt_query_names", None)
+    if found is None:
+        names: set[str] = set()
+        stack = [route.dependant]
+        while stack:
+            dependant = stack.pop()
+            names.update(param.alias for param in dependant.query_params)
+            stack.extend(dependant.dependencies)
+        found = frozenset(names)
+        route.hilt_query_names = found
+    return found
+
+
+async def known_query_only(request: Request, _: Principal = Depends(_principal)) -> None:
+    """422 for a query parameter the endpoint does not declare, naming it: a misspelt
+    filter (``?stauts=gold``) would otherwise be ignored and the request answered as if
+    unfiltered. Runs after authentication (401 first), so only a caller with a token
+    learns which parameters an endpoint takes (as the OpenAPI schema tells it anyway)."""
+    route = request.scope.get("route")
+    if route is None or not hasattr(route, "dependant"):
+        return
+    known = query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = f"known: {', '.join(sorted(known))}" if known else \
+            "this endpoint takes no query parameters"
+        raise InputError(f"unknown parameter {unknown[0]!r}; {takes}", field=unknown[0])
+
+
+# Use as ``dependencies=[KNOWN_QUERY]`` on a router or route.
+KNOWN_QUERY = Depends(known_query_only)

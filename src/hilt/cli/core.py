@@ -232,6 +232,12 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
           port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
           workers: Annotated[int, typer.Option(help="API worker processes (use "
                                                "PostgreSQL for more than one)")] = 1,
+          forwarded_allow_ips: Annotated[str, typer.Option(
+              envvar="FORWARDED_ALLOW_IPS",
+              help="comma-separated addresses or networks (10.0.0.0/8) of proxies "
+                   "whose X-Forwarded-Proto/-For headers are trusted; name a TLS proxy "
+                   "on another host, or the session cookie never gets Secure. '*' "
+                   "trusts any client")] = "127.0.0.1,::1",
           db: DbOption = None) -> None:
     """Serve the HTTP API (and pages) with uvicorn."""
     import os
@@ -241,7 +247,8 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
     if db:
         os.environ["HILT_DATABASE_URL"] = db
     uvicorn.run("hilt.api.asgi:app", host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,8 @@ async def form_data(request: Request) -> FormData:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise HTTPException(415, "pages accept URL-encoded forms only")
+    # hilt.web.security.BodyLimitMiddleware has bounded the body while it streamed in;
+    # this check holds for an app assembled without it.
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise HTTPException(413, "form too large")

@@ -19,6 +19,11 @@ it with 401 rather than fall back to the cookie.
 
 The sign-in form has no session yet; it uses a double-submit token bound to a random
 ``hilt_presession`` cookie instead.
+
+:class:`BodyLimitMiddleware` bounds every request body, pages and API alike, before
+any of this runs: a body over its path's limit is refused with 413 at once when its
+``Content-Length`` says so, else as soon as the bytes received pass the limit; the rest
+is never read.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 PAGE_PREFIX = "/ui"  # where the pages live (hilt.web.render.PREFIX)
 SESSION_COOKIE = "hilt_token"
@@ -177,4 +183,96 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
                           message=message, status=status)
     else:
         response = PlainTextResponse(message, status_code=status)
+    await response(scope, receive, send)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over its limit (413), raised while it is being read. An
+    ``HTTPException``, so a route that reads the body answers it with the app's own
+    handlers (the error page on pages, ``{"detail": …}`` on the API)."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        super().__init__(413, too_large_message(path, limit))
+
+
+def too_large_message(path: str, limit: int) -> str:
+    mib = 1024 * 1024
+    size = f"{limit // mib} MiB" if limit % mib == 0 else f"{limit:,} bytes"
+    what = "form" if _is_page_path(path) else "request body"
+    return f"{what} too large: at most {size} here"
+
+
+def _is_page_path(path: str) -> bool:
+    return path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit_for(path)`` bytes with 413, before the app
+    reads them: at once when ``Content-Length`` exceeds the limit (the app never runs),
+    else while the body streams in, as soon as the bytes received pass it. Either way
+    the rest of the body is never read, so a client cannot make the server hold more
+    than the limit in memory."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = self.limit_for(path)
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.strip().isdigit() \
+                and int(declared) > limit:
+            await _too_large(scope, receive, send, limit)
+            return
+        received = 0
+        exceeded = started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge(path, limit)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if exceeded:  # the rest of the body stays unread: end the connection
+                    MutableHeaders(scope=message)["connection"] = "close"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except BodyTooLarge:
+            # Raised outside the routes (a middleware reading the body): answered here
+            # unless a response has begun.
+            if started:
+                raise
+            await _too_large(scope, receive, send, limit)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    path = scope.get("path", "")
+    message = too_large_message(path, limit)
+    response: Response
+    if _is_page_path(path):
+        from starlette.requests import Request
+
+        from hilt.web.render import render
+        response = render(Request(scope), "error.html", 413, title="Problem",
+                          message=message, status=413)
+        for name, value in PAGE_HEADERS.items():
+            response.headers.setdefault(name, value)
+    else:
+        response = JSONResponse({"detail": message}, status_code=413)
+    # The body is left unread: the server closes the connection after answering.
+    response.headers["connection"] = "close"
     await response(scope, receive, send)

@@ -17,6 +17,10 @@ from hilt.events.validate import EventBatch, parse_batch_json
 from hilt.store.tables.core import EventRow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
+# The largest body a batch may have: 10,000 events of about 6 kB each. A larger body is
+# refused with 413 before it is read (hilt.web.security.BodyLimitMiddleware); send
+# smaller batches.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 # The body is read as bytes and validated in one pass (hilt.events.validate.
 # parse_batch_json), so FastAPI does not document it; the schema is given here instead,
@@ -36,15 +40,20 @@ class IngestOut(BaseModel):
     escalated: int
 
 
-async def _body(request: Request) -> bytes:
+_INGESTERS = allow("service", "lead")
+
+
+async def _body(request: Request, _: Principal = Depends(_INGESTERS)) -> bytes:
+    # Depends on the token check: a caller who may not ingest is refused before a byte
+    # of the body is read.
     return await request.body()
 
 
 @router.post("", response_model=IngestOut, status_code=200, openapi_extra=_BATCH_BODY)
-def post_events(body: bytes = Depends(_body), session: Session = DB,
-                who: Principal = Depends(allow("service", "lead"))) -> IngestOut:
-    """Ingest a batch ``{"events": [...]}`` (at most 10,000), all-or-nothing; a bad event
-    is named by its index (as the line) and field."""
+def post_events(who: Principal = Depends(_INGESTERS), body: bytes = Depends(_body),
+                session: Session = DB) -> IngestOut:
+    """Ingest a batch ``{"events": [...]}`` (at most 10,000 events and 64 MiB),
+    all-or-nothing; a bad event is named by its index (as the line) and field."""
     # A batch's validated events all live until it is stored: the collector would only
     # walk them (see hilt.bulk.gc_paused). They are gone before it runs again, or its
     # first collection would walk them all at once.
