@@ -76,7 +76,7 @@ def test_report_names_the_win_rate_interval_of_its_metrics_version(tmp_path: Pat
     files = _world(tmp_path, jsonl, rewards=True)
     result = run_check(suite=files["suite"], candidate=files["cand"],
                        reference=files["ref"], out=tmp_path / "out")
-    assert result.report["metrics_version"] == 2
+    assert result.report["metrics_version"] == 3
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Wilson score interval" in html
     assert "bootstrap interval" not in html and "bootstrap resamples" not in html

@@ -134,15 +134,18 @@ def test_review_sample_closes_the_loop(db_url: str, engine: Engine, tmp_path: Pa
     report = json.loads((out / "report.json").read_text())
     assert report["judgment_sources"]["candidate"] == {"classifier": 20, "human_review": 20}
     # Horvitz–Thompson estimate of the benign refusal rate from the sample (one stratum
-    # of N = 30 with n = 15 returned): p̂ = k/15, V = (1 − 15/30) s²/15, and Wilson's
-    # interval on the effective sample size p̂(1 − p̂)/V (statsmodels as the oracle).
+    # of N = 30 with n = 15 returned): p̂ = k/15; the variance s² floored at q(1 − q),
+    # q = (k + z²/2)/(n + z²) the Wilson centre, V = (1 − 15/30) s²/15, and Wilson's
+    # interval on the effective sample size q(1 − q)/V (statsmodels as the oracle).
     from statsmodels.stats.proportion import proportion_confint
 
     estimate = report["review_sample"]["estimates"]["benign_refusal_rate"]
     k, n, size = len(declined), 15, 30
     p_hat = k / n
-    s2 = k * (n - k) / (n * (n - 1))
-    n_eff = p_hat * (1 - p_hat) / ((1 - n / size) * s2 / n)
+    z2 = 1.959963984540054 ** 2
+    q = (k + z2 / 2) / (n + z2)
+    s2 = max(k * (n - k) / (n * (n - 1)), q * (1 - q))
+    n_eff = q * (1 - q) / ((1 - n / size) * s2 / n)
     low, high = proportion_confint(p_hat * n_eff, n_eff, alpha=0.05, method="wilson")
     assert estimate["estimate"] == pytest.approx(p_hat)
     assert estimate["ci_low"] == pytest.approx(low)

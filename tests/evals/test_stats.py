@@ -137,9 +137,17 @@ def test_stratified_review_interval_is_never_zero_width_from_a_sample() -> None:
     # two returned reviews that agree, from a stratum of 200: not a certainty
     two = _stratified_rate([("h", 0.0), ("h", 0.0)], {"h": 200}, {"h": 2}, 200, 0.05)
     assert two["estimate"] == 0.0
-    low, high = proportion_confint(0, 2, alpha=0.05, method="wilson")
+    # a single stratum at the variance floor: n_eff = n / (1 − n/N)
+    n_eff = 2 / (1 - 2 / 200)
+    low, high = proportion_confint(0, n_eff, alpha=0.05, method="wilson")
     assert (two["ci_low"], two["ci_high"]) == pytest.approx((0.0, high))
+    assert two["effective_n"] == pytest.approx(n_eff)
     assert two["ci_high"] > 0.6
+    # records before metrics version 3: Wilson on the returned count
+    old = _stratified_rate([("h", 0.0), ("h", 0.0)], {"h": 200}, {"h": 2}, 200, 0.05,
+                           version=2)
+    low, high = proportion_confint(0, 2, alpha=0.05, method="wilson")
+    assert (old["ci_low"], old["ci_high"]) == pytest.approx((0.0, high))
     # every item reviewed: the census is exact
     census = _stratified_rate([("h", 1.0), ("h", 0.0)], {"h": 2}, {"h": 2}, 2, 0.05)
     assert (census["ci_low"], census["ci_high"]) == (0.5, 0.5)
@@ -228,10 +236,10 @@ def test_metrics_versions_of_the_delta_interval() -> None:
                "candidate_refused": cand, "reference_refused": cand.copy()}
     current = compute_metrics(columns)
     delta = current["slices"]["all"]["benign_refusal_rate"]["delta"]
-    assert current["metrics_version"] == 2
+    assert current["metrics_version"] == 3
     assert delta["interval"] == "Newcombe paired score"
     assert delta["ci_low"] < 0 < delta["ci_high"]
     old = compute_metrics(columns, version=1)["slices"]["all"]["benign_refusal_rate"]["delta"]
     assert (old["ci_low"], old["ci_high"]) == (0.0, 0.0)  # what version-1 records hold
     with pytest.raises(ValueError, match="metrics version"):
-        compute_metrics(columns, version=3)
+        compute_metrics(columns, version=4)

@@ -141,7 +141,7 @@ def test_a_non_inferiority_claim_needs_more_than_three_prompts(tmp_path: Path) -
     result = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
                        policy=policy)
     record = result.record
-    assert record["inputs"]["settings"]["metrics_version"] == 2
+    assert record["inputs"]["settings"]["metrics_version"] == 3
     criterion = record["decision"]["criteria"][0]
     assert criterion["status"] == "fail" and criterion["numbers"]["ci_high"] > 0.5
     assert record["outcome"] == "block" and verify(record).ok

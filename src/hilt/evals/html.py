@@ -139,7 +139,7 @@ def _examples(failing: dict[str, Any]) -> str:
 
 def win_interval_label(metrics_version: int) -> str:
     """What the win-rate interval is, by the methods the record was computed with
-    (:mod:`hilt.evals.metrics`: version 1 bootstrapped it, version 2 uses Wilson)."""
+    (:mod:`hilt.evals.metrics`: version 1 bootstrapped it, versions 2 on use Wilson)."""
     return "Wilson score interval" if metrics_version >= 2 else "bootstrap interval"
 
 
@@ -156,18 +156,28 @@ def _win_table(slices: dict[str, Any], metrics_version: int) -> str:
 def _review_section(review: dict[str, Any] | None) -> str:
     if not review:
         return ""
+    estimates = review.get("estimates") or {}
+    # records from metrics version 3 on carry the effective sample size of each interval
+    effective = any("effective_n" in e for e in estimates.values())
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td>{_pct(e['estimate'])}</td><td>{_pct(e['ci_low'])}"
-        f" – {_pct(e['ci_high'])}</td><td>{e['returned']}</td><td>{_pct(e['coverage'])}"
-        "</td></tr>" for name, e in (review.get("estimates") or {}).items())
+        f" – {_pct(e['ci_high'])}</td><td>{e['returned']}</td>"
+        + (f"<td>{_effective_n(e.get('effective_n'))}</td>" if effective else "")
+        + f"<td>{_pct(e['coverage'])}</td></tr>" for name, e in estimates.items())
     return (f"<h2>Human review sample</h2><p>{review['sampled']} candidate outputs sent "
             f"under rubric {escape(review['rubric'])} (question "
             f"{escape(review['question'])}, strata {escape(review['strata_by'])}); "
             f"{review['returned']} returned, {review['pending']} pending. Returned human "
             "judgments replace automatic ones.</p>"
             + ("<table><tr><th>estimated from the sample</th><th>estimate</th>"
-               "<th>interval</th><th>returned</th><th>coverage</th></tr>" + rows
-               + "</table>" if rows else ""))
+               "<th>interval</th><th>returned</th>"
+               + ("<th>effective n</th>" if effective else "")
+               + "<th>coverage</th></tr>" + rows + "</table>" if rows else ""))
+
+
+def _effective_n(value: float | None) -> str:
+    """The effective sample size behind a review-sample interval; a census has none."""
+    return "–" if value is None else f"{value:.1f}"
 
 
 def _lineage_section(lineage: dict[str, Any]) -> str:

@@ -21,12 +21,19 @@ slices (the family is one metric over the slices, ``all`` excluded since it is t
 union), and an interval for the difference: Newcombe's paired score interval
 (:func:`hilt.evals.stats.paired_difference_interval`). ``rm_win_rate`` is the share of
 prompts where the candidate's reward beats the reference's (ties count one half), with a
-Wilson interval on that score (version 2; version 1 used a bootstrap).
+Wilson interval on that score (version 2; version 1 used a bootstrap). From version 3 a
+tie is a reward difference below the reward evaluation's tie tolerance
+(:data:`hilt.train.reward_eval.TIE_TOLERANCE`, 1e-5; :func:`pair_outcomes`): scoring the
+two replies in differently padded batches moves a reward by about 1e-6, so identical
+replies would otherwise count as random wins and losses.
 
-``metrics_version`` names the methods: 2 (current) uses Newcombe's interval for the
-delta and Wilson's for the win rate; 1, the version of decision records made before it,
-percentile bootstrap intervals for both, which collapse to a point when no prompt is
-discordant (or every prompt is a win). A record is recomputed
+``metrics_version`` names the methods: 3 (current) is version 2 with the win rate's tie
+tolerance, Wilson bounds exactly 0 at a zero count and 1 at a full one
+(:func:`hilt.evals.stats.wilson_interval`) and the review sample's variance floor
+(:func:`hilt.evals.review_sample.review_estimates`); 2 uses Newcombe's interval for the
+delta and Wilson's for the win rate, ties by exact equality; 1, the version of decision
+records made before it, percentile bootstrap intervals for both, which collapse to a
+point when no prompt is discordant (or every prompt is a win). A record is recomputed
 with the version it was made with, so it still verifies.
 """
 
@@ -47,6 +54,7 @@ from hilt.evals.stats import (
     rate_with_interval,
     wilson_interval,
 )
+from hilt.train.reward_eval import pair_outcomes
 
 RATE_METRICS = ("benign_refusal_rate", "unsafe_compliance_rate",
                 "guardrail_false_positive_rate", "guardrail_false_negative_rate")
@@ -60,9 +68,14 @@ DESCRIPTIONS = {
     "rm_win_rate": "share of prompts where the candidate's reward beats the reference's "
                    "(ties count 1/2)",
 }
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 # The interval of the paired delta, by metrics version.
-DELTA_INTERVALS = {1: "paired bootstrap percentile", 2: "Newcombe paired score"}
+DELTA_INTERVALS = {1: "paired bootstrap percentile", 2: "Newcombe paired score",
+                   3: "Newcombe paired score"}
+# The first version whose win rate treats reward differences below the reward
+# evaluation's tie tolerance as ties, and whose Wilson bounds are exactly 0 at a zero
+# count and 1 at a full one (earlier records hold the closed form's rounding residue).
+TIE_TOLERANCE_VERSION = EXACT_ENDS_VERSION = 3
 
 
 def _group_name(columns: Columns) -> str:
@@ -78,9 +91,10 @@ def paired_rate(candidate: np.ndarray, reference: np.ndarray, *, alpha: float,
                 version: int = METRICS_VERSION) -> dict[str, Any]:
     """Both rates with Wilson intervals and the paired delta with its tests."""
     n = int(candidate.size)
+    exact = version >= EXACT_ENDS_VERSION
     cand_count, ref_count = int(np.count_nonzero(candidate)), int(np.count_nonzero(reference))
-    cand_rate = rate_with_interval(cand_count, n, alpha)
-    ref_rate = rate_with_interval(ref_count, n, alpha)
+    cand_rate = rate_with_interval(cand_count, n, alpha, exact_ends=exact)
+    ref_rate = rate_with_interval(ref_count, n, alpha, exact_ends=exact)
     out: dict[str, Any] = {"n": n, "candidate": cand_rate.as_dict(),
                            "reference": ref_rate.as_dict(), "delta": None}
     if n:
@@ -92,7 +106,8 @@ def paired_rate(candidate: np.ndarray, reference: np.ndarray, *, alpha: float,
         else:
             both = cand_count - only_cand
             low, high = paired_difference_interval(both, only_cand, only_ref,
-                                                   n - both - only_cand - only_ref, alpha)
+                                                   n - both - only_cand - only_ref, alpha,
+                                                   exact_ends=exact)
             interval = {"value": (only_cand - only_ref) / n, "ci_low": low, "ci_high": high,
                         "interval": DELTA_INTERVALS[version]}
         out["delta"] = {**interval, "candidate_only": only_cand,
@@ -119,17 +134,26 @@ def _win_rate(seed: int, alpha: float, resamples: int, version: int
               ) -> Callable[[Columns], dict[str, Any]]:
     def metric(columns: Columns) -> dict[str, Any]:
         cand, ref = columns["candidate_reward"], columns["reference_reward"]
-        wins = np.where(cand > ref, 1.0, np.where(cand == ref, 0.5, 0.0))
-        counts = {"wins": int(np.count_nonzero(cand > ref)),
-                  "ties": int(np.count_nonzero(cand == ref)),
-                  "losses": int(np.count_nonzero(cand < ref))}
+        if version >= TIE_TOLERANCE_VERSION:
+            # 1 win, 1/2 tie (|difference| < TIE_TOLERANCE, as in the reward evaluation),
+            # 0 loss
+            wins = pair_outcomes(cand - ref)
+            counts = {"wins": int(np.count_nonzero(wins == 1.0)),
+                      "ties": int(np.count_nonzero(wins == 0.5)),
+                      "losses": int(np.count_nonzero(wins == 0.0))}
+        else:  # earlier records: a tie is exact equality
+            wins = np.where(cand > ref, 1.0, np.where(cand == ref, 0.5, 0.0))
+            counts = {"wins": int(np.count_nonzero(cand > ref)),
+                      "ties": int(np.count_nonzero(cand == ref)),
+                      "losses": int(np.count_nonzero(cand < ref))}
         if version >= 2:
             # A percentile bootstrap collapses to [1, 1] when every prompt is a win, so a
             # floor on ci_low would pass on three prompts; Wilson's interval on the score
             # (a tie counts one half) keeps its width at small n.
             score = float(wins.sum())
-            low, high = (wilson_interval(score, wins.size, alpha) if wins.size
-                         else (None, None))
+            low, high = (wilson_interval(score, wins.size, alpha,
+                                         exact_ends=version >= EXACT_ENDS_VERSION)
+                         if wins.size else (None, None))
             return {"n": int(wins.size), "value": score / wins.size if wins.size else None,
                     "ci_low": low, "ci_high": high, "interval": "Wilson", **counts}
         key = _group_name(columns)

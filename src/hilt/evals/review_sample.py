@@ -32,13 +32,34 @@ Techniques*, eq. 5.6) is ::
 
 with ``s_h²`` the within-stratum sample variance (for a stratum with one returned item
 the Bernoulli maximum 1/4, a conservative choice). The interval is Wilson's on the
-effective sample size ``n_eff = p̂(1 − p̂) / V`` (Kish 1965; Korn & Graubard 1998), not
+effective sample size ``n_eff = p(1 − p) / V`` (Kish 1965; Korn & Graubard 1998), not
 ``p̂ ± z·√V``: when every returned label in a stratum agrees, ``s_h² = 0`` and the Wald
-interval would have zero width from two reviews. Where ``V`` carries no information
-(``p̂`` is 0 or 1, or ``V = 0``) ``n_eff`` is the number of returned items (design effect
-1); only a full census of every stratum (``n_h = N_h``) gives the exact, zero-width
-answer. Strata with no returned item are left out and the ``coverage`` (share of the
-population they hold) is reported beside the estimate.
+interval would have zero width from two reviews. Only a full census of every stratum
+(``n_h = N_h``) gives the exact, zero-width answer. Strata with no returned item are
+left out and the ``coverage`` (share of the population they hold) is reported beside
+the estimate.
+
+**Variance floor (metrics version 3).** A stratum whose reviews all agree has
+``s_h² = 0`` and so adds no variance: with one such large stratum and one small stratum
+showing a refusal, ``n_eff`` came from the small stratum alone, and finding the refusal
+*narrowed* the interval (0 of 20 gave [0, 0.161], 1 of 20 [0.010, 0.061], although 97.5 %
+of the population rested on 19 agreeing reviews). Each stratum's proportion is therefore
+also estimated by the Wilson centre (Agresti & Coull 1998: ``z²/2`` successes and
+failures added), ``q_h = (k_h + z²/2) / (n_h + z²)``, and ::
+
+    s̃_h² = max(s_h², q_h(1 − q_h))          (1/4 for a single returned item)
+    Ṽ   = Σ_h W_h² (1 − n_h / N_h) s̃_h² / n_h
+    n_eff = q(1 − q) / Ṽ,   q = Σ_h W_h q_h
+
+that is, the design effect ``Ṽ / (q(1 − q)/n)`` is estimated at the Wilson-centre
+proportions, numerator and variance alike, and the Wilson interval is taken around the
+stratified estimate ``p̂`` with that ``n_eff``. An agreeing stratum adds the variance a
+Wilson interval on it would imply; a single stratum whose variance is at the floor gives
+``n_eff`` = its returned count over the finite-population correction. The bounds no
+longer fall when one more review disagrees (checked exhaustively on small designs), and
+the interval never collapses. Versions 1 and 2 (records made before) use ``s_h²`` as is and
+``n_eff = p̂(1 − p̂) / V``, falling back to the returned count when ``p̂`` is 0 or 1 or
+``V = 0``; they are recomputed that way.
 """
 
 from __future__ import annotations
@@ -50,9 +71,15 @@ from typing import Any
 from hilt.canonical import content_hash
 from hilt.evals.sampling import merge_strata, stratified_sample
 from hilt.evals.scoring import CLASSIFIER, HUMAN, LABEL_TO_JUDGMENT, is_refusal
-from hilt.evals.stats import wilson_interval
+from hilt.evals.stats import wilson_interval, z_value
 
 HUMAN_REVIEW = "human_review"
+# The first metrics version with the Wilson-centre variance floor (module docstring).
+FLOOR_VERSION = 3
+_ESTIMATOR_V3 = ("Horvitz–Thompson with within-stratum nonresponse adjustment (= "
+                 "stratified mean); Cochran eq. 5.6 variance with each stratum's s² "
+                 "floored at q(1 − q), q its Wilson-centre proportion; Wilson interval on "
+                 "the effective sample size q(1 − q)/V")
 _ESTIMATOR = ("Horvitz–Thompson with within-stratum nonresponse adjustment (= stratified "
               "mean); Cochran eq. 5.6 variance; Wilson interval on the effective sample "
               "size")
@@ -113,25 +140,50 @@ def judgment_of_label(value: Any) -> str | None:
 
 def _design_wilson(estimate: float, variance: float, returned: int, alpha: float, *,
                    census: bool) -> tuple[float, float]:
-    """Wilson interval on the effective sample size of a stratified estimate."""
+    """Wilson interval on the effective sample size ``p̂(1 − p̂) / V`` of a stratified
+    estimate (metrics versions 1 and 2)."""
     if census:
         return estimate, estimate  # every item of every covered stratum was reviewed
     informative = variance > 0 and 0 < estimate < 1
     n_eff = estimate * (1 - estimate) / variance if informative else float(returned)
-    return wilson_interval(min(max(estimate * n_eff, 0.0), n_eff), n_eff, alpha)
+    return wilson_interval(min(max(estimate * n_eff, 0.0), n_eff), n_eff, alpha,
+                           exact_ends=False)
+
+
+def _floored_effective_n(by_stratum: Mapping[str, list[float]], sizes: Mapping[str, int],
+                         covered: int, alpha: float) -> float:
+    """``n_eff = q(1 − q) / Ṽ`` with each stratum's variance floored at that of its
+    Wilson-centre proportion (module docstring, "Variance floor"). Needs a stratum that
+    is not a census (else ``Ṽ = 0``)."""
+    z2 = z_value(alpha) ** 2
+    centre, variance = 0.0, 0.0
+    for h, ys in by_stratum.items():
+        n_h, size = len(ys), sizes[h]
+        weight = size / covered
+        q = (sum(ys) + z2 / 2) / (n_h + z2)  # Wilson centre (Agresti & Coull 1998)
+        if n_h > 1:
+            mean = sum(ys) / n_h
+            s2 = max(sum((y - mean) ** 2 for y in ys) / (n_h - 1), q * (1 - q))
+        else:
+            s2 = 0.25
+        centre += weight * q
+        variance += weight ** 2 * (1 - n_h / size) * s2 / n_h
+    return centre * (1 - centre) / variance
 
 
 def _stratified_rate(rows: list[tuple[str, float]], sizes: Mapping[str, int],
-                     sampled: Mapping[str, int], population: int, alpha: float
-                     ) -> dict[str, Any]:
+                     sampled: Mapping[str, int], population: int, alpha: float,
+                     version: int = FLOOR_VERSION) -> dict[str, Any]:
     """Nonresponse-adjusted HT / stratified estimate from ``(stratum, y)`` rows."""
     by_stratum: dict[str, list[float]] = {}
     for stratum, y in rows:
         by_stratum.setdefault(stratum, []).append(y)
     covered = sum(sizes[h] for h in by_stratum)
     if not covered:
-        return {"estimate": None, "ci_low": None, "ci_high": None, "returned": 0,
-                "population": population, "coverage": 0.0, "strata": {}}
+        empty: dict[str, Any] = {"estimate": None, "ci_low": None, "ci_high": None,
+                                 "returned": 0, "population": population,
+                                 "coverage": 0.0, "strata": {}}
+        return empty if version < FLOOR_VERSION else {**empty, "effective_n": None}
     estimate, variance = 0.0, 0.0
     strata: dict[str, Any] = {}
     for h, ys in sorted(by_stratum.items()):
@@ -143,15 +195,23 @@ def _stratified_rate(rows: list[tuple[str, float]], sizes: Mapping[str, int],
         variance += weight ** 2 * (1 - n_h / size) * s2 / n_h
         strata[h] = {"population": size, "sampled": sampled.get(h, 0), "returned": n_h,
                      "mean": mean, "weight_per_item": size / n_h}
-    low, high = _design_wilson(estimate, variance, len(rows), alpha, census=all(
-        len(ys) >= sizes[h] for h, ys in by_stratum.items()))
-    return {"estimate": estimate, "ci_low": low, "ci_high": high, "returned": len(rows),
-            "population": population, "coverage": covered / population if population else 0.0,
-            "strata": strata}
+    census = all(len(ys) >= sizes[h] for h, ys in by_stratum.items())
+    out: dict[str, Any] = {"estimate": estimate}
+    if version < FLOOR_VERSION:
+        out["ci_low"], out["ci_high"] = _design_wilson(estimate, variance, len(rows), alpha,
+                                                       census=census)
+    elif census:  # every item of every covered stratum was reviewed
+        out.update(ci_low=estimate, ci_high=estimate, effective_n=None)
+    else:
+        n_eff = _floored_effective_n(by_stratum, sizes, covered, alpha)
+        low, high = wilson_interval(min(max(estimate * n_eff, 0.0), n_eff), n_eff, alpha)
+        out.update(ci_low=low, ci_high=high, effective_n=n_eff)
+    return {**out, "returned": len(rows), "population": population,
+            "coverage": covered / population if population else 0.0, "strata": strata}
 
 
 def review_estimates(table: Mapping[str, Sequence[Any]], sample: Mapping[str, Any],
-                     alpha: float, *, version: int = 2) -> dict[str, Any]:
+                     alpha: float, *, version: int = FLOOR_VERSION) -> dict[str, Any]:
     """Rates estimated from the returned review labels (see the module docstring).
 
     ``version``: the metrics version of the record; version-1 records keep the estimator
@@ -188,7 +248,8 @@ def review_estimates(table: Mapping[str, Sequence[Any]], sample: Mapping[str, An
         "rubric": sample["rubric"], "question": sample["question"],
         "sampled": len(sample["items"]), "returned": len(labels),
         "returned_over_automatic": sum(1 for s in sources if s == CLASSIFIER),
-        "estimator": _ESTIMATOR_V1 if version == 1 else _ESTIMATOR,
+        "estimator": (_ESTIMATOR_V1 if version == 1 else _ESTIMATOR
+                      if version < FLOOR_VERSION else _ESTIMATOR_V3),
         "estimates": {name: _stratified_rate(rows[name], sizes, sampled,
-                                             populations[name], alpha)
+                                             populations[name], alpha, version=version)
                       for name in rows}}

@@ -69,9 +69,17 @@ class Rate:
                 "ci_low": self.ci_low, "ci_high": self.ci_high}
 
 
-def wilson_interval(count: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+def wilson_interval(count: float, n: float, alpha: float = 0.05, *,
+                    exact_ends: bool = True) -> tuple[float, float]:
     """Wilson score interval for ``count`` successes out of ``n`` (n > 0; both may be
-    non-integer, as with an effective sample size under a complex design)."""
+    non-integer, as with an effective sample size under a complex design).
+
+    At ``count = 0`` the lower bound is exactly 0 and at ``count = n`` the upper bound is
+    exactly 1 (the closed form gives them only up to rounding, e.g. 2.8e-17, which a
+    ``ceiling`` on ``ci_low`` with ``max: 0`` would read as a demonstrated non-zero
+    rate), and the interval always holds the estimate ``count / n``.
+    ``exact_ends=False`` gives the closed form clipped to [0, 1] only, as decision
+    records before metrics version 3 hold it (they are recomputed that way)."""
     if n <= 0:
         raise ValueError("the Wilson interval needs n > 0")
     if not 0 <= count <= n:
@@ -82,29 +90,37 @@ def wilson_interval(count: float, n: float, alpha: float = 0.05) -> tuple[float,
     denom = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z / denom * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    # Clip rounding noise: at count 0 (or n) the exact bound is 0 (or 1).
-    return max(0.0, centre - half), min(1.0, centre + half)
+    if not exact_ends:
+        return max(0.0, centre - half), min(1.0, centre + half)
+    # The exact bound at count 0 (or n) is 0 (or 1); the closed form leaves a residue.
+    low = 0.0 if count == 0 else min(p, max(0.0, float(centre - half)))
+    high = 1.0 if count == n else max(p, min(1.0, float(centre + half)))
+    return low, high
 
 
-def rate_with_interval(count: int, n: int, alpha: float = 0.05) -> Rate:
-    """The proportion ``count / n`` and its Wilson interval (all None when n is 0)."""
+def rate_with_interval(count: int, n: int, alpha: float = 0.05, *,
+                       exact_ends: bool = True) -> Rate:
+    """The proportion ``count / n`` and its Wilson interval (all None when n is 0;
+    ``exact_ends`` as in :func:`wilson_interval`)."""
     if n == 0:
         return Rate(0, 0, None, None, None)
-    low, high = wilson_interval(count, n, alpha)
+    low, high = wilson_interval(count, n, alpha, exact_ends=exact_ends)
     return Rate(int(count), int(n), count / n, low, high)
 
 
 def paired_difference_interval(both: int, candidate_only: int, reference_only: int,
-                               neither: int, alpha: float = 0.05) -> tuple[float, float]:
+                               neither: int, alpha: float = 0.05, *,
+                               exact_ends: bool = True) -> tuple[float, float]:
     """Newcombe's hybrid score interval for ``p_candidate − p_reference`` on paired
-    binary outcomes (method 10 of Newcombe 1998; see the module docstring); n > 0."""
+    binary outcomes (method 10 of Newcombe 1998; see the module docstring); n > 0.
+    ``exact_ends``: of the two rates' Wilson intervals (:func:`wilson_interval`)."""
     a, b, c, d = both, candidate_only, reference_only, neither
     n = a + b + c + d
     if n <= 0:
         raise ValueError("the paired interval needs n > 0")
     p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson_interval(a + b, n, alpha)
-    l2, u2 = wilson_interval(a + c, n, alpha)
+    l1, u1 = wilson_interval(a + b, n, alpha, exact_ends=exact_ends)
+    l2, u2 = wilson_interval(a + c, n, alpha, exact_ends=exact_ends)
     margins = float(a + b) * float(c + d) * float(a + c) * float(b + d)
     phi = 0.0
     if margins > 0:

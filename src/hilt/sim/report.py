@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,29 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def axis_range(rows: Sequence[Row], lo: float, hi: float, step: float = 0.1
+               ) -> tuple[float, float]:
+    """``[lo, hi]`` widened, in whole ``step``s, to hold every value, interval end and true
+    value of ``rows``: a point pinned to the axis edge would show a wrong value and a
+    zero-length whisker."""
+    values = [v for row in rows for v in row[1:] if v is not None and math.isfinite(v)]
+    if not values:
+        return lo, hi
+    # the small slack keeps 0.7 (7.000000000000001 steps) from widening to 0.8
+    low = min(lo, math.floor(min(values) / step + 1e-9) * step)
+    high = max(hi, math.ceil(max(values) / step - 1e-9) * step)
+    return round(low, 10), round(high, 10)
+
+
 def interval_chart(rows: Sequence[Row], *, title: str, lo: float = 0.0,
                    hi: float = 1.0) -> str:
-    """Horizontal dots with interval whiskers; a hollow diamond marks the truth."""
+    """Horizontal dots with interval whiskers; a hollow diamond marks the truth.
+
+    ``lo``/``hi`` is the preferred axis; it widens (:func:`axis_range`) when a value,
+    interval end or true value lies outside it, so every mark is drawn where it belongs."""
     width, left, right, row_h = 640, 210, 20, 26
     height = 36 + row_h * len(rows)
+    lo, hi = axis_range(rows, lo, hi)
     span = max(hi - lo, 1e-9)
 
     def x(v: float) -> float:
