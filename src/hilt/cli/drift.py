@@ -112,6 +112,8 @@ def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")
         rows = list_alerts(session, monitor=monitor, status=status,
                            since=_when(since, "since"), limit=limit)
     if not full:
+        # The figures the alert is about keep their intervals (``intervals``); only the
+        # full test detail is left out.
         for r in rows:
             r.pop("detail", None)
     echo_json(rows)

@@ -63,8 +63,8 @@ def aggregate(
     """Aggregate reviewers' answers into one label per item (contract 1).
 
     Writes LABELS.csv atomically and prints a JSON report (method, counts, convergence,
-    per-reviewer estimated accuracy and, with --gold, gold accuracy with a 95% Wilson
-    interval) on stdout, or to --report.
+    per-reviewer estimated accuracy with a 95% Wilson interval on its expected count and,
+    with --gold, gold accuracy with a 95% Wilson interval) on stdout, or to --report.
     """
     from hilt.quality.files import aggregate_file, to_json
 
@@ -100,37 +100,42 @@ def agreement(
     typer.echo(to_json(result.as_dict()))
 
 
-_TABLE_COLUMNS = (
-    ("reviewer", "reviewer", "{}"), ("status", "status", "{}"),
-    ("computed_status", "replayed", "{}"), ("n_answers", "answers", "{}"),
-    ("gold", "gold acc [95% CI]", "{}"), ("agreement", "final-label agr. [CI]", "{}"),
-    ("model", "model acc [CI]", "{}"), ("trend_alarm", "trend", "{}"),
-)
+def _columns(confidence: float) -> tuple[tuple[str, str], ...]:
+    """(key, title) of the table's columns; the titles state the level the intervals
+    were computed at (``calibration.confidence``)."""
+    level = f"{confidence * 100:g}% CI"
+    return (("reviewer", "reviewer"), ("status", "status"), ("computed_status", "replayed"),
+            ("n_answers", "answers"), ("gold", f"gold acc [{level}]"),
+            ("agreement", f"final-label agr. [{level}]"), ("model", f"model acc [{level}]"),
+            ("trend_alarm", "trend"))
 
 
-def _rate(value: float | None, low: float, high: float, n: int) -> str:
+def _rate(value: float | None, low: float, high: float, n: int,
+          items: int | None = None) -> str:
     if value is None:
         return "-"
-    return f"{value:.2f} [{low:.2f}, {high:.2f}] n={n}"
+    counted = f" ({items} items)" if items is not None and items != n else ""
+    return f"{value:.2f} [{low:.2f}, {high:.2f}] n={n}{counted}"
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _table(rows: list[dict[str, Any]], confidence: float = 0.95) -> str:
+    columns = _columns(confidence)
     cells = []
     for r in rows:
         cells.append({
             "reviewer": r["reviewer"], "status": r["status"],
             "computed_status": r["computed_status"], "n_answers": r["n_answers"],
             "gold": _rate(r["gold_accuracy"], r["gold_ci_low"], r["gold_ci_high"],
-                          r["n_gold"]),
+                          r["n_gold"], r.get("n_gold_items")),
             "agreement": _rate(r["final_label_agreement"], r["agreement_ci_low"],
                                r["agreement_ci_high"], r["n_compared"]),
             "model": _rate(r["model_accuracy"], r["model_ci_low"], r["model_ci_high"],
                            r["model_n_answers"]),
             "trend_alarm": "ALARM" if r["trend_alarm"] else "ok"})
     widths = {key: max([len(title)] + [len(str(c[key])) for c in cells])
-              for key, title, _ in _TABLE_COLUMNS}
-    lines = ["  ".join(title.ljust(widths[key]) for key, title, _ in _TABLE_COLUMNS)]
-    lines += ["  ".join(str(c[key]).ljust(widths[key]) for key, _, _ in _TABLE_COLUMNS)
+              for key, title in columns}
+    lines = ["  ".join(title.ljust(widths[key]) for key, title in columns)]
+    lines += ["  ".join(str(c[key]).ljust(widths[key]) for key, _ in columns)
               for c in cells]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -163,7 +168,8 @@ def reviewers(as_json: Annotated[bool, typer.Option(
                   "--json", help="print JSON instead of a table")] = False,
               config: ConfigOption = None, db: DbOption = None) -> None:
     """Per-reviewer report: status, gold accuracy, agreement with final labels and the
-    Dawid-Skene accuracy estimate, each with a 95% Wilson interval, and the trend flag."""
+    Dawid-Skene accuracy estimate, each with an interval at the calibration confidence
+    (95% by default; gold accuracy counted per gold task), and the trend flag."""
     from hilt.quality.store import reviewer_quality_report
     from hilt.store.db import transaction
 
@@ -171,9 +177,9 @@ def reviewers(as_json: Annotated[bool, typer.Option(
     with transaction(engine_for(db)) as session:
         rows = reviewer_quality_report(session, calibration)
     if as_json:
-        echo_json(rows)
+        echo_json(rows)  # each row states its level as "confidence"
     else:
-        typer.echo(_table(rows))
+        typer.echo(_table(rows, calibration.confidence))
 
 
 @quality_app.command("refresh")

@@ -8,7 +8,8 @@ Everything here is a pure computation (plain data in, plain data out, no databas
 - Aggregation (``fit`` / ``fit_predict`` / ``fit_predict_proba``): :class:`MajorityVote`,
   :class:`DawidSkene`, :class:`OneCoinDawidSkene`, :class:`MACE`; for numeric ratings
   :class:`MedianRating` and :class:`BiasCorrectedMean`.
-- Calibration: :func:`wilson_interval`, :func:`replay_status` with
+- Calibration: :func:`wilson_interval`, :func:`item_wilson_interval` (outcomes that come
+  in correlated groups), :func:`expected_count_interval`, :func:`replay_status` with
   :class:`CalibrationConfig`, the CUSUM trend (:func:`cusum_path`, :func:`first_alarm`)
   and :func:`reviewer_report`.
 
@@ -23,6 +24,8 @@ from hilt.quality.calibration import (
     CalibrationConfig,
     ReviewerStatus,
     StatusTrace,
+    expected_count_interval,
+    item_wilson_interval,
     replay_status,
     wilson_interval,
 )
@@ -53,8 +56,10 @@ __all__ = [
     "bootstrap_interval",
     "cohen_kappa",
     "cusum_path",
+    "expected_count_interval",
     "first_alarm",
     "fleiss_kappa",
+    "item_wilson_interval",
     "krippendorff_alpha",
     "measure_agreement",
     "percent_agreement",

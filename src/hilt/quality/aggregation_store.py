@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.quality.answers import Answers
-from hilt.quality.calibration import CalibrationConfig
+from hilt.quality.calibration import CalibrationConfig, expected_count_interval
 from hilt.quality.dawid_skene import DawidSkene
 from hilt.quality.model_aggregator import (
     MODEL_KINDS,
@@ -286,7 +286,12 @@ def settings_from_dict(data: Any, *, file: str | None = None
 
 def latest_models(session: Session, rubric_id: str | None = None) -> list[dict[str, Any]]:
     """Summary of the latest fit of every rubric question (optionally of one rubric):
-    settings, counts, convergence and each reviewer's estimated accuracy."""
+    settings, counts, convergence, each reviewer's estimated accuracy with the 95 %
+    Wilson interval on its expected count of correct answers (``ci_low``/``ci_high``, as
+    ``model_ci_low``/``model_ci_high`` in the reviewer report) and the class priors with
+    the same kind of interval on their expected count of items (``priors_ci``, one
+    ``[low, high]`` per class). Neither interval covers the model's own estimation
+    error."""
     m = AggregationModelRow
     query = sa.select(m).order_by(m.fitted_at.desc(), m.id.desc())
     if rubric_id is not None:
@@ -304,8 +309,15 @@ def latest_models(session: Session, rubric_id: str | None = None) -> list[dict[s
             "n_answers": row.n_answers, "n_gold_items": row.n_gold_items,
             "n_iter": row.n_iter, "converged": row.converged, "config": row.config,
             "fitted_at": row.fitted_at.isoformat(), "fitted_by": row.fitted_by,
-            "reviewers": [{"reviewer": r, "n_answers": n,
-                           "estimated_accuracy": e / n if n else None}
+            "priors_ci": [list(expected_count_interval(p * row.n_items, row.n_items)[1:])
+                          for p in row.priors],
+            "reviewers": [_reviewer_estimate(r, n, e)
                           for r, n, e in zip(row.reviewers, row.reviewer_answers,
                                              row.reviewer_expected_correct, strict=True)]})
     return sorted(out, key=lambda d: (d["rubric_id"], d["question_id"]))
+
+
+def _reviewer_estimate(reviewer: str, answers: int, expected: float) -> dict[str, Any]:
+    value, low, high = expected_count_interval(expected, answers)
+    return {"reviewer": reviewer, "n_answers": answers, "estimated_accuracy": value,
+            "ci_low": low, "ci_high": high}

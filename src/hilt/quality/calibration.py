@@ -1,10 +1,12 @@
-"""Reviewer calibration: gold accuracy with Wilson intervals and the reviewer status machine."""
+"""Reviewer calibration: gold accuracy with Wilson intervals (per item where the outcomes
+of one item are correlated) and the reviewer status machine."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,30 +26,112 @@ def wilson_interval(successes: npt.ArrayLike, trials: npt.ArrayLike,
         \frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n}
         + \frac{z^2}{4n^2}}}{1 + \frac{z^2}{n}}
 
-    Unlike the normal (Wald) interval it stays inside [0, 1] and behaves at 0/n and n/n.
-    With no trials the interval is the whole range (0, 1). ``confidence`` must lie
-    strictly between 0 and 1: at 1 the normal quantile is infinite (NaN bounds), at 0
-    the interval has no width, and outside the range it comes out inverted.
+    Unlike the normal (Wald) interval it stays inside [0, 1] and behaves at 0/n and n/n,
+    where the bound is exactly 0 (or 1), so the interval always holds its estimate. Each
+    element is computed by :func:`hilt.train.stats.wilson_interval` (one implementation of
+    the formula). With no trials the interval is the whole range (0, 1). ``confidence``
+    must lie strictly between 0 and 1: at 1 the normal quantile is infinite (NaN bounds),
+    at 0 the interval has no width, and outside the range it comes out inverted.
 
     Reference: E. B. Wilson (1927), JASA 22(158):209–212; L. D. Brown, T. T. Cai,
     A. DasGupta (2001), "Interval estimation for a binomial proportion", Stat. Sci. 16(2).
     """
+    from hilt.train.stats import wilson_interval as scalar_wilson
+
+    z = _normal_quantile(confidence)
+    k, n = np.broadcast_arrays(np.asarray(successes, dtype=np.float64),
+                               np.asarray(trials, dtype=np.float64))
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError("need 0 <= successes <= trials")
+    low = np.empty(k.shape, dtype=np.float64)
+    high = np.empty(k.shape, dtype=np.float64)
+    for index, (hits, size) in enumerate(zip(k.ravel().tolist(), n.ravel().tolist(),
+                                             strict=True)):
+        low.flat[index], high.flat[index] = scalar_wilson(hits, size, z)
+    return low, high
+
+
+def _normal_quantile(confidence: float) -> float:
     if (isinstance(confidence, bool) or not isinstance(confidence, int | float)
             or not 0 < confidence < 1):
         raise ValueError(f"confidence must lie strictly between 0 and 1, not {confidence!r}")
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    if np.any(k < 0) or np.any(k > n):
-        raise ValueError("need 0 <= successes <= trials")
-    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
-    safe_n = np.where(n > 0, n, 1.0)
-    share = k / safe_n
-    denominator = 1.0 + z * z / safe_n
-    centre = (share + z * z / (2.0 * safe_n)) / denominator
-    half = z * np.sqrt(share * (1.0 - share) / safe_n + z * z / (4.0 * safe_n ** 2)) / denominator
-    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
-    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
-    return low, high
+    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+
+
+@dataclass(frozen=True)
+class ItemRate:
+    """A rate over items that each hold one or more correlated outcomes, with its
+    item-level interval (:func:`item_wilson_interval`)."""
+
+    value: float | None
+    """Pooled share: successes over trials, every outcome weighted alike."""
+    ci_low: float
+    ci_high: float
+    successes: float
+    trials: float
+    n_items: int
+    """Items (independent units) the outcomes come from."""
+    n_effective: float
+    """Kish's effective number of items, ``(Σ t_u)² / Σ t_u²``; the ``n`` of the
+    interval."""
+
+
+def item_wilson_interval(successes: npt.ArrayLike, trials: npt.ArrayLike,
+                         confidence: float = 0.95) -> ItemRate:
+    r"""Interval for a pooled share whose outcomes come in correlated groups (items).
+
+    Item :math:`u` has :math:`y_u` successes in :math:`t_u` trials (the questions of one
+    gold task, the reviewer pairs of one resolved item, or one [0, 1] score with
+    :math:`t_u = 1`). The estimate is :math:`\hat p = \sum y_u / \sum t_u`. The items are
+    the independent units; the outcomes within one item are not (a misread item makes
+    several errors at once), so counting them as trials would make the interval too
+    narrow. Each item's share :math:`s_u = y_u / t_u` lies in [0, 1], so its variance is
+    at most :math:`p(1 - p)` whatever the correlation within the item (Bhatia & Davis
+    2000), and with fixed weights :math:`\operatorname{Var}\hat p \le p(1-p)/n_e`, where
+    :math:`n_e = (\sum t_u)^2 / \sum t_u^2` is Kish's effective number of items. The
+    interval is therefore Wilson's with :math:`n_e` trials and :math:`\hat p\, n_e`
+    successes: conservative when the outcomes of an item vary independently, right when
+    they move together, exact Wilson when every item holds one outcome, never of zero
+    width at 0 or 1 (unlike a bootstrap, which cannot see variation the sample lacks),
+    and never narrower because the data show more variation.
+
+    References: M. Bhatia and C. Davis (2000), "A better bound on the variance", Amer.
+    Math. Monthly 107(4):353–357; L. Kish (1965), *Survey Sampling*, §11.7.
+    """
+    y = np.asarray(successes, dtype=np.float64).ravel()
+    t = np.asarray(trials, dtype=np.float64).ravel()
+    if y.shape != t.shape:
+        raise ValueError("successes and trials must have one entry per item")
+    if np.any(t < 0) or np.any(y < 0) or np.any(y > t):
+        raise ValueError("need 0 <= successes <= trials for every item")
+    keep = t > 0
+    y, t = y[keep], t[keep]
+    total, hits = float(t.sum()), float(y.sum())
+    if total <= 0:
+        _normal_quantile(confidence)
+        return ItemRate(None, 0.0, 1.0, 0.0, 0.0, 0, 0.0)
+    share = min(hits / total, 1.0)
+    effective = total * total / float((t * t).sum())
+    low, high = wilson_interval(share * effective, effective, confidence)
+    return ItemRate(share, float(low), float(high), hits, total, int(t.size), effective)
+
+
+def expected_count_interval(expected: float, trials: int, confidence: float = 0.95
+                            ) -> tuple[float | None, float, float]:
+    """``(share, low, high)`` of a model's expected count of successes (e.g. a
+    Dawid–Skene reviewer's expected correct answers, ``accuracy × answers``): Wilson's
+    interval on that count. It covers the sampling of the answers only, not the
+    model's own estimation error; ``(None, 0, 1)`` without trials."""
+    low, high = wilson_interval(min(max(expected, 0.0), trials), trials, confidence)
+    return (expected / trials if trials else None), float(low), float(high)
+
+
+def format_rate(successes: float, trials: float, low: float, high: float,
+                confidence: float) -> str:
+    """``"16/22, 95% CI 0.52–0.87"``: a count with its interval, for reasons and
+    messages."""
+    count = f"{successes:g}/{trials:g}"
+    return f"{count}, {confidence * 100:g}% CI {low:.2f}–{high:.2f}"
 
 
 class ReviewerStatus(enum.StrEnum):
@@ -125,7 +209,8 @@ class StatusTrace:
 
 def replay_status(correct: Sequence[bool] | npt.ArrayLike,
                   config: CalibrationConfig = CalibrationConfig(),
-                  start: ReviewerStatus = ReviewerStatus.ONBOARDING) -> StatusTrace:
+                  start: ReviewerStatus = ReviewerStatus.ONBOARDING,
+                  units: Sequence[Any] | None = None) -> StatusTrace:
     """Walk a reviewer's gold outcomes (chronological) through the status machine.
 
     - **onboarding**: gold answers are taken in rounds of ``calibration_set_size`` (the
@@ -138,8 +223,35 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
       ``recovery_accuracy`` → calibrated (CUSUM and window restart), else → suspended.
     - **suspended**: final here; reinstating someone is a person's decision, recorded
       elsewhere, after which the replay can restart with ``start``.
+
+    Each reason that rests on a share quotes its count and its interval at
+    ``config.confidence``, e.g. ``rolling accuracy 0.73 below 0.75 (16/22, 95% CI
+    0.52–0.87)``. ``units`` (one per outcome, e.g. the gold task of each gold question)
+    groups outcomes that come from one item: the interval is then
+    :func:`item_wilson_interval` over those items and the reason names how many there
+    were; without it every outcome is its own item (Wilson's interval).
     """
     outcomes = [bool(value) for value in np.asarray(correct, dtype=bool).tolist()]
+    unit_of = list(units) if units is not None else list(range(len(outcomes)))
+    if len(unit_of) != len(outcomes):
+        raise ValueError("units must name one item per outcome")
+
+    def quote(first: int, last: int) -> str:
+        """Count and interval of the outcomes ``first..last`` (inclusive)."""
+        by_unit: dict[Any, list[int]] = {}
+        for position in range(first, last + 1):
+            tally = by_unit.setdefault(unit_of[position], [0, 0])
+            tally[0] += outcomes[position]
+            tally[1] += 1
+        counts = np.array(list(by_unit.values()), dtype=np.float64)
+        rate = item_wilson_interval(counts[:, 0], counts[:, 1], config.confidence)
+        text = format_rate(rate.successes, rate.trials, rate.ci_low, rate.ci_high,
+                           config.confidence)
+        if rate.n_items != rate.trials:
+            head, _, tail = text.partition(", ")
+            text = f"{head} from {rate.n_items} items, {tail}"
+        return text
+
     status = start
     changes: list[StatusChange] = []
     alarm_index: int | None = None
@@ -160,11 +272,12 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
                 share = round_right / round_total
                 if share >= config.calibration_pass_accuracy:
                     move(index, ReviewerStatus.CALIBRATED,
-                         f"passed calibration set ({round_right}/{round_total})")
+                         f"passed calibration set ({quote(index - round_total + 1, index)})")
                     cusum, window = 0.0, []
                 elif attempts >= config.max_calibration_attempts:
                     move(index, ReviewerStatus.SUSPENDED,
-                         f"failed calibration {attempts} times (last {round_right}/{round_total})")
+                         f"failed calibration {attempts} times "
+                         f"(last {quote(index - round_total + 1, index)})")
                 round_total = round_right = 0
         elif status is ReviewerStatus.CALIBRATED:
             increment = (config.cusum.correct_increment if right
@@ -179,7 +292,8 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
             elif (len(window) >= config.min_window_answers
                   and rolling < config.probation_accuracy):
                 move(index, ReviewerStatus.PROBATION,
-                     f"rolling accuracy {rolling:.2f} below {config.probation_accuracy}")
+                     f"rolling accuracy {rolling:.2f} below {config.probation_accuracy} "
+                     f"({quote(index - len(window) + 1, index)})")
                 round_total = round_right = 0
         elif status is ReviewerStatus.PROBATION:
             round_total, round_right = round_total + 1, round_right + right
@@ -187,10 +301,11 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
                 share = round_right / round_total
                 if share >= config.recovery_accuracy:
                     move(index, ReviewerStatus.CALIBRATED,
-                         f"recovered on probation ({round_right}/{round_total})")
+                         f"recovered on probation ({quote(index - round_total + 1, index)})")
                     cusum, window = 0.0, []
                 else:
                     move(index, ReviewerStatus.SUSPENDED,
-                         f"did not recover on probation ({round_right}/{round_total})")
+                         f"did not recover on probation "
+                         f"({quote(index - round_total + 1, index)})")
                 round_total = round_right = 0
     return StatusTrace(status=status, changes=changes, trend_alarm_index=alarm_index)

@@ -18,7 +18,7 @@ from hilt.quality.agreement import KappaWeights
 from hilt.quality.answers import Answers
 from hilt.quality.bias_corrected_mean import BiasCorrectedMean
 from hilt.quality.bootstrap import AgreementResult, Metric, measure_agreement, min_resamples
-from hilt.quality.calibration import wilson_interval
+from hilt.quality.calibration import expected_count_interval, wilson_interval
 from hilt.quality.csv_io import (
     CsvColumns,
     GoldFile,
@@ -59,9 +59,16 @@ def _gold_number(gold: GoldFile, item: str) -> float:
 def _reviewer_gold_accuracy(table: CsvColumns, gold: GoldFile | None,
                             estimated: dict[str, float], estimate_name: str,
                             ratings: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Per-reviewer answer counts and gold accuracy. With ``ratings`` (the answers as
-    numbers, scale methods) an answer is right when it equals the gold label as a
-    number, so "4.0" matches gold "4"; categorical labels compare as text."""
+    """Per-reviewer answer counts, the model's estimate with its interval, and gold
+    accuracy. With ``ratings`` (the answers as numbers, scale methods) an answer is right
+    when it equals the gold label as a number, so "4.0" matches gold "4"; categorical
+    labels compare as text.
+
+    The estimate (Dawid–Skene / one-coin accuracy, MACE competence) gets the interval
+    ``hilt quality reviewers`` gives the same quantity: Wilson's on the expected count
+    ``estimate × n_answers`` (:func:`hilt.quality.calibration.expected_count_interval`),
+    as ``estimated_ci_low`` / ``estimated_ci_high``; it covers the sampling of the
+    reviewer's answers, not the model's own estimation error."""
     frame = pd.DataFrame({"reviewer": table.columns["reviewer"]})
     frame["n_answers"] = 1
     if gold is not None:
@@ -80,7 +87,11 @@ def _reviewer_gold_accuracy(table: CsvColumns, gold: GoldFile | None,
     for reviewer, counts in grouped.iterrows():
         row: dict[str, Any] = {"reviewer": reviewer, "n_answers": int(counts["n_answers"])}
         if reviewer in estimated:
-            row[estimate_name] = round(estimated[str(reviewer)], 6)
+            value = estimated[str(reviewer)]
+            _, est_low, est_high = expected_count_interval(value * row["n_answers"],
+                                                           row["n_answers"])
+            row[estimate_name] = round(value, 6)
+            row.update(estimated_ci_low=round(est_low, 6), estimated_ci_high=round(est_high, 6))
         if gold is not None:
             n_gold, right = int(counts["n_gold"]), int(counts["gold_correct"])
             low, high = wilson_interval(right, n_gold)

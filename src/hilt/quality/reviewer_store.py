@@ -3,7 +3,10 @@
 Per reviewer, from the store:
 
 - **gold accuracy**: share of gold answers equal to the known answer (one outcome per gold
-  question answered), with a Wilson interval;
+  question answered), with an item-level Wilson interval over the gold tasks
+  (:func:`hilt.quality.calibration.item_wilson_interval`: the answers to the questions
+  of one gold task are correlated, so the task is the unit; ``n_gold_items`` counts
+  them);
 - **agreement with final labels**: share of the reviewer's answers to judged questions of
   resolved production tasks that equal the task's final label (adjudicated, majority or
   model labels; gold and propagated labels excluded), with a Wilson interval. The
@@ -12,7 +15,8 @@ Per reviewer, from the store:
 - **model accuracy**: the Dawid–Skene estimate from the latest fit of each rubric question
   (:mod:`hilt.quality.store`): the expected share of correct answers,
   ``Σ_answers T_{i, l} / n`` with ``T`` the posterior, pooled over questions, with a Wilson
-  interval on that expected count;
+  interval on that expected count
+  (:func:`hilt.quality.calibration.expected_count_interval`);
 - **status** from the status machine (:func:`hilt.quality.calibration.replay_status`) and
   the CUSUM trend flag (:mod:`hilt.quality.trend`).
 
@@ -39,7 +43,11 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import canonical_json
 from hilt.errors import InputError, NotFound
-from hilt.quality.calibration import CalibrationConfig, ReviewerStatus, wilson_interval
+from hilt.quality.calibration import (
+    CalibrationConfig,
+    ReviewerStatus,
+    expected_count_interval,
+)
 from hilt.quality.reviewers import ReviewerReportRow, ReviewRecord, reviewer_report
 from hilt.review.rubric_spec import AGGREGATED_KINDS
 from hilt.review.tasks import new_id
@@ -54,7 +62,8 @@ _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _records(session: Session) -> list[ReviewRecord]:
-    """One record per non-gold review and one per (gold review, gold question)."""
+    """One record per non-gold review and one per (gold review, gold question); the gold
+    task is the record's unit (its questions are answered together)."""
     r, t = ReviewRow, ReviewTaskRow
     rows = session.execute(
         sa.select(r.reviewer_id, r.task_id, r.answers, r.submitted_at, t.is_gold,
@@ -69,7 +78,7 @@ def _records(session: Session) -> list[ReviewRecord]:
             if question in (answers or {}):
                 records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
                                             canonical_json(answers[question]), True,
-                                            canonical_json(truth), at))
+                                            canonical_json(truth), at, task_id))
     return records
 
 
@@ -127,8 +136,7 @@ def _model_accuracy(session: Session) -> dict[str, tuple[float, int]]:
 
 def _interval(successes: float, trials: int, confidence: float) -> tuple[float | None, float,
                                                                          float]:
-    low, high = wilson_interval(min(successes, trials), trials, confidence)
-    return (successes / trials if trials else None), float(low), float(high)
+    return expected_count_interval(successes, trials, confidence)
 
 
 def _replayed(session: Session, config: CalibrationConfig) -> dict[str, ReviewerReportRow]:
@@ -140,17 +148,18 @@ def reviewer_quality_report(session: Session,
                             config: CalibrationConfig = CalibrationConfig()
                             ) -> list[dict[str, Any]]:
     """One row per reviewer (sorted by id): stored status and the status the machine
-    gives now, gold accuracy, agreement with final labels and model accuracy, each with a
-    Wilson interval at ``config.confidence``, rolling accuracy (also with its Wilson
-    interval) and the trend flag."""
+    gives now, gold accuracy (item-level Wilson interval over ``n_gold_items`` gold
+    tasks), agreement with final labels and model accuracy (Wilson intervals), each at
+    ``config.confidence`` (the row's ``confidence``), rolling accuracy (also with its
+    item-level interval) and the trend flag."""
     replayed = _replayed(session, config)
     agreement = _final_label_agreement(session)
     model = _model_accuracy(session)
     out = []
     for reviewer in session.execute(sa.select(ReviewerRow).order_by(ReviewerRow.id)).scalars():
         rep = replayed.get(reviewer.id)
-        gold_acc, gold_low, gold_high = _interval(rep.gold_correct if rep else 0,
-                                                  rep.n_gold if rep else 0, config.confidence)
+        gold_acc, gold_low, gold_high = ((rep.gold_accuracy, rep.ci_low, rep.ci_high) if rep
+                                         else _interval(0, 0, config.confidence))
         agree, compared = agreement.get(reviewer.id, (0, 0))
         final_acc, final_low, final_high = _interval(agree, compared, config.confidence)
         expected, answered = model.get(reviewer.id, (0.0, 0))
@@ -164,10 +173,12 @@ def reviewer_quality_report(session: Session,
                 s.value for s in ReviewerStatus if s.may_take_production_tasks),
             "n_answers": rep.n_answers if rep else 0,
             "n_gold": rep.n_gold if rep else 0,
+            "n_gold_items": rep.n_gold_items if rep else 0,
             "gold_correct": rep.gold_correct if rep else 0,
             "gold_accuracy": gold_acc, "gold_ci_low": gold_low, "gold_ci_high": gold_high,
             "rolling_gold_accuracy": rep.rolling_accuracy if rep else None,
             "rolling_n_gold": rep.rolling_n if rep else 0,
+            "rolling_n_gold_items": rep.rolling_n_items if rep else 0,
             "rolling_ci_low": rep.rolling_ci_low if rep else 0.0,
             "rolling_ci_high": rep.rolling_ci_high if rep else 1.0,
             "trend_alarm": bool(rep and rep.trend_alarm),
@@ -178,6 +189,7 @@ def reviewer_quality_report(session: Session,
             "agreement_ci_low": final_low, "agreement_ci_high": final_high,
             "model_n_answers": answered, "model_accuracy": model_acc,
             "model_ci_low": model_low, "model_ci_high": model_high,
+            "confidence": config.confidence,
         })
     return out
 
@@ -200,7 +212,9 @@ def update_reviewer_statuses(session: Session, config: CalibrationConfig = Calib
                              *, now: datetime | None = None, actor: str = "quality"
                              ) -> list[dict[str, Any]]:
     """Replay every reviewer's gold answers from their baseline and write the statuses
-    that changed; returns the changes (reviewer, old, new, reason)."""
+    that changed; returns the changes (reviewer, old, new, reason, and the gold accuracy
+    over all gold answers with its item-level interval at ``config.confidence``). The
+    reason quotes the count and interval of the share it rests on."""
     now = now or utcnow()
     reviewers = {r.id: r for r in session.execute(
         sa.select(ReviewerRow).with_for_update()).scalars()}
@@ -222,7 +236,9 @@ def update_reviewer_statuses(session: Session, config: CalibrationConfig = Calib
                  since=now, n_gold=row.n_gold, actor=actor, now=now)
         changes.append({"reviewer": reviewer_id, "old": reviewer.status, "new": row.status,
                         "reason": reason, "n_gold": row.n_gold,
-                        "gold_accuracy": row.gold_accuracy})
+                        "n_gold_items": row.n_gold_items,
+                        "gold_accuracy": row.gold_accuracy, "gold_ci_low": row.ci_low,
+                        "gold_ci_high": row.ci_high, "confidence": row.confidence})
         reviewer.status = row.status
         _end_leases_if_barred(session, reviewer, actor=actor, reason=reason, now=now)
     return changes

@@ -1,4 +1,11 @@
-"""The per-reviewer quality report: gold accuracy, interval, status and trend."""
+"""The per-reviewer quality report: gold accuracy, interval, status and trend.
+
+Gold accuracy pools a reviewer's gold answers, but its interval counts gold *items*: the
+answers to the questions of one gold task are correlated (one misread item makes
+several errors at once), so the interval is :func:`hilt.quality.calibration.
+item_wilson_interval` over the items (each record's ``unit``), and ``n_gold_items`` says
+how many there were. Records without a ``unit`` are items of their own (plain Wilson).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,10 @@ import numpy as np
 
 from hilt.quality.calibration import (
     CalibrationConfig,
+    ItemRate,
     ReviewerStatus,
+    item_wilson_interval,
     replay_status,
-    wilson_interval,
 )
 from hilt.quality.trend import rolling_accuracy
 
@@ -28,16 +36,21 @@ class ReviewRecord(NamedTuple):
     is_gold: bool
     gold_label: Any
     timestamp: datetime | float | int
+    unit: Any = None
+    """The item a gold answer belongs to when several answers share one (e.g. the gold
+    task of each gold question); ``None``: the answer is an item of its own."""
 
 
 @dataclass(frozen=True)
 class ReviewerReportRow:
     """One reviewer's line in the quality report.
 
-    ``gold_accuracy`` and the Wilson interval cover all of the reviewer's gold answers
+    ``gold_accuracy`` and its interval cover all of the reviewer's gold answers
     (``None`` accuracy and the interval (0, 1) without any); ``rolling_accuracy`` covers
-    the last ``config.window`` of them (``rolling_n`` answers), with its own Wilson
-    interval. ``status`` comes from replaying the gold answers
+    the last ``config.window`` of them (``rolling_n`` answers), with its own interval.
+    Both intervals are item-level Wilson intervals at ``confidence``
+    (:func:`hilt.quality.calibration.item_wilson_interval`) over ``n_gold_items`` /
+    ``rolling_n_items`` gold items. ``status`` comes from replaying the gold answers
     in time order (:func:`hilt.quality.calibration.replay_status`); ``trend_alarm`` says
     whether the CUSUM fired, at ``trend_alarm_at`` (the timestamp of that gold answer).
     """
@@ -61,6 +74,12 @@ class ReviewerReportRow:
     trend_alarm: bool
     trend_alarm_at: Any
     last_change_reason: str | None
+    n_gold_items: int = 0
+    """Gold items behind ``n_gold`` answers (the interval's independent units)."""
+    rolling_n_items: int = 0
+    """Gold items behind the ``rolling_n`` answers of the rolling window."""
+    confidence: float = 0.95
+    """Level of both intervals."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +90,7 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
                     baselines: Mapping[Any, tuple[ReviewerStatus, Any]] | None = None
                     ) -> list[ReviewerReportRow]:
     """Per-reviewer report rows from ``(reviewer, item, label, is_gold, gold_label,
-    timestamp)`` records, sorted by reviewer.
+    timestamp[, unit])`` records, sorted by reviewer.
 
     A gold answer is correct when ``label == gold_label`` (compared as strings, so
     ``1`` and ``"1"`` agree). Answers are ordered by timestamp within each reviewer (ties
@@ -81,39 +100,59 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
     ``status`` and replays only the gold answers with timestamp ≥ ``since`` (``None``:
     all), e.g. after a person reinstated a suspended reviewer. Accuracy, interval and
     rolling accuracy always cover all gold answers.
+
+    ``unit`` (optional seventh field) names the item a gold answer belongs to; answers
+    with the same unit count as one item in the intervals (see the module).
     """
     answers: dict[Any, int] = defaultdict(int)
-    gold: dict[Any, list[tuple[Any, int, bool]]] = defaultdict(list)
+    gold: dict[Any, list[tuple[Any, int, bool, Any]]] = defaultdict(list)
     for position, record in enumerate(records):
-        reviewer, _item, label, is_gold, gold_label, timestamp = record
+        reviewer, _item, label, is_gold, gold_label, timestamp = tuple(record)[:6]
+        unit = record[6] if len(record) > 6 else None
         answers[reviewer] += 1
         if is_gold:
-            gold[reviewer].append((timestamp, position, str(label) == str(gold_label)))
+            gold[reviewer].append((timestamp, position, str(label) == str(gold_label),
+                                   ("unit", unit) if unit is not None else ("answer", position)))
     rows = []
     for reviewer in sorted(answers, key=str):
         outcomes = sorted(gold.get(reviewer, []), key=lambda entry: (entry[0], entry[1]))
         correct = np.array([entry[2] for entry in outcomes], dtype=bool)
         n_gold, n_right = int(correct.size), int(correct.sum())
-        low, high = wilson_interval(n_right, n_gold, config.confidence)
+        overall = _item_rate(outcomes, config.confidence)
+        recent_outcomes = outcomes[-config.window:] if n_gold else []
         recent = correct[-config.window:]
-        rolling_low, rolling_high = wilson_interval(int(recent.sum()), int(recent.size),
-                                                    config.confidence)
+        rolling = _item_rate(recent_outcomes, config.confidence)
         start, since = (baselines or {}).get(reviewer, (ReviewerStatus.ONBOARDING, None))
         replayed = [entry for entry in outcomes if since is None or entry[0] >= since]
         trace = replay_status(np.array([entry[2] for entry in replayed], dtype=bool), config,
-                              start=ReviewerStatus(start))
+                              start=ReviewerStatus(start),
+                              units=[entry[3] for entry in replayed])
         alarm = trace.trend_alarm_index
         status = ReviewerStatus(trace.status)
         rows.append(ReviewerReportRow(
             reviewer=reviewer, n_answers=answers[reviewer], n_gold=n_gold,
             gold_correct=n_right, gold_accuracy=n_right / n_gold if n_gold else None,
-            ci_low=float(low), ci_high=float(high),
+            ci_low=overall.ci_low, ci_high=overall.ci_high,
             rolling_accuracy=(float(rolling_accuracy(correct, config.window)[-1])
                               if n_gold else None),
-            rolling_n=int(recent.size), rolling_ci_low=float(rolling_low),
-            rolling_ci_high=float(rolling_high),
+            rolling_n=int(recent.size), rolling_ci_low=rolling.ci_low,
+            rolling_ci_high=rolling.ci_high,
             status=status.value, may_take_production_tasks=status.may_take_production_tasks,
             trend_alarm=alarm is not None,
             trend_alarm_at=replayed[alarm][0] if alarm is not None else None,
-            last_change_reason=trace.changes[-1].reason if trace.changes else None))
+            last_change_reason=trace.changes[-1].reason if trace.changes else None,
+            n_gold_items=overall.n_items, rolling_n_items=rolling.n_items,
+            confidence=config.confidence))
     return rows
+
+
+def _item_rate(outcomes: list[tuple[Any, int, bool, Any]], confidence: float) -> ItemRate:
+    """Gold accuracy of ``(timestamp, position, correct, unit)`` outcomes with its
+    item-level interval."""
+    by_unit: dict[Any, list[int]] = {}
+    for _at, _position, right, unit in outcomes:
+        tally = by_unit.setdefault(unit, [0, 0])
+        tally[0] += right
+        tally[1] += 1
+    counts = np.array(list(by_unit.values()) or [[0, 0]], dtype=np.float64)
+    return item_wilson_interval(counts[:, 0], counts[:, 1], confidence)

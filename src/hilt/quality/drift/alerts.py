@@ -23,7 +23,8 @@ class Alert:
     ``p_value`` is compared with ``alpha`` (the window's false-alarm budget divided over
     ``n_tests`` tests); ``effect`` (named ``effect_name``) must also reach
     ``min_effect``. ``detail`` holds the full test result: counts, rates with intervals,
-    divergences.
+    divergences; ``intervals`` (:func:`alert_intervals`) the figures the alert is about
+    with their intervals, short enough to list without ``detail``.
     """
 
     monitor: str
@@ -63,4 +64,66 @@ class Alert:
                 "effect_name": self.effect_name, "effect": self.effect,
                 "min_effect": self.min_effect, "n_current": self.n_current,
                 "n_reference": self.n_reference, "n_tests": self.n_tests,
-                "message": self.message, "detail": self.detail}
+                "message": self.message,
+                "intervals": alert_intervals(self.effect_name, self.detail),
+                "detail": self.detail}
+
+
+DIVERGENCE_NOTE = ("PSI and JSD are descriptive: they have no interval and are biased "
+                   "upward (about 2(K-1)/n and (K-1)/(4n ln 2) bits without any drift)")
+
+
+def _figure(value: Any, bounds: Any, n: Any = None) -> dict[str, Any] | None:
+    if value is None or not isinstance(bounds, list | tuple) or len(bounds) != 2:
+        return None
+    out = {"value": value, "ci_low": bounds[0], "ci_high": bounds[1]}
+    if n is not None:
+        out["n"] = n
+    return out
+
+
+def moved_category(current: Mapping[str, Any], reference: Mapping[str, Any]) -> str | None:
+    """The category whose share moved most between two ``category -> (share, low,
+    high)`` mappings (the first such in order on ties)."""
+    common = [c for c in current if c in reference]
+    if not common:
+        return None
+    return max(common, key=lambda c: abs(current[c][0] - reference[c][0]))
+
+
+def alert_intervals(effect_name: str, detail: Mapping[str, Any] | None
+                    ) -> dict[str, Any] | None:
+    """The figures an alert is about, each ``{value, ci_low, ci_high[, n]}`` at 95 %:
+
+    - rate and agreement alerts: ``reference``, ``current`` (Wilson; for agreement the
+      item-level Wilson over items) and ``change`` (Newcombe / MOVER interval of the
+      difference);
+    - shift alerts: the ``category`` whose share moved most, its ``reference`` and
+      ``current`` share (Wilson), and a ``note`` that PSI and JSD are descriptive.
+
+    ``None`` when ``detail`` does not hold them (e.g. alerts stored without detail).
+    """
+    if not detail:
+        return None
+    if "current_share_intervals" in detail:
+        cur = detail.get("current_share_intervals") or {}
+        ref = detail.get("reference_share_intervals") or {}
+        moved = moved_category(cur, ref)
+        if moved is None:
+            return None
+        return {"category": moved,
+                "reference": _figure(ref[moved][0], ref[moved][1:], detail.get("n_reference")),
+                "current": _figure(cur[moved][0], cur[moved][1:], detail.get("n_current")),
+                "change": None, "note": DIVERGENCE_NOTE}
+    if "reference_rate" in detail:
+        values = ("reference_rate", "current_rate", "reference_trials", "current_trials")
+    elif "reference_agreement" in detail:
+        values = ("reference_agreement", "current_agreement", "reference_items",
+                  "current_items")
+    else:
+        return None
+    return {"reference": _figure(detail.get(values[0]), detail.get("reference_ci"),
+                                 detail.get(values[2])),
+            "current": _figure(detail.get(values[1]), detail.get("current_ci"),
+                               detail.get(values[3])),
+            "change": _figure(detail.get("change"), detail.get("change_ci"))}

@@ -31,7 +31,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from hilt.quality.drift.alerts import Alert, group_key
+from hilt.quality.drift.alerts import Alert, group_key, moved_category
 from hilt.quality.drift.rates import (
     Direction,
     agreement_change,
@@ -193,8 +193,9 @@ def detect_shift(monitor: str, observations: Iterable[Categorical], windows: Seq
                 continue
             result = label_shift(reference, current, categories=cats,
                                  min_expected=config.min_expected, smoothing=config.smoothing)
-            moved = max(result.categories, key=lambda c: abs(
-                result.current_share_intervals[c][0] - result.reference_share_intervals[c][0]))
+            moved = moved_category(result.current_share_intervals,
+                                   result.reference_share_intervals)
+            assert moved is not None
             start, end, ref_start = _span(config, window, first)
             alerts.append(Alert(
                 monitor=monitor, group=dict(group), window_start=start, window_end=end,
@@ -203,15 +204,33 @@ def detect_shift(monitor: str, observations: Iterable[Categorical], windows: Seq
                 n_current=result.n_current, n_reference=result.n_reference,
                 n_tests=len(tests),
                 message=(f"{monitor} in {group_key(group)}: '{moved}' moved from "
-                         f"{result.reference_share_intervals[moved][0]:.1%} to "
-                         f"{result.current_share_intervals[moved][0]:.1%} "
-                         f"(PSI {result.psi:.3f}, JSD {result.jensen_shannon_bits:.3f} bits, "
-                         f"p={result.p_value:.2g})"),
+                         f"{_share(result.reference_share_intervals[moved])} to "
+                         f"{_share(result.current_share_intervals[moved])} (95% Wilson "
+                         f"intervals; p={result.p_value:.2g}; PSI {result.psi:.3f}, "
+                         f"JSD {result.jensen_shannon_bits:.3f} bits: descriptive, "
+                         "biased upward)"),
                 detail=result.as_dict()))
     return alerts
 
 
 ContextFn = Callable[[Group, int], dict[str, Any]]
+
+
+def _share(figure: Sequence[Any]) -> str:
+    """``"19.4% [17.0%, 22.1%]"`` from ``(share, low, high)``."""
+    if len(figure) < 3 or figure[0] is None:
+        return "-"
+    return f"{figure[0]:.1%} [{figure[1]:.1%}, {figure[2]:.1%}]"
+
+
+def _change(change: float | None, interval: tuple[float, float] | None) -> str:
+    """``"-33.3 points [-51.2, -16.7]"``: a difference of shares with its interval."""
+    if change is None:
+        return "-"
+    text = f"{change * 100:+.1f} points"
+    if interval is not None:
+        text += f" [{interval[0] * 100:+.1f}, {interval[1] * 100:+.1f}]"
+    return text
 
 
 def detect_rate_change(monitor: str, observations: Iterable[Outcome], windows: Sequence[int],
@@ -266,9 +285,10 @@ def detect_rate_change(monitor: str, observations: Iterable[Outcome], windows: S
                 min_effect=config.min_rate_change, n_current=cur_n, n_reference=ref_n,
                 n_tests=len(tests),
                 message=(f"{monitor} in {group_key(group)}: "
-                         f"{result.reference_rate:.1%} -> {result.current_rate:.1%} "
-                         f"(95% CI {result.current_ci[0]:.1%}–{result.current_ci[1]:.1%}, "
-                         f"p={result.p_value:.2g})"),
+                         f"{_share((result.reference_rate, *result.reference_ci))} -> "
+                         f"{_share((result.current_rate, *result.current_ci))} "
+                         f"(95% Wilson intervals; change {_change(result.change, result.change_ci)}"
+                         f", p={result.p_value:.2g})"),
                 detail=detail))
     return alerts
 
@@ -323,13 +343,18 @@ def detect_agreement_drop(monitor: str, ratings: Iterable[Rating], windows: Sequ
             start, end, ref_start = _span(config, window, first)
             alerts.append(Alert(
                 monitor=monitor, group=dict(group), window_start=start, window_end=end,
-                reference_start=ref_start, test="welch_t", p_value=result.p_value,
+                reference_start=ref_start,
+                test="welch_t" if result.test == "welch" else result.test,
+                p_value=result.p_value,
                 alpha=alpha, effect_name="agreement_change", effect=result.change,
                 min_effect=config.min_rate_change, n_current=result.current_items,
                 n_reference=result.reference_items, n_tests=len(tests),
                 message=(f"{monitor} in {group_key(group)}: pairwise agreement "
-                         f"{result.reference_agreement:.1%} -> "
-                         f"{result.current_agreement:.1%} (p={result.p_value:.2g})"),
+                         f"{_share((result.reference_agreement, *(result.reference_ci or ())))}"
+                         f" -> {_share((result.current_agreement, *(result.current_ci or ())))}"
+                         f" (95% item-level intervals; change "
+                         f"{_change(result.change, result.change_ci)}, "
+                         f"p={result.p_value:.2g})"),
                 detail=result.as_dict()))
     return alerts
 

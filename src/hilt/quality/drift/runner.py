@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError, NotFound
-from hilt.quality.drift.alerts import Alert, group_key
+from hilt.quality.drift.alerts import Alert, alert_intervals, group_key
 from hilt.quality.drift.monitors import (
     Categorical,
     Group,
@@ -358,6 +358,7 @@ def alert_row_dict(row: DriftAlertRow) -> dict[str, Any]:
             "p_value": row.p_value, "alpha": row.alpha, "effect_name": row.effect_name,
             "effect": row.effect, "min_effect": row.min_effect, "n_current": row.n_current,
             "n_reference": row.n_reference, "n_tests": row.n_tests, "message": row.message,
+            "intervals": alert_intervals(row.effect_name, row.detail),
             "status": row.status, "created_at": row.created_at.isoformat(),
             "acknowledged_by": row.acknowledged_by, "note": row.note, "detail": row.detail}
 

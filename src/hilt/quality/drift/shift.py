@@ -35,6 +35,11 @@ only meaningful once that noise floor is well below 0.1, i.e. :math:`n \gg 20 (K
 The smoothing pseudo-count :math:`s` (default ½, the Jeffreys prior) keeps the
 logarithms finite when a category is empty in one window.
 
+JSD and PSI are descriptive: they come without an interval, and being biased upward by
+the noise floors above they are never read as estimates; alerts say so next to them
+(:data:`hilt.quality.drift.alerts.DIVERGENCE_NOTE`). The uncertainty of a shift lies in
+the chi-square p-value and in the Wilson intervals of the shares.
+
 References: W. G. Cochran (1954), "Some methods for strengthening the common χ² tests",
 Biometrics 10:417–451; J. Lin (1991), "Divergence measures based on the Shannon
 entropy", IEEE Trans. Inf. Theory 37(1):145–151; N. Siddiqi (2006), *Credit Risk

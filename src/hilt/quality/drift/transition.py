@@ -89,8 +89,10 @@ class TransitionMatrix:
     counts: tuple[tuple[int, ...], ...]
     """``counts[i][j]``: items with old label ``old_categories[i]`` and new label
     ``new_categories[j]``."""
-    cells: dict[str, dict[str, tuple[float, float, float]]]
-    """old -> new -> (share, Wilson low, Wilson high) at the row confidence."""
+    cells: dict[str, dict[str, tuple[float | None, float, float]]]
+    """old -> new -> (share, Wilson low, Wilson high) at the row confidence; the share
+    is None (and the interval the whole range) in a row without re-reviewed items, where
+    it is undefined, as the row's ``rate`` is."""
     rows: tuple[RowChange, ...]
     row_confidence: float
     mapping: dict[str, str]
@@ -148,7 +150,7 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
     totals = counts.sum(axis=1)
     low, high = wilson_interval(counts, np.broadcast_to(totals[:, None], counts.shape),
                                 row_confidence)
-    cells = {old: {new: (float(counts[i, j] / totals[i]) if totals[i] else 0.0,
+    cells = {old: {new: (float(counts[i, j] / totals[i]) if totals[i] else None,
                          float(low[i, j]), float(high[i, j]))
                    for j, new in enumerate(news)} for i, old in enumerate(olds)}
     rows = []

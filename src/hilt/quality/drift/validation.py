@@ -2,8 +2,10 @@
 
 ``python -m hilt.quality.drift.validation [--seeds N]`` prints, per scenario, the
 distribution of the delay (windows from the onset to the first alert; 0 = the onset
-window) and the share of pre-onset windows with a false alarm. The numbers in
-``docs/drift.md`` come from this command; the tests assert the documented bounds.
+window) and the share of pre-onset windows with a false alarm, with its count (windows
+with a false alarm / windows tested) and a 95 % Wilson interval
+(:func:`hilt.quality.calibration.wilson_interval`). The numbers in ``docs/drift.md``
+come from this command; the tests assert the documented bounds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 
 import numpy as np
 
+from hilt.quality.calibration import wilson_interval
 from hilt.quality.drift.alerts import Alert
 from hilt.quality.drift.monitors import detect_agreement_drop, detect_rate_change, detect_shift
 from hilt.quality.drift.synthetic import (
@@ -78,11 +81,14 @@ def measure(seeds: int = 30, config: DriftConfig | None = None) -> list[dict[str
             delays.append(after[0] if after else None)
         found = np.array([d for d in delays if d is not None])
         tested_before = seeds * (ONSET - cfg.reference_windows)
+        low, high = wilson_interval(early, tested_before)
         rows.append({"scenario": name, "detected": f"{found.size}/{seeds}",
                      "median": float(np.median(found)) if found.size else None,
                      "p95": round(float(np.percentile(found, 95)), 1) if found.size else None,
                      "max": int(found.max()) if found.size else None,
-                     "false_alarm_rate_before_onset": early / tested_before})
+                     "false_alarm_rate_before_onset": early / tested_before,
+                     "false_alarm_windows": early, "windows_before_onset": tested_before,
+                     "false_alarm_ci_low": float(low), "false_alarm_ci_high": float(high)})
     return rows
 
 
@@ -90,11 +96,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=30)
     args = parser.parse_args()
-    print(f"{'scenario':70} {'found':>7} {'median':>6} {'p95':>5} {'max':>4} {'FA/window':>9}")
+    print(f"{'scenario':70} {'found':>7} {'median':>6} {'p95':>5} {'max':>4} "
+          f"{'FA/window [95% Wilson] (windows)':>34}")
     for row in measure(args.seeds):
+        false_alarms = (f"{row['false_alarm_rate_before_onset']:.3f} "
+                        f"[{row['false_alarm_ci_low']:.3f}, {row['false_alarm_ci_high']:.3f}] "
+                        f"({row['false_alarm_windows']}/{row['windows_before_onset']})")
         print(f"{row['scenario']!s:70} {row['detected']!s:>7} {row['median']!s:>6} "
-              f"{row['p95']!s:>5} {row['max']!s:>4} "
-              f"{row['false_alarm_rate_before_onset']:>9.4f}")
+              f"{row['p95']!s:>5} {row['max']!s:>4} {false_alarms:>34}")
     print(f"within {N_WINDOWS - ONSET} windows after the onset; daily windows, "
           "4-window baseline, false-alarm rate 0.01 per monitor and window")
 
