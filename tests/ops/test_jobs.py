@@ -52,7 +52,7 @@ def test_job_runs_once_and_records_result(engine: Engine) -> None:
     with transaction(engine) as s:
         assert audit.verify(s).ok
         actions = [e.action for e in audit.entries(s, entity_id=job_id)]
-    assert actions == ["job.succeeded", "job.enqueue"]
+    assert actions == ["job.succeeded", "job.claim", "job.enqueue"]
 
 
 def test_crash_midway_is_never_half_applied(engine: Engine) -> None:

@@ -8,7 +8,9 @@ the commands that need them so that ``hilt --help`` stays instant.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from contextlib import suppress
 from typing import Any
 
 import typer
@@ -87,9 +89,58 @@ def debug_enabled() -> bool:
     return os.environ.get("HILT_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread (:func:`stop_on_sigterm`). Like Ctrl-C's
+    KeyboardInterrupt it is no ``Exception``: ``except Exception`` does not swallow it,
+    while every ``finally`` and context manager on the way out runs."""
+
+
+def stop_on_sigterm() -> Any:
+    """Make SIGTERM end a command the way Ctrl-C does: as an exception, so that staging
+    folders and temporary files are removed and open transactions roll back on the way
+    out. ``hilt jobs cancel``, a worker that shuts down and the parent-death signal of
+    a job's child all stop a command with SIGTERM. A second SIGTERM during that
+    clean-up ends the process at once. Commands that serve (``hilt serve``, ``hilt
+    worker``) install handlers of their own. Returns the handler it replaced."""
+    def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    with suppress(ValueError):  # not the main thread: leave signals alone
+        return signal.signal(signal.SIGTERM, terminate)
+    return None
+
+
+def _end_by(signum: int) -> None:
+    """End the process by the signal itself, its clean-up done: whoever waits for it (a
+    shell, a service manager, the job runner) sees it stopped by that signal, as it
+    would have been without the handler."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)  # only where the signal does not end the process at once
+
+
 def main() -> None:
+    previous = stop_on_sigterm()
+    try:
+        _run()
+    finally:
+        if previous is not None:  # main() may run inside another program (tests)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run() -> None:
     try:
         app(standalone_mode=True)
+    except Terminated:
+        typer.echo("error: terminated (SIGTERM)", err=True)
+        _end_by(signal.SIGTERM)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
-import tempfile
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,32 +115,90 @@ def check_out_dir(out_dir: str | Path) -> Path:
 
 
 def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> None:
-    """Write every file into a temporary folder beside ``out_dir``, then move it in.
+    """Make the folder ``out_dir`` hold ``files``, switching the whole folder at once.
 
-    A new ``out_dir`` appears whole by one rename; in an existing one each file is
-    replaced by ``os.replace``, so no reader ever sees a half-written file.
+    The files are written (and synced) into a private folder beside ``out_dir``
+    (:func:`hilt.train.manifest.private_folder`); what else the old folder holds (input
+    files kept there) is carried over as hard links, or copies where a link cannot be
+    made; then the new folder takes the old one's place by renames alone
+    (:func:`hilt.train.manifest.replaced_by`). A reader sees the old folder or the new
+    one, never report.json of one run beside decision.json of another. Two runs writing
+    one folder take turns for that last step (``flock`` on the folder that holds it),
+    so the folder is always one run's whole output. Staging folders that killed runs
+    left beside ``out_dir`` are removed (:func:`hilt.train.manifest.sweep_stale`) while
+    ``out_dir`` exists: before the switch, and after it.
+    A new folder gets the mode a plain ``mkdir`` would give it; a replaced one keeps
+    its mode.
     """
+    from hilt.train.manifest import (
+        plain_folder_mode,
+        private_folder,
+        replaced_by,
+        sweep_stale,
+    )
+
     out = check_out_dir(out_dir)
+    if out.is_symlink():
+        out = out.resolve()  # the folder it names is replaced, the link stays
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    prefix = f".{out.name}."
+    if out.exists():  # else a leftover may be the only copy of the old folder
+        sweep_stale(out.parent, [prefix])
+    with private_folder(out.parent, prefix) as staging:
         for name, text in files.items():
             with (staging / name).open("w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-        if not out.exists():
-            # mkdtemp makes the folder private; give it the mode a plain mkdir would.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(staging, 0o777 & ~umask)
-            os.rename(staging, out)
-            return
-        for name in files:
-            os.replace(staging / name, out / name)
+        with _folder_turn(out.parent):
+            if out.is_dir():
+                _carry_over(out, staging, skip=set(files))
+                mode = stat.S_IMODE(out.stat().st_mode)
+            else:
+                mode = plain_folder_mode()
+            os.chmod(staging, mode)
+            with replaced_by(staging, out, prefix):
+                pass
+    sweep_stale(out.parent, [prefix])
+
+
+@contextmanager
+def _folder_turn(parent: Path) -> Iterator[None]:
+    """``flock`` on the folder ``parent`` (blocking): writers of output folders in it
+    take turns to swap them in. No lock file is left behind; a folder that cannot be
+    opened for reading is not locked (the swap is then still whole, and the last
+    writer's folder stays)."""
+    try:
+        fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        os.close(fd)
+
+
+def _carry_over(old: Path, new: Path, skip: set[str]) -> None:
+    """Everything in ``old`` but the names in ``skip``, into ``new``: files as hard
+    links (copies where a link cannot be made), symbolic links as links."""
+    def link_or_copy(source: str, target: str) -> None:
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, target, follow_symlinks=False)
+
+    for entry in os.scandir(old):
+        if entry.name in skip:
+            continue
+        target = new / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, target, symlinks=True, copy_function=link_or_copy)
+        else:
+            link_or_copy(entry.path, str(target))
 
 
 def to_json(value: Any) -> str:

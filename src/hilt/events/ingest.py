@@ -8,7 +8,10 @@ all of it is visible or none of it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -275,37 +278,71 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
     with gc_paused():
         parsed = parse_all(read_records(path, lenient=skip_invalid), file=str(path),
                            skip_invalid=skip_invalid)
-        # The rejects are written (beside their target) before the events commit, so
-        # that an unwritable rejects path stops the run with nothing stored, and a
-        # committed run never loses its rejects.
+        # The rejects are written to a temporary file of their own beside their target
+        # (a unique name: two runs on one file never share it) before the events are
+        # stored, so that an unwritable rejects path stops the run with nothing stored;
+        # the file is renamed into place as the last step before the commit, so a
+        # committed run never leaves its rejects only in the temporary file, even when
+        # killed right after the commit.
         target = Path(rejects_path) if rejects_path else path.with_name(
             path.name + ".rejects.jsonl")
-        tmp = target.with_name(target.name + ".tmp")
+        tmp: Path | None = None
         try:
             with transaction(engine) as session:
                 if skip_invalid:
                     reject_conflicting_ids(session, parsed, file=str(path))
                 if parsed.rejects:
-                    _write_rejects(tmp, target, parsed.rejects)
+                    tmp = _write_rejects(target, parsed.rejects)
                 result = store_events(session, parsed.events, actor=actor, file=str(path),
                                       lines=parsed.lines, source_name=str(path),
                                       rejected=len(parsed.rejects))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    if parsed.rejects:
-        tmp.replace(target)
+                if tmp is not None:
+                    _put_in_place(tmp, target)
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)  # gone once in place
     return result
 
 
-def _write_rejects(tmp: Path, target: Path, rejects: list[dict[str, Any]]) -> None:
+def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> Path:
+    """The rejects, one JSON line each, in a new temporary file beside ``target``."""
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rej in rejects:
-                fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                    dir=target.parent)
     except OSError as exc:
         raise InputError(f"cannot write the rejects file ({exc.strerror})",
                          file=str(target), field="--rejects") from None
+    tmp = Path(name)
+    try:
+        with open(fd, "w", encoding="utf-8") as fh:
+            for rej in rejects:
+                fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write the rejects file ({exc.strerror})",
+                             file=str(target), field="--rejects") from None
+        raise
+    return tmp
+
+
+def _put_in_place(tmp: Path, target: Path) -> None:
+    # the mode a file made by open() gets (mkstemp's is private)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        tmp.replace(target)
+    except OSError as exc:
+        raise InputError(f"cannot write the rejects file ({exc.strerror})",
+                         file=str(target), field="--rejects") from None
+
+
+def _umask() -> int:
+    with (contextlib.suppress(OSError, ValueError, StopIteration),  # Linux: read, not set
+          open("/proc/self/status", encoding="ascii") as status):
+        return int(next(x for x in status if x.startswith("Umask:")).split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def reject_conflicting_ids(session: Session, parsed: Parsed, *, file: str | None) -> None:

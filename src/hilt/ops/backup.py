@@ -16,7 +16,9 @@ docs/operations.md).
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,28 +48,59 @@ def _read_only(path: Path) -> sqlite3.Connection:
 
 
 def backup(url: str, out: str | Path) -> dict[str, Any]:
-    """Write a consistent copy of the database at ``url`` to ``out`` (must not exist)."""
+    """Write a consistent copy of the database at ``url`` to ``out`` (must not exist).
+
+    The copy is made in a temporary file of its own beside ``out`` (a unique name, so
+    two backups to one path never write one file) and published with a hard link, which
+    fails when ``out`` exists: a file that appeared at ``out`` while the copy was made
+    is never overwritten, and the backup that finds it taken says so."""
+    from hilt.train.manifest import plain_folder_mode
+
     src_path, out = sqlite_path(url), Path(out)
     if not src_path.exists():
         raise InputError(f"{src_path} does not exist", field="--db")
-    if out.exists():
-        raise InputError(f"{out} already exists; choose a new file", field="out")
+    if out.exists() or out.is_symlink():
+        raise _taken(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    source = sqlite3.connect(src_path, timeout=60)
-    target = sqlite3.connect(tmp)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        _copy(source, target)
-        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-    except BaseException:
-        target.close()
-        tmp.unlink(missing_ok=True)
-        raise
+        # the mode of a file that sqlite3 creates (mkstemp's is private)
+        os.chmod(tmp, 0o644 & plain_folder_mode())
+        source = sqlite3.connect(src_path, timeout=60)
+        try:
+            target = sqlite3.connect(tmp)
+            try:
+                _copy(source, target)
+                target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                target.close()
+        finally:
+            source.close()
+        _publish(tmp, out)
     finally:
-        target.close()
-        source.close()
-    tmp.rename(out)
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}-journal").unlink(missing_ok=True)
     return {"backup": str(out), "bytes": out.stat().st_size, **verify_file(out)}
+
+
+def _taken(out: Path) -> InputError:
+    return InputError(f"{out} already exists; choose a new file", field="out")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """``tmp`` becomes ``out`` only if ``out`` does not exist: a hard link is made or
+    refused atomically. Where the file system has no hard links, a rename after one more
+    look is the best there is."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise _taken(out) from None
+    except OSError:
+        if out.exists() or out.is_symlink():
+            raise _taken(out) from None
+        os.rename(tmp, out)
 
 
 def verify_file(path: str | Path) -> dict[str, Any]:

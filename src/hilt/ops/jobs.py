@@ -17,6 +17,12 @@ Two shapes of job:
   short transactions that also renew the lease and read the cancel flag; a requested
   cancellation stops it at its next progress report.
 
+Every change of a job's status appends an audit entry in the transaction that makes
+it: ``job.enqueue``, ``job.claim`` (a worker takes it, also after another worker's lease
+lapsed), ``job.retry`` (a failed attempt sends it back to the queue), ``job.succeeded``,
+``job.failed``, ``job.cancel`` (the request) and ``job.cancelled``. Progress reports,
+which only renew the lease, are not audited.
+
 Periodic work (lease sweeps, SLA breaches, webhooks) does not go through this table:
 see :mod:`hilt.ops.periodic`.
 """
@@ -217,11 +223,17 @@ def claim(engine: Engine, worker_id: str, *, now: datetime | None = None) -> Cla
                 _mark_failed(session, row, f"worker {row.locked_by} stopped (lease expired)"
                              f" on attempt {row.attempts} of {row.max_attempts}", now)
                 continue
+            lapsed = row.status == "running"
             row.status, row.attempts = "running", row.attempts + 1
             row.locked_by = worker_id
             row.lease_expires_at = now + timedelta(seconds=lease_seconds())
             row.started_at = row.started_at or now
             row.workers = [*row.workers, worker_id]
+            audit.append(session, actor="jobs", action="job.claim", entity_type="job",
+                         entity_id=row.id, payload={
+                             "kind": row.kind, "attempt": row.attempts, "worker": worker_id,
+                             # taken over from a worker whose lease lapsed
+                             "lease_lapsed": lapsed})
             return ClaimedJob(row.id, row.kind, dict(row.params), row.attempts,
                               row.created_by)
 
@@ -298,6 +310,11 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
             row.status, row.error = "queued", error
             row.run_after = now + timedelta(seconds=min(delay, 3600.0))
             row.locked_by, row.lease_expires_at = None, None
+            audit.append(session, actor="jobs", action="job.retry", entity_type="job",
+                         entity_id=row.id, payload={
+                             "kind": row.kind, "attempts": row.attempts,
+                             "max_attempts": row.max_attempts,
+                             "run_after": row.run_after.isoformat(), "error": error[-2000:]})
             return "queued"
 
 

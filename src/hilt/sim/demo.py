@@ -12,8 +12,8 @@ under version 2, and the rest of the stream is reviewed under version 2.
 from __future__ import annotations
 
 import json
+import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,16 +89,36 @@ def check_events(n_events: int) -> None:
                          field="--events")
 
 
+def fresh_workdir(workdir: Path) -> None:
+    """Make ``workdir`` a new folder that holds only the marker, replacing an earlier
+    demo folder by renames alone: the new folder, marker written, is made beside it
+    under a private name, the old one is renamed aside, the new one renamed in, and
+    then the old one is removed (:func:`hilt.train.manifest.replaced_by`). So the
+    folder is never left without its marker while it holds an earlier run's files, and
+    an interrupted run never stops the next. What a killed run left beside the folder
+    is removed once the new folder is in place (:func:`hilt.train.manifest.sweep_stale`).
+    A symbolic link to the folder stays; the folder it names is replaced."""
+    from hilt.train.manifest import plain_folder_mode, private_folder, replaced_by, sweep_stale
+
+    target = workdir.resolve()
+    prefix = f".{target.name}.demo-"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with private_folder(target.parent, prefix) as new:
+            (new / MARKER).write_text("made by `hilt demo`; replaced on its next run\n")
+            os.chmod(new, plain_folder_mode())
+            with replaced_by(new, target, prefix):
+                pass
+        sweep_stale(target.parent, [prefix])
+    except OSError as exc:
+        what = "replace" if target.exists() else "create"
+        raise InputError(f"cannot {what} the folder: {exc.strerror or exc}",
+                         file=str(workdir), field="--workdir") from None
+
+
 def step_init(run: DemoRun) -> dict[str, Any]:
     check_workdir(run.workdir)
-    if run.workdir.exists():
-        shutil.rmtree(run.workdir)
-    try:
-        run.workdir.mkdir(parents=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the folder: {exc.strerror}", file=str(run.workdir),
-                         field="--workdir") from None
-    (run.workdir / MARKER).write_text("made by `hilt demo`; replaced on its next run\n")
+    fresh_workdir(run.workdir)
     run.engine = make_engine(run.db_url)
     migrate(run.engine)
     run.items = simulate_stream(run.config)

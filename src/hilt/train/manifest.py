@@ -10,21 +10,26 @@ metrics within the tolerance stated in ``docs/train.md``.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
+import re
+import secrets
 import shutil
+import socket
 import subprocess
-import tempfile
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
 from hilt.canonical import canonical_json, content_hash, finite_json
-from hilt.errors import InputError
+from hilt.errors import HiltError, InputError
 
 MANIFEST_FILE = "manifest.json"
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-transformers",
@@ -184,31 +189,240 @@ def folder_lock(out: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+# Prefixes of the private folders that training runs stage their models in, beside
+# ``--out``: each run removes those that a process which is gone left behind.
+STAGING_PREFIXES = (".clf-", ".rm-", ".sft-")
+# The rest of a private folder's name: the process id, a tag of the host's name and a
+# random part (see :func:`private_name`).
+_PRIVATE_NAME = re.compile(r"(\d+)-([0-9a-f]{8})-[0-9a-f]{8}")
+# Private folders of this process that exist, or are about to: named here before they
+# are made, so another thread's sweep never takes one for a dead process's leftover.
+_IN_USE: set[str] = set()
+_IN_USE_LOCK = threading.Lock()
+
+
+class NotRegistered(HiltError):
+    """The new model is in place in its folder, but what was to record it (the model
+    registry) failed: the folder is kept, and the error says so."""
+
+    exit_code = 1
+
+
+def plain_folder_mode() -> int:
+    """The mode ``mkdir`` gives a new folder under the current umask (a folder made by
+    ``tempfile.mkdtemp`` is private, 0700, and keeps that mode when it is renamed)."""
+    with suppress(OSError, ValueError, StopIteration):  # Linux 4.7+: read, not set
+        with open("/proc/self/status", encoding="ascii") as status:
+            line = next(x for x in status if x.startswith("Umask:"))
+        return 0o777 & ~int(line.split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def private_name(prefix: str) -> str:
+    """``<prefix><pid>-<host tag>-<random>``: a name that says which process on which
+    host made the folder, so that a later run can tell it is a dead process's leftover
+    (:func:`sweep_stale`)."""
+    return f"{prefix}{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}"
+
+
+class _Private:
+    """A private folder name of this process, registered as in use before the folder
+    exists; :meth:`hold` takes ``flock`` on the folder (the lock follows the folder
+    when it is renamed, and the kernel releases it when the process dies)."""
+
+    def __init__(self, parent: Path, prefix: str) -> None:
+        self.path = parent / private_name(prefix)
+        self.fd: int | None = None
+        with _IN_USE_LOCK:
+            _IN_USE.add(str(self.path))
+
+    def hold(self, folder: Path) -> None:
+        with suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # held by another process: the name still protects it
+                return
+            self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        with _IN_USE_LOCK:
+            _IN_USE.discard(str(self.path))
+
+
+def _owner_gone(pid: int, path: Path) -> bool:
+    if pid == os.getpid():
+        with _IN_USE_LOCK:
+            return str(path) not in _IN_USE  # an earlier process that had this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's process)
+    return False
+
+
+def sweep_stale(parent: Path, prefixes: Iterable[str]) -> list[Path]:
+    """Remove the private folders in ``parent`` (named by :func:`private_name` with one
+    of ``prefixes``) that a process which is gone left behind: killed (SIGKILL, a
+    crash, a power cut) while it staged an output or removed a replaced one.
+
+    A folder counts as left behind only when all of these hold: it was made on this
+    host (another host's process ids say nothing here), the process named in it is not
+    running (or, for this process's own id, it is none of this process's folders: an
+    earlier process had the id), and nobody holds its ``flock``. Folders named another
+    way (by an older hilt) are left alone, since nothing tells whether they are in use.
+    Returns the folders removed."""
+    removed: list[Path] = []
+    wanted = tuple(prefixes)
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        prefix = next((p for p in wanted if entry.name.startswith(p)), None)
+        match = _PRIVATE_NAME.fullmatch(entry.name[len(prefix):]) if prefix else None
+        if match is None or match[2] != _host_tag():
+            continue
+        path = parent / entry.name
+        with suppress(OSError):  # a folder that cannot be looked at stays
+            if entry.is_dir(follow_symlinks=False) and _owner_gone(int(match[1]), path) \
+                    and _remove_unless_held(path):
+                removed.append(path)
+    return removed
+
+
+def _remove_unless_held(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # held: a live process (in another pid namespace) uses it
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def private_folder(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder in ``parent`` named by :func:`private_name`, private (0700) and held
+    as this process's while the block runs; removed at the end, unless the block moved
+    it away (into place)."""
+    for _ in range(100):
+        own = _Private(parent, prefix)
+        try:
+            os.mkdir(own.path, 0o700)
+            break
+        except FileExistsError:
+            own.release()
+        except BaseException:
+            own.release()
+            raise
+    else:  # pragma: no cover - 100 random names taken
+        raise FileExistsError(f"no free name for a folder in {parent}")
+    try:
+        own.hold(own.path)
+        yield own.path
+    finally:
+        try:
+            shutil.rmtree(own.path, ignore_errors=True)  # absent once moved into place
+        finally:
+            own.release()
+
+
+@contextmanager
+def replaced_by(new: Path, out: Path, prefix: str) -> Iterator[None]:
+    """Put the folder ``new`` in the place of ``out`` by renames alone: ``out`` (when it
+    exists) is renamed aside under a private name, ``new`` is renamed in, and the old
+    folder is removed when the block ends. ``out`` is never a half-deleted or a mixed
+    folder: it is the old folder or the new one (absent only between the two renames,
+    and only a process killed outright there leaves it so: the old folder is then the
+    one named ``<prefix><pid>-…``). When ``new`` cannot be renamed in, the old folder
+    is put back. ``new`` and ``out`` must be in the same folder."""
+    if not out.exists() and not out.is_symlink():
+        new.rename(out)
+        yield
+        return
+    aside = _Private(out.parent, prefix)
+    try:
+        aside.hold(out)
+        out.rename(aside.path)
+        try:
+            new.rename(out)
+        except BaseException:
+            aside.path.rename(out)
+            raise
+        try:
+            yield
+        finally:
+            shutil.rmtree(aside.path, ignore_errors=True)
+    finally:
+        aside.release()
+
+
+def _record(publisher: Publisher, out: Path) -> None:
+    try:
+        publisher.record(out)
+    except BaseException as exc:
+        detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines()
+                  or [type(exc).__name__])[0]
+        message = (f"the new model is in place in {out} but is not registered "
+                   f"({detail}): no model version names it until a run into that "
+                   "folder registers one")
+        if not isinstance(exc, Exception):  # interrupted: say so, then stop as asked
+            sys.stderr.write(f"error: {message}\n")
+            raise
+        raise NotRegistered(message) from exc
+
+
 @contextmanager
 def staged_folder(out: Path, prefix: str, kind: str,
                   publisher: Publisher | None = None) -> Iterator[Path]:
-    """A temporary folder next to ``out`` that replaces ``out`` when the block ends
-    normally: a failed run leaves nothing half-written and the old model in place.
-    ``out`` is checked first (:func:`check_out_folder`).
+    """A private folder next to ``out`` (:func:`private_folder`) that replaces ``out``
+    when the block ends normally: a failed run leaves nothing half-written and the old
+    model in place. ``out`` is checked first (:func:`check_out_folder`), and staging
+    folders that killed runs left beside it are removed (:func:`sweep_stale`, see
+    below).
 
-    The last checks, the replacement and ``publisher.record`` happen under
-    :func:`folder_lock`, so two runs finishing at once cannot both take the folder:
-    the second sees what the first did (e.g. a registered version) and refuses.
+    The last checks, the replacement (:func:`replaced_by`: the old folder renamed aside,
+    the new one renamed in, the old one removed) and ``publisher.record`` happen under
+    :func:`folder_lock`, so two runs finishing at once cannot both take the folder: the
+    second sees what the first did (e.g. a registered version) and refuses. The model
+    folder gets the mode a plain ``mkdir`` would give it. When ``publisher.record``
+    fails, the new model stays in place and :class:`NotRegistered` says so.
+
+    Leftovers of killed runs are swept only while ``out`` holds a model: before the
+    run when it exists, and after the new model is in place. A run killed between the
+    two renames of a replacement leaves no ``out`` and both models beside it; they are
+    kept until a run puts a model in ``out`` again.
     """
     check_out_folder(out, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
-    try:
+    prefixes = {prefix, *STAGING_PREFIXES}
+    if out.exists():
+        sweep_stale(out.parent, prefixes)
+    with private_folder(out.parent, prefix) as work:
         yield work
         with folder_lock(out):
             # checked again: the folder may have changed during a long run
             check_out_folder(out, kind)
             if publisher is not None:
                 publisher.check(out)
-            if out.exists():
-                shutil.rmtree(out)
-            work.rename(out)
-            if publisher is not None:
-                publisher.record(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            os.chmod(work, plain_folder_mode())
+            with replaced_by(work, out, prefix):
+                if publisher is not None:
+                    _record(publisher, out)
+    sweep_stale(out.parent, prefixes)
