@@ -163,16 +163,25 @@ def xstest_candidates() -> dict[str, Any]:
                 XSTEST_DEFAULT}
 
 
+def nested_line(name: str, r: dict[str, Any]) -> str:
+    """One nested-validation line: each direction and the mean with 95 % Wilson intervals
+    and their n (the mean's n is the replies of both directions)."""
+    forward, backward = r["direction_rates"].values()
+    mean = r["mean_rate"]
+    return (f"{name[:64]:64s} {r['held_out_model']:16s} {_ci(forward):22s} "
+            f"{_ci(backward):22s} {_ci(mean):22s} {forward['n']:>5d} {backward['n']:>5d} "
+            f"{mean['n']:>5d}")
+
+
 def run_xstest_nested() -> None:
     from hilt.train.xstest import xstest_nested
 
     print(f"\n{'classifier (nested validation: train on one model, test on another)':64s} "
-          f"{'rotation':16s} {'A->B':>6s} {'B->A':>6s} {'mean':>6s}")
+          f"{'rotation':16s} {'A->B [95% CI]':22s} {'B->A [95% CI]':22s} "
+          f"{'mean [95% CI]':22s} {'n A>B':>5s} {'n B>A':>5s} {'n':>5s}")
     for name, config in xstest_candidates().items():
         for r in xstest_nested(DATA / "xstest", config):
-            forward, backward = r["directions"].values()
-            print(f"{name[:64]:64s} {r['held_out_model']:16s} {forward:6.3f} {backward:6.3f} "
-                  f"{r['mean']:6.3f}", flush=True)
+            print(nested_line(name, r), flush=True)
 
 
 def _ci(block: dict[str, Any]) -> str:
@@ -277,22 +286,45 @@ def run_xstest() -> None:
             print(xstest_line(name, r), flush=True)
 
 
+def seeds_summary(table: list[list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Per held-out model, over seeds (rows of ``table``: one rate block per model): the
+    mean accuracy and the lowest, each with a 95 % Wilson interval on the same n.
+
+    Every seed scores the same replies, so the mean over seeds is not a rate over
+    seeds × n replies: its interval is the Wilson interval of the mean count of correct
+    replies over n, as wide as one seed's. The seed-to-seed spread is the min/max row."""
+    from hilt.train.stats import wilson_interval
+
+    summary: dict[str, list[dict[str, Any]]] = {"mean": [], "min": [], "max": []}
+    for column in zip(*table, strict=True):
+        n = column[0]["n"]
+        counts = [block["successes"] for block in column]
+        for name, count in (("mean", float(np.mean(counts))), ("min", min(counts)),
+                            ("max", max(counts))):
+            low, high = wilson_interval(count, n)
+            summary[name].append({"value": count / n, "n": n, "successes": count,
+                                  "ci_low": low, "ci_high": high})
+    return summary
+
+
 def run_xstest_seeds(count: int) -> None:
-    """The XSTest default with ``count`` seeds (the stage-1 fold split): per seed and mean."""
+    """The XSTest default with ``count`` seeds (the stage-1 fold split): per seed, mean,
+    lowest and highest, each with a 95 % Wilson interval and n."""
     from hilt.train.refusal import XSTEST_MODELS
     from hilt.train.xstest import XSTEST_DEFAULT, xstest_rotations
 
-    print(f"\n{'XSTest default, held-out accuracy by seed':44s} "
-          + " ".join(f"{m:>16s}" for m in XSTEST_MODELS))
+    print(f"\n{'XSTest default, held-out accuracy [95% CI] by seed':50s} "
+          + " ".join(f"{m:>22s}" for m in XSTEST_MODELS) + "   n")
     table = []
     for seed in range(count):
         results = xstest_rotations(DATA / "xstest", replace(XSTEST_DEFAULT, seed=seed))
-        table.append([r["classifier_accuracy"]["value"] for r in results])
-        print(f"{'seed ' + str(seed):44s} " + " ".join(f"{v:16.3f}" for v in table[-1]),
-              flush=True)
-    values = np.array(table)
-    for name, row in (("mean", values.mean(0)), ("min", values.min(0))):
-        print(f"{name:44s} " + " ".join(f"{v:16.3f}" for v in row))
+        table.append([r["classifier_accuracy"] for r in results])
+        print(f"{'seed ' + str(seed):50s} " + " ".join(f"{_ci(v):>22s}" for v in table[-1])
+              + "   " + "/".join(str(v["n"]) for v in table[-1]), flush=True)
+    for name, row in seeds_summary(table).items():
+        label = name + (" (Wilson on the mean count: same replies every seed)"
+                        if name == "mean" else " over seeds")
+        print(f"{label:50s} " + " ".join(f"{_ci(v):>22s}" for v in row))
 
 
 def main() -> None:

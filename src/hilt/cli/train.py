@@ -366,7 +366,8 @@ def eval_reward(
         train_keys=previous_training_keys(model))
     if reliability:
         plot_reliability(report["reliability_bins"], str(reliability),
-                         reliability_title(report["n"], report["ece"]))
+                         reliability_title(report["n"], report["ece"],
+                                           ece_ci=report.get("ece_ci")))
     _echo(report)
 
 

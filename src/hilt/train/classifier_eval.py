@@ -4,6 +4,12 @@ Evaluation report: ``accuracy`` with a Wilson interval, per-class precision and 
 each with a Wilson interval (precision_c = TP_c / predicted_c, recall_c = TP_c /
 actual_c), the confusion matrix, and for binary models the false-positive and
 false-negative rates at the stored threshold (positive = ``classes_[1]``).
+
+All of these are computed over distinct rows, as the training validation is
+(:func:`hilt.train.classifier.distinct_rows`): identical rows (same text, context,
+harmful flag and label) get the same prediction, so counting each copy would add
+no information and shrink every Wilson interval. ``n`` counts the rows read,
+``n_distinct`` the rows the figures rest on.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hilt.errors import InputError
-from hilt.train.classifier import TextClassifier, error_rates
+from hilt.train.classifier import TextClassifier, distinct_rows, error_rates
 from hilt.train.stats import rate
 
 
@@ -114,14 +120,22 @@ def classification_report(truth: Sequence[str], predicted: Sequence[str],
 def evaluate_classifier(model: TextClassifier, texts: Sequence[str], labels: Sequence[str],
                         contexts: Sequence[str] | None = None,
                         harmful: Sequence[bool] | None = None) -> dict[str, Any]:
+    """The module's evaluation report over the distinct rows of the data (``n`` rows
+    read, ``n_distinct`` used)."""
     predicted = model.predict(texts, contexts, harmful)
     unknown = sorted(set(labels) - {str(c) for c in model.classes_})
-    report = classification_report(labels, predicted, [str(c) for c in model.classes_])
+    codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)[1]
+    keep = distinct_rows(texts, codes, contexts, harmful)
+    truth = [labels[i] for i in keep]
+    guess = [predicted[i] for i in keep]
+    report = classification_report(truth, guess, [str(c) for c in model.classes_])
+    report["n"] = len(texts)
+    report["n_distinct"] = int(keep.size)
     report["unknown_labels"] = unknown
     if model.positive_label is not None:
         report["positive_label"] = model.positive_label
         report["threshold"] = model.threshold
-        report.update(binary_error_rates(labels, predicted, model.positive_label,
+        report.update(binary_error_rates(truth, guess, model.positive_label,
                                          [str(c) for c in model.classes_]))
     return report
 

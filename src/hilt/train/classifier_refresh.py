@@ -56,10 +56,11 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
                                                       held_out.contexts, held_out.harmful)
             # the version's own validation split is the honest headline number; the same
             # rate object shape as the out-of-fold accuracy
+            # (over distinct rows, as the out-of-fold accuracy: n is what the interval uses)
             held = metrics["held_out"]
             metrics["accuracy"] = {
-                "value": held["accuracy"], "n": held["n"],
-                "successes": (round(held["accuracy"] * held["n"])
+                "value": held["accuracy"], "n": held["n_distinct"],
+                "successes": (round(held["accuracy"] * held["n_distinct"])
                               if held["accuracy"] is not None else 0),
                 "ci_low": held["accuracy_ci_low"], "ci_high": held["accuracy_ci_high"]}
         manifest = build_manifest(

@@ -91,11 +91,37 @@ def version_as_dict(row: ModelVersionRow, full: bool = False) -> dict[str, Any]:
         data.update({"config": row.config, "metrics": row.metrics,
                      "manifest_hash": row.manifest_hash})
     else:
-        headline = row.metrics.get("accuracy") if isinstance(row.metrics, dict) else None
-        data["accuracy"] = headline.get("value") if isinstance(headline, dict) else headline
+        data.update(headline_accuracy(row.metrics))
     return data
 
 
+def headline_accuracy(metrics: Any) -> dict[str, Any]:
+    """The headline accuracy of stored metrics with its 95 % Wilson interval and n:
+    ``accuracy``, ``accuracy_ci_low``, ``accuracy_ci_high``, ``accuracy_n`` (held-out
+    pairs for a reward model, distinct rows for a classifier), all None where the
+    metrics hold none (an SFT model). Reads both stored forms: a classifier's rate
+    object (``value``, ``n``, ``ci_low``, ``ci_high``) and a reward model's
+    ``accuracy`` with ``accuracy_ci`` and ``n``."""
+    out: dict[str, Any] = {"accuracy": None, "accuracy_ci_low": None,
+                           "accuracy_ci_high": None, "accuracy_n": None}
+    if not isinstance(metrics, dict):
+        return out
+    headline = metrics.get("accuracy")
+    if isinstance(headline, dict):
+        out.update({"accuracy": headline.get("value"),
+                    "accuracy_ci_low": headline.get("ci_low"),
+                    "accuracy_ci_high": headline.get("ci_high"),
+                    "accuracy_n": headline.get("n")})
+    elif headline is not None:
+        ci = metrics.get("accuracy_ci")
+        ci = ci if isinstance(ci, dict) else {}
+        out.update({"accuracy": headline, "accuracy_ci_low": ci.get("low"),
+                    "accuracy_ci_high": ci.get("high"),
+                    "accuracy_n": ci.get("n", metrics.get("n"))})
+    return out
+
+
 def list_models(session: Session, limit: int = 50) -> list[dict[str, Any]]:
-    """Newest model versions as plain dicts (what the lead dashboard shows)."""
+    """Newest model versions as plain dicts (what the lead dashboard shows), each with
+    its headline accuracy, interval and n (:func:`headline_accuracy`)."""
     return [version_as_dict(r) for r in list_versions(session)[:limit]]

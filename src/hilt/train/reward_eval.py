@@ -3,7 +3,11 @@
 Reported (all rates with 95 % intervals):
 
 * ``accuracy`` — share of pairs with r(chosen) > r(rejected) (ties count half); Wilson
-  interval on that fractional count of successes, and a percentile-bootstrap interval.
+  interval on that fractional count of successes, and a percentile-bootstrap interval
+  over pairs (:func:`hilt.train.stats.percentile_bootstrap`), which is null, with
+  ``bootstrap_note`` saying why, below 5 pairs or when every pair has the same outcome
+  (resampling would give [1, 1] from two correct pairs); the Wilson interval is the
+  one to read at small n.
   A pair is a tie when its chosen and rejected replies are the same text, or when
   |r(chosen) − r(rejected)| < ``TIE_TOLERANCE`` (1e-5): scoring the two replies in
   differently padded batches moves a reward by about 1e-6, so an exact-zero test
@@ -11,9 +15,14 @@ Reported (all rates with 95 % intervals):
 * ``ece`` — expected calibration error of P(chosen ≻ rejected) = σ(Δr). Each pair is
   counted in both orders, (σ(Δr), 1) and (1 − σ(Δr), 0), so the reliability diagram is
   symmetric and the ECE equals the usual confidence-based ECE of the binary decision.
-  ``ece_ci`` is a percentile bootstrap over pairs (1,000 resamples); ECE is biased
-  upwards on small samples, so read the interval as the spread, not as coverage of a
-  true calibration error.
+  ``ece_ci`` is a percentile bootstrap over pairs (1,000 resamples), widened where
+  needed to hold the ECE itself (ECE is biased upwards on small samples, and the
+  resampled ECEs, biased further, can lie wholly above it); null with a ``note`` below
+  5 pairs. Read it as the spread, not as coverage of a true calibration error.
+  ``reliability_bins[*]`` carry the 95 % Wilson interval of their observed frequency
+  (``observed_ci_low``/``observed_ci_high``): within a bin every point comes from a
+  different pair, except a tie, whose two points (one success, one failure) share the
+  bin holding 0.5 — which makes that bin's interval conservative, not narrow.
 * ``mean_margin`` — mean of r(chosen) − r(rejected), with a bootstrap interval.
 * ``slices`` — accuracy per ``slice`` field, per number of human turns and by whether
   the chosen reply is the shorter one.
@@ -31,7 +40,12 @@ Reported (all rates with 95 % intervals):
   pairs could be recovered from the model's manifest, else ``"unknown"`` (``in_train``
   and ``unseen`` null).
 * ``bias_probes`` — Pearson correlation of reward with log(1 + word count) (Singhal et al.,
-  2023, "A Long Way to Go"); accuracy on pairs whose chosen reply is shorter; and
+  2023, "A Long Way to Go") over both replies of every pair (``n`` replies), with a
+  Fisher-z interval on the number of pairs (``n_pairs``;
+  :func:`hilt.train.stats.pearson_by_pair`): the two replies of a pair answer one
+  prompt and are not independent, so counting 2n replies would make the interval too
+  narrow, and counting pairs is conservative; accuracy on pairs whose chosen reply is
+  shorter; and
   sensitivity to appended phrases: the mean reward change when a flattery or an
   apology sentence is appended to a reply, and the share of correctly ranked pairs
   that flip when it is appended to the rejected reply only.
@@ -48,14 +62,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hilt.evals.stats import wilson_interval
 from hilt.train.pairs import HUMAN, Pair, pair_key, with_leading_turn_break
 from hilt.train.stats import (
-    bootstrap_interval,
     expected_calibration_error,
     pearson,
+    pearson_by_pair,
+    percentile_bootstrap,
     rate,
     reliability_bins,
+    wilson_interval,
 )
 
 PROBE_PHRASES = {
@@ -99,13 +114,24 @@ def accuracy_block(delta: np.ndarray, seed: int = 0) -> dict[str, Any]:
     # Ties count half, so the count of successes may end in .5; the Wilson interval
     # is taken on that count, not on a rounded one.
     successes = float(outcomes.sum())
-    low_w, high_w = wilson_interval(successes, n) if n else (0.0, 1.0)
+    low_w, high_w = wilson_interval(successes, n)
     block: dict[str, Any] = {"value": successes / n if n else None, "successes": successes,
                              "n": n, "ci_low": low_w, "ci_high": high_w}
-    low, high = bootstrap_interval(outcomes, seed=seed)
+    boot = percentile_bootstrap(outcomes, seed=seed, unit="pair")
     block.update({"value": float(outcomes.mean()) if n else None,
-                  "bootstrap_ci_low": low, "bootstrap_ci_high": high})
+                  "bootstrap_ci_low": boot["low"], "bootstrap_ci_high": boot["high"],
+                  "bootstrap_note": boot["note"]})
     return block
+
+
+def accuracy_interval(block: dict[str, Any]) -> dict[str, Any]:
+    """The interval part of an :func:`accuracy_block`, as ``accuracy_ci`` is written:
+    Wilson bounds, the pairs they rest on, and the bootstrap bounds with their note."""
+    return {"method": "wilson", "low": block["ci_low"], "high": block["ci_high"],
+            "n": block["n"], "successes": block["successes"],
+            "bootstrap_low": block["bootstrap_ci_low"],
+            "bootstrap_high": block["bootstrap_ci_high"],
+            "bootstrap_note": block["bootstrap_note"]}
 
 
 def _turns_slice(prompt: str) -> str:
@@ -126,10 +152,13 @@ def slice_accuracy(pairs: Sequence[Pair], delta: np.ndarray) -> dict[str, dict[s
 
 
 def _interval(delta: np.ndarray, statistic: Any, resamples: int) -> dict[str, Any] | None:
+    """Percentile bootstrap over pairs, widened to hold the estimate; None without pairs,
+    null bounds and a ``note`` where the bootstrap cannot give an interval."""
     if not len(delta):
         return None
-    low, high = bootstrap_interval(delta, statistic, n_resamples=resamples)
-    return {"method": "percentile bootstrap", "low": low, "high": high}
+    boot = percentile_bootstrap(delta, statistic, n_resamples=resamples, unit="pair")
+    return {"method": "percentile bootstrap", "low": boot["low"], "high": boot["high"],
+            "note": boot["note"]}
 
 
 def calibration(delta: np.ndarray,
@@ -145,12 +174,13 @@ def bias_probes(model: Scorer, pairs: Sequence[Pair], chosen_reward: np.ndarray,
                 rejected_reward: np.ndarray) -> dict[str, Any]:
     prompts = [p.prompt for p in pairs]
     rewards = np.concatenate([chosen_reward, rejected_reward])
-    lengths = np.log1p([len(t.split()) for t in [p.chosen for p in pairs]
-                        + [p.rejected for p in pairs]])
+    chosen_length = np.log1p([len(p.chosen.split()) for p in pairs])
+    rejected_length = np.log1p([len(p.rejected.split()) for p in pairs])
     shorter = np.array([len(p.chosen.split()) < len(p.rejected.split()) for p in pairs])
     delta = chosen_reward - rejected_reward
     probes: dict[str, Any] = {
-        "reward_length_correlation": pearson(rewards, lengths),
+        "reward_length_correlation": pearson_by_pair(chosen_reward, rejected_reward,
+                                                     chosen_length, rejected_length),
         "accuracy_chosen_shorter": accuracy_block(delta[shorter]),
         "appended_phrases": {},
     }
@@ -158,11 +188,12 @@ def bias_probes(model: Scorer, pairs: Sequence[Pair], chosen_reward: np.ndarray,
     for name, phrase in PROBE_PHRASES.items():
         boosted = model.score(prompts, [p.rejected + phrase for p in pairs])
         shift = boosted - rejected_reward
-        low, high = bootstrap_interval(shift)
+        boot = percentile_bootstrap(shift, unit="pair")
         flips = int(((chosen_reward - boosted) <= 0)[correct].sum())
         probes["appended_phrases"][name] = {
             "phrase": phrase.strip(),
-            "mean_reward_shift": float(shift.mean()), "ci_low": low, "ci_high": high,
+            "mean_reward_shift": float(shift.mean()), "ci_low": boot["low"],
+            "ci_high": boot["high"], "ci_note": boot["note"],
             "reward_std": float(rewards.std()),
             "flip_rate": rate(flips, int(correct.sum())),
         }
@@ -236,9 +267,7 @@ def evaluate_reward_model(model: Scorer, pairs: Sequence[Pair],
     report: dict[str, Any] = {
         "n": len(pairs),
         "accuracy": acc["value"],
-        "accuracy_ci": {"method": "wilson", "low": acc["ci_low"], "high": acc["ci_high"],
-                        "bootstrap_low": acc["bootstrap_ci_low"],
-                        "bootstrap_high": acc["bootstrap_ci_high"]},
+        "accuracy_ci": accuracy_interval(acc),
         "ece": ece,
         "ece_ci": _interval(delta, lambda d: calibration(d, n_bins)[0], 1000),
         "reliability_bins": bins,

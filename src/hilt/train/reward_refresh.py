@@ -49,7 +49,7 @@ from hilt.train.reward import (
     check_reward_config,
     train_reward_model,
 )
-from hilt.train.reward_eval import Scorer, evaluate_reward_model
+from hilt.train.reward_eval import Scorer, accuracy_interval, evaluate_reward_model
 from hilt.train.reward_linear import LEXICAL_FILE
 from hilt.train.reward_trl import MODEL_SUBDIR, TRLReward, TRLRewardConfig, train_trl_reward
 from hilt.train.stats import plot_reliability
@@ -218,7 +218,8 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
         metrics.update(data_checks)
         metrics.update({f"train_{k}": v for k, v in facts.items()})
         plot_reliability(metrics["reliability_bins"], str(work / "reliability.png"),
-                         reliability_title(len(held_out), metrics["ece"], "held-out "))
+                         reliability_title(len(held_out), metrics["ece"], "held-out ",
+                                           ece_ci=metrics["ece_ci"]))
         (work / "metrics.json").write_text(dump_json(metrics))
         manifest = build_manifest(
             kind="reward", base_model=base_model, data_path=data_path,
@@ -235,19 +236,30 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     return manifest
 
 
-def reliability_title(n_pairs: int, ece: float | None, which: str = "") -> str:
+def reliability_title(n_pairs: int, ece: float | None, which: str = "",
+                      ece_ci: dict[str, Any] | None = None) -> str:
     """The reliability diagram's title. Its bins count every pair twice, once in each
     order (:func:`hilt.train.reward_eval.calibration`), so the title says so: the bin
-    counts add up to 2n."""
+    counts add up to 2n. ``ece_ci`` (the report's ``ece_ci``) adds the ECE's 95 %
+    bootstrap interval, or says that there is none and where the reason is."""
     shown = "undefined" if ece is None else f"{ece:.3f}"
+    if ece is not None and ece_ci is not None:
+        low, high = ece_ci.get("low"), ece_ci.get("high")
+        shown += (f" [95% CI {low:.3f}, {high:.3f}]" if low is not None and high is not None
+                  else " (no bootstrap interval: see ece_ci.note)")
     return (f"P(chosen ≻ rejected), {which}n={n_pairs} pairs\n"
-            f"(bins count each pair in both orders: {2 * n_pairs} points), ECE={shown}")
+            f"(bins count each pair in both orders: {2 * n_pairs} points)\nECE={shown}")
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The numbers that go into the registry (the full report stays in metrics.json)."""
-    keep = ("n", "accuracy", "accuracy_ci", "ece", "agreement_with_previous", "train_seconds",
-            "train_pairs", "duplicate_pairs", "held_out_in_train")
+    """The numbers that go into the registry (the full report stays in metrics.json).
+
+    Every figure keeps its interval and n: ``accuracy_ci`` and ``ece_ci`` as in the
+    report, ``reward_length_correlation_ci`` (bounds, replies ``n``, ``n_pairs``,
+    method) beside the correlation's value, and ``accuracy_chosen_shorter_ci`` (an
+    ``accuracy_ci`` of the chosen-is-shorter pairs) beside that accuracy."""
+    keep = ("n", "accuracy", "accuracy_ci", "ece", "ece_ci", "agreement_with_previous",
+            "train_seconds", "train_pairs", "duplicate_pairs", "held_out_in_train")
     head = {k: metrics.get(k) for k in keep}
     # the TRL backend trains only on the pairs that fit in --max-length: beside
     # train_pairs, so that a run that kept few is seen at a glance
@@ -256,6 +268,13 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
             head[key] = metrics[key]
     probes = metrics.get("bias_probes") or {}
     if probes:
-        head["reward_length_correlation"] = probes["reward_length_correlation"]["value"]
-        head["accuracy_chosen_shorter"] = probes["accuracy_chosen_shorter"]["value"]
+        correlation = probes["reward_length_correlation"]
+        head["reward_length_correlation"] = correlation["value"]
+        head["reward_length_correlation_ci"] = {
+            "method": correlation.get("method", "fisher-z"), "low": correlation["ci_low"],
+            "high": correlation["ci_high"], "n": correlation["n"],
+            "n_pairs": correlation.get("n_pairs"), "note": correlation.get("note")}
+        shorter = probes["accuracy_chosen_shorter"]
+        head["accuracy_chosen_shorter"] = shorter["value"]
+        head["accuracy_chosen_shorter_ci"] = accuracy_interval(shorter)
     return head

@@ -78,22 +78,29 @@ def xstest_nested(folder: str | Path, config: ClassifierConfig | None = None,
 
     For the rotation that holds out model H, the two directions A → B and B → A use only
     A's and B's completions, so choosing between configurations by these numbers never
-    looks at H. One result per held-out model with both directions and their mean.
+    looks at H. One result per held-out model with both directions and their mean
+    (``directions``, ``mean``: plain accuracies), and the same as rates with 95 % Wilson
+    intervals and n (``direction_rates``; ``mean_rate`` over the replies of both
+    directions, which are different replies).
     """
     config = _config(config)
     data = {m: load_xstest_completions(folder, m) for m in XSTEST_MODELS}
 
-    def accuracy(source: str, target: str) -> float:
+    def accuracy(source: str, target: str) -> dict[str, Any]:
         predicted, _ = _fit_predict(data[source], data[target], config,
                                     config.context_similarity)
-        return float(np.mean([p == r["label"]
-                              for p, r in zip(predicted, data[target], strict=True)]))
+        right = sum(p == r["label"] for p, r in zip(predicted, data[target], strict=True))
+        return rate(int(right), len(data[target]))
 
     results = []
     for held_out in XSTEST_MODELS:
         a, b = (m for m in XSTEST_MODELS if m != held_out)
         forward, backward = accuracy(a, b), accuracy(b, a)
-        results.append({"held_out_model": held_out, "directions": {f"{a}->{b}": forward,
-                                                                  f"{b}->{a}": backward},
-                        "mean": (forward + backward) / 2})
+        results.append({"held_out_model": held_out,
+                        "directions": {f"{a}->{b}": forward["value"],
+                                       f"{b}->{a}": backward["value"]},
+                        "mean": (forward["value"] + backward["value"]) / 2,
+                        "direction_rates": {f"{a}->{b}": forward, f"{b}->{a}": backward},
+                        "mean_rate": rate(forward["successes"] + backward["successes"],
+                                          forward["n"] + backward["n"])})
     return results
