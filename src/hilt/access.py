@@ -62,9 +62,22 @@ def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None
                  skills: list[str] | None = None, may_sign: list[str] | None = None,
                  actor: str = "cli") -> ReviewerRow:
     """``may_sign``: the release-gate sign-off roles the identity may sign under (see
-    :func:`grant_signoff`)."""
-    from hilt.review.text_checks import check_names
+    :func:`grant_signoff`).
 
+    The id must be a name the HTTP API can always address (non-blank, at most 200
+    characters, no control characters, no ``/``: see
+    :func:`hilt.review.text_checks.check_reviewer_id`); a display name, when given, at
+    most 200 characters without control characters."""
+    from hilt.review.text_checks import (
+        REVIEWER_ID_MAX,
+        check_name,
+        check_names,
+        check_reviewer_id,
+    )
+
+    check_reviewer_id(reviewer_id, "reviewer_id")
+    if display_name:
+        check_name(display_name, "display_name", REVIEWER_ID_MAX)
     _check_role(role)
     # Names a task can match: a blank or overlong pool or skill would match none.
     pools, skills = check_names(pools or ["default"], "pool"), check_names(skills or [], "skill")

@@ -79,13 +79,15 @@ def _tx(db: str | None):
 def rubric_publish(file: Annotated[Path, typer.Argument(help="rubric (YAML)")],
                    db: DbOption = None) -> None:
     """Publish a rubric YAML as its next immutable version (changelog required after v1)."""
+    from hilt.review.gold import publish_notice
     from hilt.review.rubrics import load_rubric_file, publish_rubric
 
     spec = load_rubric_file(file)
     with _tx(db) as s:
         row = publish_rubric(s, spec, actor="cli")
         echo_json({"id": row.rubric_id, "version": row.version,
-                   "content_hash": row.content_hash})
+                   "content_hash": row.content_hash,
+                   **publish_notice(s, row.rubric_id, row.version)})
 
 
 @rubric_app.command("list")

@@ -6,9 +6,14 @@ Causes: ``guideline_gap`` (the rubric does not settle the case — gathered by
 ``ambiguous_input``, ``reviewer_error``, ``subjective``.
 
 Who decides: an active reviewer identity with role ``adjudicator``, ``lead`` or
-``admin``, who wrote none of the task's reviews (nobody settles a disagreement they are
-party to). Over HTTP the token's role has already been admitted; a lead or admin token
-without a reviewer identity may decide too.
+``admin``, not suspended by the quality stage (nor in a status it does not define: the
+queue gives such a reviewer no work either), who wrote none of the task's reviews
+(nobody settles a disagreement they are party to). Over HTTP the token's role has
+already been admitted; a lead or admin token without a reviewer identity may decide too.
+
+Who reads: the case file and the list of pending cases leave out, for a ``viewer``
+reviewing the same item under another task, what blind review hides from them
+(:mod:`hilt.review.blind`); nor may such a reviewer decide the case.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from hilt.review.aggregation import (
     decide,
 )
 from hilt.review.audit_view import answers_for_audit
+from hilt.review.blind import refuse_if_reviewing, reviewing_clause
+from hilt.review.eligibility import eligible_work
 from hilt.review.labels import finalize
 from hilt.review.reviews import cached_spec, default_aggregator, labels_from, task_answers
 from hilt.review.rubric_spec import answer_problems
 from hilt.review.tasks import new_id
-from hilt.review.text_checks import refuse_nul
+from hilt.review.text_checks import RATIONALE_MAX, check_length, refuse_nul
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow, ReviewerRow
@@ -40,24 +47,31 @@ CAUSES = ("guideline_gap", "ambiguous_input", "reviewer_error", "subjective")
 DECIDER_ROLES = ("adjudicator", "lead", "admin")
 
 
-def pending(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
-    """Tasks waiting for an adjudicator, most urgent first."""
+def pending(session: Session, *, limit: int = 50, viewer: str | None = None
+            ) -> list[dict[str, Any]]:
+    """Tasks waiting for an adjudicator, most urgent first (for a ``viewer``, without
+    the items they are reviewing under another task)."""
     t = ReviewTaskRow
-    rows = session.execute(sa.select(t).where(t.status == "needs_adjudication")
-                           .order_by(t.priority.desc(), t.id).limit(limit)).scalars()
+    query = sa.select(t).where(t.status == "needs_adjudication")
+    if viewer is not None:
+        query = query.where(~reviewing_clause(viewer, t.event_id))
+    rows = session.execute(query.order_by(t.priority.desc(), t.id).limit(limit)).scalars()
     return [{"task_id": r.id, "event_id": r.event_id, "severity": f"sev{r.severity}",
              "rubric": f"{r.rubric_id}@{r.rubric_version}", "reach": r.reach,
              "reasons": r.adjudication_reasons or {},
              "sla_due_at": r.sla_due_at.isoformat()} for r in rows]
 
 
-def case_file(session: Session, task_id: str) -> dict[str, Any]:
+def case_file(session: Session, task_id: str, *, viewer: str | None = None
+              ) -> dict[str, Any]:
     """Everything an adjudicator needs: the item, the rubric, every review and why the
     task came to adjudication.
 
     Only for a task that is waiting for adjudication or resolved: on a task still under
     review the case file would show its reviews to whoever holds a lease on it (blind
-    review), and on a gold item it would show the answer key.
+    review), and on a gold item it would show the answer key. For the same reason it
+    stays closed (:class:`Forbidden`) to a ``viewer`` (reviewer id) who is reviewing
+    the same item under another task (:mod:`hilt.review.blind`).
     """
     task = session.get(ReviewTaskRow, task_id)
     if task is None:
@@ -65,6 +79,7 @@ def case_file(session: Session, task_id: str) -> dict[str, Any]:
     if task.is_gold or task.status not in ("needs_adjudication", "resolved"):
         raise Conflict(f"task {task_id} is {'a gold item' if task.is_gold else task.status}"
                        "; its case file opens once it waits for adjudication")
+    refuse_if_reviewing(session, viewer, task.event_id, f"the case file of task {task_id}")
     event = session.get(EventRow, task.event_id)
     reviews, _ = task_answers(session, task_id)
     spec = cached_spec(session, task.rubric_id, task.rubric_version)
@@ -100,6 +115,9 @@ def check_decider(session: Session, task_id: str, adjudicator_id: str, *,
                         f"{', '.join(DECIDER_ROLES)} may adjudicate")
     if row is not None and not row.active:
         raise Forbidden(f"{adjudicator_id!r} is inactive and may not adjudicate")
+    if row is not None and eligible_work(row.status) == "none":
+        # as the queue: the quality stage's suspension binds adjudication too
+        raise Forbidden(f"{adjudicator_id!r} is {row.status} and may not adjudicate")
     reviewed = session.execute(sa.select(ReviewRow.id).where(
         ReviewRow.task_id == task_id, ReviewRow.reviewer_id == adjudicator_id).limit(1)
         ).first()
@@ -123,6 +141,7 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
         raise InputError(f"cause must be one of {', '.join(CAUSES)}", field="cause")
     if not rationale.strip():
         raise InputError("a rationale is required", field="rationale")
+    check_length(rationale, "rationale", RATIONALE_MAX)
     refuse_nul(rationale, "rationale")
     refuse_nul(answers, "answers")
     task = session.execute(sa.select(ReviewTaskRow).where(ReviewTaskRow.id == task_id)
@@ -132,6 +151,8 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
     if task.status != "needs_adjudication":
         raise Conflict(f"task {task_id} is {task.status}, not waiting for adjudication")
     check_decider(session, task_id, adjudicator_id, token_role=token_role)
+    refuse_if_reviewing(session, adjudicator_id, task.event_id,
+                        f"the adjudication of task {task_id}")
     erased = session.execute(sa.select(EventRow.erased_at).where(
         EventRow.id == task.event_id)).scalar_one_or_none()
     if erased is not None:

@@ -11,7 +11,9 @@ one round trip. On SQLite the transaction already holds the database write lock
 unique, so a reviewer can never hold or review a task twice whatever happens.
 
 Gold items are mixed in with probability ``gold_rate`` per claim (onboarding reviewers
-get only gold); they come back through the same claim and look the same to reviewers.
+get only gold); they come back through the same claim and look the same to reviewers,
+which is why a gold item pinned to another rubric version than the pool's open work is
+not served (:mod:`hilt.review.gold`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from hilt.errors import Conflict, Forbidden, NotFound
 from hilt.review.eligibility import eligible_work
+from hilt.review.gold import SERVED_SQL
 from hilt.review.tasks import new_id
 from hilt.store import audit
 from hilt.store.tables.base import UTCDateTime, utcnow
@@ -86,9 +89,10 @@ _SKILLS = {
 
 def _candidates(dialect: str, status: str) -> str:
     free = "t.open_slots > 0 AND " if status == "open" else ""
+    served = f" AND {SERVED_SQL}" if status == "gold" else ""
     return (f"SELECT t.id FROM review_tasks t WHERE t.status = '{status}' AND {free}"
-            f"t.pool IN :pools AND {_SKILLS[dialect]} AND {_UNSEEN} AND {NOT_ERASED} "
-            "ORDER BY t.priority DESC, t.id LIMIT 1")
+            f"t.pool IN :pools AND {_SKILLS[dialect]} AND {_UNSEEN} AND {NOT_ERASED}"
+            f"{served} ORDER BY t.priority DESC, t.id LIMIT 1")
 
 
 @functools.cache  # built once per (dialect, status): every claim runs it

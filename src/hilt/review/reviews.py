@@ -31,7 +31,7 @@ from hilt.review.queue import check_may_work
 from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import rubric_spec
 from hilt.review.tasks import new_id
-from hilt.review.text_checks import refuse_nul
+from hilt.review.text_checks import RATIONALE_MAX, TEXT_MAX, check_length, refuse_nul
 from hilt.store import audit
 from hilt.store.db import session_factory
 from hilt.store.tables.base import utcnow
@@ -120,6 +120,7 @@ def engine_spec_json(engine: Engine, rubric_id: str, version: int) -> dict[str, 
 
 
 def _check(sub: Submission) -> None:
+    check_length(sub.rationale, "rationale", RATIONALE_MAX)
     refuse_nul(sub.rationale, "rationale")
     refuse_nul(sub.rewrite, "rewrite")
     if sub.confidence is not None and not 0.0 <= sub.confidence <= 1.0:
@@ -179,13 +180,32 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
 
 def clean_submission(spec: RubricSpec, submission: Submission, n_responses: int
                      ) -> dict[str, Any]:
-    """The answers checked against the rubric version (a rewrite given beside the answers
-    fills the rubric's rewrite question); raises InputError before anything is written."""
+    """The answers checked against the rubric version; raises InputError before
+    anything is written.
+
+    A rewrite given beside the answers is checked as the rubric's rewrite question
+    checks its answer (its ``max_length``), and fills that question when the answers
+    leave it out; when they answer it too, both must be the same text (the review
+    stores the one beside the answers, the label is made from the answer; an empty
+    one beside them counts as none). Without a
+    rewrite question in the rubric it may hold at most :data:`TEXT_MAX` characters."""
     _check(submission)
     answers = dict(submission.answers)
-    rewrite_q = next((q.id for q in spec.questions if q.kind == "rewrite"), None)
-    if rewrite_q and submission.rewrite and rewrite_q not in answers:
-        answers[rewrite_q] = submission.rewrite
+    rewrite_q = next((q for q in spec.questions if q.kind == "rewrite"), None)
+    rewrite = submission.rewrite
+    if rewrite is not None and rewrite_q is None:
+        check_length(rewrite, "rewrite", TEXT_MAX)
+    elif rewrite is not None and rewrite_q is not None:
+        try:
+            rewrite_q.check_answer(rewrite, n_responses)
+        except ValueError as exc:
+            raise InputError(str(exc), field="rewrite") from None
+        if rewrite and rewrite_q.id in answers and answers[rewrite_q.id] != rewrite:
+            raise InputError(f"differs from the answer to the rewrite question "
+                             f"'answers.{rewrite_q.id}'; send the rewrite once, or the "
+                             "same text in both", field="rewrite")
+        if rewrite and rewrite_q.id not in answers:
+            answers[rewrite_q.id] = rewrite
     return clean_answers(spec, answers, n_responses)
 
 

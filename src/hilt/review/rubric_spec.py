@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from hilt.errors import InputError
 from hilt.review.records import QUESTION_KINDS
+from hilt.review.text_checks import TEXT_MAX
 from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
 
 # Kinds whose answers are judgments that reviewers can agree or disagree on.
@@ -53,7 +54,7 @@ class Question(_Strict):
     step: YamlFloat = 1.0
     anchors: dict[str, str] = Field(default_factory=dict,
                                     description="scale point -> what it means")
-    max_length: YamlInt = Field(default=20_000, ge=1)
+    max_length: YamlInt = Field(default=TEXT_MAX, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import NotFound
+from hilt.review.blind import refuse_if_reviewing
+from hilt.review.gold import held_back_by_pool
 from hilt.review.reviews import cached_spec_json
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
@@ -63,13 +65,16 @@ def reviewer_history(session: Session, reviewer_id: str, *, limit: int = 50
              "submitted_at": r.submitted_at.isoformat()} for r in rows]
 
 
-def task_detail(session: Session, task_id: str) -> dict[str, Any]:
-    """The full record of a task, for leads: provenance, state, leases, labels."""
+def task_detail(session: Session, task_id: str, *, viewer: str | None = None
+                ) -> dict[str, Any]:
+    """The full record of a task, for leads: provenance, state, leases, labels (refused
+    to a ``viewer`` who is reviewing the same item: :mod:`hilt.review.blind`)."""
     from hilt.store.tables.review import FinalLabelRow
 
     task = session.get(ReviewTaskRow, task_id)
     if task is None:
         raise NotFound(f"task {task_id!r} does not exist")
+    refuse_if_reviewing(session, viewer, task.event_id, f"the record of task {task_id}")
     leases = session.execute(sa.select(AssignmentRow).where(AssignmentRow.task_id == task_id)
                              .order_by(AssignmentRow.claimed_at)).scalars()
     labels = session.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == task_id)
@@ -98,10 +103,14 @@ def task_detail(session: Session, task_id: str) -> dict[str, Any]:
 
 
 def queue_stats(session: Session) -> dict[str, Any]:
+    """Task counts per pool and status; ``gold_held_back`` beside them counts the pool's
+    gold tasks (among ``gold``) that the queue does not serve (:mod:`hilt.review.gold`)."""
     t = ReviewTaskRow
     rows = session.execute(sa.select(t.pool, t.status, sa.func.count())
                            .group_by(t.pool, t.status)).all()
     out: dict[str, dict[str, int]] = {}
     for pool, status, n in rows:
         out.setdefault(pool, {})[status] = n
+    for pool, n in held_back_by_pool(session).items():
+        out.setdefault(pool, {})["gold_held_back"] = n
     return out

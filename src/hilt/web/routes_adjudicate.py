@@ -39,9 +39,10 @@ CAUSE_HELP = {
 
 @router.get("/adjudicate", response_class=HTMLResponse)
 def disagreements(request: Request, session: Session = DB,
-                  _: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
+                  who: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
     return render(request, "adjudicate_list.html", title="Disagreements",
-                  pending=adjudication.pending(session, limit=200))
+                  pending=adjudication.pending(session, limit=200,
+                                               viewer=who.reviewer_id))
 
 
 def _case_page(request: Request, case: dict[str, Any], *, error: str | None = None,
@@ -61,8 +62,9 @@ def _case_page(request: Request, case: dict[str, Any], *, error: str | None = No
 
 @router.get("/adjudicate/{task_id}", response_class=HTMLResponse)
 def case_page(task_id: str, request: Request, session: Session = DB,
-              _: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
-    return _case_page(request, adjudication.case_file(session, task_id))
+              who: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
+    return _case_page(request, adjudication.case_file(session, task_id,
+                                                      viewer=who.reviewer_id))
 
 
 @router.post("/adjudicate/{task_id}")
@@ -70,7 +72,7 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
            who: Principal = Depends(allow(*DECIDERS))) -> Response:
     engine = engine_of(request)
     with transaction(engine) as session:
-        case = adjudication.case_file(session, task_id)
+        case = adjudication.case_file(session, task_id, viewer=who.reviewer_id)
     spec = RubricSpec.model_validate(case["rubric"]["spec"])
     n_responses = len(case["item"]["responses"] or [])
     try:

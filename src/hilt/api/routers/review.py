@@ -2,7 +2,9 @@
 
 Who may do what: leads publish rubrics and rules and see everything; reviewers see only
 the tasks they hold and their own reviews (blind review); adjudicators see whole cases
-and decide; service tokens may read final labels but never review.
+and decide; service tokens may read final labels but never review. Whoever is reviewing
+an item under one task (a re-review, a gold item) reads nothing of its other tasks'
+reviews, decisions and labels here until they have submitted (:mod:`hilt.review.blind`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hilt.access import Principal, set_reviewer_active
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, InputError
-from hilt.review import adjudication, escalation, rubrics, tasks, views
+from hilt.review import adjudication, blind, escalation, gold, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
 from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rules import MAX_OVERLAP, MAX_SLA_HOURS, parse_rule_set
@@ -43,10 +45,13 @@ def reviewer_of(who: Principal) -> str:
 @router.post("/rubrics")
 def publish_rubric(spec: dict[str, Any], session: Session = DB,
                    who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
-    """Publish a rubric (the YAML document as JSON) as its next immutable version."""
+    """Publish a rubric (the YAML document as JSON) as its next immutable version.
+    ``gold`` (present when there are any) counts the rubric's gold items pinned to
+    earlier versions, which need answering again under this one."""
     row = rubrics.publish_rubric(session, parse_rubric(spec, file="request"),
                                  actor=who.actor)
-    return {"id": row.rubric_id, "version": row.version, "content_hash": row.content_hash}
+    return {"id": row.rubric_id, "version": row.version, "content_hash": row.content_hash,
+            **gold.publish_notice(session, row.rubric_id, row.version)}
 
 
 @router.get("/rubrics")
@@ -63,10 +68,14 @@ def diff_rubrics(a: str, b: str, session: Session = DB,
 
 @router.get("/rubrics/{rubric_id}/proposals")
 def rubric_proposals(rubric_id: str, session: Session = DB,
-                     _: Principal = Depends(allow("lead", "adjudicator"))
+                     who: Principal = Depends(allow("lead", "adjudicator"))
                      ) -> list[dict[str, Any]]:
-    """Guideline-gap adjudications: proposals for the next version."""
-    return rubrics.guideline_proposals(session, rubric_id)
+    """Guideline-gap adjudications: proposals for the next version (without the items
+    the caller is reviewing under another task)."""
+    proposals = rubrics.guideline_proposals(session, rubric_id)
+    hidden = blind.events_under_review(session, who.reviewer_id,
+                                       (p["event_id"] for p in proposals))
+    return [p for p in proposals if p["event_id"] not in hidden]
 
 
 @router.get("/rubrics/{rubric_id}/{version}")
@@ -153,8 +162,8 @@ def create_gold(body: GoldIn, session: Session = DB,
 
 @router.get("/tasks/{task_id}")
 def task_detail(task_id: str, session: Session = DB,
-                _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
-    return views.task_detail(session, task_id)
+                who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    return views.task_detail(session, task_id, viewer=who.reviewer_id)
 
 
 @router.get("/queue/stats")
@@ -208,16 +217,17 @@ class DecisionIn(RequestBody):
 @router.get("/adjudications")
 def pending_adjudications(limit: int = Query(50, ge=1, le=500),
                           session: Session = DB,
-                          _: Principal = Depends(allow("adjudicator", "lead"))
+                          who: Principal = Depends(allow("adjudicator", "lead"))
                           ) -> list[dict[str, Any]]:
-    return adjudication.pending(session, limit=limit)
+    return adjudication.pending(session, limit=limit, viewer=who.reviewer_id)
 
 
 @router.get("/adjudications/{task_id}")
 def case_file(task_id: str, session: Session = DB,
-              _: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, Any]:
-    """Every review and rationale of the task, for the adjudicator."""
-    return adjudication.case_file(session, task_id)
+              who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, Any]:
+    """Every review and rationale of the task, for the adjudicator (403 while the caller
+    is reviewing the same item under another task)."""
+    return adjudication.case_file(session, task_id, viewer=who.reviewer_id)
 
 
 @router.post("/adjudications/{task_id}")
@@ -269,22 +279,27 @@ def labels(request: Request, rubric_id: str | None = None, provenance: str | Non
            who: Principal = Depends(allow("lead", "adjudicator", "service"))
            ) -> dict[str, Any]:
     """Final labels in decision order, a page at a time: pass the response's
-    ``next_after`` as ``after`` for the next page (``null``: this was the last)."""
+    ``next_after`` as ``after`` for the next page (``null``: this was the last).
+
+    Left out: gold labels for adjudicators, and the labels of items the caller is
+    reviewing under another task (:mod:`hilt.review.blind`)."""
     unknown = sorted(set(request.query_params) - LABEL_FILTERS)
     if unknown:  # a misspelt filter would otherwise silently return everything
         raise InputError(f"unknown parameter {unknown[0]!r}; known: "
                          f"{', '.join(sorted(LABEL_FILTERS))}", field=unknown[0])
     out: list[dict[str, Any]] = []
     last = None
-    for record in iter_final_labels(
-            session, since=_aware(since), rubric_ids=[rubric_id] if rubric_id else None,
-            provenance=[provenance] if provenance else None, min_confidence=min_confidence,
-            after=parse_label_cursor(after) if after else None,
-            batch=min(limit + 1, 2000)):
+    batch = min(limit + 1, 2000)
+    records = iter_final_labels(
+        session, since=_aware(since), rubric_ids=[rubric_id] if rubric_id else None,
+        provenance=[provenance] if provenance else None, min_confidence=min_confidence,
+        after=parse_label_cursor(after) if after else None, batch=batch)
+    for record, hidden in blind.flag_under_review(session, who.reviewer_id, records,
+                                                  chunk=batch):
         if len(out) >= limit:  # one more exists: there is a next page
             break
         last = record
-        if record.provenance == "gold" and who.role == "adjudicator":
+        if hidden or (record.provenance == "gold" and who.role == "adjudicator"):
             continue  # adjudicators also review, and gold items calibrate reviewers
         out.append({**record.__dict__, "review_ids": list(record.review_ids),
                     "decided_at": record.decided_at.isoformat()})

@@ -1,0 +1,86 @@
+"""Gold items across rubric revisions: which the queue serves, and what the lead is told.
+
+A gold task is pinned to the rubric version its known answers were given under, and a
+reviewer's task view shows that version. Once a pool's work moves on to a new version,
+a gold item still at the old one would be the only task showing it: recognisable as
+gold, which defeats calibration. So the queue serves a gold task only while its version
+is the newest version of its rubric among the open tasks of its pool, or while its pool
+has no open task of that rubric (:data:`SERVED_SQL`); the others are *held back* until
+open work under their version comes back, and the gold set must be answered again under
+the new version (``hilt task gold``, ``POST /v1/tasks/gold``). Nothing is re-pinned: the
+known answers were given under the old version's questions and guidelines.
+
+The lead is told when publishing a version (:func:`publish_notice`, in the output of
+``hilt rubric publish`` and ``POST /v1/rubrics``) and, while any are held back, in the
+queue statistics (:func:`held_back_by_pool`: ``gold_held_back`` beside the task counts
+of ``hilt queue stats``, ``GET /v1/queue/stats`` and the lead's dashboard).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from hilt.store.tables.review import ReviewTaskRow
+
+# The claim's condition on a gold candidate ``t`` (its pools bound as ``:pools``): no
+# open task of its rubric in its pool has another newest version. The newest versions
+# are one aggregate over the open tasks of the reviewer's pools, computed once per
+# claim, not once per candidate.
+SERVED_SQL = (
+    "NOT EXISTS (SELECT 1 FROM (SELECT o.pool, o.rubric_id, "
+    "max(o.rubric_version) AS newest FROM review_tasks o "
+    "WHERE o.status = 'open' AND o.pool IN :pools GROUP BY o.pool, o.rubric_id) n "
+    "WHERE n.pool = t.pool AND n.rubric_id = t.rubric_id "
+    "AND n.newest <> t.rubric_version)")
+
+
+def _newest_open() -> Any:
+    t = ReviewTaskRow
+    return (sa.select(t.pool, t.rubric_id, sa.func.max(t.rubric_version).label("newest"))
+            .where(t.status == "open").group_by(t.pool, t.rubric_id).subquery("newest"))
+
+
+def held_back(session: Session) -> list[dict[str, Any]]:
+    """Gold items the queue holds back, per pool, rubric and pinned version, with the
+    newest version the pool's open tasks use."""
+    g, n = aliased(ReviewTaskRow), _newest_open()
+    rows = session.execute(
+        sa.select(g.pool, g.rubric_id, g.rubric_version, n.c.newest, sa.func.count())
+        .join(n, sa.and_(n.c.pool == g.pool, n.c.rubric_id == g.rubric_id))
+        .where(g.status == "gold", n.c.newest != g.rubric_version)
+        .group_by(g.pool, g.rubric_id, g.rubric_version, n.c.newest)
+        .order_by(g.pool, g.rubric_id, g.rubric_version)).all()
+    return [{"pool": pool, "rubric": f"{rubric_id}@{version}",
+             "open_tasks_use": f"{rubric_id}@{newest}", "gold_tasks": count}
+            for pool, rubric_id, version, newest, count in rows]
+
+
+def held_back_by_pool(session: Session) -> dict[str, int]:
+    """How many gold items the queue holds back in each pool (pools with none left out)."""
+    out: dict[str, int] = {}
+    for row in held_back(session):
+        out[row["pool"]] = out.get(row["pool"], 0) + row["gold_tasks"]
+    return out
+
+
+def publish_notice(session: Session, rubric_id: str, version: int) -> dict[str, Any]:
+    """After publishing ``rubric_id@version``: ``{"gold": ...}`` counting the rubric's
+    gold items pinned to earlier versions (by version), with what to do; ``{}`` when
+    there are none."""
+    t = ReviewTaskRow
+    rows = session.execute(
+        sa.select(t.rubric_version, sa.func.count())
+        .where(t.rubric_id == rubric_id, t.status == "gold", t.rubric_version < version)
+        .group_by(t.rubric_version).order_by(t.rubric_version)).all()
+    if not rows:
+        return {}
+    return {"gold": {
+        "pinned_to_earlier_versions": {str(v): n for v, n in rows},
+        "note": (f"the queue serves a gold item only at the newest version of its rubric "
+                 f"that its pool's open tasks use: once tasks under {rubric_id}@{version} "
+                 "are open in their pool, these gold items are held back. Answer the "
+                 f"gold set again under {rubric_id}@{version} (hilt task gold, "
+                 "POST /v1/tasks/gold)")}}
