@@ -51,6 +51,7 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
         typer.echo(f"note: dataset version {result.version_id} is revoked "
                    f"({result.revoked_reason}); exporting or training on it needs "
                    "--override-revoked", err=True)
+    _note_stale(list(result.stale_removed), "builds")
     echo_json({"version_id": result.version_id, "created": result.created,
                "reused": not result.created, "name": result.name,
                **({"revoked": True, "revoked_reason": result.revoked_reason}
@@ -118,8 +119,14 @@ def export(version: VersionArgument,
     from hilt.store.db import transaction
 
     with transaction(engine_for(db)) as session:
-        echo_json(export_version(session, version, out, fmt=fmt, shape=shape, actor=actor,
-                                 override_reason=override_revoked))
+        result = export_version(session, version, out, fmt=fmt, shape=shape, actor=actor,
+                                override_reason=override_revoked)
+    # Printed after the commit, which moves the folder into place.
+    _note_stale(result.get("stale_removed", []), "exports")
+    echo_json(result)
+    if not result["placed"]:
+        typer.echo(f"error: {result['error']}", err=True)
+        raise typer.Exit(1)
 
 
 @dataset_app.command("revoke")
@@ -127,12 +134,19 @@ def revoke(version: VersionArgument,
            reason: Annotated[str, typer.Option(help="why (recorded)")],
            db: DbOption = None, actor: ActorOption = "cli") -> None:
     """Mark a version revoked: no export or training without an audited override."""
+    from hilt.data.versions import markers, summary
     from hilt.data.versions import revoke as revoke_version
-    from hilt.data.versions import summary
     from hilt.store.db import transaction
 
     with transaction(engine_for(db)) as session:
-        echo_json(summary(revoke_version(session, version, reason=reason, actor=actor)))
+        out = summary(revoke_version(session, version, reason=reason, actor=actor))
+        written = markers(session)  # filled in by the commit
+    echo_json({**out, **written.as_dict()})
+    if written.failed:
+        typer.echo(f"error: the revocation is recorded, but {len(written.failed)} "
+                   "REVOKED.json marker(s) could not be written (markers_failed); fix "
+                   "the cause and run the same revoke again to write them", err=True)
+        raise typer.Exit(1)
 
 
 def forget(subject: Annotated[str, typer.Option("--subject", help="pseudonymous subject id")],
@@ -142,7 +156,20 @@ def forget(subject: Annotated[str, typer.Option("--subject", help="pseudonymous 
     from hilt.data.forget import forget as forget_subject
 
     result = forget_subject(engine_for(db), subject, actor=actor, reason=reason)
-    echo_json(result.as_dict())
+    out = result.as_dict()
+    echo_json(out)
+    if not result.ok:
+        typer.echo(f"error: the erasure is recorded, but {len(out['files_failed'])} "
+                   f"file(s) could not be deleted and {len(out['markers_failed'])} "
+                   "marker(s) not written (files_failed, markers_failed); fix the cause "
+                   "and run the same forget again to finish", err=True)
+        raise typer.Exit(1)
+
+
+def _note_stale(removed: list[str], what: str) -> None:
+    if removed:
+        typer.echo(f"note: removed {len(removed)} staging folder(s) left by interrupted "
+                   f"{what}: {', '.join(removed)}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,18 +18,31 @@ so the second build waits for the first to commit and then reuses its version. A
 is only ever replaced when no committed version owns it. Before it reads the store a
 build takes the erasure lock shared (:mod:`hilt.data.erasure_lock`), so a subject's
 erasure waits for it and then revokes what it recorded.
+
+Staging folders (:class:`StagingFolder`, also used by exports) hold a lock file beside
+them while their process lives; a folder whose lock no process holds was left by a
+process that was killed, and the next build into the same data folder removes it
+(:func:`sweep_stale`), since its records would otherwise escape an erasure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import subprocess
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,8 +72,17 @@ from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 
+log = logging.getLogger(__name__)
+
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
+LOCK_SUFFIX = ".lock"
+# A staging folder without a lock file was left by a hilt from before staging folders had
+# one; it is only taken for stale once it has not changed for this long.
+UNLOCKED_STALE_AFTER_S = 3600.0
+# A build's staging folder, and a folder a build moved aside to take its place over.
+_BUILD_STAGING = re.compile(r"\.tmp-[0-9a-f]{32}")
+_BUILD_ASIDE = re.compile(r"\.stale-[0-9a-f]{32}")
 # First key of the two-key advisory locks taken per version id (a key space of its own;
 # the second key names schema and version: see hilt.store.pg_locks).
 _BUILD_LOCK_SPACE = 0x68626C64
@@ -85,6 +107,142 @@ def code_version() -> str:
     return f"{hilt.__version__}+{commit}" if commit else hilt.__version__
 
 
+def lock_file(folder: Path) -> Path:
+    """The lock file of a staging folder: beside it, so it outlives the folder's move."""
+    return folder.with_name(folder.name + LOCK_SUFFIX)
+
+
+class StagingFolder:
+    """A new private folder where output is written before it is moved into place.
+
+    Its lock file is created and locked (``flock``) before the folder exists and removed
+    after the folder is gone (moved away or removed), so while the folder exists under
+    its name a live process holds the lock, and the kernel releases it when that process
+    dies, however it dies: :func:`sweep_stale` removes the folders whose lock nobody
+    holds. ``close()`` ends it: the folder, if still there, is removed, then the lock
+    file; ``close(keep=True)`` leaves both (the folder is stale from then on).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        lock = lock_file(folder)
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # A sweep may have taken the new file for one left without its folder
+                # and removed it before the lock was held: then lock a new one.
+                if os.fstat(fd).st_ino == _inode(lock):
+                    folder.mkdir()
+                    break
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+                os.close(fd)
+                raise
+            os.close(fd)
+        self.path, self._lock, self._fd = folder, lock, fd
+
+    def close(self, *, keep: bool = False) -> None:
+        if self._fd < 0:
+            return
+        try:
+            if not keep:
+                shutil.rmtree(self.path, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    self._lock.unlink()
+        finally:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = -1
+
+    def __enter__(self) -> StagingFolder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def wait_for_staging(folder: Path) -> None:
+    """Wait while a live process holds the lock of staging folder ``folder`` (it is
+    still writing it or moving it into place); return at once when none does."""
+    try:
+        fd = os.open(lock_file(folder), os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody is working on it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        os.close(fd)
+
+
+def sweep_stale(parent: Path, name: re.Pattern[str] | Callable[[str], bool]) -> list[str]:
+    """Remove the staging folders in ``parent`` whose name matches and whose lock no
+    process holds, left by a process that was killed (or that kept one on purpose after
+    a failed move), with their lock files; and lock files left without their folder.
+    A matching folder without a lock file is removed once unchanged for
+    ``UNLOCKED_STALE_AFTER_S``. Returns the folders removed; what cannot be removed is
+    left for the next sweep."""
+    matches: Callable[[str], bool] = (
+        (lambda n: name.fullmatch(n) is not None) if isinstance(name, re.Pattern) else name)
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return []
+    removed: list[str] = []
+    folders = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    for entry in entries:
+        if entry.name.endswith(LOCK_SUFFIX):
+            folder = entry.name[:-len(LOCK_SUFFIX)]
+            if folder not in folders and matches(folder):
+                _remove_if_unlocked(parent / folder, removed)
+        elif entry.name in folders and matches(entry.name):
+            _remove_if_unlocked(parent / entry.name, removed)
+    if removed:
+        log.info("removed staging folders left by interrupted runs: %s", removed)
+    return removed
+
+
+def _remove_if_unlocked(folder: Path, removed: list[str]) -> None:
+    try:
+        fd = os.open(lock_file(folder), os.O_RDWR)
+    except FileNotFoundError:
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:
+            return
+        if age >= UNLOCKED_STALE_AFTER_S:
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                removed.append(str(folder))
+        return
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return  # a live process holds it
+            raise
+        existed = folder.exists()
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            return  # keep the lock file while the folder is there
+        with contextlib.suppress(OSError):
+            lock_file(folder).unlink()
+        if existed:
+            removed.append(str(folder))
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class BuildResult:
     version_id: str
@@ -98,6 +256,8 @@ class BuildResult:
     # records), and exports and training of it still need an audited override.
     revoked: bool = False
     revoked_reason: str | None = None
+    # Staging folders of interrupted builds removed from the data folder by this build.
+    stale_removed: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -185,16 +345,18 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
     lock_for_reading(session)  # a no-op when build_version took it already
     root = data_dir(directory)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
+    # Builds killed before their move leave staging folders that hold records: gone
+    # from the registry, an erasure would never find them.
+    swept = tuple(sweep_stale(root, _BUILD_STAGING) + _remove_moved_aside(root))
+    with StagingFolder(root / f".tmp-{uuid.uuid4().hex}") as staging:
+        tmp = staging.path
         version_id, rows = write_records(result.examples, tmp)
         _lock_version(session, version_id)
         existing = session.get(DatasetVersionRow, version_id)
         steps = result.manifest_steps()
         if existing is not None:
-            shutil.rmtree(tmp)
-            return _reuse(session, spec, existing, steps, actor=actor)
+            return replace(_reuse(session, spec, existing, steps, actor=actor),
+                           stale_removed=swept)
         now = utcnow()
         manifest: dict[str, Any] = {
             "version_id": version_id, "name": spec.name, "kind": spec.kind,
@@ -209,9 +371,6 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
             _take_over(tmp, target, version_id)
         else:
             tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     session.add(DatasetVersionRow(
         id=version_id, name=spec.name, kind=spec.kind, record_count=len(rows),
         spec=spec.as_dict(), manifest=json.loads(canonical_json(manifest)),
@@ -226,7 +385,19 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
                      "name": spec.name, "kind": spec.kind, "records": len(rows),
                      "spec_sha256": sha256_hex(canonical_json(spec.as_dict())),
                      "steps": {s["step"]: s["removed"] for s in steps}})
-    return BuildResult(version_id, True, len(rows), manifest, steps)
+    return BuildResult(version_id, True, len(rows), manifest, steps, stale_removed=swept)
+
+
+def _remove_moved_aside(root: Path) -> list[str]:
+    """Folders :func:`_take_over` moved aside and was killed before it removed them:
+    nothing else ever uses them, so they are removed whoever is running."""
+    removed = []
+    for entry in root.iterdir():
+        if _BUILD_ASIDE.fullmatch(entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                removed.append(str(entry))
+    return removed
 
 
 def _lock_version(session: Session, version_id: str) -> None:

@@ -9,25 +9,33 @@
    answers, text-valued final labels, adjudication rationales) are erased by
    :func:`hilt.review.erasure.erase_subject_content`;
 3. every dataset version holding a record of those events is revoked with the reason,
-   and its exports are flagged (a ``REVOKED.json`` marker is left beside each);
+   and its exports are flagged;
 4. one audit entry records the act, naming the subject only by the sha256 of its id.
 
-After the commit the records files of the revoked versions are deleted (they contain the
-erased content), and so are the split files (``train.jsonl``, ``validation.parquet``,
-the ``hf`` folder, ...) of every export of those versions whose folder is still on this
-machine (:func:`hilt.data.versions.export_split_files`); a ``REVOKED.json`` marker stays
-in each folder. Exports already copied elsewhere cannot be deleted from here: they are
-flagged, and the flag is what downstream checks read. Future builds never see the
-content again (it is gone from the store). On PostgreSQL the erasure holds the erasure
-lock exclusively (:mod:`hilt.data.erasure_lock`): it waits for builds and exports still
-running, and those that start later wait for it.
+After the commit (:func:`delete_files`) the records files of the versions holding the
+subject's records are deleted (they contain the erased content), and so are the split
+files (``train.jsonl``, ``validation.parquet``, the ``hf`` folder, ...) of every export
+of those versions whose folder is still on this machine
+(:class:`hilt.data.versions.ExportFolder`); a ``REVOKED.json`` marker is left in each
+folder. Every file that can be deleted is: one that cannot is listed with its error in
+``files_failed`` (a marker that cannot be written, in ``markers_failed``), and the
+outcome is written to the audit log (``subject.forget_files``), which is where a
+deletion run in the background (the HTTP endpoint) reports. Running the forget again for
+the same subject finds the same versions and exports from the store and deletes what is
+still there, which also finishes a forget killed after its commit. Exports already
+copied elsewhere cannot be deleted from here: they are flagged, and the flag is what
+downstream checks read. Future builds never see the content again (it is gone from the
+store). On PostgreSQL the erasure holds the erasure lock exclusively
+(:mod:`hilt.data.erasure_lock`): it waits for builds and exports still running, and
+those that start later wait for it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,13 +47,25 @@ from sqlalchemy.orm import Session
 from hilt.canonical import sha256_hex
 from hilt.data.build import RECORDS_FILE
 from hilt.data.erasure_lock import lock_for_erasure
-from hilt.data.versions import export_split_files, flag_exports
+from hilt.data.versions import (
+    MARKER_FILE,
+    ExportFolder,
+    MarkerWrites,
+    export_folders,
+    failure,
+    flag_exports,
+    markers,
+    restore_markers,
+    write_marker,
+)
 from hilt.errors import InputError
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,11 +75,38 @@ class ForgetResult:
     review_content_erased: dict[str, int] = field(default_factory=dict)
     versions_revoked: list[str] = field(default_factory=list)
     exports_flagged: list[str] = field(default_factory=list)
+    # Known at the commit; :func:`delete_files` looks again when it deletes, as an
+    # export being moved into place then may have been in its staging folder.
     files_to_delete: list[str] = field(default_factory=list)
     files_deleted: list[str] = field(default_factory=list)
+    # What could not be deleted or written: {"path", "error"} each.
+    files_failed: list[dict[str, str]] = field(default_factory=list)
+    markers_failed: list[dict[str, str]] = field(default_factory=list)
+    # For delete_files: what to delete, the flag markers written at the commit, and
+    # where to record the outcome.
+    records_files: list[str] = field(default_factory=list, repr=False)
+    exports: list[ExportFolder] = field(default_factory=list, repr=False)
+    flag_markers: MarkerWrites = field(default_factory=MarkerWrites, repr=False)
+    actor: str = field(default="forget", repr=False)
+    engine: Engine | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """Every file deleted and every marker written."""
+        return not self.files_failed and not self._markers_failed()
+
+    def _markers_failed(self) -> list[dict[str, str]]:
+        merged = {f["path"]: f for f in [*self.flag_markers.failed, *self.markers_failed]}
+        return list(merged.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"subject_sha256": self.subject_sha256, "events_erased": self.events_erased,
+                "review_content_erased": self.review_content_erased,
+                "versions_revoked": self.versions_revoked,
+                "exports_flagged": self.exports_flagged,
+                "files_to_delete": self.files_to_delete,
+                "files_deleted": self.files_deleted, "files_failed": self.files_failed,
+                "markers_failed": self._markers_failed()}
 
 
 def erase_subject(session: Session, subject_id: str, *, actor: str,
@@ -88,7 +135,10 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
             sa.select(DatasetRecordRow.version_id).distinct()
             .where(DatasetRecordRow.event_id.in_(event_ids[lo:lo + 1000]))).scalars())
     version_ids |= _versions_with_labels(session, copies)
-    result = ForgetResult(subject_hash, erased, review_content_erased=review_erased)
+    bind = session.get_bind()
+    result = ForgetResult(subject_hash, erased, review_content_erased=review_erased,
+                          flag_markers=markers(session), actor=actor,
+                          engine=bind if isinstance(bind, Engine) else None)
     why = f"{reason}: subject sha256 {subject_hash[:16]} erased"
     for vid in sorted(version_ids):
         version = session.get(DatasetVersionRow, vid)
@@ -97,9 +147,13 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
             version.revoked_at, version.revoked_by, version.revoked_reason = now, actor, why
             result.versions_revoked.append(vid)
         # Even an already revoked version loses its records file: it holds the content.
-        result.files_to_delete.append(str(Path(version.data_path) / RECORDS_FILE))
+        result.records_files.append(str(Path(version.data_path) / RECORDS_FILE))
+        restore_markers(session, vid)  # of exports flagged before: written if missing
         result.exports_flagged.extend(e.id for e in flag_exports(session, vid, why))
-        result.files_to_delete.extend(str(p) for p in export_split_files(session, vid))
+        result.exports.extend(export_folders(session, vid))
+    result.files_to_delete = _dedup(
+        result.records_files,
+        (str(p) for e in result.exports for p in e.split_files(wait=False)))
     audit.append(session, actor=actor, action="subject.forget", entity_type="subject",
                  entity_id=f"subject:{subject_hash[:16]}", payload={
                      "subject_sha256": subject_hash, "reason": reason,
@@ -136,36 +190,89 @@ def _versions_with_labels(session: Session, labels: list[Any]) -> set[str]:
     return found
 
 
-def delete_files(result: ForgetResult, reason: str = "right to be forgotten") -> None:
-    """Delete the records and export split files listed; a ``REVOKED.json`` marker in
-    each folder says why (added to the marker an export's flag left there)."""
-    for name in result.files_to_delete:
+def _dedup(*groups: Any) -> list[str]:
+    return list(dict.fromkeys(name for group in groups for name in group))
+
+
+def delete_files(result: ForgetResult, reason: str = "right to be forgotten", *,
+                 engine: Engine | None = None) -> ForgetResult:
+    """After the erasure has committed: delete the records files and the exports'
+    split files, each one that can be; a ``REVOKED.json`` marker in each folder says
+    why (added to the marker an export's flag left there). What cannot be deleted or
+    written is listed in ``files_failed`` / ``markers_failed``, never raised, and the
+    outcome is written to the audit log (``subject.forget_files``) through ``engine``
+    (by default the erasure's own)."""
+    targets = _dedup(result.records_files,
+                     (str(p) for e in result.exports for p in e.split_files()),
+                     result.files_to_delete)
+    result.files_to_delete = targets
+    fields = {"reason": reason, "subject_sha256": result.subject_sha256}
+    for name in targets:
         path = Path(name)
-        if path.is_dir():
-            shutil.rmtree(path)  # a datasets (hf) export
+        try:
+            deleted = _delete(path)
+        except OSError as exc:
+            log.warning("forget could not delete %s: %s", path, exc)
+            result.files_failed.append(failure(path, exc))
+            continue
+        if deleted:
             result.files_deleted.append(name)
-        elif path.exists():
-            path.unlink()
-            result.files_deleted.append(name)
-        if path.parent.exists():
-            marker = path.parent / "REVOKED.json"
-            _write_marker(marker, {"reason": reason, "subject_sha256": result.subject_sha256,
-                                   "records_deleted_at": utcnow().isoformat()})
+        marker = path.parent / MARKER_FILE
+        if path.parent.is_dir() and (deleted or not _says_deleted(marker)):
+            try:
+                write_marker(marker, {**fields, "records_deleted_at": utcnow().isoformat()})
+            except OSError as exc:
+                log.warning("forget could not write the marker %s: %s", marker, exc)
+                result.markers_failed.append(failure(marker, exc))
+    _record_outcome(result, engine or result.engine)
+    return result
 
 
-def _write_marker(marker: Path, fields: dict[str, Any]) -> None:
+def _delete(path: Path) -> bool:
+    """Delete a file or (``hf`` exports) a folder; False when it is already gone."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    else:
+        return False
+    return True
+
+
+def _says_deleted(marker: Path) -> bool:
+    """Whether the marker already records a deletion (a file found gone is not
+    deleted again, so its time stays the first deletion's)."""
     try:
-        existing = json.loads(marker.read_text(encoding="utf-8"))
+        found = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        existing = {}
-    merged = {**existing, **fields} if isinstance(existing, dict) else fields
-    marker.write_text(json.dumps(merged), encoding="utf-8")
+        return False
+    return isinstance(found, dict) and "records_deleted_at" in found
+
+
+def _record_outcome(result: ForgetResult, engine: Engine | None) -> None:
+    """One audit entry with what was deleted and what failed; best effort, as the
+    deletions are done whether or not it can be written (it is logged if not)."""
+    if engine is None or not (result.files_to_delete or not result.ok):
+        return
+    try:
+        with transaction(engine) as session:
+            audit.append(session, actor=result.actor, action="subject.forget_files",
+                         entity_type="subject",
+                         entity_id=f"subject:{result.subject_sha256[:16]}", payload={
+                             "subject_sha256": result.subject_sha256,
+                             "files_deleted": result.files_deleted,
+                             "files_failed": result.files_failed,
+                             "markers_failed": result._markers_failed()})
+    except Exception:
+        log.exception("the outcome of forget's deletions (subject sha256 %s) could not "
+                      "be written to the audit log: %s", result.subject_sha256[:16],
+                      result.as_dict())
 
 
 def forget(engine: Engine, subject_id: str, *, actor: str,
            reason: str = "right to be forgotten") -> ForgetResult:
-    """Erase, revoke and flag in one transaction, then delete the records files."""
+    """Erase, revoke and flag in one transaction, then delete the files
+    (:func:`delete_files`); ``result.ok`` says whether every one could be."""
     with transaction(engine) as session:
         result = erase_subject(session, subject_id, actor=actor, reason=reason)
-    delete_files(result, reason)
-    return result
+    return delete_files(result, reason, engine=engine)

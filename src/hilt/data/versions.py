@@ -3,21 +3,33 @@
 The training stage calls :func:`assert_usable` before it trains on a version; the release
 gate calls :func:`dataset_facts` for whether a version is consented, revoked and
 contaminated with the suites it evaluates on.
+
+A revocation flags the version's exports in its transaction; the ``REVOKED.json``
+markers beside them are files, written only once that transaction has committed
+(:func:`run_after_commit`), so a rollback leaves no false marker and a folder that
+cannot be written to does not undo the revocation: it is listed in
+``markers(session).failed`` instead (:func:`markers`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
-from hilt.data.build import RECORDS_FILE
+from hilt.data.build import RECORDS_FILE, wait_for_staging
+from hilt.data.export import staging_path
 from hilt.errors import Forbidden, InputError, NotFound
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -127,6 +139,9 @@ def lineage(session: Session, version_id: str) -> dict[str, list[str]]:
 
 
 def revoke(session: Session, version_id: str, *, reason: str, actor: str) -> DatasetVersionRow:
+    """Revoke a version and flag its exports; their markers are written after the
+    commit (:func:`markers`). A version already revoked is left as it is, except that
+    the markers of its flagged exports that are missing are written again."""
     if not reason.strip():
         raise InputError("a revocation needs a reason", field="reason")
     row = get_version(session, version_id)
@@ -136,49 +151,250 @@ def revoke(session: Session, version_id: str, *, reason: str, actor: str) -> Dat
         audit.append(session, actor=actor, action="dataset.revoke",
                      entity_type="dataset_version", entity_id=row.id,
                      payload={"reason": reason})
+    else:
+        restore_markers(session, row.id)
     return row
 
 
+# -- after the commit ------------------------------------------------------------------
+
+_AFTER_COMMIT = "hilt.data.after_commit"
+_MARKERS = "hilt.data.markers"
+# (the transaction or savepoint it was registered in, action, on_rollback)
+_Step = tuple[SessionTransaction | None, Callable[[], None], Callable[[], None] | None]
+log = logging.getLogger(__name__)
+
+
+def run_after_commit(session: Session, action: Callable[[], None],
+                     on_rollback: Callable[[], None] | None = None) -> None:
+    """Run ``action`` once the session's transaction has committed, or ``on_rollback``
+    when it (or the savepoint it was registered in) rolls back or the session is
+    closed without a commit. For side effects outside the database (files) that must
+    not happen unless the change they go with is committed. Both run in the order
+    registered and report their own failures: an exception is logged, never raised
+    (the change has committed or rolled back by then)."""
+    pending: list[_Step] | None = session.info.get(_AFTER_COMMIT)
+    if pending is None:
+        pending = session.info[_AFTER_COMMIT] = []
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_rollback)
+        event.listen(session, "after_transaction_end", _after_end)
+    pending.append((session.get_nested_transaction() or session.get_transaction(),
+                    action, on_rollback))
+
+
+def _run(step: Callable[[], None] | None) -> None:
+    if step is None:
+        return
+    try:
+        step()
+    except Exception:
+        log.exception("a step after the end of a transaction failed")
+
+
+def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: its actions wait for the outer transaction
+    pending = session.info.get(_AFTER_COMMIT) or []
+    done, pending[:] = list(pending), []
+    session.info.pop(_MARKERS, None)
+    for _, action, _ in done:
+        _run(action)
+
+
+def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ended:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    pending: list[_Step] = session.info.get(_AFTER_COMMIT) or []
+    undone = [p for p in pending if p[0] is None or _within(p[0], previous)]
+    pending[:] = [p for p in pending if not (p[0] is None or _within(p[0], previous))]
+    if previous.parent is None:
+        session.info.pop(_MARKERS, None)
+    for _, _, on_rollback in undone:
+        _run(on_rollback)
+
+
+def _after_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # closed without commit or rollback: nothing happened
+        _after_rollback(session, transaction)
+
+
+# -- markers ---------------------------------------------------------------------------
+
+MARKER_FILE = "REVOKED.json"
+
+
+@dataclass
+class MarkerWrites:
+    """The ``REVOKED.json`` markers of one transaction: written once it commits, listed
+    in ``written``; one that cannot be written is listed in ``failed`` (``path`` and
+    ``error``) and the revocation stands."""
+    written: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"markers_written": self.written, "markers_failed": self.failed}
+
+
+def markers(session: Session) -> MarkerWrites:
+    """The markers the session's transaction leaves (filled in once it commits)."""
+    found: MarkerWrites | None = session.info.get(_MARKERS)
+    if found is None:
+        found = session.info[_MARKERS] = MarkerWrites()
+    return found
+
+
+def write_marker(marker: Path, fields: dict[str, Any]) -> None:
+    """Merge ``fields`` into the marker file (atomically: a reader never sees half of
+    it); raises ``OSError`` when it cannot be written."""
+    try:
+        existing = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        existing = {}
+    merged = {**existing, **fields} if isinstance(existing, dict) else fields
+    fd, tmp = tempfile.mkstemp(prefix=f".{marker.name}.", dir=marker.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(merged))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, marker)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def failure(path: Path | str, exc: OSError) -> dict[str, str]:
+    """A file that could not be written or deleted, as results list it (naming the
+    file inside it that stopped the deletion of a folder)."""
+    error = f"{type(exc).__name__}: {exc.strerror or exc}"
+    inner = Path(exc.filename) if isinstance(exc.filename, str) else None
+    if inner is not None and inner != Path(path) and inner.is_relative_to(path):
+        error += f" ({inner})"
+    return {"path": str(path), "error": error}
+
+
+def _schedule_marker(session: Session, export: ExportFolder, fields: dict[str, Any], *,
+                     only_if_missing: bool = False) -> None:
+    report = markers(session)
+
+    def write() -> None:
+        marker = export.marker()
+        if marker is None or (only_if_missing and marker.exists()):
+            return
+        try:
+            write_marker(marker, fields)
+        except OSError as exc:
+            log.warning("could not write the revocation marker %s: %s", marker, exc)
+            report.failed.append(failure(marker, exc))
+        else:
+            report.written.append(str(marker))
+
+    run_after_commit(session, write)
+
+
 def flag_exports(session: Session, version_id: str, reason: str) -> list[DatasetExportRow]:
-    """Mark every export of a version as flagged, and leave a marker file beside it."""
+    """Mark every export of a version as flagged; a ``REVOKED.json`` marker is left
+    in each folder still here once the transaction commits (:func:`markers`)."""
     rows = list(session.execute(sa.select(DatasetExportRow).where(
         DatasetExportRow.version_id == version_id, DatasetExportRow.flagged_at.is_(None)))
         .scalars())
     for exp in rows:
         exp.flagged_at, exp.flag_reason = utcnow(), reason
-        target = Path(exp.path)
-        if target.exists():
-            marker = target / "REVOKED.json" if target.is_dir() else \
-                target.with_name(target.name + ".REVOKED.json")
-            marker.write_text(json.dumps({"version_id": version_id, "reason": reason,
-                                          "flagged_at": exp.flagged_at.isoformat()}),
-                              encoding="utf-8")
+        _schedule_marker(session, ExportFolder.of(exp), _flag_fields(exp))
     return rows
 
+
+def restore_markers(session: Session, version_id: str) -> None:
+    """Write again, after the commit, the markers of the version's flagged exports
+    that are missing (one that could not be written when they were flagged)."""
+    for exp in session.execute(sa.select(DatasetExportRow).where(
+            DatasetExportRow.version_id == version_id,
+            DatasetExportRow.flagged_at.is_not(None)).order_by(DatasetExportRow.id)
+            ).scalars():
+        _schedule_marker(session, ExportFolder.of(exp), _flag_fields(exp),
+                         only_if_missing=True)
+
+
+def _flag_fields(exp: DatasetExportRow) -> dict[str, Any]:
+    assert exp.flagged_at is not None
+    return {"version_id": exp.version_id, "reason": exp.flag_reason,
+            "flagged_at": exp.flagged_at.isoformat()}
+
+
+# -- export folders --------------------------------------------------------------------
 
 # What hilt.data.export writes per split, by format (export.json holds no records).
 _SPLIT_FILES = {"jsonl": "*.jsonl", "parquet": "*.parquet", "hf": "hf"}
 
 
-def export_split_files(session: Session, version_id: str) -> list[Path]:
-    """The split files (the ``hf`` folder for that format) of every export of a version
-    whose folder is still on this machine and still names the version in its
-    ``export.json``; copies made elsewhere are out of reach."""
-    found: list[Path] = []
-    for exp in session.execute(sa.select(DatasetExportRow).where(
-            DatasetExportRow.version_id == version_id).order_by(DatasetExportRow.id)
-            ).scalars():
-        folder = Path(exp.path)
+@dataclass(frozen=True)
+class ExportFolder:
+    """Where an export's files are on this machine: its folder, or, when the process
+    that wrote it died between its commit and the move into place, its staging folder
+    beside it (:func:`hilt.data.export.staging_path`). Either counts only while its
+    ``export.json`` names the version (a folder replaced by something else does not)."""
+    id: str
+    version_id: str
+    path: Path
+    format: str
+
+    @classmethod
+    def of(cls, row: DatasetExportRow) -> ExportFolder:
+        return cls(row.id, row.version_id, Path(row.path), row.format)
+
+    @property
+    def staging(self) -> Path:
+        return staging_path(self.path, self.id)
+
+    def location(self, *, wait: bool = True) -> Path | None:
+        """The folder holding the export, once the export's process has moved it into
+        place or died: it waits for that process to release the staging folder, unless
+        ``wait`` is false (inside a transaction, where the export may be this one's)."""
+        if wait:
+            wait_for_staging(self.staging)
+        if not self.path.is_dir() and self.path.exists():
+            return self.path  # a file: an export made before exports were folders
+        for folder in (self.path, self.staging):
+            if self._names_version(folder):
+                return folder
+        return None
+
+    def _names_version(self, folder: Path) -> bool:
         try:
             meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue  # gone, or not the folder hilt wrote
-        if not isinstance(meta, dict) or meta.get("version_id") != version_id:
-            continue
-        pattern = _SPLIT_FILES.get(exp.format)
-        if pattern is not None:
-            found.extend(p for p in sorted(folder.glob(pattern)) if p.exists())
-    return found
+            return False  # gone, or not the folder hilt wrote
+        return isinstance(meta, dict) and meta.get("version_id") == self.version_id
+
+    def marker(self) -> Path | None:
+        folder = self.location()
+        if folder is None:
+            return None
+        if folder.is_dir():
+            return folder / MARKER_FILE
+        return folder.with_name(folder.name + "." + MARKER_FILE)
+
+    def split_files(self, *, wait: bool = True) -> list[Path]:
+        folder = self.location(wait=wait)
+        pattern = _SPLIT_FILES.get(self.format)
+        if folder is None or not folder.is_dir() or pattern is None:
+            return []
+        return [p for p in sorted(folder.glob(pattern)) if p.exists()]
+
+
+def export_folders(session: Session, version_id: str) -> list[ExportFolder]:
+    """Every export of a version, flagged or not."""
+    return [ExportFolder.of(exp) for exp in session.execute(
+        sa.select(DatasetExportRow).where(DatasetExportRow.version_id == version_id)
+        .order_by(DatasetExportRow.id)).scalars()]
+
 
 
 def assert_usable(session: Session, version_id: str, *, override_reason: str | None = None,
