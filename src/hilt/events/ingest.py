@@ -27,7 +27,7 @@ from hilt.bulk import gc_paused
 from hilt.canonical import sha256_hex
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
-from hilt.events.readers import read_records
+from hilt.events.readers import file_format, read_records
 from hilt.events.validate import Parsed, parse_all
 from hilt.store import audit
 from hilt.store.db import transaction
@@ -272,20 +272,30 @@ def ingest_events(engine: Engine, events: Iterable[FeedbackEvent | dict[str, Any
 def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
                 skip_invalid: bool = False, rejects_path: str | Path | None = None
                 ) -> IngestResult:
-    """Ingest a JSONL/CSV/Parquet file; all-or-nothing unless ``skip_invalid``."""
+    """Ingest a JSONL/CSV/Parquet file; all-or-nothing unless ``skip_invalid``.
+
+    A file without a single record (empty, blank lines only, a CSV header alone, a
+    Parquet file without rows) is refused: it is a wrong or cut-short file far more often
+    than a batch meant to hold nothing.
+    """
     path = Path(path)
+    target = Path(rejects_path) if rejects_path else path.with_name(
+        path.name + ".rejects.jsonl")
+    if skip_invalid:
+        check_rejects_target(target, path)
     # A file's validated events stay alive until its one transaction commits.
     with gc_paused():
         parsed = parse_all(read_records(path, lenient=skip_invalid), file=str(path),
                            skip_invalid=skip_invalid)
+        if not parsed.events and not parsed.rejects:
+            raise InputError(f"the file has no events ({_EMPTY[file_format(path)]})",
+                             file=str(path))
         # The rejects are written to a temporary file of their own beside their target
         # (a unique name: two runs on one file never share it) before the events are
         # stored, so that an unwritable rejects path stops the run with nothing stored;
         # the file is renamed into place as the last step before the commit, so a
         # committed run never leaves its rejects only in the temporary file, even when
         # killed right after the commit.
-        target = Path(rejects_path) if rejects_path else path.with_name(
-            path.name + ".rejects.jsonl")
         tmp: Path | None = None
         try:
             with transaction(engine) as session:
@@ -302,6 +312,33 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
             if tmp is not None:
                 tmp.unlink(missing_ok=True)  # gone once in place
     return result
+
+
+_EMPTY = {"jsonl": "it is empty or holds only blank lines",
+          "csv": "it holds a header and no rows", "parquet": "it has no rows"}
+
+
+def check_rejects_target(target: Path, source: Path) -> None:
+    """Refuse, before the file is read and anything is stored, a rejects path that can
+    never take the rejects or would destroy data: a folder, a path in a folder that does
+    not exist, and the input file itself under any name (a hard link, a symbolic link
+    either way), which the rejects would replace. Whether the folder is writable is found
+    out when the rejects are written, still before the commit: a file without bad lines
+    writes none, so its rejects path need not be writable."""
+    if target.is_dir():
+        raise InputError("is a folder; name the rejects file to write", file=str(target),
+                         field="--rejects")
+    parent = target.parent
+    if not parent.is_dir():
+        reason = "is not a folder" if parent.exists() else "does not exist"
+        raise InputError(f"folder {parent} {reason}", file=str(target), field="--rejects")
+    try:
+        same = target.exists() and source.exists() and os.path.samefile(target, source)
+    except OSError:
+        same = False
+    if same:
+        raise InputError("is the input file: the rejects would replace the events it holds",
+                         file=str(target), field="--rejects")
 
 
 def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> Path:
