@@ -4,12 +4,19 @@ object per line, errors that name the file and the line.
 Lines are read as bytes and decoded one at a time, so a byte that is not UTF-8 is
 reported on its own line rather than as a traceback from a decoder somewhere in a
 buffered block.
+
+A key repeated in one object, and a number that is not finite (``NaN``, ``Infinity``,
+or a literal too large for a float such as ``1e999``), are refused with the line and the
+field: ``json`` would keep the last of the repeated values, and read the numbers as
+values that cannot be written back as JSON.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,26 +24,141 @@ from typing import Any
 from hilt.errors import InputError
 
 
-class _DuplicateKey(Exception):
+class RepeatedKey(ValueError):
+    """A key given twice in one JSON object."""
+
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are all distinct: with a repeated key ``json`` would keep
-    the last value silently, so ``"judgment": "refuse", "judgment": "comply"`` would read
-    as a compliance nobody can see in the file."""
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
+class _NonFinite(ValueError):
+    pass
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for a JSON object whose keys are all distinct: with a
+    repeated key ``json`` would keep the last value silently, so ``"judgment": "refuse",
+    "judgment": "comply"`` would read as a compliance nobody can see in the file."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKey(key)
+            seen.add(key)
     return obj
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # a literal too large for a float: 1e999
+        raise _NonFinite(text)
+    return value
+
+
+def _refuse_constant(text: str) -> float:  # NaN, Infinity, -Infinity
+    raise _NonFinite(text)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys, parse_float=_finite_float,
+                            parse_constant=_refuse_constant)
+
+
+def field_path(parts: tuple[str | int, ...]) -> str:
+    """``("a", 0, "b")`` → ``a[0].b``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def non_finite_path(value: Any, path: tuple[str | int, ...] = ()
+                    ) -> tuple[str | int, ...] | None:
+    """The path of the first float in ``value`` that is NaN or infinite; None when all
+    are finite (``()`` when ``value`` itself is one)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = non_finite_path(item, (*path, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = non_finite_path(item, (*path, i))
+            if found is not None:
+                return found
+    return None
+
+
+def repeated_key_path(text: str | bytes) -> tuple[str | int, ...] | None:
+    """The path of the first key repeated in an object of the JSON ``text`` (None when
+    no key repeats, or the text is not JSON)."""
+
+    class Marked(dict[str, Any]):
+        repeated: str | None = None
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = Marked(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen and obj.repeated is None:
+                    obj.repeated = key
+                seen.add(key)
+        return obj
+
+    def find(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+        if isinstance(value, Marked) and value.repeated is not None:
+            return (*path, value.repeated)
+        items = (value.items() if isinstance(value, dict)
+                 else enumerate(value) if isinstance(value, list) else ())
+        for key, item in items:
+            found = find(item, (*path, key))
+            if found is not None:
+                return found
+        return None
+
+    try:
+        return find(json.loads(text, object_pairs_hook=hook), ())
+    except ValueError:
+        return None
+
+
+def loads_strict(text: str, *, file: str | None = None, line: int | None = None,
+                 field: str | None = None) -> Any:
+    """``json.loads`` that refuses a key repeated in an object and a number that is not
+    finite, naming ``file``, ``line`` and the field (below ``field`` when given)."""
+
+    def where(parts: tuple[str | int, ...] | None) -> str | None:
+        inner = field_path(parts) if parts else ""
+        if field and inner:
+            return f"{field}{'' if inner.startswith('[') else '.'}{inner}"
+        return field or inner or None
+
+    try:
+        return _DECODER.decode(text)
+    except RepeatedKey as exc:
+        raise InputError(f"key {exc.key!r} appears more than once in the object",
+                         file=file, line=line,
+                         field=where(repeated_key_path(text) or (exc.key,))) from None
+    except _NonFinite as exc:
+        try:
+            parts = non_finite_path(json.loads(text))
+        except ValueError:
+            parts = None
+        raise InputError(f"must be a finite number, not {exc}", file=file, line=line,
+                         field=where(parts)) from None
 
 
 def _open_bytes(path: Path) -> Any:
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+# what reading a file can raise: unreadable (a folder, no permission), or a gzip stream
+# that is cut (EOFError) or not gzip at all (BadGzipFile, an OSError; zlib.error)
+READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -58,18 +180,14 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not text.strip():
                     continue
                 try:
-                    obj = json.loads(text, object_pairs_hook=_unique_keys)
+                    obj = loads_strict(text, file=str(path), line=number)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
                                      line=number) from None
-                except _DuplicateKey as exc:
-                    raise InputError(f"key {exc.key!r} appears more than once in the "
-                                     "object", file=str(path), line=number,
-                                     field=exc.key) from None
                 if not isinstance(obj, dict):
                     raise InputError("each line must be a JSON object", file=str(path),
                                      line=number)
                 yield number, obj
-    except (OSError, EOFError) as exc:  # unreadable, or a cut or false gzip stream
+    except READ_ERRORS as exc:
         raise InputError(f"cannot read file ({exc})", file=str(path),
                          line=number + 1 if number else None) from None

@@ -103,10 +103,23 @@ def check(
         from hilt.cli import database_error_message
 
         # a database without the schema, or out of reach, is one line saying what to do
-        message = database_error_message(exc)
+        message = database_error_message(exc) or _non_finite_message(exc, options)
         typer.echo(message or f"error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from exc
     raise typer.Exit(code)
+
+
+def _non_finite_message(exc: Exception, options: dict[str, Any]) -> str | None:
+    """A NaN or an infinity that reached the decision record (strict JSON). Every input
+    file refuses such numbers when it is read, naming file, line and field; one that
+    still gets this far is reported as what it is, with the inputs to look in, rather
+    than as a bare ``ValueError``."""
+    if not (isinstance(exc, ValueError) and "Out of range float values" in str(exc)):
+        return None
+    given = [f"--{name.replace('_', '-')} {options[name]}" for name in
+             ("suite", "candidate", "reference", "gate", "facts") if options.get(name)]
+    return ("error: a number that is not finite (NaN or infinite) reached the decision "
+            "record, which cannot hold it; look in " + ", ".join(given))
 
 
 def _run_check(options: dict[str, Any], request: Any, *, rm: Path | None,

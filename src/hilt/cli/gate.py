@@ -123,12 +123,16 @@ def signoff(decision: DecisionArg,
     A decision given as a file is stored first (after verification, and after checking
     it against its input files). Exit 0 if the gate now passes, 1 if it still blocks.
     """
+    from hilt.errors import InputError
     from hilt.evals.report import check_out_dir, write_outputs_atomically
     from hilt.gate.store import retried, sign_off, store_decision_file
 
     record = _load(decision, db) if Path(decision).is_file() else None
     if out is not None:
         check_out_dir(out.parent)
+        if out.is_dir():  # refused before the sign-off is stored, not after
+            raise InputError("is a folder; --out names the file to write (a check's "
+                             "DIR/decision.json)", file=str(out), field="--out")
 
     def work(session: Any) -> tuple[dict[str, Any], dict[str, str]]:
         ref = (store_decision_file(session, record, actor=by, file=decision).hash

@@ -58,7 +58,7 @@ def jobs_start(kind: Annotated[str, typer.Argument(
                db: DbOption = None) -> None:
     """Queue a job (e.g. ``hilt jobs start train.reward -p pairs=P.jsonl -p out=RM``)."""
     from hilt.errors import InputError
-    from hilt.ops.commands import CONTRACTS, build_argv
+    from hilt.ops.commands import CONTRACTS, build_argv, check_inputs
     from hilt.ops.jobs import enqueue
     from hilt.store.db import transaction
 
@@ -67,9 +67,13 @@ def jobs_start(kind: Annotated[str, typer.Argument(
         if "=" not in item:
             raise InputError(f"expected NAME=VALUE, got {item!r}", field="param")
         key, value = item.split("=", 1)
+        if key in params:  # the last would silently win
+            raise InputError(f"parameter {key!r} is given twice ({key}={params[key]} and "
+                             f"{key}={value})", field="param")
         params[key] = value
     if kind in CONTRACTS:
         build_argv(kind, params)
+        check_inputs(kind, params)  # a file named by mistake: refused now, not in the worker
     with transaction(engine_for(db)) as session:
         job_id = enqueue(session, kind, params, actor="cli")
     echo_json({"job_id": job_id, "status": "queued"})

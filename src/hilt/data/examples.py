@@ -169,9 +169,9 @@ def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_ev
         return
 
     def example(key: str, source: str, value: str, lbs: tuple[FinalLabelRecord, ...],
-                confidence: float) -> Example:
+                confidence: float, scale: bool = False) -> Example:
         ex = _base(c, key, "classification", source, lbs, confidence, messages=[])
-        ex.text, ex.label = text, cfg.label_map.get(value, value)
+        ex.text, ex.label = text, _mapped(cfg.label_map, value, scale)
         ex.prompt_text = prompt
         if cfg.text == "prompt_response":
             ex.text_parts = (prompt, response)
@@ -181,13 +181,29 @@ def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_ev
         if "label_class" in sources and lb.question_kind in ("single_choice", "scale") \
                 and (cfg.question_id is None or lb.question_id == cfg.question_id):
             yield example(f"cls:{c.event_id}:{_qid(lb)}:{cfg.text}", "label_class",
-                          str(lb.value), (lb,), lb.confidence)
+                          str(lb.value), (lb,), lb.confidence,
+                          scale=lb.question_kind == "scale")
     if use_event and "event_label" in sources:
         for fb in c.feedback:
             if fb.get("kind") == "label" and (cfg.question_id is None
                                                or fb.get("name") == cfg.question_id):
                 yield example(f"cls:{c.event_id}:event/{fb['name']}:{cfg.text}",
                               "event_label", str(fb["value"]), (), 1.0)
+
+
+def _mapped(label_map: dict[str, str], value: str, scale: bool) -> str:
+    """The label ``label_map`` gives ``value``; a scale point matches a key that is the
+    same number (``4`` for the stored ``4.0``)."""
+    if value in label_map:
+        return label_map[value]
+    if scale and label_map:
+        for key, name in label_map.items():
+            try:
+                if float(key) == float(value):
+                    return name
+            except ValueError:
+                continue
+    return value
 
 
 def candidate_examples(c: Candidate, spec: SelectionSpec,

@@ -7,19 +7,25 @@ the offending key where it can be found, and the dotted field path.
 Two guarantees hold whatever the spec says: records always need the ``train`` consent
 scope (more scopes may be required, never fewer), and decontamination against every
 registered held-out suite cannot be switched off (only its n-gram length is tunable).
+
+What only the store can show wrong (a rubric or rubric version that is not published, a
+``label_map`` key that no selected question gives as a label) is checked by
+:func:`check_rubric_references` when the spec is built, naming the same file and line.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -35,6 +41,11 @@ from hilt.review.yamlio import (
     load_yaml,
     parse_yaml_text,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hilt.review.rubric_spec import Question
 
 OUTPUT_KINDS = ("preference", "sft", "classification")
 # Which kinds of record each source can produce.
@@ -193,6 +204,9 @@ class SelectionSpec(_Section):
     split: SplitSpec = Field(default_factory=SplitSpec)
     sft: SftSpec = Field(default_factory=SftSpec)
     classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
+    # where the spec was read from, so that checks at build time name the file and line
+    _source: tuple[str | None, Callable[[tuple[Any, ...]], int | None] | None] = \
+        PrivateAttr(default=(None, None))
 
     @field_validator("sources")
     @classmethod
@@ -225,22 +239,105 @@ def parse_spec(data: Any, *, file: str | None = None, text: str | None = None,
     lets errors name the line."""
     if not isinstance(data, dict):
         raise InputError("a selection spec must be a mapping", file=file, line=1)
+    def lines() -> Callable[[tuple[Any, ...]], int | None] | None:
+        if line_of is None and text is not None:
+            try:
+                return parse_yaml_text(text, file=file or "spec")[1]
+            except InputError:
+                return None
+        return line_of
+
     try:
-        return SelectionSpec.model_validate(data)
+        spec = SelectionSpec.model_validate(data)
     except ValidationError as exc:
         message, loc = error_location(exc)
         loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         field = ".".join(str(p) for p in loc) or None
-        if line_of is None and text is not None:
-            try:
-                line_of = parse_yaml_text(text, file=file or "spec")[1]
-            except InputError:
-                line_of = None
-        line = line_of(loc) if line_of is not None and loc else None
+        find = lines()
+        line = find(loc) if find is not None and loc else None
         raise InputError(message, file=file, line=line, field=field) from None
+    spec._source = (file, lines())
+    return spec
 
 
 def load_spec(path: str | Path) -> SelectionSpec:
     """Read a selection spec file (a key repeated in one mapping is refused)."""
     data, line_of = load_yaml(path)
     return parse_spec(data, file=str(path), line_of=line_of)
+
+
+def check_rubric_references(session: Session, spec: SelectionSpec) -> None:
+    """Refuse what the spec file cannot show wrong on its own, naming its file, line and
+    field: a ``labels.rubric_ids`` entry or a ``labels.rubric_versions`` entry under which
+    nothing is published (it would select nothing), and a ``classification.label_map``
+    key that no selected question gives as a label (its labels would keep their own
+    name beside the mapped ones: ``complys: comply`` leaves every ``complies`` as is).
+
+    ``label_map`` keys are checked only where every label comes from a rubric: with
+    event-level feedback selectable (``event_label``), a key may name a value that
+    events carry."""
+    import sqlalchemy as sa
+
+    from hilt.review.rubrics import spec_of
+    from hilt.store.tables.review import RubricVersionRow
+
+    filt = spec.labels
+    query = sa.select(RubricVersionRow)
+    if filt.rubric_ids is not None:
+        query = query.where(RubricVersionRow.rubric_id.in_(filt.rubric_ids))
+    rows = list(session.execute(query).scalars())
+    file, line_of = spec._source
+
+    def refuse(message: str, *loc: Any) -> None:
+        raise InputError(message, file=file, line=line_of(loc) if line_of else None,
+                         field=".".join(str(p) for p in loc))
+
+    for i, rubric_id in enumerate(filt.rubric_ids or ()):
+        if not any(r.rubric_id == rubric_id for r in rows):
+            refuse(f"no rubric {rubric_id!r} is published", "labels", "rubric_ids", i)
+    published = sorted({r.version for r in rows})
+    for i, version in enumerate(filt.rubric_versions or ()):
+        if version not in published:
+            of = "of " + ", ".join(map(repr, filt.rubric_ids)) + " " if filt.rubric_ids \
+                else ""
+            refuse(f"no version {version} {of}is published (published: "
+                   f"{', '.join(map(str, published)) or 'none'})",
+                   "labels", "rubric_versions", i)
+    cfg = spec.classification
+    if spec.kind != "classification" or not cfg.label_map or not _rubric_labels_only(spec):
+        return
+    questions = [q for r in rows
+                 if filt.rubric_versions is None or r.version in filt.rubric_versions
+                 for q in spec_of(r).questions
+                 if q.kind in ("single_choice", "scale")
+                 and (cfg.question_id is None or q.id == cfg.question_id)]
+    for key in cfg.label_map:
+        if not any(_gives_label(q, key) for q in questions):
+            options = sorted({v for q in questions for v in q.option_values()})
+            which = f"question {cfg.question_id!r}" if cfg.question_id else "any question"
+            refuse(f"{key!r} is no label of {which} in the selected rubric versions"
+                   + (f"; options: {options}" if options else ""),
+                   "classification", "label_map", key)
+
+
+def _rubric_labels_only(spec: SelectionSpec) -> bool:
+    """Whether every classification label of the spec comes from a rubric question (not
+    from event-level label feedback, whose values no rubric lists)."""
+    filt = spec.labels
+    sources = spec.active_sources()
+    events_selectable = (filt.rubric_ids is None and filt.rubric_versions is None
+                         and filt.provenance is None and not filt.min_confidence > 0)
+    return "label_class" in sources and not ("event_label" in sources
+                                             and events_selectable)
+
+
+def _gives_label(question: Question, key: str) -> bool:
+    """Whether ``key`` is a label the question gives: an option, or a point on a scale
+    (written as a number)."""
+    if question.kind == "single_choice":
+        return key in question.option_values()
+    try:
+        value = float(key)
+    except ValueError:
+        return False
+    return math.isfinite(value) and question._on_scale(value)

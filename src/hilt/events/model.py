@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from hilt.canonical import content_hash
+from hilt.jsonl import field_path, non_finite_path
 
 CONSENT_SCOPES = ("review", "train", "eval")
 ConsentScope = Literal["review", "train", "eval"]
@@ -41,9 +43,25 @@ def _within_utc_range(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_within_utc_range)]
 
 
+def _finite_values(value: dict[str, Any]) -> dict[str, Any]:
+    if value:
+        path = non_finite_path(value)
+        if path is not None:
+            # ``path`` (below the field) completes the error's location: see
+            # hilt.events.validate._error_field
+            raise PydanticCustomError("finite_number", "Input should be a finite number",
+                                      {"path": field_path(path)})
+    return value
+
+
+# A free-form object (metadata, decoder extras): any JSON, but numbers must be finite.
+FreeForm = Annotated[dict[str, Any], AfterValidator(_finite_values)]
+
+
 class _Strict(BaseModel):
-    # NaN and ±Infinity (which JSON parsers accept) cannot be stored as JSON: refuse them
-    # here, with the field, rather than store null or fail at the write
+    # NaN and ±Infinity (which JSON parsers accept, as they read 1e999) cannot be stored
+    # as JSON: refuse them here, with the field, rather than store null or fail at the
+    # write; float fields by allow_inf_nan, free-form objects by FreeForm
     model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
@@ -91,7 +109,7 @@ class DecoderSettings(_Strict):
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
     stop: list[str] | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: FreeForm = Field(default_factory=dict)
 
 
 class Context(_Strict):
@@ -106,7 +124,7 @@ class Context(_Strict):
     consent: list[ConsentScope] = Field(
         default_factory=list, description="consent scopes: review, train, eval")
     tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: FreeForm = Field(default_factory=dict)
 
 
 class _FeedbackBase(_Strict):

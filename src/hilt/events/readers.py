@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
+from hilt.jsonl import READ_ERRORS, loads_strict
 
 CONTEXT_FIELDS = {
     "model_version", "prompt_template_id", "prompt_template_version", "role_format",
@@ -27,12 +28,8 @@ JSON_FIELDS = {"messages", "responses", "feedback", "scores", "metadata", "tags"
                "decoder", "interaction", "context", "consent"}
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    # utf-8-sig: spreadsheet programs ("CSV UTF-8") start the file with a byte-order
-    # mark, which would otherwise become part of the first column's name
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+def _open_bytes(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
 
 
 def file_format(path: Path) -> str:
@@ -76,36 +73,81 @@ def _read_any(path: Path) -> Iterator[tuple[int, Record]]:
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
     # bytes, decoded line by line: a line that is not UTF-8 is one bad line (rejected
     # with --skip-invalid), not a decoder error that ends the whole file
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield line_no, InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
-                                          file=str(path), line=line_no)
-                continue
-            if line_no == 1:  # a byte-order mark (PowerShell, Notepad) is not content
-                line = line.removeprefix("\ufeff")
-            stripped = line.strip()
-            if not stripped:
-                continue
-            if not stripped.startswith("{"):
-                yield line_no, InputError("each line must be a JSON object",
-                                          file=str(path), line=line_no)
-                continue
-            yield line_no, stripped
+    line_no = 0
+    try:
+        with _open_bytes(path) as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield line_no, InputError(
+                        f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                        file=str(path), line=line_no)
+                    continue
+                if line_no == 1:  # a byte-order mark (PowerShell, Notepad) is not content
+                    line = line.removeprefix("\ufeff")
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                if not stripped.startswith("{"):
+                    yield line_no, InputError("each line must be a JSON object",
+                                              file=str(path), line=line_no)
+                    continue
+                yield line_no, stripped
+    except READ_ERRORS as exc:  # no later line can be read: this ends the file
+        raise _read_error(path, exc, line_no + 1 if line_no else None) from None
+
+
+def _read_error(path: Path, exc: BaseException, line: int | None) -> InputError:
+    """A folder, a file without read permission, a gzip stream that is cut short
+    (EOFError) or not gzip at all."""
+    return InputError(f"cannot read file ({exc})", file=str(path), line=line)
+
+
+# a line break as open(newline="") sees one: \r\n, \n, or a \r alone (the file is read
+# as bytes, which break at \n only)
+_LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
+
+
+class _TextLines:
+    """The lines of a CSV file decoded one at a time, numbered as the csv module numbers
+    them: a byte that is not UTF-8 is named on its own line (a text reader decodes
+    blocks of 8 KiB ahead of the csv reader, whose line count then names an earlier
+    line). A byte-order mark ("CSV UTF-8" from spreadsheet programs) is skipped, or it
+    would become part of the first column's name."""
+
+    def __init__(self, path: Path, handle: Any) -> None:
+        self.path, self.handle, self.count = path, handle, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.handle:
+            lone_cr = raw.find(b"\r", 0, len(raw) - 2) >= 0  # before a final \r\n
+            for piece in (_LONE_CR.split(raw) if lone_cr else (raw,)):
+                if not piece:
+                    continue
+                try:
+                    text = piece.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                                     file=str(self.path), line=self.count + 1) from None
+                if self.count == 0:
+                    text = text.removeprefix("\ufeff")
+                self.count += 1
+                yield text
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, Record]]:
-    with _open_text(path) as fh:
-        # strict: a quote that is never closed is an error, not a cell that swallows
-        # every later row of the file
-        reader = csv.DictReader(fh, strict=True)
-        try:
-            yield from _csv_rows(path, reader)
-        except UnicodeDecodeError as exc:  # a CSV record may span lines: stop, name it
-            raise InputError(f"not UTF-8 text ({exc.reason})", file=str(path),
-                             line=reader.line_num + 1) from None
+    lines: _TextLines | None = None
+    try:
+        with _open_bytes(path) as fh:
+            lines = _TextLines(path, fh)
+            # strict: a quote that is never closed is an error, not a cell that swallows
+            # every later row of the file. A record may span lines, so a line that
+            # cannot be read ends the file, even with --skip-invalid.
+            yield from _csv_rows(path, csv.DictReader(lines, strict=True))
+    except READ_ERRORS as exc:
+        raise _read_error(path, exc, lines.count + 1 if lines and lines.count else None
+                          ) from None
 
 
 def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, Record]]:
@@ -185,8 +227,8 @@ def _parse_cell(key: str, value: Any, file: str, line: int) -> Any:
     if leaf == "tags" and text and not text.startswith("["):
         return [s.strip() for s in text.replace(";", ",").split(",") if s.strip()]
     if leaf in JSON_FIELDS and text[:1] in "[{":
-        try:
-            return json.loads(text)
+        try:  # a key given twice, or a number that is not finite: refused, located
+            return loads_strict(text, file=file, line=line, field=key)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON in cell: {exc.msg}", file=file, line=line,
                              field=key) from None

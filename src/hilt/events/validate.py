@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
+from hilt.jsonl import field_path, repeated_key_path
 
 _FEEDBACK_TAGS = {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
 
@@ -36,17 +37,104 @@ def validation_error(exc: ValidationError, *, file: str | None, line: int | None
                           file=file, line=line)
     if first["type"] == "model_type" and not first["loc"]:
         return InputError("each line must be a JSON object", file=file, line=line)
-    return InputError(first["msg"], file=file, line=line, field=_field_path(first["loc"]))
+    return InputError(first["msg"], file=file, line=line, field=_error_field(first))
+
+
+def _error_field(error: Any, skip: int = 0) -> str:
+    """The field an error is about; a free-form object's error (FreeForm) names the
+    value inside it in ``ctx['path']``."""
+    field = _field_path(tuple(error["loc"])[skip:])
+    inner = (error.get("ctx") or {}).get("path")
+    if isinstance(inner, str) and inner:
+        field += inner if inner.startswith("[") else "." + inner
+    return field
+
+
+def _json_keys(value: dict[str, Any] | list[Any]) -> int:
+    """The keys of the objects in a JSON value."""
+    items = value.values() if isinstance(value, dict) else value
+    nested = sum(_json_keys(item) for item in items if isinstance(item, dict | list))
+    return (len(value) if isinstance(value, dict) else 0) + nested
+
+
+def _keys_given(event: FeedbackEvent) -> int:
+    """How many keys the JSON text held that ``event`` was validated from, a repeated
+    key counted once: the fields given to each model and the keys of free-form objects.
+
+    Written out for the event's shape, as the generic walk over models costs three
+    times as much. A model added to the event and not counted here only makes the
+    count short, which sends every text to the slower look for repeated keys (a test
+    checks that a fully populated event needs none)."""
+    given = event.model_fields_set
+    n = len(given) + len(event.interaction.model_fields_set) + len(event.scores)
+    for message in event.interaction.messages or ():
+        n += len(message.model_fields_set)
+    for response in event.responses:
+        n += len(response.model_fields_set)
+    for item in event.feedback:
+        n += len(item.model_fields_set)
+    if "context" in given:
+        context = event.context
+        n += len(context.model_fields_set)
+        if context.metadata:
+            n += _json_keys(context.metadata)
+        if "decoder" in context.model_fields_set:
+            decoder = context.decoder
+            n += len(decoder.model_fields_set)
+            if decoder.extra:
+                n += _json_keys(decoder.extra)
+    return n
+
+
+def _no_key_repeated(text: str | bytes, keys: int) -> bool:
+    """Whether JSON ``text``, validated into objects holding ``keys`` keys in all, is
+    sure to hold no key twice in one object (where it is not sure, the caller parses the
+    text again to look).
+
+    ``json`` and pydantic keep the last of repeated keys, so each key repeated makes
+    the text hold more keys than the result. A key ends in ``":`` unless white space
+    stands before its colon; ``":`` anywhere else (``\\":`` in a string, a string that
+    starts with a colon) only adds to the count. So with no white space before a colon,
+    as many ``":`` as keys proves that no key was lost. Tabs and line breaks can stand
+    only between tokens (in a string they must be escaped), so looking for each is one
+    fast scan. This costs a few percent of the validation, where parsing the text again
+    with a hook for repeated keys would cost as much as the validation itself.
+    """
+    if isinstance(text, bytes):
+        if b"\t" in text or b"\r" in text or b"\n" in text or b" :" in text:
+            return False
+        return text.count(b'":') == keys
+    if "\t" in text or "\r" in text or "\n" in text or " :" in text:
+        return False
+    return text.count('":') == keys
+
+
+def _refuse_repeated_key(text: str | bytes, *, file: str | None, line: int | None
+                         ) -> None:
+    path = repeated_key_path(text)
+    if path is not None:
+        raise InputError(f"key {path[-1]!r} appears more than once in the object",
+                         file=file, line=line, field=field_path(path))
 
 
 def parse_event(record: dict[str, Any] | str, *, file: str | None = None,
                 line: int | None = None) -> FeedbackEvent:
-    """Validate one record (a dict, or a JSON text) and fill in its id."""
+    """Validate one record (a dict, or a JSON text) and fill in its id.
+
+    A JSON text is held to JSON's types, not converted ("no" is no boolean, "4" no
+    number, 1.0 no index), and may not repeat a key in an object (its last value would
+    silently win). A dict (a CSV or Parquet row) is converted: a CSV cell is always
+    text."""
     try:
         if isinstance(record, str):
-            return FeedbackEvent.model_validate_json(record).with_id()
+            event = FeedbackEvent.model_validate_json(record, strict=True)
+            if not _no_key_repeated(record, _keys_given(event)):
+                _refuse_repeated_key(record, file=file, line=line)
+            return event.with_id()
         return FeedbackEvent.model_validate(record).with_id()
     except ValidationError as exc:
+        if isinstance(record, str):  # a repeated key may be what broke it
+            _refuse_repeated_key(record, file=file, line=line)
         raise validation_error(exc, file=file, line=line) from None
 
 
@@ -68,8 +156,12 @@ def parse_batch_json(body: bytes | str, *, file: str | None) -> list[FeedbackEve
     Python objects first and validating those again, most of an HTTP batch's CPU time.
     """
     try:
-        events = EventBatch.model_validate_json(body).events
+        batch = EventBatch.model_validate_json(body, strict=True)
+        keys = 1 + sum(_keys_given(event) for event in batch.events)  # 1: "events"
+        if not _no_key_repeated(body, keys):
+            _refuse_repeated_batch_key(body, file=file)
     except ValidationError as exc:
+        _refuse_repeated_batch_key(body, file=file)  # a repeated key may be what broke it
         first = exc.errors()[0]
         loc = first["loc"]
         if first["type"] == "json_invalid":
@@ -79,12 +171,23 @@ def parse_batch_json(body: bytes | str, *, file: str | None) -> list[FeedbackEve
                 raise InputError("each event must be a JSON object", file=file,
                                  line=loc[1]) from None
             raise InputError(first["msg"], file=file, line=loc[1],
-                             field=_field_path(loc[2:])) from None
+                             field=_error_field(first, skip=2)) from None
         if not loc:
             raise InputError('the body must be a JSON object {"events": [...]}',
                              file=file) from None
-        raise InputError(first["msg"], file=file, field=_field_path(loc)) from None
-    return [e.with_id() for e in events]
+        raise InputError(first["msg"], file=file, field=_error_field(first)) from None
+    return [e.with_id() for e in batch.events]
+
+
+def _refuse_repeated_batch_key(body: bytes | str, *, file: str | None) -> None:
+    """A key repeated in the body: the event's index as the line, and the field."""
+    path = repeated_key_path(body)
+    if path is None:
+        return
+    message = f"key {path[-1]!r} appears more than once in the object"
+    if len(path) >= 3 and path[0] == "events" and isinstance(path[1], int):
+        raise InputError(message, file=file, line=path[1], field=field_path(path[2:]))
+    raise InputError(message, file=file, field=field_path(path))
 
 
 @dataclass

@@ -48,18 +48,26 @@ Empty lists are refused (``behaviours``, a behaviour's ``suites`` or ``slices``,
 criterion's ``slices``), and so is a policy in which no behaviour has a criterion: each
 would pass a candidate without measuring anything. A behaviour without criteria is
 reported on the contract card only (not gated).
+
+Numbers (``max``, ``min``, ``alpha``, ``count``) must be numbers: YAML reads ``max: yes``
+as a boolean, which would be the limit 1 and turn the criterion off, and ``max:
+"0.02"`` is text; both are refused, as are ``.nan`` and ``.inf``. Switches
+(``require_consent``…) must be booleans.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -79,9 +87,27 @@ def _known_metric(metric: str, where: str) -> None:
 
 Bound = Literal["point", "ci_low", "ci_high"]
 
+# numbers with an exponent that PyYAML reads as text (YAML 1.1 wants a dot and a sign:
+# ``1e-2`` and ``1.5e3`` are text to it, ``1.0e-2`` is a number)
+_YAML_TEXT_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _number_not_bool_or_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not a boolean ({str(value).lower()}: YAML "
+                         "reads yes/no/on/off/true/false as booleans)")
+    if isinstance(value, str) and not _YAML_TEXT_NUMBER.fullmatch(value.strip()):
+        raise ValueError(f"must be a number, not text ({value!r})")
+    return value
+
+
+# Number fields: a boolean or text is refused; NaN and infinities by allow_inf_nan below.
+Number = Annotated[float, BeforeValidator(_number_not_bool_or_text)]
+Count = Annotated[int, BeforeValidator(_number_not_bool_or_text)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Criterion(_Strict):
@@ -90,10 +116,10 @@ class Criterion(_Strict):
     metric: str
     slices: list[str] | Literal["each"] = ["all"]
     bound: Bound = "point"
-    max: float | None = None
-    min: float | None = None
+    max: Number | None = None
+    min: Number | None = None
     side: Literal["candidate", "reference"] = "candidate"
-    alpha: float | None = Field(default=None, gt=0, lt=1)
+    alpha: Number | None = Field(default=None, gt=0, lt=1)
     correction: Literal["holm", "none"] = "holm"
     on_no_data: Literal["pass", "block"] = "pass"
 
@@ -159,26 +185,26 @@ class Behaviour(_Strict):
 
 
 class LineagePolicy(_Strict):
-    require_consent: bool = True
-    forbid_revoked: bool = True
-    forbid_contamination: bool = True
+    require_consent: StrictBool = True
+    forbid_revoked: StrictBool = True
+    forbid_contamination: StrictBool = True
     on_unknown: Literal["block", "pass"] = "block"
 
 
 class SignoffRequirement(_Strict):
     role: str
-    count: int = Field(default=1, ge=1)
+    count: Count = Field(default=1, ge=1)
 
 
 class CardPolicy(_Strict):
-    block_on_unanswered: bool = False
+    block_on_unanswered: StrictBool = False
 
 
 class GatePolicy(_Strict):
     id: str
     version: str
     description: str = ""
-    alpha: float = Field(default=0.05, gt=0, lt=1)
+    alpha: Number = Field(default=0.05, gt=0, lt=1)
     behaviours: list[Behaviour]
     lineage: LineagePolicy | None = None
     signoffs: list[SignoffRequirement] = []
@@ -225,8 +251,9 @@ def policy_from_dict(data: Any, *, file: str = "<policy>",
         loc = located.loc if isinstance(located, LocatedError) else tuple(
             p for p in first["loc"] if not str(p).startswith("function-"))
         where = ".".join(str(p) for p in loc) or None
-        raise InputError(first["msg"], file=file, field=where,
-                         line=line_of(loc) if line_of is not None else None) from exc
+        raise InputError(str(first["msg"]).removeprefix("Value error, "), file=file,
+                         field=where, line=line_of(loc) if line_of is not None else None
+                         ) from exc
 
 
 def load_policy(path: str | Path) -> GatePolicy:

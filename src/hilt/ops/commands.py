@@ -68,6 +68,10 @@ TRAINING = {"train.reward", "train.classifier"}
 # The parameters that name files or folders (the others are field names).
 PATH_PARAMS = frozenset({"pairs", "out", "model", "data", "suite", "candidate", "reference",
                          "gate", "scorer"})
+# The ones the command reads (``check_inputs``): a file, or one that may be a folder.
+INPUT_PARAMS: dict[str, str] = {"pairs": "file", "data": "file", "suite": "file",
+                                "candidate": "file", "reference": "file", "gate": "file",
+                                "model": "path", "scorer": "path"}
 # Exit codes that are a finished run, not a failure (``hilt check``: 1 = gate blocks).
 FINISHED_CODES = {"eval.check": {0, 1}}
 _PERCENT = re.compile(rb"(\d{1,3})%\|")
@@ -142,6 +146,33 @@ def build_argv(kind: str, params: dict[str, Any]) -> list[str]:
     launcher = os.environ.get("HILT_TRAIN_LAUNCHER") if kind in TRAINING else None
     prefix = shlex.split(launcher) + ["hilt"] if launcher else [sys.executable, "-m", "hilt"]
     return prefix + words + argv
+
+
+def check_inputs(kind: str, params: dict[str, Any]) -> None:
+    """The files (and folders) a job of ``kind`` reads exist now, in the job root: a
+    misspelt name is refused when the job is queued (``hilt jobs start``), not found by
+    the worker later. A job queued in code or over HTTP may name an input that an
+    earlier job is still to write, so :func:`build_argv` does not ask for this."""
+    if kind not in CONTRACTS:
+        return
+    _, required, optional = CONTRACTS[kind]
+    root = job_root()
+    for name in required + optional:
+        value = params.get(name)
+        if name not in INPUT_PARAMS or not isinstance(value, str) or not value:
+            continue
+        target = Path(confine(name, value, root))
+        if not target.exists():
+            raise InputError(f"not found in the job folder {root}", file=value, field=name)
+        if INPUT_PARAMS[name] == "file" and not target.is_file():
+            raise InputError("not a file", file=value, field=name)
+
+
+def input_error_line(stderr: str) -> str | None:
+    """The child's own error line (``error: FILE, line N, field F: reason``), which a
+    command that exits 2 for bad input prints last."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    return lines[-1].removeprefix("error: ") if lines else None
 
 
 def last_percent(stderr_tail: bytes) -> float | None:
@@ -243,6 +274,9 @@ def run_contract(ctx: JobContext, kind: str, *, poll_s: float = 0.5,
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     if child.returncode not in FINISHED_CODES.get(kind, {0}):
+        reason = input_error_line(stderr) if child.returncode == 2 else None
+        if reason is not None:  # bad input (exit 2): its one line, not the whole stderr
+            raise InputError(f"{kind}: {reason}")
         raise RuntimeError(f"{' '.join(argv[:6])} exited with {child.returncode}: "
                            f"{stderr[-2000:]}")
     result: dict[str, Any] = {"argv": argv, "exit_code": child.returncode}
