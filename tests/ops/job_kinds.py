@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hilt.access import add_reviewer
+from hilt.errors import InputError
 from hilt.ops.jobs import JobContext, job_kind
 
 
@@ -43,3 +44,10 @@ def long_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
         time.sleep(float(ctx.params.get("step_s", 0.05)))
         ctx.progress((step + 1) / steps, f"step {step + 1}")
     return {"steps": steps}
+
+
+@job_kind("test.bad_input", max_attempts=3, retry_delay_s=0.0)
+def bad_input(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
+    """Refuse the input, as a command does when a file is malformed."""
+    raise InputError("missing required field", file=ctx.params["file"], line=3,
+                     field="chosen")

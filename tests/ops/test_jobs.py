@@ -192,3 +192,13 @@ def test_job_parameters_must_be_plain_json(engine: Engine) -> None:
         with pytest.raises(InputError) as err, transaction(engine) as s:
             jobs.enqueue(s, "test.slow_write", params, actor="t")
         assert err.value.field == "params"
+
+
+def test_a_job_refusing_its_input_fails_at_once_with_the_located_line(
+        engine: Engine) -> None:
+    job_id = _enqueue(engine, "test.bad_input", {"file": "p.jsonl"})
+    # three attempts allowed, but the same input would be refused every time
+    assert jobs.run_next(engine, "w1") == "failed"
+    row = _job(engine, job_id)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.error == "p.jsonl, line 3, field 'chosen': missing required field"

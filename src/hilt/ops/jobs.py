@@ -295,7 +295,11 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
                                                     "progress": row.progress})
         return "cancelled"
     except Exception as exc:  # the job's own failure: retry later or give up
-        error = "".join(traceback.format_exception(exc))[-4000:]
+        # Bad input fails the same way on every attempt: the job fails at once, and its
+        # error is the one located line (file, line, field), not a traceback.
+        bad_input = isinstance(exc, InputError)
+        error = str(exc)[-4000:] if bad_input else \
+            "".join(traceback.format_exception(exc))[-4000:]
         log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempt, exc)
         with transaction(engine) as session:
             try:
@@ -303,7 +307,7 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
             except LeaseLost:
                 return "lost"
             now = utcnow()
-            if row.attempts >= row.max_attempts or row.cancel_requested:
+            if bad_input or row.attempts >= row.max_attempts or row.cancel_requested:
                 _mark_failed(session, row, error, now)
                 return "failed"
             delay = spec.retry_delay_s * 2 ** (row.attempts - 1)
