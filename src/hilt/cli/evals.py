@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -171,12 +172,18 @@ def generate(
     """Generate candidate (or reference) outputs for a suite, decoder settings recorded."""
     from hilt.errors import HiltError, InputError
     from hilt.evals.files import parse_suite
-    from hilt.evals.generate import write_responses
+    from hilt.evals.generate import check_responses_out, write_responses
 
     try:
         if (model is None) == (endpoint is None):
             raise InputError("give exactly one of --model or --endpoint", field="--model")
+        # a range check lets NaN through (every comparison with it is false)
+        for option, number in (("--temperature", temperature), ("--top-p", top_p)):
+            if number is not None and not math.isfinite(number):
+                raise InputError(f"must be a finite number, got {number}", field=option)
         items = parse_suite(suite)
+        # before any answer is asked for: a bad --out would lose them all
+        check_responses_out(out, suite=suite)
         cache = _generate_cache(cache_dir, no_cache)
         if model is not None:
             from hilt.evals.generate_local import LocalModelConfig, generate_local
@@ -201,7 +208,7 @@ def generate(
                 str(endpoint), endpoint_model, api_key=_api_key(api_key_env),
                 system_prompt=system_prompt, decoder=decoder, concurrency=concurrency),
                 cache_dir=cache)
-        write_responses(out, result)
+        write_responses(out, result, suite=suite)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

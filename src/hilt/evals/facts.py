@@ -3,10 +3,14 @@
 The facts feed the gate (lineage) and the contract card (records), so a
 misspelt key must stop the run rather than vanish: ``lineage: {datasets: …}`` for
 ``dataset_versions`` would otherwise read as a known lineage with nothing to object to.
+Numbers must be finite in every field, free-form ones (``versions``) included: the
+decision record is strict JSON, and ``.nan`` would otherwise fail it without a location
+or be stored as null.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -122,6 +126,23 @@ class Facts(_Strict):
     records: Records | None = None
 
 
+def _non_finite_loc(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The location of the first NaN or infinity in ``value`` (None when none)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else loc
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite_loc(item, (*loc, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _non_finite_loc(item, (*loc, i))
+            if found is not None:
+                return found
+    return None
+
+
 def facts_from_dict(data: Any, *, file: str = "<facts>",
                     line_of: Callable[[tuple[Any, ...]], int | None] | None = None
                     ) -> dict[str, Any]:
@@ -148,6 +169,11 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
                    else str(first["msg"]))
         raise InputError(message, file=file, field=where,
                          line=line_of(loc) if line_of is not None else None) from exc
+    bad = _non_finite_loc(data)
+    if bad is not None:
+        raise InputError("must be a finite number (not NaN or infinite)", file=file,
+                         field=".".join(str(p) for p in bad) or None,
+                         line=line_of(bad) if line_of is not None else None)
     out = parsed.model_dump(mode="json", include=set(data) - {"records"},
                             exclude_none=False)
     if "records" in data:

@@ -13,14 +13,18 @@
 
 Output lines follow contract 3 (``{"id", "response"}``) plus ``generation`` metadata.
 A local transformers model is served by :mod:`hilt.evals.generate_local` instead.
+The output path is checked before anything is generated (:func:`check_responses_out`)
+and written through a temporary file of its own beside it (:func:`write_responses`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +33,7 @@ from typing import Any
 
 from hilt.canonical import content_hash
 from hilt.config import hilt_home
-from hilt.errors import HiltError
+from hilt.errors import HiltError, InputError
 from hilt.evals.files import SuiteItem
 
 # 4xx answers that say "not now" rather than "never"; other 4xx are the request's fault.
@@ -218,13 +222,89 @@ def generate(items: Sequence[SuiteItem], config: EndpointConfig,
     return asyncio.run(generate_async(items, config, cache_dir))
 
 
-def write_responses(path: str | Path, result: dict[str, Any]) -> None:
-    """Contract-3 response file, each line carrying the decoder settings it came from."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for line in result["lines"]:
-            row = {**line, "generation": {**line["generation"],
-                                          "settings": result["settings"]}}
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+def check_responses_out(out: str | Path, *, suite: str | Path | None = None) -> Path:
+    """The response file to write (``hilt generate --out``), checked before any answer
+    is asked for: a folder, a folder that does not exist or cannot be written, the
+    suite file itself and any existing suite file (which the responses would replace)
+    are refused, naming ``--out``."""
+    path = Path(out)
+    if path.is_dir():
+        raise InputError("is a folder, not a file", file=str(path), field="--out")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"folder {parent} does not exist", file=str(path), field="--out")
+    if not parent.is_dir():
+        raise InputError(f"{parent} is not a folder", file=str(path), field="--out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"folder {parent} is not writable", file=str(path), field="--out")
+    if suite is not None and path.exists() and Path(suite).exists() \
+            and os.path.samefile(path, suite):
+        raise InputError("is the --suite file: the responses would replace the suite",
+                         file=str(path), field="--out")
+    if _holds_a_suite(path):
+        raise InputError("holds a suite (its first line has a prompt and an expect), not "
+                         "responses: the responses would replace it", file=str(path),
+                         field="--out")
+    return path
+
+
+def _holds_a_suite(path: Path) -> bool:
+    """Whether the existing file ``path`` reads as a suite: its first line is an object
+    with ``prompt`` and ``expect``, keys no response line may hold."""
+    if not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            first = b""
+            while not first.strip():
+                first = handle.readline(1 << 20)
+                if not first:
+                    return False
+        obj = json.loads(first.decode("utf-8").removeprefix("\ufeff"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(obj, dict) and "prompt" in obj and "expect" in obj
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask (a temporary
+    file from ``mkstemp`` is private)."""
+    with (contextlib.suppress(OSError, ValueError, StopIteration),  # Linux: read, not set
+          open("/proc/self/status", encoding="ascii") as status):
+        umask = int(next(x for x in status if x.startswith("Umask:")).split()[1], 8)
+        return 0o666 & ~umask
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_responses(path: str | Path, result: dict[str, Any], *,
+                    suite: str | Path | None = None) -> None:
+    """Contract-3 response file, each line carrying the decoder settings it came from.
+
+    The path is checked as :func:`check_responses_out` does (``suite``: the suite file,
+    which must not be replaced). The lines go to a temporary file of a unique name
+    beside ``path``, renamed over it once complete; a failure removes it, so ``path``
+    is the old file or the whole new one, and two runs never share a temporary file.
+    """
+    path = check_responses_out(path, suite=suite)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write the response file ({exc.strerror or exc})",
+                         file=str(path), field="--out") from None
+    tmp = Path(name)
+    try:
+        with open(fd, "w", encoding="utf-8") as handle:
+            for line in result["lines"]:
+                row = {**line, "generation": {**line["generation"],
+                                              "settings": result["settings"]}}
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.chmod(tmp, _file_mode())
+        tmp.replace(path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write the response file ({exc.strerror or exc})",
+                             file=str(path), field="--out") from None
+        raise

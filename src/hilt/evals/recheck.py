@@ -63,7 +63,9 @@ def reload_inputs(record: Mapping[str, Any], base: str | Path | None = None
     folder = Path(base) if base is not None else None
     paths = {key: resolve_input(key, versions.get(key), folder) for key in INPUT_FILES}
     items = parse_suite(paths["suite"])
-    lines = {side: parse_responses(paths[side], items, paths["suite"])
+    # the files' sha256 matched the record: read them as the check that made it did
+    lines = {side: parse_responses(paths[side], items, paths["suite"],
+                                   unknown_keys_ignored=True)
              for side in ("candidate", "reference")}
     return items, lines
 

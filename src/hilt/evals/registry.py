@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import content_hash
 from hilt.errors import Conflict, InputError, NotFound
-from hilt.evals.files import SuiteItem
+from hilt.evals.files import SuiteItem, check_finite
 from hilt.store import audit
 from hilt.store.tables.gate import EvalSuiteItemRow, EvalSuiteRow
 
@@ -54,6 +54,10 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
     ``file``: the suite file the items came from, named in errors about them."""
     if not items:
         raise InputError("a suite needs at least one item", file=file, field="items")
+    for item in items:
+        # the content hash and the stored metadata are JSON: no NaN or infinity
+        for key, value in item.metadata.items():
+            check_finite(value, field=key, file=file, line=item.line)
     sid = suite_id(name, version)
     digest = suite_content_hash(items, prompt_template=prompt_template,
                                 role_format=role_format, language=language)

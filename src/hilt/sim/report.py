@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -181,7 +183,8 @@ def _models_section(models: dict[str, Any]) -> str:
         rows.append((f"RM, chosen is shorter (n={shorter.get('n')})", shorter["value"],
                      shorter.get("ci_low"), shorter.get("ci_high"), None))
     if clf.get("accuracy") is not None:
-        rows.append((f"refusal classifier, validation split (n={clf.get('n')})",
+        rows.append((f"refusal classifier, validation split "
+                     f"(n={clf.get('n_distinct', clf.get('n'))} distinct)",
                      clf["accuracy"], clf.get("accuracy_ci_low"), clf.get("accuracy_ci_high"),
                      None))
     length = probes.get("reward_length_correlation", {})
@@ -292,7 +295,20 @@ def render_report(summary: dict[str, Any], artifacts: dict[str, Any]) -> str:
 
 
 def write_report(path: Path, summary: dict[str, Any], artifacts: dict[str, Any]) -> Path:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_report(summary, artifacts), encoding="utf-8")
-    tmp.replace(path)
+    """Write the report through a temporary file of a unique name beside ``path``
+    (two runs never share one), renamed over ``path`` once complete and removed on
+    any failure. The file gets the mode ``open()`` would give it."""
+    text = render_report(summary, artifacts)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with open(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
