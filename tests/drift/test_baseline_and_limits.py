@@ -163,7 +163,7 @@ def test_window_settings_out_of_bounds_exit_2(engine: Engine, db_url: str, tmp_p
     config = tmp_path / "drift.yaml"
     config.write_text(text)
     code, out = cli(db_url, "drift", "run", "--dry-run", "--config", str(config))
-    assert code == 2 and f"{config}, field '{field}'" in out, out
+    assert code == 2 and f"{config}, line " in out and f"field '{field}'" in out, out
 
 
 def test_window_settings_at_their_bounds_load() -> None:

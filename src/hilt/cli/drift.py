@@ -47,32 +47,24 @@ def _when(value: str | None, field: str) -> datetime | None:
 
 
 def load_config(path: Path | None) -> Any:
-    """A :class:`DriftConfig` from a YAML/JSON file of its fields (defaults otherwise)."""
-    import yaml
-
+    """A :class:`DriftConfig` from a YAML/JSON file of its fields (defaults otherwise);
+    every error names the file and, where it has one, the line and the field."""
     from hilt.errors import InputError
+    from hilt.quality._settings import read_settings_file
     from hilt.quality.drift.windows import DriftConfig
-    from hilt.review.yamlio import UniqueKeyLoader
 
     if path is None:
         return DriftConfig()
-    try:
-        raw = path.read_bytes()
-        data = yaml.load(raw.decode("utf-8"), Loader=UniqueKeyLoader) or {}
-    except UnicodeDecodeError as exc:
-        raise InputError("not valid UTF-8 text", file=str(path),
-                         line=raw.count(b"\n", 0, exc.start) + 1) from None
-    except (OSError, yaml.YAMLError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(f"cannot read drift config: {exc}", file=str(path),
-                         line=line + 1 if line is not None else None) from None
+    data, line_of = read_settings_file(path)
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise InputError("a drift config is a mapping of settings", file=str(path))
-    unknown = sorted(set(data) - set(DriftConfig.__dataclass_fields__))
+        raise InputError("a drift config is a mapping of settings", file=str(path),
+                         line=line_of(()))
+    unknown = sorted(set(data) - set(DriftConfig.__dataclass_fields__), key=str)
     if unknown:
-        raise InputError(f"unknown settings {unknown}", file=str(path), field=unknown[0])
-    # Errors in the values are InputErrors naming the file and the field.
-    return DriftConfig.from_dict(data, file=str(path))
+        raise InputError(f"unknown settings {unknown}", file=str(path),
+                         line=line_of((unknown[0],)), field=str(unknown[0]))
+    return DriftConfig.from_dict(data, file=str(path), line_of=line_of)
 
 
 @drift_app.command("run")

@@ -142,21 +142,14 @@ def _table(rows: list[dict[str, Any]], confidence: float = 0.95) -> str:
 
 def _settings(config: Path | None
               ) -> tuple[ModelAggregationConfig, CalibrationConfig]:
-    import yaml
-
-    from hilt.errors import InputError
+    from hilt.quality._settings import read_settings_file
     from hilt.quality.store import settings_from_dict
-    from hilt.review.yamlio import UniqueKeyLoader
 
     if config is None:
         return settings_from_dict({})
-    try:
-        data = yaml.load(config.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"cannot read settings: {exc}", file=str(config),
-                         line=mark.line + 1 if mark is not None else None) from None
-    return settings_from_dict(data, file=str(config))
+    # Every error names the file and, where it has one, the line and the field.
+    data, line_of = read_settings_file(config)
+    return settings_from_dict(data, file=str(config), line_of=line_of)
 
 
 ConfigOption = Annotated[Path | None, typer.Option(

@@ -9,6 +9,8 @@ where a switch belongs is a true value in Python.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -56,3 +58,28 @@ def require_bool(name: str, value: Any) -> None:
     """``true`` or ``false`` (YAML/JSON booleans), not a string or a number."""
     if not isinstance(value, bool):
         raise SettingError(name, f"must be true or false, not {value!r}")
+
+
+def read_settings_file(path: Path | str
+                       ) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
+    """A YAML (or JSON) settings file: the data, and ``line_of(loc)`` giving the line of a
+    key path such as ``("calibration", "window")`` so a bad value is reported on its line.
+
+    Every problem is an :class:`~hilt.errors.InputError` naming the file and, where it
+    has one, the line: a file that cannot be read, a byte that is not UTF-8, YAML that
+    does not parse, a key repeated in one mapping."""
+    from hilt.errors import InputError
+    from hilt.review.yamlio import parse_yaml_text
+
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=name) from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark (no line of its own)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", file=name,
+                         line=raw.count(b"\n", 0, exc.start) + 1) from None
+    return parse_yaml_text(text, file=name)

@@ -236,51 +236,58 @@ def aggregator_from_fits(spec: RubricSpec, rubric_version: int,
     return ModelAggregator(models) if models else majority_aggregator
 
 
-def settings_from_dict(data: Any, *, file: str | None = None
+def settings_from_dict(data: Any, *, file: str | None = None,
+                       line_of: Callable[[tuple[Any, ...]], int | None] | None = None
                        ) -> tuple[ModelAggregationConfig, CalibrationConfig]:
     """Both configurations from ``{"aggregation": {...}, "calibration": {..., "cusum":
     {...}}}`` (every key optional). Every problem is an :class:`~hilt.errors.InputError`
-    naming ``file`` and the field as ``section.key`` (e.g. ``calibration.window``): an
-    unknown key, a section that is not a mapping, or a value of the wrong type or out of
-    range."""
+    naming ``file``, the line (with ``line_of``, which maps a key path such as
+    ``("calibration", "window")`` to its line: :func:`hilt.quality._settings.
+    read_settings_file`) and the field as ``section.key`` (e.g. ``calibration.window``):
+    an unknown key, a section that is not a mapping, or a value of the wrong type or out
+    of range."""
     from hilt.errors import InputError
     from hilt.quality._settings import SettingError
     from hilt.quality.trend import CusumConfig
 
+    def error(message: str, *loc: Any) -> InputError:
+        return InputError(message, file=file, field=".".join(map(str, loc)),
+                          line=line_of(loc) if line_of is not None else None)
+
     data = {} if data is None else data
     if not isinstance(data, dict):
-        raise InputError("settings must be a mapping", file=file, field="settings")
-    unknown = sorted(set(data) - {"aggregation", "calibration"})
+        raise InputError("settings must be a mapping", file=file, field="settings",
+                         line=line_of(()) if line_of is not None else None)
+    unknown = sorted(set(data) - {"aggregation", "calibration"}, key=str)
     if unknown:
-        raise InputError(f"unknown section {unknown[0]!r}", file=file, field=unknown[0])
+        raise error(f"unknown section {unknown[0]!r}", unknown[0])
 
-    def section(value: Any, name: str, allowed: set[str]) -> dict[str, Any]:
+    def section(value: Any, loc: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
         value = {} if value is None else value
         if not isinstance(value, dict):
-            raise InputError(f"must be a mapping of settings, not {value!r}", file=file,
-                             field=name)
+            raise error(f"must be a mapping of settings, not {value!r}", *loc)
         extra = sorted(set(value) - allowed, key=str)
         if extra:
-            raise InputError(f"unknown setting {extra[0]!r} (known: "
-                             f"{', '.join(sorted(allowed))})", file=file,
-                             field=f"{name}.{extra[0]}")
+            raise error(f"unknown setting {extra[0]!r} (known: "
+                        f"{', '.join(sorted(allowed))})", *loc, extra[0])
         return dict(value)
 
-    def build(name: str, make: Any, values: dict[str, Any]) -> Any:
+    def build(loc: tuple[str, ...], make: Any, values: dict[str, Any]) -> Any:
         try:
             return make(**values)
         except SettingError as exc:
-            raise InputError(exc.reason, file=file, field=f"{name}.{exc.field}") from None
+            raise error(exc.reason, *loc, exc.field) from None
 
-    aggregation = build("aggregation", ModelAggregationConfig, section(
-        data.get("aggregation"), "aggregation", set(ModelAggregationConfig.__dataclass_fields__)))
-    calibration_values = section(data.get("calibration"), "calibration",
+    aggregation = build(("aggregation",), ModelAggregationConfig, section(
+        data.get("aggregation"), ("aggregation",),
+        set(ModelAggregationConfig.__dataclass_fields__)))
+    calibration_values = section(data.get("calibration"), ("calibration",),
                                  set(CalibrationConfig.__dataclass_fields__))
-    cusum = build("calibration.cusum", CusumConfig, section(
-        calibration_values.pop("cusum", None), "calibration.cusum",
+    cusum = build(("calibration", "cusum"), CusumConfig, section(
+        calibration_values.pop("cusum", None), ("calibration", "cusum"),
         set(CusumConfig.__dataclass_fields__)))
-    calibration = build("calibration", CalibrationConfig, {**calibration_values,
-                                                           "cusum": cusum})
+    calibration = build(("calibration",), CalibrationConfig, {**calibration_values,
+                                                              "cusum": cusum})
     return aggregation, calibration
 
 

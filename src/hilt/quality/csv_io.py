@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -52,7 +55,7 @@ def read_csv_columns(path: Path | str, required: Sequence[str]) -> CsvColumns:
     """The ``required`` columns of a headed CSV file; other columns are ignored.
 
     Empty values in required columns, a required column named twice in the header, short
-    rows and malformed CSV are errors.
+    rows, malformed CSV and a file with no rows below its header are errors.
     Completely blank lines are skipped.
     """
     file_path = Path(path)
@@ -105,6 +108,10 @@ def read_csv_columns(path: Path | str, required: Sequence[str]) -> CsvColumns:
         at, field, problem = _locate_csv_error(text, start_line, header)
         raise InputError(f"malformed CSV: {problem or exc}", file=name,
                          line=at or reader.line_num, field=field) from exc
+    if not lines:
+        # A header alone (or blank lines below it) is an export that went wrong, not a
+        # set of answers with nothing to say: it would give an empty result and exit 0.
+        raise InputError("the file has no rows below its header", file=name)
     return CsvColumns(path=name, columns=values, lines=lines)
 
 
@@ -184,18 +191,38 @@ def read_gold(path: Path | str) -> GoldFile:
     return GoldFile(path=table.path, labels=labels, lines=lines)
 
 
+MAX_LABEL_MAGNITUDE = 1e15
+"""Largest magnitude of a numeric label. Ratings and scores lie far below it; beyond it a
+float no longer holds every integer exactly, and the sums and squares that aggregation
+and agreement take of the labels could overflow (to ``inf`` and ``nan``)."""
+
+
+def label_number(text: str) -> tuple[float | None, str]:
+    """A label's text as a number, or ``None`` with the reason it is not usable as one:
+    not a number, not finite, or beyond ±:data:`MAX_LABEL_MAGNITUDE`."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None, "is not a finite number"
+    if not math.isfinite(value):
+        return None, "is not a finite number"
+    if abs(value) > MAX_LABEL_MAGNITUDE:
+        return None, ("is out of range: numeric labels lie within "
+                      f"±{MAX_LABEL_MAGNITUDE:g}".replace("e+", "e"))
+    return value, ""
+
+
 def numeric_labels(table: CsvColumns, reason: str) -> np.ndarray:
-    """The ``label`` column as floats; the first non-number is reported with its line."""
+    """The ``label`` column as floats; the first label that is not a number within
+    ±:data:`MAX_LABEL_MAGNITUDE` is reported with its line."""
     labels = table.columns["label"]
     values = np.empty(len(labels))
     for index, text in enumerate(labels):
-        try:
-            values[index] = float(text)
-        except ValueError:
-            values[index] = np.nan
-        if not np.isfinite(values[index]):
-            raise InputError(f"label {text!r} is not a finite number ({reason})",
+        value, problem = label_number(text)
+        if value is None:
+            raise InputError(f"label {text!r} {problem} ({reason})",
                              file=table.path, line=table.lines[index], field="label")
+        values[index] = value
     return values
 
 
@@ -240,12 +267,61 @@ def check_output(path: Path | str, field: str | None = None) -> Path:
     return target
 
 
+def _keep_old(target: Path) -> Path | None:
+    """A second name for ``target``'s current content (``None`` when there is none yet):
+    a hard link beside it (to a symbolic link itself, not what it points to), or a copy
+    where the file system has no hard links."""
+    if not os.path.lexists(target):
+        return None
+    for _ in range(100):
+        kept = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+        if os.path.lexists(kept):
+            continue
+        try:
+            os.link(target, kept, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except (OSError, NotImplementedError):
+            # No hard links here (or not for this file): a copy keeps the content.
+            try:
+                shutil.copy2(target, kept, follow_symlinks=False)
+            except OSError:
+                kept.unlink(missing_ok=True)
+                raise
+        return kept
+    raise FileExistsError(f"no free name to keep {target.name} under")
+
+
+def _put_back(kept: list[tuple[Path, Path | None]]) -> list[str]:
+    """Undo the renames of a commit that failed, newest first: each target gets its old
+    content back, or is removed when it did not exist. Returns the targets that could
+    not be restored (their old content stays under the kept name)."""
+    unrestored = []
+    for target, old in reversed(kept):
+        try:
+            if old is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(old, target)
+                # A rename between two names of one file does nothing: when the target
+                # was never replaced, the kept name is still there.
+                old.unlink(missing_ok=True)
+        except OSError:
+            unrestored.append(str(target))
+    return unrestored
+
+
 class OutputFiles:
     """Several output files that appear together or not at all.
 
     :meth:`add_csv` / :meth:`add_text` write each file to a temporary file beside its
     target; :meth:`commit` renames them all into place. A failure before the commit
-    removes every temporary, so nothing is written. An ``OSError`` is an
+    removes every temporary, so nothing is written. The commit keeps each target that
+    already exists under a second name (a hard link, or a copy where the file system has
+    none) until every rename has succeeded: when one fails, the files already moved are
+    put back, so the targets hold their old content (or are absent again) and never a
+    mix of old and new files. Only a process killed between two renames can leave such a
+    mix, with the kept copy beside the target as ``.NAME.*.old``. An ``OSError`` is an
     :class:`InputError` naming the file (and the option, ``field``). The files get the
     mode a plain ``open()`` would give them (the umask applies), not the private mode
     of a temporary file.
@@ -292,15 +368,29 @@ class OutputFiles:
         self._stage(path, field, write, None)
 
     def commit(self) -> None:
-        """Move every staged file into place."""
+        """Move every staged file into place: all of them, or (on an error) none."""
         staged, self._staged = self._staged, []
+        kept: list[tuple[Path, Path | None]] = []  # (target, its old file or None)
         try:
-            for index, (temporary, target, field) in enumerate(staged):
+            for temporary, target, field in staged:
                 try:
+                    # Kept before the rename replaces it, and only then: the target never
+                    # goes missing, and a file that cannot be kept is not replaced.
+                    kept.append((target, _keep_old(target)))
                     os.replace(temporary, target)
                 except OSError as exc:
-                    self._staged = staged[index + 1:]
-                    raise _output_error(target, exc, field) from None
+                    error = _output_error(target, exc, field)
+                    self._staged = staged
+                    unrestored = _put_back(kept)
+                    if unrestored:
+                        raise InputError(
+                            f"{error.reason}; the earlier content of "
+                            f"{', '.join(unrestored)} could not be put back and is "
+                            "kept beside it", file=error.file, field=field) from None
+                    raise error from None
+            for _, old in kept:
+                if old is not None:
+                    old.unlink(missing_ok=True)
         finally:
             self.discard()
 

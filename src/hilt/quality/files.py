@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from hilt.quality.csv_io import (
     OutputFiles,
     check_output,
     first_duplicate_pair,
+    label_number,
     numeric_labels,
     read_answers,
     read_gold,
@@ -45,13 +45,10 @@ METHODS = (*CATEGORICAL_METHODS, *SCALE_METHODS)
 
 
 def _gold_number(gold: GoldFile, item: str) -> float:
-    """The gold label of ``item`` as a finite number (scale methods)."""
-    try:
-        value = float(gold.labels[item])
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InputError("gold label is not a finite number", file=gold.path,
+    """The gold label of ``item`` as a number within the label range (scale methods)."""
+    value, problem = label_number(gold.labels[item])
+    if value is None:
+        raise InputError(f"gold label {gold.labels[item]!r} {problem}", file=gold.path,
                          line=gold.lines[item], field="label")
     return value
 

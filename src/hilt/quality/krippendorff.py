@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -76,6 +77,12 @@ class KrippendorffAlphaStatistic:
             assert values is not None
             # Centring first keeps n·S2 − S1² free of cancellation for large values.
             centred = values - (values[codes].mean() if codes.size else 0.0)
+            # Alpha does not depend on the unit, but the test for "no variation" below
+            # compares D_e with a count: scaled by a power of two (exact) to at most 1 in
+            # magnitude, labels in small units (1e-7, 2e-7) are not taken for constant.
+            largest = float(np.abs(centred[codes]).max()) if codes.size else 0.0
+            if largest > 0:
+                centred = np.ldexp(centred, -math.frexp(largest)[1])
             self.unit_sum = np.bincount(units, weights=centred[codes], minlength=self.n_units)
             self.unit_sum_squares = np.bincount(units, weights=centred[codes] ** 2,
                                                 minlength=self.n_units)

@@ -65,9 +65,11 @@ def _recent_reviews(session: Session) -> list[Any]:
 
 
 def calibration(session: Session) -> list[dict[str, Any]]:
-    """Per-reviewer gold accuracy (Wilson interval), status and trend alarm: the rows of
-    ``hilt quality reviewers`` (:func:`hilt.quality.reviewer_store.reviewer_quality_report`),
-    so the page and the CLI never disagree (a lead's manual status change included)."""
+    """Per-reviewer gold accuracy (Wilson interval counted per gold item: the page shows
+    ``gold_correct``/``n_gold`` answers beside ``n_gold_items``), status and trend alarm:
+    the rows of ``hilt quality reviewers``
+    (:func:`hilt.quality.reviewer_store.reviewer_quality_report`), so the page and the CLI
+    never disagree (a lead's manual status change included)."""
     from hilt.quality.reviewer_store import reviewer_quality_report
 
     return [{**row, "ci_low": row["gold_ci_low"], "ci_high": row["gold_ci_high"]}

@@ -25,7 +25,7 @@ Reference: O. J. Dunn (1961), "Multiple comparisons among means", JASA 56:52–6
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -208,19 +208,28 @@ class DriftConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, file: str | None = None) -> DriftConfig:
-        """The config from a mapping of its fields; errors name ``file`` and the field."""
+    def from_dict(cls, data: dict[str, Any], *, file: str | None = None,
+                  line_of: Callable[[tuple[Any, ...]], int | None] | None = None
+                  ) -> DriftConfig:
+        """The config from a mapping of its fields; errors name ``file``, the field and,
+        with ``line_of`` (key path to line, as from a settings file), its line."""
+        def where(name: str | None) -> int | None:
+            if line_of is None:
+                return None
+            return line_of((name,) if name is not None else ())
+
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "enabled" in known:
             # Only a list: tuple("label_shift") would split the name into characters.
             if not isinstance(known["enabled"], list):
                 raise InputError(f"must be a list of monitor names, not {known['enabled']!r}",
-                                 file=file, field="enabled")
+                                 file=file, line=where("enabled"), field="enabled")
             known["enabled"] = tuple(known["enabled"])
         try:
             return cls(**known)
         except InputError as exc:
-            raise InputError(exc.reason, file=file, field=exc.field) from None
+            raise InputError(exc.reason, file=file, line=where(exc.field),
+                             field=exc.field) from None
 
 
 def trailing_range(window: int, config: DriftConfig) -> range:
