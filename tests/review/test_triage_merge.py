@@ -180,11 +180,11 @@ def _cli_error(tmp_path: Path, config: Path) -> InputError:
 
 @pytest.mark.parametrize(("text", "line", "field"), [
     ("w_sla: [1\nw_reach: 2\n", 2, None),  # not YAML
-    ("w_sla: fast\n", None, "w_sla"),
-    ("sla_tau_hours: 0\n", None, "sla_tau_hours"),
-    ("dup_threshold: 1.5\n", None, "dup_threshold"),
-    ("- w_sla\n- 2\n", None, None),
-    ("w_sla: 1\nw_sla: 2\n", 2, None),  # a repeated key would silently drop the first
+    ("w_sla: fast\n", 1, "w_sla"),
+    ("sla_tau_hours: 0\n", 1, "sla_tau_hours"),
+    ("dup_threshold: 1.5\n", 1, "dup_threshold"),
+    ("- w_sla\n- 2\n", 1, None),
+    ("w_sla: 1\nw_sla: 2\n", 2, "w_sla"),  # a repeated key would silently drop the first
 ])
 def test_cli_triage_config_errors(tmp_path: Path, text: str, line: int | None,
                                   field: str | None) -> None:

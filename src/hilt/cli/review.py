@@ -7,6 +7,7 @@ the database; HTTP callers go through tokens and roles instead.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,27 +35,105 @@ Limit = Annotated[int, typer.Option(help="at most this many rows")]
 RuleFile = Annotated[Path, typer.Argument(help="escalation rule set (YAML)")]
 
 
-def _json_arg(value: str, field: str) -> dict[str, Any]:
-    """A JSON object given inline, or ``@FILE`` to read it from a file."""
-    from hilt.errors import InputError
+class _JsonArg:
+    """A JSON object given inline, or ``@FILE`` to read it from a file (a UTF-8
+    byte-order mark is allowed there). A key repeated in the object, or a number that
+    is not finite, is refused as in the JSONL files (:func:`hilt.jsonl.loads_strict`).
+    For a file, errors name the file and the line of the key at fault."""
 
-    text, where = value, "argument"
-    if value.startswith("@"):
-        where = value[1:]
+    def __init__(self, value: str, field: str) -> None:
+        from hilt.errors import InputError
+        from hilt.jsonl import loads_strict
+
+        self.file: str | None = None
+        self.text = value
+        where = "argument"
+        if value.startswith("@"):
+            self.file = where = value[1:]
+            try:
+                raw = Path(where).read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror or exc}", file=where,
+                                 field=field) from None
+            try:
+                self.text = raw.decode("utf-8").removeprefix("\ufeff")
+            except UnicodeDecodeError as exc:
+                raise InputError("not UTF-8 text", file=where,
+                                 line=raw.count(b"\n", 0, exc.start) + 1) from None
         try:
-            text = Path(where).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
-                             file=where, field=field) from None
+            parsed = loads_strict(self.text, file=where,
+                                  field=None if self.file else field)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg}", file=where, line=exc.lineno,
+                             field=field) from None
+        except InputError as exc:  # a repeated key, or NaN or infinity
+            raise self.located(exc) from None
+        if not isinstance(parsed, dict):
+            raise InputError("expected a JSON object of question id -> answer, got "
+                             f"{type(parsed).__name__}", file=where, field=field)
+        self.value: dict[str, Any] = parsed
+
+    def located(self, exc: Exception) -> Exception:
+        """An error about one answer named by the file and the line of its key.
+
+        Submissions name the answers ``answers`` (gold items ``gold answers``) in place
+        of a file, and adjudications name the field ``answers.QUESTION``."""
+        from hilt.errors import InputError
+
+        if self.file is None or not isinstance(exc, InputError):
+            return exc
+        field = exc.field
+        if exc.file not in ("answers", "gold answers", self.file):
+            if exc.file is not None or not (field or "").startswith("answers."):
+                return exc
+            field = (field or "").removeprefix("answers.")
+        return InputError(exc.reason, file=self.file, line=self._line(field), field=field)
+
+    def _line(self, field: str | None) -> int | None:
+        """The line of the top-level key ``field`` is in (of its second occurrence when
+        ``field`` is that key and it repeats)."""
+        if not field:
+            return None
+        keys = _top_level_keys(self.text)
+        tops = sorted({k for k, _ in keys if field == k or field.startswith((f"{k}.",
+                                                                            f"{k}["))},
+                      key=len)
+        if not tops:
+            return None
+        lines = [line for k, line in keys if k == tops[-1]]
+        return lines[1] if field == tops[-1] and len(lines) > 1 else lines[0]
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _top_level_keys(text: str) -> list[tuple[str, int]]:
+    """``(key, line)`` for each key of the JSON object ``text``, in order (repeats
+    included); stops quietly where the text is not a JSON object."""
+    def skip(at: int) -> int:  # past JSON whitespace
+        found = _SPACE.match(text, at)
+        return found.end() if found else at
+
+    decoder = json.JSONDecoder()
+    keys: list[tuple[str, int]] = []
+    at = skip(0)
+    if text[at:at + 1] != "{":
+        return keys
+    at = skip(at + 1)
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", file=where, line=exc.lineno,
-                         field=field) from None
-    if not isinstance(parsed, dict):
-        raise InputError("expected a JSON object of question id -> answer, got "
-                         f"{type(parsed).__name__}", file=where, field=field)
-    return parsed
+        while text[at:at + 1] == '"':
+            line = text.count("\n", 0, at) + 1
+            key, at = decoder.raw_decode(text, at)  # a JSON string
+            keys.append((str(key), line))
+            at = skip(skip(at) + 1)  # past the ':'
+            _, at = decoder.raw_decode(text, at)
+            at = skip(at)
+            if text[at:at + 1] != ",":
+                break
+            at = skip(at + 1)
+    except ValueError:
+        pass
+    return keys
 
 
 def _as_options(exc: Exception, options: dict[str, str]) -> Exception:
@@ -208,12 +287,17 @@ def task_gold(event: Annotated[str, typer.Option(help="event id")],
               pool: Annotated[str, typer.Option(help="reviewer pool")] = "default",
               db: DbOption = None) -> None:
     """Add a calibration (gold) item with known answers."""
+    from hilt.errors import InputError
     from hilt.review.tasks import create_gold_task
 
-    with _tx(db) as s:
-        echo_json({"task_id": create_gold_task(s, event_id=event, rubric=rubric,
-                                               answers=_json_arg(answers, "answers"),
-                                               actor="cli", pool=pool)})
+    given = _JsonArg(answers, "answers")
+    try:
+        with _tx(db) as s:
+            task_id = create_gold_task(s, event_id=event, rubric=rubric,
+                                       answers=given.value, actor="cli", pool=pool)
+    except InputError as exc:
+        raise given.located(exc) from None
+    echo_json({"task_id": task_id})
 
 
 @task_app.command("show")
@@ -251,22 +335,14 @@ def queue_triage(config: Annotated[Path | None, typer.Option(
                  db: DbOption = None) -> None:
     """The scheduled job: expire leases, cluster duplicates, re-escalate SLA breaches,
     refresh priorities."""
-    import yaml
-
-    from hilt.errors import InputError
     from hilt.review.triage import TriageConfig, run_triage
-    from hilt.review.yamlio import UniqueKeyLoader
+    from hilt.review.yamlio import load_yaml
     from hilt.store.tables.base import utcnow
 
     settings = TriageConfig()
     if config is not None:
-        try:
-            data = yaml.load(config.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            mark = getattr(exc, "problem_mark", None)  # YAML errors know their line
-            raise InputError(f"cannot read triage settings: {exc}", file=str(config),
-                             line=mark.line + 1 if mark is not None else None) from None
-        settings = TriageConfig.from_dict(data, file=str(config))
+        data, line_of = load_yaml(config)  # errors name the file and line
+        settings = TriageConfig.from_dict(data, file=str(config), line_of=line_of)
     with _tx(db) as s:
         echo_json(run_triage(s, utcnow(), actor="cli", config=settings))
 
@@ -289,16 +365,21 @@ def review_submit(task_id: TaskId, reviewer: Reviewer,
                       "as 'next' (as 'hilt queue next' would)")] = False,
                   db: DbOption = None) -> None:
     """Submit a review of a leased task."""
+    from hilt.errors import InputError
     from hilt.review.reviews import Submission
     from hilt.review.work import submit, submit_and_next
 
-    sub = Submission(_json_arg(answers, "answers"), confidence, rationale, rewrite,
-                     time_spent)
-    if not and_next:
-        result = submit(engine_for(db), task_id, reviewer, sub)
-        echo_json({k: v for k, v in result.as_dict().items() if k != "task_status"})
-        return
-    result, found = submit_and_next(engine_for(db), task_id, reviewer, sub, with_view=True)
+    given = _JsonArg(answers, "answers")
+    sub = Submission(given.value, confidence, rationale, rewrite, time_spent)
+    try:
+        if not and_next:
+            result = submit(engine_for(db), task_id, reviewer, sub)
+            echo_json({k: v for k, v in result.as_dict().items() if k != "task_status"})
+            return
+        result, found = submit_and_next(engine_for(db), task_id, reviewer, sub,
+                                        with_view=True)
+    except InputError as exc:
+        raise given.located(exc) from None
     echo_json({**{k: v for k, v in result.as_dict().items() if k != "task_status"},
                "next": None if found is None else found.view})
 
@@ -361,12 +442,16 @@ def adjudicate_decide(task_id: TaskId,
                           help="guideline_gap, ambiguous_input, reviewer_error, subjective")],
                       db: DbOption = None) -> None:
     """Resolve a disagreement: the final answers and the cause of the disagreement."""
+    from hilt.errors import InputError
     from hilt.review.adjudication import adjudicate
 
-    with _tx(db) as s:
-        adjudication_id = adjudicate(s, task_id, adjudicator,
-                                     answers=_json_arg(answers, "answers"),
-                                     rationale=rationale, cause=cause)
+    given = _JsonArg(answers, "answers")
+    try:
+        with _tx(db) as s:
+            adjudication_id = adjudicate(s, task_id, adjudicator, answers=given.value,
+                                         rationale=rationale, cause=cause)
+    except InputError as exc:
+        raise given.located(exc) from None
     echo_json({"adjudication_id": adjudication_id})
 
 
@@ -380,25 +465,49 @@ def labels_export(out: Annotated[Path | None, typer.Option(
                       help="only labels with this provenance (repeatable): unanimous, majority, "
                       "model_aggregated, adjudicated, gold, cluster_propagated")] = None,
                   min_confidence: Annotated[float | None, typer.Option(
-                      help="only labels at least this confident")] = None,
+                      help="only labels at least this confident (0 to 1)")] = None,
                       db: DbOption = None) -> None:
     """Final labels with provenance, one JSON object per line."""
+    from hilt.errors import InputError
     from hilt.review.labels import iter_final_labels
+    from hilt.review.records import PROVENANCE_KINDS
 
+    # a filter no label can pass would export nothing and look like success
+    for kind in provenance or []:
+        if kind not in PROVENANCE_KINDS:
+            raise InputError(f"unknown provenance {kind!r}; known: "
+                             f"{', '.join(PROVENANCE_KINDS)}", field="--provenance")
+    if min_confidence is not None and not 0 <= min_confidence <= 1:  # NaN too
+        raise InputError(f"must be between 0 and 1, not {min_confidence}",
+                         field="--min-confidence")
+    if out is not None:
+        _check_out(out)
     lines = []
     with _tx(db) as s:
         for rec in iter_final_labels(s, rubric_ids=rubric, provenance=provenance,
                                      min_confidence=min_confidence):
             lines.append(json.dumps({**rec.__dict__, "review_ids": list(rec.review_ids)},
                                     default=str, ensure_ascii=False))
+    from hilt.quality.csv_io import write_text_atomic
+
     text = "".join(line + "\n" for line in lines)
     if out is None:
         typer.echo(text, nl=False)
         return
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, text, field="--out")  # a temporary file of its own, renamed
     echo_json({"labels": len(lines), "out": str(out)})
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before the export runs, an ``--out`` that is a folder or whose folder
+    does not exist or cannot be written."""
+    from hilt.errors import InputError
+    from hilt.quality.csv_io import check_output
+
+    check_output(out, "--out")
+    if not out.parent.is_dir():
+        raise InputError(f"folder {out.parent} does not exist", file=str(out),
+                         field="--out")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from hilt.canonical import content_hash
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.events.model import FeedbackEvent
+from hilt.jsonl import non_finite_path
 from hilt.review.rubrics import get_version, parse_ref, spec_of
 from hilt.review.rules import (
     RuleSet,
@@ -71,8 +72,12 @@ def publish_rule_set(session: Session, rule_set: RuleSet, *, actor: str,
     spec = pinned.model_dump(mode="json", by_alias=True, exclude_none=True)
     try:
         digest = content_hash({k: v for k, v in spec.items() if k != "changelog"})
-    except ValueError as exc:  # NaN or infinity somewhere in the document
-        raise InputError(f"numbers must be finite ({exc})") from None
+    except ValueError:  # NaN or infinity that the rule set's own checks let through
+        file, line_of = rule_set.source
+        loc = non_finite_path(spec) or ()
+        raise InputError("must be a finite number", file=file,
+                         line=line_of(loc) if line_of and loc else None,
+                         field=".".join(str(p) for p in loc) or None) from None
     latest = session.execute(
         sa.select(RuleSetVersionRow).where(RuleSetVersionRow.rule_set_id == rule_set.id)
         .order_by(RuleSetVersionRow.version.desc()).limit(1)).scalar_one_or_none()
@@ -265,12 +270,23 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
                 lead[top["rule"]] += 1
                 severity[top["severity"]] += 1
     rules = [{"rule": r.name, "fires": fired[r.name], "creates_tasks": lead[r.name],
-              "audit_rate": r.audit_rate,
-              "rate": fired[r.name] / total if total else 0.0} for r in rule_set.rules]
+              "audit_rate": r.audit_rate, **_rate(fired[r.name], total)}
+             for r in rule_set.rules]
     return {"rule_set": rule_set.id, "version": version, "events": total,
             "without_review_consent": without_consent, "erased": erased,
             "escalated": escalated, "by_severity": dict(sorted(severity.items())),
             "rules": rules}
+
+
+def _rate(fires: int, events: int) -> dict[str, Any]:
+    """The share of the events a rule fires on, with ``n`` and a 95 % Wilson interval;
+    all None over no events (nothing was measured, which is not a rate of 0)."""
+    from hilt.train.stats import wilson_interval  # numpy: not on the ingest path
+
+    if not events:
+        return {"rate": None, "n": 0, "ci_low": None, "ci_high": None}
+    low, high = wilson_interval(fires, events)
+    return {"rate": fires / events, "n": events, "ci_low": low, "ci_high": high}
 
 
 # "review" in context.consent, as live escalation tests it (ingest stores the scopes

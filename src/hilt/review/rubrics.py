@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import content_hash
 from hilt.errors import Conflict, InputError, NotFound
+from hilt.jsonl import non_finite_path
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
 from hilt.review.yamlio import load_yaml
 from hilt.store import audit
@@ -35,8 +36,11 @@ def publish_rubric(session: Session, spec: RubricSpec, *, actor: str) -> RubricV
     file, line_of = spec.source
     try:
         digest = content_hash(spec.content())
-    except ValueError as exc:  # NaN or infinity somewhere in the document
-        raise InputError(f"numbers must be finite ({exc})", file=file) from None
+    except ValueError:  # NaN or infinity that the rubric's own checks let through
+        loc = non_finite_path(spec.content()) or ()
+        raise InputError("must be a finite number", file=file,
+                         line=line_of(loc) if line_of and loc else None,
+                         field=".".join(str(p) for p in loc) or None) from None
     if latest is not None:
         if latest.content_hash == digest:
             raise Conflict(f"rubric {spec.id!r} version {latest.version} already has this "

@@ -20,8 +20,9 @@ Conditions (combine with ``all``, ``any``, ``not``):
 
 Refused, with file, line and field: empty lists (``all: []`` would hold for every event,
 ``any: []`` for none), empty keywords or patterns (they match every text), booleans where
-a number belongs (YAML reads ``yes`` as true: ``audit_rate: yes`` is not 1.0) and a rule
-name used twice.
+a number belongs (YAML reads ``yes`` as true: ``audit_rate: yes`` is not 1.0), numbers
+that are not finite (``gte: .nan`` is never crossed, and could not be published) and a
+rule name used twice.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from hilt.errors import InputError
+from hilt.jsonl import non_finite_path
 from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.text_checks import Name
-from hilt.review.yamlio import FieldError, YamlFloat, YamlInt, validate_yaml
+from hilt.review.yamlio import FieldError, YamlFiniteFloat, YamlInt, validate_yaml
 
 SEVERITIES = ("sev0", "sev1", "sev2", "sev3")
 # Default time to resolve by severity (hours); a rule's ``sla_hours`` wins.
@@ -49,8 +51,8 @@ MAX_SLA_HOURS = 24 * 365
 MAX_OVERLAP = 50
 _OPS = ("gte", "gt", "lte", "lt", "eq", "ne")
 _HEADS = ("all", "any", "not_", "score", "field", "flag", "keywords", "regex")
-# numbers refuse YAML's booleans
-Number = YamlFloat
+# numbers refuse YAML's booleans, and .nan and .inf
+Number = YamlFiniteFloat
 Count = YamlInt
 
 
@@ -110,7 +112,8 @@ class Condition(_Strict):
     def _refuse_empty(self) -> None:
         """Empty lists and strings do not fail quietly: ``all: []``, an empty keyword list
         or an empty keyword/pattern would fire on every event, ``any: []``, ``flag: []``
-        and ``in: []`` on none."""
+        and ``in: []`` on none; nor does ``eq: .nan`` (or ``.inf``), which no score
+        equals."""
         for name in ("all", "any", "keywords", "regex", "flag", "in_"):
             value = getattr(self, name)
             if isinstance(value, list) and not value:
@@ -121,6 +124,10 @@ class Condition(_Strict):
                 if not text.strip():
                     raise FieldError(f"{name} entry {i} is empty: it would match every "
                                      "text", (name,))
+        for name in ("eq", "ne", "in_"):  # .nan equals nothing, not even itself
+            path = non_finite_path(getattr(self, name))
+            if path is not None:
+                raise FieldError("must be a finite number", (name.removesuffix("_"), *path))
 
     @cached_property
     def _patterns(self) -> list[re.Pattern[str]]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,23 +96,31 @@ class TriageConfig:
                     f"({exc}); lower it or raise num_perm", field="dup_threshold") from None
 
     @classmethod
-    def from_dict(cls, data: Any, *, file: str | None = None) -> TriageConfig:
+    def from_dict(cls, data: Any, *, file: str | None = None,
+                  line_of: Callable[[tuple[Any, ...]], int | None] | None = None
+                  ) -> TriageConfig:
         """The configuration from a mapping of setting to value (every key optional);
-        errors name ``file`` and the setting."""
+        errors name ``file``, the setting and, with ``line_of`` (key path to line, as
+        :func:`hilt.review.yamlio.load_yaml` gives), its line."""
         from hilt.errors import InputError
+
+        def line(*loc: Any) -> int | None:
+            return line_of(loc) if line_of is not None else None
 
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise InputError(f"triage settings must be a mapping of setting: value, not "
-                             f"{type(data).__name__}", file=file)
-        unknown = [str(k) for k in data if k not in cls.__dataclass_fields__]
+                             f"{type(data).__name__}", file=file, line=line())
+        unknown = [k for k in data if k not in cls.__dataclass_fields__]
         if unknown:
-            raise InputError(f"unknown triage setting {unknown[0]!r}", file=file,
-                             field=unknown[0])
+            raise InputError(f"unknown triage setting {str(unknown[0])!r}", file=file,
+                             line=line(unknown[0]), field=str(unknown[0]))
         try:
             return cls(**data)
         except InputError as exc:
-            raise InputError(exc.reason, file=file, field=exc.field) from None
+            raise InputError(exc.reason, file=file,
+                             line=line(exc.field) if exc.field else None,
+                             field=exc.field) from None
 
 
 def priority(severity: int, hours_left: float, uncertainty: float, reach: int,

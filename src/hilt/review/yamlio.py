@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 from yaml.constructor import ConstructorError
 
 from hilt.errors import InputError
@@ -25,9 +26,18 @@ def _not_boolean(value: Any) -> Any:
     return value
 
 
+def _finite(value: float) -> float:
+    # YAML reads .nan and .inf as floats: a threshold of .nan is never crossed
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {value}")
+    return value
+
+
 # Number fields of YAML documents (rubrics, rule sets, selection specs, policies).
 YamlFloat = Annotated[float, BeforeValidator(_not_boolean)]
 YamlInt = Annotated[int, BeforeValidator(_not_boolean)]
+# A number field where .nan, .inf and -.inf are refused too.
+YamlFiniteFloat = Annotated[float, BeforeValidator(_not_boolean), AfterValidator(_finite)]
 
 
 class FieldError(ValueError):
@@ -124,11 +134,14 @@ def load_yaml(path: str | Path) -> tuple[Any, Callable[[tuple[Any, ...]], int | 
     """Parse a YAML file; returns the data and ``line_of(loc)`` for error locations."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file=str(path)) from None
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # the line of the first byte that is not UTF-8
+        raise InputError("not UTF-8 text", file=str(path),
+                         line=raw.count(b"\n", 0, exc.start) + 1) from None
     return parse_yaml_text(text, file=str(path))
 
 
