@@ -244,7 +244,8 @@ def train_reward(
         help="default model: add length/caution-marker features")] = True,
     lexical_expert: Annotated[bool, typer.Option(
         help="default model: add a linear reward on the reply's character n-grams")] = True,
-    margin: Annotated[bool, typer.Option(help="use the pairs' 'margin' in the loss")] = False,
+    margin: Annotated[bool, typer.Option(
+        help="use the pairs' 'margin' in the loss (every training pair needs one)")] = False,
     previous: Annotated[Path | None, typer.Option(
         help="previous RM_DIR for agreement; default: the last registered version")] = None,
     register: Annotated[bool, typer.Option(help="register the model version")] = True,
@@ -259,12 +260,15 @@ def train_reward(
     of its training records when it has none) and the model is registered with the
     version id as its data hash.
     """
-    from hilt.train.pairs import read_pairs
+    from hilt.train.pairs import Pair, read_pairs, refuse_same_replies
     from hilt.train.reward import RewardConfig, check_reward_config
     from hilt.train.reward_refresh import check_reward_folder, refresh_reward_model
     from hilt.train.reward_trl import TRLRewardConfig
 
     _one_source(pairs, dataset, "--pairs")
+    if margin and dataset is not None:
+        raise InputError("the pairs of a dataset version carry no margins; leave out "
+                         "--margin", field="--margin")
     default_model = model in (DEFAULT_RM, f"sentence-transformers/{DEFAULT_RM}")
     if not 0 < held_out < 1:
         raise InputError("the held-out fraction must lie strictly between 0 and 1",
@@ -297,14 +301,22 @@ def train_reward(
 
         source = _load_dataset(db, dataset, "preference", override_revoked, actor)
         data = preference_pairs(source.train, source.version_id, **source.where("train"))
-        held = (read_pairs(eval_pairs) if eval_pairs else
-                preference_pairs(source.validation, source.version_id,
-                                 **source.where("validation")) or None)
+        # a pair file refuses a pair of two equal replies as it reads it; a version's
+        # records are checked here, naming their line in its records file
+        refuse_same_replies(data, **source.where("train"))
+        held: list[Pair] | None
+        if eval_pairs:
+            held = read_pairs(eval_pairs)
+        else:
+            validation = preference_pairs(source.validation, source.version_id,
+                                          **source.where("validation"))
+            refuse_same_replies(validation, **source.where("validation"))
+            held = validation or None
         data_hash, data_path = source.version_id, f"dataset:{source.version_id}"
         extra = {"dataset": source.describe()}
     else:
         assert pairs is not None
-        data = read_pairs(pairs)
+        data = read_pairs(pairs, margins=margin)
         held = read_pairs(eval_pairs) if eval_pairs else None
     prev = str(previous) if previous else (_previous_artifact("reward", name, db)
                                            if register else None)

@@ -13,9 +13,16 @@ every turn but the last assistant reply (a reply may run over several assistant
 turns).
 
 Optional fields: ``margin`` (a number, e.g. a rating gap, used by the margin
-Bradley–Terry loss), ``slice`` (a string, for per-slice accuracy) and ``id`` (unique
-within a file). Files may be gzip-compressed (``.gz``). Every problem raises
-``InputError`` naming file, line and field, before anything is trained or written.
+Bradley–Terry loss), ``slice`` (a string, for per-slice accuracy) and ``id`` (a string
+or an integer, unique within a file). Any other key is refused: a misspelt ``margn``
+would otherwise train as if the pair had no margin.
+
+A pair states that one reply is better than another, so its two replies must differ:
+a pair whose rejected reply is the chosen one (apart from white space at either end;
+for HH transcripts, after the split) is refused, naming the field ``rejected``.
+
+Files may be gzip-compressed (``.gz``). Every problem raises ``InputError`` naming
+file, line and field, before anything is trained or written.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from hilt.errors import InputError
 
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
+# every key a pair line may hold
+PAIR_KEYS = ("prompt", "chosen", "rejected", "margin", "slice", "id")
 
 
 class TranscriptError(ValueError):
@@ -125,10 +134,37 @@ def _string_field(obj: dict[str, Any], name: str, file: str, line: int) -> str:
     return value
 
 
+def same_replies(chosen: str, rejected: str) -> bool:
+    """Whether two replies are one and the same (white space at either end aside): such
+    a pair prefers nothing, yet the loss would push their rewards apart as if it did."""
+    return chosen.strip() == rejected.strip()
+
+
+def _same_replies_error(file: str | None, line: int | None) -> InputError:
+    return InputError("the same reply as 'chosen' (white space at either end aside): a "
+                      "pair must prefer one reply over a different one", file=file,
+                      line=line, field="rejected")
+
+
+def refuse_same_replies(pairs: Sequence[Pair], file: str | None = None,
+                        lines: Sequence[int] | None = None) -> None:
+    """Refuse the first pair of ``pairs`` whose two replies are the same, naming
+    ``file`` and its line (``lines[i]``, else its position ``i + 1``) and the field
+    ``rejected``; for pairs that did not come through :func:`parse_pair` (a dataset
+    version's records)."""
+    for i, pair in enumerate(pairs):
+        if same_replies(pair.chosen, pair.rejected):
+            raise _same_replies_error(file, lines[i] if lines is not None else i + 1)
+
+
 def parse_pair(obj: Any, file: str, line: int) -> Pair:
     """Validate one decoded JSON line and turn it into a :class:`Pair`."""
     if not isinstance(obj, dict):
         raise InputError("each line must be a JSON object", file=file, line=line)
+    unknown = next((key for key in obj if key not in PAIR_KEYS), None)
+    if unknown is not None:
+        raise InputError(f"unknown key (a pair line holds {', '.join(PAIR_KEYS)})",
+                         file=file, line=line, field=unknown)
     chosen = _string_field(obj, "chosen", file, line)
     rejected = _string_field(obj, "rejected", file, line)
     if "prompt" in obj:
@@ -139,7 +175,10 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
         except TranscriptError as exc:
             raise InputError(f"HH transcripts (no 'prompt' field): {exc}", file=file, line=line,
                              field=exc.field) from None
-    # Empty replies are kept: HH contains them, and "say nothing" is a real choice.
+    # Empty replies are kept: HH contains them, and "say nothing" is a real choice;
+    # two equal replies are no choice at all.
+    if same_replies(chosen, rejected):
+        raise _same_replies_error(file, line)
     margin = obj.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)):
         raise InputError("must be a number", file=file, line=line, field="margin")
@@ -150,6 +189,10 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
     if slice_name is not None and not isinstance(slice_name, str):
         raise InputError("must be a string", file=file, line=line, field="slice")
     pair_id = obj.get("id")
+    if pair_id is not None and (isinstance(pair_id, bool)
+                                or not isinstance(pair_id, str | int)):
+        raise InputError(f"must be a string or an integer, got {type(pair_id).__name__}",
+                         file=file, line=line, field="id")
     return Pair(prompt=prompt, chosen=chosen, rejected=rejected,
                 margin=float(margin) if margin is not None else None, slice=slice_name,
                 id=str(pair_id) if pair_id is not None else None)
@@ -162,12 +205,16 @@ def iter_pairs(path: str | Path) -> Iterator[Pair]:
         yield parse_pair(obj, str(path), number)
 
 
-def read_pairs(path: str | Path) -> list[Pair]:
+def read_pairs(path: str | Path, *, margins: bool = False) -> list[Pair]:
     """Read and validate a whole pair file (all lines are checked before returning);
-    an ``id`` given twice is an error."""
+    an ``id`` given twice is an error.
+
+    ``margins`` (the pairs train with ``--margin``): every pair must carry a ``margin``
+    (:func:`require_margins`), the first one without naming its line."""
     from hilt.jsonl import iter_json_objects
 
     pairs: list[Pair] = []
+    lines: list[int] = []
     seen: dict[str, int] = {}
     for number, obj in iter_json_objects(path):
         pair = parse_pair(obj, str(path), number)
@@ -177,9 +224,32 @@ def read_pairs(path: str | Path) -> list[Pair]:
                                  file=str(path), line=number, field="id")
             seen[pair.id] = number
         pairs.append(pair)
+        lines.append(number)
     if not pairs:
         raise InputError("no preference pairs in file", file=str(path))
+    if margins:
+        require_margins(pairs, str(path), lines)
     return pairs
+
+
+def require_margins(pairs: Sequence[Pair], file: str | None = None,
+                    lines: Sequence[int] | None = None) -> None:
+    """Refuse pairs to train with ``--margin`` unless every one carries a ``margin``.
+
+    None of them carrying one is an error naming ``--margin`` (a run would train the
+    plain loss while its manifest says ``use_margin``); some without is an error naming
+    the first such pair's line (``lines[i]``, else its position) and the field
+    ``margin``: a pair that has no rating gap is written with ``"margin": 0``."""
+    missing = next((i for i, pair in enumerate(pairs) if pair.margin is None), None)
+    if missing is None:
+        return
+    if all(pair.margin is None for pair in pairs):
+        raise InputError("no pair carries a 'margin' to train with; leave out --margin "
+                         "or give the pairs margins", file=file, field="--margin")
+    raise InputError("no margin, and --margin needs one on every pair (write 0 for a "
+                     "pair without a rating gap)", file=file,
+                     line=lines[missing] if lines is not None else missing + 1,
+                     field="margin")
 
 
 def pair_key(pair: Pair) -> tuple[str, str, str]:

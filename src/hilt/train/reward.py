@@ -45,7 +45,7 @@ import numpy as np
 
 from hilt.train.encoder import DEFAULT_ENCODER, resolve_encoder, set_torch_threads
 from hilt.train.encoding import encode_segments, pad_batch
-from hilt.train.pairs import Pair
+from hilt.train.pairs import Pair, require_margins
 from hilt.train.reward_features import CHEAP_FEATURE_NAMES, VIEWS, cheap_features, view_texts
 from hilt.train.reward_linear import LexicalExpert, fit_lexical_expert, fit_linear_bradley_terry
 
@@ -382,6 +382,8 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
     torch = _torch()
     from tqdm.auto import tqdm
 
+    if config.use_margin:  # a pair without one would train with margin 0 unseen
+        require_margins(pairs)
     seed_everything(config.seed)
     model = EncoderReward(config)
     prompts = [p.prompt for p in pairs]
@@ -393,7 +395,8 @@ def train_reward_model(pairs: Sequence[Pair], config: RewardConfig, progress: bo
                                             + [p.rejected for p in pairs]))
     model.cheap_mean = cheap_all.mean(0)
     model.cheap_std = cheap_all.std(0).clamp_min(1e-3)
-    margins = torch.tensor([p.margin or 0.0 for p in pairs]) if config.use_margin \
+    # every pair has its margin (required above)
+    margins = torch.tensor([p.margin for p in pairs]) if config.use_margin \
         else torch.zeros(n)
 
     if config.frozen_expert:

@@ -39,6 +39,7 @@ from hilt.train.pairs import (
     pair_key,
     pairs_hash,
     read_pairs,
+    require_margins,
     split_pairs,
 )
 from hilt.train.reward import (
@@ -181,6 +182,8 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     # Everything that can be refused is checked before the (long) training.
     if isinstance(config, RewardConfig):
         check_reward_config(config)
+    if config.use_margin:  # both backends read a missing margin as 0
+        require_margins(pairs)
     check_out_folder(out_dir, "reward")
     if previous_dir is not None:
         check_reward_folder(previous_dir, "--previous")

@@ -1,7 +1,10 @@
 """SFT refresh with TRL's ``SFTTrainer``: loss only on the assistant's tokens.
 
 Input lines (JSONL): ``{"prompt": str, "completion": str}`` or
-``{"messages": [{"role", "content"}, …]}`` — approved and rewritten responses.
+``{"messages": [{"role", "content"}, …]}`` — approved and rewritten responses. A line
+holds one form with nothing else: both forms on one line, any other key, and any key
+of a message besides ``role`` and ``content`` are refused (naming the line and the
+field), since the trainer would read one form and drop the rest unseen.
 They become conversational examples, so the model's own chat template is applied:
 
 * all ``messages`` and a template with ``{% generation %}`` markers → TRL's
@@ -27,6 +30,10 @@ from hilt.train.encoder import set_torch_threads
 
 TINY = "tiny"
 ROLES = ("system", "user", "assistant")
+# the two forms of a demonstration line, and the keys of one message
+MESSAGES_FORM = ("messages",)
+PROMPT_FORM = ("prompt", "completion")
+MESSAGE_KEYS = ("role", "content")
 
 
 @dataclass
@@ -52,6 +59,10 @@ def _check_messages(value: Any, file: str, line: int) -> list[dict[str, str]]:
         where = f"messages[{i}]"
         if not isinstance(msg, dict):
             raise InputError("must be an object", file=file, line=line, field=where)
+        unknown = next((key for key in msg if key not in MESSAGE_KEYS), None)
+        if unknown is not None:
+            raise InputError(f"unknown key (a message holds {', '.join(MESSAGE_KEYS)})",
+                             file=file, line=line, field=f"{where}.{unknown}")
         if msg.get("role") not in ROLES:
             raise InputError(f"role must be one of {', '.join(ROLES)}", file=file, line=line,
                              field=f"{where}.role")
@@ -64,6 +75,20 @@ def _check_messages(value: Any, file: str, line: int) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
+def _check_form(obj: dict[str, Any], file: str, line: int) -> None:
+    """Refuse a key of neither form, and a line that mixes the two forms."""
+    known = (*MESSAGES_FORM, *PROMPT_FORM)
+    unknown = next((key for key in obj if key not in known), None)
+    if unknown is not None:
+        raise InputError("unknown key (a demonstration holds messages, or prompt and "
+                         "completion)", file=file, line=line, field=unknown)
+    mixed = next((key for key in PROMPT_FORM if key in obj), None)
+    if "messages" in obj and mixed is not None:
+        raise InputError("a demonstration holds messages or prompt and completion, not "
+                         "both: only one of them would be trained on", file=file,
+                         line=line, field=mixed)
+
+
 def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """Validate a demonstration file; every problem names file, line and field."""
     from hilt.jsonl import iter_json_objects
@@ -71,6 +96,7 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     records: list[dict[str, Any]] = []
     for number, obj in iter_json_objects(path):
+        _check_form(obj, str(path), number)
         if "messages" in obj:
             records.append({"messages": _check_messages(obj["messages"], str(path), number)})
             continue
