@@ -54,7 +54,12 @@ from hilt.canonical import canonical_json, content_hash, sha256_hex
 from hilt.config import hilt_home
 from hilt.data.decontam import HeldoutIndex
 from hilt.data.erasure_lock import lock_for_reading
-from hilt.data.mixing import CompatLookup, check_rubric_mixing, default_compat_lookup
+from hilt.data.mixing import (
+    CompatLookup,
+    apply_rubric_decisions,
+    check_rubric_mixing,
+    default_compat_lookup,
+)
 from hilt.data.pii import PiiDetector
 from hilt.data.pipeline import SelectionResult, run_selection
 from hilt.data.records import Example
@@ -307,7 +312,9 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
 
     Refuses (``InputError``) to mix rubric versions whose bridge shows incompatible
     labels unless a mapping, relabelling or acceptance is recorded
-    (:mod:`hilt.data.mixing`); ``compat_lookup`` replaces the drift stage's lookup.
+    (:mod:`hilt.data.mixing`); a recorded mapping or relabelling is applied to the
+    older versions' labels before the records are made. ``compat_lookup`` replaces the
+    drift stage's lookup.
     Refuses (``InputError``, naming ``spec_file``) a selection without records.
     """
     # Before anything is read: an erasure committing during the build would not see it.
@@ -319,10 +326,15 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
     index = HeldoutIndex(heldout, ngram=spec.decontamination.ngram,
                          min_short_words=spec.decontamination.min_short_words)
     label_steps, candidates = load_candidates(session, spec, label_source=labels)
-    result = run_selection(candidates, spec, index, detector=detector,
+    lookup = default_compat_lookup(session) if compat_lookup is _UNSET else compat_lookup
+    # Recorded mappings and relabellings change labels, so they apply before the
+    # records are made (and deduplicated, balanced and split).
+    decided_candidates, decided = apply_rubric_decisions(candidates, lookup)
+    result = run_selection(decided_candidates, spec, index, detector=detector,
                            label_steps=label_steps)
-    mixing = check_rubric_mixing(result.examples, default_compat_lookup(session)
-                                 if compat_lookup is _UNSET else compat_lookup)
+    mixing = check_rubric_mixing(result.examples, lookup)
+    if decided:
+        mixing["decisions_applied"] = decided
     return store_result(session, spec, result, actor=actor, directory=directory,
                         spec_file=spec_file, notes={
         "rubric_mixing": mixing,

@@ -13,11 +13,14 @@
 4. one audit entry records the act, naming the subject only by the sha256 of its id.
 
 After the commit (:func:`delete_files`) the records files of the versions holding the
-subject's records are deleted (they contain the erased content), and so are the split
+subject's records are deleted (they contain the erased content; each is looked for in
+the folder named by the version's id under the current data folder, then where it was
+built: :func:`hilt.data.versions.version_folder`), and so are the split
 files (``train.jsonl``, ``validation.parquet``, the ``hf`` folder, ...) of every export
 of those versions whose folder is still on this machine
 (:class:`hilt.data.versions.ExportFolder`); a ``REVOKED.json`` marker is left in each
-folder. Every file that can be deleted is: one that cannot is listed with its error in
+folder. Every file that can be deleted is: one that cannot, or a records file whose
+version folder is in neither place, is listed with its error in
 ``files_failed`` (a marker that cannot be written, in ``markers_failed``), and the
 outcome is written to the audit log (``subject.forget_files``), which is where a
 deletion run in the background (the HTTP endpoint) reports. Running the forget again for
@@ -45,7 +48,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
-from hilt.data.build import RECORDS_FILE
+from hilt.data.build import data_dir
 from hilt.data.erasure_lock import lock_for_erasure
 from hilt.data.versions import (
     MARKER_FILE,
@@ -55,6 +58,7 @@ from hilt.data.versions import (
     failure,
     flag_exports,
     markers,
+    records_file,
     restore_markers,
     write_marker,
 )
@@ -147,7 +151,7 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
             version.revoked_at, version.revoked_by, version.revoked_reason = now, actor, why
             result.versions_revoked.append(vid)
         # Even an already revoked version loses its records file: it holds the content.
-        result.records_files.append(str(Path(version.data_path) / RECORDS_FILE))
+        result.records_files.append(str(records_file(version)))
         restore_markers(session, vid)  # of exports flagged before: written if missing
         result.exports_flagged.extend(e.id for e in flag_exports(session, vid, why))
         result.exports.extend(export_folders(session, vid))
@@ -199,16 +203,23 @@ def delete_files(result: ForgetResult, reason: str = "right to be forgotten", *,
     """After the erasure has committed: delete the records files and the exports'
     split files, each one that can be; a ``REVOKED.json`` marker in each folder says
     why (added to the marker an export's flag left there). What cannot be deleted or
-    written is listed in ``files_failed`` / ``markers_failed``, never raised, and the
-    outcome is written to the audit log (``subject.forget_files``) through ``engine``
-    (by default the erasure's own)."""
+    written, and a records file whose version folder is nowhere to be found (the data
+    folder moved elsewhere), is listed in ``files_failed`` / ``markers_failed``, never
+    raised, and the outcome is written to the audit log (``subject.forget_files``)
+    through ``engine`` (by default the erasure's own)."""
     targets = _dedup(result.records_files,
                      (str(p) for e in result.exports for p in e.split_files()),
                      result.files_to_delete)
     result.files_to_delete = targets
     fields = {"reason": reason, "subject_sha256": result.subject_sha256}
+    records = set(result.records_files)
     for name in targets:
         path = Path(name)
+        if name in records and not path.parent.is_dir():
+            # Neither the recorded folder nor one by the version's id under the data
+            # folder is here: the records (and the content) may be wherever it went.
+            result.files_failed.append(_not_found(path))
+            continue
         try:
             deleted = _delete(path)
         except OSError as exc:
@@ -226,6 +237,18 @@ def delete_files(result: ForgetResult, reason: str = "right to be forgotten", *,
                 result.markers_failed.append(failure(marker, exc))
     _record_outcome(result, engine or result.engine)
     return result
+
+
+def _not_found(path: Path) -> dict[str, str]:
+    """A records file whose version folder is nowhere to be found, as a failure."""
+    here = (data_dir() / path.parent.name).resolve()
+    gone = (f"neither {path.parent} nor {here} exists" if here != path.parent
+            else f"{path.parent} does not exist")
+    log.warning("forget could not find the records file %s: %s", path, gone)
+    return {"path": str(path),
+            "error": f"not found: {gone}, so the records may still be wherever the "
+                     "version's folder went; run the same forget again with HILT_HOME "
+                     f"set to the folder that holds datasets/{path.parent.name}"}
 
 
 def _delete(path: Path) -> bool:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from hilt.data.build import RECORDS_FILE, wait_for_staging
+from hilt.data.build import RECORDS_FILE, data_dir, wait_for_staging
 from hilt.data.export import staging_path
 from hilt.errors import Forbidden, InputError, NotFound
 from hilt.store import audit
@@ -78,6 +78,23 @@ def summary(row: DatasetVersionRow) -> dict[str, Any]:
             "revoked_reason": row.revoked_reason}
 
 
+def version_folder(version_id: str, data_path: str | Path) -> Path:
+    """Where a version's files are: the folder named by its id under the current data
+    folder (``$HILT_HOME/datasets``) when there is one, else the folder recorded when it
+    was built (``data_path``: absolute, so a build into another ``--data-dir`` is found).
+
+    The current data folder comes first: after the data folder has moved, the recorded
+    path names a folder that is gone, and in a copy of a store it names the original's
+    folder, not the copy's."""
+    here = data_dir() / version_id
+    return here.resolve() if here.is_dir() else Path(data_path)
+
+
+def records_file(row: DatasetVersionRow) -> Path:
+    """The version's records file (:func:`version_folder`); it may be gone."""
+    return version_folder(row.id, row.data_path) / RECORDS_FILE
+
+
 def read_records(row: DatasetVersionRow) -> Iterator[dict[str, Any]]:
     """The version's records, checked against its id (the sha256 of the file).
 
@@ -85,7 +102,7 @@ def read_records(row: DatasetVersionRow) -> Iterator[dict[str, Any]]:
     raises :class:`InputError` after its last record, so a caller that collects every
     record before it writes or trains anything (export, training) never uses it.
     """
-    path = Path(row.data_path) / RECORDS_FILE
+    path = records_file(row)
     if not path.exists():
         raise NotFound(f"records of dataset version {row.id} are gone "
                        f"({'revoked: ' + row.revoked_reason if row.revoked_reason else path})")

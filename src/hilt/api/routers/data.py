@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
-from hilt.api.deps import DB, allow
+from hilt.api.deps import DB, allow, get_engine
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -85,12 +85,22 @@ def diff(a: str, b: str, session: Session = DB,
 
 
 @router.post("/{version_id}/revoke")
-def revoke(version_id: str, body: RevokeIn, session: Session = DB,
+def revoke(version_id: str, body: RevokeIn, request: Request,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Revoke a version and flag its exports. The ``REVOKED.json`` markers are written
+    once the revocation has committed, before the reply: it lists them
+    (``markers_written``) and those that could not be written (``markers_failed``,
+    ``path`` and ``error``; the revocation stands, and the same request writes them
+    again), as ``hilt dataset revoke`` does."""
     from hilt.data import versions
+    from hilt.store.db import transaction
 
-    return versions.summary(versions.revoke(session, version_id, reason=body.reason,
-                                            actor=who.actor))
+    # A transaction of its own: the markers are only written after its commit.
+    with transaction(get_engine(request)) as session:
+        out = versions.summary(versions.revoke(session, version_id, reason=body.reason,
+                                               actor=who.actor))
+        written = versions.markers(session)  # filled in by the commit
+    return {**out, **written.as_dict()}
 
 
 @router.post("/forget-subject")
