@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -74,8 +73,7 @@ def load_dataset_input(session: Session, version_ref: str, *, expected_kind: str
     Raises ``Forbidden`` for a revoked version without ``override_reason`` and
     ``InputError`` when the version holds another kind of data or no training records.
     """
-    from hilt.data.build import RECORDS_FILE
-    from hilt.data.versions import assert_usable, get_version, read_records
+    from hilt.data.versions import assert_usable, get_version, read_records, records_file
 
     row = assert_usable(session, get_version(session, version_ref).id,
                         override_reason=override_reason, actor=actor, purpose="train")
@@ -102,7 +100,7 @@ def load_dataset_input(session: Session, version_ref: str, *, expected_kind: str
     return DatasetInput(version_id=row.id, name=row.name, kind=row.kind, train=train,
                         validation=validation, override_reason=override_reason,
                         revoked=row.revoked_at is not None, other_splits=others,
-                        records_file=str(Path(row.data_path) / RECORDS_FILE),
+                        records_file=str(records_file(row)),
                         train_lines=lines["train"], validation_lines=lines["validation"])
 
 
