@@ -33,11 +33,12 @@ def build(spec: Annotated[Path, typer.Argument(help="selection spec (YAML)")],
     A selection without records exits 2.
     """
     from hilt.data.build import build_version
-    from hilt.data.spec import load_spec
+    from hilt.data.spec import check_rubric_references, load_spec
     from hilt.store.db import transaction
 
     selection = load_spec(spec)
     with transaction(engine_for(db)) as session:
+        check_rubric_references(session, selection)
         result = build_version(session, selection, actor=actor, directory=data_dir,
                                spec_file=str(spec))
     other_name = result.name != selection.name

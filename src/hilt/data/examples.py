@@ -10,6 +10,11 @@ examples are a text and its label.
 
 Rewrite labels carry no response index; they refer to the first response (index 0),
 which is what the review stage shows as "the response" of a single-response event.
+
+Every label gives its own records. Two labels of one event that give the same key (a
+re-review under a new rubric version, a second task) are one record only when they are
+repeats; otherwise each stays a record under a key of its own (:func:`distinct_keys`),
+so that no label is silently dropped in favour of another.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from typing import Any
 from hilt.data.records import Candidate, Example, render_prompt
 from hilt.data.spec import LabelFilter, SelectionSpec
 from hilt.review.records import FinalLabelRecord
+
+# An example and what tells it apart from others under its key: the label id of a
+# label-backed example, the feedback index of an event-level one.
+Stated = tuple[Example, str]
 
 
 def label_selected(label: FinalLabelRecord, filt: LabelFilter) -> bool:
@@ -83,7 +92,7 @@ def _qid(label: FinalLabelRecord) -> str:
 
 
 def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
-                        sources: tuple[str, ...]) -> Iterator[Example]:
+                        sources: tuple[str, ...]) -> Iterator[Stated]:
     eid = c.event_id
     if use_event:
         for i, fb in enumerate(c.feedback):
@@ -91,13 +100,14 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
                 ch, rj = _response(c, fb.get("chosen")), _response(c, fb.get("rejected"))
                 if ch is not None and rj is not None:
                     lo, hi = sorted((fb["chosen"], fb["rejected"]))
-                    yield _pair(c, f"pref:{eid}:event#{i}:{lo}-{hi}", "event_preference", ch, rj)
+                    yield _pair(c, f"pref:{eid}:event#{i}:{lo}-{hi}", "event_preference", ch,
+                                rj), str(i)
             elif fb.get("kind") == "edit" and "event_edit" in sources:
                 idx = fb.get("response_index", 0)
                 original = _response(c, idx)
                 if original is not None and fb["text"] != original:
                     yield _pair(c, f"pref:{eid}:edit#{i}:{idx}", "event_edit", fb["text"],
-                                original)
+                                original), str(i)
     for lb in labels:
         one = (lb,)
         if lb.question_kind == "preference" and "label_preference" in sources \
@@ -106,7 +116,7 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
             if ch is not None and rj is not None and ch != rj:
                 lo, hi = sorted((lb.value["chosen"], lb.value["rejected"]))
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_preference", ch, rj,
-                            one, lb.confidence)
+                            one, lb.confidence), lb.label_id
         elif lb.question_kind == "ranking" and "label_ranking" in sources \
                 and isinstance(lb.value, list | tuple):
             order = [i for i in lb.value if _response(c, i) is not None]
@@ -114,13 +124,14 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
                 for worse in order[a + 1:]:
                     lo, hi = sorted((better, worse))
                     yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_ranking",
-                                c.responses[better], c.responses[worse], one, lb.confidence)
+                                c.responses[better], c.responses[worse], one,
+                                lb.confidence), lb.label_id
         elif lb.question_kind == "rewrite" and "label_rewrite" in sources \
                 and isinstance(lb.value, str):
             original = _response(c, 0)
             if original is not None and lb.value.strip() and lb.value != original:
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value,
-                            original, one, lb.confidence)
+                            original, one, lb.confidence), lb.label_id
 
 
 def _approved(lb: FinalLabelRecord, spec: SelectionSpec) -> bool:
@@ -134,7 +145,7 @@ def _approved(lb: FinalLabelRecord, spec: SelectionSpec) -> bool:
 
 
 def sft_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
-                 spec: SelectionSpec, sources: tuple[str, ...]) -> Iterator[Example]:
+                 spec: SelectionSpec, sources: tuple[str, ...]) -> Iterator[Stated]:
     eid = c.event_id
 
     def demo(key: str, source: str, completion: str, lbs: tuple[FinalLabelRecord, ...],
@@ -146,20 +157,20 @@ def sft_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
     if use_event and "event_edit" in sources:
         for i, fb in enumerate(c.feedback):
             if fb.get("kind") == "edit" and fb.get("text", "").strip():
-                yield demo(f"sft:{eid}:edit#{i}", "event_edit", fb["text"], (), 1.0)
+                yield demo(f"sft:{eid}:edit#{i}", "event_edit", fb["text"], (), 1.0), str(i)
     for lb in labels:
         if lb.question_kind == "rewrite" and "label_rewrite" in sources \
                 and isinstance(lb.value, str) and lb.value.strip():
             yield demo(f"sft:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value, (lb,),
-                       lb.confidence)
+                       lb.confidence), lb.label_id
         elif "label_approval" in sources and _approved(lb, spec) and c.responses:
             yield demo(f"sft:{eid}:{_qid(lb)}:approved", "label_approval", c.responses[0],
-                       (lb,), lb.confidence)
+                       (lb,), lb.confidence), lb.label_id
 
 
 def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
                             spec: SelectionSpec, sources: tuple[str, ...]
-                            ) -> Iterator[Example]:
+                            ) -> Iterator[Stated]:
     cfg = spec.classification
     prompt = render_prompt(c.messages or [])
     response = c.responses[0] if c.responses else ""
@@ -182,13 +193,13 @@ def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_ev
                 and (cfg.question_id is None or lb.question_id == cfg.question_id):
             yield example(f"cls:{c.event_id}:{_qid(lb)}:{cfg.text}", "label_class",
                           str(lb.value), (lb,), lb.confidence,
-                          scale=lb.question_kind == "scale")
+                          scale=lb.question_kind == "scale"), lb.label_id
     if use_event and "event_label" in sources:
-        for fb in c.feedback:
+        for i, fb in enumerate(c.feedback):
             if fb.get("kind") == "label" and (cfg.question_id is None
                                                or fb.get("name") == cfg.question_id):
                 yield example(f"cls:{c.event_id}:event/{fb['name']}:{cfg.text}",
-                              "event_label", str(fb["value"]), (), 1.0)
+                              "event_label", str(fb["value"]), (), 1.0), str(i)
 
 
 def _mapped(label_map: dict[str, str], value: str, scale: bool) -> str:
@@ -211,7 +222,8 @@ def candidate_examples(c: Candidate, spec: SelectionSpec,
     """Every example of the spec's kind that this candidate yields (possibly none).
 
     ``sources``: ``spec.active_sources()``, passed in by callers that loop over many
-    candidates."""
+    candidates. Keys are unique: see :func:`distinct_keys` for labels that give the
+    same key."""
     labels = [lb for lb in c.labels if label_selected(lb, spec.labels)]
     use_event = event_feedback_selected(c, spec.labels)
     if sources is None:
@@ -222,11 +234,54 @@ def candidate_examples(c: Candidate, spec: SelectionSpec,
         found = list(sft_examples(c, labels, use_event, spec, sources))
     else:
         found = list(classification_examples(c, labels, use_event, spec, sources))
-    # Keys are unique within a candidate; a repeated key (the same pair stated twice)
-    # keeps its first, highest-confidence statement.
+    return distinct_keys(c, found)
+
+
+def distinct_keys(c: Candidate, found: list[Stated]) -> list[Example]:
+    """One example per statement, each under a key of its own.
+
+    Examples that share a key are repeats when they say the same thing on the same
+    grounds: the same record content (label, chosen and rejected, completion) from the
+    same rubric, rubric version, question and task (for event-level feedback, the same
+    content). Repeats collapse into the one with the highest confidence. Statements that
+    differ (another value, rubric version or task) each stay a record: the first stated
+    (earliest ``decided_at``, then label id; event-level feedback: feedback order) keeps
+    the key, every other one gets ``#`` and its label id (event-level feedback: its
+    index in the event's feedback) appended. A key given by one statement only is left
+    as it is, and so are the records and version ids of selections without such labels.
+    """
     if len(found) < 2:
-        return found
-    unique: dict[str, Example] = {}
-    for ex in sorted(found, key=lambda e: -e.confidence):
-        unique.setdefault(ex.key, ex)
-    return list(unique.values())
+        return [ex for ex, _ in found]
+    groups: dict[str, list[tuple[int, Example, str]]] = {}
+    for pos, (ex, tag) in enumerate(sorted(found, key=lambda item: -item[0].confidence)):
+        groups.setdefault(ex.key, []).append((pos, ex, tag))
+    out: list[Example] = []
+    for key, group in groups.items():
+        if len(group) == 1:
+            out.append(group[0][1])
+            continue
+        statements: dict[tuple[Any, ...], tuple[int, Example, str]] = {}
+        for item in group:  # highest confidence first: a repeat keeps the best one
+            statements.setdefault(_statement(item[1]), item)
+        first, *others = sorted(statements.values(), key=lambda item: _stated_at(c, item))
+        out.append(first[1])
+        for _, ex, tag in others:
+            ex.key = f"{key}#{tag}"
+            out.append(ex)
+    return out
+
+
+def _statement(ex: Example) -> tuple[Any, ...]:
+    """What an example says and on which grounds: equal for repeats only."""
+    return (ex.source, ex.chosen, ex.rejected, ex.completion, ex.label,
+            tuple(sorted((lb.rubric_id, lb.rubric_version, lb.question_id, lb.task_id)
+                         for lb in ex.labels)))
+
+
+def _stated_at(c: Candidate, item: tuple[int, Example, str]) -> tuple[datetime, str, int]:
+    """Order of statements under one key: when decided, then label id (event-level
+    feedback: the event's creation, then feedback order)."""
+    pos, ex, tag = item
+    if ex.labels:
+        return min(_aware(lb.decided_at) for lb in ex.labels), tag, pos
+    return _aware(c.created_at), "", int(tag) if tag.isdigit() else pos
