@@ -13,15 +13,20 @@ their shingle sets is >= the threshold, so every reported pair is a true one and
 only decides which pairs get compared.
 
 The permutations are those of ``datasketch.MinHash`` (scheme ``affine32``: a MurmurHash3
-finaliser, then ``a*h + b mod 2^32`` with seeded ``a``, ``b``), and (b, r) come from
-``datasketch``'s own optimiser, so a signature computed here equals the one datasketch
-computes for the same shingle hashes (checked in the tests). What is done here instead of
-``datasketch.MinHashLSH`` is the bookkeeping: signatures of a whole batch are computed
-with numpy and band collisions are found by sorting, not one Python call per document.
+finaliser, then ``a*h + b mod 2^32`` with seeded ``a``, ``b``), so a signature computed
+here equals the one datasketch computes for the same shingle hashes (checked in the
+tests). (b, r) are chosen for recall at the threshold itself, where pairs are hardest
+to find: of the (b, r) that make a pair with J = t a candidate with probability at least
+1 - ``MAX_MISS_AT_THRESHOLD``, the one with the fewest candidates below the threshold
+(:func:`band_params`); pairs above the threshold are missed even less often. What is
+done here instead of ``datasketch.MinHashLSH`` is the bookkeeping: signatures of a whole
+batch are computed with numpy and band collisions are found by sorting, not one Python
+call per document.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -127,20 +132,56 @@ def signatures(texts: Sequence[str], *, shingle_words: int, num_perm: int, seed:
                          num_perm=num_perm, seed=seed)
 
 
-# Weights of false-positive and false-negative probability mass when choosing (b, r).
-# Candidates are confirmed with the exact Jaccard of their shingle sets, so a false
-# positive costs one set comparison while a false negative is a duplicate left in the
-# data: weigh recall heavily (at t = 0.8, 128 permutations: b = 16, r = 8, a pair with
-# J = 0.8 becomes a candidate with probability 0.95, one with J = 0.5 with 0.06).
-LSH_WEIGHTS = (0.05, 0.95)
+# The largest probability that LSH leaves a pair with Jaccard exactly at the threshold
+# out of the candidates. Candidates are confirmed with the exact Jaccard of their shingle
+# sets, so a false candidate costs one set comparison while a missed pair is a
+# duplicate left in the data. At t = 0.8 with 128 permutations this gives b = 21,
+# r = 6: a pair at J = 0.8 is missed with probability 0.0017 (0.00005 at J = 0.85), one
+# at J = 0.5 is compared with probability 0.28. (datasketch's optimiser, which weighs
+# the whole curve, gives b = 16, r = 8 there: 5.3% of the pairs at J = 0.8 missed.)
+MAX_MISS_AT_THRESHOLD = 0.002
 
 
-def band_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising the weighted false positive and negative mass."""
-    from datasketch.lsh import _optimal_param
+def miss_probability(similarity: float, bands: int, rows: int) -> float:
+    """Probability that a pair of Jaccard ``similarity`` agrees on no whole band."""
+    return float((1.0 - similarity ** rows) ** bands)
 
-    bands, rows = _optimal_param(threshold, num_perm, *LSH_WEIGHTS)
-    return int(bands), int(rows)
+
+def band_params(threshold: float, num_perm: int,
+                max_miss: float = MAX_MISS_AT_THRESHOLD) -> tuple[int, int]:
+    """(bands, rows), bands * rows <= num_perm: for each row count of 2 or more the
+    fewest bands that miss a pair at the threshold with probability <= ``max_miss``,
+    and of those the one with the least false-candidate mass (the area under the
+    candidate probability 1 - (1 - s^r)^b for s in [0, threshold]). When none reaches
+    ``max_miss`` (a low threshold, few permutations), the one that misses least.
+
+    Bands of one row are never used: any two texts sharing one minimum would be
+    compared, which at a low threshold is most pairs of a corpus."""
+    best: tuple[float, int, int] | None = None
+    fallback: tuple[float, int, int] | None = None
+    for rows in range(2, num_perm + 1):
+        most = num_perm // rows
+        miss = miss_probability(threshold, most, rows)
+        if miss > max_miss:
+            if fallback is None or miss < fallback[0]:
+                fallback = (miss, most, rows)
+            continue
+        # log P(no band agrees) = bands * log(1 - t^r); t^r > 0 here, as ``most`` bands
+        # reach ``max_miss``.
+        per_band = math.log1p(-threshold ** rows) if threshold < 1.0 else -math.inf
+        bands = min(most, max(1, math.ceil(math.log(max_miss) / per_band)))
+        mass = _candidate_mass(threshold, bands, rows)
+        if best is None or mass < best[0]:
+            best = (mass, bands, rows)
+    chosen = best or fallback
+    assert chosen is not None  # num_perm >= 2: rows = 2 gives one or the other
+    return chosen[1], chosen[2]
+
+
+def _candidate_mass(threshold: float, bands: int, rows: int, steps: int = 512) -> float:
+    """Integral of 1 - (1 - s^r)^b over [0, threshold] (midpoint rule)."""
+    s = (np.arange(steps) + 0.5) * (threshold / steps)
+    return float((1.0 - (1.0 - s ** rows) ** bands).sum() * (threshold / steps))
 
 
 def _pairs_in_groups(order: np.ndarray, keys_sorted: np.ndarray) -> np.ndarray:
@@ -234,20 +275,23 @@ def exact_jaccard(words_of: WordsOf, pairs: np.ndarray, shingle_words: int) -> n
 class NearDuplicates:
     """Confirmed similar pairs and, per document, the kept document it duplicates."""
 
-    pairs: np.ndarray  # (m, 2) int64, i < j, Jaccard >= threshold
+    pairs: np.ndarray  # (m, 2) int64, i < j, Jaccard >= threshold (any groups)
     similarity: np.ndarray  # (m,) exact Jaccard of the shingle sets
     duplicate_of: np.ndarray  # (n,) int64: -1 if kept, else index of the kept document
 
 
 def near_duplicates(texts: Sequence[str], *, threshold: float, num_perm: int = 128,
-                    shingle_words: int = 5, seed: int = 1) -> NearDuplicates:
+                    shingle_words: int = 5, seed: int = 1,
+                    groups: np.ndarray | None = None) -> NearDuplicates:
     """Near-duplicate clusters of ``texts``; see :func:`near_duplicates_of`."""
     return near_duplicates_of(len(texts), texts_words(texts), threshold=threshold,
-                              num_perm=num_perm, shingle_words=shingle_words, seed=seed)
+                              num_perm=num_perm, shingle_words=shingle_words, seed=seed,
+                              groups=groups)
 
 
 def near_duplicates_of(n: int, words_of: WordsOf, *, threshold: float, num_perm: int = 128,
-                       shingle_words: int = 5, seed: int = 1) -> NearDuplicates:
+                       shingle_words: int = 5, seed: int = 1,
+                       groups: np.ndarray | None = None) -> NearDuplicates:
     """Near-duplicate clusters; the lowest index of each cluster is kept.
 
     ``words_of(indices)`` gives the word hashes of those documents (so callers that
@@ -256,6 +300,12 @@ def near_duplicates_of(n: int, words_of: WordsOf, *, threshold: float, num_perm:
     connected components of the confirmed-pair graph (single linkage), the usual
     choice in corpus deduplication (Lee et al. 2022, "Deduplicating training data makes
     language models better").
+
+    ``groups`` (one integer per document), when given, keeps groups apart: only pairs
+    within one group link documents, so each group's clusters are found as if the
+    other groups were not there (a document is never the duplicate of another group's,
+    nor joined to one of its own through another group's). ``pairs`` still lists every
+    confirmed pair.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -269,9 +319,10 @@ def near_duplicates_of(n: int, words_of: WordsOf, *, threshold: float, num_perm:
     sim = exact_jaccard(words_of, pairs, shingle_words)
     keep = sim >= threshold
     pairs, sim = pairs[keep], sim[keep]
+    links = pairs if groups is None else pairs[groups[pairs[:, 0]] == groups[pairs[:, 1]]]
     duplicate_of = np.full(n, -1, dtype=np.int64)
-    if len(pairs):
-        graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])),
+    if len(links):
+        graph = coo_matrix((np.ones(len(links), dtype=np.int8), (links[:, 0], links[:, 1])),
                            shape=(n, n))
         _, comp = connected_components(graph, directed=False)
         first = np.full(comp.max() + 1, n, dtype=np.int64)

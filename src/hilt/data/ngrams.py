@@ -14,8 +14,12 @@ computed with a handful of numpy passes over the whole batch. The length ``n`` e
 the hash so that a short whole-document "gram" never collides with a longer one by
 construction.
 
-Text is normalised before tokenising: NFKC, case-folded, words are runs of ``\\w``
-characters; punctuation and spacing therefore never hide an overlap. Chinese, Japanese,
+Text is normalised before tokenising: invisible format characters are removed (every
+character of Unicode category ``Cf`` and every default-ignorable code point: soft
+hyphen, zero-width space and joiners, word joiner, byte order mark, bidirectional
+marks, variation selectors, ...), then NFKC, case-folded, words are runs of ``\\w``
+characters; punctuation, spacing and characters that render as nothing therefore never
+hide an overlap (``"sm\\u00adoke"`` is the word ``smoke``). Chinese, Japanese,
 Thai, Lao, Khmer and Myanmar are written without spaces between words, so a whole
 sentence would be one "word" and a sentence quoted inside a longer one would share no
 n-gram with it; Korean attaches particles to its words. Each Han, kana, Hangul, Thai,
@@ -48,6 +52,18 @@ _UNSPACED = ("\u0e00-\u0eff"  # Thai, Lao
              "\uf900-\ufaff"  # CJK compatibility ideographs
              "\uff66-\uffdc"  # half-width Katakana and Hangul
              "\U00020000-\U0003ffff")  # CJK unified ideographs, extensions B and later
+# Removed before NFKC: Unicode category Cf (format characters) and the
+# Default_Ignorable_Code_Point property (DerivedCoreProperties, Unicode 15.1), unassigned
+# ones included so that text from a newer Unicode version is treated alike. Neither is a
+# word character for ``\w`` except the Hangul fillers, so an invisible character inside a
+# word would otherwise split it (or, for a filler, change it).
+_IGNORABLE = re.compile("["
+                        "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+                        "\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+                        "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+                        "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+                        "]+")
 _TOKEN = re.compile(rf"(?=\w)[{_UNSPACED}]|[^\W{_UNSPACED}]+")
 _HAS_UNSPACED = re.compile(f"[{_UNSPACED}]")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -74,7 +90,7 @@ def words(text: str) -> list[str]:
     Lao, Khmer or Myanmar character)."""
     if text.isascii():  # NFKC is the identity on ASCII, and casefold equals lower
         return _WORD.findall(text.lower())
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = _fold(text)
     return _pattern(folded).findall(folded)
 
 
@@ -120,9 +136,17 @@ def _separator_hash() -> np.uint64:
 
 
 def _fold(text: str) -> str:
+    """Invisible format characters removed, NFKC, case-folded (ASCII: lower-cased; no
+    ASCII character is ignorable)."""
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", _IGNORABLE.sub("", text)).casefold()
+
+
+def symbols(text: str) -> str:
+    """The normalised characters of ``text`` other than white space: what stands for a
+    text without words (emoji, punctuation), which :func:`words` reduces to nothing."""
+    return "".join(_fold(text).split())
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@
 
 Every step reports how many items it removed, why, and which ones (event ids before
 examples exist, example keys after), and the reports go into the version's manifest.
+Decontamination reads the texts of redacted examples as they were before redaction as
+well as after.
 The label steps (:class:`LabelFilterCounts`) count events too, and the labels
 themselves under ``labels``. No database is touched here; :mod:`hilt.data.sources`
 feeds it and :mod:`hilt.data.build` stores the result.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from hilt.data.examples import candidate_examples, event_feedback_selected, labe
 from hilt.data.minhash import near_duplicates_of
 from hilt.data.pii import PiiDetector, PiiSpan, RegexPiiDetector, redact
 from hilt.data.records import Candidate, Example
-from hilt.data.spec import LabelFilter, SelectionSpec, SplitSpec
+from hilt.data.spec import LabelFilter, PiiSpec, SelectionSpec, SplitSpec
 from hilt.data.textfeatures import TextFeatures, analyse_texts
 from hilt.review.records import FinalLabelRecord
 
@@ -215,8 +217,20 @@ def _left_out_by(c: Candidate, spec: SelectionSpec, sources: tuple[str, ...]) ->
     return None
 
 
+# Texts of redacted examples before redaction, by ``id(example)`` (with the example, so
+# that an id reused by another object after an example was dropped never matches).
+Unredacted = dict[int, tuple[Example, list[str]]]
+
+
 def handle_pii(examples: list[Example], spec: SelectionSpec,
-               detector: PiiDetector | None = None) -> tuple[list[Example], StepReport]:
+               detector: PiiDetector | None = None,
+               unredacted: Unredacted | None = None
+               ) -> tuple[list[Example], StepReport]:
+    """Exclude or redact the examples in which ``detector`` finds personal data.
+
+    ``unredacted``, when given, receives the texts of each redacted example as they were
+    before (its :meth:`~Example.texts` and :meth:`~Example.decontamination_parts`), for
+    :func:`decontaminate`."""
     detector = detector or RegexPiiDetector(spec.pii.kinds)
     report = StepReport("pii", len(examples), notes={"action": spec.pii.action})
     kept = []
@@ -246,6 +260,8 @@ def handle_pii(examples: list[Example], spec: SelectionSpec,
         if spec.pii.action == "exclude":
             report.drop("pii:" + ",".join(kinds), ex.key)
             continue
+        if unredacted is not None:
+            unredacted[id(ex)] = (ex, [*ex.texts(), *ex.decontamination_parts()])
         messages = [dict(m) for m in ex.messages]
         for i, spans in message_hits.items():
             messages[i]["content"] = redact(messages[i]["content"], spans)
@@ -315,16 +331,22 @@ def near_dedup(examples: list[Example], spec: SelectionSpec,
         return examples, report
     feats = _features(examples, features)
     rows = _rows(examples)
+    # Near-duplicates with different labels are kept apart: they are not redundant
+    # copies of one example (classification labels must agree to merge). Each label's
+    # records are clustered on their own, so the best record of each label in a group of
+    # similar texts is kept, whatever other labels the group holds.
+    label_ids: dict[str | None, int] = {}
+    groups = np.fromiter((label_ids.setdefault(ex.label, len(label_ids)) for ex in examples),
+                         dtype=np.int64, count=len(examples))
     result = near_duplicates_of(len(examples), lambda idx: feats.example_words(rows[idx]),
                                 threshold=cfg.threshold, num_perm=cfg.num_perm,
-                                shingle_words=cfg.shingle_words, seed=cfg.seed)
+                                shingle_words=cfg.shingle_words, seed=cfg.seed,
+                                groups=groups if len(label_ids) > 1 else None)
     dup = result.duplicate_of.tolist()
     kept = []
     conflicts: list[list[str]] = []
     for ex, of in zip(examples, dup, strict=True):
-        # Near-duplicates with different labels are kept apart: they are not redundant
-        # copies of one example (classification labels must agree to merge).
-        if of < 0 or examples[of].label != ex.label:
+        if of < 0:
             kept.append(ex)
         elif ex.kind == "preference" and _opposite_preferences(feats, examples[of], ex):
             # MinHash reads all fields as one word sequence, so P + (a, b) and P + (b, a)
@@ -353,16 +375,25 @@ def _opposite_preferences(feats: TextFeatures, a: Example, b: Example) -> bool:
 
 
 def decontaminate(examples: list[Example], index: HeldoutIndex,
-                  features: TextFeatures | None = None, batch: int = 8192
+                  features: TextFeatures | None = None, batch: int = 8192, *,
+                  unredacted: Unredacted | None = None
                   ) -> tuple[list[Example], StepReport]:
     """Drop every example one of whose fields overlaps a held-out text (the n-gram
-    hashes of its fields are looked up in the index's hash set)."""
+    hashes of its fields are looked up in the index's hash set).
+
+    ``unredacted`` (from :func:`handle_pii`) holds the texts of redacted examples as
+    they were before redaction; they are checked too, so that redacting an e-mail
+    address or a phone number inside a held-out text does not hide it. The report
+    names, under ``notes.matched_items``, the held-out item each removed example
+    matched (one of them when it matches several)."""
     report = StepReport("decontaminate", len(examples), notes={
         "ngram": index.ngram, "min_short_words": index.min_short_words,
         "heldout_items": len(index)})
     feats = _features(examples, features)
     rows = _rows(examples)
     kept = []
+    matched: list[dict[str, str]] = []
+    before_redaction = 0
     for lo in range(0, len(examples), batch):
         chunk = examples[lo:lo + batch]
         fields, owner = feats.field_words(rows[lo:lo + batch])
@@ -371,12 +402,41 @@ def decontaminate(examples: list[Example], index: HeldoutIndex,
         for f in np.flatnonzero(hits >= 0).tolist():
             bad.setdefault(int(owner[f]), int(hits[f]))
         _match_parts(chunk, index, bad)
+        if unredacted:
+            found = len(bad)
+            _match_unredacted(chunk, index, bad, unredacted)
+            before_redaction += len(bad) - found
         for i, ex in enumerate(chunk):
             if i in bad:
-                report.drop(f"heldout:{index.items[bad[i]].suite_id}", ex.key)
+                item = index.items[bad[i]]
+                report.drop(f"heldout:{item.suite_id}", ex.key)
+                matched.append({"record_key": ex.key, "suite_id": item.suite_id,
+                                "item_id": item.item_id})
             else:
                 kept.append(ex)
+    if matched:
+        report.notes["matched_items"] = sorted(matched, key=lambda m: m["record_key"])
+    if unredacted is not None:
+        report.notes["matched_before_redaction"] = before_redaction
     return kept, report
+
+
+def _match_unredacted(chunk: list[Example], index: HeldoutIndex, bad: dict[int, int],
+                      unredacted: Unredacted) -> None:
+    """Add to ``bad`` the redacted examples (by position) whose text before redaction
+    overlaps a held-out text."""
+    texts: list[str] = []
+    owner: list[int] = []
+    for i, ex in enumerate(chunk):
+        entry = unredacted.get(id(ex)) if i not in bad else None
+        if entry is not None and entry[0] is ex:
+            texts.extend(entry[1])
+            owner.extend([i] * len(entry[1]))
+    if not texts:
+        return
+    hits = index.match(texts)
+    for f in np.flatnonzero(hits >= 0).tolist():
+        bad.setdefault(owner[f], int(hits[f]))
 
 
 def _match_parts(chunk: list[Example], index: HeldoutIndex, bad: dict[int, int]) -> None:
@@ -396,6 +456,28 @@ def _match_parts(chunk: list[Example], index: HeldoutIndex, bad: dict[int, int])
         bad.setdefault(owner[f], int(hits[f]))
 
 
+def heldout_forms(heldout: Iterable[tuple[str, str, str]], pii: PiiSpec,
+                  detector: PiiDetector | None = None) -> Iterator[tuple[str, str, str]]:
+    """The held-out texts to index for a selection with PII settings ``pii`` (a spec's
+    ``pii`` section), as (suite id, item id, text).
+
+    Each text as registered, and with ``action: redact`` also, under the same ids,
+    each text in which ``detector`` (by default the regex detector of ``pii.kinds``)
+    finds personal data, redacted as a record field is. A redacted record then matches
+    the held-out text it was copied from even where only its redacted form is at hand
+    (re-checking a stored version), and the selection removes every record such a
+    re-check would find."""
+    redacting = pii.action == "redact"
+    if redacting and detector is None:
+        detector = RegexPiiDetector(pii.kinds)
+    for suite_id, item_id, text in heldout:
+        yield suite_id, item_id, text
+        if redacting and detector is not None:
+            spans = detector.find(text)
+            if spans:
+                yield suite_id, item_id, redact(text, spans)
+
+
 def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
                   heldout: HeldoutIndex | Iterable[tuple[str, str, str]], *,
                   detector: PiiDetector | None = None,
@@ -405,7 +487,8 @@ def run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
 
     ``timings``, when given, receives the seconds each step took; ``label_steps``
     (:meth:`LabelFilterCounts.steps` of the labels the candidates carry) come first
-    in the result's steps.
+    in the result's steps. Held-out texts given as tuples are indexed with
+    :func:`heldout_forms`; a ready index is used as it is.
     """
     with gc_paused():
         return _run_selection(candidates, spec, heldout, detector, timings, label_steps)
@@ -416,8 +499,9 @@ def _run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
                    detector: PiiDetector | None, timings: dict[str, float] | None,
                    label_steps: Sequence[StepReport]) -> SelectionResult:
     clock = _Clock(timings)
+    detector = detector or RegexPiiDetector(spec.pii.kinds)
     index = heldout if isinstance(heldout, HeldoutIndex) else HeldoutIndex(
-        heldout, ngram=spec.decontamination.ngram,
+        heldout_forms(heldout, spec.pii, detector), ngram=spec.decontamination.ngram,
         min_short_words=spec.decontamination.min_short_words)
     clock.lap("heldout_index")
     steps: list[StepReport] = list(label_steps)
@@ -431,7 +515,9 @@ def _run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
     steps.append(rep)
     del cands
     clock.lap("examples")
-    examples, rep = handle_pii(examples, spec, detector)
+    # The texts of redacted examples as they were: decontamination checks them too.
+    unredacted: Unredacted = {}
+    examples, rep = handle_pii(examples, spec, detector, unredacted)
     steps.append(rep)
     clock.lap("pii")
     # Texts are final from here on (PII redacted): tokenise them once for every step.
@@ -446,7 +532,9 @@ def _run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
         examples, rep = near_dedup(examples, spec, features)
         steps.append(rep)
     clock.lap("near_dedup")
-    examples, rep = decontaminate(examples, index, features)
+    examples, rep = decontaminate(examples, index, features,
+                                  unredacted=unredacted if spec.pii.action == "redact" else None)
+    del unredacted
     steps.append(rep)
     clock.lap("decontaminate")
     before = len(examples)
@@ -458,15 +546,16 @@ def _run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
     clock.lap("balance")
     examples.sort(key=lambda e: e.key)
     units = features.prompt_units
+    split_notes: dict[str, Any] = {}
     counts = assign_splits(examples, spec.split, unit_of=None if units is None
-                           else lambda ex: float(units[ex.text_row]))
+                           else lambda ex: float(units[ex.text_row]), notes=split_notes)
     slices: dict[str, int] = defaultdict(int)
     for ex in examples:
         slices[ex.slice] += 1
     steps.append(StepReport("split", len(examples), notes={
         "counts": counts, "slices": dict(sorted(slices.items())),
         "validation_fraction": spec.split.validation_fraction,
-        "group_by": spec.split.group_by}))
+        "group_by": spec.split.group_by, **split_notes}))
     clock.lap("split")
     return SelectionResult(examples, steps)
 

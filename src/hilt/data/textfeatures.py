@@ -3,7 +3,9 @@ split all read from the result.
 
 Every text field of every example (prompt turns, chosen/rejected, completion, text) is
 normalised and split into words once (:func:`hilt.data.ngrams.tokenise`, one regex pass
-per batch) and each word hashed once (:class:`hilt.data.ngrams.WordHasher`). Kept:
+per batch) and each word hashed once (:class:`hilt.data.ngrams.WordHasher`). A field
+without words but with other visible characters (``"🙂"``, ``"!!!"``) gets one word
+standing for those characters, so that such fields are told apart like texts. Kept:
 
 - the 64-bit word hashes of every field, flattened, with field and example offsets: the
   MinHash shingles of an example (word n-grams over all its fields in order, the words
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hilt.data.balance import unit_hash
-from hilt.data.ngrams import WordBatch, WordHasher, normalise, tokenise, words
+from hilt.data.ngrams import WordBatch, WordHasher, normalise, symbols, tokenise, words
 from hilt.data.records import Example
 from hilt.data.spec import SplitSpec
 
@@ -101,6 +103,36 @@ def _prompt_words(ex: Example, flat: list[str], starts: list[int], ends: list[in
     return out
 
 
+# Starts the word that stands for a text without words; no ``\w`` run contains it.
+_SYMBOLS_MARK = "\x01"
+
+
+def _with_symbols(batch: WordBatch, texts: Sequence[str], hasher: WordHasher) -> WordBatch:
+    """``batch`` with one word added to each text that has no words but other visible
+    characters (emoji, punctuation): :func:`hilt.data.ngrams.symbols` of the text. Two
+    such texts are then the same only when those characters are, for exact and near
+    dedup alike, and a text with words is unchanged."""
+    lengths = batch.lengths
+    empty = np.flatnonzero(lengths == 0).tolist()
+    if not empty:
+        return batch
+    where, extra = [], []
+    for f in empty:
+        shown = symbols(texts[f])
+        if shown:
+            where.append(f)
+            extra.append(_SYMBOLS_MARK + shown)
+    if not where:
+        return batch
+    at = np.asarray(where, dtype=np.int64)
+    hashes = np.insert(batch.hashes, batch.offsets[at], hasher.hash(extra))
+    lengths = lengths.copy()
+    lengths[at] = 1
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return WordBatch(hashes, offsets)
+
+
 def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *,
                   batch: int = 8192) -> TextFeatures:
     """Tokenise and hash every example's fields once (see the module docstring)."""
@@ -121,7 +153,7 @@ def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *
             fields_per_example[lo + i] = len(own)
             texts.extend(own)
         tokens = tokenise(texts, hasher)
-        words_of = tokens.word_batch()
+        words_of = _with_symbols(tokens.word_batch(), texts, hasher)
         hashes.append(words_of.hashes)
         field_lengths.append(words_of.lengths)
         offs = words_of.offsets.tolist()
