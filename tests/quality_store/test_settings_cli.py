@@ -54,7 +54,7 @@ BAD_SETTINGS = [
     ("calibration:\n  calibration_set_size: 2.5\n", "calibration.calibration_set_size"),
     ("calibration:\n  window: 2.5\n", "calibration.window"),
     ("calibration:\n  confidence: 1.0\n", "calibration.confidence"),
-    ("calibration: [1, 2]\n", "calibration"),
+    ("calibration: [1, 2]\n", "calibration"),  # on line 1: the others are on line 2
     ("aggregation:\n  correct_pseudocount: -1\n", "aggregation.correct_pseudocount"),
     ("aggregation:\n  tol: abc\n", "aggregation.tol"),
     ("aggregation:\n  max_iter: -5\n", "aggregation.max_iter"),
@@ -75,7 +75,8 @@ def test_bad_settings_exit_2_and_change_nothing(engine: Engine, db_url: str,
         settings.write_text(text)
         for command in (["quality", "refresh"], ["quality", "reviewers", "--json"]):
             code, out = _cli(db_url, *command, "--config", str(settings))
-            assert code == 2 and f"{settings}, field '{field}'" in out, out
+            line = 1 if field == "calibration" else 2
+            assert code == 2 and f"{settings}, line {line}, field '{field}'" in out, out
     with transaction(engine) as s:
         assert s.execute(sa.select(ReviewerRow.status).where(
             ReviewerRow.id == "rev-fox")).scalar_one() == "suspended"

@@ -183,8 +183,9 @@ def _models_section(models: dict[str, Any]) -> str:
         rows.append((f"RM, chosen is shorter (n={shorter.get('n')})", shorter["value"],
                      shorter.get("ci_low"), shorter.get("ci_high"), None))
     if clf.get("accuracy") is not None:
-        rows.append((f"refusal classifier, validation split "
-                     f"(n={clf.get('n_distinct', clf.get('n'))} distinct)",
+        distinct = clf.get("n_distinct")  # the intervals count distinct rows
+        size = f"n={distinct} distinct" if distinct is not None else f"n={clf.get('n')}"
+        rows.append((f"refusal classifier, validation split ({size})",
                      clf["accuracy"], clf.get("accuracy_ci_low"), clf.get("accuracy_ci_high"),
                      None))
     length = probes.get("reward_length_correlation", {})
