@@ -10,7 +10,6 @@ or be stored as null.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from hilt.errors import InputError
+from hilt.jsonl import non_finite_path
 
 # Versions every decision names, recorded as null when the inputs do not say.
 VERSION_KEYS = ("dataset_versions", "rubric", "prompt_template", "role_format",
@@ -126,23 +126,6 @@ class Facts(_Strict):
     records: Records | None = None
 
 
-def _non_finite_loc(value: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    """The location of the first NaN or infinity in ``value`` (None when none)."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else loc
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _non_finite_loc(item, (*loc, str(key)))
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _non_finite_loc(item, (*loc, i))
-            if found is not None:
-                return found
-    return None
-
-
 def facts_from_dict(data: Any, *, file: str = "<facts>",
                     line_of: Callable[[tuple[Any, ...]], int | None] | None = None
                     ) -> dict[str, Any]:
@@ -169,7 +152,7 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
                    else str(first["msg"]))
         raise InputError(message, file=file, field=where,
                          line=line_of(loc) if line_of is not None else None) from exc
-    bad = _non_finite_loc(data)
+    bad = non_finite_path(data)
     if bad is not None:
         raise InputError("must be a finite number (not NaN or infinite)", file=file,
                          field=".".join(str(p) for p in bad) or None,
