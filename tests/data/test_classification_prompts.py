@@ -103,7 +103,7 @@ def test_version_facts_recheck_the_prompt_of_a_prompt_response_text(
                               heldout=[("suite", "i1", "What is suicide?")])
     assert facts.contaminated is True
     assert facts.contaminating_items == [{"record_key": "cls:ev0:helpful/harm:prompt_response",
-                                          "suite_id": "suite"}]
+                                          "suite_id": "suite", "item_id": "i1"}]
 
 
 def test_the_prompt_written_with_a_prompt_response_text_is_redacted() -> None:

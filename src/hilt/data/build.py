@@ -61,7 +61,7 @@ from hilt.data.mixing import (
     default_compat_lookup,
 )
 from hilt.data.pii import PiiDetector
-from hilt.data.pipeline import SelectionResult, run_selection
+from hilt.data.pipeline import SelectionResult, heldout_forms, run_selection
 from hilt.data.records import Example
 from hilt.data.sources import (
     HeldoutSource,
@@ -323,7 +323,10 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
                                   else label_source)
     heldout_of: HeldoutSource = heldout_source or default_heldout_source()
     heldout = heldout_of(session)
-    index = HeldoutIndex(heldout, ngram=spec.decontamination.ngram,
+    # The same forms as the gate's re-check (dataset_facts) indexes: each held-out text,
+    # and with ``pii.action: redact`` its redacted form too.
+    index = HeldoutIndex(heldout_forms(heldout, spec.pii, detector),
+                         ngram=spec.decontamination.ngram,
                          min_short_words=spec.decontamination.min_short_words)
     label_steps, candidates = load_candidates(session, spec, label_source=labels)
     lookup = default_compat_lookup(session) if compat_lookup is _UNSET else compat_lookup
@@ -340,7 +343,7 @@ def build_version(session: Session, spec: SelectionSpec, *, actor: str,
         "rubric_mixing": mixing,
         "label_source": "unavailable" if labels is None else
         f"{labels.__module__}.{getattr(labels, '__qualname__', 'labels')}",
-        "heldout_items": len(index)})
+        "heldout_items": len(set(index.items))})
 
 
 def store_result(session: Session, spec: SelectionSpec, result: SelectionResult, *,

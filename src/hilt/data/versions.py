@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from hilt.data.build import RECORDS_FILE, data_dir, wait_for_staging
 from hilt.data.export import staging_path
+from hilt.data.pii import PiiDetector
 from hilt.errors import Forbidden, InputError, NotFound
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -450,13 +451,22 @@ class DatasetFacts:
 
 
 def dataset_facts(session: Session, version_id: str, suite_ids: Iterable[str] | None = None,
-                  *, heldout: Iterable[tuple[str, str, str]] | None = None) -> DatasetFacts:
+                  *, heldout: Iterable[tuple[str, str, str]] | None = None,
+                  detector: PiiDetector | None = None) -> DatasetFacts:
     """Whether a version is consented (every event still carries ``train`` and is not
     erased), revoked, and contaminated with the given suites (all held-out suites when
-    ``suite_ids`` is None), re-checked now against the current registry."""
+    ``suite_ids`` is None), re-checked now against the current registry.
+
+    The held-out texts are indexed as the build indexed them
+    (:func:`~hilt.data.pipeline.heldout_forms` with the version's ``pii`` settings;
+    ``detector`` as given to the build, by default the regex detector), so a record
+    holding the redacted form of a held-out text is found.
+    ``contaminating_items`` names each contaminated record with the held-out item it
+    matched (record_key, suite_id, item_id)."""
     from hilt.data.decontam import HeldoutIndex
-    from hilt.data.pipeline import decontaminate
+    from hilt.data.pipeline import decontaminate, heldout_forms
     from hilt.data.records import Example
+    from hilt.data.spec import PiiSpec
 
     row = get_version(session, version_id)
     event_ids = sorted(set(session.execute(sa.select(DatasetRecordRow.event_id).where(
@@ -480,7 +490,10 @@ def dataset_facts(session: Session, version_id: str, suite_ids: Iterable[str] | 
         heldout = default_heldout_source()(session)
     items = [t for t in heldout if wanted is None or t[0] in wanted]
     spec = row.spec.get("decontamination", {})
-    index = HeldoutIndex(items, ngram=spec.get("ngram", 13),
+    # Indexed as the build indexed them: a version built with ``pii.action: redact``
+    # holds redacted texts only, so each held-out text is indexed redacted too.
+    pii = PiiSpec.model_validate(row.spec.get("pii", {}))
+    index = HeldoutIndex(heldout_forms(items, pii, detector), ngram=spec.get("ngram", 13),
                          min_short_words=spec.get("min_short_words", 5))
     contaminated: bool | None
     hits: list[dict[str, str]] = []
@@ -495,8 +508,8 @@ def dataset_facts(session: Session, version_id: str, suite_ids: Iterable[str] | 
                     for r in read_records(row)]
         _, report = decontaminate(examples, index)
         contaminated = report.removed > 0
-        hits = [{"record_key": k, "suite_id": reason.split(":", 1)[1]}
-                for reason, keys in report.removed_ids.items() for k in keys]
+        hits = [{"record_key": m["record_key"], "suite_id": m["suite_id"],
+                 "item_id": m["item_id"]} for m in report.notes.get("matched_items", [])]
     except NotFound:
         contaminated = None
     return DatasetFacts(row.id, row.record_count, not no_consent and not erased, no_consent,

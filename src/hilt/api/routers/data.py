@@ -32,9 +32,13 @@ class ForgetIn(RequestBody):
 def build(body: BuildIn, session: Session = DB,
           who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.data.build import build_version
-    from hilt.data.spec import parse_spec
+    from hilt.data.spec import check_rubric_references, parse_spec
 
-    result = build_version(session, parse_spec(body.spec, file="request"), actor=who.actor)
+    spec = parse_spec(body.spec, file="request")
+    # As ``hilt dataset build``: an unpublished rubric reference or a label_map key no
+    # selected question gives is refused (422, naming the field) before anything is built.
+    check_rubric_references(session, spec)
+    result = build_version(session, spec, actor=who.actor)
     return {"version_id": result.version_id, "created": result.created,
             "records": result.record_count, "steps": result.steps,
             "revoked": result.revoked, "revoked_reason": result.revoked_reason}
