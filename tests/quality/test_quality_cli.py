@@ -212,3 +212,23 @@ def test_exit_code_two_and_message_through_the_real_entry_point(tmp_path: Path) 
     assert completed.returncode == 2
     assert f"{answers}, line 3, field 'label'" in completed.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("metric", "option", "value"), [
+    ("cohen", "--level", "ordinal"), ("percent", "--level", "interval"),
+    ("fleiss", "--level", "ratio"), ("krippendorff", "--weights", "quadratic"),
+    ("fleiss", "--weights", "linear")])
+def test_an_option_the_metric_does_not_read_is_refused(tmp_path: Path, metric: str,
+                                                       option: str, value: str) -> None:
+    answers = _write(tmp_path / "a.csv", "item,reviewer,label\n" + "".join(
+        f"i{i},r{r},{(i + r) % 5 + 1}\n" for i in range(8) for r in range(2)))
+    result = runner.invoke(app, ["quality", "agreement", str(answers), "--metric", metric,
+                                 option, value])
+    # answered, it would be a nominal, unweighted value looking like the one asked for
+    assert isinstance(result.exception, InputError), result.output
+    assert result.exception.field == option
+    # what the metric computes anyway may be named
+    plain = "nominal" if option == "--level" else "none"
+    ok = runner.invoke(app, ["quality", "agreement", str(answers), "--metric", metric,
+                             option, plain, "--resamples", "50"])
+    assert ok.exit_code == 0, ok.output

@@ -78,10 +78,11 @@ def aggregate(
 def agreement(
     answers: Annotated[Path, typer.Argument(help="CSV with header item,reviewer,label")],
     metric: Annotated[MetricName, typer.Option(help="agreement metric")],
-    level: Annotated[LevelName, typer.Option(
-        help="Krippendorff's level of measurement")] = LevelName.nominal,
-    weights: Annotated[KappaWeightName, typer.Option(
-        help="Cohen's kappa disagreement weights")] = KappaWeightName.none,
+    level: Annotated[LevelName | None, typer.Option(
+        help="Krippendorff's level of measurement (default nominal; the other metrics "
+             "are nominal)")] = None,
+    weights: Annotated[KappaWeightName | None, typer.Option(
+        help="Cohen's kappa disagreement weights (default none)")] = None,
     order: Annotated[str | None, typer.Option(
         help="comma-separated label order for ordinal use of non-numeric labels "
              "(spaces around each label are ignored)")] = None,
@@ -91,11 +92,21 @@ def agreement(
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
 ) -> None:
     """Print one JSON object: metric, value, ci_low, ci_high and counts (contract 2)."""
+    from hilt.errors import InputError
     from hilt.quality.files import agreement_file, to_json
 
+    # An option the metric does not read would leave a nominal, unweighted value that
+    # looks like the answer to what was asked.
+    if level not in (None, LevelName.nominal) and metric is not MetricName.krippendorff:
+        raise InputError(f"--level {level.value} applies to --metric krippendorff only; "
+                         f"{metric.value} is computed on nominal labels", field="--level")
+    if weights not in (None, KappaWeightName.none) and metric is not MetricName.cohen:
+        raise InputError(f"--weights {weights.value} applies to --metric cohen only",
+                         field="--weights")
     result = agreement_file(
-        answers, metric.value, level.value,
-        None if weights is KappaWeightName.none else weights.value,  # type: ignore[arg-type]
+        answers, metric.value, (level or LevelName.nominal).value,
+        None if weights is None or weights is KappaWeightName.none
+        else weights.value,  # type: ignore[arg-type]
         order.split(",") if order else None, resamples, confidence, seed)
     typer.echo(to_json(result.as_dict()))
 
