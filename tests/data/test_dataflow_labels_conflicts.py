@@ -49,7 +49,9 @@ def test_contradicting_classification_labels_of_two_rubric_versions_give_both_re
         "cls:e1:helpful/harm:prompt#lb-e1-harm-2": ("unsafe", ["lb-e1-harm-2"],
                                                     ["helpful@2"])}
     steps = _steps(result)
-    assert steps["examples"]["notes"] == {"examples": 2}
+    assert steps["examples"]["notes"] == {
+        "examples": 2, "conflicting_labels": {"count": 1,
+                                              "keys": ["cls:e1:helpful/harm:prompt"]}}
     assert steps["exact_dedup"]["removed"] == steps["near_dedup"]["removed"] == 0
 
 

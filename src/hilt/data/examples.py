@@ -14,7 +14,11 @@ which is what the review stage shows as "the response" of a single-response even
 Every label gives its own records. Two labels of one event that give the same key (a
 re-review under a new rubric version, a second task) are one record only when they are
 repeats; otherwise each stays a record under a key of its own (:func:`distinct_keys`),
-so that no label is silently dropped in favour of another.
+so that no label is silently dropped in favour of another; :func:`conflicting_keys`
+names the keys under which such labels disagree.
+
+A preference pair whose two replies are the same text (white space at either end aside,
+as training compares them) prefers nothing and is not made; ``skipped`` counts them.
 """
 
 from __future__ import annotations
@@ -81,6 +85,16 @@ def _pair(c: Candidate, key: str, source: str, chosen: str, rejected: str,
     return ex
 
 
+def _same(chosen: str, rejected: str) -> bool:
+    """Whether a pair's two replies are one text (the test training refuses pairs by)."""
+    return chosen.strip() == rejected.strip()
+
+
+def _skip(skipped: dict[str, int] | None, source: str) -> None:
+    if skipped is not None:
+        skipped[source] = skipped.get(source, 0) + 1
+
+
 def _response(c: Candidate, index: Any) -> str | None:
     if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(c.responses):
         return c.responses[index]
@@ -92,20 +106,27 @@ def _qid(label: FinalLabelRecord) -> str:
 
 
 def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
-                        sources: tuple[str, ...]) -> Iterator[Stated]:
+                        sources: tuple[str, ...],
+                        skipped: dict[str, int] | None = None) -> Iterator[Stated]:
+    """Pairs of every preference source; ``skipped`` (by source) counts those not made
+    because both replies are the same text."""
     eid = c.event_id
     if use_event:
         for i, fb in enumerate(c.feedback):
             if fb.get("kind") == "preference" and "event_preference" in sources:
                 ch, rj = _response(c, fb.get("chosen")), _response(c, fb.get("rejected"))
-                if ch is not None and rj is not None:
+                if ch is not None and rj is not None and _same(ch, rj):
+                    _skip(skipped, "event_preference")
+                elif ch is not None and rj is not None:
                     lo, hi = sorted((fb["chosen"], fb["rejected"]))
                     yield _pair(c, f"pref:{eid}:event#{i}:{lo}-{hi}", "event_preference", ch,
                                 rj), str(i)
             elif fb.get("kind") == "edit" and "event_edit" in sources:
                 idx = fb.get("response_index", 0)
                 original = _response(c, idx)
-                if original is not None and fb["text"] != original:
+                if original is not None and _same(fb["text"], original):
+                    _skip(skipped, "event_edit")
+                elif original is not None:
                     yield _pair(c, f"pref:{eid}:edit#{i}:{idx}", "event_edit", fb["text"],
                                 original), str(i)
     for lb in labels:
@@ -113,7 +134,9 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         if lb.question_kind == "preference" and "label_preference" in sources \
                 and isinstance(lb.value, dict):
             ch, rj = _response(c, lb.value.get("chosen")), _response(c, lb.value.get("rejected"))
-            if ch is not None and rj is not None and ch != rj:
+            if ch is not None and rj is not None and _same(ch, rj):
+                _skip(skipped, "label_preference")
+            elif ch is not None and rj is not None:
                 lo, hi = sorted((lb.value["chosen"], lb.value["rejected"]))
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_preference", ch, rj,
                             one, lb.confidence), lb.label_id
@@ -122,6 +145,9 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
             order = [i for i in lb.value if _response(c, i) is not None]
             for a, better in enumerate(order):
                 for worse in order[a + 1:]:
+                    if _same(c.responses[better], c.responses[worse]):
+                        _skip(skipped, "label_ranking")
+                        continue
                     lo, hi = sorted((better, worse))
                     yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_ranking",
                                 c.responses[better], c.responses[worse], one,
@@ -129,7 +155,9 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         elif lb.question_kind == "rewrite" and "label_rewrite" in sources \
                 and isinstance(lb.value, str):
             original = _response(c, 0)
-            if original is not None and lb.value.strip() and lb.value != original:
+            if original is not None and lb.value.strip() and _same(lb.value, original):
+                _skip(skipped, "label_rewrite")
+            elif original is not None and lb.value.strip():
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value,
                             original, one, lb.confidence), lb.label_id
 
@@ -218,18 +246,20 @@ def _mapped(label_map: dict[str, str], value: str, scale: bool) -> str:
 
 
 def candidate_examples(c: Candidate, spec: SelectionSpec,
-                       sources: tuple[str, ...] | None = None) -> list[Example]:
+                       sources: tuple[str, ...] | None = None, *,
+                       skipped: dict[str, int] | None = None) -> list[Example]:
     """Every example of the spec's kind that this candidate yields (possibly none).
 
     ``sources``: ``spec.active_sources()``, passed in by callers that loop over many
-    candidates. Keys are unique: see :func:`distinct_keys` for labels that give the
-    same key."""
+    candidates. ``skipped``, when given, counts (by source) the preference pairs not
+    made because both replies are the same text. Keys are unique: see
+    :func:`distinct_keys` for labels that give the same key."""
     labels = [lb for lb in c.labels if label_selected(lb, spec.labels)]
     use_event = event_feedback_selected(c, spec.labels)
     if sources is None:
         sources = spec.active_sources()
     if spec.kind == "preference":
-        found = list(preference_examples(c, labels, use_event, sources))
+        found = list(preference_examples(c, labels, use_event, sources, skipped))
     elif spec.kind == "sft":
         found = list(sft_examples(c, labels, use_event, spec, sources))
     else:
@@ -269,6 +299,22 @@ def distinct_keys(c: Candidate, found: list[Stated]) -> list[Example]:
             ex.key = f"{key}#{tag}"
             out.append(ex)
     return out
+
+
+def conflicting_keys(examples: list[Example]) -> list[str]:
+    """The keys under which one candidate's examples (from :func:`candidate_examples`)
+    disagree: the record under ``key`` and one under ``key#<tag>`` that
+    :func:`distinct_keys` made of another label for the same key hold different
+    content (label, completion, chosen or rejected). Records that differ only in the
+    rubric version or task they were decided under are not a conflict."""
+    keys = {ex.key for ex in examples}
+    content: dict[str, set[tuple[Any, ...]]] = {}
+    for ex in examples:
+        base = next((ex.key[:i] for i, ch in enumerate(ex.key)
+                     if ch == "#" and ex.key[:i] in keys), ex.key)
+        content.setdefault(base, set()).add(
+            (ex.label, ex.completion, ex.chosen, ex.rejected))
+    return sorted(key for key, said in content.items() if len(said) > 1)
 
 
 def _statement(ex: Example) -> tuple[Any, ...]:

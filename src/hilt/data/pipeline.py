@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,12 @@ import numpy as np
 from hilt.bulk import gc_paused
 from hilt.data.balance import assign_splits, balance
 from hilt.data.decontam import HeldoutIndex
-from hilt.data.examples import candidate_examples, event_feedback_selected, label_selected
+from hilt.data.examples import (
+    candidate_examples,
+    conflicting_keys,
+    event_feedback_selected,
+    label_selected,
+)
 from hilt.data.minhash import near_duplicates_of
 from hilt.data.pii import PiiDetector, PiiSpan, RegexPiiDetector, redact
 from hilt.data.records import Candidate, Example
@@ -161,32 +166,103 @@ def filter_candidates(cands: Iterable[Candidate], spec: SelectionSpec
 
 def require_consent(cands: list[Candidate], spec: SelectionSpec
                     ) -> tuple[list[Candidate], StepReport]:
+    """Keep the candidates whose events give the required consent scopes.
+
+    A text answer copied from a near-duplicate's review (a ``cluster_propagated``
+    rewrite or free-text label) is the source event's content, so it needs the source
+    event's consent too: without it (or when the source is not known) the label is
+    removed from the candidate, and counted in ``notes["propagated_text_labels"]``. A
+    candidate that is left with nothing to make an example of is removed, with the
+    reason ``source_missing_consent``.
+    """
     required = frozenset(spec.consent.required_scopes) | {"train"}
     report = StepReport("consent", len(cands), notes={"required_scopes": sorted(required)})
+    consent_of = {c.event_id: c.consent for c in cands}
+    sources = spec.active_sources()
+    label_reasons: dict[str, int] = {}
+    label_ids: list[str] = []
     kept = []
     for c in cands:
         missing = required - c.consent
         if c.erased:
             report.drop("erased", c.event_id)
-        elif missing:
+            continue
+        if missing:
             report.drop("missing_consent:" + ",".join(sorted(missing)), c.event_id)
+            continue
+        allowed = []
+        for lb in c.labels:
+            why = _copied_text_refused(lb, required, consent_of)
+            if why is None:
+                allowed.append(lb)
+            else:
+                label_reasons[why] = label_reasons.get(why, 0) + 1
+                label_ids.append(lb.label_id)
+        if len(allowed) == len(c.labels):
+            kept.append(c)
+            continue
+        had_examples = bool(candidate_examples(c, spec, sources))
+        c = replace(c, labels=allowed)
+        if had_examples and not candidate_examples(c, spec, sources):
+            report.drop("source_missing_consent", c.event_id)
         else:
             kept.append(c)
+    if label_ids:
+        report.notes["propagated_text_labels"] = {
+            "removed": len(label_ids), "reasons": dict(sorted(label_reasons.items())),
+            "label_ids": sorted(label_ids)[:LISTED_MAX]}
     return kept, report
+
+
+# Most ids a step's notes list (the counts next to them are complete).
+LISTED_MAX = 100
+_TEXT_KINDS = frozenset({"rewrite", "free_text"})
+
+
+def _copied_text_refused(label: FinalLabelRecord, required: frozenset[str],
+                         consent_of: dict[str, frozenset[str]]) -> str | None:
+    """Why a text answer copied from another event's review may not be used (else
+    None): its source event lacks a required consent scope, or is not known."""
+    if label.provenance != "cluster_propagated" or label.question_kind not in _TEXT_KINDS:
+        return None
+    source = label.source_consent
+    if source is None and label.source_event_id is not None:
+        source = consent_of.get(label.source_event_id)
+    if source is None:
+        return "source_consent_unknown"
+    missing = required - source
+    return "source_missing_consent:" + ",".join(sorted(missing)) if missing else None
 
 
 def make_examples(cands: list[Candidate], spec: SelectionSpec
                   ) -> tuple[list[Example], StepReport]:
+    """The examples of every candidate (a candidate giving none is removed).
+
+    ``notes`` count, next to ``examples``: ``identical_pairs_skipped``, the preference
+    pairs not made because both replies are the same text (white space at either end
+    aside), by source; ``conflicting_labels``, the record keys under which one event's
+    labels disagree (the records made under ``key`` and ``key#<label id>`` hold
+    different labels, completions or pairs): ``count`` and the first
+    :data:`LISTED_MAX` ``keys``.
+    """
     report = StepReport("examples", len(cands))
     out: list[Example] = []
     sources = spec.active_sources()
+    skipped: dict[str, int] = {}
+    conflicting: list[str] = []
     for c in cands:
-        found = candidate_examples(c, spec, sources)
+        found = candidate_examples(c, spec, sources, skipped=skipped)
         if not found:
             report.drop(_left_out_by(c, spec, sources) or f"no_{spec.kind}_example",
                         c.event_id)
+        conflicting.extend(conflicting_keys(found))
         out.extend(found)
     report.notes["examples"] = len(out)
+    if skipped:
+        report.notes["identical_pairs_skipped"] = dict(sorted(skipped.items()))
+    if conflicting:
+        report.notes["conflicting_labels"] = {"count": len(conflicting),
+                                              "keys": sorted(conflicting)[:LISTED_MAX]}
     return out, report
 
 

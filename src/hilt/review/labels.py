@@ -152,12 +152,29 @@ def iter_final_labels(session: Session, *, since: datetime | None = None,
         rows = session.execute(page).scalars().all()
         if not rows:
             return
+        sources = _sources(session, {r.source_task_id for r in rows if r.source_task_id})
         for r in rows:
+            src_event, src_consent = sources.get(r.source_task_id or "", (None, None))
             yield FinalLabelRecord(
                 label_id=r.id, event_id=r.event_id, task_id=r.task_id,
                 rubric_id=r.rubric_id, rubric_version=r.rubric_version,
                 question_id=r.question_id, question_kind=r.question_kind, value=r.value,
                 provenance=r.provenance, confidence=r.confidence,
                 review_ids=tuple(r.review_ids or ()), adjudication_id=r.adjudication_id,
-                policy_version=r.policy_version, decided_at=r.decided_at)
+                policy_version=r.policy_version, decided_at=r.decided_at,
+                source_task_id=r.source_task_id, source_event_id=src_event,
+                source_consent=src_consent)
         last = (rows[-1].decided_at, rows[-1].id)
+
+
+def _sources(session: Session, task_ids: set[str]
+             ) -> dict[str, tuple[str, frozenset[str]]]:
+    """The event and its consent scopes of each task that labels were copied from."""
+    if not task_ids:
+        return {}
+    rows = session.execute(
+        sa.select(ReviewTaskRow.id, EventRow.id, EventRow.consent_scopes)
+        .join(EventRow, EventRow.id == ReviewTaskRow.event_id)
+        .where(ReviewTaskRow.id.in_(sorted(task_ids)))).all()
+    return {task: (event, frozenset(s for s in (scopes or "").split(",") if s))
+            for task, event, scopes in rows}

@@ -26,6 +26,13 @@ class FinalLabelRecord:
     ``scale`` float; ``free_text`` str; ``preference`` dict ``{"chosen": i,
     "rejected": j}`` (response indices); ``ranking`` list[int] (response indices, best
     first); ``rewrite`` str (the rewritten response text).
+
+    A label copied to a near-duplicate (provenance ``cluster_propagated``) names where
+    it was copied from: ``source_task_id`` (the reviewed task), ``source_event_id`` (that
+    task's event) and ``source_consent`` (that event's consent scopes when the label
+    was read). A copied text answer (``rewrite``, ``free_text``) is the source event's
+    content, so selection asks for the source event's consent as well. ``None`` where
+    the label was not copied, or where the reader did not say.
     """
 
     label_id: str
@@ -42,3 +49,6 @@ class FinalLabelRecord:
     adjudication_id: str | None
     policy_version: str | None
     decided_at: datetime
+    source_task_id: str | None = None
+    source_event_id: str | None = None
+    source_consent: frozenset[str] | None = None
