@@ -125,9 +125,11 @@ def _non_finite_message(exc: Exception, options: dict[str, Any]) -> str | None:
 
 def _run_check(options: dict[str, Any], request: Any, *, rm: Path | None,
                db: str | None) -> int:
+    from hilt.evals.report import check_out_dir
     from hilt.evals.stored_check import check_with_store, validate_request
 
     validate_request(request, rm=rm)  # before connecting to anything
+    check_out_dir(options["out"])  # before a reward model or scorer is loaded
     engine = _engine(db) if request.needs_store() else None
     done = check_with_store(options, request, engine=engine, rm=rm, actor="cli")
     if done.review_sent is not None:

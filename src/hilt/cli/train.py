@@ -48,6 +48,11 @@ OverrideOption = Annotated[str | None, typer.Option(
     "--override-revoked", help="REASON: train on a revoked dataset version anyway "
                                "(written to the audit log)")]
 ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
+RegisterOption = Annotated[bool | None, typer.Option(
+    "--register/--no-register",
+    help="register the model version. Default: register, unless neither --db nor "
+         "$HILT_DATABASE_URL is given and the default database does not exist: the "
+         "model is then trained and not registered, with a note")]
 
 
 def _load_dataset(db: str | None, version: str, kind: str, override: str | None,
@@ -147,6 +152,43 @@ def _guard_registered_out(out: Path, db: str | None, required: bool = True) -> N
                          field="--out")
 
 
+@dataclass
+class _Registration:
+    """Whether a run registers its model, and why not when that was not asked for."""
+
+    register: bool
+    skipped: str | None = None  # the reason a default registration is left out
+
+    def note(self) -> None:
+        if self.skipped is not None:
+            typer.echo(f"note: {self.skipped}", err=True)
+
+
+def _registration(register: bool | None, db: str | None,
+                  dataset: str | None = None) -> _Registration:
+    """``--register``/``--no-register`` as given; when neither is, a run registers
+    unless no database was named (no --db, no $HILT_DATABASE_URL) and the default one
+    does not exist: a run from a file in a fresh folder trains without one. A named
+    database, an explicit --register or a --dataset run still needs it."""
+    import os
+
+    from hilt.config import database_url
+
+    if register is not None:
+        return _Registration(register)
+    if db or dataset is not None or os.environ.get("HILT_DATABASE_URL"):
+        return _Registration(True)
+    if _database_may_hold_versions(None):
+        return _Registration(True)
+    import sqlalchemy as sa
+
+    where = sa.engine.make_url(database_url()).database
+    return _Registration(False, (
+        f"the model is not registered: there is no database at {where} and neither "
+        "--db nor HILT_DATABASE_URL names one (create it with 'hilt init' and train "
+        "again, or pass --register to require it)"))
+
+
 def _check_out(out: Path, kind: str, register: bool, db: str | None) -> None:
     """The checks of ``--out`` that every training command makes before any work; a
     registered version's folder is refused with or without --register."""
@@ -178,9 +220,14 @@ class _Registrar:
 
             self.version = _register(read_manifest(out), out, self.name, self.db, self.actor)
 
+    skipped: str | None = None  # why a default registration was left out
+
     def stamp(self, manifest: dict[str, Any]) -> dict[str, Any]:
         if self.version is not None:
             manifest["model_version"] = self.version
+        elif self.skipped is not None:
+            manifest["model_version"] = None
+            manifest["not_registered"] = self.skipped
         return manifest
 
 
@@ -248,7 +295,7 @@ def train_reward(
         help="use the pairs' 'margin' in the loss (every training pair needs one)")] = False,
     previous: Annotated[Path | None, typer.Option(
         help="previous RM_DIR for agreement; default: the last registered version")] = None,
-    register: Annotated[bool, typer.Option(help="register the model version")] = True,
+    register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'reward')")] = None,
     progress: Annotated[bool, typer.Option(help="progress bars on stderr")] = True,
     db: DbOption = None,
@@ -290,7 +337,9 @@ def train_reward(
             raise InputError(f"must be at least 1, got {max_length}", field="--max-length")
         config = TRLRewardConfig(model=model, epochs=epochs, max_length=max_length,
                                  use_margin=margin, seed=seed)
-    _check_out(out, "reward", register, db)
+    registration = _registration(register, db, dataset)
+    _check_out(out, "reward", registration.register, db)
+    registration.note()
     if previous is not None:
         check_reward_folder(previous, "--previous")
     # the manifest names the data file by its absolute path
@@ -319,13 +368,13 @@ def train_reward(
         data = read_pairs(pairs, margins=margin)
         held = read_pairs(eval_pairs) if eval_pairs else None
     prev = str(previous) if previous else (_previous_artifact("reward", name, db)
-                                           if register else None)
+                                           if registration.register else None)
     if previous is None and prev is not None:
         try:  # the registered previous version is compared with only if it still loads
             check_reward_folder(prev)
         except InputError:
             prev = None
-    registrar = _Registrar(db, register, name, actor)
+    registrar = _Registrar(db, registration.register, name, actor, skipped=registration.skipped)
     with _quiet_stdout():
         manifest = refresh_reward_model(data, out, config=config, data_path=data_path,
                                         eval_pairs=held, held_out_fraction=held_out,
@@ -419,7 +468,7 @@ def train_classifier_cmd(
     threshold_rule: Annotated[str, typer.Option(
         help="binary, without a target rate: calibrated (0.5) | accuracy")] = "calibrated",
     seed: Annotated[int, typer.Option(help="seed of the fold splits and training")] = 0,
-    register: Annotated[bool, typer.Option(help="register the model version")] = True,
+    register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'classifier')")] = None,
     db: DbOption = None,
     actor: ActorOption = "cli",
@@ -459,7 +508,9 @@ def train_classifier_cmd(
         raise InputError(f"must be 0 or more, got {finetune_epochs}",
                          field="--finetune-epochs")
     _one_source(data, dataset, "--data")
-    _check_out(out, "classifier", register, db)
+    registration = _registration(register, db, dataset)
+    _check_out(out, "classifier", registration.register, db)
+    registration.note()
     held_out, extra = None, {}
     if dataset is not None:
         from hilt.train.from_dataset import classification_texts
@@ -498,7 +549,7 @@ def train_classifier_cmd(
                               refusal_lexicon=refusal_lexicon,
                               context_similarity=context_similarity, deduplicate=deduplicate,
                               harmful_request_negation=harmful_field is not None, seed=seed)
-    registrar = _Registrar(db, register, name, actor)
+    registrar = _Registrar(db, registration.register, name, actor, skipped=registration.skipped)
     with _quiet_stdout():
         manifest = refresh_classifier(
             train, out, config, data_path=data_path, data_hash=data_hash,
@@ -562,7 +613,7 @@ def train_sft_cmd(
     lora: Annotated[bool, typer.Option(help="train LoRA adapters (PEFT) instead")] = False,
     lora_r: Annotated[int, typer.Option(help="LoRA rank (with --lora)")] = 8,
     seed: Annotated[int, typer.Option(help="training seed (initialisation, data order)")] = 0,
-    register: Annotated[bool, typer.Option(help="register the model version")] = True,
+    register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'sft')")] = None,
     db: DbOption = None,
     actor: ActorOption = "cli",
@@ -588,7 +639,9 @@ def train_sft_cmd(
         raise InputError(f"must be positive, got {epochs}", field="--epochs")
     if learning_rate <= 0:
         raise InputError(f"must be positive, got {learning_rate}", field="--learning-rate")
-    _check_out(out, "sft", register, db)
+    registration = _registration(register, db, dataset)
+    _check_out(out, "sft", registration.register, db)
+    registration.note()
     source = None
     if dataset is not None:
         from hilt.train.from_dataset import sft_messages
@@ -604,7 +657,7 @@ def train_sft_cmd(
                           learning_rate=learning_rate, batch_size=batch_size,
                           max_length=max_length, lora=lora, lora_r=lora_r, seed=seed)
     clock = RunClock()
-    registrar = _Registrar(db, register, name, actor)
+    registrar = _Registrar(db, registration.register, name, actor, skipped=registration.skipped)
     with staged_folder(out, ".sft-", "sft", registrar) as work:
         with _quiet_stdout():
             facts = train_sft(records, config, work, eval_records)

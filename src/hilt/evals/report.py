@@ -101,8 +101,11 @@ def _review_summary(sample: dict[str, Any] | None, estimates: dict[str, Any] | N
 
 
 def check_out_dir(out_dir: str | Path) -> Path:
-    """``out_dir`` can be (or become) a folder: checked before any work, so the error
-    names the folder given rather than a temporary path beside it."""
+    """``out_dir`` can be (or become) a folder, and the folder that will hold it can be
+    written in: checked before any work, so the error names the folder given rather
+    than a temporary path beside it."""
+    from hilt.train.manifest import check_out_parent
+
     out = Path(out_dir)
     for place in (out, *out.parents):
         if place.exists():
@@ -111,6 +114,8 @@ def check_out_dir(out_dir: str | Path) -> Path:
                                  f"cannot be made: {place} is") + " an existing file",
                                  file=str(out), field="--out")
             break
+    # a symbolic link is replaced through the folder it names (write_outputs_atomically)
+    check_out_parent(out.resolve() if out.is_symlink() else out)
     return out
 
 

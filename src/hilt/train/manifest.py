@@ -126,6 +126,29 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def check_out_parent(out: Path, option: str = "--out") -> None:
+    """Refuse an output path whose folder cannot be made or written in: the nearest
+    existing folder above ``out`` must be a folder (not a file) that takes a new entry.
+    Checked before any work, so the error names ``out`` and not a staging folder
+    beside it. A folder is made and removed at once to find out: permission bits alone
+    do not tell (a read-only or special file system, a process that ignores them)."""
+    where = str(out)
+    place = out.parent
+    while not os.path.lexists(place) and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise InputError(f"the output folder cannot be made: {place} is an existing file",
+                         file=where, field=option)
+    probe = place / f".hilt-write-check-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.mkdir(probe, 0o700)
+    except OSError as exc:
+        raise InputError(f"the output folder cannot be made: cannot write in {place} "
+                         f"({exc.strerror or exc})", file=where, field=option) from None
+    with suppress(OSError):
+        os.rmdir(probe)
+
+
 def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
     """Refuse an output folder whose contents a run would destroy.
 
@@ -142,6 +165,7 @@ def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
     if out.is_symlink():
         raise InputError("is a symbolic link; name the folder itself", file=where,
                          field=option)
+    check_out_parent(out, option)
     if not out.exists():
         return
     if not out.is_dir():
