@@ -31,10 +31,16 @@ def _check_databases(ctx: typer.Context) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    from hilt.store.engine_scope import collect_engines, dispose_engines
+
     if event.contains(Engine, "engine_connect", _check_schema):
         return  # a command run inside another: the outer one removes the listener
     event.listen(Engine, "engine_connect", _check_schema)
     ctx.call_on_close(lambda: event.remove(Engine, "engine_connect", _check_schema))
+    # The engines the command made are closed with it (it may run inside a longer-lived
+    # process), so their pooled connections do not outlive it.
+    made = collect_engines()
+    ctx.call_on_close(lambda: dispose_engines(made))
 
 
 def _check_schema(conn: Any) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilt.config import database_url, env_int
 from hilt.errors import InputError
-from hilt.store import audit
+from hilt.store import audit, engine_scope
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -98,6 +98,7 @@ def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) 
 
 def _mark(engine: Engine) -> Engine:
     engine.update_execution_options(**{_HILT_ENGINE: True})
+    engine_scope.record(engine)
     return engine
 
 
