@@ -208,9 +208,9 @@ def test_training_with_margins_refuses_a_pair_without_one() -> None:
 
 
 def test_hilt_train_reward_refuses_a_dataset_pair_of_equal_replies_at_its_records_line(
-        engine: Engine, db_url: str, tmp_path: Path) -> None:
-    # event ev3's two responses are the same text: ranking them makes a pair that
-    # prefers nothing, which the version holds as a record
+        engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # event ev3's two responses are the same text: ranking them would make a pair that
+    # prefers nothing; the build skips it, and training refuses one that a version holds
     events = [{"id": f"ev{i}", "interaction": {"prompt": f"question {i}?"},
                "responses": [{"text": f"a careful answer {i}"},
                              {"text": f"a careful answer {i}" if i == 3 else f"no {i}"}],
@@ -227,7 +227,13 @@ def test_hilt_train_reward_refuses_a_dataset_pair_of_equal_replies_at_its_record
                                 directory=tmp_path / "datasets").version_id
     with transaction(engine) as session:
         source = load_dataset_input(session, version, expected_kind="preference")
-    index = next(i for i, r in enumerate(source.train) if r["chosen"] == r["rejected"])
+    assert source.train and all(r["chosen"] != r["rejected"] for r in source.train)
+    # a version holding such a pair (an older build, a hand-made records file)
+    index = 2
+    source.train[index]["rejected"] = source.train[index]["chosen"]
+    import hilt.train.from_dataset as from_dataset
+
+    monkeypatch.setattr(from_dataset, "load_dataset_input", lambda *_a, **_k: source)
     result = CliRunner().invoke(app, ["train", "reward", "--dataset", version, "--db", db_url,
                                       "--out", str(tmp_path / "rm"), "--no-progress"])
     error = result.exception
