@@ -155,8 +155,9 @@ def test_the_demo_report_is_written_through_a_temporary_file_of_its_own(
     blocked = tmp_path / "blocked"
     (blocked / "report.html").mkdir(parents=True)
     (blocked / "report.html" / "x").write_text("")
-    with pytest.raises(OSError):
+    with pytest.raises(InputError) as err:  # refused before anything is written
         write_report(blocked / "report.html", {}, {})
+    assert err.value.file == str(blocked / "report.html")
     assert sorted(p.name for p in blocked.iterdir()) == ["report.html"]
 
 

@@ -20,11 +20,9 @@ and written through a temporary file of its own beside it (:func:`write_response
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -266,18 +264,6 @@ def _holds_a_suite(path: Path) -> bool:
     return isinstance(obj, dict) and "prompt" in obj and "expect" in obj
 
 
-def _file_mode() -> int:
-    """The mode ``open()`` gives a new file under the current umask (a temporary
-    file from ``mkstemp`` is private)."""
-    with (contextlib.suppress(OSError, ValueError, StopIteration),  # Linux: read, not set
-          open("/proc/self/status", encoding="ascii") as status):
-        umask = int(next(x for x in status if x.startswith("Umask:")).split()[1], 8)
-        return 0o666 & ~umask
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_responses(path: str | Path, result: dict[str, Any], *,
                     suite: str | Path | None = None) -> None:
     """Contract-3 response file, each line carrying the decoder settings it came from.
@@ -287,24 +273,12 @@ def write_responses(path: str | Path, result: dict[str, Any], *,
     beside ``path``, renamed over it once complete; a failure removes it, so ``path``
     is the old file or the whole new one, and two runs never share a temporary file.
     """
+    from hilt.quality.csv_io import write_text_atomic
+
     path = check_responses_out(path, suite=suite)
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write the response file ({exc.strerror or exc})",
-                         file=str(path), field="--out") from None
-    tmp = Path(name)
-    try:
-        with open(fd, "w", encoding="utf-8") as handle:
-            for line in result["lines"]:
-                row = {**line, "generation": {**line["generation"],
-                                              "settings": result["settings"]}}
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.chmod(tmp, _file_mode())
-        tmp.replace(path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write the response file ({exc.strerror or exc})",
-                             file=str(path), field="--out") from None
-        raise
+    text = "".join(
+        json.dumps({**line, "generation": {**line["generation"],
+                                           "settings": result["settings"]}},
+                   ensure_ascii=False) + "\n"
+        for line in result["lines"])
+    write_text_atomic(path, text, field="--out")

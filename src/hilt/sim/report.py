@@ -9,8 +9,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -299,17 +297,7 @@ def write_report(path: Path, summary: dict[str, Any], artifacts: dict[str, Any])
     """Write the report through a temporary file of a unique name beside ``path``
     (two runs never share one), renamed over ``path`` once complete and removed on
     any failure. The file gets the mode ``open()`` would give it."""
-    text = render_report(summary, artifacts)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
-    try:
-        with open(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from hilt.quality.csv_io import write_text_atomic
+
+    write_text_atomic(path, render_report(summary, artifacts))
     return path
