@@ -8,7 +8,6 @@ all of it is visible or none of it is.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -32,6 +31,7 @@ from hilt.events.validate import Parsed, parse_all
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
+from hilt.umask import new_file_mode
 
 BULK_COLUMNS = ("id", "content_hash", "created_at", "ingested_at", "source", "subject_id",
                  "model_version", "policy_version", "prompt_template_id",
@@ -366,20 +366,11 @@ def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> Path:
 def _put_in_place(tmp: Path, target: Path) -> None:
     # the mode a file made by open() gets (mkstemp's is private)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         tmp.replace(target)
     except OSError as exc:
         raise InputError(f"cannot write the rejects file ({exc.strerror})",
                          file=str(target), field="--rejects") from None
-
-
-def _umask() -> int:
-    with (contextlib.suppress(OSError, ValueError, StopIteration),  # Linux: read, not set
-          open("/proc/self/status", encoding="ascii") as status):
-        return int(next(x for x in status if x.startswith("Umask:")).split()[1], 8)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 def reject_conflicting_ids(session: Session, parsed: Parsed, *, file: str | None) -> None:

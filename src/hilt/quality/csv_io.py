@@ -22,6 +22,7 @@ from typing import TextIO
 import numpy as np
 
 from hilt.errors import InputError
+from hilt.umask import new_file_mode
 
 ANSWER_COLUMNS = ("item", "reviewer", "label")
 GOLD_COLUMNS = ("item", "label")
@@ -238,14 +239,6 @@ def first_duplicate_pair(table: CsvColumns) -> int | None:
     return None
 
 
-def _default_file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
-    # The umask can only be read by setting it; it is put back at once.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _output_error(path: Path, exc: OSError, field: str | None) -> InputError:
     return InputError(f"cannot write output: {exc.strerror or exc}", file=str(path),
                       field=field)
@@ -348,7 +341,7 @@ class OutputFiles:
         temporary = Path(name)
         self._staged.append((temporary, target, field))
         try:
-            os.chmod(temporary, _default_file_mode())
+            os.chmod(temporary, new_file_mode())
             with os.fdopen(handle, "w", newline=newline, encoding="utf-8") as stream:
                 write(stream)
         except OSError as exc:

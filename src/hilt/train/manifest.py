@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from hilt.canonical import canonical_json, content_hash, finite_json
 from hilt.errors import HiltError, InputError
+from hilt.umask import new_folder_mode
 
 MANIFEST_FILE = "manifest.json"
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-transformers",
@@ -235,13 +236,7 @@ class NotRegistered(HiltError):
 def plain_folder_mode() -> int:
     """The mode ``mkdir`` gives a new folder under the current umask (a folder made by
     ``tempfile.mkdtemp`` is private, 0700, and keeps that mode when it is renamed)."""
-    with suppress(OSError, ValueError, StopIteration):  # Linux 4.7+: read, not set
-        with open("/proc/self/status", encoding="ascii") as status:
-            line = next(x for x in status if x.startswith("Umask:"))
-        return 0o777 & ~int(line.split()[1], 8)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o777 & ~umask
+    return new_folder_mode()
 
 
 def _host_tag() -> str:
