@@ -152,7 +152,8 @@ def loads_strict(text: str, *, file: str | None = None, line: int | None = None,
                          field=where(parts)) from None
 
 
-def _open_bytes(path: Path) -> Any:
+def open_bytes(path: Path) -> Any:
+    """The file's bytes, gunzipped when its name ends in ``.gz``."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
@@ -161,33 +162,50 @@ def _open_bytes(path: Path) -> Any:
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
+def read_error(path: Path, exc: BaseException, line: int | None) -> InputError:
+    """A file that cannot be read on from ``line`` (None: from the start)."""
+    return InputError(f"cannot read file ({exc})", file=str(path), line=line)
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str | InputError]]:
+    """``(line number, text)`` for each line of a text[.gz] file, decoded as UTF-8 (a
+    byte-order mark before the first line dropped); a line that is not UTF-8 gives an
+    :class:`InputError` in its place, so a caller may skip it or stop. A file that
+    cannot be read on raises one naming the line it stopped at."""
+    number = 0
+    try:
+        with open_bytes(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield number, InputError(
+                        f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                        file=str(path), line=number)
+                    continue
+                if number == 1:  # a byte-order mark (PowerShell, Notepad) is not content
+                    text = text.removeprefix("\ufeff")
+                yield number, text
+    except READ_ERRORS as exc:
+        raise read_error(path, exc, number + 1 if number else None) from None
+
+
 def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line of a JSONL[.gz] file."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", file=str(path))
-    number = 0
-    try:
-        with _open_bytes(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(f"not UTF-8 text (byte {exc.start + 1} of the line)",
-                                     file=str(path), line=number) from None
-                if number == 1:  # a byte-order mark (PowerShell, Notepad) is not content
-                    text = text.removeprefix("\ufeff")
-                if not text.strip():
-                    continue
-                try:
-                    obj = loads_strict(text, file=str(path), line=number)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
-                                     line=number) from None
-                if not isinstance(obj, dict):
-                    raise InputError("each line must be a JSON object", file=str(path),
-                                     line=number)
-                yield number, obj
-    except READ_ERRORS as exc:
-        raise InputError(f"cannot read file ({exc})", file=str(path),
-                         line=number + 1 if number else None) from None
+    for number, text in text_lines(path):
+        if isinstance(text, InputError):
+            raise text
+        if not text.strip():
+            continue
+        try:
+            obj = loads_strict(text, file=str(path), line=number)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", file=str(path),
+                             line=number) from None
+        if not isinstance(obj, dict):
+            raise InputError("each line must be a JSON object", file=str(path),
+                             line=number)
+        yield number, obj

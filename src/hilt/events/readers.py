@@ -9,7 +9,6 @@ number + 1). Flat CSV/Parquet columns are mapped onto the nested event shape by
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
-from hilt.jsonl import READ_ERRORS, loads_strict
+from hilt.jsonl import READ_ERRORS, loads_strict, open_bytes, read_error, text_lines
 
 CONTEXT_FIELDS = {
     "model_version", "prompt_template_id", "prompt_template_version", "role_format",
@@ -26,10 +25,6 @@ CONTEXT_FIELDS = {
 DECODER_FIELDS = {"temperature", "top_p", "top_k", "max_tokens", "seed", "stop"}
 JSON_FIELDS = {"messages", "responses", "feedback", "scores", "metadata", "tags", "stop",
                "decoder", "interaction", "context", "consent"}
-
-
-def _open_bytes(path: Path) -> Any:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
 
 
 def file_format(path: Path) -> str:
@@ -71,37 +66,20 @@ def _read_any(path: Path) -> Iterator[tuple[int, Record]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
-    # bytes, decoded line by line: a line that is not UTF-8 is one bad line (rejected
-    # with --skip-invalid), not a decoder error that ends the whole file
-    line_no = 0
-    try:
-        with _open_bytes(path) as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield line_no, InputError(
-                        f"not UTF-8 text (byte {exc.start + 1} of the line)",
-                        file=str(path), line=line_no)
-                    continue
-                if line_no == 1:  # a byte-order mark (PowerShell, Notepad) is not content
-                    line = line.removeprefix("\ufeff")
-                stripped = line.strip()
-                if not stripped:
-                    continue
-                if not stripped.startswith("{"):
-                    yield line_no, InputError("each line must be a JSON object",
-                                              file=str(path), line=line_no)
-                    continue
-                yield line_no, stripped
-    except READ_ERRORS as exc:  # no later line can be read: this ends the file
-        raise _read_error(path, exc, line_no + 1 if line_no else None) from None
-
-
-def _read_error(path: Path, exc: BaseException, line: int | None) -> InputError:
-    """A folder, a file without read permission, a gzip stream that is cut short
-    (EOFError) or not gzip at all."""
-    return InputError(f"cannot read file ({exc})", file=str(path), line=line)
+    # a line that is not UTF-8 is one bad line (rejected with --skip-invalid), not a
+    # decoder error that ends the whole file; one that cannot be read ends it
+    for line_no, line in text_lines(path):
+        if isinstance(line, InputError):
+            yield line_no, line
+            continue
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("{"):
+            yield line_no, InputError("each line must be a JSON object",
+                                      file=str(path), line=line_no)
+            continue
+        yield line_no, stripped
 
 
 # a line break as open(newline="") sees one: \r\n, \n, or a \r alone (the file is read
@@ -139,14 +117,14 @@ class _TextLines:
 def _read_csv(path: Path) -> Iterator[tuple[int, Record]]:
     lines: _TextLines | None = None
     try:
-        with _open_bytes(path) as fh:
+        with open_bytes(path) as fh:
             lines = _TextLines(path, fh)
             # strict: a quote that is never closed is an error, not a cell that swallows
             # every later row of the file. A record may span lines, so a line that
             # cannot be read ends the file, even with --skip-invalid.
             yield from _csv_rows(path, csv.DictReader(lines, strict=True))
     except READ_ERRORS as exc:
-        raise _read_error(path, exc, lines.count + 1 if lines and lines.count else None
+        raise read_error(path, exc, lines.count + 1 if lines and lines.count else None
                           ) from None
 
 
