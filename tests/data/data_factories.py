@@ -35,3 +35,16 @@ def make_candidate(event_id: str, prompt: str, responses: list[str], *,
                      template={"prompt_template_id": "chat", "prompt_template_version": "2",
                                "role_format": "chatml"},
                      policy_version="policy-7")
+
+
+def garden_event(i: int, subject: str, *, marked: str, mark: str,
+                 consent: tuple[str, ...] = ("train", "review")) -> dict[str, Any]:
+    """Event ``ev{i}`` of ``subject``: a garden question with two answers; the prompt and
+    the chosen answer of the ``marked`` subject carry ``mark``, a word found nowhere
+    else, so a test can look for that subject's text in any file."""
+    word = f" {mark}" if subject == marked else ""
+    return {"id": f"ev{i}", "interaction": {"prompt": f"Question {i}{word}: how do "
+                                            f"plants in garden number {i} grow best?"},
+            "responses": [{"text": f"Plants {i} need sun and water{word}."},
+                          {"text": f"No idea about {i}."}],
+            "context": {"subject_id": subject, "consent": list(consent)}}

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from data_factories import make_label
+from data_factories import garden_event, make_label
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -63,12 +63,7 @@ KILLED_EXPORT = textwrap.dedent("""
 
 
 def _event(i: int, subject: str) -> dict[str, Any]:
-    word = f" {MARK}" if subject == "bob" else ""
-    return {"id": f"ev{i}", "interaction": {"prompt": f"Question {i}{word}: how do "
-                                            f"plants in garden number {i} grow best?"},
-            "responses": [{"text": f"Plants {i} need sun and water{word}."},
-                          {"text": f"No idea about {i}."}],
-            "context": {"subject_id": subject, "consent": ["train", "review"]}}
+    return garden_event(i, subject, marked="bob", mark=MARK)
 
 
 @pytest.fixture

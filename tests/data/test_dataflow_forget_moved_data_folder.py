@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_factories import make_label
+from data_factories import garden_event, make_label
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -27,12 +27,7 @@ SPEC = {"name": "prefs", "kind": "preference", "split": {"validation_fraction": 
 
 
 def _event(i: int, subject: str) -> dict[str, Any]:
-    word = f" {MARK}" if subject == "alice" else ""
-    return {"id": f"ev{i}", "interaction": {"prompt": f"Question {i}{word}: how do "
-                                            f"plants in garden number {i} grow best?"},
-            "responses": [{"text": f"Plants {i} need sun and water{word}."},
-                          {"text": f"No idea about {i}."}],
-            "context": {"subject_id": subject, "consent": ["train", "review"]}}
+    return garden_event(i, subject, marked="alice", mark=MARK)
 
 
 @pytest.fixture

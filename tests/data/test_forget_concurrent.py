@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_factories import make_label
+from data_factories import garden_event, make_label
 from sqlalchemy.engine import Engine
 
 from hilt.data.build import build_version
@@ -26,12 +26,7 @@ LABELS = [make_label(f"ev{i}", {"chosen": 0, "rejected": 1}) for i in range(3)]
 
 
 def _event(i: int, subject: str) -> dict[str, Any]:
-    word = f" {MARK}" if subject == "bob" else ""
-    return {"id": f"ev{i}", "interaction": {"prompt": f"Question {i}{word}: how do "
-                                            f"plants in garden number {i} grow best?"},
-            "responses": [{"text": f"Plants {i} need sun and water{word}."},
-                          {"text": f"No idea about {i}."}],
-            "context": {"subject_id": subject, "consent": ["train"]}}
+    return garden_event(i, subject, marked="bob", mark=MARK, consent=("train",))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data_factories import make_label
+from data_factories import garden_event, make_label
 from sqlalchemy.engine import Engine
 
 from hilt.canonical import sha256_hex
@@ -25,12 +25,7 @@ PREF = {"chosen": 0, "rejected": 1}
 
 
 def _event(i: int, subject: str) -> dict:
-    word = f" {MARK}" if subject == "bob" else ""
-    return {"id": f"ev{i}", "interaction": {"prompt": f"Question {i}{word}: how do "
-                                            f"plants in garden number {i} grow best?"},
-            "responses": [{"text": f"Plants {i} need sun and water{word}."},
-                          {"text": f"No idea about {i}."}],
-            "context": {"subject_id": subject, "consent": ["train", "review"]}}
+    return garden_event(i, subject, marked="bob", mark=MARK)
 
 
 def _build(engine: Engine, event_ids: list[int], tmp_path: Path, name: str) -> str:
