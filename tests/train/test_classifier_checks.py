@@ -99,3 +99,26 @@ def test_eval_classifier_names_the_model_option_for_a_folder_without_a_model(
                                     "--data", str(data), "--text-field", "t",
                                     "--label-field", "y"])
     assert _input_error(done).field == "--model"
+
+
+def test_eval_classifier_scores_blank_replies_like_the_check_scorer(
+        tmp_path: Path, hash_encoder: None) -> None:
+    from hilt.train.classifier import load_classifier
+
+    data = _rows(tmp_path / "train.jsonl", ["comply", "refuse"])
+    assert _train(tmp_path, data).exit_code == 0
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("".join(json.dumps({"t": t, "y": y}) + "\n" for t, y in
+                             [("", "comply"), ("   ", "refuse"), ("refuse text 1", "refuse")]))
+    done = CliRunner().invoke(app, ["eval", "classifier", "--model", str(tmp_path / "clf"),
+                                    "--data", str(blank), "--text-field", "t",
+                                    "--label-field", "y"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["n"] == 3
+    # the same predictions hilt check --scorer makes for those replies
+    predicted = list(load_classifier(str(tmp_path / "clf")).predict(["", "   ", "refuse text 1"]))
+    confusion = report["confusion"]
+    assert sum(confusion[t][p] for t in confusion for p in confusion[t]) == 3
+    for truth, guess in zip(["comply", "refuse", "refuse"], predicted, strict=True):
+        assert confusion[truth][guess] >= 1

@@ -125,19 +125,29 @@ def test_numeric_labels_name_one_class(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("row,field", [
-    ({"t": "", "y": "a"}, "t"),
-    ({"t": "  \n\t", "y": "a"}, "t"),
+    ({"t": None, "y": "a"}, "t"),
+    ({"t": 3, "y": "a"}, "t"),
+    ({"y": "a"}, "t"),
     ({"t": "text", "y": ""}, "y"),
     ({"t": "text", "y": float("nan")}, "y"),
     ({"t": "text", "y": None}, "y"),
     ({"t": "text", "y": [1]}, "y"),
 ])
-def test_blank_texts_and_bad_labels_are_refused(tmp_path: Path, row: dict, field: str) -> None:
+def test_texts_that_are_not_strings_and_bad_labels_are_refused(tmp_path: Path, row: dict,
+                                                                field: str) -> None:
     path = tmp_path / "labels.jsonl"
     path.write_text(json.dumps({"t": "fine", "y": "a"}) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(InputError) as err:
         read_labelled(path, "t", "y")
     assert (err.value.file, err.value.line, err.value.field) == (str(path), 2, field)
+
+
+def test_blank_texts_are_read_like_any_other(tmp_path: Path) -> None:
+    # an empty reply is still a reply: hilt check --scorer scores it, so the classifier
+    # commands read it rather than refusing the file
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps({"t": t, "y": "a"}) + "\n" for t in ("", " \n\t", "x")))
+    assert read_labelled(path, "t", "y").texts == ["", " \n\t", "x"]
 
 
 def test_dataset_labels_are_checked_too() -> None:

@@ -61,9 +61,12 @@ def label_text(label: Any) -> str:
 def read_labelled(path: str | Path, text_field: str, label_field: str,
                   context_field: str | None = None,
                   harmful_field: str | None = None) -> LabelledTexts:
-    """Labelled texts from JSONL; texts must be non-blank strings, labels strings,
-    numbers or booleans (named by :func:`label_text`), the harmful-request field a
-    JSON boolean."""
+    """Labelled texts from JSONL; texts must be strings, labels strings, numbers or
+    booleans (named by :func:`label_text`), the harmful-request field a JSON boolean.
+
+    A blank text is a text like any other: a model that answers with nothing has still
+    answered, and ``hilt check --scorer`` scores such a reply, so evaluation and training
+    read it as well rather than refusing the file."""
     from hilt.jsonl import iter_json_objects
 
     path = Path(path)
@@ -73,9 +76,6 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
             if not isinstance(obj.get(name), str):
                 raise InputError("missing or not a string", file=str(path), line=number,
                                  field=name)
-        if not obj[text_field].strip():
-            raise InputError("blank text: there is nothing to classify", file=str(path),
-                             line=number, field=text_field)
         if harmful_field and not isinstance(obj.get(harmful_field), bool):
             raise InputError("missing or not a boolean", file=str(path), line=number,
                              field=harmful_field)
