@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -11,21 +10,17 @@ import numpy as np
 import pandas as pd
 
 from hilt.quality.agreement import (
-    CohenKappaStatistic,
     FleissKappaStatistic,
     KappaWeights,
     PercentAgreementStatistic,
     WeightedStatistic,
 )
-from hilt.quality.answers import Answers, FloatArray, as_answers, vote_counts
+from hilt.quality.answers import Answers, as_answers, vote_counts
 from hilt.quality.krippendorff import LEVELS, KrippendorffAlphaStatistic, Level
+from hilt.quality.pairwise_cohen import MeanPairwiseCohenStatistic
 
 Metric = Literal["percent", "cohen", "fleiss", "krippendorff"]
 METRICS: tuple[Metric, ...] = ("percent", "cohen", "fleiss", "krippendorff")
-
-# Light's kappa averages Cohen's kappa over reviewer pairs; past this many reviewers the
-# number of pairs explodes and Fleiss' kappa or Krippendorff's alpha are the right tools.
-MAX_COHEN_REVIEWERS = 20
 
 
 @dataclass(frozen=True)
@@ -131,36 +126,6 @@ def bootstrap_interval(statistic: WeightedStatistic, n_resamples: int = 1000,
     return low, high, defined
 
 
-class _MeanPairwiseCohen:
-    """Light's kappa: Cohen's kappa averaged over reviewer pairs (item-weighted)."""
-
-    def __init__(self, answers: Answers, weights: KappaWeights) -> None:
-        table = pd.DataFrame({"item": answers.item_index, "reviewer": answers.reviewer_index,
-                              "label": answers.label_index})
-        wide = table.pivot(index="item", columns="reviewer", values="label")
-        self.pairs: list[tuple[np.ndarray, CohenKappaStatistic]] = []
-        units: set[int] = set()
-        for first, second in itertools.combinations(wide.columns, 2):
-            both = wide[[first, second]].dropna()
-            if both.empty:
-                continue
-            rows = both.index.to_numpy()
-            units.update(rows.tolist())
-            self.pairs.append((rows, CohenKappaStatistic(
-                both[first].to_numpy(np.int64), both[second].to_numpy(np.int64),
-                answers.n_classes, weights)))
-        self.unit_ids = np.array(sorted(units), dtype=np.int64)
-        position = np.full(answers.n_items, -1, dtype=np.int64)
-        position[self.unit_ids] = np.arange(self.unit_ids.size)
-        self.pairs = [(position[rows], stat) for rows, stat in self.pairs]
-        self.n_units = int(self.unit_ids.size)
-
-    def __call__(self, unit_weights: FloatArray) -> float:
-        kappas = np.array([stat(unit_weights[rows]) for rows, stat in self.pairs])
-        defined = kappas[np.isfinite(kappas)]
-        return float(defined.mean()) if defined.size else float("nan")
-
-
 def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nominal",
                         kappa_weights: KappaWeights = None) -> WeightedStatistic:
     """The weighted statistic behind :func:`measure_agreement` (items are the units)."""
@@ -183,16 +148,12 @@ def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nomina
         return KrippendorffAlphaStatistic(answers.item_index, answers.label_index, numeric,
                                           level, answers.n_classes)
     if metric == "cohen":
-        if answers.n_reviewers > MAX_COHEN_REVIEWERS:
-            raise ValueError(f"cohen needs 2 reviewers (Light's mean pairwise kappa up to "
-                             f"{MAX_COHEN_REVIEWERS}); got {answers.n_reviewers}: use fleiss "
-                             "or krippendorff")
         pair_keys = answers.item_index * max(answers.n_reviewers, 1) + answers.reviewer_index
         if np.unique(pair_keys).size != pair_keys.size:
             raise ValueError("cohen needs at most one answer per item and reviewer")
         if kappa_weights is not None:
             answers = answers.in_order(f"{kappa_weights} weighted Cohen's kappa")
-        return _MeanPairwiseCohen(answers, kappa_weights)
+        return MeanPairwiseCohenStatistic(answers, kappa_weights)
     raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
 
 
@@ -208,9 +169,11 @@ def measure_agreement(answers: Answers | pd.DataFrame, metric: Metric,
     :func:`min_resamples` (40 at 95 %).
 
     ``metric``: ``percent`` (mean share of agreeing pairs), ``cohen`` (two reviewers;
-    with 3–20 reviewers, Light's mean pairwise kappa; ``kappa_weights`` for weighted
-    kappa), ``fleiss`` or ``krippendorff`` (``level`` nominal, ordinal, interval or
-    ratio). Ordinal alpha and weighted kappa compare label positions: they use the order
+    with more, Light's kappa, the mean of Cohen's kappa over the reviewer pairs with
+    common items whose kappa is defined, see
+    :class:`~hilt.quality.pairwise_cohen.MeanPairwiseCohenStatistic`; ``kappa_weights``
+    for weighted kappa), ``fleiss`` or ``krippendorff`` (``level`` nominal, ordinal,
+    interval or ratio). Ordinal alpha and weighted kappa compare label positions: they use the order
     given as ``classes``, else the numeric order of labels that are (or read as) numbers;
     other text labels without an order are a ``ValueError`` (see :meth:`Answers.in_order`).
     """
