@@ -172,6 +172,13 @@ def iter_lines(session: Session, *, status: str | None = None, page: int = 2000
                 current = upcoming.result()
 
 
+def exported_events(status: str | None = None) -> sa.Select[str]:
+    """The ids of the events an export with ``status`` holds (a task of theirs has it)."""
+    t = ReviewTaskRow
+    q = sa.select(t.event_id)
+    return q.where(t.status == status) if status else q
+
+
 def check_status(status: str | None, field: str = "status") -> None:
     """A status filter must name a task status: a typo would export nothing, silently."""
     if status is not None and status not in TASK_STATUSES:

@@ -6,12 +6,20 @@ bridge), a gold item, a task made by hand. Whoever could still submit a review o
 them must not see the earlier reviews, rationales, decisions or final labels of the
 item: they would review it knowing the answers. So the read paths that show those
 (the case file, pending adjudications, final labels, guideline proposals, a lead's task
-record) leave the item out, or refuse it, for a caller who is *reviewing* it: who holds
+record, the event itself with the feedback it came in with, the review export, dataset
+versions) leave the item out, or refuse it, for a caller who is *reviewing* it: who holds
 an assignment on one of its tasks that they have not submitted (an active lease, or an
 expired or released one, which may still be submitted late) while that task still takes
 reviews (``open``, or ``gold``, which always does). Once they have submitted, or the
 task has moved on (to adjudication, resolved, cancelled), the item is theirs to read
 again.
+
+Reads that answer for many items at once and that a lead builds on (the review export,
+a dataset version's manifest, lineage and diff) are refused whole, naming how many of
+their items the caller is reviewing (:func:`refuse_if_reviewing_any`): leaving those
+items out would hand over a silently incomplete export or manifest. Aggregates that do
+not name an item (agreement, a reviewer's accuracy, a fitted aggregation model, drift
+alerts, a bridge's transition matrix) stay open.
 """
 
 from __future__ import annotations
@@ -105,3 +113,32 @@ def refuse_if_reviewing(session: Session, reviewer_id: str | None, event_id: str
         raise Forbidden(f"{reviewer_id!r} is reviewing this item under another task; "
                         f"{what} stays closed to them until they have submitted that "
                         "review (blind review)")
+
+
+def count_under_review(session: Session, reviewer_id: str | None,
+                       among: sa.Select[str]) -> int:
+    """How many of the events ``among`` selects (a select of event ids, any number of
+    rows) ``reviewer_id`` is reviewing (none without a reviewer identity)."""
+    if reviewer_id is None:
+        return 0
+    # An alias, and no correlation: ``among`` may itself read review_tasks, and must be
+    # evaluated as it stands, not joined to this query's tasks.
+    t = aliased(ReviewTaskRow)
+    return session.execute(
+        sa.select(sa.func.count(sa.distinct(t.event_id)))
+        .where(t.status.in_(TAKES_REVIEWS), _reviewing(t.id, reviewer_id),
+               t.event_id.in_(among.correlate(None)))).scalar_one()
+
+
+def refuse_if_reviewing_any(session: Session, reviewer_id: str | None,
+                            among: sa.Select[str], what: str) -> None:
+    """Raise :class:`Forbidden` when ``reviewer_id`` is reviewing any of the events
+    ``among`` selects; the message says how many, and what lifts it."""
+    n = count_under_review(session, reviewer_id, among)
+    if n:
+        items = "1 item" if n == 1 else f"{n} items"
+        raise Forbidden(
+            f"{reviewer_id!r} is reviewing {items} of {what}; it stays closed to them "
+            "until they have submitted those reviews or the tasks no longer take reviews "
+            "(blind review: a released or expired lease still counts, since its review "
+            "may still be submitted late)")

@@ -1,9 +1,17 @@
-"""Dataset versions over HTTP: build, list, show, diff, lineage, facts, revoke, forget."""
+"""Dataset versions over HTTP: build, list, show, diff, lineage, facts, revoke, forget.
+
+A version's manifest, lineage and diff name its items (event ids, record keys that say
+e.g. that a final label approved the response, the items a label filter removed and
+why), so they are refused to a caller who is reviewing one of those items under a task
+that still takes reviews (:mod:`hilt.review.blind`); the list of versions and their
+facts are counts and stay open.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
@@ -13,6 +21,16 @@ from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow, get_engine
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+def _refuse_if_reviewing(session: Session, who: Principal, version_id: str) -> None:
+    from hilt.review.blind import refuse_if_reviewing_any
+    from hilt.store.tables.datasets import DatasetRecordRow
+
+    r = DatasetRecordRow
+    refuse_if_reviewing_any(session, who.reviewer_id,
+                            sa.select(r.event_id).where(r.version_id == version_id),
+                            f"dataset version {version_id}")
 
 
 class BuildIn(RequestBody):
@@ -55,20 +73,25 @@ def list_versions(name: str | None = None, session: Session = DB,
 
 @router.get("/{version_id}")
 def show(version_id: str, session: Session = DB,
-         _: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
+         who: Principal = Depends(allow("lead", "service", "adjudicator"))
+         ) -> dict[str, Any]:
     from hilt.data import versions
 
     row = versions.get_version(session, version_id)
+    _refuse_if_reviewing(session, who, row.id)
     return {**versions.summary(row), "manifest": row.manifest}
 
 
 @router.get("/{version_id}/lineage")
 def lineage(version_id: str, session: Session = DB,
-            _: Principal = Depends(allow("lead", "service", "adjudicator"))
+            who: Principal = Depends(allow("lead", "service", "adjudicator"))
             ) -> dict[str, list[str]]:
+    from hilt.data.versions import get_version
     from hilt.data.versions import lineage as version_lineage
 
-    return version_lineage(session, version_id)
+    row = get_version(session, version_id)
+    _refuse_if_reviewing(session, who, row.id)
+    return version_lineage(session, row.id)
 
 
 @router.get("/{version_id}/facts")
@@ -82,9 +105,12 @@ def facts(version_id: str, suite: list[str] | None = Query(default=None),
 
 @router.get("/{a}/diff/{b}")
 def diff(a: str, b: str, session: Session = DB,
-         _: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
+         who: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
     from hilt.data.versions import diff as diff_versions
+    from hilt.data.versions import get_version
 
+    for ref in (a, b):
+        _refuse_if_reviewing(session, who, get_version(session, ref).id)
     return diff_versions(session, a, b)
 
 

@@ -14,6 +14,7 @@ from hilt.api.deps import DB, allow
 from hilt.bulk import gc_paused
 from hilt.events.ingest import IngestResult, store_events
 from hilt.events.validate import EventBatch, parse_batch_json
+from hilt.review.blind import events_under_review, refuse_if_reviewing
 from hilt.store.tables.core import EventRow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -80,10 +81,15 @@ def get_event(event_id: str, session: Session = DB,
               ) -> dict[str, Any]:
     """One event. An adjudicator is a person, like a reviewer: they see only content
     whose subject consented to human review and that was not erased (404 otherwise,
-    the same answer as for an unknown id)."""
+    the same answer as for an unknown id).
+
+    Refused (403) to a caller who is reviewing the event under a task that still takes
+    reviews (:mod:`hilt.review.blind`): its feedback holds other people's ratings,
+    labels, comments and edits of the same item, which their task leaves out."""
     row = session.get(EventRow, event_id)
     if row is None or (who.role == "adjudicator" and not _reviewable(row)):
         raise HTTPException(404, f"event {event_id!r} not found")
+    refuse_if_reviewing(session, who.reviewer_id, row.id, f"event {row.id!r}")
     return _as_event(row)
 
 
@@ -94,15 +100,26 @@ def _reviewable(row: EventRow) -> bool:
 @router.get("")
 def list_events(limit: int = Query(50, ge=1, le=1000), after: str | None = None,
                 source: str | None = None, session: Session = DB,
-                _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
-    """Events ordered by id; page with ``after`` = the last id of the previous page."""
+                who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
+    """Events ordered by id; page with ``after`` = the last id of the previous page.
+
+    The events the caller is reviewing (:mod:`hilt.review.blind`) are left out of
+    ``events`` and named under ``withheld`` (``count``, ``event_ids``, ``reason``),
+    present only when the page left some out."""
     q = sa.select(EventRow).order_by(EventRow.id).limit(limit)
     if after:
         q = q.where(EventRow.id > after)
     if source:
         q = q.where(EventRow.source == source)
     rows = session.execute(q).scalars().all()
-    return {"events": [_as_event(r) for r in rows],
-            "next_after": rows[-1].id if len(rows) == limit else None}
+    hidden = events_under_review(session, who.reviewer_id, (r.id for r in rows))
+    out: dict[str, Any] = {"events": [_as_event(r) for r in rows if r.id not in hidden],
+                           "next_after": rows[-1].id if len(rows) == limit else None}
+    if hidden:
+        out["withheld"] = {"count": len(hidden), "event_ids": sorted(hidden),
+                           "reason": f"{who.reviewer_id!r} is reviewing these items; they "
+                                     "are left out until those reviews are submitted "
+                                     "(blind review)"}
+    return out
 
 

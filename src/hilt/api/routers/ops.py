@@ -157,12 +157,20 @@ def replay(delivery_id: str, session: Session = DB,
 # --- exports ----------------------------------------------------------------------
 
 @router.get("/v1/exports/reviews.jsonl")
-def export_reviews(request: Request, status: str | None = None,
-                   _: Principal = Depends(allow(*OPERATORS))) -> StreamingResponse:
-    """Every task with its item, reviews and final labels, streamed as JSON lines."""
-    from hilt.ops.export import check_status, iter_jsonl
+def export_reviews(request: Request, status: str | None = None, session: Session = DB,
+                   who: Principal = Depends(allow(*OPERATORS))) -> StreamingResponse:
+    """Every task with its item, reviews and final labels, streamed as JSON lines.
 
-    check_status(status)  # before the stream starts: its status line is already sent
+    Refused (403, naming how many) to a caller who is reviewing an item the export
+    holds (:mod:`hilt.review.blind`): the lines have no place to say that some were
+    left out, and an export that data is built from must not lose rows unnoticed."""
+    from hilt.ops.export import check_status, exported_events, iter_jsonl
+    from hilt.review.blind import refuse_if_reviewing_any
+
+    # Both before the stream starts: its status line is already sent.
+    check_status(status)
+    refuse_if_reviewing_any(session, who.reviewer_id, exported_events(status),
+                            "this export")
 
     def stream() -> Any:
         # Its own read-only session: the response outlives the request's dependencies.
