@@ -128,11 +128,22 @@ def test_final_labels_and_proposals_leave_out_the_item_being_reviewed(setup: Set
         "answers": {"verdict": "harmful"}, "rationale": "decided", "cause": "guideline_gap"})
     assert decided.status_code == 200, decided.text
     assert _label_events(s, "kim") == {s.event_id}
+    assert "withheld" not in s.get("kim", "/v1/labels").json()
     second = _rereview(s)
     assert _label_events(s, "kim") == set()
-    assert s.get("kim", "/v1/rubrics/harm/proposals").json() == []
+    # what was left out is counted, so the page is not taken for all the labels there are
+    page = s.get("kim", "/v1/labels").json()
+    per_question = len(s.get("lead", "/v1/labels").json()["labels"])  # all of the item
+    assert per_question >= 1
+    assert (page["withheld"]["count"], page["withheld"]["under_review"],
+            page["withheld"]["gold"]) == (per_question, per_question, 0)
+    assert "blind review" in page["withheld"]["reason"]
+    proposals = s.get("kim", "/v1/rubrics/harm/proposals")
+    assert proposals.json() == [] and proposals.headers["X-Hilt-Withheld"] == "1"
     assert _label_events(s, "lead") == {s.event_id}
-    assert len(s.get("lead", "/v1/rubrics/harm/proposals").json()) == 1
+    assert "withheld" not in s.get("lead", "/v1/labels").json()
+    proposals = s.get("lead", "/v1/rubrics/harm/proposals")
+    assert len(proposals.json()) == 1 and proposals.headers["X-Hilt-Withheld"] == "0"
     assert s.get("lead", f"/v1/tasks/{s.first}").status_code == 200
     assert s.post("kim", f"/v1/queue/tasks/{second}/submit",
                   json={"answers": {"verdict": "safe", **ANSWERS}}).status_code == 200

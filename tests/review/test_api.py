@@ -150,7 +150,9 @@ def test_review_workflow_and_role_checks(client: Client) -> None:
     assert gold.status_code == 200, gold.text
     gold_id = gold.json()["task_id"]
     assert c.call("service", "GET", "/v1/labels?provenance=gold").json()["labels"]
-    assert c.call("adj", "GET", "/v1/labels?provenance=gold").json()["labels"] == []
+    gold_page = c.call("adj", "GET", "/v1/labels?provenance=gold").json()
+    assert gold_page["labels"] == []
+    assert gold_page["withheld"]["gold"] == gold_page["withheld"]["count"] > 0
     assert all(lb["provenance"] != "gold"
                for lb in c.call("adj", "GET", "/v1/labels").json()["labels"])
     assert c.call("adj", "GET", f"/v1/adjudications/{gold_id}").status_code == 409

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,8 @@ router = APIRouter(prefix="/v1", tags=["review"])
 VERSION = Path(ge=0, le=2**31 - 1)
 
 PEOPLE = ("reviewer", "adjudicator", "lead")
+# How many entries a list answer left out for blind review (its body is a plain list).
+WITHHELD_HEADER = "X-Hilt-Withheld"
 
 
 def reviewer_of(who: Principal) -> str:
@@ -67,15 +69,18 @@ def diff_rubrics(a: str, b: str, session: Session = DB,
 
 
 @router.get("/rubrics/{rubric_id}/proposals")
-def rubric_proposals(rubric_id: str, session: Session = DB,
+def rubric_proposals(rubric_id: str, response: Response, session: Session = DB,
                      who: Principal = Depends(allow("lead", "adjudicator"))
                      ) -> list[dict[str, Any]]:
-    """Guideline-gap adjudications: proposals for the next version (without the items
-    the caller is reviewing under another task)."""
+    """Guideline-gap adjudications: proposals for the next version, without those of
+    items the caller is reviewing under another task (blind review); how many were
+    left out is in the ``X-Hilt-Withheld`` header (the body stays a plain list)."""
     proposals = rubrics.guideline_proposals(session, rubric_id)
     hidden = blind.events_under_review(session, who.reviewer_id,
                                        (p["event_id"] for p in proposals))
-    return [p for p in proposals if p["event_id"] not in hidden]
+    shown = [p for p in proposals if p["event_id"] not in hidden]
+    response.headers[WITHHELD_HEADER] = str(len(proposals) - len(shown))
+    return shown
 
 
 @router.get("/rubrics/{rubric_id}/{version}")
@@ -279,11 +284,15 @@ def labels(request: Request, rubric_id: str | None = None, provenance: str | Non
     ``next_after`` as ``after`` for the next page (``null``: this was the last).
 
     Left out: gold labels for adjudicators, and the labels of items the caller is
-    reviewing under another task (:mod:`hilt.review.blind`)."""
+    reviewing under another task (:mod:`hilt.review.blind`). What this page left out
+    is counted under ``withheld`` (``count``, ``gold``, ``under_review``, ``reason``),
+    present only when the page left some out, so that nobody takes the page for all
+    the labels there are."""
     # An unknown parameter (a misspelt filter) is refused for every route at once:
     # hilt.api.deps.known_query_only.
     out: list[dict[str, Any]] = []
     last = None
+    left_out = {"gold": 0, "under_review": 0}
     batch = min(limit + 1, 2000)
     records = iter_final_labels(
         session, since=_aware(since), rubric_ids=[rubric_id] if rubric_id else None,
@@ -294,10 +303,22 @@ def labels(request: Request, rubric_id: str | None = None, provenance: str | Non
         if len(out) >= limit:  # one more exists: there is a next page
             break
         last = record
-        if hidden or (record.provenance == "gold" and who.role == "adjudicator"):
-            continue  # adjudicators also review, and gold items calibrate reviewers
+        if hidden:
+            left_out["under_review"] += 1
+            continue
+        if record.provenance == "gold" and who.role == "adjudicator":
+            left_out["gold"] += 1  # adjudicators also review, and gold calibrates them
+            continue
         out.append({**record.__dict__, "review_ids": list(record.review_ids),
                     "decided_at": record.decided_at.isoformat()})
     else:
         last = None
-    return {"labels": out, "next_after": label_cursor(last) if last is not None else None}
+    page: dict[str, Any] = {"labels": out,
+                            "next_after": label_cursor(last) if last is not None else None}
+    if any(left_out.values()):
+        page["withheld"] = {
+            "count": sum(left_out.values()), **left_out,
+            "reason": "gold labels are not shown to adjudicators (gold items calibrate "
+                      "them), and the labels of items the caller is reviewing stay "
+                      "closed until those reviews are submitted (blind review)"}
+    return page
