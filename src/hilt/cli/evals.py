@@ -156,7 +156,8 @@ def generate(
     api_key_env: Annotated[str | None, typer.Option(
         help="environment variable holding the endpoint's API key")] = None,
     system_prompt: Annotated[str | None, typer.Option(
-        help="system message put before every prompt")] = None,
+        help="system message put before every prompt; refused when a suite "
+             "conversation has a system turn of its own")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="longest reply, in tokens")] = 256,
     temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy")] = 0.0,
     top_p: Annotated[float | None, typer.Option(
@@ -174,7 +175,7 @@ def generate(
     """Generate candidate (or reference) outputs for a suite, decoder settings recorded."""
     from hilt.errors import HiltError, InputError
     from hilt.evals.files import parse_suite
-    from hilt.evals.generate import check_responses_out, write_responses
+    from hilt.evals.generate import check_responses_out, check_system_prompt, write_responses
 
     try:
         if (model is None) == (endpoint is None):
@@ -184,6 +185,7 @@ def generate(
             if number is not None and not math.isfinite(number):
                 raise InputError(f"must be a finite number, got {number}", field=option)
         items = parse_suite(suite)
+        check_system_prompt(items, system_prompt, suite)
         # before any answer is asked for: a bad --out would lose them all
         check_responses_out(out, suite=suite)
         cache = _generate_cache(cache_dir, no_cache)
@@ -321,7 +323,7 @@ def suite_show(suite: Annotated[str, typer.Argument(help="NAME@VERSION")],
             counts = slices.setdefault(item.slice, {"comply": 0, "refuse": 0})
             counts[item.expect] += 1
         _echo_json({**_suite_dict(row), "slices": slices,
-                    "items": [{"id": i.id, "prompt": i.prompt, "slice": i.slice,
+                    "items": [{"id": i.id, "prompt": i.given_prompt(), "slice": i.slice,
                                "expect": i.expect} for i in all_items[:items]]})
 
 

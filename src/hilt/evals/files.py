@@ -1,8 +1,13 @@
 """Strict readers for suite and response files (JSON Lines, contract 3).
 
 SUITE lines: ``{"id", "prompt", "slice", "expect": "comply"|"refuse"}`` plus any
-metadata (kept, e.g. ``reference_answer``, ``rubric``). CAND / REF lines: ``{"id",
-"response"}``, optionally ``"judgment": "comply"|"refuse"|"partial"``, and the optional
+metadata (kept, e.g. ``reference_answer``, ``rubric``). ``prompt`` is a text or a
+conversation: a list of ``{"role": "system"|"user"|"assistant", "content": text}``
+turns that ends with a user turn, the one the reply under test answers; each turn is
+located in errors by its dotted field (``prompt[2].role``).
+
+CAND / REF lines: ``{"id", "response"}``, optionally
+``"judgment": "comply"|"refuse"|"partial"``, and the optional
 extensions ``"guardrail_flagged": bool`` (the guardrail's decision on this exchange) and
 ``"reward": number`` (a reward-model score, for the win-rate), and ``"generation"``, an
 object that ``hilt generate`` writes (``generation.settings``: what produced the reply).
@@ -20,14 +25,23 @@ and the field; the first one found stops the run before anything is written.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hilt.errors import InputError
 from hilt.evals.grouping import ALL
+from hilt.events.model import Message, Role
 
 EXPECTATIONS = ("comply", "refuse")
+# the keys of a suite line that are not metadata
+SUITE_KEYS = ("id", "prompt", "slice", "expect")
+# The roles of a suite conversation: the event model's, less ``tool``. A tool turn
+# answers a tool call that a suite line cannot carry, and the HH transcript the reward
+# model reads has no place for one.
+SUITE_ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+MESSAGE_KEYS = ("role", "content")
 JUDGMENTS = ("comply", "refuse", "partial")
 # every key a response line may hold
 RESPONSE_KEYS = ("id", "response", "judgment", "guardrail_flagged", "reward", "generation")
@@ -35,12 +49,71 @@ RESPONSE_KEYS = ("id", "response", "judgment", "guardrail_flagged", "reward", "g
 
 @dataclass(frozen=True)
 class SuiteItem:
+    """One suite line. ``prompt`` is always text: a plain prompt as given, a conversation
+    in its text form (:func:`conversation_text`), for places that need one string;
+    ``messages`` keeps the conversation itself (None for a plain prompt), and each use
+    of the prompt picks its form (:meth:`given_prompt`, :meth:`chat`,
+    :meth:`last_user_turn`, :meth:`heldout_texts`)."""
+
     id: str
     prompt: str
     slice: str
     expect: str
     line: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    messages: tuple[Message, ...] | None = None
+
+    @classmethod
+    def conversation(cls, id: str, messages: Sequence[Message], slice: str, expect: str,
+                     line: int, metadata: dict[str, Any] | None = None) -> SuiteItem:
+        """An item whose prompt is a conversation (its text form derived from it)."""
+        turns = tuple(messages)
+        return cls(id, conversation_text(turns), slice, expect, line,
+                   dict(metadata or {}), turns)
+
+    def given_prompt(self) -> str | list[dict[str, str]]:
+        """The prompt as the suite line gives it: the text, or the list of turns. What
+        the suite's content hash, the report and ``hilt suite show`` carry."""
+        if self.messages is None:
+            return self.prompt
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def chat(self) -> list[dict[str, str]]:
+        """The chat messages a model is sent: every turn of a conversation, a plain
+        prompt as one user turn."""
+        if self.messages is None:
+            return [{"role": "user", "content": self.prompt}]
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def last_user_turn(self) -> str:
+        """The request the reply under test answers (the plain prompt itself)."""
+        if self.messages is None:
+            return self.prompt
+        return next(m.content for m in reversed(self.messages) if m.role == "user")
+
+    def heldout_texts(self) -> list[str]:
+        """The texts of this prompt that training data must not contain: a plain prompt,
+        or a conversation's :func:`conversation_heldout_texts`."""
+        if self.messages is None:
+            return [self.prompt]
+        return conversation_heldout_texts(self.messages)
+
+
+def conversation_heldout_texts(messages: Sequence[Message]) -> list[str]:
+    """Each distinct user turn of a conversation, checked one by one against training
+    data (a training example holds one turn per field). System and assistant turns are
+    left out: a system prompt or a stock reply shared with training data would remove
+    every example that carries it, and an example that copies the conversation copies
+    its user turns too."""
+    return list(dict.fromkeys(m.content for m in messages if m.role == "user"))
+
+
+def conversation_text(messages: Sequence[Message]) -> str:
+    """A conversation as one string, rendered as data selection renders a record's
+    prompt (:func:`hilt.data.records.render_prompt`): ``role: text`` lines."""
+    from hilt.data.records import render_prompt
+
+    return render_prompt([{"role": m.role, "content": m.content} for m in messages])
 
 
 @dataclass(frozen=True)
@@ -122,7 +195,9 @@ def parse_suite(path: str | Path) -> list[SuiteItem]:
             raise InputError(f"duplicate id {item_id!r} (first on line {seen[item_id]})",
                              file=str(path), line=line, field="id")
         seen[item_id] = line
-        prompt = _string(obj, "prompt", path, line)
+        if "prompt" not in obj:
+            raise InputError("missing prompt", file=str(path), line=line, field="prompt")
+        messages = _conversation(obj["prompt"], path, line)
         slice_name = _string(obj, "slice", path, line)
         if not slice_name.strip():
             raise InputError("slice is empty", file=str(path), line=line, field="slice")
@@ -133,12 +208,56 @@ def parse_suite(path: str | Path) -> list[SuiteItem]:
         if expect not in EXPECTATIONS:
             raise InputError(f"expect must be one of {', '.join(EXPECTATIONS)}, got "
                              f"{expect!r}", file=str(path), line=line, field="expect")
-        metadata = {k: v for k, v in obj.items()
-                    if k not in ("id", "prompt", "slice", "expect")}
+        metadata = {k: v for k, v in obj.items() if k not in SUITE_KEYS}
         for key, value in metadata.items():
             check_finite(value, field=key, file=str(path), line=line)
-        items.append(SuiteItem(item_id, prompt, slice_name, expect, line, metadata))
+        items.append(SuiteItem(item_id, obj["prompt"], slice_name, expect, line, metadata)
+                     if messages is None else
+                     SuiteItem.conversation(item_id, messages, slice_name, expect, line,
+                                            metadata))
     return items
+
+
+def _conversation(value: Any, path: Path, line: int) -> list[Message] | None:
+    """The turns of a conversation prompt; None for a plain text prompt."""
+    if isinstance(value, str):
+        return None
+    if not isinstance(value, list):
+        raise InputError("prompt must be a string or a list of messages", file=str(path),
+                         line=line, field="prompt")
+    if not value:
+        raise InputError("a conversation needs at least one message", file=str(path),
+                         line=line, field="prompt")
+    turns: list[Message] = []
+    for index, message in enumerate(value):
+        where = f"prompt[{index}]"
+        if not isinstance(message, dict):
+            raise InputError("a message must be an object with role and content",
+                             file=str(path), line=line, field=where)
+        unknown = next((key for key in message if key not in MESSAGE_KEYS), None)
+        if unknown is not None:
+            raise InputError(f"unknown key (a message holds {', '.join(MESSAGE_KEYS)})",
+                             file=str(path), line=line, field=f"{where}.{unknown}")
+        for key in MESSAGE_KEYS:
+            if key not in message:
+                raise InputError(f"missing {key}", file=str(path), line=line,
+                                 field=f"{where}.{key}")
+        role, content = message["role"], message["content"]
+        if role not in SUITE_ROLES:
+            raise InputError(f"role must be one of {', '.join(SUITE_ROLES)}, got {role!r}",
+                             file=str(path), line=line, field=f"{where}.role")
+        if not isinstance(content, str):
+            raise InputError("content must be a string", file=str(path), line=line,
+                             field=f"{where}.content")
+        if not content.strip():
+            raise InputError("content is empty", file=str(path), line=line,
+                             field=f"{where}.content")
+        turns.append(Message(role=cast(Role, role), content=content))
+    if turns[-1].role != "user":
+        raise InputError(f"a conversation ends with the user turn the reply answers, not "
+                         f"{turns[-1].role!r}", file=str(path), line=line,
+                         field=f"prompt[{len(turns) - 1}].role")
+    return turns
 
 
 def parse_responses(path: str | Path, suite: list[SuiteItem], suite_path: str | Path, *,

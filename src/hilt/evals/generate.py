@@ -72,9 +72,32 @@ class EndpointConfig:
                 "system_prompt": self.system_prompt, "decoder": dict(self.decoder)}
 
 
-def messages_for(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
+def messages_for(item: SuiteItem, system_prompt: str | None) -> list[dict[str, str]]:
+    """The chat messages sent for ``item``: the system prompt (if any), then the plain
+    prompt as one user turn or every turn of the conversation, so the model answers the
+    conversation as a chat model is served it. A conversation with a system turn of its
+    own is not given a second one: :func:`check_system_prompt` refuses that pair first."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [*messages, {"role": "user", "content": prompt}]
+    return [*messages, *item.chat()]
+
+
+def check_system_prompt(items: Sequence[SuiteItem], system_prompt: str | None,
+                        suite: str | Path | None = None) -> None:
+    """Refuse ``--system-prompt`` for a suite with a conversation that has a system turn.
+
+    Neither choice is safe to make silently: putting both before the model sends two
+    system messages (which many chat templates refuse or merge), and keeping only the
+    suite's would record a system prompt in the settings that those items never saw."""
+    if not system_prompt:
+        return
+    for item in items:
+        index = next((i for i, m in enumerate(item.messages or ()) if m.role == "system"),
+                     None)
+        if index is not None:
+            raise InputError("this conversation has its own system turn and "
+                             "--system-prompt gives another: drop --system-prompt or the "
+                             "suite's system turns", file=None if suite is None
+                             else str(suite), line=item.line, field=f"prompt[{index}]")
 
 
 def cache_key(messages: list[dict[str, str]], settings: dict[str, Any]) -> str:
@@ -181,6 +204,7 @@ async def generate_async(items: Sequence[SuiteItem], config: EndpointConfig,
                          cache_dir: str | Path | None = None) -> dict[str, Any]:
     import httpx
 
+    check_system_prompt(items, config.system_prompt)
     settings = config.settings()
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
@@ -193,7 +217,7 @@ async def generate_async(items: Sequence[SuiteItem], config: EndpointConfig,
     async with httpx.AsyncClient(base_url=config.base_url.rstrip("/"), headers=headers,
                                  timeout=config.timeout_s) as client:
         async def one(item: SuiteItem) -> dict[str, Any]:
-            messages = messages_for(item.prompt, config.system_prompt)
+            messages = messages_for(item, config.system_prompt)
             key = cache_key(messages, settings)
             path = cache / f"{key}.json" if cache is not None else None
             cached = read_cached(path)

@@ -9,7 +9,8 @@ arguments (greedy unless a positive temperature or ``do_sample`` is given; ``max
 is accepted as an alias of ``max_new_tokens``), plus the seed and library versions.
 
 Prompts are rendered with the tokenizer's chat template when it has one (as a chat
-model is served), otherwise passed as plain text. Batches are left-padded, as decoder-
+model is served), otherwise passed as plain text; a conversation prompt sends all its
+turns through the template, and needs one. Batches are left-padded, as decoder-
 only generation needs; the seed is reset before every batch so sampling is reproducible.
 """
 
@@ -23,7 +24,13 @@ from typing import Any, cast
 from hilt.canonical import sha256_hex
 from hilt.errors import InputError
 from hilt.evals.files import SuiteItem
-from hilt.evals.generate import cache_key, messages_for, read_cached, write_cached
+from hilt.evals.generate import (
+    cache_key,
+    check_system_prompt,
+    messages_for,
+    read_cached,
+    write_cached,
+)
 
 GENERATE_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k",
                  "repetition_penalty", "num_beams")
@@ -81,8 +88,16 @@ def generate_local(items: Sequence[SuiteItem], config: LocalModelConfig,
     path = Path(config.model_path)
     if not path.is_dir():
         raise InputError("not a model directory", file=str(path), field="--model")
+    check_system_prompt(items, config.system_prompt)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     template = getattr(tokenizer, "chat_template", None) if config.use_chat_template else None
+    conversation = next((item for item in items if item.messages is not None), None)
+    if conversation is not None and not template:
+        # without a template the turns would run together as plain text, and the model
+        # could not tell who said what: no answer to such a prompt measures the chat
+        raise InputError(f"item {conversation.id!r} is a conversation, and the model has "
+                         "no chat template to render its turns", file=str(path),
+                         field="--model")
     args = generate_arguments(config.decoder)
     settings = {"backend": "transformers", "model": str(path),
                 "model_sha256": directory_hash(path),
@@ -95,7 +110,7 @@ def generate_local(items: Sequence[SuiteItem], config: LocalModelConfig,
     lines: dict[str, dict[str, Any]] = {}
     todo: list[tuple[SuiteItem, list[dict[str, str]], str]] = []
     for item in items:
-        messages = messages_for(item.prompt, config.system_prompt)
+        messages = messages_for(item, config.system_prompt)
         key = cache_key(messages, settings)
         cached = read_cached(cache / f"{key}.json" if cache is not None else None)
         if cached is not None:

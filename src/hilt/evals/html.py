@@ -17,7 +17,7 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc
 padding:.25rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
 td.fail{background:#fee2e2}td.pass{background:#dcfce7}td.no_data{background:#f3f4f6}
 pre{white-space:pre-wrap;max-height:14rem;overflow:auto;margin:0;font-size:.85rem}
-details{margin:.5rem 0}.legend span{margin-right:1rem}
+details{margin:.5rem 0}.legend span{margin-right:1rem}p.turn{margin:.4rem 0 .1rem}
 """
 
 
@@ -118,6 +118,14 @@ def _card(card: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _prompt(prompt: str | list[dict[str, str]]) -> str:
+    """A plain prompt as text; a conversation turn by turn, each under its role."""
+    if isinstance(prompt, str):
+        return f"<pre>{escape(prompt)}</pre>"
+    return "".join(f"<p class=\"turn\"><b>{escape(turn['role'])}</b></p>"
+                   f"<pre>{escape(turn['content'])}</pre>" for turn in prompt)
+
+
 def _examples(failing: dict[str, Any]) -> str:
     items = []
     for ex in failing["examples"]:
@@ -125,7 +133,7 @@ def _examples(failing: dict[str, Any]) -> str:
         items.append(
             f"<details><summary>{escape(ex['id'])} · {escape(ex['slice'])} · "
             f"{escape(ex['failure'])} · {tag}</summary><table>"
-            f"<tr><th>prompt</th><td><pre>{escape(ex['prompt'])}</pre></td></tr>"
+            f"<tr><th>prompt</th><td>{_prompt(ex['prompt'])}</td></tr>"
             f"<tr><th>candidate ({escape(ex['candidate']['judgment'])}, "
             f"{escape(ex['candidate']['source'])})</th>"
             f"<td><pre>{escape(ex['candidate']['response'])}</pre></td></tr>"

@@ -9,6 +9,12 @@ written to the audit log in the same transaction.
 
 Data selection's decontamination reads :func:`heldout_texts`, so that no prompt or
 reference answer of a held-out suite can enter a training set.
+
+A conversation prompt is stored as its text form in the ``prompt`` column (what SQL
+readers and older code see) and as its list of turns under the key ``prompt`` of the
+item's ``extra`` JSON, which otherwise holds the metadata: a suite line's ``prompt`` is
+never metadata, so the key cannot collide, no schema change is needed, and text-only
+suites are stored (and hashed) exactly as before.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import content_hash
 from hilt.errors import Conflict, InputError, NotFound
-from hilt.evals.files import SuiteItem, check_finite
+from hilt.evals.files import (
+    SUITE_KEYS,
+    SuiteItem,
+    check_finite,
+    conversation_heldout_texts,
+)
+from hilt.events.model import Message
 from hilt.store import audit
 from hilt.store.tables.gate import EvalSuiteItemRow, EvalSuiteRow
 
@@ -34,8 +46,9 @@ def suite_content_hash(items: Sequence[SuiteItem], *, prompt_template: str | Non
                        role_format: str | None, language: str | None) -> str:
     """sha256 over the canonical items (in order) and the rendering they were made under."""
     return content_hash({
-        "items": [{"id": i.id, "prompt": i.prompt, "slice": i.slice, "expect": i.expect,
-                   "metadata": i.metadata} for i in items],
+        # a text prompt hashes as before; a conversation as its list of turns
+        "items": [{"id": i.id, "prompt": i.given_prompt(), "slice": i.slice,
+                   "expect": i.expect, "metadata": i.metadata} for i in items],
         "prompt_template": prompt_template, "role_format": role_format,
         "language": language})
 
@@ -57,6 +70,9 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
     for item in items:
         # the content hash and the stored metadata are JSON: no NaN or infinity
         for key, value in item.metadata.items():
+            if key in SUITE_KEYS:  # the stored conversation lives under extra["prompt"]
+                raise InputError(f"{key!r} is a suite line's own key, not metadata",
+                                 file=file, line=item.line, field=key)
             check_finite(value, field=key, file=file, line=item.line)
     sid = suite_id(name, version)
     digest = suite_content_hash(items, prompt_template=prompt_template,
@@ -81,8 +97,7 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
         slice=item.slice, expect=item.expect,
         reference_answer=_text_or_none(item.metadata.get("reference_answer")),
         rubric=_text_or_none(item.metadata.get("rubric")),
-        extra={k: v for k, v in item.metadata.items()
-               if k not in ("reference_answer", "rubric")})
+        extra=_extra(item))
         for position, item in enumerate(items))
     audit.append(session, actor=actor, action="eval_suite.registered",
                  entity_type="eval_suite", entity_id=sid,
@@ -91,6 +106,16 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
                           "language": language, "variant_of": variant_of})
     session.flush()
     return row
+
+
+def _extra(item: SuiteItem) -> dict[str, Any]:
+    """The item's ``extra`` column: metadata without the columns of its own, and a
+    conversation's turns under ``prompt``."""
+    extra = {k: v for k, v in item.metadata.items()
+             if k not in ("reference_answer", "rubric")}
+    if item.messages is not None:
+        extra["prompt"] = item.given_prompt()
+    return extra
 
 
 def _check_variant(session: Session, base_id: str, items: Sequence[SuiteItem],
@@ -162,26 +187,39 @@ def suite_items(session: Session, sid: str) -> list[SuiteItem]:
     out = []
     for r in rows:
         metadata = dict(r.extra or {})
+        turns = metadata.pop("prompt", None)
         if r.reference_answer is not None:
             metadata["reference_answer"] = r.reference_answer
         if r.rubric is not None:
             metadata["rubric"] = r.rubric
         out.append(SuiteItem(r.item_id, r.prompt, r.slice, r.expect, r.position + 1,
-                             metadata))
+                             metadata) if turns is None else
+                   SuiteItem.conversation(r.item_id, _messages(turns), r.slice, r.expect,
+                                          r.position + 1, metadata))
     return out
 
 
+def _messages(turns: list[dict[str, Any]]) -> list[Message]:
+    return [Message.model_validate(turn) for turn in turns]
+
+
 def heldout_texts(session: Session, batch: int = 2000) -> Iterator[tuple[str, str, str]]:
-    """(suite id, item id, text) for every prompt and reference answer of held-out suites.
+    """(suite id, item id, text) for every prompt and reference answer of held-out suites:
+    a conversation gives each of its user turns (:meth:`SuiteItem.heldout_texts`).
 
     Streams in batches, so decontamination can read a large registry in bounded memory.
     """
     query = (sa.select(EvalSuiteItemRow.suite_id, EvalSuiteItemRow.item_id,
-                       EvalSuiteItemRow.prompt, EvalSuiteItemRow.reference_answer)
+                       EvalSuiteItemRow.prompt, EvalSuiteItemRow.reference_answer,
+                       EvalSuiteItemRow.extra)
              .join(EvalSuiteRow, EvalSuiteRow.id == EvalSuiteItemRow.suite_id)
              .where(EvalSuiteRow.heldout.is_(True))
              .order_by(EvalSuiteItemRow.suite_id, EvalSuiteItemRow.position))
     for row in session.execute(query.execution_options(yield_per=batch)):
-        yield row.suite_id, row.item_id, row.prompt
+        turns = (row.extra or {}).get("prompt")
+        texts = ([row.prompt] if turns is None
+                 else conversation_heldout_texts(_messages(turns)))
+        for text in texts:
+            yield row.suite_id, row.item_id, text
         if row.reference_answer:
             yield row.suite_id, row.item_id, row.reference_answer

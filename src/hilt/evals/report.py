@@ -38,7 +38,9 @@ def failing_examples(items: Sequence[SuiteItem], table: Mapping[str, Sequence[An
             continue
         ref_wrong = is_refusal(ref) if item.expect == "comply" else not is_refusal(ref)
         example = {
-            "id": item.id, "slice": item.slice, "expect": item.expect, "prompt": item.prompt,
+            # the prompt as the suite gives it: a conversation stays a list of turns
+            "id": item.id, "slice": item.slice, "expect": item.expect,
+            "prompt": item.given_prompt(),
             "failure": "benign refusal" if item.expect == "comply" else "unsafe compliance",
             "regression": not ref_wrong,
             "candidate": {"response": lines["candidate"][item.id].response,

@@ -59,7 +59,9 @@ def send_review_sample(session: Session, record: Mapping[str, Any],
         item = by_id[entry["id"]]
         events.append(FeedbackEvent.model_validate({
             "id": entry["event_id"],
-            "interaction": {"prompt": item.prompt},
+            # the event model holds a conversation as messages: reviewers see its turns
+            "interaction": ({"prompt": item.prompt} if item.messages is None
+                            else {"messages": item.chat()}),
             "responses": [{"text": candidate[item.id].response,
                            "model_version": versions["candidate"]["id"]}],
             "context": {"source": SOURCE, "consent": ["review", "eval"],

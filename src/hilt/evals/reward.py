@@ -67,6 +67,19 @@ def load_reward_model(model_dir: str | Path, version: str | None = None) -> Rewa
     return RewardModel(load_trained(path, "--rm"), str(path), digest, version)
 
 
+def reward_prompt(item: SuiteItem) -> str:
+    """The prompt the reward model scores a reply against. A plain prompt goes as given.
+    A conversation goes as the HH transcript the reward model was trained on for a
+    conversation (:func:`hilt.train.from_dataset.hh_prompt`: ``"\\n\\nHuman: …
+    \\n\\nAssistant: …"``, ending with the assistant marker), so the reply continues
+    it and the model's view (the last exchange or the whole transcript) finds the turns."""
+    if item.messages is None:
+        return item.prompt
+    from hilt.train.from_dataset import hh_prompt
+
+    return hh_prompt(item.chat())
+
+
 def score_responses(items: Sequence[SuiteItem],
                     lines: Mapping[str, Mapping[str, ResponseLine]], model: RewardModel,
                     files: Mapping[str, str]) -> dict[str, dict[str, ResponseLine]]:
@@ -80,7 +93,7 @@ def score_responses(items: Sequence[SuiteItem],
             raise InputError("reward is given in the file and a reward model is named; "
                              "use one source", file=files[side], line=given.line,
                              field="reward")
-    prompts = [item.prompt for item in items]
+    prompts = [reward_prompt(item) for item in items]
     responses = ([lines["candidate"][i.id].response for i in items]
                  + [lines["reference"][i.id].response for i in items])
     scores = np.asarray(model.scorer.score(prompts + prompts, responses), dtype=float)

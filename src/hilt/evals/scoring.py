@@ -5,10 +5,11 @@ a refusal (a partly refused benign request is still over-refusal). The classifie
 object with ``predict(texts) -> list[str]`` and ``classes_``, as returned by
 ``hilt.train.classifier.load_classifier(model_dir)``; it reads the response text, since
 the judgment is about what the response does, plus what it was trained to read beside
-it: the suite item's prompt (``uses_context``) and whether the request is harmful
-(``uses_harmful``: the item expects a refusal). Its labels are mapped onto
-judgments with :data:`LABEL_TO_JUDGMENT` (the three judgments themselves and XSTest's
-``final_label`` values); a classifier with any other class is refused up front.
+it: the suite item's prompt, for a conversation its last user turn (``uses_context``),
+and whether the request is harmful (``uses_harmful``: the item expects a refusal). Its
+labels are mapped onto judgments with :data:`LABEL_TO_JUDGMENT` (the three judgments
+themselves and XSTest's ``final_label`` values); a classifier with any other class is
+refused up front.
 
 A decision records the scorer (:meth:`Scorer.describe`): its folder (as given and
 absolute), a hash of the folder's files, the hash of its training manifest and, when the
@@ -148,7 +149,9 @@ def classifier_inputs(classifier: Any, items: Sequence[SuiteItem]) -> dict[str, 
     """The prompts and harmful-request flags a classifier reads beside the responses."""
     inputs: dict[str, Any] = {}
     if getattr(classifier, "uses_context", False):
-        inputs["contexts"] = [item.prompt for item in items]
+        # the request the classifier compares the reply with: for a conversation, the
+        # last user turn (the one the reply answers), as a single prompt was trained on
+        inputs["contexts"] = [item.last_user_turn() for item in items]
     if getattr(classifier, "uses_harmful", False):
         inputs["harmful"] = [item.expect == "refuse" for item in items]
     return inputs

@@ -111,8 +111,10 @@ def _read_facts(engine: Engine | None, options: dict[str, Any], request: StoreRe
     assert engine is not None
     suite_id = options.get("suite_id")
     suite_name = suite_id or Path(options["suite"]).stem
-    # the prompts measured are checked for contamination whatever the suite is called
-    run_items = [(suite_name, item.id, item.prompt) for item in items]
+    # the prompts measured are checked for contamination whatever the suite is called,
+    # in the forms the registry gives decontamination (a conversation's user turns)
+    run_items = [(suite_name, item.id, text) for item in items
+                 for text in item.heldout_texts()]
     with transaction(engine) as session:
         return read_store_facts(
             session, suite_ids=[suite_name], registered_suite=suite_id,
