@@ -13,12 +13,10 @@ cannot be written to does not undo the revocation: it is listed in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from hilt.data.build import RECORDS_FILE, data_dir, wait_for_staging
 from hilt.data.export import staging_path
 from hilt.data.pii import PiiDetector
 from hilt.errors import Forbidden, InputError, NotFound
+from hilt.staging import PrivateFile
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
@@ -276,16 +275,12 @@ def write_marker(marker: Path, fields: dict[str, Any]) -> None:
     except (OSError, ValueError):
         existing = {}
     merged = {**existing, **fields} if isinstance(existing, dict) else fields
-    fd, tmp = tempfile.mkstemp(prefix=f".{marker.name}.", dir=marker.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    # a private temporary: what a killed write of this marker left is removed first
+    with PrivateFile(marker, ".tmp") as tmp:
+        with tmp.text_writer() as fh:
             fh.write(json.dumps(merged))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, marker)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        os.chmod(tmp.path, 0o644)
+        os.replace(tmp.path, marker)
 
 
 def failure(path: Path | str, exc: OSError) -> dict[str, str]:

@@ -141,6 +141,7 @@ def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> N
         plain_folder_mode,
         private_folder,
         replaced_by,
+        restore_replaced,
         sweep_stale,
     )
 
@@ -149,6 +150,8 @@ def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> N
         out = out.resolve()  # the folder it names is replaced, the link stays
     out.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{out.name}."
+    # the old folder of a replacement killed between its two renames goes back first
+    restore_replaced(out, [prefix])
     if out.exists():  # else a leftover may be the only copy of the old folder
         sweep_stale(out.parent, [prefix])
     with private_folder(out.parent, prefix) as staging:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
 from hilt.events.readers import file_format, read_records
 from hilt.events.validate import Parsed, parse_all
+from hilt.staging import PrivateFile
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
@@ -296,7 +296,7 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
         # the file is renamed into place as the last step before the commit, so a
         # committed run never leaves its rejects only in the temporary file, even when
         # killed right after the commit.
-        tmp: Path | None = None
+        tmp: PrivateFile | None = None
         try:
             with transaction(engine) as session:
                 if skip_invalid:
@@ -307,10 +307,10 @@ def ingest_file(engine: Engine, path: str | Path, *, actor: str = "cli",
                                       lines=parsed.lines, source_name=str(path),
                                       rejected=len(parsed.rejects))
                 if tmp is not None:
-                    _put_in_place(tmp, target)
+                    _put_in_place(tmp.path, target)
         finally:
             if tmp is not None:
-                tmp.unlink(missing_ok=True)  # gone once in place
+                tmp.close()  # removes it unless it is in place
     return result
 
 
@@ -341,21 +341,21 @@ def check_rejects_target(target: Path, source: Path) -> None:
                          file=str(target), field="--rejects")
 
 
-def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> Path:
-    """The rejects, one JSON line each, in a new temporary file beside ``target``."""
+def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> PrivateFile:
+    """The rejects, one JSON line each, in a new temporary file beside ``target``
+    (:class:`hilt.staging.PrivateFile`: what killed runs left for ``target`` is removed
+    first); the caller closes it."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                    dir=target.parent)
+        tmp = PrivateFile(target, ".tmp")
     except OSError as exc:
         raise InputError(f"cannot write the rejects file ({exc.strerror})",
                          file=str(target), field="--rejects") from None
-    tmp = Path(name)
     try:
-        with open(fd, "w", encoding="utf-8") as fh:
+        with tmp.text_writer() as fh:
             for rej in rejects:
                 fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        tmp.close()
         if isinstance(exc, OSError):
             raise InputError(f"cannot write the rejects file ({exc.strerror})",
                              file=str(target), field="--rejects") from None
@@ -364,7 +364,7 @@ def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> Path:
 
 
 def _put_in_place(tmp: Path, target: Path) -> None:
-    # the mode a file made by open() gets (mkstemp's is private)
+    # the mode a file made by open() gets (the temporary is private)
     try:
         os.chmod(tmp, new_file_mode())
         tmp.replace(target)

@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from hilt.errors import InputError
+from hilt.staging import PrivateFile
+from hilt.umask import new_file_mode
+
+# The files SQLite keeps beside a database while it writes it: removed with a
+# temporary copy that a killed backup left.
+_SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 
 
 def sqlite_path(url: str) -> Path:
@@ -50,24 +55,22 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def backup(url: str, out: str | Path) -> dict[str, Any]:
     """Write a consistent copy of the database at ``url`` to ``out`` (must not exist).
 
-    The copy is made in a temporary file of its own beside ``out`` (a unique name, so
-    two backups to one path never write one file) and published with a hard link, which
-    fails when ``out`` exists: a file that appeared at ``out`` while the copy was made
-    is never overwritten, and the backup that finds it taken says so."""
-    from hilt.train.manifest import plain_folder_mode
-
+    The copy is made in a temporary file of its own beside ``out`` (a private name, so
+    two backups to one path never write one file: :class:`hilt.staging.PrivateFile`,
+    which first removes what backups to ``out`` that were killed left there) and
+    published with a hard link, which fails when ``out`` exists: a file that appeared
+    at ``out`` while the copy was made is never overwritten, and the backup that finds
+    it taken says so."""
     src_path, out = sqlite_path(url), Path(out)
     if not src_path.exists():
         raise InputError(f"{src_path} does not exist", field="--db")
     if out.exists() or out.is_symlink():
         raise _taken(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        # the mode of a file that sqlite3 creates (mkstemp's is private)
-        os.chmod(tmp, 0o644 & plain_folder_mode())
+    with PrivateFile(out, ".partial", _SQLITE_COMPANIONS) as temporary:
+        tmp = temporary.path
+        # the mode of a file that sqlite3 creates (the temporary is private)
+        os.chmod(tmp, new_file_mode() & 0o644)
         source = sqlite3.connect(src_path, timeout=60)
         try:
             target = sqlite3.connect(tmp)
@@ -79,9 +82,6 @@ def backup(url: str, out: str | Path) -> dict[str, Any]:
         finally:
             source.close()
         _publish(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}-journal").unlink(missing_ok=True)
     return {"backup": str(out), "bytes": out.stat().st_size, **verify_file(out)}
 
 

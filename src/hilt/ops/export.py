@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -31,9 +30,11 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError
+from hilt.staging import PrivateFile
 from hilt.store.db import read_only_engine
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import TASK_STATUSES, FinalLabelRow, ReviewRow, ReviewTaskRow
+from hilt.umask import new_file_mode
 
 _dumps = partial(json.dumps, ensure_ascii=False, default=str)
 # A line is mostly strings written the way json.dumps(ensure_ascii=False) writes them;
@@ -202,14 +203,14 @@ def write_jsonl(session: Session, out: str | Path, *, status: str | None = None)
     """Write the export to ``out`` atomically (temporary file, then rename)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     count = 0
-    try:
-        with open(tmp, "wb") as fh:
+    # a private temporary named by pid and host: one a killed run left is swept by the
+    # next export to the same file (hilt.staging)
+    with PrivateFile(out, ".tmp") as tmp:
+        os.chmod(tmp.path, new_file_mode())  # the mode open() gives (the temporary's is 0600)
+        with open(tmp.path, "wb") as fh:
             for line in iter_lines(session, status=status):
                 fh.write(line.encode() + b"\n")
                 count += 1
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.replace(tmp.path, out)
     return count

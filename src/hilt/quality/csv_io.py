@@ -13,7 +13,6 @@ import math
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from hilt.errors import InputError
+from hilt.staging import PrivateFile
 from hilt.umask import new_file_mode
 
 ANSWER_COLUMNS = ("item", "reviewer", "label")
@@ -321,7 +321,7 @@ class OutputFiles:
     """
 
     def __init__(self) -> None:
-        self._staged: list[tuple[Path, Path, str | None]] = []
+        self._staged: list[tuple[PrivateFile, Path, str | None]] = []
 
     def __enter__(self) -> OutputFiles:
         return self
@@ -334,15 +334,13 @@ class OutputFiles:
         target = check_output(path, field)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                            dir=target.parent)
+            temporary = PrivateFile(target, ".tmp")
         except OSError as exc:
             raise _output_error(target, exc, field) from None
-        temporary = Path(name)
         self._staged.append((temporary, target, field))
         try:
-            os.chmod(temporary, new_file_mode())
-            with os.fdopen(handle, "w", newline=newline, encoding="utf-8") as stream:
+            os.chmod(temporary.path, new_file_mode())
+            with temporary.text_writer(newline) as stream:
                 write(stream)
         except OSError as exc:
             raise _output_error(target, exc, field) from None
@@ -370,10 +368,9 @@ class OutputFiles:
                     # Kept before the rename replaces it, and only then: the target never
                     # goes missing, and a file that cannot be kept is not replaced.
                     kept.append((target, _keep_old(target)))
-                    os.replace(temporary, target)
+                    os.replace(temporary.path, target)
                 except OSError as exc:
                     error = _output_error(target, exc, field)
-                    self._staged = staged
                     unrestored = _put_back(kept)
                     if unrestored:
                         raise InputError(
@@ -385,12 +382,13 @@ class OutputFiles:
                 if old is not None:
                     old.unlink(missing_ok=True)
         finally:
+            self._staged = staged
             self.discard()
 
     def discard(self) -> None:
-        """Remove the temporaries not yet committed."""
+        """Remove the temporaries not yet in place (and let go of the others)."""
         for temporary, _, _ in self._staged:
-            temporary.unlink(missing_ok=True)
+            temporary.close()
         self._staged = []
 
 

@@ -17,10 +17,8 @@ import platform
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -28,8 +26,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from hilt import staging
 from hilt.canonical import canonical_json, content_hash, finite_json
 from hilt.errors import HiltError, InputError
+from hilt.staging import private_name
 from hilt.umask import new_folder_mode
 
 MANIFEST_FILE = "manifest.json"
@@ -155,8 +155,11 @@ def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
 
     A finished run replaces ``out`` as a whole, so ``out`` must be absent, empty or a
     model folder of the same kind (its ``manifest.json`` says so); the current folder
-    and its ancestors are refused outright, whatever they hold.
+    and its ancestors are refused outright, whatever they hold. A model folder that a
+    run killed while it replaced it left missing is put back first
+    (:func:`restore_replaced`), so that it is checked, and kept, like any other.
     """
+    restore_replaced(out, STAGING_PREFIXES)
     where = str(out)
     resolved = out.resolve()
     here = Path.cwd().resolve()
@@ -217,13 +220,11 @@ def folder_lock(out: Path) -> Iterator[None]:
 # Prefixes of the private folders that training runs stage their models in, beside
 # ``--out``: each run removes those that a process which is gone left behind.
 STAGING_PREFIXES = (".clf-", ".rm-", ".sft-")
-# The rest of a private folder's name: the process id, a tag of the host's name and a
-# random part (see :func:`private_name`).
-_PRIVATE_NAME = re.compile(r"(\d+)-([0-9a-f]{8})-[0-9a-f]{8}")
-# Private folders of this process that exist, or are about to: named here before they
-# are made, so another thread's sweep never takes one for a dead process's leftover.
-_IN_USE: set[str] = set()
-_IN_USE_LOCK = threading.Lock()
+# The end of the name of an old folder that :func:`replaced_by` renamed aside: a tag of
+# the name of the folder it was (:func:`_target_tag`), so that a run into that folder
+# can put it back when a run killed before the new folder took its place left none
+# (:func:`restore_replaced`).
+_ASIDE = re.compile(r"(.+)\.aside-([0-9a-f]{8})")
 
 
 class NotRegistered(HiltError):
@@ -239,27 +240,20 @@ def plain_folder_mode() -> int:
     return new_folder_mode()
 
 
-def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def private_name(prefix: str) -> str:
-    """``<prefix><pid>-<host tag>-<random>``: a name that says which process on which
-    host made the folder, so that a later run can tell it is a dead process's leftover
-    (:func:`sweep_stale`)."""
-    return f"{prefix}{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}"
+def _target_tag(name: str) -> str:
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
 
 
 class _Private:
-    """A private folder name of this process, registered as in use before the folder
-    exists; :meth:`hold` takes ``flock`` on the folder (the lock follows the folder
-    when it is renamed, and the kernel releases it when the process dies)."""
+    """A private folder name of this process (:func:`hilt.staging.private_name`),
+    registered as in use before the folder exists; :meth:`hold` takes ``flock`` on the
+    folder (the lock follows the folder when it is renamed, and the kernel releases it
+    when the process dies)."""
 
     def __init__(self, parent: Path, prefix: str) -> None:
         self.path = parent / private_name(prefix)
         self.fd: int | None = None
-        with _IN_USE_LOCK:
-            _IN_USE.add(str(self.path))
+        staging.claim(self.path)
 
     def hold(self, folder: Path) -> None:
         with suppress(OSError):
@@ -275,33 +269,37 @@ class _Private:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-        with _IN_USE_LOCK:
-            _IN_USE.discard(str(self.path))
+        staging.release(self.path)
 
 
-def _owner_gone(pid: int, path: Path) -> bool:
-    if pid == os.getpid():
-        with _IN_USE_LOCK:
-            return str(path) not in _IN_USE  # an earlier process that had this pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it exists (another user's process)
-    return False
+def _private_folder_name(name: str, prefixes: tuple[str, ...]) -> tuple[str, str | None] | None:
+    """The private part of a folder name with one of ``prefixes`` and, for an old folder
+    renamed aside, the tag of the folder it was; None for another name."""
+    prefix = next((p for p in prefixes if name.startswith(p)), None)
+    if prefix is None:
+        return None
+    rest = name[len(prefix):]
+    aside = _ASIDE.fullmatch(rest)
+    return (aside[1], aside[2]) if aside else (rest, None)
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def sweep_stale(parent: Path, prefixes: Iterable[str]) -> list[Path]:
-    """Remove the private folders in ``parent`` (named by :func:`private_name` with one
-    of ``prefixes``) that a process which is gone left behind: killed (SIGKILL, a
-    crash, a power cut) while it staged an output or removed a replaced one.
+    """Remove the private folders in ``parent`` (named by
+    :func:`hilt.staging.private_name` with one of ``prefixes``) that a process which is
+    gone left behind: killed (SIGKILL, a crash, a power cut) while it staged an output
+    or removed a replaced one.
 
     A folder counts as left behind only when all of these hold: it was made on this
     host (another host's process ids say nothing here), the process named in it is not
     running (or, for this process's own id, it is none of this process's folders: an
     earlier process had the id), and nobody holds its ``flock``. Folders named another
-    way (by an older hilt) are left alone, since nothing tells whether they are in use.
+    way (by an older hilt) are left alone, since nothing tells whether they are in use,
+    and so is an old folder renamed aside (:func:`replaced_by`) while the folder it was
+    is missing: it is then the only copy of that folder (:func:`restore_replaced`).
     Returns the folders removed."""
     removed: list[Path] = []
     wanted = tuple(prefixes)
@@ -309,37 +307,63 @@ def sweep_stale(parent: Path, prefixes: Iterable[str]) -> list[Path]:
         entries = list(os.scandir(parent))
     except OSError:
         return removed
+    present: set[str] | None = None  # tags of the names in parent, for asides
     for entry in entries:
-        prefix = next((p for p in wanted if entry.name.startswith(p)), None)
-        match = _PRIVATE_NAME.fullmatch(entry.name[len(prefix):]) if prefix else None
-        if match is None or match[2] != _host_tag():
+        found = _private_folder_name(entry.name, wanted)
+        if found is None:
             continue
+        rest, tag = found
+        if tag is not None:
+            if present is None:
+                present = {_target_tag(other.name) for other in entries}
+            if tag not in present:
+                continue
         path = parent / entry.name
         with suppress(OSError):  # a folder that cannot be looked at stays
-            if entry.is_dir(follow_symlinks=False) and _owner_gone(int(match[1]), path) \
-                    and _remove_unless_held(path):
+            if entry.is_dir(follow_symlinks=False) and staging.left_behind(rest, path) \
+                    and staging.unless_held(path, _rmtree, os.O_DIRECTORY):
                 removed.append(path)
     return removed
 
 
-def _remove_unless_held(path: Path) -> bool:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+def restore_replaced(out: Path, prefixes: Iterable[str]) -> Path | None:
+    """Put back the folder ``out`` when it is missing because a run was killed between
+    the two renames of :func:`replaced_by` (its old folder renamed aside, its new one
+    not yet renamed in): the old folder, renamed aside by a process that is gone (as
+    :func:`sweep_stale` tells) with one of ``prefixes``, is renamed back to ``out``.
+    Done before a run into ``out`` does anything else, so the previous model or report
+    stays in place even when that run fails. Returns the folder put back, or None."""
+    if os.path.lexists(out):
+        return None
+    tag, wanted = _target_tag(out.name), tuple(prefixes)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # held: a live process (in another pid namespace) uses it
-        shutil.rmtree(path, ignore_errors=True)
-        return True
-    finally:
-        os.close(fd)
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return None
+    kept: list[tuple[int, Path]] = []
+    for entry in entries:
+        found = _private_folder_name(entry.name, wanted)
+        if found is None or found[1] != tag:
+            continue
+        path = out.parent / entry.name
+        with suppress(OSError):
+            if entry.is_dir(follow_symlinks=False) and staging.left_behind(found[0], path):
+                kept.append((entry.stat(follow_symlinks=False).st_ctime_ns, path))
+    # the one renamed aside last, should a replacement have been killed more than once
+    for _, path in sorted(kept, reverse=True):
+        with suppress(OSError):
+            if not os.path.lexists(out) \
+                    and staging.unless_held(path, lambda aside: aside.rename(out),
+                                            os.O_DIRECTORY):
+                return path
+    return None
 
 
 @contextmanager
 def private_folder(parent: Path, prefix: str) -> Iterator[Path]:
-    """A new folder in ``parent`` named by :func:`private_name`, private (0700) and held
-    as this process's while the block runs; removed at the end, unless the block moved
-    it away (into place)."""
+    """A new folder in ``parent`` named by :func:`hilt.staging.private_name`, private
+    (0700) and held as this process's while the block runs; removed at the end, unless
+    the block moved it away (into place)."""
     for _ in range(100):
         own = _Private(parent, prefix)
         try:
@@ -369,26 +393,36 @@ def replaced_by(new: Path, out: Path, prefix: str) -> Iterator[None]:
     folder is removed when the block ends. ``out`` is never a half-deleted or a mixed
     folder: it is the old folder or the new one (absent only between the two renames,
     and only a process killed outright there leaves it so: the old folder is then the
-    one named ``<prefix><pid>-…``). When ``new`` cannot be renamed in, the old folder
-    is put back. ``new`` and ``out`` must be in the same folder."""
+    one named ``<prefix><pid>-<host tag>-<random>.aside-<tag of out's name>``, which
+    :func:`restore_replaced` puts back). When ``new`` cannot be renamed in, the old
+    folder is put back. ``new`` and ``out`` must be in the same folder."""
     if not out.exists() and not out.is_symlink():
         new.rename(out)
         yield
         return
     aside = _Private(out.parent, prefix)
+    kept = aside.path.with_name(f"{aside.path.name}.aside-{_target_tag(out.name)}")
+    staging.claim(kept)
     try:
         aside.hold(out)
-        out.rename(aside.path)
+        out.rename(kept)
         try:
             new.rename(out)
         except BaseException:
-            aside.path.rename(out)
+            kept.rename(out)
             raise
+        # Under its plain private name the old folder is no longer taken for the copy
+        # of ``out`` to put back, even if a killed run leaves it half removed.
+        removing = kept
+        with suppress(OSError):
+            kept.rename(aside.path)
+            removing = aside.path
         try:
             yield
         finally:
-            shutil.rmtree(aside.path, ignore_errors=True)
+            shutil.rmtree(removing, ignore_errors=True)
     finally:
+        staging.release(kept)
         aside.release()
 
 
@@ -423,14 +457,17 @@ def staged_folder(out: Path, prefix: str, kind: str,
     folder gets the mode a plain ``mkdir`` would give it. When ``publisher.record``
     fails, the new model stays in place and :class:`NotRegistered` says so.
 
-    Leftovers of killed runs are swept only while ``out`` holds a model: before the
-    run when it exists, and after the new model is in place. A run killed between the
-    two renames of a replacement leaves no ``out`` and both models beside it; they are
-    kept until a run puts a model in ``out`` again.
+    A run killed between the two renames of a replacement leaves no ``out`` and both
+    models beside it: the next run into ``out`` first puts the old model back
+    (:func:`restore_replaced`), before it checks anything, so the model stays even when
+    that run fails. Leftovers of killed runs are swept only while ``out`` holds a model
+    (before the run when it exists, and after the new model is in place): a leftover
+    named by an older hilt may be the only copy of a model missing from ``out``.
     """
+    prefixes = {prefix, *STAGING_PREFIXES}
+    restore_replaced(out, prefixes)
     check_out_folder(out, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
-    prefixes = {prefix, *STAGING_PREFIXES}
     if out.exists():
         sweep_stale(out.parent, prefixes)
     with private_folder(out.parent, prefix) as work:
