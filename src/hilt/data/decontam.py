@@ -5,11 +5,11 @@ classification text) shares a word n-gram with a held-out text, n = 13 by defaul
 overlap test used for GPT-3's contamination analysis (Brown et al. 2020, appendix C) and
 since by most decontamination pipelines. Held-out texts shorter than n words cannot
 share an n-gram, so they are matched as whole word sequences instead (a record field
-that contains the text verbatim, up to case and punctuation, is contaminated), and texts
-shorter than ``min_short_words`` words, where containment would flag innocent records,
-only when a record field equals them. In Han, kana and Hangul text and in the other
-scripts written without spaces between words (Thai, Lao, Khmer, Myanmar) every
-character counts as a word
+that contains the text verbatim, up to case, punctuation, accents and look-alike
+letters, is contaminated), and texts shorter than ``min_short_words`` words, where
+containment would flag innocent records, only when a record field equals them. In Han,
+kana and Hangul text and in the other scripts written without spaces between words
+(Thai, Lao, Khmer, Myanmar) every character counts as a word
 (:func:`hilt.data.ngrams.words`), so there the n-grams are character n-grams and a
 held-out prompt quoted inside a longer text is caught as in any other script.
 

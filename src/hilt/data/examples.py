@@ -19,6 +19,9 @@ names the keys under which such labels disagree.
 
 A preference pair whose two replies are the same text (white space at either end aside,
 as training compares them) prefers nothing and is not made; ``skipped`` counts them.
+A pair whose replies become the same text only when personal data is redacted is
+removed by the PII step (:func:`hilt.data.pipeline.handle_pii`), where redaction
+happens.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def _pair(c: Candidate, key: str, source: str, chosen: str, rejected: str,
     return ex
 
 
-def _same(chosen: str, rejected: str) -> bool:
+def same_replies(chosen: str, rejected: str) -> bool:
     """Whether a pair's two replies are one text (the test training refuses pairs by)."""
     return chosen.strip() == rejected.strip()
 
@@ -115,7 +118,7 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         for i, fb in enumerate(c.feedback):
             if fb.get("kind") == "preference" and "event_preference" in sources:
                 ch, rj = _response(c, fb.get("chosen")), _response(c, fb.get("rejected"))
-                if ch is not None and rj is not None and _same(ch, rj):
+                if ch is not None and rj is not None and same_replies(ch, rj):
                     _skip(skipped, "event_preference")
                 elif ch is not None and rj is not None:
                     lo, hi = sorted((fb["chosen"], fb["rejected"]))
@@ -124,7 +127,7 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
             elif fb.get("kind") == "edit" and "event_edit" in sources:
                 idx = fb.get("response_index", 0)
                 original = _response(c, idx)
-                if original is not None and _same(fb["text"], original):
+                if original is not None and same_replies(fb["text"], original):
                     _skip(skipped, "event_edit")
                 elif original is not None:
                     yield _pair(c, f"pref:{eid}:edit#{i}:{idx}", "event_edit", fb["text"],
@@ -134,7 +137,7 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         if lb.question_kind == "preference" and "label_preference" in sources \
                 and isinstance(lb.value, dict):
             ch, rj = _response(c, lb.value.get("chosen")), _response(c, lb.value.get("rejected"))
-            if ch is not None and rj is not None and _same(ch, rj):
+            if ch is not None and rj is not None and same_replies(ch, rj):
                 _skip(skipped, "label_preference")
             elif ch is not None and rj is not None:
                 lo, hi = sorted((lb.value["chosen"], lb.value["rejected"]))
@@ -145,7 +148,7 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
             order = [i for i in lb.value if _response(c, i) is not None]
             for a, better in enumerate(order):
                 for worse in order[a + 1:]:
-                    if _same(c.responses[better], c.responses[worse]):
+                    if same_replies(c.responses[better], c.responses[worse]):
                         _skip(skipped, "label_ranking")
                         continue
                     lo, hi = sorted((better, worse))
@@ -155,7 +158,7 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         elif lb.question_kind == "rewrite" and "label_rewrite" in sources \
                 and isinstance(lb.value, str):
             original = _response(c, 0)
-            if original is not None and lb.value.strip() and _same(lb.value, original):
+            if original is not None and lb.value.strip() and same_replies(lb.value, original):
                 _skip(skipped, "label_rewrite")
             elif original is not None and lb.value.strip():
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value,

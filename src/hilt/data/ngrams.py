@@ -17,9 +17,16 @@ construction.
 Text is normalised before tokenising: invisible format characters are removed (every
 character of Unicode category ``Cf`` and every default-ignorable code point: soft
 hyphen, zero-width space and joiners, word joiner, byte order mark, bidirectional
-marks, variation selectors, ...), then NFKC, case-folded, words are runs of ``\\w``
-characters; punctuation, spacing and characters that render as nothing therefore never
-hide an overlap (``"sm\\u00adoke"`` is the word ``smoke``). Chinese, Japanese,
+marks, variation selectors, ...), then NFKC; then (NFD) the accents of Latin, Greek and
+Cyrillic letters and the optional vowel points of Hebrew and Arabic are dropped,
+Cyrillic and Greek look-alikes of Latin letters are mapped to Latin where they stand
+in for Latin (:mod:`hilt.data.lookalikes`), the text is case-folded and recomposed
+(NFC); words are runs of ``\\w`` characters. Punctuation, spacing, characters that
+render as nothing, accents and look-alike letters therefore never hide an overlap
+(``"sm\\u00adoke"``, ``"smoké"`` and ``"smоke"`` with a Cyrillic ``о`` are the word
+``smoke``). The marks that are letters of a word (the vowel signs of Devanagari and
+the other Brahmic scripts, Thai, Lao, Khmer, Myanmar) and the Japanese voicing marks
+are not removed: removing them would make different words one. Chinese, Japanese,
 Thai, Lao, Khmer and Myanmar are written without spaces between words, so a whole
 sentence would be one "word" and a sentence quoted inside a longer one would share no
 n-gram with it; Korean attaches particles to its words. Each Han, kana, Hangul, Thai,
@@ -36,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from hilt.data.lookalikes import unspoof
 
 _WORD = re.compile(r"\w+")
 # Word characters of the scripts whose every character is a word (see the docstring).
@@ -57,13 +66,37 @@ _UNSPACED = ("\u0e00-\u0eff"  # Thai, Lao
 # ones included so that text from a newer Unicode version is treated alike. Neither is a
 # word character for ``\w`` except the Hangul fillers, so an invisible character inside a
 # word would otherwise split it (or, for a filler, change it).
-_IGNORABLE = re.compile("["
-                        "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-                        "\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
-                        "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-                        "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
-                        "]+")
+IGNORABLE = re.compile("["
+                       "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+                       "\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+                       "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+                       "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+                       "]+")
+# Combining marks dropped after a letter: the diacritics of the Latin, Greek and
+# Cyrillic scripts (the Combining Diacritical Marks blocks, Cyrillic titlo and the like)
+# and the vowel points and cantillation of Hebrew and Arabic, which are optional:
+# most text is written without them. All of category Mn, Unicode 14. The vowel signs
+# of Devanagari and the other Brahmic scripts, Thai, Lao, Khmer, Myanmar and Tibetan
+# are letters of the word, and Japanese voicing marks tell kana apart: they stay.
+_DIACRITIC_BLOCKS = ((0x0300, 0x036F), (0x0483, 0x0487), (0x0591, 0x05C7),
+                     (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670),
+                     (0x06D6, 0x06ED), (0x08CA, 0x08FF), (0x1AB0, 0x1AFF),
+                     (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0x2DE0, 0x2DFF),
+                     (0xA66F, 0xA69F), (0xFE20, 0xFE2F))
+_DIACRITIC_CLASS = "".join(chr(c) for lo, hi in _DIACRITIC_BLOCKS for c in range(lo, hi + 1)
+                           if unicodedata.category(chr(c)) == "Mn")
+# Only after a letter: a mark on a symbol is part of it (U+2260 "≠" is "=" and U+0338).
+# (Written mark first, then the letter before it, so that the search scans for marks.)
+_DIACRITICS = re.compile(f"[{_DIACRITIC_CLASS}](?<=[^\\W\\d_][{_DIACRITIC_CLASS}])"
+                         f"[{_DIACRITIC_CLASS}]*")
+# Every character that NFD, case folding, the diacritics or the look-alikes can change
+# in a text after NFKC lies in these ranges (Latin, Greek, Cyrillic, Hebrew, Arabic and
+# combining marks); a text with none of them skips those steps.
+_FOLDABLE = re.compile("[\u00c0-\u02af\u0300-\u052f\u0590-\u06ff\u0750-\u077f"
+                       "\u08a0-\u08ff\u1ab0-\u1aff\u1c80-\u1c8f\u1dc0-\u1fff"
+                       "\u20d0-\u20ff\u2c60-\u2c7f\u2de0-\u2dff\ua640-\ua69f"
+                       "\ua720-\ua7ff\uab30-\uab6f\ufb1d-\ufb4f\ufe20-\ufe2f]")
 _TOKEN = re.compile(rf"(?=\w)[{_UNSPACED}]|[^\W{_UNSPACED}]+")
 _HAS_UNSPACED = re.compile(f"[{_UNSPACED}]")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -136,11 +169,26 @@ def _separator_hash() -> np.uint64:
 
 
 def _fold(text: str) -> str:
-    """Invisible format characters removed, NFKC, case-folded (ASCII: lower-cased; no
-    ASCII character is ignorable)."""
+    """Invisible format characters removed, NFKC, accents and vowel points dropped,
+    look-alike letters mapped to Latin, case-folded, NFC (ASCII: lower-cased; no ASCII
+    character is ignorable, a mark or a look-alike).
+
+    Texts joined by NUL (:func:`tokenise`) are folded as if one by one: no
+    normalisation step combines characters across a NUL, and the look-alike context
+    ends at it."""
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKC", _IGNORABLE.sub("", text)).casefold()
+    folded = unicodedata.normalize("NFKC", IGNORABLE.sub("", text))
+    if _FOLDABLE.search(folded) is None:
+        return folded.casefold()
+    # NFD first, so that a precomposed letter shows its base letter and its marks;
+    # case folding adds no mark to NFD text, so the marks can go before it, and the
+    # look-alikes still see the case as written.
+    folded = _DIACRITICS.sub("", unicodedata.normalize("NFD", folded))
+    folded = unspoof(folded)
+    # NFC puts back together what NFD took apart and nothing removed: Hangul
+    # syllables, kana with voicing marks, the vowel signs of the scripts that keep them.
+    return unicodedata.normalize("NFC", folded.casefold())
 
 
 def symbols(text: str) -> str:

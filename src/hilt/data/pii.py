@@ -17,17 +17,27 @@ in (for example a NER model); :class:`RegexPiiDetector` is the default and knows
   ``ipaddress``, with at least one group of 3-4 hex digits or with a hex letter, so
   ``1:2:3:4:5:6:7:8``-like runs of small numbers are not taken for one).
 
+Invisible format characters (a zero-width space or a soft hyphen inside a phone number
+or an e-mail address, :data:`hilt.data.ngrams.IGNORABLE`) would break every pattern
+while the text still reads as the number, so the detector looks at the text without
+them and gives the spans of the text as written, each covering the invisible
+characters inside it: redaction removes them with the rest
+(:func:`spans_through_invisible`, which also serves other detectors in selection).
+
 Regexes favour recall on the usual spellings; they are not a guarantee, which is why
 the detector is pluggable.
 """
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+from hilt.data.ngrams import IGNORABLE
 
 PII_KINDS = ("email", "phone", "card", "ip")
 
@@ -104,6 +114,11 @@ class RegexPiiDetector:
             raise ValueError(f"unknown PII kinds {sorted(unknown)}")
 
     def find(self, text: str) -> list[PiiSpan]:
+        """The spans of personal data in ``text``, read without its invisible format
+        characters (see the module docstring)."""
+        return spans_through_invisible(self._find, text)
+
+    def _find(self, text: str) -> list[PiiSpan]:
         spans: list[PiiSpan] = []
         if "@" in text and "email" in self.kinds:
             spans.extend(PiiSpan("email", m.start(), m.end()) for m in _EMAIL.finditer(text))
@@ -123,6 +138,56 @@ class RegexPiiDetector:
                     if kind is not None and kind in self.kinds:
                         spans.append(PiiSpan(kind, base + m.start(), base + m.end()))
         return _non_overlapping(spans)
+
+
+def spans_through_invisible(find: Callable[[str], list[PiiSpan]], text: str
+                            ) -> list[PiiSpan]:
+    """``find``'s spans in ``text`` with its invisible format characters removed,
+    mapped back to ``text``: each span runs from its first visible character to its
+    last, with the invisible ones between them."""
+    if text.isascii() or IGNORABLE.search(text) is None:  # nothing to remove
+        return find(text)
+    visible: list[str] = []
+    kept_at: list[int] = []  # where each kept stretch starts, in the visible text
+    kept_from: list[int] = []  # and in ``text``
+    last = length = 0
+    for m in IGNORABLE.finditer(text):
+        if m.start() > last:
+            kept_at.append(length)
+            kept_from.append(last)
+            visible.append(text[last:m.start()])
+            length += m.start() - last
+        last = m.end()
+    kept_at.append(length)
+    kept_from.append(last)
+    visible.append(text[last:])
+
+    def original(i: int) -> int:
+        k = bisect.bisect_right(kept_at, i) - 1
+        return kept_from[k] + i - kept_at[k]
+
+    return [PiiSpan(s.kind, original(s.start), original(s.end - 1) + 1)
+            for s in find("".join(visible)) if s.end > s.start]
+
+
+class _InvisibleAware:
+    """A detector that reads text without its invisible format characters
+    (:func:`spans_through_invisible`): selection wraps any detector it is given in
+    one, so a plugged-in detector is not misled by a zero-width space either."""
+
+    def __init__(self, detector: PiiDetector) -> None:
+        self.detector = detector
+        self.line_local = bool(getattr(detector, "line_local", False))
+
+    def find(self, text: str) -> list[PiiSpan]:
+        return spans_through_invisible(self.detector.find, text)
+
+
+def invisible_aware(detector: PiiDetector) -> PiiDetector:
+    """``detector``, reading text without its invisible characters."""
+    if isinstance(detector, RegexPiiDetector | _InvisibleAware):
+        return detector  # it does so already
+    return _InvisibleAware(detector)
 
 
 def _without_dates(chunk: str) -> list[tuple[int, int]]:

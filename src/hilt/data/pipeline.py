@@ -32,9 +32,10 @@ from hilt.data.examples import (
     conflicting_keys,
     event_feedback_selected,
     label_selected,
+    same_replies,
 )
 from hilt.data.minhash import near_duplicates_of
-from hilt.data.pii import PiiDetector, PiiSpan, RegexPiiDetector, redact
+from hilt.data.pii import PiiDetector, PiiSpan, RegexPiiDetector, invisible_aware, redact
 from hilt.data.records import Candidate, Example
 from hilt.data.spec import LabelFilter, PiiSpec, SelectionSpec, SplitSpec
 from hilt.data.textfeatures import TextFeatures, analyse_texts
@@ -304,10 +305,17 @@ def handle_pii(examples: list[Example], spec: SelectionSpec,
                ) -> tuple[list[Example], StepReport]:
     """Exclude or redact the examples in which ``detector`` finds personal data.
 
+    The detector reads each text without its invisible format characters, and a
+    redacted span covers those inside it (:func:`~hilt.data.pii.invisible_aware`). A
+    preference pair whose chosen and rejected replies are the same text once redacted
+    (two replies that differed only in an e-mail address) prefers nothing, and would
+    show that the replies differed where the data hides how: it is removed, with the
+    reason ``pair_equal_after_redaction``.
+
     ``unredacted``, when given, receives the texts of each redacted example as they were
     before (its :meth:`~Example.texts` and :meth:`~Example.decontamination_parts`), for
     :func:`decontaminate`."""
-    detector = detector or RegexPiiDetector(spec.pii.kinds)
+    detector = invisible_aware(detector or RegexPiiDetector(spec.pii.kinds))
     report = StepReport("pii", len(examples), notes={"action": spec.pii.action})
     kept = []
     redacted = 0
@@ -336,13 +344,18 @@ def handle_pii(examples: list[Example], spec: SelectionSpec,
         if spec.pii.action == "exclude":
             report.drop("pii:" + ",".join(kinds), ex.key)
             continue
+        fields = {name: redact(getattr(ex, name), spans) for name, spans in field_hits.items()}
+        if ex.kind == "preference" and same_replies(fields.get("chosen", ex.chosen or ""),
+                                                    fields.get("rejected", ex.rejected or "")):
+            report.drop("pair_equal_after_redaction", ex.key)
+            continue
         if unredacted is not None:
             unredacted[id(ex)] = (ex, [*ex.texts(), *ex.decontamination_parts()])
         messages = [dict(m) for m in ex.messages]
         for i, spans in message_hits.items():
             messages[i]["content"] = redact(messages[i]["content"], spans)
-        for name, spans in field_hits.items():
-            setattr(ex, name, redact(getattr(ex, name), spans))
+        for name, value in fields.items():
+            setattr(ex, name, value)
         _redact_parts(ex, detector)
         ex.messages, ex.redacted = messages, tuple(kinds)
         redacted += 1
@@ -544,8 +557,8 @@ def heldout_forms(heldout: Iterable[tuple[str, str, str]], pii: PiiSpec,
     (re-checking a stored version), and the selection removes every record such a
     re-check would find."""
     redacting = pii.action == "redact"
-    if redacting and detector is None:
-        detector = RegexPiiDetector(pii.kinds)
+    if redacting:
+        detector = invisible_aware(detector or RegexPiiDetector(pii.kinds))
     for suite_id, item_id, text in heldout:
         yield suite_id, item_id, text
         if redacting and detector is not None:

@@ -15,8 +15,9 @@ urgency gained in the last few hours before a deadline.
 
 Near-duplicates: each open, untouched task's item text (prompt and responses) is
 split into words as the data stage does (:func:`hilt.data.ngrams.words`: NFKC,
-case-folded, ``\\w+`` runs in any script, one word per Han, kana, Hangul, Thai, ...
-character, so such text gets character shingles), cut into word 3-shingles and
+accents dropped, look-alike letters mapped to Latin, case-folded, ``\\w+`` runs in
+any script, one word per Han, kana, Hangul, Thai, ... character, so such text gets
+character shingles), cut into word 3-shingles and
 summarised by a MinHash signature (Broder, 1997); locality-sensitive hashing proposes
 pairs and a pair joins a cluster when its estimated Jaccard similarity is at least
 ``dup_threshold``. A text without a single word is never clustered: having nothing in
