@@ -5,7 +5,8 @@ Pure computations (no database): :mod:`.shift` (chi-square, Jensen–Shannon, PS
 :mod:`.rates` (Fisher exact rate change, agreement change), :mod:`.monitors` (the
 windowed detectors), :mod:`.transition` (bridge transition matrix, compatibility,
 :func:`check_mixable`), :mod:`.synthetic` (streams with injected drift).
-Store-backed: :mod:`.runner` (:func:`run_monitors`), :mod:`.bridge`, :mod:`.lineage`.
+Store-backed: :mod:`.runner` (:func:`run_monitors`), :mod:`.bridge`, :mod:`.lineage`,
+:mod:`.activation` (which escalation rule-set version was active when).
 See ``docs/drift.md``.
 """
 

@@ -23,8 +23,9 @@ adjudication_rate      resolved tasks that needed an adjudicator           rubri
                                                                            pool
 guideline_gap_rate     resolved tasks adjudicated with cause               rubric@version,
                        ``guideline_gap``                                   pool
-escalation_rule_hits   events ingested while a rule-set version was the    rule_set@version,
-                       newest, matched by each rule or not                 rule
+escalation_rule_hits   events the active rule-set version ran on           rule_set@version,
+                       (ingested while it was active, review consent, not  rule
+                       erased), matched by each rule or not
 =====================  ==================================================  ==============
 """
 
@@ -40,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError, NotFound
+from hilt.quality.drift.activation import RuleSetKey, activation_timeline, evaluated_events
 from hilt.quality.drift.alerts import Alert, alert_intervals, group_key
 from hilt.quality.drift.monitors import (
     Categorical,
@@ -221,38 +223,44 @@ def _events(session: Session, since: datetime, until: datetime, obs: Observation
         tags = ((payload or {}).get("context") or {}).get("tags") or []
         obs.prompt_topics.append(Categorical(at, (("source", source or "none"),),
                                              str(tags[0]) if tags else "untagged"))
-    # Rule hits: an event ingested while version v of a rule set was the newest one is a
-    # trial for each of v's rules; it is a hit for the rules its task records as matched.
-    versions = session.execute(sa.select(RuleSetVersionRow).order_by(
-        RuleSetVersionRow.rule_set_id, RuleSetVersionRow.published_at)).scalars().all()
-    if not versions:
+    _rule_hits(session, since, until, obs)
+
+
+def _rule_hits(session: Session, since: datetime, until: datetime, obs: Observations
+               ) -> None:
+    """Rule hits: an event is a trial for each rule of the rule-set version that live
+    escalation ran on it, and a hit for the rules its task records as matched.
+
+    That version is the one its task names or, for an event that matched nothing, the
+    one active when it was ingested (:mod:`.activation`). Events ingested while no
+    version was active, without review consent, or erased since are no trials: the
+    rules never ran on them (or they are gone). A version replaced, deactivated or
+    published without activation therefore gets no trials while it is not running."""
+    timeline = activation_timeline(session)
+    if not timeline.starts:
         return
-    t = ReviewTaskRow
-    matched: dict[tuple[str, int], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    rules_of = {(row.rule_set_id, row.version): [str(rule.get("name"))
+                                                 for rule in row.spec.get("rules", [])]
+                for row in session.execute(sa.select(RuleSetVersionRow)).scalars()}
+    e, t = EventRow, ReviewTaskRow
+    ran: dict[str, RuleSetKey] = {}
+    hits: dict[str, set[str]] = defaultdict(set)
     for event_id, rule_set_id, version, matches in session.execute(
             sa.select(t.event_id, t.rule_set_id, t.rule_set_version, t.matched)
             .join(e, e.id == t.event_id)
-            .where(t.rule_set_id.is_not(None), e.ingested_at >= since,
-                   e.ingested_at < until)):
-        for m in matches or []:
-            matched[(rule_set_id, version)][str(m.get("rule"))].add(event_id)
-    ingested = session.execute(sa.select(e.id, e.ingested_at).where(
-        e.ingested_at >= since, e.ingested_at < until)).all()
-    by_set: dict[str, list[RuleSetVersionRow]] = defaultdict(list)
-    for v in versions:
-        by_set[v.rule_set_id].append(v)
-    for rule_set_id, rows in by_set.items():
-        for i, row in enumerate(rows):
-            end = rows[i + 1].published_at if i + 1 < len(rows) else None
-            rules = [str(rule.get("name")) for rule in row.spec.get("rules", [])]
-            hits = matched.get((rule_set_id, row.version), {})
-            for event_id, at in ingested:
-                if at < row.published_at or (end is not None and at >= end):
-                    continue
-                for rule in rules:
-                    obs.rule_hits.append(Outcome(
-                        at, (("rule_set", f"{rule_set_id}@{row.version}"), ("rule", rule)),
-                        event_id in hits.get(rule, set())))
+            .where(t.rule_set_id.is_not(None), t.rule_set_version.is_not(None),
+                   e.ingested_at >= since, e.ingested_at < until)):
+        ran[event_id] = (rule_set_id, version)
+        hits[event_id].update(str(m.get("rule")) for m in matches or [])
+    for event_id, at in evaluated_events(session, since, until):
+        key = ran.get(event_id) or timeline.active_at(at)
+        if key is None or key not in rules_of:
+            continue
+        matched = hits.get(event_id, set())
+        ref = f"{key[0]}@{key[1]}"
+        for rule in rules_of[key]:
+            obs.rule_hits.append(Outcome(at, (("rule_set", ref), ("rule", rule)),
+                                         rule in matched))
 
 
 def _windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, datetime]:

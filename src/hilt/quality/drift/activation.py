@@ -1,0 +1,108 @@
+"""Which escalation rule-set version was active when, from the store's own record.
+
+Live escalation runs only the active rule-set version on an event, at ingest, and only
+when the event's subject consented to review. The rule-set table keeps only the current
+``active`` flag; the history is in the audit log, where every switch
+(:func:`hilt.review.escalation.activate_rule_set`: publishing with activation, another
+set's activation, deactivation with version 0) writes one ``rules.activate`` entry in
+the same transaction as the switch itself. Its entity is ``id@version`` and its payload
+says whether a version became active (``"active": true``) or none did. Publishing
+without activation writes no such entry, so that version never holds an interval.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from hilt.store import audit
+from hilt.store.tables.core import EventRow
+
+RuleSetKey = tuple[str, int]
+"""(rule set id, version)."""
+
+# "review" in the event's consent, as live escalation tests it; ingest stores the
+# scopes as ",review,train," so that one LIKE filters on every backend.
+REVIEWABLE = EventRow.consent_scopes.like("%,review,%")
+
+# Activations are rare (one per publish or switch): every one is read.
+_ALL_ENTRIES = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ActiveSpan:
+    """One stretch of time during which ``version`` of ``rule_set_id`` was the active
+    rule set: ``[start, end)``, ``end`` None while it still is."""
+
+    rule_set_id: str
+    version: int
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class ActivationTimeline:
+    """The active rule-set version as a step function of time: from ``starts[i]`` (until
+    the next start) ``states[i]`` was active, None meaning no rule set was."""
+
+    starts: tuple[datetime, ...]
+    states: tuple[RuleSetKey | None, ...]
+
+    def active_at(self, at: datetime) -> RuleSetKey | None:
+        """The version active at ``at`` (a switch at exactly ``at`` counts as done)."""
+        i = bisect_right(self.starts, at) - 1
+        return self.states[i] if i >= 0 else None
+
+    def spans(self) -> list[ActiveSpan]:
+        """The intervals during which some version was active, oldest first."""
+        out: list[ActiveSpan] = []
+        for i, state in enumerate(self.states):
+            if state is None:
+                continue
+            end = self.starts[i + 1] if i + 1 < len(self.starts) else None
+            last = out[-1] if out else None
+            if last is not None and last.end == self.starts[i] and (
+                    last.rule_set_id, last.version) == state:
+                out[-1] = replace(last, end=end)  # activated again while active
+            else:
+                out.append(ActiveSpan(state[0], state[1], self.starts[i], end))
+        return out
+
+
+def _parse_key(entity_id: str) -> RuleSetKey:
+    rule_set_id, _, version = entity_id.rpartition("@")
+    return rule_set_id, int(version)
+
+
+def activation_timeline(session: Session) -> ActivationTimeline:
+    """Read every ``rules.activate`` audit entry (pending ones on PostgreSQL included)
+    into the timeline of the active version."""
+    entries = audit.entries(session, action="rules.activate", limit=_ALL_ENTRIES)
+    # newest first, in chain order: reversed, then by time (stable, so entries written
+    # at the same instant keep the order they were chained in)
+    ordered = sorted(reversed(entries), key=lambda e: e.at)
+    starts: list[datetime] = []
+    states: list[RuleSetKey | None] = []
+    for entry in ordered:
+        state = _parse_key(entry.entity_id) if (entry.payload or {}).get("active") else None
+        if starts and starts[-1] == entry.at:
+            states[-1] = state  # the later of two switches at one instant is what held
+            continue
+        starts.append(entry.at)
+        states.append(state)
+    return ActivationTimeline(tuple(starts), tuple(states))
+
+
+def evaluated_events(session: Session, since: datetime, until: datetime
+                     ) -> list[tuple[str, datetime]]:
+    """(id, ingested_at) of the events ingested in ``[since, until)`` that live
+    escalation would have evaluated: review consent and not erased."""
+    e = EventRow
+    return [(r.id, r.ingested_at) for r in session.execute(
+        sa.select(e.id, e.ingested_at).where(
+            e.ingested_at >= since, e.ingested_at < until, e.erased_at.is_(None),
+            REVIEWABLE))]
