@@ -23,8 +23,8 @@ def run(db: str, *args: str) -> tuple[int, object]:
         assert isinstance(result.exception, HiltError), result.exception
         return 2, str(result.exception)
     out = result.output
-    try:
-        return result.exit_code, json.loads(out)
+    try:  # the JSON on stdout, apart from any note on stderr
+        return result.exit_code, json.loads(result.stdout)
     except json.JSONDecodeError:
         return result.exit_code, out
 

@@ -241,15 +241,20 @@ def escalation_activate(rule_set_id: Annotated[str, typer.Argument(help="rule se
 
 @escalation_app.command("backtest")
 def escalation_backtest(file: RuleFile,
-                        version: Annotated[int, typer.Option(
-                            help="version number to draw audit samples with (0: draft)")
-                        ] = 0, db: DbOption = None) -> None:
+                        version: Annotated[int | None, typer.Option(
+                            help="version number to draw audit samples with (0: draft; "
+                                 "default: the published version with the file's id and "
+                                 "content, else 0 with a note)")
+                        ] = None, db: DbOption = None) -> None:
     """How many stored events each rule would escalate; creates no tasks."""
     from hilt.review.escalation import backtest, load_rule_file
 
     rules = load_rule_file(file)
     with _tx(db) as s:
-        echo_json(backtest(s, rules, version=version))
+        report = backtest(s, rules, version=version)
+    if "version_note" in report:
+        typer.echo(f"note: {report['version_note']}", err=True)
+    echo_json(report)
 
 
 # --- tasks -----------------------------------------------------------------------------

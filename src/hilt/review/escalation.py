@@ -65,9 +65,9 @@ def _pin_rubrics(session: Session, rule_set: RuleSet) -> RuleSet:
     return rule_set.model_copy(update={"rules": rules, "defaults": defaults})
 
 
-def publish_rule_set(session: Session, rule_set: RuleSet, *, actor: str,
-                     activate: bool = True) -> RuleSetVersionRow:
-    """Store the next version of a rule set (rubrics pinned), optionally activating it."""
+def _pinned_spec(session: Session, rule_set: RuleSet) -> tuple[dict[str, Any], str]:
+    """The spec as it would be stored (rubrics pinned) and its content hash, which
+    leaves the changelog out: the same rules are the same rule set."""
     pinned = _pin_rubrics(session, rule_set)
     spec = pinned.model_dump(mode="json", by_alias=True, exclude_none=True)
     try:
@@ -78,6 +78,13 @@ def publish_rule_set(session: Session, rule_set: RuleSet, *, actor: str,
         raise InputError("must be a finite number", file=file,
                          line=line_of(loc) if line_of and loc else None,
                          field=".".join(str(p) for p in loc) or None) from None
+    return spec, digest
+
+
+def publish_rule_set(session: Session, rule_set: RuleSet, *, actor: str,
+                     activate: bool = True) -> RuleSetVersionRow:
+    """Store the next version of a rule set (rubrics pinned), optionally activating it."""
+    spec, digest = _pinned_spec(session, rule_set)
     latest = session.execute(
         sa.select(RuleSetVersionRow).where(RuleSetVersionRow.rule_set_id == rule_set.id)
         .order_by(RuleSetVersionRow.version.desc()).limit(1)).scalar_one_or_none()
@@ -241,23 +248,65 @@ def _as_ingested(event_id: str, payload: dict[str, Any]) -> Any:
         return {**payload, "id": event_id}
 
 
-def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
+def backtest_version(session: Session, rule_set: RuleSet) -> tuple[int, str]:
+    """The version a backtest draws its audit sample with when none is given, and a note
+    saying why.
+
+    The draw is keyed by version, so only the version a live run used reproduces its
+    sample. When a published version of the file's id has the file's content (rubrics
+    pinned as publishing pins them), that version is taken (the newest such one);
+    otherwise 0 (a draft), and the note names the version the live sample uses.
+    """
+    rows = RuleSetVersionRow
+    _, digest = _pinned_spec(session, rule_set)
+    published = session.execute(sa.select(rows.version, rows.content_hash, rows.active)
+                                .where(rows.rule_set_id == rule_set.id)
+                                .order_by(rows.version.desc())).all()
+    active = next((r.version for r in published if r.active), None)
+    same = next((r.version for r in published if r.content_hash == digest), None)
+    if same is not None:
+        state = "the active version" if same == active else (
+            f"not active; active: {rule_set.id}@{active}" if active is not None
+            else "not active")
+        return same, (f"the file has the content of {rule_set.id}@{same} ({state}): "
+                      f"audit draws use version {same}, as its live runs did")
+    if not published:
+        return 0, (f"rule set {rule_set.id!r} is not published: audit draws use version "
+                   "0 (a draft); publishing makes version 1, and --version 1 previews "
+                   "the sample it will draw")
+    live = active if active is not None else published[0].version
+    return 0, (f"no published version of {rule_set.id!r} has this content: audit draws "
+               f"use version 0 (a draft), so the audit sample differs from that of "
+               f"{rule_set.id}@{live}" + (" (active)" if live == active else "")
+               + f"; --version {live} uses its draws, --version "
+               f"{published[0].version + 1} those that publishing this file would make")
+
+
+def backtest(session: Session, rule_set: RuleSet, *, version: int | None = 0,
              since: datetime | None = None, until: datetime | None = None,
              batch: int = 5000) -> dict[str, Any]:
     """How many stored events each rule would escalate; creates nothing.
 
     Only the events live escalation would run the rules on are evaluated: an event
     without review consent is never sent to people, and an erased one is gone. Both are
-    counted (``without_review_consent``, ``erased``) but match nothing. ``version``
-    enters the audit draw, which is keyed by event id alone, so pass the version a live
-    run would use to reproduce its sample exactly (0 = a draft not yet published).
+    counted (``without_review_consent``, ``erased``) but match nothing, and each rule's
+    ``rate`` is over the ``evaluated`` events (``events`` less those without review
+    consent), so an ``audit_rate`` can be checked against its setting whatever the
+    consent mix. ``version`` enters the audit draw, which is keyed by event id alone, so
+    pass the version a live run would use to reproduce its sample exactly (0 = a draft
+    not yet published); ``None`` takes :func:`backtest_version`, whose note the report
+    gives as ``version_note``.
     """
     _pin_rubrics(session, rule_set)  # the rubrics must be published, as for publishing
+    note = None
+    if version is None:
+        version, note = backtest_version(session, rule_set)
     fired: Counter[str] = Counter()
     lead: Counter[str] = Counter()
     severity: Counter[str] = Counter()
     escalated = 0
     total, erased, without_consent = _event_counts(session, since, until)
+    evaluated = total - without_consent
     for payloads in _stored_events(session, since, until, batch):
         for event_id, payload in payloads:
             matches, _ = match_rules(rule_set, version, _as_ingested(event_id, payload),
@@ -270,17 +319,19 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int = 0,
                 lead[top["rule"]] += 1
                 severity[top["severity"]] += 1
     rules = [{"rule": r.name, "fires": fired[r.name], "creates_tasks": lead[r.name],
-              "audit_rate": r.audit_rate, **_rate(fired[r.name], total)}
+              "audit_rate": r.audit_rate, **_rate(fired[r.name], evaluated)}
              for r in rule_set.rules]
-    return {"rule_set": rule_set.id, "version": version, "events": total,
-            "without_review_consent": without_consent, "erased": erased,
-            "escalated": escalated, "by_severity": dict(sorted(severity.items())),
-            "rules": rules}
+    return {"rule_set": rule_set.id, "version": version,
+            **({"version_note": note} if note is not None else {}), "events": total,
+            "evaluated": evaluated, "without_review_consent": without_consent,
+            "erased": erased, "escalated": escalated,
+            "by_severity": dict(sorted(severity.items())), "rules": rules}
 
 
 def _rate(fires: int, events: int) -> dict[str, Any]:
-    """The share of the events a rule fires on, with ``n`` and a 95 % Wilson interval;
-    all None over no events (nothing was measured, which is not a rate of 0)."""
+    """The share of the evaluated events a rule fires on, with ``n`` (their count) and a
+    95 % Wilson interval; all None over no events (nothing was measured, which is not a
+    rate of 0)."""
     from hilt.train.stats import wilson_interval  # numpy: not on the ingest path
 
     if not events:

@@ -3,7 +3,8 @@
 Priority (higher is served first), with every term in [0, 1]:
 
     priority = w_severity    · (3 − severity) / 3
-             + w_sla         · urgency,       urgency = 1 if past due,
+             + w_sla         · urgency,       urgency = 1 if overdue (past due, or
+                                              ever past an SLA deadline: see Breaches),
                                               else exp(−hours_left / sla_tau_hours)
              + w_uncertainty · clip(uncertainty, 0, 1)
              + w_reach       · log2(reach) / (1 + log2(reach))
@@ -27,9 +28,16 @@ skills, overlap k and adjudication policy (:func:`cluster_key`).
 One representative per cluster is reviewed; the others wait as ``clustered`` and receive
 its final labels with provenance ``cluster_propagated``.
 
-Breaches: a task not resolved by its SLA deadline is re-escalated — one severity step
-up (sev3 → sev2 …, sev0 stays), a new deadline for the new severity, priority
-recomputed — and the breach is written to the audit log.
+Breaches: a task not resolved by its SLA deadline is re-escalated once — one severity
+step up (sev3 → sev2 …) with a deadline for the new severity (its default SLA, or the
+window the task was first given when that was shorter) — and the breach is written to
+the audit log. ``sla_breached_at`` keeps the deadline it first missed, and from then on
+the task counts as overdue in its priority (urgency 1), whatever deadline it holds: at
+equal uncertainty and reach, a task that missed its SLA never ranks below on-time work
+of its severity. A task that
+misses an escalated deadline too is escalated again (a repeat breach, reported apart
+from first breaches); a sev0 task has no step left, so it keeps the deadline it missed
+and is not counted again at every run, and :func:`overdue_hours` says how late it is.
 """
 
 from __future__ import annotations
@@ -125,9 +133,11 @@ class TriageConfig:
 
 
 def priority(severity: int, hours_left: float, uncertainty: float, reach: int,
-             config: TriageConfig = TriageConfig()) -> float:
-    """The documented priority formula (see the module docstring)."""
-    urgency = 1.0 if hours_left <= 0 else math.exp(-hours_left / config.sla_tau_hours)
+             config: TriageConfig = TriageConfig(), *, overdue: bool = False) -> float:
+    """The documented priority formula (see the module docstring); ``overdue`` (a task
+    that has missed an SLA deadline, whatever deadline it holds now) takes urgency 1."""
+    urgency = 1.0 if overdue or hours_left <= 0 \
+        else math.exp(-hours_left / config.sla_tau_hours)
     reach_term = math.log2(max(reach, 1)) / (1.0 + math.log2(max(reach, 1)))
     return (config.w_severity * (3 - severity) / 3 + config.w_sla * urgency
             + config.w_uncertainty * min(max(uncertainty, 0.0), 1.0)
@@ -138,16 +148,27 @@ def hours_left(due: datetime, now: datetime) -> float:
     return (due - now).total_seconds() / 3600.0
 
 
+def overdue_hours(sla_due_at: datetime, sla_breached_at: datetime | None, now: datetime
+                  ) -> float | None:
+    """How many hours a task is past the first SLA deadline it missed (``None`` while it
+    is within its SLA). An escalated task holds a later deadline, so the first missed
+    one (``sla_breached_at``) is what tells a lead how late the work is."""
+    missed = sla_breached_at if sla_breached_at is not None else sla_due_at
+    late = -hours_left(missed, now)
+    return late if late > 0 or sla_breached_at is not None else None
+
+
 def refresh_priorities(session: Session, now: datetime,
                        config: TriageConfig = TriageConfig()) -> int:
-    """Recompute the priority of every open task (urgency grows as deadlines near)."""
+    """Recompute the priority of every open task (urgency grows as deadlines near, and
+    stays at its overdue value once a task has missed its SLA)."""
     rows = session.execute(sa.select(
         ReviewTaskRow.id, ReviewTaskRow.severity, ReviewTaskRow.sla_due_at,
-        ReviewTaskRow.uncertainty, ReviewTaskRow.reach)
+        ReviewTaskRow.sla_breached_at, ReviewTaskRow.uncertainty, ReviewTaskRow.reach)
         .where(ReviewTaskRow.status.in_(("open", "needs_adjudication")))).all()
-    updates = [{"id": r.id, "priority": priority(r.severity, hours_left(r.sla_due_at, now),
-                                                 r.uncertainty, r.reach, config)}
-               for r in rows]
+    updates = [{"id": r.id, "priority": priority(
+        r.severity, hours_left(r.sla_due_at, now), r.uncertainty, r.reach, config,
+        overdue=r.sla_breached_at is not None)} for r in rows]
     if updates:  # ORM bulk update by primary key: one executemany
         session.execute(sa.update(ReviewTaskRow), updates)
     return len(updates)
@@ -257,16 +278,23 @@ def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage"
                 m.status, m.cluster_id, m.representative_id = "clustered", rep.id, rep.id
                 m.open_slots, m.reach = 0, 1
             # The representative's review settles every member, so it takes the most
-            # severe severity and the earliest deadline among them.
+            # severe severity and the earliest deadline among them, and a member's
+            # missed SLA (the earliest) with its escalations: the item is as late as
+            # its most overdue member, and must not lose its overdue urgency by merging.
             for m in [*fresh, *moved]:
                 rep.severity = min(rep.severity, m.severity)
                 rep.sla_due_at = min(rep.sla_due_at, m.sla_due_at)
+                if m.sla_breached_at is not None:
+                    rep.sla_breached_at = min(rep.sla_breached_at or m.sla_breached_at,
+                                              m.sla_breached_at)
+                    rep.escalation_level = max(rep.escalation_level, m.escalation_level)
             rep.cluster_id = rep.id
             session.flush()
             rep.reach = 1 + session.execute(sa.select(sa.func.count()).where(
                 t.representative_id == rep.id)).scalar_one()
             rep.priority = priority(rep.severity, hours_left(rep.sla_due_at, now),
-                                    rep.uncertainty, rep.reach, config)
+                                    rep.uncertainty, rep.reach, config,
+                                    overdue=rep.sla_breached_at is not None)
             joined += len(fresh)
             session.flush()
             audit.append(session, actor=actor, action="triage.cluster",
@@ -279,39 +307,90 @@ def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage"
 
 # --- SLA ----------------------------------------------------------------------------
 
-def escalate_sla_breaches(session: Session, now: datetime, *, actor: str = "triage",
-                          config: TriageConfig = TriageConfig()) -> list[str]:
-    """Re-escalate every unresolved task past its deadline; returns their ids."""
+@dataclass(frozen=True)
+class SlaBreaches:
+    """The tasks one run found past their SLA: ``new`` missed their first deadline,
+    ``repeat`` had been escalated for a breach before and missed that deadline too."""
+
+    new: list[str]
+    repeat: list[str]
+
+
+def _escalated_window(task: ReviewTaskRow) -> float:
+    """Hours the task gets at its new severity: the severity's default SLA, but never
+    more than the window it was first given (a rule's own ``sla_hours``): escalating
+    must not grant a task more time than it had."""
     from hilt.review.rules import DEFAULT_SLA_HOURS
 
+    default = DEFAULT_SLA_HOURS[task.severity]
+    first_deadline = task.sla_breached_at or task.sla_due_at
+    given = (first_deadline - task.created_at).total_seconds() / 3600.0 \
+        if task.created_at is not None else 0.0
+    # a representative may carry a member's deadline from before its own creation
+    return min(default, given) if given > 0 else default
+
+
+def record_sla_breaches(session: Session, now: datetime, *, actor: str = "triage",
+                        config: TriageConfig = TriageConfig()) -> SlaBreaches:
+    """Escalate every unresolved task that has missed a deadline not yet acted on.
+
+    A breach is acted on once: the task moves one severity step up with a deadline for
+    its new severity, and is taken up again only if it misses that one too. A sev0 task
+    has no step left: it keeps the deadline it missed (so it shows how late it is) and
+    is not taken up again. ``sla_breached_at`` keeps the first deadline missed; the
+    task's urgency stays at its overdue value from then on.
+    """
     t = ReviewTaskRow
     late = session.execute(sa.select(t).where(
-        t.status.in_(("open", "needs_adjudication")), t.sla_due_at < now)
-        .with_for_update(skip_locked=True)).scalars().all()
+        t.status.in_(("open", "needs_adjudication")), t.sla_due_at < now,
+        sa.or_(t.sla_breached_at.is_(None), t.severity > 0))
+        .order_by(t.id).with_for_update(skip_locked=True)).scalars().all()
+    new: list[str] = []
+    repeat: list[str] = []
     for task in late:
-        before = {"severity": task.severity, "sla_due_at": task.sla_due_at.isoformat()}
-        task.severity = max(task.severity - 1, 0)
+        missed = task.sla_due_at
+        before = {"severity": task.severity, "sla_due_at": missed.isoformat()}
+        is_repeat = task.sla_breached_at is not None
+        (repeat if is_repeat else new).append(task.id)
+        task.sla_breached_at = task.sla_breached_at or missed
         task.escalation_level += 1
-        task.sla_breached_at = task.sla_breached_at or now
-        task.sla_due_at = now + timedelta(hours=DEFAULT_SLA_HOURS[task.severity])
+        if task.severity > 0:
+            task.severity -= 1
+            task.sla_due_at = now + timedelta(hours=_escalated_window(task))
         task.priority = priority(task.severity, hours_left(task.sla_due_at, now),
-                                 task.uncertainty, task.reach, config)
+                                 task.uncertainty, task.reach, config, overdue=True)
         audit.append(session, actor=actor, action="task.sla_breach", entity_type="review_task",
                      entity_id=task.id, payload={
                          "before": before, "severity": task.severity,
                          "sla_due_at": task.sla_due_at.isoformat(),
-                         "escalation_level": task.escalation_level})
-    return [task.id for task in late]
+                         "escalation_level": task.escalation_level,
+                         "repeat": is_repeat,
+                         "sla_breached_at": task.sla_breached_at.isoformat(),
+                         "overdue_hours": overdue_hours(task.sla_due_at,
+                                                        task.sla_breached_at, now)})
+    return SlaBreaches(new=new, repeat=repeat)
+
+
+def escalate_sla_breaches(session: Session, now: datetime, *, actor: str = "triage",
+                          config: TriageConfig = TriageConfig()) -> list[str]:
+    """The ids of the tasks :func:`record_sla_breaches` escalates in this run, first
+    breaches then repeat ones."""
+    found = record_sla_breaches(session, now, actor=actor, config=config)
+    return [*found.new, *found.repeat]
 
 
 def run_triage(session: Session, now: datetime, *, actor: str = "triage",
                config: TriageConfig = TriageConfig()) -> dict[str, int]:
-    """The scheduled job: expire leases, cluster, re-escalate breaches, refresh priority."""
+    """The scheduled job: expire leases, cluster, re-escalate breaches, refresh priority.
+
+    ``sla_breaches`` counts tasks that missed their first SLA in this run,
+    ``sla_repeat_breaches`` escalated tasks that missed their escalated deadline too."""
     from hilt.review.queue import expire_leases
 
     expired = expire_leases(session, now, actor=actor)
     clustered = cluster_open_tasks(session, now, actor=actor, config=config)
-    breached = escalate_sla_breaches(session, now, actor=actor, config=config)
+    breached = record_sla_breaches(session, now, actor=actor, config=config)
     refreshed = refresh_priorities(session, now, config)
     return {"leases_expired": expired, "tasks_clustered": clustered,
-            "sla_breaches": len(breached), "priorities_refreshed": refreshed}
+            "sla_breaches": len(breached.new), "sla_repeat_breaches": len(breached.repeat),
+            "priorities_refreshed": refreshed}
