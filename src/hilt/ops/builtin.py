@@ -54,9 +54,10 @@ def _resolve_complete(session: Session, now: datetime) -> dict[str, Any]:
 
 
 def _sla_breaches(session: Session, now: datetime) -> dict[str, Any]:
-    from hilt.review.triage import escalate_sla_breaches
+    from hilt.review.triage import record_sla_breaches
 
-    return {"sla_breaches": len(escalate_sla_breaches(session, now, actor="scheduler"))}
+    found = record_sla_breaches(session, now, actor="scheduler")
+    return {"sla_breaches": len(found.new), "sla_repeat_breaches": len(found.repeat)}
 
 
 def _priorities(session: Session, now: datetime) -> dict[str, Any]:

@@ -95,7 +95,9 @@ class DatabaseCollector:
                                         "unresolved tasks past their SLA", labels=["pool"])
             for pool, n in conn.execute(
                     sa.select(t.pool, sa.func.count())
-                    .where(t.status.in_(("open", "needs_adjudication")), t.sla_due_at < now)
+                    # an escalated task holds a later deadline but stays past its SLA
+                    .where(t.status.in_(("open", "needs_adjudication")),
+                           sa.or_(t.sla_breached_at.is_not(None), t.sla_due_at < now))
                     .group_by(t.pool)):
                 overdue.add_metric([pool], n)
             yield overdue

@@ -55,11 +55,18 @@ def pending(session: Session, *, limit: int = 50, viewer: str | None = None
     query = sa.select(t).where(t.status == "needs_adjudication")
     if viewer is not None:
         query = query.where(~reviewing_clause(viewer, t.event_id))
+    from hilt.review.triage import overdue_hours
+    from hilt.store.tables.base import utcnow
+
     rows = session.execute(query.order_by(t.priority.desc(), t.id).limit(limit)).scalars()
+    now = utcnow()
     return [{"task_id": r.id, "event_id": r.event_id, "severity": f"sev{r.severity}",
              "rubric": f"{r.rubric_id}@{r.rubric_version}", "reach": r.reach,
              "reasons": r.adjudication_reasons or {},
-             "sla_due_at": r.sla_due_at.isoformat()} for r in rows]
+             "sla_due_at": r.sla_due_at.isoformat(),
+             "sla_breached_at": r.sla_breached_at.isoformat() if r.sla_breached_at else None,
+             "overdue_hours": overdue_hours(r.sla_due_at, r.sla_breached_at, now)}
+            for r in rows]
 
 
 def case_file(session: Session, task_id: str, *, viewer: str | None = None

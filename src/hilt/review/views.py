@@ -69,6 +69,8 @@ def task_detail(session: Session, task_id: str, *, viewer: str | None = None
                 ) -> dict[str, Any]:
     """The full record of a task, for leads: provenance, state, leases, labels (refused
     to a ``viewer`` who is reviewing the same item: :mod:`hilt.review.blind`)."""
+    from hilt.review.triage import overdue_hours
+    from hilt.store.tables.base import utcnow
     from hilt.store.tables.review import FinalLabelRow
 
     task = session.get(ReviewTaskRow, task_id)
@@ -88,6 +90,9 @@ def task_detail(session: Session, task_id: str, *, viewer: str | None = None
         "representative_id": task.representative_id,
         "sla_due_at": task.sla_due_at.isoformat(),
         "sla_breached_at": task.sla_breached_at.isoformat() if task.sla_breached_at else None,
+        # an escalated task holds a later deadline: how late the work is comes from the
+        # first deadline it missed
+        "overdue_hours": overdue_hours(task.sla_due_at, task.sla_breached_at, utcnow()),
         "escalation": {"rule_set": task.rule_set_id, "version": task.rule_set_version,
                        "rule": task.rule_name, "matched": task.matched,
                        "sampling_probability": task.sampling_probability,

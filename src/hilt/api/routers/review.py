@@ -117,10 +117,16 @@ def activate_rules(rule_set_id: str, version: int = VERSION,
 
 
 @router.post("/escalation/backtest")
-def backtest_rules(body: RuleSetIn, version: int = Query(0, ge=0, le=2**31 - 1),
+def backtest_rules(body: RuleSetIn,
+                   version: int | None = Query(None, ge=0, le=2**31 - 1,
+                                               description="the version whose audit sample "
+                                               "to draw (default: the published version "
+                                               "with the same content, else 0, with a "
+                                               "note)"),
                    session: Session = DB,
                    _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
-    """How many stored events each rule would escalate (creates nothing)."""
+    """How many stored events each rule would escalate (creates nothing), as
+    ``hilt escalation backtest`` answers it."""
     return escalation.backtest(session, parse_rule_set(body.spec, file="request"),
                                version=version)
 
