@@ -125,7 +125,7 @@ def test_a_gate_that_measured_nothing_blocks() -> None:
                         "suites": ["xstest@1"], "decision_rule": "r",
                         "regression_metric": "m", "criteria": [crit]}]})
     decision = evaluate(elsewhere, metrics, {"suites": ["suite"]})
-    assert decision["criteria"][0]["status"] == "no_data"
+    assert decision["criteria"][0]["status"] == "suite_not_in_run"
     assert decision["outcome"] == "block"
     assert "no criterion was evaluated" in " ".join(decision["reasons"])
     assert evaluate(elsewhere, metrics, {"suites": ["xstest@1"]})["outcome"] == "block"

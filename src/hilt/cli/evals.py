@@ -140,6 +140,10 @@ def _run_check(options: dict[str, Any], request: Any, *, rm: Path | None,
     typer.echo(f"gate: {record['outcome']} (decision {record['hash']})")
     for reason in record["decision"]["reasons"]:
         typer.echo(f"  - {reason}")
+    # what the gate did not measure (a behaviour opted out for a suite not in the run,
+    # a criterion without data) is said here too, not only in the report
+    for skipped in record["decision"].get("skipped") or []:
+        typer.echo(f"  skipped: {skipped}")
     typer.echo(f"report: {Path(options['out']) / 'report.html'}")
     return done.result.exit_code
 

@@ -15,8 +15,8 @@ gate_app = typer.Typer(help="Release-gate decisions: verify, sign off, show.",
                        no_args_is_help=True)
 
 DecisionArg = Annotated[str, typer.Argument(
-    help="a decision.json file, or a stored decision's hash (or a unique prefix of at "
-         "least 8 characters)")]
+    help="a decision.json file, a check's output folder holding one, or a stored "
+         "decision's hash (or a unique prefix of at least 8 characters)")]
 
 
 def _engine(db: str | None) -> Any:
@@ -46,11 +46,29 @@ def _check_shape(record: Any, file: str) -> dict[str, Any]:
     return record
 
 
-def _load(decision: str, db: str | None) -> dict[str, Any]:
+def _decision_file(decision: str) -> Path | None:
+    """The decision file ``decision`` names: the file itself, or a check's output
+    folder's decision.json; None for a hash. A folder without one is bad input, not a
+    hash to look up in the store."""
     from hilt.errors import InputError
 
     path = Path(decision)
     if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / "decision.json").is_file():
+            return path / "decision.json"
+        raise InputError("is a folder without a decision.json; give a decision.json "
+                         "file, a check's output folder, or a stored decision's hash",
+                         file=str(path), field="decision")
+    return None
+
+
+def _load(decision: str, db: str | None) -> dict[str, Any]:
+    from hilt.errors import InputError
+
+    path = _decision_file(decision)
+    if path is not None:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -68,24 +86,45 @@ def verify(decision: DecisionArg,
            inputs: Annotated[bool, typer.Option(
                "--inputs", help="also re-read the suite and response files the record "
                                 "names and check the record against them")] = False,
+           inputs_dir: Annotated[Path | None, typer.Option(
+               "--inputs-dir", help="with --inputs (implied): look for the input files in "
+                                    "this folder only, by their recorded names")] = None,
            db: DbOption = None) -> None:
     """Recompute the decision from its stored inputs; exit 0 if it agrees, 1 if not.
 
+    A stored decision (a hash) is also compared with its row's columns (outcome,
+    policy, suite, candidate, reference, supersedes).
+
     With --inputs the files the record names must still hold their recorded sha256 and
-    say what the record says (items, file judgments, flags, rewards); relative paths
-    are looked for in the working folder, then beside a decision file.
+    say what the record says (items, file judgments, flags, rewards). Each is looked
+    for by its recorded name beside a decision file (its folder, then the folder above),
+    then at its recorded path; the first found is checked, and inputs.files names it.
     """
-    from hilt.evals.recheck import input_problems
+    from hilt.errors import InputError
+    from hilt.evals.recheck import check_inputs
     from hilt.gate.decision import verify as verify_record
 
-    record = _load(decision, db)
-    report = verify_record(record)
-    result = report.as_dict()
+    if inputs_dir is not None:
+        if not inputs_dir.is_dir():
+            raise InputError("not a folder", file=str(inputs_dir), field="--inputs-dir")
+        inputs = True
+    path = _decision_file(decision)
+    if path is not None:
+        record = _load(str(path), db)
+        report = verify_record(record)
+        result = report.as_dict()
+    else:
+        from hilt.gate.store import verify_stored
+        from hilt.store.db import transaction
+
+        with transaction(_engine(db)) as session:
+            stored = verify_stored(session, decision)
+        record, result = stored.record, stored.as_dict()
     if inputs:
-        base = Path(decision).parent if Path(decision).is_file() else None
-        problems = input_problems(record, base)
-        result["inputs"] = {"ok": not problems, "problems": problems}
-        result["ok"] = report.ok and not problems
+        checked = check_inputs(record, path.parent if path is not None else None,
+                               inputs_dir=inputs_dir)
+        result["inputs"] = checked.as_dict()
+        result["ok"] = result["ok"] and not checked.problems
     _echo_json(result)
     raise typer.Exit(0 if result["ok"] else 1)
 
@@ -120,23 +159,29 @@ def signoff(decision: DecisionArg,
             db: DbOption = None) -> None:
     """Sign off the newest record of a decision; prints the superseding record's outcome.
 
-    A decision given as a file is stored first (after verification, and after checking
-    it against its input files). Exit 0 if the gate now passes, 1 if it still blocks.
+    A decision given as a file (or a check's output folder) is stored first, after
+    verification and after checking it against its input files (found as `hilt gate
+    verify --inputs` finds them; inputs.files names them). Signing twice under one role
+    is refused. Exit 0 if the gate now passes, 1 if it still blocks.
     """
     from hilt.errors import InputError
     from hilt.evals.report import check_out_dir, write_outputs_atomically
     from hilt.gate.store import retried, sign_off, store_decision_file
 
-    record = _load(decision, db) if Path(decision).is_file() else None
+    file = _decision_file(decision)
+    record = _load(str(file), db) if file is not None else None
     if out is not None:
         check_out_dir(out.parent)
         if out.is_dir():  # refused before the sign-off is stored, not after
             raise InputError("is a folder; --out names the file to write (a check's "
                              "DIR/decision.json)", file=str(out), field="--out")
 
+    checked: dict[str, str | None] = {}
+
     def work(session: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        ref = (store_decision_file(session, record, actor=by, file=decision).hash
-               if record else decision)
+        ref = (store_decision_file(session, record, actor=by, file=file,
+                                   files_checked=checked).hash
+               if record is not None and file is not None else decision)
         row = sign_off(session, ref, role=role, signed_by=by, note=note, via="cli")
         new_record = dict(row.record)
         # rendered before the commit: a report that cannot be rebuilt (an input file
@@ -148,9 +193,11 @@ def signoff(decision: DecisionArg,
     new_record, files = retried(_engine(db), work)
     if out is not None:
         write_outputs_atomically(out.parent, files)
-    _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],
-                "outcome": new_record["outcome"],
-                "reasons": new_record["decision"]["reasons"]})
+    summary = {"decision": new_record["hash"], "supersedes": new_record["supersedes"],
+               "outcome": new_record["outcome"], "reasons": new_record["decision"]["reasons"]}
+    if checked:  # the file's record was stored here: the input files it was checked on
+        summary["inputs"] = {"files": checked}
+    _echo_json(summary)
     raise typer.Exit(0 if new_record["outcome"] == "pass" else 1)
 
 
@@ -176,8 +223,9 @@ def update(out: Annotated[Path, typer.Argument(help="the check's output folder "
     record = _load(str(path), db)
     # the input files are found (and their sha256 checked) before anything is stored
     reload_inputs(record, out)
+    checked: dict[str, str | None] = {}
     with transaction(_engine(db)) as session:
-        store_decision_file(session, record, actor=actor, file=path)
+        store_decision_file(session, record, actor=actor, file=path, files_checked=checked)
         new_record = fold_review_labels(session, record, actor=actor)
         if new_record is None:
             new_record = dict(latest(session, record["hash"]).record)
@@ -189,7 +237,8 @@ def update(out: Annotated[Path, typer.Argument(help="the check's output folder "
     summary = new_record["metrics"].get("review_sample") or {}
     _echo_json({"decision": new_record["hash"], "supersedes": new_record["supersedes"],
                 "outcome": new_record["outcome"], "reasons": new_record["decision"]["reasons"],
-                "review": {k: summary.get(k) for k in ("sampled", "returned")}})
+                "review": {k: summary.get(k) for k in ("sampled", "returned")},
+                **({"inputs": {"files": checked}} if checked else {})})
     raise typer.Exit(0 if new_record["outcome"] == "pass" else 1)
 
 
@@ -216,7 +265,7 @@ def show(decision: DecisionArg,
                    "contract_card_unanswered": d["contract_card"]["unanswered"]}
     except (KeyError, TypeError, IndexError) as exc:
         raise InputError(f"decision record malformed ({exc!r}); hilt gate verify says "
-                         "more", file=decision if Path(decision).is_file() else None,
+                         "more", file=str(_decision_file(decision) or "") or None,
                          field="decision") from exc
     _echo_json(summary)
 
@@ -224,15 +273,13 @@ def show(decision: DecisionArg,
 @gate_app.command("list")
 def list_(limit: Annotated[int, typer.Option(help="at most this many decisions")] = 20,
           db: DbOption = None) -> None:
-    """Stored decisions, newest first."""
-    from hilt.gate.store import list_decisions
+    """Stored decisions, newest first, as their records say (outcome, policy, candidate,
+    reference, supersedes)."""
+    from hilt.gate.store import decision_summary, list_decisions
     from hilt.store.db import transaction
 
     with transaction(_engine(db)) as session:
-        _echo_json([{"hash": r.hash, "outcome": r.outcome, "created_at": r.created_at,
-                     "policy": f"{r.policy_id}@{r.policy_version}",
-                     "candidate": r.candidate_id, "reference": r.reference_id,
-                     "supersedes": r.supersedes} for r in list_decisions(session, limit)])
+        _echo_json([decision_summary(r) for r in list_decisions(session, limit)])
 
 
 @gate_app.command("default-policy")

@@ -4,7 +4,8 @@
 metrics and verdict follow from its stored inputs. It cannot show that those inputs are
 the files the check read; someone who edits ``inputs.judgments`` and rebuilds the record
 gets one that verifies. :func:`input_problems` re-reads the suite and response files
-the record names (found by their recorded path, checked by their recorded sha256) and
+the record names (found beside the decision or at their recorded path,
+:func:`candidate_paths`; checked by their recorded sha256) and
 compares what the files themselves say with the record: item ids, slices and
 expectations, every judgment a file gives (source ``human``; a classifier's judgments
 are the scorer's and are not re-run), guardrail flags, and rewards read from the files.
@@ -12,7 +13,9 @@ are the scorer's and are not re-run), guardrail flags, and rewards read from the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,45 +32,110 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
-def candidate_paths(recorded: str, base: Path | None) -> list[Path]:
-    """Where a recorded input path may be: as written (absolute, or relative to the
-    working folder), then relative to ``base`` (the decision's folder). Records made
-    before paths were stored absolute hold them relative to where the check ran."""
+def candidate_paths(recorded: str, base: Path | None, inputs_dir: Path | None = None
+                    ) -> list[Path]:
+    """Where a recorded input may be, nearest first; the first that exists is the one
+    checked (:func:`locate_input`).
+
+    ``inputs_dir`` given: that folder only, by the recorded file name. Otherwise, with
+    ``base`` (the decision's folder): a file of the recorded name in ``base``, then in
+    the folder above it (a check's inputs are kept in its output folder or next to it;
+    a relative recorded path is taken from both too), and last the recorded path itself
+    (absolute in new records; older ones hold it relative to where the check ran). A
+    moved check folder is thus re-checked on the files that moved with it, and a copied
+    one on its own files, never silently on the originals its record still names."""
     path = Path(recorded)
-    if path.is_absolute() or base is None:
-        return [path]
-    return [path, base / path]
+    if inputs_dir is not None:
+        return [inputs_dir / path.name]
+    near: list[Path] = []
+    if base is not None:
+        # absolute and normalised: the parent of "." or of "out/.." is a real folder
+        base = Path(os.path.abspath(base))
+        for folder in (base, base.parent):
+            near += ([folder / path] if not path.is_absolute() else []) + [folder / path.name]
+    seen: set[Path] = set()
+    out = []
+    for candidate in [*near, path]:
+        key = candidate.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(candidate)
+    return out
 
 
-def resolve_input(key: str, entry: Mapping[str, Any], base: Path | None) -> Path:
-    """The file of ``versions[key]``: the first candidate path holding the recorded
-    content (the sha256 decides, so a file found in two places is the same file)."""
+def locate_input(key: str, entry: Any, base: Path | None, inputs_dir: Path | None = None
+                 ) -> tuple[Path | None, InputError | None]:
+    """``(path, None)``: the file checked for ``versions[key]`` (the first of
+    :func:`candidate_paths` that exists), holding its recorded sha256; ``(path, error)``:
+    that file does not hold it (``path`` None when no candidate exists). A file beside
+    the decision that differs is reported even when the recorded path still holds the
+    original."""
     if not isinstance(entry, Mapping) or not entry.get("path") or not entry.get("sha256"):
-        raise InputError(f"the record names no {key} file (versions.{key}.path and "
-                         "sha256)", field=f"versions.{key}")
-    tried = candidate_paths(str(entry["path"]), base)
-    for path in tried:
-        if path.is_file() and _sha256(path) == entry["sha256"]:
-            return path
-    present = [p for p in tried if p.is_file()]
-    why = "changed since the check" if present else "missing"
-    raise InputError(f"{key} file {why} (recorded sha256 {str(entry['sha256'])[:12]}…; "
-                     f"looked at {', '.join(str(p) for p in tried)})",
-                     file=str(present[0] if present else tried[0]), field=f"versions.{key}")
+        return None, InputError(f"the record names no {key} file (versions.{key}.path and "
+                                "sha256)", field=f"versions.{key}")
+    sha = str(entry["sha256"])
+    tried = candidate_paths(str(entry["path"]), base, inputs_dir)
+    for rank, path in enumerate(tried):
+        if not path.is_file():
+            continue
+        if _sha256(path) == sha:
+            return path, None
+        original = [p for p in tried[rank + 1:] if p.is_file() and _sha256(p) == sha]
+        also = (f"; {original[0]} holds the recorded content, but the nearer file is the "
+                "one checked" if original else "")
+        return path, InputError(f"{key} file changed since the check: {path} does not "
+                                f"hold the recorded sha256 {sha[:12]}…{also}",
+                                file=str(path), field=f"versions.{key}")
+    return None, InputError(f"{key} file missing (recorded sha256 {sha[:12]}…; looked at "
+                            f"{', '.join(str(p) for p in tried)})", file=str(tried[0]),
+                            field=f"versions.{key}")
 
 
-def reload_inputs(record: Mapping[str, Any], base: str | Path | None = None
-                  ) -> tuple[list[SuiteItem], dict[str, dict[str, ResponseLine]]]:
-    """The suite and response files the record names, checked against their sha256."""
+def resolve_input(key: str, entry: Any, base: Path | None, inputs_dir: Path | None = None
+                  ) -> Path:
+    """The file of ``versions[key]`` (:func:`locate_input`), or its InputError."""
+    path, error = locate_input(key, entry, base, inputs_dir)
+    if error is not None:
+        raise error
+    assert path is not None
+    return path
+
+
+def _locate_all(record: Mapping[str, Any], base: str | Path | None,
+                inputs_dir: str | Path | None
+                ) -> tuple[dict[str, Path | None], list[InputError]]:
     versions = record["inputs"]["versions"]
     folder = Path(base) if base is not None else None
-    paths = {key: resolve_input(key, versions.get(key), folder) for key in INPUT_FILES}
-    items = parse_suite(paths["suite"])
+    given = Path(inputs_dir) if inputs_dir is not None else None
+    paths: dict[str, Path | None] = {}
+    errors: list[InputError] = []
+    for key in INPUT_FILES:
+        paths[key], error = locate_input(key, versions.get(key), folder, given)
+        if error is not None:
+            errors.append(error)
+    return paths, errors
+
+
+def _read(paths: Mapping[str, Path | None]
+          ) -> tuple[list[SuiteItem], dict[str, dict[str, ResponseLine]]]:
+    suite, candidate, reference = (paths[key] for key in INPUT_FILES)
+    assert suite is not None and candidate is not None and reference is not None
+    items = parse_suite(suite)
     # the files' sha256 matched the record: read them as the check that made it did
-    lines = {side: parse_responses(paths[side], items, paths["suite"],
-                                   unknown_keys_ignored=True)
-             for side in ("candidate", "reference")}
+    lines = {side: parse_responses(path, items, suite, unknown_keys_ignored=True)
+             for side, path in (("candidate", candidate), ("reference", reference))}
     return items, lines
+
+
+def reload_inputs(record: Mapping[str, Any], base: str | Path | None = None, *,
+                  inputs_dir: str | Path | None = None
+                  ) -> tuple[list[SuiteItem], dict[str, dict[str, ResponseLine]]]:
+    """The suite and response files the record names (:func:`candidate_paths`), checked
+    against their sha256; the first that is missing or differs is raised."""
+    paths, errors = _locate_all(record, base, inputs_dir)
+    if errors:
+        raise errors[0]
+    return _read(paths)
 
 
 def _column_problems(name: str, recorded: Any, from_files: list[Any]) -> list[str]:
@@ -110,27 +178,52 @@ def _side_problems(side: str, items: list[SuiteItem], lines: Mapping[str, Respon
     return problems
 
 
-def input_problems(record: Mapping[str, Any], base: str | Path | None = None) -> list[str]:
-    """Every way the record's inputs disagree with its files (empty: they agree).
+@dataclass(frozen=True)
+class InputsCheck:
+    """What :func:`check_inputs` found: the file checked for each input (None where
+    none was found) and every disagreement (empty: the files match the record)."""
 
-    ``base``: the folder of the decision file, where relative recorded paths are looked
-    for too."""
+    files: dict[str, str | None]
+    problems: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": not self.problems, "problems": self.problems, "files": self.files}
+
+
+def check_inputs(record: Mapping[str, Any], base: str | Path | None = None, *,
+                 inputs_dir: str | Path | None = None) -> InputsCheck:
+    """The record against its input files (:func:`input_problems`), naming the file
+    checked for each input."""
+    files: dict[str, str | None] = {}
     try:
-        items, lines = reload_inputs(record, base)
+        paths, errors = _locate_all(record, base, inputs_dir)
+        files = {key: str(path) if path is not None else None for key, path in paths.items()}
+        if errors:
+            return InputsCheck(files, [str(error) for error in errors])
+        items, lines = _read(paths)
         table = record["inputs"]["judgments"]
         scored = record["inputs"]["versions"].get("reward_model") is not None
     except InputError as exc:
-        return [str(exc)]
+        return InputsCheck(files, [str(exc)])
     except (KeyError, TypeError, AttributeError) as exc:
-        return [f"record malformed: {exc!r}"]
+        return InputsCheck(files, [f"record malformed: {exc!r}"])
     if not isinstance(table, Mapping):
-        return ["inputs.judgments is not a table"]
+        return InputsCheck(files, ["inputs.judgments is not a table"])
     problems: list[str] = []
     for name, values in (("id", [i.id for i in items]), ("slice", [i.slice for i in items]),
                          ("expect", [i.expect for i in items])):
         problems += _column_problems(name, table.get(name), values)
     if problems:  # rows do not line up: comparing the sides would only repeat it
-        return problems
+        return InputsCheck(files, problems)
     for side in ("candidate", "reference"):
         problems += _side_problems(side, items, lines[side], table, scored)
-    return problems
+    return InputsCheck(files, problems)
+
+
+def input_problems(record: Mapping[str, Any], base: str | Path | None = None, *,
+                   inputs_dir: str | Path | None = None) -> list[str]:
+    """Every way the record's inputs disagree with its files (empty: they agree).
+
+    ``base``: the folder of the decision file, where the files are looked for first
+    (:func:`candidate_paths`); ``inputs_dir``: the one folder to look in instead."""
+    return check_inputs(record, base, inputs_dir=inputs_dir).problems

@@ -20,7 +20,7 @@ from hilt.errors import HiltError
 from hilt.evals.metrics import compute_metrics
 from hilt.evals.paired import columns_from_table
 from hilt.evals.review_sample import apply_review_labels, review_estimates
-from hilt.gate.evaluate import evaluate
+from hilt.gate.evaluate import CRITERIA_VERSION, evaluate
 from hilt.gate.policy import GatePolicy, policy_from_dict
 
 SCHEMA = "hilt.gate.decision/1"
@@ -65,7 +65,9 @@ def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, evaluate(policy, metrics, _facts_for_evaluation(inputs),
                              one_role_per_person=settings.get("signoff_rule")
                              == ONE_ROLE_PER_PERSON,
-                             card_lineage=settings.get("card_rule") == CARD_LINEAGE)
+                             card_lineage=settings.get("card_rule") == CARD_LINEAGE,
+                             # records made before it was named: version 1
+                             criteria_version=int(settings.get("criteria_version", 1)))
 
 
 def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
@@ -74,8 +76,9 @@ def build_decision(*, policy: GatePolicy, judgments: dict[str, list[Any]],
                    supersedes: str | None = None,
                    review_sample: dict[str, Any] | None = None) -> dict[str, Any]:
     # a record built from now on (a check, or one superseding an older record) answers
-    # its card with the lineage's contamination
-    settings = {**settings, "card_rule": CARD_LINEAGE}
+    # its card with the lineage's contamination and judges its criteria as they are
+    # judged now
+    settings = {**settings, "card_rule": CARD_LINEAGE, "criteria_version": CRITERIA_VERSION}
     inputs = {"policy": policy.as_dict(), "policy_sha256": policy.digest(),
               "versions": versions, "settings": settings, "facts": facts,
               "judgments": judgments}

@@ -21,10 +21,19 @@ from __future__ import annotations
 from typing import Any
 
 from hilt.evals.grouping import ALL
+from hilt.evals.stats import holm_adjust
 from hilt.gate.card import build_card, unanswered_questions
 from hilt.gate.policy import WIN_RATE, Behaviour, Criterion, GatePolicy, LineagePolicy
 
 PASS, BLOCK = "pass", "block"
+# How criteria are judged. 2: a behaviour none of whose suites is in the run is
+# ``suite_not_in_run`` and blocks unless it says ``when_suite_absent: pass``; a
+# ``significant_increase`` listing several slices is Holm-adjusted across them. Records
+# made before (no ``settings.criteria_version``) recompute with version 1.
+CRITERIA_VERSION = 2
+SUITE_NOT_IN_RUN = "suite_not_in_run"
+# statuses of a criterion that measured nothing
+_UNMEASURED = ("no_data", SUITE_NOT_IN_RUN)
 _MISSING_INPUT = {
     "guardrail_false_positive_rate": "no guardrail_flagged in the response files",
     "guardrail_false_negative_rate": "no guardrail_flagged in the response files",
@@ -38,9 +47,13 @@ def _slices_for(criterion: Criterion, metrics: dict[str, Any]) -> list[str]:
     return list(criterion.slices)
 
 
-def _judge(criterion: Criterion, entry: dict[str, Any] | None, alpha: float
+def _judge(criterion: Criterion, entry: dict[str, Any] | None, alpha: float,
+           listed_holm: dict[str, float] | None = None, slice_name: str = ALL
            ) -> tuple[str, dict[str, Any], str]:
-    """(status, numbers, rule) for one criterion on one slice."""
+    """(status, numbers, rule) for one criterion on one slice.
+
+    ``listed_holm``: Holm-adjusted p-values of the slices a criterion lists, when it
+    lists several (:func:`_listed_holm`)."""
     kind = criterion.kind
     if kind in ("max_delta", "significant_increase"):
         delta = None if entry is None else entry.get("delta")
@@ -63,6 +76,10 @@ def _judge(criterion: Criterion, entry: dict[str, Any] | None, alpha: float
                        correction="holm" if use_holm else "none",
                        candidate_only=delta["candidate_only"],
                        reference_only=delta["reference_only"])
+        if listed_holm is not None and slice_name in listed_holm:
+            p = listed_holm[slice_name]
+            numbers.update(p_used=p, correction="holm",
+                           holm_family=sorted(listed_holm))
         failed = delta["value"] > 0 and p < level
         return ("fail" if failed else "pass", numbers,
                 f"blocks if delta > 0 and exact McNemar p < {level}")
@@ -91,16 +108,51 @@ def _behaviour_applies(behaviour: Behaviour, suites: list[str]) -> bool:
     return "*" in behaviour.suites or any(s in suites for s in behaviour.suites)
 
 
-def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[str]
-                      ) -> list[dict[str, Any]]:
+def _listed_holm(criterion: Criterion, metrics: dict[str, Any]) -> dict[str, float] | None:
+    """Holm-adjusted McNemar p-values across the slices a ``significant_increase``
+    criterion lists, when it lists several and asks for Holm: the family is what the
+    criterion judges, so its family-wise error rate is what ``alpha`` bounds. Slices the
+    run lacks, or with no paired prompts for the metric, are no test and not counted."""
+    if (criterion.kind != "significant_increase" or criterion.slices == "each"
+            or criterion.correction != "holm" or len(set(criterion.slices)) < 2):
+        return None
+    family: dict[str, float] = {}
+    for name in dict.fromkeys(criterion.slices):
+        entry = metrics["slices"].get(name, {}).get(criterion.metric) or {}
+        delta = entry.get("delta")
+        if delta is not None:
+            family[name] = delta["mcnemar_p"]
+    return dict(zip(family, holm_adjust(list(family.values())), strict=True))
+
+
+def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[str], *,
+                      version: int = CRITERIA_VERSION) -> list[dict[str, Any]]:
+    """Every criterion on every slice it names, with status, numbers and rule.
+
+    ``version`` (:data:`CRITERIA_VERSION`): 1 reports the criteria of a behaviour whose
+    suites are not in the run as ``no_data`` and Holm-adjusts only ``slices: each``;
+    records made with it recompute with it."""
     results: list[dict[str, Any]] = []
     for behaviour in policy.behaviours:
         applies = _behaviour_applies(behaviour, suites)
         for criterion in behaviour.criteria:
+            listed_holm = _listed_holm(criterion, metrics) if version >= 2 else None
             for slice_name in _slices_for(criterion, metrics):
                 entry = metrics["slices"].get(slice_name, {}).get(criterion.metric)
                 numbers: dict[str, Any]
-                if not applies:
+                if not applies and version >= 2:
+                    # a misspelt or outdated suite id must not read as "nothing to
+                    # measure here"
+                    status, numbers = SUITE_NOT_IN_RUN, {}
+                    rule = (f"behaviour {behaviour.name!r} is measured on suites "
+                            f"{behaviour.suites}, none of them in the run (its suites: "
+                            f"{suites}); " + (
+                                "when_suite_absent: pass"
+                                if behaviour.when_suite_absent == "pass" else
+                                "name the run's suite with --suite-id, or set "
+                                "when_suite_absent: pass on a behaviour that another "
+                                "run measures"))
+                elif not applies:
                     status, numbers, rule = "no_data", {}, "behaviour's suites not used"
                 elif slice_name not in metrics["slices"]:
                     # a misspelt slice must not read as "nothing to measure here"
@@ -115,9 +167,12 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
                             f"{_MISSING_INPUT.get(criterion.metric, 'not computed')}; "
                             f"its metrics: {', '.join(metrics.get('metrics', ()))})")
                 else:
-                    status, numbers, rule = _judge(criterion, entry, policy.alpha)
-                passed = status == "pass" or (status == "no_data"
-                                              and criterion.on_no_data == "pass")
+                    status, numbers, rule = _judge(criterion, entry, policy.alpha,
+                                                   listed_holm, slice_name)
+                passed = (status == "pass"
+                          or (status == "no_data" and criterion.on_no_data == "pass")
+                          or (status == SUITE_NOT_IN_RUN
+                              and behaviour.when_suite_absent == "pass"))
                 results.append({"behaviour": behaviour.name, "id": criterion.id,
                                 "kind": criterion.kind, "metric": criterion.metric,
                                 "slice": slice_name, "status": status, "passed": passed,
@@ -172,6 +227,11 @@ def _person(name: Any) -> str:
     return " ".join(str(name or "").split()).casefold()
 
 
+def same_person(a: Any, b: Any) -> bool:
+    """Whether two sign-off names are one signer, as the sign-off count sees it."""
+    return bool(_person(a)) and _person(a) == _person(b)
+
+
 def _matched_signers(needs: list[tuple[str, int]], signed: dict[str, set[str]]
                      ) -> list[int]:
     """How many people fill each requirement when each person fills one slot at most.
@@ -222,10 +282,17 @@ def evaluate_signoffs(policy: GatePolicy, facts: dict[str, Any], *,
 
 
 def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any], *,
-             one_role_per_person: bool = True, card_lineage: bool = True) -> dict[str, Any]:
+             one_role_per_person: bool = True, card_lineage: bool = True,
+             criteria_version: int = CRITERIA_VERSION) -> dict[str, Any]:
     """Decide, and say why, from plain data only (``one_role_per_person``: see
-    :func:`evaluate_signoffs`; ``card_lineage``: see :func:`build_card`)."""
-    criteria = evaluate_criteria(policy, metrics, list(facts.get("suites") or []))
+    :func:`evaluate_signoffs`; ``card_lineage``: see :func:`build_card`;
+    ``criteria_version``: see :func:`evaluate_criteria`).
+
+    From criteria version 2 on, ``skipped`` lists the criteria that pass without having
+    measured anything (``no_data`` under ``on_no_data: pass``, ``suite_not_in_run``
+    under ``when_suite_absent: pass``), so that a pass never hides them."""
+    suites = list(facts.get("suites") or [])
+    criteria = evaluate_criteria(policy, metrics, suites, version=criteria_version)
     lineage = evaluate_lineage(policy.lineage, facts)
     signoffs = evaluate_signoffs(policy, facts, one_role_per_person=one_role_per_person)
     card = build_card(policy, metrics, facts, lineage_contamination=card_lineage)
@@ -233,11 +300,12 @@ def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any],
     card_blocks = policy.contract_card.block_on_unanswered and bool(unanswered)
     reasons = [f"{c['id']} [{c['slice']}]: {c['rule']} ({c['status']})"
                for c in criteria if not c["passed"]]
-    if all(c["status"] == "no_data" for c in criteria):
+    unmeasured = _UNMEASURED if criteria_version >= 2 else ("no_data",)
+    if all(c["status"] in unmeasured for c in criteria):
         # a gate that measured nothing (or had nothing to measure) has not shown that the
         # candidate is fit to release
         reasons.append("no criterion was evaluated: the run has no data for any of them "
-                       f"(suites in the run: {list(facts.get('suites') or [])}; check the "
+                       f"(suites in the run: {suites}; check the "
                        "policy's suites, slices and metrics)")
     reasons += [f"lineage: {p}" for p in lineage["problems"]]
     if lineage["status"] == BLOCK and not lineage["problems"]:
@@ -246,8 +314,12 @@ def evaluate(policy: GatePolicy, metrics: dict[str, Any], facts: dict[str, Any],
                 for m in signoffs["missing"]]
     if card_blocks:
         reasons += [f"contract card unanswered: {q}" for q in unanswered]
-    return {"outcome": BLOCK if reasons else PASS, "reasons": reasons,
-            "criteria": criteria, "lineage": lineage, "signoffs": signoffs,
+    decision = {"outcome": BLOCK if reasons else PASS, "reasons": reasons}
+    if criteria_version >= 2:
+        decision["skipped"] = [f"{c['id']} [{c['slice']}]: {c['rule']} ({c['status']})"
+                               for c in criteria
+                               if c["passed"] and c["status"] in _UNMEASURED]
+    return {**decision, "criteria": criteria, "lineage": lineage, "signoffs": signoffs,
             "contract_card": {"block_on_unanswered": policy.contract_card.block_on_unanswered,
                               "unanswered": unanswered, "blocks": card_blocks},
             "card": card}

@@ -29,8 +29,9 @@ Criterion kinds (``slices`` is a list of slice names, ``all`` for the whole suit
   ``ci_high ≤ max`` is a non-inferiority test; ``ci_low > max`` blocks only on a shown
   regression.
 * ``significant_increase`` — blocks when the delta is positive and the exact McNemar
-  p-value (Holm-adjusted across slices when ``slices: each`` and ``correction: holm``)
-  is below ``alpha``.
+  p-value is below ``alpha``; with ``correction: holm`` (the default) the p-values are
+  Holm-adjusted across the slices judged: every slice but ``all`` for ``slices: each``,
+  the slices listed for a list of several.
 * ``ceiling`` / ``floor`` — an absolute bound on one system's rate (``side``), judged on
   ``point``, ``ci_low`` or ``ci_high`` of its Wilson interval.
 
@@ -42,7 +43,10 @@ misspelt metric would otherwise measure nothing and pass.
 metric needs (default ``pass``, reported as ``no_data``). A slice the run does not have
 is not "no data" but a policy that does not fit the run: it blocks (``unknown_slice``);
 so does a metric the run did not compute at all (``missing_metric``: no guardrail flags
-or rewards in the response files).
+or rewards in the response files), and a behaviour none of whose ``suites`` is the
+run's suite (``suite_not_in_run``: a misspelt or outdated suite id would otherwise
+measure nothing), unless the behaviour says ``when_suite_absent: pass`` (a policy
+whose behaviours are measured by different runs, each on its own suite).
 
 Empty lists are refused (``behaviours``, a behaviour's ``suites`` or ``slices``, a
 criterion's ``slices``), and so is a policy in which no behaviour has a criterion: each
@@ -67,9 +71,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -169,6 +175,16 @@ class Behaviour(_Strict):
     decision_rule: str
     regression_metric: str
     criteria: list[Criterion] = []
+    # what the behaviour's criteria do in a run of none of its suites (see the module doc)
+    when_suite_absent: Literal["block", "pass"] = "block"
+
+    @model_serializer(mode="wrap")
+    def _omit_default_switch(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a policy written before the switch existed keeps its sha256 (records name it)
+        data = handler(self)
+        if isinstance(data, dict) and self.when_suite_absent == "block":
+            data.pop("when_suite_absent", None)
+        return data
 
     @field_validator("suites", "slices")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hilt.access import SIGNER_ROLES
 from hilt.errors import Conflict, InputError, NotFound
-from hilt.gate.decision import add_signoff, verify
+from hilt.gate.decision import VerifyReport, add_signoff, verify
 from hilt.gate.policy import policy_from_dict
 from hilt.store import audit
 from hilt.store.db import transaction
@@ -33,6 +34,11 @@ from hilt.store.tables.gate import EvalSuiteRow, GateDecisionRow, GateSignoffRow
 
 class ConcurrentWrite(Conflict):
     """Lost a race to another transaction; running the whole transaction again is safe."""
+
+
+class AlreadySigned(Conflict):
+    """The signer already signed the decision under that role: a second entry would count
+    for nothing and only lengthen the chain. The API answers it with 409."""
 
 
 class SignerRefused(InputError):
@@ -86,6 +92,65 @@ def unbacked_signoffs(session: Session, record: dict[str, Any],
     return unbacked
 
 
+def row_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``gate_decisions`` columns that repeat what the record says (for lookups and
+    listings); :func:`row_problems` checks that they still do."""
+    versions = record["inputs"]["versions"]
+    return {"hash": record["hash"], "outcome": record["outcome"],
+            "policy_id": record["inputs"]["policy"]["id"],
+            "policy_version": record["inputs"]["policy"]["version"],
+            "suite_id": (versions.get("suite") or {}).get("id"),
+            "candidate_id": (versions.get("candidate") or {}).get("id"),
+            "reference_id": (versions.get("reference") or {}).get("id"),
+            "supersedes": record.get("supersedes")}
+
+
+def row_problems(row: GateDecisionRow) -> list[str]:
+    """Each column of a stored decision's row that disagrees with its record: a listing
+    read from the columns must not say what the record does not."""
+    try:
+        expected = row_columns(row.record)
+    except (KeyError, TypeError, AttributeError) as exc:
+        return [f"gate_decisions.record malformed: {exc!r}"]
+    return [f"gate_decisions.{name}: {getattr(row, name)!r} in the row, {value!r} in the "
+            "record" for name, value in expected.items() if getattr(row, name) != value]
+
+
+@dataclass
+class StoredVerification:
+    """:func:`hilt.gate.decision.verify` of a stored record plus its row's columns."""
+
+    record: dict[str, Any]
+    report: VerifyReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.report.as_dict()
+
+
+def verify_stored(session: Session, ref: str) -> StoredVerification:
+    """Recompute a stored decision (by hash or unique prefix) and compare its row's
+    columns with the record (:func:`row_problems`)."""
+    row = get_decision(session, ref)
+    record = dict(row.record)
+    report = verify(record)
+    problems = report.problems + row_problems(row)
+    return StoredVerification(record, VerifyReport(not problems, row.hash, problems))
+
+
+def decision_summary(row: GateDecisionRow) -> dict[str, Any]:
+    """One line of a listing of stored decisions, read from the record (the row's
+    columns only repeat it, and nothing but ``hilt gate verify`` compares them)."""
+    record = row.record or {}
+    inputs = record.get("inputs") or {}
+    policy = inputs.get("policy") or {}
+    versions = inputs.get("versions") or {}
+    return {"hash": row.hash, "outcome": record.get("outcome"), "created_at": row.created_at,
+            "policy": f"{policy.get('id')}@{policy.get('version')}",
+            "candidate": (versions.get("candidate") or {}).get("id"),
+            "reference": (versions.get("reference") or {}).get("id"),
+            "supersedes": record.get("supersedes")}
+
+
 def store_decision(session: Session, record: dict[str, Any], *, actor: str,
                    new_signoff: dict[str, Any] | None = None) -> GateDecisionRow:
     """Insert a verified decision record (idempotent for the same hash).
@@ -114,15 +179,8 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str,
         raise InputError(f"the record carries sign-offs that were never recorded ({names}); "
                          "sign-offs are recorded with `hilt gate signoff`",
                          field="inputs.facts.signoffs")
-    versions = record["inputs"]["versions"]
-    row = GateDecisionRow(
-        hash=record["hash"], created_at=utcnow(), outcome=record["outcome"],
-        policy_id=record["inputs"]["policy"]["id"],
-        policy_version=record["inputs"]["policy"]["version"],
-        suite_id=(versions.get("suite") or {}).get("id"),
-        candidate_id=(versions.get("candidate") or {}).get("id"),
-        reference_id=(versions.get("reference") or {}).get("id"),
-        supersedes=record.get("supersedes"), stored_by=actor, record=record)
+    row = GateDecisionRow(created_at=utcnow(), stored_by=actor, record=record,
+                          **row_columns(record))
     session.add(row)
     try:
         session.flush()
@@ -142,14 +200,17 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str,
 
 
 def store_decision_file(session: Session, record: dict[str, Any], *, actor: str,
-                        file: str | Path) -> GateDecisionRow:
+                        file: str | Path, files_checked: dict[str, str | None] | None = None
+                        ) -> GateDecisionRow:
     """Store a record read from ``file``, unless it is stored already.
 
     A record that verifies is only consistent with itself; before one from a file joins
-    the store, its input files (found by recorded path, also beside ``file``) must match
-    it (:func:`hilt.evals.recheck.input_problems`), and a suite id naming a registered
-    suite must hold that suite's content."""
-    from hilt.evals.recheck import input_problems, reload_inputs
+    the store, its input files (found beside ``file``, then at their recorded paths:
+    :func:`hilt.evals.recheck.candidate_paths`) must match it
+    (:func:`hilt.evals.recheck.check_inputs`), and a suite id naming a registered suite
+    must hold that suite's content. ``files_checked`` receives the file checked for each
+    input, when they were checked."""
+    from hilt.evals.recheck import check_inputs, reload_inputs
     from hilt.evals.store_facts import check_registered_suite
 
     existing = session.get(GateDecisionRow, record.get("hash")) \
@@ -157,10 +218,12 @@ def store_decision_file(session: Session, record: dict[str, Any], *, actor: str,
     if existing is not None:
         return store_decision(session, record, actor=actor)
     base = Path(file).parent
-    problems = input_problems(record, base)
-    if problems:
+    checked = check_inputs(record, base)
+    if files_checked is not None:
+        files_checked.update(checked.files)
+    if checked.problems:
         raise InputError("the decision does not match its input files: "
-                         + "; ".join(problems[:5]), file=str(file), field="inputs")
+                         + "; ".join(checked.problems[:5]), file=str(file), field="inputs")
     items, _ = reload_inputs(record, base)
     suite_id = str(record["inputs"]["versions"]["suite"]["id"])
     check_registered_suite(session, suite_id, items, file=str(file),
@@ -278,6 +341,7 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
         raise InputError(f"the decision's policy requires no {role!r} sign-off (it "
                          f"requires: {', '.join(roles) or 'none'})", field=role_field)
     check_grant(signer, role, via=via)
+    _refuse_repeat(current, role, signed_by)
     at = utcnow()
     # "via" joins the entry's keys; evaluation reads only role and by, so records made
     # before it (entries without "via") recompute and verify as they did
@@ -294,6 +358,20 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
                           "outcome": new_row.outcome, "via": via})
     session.flush()
     return new_row
+
+
+def _refuse_repeat(current: GateDecisionRow, role: str, signed_by: str) -> None:
+    """:class:`AlreadySigned` if the newest record already holds this person's sign-off
+    under ``role`` (names folded as the count folds them: "Ana" and "ana " are one)."""
+    from hilt.gate.evaluate import same_person
+
+    facts = (current.record.get("inputs") or {}).get("facts") or {}
+    for entry in facts.get("signoffs") or []:
+        if (isinstance(entry, dict) and entry.get("role") == role
+                and same_person(entry.get("by"), signed_by)):
+            raise AlreadySigned(f"{signed_by} already signed off as {role} on decision "
+                                f"{current.hash[:12]} (at {entry.get('at')}); a second "
+                                "sign-off under the same role counts for nothing")
 
 
 T = TypeVar("T")

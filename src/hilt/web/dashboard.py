@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import canonical_json
 from hilt.data.versions import list_versions, summary
-from hilt.gate.store import list_decisions
+from hilt.gate.store import decision_summary, list_decisions
 from hilt.quality import measure_agreement
 from hilt.quality.answers import Answers
 from hilt.review.rubric_spec import AGGREGATED_KINDS
@@ -143,8 +143,6 @@ def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
         "drift_available": drift_ok, "drift": drift, "max_alerts": MAX_ALERTS,
         "models_available": models_ok, "models": models,
         "datasets": [summary(v) for v in list_versions(session)[:25]],
-        "gate": [{"hash": d.hash, "outcome": d.outcome, "created_at": d.created_at,
-                  "policy": f"{d.policy_id}@{d.policy_version}", "candidate": d.candidate_id,
-                  "reference": d.reference_id, "supersedes": d.supersedes}
-                 for d in list_decisions(session, limit=25)],
+        # read from each record, not its row's columns (which only repeat it)
+        "gate": [decision_summary(d) for d in list_decisions(session, limit=25)],
     }

@@ -42,8 +42,10 @@ SIGNOFF_RESPONSES: dict[int | str, dict[str, Any]] = {
                                          "reviewer identity, or that identity is not an "
                                          "active lead or admin granted the role"},
     404: {"model": Error, "description": "no such decision"},
-    409: {"model": Error, "description": "an ambiguous decision prefix, or other sign-offs "
-                                         "of the decision kept winning the race to it"},
+    409: {"model": Error, "description": "an ambiguous decision prefix, the caller already "
+                                         "signed the decision under this role, or other "
+                                         "sign-offs of the decision kept winning the race "
+                                         "to it"},
 }
 
 
@@ -66,9 +68,9 @@ def sign_as_caller(request: Request, ref: str, who: Principal, *, role: str, not
     def work(session: Session) -> dict[str, Any]:
         row = sign_off(session, ref, role=role, signed_by=signer, note=note, via="api")
         record = row.record
-        return {"decision": row.hash, "supersedes": row.supersedes, "outcome": row.outcome,
-                "reasons": list(record["decision"]["reasons"]), "signed_by": signer,
-                "role": role}
+        return {"decision": record["hash"], "supersedes": record["supersedes"],
+                "outcome": record["outcome"], "reasons": list(record["decision"]["reasons"]),
+                "signed_by": signer, "role": role}
 
     try:
         return retried(get_engine(request), work)
