@@ -103,11 +103,15 @@ def test_status_reasons_quote_the_count_and_the_interval() -> None:
 
 
 def test_status_reasons_count_items_when_answers_share_one() -> None:
-    outcomes = [True] * 10
-    trace = replay_status(outcomes, units=[i // 2 for i in range(10)])
-    low, high = proportion_confint(5, 5, method="wilson")
-    assert trace.changes[0].reason == (f"passed calibration set (10/10 from 5 items, "
-                                       f"95% CI {low:.2f}–{high:.2f})")
+    # Ten gold items of two answers each, one answer wrong: the calibration set is the
+    # ten items, judged and quoted by item (the wrong answer makes its item wrong).
+    outcomes = [True] * 20
+    outcomes[5] = False
+    trace = replay_status(outcomes, units=[i // 2 for i in range(20)])
+    low, high = proportion_confint(9, 10, method="wilson")
+    assert trace.changes[0].reason == (f"passed calibration set (9/10 items right, "
+                                       f"95% CI {low:.2f}–{high:.2f}; 19/20 answers)")
+    assert trace.changes[0].index == 19
     with pytest.raises(ValueError, match="units"):
         replay_status(outcomes, units=[1, 2])
 

@@ -152,9 +152,10 @@ class CalibrationConfig:
     """Thresholds of the status machine (see :func:`replay_status`)."""
 
     calibration_set_size: int = 10
-    """Gold answers in one onboarding calibration round."""
+    """Gold items (distinct units, e.g. gold tasks) in one onboarding calibration round."""
     calibration_pass_accuracy: float = 0.8
-    """Share of a round that must be right to pass onboarding."""
+    """Share of a round's gold items that must be right to pass onboarding (an item is
+    right when every one of its scored answers is)."""
     max_calibration_attempts: int = 2
     """Failed rounds after which an onboarding reviewer is suspended."""
     window: int = 50
@@ -164,9 +165,10 @@ class CalibrationConfig:
     probation_accuracy: float = 0.75
     """Rolling accuracy below this puts a calibrated reviewer on probation."""
     probation_length: int = 20
-    """Gold answers a reviewer on probation answers before the verdict."""
+    """Gold items a reviewer on probation completes before the verdict."""
     recovery_accuracy: float = 0.85
-    """Share of the probation answers needed to return to calibrated (else suspended)."""
+    """Share of the probation round's gold items that must be right to return to
+    calibrated (else suspended)."""
     confidence: float = 0.95
     """Confidence level of the Wilson intervals in reports."""
     cusum: CusumConfig = field(default_factory=CusumConfig)
@@ -205,6 +207,14 @@ class StatusTrace:
     changes: list[StatusChange]
     trend_alarm_index: int | None
     """First gold answer at which the CUSUM alarmed while calibrated (None: no alarm)."""
+    round_items: int = 0
+    """Gold items in the round still open at the end (an onboarding calibration set or a
+    probation round); 0 in the other statuses."""
+    failed_rounds: int = 0
+    """Onboarding calibration sets failed so far (while still onboarding)."""
+    open_round: str | None = None
+    """The open round in words, e.g. ``calibration set not complete (2 of 10 gold
+    items)``; None outside onboarding and probation."""
 
 
 def replay_status(correct: Sequence[bool] | npt.ArrayLike,
@@ -213,31 +223,46 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
                   units: Sequence[Any] | None = None) -> StatusTrace:
     """Walk a reviewer's gold outcomes (chronological) through the status machine.
 
-    - **onboarding**: gold answers are taken in rounds of ``calibration_set_size`` (the
-      calibration set). A round with accuracy ≥ ``calibration_pass_accuracy`` →
+    ``units`` (one per outcome, e.g. the gold task of each gold question) groups the
+    outcomes of one gold *item*; without it every outcome is an item of its own. The
+    outcomes of an item are the consecutive run that carries its unit (one gold review
+    gives all of its answers at once).
+
+    - **onboarding**: gold items are taken in rounds of ``calibration_set_size`` distinct
+      items (the calibration set); a round closes when the answers of its last item are
+      in. A round whose share of right items is ≥ ``calibration_pass_accuracy`` →
       calibrated; after ``max_calibration_attempts`` failed rounds → suspended.
     - **calibrated**: each production gold answer updates the CUSUM and the rolling
       window. A CUSUM alarm, or a rolling accuracy below ``probation_accuracy`` once the
       window holds ``min_window_answers`` → probation.
-    - **probation**: after ``probation_length`` gold answers, accuracy over them ≥
-      ``recovery_accuracy`` → calibrated (CUSUM and window restart), else → suspended.
+    - **probation**: after ``probation_length`` gold items (counted from the first item
+      that starts after the move), a share of right items ≥ ``recovery_accuracy`` →
+      calibrated (CUSUM and window restart), else → suspended.
     - **suspended**: final here; reinstating someone is a person's decision, recorded
       elsewhere, after which the replay can restart with ``start``.
 
-    Each reason that rests on a share quotes its count and its interval at
-    ``config.confidence``, e.g. ``rolling accuracy 0.73 below 0.75 (16/22, 95% CI
-    0.52–0.87)``. ``units`` (one per outcome, e.g. the gold task of each gold question)
-    groups outcomes that come from one item: the interval is then
-    :func:`item_wilson_interval` over those items and the reason names how many there
-    were; without it every outcome is its own item (Wilson's interval).
+    An item is right when every one of its answers is right. A round is judged on the
+    items, which are its independent units: scoring it by the pooled answers would let
+    the easy questions of a rubric outvote a wrong verdict on the same item (four right
+    answers of five pass at 0.8 with the verdict wrong every time), and would put the
+    decision on a share whose interval counts items all the same. The reason of a round
+    quotes the right items, their Wilson interval (:func:`item_wilson_interval` with one
+    outcome per item) and, where items hold several answers, the right answers, e.g.
+    ``failed calibration 2 times (last 0/10 items right, 95% CI 0.00–0.28; 40/50
+    answers)``. The rolling-accuracy reason quotes its count of answers with the
+    item-level interval over the items they come from, e.g. ``rolling accuracy 0.73
+    below 0.75 (16/22, 95% CI 0.52–0.87)``; all intervals are at ``config.confidence``.
     """
     outcomes = [bool(value) for value in np.asarray(correct, dtype=bool).tolist()]
     unit_of = list(units) if units is not None else list(range(len(outcomes)))
     if len(unit_of) != len(outcomes):
         raise ValueError("units must name one item per outcome")
+    # Whether outcome i is the last answer of its item's run.
+    ends_item = [i + 1 == len(outcomes) or bool(unit_of[i + 1] != unit_of[i])
+                 for i in range(len(outcomes))]
 
     def quote(first: int, last: int) -> str:
-        """Count and interval of the outcomes ``first..last`` (inclusive)."""
+        """Count and item-level interval of the outcomes ``first..last`` (inclusive)."""
         by_unit: dict[Any, list[int]] = {}
         for position in range(first, last + 1):
             tally = by_unit.setdefault(unit_of[position], [0, 0])
@@ -252,10 +277,29 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
             text = f"{head} from {rate.n_items} items, {tail}"
         return text
 
+    def judge(items: dict[Any, list[int]]) -> tuple[float, str]:
+        """Share of right items in a round, and its count and interval in words."""
+        tallies = list(items.values())
+        right = [float(hits == answered) for hits, answered in tallies]
+        rate = item_wilson_interval(right, np.ones(len(right)), config.confidence)
+        text = format_rate(rate.successes, rate.trials, rate.ci_low, rate.ci_high,
+                           config.confidence)
+        if any(answered > 1 for _, answered in tallies):
+            head, _, tail = text.partition(", ")
+            text = (f"{head} items right, {tail}; "
+                    f"{sum(hits for hits, _ in tallies)}/"
+                    f"{sum(answered for _, answered in tallies)} answers")
+        return float(rate.value or 0.0), text
+
     status = start
     changes: list[StatusChange] = []
     alarm_index: int | None = None
-    round_total = round_right = attempts = 0
+    attempts = 0
+    # Items of the open onboarding or probation round: unit -> [right answers, answers].
+    items: dict[Any, list[int]] = {}
+    # After a move to probation inside an item, the rest of that item's answers belong
+    # to the item that caused the move, not to the probation round.
+    skip_item = False
     cusum = 0.0
     window: list[bool] = []
 
@@ -265,20 +309,22 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
         status = new
 
     for index, right in enumerate(outcomes):
+        if skip_item and unit_of[index] == unit_of[index - 1]:
+            continue
+        skip_item = False
         if status is ReviewerStatus.ONBOARDING:
-            round_total, round_right = round_total + 1, round_right + right
-            if round_total == config.calibration_set_size:
+            tally = items.setdefault(unit_of[index], [0, 0])
+            tally[0], tally[1] = tally[0] + right, tally[1] + 1
+            if len(items) >= config.calibration_set_size and ends_item[index]:
                 attempts += 1
-                share = round_right / round_total
+                share, text = judge(items)
                 if share >= config.calibration_pass_accuracy:
-                    move(index, ReviewerStatus.CALIBRATED,
-                         f"passed calibration set ({quote(index - round_total + 1, index)})")
+                    move(index, ReviewerStatus.CALIBRATED, f"passed calibration set ({text})")
                     cusum, window = 0.0, []
                 elif attempts >= config.max_calibration_attempts:
                     move(index, ReviewerStatus.SUSPENDED,
-                         f"failed calibration {attempts} times "
-                         f"(last {quote(index - round_total + 1, index)})")
-                round_total = round_right = 0
+                         f"failed calibration {attempts} times (last {text})")
+                items = {}
         elif status is ReviewerStatus.CALIBRATED:
             increment = (config.cusum.correct_increment if right
                          else config.cusum.error_increment)
@@ -288,24 +334,35 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
             if cusum > config.cusum.threshold:
                 alarm_index = index if alarm_index is None else alarm_index
                 move(index, ReviewerStatus.PROBATION, "quality trend alarm (CUSUM)")
-                round_total = round_right = 0
             elif (len(window) >= config.min_window_answers
                   and rolling < config.probation_accuracy):
                 move(index, ReviewerStatus.PROBATION,
                      f"rolling accuracy {rolling:.2f} below {config.probation_accuracy} "
                      f"({quote(index - len(window) + 1, index)})")
-                round_total = round_right = 0
+            if status is ReviewerStatus.PROBATION:
+                items, skip_item = {}, not ends_item[index]
         elif status is ReviewerStatus.PROBATION:
-            round_total, round_right = round_total + 1, round_right + right
-            if round_total == config.probation_length:
-                share = round_right / round_total
+            tally = items.setdefault(unit_of[index], [0, 0])
+            tally[0], tally[1] = tally[0] + right, tally[1] + 1
+            if len(items) >= config.probation_length and ends_item[index]:
+                share, text = judge(items)
                 if share >= config.recovery_accuracy:
-                    move(index, ReviewerStatus.CALIBRATED,
-                         f"recovered on probation ({quote(index - round_total + 1, index)})")
+                    move(index, ReviewerStatus.CALIBRATED, f"recovered on probation ({text})")
                     cusum, window = 0.0, []
                 else:
                     move(index, ReviewerStatus.SUSPENDED,
-                         f"did not recover on probation "
-                         f"({quote(index - round_total + 1, index)})")
-                round_total = round_right = 0
-    return StatusTrace(status=status, changes=changes, trend_alarm_index=alarm_index)
+                         f"did not recover on probation ({text})")
+                items = {}
+    open_round = None
+    if status is ReviewerStatus.ONBOARDING:
+        failed = f", {attempts} failed before" if attempts else ""
+        open_round = (f"calibration set not complete ({len(items)} of "
+                      f"{config.calibration_set_size} gold items{failed})")
+    elif status is ReviewerStatus.PROBATION:
+        open_round = (f"probation round not complete ({len(items)} of "
+                      f"{config.probation_length} gold items)")
+    open_now = status in (ReviewerStatus.ONBOARDING, ReviewerStatus.PROBATION)
+    return StatusTrace(status=status, changes=changes, trend_alarm_index=alarm_index,
+                       round_items=len(items) if open_now else 0,
+                       failed_rounds=attempts if status is ReviewerStatus.ONBOARDING else 0,
+                       open_round=open_round)

@@ -17,8 +17,9 @@ Per reviewer, from the store:
   ``Σ_answers T_{i, l} / n`` with ``T`` the posterior, pooled over questions, with a Wilson
   interval on that expected count
   (:func:`hilt.quality.calibration.expected_count_interval`);
-- **status** from the status machine (:func:`hilt.quality.calibration.replay_status`) and
-  the CUSUM trend flag (:mod:`hilt.quality.trend`).
+- **status** from the status machine (:func:`hilt.quality.calibration.replay_status`,
+  whose onboarding and probation rounds count gold tasks, each right only when all of its
+  gold questions are) and the CUSUM trend flag (:mod:`hilt.quality.trend`).
 
 **Status baselines.** The status machine replays a reviewer's gold answers from a
 baseline: the latest manual change (:func:`set_reviewer_status`, e.g. reinstating a
@@ -185,6 +186,7 @@ def reviewer_quality_report(session: Session,
             "trend_alarm_at": alarm_at.isoformat() if isinstance(alarm_at, datetime)
             else alarm_at,
             "last_change_reason": rep.last_change_reason if rep else None,
+            "open_round": rep.open_round if rep else None,
             "n_compared": compared, "final_label_agreement": final_acc,
             "agreement_ci_low": final_low, "agreement_ci_high": final_high,
             "model_n_answers": answered, "model_accuracy": model_acc,
@@ -231,7 +233,9 @@ def update_reviewer_statuses(session: Session, config: CalibrationConfig = Calib
         reviewer = reviewers.get(reviewer_id)
         if reviewer is None or row.status == reviewer.status:
             continue
-        reason = row.last_change_reason or "status machine replay"
+        # An onboarding replay has no transition of its own (nothing leads into
+        # onboarding), so a move back to it is explained by the open calibration set.
+        reason = row.last_change_reason or row.open_round or "status machine replay"
         _history(session, reviewer, row.status, source="calibration", reason=reason,
                  since=now, n_gold=row.n_gold, actor=actor, now=now)
         changes.append({"reviewer": reviewer_id, "old": reviewer.status, "new": row.status,

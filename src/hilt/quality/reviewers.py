@@ -51,8 +51,9 @@ class ReviewerReportRow:
     Both intervals are item-level Wilson intervals at ``confidence``
     (:func:`hilt.quality.calibration.item_wilson_interval`) over ``n_gold_items`` /
     ``rolling_n_items`` gold items. ``status`` comes from replaying the gold answers
-    in time order (:func:`hilt.quality.calibration.replay_status`); ``trend_alarm`` says
-    whether the CUSUM fired, at ``trend_alarm_at`` (the timestamp of that gold answer).
+    in time order (:func:`hilt.quality.calibration.replay_status`, whose onboarding and
+    probation rounds count gold items, the records' units); ``trend_alarm`` says whether
+    the CUSUM fired, at ``trend_alarm_at`` (the timestamp of that gold answer).
     """
 
     reviewer: Any
@@ -80,6 +81,9 @@ class ReviewerReportRow:
     """Gold items behind the ``rolling_n`` answers of the rolling window."""
     confidence: float = 0.95
     """Level of both intervals."""
+    open_round: str | None = None
+    """The calibration set or probation round still open, in words (e.g. ``calibration
+    set not complete (2 of 10 gold items)``); None in the other statuses."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +106,8 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
     rolling accuracy always cover all gold answers.
 
     ``unit`` (optional seventh field) names the item a gold answer belongs to; answers
-    with the same unit count as one item in the intervals (see the module).
+    with the same unit count as one item in the intervals (see the module) and in the
+    status machine's rounds, where the item is right only when all of its answers are.
     """
     answers: dict[Any, int] = defaultdict(int)
     gold: dict[Any, list[tuple[Any, int, bool, Any]]] = defaultdict(list)
@@ -142,7 +147,7 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
             trend_alarm_at=replayed[alarm][0] if alarm is not None else None,
             last_change_reason=trace.changes[-1].reason if trace.changes else None,
             n_gold_items=overall.n_items, rolling_n_items=rolling.n_items,
-            confidence=config.confidence))
+            confidence=config.confidence, open_round=trace.open_round))
     return rows
 
 
