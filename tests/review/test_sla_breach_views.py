@@ -16,6 +16,7 @@ from hilt.review.triage import record_sla_breaches
 from hilt.review.views import task_detail
 from hilt.store.db import transaction
 from hilt.store.tables.review import ReviewTaskRow
+from hilt.web.dashboard import queue_overview
 
 from .helpers import event, ingest, publish_examples
 
@@ -36,7 +37,11 @@ def test_an_escalated_task_shows_how_late_it_is(engine: Engine) -> None:
         # escalated a step, with a deadline after the moment it was noticed
         assert task.sla_due_at > late
         task.sla_due_at = datetime.now(UTC) + timedelta(hours=1)  # not yet due again
-        task.status = "needs_adjudication"
+    with transaction(engine) as s:  # the lead page's queue table
+        (pool,) = queue_overview(s, datetime.now(UTC))
+        assert (pool["overdue"], pool["late_since"]) == (1, due)
+    with transaction(engine) as s:
+        s.get_one(ReviewTaskRow, task_id).status = "needs_adjudication"
     with transaction(engine) as s:
         detail = task_detail(s, task_id)
         (queued,) = pending(s)

@@ -30,6 +30,7 @@ from hilt.quality.answers import Answers
 from hilt.review.rubric_spec import AGGREGATED_KINDS
 from hilt.review.rubrics import rubric_spec
 from hilt.review.views import queue_stats
+from hilt.store.tables.base import UTCDateTime
 from hilt.store.tables.review import ReviewRow, ReviewTaskRow
 
 # Bounded work per page view: the newest reviews only, and a modest bootstrap.
@@ -40,19 +41,27 @@ OPEN_STATUSES = ("open", "clustered", "needs_adjudication")
 
 
 def queue_overview(session: Session, now: datetime) -> list[dict[str, Any]]:
-    """Per pool: tasks by status, and how many waiting tasks are past their SLA."""
+    """Per pool: tasks by status, how many waiting tasks are past their SLA, and since
+    when the latest of them is late.
+
+    An escalated task holds a later deadline than the one it missed, so it counts as
+    past its SLA by ``sla_breached_at`` (the first deadline it missed), not by its
+    current deadline."""
     t = ReviewTaskRow
     counts = queue_stats(session)
+    overdue = sa.or_(t.sla_breached_at.is_not(None), t.sla_due_at < now)
+    missed = sa.type_coerce(sa.func.min(sa.case(
+        (overdue, sa.func.coalesce(t.sla_breached_at, t.sla_due_at)))), UTCDateTime())
     waiting = session.execute(
         sa.select(t.pool, sa.func.count(), sa.func.min(t.sla_due_at),
-                  sa.func.sum(sa.case((t.sla_due_at < now, 1), else_=0)))
+                  sa.func.sum(sa.case((overdue, 1), else_=0)), missed)
         .where(t.status.in_(OPEN_STATUSES), t.is_gold.is_(False)).group_by(t.pool)).all()
-    sla = {pool: (n, due, overdue or 0) for pool, n, due, overdue in waiting}
+    sla = {pool: (n, due, late or 0, since) for pool, n, due, late, since in waiting}
     out = []
     for pool in sorted(set(counts) | set(sla)):
-        n, due, overdue = sla.get(pool, (0, None, 0))
+        n, due, late, since = sla.get(pool, (0, None, 0, None))
         out.append({"pool": pool, "by_status": counts.get(pool, {}), "waiting": n,
-                    "overdue": overdue, "next_due": due})
+                    "overdue": late, "late_since": since, "next_due": due})
     return out
 
 
