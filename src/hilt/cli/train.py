@@ -48,6 +48,10 @@ OverrideOption = Annotated[str | None, typer.Option(
     "--override-revoked", help="REASON: train on a revoked dataset version anyway "
                                "(written to the audit log)")]
 ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (audit log)")]
+ProgressOption = Annotated[bool, typer.Option(
+    "--progress/--no-progress",
+    help="progress bars on stderr; --no-progress silences every bar, the libraries' own "
+         "('Loading weights') included")]
 RegisterOption = Annotated[bool | None, typer.Option(
     "--register/--no-register",
     help="register the model version. Default: register, unless neither --db nor "
@@ -297,7 +301,7 @@ def train_reward(
         help="previous RM_DIR for agreement; default: the last registered version")] = None,
     register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'reward')")] = None,
-    progress: Annotated[bool, typer.Option(help="progress bars on stderr")] = True,
+    progress: ProgressOption = True,
     db: DbOption = None,
     actor: ActorOption = "cli",
 ) -> None:
@@ -345,6 +349,8 @@ def train_reward(
     # the manifest names the data file by its absolute path
     data_hash, extra = None, None
     data_path = str(pairs.resolve()) if pairs is not None else None
+    # the manifest names the held-out pairs given apart, to evaluate the run again
+    eval_path = str(eval_pairs.resolve()) if eval_pairs is not None else None
     if dataset is not None:
         from hilt.train.from_dataset import preference_pairs
 
@@ -361,6 +367,8 @@ def train_reward(
                                           **source.where("validation"))
             refuse_same_replies(validation, **source.where("validation"))
             held = validation or None
+            if held is not None:
+                eval_path = f"dataset:{source.version_id}/validation"
         data_hash, data_path = source.version_id, f"dataset:{source.version_id}"
         extra = {"dataset": source.describe()}
     else:
@@ -377,7 +385,8 @@ def train_reward(
     registrar = _Registrar(db, registration.register, name, actor, skipped=registration.skipped)
     with _quiet_stdout():
         manifest = refresh_reward_model(data, out, config=config, data_path=data_path,
-                                        eval_pairs=held, held_out_fraction=held_out,
+                                        eval_pairs=held, eval_path=eval_path,
+                                        held_out_fraction=held_out,
                                         split_seed=split_seed, previous_dir=prev,
                                         progress=progress, data_hash=data_hash, extra=extra,
                                         publisher=registrar)
@@ -392,9 +401,11 @@ def eval_reward(
     reliability: Annotated[Path | None, typer.Option(
         help="write the reliability diagram PNG here")] = None,
     probes: Annotated[bool, typer.Option(help="run the bias probes")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Print accuracy (with intervals), ECE, n, slices and bias probes as JSON (contract 5)."""
     from hilt.train.pairs import read_pairs
+    from hilt.train.progress import library_progress
     from hilt.train.reward_eval import evaluate_reward_model
     from hilt.train.reward_refresh import (
         check_reward_folder,
@@ -415,16 +426,17 @@ def eval_reward(
             raise InputError("its folder does not exist", file=str(reliability),
                              field="--reliability")
     data = read_pairs(pairs)
-    report = evaluate_reward_model(
-        load_reward_model(model, "--model"), data,
-        previous=load_reward_model(previous, "--previous") if previous else None,
-        probes=probes,
-        # compared only on pairs the previous model did not train on, when its manifest
-        # lets them be recovered
-        previous_train_keys=previous_training_keys(previous) if previous else None,
-        # the model's own training pairs, when its manifest lets them be recovered: its
-        # accuracy on them is optimistic, so the unseen pairs are reported apart
-        train_keys=previous_training_keys(model))
+    with library_progress(progress), _quiet_stdout():
+        report = evaluate_reward_model(
+            load_reward_model(model, "--model", progress), data,
+            previous=load_reward_model(previous, "--previous", progress) if previous else None,
+            probes=probes,
+            # compared only on pairs the previous model did not train on, when its
+            # manifest lets them be recovered
+            previous_train_keys=previous_training_keys(previous) if previous else None,
+            # the model's own training pairs, when its manifest lets them be recovered:
+            # its accuracy on them is optimistic, so the unseen pairs are reported apart
+            train_keys=previous_training_keys(model))
     if reliability:
         plot_reliability(report["reliability_bins"], str(reliability),
                          reliability_title(report["n"], report["ece"],
@@ -470,6 +482,7 @@ def train_classifier_cmd(
     seed: Annotated[int, typer.Option(help="seed of the fold splits and training")] = 0,
     register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'classifier')")] = None,
+    progress: ProgressOption = True,
     db: DbOption = None,
     actor: ActorOption = "cli",
 ) -> None:
@@ -555,7 +568,7 @@ def train_classifier_cmd(
             train, out, config, data_path=data_path, data_hash=data_hash,
             label_field=label_field, held_out=held_out, extra=extra,
             fields={"text": text_field, "label": label_field, "context": context_field,
-                    "harmful": harmful_field}, publisher=registrar)
+                    "harmful": harmful_field}, publisher=registrar, progress=progress)
     _echo(registrar.stamp(manifest))
 
 
@@ -569,12 +582,14 @@ def eval_classifier_cmd(
         help="the context field, when the model was trained with one")] = None,
     harmful_field: Annotated[str | None, typer.Option(
         help="the harmful-request field, when the model was trained with one")] = None,
+    progress: ProgressOption = True,
 ) -> None:
     """Print accuracy and per-class precision/recall (Wilson intervals) as JSON (contract 4)."""
     from hilt.train.classifier import load_classifier
     from hilt.train.classifier_eval import evaluate_classifier, read_labelled
+    from hilt.train.progress import library_progress
 
-    classifier = load_classifier(model, field="--model")
+    classifier = load_classifier(model, field="--model", progress=progress)
     if classifier.uses_context and not context_field:
         raise InputError("this model reads a context field; pass --context-field",
                          file=str(model), field="--context-field")
@@ -592,7 +607,10 @@ def eval_classifier_cmd(
                          "would ignore it; leave out --harmful-field", file=str(model),
                          field="--harmful-field")
     rows = read_labelled(data, text_field, label_field, context_field, harmful_field)
-    _echo(evaluate_classifier(classifier, rows.texts, rows.labels, rows.contexts, rows.harmful))
+    with library_progress(progress), _quiet_stdout():
+        report = evaluate_classifier(classifier, rows.texts, rows.labels, rows.contexts,
+                                     rows.harmful)
+    _echo(report)
 
 
 @train_app.command("sft")
@@ -615,6 +633,7 @@ def train_sft_cmd(
     seed: Annotated[int, typer.Option(help="training seed (initialisation, data order)")] = 0,
     register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'sft')")] = None,
+    progress: ProgressOption = True,
     db: DbOption = None,
     actor: ActorOption = "cli",
 ) -> None:
@@ -660,7 +679,7 @@ def train_sft_cmd(
     registrar = _Registrar(db, registration.register, name, actor, skipped=registration.skipped)
     with staged_folder(out, ".sft-", "sft", registrar) as work:
         with _quiet_stdout():
-            facts = train_sft(records, config, work, eval_records)
+            facts = train_sft(records, config, work, eval_records, progress)
         shutil.rmtree(work / "trainer", ignore_errors=True)
         extra = {k: facts[k] for k in ("loss_mask", "chat_template", "chat_template_sha256",
                                        "role_format", "tokenizer", "lora")}

@@ -145,6 +145,8 @@ class TextClassifier:
         self.threshold = threshold
         self.uses_context = uses_context
         self.validation = validation
+        # a bar over the encoding batches on stderr while texts are encoded
+        self.progress = False
         self._encoder: SentenceEncoder | None = None
 
     @property
@@ -153,6 +155,7 @@ class TextClassifier:
             self._encoder = SentenceEncoder(self.encoder_path or self.config.encoder,
                                             self.config.max_length,
                                             use_cache=self.encoder_path is None)
+        self._encoder.progress = self.progress
         return self._encoder
 
     @property
@@ -210,11 +213,13 @@ class TextClassifier:
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def load_classifier(model_dir: str | Path, *, field: str | None = None) -> TextClassifier:
+def load_classifier(model_dir: str | Path, *, field: str | None = None,
+                    progress: bool = False) -> TextClassifier:
     """Load a classifier written by :func:`train_classifier` / ``hilt train classifier``.
 
     A damaged folder is an :class:`InputError` naming the file that could not be read
-    (``field``: the option or setting that named the folder, when there is one)."""
+    (``field``: the option or setting that named the folder, when there is one).
+    ``progress`` shows a bar over the encoding batches of its predictions on stderr."""
     import pickle
 
     import joblib
@@ -249,8 +254,11 @@ def load_classifier(model_dir: str | Path, *, field: str | None = None) -> TextC
         # a truncated or foreign file fails inside the unpickler, with its own wording
         raise InputError(f"cannot load the fitted model ({type(exc).__name__}: {exc})",
                          file=str(model_file), field=field) from None
-    return TextClassifier(config, estimator, classes, *settings,
-                          str(folder / meta["encoder_dir"]) if meta.get("encoder_dir") else None)
+    classifier = TextClassifier(config, estimator, classes, *settings,
+                                str(folder / meta["encoder_dir"]) if meta.get("encoder_dir")
+                                else None)
+    classifier.progress = progress
+    return classifier
 
 
 SIMILARITY_FEATURE_NAMES = ("context_similarity_opening", "context_similarity_text")
@@ -460,7 +468,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
                                         learning_rate=config.finetune_learning_rate,
                                         seed=config.seed, progress=progress)
     encoder = SentenceEncoder(encoder_path or config.encoder, config.max_length,
-                              use_cache=encoder_path is None)
+                              use_cache=encoder_path is None, progress=progress)
     embedded, cheap = _raw_features(encoder, config, texts, contexts, harmful)
     if cheap is None:
         cheap_mean, cheap_std = np.zeros(0), np.ones(0)
@@ -500,5 +508,7 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
         predicted_idx = oof_d.argmax(1)
         validation["accuracy"] = rate(int((predicted_idx == y_d).sum()), int(keep.size))
     estimator = _estimator(config, int(counts.min())).fit(X, y, **fit_params)
-    return TextClassifier(config, estimator, classes, cheap_mean, cheap_std, threshold,
-                          contexts is not None, validation, encoder_path)
+    classifier = TextClassifier(config, estimator, classes, cheap_mean, cheap_std, threshold,
+                                contexts is not None, validation, encoder_path)
+    classifier.progress = progress
+    return classifier

@@ -21,6 +21,7 @@ from hilt.train.manifest import (
     staged_folder,
     write_manifest,
 )
+from hilt.train.progress import library_progress
 
 
 def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig, *,
@@ -28,18 +29,21 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
                        fields: dict[str, str | None],
                        held_out: LabelledTexts | None = None,
                        extra: dict[str, Any] | None = None,
-                       publisher: Publisher | None = None) -> dict[str, Any]:
+                       publisher: Publisher | None = None,
+                       progress: bool = True) -> dict[str, Any]:
     """Train on ``train``; with ``held_out`` (a dataset version's validation split) its
     accuracy is the headline metric, otherwise the out-of-fold accuracy; either way
     ``metrics.accuracy`` is a rate object (``value``, ``successes``, ``n``, ``ci_low``,
     ``ci_high``). ``publisher`` runs under the folder lock when the model is put in
-    place (:func:`hilt.train.manifest.staged_folder`). Returns the manifest written to
-    ``out``."""
+    place (:func:`hilt.train.manifest.staged_folder`). ``progress`` shows bars over the
+    encoding batches (and the encoder's fine-tuning) on stderr; ``False`` turns off the
+    libraries' own bars too. Returns the manifest written to ``out``."""
     clock = RunClock()
-    with staged_folder(out, ".clf-", "classifier", publisher) as work:
+    with library_progress(progress), staged_folder(out, ".clf-", "classifier",
+                                                   publisher) as work:
         try:
             model = train_classifier(train.texts, train.labels, config, train.contexts,
-                                     workdir=work, progress=True, harmful=train.harmful)
+                                     workdir=work, progress=progress, harmful=train.harmful)
         except TrainingInputError as exc:
             # a setting at fault is named by its command-line option; otherwise the labels
             field = (f"--{exc.setting.replace('_', '-')}" if exc.setting is not None

@@ -97,11 +97,13 @@ class SentenceEncoder:
     """Mean-pooled, L2-normalised sentence embeddings with caching."""
 
     def __init__(self, name: str | None = None, max_length: int = 256,
-                 use_cache: bool = True, batch_size: int = 32) -> None:
+                 use_cache: bool = True, batch_size: int = 32, progress: bool = False) -> None:
         self.name = name or DEFAULT_ENCODER
         self.path = resolve_encoder(name)
         self.max_length = max_length
         self.batch_size = batch_size
+        # a bar over the encoding batches on stderr (texts found in the cache need none)
+        self.progress = progress
         self._model: Any = None
         namespace = f"{self.name}|{max_length}"
         self.cache = EmbeddingCache(cache_dir() if use_cache else None, namespace)
@@ -119,7 +121,10 @@ class SentenceEncoder:
     def _key(self, text: str) -> str:
         return sha256_hex(text)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+        """Embeddings of ``texts``, one row each; ``progress`` defaults to the encoder's."""
+        if progress is None:
+            progress = self.progress
         keys = [self._key(t) for t in texts]
         missing: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):

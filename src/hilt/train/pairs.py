@@ -253,8 +253,18 @@ def require_margins(pairs: Sequence[Pair], file: str | None = None,
 
 
 def pair_key(pair: Pair) -> tuple[str, str, str]:
-    """What makes two pairs the same preference: prompt and both replies."""
-    return pair.prompt, pair.chosen, pair.rejected
+    """What makes two pairs the same preference: prompt and both replies as the model
+    reads them, white space at either end aside (as :func:`same_replies`) and an HH
+    prompt with or without its opening ``"\\n\\n"``.
+
+    The two forms of contract 5 therefore give one key for one pair: an HH line's
+    replies come out of :func:`split_hh_transcripts` stripped, while a
+    ``{prompt, chosen, rejected}`` line keeps the space HH puts after
+    ``"Assistant:"``. Compared raw, the same pair in the two forms (or two copies
+    differing only in a trailing line break) would count as two, and a held-out copy
+    of a training pair would go unseen by every overlap check."""
+    return (with_leading_turn_break(pair.prompt).strip(), pair.chosen.strip(),
+            pair.rejected.strip())
 
 
 def duplicate_count(pairs: Sequence[Pair]) -> int:
@@ -273,7 +283,9 @@ def split_pairs(pairs: Sequence[Pair], held_out_fraction: float = 0.2,
 
     Identical pairs (:func:`pair_key`) are split as one: every copy lands on the same
     side, so a held-out pair never has a copy in training. Without duplicates this is a
-    plain shuffle of the pairs.
+    plain shuffle of the pairs: the groups are shuffled in the order of their first
+    pair, and the key itself is never hashed, so a file whose pairs all have distinct
+    keys is split as it would be by any other key that tells them apart.
     """
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, pair in enumerate(pairs):

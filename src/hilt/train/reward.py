@@ -127,6 +127,8 @@ class EncoderReward:
         from transformers import AutoModel, AutoTokenizer
 
         self.config = config
+        # progress bars of score() on stderr (encoding batches); training sets its own
+        self.progress = False
         set_torch_threads(config.threads)
         path = resolve_encoder(config.encoder)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -263,13 +265,15 @@ class EncoderReward:
 
     # -- scoring --------------------------------------------------------------------
     def score(self, prompts: Sequence[str], responses: Sequence[str],
-              batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Rewards r(x, y) for aligned lists of prompts and replies."""
+              batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+        """Rewards r(x, y) for aligned lists of prompts and replies; ``progress`` (by
+        default the model's ``progress``) shows a bar over the encoding batches."""
         torch = _torch()
         if not responses:
             return np.zeros(0, dtype=np.float64)
         self.train_mode(False)
-        states = self.frozen_states(self.tokenize(prompts, responses), batch_size, progress)
+        states = self.frozen_states(self.tokenize(prompts, responses), batch_size,
+                                    self.progress if progress is None else progress)
         cheap = torch.tensor(cheap_features(responses))
         rewards = []
         with torch.no_grad():
@@ -299,7 +303,8 @@ class EncoderReward:
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> EncoderReward:
+    def load(cls, folder: Path, progress: bool = False) -> EncoderReward:
+        """The model saved in ``folder``; ``progress`` as the model's ``progress``."""
         torch = _torch()
         saved_config = json.loads((folder / CONFIG_FILE).read_text())
         saved_config.setdefault("lexical_expert", False)  # saved before it existed
@@ -316,6 +321,7 @@ class EncoderReward:
         if config.lexical_expert:
             model.lexical = LexicalExpert.load(folder)
         model.train_mode(False)
+        model.progress = progress
         return model
 
 

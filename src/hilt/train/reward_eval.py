@@ -34,11 +34,12 @@ Reported (all rates with 95 % intervals):
   pairs used); otherwise on all pairs, with ``previous_overlap: "unknown"`` and
   ``previous_held_out_in_train: null``.
 * ``training_overlap`` — how many of the pairs the evaluated model trained on
-  (``in_train``; pairs compared by prompt and both replies) and its accuracy on the
-  others (``unseen``, with a Wilson interval): the overall accuracy of a model scored
-  on its own training pairs is optimistic. ``overlap`` is ``"known"`` when the training
-  pairs could be recovered from the model's manifest, else ``"unknown"`` (``in_train``
-  and ``unseen`` null).
+  (``in_train``; pairs compared by :func:`hilt.train.pairs.pair_key`, so a pair in
+  either form of contract 5, or with white space added at the ends of its texts, is
+  the same pair) and its accuracy on the others (``unseen``, with a Wilson interval):
+  the overall accuracy of a model scored on its own training pairs is optimistic.
+  ``overlap`` is ``"known"`` when the training pairs could be recovered from the
+  model's manifest, else ``"unknown"`` (``in_train`` and ``unseen`` null).
 * ``bias_probes`` — Pearson correlation of reward with log(1 + word count) (Singhal et al.,
   2023, "A Long Way to Go") over both replies of every pair (``n`` replies), with a
   Fisher-z interval on the number of pairs (``n_pairs``;

@@ -42,6 +42,7 @@ from hilt.train.pairs import (
     require_margins,
     split_pairs,
 )
+from hilt.train.progress import library_progress
 from hilt.train.reward import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -115,16 +116,19 @@ _LOAD_ERRORS = (OSError, ValueError, TypeError, KeyError, EOFError, RuntimeError
                 pickle.UnpicklingError, zipfile.BadZipFile)
 
 
-def load_reward_model(folder: str | Path, option: str | None = None) -> Scorer:
+def load_reward_model(folder: str | Path, option: str | None = None,
+                      progress: bool = False) -> Scorer:
     """A scorer for either backend, from a folder written by :func:`refresh_reward_model`;
-    any other folder is an ``InputError`` (naming ``option`` when given)."""
+    any other folder is an ``InputError`` (naming ``option`` when given). With
+    ``progress`` its scoring shows a bar over the encoding batches on stderr."""
     folder = Path(folder)
     backend = check_reward_folder(folder, option)
     try:
         if backend == BACKEND_TRL:
             config = json.loads((folder / TRL_CONFIG_FILE).read_text())
-            return TRLReward(str(folder / MODEL_SUBDIR), config["max_length"])
-        return EncoderReward.load(folder)
+            return TRLReward(str(folder / MODEL_SUBDIR), config["max_length"],
+                             progress=progress)
+        return EncoderReward.load(folder, progress=progress)
     except _LOAD_ERRORS as exc:
         raise InputError(f"cannot load the reward model ({type(exc).__name__}: {exc})",
                          file=str(folder), field=option) from None
@@ -159,7 +163,8 @@ def previous_training_keys(folder: str | Path) -> set[tuple[str, str, str]] | No
 def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                          config: RewardConfig | TRLRewardConfig,
                          data_path: str | None = None, eval_pairs: list[Pair] | None = None,
-                         held_out_fraction: float = 0.2, split_seed: int = 0,
+                         eval_path: str | None = None, held_out_fraction: float = 0.2,
+                         split_seed: int = 0,
                          previous_dir: str | Path | None = None,
                          progress: bool = True, data_hash: str | None = None,
                          extra: dict[str, Any] | None = None,
@@ -169,11 +174,17 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     ``data_hash`` replaces the pairs' content hash as the registered data identity (a
     dataset version passes its id); ``extra`` adds fields to the manifest; ``publisher``
     runs under the folder lock when the model is put in place
-    (:func:`hilt.train.manifest.staged_folder`).
+    (:func:`hilt.train.manifest.staged_folder`). ``eval_path`` names where
+    ``eval_pairs`` came from (an absolute file path, or a dataset version's validation
+    split), recorded with their hash and count as the manifest's ``split.eval_pairs``
+    so that the run can be repeated from its manifest.
 
-    ``metrics`` report ``duplicate_pairs`` (pairs identical in prompt and both replies
-    to an earlier pair of ``pairs``) and ``held_out_in_train`` (held-out pairs identical
-    to a training pair; 0 for the seeded split, which keeps copies on one side).
+    ``metrics`` report ``duplicate_pairs`` (pairs identical by
+    :func:`hilt.train.pairs.pair_key` to an earlier pair of ``pairs``),
+    ``held_out_in_train`` (held-out pairs identical to a training pair; 0 for the
+    seeded split, which keeps copies on one side) and ``held_out_hash`` (the content
+    hash of the held-out pairs, so registered versions evaluated on different pairs
+    differ).
     ``agreement_with_previous`` is computed on the held-out pairs the previous model
     did not train on, when :func:`previous_training_keys` recovers them.
     """
@@ -197,7 +208,9 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     train_keys = {pair_key(p) for p in train}
     data_checks = {"duplicate_pairs": duplicate_count(pairs),
                    "held_out_in_train": sum(pair_key(p) in train_keys for p in held_out)}
-    with staged_folder(out_dir, ".rm-", "reward", publisher) as work:
+    # progress=False silences the libraries' own bars too ("Loading weights")
+    with library_progress(progress), staged_folder(out_dir, ".rm-", "reward",
+                                                   publisher) as work:
         model: Scorer
         if isinstance(config, TRLRewardConfig):
             backend = BACKEND_TRL
@@ -207,17 +220,21 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
             shutil.rmtree(work / "trainer", ignore_errors=True)
         else:
             backend, facts = BACKEND_DEFAULT, {}
-            model = train_reward_model(train, config, progress=progress)
-            model.save(work)
+            trained = train_reward_model(train, config, progress=progress)
+            trained.save(work)
+            trained.progress = progress  # the held-out scoring below shows its bars too
+            model = trained
             base_model = config.encoder
         train_seconds = clock.seconds()
-        previous = load_reward_model(previous_dir, "--previous") if previous_dir else None
+        previous = (load_reward_model(previous_dir, "--previous", progress)
+                    if previous_dir else None)
         metrics = evaluate_reward_model(
             model, held_out, previous=previous,
             previous_train_keys=previous_training_keys(previous_dir) if previous_dir else None,
             train_keys=train_keys)
         metrics["train_seconds"] = train_seconds
         metrics["train_pairs"] = len(train)
+        metrics["held_out_hash"] = pairs_hash(held_out)
         metrics.update(data_checks)
         metrics.update({f"train_{k}": v for k, v in facts.items()})
         plot_reliability(metrics["reliability_bins"], str(work / "reliability.png"),
@@ -232,7 +249,11 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                    "split": {"held_out_fraction": held_out_fraction if eval_pairs is None
                              else None, "split_seed": split_seed,
                              "train_hash": pairs_hash(train),
-                             "held_out_hash": pairs_hash(held_out)},
+                             "held_out_hash": pairs_hash(held_out),
+                             # the held-out pairs given apart, to evaluate the run again
+                             "eval_pairs": None if eval_pairs is None else {
+                                 "path": eval_path, "hash": pairs_hash(eval_pairs),
+                                 "records": len(eval_pairs)}},
                    "previous_model": str(previous_dir) if previous_dir else None,
                    **(extra or {})})
         write_manifest(work, manifest)
@@ -262,7 +283,8 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     method) beside the correlation's value, and ``accuracy_chosen_shorter_ci`` (an
     ``accuracy_ci`` of the chosen-is-shorter pairs) beside that accuracy."""
     keep = ("n", "accuracy", "accuracy_ci", "ece", "ece_ci", "agreement_with_previous",
-            "train_seconds", "train_pairs", "duplicate_pairs", "held_out_in_train")
+            "train_seconds", "train_pairs", "duplicate_pairs", "held_out_in_train",
+            "held_out_hash")
     head = {k: metrics.get(k) for k in keep}
     # the TRL backend trains only on the pairs that fit in --max-length: beside
     # train_pairs, so that a run that kept few is seen at a glance

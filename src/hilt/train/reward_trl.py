@@ -140,28 +140,32 @@ def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Pa
              "train_loss": float(result.training_loss),
              "steps": int(trainer.state.global_step),
              "pairs_used": used, "pairs_dropped": len(pairs) - used}
-    return TRLReward(str(target), config.max_length), facts
+    return TRLReward(str(target), config.max_length, progress=progress), facts
 
 
 class TRLReward:
     """Scores (prompt, reply) with a saved sequence-classification reward model."""
 
-    def __init__(self, path: str, max_length: int = 256, batch_size: int = 16) -> None:
+    def __init__(self, path: str, max_length: int = 256, batch_size: int = 16,
+                 progress: bool = False) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
         self.max_length, self.batch_size = max_length, batch_size
+        self.progress = progress  # a bar over the scoring batches on stderr
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         import torch
+        from tqdm.auto import tqdm
 
         # Scored exactly as trained: TRL appended the EOS text to each reply.
         eos = self.tokenizer.eos_token or ""
         texts = ["".join(joined(p, r)) + eos for p, r in zip(prompts, responses, strict=True)]
         out = []
+        starts = range(0, len(texts), self.batch_size)
         with torch.no_grad():
-            for start in range(0, len(texts), self.batch_size):
+            for start in tqdm(starts, desc="scoring", disable=not self.progress):
                 batch = self.tokenizer(texts[start: start + self.batch_size], padding=True,
                                        truncation=True, max_length=self.max_length,
                                        return_tensors="pt")

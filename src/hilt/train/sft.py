@@ -27,8 +27,11 @@ from typing import Any
 from hilt.canonical import content_hash, sha256_hex
 from hilt.errors import InputError
 from hilt.train.encoder import set_torch_threads
+from hilt.train.progress import library_progress
 
 TINY = "tiny"
+# where the tiny model and its tokenizer are written, inside the output folder
+TINY_BASE_DIR = "base-model"
 ROLES = ("system", "user", "assistant")
 # the two forms of a demonstration line, and the keys of one message
 MESSAGES_FORM = ("messages",)
@@ -140,7 +143,7 @@ def load_model_and_tokenizer(config: SFTRunConfig, records: list[dict[str, Any]]
         from hilt.train.tiny import write_tiny_model
 
         texts = [json.dumps(r, ensure_ascii=False) for r in records]
-        path = write_tiny_model(workdir / "base-model", texts, seed=config.seed)
+        path = write_tiny_model(workdir / TINY_BASE_DIR, texts, seed=config.seed)
     else:
         path = config.model
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -158,21 +161,24 @@ def check_context_window(model: Any, max_length: int) -> None:
                          f"(max_position_embeddings), got {max_length}", field="--max-length")
 
 
-def tokenizer_record(tokenizer: Any, path: str) -> dict[str, Any]:
+def tokenizer_record(tokenizer: Any, path: str, name: str | None = None) -> dict[str, Any]:
+    """The manifest's ``tokenizer``: ``name`` (default ``path``) as ``name_or_path``,
+    and the sha256 of the ``tokenizer.json`` read from ``path``."""
     files = Path(path) / "tokenizer.json"
-    return {"name_or_path": str(path), "class": type(tokenizer).__name__,
+    return {"name_or_path": str(path if name is None else name),
+            "class": type(tokenizer).__name__,
             "vocab_size": len(tokenizer),
             "special_tokens": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
             "tokenizer_json_sha256": sha256_hex(files.read_bytes()) if files.exists() else None}
 
 
 def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
-                      out_dir: Path, eval_records: list[dict[str, Any]] | None = None
-                      ) -> tuple[Any, dict[str, Any]]:
+                      out_dir: Path, eval_records: list[dict[str, Any]] | None = None,
+                      progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """An ``SFTTrainer`` ready to train, and the manifest facts about its set-up.
 
     ``eval_records`` (same forms as ``records``) become the trainer's evaluation set,
-    with the same loss mask."""
+    with the same loss mask; ``progress`` turns the trainer's bars on stderr on."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -186,7 +192,7 @@ def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
                      per_device_train_batch_size=config.batch_size,
                      max_length=config.max_length, seed=config.seed, data_seed=config.seed,
                      use_cpu=True, report_to="none", activation_checkpointing=False,
-                     save_strategy="no", logging_steps=1, disable_tqdm=False,
+                     save_strategy="no", logging_steps=1, disable_tqdm=not progress,
                      assistant_only_loss=assistant_only, completion_only_loss=True,
                      dataloader_num_workers=0)
     peft_config = None
@@ -200,14 +206,18 @@ def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
                          eval_dataset=eval_dataset, processing_class=tokenizer,
                          peft_config=peft_config)
-    # The tiny model is created inside the output folder; name it, not its temporary path.
+    # The tiny model is created inside the output folder, in a staging folder that is
+    # renamed at the end: name it by its place in the model folder, not by its
+    # temporary path (which would differ between two identical runs and then be gone).
+    tiny = config.model == TINY
     facts = {"base_model": "tiny (random Llama; weights and tokenizer in base-model/)"
-             if config.model == TINY else base_path,
+             if tiny else base_path,
              "loss_mask": "assistant_only" if assistant_only else "completion_only",
              "chat_template": tokenizer.chat_template,
              "chat_template_sha256": sha256_hex(tokenizer.chat_template or ""),
              "role_format": _role_format(tokenizer),
-             "tokenizer": tokenizer_record(tokenizer, base_path),
+             "tokenizer": tokenizer_record(tokenizer, base_path,
+                                           TINY_BASE_DIR if tiny else None),
              "lora": {"r": config.lora_r, "alpha": config.lora_alpha,
                       "target_modules": "all-linear"} if config.lora else None}
     return trainer, facts
@@ -221,13 +231,20 @@ def _role_format(tokenizer: Any) -> str:
 
 
 def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
-              out_dir: Path, eval_records: list[dict[str, Any]] | None = None
-              ) -> dict[str, Any]:
+              out_dir: Path, eval_records: list[dict[str, Any]] | None = None,
+              progress: bool = True) -> dict[str, Any]:
     """Train, save model + tokenizer to ``out_dir``; return manifest facts and metrics.
 
     With ``eval_records`` the metrics add ``validation_loss``: mean token cross-entropy
-    on their assistant/completion tokens after training (``Trainer.evaluate``)."""
-    trainer, facts = build_sft_trainer(records, config, out_dir, eval_records)
+    on their assistant/completion tokens after training (``Trainer.evaluate``).
+    ``progress=False`` turns off every progress bar, the libraries' own included."""
+    with library_progress(progress):
+        return _train_sft(records, config, out_dir, eval_records, progress)
+
+
+def _train_sft(records: list[dict[str, Any]], config: SFTRunConfig, out_dir: Path,
+               eval_records: list[dict[str, Any]] | None, progress: bool) -> dict[str, Any]:
+    trainer, facts = build_sft_trainer(records, config, out_dir, eval_records, progress)
     # TRL drops examples with no label left once truncated to max_length; say how many
     used = len(trainer.train_dataset) if trainer.train_dataset is not None else 0
     if used == 0:

@@ -158,14 +158,30 @@ def model_lineage(session: Session, model_version: str, *, detail_limit: int = 2
     return out
 
 
+def headline_text(model: dict[str, Any]) -> str:
+    """A model version's headline accuracy as the text tree shows it: the value with its
+    95 % Wilson interval and n (:func:`hilt.train.registry.headline_accuracy`), or that
+    it has none (an SFT model's metrics hold a loss)."""
+    value = model.get("accuracy")
+    if value is None:
+        return ("no headline accuracy (its metrics hold a loss)" if model.get("kind") == "sft"
+                else "no headline accuracy")
+    low, high, n = (model.get("accuracy_ci_low"), model.get("accuracy_ci_high"),
+                    model.get("accuracy_n"))
+    interval = (f"95% CI [{low:.3f}, {high:.3f}]" if low is not None and high is not None
+                else "no interval")
+    return f"accuracy {value:.3f}, {interval}, n={n if n is not None else 'unknown'}"
+
+
 def render_tree(lineage: dict[str, Any]) -> str:
-    """The lineage as an indented text tree."""
+    """The lineage as an indented text tree; the model's line carries its headline
+    accuracy with interval and n (:func:`headline_text`)."""
     lines: list[str] = []
     model = lineage.get("model")
     datasets = lineage.get("datasets", [lineage] if "dataset" in lineage else [])
     if model:
         lines.append(f"model {model['id']} ({model['kind']} '{model['name']}', "
-                     f"base {model['base_model']})")
+                     f"base {model['base_model']}; {headline_text(model)})")
     indent = "  " if model else ""
     for d in datasets:
         ds = d["dataset"]
