@@ -8,12 +8,15 @@ and every request body is bounded (:func:`body_limit`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import math
+import threading
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -225,6 +228,48 @@ def _docs_page(app: FastAPI) -> HTMLResponse:
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
+HEALTH_TIMEOUT_S = 2.0
+
+
+class DatabaseProbe:
+    """``SELECT 1`` on the app's engine, answered within :data:`HEALTH_TIMEOUT_S`.
+
+    The query runs on one thread of its own: a database that hangs (a connection attempt
+    to a host that drops packets waits for TCP's timeout) makes each health check answer
+    "timeout" in time, and checks arriving meanwhile wait on the same query instead of
+    each leaving a blocked thread behind."""
+
+    def __init__(self, engine: Engine, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        self.engine = engine
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._pending: concurrent.futures.Future[str | None] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _query(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            # The class only: a driver's message can carry the URL, user or host.
+            return type(getattr(exc, "orig", None) or exc).__name__
+        return None
+
+    def problem(self) -> str | None:
+        """None when the database answered; otherwise a short name of the failure."""
+        with self._lock:
+            if self._pending is None or self._pending.done():
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix="hilt-healthz")
+                self._pending = self._pool.submit(self._query)
+            pending = self._pending
+        try:
+            return pending.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            return "timeout"
+
+
 def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastAPI:
     engine = engine or make_engine(url)
     app = FastAPI(title="hilt", version=hilt.__version__, docs_url=None, redoc_url=None,
@@ -236,9 +281,18 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
     app.state.public_paths = PUBLIC_PATHS
     _error_handlers(app)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": hilt.__version__}
+    probe = DatabaseProbe(engine)
+
+    @app.get("/healthz", tags=["ops"], responses={503: {"description": "database "
+                                                        "unreachable"}})
+    def healthz() -> JSONResponse:
+        """200 when this process can reach its database (``SELECT 1``), else 503: a load
+        balancer then stops sending requests that could only fail."""
+        problem = probe.problem()
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "version": hilt.__version__,
+                                 "database": problem}, status_code=503)
+        return JSONResponse({"status": "ok", "version": hilt.__version__})
 
     reader = allow(*ANY_ROLE)
 

@@ -244,6 +244,11 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
 
     import uvicorn
 
+    from hilt.ops.logs import log_settings
+
+    # a bad HILT_LOG_LEVEL/HILT_LOG_FORMAT: one error line and exit 2 here, rather than a
+    # traceback from inside uvicorn's import of the app
+    log_settings()
     if db:
         os.environ["HILT_DATABASE_URL"] = db
     uvicorn.run("hilt.api.asgi:app", host=host, port=port, workers=workers,

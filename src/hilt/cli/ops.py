@@ -26,16 +26,14 @@ def worker(concurrency: Annotated[int, typer.Option(help="job threads")] = 1,
                            ] = None,
            db: DbOption = None) -> None:
     """Run background jobs until stopped (SIGTERM/Ctrl-C); start as many as you like."""
-    import os
     import signal
     import threading
 
-    from hilt.ops.logs import configure_json_logging
+    from hilt.ops.logs import configure_from_env
     from hilt.ops.scheduler import Scheduler
     from hilt.store.audit import BackgroundSealer
 
-    if os.environ.get("HILT_LOG_FORMAT", "json") == "json":
-        configure_json_logging(os.environ.get("HILT_LOG_LEVEL", "INFO"))
+    configure_from_env()  # a bad HILT_LOG_LEVEL/FORMAT: one error line, exit 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -215,14 +213,14 @@ def backup(out: Annotated[Path, typer.Argument(help="backup file to create")],
            db: DbOption = None) -> None:
     """Copy the SQLite database with the online backup API (safe while serving).
 
-    Exits 1 if the copy's audit chain does not verify: the file is kept (as evidence),
-    but `hilt restore` refuses it."""
+    Exits 1 if the copy's audit chain does not verify or an event no longer matches its
+    content hash: the file is kept (as evidence), but `hilt restore` refuses it."""
     from hilt.config import database_url
     from hilt.ops.backup import backup as run_backup
 
     result = run_backup(db or database_url(), out)
     echo_json(result)
-    if not result["audit"]["ok"]:
+    if not result["audit"]["ok"] or result["events_bad"]:
         raise typer.Exit(1)
 
 
@@ -230,7 +228,8 @@ def restore(backup_file: Annotated[Path, typer.Argument(help="a file from hilt b
             force: Annotated[bool, typer.Option(help="overwrite an existing database")
                              ] = False,
             db: DbOption = None) -> None:
-    """Restore a SQLite backup (its audit chain is verified before and after)."""
+    """Restore a SQLite backup (its schema revision, event content hashes and audit chain
+    are checked before, and the copy verified after)."""
     from hilt.config import database_url
     from hilt.ops.backup import restore as run_restore
 

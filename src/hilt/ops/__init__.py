@@ -20,13 +20,14 @@ def install(app: FastAPI, *, scheduler: bool | None = None, json_logs: bool | No
     ``app``.
 
     ``scheduler`` defaults to ``HILT_SCHEDULER`` (on unless ``0``); ``json_logs`` to
-    ``HILT_LOG_FORMAT`` (``json`` unless ``text``). Returns the app.
+    ``HILT_LOG_FORMAT`` (``json`` or ``text``; anything else, like an unknown
+    ``HILT_LOG_LEVEL``, is an :class:`hilt.errors.InputError`). Returns the app.
     """
-    from hilt.ops.logs import RequestIdMiddleware, configure_json_logging
+    from hilt.ops.logs import RequestIdMiddleware, configure_json_logging, log_settings
 
-    if json_logs if json_logs is not None else os.environ.get("HILT_LOG_FORMAT",
-                                                              "json") == "json":
-        configure_json_logging(os.environ.get("HILT_LOG_LEVEL", "INFO"))
+    level, json_from_env = log_settings()
+    if json_logs if json_logs is not None else json_from_env:
+        configure_json_logging(level)
     app.add_middleware(RequestIdMiddleware)
     run_scheduler = scheduler if scheduler is not None else \
         os.environ.get("HILT_SCHEDULER", "1") != "0"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -19,6 +20,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
+
+from hilt.errors import InputError
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hilt_request_id", default=None)
@@ -53,13 +56,46 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "text")
+
+
+def check_log_level(value: str, field: str = "HILT_LOG_LEVEL") -> str:
+    """``value`` as a level name (any case); anything else is an :class:`InputError`
+    naming ``field``, not a traceback from the logging module."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise InputError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}", field=field)
+    return level
+
+
+def log_settings() -> tuple[str, bool]:
+    """``HILT_LOG_LEVEL`` (default ``INFO``) and whether ``HILT_LOG_FORMAT`` (default
+    ``json``; ``json`` or ``text``, any case) asks for JSON logs. Checked before a
+    server or worker starts, so a typo stops it with one error line (exit 2)."""
+    level = check_log_level(os.environ.get("HILT_LOG_LEVEL", "").strip() or "INFO")
+    raw = os.environ.get("HILT_LOG_FORMAT", "").strip() or "json"
+    if raw.lower() not in LOG_FORMATS:
+        raise InputError(f"{raw!r} is not one of {', '.join(LOG_FORMATS)}",
+                         field="HILT_LOG_FORMAT")
+    return level, raw.lower() == "json"
+
+
+def configure_from_env() -> None:
+    """JSON logs as ``HILT_LOG_FORMAT`` and ``HILT_LOG_LEVEL`` ask (both checked)."""
+    level, json_logs = log_settings()
+    if json_logs:
+        configure_json_logging(level)
+
+
 def configure_json_logging(level: str = "INFO") -> None:
     """Route hilt's, uvicorn's and APScheduler's loggers to one JSON stream on stderr."""
+    level = check_log_level(level, field="level")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler"):
         logger = logging.getLogger(name)
         logger.handlers = []

@@ -29,6 +29,21 @@ log = logging.getLogger("hilt.ops.scheduler")
 STOPPED_JOB_GRACE_S = 15.0
 
 
+class _ExpectedSkips(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached"
+    warning. With ``max_instances=1`` a firing that finds the previous run of its job
+    still going is skipped by design: a queue drainer busy with a job for an hour, or a
+    delivery run waiting on a slow receiver, would otherwise log a warning every poll
+    interval and drown the warnings that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str)
+                    and "skipped: maximum number of running instances" in record.msg)
+
+
+_EXPECTED_SKIPS = _ExpectedSkips()
+
+
 def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -54,6 +69,7 @@ class Scheduler:
         from hilt.ops.builtin import periodic_tasks
 
         load_job_modules()
+        logging.getLogger("apscheduler.scheduler").addFilter(_EXPECTED_SKIPS)  # idempotent
         # coalesce + max_instances=1: a slow run is never stacked on itself.
         sched = BackgroundScheduler(timezone=UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})

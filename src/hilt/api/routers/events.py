@@ -47,6 +47,14 @@ _INGESTERS = allow("service", "lead")
 async def _body(request: Request, _: Principal = Depends(_INGESTERS)) -> bytes:
     # Depends on the token check: a caller who may not ingest is refused before a byte
     # of the body is read.
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        # Compressed bodies are refused, not decompressed: the 64 MiB limit bounds the
+        # bytes received, and a few kilobytes of gzip can expand to gigabytes. Said
+        # plainly here, instead of the compressed bytes failing as "invalid JSON".
+        raise HTTPException(415, f"Content-Encoding {encoding} is not supported; send "
+                                 "the batch as plain JSON (files may be .jsonl.gz: use "
+                                 "hilt ingest)")
     return await request.body()
 
 
