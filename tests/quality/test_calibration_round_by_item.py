@@ -1,5 +1,6 @@
 """Calibration and probation rounds count gold items (units), not the answers to their
-questions, and are judged on the share of items answered right."""
+questions, and are judged on the share of their answers that are right, with the
+item-level interval in the reason."""
 
 from __future__ import annotations
 
@@ -22,96 +23,133 @@ from hilt.store.tables.quality import ReviewerStatusChangeRow
 QUESTIONS = 5
 
 
-def _items(n_items: int, *, first_wrong: bool) -> tuple[list[bool], list[int]]:
-    """``n_items`` gold items of five answers each; the first answer of every item is
-    wrong when ``first_wrong`` (a misjudged verdict beside four easy questions)."""
+def _items(n_items: int, *, wrong: int) -> tuple[list[bool], list[int]]:
+    """``n_items`` gold items of five answers each, the first ``wrong`` answers of every
+    item wrong (``wrong=1``: a misjudged verdict beside four easy questions)."""
     outcomes, units = [], []
     for item in range(n_items):
         for question in range(QUESTIONS):
-            outcomes.append(not (first_wrong and question == 0))
+            outcomes.append(question >= wrong)
             units.append(item)
     return outcomes, units
 
 
-def _wilson_text(right: int, n: int) -> str:
+def _wilson_text(right: float, n: float) -> str:
     low, high = proportion_confint(right, n, method="wilson")
     return f"95% CI {low:.2f}–{high:.2f}"
 
 
+def _round_text(outcomes: list[bool], units: list[Any]) -> str:
+    """The count of a round with its interval: Wilson's on Kish's effective number of
+    items, ``(Σ t)² / Σ t²`` for ``t`` answers per item."""
+    per_item: dict[Any, list[int]] = {}
+    for right, unit in zip(outcomes, units, strict=True):
+        per_item.setdefault(unit, []).append(right)
+    hits, total = sum(outcomes), len(outcomes)
+    effective = total ** 2 / sum(len(answers) ** 2 for answers in per_item.values())
+    return (f"{hits}/{total} from {len(per_item)} items, "
+            f"{_wilson_text(hits / total * effective, effective)}")
+
+
 def test_onboarding_round_is_calibration_set_size_items() -> None:
     config = CalibrationConfig()  # calibration_set_size 10, pass 0.8, 2 attempts
-    outcomes, units = _items(2, first_wrong=True)
+    outcomes, units = _items(2, wrong=0)
     early = replay_status(outcomes, config, units=units)
-    # 8 of 10 answers are right, but only 2 of the 10 items of the set are in.
+    # 10 of 10 answers are right, but only 2 of the 10 items of the set are in.
     assert early.status is ReviewerStatus.ONBOARDING and early.changes == []
     assert early.round_items == 2 and early.failed_rounds == 0
     assert early.open_round == "calibration set not complete (2 of 10 gold items)"
 
-    outcomes, units = _items(9, first_wrong=True)
-    assert replay_status(outcomes, config, units=units).failed_rounds == 0
+    outcomes, units = _items(9, wrong=0)
+    nine = replay_status(outcomes, config, units=units)
+    assert nine.status is ReviewerStatus.ONBOARDING and nine.round_items == 9
 
-    # Judged once the tenth item is in: no item is right (the verdict is wrong in all
-    # ten), although 40 of the 50 answers are.
-    outcomes, units = _items(10, first_wrong=True)
+    # Judged once the tenth item is in: 30 of the 50 answers are right (0.6 < 0.8).
+    outcomes, units = _items(10, wrong=2)
     judged = replay_status(outcomes, config, units=units)
     assert judged.status is ReviewerStatus.ONBOARDING
     assert judged.failed_rounds == 1 and judged.round_items == 0
     assert judged.open_round == ("calibration set not complete (0 of 10 gold items, "
                                  "1 failed before)")
 
-    outcomes, units = _items(20, first_wrong=True)
+    outcomes, units = _items(20, wrong=2)
     failed = replay_status(outcomes, config, units=units)
     assert failed.status is ReviewerStatus.SUSPENDED
     (change,) = failed.changes
     assert change.index == 20 * QUESTIONS - 1
-    assert change.reason == (f"failed calibration 2 times (last 0/10 items right, "
-                             f"{_wilson_text(0, 10)}; 40/50 answers)")
+    assert change.reason == (f"failed calibration 2 times (last 30/50 from 10 items, "
+                             f"{_wilson_text(6, 10)})")
 
 
 def test_a_right_reviewer_passes_after_the_whole_set() -> None:
-    outcomes, units = _items(10, first_wrong=False)
+    outcomes, units = _items(10, wrong=0)
     trace = replay_status(outcomes[:-QUESTIONS], units=units[:-QUESTIONS])
     assert trace.status is ReviewerStatus.ONBOARDING and trace.round_items == 9
     trace = replay_status(outcomes, units=units)
     (change,) = trace.changes
     assert change.new is ReviewerStatus.CALIBRATED
     assert change.index == 10 * QUESTIONS - 1
-    assert change.reason == (f"passed calibration set (10/10 items right, "
-                             f"{_wilson_text(10, 10)}; 50/50 answers)")
+    assert change.reason == f"passed calibration set (50/50 from 10 items, {_wilson_text(10, 10)})"
 
 
-def test_an_item_is_right_only_when_all_of_its_answers_are() -> None:
-    # Eight items fully right and two with one wrong answer: 8/10 items pass at 0.8;
-    # three such items (7/10) fail, whatever the 47/50 answers say.
+def test_a_round_is_judged_on_the_share_of_its_right_answers() -> None:
+    # One wrong answer in each of the ten items: 40/50 = 0.8 passes, though no item is
+    # wholly right; the interval counts the ten items, not the 50 answers.
     config = CalibrationConfig(max_calibration_attempts=1)
-    outcomes, units = _items(10, first_wrong=False)
-    for item in (3, 7):
-        outcomes[item * QUESTIONS + 2] = False
-    assert replay_status(outcomes, config, units=units).status is ReviewerStatus.CALIBRATED
-    outcomes[5 * QUESTIONS + 4] = False
+    outcomes, units = _items(10, wrong=1)
+    passed = replay_status(outcomes, config, units=units)
+    assert passed.status is ReviewerStatus.CALIBRATED
+    assert passed.changes[0].reason == (f"passed calibration set (40/50 from 10 items, "
+                                        f"{_wilson_text(8, 10)})")
+    # One more wrong answer anywhere: 39/50 = 0.78 fails.
+    outcomes[7 * QUESTIONS + 3] = False
     trace = replay_status(outcomes, config, units=units)
     assert trace.status is ReviewerStatus.SUSPENDED
-    assert trace.changes[0].reason == (f"failed calibration 1 times (last 7/10 items "
-                                       f"right, {_wilson_text(7, 10)}; 47/50 answers)")
+    assert trace.changes[0].reason == (f"failed calibration 1 times (last 39/50 from 10 "
+                                       f"items, {_wilson_text(7.8, 10)})")
+
+
+def test_items_of_unequal_size_weigh_by_their_answers() -> None:
+    # Nine one-answer items all right and one ten-answer item with four wrong: the round
+    # is 15/19 ≈ 0.79 < 0.8 (the big item weighs by its answers), and its interval is
+    # Wilson's on Kish's effective number of items, 19² / (9 + 100) ≈ 3.3, not on 10.
+    config = CalibrationConfig(max_calibration_attempts=1)
+    outcomes = [True] * 9 + [False] * 4 + [True] * 6
+    units = list(range(9)) + [9] * 10
+    trace = replay_status(outcomes, config, units=units)
+    (change,) = trace.changes
+    assert change.new is ReviewerStatus.SUSPENDED and change.index == 18
+    assert change.reason == f"failed calibration 1 times (last {_round_text(outcomes, units)})"
+    effective = 19 ** 2 / 109
+    assert change.reason.endswith(f"{_wilson_text(15 / 19 * effective, effective)})")
+    # Three wrong instead: 16/19 ≈ 0.84 passes.
+    outcomes[12] = True
+    assert replay_status(outcomes, config, units=units).status is ReviewerStatus.CALIBRATED
 
 
 def test_probation_round_is_probation_length_items() -> None:
     config = CalibrationConfig(probation_length=20, recovery_accuracy=0.85)
-    outcomes, units = _items(4, first_wrong=True)
+    outcomes, units = _items(4, wrong=2)
     early = replay_status(outcomes, config, start=ReviewerStatus.PROBATION, units=units)
-    # 16/20 answers: under the old round size this was already a verdict.
+    # 12/20 answers: a round of 20 answers would already be a verdict.
     assert early.status is ReviewerStatus.PROBATION and early.changes == []
     assert early.open_round == "probation round not complete (4 of 20 gold items)"
-    outcomes, units = _items(19, first_wrong=True)
+    outcomes, units = _items(19, wrong=2)
     waiting = replay_status(outcomes, config, start=ReviewerStatus.PROBATION, units=units)
     assert waiting.status is ReviewerStatus.PROBATION and waiting.round_items == 19
-    outcomes, units = _items(20, first_wrong=True)
+    outcomes, units = _items(20, wrong=2)
     judged = replay_status(outcomes, config, start=ReviewerStatus.PROBATION, units=units)
     (change,) = judged.changes
     assert change.new is ReviewerStatus.SUSPENDED and change.index == 20 * QUESTIONS - 1
-    assert change.reason == (f"did not recover on probation (0/20 items right, "
-                             f"{_wilson_text(0, 20)}; 80/100 answers)")
-    outcomes, units = _items(20, first_wrong=False)
+    assert change.reason == (f"did not recover on probation (60/100 from 20 items, "
+                             f"{_wilson_text(12, 20)})")
+    # 80/100 is below recovery_accuracy 0.85 as well; 100/100 recovers.
+    outcomes, units = _items(20, wrong=1)
+    short = replay_status(outcomes, config, start=ReviewerStatus.PROBATION, units=units)
+    assert [c.new for c in short.changes] == [ReviewerStatus.SUSPENDED]
+    assert short.changes[0].reason == (f"did not recover on probation (80/100 from 20 "
+                                       f"items, {_wilson_text(16, 20)})")
+    outcomes, units = _items(20, wrong=0)
     recovered = replay_status(outcomes, config, start=ReviewerStatus.PROBATION, units=units)
     assert [c.new for c in recovered.changes] == [ReviewerStatus.CALIBRATED]
     assert recovered.changes[0].index == 20 * QUESTIONS - 1
@@ -128,8 +166,8 @@ def test_probation_round_starts_with_the_next_item() -> None:
     trace = replay_status(outcomes, config, start=ReviewerStatus.CALIBRATED, units=units)
     assert [(c.index, c.new) for c in trace.changes] == [
         (4, ReviewerStatus.PROBATION), (17, ReviewerStatus.CALIBRATED)]
-    assert trace.changes[1].reason == (f"recovered on probation (2/2 items right, "
-                                       f"{_wilson_text(2, 2)}; 12/12 answers)")
+    assert trace.changes[1].reason == (f"recovered on probation (12/12 from 2 items, "
+                                       f"{_wilson_text(2, 2)})")
 
 
 def test_one_answer_per_item_keeps_answer_rounds() -> None:
@@ -158,6 +196,7 @@ questions:
 """
 GOLD = {"verdict": "harmful", "q2": "x", "q3": "x", "q4": "x", "q5": "x"}
 WRONG_VERDICT = {**GOLD, "verdict": "safe"}
+TWO_WRONG = {**WRONG_VERDICT, "q2": "y"}
 
 
 def _run(db: str, *args: str) -> Any:
@@ -197,27 +236,31 @@ def _stored(db: str, reviewer: str) -> str:
 
 def test_cli_refresh_keeps_a_reviewer_onboarding_after_two_gold_items(tmp_path: Path) -> None:
     db = _gold_setup(tmp_path)
-    _run(db, "reviewer", "add", "eve")
-    _run(db, "reviewer", "add", "fay")
+    for reviewer in ("eve", "fay", "gus"):
+        _run(db, "reviewer", "add", reviewer)
     assert _stored(db, "eve") == "onboarding"
-    _answer_gold(db, "eve", WRONG_VERDICT, 2)
+    _answer_gold(db, "eve", TWO_WRONG, 2)
     _answer_gold(db, "fay", GOLD, 2)
+    _answer_gold(db, "gus", WRONG_VERDICT, 2)
     refreshed = _run(db, "quality", "refresh")
     assert refreshed["status_changes"] == []
-    assert _stored(db, "eve") == _stored(db, "fay") == "onboarding"
+    assert _stored(db, "eve") == _stored(db, "fay") == _stored(db, "gus") == "onboarding"
     rows = {r["reviewer"]: r for r in _run(db, "quality", "reviewers", "--json")}
-    assert rows["eve"]["computed_status"] == "onboarding"
-    assert rows["eve"]["open_round"] == "calibration set not complete (2 of 10 gold items)"
+    assert rows["fay"]["computed_status"] == "onboarding"
+    assert rows["fay"]["open_round"] == "calibration set not complete (2 of 10 gold items)"
 
-    # The whole set: eve has every verdict wrong (40/50 answers right, 0/10 items) and
-    # fails her first set; fay passes on ten items.
-    _answer_gold(db, "eve", WRONG_VERDICT, 8)
+    # The whole set: eve has two answers of five wrong on every item (30/50) and fails
+    # her first set; fay (50/50) and gus (40/50, every verdict wrong) pass on ten items.
+    _answer_gold(db, "eve", TWO_WRONG, 8)
     _answer_gold(db, "fay", GOLD, 8)
+    _answer_gold(db, "gus", WRONG_VERDICT, 8)
     changes = {c["reviewer"]: c for c in _run(db, "quality", "refresh")["status_changes"]}
-    assert set(changes) == {"fay"}
-    assert changes["fay"]["new"] == "calibrated"
-    assert changes["fay"]["reason"] == (f"passed calibration set (10/10 items right, "
-                                        f"{_wilson_text(10, 10)}; 50/50 answers)")
+    assert set(changes) == {"fay", "gus"}
+    assert changes["fay"]["new"] == changes["gus"]["new"] == "calibrated"
+    assert changes["fay"]["reason"] == (f"passed calibration set (50/50 from 10 items, "
+                                        f"{_wilson_text(10, 10)})")
+    assert changes["gus"]["reason"] == (f"passed calibration set (40/50 from 10 items, "
+                                        f"{_wilson_text(8, 10)})")
     assert _stored(db, "eve") == "onboarding"
     rows = {r["reviewer"]: r for r in _run(db, "quality", "reviewers", "--json")}
     assert rows["eve"]["open_round"] == ("calibration set not complete (0 of 10 gold "
@@ -253,7 +296,7 @@ def test_a_reviewer_passed_on_fewer_items_returns_to_onboarding(tmp_path: Path) 
 @pytest.mark.parametrize("size", [1, 3])
 def test_settings_sizes_count_items(size: int) -> None:
     config = CalibrationConfig(calibration_set_size=size)
-    outcomes, units = _items(size, first_wrong=False)
+    outcomes, units = _items(size, wrong=0)
     trace = replay_status(outcomes, config, units=units)
     assert trace.status is ReviewerStatus.CALIBRATED
     assert trace.changes[0].index == size * QUESTIONS - 1

@@ -104,13 +104,14 @@ def test_status_reasons_quote_the_count_and_the_interval() -> None:
 
 def test_status_reasons_count_items_when_answers_share_one() -> None:
     # Ten gold items of two answers each, one answer wrong: the calibration set is the
-    # ten items, judged and quoted by item (the wrong answer makes its item wrong).
+    # ten items, judged on the 19/20 right answers, with the interval of ten items
+    # (Wilson's on 9.5 of 10, Kish's effective number of items being 10).
     outcomes = [True] * 20
     outcomes[5] = False
     trace = replay_status(outcomes, units=[i // 2 for i in range(20)])
-    low, high = proportion_confint(9, 10, method="wilson")
-    assert trace.changes[0].reason == (f"passed calibration set (9/10 items right, "
-                                       f"95% CI {low:.2f}–{high:.2f}; 19/20 answers)")
+    low, high = proportion_confint(9.5, 10, method="wilson")
+    assert trace.changes[0].reason == (f"passed calibration set (19/20 from 10 items, "
+                                       f"95% CI {low:.2f}–{high:.2f})")
     assert trace.changes[0].index == 19
     with pytest.raises(ValueError, match="units"):
         replay_status(outcomes, units=[1, 2])

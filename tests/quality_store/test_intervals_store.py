@@ -86,11 +86,12 @@ def test_gold_accuracy_interval_counts_gold_tasks(engine: Engine, db_url: str,
     assert change["new"] == "calibrated" and change["n_gold"] == 18
     assert change["n_gold_items"] == N_GOLD and change["confidence"] == 0.95
     assert change["gold_ci_low"] <= change["gold_accuracy"] <= change["gold_ci_high"]
-    # The calibration set is the six gold tasks, the misread one counted as one wrong
-    # item (not three wrong answers), with the interval of 5 right items of 6.
+    # The calibration set is the six gold tasks, judged on their 15/18 right answers;
+    # the interval counts the six tasks (the misread one weighs as one item, not as
+    # three independent errors): Wilson's on 5 of 6.
     low, high = proportion_confint(5, 6, method="wilson")
-    assert change["reason"] == (f"passed calibration set (5/6 items right, 95% CI "
-                                f"{low:.2f}–{high:.2f}; 15/18 answers)")
+    assert change["reason"] == (f"passed calibration set (15/18 from 6 items, 95% CI "
+                                f"{low:.2f}–{high:.2f})")
     expected = proportion_confint(5, 6, method="wilson")
     with transaction(engine) as s:
         (row,) = [r for r in reviewer_quality_report(s, config) if r["reviewer"] == "onb"]

@@ -154,8 +154,7 @@ class CalibrationConfig:
     calibration_set_size: int = 10
     """Gold items (distinct units, e.g. gold tasks) in one onboarding calibration round."""
     calibration_pass_accuracy: float = 0.8
-    """Share of a round's gold items that must be right to pass onboarding (an item is
-    right when every one of its scored answers is)."""
+    """Share of a round's gold answers that must be right to pass onboarding."""
     max_calibration_attempts: int = 2
     """Failed rounds after which an onboarding reviewer is suspended."""
     window: int = 50
@@ -167,7 +166,7 @@ class CalibrationConfig:
     probation_length: int = 20
     """Gold items a reviewer on probation completes before the verdict."""
     recovery_accuracy: float = 0.85
-    """Share of the probation round's gold items that must be right to return to
+    """Share of the probation round's gold answers that must be right to return to
     calibrated (else suspended)."""
     confidence: float = 0.95
     """Confidence level of the Wilson intervals in reports."""
@@ -230,28 +229,27 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
 
     - **onboarding**: gold items are taken in rounds of ``calibration_set_size`` distinct
       items (the calibration set); a round closes when the answers of its last item are
-      in. A round whose share of right items is ≥ ``calibration_pass_accuracy`` →
+      in. A round whose share of right answers is ≥ ``calibration_pass_accuracy`` →
       calibrated; after ``max_calibration_attempts`` failed rounds → suspended.
     - **calibrated**: each production gold answer updates the CUSUM and the rolling
       window. A CUSUM alarm, or a rolling accuracy below ``probation_accuracy`` once the
       window holds ``min_window_answers`` → probation.
     - **probation**: after ``probation_length`` gold items (counted from the first item
-      that starts after the move), a share of right items ≥ ``recovery_accuracy`` →
+      that starts after the move), a share of right answers ≥ ``recovery_accuracy`` →
       calibrated (CUSUM and window restart), else → suspended.
     - **suspended**: final here; reinstating someone is a person's decision, recorded
       elsewhere, after which the replay can restart with ``start``.
 
-    An item is right when every one of its answers is right. A round is judged on the
-    items, which are its independent units: scoring it by the pooled answers would let
-    the easy questions of a rubric outvote a wrong verdict on the same item (four right
-    answers of five pass at 0.8 with the verdict wrong every time), and would put the
-    decision on a share whose interval counts items all the same. The reason of a round
-    quotes the right items, their Wilson interval (:func:`item_wilson_interval` with one
-    outcome per item) and, where items hold several answers, the right answers, e.g.
-    ``failed calibration 2 times (last 0/10 items right, 95% CI 0.00–0.28; 40/50
-    answers)``. The rolling-accuracy reason quotes its count of answers with the
-    item-level interval over the items they come from, e.g. ``rolling accuracy 0.73
-    below 0.75 (16/22, 95% CI 0.52–0.87)``; all intervals are at ``config.confidence``.
+    A round is judged on the share of its answers that are right, over a whole number
+    of items: a round of ``calibration_set_size`` items of a three-question rubric holds
+    30 answers, so the decision never rests on two or three items. Its reason quotes
+    the count with the item-level interval (:func:`item_wilson_interval`, on Kish's
+    effective number of items), e.g. ``passed calibration set (27/30 from 10 items, 95%
+    CI 0.60–0.98)``; so does the rolling-accuracy reason, e.g. ``rolling accuracy 0.73
+    below 0.75 (16/22, 95% CI 0.52–0.87)``. All intervals are at ``config.confidence``.
+    Every scored question weighs the same: a rubric whose verdict matters more than its
+    other questions should give those other questions no gold answer (they are then not
+    scored).
     """
     outcomes = [bool(value) for value in np.asarray(correct, dtype=bool).tolist()]
     unit_of = list(units) if units is not None else list(range(len(outcomes)))
@@ -268,27 +266,18 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
             tally = by_unit.setdefault(unit_of[position], [0, 0])
             tally[0] += outcomes[position]
             tally[1] += 1
-        counts = np.array(list(by_unit.values()), dtype=np.float64)
+        return judge(by_unit)[1]
+
+    def judge(items: dict[Any, list[int]]) -> tuple[float, str]:
+        """Share of right answers in a round, with its count and item-level interval
+        (:func:`item_wilson_interval`: the items are the independent units)."""
+        counts = np.array(list(items.values()), dtype=np.float64)
         rate = item_wilson_interval(counts[:, 0], counts[:, 1], config.confidence)
         text = format_rate(rate.successes, rate.trials, rate.ci_low, rate.ci_high,
                            config.confidence)
         if rate.n_items != rate.trials:
             head, _, tail = text.partition(", ")
             text = f"{head} from {rate.n_items} items, {tail}"
-        return text
-
-    def judge(items: dict[Any, list[int]]) -> tuple[float, str]:
-        """Share of right items in a round, and its count and interval in words."""
-        tallies = list(items.values())
-        right = [float(hits == answered) for hits, answered in tallies]
-        rate = item_wilson_interval(right, np.ones(len(right)), config.confidence)
-        text = format_rate(rate.successes, rate.trials, rate.ci_low, rate.ci_high,
-                           config.confidence)
-        if any(answered > 1 for _, answered in tallies):
-            head, _, tail = text.partition(", ")
-            text = (f"{head} items right, {tail}; "
-                    f"{sum(hits for hits, _ in tallies)}/"
-                    f"{sum(answered for _, answered in tallies)} answers")
         return float(rate.value or 0.0), text
 
     status = start

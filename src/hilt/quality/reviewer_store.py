@@ -18,8 +18,8 @@ Per reviewer, from the store:
   interval on that expected count
   (:func:`hilt.quality.calibration.expected_count_interval`);
 - **status** from the status machine (:func:`hilt.quality.calibration.replay_status`,
-  whose onboarding and probation rounds count gold tasks, each right only when all of its
-  gold questions are) and the CUSUM trend flag (:mod:`hilt.quality.trend`).
+  whose onboarding and probation rounds count gold tasks and are judged on the share of
+  their right gold answers) and the CUSUM trend flag (:mod:`hilt.quality.trend`).
 
 **Status baselines.** The status machine replays a reviewer's gold answers from a
 baseline: the latest manual change (:func:`set_reviewer_status`, e.g. reinstating a

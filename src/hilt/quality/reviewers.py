@@ -107,7 +107,8 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
 
     ``unit`` (optional seventh field) names the item a gold answer belongs to; answers
     with the same unit count as one item in the intervals (see the module) and in the
-    status machine's rounds, where the item is right only when all of its answers are.
+    status machine's rounds, which count items and are judged on the share of right
+    answers.
     """
     answers: dict[Any, int] = defaultdict(int)
     gold: dict[Any, list[tuple[Any, int, bool, Any]]] = defaultdict(list)
