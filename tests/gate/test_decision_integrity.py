@@ -20,7 +20,7 @@ from hilt.evals.check import run_check
 from hilt.gate.decision import add_signoff, build_decision, verify
 from hilt.gate.evaluate import evaluate_signoffs
 from hilt.gate.policy import default_policy, policy_from_dict
-from hilt.gate.store import sign_off, store_decision
+from hilt.gate.store import CountsForNothing, sign_off, store_decision
 from hilt.store.db import transaction
 from hilt.store.tables.gate import GateDecisionRow
 
@@ -123,10 +123,13 @@ def test_one_person_counts_toward_one_required_role(engine: Engine, tmp_path: Pa
     _leads(engine, "L1")
     with transaction(engine) as s:
         first = store_decision(s, record, actor="ci").hash
-        sign_off(s, first, role="release_owner", signed_by="L1")
-        second = sign_off(s, first, role="safety_lead", signed_by="L1")
-        assert second.outcome == "block"
-        assert "sign-off missing: safety_lead (0/1)" in second.record["decision"]["reasons"]
+        signed = sign_off(s, first, role="release_owner", signed_by="L1")
+        assert signed.outcome == "block"
+        assert "sign-off missing: safety_lead (0/1)" in signed.record["decision"]["reasons"]
+    # L1 counts as release_owner already: a second role would fill nothing, so it is refused
+    with pytest.raises(CountsForNothing, match="L1 already counts toward release_owner"), \
+            transaction(engine) as s:
+        sign_off(s, first, role="safety_lead", signed_by="L1")
     # a role the policy does not ask for is refused, not silently recorded
     with pytest.raises(InputError, match="requires no 'safety' sign-off") as caught, \
             transaction(engine) as s:

@@ -41,6 +41,12 @@ class AlreadySigned(Conflict):
     for nothing and only lengthen the chain. The API answers it with 409."""
 
 
+class CountsForNothing(AlreadySigned):
+    """The signer already signed the decision, under another role, and this sign-off
+    would not fill one more required sign-off: each person counts toward one required
+    role only. The API answers it with 409."""
+
+
 class SignerRefused(InputError):
     """The signer may not sign under that role: unknown, inactive, not a lead or admin,
     or holding no grant for it. The API answers it with 403."""
@@ -342,6 +348,9 @@ def sign_off(session: Session, ref: str, *, role: str, signed_by: str, note: str
                          f"requires: {', '.join(roles) or 'none'})", field=role_field)
     check_grant(signer, role, via=via)
     _refuse_repeat(current, role, signed_by)
+    useless = signoff_adds_nothing(current.record, role, signed_by)
+    if useless is not None:
+        raise CountsForNothing(useless)
     at = utcnow()
     # "via" joins the entry's keys; evaluation reads only role and by, so records made
     # before it (entries without "via") recompute and verify as they did
@@ -372,6 +381,73 @@ def _refuse_repeat(current: GateDecisionRow, role: str, signed_by: str) -> None:
             raise AlreadySigned(f"{signed_by} already signed off as {role} on decision "
                                 f"{current.hash[:12]} (at {entry.get('at')}); a second "
                                 "sign-off under the same role counts for nothing")
+
+
+def _signoff_entries(record: dict[str, Any]) -> list[dict[str, Any]]:
+    facts = (record.get("inputs") or {}).get("facts") or {}
+    return [e for e in facts.get("signoffs") or [] if isinstance(e, dict)]
+
+
+def _missing(record: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Required sign-offs still unfilled with ``entries``, per role, people matched to
+    roles as the decision counts them (:func:`hilt.gate.evaluate.evaluate_signoffs`)."""
+    from hilt.gate.evaluate import evaluate_signoffs
+
+    policy = policy_from_dict(record["inputs"]["policy"], file="decision record inputs.policy")
+    missing = evaluate_signoffs(policy, {"signoffs": entries})["missing"]
+    return {str(m["role"]): int(m["needed"]) - int(m["have"]) for m in missing}
+
+
+def _shortfall(record: dict[str, Any], entries: list[dict[str, Any]]) -> int:
+    return sum(_missing(record, entries).values())
+
+
+def counted_role(record: dict[str, Any], person: str) -> str | None:
+    """The required role ``person``'s sign-offs on ``record`` count toward (one at most:
+    each person counts toward one required role), or None when they fill none."""
+    from hilt.gate.evaluate import same_person
+
+    entries = _signoff_entries(record)
+    mine = [e for e in entries if same_person(e.get("by"), person)]
+    others = [e for e in entries if not same_person(e.get("by"), person)]
+    full = _shortfall(record, entries) if mine else 0
+    if not mine or _shortfall(record, others) == full:
+        return None
+    for role in required_roles(record):
+        one = [e for e in mine if e.get("role") == role][:1]
+        if one and _shortfall(record, others + one) == full:
+            return role
+    return None
+
+
+def signoff_adds_nothing(record: dict[str, Any], role: str, signed_by: str) -> str | None:
+    """Why a sign-off by ``signed_by`` under ``role`` would fill nothing on ``record``, or
+    None when it may count.
+
+    Only someone who already signed the decision is refused here: their sign-off under
+    another role counts only when the people matched to roles then fill one more required
+    sign-off. A first sign-off by someone new is never refused, even under a role that is
+    filled already: it can take the place of someone who signed two roles, who then fills
+    the other one."""
+    from hilt.gate.evaluate import same_person
+
+    entries = _signoff_entries(record)
+    if not any(same_person(e.get("by"), signed_by) for e in entries):
+        return None
+    before = _missing(record, entries)
+    if _shortfall(record, [*entries, {"role": role, "by": signed_by}]) < sum(before.values()):
+        return None
+    counted = counted_role(record, signed_by)
+    decision = str(record.get("hash", ""))[:12]
+    if counted is None or role not in before:
+        mine = sorted({str(e.get("role")) for e in entries
+                       if same_person(e.get("by"), signed_by)})
+        return (f"{signed_by} already signed decision {decision} (as {', '.join(mine)}) "
+                f"and {role} has all the sign-offs it needs: a sign-off as {role} would "
+                "count for nothing")
+    return (f"{signed_by} already counts toward {counted} on decision {decision}; each "
+            f"person counts toward one required role only, so a sign-off as {role} "
+            f"would fill no missing sign-off until someone else signs as {counted}")
 
 
 T = TypeVar("T")

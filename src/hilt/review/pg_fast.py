@@ -175,14 +175,19 @@ _SUBMIT_CTES = f"""
                     AND rv.active AND rv.status IN ({_WORKING}))
         AND (SELECT e.erased_at FROM review_tasks et JOIN events e ON e.id = et.event_id
              WHERE et.id = %(task_id)s) IS NULL
-      RETURNING id),
+      RETURNING id, claimed_at),
     r AS (
       INSERT INTO reviews (id, task_id, assignment_id, reviewer_id, rubric_id,
         rubric_version, answers, confidence, rationale, rewrite, time_spent_s, is_gold,
         late, submitted_at)
       SELECT %(id)s, %(task_id)s, l.id, %(reviewer_id)s, %(rubric_id)s, %(rubric_version)s,
         CAST(%(answers)s AS jsonb), %(confidence)s, %(rationale)s, %(rewrite)s,
-        %(time_spent_s)s, %(is_gold)s, false, %(submitted_at)s FROM l
+        -- at most the time since the claim, as hilt.review.reviews.measured_time_spent
+        CASE WHEN CAST(%(time_spent_s)s AS double precision) IS NULL THEN NULL
+             ELSE LEAST(CAST(%(time_spent_s)s AS double precision),
+                        GREATEST(0, EXTRACT(EPOCH FROM %(submitted_at)s - l.claimed_at)))
+        END,
+        %(is_gold)s, false, %(submitted_at)s FROM l
       RETURNING id, reviewer_id, answers, confidence, submitted_at),
     t AS (
       UPDATE review_tasks SET reviews_done = reviews_done + 1

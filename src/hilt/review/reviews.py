@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -131,8 +131,20 @@ def _check(sub: Submission) -> None:
                          field="time_spent_s")
 
 
+def measured_time_spent(given: float | None, claimed_at: datetime, now: datetime
+                        ) -> float | None:
+    """The time spent a review records: the reviewer's figure, but at most the time since
+    they claimed the task. The figure is measured by the page (or the client); one larger
+    than the time the reviewer can have had is no measurement, and would skew every
+    average of the time reviews take."""
+    if given is None:
+        return None
+    return min(given, max(0.0, (now - claimed_at).total_seconds()))
+
+
 _FOUND = (sa.select(AssignmentRow.id.label("lease_id"), AssignmentRow.status.label("lease"),
-                   AssignmentRow.lease_expires_at, ReviewTaskRow.is_gold,
+                   AssignmentRow.lease_expires_at, AssignmentRow.claimed_at,
+                   ReviewTaskRow.is_gold,
                    ReviewTaskRow.rubric_id, ReviewTaskRow.rubric_version,
                    ReviewTaskRow.n_responses, ReviewTaskRow.status.label("task_status"),
                    EventRow.erased_at)
@@ -163,6 +175,8 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     spec = cached_spec(session, found.rubric_id, found.rubric_version)
     clean = clean_submission(spec, submission, found.n_responses)
     late = _take_slot(session, found, task_id, now)
+    submission = replace(submission, time_spent_s=measured_time_spent(
+        submission.time_spent_s, found.claimed_at, now))
     review, entry = review_record(task_id, reviewer_id, submission, clean, now=now,
                                   assignment_id=found.lease_id, rubric_id=found.rubric_id,
                                   rubric_version=found.rubric_version,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
 from hilt.errors import InputError
@@ -51,9 +52,86 @@ class FieldError(ValueError):
         self.loc = tuple(loc)
 
 
+# Anchors and aliases stay allowed (a merge key `<<: *base`, one option list shared by
+# several questions), but an alias repeats its anchor's whole value wherever it is used,
+# and every reader (the line index, the constructor, validation) walks the expanded
+# document: nine aliases of nine aliases … of a list grow ninefold per level, so a few
+# hundred bytes would expand to billions of values. The expansion is counted while the
+# document is composed, before anything walks it.
+MAX_ALIAS_VALUES = 100_000
+# Nesting deeper than any real document (the composer and the readers recurse per level).
+MAX_DEPTH = 64
+
+
+class ComposeRefused(ComposerError):
+    """A document refused while it is composed, with the field it was refused at."""
+
+    def __init__(self, problem: str, mark: Any, field: str | None) -> None:
+        super().__init__(None, None, problem, mark)
+        self.field = field
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key repeated in one mapping: plain YAML keeps
-    the last value and silently drops the earlier one."""
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain YAML keeps
+    the last value and silently drops the earlier one), an alias of a value it is part
+    of, aliases that expand the document past :data:`MAX_ALIAS_VALUES` values, and
+    nesting deeper than :data:`MAX_DEPTH`."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # id(node) -> (values in it, levels it nests), aliases expanded
+        self._sizes: dict[int, tuple[int, int]] = {}
+        self._aliased = 0  # values that aliases add to the document
+        self._depth = 0
+        self._path: list[Any] = []  # the field being composed, for error messages
+
+    def _refuse(self, problem: str, mark: Any, index: Any) -> ComposeRefused:
+        path = [*self._path]
+        if isinstance(index, yaml.Node):  # a mapping value: index is its key
+            path.append(index.value)
+        elif isinstance(index, int):  # a sequence item
+            path.append(index)
+        return ComposeRefused(problem, mark, ".".join(str(p) for p in path) or None)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)
+            known = self._sizes.get(id(node))
+            if known is None:  # its anchor's value is still being composed
+                raise self._refuse(f"alias *{event.anchor} is part of the value it refers "
+                                   "to (a recursive alias)", event.start_mark, index)
+            size, height = known
+            if self._depth + height > MAX_DEPTH:
+                raise self._refuse(f"alias *{event.anchor} makes values nest more than "
+                                   f"{MAX_DEPTH} levels deep", event.start_mark, index)
+            self._aliased += size
+            if self._aliased > MAX_ALIAS_VALUES:
+                raise self._refuse(f"alias *{event.anchor} makes anchors and aliases "
+                                   f"expand the document past {MAX_ALIAS_VALUES:,} values; "
+                                   "write the repeated parts out instead",
+                                   event.start_mark, index)
+            return node
+        if self._depth >= MAX_DEPTH:
+            raise self._refuse(f"values nest more than {MAX_DEPTH} levels deep",
+                               self.peek_event().start_mark, index)
+        label = index.value if isinstance(index, yaml.Node) else index
+        self._depth += 1
+        if label is not None:
+            self._path.append(label)
+        node = super().compose_node(parent, index)
+        if label is not None:
+            self._path.pop()
+        self._depth -= 1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        inner = [self._sizes[id(n)] for n in children]
+        self._sizes[id(node)] = (1 + sum(size for size, _ in inner),
+                                 1 + max((height for _, height in inner), default=0))
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
                           ) -> dict[Any, Any]:
@@ -100,18 +178,26 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
 
 def parse_yaml_text(text: str, *, file: str
                     ) -> tuple[Any, Callable[[tuple[Any, ...]], int | None]]:
-    """Parse YAML text (repeated keys refused); returns the data and ``line_of(loc)``."""
+    """Parse YAML text (repeated keys, recursive aliases, alias expansion past
+    :data:`MAX_ALIAS_VALUES` values and nesting past :data:`MAX_DEPTH` levels refused);
+    returns the data and ``line_of(loc)``."""
     lines: dict[tuple[Any, ...], int] = {}
+    loader = UniqueKeyLoader(text)  # a SafeLoader: no arbitrary objects
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
         if node is not None:
             _line_index(node, (), lines)
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
+        if isinstance(exc, ComposeRefused):  # valid YAML, but not read
+            raise InputError(str(exc.problem), file=file, line=line,
+                             field=exc.field) from None
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
                          line=line, field=_field_at(lines, line)) from None
+    finally:
+        loader.dispose()
 
     def line_of(loc: tuple[Any, ...]) -> int | None:
         loc = tuple(loc)

@@ -55,6 +55,15 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def interval(low: float | None, high: float | None, *, percent: bool = False,
+             digits: int = 2) -> str:
+    """``low – high``; a single "–" when there is no interval (too few items)."""
+    if low is None or high is None:
+        return "–"
+    show = _pct if percent else _num
+    return f"{show(low, digits)} – {show(high, digits)}"
+
+
 def _when(value: Any) -> str:
     if value is None:
         return "–"
@@ -72,6 +81,7 @@ def static_url(path: str) -> str:
 
 
 env.globals["static_url"] = static_url
+env.globals["interval"] = interval
 
 
 def render(request: Request, template: str, status_code: int = 200,

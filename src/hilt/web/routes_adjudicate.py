@@ -67,6 +67,23 @@ def case_page(task_id: str, request: Request, session: Session = DB,
                                                       viewer=who.reviewer_id))
 
 
+def _decision_problem(exc: Exception, spec: RubricSpec, unanswered: set[str]) -> str:
+    """A refused decision as the page says it, like the review form's errors: the
+    adjudication names an answer by its API field (``answers.verdict``), the page by the
+    question's prompt, and a disputed question left unanswered by the prompts."""
+    field = getattr(exc, "field", None)
+    if not isinstance(exc, InputError) or not (field or "").startswith("answers."):
+        return problem_text(exc, spec)
+    question_id = str(field).removeprefix("answers.")
+    reason = exc.reason
+    if question_id in unanswered:  # in the page's order, not the ids'
+        first, *others = [q for q in spec.questions if q.id in unanswered]
+        question_id = first.id
+        reason = "the decision must answer this disputed question" + (
+            f" (unanswered too: {'; '.join(q.prompt for q in others)})" if others else "")
+    return problem_text(InputError(reason, field=question_id), spec)
+
+
 @router.post("/adjudicate/{task_id}")
 def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
            who: Principal = Depends(allow(*DECIDERS))) -> Response:
@@ -75,6 +92,7 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
         case = adjudication.case_file(session, task_id, viewer=who.reviewer_id)
     spec = RubricSpec.model_validate(case["rubric"]["spec"])
     n_responses = len(case["item"]["responses"] or [])
+    answers: dict[str, Any] = {}
     try:
         # the disputed questions are required, as on the page: an unticked multi-choice
         # is then an answer ("none apply"), not a question left out
@@ -87,6 +105,7 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
                                     rationale=(form.get("rationale") or "").strip(),
                                     cause=form.get("cause") or "", token_role=who.role)
     except (InputError, FormProblem) as exc:
-        return _case_page(request, case, error=problem_text(exc, spec), values=form_values(form),
-                          status_code=422)
+        unanswered = set(case["reasons"]) - set(answers)
+        return _case_page(request, case, error=_decision_problem(exc, spec, unanswered),
+                          values=form_values(form), status_code=422)
     return redirect("/adjudicate", "adjudicated")

@@ -13,7 +13,14 @@ from hilt.access import SIGNER_ROLES, Principal
 from hilt.api.deps import DB, allow
 from hilt.api.routers.gate import NOTE_MAX, sign_as_caller
 from hilt.errors import Conflict, Forbidden, InputError
-from hilt.gate.store import SignerRefused, check_signer, get_decision, latest
+from hilt.gate.store import (
+    SignerRefused,
+    check_signer,
+    counted_role,
+    get_decision,
+    latest,
+    signoff_adds_nothing,
+)
 from hilt.review import rubrics
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
 from hilt.review.yamlio import parse_yaml_text
@@ -48,8 +55,9 @@ def dashboard(request: Request, session: Session = DB,
 
 def _signable(session: Session, record: dict[str, Any], who: Principal) -> list[str]:
     """The required sign-offs still missing that the caller may give: roles their
-    identity holds a grant for and has not signed under yet (empty for anyone who may
-    not sign)."""
+    identity holds a grant for and has not signed under yet, where their sign-off would
+    count (:func:`signoff_adds_nothing`: someone who already counts toward a role fills
+    another only when others can take theirs); empty for anyone who may not sign."""
     if who.role not in SIGNER_ROLES or who.reviewer_id is None:
         return []
     try:
@@ -62,7 +70,8 @@ def _signable(session: Session, record: dict[str, Any], who: Principal) -> list[
     signed = {s.get("role") for s in signoffs.get("present") or []
               if isinstance(s, dict) and s.get("by") == who.reviewer_id}
     return [str(m["role"]) for m in signoffs.get("missing") or []
-            if isinstance(m, dict) and m.get("role") in grants and m["role"] not in signed]
+            if isinstance(m, dict) and m.get("role") in grants and m["role"] not in signed
+            and signoff_adds_nothing(record, str(m["role"]), who.reviewer_id) is None]
 
 
 def _gate_page(request: Request, session: Session, ref: str, who: Principal, *,
@@ -72,10 +81,14 @@ def _gate_page(request: Request, session: Session, ref: str, who: Principal, *,
     newest = latest(session, row.hash).hash
     # only the newest record is signed (a sign-off on an older one would land there)
     signable = _signable(session, record, who) if newest == row.hash else []
+    # which required role the signed-in person's sign-off fills, so the page can say so
+    # instead of offering a sign-off that would count for nothing
+    yours = (counted_role(record, who.reviewer_id)
+             if newest == row.hash and who.reviewer_id is not None else None)
     return render(request, "gate.html", status_code, title="Gate decision", row=row,
                   record=record, decision=record["decision"], metrics=record["metrics"],
                   versions=record["inputs"]["versions"], newest=newest, signable=signable,
-                  note_max=NOTE_MAX, error=error)
+                  yours=yours, note_max=NOTE_MAX, error=error)
 
 
 @router.get("/lead/gate/{decision}", response_class=HTMLResponse)

@@ -43,9 +43,11 @@ SIGNOFF_RESPONSES: dict[int | str, dict[str, Any]] = {
                                          "active lead or admin granted the role"},
     404: {"model": Error, "description": "no such decision"},
     409: {"model": Error, "description": "an ambiguous decision prefix, the caller already "
-                                         "signed the decision under this role, or other "
-                                         "sign-offs of the decision kept winning the race "
-                                         "to it"},
+                                         "signed the decision under this role (or under "
+                                         "another, and this one would fill no missing "
+                                         "sign-off: each person counts toward one "
+                                         "required role), or other sign-offs of the "
+                                         "decision kept winning the race to it"},
 }
 
 

@@ -1,0 +1,41 @@
+"""A few hundred bytes of YAML aliases typed into the rubric editor are refused at once
+(422, naming the line), for Preview and Publish alike; nothing is published."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from hilt.api.app import create_app
+from hilt.review import rubrics
+from hilt.store.db import transaction
+from tests.review.test_yaml_alias_bomb import bomb
+from tests.web.asgi import BASE, sign_in
+from tests.web.conftest import add_person
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(engine), base_url=BASE) as c:
+        yield c
+
+
+def test_the_editor_refuses_an_alias_bomb(client: TestClient, engine: Engine) -> None:
+    csrf = sign_in(client, add_person(engine, "lead-1", "lead"))
+    spec = "id: boom\ntitle: t\nchangelog: c\n" + bomb(6)  # the aliases from line 9 on
+    for action in ("preview", "publish"):
+        start = time.monotonic()
+        page = client.post(f"/ui/lead/rubrics/{action}",
+                           data={"csrf_token": csrf, "spec": spec})
+        assert time.monotonic() - start < 1
+        assert page.status_code == 422, page.text[-2000:]
+        text = html.unescape(page.text)
+        assert "editor, line 9, field 'a5.0': alias *a4" in text
+        assert "expand the document past" in text
+    with transaction(engine) as s:
+        assert rubrics.latest_version(s, "boom") is None
