@@ -77,7 +77,8 @@ def test_k_distinct_reviewers_then_resolved(engine: Engine) -> None:
     cb = _claim(engine, "b")
     assert cb is not None and cb.task_id == tid
     assert _claim(engine, "c") is None  # both slots are leased
-    assert _submit(engine, tid, "a").task_status == "open"
+    # a minute after the claim: the time spent a review records is at most that long
+    assert _submit(engine, tid, "a", now=T0 + timedelta(minutes=1)).task_status == "open"
     assert _claim(engine, "a") is None  # never the same reviewer twice
     with pytest.raises(Conflict, match="already submitted"):
         _submit(engine, tid, "a")
