@@ -50,6 +50,27 @@ def _run(script: str, tmp_path: Path, timeout: float = 120) -> subprocess.Comple
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _killed_after_setting_aside(out: Path, body: str, cwd: Path) -> None:
+    """Run ``body`` (Python, with ``out`` bound to the folder) in a child process that is
+    killed with SIGKILL right after ``out`` is renamed aside, between a replacement's two
+    renames."""
+    preamble = f"""
+        import json, os, signal
+        from pathlib import Path
+        out = Path({str(out)!r})
+        real_rename = Path.rename
+        def rename(self, target):
+            moved = real_rename(self, target)
+            if self == out:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return moved
+        Path.rename = rename
+    """
+    result = _run(textwrap.dedent(preamble) + textwrap.dedent(body), cwd)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert not out.exists()
+
+
 def test_an_error_while_the_new_model_is_moved_in_puts_the_old_one_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = _model(tmp_path / "m", seed=1)
@@ -104,24 +125,12 @@ def test_a_run_killed_between_the_two_renames_keeps_both_models_beside_the_folde
         tmp_path: Path) -> None:
     out = _model(tmp_path / "m", seed=1)
     # SIGKILL right after the old model is renamed aside
-    result = _run(f"""
-        import os, signal, json
-        from pathlib import Path
+    _killed_after_setting_aside(out, """
         from hilt.train.manifest import staged_folder
-        out = Path({str(out)!r})
-        real_rename = Path.rename
-        def rename(self, target):
-            moved = real_rename(self, target)
-            if self == out:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return moved
-        Path.rename = rename
         with staged_folder(out, ".clf-", "classifier") as work:
-            (work / "manifest.json").write_text(json.dumps({{"kind": "classifier", "seed": 2}}))
+            (work / "manifest.json").write_text(json.dumps({"kind": "classifier", "seed": 2}))
             (work / "part-0.bin").write_text("2")
     """, tmp_path)
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    assert not out.exists()
     left = [tmp_path / name for name in _leftovers(tmp_path)]
     assert sorted(_whole(p) for p in left) == [1, 2]
     # the next run into the folder puts the old model back first, then sweeps the rest

@@ -22,32 +22,26 @@ from hilt.train.manifest import (
     staged_folder,
     sweep_stale,
 )
-from tests.train.test_crash_model_folder import _leftovers, _model, _run, _whole
+from tests.train.test_crash_model_folder import (
+    _killed_after_setting_aside,
+    _leftovers,
+    _model,
+    _run,
+    _whole,
+)
 
 
 def _killed_between_the_renames(out: Path, seed: int) -> None:
     """A run into ``out`` (a model folder) that writes the model ``seed`` and is killed
     right after the old model is renamed aside."""
-    result = _run(f"""
-        import os, signal, json
-        from pathlib import Path
+    _killed_after_setting_aside(out, f"""
         from hilt.train.manifest import staged_folder
-        out = Path({str(out)!r})
-        real_rename = Path.rename
-        def rename(self, target):
-            moved = real_rename(self, target)
-            if self == out:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return moved
-        Path.rename = rename
         with staged_folder(out, ".clf-", "classifier") as work:
             (work / "manifest.json").write_text(
                 json.dumps({{"kind": "classifier", "seed": {seed}}}))
             for i in range(3):
                 (work / f"part-{{i}}.bin").write_text("{seed}")
     """, out.parent)
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    assert not out.exists()
 
 
 def test_the_next_run_puts_the_old_model_back_first_and_keeps_it_when_it_fails(
@@ -146,21 +140,9 @@ def test_an_old_folder_set_aside_by_a_live_process_is_never_put_back(
 def test_a_report_folder_set_aside_by_a_killed_run_can_be_put_back(tmp_path: Path) -> None:
     out = tmp_path / "ckm"
     write_outputs_atomically(out, {"report.json": '{"run": "first"}\n'})
-    result = _run(f"""
-        import os, signal
-        from pathlib import Path
+    _killed_after_setting_aside(out, """
         from hilt.evals.report import write_outputs_atomically
-        out = Path({str(out)!r})
-        real_rename = Path.rename
-        def rename(self, target):
-            moved = real_rename(self, target)
-            if self == out:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return moved
-        Path.rename = rename
-        write_outputs_atomically(out, {{"report.json": '{{"run": "second"}}\\n'}})
+        write_outputs_atomically(out, {"report.json": '{"run": "second"}\\n'})
     """, tmp_path)
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    assert not out.exists()
     assert restore_replaced(out, [f".{out.name}."]) is not None
     assert (out / "report.json").read_text() == '{"run": "first"}\n'
