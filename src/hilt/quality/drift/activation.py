@@ -19,15 +19,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from hilt.review.escalation import REVIEWABLE
 from hilt.store import audit
 from hilt.store.tables.core import EventRow
 
 RuleSetKey = tuple[str, int]
 """(rule set id, version)."""
 
-# "review" in the event's consent, as live escalation tests it; ingest stores the
-# scopes as ",review,train," so that one LIKE filters on every backend.
-REVIEWABLE = EventRow.consent_scopes.like("%,review,%")
 
 # Activations are rare (one per publish or switch): every one is read.
 _ALL_ENTRIES = 2**31 - 1

@@ -34,6 +34,7 @@ from hilt.quality.drift.transition import (
     BridgeSettings,
     transition_matrix,
 )
+from hilt.review.escalation import REVIEWABLE
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
@@ -103,7 +104,7 @@ def create_bridge(session: Session, rubric_id: str, old_version: int, new_versio
         .where(f.rubric_id == rubric_id, f.rubric_version == old_version,
                f.question_id == question_id,
                f.provenance.not_in(["gold", "cluster_propagated"]),
-               EventRow.erased_at.is_(None), EventRow.consent_scopes.like("%,review,%"))
+               EventRow.erased_at.is_(None), REVIEWABLE)
         .order_by(f.event_id, f.decided_at.desc(), f.id)).all()
     latest: dict[str, Any] = {}
     for r in rows:  # one (the newest) label per event
