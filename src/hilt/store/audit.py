@@ -518,3 +518,4 @@ def entries(session: Session, *, entity_id: str | None = None, action: str | Non
                        rows.c.entity_id, rows.c.payload, rows.c.hash)
              .order_by(rows.c.part, rows.c.ord.desc()).limit(limit))
     return [AuditEntry(*row) for row in session.execute(query)]
+
