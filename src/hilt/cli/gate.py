@@ -88,7 +88,9 @@ def verify(decision: DecisionArg,
                                 "names and check the record against them")] = False,
            inputs_dir: Annotated[Path | None, typer.Option(
                "--inputs-dir", help="with --inputs (implied): look for the input files in "
-                                    "this folder only, by their recorded names")] = None,
+                                    "this folder only, at the trailing parts of their "
+                                    "recorded paths (suites/a/x.jsonl, a/x.jsonl, "
+                                    "x.jsonl)")] = None,
            db: DbOption = None) -> None:
     """Recompute the decision from its stored inputs; exit 0 if it agrees, 1 if not.
 
@@ -97,8 +99,9 @@ def verify(decision: DecisionArg,
 
     With --inputs the files the record names must still hold their recorded sha256 and
     say what the record says (items, file judgments, flags, rewards). Each is looked
-    for by its recorded name beside a decision file (its folder, then the folder above),
-    then at its recorded path; the first found is checked, and inputs.files names it.
+    for at its place relative to a decision file's folder, then to the folder above (the
+    trailing parts of its recorded path, longest first, down to its bare name), then at
+    its recorded path; the first found is checked, and inputs.files names it.
     """
     from hilt.errors import InputError
     from hilt.evals.recheck import check_inputs

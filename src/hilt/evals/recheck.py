@@ -4,8 +4,8 @@
 metrics and verdict follow from its stored inputs. It cannot show that those inputs are
 the files the check read; someone who edits ``inputs.judgments`` and rebuilds the record
 gets one that verifies. :func:`input_problems` re-reads the suite and response files
-the record names (found beside the decision or at their recorded path,
-:func:`candidate_paths`; checked by their recorded sha256) and
+the record names (found beside the decision, at their place relative to it, or at their
+recorded path, :func:`candidate_paths`; checked by their recorded sha256) and
 compares what the files themselves say with the record: item ids, slices and
 expectations, every judgment a file gives (source ``human``; a classifier's judgments
 are the scorer's and are not re-run), guardrail flags, and rewards read from the files.
@@ -32,27 +32,42 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
+def _tails(path: Path) -> list[Path]:
+    """The trailing parts of a recorded path, longest first: ``suites/a/x.jsonl``,
+    ``a/x.jsonl``, ``x.jsonl`` for ``/run/suites/a/x.jsonl`` (the root left out)."""
+    parts = path.relative_to(path.anchor).parts if path.anchor else path.parts
+    return [Path(*parts[start:]) for start in range(len(parts))]
+
+
 def candidate_paths(recorded: str, base: Path | None, inputs_dir: Path | None = None
                     ) -> list[Path]:
     """Where a recorded input may be, nearest first; the first that exists is the one
     checked (:func:`locate_input`).
 
-    ``inputs_dir`` given: that folder only, by the recorded file name. Otherwise, with
-    ``base`` (the decision's folder): a file of the recorded name in ``base``, then in
-    the folder above it (a check's inputs are kept in its output folder or next to it;
-    a relative recorded path is taken from both too), and last the recorded path itself
-    (absolute in new records; older ones hold it relative to where the check ran). A
-    moved check folder is thus re-checked on the files that moved with it, and a copied
-    one on its own files, never silently on the originals its record still names."""
+    A check's inputs are kept in its output folder or next to it, at the top or in
+    subfolders (``suites/a/x.jsonl`` and ``suites/b/x.jsonl``); a moved folder keeps
+    their places relative to one another. So each is looked for at the trailing parts
+    of its recorded path, longest first, under ``base`` (the decision's folder) and
+    then under the folder above it: ``base/../suites/a/x.jsonl`` before
+    ``base/../a/x.jsonl`` before ``base/../x.jsonl``. Two inputs of one name in
+    different subfolders are each found in their own, and the bare name, the last try
+    under a folder, cannot take one for the other while the subfolders are there. Last
+    comes the recorded path itself (absolute in new records; older ones hold it
+    relative to where the check ran, and that relative path is tried under both folders
+    first). A moved check folder is thus re-checked on the files that moved with it,
+    and a copied one on its own files, never silently on the originals its record still
+    names. ``inputs_dir`` given: that folder only, the same trailing parts under it."""
     path = Path(recorded)
+    tails = _tails(path)
     if inputs_dir is not None:
-        return [inputs_dir / path.name]
+        # that folder only: a trailing part that climbs out of it ("..") is left out
+        return [inputs_dir / tail for tail in tails if ".." not in tail.parts]
     near: list[Path] = []
     if base is not None:
         # absolute and normalised: the parent of "." or of "out/.." is a real folder
         base = Path(os.path.abspath(base))
-        for folder in (base, base.parent):
-            near += ([folder / path] if not path.is_absolute() else []) + [folder / path.name]
+        # a longer trailing path is more particular to this input: it goes first
+        near = [folder / tail for tail in tails for folder in (base, base.parent)]
     seen: set[Path] = set()
     out = []
     for candidate in [*near, path]:
@@ -63,32 +78,57 @@ def candidate_paths(recorded: str, base: Path | None, inputs_dir: Path | None = 
     return out
 
 
-def locate_input(key: str, entry: Any, base: Path | None, inputs_dir: Path | None = None
+def locate_input(key: str, entry: Any, base: Path | None, inputs_dir: Path | None = None,
+                 *, others: Mapping[str, Any] | None = None
                  ) -> tuple[Path | None, InputError | None]:
     """``(path, None)``: the file checked for ``versions[key]`` (the first of
     :func:`candidate_paths` that exists), holding its recorded sha256; ``(path, error)``:
     that file does not hold it (``path`` None when no candidate exists). A file beside
     the decision that differs is reported even when the recorded path still holds the
-    original."""
+    original, and the error names both the file checked and the recorded path.
+    ``others``: the record's other inputs (``versions``), so that a file holding one of
+    them is reported as that input's file, not as an edit."""
     if not isinstance(entry, Mapping) or not entry.get("path") or not entry.get("sha256"):
         return None, InputError(f"the record names no {key} file (versions.{key}.path and "
                                 "sha256)", field=f"versions.{key}")
     sha = str(entry["sha256"])
-    tried = candidate_paths(str(entry["path"]), base, inputs_dir)
+    recorded = str(entry["path"])
+    tried = candidate_paths(recorded, base, inputs_dir)
     for rank, path in enumerate(tried):
         if not path.is_file():
             continue
-        if _sha256(path) == sha:
+        found = _sha256(path)
+        if found == sha:
             return path, None
+        mistaken = [name for name, other in (others or {}).items()
+                    if name != key and isinstance(other, Mapping)
+                    and other.get("sha256") == found]
+        if mistaken:
+            other = (others or {})[mistaken[0]]
+            return path, InputError(
+                f"{key} file mistaken for another: {path} holds the recorded {mistaken[0]} "
+                f"file ({other.get('path')}, sha256 {found[:12]}…), not the {key} file "
+                f"the check read ({recorded}, sha256 {sha[:12]}…); keep the inputs at "
+                "their places relative to one another", file=str(path),
+                field=f"versions.{key}")
         original = [p for p in tried[rank + 1:] if p.is_file() and _sha256(p) == sha]
         also = (f"; {original[0]} holds the recorded content, but the nearer file is the "
-                "one checked" if original else "")
+                "one checked" if original
+                else f"; the check read {recorded}" if Path(recorded) != path else "")
         return path, InputError(f"{key} file changed since the check: {path} does not "
                                 f"hold the recorded sha256 {sha[:12]}…{also}",
                                 file=str(path), field=f"versions.{key}")
-    return None, InputError(f"{key} file missing (recorded sha256 {sha[:12]}…; looked at "
-                            f"{', '.join(str(p) for p in tried)})", file=str(tried[0]),
-                            field=f"versions.{key}")
+    if inputs_dir is not None:
+        where = f"under {inputs_dir} at each trailing part of {recorded}"
+    elif base is not None:
+        folder = os.path.abspath(base)
+        where = (f"under {folder} and {os.path.dirname(folder)} at each trailing part of "
+                 f"{recorded}, then at that path")
+    else:
+        where = f"at {recorded}"
+    return None, InputError(f"{key} file missing (recorded sha256 {sha[:12]}…; looked "
+                            f"{where})",
+                            file=str(tried[0]), field=f"versions.{key}")
 
 
 def resolve_input(key: str, entry: Any, base: Path | None, inputs_dir: Path | None = None
@@ -110,7 +150,8 @@ def _locate_all(record: Mapping[str, Any], base: str | Path | None,
     paths: dict[str, Path | None] = {}
     errors: list[InputError] = []
     for key in INPUT_FILES:
-        paths[key], error = locate_input(key, versions.get(key), folder, given)
+        paths[key], error = locate_input(key, versions.get(key), folder, given,
+                                         others={k: versions.get(k) for k in INPUT_FILES})
         if error is not None:
             errors.append(error)
     return paths, errors
