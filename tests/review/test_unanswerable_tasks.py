@@ -52,9 +52,11 @@ def test_escalation_skips_and_reports_events_the_rubric_cannot_answer(engine: En
         tasks = s.execute(sa.select(ReviewTaskRow.event_id)).scalars().all()
         (entry,) = audit.entries(s, action="escalation.tasks")
     assert tasks == ["ev00002"]
-    assert entry.payload["skipped_unanswerable"] == [["ev00001", "pairwise@1", ["better"]]]
+    assert entry.payload["skipped_unanswerable"] == [
+        ["ev00001", "pairwise@1", ["better"], ["all"]]]
     # a batch where every match is unanswerable still leaves a record of the skip
     assert ingest(engine, [event(3)]) == 0
     with transaction(engine) as s:
         (skipped,) = audit.entries(s, action="escalation.skipped")
-    assert skipped.payload["skipped_unanswerable"] == [["ev00003", "pairwise@1", ["better"]]]
+    assert skipped.payload["skipped_unanswerable"] == [
+        ["ev00003", "pairwise@1", ["better"], ["all"]]]

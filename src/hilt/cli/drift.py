@@ -82,7 +82,7 @@ def run(now: Annotated[str | None, typer.Option(help="evaluate as of this ISO ti
     with _tx(db) as session:
         result = monitor_run(session, moment, config=cfg, actor=actor, store=not dry_run)
         echo_json({"stored": not dry_run, "alerts": [a.as_dict() for a in result.alerts],
-                   "untested": result.untested})
+                   "untested": result.untested, "left_out": result.left_out})
 
 
 @drift_app.command("alerts")

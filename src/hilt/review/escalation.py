@@ -156,10 +156,27 @@ def active_rule_set(session: Session) -> tuple[RuleSet, int] | None:
     if parsed is None:
         spec = session.get(RuleSetVersionRow, (row.rule_set_id, row.version))
         assert spec is not None
-        # checks added after a version was published do not stop it from running
-        parsed = RuleSet.model_validate(spec.spec, context={"stored": True})
-        _PARSED[row.content_hash] = parsed
+        parsed = stored_rule_set(spec)
     return parsed, row.version
+
+
+def stored_rule_set(row: RuleSetVersionRow) -> RuleSet:
+    """A published version's rules as live escalation runs them (parsed specs cached)."""
+    parsed = _PARSED.get(row.content_hash)
+    if parsed is None:
+        # checks added after a version was published do not stop it from running
+        parsed = RuleSet.model_validate(row.spec, context={"stored": True})
+        _PARSED[row.content_hash] = parsed
+    return parsed
+
+
+def rules_matched(rule_set: RuleSet, version: int, event_id: str,
+                  payload: dict[str, Any]) -> list[str]:
+    """The names of the rules that version ``version`` of ``rule_set`` matches on a
+    stored event (``payload`` as stored), as live escalation matched them at ingest:
+    the audit draw is keyed by event id, rule set id, version and rule name."""
+    matches, _ = match_rules(rule_set, version, _as_ingested(event_id, payload), event_id)
+    return [m["rule"] for m in matches]
 
 
 def _task_for(rule_set: RuleSet, version: int, event_id: str, matches: list[dict[str, Any]],
@@ -189,8 +206,11 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
     query. Tasks are bulk-inserted with one audit entry per call. A matched event with
     fewer than two responses whose rubric has a required preference or ranking question
     gets no task (nobody could submit it); the audit entry lists it under
-    ``skipped_unanswerable`` as ``[event id, rubric@version, question ids]`` (its own
-    ``escalation.skipped`` entry when no task was made).
+    ``skipped_unanswerable`` as ``[event id, rubric@version, question ids, matched rule
+    names]`` (its own ``escalation.skipped`` entry when no task was made). The rule
+    names are what a task's ``matched`` would have named: without them the rule-hit
+    drift monitor could not tell a skipped match from a miss. Entries written before
+    they were recorded have only the first three elements.
     """
     active = active_rule_set(session)
     if active is None or not events:
@@ -214,8 +234,7 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
             # it is skipped, and the audit entry names the event and the questions
             questions = _unanswerable(session, row)
             if questions:
-                unanswerable.append([event.id, f"{row['rubric_id']}@{row['rubric_version']}",
-                                     questions])
+                unanswerable.append(_skipped_entry(event.id, row, questions))
             else:
                 rows.append(row)
     payload = {"rule_set": f"{rule_set.id}@{version}", "events": len(events),
@@ -229,6 +248,14 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
                      entity_type="rule_set", entity_id=f"{rule_set.id}@{version}",
                      payload=payload)
     return len(rows)
+
+
+def _skipped_entry(event_id: str, row: dict[str, Any], questions: list[str]) -> list[Any]:
+    """``[event id, rubric@version, question ids, matched rule names]`` for an event
+    skipped as unanswerable. Only the names: the values a rule read may quote the
+    event, and the audit chain cannot be erased."""
+    return [event_id, f"{row['rubric_id']}@{row['rubric_version']}", questions,
+            [m["rule"] for m in row["matched"]]]
 
 
 def _unanswerable(session: Session, row: dict[str, Any]) -> list[str]:

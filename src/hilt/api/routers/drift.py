@@ -97,7 +97,7 @@ def run(body: RunIn, session: Session = DB,
     result = monitor_run(session, body.now, config=cfg, actor=who.actor,
                          store=not body.dry_run)
     return {"stored": not body.dry_run, "alerts": [a.as_dict() for a in result.alerts],
-            "untested": result.untested}
+            "untested": result.untested, "left_out": result.left_out}
 
 
 @router.post("/alerts/{alert_id}/ack")

@@ -8,6 +8,13 @@ set's activation, deactivation with version 0) writes one ``rules.activate`` ent
 the same transaction as the switch itself. Its entity is ``id@version`` and its payload
 says whether a version became active (``"active": true``) or none did. Publishing
 without activation writes no such entry, so that version never holds an interval.
+
+An event the active version matched gets a task naming the version and the matched
+rules, except when its rubric cannot be answered on it (a required preference or
+ranking question, fewer than two responses): then the ``escalation.tasks`` or
+``escalation.skipped`` audit entry of its ingest lists it under
+``skipped_unanswerable``, with the matched rule names since they were recorded
+(:func:`skipped_events`).
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.review.escalation import REVIEWABLE
 from hilt.store import audit
-from hilt.store.tables.core import EventRow
+from hilt.store.tables.core import AuditPendingRow, AuditRow, EventRow
 
 RuleSetKey = tuple[str, int]
 """(rule set id, version)."""
@@ -104,3 +112,45 @@ def evaluated_events(session: Session, since: datetime, until: datetime
         sa.select(e.id, e.ingested_at).where(
             e.ingested_at >= since, e.ingested_at < until, e.erased_at.is_(None),
             REVIEWABLE))]
+
+
+@dataclass(frozen=True)
+class SkippedEvent:
+    """A matched event live escalation made no task for, because its rubric could not
+    be answered on it: the version that ran on it and the rules that matched, None in
+    entries written before the matched rules were recorded."""
+
+    key: RuleSetKey
+    rules: frozenset[str] | None
+
+
+# the audit entries of an ingest's escalation that can list skipped events
+_SKIP_ACTIONS = ("escalation.tasks", "escalation.skipped")
+
+
+def skipped_events(session: Session, since: datetime) -> dict[str, SkippedEvent]:
+    """The events listed under ``skipped_unanswerable`` by the audit entries written
+    since ``since`` (pending ones on PostgreSQL included), by event id.
+
+    An entry is written in the ingest's transaction, after the events' ``ingested_at``,
+    so the entries of every event ingested since ``since`` are read. Only the two
+    payload keys are fetched: an ``escalation.tasks`` payload also lists every task."""
+    def part(table: Any) -> Any:
+        return sa.select(table.payload["rule_set"].label("rule_set"),
+                         table.payload["skipped_unanswerable"].label("skipped")).where(
+            table.action.in_(_SKIP_ACTIONS), table.at >= since)
+
+    parts = [part(AuditRow)]
+    if session.get_bind().dialect.name == "postgresql":
+        # one statement: with two, a sealer committing between them could move an
+        # entry from pending to the chain unseen by both
+        parts.append(part(AuditPendingRow))
+    out: dict[str, SkippedEvent] = {}
+    for rule_set, skipped in session.execute(sa.union_all(*parts)):
+        if not skipped or not isinstance(rule_set, str) or "@" not in rule_set:
+            continue
+        key = _parse_key(rule_set)
+        for item in skipped:
+            rules = frozenset(str(r) for r in item[3]) if len(item) > 3 else None
+            out[str(item[0])] = SkippedEvent(key, rules)
+    return out

@@ -25,12 +25,17 @@ guideline_gap_rate     resolved tasks adjudicated with cause               rubri
                        ``guideline_gap``                                   pool
 escalation_rule_hits   events the active rule-set version ran on           rule_set@version,
                        (ingested while it was active, review consent, not  rule
-                       erased), matched by each rule or not
+                       erased), matched by each rule or not (matches
+                       skipped as unanswerable included)
 =====================  ==================================================  ==============
+
+Events a monitor must leave out because the store does not say what they were are
+counted, never dropped silently: :attr:`MonitorRun.left_out`.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +46,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.errors import InputError, NotFound
-from hilt.quality.drift.activation import RuleSetKey, activation_timeline, evaluated_events
+from hilt.quality.drift.activation import (
+    RuleSetKey,
+    activation_timeline,
+    evaluated_events,
+    skipped_events,
+)
 from hilt.quality.drift.alerts import Alert, alert_intervals, group_key
 from hilt.quality.drift.monitors import (
     Categorical,
@@ -55,6 +65,7 @@ from hilt.quality.drift.monitors import (
     gold_cusum_context,
 )
 from hilt.quality.drift.windows import DriftConfig, last_complete_window, window_start
+from hilt.review.escalation import rules_matched, stored_rule_set
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
@@ -82,6 +93,10 @@ class Observations:
     adjudicated: list[Outcome] = field(default_factory=list)
     guideline_gaps: list[Outcome] = field(default_factory=list)
     rule_hits: list[Outcome] = field(default_factory=list)
+    # rule_set@version -> events it ran on that are no trials: skipped as unanswerable
+    # by an entry that does not name the matched rules, which no longer match when run
+    # again on the stored event
+    rule_hits_left_out: dict[str, int] = field(default_factory=dict)
 
 
 def evaluate(obs: Observations, windows: list[int], config: DriftConfig, *,
@@ -229,19 +244,30 @@ def _events(session: Session, since: datetime, until: datetime, obs: Observation
 def _rule_hits(session: Session, since: datetime, until: datetime, obs: Observations
                ) -> None:
     """Rule hits: an event is a trial for each rule of the rule-set version that live
-    escalation ran on it, and a hit for the rules its task records as matched.
+    escalation ran on it, and a hit for the rules that version matched on it.
 
     That version is the one its task names or, for an event that matched nothing, the
     one active when it was ingested (:mod:`.activation`). Events ingested while no
     version was active, without review consent, or erased since are no trials: the
     rules never ran on them (or they are gone). A version replaced, deactivated or
-    published without activation therefore gets no trials while it is not running."""
+    published without activation therefore gets no trials while it is not running.
+
+    The matched rules are those its task records or, for a matched event that got no
+    task because its rubric cannot be answered on it, those its ``skipped_unanswerable``
+    audit entry names: counted as misses, a rising share of such events would read as
+    a falling hit rate. Entries written before the rule names were recorded list only
+    the event; its rules are then run again on the stored event, as a backtest does
+    (the audit draw is keyed by event id, so it is the live one). An event they match
+    nothing on is no trial (it did match: a miss would be wrong for the rule that did,
+    and leaving out only these would still bias the rate down) and is counted in
+    ``obs.rule_hits_left_out``."""
     timeline = activation_timeline(session)
     if not timeline.starts:
         return
-    rules_of = {(row.rule_set_id, row.version): [str(rule.get("name"))
-                                                 for rule in row.spec.get("rules", [])]
+    versions = {(row.rule_set_id, row.version): row
                 for row in session.execute(sa.select(RuleSetVersionRow)).scalars()}
+    rules_of = {key: [str(rule.get("name")) for rule in row.spec.get("rules", [])]
+                for key, row in versions.items()}
     e, t = EventRow, ReviewTaskRow
     ran: dict[str, RuleSetKey] = {}
     hits: dict[str, set[str]] = defaultdict(set)
@@ -252,15 +278,50 @@ def _rule_hits(session: Session, since: datetime, until: datetime, obs: Observat
                    e.ingested_at >= since, e.ingested_at < until)):
         ran[event_id] = (rule_set_id, version)
         hits[event_id].update(str(m.get("rule")) for m in matches or [])
-    for event_id, at in evaluated_events(session, since, until):
+    evaluated = evaluated_events(session, since, until)
+    skipped = {event_id: skip for event_id, skip in skipped_events(session, since).items()
+               if event_id not in ran}
+    for event_id, skip in skipped.items():
+        ran[event_id] = skip.key
+        if skip.rules is not None:
+            hits[event_id].update(skip.rules)
+    unnamed = [event_id for event_id, _ in evaluated
+               if event_id in skipped and skipped[event_id].rules is None]
+    hits.update(_matched_again(session, unnamed, ran, versions))
+    left_out: dict[str, int] = defaultdict(int)
+    for event_id, at in evaluated:
         key = ran.get(event_id) or timeline.active_at(at)
         if key is None or key not in rules_of:
             continue
         matched = hits.get(event_id, set())
         ref = f"{key[0]}@{key[1]}"
+        if event_id in skipped and not matched:
+            left_out[ref] += 1
+            continue
         for rule in rules_of[key]:
             obs.rule_hits.append(Outcome(at, (("rule_set", ref), ("rule", rule)),
                                          rule in matched))
+    obs.rule_hits_left_out = dict(sorted(left_out.items()))
+
+
+def _matched_again(session: Session, event_ids: list[str], ran: dict[str, RuleSetKey],
+                   versions: dict[RuleSetKey, RuleSetVersionRow], batch: int = 1000
+                   ) -> dict[str, set[str]]:
+    """The rules the version that ran on each event matches on it as stored."""
+    out: dict[str, set[str]] = {}
+    for lo in range(0, len(event_ids), batch):
+        for event_id, payload in session.execute(sa.select(EventRow.id, EventRow.payload)
+                                                 .where(EventRow.id.in_(
+                                                     event_ids[lo:lo + batch]))):
+            key = ran[event_id]
+            row = versions.get(key)
+            if row is None:
+                continue
+            if not isinstance(payload, dict):
+                payload = json.loads(payload)
+            out[event_id] = set(rules_matched(stored_rule_set(row), key[1], event_id,
+                                              payload))
+    return out
 
 
 def _windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, datetime]:
@@ -274,11 +335,28 @@ def _windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, d
 
 @dataclass(frozen=True)
 class MonitorRun:
-    """The outcome of one run: alerts (the new ones when stored, else all found) and the
-    groups that had data but could not be tested (:func:`untested_summary`)."""
+    """The outcome of one run: alerts (the new ones when stored, else all found), the
+    groups that had data but could not be tested (:func:`untested_summary`), and the
+    events a monitor left out of the windows it read because the store does not say
+    what they were (:func:`left_out_summary`)."""
 
     alerts: list[Alert]
     untested: list[dict[str, Any]]
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+
+
+RULES_NOT_RECORDED = ("matched, but skipped as unanswerable by an audit entry that does "
+                      "not name the matched rules, and the rules run again on the stored "
+                      "event match none")
+
+
+def left_out_summary(obs: Observations, config: DriftConfig) -> list[dict[str, Any]]:
+    """One entry per enabled monitor and group with events left out of its trials:
+    ``events`` (how many, over every window read) and ``reason``."""
+    if "escalation_rule_hits" not in config.enabled:
+        return []
+    return [{"monitor": "escalation_rule_hits", "group": {"rule_set": ref}, "events": n,
+             "reason": RULES_NOT_RECORDED} for ref, n in obs.rule_hits_left_out.items()]
 
 
 # A run lists every untested group in its output; its audit entry keeps the first ones.
@@ -290,15 +368,18 @@ def monitor_run(session: Session, now: datetime | None = None, *,
                 store: bool = True) -> MonitorRun:
     """Evaluate the monitors over the recent complete windows. With ``store``, store the
     alerts not stored before (each with a ``drift.alert`` audit entry) and write one
-    ``drift.run`` entry for the run, listing the untested groups."""
+    ``drift.run`` entry for the run, listing the untested groups and the left-out
+    events."""
     cfg = config or DriftConfig()
     moment = now or utcnow()
     windows, since, until = _windows(moment, cfg)
     records: list[Untested] = []
-    alerts = evaluate(collect(session, since, until), windows, cfg, untested=records)
+    obs = collect(session, since, until)
+    alerts = evaluate(obs, windows, cfg, untested=records)
     untested = untested_summary(records, cfg)
+    left_out = left_out_summary(obs, cfg)
     if not store:
-        return MonitorRun(alerts, untested)
+        return MonitorRun(alerts, untested, left_out)
     known = set(session.execute(sa.select(DriftAlertRow.id).where(
         DriftAlertRow.id.in_([a.id for a in alerts]))).scalars()) if alerts else set()
     new = [a for a in alerts if a.id not in known]
@@ -324,8 +405,8 @@ def monitor_run(session: Session, now: datetime | None = None, *,
                      "alerts": len(alerts), "new_alerts": len(new),
                      "untested_groups": len(untested),
                      "untested": _jsonable(untested[:AUDIT_UNTESTED_LIMIT]),
-                     "config": _jsonable(cfg.as_dict())})
-    return MonitorRun(new, untested)
+                     "left_out": left_out, "config": _jsonable(cfg.as_dict())})
+    return MonitorRun(new, untested, left_out)
 
 
 def evaluate_monitors(session: Session, *, now: datetime | None = None,
