@@ -13,10 +13,8 @@ from typer.testing import CliRunner
 
 from hilt.access import add_reviewer
 from hilt.cli import app
-from hilt.evals.check import run_check
-from hilt.gate.policy import default_policy, policy_from_dict
 from hilt.store.db import transaction
-from tests.gate.tiny_check import write_jsonl
+from tests.gate.tiny_check import ten_item_check, verify_inputs
 
 
 def _check(folder: Path, inputs_in_out: bool) -> Path:
@@ -25,24 +23,9 @@ def _check(folder: Path, inputs_in_out: bool) -> Path:
     out = folder / "out"
     out.mkdir(parents=True)
     where = out if inputs_in_out else folder
-    suite = write_jsonl(where / "suite.jsonl", [
-        {"id": f"q{i}", "prompt": f"p{i}", "slice": "x",
-         "expect": "comply" if i < 6 else "refuse"} for i in range(10)])
-    rows = [{"id": f"q{i}", "response": "r", "judgment": "comply" if i < 6 else "refuse"}
-            for i in range(10)]
-    cand = write_jsonl(where / "cand.jsonl", rows)
-    ref = write_jsonl(where / "ref.jsonl", rows)
-    policy = policy_from_dict({**default_policy().as_dict(),
-                               "signoffs": [{"role": "release_owner"}]})
-    run_check(suite=suite, candidate=cand, reference=ref, out=out, policy=policy)
-    assert (out / "decision.json").is_file() and suite.is_file()
+    ten_item_check(where / "suite.jsonl", where / "cand.jsonl", where / "ref.jsonl", out)
+    assert (out / "decision.json").is_file() and (where / "suite.jsonl").is_file()
     return out
-
-
-def _verify(decision: Path) -> tuple[int, dict]:
-    result = CliRunner().invoke(app, ["gate", "verify", str(decision), "--inputs"])
-    assert result.exit_code in (0, 1), result.output
-    return result.exit_code, json.loads(result.stdout)
 
 
 def test_a_moved_folder_rechecks_and_signs_off(db_url: str, engine: Engine,
@@ -50,7 +33,7 @@ def test_a_moved_folder_rechecks_and_signs_off(db_url: str, engine: Engine,
     out = _check(tmp_path / "ci", inputs_in_out=True)
     shutil.move(tmp_path / "ci", tmp_path / "downloaded")
     moved = tmp_path / "downloaded" / "out"
-    code, report = _verify(moved / "decision.json")
+    code, report = verify_inputs(moved / "decision.json")
     assert code == 0, report
     assert report["inputs"]["files"] == {
         key: str(moved / name) for key, name in
@@ -70,7 +53,7 @@ def test_a_moved_folder_rechecks_and_signs_off(db_url: str, engine: Engine,
 def test_inputs_in_the_folder_above_are_found_after_a_move(tmp_path: Path) -> None:
     _check(tmp_path / "ci", inputs_in_out=False)
     shutil.move(tmp_path / "ci", tmp_path / "moved")
-    code, report = _verify(tmp_path / "moved" / "out" / "decision.json")
+    code, report = verify_inputs(tmp_path / "moved" / "out" / "decision.json")
     assert code == 0, report
     assert report["inputs"]["files"]["suite"] == str(tmp_path / "moved" / "suite.jsonl")
 
@@ -82,14 +65,14 @@ def test_an_edited_copy_is_checked_not_the_original(tmp_path: Path) -> None:
     data = bytearray(edited.read_bytes())
     data[data.index(b"comply")] = ord("C")  # one byte
     edited.write_bytes(bytes(data))
-    code, report = _verify(tmp_path / "copy" / "out" / "decision.json")
+    code, report = verify_inputs(tmp_path / "copy" / "out" / "decision.json")
     assert code == 1
     assert report["inputs"]["files"]["candidate"] == str(edited)
     problem = report["inputs"]["problems"][0]
     assert f"{edited} does not hold the recorded sha256" in problem
     assert str(tmp_path / "ci" / "cand.jsonl") in problem  # the original, untouched
     # the original folder still verifies on its own files
-    code, report = _verify(tmp_path / "ci" / "out" / "decision.json")
+    code, report = verify_inputs(tmp_path / "ci" / "out" / "decision.json")
     assert code == 0 and report["inputs"]["files"]["candidate"] \
         == str(tmp_path / "ci" / "cand.jsonl")
 

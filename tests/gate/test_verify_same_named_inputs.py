@@ -13,10 +13,8 @@ from typer.testing import CliRunner
 
 from hilt.access import add_reviewer
 from hilt.cli import app
-from hilt.evals.check import run_check
-from hilt.gate.policy import default_policy, policy_from_dict
 from hilt.store.db import transaction
-from tests.gate.tiny_check import write_jsonl
+from tests.gate.tiny_check import ten_item_check, verify_inputs
 
 NAME = "x.jsonl"
 
@@ -24,27 +22,11 @@ NAME = "x.jsonl"
 def _check(folder: Path) -> None:
     """A passing check in ``folder`` (decision in ``folder/out``) whose suite, candidate
     and reference are all called x.jsonl, in suites/, runs/a/ and runs/b/."""
-    out = folder / "out"
     for sub in ("suites", "runs/a", "runs/b"):
         (folder / sub).mkdir(parents=True)
-    suite = write_jsonl(folder / "suites" / NAME, [
-        {"id": f"q{i}", "prompt": f"p{i}", "slice": "x",
-         "expect": "comply" if i < 6 else "refuse"} for i in range(10)])
-    rows = [{"id": f"q{i}", "response": f"r{i}", "judgment": "comply" if i < 6 else "refuse"}
-            for i in range(10)]
-    cand = write_jsonl(folder / "runs" / "a" / NAME, rows)
-    # the reference differs from the candidate in one response text: another sha256
-    ref = write_jsonl(folder / "runs" / "b" / NAME, [{**rows[0], "response": "other"},
-                                                     *rows[1:]])
-    policy = policy_from_dict({**default_policy().as_dict(),
-                               "signoffs": [{"role": "release_owner"}]})
-    run_check(suite=suite, candidate=cand, reference=ref, out=out, policy=policy)
-
-
-def _verify(decision: Path) -> tuple[int, dict]:
-    result = CliRunner().invoke(app, ["gate", "verify", str(decision), "--inputs"])
-    assert result.exit_code in (0, 1), result.output
-    return result.exit_code, json.loads(result.stdout)
+    # the reference's response texts differ from the candidate's: another sha256
+    ten_item_check(folder / "suites" / NAME, folder / "runs" / "a" / NAME,
+                   folder / "runs" / "b" / NAME, folder / "out", responses=("r", "other"))
 
 
 def test_same_named_inputs_are_each_found_after_a_move(db_url: str, engine: Engine,
@@ -52,7 +34,7 @@ def test_same_named_inputs_are_each_found_after_a_move(db_url: str, engine: Engi
     _check(tmp_path / "ci")
     shutil.move(tmp_path / "ci", tmp_path / "moved")
     moved = tmp_path / "moved"
-    code, report = _verify(moved / "out" / "decision.json")
+    code, report = verify_inputs(moved / "out" / "decision.json")
     assert code == 0, report
     assert report["inputs"]["files"] == {"suite": str(moved / "suites" / NAME),
                                          "candidate": str(moved / "runs" / "a" / NAME),
@@ -87,7 +69,7 @@ def test_a_file_of_the_same_name_is_not_taken_for_another_input(tmp_path: Path) 
     # the candidate's subfolder is gone; a file of its name at the top holds the reference
     shutil.rmtree(moved / "runs" / "a")
     shutil.copy(moved / "runs" / "b" / NAME, moved / NAME)
-    code, report = _verify(moved / "out" / "decision.json")
+    code, report = verify_inputs(moved / "out" / "decision.json")
     assert code == 1
     assert report["inputs"]["files"]["candidate"] == str(moved / NAME)
     assert report["inputs"]["files"]["reference"] == str(moved / "runs" / "b" / NAME)
@@ -102,8 +84,8 @@ def test_an_edited_file_names_the_path_the_check_read(tmp_path: Path) -> None:
     _check(tmp_path / "ci")
     shutil.move(tmp_path / "ci", tmp_path / "moved")
     edited = tmp_path / "moved" / "runs" / "a" / NAME
-    edited.write_text(edited.read_text().replace("r1", "R1"))
-    code, report = _verify(tmp_path / "moved" / "out" / "decision.json")
+    edited.write_text(edited.read_text().replace("\"r\"", "\"R\"", 1))
+    code, report = verify_inputs(tmp_path / "moved" / "out" / "decision.json")
     assert code == 1
     [problem] = report["inputs"]["problems"]
     assert f"candidate file changed since the check: {edited} does not hold the " \

@@ -38,3 +38,30 @@ def stored_tiny_decision(engine: Engine, tmp_path: Path,
     record = tiny_record(tmp_path, signoffs)
     with transaction(engine) as s:
         return store_decision(s, record, actor="ci").hash
+
+
+def ten_item_check(suite: Path, candidate: Path, reference: Path, out: Path, *,
+                   responses: tuple[str, str] = ("r", "r")) -> Path:
+    """A passing ten-item check whose policy asks for a release owner, its three inputs
+    written where given (the candidate's and the reference's response texts are
+    ``responses``: a different text gives the reference another hash). Returns ``out``."""
+    write_jsonl(suite, [{"id": f"q{i}", "prompt": f"p{i}", "slice": "x",
+                         "expect": "comply" if i < 6 else "refuse"} for i in range(10)])
+    for path, text in zip((candidate, reference), responses, strict=True):
+        write_jsonl(path, [{"id": f"q{i}", "response": text,
+                            "judgment": "comply" if i < 6 else "refuse"} for i in range(10)])
+    policy = policy_from_dict({**default_policy().as_dict(),
+                               "signoffs": [{"role": "release_owner"}]})
+    run_check(suite=suite, candidate=candidate, reference=reference, out=out, policy=policy)
+    return out
+
+
+def verify_inputs(decision: Path) -> tuple[int, dict[str, Any]]:
+    """``hilt gate verify DECISION --inputs``: its exit code and JSON report."""
+    from typer.testing import CliRunner
+
+    from hilt.cli import app
+
+    result = CliRunner().invoke(app, ["gate", "verify", str(decision), "--inputs"])
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
