@@ -1,6 +1,7 @@
 """Calibration and probation rounds count gold items (units), not the answers to their
 questions, and are judged on the share of their answers that are right, with the
-item-level interval in the reason."""
+item-level interval in the reason (and, where the questions are known, on each question
+on its own: tests/quality/test_calibration_per_question.py)."""
 
 from __future__ import annotations
 
@@ -156,16 +157,16 @@ def test_probation_round_is_probation_length_items() -> None:
 
 
 def test_probation_round_starts_with_the_next_item() -> None:
-    # The rolling window drops below 0.75 on the fifth answer of a six-answer item: the
-    # sixth answer belongs to that item, not to the probation round, which then takes
-    # two whole items.
-    config = CalibrationConfig(window=5, min_window_answers=5, probation_length=2,
-                               cusum=CusumConfig(threshold=100.0))
+    # The CUSUM alarms on the third answer of a six-answer item (two errors of 1.1
+    # each pass the threshold 2): the rest of that item belongs to it, not to the
+    # probation round, which then takes two whole items.
+    config = CalibrationConfig(probation_length=2, cusum=CusumConfig(threshold=2.0))
     outcomes = [True, False, False, True, True, True] + [True] * 12
     units = [0] * 6 + [1] * 6 + [2] * 6
     trace = replay_status(outcomes, config, start=ReviewerStatus.CALIBRATED, units=units)
     assert [(c.index, c.new) for c in trace.changes] == [
-        (4, ReviewerStatus.PROBATION), (17, ReviewerStatus.CALIBRATED)]
+        (2, ReviewerStatus.PROBATION), (17, ReviewerStatus.CALIBRATED)]
+    assert trace.changes[0].reason == "quality trend alarm (CUSUM)"
     assert trace.changes[1].reason == (f"recovered on probation (12/12 from 2 items, "
                                        f"{_wilson_text(2, 2)})")
 
@@ -250,21 +251,30 @@ def test_cli_refresh_keeps_a_reviewer_onboarding_after_two_gold_items(tmp_path: 
     assert rows["fay"]["open_round"] == "calibration set not complete (2 of 10 gold items)"
 
     # The whole set: eve has two answers of five wrong on every item (30/50) and fails
-    # her first set; fay (50/50) and gus (40/50, every verdict wrong) pass on ten items.
+    # her first set; fay (50/50) passes on ten items. gus has 40/50 = 0.8, but every
+    # verdict wrong (0/10, 95% CI 0.00–0.28): he fails his first set too.
     _answer_gold(db, "eve", TWO_WRONG, 8)
     _answer_gold(db, "fay", GOLD, 8)
     _answer_gold(db, "gus", WRONG_VERDICT, 8)
     changes = {c["reviewer"]: c for c in _run(db, "quality", "refresh")["status_changes"]}
-    assert set(changes) == {"fay", "gus"}
-    assert changes["fay"]["new"] == changes["gus"]["new"] == "calibrated"
+    assert set(changes) == {"fay"}
+    assert changes["fay"]["new"] == "calibrated"
     assert changes["fay"]["reason"] == (f"passed calibration set (50/50 from 10 items, "
                                         f"{_wilson_text(10, 10)})")
-    assert changes["gus"]["reason"] == (f"passed calibration set (40/50 from 10 items, "
-                                        f"{_wilson_text(8, 10)})")
-    assert _stored(db, "eve") == "onboarding"
+    assert _stored(db, "eve") == _stored(db, "gus") == "onboarding"
     rows = {r["reviewer"]: r for r in _run(db, "quality", "reviewers", "--json")}
-    assert rows["eve"]["open_round"] == ("calibration set not complete (0 of 10 gold "
-                                         "items, 1 failed before)")
+    for reviewer in ("eve", "gus"):
+        assert rows[reviewer]["open_round"] == ("calibration set not complete (0 of 10 "
+                                                "gold items, 1 failed before)")
+    # The same set with one failed round allowed suspends gus, naming the question.
+    settings = tmp_path / "one_attempt.yaml"
+    settings.write_text("calibration:\n  max_calibration_attempts: 1\n")
+    changes = {c["reviewer"]: c for c in _run(
+        db, "quality", "refresh", "--config", str(settings))["status_changes"]}
+    assert changes["gus"]["new"] == "suspended"
+    assert changes["gus"]["reason"] == (
+        f"failed calibration 1 times (last 40/50 from 10 items, {_wilson_text(8, 10)}; "
+        f"question 'verdict': 0/10, {_wilson_text(0, 10)}, below 0.8)")
 
 
 def test_a_reviewer_passed_on_fewer_items_returns_to_onboarding(tmp_path: Path) -> None:

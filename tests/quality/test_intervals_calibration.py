@@ -80,7 +80,9 @@ def test_reviewer_report_interval_is_per_gold_item() -> None:
     assert row.n_gold == 60 and row.gold_correct == 57 and row.n_gold_items == 20
     assert (row.ci_low, row.ci_high) == pytest.approx(
         proportion_confint(19, 20, method="wilson"), abs=1e-12)
-    assert row.rolling_n == 50 and row.rolling_n_items == 17
+    # The rolling window holds the last 50 gold items: all 20 here, with their 60
+    # answers.
+    assert row.rolling_n == 60 and row.rolling_n_items == 20
     assert row.rolling_ci_low <= row.rolling_accuracy <= row.rolling_ci_high  # type: ignore[operator]
     assert row.confidence == 0.95
     # Records without a unit are items of their own, as before.
@@ -95,8 +97,8 @@ def test_status_reasons_quote_the_count_and_the_interval() -> None:
     passed, probation = (change.reason for change in trace.changes)
     assert passed == "passed calibration set (10/10, 95% CI 0.72–1.00)"
     low, high = proportion_confint(16, 22, method="wilson")
-    assert probation == (f"rolling accuracy 0.73 below 0.75 (16/22, 95% CI "
-                         f"{low:.2f}–{high:.2f})")
+    assert probation == (f"rolling accuracy 0.73 below 0.75 over the last 22 gold items "
+                         f"(16/22, 95% CI {low:.2f}–{high:.2f})")
     config = CalibrationConfig(confidence=0.9)
     failed = replay_status([False] * 20, config).changes[-1].reason
     assert failed.startswith("failed calibration 2 times (last 0/10, 90% CI 0.00–")

@@ -118,7 +118,7 @@ def quality_snapshot(session: Session, now: datetime, *, window_hours: float = 2
             if question in (answers or {}):
                 records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
                                             canonical_json(answers[question]), True,
-                                            canonical_json(truth), at, task_id))
+                                            canonical_json(truth), at, task_id, question))
     reviewers = {row.reviewer: {"gold_accuracy": row.gold_accuracy, "n_gold": row.n_gold,
                                 "n_gold_items": row.n_gold_items,
                                 "ci_low": row.ci_low, "ci_high": row.ci_high,

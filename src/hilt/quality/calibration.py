@@ -4,7 +4,7 @@ of one item are correlated) and the reviewer status machine."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,31 +154,47 @@ class CalibrationConfig:
     calibration_set_size: int = 10
     """Gold items (distinct units, e.g. gold tasks) in one onboarding calibration round."""
     calibration_pass_accuracy: float = 0.8
-    """Share of a round's gold answers that must be right to pass onboarding."""
+    """Share of a round's gold answers that must be right to pass onboarding; no
+    question may be clearly below it either (see :func:`replay_status`)."""
     max_calibration_attempts: int = 2
     """Failed rounds after which an onboarding reviewer is suspended."""
     window: int = 50
-    """Rolling window of production gold answers."""
-    min_window_answers: int = 20
-    """The rolling accuracy is only acted on once this many answers are in the window."""
+    """Rolling window of production gold: the last this many gold items (with all of
+    their answers)."""
+    min_window_items: int = 20
+    """The rolling accuracy is only acted on once the window holds this many gold
+    items."""
     probation_accuracy: float = 0.75
     """Rolling accuracy below this puts a calibrated reviewer on probation."""
     probation_length: int = 20
     """Gold items a reviewer on probation completes before the verdict."""
     recovery_accuracy: float = 0.85
     """Share of the probation round's gold answers that must be right to return to
-    calibrated (else suspended)."""
+    calibrated (else suspended); no question may be clearly below it either."""
     confidence: float = 0.95
     """Confidence level of the Wilson intervals in reports."""
     cusum: CusumConfig = field(default_factory=CusumConfig)
     """Trend detector on production gold answers."""
+    min_window_answers: int | None = None
+    """Former name of ``min_window_items``, with the same meaning (gold items), so that
+    settings written with it still load; it is moved to ``min_window_items`` and reads
+    ``None`` afterwards."""
 
     def __post_init__(self) -> None:
         # A fractional size would change what a round or window means (and slicing
         # with it fails), so sizes must be true integers.
         for name in ("calibration_set_size", "max_calibration_attempts", "window",
-                     "min_window_answers", "probation_length"):
+                     "min_window_items", "probation_length"):
             require_int(name, getattr(self, name), minimum=1)
+        if self.min_window_answers is not None:
+            require_int("min_window_answers", self.min_window_answers, minimum=1)
+            default = type(self).__dataclass_fields__["min_window_items"].default
+            if self.min_window_items not in (default, self.min_window_answers):
+                raise SettingError("min_window_answers",
+                                   "is the former name of min_window_items: give one "
+                                   "of them")
+            object.__setattr__(self, "min_window_items", self.min_window_answers)
+            object.__setattr__(self, "min_window_answers", None)
         for name in ("calibration_pass_accuracy", "probation_accuracy", "recovery_accuracy"):
             require_number(name, getattr(self, name), low=0.0, high=1.0)
         # At 1 the Wilson bounds are NaN, at 0 they have no width.
@@ -219,78 +235,109 @@ class StatusTrace:
 def replay_status(correct: Sequence[bool] | npt.ArrayLike,
                   config: CalibrationConfig = CalibrationConfig(),
                   start: ReviewerStatus = ReviewerStatus.ONBOARDING,
-                  units: Sequence[Any] | None = None) -> StatusTrace:
+                  units: Sequence[Any] | None = None,
+                  questions: Sequence[Any] | None = None) -> StatusTrace:
     """Walk a reviewer's gold outcomes (chronological) through the status machine.
 
     ``units`` (one per outcome, e.g. the gold task of each gold question) groups the
     outcomes of one gold *item*; without it every outcome is an item of its own. The
     outcomes of an item are the consecutive run that carries its unit (one gold review
-    gives all of its answers at once).
+    gives all of its answers at once). ``questions`` (one per outcome, e.g. the gold
+    question's id; ``None`` for an outcome of no known question) lets a round judge
+    each question on its own as well.
 
     - **onboarding**: gold items are taken in rounds of ``calibration_set_size`` distinct
       items (the calibration set); a round closes when the answers of its last item are
-      in. A round whose share of right answers is ≥ ``calibration_pass_accuracy`` →
-      calibrated; after ``max_calibration_attempts`` failed rounds → suspended.
-    - **calibrated**: each production gold answer updates the CUSUM and the rolling
-      window. A CUSUM alarm, or a rolling accuracy below ``probation_accuracy`` once the
-      window holds ``min_window_answers`` → probation.
+      in. A round that passes at ``calibration_pass_accuracy`` (below) → calibrated;
+      after ``max_calibration_attempts`` failed rounds → suspended.
+    - **calibrated**: each production gold answer updates the CUSUM; the rolling window
+      holds the last ``window`` gold items. A CUSUM alarm → probation; so does, when an
+      item is complete, a rolling accuracy below ``probation_accuracy`` once the window
+      holds ``min_window_items`` items.
     - **probation**: after ``probation_length`` gold items (counted from the first item
-      that starts after the move), a share of right answers ≥ ``recovery_accuracy`` →
+      that starts after the move), a round that passes at ``recovery_accuracy`` →
       calibrated (CUSUM and window restart), else → suspended.
     - **suspended**: final here; reinstating someone is a person's decision, recorded
       elsewhere, after which the replay can restart with ``start``.
 
-    A round is judged on the share of its answers that are right, over a whole number
-    of items: a round of ``calibration_set_size`` items of a three-question rubric holds
-    30 answers, so the decision never rests on two or three items. Its reason quotes
-    the count with the item-level interval (:func:`item_wilson_interval`, on Kish's
-    effective number of items), e.g. ``passed calibration set (27/30 from 10 items, 95%
-    CI 0.60–0.98)``; so does the rolling-accuracy reason, e.g. ``rolling accuracy 0.73
-    below 0.75 (16/22, 95% CI 0.52–0.87)``. All intervals are at ``config.confidence``.
-    Every scored question weighs the same: a rubric whose verdict matters more than its
-    other questions should give those other questions no gold answer (they are then not
-    scored).
+    A round passes when the share of its answers that are right, over a whole number of
+    items, is at least the bar, and no question is clearly below the bar: a question
+    fails the round when the Wilson interval of its right answers over the round's
+    items (:func:`item_wilson_interval`, one answer per item) lies wholly below the
+    bar. With a five-question rubric, a reviewer who gets the verdict wrong on all ten
+    items and the four other questions right has 40/50 = 0.8, but the verdict's 0/10
+    (95% CI 0.00–0.28) fails the round; one who is merely unlucky on ten items (6/10,
+    CI 0.31–0.83) does not. The pooled share quotes the item-level interval
+    (:func:`item_wilson_interval`, on Kish's effective number of items), e.g. ``passed
+    calibration set (27/30 from 10 items, 95% CI 0.60–0.98)``; a failing question is
+    named with its count and interval, e.g. ``failed calibration 1 times (last 40/50
+    from 10 items, 95% CI 0.49–0.94; question 'verdict': 0/10, 95% CI 0.00–0.28, below
+    0.8)``. The rolling accuracy is the pooled share over the window's items with the
+    same item-level interval: ``rolling accuracy 0.73 below 0.75 over the last 20 gold
+    items (44/60 from 20 items, 95% CI 0.51–0.88)``. All intervals are at
+    ``config.confidence``.
     """
     outcomes = [bool(value) for value in np.asarray(correct, dtype=bool).tolist()]
     unit_of = list(units) if units is not None else list(range(len(outcomes)))
     if len(unit_of) != len(outcomes):
         raise ValueError("units must name one item per outcome")
+    question_of = list(questions) if questions is not None else [None] * len(outcomes)
+    if len(question_of) != len(outcomes):
+        raise ValueError("questions must name one question per outcome")
     # Whether outcome i is the last answer of its item's run.
     ends_item = [i + 1 == len(outcomes) or bool(unit_of[i + 1] != unit_of[i])
                  for i in range(len(outcomes))]
 
-    def quote(first: int, last: int) -> str:
-        """Count and item-level interval of the outcomes ``first..last`` (inclusive)."""
-        by_unit: dict[Any, list[int]] = {}
-        for position in range(first, last + 1):
-            tally = by_unit.setdefault(unit_of[position], [0, 0])
-            tally[0] += outcomes[position]
-            tally[1] += 1
-        return judge(by_unit)[1]
+    def rate_of(tallies: Iterable[Sequence[int]]) -> ItemRate:
+        """Pooled share of ``[right answers, answers]`` per item, with the item-level
+        interval (the items are the independent units)."""
+        counts = np.array(list(tallies), dtype=np.float64).reshape(-1, 2)
+        return item_wilson_interval(counts[:, 0], counts[:, 1], config.confidence)
 
-    def judge(items: dict[Any, list[int]]) -> tuple[float, str]:
-        """Share of right answers in a round, with its count and item-level interval
-        (:func:`item_wilson_interval`: the items are the independent units)."""
-        counts = np.array(list(items.values()), dtype=np.float64)
-        rate = item_wilson_interval(counts[:, 0], counts[:, 1], config.confidence)
+    def rate_text(rate: ItemRate) -> str:
         text = format_rate(rate.successes, rate.trials, rate.ci_low, rate.ci_high,
                            config.confidence)
         if rate.n_items != rate.trials:
             head, _, tail = text.partition(", ")
             text = f"{head} from {rate.n_items} items, {tail}"
-        return float(rate.value or 0.0), text
+        return text
+
+    def judge(bar: float) -> tuple[bool, str]:
+        """Whether the open round passes at ``bar``, and its count and interval (with
+        every question whose interval lies wholly below the bar)."""
+        pooled = rate_of(items.values())
+        text = rate_text(pooled)
+        below = []
+        for question, per_item in by_question.items():
+            rate = rate_of(per_item.values())
+            if rate.ci_high < bar:
+                below.append(f"question {str(question)!r}: {rate_text(rate)}, "
+                             f"below {bar:g}")
+        passed = (pooled.value or 0.0) >= bar and not below
+        return passed, "; ".join([text, *below])
+
+    def add_to_round(index: int) -> None:
+        right, unit, question = outcomes[index], unit_of[index], question_of[index]
+        tally = items.setdefault(unit, [0, 0])
+        tally[0], tally[1] = tally[0] + right, tally[1] + 1
+        if question is not None:
+            tally = by_question.setdefault(question, {}).setdefault(unit, [0, 0])
+            tally[0], tally[1] = tally[0] + right, tally[1] + 1
 
     status = start
     changes: list[StatusChange] = []
     alarm_index: int | None = None
     attempts = 0
-    # Items of the open onboarding or probation round: unit -> [right answers, answers].
+    # Items of the open onboarding or probation round: unit -> [right answers, answers],
+    # and the same per question: question -> unit -> [right answers, answers].
     items: dict[Any, list[int]] = {}
+    by_question: dict[Any, dict[Any, list[int]]] = {}
     # After a move to probation inside an item, the rest of that item's answers belong
     # to the item that caused the move, not to the probation round.
     skip_item = False
     cusum = 0.0
-    window: list[bool] = []
+    # The rolling window: the last `window` gold items as (unit, [right, answers]).
+    window: list[tuple[Any, list[int]]] = []
 
     def move(index: int, new: ReviewerStatus, reason: str) -> None:
         nonlocal status
@@ -302,46 +349,55 @@ def replay_status(correct: Sequence[bool] | npt.ArrayLike,
             continue
         skip_item = False
         if status is ReviewerStatus.ONBOARDING:
-            tally = items.setdefault(unit_of[index], [0, 0])
-            tally[0], tally[1] = tally[0] + right, tally[1] + 1
+            add_to_round(index)
             if len(items) >= config.calibration_set_size and ends_item[index]:
                 attempts += 1
-                share, text = judge(items)
-                if share >= config.calibration_pass_accuracy:
+                passed, text = judge(config.calibration_pass_accuracy)
+                if passed:
                     move(index, ReviewerStatus.CALIBRATED, f"passed calibration set ({text})")
                     cusum, window = 0.0, []
                 elif attempts >= config.max_calibration_attempts:
                     move(index, ReviewerStatus.SUSPENDED,
                          f"failed calibration {attempts} times (last {text})")
-                items = {}
+                items, by_question = {}, {}
         elif status is ReviewerStatus.CALIBRATED:
             increment = (config.cusum.correct_increment if right
                          else config.cusum.error_increment)
             cusum = max(0.0, cusum + increment)
-            window = (window + [right])[-config.window:]
-            rolling = sum(window) / len(window)
+            if not window or ends_item[index - 1]:
+                window.append((unit_of[index], [0, 0]))
+            tally = window[-1][1]
+            tally[0], tally[1] = tally[0] + right, tally[1] + 1
             if cusum > config.cusum.threshold:
                 alarm_index = index if alarm_index is None else alarm_index
                 move(index, ReviewerStatus.PROBATION, "quality trend alarm (CUSUM)")
-            elif (len(window) >= config.min_window_answers
-                  and rolling < config.probation_accuracy):
-                move(index, ReviewerStatus.PROBATION,
-                     f"rolling accuracy {rolling:.2f} below {config.probation_accuracy} "
-                     f"({quote(index - len(window) + 1, index)})")
+            elif ends_item[index]:
+                window = window[-config.window:]
+                # Grouped by unit, in case one gold item came back later in the window.
+                grouped: dict[Any, list[int]] = {}
+                for unit, (hits, answers) in window:
+                    pooled = grouped.setdefault(unit, [0, 0])
+                    pooled[0], pooled[1] = pooled[0] + hits, pooled[1] + answers
+                rate = rate_of(grouped.values())
+                rolling = float(rate.value or 0.0)
+                if (len(window) >= config.min_window_items
+                        and rolling < config.probation_accuracy):
+                    move(index, ReviewerStatus.PROBATION,
+                         f"rolling accuracy {rolling:.2f} below {config.probation_accuracy} "
+                         f"over the last {len(window)} gold items ({rate_text(rate)})")
             if status is ReviewerStatus.PROBATION:
-                items, skip_item = {}, not ends_item[index]
+                items, by_question, skip_item = {}, {}, not ends_item[index]
         elif status is ReviewerStatus.PROBATION:
-            tally = items.setdefault(unit_of[index], [0, 0])
-            tally[0], tally[1] = tally[0] + right, tally[1] + 1
+            add_to_round(index)
             if len(items) >= config.probation_length and ends_item[index]:
-                share, text = judge(items)
-                if share >= config.recovery_accuracy:
+                passed, text = judge(config.recovery_accuracy)
+                if passed:
                     move(index, ReviewerStatus.CALIBRATED, f"recovered on probation ({text})")
                     cusum, window = 0.0, []
                 else:
                     move(index, ReviewerStatus.SUSPENDED,
                          f"did not recover on probation ({text})")
-                items = {}
+                items, by_question = {}, {}
     open_round = None
     if status is ReviewerStatus.ONBOARDING:
         failed = f", {attempts} failed before" if attempts else ""

@@ -19,7 +19,9 @@ Per reviewer, from the store:
   (:func:`hilt.quality.calibration.expected_count_interval`);
 - **status** from the status machine (:func:`hilt.quality.calibration.replay_status`,
   whose onboarding and probation rounds count gold tasks and are judged on the share of
-  their right gold answers) and the CUSUM trend flag (:mod:`hilt.quality.trend`).
+  their right gold answers, and fail when one gold question is clearly below the bar on
+  its own; its rolling window counts gold tasks too) and the CUSUM trend flag
+  (:mod:`hilt.quality.trend`).
 
 **Status baselines.** The status machine replays a reviewer's gold answers from a
 baseline: the latest manual change (:func:`set_reviewer_status`, e.g. reinstating a
@@ -64,7 +66,8 @@ _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _records(session: Session) -> list[ReviewRecord]:
     """One record per non-gold review and one per (gold review, gold question); the gold
-    task is the record's unit (its questions are answered together)."""
+    task is the record's unit (its questions are answered together) and the gold
+    question its question."""
     r, t = ReviewRow, ReviewTaskRow
     rows = session.execute(
         sa.select(r.reviewer_id, r.task_id, r.answers, r.submitted_at, t.is_gold,
@@ -79,7 +82,8 @@ def _records(session: Session) -> list[ReviewRecord]:
             if question in (answers or {}):
                 records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
                                             canonical_json(answers[question]), True,
-                                            canonical_json(truth), at, task_id))
+                                            canonical_json(truth), at, task_id,
+                                            question))
     return records
 
 

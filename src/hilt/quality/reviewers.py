@@ -5,6 +5,8 @@ answers to the questions of one gold task are correlated (one misread item makes
 several errors at once), so the interval is :func:`hilt.quality.calibration.
 item_wilson_interval` over the items (each record's ``unit``), and ``n_gold_items`` says
 how many there were. Records without a ``unit`` are items of their own (plain Wilson).
+The rolling window likewise holds the last ``config.window`` gold items, however many
+answers each has.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from hilt.quality.calibration import (
     item_wilson_interval,
     replay_status,
 )
-from hilt.quality.trend import rolling_accuracy
 
 
 class ReviewRecord(NamedTuple):
@@ -39,6 +40,10 @@ class ReviewRecord(NamedTuple):
     unit: Any = None
     """The item a gold answer belongs to when several answers share one (e.g. the gold
     task of each gold question); ``None``: the answer is an item of its own."""
+    question: Any = None
+    """The question a gold answer answers (e.g. the gold question's id), so that the
+    status machine's rounds judge each question on its own as well; ``None``: not
+    known (the answer counts in the pooled share only)."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,15 @@ class ReviewerReportRow:
     """One reviewer's line in the quality report.
 
     ``gold_accuracy`` and its interval cover all of the reviewer's gold answers
-    (``None`` accuracy and the interval (0, 1) without any); ``rolling_accuracy`` covers
-    the last ``config.window`` of them (``rolling_n`` answers), with its own interval.
+    (``None`` accuracy and the interval (0, 1) without any); ``rolling_accuracy`` is the
+    share of right answers of the last ``config.window`` gold items (``rolling_n_items``
+    items, ``rolling_n`` answers), with its own interval.
     Both intervals are item-level Wilson intervals at ``confidence``
     (:func:`hilt.quality.calibration.item_wilson_interval`) over ``n_gold_items`` /
     ``rolling_n_items`` gold items. ``status`` comes from replaying the gold answers
     in time order (:func:`hilt.quality.calibration.replay_status`, whose onboarding and
-    probation rounds count gold items, the records' units); ``trend_alarm`` says whether
+    probation rounds and rolling window count gold items, the records' units, and whose
+    rounds also judge each of the records' questions); ``trend_alarm`` says whether
     the CUSUM fired, at ``trend_alarm_at`` (the timestamp of that gold answer).
     """
 
@@ -65,7 +72,8 @@ class ReviewerReportRow:
     ci_high: float
     rolling_accuracy: float | None
     rolling_n: int
-    """Gold answers in the rolling window (at most ``config.window``)."""
+    """Gold answers in the rolling window (the answers of its at most ``config.window``
+    gold items)."""
     rolling_ci_low: float
     rolling_ci_high: float
     """Wilson interval of ``rolling_accuracy`` at ``config.confidence``: the window is
@@ -78,7 +86,8 @@ class ReviewerReportRow:
     n_gold_items: int = 0
     """Gold items behind ``n_gold`` answers (the interval's independent units)."""
     rolling_n_items: int = 0
-    """Gold items behind the ``rolling_n`` answers of the rolling window."""
+    """Gold items in the rolling window (at most ``config.window``), behind its
+    ``rolling_n`` answers."""
     confidence: float = 0.95
     """Level of both intervals."""
     open_round: str | None = None
@@ -94,7 +103,7 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
                     baselines: Mapping[Any, tuple[ReviewerStatus, Any]] | None = None
                     ) -> list[ReviewerReportRow]:
     """Per-reviewer report rows from ``(reviewer, item, label, is_gold, gold_label,
-    timestamp[, unit])`` records, sorted by reviewer.
+    timestamp[, unit[, question]])`` records, sorted by reviewer.
 
     A gold answer is correct when ``label == gold_label`` (compared as strings, so
     ``1`` and ``"1"`` agree). Answers are ordered by timestamp within each reviewer (ties
@@ -106,42 +115,44 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
     rolling accuracy always cover all gold answers.
 
     ``unit`` (optional seventh field) names the item a gold answer belongs to; answers
-    with the same unit count as one item in the intervals (see the module) and in the
-    status machine's rounds, which count items and are judged on the share of right
-    answers.
+    with the same unit count as one item in the intervals (see the module), in the
+    rolling window and in the status machine's rounds, which count items and are judged
+    on the share of right answers. ``question`` (optional eighth field) names the
+    question answered: a round also fails when one question is clearly below the bar
+    (:func:`hilt.quality.calibration.replay_status`).
     """
     answers: dict[Any, int] = defaultdict(int)
-    gold: dict[Any, list[tuple[Any, int, bool, Any]]] = defaultdict(list)
+    gold: dict[Any, list[tuple[Any, int, bool, Any, Any]]] = defaultdict(list)
     for position, record in enumerate(records):
         reviewer, _item, label, is_gold, gold_label, timestamp = tuple(record)[:6]
         unit = record[6] if len(record) > 6 else None
+        question = record[7] if len(record) > 7 else None
         answers[reviewer] += 1
         if is_gold:
             gold[reviewer].append((timestamp, position, str(label) == str(gold_label),
-                                   ("unit", unit) if unit is not None else ("answer", position)))
+                                   ("unit", unit) if unit is not None else ("answer", position),
+                                   question))
     rows = []
     for reviewer in sorted(answers, key=str):
         outcomes = sorted(gold.get(reviewer, []), key=lambda entry: (entry[0], entry[1]))
         correct = np.array([entry[2] for entry in outcomes], dtype=bool)
         n_gold, n_right = int(correct.size), int(correct.sum())
         overall = _item_rate(outcomes, config.confidence)
-        recent_outcomes = outcomes[-config.window:] if n_gold else []
-        recent = correct[-config.window:]
-        rolling = _item_rate(recent_outcomes, config.confidence)
+        rolling = _item_rate(_last_items(outcomes, config.window), config.confidence)
         start, since = (baselines or {}).get(reviewer, (ReviewerStatus.ONBOARDING, None))
         replayed = [entry for entry in outcomes if since is None or entry[0] >= since]
         trace = replay_status(np.array([entry[2] for entry in replayed], dtype=bool), config,
                               start=ReviewerStatus(start),
-                              units=[entry[3] for entry in replayed])
+                              units=[entry[3] for entry in replayed],
+                              questions=[entry[4] for entry in replayed])
         alarm = trace.trend_alarm_index
         status = ReviewerStatus(trace.status)
         rows.append(ReviewerReportRow(
             reviewer=reviewer, n_answers=answers[reviewer], n_gold=n_gold,
             gold_correct=n_right, gold_accuracy=n_right / n_gold if n_gold else None,
             ci_low=overall.ci_low, ci_high=overall.ci_high,
-            rolling_accuracy=(float(rolling_accuracy(correct, config.window)[-1])
-                              if n_gold else None),
-            rolling_n=int(recent.size), rolling_ci_low=rolling.ci_low,
+            rolling_accuracy=rolling.value, rolling_n=int(rolling.trials),
+            rolling_ci_low=rolling.ci_low,
             rolling_ci_high=rolling.ci_high,
             status=status.value, may_take_production_tasks=status.may_take_production_tasks,
             trend_alarm=alarm is not None,
@@ -152,11 +163,25 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
     return rows
 
 
-def _item_rate(outcomes: list[tuple[Any, int, bool, Any]], confidence: float) -> ItemRate:
-    """Gold accuracy of ``(timestamp, position, correct, unit)`` outcomes with its
-    item-level interval."""
+def _last_items(outcomes: list[tuple[Any, int, bool, Any, Any]], count: int
+                ) -> list[tuple[Any, int, bool, Any, Any]]:
+    """The outcomes of the last ``count`` gold items: runs of consecutive outcomes of one
+    unit, as the status machine's rolling window counts them."""
+    start, runs = len(outcomes), 0
+    while start > 0 and runs < count:
+        unit = outcomes[start - 1][3]
+        while start > 0 and outcomes[start - 1][3] == unit:
+            start -= 1
+        runs += 1
+    return outcomes[start:]
+
+
+def _item_rate(outcomes: list[tuple[Any, int, bool, Any, Any]], confidence: float
+               ) -> ItemRate:
+    """Gold accuracy of ``(timestamp, position, correct, unit, question)`` outcomes with
+    its item-level interval."""
     by_unit: dict[Any, list[int]] = {}
-    for _at, _position, right, unit in outcomes:
+    for _at, _position, right, unit, _question in outcomes:
         tally = by_unit.setdefault(unit, [0, 0])
         tally[0] += right
         tally[1] += 1
