@@ -56,14 +56,24 @@ def workload(engine: Engine, n_events: int, *, overlap: int = 2, start: int = 0
                             overlap_k=overlap) for i in range(start, start + n_events)]
 
 
-def live_sqlite(path: str) -> str:
-    """A migrated SQLite database at ``path`` with two reviewers and five events under
-    review (what the backup tests copy); returns its URL."""
+def migrated_sqlite(path: str) -> str:
+    """An empty migrated SQLite database at ``path``; returns its URL."""
     from hilt.store.db import make_engine, migrate
 
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     migrate(engine)
+    engine.dispose()
+    return url
+
+
+def live_sqlite(path: str) -> str:
+    """A migrated SQLite database at ``path`` with two reviewers and five events under
+    review (what the backup tests copy); returns its URL."""
+    from hilt.store.db import make_engine
+
+    url = migrated_sqlite(path)
+    engine = make_engine(url)
     reviewers(engine, ["ann", "bob"])
     workload(engine, 5)
     engine.dispose()

@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 
 from hilt.api.app import create_app
 from hilt.ops import install, jobs
-from hilt.store.db import make_engine, migrate, transaction
+from hilt.store.db import make_engine, transaction
 
+from .helpers import migrated_sqlite
 from .procs import start_worker, stop
 
 
@@ -60,11 +61,7 @@ def launcher(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
+    return migrated_sqlite(str(tmp_path / "jobs.db"))
 
 
 def _start_training(url: str) -> str:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from hilt.cli.core import DbOption, echo_json, engine_for
 
 JobId = Annotated[str, typer.Argument(help="job id")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+log = logging.getLogger("hilt.worker")
 
 jobs_app = typer.Typer(help="Background jobs: start, list, show, cancel, run periodic "
                             "tasks.", no_args_is_help=True)
@@ -17,34 +24,94 @@ webhook_app = typer.Typer(help="Webhook subscriptions and the delivery log.",
                           no_args_is_help=True)
 
 
+# Ctrl-C and SIGTERM stop a worker (and `hilt jobs work`) the same way.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM while the block runs (main thread only)."""
+    previous: dict[int, Any] = {}
+    try:
+        for sig in _STOP_SIGNALS:
+            with suppress(ValueError):  # not the main thread: leave signals alone
+                previous[sig] = signal.signal(sig, handler)
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _second_signal_stops_at_once() -> None:
+    # The default action ends the process by the signal, without Python's clean-up: a
+    # short job in progress rolls back with its transaction and is claimed again when
+    # its lease lapses; a child process gets SIGTERM from the kernel (PR_SET_PDEATHSIG).
+    for sig in _STOP_SIGNALS:
+        with suppress(ValueError):
+            signal.signal(sig, signal.SIG_DFL)
+
+
+def _stopping_note(signum: int) -> str:
+    again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    return (f"stopping ({signal.Signals(signum).name}): no new job is taken; a running "
+            "short job (an export, a snapshot) finishes, a training or evaluation child "
+            "process is terminated (its job fails: the worker shut down); "
+            f"{again} again stops at once")
+
+
 def worker(concurrency: Annotated[int, typer.Option(help="job threads")] = 1,
            periodic: Annotated[bool, typer.Option(
                help="also fire the periodic tasks (each still runs once per period "
                     "across all processes)")] = True,
            poll: Annotated[float, typer.Option(help="seconds between queue polls")] = 1.0,
-           name: Annotated[str | None, typer.Option(help="worker name in job records")
-                           ] = None,
+           name: Annotated[str | None, typer.Option(
+               help="worker name in job records (shown as NAME@HOST:PID)")] = None,
            db: DbOption = None) -> None:
-    """Run background jobs until stopped (SIGTERM/Ctrl-C); start as many as you like."""
-    import signal
+    """Run background jobs until stopped; start as many as you like.
+
+    Ctrl-C or SIGTERM stops it cleanly: it takes no new job, lets a running short job
+    (an export, a snapshot) finish, terminates training and evaluation child processes
+    (their jobs fail: "the worker shut down"), then exits with status 130 after Ctrl-C
+    and 0 after SIGTERM (a service manager's stop). A second signal stops it at once."""
     import threading
 
-    from hilt.ops.logs import configure_from_env
+    from hilt.ops.logs import configure_from_env, log_settings
     from hilt.ops.scheduler import Scheduler
     from hilt.store.audit import BackgroundSealer
 
-    configure_from_env()  # a bad HILT_LOG_LEVEL/FORMAT: one error line, exit 2
+    caught: list[int] = []
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    engine = engine_for(db)
-    with BackgroundSealer(engine):  # as in every `hilt serve` worker (PostgreSQL)
-        sched = Scheduler(engine, name=name, periodic=periodic, job_threads=concurrency,
-                          poll_s=poll).start()
-        try:
-            stop.wait()
-        finally:
-            sched.shutdown(wait=True)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+        stop.set()
+
+    with _stop_signals(on_signal):
+        configure_from_env()  # a bad HILT_LOG_LEVEL/FORMAT: one error line, exit 2
+        json_logs = log_settings()[1]
+
+        def say(message: str, **extra: Any) -> None:
+            # A line of the JSON log stream when there is one, else plain text: stderr
+            # must stay one JSON object per line for the log collector.
+            if json_logs:
+                log.info(message, extra=extra)
+            else:
+                typer.echo(message, err=True)
+
+        engine = engine_for(db)
+        with BackgroundSealer(engine):  # as in every `hilt serve` worker (PostgreSQL)
+            sched = Scheduler(engine, name=name, periodic=periodic,
+                              job_threads=concurrency, poll_s=poll).start()
+            try:
+                while not stop.wait(0.5):  # a timeout, so signals are seen at once
+                    pass
+                _second_signal_stops_at_once()
+                say(_stopping_note(caught[0]), worker=sched.name)
+            finally:
+                sched.shutdown(wait=True)
+        say("worker stopped", worker=sched.name)
+    if caught and caught[0] == signal.SIGINT:
+        raise typer.Exit(130)
 
 
 @jobs_app.command("start")
@@ -77,29 +144,95 @@ def jobs_start(kind: Annotated[str, typer.Argument(
     echo_json({"job_id": job_id, "status": "queued"})
 
 
+def _when(iso: str | None) -> str:
+    """A stored time (UTC) to the second, for tables: ``2025-01-31 14:02:07Z``."""
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%SZ") if iso else "-"
+
+
+def _lease_text(lease: dict[str, Any] | None) -> str:
+    if lease is None:
+        return "-"
+    until = "expired" if lease["expired"] else "until"
+    return f"{lease['worker']} {until} {_when(lease['expires_at'])}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)
+                               ).rstrip() for r in [header, *rows])
+
+
+def _jobs_table(views: list[dict[str, Any]]) -> str:
+    return _table(["ID", "KIND", "STATUS", "PROGRESS", "ATTEMPTS", "CREATED", "LEASE"],
+                  [[v["id"], v["kind"], v["status"], f"{v['progress']:.0%}",
+                    f"{v['attempts']}/{v['max_attempts']}", _when(v["created_at"]),
+                    _lease_text(v["lease"])] for v in views])
+
+
+def _job_text(v: dict[str, Any]) -> str:
+    """One job as ``hilt jobs show`` prints it."""
+    import json
+
+    lease = v["lease"]
+    if lease is None:
+        held = "-"
+    else:
+        where = (f" (host {lease['host']}, pid {lease['pid']})"
+                 if lease["host"] is not None else "")
+        held = (f"held by {lease['worker']}{where}, "
+                + ("expired at " if lease["expired"] else "until ")
+                + _when(lease["expires_at"]))
+    note = f" ({v['progress_note']})" if v["progress_note"] else ""
+    fields = [("status", v["status"] + (", cancel requested" if v["cancel_requested"]
+                                        and v["status"] == "running" else "")),
+              ("attempts", f"{v['attempts']} of {v['max_attempts']}"),
+              ("progress", f"{v['progress']:.0%}{note}"),
+              ("lease", held),
+              ("created", f"{_when(v['created_at'])} by {v['created_by']}"),
+              ("started", _when(v["started_at"])), ("finished", _when(v["finished_at"])),
+              ("workers", ", ".join(v["workers"]) or "-"),
+              ("params", json.dumps(v["params"], sort_keys=True))]
+    if v["result"] is not None:
+        fields.append(("result", json.dumps(v["result"], sort_keys=True)))
+    lines = [f"{v['id']}  {v['kind']}"] + [f"  {k:<9} {text}" for k, text in fields]
+    if v["error"]:
+        lines += ["  error", *("    " + line for line in v["error"].rstrip().splitlines())]
+    return "\n".join(lines)
+
+
 @jobs_app.command("list")
 def jobs_list(status: Annotated[str | None, typer.Option(
                   help="queued, running, succeeded, failed or cancelled")] = None,
               kind: Annotated[str | None, typer.Option(help="only this job kind")] = None,
               limit: Annotated[int, typer.Option(help="at most this many jobs")] = 20,
-              db: DbOption = None) -> None:
-    """Jobs, newest first."""
+              as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Jobs, newest first: a table with each running job's lease (which worker, as
+    NAME@HOST:PID/THREAD, holds it and until when); --json for the full records."""
     from hilt.ops.jobs import job_view, list_jobs
     from hilt.store.db import read_snapshot
 
     with read_snapshot(engine_for(db)) as session:
-        echo_json([job_view(r) for r in list_jobs(session, status=status, kind=kind,
-                                                  limit=limit)])
+        views = [job_view(r) for r in list_jobs(session, status=status, kind=kind,
+                                                limit=limit)]
+    if as_json:
+        echo_json(views)
+    else:
+        typer.echo(_jobs_table(views) if views else "no jobs")
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: JobId, db: DbOption = None) -> None:
-    """One job: parameters, status, progress, result or error."""
+def jobs_show(job_id: JobId, as_json: JsonOption = False, db: DbOption = None) -> None:
+    """One job: parameters, status, progress, lease (worker, host, pid, until when),
+    result or error."""
     from hilt.ops.jobs import get_job, job_view
     from hilt.store.db import read_snapshot
 
     with read_snapshot(engine_for(db)) as session:
-        echo_json(job_view(get_job(session, job_id)))
+        view = job_view(get_job(session, job_id))
+    if as_json:
+        echo_json(view)
+    else:
+        typer.echo(_job_text(view))
 
 
 @jobs_app.command("cancel")
@@ -129,16 +262,77 @@ def jobs_run_periodic(name: Annotated[str | None, typer.Argument(
     echo_json({t.name: run_periodic(engine, t, force=True) for t in tasks})
 
 
-@jobs_app.command("work")
-def jobs_work(db: DbOption = None) -> None:
-    """Run queued jobs until the queue is empty, then exit."""
-    from hilt.ops.jobs import run_next
-    from hilt.ops.scheduler import default_worker_name
+def _outcome_text(job: dict[str, Any]) -> str:
+    """How a job that ``hilt jobs work`` ran ended, in a few words."""
+    error = (job["error"] or "").strip().splitlines()
+    why = f": {error[-1]}" if error else ""
+    if job["outcome"] == "queued":  # a failed attempt, retried later
+        return (f"attempt {job['attempt']} of {job['max_attempts']} failed, queued again"
+                f"{why}")
+    if job["outcome"] == "lost":
+        return "lease lost: another worker took the job over"
+    return job["outcome"] + (why if job["outcome"] == "failed" else "")
 
-    engine, ran = engine_for(db), dict[str, int]()
-    while (status := run_next(engine, default_worker_name())) is not None:
-        ran[status] = ran.get(status, 0) + 1
-    echo_json(ran)
+
+@jobs_app.command("work")
+def jobs_work(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Run queued jobs until the queue is empty, then exit; prints each job it ran (id,
+    kind, how it ended), or "no queued jobs".
+
+    Ctrl-C or SIGTERM stops it as it stops `hilt worker`: no further job is started,
+    a running short job finishes, a training or evaluation child process is terminated;
+    then it prints what ran and exits with status 130 (Ctrl-C) or 143 (SIGTERM), since
+    jobs may be left in the queue. A second signal stops it at once."""
+    import threading
+
+    from hilt.ops.commands import stop_children
+    from hilt.ops.jobs import claim, get_job, run_claimed
+    from hilt.ops.scheduler import worker_name
+    from hilt.store.db import read_snapshot
+
+    engine, worker_id = engine_for(db), worker_name()
+    caught: list[int] = []
+    ran: list[dict[str, Any]] = []
+
+    def stopping(signum: int) -> None:
+        typer.echo(_stopping_note(signum), err=True)
+        stop_children()  # its job then fails ("the worker shut down") in the main thread
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+        _second_signal_stops_at_once()
+        # Not here: a handler that wrote to stderr while the interrupted code was
+        # writing there would fail (reentrant call), and stop_children waits.
+        threading.Thread(target=stopping, args=(signum,), daemon=True).start()
+
+    with _stop_signals(on_signal):
+        while not caught and (job := claim(engine, worker_id)) is not None:
+            outcome = run_claimed(engine, job, worker_id)
+            with read_snapshot(engine) as session:
+                row = get_job(session, job.id)
+                ran.append({"id": job.id, "kind": job.kind, "outcome": outcome,
+                            "status": row.status, "attempt": job.attempt,
+                            "max_attempts": row.max_attempts, "error": row.error})
+    counts: dict[str, int] = {}
+    for done in ran:
+        counts[done["outcome"]] = counts.get(done["outcome"], 0) + 1
+    stopped_by = signal.Signals(caught[0]).name if caught else None
+    if as_json:
+        echo_json({"ran": len(ran), "counts": counts, "jobs": ran,
+                   "stopped_by": stopped_by})
+    elif not ran:
+        typer.echo("no queued jobs" if not caught else "no job ran")
+    else:
+        jobs = len({j["id"] for j in ran})
+        tries = f" ({len(ran)} attempts)" if len(ran) != jobs else ""
+        typer.echo(f"ran {jobs} job{'s' if jobs != 1 else ''}{tries}:")
+        typer.echo(_table(["ID", "KIND", "OUTCOME"],
+                          [[j["id"], j["kind"], _outcome_text(j)] for j in ran]))
+    if caught:
+        if not as_json:
+            typer.echo(f"stopped by {stopped_by}; jobs still queued are left for the next "
+                       "run", err=True)
+        raise typer.Exit(130 if caught[0] == signal.SIGINT else 143)
 
 
 @webhook_app.command("add")

@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -186,7 +187,18 @@ def _export_params(params: dict[str, Any]) -> None:
     check_status(status, field="params.status")
 
 
-@job_kind("export.reviews", user_startable=True, check_params=_export_params)
+def _exported_items(params: dict[str, Any]) -> sa.Select[str]:
+    """The events an ``export.reviews`` job with ``params`` writes: the same as
+    ``GET /v1/exports/reviews.jsonl`` with that status holds, so the same blind-review
+    refusal applies to starting the job (its file is read by whoever started it)."""
+    from hilt.ops.export import exported_events
+
+    _export_params(params)
+    return exported_events(params.get("status"))
+
+
+@job_kind("export.reviews", user_startable=True, check_params=_export_params,
+          shows_items=_exported_items)
 def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, Any]:
     """Write every task with its item, reviews and final labels as JSON lines."""
     from hilt.ops.export import write_jsonl

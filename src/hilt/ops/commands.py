@@ -47,7 +47,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.config import hilt_home
 from hilt.errors import InputError
-from hilt.ops.jobs import JobCancelled, JobContext
+from hilt.ops.jobs import JobCancelled, JobContext, WorkerStopped
 
 # kind -> (CLI words, required params, optional params); params map to --flags.
 CONTRACTS: dict[str, tuple[list[str], tuple[str, ...], tuple[str, ...]]] = {
@@ -267,8 +267,8 @@ def run_contract(ctx: JobContext, kind: str, *, poll_s: float = 0.5,
                 stopped_by_shutdown = child.pid in _SHUT_DOWN
                 _SHUT_DOWN.discard(child.pid)
         if stopped_by_shutdown:
-            raise RuntimeError(f"{kind}: child process {child.pid} stopped because the "
-                               "worker shut down")
+            raise WorkerStopped(f"{kind}: child process {child.pid} stopped because the "
+                                "worker shut down")
         out.seek(0)
         stdout = out.read().decode(errors="replace")
         err.seek(0)

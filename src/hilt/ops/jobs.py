@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import traceback
 import uuid
 from collections.abc import Callable
@@ -68,6 +69,11 @@ class JobCancelled(Exception):
 
 class LeaseLost(Exception):
     """The job's lease passed to another worker; this attempt must not commit."""
+
+
+class WorkerStopped(Exception):
+    """The process running the job shut down and stopped it (e.g. terminated its child
+    process). The job's error is this one line, not a traceback: nothing failed in it."""
 
 
 @dataclass
@@ -110,6 +116,10 @@ class JobKind:
     # Checks a job's parameters when it is queued (raises InputError), so a bad request
     # is refused at once instead of failing later in a worker.
     check_params: Callable[[dict[str, Any]], None] | None = None
+    # The events whose reviews and labels the job's output shows, from its parameters
+    # (a select of event ids): who is reviewing any of them may not start it over HTTP
+    # (blind review, hilt.review.blind), as they may not read the same rows directly.
+    shows_items: Callable[[dict[str, Any]], sa.Select[str]] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -117,14 +127,15 @@ _KINDS: dict[str, JobKind] = {}
 
 def job_kind(name: str, *, transactional: bool = True, max_attempts: int = 3,
              retry_delay_s: float = 5.0, user_startable: bool = False,
-             check_params: Callable[[dict[str, Any]], None] | None = None
+             check_params: Callable[[dict[str, Any]], None] | None = None,
+             shows_items: Callable[[dict[str, Any]], sa.Select[str]] | None = None
              ) -> Callable[[JobFn], JobFn]:
     """Register a function as a job kind. Transactional kinds get an open session."""
 
     def register(fn: JobFn) -> JobFn:
         _KINDS[name] = JobKind(name, fn, transactional, max_attempts, retry_delay_s,
                                user_startable, (fn.__doc__ or "").strip().split("\n")[0],
-                               check_params)
+                               check_params, shows_items)
         return fn
 
     return register
@@ -296,9 +307,10 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
         return "cancelled"
     except Exception as exc:  # the job's own failure: retry later or give up
         # Bad input fails the same way on every attempt: the job fails at once, and its
-        # error is the one located line (file, line, field), not a traceback.
+        # error is the one located line (file, line, field), not a traceback. A job its
+        # worker stopped when shutting down gets one line too.
         bad_input = isinstance(exc, InputError)
-        error = str(exc)[-4000:] if bad_input else \
+        error = str(exc)[-4000:] if bad_input or isinstance(exc, WorkerStopped) else \
             "".join(traceback.format_exception(exc))[-4000:]
         log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempt, exc)
         with transaction(engine) as session:
@@ -444,17 +456,46 @@ def list_jobs(session: Session, *, status: str | None = None, kind: str | None =
     return list(session.execute(q).scalars())
 
 
-def job_view(row: JobRow) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
+
+# A worker id as hilt's own workers make it: ``[NAME@]HOST:PID[/THREAD]`` (see
+# hilt.ops.scheduler.worker_name). Ids that code running jobs itself passes may have
+# any form; they are shown as they are, without a host and pid.
+_WORKER_ID = re.compile(r"^(?:.*@)?(?P<host>[^@:/\s]+):(?P<pid>\d+)(?:/\d+)?$")
+
+
+def worker_host_pid(worker_id: str) -> tuple[str | None, int | None]:
+    """The host and process id a worker id names, or ``(None, None)``."""
+    found = _WORKER_ID.match(worker_id)
+    return (found["host"], int(found["pid"])) if found else (None, None)
+
+
+def lease_view(row: JobRow, now: datetime | None = None) -> dict[str, Any] | None:
+    """Who holds a running job and until when; ``None`` unless it is running.
+
+    ``worker`` is the holder's id, ``host`` and ``pid`` the machine and process it names
+    (``None`` for an id of another form), ``expires_at`` the end of the lease and
+    ``expired`` whether that has passed: a long job's worker stopped reporting progress
+    (the next claim takes the job over), or a short job is running past its lease (it
+    keeps its row locked, so nothing takes it over before it ends)."""
+    if row.status != "running" or row.locked_by is None:
+        return None
+    host, pid = worker_host_pid(row.locked_by)
+    expires = row.lease_expires_at
+    return {"worker": row.locked_by, "host": host, "pid": pid, "expires_at": _iso(expires),
+            "expired": expires is not None and expires <= (now or utcnow())}
+
+
+def job_view(row: JobRow, now: datetime | None = None) -> dict[str, Any]:
     return {"id": row.id, "kind": row.kind, "params": row.params, "status": row.status,
             "attempts": row.attempts, "max_attempts": row.max_attempts,
             "progress": row.progress, "progress_note": row.progress_note,
-            "cancel_requested": row.cancel_requested, "result": row.result,
-            "error": row.error, "workers": row.workers, "created_by": row.created_by,
-            "created_at": iso(row.created_at), "started_at": iso(row.started_at),
-            "finished_at": iso(row.finished_at)}
+            "cancel_requested": row.cancel_requested, "lease": lease_view(row, now),
+            "result": row.result, "error": row.error, "workers": row.workers,
+            "created_by": row.created_by, "created_at": _iso(row.created_at),
+            "started_at": _iso(row.started_at), "finished_at": _iso(row.finished_at)}
 
 
 @dataclass

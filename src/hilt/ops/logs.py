@@ -37,22 +37,52 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+# Terminal escape sequences: CSI (colours, cursor moves: ESC [ ... final byte, or the
+# one-byte CSI 0x9b), OSC (titles, hyperlinks: ESC ] ... ended by BEL or ESC \), the
+# other two-byte escapes (ESC and one of @-Z \ ^ _), and a lone ESC left over.
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+                      r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                      r"|\x1b[@-Z\\^_]?")
+# Extras that only repeat the message with terminal colours (uvicorn's).
+_COLOUR_EXTRAS = frozenset({"color_message"})
+
+
+def strip_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences (colour codes and the like)."""
+    return _ESCAPES.sub("", text) if ("\x1b" in text or "\x9b" in text) else text
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_escapes(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, request id, extras."""
+    """One JSON object per record: time, level, logger, message, request id, extras.
+
+    Terminal escape sequences are removed from the message, the exception text and
+    string extras: a library that colours its messages for a terminal (uvicorn, click)
+    would otherwise put ``\u001b[32m`` codes into what log collectors index and show."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(), "logger": record.name,
-            "message": record.getMessage()}
+            "message": strip_escapes(record.getMessage())}
         rid = request_id_var.get()
         if rid:
             out["request_id"] = rid
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value
+            if key not in _STANDARD and not key.startswith("_") \
+                    and key not in _COLOUR_EXTRAS:
+                out[key] = _plain(value)
         if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = strip_escapes(self.formatException(record.exc_info))
         return json.dumps(out, default=str, ensure_ascii=False)
 
 

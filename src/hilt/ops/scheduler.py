@@ -48,13 +48,20 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_name(name: str | None = None) -> str:
+    """This process's worker id: ``HOST:PID``, or ``NAME@HOST:PID`` for a named worker,
+    so that a job's lease always says on which machine and in which process it runs
+    (:func:`hilt.ops.jobs.lease_view`); each queue thread appends ``/INDEX``."""
+    return f"{name}@{default_worker_name()}" if name else default_worker_name()
+
+
 class Scheduler:
     """Periodic tasks and queue drainers on one APScheduler ``BackgroundScheduler``."""
 
     def __init__(self, engine: Engine, *, name: str | None = None, periodic: bool = True,
                  job_threads: int = 1, poll_s: float = 1.0) -> None:
         self.engine = engine
-        self.name = name or default_worker_name()
+        self.name = worker_name(name)
         self.periodic = periodic
         self.job_threads = job_threads
         self.poll_s = poll_s

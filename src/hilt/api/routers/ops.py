@@ -43,9 +43,14 @@ class JobIn(RequestBody):
 @router.post("/v1/jobs", status_code=202)
 def start_job(body: JobIn, session: Session = DB,
               who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
-    """Queue a job; poll ``GET /v1/jobs/{id}`` for its progress."""
+    """Queue a job; poll ``GET /v1/jobs/{id}`` for its progress.
+
+    An ``export.reviews`` job is refused (403) to a caller who is reviewing an item it
+    would export, as ``GET /v1/exports/reviews.jsonl`` is (:mod:`hilt.review.blind`):
+    its file holds the same lines, and whoever started it can read them."""
     from hilt.ops.commands import CONTRACTS, build_argv
     from hilt.ops.jobs import enqueue, kinds
+    from hilt.review.blind import refuse_if_reviewing_any
 
     spec = kinds().get(body.kind)
     if spec is None or not spec.user_startable:
@@ -53,6 +58,10 @@ def start_job(body: JobIn, session: Session = DB,
         raise InputError(f"jobs that can be started: {startable}", field="kind")
     if body.kind in CONTRACTS:
         build_argv(body.kind, body.params)  # reject bad parameters now, not in the worker
+    if spec.shows_items is not None:
+        # Checked when the job starts: its worker has no caller to refuse.
+        refuse_if_reviewing_any(session, who.reviewer_id, spec.shows_items(body.params),
+                                "this export")
     job_id = enqueue(session, body.kind, body.params, actor=who.actor)
     return {"job_id": job_id, "status": "queued"}
 
