@@ -5,7 +5,15 @@
    training data) and opens one review task per event under the pinned rubric, through
    the review stage (:func:`hilt.review.tasks.create_task`). Re-sending the same sample
    is a no-op: event ids derive from the candidate file and item, and an event that
-   already has a task under the rubric gets no second one.
+   already has a task under the pinned rubric version gets no second one (a task under
+   another version does not count: after a revision the sample is reviewed again).
+   The events are stored without live escalation (``store_events(..., escalate=False)``):
+   they are a candidate model's answers to a held-out suite, not production traffic, and
+   the sample itself decides which are reviewed, by how many reviewers and under which
+   rubric version. The active rule set would open tasks of its own for them (other
+   pool, overlap and rubric version), spending reviewer time twice, and its audit
+   draws, whose rates are meant to estimate the production stream, would count
+   evaluation outputs.
 2. Reviewers work the tasks like any other; resolved tasks produce final labels.
 3. :func:`collect_review_labels` reads the final labels of the sample's events for the
    rubric question (:func:`hilt.review.labels.iter_final_labels`) and
@@ -28,9 +36,8 @@ from sqlalchemy.orm import Session
 from hilt.errors import InputError
 from hilt.evals.files import ResponseLine, SuiteItem
 from hilt.evals.review_sample import apply_review_labels, judgment_of_label
+from hilt.review.escalation import REVIEW_SAMPLE_SOURCE as SOURCE
 from hilt.store import audit
-
-SOURCE = "hilt-regression-review"
 
 
 def _sample(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,11 +79,18 @@ def send_review_sample(session: Session, record: Mapping[str, Any],
                                      "item_id": item.id, "slice": item.slice,
                                      "expect": item.expect,
                                      "candidate_sha256": versions["candidate"]["sha256"]}}}))
-    ingested = store_events(session, events, actor=actor, source_name=SOURCE)
-    rubric_id = sample["rubric"].split("@", 1)[0]
+    # evaluation output, not production traffic: the active escalation rules do not run
+    # on it (see the module docstring)
+    ingested = store_events(session, events, actor=actor, source_name=SOURCE,
+                            escalate=False)
+    rubric_id, _, version = sample["rubric"].partition("@")
+    # only a task under the pinned version is the sample's own: one under another version
+    # (an earlier run before a revision, an escalation rule pinned elsewhere) gives no
+    # label the sample reads, and skipping the event would leave it pending for good
     has_task = set(session.execute(sa.select(ReviewTaskRow.event_id).where(
         ReviewTaskRow.event_id.in_([e.id for e in events]),
-        ReviewTaskRow.rubric_id == rubric_id)).scalars())
+        ReviewTaskRow.rubric_id == rubric_id,
+        ReviewTaskRow.rubric_version == int(version))).scalars())
     tasks: list[list[str]] = []
     for event in events:
         assert event.id is not None

@@ -106,8 +106,13 @@ def _existing(session: Session, ids: list[str]) -> dict[str, str]:
 
 def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: str,
                  file: str | None = None, lines: Sequence[int | None] | None = None,
-                 source_name: str | None = None, rejected: int = 0) -> IngestResult:
+                 source_name: str | None = None, rejected: int = 0,
+                 escalate: bool = True) -> IngestResult:
     """Write events in the caller's transaction; returns counts. Raises on conflicts.
+
+    ``escalate=False`` stores events that are not production traffic (a check's review
+    sample, which opens its own tasks) without running the active escalation rules on
+    them; the audit entry then says ``"escalation": false``.
 
     On PostgreSQL a batch of distinct ids is first streamed into the table as its rows
     are made, so that the server stores rows while the next ones are encoded; ``events``
@@ -136,14 +141,16 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
         fresh_ids = _insert_checked(session, list(rows()), lines, file)
     new = len(fresh_ids)
     escalated = 0
-    if new:
+    if new and escalate:
         escalated = _after_ingest(session, events, set(fresh_ids), actor)
     result = IngestResult(batch_id, len(events), new, len(events) - new, rejected, escalated)
+    payload: dict[str, Any] = {
+        "source": source_name, "received": len(events), "new": new, "rejected": rejected,
+        "ids_sha256": sha256_hex("\n".join(sorted(fresh_ids)))}
+    if not escalate:
+        payload["escalation"] = False
     audit.append(session, actor=actor, action="events.ingest", entity_type="ingest_batch",
-                 entity_id=batch_id, payload={
-                     "source": source_name, "received": len(events), "new": new,
-                     "rejected": rejected,
-                     "ids_sha256": sha256_hex("\n".join(sorted(fresh_ids)))})
+                 entity_id=batch_id, payload=payload)
     return result
 
 

@@ -315,14 +315,15 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int | None = 0,
     """How many stored events each rule would escalate; creates nothing.
 
     Only the events live escalation would run the rules on are evaluated: an event
-    without review consent is never sent to people, and an erased one is gone. Both are
-    counted (``without_review_consent``, ``erased``) but match nothing, and each rule's
-    ``rate`` is over the ``evaluated`` events (``events`` less those without review
-    consent), so an ``audit_rate`` can be checked against its setting whatever the
-    consent mix. ``version`` enters the audit draw, which is keyed by event id alone, so
-    pass the version a live run would use to reproduce its sample exactly (0 = a draft
-    not yet published); ``None`` takes :func:`backtest_version`, whose note the report
-    gives as ``version_note``.
+    without review consent is never sent to people, an erased one is gone, and a
+    regression check's review sample is stored without escalation. They are counted
+    (``without_review_consent``, ``erased``, ``review_samples``) but match nothing, and
+    each rule's ``rate`` is over the ``evaluated`` events (``events`` less those without
+    review consent and the review samples), so an ``audit_rate`` can be checked against
+    its setting whatever the consent mix. ``version`` enters the audit draw, which is
+    keyed by event id alone, so pass the version a live run would use to reproduce its
+    sample exactly (0 = a draft not yet published); ``None`` takes
+    :func:`backtest_version`, whose note the report gives as ``version_note``.
     """
     _pin_rubrics(session, rule_set)  # the rubrics must be published, as for publishing
     note = None
@@ -332,8 +333,8 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int | None = 0,
     lead: Counter[str] = Counter()
     severity: Counter[str] = Counter()
     escalated = 0
-    total, erased, without_consent = _event_counts(session, since, until)
-    evaluated = total - without_consent
+    total, erased, without_consent, samples = _event_counts(session, since, until)
+    evaluated = total - without_consent - samples
     for payloads in _stored_events(session, since, until, batch):
         for event_id, payload in payloads:
             matches, _ = match_rules(rule_set, version, _as_ingested(event_id, payload),
@@ -351,7 +352,7 @@ def backtest(session: Session, rule_set: RuleSet, *, version: int | None = 0,
     return {"rule_set": rule_set.id, "version": version,
             **({"version_note": note} if note is not None else {}), "events": total,
             "evaluated": evaluated, "without_review_consent": without_consent,
-            "erased": erased, "escalated": escalated,
+            "review_samples": samples, "erased": erased, "escalated": escalated,
             "by_severity": dict(sorted(severity.items())), "rules": rules}
 
 
@@ -370,6 +371,12 @@ def _rate(fires: int, events: int) -> dict[str, Any]:
 # "review" in context.consent, as live escalation tests it (ingest stores the scopes
 # as ",review,train," in consent_scopes, so that one LIKE filters on every backend)
 REVIEWABLE = EventRow.consent_scopes.like("%,review,%")
+# A regression check's review sample (hilt.evals.review_loop) is stored without live
+# escalation: it is evaluation output with its own tasks, not production traffic.
+REVIEW_SAMPLE_SOURCE = "hilt-regression-review"
+# The events live escalation runs the rules on: review consent, not a review sample.
+ESCALATED = sa.and_(REVIEWABLE, sa.or_(EventRow.source.is_(None),
+                                       EventRow.source != REVIEW_SAMPLE_SOURCE))
 
 
 def _window(q: Any, since: datetime | None, until: datetime | None) -> Any:
@@ -381,23 +388,25 @@ def _window(q: Any, since: datetime | None, until: datetime | None) -> Any:
 
 
 def _event_counts(session: Session, since: datetime | None, until: datetime | None
-                  ) -> tuple[int, int, int]:
-    """Stored events in the window that are not erased, erased ones, and not erased ones
-    without review consent."""
+                  ) -> tuple[int, int, int, int]:
+    """Stored events in the window that are not erased, erased ones, not erased ones
+    without review consent, and not erased review-sample events with it."""
     live = EventRow.erased_at.is_(None)
     row = session.execute(_window(sa.select(
         sa.func.count().filter(live), sa.func.count().filter(EventRow.erased_at.is_not(None)),
-        sa.func.count().filter(live, sa.not_(REVIEWABLE))), since, until)).one()
-    return int(row[0]), int(row[1]), int(row[2])
+        sa.func.count().filter(live, sa.not_(REVIEWABLE)),
+        sa.func.count().filter(live, REVIEWABLE, sa.not_(ESCALATED))), since, until)).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 def _stored_events(session: Session, since: datetime | None, until: datetime | None,
                    batch: int) -> Iterable[list[tuple[str, dict[str, Any]]]]:
-    """The events live escalation would evaluate (not erased, review consent), by id."""
+    """The events live escalation would evaluate (not erased, review consent, not a
+    review sample), by id."""
     last = ""
     while True:
         q = (sa.select(EventRow.id, EventRow.payload).where(
-            EventRow.id > last, EventRow.erased_at.is_(None), REVIEWABLE)
+            EventRow.id > last, EventRow.erased_at.is_(None), ESCALATED)
              .order_by(EventRow.id).limit(batch))
         rows = session.execute(_window(q, since, until)).all()
         if not rows:

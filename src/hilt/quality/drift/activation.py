@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from hilt.review.escalation import REVIEWABLE
+from hilt.review.escalation import ESCALATED
 from hilt.store import audit
 from hilt.store.tables.core import AuditPendingRow, AuditRow, EventRow
 
@@ -106,12 +106,13 @@ def activation_timeline(session: Session) -> ActivationTimeline:
 def evaluated_events(session: Session, since: datetime, until: datetime
                      ) -> list[tuple[str, datetime]]:
     """(id, ingested_at) of the events ingested in ``[since, until)`` that live
-    escalation would have evaluated: review consent and not erased."""
+    escalation would have evaluated: review consent, not erased, not a regression
+    check's review sample (stored without escalation)."""
     e = EventRow
     return [(r.id, r.ingested_at) for r in session.execute(
         sa.select(e.id, e.ingested_at).where(
             e.ingested_at >= since, e.ingested_at < until, e.erased_at.is_(None),
-            REVIEWABLE))]
+            ESCALATED))]
 
 
 @dataclass(frozen=True)
