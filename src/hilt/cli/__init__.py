@@ -7,10 +7,12 @@ the commands that need them so that ``hilt --help`` stays instant.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import typer
@@ -132,10 +134,74 @@ def _end_by(signum: int) -> None:
     sys.exit(128 + signum)  # only where the signal does not end the process at once
 
 
+class _ReaderGoneSafe(io.RawIOBase):
+    """The process's standard output, as a raw stream whose writes cannot fail because
+    the reader went away (``hilt check | head -3``, ``hilt gate verify D | true``).
+
+    Python ignores SIGPIPE, so such a write raises BrokenPipeError, wherever in a
+    command it happens: a command would end with that error instead of its own exit
+    status (click turns it into 1, which for ``hilt check`` means "blocks"). Here the
+    first such write points the descriptor at the null device (as in the recipe of the
+    Python documentation, "Note on SIGPIPE") and reports the bytes as written, so the
+    command runs to its end and exits with the status it has: 0 pass, 1 block, 2 error
+    for ``hilt check``; 0 agrees, 1 disagrees for ``hilt gate verify``."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._fd)
+            os.close(devnull)
+            return len(memoryview(data))
+
+
+@contextmanager
+def _stdout_reader_may_leave() -> Iterator[None]:
+    """Run with :class:`_ReaderGoneSafe` under ``sys.stdout``. Only the process's own
+    standard output is wrapped: one a caller put in its place (tests capturing output)
+    is left as it is, and so is everything after the command."""
+    original: Any = sys.stdout
+    fd = None
+    if original is sys.__stdout__ and original is not None:
+        with suppress(AttributeError, OSError, ValueError):  # no descriptor: no guard
+            fd = original.fileno()
+    if fd is None:
+        yield
+        return
+    with suppress(OSError):
+        original.flush()
+    guarded = io.TextIOWrapper(
+        io.BufferedWriter(_ReaderGoneSafe(fd)), encoding=original.encoding,
+        errors=original.errors, line_buffering=bool(original.line_buffering))
+    sys.stdout = guarded
+    try:
+        yield
+    finally:
+        sys.stdout = original
+        with suppress(Exception):
+            guarded.flush()
+            guarded.detach()  # the descriptor stays open: it is the process's stdout
+
+
 def main() -> None:
     previous = stop_on_sigterm()
     try:
-        _run()
+        with _stdout_reader_may_leave():
+            _run()
     finally:
         if previous is not None:  # main() may run inside another program (tests)
             signal.signal(signal.SIGTERM, previous)

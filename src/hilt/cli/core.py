@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.engine import Engine
@@ -27,9 +30,53 @@ def engine_for(db: str | None) -> Engine:
     return make_engine(db or database_url())
 
 
+def iso_times(value: Any) -> Any:
+    """``value`` with every date and time in it written in ISO 8601
+    (``2026-12-07T11:57:23+00:00``), as the HTTP API writes them, rather than as
+    ``str()`` writes a datetime (a space between date and time)."""
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: iso_times(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [iso_times(v) for v in value]
+    return value
+
+
 def echo_json(value: object) -> None:
-    """Print a result as strict JSON: undefined numbers (NaN) as null, never bare NaN."""
-    typer.echo(output_json(value))
+    """Print a result as strict JSON: undefined numbers (NaN) as null, never bare NaN;
+    times in ISO 8601 (:func:`iso_times`)."""
+    typer.echo(output_json(iso_times(value)))
+
+
+def as_options(exc: Exception, options: Mapping[str, str]) -> Exception:
+    """The error with a field renamed to the command's option (``sla_hours`` →
+    ``--sla-hours``, ``pool.0`` → ``--pool``), so that the message names what the user
+    typed rather than the name the library (and the HTTP API) gives it. Errors about a
+    file keep their field: it names a place in that file."""
+    from hilt.errors import InputError
+
+    if not isinstance(exc, InputError) or exc.file is not None or exc.field is None:
+        return exc
+    option = options.get(exc.field) or options.get(exc.field.split(".", 1)[0])
+    if option is None:
+        return exc
+    return InputError(exc.reason, line=exc.line, field=option)
+
+
+@contextmanager
+def options_named(options: Mapping[str, str]) -> Iterator[None]:
+    """Raise the InputErrors of the block with their fields named as ``options`` say
+    (:func:`as_options`)."""
+    from hilt.errors import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        renamed = as_options(exc, options)
+        if renamed is exc:
+            raise
+        raise renamed from None
 
 
 def init(db: DbOption = None) -> None:
@@ -136,7 +183,8 @@ def token_create(role: Annotated[str, typer.Option(help="admin, lead, adjudicato
     from hilt.access import create_token
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"role": "--role", "reviewer": "--reviewer", "name": "--name"}), \
+            transaction(engine_for(db)) as session:
         token_id, secret = create_token(session, role=role, name=name, reviewer_id=reviewer)
     echo_json({"id": token_id, "role": role, "token": secret})
 
@@ -181,7 +229,8 @@ def reviewer_add(reviewer_id: Annotated[str, typer.Argument(help="reviewer id")]
     from hilt.access import add_reviewer
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"display_name": "--name", "role": "--role", "pool": "--pool",
+                        "skill": "--skill"}), transaction(engine_for(db)) as session:
         row = add_reviewer(session, reviewer_id=reviewer_id, display_name=name, role=role,
                            pools=pool, skills=skill, may_sign=may_sign)
         echo_json({"id": row.id, "role": row.role, "pools": row.pools,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json, engine_for
+from hilt.cli.core import DbOption, echo_json, engine_for, options_named
 
 VersionArgument = Annotated[str, typer.Argument(
     help="version id or a prefix of at least 8 characters")]
@@ -119,7 +119,8 @@ def export(version: VersionArgument,
     from hilt.data.export import export_version
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"format": "--format", "shape": "--shape", "out": "--out"}), \
+            transaction(engine_for(db)) as session:
         result = export_version(session, version, out, fmt=fmt, shape=shape, actor=actor,
                                 override_reason=override_revoked)
     # Printed after the commit, which moves the folder into place.
@@ -139,7 +140,7 @@ def revoke(version: VersionArgument,
     from hilt.data.versions import revoke as revoke_version
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"reason": "--reason"}), transaction(engine_for(db)) as session:
         out = summary(revoke_version(session, version, reason=reason, actor=actor))
         written = markers(session)  # filled in by the commit
     echo_json({**out, **written.as_dict()})
@@ -156,7 +157,8 @@ def forget(subject: Annotated[str, typer.Option("--subject", help="pseudonymous 
     """Erase a subject's content, revoke every dataset version holding it, flag exports."""
     from hilt.data.forget import forget as forget_subject
 
-    result = forget_subject(engine_for(db), subject, actor=actor, reason=reason)
+    with options_named({"subject": "--subject", "reason": "--reason"}):
+        result = forget_subject(engine_for(db), subject, actor=actor, reason=reason)
     out = result.as_dict()
     echo_json(out)
     if not result.ok:

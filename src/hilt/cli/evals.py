@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption
+from hilt.cli.core import DbOption, echo_json
 from hilt.config import database_url
 
 suite_app = typer.Typer(help="Versioned, held-out eval suites and their variants.",
@@ -24,7 +23,7 @@ def _engine(db: str | None) -> Any:
 
 
 def _echo_json(value: object) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+    echo_json(value)  # strict JSON, times in ISO 8601 (hilt.cli.core.echo_json)
 
 
 def check(
@@ -100,6 +99,10 @@ def check(
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except BrokenPipeError:
+        # a reader that closed stdout is no error of the check: the entry point
+        # (hilt.cli.main) keeps such writes from failing, and the exit status is the gate's
+        raise
     except Exception as exc:  # an unexpected failure must never read as "blocked" (1)
         from hilt.cli import database_error_message
 

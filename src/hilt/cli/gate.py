@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption
+from hilt.cli.core import DbOption, echo_json, options_named
 from hilt.config import database_url
 
 gate_app = typer.Typer(help="Release-gate decisions: verify, sign off, show.",
@@ -26,7 +26,7 @@ def _engine(db: str | None) -> Any:
 
 
 def _echo_json(value: object) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+    echo_json(value)  # strict JSON, times in ISO 8601 (hilt.cli.core.echo_json)
 
 
 RECORD_KEYS = {"schema": str, "hash": str, "inputs": dict, "decision": dict, "outcome": str}
@@ -193,7 +193,8 @@ def signoff(decision: DecisionArg,
 
     # two sign-offs storing the same decision file at once: the retry finds it stored
     # and builds on the newest record
-    new_record, files = retried(_engine(db), work)
+    with options_named({"note": "--note"}):
+        new_record, files = retried(_engine(db), work)
     if out is not None:
         write_outputs_atomically(out.parent, files)
     summary = {"decision": new_record["hash"], "supersedes": new_record["supersedes"],

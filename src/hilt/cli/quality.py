@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json, engine_for
+from hilt.cli.core import DbOption, echo_json, engine_for, options_named
 
 if TYPE_CHECKING:
     from hilt.quality.calibration import CalibrationConfig
@@ -222,7 +222,8 @@ def set_status(reviewer: Annotated[str, typer.Argument(help="reviewer id")],
     from hilt.quality.store import set_reviewer_status
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"reason": "--reason", "actor": "--actor"}), \
+            transaction(engine_for(db)) as session:
         set_reviewer_status(session, reviewer, status, actor=actor, reason=reason)
     echo_json({"reviewer": reviewer, "status": status})
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json, engine_for
+from hilt.cli.core import DbOption, as_options, echo_json, engine_for, iso_times
 
 rubric_app = typer.Typer(help="Rubrics: publish immutable versions, diff them.",
                          no_args_is_help=True)
@@ -134,16 +134,6 @@ def _top_level_keys(text: str) -> list[tuple[str, int]]:
     except ValueError:
         pass
     return keys
-
-
-def _as_options(exc: Exception, options: dict[str, str]) -> Exception:
-    """The error with a field renamed to the command's option (``sla_hours`` →
-    ``--sla-hours``), so that the message names what the user typed."""
-    from hilt.errors import InputError
-
-    if isinstance(exc, InputError) and exc.file is None and exc.field in options:
-        return InputError(exc.reason, line=exc.line, field=options[exc.field])
-    return exc
 
 
 def _tx(db: str | None):
@@ -280,7 +270,7 @@ def task_create(event: Annotated[str, typer.Option(help="event id")],
                                   severity=severity, pool=pool, overlap_k=overlap,
                                   sla_hours=sla_hours)
     except InputError as exc:
-        raise _as_options(exc, {"sla_hours": "--sla-hours", "overlap": "--overlap",
+        raise as_options(exc, {"sla_hours": "--sla-hours", "overlap": "--overlap",
                                 "severity": "--severity", "pool": "--pool"}) from None
     echo_json({"task_id": task_id})
 
@@ -301,7 +291,7 @@ def task_gold(event: Annotated[str, typer.Option(help="event id")],
             task_id = create_gold_task(s, event_id=event, rubric=rubric,
                                        answers=given.value, actor="cli", pool=pool)
     except InputError as exc:
-        raise given.located(exc) from None
+        raise as_options(given.located(exc), {"pool": "--pool"}) from None
     echo_json({"task_id": task_id})
 
 
@@ -321,8 +311,42 @@ def queue_next(reviewer: Reviewer, db: DbOption = None) -> None:
     """Lease the next task for a reviewer and print it (blind: item and rubric only)."""
     from hilt.review.work import next_task
 
-    found = next_task(engine_for(db), reviewer, with_view=True)
+    engine = engine_for(db)
+    found = next_task(engine, reviewer, with_view=True)
+    if found is None:  # stdout stays `null` for scripts; people are told why
+        typer.echo(f"note: {_why_no_task(engine, reviewer)}", err=True)
     echo_json(None if found is None else found.view)
+
+
+def _why_no_task(engine: Any, reviewer: str) -> str:
+    """Why the queue had no task for ``reviewer``, in one line: an onboarding reviewer
+    receives only calibration (gold) items, and gold items at an older rubric version
+    than their pool's open tasks are held back (:mod:`hilt.review.gold`); anyone else
+    has no task open to them in their pools."""
+    from hilt.review.eligibility import eligible_work
+    from hilt.review.gold import held_back
+    from hilt.store.db import read_snapshot
+    from hilt.store.tables.core import ReviewerRow
+
+    with read_snapshot(engine) as session:
+        row = session.get(ReviewerRow, reviewer)
+        if row is None:  # removed since the claim
+            return f"no task for {reviewer!r}"
+        pools, status = list(row.pools or ["default"]), row.status
+        named = ", ".join(pools)
+        if eligible_work(row.status, active=bool(row.active)) != "gold_only":
+            return (f"no task is waiting for {reviewer!r} in their pools ({named}); "
+                    "`hilt queue stats` counts the tasks per pool")
+        held = [h for h in held_back(session) if h["pool"] in pools]
+    why = (f"no calibration (gold) item is waiting for {reviewer!r} in their pools "
+           f"({named}): while {status} they receive only gold items, other tasks "
+           "once they pass calibration")
+    if not held:
+        return why + "; add gold items with `hilt task gold`"
+    kept = ", ".join(f"{h['gold_tasks']} at {h['rubric']} in {h['pool']} (open tasks "
+                     f"use {h['open_tasks_use']})" for h in held)
+    return (why + f"; gold items held back: {kept}; answer the gold set again under the "
+            "newer version with `hilt task gold`")
 
 
 @queue_app.command("stats")
@@ -354,6 +378,11 @@ def queue_triage(config: Annotated[Path | None, typer.Option(
 
 # --- review ----------------------------------------------------------------------------
 
+# the fields of a submission (as the HTTP API names them) and the options that give them
+_SUBMIT_OPTIONS = {"confidence": "--confidence", "rationale": "--rationale",
+                   "rewrite": "--rewrite", "time_spent_s": "--time-spent"}
+
+
 @review_app.command("submit")
 def review_submit(task_id: TaskId, reviewer: Reviewer,
                   answers: Annotated[str, typer.Option(help="JSON or @FILE")],
@@ -384,7 +413,9 @@ def review_submit(task_id: TaskId, reviewer: Reviewer,
         result, found = submit_and_next(engine_for(db), task_id, reviewer, sub,
                                         with_view=True)
     except InputError as exc:
-        raise given.located(exc) from None
+        raise as_options(given.located(exc), _SUBMIT_OPTIONS) from None
+    if found is None:
+        typer.echo(f"note: {_why_no_task(engine_for(db), reviewer)}", err=True)
     echo_json({**{k: v for k, v in result.as_dict().items() if k != "task_status"},
                "next": None if found is None else found.view})
 
@@ -456,7 +487,8 @@ def adjudicate_decide(task_id: TaskId,
             adjudication_id = adjudicate(s, task_id, adjudicator, answers=given.value,
                                          rationale=rationale, cause=cause)
     except InputError as exc:
-        raise given.located(exc) from None
+        raise as_options(given.located(exc), {"rationale": "--rationale",
+                                               "cause": "--cause"}) from None
     echo_json({"adjudication_id": adjudication_id})
 
 
@@ -491,7 +523,9 @@ def labels_export(out: Annotated[Path | None, typer.Option(
     with _tx(db) as s:
         for rec in iter_final_labels(s, rubric_ids=rubric, provenance=provenance,
                                      min_confidence=min_confidence):
-            lines.append(json.dumps({**rec.__dict__, "review_ids": list(rec.review_ids)},
+            # the same fields, and times in ISO 8601, as GET /v1/labels gives them
+            lines.append(json.dumps(iso_times({**rec.__dict__,
+                                               "review_ids": list(rec.review_ids)}),
                                     default=str, ensure_ascii=False))
     from hilt.quality.csv_io import write_text_atomic
 

@@ -150,7 +150,10 @@ def decision_summary(row: GateDecisionRow) -> dict[str, Any]:
     inputs = record.get("inputs") or {}
     policy = inputs.get("policy") or {}
     versions = inputs.get("versions") or {}
-    return {"hash": row.hash, "outcome": record.get("outcome"), "created_at": row.created_at,
+    # the record's own time, as `hilt gate show` prints it: the row's is when the record
+    # was stored, which for a decision file stored by a sign-off is later
+    return {"hash": row.hash, "outcome": record.get("outcome"),
+            "created_at": record.get("created_at"),
             "policy": f"{policy.get('id')}@{policy.get('version')}",
             "candidate": (versions.get("candidate") or {}).get("id"),
             "reference": (versions.get("reference") or {}).get("id"),
