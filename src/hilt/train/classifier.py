@@ -49,6 +49,8 @@ Both rates at the chosen threshold are stored with Wilson intervals.
 from __future__ import annotations
 
 import json
+import shutil
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -193,8 +195,6 @@ class TextClassifier:
         return [str(self.classes_[i]) for i in picks]
 
     def save(self, folder: str | Path) -> None:
-        import shutil
-
         import joblib
 
         folder = Path(folder)
@@ -424,8 +424,31 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
 
     With ``config.finetune_epochs > 0`` the encoder is fine-tuned first (saved under
     ``workdir``); the out-of-fold threshold then comes from an encoder that has seen
-    every training text, so the stored validation rates are optimistic.
+    every training text, so the stored validation rates are optimistic. Without a
+    ``workdir`` the fine-tuned encoder (about 90 MB) goes to a temporary folder that
+    lives as long as the classifier reading it (:meth:`TextClassifier.save` copies it)
+    and is removed when training fails.
     """
+    scratch: Path | None = None
+    if config.finetune_epochs > 0 and workdir is None:
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="hilt-encoder-"))
+    try:
+        classifier = _train_classifier(texts, labels, config, contexts, workdir or scratch,
+                                       progress, harmful)
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if scratch is not None:
+        weakref.finalize(classifier, shutil.rmtree, scratch, True)
+    return classifier
+
+
+def _train_classifier(texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig,
+                      contexts: Sequence[str] | None, workdir: Path | None, progress: bool,
+                      harmful: Sequence[bool] | None) -> TextClassifier:
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
     classes = sorted({str(x) for x in labels})
@@ -454,11 +477,10 @@ def train_classifier(texts: Sequence[str], labels: Sequence[str], config: Classi
         raise TrainingInputError(f"every label needs at least 2 distinct texts; got {found}")
     encoder_path: str | None = None
     if config.finetune_epochs > 0:
-        import tempfile
-
         from hilt.train.classifier_finetune import finetune_encoder
 
-        target = (workdir or Path(tempfile.mkdtemp(prefix="hilt-encoder-"))) / ENCODER_DIR
+        assert workdir is not None  # train_classifier gives a temporary folder
+        target = workdir / ENCODER_DIR
         read = contexts if _reads_context(config, contexts) else None
         encoder_path = finetune_encoder(join_context(texts, read, config.opening_chars),
                                         y, len(classes),
