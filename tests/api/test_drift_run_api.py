@@ -25,7 +25,7 @@ def test_run_reports_untested_groups_like_the_cli(engine: Engine, db_url: str, a
                           json={"now": now, "config": config, "dry_run": True})
     assert dry.status_code == 200, dry.text
     body = dry.json()
-    assert set(body) == {"stored", "alerts", "untested"} and body["stored"] is False
+    assert set(body) == {"stored", "alerts", "untested", "left_out"} and body["stored"] is False
     assert body["untested"], "the scenario has groups too small to test"
     entry = body["untested"][0]
     assert {"monitor", "group", "windows", "reasons", "last_window_start", "last_reason",

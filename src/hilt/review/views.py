@@ -56,9 +56,11 @@ def task_view(task_id: str, assignment_id: str, lease_status: str, expires: date
 
 def reviewer_history(session: Session, reviewer_id: str, *, limit: int = 50
                      ) -> list[dict[str, Any]]:
-    """A reviewer's own submitted reviews, newest first."""
+    """A reviewer's own submitted reviews, newest first (those submitted at the same
+    instant by id)."""
     rows = session.execute(sa.select(ReviewRow).where(ReviewRow.reviewer_id == reviewer_id)
-                           .order_by(ReviewRow.submitted_at.desc()).limit(limit)).scalars()
+                           .order_by(ReviewRow.submitted_at.desc(), ReviewRow.id)
+                           .limit(limit)).scalars()
     return [{"review_id": r.id, "task_id": r.task_id,
              "rubric": f"{r.rubric_id}@{r.rubric_version}", "answers": r.answers,
              "confidence": r.confidence, "rationale": r.rationale, "late": r.late,

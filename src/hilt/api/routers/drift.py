@@ -6,16 +6,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field, field_validator
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
+from hilt.errors import InputError
 from hilt.quality.drift.bridge import MAX_BRIDGE_OVERLAP, MAX_PER_STRATUM
+from hilt.quality.drift.windows import MONITORS
 
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
+
+
+def _version(what: str) -> Any:
+    """A rubric version in the path: from 1 (0 names no published version) to the
+    largest the store holds. A new ``Path`` for each parameter: FastAPI gives a shared
+    one the first parameter's name as its alias, and the second would read its value."""
+    return Path(ge=1, le=2**31 - 1, description=what)
 
 
 class RunIn(RequestBody):
@@ -60,7 +69,6 @@ class DecisionIn(RequestBody):
 
 
 def _config(data: dict[str, Any]) -> Any:
-    from hilt.errors import InputError
     from hilt.quality.drift.windows import DriftConfig
 
     unknown = sorted(set(data) - set(DriftConfig.__dataclass_fields__))
@@ -72,18 +80,39 @@ def _config(data: dict[str, Any]) -> Any:
         raise InputError(str(exc), field="config") from None
 
 
+def _check_windows(now: datetime, config: Any) -> None:
+    """Refuse a ``now`` whose windows (back over the config's history, and the current
+    one) reach outside the times the store can hold, naming ``now``."""
+    from hilt.quality.drift.runner import _windows
+
+    try:
+        _windows(now, config)
+    except OverflowError:
+        raise InputError(
+            f"the windows of a run at {now.isoformat()} ({config.window_hours:g}-hour "
+            "windows, back over the config's history) reach outside years 1 to 9999 (UTC)",
+            field="now") from None
+
+
 @router.get("/alerts")
-def alerts(monitor: str | None = None, status: str | None = None,
-           since: datetime | None = None, limit: int = 200,
+def alerts(monitor: str | None = Query(None, description=f"one of {', '.join(MONITORS)}"),
+           status: str | None = Query(None, description="open or acknowledged"),
+           since: datetime | None = Query(None, description="only windows starting at or "
+                                          "after this time (ISO 8601; UTC if no offset)"),
+           limit: int = Query(200, ge=1, le=1000),
            session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator", "service"))
            ) -> list[dict[str, Any]]:
+    """Stored alerts, newest window first. A ``monitor`` or ``status`` that no alert
+    can have is refused (422 naming it) rather than listing nothing."""
     from hilt.quality.drift.runner import list_alerts
 
+    if monitor is not None and monitor not in MONITORS:
+        raise InputError(f"unknown monitor {monitor!r}; one of: {', '.join(MONITORS)}",
+                         field="monitor")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)  # as for /run: a time without a zone is UTC
-    return list_alerts(session, monitor=monitor, status=status, since=since,
-                       limit=max(1, min(limit, 1000)))
+    return list_alerts(session, monitor=monitor, status=status, since=since, limit=limit)
 
 
 @router.post("/run")
@@ -94,6 +123,8 @@ def run(body: RunIn, session: Session = DB,
     from hilt.quality.drift.runner import monitor_run
 
     cfg = _config(body.config)
+    if body.now is not None:
+        _check_windows(body.now, cfg)
     result = monitor_run(session, body.now, config=cfg, actor=who.actor,
                          store=not body.dry_run)
     return {"stored": not body.dry_run, "alerts": [a.as_dict() for a in result.alerts],
@@ -101,11 +132,12 @@ def run(body: RunIn, session: Session = DB,
 
 
 @router.post("/alerts/{alert_id}/ack")
-def ack(alert_id: str, body: AckIn, session: Session = DB,
+def ack(alert_id: str, body: AckIn | None = None, session: Session = DB,
         who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Acknowledge an alert; the body (``{"note"}``) may be left out."""
     from hilt.quality.drift.runner import acknowledge
 
-    return acknowledge(session, alert_id, actor=who.actor, note=body.note)
+    return acknowledge(session, alert_id, actor=who.actor, note=(body or AckIn()).note)
 
 
 @router.post("/bridges")
@@ -130,8 +162,8 @@ def bridge(bridge_id: str, session: Session = DB,
 
 
 @router.get("/compatibility/{rubric_id}/{old_version}/{new_version}")
-def compatibility(rubric_id: str, old_version: int, new_version: int,
-                  session: Session = DB,
+def compatibility(rubric_id: str, old_version: int = _version("the earlier version"),
+                  new_version: int = _version("the later version"), session: Session = DB,
                   _: Principal = Depends(allow("lead", "adjudicator", "service"))
                   ) -> dict[str, Any]:
     from hilt.quality.drift.bridge import bridge_compatibility
@@ -151,8 +183,11 @@ def decide(body: DecisionIn, session: Session = DB,
 
 
 @router.get("/lineage/{model_version}")
-def lineage(model_version: str, limit: int = 20, session: Session = DB,
+def lineage(model_version: str,
+            limit: int = Query(20, ge=0, le=1000, description="reviews, adjudications "
+                               "and missing ids listed per dataset (0: counts only)"),
+            session: Session = DB,
             _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.quality.drift.lineage import model_lineage
 
-    return model_lineage(session, model_version, detail_limit=max(0, min(limit, 1000)))
+    return model_lineage(session, model_version, detail_limit=limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
@@ -18,10 +19,19 @@ from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.errors import InputError
-from hilt.ops.webhooks import SECRET_LENGTH
+from hilt.ops.jobs import STATUSES as JOB_STATUSES
+from hilt.ops.webhooks import DELIVERY_STATUSES, SECRET_LENGTH
+from hilt.store.tables.ops import JobRow
+from hilt.store.tables.review import TASK_STATUSES
 
 router = APIRouter(tags=["ops"])
 OPERATORS = ("lead", "service")
+
+
+class NDJSONResponse(StreamingResponse):
+    """A stream of JSON lines: declared as such in the OpenAPI schema, not as JSON."""
+
+    media_type = "application/x-ndjson"
 
 
 @router.get("/metrics", response_class=Response)
@@ -67,15 +77,33 @@ def start_job(body: JobIn, session: Session = DB,
 
 
 @router.get("/v1/jobs")
-def list_jobs(status: str | None = None, kind: str | None = None,
+def list_jobs(status: str | None = Query(None, description="one of "
+                                         + ", ".join(JOB_STATUSES)),
+              kind: str | None = Query(None, description="a job kind, e.g. train.reward"),
               limit: int = Query(50, ge=1, le=500), session: Session = DB,
               _: Principal = Depends(allow(*OPERATORS))) -> list[dict[str, Any]]:
-    """Jobs, newest first; ``status`` is one of queued, running, succeeded, failed,
-    cancelled (422 otherwise)."""
+    """Jobs, newest first. A ``status`` or ``kind`` no job can have is refused (422
+    naming it and listing the valid ones) rather than listing nothing."""
     from hilt.ops import jobs
 
+    if kind is not None:
+        _check_job_kind(session, kind)
     return [jobs.job_view(r) for r in jobs.list_jobs(session, status=status, kind=kind,
                                                      limit=limit)]
+
+
+def _check_job_kind(session: Session, kind: str) -> None:
+    """Refuse a kind no job can have: a misspelt filter would list nothing, which reads
+    as "no such jobs". A kind some stored job has passes even when no module registers it
+    any more (a deployment dropped it), so that its old jobs can still be listed."""
+    from hilt.ops.jobs import kinds
+
+    known = kinds()
+    if kind in known or session.execute(
+            sa.select(JobRow.id).where(JobRow.kind == kind).limit(1)).first() is not None:
+        return
+    raise InputError(f"unknown job kind {kind!r}; one of: {', '.join(sorted(known))}",
+                     field="kind")
 
 
 @router.get("/v1/jobs/{job_id}")
@@ -144,7 +172,9 @@ def unsubscribe(sub_id: str, session: Session = DB,
 
 
 @router.get("/v1/webhooks/deliveries")
-def deliveries(subscription_id: str | None = None, status: str | None = None,
+def deliveries(subscription_id: str | None = None,
+               status: str | None = Query(None, description="one of "
+                                          + ", ".join(DELIVERY_STATUSES)),
                limit: int = Query(100, ge=1, le=1000), session: Session = DB,
                _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
     """The delivery log, newest audit entries first."""
@@ -165,9 +195,14 @@ def replay(delivery_id: str, session: Session = DB,
 
 # --- exports ----------------------------------------------------------------------
 
-@router.get("/v1/exports/reviews.jsonl")
-def export_reviews(request: Request, status: str | None = None, session: Session = DB,
-                   who: Principal = Depends(allow(*OPERATORS))) -> StreamingResponse:
+@router.get("/v1/exports/reviews.jsonl", response_class=NDJSONResponse, responses={
+    200: {"description": "one JSON object per task, one per line",
+          "content": {NDJSONResponse.media_type: {"schema": {"type": "string"}}}}})
+def export_reviews(request: Request,
+                   status: str | None = Query(None, description="only tasks with this "
+                                              "status: " + ", ".join(TASK_STATUSES)),
+                   session: Session = DB,
+                   who: Principal = Depends(allow(*OPERATORS))) -> NDJSONResponse:
     """Every task with its item, reviews and final labels, streamed as JSON lines.
 
     Refused (403, naming how many) to a caller who is reviewing an item the export
@@ -186,4 +221,4 @@ def export_reviews(request: Request, status: str | None = None, session: Session
         with request.app.state.session_factory() as session:
             yield from iter_jsonl(session, status=status)
 
-    return StreamingResponse(stream(), media_type="application/x-ndjson")
+    return NDJSONResponse(stream())

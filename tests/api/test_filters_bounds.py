@@ -1,0 +1,122 @@
+"""Out-of-range limits, versions and times are refused naming the parameter (never
+clamped, never answered as a status nor as an unnamed database error); an optional body
+may be left out; the export declares the media type it streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from hilt.store.db import make_engine, migrate, transaction
+from hilt.store.tables.drift import DriftAlertRow
+from tests.api.conftest import Api
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    # Validation comes before any query: SQLite only.
+    eng = make_engine(f"sqlite:///{tmp_path / 'hilt.db'}")
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def _refused(api: Api, method: str, path: str, where: list[str], **kw: object) -> None:
+    response = api.client.request(method, path, headers=api.headers("lead"), **kw)
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["detail"]] == [where], response.text
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("/v1/drift/alerts?limit=0", "limit"),
+    ("/v1/drift/alerts?limit=-1", "limit"),
+    ("/v1/drift/alerts?limit=1001", "limit"),
+    ("/v1/drift/alerts?limit=1000000", "limit"),
+    ("/v1/drift/lineage/mv-1?limit=-1", "limit"),
+    ("/v1/drift/lineage/mv-1?limit=1001", "limit"),
+])
+def test_a_limit_out_of_range_is_refused_not_clamped(api: Api, path: str,
+                                                     name: str) -> None:
+    _refused(api, "GET", path, ["query", name])
+
+
+def test_the_limits_at_their_bounds_are_taken(api: Api) -> None:
+    for path, code in (("/v1/drift/alerts?limit=1", 200), ("/v1/drift/alerts?limit=1000", 200),
+                       # within bounds: the unknown model version is what answers
+                       ("/v1/drift/lineage/mv-1?limit=0", 404),
+                       ("/v1/drift/lineage/mv-1?limit=1000", 404)):
+        response = api.client.get(path, headers=api.headers("lead"))
+        assert response.status_code == code, (path, response.text)
+
+
+def test_the_limits_are_declared_in_the_schema(api: Api) -> None:
+    paths = api.client.get("/openapi.json", headers=api.headers("lead")).json()["paths"]
+    for path, low in (("/v1/drift/alerts", 1), ("/v1/drift/lineage/{model_version}", 0)):
+        limit = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "limit")
+        assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (low, 1000)
+
+
+@pytest.mark.parametrize(("old", "new", "name"), [
+    ("-5", "1", "old_version"),
+    ("0", "1", "old_version"),
+    ("99999999999999999999", "1", "old_version"),
+    ("1", "-5", "new_version"),
+    ("1", "2147483648", "new_version"),
+])
+def test_compatibility_versions_out_of_range_are_refused_naming_the_version(
+        api: Api, old: str, new: str, name: str) -> None:
+    _refused(api, "GET", f"/v1/drift/compatibility/harm/{old}/{new}", ["path", name])
+
+
+def test_compatibility_reads_each_version_from_its_own_place(api: Api) -> None:
+    response = api.client.get("/v1/drift/compatibility/harm/3/7",
+                              headers=api.headers("lead"))
+    assert response.status_code == 200, response.text
+    assert (response.json()["old_version"], response.json()["new_version"]) == (3, 7)
+
+
+@pytest.mark.parametrize("now", ["0001-01-01T00:00:00", "0001-01-01T00:00:00+01:00",
+                                 "9999-12-31T23:59:59-01:00"])
+def test_a_run_whose_windows_leave_the_storable_years_is_refused_naming_now(
+        api: Api, now: str) -> None:
+    response = api.client.post("/v1/drift/run", headers=api.headers("lead"),
+                               json={"now": now, "dry_run": True})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == "now" and "years 1 to 9999" in error["reason"]
+
+
+def test_a_run_near_the_end_of_the_storable_years_still_runs(api: Api) -> None:
+    response = api.client.post("/v1/drift/run", headers=api.headers("lead"),
+                               json={"now": "9999-12-31T12:00:00Z", "dry_run": True})
+    assert response.status_code == 200, response.text
+
+
+def test_an_alert_is_acknowledged_without_a_body(api: Api, engine: Engine) -> None:
+    w0 = datetime(2030, 1, 7, tzinfo=UTC)
+    with transaction(engine) as s:
+        s.add(DriftAlertRow(
+            id="da_test", monitor="label_shift", group_key="g", group={"pool": "default"},
+            window_start=w0, window_end=w0, reference_start=w0, test="chi2", p_value=0.001,
+            alpha=0.01, effect_name="js", effect=0.2, min_effect=0.05, n_current=100,
+            n_reference=400, n_tests=1, message="labels shifted", detail={},
+            status="open"))
+    response = api.client.post("/v1/drift/alerts/da_test/ack", headers=api.headers("lead"))
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "acknowledged" and response.json()["note"] is None
+    # a body is still checked when there is one
+    _refused(api, "POST", "/v1/drift/alerts/da_test/ack", ["body", "nte"],
+             json={"nte": "seen"})
+
+
+def test_the_review_export_declares_json_lines(api: Api) -> None:
+    paths = api.client.get("/openapi.json", headers=api.headers("lead")).json()["paths"]
+    content = paths["/v1/exports/reviews.jsonl"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["application/x-ndjson"]
+    response = api.client.get("/v1/exports/reviews.jsonl", headers=api.headers("service"))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
