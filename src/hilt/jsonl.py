@@ -9,6 +9,11 @@ A key repeated in one object, and a number that is not finite (``NaN``, ``Infini
 or a literal too large for a float such as ``1e999``), are refused with the line and the
 field: ``json`` would keep the last of the repeated values, and read the numbers as
 values that cannot be written back as JSON.
+
+Arrays and objects may nest at most :data:`MAX_DEPTH` levels inside the outermost one,
+as many as pydantic's JSON parser takes: deeper text is refused naming the field where
+the limit is passed, before any parser recurses into it (``json`` would otherwise stop
+with a ``RecursionError`` somewhere near a thousand levels, depending on the stack).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,16 @@ class RepeatedKey(ValueError):
 
 class _NonFinite(ValueError):
     pass
+
+
+# Levels of arrays and objects allowed inside the outermost one: pydantic's parser (which
+# validates events, HTTP batches and most bodies) refuses the 202nd level and allows the
+# 201st, so every JSON input of hilt has the same limit (a test holds them together).
+MAX_DEPTH = 200
+TOO_DEEP = f"nested too deeply (limit {MAX_DEPTH} levels of arrays and objects)"
+
+# The tokens that open, close or separate a level, and strings (a key when a colon follows)
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?|[\[\]{},]')
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -73,6 +89,49 @@ def field_path(parts: tuple[str | int, ...]) -> str:
     return out
 
 
+def too_deep_path(text: str | bytes, limit: int = MAX_DEPTH
+                  ) -> tuple[str | int, ...] | None:
+    """The path of the first array or object of the JSON ``text`` nested more than
+    ``limit`` levels inside the outermost one; None when there is none.
+
+    A scan of the text's brackets, keys and commas that never recurses, so that it
+    measures any depth; the text need not be valid JSON. Text with no more brackets than
+    the limit allows is answered without a scan."""
+    if isinstance(text, bytes):
+        if text.count(b"[") + text.count(b"{") <= limit + 1:
+            return None
+        text = text.decode("utf-8", "replace")
+    elif text.count("[") + text.count("{") <= limit + 1:
+        return None
+    # one frame per open level: [key (object) or index (array), is an object]
+    frames: list[list[Any]] = []
+    for match in _STRUCTURE.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            if len(frames) > limit:
+                return tuple(key for key, _ in frames if key is not None)
+            frames.append([None, True] if token == "{" else [0, False])
+        elif token in ("]", "}"):
+            if frames:
+                frames.pop()
+        elif token == ",":
+            if frames and not frames[-1][1]:
+                frames[-1][0] += 1
+        elif match.group(1) is not None and frames and frames[-1][1]:
+            key = token[:token.rindex(":")].rstrip()
+            try:
+                frames[-1][0] = json.loads(key)
+            except ValueError:
+                frames[-1][0] = key[1:-1]
+    return None
+
+
+def too_deep_field(parts: tuple[str | int, ...], keep: int = 12) -> str:
+    """:func:`field_path` of a path past the depth limit, cut after ``keep`` parts: the
+    field that holds the deep value is what says where it is, not two hundred ``[0]``."""
+    return field_path(parts) if len(parts) <= keep else field_path(parts[:keep]) + "…"
+
+
 def non_finite_path(value: Any, path: tuple[str | int, ...] = ()
                     ) -> tuple[str | int, ...] | None:
     """The path of the first float in ``value`` that is NaN or infinite; None when all
@@ -94,14 +153,24 @@ def non_finite_path(value: Any, path: tuple[str | int, ...] = ()
 
 def repeated_key_path(text: str | bytes) -> tuple[str | int, ...] | None:
     """The path of the first key repeated in an object of the JSON ``text`` (None when
-    no key repeats, or the text is not JSON)."""
+    no key repeats, the text is not JSON, or it nests too deeply for ``json`` to read:
+    its callers' parsers refuse such text with their own message).
+
+    Called after a parser refused the text or could not rule out a repeated key, so it
+    adds no scan for the depth limit: ``json``'s own recursion check stands in for it,
+    and the walk below keeps a stack of its own, so no depth ``json`` reads can make it
+    recurse."""
 
     class Marked(dict[str, Any]):
         repeated: str | None = None
 
+    any_repeated = False
+
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal any_repeated
         obj = Marked(pairs)
         if len(obj) != len(pairs):
+            any_repeated = True
             seen: set[str] = set()
             for key, _ in pairs:
                 if key in seen and obj.repeated is None:
@@ -109,34 +178,43 @@ def repeated_key_path(text: str | bytes) -> tuple[str | int, ...] | None:
                 seen.add(key)
         return obj
 
-    def find(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
-        if isinstance(value, Marked) and value.repeated is not None:
-            return (*path, value.repeated)
-        items = (value.items() if isinstance(value, dict)
-                 else enumerate(value) if isinstance(value, list) else ())
-        for key, item in items:
-            found = find(item, (*path, key))
-            if found is not None:
-                return found
+    def find(root: Any) -> tuple[str | int, ...] | None:
+        # depth first, in document order, without recursion
+        stack: list[tuple[Any, tuple[str | int, ...]]] = [(root, ())]
+        while stack:
+            value, path = stack.pop()
+            if isinstance(value, Marked) and value.repeated is not None:
+                return (*path, value.repeated)
+            items: list[tuple[str | int, Any]] = (
+                list(value.items()) if isinstance(value, dict)
+                else list(enumerate(value)) if isinstance(value, list) else [])
+            stack.extend((item, (*path, key)) for key, item in reversed(items)
+                         if isinstance(item, dict | list))
         return None
 
     try:
-        return find(json.loads(text, object_pairs_hook=hook), ())
-    except ValueError:
+        parsed = json.loads(text, object_pairs_hook=hook)
+    except (ValueError, RecursionError):
         return None
+    return find(parsed) if any_repeated else None  # most texts: no walk at all
 
 
 def loads_strict(text: str, *, file: str | None = None, line: int | None = None,
                  field: str | None = None) -> Any:
-    """``json.loads`` that refuses a key repeated in an object and a number that is not
-    finite, naming ``file``, ``line`` and the field (below ``field`` when given)."""
+    """``json.loads`` that refuses a key repeated in an object, a number that is not
+    finite and nesting past :data:`MAX_DEPTH`, naming ``file``, ``line`` and the field
+    (below ``field`` when given)."""
 
-    def where(parts: tuple[str | int, ...] | None) -> str | None:
-        inner = field_path(parts) if parts else ""
+    def where(parts: tuple[str | int, ...] | None,
+              spell: Callable[[tuple[str | int, ...]], str] = field_path) -> str | None:
+        inner = spell(parts) if parts else ""
         if field and inner:
             return f"{field}{'' if inner.startswith('[') else '.'}{inner}"
         return field or inner or None
 
+    deep = too_deep_path(text)
+    if deep is not None:
+        raise InputError(TOO_DEEP, file=file, line=line, field=where(deep, too_deep_field))
     try:
         return _DECODER.decode(text)
     except RepeatedKey as exc:

@@ -3,7 +3,9 @@
 Every route except ``/healthz`` requires a token, the OpenAPI schema and docs included;
 :func:`create_app` refuses to start if a route forgot to declare its roles. Every API
 route refuses query parameters it does not declare (:data:`hilt.api.deps.KNOWN_QUERY`),
-and every request body is bounded (:func:`body_limit`).
+every request body is bounded (:func:`body_limit`), and every API body is read as strict
+JSON (:mod:`hilt.api.bodies`: a repeated key, deep nesting or another Content-Type is
+refused).
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, StatementError
 
 import hilt
-from hilt.api.deps import ANY_ROLE, KNOWN_QUERY, allow, query_names
+from hilt.api.bodies import JsonBodyMiddleware
+from hilt.api.deps import (
+    ANY_ROLE,
+    CHECKED_BODY,
+    KNOWN_QUERY,
+    allow,
+    declared_roles,
+    query_names,
+)
 from hilt.api.errors import ERROR_RESPONSES
 from hilt.api.routers.events import MAX_BODY_BYTES as MAX_EVENTS_BODY_BYTES
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
@@ -62,16 +72,11 @@ def body_limit(path: str) -> int:
     return MAX_API_BODY_BYTES
 
 
-def _declared_roles(route: APIRoute) -> set[str] | None:
-    found: set[str] = set()
-    stack = list(route.dependant.dependencies)
-    while stack:
-        dep = stack.pop()
-        roles = getattr(dep.call, "hilt_roles", None)
-        if roles is not None:
-            found |= set(roles)
-        stack.extend(dep.dependencies)
-    return found or None
+def reads_json_body(path: str) -> bool:
+    """Whether :class:`hilt.api.bodies.JsonBodyMiddleware` reads the bodies sent to
+    ``path``: every API path but the event ingest, which reads its batch itself after
+    the token check (and validates it in one pass, see hilt.events.validate)."""
+    return path.startswith("/v1/") and path != "/v1/events"
 
 
 def api_routes(app: FastAPI) -> list[APIRoute]:
@@ -96,7 +101,7 @@ def public_paths(app: FastAPI) -> frozenset[str]:
 def routes_without_roles(app: FastAPI) -> list[str]:
     public = public_paths(app)
     return [r.path for r in api_routes(app)
-            if r.path not in public and _declared_roles(r) is None]
+            if r.path not in public and declared_roles(r) is None]
 
 
 def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
@@ -105,7 +110,7 @@ def route_roles(app: FastAPI) -> dict[tuple[str, str], set[str]]:
     for r in api_routes(app):
         if r.path not in public:
             for method in r.methods or ():
-                out[(method, r.path)] = _declared_roles(r) or set()
+                out[(method, r.path)] = declared_roles(r) or set()
     return out
 
 
@@ -306,11 +311,13 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
 
     for name in ROUTERS:
         app.include_router(importlib.import_module(f"hilt.api.routers.{name}").router,
-                           responses=ERROR_RESPONSES, dependencies=[KNOWN_QUERY])
+                           responses=ERROR_RESPONSES,
+                           dependencies=[KNOWN_QUERY, CHECKED_BODY])
     from hilt.web.pages import mount
 
     # mount() returns the page paths that must answer without a token (sign-in).
     app.state.public_paths = PUBLIC_PATHS | frozenset(mount(app))
+    app.add_middleware(JsonBodyMiddleware, applies=reads_json_body)
     # Added last, so it runs first: no other middleware reads an oversized body.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     missing = routes_without_roles(app)

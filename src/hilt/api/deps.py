@@ -2,8 +2,9 @@
 
 ``allow(*roles)`` is the one place that says who may call an endpoint; every route but
 ``/healthz`` must depend on it (checked at start-up by :func:`hilt.api.app.create_app`).
-``KNOWN_QUERY`` refuses query parameters an endpoint does not declare; the app adds it
-to every API route.
+``KNOWN_QUERY`` refuses query parameters an endpoint does not declare, and
+``CHECKED_BODY`` a body that is not plain, readable JSON (see :mod:`hilt.api.bodies`);
+the app adds both to every API route.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hilt.access import (
     remember_principal,
     session_principal,
 )
+from hilt.api.bodies import PROBLEM_KEY
 from hilt.errors import InputError
 from hilt.store.db import transaction
 from hilt.web.security import SESSION_COOKIE, bearer_token
@@ -153,3 +155,42 @@ async def known_query_only(request: Request, _: Principal = Depends(_principal))
 
 # Use as ``dependencies=[KNOWN_QUERY]`` on a router or route.
 KNOWN_QUERY = Depends(known_query_only)
+
+
+def declared_roles(route: Any) -> set[str] | None:
+    """The roles a route admits (its :func:`allow` dependencies'), None if it declares
+    none."""
+    found: set[str] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        roles = getattr(dep.call, "hilt_roles", None)
+        if roles is not None:
+            found |= set(roles)
+        stack.extend(dep.dependencies)
+    return found or None
+
+
+async def body_checked(request: Request, principal: Principal = Depends(_principal)
+                       ) -> None:
+    """Answer what :class:`hilt.api.bodies.JsonBodyMiddleware` found wrong with the body:
+    415 when it is not plain JSON, 422 naming the field when it cannot be read as JSON
+    (a repeated key, nesting past the limit). In the order FastAPI answers a body that
+    fails validation, and the event ingest its own body: after the token (401) and the
+    role (403, left to the route's own check). On a route that takes no body the body
+    is ignored, as FastAPI ignores it."""
+    problem = request.scope.get(PROBLEM_KEY)
+    if problem is None:
+        return
+    route = request.scope.get("route")
+    if route is not None:
+        if getattr(route, "body_field", None) is None:
+            return
+        admitted = declared_roles(route) if hasattr(route, "dependant") else None
+        if admitted is not None and principal.role not in admitted:
+            return  # the route's allow() refuses the caller next: 403 comes first
+    raise problem
+
+
+# Use as ``dependencies=[CHECKED_BODY]`` on a router or route.
+CHECKED_BODY = Depends(body_checked)

@@ -2,8 +2,9 @@
 
 Two shapes share status 422: FastAPI's request validation (``detail`` is a list of
 problems with ``loc``, ``msg``, ``type``) and hilt's own checks, which run after it
-(``detail`` is one message and ``error`` names the file, line and field). Every other
-error (401, 403, 404, 409) is ``{"detail": "<message>"}``.
+(``detail`` is one message and ``error`` names the file, line and field; a body that
+cannot be read as JSON is one of these). Every other error (401, 403, 404, 409, 413,
+415) is ``{"detail": "<message>"}``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _response(Error, "no such object"),
     409: _response(Error, "conflicts with the current state (already done, taken, "
                           "cancelled)"),
+    415: _response(Error, "a request body that is not plain JSON (compressed, or sent "
+                          "without Content-Type: application/json)"),
     422: _response(UnprocessableBody, "invalid request: a list of problems (request "
                                       "validation) or one message naming file, line and "
-                                      "field"),
+                                      "field (also for a body that is not readable JSON: "
+                                      "malformed, repeated key, nested too deeply)"),
 }

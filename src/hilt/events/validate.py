@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
-from hilt.jsonl import field_path, repeated_key_path
+from hilt.jsonl import field_path, repeated_key_path, too_deep_path
 
 _FEEDBACK_TAGS = {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
 
@@ -221,6 +221,8 @@ def parse_all(records: Iterable[tuple[int, dict[str, Any] | str | InputError]], 
 
 
 def _json_or_text(text: str) -> Any:
+    if too_deep_path(text) is not None:  # json.loads would stop with a RecursionError
+        return text
     try:
         return json.loads(text)
     except json.JSONDecodeError:

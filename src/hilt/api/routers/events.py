@@ -10,10 +10,13 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
+from hilt.api.bodies import BODY, content_type_problem
 from hilt.api.deps import DB, allow
 from hilt.bulk import gc_paused
+from hilt.errors import InputError
 from hilt.events.ingest import IngestResult, store_events
 from hilt.events.validate import EventBatch, parse_batch_json
+from hilt.jsonl import TOO_DEEP, too_deep_field, too_deep_path
 from hilt.review.blind import events_under_review, refuse_if_reviewing
 from hilt.store.tables.core import EventRow
 
@@ -55,6 +58,11 @@ async def _body(request: Request, _: Principal = Depends(_INGESTERS)) -> bytes:
         raise HTTPException(415, f"Content-Encoding {encoding} is not supported; send "
                                  "the batch as plain JSON (files may be .jsonl.gz: use "
                                  "hilt ingest)")
+    # As on every JSON route (hilt.api.bodies), and before the body is read: a form or
+    # text body would otherwise fail as "invalid JSON".
+    problem = content_type_problem(request.headers.get("content-type"), "the batch")
+    if problem is not None:
+        raise problem
     return await request.body()
 
 
@@ -73,9 +81,31 @@ def post_events(who: Principal = Depends(_INGESTERS), body: bytes = Depends(_bod
 
 
 def _store(body: bytes, session: Session, actor: str) -> IngestResult:
-    events = parse_batch_json(body, file="request")
-    return store_events(session, events, actor=actor, file="request",
+    try:
+        events = parse_batch_json(body, file=BODY)
+    except InputError as exc:
+        _refuse_if_too_deep(body, exc)
+        raise
+    return store_events(session, events, actor=actor, file=BODY,
                         lines=list(range(len(events))), source_name="http")
+
+
+def _refuse_if_too_deep(body: bytes, exc: InputError) -> None:
+    """A body the validator could not parse because it nests past its limit (the same
+    as hilt.jsonl.MAX_DEPTH) is refused saying so, with the event and field that hold
+    the deep value, rather than with the parser's "recursion limit exceeded at line 1
+    column N". Looked for only after the parser failed, so a valid batch costs nothing
+    more."""
+    if exc.line is not None or exc.field is not None \
+            or not exc.reason.startswith("invalid JSON"):
+        return
+    path = too_deep_path(body)
+    if path is None:
+        return
+    if len(path) >= 2 and path[0] == "events" and isinstance(path[1], int):
+        raise InputError(TOO_DEEP, file=BODY, line=path[1],
+                         field=too_deep_field(path[2:]) or None) from None
+    raise InputError(TOO_DEEP, file=BODY, field=too_deep_field(path) or None) from None
 
 
 def _as_event(row: EventRow) -> dict[str, Any]:
