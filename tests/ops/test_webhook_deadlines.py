@@ -121,7 +121,7 @@ def test_cli_refuses_a_short_secret(tmp_path: object) -> None:
     assert run_main("init", "--db", url)[0] == 0
     code, output = run_main("webhook", "add", "http://127.0.0.1:9/x", "-e", "*",
                             "--secret", "x", "--db", url)
-    assert code == 2 and output.strip().startswith("error: field 'secret'"), output
+    assert code == 2 and output.strip().startswith("error: field '--secret'"), output
     code, output = run_main("webhook", "add", "http://127.0.0.1:9/x", "-e", "*",
                             "--secret", "s" * 16, "--db", url)
     assert code == 0 and '"secret": "ssssssssssssssss"' in output

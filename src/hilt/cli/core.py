@@ -306,11 +306,13 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
 
     import uvicorn
 
+    from hilt.cli.ops import check_can_listen  # here: cli.ops imports this module
     from hilt.ops.logs import log_settings
 
     # a bad HILT_LOG_LEVEL/HILT_LOG_FORMAT: one error line and exit 2 here, rather than a
     # traceback from inside uvicorn's import of the app
     log_settings()
+    check_can_listen(host, port)  # a port in use: likewise, before the app starts
     if db:
         os.environ["HILT_DATABASE_URL"] = db
     uvicorn.run("hilt.api.asgi:app", host=host, port=port, workers=workers,

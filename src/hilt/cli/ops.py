@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json, engine_for
+from hilt.cli.core import DbOption, echo_json, engine_for, options_named
 
 JobId = Annotated[str, typer.Argument(help="job id")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -59,11 +59,13 @@ def _stopping_note(signum: int) -> str:
             f"{again} again stops at once")
 
 
-def worker(concurrency: Annotated[int, typer.Option(help="job threads")] = 1,
+def worker(concurrency: Annotated[int, typer.Option(
+               min=0, help="job threads (0: periodic tasks only)")] = 1,
            periodic: Annotated[bool, typer.Option(
                help="also fire the periodic tasks (each still runs once per period "
                     "across all processes)")] = True,
-           poll: Annotated[float, typer.Option(help="seconds between queue polls")] = 1.0,
+           poll: Annotated[float, typer.Option(
+               min=0.1, help="seconds between queue polls")] = 1.0,
            name: Annotated[str | None, typer.Option(
                help="worker name in job records (shown as NAME@HOST:PID)")] = None,
            db: DbOption = None) -> None:
@@ -114,6 +116,20 @@ def worker(concurrency: Annotated[int, typer.Option(help="job threads")] = 1,
         raise typer.Exit(130)
 
 
+def _param_options(kind: str, params: dict[str, str]) -> dict[str, str]:
+    """Job parameter -> the option that gives it (``--param out``), for errors: the job
+    functions name a parameter as the HTTP API does (``out``, ``params.status``)."""
+    from hilt.ops.commands import CONTRACTS
+
+    _, required, optional = CONTRACTS.get(kind, ([], (), ()))
+    options = {"params": "--param"}
+    for name in {*params, *required, *optional}:
+        options[f"params.{name}"] = f"--param {name}"
+        if name != "kind":  # field 'kind' is the KIND argument (an unknown job kind)
+            options[name] = f"--param {name}"
+    return options
+
+
 @jobs_app.command("start")
 def jobs_start(kind: Annotated[str, typer.Argument(
                    help="job kind, e.g. train.reward, eval.reward, train.classifier, "
@@ -121,7 +137,8 @@ def jobs_start(kind: Annotated[str, typer.Argument(
                param: Annotated[list[str] | None, typer.Option(
                    "--param", "-p", help="NAME=VALUE (repeatable)")] = None,
                db: DbOption = None) -> None:
-    """Queue a job (e.g. ``hilt jobs start train.reward -p pairs=P.jsonl -p out=RM``)."""
+    """Queue a job, e.g. 'hilt jobs start train.reward -p pairs=P.jsonl -p out=RM';
+    prints its id."""
     from hilt.errors import InputError
     from hilt.ops.commands import CONTRACTS, build_argv, check_inputs
     from hilt.ops.jobs import enqueue
@@ -130,17 +147,18 @@ def jobs_start(kind: Annotated[str, typer.Argument(
     params: dict[str, str] = {}
     for item in param or []:
         if "=" not in item:
-            raise InputError(f"expected NAME=VALUE, got {item!r}", field="param")
+            raise InputError(f"expected NAME=VALUE, got {item!r}", field="--param")
         key, value = item.split("=", 1)
         if key in params:  # the last would silently win
             raise InputError(f"parameter {key!r} is given twice ({key}={params[key]} and "
-                             f"{key}={value})", field="param")
+                             f"{key}={value})", field=f"--param {key}")
         params[key] = value
-    if kind in CONTRACTS:
-        build_argv(kind, params)
-        check_inputs(kind, params)  # a file named by mistake: refused now, not in the worker
-    with transaction(engine_for(db)) as session:
-        job_id = enqueue(session, kind, params, actor="cli")
+    with options_named(_param_options(kind, params)):
+        if kind in CONTRACTS:
+            build_argv(kind, params)
+            check_inputs(kind, params)  # a misspelt file: refused now, not in the worker
+        with transaction(engine_for(db)) as session:
+            job_id = enqueue(session, kind, params, actor="cli")
     echo_json({"job_id": job_id, "status": "queued"})
 
 
@@ -182,16 +200,23 @@ def _job_text(v: dict[str, Any]) -> str:
         held = (f"held by {lease['worker']}{where}, "
                 + ("expired at " if lease["expired"] else "until ")
                 + _when(lease["expires_at"]))
-    note = f" ({v['progress_note']})" if v["progress_note"] else ""
+    running = v["status"] == "running"
+    # The note is the last progress report ("eval.check: child process 16132 running"):
+    # current only while the job runs, and shown apart, as a past report, after that.
+    note = v["progress_note"]
+    progress = f"{v['progress']:.0%}" + (f" ({note})" if note and running else "")
     fields = [("status", v["status"] + (", cancel requested" if v["cancel_requested"]
-                                        and v["status"] == "running" else "")),
+                                        and running else "")),
               ("attempts", f"{v['attempts']} of {v['max_attempts']}"),
-              ("progress", f"{v['progress']:.0%}{note}"),
-              ("lease", held),
-              ("created", f"{_when(v['created_at'])} by {v['created_by']}"),
-              ("started", _when(v["started_at"])), ("finished", _when(v["finished_at"])),
-              ("workers", ", ".join(v["workers"]) or "-"),
-              ("params", json.dumps(v["params"], sort_keys=True))]
+              ("progress", progress)]
+    if note and not running:
+        fields.append(("last note", f"{json.dumps(note)}, reported while attempt "
+                                    f"{v['attempts']} ran"))
+    fields += [("lease", held),
+               ("created", f"{_when(v['created_at'])} by {v['created_by']}"),
+               ("started", _when(v["started_at"])), ("finished", _when(v["finished_at"])),
+               ("workers", ", ".join(v["workers"]) or "-"),
+               ("params", json.dumps(v["params"], sort_keys=True))]
     if v["result"] is not None:
         fields.append(("result", json.dumps(v["result"], sort_keys=True)))
     lines = [f"{v['id']}  {v['kind']}"] + [f"  {k:<9} {text}" for k, text in fields]
@@ -204,14 +229,15 @@ def _job_text(v: dict[str, Any]) -> str:
 def jobs_list(status: Annotated[str | None, typer.Option(
                   help="queued, running, succeeded, failed or cancelled")] = None,
               kind: Annotated[str | None, typer.Option(help="only this job kind")] = None,
-              limit: Annotated[int, typer.Option(help="at most this many jobs")] = 20,
+              limit: Annotated[int, typer.Option(min=1, help="at most this many jobs")
+                               ] = 20,
               as_json: JsonOption = False, db: DbOption = None) -> None:
     """Jobs, newest first: a table with each running job's lease (which worker, as
     NAME@HOST:PID/THREAD, holds it and until when); --json for the full records."""
     from hilt.ops.jobs import job_view, list_jobs
     from hilt.store.db import read_snapshot
 
-    with read_snapshot(engine_for(db)) as session:
+    with options_named({"status": "--status"}), read_snapshot(engine_for(db)) as session:
         views = [job_view(r) for r in list_jobs(session, status=status, kind=kind,
                                                 limit=limit)]
     if as_json:
@@ -348,7 +374,8 @@ def webhook_add(url: Annotated[str, typer.Argument(help="where events are POSTed
     from hilt.ops.webhooks import subscribe
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"event_types": "--event", "secret": "--secret"}), \
+            transaction(engine_for(db)) as session:
         sub_id, secret = subscribe(session, url=url, event_types=event, actor="cli",
                                    secret=secret, description=description)
     echo_json({"id": sub_id, "secret": secret})
@@ -382,12 +409,13 @@ def webhook_deliveries(subscription: Annotated[str | None, typer.Option(
                        status: Annotated[str | None, typer.Option(
                            help="pending, delivered or failed")] = None,
                        limit: Annotated[int, typer.Option(
-                           help="at most this many deliveries")] = 50, db: DbOption = None) -> None:
+                           min=1, help="at most this many deliveries")] = 50,
+                       db: DbOption = None) -> None:
     """The delivery log (status, attempts, last error)."""
     from hilt.ops.webhooks import delivery_view, list_deliveries
     from hilt.store.db import read_snapshot
 
-    with read_snapshot(engine_for(db)) as session:
+    with options_named({"status": "--status"}), read_snapshot(engine_for(db)) as session:
         echo_json([delivery_view(r) for r in list_deliveries(
             session, subscription_id=subscription, status=status, limit=limit)])
 
@@ -438,6 +466,44 @@ def metrics(db: DbOption = None) -> None:
     from hilt.ops.metrics import render
 
     typer.echo(render(engine_for(db)).decode(), nl=False)
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Refuse to serve on an address that cannot be listened on (a port in use, an
+    address this machine does not have) with one line, before the app starts.
+
+    uvicorn would find out only after starting the app (and its scheduler), then log the
+    error as a JSON line and exit 3 (1 with several workers); here it is a start-up
+    error like any other: ``error: ...`` on stderr and exit 2. The probe binds as
+    uvicorn does (SO_REUSEADDR, IPv6 sockets IPv6-only), every address ``host`` names,
+    and closes at once."""
+    import errno
+    import socket
+
+    from hilt.errors import HiltError
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise HiltError(f"cannot listen on {host!r}: not an address or known host name "
+                        f"({exc}); see --host") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                with suppress(OSError):
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise HiltError(
+                        f"port {port} on {host} is in use (another 'hilt serve' or another "
+                        "program listens there); stop it or choose another with --port"
+                    ) from None
+                raise HiltError(f"cannot listen on port {port} on {host}: "
+                                f"{exc.strerror or exc}") from None
 
 
 def register(app: typer.Typer) -> None:
