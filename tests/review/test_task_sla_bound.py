@@ -26,13 +26,13 @@ OUT_OF_RANGE = [math.nan, math.inf, 1e12, MAX_SLA_HOURS + 1, -1.0, 0.0]
 def test_create_task_refuses_a_time_to_resolve_outside_a_year(engine: Engine,
                                                                hours: float) -> None:
     publish_examples(engine)
-    ingest(engine, [event(1)])
+    ingest(engine, [event(1), event(2)])
     with pytest.raises(InputError) as err, transaction(engine) as s:
         create_task(s, event_id="ev00001", rubric="harm", actor="lead", sla_hours=hours)
     assert err.value.field == "sla_hours"
     with transaction(engine) as s:  # the bounds themselves are accepted
-        for ok in (0.5, MAX_SLA_HOURS):
-            assert create_task(s, event_id="ev00001", rubric="harm", actor="lead",
+        for i, ok in ((1, 0.5), (2, MAX_SLA_HOURS)):
+            assert create_task(s, event_id=f"ev{i:05d}", rubric="harm", actor="lead",
                                sla_hours=ok)
 
 

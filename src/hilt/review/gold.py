@@ -14,16 +14,32 @@ The lead is told when publishing a version (:func:`publish_notice`, in the outpu
 ``hilt rubric publish`` and ``POST /v1/rubrics``) and, while any are held back, in the
 queue statistics (:func:`held_back_by_pool`: ``gold_held_back`` beside the task counts
 of ``hilt queue stats``, ``GET /v1/queue/stats`` and the lead's dashboard).
+
+Who may know which items are gold, and their answers: adjudicators also review, and
+gold items calibrate them, so gold labels are left out of what they read
+(:func:`closed_to`), and reads that name items and what their labels did (a dataset
+version's manifest, lineage and diff) are refused to them whole while they hold or name
+a gold item (:func:`refuse_if_gold`). Leads and service tokens read them; counts that
+name no item stay open to everyone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from hilt.errors import Forbidden
 from hilt.store.tables.review import ReviewTaskRow
+
+# Roles to whom gold items are not shown: they review, and gold items calibrate them.
+GOLD_CLOSED_TO = ("adjudicator",)
+# A gold task is ``gold`` until its event is erased (``cancelled``); the item stays a
+# gold item, and its non-text gold labels stay (:mod:`hilt.review.erasure`).
+_GOLD_STATUSES = ("gold", "cancelled")
 
 # The claim's condition on a gold candidate ``t`` (its pools bound as ``:pools``): no
 # open task of its rubric in its pool has another newest version. The newest versions
@@ -84,3 +100,84 @@ def publish_notice(session: Session, rubric_id: str, version: int) -> dict[str, 
                  "are open in their pool, these gold items are held back. Answer the "
                  f"gold set again under {rubric_id}@{version} (hilt task gold, "
                  "POST /v1/tasks/gold)")}}
+
+
+def closed_to(role: str) -> bool:
+    """Whether gold items and their labels are withheld from a caller of ``role``."""
+    return role in GOLD_CLOSED_TO
+
+
+def gold_event_ids(session: Session, made_by: datetime | None = None) -> set[str]:
+    """Every event that is a gold item (made at or before ``made_by`` when given); one
+    query on the status index: gold sets are small."""
+    t = ReviewTaskRow
+    query = (sa.select(t.event_id).distinct()
+             .where(t.status.in_(_GOLD_STATUSES), t.is_gold.is_(True)))
+    if made_by is not None:
+        query = query.where(t.created_at <= made_by)
+    return set(session.execute(query).scalars())
+
+
+def gold_among(session: Session, among: sa.Select[str]) -> set[str]:
+    """The gold items among the events ``among`` selects (a select of event ids, any
+    number of rows)."""
+    t = aliased(ReviewTaskRow)
+    return set(session.execute(
+        sa.select(t.event_id).distinct()
+        .where(t.is_gold.is_(True), t.status.in_(_GOLD_STATUSES),
+               t.event_id.in_(among.correlate(None)))).scalars())
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
+def gold_named(document: Any, gold: set[str]) -> set[str]:
+    """The gold items (of ``gold``) that a JSON document names: as a string of their
+    own (an event id a step removed) or as the event part of a record key
+    (``sft:<event id>:<question>:...``, the event id ending at any later ``:``)."""
+    found: set[str] = set()
+    if not gold:
+        return found
+    for text in _strings(document):
+        if text in gold:
+            found.add(text)
+        _, sep, rest = text.partition(":")
+        end = rest.find(":") if sep else -1
+        while end != -1:
+            if rest[:end] in gold:
+                found.add(rest[:end])
+            end = rest.find(":", end + 1)
+        if sep and rest in gold:
+            found.add(rest)
+    return found
+
+
+def refuse_if_gold(session: Session, role: str, *, among: sa.Select[str],
+                   document: Any = None, written_at: datetime | None = None,
+                   what: str) -> None:
+    """Raise :class:`Forbidden` to a caller of ``role`` from whom gold is withheld
+    (:func:`closed_to`) when the events ``among`` selects include gold items, or when
+    ``document`` (written at ``written_at``) names items that were gold items by then
+    (:func:`gold_named`): what it says of an item made gold later comes from the
+    item's other labels, if any. The message says how many and who may read ``what``."""
+    if not closed_to(role):
+        return
+    held = gold_among(session, among)
+    if document is not None:
+        held |= gold_named(document, gold_event_ids(session, made_by=written_at))
+    if held:
+        items = "1 gold item" if len(held) == 1 else f"{len(held)} gold items"
+        raise Forbidden(
+            f"{what} holds or names {items}; it stays closed to {role}s, who also "
+            "review and whom gold items calibrate (GET /v1/labels leaves gold labels "
+            "out for them too): leads and service tokens may read it, and counts that "
+            "name no item stay open")

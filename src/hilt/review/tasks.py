@@ -4,6 +4,15 @@ Task statuses: ``open`` (claimable while it has free slots), ``clustered`` (wait
 representative's decision), ``needs_adjudication``, ``resolved``; gold tasks are
 ``gold`` (claimable by any number of reviewers, once each, never resolved). Erasing the
 event ends any of these but ``resolved`` as ``cancelled`` (:mod:`hilt.review.erasure`).
+
+Creating a task by hand (:func:`create_task`) or a gold item (:func:`create_gold_task`)
+is refused (:class:`~hilt.errors.Conflict`, naming the task) while the event already has
+a task of the same kind under the same rubric version that still takes reviews (``open``;
+a gold item: ``gold``): a client retrying a create that timed out would otherwise double
+the review work. A task waiting for adjudication or clustered, resolved or cancelled
+blocks nothing: a new task then is a deliberate re-review. Escalation and drift bridges
+make their tasks through :func:`insert_tasks` under their own rules and are not
+affected.
 """
 
 from __future__ import annotations
@@ -96,8 +105,12 @@ def insert_tasks(session: Session, rows: list[dict[str, Any]], *, actor: str,
 
 def _event(session: Session, event_id: str) -> EventRow:
     """The event to show reviewers: it exists, is not erased, and its subject consented
-    to human review."""
-    row = session.get(EventRow, event_id)
+    to human review.
+
+    The row is locked (on PostgreSQL; SQLite serialises writers) until the transaction
+    ends, so that two creates on one event do not both miss the other's task
+    (:func:`refuse_duplicate`), and an erasure, which locks the event first too, waits."""
+    row = session.get(EventRow, event_id, with_for_update=True)
     if row is None:
         raise NotFound(f"event {event_id!r} does not exist")
     if row.erased_at is not None:
@@ -106,6 +119,36 @@ def _event(session: Session, event_id: str) -> EventRow:
         raise Conflict(f"event {event_id} has no consent to human review "
                        "(context.consent lacks 'review')")
     return row
+
+
+def reviewable_task(session: Session, *, event_id: str, rubric_id: str, version: int,
+                    gold: bool) -> str | None:
+    """The id of the event's oldest task under ``rubric_id@version`` that still takes
+    reviews: ``gold`` for a gold item (``gold``), else ``open``; None when there is
+    none."""
+    t = ReviewTaskRow
+    return session.execute(
+        sa.select(t.id).where(t.event_id == event_id, t.rubric_id == rubric_id,
+                              t.rubric_version == version, t.is_gold.is_(gold),
+                              t.status == ("gold" if gold else "open"))
+        .order_by(t.created_at, t.id).limit(1)).scalar_one_or_none()
+
+
+def refuse_duplicate(session: Session, *, event_id: str, rubric_id: str, version: int,
+                     gold: bool) -> None:
+    """Refuse (:class:`Conflict`, naming the task) a second task of the same kind on one
+    event under one rubric version while the first still takes reviews: the same item
+    would be reviewed twice over. Once its reviews are in (waiting for adjudication or
+    clustered, resolved, cancelled) a new task is a deliberate re-review."""
+    existing = reviewable_task(session, event_id=event_id, rubric_id=rubric_id,
+                               version=version, gold=gold)
+    if existing is not None:
+        kind, status = ("gold item", "gold") if gold else ("task", "open")
+        raise Conflict(
+            f"event {event_id!r} already has {kind} {existing} under rubric "
+            f"{rubric_id}@{version}, still {status}; a second one would send the item "
+            f"to review twice. Use {existing} (a create sent again after a timeout made "
+            "it), or create another once it no longer takes reviews")
 
 
 def severity_of(name: str) -> int:
@@ -144,12 +187,16 @@ def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
                 sla_hours: float | None = None, skills: list[str] | None = None,
                 policy: AdjudicationPolicy | None = None, now: datetime | None = None
                 ) -> str:
-    """Send one stored event to review by hand (not through an escalation rule)."""
+    """Send one stored event to review by hand (not through an escalation rule).
+
+    Refused (:class:`Conflict`) while the event has an open task under the same rubric
+    version (:func:`refuse_duplicate`)."""
     check_name(pool, "pool")
     skills = check_names(skills or [], "skills")
     refuse_nul(event_id, "event_id")
     refuse_nul(rubric, "rubric")
     check_sla_hours(sla_hours)
+    level = severity_of(severity)
     event = _event(session, event_id)
     if not 1 <= overlap_k <= MAX_OVERLAP:
         raise InputError(f"overlap must be 1 to {MAX_OVERLAP} reviewers", field="overlap")
@@ -157,7 +204,9 @@ def create_task(session: Session, *, event_id: str, rubric: str, actor: str,
     n_responses = len((event.payload or {}).get("responses") or [])
     refuse_unanswerable(spec_of(version), n_responses, event_id=event_id,
                         rubric=f"{version.rubric_id}@{version.version}")
-    row = task_row(event_id=event_id, pool=pool, severity=severity_of(severity),
+    refuse_duplicate(session, event_id=event_id, rubric_id=version.rubric_id,
+                     version=version.version, gold=False)
+    row = task_row(event_id=event_id, pool=pool, severity=level,
                    rubric_id=version.rubric_id, rubric_version=version.version,
                    overlap_k=overlap_k, now=now or utcnow(), sla_hours=sla_hours,
                    n_responses=n_responses,
@@ -173,7 +222,10 @@ def create_gold_task(session: Session, *, event_id: str, rubric: str,
                      answers: dict[str, Any], actor: str, pool: str = "default",
                      now: datetime | None = None) -> str:
     """A calibration item with known answers. It looks like any other task to reviewers;
-    its known answers become final labels with provenance ``gold``."""
+    its known answers become final labels with provenance ``gold``.
+
+    Refused (:class:`Conflict`) while the event has a gold item under the same rubric
+    version that is not cancelled (:func:`refuse_duplicate`)."""
     check_name(pool, "pool")
     refuse_nul(event_id, "event_id")
     refuse_nul(rubric, "rubric")
@@ -182,6 +234,8 @@ def create_gold_task(session: Session, *, event_id: str, rubric: str,
     spec = spec_of(version)
     n_responses = len((event.payload or {}).get("responses") or [])
     clean = clean_answers(spec, answers, n_responses, where="gold answers")
+    refuse_duplicate(session, event_id=event_id, rubric_id=version.rubric_id,
+                     version=version.version, gold=True)
     now = now or utcnow()
     row = task_row(event_id=event_id, pool=pool, severity=3, rubric_id=version.rubric_id,
                    rubric_version=version.version, overlap_k=0, now=now,

@@ -3,8 +3,11 @@
 A version's manifest, lineage and diff name its items (event ids, record keys that say
 e.g. that a final label approved the response, the items a label filter removed and
 why), so they are refused to a caller who is reviewing one of those items under a task
-that still takes reviews (:mod:`hilt.review.blind`); the list of versions and their
-facts are counts and stay open.
+that still takes reviews (:mod:`hilt.review.blind`), and to an adjudicator when the
+version holds a gold item or its manifest names one
+(:func:`hilt.review.gold.refuse_if_gold`: gold items calibrate adjudicators, and ``GET
+/v1/labels`` leaves gold labels out for them); the list of versions and their facts are
+counts and stay open.
 """
 
 from __future__ import annotations
@@ -19,18 +22,26 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow, get_engine
+from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
-def _refuse_if_reviewing(session: Session, who: Principal, version_id: str) -> None:
+def _refuse_if_closed(session: Session, who: Principal, row: DatasetVersionRow) -> None:
+    """Refuse the manifest, lineage and diff of ``row`` to a caller reviewing one of its
+    items (blind review), and to one from whom gold is withheld when its records hold a
+    gold item or its manifest names one (a step's removed items, record keys) that was
+    gold when the version was built: which step removed it, and why, follows from its
+    gold labels."""
     from hilt.review.blind import refuse_if_reviewing_any
-    from hilt.store.tables.datasets import DatasetRecordRow
+    from hilt.review.gold import refuse_if_gold
 
     r = DatasetRecordRow
-    refuse_if_reviewing_any(session, who.reviewer_id,
-                            sa.select(r.event_id).where(r.version_id == version_id),
-                            f"dataset version {version_id}")
+    events = sa.select(r.event_id).where(r.version_id == row.id)
+    what = f"dataset version {row.id}"
+    refuse_if_reviewing_any(session, who.reviewer_id, events, what)
+    refuse_if_gold(session, who.role, among=events, document=row.manifest,
+                   written_at=row.created_at, what=what)
 
 
 class BuildIn(RequestBody):
@@ -78,7 +89,7 @@ def show(version_id: str, session: Session = DB,
     from hilt.data import versions
 
     row = versions.get_version(session, version_id)
-    _refuse_if_reviewing(session, who, row.id)
+    _refuse_if_closed(session, who, row)
     return {**versions.summary(row), "manifest": row.manifest}
 
 
@@ -90,7 +101,7 @@ def lineage(version_id: str, session: Session = DB,
     from hilt.data.versions import lineage as version_lineage
 
     row = get_version(session, version_id)
-    _refuse_if_reviewing(session, who, row.id)
+    _refuse_if_closed(session, who, row)
     return version_lineage(session, row.id)
 
 
@@ -110,7 +121,7 @@ def diff(a: str, b: str, session: Session = DB,
     from hilt.data.versions import get_version
 
     for ref in (a, b):
-        _refuse_if_reviewing(session, who, get_version(session, ref).id)
+        _refuse_if_closed(session, who, get_version(session, ref))
     return diff_versions(session, a, b)
 
 

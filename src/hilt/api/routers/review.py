@@ -22,6 +22,7 @@ from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, blind, escalation, gold, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
+from hilt.review.records import PROVENANCE_KINDS
 from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rules import MAX_OVERLAP, MAX_SLA_HOURS, parse_rule_set
 from hilt.review.text_checks import NAME_MAX
@@ -157,6 +158,9 @@ class GoldIn(RequestBody):
 @router.post("/tasks")
 def create_task(body: TaskIn, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
+    """Send a stored event to review by hand. 409, naming the task, while the event
+    already has an open task under the same rubric version (a create sent again after a
+    timeout makes no second task)."""
     return {"task_id": tasks.create_task(
         session, event_id=body.event_id, rubric=body.rubric, actor=who.actor,
         severity=body.severity, pool=body.pool, overlap_k=body.overlap,
@@ -166,6 +170,8 @@ def create_task(body: TaskIn, session: Session = DB,
 @router.post("/tasks/gold")
 def create_gold(body: GoldIn, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
+    """Add a gold (calibration) item with known answers. 409, naming it, while the event
+    already has a gold item under the same rubric version (not cancelled)."""
     return {"task_id": tasks.create_gold_task(session, event_id=body.event_id,
                                               rubric=body.rubric, answers=body.answers,
                                               actor=who.actor, pool=body.pool)}
@@ -278,7 +284,9 @@ def _aware(when: datetime | None) -> datetime | None:
 
 
 @router.get("/labels")
-def labels(request: Request, rubric_id: str | None = None, provenance: str | None = None,
+def labels(request: Request, rubric_id: str | None = None,
+           provenance: str | None = Query(None, description="one of "
+                                          + ", ".join(PROVENANCE_KINDS)),
            min_confidence: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
            since: datetime | None = Query(None, description="only labels decided at or "
                                           "after this time (ISO 8601; UTC if no offset)"),
@@ -295,7 +303,11 @@ def labels(request: Request, rubric_id: str | None = None, provenance: str | Non
     present only when the page left some out, so that nobody takes the page for all
     the labels there are."""
     # An unknown parameter (a misspelt filter) is refused for every route at once:
-    # hilt.api.deps.known_query_only.
+    # hilt.api.deps.known_query_only. A provenance no label has (``Gold``: the names are
+    # lower case) would answer an empty page, as if there were no such labels.
+    if provenance is not None and provenance not in PROVENANCE_KINDS:
+        raise InputError(f"unknown provenance {provenance!r}; one of: "
+                         f"{', '.join(PROVENANCE_KINDS)}", field="provenance")
     out: list[dict[str, Any]] = []
     last = None
     left_out = {"gold": 0, "under_review": 0}
@@ -312,7 +324,7 @@ def labels(request: Request, rubric_id: str | None = None, provenance: str | Non
         if hidden:
             left_out["under_review"] += 1
             continue
-        if record.provenance == "gold" and who.role == "adjudicator":
+        if record.provenance == "gold" and gold.closed_to(who.role):
             left_out["gold"] += 1  # adjudicators also review, and gold calibrates them
             continue
         out.append({**record.__dict__, "review_ids": list(record.review_ids),
