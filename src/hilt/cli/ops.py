@@ -6,12 +6,12 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from hilt.cli import job_text
 from hilt.cli.core import DbOption, echo_json, engine_for, options_named
 
 JobId = Annotated[str, typer.Argument(help="job id")]
@@ -162,69 +162,6 @@ def jobs_start(kind: Annotated[str, typer.Argument(
     echo_json({"job_id": job_id, "status": "queued"})
 
 
-def _when(iso: str | None) -> str:
-    """A stored time (UTC) to the second, for tables: ``2025-01-31 14:02:07Z``."""
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%SZ") if iso else "-"
-
-
-def _lease_text(lease: dict[str, Any] | None) -> str:
-    if lease is None:
-        return "-"
-    until = "expired" if lease["expired"] else "until"
-    return f"{lease['worker']} {until} {_when(lease['expires_at'])}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)
-                               ).rstrip() for r in [header, *rows])
-
-
-def _jobs_table(views: list[dict[str, Any]]) -> str:
-    return _table(["ID", "KIND", "STATUS", "PROGRESS", "ATTEMPTS", "CREATED", "LEASE"],
-                  [[v["id"], v["kind"], v["status"], f"{v['progress']:.0%}",
-                    f"{v['attempts']}/{v['max_attempts']}", _when(v["created_at"]),
-                    _lease_text(v["lease"])] for v in views])
-
-
-def _job_text(v: dict[str, Any]) -> str:
-    """One job as ``hilt jobs show`` prints it."""
-    import json
-
-    lease = v["lease"]
-    if lease is None:
-        held = "-"
-    else:
-        where = (f" (host {lease['host']}, pid {lease['pid']})"
-                 if lease["host"] is not None else "")
-        held = (f"held by {lease['worker']}{where}, "
-                + ("expired at " if lease["expired"] else "until ")
-                + _when(lease["expires_at"]))
-    running = v["status"] == "running"
-    # The note is the last progress report ("eval.check: child process 16132 running"):
-    # current only while the job runs, and shown apart, as a past report, after that.
-    note = v["progress_note"]
-    progress = f"{v['progress']:.0%}" + (f" ({note})" if note and running else "")
-    fields = [("status", v["status"] + (", cancel requested" if v["cancel_requested"]
-                                        and running else "")),
-              ("attempts", f"{v['attempts']} of {v['max_attempts']}"),
-              ("progress", progress)]
-    if note and not running:
-        fields.append(("last note", f"{json.dumps(note)}, reported while attempt "
-                                    f"{v['attempts']} ran"))
-    fields += [("lease", held),
-               ("created", f"{_when(v['created_at'])} by {v['created_by']}"),
-               ("started", _when(v["started_at"])), ("finished", _when(v["finished_at"])),
-               ("workers", ", ".join(v["workers"]) or "-"),
-               ("params", json.dumps(v["params"], sort_keys=True))]
-    if v["result"] is not None:
-        fields.append(("result", json.dumps(v["result"], sort_keys=True)))
-    lines = [f"{v['id']}  {v['kind']}"] + [f"  {k:<9} {text}" for k, text in fields]
-    if v["error"]:
-        lines += ["  error", *("    " + line for line in v["error"].rstrip().splitlines())]
-    return "\n".join(lines)
-
-
 @jobs_app.command("list")
 def jobs_list(status: Annotated[str | None, typer.Option(
                   help="queued, running, succeeded, failed or cancelled")] = None,
@@ -243,7 +180,7 @@ def jobs_list(status: Annotated[str | None, typer.Option(
     if as_json:
         echo_json(views)
     else:
-        typer.echo(_jobs_table(views) if views else "no jobs")
+        typer.echo(job_text.jobs_table(views) if views else "no jobs")
 
 
 @jobs_app.command("show")
@@ -258,7 +195,7 @@ def jobs_show(job_id: JobId, as_json: JsonOption = False, db: DbOption = None) -
     if as_json:
         echo_json(view)
     else:
-        typer.echo(_job_text(view))
+        typer.echo(job_text.job_record(view))
 
 
 @jobs_app.command("cancel")
@@ -286,18 +223,6 @@ def jobs_run_periodic(name: Annotated[str | None, typer.Argument(
     if not tasks:
         raise InputError(f"no periodic task {name!r}", field="name")
     echo_json({t.name: run_periodic(engine, t, force=True) for t in tasks})
-
-
-def _outcome_text(job: dict[str, Any]) -> str:
-    """How a job that ``hilt jobs work`` ran ended, in a few words."""
-    error = (job["error"] or "").strip().splitlines()
-    why = f": {error[-1]}" if error else ""
-    if job["outcome"] == "queued":  # a failed attempt, retried later
-        return (f"attempt {job['attempt']} of {job['max_attempts']} failed, queued again"
-                f"{why}")
-    if job["outcome"] == "lost":
-        return "lease lost: another worker took the job over"
-    return job["outcome"] + (why if job["outcome"] == "failed" else "")
 
 
 @jobs_app.command("work")
@@ -352,8 +277,9 @@ def jobs_work(as_json: JsonOption = False, db: DbOption = None) -> None:
         jobs = len({j["id"] for j in ran})
         tries = f" ({len(ran)} attempts)" if len(ran) != jobs else ""
         typer.echo(f"ran {jobs} job{'s' if jobs != 1 else ''}{tries}:")
-        typer.echo(_table(["ID", "KIND", "OUTCOME"],
-                          [[j["id"], j["kind"], _outcome_text(j)] for j in ran]))
+        typer.echo(job_text.table(["ID", "KIND", "OUTCOME"],
+                                  [[j["id"], j["kind"], job_text.outcome_text(j)]
+                                   for j in ran]))
     if caught:
         if not as_json:
             typer.echo(f"stopped by {stopped_by}; jobs still queued are left for the next "
