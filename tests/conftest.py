@@ -135,6 +135,29 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+def migrated_sqlite(path: Path | str) -> str:
+    """An empty migrated SQLite database at ``path`` (its folder made if missing); returns
+    its URL. For tests that need a database of their own outside the ``db_url`` pair."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{path}"
+    eng = make_engine(url)
+    migrate(eng)
+    eng.dispose()
+    return url
+
+
+@pytest.fixture
+def sqlite_engine(_sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty SQLite database at ``tmp_path / "hilt.db"``: for a file whose
+    checks come before any query, so that running them on PostgreSQL as well adds
+    nothing. Such a file overrides ``engine`` with a fixture that returns this one."""
+    path = tmp_path / "hilt.db"
+    shutil.copyfile(_sqlite_template, path)
+    eng = make_engine(f"sqlite:///{path}")
+    yield eng
+    eng.dispose()
+
+
 _COPY_TYPE_NAMES = {"character varying": "varchar", "timestamp with time zone": "timestamptz",
                     "jsonb": "jsonb", "bigint": "int8"}
 

@@ -16,12 +16,12 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.access import add_reviewer, create_token
+from hilt.access import create_token
 from hilt.api.app import MAX_API_BODY_BYTES, create_app
 from hilt.jsonl import MAX_DEPTH
 from hilt.store.db import transaction
-from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import ReviewRow, ReviewTaskRow
+from tests.api.conftest import calibrated
 from tests.review.helpers import HARM, event
 
 JSON = {"Content-Type": "application/json"}
@@ -42,15 +42,8 @@ class Caller:
 
 @pytest.fixture
 def caller(engine: Engine) -> Iterator[Caller]:
-    tokens = {}
     with transaction(engine) as s:
-        for rid, role in {"lead": "lead", "r1": "reviewer"}.items():
-            add_reviewer(s, reviewer_id=rid, role=role, pools=["default"])
-            s.flush()
-            row = s.get(ReviewerRow, rid)
-            assert row is not None
-            row.status = "calibrated"
-            tokens[rid] = create_token(s, role=role, reviewer_id=rid)[1]
+        tokens = calibrated(s, [("lead", "lead"), ("r1", "reviewer")], pools=["default"])
         tokens["service"] = create_token(s, role="service")[1]
         tokens["admin"] = create_token(s, role="admin")[1]
     with TestClient(create_app(engine)) as client:

@@ -4,25 +4,17 @@ may be left out; the export declares the media type it streams."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-
 import pytest
 from sqlalchemy.engine import Engine
 
-from hilt.store.db import make_engine, migrate, transaction
-from hilt.store.tables.drift import DriftAlertRow
 from tests.api.conftest import Api
+from tests.drift.test_alert_status_and_bridge_size import stored_alert
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(sqlite_engine: Engine) -> Engine:
     # Validation comes before any query: SQLite only.
-    eng = make_engine(f"sqlite:///{tmp_path / 'hilt.db'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
+    return sqlite_engine
 
 
 def _refused(api: Api, method: str, path: str, where: list[str], **kw: object) -> None:
@@ -97,15 +89,9 @@ def test_a_run_near_the_end_of_the_storable_years_still_runs(api: Api) -> None:
 
 
 def test_an_alert_is_acknowledged_without_a_body(api: Api, engine: Engine) -> None:
-    w0 = datetime(2030, 1, 7, tzinfo=UTC)
-    with transaction(engine) as s:
-        s.add(DriftAlertRow(
-            id="da_test", monitor="label_shift", group_key="g", group={"pool": "default"},
-            window_start=w0, window_end=w0, reference_start=w0, test="chi2", p_value=0.001,
-            alpha=0.01, effect_name="js", effect=0.2, min_effect=0.05, n_current=100,
-            n_reference=400, n_tests=1, message="labels shifted", detail={},
-            status="open"))
-    response = api.client.post("/v1/drift/alerts/da_test/ack", headers=api.headers("lead"))
+    alert_id = stored_alert(engine)
+    response = api.client.post(f"/v1/drift/alerts/{alert_id}/ack",
+                               headers=api.headers("lead"))
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "acknowledged" and response.json()["note"] is None
     # a body is still checked when there is one

@@ -4,28 +4,22 @@ reads as "there are none"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy.engine import Engine
 
 from hilt.ops.jobs import kinds
 from hilt.quality.drift.windows import MONITORS
 from hilt.review.records import PROVENANCE_KINDS
-from hilt.store.db import make_engine, migrate, transaction
+from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.ops import JobRow
 from tests.api.conftest import Api
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(sqlite_engine: Engine) -> Engine:
     # The checks come before any query: SQLite only.
-    eng = make_engine(f"sqlite:///{tmp_path / 'hilt.db'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
+    return sqlite_engine
 
 
 @pytest.mark.parametrize(("path", "field", "what", "valid"), [

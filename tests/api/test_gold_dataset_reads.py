@@ -15,14 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.access import add_reviewer, create_token
+from hilt.access import create_token
 from hilt.api.app import create_app
 from hilt.events.ingest import ingest_events
 from hilt.review import gold, queue, tasks
 from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.store.db import transaction
-from hilt.store.tables.core import ReviewerRow
+from tests.api.conftest import calibrated
 from tests.review.helpers import HARM
 
 GOLD_EVENT = "ev00005"
@@ -63,14 +63,9 @@ def _event(event_id: str) -> dict[str, Any]:
 def setup(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
           ) -> Iterator[Setup]:
     monkeypatch.setenv("HILT_HOME", str(tmp_path))
-    tokens = {}
     with transaction(engine) as s:
         publish_rubric(s, load_rubric_file(HARM), actor="lead")
-        for rid, role in (("lead", "lead"), ("kim", "adjudicator"), ("r1", "reviewer")):
-            add_reviewer(s, reviewer_id=rid, role=role)
-            s.flush()
-            s.get_one(ReviewerRow, rid).status = "calibrated"
-            tokens[rid] = create_token(s, role=role, reviewer_id=rid)[1]
+        tokens = calibrated(s, [("lead", "lead"), ("kim", "adjudicator"), ("r1", "reviewer")])
         tokens["service"] = create_token(s, role="service")[1]
     ingest_events(engine, [_event(PLAIN_EVENT), _event(GOLD_EVENT)], actor="service")
     # the plain item is reviewed as usual: a helpful answer, one reviewer

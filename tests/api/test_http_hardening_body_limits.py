@@ -5,9 +5,8 @@ event ingest checks the token before it reads a byte."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ from sqlalchemy.engine import Engine
 from hilt.access import add_reviewer, create_token
 from hilt.api.app import MAX_API_BODY_BYTES, body_limit, create_app
 from hilt.api.routers.events import MAX_BODY_BYTES as MAX_EVENTS_BODY_BYTES
-from hilt.store.db import make_engine, migrate, transaction
+from hilt.store.db import transaction
 from hilt.web.security import MAX_FORM_BYTES
 
 CHUNK = 256 * 1024
@@ -26,12 +25,9 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(sqlite_engine: Engine) -> Engine:
     # The limits do not depend on the database: SQLite only.
-    eng = make_engine(f"sqlite:///{tmp_path / 'hilt.db'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
+    return sqlite_engine
 
 
 @dataclass

@@ -4,25 +4,19 @@ pages' Content-Security-Policy."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.store.db import make_engine, migrate
 from hilt.web.security import CONTENT_SECURITY_POLICY
 from tests.api.conftest import Api
 from tests.web.asgi import sign_in
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'hilt.db'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
+def engine(sqlite_engine: Engine) -> Engine:
+    return sqlite_engine
 
 
 def _assert_self_contained(html: str) -> None:

@@ -3,24 +3,17 @@ after the token check; a misspelt filter never returns everything."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.store.db import make_engine, migrate
 from tests.api.conftest import Api
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine(sqlite_engine: Engine) -> Engine:
     # The check does not depend on the database: SQLite only.
-    eng = make_engine(f"sqlite:///{tmp_path / 'hilt.db'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
+    return sqlite_engine
 
 
 @pytest.mark.parametrize(("role", "path", "known"), [

@@ -16,14 +16,14 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.access import add_reviewer, create_token
+from hilt.access import create_token
 from hilt.api.app import create_app
 from hilt.events.ingest import ingest_events
 from hilt.review import queue, tasks
 from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.store.db import transaction
-from hilt.store.tables.core import ReviewerRow
+from tests.api.conftest import calibrated
 from tests.review.helpers import HARM
 from tests.web.asgi import BASE, sign_in
 
@@ -66,15 +66,10 @@ def _review(engine: Engine, reviewer: str, verdict: str) -> str:
 def setup(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
           ) -> Iterator[Setup]:
     monkeypatch.setenv("HILT_HOME", str(tmp_path))
-    tokens = {}
     with transaction(engine) as s:
         publish_rubric(s, load_rubric_file(HARM), actor="lead")
-        for rid, role in (("lead", "lead"), ("kim", "adjudicator"), ("r1", "reviewer"),
-                          ("r2", "reviewer")):
-            add_reviewer(s, reviewer_id=rid, role=role)
-            s.flush()
-            s.get_one(ReviewerRow, rid).status = "calibrated"
-            tokens[rid] = create_token(s, role=role, reviewer_id=rid)[1]
+        tokens = calibrated(s, [("lead", "lead"), ("kim", "adjudicator"), ("r1", "reviewer"),
+                                ("r2", "reviewer")])
         tokens["service"] = create_token(s, role="service")[1]
     ingest_events(engine, [{
         "id": EVENT, "interaction": {"prompt": "How do I store kitchen knives safely?"},

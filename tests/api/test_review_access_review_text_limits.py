@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.access import add_reviewer, create_token
 from hilt.api.app import create_app
 from hilt.errors import InputError
 from hilt.events.ingest import ingest_events
@@ -21,8 +20,8 @@ from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.review.text_checks import RATIONALE_MAX
 from hilt.store.db import transaction
-from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import ReviewRow
+from tests.api.conftest import calibrated
 from tests.review.helpers import HARM, SIMPLE_RUBRIC, event
 from tests.web.asgi import BASE, sign_in
 
@@ -56,15 +55,10 @@ class Setup:
 
 @pytest.fixture
 def setup(engine: Engine) -> Iterator[Setup]:
-    tokens = {}
     with transaction(engine) as s:
         publish_rubric(s, load_rubric_file(HARM), actor="lead")
         publish_rubric(s, parse_rubric(SIMPLE_RUBRIC), actor="lead")
-        for rid, role in (("lead", "lead"), ("r1", "reviewer"), ("r2", "reviewer")):
-            add_reviewer(s, reviewer_id=rid, role=role)
-            s.flush()
-            s.get_one(ReviewerRow, rid).status = "calibrated"
-            tokens[rid] = create_token(s, role=role, reviewer_id=rid)[1]
+        tokens = calibrated(s, [("lead", "lead"), ("r1", "reviewer"), ("r2", "reviewer")])
     with TestClient(create_app(engine), base_url=BASE) as http:
         yield Setup(http, engine, tokens)
 

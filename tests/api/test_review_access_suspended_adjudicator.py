@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.access import add_reviewer, create_token
+from hilt.access import create_token
 from hilt.api.app import create_app
 from hilt.cli import main
 from hilt.errors import Forbidden
@@ -21,6 +21,7 @@ from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.store.db import make_engine, migrate, transaction
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import ReviewTaskRow
+from tests.api.conftest import calibrated
 from tests.review.helpers import HARM, event
 from tests.web.asgi import BASE, sign_in
 
@@ -33,10 +34,8 @@ def _disputed(engine: Engine) -> str:
     """A task whose two reviews disagree, waiting for adjudication; kim is suspended."""
     with transaction(engine) as s:
         publish_rubric(s, load_rubric_file(HARM), actor="lead")
-        for rid, role in (("kim", "adjudicator"), ("r1", "reviewer"), ("r2", "reviewer")):
-            add_reviewer(s, reviewer_id=rid, role=role)
-            s.flush()
-            s.get_one(ReviewerRow, rid).status = "calibrated"
+        calibrated(s, [("kim", "adjudicator"), ("r1", "reviewer"), ("r2", "reviewer")],
+                   tokens=False)
     ev = event(1)
     ingest_events(engine, [ev], actor="service")
     with transaction(engine) as s:

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hilt.cli import app
-from hilt.store.db import make_engine, migrate, transaction
+from hilt.store.db import make_engine, transaction
+from tests.conftest import migrated_sqlite
 from tests.gate.tiny_check import stored_tiny_decision
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -18,11 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
+    return migrated_sqlite(tmp_path / "h.db")
 
 
 def hilt(db: str, *args: str) -> str:

@@ -7,28 +7,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from hilt.cli import app
-from hilt.errors import InputError
-from hilt.store.db import make_engine, migrate
+from hilt.store.db import make_engine
+from tests.conftest import migrated_sqlite
+from tests.core.helpers import cli_input_error
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
+    return migrated_sqlite(tmp_path / "h.db")
 
 
 def refused(db: str, *args: str) -> str:
     """The message of the InputError ``hilt ARGS`` stops with (printed as ``error: ...``
     by the entry point)."""
-    result = CliRunner().invoke(app, [*args, "--db", db])
-    assert isinstance(result.exception, InputError), (result.exception, result.output)
-    return str(result.exception)
+    return str(cli_input_error(db, *args))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hilt.cli import app
-from hilt.store.db import make_engine, migrate
+from tests.conftest import migrated_sqlite
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ANSWERS = json.dumps({"verdict": "safe", "refusal": "complies", "helpfulness": 4})
@@ -20,11 +20,7 @@ ANSWERS = json.dumps({"verdict": "safe", "refusal": "complies", "helpfulness": 4
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
+    return migrated_sqlite(tmp_path / "h.db")
 
 
 def hilt(db: str, *args: str) -> tuple[int, str, str]:

@@ -34,8 +34,8 @@ from .test_cli_api import cli
 W0 = datetime(2030, 1, 7, tzinfo=UTC)
 
 
-def _alert(engine: Engine) -> str:
-    """One stored open alert (as the monitors would write it)."""
+def stored_alert(engine: Engine) -> str:
+    """One stored open alert (as the monitors would write it); its id."""
     with transaction(engine) as s:
         s.add(DriftAlertRow(
             id="da_test", monitor="label_shift", group_key="g", group={"pool": "default"},
@@ -48,7 +48,7 @@ def _alert(engine: Engine) -> str:
 
 def test_alerts_with_an_unknown_status_are_refused_naming_the_option(
         engine: Engine, db_url: str) -> None:
-    _alert(engine)
+    stored_alert(engine)
     code, out = cli(db_url, "drift", "alerts", "--status", "bogus")
     assert code == 2 and "--status" in out and "'open', 'acknowledged'" in out
     code, out = cli(db_url, "drift", "alerts", "--status", "open")
@@ -66,7 +66,7 @@ def test_alerts_with_an_unknown_status_are_refused_naming_the_option(
 
 
 def test_a_second_acknowledgement_appends_its_note_and_is_audited(engine: Engine) -> None:
-    alert_id = _alert(engine)
+    alert_id = stored_alert(engine)
     with transaction(engine) as s:
         first = acknowledge(s, alert_id, actor="lead-a", note="rubric v2 planned")
     with transaction(engine) as s:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -28,6 +29,18 @@ def _check(folder: Path, inputs_in_out: bool) -> Path:
     return out
 
 
+def signed_off(engine: Engine, db_url: str, decision: Path) -> Any:
+    """``hilt gate signoff`` of ``decision`` (a file or its folder) by ana, a lead who
+    may sign as release owner; the reply."""
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+    signed = CliRunner().invoke(app, ["gate", "signoff", str(decision),
+                                      "--role", "release_owner", "--by", "ana",
+                                      "--db", db_url])
+    assert signed.exit_code == 0, signed.output
+    return json.loads(signed.stdout)
+
+
 def test_a_moved_folder_rechecks_and_signs_off(db_url: str, engine: Engine,
                                               tmp_path: Path) -> None:
     out = _check(tmp_path / "ci", inputs_in_out=True)
@@ -39,13 +52,7 @@ def test_a_moved_folder_rechecks_and_signs_off(db_url: str, engine: Engine,
         key: str(moved / name) for key, name in
         (("suite", "suite.jsonl"), ("candidate", "cand.jsonl"), ("reference", "ref.jsonl"))}
     assert not out.exists()
-    with transaction(engine) as s:
-        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
-    signed = CliRunner().invoke(app, ["gate", "signoff", str(moved / "decision.json"),
-                                      "--role", "release_owner", "--by", "ana",
-                                      "--db", db_url])
-    assert signed.exit_code == 0, signed.output
-    reply = json.loads(signed.stdout)
+    reply = signed_off(engine, db_url, moved / "decision.json")
     assert reply["outcome"] == "pass"
     assert reply["inputs"]["files"]["candidate"] == str(moved / "cand.jsonl")
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from hilt.access import add_reviewer
 from hilt.cli import app
-from hilt.store.db import transaction
+from tests.gate.test_verify_moved_folder import signed_off
 from tests.gate.tiny_check import ten_item_check, verify_inputs
 
 NAME = "x.jsonl"
@@ -39,13 +38,7 @@ def test_same_named_inputs_are_each_found_after_a_move(db_url: str, engine: Engi
     assert report["inputs"]["files"] == {"suite": str(moved / "suites" / NAME),
                                          "candidate": str(moved / "runs" / "a" / NAME),
                                          "reference": str(moved / "runs" / "b" / NAME)}
-    with transaction(engine) as s:
-        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
-    signed = CliRunner().invoke(app, ["gate", "signoff", str(moved / "out"),
-                                      "--role", "release_owner", "--by", "ana",
-                                      "--db", db_url])
-    assert signed.exit_code == 0, signed.output
-    assert json.loads(signed.stdout)["inputs"]["files"]["reference"] \
+    assert signed_off(engine, db_url, moved / "out")["inputs"]["files"]["reference"] \
         == str(moved / "runs" / "b" / NAME)
 
 

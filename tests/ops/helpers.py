@@ -13,6 +13,7 @@ from hilt.review.rubrics import publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store.db import transaction
 from hilt.store.tables.core import ReviewerRow
+from tests.conftest import migrated_sqlite  # also imported from here by the ops tests
 
 RUBRIC: dict[str, Any] = {
     "id": "simple", "title": "Simple", "questions": [
@@ -54,17 +55,6 @@ def workload(engine: Engine, n_events: int, *, overlap: int = 2, start: int = 0
     with transaction(engine) as s:
         return [create_task(s, event_id=f"ev{i:05d}", rubric="simple", actor="lead",
                             overlap_k=overlap) for i in range(start, start + n_events)]
-
-
-def migrated_sqlite(path: str) -> str:
-    """An empty migrated SQLite database at ``path``; returns its URL."""
-    from hilt.store.db import make_engine, migrate
-
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
 
 
 def live_sqlite(path: str) -> str:

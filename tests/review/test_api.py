@@ -12,15 +12,15 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.access import add_reviewer, create_token
+from hilt.access import create_token
 from hilt.api.app import create_app
 from hilt.review import tasks
 from hilt.review.queue import QueueConfig, claim_next
 from hilt.review.reviews import Submission, submit_review
 from hilt.store import audit
 from hilt.store.db import transaction
-from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import ReviewRow, ReviewTaskRow
+from tests.api.conftest import calibrated
 
 from .helpers import HARM, SAFETY_RULES, event
 
@@ -41,15 +41,8 @@ class Client:
 def client(engine: Engine) -> Iterator[Client]:
     people = {"lead": "lead", "adj": "adjudicator", "r1": "reviewer", "r2": "reviewer",
               "r3": "reviewer"}
-    tokens = {}
     with transaction(engine) as s:
-        for rid, role in people.items():
-            add_reviewer(s, reviewer_id=rid, role=role, pools=["default", "safety"])
-            s.flush()
-            row = s.get(ReviewerRow, rid)
-            assert row is not None
-            row.status = "calibrated"
-            tokens[rid] = create_token(s, role=role, reviewer_id=rid)[1]
+        tokens = calibrated(s, people.items(), pools=["default", "safety"])
         tokens["service"] = create_token(s, role="service")[1]
     with TestClient(create_app(engine)) as http:
         yield Client(http, tokens)

@@ -10,23 +10,18 @@ from typer.testing import CliRunner
 
 from hilt.cli import app
 from hilt.errors import InputError
-from hilt.store.db import make_engine, migrate
+from tests.conftest import migrated_sqlite
+from tests.core.helpers import cli_input_error
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    (tmp_path / "store").mkdir()
-    url = f"sqlite:///{tmp_path / 'store' / 'h.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return url
+    # in a folder of its own: the tests list what an export left in tmp_path
+    return migrated_sqlite(tmp_path / "store" / "h.db")
 
 
 def _error(db: str, *args: str) -> InputError:
-    result = CliRunner().invoke(app, ["labels", "export", *args, "--db", db])
-    assert isinstance(result.exception, InputError), result.output
-    return result.exception
+    return cli_input_error(db, "labels", "export", *args)
 
 
 @pytest.mark.parametrize(("args", "field"), [
