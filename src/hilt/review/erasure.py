@@ -22,6 +22,16 @@ to ``open`` to be reviewed on their own. One ``task.cancel`` audit entry names t
 Rows, ids, choice answers, scores and label values that are not text stay, so
 agreement statistics, lineage and the audit chain keep working. Runs in the caller's
 transaction; returns how many rows of each kind changed.
+
+Lock order (PostgreSQL). The caller has locked the events (``FOR UPDATE``); then the
+active leases on their tasks are locked, and only then the tasks, as every path that
+ends a lease takes them (a submission, :func:`hilt.review.queue.expire_leases`,
+``release``): lease first, then its task. A submission also takes a share lock on its
+task's event before anything else (:func:`hilt.review.reviews.submit_review`,
+:mod:`hilt.review.pg_fast`), so a submission and an erasure of the same event never
+wait on each other in a cycle. Whichever locks the event first goes first: a review
+that committed before is erased here with the rest; one that waited for this erasure
+finds its task cancelled and is refused (``Conflict``), writing nothing.
 """
 
 from __future__ import annotations
@@ -88,6 +98,7 @@ def erase_subject_content(session: Session, event_ids: Sequence[str],
     pending: list[ReviewTaskRow] = []
     text_qs: dict[tuple[str, int], frozenset[str]] = {}
     ids = sorted(set(event_ids))
+    _lock_leases(session, ids)
     for lo in range(0, len(ids), _CHUNK):
         chunk = ids[lo:lo + _CHUNK]
         tasks = list(session.execute(sa.select(ReviewTaskRow).where(
@@ -149,6 +160,17 @@ def erase_subject_content(session: Session, event_ids: Sequence[str],
     counts.update(_cancel(session, pending, actor=actor, now=now or utcnow()))
     session.flush()
     return counts
+
+
+def _lock_leases(session: Session, event_ids: list[str]) -> None:
+    """Lock the active leases on the events' tasks before the tasks themselves (the
+    order of every path that ends a lease; see the module docstring). A lease taken
+    after this, and before the tasks are locked, is still ended by :func:`_cancel`."""
+    a, t = AssignmentRow, ReviewTaskRow
+    for lo in range(0, len(event_ids), _CHUNK):
+        session.execute(sa.select(a.id).join(t, t.id == a.task_id).where(
+            t.event_id.in_(event_ids[lo:lo + _CHUNK]), a.status == "active")
+            .order_by(a.id).with_for_update(of=a)).all()
 
 
 def _cancel(session: Session, tasks: list[ReviewTaskRow], *, actor: str, now: datetime

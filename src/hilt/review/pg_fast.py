@@ -21,7 +21,9 @@ twice because these statements wrote nothing:
 - submit: only a submission under the reviewer's own unexpired lease, by a reviewer who
   may still work (active, not suspended), is written here; late submissions, unknown
   tasks, repeated submissions, refused reviewers and tasks whose event was erased fall
-  back (and get the general path's errors). The task's rubric version,
+  back (and get the general path's errors; the statement takes the event's share
+  lock first, as the general path does, so that it never deadlocks with an erasure:
+  :mod:`hilt.review.erasure`). The task's rubric version,
   response count and gold flag are immutable once the task exists, so they are cached
   from the claim.
 - the claim skips tasks whose event was erased, as the general claim does
@@ -166,15 +168,23 @@ def _claim_sql(n_pools: int, with_item: bool) -> str:
 
 # When the review is the task's k-th, the statement also reads what resolving the task
 # needs (hilt.review.pg_resolve.read_columns), saving the resolution a round trip.
+# The event's share lock comes first, before the lease's and the task's (l's condition
+# reads ev before l updates a row), as in hilt.review.reviews.submit_review: the erasure
+# locks the event first, so the two never wait on each other in a cycle. After waiting
+# for an erasure, ev re-reads the event, finds it erased and the statement writes
+# nothing (the general path then refuses the review).
 _SUBMIT_CTES = f"""
+    ev AS (
+      SELECT e.id FROM review_tasks et JOIN events e ON e.id = et.event_id
+      WHERE et.id = %(task_id)s AND e.erased_at IS NULL
+      FOR KEY SHARE OF e),
     l AS (
       UPDATE review_assignments SET status = 'submitted', finished_at = %(submitted_at)s
       WHERE task_id = %(task_id)s AND reviewer_id = %(reviewer_id)s AND status = 'active'
         AND lease_expires_at > %(submitted_at)s
         AND EXISTS (SELECT 1 FROM reviewers rv WHERE rv.id = %(reviewer_id)s
                     AND rv.active AND rv.status IN ({_WORKING}))
-        AND (SELECT e.erased_at FROM review_tasks et JOIN events e ON e.id = et.event_id
-             WHERE et.id = %(task_id)s) IS NULL
+        AND EXISTS (SELECT 1 FROM ev)
       RETURNING id, claimed_at),
     r AS (
       INSERT INTO reviews (id, task_id, assignment_id, reviewer_id, rubric_id,

@@ -4,6 +4,12 @@ resolution once k reviews are in (final labels, or adjudication).
 Late submissions: a reviewer whose lease lapsed may still submit while the task has a
 free slot for them (their slot was not yet reclaimed, or another slot is free); otherwise
 the submission is refused with a message saying so, and nothing is written.
+
+Erased events: a submission to a task whose event was erased (the task cancelled) is
+refused (``Conflict``, "task … was cancelled") and writes nothing. One that races the
+erasure either commits first, and its review is then erased with the rest of the
+subject's content (:mod:`hilt.review.erasure`), or waits for the erasure on the event's
+lock, which it takes before any other, and is refused.
 """
 
 from __future__ import annotations
@@ -142,6 +148,17 @@ def measured_time_spent(given: float | None, claimed_at: datetime, now: datetime
     return min(given, max(0.0, (now - claimed_at).total_seconds()))
 
 
+# Taken before any other lock of a submission: the erasure locks the event first
+# (FOR UPDATE), so a submission and an erasure of the same event never wait on each
+# other in a cycle (see hilt.review.erasure). A submission that waited reads the
+# erasure's outcome (the event erased, its task cancelled) and is refused. KEY SHARE,
+# the weakest lock: submissions to one event never wait on each other, nor on an
+# update of the event that leaves its id alone; only the erasure's FOR UPDATE waits.
+_EVENT_LOCK = (sa.select(EventRow.id)
+               .join(ReviewTaskRow, ReviewTaskRow.event_id == EventRow.id)
+               .where(ReviewTaskRow.id == sa.bindparam("task_id"))
+               .with_for_update(of=EventRow, read=True, key_share=True))
+
 _FOUND = (sa.select(AssignmentRow.id.label("lease_id"), AssignmentRow.status.label("lease"),
                    AssignmentRow.lease_expires_at, AssignmentRow.claimed_at,
                    ReviewTaskRow.is_gold,
@@ -163,12 +180,14 @@ def submit_review(session: Session, task_id: str, reviewer_id: str, submission: 
     now = now or utcnow()
     _check(submission)
     check_may_work(session, reviewer_id)
-    found = session.connection().execute(
-        _FOUND, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
+    conn = session.connection()
+    conn.execute(_EVENT_LOCK, {"task_id": task_id}).all()
+    found = conn.execute(_FOUND, {"task_id": task_id, "reviewer_id": reviewer_id}).first()
     if found is None:
         raise NotFound(f"task {task_id!r} was never assigned to {reviewer_id!r}; claim it "
                        "with next-task first")
-    if found.erased_at is not None or found.task_status == CANCELLED:
+    if (found.erased_at is not None or found.task_status == CANCELLED
+            or found.lease == CANCELLED):
         # Labels must never be written on erased content (see hilt.review.erasure).
         raise Conflict(f"task {task_id} was cancelled: its event was erased; your review "
                        "was not recorded. Claim a new task.")
