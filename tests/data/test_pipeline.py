@@ -95,14 +95,14 @@ def _pref(event_id: str, prompt: str, responses: list[str]):  # type: ignore[no-
 
 
 @pytest.mark.parametrize("a,b", [
-    # opposite preferences: the same words in the same order, swapped between fields
-    (["", "Sure, first get a tension wrench and a pick."],
-     ["Sure, first get a tension wrench and a pick.", ""]),
+    # opposite preferences: the same two replies, swapped between fields
+    (["No.", "Sure, first get a tension wrench and a pick."],
+     ["Sure, first get a tension wrench and a pick.", "No."]),
     # one word moved from chosen to rejected
     (["They have three hearts", "No"], ["They have three", "hearts No"]),
 ])
 def test_exact_dedup_tells_fields_apart(a: list[str], b: list[str]) -> None:
-    prompt = LOCK if a[0] == "" else OCTO
+    prompt = LOCK if a[0] == "No." else OCTO
     spec = parse_spec({"name": "p", "kind": "preference", "dedup": {"near": False}})
     result = run_selection([_pref("a", prompt, a), _pref("b", prompt, b)], spec, [])
     assert _steps(result)["exact_dedup"].removed == 0
@@ -113,10 +113,14 @@ def test_exact_dedup_tells_fields_apart(a: list[str], b: list[str]) -> None:
 
 
 def test_near_dedup_reports_opposite_preferences_and_keeps_both() -> None:
-    answer = "Sure, first get a tension wrench and a pick."
+    # a long answer and a one-word refusal: swapping them changes few shingles
+    answer = ("Sure, first get a tension wrench and a pick, put the wrench in the bottom of "
+              "the keyhole, turn it a little, then push each pin up with the pick until it "
+              "sets, one by one, and keep the tension steady until the plug turns and the "
+              "door opens.")
     spec = parse_spec({"name": "p", "kind": "preference"})
-    result = run_selection([_pref("a", LOCK, ["", answer]), _pref("b", LOCK, [answer, ""]),
-                            _pref("c", LOCK + "!", ["", answer])], spec, [])
+    result = run_selection([_pref("a", LOCK, ["No.", answer]), _pref("b", LOCK, [answer, "No."]),
+                            _pref("c", LOCK + "!", ["No.", answer])], spec, [])
     near = _steps(result)["near_dedup"]
     assert sorted(e.event_id for e in result.examples) == ["a", "b"]
     assert _steps(result)["exact_dedup"].removed_ids == {

@@ -19,6 +19,12 @@ names the keys under which such labels disagree.
 
 A preference pair whose two replies are the same text (white space at either end aside,
 as training compares them) prefers nothing and is not made; ``skipped`` counts them.
+A pair whose chosen reply is empty (or only white space) is not made either: training
+on it would teach that saying nothing is the better reply, which no review means (a
+reviewer who wants neither reply writes a rewrite, and an empty rewrite is no rewrite).
+A pair whose rejected reply is empty is made, since preferring any reply to none is a
+sound preference; ``empty`` counts both kinds (:data:`EMPTY_CHOSEN_SKIPPED`,
+:data:`EMPTY_REJECTED`), so that a build shows how many of its pairs have them.
 A pair whose replies become the same text only when personal data is redacted is
 removed by the PII step (:func:`hilt.data.pipeline.handle_pii`), where redaction
 happens.
@@ -37,6 +43,10 @@ from hilt.review.records import FinalLabelRecord
 # An example and what tells it apart from others under its key: the label id of a
 # label-backed example, the feedback index of an event-level one.
 Stated = tuple[Example, str]
+# Counts of pairs with an empty reply, by source: those not made (empty chosen reply)
+# and those made (empty rejected reply).
+EMPTY_CHOSEN_SKIPPED = "empty_chosen_pairs_skipped"
+EMPTY_REJECTED = "empty_rejected_pairs"
 
 
 def label_selected(label: FinalLabelRecord, filt: LabelFilter) -> bool:
@@ -98,6 +108,19 @@ def _skip(skipped: dict[str, int] | None, source: str) -> None:
         skipped[source] = skipped.get(source, 0) + 1
 
 
+def _makes_pair(chosen: str, rejected: str, source: str, skipped: dict[str, int] | None,
+                empty: dict[str, dict[str, int]] | None) -> bool:
+    """Whether the pair is made (see the module docstring), counting it in ``skipped``
+    or ``empty`` when one of its replies is empty or both are the same text."""
+    if same_replies(chosen, rejected):
+        _skip(skipped, source)
+        return False
+    for reply, note in ((chosen, EMPTY_CHOSEN_SKIPPED), (rejected, EMPTY_REJECTED)):
+        if not reply.strip():
+            _skip(None if empty is None else empty.setdefault(note, {}), source)
+    return bool(chosen.strip())
+
+
 def _response(c: Candidate, index: Any) -> str | None:
     if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(c.responses):
         return c.responses[index]
@@ -110,26 +133,26 @@ def _qid(label: FinalLabelRecord) -> str:
 
 def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event: bool,
                         sources: tuple[str, ...],
-                        skipped: dict[str, int] | None = None) -> Iterator[Stated]:
+                        skipped: dict[str, int] | None = None,
+                        empty: dict[str, dict[str, int]] | None = None) -> Iterator[Stated]:
     """Pairs of every preference source; ``skipped`` (by source) counts those not made
-    because both replies are the same text."""
+    because both replies are the same text, ``empty`` (by note, then source) those with
+    an empty reply (see the module docstring)."""
     eid = c.event_id
     if use_event:
         for i, fb in enumerate(c.feedback):
             if fb.get("kind") == "preference" and "event_preference" in sources:
                 ch, rj = _response(c, fb.get("chosen")), _response(c, fb.get("rejected"))
-                if ch is not None and rj is not None and same_replies(ch, rj):
-                    _skip(skipped, "event_preference")
-                elif ch is not None and rj is not None:
+                if ch is not None and rj is not None \
+                        and _makes_pair(ch, rj, "event_preference", skipped, empty):
                     lo, hi = sorted((fb["chosen"], fb["rejected"]))
                     yield _pair(c, f"pref:{eid}:event#{i}:{lo}-{hi}", "event_preference", ch,
                                 rj), str(i)
             elif fb.get("kind") == "edit" and "event_edit" in sources:
                 idx = fb.get("response_index", 0)
                 original = _response(c, idx)
-                if original is not None and same_replies(fb["text"], original):
-                    _skip(skipped, "event_edit")
-                elif original is not None:
+                if original is not None \
+                        and _makes_pair(fb["text"], original, "event_edit", skipped, empty):
                     yield _pair(c, f"pref:{eid}:edit#{i}:{idx}", "event_edit", fb["text"],
                                 original), str(i)
     for lb in labels:
@@ -137,9 +160,8 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         if lb.question_kind == "preference" and "label_preference" in sources \
                 and isinstance(lb.value, dict):
             ch, rj = _response(c, lb.value.get("chosen")), _response(c, lb.value.get("rejected"))
-            if ch is not None and rj is not None and same_replies(ch, rj):
-                _skip(skipped, "label_preference")
-            elif ch is not None and rj is not None:
+            if ch is not None and rj is not None \
+                    and _makes_pair(ch, rj, "label_preference", skipped, empty):
                 lo, hi = sorted((lb.value["chosen"], lb.value["rejected"]))
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_preference", ch, rj,
                             one, lb.confidence), lb.label_id
@@ -148,8 +170,8 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
             order = [i for i in lb.value if _response(c, i) is not None]
             for a, better in enumerate(order):
                 for worse in order[a + 1:]:
-                    if same_replies(c.responses[better], c.responses[worse]):
-                        _skip(skipped, "label_ranking")
+                    if not _makes_pair(c.responses[better], c.responses[worse],
+                                       "label_ranking", skipped, empty):
                         continue
                     lo, hi = sorted((better, worse))
                     yield _pair(c, f"pref:{eid}:{_qid(lb)}:{lo}-{hi}", "label_ranking",
@@ -158,9 +180,9 @@ def preference_examples(c: Candidate, labels: list[FinalLabelRecord], use_event:
         elif lb.question_kind == "rewrite" and "label_rewrite" in sources \
                 and isinstance(lb.value, str):
             original = _response(c, 0)
-            if original is not None and lb.value.strip() and same_replies(lb.value, original):
-                _skip(skipped, "label_rewrite")
-            elif original is not None and lb.value.strip():
+            # an empty rewrite is no rewrite (as for SFT): not counted as a pair
+            if original is not None and lb.value.strip() \
+                    and _makes_pair(lb.value, original, "label_rewrite", skipped, empty):
                 yield _pair(c, f"pref:{eid}:{_qid(lb)}:rewrite", "label_rewrite", lb.value,
                             original, one, lb.confidence), lb.label_id
 
@@ -250,19 +272,22 @@ def _mapped(label_map: dict[str, str], value: str, scale: bool) -> str:
 
 def candidate_examples(c: Candidate, spec: SelectionSpec,
                        sources: tuple[str, ...] | None = None, *,
-                       skipped: dict[str, int] | None = None) -> list[Example]:
+                       skipped: dict[str, int] | None = None,
+                       empty: dict[str, dict[str, int]] | None = None) -> list[Example]:
     """Every example of the spec's kind that this candidate yields (possibly none).
 
     ``sources``: ``spec.active_sources()``, passed in by callers that loop over many
     candidates. ``skipped``, when given, counts (by source) the preference pairs not
-    made because both replies are the same text. Keys are unique: see
-    :func:`distinct_keys` for labels that give the same key."""
+    made because both replies are the same text; ``empty``, the pairs with an empty
+    reply, under :data:`EMPTY_CHOSEN_SKIPPED` (not made) and :data:`EMPTY_REJECTED`
+    (made), each by source. Keys are unique: see :func:`distinct_keys` for labels that
+    give the same key."""
     labels = [lb for lb in c.labels if label_selected(lb, spec.labels)]
     use_event = event_feedback_selected(c, spec.labels)
     if sources is None:
         sources = spec.active_sources()
     if spec.kind == "preference":
-        found = list(preference_examples(c, labels, use_event, sources, skipped))
+        found = list(preference_examples(c, labels, use_event, sources, skipped, empty))
     elif spec.kind == "sft":
         found = list(sft_examples(c, labels, use_event, spec, sources))
     else:

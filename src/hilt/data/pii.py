@@ -8,7 +8,13 @@ in (for example a NER model); :class:`RegexPiiDetector` is the default and knows
 - e-mail addresses (a pragmatic subset of RFC 5322 addr-spec),
 - phone numbers (E.164 ``+`` numbers and common national spellings with 9-15 digits in
   groups of 2-4); dates (``2024-01-15``, ``15.01.2024``) are never part of one, so a
-  timestamp such as ``2024-01-15 10:30`` is not a phone number,
+  timestamp such as ``2024-01-15 10:30`` is not a phone number. Nor is a decimal number
+  (one point and digits on both sides, such as the map coordinates
+  ``@37.3362725,-121.8244116``) or the digits on either side of a decimal point, nor a
+  bare run of digits (no ``+``, no separator) whose digits step by the same amount of
+  -1, 0 or +1 (mod 10: ``123456789``, ``1234567890``, ``987654321``, ``000000000``), as
+  in a list of common passwords. Other bare runs of 9-12 digits (``4155550100``, a US
+  number as many write it) are still phone numbers,
 - card-like numbers: 13-19 digits, optionally grouped by spaces or dashes, that pass the
   Luhn checksum (ISO/IEC 7812-1 Annex B), so arbitrary long numbers are not flagged;
   ISBN-13s (978/979 and a valid ISBN check digit) are not cards,
@@ -80,6 +86,9 @@ _OUTLINE_WORD = re.compile(
     r"appendix|annex|notes?|nr|pages?|pp?|standards?|iso|rfc|isbn))\.?[^\S\n]*\Z",
     re.IGNORECASE)
 _IPV6_HINT = re.compile(r"[0-9A-Fa-f]{3}|[A-Fa-f]")
+# A decimal number: phone numbers are not written as one point between two digit groups.
+_DECIMAL = re.compile(r"\d+\.\d+")
+_POINT_BEFORE, _POINT_AFTER = re.compile(r"\d\.\Z"), re.compile(r"\.\d")
 # Matches wherever _NUMERIC_RUN does (it is _NUMERIC_RUN without the optional prefix),
 # at half the cost on digit-rich text: a cheap test before the full scan.
 _NUMERIC_HINT = re.compile(r"\d[\d \-.()]{5,}\d")
@@ -230,7 +239,34 @@ def _numeric_kind(m: re.Match[str]) -> str | None:
         if luhn_valid(digits):
             return "card"
         return "phone" if _phone_like(value) else None
-    return "phone" if 9 <= len(digits) <= 15 else None
+    return "phone" if 9 <= len(digits) <= 15 and not _decimal_or_sequence(m) else None
+
+
+def _decimal_or_sequence(m: re.Match[str]) -> bool:
+    """Whether a phone-shaped match is a decimal number, part of one, or a bare digit
+    sequence (see the module docstring).
+
+    The numeric run the match was found in (``m.string``) takes in every point and
+    digit next to it, so the run shows whether a decimal point is beside the match."""
+    value = m.group()
+    if _DECIMAL.fullmatch(value):
+        return True
+    if not value.isdigit():  # grouped, or with + or (...): spelt as a phone number
+        return False
+    run = m.string
+    if _POINT_BEFORE.match(run, max(0, m.start() - 2), m.start()) \
+            or _POINT_AFTER.match(run, m.end()):
+        return True
+    return _monotone([int(ch) for ch in value])
+
+
+def _monotone(digits: list[int]) -> bool:
+    """Digits that all step by one amount of -1, 0 or +1 mod 10 (``1234567890``,
+    ``987654321``, ``555555555``): a keyboard or counting sequence, not a number
+    anyone was given."""
+    step = (digits[1] - digits[0]) % 10
+    return step in (0, 1, 9) and all((b - a) % 10 == step
+                                     for a, b in zip(digits, digits[1:], strict=False))
 
 
 def _phone_like(value: str) -> bool:

@@ -241,7 +241,9 @@ def make_examples(cands: list[Candidate], spec: SelectionSpec
 
     ``notes`` count, next to ``examples``: ``identical_pairs_skipped``, the preference
     pairs not made because both replies are the same text (white space at either end
-    aside), by source; ``conflicting_labels``, the record keys under which one event's
+    aside), by source; ``empty_chosen_pairs_skipped`` (not made) and
+    ``empty_rejected_pairs`` (made), the pairs with an empty reply, by source;
+    ``conflicting_labels``, the record keys under which one event's
     labels disagree (the records made under ``key`` and ``key#<label id>`` hold
     different labels, completions or pairs): ``count`` and the first
     :data:`LISTED_MAX` ``keys``.
@@ -250,9 +252,10 @@ def make_examples(cands: list[Candidate], spec: SelectionSpec
     out: list[Example] = []
     sources = spec.active_sources()
     skipped: dict[str, int] = {}
+    empty: dict[str, dict[str, int]] = {}
     conflicting: list[str] = []
     for c in cands:
-        found = candidate_examples(c, spec, sources, skipped=skipped)
+        found = candidate_examples(c, spec, sources, skipped=skipped, empty=empty)
         if not found:
             report.drop(_left_out_by(c, spec, sources) or f"no_{spec.kind}_example",
                         c.event_id)
@@ -261,6 +264,8 @@ def make_examples(cands: list[Candidate], spec: SelectionSpec
     report.notes["examples"] = len(out)
     if skipped:
         report.notes["identical_pairs_skipped"] = dict(sorted(skipped.items()))
+    for note, counts in sorted(empty.items()):
+        report.notes[note] = dict(sorted(counts.items()))
     if conflicting:
         report.notes["conflicting_labels"] = {"count": len(conflicting),
                                               "keys": sorted(conflicting)[:LISTED_MAX]}
