@@ -22,7 +22,7 @@ from hilt.data.spec import parse_spec
 from hilt.events.ingest import ingest_events
 from hilt.review.records import FinalLabelRecord
 from hilt.store.db import make_engine, transaction
-from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
+from hilt.store.tables.datasets import DatasetVersionRow
 
 SPEC = {"name": "prefs", "kind": "preference", "split": {"validation_fraction": 0.0}}
 
@@ -100,39 +100,6 @@ def test_two_concurrent_builds_record_one_version_and_reuse_it(
     (version_id, built_by), = _versions(make_engine(db_url))
     assert built_by == creator
     _assert_folder_is_the_versions(directory, version_id, creator)
-
-
-def test_a_folder_left_by_a_build_that_did_not_commit_is_taken_over(
-        engine: Engine, labels: list[FinalLabelRecord], tmp_path: Path) -> None:
-    directory = tmp_path / "ds"
-
-    class Abort(Exception):
-        pass
-
-    with pytest.raises(Abort), transaction(engine) as session:
-        left = build_version(session, parse_spec(SPEC), actor="crashed",
-                             label_source=lambda _s, **_k: labels, directory=directory)
-        raise Abort
-    folder = directory / left.version_id
-    assert folder.is_dir() and _versions(engine) == []
-    # The same records: they stay, the manifest becomes the committed build's.
-    records_inode = (folder / "records.jsonl").stat().st_ino
-    first = _build(engine, labels, directory, "first")
-    assert (first.version_id, first.created) == (left.version_id, True)
-    assert (folder / "records.jsonl").stat().st_ino == records_inode
-    _assert_folder_is_the_versions(directory, first.version_id, "first")
-    with transaction(engine) as s:
-        assert s.execute(sa.select(sa.func.count()).select_from(DatasetRecordRow)
-                         ).scalar_one() == first.record_count
-    # A damaged leftover (other records, a stray file) is replaced as a whole.
-    with transaction(engine) as s:
-        s.execute(sa.delete(DatasetRecordRow))
-        s.execute(sa.delete(DatasetVersionRow))
-    (folder / "records.jsonl").write_text("cut short")
-    (folder / "stray.txt").write_text("x")
-    second = _build(engine, labels, directory, "second")
-    assert (second.version_id, second.created) == (first.version_id, True)
-    _assert_folder_is_the_versions(directory, second.version_id, "second")
 
 
 def test_a_committed_versions_folder_is_never_replaced(

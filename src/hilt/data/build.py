@@ -11,18 +11,26 @@ files live in ``<data dir>/<id>/`` next to ``manifest.json``; the database holds
 manifest and every record's lineage.
 
 Concurrent builds of the same records: the records are written to a private temporary
-folder, and the lookup of the version, the move of the folder into place and the insert
-of its row happen under a lock on the version id (PostgreSQL: a transaction-scoped
-advisory lock; SQLite: every write transaction already holds the database's write lock),
-so the second build waits for the first to commit and then reuses its version. A folder
-is only ever replaced when no committed version owns it. Before it reads the store a
-build takes the erasure lock shared (:mod:`hilt.data.erasure_lock`), so a subject's
-erasure waits for it and then revokes what it recorded.
+folder, and the lookup of the version and the insert of its row happen under a lock on
+the version id (PostgreSQL: a transaction-scoped advisory lock; SQLite: every write
+transaction already holds the database's write lock), so the second build waits for the
+first to commit and then reuses its version. Before it reads the store a build takes the
+erasure lock shared (:mod:`hilt.data.erasure_lock`), so a subject's erasure waits for it
+and then revokes what it recorded.
 
-Staging folders (:class:`StagingFolder`, also used by exports) hold a lock file beside
-them while their process lives; a folder whose lock no process holds was left by a
-process that was killed, and the next build into the same data folder removes it
-(:func:`sweep_stale`), since its records would otherwise escape an erasure.
+A folder named by a version id appears only with its row: the records stay in the
+temporary folder until the transaction that records the version has committed, and are
+moved into place after it (:func:`hilt.data.versions.run_after_commit`); a rollback
+removes them. So every records file on disk is either a registered version's, which an
+erasure finds, or in a temporary folder. Staging folders (:class:`StagingFolder`, also
+used by exports) hold a lock file beside them while their process lives; a folder whose
+lock no process holds was left by a process that was killed. The next build into the
+same data folder, and a subject's erasure, settle those (:func:`sweep_build_folders`):
+one whose version was committed (killed between the commit and the move) is moved into
+place, any other is removed, since its records would otherwise escape an erasure; so is
+a folder named by a version id that no version row owns (left by a hilt that moved the
+folder before its commit). A reader of a version whose folder is not in place yet waits
+for the build that is moving it, or moves it itself (:func:`settle_staged`).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -88,6 +96,14 @@ UNLOCKED_STALE_AFTER_S = 3600.0
 # A build's staging folder, and a folder a build moved aside to take its place over.
 _BUILD_STAGING = re.compile(r"\.tmp-[0-9a-f]{32}")
 _BUILD_ASIDE = re.compile(r"\.stale-[0-9a-f]{32}")
+# A version's folder: its id, the sha256 of its records.
+_VERSION_FOLDER = re.compile(r"[0-9a-f]{64}")
+# What a build writes into a version's folder: a folder named by a version id without a
+# version row is only removed when it holds nothing else.
+_BUILD_FILES = frozenset({"records.jsonl", "manifest.json"})
+# The marker an erasure leaves in a version's folder (hilt.data.versions.MARKER_FILE):
+# records are never moved into a folder that has one.
+_ERASED_MARKER = "REVOKED.json"
 # First key of the two-key advisory locks taken per version id (a key space of its own;
 # the second key names schema and version: see hilt.store.pg_locks).
 _BUILD_LOCK_SPACE = 0x68626C64
@@ -362,8 +378,10 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
     root.mkdir(parents=True, exist_ok=True)
     # Builds killed before their move leave staging folders that hold records: gone
     # from the registry, an erasure would never find them.
-    swept = tuple(sweep_stale(root, _BUILD_STAGING) + _remove_moved_aside(root))
-    with StagingFolder(root / f".tmp-{uuid.uuid4().hex}") as staging:
+    swept = tuple(sweep_build_folders(session, root))
+    staging = StagingFolder(root / f".tmp-{uuid.uuid4().hex}")
+    handed_over = False
+    try:
         tmp = staging.path
         version_id, rows = write_records(result.examples, tmp)
         _lock_version(session, version_id)
@@ -379,18 +397,21 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
             "lineage": lineage_summary(rows),
             "code_version": code_version(), "built_by": actor, "built_at": now.isoformat(),
             "records_sha256": version_id, **({"notes": notes} if notes else {})}
+        # Written before the row is added: a sweep finds which version a staging
+        # folder holds, and whether it is the committed build's, by its manifest.
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False),
                                          encoding="utf-8")
-        target = root / version_id
-        if target.exists():
-            _take_over(tmp, target, version_id)
-        else:
-            tmp.rename(target)
+        target = root.resolve() / version_id
+        _place_after_commit(session, staging, target, version_id)
+        handed_over = True
+    finally:
+        if not handed_over:
+            staging.close()
     session.add(DatasetVersionRow(
         id=version_id, name=spec.name, kind=spec.kind, record_count=len(rows),
         spec=spec.as_dict(), manifest=json.loads(canonical_json(manifest)),
         code_version=manifest["code_version"], created_by=actor, created_at=now,
-        data_path=str(target.resolve())))
+        data_path=str(target)))
     session.flush()
     for lo in range(0, len(rows), 5000):
         session.execute(sa.insert(DatasetRecordRow),
@@ -403,16 +424,292 @@ def store_result(session: Session, spec: SelectionSpec, result: SelectionResult,
     return BuildResult(version_id, True, len(rows), manifest, steps, stale_removed=swept)
 
 
-def _remove_moved_aside(root: Path) -> list[str]:
-    """Folders :func:`_take_over` moved aside and was killed before it removed them:
-    nothing else ever uses them, so they are removed whoever is running."""
-    removed = []
-    for entry in root.iterdir():
-        if _BUILD_ASIDE.fullmatch(entry.name) and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-            if not entry.exists():
-                removed.append(str(entry))
+# Staging folders of this process whose version row is added but whose move into place
+# has not happened yet, by version id: the transaction that adds the row reads the
+# version's records from there (hilt.data.versions.version_folder), and a reader never
+# waits for a lock this process holds.
+_PENDING: dict[str, Path] = {}
+
+
+def pending_folder(version_id: str) -> Path | None:
+    """The staging folder of a version this process recorded and has not moved into
+    place yet (its transaction has not committed); None when there is none."""
+    return _PENDING.get(version_id)
+
+
+def _place_after_commit(session: Session, staging: StagingFolder, target: Path,
+                        version_id: str) -> None:
+    """Move the records into ``target`` once the session's transaction has committed
+    (the row is there by then); remove them if it rolls back."""
+    from hilt.data.versions import run_after_commit
+
+    _PENDING[version_id] = staging.path.resolve()
+
+    def place() -> None:
+        _PENDING.pop(version_id, None)
+        try:
+            _move_into_place(staging.path, target, version_id)
+        except OSError as exc:
+            # The version is committed: its records stay where they are, and the next
+            # build into this data folder, a read of the version or an erasure moves them.
+            log.warning("dataset version %s is recorded but its records could not be "
+                        "moved to %s (%s: %s); they stay in %s until they can be",
+                        version_id, target, type(exc).__name__, exc.strerror or exc,
+                        staging.path)
+            staging.close(keep=True)
+            return
+        staging.close()
+
+    def discard() -> None:
+        _PENDING.pop(version_id, None)
+        staging.close()
+
+    run_after_commit(session, place, on_rollback=discard)
+
+
+def _move_into_place(tmp: Path, target: Path, version_id: str) -> None:
+    """Move the staging folder of a committed version to its folder ``target``. One
+    there already holds these records or is left over (:func:`_take_over`); one an
+    erasure has emptied never gets the records back."""
+    if not target.exists():
+        try:
+            tmp.rename(target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise  # else created meanwhile: as below
+    if (target / _ERASED_MARKER).exists():
+        shutil.rmtree(tmp)
+        return
+    _take_over(tmp, target, version_id)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What a build's staging folder holds, from its manifest (written just before the
+    version's row is added, so a folder without one has no row)."""
+    version_id: str
+    built_at: str
+
+    @classmethod
+    def read(cls, folder: Path) -> _Staged | None:
+        try:
+            manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # none yet, or cut short: the build never got to its row
+        if not isinstance(manifest, dict):
+            return None
+        version_id, built_at = manifest.get("version_id"), manifest.get("built_at")
+        if not isinstance(version_id, str) or not _VERSION_FOLDER.fullmatch(version_id) \
+                or not isinstance(built_at, str):
+            return None
+        return cls(version_id, built_at)
+
+
+@contextlib.contextmanager
+def _claimed(folder: Path, *, wait: bool = False) -> Iterator[bool | None]:
+    """Hold the lock of staging folder ``folder`` while its fate is decided: True once
+    held (the process that made it is gone, or done with it), False while a live process
+    holds it (with ``wait``: never, it waits for that process), None when it has no
+    lock file."""
+    try:
+        fd = os.open(lock_file(folder), os.O_RDWR)
+    except FileNotFoundError:
+        yield None
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                held = False  # a live process holds it
+            else:
+                raise
+        else:
+            held = True
+        yield held
+    finally:
+        os.close(fd)
+
+
+class _Busy(Exception):
+    """Another transaction holds the version's lock: decide later."""
+
+
+def _settle(folder: Path, committed: Callable[[str], str | None], *,
+            wait: bool = False) -> str | None:
+    """Decide the fate of build staging folder ``folder`` whose process is gone:
+    ``committed(version_id)`` gives the build time of the version's row (None: no row;
+    it raises :class:`_Busy` when that cannot be known yet). The committed build's
+    folder is moved into place; any other is removed. Returns ``"placed"`` or
+    ``"removed"``, None when the folder was left (a live process holds it, it is gone,
+    or the move failed)."""
+    if folder.resolve() in _PENDING.values():
+        return None  # this process's own, not committed or not moved yet
+    with _claimed(folder, wait=wait) as held:
+        if held is None:
+            # A hilt from before staging locks, which moved the folder before its
+            # commit: never a committed version's, removed once it has not changed.
+            removed: list[str] = []
+            _remove_if_unlocked(folder, removed)
+            return "removed" if removed else None
+        if not held:
+            return None
+        if not folder.exists():
+            _forget_lock(folder)
+            return None
+        staged = _Staged.read(folder)
+        try:
+            at = None if staged is None else committed(staged.version_id)
+        except _Busy:
+            return None
+        outcome = "removed"
+        if staged is not None and at == staged.built_at:
+            try:
+                _move_into_place(folder, folder.parent / staged.version_id,
+                                 staged.version_id)
+            except OSError as exc:
+                log.warning("could not move the records of dataset version %s from %s "
+                            "into place: %s", staged.version_id, folder, exc)
+                return None
+            outcome = "placed"
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            return None  # keep the lock file while the folder is there
+        _forget_lock(folder)
+        return outcome
+
+
+def _forget_lock(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        lock_file(folder).unlink()
+
+
+def sweep_build_folders(session: Session, root: Path) -> list[str]:
+    """Settle what killed builds left in data folder ``root``, in the session's
+    transaction (it reads which versions are recorded): a staging folder whose lock no
+    process holds is moved into place when its version was committed by the build that
+    wrote it, and removed otherwise (:func:`_settle`); a lock file left without its
+    folder, a folder a take-over moved aside (``.stale-<hex>``) and a folder named by a
+    version id that no version row owns and that holds only what a build writes are
+    removed. Never a folder a live build holds. Returns the folders removed; what cannot
+    be settled is left for the next sweep."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return []
+    removed: list[str] = []
+    placed: list[str] = []
+    names = {e.name for e in entries}
+    unregistered = _unregistered_ids(session, [
+        e.name for e in entries
+        if _VERSION_FOLDER.fullmatch(e.name) and e.is_dir(follow_symlinks=False)])
+    for entry in entries:
+        name, path = entry.name, root / entry.name
+        if name.endswith(LOCK_SUFFIX):
+            folder = name[:-len(LOCK_SUFFIX)]
+            if folder not in names and _BUILD_STAGING.fullmatch(folder):
+                _remove_if_unlocked(root / folder, removed)
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if _BUILD_STAGING.fullmatch(name):
+            outcome = _settle(path, lambda vid: _committed_at(session, vid))
+            if outcome is not None:
+                (placed if outcome == "placed" else removed).append(str(path))
+        elif _BUILD_ASIDE.fullmatch(name):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(str(path))
+        elif name in unregistered:
+            _remove_if_unregistered(session, path, removed)
+    if placed:
+        log.info("moved the records of versions committed by interrupted builds into "
+                 "place: %s", placed)
+    if removed:
+        log.info("removed folders left by interrupted builds: %s", removed)
     return removed
+
+
+def _committed_at(session: Session, version_id: str) -> str | None:
+    """The build time of version ``version_id``'s row, None when there is none.
+
+    On PostgreSQL under the version's lock, so a build killed while its commit was on
+    its way has either committed or rolled back."""
+    if not _version_lock_tried(session, version_id):
+        raise _Busy(version_id)
+    row = session.get(DatasetVersionRow, version_id)
+    if row is None:
+        return None
+    built_at = (row.manifest or {}).get("built_at")
+    return built_at if isinstance(built_at, str) else ""
+
+
+def _unregistered_ids(session: Session, version_ids: list[str]) -> set[str]:
+    """Those of ``version_ids`` that have no version row (looked up in chunks)."""
+    found: set[str] = set()
+    for lo in range(0, len(version_ids), 1000):
+        chunk = version_ids[lo:lo + 1000]
+        found.update(session.execute(sa.select(DatasetVersionRow.id).where(
+            DatasetVersionRow.id.in_(chunk))).scalars())
+    return set(version_ids) - found
+
+
+def _remove_if_unregistered(session: Session, folder: Path, removed: list[str]) -> None:
+    """Remove ``folder``, named by a version id, when no version row owns it and it holds
+    only what a build writes: a hilt that moved folders into place before the commit
+    left it when it was killed or rolled back. Looked up again under the version's lock
+    on PostgreSQL, so no build of that version commits meanwhile."""
+    try:
+        if not {p.name for p in folder.iterdir()} <= _BUILD_FILES:
+            return
+    except OSError:
+        return
+    if not _version_lock_tried(session, folder.name) \
+            or session.get(DatasetVersionRow, folder.name) is not None:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    if not folder.exists():
+        removed.append(str(folder))
+
+
+def _version_lock_tried(session: Session, version_id: str) -> bool:
+    """Try the version's lock (PostgreSQL; SQLite's write lock already keeps other
+    builds out): False when another transaction holds it. Never waits, so a sweep
+    never waits on a build; once taken it is held to the end of the transaction, as a
+    build's own is."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.execute(
+        sa.text(f"SELECT pg_try_advisory_xact_lock(:lock_space, {SCHEMA_KEY})"),
+        lock_params(_BUILD_LOCK_SPACE, version_id)).scalar())
+
+
+def settle_staged(roots: Iterable[Path], version_id: str, built_at: str | None) -> None:
+    """Put a committed version's records in place if a build has not yet: for each build
+    staging folder in the data folders ``roots`` that holds version ``version_id``
+    (its manifest names it), wait while a live process holds it (moving it into place),
+    then move the one written by the build that committed the version (``built_at``,
+    from the version's manifest) into place and remove any other. For readers of a
+    version whose folder is not there; safe inside a transaction, as the process moving
+    a committed version's folder holds no database lock."""
+    for root in dict.fromkeys(r.resolve() for r in roots):
+        try:
+            entries = sorted(os.scandir(root), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            folder = root / entry.name
+            if not _BUILD_STAGING.fullmatch(entry.name) \
+                    or not entry.is_dir(follow_symlinks=False):
+                continue
+            staged = _Staged.read(folder)
+            if staged is not None and staged.version_id == version_id:
+                _settle(folder, lambda _vid: built_at, wait=True)
 
 
 def _lock_version(session: Session, version_id: str) -> None:

@@ -9,7 +9,10 @@
    answers, text-valued final labels, adjudication rationales) are erased by
    :func:`hilt.review.erasure.erase_subject_content`;
 3. every dataset version holding a record of those events is revoked with the reason,
-   and its exports are flagged;
+   and its exports are flagged; what killed builds left in the current data folder and
+   in those the versions were built in is settled first
+   (:func:`hilt.data.build.sweep_build_folders`: records a build never committed are
+   removed, a committed version's still in its staging folder are moved into place);
 4. one audit entry records the act, naming the subject only by the sha256 of its id.
 
 After the commit (:func:`delete_files`) the records files of the versions holding the
@@ -48,7 +51,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
-from hilt.data.build import data_dir
+from hilt.data.build import data_dir, sweep_build_folders
 from hilt.data.erasure_lock import lock_for_erasure
 from hilt.data.versions import (
     MARKER_FILE,
@@ -144,9 +147,11 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
                           flag_markers=markers(session), actor=actor,
                           engine=bind if isinstance(bind, Engine) else None)
     why = f"{reason}: subject sha256 {subject_hash[:16]} erased"
-    for vid in sorted(version_ids):
-        version = session.get(DatasetVersionRow, vid)
+    versions = [session.get(DatasetVersionRow, vid) for vid in sorted(version_ids)]
+    _sweep_data_folders(session, [Path(v.data_path).parent for v in versions if v])
+    for version in versions:
         assert version is not None
+        vid = version.id
         if version.revoked_at is None:
             version.revoked_at, version.revoked_by, version.revoked_reason = now, actor, why
             result.versions_revoked.append(vid)
@@ -166,6 +171,18 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
                      "versions_revoked": result.versions_revoked,
                      "exports_flagged": result.exports_flagged})
     return result
+
+
+def _sweep_data_folders(session: Session, recorded: list[Path]) -> None:
+    """Settle what killed builds left in the current data folder and in those the
+    versions were built in (:func:`hilt.data.build.sweep_build_folders`): records of a
+    build that never committed are removed, so no copy of the content stays under no
+    version, and those of a version committed just before its build was killed are
+    moved into place, where the version's records file is looked for."""
+    for root in dict.fromkeys(p.resolve() for p in [data_dir(), *recorded]):
+        removed = sweep_build_folders(session, root)
+        if removed:
+            log.info("forget removed folders left by interrupted builds: %s", removed)
 
 
 def _erase_review_copies(session: Session, event_ids: list[str], copies: list[Any], *,

@@ -26,7 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from hilt.data.build import RECORDS_FILE, data_dir, wait_for_staging
+from hilt.data.build import (
+    RECORDS_FILE,
+    data_dir,
+    pending_folder,
+    settle_staged,
+    wait_for_staging,
+)
 from hilt.data.export import staging_path
 from hilt.data.pii import PiiDetector
 from hilt.errors import Forbidden, InputError, NotFound
@@ -85,14 +91,34 @@ def version_folder(version_id: str, data_path: str | Path) -> Path:
 
     The current data folder comes first: after the data folder has moved, the recorded
     path names a folder that is gone, and in a copy of a store it names the original's
-    folder, not the copy's."""
+    folder, not the copy's. A version this process recorded in a transaction that has
+    not committed yet is still in its build's staging folder
+    (:func:`hilt.data.build.pending_folder`): that folder, when neither is there."""
     here = data_dir() / version_id
-    return here.resolve() if here.is_dir() else Path(data_path)
+    if here.is_dir():
+        return here.resolve()
+    recorded = Path(data_path)
+    if not recorded.is_dir():
+        staged = pending_folder(version_id)
+        if staged is not None and staged.is_dir():
+            return staged
+    return recorded
 
 
 def records_file(row: DatasetVersionRow) -> Path:
-    """The version's records file (:func:`version_folder`); it may be gone."""
-    return version_folder(row.id, row.data_path) / RECORDS_FILE
+    """The version's records file (:func:`version_folder`); it may be gone.
+
+    A version's records are moved into its folder after the commit that recorded it
+    (:mod:`hilt.data.build`): when the folder is not there, the build that is moving it
+    is waited for, and one killed before its move is finished here
+    (:func:`hilt.data.build.settle_staged`)."""
+    folder = version_folder(row.id, row.data_path)
+    if not folder.is_dir():
+        built_at = (row.manifest or {}).get("built_at")
+        settle_staged([data_dir(), Path(row.data_path).parent], row.id,
+                      built_at if isinstance(built_at, str) else None)
+        folder = version_folder(row.id, row.data_path)
+    return folder / RECORDS_FILE
 
 
 def read_records(row: DatasetVersionRow) -> Iterator[dict[str, Any]]:
