@@ -48,3 +48,18 @@ def garden_event(i: int, subject: str, *, marked: str, mark: str,
             "responses": [{"text": f"Plants {i} need sun and water{word}."},
                           {"text": f"No idea about {i}."}],
             "context": {"subject_id": subject, "consent": list(consent)}}
+
+
+def garden_events(engine: Any, mark: str, n: int = 4) -> list[FinalLabelRecord]:
+    """Ingest ``n`` preference events of subjects s0… whose text holds ``mark`` (to find
+    any trace of them later); their labels, the first reply preferred."""
+    from hilt.events.ingest import ingest_events
+
+    ingest_events(engine, [
+        {"id": f"ev{i}", "interaction": {"prompt": f"Question {i} {mark}: how do plants "
+                                         f"in garden number {i} grow best?"},
+         "responses": [{"text": f"Plants {i} need sun and water."},
+                       {"text": f"No idea about {i}."}],
+         "context": {"subject_id": f"s{i}", "consent": ["train"]}} for i in range(n)],
+        actor="test")
+    return [make_label(f"ev{i}", {"chosen": 0, "rejected": 1}) for i in range(n)]

@@ -30,14 +30,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from data_factories import make_label
+from data_factories import garden_events
 from sqlalchemy.engine import Engine
 
 from hilt.data.build import build_version, lock_file
 from hilt.data.forget import forget
 from hilt.data.spec import parse_spec
 from hilt.data.versions import read_records
-from hilt.events.ingest import ingest_events
 from hilt.review.records import FinalLabelRecord
 from hilt.store.db import transaction
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
@@ -79,18 +78,9 @@ KILLED_BUILD = textwrap.dedent("""
 """)
 
 
-def _event(i: int) -> dict[str, Any]:
-    return {"id": f"ev{i}", "interaction": {"prompt": f"Question {i} {MARK}: how do plants "
-                                            f"in garden number {i} grow best?"},
-            "responses": [{"text": f"Plants {i} need sun and water."},
-                          {"text": f"No idea about {i}."}],
-            "context": {"subject_id": f"s{i}", "consent": ["train"]}}
-
-
 @pytest.fixture
 def labels(engine: Engine) -> list[FinalLabelRecord]:
-    ingest_events(engine, [_event(i) for i in range(4)], actor="test")
-    return [make_label(f"ev{i}", {"chosen": 0, "rejected": 1}) for i in range(4)]
+    return garden_events(engine, MARK)
 
 
 @pytest.fixture

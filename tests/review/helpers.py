@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +62,43 @@ def event(i: int, prompt: str | None = None, *, scores: dict[str, float] | None 
 
 def ingest(engine: Engine, events: list[dict[str, Any]]) -> int:
     return ingest_events(engine, events, actor="service").escalated
+
+
+def race_with_forget(engine: Engine, name: str, call: Callable[[], Any], subject: str,
+                     delay: float) -> dict[str, Any]:
+    """Run ``call`` and ``hilt forget SUBJECT`` in two threads released together: the
+    call ``delay`` seconds after the barrier, or the forget ``-delay`` seconds after it
+    when ``delay`` is negative. The results (or exceptions) under ``name`` and
+    ``"forget"``."""
+    from hilt.data.forget import forget
+
+    start = threading.Barrier(2)
+    out: dict[str, Any] = {}
+
+    def run(key: str, work: Callable[[], Any], wait: float) -> None:
+        try:
+            start.wait()
+            time.sleep(wait)
+            out[key] = work()
+        except BaseException as exc:  # looked at in the main thread
+            out[key] = exc
+
+    threads = [threading.Thread(target=run, args=(name, call, max(delay, 0.0))),
+               threading.Thread(target=run, args=("forget", lambda: forget(
+                   engine, subject, actor="dpo"), max(-delay, 0.0)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def one_event_per_subject(engine: Engine, n: int) -> None:
+    """Events ev00000… of subjects bob-0…, and reviewers r0… to review them."""
+    events = []
+    for i in range(n):
+        ev = event(i)
+        ev["context"]["subject_id"] = f"bob-{i}"
+        events.append(ev)
+    ingest(engine, events)
+    add_reviewers(engine, [f"r{i}" for i in range(n)])

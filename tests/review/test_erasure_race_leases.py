@@ -4,16 +4,14 @@ neither may fail on a deadlock, and the lease ends exactly once."""
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hilt.data.forget import forget
 from hilt.errors import Conflict
 from hilt.review import work
 from hilt.review.queue import QueueConfig, expire_leases, release
@@ -21,7 +19,7 @@ from hilt.review.tasks import create_task
 from hilt.store.db import transaction
 from hilt.store.tables.review import AssignmentRow, ReviewTaskRow
 
-from .helpers import add_reviewers, event, ingest, publish_examples
+from .helpers import one_event_per_subject, publish_examples, race_with_forget
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 NO_GOLD = QueueConfig(gold_rate=0.0)
@@ -38,31 +36,6 @@ def _end(engine: Engine, how: str, task_id: str, reviewer: str) -> int:
         return expire_leases(s, T0 + timedelta(days=1))
 
 
-def _race(engine: Engine, how: str, task_id: str, reviewer: str, subject: str,
-          delay: float) -> dict[str, Any]:
-    start = threading.Barrier(2)
-    out: dict[str, Any] = {}
-
-    def run(name: str, call: Any, wait: float) -> None:
-        try:
-            start.wait()
-            time.sleep(wait)
-            out[name] = call()
-        except BaseException as exc:  # looked at in the main thread
-            out[name] = exc
-
-    threads = [
-        threading.Thread(target=run, args=("end", lambda: _end(
-            engine, how, task_id, reviewer), max(delay, 0.0))),
-        threading.Thread(target=run, args=("forget", lambda: forget(
-            engine, subject, actor="dpo"), max(-delay, 0.0)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
-
-
 @pytest.mark.parametrize("how", ["release", "expire"])
 def test_forget_racing_the_end_of_a_lease_does_not_deadlock(engine: Engine, how: str,
                                                              tmp_path: Any,
@@ -70,13 +43,7 @@ def test_forget_racing_the_end_of_a_lease_does_not_deadlock(engine: Engine, how:
                                                              ) -> None:
     monkeypatch.setenv("HILT_HOME", str(tmp_path))
     publish_examples(engine)
-    events = []
-    for i in range(TRIALS):
-        ev = event(i)
-        ev["context"]["subject_id"] = f"bob-{i}"
-        events.append(ev)
-    ingest(engine, events)
-    add_reviewers(engine, [f"r{i}" for i in range(TRIALS)])
+    one_event_per_subject(engine, TRIALS)
     for i in range(TRIALS):
         with transaction(engine) as s:
             tid = create_task(s, event_id=f"ev{i:05d}", rubric="harm", actor="lead",
@@ -84,7 +51,8 @@ def test_forget_racing_the_end_of_a_lease_does_not_deadlock(engine: Engine, how:
         found = work.next_task(engine, f"r{i}", now=T0, config=NO_GOLD)
         assert found is not None and found.claim.task_id == tid
 
-        out = _race(engine, how, tid, f"r{i}", f"bob-{i}", DELAYS[i % len(DELAYS)])
+        out = race_with_forget(engine, "end", partial(_end, engine, how, tid, f"r{i}"),
+                               f"bob-{i}", DELAYS[i % len(DELAYS)])
 
         where = f"trial {i} ({how})"
         assert not isinstance(out["forget"], BaseException), f"{where}: {out['forget']!r}"

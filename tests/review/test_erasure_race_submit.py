@@ -13,16 +13,14 @@ write lock, so the two are serialised; the end state is checked there too."""
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hilt.data.forget import forget
 from hilt.errors import Conflict
 from hilt.review import work
 from hilt.review.queue import QueueConfig
@@ -32,7 +30,7 @@ from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.review import AssignmentRow, FinalLabelRow, ReviewRow, ReviewTaskRow
 
-from .helpers import add_reviewers, event, ingest, publish_examples
+from .helpers import one_event_per_subject, publish_examples, race_with_forget
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 NO_GOLD = QueueConfig(gold_rate=0.0)
@@ -56,33 +54,6 @@ def _submit(engine: Engine, via: str, task_id: str, reviewer: str, secret: str
         return submit_review(s, task_id, reviewer, sub, now=T0)
 
 
-def _race(engine: Engine, via: str, task_id: str, reviewer: str, subject: str,
-          secret: str, delay: float) -> dict[str, Any]:
-    """Submit and forget at once: the submit ``delay`` seconds after the barrier, or the
-    forget ``-delay`` seconds after it when ``delay`` is negative."""
-    start = threading.Barrier(2)
-    out: dict[str, Any] = {}
-
-    def run(name: str, call: Any, wait: float) -> None:
-        try:
-            start.wait()
-            time.sleep(wait)
-            out[name] = call()
-        except BaseException as exc:  # looked at in the main thread
-            out[name] = exc
-
-    threads = [
-        threading.Thread(target=run, args=("submit", lambda: _submit(
-            engine, via, task_id, reviewer, secret), max(delay, 0.0))),
-        threading.Thread(target=run, args=("forget", lambda: forget(
-            engine, subject, actor="dpo"), max(-delay, 0.0)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
-
-
 def _cancel_entry(engine: Engine, task_id: str) -> dict[str, Any] | None:
     with transaction(engine) as s:
         for entry in audit.entries(s, action="task.cancel", limit=1000):
@@ -94,13 +65,7 @@ def _cancel_entry(engine: Engine, task_id: str) -> dict[str, Any] | None:
 def test_forget_racing_a_submit_neither_deadlocks_nor_keeps_the_review(engine: Engine
                                                                         ) -> None:
     publish_examples(engine)
-    events = []
-    for i in range(TRIALS):
-        ev = event(i)
-        ev["context"]["subject_id"] = f"bob-{i}"
-        events.append(ev)
-    ingest(engine, events)
-    add_reviewers(engine, [f"r{i}" for i in range(TRIALS)])
+    one_event_per_subject(engine, TRIALS)
     for i in range(TRIALS):
         via, secret = VIAS[i % len(VIAS)], f"bob's secret number {i}"
         with transaction(engine) as s:
@@ -111,8 +76,9 @@ def test_forget_racing_a_submit_neither_deadlocks_nor_keeps_the_review(engine: E
         assert found is not None and found.claim.task_id == tid
         lease = found.claim.assignment_id
 
-        out = _race(engine, via, tid, f"r{i}", f"bob-{i}", secret,
-                    delay=DELAYS[i // len(VIAS) % len(DELAYS)])
+        out = race_with_forget(
+            engine, "submit", partial(_submit, engine, via, tid, f"r{i}", secret),
+            f"bob-{i}", DELAYS[i // len(VIAS) % len(DELAYS)])
 
         where = f"trial {i} ({via})"
         assert not isinstance(out["forget"], BaseException), f"{where}: {out['forget']!r}"
