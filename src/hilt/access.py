@@ -160,11 +160,33 @@ def _set_grants(session: Session, reviewer: ReviewerRow, grants: list[str], role
     return {"reviewer": reviewer.id, "signoff_roles": grants, "changed": True}
 
 
+# The HTTP body of a (de)activation bounds its reason to this many characters.
+ACTIVATION_REASON_MAX = 1000
+
+
+def check_activation_reason(reason: object, field: str = "reason") -> str:
+    """The reason of a deactivation or reactivation: one line of text (it may be empty)
+    of at most :data:`ACTIVATION_REASON_MAX` characters, without NUL or other control
+    characters, as names are (:func:`hilt.review.text_checks.check_name`): it is
+    written into the audit log and into the end of each lease it ends."""
+    from hilt.review.text_checks import check_length
+
+    if not isinstance(reason, str):
+        raise InputError("must be text", field=field)
+    check_length(reason, field, ACTIVATION_REASON_MAX)
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        raise InputError("must not contain control characters (NUL, newline, tab, ...)",
+                         field=field)
+    return reason
+
+
 def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
                         actor: str = "cli", reason: str = "") -> dict[str, Any]:
     """Deactivate (or reactivate) a reviewer identity. Deactivating refuses their tokens,
     ends their page sessions and their leases (the slots go back to the queue); the
-    reviews they already submitted stay. Returns what changed."""
+    reviews they already submitted stay. Returns what changed. A ``reason`` is checked
+    by :func:`check_activation_reason` (``InputError`` naming ``reason``)."""
+    check_activation_reason(reason)
     reviewer = _reviewer_for_update(session, reviewer_id)
     sessions_ended = leases_ended = 0
     if not active:

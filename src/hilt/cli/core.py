@@ -273,7 +273,7 @@ def reviewer_deactivate(reviewer_id: Annotated[str, typer.Argument(help="reviewe
     from hilt.access import set_reviewer_active
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"reason": "--reason"}), transaction(engine_for(db)) as session:
         echo_json(set_reviewer_active(session, reviewer_id, False, reason=reason))
 
 
@@ -286,7 +286,7 @@ def reviewer_reactivate(reviewer_id: Annotated[str, typer.Argument(help="reviewe
     from hilt.access import set_reviewer_active
     from hilt.store.db import transaction
 
-    with transaction(engine_for(db)) as session:
+    with options_named({"reason": "--reason"}), transaction(engine_for(db)) as session:
         echo_json(set_reviewer_active(session, reviewer_id, True, reason=reason))
 
 

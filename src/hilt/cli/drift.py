@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json, engine_for
+from hilt.cli.core import DbOption, echo_json, engine_for, options_named
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -78,8 +78,9 @@ def run(now: Annotated[str | None, typer.Option(help="evaluate as of this ISO ti
     from hilt.quality.drift.runner import monitor_run
 
     cfg = load_config(config)
-    moment = _when(now, "now")
-    with _tx(db) as session:
+    moment = _when(now, "--now")
+    # a --now whose windows leave years 1..9999 is refused naming it (run_windows)
+    with options_named({"now": "--now"}), _tx(db) as session:
         result = monitor_run(session, moment, config=cfg, actor=actor, store=not dry_run)
         echo_json({"stored": not dry_run, "alerts": [a.as_dict() for a in result.alerts],
                    "untested": result.untested, "left_out": result.left_out})

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, echo_json
+from hilt.cli.core import DbOption, echo_json, options_named
 from hilt.config import database_url
 
 suite_app = typer.Typer(help="Versioned, held-out eval suites and their variants.",
@@ -288,7 +288,8 @@ def suite_register(
     from hilt.store.db import transaction
 
     items = parse_suite(file)
-    with transaction(_engine(db)) as session:
+    with options_named({"name": "--name", "version": "--version"}), \
+            transaction(_engine(db)) as session:
         row = register_suite(session, items, name=name, version=version, actor=actor,
                              heldout=heldout, prompt_template=prompt_template,
                              role_format=role_format, language=language,

@@ -34,12 +34,29 @@ from hilt.evals.files import (
     conversation_heldout_texts,
 )
 from hilt.events.model import Message
+from hilt.review.text_checks import check_name
 from hilt.store import audit
 from hilt.store.tables.gate import EvalSuiteItemRow, EvalSuiteRow
+
+# eval_suites.name is String(200) and .version String(100); the id joins them with "@".
+SUITE_NAME_MAX = 200
+SUITE_VERSION_MAX = 100
 
 
 def suite_id(name: str, version: str) -> str:
     return f"{name}@{version}"
+
+
+def check_suite_name(name: object, version: object) -> None:
+    """A suite's name and version are names (:func:`hilt.review.text_checks.check_name`):
+    non-blank, short enough for their columns, without control characters. The name
+    holds no ``@`` either, so that ``NAME@VERSION`` names one suite: ``a@b`` version
+    ``1`` and ``a`` version ``b@1`` would share an id."""
+    check_name(name, "name", SUITE_NAME_MAX)
+    check_name(version, "version", SUITE_VERSION_MAX)
+    if "@" in str(name):
+        raise InputError("must not contain '@' (suites are named NAME@VERSION)",
+                         field="name")
 
 
 def suite_content_hash(items: Sequence[SuiteItem], *, prompt_template: str | None,
@@ -64,7 +81,9 @@ def register_suite(session: Session, items: Sequence[SuiteItem], *, name: str,
                    description: str = "", file: str | None = None) -> EvalSuiteRow:
     """Register one suite version (or a variant of one); idempotent for equal content.
 
-    ``file``: the suite file the items came from, named in errors about them."""
+    ``file``: the suite file the items came from, named in errors about them; errors
+    about ``name`` and ``version`` (:func:`check_suite_name`) name those fields."""
+    check_suite_name(name, version)
     if not items:
         raise InputError("a suite needs at least one item", file=file, field="items")
     for item in items:

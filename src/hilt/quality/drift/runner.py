@@ -333,6 +333,21 @@ def _windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, d
             window_start(last + 1, config.width))
 
 
+def run_windows(now: datetime, config: DriftConfig) -> tuple[list[int], datetime, datetime]:
+    """The windows a run at ``now`` evaluates and the span ``[since, until)`` it reads.
+    A ``now`` whose windows (back over the config's history, and the current one) reach
+    outside the times a datetime (and so the store) can hold is the caller's error,
+    raised as :class:`InputError` naming ``now``, as the CLI and the HTTP API report it,
+    rather than an ``OverflowError`` naming nothing."""
+    try:
+        return _windows(now, config)
+    except OverflowError:
+        raise InputError(
+            f"the windows of a run at {now.isoformat()} ({config.window_hours:g}-hour "
+            "windows, back over the config's history) reach outside years 1 to 9999 (UTC)",
+            field="now") from None
+
+
 @dataclass(frozen=True)
 class MonitorRun:
     """The outcome of one run: alerts (the new ones when stored, else all found), the
@@ -372,7 +387,7 @@ def monitor_run(session: Session, now: datetime | None = None, *,
     events."""
     cfg = config or DriftConfig()
     moment = now or utcnow()
-    windows, since, until = _windows(moment, cfg)
+    windows, since, until = run_windows(moment, cfg)
     records: list[Untested] = []
     obs = collect(session, since, until)
     alerts = evaluate(obs, windows, cfg, untested=records)
