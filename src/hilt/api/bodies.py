@@ -35,6 +35,7 @@ from hilt.jsonl import (
     too_deep_path,
     unique_keys,
 )
+from hilt.web.security import read_body, replay_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,31 +144,10 @@ class JsonBodyMiddleware:
                 or not self.applies(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:  # bounded: hilt.web.security.BodyLimitMiddleware runs outside
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        # bounded: hilt.web.security.BodyLimitMiddleware runs outside
+        body = await read_body(receive) or b""
         problem = body_problem(Headers(scope=scope), body)
         if problem is not None:
             scope[PROBLEM_KEY] = problem
             body = b""
-        await self.app(scope, _replay(body, receive), send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """``body`` as one message, then the client's own messages (a disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+        await self.app(scope, replay_body(body, receive), send)

@@ -128,7 +128,7 @@ class CsrfMiddleware:
         if content_type != "application/x-www-form-urlencoded":
             await _refuse(scope, receive, send, "missing CSRF token")
             return
-        body = await _read_body(receive)
+        body = await read_body(receive, MAX_FORM_BYTES)
         if body is None:
             await _refuse(scope, receive, send, "form too large", status=413)
             return
@@ -136,18 +136,20 @@ class CsrfMiddleware:
         if not csrf_matches(secret, (fields.get(CSRF_FIELD) or [""])[0]):
             await _refuse(scope, receive, send, "missing or wrong CSRF token")
             return
-        await self.app(scope, _replay(body), send)
+        await self.app(scope, replay_body(body, receive), send)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The request body from the client's messages; None once it passes ``limit``
+    bytes."""
     chunks, size = [], 0
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
+        if message["type"] != "http.request":
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_FORM_BYTES:
+        if limit is not None and size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body"):
@@ -155,17 +157,19 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """``body`` as one message, then the client's own messages (a disconnect): for the
+    app behind a middleware that had to read the body first."""
     sent = False
 
-    async def receive() -> Message:
+    async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replay
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
