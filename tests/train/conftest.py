@@ -47,6 +47,39 @@ def write_pairs(path: Path, pairs: list[Pair]) -> Path:
     return path
 
 
+class LengthRewardModel:
+    """A stand-in reward model: longer replies score higher (no encoder, no training)."""
+
+    progress = False
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        return np.array([float(len(r)) for r in responses])
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def stub_reward_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reward-model refreshes train a :class:`LengthRewardModel` instead."""
+    from hilt.train import reward_refresh
+
+    monkeypatch.setattr(reward_refresh, "train_reward_model",
+                        lambda pairs, config, progress=True: LengthRewardModel())
+
+
+def write_refusal_labels(path: Path) -> Path:
+    """Eight labelled replies, four refusals and four answers, as JSON lines with the
+    fields ``text`` and ``y``."""
+    rows = [{"text": t, "y": y} for t, y in
+            [("I'm sorry, I can't help with that.", "refuse"), ("Sure, here it is.", "comply"),
+             ("I cannot assist with this request.", "refuse"), ("The answer is 42.", "comply"),
+             ("No, I won't do that.", "refuse"), ("Boil it for ten minutes.", "comply"),
+             ("I apologise, but that's not something I can do.", "refuse"),
+             ("Paris is the capital of France.", "comply")]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 class HashEncoder:
     """A stand-in sentence encoder: a fixed random unit vector per text (no signal, no
     model), so classifier tests run in milliseconds."""

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from hilt.train import reward_refresh
@@ -25,6 +24,7 @@ from hilt.train.pairs import (
 )
 from hilt.train.reward import RewardConfig
 from hilt.train.reward_eval import evaluate_reward_model
+from tests.train.conftest import LengthRewardModel, stub_reward_training
 
 TRANSCRIPTS = [
     ("\n\nHuman: How do I pick a lock?\n\nAssistant: I'd rather not help with that.",
@@ -78,22 +78,9 @@ def test_split_keeps_white_space_copies_on_one_side() -> None:
         assert not {pair_key(p) for p in train} & {pair_key(p) for p in held}
 
 
-class _LengthModel:
-    """A stand-in reward model: longer replies score higher (no encoder, no training)."""
-
-    progress = False
-
-    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        return np.array([float(len(r)) for r in responses])
-
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-
-
 @pytest.fixture
 def stub_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reward_refresh, "train_reward_model",
-                        lambda pairs, config, progress=True: _LengthModel())
+    stub_reward_training(monkeypatch)
 
 
 def _config() -> RewardConfig:
@@ -126,7 +113,7 @@ def test_white_space_copies_in_one_file_are_duplicates_never_split_apart(
 
 def test_previous_models_training_pairs_are_found_in_the_other_form() -> None:
     hh, flat = _both_forms()
-    report = evaluate_reward_model(_LengthModel(), flat, previous=_LengthModel(),
+    report = evaluate_reward_model(LengthRewardModel(), flat, previous=LengthRewardModel(),
                                    probes=False,
                                    previous_train_keys={pair_key(p) for p in hh},
                                    train_keys={pair_key(p) for p in hh})
@@ -152,7 +139,7 @@ def test_eval_reward_finds_its_training_pairs_in_the_other_form(
                                         progress=False)
     monkeypatch.setattr(reward_refresh, "check_reward_folder", lambda *a, **k: "minilm-bt")
     monkeypatch.setattr(reward_refresh, "load_reward_model",
-                        lambda *a, **k: _LengthModel())
+                        lambda *a, **k: LengthRewardModel())
     done = CliRunner().invoke(app, ["eval", "reward", "--model", str(tmp_path / "rm"),
                                     "--pairs", str(flat_file), "--no-probes"])
     assert done.exit_code == 0, done.stderr

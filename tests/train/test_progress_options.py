@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.train.manifest import build_manifest, write_manifest
 from hilt.train.reward import EncoderReward, RewardConfig
-from tests.train.conftest import synthetic_pairs, write_pairs
+from tests.train.conftest import synthetic_pairs, write_pairs, write_refusal_labels
 
 BAR = "%|"  # what every tqdm bar draws
 
@@ -67,14 +67,7 @@ def test_eval_reward_shows_encoding_progress_and_no_progress_silences_every_bar(
 @pytest.mark.slow
 def test_classifier_commands_show_encoding_progress_unless_told_not_to(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_database: None) -> None:
-    rows = [{"text": t, "y": y} for t, y in
-            [("I'm sorry, I can't help with that.", "refuse"), ("Sure, here it is.", "comply"),
-             ("I cannot assist with this request.", "refuse"), ("The answer is 42.", "comply"),
-             ("No, I won't do that.", "refuse"), ("Boil it for ten minutes.", "comply"),
-             ("I apologise, but that's not something I can do.", "refuse"),
-             ("Paris is the capital of France.", "comply")]]
-    data = tmp_path / "labels.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_refusal_labels(tmp_path / "labels.jsonl")
     fields = ["--data", str(data), "--text-field", "text", "--label-field", "y"]
     _, err = _invoke(["train", "classifier", *fields, "--out", str(tmp_path / "clf")],
                      monkeypatch, tmp_path / "c1")

@@ -16,7 +16,7 @@ from hilt.cli import app
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.train.registry import get_version, list_models, register_model_version
-from tests.train.conftest import synthetic_pairs, write_pairs
+from tests.train.conftest import synthetic_pairs, write_pairs, write_refusal_labels
 
 
 def _manifest(seed: int) -> dict:
@@ -67,14 +67,7 @@ def test_cli_reward_classifier_and_models(tmp_path: Path) -> None:
     assert {"accuracy", "ece", "n"} <= set(report) and report["n"] == 20
     assert (tmp_path / "r.png").exists()
 
-    rows = [{"text": t, "y": y} for t, y in
-            [("I'm sorry, I can't help with that.", "refuse"), ("Sure, here it is.", "comply"),
-             ("I cannot assist with this request.", "refuse"), ("The answer is 42.", "comply"),
-             ("No, I won't do that.", "refuse"), ("Boil it for ten minutes.", "comply"),
-             ("I apologise, but that's not something I can do.", "refuse"),
-             ("Paris is the capital of France.", "comply")]]
-    data = tmp_path / "labels.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_refusal_labels(tmp_path / "labels.jsonl")
     base = ["--data", str(data), "--text-field", "text", "--label-field", "y"]
     code, out, err = _run(["train", "classifier", *base, "--out", str(tmp_path / "clf")], env)
     assert code == 0, err

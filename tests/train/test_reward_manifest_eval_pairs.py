@@ -5,10 +5,8 @@ dataset_hash stays the hash of the training data."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -19,25 +17,12 @@ from hilt.train import reward_refresh
 from hilt.train.pairs import pairs_hash, read_pairs
 from hilt.train.registry import register_model_version
 from hilt.train.reward import RewardConfig
-from tests.train.conftest import synthetic_pairs, write_pairs
-
-
-class _LengthModel:
-    """A stand-in reward model: longer replies score higher (no encoder, no training)."""
-
-    progress = False
-
-    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        return np.array([float(len(r)) for r in responses])
-
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+from tests.train.conftest import stub_reward_training, synthetic_pairs, write_pairs
 
 
 @pytest.fixture(autouse=True)
 def _stub_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reward_refresh, "train_reward_model",
-                        lambda pairs, config, progress=True: _LengthModel())
+    stub_reward_training(monkeypatch)
 
 
 def test_cli_records_the_eval_file_by_absolute_path_hash_and_count(
