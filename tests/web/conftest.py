@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from hilt.access import add_reviewer, create_token
@@ -156,3 +157,13 @@ def sign_in(tab: Tab, site: Site, token: str) -> None:
     page.keyboard.type(token)
     with page.expect_navigation():
         page.keyboard.press("Enter")
+
+
+@pytest.fixture
+def client(engine: Engine) -> Iterator[TestClient]:
+    """The app in process over ``engine``, at the pages' address."""
+    from hilt.api.app import create_app
+    from tests.web.asgi import BASE
+
+    with TestClient(create_app(engine), base_url=BASE) as c:
+        yield c

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.api.app import create_app
 from hilt.quality import reviewer_store
-from tests.web.asgi import BASE, sign_in
+from tests.web.asgi import sign_in
 from tests.web.conftest import add_person
 
 
@@ -24,12 +22,6 @@ def _row(reviewer: str, **values: Any) -> dict[str, Any]:
         "n_gold": 0, "n_gold_items": 0, "gold_correct": 0, "gold_accuracy": None,
         "gold_ci_low": 0.0, "gold_ci_high": 1.0, "trend_alarm": False}
     return {**row, **values}
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def test_badinput_quality_dashboard_shows_gold_items_beside_gold_answers(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.api.app import create_app
 from hilt.events.ingest import ingest_events
 from hilt.review.rubrics import latest_version, load_rubric_file, publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store.db import transaction
 from hilt.store.tables.review import AdjudicationRow, ReviewRow, ReviewTaskRow
-from tests.web.asgi import BASE, sign_in
+from tests.web.asgi import sign_in
 from tests.web.conftest import add_person
 from tests.web.seed import review
 
@@ -39,12 +37,6 @@ def _pair_task(engine: Engine, event_id: str, pool: str, overlap: int,
     with transaction(engine) as s:
         return create_task(s, event_id=event_id, rubric="pairwise", actor="lead-1",
                            pool=pool, overlap_k=overlap)
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def _message(page: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from hilt.access import grant_signoff
-from hilt.api.app import create_app
 from hilt.gate.store import latest
 from hilt.store.db import transaction
 from tests.gate.tiny_check import stored_tiny_decision
-from tests.web.asgi import BASE, sign_in
+from tests.web.asgi import sign_in
 from tests.web.conftest import add_person
 
 
@@ -26,12 +24,6 @@ def decision(engine: Engine, tmp_path: Path) -> str:
     """A stored decision blocked only for a release_owner and a safety_lead sign-off."""
     return stored_tiny_decision(engine, tmp_path,
                                 [{"role": "release_owner"}, {"role": "safety_lead"}])
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def _forms(page: str) -> list[str]:

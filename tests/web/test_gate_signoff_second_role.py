@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from hilt.access import grant_signoff
-from hilt.api.app import create_app
 from hilt.gate.store import latest, sign_off
 from hilt.store.db import transaction
 from tests.gate.tiny_check import stored_tiny_decision
-from tests.web.asgi import BASE
 from tests.web.conftest import add_person
 from tests.web.test_gate_signoff_page import _forms, _lead
 
@@ -29,12 +26,6 @@ BOTH = ("release_owner", "safety_lead")
 def decision(engine: Engine, tmp_path: Path) -> str:
     return stored_tiny_decision(engine, tmp_path,
                                 [{"role": "release_owner"}, {"role": "safety_lead"}])
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def _yours(page: str) -> str | None:

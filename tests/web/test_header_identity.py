@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from hilt.access import add_reviewer, create_token
-from hilt.api.app import create_app
 from hilt.store.db import transaction
 from hilt.store.tables.core import ReviewerRow
-from tests.web.asgi import BASE, sign_in
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
+from tests.web.asgi import sign_in
 
 
 def test_the_header_names_the_signed_in_reviewer(client: TestClient,

@@ -4,24 +4,15 @@ tasks do not reach them, rather than that the queue is empty."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.api.app import create_app
 from hilt.store.db import transaction
 from hilt.store.tables.core import ReviewerRow
-from tests.web.asgi import BASE, sign_in
+from tests.web.asgi import sign_in
 from tests.web.conftest import add_person
 from tests.web.seed import add_task, event, publish_harm
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def _status(engine: Engine, reviewer_id: str, status: str) -> None:

@@ -4,25 +4,16 @@ to the time since the task was claimed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.api.app import create_app
 from hilt.store.db import transaction
 from hilt.store.tables.review import ReviewRow
-from tests.web.asgi import BASE, sign_in
+from tests.web.asgi import sign_in
 from tests.web.conftest import add_person
 from tests.web.seed import add_task, event, publish_harm
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def test_a_forged_time_spent_is_cut_to_the_time_since_the_claim(client: TestClient,

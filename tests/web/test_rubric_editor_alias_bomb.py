@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hilt.api.app import create_app
 from hilt.review import rubrics
 from hilt.store.db import transaction
 from tests.review.test_yaml_alias_bomb import bomb
-from tests.web.asgi import BASE, sign_in
+from tests.web.asgi import sign_in
 from tests.web.conftest import add_person
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def test_the_editor_refuses_an_alias_bomb(client: TestClient, engine: Engine) -> None:

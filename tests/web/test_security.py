@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from hilt.access import create_token
-from hilt.api.app import create_app, routes_without_roles
+from hilt.api.app import routes_without_roles
 from hilt.store.db import transaction
 from hilt.web.security import csrf_token_for
 from tests.web.asgi import BASE, sign_in
@@ -26,12 +25,6 @@ def people(engine: Engine) -> dict[str, str]:
     with transaction(engine) as s:
         tokens["service"] = create_token(s, role="service")[1]
     return tokens
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def test_every_page_declares_roles_and_only_signin_is_public(client: TestClient) -> None:

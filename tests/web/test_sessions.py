@@ -4,7 +4,6 @@ revocation end; the sign-in redirect; HTML error pages for every error on /ui pa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -30,12 +29,6 @@ from tests.web.seed import publish_harm
 def token(engine: Engine) -> str:
     publish_harm(engine)
     return add_person(engine, "rev-1", "reviewer")
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), base_url=BASE) as c:
-        yield c
 
 
 def sign_in(client: TestClient, token: str) -> str:
