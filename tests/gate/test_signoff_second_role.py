@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -20,19 +19,10 @@ from hilt.api.app import create_app
 from hilt.cli import app
 from hilt.gate.store import AlreadySigned, CountsForNothing, counted_role, latest, sign_off
 from hilt.store.db import transaction
-from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
-from tests.gate.tiny_check import stored_tiny_decision
+from tests.gate.tiny_check import stored_counts, stored_tiny_decision
 
 TWO_ROLES = [{"role": "release_owner"}, {"role": "safety_lead"}]
 BOTH = ["release_owner", "safety_lead"]
-
-
-def _counts(engine: Engine) -> tuple[int, int]:
-    with transaction(engine) as s:
-        return (int(s.execute(sa.select(sa.func.count()).select_from(GateDecisionRow))
-                    .scalar() or 0),
-                int(s.execute(sa.select(sa.func.count()).select_from(GateSignoffRow))
-                    .scalar() or 0))
 
 
 def test_a_second_role_that_fills_nothing_is_refused(engine: Engine,
@@ -43,14 +33,14 @@ def test_a_second_role_that_fills_nothing_is_refused(engine: Engine,
     with transaction(engine) as s:
         signed = sign_off(s, decision, role="safety_lead", signed_by="lou")
         assert counted_role(signed.record, "lou") == "safety_lead"
-    assert _counts(engine) == (2, 1)
+    assert stored_counts(engine) == (2, 1)
     with pytest.raises(CountsForNothing) as caught, transaction(engine) as s:
         sign_off(s, decision, role="release_owner", signed_by="lou")
     assert isinstance(caught.value, AlreadySigned) and caught.value.exit_code == 2
     assert str(caught.value).startswith(
         f"lou already counts toward safety_lead on decision {signed.hash[:12]}; each "
         "person counts toward one required role only")
-    assert _counts(engine) == (2, 1)
+    assert stored_counts(engine) == (2, 1)
 
 
 def test_someone_new_frees_the_person_who_signed_first(engine: Engine,
@@ -103,7 +93,7 @@ def test_the_cli_exits_2_and_the_api_answers_409(db_url: str, engine: Engine,
                                    json={"role": "release_owner"})
     assert refused.status_code == 409, refused.text
     assert "lou already counts toward safety_lead" in json.dumps(refused.json())
-    assert _counts(engine) == (2, 1)
+    assert stored_counts(engine) == (2, 1)
     with transaction(engine) as s:
         assert [e["role"] for e in latest(s, decision).record["inputs"]["facts"]
                 ["signoffs"]] == ["safety_lead"]

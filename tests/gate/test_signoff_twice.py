@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -18,19 +17,10 @@ from hilt.cli import app
 from hilt.errors import Conflict
 from hilt.gate.store import latest
 from hilt.store.db import transaction
-from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
-from tests.gate.tiny_check import stored_tiny_decision
+from tests.gate.tiny_check import stored_counts, stored_tiny_decision
 
 # two release owners needed: a repeated sign-off by one would not complete the pair anyway
 TWO_OWNERS = [{"role": "release_owner", "count": 2}]
-
-
-def _counts(engine: Engine) -> tuple[int, int]:
-    with transaction(engine) as s:
-        return (int(s.execute(sa.select(sa.func.count()).select_from(GateDecisionRow))
-                    .scalar() or 0),
-                int(s.execute(sa.select(sa.func.count()).select_from(GateSignoffRow))
-                    .scalar() or 0))
 
 
 def test_the_cli_refuses_a_repeated_signoff(db_url: str, engine: Engine,
@@ -43,12 +33,12 @@ def test_the_cli_refuses_a_repeated_signoff(db_url: str, engine: Engine,
             "--db", db_url]
     first = runner.invoke(app, args)
     assert first.exit_code == 1, first.output  # one of two owners
-    assert _counts(engine) == (2, 1)
+    assert stored_counts(engine) == (2, 1)
     again = runner.invoke(app, args)
     assert isinstance(again.exception, Conflict), again.output
     assert again.exception.exit_code == 2
     assert "ana already signed off as release_owner" in str(again.exception)
-    assert _counts(engine) == (2, 1)
+    assert stored_counts(engine) == (2, 1)
     with transaction(engine) as s:
         newest = latest(s, decision)
         assert [e["by"] for e in newest.record["inputs"]["facts"]["signoffs"]] == ["ana"]
@@ -68,4 +58,4 @@ def test_the_api_answers_409(engine: Engine, tmp_path: Path) -> None:
         refused = post()
     assert refused.status_code == 409, refused.text
     assert "lou already signed off as release_owner" in json.dumps(refused.json())
-    assert _counts(engine) == (2, 1)
+    assert stored_counts(engine) == (2, 1)

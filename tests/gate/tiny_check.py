@@ -65,3 +65,16 @@ def verify_inputs(decision: Path) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(app, ["gate", "verify", str(decision), "--inputs"])
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
+
+
+def stored_counts(engine: Engine) -> tuple[int, int]:
+    """How many gate decisions and sign-offs the store holds."""
+    import sqlalchemy as sa
+
+    from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
+
+    with transaction(engine) as s:
+        return (int(s.execute(sa.select(sa.func.count()).select_from(GateDecisionRow))
+                    .scalar() or 0),
+                int(s.execute(sa.select(sa.func.count()).select_from(GateSignoffRow))
+                    .scalar() or 0))
