@@ -1,3 +1,3 @@
-from hilt.cli import main
+from hilt.entry import main
 
 main()
