@@ -19,9 +19,10 @@ def engine(sqlite_engine: Engine) -> Engine:
 @pytest.mark.parametrize(("role", "path", "known"), [
     ("service", "/v1/exports/reviews.jsonl?stauts=gold", "status"),
     ("service", "/v1/events?limit=1000&sourc=http", "after, limit, source"),
-    ("service", "/v1/jobs?stauts=failed", "kind, limit, status"),
-    ("lead", "/v1/drift/alerts?statuss=open", "limit, monitor, since, status"),
-    ("lead", "/v1/webhooks/deliveries?staus=failed", "limit, status, subscription_id"),
+    ("service", "/v1/jobs?stauts=failed", "after, kind, limit, status"),
+    ("lead", "/v1/drift/alerts?statuss=open", "after, limit, monitor, since, status"),
+    ("lead", "/v1/webhooks/deliveries?staus=failed",
+     "after, limit, status, subscription_id"),
     ("lead", "/v1/datasets?nme=train", "name"),
     ("lead", "/v1/queue/stats?stauts=x", None),
     ("lead", "/openapi.json?stauts=x", None),

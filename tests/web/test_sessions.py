@@ -190,7 +190,7 @@ def test_pages_answer_every_error_in_html_and_the_api_in_json(
     with TestClient(create_app(engine), base_url=BASE,
                     raise_server_exceptions=False) as client:
         sign_in(client, token)
-        monkeypatch.setattr(views, "reviewer_history", broken)
+        monkeypatch.setattr(views, "history_rows", broken)  # under the page and the API
         page = client.get("/ui/review")
         assert page.status_code == status
         assert page.headers["content-type"].startswith("text/html")

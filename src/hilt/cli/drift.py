@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hilt.cli.core import DbOption, echo_json, engine_for, options_named
+from hilt.cli.paging import AFTER_NAMED, AfterOption, note_more
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -90,26 +91,32 @@ def run(now: Annotated[str | None, typer.Option(help="evaluate as of this ISO ti
 def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")] = None,
            status: Annotated[str | None, typer.Option(help="open | acknowledged")] = None,
            since: Annotated[str | None, typer.Option(help="windows from this ISO time")] = None,
-           limit: Annotated[int, typer.Option(help="at most this many alerts")] = 200,
+           limit: Annotated[int, typer.Option(min=1, help="at most this many alerts")
+                            ] = 200,
+           after: AfterOption = None,
            full: Annotated[bool, typer.Option(
                help="include each alert's test detail")] = False,
            db: DbOption = None) -> None:
-    """List stored drift alerts, newest window first."""
+    """List stored drift alerts, newest window first (one window's by monitor, then id).
+    When more alerts follow, stderr says how to list them: 'more: --after CURSOR'."""
     from hilt.errors import InputError
-    from hilt.quality.drift.runner import ALERT_STATUSES, list_alerts
+    from hilt.quality.drift.runner import ALERT_ORDER, ALERT_STATUSES, alert_row_dict, alert_rows
 
     if status is not None and status not in ALERT_STATUSES:
         raise InputError(f"must be one of {list(ALERT_STATUSES)}, got {status!r}",
                          field="--status")
-    with _tx(db) as session:
-        rows = list_alerts(session, monitor=monitor, status=status,
-                           since=_when(since, "since"), limit=limit)
+    with options_named(AFTER_NAMED), _tx(db) as session:
+        found, more = ALERT_ORDER.page(alert_rows(
+            session, monitor=monitor, status=status, since=_when(since, "since"),
+            limit=limit + 1, after=after), limit)
+        rows = [alert_row_dict(r) for r in found]
     if not full:
         # The figures the alert is about keep their intervals (``intervals``); only the
         # full test detail is left out.
         for r in rows:
             r.pop("detail", None)
     echo_json(rows)
+    note_more(more)
 
 
 @drift_app.command("ack")

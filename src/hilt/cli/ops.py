@@ -13,6 +13,7 @@ import typer
 
 from hilt.cli import job_text
 from hilt.cli.core import DbOption, echo_json, engine_for, options_named
+from hilt.cli.paging import AFTER_NAMED, AfterOption, note_more
 
 JobId = Annotated[str, typer.Argument(help="job id")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -168,19 +169,24 @@ def jobs_list(status: Annotated[str | None, typer.Option(
               kind: Annotated[str | None, typer.Option(help="only this job kind")] = None,
               limit: Annotated[int, typer.Option(min=1, help="at most this many jobs")
                                ] = 20,
+              after: AfterOption = None,
               as_json: JsonOption = False, db: DbOption = None) -> None:
     """Jobs, newest first: a table with each running job's lease (which worker, as
-    NAME@HOST:PID/THREAD, holds it and until when); --json for the full records."""
-    from hilt.ops.jobs import job_view, list_jobs
+    NAME@HOST:PID/THREAD, holds it and until when); --json for the full records. When
+    more jobs follow, stderr says how to list them: 'more: --after CURSOR'."""
+    from hilt.ops.jobs import JOB_ORDER, job_view, list_jobs
     from hilt.store.db import read_snapshot
 
-    with options_named({"status": "--status"}), read_snapshot(engine_for(db)) as session:
-        views = [job_view(r) for r in list_jobs(session, status=status, kind=kind,
-                                                limit=limit)]
+    with options_named({"status": "--status", **AFTER_NAMED}), \
+            read_snapshot(engine_for(db)) as session:
+        rows, more = JOB_ORDER.page(list_jobs(session, status=status, kind=kind,
+                                              limit=limit + 1, after=after), limit)
+        views = [job_view(r) for r in rows]
     if as_json:
         echo_json(views)
     else:
         typer.echo(job_text.jobs_table(views) if views else "no jobs")
+    note_more(more)
 
 
 @jobs_app.command("show")
@@ -336,14 +342,19 @@ def webhook_deliveries(subscription: Annotated[str | None, typer.Option(
                            help="pending, delivered or failed")] = None,
                        limit: Annotated[int, typer.Option(
                            min=1, help="at most this many deliveries")] = 50,
-                       db: DbOption = None) -> None:
-    """The delivery log (status, attempts, last error)."""
-    from hilt.ops.webhooks import delivery_view, list_deliveries
+                       after: AfterOption = None, db: DbOption = None) -> None:
+    """The delivery log (status, attempts, last error), newest audit entries first. When
+    more deliveries follow, stderr says how to list them: 'more: --after CURSOR'."""
+    from hilt.ops.webhooks import DELIVERY_ORDER, delivery_view, list_deliveries
     from hilt.store.db import read_snapshot
 
-    with options_named({"status": "--status"}), read_snapshot(engine_for(db)) as session:
-        echo_json([delivery_view(r) for r in list_deliveries(
-            session, subscription_id=subscription, status=status, limit=limit)])
+    with options_named({"status": "--status", **AFTER_NAMED}), \
+            read_snapshot(engine_for(db)) as session:
+        rows, more = DELIVERY_ORDER.page(list_deliveries(
+            session, subscription_id=subscription, status=status, limit=limit + 1,
+            after=after), limit)
+        echo_json([delivery_view(r) for r in rows])
+    note_more(more)
 
 
 @webhook_app.command("replay")

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from hilt.cli.core import DbOption, as_options, echo_json, engine_for, iso_times
+from hilt.cli.core import (
+    DbOption,
+    as_options,
+    echo_json,
+    engine_for,
+    iso_times,
+    options_named,
+)
+from hilt.cli.paging import AFTER_NAMED, AfterOption, note_more
 
 rubric_app = typer.Typer(help="Rubrics: publish immutable versions, diff them.",
                          no_args_is_help=True)
@@ -31,7 +39,7 @@ labels_app = typer.Typer(help="Final labels with provenance.", no_args_is_help=T
 
 Reviewer = Annotated[str, typer.Option("--reviewer", help="reviewer id")]
 TaskId = Annotated[str, typer.Argument(help="task id")]
-Limit = Annotated[int, typer.Option(help="at most this many rows")]
+Limit = Annotated[int, typer.Option(min=1, help="at most this many rows")]
 RuleFile = Annotated[Path, typer.Argument(help="escalation rule set (YAML)")]
 
 
@@ -440,23 +448,33 @@ def review_release(task_id: TaskId, reviewer: Reviewer, db: DbOption = None) -> 
 
 
 @review_app.command("mine")
-def review_mine(reviewer: Reviewer, limit: Limit = 50, db: DbOption = None) -> None:
-    """A reviewer's own submitted reviews."""
-    from hilt.review.views import reviewer_history
+def review_mine(reviewer: Reviewer, limit: Limit = 50, after: AfterOption = None,
+                db: DbOption = None) -> None:
+    """A reviewer's own submitted reviews, newest first. When more follow, stderr says
+    how to list them: 'more: --after CURSOR'."""
+    from hilt.review.views import HISTORY_ORDER, history_rows, history_view
 
-    with _tx(db) as s:
-        echo_json(reviewer_history(s, reviewer, limit=limit))
+    with options_named(AFTER_NAMED), _tx(db) as s:
+        rows, more = HISTORY_ORDER.page(history_rows(s, reviewer, limit=limit + 1,
+                                                     after=after), limit)
+        echo_json([history_view(r) for r in rows])
+    note_more(more)
 
 
 # --- adjudication ----------------------------------------------------------------------
 
 @adjudicate_app.command("list")
-def adjudicate_list(limit: Limit = 50, db: DbOption = None) -> None:
-    """Tasks waiting for an adjudicator, most urgent first."""
-    from hilt.review.adjudication import pending
+def adjudicate_list(limit: Limit = 50, after: AfterOption = None,
+                    db: DbOption = None) -> None:
+    """Tasks waiting for an adjudicator, most urgent first. When more follow, stderr
+    says how to list them: 'more: --after CURSOR'."""
+    from hilt.review.adjudication import PENDING_ORDER, pending_rows, pending_views
 
-    with _tx(db) as s:
-        echo_json(pending(s, limit=limit))
+    with options_named(AFTER_NAMED), _tx(db) as s:
+        rows, more = PENDING_ORDER.page(pending_rows(s, limit=limit + 1, after=after),
+                                        limit)
+        echo_json(pending_views(rows))
+    note_more(more)
 
 
 @adjudicate_app.command("show")

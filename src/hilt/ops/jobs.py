@@ -49,6 +49,7 @@ from hilt.config import env_float
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.ops import JobRow
 
@@ -443,12 +444,20 @@ def get_job(session: Session, job_id: str) -> JobRow:
     return row
 
 
+# Newest first; jobs queued at the same instant by id.
+JOB_ORDER = keyset((JobRow.created_at, True), (JobRow.id, False))
+
+
 def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
-              limit: int = 50) -> list[JobRow]:
+              limit: int = 50, after: str | None = None) -> list[JobRow]:
+    """Jobs in :data:`JOB_ORDER`; ``after``: the cursor of the previous page's last job
+    (``JOB_ORDER.cursor``)."""
     if status and status not in STATUSES:
         raise InputError(f"unknown job status {status!r}; one of: {', '.join(STATUSES)}",
                          field="status")
-    q = sa.select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)
+    q = sa.select(JobRow).order_by(*JOB_ORDER.order_by()).limit(limit)
+    if after:
+        q = q.where(JOB_ORDER.after(after))
     if status:
         q = q.where(JobRow.status == status)
     if kind:

@@ -59,6 +59,7 @@ from hilt.errors import InputError, NotFound
 from hilt.ops.signing import sign_headers
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import AuditHeadRow, AuditRow
 from hilt.store.tables.ops import OpsCursorRow, WebhookDeliveryRow, WebhookSubscriptionRow
@@ -393,13 +394,22 @@ def delivery_view(row: WebhookDeliveryRow) -> dict[str, Any]:
             "delivered_at": iso(row.delivered_at), "created_at": iso(row.created_at)}
 
 
+# Newest audit entry first; one entry's deliveries (one per subscription) by id.
+DELIVERY_ORDER = keyset((WebhookDeliveryRow.audit_seq, True), (WebhookDeliveryRow.id, False))
+
+
 def list_deliveries(session: Session, *, subscription_id: str | None = None,
-                    status: str | None = None, limit: int = 100) -> list[WebhookDeliveryRow]:
+                    status: str | None = None, limit: int = 100,
+                    after: str | None = None) -> list[WebhookDeliveryRow]:
+    """Deliveries in :data:`DELIVERY_ORDER`; ``after``: the cursor of the previous
+    page's last delivery (``DELIVERY_ORDER.cursor``)."""
     if status and status not in DELIVERY_STATUSES:
         raise InputError(f"unknown delivery status {status!r}; one of: "
                          f"{', '.join(DELIVERY_STATUSES)}", field="status")
     d = WebhookDeliveryRow
-    q = sa.select(d).order_by(d.audit_seq.desc(), d.id).limit(limit)
+    q = sa.select(d).order_by(*DELIVERY_ORDER.order_by()).limit(limit)
+    if after:
+        q = q.where(DELIVERY_ORDER.after(after))
     if subscription_id:
         q = q.where(d.subscription_id == subscription_id)
     if status:

@@ -39,6 +39,7 @@ from hilt.review.rubric_spec import answer_problems
 from hilt.review.tasks import new_id
 from hilt.review.text_checks import RATIONALE_MAX, check_length, refuse_nul
 from hilt.store import audit
+from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow, ReviewerRow
 from hilt.store.tables.review import AdjudicationRow, ReviewRow, ReviewTaskRow
@@ -47,18 +48,34 @@ CAUSES = ("guideline_gap", "ambiguous_input", "reviewer_error", "subjective")
 DECIDER_ROLES = ("adjudicator", "lead", "admin")
 
 
-def pending(session: Session, *, limit: int = 50, viewer: str | None = None
-            ) -> list[dict[str, Any]]:
+# Most urgent first; tasks of equal priority by id.
+PENDING_ORDER = keyset((ReviewTaskRow.priority, True), (ReviewTaskRow.id, False))
+
+
+def pending(session: Session, *, limit: int = 50, viewer: str | None = None,
+            after: str | None = None) -> list[dict[str, Any]]:
     """Tasks waiting for an adjudicator, most urgent first (for a ``viewer``, without
     the items they are reviewing under another task)."""
+    return pending_views(pending_rows(session, limit=limit, viewer=viewer, after=after))
+
+
+def pending_rows(session: Session, *, limit: int = 50, viewer: str | None = None,
+                 after: str | None = None) -> list[ReviewTaskRow]:
+    """The tasks :func:`pending` lists, in :data:`PENDING_ORDER`; ``after``: the cursor
+    of the previous page's last task (``PENDING_ORDER.cursor``)."""
     t = ReviewTaskRow
     query = sa.select(t).where(t.status == "needs_adjudication")
     if viewer is not None:
         query = query.where(~reviewing_clause(viewer, t.event_id))
-    from hilt.review.triage import overdue_hours
-    from hilt.store.tables.base import utcnow
+    if after:
+        query = query.where(PENDING_ORDER.after(after))
+    return list(session.execute(query.order_by(*PENDING_ORDER.order_by()).limit(limit))
+                .scalars())
 
-    rows = session.execute(query.order_by(t.priority.desc(), t.id).limit(limit)).scalars()
+
+def pending_views(rows: list[ReviewTaskRow]) -> list[dict[str, Any]]:
+    from hilt.review.triage import overdue_hours
+
     now = utcnow()
     return [{"task_id": r.id, "event_id": r.event_id, "severity": f"sev{r.severity}",
              "rubric": f"{r.rubric_id}@{r.rubric_version}", "reach": r.reach,

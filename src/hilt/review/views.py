@@ -16,6 +16,7 @@ from hilt.errors import NotFound
 from hilt.review.blind import refuse_if_reviewing
 from hilt.review.gold import held_back_by_pool
 from hilt.review.reviews import cached_spec_json
+from hilt.store.keyset import keyset
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import AssignmentRow, ReviewRow, ReviewTaskRow
 
@@ -54,17 +55,34 @@ def task_view(task_id: str, assignment_id: str, lease_status: str, expires: date
     }
 
 
-def reviewer_history(session: Session, reviewer_id: str, *, limit: int = 50
-                     ) -> list[dict[str, Any]]:
+# Newest first; reviews submitted at the same instant by id.
+HISTORY_ORDER = keyset((ReviewRow.submitted_at, True), (ReviewRow.id, False))
+
+
+def reviewer_history(session: Session, reviewer_id: str, *, limit: int = 50,
+                     after: str | None = None) -> list[dict[str, Any]]:
     """A reviewer's own submitted reviews, newest first (those submitted at the same
     instant by id)."""
-    rows = session.execute(sa.select(ReviewRow).where(ReviewRow.reviewer_id == reviewer_id)
-                           .order_by(ReviewRow.submitted_at.desc(), ReviewRow.id)
-                           .limit(limit)).scalars()
-    return [{"review_id": r.id, "task_id": r.task_id,
-             "rubric": f"{r.rubric_id}@{r.rubric_version}", "answers": r.answers,
-             "confidence": r.confidence, "rationale": r.rationale, "late": r.late,
-             "submitted_at": r.submitted_at.isoformat()} for r in rows]
+    return [history_view(r) for r in history_rows(session, reviewer_id, limit=limit,
+                                                  after=after)]
+
+
+def history_rows(session: Session, reviewer_id: str, *, limit: int = 50,
+                 after: str | None = None) -> list[ReviewRow]:
+    """The reviews :func:`reviewer_history` lists, in :data:`HISTORY_ORDER`; ``after``:
+    the cursor of the previous page's last review (``HISTORY_ORDER.cursor``)."""
+    q = sa.select(ReviewRow).where(ReviewRow.reviewer_id == reviewer_id)
+    if after:
+        q = q.where(HISTORY_ORDER.after(after))
+    return list(session.execute(q.order_by(*HISTORY_ORDER.order_by()).limit(limit))
+                .scalars())
+
+
+def history_view(r: ReviewRow) -> dict[str, Any]:
+    return {"review_id": r.id, "task_id": r.task_id,
+            "rubric": f"{r.rubric_id}@{r.rubric_version}", "answers": r.answers,
+            "confidence": r.confidence, "rationale": r.rationale, "late": r.late,
+            "submitted_at": r.submitted_at.isoformat()}
 
 
 def task_detail(session: Session, task_id: str, *, viewer: str | None = None

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field, field_validator
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
+from hilt.api.paging import PAGED, after_query, one_page
 from hilt.errors import InputError
 from hilt.quality.drift.bridge import MAX_BRIDGE_OVERLAP, MAX_PER_STRATUM
 from hilt.quality.drift.windows import MONITORS
@@ -80,25 +81,35 @@ def _config(data: dict[str, Any]) -> Any:
         raise InputError(str(exc), field="config") from None
 
 
-@router.get("/alerts")
-def alerts(monitor: str | None = Query(None, description=f"one of {', '.join(MONITORS)}"),
+@router.get("/alerts", responses=PAGED)
+def alerts(request: Request, response: Response,
+           monitor: str | None = Query(None, description=f"one of {', '.join(MONITORS)}"),
            status: str | None = Query(None, description="open or acknowledged"),
            since: datetime | None = Query(None, description="only windows starting at or "
                                           "after this time (ISO 8601; UTC if no offset)"),
-           limit: int = Query(200, ge=1, le=1000),
+           limit: int = Query(200, ge=1, le=1000), after: str | None = after_query(),
            session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator", "service"))
            ) -> list[dict[str, Any]]:
-    """Stored alerts, newest window first. A ``monitor`` or ``status`` that no alert
-    can have is refused (422 naming it) rather than listing nothing."""
-    from hilt.quality.drift.runner import list_alerts
+    """Stored alerts, newest window first (one window's by monitor, then id), ``limit``
+    a page. When more follow, the ``X-Next-After`` header holds the cursor to pass as
+    ``after`` for the next page and ``Link`` (``rel="next"``) that page's URL, the
+    filters kept; neither is there on the last page. A cursor hilt did not give is a
+    422 naming ``after``.
+
+    A ``monitor`` or ``status`` that no alert can have is refused (422 naming it)
+    rather than listing nothing."""
+    from hilt.quality.drift.runner import ALERT_ORDER, alert_row_dict, alert_rows
 
     if monitor is not None and monitor not in MONITORS:
         raise InputError(f"unknown monitor {monitor!r}; one of: {', '.join(MONITORS)}",
                          field="monitor")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)  # as for /run: a time without a zone is UTC
-    return list_alerts(session, monitor=monitor, status=status, since=since, limit=limit)
+    rows = alert_rows(session, monitor=monitor, status=status, since=since,
+                      limit=limit + 1, after=after)
+    return [alert_row_dict(r) for r in one_page(rows, limit, ALERT_ORDER, request,
+                                                response)]
 
 
 @router.post("/run")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
+from hilt.api.paging import PAGED, after_query, one_page
 from hilt.errors import InputError
 from hilt.ops.jobs import STATUSES as JOB_STATUSES
 from hilt.ops.webhooks import DELIVERY_STATUSES, SECRET_LENGTH
@@ -76,20 +77,29 @@ def start_job(body: JobIn, session: Session = DB,
     return {"job_id": job_id, "status": "queued"}
 
 
-@router.get("/v1/jobs")
-def list_jobs(status: str | None = Query(None, description="one of "
+@router.get("/v1/jobs", responses=PAGED)
+def list_jobs(request: Request, response: Response,
+              status: str | None = Query(None, description="one of "
                                          + ", ".join(JOB_STATUSES)),
               kind: str | None = Query(None, description="a job kind, e.g. train.reward"),
-              limit: int = Query(50, ge=1, le=500), session: Session = DB,
+              limit: int = Query(50, ge=1, le=500), after: str | None = after_query(),
+              session: Session = DB,
               _: Principal = Depends(allow(*OPERATORS))) -> list[dict[str, Any]]:
-    """Jobs, newest first. A ``status`` or ``kind`` no job can have is refused (422
-    naming it and listing the valid ones) rather than listing nothing."""
+    """Jobs, newest first (those queued at the same instant by id), ``limit`` a page.
+    When more follow, the ``X-Next-After`` header holds the cursor to pass as ``after``
+    for the next page and ``Link`` (``rel="next"``) that page's URL, the filters kept;
+    neither is there on the last page. A cursor hilt did not give is a 422 naming
+    ``after``.
+
+    A ``status`` or ``kind`` no job can have is refused (422 naming it and listing the
+    valid ones) rather than listing nothing."""
     from hilt.ops import jobs
 
     if kind is not None:
         _check_job_kind(session, kind)
-    return [jobs.job_view(r) for r in jobs.list_jobs(session, status=status, kind=kind,
-                                                     limit=limit)]
+    rows = jobs.list_jobs(session, status=status, kind=kind, limit=limit + 1, after=after)
+    return [jobs.job_view(r) for r in one_page(rows, limit, jobs.JOB_ORDER, request,
+                                               response)]
 
 
 def _check_job_kind(session: Session, kind: str) -> None:
@@ -171,17 +181,24 @@ def unsubscribe(sub_id: str, session: Session = DB,
     return {"id": sub_id, "status": "inactive"}
 
 
-@router.get("/v1/webhooks/deliveries")
-def deliveries(subscription_id: str | None = None,
+@router.get("/v1/webhooks/deliveries", responses=PAGED)
+def deliveries(request: Request, response: Response, subscription_id: str | None = None,
                status: str | None = Query(None, description="one of "
                                           + ", ".join(DELIVERY_STATUSES)),
-               limit: int = Query(100, ge=1, le=1000), session: Session = DB,
+               limit: int = Query(100, ge=1, le=1000), after: str | None = after_query(),
+               session: Session = DB,
                _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
-    """The delivery log, newest audit entries first."""
-    from hilt.ops.webhooks import delivery_view, list_deliveries
+    """The delivery log, newest audit entries first (one entry's deliveries by id),
+    ``limit`` a page. When more follow, the ``X-Next-After`` header holds the cursor to
+    pass as ``after`` for the next page and ``Link`` (``rel="next"``) that page's URL,
+    the filters kept; neither is there on the last page. A cursor hilt did not give is
+    a 422 naming ``after``."""
+    from hilt.ops.webhooks import DELIVERY_ORDER, delivery_view, list_deliveries
 
-    return [delivery_view(r) for r in list_deliveries(
-        session, subscription_id=subscription_id, status=status, limit=limit)]
+    rows = list_deliveries(session, subscription_id=subscription_id, status=status,
+                           limit=limit + 1, after=after)
+    return [delivery_view(r) for r in one_page(rows, limit, DELIVERY_ORDER, request,
+                                               response)]
 
 
 @router.post("/v1/webhooks/deliveries/{delivery_id}/replay")

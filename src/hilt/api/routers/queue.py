@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
+from hilt.api.paging import PAGED, after_query, one_page
 from hilt.api.routers.review import PEOPLE, reviewer_of
 from hilt.review import queue, views, work
 from hilt.review.reviews import Submission
@@ -91,9 +92,17 @@ async def submit(task_id: str, body: SubmissionIn, request: Request,
     return JSONResponse(out)
 
 
-@router.get("/reviews/mine")
-def my_reviews(limit: int = Query(50, ge=1, le=500), session: Session = DB,
+@router.get("/reviews/mine", responses=PAGED)
+def my_reviews(request: Request, response: Response, limit: int = Query(50, ge=1, le=500),
+               after: str | None = after_query(), session: Session = DB,
                who: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
-    return views.reviewer_history(session, reviewer_of(who), limit=limit)
+    """The caller's own submitted reviews, newest first (those submitted at the same
+    instant by id), ``limit`` a page. When more follow, the ``X-Next-After`` header
+    holds the cursor to pass as ``after`` for the next page and ``Link``
+    (``rel="next"``) that page's URL; neither is there on the last page. A cursor hilt
+    did not give is a 422 naming ``after``."""
+    rows = views.history_rows(session, reviewer_of(who), limit=limit + 1, after=after)
+    return [views.history_view(r) for r in one_page(rows, limit, views.HISTORY_ORDER,
+                                                    request, response)]
 
 

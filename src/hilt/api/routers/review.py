@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal, set_reviewer_active
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
+from hilt.api.paging import PAGED, after_query, one_page
 from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, blind, escalation, gold, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
@@ -231,12 +232,22 @@ class DecisionIn(RequestBody):
                                    "subjective")
 
 
-@router.get("/adjudications")
-def pending_adjudications(limit: int = Query(50, ge=1, le=500),
-                          session: Session = DB,
+@router.get("/adjudications", responses=PAGED)
+def pending_adjudications(request: Request, response: Response,
+                          limit: int = Query(50, ge=1, le=500),
+                          after: str | None = after_query(), session: Session = DB,
                           who: Principal = Depends(allow("adjudicator", "lead"))
                           ) -> list[dict[str, Any]]:
-    return adjudication.pending(session, limit=limit, viewer=who.reviewer_id)
+    """Tasks waiting for an adjudicator, most urgent first (equal priorities by task
+    id), without the items the caller is reviewing under another task (blind review);
+    ``limit`` a page. When more follow, the ``X-Next-After`` header holds the cursor to
+    pass as ``after`` for the next page and ``Link`` (``rel="next"``) that page's URL;
+    neither is there on the last page. A cursor hilt did not give is a 422 naming
+    ``after``."""
+    rows = adjudication.pending_rows(session, limit=limit + 1, viewer=who.reviewer_id,
+                                     after=after)
+    return adjudication.pending_views(one_page(rows, limit, adjudication.PENDING_ORDER,
+                                               request, response))
 
 
 @router.get("/adjudications/{task_id}")

@@ -67,6 +67,7 @@ from hilt.quality.drift.monitors import (
 from hilt.quality.drift.windows import DriftConfig, last_complete_window, window_start
 from hilt.review.escalation import rules_matched, stored_rule_set
 from hilt.store import audit
+from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.drift import BridgeItemRow, DriftAlertRow
@@ -470,21 +471,37 @@ def alert_row_dict(row: DriftAlertRow) -> dict[str, Any]:
 ALERT_STATUSES = ("open", "acknowledged")
 
 
+# Newest window first; alerts of one window by monitor, then id.
+ALERT_ORDER = keyset((DriftAlertRow.window_start, True), (DriftAlertRow.monitor, False),
+                     (DriftAlertRow.id, False))
+
+
 def list_alerts(session: Session, *, monitor: str | None = None, status: str | None = None,
-                since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+                since: datetime | None = None, limit: int = 200,
+                after: str | None = None) -> list[dict[str, Any]]:
+    return [alert_row_dict(r) for r in alert_rows(session, monitor=monitor, status=status,
+                                                  since=since, limit=limit, after=after)]
+
+
+def alert_rows(session: Session, *, monitor: str | None = None, status: str | None = None,
+               since: datetime | None = None, limit: int = 200,
+               after: str | None = None) -> list[DriftAlertRow]:
+    """Stored alerts in :data:`ALERT_ORDER`; ``after``: the cursor of the previous
+    page's last alert (``ALERT_ORDER.cursor``)."""
     # An unknown status would match no alert: an empty list that reads as "all clear".
     if status and status not in ALERT_STATUSES:
         raise InputError(f"must be one of {list(ALERT_STATUSES)}, got {status!r}",
                          field="status")
-    q = sa.select(DriftAlertRow).order_by(DriftAlertRow.window_start.desc(),
-                                          DriftAlertRow.monitor, DriftAlertRow.id)
+    q = sa.select(DriftAlertRow).order_by(*ALERT_ORDER.order_by())
     if monitor:
         q = q.where(DriftAlertRow.monitor == monitor)
     if status:
         q = q.where(DriftAlertRow.status == status)
     if since is not None:
         q = q.where(DriftAlertRow.window_start >= since)
-    return [alert_row_dict(r) for r in session.execute(q.limit(limit)).scalars()]
+    if after:
+        q = q.where(ALERT_ORDER.after(after))
+    return list(session.execute(q.limit(limit)).scalars())
 
 
 def acknowledge(session: Session, alert_id: str, *, actor: str, note: str = ""
