@@ -18,6 +18,7 @@ from itertools import permutations
 from typing import Any
 
 from hilt.review.rubric_spec import Question, RubricSpec
+from hilt.review.tasks import COMPARING_KINDS
 
 CHOICE_KEYS = "1234567890"
 RESPONSE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -46,7 +47,9 @@ class FieldView:
     question: Question
     number: int
     name: str
-    widget: str  # radio, checkbox, number, textarea, ranking, pair_select
+    # radio, checkbox, number, textarea, ranking, pair_select, or not_applicable: a
+    # question comparing responses on an item with fewer than two (no inputs)
+    widget: str
     choices: list[Choice] = field(default_factory=list)
     required: bool = True
 
@@ -103,9 +106,13 @@ def field_view(q: Question, number: int, n_responses: int,
         choices = [Choice(_number(p), _number(p), q.anchors.get(_number(p), ""))
                    for p in points]
         return FieldView(q, number, name, "radio", _keyed(choices), need)
+    if q.kind in COMPARING_KINDS and n_responses < 2:
+        # nothing to compare: the review stage refuses any answer to it, and refuses to
+        # make a task whose rubric requires one (hilt.review.tasks.unanswerable_questions)
+        return FieldView(q, number, name, "not_applicable", required=False)
     if q.kind == "preference":
         pairs = list(permutations(range(n_responses), 2))
-        if 0 < len(pairs) <= len(CHOICE_KEYS):
+        if len(pairs) <= len(CHOICE_KEYS):
             return FieldView(q, number, name, "radio", _keyed(
                 [Choice(f"{a}>{b}", f"{letter(a)} better than {letter(b)}") for a, b in pairs]),
                 need)
@@ -181,6 +188,21 @@ def _parse_ranking(q: Question, raw: str, n_responses: int) -> list[int]:
     return out
 
 
+def _pair_from_selects(q: Question, form: FormData, name: str) -> dict[str, int] | None:
+    """The better and the worse response from two selects; neither picked is no answer,
+    one of them alone is refused (dropping it would lose half an answer unseen)."""
+    # "—" sends an empty value; anything else must name a response
+    chosen_raw = form.get(name + ".chosen") or None
+    rejected_raw = form.get(name + ".rejected") or None
+    if chosen_raw is None and rejected_raw is None:
+        return None
+    if chosen_raw is None or rejected_raw is None:
+        missing = "better" if chosen_raw is None else "worse"
+        raise FormProblem(q.id, f"pick the {missing} response too (or neither, to leave "
+                                "the question unanswered)")
+    return {"chosen": _parse_index(q, chosen_raw), "rejected": _parse_index(q, rejected_raw)}
+
+
 def answers_from_form(fields: Sequence[FieldView], form: FormData, n_responses: int
                       ) -> dict[str, Any]:
     """Answers as the review stage expects them; unanswered questions are left out."""
@@ -193,11 +215,9 @@ def answers_from_form(fields: Sequence[FieldView], form: FormData, n_responses: 
                 answers[q.id] = chosen
             continue
         if f.widget == "pair_select":
-            chosen_raw, rejected_raw = form.get(f.name + ".chosen"), form.get(
-                f.name + ".rejected")
-            if chosen_raw and rejected_raw:
-                answers[q.id] = {"chosen": _parse_index(q, chosen_raw),
-                                 "rejected": _parse_index(q, rejected_raw)}
+            pair = _pair_from_selects(q, form, f.name)
+            if pair is not None:
+                answers[q.id] = pair
             continue
         raw = _text(form, f.name)
         if raw is None:
@@ -232,16 +252,31 @@ def with_response_letters(reason: str) -> str:
     return reason
 
 
+# The form's own fields (not rubric questions) by the labels the pages give them.
+FIELD_LABELS = {"confidence": "Confidence", "rationale": "Rationale",
+                "rewrite": "Rewrite", "time_spent_s": "Time spent",
+                "cause": "Cause of the disagreement"}
+
+
 def problem_text(exc: Exception, spec: RubricSpec) -> str:
     """A refused answer as the page says it: the question by its prompt rather than its
-    id, and responses by their letters."""
+    id, the form's other fields by their labels, and responses by their letters."""
     field_id = getattr(exc, "field", None) or getattr(exc, "question_id", None)
     reason = getattr(exc, "reason", None) or str(exc)
     question = next((q for q in spec.questions if q.id == field_id), None)
     if question is not None and question.kind in ("preference", "ranking"):
         reason = with_response_letters(reason)
-    prompt = question.prompt if question is not None else field_id
+    prompt = question.prompt if question is not None else FIELD_LABELS.get(
+        str(field_id), field_id)
     return f"{prompt}: {reason}" if prompt else reason
+
+
+def unanswered_text(questions: Sequence[Question], reason: str) -> str:
+    """A refusal naming every question left unanswered, by prompt and in the page's
+    order: the first with ``reason``, the others after it."""
+    first, *others = questions
+    also = f" (unanswered too: {'; '.join(q.prompt for q in others)})" if others else ""
+    return f"{first.prompt}: {reason}{also}"
 
 
 def rewrite_from_form(form: FormData, original: str | None) -> str | None:

@@ -12,6 +12,7 @@ returns the paths that answer without a token: the sign-in page and ``/`` (a red
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -21,14 +22,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hilt.access import recent_session, session_principal
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.web import routes_adjudicate, routes_lead, routes_review
-from hilt.web.render import PREFIX, STATIC_DIR, render
-from hilt.web.security import PAGE_HEADERS, CsrfMiddleware
+from hilt.web.render import PREFIX, STATIC_DIR, render, safe_next
+from hilt.web.security import PAGE_HEADERS, SESSION_COOKIE, CsrfMiddleware
 
 SIGNIN = PREFIX + "/signin"
 PUBLIC = frozenset({"/", SIGNIN})
@@ -75,9 +78,86 @@ class PageHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def _error_page(request: Request, status_code: int, message: str) -> Response:
+# Addresses that only take a form (POST), and the page each form lives on: the page to
+# go back to from the address bar (a GET there) or after signing in again.
+_FORM_PAGES = (
+    (re.compile(r"/review/tasks/([^/]+)/(?:submit|skip|heartbeat)"), r"/review/tasks/\1"),
+    (re.compile(r"/review/next"), "/review"),
+    (re.compile(r"/adjudicate/([^/]+)"), r"/adjudicate/\1"),
+    (re.compile(r"/lead/rubrics/(?:preview|publish)"), "/lead/rubrics"),
+    (re.compile(r"/lead/gate/([^/]+)/signoff"), r"/lead/gate/\1"),
+    (re.compile(r"/lead/drift/[^/]+/ack"), "/lead"),
+    (re.compile(r"/signout"), "/"),
+)
+
+
+def form_page(path: str) -> str | None:
+    """The page whose form posts to ``path`` (a ``/ui`` address), else ``None``."""
+    inner = path.removeprefix(PREFIX)
+    for pattern, page in _FORM_PAGES:
+        found = pattern.fullmatch(inner)
+        if found:
+            return safe_next(PREFIX + quote(found.expand(page), safe="/"))
+    return None
+
+
+def _signin_link(next_path: str | None) -> str:
+    return SIGNIN + (f"?next={quote(next_path, safe='/')}" if next_path else "")
+
+
+async def known_principal(request: Request) -> Any:
+    """Who is signed in, for the header of an error page: the principal a route's
+    dependency found, else the one the session cookie stands for (a page that does
+    not exist runs no dependency, yet its page should still carry the navigation)."""
+    principal = getattr(request.state, "principal", None)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    factory = getattr(getattr(request.scope.get("app"), "state", None), "session_factory",
+                      None)
+    if principal is not None or not session_id or "authorization" in request.headers \
+            or factory is None:
+        return principal
+
+    def lookup() -> Any:
+        with factory() as session:
+            return session_principal(session, session_id)
+
+    principal = recent_session(session_id) or await run_in_threadpool(lookup)
+    request.state.principal = principal
+    return principal
+
+
+async def _error_page(request: Request, status_code: int, message: str, *,
+                      way_on: tuple[str, str] | None = None) -> Response:
+    if status_code != 401:
+        await known_principal(request)
     return render(request, "error.html", status_code, title="Problem", message=message,
-                  status=status_code)
+                  status=status_code, way_on=way_on)
+
+
+async def _http_error_page(request: Request, exc: StarletteHTTPException) -> Response:
+    """An HTTP error on a page: sign-in for a session that ended, the form's page for an
+    address that only takes a form, else an error page with the way on."""
+    path, method = request.url.path, request.method
+    if exc.status_code == 401 and method in ("GET", "HEAD"):
+        target = quote(path) + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(_signin_link(target), status_code=303)
+    if exc.status_code == 401:
+        # the form is lost with this answer; signing in again returns to its page,
+        # where the lease (if still held) and the answers typed so far are kept
+        back = form_page(path)
+        return await _error_page(request, 401, "Your session ended before this was "
+                                 "saved; sign in again.",
+                                 way_on=(_signin_link(back), "Sign in and go back"))
+    if exc.status_code == 405 and method in ("GET", "HEAD"):
+        back = form_page(path)
+        if back is not None:  # a form's address in the address bar: its page
+            return RedirectResponse(back, status_code=303)
+        return await _error_page(request, 405, "This address only takes a submitted "
+                                 "form.")
+    message = str(exc.detail)
+    if exc.status_code == 403:
+        message = message.replace("may not call this endpoint", "may not open this page")
+    return await _error_page(request, exc.status_code, message)
 
 
 def mount(app: FastAPI) -> set[str]:
@@ -100,18 +180,13 @@ def mount(app: FastAPI) -> set[str]:
         if not _is_page(request) and api_hilt_handler is not None:
             return await api_hilt_handler(request, exc)
         code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 400)
-        return _error_page(request, code, str(exc))
+        return await _error_page(request, code, str(exc))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if not _is_page(request):
             return await http_exception_handler(request, exc)
-        if exc.status_code == 401 and request.method == "GET":
-            return RedirectResponse(f"{SIGNIN}?next={quote(request.url.path)}",
-                                    status_code=303)
-        if exc.status_code == 401:
-            return _error_page(request, 401, "Your session ended; sign in again.")
-        return _error_page(request, exc.status_code, str(exc.detail))
+        return await _http_error_page(request, exc)
 
     app.add_exception_handler(HiltError, hilt_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -131,7 +206,7 @@ def _page_aware(api_handler: Any, code: int, message: str) -> Any:
             return response
         if not _is_page(request):
             raise exc
-        return _error_page(request, code, message)
+        return await _error_page(request, code, message)
 
     return handler
 
@@ -144,8 +219,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s", request.method, request.url.path,
               exc_info=exc)
     try:
-        response = _error_page(request, 500, "Something went wrong on our side; the "
-                                             "problem was logged. Try again later.")
+        response = await _error_page(request, 500, "Something went wrong on our side; "
+                                     "the problem was logged. Try again later.")
     except Exception:  # the page itself could not be drawn: plain text, still a 500
         response = PlainTextResponse("Internal Server Error", status_code=500)
     # This answer is sent from outside the page middleware, so it adds the headers itself

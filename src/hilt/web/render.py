@@ -37,6 +37,7 @@ FLASH = {
     "signed_off": "Sign-off recorded; this is the new record it produced.",
     "signed_out": "Signed out.",
     "expired": "Your lease ran out; the task went back to the queue.",
+    "acknowledged": "Drift alert acknowledged.",
 }
 
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
@@ -71,9 +72,42 @@ def _when(value: Any) -> str:
     return text.replace("T", " ")[:16] + " UTC"
 
 
+def _p_value(value: float | None) -> str:
+    """A p-value to four places; below that, "< 0.0001" rather than a false 0.0000."""
+    if value is None:
+        return "–"
+    return "< 0.0001" if value < 0.00005 else f"{value:.4f}"
+
+
+def _short_number(value: float) -> str:
+    """A measured number to four significant digits (0.18333333333333332 → 0.1833),
+    a whole number as such; very small or large ones in scientific notation."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}" if 1e-4 <= abs(value) < 1e6 else f"{value:.3g}"
+
+
+def _value(value: Any) -> str:
+    """A stored value as people read it: numbers rounded, yes/no, lists as lists and
+    mappings as ``key = value`` pairs (never Python's repr)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return _short_number(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(_value(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) or "(none)"
+    return str(value)
+
+
 env.filters["pct"] = _pct
 env.filters["num"] = _num
 env.filters["when"] = _when
+env.filters["p_value"] = _p_value
+env.filters["value"] = _value
 
 
 def static_url(path: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from hilt.errors import InputError
 from hilt.review import adjudication
 from hilt.review.rubric_spec import RubricSpec
 from hilt.store.db import transaction
+from hilt.store.tables.review import AdjudicationRow
 from hilt.web.common import engine_of, form_data
 from hilt.web.forms import (
     CHOICE_KEYS,
@@ -24,6 +26,7 @@ from hilt.web.forms import (
     form_values,
     problem_text,
     rewrite_question,
+    unanswered_text,
 )
 from hilt.web.render import PREFIX, redirect, render
 
@@ -46,8 +49,8 @@ def disagreements(request: Request, session: Session = DB,
 
 
 def _case_page(request: Request, case: dict[str, Any], *, error: str | None = None,
-               values: dict[str, list[str]] | None = None, status_code: int = 200
-               ) -> HTMLResponse:
+               values: dict[str, list[str]] | None = None, status_code: int = 200,
+               decided: AdjudicationRow | None = None) -> HTMLResponse:
     spec = RubricSpec.model_validate(case["rubric"]["spec"])
     responses = case["item"]["responses"] or []
     disputed = set(case["reasons"])
@@ -57,31 +60,42 @@ def _case_page(request: Request, case: dict[str, Any], *, error: str | None = No
                   rewrite_q=rewrite_question(spec),
                   causes=[(c, CAUSE_HELP[c], CHOICE_KEYS[i])
                           for i, c in enumerate(adjudication.CAUSES)],
-                  values=values or {}, error=error)
+                  values=values or {}, error=error, decided=decided,
+                  cause_help=CAUSE_HELP)
+
+
+def _recorded_decision(session: Session, task_id: str) -> AdjudicationRow | None:
+    """The decision already recorded on a task (one per task), if any."""
+    return session.execute(sa.select(AdjudicationRow).where(
+        AdjudicationRow.task_id == task_id)).scalar_one_or_none()
 
 
 @router.get("/adjudicate/{task_id}", response_class=HTMLResponse)
 def case_page(task_id: str, request: Request, session: Session = DB,
               who: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
-    return _case_page(request, adjudication.case_file(session, task_id,
-                                                      viewer=who.reviewer_id))
+    case = adjudication.case_file(session, task_id, viewer=who.reviewer_id)
+    # a resolved case shows how it was settled, not a form that could only be refused
+    decided = _recorded_decision(session, task_id) if case["status"] == "resolved" \
+        else None
+    return _case_page(request, case, decided=decided)
 
 
 def _decision_problem(exc: Exception, spec: RubricSpec, unanswered: set[str]) -> str:
     """A refused decision as the page says it, like the review form's errors: the
     adjudication names an answer by its API field (``answers.verdict``), the page by the
-    question's prompt, and a disputed question left unanswered by the prompts."""
+    question's prompt, a disputed question left unanswered by the prompts, and the
+    cause by the choices the page shows."""
     field = getattr(exc, "field", None)
+    if isinstance(exc, InputError) and field == "cause":
+        choices = ", ".join(c.replace("_", " ") for c in adjudication.CAUSES)
+        return problem_text(InputError(f"pick one of: {choices}", field="cause"), spec)
     if not isinstance(exc, InputError) or not (field or "").startswith("answers."):
         return problem_text(exc, spec)
     question_id = str(field).removeprefix("answers.")
-    reason = exc.reason
-    if question_id in unanswered:  # in the page's order, not the ids'
-        first, *others = [q for q in spec.questions if q.id in unanswered]
-        question_id = first.id
-        reason = "the decision must answer this disputed question" + (
-            f" (unanswered too: {'; '.join(q.prompt for q in others)})" if others else "")
-    return problem_text(InputError(reason, field=question_id), spec)
+    if question_id in unanswered:
+        return unanswered_text([q for q in spec.questions if q.id in unanswered],
+                               "the decision must answer this disputed question")
+    return problem_text(InputError(exc.reason, field=question_id), spec)
 
 
 @router.post("/adjudicate/{task_id}")

@@ -23,6 +23,7 @@ from hilt.gate.store import (
 )
 from hilt.review import rubrics
 from hilt.review.rubric_spec import RubricSpec, parse_rubric
+from hilt.review.text_checks import refuse_nul
 from hilt.review.yamlio import parse_yaml_text
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
@@ -46,11 +47,32 @@ questions:
 """
 
 
+ACK_NOTE_MAX = 4000
+
+
 @router.get("/lead", response_class=HTMLResponse)
 def dashboard(request: Request, session: Session = DB,
               _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
     return render(request, "lead.html", title="Lead dashboard",
-                  data=lead_dashboard(session, utcnow()), now=utcnow())
+                  data=lead_dashboard(session, utcnow()), now=utcnow(),
+                  ack_note_max=ACK_NOTE_MAX)
+
+
+@router.post("/lead/drift/{alert_id}/ack")
+def acknowledge_alert(alert_id: str, request: Request, form: FormData = Depends(form_data),
+                      who: Principal = Depends(allow(*LEADS))) -> Response:
+    """Acknowledge a drift alert as ``hilt drift ack`` and ``POST
+    /v1/drift/alerts/{id}/ack`` do (the same stage function, audited the same way)."""
+    from hilt.quality.drift.runner import acknowledge
+
+    note = (form.get("note") or "").strip()
+    if len(note) > ACK_NOTE_MAX:
+        raise InputError(f"the note is {len(note)} characters; at most {ACK_NOTE_MAX}",
+                         field="note")
+    refuse_nul(note, "note")
+    with transaction(engine_of(request)) as session:
+        acknowledge(session, alert_id, actor=who.actor, note=note)
+    return redirect("/lead", "acknowledged")
 
 
 def _signable(session: Session, record: dict[str, Any], who: Principal) -> list[str]:

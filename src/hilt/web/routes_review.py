@@ -24,10 +24,12 @@ from hilt.web.forms import (
     answers_from_form,
     field_views,
     form_values,
+    letter,
     optional_float,
     problem_text,
     rewrite_from_form,
     rewrite_question,
+    unanswered_text,
 )
 from hilt.web.render import PREFIX, redirect, render, safe_next
 from hilt.web.security import (
@@ -58,6 +60,7 @@ def _signin_page(request: Request, *, error: str | None = None, status_code: int
                  next_path: str | None = None) -> HTMLResponse:
     presession = request.cookies.get(PRESESSION_COOKIE) or new_presession()
     response = render(request, "signin.html", status_code, title="Sign in", error=error,
+                      error_lead="Not signed in.",
                       signin_csrf=csrf_token_for(presession),
                       next_path=safe_next(next_path or request.query_params.get("next")))
     set_cookie(response, PRESESSION_COOKIE, presession, secure=is_secure(request))
@@ -165,6 +168,9 @@ def _task_page(request: Request, view: dict[str, Any], *, error: str | None = No
     return render(request, "task.html", status_code, title="Review task", view=view,
                   spec=spec, fields=field_views(spec, len(responses)),
                   rewrite_q=rewrite_q, rewrite_original=_first_text(responses),
+                  # a rewrite is of the first response (the one the data stage pairs
+                  # it with); with several the editor says so
+                  rewrite_of=letter(0) if len(responses) > 1 else None,
                   values=values or {}, error=error, item=view["item"])
 
 
@@ -190,6 +196,7 @@ def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
         view = views.reviewer_task_view(session, task_id, reviewer)
     spec = RubricSpec.model_validate(view["rubric"]["spec"])
     responses = view["item"]["responses"]
+    submission = None
     try:
         submission = Submission(
             answers=answers_from_form(field_views(spec, len(responses)), form,
@@ -201,11 +208,27 @@ def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
         with transaction(engine) as session:
             submit_review(session, task_id, reviewer, submission)
     except (InputError, FormProblem) as exc:
-        return _task_page(request, view, error=problem_text(exc, spec),
+        return _task_page(request, view, error=_submit_problem(exc, spec, submission),
                           values=form_values(form), status_code=422)
     if form.get("then") == "next":  # the "Submit and next" button
         return _to_next_task(request, reviewer, submitted=True)
     return redirect("/review", "submitted")
+
+
+def _submit_problem(exc: Exception, spec: RubricSpec, submission: Submission | None
+                    ) -> str:
+    """A refused review as the page says it; a required question left unanswered is
+    named with every other one left unanswered, not only the first."""
+    field = getattr(exc, "field", None)
+    if isinstance(exc, InputError) and submission is not None \
+            and exc.reason.startswith("required"):
+        answered = set(submission.answers) | (
+            {q.id for q in spec.questions if q.kind == "rewrite"} if submission.rewrite
+            else set())
+        missing = [q for q in spec.questions if q.required and q.id not in answered]
+        if field in {q.id for q in missing}:
+            return unanswered_text(missing, "this question is required")
+    return problem_text(exc, spec)
 
 
 @router.post("/review/tasks/{task_id}/skip")

@@ -179,15 +179,23 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
     message = f"{why}; reload the page and try again"
     response: Response
     if scope.get("path", "").startswith(PAGE_PREFIX + "/"):
-        # imported here: the renderer imports this module for the CSRF helpers
-        from starlette.requests import Request
-
-        from hilt.web.render import render
-        response = render(Request(scope), "error.html", status, title="Problem",
-                          message=message, status=status)
+        response = await _error_page(scope, status, message)
     else:
         response = PlainTextResponse(message, status_code=status)
     await response(scope, receive, send)
+
+
+async def _error_page(scope: Scope, status: int, message: str) -> Response:
+    """The pages' error page, with the navigation of whoever is signed in."""
+    # imported here: the pages and the renderer import this module for its helpers
+    from starlette.requests import Request
+
+    from hilt.web.pages import known_principal
+    from hilt.web.render import render
+    request = Request(scope)
+    await known_principal(request)
+    return render(request, "error.html", status, title="Problem", message=message,
+                  status=status)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -268,11 +276,7 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
     message = too_large_message(path, limit)
     response: Response
     if _is_page_path(path):
-        from starlette.requests import Request
-
-        from hilt.web.render import render
-        response = render(Request(scope), "error.html", 413, title="Problem",
-                          message=message, status=413)
+        response = await _error_page(scope, 413, message)
         for name, value in PAGE_HEADERS.items():
             response.headers.setdefault(name, value)
     else:

@@ -11,9 +11,11 @@
   var lastActivity = Date.now();
 
   function typing(el) {
+    // A select takes no typed text of its own (letters only jump to an option), so the
+    // shortcuts stay on there: j/k/g/r/x keep working after a choice moved into one.
     if (!el) return false;
     var tag = el.tagName;
-    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag === "TEXTAREA") return true;
     if (tag === "INPUT") {
       var t = el.type;
       return t !== "radio" && t !== "checkbox" && t !== "button" && t !== "submit";
@@ -65,6 +67,63 @@
     form.addEventListener("submit", function () {
       if (spent) spent.value = String(Math.round(before + (Date.now() - started) / 1000));
     });
+  }
+
+  /* Draft: what was typed into the form is kept in this tab (sessionStorage) until the
+     form is saved, so a session that ends before submitting loses nothing: after
+     signing in again the task page fills the form in again. */
+  var DRAFT = "hilt-draft:";
+  var draftKey = form && form.getAttribute("data-draft") ? DRAFT + form.getAttribute("data-draft") : null;
+  function kept(el) {
+    return el.name && el.name !== "csrf_token" && el.type !== "hidden" &&
+      el.type !== "submit" && el.type !== "button" && !el.disabled;
+  }
+  function saveDraft() {
+    var values = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!kept(el)) return;
+      if (el.type === "radio" || el.type === "checkbox") {
+        if (el.checked) (values[el.name] = values[el.name] || []).push(el.value);
+      } else {
+        values[el.name] = [el.value];
+      }
+    });
+    try { sessionStorage.setItem(draftKey, JSON.stringify(values)); }
+    catch (err) { /* storage off or full: the form still works */ }
+  }
+  function restoreDraft() {
+    var values;
+    try { values = JSON.parse(sessionStorage.getItem(draftKey) || "null"); }
+    catch (err) { values = null; }
+    if (!values) return;
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!kept(el)) return;
+      var v = values[el.name] || [];
+      if (el.type === "radio" || el.type === "checkbox") el.checked = v.indexOf(el.value) >= 0;
+      else if (v.length) el.value = v[0];
+    });
+    var box = document.getElementById("rewrite");
+    if (box && box.value !== box.defaultValue) document.getElementById("rewrite-editor").open = true;
+  }
+  function clearDrafts(keep) {
+    try {
+      for (var i = sessionStorage.length - 1; i >= 0; i--) {
+        var k = sessionStorage.key(i);
+        if (k && k.indexOf(DRAFT) === 0 && k !== keep) sessionStorage.removeItem(k);
+      }
+    } catch (err) { /* storage off */ }
+  }
+  // after a save or a release the drafts of this tab are done with (this page's own, a
+  // fresh task's, stays); signing out leaves none for whoever uses the tab next (drafts
+  // are kept per person too, so a session that merely ended hands none to another)
+  if (/^(submitted|released|adjudicated)/.test(new URLSearchParams(location.search).get("msg") || "")) clearDrafts(draftKey);
+  var signout = document.querySelector("form.signout");
+  if (signout) signout.addEventListener("submit", function () { clearDrafts(null); });
+  if (draftKey) {
+    // a refused submission is redrawn with what was sent: that is newer than the draft
+    if (!form.hasAttribute("data-redrawn")) restoreDraft();
+    form.addEventListener("input", saveDraft);
+    form.addEventListener("change", saveDraft);
   }
 
   document.addEventListener("keydown", function (e) {
