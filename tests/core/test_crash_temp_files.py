@@ -230,8 +230,8 @@ def test_a_backup_killed_midway_leaves_a_copy_the_next_backup_removes(
         import os, signal
         from hilt.ops import backup as backup_module
         real_copy = backup_module._copy
-        def copy_then_die(source, target):
-            real_copy(source, target)
+        def copy_then_die(source, target, **kw):
+            real_copy(source, target, **kw)
             os.kill(os.getpid(), signal.SIGKILL)
         backup_module._copy = copy_then_die
         backup_module.backup({sqlite_url!r}, {str(out)!r})

@@ -105,7 +105,7 @@ def test_backup_file_stays_a_single_file_and_restore_leaves_it_untouched(
     backup(sqlite_url, out)
     assert _journal_mode(out) == "delete"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("b.db")) == \
-        ["b.db"]
+        ["b.db", "b.db.sha256"]
     before = out.read_bytes()
     os.chmod(out, 0o444)  # restore only reads the backup
     try:

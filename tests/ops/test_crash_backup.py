@@ -32,11 +32,11 @@ def test_a_backup_that_finishes_second_refuses_and_leaves_the_first_whole(
     second: dict[str, Any] = {}
 
     def copy_while_another_backup_runs(source: sqlite3.Connection,
-                                       target: sqlite3.Connection) -> None:
+                                       target: sqlite3.Connection, **kw: Any) -> None:
         if not second:  # the first backup: a second one to the same path runs meanwhile
             second["result"] = "running"
             second["result"] = backup(sqlite_url, out)
-        real_copy(source, target)
+        real_copy(source, target, **kw)
 
     monkeypatch.setattr(backup_module, "_copy", copy_while_another_backup_runs)
     with pytest.raises(InputError, match="already exists"):
@@ -50,7 +50,7 @@ def test_a_backup_that_finishes_second_refuses_and_leaves_the_first_whole(
     finally:
         con.close()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("bk.db")) \
-        == ["bk.db"]  # one self-contained file: no -wal or -shm beside it
+        == ["bk.db", "bk.db.sha256"]  # one self-contained file: no -wal or -shm beside it
     assert _partials(tmp_path) == []
 
 
@@ -60,9 +60,9 @@ def test_a_file_created_at_the_path_during_the_backup_is_not_overwritten(
     real_copy = backup_module._copy
 
     def copy_while_someone_writes_out(source: sqlite3.Connection,
-                                      target: sqlite3.Connection) -> None:
+                                      target: sqlite3.Connection, **kw: Any) -> None:
         out.write_text("someone else's file")
-        real_copy(source, target)
+        real_copy(source, target, **kw)
 
     monkeypatch.setattr(backup_module, "_copy", copy_while_someone_writes_out)
     with pytest.raises(InputError, match="already exists"):
@@ -73,7 +73,8 @@ def test_a_file_created_at_the_path_during_the_backup_is_not_overwritten(
 
 def test_a_failed_copy_leaves_no_partial_file(sqlite_url: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing_copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+    def failing_copy(source: sqlite3.Connection, target: sqlite3.Connection,
+                     **kw: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(backup_module, "_copy", failing_copy)

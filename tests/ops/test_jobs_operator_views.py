@@ -49,7 +49,7 @@ def test_jobs_work_names_each_job_it_ran_and_how_it_ended(engine: Engine, db: st
     export = _enqueue(engine, "export.reviews", {})
     bad = _enqueue(engine, "test.bad_input", {"file": "pairs.jsonl"})
     code, output = run_main("jobs", "work", "--db", db)
-    assert code == 0, output
+    assert code == 1, output  # a job it ran failed
     lines = output.splitlines()
     assert "ran 2 jobs:" in lines
     assert any(export in line and "export.reviews" in line and "succeeded" in line

@@ -79,30 +79,34 @@ def test_outbox_delivery_down_receiver_retry_and_replay(
     assert _dispatch(engine)["deliveries"] == 4
     assert _dispatch(engine)["deliveries"] == 0  # the cursor moved: nothing twice
 
-    # The receiver is down: every delivery is kept and retried later.
-    assert webhooks.deliver_due(engine) == {"delivered": 0, "retry": 4, "failed": 0,
-                                            "deferred": 0}
+    # The receiver is down: every delivery is kept and retried later, in order: the
+    # first one's failure holds the others back until its retry.
+    assert webhooks.deliver_due(engine) == {"delivered": 0, "retry": 1, "failed": 0,
+                                            "deferred": 3}
     with transaction(engine) as s:
-        log = webhooks.list_deliveries(s, subscription_id=sub_id)
-        assert all(d.status == "pending" and d.attempts == 1 and d.last_error for d in log)
+        log = sorted(webhooks.list_deliveries(s, subscription_id=sub_id),
+                     key=lambda d: d.audit_seq)
+        assert all(d.status == "pending" for d in log)
+        assert [d.attempts for d in log] == [1, 0, 0, 0] and log[0].last_error
     receiver.start()
     receiver.fail_next = 1
     later = utcnow() + timedelta(seconds=5)
-    assert webhooks.deliver_due(engine, now=later) == {"delivered": 3, "retry": 1,
-                                                       "failed": 0, "deferred": 0}
-    assert webhooks.deliver_due(engine, now=later + timedelta(seconds=5))["delivered"] == 1
+    assert webhooks.deliver_due(engine, now=later) == {"delivered": 0, "retry": 1,
+                                                       "failed": 0, "deferred": 3}
+    assert webhooks.deliver_due(engine, now=later + timedelta(seconds=5))["delivered"] == 4
     assert receiver.bad_signatures == 0
     kinds = sorted(r["type"] for r in receiver.received)
     assert kinds == ["events.ingested"] + ["task.escalated"] * 3
     seqs = [r["audit"]["seq"] for r in receiver.received]
-    assert len(set(seqs)) == 4  # each audit entry once
+    assert seqs == sorted(set(seqs))  # each audit entry once, in order
 
-    # A delivery that fails max_attempts times is marked failed; replay sends it again.
+    # A delivery that fails max_attempts times is marked failed (and no longer holds
+    # up the next one); replay sends it again.
     workload(engine, 1, overlap=1, start=10)
     _dispatch(engine)
     receiver.fail_next = 10
     t = utcnow()
-    for step in range(3):
+    for step in range(6):
         webhooks.deliver_due(engine, now=t + timedelta(seconds=10 * (step + 1)))
     with transaction(engine) as s:
         failed = webhooks.list_deliveries(s, status="failed")

@@ -18,17 +18,19 @@ from hilt.api.app import create_app
 from hilt.cli import app as cli
 from hilt.store.db import make_engine, migrate
 from hilt.web.security import PRESESSION_COOKIE
+from tests.conftest import migrated_sqlite
 
 PROXY = "10.1.2.3"
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: calls.append(
         {"target": target, **kwargs}))
     monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
-    monkeypatch.delenv("HILT_DATABASE_URL", raising=False)
+    # serve checks its database before it listens
+    monkeypatch.setenv("HILT_DATABASE_URL", migrated_sqlite(tmp_path / "hilt.db"))
     return calls
 
 

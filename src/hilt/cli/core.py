@@ -30,6 +30,20 @@ def engine_for(db: str | None) -> Engine:
     return make_engine(db or database_url())
 
 
+def check_database(db: str | None) -> None:
+    """Connect once, in the command's own thread, before serving or working: a missing
+    database, one without hilt's schema or at another revision, or a server that cannot
+    be reached stops the command with one ``error:`` line (exit 2) as every other
+    command does, rather than a server that listens with an unusable database and
+    background threads that log the same traceback on every poll."""
+    engine = engine_for(db)
+    try:
+        with engine.connect():
+            pass  # the schema is checked on the first connection (hilt.cli)
+    finally:
+        engine.dispose()
+
+
 def iso_times(value: Any) -> Any:
     """``value`` with every date and time in it written in ISO 8601
     (``2026-12-07T11:57:23+00:00``), as the HTTP API writes them, rather than as
@@ -83,10 +97,20 @@ def init(db: DbOption = None) -> None:
     """Create the database or migrate it to the newest schema."""
     from hilt.store.db import current_revision, migrate
 
-    engine = engine_for(db)
+    given = db or database_url()
+    engine = engine_for(given)
     migrate(engine)
-    typer.echo(f"database ready at {engine.url.render_as_string(hide_password=True)} "
-               f"(schema {current_revision(engine)})")
+    typer.echo(f"database ready at {shown_url(given)} (schema {current_revision(engine)})")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as the user gave it, its password masked."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def ingest(file: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file")],
@@ -202,12 +226,22 @@ def token_list(db: DbOption = None) -> None:
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[str, typer.Argument(help="token id")],
                  db: DbOption = None) -> None:
-    """Revoke a token; API workers refuse it within HILT_AUTH_CACHE_S seconds (default 5)."""
+    """Revoke a token; API workers refuse it within HILT_AUTH_CACHE_S seconds (default 5).
+    A token already revoked is left as it is (its revocation time and the audit log
+    unchanged)."""
     from hilt.access import revoke_token
     from hilt.store.db import transaction
+    from hilt.store.tables.core import TokenRow
 
     with transaction(engine_for(db)) as session:
-        revoke_token(session, token_id)
+        row = session.get(TokenRow, token_id)
+        revoked_at = row.revoked_at if row is not None else None
+        if revoked_at is None:
+            revoke_token(session, token_id)
+    if revoked_at is not None:
+        typer.echo(f"{token_id} was already revoked at {revoked_at.isoformat()}; nothing "
+                   "changed")
+        return
     typer.echo(f"revoked {token_id}")
 
 
@@ -306,18 +340,28 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
 
     import uvicorn
 
+    from hilt.cli import Terminated
     from hilt.cli.ops import check_can_listen  # here: cli.ops imports this module
     from hilt.ops.logs import log_settings
 
     # a bad HILT_LOG_LEVEL/HILT_LOG_FORMAT: one error line and exit 2 here, rather than a
     # traceback from inside uvicorn's import of the app
     log_settings()
+    check_database(db)  # likewise a missing or outdated database
     check_can_listen(host, port)  # a port in use: likewise, before the app starts
     if db:
         os.environ["HILT_DATABASE_URL"] = db
-    uvicorn.run("hilt.api.asgi:app", host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips)
+    try:
+        uvicorn.run("hilt.api.asgi:app", host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips)
+    except Terminated:
+        # uvicorn shut down on SIGTERM, logged it, and raised the signal again for the
+        # handler it found: a service manager's stop, exit 0 as for `hilt worker`, and
+        # no plain-text line in the JSON log
+        return
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 def register(app: typer.Typer) -> None:

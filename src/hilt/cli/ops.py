@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -12,15 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from hilt.cli import job_text
-from hilt.cli.core import DbOption, echo_json, engine_for, options_named
+from hilt.cli.core import DbOption, check_database, echo_json, engine_for, options_named
 from hilt.cli.paging import AFTER_NAMED, AfterOption, note_more
 
 JobId = Annotated[str, typer.Argument(help="job id")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 log = logging.getLogger("hilt.worker")
 
-jobs_app = typer.Typer(help="Background jobs: start, list, show, cancel, run periodic "
-                            "tasks.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs: start, list, show, cancel, retry, prune, "
+                            "run periodic tasks.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhook subscriptions and the delivery log.",
                           no_args_is_help=True)
 
@@ -101,6 +102,7 @@ def worker(concurrency: Annotated[int, typer.Option(
             else:
                 typer.echo(message, err=True)
 
+        check_database(db)  # before any thread polls it
         engine = engine_for(db)
         with BackgroundSealer(engine):  # as in every `hilt serve` worker (PostgreSQL)
             sched = Scheduler(engine, name=name, periodic=periodic,
@@ -215,26 +217,88 @@ def jobs_cancel(job_id: JobId, db: DbOption = None) -> None:
         echo_json(job_view(cancel(session, job_id, actor="cli")))
 
 
+@jobs_app.command("retry")
+def jobs_retry(job_id: JobId, db: DbOption = None) -> None:
+    """Queue a failed or cancelled job again (same id and parameters, its kind's number
+    of attempts anew; audited). Prints the job as JSON."""
+    from hilt.ops.jobs import job_view, retry
+    from hilt.store.db import transaction
+
+    with transaction(engine_for(db)) as session:
+        echo_json(job_view(retry(session, job_id, actor="cli")))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, field: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> seconds."""
+    from hilt.errors import InputError
+
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise InputError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s",
+                         field=field)
+    return float(match[1]) * _UNIT_S[match[2]]
+
+
+@jobs_app.command("prune")
+def jobs_prune(older_than: Annotated[str, typer.Option(
+                   "--older-than", metavar="DURATION",
+                   help="delete what finished longer ago than this: 30d, 12h, 90m, 45s")],
+               db: DbOption = None) -> None:
+    """Delete finished jobs (succeeded, failed, cancelled) and delivered webhook
+    deliveries older than DURATION; queued and running jobs and pending or failed
+    deliveries stay. Audited (ops.prune); prints the counts as JSON."""
+    from datetime import timedelta
+
+    from hilt.ops.jobs import prune
+    from hilt.store.db import transaction
+    from hilt.store.tables.base import utcnow
+
+    before = utcnow() - timedelta(seconds=parse_duration(older_than, "--older-than"))
+    with transaction(engine_for(db)) as session:
+        echo_json(prune(session, before, actor="cli"))
+
+
 @jobs_app.command("run-periodic")
 def jobs_run_periodic(name: Annotated[str | None, typer.Argument(
                           help="task name (default: all)")] = None,
                       db: DbOption = None) -> None:
-    """Run periodic tasks once now (cron-style deployments without a scheduler)."""
+    """Run periodic tasks once now (cron-style deployments without a scheduler).
+
+    Prints each task's result as JSON (null: another process was running it). A task
+    that fails is recorded as a failed job, as under the scheduler, and named on stderr
+    with its error's last line; the command then exits 1."""
     from hilt.errors import InputError
     from hilt.ops.builtin import periodic_tasks
-    from hilt.ops.periodic import run_periodic
+    from hilt.ops.periodic import PeriodicFailure, run_periodic
 
     engine = engine_for(db)
     tasks = [t for t in periodic_tasks() if name in (None, t.name)]
     if not tasks:
         raise InputError(f"no periodic task {name!r}", field="name")
-    echo_json({t.name: run_periodic(engine, t, force=True) for t in tasks})
+    failures: list[PeriodicFailure] = []
+    results: dict[str, Any] = {}
+    for task in tasks:
+        results[task.name] = run_periodic(engine, task, force=True, failures=failures)
+    for failed in failures:
+        results[failed.task] = {"failed": failed.error, "job_id": failed.job_id}
+    echo_json(results)
+    for failed in failures:
+        recorded = f" (recorded as job {failed.job_id})" if failed.job_id else ""
+        typer.echo(f"error: periodic task {failed.task} failed: {failed.error}{recorded}",
+                   err=True)
+    if failures:
+        raise typer.Exit(1)
 
 
 @jobs_app.command("work")
 def jobs_work(as_json: JsonOption = False, db: DbOption = None) -> None:
     """Run queued jobs until the queue is empty, then exit; prints each job it ran (id,
-    kind, how it ended), or "no queued jobs".
+    kind, how it ended), or "no queued jobs". Exits 1 when a job it ran failed (or an
+    attempt failed and the job was queued again), each named on stderr.
 
     Ctrl-C or SIGTERM stops it as it stops `hilt worker`: no further job is started,
     a running short job finishes, a training or evaluation child process is terminated;
@@ -286,11 +350,17 @@ def jobs_work(as_json: JsonOption = False, db: DbOption = None) -> None:
         typer.echo(job_text.table(["ID", "KIND", "OUTCOME"],
                                   [[j["id"], j["kind"], job_text.outcome_text(j)]
                                    for j in ran]))
+    failed = [j for j in ran if j["outcome"] in ("failed", "queued")]
+    for bad in failed:
+        typer.echo(f"error: job {bad['id']} ({bad['kind']}) {job_text.outcome_text(bad)}",
+                   err=True)
     if caught:
         if not as_json:
             typer.echo(f"stopped by {stopped_by}; jobs still queued are left for the next "
                        "run", err=True)
         raise typer.Exit(130 if caught[0] == signal.SIGINT else 143)
+    if failed:
+        raise typer.Exit(1)
 
 
 @webhook_app.command("add")
@@ -368,34 +438,98 @@ def webhook_replay(delivery_id: Annotated[str, typer.Argument(help="delivery id"
         echo_json(delivery_view(replay(session, delivery_id, actor="cli")))
 
 
-def backup(out: Annotated[Path, typer.Argument(help="backup file to create")],
-           db: DbOption = None) -> None:
-    """Copy the SQLite database with the online backup API (safe while serving).
+WaitOption = Annotated[float, typer.Option(
+    "--wait", min=0, help="seconds to wait for a lock another connection holds on the "
+    "database before giving up")]
 
-    Exits 1 if the copy's audit chain does not verify or an event no longer matches its
-    content hash: the file is kept (as evidence), but `hilt restore` refuses it."""
+
+def backup(out: Annotated[str, typer.Argument(
+               help="backup file to create (a checksum file OUT.sha256 is written beside "
+                    "it); 'verify FILE' checks a backup instead", metavar="OUT")],
+           file: Annotated[Path | None, typer.Argument(
+               help="with 'verify': the backup file to check", show_default=False)
+           ] = None,
+           wait: WaitOption = 60.0,
+           db: DbOption = None) -> None:
+    """Copy the SQLite database with the online backup API (safe while serving), or
+    check a backup: 'hilt backup verify FILE'.
+
+    The copy is verified before it is given its name, then OUT.sha256 (sha256sum
+    format) is written beside it. Exits 1 if the copy's audit chain does not verify or
+    an event no longer matches its content hash: the file is kept (as evidence), but
+    `hilt restore` refuses it. A copy that is not an intact hilt database is not kept
+    (exit 2, naming the database).
+
+    'hilt backup verify FILE' only reads FILE (opened immutable: no lock, no journal,
+    no change of mode): its checksum file, SQLite's integrity check, the schema
+    revision, every event's content hash and the audit chain; it prints them and exits
+    1 if any of them fails, the checksum file missing included."""
     from hilt.config import database_url
+    from hilt.errors import InputError
     from hilt.ops.backup import backup as run_backup
 
-    result = run_backup(db or database_url(), out)
+    if out == "verify":
+        if file is None:
+            raise InputError("name the backup to check: hilt backup verify FILE (to back "
+                             "up to a file named verify, write ./verify)", field="FILE")
+        _verify_backup(file)
+        return
+    if file is not None:
+        raise InputError(f"unexpected argument {str(file)!r}: hilt backup OUT makes one "
+                         "backup; hilt backup verify FILE checks one", field="FILE")
+    result = run_backup(db or database_url(), out, wait_s=wait)
     echo_json(result)
     if not result["audit"]["ok"] or result["events_bad"]:
+        raise typer.Exit(1)
+
+
+def _verify_backup(file: Path) -> None:
+    from hilt.ops.backup import verify_backup
+
+    result = verify_backup(file)
+    echo_json(result)
+    if result["checksum"] != "ok":
+        typer.echo(f"{file}: checksum {result['checksum']} ({result['checksum_file']})",
+                   err=True)
+    if not result["ok"]:
         raise typer.Exit(1)
 
 
 def restore(backup_file: Annotated[Path, typer.Argument(help="a file from hilt backup")],
             force: Annotated[bool, typer.Option(help="overwrite an existing database")
                              ] = False,
+            without_checksum: Annotated[bool, typer.Option(
+                "--without-checksum", help="restore a backup that has no checksum file "
+                "(BACKUP_FILE.sha256; backups of older hilt versions); a checksum that "
+                "does not match is refused all the same")] = False,
+            wait: WaitOption = 60.0,
             db: DbOption = None) -> None:
-    """Restore a SQLite backup (its schema revision, event content hashes and audit chain
-    are checked before, and the copy verified after)."""
+    """Restore a SQLite backup (its checksum file, schema revision, event content hashes
+    and audit chain are checked before, and the copy verified after).
+
+    The restored audit log ends at the backup's last entry: the entries after it hand
+    out those sequence numbers again, so webhook receivers must not deduplicate on
+    audit.seq alone (stderr says so; see docs/operations.md)."""
     from hilt.config import database_url
     from hilt.ops.backup import restore as run_restore
 
-    result = run_restore(backup_file, db or database_url(), force=force)
+    result = run_restore(backup_file, db or database_url(), force=force,
+                         without_checksum=without_checksum, wait_s=wait)
     echo_json(result)
+    typer.echo(_reused_seq_note(result), err=True)
     if not result["audit"]["ok"]:
         raise typer.Exit(1)
+
+
+def _reused_seq_note(result: dict[str, Any]) -> str:
+    after, replaced = result["audit_seq_reused_after"], result["replaced_audit_head"]
+    gone = (f"; the database it replaced had entries up to seq {replaced}"
+            if replaced is not None and replaced > after else "")
+    return (f"note: the restored audit log ends at seq {after}{gone}. New audit entries "
+            f"take the sequence numbers after {after} again, so webhook events sent "
+            "before the restore may share audit.seq with new ones: tell receivers that "
+            "deduplicate on audit.seq alone to use X-Hilt-Delivery (or audit.seq with "
+            "audit.hash)")
 
 
 def metrics(db: DbOption = None) -> None:

@@ -8,19 +8,27 @@ pieces, so on a busy server it would never finish; in WAL mode the one read tran
 does not block writers. The backup file is left in rollback-journal mode (one
 self-contained file) and is only ever opened read-only afterwards.
 
+The copy is verified before it is published under its name, and a checksum file
+``NAME.sha256`` (``sha256sum -c`` format) is written beside it: ``PRAGMA
+integrity_check`` checks SQLite's structure, not what the rows say, the audit chain
+covers only the audit log and the event hashes only event payloads, so damage anywhere
+else in the file (a review's answer, say) is seen only by the checksum.
+
 ``restore`` copies a backup over a database the same way, after checking the backup is
 an intact hilt database of a schema revision this hilt knows, whose audit chain
-verifies and whose events still match their stored content hashes, and verifies the
-copy again afterwards. ``PRAGMA integrity_check`` checks SQLite's structure, not what
-the rows say, and the audit chain does not cover event payloads: a flipped byte inside
-an event's text passes both, so each event's payload is hashed again. PostgreSQL
+verifies, whose events still match their stored content hashes and whose bytes match
+its checksum file, and verifies the copy again afterwards. It waits a bounded time for
+the target's write lock (copying in steps, so Ctrl-C and SIGTERM stop it). PostgreSQL
 deployments use ``pg_dump``/``pg_restore`` (see docs/operations.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +42,24 @@ from hilt.umask import new_file_mode
 # The files SQLite keeps beside a database while it writes it: removed with a
 # temporary copy that a killed backup left.
 _SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+CHECKSUM_SUFFIX = ".sha256"
+# How long a copy waits for a database lock another connection holds (a server or a
+# worker writing the target of a restore) before giving up.
+LOCK_WAIT_S = 60.0
+# Pages a restore copies per step: between steps Ctrl-C and SIGTERM are seen.
+_RESTORE_STEP_PAGES = 1024
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class LockWaitExpired(Exception):
+    """A database stayed locked by another connection for longer than the wait."""
 
 
 def sqlite_path(url: str) -> Path:
-    parsed = sa.engine.make_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise InputError(f"not a database URL: {url!r}", field="--db") from None
     if not parsed.drivername.startswith("sqlite") or not parsed.database \
             or parsed.database == ":memory:":
         raise InputError("backup/restore work on a SQLite file database; use pg_dump "
@@ -45,29 +67,116 @@ def sqlite_path(url: str) -> Path:
     return Path(parsed.database)
 
 
-def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
-    # All pages in one step: a step-wise copy restarts on every commit by another
-    # connection between steps. WAL readers do not block writers, so nothing waits.
-    source.backup(target, pages=-1)
+def _copy(source: sqlite3.Connection, target: sqlite3.Connection, *, pages: int = -1,
+          wait_s: float = LOCK_WAIT_S) -> None:
+    """Copy ``source`` into ``target`` with SQLite's backup API. A backup copies all
+    pages in one step (``pages=-1``): a step-wise copy of a live database restarts on
+    every commit by another connection between steps, and WAL readers do not block
+    writers. A lock held elsewhere is waited for at most ``wait_s`` seconds in all
+    (:class:`LockWaitExpired`): the connections' own busy timeouts are short, so each
+    try returns and the progress callback runs, where a pending Ctrl-C or SIGTERM is
+    raised too (the driver's retry loop alone would wait for ever, deaf to both)."""
+    busy_since: list[float] = []
+
+    def progress(status: int, _remaining: int, _total: int) -> None:
+        if status not in _BUSY:
+            busy_since.clear()
+        elif not busy_since:
+            busy_since.append(time.monotonic())
+        elif time.monotonic() - busy_since[0] > wait_s:
+            raise LockWaitExpired
+
+    source.backup(target, pages=pages, progress=progress, sleep=0.1)
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    """A connection that cannot change the file (no journal-mode switch, no writes)."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+def _connect(path: Path | str) -> sqlite3.Connection:
+    """A writing connection whose lock waits are short (see :func:`_copy`)."""
+    return sqlite3.connect(path, timeout=0.2)
 
 
-def backup(url: str, out: str | Path) -> dict[str, Any]:
-    """Write a consistent copy of the database at ``url`` to ``out`` (must not exist).
+def _read_only(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+    """A connection that cannot change the file (no journal-mode switch, no writes);
+    ``immutable``: not even a lock is taken, for a file nothing else writes (a backup).
+    A file in WAL mode is never opened immutable: that would ignore its ``-wal`` file,
+    and with it the latest commits of a live database given in a backup's place."""
+    flags = "?mode=ro&immutable=1" if immutable and not _wal_mode(path) else "?mode=ro"
+    return sqlite3.connect(f"{path.resolve().as_uri()}{flags}", uri=True, timeout=0.2)
+
+
+def _wal_mode(path: Path) -> bool:
+    """Whether the database header says WAL mode (bytes 18 and 19 are 2)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2
+
+
+def checksum_path(path: Path) -> Path:
+    """The checksum file of a backup: ``NAME.sha256`` beside it."""
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_checksum(out: Path, digest: str) -> Path:
+    """``NAME.sha256`` in ``sha256sum`` format (``sha256sum -c NAME.sha256`` checks it),
+    written under a temporary name and renamed into place."""
+    path = checksum_path(out)
+    with PrivateFile(path, ".tmp") as temporary:
+        os.chmod(temporary.path, new_file_mode() & 0o644)
+        with temporary.text_writer(newline="\n") as fh:
+            fh.write(f"{digest}  {out.name}\n")
+        os.replace(temporary.path, path)
+    return path
+
+
+_CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
+
+
+def check_checksum(path: Path) -> dict[str, Any]:
+    """``path`` against its checksum file: ``{"checksum": "ok" | "missing" | "mismatch"
+    | "unreadable", "checksum_file": ...}``; a mismatch names the digests."""
+    file = checksum_path(path)
+    found: dict[str, Any] = {"checksum_file": str(file)}
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {**found, "checksum": "missing"}
+    except (OSError, UnicodeDecodeError):
+        return {**found, "checksum": "unreadable"}
+    matches = [m for m in map(_CHECKSUM_LINE.fullmatch, lines) if m is not None]
+    named = [m for m in matches if m[2] == path.name] or matches[:1]
+    if not named:
+        return {**found, "checksum": "unreadable"}
+    expected, actual = named[0][1].lower(), file_sha256(path)
+    if expected != actual:
+        return {**found, "checksum": "mismatch", "sha256": actual, "expected": expected}
+    return {**found, "checksum": "ok", "sha256": actual}
+
+
+def backup(url: str, out: str | Path, *, wait_s: float = LOCK_WAIT_S) -> dict[str, Any]:
+    """Write a consistent copy of the database at ``url`` to ``out`` (must not exist),
+    and its checksum file ``out.sha256``.
 
     The copy is made in a temporary file of its own beside ``out`` (a private name, so
     two backups to one path never write one file: :class:`hilt.staging.PrivateFile`,
-    which first removes what backups to ``out`` that were killed left there) and
-    published with a hard link, which fails when ``out`` exists: a file that appeared
-    at ``out`` while the copy was made is never overwritten, and the backup that finds
-    it taken says so."""
+    which first removes what backups to ``out`` that were killed left there), verified
+    there (:func:`verify_file`), and published with a hard link, which fails when
+    ``out`` exists: a file that appeared at ``out`` while the copy was made is never
+    overwritten, and the backup that finds it taken says so. A copy that is not an
+    intact hilt database is never published: the error names the database copied."""
     src_path, out = sqlite_path(url), Path(out)
-    if not src_path.exists():
-        raise InputError(f"{src_path} does not exist", field="--db")
+    if not src_path.is_file():
+        what = "is not a file" if src_path.exists() else "does not exist"
+        raise InputError(f"{src_path} {what}", field="--db")
     if out.exists() or out.is_symlink():
         raise _taken(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -75,18 +184,49 @@ def backup(url: str, out: str | Path) -> dict[str, Any]:
         tmp = temporary.path
         # the mode of a file that sqlite3 creates (the temporary is private)
         os.chmod(tmp, new_file_mode() & 0o644)
-        source = sqlite3.connect(src_path, timeout=60)
         try:
-            target = sqlite3.connect(tmp)
-            try:
-                _copy(source, target)
-                target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-            finally:
-                target.close()
-        finally:
-            source.close()
+            _copy_to(src_path, tmp, wait_s=wait_s)
+        except sqlite3.OperationalError:
+            raise  # the file system or a lock, not the database's content
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            detail = _damaged_text(exc) if isinstance(exc, UnicodeDecodeError) else exc
+            raise InputError(f"not a readable SQLite database ({detail}); nothing was "
+                             f"written to {out}", file=str(src_path)) from None
+        try:
+            checked = verify_file(tmp, immutable=True)
+        except InputError as exc:
+            raise InputError(f"{exc.reason}: this database's copy fails the check, so "
+                             f"nothing was written to {out}", file=str(src_path)) from None
+        digest = file_sha256(tmp)
         _publish(tmp, out)
-    return {"backup": str(out), "bytes": out.stat().st_size, **verify_file(out)}
+    checksum = _write_checksum(out, digest)
+    return {"backup": str(out), "bytes": out.stat().st_size, "sha256": digest,
+            "checksum_file": str(checksum), **checked}
+
+
+def _copy_to(src_path: Path, tmp: Path, *, wait_s: float) -> None:
+    source = sqlite3.connect(src_path, timeout=0.2)
+    try:
+        target = sqlite3.connect(tmp)
+        try:
+            _locked_copy(source, target, src_path, wait_s=wait_s)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _locked_copy(source: sqlite3.Connection, target: sqlite3.Connection, locked: Path,
+                 *, wait_s: float, pages: int = -1) -> None:
+    """:func:`_copy`; a lock that outlasts ``wait_s`` is an error naming ``locked``."""
+    try:
+        _copy(source, target, pages=pages, wait_s=wait_s)
+    except LockWaitExpired:
+        raise InputError(f"{locked} stayed locked by another connection for {wait_s:g} s "
+                         "(a 'hilt serve', 'hilt worker' or other program writing it); "
+                         "stop what uses it, or wait longer with --wait",
+                         field="--db") from None
 
 
 def _taken(out: Path) -> InputError:
@@ -160,13 +300,38 @@ def _check_events(con: sqlite3.Connection) -> dict[str, Any]:
     return {"events_checked": checked, "events_bad": bad, "first_bad_event": first_bad}
 
 
-def verify_file(path: str | Path) -> dict[str, Any]:
-    """Integrity check, schema revision, event content hashes and audit-chain
-    verification of a SQLite file, read-only.
+def _damaged_text(exc: UnicodeDecodeError) -> str:
+    """SQLite's message for a damaged schema quotes the damaged bytes, which the driver
+    then fails to decode: the message, with those bytes escaped."""
+    text = exc.object.decode("utf-8", "backslashreplace") \
+        if isinstance(exc.object, bytes) else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else str(exc)
 
-    A file that is not a SQLite database (or is truncated or corrupt), or whose schema
-    was made by a newer hilt, is an :class:`InputError` naming it. Events whose payload
-    no longer matches its hash are counted (``events_bad``, ``first_bad_event``)."""
+
+def _structure(con: sqlite3.Connection, path: Path) -> tuple[str, str, dict[str, Any]]:
+    """Integrity, schema revision and event hashes of an open file (see verify_file)."""
+    integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+    if integrity != "ok":
+        raise InputError(f"not an intact hilt database ({integrity})", file=str(path))
+    tables = {row[0] for row in con.execute(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        raise InputError("not a hilt database: it holds no tables (an empty file?)",
+                         file=str(path))
+    if "audit_log" not in tables:
+        raise InputError("not a hilt database: it has no audit_log table", file=str(path))
+    return integrity, _schema_revision(con, path), _check_events(con)
+
+
+def verify_file(path: str | Path, *, immutable: bool = False) -> dict[str, Any]:
+    """Integrity check, schema revision, event content hashes and audit-chain
+    verification of a SQLite file, read-only (``immutable``: without even taking a
+    lock, for a file nothing else writes, such as a backup).
+
+    A file that is not a SQLite database (or is truncated or corrupt, its schema
+    included), or whose schema was made by a newer hilt, is an :class:`InputError`
+    naming it. Events whose payload no longer matches its hash are counted
+    (``events_bad``, ``first_bad_event``)."""
     from sqlalchemy.orm import Session
     from sqlalchemy.pool import NullPool
 
@@ -174,23 +339,20 @@ def verify_file(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        con = _read_only(path)
+        con = _read_only(path, immutable=immutable)
         try:
-            integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-            tables = {row[0] for row in con.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
-            if integrity != "ok" or "audit_log" not in tables:
-                raise InputError(f"not an intact hilt database ({integrity})", file=str(path))
-            revision = _schema_revision(con, path)
-            events = _check_events(con)
+            integrity, revision, events = _structure(con, path)
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
         raise InputError(f"not a readable SQLite database ({exc})", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a readable SQLite database ({_damaged_text(exc)})",
+                         file=str(path)) from None
     # A plain read-only engine: hilt's own engine would switch the file to WAL mode and
     # open write transactions on it.
-    engine = sa.create_engine("sqlite://", creator=lambda: _read_only(path),
-                              poolclass=NullPool)
+    engine = sa.create_engine("sqlite://", poolclass=NullPool,
+                              creator=lambda: _read_only(path, immutable=immutable))
     try:
         with Session(engine) as session:
             result = audit.verify(session)
@@ -205,15 +367,22 @@ def verify_file(path: str | Path) -> dict[str, Any]:
             "audit": result.as_dict()}
 
 
-def restore(backup_file: str | Path, url: str, *, force: bool = False) -> dict[str, Any]:
-    """Copy ``backup_file`` over the database at ``url`` (refuses a backup whose audit
-    chain does not verify, whose schema a newer hilt made, or with an event whose
-    content no longer matches its hash; and an existing database unless ``force``).
-    Every check reads the backup before anything is written to the target."""
-    backup_file, target_path = Path(backup_file), sqlite_path(url)
-    if not backup_file.exists():
-        raise InputError(f"{backup_file} does not exist", file=str(backup_file))
-    checked = verify_file(backup_file)
+def verify_backup(path: str | Path) -> dict[str, Any]:
+    """Everything ``restore`` checks of a backup, without writing anything anywhere
+    (``hilt backup verify``): :func:`verify_file` on the file opened immutable, and its
+    checksum file (:func:`check_checksum`). ``ok`` says whether all of it passed."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise InputError(f"{path} {what}", file=str(path))
+    checked = verify_file(path, immutable=True)
+    checksum = check_checksum(path)
+    ok = checked["audit"]["ok"] and not checked["events_bad"] \
+        and checksum["checksum"] == "ok"
+    return {"file": str(path), "ok": ok, **checksum, **checked}
+
+
+def _refuse_damage(checked: dict[str, Any], backup_file: Path) -> None:
     if not checked["audit"]["ok"]:
         raise InputError(f"the backup's audit chain does not verify: "
                          f"{checked['audit']['problem']}", file=str(backup_file))
@@ -222,15 +391,84 @@ def restore(backup_file: str | Path, url: str, *, force: bool = False) -> dict[s
                          f"not match their stored content hash (first: event "
                          f"{checked['first_bad_event']!r}); the backup is damaged",
                          file=str(backup_file))
-    if target_path.exists() and not force:
-        raise InputError(f"{target_path} exists; pass --force to overwrite it", field="--db")
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    source = _read_only(backup_file)
-    target = sqlite3.connect(target_path, timeout=60)
+
+
+def _refuse_checksum(backup_file: Path, checksum: dict[str, Any],
+                     without_checksum: bool) -> None:
+    """A mismatch is always refused (the file changed since its backup was made); a
+    missing or unreadable checksum file unless the operator says to go without."""
+    state, file = checksum["checksum"], checksum["checksum_file"]
+    if state == "mismatch":
+        raise InputError(f"the file does not match its checksum file {file} (sha256 "
+                         f"{checksum['sha256']}, expected {checksum['expected']}); the "
+                         "backup is damaged or was changed after it was made",
+                         file=str(backup_file))
+    if state != "ok" and not without_checksum:
+        raise InputError(f"its checksum file {file} is {state}, so damage the other "
+                         "checks cannot see would go unnoticed; restore it anyway with "
+                         "--without-checksum", file=str(backup_file))
+
+
+def _audit_head(path: Path) -> int | None:
+    """The audit chain's last sequence number in a database file, if it has one."""
     try:
-        _copy(source, target)
+        con = _read_only(path)
+        try:
+            row = con.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()
+        finally:
+            con.close()
+    except (sqlite3.Error, UnicodeDecodeError):
+        return None
+    return int(row[0]) if row else None
+
+
+def _check_target(backup_file: Path, target_path: Path, force: bool) -> None:
+    if target_path.is_dir():
+        raise InputError(f"{target_path} is a folder; name the database file to restore "
+                         "to (sqlite:///FOLDER/hilt.db)", field="--db")
+    if target_path.exists():
+        if os.path.samefile(backup_file, target_path):
+            raise InputError(f"{target_path} is the backup file itself; restore it to "
+                             "another database", field="--db")
+        if not force:
+            raise InputError(f"{target_path} exists; pass --force to overwrite it",
+                             field="--db")
+
+
+def restore(backup_file: str | Path, url: str, *, force: bool = False,
+            without_checksum: bool = False, wait_s: float = LOCK_WAIT_S) -> dict[str, Any]:
+    """Copy ``backup_file`` over the database at ``url`` (refuses a backup whose audit
+    chain does not verify, whose schema a newer hilt made, with an event whose content
+    no longer matches its hash, or whose bytes do not match its checksum file; one
+    without a checksum file unless ``without_checksum``; an existing database unless
+    ``force``; the backup file itself as target). Every check reads the backup before
+    anything is written to the target; the target's write lock is waited for at most
+    ``wait_s`` seconds. ``audit_seq_reused_after``: the backup's last audit sequence
+    number, after which the restored database hands out numbers again that entries of
+    the database it replaces (and webhook deliveries of them) may already have had."""
+    backup_file, target_path = Path(backup_file), sqlite_path(url)
+    if not backup_file.is_file():
+        what = "is not a file" if backup_file.exists() else "does not exist"
+        raise InputError(f"{backup_file} {what}", file=str(backup_file))
+    _check_target(backup_file, target_path, force)
+    checked = verify_file(backup_file, immutable=True)
+    _refuse_damage(checked, backup_file)
+    checksum = check_checksum(backup_file)
+    _refuse_checksum(backup_file, checksum, without_checksum)
+    replaced_head = _audit_head(target_path) if target_path.exists() else None
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    source = _read_only(backup_file, immutable=True)
+    try:
+        target = _connect(target_path)
+        try:
+            _locked_copy(source, target, target_path, wait_s=wait_s,
+                         pages=_RESTORE_STEP_PAGES)
+        finally:
+            target.close()
     finally:
-        target.close()
         source.close()
     after = verify_file(target_path)
-    return {"restored": str(target_path), "from": str(backup_file), **after}
+    head = (checked["audit"].get("head") or {}).get("seq", 0)
+    return {"restored": str(target_path), "from": str(backup_file),
+            "checksum": checksum["checksum"], **after,
+            "audit_seq_reused_after": head, "replaced_audit_head": replaced_head}

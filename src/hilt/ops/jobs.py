@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -435,6 +435,58 @@ def cancel(session: Session, job_id: str, *, actor: str) -> JobRow:
     audit.append(session, actor=actor, action="job.cancel", entity_type="job",
                  entity_id=job_id, payload={"kind": row.kind, "status": row.status})
     return row
+
+
+RETRYABLE = ("failed", "cancelled")
+
+
+def retry(session: Session, job_id: str, *, actor: str) -> JobRow:
+    """Queue a failed or cancelled job again, as the same job: it keeps its id, its
+    parameters and the workers that ran it, and gets its kind's number of attempts
+    anew after those it used (attempt 4 of 6 after three failed ones). Audited as
+    ``job.requeue`` with the status and error it had."""
+    row = session.execute(sa.select(JobRow).where(JobRow.id == job_id)
+                          .with_for_update()).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    if row.status not in RETRYABLE:
+        raise Conflict(f"job {job_id} is {row.status}; only a failed or cancelled job can "
+                       "be retried")
+    spec = kinds().get(row.kind)
+    if spec is None:
+        raise Conflict(f"job {job_id} is of kind {row.kind!r}, which no loaded module "
+                       "registers (HILT_JOB_MODULES); it cannot run")
+    before, error = row.status, row.error
+    row.status, row.run_after, row.cancel_requested = "queued", utcnow(), False
+    row.max_attempts = row.attempts + spec.max_attempts
+    row.error = row.result = row.progress_note = row.finished_at = None
+    row.locked_by, row.lease_expires_at, row.progress = None, None, 0.0
+    audit.append(session, actor=actor, action="job.requeue", entity_type="job",
+                 entity_id=job_id, payload={
+                     "kind": row.kind, "status_before": before, "attempts": row.attempts,
+                     "max_attempts": row.max_attempts, "error": (error or "")[-2000:]})
+    return row
+
+
+def prune(session: Session, before: datetime, *, actor: str) -> dict[str, Any]:
+    """Delete the jobs that finished (succeeded, failed or cancelled) before ``before``
+    and the webhook deliveries delivered before it; queued and running jobs and pending
+    or failed deliveries stay. One audit entry (``ops.prune``) records the counts."""
+    from hilt.store.tables.ops import WebhookDeliveryRow
+
+    d = WebhookDeliveryRow
+
+    def deleted(statement: sa.Delete) -> int:
+        return int(cast("sa.CursorResult[Any]", session.execute(statement)).rowcount)
+
+    counts = {"before": before.isoformat(),
+              "jobs": deleted(sa.delete(JobRow).where(JobRow.status.in_(FINISHED),
+                                                      JobRow.finished_at < before)),
+              "deliveries": deleted(sa.delete(d).where(d.status == "delivered",
+                                                       d.delivered_at < before))}
+    audit.append(session, actor=actor, action="ops.prune", entity_type="ops",
+                 entity_id="prune", payload=counts)
+    return counts
 
 
 def get_job(session: Session, job_id: str) -> JobRow:

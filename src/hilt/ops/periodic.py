@@ -68,12 +68,14 @@ def _stamp_row(session: Session, name: str) -> OpsCursorRow:
 
 
 def run_periodic(engine: Engine, task: PeriodicTask, *, now: datetime | None = None,
-                 force: bool = False) -> dict[str, Any] | None:
+                 force: bool = False, failures: list[PeriodicFailure] | None = None
+                 ) -> dict[str, Any] | None:
     """Run ``task`` unless another process ran it within the period; returns its result,
-    or ``None`` when skipped."""
+    or ``None`` when skipped or failed. ``failures``: a failure is appended there
+    (and not logged with its traceback) for a caller that reports it itself."""
     now = now or utcnow()
     if task.own_transactions:
-        return _guarded(engine, task, lambda: task.fn(engine, now))
+        return _guarded(engine, task, lambda: task.fn(engine, now), failures)
 
     def once() -> dict[str, Any] | None:
         with transaction(engine) as session:
@@ -88,30 +90,46 @@ def run_periodic(engine: Engine, task: PeriodicTask, *, now: datetime | None = N
             stamp.position, stamp.updated_at = now_ms, now
             return result
 
-    return _guarded(engine, task, once)
+    return _guarded(engine, task, once, failures)
 
 
-def _guarded(engine: Engine, task: PeriodicTask,
-             call: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class PeriodicFailure:
+    """A periodic task that raised: its name, the error's last line, and the failed
+    job row that records it (``None`` when the database could not take it)."""
+    task: str
+    error: str
+    job_id: str | None
+
+
+def _guarded(engine: Engine, task: PeriodicTask, call: Callable[[], dict[str, Any] | None],
+             failures: list[PeriodicFailure] | None = None) -> dict[str, Any] | None:
     try:
         return call()
     except Exception as exc:
-        log.exception("periodic task %s failed", task.name)
-        _record_failure(engine, task.name, exc)
+        if failures is None:
+            log.exception("periodic task %s failed", task.name)
+        job_id = _record_failure(engine, task.name, exc)
+        if failures is not None:
+            last = (traceback.format_exception_only(exc) or [repr(exc)])[-1].strip()
+            failures.append(PeriodicFailure(task.name, last, job_id))
         return None
 
 
-def _record_failure(engine: Engine, name: str, exc: Exception) -> None:
+def _record_failure(engine: Engine, name: str, exc: Exception) -> str | None:
     from hilt.ops.jobs import new_job_id
 
     now = utcnow()
+    job_id = new_job_id()
     try:
         with transaction(engine) as session:
             session.add(JobRow(
-                id=new_job_id(), kind=f"periodic:{name}", params={}, status="failed",
+                id=job_id, kind=f"periodic:{name}", params={}, status="failed",
                 attempts=1, max_attempts=1, run_after=now, cancel_requested=False,
                 progress=0.0, workers=[], created_by="scheduler", created_at=now,
                 started_at=now, finished_at=now,
                 error="".join(traceback.format_exception(exc))[-4000:]))
     except Exception:  # the database itself is unreachable; the log line above stays
         log.exception("could not record the failure of %s", name)
+        return None
+    return job_id

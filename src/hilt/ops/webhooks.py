@@ -18,10 +18,10 @@ a rolled-back change, and no user request ever waits on a receiver. Two periodic
    exchange up to the response's status: httpx's timeouts bound each read, so a receiver
    that trickles its answer a byte at a time would otherwise hold the sender for ever.
    Subscriptions are posted to concurrently, each one's deliveries in order; after a
-   timeout the rest of that subscription's batch is left for the next run, and nothing
-   is posted once the lease could lapse before the deadline (another sender may take a
-   row whose lease lapsed). Deliveries left over are released at once, not counted as
-   attempts.
+   failure or a timeout the rest of that subscription's batch is left for the next
+   run, and nothing is posted once the lease could lapse before the deadline
+   (another sender may take a row whose lease lapsed). Deliveries left over are
+   released at once, not counted as attempts.
 
 A delivery records the receiver's status code and reason phrase, never its body: the
 deliveries are readable by leads over HTTP, and a body (an internal service's error
@@ -30,8 +30,13 @@ page, say) would turn a subscription into a way to read what the server can reac
 domain's hosts; unset: any host) limits where subscriptions may point; it is checked
 when subscribing and again before every POST.
 
+Each subscription's deliveries are posted in audit order: one that fails holds the later
+ones of its subscription back until its retry (see :func:`_lease_due`).
+
 Delivery is at least once (a sender may die after the receiver answered but before the
-outcome committed); receivers deduplicate on ``X-Hilt-Delivery`` or on ``audit.seq``.
+outcome committed); receivers deduplicate on ``X-Hilt-Delivery``, or on ``audit.seq``
+with ``audit.hash``: a restored backup hands out the sequence numbers after its last
+entry again.
 """
 
 from __future__ import annotations
@@ -237,13 +242,31 @@ def dispatch(session: Session, now: datetime, *, batch: int = 1000) -> dict[str,
 
 def _lease_due(engine: Engine, now: datetime, limit: int, lease_s: float
                ) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` due deliveries, oldest audit entry first, keeping each
+    subscription's deliveries in order: none is leased while an older one of its
+    subscription waits for a retry or is in flight. A leased row's ``next_attempt_at``
+    moves to the lease's end, so "waiting" is one index range (pending rows not yet
+    due), and a row whose sender died is due again when its lease lapses."""
     d, s = WebhookDeliveryRow, WebhookSubscriptionRow
     with transaction(engine) as session:
+        # The subscriptions first, each held by one sender at a time (SKIP LOCKED: the
+        # others go on with the rest); the next statement, started once they are held,
+        # sees every lease another sender committed on them.
+        mine = session.execute(sa.select(s.id).order_by(s.id)
+                               .with_for_update(skip_locked=True)).scalars().all()
+        if not mine:
+            return []
+        waiting = (sa.select(d.subscription_id, sa.func.min(d.audit_seq).label("seq"))
+                   .where(d.status == "pending", d.next_attempt_at > now)
+                   .group_by(d.subscription_id).subquery())
         due = session.execute(
-            sa.select(d).where(d.status == "pending", d.next_attempt_at <= now,
-                               sa.or_(d.locked_until.is_(None), d.locked_until < now))
-            .order_by(d.next_attempt_at, d.audit_seq).limit(limit)
-            .with_for_update(skip_locked=True)).scalars().all()
+            sa.select(d).outerjoin(waiting, waiting.c.subscription_id == d.subscription_id)
+            .where(d.status == "pending", d.next_attempt_at <= now,
+                   d.subscription_id.in_(mine),
+                   sa.or_(d.locked_until.is_(None), d.locked_until < now),
+                   sa.or_(waiting.c.seq.is_(None), d.audit_seq < waiting.c.seq))
+            .order_by(d.audit_seq, d.id).limit(limit)
+            .with_for_update(of=d, skip_locked=True)).scalars().all()
         if not due:
             return []
         subs = {row.id: row for row in session.execute(
@@ -251,12 +274,13 @@ def _lease_due(engine: Engine, now: datetime, limit: int, lease_s: float
         lease_until = now + timedelta(seconds=lease_s)
         out = []
         for row in due:
-            row.locked_until = lease_until
             sub = subs[row.subscription_id]
             out.append({"id": row.id, "subscription_id": sub.id, "url": sub.url,
                         "secret": sub.secret, "active": sub.active,
                         "event_type": row.event_type, "payload": row.payload,
-                        "attempts": row.attempts, "lease": lease_until})
+                        "attempts": row.attempts, "lease": lease_until,
+                        "due_at": row.next_attempt_at})
+            row.locked_until = row.next_attempt_at = lease_until
         return out
 
 
@@ -308,10 +332,12 @@ async def _post_all(items: list[dict[str, Any]], timeout_s: float, post_by: floa
                 continue
             if time.monotonic() > post_by:
                 return  # the lease could lapse before this POST's deadline
-            code, error, timed_out = await _post(client, item, timeout_s)
+            code, error, _timed_out = await _post(client, item, timeout_s)
             outcomes[item["id"]] = (code, error)
-            if timed_out:
-                return  # a receiver that just timed out would hold up the rest too
+            if error is not None:
+                # The rest wait for this one's retry: each subscription's deliveries go
+                # out in order (and a receiver that just timed out would hold them up).
+                return
 
     async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
         await asyncio.gather(*(one_subscription(client, q) for q in queues.values()))
@@ -351,6 +377,7 @@ def deliver_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,
                 continue  # our lease lapsed and another sender took it over
             row.locked_until = None
             if item["id"] not in outcomes:
+                row.next_attempt_at = item["due_at"]  # not tried: due again at once
                 counts["deferred"] += 1
                 continue
             code, error = outcomes[item["id"]]

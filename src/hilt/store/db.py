@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -32,6 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilt.config import database_url, env_int
 from hilt.errors import InputError
 from hilt.store import audit, engine_scope
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext, MigrationInfo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -72,9 +75,7 @@ def allow_create(engine: Engine) -> None:
 def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default :func:`hilt.config.database_url`). ``create``: a
     missing SQLite file may be created (otherwise connecting to it is an error)."""
-    url = url or database_url()
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    url = driver_url(url or database_url())
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60}, **kwargs)
         _configure_sqlite(engine)
@@ -94,6 +95,26 @@ def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) 
         kwargs.setdefault("max_overflow", env_int("HILT_DB_MAX_OVERFLOW", 16, minimum=0))
         kwargs.setdefault("pool_use_lifo", True)
     return _mark(sa.create_engine(url, **kwargs))
+
+
+# The schemes other tools accept for PostgreSQL; hilt's driver is psycopg (3).
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+_SUPPORTED = "hilt works with sqlite:///FILE and postgresql://USER@HOST/DB"
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the driver hilt uses: ``postgres://`` and ``postgresql://`` (as
+    psql, libpq and most tools accept them) become ``postgresql+psycopg://``. Any other
+    database, or another PostgreSQL driver, is refused with one line rather than a
+    driver's import error."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    if url.startswith(("sqlite://", "sqlite+pysqlite://")):
+        return url
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    raise InputError(f"unsupported database URL scheme {scheme + '://'!r}; {_SUPPORTED}",
+                     field="--db")
 
 
 def _mark(engine: Engine) -> Engine:
@@ -116,11 +137,15 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
-        cur.close()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+        except UnicodeDecodeError as exc:
+            raise _damaged_schema(engine, exc) from None
+        finally:
+            cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -128,6 +153,16 @@ def _configure_sqlite(engine: Engine) -> None:
         # snapshot while writers go on committing.
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _damaged_schema(engine: Engine, exc: UnicodeDecodeError) -> InputError:
+    """SQLite reports a damaged schema with a message quoting the damaged bytes, which
+    the driver then fails to decode as UTF-8: one error naming the file instead."""
+    quoted = exc.object.decode("utf-8", "backslashreplace") \
+        if isinstance(exc.object, bytes) else str(exc)
+    detail = (quoted.strip().splitlines() or [str(exc)])[0]
+    return InputError(f"{sqlite_file(engine) or engine.url.database}: the database file is "
+                      f"damaged ({detail})", field="--db")
 
 
 _FACTORIES: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = \
@@ -188,6 +223,52 @@ def migrate(engine: Engine) -> None:
     if stored is not None and stored not in known_revisions():
         raise InputError(_newer_schema(stored), field="--db")
     command.upgrade(alembic_config(engine), "head")
+
+
+@contextlib.contextmanager
+def foreign_keys_off(connection: sa.Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while the block migrates, on again afterwards.
+
+    A migration that changes a table SQLite cannot alter in place rebuilds it (alembic's
+    batch mode: copy, drop the old table, rename the copy). With foreign keys on, the
+    drop deletes the old table's rows first, which fails for every row another table
+    refers to; SQLite's own recipe for such changes is to turn them off and run
+    ``PRAGMA foreign_key_check`` before committing (:func:`check_foreign_keys`). The
+    pragma is ignored inside a transaction, so it is set before the first one."""
+    if not is_sqlite(connection.engine):
+        yield
+        return
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        raw.execute("PRAGMA foreign_keys=ON")  # the connection goes back to the pool
+
+
+def check_foreign_keys(ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any],
+                       run_args: Mapping[str, Any]) -> None:
+    """After each migration step, before it commits (alembic's ``on_version_apply``):
+    refuse to commit a SQLite schema with a reference whose target does not exist."""
+    conn = ctx.connection
+    if conn is None or not is_sqlite(conn.engine):
+        return
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if not broken:
+        return
+    table, rowid, parent = broken[0][0], broken[0][1], broken[0][2]
+    # Every step of one `hilt init` runs in one transaction, so this error rolls back
+    # the steps before this one too: the schema keeps the revision it had.
+    raise InputError(
+        f"migrating to revision {step.destination_revision_ids[0]} would leave "
+        f"{len(broken)} row(s) referring to rows that do not exist (first: table "
+        f"{table!r}, rowid {rowid}, referring to {parent!r}); nothing was changed, the "
+        "schema keeps the revision it had before this upgrade. Find the rows with "
+        "'PRAGMA foreign_key_check', repair or delete them, then run hilt init again",
+        field="--db")
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from hilt.store.db import make_engine
+from hilt.store.db import check_foreign_keys, foreign_keys_off, make_engine
 from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables import Base
 
@@ -15,7 +15,7 @@ engine = config.attributes.get("engine") or make_engine(create=True)
 # schema (and differ from the audit chain's lock key; see hilt.store.pg_locks).
 MIGRATION_LOCK_KEY = 0x68696C75
 
-with engine.connect() as connection:
+with engine.connect() as connection, foreign_keys_off(connection):
     is_pg = connection.dialect.name == "postgresql"
     if is_pg:
         # Two `hilt init` at once on a fresh database would both create the same types
@@ -26,8 +26,11 @@ with engine.connect() as connection:
                            lock_params(MIGRATION_LOCK_KEY))
         connection.commit()
     try:
+        # SQLite: each migration step is checked for references without a target
+        # before it commits (foreign keys are off while the steps rebuild tables).
         context.configure(connection=connection, target_metadata=Base.metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+                          render_as_batch=connection.dialect.name == "sqlite",
+                          on_version_apply=check_foreign_keys)
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

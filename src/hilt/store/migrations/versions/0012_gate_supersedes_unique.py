@@ -9,8 +9,13 @@ Revision ID: 0012_gate_supersedes_unique
 Revises: 0011_claimable_index_hot
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+
+from hilt.errors import InputError
 
 revision = "0012_gate_supersedes_unique"
 down_revision = "0011_claimable_index_hot"
@@ -20,16 +25,30 @@ depends_on = None
 
 def upgrade() -> None:
     forks = op.get_bind().execute(sa.text(
-        "SELECT supersedes, COUNT(*) FROM gate_decisions WHERE supersedes IS NOT NULL "
-        "GROUP BY supersedes HAVING COUNT(*) > 1")).all()
+        "SELECT supersedes, hash FROM gate_decisions WHERE supersedes IN ("
+        "SELECT supersedes FROM gate_decisions WHERE supersedes IS NOT NULL "
+        "GROUP BY supersedes HAVING COUNT(*) > 1) ORDER BY supersedes, created_at, hash")
+    ).all()
     if forks:
-        named = ", ".join(f"{row[0]} ({row[1]} successors)" for row in forks[:10])
-        raise RuntimeError(
-            "gate_decisions: these decisions are superseded more than once, so the chain "
-            f"forked and a sign-off was hidden: {named}. Keep one successor of each (and "
-            "its gate_signoffs row), sign the others off again on it, then upgrade.")
+        raise InputError(_fork_advice(forks), field="--db")
     op.create_index("uq_gate_decisions_supersedes", "gate_decisions", ["supersedes"],
                     unique=True)
+
+
+def _fork_advice(forks: Sequence[Any]) -> str:
+    """What the operator is to do about decisions superseded more than once: keep the
+    first successor of each, remove the others with their sign-off rows, sign again."""
+    successors: dict[str, list[str]] = {}
+    for decided, successor in forks:
+        successors.setdefault(decided, []).append(successor)
+    named = "; ".join(f"{decided} ({len(later)} successors: keep {later[0]}, remove "
+                      f"{', '.join(later[1:])})"
+                      for decided, later in list(successors.items())[:10])
+    return ("cannot upgrade: gate decisions superseded more than once (two sign-offs at "
+            "once forked the chain and one sign-off was hidden): " + named + ". Back the "
+            "database up, then for each successor to remove delete its gate_signoffs rows "
+            "(resulting_hash = it) and its gate_decisions row, run hilt init again, and "
+            "sign the removed sign-offs off again on the kept decision")
 
 
 def downgrade() -> None:
