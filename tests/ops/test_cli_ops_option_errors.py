@@ -69,8 +69,8 @@ def test_a_bad_export_parameter_names_its_param_option(db: str, params: list[str
     (["-p", "out=RM"], "--param pairs", "train.reward needs 'pairs' or 'dataset'"),
     (["-p", "pairs=p.jsonl", "-p", "out=/elsewhere/RM"], "--param out",
      "out must be a path inside the job folder"),
-    (["-p", "pairs=p.jsonl", "-p", "out=RM", "-p", "epochs=3"], "--param epochs",
-     "train.reward does not take ['epochs']"),
+    (["-p", "pairs=p.jsonl", "-p", "out=RM", "-p", "view=full"], "--param view",
+     "train.reward does not take ['view']"),
 ])
 def test_a_bad_training_parameter_names_its_param_option(db: str, params: list[str],
                                                          option: str, reason: str) -> None:

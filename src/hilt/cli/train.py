@@ -270,8 +270,43 @@ def _encoder_positions() -> int:
     return int(json.loads(config.read_text(encoding="utf-8"))["max_position_embeddings"])
 
 
+def _given(ctx: typer.Context, *names: str) -> list[str]:
+    """The options among ``names`` (parameter names) given on the command line, as
+    typed (a flag as ``--x`` or ``--no-x``), whatever their value: an option that does
+    not apply is refused even when it repeats its default."""
+    given = []
+    for name in names:
+        # compared by name: typer brings its own copy of click's ParameterSource
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            flag = name.replace("_", "-")
+            value = ctx.params.get(name)
+            given.append(f"--no-{flag}" if value is False else f"--{flag}")
+    return given
+
+
+def _refuse_given(ctx: typer.Context, names: tuple[str, ...], reason: str) -> None:
+    """Refuse the first of ``names`` given on the command line: options that do not
+    apply are refused rather than ignored (and then recorded as if they had been)."""
+    given = _given(ctx, *names)
+    if given:
+        raise InputError(reason, field=given[0])
+
+
+def _check_seeds(**seeds: int) -> None:
+    from hilt.train.options import check_seed
+
+    for name, value in seeds.items():
+        check_seed(value, "--" + name.replace("_", "-"))
+
+
+# the options of the default reward model's encoder path, which TRL's path has no use for
+DEFAULT_RM_ONLY = ("view", "trainable_layers", "cheap_features", "lexical_expert")
+
+
 @train_app.command("reward")
 def train_reward(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="RM_DIR to write")],
     pairs: Annotated[Path | None, typer.Option(
         help="PAIRS.jsonl[.gz]: prompt/chosen/rejected or HH")] = None,
@@ -311,6 +346,7 @@ def train_reward(
     of its training records when it has none) and the model is registered with the
     version id as its data hash.
     """
+    from hilt.train.options import check_fraction, check_whole_epochs
     from hilt.train.pairs import Pair, read_pairs, refuse_same_replies
     from hilt.train.reward import RewardConfig, check_reward_config
     from hilt.train.reward_refresh import check_reward_folder, refresh_reward_model
@@ -321,14 +357,18 @@ def train_reward(
         raise InputError("the pairs of a dataset version carry no margins; leave out "
                          "--margin", field="--margin")
     default_model = model in (DEFAULT_RM, f"sentence-transformers/{DEFAULT_RM}")
-    if not 0 < held_out < 1:
-        raise InputError("the held-out fraction must lie strictly between 0 and 1",
-                         field="--held-out")
-    if default_model and (epochs < 1 or epochs != int(epochs)):
-        raise InputError(f"the default model trains whole epochs (≥ 1), got {epochs}",
-                         field="--epochs")
+    check_fraction(held_out, "--held-out")
+    _check_seeds(seed=seed, split_seed=split_seed)
+    if default_model:
+        check_whole_epochs(epochs, "--epochs")
     if epochs <= 0:
         raise InputError(f"must be positive, got {epochs}", field="--epochs")
+    if not default_model:
+        _refuse_given(ctx, DEFAULT_RM_ONLY, f"applies to the default model ({DEFAULT_RM}) "
+                      f"only; --model {model} trains through TRL and would ignore it")
+    if eval_pairs is not None:
+        _refuse_given(ctx, ("held_out", "split_seed"), "does not apply with --eval-pairs: "
+                      "it sets the held-out split of the training pairs, and none is drawn")
     config: RewardConfig | TRLRewardConfig
     if default_model:
         config = RewardConfig(view=view, max_length=max_length,
@@ -339,6 +379,10 @@ def train_reward(
     else:
         if max_length < 1:
             raise InputError(f"must be at least 1, got {max_length}", field="--max-length")
+        if model != "tiny":
+            from hilt.train.hf_models import check_model_source
+
+            check_model_source(model)
         config = TRLRewardConfig(model=model, epochs=epochs, max_length=max_length,
                                  use_margin=margin, seed=seed)
     registration = _registration(register, db, dataset)
@@ -369,6 +413,9 @@ def train_reward(
             held = validation or None
             if held is not None:
                 eval_path = f"dataset:{source.version_id}/validation"
+                _refuse_given(ctx, ("held_out", "split_seed"), "does not apply: it sets a "
+                              "held-out split of the training records, and this dataset "
+                              "version's validation split is the held-out set")
         data_hash, data_path = source.version_id, f"dataset:{source.version_id}"
         extra = {"dataset": source.describe()}
     else:
@@ -393,6 +440,67 @@ def train_reward(
     _echo(registrar.stamp(manifest))
 
 
+def _registered_as(model: Path, db: str | None) -> tuple[str | None, str | None]:
+    """The newest model version registered with ``model`` as its folder, and a note
+    when the registry could not be read (no database, or none with hilt's schema)."""
+    import sqlalchemy as sa
+
+    from hilt.store.db import transaction
+    from hilt.store.tables.registry import ModelVersionRow
+
+    if not _database_may_hold_versions(db):
+        return None, "no database: the registry was not read"
+    engine = engine_for(db)
+    try:
+        with transaction(engine) as session:
+            return session.execute(sa.select(ModelVersionRow.id).where(
+                ModelVersionRow.artifact_path == str(model.resolve()))
+                .order_by(ModelVersionRow.created_at.desc()).limit(1)).scalar(), None
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, InputError) as exc:
+        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        return None, f"the registry could not be read ({reason})"
+    finally:
+        engine.dispose()
+
+
+def _evaluated(model: Path, data: Path, db: str | None) -> dict[str, Any]:
+    """What an evaluation report evaluated: the model (folder, registered version, the
+    hash of its manifest), the data (path and sha256 of the file) and hilt's code
+    version, so that a report can be traced and repeated."""
+    from hilt.train.manifest import code_version, file_sha256, manifest_hash, read_manifest
+
+    try:
+        recipe: str | None = manifest_hash(read_manifest(model))
+    except (OSError, ValueError, AttributeError):
+        recipe = None  # a model folder without a readable manifest
+    version, registry_note = _registered_as(model, db)
+    return {"model": {"path": str(model.resolve()), "model_version": version,
+                      "registry_note": registry_note, "manifest_hash": recipe},
+            "data": {"path": str(data.resolve()), "sha256": file_sha256(data)},
+            "code_version": code_version()}
+
+
+def _check_reliability_path(reliability: Path | None) -> None:
+    if reliability is None:
+        return
+    if reliability.is_dir():
+        raise InputError("is a folder; name the PNG file to write", file=str(reliability),
+                         field="--reliability")
+    if not reliability.parent.is_dir():
+        raise InputError("its folder does not exist", file=str(reliability),
+                         field="--reliability")
+
+
+def _overlap_note(overlap: dict[str, Any], n: int, what: str) -> None:
+    """Say on stderr when evaluated items are training items of the model."""
+    from hilt.train.progress import note
+
+    if overlap.get("in_train"):
+        note(f"{overlap['in_train']} of {n} evaluated {what} were in this model's training "
+             "data, so the accuracy is optimistic; training_overlap.unseen gives the "
+             f"accuracy on the other {n - overlap['in_train']}")
+
+
 @eval_app.command("reward")
 def eval_reward(
     model: Annotated[Path, typer.Option(help="RM_DIR written by 'hilt train reward'")],
@@ -402,6 +510,7 @@ def eval_reward(
         help="write the reliability diagram PNG here")] = None,
     probes: Annotated[bool, typer.Option(help="run the bias probes")] = True,
     progress: ProgressOption = True,
+    db: DbOption = None,
 ) -> None:
     """Print accuracy (with intervals), ECE, n, slices and bias probes as JSON (contract 5)."""
     from hilt.train.pairs import read_pairs
@@ -418,13 +527,7 @@ def eval_reward(
     check_reward_folder(model, "--model")
     if previous is not None:
         check_reward_folder(previous, "--previous")
-    if reliability is not None:
-        if reliability.is_dir():
-            raise InputError("is a folder; name the PNG file to write", file=str(reliability),
-                             field="--reliability")
-        if not reliability.parent.is_dir():
-            raise InputError("its folder does not exist", file=str(reliability),
-                             field="--reliability")
+    _check_reliability_path(reliability)
     data = read_pairs(pairs)
     with library_progress(progress), _quiet_stdout():
         report = evaluate_reward_model(
@@ -437,15 +540,18 @@ def eval_reward(
             # the model's own training pairs, when its manifest lets them be recovered:
             # its accuracy on them is optimistic, so the unseen pairs are reported apart
             train_keys=previous_training_keys(model))
+    _overlap_note(report["training_overlap"], report["n"], "pairs")
     if reliability:
         plot_reliability(report["reliability_bins"], str(reliability),
                          reliability_title(report["n"], report["ece"],
                                            ece_ci=report.get("ece_ci")))
+    report["evaluated"] = _evaluated(model, pairs, db)
     _echo(report)
 
 
 @train_app.command("classifier")
 def train_classifier_cmd(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="MODEL_DIR to write")],
     data: Annotated[Path | None, typer.Option(
         help="DATA.jsonl with a text and a label field")] = None,
@@ -498,6 +604,11 @@ def train_classifier_cmd(
 
     if target_fpr is not None and target_fnr is not None:
         raise InputError("give --target-fpr or --target-fnr, not both", field="--target-fnr")
+    _check_seeds(seed=seed)
+    if target_fpr is not None or target_fnr is not None:
+        target = "--target-fpr" if target_fpr is not None else "--target-fnr"
+        _refuse_given(ctx, ("threshold_rule",), f"applies without a target rate; {target} "
+                      "sets the threshold: give one of the two")
     if head not in ("stacked", "linear"):
         raise InputError(f"unknown head {head!r}; heads: stacked, linear", field="--head")
     if threshold_rule not in ("calibrated", "accuracy"):
@@ -582,13 +693,25 @@ def eval_classifier_cmd(
         help="the context field, when the model was trained with one")] = None,
     harmful_field: Annotated[str | None, typer.Option(
         help="the harmful-request field, when the model was trained with one")] = None,
+    reliability: Annotated[Path | None, typer.Option(
+        help="write the reliability diagram PNG here")] = None,
     progress: ProgressOption = True,
+    db: DbOption = None,
 ) -> None:
-    """Print accuracy and per-class precision/recall (Wilson intervals) as JSON (contract 4)."""
+    """Print accuracy and per-class precision/recall (Wilson intervals), calibration
+    (ECE, Brier score) and the overlap with the model's training rows as JSON
+    (contract 4)."""
     from hilt.train.classifier import load_classifier
-    from hilt.train.classifier_eval import evaluate_classifier, read_labelled
+    from hilt.train.classifier_calibration import reliability_title
+    from hilt.train.classifier_eval import (
+        evaluate_classifier,
+        read_labelled,
+        read_training_keys,
+    )
     from hilt.train.progress import library_progress
+    from hilt.train.stats import plot_reliability
 
+    _check_reliability_path(reliability)
     classifier = load_classifier(model, field="--model", progress=progress)
     if classifier.uses_context and not context_field:
         raise InputError("this model reads a context field; pass --context-field",
@@ -609,12 +732,38 @@ def eval_classifier_cmd(
     rows = read_labelled(data, text_field, label_field, context_field, harmful_field)
     with library_progress(progress), _quiet_stdout():
         report = evaluate_classifier(classifier, rows.texts, rows.labels, rows.contexts,
-                                     rows.harmful)
+                                     rows.harmful, train_keys=read_training_keys(model))
+    _unknown_labels_note(report, rows.labels, label_field,
+                         [str(c) for c in classifier.classes_])
+    _overlap_note(report["training_overlap"], report["n_distinct"], "distinct rows")
+    if reliability:
+        plot_reliability(report["reliability_bins"], str(reliability),
+                         reliability_title(report))
+    report["evaluated"] = _evaluated(model, data, db)
     _echo(report)
+
+
+def _unknown_labels_note(report: dict[str, Any], labels: list[str], field: str,
+                         classes: list[str]) -> None:
+    """Rows whose label is none of the model's classes count as errors: say so."""
+    from collections import Counter
+
+    from hilt.train.progress import note
+
+    unknown = set(report.get("unknown_labels") or [])
+    if not unknown:
+        return
+    counts = Counter(label for label in labels if label in unknown)
+    shown = ", ".join(f"{label!r} ({n})" for label, n in sorted(counts.items()))
+    note(f"{sum(counts.values())} of {len(labels)} rows have labels (field '{field}') the "
+         f"model does not know: {shown}; they count as errors in accuracy and are left "
+         f"out of the FPR/FNR and the calibration (the model knows "
+         f"{', '.join(repr(c) for c in classes)})")
 
 
 @train_app.command("sft")
 def train_sft_cmd(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="folder to write (model/, manifest.json)")],
     data: Annotated[Path | None, typer.Option(
         help="JSONL of {prompt, completion} or {messages}")] = None,
@@ -631,6 +780,11 @@ def train_sft_cmd(
     lora: Annotated[bool, typer.Option(help="train LoRA adapters (PEFT) instead")] = False,
     lora_r: Annotated[int, typer.Option(help="LoRA rank (with --lora)")] = 8,
     seed: Annotated[int, typer.Option(help="training seed (initialisation, data order)")] = 0,
+    held_out: Annotated[float, typer.Option(
+        help="fraction of the demonstrations held out for the validation loss (a seeded "
+             "split; a dataset version's own validation split instead when it has "
+             "one)")] = 0.1,
+    split_seed: Annotated[int, typer.Option(help="seed of the held-out split")] = 0,
     register: RegisterOption = None,
     name: Annotated[str | None, typer.Option(help="registry name (default 'sft')")] = None,
     progress: ProgressOption = True,
@@ -639,14 +793,28 @@ def train_sft_cmd(
 ) -> None:
     """Supervised fine-tuning with loss on assistant tokens only (TRL SFTTrainer).
 
-    With --dataset, the version's training records (approved and rewritten responses)
-    are trained on and its validation records give ``metrics.validation_loss``; the
-    version id is the data hash.
+    A seeded --held-out fraction of the demonstrations gives ``metrics.validation_loss``
+    (with its interval over examples). With --dataset, the version's training records
+    (approved and rewritten responses) are trained on and its validation records, when
+    it has some, give the validation loss; the version id is the data hash.
     """
+    from hilt.canonical import content_hash
     from hilt.train.manifest import RunClock, build_manifest, staged_folder, write_manifest
+    from hilt.train.options import check_fraction
     from hilt.train.sft import SFTRunConfig, read_sft_records, train_sft
 
     _one_source(data, dataset, "--data")
+    _check_seeds(seed=seed, split_seed=split_seed)
+    check_fraction(held_out, "--held-out")
+    if not lora:
+        _refuse_given(ctx, ("lora_r",), "applies to LoRA training only; add --lora")
+    if max_steps != -1:
+        _refuse_given(ctx, ("epochs",), "--max-steps sets the length of training and "
+                      "--epochs would be ignored: give one of the two")
+    if model != "tiny":
+        from hilt.train.hf_models import check_model_source
+
+        check_model_source(model)
     for option, number, least in (("--max-length", max_length, 1),
                                   ("--batch-size", batch_size, 1), ("--lora-r", lora_r, 1)):
         if number < least:
@@ -669,9 +837,17 @@ def train_sft_cmd(
         records = sft_messages(source.train, source.version_id, **source.where("train"))
         eval_records = sft_messages(source.validation, source.version_id,
                                     **source.where("validation")) or None
+        if eval_records is not None:
+            _refuse_given(ctx, ("held_out", "split_seed"), "does not apply: it sets a "
+                          "held-out split of the training records, and this dataset "
+                          "version's validation split is the held-out set")
     else:
         eval_records = None
         records = read_sft_records(data)  # type: ignore[arg-type]
+    data_hash = source.version_id if source is not None else content_hash(records)
+    n_records, split = len(records), None
+    if eval_records is None:
+        records, eval_records, split = _sft_split(records, held_out, split_seed)
     config = SFTRunConfig(model=model, epochs=epochs, max_steps=max_steps,
                           learning_rate=learning_rate, batch_size=batch_size,
                           max_length=max_length, lora=lora, lora_r=lora_r, seed=seed)
@@ -682,18 +858,50 @@ def train_sft_cmd(
             facts = train_sft(records, config, work, eval_records, progress)
         shutil.rmtree(work / "trainer", ignore_errors=True)
         extra = {k: facts[k] for k in ("loss_mask", "chat_template", "chat_template_sha256",
-                                       "role_format", "tokenizer", "lora")}
+                                       "role_format", "tokenizer", "lora",
+                                       "base_model_source")}
+        extra["split"] = split
         if source is not None:
             extra["dataset"] = source.describe()
         manifest = build_manifest(
             kind="sft", base_model=facts["base_model"],
             data_path=(f"dataset:{source.version_id}" if source is not None
                        else str(data.resolve())),  # type: ignore[union-attr]
-            data_hash=source.version_id if source is not None else facts["data_hash"],
-            n_records=len(records), config=facts["config"],
+            data_hash=data_hash, n_records=n_records, config=facts["config"],
             seed=seed, metrics=facts["metrics"], wall_seconds=clock.seconds(), extra=extra)
         write_manifest(work, manifest)
     _echo(registrar.stamp(manifest))
+
+
+def _sft_split(records: list[dict[str, Any]], fraction: float, seed: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any]]:
+    """The seeded held-out split of SFT demonstrations (training, held-out or None, and
+    the manifest's ``split``); too few demonstrations to hold one out train unevaluated,
+    with a note."""
+    from hilt.canonical import content_hash
+    from hilt.train.progress import note
+    from hilt.train.sft import split_records
+
+    train, held = split_records(records, fraction, seed)
+    if not train:
+        raise InputError(f"holding out {fraction} of {len(records)} demonstrations leaves "
+                         "none to train on", field="--held-out")
+    split = {"held_out_fraction": fraction, "split_seed": seed, "held_out": len(held),
+             "train_hash": content_hash(train), "held_out_hash": content_hash(held)}
+    if not held:
+        note(f"{len(records)} demonstrations are too few to hold out {fraction} of them: "
+             "the model is trained on all and has no validation loss")
+    return train, held or None, split
+
+
+def _with_basis(row: Any, full: bool = False) -> dict[str, Any]:
+    """A registered version as ``models list``/``show`` print it: with the basis of its
+    headline accuracy (held out, out of fold, …) beside the accuracy."""
+    from hilt.train.registry import accuracy_basis, version_as_dict
+
+    data = version_as_dict(row, full=full)
+    data["accuracy_basis"] = accuracy_basis(row)
+    return data
 
 
 @models_app.command("list")
@@ -702,26 +910,51 @@ def models_list(
     name: Annotated[str | None, typer.Option(help="only this registry name")] = None,
     db: DbOption = None,
 ) -> None:
-    """Registered model versions, newest first (JSON)."""
+    """Registered model versions, newest first (JSON), each with its headline accuracy,
+    its interval and n, and what it rests on (accuracy_basis)."""
     from hilt.store.db import transaction
-    from hilt.train.registry import KINDS, list_versions, version_as_dict
+    from hilt.train.registry import KINDS, list_versions
 
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown model kind {kind!r}; kinds: {', '.join(KINDS)}",
                          field="--kind")
     with transaction(engine_for(db)) as session:
-        _echo([version_as_dict(r) for r in list_versions(session, kind, name)])
+        _echo([_with_basis(r) for r in list_versions(session, kind, name)])
+
+
+VersionArgument = Annotated[str, typer.Argument(
+    help="model version id, or a unique prefix of it: the kind, '-' and at least 8 "
+         "characters (reward-1a2b3c4d)")]
 
 
 @models_app.command("show")
-def models_show(version_id: Annotated[str, typer.Argument(help="model version id")],
-                db: DbOption = None) -> None:
+def models_show(version_id: VersionArgument, db: DbOption = None) -> None:
     """One model version with its config and metrics (JSON)."""
     from hilt.store.db import transaction
-    from hilt.train.registry import get_version, version_as_dict
+    from hilt.train.registry import find_version
 
     with transaction(engine_for(db)) as session:
-        _echo(version_as_dict(get_version(session, version_id), full=True))
+        _echo(_with_basis(find_version(session, version_id, field="ID"), full=True))
+
+
+@models_app.command("verify")
+def models_verify(version_id: VersionArgument, db: DbOption = None) -> None:
+    """Check a model version's folder against its registry row: the manifest's hash and
+    the sha256 of every file the manifest lists. Exit 0: they agree; 1: something
+    differs (each named on stderr); 2: bad usage (no such version)."""
+    from hilt.store.db import transaction
+    from hilt.train.registry import find_version, verify_version
+
+    with transaction(engine_for(db)) as session:
+        report = verify_version(find_version(session, version_id, field="ID"))
+    _echo(report)
+    if report["files"] == "unknown":
+        typer.echo("note: the manifest records no file hashes (written before they were "
+                   "recorded): only the manifest was checked", err=True)
+    for difference in report["differences"]:
+        typer.echo(f"differs: {difference['file']}: {difference['problem']}", err=True)
+    if not report["agrees"]:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

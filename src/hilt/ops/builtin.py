@@ -219,10 +219,23 @@ def _contract_params(kind: str, params: dict[str, Any]) -> None:
     build_argv(kind, params)
 
 
+def _train_reward_params(params: dict[str, Any]) -> None:
+    """As :func:`_contract_params`; and, as ``hilt train reward`` does, the split's
+    parameters are refused with ``eval_pairs`` (nothing is drawn then)."""
+    _contract_params("train.reward", params)
+    if params.get("eval_pairs") is not None:
+        for name in ("held_out", "split_seed"):
+            if params.get(name) is not None:
+                raise InputError(f"{name} sets the held-out split of the training pairs; "
+                                 "with eval_pairs nothing is drawn", field=name)
+
+
 @job_kind("train.reward", transactional=False, max_attempts=1, user_startable=True,
-          check_params=partial(_contract_params, "train.reward"))
+          check_params=_train_reward_params)
 def train_reward_job(ctx: JobContext, _session: Session | None) -> dict[str, Any]:
-    """``hilt train reward --pairs P --out DIR`` in a child process."""
+    """``hilt train reward --pairs P --out DIR`` in a child process (parameters:
+    ``pairs`` or ``dataset``, ``out``, and optionally ``eval_pairs``, ``epochs``,
+    ``seed``, ``held_out``, ``split_seed``, ``override_revoked``)."""
     from hilt.ops.commands import run_contract
 
     return run_contract(ctx, "train.reward")

@@ -48,11 +48,13 @@ from sqlalchemy.engine import Engine
 from hilt.config import hilt_home
 from hilt.errors import InputError
 from hilt.ops.jobs import JobCancelled, JobContext, WorkerStopped
+from hilt.train.options import check_fraction, check_seed, check_whole_epochs
 
 # kind -> (CLI words, required params, optional params); params map to --flags.
 CONTRACTS: dict[str, tuple[list[str], tuple[str, ...], tuple[str, ...]]] = {
     "train.reward": (["train", "reward"], ("out",),
-                     ("pairs", "dataset", "override_revoked")),
+                     ("pairs", "dataset", "override_revoked", "eval_pairs", "epochs",
+                      "seed", "held_out", "split_seed")),
     "eval.reward": (["eval", "reward"], ("model", "pairs"), ()),
     "train.classifier": (["train", "classifier"], ("out",),
                          ("data", "text_field", "label_field", "dataset", "override_revoked")),
@@ -67,11 +69,16 @@ TRAINING_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
 TRAINING = {"train.reward", "train.classifier"}
 # The parameters that name files or folders (the others are field names).
 PATH_PARAMS = frozenset({"pairs", "out", "model", "data", "suite", "candidate", "reference",
-                         "gate", "scorer"})
+                         "gate", "scorer", "eval_pairs"})
 # The ones the command reads (``check_inputs``): a file, or one that may be a folder.
 INPUT_PARAMS: dict[str, str] = {"pairs": "file", "data": "file", "suite": "file",
                                 "candidate": "file", "reference": "file", "gate": "file",
-                                "model": "path", "scorer": "path"}
+                                "model": "path", "scorer": "path", "eval_pairs": "file"}
+# The numbers, each checked as the command line checks its option (a JSON number, or
+# the text of one as ``hilt jobs start -p seed=3`` gives it).
+NUMBER_PARAMS: dict[str, Callable[[Any, str], Any]] = {
+    "epochs": check_whole_epochs, "seed": check_seed, "split_seed": check_seed,
+    "held_out": check_fraction}
 # Exit codes that are a finished run, not a failure (``hilt check``: 1 = gate blocks).
 FINISHED_CODES = {"eval.check": {0, 1}}
 _PERCENT = re.compile(rb"(\d{1,3})%\|")
@@ -122,6 +129,18 @@ def _check_training_source(kind: str, params: dict[str, Any]) -> None:
                          field="override_revoked")
 
 
+def _number(name: str, value: Any) -> Any:
+    """A numeric parameter as a number: JSON numbers as they are, text parsed."""
+    if not isinstance(value, str):
+        return value
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    raise InputError(f"{name} must be a number, got {value!r}", field=name)
+
+
 def build_argv(kind: str, params: dict[str, Any]) -> list[str]:
     """The child's command line from validated parameters (no shell, no free flags;
     paths confined to :func:`job_root`)."""
@@ -134,6 +153,10 @@ def build_argv(kind: str, params: dict[str, Any]) -> list[str]:
         if value is None:
             if name in required:
                 raise InputError(f"{kind} needs parameter {name!r}", field=name)
+            continue
+        if name in NUMBER_PARAMS:
+            argv += ["--" + name.replace("_", "-"),
+                     str(NUMBER_PARAMS[name](_number(name, value), name))]
             continue
         if not isinstance(value, str) or not value or value.startswith("-"):
             raise InputError(f"{name} must be a path or name, not {value!r}", field=name)

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from hilt.errors import InputError
+from hilt.train.classifier_calibration import calibration_report
 from hilt.train.encoder import DEFAULT_ENCODER, SentenceEncoder
 from hilt.train.refusal import CHEAP_FEATURE_NAMES, cheap_refusal_features
 from hilt.train.stats import rate
@@ -96,6 +97,15 @@ class ClassifierConfig:
     # cue) x (the request was harmful) to the cheap features
     harmful_request_negation: bool = False
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # a target rate is the threshold rule: record it as such, not as the default
+        # rule that it replaces
+        if self.threshold_rule == "calibrated":
+            if self.target_fpr is not None:
+                self.threshold_rule = "target_fpr"
+            elif self.target_fnr is not None:
+                self.threshold_rule = "target_fnr"
 
 
 ENCODER_DIR = "encoder"
@@ -187,7 +197,10 @@ class TextClassifier:
     def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None,
                 harmful: Sequence[bool] | None = None) -> list[str]:
         """Labels; binary models apply the stored threshold to P(positive label)."""
-        proba = self.predict_proba(texts, contexts, harmful)
+        return self.decide(self.predict_proba(texts, contexts, harmful))
+
+    def decide(self, proba: np.ndarray) -> list[str]:
+        """Labels from :meth:`predict_proba`'s output, as :meth:`predict` gives them."""
         if self.threshold is not None and len(self.classes_) == 2:
             picks = (proba[:, 1] >= self.threshold).astype(int)
         else:
@@ -529,6 +542,8 @@ def _train_classifier(texts: Sequence[str], labels: Sequence[str], config: Class
     else:
         predicted_idx = oof_d.argmax(1)
         validation["accuracy"] = rate(int((predicted_idx == y_d).sum()), int(keep.size))
+    # how well the out-of-fold probabilities are calibrated (the model is called so)
+    validation.update(calibration_report(oof_d, y_d))
     estimator = _estimator(config, int(counts.min())).fit(X, y, **fit_params)
     classifier = TextClassifier(config, estimator, classes, cheap_mean, cheap_std, threshold,
                                 contexts is not None, validation, encoder_path)

@@ -13,7 +13,9 @@ from typing import Any
 
 from hilt.errors import InputError
 from hilt.train.classifier import ClassifierConfig, TrainingInputError, train_classifier
-from hilt.train.classifier_eval import LabelledTexts
+from hilt.train.classifier_calibration import reliability_title
+from hilt.train.classifier_eval import LabelledTexts, training_keys, write_training_keys
+from hilt.train.encoder import set_torch_threads
 from hilt.train.manifest import (
     Publisher,
     RunClock,
@@ -22,6 +24,7 @@ from hilt.train.manifest import (
     write_manifest,
 )
 from hilt.train.progress import library_progress
+from hilt.train.stats import plot_reliability
 
 
 def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig, *,
@@ -34,11 +37,18 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
     """Train on ``train``; with ``held_out`` (a dataset version's validation split) its
     accuracy is the headline metric, otherwise the out-of-fold accuracy; either way
     ``metrics.accuracy`` is a rate object (``value``, ``successes``, ``n``, ``ci_low``,
-    ``ci_high``). ``publisher`` runs under the folder lock when the model is put in
-    place (:func:`hilt.train.manifest.staged_folder`). ``progress`` shows bars over the
+    ``ci_high``), and ``metrics.accuracy_basis`` says which it is: ``held_out``,
+    ``held_out_overlapping_training`` (some validation rows are training rows too),
+    ``out_of_fold`` or ``out_of_fold_optimistic`` (the encoder was fine-tuned on every
+    training text first). The model folder also holds ``reliability.png`` (the
+    out-of-fold calibration) and ``training_texts.json`` (hashes of the training rows,
+    for ``hilt eval classifier``'s ``training_overlap``). ``publisher`` runs under the
+    folder lock when the model is put in place
+    (:func:`hilt.train.manifest.staged_folder`). ``progress`` shows bars over the
     encoding batches (and the encoder's fine-tuning) on stderr; ``False`` turns off the
     libraries' own bars too. Returns the manifest written to ``out``."""
     clock = RunClock()
+    set_torch_threads()  # as the encoder will, so the manifest records what it ran with
     with library_progress(progress), staged_folder(out, ".clf-", "classifier",
                                                    publisher) as work:
         try:
@@ -51,22 +61,31 @@ def refresh_classifier(train: LabelledTexts, out: Path, config: ClassifierConfig
             raise InputError(str(exc), file=data_path if exc.setting is None else None,
                              field=field) from None
         model.save(work)
+        write_training_keys(work, train)
+        plot_reliability(model.validation["reliability_bins"], str(work / "reliability.png"),
+                         reliability_title(model.validation, "out-of-fold "))
         metrics: dict[str, Any] = {"validation": model.validation,
-                                   "accuracy": model.validation.get("accuracy")}
+                                   "accuracy": model.validation.get("accuracy"),
+                                   "accuracy_basis": ("out_of_fold_optimistic"
+                                                      if config.finetune_epochs > 0
+                                                      else "out_of_fold")}
         if held_out is not None and held_out.texts:
             from hilt.train.classifier_eval import evaluate_classifier
 
             metrics["held_out"] = evaluate_classifier(model, held_out.texts, held_out.labels,
-                                                      held_out.contexts, held_out.harmful)
+                                                      held_out.contexts, held_out.harmful,
+                                                      train_keys=training_keys(train))
             # the version's own validation split is the honest headline number; the same
             # rate object shape as the out-of-fold accuracy
             # (over distinct rows, as the out-of-fold accuracy: n is what the interval uses)
             held = metrics["held_out"]
             metrics["accuracy"] = {
                 "value": held["accuracy"], "n": held["n_distinct"],
-                "successes": (round(held["accuracy"] * held["n_distinct"])
-                              if held["accuracy"] is not None else 0),
+                "successes": held["accuracy_ci"]["successes"],
                 "ci_low": held["accuracy_ci_low"], "ci_high": held["accuracy_ci_high"]}
+            metrics["accuracy_basis"] = ("held_out_overlapping_training"
+                                         if held["training_overlap"]["in_train"]
+                                         else "held_out")
         manifest = build_manifest(
             kind="classifier", base_model=config.encoder, data_path=data_path,
             data_hash=data_hash, n_records=len(train.texts), config=asdict(config),

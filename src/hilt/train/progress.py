@@ -6,12 +6,22 @@ creates: transformers "Loading weights" each time a model is loaded (and, throug
 huggingface_hub, its download bars), datasets one per pass over a data set (TRL's
 "Tokenizing train dataset"). :func:`library_progress` turns those off for the
 duration of a run, so that ``--no-progress`` leaves stderr free of bars.
+
+:func:`note` writes the one-line ``note:`` messages of a run (records dropped, held-out
+pairs that are training pairs too) on stderr, where they appear with or without bars.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+def note(message: str) -> None:
+    """``note: message`` on stderr (stdout holds only a command's JSON result)."""
+    sys.stderr.write(f"note: {message}\n")
+    sys.stderr.flush()
 
 
 @contextmanager

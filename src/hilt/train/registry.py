@@ -14,11 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
-from hilt.errors import NotFound
+from hilt.errors import InputError, NotFound
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.registry import ModelVersionRow
-from hilt.train.manifest import json_safe, manifest_hash
+from hilt.train.manifest import (
+    MANIFEST_FILE,
+    artifact_hashes,
+    json_safe,
+    manifest_hash,
+    read_manifest,
+)
 
 KINDS = ("reward", "sft", "classifier")
 
@@ -80,6 +86,36 @@ def get_version(session: Session, version_id: str) -> ModelVersionRow:
     return row
 
 
+# hex characters after "<kind>-" that a prefix must hold, as a dataset version's prefix
+# must hold 8 of its id: a shorter one would match by accident as the registry grows
+MIN_PREFIX = 8
+
+
+def find_version(session: Session, version_id: str, field: str | None = None
+                 ) -> ModelVersionRow:
+    """A version by its id or a unique prefix of it: the kind, ``-`` and at least
+    :data:`MIN_PREFIX` characters (``reward-1a2b3c4d``). A prefix that matches several
+    versions is an :class:`InputError` naming ``field`` and the candidates; one that is
+    too short and no id, or matches none, is :class:`NotFound`."""
+    row = session.get(ModelVersionRow, version_id)
+    if row is not None:
+        return row
+    kind, _, rest = version_id.partition("-")
+    if kind not in KINDS or len(rest) < MIN_PREFIX:
+        raise NotFound(f"model version {version_id!r} not found (a prefix is the kind, "
+                       f"'-' and at least {MIN_PREFIX} characters: reward-1a2b3c4d)")
+    found = list(session.execute(sa.select(ModelVersionRow.id).where(
+        ModelVersionRow.id.startswith(version_id, autoescape=True))
+        .order_by(ModelVersionRow.id).limit(11)).scalars())
+    if len(found) > 1:
+        shown = ", ".join(found[:10]) + (", …" if len(found) > 10 else "")
+        raise InputError(f"model version prefix {version_id!r} is ambiguous: it matches "
+                         f"{shown}", field=field)
+    if not found:
+        raise NotFound(f"model version {version_id!r} not found")
+    return get_version(session, found[0])
+
+
 def version_as_dict(row: ModelVersionRow, full: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": row.id, "kind": row.kind, "name": row.name, "base_model": row.base_model,
@@ -121,7 +157,93 @@ def headline_accuracy(metrics: Any) -> dict[str, Any]:
     return out
 
 
+def accuracy_basis(row: ModelVersionRow) -> str | None:
+    """What a version's headline accuracy rests on: ``held_out`` (pairs or rows the
+    model did not train on), ``held_out_overlapping_training`` (some of them it trained
+    on: optimistic), ``out_of_fold`` (a classifier's out-of-fold predictions on its own
+    training data) or ``out_of_fold_optimistic`` (the same after its encoder was
+    fine-tuned on all of that data); None without an accuracy (SFT). Read from the
+    metrics, or for a version registered before they recorded it, told from them."""
+    metrics = row.metrics if isinstance(row.metrics, dict) else {}
+    if metrics.get("accuracy_basis"):
+        return str(metrics["accuracy_basis"])
+    if row.kind == "reward" and metrics.get("accuracy") is not None:
+        return "held_out_overlapping_training" if metrics.get("held_out_in_train") \
+            else "held_out"
+    if row.kind == "classifier" and metrics.get("accuracy") is not None:
+        if metrics.get("held_out"):
+            return "held_out"
+        config = row.config if isinstance(row.config, dict) else {}
+        return "out_of_fold_optimistic" if (config.get("finetune_epochs") or 0) > 0 \
+            else "out_of_fold"
+    return None
+
+
 def list_models(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """Newest model versions as plain dicts (what the lead dashboard shows), each with
     its headline accuracy, interval and n (:func:`headline_accuracy`)."""
     return [version_as_dict(r) for r in list_versions(session)[:limit]]
+
+
+def _row_fields(row: ModelVersionRow, manifest: dict[str, Any]) -> list[str]:
+    """The registered columns that are copies of the manifest's fields and differ."""
+    found = manifest.get("data")
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    pairs = {"kind": (row.kind, manifest.get("kind")),
+             "base_model": (row.base_model, str(manifest.get("base_model"))),
+             "dataset_hash": (row.dataset_hash, data.get("hash")),
+             "seed": (row.seed, manifest.get("seed")),
+             "code_version": (row.code_version, manifest.get("code_version")),
+             "config": (row.config, json_safe(manifest.get("config"))),
+             "metrics": (row.metrics, json_safe(manifest.get("metrics", {})))}
+    return [name for name, (registered, found) in pairs.items() if registered != found]
+
+
+def _file_differences(folder: Path, recorded: dict[str, str]) -> list[dict[str, str]]:
+    found = artifact_hashes(folder)
+    out = []
+    for name, digest in sorted(recorded.items()):
+        if name not in found:
+            out.append({"file": name, "problem": "missing"})
+        elif found[name] != digest:
+            out.append({"file": name, "problem": f"changed: sha256 {found[name]}, the "
+                                                 f"manifest records {digest}"})
+    out += [{"file": name, "problem": "not in the manifest (added since)"}
+            for name in sorted(set(found) - set(recorded))]
+    return out
+
+
+def verify_version(row: ModelVersionRow) -> dict[str, Any]:
+    """Check a version's model folder against its registry row: the manifest's hash
+    (:func:`hilt.train.manifest.manifest_hash`) against ``manifest_hash``, the columns
+    copied from the manifest against it, and every file against the sha256 the
+    manifest records (``files``; a manifest written before they were recorded gives
+    ``files: "unknown"``). ``agrees`` is true when nothing differs; ``differences``
+    name each file that does."""
+    folder = Path(row.artifact_path)
+    report: dict[str, Any] = {"id": row.id, "artifact_path": row.artifact_path,
+                              "manifest_hash": row.manifest_hash, "files": None,
+                              "files_checked": None, "differences": []}
+    differences: list[dict[str, str]] = report["differences"]
+    try:
+        manifest = read_manifest(folder)
+    except FileNotFoundError:
+        where = MANIFEST_FILE if folder.is_dir() else str(folder)
+        differences.append({"file": where, "problem": "missing"})
+    except (OSError, ValueError) as exc:
+        differences.append({"file": MANIFEST_FILE, "problem": f"unreadable ({exc})"})
+    else:
+        found = manifest_hash(manifest)
+        if found != row.manifest_hash:
+            differences.append({"file": MANIFEST_FILE, "problem": (
+                f"its hash {found} is not the registered {row.manifest_hash}")})
+        differences += [{"file": MANIFEST_FILE, "problem": f"its {name} differs from the "
+                         "registered version's"} for name in _row_fields(row, manifest)]
+        recorded = manifest.get("files")
+        if isinstance(recorded, dict):
+            differences += _file_differences(folder, recorded)
+            report["files"], report["files_checked"] = "checked", len(recorded)
+        else:
+            report["files"] = "unknown"  # written before the files' hashes were recorded
+    report["agrees"] = not differences
+    return report

@@ -42,7 +42,7 @@ from hilt.train.pairs import (
     require_margins,
     split_pairs,
 )
-from hilt.train.progress import library_progress
+from hilt.train.progress import library_progress, note
 from hilt.train.reward import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -182,9 +182,9 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
     ``metrics`` report ``duplicate_pairs`` (pairs identical by
     :func:`hilt.train.pairs.pair_key` to an earlier pair of ``pairs``),
     ``held_out_in_train`` (held-out pairs identical to a training pair; 0 for the
-    seeded split, which keeps copies on one side) and ``held_out_hash`` (the content
+    seeded split, which keeps copies on one side), ``held_out_hash`` (the content
     hash of the held-out pairs, so registered versions evaluated on different pairs
-    differ).
+    differ) and ``accuracy_basis`` (:func:`accuracy_basis`).
     ``agreement_with_previous`` is computed on the held-out pairs the previous model
     did not train on, when :func:`previous_training_keys` recovers them.
     """
@@ -206,16 +206,21 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
         raise InputError(f"need at least one training and one held-out pair (got "
                          f"{len(train)} and {len(held_out)})", field="--held-out")
     train_keys = {pair_key(p) for p in train}
-    data_checks = {"duplicate_pairs": duplicate_count(pairs),
-                   "held_out_in_train": sum(pair_key(p) in train_keys for p in held_out)}
+    data_checks: dict[str, Any] = {
+        "duplicate_pairs": duplicate_count(pairs),
+        "held_out_in_train": sum(pair_key(p) in train_keys for p in held_out)}
+    data_checks["accuracy_basis"] = accuracy_basis(data_checks["held_out_in_train"],
+                                                   len(held_out))
     # progress=False silences the libraries' own bars too ("Loading weights")
     with library_progress(progress), staged_folder(out_dir, ".rm-", "reward",
                                                    publisher) as work:
         model: Scorer
+        source = None
         if isinstance(config, TRLRewardConfig):
             backend = BACKEND_TRL
             model, facts = train_trl_reward(train, config, work, progress)
             base_model = facts.pop("base_model")
+            source = facts.pop("base_model_source")
             shutil.rmtree(work / "base-model", ignore_errors=True)
             shutil.rmtree(work / "trainer", ignore_errors=True)
         else:
@@ -246,8 +251,11 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
             data_hash=data_hash or pairs_hash(pairs), n_records=len(pairs), config=asdict(config),
             seed=config.seed, metrics=_headline(metrics), wall_seconds=clock.seconds(),
             extra={"backend": backend,
+                   # the fraction and seed of a seeded split; none when held-out pairs
+                   # were given apart (nothing was drawn)
                    "split": {"held_out_fraction": held_out_fraction if eval_pairs is None
-                             else None, "split_seed": split_seed,
+                             else None,
+                             "split_seed": split_seed if eval_pairs is None else None,
                              "train_hash": pairs_hash(train),
                              "held_out_hash": pairs_hash(held_out),
                              # the held-out pairs given apart, to evaluate the run again
@@ -255,9 +263,23 @@ def refresh_reward_model(pairs: list[Pair], out_dir: str | Path, *,
                                  "path": eval_path, "hash": pairs_hash(eval_pairs),
                                  "records": len(eval_pairs)}},
                    "previous_model": str(previous_dir) if previous_dir else None,
+                   **({"base_model_source": source} if source is not None else {}),
                    **(extra or {})})
         write_manifest(work, manifest)
     return manifest
+
+
+def accuracy_basis(in_train: int, n_held_out: int) -> str:
+    """What the headline accuracy of a reward model rests on: ``held_out`` pairs none
+    of which is a training pair, or ``held_out_overlapping_training`` when some are
+    (given apart with ``--eval-pairs``), which makes it optimistic; a ``note:`` on
+    stderr says how many."""
+    if not in_train:
+        return "held_out"
+    note(f"{in_train} of {n_held_out} held-out pairs are also training pairs, so the "
+         "held-out accuracy is optimistic; metrics.json's training_overlap.unseen gives "
+         f"the accuracy on the other {n_held_out - in_train}")
+    return "held_out_overlapping_training"
 
 
 def reliability_title(n_pairs: int, ece: float | None, which: str = "",
@@ -284,7 +306,7 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     ``accuracy_ci`` of the chosen-is-shorter pairs) beside that accuracy."""
     keep = ("n", "accuracy", "accuracy_ci", "ece", "ece_ci", "agreement_with_previous",
             "train_seconds", "train_pairs", "duplicate_pairs", "held_out_in_train",
-            "held_out_hash")
+            "held_out_hash", "accuracy_basis")
     head = {k: metrics.get(k) for k in keep}
     # the TRL backend trains only on the pairs that fit in --max-length: beside
     # train_pairs, so that a run that kept few is seen at a glance

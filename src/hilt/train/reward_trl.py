@@ -21,7 +21,9 @@ import numpy as np
 
 from hilt.errors import InputError
 from hilt.train.encoder import resolve_encoder, set_torch_threads
+from hilt.train.hf_models import load_pretrained, model_source
 from hilt.train.pairs import Pair
+from hilt.train.progress import note
 
 MODEL_SUBDIR = "model"
 
@@ -71,8 +73,9 @@ def _load(config: TRLRewardConfig, pairs: Sequence[Pair], workdir: Path) -> tupl
     else:
         path = resolve_encoder(config.model) if config.model.startswith("all-MiniLM") \
             else config.model
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    # a missing or broken --model is one line naming the option, not a traceback
+    tokenizer = load_pretrained(AutoTokenizer, path)
+    model = load_pretrained(AutoModelForSequenceClassification, path, num_labels=1)
     if tokenizer.eos_token is None:
         # TRL appends the EOS text to every reply; BERT-style tokenizers only have [SEP].
         tokenizer.eos_token = tokenizer.sep_token
@@ -126,6 +129,10 @@ def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Pa
         raise InputError(f"no training pair fits in {config.max_length} tokens (the shortest "
                          f"takes {min(lengths)}); TRL drops longer pairs instead of "
                          "truncating them: raise it", field="--max-length")
+    if len(rows) < len(pairs):
+        note(f"{len(pairs) - len(rows)} of {len(pairs)} training pairs are dropped: too "
+             f"long for --max-length {config.max_length} (TRL drops a pair longer than "
+             "that instead of cutting it); raise --max-length to keep them")
     args = training_args(config, out_dir, progress)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer)
@@ -136,7 +143,9 @@ def train_trl_reward(pairs: Sequence[Pair], config: TRLRewardConfig, out_dir: Pa
     trained.save_pretrained(target)
     tokenizer.save_pretrained(target)
     (out_dir / "trl_reward_config.json").write_text(json.dumps(asdict(config), indent=2))
-    facts = {"base_model": "tiny (random Llama)" if config.model == "tiny" else base_path,
+    tiny = config.model == "tiny"
+    facts = {"base_model": "tiny (random Llama)" if tiny else base_path,
+             "base_model_source": None if tiny else model_source(base_path),
              "train_loss": float(result.training_loss),
              "steps": int(trainer.state.global_step),
              "pairs_used": used, "pairs_dropped": len(pairs) - used}

@@ -24,10 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hilt.canonical import content_hash, sha256_hex
 from hilt.errors import InputError
 from hilt.train.encoder import set_torch_threads
-from hilt.train.progress import library_progress
+from hilt.train.hf_models import load_pretrained, model_source
+from hilt.train.progress import library_progress, note
 
 TINY = "tiny"
 # where the tiny model and its tokenizer are written, inside the output folder
@@ -146,8 +149,9 @@ def load_model_and_tokenizer(config: SFTRunConfig, records: list[dict[str, Any]]
         path = write_tiny_model(workdir / TINY_BASE_DIR, texts, seed=config.seed)
     else:
         path = config.model
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    # a missing or broken --model is one line naming the option, not a traceback
+    tokenizer = load_pretrained(AutoTokenizer, path)
+    model = load_pretrained(AutoModelForCausalLM, path)
     return model, tokenizer, path
 
 
@@ -219,7 +223,9 @@ def build_sft_trainer(records: list[dict[str, Any]], config: SFTRunConfig,
              "tokenizer": tokenizer_record(tokenizer, base_path,
                                            TINY_BASE_DIR if tiny else None),
              "lora": {"r": config.lora_r, "alpha": config.lora_alpha,
-                      "target_modules": "all-linear"} if config.lora else None}
+                      "target_modules": "all-linear"} if config.lora else None,
+             "base_model_source": ({"name": TINY, "folder": TINY_BASE_DIR, "revision": None}
+                                   if tiny else model_source(config.model))}
     return trainer, facts
 
 
@@ -235,8 +241,11 @@ def train_sft(records: list[dict[str, Any]], config: SFTRunConfig,
               progress: bool = True) -> dict[str, Any]:
     """Train, save model + tokenizer to ``out_dir``; return manifest facts and metrics.
 
-    With ``eval_records`` the metrics add ``validation_loss``: mean token cross-entropy
-    on their assistant/completion tokens after training (``Trainer.evaluate``).
+    With ``eval_records`` the metrics add ``validation_loss``: the token-weighted mean
+    cross-entropy on their assistant/completion tokens after training, with its
+    interval over examples in ``validation_loss_ci`` (:func:`validation_loss`).
+    Demonstrations TRL drops (too long for ``max_length``) are counted in the metrics
+    and said in a ``note:`` on stderr.
     ``progress=False`` turns off every progress bar, the libraries' own included."""
     with library_progress(progress):
         return _train_sft(records, config, out_dir, eval_records, progress)
@@ -251,8 +260,17 @@ def _train_sft(records: list[dict[str, Any]], config: SFTRunConfig, out_dir: Pat
         raise InputError(f"all {len(records)} demonstrations were dropped: none keeps an "
                          f"assistant token within {config.max_length} tokens",
                          field="--max-length")
+    if used < len(records):
+        note(f"{len(records) - used} of {len(records)} demonstrations are dropped from "
+             f"training: too long for --max-length {config.max_length} (no assistant token "
+             "left once cut); raise --max-length to keep them")
+    evaluated = len(trainer.eval_dataset) if eval_records and trainer.eval_dataset else 0
+    if eval_records and evaluated < len(eval_records):
+        note(f"{len(eval_records) - evaluated} of {len(eval_records)} validation "
+             f"demonstrations are left out of the validation loss: too long for "
+             f"--max-length {config.max_length}")
     result = trainer.train()
-    validation = trainer.evaluate() if eval_records else None
+    validation = validation_loss(trainer) if evaluated else None
     model = trainer.model
     if config.lora and hasattr(model, "merge_and_unload"):
         model.save_pretrained(out_dir / "adapter")
@@ -264,9 +282,78 @@ def _train_sft(records: list[dict[str, Any]], config: SFTRunConfig, out_dir: Pat
                         "final_logged_loss": losses[-1] if losses else None,
                         "steps": int(trainer.state.global_step), "n": len(records),
                         "n_used": used, "n_dropped": len(records) - used}
-    if validation is not None:
-        facts["metrics"]["validation_loss"] = float(validation["eval_loss"])
-        facts["metrics"]["validation_n"] = len(eval_records or [])
+    if eval_records:
+        facts["metrics"].update({
+            "validation_loss": validation["value"] if validation else None,
+            "validation_loss_ci": validation,
+            "validation_n": len(eval_records), "validation_n_used": evaluated})
     facts["data_hash"] = content_hash(records)
-    facts["config"] = asdict(config)
+    facts["config"] = recorded_config(config)
     return facts
+
+
+def recorded_config(config: SFTRunConfig) -> dict[str, Any]:
+    """The config as the manifest records it: the LoRA settings only when LoRA trained."""
+    recorded = asdict(config)
+    if not config.lora:
+        for key in ("lora_r", "lora_alpha"):
+            recorded.pop(key)
+    return recorded
+
+
+def example_losses(trainer: Any, dataset: Any) -> np.ndarray:
+    """Per example of ``dataset`` (tokenized by the trainer): the summed cross-entropy of
+    its label tokens and their number, as rows ``[loss_sum, tokens]``. Each example is
+    collated alone, with the trainer's collator, so the loss mask is the training one."""
+    import torch
+
+    model = trainer.model
+    device = next(model.parameters()).device
+    rows = []
+    model.eval()
+    with torch.no_grad():
+        for example in dataset:
+            batch = trainer.data_collator([example])
+            batch = {k: v.to(device) for k, v in batch.items() if hasattr(v, "to")}
+            tokens = int((batch["labels"][:, 1:] != -100).sum())
+            if tokens == 0:
+                continue
+            loss = float(model(**batch).loss)  # the mean over its label tokens
+            rows.append([loss * tokens, tokens])
+    return np.asarray(rows, dtype=float).reshape(-1, 2)
+
+
+def validation_loss(trainer: Any) -> dict[str, Any]:
+    """The token-weighted mean cross-entropy of the trainer's evaluation set (its label
+    tokens: the assistant's), with a percentile-bootstrap 95 % interval over examples
+    (:func:`hilt.train.stats.percentile_bootstrap`; null with a ``note`` below 5
+    examples): an example's tokens are drawn together, as they are not independent."""
+    from hilt.train.stats import percentile_bootstrap
+
+    rows = example_losses(trainer, trainer.eval_dataset)
+    tokens = float(rows[:, 1].sum())
+    boot = percentile_bootstrap(rows, lambda r: r[:, 0].sum() / r[:, 1].sum(),
+                                unit="example")
+    return {"value": float(rows[:, 0].sum() / tokens) if tokens else None,
+            "method": "percentile bootstrap over examples", "low": boot["low"],
+            "high": boot["high"], "note": boot["note"], "n": int(len(rows)),
+            "tokens": int(tokens)}
+
+
+def split_records(records: list[dict[str, Any]], fraction: float, seed: int
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Seeded split into (train, held-out), file order kept on each side; identical
+    demonstrations are drawn as one, so a held-out one never has a copy in training.
+    Held out: round(fraction × distinct demonstrations)."""
+    import random
+
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(content_hash(record), []).append(i)
+    members = list(groups.values())
+    order = list(range(len(members)))
+    random.Random(seed).shuffle(order)
+    n_held = int(round(len(members) * fraction))
+    held = sorted(i for g in order[:n_held] for i in members[g])
+    train = sorted(i for g in order[n_held:] for i in members[g])
+    return [records[i] for i in train], [records[i] for i in held]
