@@ -47,6 +47,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.fixture(autouse=True)
+def _api_replies_match_their_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every JSON reply a test receives from hilt's app matches the model its route
+    declares in the OpenAPI schema (tests/api/conformance.py)."""
+    from tests.api.conformance import check_every_reply
+
+    check_every_reply(monkeypatch)
+
+
 def _postgres_available() -> bool:
     try:
         eng = sa.create_engine(PG_URL)

@@ -1,4 +1,6 @@
-"""An app over a fresh database with one token per role."""
+"""An app over a fresh database with one token per role. Every JSON reply a test receives
+is checked against the model its route declares (:mod:`.conformance`, applied to every
+test by ``tests/conftest.py``)."""
 
 from __future__ import annotations
 

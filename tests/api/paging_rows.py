@@ -93,7 +93,7 @@ def seed_alerts(engine: Engine) -> Listed:
                           "status": ("open", "acknowledged")[(w + k) % 2]}
                 alert_id = _hex_id("drf")
                 s.add(DriftAlertRow(
-                    id=alert_id, group_key=f"g{k}", group={"k": k}, window_start=when,
+                    id=alert_id, group_key=f"g{k}", group={"k": f"g{k}"}, window_start=when,
                     window_end=when + timedelta(days=1),
                     reference_start=when - timedelta(days=7), test="chi2", p_value=0.001,
                     alpha=0.05, effect_name="psi", effect=0.3, min_effect=0.1, n_current=50,

@@ -40,6 +40,8 @@ from hilt.api.deps import (
 )
 from hilt.api.errors import ERROR_RESPONSES
 from hilt.api.routers.events import MAX_BODY_BYTES as MAX_EVENTS_BODY_BYTES
+from hilt.api.schemas import declared
+from hilt.api.schemas.ops import Health
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.store.db import make_engine, session_factory
 from hilt.web.security import (
@@ -202,6 +204,34 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, definition in BODY_DEFINITIONS.items():
         components.setdefault(name, definition)
+    for route in api_routes(app):
+        _declared_bodies_only(route, schema["paths"].get(route.path, {}))
+    return schema
+
+
+def _declared_bodies_only(route: APIRoute, operations: dict[str, Any]) -> None:
+    """Each response body ``route`` declares a model for, as that model alone.
+
+    FastAPI merges a declared model into the schema it derives from the handler's
+    return annotation (``dict[str, Any]``: an untyped object), which leaves
+    ``additionalProperties: true`` and a title beside the model's ``$ref``."""
+    for status, spec in route.responses.items():
+        if "model" not in spec:
+            continue
+        for method in route.methods or ():
+            content = (operations.get(method.lower(), {}).get("responses", {})
+                       .get(str(status), {}).get("content", {}))
+            for media in content.values():
+                if "schema" in media:
+                    media["schema"] = _model_part(media["schema"])
+
+
+def _model_part(schema: dict[str, Any]) -> dict[str, Any]:
+    """The part of a merged schema that a model (``$ref``) or a list of one gave."""
+    if "$ref" in schema:
+        return {"$ref": schema["$ref"]}
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return {"type": "array", "items": _model_part(schema["items"])}
     return schema
 
 
@@ -288,8 +318,8 @@ def create_app(engine: Engine | None = None, *, url: str | None = None) -> FastA
 
     probe = DatabaseProbe(engine)
 
-    @app.get("/healthz", tags=["ops"], responses={503: {"description": "database "
-                                                        "unreachable"}})
+    @app.get("/healthz", tags=["ops"], responses=declared(
+            Health, 200, {503: {"model": Health, "description": "database unreachable"}}))
     def healthz() -> JSONResponse:
         """200 when this process can reach its database (``SELECT 1``), else 503: a load
         balancer then stops sending requests that could only fail."""

@@ -3,8 +3,8 @@
 Two shapes share status 422: FastAPI's request validation (``detail`` is a list of
 problems with ``loc``, ``msg``, ``type``) and hilt's own checks, which run after it
 (``detail`` is one message and ``error`` names the file, line and field; a body that
-cannot be read as JSON is one of these). Every other error (401, 403, 404, 409, 413,
-415) is ``{"detail": "<message>"}``.
+cannot be read as JSON is one of these). Every other error (400, 401, 403, 404, 405,
+409, 413, 415) is ``{"detail": "<message>"}``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field, RootModel
+
+from hilt.api.schemas import sometimes
 
 
 class ErrorLocation(BaseModel):
@@ -34,9 +36,14 @@ class InputErrorBody(Error):
 
 
 class ValidationProblem(BaseModel):
-    loc: list[str | int]
+    loc: list[str | int] = Field(description="where: body, query, path or header, then "
+                                             "the field")
     msg: str
     type: str
+    input: Any = Field(description="the value refused (a non-finite number as the string "
+                                   "NaN, Infinity or -Infinity)")
+    ctx: dict[str, Any] = sometimes("the limit broken, for some problems (e.g. "
+                                    "{\"ge\": 1})")
 
 
 class RequestValidationBody(BaseModel):
@@ -61,6 +68,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _response(Error, "no such object"),
     409: _response(Error, "conflicts with the current state (already done, taken, "
                           "cancelled)"),
+    413: _response(Error, "a request body over the route's limit (refused unread)"),
     415: _response(Error, "a request body that is not plain JSON (compressed, or sent "
                           "without Content-Type: application/json)"),
     422: _response(UnprocessableBody, "invalid request: a list of problems (request "

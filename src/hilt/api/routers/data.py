@@ -22,6 +22,17 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow, get_engine
+from hilt.api.schemas import declared
+from hilt.api.schemas.data import (
+    BuildOut,
+    DatasetFacts,
+    Forgotten,
+    Revoked,
+    VersionDetail,
+    VersionDiff,
+    VersionLineage,
+    VersionSummary,
+)
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -57,7 +68,7 @@ class ForgetIn(RequestBody):
     reason: str = "right to be forgotten"
 
 
-@router.post("")
+@router.post("", responses=declared(BuildOut))
 def build(body: BuildIn, session: Session = DB,
           who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     from hilt.data.build import build_version
@@ -73,7 +84,7 @@ def build(body: BuildIn, session: Session = DB,
             "revoked": result.revoked, "revoked_reason": result.revoked_reason}
 
 
-@router.get("")
+@router.get("", responses=declared(list[VersionSummary]))
 def list_versions(name: str | None = None, session: Session = DB,
                   _: Principal = Depends(allow("lead", "service", "adjudicator"))
                   ) -> list[dict[str, Any]]:
@@ -82,7 +93,7 @@ def list_versions(name: str | None = None, session: Session = DB,
     return [versions.summary(r) for r in versions.list_versions(session, name)]
 
 
-@router.get("/{version_id}")
+@router.get("/{version_id}", responses=declared(VersionDetail))
 def show(version_id: str, session: Session = DB,
          who: Principal = Depends(allow("lead", "service", "adjudicator"))
          ) -> dict[str, Any]:
@@ -93,7 +104,7 @@ def show(version_id: str, session: Session = DB,
     return {**versions.summary(row), "manifest": row.manifest}
 
 
-@router.get("/{version_id}/lineage")
+@router.get("/{version_id}/lineage", responses=declared(VersionLineage))
 def lineage(version_id: str, session: Session = DB,
             who: Principal = Depends(allow("lead", "service", "adjudicator"))
             ) -> dict[str, list[str]]:
@@ -105,7 +116,7 @@ def lineage(version_id: str, session: Session = DB,
     return version_lineage(session, row.id)
 
 
-@router.get("/{version_id}/facts")
+@router.get("/{version_id}/facts", responses=declared(DatasetFacts))
 def facts(version_id: str, suite: list[str] | None = Query(default=None),
           session: Session = DB,
           _: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
@@ -114,7 +125,7 @@ def facts(version_id: str, suite: list[str] | None = Query(default=None),
     return dataset_facts(session, version_id, suite).as_dict()
 
 
-@router.get("/{a}/diff/{b}")
+@router.get("/{a}/diff/{b}", responses=declared(VersionDiff))
 def diff(a: str, b: str, session: Session = DB,
          who: Principal = Depends(allow("lead", "service", "adjudicator"))) -> dict[str, Any]:
     from hilt.data.versions import diff as diff_versions
@@ -125,7 +136,7 @@ def diff(a: str, b: str, session: Session = DB,
     return diff_versions(session, a, b)
 
 
-@router.post("/{version_id}/revoke")
+@router.post("/{version_id}/revoke", responses=declared(Revoked))
 def revoke(version_id: str, body: RevokeIn, request: Request,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Revoke a version and flag its exports. The ``REVOKED.json`` markers are written
@@ -144,7 +155,7 @@ def revoke(version_id: str, body: RevokeIn, request: Request,
     return {**out, **written.as_dict()}
 
 
-@router.post("/forget-subject")
+@router.post("/forget-subject", responses=declared(Forgotten))
 def forget(body: ForgetIn, background: BackgroundTasks, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Erase a subject's content and revoke the versions holding it. The records files

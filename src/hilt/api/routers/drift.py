@@ -14,6 +14,16 @@ from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.api.paging import PAGED, after_query, one_page
+from hilt.api.schemas import declared
+from hilt.api.schemas.drift import (
+    BridgeCreated,
+    BridgeStatus,
+    Compatibility,
+    DecisionRecorded,
+    DriftRun,
+    ModelLineage,
+    StoredAlert,
+)
 from hilt.errors import InputError
 from hilt.quality.drift.bridge import MAX_BRIDGE_OVERLAP, MAX_PER_STRATUM
 from hilt.quality.drift.windows import MONITORS
@@ -81,7 +91,7 @@ def _config(data: dict[str, Any]) -> Any:
         raise InputError(str(exc), field="config") from None
 
 
-@router.get("/alerts", responses=PAGED)
+@router.get("/alerts", responses=declared(list[StoredAlert], 200, PAGED))
 def alerts(request: Request, response: Response,
            monitor: str | None = Query(None, description=f"one of {', '.join(MONITORS)}"),
            status: str | None = Query(None, description="open or acknowledged"),
@@ -112,7 +122,7 @@ def alerts(request: Request, response: Response,
                                                 response)]
 
 
-@router.post("/run")
+@router.post("/run", responses=declared(DriftRun))
 def run(body: RunIn, session: Session = DB,
         who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:
     """As ``hilt drift run``: the new alerts (all found with ``dry_run``) and the groups
@@ -127,7 +137,7 @@ def run(body: RunIn, session: Session = DB,
             "untested": result.untested, "left_out": result.left_out}
 
 
-@router.post("/alerts/{alert_id}/ack")
+@router.post("/alerts/{alert_id}/ack", responses=declared(StoredAlert))
 def ack(alert_id: str, body: AckIn | None = None, session: Session = DB,
         who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Acknowledge an alert; the body (``{"note"}``) may be left out."""
@@ -136,7 +146,7 @@ def ack(alert_id: str, body: AckIn | None = None, session: Session = DB,
     return acknowledge(session, alert_id, actor=who.actor, note=(body or AckIn()).note)
 
 
-@router.post("/bridges")
+@router.post("/bridges", responses=declared(BridgeCreated))
 def create_bridge(body: BridgeIn, session: Session = DB,
                   who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.drift.bridge import create_bridge as create
@@ -149,7 +159,7 @@ def create_bridge(body: BridgeIn, session: Session = DB,
                   settings=BridgeSettings(change_threshold=body.change_threshold))
 
 
-@router.get("/bridges/{bridge_id}")
+@router.get("/bridges/{bridge_id}", responses=declared(BridgeStatus))
 def bridge(bridge_id: str, session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator", "service"))) -> dict[str, Any]:
     from hilt.quality.drift.bridge import bridge_status
@@ -157,7 +167,8 @@ def bridge(bridge_id: str, session: Session = DB,
     return bridge_status(session, bridge_id)
 
 
-@router.get("/compatibility/{rubric_id}/{old_version}/{new_version}")
+@router.get("/compatibility/{rubric_id}/{old_version}/{new_version}",
+            responses=declared(Compatibility))
 def compatibility(rubric_id: str, old_version: int = _version("the earlier version"),
                   new_version: int = _version("the later version"), session: Session = DB,
                   _: Principal = Depends(allow("lead", "adjudicator", "service"))
@@ -167,7 +178,7 @@ def compatibility(rubric_id: str, old_version: int = _version("the earlier versi
     return bridge_compatibility(session, rubric_id, old_version, new_version).as_dict()
 
 
-@router.post("/decisions")
+@router.post("/decisions", responses=declared(DecisionRecorded))
 def decide(body: DecisionIn, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.drift.bridge import record_decision
@@ -178,7 +189,7 @@ def decide(body: DecisionIn, session: Session = DB,
                            bridge_id=body.bridge_id)
 
 
-@router.get("/lineage/{model_version}")
+@router.get("/lineage/{model_version}", responses=declared(ModelLineage))
 def lineage(model_version: str,
             limit: int = Query(20, ge=0, le=1000, description="reviews, adjudications "
                                "and missing ids listed per dataset (0: counts only)"),

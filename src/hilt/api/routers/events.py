@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.bodies import BODY, content_type_problem
 from hilt.api.deps import DB, allow
+from hilt.api.schemas import declared
+from hilt.api.schemas.events import EventPage, StoredEvent
 from hilt.bulk import gc_paused
 from hilt.errors import InputError
 from hilt.events.ingest import IngestResult, store_events
@@ -113,7 +115,7 @@ def _as_event(row: EventRow) -> dict[str, Any]:
             "erased": row.erased_at is not None}
 
 
-@router.get("/{event_id}")
+@router.get("/{event_id}", responses=declared(StoredEvent))
 def get_event(event_id: str, session: Session = DB,
               who: Principal = Depends(allow("lead", "adjudicator", "service"))
               ) -> dict[str, Any]:
@@ -135,7 +137,7 @@ def _reviewable(row: EventRow) -> bool:
     return row.erased_at is None and ",review," in (row.consent_scopes or "")
 
 
-@router.get("")
+@router.get("", responses=declared(EventPage))
 def list_events(limit: int = Query(50, ge=1, le=1000), after: str | None = None,
                 source: str | None = None, session: Session = DB,
                 who: Principal = Depends(allow("lead", "service"))) -> dict[str, Any]:

@@ -19,6 +19,16 @@ from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.api.paging import PAGED, after_query, one_page
+from hilt.api.schemas import declared
+from hilt.api.schemas.ops import (
+    Delivery,
+    EventTypes,
+    Job,
+    JobQueued,
+    Subscribed,
+    Subscription,
+    Unsubscribed,
+)
 from hilt.errors import InputError
 from hilt.ops.jobs import STATUSES as JOB_STATUSES
 from hilt.ops.webhooks import DELIVERY_STATUSES, SECRET_LENGTH
@@ -51,7 +61,7 @@ class JobIn(RequestBody):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-@router.post("/v1/jobs", status_code=202)
+@router.post("/v1/jobs", status_code=202, responses=declared(JobQueued, 202))
 def start_job(body: JobIn, session: Session = DB,
               who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     """Queue a job; poll ``GET /v1/jobs/{id}`` for its progress.
@@ -77,7 +87,7 @@ def start_job(body: JobIn, session: Session = DB,
     return {"job_id": job_id, "status": "queued"}
 
 
-@router.get("/v1/jobs", responses=PAGED)
+@router.get("/v1/jobs", responses=declared(list[Job], 200, PAGED))
 def list_jobs(request: Request, response: Response,
               status: str | None = Query(None, description="one of "
                                          + ", ".join(JOB_STATUSES)),
@@ -116,7 +126,7 @@ def _check_job_kind(session: Session, kind: str) -> None:
                      field="kind")
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", responses=declared(Job))
 def show_job(job_id: str, session: Session = DB,
              _: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     from hilt.ops import jobs
@@ -124,7 +134,7 @@ def show_job(job_id: str, session: Session = DB,
     return jobs.job_view(jobs.get_job(session, job_id))
 
 
-@router.post("/v1/jobs/{job_id}/cancel")
+@router.post("/v1/jobs/{job_id}/cancel", responses=declared(Job))
 def cancel_job(job_id: str, session: Session = DB,
                who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     """Cancel a queued job now, or ask a running long job (training, evaluation) to stop
@@ -146,7 +156,7 @@ class SubscriptionIn(RequestBody):
     description: str = ""
 
 
-@router.post("/v1/webhooks", status_code=201)
+@router.post("/v1/webhooks", status_code=201, responses=declared(Subscribed, 201))
 def subscribe(body: SubscriptionIn, session: Session = DB,
               who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Subscribe a URL; the signing secret is returned once, here."""
@@ -157,7 +167,7 @@ def subscribe(body: SubscriptionIn, session: Session = DB,
     return {"id": sub_id, "secret": secret}
 
 
-@router.get("/v1/webhooks")
+@router.get("/v1/webhooks", responses=declared(list[Subscription]))
 def subscriptions(session: Session = DB,
                   _: Principal = Depends(allow("lead"))) -> list[dict[str, Any]]:
     from hilt.ops.webhooks import list_subscriptions
@@ -165,14 +175,14 @@ def subscriptions(session: Session = DB,
     return list_subscriptions(session)
 
 
-@router.get("/v1/webhooks/event-types")
+@router.get("/v1/webhooks/event-types", responses=declared(EventTypes))
 def event_types(_: Principal = Depends(allow("lead", "service"))) -> dict[str, list[str]]:
     from hilt.ops.webhooks import EVENT_TYPES
 
     return {k: list(v) for k, v in EVENT_TYPES.items()}
 
 
-@router.delete("/v1/webhooks/{sub_id}")
+@router.delete("/v1/webhooks/{sub_id}", responses=declared(Unsubscribed))
 def unsubscribe(sub_id: str, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     from hilt.ops.webhooks import unsubscribe as remove
@@ -181,7 +191,7 @@ def unsubscribe(sub_id: str, session: Session = DB,
     return {"id": sub_id, "status": "inactive"}
 
 
-@router.get("/v1/webhooks/deliveries", responses=PAGED)
+@router.get("/v1/webhooks/deliveries", responses=declared(list[Delivery], 200, PAGED))
 def deliveries(request: Request, response: Response, subscription_id: str | None = None,
                status: str | None = Query(None, description="one of "
                                           + ", ".join(DELIVERY_STATUSES)),
@@ -201,7 +211,7 @@ def deliveries(request: Request, response: Response, subscription_id: str | None
                                                response)]
 
 
-@router.post("/v1/webhooks/deliveries/{delivery_id}/replay")
+@router.post("/v1/webhooks/deliveries/{delivery_id}/replay", responses=declared(Delivery))
 def replay(delivery_id: str, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.ops.webhooks import delivery_view

@@ -17,6 +17,13 @@ from sqlalchemy.orm import Session
 from hilt.access import Principal
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
+from hilt.api.schemas import declared
+from hilt.api.schemas.quality import (
+    AggregationModel,
+    QualityRefresh,
+    ReviewerQuality,
+    StatusSet,
+)
 
 router = APIRouter(prefix="/v1/quality", tags=["quality"])
 
@@ -34,7 +41,7 @@ class StatusIn(RequestBody):
     reason: str = Field(min_length=1)
 
 
-@router.get("/reviewers")
+@router.get("/reviewers", responses=declared(list[ReviewerQuality]))
 def reviewers(session: Session = DB,
               _: Principal = Depends(allow("lead", "adjudicator"))) -> list[dict[str, Any]]:
     from hilt.quality.store import reviewer_quality_report
@@ -42,7 +49,7 @@ def reviewers(session: Session = DB,
     return reviewer_quality_report(session)
 
 
-@router.get("/models")
+@router.get("/models", responses=declared(list[AggregationModel]))
 def models(rubric_id: str | None = None, session: Session = DB,
            _: Principal = Depends(allow("lead", "adjudicator"))) -> list[dict[str, Any]]:
     from hilt.quality.store import latest_models
@@ -50,7 +57,7 @@ def models(rubric_id: str | None = None, session: Session = DB,
     return latest_models(session, rubric_id)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=declared(QualityRefresh))
 def refresh(body: RefreshIn, session: Session = DB,
             who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     from hilt.quality.store import (
@@ -69,7 +76,7 @@ def refresh(body: RefreshIn, session: Session = DB,
     return refresh_all(session, config=aggregation, calibration=calibration, actor=who.actor)
 
 
-@router.post("/reviewers/{reviewer_id}/status")
+@router.post("/reviewers/{reviewer_id}/status", responses=declared(StatusSet))
 def set_status(reviewer_id: str, body: StatusIn, session: Session = DB,
                who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     from hilt.quality.store import set_reviewer_status

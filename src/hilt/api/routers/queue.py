@@ -20,6 +20,15 @@ from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.api.paging import PAGED, after_query, one_page
 from hilt.api.routers.review import PEOPLE, reviewer_of
+from hilt.api.schemas import declared
+from hilt.api.schemas.queue import (
+    Heartbeat,
+    NextTask,
+    OwnReview,
+    Released,
+    ReviewerTask,
+    Submitted,
+)
 from hilt.review import queue, views, work
 from hilt.review.reviews import Submission
 
@@ -34,7 +43,7 @@ class SubmissionIn(RequestBody):
     time_spent_s: float | None = Field(default=None, ge=0)
 
 
-@router.post("/queue/next", response_model=dict[str, Any])
+@router.post("/queue/next", responses=declared(NextTask))
 async def next_task(request: Request,
                     who: Principal = Depends(allow(*PEOPLE))) -> JSONResponse:
     """Lease the next task; ``{"task": null}`` when the queue is empty for you."""
@@ -49,27 +58,27 @@ async def next_task(request: Request,
     return JSONResponse({"task": found.view, "resumed": found.claim.resumed})
 
 
-@router.get("/queue/tasks/{task_id}")
+@router.get("/queue/tasks/{task_id}", responses=declared(ReviewerTask))
 def my_task(task_id: str, session: Session = DB,
             who: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     return views.reviewer_task_view(session, task_id, reviewer_of(who))
 
 
-@router.post("/queue/tasks/{task_id}/heartbeat")
+@router.post("/queue/tasks/{task_id}/heartbeat", responses=declared(Heartbeat))
 def heartbeat(task_id: str, session: Session = DB,
               who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
     expiry = queue.heartbeat(session, task_id, reviewer_of(who))
     return {"lease_expires_at": expiry.isoformat()}
 
 
-@router.post("/queue/tasks/{task_id}/release")
+@router.post("/queue/tasks/{task_id}/release", responses=declared(Released))
 def release(task_id: str, session: Session = DB,
             who: Principal = Depends(allow(*PEOPLE))) -> dict[str, str]:
     queue.release(session, task_id, reviewer_of(who))
     return {"status": "released"}
 
 
-@router.post("/queue/tasks/{task_id}/submit")
+@router.post("/queue/tasks/{task_id}/submit", responses=declared(Submitted))
 async def submit(task_id: str, body: SubmissionIn, request: Request,
                  and_next: bool = Query(False, alias="next",
                                         description="also lease your next task (as POST "
@@ -92,7 +101,7 @@ async def submit(task_id: str, body: SubmissionIn, request: Request,
     return JSONResponse(out)
 
 
-@router.get("/reviews/mine", responses=PAGED)
+@router.get("/reviews/mine", responses=declared(list[OwnReview], 200, PAGED))
 def my_reviews(request: Request, response: Response, limit: int = Query(50, ge=1, le=500),
                after: str | None = after_query(), session: Session = DB,
                who: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:

@@ -20,6 +20,26 @@ from hilt.access import Principal, set_reviewer_active
 from hilt.api.bodies import RequestBody
 from hilt.api.deps import DB, allow
 from hilt.api.paging import PAGED, after_query, one_page
+from hilt.api.schemas import declared
+from hilt.api.schemas.review import (
+    AdjudicationDecided,
+    Backtest,
+    CaseFile,
+    GuidelineProposal,
+    LabelPage,
+    PendingAdjudication,
+    PublishedRubric,
+    PublishedRuleSet,
+    QueueStats,
+    ReviewerActivation,
+    RubricDiff,
+    RubricSummary,
+    RubricVersion,
+    RuleSetActivation,
+    TaskCreated,
+    TaskRecord,
+    TriageRun,
+)
 from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, blind, escalation, gold, rubrics, tasks, views
 from hilt.review.labels import iter_final_labels
@@ -46,7 +66,7 @@ def reviewer_of(who: Principal) -> str:
 
 # --- rubrics ---------------------------------------------------------------------------
 
-@router.post("/rubrics")
+@router.post("/rubrics", responses=declared(PublishedRubric))
 def publish_rubric(spec: dict[str, Any], session: Session = DB,
                    who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Publish a rubric (the YAML document as JSON) as its next immutable version.
@@ -58,19 +78,19 @@ def publish_rubric(spec: dict[str, Any], session: Session = DB,
             **gold.publish_notice(session, row.rubric_id, row.version)}
 
 
-@router.get("/rubrics")
+@router.get("/rubrics", responses=declared(list[RubricSummary]))
 def list_rubrics(session: Session = DB,
                  _: Principal = Depends(allow(*PEOPLE))) -> list[dict[str, Any]]:
     return rubrics.list_rubrics(session)
 
 
-@router.get("/rubrics/diff")
+@router.get("/rubrics/diff", responses=declared(RubricDiff))
 def diff_rubrics(a: str, b: str, session: Session = DB,
                  _: Principal = Depends(allow("lead", "adjudicator"))) -> dict[str, Any]:
     return rubrics.diff_refs(session, a, b)
 
 
-@router.get("/rubrics/{rubric_id}/proposals")
+@router.get("/rubrics/{rubric_id}/proposals", responses=declared(list[GuidelineProposal]))
 def rubric_proposals(rubric_id: str, response: Response, session: Session = DB,
                      who: Principal = Depends(allow("lead", "adjudicator"))
                      ) -> list[dict[str, Any]]:
@@ -85,7 +105,7 @@ def rubric_proposals(rubric_id: str, response: Response, session: Session = DB,
     return shown
 
 
-@router.get("/rubrics/{rubric_id}/{version}")
+@router.get("/rubrics/{rubric_id}/{version}", responses=declared(RubricVersion))
 def get_rubric(rubric_id: str, version: int = VERSION, session: Session = DB,
                _: Principal = Depends(allow(*PEOPLE))) -> dict[str, Any]:
     row = rubrics.get_version(session, rubric_id, version)
@@ -101,7 +121,7 @@ class RuleSetIn(RequestBody):
     activate: bool = True
 
 
-@router.post("/escalation/rule-sets")
+@router.post("/escalation/rule-sets", responses=declared(PublishedRuleSet))
 def publish_rules(body: RuleSetIn, session: Session = DB,
                   who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     row = escalation.publish_rule_set(session, parse_rule_set(body.spec, file="request"),
@@ -109,7 +129,8 @@ def publish_rules(body: RuleSetIn, session: Session = DB,
     return {"id": row.rule_set_id, "version": row.version, "active": body.activate}
 
 
-@router.post("/escalation/rule-sets/{rule_set_id}/{version}/activate")
+@router.post("/escalation/rule-sets/{rule_set_id}/{version}/activate",
+             responses=declared(RuleSetActivation))
 def activate_rules(rule_set_id: str, version: int = VERSION,
                    session: Session = DB,
                    who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
@@ -118,7 +139,7 @@ def activate_rules(rule_set_id: str, version: int = VERSION,
             "previously_active": before}
 
 
-@router.post("/escalation/backtest")
+@router.post("/escalation/backtest", responses=declared(Backtest))
 def backtest_rules(body: RuleSetIn,
                    version: int | None = Query(None, ge=0, le=2**31 - 1,
                                                description="the version whose audit sample "
@@ -156,7 +177,7 @@ class GoldIn(RequestBody):
     pool: str = Field(default="default", min_length=1, max_length=NAME_MAX)
 
 
-@router.post("/tasks")
+@router.post("/tasks", responses=declared(TaskCreated))
 def create_task(body: TaskIn, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     """Send a stored event to review by hand. 409, naming the task, while the event
@@ -168,7 +189,7 @@ def create_task(body: TaskIn, session: Session = DB,
         sla_hours=body.sla_hours, skills=body.skills)}
 
 
-@router.post("/tasks/gold")
+@router.post("/tasks/gold", responses=declared(TaskCreated))
 def create_gold(body: GoldIn, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, str]:
     """Add a gold (calibration) item with known answers. 409, naming it, while the event
@@ -178,19 +199,19 @@ def create_gold(body: GoldIn, session: Session = DB,
                                               actor=who.actor, pool=body.pool)}
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", responses=declared(TaskRecord))
 def task_detail(task_id: str, session: Session = DB,
                 who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     return views.task_detail(session, task_id, viewer=who.reviewer_id)
 
 
-@router.get("/queue/stats")
+@router.get("/queue/stats", responses=declared(QueueStats))
 def queue_stats(session: Session = DB,
                 _: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     return views.queue_stats(session)
 
 
-@router.post("/queue/triage")
+@router.post("/queue/triage", responses=declared(TriageRun))
 def triage(session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, int]:
     """Expire leases, cluster near-duplicates, re-escalate SLA breaches, re-prioritise."""
@@ -204,7 +225,7 @@ class ActivationIn(RequestBody):
     reason: str = Field(default="", max_length=1000, description="why, for the audit log")
 
 
-@router.post("/reviewers/{reviewer_id}/deactivate")
+@router.post("/reviewers/{reviewer_id}/deactivate", responses=declared(ReviewerActivation))
 def deactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
                         session: Session = DB,
                         who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
@@ -214,7 +235,7 @@ def deactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
                                reason=(body or ActivationIn()).reason)
 
 
-@router.post("/reviewers/{reviewer_id}/reactivate")
+@router.post("/reviewers/{reviewer_id}/reactivate", responses=declared(ReviewerActivation))
 def reactivate_reviewer(reviewer_id: str, body: ActivationIn | None = None,
                         session: Session = DB,
                         who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
@@ -232,7 +253,7 @@ class DecisionIn(RequestBody):
                                    "subjective")
 
 
-@router.get("/adjudications", responses=PAGED)
+@router.get("/adjudications", responses=declared(list[PendingAdjudication], 200, PAGED))
 def pending_adjudications(request: Request, response: Response,
                           limit: int = Query(50, ge=1, le=500),
                           after: str | None = after_query(), session: Session = DB,
@@ -250,7 +271,7 @@ def pending_adjudications(request: Request, response: Response,
                                                request, response))
 
 
-@router.get("/adjudications/{task_id}")
+@router.get("/adjudications/{task_id}", responses=declared(CaseFile))
 def case_file(task_id: str, session: Session = DB,
               who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, Any]:
     """Every review and rationale of the task, for the adjudicator (403 while the caller
@@ -258,7 +279,7 @@ def case_file(task_id: str, session: Session = DB,
     return adjudication.case_file(session, task_id, viewer=who.reviewer_id)
 
 
-@router.post("/adjudications/{task_id}")
+@router.post("/adjudications/{task_id}", responses=declared(AdjudicationDecided))
 def decide(task_id: str, body: DecisionIn, session: Session = DB,
            who: Principal = Depends(allow("adjudicator", "lead"))) -> dict[str, str]:
     adjudication_id = adjudication.adjudicate(
@@ -294,7 +315,7 @@ def _aware(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
-@router.get("/labels")
+@router.get("/labels", responses=declared(LabelPage))
 def labels(request: Request, rubric_id: str | None = None,
            provenance: str | None = Query(None, description="one of "
                                           + ", ".join(PROVENANCE_KINDS)),
