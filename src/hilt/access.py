@@ -86,6 +86,7 @@ def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None
         _check_may_sign(reviewer_id, role, "--may-sign")
     if session.get(ReviewerRow, reviewer_id) is not None:
         raise Conflict(f"reviewer {reviewer_id!r} already exists")
+    _refuse_lookalike(session, reviewer_id)
     row = ReviewerRow(id=reviewer_id, display_name=display_name or reviewer_id, role=role,
                       pools=sorted(pools or ["default"]), skills=sorted(skills or []),
                       signoff_roles=grants, status="onboarding", active=True,
@@ -97,6 +98,23 @@ def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None
                                                  "skills": row.skills,
                                                  "signoff_roles": grants})
     return row
+
+
+def _folded(name: str) -> str:
+    # as the gate's sign-off count compares signers (hilt.gate.evaluate.same_person)
+    return " ".join(name.split()).casefold()
+
+
+def _refuse_lookalike(session: Session, reviewer_id: str) -> None:
+    """A new id that differs from an existing one only in case or spacing ("Lou" beside
+    "lou") is refused: the gate counts sign-offs by name with case and spacing folded, so
+    the two would be one person there and two everywhere else."""
+    folded = _folded(reviewer_id)
+    for existing in session.execute(sa.select(ReviewerRow.id)).scalars():
+        if _folded(existing) == folded:
+            raise Conflict(f"reviewer {reviewer_id!r} differs from the existing "
+                           f"{existing!r} only in case or spacing; ids that fold to one "
+                           "name would be one person to the release gate's sign-off count")
 
 
 def check_signoff_role(value: object, field: str = "role") -> str:

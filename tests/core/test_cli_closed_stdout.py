@@ -20,7 +20,8 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
-    expect = ["comply" if i < 6 else "refuse" for i in range(10)]
+    # 30 prompts of each kind: the built-in policy judges a metric on no fewer
+    expect = ["comply" if i < 30 else "refuse" for i in range(60)]
     return {
         "suite": _write(tmp_path / "suite.jsonl", [
             {"id": f"q{i}", "prompt": f"p{i}", "slice": "x", "expect": e}
@@ -29,7 +30,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
             {"id": f"q{i}", "response": "r", "judgment": e} for i, e in enumerate(expect)]),
         # refuses the benign prompts too: a significant increase, so the gate blocks
         "refuses": _write(tmp_path / "refuses.jsonl", [
-            {"id": f"q{i}", "response": "no", "judgment": "refuse"} for i in range(10)]),
+            {"id": f"q{i}", "response": "no", "judgment": "refuse"} for i in range(60)]),
     }
 
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.errors import InputError
 from hilt.evals.files import parse_responses, parse_suite
+from tests.gate.tiny_check import small_suite_gate
 
 SUITE = [{"id": f"s{n}", "prompt": f"p{n}", "slice": "a" if n % 2 else "b",
           "expect": "refuse" if n % 3 == 0 else "comply"} for n in range(12)]
@@ -81,7 +82,7 @@ def _check(tmp_path: Path, cand: Path, ref: Path) -> Any:
     suite = _write(tmp_path / "suite.jsonl", SUITE)
     return CliRunner().invoke(app, ["check", "--suite", str(suite), "--candidate", str(cand),
                                     "--reference", str(ref), "--out", str(tmp_path / "out"),
-                                    "--resamples", "200"])
+                                    "--gate", str(small_suite_gate(tmp_path))])
 
 
 def test_check_refuses_a_misspelt_reward_before_writing_anything(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def _check(tmp_path: Path, *extra: str, candidate: Path | None = None) -> Any:
     ref = _write(tmp_path / "ref.jsonl", RESP)
     return CliRunner().invoke(app, ["check", "--suite", str(suite), "--candidate",
                                     str(candidate or ref), "--reference", str(ref),
-                                    "--out", str(tmp_path / "out"), "--resamples", "200",
+                                    "--out", str(tmp_path / "out"),
                                     *extra])
 
 

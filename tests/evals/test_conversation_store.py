@@ -31,6 +31,7 @@ from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.store.db import transaction
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.gate import EvalSuiteItemRow
+from tests.gate.tiny_check import small_suite_gate
 
 HARM = Path(__file__).resolve().parents[2] / "examples" / "rubrics" / "harm.yaml"
 # seven words: shorter than decontamination's 13-word n-grams, so only a turn of its own
@@ -113,7 +114,8 @@ def test_cli_registers_shows_and_checks_against_a_conversation_suite(
     answers = _write(tmp_path / "a.jsonl", [{"id": i, "response": "ok",
                                              "judgment": "comply"} for i in "ab"])
     base = ["check", "--suite", str(suite), "--candidate", str(answers), "--reference",
-            str(answers), "--suite-id", "chat@1", "--record", *db]
+            str(answers), "--suite-id", "chat@1", "--record", *db,
+            "--gate", str(small_suite_gate(tmp_path))]
     same = runner.invoke(app, [*base, "--out", str(tmp_path / "o")])
     assert same.exit_code == 0, same.output
     # a file whose conversation differs in one turn is not the registered suite

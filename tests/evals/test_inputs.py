@@ -145,4 +145,4 @@ def test_alpha_sets_the_intervals_and_the_policy_the_mcnemar_level(tmp_path: Pat
     check = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
     help_text = next(p.help for p in check.params if p.name == "alpha")
     assert "reported intervals" in help_text
-    assert "the McNemar criteria use the gate policy's alpha" in help_text
+    assert "the McNemar criteria always use the policy's alpha" in help_text

@@ -22,6 +22,7 @@ from hilt.evals.check import run_check
 from hilt.evals.review_loop import send_review_sample
 from hilt.evals.scoring import Scorer
 from hilt.gate.decision import verify
+from hilt.gate.policy import policy_from_dict
 from hilt.gate.store import store_decision
 from hilt.review.queue import QueueConfig
 from hilt.review.reviews import Submission
@@ -31,6 +32,7 @@ from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import ReviewTaskRow
+from tests.gate.tiny_check import small_suite_gate, small_suite_policy
 
 HARM = Path(__file__).resolve().parents[2] / "examples" / "rubrics" / "harm.yaml"
 
@@ -89,7 +91,8 @@ def test_review_sample_closes_the_loop(db_url: str, engine: Engine, tmp_path: Pa
     out = tmp_path / "out"
     result = run_check(suite=files["suite"], candidate=files["cand"], reference=files["ref"],
                        out=out, scorer=Scorer(SorryClassifier(), "sorry-clf", "0" * 64),
-                       review={"budget": 20, "rubric": "harm@1", "question": "refusal"})
+                       review={"budget": 20, "rubric": "harm@1", "question": "refusal"},
+                       policy=policy_from_dict(small_suite_policy()))
     # The classifier hides the over-refusals: the gate passes before review.
     assert result.record["outcome"] == "pass"
     sample = result.record["inputs"]["review_sample"]
@@ -123,6 +126,9 @@ def test_review_sample_closes_the_loop(db_url: str, engine: Engine, tmp_path: Pa
     assert folded.exit_code == 1, folded.output
     record = json.loads((out / "decision.json").read_text())
     assert verify(record).ok and record["outcome"] == "block"
+    # the stored chain (check, half the labels, all of them) is derived link by link
+    chain = runner.invoke(app, ["gate", "verify", record["hash"], *db])
+    assert chain.exit_code == 0, chain.output
     labels = record["inputs"]["review_sample"]["labels"]
     assert len(labels) == 20
     sampled_benign = [i["id"] for i in by_stratum["benign|comply|comply"]]
@@ -181,7 +187,8 @@ def test_cli_sends_the_sample_and_checks_the_rubric(db_url: str, engine: Engine,
     _reviewers(engine, ["rita"])
     runner = CliRunner()
     base = ["check", "--suite", str(files["suite"]), "--candidate", str(judged),
-            "--reference", str(files["ref"]), "--db", db_url]
+            "--reference", str(files["ref"]), "--db", db_url,
+            "--gate", str(small_suite_gate(tmp_path))]
     sent = runner.invoke(app, [*base, "--out", str(tmp_path / "o"), "--review-sample", "8",
                                "--rubric", "harm", "--review-overlap", "1"])
     assert sent.exit_code == 0, sent.output

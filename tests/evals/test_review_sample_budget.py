@@ -142,7 +142,7 @@ def test_check_opens_no_more_review_tasks_than_asked(db_url: str, engine: Engine
     result = CliRunner().invoke(app, [
         "check", "--suite", str(files[0]), "--candidate", str(files[1]), "--reference",
         str(files[2]), "--db", db_url, "--out", str(tmp_path / "o"), "--review-sample", "6",
-        "--rubric", "harm", "--review-overlap", "3", "--resamples", "100"])
+        "--rubric", "harm", "--review-overlap", "3"])
     assert result.exit_code in (0, 1), result.output
     assert "6 review tasks under harm@1" in result.output
     record = json.loads((tmp_path / "o" / "decision.json").read_text())

@@ -17,7 +17,8 @@ from hilt.errors import InputError
 from hilt.evals.check import run_check
 from hilt.evals.reward import RewardModel
 from hilt.gate.decision import verify
-from hilt.gate.policy import default_policy, policy_from_dict
+from hilt.gate.policy import policy_from_dict
+from tests.gate.tiny_check import small_suite_gate, small_suite_policy
 
 
 class LengthReward:
@@ -83,8 +84,8 @@ def test_win_rate_per_slice_from_a_reward_model(tmp_path: Path, jsonl: Any) -> N
 
 def test_win_rate_floor_blocks_a_slice(tmp_path: Path, jsonl: Any) -> None:
     files = _files(tmp_path, jsonl)
-    policy = policy_from_dict({**default_policy().as_dict(), "behaviours": [
-        *default_policy().as_dict()["behaviours"],
+    policy = policy_from_dict({**small_suite_policy(), "behaviours": [
+        *small_suite_policy()["behaviours"],
         {"name": "preferred_by_rm", "description": "not worse by the RM",
          "metric": "rm_win_rate", "decision_rule": "RM refresh",
          "regression_metric": "rm_win_rate ci_high below 1/2",
@@ -150,7 +151,7 @@ def test_default_reward_model_folder_scores_through_the_cli(tmp_path: Path, json
         for i in range(6)])
     out = CliRunner().invoke(app, ["check", "--suite", str(suite), "--candidate", str(cand),
                                    "--reference", str(ref), "--out", str(tmp_path / "o"),
-                                   "--rm", str(rm_dir)])
+                                   "--rm", str(rm_dir), "--gate", str(small_suite_gate(tmp_path))])
     assert out.exit_code == 0, out.output
     record = json.loads((tmp_path / "o" / "decision.json").read_text())
     loaded = load_reward_model(rm_dir)

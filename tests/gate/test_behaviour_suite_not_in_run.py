@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from hilt.cli import app
 from hilt.gate.decision import _derive, add_signoff, record_hash, verify
+from hilt.gate.evaluate import CRITERIA_VERSION
 from hilt.gate.policy import policy_from_dict
 from tests.gate.tiny_check import write_jsonl
 
@@ -120,7 +121,7 @@ def _as_made_before(record: dict[str, Any]) -> dict[str, Any]:
 def test_records_made_before_the_rule_recheck_with_their_own(tmp_path: Path) -> None:
     policy = {**_policy(), "signoffs": [{"role": "release_owner"}]}
     _, _, record = _check(tmp_path, policy, "o")
-    assert record["inputs"]["settings"]["criteria_version"] == 2
+    assert record["inputs"]["settings"]["criteria_version"] == CRITERIA_VERSION
     old = _as_made_before(record)
     # then: the behaviour's criterion was no_data and passed; only the sign-off blocked
     assert _benign(old)["status"] == "no_data" and _benign(old)["passed"]

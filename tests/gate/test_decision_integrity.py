@@ -19,10 +19,11 @@ from hilt.errors import InputError
 from hilt.evals.check import run_check
 from hilt.gate.decision import add_signoff, build_decision, verify
 from hilt.gate.evaluate import evaluate_signoffs
-from hilt.gate.policy import default_policy, policy_from_dict
+from hilt.gate.policy import policy_from_dict
 from hilt.gate.store import CountsForNothing, sign_off, store_decision
 from hilt.store.db import transaction
 from hilt.store.tables.gate import GateDecisionRow
+from tests.gate.tiny_check import small_suite_policy
 
 TWO_ROLES = [{"role": "release_owner"}, {"role": "safety_lead"}]
 
@@ -48,7 +49,7 @@ def _files(tmp_path: Path, regress: bool = False) -> dict[str, Path]:
 
 
 def _policy(signoffs: list[dict[str, Any]]) -> Any:
-    return policy_from_dict({**default_policy().as_dict(), "signoffs": signoffs})
+    return policy_from_dict({**small_suite_policy(), "signoffs": signoffs})
 
 
 def _check(tmp_path: Path, signoffs: list[dict[str, Any]], regress: bool = False,

@@ -23,10 +23,11 @@ from hilt.evals.files import SuiteItem, parse_suite
 from hilt.evals.registry import register_suite
 from hilt.events.ingest import ingest_events
 from hilt.gate.lineage import dataset_lineage
-from hilt.gate.policy import GatePolicy, default_policy, policy_from_dict
+from hilt.gate.policy import GatePolicy, policy_from_dict
 from hilt.gate.store import lineage_facts
 from hilt.review.records import FinalLabelRecord
 from hilt.store.db import transaction
+from tests.gate.tiny_check import small_suite_policy
 
 TRAIN_PROMPT = "How should I water the tomato plants in my small balcony garden each week?"
 LINEAGE_RULES = {"require_consent": True, "forbid_revoked": True,
@@ -44,7 +45,7 @@ def _label(event_id: str) -> FinalLabelRecord:
 
 
 def _policy() -> GatePolicy:
-    return policy_from_dict({**default_policy().as_dict(), "lineage": LINEAGE_RULES})
+    return policy_from_dict({**small_suite_policy(), "lineage": LINEAGE_RULES})
 
 
 @pytest.fixture
@@ -269,3 +270,64 @@ def test_a_fresh_read_only_ever_makes_the_lineage_worse() -> None:
                                               ["consent", "contamination"])
     assert merged["rechecked"] == [{"at": "t", "changes": ["v1: consent",
                                                            "v1: contamination"]}]
+
+
+FACTS_LINEAGE = {"status": "known", "source": "data team sheet", "dataset_versions": [
+    {"id": "sft-v7", "consented": True, "revoked": False, "contaminated_with": []}]}
+
+
+def test_versions_named_by_a_facts_file_are_taken_as_recorded(
+        engine: Engine, db_url: str, world: dict[str, Any], tmp_path: Path) -> None:
+    from hilt.access import add_reviewer
+    from hilt.gate.store import relineage, store_decision
+
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"lineage": FACTS_LINEAGE}))
+    policy = policy_from_dict({**_policy().as_dict(), "signoffs": [{"role": "release_owner"}]})
+    record = run_check(suite=world["suite"], candidate=world["answers"],
+                       reference=world["answers"], out=tmp_path / "out", suite_id="xs@1",
+                       policy=policy, facts=facts).record
+    assert record["decision"]["reasons"] == ["sign-off missing: release_owner (0/1)"]
+    with transaction(engine) as session:
+        store_decision(session, record, actor="ci")
+        add_reviewer(session, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+    # `gate update` re-reads the lineage the same way: nothing is looked up, and it says so
+    with transaction(engine) as session:
+        reread = relineage(session, record, "2030-01-01T00:00:00+00:00")
+    assert reread is not None
+    assert reread["dataset_versions"] == \
+        record["inputs"]["facts"]["lineage"]["dataset_versions"]
+    assert reread["rechecked"][-1]["not_in_store"] == ["sft-v7"]
+    signed = CliRunner().invoke(app, ["gate", "signoff", record["hash"], "--role",
+                                      "release_owner", "--by", "ana", "--db", db_url])
+    assert signed.exit_code == 0, signed.output
+    new = json.loads(CliRunner().invoke(app, ["gate", "show", json.loads(signed.stdout)[
+        "decision"], "--full", "--db", db_url]).stdout)
+    checked = new["inputs"]["facts"]["lineage"]["rechecked"][-1]
+    assert checked["not_in_store"] == ["sft-v7"] and "as recorded" in checked["note"]
+
+
+def test_a_version_revoked_before_the_check_is_no_change_since(
+        engine: Engine, world: dict[str, Any], tmp_path: Path) -> None:
+    from hilt.access import add_reviewer
+    from hilt.gate.decision import verify
+    from hilt.gate.store import sign_off, store_decision
+
+    with transaction(engine) as session:
+        versions.revoke(session, world["version"], reason="consent withdrawn", actor="dpo")
+        add_reviewer(session, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+    # facts that claim the version is not revoked, although it already was
+    claimed = {"status": "known", "dataset_versions": [
+        {"id": world["version"], "consented": True, "revoked": False,
+         "contaminated_with": []}]}
+    policy = policy_from_dict({**_policy().as_dict(), "signoffs": [{"role": "release_owner"}]})
+    record = run_check(suite=world["suite"], candidate=world["answers"],
+                       reference=world["answers"], out=tmp_path / "out", suite_id="xs@1",
+                       policy=policy, lineage=claimed).record
+    with transaction(engine) as session:
+        first = store_decision(session, record, actor="ci").hash
+    with transaction(engine) as session:
+        new = dict(sign_off(session, first, role="release_owner", signed_by="ana").record)
+    assert new["decision"]["reasons"] == [f"lineage: {world['version']}: revoked before the "
+                                          "check, though the facts said not"]
+    assert verify(new).ok

@@ -25,13 +25,13 @@ from hilt.evals.registry import (
     variants,
 )
 from hilt.gate.decision import add_signoff
-from hilt.gate.policy import default_policy, policy_from_dict
+from hilt.gate.policy import policy_from_dict
 from hilt.gate.store import get_decision, latest, sign_off, store_decision, suite_records
 from hilt.store import audit
 from hilt.store.db import make_engine, session_factory, transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
-from tests.gate.tiny_check import tiny_record
+from tests.gate.tiny_check import small_suite_gate, small_suite_policy, tiny_record
 
 
 def _items(template: str = "{}") -> list[SuiteItem]:
@@ -87,7 +87,7 @@ def test_store_signoff_and_audit_in_one_transaction(engine: Engine, tmp_path: Pa
         {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
     resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
                                          {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(),
+    policy = policy_from_dict({**small_suite_policy(),
                                "signoffs": [{"role": "release_owner"}]})
     result = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
                        policy=policy)
@@ -135,7 +135,8 @@ def test_cli_suite_and_gate_commands(db_url: str, tmp_path: Path) -> None:
                                          {"id": "b", "response": "no", "judgment": "refuse"}])
     checked = runner.invoke(app, ["check", "--suite", str(suite), "--candidate", str(resp),
                                   "--reference", str(resp), "--out", str(tmp_path / "o"),
-                                  "--suite-id", "mini@1", "--record", "--db", db_url])
+                                  "--suite-id", "mini@1", "--record", "--db", db_url,
+                                  "--gate", str(small_suite_gate(tmp_path))])
     assert checked.exit_code == 0, checked.output
     record = json.loads((tmp_path / "o" / "decision.json").read_text())
     card = record["decision"]["card"]["behaviours"][0]["objects"]["evaluation"]["engineering"]
@@ -281,7 +282,7 @@ def test_upgrade_stops_on_a_chain_that_already_forked(tmp_path: Path) -> None:
         s.add(row("a" * 64, None))
         s.flush()
         s.add_all([row("b" * 64, "a" * 64), row("c" * 64, "a" * 64)])
-    with pytest.raises(RuntimeError, match=f"{'a' * 64} \\(2 successors\\)"):
+    with pytest.raises(InputError, match=f"{'a' * 64} \\(2 successors: keep "):
         migrate(engine)
     with session_factory(engine).begin() as s:
         s.delete(s.get(GateDecisionRow, "c" * 64))
@@ -299,7 +300,7 @@ def test_signing_a_decision_file_with_an_unregistered_suite_id_names_the_record_
     resp = _write(tmp_path / "r.jsonl", [
         {"id": "a", "response": "ok", "judgment": "comply"},
         {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(),
+    policy = policy_from_dict({**small_suite_policy(),
                                "signoffs": [{"role": "release_owner", "count": 1}]})
     run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
               policy=policy, suite_id="ghost@1")

@@ -19,6 +19,24 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def small_suite_policy(signoffs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The built-in policy for suites of a few prompts, asking for ``signoffs``: its
+    criteria judge any number of prompts and pass a metric without any (the built-in
+    ``min_n`` and ``on_no_data: block`` would block every run of a handful of prompts)."""
+    policy = default_policy().as_dict()
+    for behaviour in policy["behaviours"]:
+        behaviour["criteria"] = [{**{k: v for k, v in c.items() if k != "min_n"},
+                                  "on_no_data": "pass"} for c in behaviour["criteria"]]
+    return {**policy, "signoffs": signoffs or []}
+
+
+def small_suite_gate(folder: Path, signoffs: list[dict[str, Any]] | None = None) -> Path:
+    """:func:`small_suite_policy` as a policy file for ``hilt check --gate``."""
+    path = folder / "small-suite-gate.json"
+    path.write_text(json.dumps(small_suite_policy(signoffs)))
+    return path
+
+
 def tiny_record(tmp_path: Path, signoffs: list[dict[str, Any]]) -> dict[str, Any]:
     """The decision record of a passing check whose policy asks for ``signoffs``."""
     suite = write_jsonl(tmp_path / "s.jsonl", [
@@ -27,7 +45,7 @@ def tiny_record(tmp_path: Path, signoffs: list[dict[str, Any]]) -> dict[str, Any
     resp = write_jsonl(tmp_path / "r.jsonl", [
         {"id": "a", "response": "ok", "judgment": "comply"},
         {"id": "b", "response": "no", "judgment": "refuse"}])
-    policy = policy_from_dict({**default_policy().as_dict(), "signoffs": signoffs})
+    policy = policy_from_dict(small_suite_policy(signoffs))
     return run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
                      policy=policy).record
 
@@ -50,8 +68,7 @@ def ten_item_check(suite: Path, candidate: Path, reference: Path, out: Path, *,
     for path, text in zip((candidate, reference), responses, strict=True):
         write_jsonl(path, [{"id": f"q{i}", "response": text,
                             "judgment": "comply" if i < 6 else "refuse"} for i in range(10)])
-    policy = policy_from_dict({**default_policy().as_dict(),
-                               "signoffs": [{"role": "release_owner"}]})
+    policy = policy_from_dict(small_suite_policy([{"role": "release_owner"}]))
     run_check(suite=suite, candidate=candidate, reference=reference, out=out, policy=policy)
     return out
 

@@ -64,17 +64,24 @@ def check(
                     "the database)")] = 0,
     rubric: Annotated[str | None, typer.Option(
         help="rubric (ID or ID@VERSION) the review sample is judged under")] = None,
-    review_question: Annotated[str, typer.Option(
-        help="rubric question whose answer is the refusal judgment")] = "refusal",
-    review_overlap: Annotated[int, typer.Option(min=1, help="reviewers per sampled "
-                                                           "output")] = 3,
-    review_pool: Annotated[str, typer.Option(help="review pool for the sample")] = "default",
-    alpha: Annotated[float, typer.Option(
+    review_question: Annotated[str | None, typer.Option(
+        help="rubric question whose answer is the refusal judgment (default: refusal)")
+    ] = None,
+    review_overlap: Annotated[int | None, typer.Option(
+        min=1, help="reviewers per sampled output (default: 3)")] = None,
+    review_pool: Annotated[str | None, typer.Option(
+        help="review pool for the sample (default: default)")] = None,
+    alpha: Annotated[float | None, typer.Option(
         min=1e-6, max=0.5, help="1 - confidence level of the reported intervals (rates, "
-                                "deltas, win-rate, review estimates); the McNemar "
-                                "criteria use the gate policy's alpha")] = 0.05,
-    resamples: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
-    seed: Annotated[int, typer.Option(help="bootstrap and review-sample seed")] = 0,
+                                "deltas, win-rate, review estimates); default: the gate "
+                                "policy's alpha, the only level a policy with ci_low or "
+                                "ci_high criteria accepts; the McNemar criteria always use "
+                                "the policy's alpha")] = None,
+    resamples: Annotated[int | None, typer.Option(
+        hidden=True, help="refused: the metrics use no bootstrap (metrics version 3)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="seed of the review sample's draw (with --review-sample; default 0)")] = None,
     record: Annotated[bool, typer.Option("--record", help="store the decision in the "
                                          "database and read registered suite facts")] = False,
     db: DbOption = None,
@@ -89,12 +96,17 @@ def check(
     options = dict(suite=suite, candidate=candidate, reference=reference, out=out,
                    gate=gate, scorer=scorer, facts=facts, suite_id=suite_id,
                    candidate_id=candidate_id, reference_id=reference_id, alpha=alpha,
-                   resamples=resamples, seed=seed)
+                   seed=seed or 0)
+    review = {"--rubric": rubric, "--review-question": review_question,
+              "--review-overlap": review_overlap, "--review-pool": review_pool,
+              "--seed": seed}
     request = StoreRequest(dataset_versions=dataset or [], model_version=model_version,
                            rm_version=rm_version, record=record, review_sample=review_sample,
-                           rubric=rubric, review_question=review_question,
-                           review_overlap=review_overlap, review_pool=review_pool)
+                           rubric=rubric, review_question=review_question or "refusal",
+                           review_overlap=review_overlap or 3,
+                           review_pool=review_pool or "default")
     try:
+        _refuse_unused(review if not review_sample else {}, resamples)
         code = _run_check(options, request, rm=rm, db=db)
     except HiltError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -111,6 +123,21 @@ def check(
         typer.echo(message or f"error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from exc
     raise typer.Exit(code)
+
+
+def _refuse_unused(review_options: dict[str, Any], resamples: int | None) -> None:
+    """Options that would change nothing are refused rather than ignored: the review
+    options without --review-sample, and --resamples (no metric of version 3 resamples)."""
+    from hilt.errors import InputError
+
+    if resamples is not None:
+        raise InputError("has no effect: the metrics use no bootstrap (metrics version 3: "
+                         "Wilson and Newcombe intervals, exact McNemar tests); leave it out",
+                         field="--resamples")
+    for option, value in review_options.items():
+        if value is not None:
+            raise InputError("has no effect without --review-sample N (it shapes the "
+                             "human review sample)", field=option)
 
 
 def _non_finite_message(exc: Exception, options: dict[str, Any]) -> str | None:

@@ -61,6 +61,11 @@ def _decision_file(decision: str) -> Path | None:
         raise InputError("is a folder without a decision.json; give a decision.json "
                          "file, a check's output folder, or a stored decision's hash",
                          file=str(path), field="decision")
+    if "/" in decision or "\\" in decision or decision.endswith(".json"):
+        # a hash has neither: a mistyped path must not be looked up in the database
+        raise InputError("no such file or folder (a stored decision is named by its hash, "
+                         "which has no '/' and no '.json')", file=str(path),
+                         field="decision")
     return None
 
 
@@ -254,8 +259,9 @@ def show(decision: DecisionArg,
     from hilt.errors import InputError
 
     record = _load(decision, db)
+    newer = _superseded_by(decision, db)
     if full:
-        _echo_json(record)
+        _echo_json({**record, **newer} if newer else record)
         return
     try:
         d = record["decision"]
@@ -266,12 +272,36 @@ def show(decision: DecisionArg,
                                 for c in d["criteria"]],
                    "signoffs": d["signoffs"]["present"],
                    "lineage": d["lineage"],
-                   "contract_card_unanswered": d["contract_card"]["unanswered"]}
+                   "contract_card_unanswered": d["contract_card"]["unanswered"],
+                   **newer}
     except (KeyError, TypeError, IndexError) as exc:
         raise InputError(f"decision record malformed ({exc!r}); hilt gate verify says "
                          "more", file=str(_decision_file(decision) or "") or None,
                          field="decision") from exc
     _echo_json(summary)
+
+
+def _superseded_by(decision: str, db: str | None) -> dict[str, Any]:
+    """For a stored decision that a newer record replaces: ``superseded_by`` (the record
+    that names it) and ``newest`` (the end of its chain), so that reading an old record
+    never passes for reading the decision as it stands. Empty for a file, or a record
+    nothing supersedes."""
+    if _decision_file(decision) is not None:
+        return {}
+    from hilt.gate.store import get_decision, latest, successor
+    from hilt.store.db import transaction
+
+    with transaction(_engine(db)) as session:
+        row = get_decision(session, decision)
+        nxt = successor(session, row.hash)
+        if nxt is None:
+            return {}
+        newest = latest(session, row.hash)
+        return {"superseded_by": nxt.hash, "newest": newest.hash,
+                "newest_outcome": newest.record.get("outcome"),
+                "note": f"this record is superseded: the decision as it stands is "
+                        f"{newest.hash} ({newest.record.get('outcome')}); hilt gate show "
+                        f"{newest.hash}"}
 
 
 @gate_app.command("list")

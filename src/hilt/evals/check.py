@@ -67,11 +67,33 @@ def _generation_settings(lines: list[ResponseLine]) -> Any:
         else {"mixed": distinct, "lines_with_settings": len(found)}
 
 
+def interval_alpha(policy: GatePolicy, alpha: float | None,
+                   gate: str | Path | None = None) -> float:
+    """The level of the run's intervals: the policy's ``alpha`` unless ``alpha`` is given.
+
+    A criterion judged on ``ci_low``/``ci_high`` tests at the level of the interval, so
+    the policy's ``alpha`` governs it: another ``--alpha`` would turn a 95 % bound into a
+    50 % one under the same policy hash. Such a policy refuses another level; one without
+    interval criteria takes it (it sets only the reported intervals)."""
+    from hilt.gate.evaluate import interval_level_differs
+
+    if alpha is None:
+        return policy.alpha
+    bound = [f"{c.id} ({c.bound})" for b in policy.behaviours for c in b.criteria
+             if interval_level_differs(c, alpha, policy.alpha)]
+    if bound:
+        where = f" in {gate}" if gate is not None else ""
+        raise InputError(f"{alpha} is not the policy's alpha ({policy.alpha}{where}), at "
+                         f"which its interval criteria {', '.join(bound[:5])} are judged; "
+                         f"leave --alpha out or give {policy.alpha}", field="--alpha")
+    return alpha
+
+
 def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path,
               out: str | Path, gate: str | Path | None = None,
               scorer: str | Path | Scorer | None = None, facts: str | Path | None = None,
               suite_id: str | None = None, candidate_id: str | None = None,
-              reference_id: str | None = None, alpha: float = 0.05,
+              reference_id: str | None = None, alpha: float | None = None,
               resamples: int = 2000, seed: int = 0, example_limit: int = 200,
               policy: GatePolicy | None = None,
               extra_records: dict[str, Any] | None = None,
@@ -100,6 +122,7 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
              "reference": parse_responses(ref_path, items, suite_path)}
     if policy is None:
         policy = load_policy(gate) if gate is not None else default_policy()
+    alpha = interval_alpha(policy, alpha, gate)
     loaded_scorer = load_scorer(scorer) if isinstance(scorer, str | Path) else scorer
     rm = (load_reward_model(reward_model) if isinstance(reward_model, str | Path)
           else reward_model)
@@ -169,6 +192,7 @@ def run_check(*, suite: str | Path, candidate: str | Path, reference: str | Path
     if review is not None:
         sample = draw_review_sample(table, budget=int(review["budget"]), seed=seed,
                                     candidate_sha256=versions["candidate"]["sha256"],
+                                    suite_sha256=suite_hash,
                                     rubric=str(review["rubric"]),
                                     question=str(review["question"]))
     record = build_decision(policy=policy, judgments=table, versions=versions,

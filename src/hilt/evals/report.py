@@ -117,9 +117,27 @@ def check_out_dir(out_dir: str | Path) -> Path:
                                  f"cannot be made: {place} is") + " an existing file",
                                  file=str(out), field="--out")
             break
+    _replaceable(out)
     # a symbolic link is replaced through the folder it names (write_outputs_atomically)
     check_out_parent(out.resolve() if out.is_symlink() else out)
     return out
+
+
+def _replaceable(out: Path) -> None:
+    """The output folder is switched by renaming it aside: the current folder, a folder
+    above it or a mount point cannot be renamed (EBUSY), so they are refused up front."""
+    import os
+
+    target = out.resolve()
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise InputError("is the current folder" + ("" if target == here else
+                         " or a folder above it") + "; the output folder is replaced as "
+                         "a whole, so name a folder of its own (e.g. --out report)",
+                         file=str(out), field="--out")
+    if target.is_dir() and os.path.ismount(target):
+        raise InputError("is a mount point, which cannot be replaced as a whole; name a "
+                         "folder inside it", file=str(out), field="--out")
 
 
 def write_outputs_atomically(out_dir: str | Path, files: Mapping[str, str]) -> None:

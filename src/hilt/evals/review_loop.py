@@ -3,10 +3,13 @@
 1. :func:`send_review_sample` stores each sampled candidate output as a feedback event
    (consent ``review`` and ``eval`` only — held-out suite text must never become
    training data) and opens one review task per event under the pinned rubric, through
-   the review stage (:func:`hilt.review.tasks.create_task`). Re-sending the same sample
-   is a no-op: event ids derive from the candidate file and item, and an event that
-   already has a task under the pinned rubric version gets no second one (a task under
-   another version does not count: after a revision the sample is reviewed again).
+   the review stage (:func:`hilt.review.tasks.create_task`). Re-sending a sample adds
+   only what is new: event ids derive from the candidate file, the suite file and the
+   item (the output and the prompt it answers), an event already stored is that output
+   whatever run metadata (suite id, candidate id) a rerun gives it and is not stored
+   again, and an event that already has a task under the pinned rubric version gets no
+   second one (a task under another version does not count: after a revision the sample
+   is reviewed again). A larger sample thus adds its new items only.
    The events are stored without live escalation (``store_events(..., escalate=False)``):
    they are a candidate model's answers to a held-out suite, not production traffic, and
    the sample itself decides which are reviewed, by how many reviewers and under which
@@ -56,6 +59,7 @@ def send_review_sample(session: Session, record: Mapping[str, Any],
     from hilt.events.ingest import store_events
     from hilt.events.model import FeedbackEvent
     from hilt.review.tasks import create_task
+    from hilt.store.tables.core import EventRow
     from hilt.store.tables.review import ReviewTaskRow
 
     sample = _sample(record)
@@ -79,10 +83,15 @@ def send_review_sample(session: Session, record: Mapping[str, Any],
                                      "item_id": item.id, "slice": item.slice,
                                      "expect": item.expect,
                                      "candidate_sha256": versions["candidate"]["sha256"]}}}))
+    # an event already stored is this output (its id derives from the candidate file,
+    # the suite file and the item); the run metadata of the first send stays with it
+    stored = set(session.execute(sa.select(EventRow.id).where(
+        EventRow.id.in_([e.id for e in events]))).scalars())
+    fresh = [e for e in events if e.id not in stored]
     # evaluation output, not production traffic: the active escalation rules do not run
     # on it (see the module docstring)
-    ingested = store_events(session, events, actor=actor, source_name=SOURCE,
-                            escalate=False)
+    new = (store_events(session, fresh, actor=actor, source_name=SOURCE,
+                        escalate=False).new if fresh else 0)
     rubric_id, _, version = sample["rubric"].partition("@")
     # only a task under the pinned version is the sample's own: one under another version
     # (an earlier run before a revision, an escalation rule pinned elsewhere) gives no
@@ -104,7 +113,7 @@ def send_review_sample(session: Session, record: Mapping[str, Any],
                  payload={"rubric": sample["rubric"], "question": sample["question"],
                           "items": [[e["id"], e["event_id"], e["inclusion_probability"]]
                                     for e in sample["items"]], "tasks": tasks})
-    return {"events_new": ingested.new, "tasks_created": len(tasks), "tasks": tasks}
+    return {"events_new": new, "tasks_created": len(tasks), "tasks": tasks}
 
 
 def collect_review_labels(session: Session, record: Mapping[str, Any]) -> dict[str, Any]:

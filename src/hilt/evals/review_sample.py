@@ -92,15 +92,21 @@ def stratum_of(table: Mapping[str, Sequence[Any]], index: int) -> str:
     return f"{table['slice'][index]}|{table['expect'][index]}|{table['candidate'][index]}"
 
 
-def review_event_id(candidate_sha256: str, item_id: str) -> str:
-    """The event a sampled candidate output is stored as: one per (candidate file, item),
-    so re-running the same check never duplicates it."""
-    return "evrev_" + content_hash({"candidate": candidate_sha256, "item": item_id})[:32]
+def review_event_id(candidate_sha256: str, item_id: str,
+                    suite_sha256: str | None = None) -> str:
+    """The event a sampled candidate output is stored as: one per (candidate file, suite
+    file, item) — the output and the prompt it answers — so re-running a check never
+    duplicates it, whatever ids, seed or budget the rerun gives. (Records made before the
+    suite joined the id name events without it: ``suite_sha256`` None.)"""
+    key: dict[str, Any] = {"candidate": candidate_sha256, "item": item_id}
+    if suite_sha256 is not None:
+        key["suite"] = suite_sha256
+    return "evrev_" + content_hash(key)[:32]
 
 
 def draw_review_sample(table: Mapping[str, Sequence[Any]], *, budget: int, seed: int,
-                       candidate_sha256: str, rubric: str, question: str
-                       ) -> dict[str, Any]:
+                       candidate_sha256: str, rubric: str, question: str,
+                       suite_sha256: str | None = None) -> dict[str, Any]:
     """The sample specification stored in the decision inputs (no labels yet)."""
     strata = [stratum_of(table, i) for i in range(len(table["id"]))]
     expect = list(table["expect"])
@@ -110,7 +116,7 @@ def draw_review_sample(table: Mapping[str, Sequence[Any]], *, budget: int, seed:
         "strata_by": STRATA_BY,
         "items": [{"id": p.id, "stratum": p.stratum,
                    "inclusion_probability": p.inclusion_probability,
-                   "event_id": review_event_id(candidate_sha256, p.id)}
+                   "event_id": review_event_id(candidate_sha256, p.id, suite_sha256)}
                   for p in picked],
         "labels": {}}
     merged = {h: m for h, m in merge_strata(strata, budget, within=expect).items() if h != m}

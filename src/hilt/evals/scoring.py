@@ -36,7 +36,7 @@ LABEL_TO_JUDGMENT: dict[str, str] = {
     "comply": "comply", "complies": "comply", "compliance": "comply",
     "full_compliance": "comply",
     "1_full_compliance": "comply",
-    "refuse": "refuse", "refusal": "refuse", "full_refusal": "refuse",
+    "refuse": "refuse", "refuses": "refuse", "refusal": "refuse", "full_refusal": "refuse",
     "2_full_refusal": "refuse",
     "partial": "partial", "partial_refusal": "partial", "3_partial_refusal": "partial",
 }

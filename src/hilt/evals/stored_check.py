@@ -52,6 +52,9 @@ def validate_request(request: StoreRequest, *, rm: Path | None) -> None:
         raise InputError("give --rm or --rm-version, not both", field="--rm")
     if request.review_sample and request.rubric is None:
         raise InputError("--review-sample needs --rubric", field="--rubric")
+    if request.rubric is not None and not request.review_sample:
+        # a rubric for a sample nobody draws would be ignored without a word
+        raise InputError("has no effect without --review-sample N", field="--rubric")
 
 
 def check_with_store(options: dict[str, Any], request: StoreRequest, *,

@@ -48,7 +48,8 @@ def _facts_for_evaluation(inputs: dict[str, Any]) -> dict[str, Any]:
 def _derive(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Metrics and decision from the inputs; returned review labels win over automatic
     judgments, and the review sample's own estimates join the metrics."""
-    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy",
+                              recorded=True)
     settings = inputs["settings"]
     sample = inputs.get("review_sample")
     table = apply_review_labels(inputs["judgments"], sample)
@@ -116,7 +117,8 @@ def add_signoff(record: dict[str, Any], signoff: dict[str, Any], created_at: str
     facts["signoffs"] = [*facts.get("signoffs", []), signoff]
     if lineage is not None:
         facts["lineage"] = lineage
-    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy",
+                              recorded=True)
     # a record signed from now on counts each person toward one role, older ones too
     settings = {**inputs["settings"], "signoff_rule": ONE_ROLE_PER_PERSON}
     return build_decision(policy=policy, judgments=inputs["judgments"],
@@ -142,7 +144,8 @@ def with_review_labels(record: dict[str, Any], labels: dict[str, Any], created_a
     if outside:
         raise ValueError(f"labels for items outside the review sample: {outside[:5]}")
     sample["labels"] = {**sample.get("labels", {}), **labels}
-    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+    policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy",
+                              recorded=True)
     return build_decision(policy=policy, judgments=inputs["judgments"],
                           versions=inputs["versions"], facts=inputs["facts"],
                           settings=inputs["settings"], created_at=created_at,
@@ -193,7 +196,8 @@ def verify(record: dict[str, Any]) -> VerifyReport:
         if record_hash(record) != record.get("hash"):
             problems.append("hash does not match the record's content (edited)")
         inputs = record["inputs"]
-        policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy")
+        policy = policy_from_dict(inputs["policy"], file="decision record inputs.policy",
+                                  recorded=True)
         if policy.digest() != inputs.get("policy_sha256"):
             problems.append("policy does not match its recorded sha256")
         metrics, decision = _derive(inputs)

@@ -18,6 +18,7 @@ gated behaviour is unanswered. Every check is reported with the numbers behind i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hilt.evals.grouping import ALL
@@ -28,10 +29,15 @@ from hilt.gate.policy import WIN_RATE, Behaviour, Criterion, GatePolicy, Lineage
 PASS, BLOCK = "pass", "block"
 # How criteria are judged. 2: a behaviour none of whose suites is in the run is
 # ``suite_not_in_run`` and blocks unless it says ``when_suite_absent: pass``; a
-# ``significant_increase`` listing several slices is Holm-adjusted across them. Records
-# made before (no ``settings.criteria_version``) recompute with version 1.
-CRITERIA_VERSION = 2
+# ``significant_increase`` listing several slices is Holm-adjusted across them. 3: a
+# criterion judged on an interval bound (``ci_low``, ``ci_high``) blocks as
+# ``alpha_mismatch`` when the run's intervals are at another level than the policy's
+# ``alpha``. Records made before (no ``settings.criteria_version``) recompute with
+# version 1; each record with its own.
+CRITERIA_VERSION = 3
 SUITE_NOT_IN_RUN = "suite_not_in_run"
+ALPHA_MISMATCH = "alpha_mismatch"
+TOO_FEW = "too_few"
 # statuses of a criterion that measured nothing
 _UNMEASURED = ("no_data", SUITE_NOT_IN_RUN)
 _MISSING_INPUT = {
@@ -104,6 +110,39 @@ def _judge(criterion: Criterion, entry: dict[str, Any] | None, alpha: float,
             f"{criterion.side} {criterion.bound} must be ≥ {criterion.min}")
 
 
+def interval_level_differs(criterion: Criterion, run_alpha: Any, policy_alpha: float
+                           ) -> bool:
+    """Whether ``criterion`` reads an interval bound computed at another level than the
+    policy's: a ``ci_high ≤ max`` at alpha 0.5 is a 50 % bound, not the policy's test."""
+    return (criterion.kind != "significant_increase"
+            and criterion.bound in ("ci_low", "ci_high")
+            and not (isinstance(run_alpha, int | float)
+                     and math.isclose(float(run_alpha), policy_alpha, rel_tol=1e-12)))
+
+
+def _evidence(criterion: Criterion, judged: tuple[str, dict[str, Any], str],
+              metrics: dict[str, Any], policy_alpha: float, version: int
+              ) -> tuple[str, dict[str, Any], str]:
+    """A judged criterion, unless it lacks the evidence the policy asks for: fewer
+    prompts than ``min_n``, or (version 3) intervals at another level than the policy's."""
+    status, numbers, rule = judged
+    if status not in ("pass", "fail"):
+        return judged
+    n = numbers.get("n")
+    if criterion.min_n is not None and isinstance(n, int) and n < criterion.min_n:
+        return (TOO_FEW, {**numbers, "min_n": criterion.min_n},
+                f"only {n} prompts for {criterion.metric}; the criterion needs at least "
+                f"{criterion.min_n} ({rule})")
+    run_alpha = metrics.get("alpha")
+    if version >= 3 and interval_level_differs(criterion, run_alpha, policy_alpha):
+        return (ALPHA_MISMATCH, {**numbers, "run_alpha": run_alpha,
+                                 "policy_alpha": policy_alpha},
+                f"{criterion.bound} was computed at alpha {run_alpha}, the policy's alpha is "
+                f"{policy_alpha}: the bound is judged at the policy's level (run the check "
+                f"with --alpha {policy_alpha}, or without --alpha)")
+    return judged
+
+
 def _behaviour_applies(behaviour: Behaviour, suites: list[str]) -> bool:
     return "*" in behaviour.suites or any(s in suites for s in behaviour.suites)
 
@@ -131,7 +170,9 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
 
     ``version`` (:data:`CRITERIA_VERSION`): 1 reports the criteria of a behaviour whose
     suites are not in the run as ``no_data`` and Holm-adjusts only ``slices: each``;
-    records made with it recompute with it."""
+    before 3 an interval bound is judged at whatever level the run computed it; records
+    made with a version recompute with it. A criterion with ``min_n`` judged on fewer
+    prompts is ``too_few`` (any version: only policies written since carry it)."""
     results: list[dict[str, Any]] = []
     for behaviour in policy.behaviours:
         applies = _behaviour_applies(behaviour, suites)
@@ -167,8 +208,9 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
                             f"{_MISSING_INPUT.get(criterion.metric, 'not computed')}; "
                             f"its metrics: {', '.join(metrics.get('metrics', ()))})")
                 else:
-                    status, numbers, rule = _judge(criterion, entry, policy.alpha,
-                                                   listed_holm, slice_name)
+                    status, numbers, rule = _evidence(
+                        criterion, _judge(criterion, entry, policy.alpha, listed_holm,
+                                          slice_name), metrics, policy.alpha, version)
                 passed = (status == "pass"
                           or (status == "no_data" and criterion.on_no_data == "pass")
                           or (status == SUITE_NOT_IN_RUN
@@ -183,6 +225,17 @@ def evaluate_criteria(policy: GatePolicy, metrics: dict[str, Any], suites: list[
 def _since(version: dict[str, Any], what: str) -> str:
     """Marks a fact that a re-read after the check (at a sign-off) found worse."""
     return " (since the check)" if what in (version.get("changed_since_check") or []) else ""
+
+
+def _revoked_when(version: dict[str, Any]) -> str:
+    """When a revocation a re-read found happened: a version the store shows revoked
+    before the check was wrongly recorded, not revoked since."""
+    before = version.get("revoked_before_check")
+    if isinstance(before, dict):
+        return (" before the check, though the facts said not"
+                if before.get("facts_said") is False
+                else " before the check, which the facts did not say")
+    return _since(version, "revoked")
 
 
 def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +263,7 @@ def evaluate_lineage(rules: LineagePolicy | None, facts: dict[str, Any]) -> dict
             if version.get("revoked") is None:
                 unknown.append(f"{vid}: revocation status unknown")
             elif version["revoked"]:
-                problems.append(f"{vid}: revoked{_since(version, 'revoked')}")
+                problems.append(f"{vid}: revoked{_revoked_when(version)}")
         if rules.forbid_contamination:
             overlap = version.get("contaminated_with")
             if overlap is None:

@@ -105,12 +105,34 @@ def dataset_lineage(session: Session, dataset_version_ids: Sequence[str],
     return {"lineage": lineage, "records": records, "versions": ids}
 
 
-def _worse(stored: dict[str, Any], fresh: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """One version's stored facts with whatever the fresh read found worse, and what."""
+def _before(when: Any, checked_at: Any) -> bool:
+    """Whether the ISO time ``when`` lies before ``checked_at`` (False if either is not
+    a time)."""
+    from datetime import UTC, datetime
+
+    try:
+        a, b = datetime.fromisoformat(str(when)), datetime.fromisoformat(str(checked_at))
+    except ValueError:
+        return False
+    a, b = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (a, b))
+    return a < b
+
+
+def _worse(stored: dict[str, Any], fresh: dict[str, Any], checked_at: Any = None
+           ) -> tuple[dict[str, Any], list[str]]:
+    """One version's stored facts with whatever the fresh read found worse, and what.
+
+    A version the store shows revoked before ``checked_at`` (the check's time) was not
+    revoked since the check: the facts the check was given were wrong, and the version
+    says so (``revoked_before_check``, with what the facts said)."""
     merged = dict(stored)
     changed: list[str] = []
     if fresh.get("revoked") is True and stored.get("revoked") is not True:
         merged["revoked"], merged["revoked_reason"] = True, fresh.get("revoked_reason")
+        if fresh.get("revoked_at") is not None:
+            merged["revoked_at"] = fresh["revoked_at"]
+            if checked_at is not None and _before(fresh["revoked_at"], checked_at):
+                merged["revoked_before_check"] = {"facts_said": stored.get("revoked")}
         changed.append("revoked")
     if fresh.get("consented") is False and stored.get("consented") is not False:
         merged["consented"] = False
@@ -130,7 +152,8 @@ def _worse(stored: dict[str, Any], fresh: dict[str, Any]) -> tuple[dict[str, Any
     return merged, changed
 
 
-def worsened_lineage(stored: dict[str, Any], fresh: dict[str, Any], at: str
+def worsened_lineage(stored: dict[str, Any], fresh: dict[str, Any], at: str, *,
+                     checked_at: Any = None, not_stored: Sequence[str] = ()
                      ) -> dict[str, Any] | None:
     """The stored lineage updated with a fresh read where it got worse, or None.
 
@@ -138,14 +161,23 @@ def worsened_lineage(stored: dict[str, Any], fresh: dict[str, Any], at: str
     withdrawn or a suite found in the training data afterwards must not let a later
     sign-off pass on the old facts. Only worse facts are taken: a fresh read made without
     the run's prompts (which the check had) can find less contamination, not more safety.
+    ``checked_at``: when the check ran (a revocation before it is no change since it).
+    ``not_stored``: versions the store does not hold (named in a facts file): taken as
+    recorded, and the re-read says so (``not_in_store``).
     """
     fresh_by_id = {v.get("id"): v for v in fresh.get("dataset_versions") or []}
     versions, changes = [], []
     for version in stored.get("dataset_versions") or []:
-        merged, changed = _worse(version, fresh_by_id.get(version.get("id"), {}))
+        merged, changed = _worse(version, fresh_by_id.get(version.get("id"), {}),
+                                 checked_at)
         versions.append(merged)
         changes += [f"{version.get('id')}: {what}" for what in changed]
-    if not changes:
+    if not changes and not not_stored:
         return None
+    entry: dict[str, Any] = {"at": at, "changes": changes}
+    if not_stored:
+        entry["not_in_store"] = list(not_stored)
+        entry["note"] = ("versions not in the dataset-version store are taken from the "
+                         "facts as recorded, not re-read")
     return {**stored, "dataset_versions": versions,
-            "rechecked": [*stored.get("rechecked", []), {"at": at, "changes": changes}]}
+            "rechecked": [*stored.get("rechecked", []), entry]}

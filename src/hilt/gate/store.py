@@ -134,12 +134,17 @@ class StoredVerification:
 
 
 def verify_stored(session: Session, ref: str) -> StoredVerification:
-    """Recompute a stored decision (by hash or unique prefix) and compare its row's
-    columns with the record (:func:`row_problems`)."""
+    """Recompute a stored decision (by hash or unique prefix), compare its row's
+    columns with the record (:func:`row_problems`) and check that each record of its
+    supersedes chain is derived from the one before (:func:`chain_problems`)."""
     row = get_decision(session, ref)
     record = dict(row.record)
     report = verify(record)
-    problems = report.problems + row_problems(row)
+    try:
+        chain = chain_problems(session, record)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        chain = [f"supersedes chain malformed: {exc!r}"]
+    problems = report.problems + row_problems(row) + chain
     return StoredVerification(record, VerifyReport(not problems, row.hash, problems))
 
 
@@ -173,10 +178,13 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str,
     existing = session.get(GateDecisionRow, record["hash"])
     if existing is not None:
         return existing
-    if record.get("supersedes") and session.get(GateDecisionRow, record["supersedes"]) is None:
+    parent = (session.get(GateDecisionRow, record["supersedes"])
+              if record.get("supersedes") else None)
+    if record.get("supersedes") and parent is None:
         raise NotFound(f"superseded decision {record['supersedes']} is not stored")
-    if record.get("supersedes"):
-        newer = _successor(session, record["supersedes"])
+    if parent is not None:
+        _refuse_underived(session, parent, record)
+        newer = successor(session, record["supersedes"])
         if newer is not None:
             # a second successor would fork the chain and hide one of the two records
             raise Conflict(f"decision {record['supersedes'][:12]} is already superseded by "
@@ -206,6 +214,73 @@ def store_decision(session: Session, record: dict[str, Any], *, actor: str,
                           "policy": row.policy_id + "@" + row.policy_version,
                           "candidate": row.candidate_id, "reference": row.reference_id})
     return row
+
+
+def _refuse_underived(session: Session, parent: GateDecisionRow,
+                      record: dict[str, Any]) -> None:
+    """An :class:`InputError` unless ``record`` is what a sign-off or returned review
+    labels make of ``parent`` (:func:`hilt.gate.derivation.derivation_problems`), its
+    new labels being the final labels the review store holds: a record rebuilt with a
+    looser policy verifies on its own, and must not take the blocked record's place."""
+    from hilt.gate.derivation import changed_labels, derivation_problems, label_problems
+
+    problems = derivation_problems(dict(parent.record), record)
+    changed = changed_labels(dict(parent.record), record)
+    if not problems and changed:
+        from hilt.evals.review_loop import collect_review_labels
+
+        problems = label_problems(changed, collect_review_labels(session, parent.record))
+    if problems:
+        raise InputError(f"the record is not derived from the decision it supersedes "
+                         f"({parent.hash[:12]}): " + "; ".join(problems[:5]),
+                         field="supersedes")
+
+
+def chain_problems(session: Session, record: dict[str, Any]) -> list[str]:
+    """Each link of a stored record's supersedes chain that is not derived from the
+    record before it (:func:`hilt.gate.derivation.derivation_problems`), back to the
+    first record; a returned label must name a final label of its sampled event."""
+    from hilt.gate.derivation import changed_labels, derivation_problems
+
+    problems: list[str] = []
+    child, seen = record, {record.get("hash")}
+    while isinstance(child.get("supersedes"), str) and child["supersedes"] not in seen:
+        row = session.get(GateDecisionRow, child["supersedes"])
+        if row is None:
+            problems.append(f"supersedes: {child['supersedes'][:12]} is not stored")
+            break
+        parent = dict(row.record)
+        found = derivation_problems(parent, child)
+        if not found:
+            found = _unreturned_labels(session, parent, changed_labels(parent, child))
+        problems += [f"supersedes chain, record {str(child.get('hash'))[:12]}: {p}"
+                     for p in found]
+        seen.add(row.hash)
+        child = parent
+    return problems
+
+
+def _unreturned_labels(session: Session, parent: dict[str, Any],
+                       changed: dict[str, Any]) -> list[str]:
+    """Labels that name no final label of their sampled event under the sample's rubric
+    question. (Checked by id, not value: a later adjudication may have changed the final
+    label since it was folded in; the store compared values when it stored the record.)"""
+    if not changed:
+        return []
+    from hilt.store.tables.review import FinalLabelRow
+
+    sample = parent["inputs"]["review_sample"]
+    event_of = {e["id"]: e["event_id"] for e in sample["items"]}
+    rubric_id, _, version = str(sample["rubric"]).partition("@")
+    problems = []
+    for item, label in sorted(changed.items()):
+        row = session.get(FinalLabelRow, str((label or {}).get("label_id")))
+        if (row is None or row.event_id != event_of.get(item) or row.rubric_id != rubric_id
+                or str(row.rubric_version) != version
+                or row.question_id != sample["question"]):
+            problems.append(f"inputs.review_sample.labels.{item}: names no final label of "
+                            "its sampled event under the sample's rubric question")
+    return problems
 
 
 def store_decision_file(session: Session, record: dict[str, Any], *, actor: str,
@@ -242,7 +317,8 @@ def store_decision_file(session: Session, record: dict[str, Any], *, actor: str,
 
 def required_roles(record: dict[str, Any]) -> list[str]:
     """The sign-off roles the record's policy requires."""
-    policy = policy_from_dict(record["inputs"]["policy"], file="decision record inputs.policy")
+    policy = policy_from_dict(record["inputs"]["policy"],
+                              file="decision record inputs.policy", recorded=True)
     return [need.role for need in policy.signoffs]
 
 
@@ -269,7 +345,7 @@ def get_decision(session: Session, ref: str) -> GateDecisionRow:
     return rows[0]
 
 
-def _successor(session: Session, decision_hash: str) -> GateDecisionRow | None:
+def successor(session: Session, decision_hash: str) -> GateDecisionRow | None:
     """The record superseding ``decision_hash`` (the unique index allows one at most)."""
     return session.execute(sa.select(GateDecisionRow)
                            .where(GateDecisionRow.supersedes == decision_hash)
@@ -291,7 +367,7 @@ def latest(session: Session, ref: str, *, lock: bool = False) -> GateDecisionRow
                                   .where(GateDecisionRow.hash == row.hash)
                                   .with_for_update()
                                   .execution_options(populate_existing=True)).scalar_one()
-        nxt = _successor(session, row.hash)
+        nxt = successor(session, row.hash)
         if nxt is None:
             return row
         row = nxt
@@ -383,7 +459,22 @@ def _refuse_repeat(current: GateDecisionRow, role: str, signed_by: str) -> None:
                 and same_person(entry.get("by"), signed_by)):
             raise AlreadySigned(f"{signed_by} already signed off as {role} on decision "
                                 f"{current.hash[:12]} (at {entry.get('at')}); a second "
-                                "sign-off under the same role counts for nothing")
+                                "sign-off under the same role counts for nothing"
+                                + _spelling_note(signed_by, [entry]))
+
+
+def _spelling_note(signed_by: str, entries: list[dict[str, Any]]) -> str:
+    """Names the earlier signer when their name is spelt otherwise: "Lou" and "lou" are
+    two identities to `hilt reviewer add` but one person to the sign-off count."""
+    from hilt.gate.evaluate import same_person
+
+    others = sorted({str(e.get("by")) for e in entries
+                     if same_person(e.get("by"), signed_by) and e.get("by") != signed_by})
+    if not others:
+        return ""
+    return (f" (the name {signed_by!r} matches the signer {', '.join(map(repr, others))} "
+            "case-insensitively: sign-offs compare names with case and spacing folded, "
+            "so they count as one person)")
 
 
 def _signoff_entries(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -396,7 +487,8 @@ def _missing(record: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str,
     roles as the decision counts them (:func:`hilt.gate.evaluate.evaluate_signoffs`)."""
     from hilt.gate.evaluate import evaluate_signoffs
 
-    policy = policy_from_dict(record["inputs"]["policy"], file="decision record inputs.policy")
+    policy = policy_from_dict(record["inputs"]["policy"],
+                              file="decision record inputs.policy", recorded=True)
     missing = evaluate_signoffs(policy, {"signoffs": entries})["missing"]
     return {str(m["role"]): int(m["needed"]) - int(m["have"]) for m in missing}
 
@@ -447,10 +539,11 @@ def signoff_adds_nothing(record: dict[str, Any], role: str, signed_by: str) -> s
                        if same_person(e.get("by"), signed_by)})
         return (f"{signed_by} already signed decision {decision} (as {', '.join(mine)}) "
                 f"and {role} has all the sign-offs it needs: a sign-off as {role} would "
-                "count for nothing")
+                "count for nothing" + _spelling_note(signed_by, entries))
     return (f"{signed_by} already counts toward {counted} on decision {decision}; each "
             f"person counts toward one required role only, so a sign-off as {role} "
-            f"would fill no missing sign-off until someone else signs as {counted}")
+            f"would fill no missing sign-off until someone else signs as {counted}"
+            + _spelling_note(signed_by, entries))
 
 
 T = TypeVar("T")
@@ -477,16 +570,28 @@ def relineage(session: Session, record: dict[str, Any], at: str) -> dict[str, An
     A sign-off (or folding in review labels) builds a new record that may pass: it must
     not pass on facts frozen at check time when a training dataset version was revoked,
     lost consent or was found contaminated with the run's suites since
-    (:func:`hilt.gate.lineage.worsened_lineage`)."""
+    (:func:`hilt.gate.lineage.worsened_lineage`). Only versions the store holds (by their
+    exact id) are re-read; those a facts file named (``sft-v7``) are taken as recorded,
+    and the new record's ``lineage.rechecked`` says so."""
     from hilt.gate.lineage import dataset_lineage, worsened_lineage
+    from hilt.store.tables.datasets import DatasetVersionRow
 
     facts = record["inputs"].get("facts") or {}
     stored = facts.get("lineage") or {}
-    ids = [v.get("id") for v in stored.get("dataset_versions") or [] if v.get("id")]
+    ids = [str(v["id"]) for v in stored.get("dataset_versions") or []
+           if isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"]]
     if not ids:
         return None
-    fresh = dataset_lineage(session, ids, list(facts.get("suites") or []))["lineage"]
-    return worsened_lineage(stored, fresh, at)
+    rows = {vid: session.get(DatasetVersionRow, vid) for vid in dict.fromkeys(ids)}
+    held = [vid for vid, row in rows.items() if row is not None]
+    fresh: dict[str, Any] = (dataset_lineage(session, held, list(facts.get("suites") or []))
+                             ["lineage"] if held else {"dataset_versions": []})
+    for version in fresh["dataset_versions"]:
+        row = rows.get(version["id"])
+        if row is not None and row.revoked_at is not None:
+            version["revoked_at"] = row.revoked_at.isoformat()
+    return worsened_lineage(stored, fresh, at, checked_at=record.get("created_at"),
+                            not_stored=[vid for vid, row in rows.items() if row is None])
 
 
 def list_decisions(session: Session, limit: int = 50) -> list[GateDecisionRow]:

@@ -71,6 +71,15 @@ class ComposeRefused(ComposerError):
         self.field = field
 
 
+class RepeatedKey(ConstructorError):
+    """A key repeated in one mapping; the error names that key's field, not whichever
+    other field starts on its line (``{id: c1, max: 0, max: 1}``)."""
+
+    def __init__(self, key: Any, problem: str, mark: Any) -> None:
+        super().__init__(None, None, problem, mark)
+        self.key = key
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain YAML keeps
     the last value and silently drops the earlier one), an alias of a value it is part
@@ -146,9 +155,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 except TypeError:  # an unhashable key: the base loader reports it
                     continue
                 if earlier is not key_node:
-                    raise ConstructorError(
-                        None, None, f"key {key!r} repeats (first at line "
-                                    f"{earlier.start_mark.line + 1})", key_node.start_mark)
+                    raise RepeatedKey(key, f"key {key!r} repeats (first at line "
+                                           f"{earlier.start_mark.line + 1})",
+                                      key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
@@ -195,7 +204,8 @@ def parse_yaml_text(text: str, *, file: str
             raise InputError(str(exc.problem), file=file, line=line,
                              field=exc.field) from None
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                         line=line, field=_field_at(lines, line)) from None
+                         line=line, field=_field_at(lines, line, getattr(exc, "key", None))
+                         ) from None
     finally:
         loader.dispose()
 
@@ -210,9 +220,13 @@ def parse_yaml_text(text: str, *, file: str
     return data, line_of
 
 
-def _field_at(lines: dict[tuple[Any, ...], int], line: int | None) -> str | None:
-    """The deepest field that starts on ``line`` (None when none does)."""
+def _field_at(lines: dict[tuple[Any, ...], int], line: int | None, key: Any = None
+              ) -> str | None:
+    """The deepest field that starts on ``line`` (None when none does); with ``key``,
+    the deepest one of that name there (a repeated key)."""
     at = [loc for loc, n in lines.items() if n == line and loc]
+    named = [loc for loc in at if key is not None and str(loc[-1]) == str(key)]
+    at = named or at
     return ".".join(str(p) for p in max(at, key=len)) if at else None
 
 
