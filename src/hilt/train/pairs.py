@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hilt.canonical import content_hash
 from hilt.errors import InputError
@@ -41,6 +41,8 @@ HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
 # every key a pair line may hold
 PAIR_KEYS = ("prompt", "chosen", "rejected", "margin", "slice", "id")
+
+Item = TypeVar("Item")
 
 
 class TranscriptError(ValueError):
@@ -287,13 +289,23 @@ def split_pairs(pairs: Sequence[Pair], held_out_fraction: float = 0.2,
     pair, and the key itself is never hashed, so a file whose pairs all have distinct
     keys is split as it would be by any other key that tells them apart.
     """
-    groups: dict[tuple[str, str, str], list[int]] = {}
-    for i, pair in enumerate(pairs):
-        groups.setdefault(pair_key(pair), []).append(i)
+    return grouped_split(pairs, pair_key, held_out_fraction, seed)
+
+
+def grouped_split(items: Sequence[Item], key: Callable[[Item], Hashable], fraction: float,
+                  seed: int) -> tuple[list[Item], list[Item]]:
+    """Seeded split of ``items`` into (train, held-out), order kept on each side. Items
+    with the same ``key`` are drawn as one group, whose copies all land on one side;
+    round(fraction × groups) groups are held out. The groups are shuffled in the order
+    of their first item, so the split depends on which items are copies, not on the
+    key's values."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(key(item), []).append(i)
     members = list(groups.values())
     order = list(range(len(members)))
     random.Random(seed).shuffle(order)
-    n_held = int(round(len(members) * held_out_fraction))
+    n_held = int(round(len(members) * fraction))
     held = sorted(i for g in order[:n_held] for i in members[g])
     train = sorted(i for g in order[n_held:] for i in members[g])
-    return [pairs[i] for i in train], [pairs[i] for i in held]
+    return [items[i] for i in train], [items[i] for i in held]

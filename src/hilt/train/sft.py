@@ -345,15 +345,6 @@ def split_records(records: list[dict[str, Any]], fraction: float, seed: int
     """Seeded split into (train, held-out), file order kept on each side; identical
     demonstrations are drawn as one, so a held-out one never has a copy in training.
     Held out: round(fraction × distinct demonstrations)."""
-    import random
+    from hilt.train.pairs import grouped_split
 
-    groups: dict[str, list[int]] = {}
-    for i, record in enumerate(records):
-        groups.setdefault(content_hash(record), []).append(i)
-    members = list(groups.values())
-    order = list(range(len(members)))
-    random.Random(seed).shuffle(order)
-    n_held = int(round(len(members) * fraction))
-    held = sorted(i for g in order[:n_held] for i in members[g])
-    train = sorted(i for g in order[n_held:] for i in members[g])
-    return [records[i] for i in train], [records[i] for i in held]
+    return grouped_split(records, content_hash, fraction, seed)
