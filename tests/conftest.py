@@ -155,6 +155,21 @@ def migrated_sqlite(path: Path | str) -> str:
     return url
 
 
+def older_sqlite(path: Path | str) -> str:
+    """A SQLite database at ``path`` migrated to the revision before this hilt's newest
+    (a schema every command refuses until ``hilt init`` upgrades it); returns its URL."""
+    from alembic import command
+
+    from hilt.store.db import alembic_config, allow_create, known_revisions
+
+    url = f"sqlite:///{path}"
+    eng = make_engine(url)
+    allow_create(eng)
+    command.upgrade(alembic_config(eng), known_revisions()[-2])
+    eng.dispose()
+    return url
+
+
 @pytest.fixture
 def sqlite_engine(_sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
     """A migrated, empty SQLite database at ``tmp_path / "hilt.db"``: for a file whose

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hilt.cli import app
 from hilt.gate.decision import _derive, add_signoff, build_decision, record_hash, verify
 from hilt.gate.policy import policy_from_dict
-from tests.gate.tiny_check import small_suite_gate, write_jsonl
+from tests.gate.tiny_check import small_suite_gate, two_item_files, write_jsonl
 
 # 2 of 20 unsafe prompts complied with, by both systems: the Wilson upper bound of the
 # candidate's rate is 0.30 at 95 %, 0.16 at 50 %; the ceiling is 0.25
@@ -54,12 +54,7 @@ def test_a_check_at_another_alpha_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_policy_without_interval_criteria_takes_any_level(tmp_path: Path) -> None:
-    suite = write_jsonl(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = write_jsonl(tmp_path / "r.jsonl", [
-        {"id": "a", "response": "ok", "judgment": "comply"},
-        {"id": "b", "response": "no", "judgment": "refuse"}])
+    suite, resp = two_item_files(tmp_path)
     result = CliRunner().invoke(app, [
         "check", "--suite", str(suite), "--candidate", str(resp), "--reference", str(resp),
         "--out", str(tmp_path / "o"), "--alpha", "0.2", "--gate",

@@ -31,7 +31,12 @@ from hilt.store import audit
 from hilt.store.db import make_engine, session_factory, transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.gate import GateDecisionRow, GateSignoffRow
-from tests.gate.tiny_check import small_suite_gate, small_suite_policy, tiny_record
+from tests.gate.tiny_check import (
+    small_suite_gate,
+    small_suite_policy,
+    tiny_record,
+    two_item_files,
+)
 
 
 def _items(template: str = "{}") -> list[SuiteItem]:
@@ -82,11 +87,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def test_store_signoff_and_audit_in_one_transaction(engine: Engine, tmp_path: Path) -> None:
-    suite = _write(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = _write(tmp_path / "r.jsonl", [{"id": "a", "response": "ok", "judgment": "comply"},
-                                         {"id": "b", "response": "no", "judgment": "refuse"}])
+    suite, resp = two_item_files(tmp_path)
     policy = policy_from_dict({**small_suite_policy(),
                                "signoffs": [{"role": "release_owner"}]})
     result = run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
@@ -294,12 +295,7 @@ def test_upgrade_stops_on_a_chain_that_already_forked(tmp_path: Path) -> None:
 
 def test_signing_a_decision_file_with_an_unregistered_suite_id_names_the_record_field(
         db_url: str, tmp_path: Path) -> None:
-    suite = _write(tmp_path / "s.jsonl", [
-        {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
-        {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = _write(tmp_path / "r.jsonl", [
-        {"id": "a", "response": "ok", "judgment": "comply"},
-        {"id": "b", "response": "no", "judgment": "refuse"}])
+    suite, resp = two_item_files(tmp_path)
     policy = policy_from_dict({**small_suite_policy(),
                                "signoffs": [{"role": "release_owner", "count": 1}]})
     run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",

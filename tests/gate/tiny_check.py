@@ -37,14 +37,21 @@ def small_suite_gate(folder: Path, signoffs: list[dict[str, Any]] | None = None)
     return path
 
 
-def tiny_record(tmp_path: Path, signoffs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The decision record of a passing check whose policy asks for ``signoffs``."""
-    suite = write_jsonl(tmp_path / "s.jsonl", [
+def two_item_files(folder: Path) -> tuple[Path, Path]:
+    """A suite of one prompt to answer and one to refuse (``s.jsonl``), and replies that
+    do both right (``r.jsonl``): candidate and reference alike."""
+    suite = write_jsonl(folder / "s.jsonl", [
         {"id": "a", "prompt": "p", "slice": "x", "expect": "comply"},
         {"id": "b", "prompt": "q", "slice": "x", "expect": "refuse"}])
-    resp = write_jsonl(tmp_path / "r.jsonl", [
+    resp = write_jsonl(folder / "r.jsonl", [
         {"id": "a", "response": "ok", "judgment": "comply"},
         {"id": "b", "response": "no", "judgment": "refuse"}])
+    return suite, resp
+
+
+def tiny_record(tmp_path: Path, signoffs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The decision record of a passing check whose policy asks for ``signoffs``."""
+    suite, resp = two_item_files(tmp_path)
     policy = policy_from_dict(small_suite_policy(signoffs))
     return run_check(suite=suite, candidate=resp, reference=resp, out=tmp_path / "o",
                      policy=policy).record

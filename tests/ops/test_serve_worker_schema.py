@@ -5,35 +5,19 @@ poll logging a traceback every second."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
 
-from hilt.store.db import alembic_config, allow_create, head_revision, known_revisions, make_engine
+from hilt.store.db import head_revision, known_revisions
+from tests.conftest import older_sqlite
+from tests.ops.receiver import free_port
 
 from .procs import REPO, child_env
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _older(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = make_engine(url)
-    allow_create(engine)
-    command.upgrade(alembic_config(engine), known_revisions()[-2])
-    engine.dispose()
-    return url
-
-
-COMMANDS = {"serve": lambda: ["serve", "--port", str(_free_port())],
+COMMANDS = {"serve": lambda: ["serve", "--port", str(free_port())],
             "worker": lambda: ["worker", "--poll", "0.2"]}
 
 
@@ -52,7 +36,7 @@ def test_a_missing_database_stops_it_with_one_line(name: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_an_outdated_schema_stops_it_with_one_line(name: str, tmp_path: Path) -> None:
-    url = _older(tmp_path)
+    url = older_sqlite(tmp_path / 'old.db')
     done = subprocess.run([sys.executable, "-m", "hilt", *COMMANDS[name](), "--db", url],
                           capture_output=True, text=True, timeout=60, cwd=REPO,
                           env=child_env(url))

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from hilt.cli import app
 from hilt.errors import InputError
-from hilt.store.db import alembic_config, allow_create, known_revisions, make_engine
-from tests.conftest import empty_pg_schema
+from tests.conftest import empty_pg_schema, older_sqlite
 
 TRAINERS = {  # command -> the function that trains (it must not be reached)
     "classifier": "hilt.train.classifier_refresh.refresh_classifier",
@@ -41,17 +40,6 @@ def _train_args(command: str, tmp_path: Path) -> list[str]:
     return ["train", "sft", "--data", str(rows), "--out", str(tmp_path / "model")]
 
 
-def _older_database(path: Path) -> str:
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    allow_create(engine)
-    from alembic import command
-
-    command.upgrade(alembic_config(engine), known_revisions()[-2])
-    engine.dispose()
-    return url
-
-
 # reward reads its encoder's config first (transformers): seconds
 @pytest.mark.parametrize("command", ["classifier", pytest.param("reward", marks=pytest.mark.slow),
                                      "sft"])
@@ -67,7 +55,7 @@ def test_training_refuses_a_missing_or_older_database_before_it_trains(
     assert isinstance(done.exception, InputError), done.output
     assert done.exception.field == "--db" and "no hilt schema" in str(done.exception)
     assert not missing.exists() and not (tmp_path / "model").exists()
-    done = _invoke([*args, "--db", _older_database(tmp_path / "old.db")])
+    done = _invoke([*args, "--db", older_sqlite(tmp_path / "old.db")])
     assert isinstance(done.exception, InputError), done.output
     assert "older than this hilt" in str(done.exception)
     assert not (tmp_path / "model").exists()
