@@ -14,7 +14,7 @@ from hilt.gate.store import store_decision
 from hilt.review.adjudication import adjudicate
 from hilt.store.db import transaction
 from tests.gate.tiny_check import tiny_record
-from tests.web.conftest import ARTIFACTS, Site, add_person
+from tests.web.conftest import ARTIFACTS, PAGE_TIMEOUT_MS, Site, add_person
 from tests.web.seed import (
     add_drift_alert,
     add_model,
@@ -98,7 +98,7 @@ def test_the_reviewer_pages_fit_the_window(layout_site: Site, browser: Any,
     site = layout_site
     context = _context(browser, width)
     page = context.new_page()
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
         page.goto(site.url("/ui/signin"))
         results = [_fits(page, "signin", width)]
@@ -124,7 +124,7 @@ def test_the_lead_and_adjudicator_pages_fit_the_window(layout_site: Site, browse
     site = layout_site
     context = _context(browser, width)
     page = context.new_page()
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     results = []
     try:
         _sign_in(page, site, site.tokens["lead"])
