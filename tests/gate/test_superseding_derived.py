@@ -189,3 +189,34 @@ def test_labels_must_be_the_ones_reviewers_returned(engine: Engine, tmp_path: Pa
     with transaction(engine) as s:
         count = s.execute(sa.select(sa.func.count()).select_from(GateDecisionRow)).scalar()
     assert count == 1
+
+
+def test_verify_file_checks_the_chain_only_when_asked(engine: Engine, db_url: str,
+                                                      tmp_path: Path) -> None:
+    parent = _blocked(engine, tmp_path)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(_rebuilt(parent, _loosened)))
+    runner = CliRunner()
+    alone = runner.invoke(app, ["gate", "verify", str(forged), "--db", db_url])
+    assert alone.exit_code == 0, alone.output  # the record agrees with itself
+    assert json.loads(alone.stdout)["chain"].startswith("not checked")
+    chained = runner.invoke(app, ["gate", "verify", str(forged), "--chain", "--db", db_url])
+    assert chained.exit_code == 1, chained.output
+    out = json.loads(chained.stdout)
+    assert out["chain"] == "checked" and not out["ok"]
+    assert any("supersedes chain" in p and "inputs.policy" in p for p in out["problems"])
+    # a signed successor written to a file verifies with its chain
+    with transaction(engine) as s:
+        add_reviewer(s, reviewer_id="ana", role="lead", may_sign=["release_owner"])
+    with transaction(engine) as s:
+        signed = dict(sign_off(s, parent["hash"], role="release_owner",
+                               signed_by="ana").record)
+    good = tmp_path / "signed.json"
+    good.write_text(json.dumps(signed))
+    ok = runner.invoke(app, ["gate", "verify", str(good), "--chain", "--db", db_url])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["chain"] == "checked"
+    # a stored decision's chain is always checked: the option is refused there
+    refused = runner.invoke(app, ["gate", "verify", parent["hash"], "--chain", "--db", db_url])
+    assert isinstance(refused.exception, InputError), refused.output
+    assert refused.exception.field == "--chain"

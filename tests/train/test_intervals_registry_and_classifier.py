@@ -47,7 +47,11 @@ def test_model_listing_shows_accuracy_with_interval_and_n(engine: Engine,
     assert listed["classifier"]["accuracy_ci_low"] == pytest.approx(clf_low)
     assert listed["classifier"]["accuracy_ci_high"] == 1.0
     assert all(listed["sft"][k] is None for k in ("accuracy", "accuracy_ci_low",
-                                                  "accuracy_ci_high", "accuracy_n"))
+                                                  "accuracy_ci_high", "accuracy_n",
+                                                  "accuracy_basis"))
+    # what each accuracy rests on: held-out pairs; a classifier's out-of-fold predictions
+    assert listed["reward"]["accuracy_basis"] == "held_out"
+    assert listed["classifier"]["accuracy_basis"] == "out_of_fold"
 
 
 def test_headline_accuracy_of_a_report_with_n_in_its_interval() -> None:

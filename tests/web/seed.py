@@ -104,12 +104,15 @@ def add_drift_alert(engine: Engine, alert_id: str = "da-web", *,
     return alert_id
 
 
-def add_model(engine: Engine, *, accuracy: float | None = 0.75) -> str:
-    """A registered reward model version (held-out accuracy of 8 pairs); its id."""
+def add_model(engine: Engine, *, accuracy: float | None = 0.75,
+              held_out_in_train: bool = False) -> str:
+    """A registered reward model version (held-out accuracy of 8 pairs, some of them
+    trained on with ``held_out_in_train``); its id."""
     from hilt.train.registry import register_model_version
 
     metrics = ({} if accuracy is None else
-               {"accuracy": accuracy, "accuracy_ci": {"low": 0.41, "high": 0.93}, "n": 8})
+               {"accuracy": accuracy, "accuracy_ci": {"low": 0.41, "high": 0.93}, "n": 8,
+                "held_out_in_train": held_out_in_train})
     manifest = {"kind": "reward", "base_model": "all-MiniLM-L6-v2",
                 "data": {"hash": "4693ccb07dabcdfb" * 4}, "config": {}, "seed": 0,
                 "code_version": "hilt 0.1.0@" + "a231a19a99" * 4, "metrics": metrics}

@@ -60,9 +60,17 @@ def test_model_versions_read_as_a_summary(client: TestClient, engine: Engine) ->
     sign_in(client, add_person(engine, "lead-1", "lead"))
     text = _section(client.get("/ui/lead").text, "models")
     assert f"demo-rm {model_id} reward all-MiniLM-L6-v2 4693ccb07dabcdfb " in text
-    assert "75.0% [41.0%, 93.0%], n = 8" in text and "not evaluated" in text
+    assert "75.0% [41.0%, 93.0%], n = 8 held out" in text and "not evaluated" in text
     for raw in ("None", "artifact_path", "/srv/models", "accuracy_ci_low"):
         assert raw not in text
+
+
+def test_model_versions_say_what_their_accuracy_rests_on(client: TestClient,
+                                                          engine: Engine) -> None:
+    add_model(engine, accuracy=0.75, held_out_in_train=True)
+    sign_in(client, add_person(engine, "lead-1", "lead"))
+    text = _section(client.get("/ui/lead").text, "models")
+    assert "n = 8 held out, overlapping training: optimistic" in text
 
 
 def test_drift_alerts_are_acknowledged_from_the_dashboard(client: TestClient,

@@ -96,11 +96,17 @@ def verify(decision: DecisionArg,
                                     "this folder only, at the trailing parts of their "
                                     "recorded paths (suites/a/x.jsonl, a/x.jsonl, "
                                     "x.jsonl)")] = None,
+           chain: Annotated[bool, typer.Option(
+               "--chain", help="for a decision file that supersedes another: also check "
+                               "each link of its supersedes chain against the store "
+                               "(--db or the configured database)")] = False,
            db: DbOption = None) -> None:
     """Recompute the decision from its stored inputs; exit 0 if it agrees, 1 if not.
 
     A stored decision (a hash) is also compared with its row's columns (outcome,
-    policy, suite, candidate, reference, supersedes).
+    policy, suite, candidate, reference, supersedes), and each link of its supersedes
+    chain is checked. A decision file is checked alone unless --chain is given; its
+    result then says ``chain: not checked``.
 
     With --inputs the files the record names must still hold their recorded sha256 and
     say what the record says (items, file judgments, flags, rewards). Each is looked
@@ -117,10 +123,19 @@ def verify(decision: DecisionArg,
             raise InputError("not a folder", file=str(inputs_dir), field="--inputs-dir")
         inputs = True
     path = _decision_file(decision)
+    if chain and path is None:
+        raise InputError("--chain is for a decision file: a stored decision's chain is "
+                         "always checked", field="--chain")
     if path is not None:
         record = _load(str(path), db)
         report = verify_record(record)
         result = report.as_dict()
+        if isinstance(record.get("supersedes"), str) and chain:
+            problems = _file_chain(record, db)
+            result.update(chain="checked", ok=result["ok"] and not problems,
+                          problems=[*result["problems"], *problems])
+        elif isinstance(record.get("supersedes"), str):
+            result["chain"] = "not checked (give --chain to check it against the store)"
     else:
         from hilt.gate.store import verify_stored
         from hilt.store.db import transaction
@@ -135,6 +150,16 @@ def verify(decision: DecisionArg,
         result["ok"] = result["ok"] and not checked.problems
     _echo_json(result)
     raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _file_chain(record: dict[str, Any], db: str | None) -> list[str]:
+    """What is wrong with a decision file's supersedes chain, checked against the store:
+    its parent must be stored and each link derived from the one before."""
+    from hilt.gate.store import chain_problems
+    from hilt.store.db import transaction
+
+    with transaction(_engine(db)) as session:
+        return chain_problems(session, record)
 
 
 def _outputs_for(record: dict[str, Any], out: Path | None) -> dict[str, str]:

@@ -181,8 +181,10 @@ def accuracy_basis(row: ModelVersionRow) -> str | None:
 
 def list_models(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """Newest model versions as plain dicts (what the lead dashboard shows), each with
-    its headline accuracy, interval and n (:func:`headline_accuracy`)."""
-    return [version_as_dict(r) for r in list_versions(session)[:limit]]
+    its headline accuracy, interval and n (:func:`headline_accuracy`) and what that
+    accuracy rests on (:func:`accuracy_basis`)."""
+    return [{**version_as_dict(r), "accuracy_basis": accuracy_basis(r)}
+            for r in list_versions(session)[:limit]]
 
 
 def _row_fields(row: ModelVersionRow, manifest: dict[str, Any]) -> list[str]:

@@ -48,6 +48,11 @@ questions:
 
 
 ACK_NOTE_MAX = 4000
+# what a model's headline accuracy rests on (hilt.train.registry.accuracy_basis), in words
+BASIS_TEXT = {"held_out": "held out",
+              "held_out_overlapping_training": "held out, overlapping training: optimistic",
+              "out_of_fold": "out of fold on its training data",
+              "out_of_fold_optimistic": "out of fold after fine-tuning on it: optimistic"}
 
 
 @router.get("/lead", response_class=HTMLResponse)
@@ -55,7 +60,7 @@ def dashboard(request: Request, session: Session = DB,
               _: Principal = Depends(allow(*LEADS))) -> HTMLResponse:
     return render(request, "lead.html", title="Lead dashboard",
                   data=lead_dashboard(session, utcnow()), now=utcnow(),
-                  ack_note_max=ACK_NOTE_MAX)
+                  ack_note_max=ACK_NOTE_MAX, basis_text=BASIS_TEXT)
 
 
 @router.post("/lead/drift/{alert_id}/ack")
