@@ -116,9 +116,11 @@ def test_restore_says_that_audit_sequence_numbers_are_handed_out_again(
     head = con.execute("SELECT seq FROM audit_head").fetchone()[0]
     con.close()
     assert head < replaced
-    assert (f"note: the restored audit log ends at seq {head}; the database it replaced "
-            f"had entries up to seq {replaced}. New audit entries take the sequence numbers "
-            f"after {head} again") in out
+    backed_up = head - 1  # the last entry is the restore's own
+    assert (f"note: the restored audit log ends at seq {backed_up}, then this restore's own "
+            f"entry (store.restored, seq {head}); the database it replaced had entries up "
+            f"to seq {replaced}. New audit entries take the sequence numbers after "
+            f"{backed_up} again") in out
 
 
 def test_backup_verify_reads_the_file_without_changing_it(made: Path) -> None:

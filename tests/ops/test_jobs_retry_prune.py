@@ -114,3 +114,34 @@ def test_prune_needs_a_duration(engine: Engine) -> None:
     assert code == 2
     assert out.splitlines() == ["error: field '--older-than': 'soon' is not a duration "
                                 "such as 30d, 12h, 90m or 45s"]
+
+
+def test_prune_refuses_a_duration_past_any_date(engine: Engine) -> None:
+    # The cut-off would be before year 1: one line naming the option, not a traceback.
+    code, out = run_main("jobs", "prune", "--older-than", "99999999w", "--db",
+                         _url(engine))
+    assert code == 2
+    assert out.splitlines() == ["error: field '--older-than': '99999999w' is longer "
+                                "than 1000 years"]
+
+
+def test_a_retry_checks_the_status_it_locked_not_one_read_before(engine: Engine) -> None:
+    """The HTTP route reads the job before retrying it (who may retry it): a retry that
+    commits in between must make the second one a conflict, not a second requeue."""
+    from hilt.errors import Conflict
+
+    if engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the first transaction holds the write lock throughout")
+    with transaction(engine) as s:
+        job_id = jobs.enqueue(s, "test.long", {"steps": 1}, actor="test")
+        assert job_id is not None
+        s.get_one(JobRow, job_id).status = "failed"
+    with pytest.raises(Conflict, match="is queued"), transaction(engine) as first:
+        seen = jobs.get_job(first, job_id)  # held, as the route holds it
+        assert seen.status == "failed"
+        with transaction(engine) as second:
+            jobs.retry(second, job_id, actor="other")
+        assert jobs.retry(first, job_id, actor="test") is seen
+    with transaction(engine) as s:
+        assert len(s.execute(sa.select(AuditRow).where(AuditRow.action == "job.requeue")
+                             ).all()) == 1

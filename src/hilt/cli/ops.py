@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -228,21 +227,6 @@ def jobs_retry(job_id: JobId, db: DbOption = None) -> None:
         echo_json(job_view(retry(session, job_id, actor="cli")))
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str, field: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> seconds."""
-    from hilt.errors import InputError
-
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise InputError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s",
-                         field=field)
-    return float(match[1]) * _UNIT_S[match[2]]
-
-
 @jobs_app.command("prune")
 def jobs_prune(older_than: Annotated[str, typer.Option(
                    "--older-than", metavar="DURATION",
@@ -251,15 +235,12 @@ def jobs_prune(older_than: Annotated[str, typer.Option(
     """Delete finished jobs (succeeded, failed, cancelled) and delivered webhook
     deliveries older than DURATION; queued and running jobs and pending or failed
     deliveries stay. Audited (ops.prune); prints the counts as JSON."""
-    from datetime import timedelta
-
-    from hilt.ops.jobs import prune
+    from hilt.ops.jobs import prune_older_than
     from hilt.store.db import transaction
-    from hilt.store.tables.base import utcnow
 
-    before = utcnow() - timedelta(seconds=parse_duration(older_than, "--older-than"))
-    with transaction(engine_for(db)) as session:
-        echo_json(prune(session, before, actor="cli"))
+    with options_named({"older_than": "--older-than"}), \
+            transaction(engine_for(db)) as session:
+        echo_json(prune_older_than(session, older_than, actor="cli"))
 
 
 @jobs_app.command("run-periodic")
@@ -507,9 +488,11 @@ def restore(backup_file: Annotated[Path, typer.Argument(help="a file from hilt b
     """Restore a SQLite backup (its checksum file, schema revision, event content hashes
     and audit chain are checked before, and the copy verified after).
 
-    The restored audit log ends at the backup's last entry: the entries after it hand
-    out those sequence numbers again, so webhook receivers must not deduplicate on
-    audit.seq alone (stderr says so; see docs/operations.md)."""
+    The restored audit log ends at the backup's last entry, followed by one
+    store.restored entry naming the backup (its file name, sha256 and last audit entry)
+    and who restored it, which webhooks deliver like any other event. The entries after
+    it hand out the replaced database's sequence numbers again, so webhook receivers
+    must not deduplicate on audit.seq alone (stderr says so; see docs/operations.md)."""
     from hilt.config import database_url
     from hilt.ops.backup import restore as run_restore
 
@@ -523,13 +506,16 @@ def restore(backup_file: Annotated[Path, typer.Argument(help="a file from hilt b
 
 def _reused_seq_note(result: dict[str, Any]) -> str:
     after, replaced = result["audit_seq_reused_after"], result["replaced_audit_head"]
+    entry = result.get("restored_entry")
     gone = (f"; the database it replaced had entries up to seq {replaced}"
             if replaced is not None and replaced > after else "")
-    return (f"note: the restored audit log ends at seq {after}{gone}. New audit entries "
-            f"take the sequence numbers after {after} again, so webhook events sent "
-            "before the restore may share audit.seq with new ones: tell receivers that "
-            "deduplicate on audit.seq alone to use X-Hilt-Delivery (or audit.seq with "
-            "audit.hash)")
+    recorded = (f", then this restore's own entry (store.restored, seq {entry['seq']})"
+                if entry else "")
+    return (f"note: the restored audit log ends at seq {after}{recorded}{gone}. New audit "
+            f"entries take the sequence numbers after {after} again, so webhook events "
+            "sent before the restore may share audit.seq with new ones: tell receivers "
+            "that deduplicate on audit.seq alone to use X-Hilt-Delivery (or audit.seq "
+            "with audit.hash)")
 
 
 def metrics(db: DbOption = None) -> None:

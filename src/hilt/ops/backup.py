@@ -436,7 +436,8 @@ def _check_target(backup_file: Path, target_path: Path, force: bool) -> None:
 
 
 def restore(backup_file: str | Path, url: str, *, force: bool = False,
-            without_checksum: bool = False, wait_s: float = LOCK_WAIT_S) -> dict[str, Any]:
+            without_checksum: bool = False, wait_s: float = LOCK_WAIT_S,
+            actor: str = "cli") -> dict[str, Any]:
     """Copy ``backup_file`` over the database at ``url`` (refuses a backup whose audit
     chain does not verify, whose schema a newer hilt made, with an event whose content
     no longer matches its hash, or whose bytes do not match its checksum file; one
@@ -445,7 +446,14 @@ def restore(backup_file: str | Path, url: str, *, force: bool = False,
     anything is written to the target; the target's write lock is waited for at most
     ``wait_s`` seconds. ``audit_seq_reused_after``: the backup's last audit sequence
     number, after which the restored database hands out numbers again that entries of
-    the database it replaces (and webhook deliveries of them) may already have had."""
+    the database it replaces (and webhook deliveries of them) may already have had.
+
+    A restore whose copy verifies records itself: one ``store.restored`` audit entry,
+    appended to the restored chain, names the backup file, its sha256 and its last
+    audit entry (``backup_audit_seq``, ``backup_audit_hash``), the audit head of the
+    database replaced, and the user and host that ran it (``restored_entry``: its seq
+    and hash). A refused restore writes nothing, and a copy that fails its check gets
+    no entry."""
     backup_file, target_path = Path(backup_file), sqlite_path(url)
     if not backup_file.is_file():
         what = "is not a file" if backup_file.exists() else "does not exist"
@@ -468,7 +476,62 @@ def restore(backup_file: str | Path, url: str, *, force: bool = False,
     finally:
         source.close()
     after = verify_file(target_path)
-    head = (checked["audit"].get("head") or {}).get("seq", 0)
-    return {"restored": str(target_path), "from": str(backup_file),
-            "checksum": checksum["checksum"], **after,
-            "audit_seq_reused_after": head, "replaced_audit_head": replaced_head}
+    head = checked["audit"].get("head") or {"seq": 0, "hash": None}
+    result = {"restored": str(target_path), "from": str(backup_file),
+              "checksum": checksum["checksum"], **after,
+              "audit_seq_reused_after": head["seq"], "replaced_audit_head": replaced_head,
+              "restored_entry": None}
+    if after["audit"]["ok"] and not after["events_bad"]:
+        digest = checksum.get("sha256") or file_sha256(backup_file)
+        entry, audit_after = _record_restore(url, {
+            "backup_file": backup_file.name, "backup_sha256": digest,
+            "checksum": checksum["checksum"], "backup_audit_seq": head["seq"],
+            "backup_audit_hash": head["hash"], "replaced_audit_head": replaced_head,
+            **_who()}, actor=actor, backup_head=head)
+        result.update(audit=audit_after, restored_entry=entry)
+    return result
+
+
+def _who() -> dict[str, str | None]:
+    """The operating-system user and host that ran the restore: the CLI's actor says
+    only that it was the command line."""
+    import getpass
+    import socket
+
+    try:
+        user: str | None = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry for the uid
+        user = None
+    return {"user": user, "host": socket.gethostname() or None}
+
+
+def _record_restore(url: str, payload: dict[str, Any], *, actor: str,
+                    backup_head: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Append the ``store.restored`` entry to the restored database, as hilt appends
+    every entry (chained after the backup's head), and verify the chain with it before
+    committing: the entry is there only on a chain that verifies and still holds the
+    backup's head. Webhook dispatch picks it up like any other entry. Returns the
+    entry's ``{"seq", "hash", "action"}`` and the chain's verification."""
+    from hilt.store import audit
+    from hilt.store.db import make_engine, transaction
+    from hilt.store.tables.core import AuditHeadRow
+
+    # create=True exempts the engine from the schema check: a backup an older hilt made
+    # is restored as it is (hilt init upgrades it afterwards), and its audit tables are
+    # those of every revision.
+    engine = make_engine(url, create=True)
+    try:
+        with transaction(engine) as session:
+            audit.append(session, actor=actor, action="store.restored", entity_type="store",
+                         entity_id=payload["backup_file"], payload=payload)
+            expect = [(backup_head["seq"], backup_head["hash"])] \
+                if backup_head["seq"] else []
+            verified = audit.verify(session, expect=expect)
+            if not verified.ok:  # rolled back: nothing of the restore is recorded
+                raise InputError(f"the restored audit chain does not verify with the "
+                                 f"restore's entry: {verified.problem}", field="--db")
+            new_head = session.get_one(AuditHeadRow, 1)
+            entry = {"seq": new_head.seq, "hash": new_head.hash, "action": "store.restored"}
+    finally:
+        engine.dispose()
+    return entry, verified.as_dict()

@@ -445,8 +445,11 @@ def retry(session: Session, job_id: str, *, actor: str) -> JobRow:
     parameters and the workers that ran it, and gets its kind's number of attempts
     anew after those it used (attempt 4 of 6 after three failed ones). Audited as
     ``job.requeue`` with the status and error it had."""
-    row = session.execute(sa.select(JobRow).where(JobRow.id == job_id)
-                          .with_for_update()).scalar_one_or_none()
+    # populate_existing: a row the session read before this lock (to check who may
+    # retry it) is read again, so the status checked is the one now locked.
+    row = session.execute(sa.select(JobRow).where(JobRow.id == job_id).with_for_update()
+                          .execution_options(populate_existing=True)
+                          ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"job {job_id!r} does not exist")
     if row.status not in RETRYABLE:
@@ -487,6 +490,33 @@ def prune(session: Session, before: datetime, *, actor: str) -> dict[str, Any]:
     audit.append(session, actor=actor, action="ops.prune", entity_type="ops",
                  entity_id="prune", payload=counts)
     return counts
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Longer than anything finished can be old; beyond it the cut-off date does not exist.
+_LONGEST_S = 1000 * 365 * 86400
+
+
+def parse_duration(text: str, field: str = "older_than") -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise InputError(f"{text!r} is not a duration such as 30d, 12h, 90m or 45s",
+                         field=field)
+    seconds = float(match[1]) * _UNIT_S[match[2]]
+    if seconds > _LONGEST_S:
+        raise InputError(f"{text!r} is longer than 1000 years", field=field)
+    return seconds
+
+
+def prune_older_than(session: Session, older_than: str, *, actor: str,
+                     now: datetime | None = None) -> dict[str, Any]:
+    """:func:`prune` of what finished longer ago than ``older_than`` (``30d``, see
+    :func:`parse_duration`; an error names the field ``older_than``): what ``hilt jobs
+    prune --older-than`` and ``POST /v1/jobs/prune`` run."""
+    seconds = parse_duration(older_than)
+    return prune(session, (now or utcnow()) - timedelta(seconds=seconds), actor=actor)
 
 
 def get_job(session: Session, job_id: str) -> JobRow:

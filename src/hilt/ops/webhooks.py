@@ -36,7 +36,8 @@ ones of its subscription back until its retry (see :func:`_lease_due`).
 Delivery is at least once (a sender may die after the receiver answered but before the
 outcome committed); receivers deduplicate on ``X-Hilt-Delivery``, or on ``audit.seq``
 with ``audit.hash``: a restored backup hands out the sequence numbers after its last
-entry again.
+entry again, and says so with a ``store.restored`` event (the restore's own audit
+entry, the first after the backup's).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "model.registered": ("model_version.register",),
     "gate.decided": ("gate.decision_stored", "gate.signed_off"),
     "job.finished": ("job.succeeded", "job.failed", "job.cancelled"),
+    # The store was replaced by a backup: the audit seqs after the backup's are reused.
+    "store.restored": ("store.restored",),
 }
 ACTION_TO_EVENT = {action: event for event, actions in EVENT_TYPES.items()
                    for action in actions}

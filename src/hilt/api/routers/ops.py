@@ -25,6 +25,7 @@ from hilt.api.schemas.ops import (
     EventTypes,
     Job,
     JobQueued,
+    Pruned,
     Subscribed,
     Subscription,
     Unsubscribed,
@@ -143,6 +144,45 @@ def cancel_job(job_id: str, session: Session = DB,
     from hilt.ops import jobs
 
     return jobs.job_view(jobs.cancel(session, job_id, actor=who.actor))
+
+
+@router.post("/v1/jobs/{job_id}/retry", responses=declared(Job))
+def retry_job(job_id: str, session: Session = DB,
+              who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
+    """Queue a failed or cancelled job again, as the same job (its id, parameters and
+    workers kept, its kind's number of attempts given anew; audited as ``job.requeue``);
+    409 for a job in any other status, as ``hilt jobs retry``.
+
+    A job whose output shows reviews (``export.reviews``) is refused (403) to a caller
+    who is reviewing an item it would show, as starting it is: a retry runs it again."""
+    from hilt.ops import jobs
+    from hilt.review.blind import refuse_if_reviewing_any
+
+    row = jobs.get_job(session, job_id)  # 404 for a job that does not exist
+    spec = jobs.kinds().get(row.kind)
+    if spec is not None and spec.shows_items is not None:
+        refuse_if_reviewing_any(session, who.reviewer_id, spec.shows_items(row.params),
+                                "this export")
+    return jobs.job_view(jobs.retry(session, job_id, actor=who.actor))
+
+
+class PruneIn(RequestBody):
+    older_than: str = Field(description="delete what finished longer ago than this: "
+                                        "30d, 12h, 90m, 45s or 2w (as hilt jobs prune "
+                                        "--older-than)")
+
+
+@router.post("/v1/jobs/prune", responses=declared(Pruned))
+def prune_jobs(body: PruneIn, session: Session = DB,
+               who: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
+    """Delete the jobs that finished (succeeded, failed, cancelled) longer ago than
+    ``older_than`` and the webhook deliveries delivered longer ago; queued and running
+    jobs and pending or failed deliveries stay. One audit entry (``ops.prune``) records
+    the counts, which are returned. A duration hilt cannot read is a 422 naming
+    ``older_than``."""
+    from hilt.ops.jobs import prune_older_than
+
+    return prune_older_than(session, body.older_than, actor=who.actor)
 
 
 # --- webhooks ---------------------------------------------------------------------

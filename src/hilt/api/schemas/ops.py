@@ -55,6 +55,12 @@ class Job(Schema):
     finished_at: datetime | None
 
 
+class Pruned(Schema):
+    before: datetime = Field(description="what finished before this time was deleted")
+    jobs: int = Field(description="finished jobs deleted")
+    deliveries: int = Field(description="delivered webhook deliveries deleted")
+
+
 class Subscribed(Schema):
     id: str
     secret: str = Field(description="the signing secret; shown this once")
