@@ -8,18 +8,28 @@ everywhere.
 Signing in to the pages opens a *web session* for a token (:func:`start_session`): the
 browser's cookie holds a random session id, never the token, and only its sha256 is
 stored. A session ends at sign-out (:func:`end_session`), after
-:data:`SESSION_LIFETIME`, or when its token is revoked or its reviewer deactivated.
+:data:`SESSION_LIFETIME`, or when its token is revoked, expires or its reviewer is
+deactivated.
+
+A token may be given a lifetime (``hilt token create --expires-in 30d``); past its
+``expires_at`` it authenticates nowhere (:class:`TokenExpired`). Without one it never
+expires. When a token last authenticated is kept in ``last_used_at``, written at most
+about once a minute per token (:func:`record_use`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hilt.canonical import sha256_hex
@@ -36,6 +46,14 @@ SIGNER_ROLES = ("lead", "admin")
 TOKEN_PREFIX = "hilt_"
 # How long a page session lasts after sign-in (a working day; sign in again after).
 SESSION_LIFETIME = timedelta(hours=12)
+# The longest lifetime a token may be given: longer ones are most likely a typo (3000d
+# for 30d); a token meant to outlive it is made without expiry and rotated by hand.
+TOKEN_MAX_LIFETIME = timedelta(days=366)
+# How often a token's last_used_at is written at most (per token and process; another
+# process skips the write when the stored value is this recent).
+LAST_USED_INTERVAL = timedelta(minutes=1)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,8 @@ class Principal:
     role: str
     reviewer_id: str | None
     name: str
+    # when the token stops authenticating (None: never); caches keep it no longer
+    expires_at: datetime | None = dataclasses.field(default=None, compare=False)
 
     @property
     def actor(self) -> str:
@@ -229,10 +249,67 @@ def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
     return result
 
 
+class TokenExpired(Exception):
+    """A token that is past its ``expires_at``: known and not revoked, but refused."""
+
+    def __init__(self, token_id: str, expired_at: datetime) -> None:
+        self.token_id, self.expired_at = token_id, expired_at
+        super().__init__(f"the token expired at {expired_at.isoformat()}")
+
+
+_LIFETIME = re.compile(r"(\d+)([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def token_lifetime(text: str, field: str = "expires_in") -> timedelta | None:
+    """A token lifetime as ``hilt token create --expires-in`` takes it: a whole number
+    and a unit (``45s``, ``90m``, ``12h``, ``30d``, ``2w``), or ``never`` (None). Zero,
+    negative and unreadable values are refused, and so are values over
+    :data:`TOKEN_MAX_LIFETIME`, each with an ``InputError`` naming ``field``."""
+    value = text.strip().lower()
+    if value == "never":
+        return None
+    match = _LIFETIME.fullmatch(value)
+    text = text if len(text) <= 40 else text[:37] + "..."  # as echoed in the messages
+    if match is None:
+        if value.startswith("-"):
+            raise InputError(f"{text!r}: a token's lifetime must be more than zero",
+                             field=field)
+        raise InputError(f"{text!r} is not a lifetime: a whole number and a unit (s, m, "
+                         "h, d, w) such as 12h, 30d or 2w, or 'never'", field=field)
+    # counted in whole seconds before any timedelta is made (99999999999999w would
+    # overflow one); a number of more digits than any allowed lifetime is too long as is
+    seconds = int(match[1]) * _UNIT_S[match[2]] if len(match[1]) <= 12 else None
+    if seconds == 0:
+        raise InputError(f"{text!r}: a token's lifetime must be more than zero",
+                         field=field)
+    if seconds is None or seconds > TOKEN_MAX_LIFETIME.total_seconds():
+        raise InputError(f"{text!r} is longer than a token may live (at most "
+                         f"{TOKEN_MAX_LIFETIME.days}d); a token that must outlive that is "
+                         "made with 'never' and rotated by hand", field=field)
+    return check_token_lifetime(timedelta(seconds=seconds), field)
+
+
+def check_token_lifetime(lifetime: timedelta, field: str = "expires_in") -> timedelta:
+    """``lifetime`` if it is more than zero and at most :data:`TOKEN_MAX_LIFETIME`."""
+    if lifetime <= timedelta(0):
+        raise InputError(f"a token's lifetime must be more than zero, not {lifetime}",
+                         field=field)
+    if lifetime > TOKEN_MAX_LIFETIME:
+        raise InputError(f"a token may live at most {TOKEN_MAX_LIFETIME.days}d, not "
+                         f"{lifetime}", field=field)
+    return lifetime
+
+
 def create_token(session: Session, *, role: str, name: str = "",
-                 reviewer_id: str | None = None, actor: str = "cli") -> tuple[str, str]:
-    """Create a token; returns ``(token_id, secret)``. The secret is not stored."""
+                 reviewer_id: str | None = None, expires_in: timedelta | None = None,
+                 actor: str = "cli") -> tuple[str, str]:
+    """Create a token; returns ``(token_id, secret)``. The secret is not stored. With
+    ``expires_in`` (see :func:`check_token_lifetime`) it stops authenticating that long
+    from now; without, it never expires."""
     _check_role(role)
+    if expires_in is not None:
+        check_token_lifetime(expires_in)
     if reviewer_id is not None:
         reviewer = session.get(ReviewerRow, reviewer_id)
         if reviewer is None:
@@ -245,12 +322,16 @@ def create_token(session: Session, *, role: str, name: str = "",
                          field="reviewer")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = "tk_" + secrets.token_hex(8)
+    now = utcnow()
+    expires_at = now + expires_in if expires_in is not None else None
     session.add(TokenRow(id=token_id, token_hash=sha256_hex(secret), role=role,
-                         name=name or role, reviewer_id=reviewer_id, created_at=utcnow()))
+                         name=name or role, reviewer_id=reviewer_id, created_at=now,
+                         expires_at=expires_at))
     session.flush()
     audit.append(session, actor=actor, action="token.create", entity_type="api_token",
-                 entity_id=token_id, payload={"role": role, "reviewer_id": reviewer_id,
-                                              "name": name or role})
+                 entity_id=token_id, payload={
+                     "role": role, "reviewer_id": reviewer_id, "name": name or role,
+                     "expires_at": expires_at.isoformat() if expires_at else None})
     return token_id, secret
 
 
@@ -265,6 +346,9 @@ def revoke_token(session: Session, token_id: str, *, actor: str = "cli") -> None
 
 
 def authenticate(session: Session, secret: str) -> Principal | None:
+    """The principal of a live token; None for an unknown or revoked one, or one whose
+    reviewer is deactivated. Raises :class:`TokenExpired` for a token past its expiry,
+    so that its holder can be told why (it is known to whoever holds the secret)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     row = session.execute(sa.select(TokenRow).where(
@@ -272,6 +356,8 @@ def authenticate(session: Session, secret: str) -> Principal | None:
     ).scalar_one_or_none()
     if row is None:
         return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise TokenExpired(row.id, row.expires_at)
     return _principal_of(session, row)
 
 
@@ -280,7 +366,68 @@ def _principal_of(session: Session, row: TokenRow) -> Principal | None:
         reviewer = session.get(ReviewerRow, row.reviewer_id)
         if reviewer is None or not reviewer.active:
             return None
-    return Principal(row.id, row.role, row.reviewer_id, row.name)
+    return Principal(row.id, row.role, row.reviewer_id, row.name, row.expires_at)
+
+
+def token_status(row: TokenRow, now: datetime | None = None) -> str:
+    """``revoked``, ``expired`` or ``active`` (a revocation is told over an expiry)."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+# Token id -> time.monotonic() of this process's last write of its last_used_at.
+_USE_WRITTEN: dict[str, float] = {}
+# How long the write may wait for a lock: a busy database skips it, not the request.
+_USE_WRITE_WAIT_S = 0.25
+
+
+def record_use(engine: Engine, principal: Principal) -> bool:
+    """Note that ``principal``'s token authenticated: set its ``last_used_at`` unless
+    this process wrote it within :data:`LAST_USED_INTERVAL`, or the stored value is
+    that recent (another process wrote it). Never raises for a database error and waits
+    at most a moment for the write lock: a write that loses a race is skipped (the next
+    one, a minute on, catches up), since it must never fail or hold up a request. Call
+    it outside any open transaction (SQLite has one writer). Returns whether it
+    wrote."""
+    interval = LAST_USED_INTERVAL.total_seconds()
+    clock = time.monotonic()
+    written = _USE_WRITTEN.get(principal.token_id)
+    if written is not None and clock - written < interval:
+        return False
+    if len(_USE_WRITTEN) >= _RECENT_MAX:
+        _USE_WRITTEN.clear()
+    _USE_WRITTEN[principal.token_id] = clock
+    now = utcnow()
+    wait_ms = int(_USE_WRITE_WAIT_S * 1000)
+    try:
+        with engine.connect() as conn:
+            # On SQLite the wait is the driver connection's busy timeout, set outside any
+            # transaction (BEGIN IMMEDIATE is what waits for the lock) and put back after.
+            raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" \
+                else None
+            if raw is not None:
+                before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+                raw.execute(f"PRAGMA busy_timeout={wait_ms}")
+            try:
+                with conn.begin():
+                    if raw is None:
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait_ms}ms'")
+                    done = conn.execute(sa.update(TokenRow).where(
+                        TokenRow.id == principal.token_id,
+                        sa.or_(TokenRow.last_used_at.is_(None),
+                               TokenRow.last_used_at <= now - LAST_USED_INTERVAL))
+                        .values(last_used_at=now))
+            finally:
+                if raw is not None:
+                    raw.execute(f"PRAGMA busy_timeout={int(before)}")
+    except sa.exc.SQLAlchemyError as exc:
+        log.info("last use of token %s not recorded: %s", principal.token_id,
+                 type(exc).__name__)
+        return False
+    return bool(getattr(done, "rowcount", 0))
 
 
 # --- web sessions -----------------------------------------------------------------------
@@ -292,26 +439,34 @@ def start_session(session: Session, token_id: str,
     # Expired sessions are useless; sign-in is a cheap moment to drop them.
     session.execute(sa.delete(WebSessionRow).where(WebSessionRow.expires_at <= now))
     session_id = secrets.token_urlsafe(32)
+    ends = now + lifetime
+    token_expires = session.execute(
+        sa.select(TokenRow.expires_at).where(TokenRow.id == token_id)).scalar_one_or_none()
+    if token_expires is not None:  # a session never outlives its token
+        ends = min(ends, token_expires)
     session.add(WebSessionRow(id_hash=sha256_hex(session_id), token_id=token_id,
-                              created_at=now, expires_at=now + lifetime))
+                              created_at=now, expires_at=ends))
     session.flush()
     return session_id
 
 
 def session_principal(session: Session, session_id: str) -> Principal | None:
-    """The caller of a live session (not ended, not expired, its token not revoked), which
-    is then remembered for a few seconds like a token (see :func:`recent_session`)."""
+    """The caller of a live session (not ended, not expired, its token neither revoked nor
+    expired), which is then remembered for a few seconds like a token (see
+    :func:`recent_session`), never past the session's or the token's expiry."""
+    now = utcnow()
     found = session.execute(
         sa.select(TokenRow, WebSessionRow.expires_at)
         .join(WebSessionRow, WebSessionRow.token_id == TokenRow.id)
         .where(WebSessionRow.id_hash == sha256_hex(session_id),
-               WebSessionRow.expires_at > utcnow(), TokenRow.revoked_at.is_(None))
+               WebSessionRow.expires_at > now, TokenRow.revoked_at.is_(None),
+               sa.or_(TokenRow.expires_at.is_(None), TokenRow.expires_at > now))
     ).first()
     if found is None:
         return None
     principal = _principal_of(session, found[0])
     if principal is not None:
-        left = (found[1] - utcnow()).total_seconds()
+        left = (found[1] - now).total_seconds()
         _remember(_SESSION + sha256_hex(session_id), principal, max_ttl=left)
     return principal
 
@@ -330,9 +485,16 @@ def end_session(session: Session, session_id: str) -> None:
 
 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
+    """Every token, oldest first: ``expires_at`` is ``"never"`` for a token without
+    expiry, ``last_used_at`` None for one not used yet; ``status`` is
+    :func:`token_status`."""
+    now = utcnow()
     rows = session.execute(sa.select(TokenRow).order_by(TokenRow.created_at)).scalars()
     return [{"id": r.id, "role": r.role, "name": r.name, "reviewer_id": r.reviewer_id,
+             "status": token_status(r, now),
              "created_at": r.created_at.isoformat(),
+             "expires_at": r.expires_at.isoformat() if r.expires_at else "never",
+             "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
              "revoked": r.revoked_at is not None} for r in rows]
 
 
@@ -341,7 +503,8 @@ def list_tokens(session: Session) -> list[dict[str, Any]]:
 # it at once; one made by another process (the CLI, another worker) takes effect within
 # HILT_AUTH_CACHE_S seconds (default 5; 0 turns the cache off). Failures are not cached.
 # Web sessions share the cache under their own prefix: a session id is never accepted as
-# a token, nor a token as a session id. A session is never remembered past its expiry.
+# a token, nor a token as a session id. Neither is remembered past its (or its token's)
+# expiry.
 _RECENT: dict[str, tuple[float, Principal]] = {}
 _RECENT_MAX = 10_000
 _TOKEN, _SESSION = "token:", "session:"
@@ -366,6 +529,9 @@ def _remember(key: str, principal: Principal, max_ttl: float | None = None) -> N
     ttl = env_float("HILT_AUTH_CACHE_S", 5.0, minimum=0)
     if max_ttl is not None:
         ttl = min(ttl, max_ttl)
+    if principal.expires_at is not None:
+        # an expiring token is forgotten when it expires, whatever HILT_AUTH_CACHE_S says
+        ttl = min(ttl, (principal.expires_at - utcnow()).total_seconds())
     if ttl <= 0:
         return
     if len(_RECENT) >= _RECENT_MAX:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -112,3 +114,64 @@ def test_every_request_transaction_commits_before_the_response(api: Api) -> None
             assert dep.scope == "function"
         stack.extend(dep.dependencies)
     assert found > 0
+
+
+def _expiring(engine: Engine, lifetime: timedelta) -> tuple[str, str]:
+    from hilt.access import create_token
+
+    with transaction(engine) as s:
+        return create_token(s, role="service", name="scraper", expires_in=lifetime)
+
+
+def test_an_expired_token_gets_401_saying_it_expired(
+        api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hilt.access
+
+    monkeypatch.setenv("HILT_AUTH_CACHE_S", "60")
+    clock = [1000.0]
+    monkeypatch.setattr(hilt.access.time, "monotonic", lambda: clock[0])
+    _, secret = _expiring(engine, timedelta(hours=1))
+    h = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/v1/events", headers=h).status_code == 200
+    later = utcnow() + timedelta(hours=1)
+    monkeypatch.setattr(hilt.access, "utcnow", lambda: later)
+    clock[0] += 3600  # the remembered token lapses with it, whatever HILT_AUTH_CACHE_S
+    resp = api.client.get("/v1/events", headers=h)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == "Bearer"
+    detail = resp.json()["detail"]
+    assert detail.startswith("the API token expired at ") and "ask for a new one" in detail
+    assert secret not in resp.text
+    # an unknown token is still told only that it is invalid
+    other = api.client.get("/v1/events", headers={"Authorization": "Bearer hilt_unknown"})
+    assert other.json()["detail"] == "invalid or revoked API token"
+
+
+def test_requests_write_a_tokens_last_use_at_most_once_a_minute(
+        api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hilt.access
+
+    monkeypatch.setenv("HILT_AUTH_CACHE_S", "0")  # every request looks the token up
+    token_id, secret = _expiring(engine, timedelta(days=1))
+    writes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_TOKENS"):
+            writes.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        h = {"Authorization": f"Bearer {secret}"}
+        for _ in range(20):
+            assert api.client.get("/v1/events", headers=h).status_code == 200
+        assert len(writes) == 1
+        later = utcnow() + timedelta(minutes=1, seconds=1)
+        monkeypatch.setattr(hilt.access, "utcnow", lambda: later)
+        monkeypatch.setattr(hilt.access.time, "monotonic", lambda: time.monotonic_ns() / 1e9
+                            + 61)
+        assert api.client.get("/v1/events", headers=h).status_code == 200
+        assert len(writes) == 2
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    with transaction(engine) as s:
+        assert s.get_one(TokenRow, token_id).last_used_at == later

@@ -259,3 +259,35 @@ def test_a_forked_gate_chain_stops_the_upgrade_with_one_line_saying_what_to_do(
                          {"h": "c" * 64})
     code, out = run_main("init", "--db", url)
     assert code == 0, out
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_token_made_before_expiry_existed_never_expires_after_the_upgrade(
+        kind: str, tmp_path: Path) -> None:
+    from hilt.access import authenticate, list_tokens
+    from hilt.canonical import sha256_hex
+    from hilt.store.db import transaction
+
+    secret = "hilt_made-before-0015"
+    with _database(kind, tmp_path, "tokens") as url:
+        with _engine(url) as engine:
+            command.upgrade(alembic_config(engine), "0014_reviewer_signoff_roles")
+            with engine.begin() as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO api_tokens (id, token_hash, role, name, created_at) "
+                    "VALUES ('tk_old', :h, 'service', 'old', :at)"),
+                    {"h": sha256_hex(secret), "at": datetime(2025, 1, 1, tzinfo=UTC)})
+        code, out = run_main("init", "--db", url)
+        assert code == 0, out
+        with _engine(url) as engine:
+            assert current_revision(engine) == head_revision()
+            with engine.connect() as conn:
+                assert conn.execute(sa.text(
+                    "SELECT expires_at, last_used_at FROM api_tokens")).all() == [
+                    (None, None)]
+            with transaction(engine) as s:
+                principal = authenticate(s, secret)
+                [listed] = list_tokens(s)
+            assert principal is not None and principal.token_id == "tk_old"
+            assert (listed["status"], listed["expires_at"], listed["last_used_at"]) == (
+                "active", "never", None)

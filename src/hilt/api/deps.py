@@ -21,15 +21,17 @@ from starlette.concurrency import run_in_threadpool
 from hilt.access import (
     ROLES,
     Principal,
+    TokenExpired,
     authenticate,
     recent_principal,
     recent_session,
+    record_use,
     remember_principal,
     session_principal,
 )
 from hilt.api.bodies import PROBLEM_KEY
 from hilt.errors import InputError
-from hilt.store.db import transaction
+from hilt.store.db import read_snapshot, transaction
 from hilt.web.security import SESSION_COOKIE, bearer_token
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `hilt token create`")
@@ -89,17 +91,31 @@ async def _principal(request: Request,
 
 
 def _lookup(request: Request, token: str) -> Principal | None:
-    # A short read-only session of its own, so authentication never holds a write lock.
-    with request.app.state.session_factory() as session:
-        principal = authenticate(session, token)
+    # A short read-only session of its own, so authentication never holds a write lock;
+    # the token's last use is written after it, at most about once a minute.
+    engine = request.app.state.engine
+    try:
+        with read_snapshot(engine) as session:
+            principal = authenticate(session, token)
+    except TokenExpired as expired:
+        # Its holder is told why (the secret is not repeated): an expired token is
+        # replaced, not retried.
+        raise HTTPException(401, f"the API token expired at "
+                            f"{expired.expired_at.isoformat()}; ask for a new one",
+                            headers={"WWW-Authenticate": "Bearer"}) from None
     if principal is not None:
         remember_principal(token, principal)
+        record_use(engine, principal)
     return principal
 
 
 def _lookup_session(request: Request, session_id: str) -> Principal | None:
-    with request.app.state.session_factory() as session:
-        return session_principal(session, session_id)
+    engine = request.app.state.engine
+    with read_snapshot(engine) as session:
+        principal = session_principal(session, session_id)
+    if principal is not None:  # a page session uses its token
+        record_use(engine, principal)
+    return principal
 
 
 def allow(*roles: str) -> Callable[..., Awaitable[Principal]]:

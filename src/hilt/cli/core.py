@@ -202,24 +202,40 @@ def token_create(role: Annotated[str, typer.Option(help="admin, lead, adjudicato
                  reviewer: Annotated[str | None, typer.Option(
                      help="reviewer id (required for reviewer and adjudicator tokens)")
                  ] = None,
+                 expires_in: Annotated[str, typer.Option(
+                     "--expires-in", metavar="DURATION",
+                     help="the token stops working this long from now: 45s, 90m, 12h, "
+                          "30d, 2w (at most 366d); 'never' (the default): it works until "
+                          "revoked")] = "never",
                  db: DbOption = None) -> None:
-    """Create an API token. The secret is printed once and stored only as a hash."""
-    from hilt.access import create_token
+    """Create an API token. The secret is printed once and stored only as a hash; the
+    output says when the token expires (``never`` without --expires-in)."""
+    from hilt.access import create_token, token_lifetime
     from hilt.store.db import transaction
+    from hilt.store.tables.core import TokenRow
 
-    with options_named({"role": "--role", "reviewer": "--reviewer", "name": "--name"}), \
+    # checked before the database is opened: a bad value changes nothing
+    lifetime = token_lifetime(expires_in, "--expires-in")
+    with options_named({"role": "--role", "reviewer": "--reviewer", "name": "--name",
+                        "expires_in": "--expires-in"}), \
             transaction(engine_for(db)) as session:
-        token_id, secret = create_token(session, role=role, name=name, reviewer_id=reviewer)
-    echo_json({"id": token_id, "role": role, "token": secret})
+        token_id, secret = create_token(session, role=role, name=name, reviewer_id=reviewer,
+                                        expires_in=lifetime)
+        expires_at = session.get_one(TokenRow, token_id).expires_at
+    echo_json({"id": token_id, "role": role, "token": secret,
+               "expires_at": expires_at.isoformat() if expires_at else "never"})
 
 
 @token_app.command("list")
 def token_list(db: DbOption = None) -> None:
-    """Every token's id, role, name and state (never the secret)."""
+    """Every token (never the secret) as JSON, oldest first: id, role, name, reviewer,
+    status (active, expired or revoked), created_at, expires_at (``never`` for a token
+    without expiry) and last_used_at (null if not used yet; written at most about once
+    a minute, so it may lag by that much)."""
     from hilt.access import list_tokens
-    from hilt.store.db import transaction
+    from hilt.store.db import read_snapshot
 
-    with transaction(engine_for(db)) as session:
+    with read_snapshot(engine_for(db)) as session:
         echo_json(list_tokens(session))
 
 

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from hilt.access import SESSION_LIFETIME, Principal, authenticate, end_session, start_session
+from hilt.access import (
+    SESSION_LIFETIME,
+    Principal,
+    TokenExpired,
+    authenticate,
+    end_session,
+    record_use,
+    start_session,
+)
 from hilt.api.deps import DB, allow
 from hilt.errors import Forbidden, HiltError, InputError
 from hilt.review import queue, views
@@ -16,6 +24,7 @@ from hilt.review.eligibility import eligible_work
 from hilt.review.reviews import Submission, submit_review
 from hilt.review.rubric_spec import RubricSpec
 from hilt.store.db import transaction
+from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow
 from hilt.web.common import PEOPLE, engine_of, form_data
 from hilt.web.forms import (
@@ -79,8 +88,14 @@ def signin(request: Request, form: FormData = Depends(form_data)) -> Response:
         return _signin_page(request, error="The sign-in form expired; please try again.",
                             status_code=403, next_path=next_path)
     secret = (form.get("token") or "").strip()
-    with request.app.state.session_factory() as session:
-        principal = authenticate(session, secret) if secret else None
+    try:
+        with request.app.state.session_factory() as session:
+            principal = authenticate(session, secret) if secret else None
+    except TokenExpired as expired:
+        when = expired.expired_at.strftime("%Y-%m-%d %H:%M UTC")
+        return _signin_page(request, error=f"That token expired on {when}; ask for a "
+                                           "new one.", status_code=401,
+                            next_path=next_path)
     if principal is None:
         return _signin_page(request, error="That token is not valid (or was revoked).",
                             status_code=401, next_path=next_path)
@@ -95,11 +110,15 @@ def signin(request: Request, form: FormData = Depends(form_data)) -> Response:
         if previous:
             end_session(session, previous)
         session_id = start_session(session, principal.token_id)
+    record_use(engine_of(request), principal)
     response = redirect(home)
     if safe_next(next_path):
         response.headers["location"] = str(safe_next(next_path))
+    lasts = SESSION_LIFETIME.total_seconds()
+    if principal.expires_at is not None:  # the session ends with its token
+        lasts = min(lasts, (principal.expires_at - utcnow()).total_seconds())
     set_cookie(response, SESSION_COOKIE, session_id, secure=is_secure(request),
-               max_age=int(SESSION_LIFETIME.total_seconds()))
+               max_age=max(1, int(lasts)))
     response.delete_cookie(PRESESSION_COOKIE, path="/")
     return response
 

@@ -96,7 +96,12 @@ class ReviewerRow(Base):
 
 
 class TokenRow(Base):
-    """API tokens, stored only as sha256 hashes of the secret."""
+    """API tokens, stored only as sha256 hashes of the secret.
+
+    ``expires_at`` is None for a token that never expires. ``last_used_at`` is when the
+    token last authenticated, written at most about once a minute per token
+    (:func:`hilt.access.record_use`), so it may lag the latest request by that much.
+    """
 
     __tablename__ = "api_tokens"
 
@@ -108,6 +113,8 @@ class TokenRow(Base):
         sa.String(200), sa.ForeignKey("reviewers.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class WebSessionRow(Base):
