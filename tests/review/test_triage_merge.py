@@ -150,6 +150,7 @@ def test_tasks_reviewed_differently_are_not_clustered(engine: Engine,
     ({"dup_threshold": 0.99}, "dup_threshold"),  # too few LSH bands with 64 permutations
     ({"num_perm": 0}, "num_perm"),
     ({"num_perm": 64.5}, "num_perm"),
+    ({"num_perm": 10**7}, "num_perm"),  # every signature would hold ten million hashes
     ({"speed": 3}, "speed"),
     ([1, 2], None),
     ("w_sla", None),

@@ -35,7 +35,7 @@ from hilt.review.blind import refuse_if_reviewing, reviewing_clause
 from hilt.review.eligibility import eligible_work
 from hilt.review.labels import finalize
 from hilt.review.reviews import cached_spec, default_aggregator, labels_from, task_answers
-from hilt.review.rubric_spec import answer_problems
+from hilt.review.rubric_spec import answer_problems, problems_reason
 from hilt.review.tasks import new_id
 from hilt.review.text_checks import RATIONALE_MAX, check_length, refuse_nul
 from hilt.store import audit
@@ -190,7 +190,8 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
     problems = [p for p in answer_problems(spec, answers, task.n_responses)
                 if p[0] in answers or p[1] != "required"]
     if problems:
-        raise InputError(problems[0][1], field=f"answers.{problems[0][0]}")
+        field, why = problems_reason(problems, prefix="answers.")
+        raise InputError(why, field=field)
     decided = {q.id: q.check_answer(answers[q.id], task.n_responses)
                for q in spec.questions if q.id in answers}
     _, by_question = task_answers(session, task_id)

@@ -243,6 +243,27 @@ def answer_problems(spec: RubricSpec, answers: dict[str, Any], n_responses: int
     return problems
 
 
+def problems_reason(problems: list[tuple[str, str]], *, prefix: str = ""
+                    ) -> tuple[str, str]:
+    """The field and reason of one refusal naming every problem in a set of answers.
+
+    The field is the first problem's (``prefix`` before each question id, as in
+    ``answers.verdict``), and its reason comes first, so that a client that reads one
+    field still finds it; the reason then names every other problem, the required
+    questions left unanswered together (``required; unanswered too: 'refusal',
+    'helpfulness'``). A client that fixed only the first would otherwise be refused
+    again for the next, one round trip per question."""
+    (first, why), rest = problems[0], problems[1:]
+    unanswered = [q for q, reason in rest if reason == "required"]
+    parts = [why]
+    if unanswered:
+        listed = ", ".join(repr(f"{prefix}{q}") for q in unanswered)
+        parts.append(f"{'unanswered too' if why == 'required' else 'required, unanswered'}: "
+                     f"{listed}")
+    parts += [f"{f'{prefix}{q}'!r}: {reason}" for q, reason in rest if reason != "required"]
+    return f"{prefix}{first}", "; ".join(parts)
+
+
 def clean_answers(spec: RubricSpec, answers: dict[str, Any], n_responses: int,
                   *, where: str = "answers") -> dict[str, Any]:
     """Validated, canonical answers; raises :class:`InputError` naming the question."""
@@ -254,7 +275,7 @@ def clean_answers(spec: RubricSpec, answers: dict[str, Any], n_responses: int,
                          f"(rubric {spec.id})", file=where, field=".".join(found))
     problems = answer_problems(spec, answers, n_responses)
     if problems:
-        field, why = problems[0]
+        field, why = problems_reason(problems)
         raise InputError(f"{why} (rubric {spec.id})", file=where, field=field)
     return {q.id: q.check_answer(answers[q.id], n_responses) for q in spec.questions
             if answers.get(q.id) is not None}

@@ -71,14 +71,25 @@ def latest_version(session: Session, rubric_id: str) -> RubricVersionRow | None:
         .order_by(RubricVersionRow.version.desc()).limit(1)).scalar_one_or_none()
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``"harm@2"`` -> ``("harm", 2)``; ``"harm"`` -> ``("harm", None)`` (latest)."""
-    name, _, version = ref.partition("@")
-    if not version:
-        return name, None
-    if not version.isdigit():
+# The largest version number the store holds (a 32-bit integer column).
+MAX_VERSION = 2**31 - 1
+
+
+def parse_ref(ref: str, *, field: str = "rubric") -> tuple[str, int | None]:
+    """``"harm@2"`` -> ``("harm", 2)``; ``"harm"`` -> ``("harm", None)`` (latest).
+
+    The version is ASCII digits: ``str.isdigit`` also accepts ``"²"``, which ``int``
+    cannot read. An empty id (``"@2"``) or version (``"harm@"``, which would otherwise
+    quietly mean the latest version) is refused naming ``field``; a version past what the
+    store holds is simply not published."""
+    name, at, version = ref.partition("@")
+    if not name.strip() or (at and not (version.isascii() and version.isdigit())):
         raise InputError(f"bad rubric reference {ref!r}; use ID or ID@VERSION",
-                         field="rubric")
+                         field=field)
+    if not at:
+        return name, None
+    if int(version) > MAX_VERSION:
+        raise NotFound(f"rubric {name}@{version} is not published")
     return name, int(version)
 
 
@@ -146,8 +157,11 @@ def diff_specs(a: RubricSpec, b: RubricSpec) -> dict[str, Any]:
 
 
 def diff_refs(session: Session, ref_a: str, ref_b: str) -> dict[str, Any]:
-    """Diff two published versions, e.g. ``harm@1`` and ``harm@2``."""
-    rows = [get_version(session, *parse_ref(r)) for r in (ref_a, ref_b)]
+    """Diff two published versions, e.g. ``harm@1`` and ``harm@2`` (a bad reference is
+    named as ``a`` or ``b``, the names of the two references on the command line and in
+    ``GET /v1/rubrics/diff``)."""
+    rows = [get_version(session, *parse_ref(r, field=f))
+            for r, f in ((ref_a, "a"), (ref_b, "b"))]
     out = diff_specs(spec_of(rows[0]), spec_of(rows[1]))
     out["from"] = f"{rows[0].rubric_id}@{rows[0].version}"
     out["to"] = f"{rows[1].rubric_id}@{rows[1].version}"

@@ -56,6 +56,9 @@ from hilt.store import audit
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import ReviewTaskRow
 
+# The most MinHash permutations a triage run may use (the default is 64).
+MAX_NUM_PERM = 1024
+
 
 @dataclass(frozen=True)
 class TriageConfig:
@@ -87,10 +90,12 @@ class TriageConfig:
         if not 0 <= self.dup_threshold <= 1:
             raise InputError("must be between 0 and 1 (a Jaccard similarity)",
                              field="dup_threshold")
+        # MinHash LSH needs at least two permutations; every open task's signature
+        # holds num_perm hashes, so a run with millions would exhaust memory and time
         if isinstance(self.num_perm, bool) or not isinstance(self.num_perm, int) \
-                or self.num_perm < 2:  # MinHash LSH needs at least two permutations
-            raise InputError(f"must be an integer ≥ 2, not {self.num_perm!r}",
-                             field="num_perm")
+                or not 2 <= self.num_perm <= MAX_NUM_PERM:
+            raise InputError(f"must be an integer from 2 to {MAX_NUM_PERM}, not "
+                             f"{self.num_perm!r}", field="num_perm")
         # LSH must be able to split the signature into at least two bands at this
         # threshold (0.99 with 64 permutations cannot). The defaults can, which spares
         # importing datasketch whenever a default configuration is made.

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hilt.errors import InputError
 from hilt.review import pg_fast, pg_resolve, views
 from hilt.review.aggregation import Aggregator
 from hilt.review.queue import Claim, QueueConfig, claim_next
@@ -175,14 +176,20 @@ def _submit_fast(engine: Engine, task_id: str, reviewer_id: str, submission: Sub
 
 def _fast_record(engine: Engine, task_id: str, reviewer_id: str, submission: Submission,
                  now: datetime) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The review row and its audit entry for the one-statement path (the submission is
-    checked against its rubric version here: an invalid one raises before anything is
-    written); ``None`` for a task this process cannot describe (the general path)."""
+    """The review row and its audit entry for the one-statement path; ``None`` for a
+    task this process cannot describe, or a submission its rubric version refuses (the
+    general path)."""
     facts = pg_fast.task_facts(engine, task_id)
     if facts is None:
         return None
     spec = engine_spec(engine, facts.rubric_id, facts.rubric_version)
-    clean = clean_submission(spec, submission, facts.n_responses)
+    try:
+        clean = clean_submission(spec, submission, facts.n_responses)
+    except InputError:
+        # Refused by the general path, as on SQLite: whether the reviewer may work and
+        # holds the task (403, 404, 409) comes before what the answers say, so that
+        # someone who never held the task does not have their answers checked.
+        return None
     return review_record(task_id, reviewer_id, submission, clean, now=now,
                          assignment_id=None, rubric_id=facts.rubric_id,
                          rubric_version=facts.rubric_version, is_gold=facts.is_gold,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 from sqlalchemy.orm import Session
 
 from hilt.access import Principal, set_reviewer_active
@@ -47,7 +47,7 @@ from hilt.review.records import PROVENANCE_KINDS
 from hilt.review.rubric_spec import parse_rubric
 from hilt.review.rules import MAX_OVERLAP, MAX_SLA_HOURS, parse_rule_set
 from hilt.review.text_checks import NAME_MAX
-from hilt.review.triage import run_triage
+from hilt.review.triage import TriageConfig, run_triage
 from hilt.store.tables.base import utcnow
 
 router = APIRouter(prefix="/v1", tags=["review"])
@@ -211,11 +211,33 @@ def queue_stats(session: Session = DB,
     return views.queue_stats(session)
 
 
+class TriageIn(RequestBody):
+    """The settings of one run, as ``hilt queue triage --config F.yaml`` takes them (see
+    :class:`hilt.review.triage.TriageConfig`); a setting left out keeps its default."""
+
+    w_severity: StrictFloat | None = Field(default=None, description="weight of severity")
+    w_sla: StrictFloat | None = Field(default=None, description="weight of SLA urgency")
+    w_uncertainty: StrictFloat | None = Field(default=None,
+                                              description="weight of uncertainty")
+    w_reach: StrictFloat | None = Field(default=None,
+                                        description="weight of near-duplicate reach")
+    sla_tau_hours: StrictFloat | None = Field(default=None, description="hours over "
+                                              "which SLA urgency decays (> 0)")
+    dup_threshold: StrictFloat | None = Field(default=None, description="Jaccard "
+                                              "similarity at which items cluster, 0 to 1")
+    num_perm: StrictInt | None = Field(default=None, description="MinHash permutations "
+                                       "(an integer ≥ 2)")
+
+
 @router.post("/queue/triage", responses=declared(TriageRun))
-def triage(session: Session = DB,
+def triage(body: TriageIn | None = None, session: Session = DB,
            who: Principal = Depends(allow("lead"))) -> dict[str, int]:
-    """Expire leases, cluster near-duplicates, re-escalate SLA breaches, re-prioritise."""
-    return run_triage(session, utcnow(), actor=who.actor)
+    """Expire leases, cluster near-duplicates, re-escalate SLA breaches, re-prioritise;
+    with a body, under those settings (as ``hilt queue triage --config``), which are
+    checked before anything runs (422 naming the setting)."""
+    given = body.model_dump(exclude_none=True) if body is not None else {}
+    return run_triage(session, utcnow(), actor=who.actor,
+                      config=TriageConfig.from_dict(given))
 
 
 # --- reviewers (leads) ------------------------------------------------------------------
