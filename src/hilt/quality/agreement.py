@@ -132,6 +132,10 @@ class FleissKappaStatistic:
         counts = np.asarray(table, dtype=np.float64)
         if counts.ndim != 2:
             raise ValueError("the Fleiss table must be items × categories")
+        if not (np.isfinite(counts) & (counts >= 0)).all():
+            # A NaN row would be dropped as "fewer than two ratings" and a negative count
+            # would enter the sums: either way a wrong value with no warning.
+            raise ValueError("the Fleiss table must hold finite counts of at least 0")
         ratings = counts.sum(axis=1)
         keep = ratings >= 2
         self.counts = counts[keep]
@@ -151,6 +155,18 @@ class FleissKappaStatistic:
         return _ratio(observed - chance, 1.0 - chance)
 
 
+def _present(values: np.ndarray) -> npt.NDArray[np.bool_]:
+    """Where ``values`` holds a rating: not ``nan``/``None``, nor the text ``"nan"``."""
+    if values.dtype.kind == "f":
+        return np.asarray(~np.isnan(values), dtype=bool)
+    if values.dtype.kind in {"i", "u", "b"}:
+        return np.ones(values.shape, dtype=bool)
+    present = ~np.asarray(pd.isna(values), dtype=bool)
+    if values.dtype.kind in {"U", "S", "O"}:
+        present &= values.astype(str) != "nan"
+    return present
+
+
 def reliability_to_long(reliability_data: ReliabilityData) -> tuple[IntArray, np.ndarray]:
     """``reviewers × items`` data with ``nan``/``None`` gaps → (item index, value) per rating.
 
@@ -162,14 +178,7 @@ def reliability_to_long(reliability_data: ReliabilityData) -> tuple[IntArray, np
     if data.ndim != 2:
         raise ValueError("reliability data must be reviewers × items")
     by_item = data.T
-    if by_item.dtype.kind == "f":
-        present = ~np.isnan(by_item)
-    elif by_item.dtype.kind in {"i", "u", "b"}:
-        present = np.ones(by_item.shape, dtype=bool)
-    else:
-        present = ~pd.isna(by_item)
-        if by_item.dtype.kind in {"U", "S", "O"}:
-            present &= by_item.astype(str) != "nan"
+    present = _present(by_item)
     per_item = present.sum(axis=1)
     items = np.repeat(np.arange(by_item.shape[0], dtype=np.int64), per_item)
     return items, by_item[present]
@@ -198,10 +207,18 @@ def cohen_kappa(rater_a: npt.ArrayLike, rater_b: npt.ArrayLike, weights: KappaWe
     Without ``labels``, weighted kappa orders labels that read as numbers by number
     (``"9" < "10"``) and refuses other text labels (``ValueError``): their alphabetical
     order says nothing about distance.
+
+    A missing rating (``nan`` or ``None``, the gap of the ``reviewers × items`` layout)
+    leaves its item out: kappa is computed over the items both raters labelled, as for
+    long-format answers. A gap is never a label of its own.
     """
     first, second = np.asarray(rater_a), np.asarray(rater_b)
     if first.shape != second.shape or first.ndim != 1:
         raise ValueError("both raters must label the same items")
+    both = _present(first) & _present(second)
+    if not both.all():
+        # Without this, nan would be one more category (and None would not sort).
+        first, second = first[both], second[both]
     domain = (np.unique(np.concatenate([first, second])) if labels is None
               else np.asarray(labels))
     if weights is not None and labels is None:

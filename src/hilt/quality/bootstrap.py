@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from hilt.errors import InputError
 from hilt.quality.agreement import (
     FleissKappaStatistic,
     KappaWeights,
@@ -126,9 +127,55 @@ def bootstrap_interval(statistic: WeightedStatistic, n_resamples: int = 1000,
     return low, high, defined
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, so that messages show ``1``, not
+    ``np.int64(1)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _refuse_repeated_answers(answers: Answers, metric: str) -> None:
+    pair_keys = answers.item_index * max(answers.n_reviewers, 1) + answers.reviewer_index
+    _, first = np.unique(pair_keys, return_index=True)
+    if first.size == pair_keys.size:
+        return
+    seen = np.zeros(pair_keys.size, dtype=bool)
+    seen[first] = True
+    repeat = int(np.flatnonzero(~seen)[0])
+    earlier = int(np.flatnonzero(pair_keys[:repeat] == pair_keys[repeat])[0])
+    reviewer = _plain(answers.reviewers[answers.reviewer_index[repeat]])
+    item = _plain(answers.items[answers.item_index[repeat]])
+    raise ValueError(f"{metric} needs at most one answer per item and reviewer: reviewer "
+                     f"{reviewer!r} answers item {item!r} at row positions {earlier} and "
+                     f"{repeat} (counting from 0)")
+
+
+def _refuse_unfit_numbers(answers: Answers, numeric: np.ndarray, level: str) -> None:
+    """Interval and ratio alpha take differences of the labels: an infinite or NaN label
+    would make every sum NaN and read as "no variation". Ratio alpha divides by the sum
+    of two labels, so it needs a scale that starts at zero: with -3 and 3 counted as
+    agreeing (their distance is taken as 0), raters who always differ in sign get 1."""
+    finite = np.isfinite(numeric)
+    bad = ~finite | ((numeric < 0) if level == "ratio" else np.zeros(numeric.shape, bool))
+    rows = np.flatnonzero(bad[answers.label_index])
+    if not rows.size:
+        return
+    code = int(answers.label_index[rows[0]])
+    label = _plain(answers.classes[code])
+    problem = ("is not a finite number" if not finite[code] else
+               "is negative: ratio alpha needs values of at least 0 (use level 'interval' "
+               "for a scale without an absolute zero)")
+    raise InputError(f"label {label!r} at row position {int(rows[0])} (counting from 0) "
+                     f"{problem}", field="label")
+
+
 def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nominal",
                         kappa_weights: KappaWeights = None) -> WeightedStatistic:
-    """The weighted statistic behind :func:`measure_agreement` (items are the units)."""
+    """The weighted statistic behind :func:`measure_agreement` (items are the units).
+
+    Every metric needs at most one answer per item and reviewer: a repeated answer would
+    pair the reviewer with themselves (an agreeing pair, for a resubmitted answer), so it
+    is a ``ValueError`` naming the first repeat."""
+    _refuse_repeated_answers(answers, metric)
     if metric == "percent":
         return PercentAgreementStatistic(answers.item_index, answers.label_index,
                                          answers.n_items, answers.n_classes)
@@ -145,12 +192,10 @@ def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nomina
                 numeric = np.asarray(answers.classes, dtype=np.float64)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"level {level!r} needs numeric labels") from exc
+            _refuse_unfit_numbers(answers, numeric, level)
         return KrippendorffAlphaStatistic(answers.item_index, answers.label_index, numeric,
                                           level, answers.n_classes)
     if metric == "cohen":
-        pair_keys = answers.item_index * max(answers.n_reviewers, 1) + answers.reviewer_index
-        if np.unique(pair_keys).size != pair_keys.size:
-            raise ValueError("cohen needs at most one answer per item and reviewer")
         if kappa_weights is not None:
             answers = answers.in_order(f"{kappa_weights} weighted Cohen's kappa")
         return MeanPairwiseCohenStatistic(answers, kappa_weights)

@@ -102,8 +102,9 @@ def item_wilson_interval(successes: npt.ArrayLike, trials: npt.ArrayLike,
     t = np.asarray(trials, dtype=np.float64).ravel()
     if y.shape != t.shape:
         raise ValueError("successes and trials must have one entry per item")
-    if np.any(t < 0) or np.any(y < 0) or np.any(y > t):
-        raise ValueError("need 0 <= successes <= trials for every item")
+    if not (np.isfinite(y) & np.isfinite(t) & (y >= 0) & (y <= t)).all():
+        # NaN fails every comparison, so it is named here or it would pass as a count.
+        raise ValueError("need 0 <= successes <= trials for every item (finite numbers)")
     keep = t > 0
     y, t = y[keep], t[keep]
     total, hits = float(t.sum()), float(y.sum())

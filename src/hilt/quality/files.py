@@ -255,6 +255,15 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
     elif needs_order:
         labels = numeric_labels(table, "this metric needs ordered labels: use numbers"
                                 + ("" if needs_numbers else " or give --order"))
+        negative = (np.flatnonzero(labels < 0) if level == "ratio" and needs_numbers
+                    else np.zeros(0, dtype=np.int64))
+        if negative.size:
+            # The ratio distance ((c-k)/(c+k))^2 takes -3 and 3 for equal.
+            first = int(negative[0])
+            raise InputError(f"label {table.columns['label'][first]!r} is negative: ratio "
+                             "alpha needs values of at least 0 (use --level interval for a "
+                             "scale without an absolute zero)", file=table.path,
+                             line=table.lines[first], field="label")
     answers = Answers.from_columns(np.asarray(table.columns["item"], dtype=object),
                                    np.asarray(table.columns["reviewer"], dtype=object), labels,
                                    classes=classes)

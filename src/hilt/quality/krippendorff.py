@@ -188,8 +188,9 @@ def krippendorff_alpha(reliability_data: ReliabilityData, level: Level = "nomina
     orders the values for the ordinal level; without it the values are ordered as numbers
     (text that reads as a number too, so ``"9" < "10"``), and other text is a
     ``ValueError`` because its alphabetical order is not its meaning. Interval and ratio
-    need numbers. Returns ``nan`` when fewer than two pairable values exist or when all
-    pairable values are the same (alpha undefined).
+    need finite numbers (``inf`` is a ``ValueError``), ratio numbers of at least 0.
+    Returns ``nan`` when fewer than two pairable values exist or when all pairable
+    values are the same (alpha undefined).
     """
     units, raw_values = reliability_to_long(reliability_data)
     if value_domain is None:
@@ -219,6 +220,17 @@ def krippendorff_alpha(reliability_data: ReliabilityData, level: Level = "nomina
             numeric = domain.astype(np.float64)
         except ValueError as exc:
             raise ValueError(f"level {level!r} needs numeric values") from exc
+        if not np.isfinite(numeric[codes]).all():
+            # Differences with an infinite value are NaN: alpha would come out NaN, read
+            # as "the values do not vary" rather than as bad data.
+            raise ValueError(f"level {level!r} needs finite values; the data holds "
+                             f"{float(numeric[codes][~np.isfinite(numeric[codes])][0])!r}")
+        if level == "ratio" and (numeric[codes] < 0).any():
+            # The ratio distance ((c-k)/(c+k))^2 is 0 for -3 and 3: raters who always
+            # differ in sign would get alpha 1.
+            raise ValueError("level 'ratio' needs values of at least 0 (use 'interval' for "
+                             "a scale without an absolute zero); the data holds "
+                             f"{float(numeric[codes][numeric[codes] < 0][0])!r}")
     statistic = KrippendorffAlphaStatistic(units, codes.astype(np.int64, copy=False), numeric,
                                            level, len(domain))
     return statistic(np.ones(statistic.n_units))
