@@ -894,16 +894,6 @@ def _sft_split(records: list[dict[str, Any]], fraction: float, seed: int
     return train, held or None, split
 
 
-def _with_basis(row: Any, full: bool = False) -> dict[str, Any]:
-    """A registered version as ``models list``/``show`` print it: with the basis of its
-    headline accuracy (held out, out of fold, …) beside the accuracy."""
-    from hilt.train.registry import accuracy_basis, version_as_dict
-
-    data = version_as_dict(row, full=full)
-    data["accuracy_basis"] = accuracy_basis(row)
-    return data
-
-
 @models_app.command("list")
 def models_list(
     kind: Annotated[str | None, typer.Option(help="reward | sft | classifier")] = None,
@@ -913,13 +903,13 @@ def models_list(
     """Registered model versions, newest first (JSON), each with its headline accuracy,
     its interval and n, and what it rests on (accuracy_basis)."""
     from hilt.store.db import transaction
-    from hilt.train.registry import KINDS, list_versions
+    from hilt.train.registry import KINDS, list_versions, version_as_dict
 
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown model kind {kind!r}; kinds: {', '.join(KINDS)}",
                          field="--kind")
     with transaction(engine_for(db)) as session:
-        _echo([_with_basis(r) for r in list_versions(session, kind, name)])
+        _echo([version_as_dict(r) for r in list_versions(session, kind, name)])
 
 
 VersionArgument = Annotated[str, typer.Argument(
@@ -931,10 +921,10 @@ VersionArgument = Annotated[str, typer.Argument(
 def models_show(version_id: VersionArgument, db: DbOption = None) -> None:
     """One model version with its config and metrics (JSON)."""
     from hilt.store.db import transaction
-    from hilt.train.registry import find_version
+    from hilt.train.registry import find_version, version_as_dict
 
     with transaction(engine_for(db)) as session:
-        _echo(_with_basis(find_version(session, version_id, field="ID"), full=True))
+        _echo(version_as_dict(find_version(session, version_id, field="ID"), full=True))
 
 
 @models_app.command("verify")

@@ -117,6 +117,9 @@ def find_version(session: Session, version_id: str, field: str | None = None
 
 
 def version_as_dict(row: ModelVersionRow, full: bool = False) -> dict[str, Any]:
+    """A registered version as plain data: its columns, the headline accuracy with its
+    interval and n (or, ``full``, config, all metrics and the manifest hash), and what
+    that accuracy rests on (:func:`accuracy_basis`)."""
     data: dict[str, Any] = {
         "id": row.id, "kind": row.kind, "name": row.name, "base_model": row.base_model,
         "dataset_hash": row.dataset_hash, "seed": row.seed, "code_version": row.code_version,
@@ -128,6 +131,7 @@ def version_as_dict(row: ModelVersionRow, full: bool = False) -> dict[str, Any]:
                      "manifest_hash": row.manifest_hash})
     else:
         data.update(headline_accuracy(row.metrics))
+    data["accuracy_basis"] = accuracy_basis(row)
     return data
 
 
@@ -183,8 +187,7 @@ def list_models(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """Newest model versions as plain dicts (what the lead dashboard shows), each with
     its headline accuracy, interval and n (:func:`headline_accuracy`) and what that
     accuracy rests on (:func:`accuracy_basis`)."""
-    return [{**version_as_dict(r), "accuracy_basis": accuracy_basis(r)}
-            for r in list_versions(session)[:limit]]
+    return [version_as_dict(r) for r in list_versions(session)[:limit]]
 
 
 def _row_fields(row: ModelVersionRow, manifest: dict[str, Any]) -> list[str]:

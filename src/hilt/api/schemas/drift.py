@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -225,6 +225,13 @@ class ModelSummary(Schema):
     accuracy_ci_low: float | None = Field(description="its 95 % Wilson interval")
     accuracy_ci_high: float | None
     accuracy_n: int | None
+    accuracy_basis: Literal["held_out", "held_out_overlapping_training", "out_of_fold",
+                            "out_of_fold_optimistic"] | None = Field(
+        description="what the headline accuracy rests on: pairs or rows the model did not "
+                    "train on, held-out ones some of which it trained on (optimistic), or "
+                    "a classifier's out-of-fold predictions on its own training data "
+                    "(optimistic after its encoder was fine-tuned on them); null without "
+                    "an accuracy")
 
 
 class MissingIds(Schema):

@@ -160,8 +160,9 @@ def model_lineage(session: Session, model_version: str, *, detail_limit: int = 2
 
 def headline_text(model: dict[str, Any]) -> str:
     """A model version's headline accuracy as the text tree shows it: the value with its
-    95 % Wilson interval and n (:func:`hilt.train.registry.headline_accuracy`), or that
-    it has none (an SFT model's metrics hold a loss)."""
+    95 % Wilson interval and n (:func:`hilt.train.registry.headline_accuracy`) and what
+    it rests on (held out, out of fold, …), or that it has none (an SFT model's metrics
+    hold a loss)."""
     value = model.get("accuracy")
     if value is None:
         return ("no headline accuracy (its metrics hold a loss)" if model.get("kind") == "sft"
@@ -170,7 +171,9 @@ def headline_text(model: dict[str, Any]) -> str:
                     model.get("accuracy_n"))
     interval = (f"95% CI [{low:.3f}, {high:.3f}]" if low is not None and high is not None
                 else "no interval")
-    return f"accuracy {value:.3f}, {interval}, n={n if n is not None else 'unknown'}"
+    basis = model.get("accuracy_basis")
+    return (f"accuracy {value:.3f}, {interval}, n={n if n is not None else 'unknown'}"
+            + (f", {basis.replace('_', ' ')}" if basis else ""))
 
 
 def render_tree(lineage: dict[str, Any]) -> str:
