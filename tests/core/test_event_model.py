@@ -65,13 +65,14 @@ def test_any_change_of_content_changes_the_derived_id(record: dict, part: str) -
     ({"interaction": {"messages": [{"role": "robot", "content": "b"}]}},
      "interaction.messages[0].role"),
     ({"interaction": {"prompt": "a"}, "feedback": [{"kind": "rating", "value": 7}]},
-     "feedback[0]"),
+     "feedback[0].value"),
     ({"interaction": {"prompt": "a"}, "feedback": [{"kind": "nope"}]}, "feedback[0]"),
     ({"interaction": {"prompt": "a"}, "context": {"consent": ["sell"]}}, "context.consent[0]"),
     ({"interaction": {"prompt": "a"}, "context": {"decoder": {"top_p": 3}}},
      "context.decoder.top_p"),
     ({"interaction": {"prompt": "a"}, "responses": [{"text": "x"}],
-      "feedback": [{"kind": "preference", "chosen": 0, "rejected": 1}]}, "(record)"),
+      "feedback": [{"kind": "preference", "chosen": 0, "rejected": 1}]},
+     "feedback[0].rejected"),
     ({"interaction": {"prompt": "a"}, "surprise": 1}, "surprise"),
 ])
 def test_invalid_events_name_the_field(record: dict, field: str) -> None:

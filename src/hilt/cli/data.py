@@ -161,6 +161,9 @@ def forget(subject: Annotated[str, typer.Option("--subject", help="pseudonymous 
         result = forget_subject(engine_for(db), subject, actor=actor, reason=reason)
     out = result.as_dict()
     echo_json(out)
+    if not result.events_found:
+        typer.echo(f"note: no stored event has the subject id {subject!r}, so nothing "
+                   "was erased (the request is in the audit log); check the id", err=True)
     if not result.ok:
         typer.echo(f"error: the erasure is recorded, but {len(out['files_failed'])} "
                    f"file(s) could not be deleted and {len(out['markers_failed'])} "

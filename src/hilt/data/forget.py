@@ -96,6 +96,9 @@ class ForgetResult:
     flag_markers: MarkerWrites = field(default_factory=MarkerWrites, repr=False)
     actor: str = field(default="forget", repr=False)
     engine: Engine | None = field(default=None, repr=False, compare=False)
+    # Stored events of the subject, erased before or now: none means that the id
+    # matched nothing (a typo erases nothing, and would otherwise look like success).
+    events_found: int = field(default=0, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -145,7 +148,8 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
     bind = session.get_bind()
     result = ForgetResult(subject_hash, erased, review_content_erased=review_erased,
                           flag_markers=markers(session), actor=actor,
-                          engine=bind if isinstance(bind, Engine) else None)
+                          engine=bind if isinstance(bind, Engine) else None,
+                          events_found=len(rows))
     why = f"{reason}: subject sha256 {subject_hash[:16]} erased"
     versions = [session.get(DatasetVersionRow, vid) for vid in sorted(version_ids)]
     _sweep_data_folders(session, [Path(v.data_path).parent for v in versions if v])

@@ -136,7 +136,8 @@ class DedupSpec(_Section):
     threshold: Number = Field(default=0.8, gt=0, le=1, description="Jaccard threshold")
     num_perm: Count = Field(default=128, ge=16, le=1024)
     shingle_words: Count = Field(default=5, ge=1, le=32)
-    seed: Count = 1
+    # the MinHash permutations' seed, which numpy's generator takes from 0 to 2**32 - 1
+    seed: Count = Field(default=1, ge=0, le=2**32 - 1)
 
 
 class DecontaminationSpec(_Section):

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
+from pydantic_core import PydanticSerializationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from hilt.canonical import sha256_hex
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
 from hilt.events.readers import file_format, read_records
+from hilt.events.text import unstorable_text_error
 from hilt.events.validate import Parsed, parse_all
 from hilt.staging import PrivateFile
 from hilt.store import audit
@@ -121,16 +123,30 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     """
     batch_id = "ib_" + uuid.uuid4().hex[:16]
     now = utcnow()
+
+    def line_of(i: int) -> int | None:
+        return lines[i] if lines is not None else None
+
     if any(e.id is None for e in events):
-        events = [e.with_id() for e in events]
+        with_ids = []
+        for i, event in enumerate(events):
+            try:
+                with_ids.append(event.with_id())
+            except UnicodeEncodeError as exc:
+                _refuse_unencodable(exc, event, file, line_of(i))
+        events = with_ids
     ids = [str(e.id) for e in events]
 
     def rows() -> Iterator[tuple[Any, ...]]:
         for i, event in enumerate(events):
-            row = event_row(event, batch_id, now)
+            try:
+                row = event_row(event, batch_id, now)
+            except (PydanticSerializationError, UnicodeEncodeError) as exc:
+                _refuse_unencodable(exc, event, file, line_of(i))
             # PostgreSQL cannot store NUL in text or jsonb; refused on every backend.
-            if "\\u0000" in row[_PAYLOAD] or "\x00" in row[_ID]:  # or an escaped "\\u0000"
-                error = _nul_error(event, file, lines[i] if lines is not None else None)
+            if ("\\u0000" in row[_PAYLOAD]  # or an escaped "\\u0000"
+                    or "\x00" in row[_ID] or not row[_ID].isascii()):
+                error = _text_error(event, file, line_of(i))
                 if error is not None:
                     raise error
             yield row
@@ -154,30 +170,23 @@ def store_events(session: Session, events: Sequence[FeedbackEvent], *, actor: st
     return result
 
 
-def _nul_error(event: FeedbackEvent, file: str | None, line: int | None
-               ) -> InputError | None:
-    """The error for an event holding a NUL character, naming the first field with one;
-    ``None`` when it holds none (a text may spell out a backslash and "u0000")."""
+def _refuse_unencodable(exc: Exception, event: FeedbackEvent, file: str | None,
+                        line: int | None) -> NoReturn:
+    """Encoding ``event`` as UTF-8 failed: an event built in Python can hold a string
+    with no UTF-8 form (a lone surrogate), refused naming its field rather than as an
+    encoding error naming nothing."""
+    error = _text_error(event, file, line)
+    if error is None:
+        raise exc
+    raise error from None
 
-    def find(value: Any, path: str) -> str | None:
-        if isinstance(value, str):
-            return path if "\x00" in value else None
-        items = (value.items() if isinstance(value, dict)
-                 else enumerate(value) if isinstance(value, list) else ())
-        for key, item in items:
-            if isinstance(key, str) and "\x00" in key:
-                return f"{path}.{key!r}".lstrip(".")
-            found = find(item, f"{path}[{key}]" if isinstance(key, int)
-                         else f"{path}.{key}".lstrip("."))
-            if found:
-                return found
-        return None
 
-    field = find(event.model_dump(mode="json"), "")
-    if field is None:
-        return None
-    return InputError("text must not contain NUL characters (\\u0000)", file=file,
-                      line=line, field=field)
+def _text_error(event: FeedbackEvent, file: str | None, line: int | None
+                ) -> InputError | None:
+    """The error for an event holding text no store can hold (a NUL character, a lone
+    surrogate), naming the first field with one; ``None`` when it holds none (a text
+    may spell out a backslash and "u0000")."""
+    return unstorable_text_error(event.model_dump(mode="json"), file=file, line=line)
 
 
 def _insert_checked(session: Session, rows: list[tuple[Any, ...]],
@@ -360,7 +369,7 @@ def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> PrivateFile:
     try:
         with tmp.text_writer() as fh:
             for rej in rejects:
-                fh.write(json.dumps(rej, ensure_ascii=False, default=str) + "\n")
+                fh.write(_reject_line(rej))
     except BaseException as exc:
         tmp.close()
         if isinstance(exc, OSError):
@@ -368,6 +377,17 @@ def _write_rejects(target: Path, rejects: list[dict[str, Any]]) -> PrivateFile:
                              file=str(target), field="--rejects") from None
         raise
     return tmp
+
+
+def _reject_line(reject: dict[str, Any]) -> str:
+    """One rejects line: UTF-8 as written, except where the rejected line holds a lone
+    surrogate (a CSV cell's JSON can), which only JSON's ``\\ud800`` escape can write."""
+    line = json.dumps(reject, ensure_ascii=False, default=str)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(reject, default=str)
+    return line + "\n"
 
 
 def _put_in_place(tmp: Path, target: Path) -> None:

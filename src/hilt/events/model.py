@@ -143,7 +143,10 @@ class RatingFeedback(_FeedbackBase):
     @model_validator(mode="after")
     def _in_scale(self) -> RatingFeedback:
         if not self.scale_min <= self.value <= self.scale_max:
-            raise ValueError(f"rating {self.value} outside [{self.scale_min}, {self.scale_max}]")
+            raise PydanticCustomError(
+                "rating_scale", "rating {value} outside [{low}, {high}]",
+                {"value": self.value, "low": self.scale_min, "high": self.scale_max,
+                 "path": "value"})
         return self
 
 
@@ -217,15 +220,20 @@ class FeedbackEvent(_Strict):
         n = len(self.responses)
         for i, fb in enumerate(self.feedback):
             if isinstance(fb, PreferenceFeedback):
-                indices: tuple[int, ...] = (fb.chosen, fb.rejected)
+                indices: tuple[tuple[str, int], ...] = (("chosen", fb.chosen),
+                                                         ("rejected", fb.rejected))
             elif isinstance(fb, TextFeedback):
                 continue
             else:
-                indices = (fb.response_index,)
-            for idx in indices:
+                indices = (("response_index", fb.response_index),)
+            for name, idx in indices:
                 if idx >= n:
-                    raise ValueError(f"feedback[{i}] points at response {idx}, "
-                                     f"but the event has {n} response(s)")
+                    # ``path`` names the index at fault (hilt.events.validate), where
+                    # a check of the whole event would otherwise name no field
+                    raise PydanticCustomError(
+                        "response_index", "feedback[{i}] points at response {idx}, but "
+                        "the event has {n} response(s)",
+                        {"i": i, "idx": idx, "n": n, "path": f"feedback[{i}].{name}"})
         return self
 
     def with_id(self) -> FeedbackEvent:

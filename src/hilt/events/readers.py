@@ -11,18 +11,21 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
-from hilt.jsonl import READ_ERRORS, loads_strict, open_bytes, read_error, text_lines
+from hilt.events.text import unstorable_text_error
+from hilt.jsonl import READ_ERRORS, loads_strict, open_bytes, read_error
 
 CONTEXT_FIELDS = {
     "model_version", "prompt_template_id", "prompt_template_version", "role_format",
     "policy_version", "source", "subject_id", "consent", "tags", "metadata", "decoder",
 }
 DECODER_FIELDS = {"temperature", "top_p", "top_k", "max_tokens", "seed", "stop"}
+_MAX_INT_DIGITS = sys.get_int_max_str_digits()
 JSON_FIELDS = {"messages", "responses", "feedback", "scores", "metadata", "tags", "stop",
                "decoder", "interaction", "context", "consent"}
 
@@ -34,6 +37,17 @@ def file_format(path: Path) -> str:
         if name.endswith(ext):
             return fmt
     raise InputError("unknown file type; expected .jsonl, .csv or .parquet", file=str(path))
+
+
+class BadRecord(InputError):
+    """A record that cannot be made into an event, with what the file holds for it
+    (``raw``: the line's text, or a CSV row's cells), so that the rejects file keeps
+    the line rather than only its line number."""
+
+    def __init__(self, message: str, *, raw: Any, file: str, line: int,
+                 field: str | None = None) -> None:
+        super().__init__(message, file=file, line=line, field=field)
+        self.raw = raw
 
 
 Record = dict[str, Any] | str | InputError
@@ -68,18 +82,47 @@ def _read_any(path: Path) -> Iterator[tuple[int, Record]]:
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
     # a line that is not UTF-8 is one bad line (rejected with --skip-invalid), not a
     # decoder error that ends the whole file; one that cannot be read ends it
-    for line_no, line in text_lines(path):
+    for line_no, line in _jsonl_lines(path):
         if isinstance(line, InputError):
             yield line_no, line
             continue
         stripped = line.strip()
+        if line_no == 1:  # a byte-order mark (PowerShell, Notepad) is not content
+            stripped = stripped.removeprefix("\ufeff")
         if not stripped:
             continue
+        if stripped.startswith("\ufeff"):
+            yield line_no, BadRecord(
+                "a byte-order mark (U+FEFF) starts the line: were files with one "
+                "joined together? Remove it", raw=stripped, file=str(path), line=line_no)
+            continue
         if not stripped.startswith("{"):
-            yield line_no, InputError("each line must be a JSON object",
-                                      file=str(path), line=line_no)
+            # a file holding one JSON array of events (often named .json) is read as
+            # JSON Lines: say what is expected rather than only what the line is not
+            hint = (" (the line opens a JSON array; give one event object per line)"
+                    if stripped.startswith("[") else "")
+            yield line_no, BadRecord(f"each line must be a JSON object{hint}",
+                                     raw=stripped, file=str(path), line=line_no)
             continue
         yield line_no, stripped
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, str | InputError]]:
+    """``(line number, text)`` for each line; a line that is not UTF-8 gives a
+    :class:`BadRecord` holding the line with each such byte written as ``\\xNN``."""
+    number = 0
+    try:
+        with open_bytes(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    text = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+                    yield number, BadRecord(
+                        f"not UTF-8 text (byte {exc.start + 1} of the line)", raw=text,
+                        file=str(path), line=number)
+    except READ_ERRORS as exc:
+        raise read_error(path, exc, number + 1 if number else None) from None
 
 
 # a line break as open(newline="") sees one: \r\n, \n, or a \r alone (the file is read
@@ -142,19 +185,30 @@ def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, Re
             raise InputError(f"malformed CSV ({exc}) in the record from this line on",
                              file=str(path), line=start) from None
         line_no = reader.line_num
-        if None in record:
-            yield line_no, InputError("more cells than header columns",
-                                      file=str(path), line=line_no)
-            continue
-        if None in record.values():  # DictReader's restval: the row ended early
-            given = sum(v is not None for v in record.values())
-            yield line_no, InputError(f"fewer cells than header columns ({given} of "
-                                      f"{len(fieldnames)})", file=str(path), line=line_no)
+        if None in record or None in record.values():
+            # the cells cannot be matched to the columns: the rejects keep them in order
+            # (DictReader puts cells past the header under None, and gives None for
+            # the columns of a row that ended early)
+            cells = [v for k, v in record.items() if k is not None and v is not None]
+            extra = record.get(None)
+            reason = ("more cells than header columns" if extra is not None else
+                      f"fewer cells than header columns ({len(cells)} of "
+                      f"{len(fieldnames)})")
+            yield line_no, BadRecord(reason, raw=cells + list(extra or ()),
+                                     file=str(path), line=line_no)
             continue
         try:
-            yield line_no, unflatten(record, file=str(path), line=line_no)
+            event = unflatten(record, file=str(path), line=line_no)
         except InputError as err:
-            yield line_no, err
+            yield line_no, BadRecord(err.reason, raw=record, file=str(path),
+                                     line=line_no, field=err.field)
+            continue
+        # A cell holds a NUL as written or spelt in its JSON (\u0000), and a lone
+        # surrogate only spelt in its JSON: only such a row is walked.
+        if any("\x00" in v or "\\u" in v for v in record.values()):
+            yield line_no, _storable(event, file=str(path), line=line_no)
+        else:
+            yield line_no, event
 
 
 def _csv_header(path: Path, reader: csv.DictReader[str]) -> list[str]:
@@ -165,6 +219,7 @@ def _csv_header(path: Path, reader: csv.DictReader[str]) -> list[str]:
     if fieldnames is None:
         raise InputError("empty CSV file (no header)", file=str(path), line=1)
     _refuse_repeated(list(fieldnames), file=str(path), line=1)
+    _require_interaction(list(fieldnames), file=str(path), line=1)
     return list(fieldnames)
 
 
@@ -178,6 +233,17 @@ def _refuse_repeated(names: list[str], *, file: str, line: int | None) -> None:
         seen.add(name)
 
 
+def _require_interaction(names: list[str], *, file: str, line: int | None) -> None:
+    """Every event needs its interaction: without a column that gives it, every row
+    would be refused alike (``field 'interaction': Field required``, which names no
+    column), so the file is refused once, saying which columns give it."""
+    if not any(_column_path(name)[0] == "interaction" for name in names):
+        raise InputError("no column gives the interaction (x): name one 'prompt' (one "
+                         "turn) or 'messages' (a JSON list of {role, content}); the "
+                         f"columns are {', '.join(map(repr, names))}", file=file,
+                         line=line)
+
+
 def _read_parquet(path: Path) -> Iterator[tuple[int, Record]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -187,11 +253,30 @@ def _read_parquet(path: Path) -> Iterator[tuple[int, Record]]:
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"not a readable Parquet file ({exc})", file=str(path)) from None
     _refuse_repeated(table.column_names, file=str(path), line=None)
+    _require_interaction(table.column_names, file=str(path), line=None)
     for i, record in enumerate(table.to_pylist(), start=1):
         try:
-            yield i, unflatten(record, file=str(path), line=i)
+            event = unflatten(record, file=str(path), line=i)
         except InputError as err:
-            yield i, err
+            yield i, BadRecord(err.reason, raw=record, file=str(path), line=i,
+                               field=err.field)
+            continue
+        # Parquet strings are UTF-8 (no lone surrogate) but may hold a NUL, in a cell
+        # or in a list or struct
+        if any(isinstance(v, list | dict) or (isinstance(v, str) and "\x00" in v)
+               for v in record.values()):
+            yield i, _storable(event, file=str(path), line=i)
+        else:
+            yield i, event
+
+
+def _storable(event: dict[str, Any], *, file: str, line: int) -> Record:
+    """The event, or a :class:`BadRecord` holding it when it holds text no store can
+    hold (:mod:`hilt.events.text`)."""
+    error = unstorable_text_error(event, file=file, line=line)
+    if error is None:
+        return event
+    return BadRecord(error.reason, raw=event, file=file, line=line, field=error.field)
 
 
 def _parse_cell(key: str, value: Any, file: str, line: int) -> Any:
@@ -209,6 +294,10 @@ def _parse_cell(key: str, value: Any, file: str, line: int) -> Any:
             return loads_strict(text, file=file, line=line, field=key)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON in cell: {exc.msg}", file=file, line=line,
+                             field=key) from None
+        except ValueError:  # json's limit on an integer's digits (sys.int_info)
+            raise InputError("invalid JSON in cell: an integer with more than "
+                             f"{_MAX_INT_DIGITS} digits", file=file, line=line,
                              field=key) from None
     return value
 
@@ -237,6 +326,11 @@ def unflatten(row: dict[str, Any], *, file: str, line: int) -> dict[str, Any]:
             out.setdefault("responses", []).insert(0, {"text": value})
             continue
         _put(out, _column_path(key), value, key, owners, file=file, line=line)
+    if "interaction" not in out:
+        # the columns that give it are there (checked with the header), its cells empty
+        given = [k for k in row if _column_path(k)[0] == "interaction"]
+        raise InputError("the row has no interaction: its cell is empty", file=file,
+                         line=line, field=given[0] if given else "interaction")
     return out
 
 

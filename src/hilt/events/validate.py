@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hilt.errors import InputError
 from hilt.events.model import FeedbackEvent
+from hilt.events.readers import BadRecord
+from hilt.events.text import unstorable_text_error
 from hilt.jsonl import field_path, repeated_key_path, too_deep_path
 
 _FEEDBACK_TAGS = {"rating", "thumbs", "flag", "preference", "label", "text", "edit"}
@@ -33,21 +35,33 @@ def validation_error(exc: ValidationError, *, file: str | None, line: int | None
                      ) -> InputError:
     first = exc.errors()[0]
     if first["type"] == "json_invalid":
-        return InputError(f"invalid JSON: {first['ctx'].get('error', first['msg'])}",
-                          file=file, line=line)
+        reason = str(first["ctx"].get("error", first["msg"]))
+        if reason.startswith("EOF while parsing") and line is not None:
+            # pretty-printed JSON: the event goes on over the next lines of the file
+            reason += " (each event must be on one line of its own)"
+        return InputError(f"invalid JSON: {reason}", file=file, line=line)
     if first["type"] == "model_type" and not first["loc"]:
         return InputError("each line must be a JSON object", file=file, line=line)
-    return InputError(first["msg"], file=file, line=line, field=_error_field(first))
+    return InputError(_message(first), file=file, line=line, field=_error_field(first))
+
+
+def _message(error: Any) -> str:
+    """The error's message without pydantic's "Value error, " before hilt's own."""
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _error_field(error: Any, skip: int = 0) -> str:
     """The field an error is about; a free-form object's error (FreeForm) names the
-    value inside it in ``ctx['path']``."""
-    field = _field_path(tuple(error["loc"])[skip:])
+    value inside it in ``ctx['path']``, and so does a check across the whole event (a
+    feedback item's response index) the field it found wrong."""
+    loc = tuple(error["loc"])[skip:]
     inner = (error.get("ctx") or {}).get("path")
-    if isinstance(inner, str) and inner:
-        field += inner if inner.startswith("[") else "." + inner
-    return field
+    if not (isinstance(inner, str) and inner):
+        return _field_path(loc)
+    if not loc:
+        return inner
+    field = _field_path(loc)
+    return field + (inner if inner.startswith("[") else "." + inner)
 
 
 def _json_keys(value: dict[str, Any] | list[Any]) -> int:
@@ -131,11 +145,22 @@ def parse_event(record: dict[str, Any] | str, *, file: str | None = None,
             if not _no_key_repeated(record, _keys_given(event)):
                 _refuse_repeated_key(record, file=file, line=line)
             return event.with_id()
-        return FeedbackEvent.model_validate(record).with_id()
+        event = FeedbackEvent.model_validate(record)
+        try:
+            return event.with_id()
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to hash
+            _refuse_unstorable_text(record, file=file, line=line)
+            raise
     except ValidationError as exc:
         if isinstance(record, str):  # a repeated key may be what broke it
             _refuse_repeated_key(record, file=file, line=line)
         raise validation_error(exc, file=file, line=line) from None
+
+
+def _refuse_unstorable_text(value: Any, *, file: str | None, line: int | None) -> None:
+    error = unstorable_text_error(value, file=file, line=line)
+    if error is not None:
+        raise error
 
 
 MAX_BATCH = 10_000  # events in one HTTP batch
@@ -170,12 +195,12 @@ def parse_batch_json(body: bytes | str, *, file: str | None) -> list[FeedbackEve
             if len(loc) == 2 and first["type"] == "model_type":
                 raise InputError("each event must be a JSON object", file=file,
                                  line=loc[1]) from None
-            raise InputError(first["msg"], file=file, line=loc[1],
+            raise InputError(_message(first), file=file, line=loc[1],
                              field=_error_field(first, skip=2)) from None
         if not loc:
             raise InputError('the body must be a JSON object {"events": [...]}',
                              file=file) from None
-        raise InputError(first["msg"], file=file, field=_error_field(first)) from None
+        raise InputError(_message(first), file=file, field=_error_field(first)) from None
     return [e.with_id() for e in batch.events]
 
 
@@ -207,10 +232,20 @@ def parse_all(records: Iterable[tuple[int, dict[str, Any] | str | InputError]], 
             if isinstance(record, InputError):
                 raise record
             event = parse_event(record, file=file, line=line)
+            # Text no store can hold is a bad line like any other (a rejected line
+            # with --skip-invalid, not the end of the run). JSON text can spell a NUL
+            # (\u0000) but no lone surrogate (the parser refuses one), and the escape
+            # is rare, so only such a text is walked; the readers check CSV and
+            # Parquet rows (hilt.events.readers).
+            if isinstance(record, str) and "\\u0000" in record:
+                _refuse_unstorable_text(record, file=file, line=line)
         except InputError as err:
             if not skip_invalid:
                 raise
-            raw = None if isinstance(record, InputError) else record
+            # the rejects keep the line itself: what could not be read as an event is
+            # what the user has to correct
+            raw = (record.raw if isinstance(record, BadRecord)
+                   else None if isinstance(record, InputError) else record)
             if isinstance(raw, str):
                 raw = _json_or_text(raw)
             out.rejects.append({**err.as_dict(), "record": raw})
@@ -225,5 +260,5 @@ def _json_or_text(text: str) -> Any:
         return text
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or an integer past json's limit on digits
         return text
