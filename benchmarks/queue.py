@@ -93,7 +93,8 @@ def _naive_claim(session: Any, reviewer_id: str, now: Any) -> str | None:
         "SELECT t.id FROM review_tasks t WHERE t.status = 'open' AND t.open_slots > 0 "
         "AND t.pool = 'default' AND NOT EXISTS (SELECT 1 FROM review_assignments a "
         "WHERE a.task_id = t.id AND a.reviewer_id = :rid) "
-        "ORDER BY t.priority DESC, t.id LIMIT 1"), {"rid": reviewer_id}).first()
+        "ORDER BY t.priority DESC, t.sla_due_at, t.created_at, t.id LIMIT 1"),
+        {"rid": reviewer_id}).first()
     if row is None:
         return None
     session.execute(sa.text("UPDATE review_tasks SET open_slots = open_slots - 1 "

@@ -124,7 +124,8 @@ def seed_pending(engine: Engine) -> Listed:
             task = s.get_one(ReviewTaskRow, task_id)
             task.status, task.priority = "needs_adjudication", priority
             task.adjudication_reasons = {"verdict": "split"}
-            rows.append(((-priority,), task_id, {}))
+            # the queue's order: priority, then deadline, then age (then id)
+            rows.append(((-priority, task.sla_due_at, task.created_at), task_id, {}))
     return _ordered(rows)  # the last task is still open: not listed
 
 

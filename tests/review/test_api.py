@@ -233,7 +233,8 @@ def test_deactivating_a_reviewer_ends_tokens_and_leases(client: Client,
 
 
 def _labels_of_many_tasks(c: Client, engine: Engine, n: int) -> None:
-    """``n`` resolved tasks, three final labels each, all decided at one instant."""
+    """``n`` resolved tasks, four final labels each (the three answers and the
+    unticked ``issues`` checklist), all decided at one instant."""
     c.call("lead", "POST", "/v1/rubrics", json=yaml.safe_load(HARM.read_text()))
     c.call("service", "POST", "/v1/events", json={"events": [event(i) for i in range(n)]})
     with transaction(engine) as s:
@@ -247,7 +248,7 @@ def _labels_of_many_tasks(c: Client, engine: Engine, n: int) -> None:
 
 def test_labels_page_through_with_a_cursor(client: Client, engine: Engine) -> None:
     c = client
-    _labels_of_many_tasks(c, engine, 4)  # 12 labels with the same decided_at
+    _labels_of_many_tasks(c, engine, 4)  # 16 labels with the same decided_at
     seen: list[str] = []
     after = None
     for _ in range(10):
@@ -258,13 +259,13 @@ def test_labels_page_through_with_a_cursor(client: Client, engine: Engine) -> No
         after = page.json()["next_after"]
         if after is None:
             break
-    assert len(seen) == len(set(seen)) == 12
+    assert len(seen) == len(set(seen)) == 16
     every = c.call("service", "GET", "/v1/labels").json()
     assert [lb["label_id"] for lb in every["labels"]] == seen and every["next_after"] is None
     later = c.call("service", "GET", "/v1/labels?since=2031-01-01T00:00:00Z").json()
     assert later["labels"] == []
     assert len(c.call("service", "GET", "/v1/labels?since=2029-12-31T00:00:00").json()[
-        "labels"]) == 12
+        "labels"]) == 16
 
 
 @pytest.mark.parametrize(("query", "field"), [

@@ -85,10 +85,13 @@ def test_cli_review_cycle(tmp_path: Path) -> None:
     assert code == 0 and out["adjudication_id"].startswith("adj_")
     assert run(db, "task", "show", tid)[1]["status"] == "resolved"
     out_file = tmp_path / "labels.jsonl"
-    assert run(db, "labels", "export", "--out", str(out_file))[1]["labels"] == 3
-    labels = [json.loads(line) for line in out_file.read_text().splitlines()]
-    verdict = next(lb for lb in labels if lb["question_id"] == "verdict")
-    assert (verdict["value"], verdict["provenance"]) == ("safe", "adjudicated")
+    # verdict, refusal, helpfulness and the "issues" checklist nobody ticked
+    assert run(db, "labels", "export", "--out", str(out_file))[1]["labels"] == 4
+    labels = {lb["question_id"]: lb for lb in
+              (json.loads(line) for line in out_file.read_text().splitlines())}
+    assert (labels["verdict"]["value"], labels["verdict"]["provenance"]) == \
+        ("safe", "adjudicated")
+    assert (labels["issues"]["value"], labels["issues"]["provenance"]) == ([], "unanimous")
     assert run(db, "queue", "triage")[0] == 0
     engine.dispose()
 

@@ -150,11 +150,13 @@ def test_majority_labels_and_iteration_filters(engine: Engine) -> None:
         assert labels["verdict"].policy_version == "pol-1"
         assert len(labels["verdict"].review_ids) == 3 and labels["verdict"].task_id == tid
         assert labels["helpfulness"].value == 3.0
+        # nobody ticked the optional "issues" checklist: all selected nothing
+        assert (labels["issues"].value, labels["issues"].provenance) == ([], "unanimous")
         assert {lb.question_id for lb in iter_final_labels(s, min_confidence=0.9)} == \
-            {"helpfulness", "refusal"}
+            {"helpfulness", "refusal", "issues"}
         assert not list(iter_final_labels(s, provenance=["adjudicated"]))
         assert not list(iter_final_labels(s, rubric_versions=[("harm", 2)]))
-        assert len(list(iter_final_labels(s, rubric_versions=[("harm", 1)], batch=1))) == 3
+        assert len(list(iter_final_labels(s, rubric_versions=[("harm", 1)], batch=1))) == 4
         assert not list(iter_final_labels(s, since=T0 + timedelta(seconds=1)))
 
 

@@ -28,6 +28,7 @@ from hilt.errors import Conflict, Forbidden, InputError, NotFound
 from hilt.review.aggregation import (
     AdjudicationPolicy,
     Aggregator,
+    Answer,
     decide,
 )
 from hilt.review.audit_view import answers_for_audit
@@ -48,8 +49,10 @@ CAUSES = ("guideline_gap", "ambiguous_input", "reviewer_error", "subjective")
 DECIDER_ROLES = ("adjudicator", "lead", "admin")
 
 
-# Most urgent first; tasks of equal priority by id.
-PENDING_ORDER = keyset((ReviewTaskRow.priority, True), (ReviewTaskRow.id, False))
+# Most urgent first, in the queue's order (hilt.review.queue.CLAIM_ORDER): among equal
+# priorities the earliest SLA deadline (the most overdue), then the oldest task, then id.
+PENDING_ORDER = keyset((ReviewTaskRow.priority, True), (ReviewTaskRow.sla_due_at, False),
+                       (ReviewTaskRow.created_at, False), (ReviewTaskRow.id, False))
 
 
 def pending(session: Session, *, limit: int = 50, viewer: str | None = None,
@@ -194,10 +197,11 @@ def adjudicate(session: Session, task_id: str, adjudicator_id: str, *,
         raise InputError(why, field=field)
     decided = {q.id: q.check_answer(answers[q.id], task.n_responses)
                for q in spec.questions if q.id in answers}
-    _, by_question = task_answers(session, task_id)
+    reviews, by_question = task_answers(session, task_id)
+    panel = [Answer(r.id, r.reviewer_id, None, r.confidence) for r in reviews]
     outcomes = decide(spec.questions, by_question, task.severity,
                       AdjudicationPolicy.model_validate(task.policy or {}),
-                      aggregator or default_aggregator(session, task))
+                      aggregator or default_aggregator(session, task), panel=panel)
     adjudication_id = new_id("adj")
     session.add(AdjudicationRow(
         id=adjudication_id, task_id=task_id, adjudicator_id=adjudicator_id, answers=decided,

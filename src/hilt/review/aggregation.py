@@ -16,6 +16,20 @@ Free-text and rewrite answers are not judgments to vote on: they become a final 
 only when all reviewers who wrote one wrote the same text, or when an adjudicator
 supplies one; the label's confidence is the share of the task's reviewers who wrote it
 (an optional rewrite by one reviewer of three: 1/3).
+
+Optional questions that some reviewers left unanswered (:func:`decide`, the *panel* being
+every review of the task):
+
+- a multi-select (``multi_choice``) is a checklist: a reviewer who submitted without
+  ticking anything selected nothing, so their answer counts as ``[]`` and the label is
+  voted over the whole panel (one tick among three reviews: ``[]`` by 2/3);
+- any other judged question (single choice, scale, preference, ranking) treats a
+  missing answer as an abstention: the label is voted among those who answered, its
+  confidence is scaled by the share of the panel who did (for a majority vote, the
+  share of the panel that gave the winning answer), and it is never ``unanimous``
+  (``majority`` instead), since the panel did not all give it. Abstaining is not
+  disagreeing: whether the question needs an adjudicator is judged on the answers
+  given. A question nobody answered has no label.
 """
 
 from __future__ import annotations
@@ -130,42 +144,81 @@ class QuestionOutcome:
     agreement: float
     adjudicate: bool
     reason: str | None
+    # The reviews the question was decided over (for a checklist, every review).
+    review_ids: tuple[str, ...] = ()
 
 
 def _share_of_reviewers(question: Question, agg: Aggregate | None, wrote: int,
                         reviewers: int) -> Aggregate | None:
-    """An unjudged text (free text, rewrite) that only some of the task's reviewers gave
-    is as sure as the share who gave it: one optional rewrite among three reviews is one
-    person's text, not an agreed one (confidence 1/3), so ``min_confidence`` can leave
-    it out. Judged questions keep their aggregator's confidence."""
-    if agg is None or question.kind in AGGREGATED_KINDS or wrote >= reviewers:
+    """A label that only some of the task's reviewers answered is as sure as the share
+    who answered. An unjudged text (free text, rewrite): one optional rewrite among three
+    reviews is one person's text, not an agreed one (confidence 1/3, at most). A judged
+    answer is voted among those who answered, then scaled by their share of the panel,
+    and is not ``unanimous``: two abstentions beside one answer are not agreement.
+    ``min_confidence`` (a dataset spec's) can then leave such labels out."""
+    if agg is None or wrote >= reviewers:
         return agg
-    return replace(agg, confidence=min(agg.confidence, wrote / reviewers))
+    if question.kind not in AGGREGATED_KINDS:
+        return replace(agg, confidence=min(agg.confidence, wrote / reviewers))
+    provenance = "majority" if agg.provenance == "unanimous" else agg.provenance
+    return replace(agg, confidence=agg.confidence * wrote / reviewers,
+                   provenance=provenance)
+
+
+def panel_of(answers: dict[str, list[Answer]]) -> list[Answer]:
+    """One entry per review that answered any question, in the order first seen (the
+    value is not used): the panel when the caller has no list of the task's reviews."""
+    seen: dict[str, Answer] = {}
+    for given in answers.values():
+        for a in given:
+            seen.setdefault(a.review_id, a)
+    return list(seen.values())
+
+
+def panel_answers(question: Question, given: Sequence[Answer], panel: Sequence[Answer]
+                  ) -> list[Answer]:
+    """The answers a question is decided over. A checklist (``multi_choice``) left
+    unticked by a reviewer who submitted is an empty selection, ``[]``, in panel order;
+    for every other kind a missing answer stays missing (an abstention)."""
+    if question.kind != "multi_choice":
+        return list(given)
+    by_review = {a.review_id: a for a in given}
+    filled = [by_review.pop(m.review_id) if m.review_id in by_review
+              else Answer(m.review_id, m.reviewer_id, [], m.confidence) for m in panel]
+    return filled + list(by_review.values())
 
 
 def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], severity: int,
-           policy: AdjudicationPolicy, aggregator: Aggregator = majority_aggregator
-           ) -> list[QuestionOutcome]:
-    """Aggregate every question and say which need an adjudicator, and why."""
+           policy: AdjudicationPolicy, aggregator: Aggregator = majority_aggregator,
+           *, panel: Sequence[Answer] | None = None) -> list[QuestionOutcome]:
+    """Aggregate every question and say which need an adjudicator, and why.
+
+    ``panel``: one entry per review of the task (values unused), so that a review that
+    answered no question at all still counts; by default every review found in
+    ``answers``."""
     level = int(policy.severity[-1])
-    reviewers = len({a.review_id for given in answers.values() for a in given})
+    members = list(panel) if panel is not None else panel_of(answers)
+    reviewers = len(members)
     outcomes = []
     for q in questions:
-        given = answers.get(q.id, [])
+        given = panel_answers(q, answers.get(q.id, []), members)
         if not given:
-            continue
-        agg = _share_of_reviewers(q, aggregator(q, given), len(given), reviewers)
+            continue  # nobody answered: no label
+        voted = aggregator(q, given)
+        agg = _share_of_reviewers(q, voted, len(given), reviewers)
         agreement = pairwise_agreement([a.value for a in given])
         judged = q.kind in AGGREGATED_KINDS
         reason = None
-        if judged and agg is None:
+        # Triggers read the vote among those who answered (``voted``): an abstention is
+        # not a disagreement, and the label's confidence already says how few answered.
+        if judged and voted is None:
             reason = "no majority"
-        elif judged and agg is not None and \
-                agg.confidence < max(policy.min_confidence, agg.min_confidence):
-            floor = max(policy.min_confidence, agg.min_confidence)
-            reason = f"confidence {agg.confidence:.2f} < {floor}"
+        elif judged and voted is not None and \
+                voted.confidence < max(policy.min_confidence, voted.min_confidence):
+            floor = max(policy.min_confidence, voted.min_confidence)
+            reason = f"confidence {voted.confidence:.2f} < {floor}"
         elif judged and agreement < 1.0:
-            model = agg is not None and agg.provenance == "model_aggregated"
+            model = voted is not None and voted.provenance == "model_aggregated"
             if policy.mode == "any_disagreement" and not model:
                 reason = "reviewers disagree"
             elif policy.mode == "agreement_below" and agreement < policy.min_agreement \
@@ -173,5 +226,6 @@ def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], seve
                 reason = f"agreement {agreement:.2f} < {policy.min_agreement}"
             elif policy.mode == "severity_at_or_above" and severity <= level:
                 reason = f"reviewers disagree on a sev{severity} task"
-        outcomes.append(QuestionOutcome(q.id, agg, agreement, reason is not None, reason))
+        outcomes.append(QuestionOutcome(q.id, agg, agreement, reason is not None, reason,
+                                        tuple(a.review_id for a in given)))
     return outcomes

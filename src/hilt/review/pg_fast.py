@@ -43,7 +43,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.review.eligibility import GOLD_ONLY_STATUSES, PRODUCTION_STATUSES
 from hilt.review.pg_resolve import read_columns
-from hilt.review.queue import NOT_ERASED
+from hilt.review.queue import CLAIM_ORDER, NOT_ERASED
 from hilt.store import audit
 from hilt.store.pg_statements import Statements, run_statement
 
@@ -129,7 +129,7 @@ def _claim_parts(n_pools: int, with_item: bool, after_submit: bool = False
                         WHERE a.task_id = t.id AND a.reviewer_id = %(rid)s)
         AND {NOT_ERASED}
         AND EXISTS (SELECT 1 FROM who) AND NOT EXISTS (SELECT 1 FROM held)
-      ORDER BY t.priority DESC, t.id LIMIT 1
+      ORDER BY {CLAIM_ORDER} LIMIT 1
       -- Only open_slots changes, never a key: NO KEY UPDATE does not block the foreign
       -- key checks of reviews and leases being inserted for this task meanwhile.
       FOR NO KEY UPDATE OF t SKIP LOCKED),

@@ -111,9 +111,9 @@ def resolve(stmts: Statements, task_id: str, *, now: datetime, actor: str,
     chosen = aggregator or aggregator_from_fits(spec, rubric_version, fits, load=None)
     if chosen is None:  # a model this process has not parsed yet
         return None
-    _, answers = answers_by_question(reviews)
+    panel, answers = answers_by_question(reviews)
     outcomes = decide(spec.questions, answers, severity,
-                      AdjudicationPolicy.model_validate(policy or {}), chosen)
+                      AdjudicationPolicy.model_validate(policy or {}), chosen, panel=panel)
     if any(o.adjudicate for o in outcomes):
         return None
     labels = labels_from(spec, outcomes, answers)

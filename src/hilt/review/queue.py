@@ -3,7 +3,8 @@ expiry.
 
 A claim takes one free slot of the best claimable task (``status = 'open' AND open_slots
 > 0``, in the reviewer's pools, skills covered, never seen by this reviewer, its event not
-erased), ordered by triage priority. On PostgreSQL it is one statement: the candidate
+erased), ordered by triage priority, then earliest SLA deadline, then age
+(:data:`CLAIM_ORDER`). On PostgreSQL it is one statement: the candidate
 row is locked with ``FOR UPDATE SKIP LOCKED`` (concurrent claimers skip it instead of
 queueing behind it), its slot counter is decremented and the lease row inserted, all in
 one round trip. On SQLite the transaction already holds the database write lock
@@ -87,12 +88,20 @@ _SKILLS = {
 }
 
 
+# The order of the queue: priority first; among equal priorities (every overdue task of
+# one severity has urgency 1, and tasks created since the last triage run share theirs)
+# the earliest SLA deadline, so the most overdue task, then the oldest task, then the id
+# (a total order). The index ix_review_tasks_claimable holds exactly this order per pool,
+# so a claim reads the head of its pool's queue instead of sorting the ready set.
+CLAIM_ORDER = "t.priority DESC, t.sla_due_at, t.created_at, t.id"
+
+
 def _candidates(dialect: str, status: str) -> str:
     free = "t.open_slots > 0 AND " if status == "open" else ""
     served = f" AND {SERVED_SQL}" if status == "gold" else ""
     return (f"SELECT t.id FROM review_tasks t WHERE t.status = '{status}' AND {free}"
             f"t.pool IN :pools AND {_SKILLS[dialect]} AND {_UNSEEN} AND {NOT_ERASED}"
-            f"{served} ORDER BY t.priority DESC, t.id LIMIT 1")
+            f"{served} ORDER BY {CLAIM_ORDER} LIMIT 1")
 
 
 @functools.cache  # built once per (dialect, status): every claim runs it

@@ -322,16 +322,17 @@ def task_answers(session: Session, task_id: str
 
 
 def answers_by_question(reviews: Iterable[Sequence[Any]]
-                        ) -> tuple[list[str], dict[str, list[Answer]]]:
-    """Review ids and every question's answers, from ``(review id, reviewer id, answers,
-    confidence)`` rows in submission order."""
-    ids: list[str] = []
+                        ) -> tuple[list[Answer], dict[str, list[Answer]]]:
+    """The panel (one entry per review, its value unused: see
+    :func:`hilt.review.aggregation.decide`) and every question's answers, from ``(review
+    id, reviewer id, answers, confidence)`` rows in submission order."""
+    panel: list[Answer] = []
     by_question: dict[str, list[Answer]] = {}
     for rid, reviewer, answers, confidence in reviews:
-        ids.append(rid)
-        for qid, value in answers.items():
+        panel.append(Answer(rid, reviewer, None, confidence))
+        for qid, value in (answers or {}).items():
             by_question.setdefault(qid, []).append(Answer(rid, reviewer, value, confidence))
-    return ids, by_question
+    return panel, by_question
 
 
 _ANSWERS = (sa.select(ReviewRow.id, ReviewRow.reviewer_id, ReviewRow.answers,
@@ -340,7 +341,8 @@ _ANSWERS = (sa.select(ReviewRow.id, ReviewRow.reviewer_id, ReviewRow.answers,
             .order_by(ReviewRow.submitted_at, ReviewRow.id))
 
 
-def _answers(session: Session, task_id: str) -> tuple[list[str], dict[str, list[Answer]]]:
+def _answers(session: Session, task_id: str
+             ) -> tuple[list[Answer], dict[str, list[Answer]]]:
     # Core rows, no ORM objects: every k-th review resolves a task.
     return answers_by_question(session.connection().execute(_ANSWERS, {"task_id": task_id}))
 
@@ -357,10 +359,11 @@ def default_aggregator(session: Session, task: ReviewTaskRow) -> Aggregator:
 def resolve(session: Session, task: ReviewTaskRow, spec: RubricSpec, *, now: datetime,
             aggregator: Aggregator | None = None, actor: str = "review") -> str:
     """Aggregate a task's reviews: final labels, or hand it to an adjudicator."""
-    review_ids, answers = _answers(session, task.id)
+    panel, answers = _answers(session, task.id)
+    review_ids = [a.review_id for a in panel]
     policy = AdjudicationPolicy.model_validate(task.policy or {})
     outcomes = decide(spec.questions, answers, task.severity, policy,
-                      aggregator or default_aggregator(session, task))
+                      aggregator or default_aggregator(session, task), panel=panel)
     flagged = {o.question_id: o.reason for o in outcomes if o.adjudicate}
     if flagged:
         task.status = "needs_adjudication"
@@ -376,17 +379,20 @@ def resolve(session: Session, task: ReviewTaskRow, spec: RubricSpec, *, now: dat
 def labels_from(spec: RubricSpec, outcomes: Sequence[Any], answers: dict[str, list[Answer]],
                 decided: dict[str, Any] | None = None, adjudication_id: str | None = None
                 ) -> list[NewLabel]:
-    """Final labels from aggregates, with an adjudicator's answers taking precedence."""
+    """Final labels from aggregates, with an adjudicator's answers taking precedence.
+    A label names the reviews its question was decided over (for a checklist, every
+    review: an unticked one selected nothing)."""
     decided = decided or {}
     by_id = {o.question_id: o for o in outcomes}
     labels = []
     for q in spec.questions:
-        review_ids = tuple(a.review_id for a in answers.get(q.id, []))
+        outcome = by_id.get(q.id)
+        review_ids = (outcome.review_ids if outcome is not None and outcome.review_ids
+                      else tuple(a.review_id for a in answers.get(q.id, [])))
         if q.id in decided:
             labels.append(NewLabel(q.id, q.kind, decided[q.id], "adjudicated", 1.0,
                                    review_ids, adjudication_id))
             continue
-        outcome = by_id.get(q.id)
         if outcome is not None and outcome.aggregate is not None:
             agg = outcome.aggregate
             labels.append(NewLabel(q.id, q.kind, agg.value, agg.provenance, agg.confidence,

@@ -40,8 +40,9 @@ from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 
-# Where new ids come from: random by default. Task ids break priority ties in the queue,
-# so a run that must be reproducible (the seeded demo) installs its own source.
+# Where new ids come from: random by default. Task ids break the queue's last ties (equal
+# priority, deadline and age), so a run that must be reproducible (the seeded demo)
+# installs its own source.
 _ID_SOURCE: ContextVar[Callable[[], str] | None] = ContextVar("hilt_id_source",
                                                                default=None)
 
@@ -234,6 +235,11 @@ def create_gold_task(session: Session, *, event_id: str, rubric: str,
     spec = spec_of(version)
     n_responses = len((event.payload or {}).get("responses") or [])
     clean = clean_answers(spec, answers, n_responses, where="gold answers")
+    # A checklist left unticked selected nothing, as in a review (see
+    # hilt.review.aggregation): the known answer is the empty selection, and its label
+    # is what a task's label would be.
+    clean.update({q.id: [] for q in spec.questions
+                  if q.kind == "multi_choice" and q.id not in clean})
     refuse_duplicate(session, event_id=event_id, rubric_id=version.rubric_id,
                      version=version.version, gold=True)
     now = now or utcnow()

@@ -96,7 +96,10 @@ def rubric_proposals(rubric_id: str, response: Response, session: Session = DB,
                      ) -> list[dict[str, Any]]:
     """Guideline-gap adjudications: proposals for the next version, without those of
     items the caller is reviewing under another task (blind review); how many were
-    left out is in the ``X-Hilt-Withheld`` header (the body stays a plain list)."""
+    left out is in the ``X-Hilt-Withheld`` header (the body stays a plain list). An
+    unpublished rubric id is a 404, so that a misspelt one does not read as "no
+    proposals"."""
+    rubrics.get_version(session, rubric_id)
     proposals = rubrics.guideline_proposals(session, rubric_id)
     hidden = blind.events_under_review(session, who.reviewer_id,
                                        (p["event_id"] for p in proposals))
@@ -281,12 +284,12 @@ def pending_adjudications(request: Request, response: Response,
                           after: str | None = after_query(), session: Session = DB,
                           who: Principal = Depends(allow("adjudicator", "lead"))
                           ) -> list[dict[str, Any]]:
-    """Tasks waiting for an adjudicator, most urgent first (equal priorities by task
-    id), without the items the caller is reviewing under another task (blind review);
-    ``limit`` a page. When more follow, the ``X-Next-After`` header holds the cursor to
-    pass as ``after`` for the next page and ``Link`` (``rel="next"``) that page's URL;
-    neither is there on the last page. A cursor hilt did not give is a 422 naming
-    ``after``."""
+    """Tasks waiting for an adjudicator, most urgent first (equal priorities by earliest
+    SLA deadline, then oldest task, then task id), without the items the caller is
+    reviewing under another task (blind review); ``limit`` a page. When more follow, the
+    ``X-Next-After`` header holds the cursor to pass as ``after`` for the next page and
+    ``Link`` (``rel="next"``) that page's URL; neither is there on the last page. A
+    cursor hilt did not give is a 422 naming ``after``."""
     rows = adjudication.pending_rows(session, limit=limit + 1, viewer=who.reviewer_id,
                                      after=after)
     return adjudication.pending_views(one_page(rows, limit, adjudication.PENDING_ORDER,

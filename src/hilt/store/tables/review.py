@@ -63,7 +63,9 @@ class ReviewTaskRow(Base):
 
     __tablename__ = "review_tasks"
     __table_args__ = (
-        sa.Index("ix_review_tasks_claimable", "pool", sa.text("priority DESC"), "id",
+        # The claim's order within a pool (hilt.review.queue.CLAIM_ORDER; migration 0016)
+        sa.Index("ix_review_tasks_claimable", "pool", sa.text("priority DESC"),
+                 "sla_due_at", "created_at", "id",
                  postgresql_where=_CLAIMABLE, sqlite_where=_CLAIMABLE),
         sa.Index("ix_review_tasks_status_sla", "status", "sla_due_at"),
     )  # fillfactor 80 on PostgreSQL: set by migration 0011
