@@ -149,3 +149,10 @@ def test_final_labels_and_proposals_leave_out_the_item_being_reviewed(setup: Set
                   json={"answers": {"verdict": "safe", **ANSWERS}}).status_code == 200
     assert _label_events(s, "kim") == {s.event_id}
     assert len(s.get("kim", "/v1/rubrics/harm/proposals").json()) == 1
+
+
+def test_proposals_of_an_unpublished_rubric_are_a_404(setup: Setup) -> None:
+    s = setup
+    assert s.get("lead", "/v1/rubrics/harm/proposals").status_code == 200
+    missing = s.get("lead", "/v1/rubrics/hram/proposals")  # misspelt
+    assert missing.status_code == 404 and "hram" in missing.text

@@ -202,10 +202,12 @@ def rubric_diff(a: Annotated[str, typer.Argument(help="ID@VERSION")],
 @rubric_app.command("proposals")
 def rubric_proposals(rubric_id: Annotated[str, typer.Argument(help="rubric id")],
                      db: DbOption = None) -> None:
-    """Guideline-gap adjudications: material for the rubric's next version."""
-    from hilt.review.rubrics import guideline_proposals
+    """Guideline-gap adjudications: material for the rubric's next version (an
+    unpublished rubric id is refused)."""
+    from hilt.review.rubrics import get_version, guideline_proposals
 
     with _tx(db) as s:
+        get_version(s, rubric_id)
         echo_json(guideline_proposals(s, rubric_id))
 
 
