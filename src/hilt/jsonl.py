@@ -10,6 +10,11 @@ or a literal too large for a float such as ``1e999``), are refused with the line
 field: ``json`` would keep the last of the repeated values, and read the numbers as
 values that cannot be written back as JSON.
 
+An integer literal of more than :data:`MAX_INT_DIGITS` digits is refused with the line
+and the field, without echoing its digits: ``json`` would stop with Python's own
+``ValueError`` on its limit for turning text into an integer (``sys.int_info``), a
+traceback that names no line.
+
 Arrays and objects may nest at most :data:`MAX_DEPTH` levels inside the outermost one,
 as many as pydantic's JSON parser takes: deeper text is refused naming the field where
 the limit is passed, before any parser recurses into it (``json`` would otherwise stop
@@ -40,6 +45,23 @@ class RepeatedKey(ValueError):
 
 class _NonFinite(ValueError):
     pass
+
+
+class _LongInt(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+# Python's default limit on the digits of an integer read from text: a fixed number, so a
+# file reads the same whatever limit the interpreter was started with
+# (PYTHONINTMAXSTRDIGITS); a lower interpreter limit is refused the same way.
+MAX_INT_DIGITS = 4300
+
+
+def long_int_message(digits: int) -> str:
+    """Why an integer of ``digits`` digits is refused (the digits are not repeated)."""
+    return f"an integer of {digits} digits is too long (at most {MAX_INT_DIGITS} digits)"
 
 
 # Levels of arrays and objects allowed inside the outermost one: pydantic's parser (which
@@ -77,8 +99,45 @@ def _refuse_constant(text: str) -> float:  # NaN, Infinity, -Infinity
     raise _NonFinite(text)
 
 
+def _bounded_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise _LongInt(digits)
+    try:
+        return int(text)
+    except ValueError:  # the interpreter was started with a lower limit
+        raise _LongInt(digits) from None
+
+
 _DECODER = json.JSONDecoder(object_pairs_hook=unique_keys, parse_float=_finite_float,
-                            parse_constant=_refuse_constant)
+                            parse_constant=_refuse_constant, parse_int=_bounded_int)
+
+
+class _Long:
+    """Stands for an integer too long to read while :func:`_long_int_path` looks for it."""
+
+
+def _long_int_path(text: str) -> tuple[str | int, ...] | None:
+    def mark(literal: str) -> Any:
+        return _Long() if len(literal) - literal.startswith("-") > MAX_INT_DIGITS else 0
+
+    def find(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+        if isinstance(value, _Long):
+            return path
+        items: list[tuple[str | int, Any]] = (
+            list(value.items()) if isinstance(value, dict)
+            else list(enumerate(value)) if isinstance(value, list) else [])
+        for key, item in items:
+            found = find(item, (*path, key))
+            if found is not None:
+                return found
+        return None
+
+    try:  # nesting was bounded by MAX_DEPTH before the first parse, so find() may recurse
+        return find(json.loads(text, parse_int=mark, parse_float=lambda _: 0.0,
+                               parse_constant=lambda _: 0.0), ())
+    except ValueError:
+        return None
 
 
 def field_path(parts: tuple[str | int, ...]) -> str:
@@ -202,8 +261,9 @@ def repeated_key_path(text: str | bytes) -> tuple[str | int, ...] | None:
 def loads_strict(text: str, *, file: str | None = None, line: int | None = None,
                  field: str | None = None) -> Any:
     """``json.loads`` that refuses a key repeated in an object, a number that is not
-    finite and nesting past :data:`MAX_DEPTH`, naming ``file``, ``line`` and the field
-    (below ``field`` when given)."""
+    finite, an integer of more than :data:`MAX_INT_DIGITS` digits and nesting past
+    :data:`MAX_DEPTH`, naming ``file``, ``line`` and the field (below ``field`` when
+    given)."""
 
     def where(parts: tuple[str | int, ...] | None,
               spell: Callable[[tuple[str | int, ...]], str] = field_path) -> str | None:
@@ -226,8 +286,14 @@ def loads_strict(text: str, *, file: str | None = None, line: int | None = None,
             parts = non_finite_path(json.loads(text))
         except ValueError:
             parts = None
-        raise InputError(f"must be a finite number, not {exc}", file=file, line=line,
+        literal = str(exc)
+        if len(literal) > 40:  # 1 and five thousand zeros: not worth repeating in full
+            literal = f"{literal[:20]}… ({len(literal)} characters)"
+        raise InputError(f"must be a finite number, not {literal}", file=file, line=line,
                          field=where(parts)) from None
+    except _LongInt as exc:
+        raise InputError(long_int_message(exc.digits), file=file, line=line,
+                         field=where(_long_int_path(text))) from None
 
 
 def open_bytes(path: Path) -> Any:

@@ -178,6 +178,26 @@ def audit_verify(db: DbOption = None,
         raise typer.Exit(1)
 
 
+def audit_entity(entity_type: str, entity_id: str) -> str:
+    """``TYPE:ID`` as ``hilt audit show`` prints an entry's entity. Subject entries of
+    older stores hold ``subject:HASH`` as their id (kept: entries are hashed into the
+    chain), which prints as ``subject:HASH`` too rather than with the type twice."""
+    if entity_type == "subject" and entity_id.startswith("subject:"):
+        return entity_id
+    return f"{entity_type}:{entity_id}"
+
+
+def _is_subject_hash(text: str) -> bool:
+    return len(text) == 16 and all(c in "0123456789abcdef" for c in text)
+
+
+def _subject_spellings(entity: str) -> list[str]:
+    """The entity ids under which ``--entity`` finds a subject's entries: its hash
+    prefix alone (as written now) and with ``subject:`` before it (older stores)."""
+    bare = entity.removeprefix("subject:")
+    return [bare, f"subject:{bare}"]
+
+
 @audit_app.command("show")
 def audit_show(entity: Annotated[str | None, typer.Option(help="entity id")] = None,
                action: Annotated[str | None, typer.Option(
@@ -190,8 +210,19 @@ def audit_show(entity: Annotated[str | None, typer.Option(help="entity id")] = N
 
     with read_snapshot(engine_for(db)) as session:
         rows = audit.entries(session, entity_id=entity, action=action, limit=limit)
+        if entity is not None and _is_subject_hash(entity.removeprefix("subject:")):
+            # a subject's hash prefix, written with or without `subject:` (as printed):
+            # entries of either spelling, newest first (pending ones, then by seq)
+            found = {(r.seq, r.at, r.entity_id): r for spelling in
+                     _subject_spellings(entity) if spelling != entity
+                     for r in audit.entries(session, entity_id=spelling, action=action,
+                                            limit=limit) if r.entity_type == "subject"}
+            found.update({(r.seq, r.at, r.entity_id): r for r in rows})
+            rows = sorted(found.values(), key=lambda r: (
+                r.seq is not None, -(r.seq or 0), -r.at.timestamp()))[:limit]
         echo_json([{"seq": r.seq, "at": r.at, "actor": r.actor, "action": r.action,
-                    "entity": f"{r.entity_type}:{r.entity_id}", "payload": r.payload}
+                    "entity": audit_entity(r.entity_type, r.entity_id),
+                    "payload": r.payload}
                    for r in rows])
 
 

@@ -168,13 +168,23 @@ def erase_subject(session: Session, subject_id: str, *, actor: str,
         result.records_files,
         (str(p) for e in result.exports for p in e.split_files(wait=False)))
     audit.append(session, actor=actor, action="subject.forget", entity_type="subject",
-                 entity_id=f"subject:{subject_hash[:16]}", payload={
+                 entity_id=subject_entity_id(subject_hash), payload={
                      "subject_sha256": subject_hash, "reason": reason,
                      "events_erased": erased, "event_ids": sorted(event_ids),
                      "review_content_erased": review_erased,
                      "versions_revoked": result.versions_revoked,
                      "exports_flagged": result.exports_flagged})
     return result
+
+
+def subject_entity_id(subject_sha256: str) -> str:
+    """The audit entity id of a subject: the first 16 hex digits of its id's sha256.
+
+    The entity type (``subject``) is a column of its own, which ``hilt audit show``
+    prints before the id; entries of stores written before this id lost its own
+    ``subject:`` prefix keep it (the entries are hashed into the chain), and are found
+    and printed the same way."""
+    return subject_sha256[:16]
 
 
 def _sweep_data_folders(session: Session, recorded: list[Path]) -> None:
@@ -302,7 +312,7 @@ def _record_outcome(result: ForgetResult, engine: Engine | None) -> None:
         with transaction(engine) as session:
             audit.append(session, actor=result.actor, action="subject.forget_files",
                          entity_type="subject",
-                         entity_id=f"subject:{result.subject_sha256[:16]}", payload={
+                         entity_id=subject_entity_id(result.subject_sha256), payload={
                              "subject_sha256": result.subject_sha256,
                              "files_deleted": result.files_deleted,
                              "files_failed": result.files_failed,

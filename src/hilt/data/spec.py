@@ -19,10 +19,11 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -67,6 +68,25 @@ _ALL_PII: tuple[PiiKind, ...] = ("email", "phone", "card", "ip")
 # numbers refuse YAML's booleans
 Number = YamlFloat
 Count = YamlInt
+
+
+def _seed_text(value: Any) -> Any:
+    # The split and balance seeds are text hashed with each unit's key; people write
+    # `seed: 42`. An integer becomes its decimal digits, so `seed: 42` and `seed: "42"`
+    # give the same text, hence the same split, and the manifest records the text.
+    # Booleans (YAML's yes/no) and floats (`4.2`, whose digits YAML and JSON may spell
+    # differently) are refused rather than turned into text.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        given = ("a boolean (YAML reads yes/no/on/off/true/false as booleans)"
+                 if isinstance(value, bool) else "empty" if value is None
+                 else "a number with a fraction or exponent" if isinstance(value, float)
+                 else "a mapping" if isinstance(value, dict) else "a list")
+        raise ValueError("must be text or an integer (an integer is hashed as its "
+                         f"decimal digits: 42 as \"42\"), not {given}")
+    return str(value)
+
+
+SeedText = Annotated[str, BeforeValidator(_seed_text)]
 
 
 class _Section(BaseModel):
@@ -152,7 +172,7 @@ class DecontaminationSpec(_Section):
 class BalanceSpec(_Section):
     strategy: Literal["none", "cap", "equal"] = "none"
     max_per_slice: Count | None = Field(default=None, ge=1)
-    seed: str = "hilt"
+    seed: SeedText = "hilt"
 
     @model_validator(mode="after")
     def _quota_fits_strategy(self) -> BalanceSpec:
@@ -169,7 +189,7 @@ class BalanceSpec(_Section):
 class SplitSpec(_Section):
     validation_fraction: Number = Field(default=0.1, ge=0, lt=1)
     group_by: Literal["prompt", "event", "subject"] = "prompt"
-    seed: str = "hilt"
+    seed: SeedText = "hilt"
 
 
 class SftSpec(_Section):

@@ -18,7 +18,11 @@ from hilt.quality.agreement import (
 )
 from hilt.quality.answers import Answers, as_answers, vote_counts
 from hilt.quality.krippendorff import LEVELS, KrippendorffAlphaStatistic, Level
-from hilt.quality.pairwise_cohen import MeanPairwiseCohenStatistic
+from hilt.quality.pairwise_cohen import (
+    MAX_PAIR_ENTRIES,
+    MeanPairwiseCohenStatistic,
+    pair_entries,
+)
 
 Metric = Literal["percent", "cohen", "fleiss", "krippendorff"]
 METRICS: tuple[Metric, ...] = ("percent", "cohen", "fleiss", "krippendorff")
@@ -133,6 +137,17 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+class UnfitChoice(ValueError):
+    """A metric, level or weighting that cannot be computed on these answers (unknown,
+    or past a limit such as :data:`~hilt.quality.pairwise_cohen.MAX_PAIR_ENTRIES`):
+    ``option`` names the choice to change (``metric``, ``level`` or ``kappa_weights``),
+    not a field of the answers."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 def _refuse_repeated_answers(answers: Answers, metric: str) -> None:
     pair_keys = answers.item_index * max(answers.n_reviewers, 1) + answers.reviewer_index
     _, first = np.unique(pair_keys, return_index=True)
@@ -183,7 +198,8 @@ def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nomina
         return FleissKappaStatistic(vote_counts(answers))
     if metric == "krippendorff":
         if level not in LEVELS:
-            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+            raise UnfitChoice(f"unknown level {level!r}; use one of {', '.join(LEVELS)}",
+                              "level")
         if level == "ordinal":
             answers = answers.in_order("ordinal Krippendorff's alpha")
         numeric = None
@@ -198,8 +214,14 @@ def agreement_statistic(answers: Answers, metric: Metric, level: Level = "nomina
     if metric == "cohen":
         if kappa_weights is not None:
             answers = answers.in_order(f"{kappa_weights} weighted Cohen's kappa")
-        return MeanPairwiseCohenStatistic(answers, kappa_weights)
-    raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        try:
+            return MeanPairwiseCohenStatistic(answers, kappa_weights)
+        except ValueError as exc:
+            if pair_entries(answers.item_index, answers.n_items) > MAX_PAIR_ENTRIES:
+                raise UnfitChoice(str(exc), "metric") from None
+            raise
+    raise UnfitChoice(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}",
+                      "metric")
 
 
 def measure_agreement(answers: Answers | pd.DataFrame, metric: Metric,

@@ -4,6 +4,7 @@ of one item are correlated) and the reviewer status machine."""
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,9 +123,33 @@ def expected_count_interval(expected: float, trials: int, confidence: float = 0.
     """``(share, low, high)`` of a model's expected count of successes (e.g. a
     Dawid–Skene reviewer's expected correct answers, ``accuracy × answers``): Wilson's
     interval on that count. It covers the sampling of the answers only, not the
-    model's own estimation error; ``(None, 0, 1)`` without trials."""
-    low, high = wilson_interval(min(max(expected, 0.0), trials), trials, confidence)
+    model's own estimation error; ``(None, 0, 1)`` without trials.
+
+    A sum of posteriors may pass 0 or ``trials`` by a rounding residue, which is taken
+    as the bound it passes (share included); a count further outside, NaN, or infinite,
+    or a number of trials that is negative or not finite, is a ``ValueError`` rather
+    than a share outside [0, 1] beside an interval that looks measured."""
+    if not (_finite(expected) and _finite(trials)) or trials < 0:
+        raise ValueError(f"an expected count needs finite numbers and trials >= 0, not "
+                         f"{expected!r} of {trials!r}")
+    slack = _ROUNDING * max(float(trials), 1.0)
+    if not -slack <= expected <= trials + slack:
+        raise ValueError(f"an expected count must lie between 0 and the trials, not "
+                         f"{expected!r} of {trials!r}")
+    expected = min(max(float(expected), 0.0), float(trials))
+    low, high = wilson_interval(expected, trials, confidence)
     return (expected / trials if trials else None), float(low), float(high)
+
+
+# relative residue of summing up to millions of posteriors in float64, with a wide margin
+_ROUNDING = 1e-9
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except (OverflowError, TypeError):  # an integer too large for a float; not a number
+        return False
 
 
 def format_rate(successes: float, trials: float, low: float, high: float,

@@ -16,7 +16,13 @@ from hilt.quality._scale import ScaleAggregator
 from hilt.quality.agreement import KappaWeights
 from hilt.quality.answers import Answers
 from hilt.quality.bias_corrected_mean import BiasCorrectedMean
-from hilt.quality.bootstrap import AgreementResult, Metric, measure_agreement, min_resamples
+from hilt.quality.bootstrap import (
+    AgreementResult,
+    Metric,
+    UnfitChoice,
+    measure_agreement,
+    min_resamples,
+)
 from hilt.quality.calibration import expected_count_interval, wilson_interval
 from hilt.quality.csv_io import (
     CsvColumns,
@@ -270,8 +276,15 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
     try:
         return measure_agreement(answers, metric, level, kappa_weights, n_resamples,
                                  confidence, seed)
-    except ValueError as exc:
-        raise InputError(str(exc), file=table.path, field="reviewer") from exc
+    except UnfitChoice as exc:  # the option to change, not a field of the file
+        raise InputError(str(exc), file=table.path,
+                         field=_OPTIONS.get(exc.option, exc.option)) from exc
+    except ValueError as exc:  # what the checks above leave: no one field to name
+        raise InputError(str(exc), file=table.path) from exc
+
+
+# the command-line option of each choice of :func:`agreement_file`
+_OPTIONS = {"metric": "--metric", "level": "--level", "kappa_weights": "--weights"}
 
 
 def to_json(value: Any, indent: int | None = None) -> str:

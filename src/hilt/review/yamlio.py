@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -78,6 +79,29 @@ class RepeatedKey(ConstructorError):
     def __init__(self, key: Any, problem: str, mark: Any) -> None:
         super().__init__(None, None, problem, mark)
         self.key = key
+
+
+class ValueRefused(ConstructorError):
+    """A scalar of a valid form that is no real value (``2025-02-30``, an integer past
+    Python's limit on integer text): ``node`` is the scalar, so the error names its field
+    even where other fields start on the same line (``{strategy: cap, max: 99…}``)."""
+
+    def __init__(self, problem: str, node: yaml.Node) -> None:
+        super().__init__(None, None, problem, node.start_mark)
+        self.node = node
+
+
+def _unreadable(node: yaml.Node, exc: ValueError) -> str:
+    """Why a scalar could not be read, without repeating thousands of characters of it
+    (or Python's advice on its integer limit, which a file's author cannot follow)."""
+    tag = node.tag.rsplit(":", 1)[-1]
+    text = str(node.value)
+    limit = sys.get_int_max_str_digits()
+    digits = sum(c.isdigit() for c in text)
+    if tag == "int" and limit and digits > limit:
+        return f"an integer of {digits} digits is too long (at most {limit} digits)"
+    shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
+    return f"cannot read {shown} as {tag}: {exc}"
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -167,22 +191,21 @@ class UniqueKeyLoader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep=deep)
         except ValueError as exc:
-            raise ConstructorError(None, None, f"cannot read {node.value!r} as "
-                                   f"{node.tag.rsplit(':', 1)[-1]}: {exc}",
-                                   node.start_mark) from None
+            raise ValueRefused(_unreadable(node, exc), node) from None
 
 
-def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]
-                ) -> None:
+def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int],
+                paths: dict[int, tuple[Any, ...]]) -> None:
     out[path] = node.start_mark.line + 1
+    paths.setdefault(id(node), path)  # an aliased node: the first place it appears
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             out[path + (key.value,)] = key.start_mark.line + 1
-            _line_index(value, path + (key.value,), out)
+            _line_index(value, path + (key.value,), out, paths)
             out[path + (key.value,)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_index(item, path + (i,), out)
+            _line_index(item, path + (i,), out, paths)
 
 
 def parse_yaml_text(text: str, *, file: str
@@ -191,11 +214,12 @@ def parse_yaml_text(text: str, *, file: str
     :data:`MAX_ALIAS_VALUES` values and nesting past :data:`MAX_DEPTH` levels refused);
     returns the data and ``line_of(loc)``."""
     lines: dict[tuple[Any, ...], int] = {}
+    paths: dict[int, tuple[Any, ...]] = {}  # id(node) -> the field it is the value of
     loader = UniqueKeyLoader(text)  # a SafeLoader: no arbitrary objects
     try:
         node = loader.get_single_node()
         if node is not None:
-            _line_index(node, (), lines)
+            _line_index(node, (), lines, paths)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -203,6 +227,11 @@ def parse_yaml_text(text: str, *, file: str
         if isinstance(exc, ComposeRefused):  # valid YAML, but not read
             raise InputError(str(exc.problem), file=file, line=line,
                              field=exc.field) from None
+        if isinstance(exc, ValueRefused):
+            at = paths.get(id(exc.node))
+            raise InputError(str(exc.problem), file=file, line=line,
+                             field=".".join(str(p) for p in at) if at else
+                             _field_at(lines, line)) from None
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
                          line=line, field=_field_at(lines, line, getattr(exc, "key", None))
                          ) from None

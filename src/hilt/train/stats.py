@@ -32,10 +32,27 @@ import numpy as np
 Z_95 = 1.959963984540054
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval for successes/n; (0, 1) when n is 0. ``successes`` may be
-    fractional (a tie counted as half a success)."""
-    if n <= 0:
+    fractional (a tie counted as half a success).
+
+    A ``ValueError`` unless ``0 <= successes <= n`` and ``z > 0``, all finite: NaN fails
+    every comparison and an infinite count has no share, so either would otherwise come
+    back as an interval ((0, 1), or (0, 0) for infinite trials) that looks measured."""
+    if not (_finite(successes) and _finite(n) and _finite(z)):
+        raise ValueError(f"the Wilson interval needs finite numbers, not successes "
+                         f"{successes!r} of {n!r} trials (z {z!r})")
+    if not 0 <= successes <= n or z <= 0:
+        raise ValueError(f"the Wilson interval needs 0 <= successes <= trials and z > 0, "
+                         f"not successes {successes!r} of {n!r} trials (z {z!r})")
+    if n == 0:
         return 0.0, 1.0
     p = successes / n
     denom = 1.0 + z * z / n
