@@ -25,7 +25,7 @@ from hilt.review.aggregation import (
     decide,
 )
 from hilt.review.labels import finalize
-from hilt.review.reviews import cached_spec, labels_from
+from hilt.review.reviews import answers_by_question, cached_spec, labels_from
 from hilt.review.rubric_spec import RubricSpec
 from hilt.review.rubrics import get_version
 from hilt.store import audit
@@ -52,15 +52,17 @@ class RefreshResult:
         return asdict(self)
 
 
-def _by_question(reviews: Sequence[_Review]) -> dict[str, dict[str, list[Answer]]]:
-    grouped: dict[str, dict[str, list[Answer]]] = {}
+def _by_task(reviews: Sequence[_Review]
+             ) -> dict[str, tuple[list[Answer], dict[str, list[Answer]]]]:
+    """Per production task: its panel (one entry per review, a review that answered no
+    question included, as at resolution: see :func:`hilt.review.aggregation.decide`) and
+    every question's answers, in submission order."""
+    rows: dict[str, list[tuple[str, str, dict[str, Any], float | None]]] = {}
     for r in reviews:
-        if r.is_gold:
-            continue
-        task = grouped.setdefault(r.task_id, {})
-        for qid, value in r.answers.items():
-            task.setdefault(qid, []).append(Answer(r.id, r.reviewer_id, value, r.confidence))
-    return grouped
+        if not r.is_gold:
+            rows.setdefault(r.task_id, []).append((r.id, r.reviewer_id, r.answers,
+                                                   r.confidence))
+    return {task: answers_by_question(given) for task, given in rows.items()}
 
 
 def refresh_labels(session: Session, rubric_id: str,
@@ -81,7 +83,7 @@ def refresh_labels(session: Session, rubric_id: str,
                               "n_reviewers": len(model.reviewers)})
     if not fitted:
         return result
-    answers = _by_question(reviews)
+    answers = _by_task(reviews)
     t, f = ReviewTaskRow, FinalLabelRow
     # A task an adjudicator has decided is settled: its labels stand even where the
     # adjudicator left a question to the model (one adjudication per task).
@@ -102,14 +104,14 @@ def refresh_labels(session: Session, rubric_id: str,
             aggregators[version] = ModelAggregator(
                 {g.question_id: mdl for g, mdl in fitted if version in g.versions})
         spec = cached_spec(session, rubric_id, version)
-        given = answers.get(task.id, {})
+        panel, given = answers.get(task.id, ([], {}))
         if task.status == "needs_adjudication":
-            result.tasks_resolved += _retry_waiting(session, task, spec, given,
+            result.tasks_resolved += _retry_waiting(session, task, spec, given, panel,
                                                     aggregators[version], now, actor,
                                                     result)
         else:
-            _refresh_resolved(session, task, spec, given, aggregators[version], labels,
-                              config, result, confidence_updates, now, actor)
+            _refresh_resolved(session, task, spec, given, panel, aggregators[version],
+                              labels, config, result, confidence_updates, now, actor)
     audit.append(session, actor=actor, action="quality.refresh", entity_type="rubric",
                  entity_id=rubric_id,
                  payload={**{k: v for k, v in result.as_dict().items() if k != "rubric_id"},
@@ -118,15 +120,20 @@ def refresh_labels(session: Session, rubric_id: str,
 
 
 def _retry_waiting(session: Session, task: ReviewTaskRow, spec: RubricSpec,
-                   given: dict[str, list[Answer]], aggregator: Aggregator, now: datetime,
-                   actor: str, result: RefreshResult) -> int:
+                   given: dict[str, list[Answer]], panel: Sequence[Answer],
+                   aggregator: Aggregator, now: datetime, actor: str,
+                   result: RefreshResult) -> int:
     """Resolve a task waiting for an adjudicator if the refitted model now decides it.
+
+    The task is decided over all of its reviews, as at resolution: a review that
+    answered nothing still scales the confidence of the optional answers others gave.
 
     A task an earlier refresh reopened still has its labels; where this resolution
     changes one, the change is audited (``label.refresh``, old and new) and counted, as
     for a resolved task."""
     policy = AdjudicationPolicy.model_validate(task.policy or {})
-    outcomes = decide(spec.questions, given, task.severity, policy, aggregator)
+    outcomes = decide(spec.questions, given, task.severity, policy, aggregator,
+                      panel=panel)
     if any(o.adjudicate for o in outcomes):
         return 0
     f = FinalLabelRow
@@ -158,22 +165,31 @@ def _retry_waiting(session: Session, task: ReviewTaskRow, spec: RubricSpec,
 
 
 def _refresh_resolved(session: Session, task: ReviewTaskRow, spec: RubricSpec,
-                      given: dict[str, list[Answer]], aggregator: ModelAggregator,
+                      given: dict[str, list[Answer]], panel: Sequence[Answer],
+                      aggregator: ModelAggregator,
                       labels: dict[tuple[str, str], FinalLabelRow],
                       config: ModelAggregationConfig, result: RefreshResult,
                       confidence_updates: list[list[Any]], now: datetime, actor: str) -> None:
+    """Re-aggregate the automatic labels of a resolved task's model-aggregated questions.
+
+    Each question is decided over the task's whole panel, as at resolution: an optional
+    answer that only some reviewers gave keeps its confidence scaled by their share, so
+    a refit does not turn one reviewer's answer into a confident label."""
     policy = AdjudicationPolicy.model_validate(task.policy or {})
     reopen: dict[str, str] = {}
     for q in spec.questions:
         row = labels.get((task.id, q.id))
+        # Models are fitted for single choices only (never a checklist, whose unticked
+        # answers decide() would fill in); one that nobody answered has no label.
         if q.id not in aggregator.models or row is None or \
                 row.provenance not in AUTOMATIC_PROVENANCE or not given.get(q.id):
             continue
-        (outcome,) = decide([q], {q.id: given[q.id]}, task.severity, policy, aggregator)
+        (outcome,) = decide([q], {q.id: given[q.id]}, task.severity, policy, aggregator,
+                            panel=panel)
         if outcome.adjudicate or outcome.aggregate is None:
             reopen[q.id] = f"after model refit: {outcome.reason}"
             continue
-        new = _kept_unanimous(row, outcome.aggregate, given[q.id])
+        new = _kept_unanimous(row, outcome.aggregate, given[q.id], len(panel))
         if canonical_json(new.value) != canonical_json(row.value) or \
                 new.provenance != row.provenance:
             old = {"value": row.value, "provenance": row.provenance,
@@ -199,15 +215,17 @@ def _refresh_resolved(session: Session, task: ReviewTaskRow, spec: RubricSpec,
                      payload={"reasons": reopen, "cause": "model refit"})
 
 
-def _kept_unanimous(row: FinalLabelRow, new: Aggregate, answers: Sequence[Answer]
-                    ) -> Aggregate:
+def _kept_unanimous(row: FinalLabelRow, new: Aggregate, answers: Sequence[Answer],
+                    reviewers: int) -> Aggregate:
     """A unanimous label stays unanimous when the model keeps its value.
 
     Every reviewer gave that answer, and that is what ``unanimous`` says; the model only
     re-weighs how sure the label is. Renaming it ``model_aggregated`` would drop it from
     dataset specs that select agreed labels (``provenance: [unanimous, ...]``) though
-    nothing about the answers changed."""
-    agreed = {answer_key(a.value) for a in answers} == {answer_key(row.value)}
+    nothing about the answers changed. A label some of the ``reviewers`` abstained from
+    is not unanimous (a label stored as such before abstentions counted loses it)."""
+    agreed = len(answers) >= reviewers and \
+        {answer_key(a.value) for a in answers} == {answer_key(row.value)}
     if row.provenance == "unanimous" and agreed and \
             canonical_json(new.value) == canonical_json(row.value):
         return Aggregate(row.value, new.confidence, "unanimous", new.min_confidence)

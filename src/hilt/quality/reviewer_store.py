@@ -3,15 +3,18 @@
 Per reviewer, from the store:
 
 - **gold accuracy**: share of gold answers equal to the known answer (one outcome per gold
-  question answered), with an item-level Wilson interval over the gold tasks
-  (:func:`hilt.quality.calibration.item_wilson_interval`: the answers to the questions
-  of one gold task are correlated, so the task is the unit; ``n_gold_items`` counts
-  them);
+  question answered; a checklist the reviewer left unticked was answered with the empty
+  selection, ``[]``, as in aggregation (:func:`hilt.review.aggregation.decide`), and is
+  scored against the gold item's known ``[]`` or ticks), with an item-level Wilson
+  interval over the gold tasks (:func:`hilt.quality.calibration.item_wilson_interval`:
+  the answers to the questions of one gold task are correlated, so the task is the
+  unit; ``n_gold_items`` counts them);
 - **agreement with final labels**: share of the reviewer's answers to judged questions of
   resolved production tasks that equal the task's final label (adjudicated, majority or
-  model labels; gold and propagated labels excluded), with a Wilson interval. The
-  reviewer's own answer took part in most of these labels, so this is optimistic for
-  everybody; it is useful for comparing reviewers, not as an accuracy;
+  model labels; gold and propagated labels excluded; an unticked checklist compared as
+  ``[]``), with a Wilson interval. The reviewer's own answer took part in most of these
+  labels, so this is optimistic for everybody; it is useful for comparing reviewers, not
+  as an accuracy;
 - **model accuracy**: the Dawid–Skene estimate from the latest fit of each rubric question
   (:mod:`hilt.quality.store`): the expected share of correct answers,
   ``Σ_answers T_{i, l} / n`` with ``T`` the posterior, pooled over questions, with a Wilson
@@ -38,6 +41,7 @@ longer take work (suspended), by either path, loses their active leases at once
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +56,7 @@ from hilt.quality.calibration import (
     expected_count_interval,
 )
 from hilt.quality.reviewers import ReviewerReportRow, ReviewRecord, reviewer_report
+from hilt.review.reviews import cached_spec
 from hilt.review.rubric_spec import AGGREGATED_KINDS
 from hilt.review.tasks import new_id
 from hilt.store import audit
@@ -65,26 +70,45 @@ _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _records(session: Session) -> list[ReviewRecord]:
-    """One record per non-gold review and one per (gold review, gold question); the gold
-    task is the record's unit (its questions are answered together) and the gold
-    question its question."""
+    """One record per non-gold review and one per (gold review, gold question answered);
+    the gold task is the record's unit (its questions are answered together) and the
+    gold question its question. A gold checklist the reviewer left unticked is answered
+    with ``[]``: the reviewer submitted the item and selected nothing, which is right
+    when the known answer is ``[]`` and wrong when it has ticks."""
     r, t = ReviewRow, ReviewTaskRow
     rows = session.execute(
         sa.select(r.reviewer_id, r.task_id, r.answers, r.submitted_at, t.is_gold,
-                  t.gold_answers).join(t, t.id == r.task_id)
-        .order_by(r.submitted_at, r.id)).all()
+                  t.gold_answers, t.rubric_id, t.rubric_version)
+        .join(t, t.id == r.task_id).order_by(r.submitted_at, r.id)).all()
     records = []
-    for reviewer, task_id, answers, at, is_gold, gold in rows:
+    checklists: dict[tuple[str, int], frozenset[str]] = {}
+    for reviewer, task_id, answers, at, is_gold, gold, rubric_id, version in rows:
         if not is_gold:
             records.append(ReviewRecord(reviewer, task_id, None, False, None, at))
             continue
+        if (rubric_id, version) not in checklists:
+            checklists[(rubric_id, version)] = _checklists(session, rubric_id, version)
+        given = _with_unticked(answers, checklists[(rubric_id, version)])
         for question, truth in sorted((gold or {}).items()):
-            if question in (answers or {}):
+            if question in given:
                 records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
-                                            canonical_json(answers[question]), True,
+                                            canonical_json(given[question]), True,
                                             canonical_json(truth), at, task_id,
                                             question))
     return records
+
+
+def _checklists(session: Session, rubric_id: str, version: int) -> frozenset[str]:
+    """The ids of the checklist (``multi_choice``) questions of a rubric version."""
+    return frozenset(q.id for q in cached_spec(session, rubric_id, version).questions
+                     if q.kind == "multi_choice")
+
+
+def _with_unticked(answers: dict[str, Any] | None, checklists: Iterable[str]
+                   ) -> dict[str, Any]:
+    """A review's answers with every checklist it left unticked answered ``[]`` (see
+    :func:`hilt.review.aggregation.panel_answers`)."""
+    return {**{q: [] for q in checklists}, **(answers or {})}
 
 
 def _baselines(session: Session) -> dict[str, tuple[ReviewerStatus, datetime | None]]:
@@ -102,16 +126,20 @@ def _final_label_agreement(session: Session) -> dict[str, tuple[int, int]]:
     """Per reviewer: (answers equal to the final label, answers compared)."""
     f, r, t = FinalLabelRow, ReviewRow, ReviewTaskRow
     labels: dict[tuple[str, str], str] = {}
-    for task_id, question, value in session.execute(
-            sa.select(f.task_id, f.question_id, f.value).where(
+    # A checklist's label was voted over every review, an unticked one as [].
+    checklists: dict[str, list[str]] = defaultdict(list)
+    for task_id, question, kind, value in session.execute(
+            sa.select(f.task_id, f.question_id, f.question_kind, f.value).where(
                 f.source_task_id.is_(None), f.provenance != "gold",
                 f.question_kind.in_(AGGREGATED_KINDS))):
         labels[(task_id, question)] = canonical_json(value)
+        if kind == "multi_choice":
+            checklists[task_id].append(question)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for reviewer, task_id, answers in session.execute(
             sa.select(r.reviewer_id, r.task_id, r.answers).join(t, t.id == r.task_id)
             .where(t.is_gold.is_(False), t.status == "resolved")):
-        for question, value in (answers or {}).items():
+        for question, value in _with_unticked(answers, checklists.get(task_id, ())).items():
             final = labels.get((task_id, question))
             if final is not None:
                 counts[reviewer][0] += canonical_json(value) == final
