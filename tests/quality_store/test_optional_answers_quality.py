@@ -146,6 +146,13 @@ def test_an_unticked_gold_checklist_is_scored_as_the_empty_selection(
     assert (row["n_gold"], row["gold_correct"], row["n_gold_items"]) == (4, 3, 2)
     assert row["gold_accuracy"] == pytest.approx(0.75)
     assert row["gold_ci_low"] < 0.75 < row["gold_ci_high"]
+    # the metrics snapshot scores gold the same way
+    from hilt.ops.snapshot import quality_snapshot
+
+    with transaction(engine) as s:
+        snapshot = quality_snapshot(s, datetime.now(UTC))["reviewers"]["r1"]
+    assert (snapshot["n_gold"], snapshot["n_gold_items"]) == (4, 2)
+    assert snapshot["gold_accuracy"] == pytest.approx(0.75)
 
 
 def test_agreement_with_final_labels_reads_an_unticked_checklist_as_empty(

@@ -91,16 +91,28 @@ def pool_agreement(answer_groups: list[list[Any]],
 
 def quality_snapshot(session: Session, now: datetime, *, window_hours: float = 24.0
                      ) -> dict[str, Any]:
+    from hilt.quality.reviewer_store import checklist_ids, with_unticked
     from hilt.quality.reviewers import ReviewRecord, reviewer_report
+
+    # A checklist a reviewer left unticked was answered with [] (as aggregation and
+    # hilt quality reviewers read it), so it is compared and scored as that.
+    checklists: dict[tuple[str, int], frozenset[str]] = {}
+
+    def answered(answers: dict[str, Any] | None, rubric_id: str, version: int
+                 ) -> dict[str, Any]:
+        if (rubric_id, version) not in checklists:
+            checklists[(rubric_id, version)] = checklist_ids(session, rubric_id, version)
+        return with_unticked(answers, checklists[(rubric_id, version)])
 
     since = now - timedelta(hours=window_hours)
     t, r = ReviewTaskRow, ReviewRow
     rows = session.execute(
-        sa.select(r.task_id, r.answers, t.pool).join(t, t.id == r.task_id)
+        sa.select(r.task_id, r.answers, t.pool, t.rubric_id, t.rubric_version)
+        .join(t, t.id == r.task_id)
         .where(t.status == "resolved", t.resolved_at >= since, t.is_gold.is_(False))).all()
     groups: dict[tuple[str, str, str], list[Any]] = {}
-    for task_id, answers, pool in rows:
-        for question, value in (answers or {}).items():
+    for task_id, answers, pool, rubric_id, version in rows:
+        for question, value in answered(answers, rubric_id, version).items():
             groups.setdefault((pool, task_id, question), []).append(value)
     by_pool: dict[str, tuple[list[list[Any]], list[str]]] = {}
     for (pool, task, _q), values in groups.items():
@@ -110,14 +122,16 @@ def quality_snapshot(session: Session, now: datetime, *, window_hours: float = 2
     agreement = {pool: pool_agreement(pool_groups, pool_tasks)
                  for pool, (pool_groups, pool_tasks) in sorted(by_pool.items())}
     gold_rows = session.execute(
-        sa.select(r.reviewer_id, r.task_id, r.answers, t.gold_answers, r.submitted_at)
+        sa.select(r.reviewer_id, r.task_id, r.answers, t.gold_answers, r.submitted_at,
+                  t.rubric_id, t.rubric_version)
         .join(t, t.id == r.task_id).where(t.is_gold.is_(True))).all()
     records = []
-    for reviewer, task_id, answers, gold, at in gold_rows:
+    for reviewer, task_id, answers, gold, at, rubric_id, version in gold_rows:
+        given = answered(answers, rubric_id, version)
         for question, truth in (gold or {}).items():
-            if question in (answers or {}):
+            if question in given:
                 records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
-                                            canonical_json(answers[question]), True,
+                                            canonical_json(given[question]), True,
                                             canonical_json(truth), at, task_id, question))
     reviewers = {row.reviewer: {"gold_accuracy": row.gold_accuracy, "n_gold": row.n_gold,
                                 "n_gold_items": row.n_gold_items,

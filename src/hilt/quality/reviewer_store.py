@@ -87,8 +87,8 @@ def _records(session: Session) -> list[ReviewRecord]:
             records.append(ReviewRecord(reviewer, task_id, None, False, None, at))
             continue
         if (rubric_id, version) not in checklists:
-            checklists[(rubric_id, version)] = _checklists(session, rubric_id, version)
-        given = _with_unticked(answers, checklists[(rubric_id, version)])
+            checklists[(rubric_id, version)] = checklist_ids(session, rubric_id, version)
+        given = with_unticked(answers, checklists[(rubric_id, version)])
         for question, truth in sorted((gold or {}).items()):
             if question in given:
                 records.append(ReviewRecord(reviewer, f"{task_id}:{question}",
@@ -98,13 +98,13 @@ def _records(session: Session) -> list[ReviewRecord]:
     return records
 
 
-def _checklists(session: Session, rubric_id: str, version: int) -> frozenset[str]:
+def checklist_ids(session: Session, rubric_id: str, version: int) -> frozenset[str]:
     """The ids of the checklist (``multi_choice``) questions of a rubric version."""
     return frozenset(q.id for q in cached_spec(session, rubric_id, version).questions
                      if q.kind == "multi_choice")
 
 
-def _with_unticked(answers: dict[str, Any] | None, checklists: Iterable[str]
+def with_unticked(answers: dict[str, Any] | None, checklists: Iterable[str]
                    ) -> dict[str, Any]:
     """A review's answers with every checklist it left unticked answered ``[]`` (see
     :func:`hilt.review.aggregation.panel_answers`)."""
@@ -139,7 +139,7 @@ def _final_label_agreement(session: Session) -> dict[str, tuple[int, int]]:
     for reviewer, task_id, answers in session.execute(
             sa.select(r.reviewer_id, r.task_id, r.answers).join(t, t.id == r.task_id)
             .where(t.is_gold.is_(False), t.status == "resolved")):
-        for question, value in _with_unticked(answers, checklists.get(task_id, ())).items():
+        for question, value in with_unticked(answers, checklists.get(task_id, ())).items():
             final = labels.get((task_id, question))
             if final is not None:
                 counts[reviewer][0] += canonical_json(value) == final
