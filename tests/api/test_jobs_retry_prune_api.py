@@ -15,10 +15,10 @@ from hilt.review.queue import claim_next
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import AuditRow, ReviewerRow
-from hilt.store.tables.ops import JobRow, WebhookDeliveryRow, WebhookSubscriptionRow
+from hilt.store.tables.ops import JobRow, WebhookDeliveryRow
 from tests.api.conftest import Api
 from tests.ops import job_kinds  # noqa: F401  (registers the test kinds)
-from tests.ops.helpers import workload
+from tests.ops.helpers import prunable_deliveries, workload
 
 
 def _job(engine: Engine, status: str, *, kind: str = "test.long",
@@ -128,17 +128,7 @@ def test_prune_deletes_only_what_finished_long_enough_ago(api: Api, engine: Engi
     new_done = _job(engine, "succeeded", finished_days_ago=1)
     queued = _job(engine, "queued")
     with transaction(engine) as s:
-        s.add(WebhookSubscriptionRow(id="wh_1", url="http://h/x", secret="s" * 20,
-                                     event_types=["*"], description="", active=True,
-                                     created_by="t", created_at=now))
-        s.flush()
-        for seq, status, days in [(1, "delivered", 40), (2, "delivered", 1),
-                                  (3, "failed", 40), (4, "pending", 40)]:
-            s.add(WebhookDeliveryRow(
-                id=f"whd_{seq}", subscription_id="wh_1", audit_seq=seq, event_type="x",
-                payload={}, status=status, attempts=1, next_attempt_at=now,
-                delivered_at=now - timedelta(days=days) if status == "delivered" else None,
-                created_at=now - timedelta(days=days)))
+        prunable_deliveries(s, now)
     r = api.client.post("/v1/jobs/prune", json={"older_than": "30d"},
                         headers=api.headers("lead"))
     assert r.status_code == 200, r.text

@@ -68,3 +68,27 @@ def live_sqlite(path: str) -> str:
     workload(engine, 5)
     engine.dispose()
     return url
+
+
+# (audit seq, status, age in days) of the deliveries `prunable_deliveries` stores: of
+# these only the first is delivered and old enough to prune at 30 days.
+PRUNE_DELIVERIES = [(1, "delivered", 40), (2, "delivered", 1), (3, "failed", 40),
+                    (4, "pending", 40)]
+
+
+def prunable_deliveries(session: Any, now: Any) -> None:
+    """One webhook subscription and the deliveries of :data:`PRUNE_DELIVERIES`."""
+    from datetime import timedelta
+
+    from hilt.store.tables.ops import WebhookDeliveryRow, WebhookSubscriptionRow
+
+    session.add(WebhookSubscriptionRow(id="wh_1", url="http://h/x", secret="s" * 20,
+                                       event_types=["*"], description="", active=True,
+                                       created_by="t", created_at=now))
+    session.flush()
+    for seq, status, days in PRUNE_DELIVERIES:
+        session.add(WebhookDeliveryRow(
+            id=f"whd_{seq}", subscription_id="wh_1", audit_seq=seq, event_type="x",
+            payload={}, status=status, attempts=1, next_attempt_at=now,
+            delivered_at=now - timedelta(days=days) if status == "delivered" else None,
+            created_at=now - timedelta(days=days)))

@@ -14,10 +14,11 @@ from hilt.ops import jobs
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import AuditRow
-from hilt.store.tables.ops import JobRow, WebhookDeliveryRow, WebhookSubscriptionRow
+from hilt.store.tables.ops import JobRow, WebhookDeliveryRow
 
 from . import job_kinds  # noqa: F401  (registers the test kinds)
 from .climain import run_main
+from .helpers import prunable_deliveries
 
 
 def _url(engine: Engine) -> str:
@@ -82,17 +83,7 @@ def test_prune_deletes_only_what_finished_long_enough_ago(engine: Engine) -> Non
             jobs.enqueue(s, "test.long", {"steps": 1}, actor="t") for _ in range(3))
         for job_id in (old_done, new_done):
             s.get_one(JobRow, job_id).status = "succeeded"
-        s.add(WebhookSubscriptionRow(id="wh_1", url="http://h/x", secret="s" * 20,
-                                     event_types=["*"], description="", active=True,
-                                     created_by="t", created_at=now))
-        s.flush()
-        for seq, status, days in [(1, "delivered", 40), (2, "delivered", 1),
-                                  (3, "failed", 40), (4, "pending", 40)]:
-            s.add(WebhookDeliveryRow(
-                id=f"whd_{seq}", subscription_id="wh_1", audit_seq=seq, event_type="x",
-                payload={}, status=status, attempts=1, next_attempt_at=now,
-                delivered_at=now - timedelta(days=days) if status == "delivered" else None,
-                created_at=now - timedelta(days=days)))
+        prunable_deliveries(s, now)
     assert old_done and new_done and queued
     _age(engine, old_done, 40)
     _age(engine, new_done, 1)
