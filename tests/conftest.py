@@ -130,11 +130,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     schema = request.getfixturevalue("_postgres_schema")
     eng = pg_engine(schema)
-    with eng.begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.exec_driver_sql(f"TRUNCATE {names} CASCADE")
+    empty_tables(eng)
     eng.dispose()
     yield pg_url_for(schema)
+
+
+def empty_tables(engine: Engine) -> None:
+    """Delete every row of hilt's tables on PostgreSQL, children before parents.
+
+    Nearly every test leaves a handful of rows, and deleting them takes about 20 ms
+    where TRUNCATE, which gives every table and index a new file, takes about 140 ms;
+    over the ~900 PostgreSQL runs of the suite that is a minute of wall time. Should a
+    delete fail (a foreign-key cycle), TRUNCATE ... CASCADE empties them all."""
+    try:
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.exec_driver_sql(f'DELETE FROM "{table.name}"')
+    except sa.exc.DBAPIError:
+        with engine.begin() as conn:
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.exec_driver_sql(f"TRUNCATE {names} CASCADE")
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from hilt.store.tables import Base
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,6 +64,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def truncate_all(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.exec_driver_sql(f"TRUNCATE {names} CASCADE")
+    from tests.conftest import empty_tables
+
+    empty_tables(engine)
