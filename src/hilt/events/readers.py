@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ CONTEXT_FIELDS = {
     "policy_version", "source", "subject_id", "consent", "tags", "metadata", "decoder",
 }
 DECODER_FIELDS = {"temperature", "top_p", "top_k", "max_tokens", "seed", "stop"}
-_MAX_INT_DIGITS = sys.get_int_max_str_digits()
 JSON_FIELDS = {"messages", "responses", "feedback", "scores", "metadata", "tags", "stop",
                "decoder", "interaction", "context", "consent"}
 
@@ -290,14 +288,11 @@ def _parse_cell(key: str, value: Any, file: str, line: int) -> Any:
     if leaf == "tags" and text and not text.startswith("["):
         return [s.strip() for s in text.replace(";", ",").split(",") if s.strip()]
     if leaf in JSON_FIELDS and text[:1] in "[{":
-        try:  # a key given twice, or a number that is not finite: refused, located
+        try:  # a key given twice, a number that is not finite or an integer too long
+            # to read: refused by loads_strict, located
             return loads_strict(text, file=file, line=line, field=key)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON in cell: {exc.msg}", file=file, line=line,
-                             field=key) from None
-        except ValueError:  # json's limit on an integer's digits (sys.int_info)
-            raise InputError("invalid JSON in cell: an integer with more than "
-                             f"{_MAX_INT_DIGITS} digits", file=file, line=line,
                              field=key) from None
     return value
 
