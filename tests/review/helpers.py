@@ -102,3 +102,19 @@ def one_event_per_subject(engine: Engine, n: int) -> None:
         events.append(ev)
     ingest(engine, events)
     add_reviewers(engine, [f"r{i}" for i in range(n)])
+
+
+def spy_fast_resolutions(monkeypatch: Any) -> list[str | None]:
+    """What each call of PostgreSQL's one-statement resolution returned, in order (the
+    list stays empty where the general path resolved every task)."""
+    from hilt.review import work
+
+    returned: list[str | None] = []
+    original = work.pg_resolve.resolve
+
+    def spy(*args: Any, **kwargs: Any) -> str | None:
+        returned.append(original(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(work.pg_resolve, "resolve", spy)
+    return returned

@@ -22,7 +22,7 @@ from hilt.review.tasks import create_gold_task, create_task
 from hilt.store.db import transaction
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 
-from .helpers import add_reviewers, event, ingest
+from .helpers import add_reviewers, event, ingest, spy_fast_resolutions
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 NO_GOLD_NEW = QueueConfig(gold_rate=0.0, lease_seconds=600, resume_active=False)
@@ -102,14 +102,7 @@ def _labels(engine: Engine, tid: str) -> dict[str, tuple[Any, str, float, int]]:
 
 def test_both_resolution_paths_label_optional_answers_alike(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast: list[str | None] = []
-    original = work.pg_resolve.resolve
-
-    def spy(*args: Any, **kwargs: Any) -> str | None:
-        fast.append(original(*args, **kwargs))
-        return fast[-1]
-
-    monkeypatch.setattr(work.pg_resolve, "resolve", spy)
+    fast = spy_fast_resolutions(monkeypatch)
     with transaction(engine) as s:
         publish_rubric(s, RubricSpec.model_validate(RUBRIC), actor="lead")
     n = 2 * len(CASES)

@@ -22,7 +22,7 @@ from hilt.store.pg_statements import run_statement
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import AssignmentRow, FinalLabelRow, ReviewRow, ReviewTaskRow
 
-from .helpers import add_reviewers, event, ingest, publish_examples
+from .helpers import add_reviewers, event, ingest, publish_examples, spy_fast_resolutions
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 SAFE = {"verdict": "safe", "refusal": "complies", "helpfulness": 4}
@@ -126,14 +126,7 @@ def test_the_sweep_is_a_periodic_task() -> None:
 def test_one_statement_resolution_writes_what_the_general_path_writes(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same reviews resolved through each path give the same labels and entry."""
-    fast: list[str | None] = []
-    original = work.pg_resolve.resolve
-
-    def spy(*args: Any, **kwargs: Any) -> str | None:
-        fast.append(original(*args, **kwargs))
-        return fast[-1]
-
-    monkeypatch.setattr(work.pg_resolve, "resolve", spy)
+    fast = spy_fast_resolutions(monkeypatch)
     tids = _tasks(engine, 2, k=3)
     add_reviewers(engine, ["a", "b", "c"])
     answers = {"a": SAFE, "b": SAFE, "c": {**SAFE, "notes": "fine"}}
