@@ -11,17 +11,17 @@ stored. A session ends at sign-out (:func:`end_session`), after
 :data:`SESSION_LIFETIME`, or when its token is revoked, expires or its reviewer is
 deactivated.
 
-A token may be given a lifetime (``hilt token create --expires-in 30d``); past its
-``expires_at`` it authenticates nowhere (:class:`TokenExpired`). Without one it never
-expires. When a token last authenticated is kept in ``last_used_at``, written at most
-about once a minute per token (:func:`record_use`).
+A token may be given a lifetime (``hilt token create --expires-in 30d``, changed later
+by ``hilt token expire``); past its ``expires_at`` it authenticates nowhere
+(:class:`TokenExpired`). Without one it never expires. When a token last authenticated
+is kept in ``last_used_at``, written at most about once a minute per token
+(:func:`record_use`). Creating, revoking, expiring and listing tokens is
+:mod:`hilt.access_tokens`, whose names are importable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,9 +29,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+# Re-exported as well: callers import the token functions from here.
+from hilt.access_tokens import (  # noqa: F401
+    LAST_USED_INTERVAL,
+    TOKEN_MAX_LIFETIME,
+    TOKEN_PREFIX,
+    check_token_lifetime,
+    create_token,
+    expiry_message,
+    list_tokens,
+    record_use,
+    revocation_message,
+    revoke_token,
+    set_token_expiry,
+    token_fields,
+    token_lifetime,
+    token_status,
+)
 from hilt.canonical import sha256_hex
 from hilt.config import env_float
 from hilt.errors import Conflict, InputError, NotFound
@@ -43,17 +59,8 @@ ROLES = ("admin", "lead", "adjudicator", "reviewer", "service")
 # Identities that may sign a release-gate decision off, each only under the sign-off
 # roles it was granted (``ReviewerRow.signoff_roles``; hilt.gate.store.sign_off).
 SIGNER_ROLES = ("lead", "admin")
-TOKEN_PREFIX = "hilt_"
 # How long a page session lasts after sign-in (a working day; sign in again after).
 SESSION_LIFETIME = timedelta(hours=12)
-# The longest lifetime a token may be given: longer ones are most likely a typo (3000d
-# for 30d); a token meant to outlive it is made without expiry and rotated by hand.
-TOKEN_MAX_LIFETIME = timedelta(days=366)
-# How often a token's last_used_at is written at most (per token and process; another
-# process skips the write when the stored value is this recent).
-LAST_USED_INTERVAL = timedelta(minutes=1)
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class Principal:
         return self.reviewer_id or f"token:{self.token_id}"
 
 
-def _check_role(role: str) -> None:
+def check_role(role: str) -> None:
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}; roles: {', '.join(ROLES)}", field="role")
 
@@ -98,7 +105,7 @@ def add_reviewer(session: Session, *, reviewer_id: str, display_name: str | None
     check_reviewer_id(reviewer_id, "reviewer_id")
     if display_name:
         check_name(display_name, "display_name", REVIEWER_ID_MAX)
-    _check_role(role)
+    check_role(role)
     # Names a task can match: a blank or overlong pool or skill would match none.
     pools, skills = check_names(pools or ["default"], "pool"), check_names(skills or [], "skill")
     grants = sorted({check_signoff_role(r, "--may-sign") for r in may_sign or []})
@@ -239,7 +246,7 @@ def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
     before, reviewer.active = reviewer.active, active
     # This process refuses their tokens and sessions at once; others within
     # HILT_AUTH_CACHE_S (see _RECENT).
-    _RECENT.clear()
+    forget_recent_principals()
     result = {"reviewer": reviewer_id, "active": active, "was_active": before,
               "sessions_ended": sessions_ended, "leases_ended": leases_ended}
     audit.append(session, actor=actor,
@@ -255,94 +262,6 @@ class TokenExpired(Exception):
     def __init__(self, token_id: str, expired_at: datetime) -> None:
         self.token_id, self.expired_at = token_id, expired_at
         super().__init__(f"the token expired at {expired_at.isoformat()}")
-
-
-_LIFETIME = re.compile(r"(\d+)([smhdw])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def token_lifetime(text: str, field: str = "expires_in") -> timedelta | None:
-    """A token lifetime as ``hilt token create --expires-in`` takes it: a whole number
-    and a unit (``45s``, ``90m``, ``12h``, ``30d``, ``2w``), or ``never`` (None). Zero,
-    negative and unreadable values are refused, and so are values over
-    :data:`TOKEN_MAX_LIFETIME`, each with an ``InputError`` naming ``field``."""
-    value = text.strip().lower()
-    if value == "never":
-        return None
-    match = _LIFETIME.fullmatch(value)
-    text = text if len(text) <= 40 else text[:37] + "..."  # as echoed in the messages
-    if match is None:
-        if value.startswith("-"):
-            raise InputError(f"{text!r}: a token's lifetime must be more than zero",
-                             field=field)
-        raise InputError(f"{text!r} is not a lifetime: a whole number and a unit (s, m, "
-                         "h, d, w) such as 12h, 30d or 2w, or 'never'", field=field)
-    # counted in whole seconds before any timedelta is made (99999999999999w would
-    # overflow one); a number of more digits than any allowed lifetime is too long as is
-    seconds = int(match[1]) * _UNIT_S[match[2]] if len(match[1]) <= 12 else None
-    if seconds == 0:
-        raise InputError(f"{text!r}: a token's lifetime must be more than zero",
-                         field=field)
-    if seconds is None or seconds > TOKEN_MAX_LIFETIME.total_seconds():
-        raise InputError(f"{text!r} is longer than a token may live (at most "
-                         f"{TOKEN_MAX_LIFETIME.days}d); a token that must outlive that is "
-                         "made with 'never' and rotated by hand", field=field)
-    return check_token_lifetime(timedelta(seconds=seconds), field)
-
-
-def check_token_lifetime(lifetime: timedelta, field: str = "expires_in") -> timedelta:
-    """``lifetime`` if it is more than zero and at most :data:`TOKEN_MAX_LIFETIME`."""
-    if lifetime <= timedelta(0):
-        raise InputError(f"a token's lifetime must be more than zero, not {lifetime}",
-                         field=field)
-    if lifetime > TOKEN_MAX_LIFETIME:
-        raise InputError(f"a token may live at most {TOKEN_MAX_LIFETIME.days}d, not "
-                         f"{lifetime}", field=field)
-    return lifetime
-
-
-def create_token(session: Session, *, role: str, name: str = "",
-                 reviewer_id: str | None = None, expires_in: timedelta | None = None,
-                 actor: str = "cli") -> tuple[str, str]:
-    """Create a token; returns ``(token_id, secret)``. The secret is not stored. With
-    ``expires_in`` (see :func:`check_token_lifetime`) it stops authenticating that long
-    from now; without, it never expires."""
-    _check_role(role)
-    if expires_in is not None:
-        check_token_lifetime(expires_in)
-    if reviewer_id is not None:
-        reviewer = session.get(ReviewerRow, reviewer_id)
-        if reviewer is None:
-            raise NotFound(f"reviewer {reviewer_id!r} does not exist")
-        if reviewer.role != role and role != "admin":
-            raise InputError(f"reviewer {reviewer_id!r} has role {reviewer.role!r}, "
-                             f"not {role!r}", field="role")
-    elif role in {"reviewer", "adjudicator"}:
-        raise InputError(f"a {role} token must belong to a reviewer identity",
-                         field="reviewer")
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_id = "tk_" + secrets.token_hex(8)
-    now = utcnow()
-    expires_at = now + expires_in if expires_in is not None else None
-    session.add(TokenRow(id=token_id, token_hash=sha256_hex(secret), role=role,
-                         name=name or role, reviewer_id=reviewer_id, created_at=now,
-                         expires_at=expires_at))
-    session.flush()
-    audit.append(session, actor=actor, action="token.create", entity_type="api_token",
-                 entity_id=token_id, payload={
-                     "role": role, "reviewer_id": reviewer_id, "name": name or role,
-                     "expires_at": expires_at.isoformat() if expires_at else None})
-    return token_id, secret
-
-
-def revoke_token(session: Session, token_id: str, *, actor: str = "cli") -> None:
-    row = session.get(TokenRow, token_id)
-    if row is None:
-        raise NotFound(f"token {token_id!r} does not exist")
-    row.revoked_at = utcnow()
-    _RECENT.clear()
-    audit.append(session, actor=actor, action="token.revoke", entity_type="api_token",
-                 entity_id=token_id, payload={})
 
 
 def authenticate(session: Session, secret: str) -> Principal | None:
@@ -367,67 +286,6 @@ def _principal_of(session: Session, row: TokenRow) -> Principal | None:
         if reviewer is None or not reviewer.active:
             return None
     return Principal(row.id, row.role, row.reviewer_id, row.name, row.expires_at)
-
-
-def token_status(row: TokenRow, now: datetime | None = None) -> str:
-    """``revoked``, ``expired`` or ``active`` (a revocation is told over an expiry)."""
-    if row.revoked_at is not None:
-        return "revoked"
-    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
-        return "expired"
-    return "active"
-
-
-# Token id -> time.monotonic() of this process's last write of its last_used_at.
-_USE_WRITTEN: dict[str, float] = {}
-# How long the write may wait for a lock: a busy database skips it, not the request.
-_USE_WRITE_WAIT_S = 0.25
-
-
-def record_use(engine: Engine, principal: Principal) -> bool:
-    """Note that ``principal``'s token authenticated: set its ``last_used_at`` unless
-    this process wrote it within :data:`LAST_USED_INTERVAL`, or the stored value is
-    that recent (another process wrote it). Never raises for a database error and waits
-    at most a moment for the write lock: a write that loses a race is skipped (the next
-    one, a minute on, catches up), since it must never fail or hold up a request. Call
-    it outside any open transaction (SQLite has one writer). Returns whether it
-    wrote."""
-    interval = LAST_USED_INTERVAL.total_seconds()
-    clock = time.monotonic()
-    written = _USE_WRITTEN.get(principal.token_id)
-    if written is not None and clock - written < interval:
-        return False
-    if len(_USE_WRITTEN) >= _RECENT_MAX:
-        _USE_WRITTEN.clear()
-    _USE_WRITTEN[principal.token_id] = clock
-    now = utcnow()
-    wait_ms = int(_USE_WRITE_WAIT_S * 1000)
-    try:
-        with engine.connect() as conn:
-            # On SQLite the wait is the driver connection's busy timeout, set outside any
-            # transaction (BEGIN IMMEDIATE is what waits for the lock) and put back after.
-            raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" \
-                else None
-            if raw is not None:
-                before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-                raw.execute(f"PRAGMA busy_timeout={wait_ms}")
-            try:
-                with conn.begin():
-                    if raw is None:
-                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait_ms}ms'")
-                    done = conn.execute(sa.update(TokenRow).where(
-                        TokenRow.id == principal.token_id,
-                        sa.or_(TokenRow.last_used_at.is_(None),
-                               TokenRow.last_used_at <= now - LAST_USED_INTERVAL))
-                        .values(last_used_at=now))
-            finally:
-                if raw is not None:
-                    raw.execute(f"PRAGMA busy_timeout={int(before)}")
-    except sa.exc.SQLAlchemyError as exc:
-        log.info("last use of token %s not recorded: %s", principal.token_id,
-                 type(exc).__name__)
-        return False
-    return bool(getattr(done, "rowcount", 0))
 
 
 # --- web sessions -----------------------------------------------------------------------
@@ -484,20 +342,6 @@ def end_session(session: Session, session_id: str) -> None:
     _RECENT.pop(_SESSION + key, None)
 
 
-def list_tokens(session: Session) -> list[dict[str, Any]]:
-    """Every token, oldest first: ``expires_at`` is ``"never"`` for a token without
-    expiry, ``last_used_at`` None for one not used yet; ``status`` is
-    :func:`token_status`."""
-    now = utcnow()
-    rows = session.execute(sa.select(TokenRow).order_by(TokenRow.created_at)).scalars()
-    return [{"id": r.id, "role": r.role, "name": r.name, "reviewer_id": r.reviewer_id,
-             "status": token_status(r, now),
-             "created_at": r.created_at.isoformat(),
-             "expires_at": r.expires_at.isoformat() if r.expires_at else "never",
-             "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
-             "revoked": r.revoked_at is not None} for r in rows]
-
-
 # Tokens that authenticated in the last few seconds, by hash, so that a busy API worker
 # does not look the same token up on every request. A revocation in this process empties
 # it at once; one made by another process (the CLI, another worker) takes effect within
@@ -508,6 +352,13 @@ def list_tokens(session: Session) -> list[dict[str, Any]]:
 _RECENT: dict[str, tuple[float, Principal]] = {}
 _RECENT_MAX = 10_000
 _TOKEN, _SESSION = "token:", "session:"
+
+
+def forget_recent_principals() -> None:
+    """Forget every remembered token and session: after a change to who may do what
+    (a revocation, a new expiry, a deactivation), this process looks each one up
+    again."""
+    _RECENT.clear()
 
 
 def recent_principal(secret: str) -> Principal | None:

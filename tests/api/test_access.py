@@ -150,6 +150,7 @@ def test_an_expired_token_gets_401_saying_it_expired(
 def test_requests_write_a_tokens_last_use_at_most_once_a_minute(
         api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     import hilt.access
+    import hilt.access_tokens
 
     monkeypatch.setenv("HILT_AUTH_CACHE_S", "0")  # every request looks the token up
     token_id, secret = _expiring(engine, timedelta(days=1))
@@ -166,7 +167,7 @@ def test_requests_write_a_tokens_last_use_at_most_once_a_minute(
             assert api.client.get("/v1/events", headers=h).status_code == 200
         assert len(writes) == 1
         later = utcnow() + timedelta(minutes=1, seconds=1)
-        monkeypatch.setattr(hilt.access, "utcnow", lambda: later)
+        monkeypatch.setattr(hilt.access_tokens, "utcnow", lambda: later)  # record_use's
         monkeypatch.setattr(hilt.access.time, "monotonic", lambda: time.monotonic_ns() / 1e9
                             + 61)
         assert api.client.get("/v1/events", headers=h).status_code == 200

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 import hilt.access
+import hilt.access_tokens
 from hilt.access import (
     Principal,
     TokenExpired,
@@ -46,12 +47,13 @@ Clock = Callable[[float], None]
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Moves hilt.access's "now" (wall clock and the cache's monotonic clock) on by the
-    given seconds."""
+    """Moves the "now" of hilt.access and hilt.access_tokens (wall clock and the cache's
+    monotonic clock) on by the given seconds."""
     offset = [0.0]
     real_now, real_monotonic = hilt.access.utcnow, time.monotonic
-    monkeypatch.setattr(hilt.access, "utcnow",
-                        lambda: real_now() + timedelta(seconds=offset[0]))
+    for module in (hilt.access, hilt.access_tokens):
+        monkeypatch.setattr(module, "utcnow",
+                            lambda: real_now() + timedelta(seconds=offset[0]))
     monkeypatch.setattr(hilt.access.time, "monotonic",
                         lambda: real_monotonic() + offset[0])
 
@@ -256,7 +258,7 @@ def test_last_use_is_written_at_most_once_a_minute(engine: Engine, clock: Clock)
     assert record_use(engine, principal) is False
     assert _row(engine, token_id).last_used_at == first
     # another process (its own throttle empty) finds the stored value recent
-    hilt.access._USE_WRITTEN.clear()
+    hilt.access_tokens._USE_WRITTEN.clear()
     assert record_use(engine, principal) is False
     clock(60)  # a minute after this process's last try
     assert record_use(engine, principal) is True

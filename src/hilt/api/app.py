@@ -53,7 +53,7 @@ from hilt.web.security import (
 
 # The stages with HTTP endpoints; each module exposes ``router``.
 # Matched in this order: the reviewer queue, the busiest routes, first.
-ROUTERS = ("queue", "events", "review", "quality", "data", "drift", "gate", "ops")
+ROUTERS = ("queue", "events", "review", "quality", "data", "drift", "gate", "ops", "tokens")
 PUBLIC_PATHS = frozenset({"/healthz"})
 # Pages may add public paths (the sign-in page); the app records them in
 # ``app.state.public_paths`` and every other route must still declare its roles.

@@ -261,8 +261,8 @@ def token_create(role: Annotated[str, typer.Option(help="admin, lead, adjudicato
 def token_list(db: DbOption = None) -> None:
     """Every token (never the secret) as JSON, oldest first: id, role, name, reviewer,
     status (active, expired or revoked), created_at, expires_at (``never`` for a token
-    without expiry) and last_used_at (null if not used yet; written at most about once
-    a minute, so it may lag by that much)."""
+    without expiry), last_used_at (null if not used yet; written at most about once
+    a minute, so it may lag by that much), revoked and revoked_at."""
     from hilt.access import list_tokens
     from hilt.store.db import read_snapshot
 
@@ -276,20 +276,33 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="token id")],
     """Revoke a token; API workers refuse it within HILT_AUTH_CACHE_S seconds (default 5).
     A token already revoked is left as it is (its revocation time and the audit log
     unchanged)."""
-    from hilt.access import revoke_token
+    from hilt.access import revocation_message, revoke_token
     from hilt.store.db import transaction
-    from hilt.store.tables.core import TokenRow
 
     with transaction(engine_for(db)) as session:
-        row = session.get(TokenRow, token_id)
-        revoked_at = row.revoked_at if row is not None else None
-        if revoked_at is None:
-            revoke_token(session, token_id)
-    if revoked_at is not None:
-        typer.echo(f"{token_id} was already revoked at {revoked_at.isoformat()}; nothing "
-                   "changed")
-        return
-    typer.echo(f"revoked {token_id}")
+        result = revoke_token(session, token_id)
+    typer.echo(revocation_message(result))
+
+
+@token_app.command("expire")
+def token_expire(token_id: Annotated[str, typer.Argument(help="token id")],
+                 expires_in: Annotated[str, typer.Option(
+                     "--expires-in", metavar="DURATION",
+                     help="the token's new lifetime, counted from now: 45s, 90m, 12h, "
+                          "30d, 2w (at most 366d), or 'never'")],
+                 db: DbOption = None) -> None:
+    """Give a token a new expiry, counted from now (``never``: it works until revoked).
+    A token that has expired may be given a new lifetime (the output says it had
+    expired); a revoked one may not. API workers see the new expiry within
+    HILT_AUTH_CACHE_S seconds (default 5)."""
+    from hilt.access import expiry_message, set_token_expiry, token_lifetime
+    from hilt.store.db import transaction
+
+    # checked before the database is opened: a bad value changes nothing
+    lifetime = token_lifetime(expires_in, "--expires-in")
+    with transaction(engine_for(db)) as session:
+        result = set_token_expiry(session, token_id, lifetime)
+    typer.echo(expiry_message(result))
 
 
 @reviewer_app.command("add")
