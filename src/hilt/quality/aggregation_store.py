@@ -23,6 +23,7 @@ from hilt.quality.model_aggregator import (
     ModelAggregator,
     QuestionModel,
 )
+from hilt.quality.stored_model import check_stored_model, check_versions
 from hilt.review.aggregation import (
     Aggregator,
     majority_aggregator,
@@ -98,20 +99,20 @@ def _rubric_reviews(session: Session, rubric_id: str) -> list[_Review]:
     return [_Review(*row) for row in rows]
 
 
+def row_values(row: AggregationModelRow) -> dict[str, Any]:
+    """A stored fit's columns by name, as :func:`check_stored_model` reads them."""
+    return {c.key: getattr(row, c.key) for c in AggregationModelRow.__table__.columns}
+
+
 def _model_from_row(row: AggregationModelRow) -> QuestionModel:
-    # Only the two settings that score tasks are read back: a stored fit stays usable
+    # Every field is checked first; of the recorded settings only the two that score
+    # tasks are read back (with their defaults when absent): a stored fit stays usable
     # even if it was recorded before the settings were checked as strictly as now.
-    defaults = ModelAggregationConfig()
-    stored = row.config or {}
+    fit = check_stored_model(row_values(row))
     return QuestionModel(
-        model_id=row.id, classes=tuple(row.classes), reviewers=tuple(row.reviewers),
-        confusion=np.asarray(row.confusion, dtype=np.float64).reshape(
-            len(row.reviewers), len(row.classes), len(row.classes)),
-        priors=np.asarray(row.priors, dtype=np.float64),
-        reviewer_answers=np.asarray(row.reviewer_answers, dtype=np.int64),
-        min_reviewer_answers=int(stored.get("min_reviewer_answers",
-                                            defaults.min_reviewer_answers)),
-        min_confidence=float(stored.get("min_confidence", defaults.min_confidence)))
+        model_id=fit.model_id, classes=fit.classes, reviewers=fit.reviewers,
+        confusion=fit.confusion, priors=fit.priors, reviewer_answers=fit.reviewer_answers,
+        min_reviewer_answers=fit.min_reviewer_answers, min_confidence=fit.min_confidence)
 
 
 def _fit_group(session: Session, rubric_id: str, group: QuestionGroup,
@@ -143,16 +144,20 @@ def _fit_group(session: Session, rubric_id: str, group: QuestionGroup,
     expected = np.bincount(answers.reviewer_index, weights=answered,
                            minlength=answers.n_reviewers)
     counts = np.bincount(answers.reviewer_index, minlength=answers.n_reviewers)
-    row = AggregationModelRow(
+    values: dict[str, Any] = dict(
         id=new_id("qm"), rubric_id=rubric_id, question_id=group.question_id,
-        rubric_versions=list(group.versions), method="dawid_skene",
-        classes=list(group.options), reviewers=[str(r) for r in answers.reviewers],
+        rubric_versions=list(group.versions), classes=list(group.options),
+        reviewers=[str(r) for r in answers.reviewers],
         confusion=model.confusion_matrices_.tolist(), priors=model.priors_.tolist(),
         reviewer_answers=counts.tolist(), reviewer_expected_correct=expected.tolist(),
         n_items=answers.n_items, n_answers=answers.n_answers,
         n_gold_items=int(len(set(gold) & set(items))), n_iter=model.n_iter_,
-        converged=bool(model.converged_), config=config.as_dict(), fitted_by=actor,
-        fitted_at=now)
+        config=config.as_dict())
+    # A fit every reader would refuse (a NaN from a degenerate fit) is never stored.
+    check_stored_model(values, advice="the fit was not stored")
+    row = AggregationModelRow(**values, method="dawid_skene",
+                              converged=bool(model.converged_), fitted_by=actor,
+                              fitted_at=now)
     session.add(row)
     session.flush()
     audit.append(session, actor=actor, action="quality.model_fit",
@@ -223,8 +228,8 @@ def aggregator_from_fits(spec: RubricSpec, rubric_version: int,
     for q in spec.questions:
         if q.kind not in MODEL_KINDS:
             continue
-        model_id = next((row[0] for row in recent
-                         if row[1] == q.id and rubric_version in row[2]), None)
+        model_id = next((row[0] for row in recent if row[1] == q.id and rubric_version
+                         in check_versions(row[0], spec.id, row[1], row[2])), None)
         if model_id is None:
             continue
         model = _MODELS.get(model_id)
@@ -309,18 +314,21 @@ def latest_models(session: Session, rubric_id: str | None = None) -> list[dict[s
         if (row.rubric_id, row.question_id) in seen:
             continue
         seen.add((row.rubric_id, row.question_id))
+        fit = check_stored_model(row_values(row))
         out.append({
             "model_id": row.id, "rubric_id": row.rubric_id, "question_id": row.question_id,
-            "rubric_versions": row.rubric_versions, "method": row.method,
-            "classes": row.classes, "priors": row.priors, "n_items": row.n_items,
-            "n_answers": row.n_answers, "n_gold_items": row.n_gold_items,
-            "n_iter": row.n_iter, "converged": row.converged, "config": row.config,
+            "rubric_versions": list(fit.rubric_versions), "method": row.method,
+            "classes": list(fit.classes), "priors": fit.priors.tolist(),
+            "n_items": fit.n_items, "n_answers": fit.n_answers,
+            "n_gold_items": fit.n_gold_items, "n_iter": fit.n_iter,
+            "converged": row.converged, "config": fit.config,
             "fitted_at": row.fitted_at.isoformat(), "fitted_by": row.fitted_by,
-            "priors_ci": [list(expected_count_interval(p * row.n_items, row.n_items)[1:])
-                          for p in row.priors],
+            "priors_ci": [list(expected_count_interval(p * fit.n_items, fit.n_items)[1:])
+                          for p in fit.priors.tolist()],
             "reviewers": [_reviewer_estimate(r, n, e)
-                          for r, n, e in zip(row.reviewers, row.reviewer_answers,
-                                             row.reviewer_expected_correct, strict=True)]})
+                          for r, n, e in zip(fit.reviewers, fit.reviewer_answers.tolist(),
+                                             fit.reviewer_expected_correct.tolist(),
+                                             strict=True)]})
     return sorted(out, key=lambda d: (d["rubric_id"], d["question_id"]))
 
 

@@ -50,12 +50,14 @@ from sqlalchemy.orm import Session
 
 from hilt.canonical import canonical_json
 from hilt.errors import InputError, NotFound
+from hilt.quality.aggregation_store import row_values
 from hilt.quality.calibration import (
     CalibrationConfig,
     ReviewerStatus,
     expected_count_interval,
 )
 from hilt.quality.reviewers import ReviewerReportRow, ReviewRecord, reviewer_report
+from hilt.quality.stored_model import check_stored_model
 from hilt.review.reviews import cached_spec
 from hilt.review.rubric_spec import AGGREGATED_KINDS
 from hilt.review.tasks import new_id
@@ -158,10 +160,11 @@ def _model_accuracy(session: Session) -> dict[str, tuple[float, int]]:
         latest.setdefault((rubric, question), model_id)
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     if latest:
-        for reviewers, expected, counts in session.execute(
-                sa.select(m.reviewers, m.reviewer_expected_correct, m.reviewer_answers)
-                .where(m.id.in_(list(latest.values())))):
-            for reviewer, e, n in zip(reviewers, expected, counts, strict=True):
+        for row in session.execute(sa.select(m).where(m.id.in_(list(latest.values())))
+                                   .order_by(m.id)).scalars():
+            fit = check_stored_model(row_values(row))
+            for reviewer, e, n in zip(fit.reviewers, fit.reviewer_expected_correct.tolist(),
+                                      fit.reviewer_answers.tolist(), strict=True):
                 totals[reviewer][0] += e
                 totals[reviewer][1] += n
     return {k: (v[0], int(v[1])) for k, v in totals.items()}

@@ -11,6 +11,14 @@ options are pooled (the question means the same thing); a version that changed t
 options gets a model of its own. Each fit is stored in ``quality_aggregation_models``
 with the settings in force and audited (``quality.model_fit``).
 
+**Stored fits are checked** before anything uses them
+(:func:`hilt.quality.stored_model.check_stored_model`): a row edited by hand (or
+written by an older version) into a NaN, an infinity, a missing or short list, or text
+where a number belongs is refused with an error naming the model, its rubric and
+question, and the field (``confusion.0.1.2``) — HTTP 409, CLI exit 2 — by the model
+listing, the reviewer report and the workflow's aggregator alike, until a refit stores a
+usable model in its place. A new fit that comes out non-finite is not stored.
+
 **Resolving.** :func:`task_aggregator` is what the review workflow uses by default
 (:func:`hilt.review.reviews.default_aggregator`): the latest stored model of each
 question scores a task's answers (:class:`hilt.quality.model_aggregator.QuestionModel`),
