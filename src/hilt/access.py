@@ -244,9 +244,12 @@ def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
         why = "reviewer deactivated" + (f": {reason}" if reason else "")
         leases_ended = end_reviewer_leases(session, reviewer_id, actor=actor, reason=why)
     before, reviewer.active = reviewer.active, active
-    # This process refuses their tokens and sessions at once; others within
+    # This process refuses their tokens and sessions at once (and again after the commit,
+    # so a request that authenticated in between is not remembered); others within
     # HILT_AUTH_CACHE_S (see _RECENT).
-    forget_recent_principals()
+    from hilt.access_tokens import forget_recent_now_and_on_commit
+
+    forget_recent_now_and_on_commit(session)
     result = {"reviewer": reviewer_id, "active": active, "was_active": before,
               "sessions_ended": sessions_ended, "leases_ended": leases_ended}
     audit.append(session, actor=actor,

@@ -141,7 +141,7 @@ def _token_for_update(session: Session, token_id: str) -> TokenRow:
     return found
 
 
-def _forget_recent(session: Session) -> None:
+def forget_recent_now_and_on_commit(session: Session) -> None:
     """Empty this process's cache of recent principals now and again once the change
     commits: a request that authenticated between the two (reading the token as it was
     before the commit) must not keep it remembered."""
@@ -160,7 +160,7 @@ def revoke_token(session: Session, token_id: str, *, actor: str = "cli") -> dict
     changed = row.revoked_at is None
     if changed:
         row.revoked_at = utcnow()
-        _forget_recent(session)
+        forget_recent_now_and_on_commit(session)
         audit.append(session, actor=actor, action="token.revoke",
                      entity_type="api_token", entity_id=token_id, payload={})
     return {**token_fields(row), "changed": changed}
@@ -192,7 +192,7 @@ def set_token_expiry(session: Session, token_id: str, expires_in: timedelta | No
     row.expires_at = now + expires_in if expires_in is not None else None
     # A process remembers a token no longer than its expiry as it was read: a shorter
     # one must be seen at once.
-    _forget_recent(session)
+    forget_recent_now_and_on_commit(session)
     audit.append(session, actor=actor, action="token.expire", entity_type="api_token",
                  entity_id=token_id, payload={
                      "expires_at": _iso(row.expires_at),

@@ -16,11 +16,13 @@ import hilt.access
 import hilt.access_tokens
 from hilt.access import (
     TokenExpired,
+    add_reviewer,
     authenticate,
     create_token,
     recent_principal,
     remember_principal,
     revoke_token,
+    set_reviewer_active,
     set_token_expiry,
 )
 from hilt.errors import Conflict, InputError, NotFound
@@ -135,7 +137,7 @@ def test_a_shorter_expiry_is_seen_at_once_despite_the_cache(
     assert recent_principal(secret) is None  # looked up again, with its new expiry
 
 
-@pytest.mark.parametrize("change", ["revoke", "expire"])
+@pytest.mark.parametrize("change", ["revoke", "expire", "deactivate"])
 def test_a_principal_remembered_before_the_commit_is_forgotten_after_it(
         engine: Engine, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
     """A request that authenticates while the change is not yet committed reads the
@@ -143,10 +145,16 @@ def test_a_principal_remembered_before_the_commit_is_forgotten_after_it(
     monkeypatch.setenv("HILT_AUTH_CACHE_S", "60")
     token_id, secret = _token(engine, None)
     with transaction(engine) as s:
+        if change == "deactivate":
+            add_reviewer(s, reviewer_id="r1")
+            token_id, secret = create_token(s, role="reviewer", reviewer_id="r1")
+    with transaction(engine) as s:
         principal = authenticate(s, secret)
     assert principal is not None
     with transaction(engine) as s:
-        if change == "revoke":
+        if change == "deactivate":
+            set_reviewer_active(s, "r1", False)
+        elif change == "revoke":
             revoke_token(s, token_id)
         else:
             set_token_expiry(s, token_id, timedelta(seconds=1))
