@@ -67,7 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                           "work (suspended, inactive)"),
     404: _response(Error, "no such object"),
     409: _response(Error, "conflicts with the current state (already done, taken, "
-                          "cancelled)"),
+                          "cancelled, or a stored model that cannot be used)"),
     413: _response(Error, "a request body over the route's limit (refused unread)"),
     415: _response(Error, "a request body that is not plain JSON (compressed, or sent "
                           "without Content-Type: application/json)"),

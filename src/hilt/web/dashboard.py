@@ -27,6 +27,7 @@ from hilt.data.versions import list_versions, summary
 from hilt.gate.store import decision_summary, list_decisions
 from hilt.quality import measure_agreement
 from hilt.quality.answers import Answers
+from hilt.quality.stored_model import StoredModelError
 from hilt.review.rubric_spec import AGGREGATED_KINDS
 from hilt.review.rubrics import rubric_spec
 from hilt.review.views import queue_stats
@@ -144,9 +145,17 @@ def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
     drift_ok, drift = optional_listing("hilt.quality.drift.runner", "list_alerts", session,
                                        limit=MAX_ALERTS)
     models_ok, models = optional_listing("hilt.train.registry", "list_models", session)
+    # A stored reviewer model that cannot be used (edited by hand, written by an older
+    # version) costs the calibration table only: the rest of the page still serves the
+    # lead, and the section says what to refit.
+    calibration_error = None
+    try:
+        calibration_rows = calibration(session)
+    except StoredModelError as error:
+        calibration_rows, calibration_error = [], str(error)
     return {
         "queue": queue_overview(session, now),
-        "calibration": calibration(session),
+        "calibration": calibration_rows, "calibration_error": calibration_error,
         "agreement": agreement(session, rows),
         "reviews_considered": len(rows), "max_reviews": MAX_REVIEWS,
         "drift_available": drift_ok, "drift": drift, "max_alerts": MAX_ALERTS,
