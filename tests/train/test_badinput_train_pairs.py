@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from hilt.train.reward import RewardConfig, train_reward_model
 from hilt.train.reward_refresh import refresh_reward_model
 from hilt.train.reward_trl import TRLRewardConfig
 from tests.data.data_factories import make_label
+from tests.ops.climain import run_hilt
 from tests.train.conftest import synthetic_pairs
 
 H, A = "\n\nHuman:", "\n\nAssistant:"
@@ -44,10 +44,8 @@ def _refusal(path: Path, **options: Any) -> InputError:
 
 
 def _hilt(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    hilt = Path(sys.executable).with_name("hilt")
     env = {**os.environ, "HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
-    return subprocess.run([str(hilt), *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return run_hilt(args, env=env)
 
 
 # -- a pair whose two replies are the same ----------------------------------------------

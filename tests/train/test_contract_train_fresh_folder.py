@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hilt.cli import app
+from tests.ops.climain import run_hilt
 
 ROWS = [("I cannot help with that.", "refuse"), ("Sure, here it is.", "comply"),
         ("I won't do that.", "refuse"), ("The answer is 4.", "comply"),
@@ -41,11 +41,9 @@ REWARD = ["train", "reward", "--pairs", "pairs.jsonl"]
 
 
 def _hilt(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    hilt = Path(sys.executable).with_name("hilt")
     environ = {k: v for k, v in os.environ.items()
                if k not in ("HILT_DATABASE_URL", "HILT_HOME")}
-    return subprocess.run([str(hilt), *args], capture_output=True, text=True, cwd=cwd,
-                          env={**environ, **env}, timeout=300)
+    return run_hilt(args, cwd=cwd, env={**environ, **env})
 
 
 def _never(*_args: Any, **_kwargs: Any) -> Any:

@@ -5,9 +5,7 @@ dataset."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from hilt.train.from_dataset import (
     sft_messages,
 )
 from tests.data.data_factories import make_label
+from tests.ops.climain import run_hilt
 from tests.train.conftest import TOPICS
 
 N_EVENTS = 12
@@ -117,9 +116,7 @@ def test_hh_prompt_renders_turns() -> None:
 
 
 def _hilt(args: list[str]) -> subprocess.CompletedProcess[str]:
-    hilt = Path(sys.executable).with_name("hilt")
-    return subprocess.run([str(hilt), *args], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=120)
+    return run_hilt(args)
 
 
 @pytest.mark.slow

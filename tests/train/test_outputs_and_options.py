@@ -6,7 +6,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,14 @@ from hilt.train.reward import RewardConfig
 from hilt.train.reward_eval import accuracy_block, evaluate_reward_model
 from hilt.train.reward_refresh import load_reward_model, refresh_reward_model
 from hilt.train.stats import bootstrap_interval, expected_calibration_error, reliability_bins
+from tests.ops.climain import run_hilt
 from tests.train.conftest import synthetic_pairs, write_pairs
 
 
 def _hilt(args: list[str], tmp_path: Path, cwd: Path | None = None
           ) -> subprocess.CompletedProcess[str]:
-    hilt = Path(sys.executable).with_name("hilt")
     env = {**os.environ, "HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
-    return subprocess.run([str(hilt), *args], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=cwd)
+    return run_hilt(args, env=env, cwd=cwd)
 
 
 def _strict_json(text: str) -> Any:

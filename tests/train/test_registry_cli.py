@@ -16,6 +16,7 @@ from hilt.cli import app
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.train.registry import get_version, list_models, register_model_version
+from tests.ops.climain import run_hilt
 from tests.train.conftest import synthetic_pairs, write_pairs, write_refusal_labels
 
 
@@ -94,10 +95,8 @@ def test_cli_reward_classifier_and_models(tmp_path: Path) -> None:
 
 
 def _hilt(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    hilt = Path(sys.executable).with_name("hilt")
     env = {**os.environ, "HILT_DATABASE_URL": f"sqlite:///{tmp_path / 'hilt.db'}"}
-    return subprocess.run([str(hilt), *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return run_hilt(args, env=env)
 
 
 @pytest.mark.slow
