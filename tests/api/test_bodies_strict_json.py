@@ -24,6 +24,13 @@ from hilt.store.tables.review import ReviewRow, ReviewTaskRow
 from tests.api.conftest import calibrated
 from tests.review.helpers import HARM, event
 
+
+@pytest.fixture
+def engine(sqlite_engine: Engine) -> Engine:
+    # Bodies are read and refused before any query: SQLite only.
+    return sqlite_engine
+
+
 JSON = {"Content-Type": "application/json"}
 TOO_DEEP = f"nested too deeply (limit {MAX_DEPTH} levels"
 

@@ -11,9 +11,17 @@ import typing
 import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from sqlalchemy.engine import Engine
 
 import hilt.api.routers
 from tests.api.conftest import Api
+
+
+@pytest.fixture
+def engine(sqlite_engine: Engine) -> Engine:
+    # Validation comes before any query: SQLite only.
+    return sqlite_engine
+
 
 # (path, role, body with one misspelt field, the misspelt field)
 CASES = [

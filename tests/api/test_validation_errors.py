@@ -6,8 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from tests.api.conftest import Api
+
+
+@pytest.fixture
+def engine(sqlite_engine: Engine) -> Engine:
+    # Validation comes before any query: SQLite only.
+    return sqlite_engine
+
 
 # (route, role, body): each fails validation at a field next to a non-finite number
 CASES = [

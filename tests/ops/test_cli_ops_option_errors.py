@@ -15,6 +15,12 @@ from .climain import run_main
 
 
 @pytest.fixture
+def engine(sqlite_engine: Engine) -> Engine:
+    # The options are checked before any query: SQLite only.
+    return sqlite_engine
+
+
+@pytest.fixture
 def db(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("HILT_EXPORT_DIR", str(tmp_path / "exports"))
     monkeypatch.setenv("HILT_JOB_ROOT", str(tmp_path / "jobs"))
