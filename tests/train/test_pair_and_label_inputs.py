@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from hilt.train.pairs import (
 )
 from hilt.train.registry import register_model_version
 from hilt.train.reward_eval import _turns_slice
+from tests.ops.climain import run_hilt
 from tests.train.conftest import synthetic_pairs, write_pairs
 
 # -- HH transcripts ---------------------------------------------------------------------
@@ -184,22 +183,19 @@ def test_cli_manifest_names_the_data_by_absolute_path(tmp_path: Path) -> None:
             ("I won't do that.", 1.0), ("The answer is 4.", 0.0)] * 2
     (tmp_path / "rows.jsonl").write_text(
         "".join(json.dumps({"t": t, "y": y}) + "\n" for t, y in rows))
-    hilt = Path(sys.executable).with_name("hilt")
-    args = [str(hilt), "train", "classifier", "--data", "rows.jsonl", "--text-field", "t",
+    args = ["train", "classifier", "--data", "rows.jsonl", "--text-field", "t",
             "--label-field", "y", "--out", "clf", "--no-register"]
-    done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                          env={**os.environ, "HILT_CACHE_DIR": str(tmp_path / "cache")})
+    env = {**os.environ, "HILT_CACHE_DIR": str(tmp_path / "cache")}
+    done = run_hilt(args, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     assert manifest["data"]["path"] == str((tmp_path / "rows.jsonl").resolve())
     assert manifest["classes"] == ["0", "1"]
     # a classifier folder may be trained again in place
-    again = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                           env={**os.environ, "HILT_CACHE_DIR": str(tmp_path / "cache")})
+    again = run_hilt(args, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     pairs = write_pairs(tmp_path / "pairs.jsonl", synthetic_pairs(10))
-    done = subprocess.run([str(hilt), "train", "reward", "--pairs", str(pairs), "--out",
-                           "clf", "--no-register"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+    done = run_hilt(["train", "reward", "--pairs", str(pairs), "--out", "clf",
+                     "--no-register"], cwd=tmp_path)
     assert done.returncode == 2 and "field '--out'" in done.stderr
     assert (tmp_path / "clf" / "classifier.json").exists()
