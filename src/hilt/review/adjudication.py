@@ -108,6 +108,7 @@ def case_file(session: Session, task_id: str, *, viewer: str | None = None
                        "; its case file opens once it waits for adjudication")
     refuse_if_reviewing(session, viewer, task.event_id, f"the case file of task {task_id}")
     event = session.get(EventRow, task.event_id)
+    payload = (event.payload if event else None) or {}
     reviews, _ = task_answers(session, task_id)
     spec = cached_spec(session, task.rubric_id, task.rubric_version)
     return {
@@ -115,9 +116,10 @@ def case_file(session: Session, task_id: str, *, viewer: str | None = None
         "reasons": task.adjudication_reasons or {},
         "rubric": {"id": task.rubric_id, "version": task.rubric_version,
                    "spec": spec.model_dump(mode="json")},
-        "item": {"event_id": task.event_id,
-                 "interaction": (event.payload or {}).get("interaction") if event else None,
-                 "responses": (event.payload or {}).get("responses") if event else None},
+        # An erased event (payload ``{"erased": true}``) shows as in the reviewer's task
+        # view (:func:`hilt.review.views.task_view`): no interaction, no responses.
+        "item": {"event_id": task.event_id, "interaction": payload.get("interaction"),
+                 "responses": payload.get("responses") or []},
         "reviews": [{"review_id": r.id, "reviewer_id": r.reviewer_id, "answers": r.answers,
                      "confidence": r.confidence, "rationale": r.rationale,
                      "rewrite": r.rewrite, "time_spent_s": r.time_spent_s,

@@ -50,6 +50,8 @@ def task_view(task_id: str, assignment_id: str, lease_status: str, expires: date
         "task_id": task_id, "assignment_id": assignment_id, "lease_status": lease_status,
         "lease_expires_at": expires.isoformat(),
         "rubric": {"id": rubric_id, "version": rubric_version, "spec": spec},
+        # An erased event's payload is ``{"erased": true}``: no interaction (null) and no
+        # responses (an empty list, as in the case file; docs/review.md#erased-events).
         "item": {"interaction": payload.get("interaction"),
                  "responses": payload.get("responses") or []},
     }

@@ -262,7 +262,8 @@ class CaseRubric(Schema):
 class CaseItem(Schema):
     event_id: str
     interaction: Interaction | None = Field(description="null once the event is erased")
-    responses: list[Response] | None = Field(description="null once the event is erased")
+    responses: list[Response] = Field(description="the responses to review (empty once the "
+                                    "event is erased)")
 
 
 class CaseReview(Schema):
