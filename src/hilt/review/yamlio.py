@@ -11,9 +11,10 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
+from yaml.constructor import ConstructorError, SafeConstructor
 
 from hilt.errors import InputError
+from hilt.jsonl import MAX_INT_DIGITS
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -82,9 +83,9 @@ class RepeatedKey(ConstructorError):
 
 
 class ValueRefused(ConstructorError):
-    """A scalar of a valid form that is no real value (``2025-02-30``, an integer past
-    Python's limit on integer text): ``node`` is the scalar, so the error names its field
-    even where other fields start on the same line (``{strategy: cap, max: 99…}``)."""
+    """A scalar of a valid form that is no real value (``2025-02-30``, an integer of too
+    many digits): ``node`` is the scalar, so the error names its field even where other
+    fields start on the same line (``{strategy: cap, max: 99…}``)."""
 
     def __init__(self, problem: str, node: yaml.Node) -> None:
         super().__init__(None, None, problem, node.start_mark)
@@ -92,16 +93,34 @@ class ValueRefused(ConstructorError):
 
 
 def _unreadable(node: yaml.Node, exc: ValueError) -> str:
-    """Why a scalar could not be read, without repeating thousands of characters of it
-    (or Python's advice on its integer limit, which a file's author cannot follow)."""
+    """Why a scalar could not be read, without repeating thousands of characters of it."""
     tag = node.tag.rsplit(":", 1)[-1]
     text = str(node.value)
-    limit = sys.get_int_max_str_digits()
-    digits = sum(c.isdigit() for c in text)
-    if tag == "int" and limit and digits > limit:
-        return f"an integer of {digits} digits is too long (at most {limit} digits)"
     shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
     return f"cannot read {shown} as {tag}: {exc}"
+
+
+def int_digits_limit() -> int:
+    """The most decimal digits an integer of a YAML document may have: hilt's fixed
+    :data:`hilt.jsonl.MAX_INT_DIGITS`, as for JSON Lines, so a file reads the same
+    whatever limit the interpreter was started with (``PYTHONINTMAXSTRDIGITS``, 0 for
+    none); a lower limit of the interpreter's is kept, since it could not print the
+    value."""
+    interpreter = sys.get_int_max_str_digits()
+    return min(MAX_INT_DIGITS, interpreter) if interpreter else MAX_INT_DIGITS
+
+
+def _decimal_digits(value: int) -> int:
+    """The digits of ``value`` written in decimal, without writing it (``str`` refuses
+    an integer past the interpreter's limit)."""
+    v = abs(value)
+    at_least = int((v.bit_length() - 1) * math.log10(2)) + 1  # the digits of 2**(bits-1)
+    return at_least + (v >= 10 ** at_least)  # v < 2**bits: one digit more at most
+
+
+def _too_long(digits: int, limit: int, *, at_least: bool = False) -> str:
+    return (f"an integer of {'at least ' if at_least else ''}{digits} digits is too long "
+            f"(at most {limit} digits)")
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -192,6 +211,45 @@ class UniqueKeyLoader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except ValueError as exc:
             raise ValueRefused(_unreadable(node, exc), node) from None
+
+
+def _construct_int(loader: UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    """PyYAML's integer, refused (:class:`ValueRefused`) past :func:`int_digits_limit`
+    decimal digits, however it is written: decimal digits are counted before they are
+    read (``int`` would stop at the interpreter's limit, or take any length with none);
+    hexadecimal (``0x1f``), binary (``0b101``) and octal (``017``) ones are read whatever
+    their length (``int`` reads these bases in linear time, with no limit) and their
+    value is measured; a base-60 one (``1:30:00``) is refused before it is read when its
+    first part and the number of its parts already make it too long (reading it takes
+    time quadratic in the parts)."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    body = text[1:] if text[:1] in ("+", "-") else text  # one sign, as PyYAML reads it
+    limit = int_digits_limit()
+    if not body:
+        raise ValueRefused(_unreadable(node, ValueError("not an integer")), node)
+    if body != "0" and body[0] == "0":  # 0b, 0x or octal
+        value = SafeConstructor.construct_yaml_int(loader, node)
+        digits = _decimal_digits(value)
+    elif ":" in body:
+        parts = body.split(":")
+        if all(p.isdigit() for p in parts):
+            # value >= first * 60**(parts - 1), and first has len(first) digits
+            least = int(len(parts[0]) - 1 + (len(parts) - 1) * math.log10(60)) + 1
+            if least > limit:
+                raise ValueRefused(_too_long(least, limit, at_least=True), node)
+        value = SafeConstructor.construct_yaml_int(loader, node)
+        digits = _decimal_digits(value)
+    else:
+        digits = sum(c.isdigit() for c in body)
+        if digits > limit:
+            raise ValueRefused(_too_long(digits, limit), node)
+        value = SafeConstructor.construct_yaml_int(loader, node)
+    if digits > limit:
+        raise ValueRefused(_too_long(digits, limit), node)
+    return value
+
+
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int],
