@@ -21,6 +21,10 @@ from hilt.review.records import FinalLabelRecord
 
 CLS = SelectionSpec(name="c", kind="classification")
 PREF = SelectionSpec(name="p", kind="preference")
+# exact dedup keeping one record of each label, as it did before label conflicts
+CLS_ALL = CLS.model_copy(update={"dedup": CLS.dedup.model_copy(
+    update={"label_conflicts": "keep_all"})})
+PREF_ALL = PREF.model_copy(update={"dedup": CLS_ALL.dedup})
 
 
 def _harm(value: str, version: int, confidence: float, *, event: str = "e1"
@@ -43,7 +47,7 @@ def test_contradicting_classification_labels_of_two_rubric_versions_give_both_re
         ) -> None:
     c = make_candidate("e1", "how do I cook rice", ["boil it"],
                        labels=[_harm("safe", 1, 0.9), _harm("unsafe", 2, 0.8)])
-    result = run_selection([c], CLS, [])
+    result = run_selection([c], CLS_ALL, [])
     assert _by_key(result) == {
         "cls:e1:helpful/harm:prompt": ("safe", ["lb-e1-harm-1"], ["helpful@1"]),
         "cls:e1:helpful/harm:prompt#lb-e1-harm-2": ("unsafe", ["lb-e1-harm-2"],
@@ -53,6 +57,12 @@ def test_contradicting_classification_labels_of_two_rubric_versions_give_both_re
         "examples": 2, "conflicting_labels": {"count": 1,
                                               "keys": ["cls:e1:helpful/harm:prompt"]}}
     assert steps["exact_dedup"]["removed"] == steps["near_dedup"]["removed"] == 0
+    # by default exact dedup settles the one text's two labels: one each, so the higher
+    # confidence decides, and the other record is listed
+    settled = _steps(run_selection([c], CLS, []))
+    assert settled["examples"]["notes"] == steps["examples"]["notes"]
+    assert settled["exact_dedup"]["removed_ids"] == {
+        "label_conflict": ["cls:e1:helpful/harm:prompt#lb-e1-harm-2"]}
 
 
 def test_the_label_decided_first_keeps_the_key_whatever_the_order_and_confidence(
@@ -77,7 +87,8 @@ def test_opposite_preferences_of_two_rubric_versions_give_both_pairs_and_are_rep
                  "red leaves swirl around the old lamp post in the wind"]
     labels = [make_label("e2", {"chosen": 0, "rejected": 1}, version=1, confidence=0.7, n=1),
               make_label("e2", {"chosen": 1, "rejected": 0}, version=2, confidence=0.9, n=2)]
-    result = run_selection([make_candidate("e2", prompt, responses, labels=labels)], PREF, [])
+    result = run_selection([make_candidate("e2", prompt, responses, labels=labels)],
+                           PREF_ALL, [])
     pairs = {ex.key: (ex.chosen, ex.lineage()["rubrics"]) for ex in result.examples}
     assert pairs == {"pref:e2:helpful/pref:0-1": (responses[0], ["helpful@1"]),
                      "pref:e2:helpful/pref:0-1#lb-e2-pref-2": (responses[1], ["helpful@2"])}
@@ -85,6 +96,12 @@ def test_opposite_preferences_of_two_rubric_versions_give_both_pairs_and_are_rep
     assert near["removed"] == 0
     assert near["notes"]["conflicting_preferences"] == [
         ["pref:e2:helpful/pref:0-1#lb-e2-pref-2", "pref:e2:helpful/pref:0-1"]]
+    # by default the pair preferred with the higher confidence stays
+    settled = run_selection([make_candidate("e2", prompt, responses, labels=labels)], PREF,
+                            [])
+    assert [ex.chosen for ex in settled.examples] == [responses[1]]
+    assert _steps(settled)["exact_dedup"]["removed_ids"] == {
+        "label_conflict": ["pref:e2:helpful/pref:0-1"]}
 
 
 def test_agreeing_labels_of_two_rubric_versions_are_both_made_and_one_counted_as_duplicate(

@@ -118,7 +118,9 @@ def test_near_dedup_reports_opposite_preferences_and_keeps_both() -> None:
               "the keyhole, turn it a little, then push each pin up with the pick until it "
               "sets, one by one, and keep the tension steady until the plug turns and the "
               "door opens.")
-    spec = parse_spec({"name": "p", "kind": "preference"})
+    # exact dedup keeps a record of each way round (by default b, 1 against 2, would go)
+    spec = parse_spec({"name": "p", "kind": "preference",
+                       "dedup": {"label_conflicts": "keep_all"}})
     result = run_selection([_pref("a", LOCK, ["No.", answer]), _pref("b", LOCK, [answer, "No."]),
                             _pref("c", LOCK + "!", ["No.", answer])], spec, [])
     near = _steps(result)["near_dedup"]

@@ -16,6 +16,8 @@ feeds it and :mod:`hilt.data.build` stores the result.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -397,22 +399,107 @@ def _rows(examples: list[Example]) -> np.ndarray:
     return np.fromiter((ex.text_row for ex in examples), dtype=np.int64, count=len(examples))
 
 
-def exact_dedup(examples: list[Example], features: TextFeatures | None = None
-                ) -> tuple[list[Example], StepReport]:
-    """Keep the first example of each (kind, label, field layout, normalised text)."""
+def exact_dedup(examples: list[Example], features: TextFeatures | None = None,
+                label_conflicts: str = "majority") -> tuple[list[Example], StepReport]:
+    """Keep the first example of each (kind, label, field layout, normalised text).
+
+    Records that are the same but for their label (a preference: but for which reply is
+    preferred) are a label conflict: left alone, dedup keeps one record of each label,
+    and a text that 166 events label ``refuses`` and 6 ``complies`` becomes one of each.
+    With ``label_conflicts="majority"`` the label the most records carry stays (equal
+    counts: the higher summed confidence) and the records of the others are removed
+    with the reason ``label_conflict``; a true tie (equal counts and confidences) keeps
+    every tied label. ``"keep_all"`` keeps one record of each label. Labels of different
+    questions never conflict. ``notes.label_conflicts`` counts the groups (``groups``,
+    ``resolved``, ``ties``) and lists the first :data:`LISTED_MAX` (see
+    :func:`_resolve_conflicts`).
+    """
     features = _features(examples, features)
     digests = features.exact_digests
     report = StepReport("exact_dedup", len(examples))
+    losers = _resolve_conflicts(examples, features, label_conflicts, report)
     seen: set[bytes] = set()
     kept = []
     for ex in examples:
         digest = digests[ex.text_row]
-        if digest in seen:
+        if id(ex) in losers:
+            report.drop("label_conflict", ex.key)
+        elif digest in seen:
             report.drop("exact_duplicate", ex.key)
         else:
             seen.add(digest)
             kept.append(ex)
     return kept, report
+
+
+# What identical records can disagree on: the label, or which reply is preferred.
+_Side = tuple[str | None, bool]
+
+
+def _resolve_conflicts(examples: list[Example], features: TextFeatures, rule: str,
+                       report: StepReport) -> set[int]:
+    """The ``id()`` of the records a label conflict removes (see :func:`exact_dedup`),
+    noting the conflicts in ``report``.
+
+    Each listed group gives, per label (``key``: its best record, which dedup keeps),
+    how many ``records`` carry it, their summed ``confidence`` and whether it is
+    ``kept``; its ``outcome`` is ``majority``, ``tie`` or ``keep_all``. ``examples``
+    come best first, so a label's first record is its best."""
+    groups, swapped = features.group_digests, features.swapped
+
+    def side(ex: Example) -> _Side:
+        return ex.label, swapped[ex.text_row]
+
+    first: dict[tuple[bytes, str], _Side] = {}
+    conflicted: set[tuple[bytes, str]] = set()
+    for ex in examples:
+        group = (groups[ex.text_row], _question(ex))
+        if first.setdefault(group, side(ex)) != side(ex):
+            conflicted.add(group)
+    if not conflicted:
+        return set()
+    members: dict[tuple[bytes, str], dict[_Side, list[Example]]] = {}
+    for ex in examples:
+        group = (groups[ex.text_row], _question(ex))
+        if group in conflicted:
+            members.setdefault(group, {}).setdefault(side(ex), []).append(ex)
+    losers: set[int] = set()
+    listed: list[dict[str, Any]] = []
+    outcomes = {"majority": 0, "tie": 0, "keep_all": 0}
+    for by_side in members.values():
+        weight = {s: (len(exs), math.fsum(ex.confidence for ex in exs))
+                  for s, exs in by_side.items()}
+        best = max(weight.values())
+        winners = set(by_side) if rule == "keep_all" else \
+            {s for s, w in weight.items() if w == best}
+        outcome = "keep_all" if rule == "keep_all" else \
+            "tie" if len(winners) > 1 else "majority"
+        outcomes[outcome] += 1
+        for s, exs in by_side.items():
+            if s not in winners:
+                losers.update(id(ex) for ex in exs)
+        listed.append({"outcome": outcome, "labels": sorted(
+            ({"key": exs[0].key, **({"label": s[0]} if s[0] is not None else {}),
+              "records": weight[s][0], "confidence": round(weight[s][1], 6),
+              "kept": s in winners} for s, exs in by_side.items()),
+            key=lambda entry: (-entry["records"], -entry["confidence"], entry["key"]))})
+    listed.sort(key=lambda g: g["labels"][0]["key"])
+    report.notes["label_conflicts"] = {
+        "rule": rule, "groups": len(members), "resolved": outcomes["majority"],
+        "ties": outcomes["tie"], "listed": listed[:LISTED_MAX]}
+    return losers
+
+
+def _question(ex: Example) -> str:
+    """The question a record's label answers (labels of two questions about one text do
+    not conflict): the labels' question, or an event-level label's name."""
+    if ex.labels:
+        return ",".join(sorted({lb.question_id for lb in ex.labels}))
+    if ex.kind == "classification" and ex.source == "event_label":
+        # cls:<event>:event/<name>:<text>, and #<feedback index> when the key was taken
+        rest = re.sub(r"#\d+\Z", "", ex.key[len(f"cls:{ex.event_id}:event/"):])
+        return re.sub(r":(prompt|response|prompt_response)\Z", "", rest)
+    return ""
 
 
 def near_dedup(examples: list[Example], spec: SelectionSpec,
@@ -619,7 +706,7 @@ def _run_selection(candidates: Iterable[Candidate], spec: SelectionSpec,
     clock.lap("tokenise")
     examples = _priority(examples)
     if spec.dedup.exact:
-        examples, rep = exact_dedup(examples, features)
+        examples, rep = exact_dedup(examples, features, spec.dedup.label_conflicts)
         steps.append(rep)
     clock.lap("exact_dedup")
     if spec.dedup.near:

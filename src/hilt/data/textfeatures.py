@@ -11,8 +11,10 @@ standing for those characters, so that such fields are told apart like texts. Ke
   MinHash shingles of an example (word n-grams over all its fields in order, the words
   of ``Example.dedup_text()``) and the decontamination n-grams of each field are computed
   from them by numpy, never from text again;
-- per example, the sha256 of ``kind, label``, its field layout (which fields, how many
-  words each) and the word hashes of its normalised text, for exact dedup;
+- per example, the sha256 of ``kind``, its field layout (which fields, how many words
+  each) and the word hashes of its normalised text (a preference's two replies in one
+  order), and the sha256 of that with the label (and the replies' order), for exact
+  dedup and its label conflicts;
 - per example, when the split groups by prompt, u(normalised prompt) of
   :func:`hilt.data.balance.unit_hash`, so the split needs no tokenising either.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,8 +55,14 @@ class TextFeatures:
     word_hashes: np.ndarray  # uint64: every word of every field of every example
     field_offsets: np.ndarray  # int64, n_fields + 1: words of field f
     example_fields: np.ndarray  # int64, n_examples + 1: fields of example row r
-    exact_digests: list[bytes]  # sha256(kind, label, field layout, words) per row
+    exact_digests: list[bytes]  # sha256(group digest, label, replies' order) per row
     prompt_units: np.ndarray | None  # float64 u(normalised prompt) per row, or None
+    # sha256(kind, field layout, words) per row, without the label and with a
+    # preference's two replies in one order: records that differ only in their label
+    # (or in which reply is preferred) share it, for exact dedup's label conflicts
+    group_digests: list[bytes] = field(default_factory=list)
+    # per row: a preference whose replies the group digest holds the other way round
+    swapped: list[bool] = field(default_factory=list)
 
     def example_words(self, rows: np.ndarray) -> WordBatch:
         """One document per row: the words of all its fields in order."""
@@ -103,6 +111,22 @@ def _prompt_words(ex: Example, flat: list[str], starts: list[int], ends: list[in
     return out
 
 
+def _content(ex: Example, raw: np.ndarray, offs: list[int], lengths: np.ndarray, f: int,
+             k: int) -> tuple[bytes, bytes, bool]:
+    """The word counts and word hashes of a row's ``k`` fields from field ``f``, and
+    whether a preference's replies (its last two fields) were put the other way round:
+    P + (a, b) and P + (b, a) give the same bytes, one of them ``True``."""
+    if ex.kind != "preference" or k < 2:
+        return lengths[f:f + k].tobytes(), raw[offs[f]:offs[f + k]].tobytes(), False
+    chosen = raw[offs[f + k - 2]:offs[f + k - 1]].tobytes()
+    rejected = raw[offs[f + k - 1]:offs[f + k]].tobytes()
+    sizes = lengths[f:f + k]
+    if chosen <= rejected:
+        return sizes.tobytes(), raw[offs[f]:offs[f + k]].tobytes(), False
+    head = raw[offs[f]:offs[f + k - 2]].tobytes()
+    return (sizes[[*range(k - 2), k - 1, k - 2]].tobytes(), head + rejected + chosen, True)
+
+
 # Starts the word that stands for a text without words; no ``\w`` run contains it.
 _SYMBOLS_MARK = "\x01"
 
@@ -141,6 +165,8 @@ def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *
     field_lengths: list[np.ndarray] = []
     fields_per_example = np.zeros(len(examples), dtype=np.int64)
     digests: list[bytes] = []
+    groups: list[bytes] = []
+    swapped: list[bool] = []
     by_prompt = split is not None and split.group_by == "prompt"
     units = np.zeros(len(examples), dtype=np.float64) if by_prompt else None
     seed = split.seed if split is not None else ""
@@ -169,13 +195,16 @@ def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *
             # preferences - or ("x y", "z") and ("x", "y z") one text, so the digest
             # also holds which fields there are (message roles, then the names of the
             # present text fields) and how many words each has.
-            body = raw[offs[f]:offs[f + k]].tobytes()
             layout = "\x1f".join([*(m["role"] for m in ex.messages),
                                    *(n for n in Example.TEXT_FIELDS
                                      if getattr(ex, n) is not None)])
-            digests.append(sha256(b"%s\x00%s\x00%s\x00%s\x00%s" % (
-                ex.kind.encode(), _label_bytes(ex.label), layout.encode(),
-                lengths[f:f + k].tobytes(), body)).digest())
+            sizes, body, turned = _content(ex, raw, offs, lengths, f, k)
+            group = sha256(b"%s\x00%s\x00%s\x00%s" % (
+                ex.kind.encode(), layout.encode(), sizes, body)).digest()
+            groups.append(group)
+            swapped.append(turned)
+            digests.append(sha256(b"%s\x00%s\x00%d" % (
+                group, _label_bytes(ex.label), turned)).digest())
             if units is not None:
                 # A classification example's prompt is not among its fields (its text
                 # may be the response): tokenise it on its own.
@@ -190,4 +219,5 @@ def analyse_texts(examples: Sequence[Example], split: SplitSpec | None = None, *
     example_fields = np.zeros(len(examples) + 1, dtype=np.int64)
     np.cumsum(fields_per_example, out=example_fields[1:])
     word_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-    return TextFeatures(word_hashes, field_offsets, example_fields, digests, units)
+    return TextFeatures(word_hashes, field_offsets, example_fields, digests, units,
+                        groups, swapped)
