@@ -160,19 +160,21 @@ def test_a_case_reopened_by_the_refit_is_adjudicated_again(
 
     from hilt.sim import demo_steps
     from hilt.sim.demo import _refit_and_adjudicate
-    from hilt.store.tables.review import ReviewTaskRow
+    from hilt.store.tables.review import AdjudicationRow, ReviewTaskRow
 
     run = first_runs[1]
     refit = demo_steps.update_statuses
     reopened: list[str] = []
 
     def refit_that_reopens(engine: Any) -> dict[str, str]:
-        # what a refit does when a model-made label loses confidence
+        # what a refit does when a model-made label loses confidence (it leaves the
+        # tasks an adjudicator decided alone)
         statuses = refit(engine)
+        decided = sa.exists().where(AdjudicationRow.task_id == ReviewTaskRow.id)
         with engine.begin() as conn:
             task = conn.execute(sa.select(ReviewTaskRow.id).where(
-                ReviewTaskRow.status == "resolved", ReviewTaskRow.is_gold.is_(False))
-                .order_by(ReviewTaskRow.id).limit(1)).scalar_one()
+                ReviewTaskRow.status == "resolved", ReviewTaskRow.is_gold.is_(False),
+                ~decided).order_by(ReviewTaskRow.id).limit(1)).scalar_one()
             conn.execute(sa.update(ReviewTaskRow).where(ReviewTaskRow.id == task).values(
                 status="needs_adjudication",
                 adjudication_reasons={"harmful": "low confidence after refit"}))
