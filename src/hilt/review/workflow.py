@@ -47,8 +47,10 @@ def work_queue(engine: Engine, reviewer_id: str, answer: AnswerFn, *,
 def work_round_robin(engine: Engine, reviewer_ids: Iterable[str],
                      answer: Callable[[str, dict[str, Any]], Submission], *,
                      config: QueueConfig = QueueConfig()) -> int:
-    """Reviewers take turns (one task each per round) until none gets a task; used by the
-    demo's simulated reviewers so that every task gets k different people."""
+    """Reviewers take turns (one task each per round, always in the given order) until
+    none gets a task, so that every task gets k different people. With a fixed order
+    the panels repeat (six reviewers, panels of three: two fixed triples); a caller that
+    wants them mixed reorders the reviewers between rounds, as the demo does."""
     ids = list(reviewer_ids)
     total = 0
     while True:
