@@ -17,12 +17,18 @@ from typing import Any
 from hilt.errors import HiltError
 
 
+def run_child(args: list[str], *, env: dict[str, str], cwd: Path
+              ) -> subprocess.CompletedProcess[str]:
+    """``hilt ARGS`` in a child process with ``env`` as its whole environment, in ``cwd``."""
+    return subprocess.run([sys.executable, "-m", "hilt", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=1800)
+
+
 def hilt_cli(args: list[str], *, db_url: str, cwd: Path, ok: tuple[int, ...] = (0,)
              ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HILT_DATABASE_URL=db_url, HILT_HOME=str(cwd / ".hilt"),
                TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, "-m", "hilt", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=1800)
+    proc = run_child(args, env=env, cwd=cwd)
     if proc.returncode not in ok:
         raise HiltError(f"`hilt {' '.join(args[:3])} …` failed ({proc.returncode}): "
                         f"{proc.stderr.strip()[-2000:]}")
