@@ -8,6 +8,16 @@ provenance)`` or ``None`` when it cannot decide. The default,
                                              "majority"  if n_winner > n / 2,
                                              no decision otherwise (ties, pluralities).
 
+A checklist (``multi_choice``) is decided option by option (:class:`ChecklistTally`):
+the label holds the options ticked by more than half of the answers, its confidence is
+the smallest share of answers agreeing with the decision on one option, and an option
+ticked by exactly half leaves the question undecided. Answers ``[tone]``,
+``[tone, facts]``, ``[facts]`` give ``[facts, tone]`` (the canonical order of a stored
+answer), confidence 2/3, ``majority``; ``unanimous`` only when every answer is the same
+selection. Its agreement for the adjudication policy is per option too (the smallest
+pairwise agreement on ticking one option), so a checklist is as contested as its most
+contested option, like a single yes/no question would be.
+
 Any function with the same signature can be passed instead, e.g. one backed by a
 Dawid–Skene model (Dawid & Skene, 1979) fitted by :mod:`hilt.quality`, returning
 provenance ``"model_aggregated"`` and its posterior as the confidence.
@@ -21,8 +31,8 @@ Optional questions that some reviewers left unanswered (:func:`decide`, the *pan
 every review of the task):
 
 - a multi-select (``multi_choice``) is a checklist: a reviewer who submitted without
-  ticking anything selected nothing, so their answer counts as ``[]`` and the label is
-  voted over the whole panel (one tick among three reviews: ``[]`` by 2/3);
+  ticking anything selected nothing, so their answer counts as ``[]`` and every option
+  is voted over the whole panel (one tick among three reviews: ``[]`` by 2/3);
 - any other judged question (single choice, scale, preference, ranking) treats a
   missing answer as an abstention: the label is voted among those who answered, its
   confidence is scaled by the share of the panel who did (for a majority vote, the
@@ -85,10 +95,66 @@ def answer_key(value: Any) -> Any:
     return canonical_json(value)
 
 
+@dataclass(frozen=True)
+class ChecklistTally:
+    """How many of ``n`` answers to a checklist ticked each option (options in the
+    rubric's order, then any other option in the order first ticked). An option nobody
+    ticked has every answer agreeing on it, so only ticked options are tallied."""
+
+    n: int
+    ticks: dict[str, int]
+
+    def chosen(self) -> list[str]:
+        """The options ticked by more than half of the answers, in the canonical order
+        of a stored answer (:meth:`Question.check_answer`: sorted), so that the label
+        equals the answer of a reviewer who ticked exactly those options."""
+        return sorted(o for o, t in self.ticks.items() if 2 * t > self.n)
+
+    def tied(self) -> list[str]:
+        """The options ticked by exactly half of the answers (undecided)."""
+        return [o for o, t in self.ticks.items() if 2 * t == self.n]
+
+    def confidence(self) -> float:
+        """The smallest share of answers agreeing with the decision on one option."""
+        return min((max(t, self.n - t) / self.n for t in self.ticks.values()), default=1.0)
+
+    def agreement(self) -> float:
+        """The smallest pairwise agreement on ticking one option (1.0 for fewer than
+        two answers)."""
+        if self.n < 2:
+            return 1.0
+        pairs = self.n * (self.n - 1)
+        return min(((t * (t - 1) + (self.n - t) * (self.n - t - 1)) / pairs
+                    for t in self.ticks.values()), default=1.0)
+
+    def aggregate(self) -> Aggregate | None:
+        if self.n == 0 or self.tied():
+            return None
+        if all(t == self.n for t in self.ticks.values()):  # every answer the same
+            return Aggregate(self.chosen(), 1.0, "unanimous")
+        return Aggregate(self.chosen(), self.confidence(), "majority")
+
+
+def checklist_tally(question: Question, answers: Sequence[Answer]) -> ChecklistTally | None:
+    """The tally of a checklist's answers; ``None`` when one is not a list of options
+    (such an answer can only be voted on as a whole)."""
+    ticks = dict.fromkeys(question.option_values(), 0)
+    for a in answers:
+        if not isinstance(a.value, list) or not all(isinstance(v, str) for v in a.value):
+            return None
+        for option in set(a.value):
+            ticks[option] = ticks.get(option, 0) + 1
+    return ChecklistTally(len(answers), {o: t for o, t in ticks.items() if t})
+
+
 def majority_aggregator(question: Question, answers: Sequence[Answer]) -> Aggregate | None:
-    """Unanimous or strict-majority answer; ``None`` when no answer has a majority."""
+    """Unanimous or strict-majority answer; ``None`` when no answer has a majority. A
+    checklist is decided option by option (:class:`ChecklistTally`)."""
     if not answers:
         return None
+    tally = checklist_tally(question, answers) if question.kind == "multi_choice" else None
+    if tally is not None:
+        return tally.aggregate()
     keys = [answer_key(a.value) for a in answers]
     counts = Counter(keys)
     top, n_top = counts.most_common(1)[0]
@@ -112,12 +178,33 @@ def pairwise_agreement(values: Sequence[Any]) -> float:
     return sum(c * (c - 1) for c in counts.values()) / (n * (n - 1))
 
 
+def question_agreement(question: Question, answers: Sequence[Answer]) -> float:
+    """The agreement the adjudication policy reads: a checklist's per option
+    (:meth:`ChecklistTally.agreement`), any other question's :func:`pairwise_agreement`."""
+    tally = checklist_tally(question, answers) if question.kind == "multi_choice" else None
+    if tally is not None:
+        return tally.agreement()
+    return pairwise_agreement([a.value for a in answers])
+
+
+def no_majority_reason(question: Question, answers: Sequence[Answer]) -> str:
+    """Why a judged question has no decision; for a checklist, the options it is tied on
+    (an aggregator other than majority vote may decline for its own reasons)."""
+    tally = checklist_tally(question, answers) if question.kind == "multi_choice" else None
+    tied = tally.tied() if tally is not None else []
+    if not tied:
+        return "no majority"
+    names = ", ".join(repr(o) for o in tied)
+    return f"no majority on option{'s' if len(tied) > 1 else ''} {names}"
+
+
 class AdjudicationPolicy(BaseModel):
     """When a disagreeing task goes to an adjudicator.
 
     - ``any_disagreement``: whenever reviewers are not unanimous on a judged question;
     - ``agreement_below``: when a judged question's pairwise agreement is below
-      ``min_agreement``;
+      ``min_agreement`` (a checklist's: its least agreed option's, see
+      :func:`question_agreement`);
     - ``severity_at_or_above``: on any disagreement for tasks at ``severity`` or more
       severe (sev0 is the most severe), otherwise only when no label can be decided.
 
@@ -206,13 +293,13 @@ def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], seve
             continue  # nobody answered: no label
         voted = aggregator(q, given)
         agg = _share_of_reviewers(q, voted, len(given), reviewers)
-        agreement = pairwise_agreement([a.value for a in given])
+        agreement = question_agreement(q, given)
         judged = q.kind in AGGREGATED_KINDS
         reason = None
         # Triggers read the vote among those who answered (``voted``): an abstention is
         # not a disagreement, and the label's confidence already says how few answered.
         if judged and voted is None:
-            reason = "no majority"
+            reason = no_majority_reason(q, given)
         elif judged and voted is not None and \
                 voted.confidence < max(policy.min_confidence, voted.min_confidence):
             floor = max(policy.min_confidence, voted.min_confidence)
