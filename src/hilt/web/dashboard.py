@@ -96,12 +96,23 @@ class _Long:
 
 def agreement(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
     """Krippendorff's alpha per rubric version and question over non-gold items, with a
-    bootstrap interval over items (nominal for choices, ordinal for scales)."""
+    bootstrap interval over items (nominal for choices, ordinal for scales). A checklist
+    a reviewer left unticked is their answer ``[]``, as in resolution and the metrics
+    snapshot (:func:`hilt.quality.reviewer_store.with_unticked`)."""
+    from hilt.quality.reviewer_store import checklist_ids, with_unticked
+
     groups: dict[tuple[str, int, str], _Long] = defaultdict(_Long)
+    checklists: dict[tuple[str, int], frozenset[str]] = {}
     for row in rows:
         if row.is_gold:
             continue
-        for qid, value in row.answers.items():
+        rubric = (row.rubric_id, row.rubric_version)
+        if rubric not in checklists:
+            try:
+                checklists[rubric] = checklist_ids(session, *rubric)
+            except (KeyError, LookupError):
+                checklists[rubric] = frozenset()  # an unknown rubric is skipped below
+        for qid, value in with_unticked(row.answers, checklists[rubric]).items():
             g = groups[(row.rubric_id, row.rubric_version, qid)]
             g.items.append(row.task_id)
             g.reviewers.append(row.reviewer_id)
