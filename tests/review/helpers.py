@@ -118,3 +118,17 @@ def spy_fast_resolutions(monkeypatch: Any) -> list[str | None]:
 
     monkeypatch.setattr(work.pg_resolve, "resolve", spy)
     return returned
+
+
+def final_labels(engine: Engine, task_id: str) -> dict[str, tuple[Any, str, float, int]]:
+    """A task's final labels by question: value, provenance, confidence (to 9 places)
+    and how many reviews it rests on."""
+    import sqlalchemy as sa
+
+    from hilt.store.tables.review import FinalLabelRow
+
+    with transaction(engine) as s:
+        rows = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == task_id)
+                         ).scalars().all()
+        return {r.question_id: (r.value, r.provenance, round(r.confidence, 9),
+                                len(r.review_ids)) for r in rows}

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.review import work
@@ -27,9 +26,9 @@ from hilt.review.rubric_spec import Question, RubricSpec
 from hilt.review.rubrics import publish_rubric
 from hilt.review.tasks import create_task
 from hilt.store.db import transaction
-from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
+from hilt.store.tables.review import ReviewTaskRow
 
-from .helpers import add_reviewers, event, ingest, spy_fast_resolutions
+from .helpers import add_reviewers, event, final_labels, ingest, spy_fast_resolutions
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 NO_GOLD = QueueConfig(gold_rate=0.0, lease_seconds=600, resume_active=False)
@@ -121,14 +120,6 @@ RUBRIC: dict[str, Any] = {"id": "checks", "title": "Checklist", "questions": [
     ISSUES.model_dump(mode="json")]}
 
 
-def _labels(engine: Engine, tid: str) -> dict[str, tuple[Any, str, float, int]]:
-    with transaction(engine) as s:
-        rows = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == tid)
-                         ).scalars().all()
-        return {r.question_id: (r.value, r.provenance, round(r.confidence, 9),
-                                len(r.review_ids)) for r in rows}
-
-
 def test_resolution_writes_the_per_option_label_on_both_paths(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = spy_fast_resolutions(monkeypatch)
@@ -156,10 +147,10 @@ def test_resolution_writes_the_per_option_label_on_both_paths(
                           strict=True):
         work.submit(engine, one_tick, rid, Submission({"verdict": "safe", **extra}), now=T0)
     for tid in (via_work, via_session):
-        assert _labels(engine, tid) == {"verdict": ("safe", "unanimous", 1.0, 3),
+        assert final_labels(engine, tid) == {"verdict": ("safe", "unanimous", 1.0, 3),
                                         "issues": (["facts", "tone"], "majority",
                                                    round(2 / 3, 9), 3)}
-    assert _labels(engine, one_tick)["issues"] == ([], "majority", round(2 / 3, 9), 3)
+    assert final_labels(engine, one_tick)["issues"] == ([], "majority", round(2 / 3, 9), 3)
     # On PostgreSQL the tasks submitted through work were resolved in one statement.
     assert fast == (["resolved"] * 2 if engine.dialect.name == "postgresql" else [])
 
@@ -185,5 +176,5 @@ def test_a_tied_option_goes_to_an_adjudicator_who_decides_the_checklist(
     with transaction(engine) as s:
         adjudicate(s, tid, "adj", answers={"issues": ["tone", "facts"]},
                    rationale="both problems are there", cause="reviewer_error", now=T0)
-    assert _labels(engine, tid) == {"verdict": ("safe", "unanimous", 1.0, 2),
+    assert final_labels(engine, tid) == {"verdict": ("safe", "unanimous", 1.0, 2),
                                     "issues": (["facts", "tone"], "adjudicated", 1.0, 2)}

@@ -20,9 +20,9 @@ from hilt.review.rubric_spec import Question, RubricSpec
 from hilt.review.rubrics import publish_rubric
 from hilt.review.tasks import create_gold_task, create_task
 from hilt.store.db import transaction
-from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
+from hilt.store.tables.review import ReviewTaskRow
 
-from .helpers import add_reviewers, event, ingest, spy_fast_resolutions
+from .helpers import add_reviewers, event, final_labels, ingest, spy_fast_resolutions
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 NO_GOLD_NEW = QueueConfig(gold_rate=0.0, lease_seconds=600, resume_active=False)
@@ -92,14 +92,6 @@ def test_an_abstention_scales_confidence_but_is_no_disagreement() -> None:
     assert out.aggregate is not None and out.aggregate.confidence == pytest.approx(1 / 4)
 
 
-def _labels(engine: Engine, tid: str) -> dict[str, tuple[Any, str, float, int]]:
-    with transaction(engine) as s:
-        rows = s.execute(sa.select(FinalLabelRow).where(FinalLabelRow.task_id == tid)
-                         ).scalars().all()
-        return {r.question_id: (r.value, r.provenance, round(r.confidence, 9),
-                                len(r.review_ids)) for r in rows}
-
-
 def test_both_resolution_paths_label_optional_answers_alike(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = spy_fast_resolutions(monkeypatch)
@@ -125,7 +117,7 @@ def test_both_resolution_paths_label_optional_answers_alike(
                 submit_review(s, via_session, rid, sub, now=T0)
     for (name, (_, expected)), tasks in pairs:
         for tid in tasks:
-            got = _labels(engine, tid)
+            got = final_labels(engine, tid)
             assert got.pop("verdict") == ("safe", "unanimous", 1.0, 3), name
             want = {q: (v, p, round(c, 9), n) for q, (v, p, c, n) in expected.items()}
             assert got == want, (name, tid)
@@ -146,5 +138,5 @@ def test_a_gold_item_without_ticks_knows_the_empty_selection(engine: Engine) -> 
                                answers={"verdict": "safe"})
         gold = s.get_one(ReviewTaskRow, tid).gold_answers
     assert gold == {"verdict": "safe", "issues": []}
-    labels = _labels(engine, tid)
+    labels = final_labels(engine, tid)
     assert labels["issues"] == ([], "gold", 1.0, 0) and "tone" not in labels
