@@ -305,6 +305,27 @@ def task_gold(event: Annotated[str, typer.Option(help="event id")],
     echo_json({"task_id": task_id})
 
 
+@task_app.command("gold-carry")
+def task_gold_carry(rubric: Annotated[str, typer.Option(
+                        help="the version to carry to, ID@N (ID alone: the newest)")],
+                    dry_run: Annotated[bool, typer.Option(
+                        "--dry-run", help="say what would be carried; write nothing")] = False,
+                    ignore_guidelines: Annotated[bool, typer.Option(
+                        "--ignore-guidelines",
+                        help="carry even where the rubric-wide guidelines or worked "
+                             "examples changed")] = False,
+                    db: DbOption = None) -> None:
+    """Carry gold items at earlier versions of a rubric over to ID@N where the questions
+    their known answers cover (and N's required questions) did not change; the others
+    are listed as skipped, with the questions that changed."""
+    from hilt.review.gold_carry import carry_gold
+
+    with options_named({"rubric": "--rubric"}), _tx(db) as s:
+        result = carry_gold(s, rubric, actor="cli", dry_run=dry_run,
+                            ignore_guidelines=ignore_guidelines)
+    echo_json(result)
+
+
 @task_app.command("show")
 def task_show(task_id: TaskId, db: DbOption = None) -> None:
     """Everything about a task: escalation provenance, leases, labels."""
@@ -355,8 +376,11 @@ def _why_no_task(engine: Any, reviewer: str) -> str:
         return why + "; add gold items with `hilt task gold`"
     kept = ", ".join(f"{h['gold_tasks']} at {h['rubric']} in {h['pool']} (open tasks "
                      f"use {h['open_tasks_use']})" for h in held)
-    return (why + f"; gold items held back: {kept}; answer the gold set again under the "
-            "newer version with `hilt task gold`")
+    carry = ", ".join(f"`hilt task gold-carry --rubric {ref}`"
+                      for ref in sorted({h["open_tasks_use"] for h in held}))
+    return (why + f"; gold items held back: {kept}; carry over those whose questions did "
+            f"not change with {carry}, then answer the rest again under the newer "
+            "version with `hilt task gold`")
 
 
 @queue_app.command("stats")

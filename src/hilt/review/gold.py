@@ -8,7 +8,9 @@ is the newest version of its rubric among the open tasks of its pool, or while i
 has no open task of that rubric (:data:`SERVED_SQL`); the others are *held back* until
 open work under their version comes back, and the gold set must be answered again under
 the new version (``hilt task gold``, ``POST /v1/tasks/gold``). Nothing is re-pinned: the
-known answers were given under the old version's questions and guidelines.
+known answers were given under the old version's questions and guidelines; where those
+did not change, :mod:`hilt.review.gold_carry` makes a copy at the new version, after
+which the old item no longer counts as held back.
 
 The lead is told when publishing a version (:func:`publish_notice`, in the output of
 ``hilt rubric publish`` and ``POST /v1/rubrics``) and, while any are held back, in the
@@ -62,11 +64,16 @@ def _newest_open() -> Any:
 def held_back(session: Session) -> list[dict[str, Any]]:
     """Gold items the queue holds back, per pool, rubric and pinned version, with the
     newest version the pool's open tasks use."""
-    g, n = aliased(ReviewTaskRow), _newest_open()
+    g, n, r = aliased(ReviewTaskRow), _newest_open(), aliased(ReviewTaskRow)
+    # an item whose event already has gold in its pool at the version served there
+    # (answered again, or carried by hilt.review.gold_carry) waits for nothing
+    replaced = (sa.select(r.id).where(r.event_id == g.event_id, r.pool == g.pool,
+                                      r.rubric_id == g.rubric_id, r.status == "gold",
+                                      r.rubric_version == n.c.newest).exists())
     rows = session.execute(
         sa.select(g.pool, g.rubric_id, g.rubric_version, n.c.newest, sa.func.count())
         .join(n, sa.and_(n.c.pool == g.pool, n.c.rubric_id == g.rubric_id))
-        .where(g.status == "gold", n.c.newest != g.rubric_version)
+        .where(g.status == "gold", n.c.newest != g.rubric_version, ~replaced)
         .group_by(g.pool, g.rubric_id, g.rubric_version, n.c.newest)
         .order_by(g.pool, g.rubric_id, g.rubric_version)).all()
     return [{"pool": pool, "rubric": f"{rubric_id}@{version}",
@@ -85,11 +92,16 @@ def held_back_by_pool(session: Session) -> dict[str, int]:
 def publish_notice(session: Session, rubric_id: str, version: int) -> dict[str, Any]:
     """After publishing ``rubric_id@version``: ``{"gold": ...}`` counting the rubric's
     gold items pinned to earlier versions (by version), with what to do; ``{}`` when
-    there are none."""
-    t = ReviewTaskRow
+    there are none. An item whose event has newer gold in its pool (answered again, or
+    carried over) is not counted: the newer one is the one to carry or answer again."""
+    t, r = ReviewTaskRow, aliased(ReviewTaskRow)
+    newer = (sa.select(r.id).where(r.event_id == t.event_id, r.pool == t.pool,
+                                   r.rubric_id == t.rubric_id, r.status == "gold",
+                                   r.rubric_version > t.rubric_version).exists())
     rows = session.execute(
         sa.select(t.rubric_version, sa.func.count())
-        .where(t.rubric_id == rubric_id, t.status == "gold", t.rubric_version < version)
+        .where(t.rubric_id == rubric_id, t.status == "gold", t.rubric_version < version,
+               ~newer)
         .group_by(t.rubric_version).order_by(t.rubric_version)).all()
     if not rows:
         return {}
@@ -97,9 +109,11 @@ def publish_notice(session: Session, rubric_id: str, version: int) -> dict[str, 
         "pinned_to_earlier_versions": {str(v): n for v, n in rows},
         "note": (f"the queue serves a gold item only at the newest version of its rubric "
                  f"that its pool's open tasks use: once tasks under {rubric_id}@{version} "
-                 "are open in their pool, these gold items are held back. Answer the "
-                 f"gold set again under {rubric_id}@{version} (hilt task gold, "
-                 "POST /v1/tasks/gold)")}}
+                 "are open in their pool, these gold items are held back. First carry "
+                 f"over those whose questions did not change (hilt task gold-carry "
+                 f"--rubric {rubric_id}@{version}, POST /v1/tasks/gold/carry; --dry-run "
+                 "shows which), then answer the rest again under "
+                 f"{rubric_id}@{version} (hilt task gold, POST /v1/tasks/gold)")}}
 
 
 def closed_to(role: str) -> bool:

@@ -25,6 +25,7 @@ from hilt.api.schemas.review import (
     AdjudicationDecided,
     Backtest,
     CaseFile,
+    GoldCarry,
     GuidelineProposal,
     LabelPage,
     PendingAdjudication,
@@ -42,6 +43,7 @@ from hilt.api.schemas.review import (
 )
 from hilt.errors import Forbidden, InputError
 from hilt.review import adjudication, blind, escalation, gold, rubrics, tasks, views
+from hilt.review.gold_carry import carry_gold
 from hilt.review.labels import iter_final_labels
 from hilt.review.records import PROVENANCE_KINDS
 from hilt.review.rubric_spec import parse_rubric
@@ -200,6 +202,24 @@ def create_gold(body: GoldIn, session: Session = DB,
     return {"task_id": tasks.create_gold_task(session, event_id=body.event_id,
                                               rubric=body.rubric, answers=body.answers,
                                               actor=who.actor, pool=body.pool)}
+
+
+class GoldCarryIn(RequestBody):
+    rubric: str = Field(description="the version to carry to, ID@N (ID alone: the newest)")
+    dry_run: bool = False
+    ignore_guidelines: bool = Field(default=False, description="carry even where the "
+                                    "rubric-wide guidelines or worked examples changed")
+
+
+@router.post("/tasks/gold/carry", responses=declared(GoldCarry))
+def carry_gold_items(body: GoldCarryIn, session: Session = DB,
+                     who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
+    """Carry gold items at earlier versions of a rubric over to ``rubric`` (ID@N) where
+    the questions their known answers cover, and N's required questions, did not
+    change; the others come back in ``skipped`` with the reason. 422 naming ``rubric``
+    for a version that is not published."""
+    return carry_gold(session, body.rubric, actor=who.actor, dry_run=body.dry_run,
+                      ignore_guidelines=body.ignore_guidelines)
 
 
 @router.get("/tasks/{task_id}", responses=declared(TaskRecord))

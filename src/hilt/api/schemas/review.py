@@ -135,6 +135,30 @@ class TaskCreated(Schema):
     task_id: str
 
 
+class GoldCarried(Schema):
+    old_task: str = Field(description="the gold item at the earlier version (kept)")
+    new_task: str | None = Field(description="the gold item made at the new version; "
+                                 "null on a dry run")
+    event_id: str
+    from_version: int
+
+
+class GoldSkipped(Schema):
+    task_id: str
+    event_id: str
+    from_version: int
+    reason: str = Field(description="the questions that changed or are missing, "
+                        "'guidelines changed', or the newer gold item superseding it")
+
+
+class GoldCarry(Schema):
+    rubric: str = Field(description="the rubric id")
+    to_version: int
+    dry_run: bool
+    carried: list[GoldCarried]
+    skipped: list[GoldSkipped]
+
+
 class RuleMatch(Schema):
     """An escalation rule that fired on the event."""
 
