@@ -251,8 +251,10 @@ def classification_examples(c: Candidate, labels: list[FinalLabelRecord], use_ev
         for i, fb in enumerate(c.feedback):
             if fb.get("kind") == "label" and (cfg.question_id is None
                                                or fb.get("name") == cfg.question_id):
-                yield example(f"cls:{c.event_id}:event/{fb['name']}:{cfg.text}",
-                              "event_label", str(fb["value"]), (), 1.0), str(i)
+                ex = example(f"cls:{c.event_id}:event/{fb['name']}:{cfg.text}",
+                             "event_label", str(fb["value"]), (), 1.0)
+                ex.feedback_name = str(fb["name"])
+                yield ex, str(i)
 
 
 def _mapped(label_map: dict[str, str], value: str, scale: bool) -> str:

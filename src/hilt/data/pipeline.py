@@ -17,7 +17,6 @@ feeds it and :mod:`hilt.data.build` stores the result.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -495,11 +494,7 @@ def _question(ex: Example) -> str:
     not conflict): the labels' question, or an event-level label's name."""
     if ex.labels:
         return ",".join(sorted({lb.question_id for lb in ex.labels}))
-    if ex.kind == "classification" and ex.source == "event_label":
-        # cls:<event>:event/<name>:<text>, and #<feedback index> when the key was taken
-        rest = re.sub(r"#\d+\Z", "", ex.key[len(f"cls:{ex.event_id}:event/"):])
-        return re.sub(r":(prompt|response|prompt_response)\Z", "", rest)
-    return ""
+    return ex.feedback_name or ""
 
 
 def near_dedup(examples: list[Example], spec: SelectionSpec,

@@ -102,6 +102,9 @@ class Example:
     # each decontaminated as a field of its own (a short held-out prompt equals the
     # prompt, never the joined text). The prompt is written as the record's ``prompt``.
     text_parts: tuple[str, ...] = ()
+    # Classification from an event's own feedback: the name of the label (the question
+    # it answers), so that two labels of one text about different things never conflict.
+    feedback_name: str | None = None
 
     # Names of the text-bearing attributes, for PII, dedup and decontamination.
     TEXT_FIELDS = ("chosen", "rejected", "completion", "text")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,9 +60,9 @@ class TextFeatures:
     # sha256(kind, field layout, words) per row, without the label and with a
     # preference's two replies in one order: records that differ only in their label
     # (or in which reply is preferred) share it, for exact dedup's label conflicts
-    group_digests: list[bytes] = field(default_factory=list)
+    group_digests: list[bytes]
     # per row: a preference whose replies the group digest holds the other way round
-    swapped: list[bool] = field(default_factory=list)
+    swapped: list[bool]
 
     def example_words(self, rows: np.ndarray) -> WordBatch:
         """One document per row: the words of all its fields in order."""
