@@ -59,9 +59,12 @@ class _LongInt(ValueError):
 MAX_INT_DIGITS = 4300
 
 
-def long_int_message(digits: int) -> str:
-    """Why an integer of ``digits`` digits is refused (the digits are not repeated)."""
-    return f"an integer of {digits} digits is too long (at most {MAX_INT_DIGITS} digits)"
+def long_int_message(digits: int, limit: int = MAX_INT_DIGITS, *,
+                     at_least: bool = False) -> str:
+    """Why an integer of ``digits`` digits (``at_least``: of no fewer) is refused, the
+    digits themselves not repeated."""
+    return (f"an integer of {'at least ' if at_least else ''}{digits} digits is too long "
+            f"(at most {limit} digits)")
 
 
 # Levels of arrays and objects allowed inside the outermost one: pydantic's parser (which

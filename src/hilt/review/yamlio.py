@@ -14,7 +14,7 @@ from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError, SafeConstructor
 
 from hilt.errors import InputError
-from hilt.jsonl import MAX_INT_DIGITS
+from hilt.jsonl import MAX_INT_DIGITS, long_int_message
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -116,11 +116,6 @@ def _decimal_digits(value: int) -> int:
     v = abs(value)
     at_least = int((v.bit_length() - 1) * math.log10(2)) + 1  # the digits of 2**(bits-1)
     return at_least + (v >= 10 ** at_least)  # v < 2**bits: one digit more at most
-
-
-def _too_long(digits: int, limit: int, *, at_least: bool = False) -> str:
-    return (f"an integer of {'at least ' if at_least else ''}{digits} digits is too long "
-            f"(at most {limit} digits)")
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -236,16 +231,16 @@ def _construct_int(loader: UniqueKeyLoader, node: yaml.ScalarNode) -> int:
             # value >= first * 60**(parts - 1), and first has len(first) digits
             least = int(len(parts[0]) - 1 + (len(parts) - 1) * math.log10(60)) + 1
             if least > limit:
-                raise ValueRefused(_too_long(least, limit, at_least=True), node)
+                raise ValueRefused(long_int_message(least, limit, at_least=True), node)
         value = SafeConstructor.construct_yaml_int(loader, node)
         digits = _decimal_digits(value)
     else:
         digits = sum(c.isdigit() for c in body)
         if digits > limit:
-            raise ValueRefused(_too_long(digits, limit), node)
+            raise ValueRefused(long_int_message(digits, limit), node)
         value = SafeConstructor.construct_yaml_int(loader, node)
     if digits > limit:
-        raise ValueRefused(_too_long(digits, limit), node)
+        raise ValueRefused(long_int_message(digits, limit), node)
     return value
 
 
