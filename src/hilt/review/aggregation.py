@@ -178,19 +178,9 @@ def pairwise_agreement(values: Sequence[Any]) -> float:
     return sum(c * (c - 1) for c in counts.values()) / (n * (n - 1))
 
 
-def question_agreement(question: Question, answers: Sequence[Answer]) -> float:
-    """The agreement the adjudication policy reads: a checklist's per option
-    (:meth:`ChecklistTally.agreement`), any other question's :func:`pairwise_agreement`."""
-    tally = checklist_tally(question, answers) if question.kind == "multi_choice" else None
-    if tally is not None:
-        return tally.agreement()
-    return pairwise_agreement([a.value for a in answers])
-
-
-def no_majority_reason(question: Question, answers: Sequence[Answer]) -> str:
+def _no_majority_reason(tally: ChecklistTally | None) -> str:
     """Why a judged question has no decision; for a checklist, the options it is tied on
     (an aggregator other than majority vote may decline for its own reasons)."""
-    tally = checklist_tally(question, answers) if question.kind == "multi_choice" else None
     tied = tally.tied() if tally is not None else []
     if not tied:
         return "no majority"
@@ -204,7 +194,7 @@ class AdjudicationPolicy(BaseModel):
     - ``any_disagreement``: whenever reviewers are not unanimous on a judged question;
     - ``agreement_below``: when a judged question's pairwise agreement is below
       ``min_agreement`` (a checklist's: its least agreed option's, see
-      :func:`question_agreement`);
+      :meth:`ChecklistTally.agreement`);
     - ``severity_at_or_above``: on any disagreement for tasks at ``severity`` or more
       severe (sev0 is the most severe), otherwise only when no label can be decided.
 
@@ -293,13 +283,17 @@ def decide(questions: Sequence[Question], answers: dict[str, list[Answer]], seve
             continue  # nobody answered: no label
         voted = aggregator(q, given)
         agg = _share_of_reviewers(q, voted, len(given), reviewers)
-        agreement = question_agreement(q, given)
+        # The agreement the policy reads: a checklist's per option
+        # (ChecklistTally.agreement), any other question's pairwise agreement.
+        tally = checklist_tally(q, given) if q.kind == "multi_choice" else None
+        agreement = tally.agreement() if tally is not None else \
+            pairwise_agreement([a.value for a in given])
         judged = q.kind in AGGREGATED_KINDS
         reason = None
         # Triggers read the vote among those who answered (``voted``): an abstention is
         # not a disagreement, and the label's confidence already says how few answered.
         if judged and voted is None:
-            reason = no_majority_reason(q, given)
+            reason = _no_majority_reason(tally)
         elif judged and voted is not None and \
                 voted.confidence < max(policy.min_confidence, voted.min_confidence):
             floor = max(policy.min_confidence, voted.min_confidence)
