@@ -117,11 +117,15 @@ def carry_gold(session: Session, rubric_ref: str, *, actor: str, dry_run: bool =
     carried: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     newest: dict[str, ReviewTaskRow] = {}
+    specs: dict[int, RubricSpec] = {}  # each earlier version read once
     for row in rows:
         base = {"event_id": row.event_id, "from_version": row.rubric_version}
         kept = newest.setdefault(row.event_id, row)
-        reason = (carry_reason(spec_of(get_version(session, rubric_id, row.rubric_version)),
-                               new_spec, dict(row.gold_answers or {}), row.n_responses,
+        if kept is row and row.rubric_version not in specs:
+            specs[row.rubric_version] = spec_of(get_version(session, rubric_id,
+                                                            row.rubric_version))
+        reason = (carry_reason(specs[row.rubric_version], new_spec,
+                               dict(row.gold_answers or {}), row.n_responses,
                                to=to, ignore_guidelines=ignore_guidelines)
                   if kept is row else
                   f"superseded by gold item {kept.id} at {rubric_id}@{kept.rubric_version}")
