@@ -46,16 +46,21 @@ def work_queue(engine: Engine, reviewer_id: str, answer: AnswerFn, *,
 
 def work_round_robin(engine: Engine, reviewer_ids: Iterable[str],
                      answer: Callable[[str, dict[str, Any]], Submission], *,
-                     config: QueueConfig = QueueConfig()) -> int:
-    """Reviewers take turns (one task each per round, always in the given order) until
-    none gets a task, so that every task gets k different people. With a fixed order
-    the panels repeat (six reviewers, panels of three: two fixed triples); a caller that
-    wants them mixed reorders the reviewers between rounds, as the demo does."""
+                     config: QueueConfig = QueueConfig(),
+                     reorder: Callable[[list[str]], list[str]] | None = None) -> int:
+    """Reviewers take turns (one task each per round) until none gets a task, so that
+    every task gets k different people; returns the number of reviews.
+
+    Consecutive claims fill one task's panel, so in a fixed order the same reviewers
+    always share a panel: six reviewers with panels of three split into two fixed
+    triples. ``reorder`` gives each round's order from the reviewers' list (the demo
+    draws a random permutation, which puts every reviewer with every other, as a queue
+    serving people who arrive at random does); without it the order is the given one."""
     ids = list(reviewer_ids)
     total = 0
     while True:
         progressed = 0
-        for rid in ids:
+        for rid in reorder(ids) if reorder is not None else ids:
             progressed += work_queue(engine, rid, _bind(answer, rid), max_tasks=1,
                                      config=config)
         total += progressed

@@ -7,8 +7,7 @@ simulator looks at the truth; everything hilt computes comes from the reviews.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,7 +22,7 @@ from hilt.review.escalation import load_rule_file, publish_rule_set
 from hilt.review.reviews import Submission
 from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.review.tasks import create_gold_task
-from hilt.review.workflow import adjudicate_all, work_queue
+from hilt.review.workflow import adjudicate_all, work_round_robin
 from hilt.sim.reviewers import DEFAULT_POOL, ReviewerProfile
 from hilt.sim.stream import SimItem
 from hilt.store.db import transaction
@@ -173,29 +172,9 @@ def work(sim: ReviewSim, reviewers: Sequence[str]) -> dict[str, int]:
         suspended = set(conn.execute(sa.select(ReviewerRow.id).where(
             ReviewerRow.status == "suspended")).scalars())
     active = [r for r in reviewers if r not in suspended]
-    reviews = work_in_shuffled_turns(sim.engine, active, sim.answer, sim.turns)
+    # a fresh order each round, so that panels mix (see work_round_robin)
+    reviews = work_round_robin(sim.engine, active, sim.answer,
+                               reorder=lambda ids: [ids[i] for i in
+                                                    sim.turns.permutation(len(ids))])
     adjudicated = adjudicate_all(sim.engine, "adj-kim", sim.decide)
     return {"reviews": reviews, "adjudicated": adjudicated}
-
-
-def work_in_shuffled_turns(engine: Engine, reviewer_ids: Sequence[str],
-                           answer: Callable[[str, dict[str, Any]], Submission],
-                           rng: np.random.Generator) -> int:
-    """Reviewers take turns (one task each per round) until none gets a task, in an
-    order ``rng`` draws afresh each round; returns the number of reviews.
-
-    Consecutive claims fill one task's panel, so in a fixed order the same reviewers
-    always share a panel: six reviewers with panels of three would split into two
-    fixed triples, and half the tasks would be labelled by the three weakest alone.
-    Rotating the order by one each round still leaves panels of neighbours on one
-    circle (reviewers three apart never meet); a fresh order puts every reviewer with
-    every other, as a real queue serving people who arrive at random does."""
-    ids = list(reviewer_ids)
-    total = 0
-    while True:
-        order = [ids[i] for i in rng.permutation(len(ids))]
-        progressed = sum(work_queue(engine, rid, functools.partial(answer, rid), max_tasks=1)
-                         for rid in order)
-        total += progressed
-        if not progressed:
-            return total
