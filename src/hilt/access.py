@@ -247,9 +247,7 @@ def set_reviewer_active(session: Session, reviewer_id: str, active: bool, *,
     # This process refuses their tokens and sessions at once (and again after the commit,
     # so a request that authenticated in between is not remembered); others within
     # HILT_AUTH_CACHE_S (see _RECENT).
-    from hilt.access_tokens import forget_recent_now_and_on_commit
-
-    forget_recent_now_and_on_commit(session)
+    forget_recent(session)
     result = {"reviewer": reviewer_id, "active": active, "was_active": before,
               "sessions_ended": sessions_ended, "leases_ended": leases_ended}
     audit.append(session, actor=actor,
@@ -357,11 +355,13 @@ _RECENT_MAX = 10_000
 _TOKEN, _SESSION = "token:", "session:"
 
 
-def forget_recent_principals() -> None:
-    """Forget every remembered token and session: after a change to who may do what
-    (a revocation, a new expiry, a deactivation), this process looks each one up
-    again."""
+def forget_recent(session: Session) -> None:
+    """Forget every remembered token and session after a change to who may do what (a
+    revocation, a new expiry, a deactivation) in ``session``: this process looks each one
+    up again. Now, and again once the change commits: a request that authenticated in
+    between (reading the token as it was before the commit) must not stay remembered."""
     _RECENT.clear()
+    sa.event.listen(session, "after_commit", lambda _s: _RECENT.clear(), once=True)
 
 
 def recent_principal(secret: str) -> Principal | None:

@@ -141,26 +141,17 @@ def _token_for_update(session: Session, token_id: str) -> TokenRow:
     return found
 
 
-def forget_recent_now_and_on_commit(session: Session) -> None:
-    """Empty this process's cache of recent principals now and again once the change
-    commits: a request that authenticated between the two (reading the token as it was
-    before the commit) must not keep it remembered."""
-    from hilt.access import forget_recent_principals
-
-    forget_recent_principals()
-    sa.event.listen(session, "after_commit", lambda _s: forget_recent_principals(),
-                    once=True)
-
-
 def revoke_token(session: Session, token_id: str, *, actor: str = "cli") -> dict[str, Any]:
     """Revoke a token: this process refuses it at once, others within
     ``HILT_AUTH_CACHE_S``. A token already revoked is left as it is (its revocation time
     and the audit log unchanged). Returns its :func:`token_fields` and ``changed``."""
+    from hilt.access import forget_recent
+
     row = _token_for_update(session, token_id)
     changed = row.revoked_at is None
     if changed:
         row.revoked_at = utcnow()
-        forget_recent_now_and_on_commit(session)
+        forget_recent(session)
         audit.append(session, actor=actor, action="token.revoke",
                      entity_type="api_token", entity_id=token_id, payload={})
     return {**token_fields(row), "changed": changed}
@@ -180,6 +171,8 @@ def set_token_expiry(session: Session, token_id: str, expires_in: timedelta | No
     revoked token is refused (``Conflict``): a revocation is final. A token that has
     already expired may be given a new lifetime; ``was_expired`` says it was. Returns
     its :func:`token_fields`, ``previous_expires_at`` and ``was_expired``."""
+    from hilt.access import forget_recent
+
     if expires_in is not None:
         check_token_lifetime(expires_in)
     row = _token_for_update(session, token_id)
@@ -192,7 +185,7 @@ def set_token_expiry(session: Session, token_id: str, expires_in: timedelta | No
     row.expires_at = now + expires_in if expires_in is not None else None
     # A process remembers a token no longer than its expiry as it was read: a shorter
     # one must be seen at once.
-    forget_recent_now_and_on_commit(session)
+    forget_recent(session)
     audit.append(session, actor=actor, action="token.expire", entity_type="api_token",
                  entity_id=token_id, payload={
                      "expires_at": _iso(row.expires_at),
