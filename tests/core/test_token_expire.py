@@ -6,7 +6,6 @@ more when it commits."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -30,24 +29,8 @@ from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import TokenRow
+from tests.core.conftest import Clock
 from tests.ops.climain import run_main
-
-Clock = Callable[[float], None]
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Moves the "now" of hilt.access and hilt.access_tokens on by the given seconds."""
-    offset = [0.0]
-    real_now = hilt.access.utcnow
-    for module in (hilt.access, hilt.access_tokens):
-        monkeypatch.setattr(module, "utcnow",
-                            lambda: real_now() + timedelta(seconds=offset[0]))
-
-    def advance(seconds: float) -> None:
-        offset[0] += seconds
-
-    return advance
 
 
 def _token(engine: Engine, expires_in: timedelta | None) -> tuple[str, str]:

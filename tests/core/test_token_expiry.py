@@ -40,27 +40,8 @@ from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import TokenRow, WebSessionRow
 from tests.conftest import migrated_sqlite
+from tests.core.conftest import Clock
 from tests.ops.climain import run_main
-
-Clock = Callable[[float], None]
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Moves the "now" of hilt.access and hilt.access_tokens (wall clock and the cache's
-    monotonic clock) on by the given seconds."""
-    offset = [0.0]
-    real_now, real_monotonic = hilt.access.utcnow, time.monotonic
-    for module in (hilt.access, hilt.access_tokens):
-        monkeypatch.setattr(module, "utcnow",
-                            lambda: real_now() + timedelta(seconds=offset[0]))
-    monkeypatch.setattr(hilt.access.time, "monotonic",
-                        lambda: real_monotonic() + offset[0])
-
-    def advance(seconds: float) -> None:
-        offset[0] += seconds
-
-    return advance
 
 
 def _token(engine: Engine, expires_in: timedelta | None, *, role: str = "service",
