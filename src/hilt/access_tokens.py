@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from hilt.canonical import sha256_hex
 from hilt.errors import Conflict, InputError, NotFound
 from hilt.store import audit
+from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow, TokenRow
 
@@ -226,11 +227,27 @@ def token_fields(row: TokenRow, now: datetime | None = None) -> dict[str, Any]:
             "revoked": row.revoked_at is not None, "revoked_at": _iso(row.revoked_at)}
 
 
+# Oldest first; tokens made in the same instant by id, so that pages never overlap.
+TOKEN_ORDER = keyset((TokenRow.created_at, False), (TokenRow.id, False))
+
+
+def token_rows(session: Session, *, limit: int | None = None,
+               after: str | None = None) -> list[TokenRow]:
+    """Tokens in :data:`TOKEN_ORDER`: all of them, or ``limit`` after the cursor
+    ``after`` (``TOKEN_ORDER.cursor`` of the previous page's last token)."""
+    q = sa.select(TokenRow)
+    if after:
+        q = q.where(TOKEN_ORDER.after(after))
+    q = q.order_by(*TOKEN_ORDER.order_by())
+    if limit is not None:
+        q = q.limit(limit)
+    return list(session.execute(q).scalars())
+
+
 def list_tokens(session: Session) -> list[dict[str, Any]]:
     """Every token, oldest first, as :func:`token_fields`."""
     now = utcnow()
-    rows = session.execute(sa.select(TokenRow).order_by(TokenRow.created_at)).scalars()
-    return [token_fields(r, now) for r in rows]
+    return [token_fields(r, now) for r in token_rows(session)]
 
 
 # --- last use ---------------------------------------------------------------------------

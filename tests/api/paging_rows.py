@@ -1,5 +1,5 @@
 """Rows for the paged lists (jobs, webhook deliveries, drift alerts, pending
-adjudications, a reviewer's reviews), many of them sharing one sort key: ties are where
+adjudications, a reviewer's reviews, API tokens), many of them sharing one sort key: ties are where
 paging by key goes wrong. Each ``seed_*`` stores its rows and returns them as
 ``(id, fields)`` in the order the list shows them, computed here from the key."""
 
@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hilt.review import tasks
 from hilt.review.rubrics import load_rubric_file, publish_rubric
 from hilt.store.db import transaction
+from hilt.store.tables.core import TokenRow
 from hilt.store.tables.drift import DriftAlertRow
 from hilt.store.tables.ops import JobRow, WebhookDeliveryRow, WebhookSubscriptionRow
 from hilt.store.tables.review import ReviewRow, ReviewTaskRow
@@ -143,4 +145,21 @@ def seed_reviews(engine: Engine, reviewer: str) -> Listed:
                                     submitted_at=when))
                     if who == reviewer:
                         rows.append(((_newest_first(when),), review_id, {}))
+    return _ordered(rows)
+
+
+def seed_tokens(engine: Engine) -> Listed:
+    """Tokens made at a few shared instants after the ones the test client holds (which
+    come first: the list is oldest first)."""
+    with transaction(engine) as s:
+        held = s.execute(sa.select(TokenRow.created_at, TokenRow.id)).all()
+        rows: list[tuple[tuple[Any, ...], str, dict[str, Any]]] = [
+            ((when,), token_id, {}) for when, token_id in held]
+        for when, n in zip(INSTANTS, TIED, strict=True):
+            for k in range(n):
+                token_id = _hex_id("tk")
+                s.add(TokenRow(id=token_id, token_hash=uuid.uuid4().hex * 2,
+                               role=("service", "lead")[k % 2], name=f"t{k}",
+                               created_at=when))
+                rows.append(((when,), token_id, {}))
     return _ordered(rows)

@@ -25,6 +25,7 @@ from tests.api.paging_rows import (
     seed_jobs,
     seed_pending,
     seed_reviews,
+    seed_tokens,
 )
 
 
@@ -45,6 +46,7 @@ ENDPOINTS = {
                               500),
     "reviews": Endpoint("/v1/reviews/mine", "reviewer", "review_id",
                         lambda engine: seed_reviews(engine, "reviewer-1"), 500),
+    "tokens": Endpoint("/v1/tokens", "admin", "id", seed_tokens, 1000),
 }
 
 
@@ -134,6 +136,7 @@ BAD = {
     "deliveries": ["nonsense", "99999999999999999999~x_1", "1.5~x_1", "x~x_1", "5~",
                    "5~a\x00b", "\u0663~x_1", " 5~x_1"],
     "adjudications": ["nonsense", "NaN~x_1", "x~x_1", "1.5~", "1.5~a\x00b"],
+    "tokens": TIME_ID,
     "alerts": ["nonsense", "2030-01-01T12:00:00Z~label_shift", "2030-01-01T12:00:00Z~~x_1",
                "x~label_shift~x_1", "2030-01-01T12:00:00~label_shift~x_1",
                "2030-01-01T12:00:00Z~label_shift~"],
