@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, StrictBool, ValidationError
 
 from hilt.errors import InputError
 from hilt.jsonl import non_finite_path
@@ -26,7 +26,9 @@ FACT_KEYS = ("versions", "lineage", "records")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict types too: `records: true` or `objective_terms: {sft: "1"}` must not be
+    # recorded as 1 and 1.0 (a float field still takes an integer)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Versions(_Strict):
@@ -78,7 +80,7 @@ class DatasetVersionRecord(_Strict):
     id: str
     name: str | None = None
     kind: str | None = None
-    records: int | None = None
+    records: NonNegativeInt | None = None
     built_by: str | None = None
     approved_by: str | None = None
     filters: list[str] | dict[str, Any] | None = None

@@ -62,7 +62,9 @@ def judgment_table(items: Sequence[SuiteItem], responses: Mapping[str, Mapping[s
 def columns_from_table(table: Mapping[str, Sequence[Any]]) -> Columns:
     """numpy columns for :func:`hilt.evals.metrics.compute_metrics`."""
     columns: dict[str, np.ndarray] = {
-        "slice": np.asarray(table["slice"], dtype=str),
+        # object, not numpy's fixed-width text, which drops trailing NUL characters:
+        # slice "x\0" would be counted as slice "x"
+        "slice": np.asarray(table["slice"], dtype=object),
         "expect_refuse": np.asarray([e == "refuse" for e in table["expect"]], dtype=bool),
     }
     for side in SIDES:

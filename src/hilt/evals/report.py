@@ -110,6 +110,11 @@ def check_out_dir(out_dir: str | Path) -> Path:
     from hilt.train.manifest import check_out_parent
 
     out = Path(out_dir)
+    try:
+        out.resolve(strict=False)
+    except (RuntimeError, OSError) as exc:  # a symbolic link loop (RuntimeError in 3.11)
+        raise InputError(f"cannot be resolved: {exc}", file=str(out),
+                         field="--out") from None
     for place in (out, *out.parents):
         if place.exists():
             if not place.is_dir():

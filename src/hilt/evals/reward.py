@@ -2,9 +2,10 @@
 
 Each suite item is scored twice with the same reward model, ``r(x, y_cand)`` and
 ``r(x, y_ref)``; the win-rate (:mod:`hilt.evals.metrics`, ``rm_win_rate``) is the share of
-prompts with ``r(x, y_cand) > r(x, y_ref)``, ties counting one half, with a percentile
-bootstrap interval over prompts. Under the Bradley–Terry model the RM was trained with
-(Bradley & Terry 1952; Ouyang et al. 2022), ``σ(r_cand − r_ref)`` is the modelled
+prompts with ``r(x, y_cand) > r(x, y_ref)``, ties counting one half, with a Wilson
+interval on that score (records before metrics version 2: a percentile bootstrap).
+Under the Bradley–Terry model the RM was trained with (Bradley & Terry 1952; Ouyang et
+al. 2022), ``σ(r_cand − r_ref)`` is the modelled
 probability that a labeller prefers the candidate, so a win-rate near 1/2 means "no
 preferred change" and one below 1/2 a regression the RM can see — a proxy, which is why
 the human review sample exists beside it.
