@@ -48,12 +48,12 @@ def _rebuilt(parent: dict[str, Any], edit: Any = None, settings: Any = None,
 
 
 def _loosened(policy: dict[str, Any]) -> None:
-    """No sign-offs, no lineage rules, every limit raised to 1."""
+    """No sign-offs, no lineage rules, every limit raised to 0.99."""
     policy["signoffs"], policy["lineage"] = [], None
     for behaviour in policy["behaviours"]:
         for criterion in behaviour["criteria"]:
             if criterion["kind"] in ("max_delta", "ceiling"):
-                criterion["max"] = 1.0
+                criterion["max"] = 0.99
 
 
 def _one_owner(policy: dict[str, Any]) -> None:

@@ -97,16 +97,18 @@ def verify(decision: DecisionArg,
                                     "recorded paths (suites/a/x.jsonl, a/x.jsonl, "
                                     "x.jsonl)")] = None,
            chain: Annotated[bool, typer.Option(
-               "--chain", help="for a decision file that supersedes another: also check "
-                               "each link of its supersedes chain against the store "
+               "--chain", help="for a decision file that supersedes another or carries "
+                               "sign-offs: also check each link of its supersedes chain, "
+                               "and that each sign-off was recorded, against the store "
                                "(--db or the configured database)")] = False,
            db: DbOption = None) -> None:
     """Recompute the decision from its stored inputs; exit 0 if it agrees, 1 if not.
 
     A stored decision (a hash) is also compared with its row's columns (outcome,
     policy, suite, candidate, reference, supersedes), and each link of its supersedes
-    chain is checked. A decision file is checked alone unless --chain is given; its
-    result then says ``chain: not checked``.
+    chain is checked, each sign-off against its gate_signoffs row. A decision file is
+    checked alone unless --chain is given; its result then says ``chain: not checked``
+    when it supersedes another or carries sign-offs.
 
     With --inputs the files the record names must still hold their recorded sha256 and
     say what the record says (items, file judgments, flags, rewards). Each is looked
@@ -117,6 +119,7 @@ def verify(decision: DecisionArg,
     from hilt.errors import InputError
     from hilt.evals.recheck import check_inputs
     from hilt.gate.decision import verify as verify_record
+    from hilt.gate.signoff_rows import carries_signoffs
 
     if inputs_dir is not None:
         if not inputs_dir.is_dir():
@@ -130,11 +133,14 @@ def verify(decision: DecisionArg,
         record = _load(str(path), db)
         report = verify_record(record)
         result = report.as_dict()
-        if isinstance(record.get("supersedes"), str) and chain:
+        # sign-offs are recorded in the store alone, so a record carrying any has a
+        # chain to check even when it names no record it supersedes
+        has_chain = isinstance(record.get("supersedes"), str) or carries_signoffs(record)
+        if has_chain and chain:
             problems = _file_chain(record, db)
             result.update(chain="checked", ok=result["ok"] and not problems,
                           problems=[*result["problems"], *problems])
-        elif isinstance(record.get("supersedes"), str):
+        elif has_chain:
             result["chain"] = "not checked (give --chain to check it against the store)"
     else:
         from hilt.gate.store import verify_stored

@@ -65,7 +65,9 @@ reported on the contract card only (not gated).
 Numbers (``max``, ``min``, ``alpha``, ``count``) must be numbers: YAML reads ``max: yes``
 as a boolean, which would be the limit 1 and turn the criterion off, and ``max:
 "0.02"`` is text; both are refused, as are ``.nan`` and ``.inf``. Switches
-(``require_consent``…) must be booleans.
+(``require_consent``…) must be booleans. Limits are fractions: one the bound can never
+cross (``max: 3`` on a delta or a rate, ``min: 0`` on a floor) is refused, as it would
+never block (or always block).
 """
 
 from __future__ import annotations
@@ -174,6 +176,16 @@ class Criterion(_Strict):
             data.pop("min_n", None)
         return data
 
+    @field_validator("slices", mode="before")
+    @classmethod
+    def _list_or_each(cls, value: Any) -> Any:
+        # `slices: all` is a natural slip for `[all]`; the union's own message names a
+        # type, not the field, and does not say that 'each' is the one word allowed
+        if isinstance(value, str) and value != "each":
+            raise ValueError(f"must be a list of slice names ([{value}]) or 'each', not "
+                             f"the text {value!r}")
+        return value
+
     @field_validator("slices")
     @classmethod
     def _some_slice(cls, value: list[str] | str) -> list[str] | str:
@@ -216,6 +228,30 @@ class Criterion(_Strict):
                     f"{name!r} does not apply to a {self.kind} criterion, which reads "
                     f"{' and '.join(reads)} ({name} is read by {by}); remove it or "
                     "change the kind", (name,), relative=True)
+        return self
+
+
+    @model_validator(mode="after")
+    def _limit_reachable(self, info: ValidationInfo) -> Criterion:
+        """Refuse a limit the bound can never cross: rates lie in [0, 1] and deltas in
+        [-1, 1], so ``max: 3`` (3 points meant as 0.03) would never block and ``min: 0``
+        on a floor neither. Policies read back from records are judged as they were
+        made."""
+        if info.context and info.context.get(RECORDED):
+            return self
+        low, what = (-1.0, "a delta of two rates") if self.kind == "max_delta" \
+            else (0.0, f"{'a win-rate' if self.metric == WIN_RATE else 'a rate'}")
+        name, limit = ("min", self.min) if self.kind == "floor" else ("max", self.max)
+        if limit is None:
+            return self
+        never = limit <= low if name == "min" else limit >= 1.0
+        always = limit > 1.0 if name == "min" else limit < low
+        if never or always:
+            effect = "never block" if never else "block every candidate"
+            raise LocatedError(
+                f"{name}: {limit:g} is out of reach: {what} lies between {low:g} and 1 "
+                f"(rates are fractions: 0.03 for 3 points), so the criterion would "
+                f"{effect}", (name,), relative=True)
         return self
 
 
@@ -314,6 +350,40 @@ class GatePolicy(_Strict):
                     raise LocatedError(f"criterion id {criterion.id!r} is used twice",
                                        ("behaviours", i, "criteria", j, "id"))
                 seen.add(criterion.id)
+        return self
+
+    @model_validator(mode="after")
+    def _names_tell_apart(self, info: ValidationInfo) -> GatePolicy:
+        """Refuse names a reason or a sign-off could not tell apart: a blank sign-off role
+        no one can sign (the decision would block for good), a role required twice
+        (``count: 2`` says it), two behaviours of one name, a blank criterion id.
+        Policies read back from records are judged as they were made."""
+        if info.context and info.context.get(RECORDED):
+            return self
+        roles: set[str] = set()
+        for i, need in enumerate(self.signoffs):
+            if not need.role.strip():
+                raise LocatedError("a sign-off role must not be blank: no one could sign "
+                                   "it, so the decision would block for good",
+                                   ("signoffs", i, "role"))
+            if need.role in roles:
+                raise LocatedError(f"role {need.role!r} is required twice; write one entry "
+                                   "with count (e.g. {role: " + need.role + ", count: 2})",
+                                   ("signoffs", i, "role"))
+            roles.add(need.role)
+        names: set[str] = set()
+        for i, behaviour in enumerate(self.behaviours):
+            if not behaviour.name.strip() or behaviour.name in names:
+                raise LocatedError(f"behaviour name {behaviour.name!r} is "
+                                   + ("blank" if not behaviour.name.strip() else
+                                      "used twice") + ": reasons and the contract card "
+                                   "name behaviours by it", ("behaviours", i, "name"))
+            names.add(behaviour.name)
+            for j, criterion in enumerate(behaviour.criteria):
+                if not criterion.id.strip():
+                    raise LocatedError("a criterion id must not be blank: reasons name "
+                                       "criteria by it",
+                                       ("behaviours", i, "criteria", j, "id"))
         return self
 
     def as_dict(self) -> dict[str, Any]:

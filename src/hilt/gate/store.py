@@ -239,8 +239,10 @@ def _refuse_underived(session: Session, parent: GateDecisionRow,
 def chain_problems(session: Session, record: dict[str, Any]) -> list[str]:
     """Each link of a stored record's supersedes chain that is not derived from the
     record before it (:func:`hilt.gate.derivation.derivation_problems`), back to the
-    first record; a returned label must name a final label of its sampled event."""
+    first record; a returned label must name a final label of its sampled event, and a
+    sign-off its ``gate_signoffs`` row (:mod:`hilt.gate.signoff_rows`)."""
     from hilt.gate.derivation import changed_labels, derivation_problems
+    from hilt.gate.signoff_rows import first_record_signoffs, unrecorded_link_signoffs
 
     problems: list[str] = []
     child, seen = record, {record.get("hash")}
@@ -252,11 +254,15 @@ def chain_problems(session: Session, record: dict[str, Any]) -> list[str]:
         parent = dict(row.record)
         found = derivation_problems(parent, child)
         if not found:
-            found = _unreturned_labels(session, parent, changed_labels(parent, child))
+            found = (_unreturned_labels(session, parent, changed_labels(parent, child))
+                     + unrecorded_link_signoffs(session, parent, child))
         problems += [f"supersedes chain, record {str(child.get('hash'))[:12]}: {p}"
                      for p in found]
         seen.add(row.hash)
         child = parent
+    if child.get("supersedes") is None:
+        problems += [f"supersedes chain, record {str(child.get('hash'))[:12]}: {p}"
+                     for p in first_record_signoffs(child)]
     return problems
 
 
