@@ -64,7 +64,8 @@ def test_badinput_review_non_finite_threshold_names_file_line_and_field(
 def test_badinput_review_non_finite_value_in_a_list_is_named_by_its_place(
         tmp_path: Path) -> None:
     rules = tmp_path / "r.yaml"
-    rules.write_text(RULES.replace("score: guardrail", "field: context.source")
+    rules.write_text(RULES.replace("score: guardrail\n      {op}",
+                                   "field: context.source\n      {op}")
                      .replace("{op}", "in").replace("{value}", "[a, .nan]"))
     exc = _error(tmp_path, "escalation", "backtest", str(rules))
     assert (exc.line, exc.field) == (10, "rules.1.when.in.1")

@@ -30,6 +30,7 @@ from hilt.review.rules import (
     severity_number,
 )
 from hilt.review.tasks import insert_tasks, task_row, unanswerable_questions
+from hilt.review.triage import as_utc
 from hilt.review.yamlio import load_yaml
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
@@ -216,7 +217,7 @@ def apply_active_rules(session: Session, events: list[FeedbackEvent], *, actor: 
     if active is None or not events:
         return 0
     rule_set, version = active
-    now = now or utcnow()
+    now = as_utc(now or utcnow())  # deadlines are UTC hours from now (hilt.review.triage)
     unc_key = rule_set.defaults.uncertainty_score
     rows = []
     unanswerable: list[list[Any]] = []

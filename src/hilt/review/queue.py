@@ -34,6 +34,7 @@ from hilt.errors import Conflict, Forbidden, NotFound
 from hilt.review.eligibility import eligible_work
 from hilt.review.gold import SERVED_SQL
 from hilt.review.tasks import new_id
+from hilt.review.triage import as_utc
 from hilt.store import audit
 from hilt.store.tables.base import UTCDateTime, utcnow
 from hilt.store.tables.core import ReviewerRow
@@ -168,7 +169,7 @@ def claim_next(session: Session, reviewer_id: str, *, now: datetime | None = Non
     """Lease the reviewer's next task, or ``None`` when nothing is available (``draw``,
     in [0, 1), decides a gold item against ``config.gold_rate``; by default from
     ``rng``)."""
-    now = now or utcnow()
+    now = as_utc(now or utcnow())
     # Core statements on the session's connection: no ORM work on the hot path.
     who = session.connection().execute(_REVIEWER, {"rid": reviewer_id, "now": now}).first()
     if who is None:
@@ -228,7 +229,7 @@ def check_may_work(session: Session, reviewer_id: str) -> None:
 def heartbeat(session: Session, task_id: str, reviewer_id: str, *,
               now: datetime | None = None, config: QueueConfig = QueueConfig()) -> datetime:
     """Extend an unexpired lease; returns the new expiry."""
-    now = now or utcnow()
+    now = as_utc(now or utcnow())
     check_may_work(session, reviewer_id)
     row = _active_assignment(session, task_id, reviewer_id)
     if row.status == "cancelled":
@@ -255,7 +256,7 @@ def _free_slots(session: Session, task_counts: dict[str, int]) -> None:
 def release(session: Session, task_id: str, reviewer_id: str, *,
             now: datetime | None = None) -> None:
     """Give a leased task back unanswered (the reviewer will not be offered it again)."""
-    now = now or utcnow()
+    now = as_utc(now or utcnow())
     row = _active_assignment(session, task_id, reviewer_id)
     if row.status != "active":
         raise Conflict(f"task {task_id} is not leased to {reviewer_id} (lease {row.status})")
@@ -268,7 +269,7 @@ def release(session: Session, task_id: str, reviewer_id: str, *,
 def expire_leases(session: Session, now: datetime | None = None, *, actor: str = "queue"
                   ) -> int:
     """Return the slots of every lease past its expiry; returns how many expired."""
-    now = now or utcnow()
+    now = as_utc(now or utcnow())
     a = AssignmentRow
     expired = session.execute(
         sa.update(a).where(a.status == _ACTIVE, a.lease_expires_at <= now)
@@ -300,7 +301,7 @@ def end_reviewer_leases(session: Session, reviewer_id: str, *, actor: str, reaso
     """End every active lease of a reviewer who may no longer work (suspended,
     deactivated) and return the slots to the queue; returns how many ended. Each ends as
     ``released`` with a ``task.lease_revoked`` audit entry."""
-    now = now or utcnow()
+    now = as_utc(now or utcnow())
     a = AssignmentRow
     ended = session.execute(
         sa.update(a).where(a.reviewer_id == reviewer_id, a.status == _ACTIVE)

@@ -21,8 +21,12 @@ Conditions (combine with ``all``, ``any``, ``not``):
 Refused, with file, line and field: empty lists (``all: []`` would hold for every event,
 ``any: []`` for none), empty keywords or patterns (they match every text), booleans where
 a number belongs (YAML reads ``yes`` as true: ``audit_rate: yes`` is not 1.0), numbers
-that are not finite (``gte: .nan`` is never crossed, and could not be published) and a
-rule name used twice.
+that are not finite (``gte: .nan`` is never crossed, and could not be published), a
+rule name used twice, and comparisons that no event can pass or that would be ignored:
+a ``field`` path no event has (``context.sorce``, ``responses.0.text``), ``exists``
+beside another comparison, a bound on text, a list or a time, and ``eq``/``ne``/``in``
+values of another type than the value read (``eq: "0.5"`` or ``eq: true`` on a score,
+``eq: 2`` on the text ``context.model_version``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from hilt.errors import InputError
+from hilt.events.paths import path_kind
 from hilt.jsonl import non_finite_path
 from hilt.review.aggregation import AdjudicationPolicy
 from hilt.review.text_checks import Name
@@ -66,6 +71,30 @@ def check_sla_hours(value: float | None, field: str = "sla_hours") -> None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+_KIND_WORDS = {"number": "a number", "text": "text", "time": "a time", "boolean":
+               "a boolean", "list": "a list", "object": "an object", "any": "any value"}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | dict):
+        return _KIND_WORDS["list" if isinstance(value, list) else "object"]
+    return f"a {type(value).__name__}"
+
+
+def _same_kind(kind: str, value: Any) -> bool:
+    """Whether a value of ``kind`` read from an event can equal ``value`` (a time, read
+    as a datetime, equals no value a rule file can give)."""
+    if kind == "any":
+        return True
+    return _kind_of(value) == _KIND_WORDS[kind] and kind != "time"
 
 
 class Condition(_Strict):
@@ -99,14 +128,15 @@ class Condition(_Strict):
                              "in, exists)")
         if heads[0] not in ("score", "field") and ops:
             raise ValueError(f"comparisons belong to 'score' or 'field', not '{heads[0]}'")
-        for pattern in self.regex or []:
+        for i, pattern in enumerate(self.regex or []):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+                raise FieldError(f"bad regex {pattern!r}: {exc}", ("regex", i)) from None
         # Versions stored before these checks still load (and evaluate as published).
         if not (info.context or {}).get("stored"):
             self._refuse_empty()
+            self._refuse_never_compared()
         return self
 
     def _refuse_empty(self) -> None:
@@ -128,6 +158,51 @@ class Condition(_Strict):
             path = non_finite_path(getattr(self, name))
             if path is not None:
                 raise FieldError("must be a finite number", (name.removesuffix("_"), *path))
+
+    def _refuse_never_compared(self) -> None:
+        """Comparisons the value read can never pass or that would be ignored: ``exists``
+        beside another comparison (``exists`` alone decides), a path no event has, a
+        bound on text, a list or a time, and ``eq``/``ne``/``in`` values of another type
+        than the value (a score is a number, so ``eq: "0.5"`` never holds and ``eq:
+        true`` equals 1.0; ``context.model_version`` is text, so ``eq: 2`` needs quotes).
+        Each would route events without a word of warning."""
+        if self.exists is not None:
+            other = next((o for o in (*_OPS, "in_") if getattr(self, o) is not None), None)
+            if other is not None:
+                raise FieldError(f"'exists' decides on its own: '{other.removesuffix('_')}' "
+                                 "beside it would be ignored; give each its own condition "
+                                 "under 'all'", ("exists",))
+        if self.field is not None:
+            try:
+                kind = path_kind(self.field)
+            except ValueError as exc:
+                raise FieldError(str(exc), ("field",)) from None
+            target = self.field
+        elif self.score is not None:
+            kind, target = "number", f"scores.{self.score}"
+        else:
+            return
+        for op in _OPS[:4]:
+            if getattr(self, op) is not None and kind not in ("number", "any"):
+                raise FieldError(f"{target!r} holds {_KIND_WORDS[kind]}, which '{op}' (a "
+                                 "number) never bounds", (op,))
+        if self.in_ is not None and kind in ("list", "object"):
+            raise FieldError(f"{target!r} holds {_KIND_WORDS[kind]}: 'in' would ask "
+                             "whether the whole of it is one of the entries; compare it "
+                             "with 'eq' or test it with 'exists'", ("in",))
+        for name in ("eq", "ne", "in_"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            key = name.removesuffix("_")
+            values = enumerate(value) if name == "in_" else [(None, value)]
+            for i, item in values:
+                if not _same_kind(kind, item):
+                    raise FieldError(
+                        f"{target!r} holds {_KIND_WORDS[kind]}, and {item!r} is "
+                        f"{_kind_of(item)}: they are never equal"
+                        + (" (quote it in YAML to make it text)" if kind == "text" else ""),
+                        (key,) if i is None else (key, i))
 
     @cached_property
     def _patterns(self) -> list[re.Pattern[str]]:

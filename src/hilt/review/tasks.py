@@ -34,7 +34,7 @@ from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import get_version, parse_ref, spec_of
 from hilt.review.rules import DEFAULT_SLA_HOURS, MAX_OVERLAP, SEVERITIES, check_sla_hours
 from hilt.review.text_checks import check_name, check_names, refuse_nul
-from hilt.review.triage import TriageConfig, priority
+from hilt.review.triage import TriageConfig, as_utc, priority
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
@@ -70,6 +70,7 @@ def task_row(*, event_id: str, pool: str, severity: int, rubric_id: str, rubric_
              policy: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
              config: TriageConfig = TriageConfig()) -> dict[str, Any]:
     """The column values of a new open task (plain dict, for bulk inserts)."""
+    now = as_utc(now)  # the deadline is now plus hours: in UTC, whatever the caller's zone
     hours = sla_hours if sla_hours is not None else DEFAULT_SLA_HOURS[severity]
     prov = provenance or {}
     return {

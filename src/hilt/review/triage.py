@@ -46,7 +46,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -149,8 +149,16 @@ def priority(severity: int, hours_left: float, uncertainty: float, reach: int,
             + config.w_reach * reach_term)
 
 
+def as_utc(now: datetime) -> datetime:
+    """``now`` as a UTC time (a naive one is UTC, as stored times are). Deadlines are
+    ``now`` plus hours; added to a local time with a zone (``ZoneInfo``), Python moves
+    its wall clock, so a window over a daylight-saving change would be an hour long or
+    short, and a naive time cannot be compared with the stored aware ones at all."""
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
 def hours_left(due: datetime, now: datetime) -> float:
-    return (due - now).total_seconds() / 3600.0
+    return (as_utc(due) - as_utc(now)).total_seconds() / 3600.0
 
 
 def overdue_hours(sla_due_at: datetime, sla_breached_at: datetime | None, now: datetime
@@ -167,6 +175,7 @@ def refresh_priorities(session: Session, now: datetime,
                        config: TriageConfig = TriageConfig()) -> int:
     """Recompute the priority of every open task (urgency grows as deadlines near, and
     stays at its overdue value once a task has missed its SLA)."""
+    now = as_utc(now)
     rows = session.execute(sa.select(
         ReviewTaskRow.id, ReviewTaskRow.severity, ReviewTaskRow.sla_due_at,
         ReviewTaskRow.sla_breached_at, ReviewTaskRow.uncertainty, ReviewTaskRow.reach)
@@ -245,6 +254,7 @@ def cluster_key(task: ReviewTaskRow) -> tuple[Any, ...]:
 def cluster_open_tasks(session: Session, now: datetime, *, actor: str = "triage",
                        config: TriageConfig = TriageConfig()) -> int:
     """Cluster near-duplicate open tasks; returns how many tasks became members."""
+    now = as_utc(now)
     t = ReviewTaskRow
     rows = session.execute(
         sa.select(t, EventRow.payload).join(EventRow, EventRow.id == t.event_id)
@@ -345,6 +355,7 @@ def record_sla_breaches(session: Session, now: datetime, *, actor: str = "triage
     is not taken up again. ``sla_breached_at`` keeps the first deadline missed; the
     task's urgency stays at its overdue value from then on.
     """
+    now = as_utc(now)
     t = ReviewTaskRow
     late = session.execute(sa.select(t).where(
         t.status.in_(("open", "needs_adjudication")), t.sla_due_at < now,
@@ -392,6 +403,7 @@ def run_triage(session: Session, now: datetime, *, actor: str = "triage",
     ``sla_repeat_breaches`` escalated tasks that missed their escalated deadline too."""
     from hilt.review.queue import expire_leases
 
+    now = as_utc(now)
     expired = expire_leases(session, now, actor=actor)
     clustered = cluster_open_tasks(session, now, actor=actor, config=config)
     breached = record_sla_breaches(session, now, actor=actor, config=config)

@@ -39,6 +39,7 @@ from hilt.review.reviews import (
     submit_review,
 )
 from hilt.review.tasks import new_id
+from hilt.review.triage import as_utc
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.pg_statements import Statements
@@ -62,7 +63,8 @@ def next_task(engine: Engine, reviewer_id: str, *, config: QueueConfig = QueueCo
               with_view: bool = False) -> NextTask | None:
     """Lease the reviewer's next task (or resume their unexpired lease, per ``config``);
     ``None`` when nothing is available."""
-    return _next_task(engine, reviewer_id, config, now or utcnow(), (rng or random).random(),
+    return _next_task(engine, reviewer_id, config, as_utc(now or utcnow()),
+                      (rng or random).random(),
                       with_view)
 
 
@@ -103,7 +105,8 @@ def submit(engine: Engine, task_id: str, reviewer_id: str, submission: Submissio
            ) -> SubmitResult:
     """Record the reviewer's review of a task they hold; resolves the task when its k-th
     review arrives."""
-    now = now or utcnow()
+    # a lease is now plus seconds: in UTC, so a daylight-saving change cannot stretch it
+    now = as_utc(now or utcnow())
     if _postgres(engine):
         done = _submit_fast(engine, task_id, reviewer_id, submission, now, aggregator)
         if done is not None:
@@ -128,7 +131,8 @@ def submit_and_next(engine: Engine, task_id: str, reviewer_id: str, submission: 
     refused, exactly as by :func:`submit`; nothing is leased if it is refused). On
     PostgreSQL the common case of both is one statement in one transaction
     (:func:`hilt.review.pg_fast.submit_and_claim`)."""
-    now = now or utcnow()
+    # a lease is now plus seconds: in UTC, so a daylight-saving change cannot stretch it
+    now = as_utc(now or utcnow())
     draw = (rng or random).random()
     if _postgres(engine) and draw >= config.gold_rate:
         claim = {"now": now, "expires": now + timedelta(seconds=config.lease_seconds),
@@ -225,7 +229,8 @@ def resolve_complete_tasks(session: Session, now: datetime | None = None, *,
                            limit: int = 500) -> int:
     """Resolve open tasks that have all their reviews (left so by a process that died
     between recording a k-th review and resolving its task); returns how many."""
-    now = now or utcnow()
+    # a lease is now plus seconds: in UTC, so a daylight-saving change cannot stretch it
+    now = as_utc(now or utcnow())
     t = ReviewTaskRow
     ids = session.execute(
         sa.select(t.id).where(t.status == "open", t.is_gold.is_(False),
