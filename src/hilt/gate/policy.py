@@ -331,6 +331,16 @@ class GatePolicy(_Strict):
     signoffs: list[SignoffRequirement] = []
     contract_card: CardPolicy = CardPolicy()
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        # YAML reads `version: 1.10` as the number 1.1: a number is refused with the fix
+        # rather than recorded as another version
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"must be text: quote it (version: \"{value}\"), since YAML "
+                             "reads an unquoted 1.10 as the number 1.1")
+        return value
+
     @field_validator("behaviours")
     @classmethod
     def _something_gated(cls, value: list[Behaviour]) -> list[Behaviour]:
@@ -401,6 +411,12 @@ def policy_from_dict(data: Any, *, file: str = "<policy>",
 
     ``recorded``: the policy is read back from a decision record, which is recomputed
     as it was made: fields a kind does not read are not refused there."""
+    if not isinstance(data, dict):
+        shape = "is empty" if data is None else f"holds a {type(data).__name__}"
+        raise InputError(f"a policy is a mapping of id, version, behaviours, …; this file "
+                         f"{shape}", file=file,
+                         line=line_of(()) if line_of is not None and data is not None
+                         else None)
     try:
         return GatePolicy.model_validate(data, context={RECORDED: recorded})
     except ValidationError as exc:
