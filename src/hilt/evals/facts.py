@@ -159,6 +159,11 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
         raise InputError("must be a finite number (not NaN or infinite)", file=file,
                          field=".".join(str(p) for p in bad) or None,
                          line=line_of(bad) if line_of is not None else None)
+    repeated = _repeated_entry(data)
+    if repeated is not None:
+        where, reason = repeated
+        raise InputError(reason, file=file, field=".".join(str(p) for p in where),
+                         line=line_of(where) if line_of is not None else None)
     out = parsed.model_dump(mode="json", include=set(data) - {"records"},
                             exclude_none=False)
     if "records" in data:
@@ -166,6 +171,34 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
         out["records"] = ({} if parsed.records is None
                           else parsed.records.model_dump(mode="json", exclude_unset=True))
     return out
+
+
+# The lists whose entries are told apart by id (a suite by id and version: two versions
+# of one suite may both be measured on).
+_KEYED_LISTS: tuple[tuple[tuple[str, str], tuple[str, ...]], ...] = (
+    (("lineage", "dataset_versions"), ("id",)), (("records", "suites"), ("id", "version")),
+    (("records", "dataset_versions"), ("id",)), (("records", "training"), ("id",)),
+    (("records", "feedback"), ("id",)))
+
+
+def _repeated_entry(data: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    """The place and reason of the first entry that repeats an earlier one's id: the gate
+    and the contract card would read one of two descriptions of the same thing."""
+    for (section, name), key in _KEYED_LISTS:
+        entries = (data.get(section) or {}).get(name) or []
+        seen: dict[tuple[Any, ...], int] = {}
+        for i, entry in enumerate(entries):
+            ident = tuple(entry.get(k) for k in key)
+            if ident[0] is None:  # a feedback entry without id names nothing
+                continue
+            if ident in seen:
+                shown = " ".join(f"{k} {v!r}" for k, v in zip(key, ident, strict=True)
+                                 if v is not None)
+                return ((section, name, i, "id"),
+                        f"{shown} is listed twice (entries {seen[ident]} and {i}): give "
+                        "each once")
+            seen[ident] = i
+    return None
 
 
 def load_facts(path: str | Path | None) -> dict[str, Any]:
