@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -95,7 +96,8 @@ class HiltClient:
         return totals
 
     def event(self, event_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/v1/events/{event_id}")
+        # quoted whole: an id may hold "/", "?" or "#", which would end the path
+        result: dict[str, Any] = self.request("GET", f"/v1/events/{quote(event_id, safe='')}")
         return result
 
     def health(self) -> dict[str, Any]:

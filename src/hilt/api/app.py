@@ -205,7 +205,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, definition in BODY_DEFINITIONS.items():
         components.setdefault(name, definition)
     for route in api_routes(app):
-        _declared_bodies_only(route, schema["paths"].get(route.path, {}))
+        # path_format: a route with a :path parameter is listed without the convertor
+        _declared_bodies_only(route, schema["paths"].get(route.path_format, {}))
     return schema
 
 

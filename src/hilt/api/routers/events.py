@@ -115,7 +115,8 @@ def _as_event(row: EventRow) -> dict[str, Any]:
             "erased": row.erased_at is not None}
 
 
-@router.get("/{event_id}", responses=declared(StoredEvent))
+# :path: an event id may hold "/" (ids are the caller's own), sent as is or as %2F
+@router.get("/{event_id:path}", responses=declared(StoredEvent))
 def get_event(event_id: str, session: Session = DB,
               who: Principal = Depends(allow("lead", "adjudicator", "service"))
               ) -> dict[str, Any]:
