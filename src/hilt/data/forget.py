@@ -67,7 +67,7 @@ from hilt.data.versions import (
 )
 from hilt.errors import InputError
 from hilt.store import audit
-from hilt.store.db import transaction
+from hilt.store.db import in_transaction_retrying_deadlocks, transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.datasets import DatasetRecordRow, DatasetVersionRow
@@ -326,7 +326,10 @@ def _record_outcome(result: ForgetResult, engine: Engine | None) -> None:
 def forget(engine: Engine, subject_id: str, *, actor: str,
            reason: str = "right to be forgotten") -> ForgetResult:
     """Erase, revoke and flag in one transaction, then delete the files
-    (:func:`delete_files`); ``result.ok`` says whether every one could be."""
-    with transaction(engine) as session:
-        result = erase_subject(session, subject_id, actor=actor, reason=reason)
+    (:func:`delete_files`); ``result.ok`` says whether every one could be. On
+    PostgreSQL, an erasure that a concurrent claim or submit deadlocks with is rolled
+    back whole and run again."""
+    result = in_transaction_retrying_deadlocks(
+        engine, lambda session: erase_subject(session, subject_id, actor=actor,
+                                              reason=reason))
     return delete_files(result, reason, engine=engine)

@@ -19,10 +19,12 @@ with ``hilt init``, a newer one belongs to a newer hilt. Engines that migrate ar
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 import weakref
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -32,6 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilt.config import database_url, env_int
 from hilt.errors import InputError
 from hilt.store import audit, engine_scope
+
+Result = TypeVar("Result")
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext, MigrationInfo
@@ -183,6 +187,33 @@ def transaction(engine: Engine) -> Iterator[Session]:
         with session.begin():
             yield session
         audit.after_commit(session, engine)
+
+
+# PostgreSQL's SQLSTATE for a transaction chosen as a deadlock's victim (rolled back whole).
+DEADLOCK_DETECTED = "40P01"
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    return (isinstance(exc, sa.exc.OperationalError)
+            and getattr(exc.orig, "sqlstate", None) == DEADLOCK_DETECTED)
+
+
+def in_transaction_retrying_deadlocks(engine: Engine, work: Callable[[Session], Result],
+                                      *, attempts: int = 3,
+                                      pause_s: float = 0.05) -> Result:
+    """``work(session)`` in :func:`transaction`, run again (up to ``attempts`` in all,
+    after a short random pause) when PostgreSQL picks it as a deadlock's victim. The
+    victim's transaction was rolled back whole, so a new attempt starts clean; ``work``
+    must do nothing outside the session that a rollback would not undo."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction(engine) as session:
+                return work(session)
+        except sa.exc.OperationalError as exc:
+            if not is_deadlock(exc) or attempt == attempts:
+                raise
+            time.sleep(pause_s * attempt * (1 + random.random()))
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def read_only_engine(engine: Engine) -> Engine:

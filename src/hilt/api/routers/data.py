@@ -156,12 +156,17 @@ def revoke(version_id: str, body: RevokeIn, request: Request,
 
 
 @router.post("/forget-subject", responses=declared(Forgotten))
-def forget(body: ForgetIn, background: BackgroundTasks, session: Session = DB,
+def forget(body: ForgetIn, request: Request, background: BackgroundTasks,
            who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Erase a subject's content and revoke the versions holding it. The records files
-    of revoked versions are deleted after the request's transaction has committed."""
+    of revoked versions are deleted after the erasure's transaction has committed. On
+    PostgreSQL, an erasure that a concurrent claim or submit deadlocks with is rolled
+    back whole and run again."""
     from hilt.data.forget import delete_files, erase_subject
+    from hilt.store.db import in_transaction_retrying_deadlocks
 
-    result = erase_subject(session, body.subject_id, actor=who.actor, reason=body.reason)
+    result = in_transaction_retrying_deadlocks(
+        get_engine(request), lambda session: erase_subject(
+            session, body.subject_id, actor=who.actor, reason=body.reason))
     background.add_task(delete_files, result, body.reason)
     return result.as_dict()
