@@ -161,9 +161,9 @@ def facts_from_dict(data: Any, *, file: str = "<facts>",
                          line=line_of(bad) if line_of is not None else None)
     repeated = _repeated_entry(data)
     if repeated is not None:
-        where, reason = repeated
-        raise InputError(reason, file=file, field=".".join(str(p) for p in where),
-                         line=line_of(where) if line_of is not None else None)
+        place, reason = repeated
+        raise InputError(reason, file=file, field=".".join(str(p) for p in place),
+                         line=line_of(place) if line_of is not None else None)
     out = parsed.model_dump(mode="json", include=set(data) - {"records"},
                             exclude_none=False)
     if "records" in data:
