@@ -140,11 +140,20 @@ def rewrite_question(spec: RubricSpec) -> Question | None:
     return next((q for q in spec.questions if q.kind == "rewrite"), None)
 
 
+def _line_breaks(text: str) -> str:
+    """Line breaks as the page counted them: browsers send a text box's line breaks as
+    CRLF but count each as one character against its ``maxlength`` (and against a
+    rubric's ``max_length``), so a text the box accepted would otherwise be refused as
+    too long, and stored with CRs that no other path writes."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 class FormData:
-    """The parts of a submitted form the pages read (Starlette's FormData fits)."""
+    """The parts of a submitted form the pages read (Starlette's FormData fits), line
+    breaks as ``\\n``."""
 
     def __init__(self, items: Sequence[tuple[str, Any]]) -> None:
-        self.items = [(k, v) for k, v in items if isinstance(v, str)]
+        self.items = [(k, _line_breaks(v)) for k, v in items if isinstance(v, str)]
 
     def get(self, key: str) -> str | None:
         return next((v for k, v in self.items if k == key), None)
@@ -269,6 +278,19 @@ def problem_text(exc: Exception, spec: RubricSpec) -> str:
     prompt = question.prompt if question is not None else FIELD_LABELS.get(
         str(field_id), field_id)
     return f"{prompt}: {reason}" if prompt else reason
+
+
+def field_reason(exc: Exception, spec: RubricSpec) -> tuple[str | None, str]:
+    """The field a refused answer is about (a question id, or one of the form's own
+    fields such as ``confidence``) and the reason, in the page's words, to show beside
+    that field."""
+    field_id = getattr(exc, "field", None) or getattr(exc, "question_id", None)
+    field_id = str(field_id).removeprefix("answers.") if field_id else None
+    reason = str(getattr(exc, "reason", None) or exc)
+    question = next((q for q in spec.questions if q.id == field_id), None)
+    if question is not None and question.kind in ("preference", "ranking"):
+        reason = with_response_letters(reason)
+    return field_id, reason
 
 
 def unanswered_text(questions: Sequence[Question], reason: str) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +31,7 @@ from hilt.access import recent_session, session_principal
 from hilt.errors import Conflict, Forbidden, HiltError, InputError, NotFound
 from hilt.web import routes_adjudicate, routes_lead, routes_review
 from hilt.web.render import PREFIX, STATIC_DIR, render, safe_next
-from hilt.web.security import PAGE_HEADERS, SESSION_COOKIE, CsrfMiddleware
+from hilt.web.security import PAGE_HEADERS, SESSION_COOKIE, CsrfMiddleware, is_script_path
 
 SIGNIN = PREFIX + "/signin"
 PUBLIC = frozenset({"/", SIGNIN})
@@ -138,6 +138,9 @@ async def _http_error_page(request: Request, exc: StarletteHTTPException) -> Res
     """An HTTP error on a page: sign-in for a session that ended, the form's page for an
     address that only takes a form, else an error page with the way on."""
     path, method = request.url.path, request.method
+    if is_script_path(path) and method not in ("GET", "HEAD"):
+        # the lease heartbeat (a script's call) shows the reason it was refused
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
     if exc.status_code == 401 and method in ("GET", "HEAD"):
         target = quote(path) + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(_signin_link(target), status_code=303)

@@ -22,6 +22,7 @@ from hilt.web.forms import (
     FormData,
     FormProblem,
     answers_from_form,
+    field_reason,
     field_views,
     form_values,
     problem_text,
@@ -50,7 +51,8 @@ def disagreements(request: Request, session: Session = DB,
 
 def _case_page(request: Request, case: dict[str, Any], *, error: str | None = None,
                values: dict[str, list[str]] | None = None, status_code: int = 200,
-               decided: AdjudicationRow | None = None) -> HTMLResponse:
+               decided: AdjudicationRow | None = None,
+               field_errors: dict[str, str] | None = None) -> HTMLResponse:
     spec = RubricSpec.model_validate(case["rubric"]["spec"])
     responses = case["item"]["responses"] or []
     disputed = set(case["reasons"])
@@ -61,7 +63,7 @@ def _case_page(request: Request, case: dict[str, Any], *, error: str | None = No
                   causes=[(c, CAUSE_HELP[c], CHOICE_KEYS[i])
                           for i, c in enumerate(adjudication.CAUSES)],
                   values=values or {}, error=error, decided=decided,
-                  cause_help=CAUSE_HELP)
+                  cause_help=CAUSE_HELP, field_errors=field_errors or {})
 
 
 def _recorded_decision(session: Session, task_id: str) -> AdjudicationRow | None:
@@ -98,6 +100,17 @@ def _decision_problem(exc: Exception, spec: RubricSpec, unanswered: set[str]) ->
     return problem_text(InputError(exc.reason, field=question_id), spec)
 
 
+def _decision_fields(exc: Exception, spec: RubricSpec, unanswered: set[str]
+                     ) -> dict[str, str]:
+    """The reason to show beside each field of the decision form at fault."""
+    field, reason = field_reason(exc, spec)
+    if field in unanswered:
+        return {q: "The decision must answer this disputed question." for q in unanswered}
+    if field == "cause":
+        return {field: "Pick one of the causes."}
+    return {field: reason} if field else {}
+
+
 @router.post("/adjudicate/{task_id}")
 def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
            who: Principal = Depends(allow(*DECIDERS))) -> Response:
@@ -121,5 +134,6 @@ def decide(task_id: str, request: Request, form: FormData = Depends(form_data),
     except (InputError, FormProblem) as exc:
         unanswered = set(case["reasons"]) - set(answers)
         return _case_page(request, case, error=_decision_problem(exc, spec, unanswered),
-                          values=form_values(form), status_code=422)
+                          values=form_values(form), status_code=422,
+                          field_errors=_decision_fields(exc, spec, unanswered))
     return redirect("/adjudicate", "adjudicated")

@@ -31,6 +31,7 @@ from hilt.web.forms import (
     FormData,
     FormProblem,
     answers_from_form,
+    field_reason,
     field_views,
     form_values,
     letter,
@@ -179,8 +180,8 @@ def _eligibility(session: Session, reviewer: str) -> str:
 
 
 def _task_page(request: Request, view: dict[str, Any], *, error: str | None = None,
-               values: dict[str, list[str]] | None = None, status_code: int = 200
-               ) -> HTMLResponse:
+               values: dict[str, list[str]] | None = None, status_code: int = 200,
+               field_errors: dict[str, str] | None = None) -> HTMLResponse:
     spec = RubricSpec.model_validate(view["rubric"]["spec"])
     responses = view["item"]["responses"]
     rewrite_q = rewrite_question(spec)
@@ -190,7 +191,8 @@ def _task_page(request: Request, view: dict[str, Any], *, error: str | None = No
                   # a rewrite is of the first response (the one the data stage pairs
                   # it with); with several the editor says so
                   rewrite_of=letter(0) if len(responses) > 1 else None,
-                  values=values or {}, error=error, item=view["item"])
+                  values=values or {}, error=error, item=view["item"],
+                  field_errors=field_errors or {})
 
 
 def _first_text(responses: list[dict[str, Any]]) -> str:
@@ -202,8 +204,14 @@ def task_page(task_id: str, request: Request, session: Session = DB,
               who: Principal = Depends(allow(*PEOPLE))) -> HTMLResponse:
     view = views.reviewer_task_view(session, task_id, _reviewer(who))
     if view["lease_status"] != "active":
-        return render(request, "task_closed.html", title="Task closed", view=view)
+        return render(request, "task_closed.html", title="Task closed", view=view,
+                      sent=False)
     return _task_page(request, view)
+
+
+# Leases that no submission can follow: the review is in, or the task was cancelled
+# (its event erased). An expired or released lease may still take a late review.
+FINAL_LEASES = ("submitted", "cancelled")
 
 
 @router.post("/review/tasks/{task_id}/submit")
@@ -213,6 +221,11 @@ def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
     engine = engine_of(request)
     with transaction(engine) as session:
         view = views.reviewer_task_view(session, task_id, reviewer)
+    if view["lease_status"] in FINAL_LEASES:
+        # a form sent again (back button, a second tab): say the task is closed rather
+        # than redraw it as open, asking for answers that could never be recorded
+        return render(request, "task_closed.html", 409, title="Task closed", view=view,
+                      sent=True)
     spec = RubricSpec.model_validate(view["rubric"]["spec"])
     responses = view["item"]["responses"]
     submission = None
@@ -227,18 +240,20 @@ def submit(task_id: str, request: Request, form: FormData = Depends(form_data),
         with transaction(engine) as session:
             submit_review(session, task_id, reviewer, submission)
     except (InputError, FormProblem) as exc:
-        return _task_page(request, view, error=_submit_problem(exc, spec, submission),
-                          values=form_values(form), status_code=422)
+        message, at_fault = _submit_problem(exc, spec, submission)
+        return _task_page(request, view, error=message, values=form_values(form),
+                          status_code=422, field_errors=at_fault)
     if form.get("then") == "next":  # the "Submit and next" button
         return _to_next_task(request, reviewer, submitted=True)
     return redirect("/review", "submitted")
 
 
 def _submit_problem(exc: Exception, spec: RubricSpec, submission: Submission | None
-                    ) -> str:
-    """A refused review as the page says it; a required question left unanswered is
-    named with every other one left unanswered, not only the first."""
-    field = getattr(exc, "field", None)
+                    ) -> tuple[str, dict[str, str]]:
+    """A refused review as the page says it, and the reason to show beside each field at
+    fault; a required question left unanswered is named with every other one left
+    unanswered, not only the first."""
+    field, reason = field_reason(exc, spec)
     if isinstance(exc, InputError) and submission is not None \
             and exc.reason.startswith("required"):
         answered = set(submission.answers) | (
@@ -246,8 +261,9 @@ def _submit_problem(exc: Exception, spec: RubricSpec, submission: Submission | N
             else set())
         missing = [q for q in spec.questions if q.required and q.id not in answered]
         if field in {q.id for q in missing}:
-            return unanswered_text(missing, "this question is required")
-    return problem_text(exc, spec)
+            return (unanswered_text(missing, "this question is required"),
+                    {q.id: "This question is required." for q in missing})
+    return problem_text(exc, spec), ({field: reason} if field else {})
 
 
 @router.post("/review/tasks/{task_id}/skip")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -172,13 +173,24 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+# Page addresses that the pages' script calls (not forms): their errors are answered in
+# JSON, ``{"detail": …}``, so that the page can show the reason.
+_SCRIPT_PATH = re.compile(re.escape(PAGE_PREFIX) + r"/review/tasks/[^/]+/heartbeat")
+
+
+def is_script_path(path: str) -> bool:
+    return _SCRIPT_PATH.fullmatch(path) is not None
+
+
 async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
                   status: int = 403) -> None:
     """Answer a refused request: pages get the HTML error page (as every other page
-    error does), the API plain text."""
+    error does), the pages' script JSON, the API plain text."""
     message = f"{why}; reload the page and try again"
     response: Response
-    if scope.get("path", "").startswith(PAGE_PREFIX + "/"):
+    if is_script_path(scope.get("path", "")):
+        response = JSONResponse({"detail": message}, status_code=status)
+    elif scope.get("path", "").startswith(PAGE_PREFIX + "/"):
         response = await _error_page(scope, status, message)
     else:
         response = PlainTextResponse(message, status_code=status)

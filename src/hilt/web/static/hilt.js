@@ -122,6 +122,15 @@
   if (draftKey) {
     // a refused submission is redrawn with what was sent: that is newer than the draft
     if (!form.hasAttribute("data-redrawn")) restoreDraft();
+    else {
+      // start at the first field at fault, whose reason is read out with it
+      var bad = form.querySelector('[aria-invalid="true"]');
+      if (bad) {
+        var at = bad.closest("fieldset[data-question]");
+        if (at) setActive(questions.indexOf(at), false);
+        bad.focus();
+      }
+    }
     form.addEventListener("input", saveDraft);
     form.addEventListener("change", saveDraft);
   }
