@@ -38,6 +38,9 @@ from hilt.store.tables.review import ReviewRow, ReviewTaskRow
 MAX_REVIEWS = 20_000
 AGREEMENT_RESAMPLES = 300
 MAX_ALERTS = 50
+MAX_MODELS = 50
+MAX_DATASETS = 25
+MAX_GATE = 25
 OPEN_STATUSES = ("open", "clustered", "needs_adjudication")
 
 
@@ -71,7 +74,8 @@ def _recent_reviews(session: Session) -> list[Any]:
     return list(session.execute(
         sa.select(r.reviewer_id, r.task_id, r.rubric_id, r.rubric_version, r.answers,
                   r.is_gold, r.submitted_at, t.gold_answers)
-        .join(t, t.id == r.task_id).order_by(r.submitted_at.desc()).limit(MAX_REVIEWS)).all())
+        .join(t, t.id == r.task_id).order_by(r.submitted_at.desc())
+        .limit(MAX_REVIEWS + 1)).all())  # one more: whether older ones are left out
 
 
 def calibration(session: Session) -> list[dict[str, Any]]:
@@ -151,11 +155,22 @@ def optional_listing(module: str, function: str, session: Session, **kwargs: Any
     return True, list(listing(session, **kwargs))
 
 
+def _capped(rows: list[Any], cap: int) -> tuple[list[Any], bool]:
+    """The first ``cap`` of ``rows`` (read with a limit of ``cap + 1``) and whether more
+    exist, so that a capped table can say so."""
+    return rows[:cap], len(rows) > cap
+
+
 def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
-    rows = _recent_reviews(session)
-    drift_ok, drift = optional_listing("hilt.quality.drift.runner", "list_alerts", session,
-                                       limit=MAX_ALERTS)
-    models_ok, models = optional_listing("hilt.train.registry", "list_models", session)
+    rows, reviews_capped = _capped(_recent_reviews(session), MAX_REVIEWS)
+    drift_ok, found = optional_listing("hilt.quality.drift.runner", "list_alerts", session,
+                                       limit=MAX_ALERTS + 1)
+    drift, drift_more = _capped(found, MAX_ALERTS)
+    models_ok, found = optional_listing("hilt.train.registry", "list_models", session,
+                                        limit=MAX_MODELS + 1)
+    models, models_more = _capped(found, MAX_MODELS)
+    datasets = list_versions(session)
+    gate, gate_more = _capped(list_decisions(session, limit=MAX_GATE + 1), MAX_GATE)
     # A stored reviewer model that cannot be used (edited by hand, written by an older
     # version) costs the calibration table only: the rest of the page still serves the
     # lead, and the section says what to refit.
@@ -169,9 +184,11 @@ def lead_dashboard(session: Session, now: datetime) -> dict[str, Any]:
         "calibration": calibration_rows, "calibration_error": calibration_error,
         "agreement": agreement(session, rows),
         "reviews_considered": len(rows), "max_reviews": MAX_REVIEWS,
-        "drift_available": drift_ok, "drift": drift, "max_alerts": MAX_ALERTS,
-        "models_available": models_ok, "models": models,
-        "datasets": [summary(v) for v in list_versions(session)[:25]],
+        "reviews_capped": reviews_capped,
+        "drift_available": drift_ok, "drift": drift, "drift_more": drift_more,
+        "models_available": models_ok, "models": models, "models_more": models_more,
+        "datasets": [summary(v) for v in datasets[:MAX_DATASETS]],
+        "datasets_total": len(datasets),
         # read from each record, not its row's columns (which only repeat it)
-        "gate": [decision_summary(d) for d in list_decisions(session, limit=25)],
+        "gate": [decision_summary(d) for d in gate], "gate_more": gate_more,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
@@ -13,9 +13,10 @@ from hilt.access import Principal
 from hilt.api.deps import DB, allow
 from hilt.errors import InputError
 from hilt.review import adjudication
+from hilt.review.blind import reviewing_clause
 from hilt.review.rubric_spec import RubricSpec
 from hilt.store.db import transaction
-from hilt.store.tables.review import AdjudicationRow
+from hilt.store.tables.review import AdjudicationRow, ReviewTaskRow
 from hilt.web.common import engine_of, form_data
 from hilt.web.forms import (
     CHOICE_KEYS,
@@ -33,6 +34,7 @@ from hilt.web.render import PREFIX, redirect, render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 DECIDERS = ("adjudicator", "lead")
+PENDING_PAGE = 200  # disagreements per page
 CAUSE_HELP = {
     "guideline_gap": "the rubric does not settle this case (collected for the next version)",
     "ambiguous_input": "the interaction itself can be read more than one way",
@@ -43,10 +45,28 @@ CAUSE_HELP = {
 
 @router.get("/adjudicate", response_class=HTMLResponse)
 def disagreements(request: Request, session: Session = DB,
-                  who: Principal = Depends(allow(*DECIDERS))) -> HTMLResponse:
+                  who: Principal = Depends(allow(*DECIDERS)),
+                  after: str | None = Query(None)) -> HTMLResponse:
+    """One page of the disagreements, most urgent first; the next page starts after the
+    last task shown (the keyset cursor ``GET /v1/adjudications`` pages with)."""
+    order = adjudication.PENDING_ORDER
+    rows, next_after = order.page(adjudication.pending_rows(
+        session, limit=PENDING_PAGE + 1, viewer=who.reviewer_id, after=after or None),
+        PENDING_PAGE)
     return render(request, "adjudicate_list.html", title="Disagreements",
-                  pending=adjudication.pending(session, limit=200,
-                                               viewer=who.reviewer_id))
+                  pending=adjudication.pending_views(rows), after=after or None,
+                  next_after=next_after, waiting=_waiting(session, who.reviewer_id))
+
+
+def _waiting(session: Session, viewer: str | None) -> int:
+    """How many tasks wait for a decision that ``viewer`` may take (the list's filter:
+    not those whose item they are reviewing under another task)."""
+    t = ReviewTaskRow
+    query = sa.select(sa.func.count()).select_from(t).where(
+        t.status == "needs_adjudication")
+    if viewer is not None:
+        query = query.where(~reviewing_clause(viewer, t.event_id))
+    return int(session.execute(query).scalar_one())
 
 
 def _case_page(request: Request, case: dict[str, Any], *, error: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,7 @@ from hilt.web.security import (
 )
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+HISTORY_PAGE = 20  # own reviews per page of My queue
 HOME_BY_ROLE = {"reviewer": "/review", "adjudicator": "/adjudicate", "lead": "/lead",
                 "admin": "/lead"}
 
@@ -150,9 +151,17 @@ def home(who: Principal = Depends(allow("admin", "lead", "adjudicator", "reviewe
 
 @router.get("/review", response_class=HTMLResponse)
 def my_queue(request: Request, session: Session = DB,
-             who: Principal = Depends(allow(*PEOPLE))) -> HTMLResponse:
-    history = views.reviewer_history(session, _reviewer(who), limit=20)
-    return render(request, "review_home.html", title="My queue", history=history)
+             who: Principal = Depends(allow(*PEOPLE)),
+             after: str | None = Query(None)) -> HTMLResponse:
+    """The next-task button and one page of the reviewer's own reviews, newest first;
+    the next page starts after the last review shown (the keyset cursor ``GET
+    /v1/reviews/mine`` pages with)."""
+    rows, next_after = views.HISTORY_ORDER.page(views.history_rows(
+        session, _reviewer(who), limit=HISTORY_PAGE + 1, after=after or None),
+        HISTORY_PAGE)
+    return render(request, "review_home.html", title="My queue",
+                  history=[views.history_view(r) for r in rows], after=after or None,
+                  next_after=next_after)
 
 
 @router.post("/review/next")

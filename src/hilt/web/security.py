@@ -131,7 +131,9 @@ class CsrfMiddleware:
             return
         body = await read_body(receive, MAX_FORM_BYTES)
         if body is None:
-            await _refuse(scope, receive, send, "form too large", status=413)
+            await _refuse(scope, receive, send,
+                          too_large_message(scope.get("path", ""), MAX_FORM_BYTES),
+                          status=413)
             return
         fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         if not csrf_matches(secret, (fields.get(CSRF_FIELD) or [""])[0]):
@@ -185,19 +187,42 @@ def is_script_path(path: str) -> bool:
 async def _refuse(scope: Scope, receive: Receive, send: Send, why: str,
                   status: int = 403) -> None:
     """Answer a refused request: pages get the HTML error page (as every other page
-    error does), the pages' script JSON, the API plain text."""
-    message = f"{why}; reload the page and try again"
+    error does) with a link to the form's page, the pages' script JSON, the API plain
+    text."""
+    path = scope.get("path", "")
     response: Response
-    if is_script_path(scope.get("path", "")):
-        response = JSONResponse({"detail": message}, status_code=status)
-    elif scope.get("path", "").startswith(PAGE_PREFIX + "/"):
-        response = await _error_page(scope, status, message)
+    if is_script_path(path):
+        response = JSONResponse({"detail": f"{why}; reload the page and try again"},
+                                status_code=status)
+    elif path.startswith(PAGE_PREFIX + "/"):
+        response = await _refused_form_page(scope, status, why)
     else:
-        response = PlainTextResponse(message, status_code=status)
+        response = PlainTextResponse(f"{why}; reload the page and try again",
+                                     status_code=status)
     await response(scope, receive, send)
 
 
-async def _error_page(scope: Scope, status: int, message: str) -> Response:
+async def _refused_form_page(scope: Scope, status: int, why: str) -> Response:
+    """A form refused before its handler ran. Reloading this answer would send the same
+    form again (the same stale token, the same oversized body), so the page leads to a
+    fresh GET of the page the form came from instead, where a new token is issued (and
+    the task page refills the form from the draft kept in the tab)."""
+    # imported here: the pages import this module for its helpers
+    from hilt.web.pages import form_page
+
+    back = form_page(scope.get("path", ""))
+    if status == 403:
+        message = (f"{why}: the form came from a page opened before your latest sign-in "
+                   "(or from another site), so nothing was saved. Open the form's page "
+                   "again and send it from there.")
+    else:
+        message = f"{why}; nothing was saved."
+    return await _error_page(scope, status, message,
+                             way_on=(back, "Open the form's page again") if back else None)
+
+
+async def _error_page(scope: Scope, status: int, message: str, *,
+                      way_on: tuple[str, str] | None = None) -> Response:
     """The pages' error page, with the navigation of whoever is signed in."""
     # imported here: the pages and the renderer import this module for its helpers
     from starlette.requests import Request
@@ -207,7 +232,7 @@ async def _error_page(scope: Scope, status: int, message: str) -> Response:
     request = Request(scope)
     await known_principal(request)
     return render(request, "error.html", status, title="Problem", message=message,
-                  status=status)
+                  status=status, way_on=way_on)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -288,7 +313,7 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
     message = too_large_message(path, limit)
     response: Response
     if _is_page_path(path):
-        response = await _error_page(scope, 413, message)
+        response = await _refused_form_page(scope, 413, message)
         for name, value in PAGE_HEADERS.items():
             response.headers.setdefault(name, value)
     else:
