@@ -66,7 +66,8 @@ TABLES = {"datasets": ("MAX_DATASETS", "The newest 2 of 3 dataset versions; "
                                   "shown here (hilt drift alerts lists them, a page at a "
                                   "time)."),
           "gate": ("MAX_GATE", "The newest 2 gate decisions; older ones are not shown "
-                               "here (hilt gate list --limit N lists more).")}
+                               "here (hilt gate list lists them all, a page at a "
+                               "time).")}
 
 
 @pytest.mark.usefixtures("three_of_each")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from hilt.cli.core import DbOption, echo_json, options_named
+from hilt.cli.paging import AFTER_NAMED, AfterOption, note_more
 from hilt.config import database_url
 
 gate_app = typer.Typer(help="Release-gate decisions: verify, sign off, show.",
@@ -336,15 +337,21 @@ def _superseded_by(decision: str, db: str | None) -> dict[str, Any]:
 
 
 @gate_app.command("list")
-def list_(limit: Annotated[int, typer.Option(help="at most this many decisions")] = 20,
-          db: DbOption = None) -> None:
-    """Stored decisions, newest first, as their records say (outcome, policy, candidate,
-    reference, supersedes)."""
-    from hilt.gate.store import decision_summary, list_decisions
-    from hilt.store.db import transaction
+def list_(limit: Annotated[int, typer.Option(min=1, help="at most this many decisions")
+                           ] = 20,
+          after: AfterOption = None, db: DbOption = None) -> None:
+    """Stored decisions, newest first (those stored in the same instant by hash), as
+    their records say (outcome, policy, candidate, reference, supersedes). When more
+    decisions follow, stderr says how to list them: 'more: --after CURSOR'."""
+    from hilt.gate.store import DECISION_ORDER, decision_summary, list_decisions
+    from hilt.store.db import read_snapshot
 
-    with transaction(_engine(db)) as session:
-        _echo_json([decision_summary(r) for r in list_decisions(session, limit)])
+    with options_named(AFTER_NAMED), read_snapshot(_engine(db)) as session:
+        rows, more = DECISION_ORDER.page(list_decisions(session, limit + 1, after=after),
+                                         limit)
+        summaries = [decision_summary(r) for r in rows]
+    _echo_json(summaries)
+    note_more(more)
 
 
 @gate_app.command("default-policy")

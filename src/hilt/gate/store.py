@@ -27,6 +27,7 @@ from hilt.gate.decision import VerifyReport, add_signoff, verify
 from hilt.gate.policy import policy_from_dict
 from hilt.store import audit
 from hilt.store.db import transaction
+from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.gate import EvalSuiteRow, GateDecisionRow, GateSignoffRow
@@ -600,9 +601,18 @@ def relineage(session: Session, record: dict[str, Any], at: str) -> dict[str, An
                             not_stored=[vid for vid, row in rows.items() if row is None])
 
 
-def list_decisions(session: Session, limit: int = 50) -> list[GateDecisionRow]:
-    return list(session.execute(sa.select(GateDecisionRow)
-                                .order_by(GateDecisionRow.created_at.desc()).limit(limit))
+# Newest first; decisions stored in the same instant by hash, so that pages never overlap.
+DECISION_ORDER = keyset((GateDecisionRow.created_at, True), (GateDecisionRow.hash, False))
+
+
+def list_decisions(session: Session, limit: int = 50,
+                   after: str | None = None) -> list[GateDecisionRow]:
+    """Stored decisions in :data:`DECISION_ORDER`, ``limit`` of them after the cursor
+    ``after`` (``DECISION_ORDER.cursor`` of the previous page's last decision)."""
+    q = sa.select(GateDecisionRow)
+    if after:
+        q = q.where(DECISION_ORDER.after(after))
+    return list(session.execute(q.order_by(*DECISION_ORDER.order_by()).limit(limit))
                 .scalars())
 
 
