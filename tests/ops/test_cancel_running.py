@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from hilt.access import create_token
 from hilt.api.app import create_app
 from hilt.errors import Conflict, InputError
-from hilt.ops import install, jobs, webhooks
+from hilt.ops import install, job_views, jobs, webhooks
 from hilt.store.db import transaction
 
 from . import job_kinds  # noqa: F401  (registers the test kinds)
@@ -88,7 +88,7 @@ def test_a_running_long_job_can_still_be_cancelled(engine: Engine) -> None:
 def test_unknown_status_filters_are_refused(engine: Engine, db_url: str) -> None:
     with transaction(engine) as s:
         with pytest.raises(InputError, match="succeeded") as err:
-            jobs.list_jobs(s, status="bogus")
+            job_views.list_jobs(s, status="bogus")
         assert err.value.field == "status"
         with pytest.raises(InputError, match="delivered") as err:
             webhooks.list_deliveries(s, status="bogus")

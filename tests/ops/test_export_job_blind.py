@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.access import add_reviewer, create_token
 from hilt.api.app import create_app
-from hilt.ops import install, jobs
+from hilt.ops import install, job_views
 from hilt.review.queue import claim_next
 from hilt.store.db import transaction
 from hilt.store.tables.core import ReviewerRow
@@ -52,7 +52,7 @@ def test_a_lead_reviewing_an_exported_item_cannot_start_the_export_job(
     assert c.post("/v1/jobs", json={"kind": "export.reviews", "params": {"status": "open"}},
                   headers=auth["lea"]).status_code == 403
     with transaction(engine) as s:
-        assert jobs.list_jobs(s, kind="export.reviews") == []
+        assert job_views.list_jobs(s, kind="export.reviews") == []
     # a filter that leaves the item out is allowed, as is a caller who reviews nothing
     assert c.post("/v1/jobs", json={"kind": "export.reviews",
                                     "params": {"status": "resolved"}},

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from hilt.access import create_token
 from hilt.api.app import create_app
-from hilt.ops import install, jobs
+from hilt.ops import install, job_views, jobs
 from hilt.store.db import transaction
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.ops import JobRow
@@ -80,20 +80,20 @@ def test_the_lease_of_a_running_job_names_worker_host_pid_and_expiry(engine: Eng
     job_id = _claimed(engine, "gpu-1@train-box:4242/0")
     with transaction(engine) as s:
         row = jobs.get_job(s, job_id)
-        lease = jobs.job_view(row)["lease"]
+        lease = job_views.job_view(row)["lease"]
         expires = row.lease_expires_at
     assert expires is not None
     assert lease == {"worker": "gpu-1@train-box:4242/0", "host": "train-box", "pid": 4242,
                      "expires_at": expires.isoformat(), "expired": False}
     with transaction(engine) as s:  # its worker stopped reporting: the lease lapsed
         row = jobs.get_job(s, job_id)
-        late = jobs.job_view(row, now=expires + timedelta(seconds=1))["lease"]
+        late = job_views.job_view(row, now=expires + timedelta(seconds=1))["lease"]
     assert late is not None and late["expired"] is True
     # an id of another form is shown as it is
     with transaction(engine) as s:
         s.get_one(JobRow, job_id).locked_by = "w1"
     with transaction(engine) as s:
-        assert jobs.lease_view(jobs.get_job(s, job_id)) == {
+        assert job_views.lease_view(jobs.get_job(s, job_id)) == {
             "worker": "w1", "host": None, "pid": None, "expires_at": expires.isoformat(),
             "expired": False}
 
@@ -102,12 +102,12 @@ def test_finished_and_queued_jobs_have_no_lease(engine: Engine) -> None:
     job_id = _claimed(engine, "host-a:17")
     with transaction(engine) as s:
         queued = jobs.get_job(s, _enqueue(engine, "test.long", {}))
-        assert jobs.job_view(queued)["lease"] is None
+        assert job_views.job_view(queued)["lease"] is None
     with transaction(engine) as s:
         row = s.get_one(JobRow, job_id)
         row.status, row.finished_at = "succeeded", utcnow()  # locked_by stays set
     with transaction(engine) as s:
-        assert jobs.job_view(jobs.get_job(s, job_id))["lease"] is None
+        assert job_views.job_view(jobs.get_job(s, job_id))["lease"] is None
 
 
 def test_jobs_list_and_show_print_the_lease(engine: Engine, db: str) -> None:
@@ -163,5 +163,5 @@ def test_a_named_worker_id_carries_host_and_pid() -> None:
 
     here = f"{socket.gethostname()}:{os.getpid()}"
     assert worker_name() == here and worker_name("gpu-1") == f"gpu-1@{here}"
-    assert jobs.worker_host_pid(worker_name("gpu-1") + "/3") == (socket.gethostname(),
+    assert job_views.worker_host_pid(worker_name("gpu-1") + "/3") == (socket.gethostname(),
                                                                  os.getpid())

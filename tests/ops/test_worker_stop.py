@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hilt.ops import jobs
+from hilt.ops import job_views, jobs
 from hilt.store.db import make_engine, transaction
 
 from . import job_kinds  # noqa: F401  (registers the test kinds)
@@ -51,7 +51,7 @@ def _job(url: str, job_id: str) -> dict[str, object]:
     engine = make_engine(url)
     try:
         with transaction(engine) as s:
-            return jobs.job_view(jobs.get_job(s, job_id))
+            return job_views.job_view(jobs.get_job(s, job_id))
     finally:
         engine.dispose()
 

@@ -407,6 +407,12 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
     # a bad HILT_LOG_LEVEL/HILT_LOG_FORMAT: one error line and exit 2 here, rather than a
     # traceback from inside uvicorn's import of the app
     log_settings()
+    if os.environ.get("HILT_SCHEDULER", "1") != "0":
+        from hilt.ops.scheduler import check_settings
+
+        # likewise a bad background-work setting: read here, not once in each of
+        # several uvicorn workers, which uvicorn would keep restarting
+        check_settings()
     check_database(db)  # likewise a missing or outdated database
     check_can_listen(host, port)  # a port in use: likewise, before the app starts
     if db:

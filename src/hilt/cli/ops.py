@@ -12,7 +12,14 @@ from typing import Annotated, Any
 import typer
 
 from hilt.cli import job_text
-from hilt.cli.core import DbOption, check_database, echo_json, engine_for, options_named
+from hilt.cli.core import (
+    DbOption,
+    check_database,
+    echo_json,
+    engine_for,
+    options_named,
+    shown_url,
+)
 from hilt.cli.paging import AFTER_NAMED, AfterOption, note_more
 
 JobId = Annotated[str, typer.Argument(help="job id")]
@@ -79,7 +86,7 @@ def worker(concurrency: Annotated[int, typer.Option(
     import threading
 
     from hilt.ops.logs import configure_from_env, log_settings
-    from hilt.ops.scheduler import Scheduler
+    from hilt.ops.scheduler import Scheduler, check_settings
     from hilt.store.audit import BackgroundSealer
 
     caught: list[int] = []
@@ -91,6 +98,7 @@ def worker(concurrency: Annotated[int, typer.Option(
 
     with _stop_signals(on_signal):
         configure_from_env()  # a bad HILT_LOG_LEVEL/FORMAT: one error line, exit 2
+        check_settings(api=False)  # likewise a bad lease, webhook or period setting
         json_logs = log_settings()[1]
 
         def say(message: str, **extra: Any) -> None:
@@ -175,11 +183,13 @@ def jobs_list(status: Annotated[str | None, typer.Option(
     """Jobs, newest first: a table with each running job's lease (which worker, as
     NAME@HOST:PID/THREAD, holds it and until when); --json for the full records. When
     more jobs follow, stderr says how to list them: 'more: --after CURSOR'."""
-    from hilt.ops.jobs import JOB_ORDER, job_view, list_jobs
+    from hilt.ops.job_views import JOB_ORDER, check_kind_filter, job_view, list_jobs
     from hilt.store.db import read_snapshot
 
-    with options_named({"status": "--status", **AFTER_NAMED}), \
+    with options_named({"status": "--status", "kind": "--kind", **AFTER_NAMED}), \
             read_snapshot(engine_for(db)) as session:
+        if kind is not None:
+            check_kind_filter(session, kind)
         rows, more = JOB_ORDER.page(list_jobs(session, status=status, kind=kind,
                                               limit=limit + 1, after=after), limit)
         views = [job_view(r) for r in rows]
@@ -194,7 +204,8 @@ def jobs_list(status: Annotated[str | None, typer.Option(
 def jobs_show(job_id: JobId, as_json: JsonOption = False, db: DbOption = None) -> None:
     """One job: parameters, status, progress, lease (worker, host, pid, until when),
     result or error."""
-    from hilt.ops.jobs import get_job, job_view
+    from hilt.ops.job_views import job_view
+    from hilt.ops.jobs import get_job
     from hilt.store.db import read_snapshot
 
     with read_snapshot(engine_for(db)) as session:
@@ -209,7 +220,8 @@ def jobs_show(job_id: JobId, as_json: JsonOption = False, db: DbOption = None) -
 def jobs_cancel(job_id: JobId, db: DbOption = None) -> None:
     """Cancel a queued job now; a running long job (training, evaluation) stops at its
     next progress report; a running short job cannot be interrupted (exit 2)."""
-    from hilt.ops.jobs import cancel, job_view
+    from hilt.ops.job_views import job_view
+    from hilt.ops.jobs import cancel
     from hilt.store.db import transaction
 
     with transaction(engine_for(db)) as session:
@@ -220,7 +232,8 @@ def jobs_cancel(job_id: JobId, db: DbOption = None) -> None:
 def jobs_retry(job_id: JobId, db: DbOption = None) -> None:
     """Queue a failed or cancelled job again (same id and parameters, its kind's number
     of attempts anew; audited). Prints the job as JSON."""
-    from hilt.ops.jobs import job_view, retry
+    from hilt.ops.job_views import job_view
+    from hilt.ops.jobs import retry
     from hilt.store.db import transaction
 
     with transaction(engine_for(db)) as session:
@@ -357,7 +370,8 @@ def webhook_add(url: Annotated[str, typer.Argument(help="where events are POSTed
     from hilt.ops.webhooks import subscribe
     from hilt.store.db import transaction
 
-    with options_named({"event_types": "--event", "secret": "--secret"}), \
+    with options_named({"event_types": "--event", "secret": "--secret",
+                        "description": "--description"}), \
             transaction(engine_for(db)) as session:
         sub_id, secret = subscribe(session, url=url, event_types=event, actor="cli",
                                    secret=secret, description=description)
@@ -495,11 +509,17 @@ def restore(backup_file: Annotated[Path, typer.Argument(help="a file from hilt b
     must not deduplicate on audit.seq alone (stderr says so; see docs/operations.md)."""
     from hilt.config import database_url
     from hilt.ops.backup import restore as run_restore
+    from hilt.store.db import head_revision
 
     result = run_restore(backup_file, db or database_url(), force=force,
                          without_checksum=without_checksum, wait_s=wait)
     echo_json(result)
     typer.echo(_reused_seq_note(result), err=True)
+    if result["schema_revision"] != head_revision():  # a newer one is refused before
+        # Every other command refuses the restored database until it is upgraded.
+        typer.echo(f"note: the backup's schema is revision {result['schema_revision']}, "
+                   f"older than this hilt's ({head_revision()}); upgrade it before use "
+                   f"with: hilt init --db {shown_url(db or database_url())}", err=True)
     if not result["audit"]["ok"]:
         raise typer.Exit(1)
 

@@ -31,6 +31,10 @@ def install(app: FastAPI, *, scheduler: bool | None = None, json_logs: bool | No
     app.add_middleware(RequestIdMiddleware)
     run_scheduler = scheduler if scheduler is not None else \
         os.environ.get("HILT_SCHEDULER", "1") != "0"
+    if run_scheduler:
+        from hilt.ops.scheduler import check_settings
+
+        check_settings()  # a typo stops the app here, not every job poll later
     previous = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

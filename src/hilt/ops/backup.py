@@ -179,8 +179,12 @@ def backup(url: str, out: str | Path, *, wait_s: float = LOCK_WAIT_S) -> dict[st
         raise InputError(f"{src_path} {what}", field="--db")
     if out.exists() or out.is_symlink():
         raise _taken(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with PrivateFile(out, ".partial", _SQLITE_COMPANIONS) as temporary:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = PrivateFile(out, ".partial", _SQLITE_COMPANIONS)
+    except OSError as exc:
+        raise _unwritable(out, exc, "out") from None
+    with staging as temporary:
         tmp = temporary.path
         # the mode of a file that sqlite3 creates (the temporary is private)
         os.chmod(tmp, new_file_mode() & 0o644)
@@ -227,6 +231,17 @@ def _locked_copy(source: sqlite3.Connection, target: sqlite3.Connection, locked:
                          "(a 'hilt serve', 'hilt worker' or other program writing it); "
                          "stop what uses it, or wait longer with --wait",
                          field="--db") from None
+
+
+def _unwritable(path: Path, exc: OSError, field: str) -> InputError:
+    """A folder that cannot be made or written to (a file in the way, no permission, a
+    read-only file system): one line naming the path, not a traceback."""
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        reason = f"{blocker} is a file, not a folder"
+    else:
+        reason = f"{exc.strerror or exc}: {exc.filename or path.parent}"
+    return InputError(f"cannot write {path} ({reason}); nothing was written", field=field)
 
 
 def _taken(out: Path) -> InputError:
@@ -464,7 +479,10 @@ def restore(backup_file: str | Path, url: str, *, force: bool = False,
     checksum = check_checksum(backup_file)
     _refuse_checksum(backup_file, checksum, without_checksum)
     replaced_head = _audit_head(target_path) if target_path.exists() else None
-    target_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(target_path, exc, "--db") from None
     source = _read_only(backup_file, immutable=True)
     try:
         target = _connect(target_path)

@@ -25,6 +25,7 @@ GPU training can go through ``accelerate launch``; see :mod:`hilt.ops.commands`)
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from datetime import datetime, timedelta
@@ -159,15 +160,43 @@ def periodic_tasks() -> list[PeriodicTask]:
 
 # --- job kinds --------------------------------------------------------------------
 
-@job_kind("quality.snapshot", max_attempts=2)
+# The longest window a snapshot looks back over (a hundred years).
+_LONGEST_WINDOW_H = 100 * 365 * 24
+
+
+def _window_hours(params: dict[str, Any]) -> float:
+    """A snapshot job's one parameter, ``window_hours`` (default 24): a number of hours
+    above 0, or its text (``hilt jobs start quality.snapshot -p window_hours=48``).
+    Checked when the job is queued: a typo would otherwise be ignored, or fail in the
+    worker on every attempt with a traceback."""
+    unknown = sorted(set(params) - {"window_hours"})
+    if unknown:
+        raise InputError(f"unknown parameter {unknown[0]!r}; quality.snapshot takes: "
+                         "window_hours", field=f"params.{unknown[0]}")
+    raw = params.get("window_hours", 24)
+    try:
+        hours = float(raw) if isinstance(raw, str | int | float) \
+            and not isinstance(raw, bool) else math.nan
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= _LONGEST_WINDOW_H:  # NaN fails this too
+        raise InputError(f"window_hours must be a number of hours above 0 and at most "
+                         f"{_LONGEST_WINDOW_H}, got {raw!r}", field="params.window_hours")
+    return hours
+
+
+def _snapshot_params(params: dict[str, Any]) -> None:
+    _window_hours(params)
+
+
+@job_kind("quality.snapshot", max_attempts=2, check_params=_snapshot_params)
 def quality_snapshot_job(ctx: JobContext, session: Session | None) -> dict[str, Any]:
     """Agreement per pool and gold accuracy per reviewer, with intervals."""
     from hilt.ops.snapshot import quality_snapshot
     from hilt.store.tables.base import utcnow
 
     assert session is not None
-    return quality_snapshot(session, utcnow(),
-                            window_hours=float(ctx.params.get("window_hours", 24)))
+    return quality_snapshot(session, utcnow(), window_hours=_window_hours(ctx.params))
 
 
 def export_dir() -> Path:
@@ -206,7 +235,9 @@ def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, An
     assert session is not None
     _export_params(ctx.params)
     status = ctx.params.get("status")
-    out = export_dir() / f"reviews-{ctx.job_id}.jsonl"
+    # Absolute: the result (and the job.finished webhook) is read by processes that do
+    # not share this worker's working folder, where HILT_HOME's default lies.
+    out = export_dir().resolve() / f"reviews-{ctx.job_id}.jsonl"
     count = write_jsonl(session, out, status=status)
     return {"path": str(out), "items": count}
 

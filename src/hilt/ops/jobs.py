@@ -47,9 +47,9 @@ from sqlalchemy.orm import Session
 
 from hilt.config import env_float
 from hilt.errors import Conflict, InputError, NotFound
+from hilt.ops.logs import without_sql_parameters
 from hilt.store import audit
 from hilt.store.db import transaction
-from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.ops import JobRow
 
@@ -300,7 +300,10 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
         return "lost"
     except JobCancelled:
         with transaction(engine) as session:
-            row = _owned(session, job.id, worker_id, job.attempt)
+            try:
+                row = _owned(session, job.id, worker_id, job.attempt)
+            except LeaseLost:  # stopping took past the lease; the next claim ended it
+                return "lost"
             row.status, row.finished_at, row.lease_expires_at = "cancelled", utcnow(), None
             audit.append(session, actor="jobs", action="job.cancelled", entity_type="job",
                          entity_id=job.id, payload={"kind": job.kind,
@@ -311,8 +314,11 @@ def run_claimed(engine: Engine, job: ClaimedJob, worker_id: str) -> str:
         # error is the one located line (file, line, field), not a traceback. A job its
         # worker stopped when shutting down gets one line too.
         bad_input = isinstance(exc, InputError)
-        error = str(exc)[-4000:] if bad_input or isinstance(exc, WorkerStopped) else \
-            "".join(traceback.format_exception(exc))[-4000:]
+        # Without a database error's bound values: the error is shown over HTTP and sent
+        # to webhooks (job.failed).
+        error = without_sql_parameters(
+            str(exc) if bad_input or isinstance(exc, WorkerStopped)
+            else "".join(traceback.format_exception(exc)))[-4000:]
         log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempt, exc)
         with transaction(engine) as session:
             try:
@@ -524,69 +530,6 @@ def get_job(session: Session, job_id: str) -> JobRow:
     if row is None:
         raise NotFound(f"job {job_id!r} does not exist")
     return row
-
-
-# Newest first; jobs queued at the same instant by id.
-JOB_ORDER = keyset((JobRow.created_at, True), (JobRow.id, False))
-
-
-def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
-              limit: int = 50, after: str | None = None) -> list[JobRow]:
-    """Jobs in :data:`JOB_ORDER`; ``after``: the cursor of the previous page's last job
-    (``JOB_ORDER.cursor``)."""
-    if status and status not in STATUSES:
-        raise InputError(f"unknown job status {status!r}; one of: {', '.join(STATUSES)}",
-                         field="status")
-    q = sa.select(JobRow).order_by(*JOB_ORDER.order_by()).limit(limit)
-    if after:
-        q = q.where(JOB_ORDER.after(after))
-    if status:
-        q = q.where(JobRow.status == status)
-    if kind:
-        q = q.where(JobRow.kind == kind)
-    return list(session.execute(q).scalars())
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-# A worker id as hilt's own workers make it: ``[NAME@]HOST:PID[/THREAD]`` (see
-# hilt.ops.scheduler.worker_name). Ids that code running jobs itself passes may have
-# any form; they are shown as they are, without a host and pid.
-_WORKER_ID = re.compile(r"^(?:.*@)?(?P<host>[^@:/\s]+):(?P<pid>\d+)(?:/\d+)?$")
-
-
-def worker_host_pid(worker_id: str) -> tuple[str | None, int | None]:
-    """The host and process id a worker id names, or ``(None, None)``."""
-    found = _WORKER_ID.match(worker_id)
-    return (found["host"], int(found["pid"])) if found else (None, None)
-
-
-def lease_view(row: JobRow, now: datetime | None = None) -> dict[str, Any] | None:
-    """Who holds a running job and until when; ``None`` unless it is running.
-
-    ``worker`` is the holder's id, ``host`` and ``pid`` the machine and process it names
-    (``None`` for an id of another form), ``expires_at`` the end of the lease and
-    ``expired`` whether that has passed: a long job's worker stopped reporting progress
-    (the next claim takes the job over), or a short job is running past its lease (it
-    keeps its row locked, so nothing takes it over before it ends)."""
-    if row.status != "running" or row.locked_by is None:
-        return None
-    host, pid = worker_host_pid(row.locked_by)
-    expires = row.lease_expires_at
-    return {"worker": row.locked_by, "host": host, "pid": pid, "expires_at": _iso(expires),
-            "expired": expires is not None and expires <= (now or utcnow())}
-
-
-def job_view(row: JobRow, now: datetime | None = None) -> dict[str, Any]:
-    return {"id": row.id, "kind": row.kind, "params": row.params, "status": row.status,
-            "attempts": row.attempts, "max_attempts": row.max_attempts,
-            "progress": row.progress, "progress_note": row.progress_note,
-            "cancel_requested": row.cancel_requested, "lease": lease_view(row, now),
-            "result": row.result, "error": row.error, "workers": row.workers,
-            "created_by": row.created_by, "created_at": _iso(row.created_at),
-            "started_at": _iso(row.started_at), "finished_at": _iso(row.finished_at)}
 
 
 @dataclass

@@ -52,9 +52,26 @@ def strip_escapes(text: str) -> str:
     return _ESCAPES.sub("", text) if ("\x1b" in text or "\x9b" in text) else text
 
 
+# The line in which SQLAlchemy's errors quote the failed statement's bound values: a
+# webhook's signing secret, say, when the insert of its subscription fails.
+_SQL_PARAMETERS = re.compile(r"^\[parameters: .*\]$", re.MULTILINE)
+SQL_PARAMETERS_HIDDEN = "[parameters hidden]"
+
+
+def without_sql_parameters(text: str) -> str:
+    """``text`` (an error, a traceback) without the statement parameters a database
+    error quotes; the statement itself stays."""
+    return _SQL_PARAMETERS.sub(SQL_PARAMETERS_HIDDEN, text) if "[parameters: " in text \
+        else text
+
+
+def _clean(text: str) -> str:
+    return without_sql_parameters(strip_escapes(text))
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, str):
-        return strip_escapes(value)
+        return _clean(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -67,13 +84,15 @@ class JsonFormatter(logging.Formatter):
 
     Terminal escape sequences are removed from the message, the exception text and
     string extras: a library that colours its messages for a terminal (uvicorn, click)
-    would otherwise put ``\u001b[32m`` codes into what log collectors index and show."""
+    would otherwise put ``\u001b[32m`` codes into what log collectors index and show.
+    So are the bound values that a database error quotes (:func:`without_sql_parameters`):
+    a request's secret must not reach the log collector because its statement failed."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(), "logger": record.name,
-            "message": strip_escapes(record.getMessage())}
+            "message": _clean(record.getMessage())}
         rid = request_id_var.get()
         if rid:
             out["request_id"] = rid
@@ -82,7 +101,7 @@ class JsonFormatter(logging.Formatter):
                     and key not in _COLOUR_EXTRAS:
                 out[key] = _plain(value)
         if record.exc_info:
-            out["exception"] = strip_escapes(self.formatException(record.exc_info))
+            out["exception"] = _clean(self.formatException(record.exc_info))
         return json.dumps(out, default=str, ensure_ascii=False)
 
 

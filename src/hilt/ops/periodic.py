@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hilt.ops.logs import without_sql_parameters
 from hilt.store.db import transaction
 from hilt.store.pg_locks import SCHEMA_KEY, lock_params
 from hilt.store.tables.base import utcnow
@@ -111,7 +112,8 @@ def _guarded(engine: Engine, task: PeriodicTask, call: Callable[[], dict[str, An
             log.exception("periodic task %s failed", task.name)
         job_id = _record_failure(engine, task.name, exc)
         if failures is not None:
-            last = (traceback.format_exception_only(exc) or [repr(exc)])[-1].strip()
+            last = without_sql_parameters(
+                (traceback.format_exception_only(exc) or [repr(exc)])[-1].strip())
             failures.append(PeriodicFailure(task.name, last, job_id))
         return None
 
@@ -128,7 +130,8 @@ def _record_failure(engine: Engine, name: str, exc: Exception) -> str | None:
                 attempts=1, max_attempts=1, run_after=now, cancel_requested=False,
                 progress=0.0, workers=[], created_by="scheduler", created_at=now,
                 started_at=now, finished_at=now,
-                error="".join(traceback.format_exception(exc))[-4000:]))
+                error=without_sql_parameters("".join(traceback.format_exception(exc))
+                                             )[-4000:]))
     except Exception:  # the database itself is unreachable; the log line above stays
         log.exception("could not record the failure of %s", name)
         return None

@@ -51,7 +51,7 @@ def default_worker_name() -> str:
 def worker_name(name: str | None = None) -> str:
     """This process's worker id: ``HOST:PID``, or ``NAME@HOST:PID`` for a named worker,
     so that a job's lease always says on which machine and in which process it runs
-    (:func:`hilt.ops.jobs.lease_view`); each queue thread appends ``/INDEX``."""
+    (:func:`hilt.ops.job_views.lease_view`); each queue thread appends ``/INDEX``."""
     return f"{name}@{default_worker_name()}" if name else default_worker_name()
 
 
@@ -134,6 +134,26 @@ class Scheduler:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=wait)
             self._scheduler = None
+
+
+def check_settings(*, api: bool = True) -> None:
+    """Read every setting the background work reads (an :class:`InputError` naming the
+    first bad one), before any of it starts: read first in a job thread or a periodic
+    task, a typo in ``HILT_WEBHOOK_TIMEOUT_SECONDS`` or ``HILT_JOB_LEASE_SECONDS`` let the
+    process start and then fail every poll and every period, each failure a traceback in
+    the log and a failed job row. ``api``: also the settings of an API process's own
+    scheduler (``HILT_JOB_THREADS``, ``HILT_JOB_POLL_SECONDS``), which ``hilt worker``
+    takes as options instead."""
+    from hilt.ops.builtin import periodic_tasks
+    from hilt.ops.jobs import lease_seconds
+    from hilt.ops.webhooks import delivery_settings
+
+    if api:
+        env_int("HILT_JOB_THREADS", 1, minimum=0)
+        env_float("HILT_JOB_POLL_SECONDS", 1.0, above=0)
+    lease_seconds()
+    delivery_settings()
+    periodic_tasks()  # HILT_PERIOD_<TASK>
 
 
 def scheduler_from_env(engine: Engine) -> Scheduler | None:

@@ -28,7 +28,8 @@ deliveries are readable by leads over HTTP, and a body (an internal service's er
 page, say) would turn a subscription into a way to read what the server can reach.
 ``HILT_WEBHOOK_ALLOWED_HOSTS`` (comma-separated host names, ``*.example.com`` for a
 domain's hosts; unset: any host) limits where subscriptions may point; it is checked
-when subscribing and again before every POST.
+when subscribing and again before every POST, and redirects are never followed. The
+URL itself is shown to leads only: logs name its origin (:func:`url_origin`).
 
 Each subscription's deliveries are posted in audit order: one that fails holds the later
 ones of its subscription back until its retry (see :func:`_lease_due`).
@@ -106,6 +107,12 @@ def _timeout() -> float:
     return env_float("HILT_WEBHOOK_TIMEOUT_SECONDS", 10.0, above=0)
 
 
+def delivery_settings() -> tuple[float, int, float]:
+    """``HILT_WEBHOOK_BACKOFF_SECONDS``, ``HILT_WEBHOOK_MAX_ATTEMPTS`` and
+    ``HILT_WEBHOOK_TIMEOUT_SECONDS``, each checked."""
+    return _backoff_base(), _max_attempts(), _timeout()
+
+
 def allowed_hosts() -> list[str] | None:
     """The hosts webhooks may be sent to (``HILT_WEBHOOK_ALLOWED_HOSTS``); ``None``: any."""
     raw = os.environ.get("HILT_WEBHOOK_ALLOWED_HOSTS", "")
@@ -128,8 +135,41 @@ def _url_host(url: str) -> str:
         return ""
 
 
+def url_origin(url: Any) -> str:
+    """``scheme://host[:port]/…`` of a URL: what may be shown of a webhook URL where
+    leads are not the only readers (logs). The rest, user information, path and query,
+    often is the receiver's secret (``https://hooks.example.com/services/T0/B0/KEY``,
+    ``?token=…``)."""
+    try:
+        parsed = urlparse(str(url))
+        port = f":{parsed.port}" if parsed.port else ""
+        host = parsed.hostname or ""
+    except ValueError:
+        return "(a URL hilt cannot read)"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{parsed.scheme}://{host}{port}/…"
+
+
+class _WithoutUrlSecrets(logging.Filter):
+    """httpx logs every request at INFO with its whole URL (``HTTP Request: POST URL
+    …``); a JSON log at INFO, hilt's default, would carry each webhook's secret URL to
+    the log collector. The record keeps the URL's origin only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(url_origin(arg) if type(arg).__name__ == "URL" else arg
+                                for arg in record.args)
+        return True
+
+
+# On the logger itself, so that whatever handlers a deployment configures never see the
+# whole URL (added once: the module is imported once).
+logging.getLogger("httpx").addFilter(_WithoutUrlSecrets())
+
 LEASE_SECONDS = 60.0
 SECRET_LENGTH = (16, 200)  # the signing secret's length (CLI and HTTP)
+URL_LENGTH, DESCRIPTION_LENGTH = 2000, 500  # as webhook_subscriptions stores them
 
 
 def backoff_seconds(attempts: int, *, base: float, cap: float = 3600.0,
@@ -154,6 +194,12 @@ def subscribe(session: Session, *, url: str, event_types: list[str], actor: str,
     if not usable:
         raise InputError(f"webhook URL must be http(s)://host[:port]/..., got {url!r}",
                          field="url")
+    # The columns' sizes: PostgreSQL refuses a longer value without naming it, SQLite
+    # would keep it.
+    for name, value, longest in (("url", url, URL_LENGTH),
+                                 ("description", description, DESCRIPTION_LENGTH)):
+        if len(value) > longest:
+            raise InputError(f"at most {longest} characters, got {len(value)}", field=name)
     if not host_allowed(_url_host(url), allowed_hosts()):
         raise InputError(f"webhook host {_url_host(url)!r} is not in "
                          "HILT_WEBHOOK_ALLOWED_HOSTS", field="url")
@@ -314,7 +360,11 @@ async def _post(client: Any, item: dict[str, Any], timeout_s: float
         return None, f"{type(exc).__name__}: {exc}"[:1000], False
     if 200 <= code < 300:
         return code, None, False
-    return code, f"HTTP {code} {reason}".strip()[:200], False
+    # Never followed: HILT_WEBHOOK_ALLOWED_HOSTS names where deliveries may go, and a
+    # redirect would take them (and their signatures) anywhere.
+    moved = " (redirects are not followed: subscribe the URL it points to)" \
+        if 300 <= code < 400 else ""
+    return code, f"HTTP {code} {reason}".strip()[:200] + moved, False
 
 
 async def _post_all(items: list[dict[str, Any]], timeout_s: float, post_by: float

@@ -80,6 +80,9 @@ def make_engine(url: str | None = None, *, create: bool = False, **kwargs: Any) 
     """An engine for ``url`` (default :func:`hilt.config.database_url`). ``create``: a
     missing SQLite file may be created (otherwise connecting to it is an error)."""
     url = driver_url(url or database_url())
+    # A failed statement's bound values (a webhook secret, a token hash, a reviewer's
+    # text) stay out of error messages, logs and failed jobs' errors.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60}, **kwargs)
         _configure_sqlite(engine)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
@@ -33,7 +32,6 @@ from hilt.api.schemas.ops import (
 from hilt.errors import InputError
 from hilt.ops.jobs import STATUSES as JOB_STATUSES
 from hilt.ops.webhooks import DELIVERY_STATUSES, SECRET_LENGTH
-from hilt.store.tables.ops import JobRow
 from hilt.store.tables.review import TASK_STATUSES
 
 router = APIRouter(tags=["ops"])
@@ -104,35 +102,23 @@ def list_jobs(request: Request, response: Response,
 
     A ``status`` or ``kind`` no job can have is refused (422 naming it and listing the
     valid ones) rather than listing nothing."""
-    from hilt.ops import jobs
+    from hilt.ops import job_views
 
     if kind is not None:
-        _check_job_kind(session, kind)
-    rows = jobs.list_jobs(session, status=status, kind=kind, limit=limit + 1, after=after)
-    return [jobs.job_view(r) for r in one_page(rows, limit, jobs.JOB_ORDER, request,
-                                               response)]
-
-
-def _check_job_kind(session: Session, kind: str) -> None:
-    """Refuse a kind no job can have: a misspelt filter would list nothing, which reads
-    as "no such jobs". A kind some stored job has passes even when no module registers it
-    any more (a deployment dropped it), so that its old jobs can still be listed."""
-    from hilt.ops.jobs import kinds
-
-    known = kinds()
-    if kind in known or session.execute(
-            sa.select(JobRow.id).where(JobRow.kind == kind).limit(1)).first() is not None:
-        return
-    raise InputError(f"unknown job kind {kind!r}; one of: {', '.join(sorted(known))}",
-                     field="kind")
+        job_views.check_kind_filter(session, kind)
+    rows = job_views.list_jobs(session, status=status, kind=kind, limit=limit + 1,
+                               after=after)
+    return [job_views.job_view(r) for r in one_page(rows, limit, job_views.JOB_ORDER,
+                                                    request, response)]
 
 
 @router.get("/v1/jobs/{job_id}", responses=declared(Job))
 def show_job(job_id: str, session: Session = DB,
              _: Principal = Depends(allow(*OPERATORS))) -> dict[str, Any]:
     from hilt.ops import jobs
+    from hilt.ops.job_views import job_view
 
-    return jobs.job_view(jobs.get_job(session, job_id))
+    return job_view(jobs.get_job(session, job_id))
 
 
 @router.post("/v1/jobs/{job_id}/cancel", responses=declared(Job))
@@ -142,8 +128,9 @@ def cancel_job(job_id: str, session: Session = DB,
     at its next progress report; 409 for a running short job, which cannot be
     interrupted."""
     from hilt.ops import jobs
+    from hilt.ops.job_views import job_view
 
-    return jobs.job_view(jobs.cancel(session, job_id, actor=who.actor))
+    return job_view(jobs.cancel(session, job_id, actor=who.actor))
 
 
 @router.post("/v1/jobs/{job_id}/retry", responses=declared(Job))
@@ -156,6 +143,7 @@ def retry_job(job_id: str, session: Session = DB,
     A job whose output shows reviews (``export.reviews``) is refused (403) to a caller
     who is reviewing an item it would show, as starting it is: a retry runs it again."""
     from hilt.ops import jobs
+    from hilt.ops.job_views import job_view
     from hilt.review.blind import refuse_if_reviewing_any
 
     row = jobs.get_job(session, job_id)  # 404 for a job that does not exist
@@ -163,7 +151,7 @@ def retry_job(job_id: str, session: Session = DB,
     if spec is not None and spec.shows_items is not None:
         refuse_if_reviewing_any(session, who.reviewer_id, spec.shows_items(row.params),
                                 "this export")
-    return jobs.job_view(jobs.retry(session, job_id, actor=who.actor))
+    return job_view(jobs.retry(session, job_id, actor=who.actor))
 
 
 class PruneIn(RequestBody):
