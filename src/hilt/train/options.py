@@ -42,3 +42,13 @@ def check_whole_epochs(value: Any, field: str) -> int:
         raise InputError(f"the default model trains whole epochs (≥ 1), got {value!r}",
                          field=field)
     return int(value)
+
+
+def check_positive(value: Any, field: str) -> float:
+    """A positive, finite number (epochs of a TRL run, a learning rate): ``nan`` passes a
+    comparison with 0, and would stop training with a traceback, or ``inf`` train a
+    model of NaN weights."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value <= 0:
+        raise InputError(f"must be a positive finite number, got {value!r}", field=field)
+    return float(value)

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from hilt.canonical import content_hash
 from hilt.errors import InputError
+from hilt.train.surrogates import refuse_lone_surrogates
 
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
@@ -163,6 +164,7 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
     """Validate one decoded JSON line and turn it into a :class:`Pair`."""
     if not isinstance(obj, dict):
         raise InputError("each line must be a JSON object", file=file, line=line)
+    refuse_lone_surrogates(obj, file, line)
     unknown = next((key for key in obj if key not in PAIR_KEYS), None)
     if unknown is not None:
         raise InputError(f"unknown key (a pair line holds {', '.join(PAIR_KEYS)})",
@@ -184,6 +186,13 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
     margin = obj.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)):
         raise InputError("must be a number", file=file, line=line, field="margin")
+    if isinstance(margin, int) and not isinstance(margin, bool):
+        try:  # the loss reads a float: an integer past the float range has none
+            margin = float(margin)
+        except OverflowError:
+            raise InputError(f"must be a finite number; an integer of {len(str(abs(margin)))}"
+                             " digits is past the range of a float", file=file, line=line,
+                             field="margin") from None
     if margin is not None and not math.isfinite(margin):  # JSON's NaN / Infinity extension
         raise InputError(f"must be a finite number, got {margin}", file=file, line=line,
                          field="margin")

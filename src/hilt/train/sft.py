@@ -31,6 +31,7 @@ from hilt.errors import InputError
 from hilt.train.encoder import set_torch_threads
 from hilt.train.hf_models import load_pretrained, model_source
 from hilt.train.progress import library_progress, note
+from hilt.train.surrogates import refuse_lone_surrogates
 
 TINY = "tiny"
 # where the tiny model and its tokenizer are written, inside the output folder
@@ -78,6 +79,18 @@ def _check_messages(value: Any, file: str, line: int) -> list[dict[str, str]]:
     if not any(m["role"] == "assistant" for m in value):
         raise InputError("no assistant message to learn from", file=file, line=line,
                          field="messages")
+    # The demonstration is the last assistant reply and what it answers: a message after
+    # it is learnt from by neither loss mask (and the prompt/completion form drops it),
+    # and a reply with nothing before it leaves the prompt/completion form no prompt.
+    last = len(value) - 1
+    if value[last]["role"] != "assistant":
+        raise InputError("a demonstration ends with the assistant reply it teaches; this "
+                         f"{value[last]['role']} message after the last assistant message "
+                         "would not be trained on", file=file, line=line,
+                         field=f"messages[{last}].role")
+    if last == 0:
+        raise InputError("the assistant reply needs a message before it (the prompt it "
+                         "answers)", file=file, line=line, field="messages")
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
@@ -102,6 +115,7 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     records: list[dict[str, Any]] = []
     for number, obj in iter_json_objects(path):
+        refuse_lone_surrogates(obj, str(path), number)
         _check_form(obj, str(path), number)
         if "messages" in obj:
             records.append({"messages": _check_messages(obj["messages"], str(path), number)})

@@ -24,7 +24,9 @@ Pure functions: numbers in, numbers out.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,8 +209,17 @@ def plot_reliability(bins: list[dict[str, Any]], path: str, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    # PNG whatever the name says (matplotlib would add ".png" to a name without a
+    # suffix, or refuse an unknown one), into a hidden file renamed into place, so that
+    # ``path`` is never a half-written picture
+    target = Path(path)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        fig.savefig(part, format="png")
+        os.replace(part, target)
+    finally:
+        plt.close(fig)
+        part.unlink(missing_ok=True)
 
 
 def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> dict[str, Any]:
