@@ -69,13 +69,18 @@ def register_model_version(session: Session, *, manifest: dict[str, Any], artifa
 
 
 def list_versions(session: Session, kind: str | None = None,
-                  name: str | None = None) -> list[ModelVersionRow]:
+                  name: str | None = None, limit: int | None = None
+                  ) -> list[ModelVersionRow]:
+    """Model versions, newest first, of ``kind`` and ``name`` when given; the first
+    ``limit`` of them (the database stops there) or all."""
     query = sa.select(ModelVersionRow).order_by(ModelVersionRow.created_at.desc(),
                                                 ModelVersionRow.id.desc())
     if kind:
         query = query.where(ModelVersionRow.kind == kind)
     if name:
         query = query.where(ModelVersionRow.name == name)
+    if limit is not None:
+        query = query.limit(limit)
     return list(session.execute(query).scalars())
 
 
@@ -187,7 +192,7 @@ def list_models(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """Newest model versions as plain dicts (what the lead dashboard shows), each with
     its headline accuracy, interval and n (:func:`headline_accuracy`) and what that
     accuracy rests on (:func:`accuracy_basis`)."""
-    return [version_as_dict(r) for r in list_versions(session)[:limit]]
+    return [version_as_dict(r) for r in list_versions(session, limit=limit)]
 
 
 def _row_fields(row: ModelVersionRow, manifest: dict[str, Any]) -> list[str]:
