@@ -139,6 +139,27 @@ def sweep_stale_files(parent: Path, target_name: str, suffix: str,
     return removed
 
 
+def sweep_stale_outputs(parent: Path, name_prefix: str, suffix: str) -> list[Path]:
+    """:func:`sweep_stale_files` for every output in ``parent`` whose name starts with
+    ``name_prefix``: for outputs named once each (an export per job), where no later run
+    writes the same name and would sweep its leftovers."""
+    removed: list[Path] = []
+    try:
+        names = [e.name for e in os.scandir(parent)]
+    except OSError:
+        return removed
+    targets = set()
+    for name in names:
+        if name.startswith("." + name_prefix) and name.endswith(suffix):
+            # .<target name>.<pid>-<host tag>-<random><suffix>: the tag holds no dot
+            target = name[1:len(name) - len(suffix)].rpartition(".")[0]
+            if target:
+                targets.add(target)
+    for target in sorted(targets):
+        removed += sweep_stale_files(parent, target, suffix)
+    return removed
+
+
 class PrivateFile:
     """A new temporary file beside ``target``, to be written and then moved into place:
     ``.<target name>.<pid>-<host tag>-<random><suffix>``, made exclusively and private

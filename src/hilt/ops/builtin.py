@@ -231,6 +231,7 @@ def _exported_items(params: dict[str, Any]) -> sa.Select[str]:
 def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, Any]:
     """Write every task with its item, reviews and final labels as JSON lines."""
     from hilt.ops.export import write_jsonl
+    from hilt.staging import sweep_stale_outputs
 
     assert session is not None
     _export_params(ctx.params)
@@ -238,6 +239,9 @@ def export_reviews_job(ctx: JobContext, session: Session | None) -> dict[str, An
     # Absolute: the result (and the job.finished webhook) is read by processes that do
     # not share this worker's working folder, where HILT_HOME's default lies.
     out = export_dir().resolve() / f"reviews-{ctx.job_id}.jsonl"
+    # each job writes its own file, so no later export writes a killed one's name again
+    # and sweeps its temporary: every export sweeps those of all
+    sweep_stale_outputs(out.parent, "reviews-", ".tmp")
     count = write_jsonl(session, out, status=status)
     return {"path": str(out), "items": count}
 
