@@ -82,6 +82,18 @@ def read_labelled(path: str | Path, text_field: str, label_field: str,
     from hilt.train.surrogates import refuse_lone_surrogates
 
     path = Path(path)
+    # one field in two roles reads the same value twice (the label as the text makes
+    # the task trivial; the text as its own context tells the model nothing)
+    roles = {"--text-field": text_field, "--label-field": label_field,
+             "--context-field": context_field, "--harmful-field": harmful_field}
+    seen: dict[str, str] = {}
+    for option, name in roles.items():
+        if name is None:
+            continue
+        if name in seen:
+            raise InputError(f"{name!r} is already read by {seen[name]}; each role needs "
+                             "a field of its own", file=str(path), field=option)
+        seen[name] = option
     texts, labels, contexts, harmful = [], [], [], []
     for number, obj in iter_json_objects(path):
         # only the fields read: other columns are ignored, whatever they hold
