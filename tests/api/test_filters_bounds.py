@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
+from hilt.review.rubrics import load_rubric_file, publish_rubric
+from hilt.store.db import transaction
 from tests.api.conftest import Api
 from tests.drift.test_alert_status_and_bridge_size import stored_alert
+from tests.review.helpers import HARM
 
 
 @pytest.fixture
@@ -64,11 +67,15 @@ def test_compatibility_versions_out_of_range_are_refused_naming_the_version(
     _refused(api, "GET", f"/v1/drift/compatibility/harm/{old}/{new}", ["path", name])
 
 
-def test_compatibility_reads_each_version_from_its_own_place(api: Api) -> None:
-    response = api.client.get("/v1/drift/compatibility/harm/3/7",
-                              headers=api.headers("lead"))
-    assert response.status_code == 200, response.text
-    assert (response.json()["old_version"], response.json()["new_version"]) == (3, 7)
+def test_compatibility_reads_each_version_from_its_own_place(api: Api,
+                                                             engine: Engine) -> None:
+    with transaction(engine) as s:
+        publish_rubric(s, load_rubric_file(HARM), actor="lead")  # harm@1 only
+    for path in ("harm/1/7", "harm/7/1"):  # read from one place, 1/7 would be 1/1: a 200
+        response = api.client.get(f"/v1/drift/compatibility/{path}",
+                                  headers=api.headers("lead"))
+        assert response.status_code == 404, (path, response.text)
+        assert "harm@7 is not published" in response.text
 
 
 @pytest.mark.parametrize("now", ["0001-01-01T00:00:00", "0001-01-01T00:00:00+01:00",

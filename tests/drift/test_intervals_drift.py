@@ -148,7 +148,7 @@ def test_validation_false_alarm_rate_has_its_count_and_wilson_interval() -> None
 
 
 def test_alert_listing_without_full_keeps_the_intervals(engine: Engine, db_url: str) -> None:
-    from hilt.quality.drift.runner import _jsonable, list_alerts
+    from hilt.quality.drift.stored import jsonable, list_alerts
     from hilt.store.tables.drift import DriftAlertRow
     from hilt.web.dashboard import lead_dashboard
     from hilt.web.render import env
@@ -168,7 +168,7 @@ def test_alert_listing_without_full_keeps_the_intervals(engine: Engine, db_url: 
             alpha=alert.alpha, effect_name=alert.effect_name, effect=alert.effect,
             min_effect=alert.min_effect, n_current=alert.n_current,
             n_reference=alert.n_reference, n_tests=alert.n_tests, message=alert.message,
-            detail=_jsonable(alert.detail), status="open"))
+            detail=jsonable(alert.detail), status="open"))
     result = CliRunner().invoke(app, ["drift", "alerts", "--db", db_url])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)

@@ -99,15 +99,13 @@ def alerts(monitor: Annotated[str | None, typer.Option(help="only this monitor")
            db: DbOption = None) -> None:
     """List stored drift alerts, newest window first (one window's by monitor, then id).
     When more alerts follow, stderr says how to list them: 'more: --after CURSOR'."""
-    from hilt.errors import InputError
-    from hilt.quality.drift.runner import ALERT_ORDER, ALERT_STATUSES, alert_row_dict, alert_rows
+    from hilt.quality.drift.stored import ALERT_ORDER, alert_row_dict, alert_rows
 
-    if status is not None and status not in ALERT_STATUSES:
-        raise InputError(f"must be one of {list(ALERT_STATUSES)}, got {status!r}",
-                         field="--status")
-    with options_named(AFTER_NAMED), _tx(db) as session:
+    # an unknown monitor or status is refused naming the option, not an empty list
+    named = {**AFTER_NAMED, "monitor": "--monitor", "status": "--status"}
+    with options_named(named), _tx(db) as session:
         found, more = ALERT_ORDER.page(alert_rows(
-            session, monitor=monitor, status=status, since=_when(since, "since"),
+            session, monitor=monitor, status=status, since=_when(since, "--since"),
             limit=limit + 1, after=after), limit)
         rows = [alert_row_dict(r) for r in found]
     if not full:
@@ -124,7 +122,7 @@ def ack(alert_id: Annotated[str, typer.Argument(help="alert id")],
         note: Annotated[str, typer.Option(help="what was done")] = "",
         db: DbOption = None, actor: ActorOption = "cli") -> None:
     """Acknowledge an alert; again on an acknowledged one appends the note (audited)."""
-    from hilt.quality.drift.runner import acknowledge
+    from hilt.quality.drift.stored import acknowledge
 
     with _tx(db) as session:
         echo_json(acknowledge(session, alert_id, actor=actor, note=note))
@@ -206,10 +204,10 @@ def bridge_matrix(bridge_id: BridgeId, db: DbOption = None) -> None:
 @drift_app.command("compat")
 def compat(rubric: RubricId, old: OldVersion, new: NewVersion, db: DbOption = None) -> None:
     """Whether labels of two rubric versions may be mixed."""
-    from hilt.quality.drift.bridge import bridge_compatibility
+    from hilt.quality.drift.bridge import published_compatibility
 
     with _tx(db) as session:
-        echo_json(bridge_compatibility(session, rubric, old, new).as_dict())
+        echo_json(published_compatibility(session, rubric, old, new).as_dict())
 
 
 @drift_app.command("decide")
@@ -230,10 +228,12 @@ def decide(rubric: RubricId, old: OldVersion, new: NewVersion,
         try:
             parsed = json.loads(mapping)
         except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc.msg}", field="mapping") from None
+            raise InputError(f"not valid JSON: {exc.msg}", field="--mapping") from None
         if not isinstance(parsed, dict):
-            raise InputError("the mapping is a JSON object old -> new", field="mapping")
-    with _tx(db) as session:
+            raise InputError("the mapping is a JSON object old -> new", field="--mapping")
+    named = {"question": "--question", "mapping": "--mapping", "kind": "--kind",
+             "reason": "--reason", "bridge_id": "--bridge"}
+    with options_named(named), _tx(db) as session:
         echo_json(record_decision(session, rubric, old, new, kind=kind, reason=reason,
                                   actor=actor, question_id=question, mapping=parsed,
                                   bridge_id=bridge))
@@ -251,7 +251,7 @@ def lineage(model_version: Annotated[str, typer.Argument(
     policy versions."""
     from hilt.quality.drift.lineage import dataset_lineage_tree, model_lineage, render_tree
 
-    with _tx(db) as session:
+    with options_named({"limit": "--limit"}), _tx(db) as session:
         tree = (dataset_lineage_tree(session, model_version, detail_limit=limit) if dataset
                 else model_lineage(session, model_version, detail_limit=limit))
     if as_json:

@@ -87,6 +87,10 @@ def _config(data: dict[str, Any]) -> Any:
         raise InputError(f"unknown settings {unknown}", field=f"config.{unknown[0]}")
     try:
         return DriftConfig.from_dict(data)
+    except InputError as exc:
+        # the setting lies inside the body's ``config``, as unknown settings are named
+        raise InputError(exc.reason, field=f"config.{exc.field}" if exc.field
+                         else "config") from None
     except (TypeError, ValueError) as exc:
         raise InputError(str(exc), field="config") from None
 
@@ -109,7 +113,7 @@ def alerts(request: Request, response: Response,
 
     A ``monitor`` or ``status`` that no alert can have is refused (422 naming it)
     rather than listing nothing."""
-    from hilt.quality.drift.runner import ALERT_ORDER, alert_row_dict, alert_rows
+    from hilt.quality.drift.stored import ALERT_ORDER, alert_row_dict, alert_rows
 
     if monitor is not None and monitor not in MONITORS:
         raise InputError(f"unknown monitor {monitor!r}; one of: {', '.join(MONITORS)}",
@@ -141,7 +145,7 @@ def run(body: RunIn, session: Session = DB,
 def ack(alert_id: str, body: AckIn | None = None, session: Session = DB,
         who: Principal = Depends(allow("lead"))) -> dict[str, Any]:
     """Acknowledge an alert; the body (``{"note"}``) may be left out."""
-    from hilt.quality.drift.runner import acknowledge
+    from hilt.quality.drift.stored import acknowledge
 
     return acknowledge(session, alert_id, actor=who.actor, note=(body or AckIn()).note)
 
@@ -173,9 +177,10 @@ def compatibility(rubric_id: str, old_version: int = _version("the earlier versi
                   new_version: int = _version("the later version"), session: Session = DB,
                   _: Principal = Depends(allow("lead", "adjudicator", "service"))
                   ) -> dict[str, Any]:
-    from hilt.quality.drift.bridge import bridge_compatibility
+    """As ``hilt drift compat``; a rubric or version not published is a 404."""
+    from hilt.quality.drift.bridge import published_compatibility
 
-    return bridge_compatibility(session, rubric_id, old_version, new_version).as_dict()
+    return published_compatibility(session, rubric_id, old_version, new_version).as_dict()
 
 
 @router.post("/decisions", responses=declared(DecisionRecorded))

@@ -58,7 +58,8 @@ class AlertFound(Schema):
 class StoredAlert(AlertFound):
     status: str = Field(description="open or acknowledged")
     created_at: datetime
-    acknowledged_by: str | None
+    acknowledged_by: str | None = Field(description="who acknowledged it first")
+    acknowledged_at: datetime | None = Field(description="when it was first acknowledged")
     note: str | None
 
 

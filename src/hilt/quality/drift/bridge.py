@@ -227,6 +227,48 @@ def _current_decisions(session: Session, rubric_id: str, old: int, new: int
     return out
 
 
+def _question_ids(session: Session, rubric_id: str, version: int) -> list[str]:
+    row = session.get(RubricVersionRow, (rubric_id, version))
+    return [str(q.get("id")) for q in (row.spec.get("questions", []) if row else [])]
+
+
+def _check_other_decision(session: Session, rubric_id: str, old: int, new: int, *,
+                          kind: str, question_id: str | None,
+                          mapping: dict[str, str] | None) -> None:
+    """A relabel, accept or withdraw names what it covers: a decision on a question
+    neither version has (a typing slip) would be recorded and audited yet cover
+    nothing, and a withdrawal with no standing decision would cancel nothing."""
+    if mapping:
+        raise InputError(f"only a mapping decision takes a mapping, not {kind!r}",
+                         field="mapping")
+    if kind == "withdraw":
+        if question_id not in _current_decisions(session, rubric_id, old, new):
+            what = (f"question {question_id!r}" if question_id is not None
+                    else "the whole version pair")
+            raise InputError(f"no standing decision on {what} of {rubric_id}@{old} -> "
+                             f"@{new} to withdraw", field="question")
+        return
+    if question_id is None:
+        return
+    shared = [q for q in _question_ids(session, rubric_id, old)
+              if q in _question_ids(session, rubric_id, new)]
+    if question_id not in shared:
+        raise InputError(f"question {question_id!r} is not a question of both versions "
+                         f"(shared: {shared})", field="question")
+
+
+def _check_bridge_of(session: Session, bridge_id: str, rubric_id: str, old: int,
+                     new: int) -> None:
+    """The bridge a decision rests on exists and bridges the same versions."""
+    bridge = session.get(BridgeSetRow, bridge_id)
+    if bridge is None:
+        raise InputError(f"bridge set {bridge_id!r} does not exist", field="bridge_id")
+    if (bridge.rubric_id, bridge.old_version, bridge.new_version) != (rubric_id, old, new):
+        raise InputError(f"bridge set {bridge_id!r} bridges {bridge.rubric_id}@"
+                         f"{bridge.old_version} -> @{bridge.new_version}, not "
+                         f"{rubric_id}@{old} -> @{new}", field="bridge_id")
+
+
 def record_decision(session: Session, rubric_id: str, old_version: int, new_version: int, *,
                     kind: str, reason: str, actor: str, question_id: str | None = None,
                     mapping: dict[str, str] | None = None, bridge_id: str | None = None
@@ -256,6 +298,11 @@ def record_decision(session: Session, rubric_id: str, old_version: int, new_vers
         if bad_old or bad_new:
             raise InputError(f"mapping names labels the versions do not have: old {bad_old}, "
                              f"new {bad_new}", field="mapping")
+    else:
+        _check_other_decision(session, rubric_id, old_version, new_version, kind=kind,
+                              question_id=question_id, mapping=mapping)
+    if bridge_id is not None:
+        _check_bridge_of(session, bridge_id, rubric_id, old_version, new_version)
     row = RubricCompatDecisionRow(
         id="compat_" + uuid.uuid4().hex[:20], rubric_id=rubric_id, old_version=old_version,
         new_version=new_version, question_id=question_id, kind=kind,
@@ -361,6 +408,18 @@ def bridge_compatibility(session: Session, rubric_id: str, old_version: int,
     return Compatibility(rubric_id, old, new, status, mixable, reason,
                          {f"@{link.old_version}->@{link.new_version}": link.as_dict()
                           for link in links})
+
+
+def published_compatibility(session: Session, rubric_id: str, old_version: int,
+                            new_version: int) -> Compatibility:
+    """:func:`bridge_compatibility` of two published versions, as ``hilt drift compat``
+    and the HTTP API answer it. A rubric or version that is not published is
+    :class:`NotFound` naming it: answered, it would read as ``unknown`` (no bridge), or
+    as ``compatible`` when both versions are the same."""
+    for version in sorted({old_version, new_version}):
+        if session.get(RubricVersionRow, (rubric_id, version)) is None:
+            raise NotFound(f"rubric {rubric_id}@{version} is not published")
+    return bridge_compatibility(session, rubric_id, old_version, new_version)
 
 
 def compat_lookup(session: Session) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from hilt.errors import InputError
 from hilt.quality.drift.bridge import compat_lookup
 from hilt.quality.drift.transition import check_mixable, parse_version_ref
 from hilt.store.tables.core import EventRow
@@ -28,6 +29,18 @@ from hilt.store.tables.review import (
 )
 
 _CHUNK = 900  # stays under SQLite's bound-parameter limit
+
+
+MAX_DETAIL_LIMIT = 1000
+"""The most reviews, adjudications and missing ids listed per dataset (as HTTP's
+``limit``)."""
+
+
+def _check_limit(detail_limit: int) -> None:
+    # A negative limit would list no reviews yet drop the last missing id (ids[:-1]).
+    if isinstance(detail_limit, bool) or not 0 <= detail_limit <= MAX_DETAIL_LIMIT:
+        raise InputError(f"must be from 0 to {MAX_DETAIL_LIMIT}, not {detail_limit}",
+                         field="limit")
 
 
 def _chunks(ids: list[str]) -> list[list[str]]:
@@ -72,6 +85,7 @@ def dataset_lineage_tree(session: Session, dataset_version: str, *, detail_limit
     lineage is broken there, and ``missing`` says so in words."""
     from hilt.data.versions import get_version, lineage, summary
 
+    _check_limit(detail_limit)
     row = get_version(session, dataset_version)
     found = lineage(session, row.id)
     reviews: list[dict[str, Any]] = []
@@ -136,6 +150,7 @@ def model_lineage(session: Session, model_version: str, *, detail_limit: int = 2
     """The chain from a registered model version back to rubrics and policies."""
     from hilt.train.registry import get_version, version_as_dict
 
+    _check_limit(detail_limit)
     model = get_version(session, model_version)
     out: dict[str, Any] = {"model": version_as_dict(model), "datasets": [], "missing": []}
     # The registry keeps one data hash per model; a dataset version's id is the hash of

@@ -12,7 +12,7 @@ monitor                observations                                        group
 label_shift            final labels of single-choice questions (not gold,  rubric@version,
                        not cluster-propagated, not bridge re-reviews)      question, pool
 reviewer_label_shift   each reviewer's answers to single-choice questions  rubric@version,
-                       (not gold)                                          question,
+                       (not gold, not bridge re-reviews)                   question,
                                                                            reviewer
 prompt_mix_shift       first tag of each incoming event (``untagged``)     source
 agreement              answers of items reviewed at least twice            rubric@version,
@@ -45,14 +45,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from hilt.errors import InputError, NotFound
+from hilt.errors import InputError
 from hilt.quality.drift.activation import (
     RuleSetKey,
     activation_timeline,
     evaluated_events,
     skipped_events,
 )
-from hilt.quality.drift.alerts import Alert, alert_intervals, group_key
+from hilt.quality.drift.alerts import Alert, group_key
 from hilt.quality.drift.monitors import (
     Categorical,
     Group,
@@ -64,13 +64,22 @@ from hilt.quality.drift.monitors import (
     detect_shift,
     gold_cusum_context,
 )
+from hilt.quality.drift.stored import (  # noqa: F401  (re-exported: callers import them from here)
+    ALERT_ORDER,
+    ALERT_STATUSES,
+    acknowledge,
+    alert_row_dict,
+    alert_rows,
+    jsonable,
+    list_alerts,
+    store_alerts,
+)
 from hilt.quality.drift.windows import DriftConfig, last_complete_window, window_start
 from hilt.review.escalation import rules_matched, stored_rule_set
 from hilt.store import audit
-from hilt.store.keyset import keyset
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.core import EventRow
-from hilt.store.tables.drift import BridgeItemRow, DriftAlertRow
+from hilt.store.tables.drift import BridgeItemRow
 from hilt.store.tables.review import (
     AdjudicationRow,
     FinalLabelRow,
@@ -208,13 +217,15 @@ def collect(session: Session, since: datetime, until: datetime) -> Observations:
                                                  ("question", question)),
                                             value == str(gold[question])))
                 continue
+            if task_id in bridge_tasks:
+                # A bridge samples equally per old label: its answers have a label mix of
+                # their own, which would read as the reviewer's labels shifting.
+                continue
             base: Group = (("rubric", rubric), ("question", question))
             obs.reviewer_answers.append(Categorical(at, base + (("reviewer", reviewer),),
                                                     value))
             obs.label_categories.setdefault(base, options)
-            if task_id not in bridge_tasks:
-                obs.ratings.append(Rating(at, base + (("pool", pool),), task_id, reviewer,
-                                          value))
+            obs.ratings.append(Rating(at, base + (("pool", pool),), task_id, reviewer, value))
     a = AdjudicationRow
     for task_id, rubric_id, version, pool, at, cause in session.execute(
             sa.select(t.id, t.rubric_id, t.rubric_version, t.pool, t.resolved_at, a.cause)
@@ -396,32 +407,15 @@ def monitor_run(session: Session, now: datetime | None = None, *,
     left_out = left_out_summary(obs, cfg)
     if not store:
         return MonitorRun(alerts, untested, left_out)
-    known = set(session.execute(sa.select(DriftAlertRow.id).where(
-        DriftAlertRow.id.in_([a.id for a in alerts]))).scalars()) if alerts else set()
-    new = [a for a in alerts if a.id not in known]
-    for alert in new:
-        session.add(DriftAlertRow(
-            id=alert.id, monitor=alert.monitor, group_key=alert.group_key[:500],
-            group=alert.group, window_start=alert.window_start, window_end=alert.window_end,
-            reference_start=alert.reference_start, test=alert.test, p_value=alert.p_value,
-            alpha=alert.alpha, effect_name=alert.effect_name, effect=alert.effect,
-            min_effect=alert.min_effect, n_current=alert.n_current,
-            n_reference=alert.n_reference, n_tests=alert.n_tests, message=alert.message,
-            detail=_jsonable(alert.detail), status="open", created_at=utcnow()))
-        audit.append(session, actor=actor, action="drift.alert", entity_type="drift_alert",
-                     entity_id=alert.id, payload={
-                         "monitor": alert.monitor, "group": alert.group,
-                         "window_start": alert.window_start.isoformat(),
-                         "p_value": alert.p_value, "alpha": alert.alpha,
-                         "effect": alert.effect, "message": alert.message})
+    new = store_alerts(session, alerts, actor=actor)
     session.flush()
     audit.append(session, actor=actor, action="drift.run", entity_type="drift_run",
                  entity_id=moment.isoformat(), payload={
                      "windows": [window_start(w, cfg.width).isoformat() for w in windows],
                      "alerts": len(alerts), "new_alerts": len(new),
                      "untested_groups": len(untested),
-                     "untested": _jsonable(untested[:AUDIT_UNTESTED_LIMIT]),
-                     "left_out": left_out, "config": _jsonable(cfg.as_dict())})
+                     "untested": jsonable(untested[:AUDIT_UNTESTED_LIMIT]),
+                     "left_out": left_out, "config": jsonable(cfg.as_dict())})
     return MonitorRun(new, untested, left_out)
 
 
@@ -437,91 +431,3 @@ def run_monitors(session: Session, now: datetime | None = None, *,
     alerts. Each new alert gets an audit entry (``drift.alert``); the run itself one
     more (``drift.run``, with the groups that could not be tested)."""
     return monitor_run(session, now, config=config, actor=actor).alerts
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples to lists and non-finite floats to None, so JSON columns and the audit
-    chain's canonical JSON accept the detail."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
-    return value
-
-
-def alert_row_dict(row: DriftAlertRow) -> dict[str, Any]:
-    return {"id": row.id, "monitor": row.monitor, "group": row.group,
-            "window_start": row.window_start.isoformat(),
-            "window_end": row.window_end.isoformat(),
-            "reference_start": row.reference_start.isoformat(), "test": row.test,
-            "p_value": row.p_value, "alpha": row.alpha, "effect_name": row.effect_name,
-            "effect": row.effect, "min_effect": row.min_effect, "n_current": row.n_current,
-            "n_reference": row.n_reference, "n_tests": row.n_tests, "message": row.message,
-            "intervals": alert_intervals(row.effect_name, row.detail),
-            "status": row.status, "created_at": row.created_at.isoformat(),
-            "acknowledged_by": row.acknowledged_by, "note": row.note, "detail": row.detail}
-
-
-ALERT_STATUSES = ("open", "acknowledged")
-
-
-# Newest window first; alerts of one window by monitor, then id.
-ALERT_ORDER = keyset((DriftAlertRow.window_start, True), (DriftAlertRow.monitor, False),
-                     (DriftAlertRow.id, False))
-
-
-def list_alerts(session: Session, *, monitor: str | None = None, status: str | None = None,
-                since: datetime | None = None, limit: int = 200,
-                after: str | None = None) -> list[dict[str, Any]]:
-    return [alert_row_dict(r) for r in alert_rows(session, monitor=monitor, status=status,
-                                                  since=since, limit=limit, after=after)]
-
-
-def alert_rows(session: Session, *, monitor: str | None = None, status: str | None = None,
-               since: datetime | None = None, limit: int = 200,
-               after: str | None = None) -> list[DriftAlertRow]:
-    """Stored alerts in :data:`ALERT_ORDER`; ``after``: the cursor of the previous
-    page's last alert (``ALERT_ORDER.cursor``)."""
-    # An unknown status would match no alert: an empty list that reads as "all clear".
-    if status and status not in ALERT_STATUSES:
-        raise InputError(f"must be one of {list(ALERT_STATUSES)}, got {status!r}",
-                         field="status")
-    q = sa.select(DriftAlertRow).order_by(*ALERT_ORDER.order_by())
-    if monitor:
-        q = q.where(DriftAlertRow.monitor == monitor)
-    if status:
-        q = q.where(DriftAlertRow.status == status)
-    if since is not None:
-        q = q.where(DriftAlertRow.window_start >= since)
-    if after:
-        q = q.where(ALERT_ORDER.after(after))
-    return list(session.execute(q.limit(limit)).scalars())
-
-
-def acknowledge(session: Session, alert_id: str, *, actor: str, note: str = ""
-                ) -> dict[str, Any]:
-    """Mark an alert as seen (with a note saying what was done about it).
-
-    Acknowledging an acknowledged alert keeps who acknowledged it first and when, and
-    appends the new note (``[actor, time] note``) rather than replacing the first; both
-    are audited (``drift.acknowledge``, the later one with ``"again": true``)."""
-    row = session.get(DriftAlertRow, alert_id)
-    if row is None:
-        raise NotFound(f"drift alert {alert_id!r} does not exist")
-    now = utcnow()
-    again = row.status == "acknowledged"
-    if not again:
-        row.status, row.acknowledged_by, row.acknowledged_at = "acknowledged", actor, now
-        row.note = note or None
-    elif note:
-        later = f"[{actor}, {now.isoformat(timespec='seconds')}] {note}"
-        row.note = f"{row.note}\n{later}" if row.note else later
-    audit.append(session, actor=actor, action="drift.acknowledge", entity_type="drift_alert",
-                 entity_id=alert_id, payload={"note": note, "again": again})
-    return alert_row_dict(row)

@@ -169,6 +169,15 @@ def transition_matrix(pairs: Iterable[tuple[Any, Any]], *,
                         else (_PLENTY if row.n else 0)) for row in rows}
     untestable = tuple(row.old for row in rows if supply[row.old] <= 0 and row.n == 0)
     status, reason = _classify(rows, settings, supply, labelled or {})
+    if status == INCOMPATIBLE and new_categories is not None:
+        # An old option the new version lacks (renamed, merged or dropped) reads as a
+        # change of every label until a mapping says what it became.
+        gone = [r.old for r in rows if r.flagged and maps.get(r.old, r.old) not in
+                set(new_categories)]
+        if gone:
+            reason += (f"; old label(s) {gone} are not options of the new version: if "
+                       "renamed or merged, "
+                       "record a mapping (hilt drift decide --kind mapping)")
     return TransitionMatrix(tuple(olds), tuple(news),
                             tuple(tuple(int(x) for x in r) for r in counts), cells,
                             tuple(rows), row_confidence, maps, status, reason, untestable)
