@@ -136,13 +136,21 @@ def revoke(version: VersionArgument,
            reason: Annotated[str, typer.Option(help="why (recorded)")],
            db: DbOption = None, actor: ActorOption = "cli") -> None:
     """Mark a version revoked: no export or training without an audited override."""
-    from hilt.data.versions import markers, summary
+    from hilt.data.versions import get_version, markers, summary
     from hilt.data.versions import revoke as revoke_version
     from hilt.store.db import transaction
 
     with options_named({"reason": "--reason"}), transaction(engine_for(db)) as session:
+        already = get_version(session, version).revoked_at is not None
         out = summary(revoke_version(session, version, reason=reason, actor=actor))
         written = markers(session)  # filled in by the commit
+    if already:
+        # the first revocation stands; a new reason would otherwise vanish unremarked
+        typer.echo(f"note: dataset version {out['id']} was already revoked "
+                   f"({out['revoked_reason']}); nothing changed in the store"
+                   + ("" if reason == out["revoked_reason"]
+                      else f" and the reason given now ({reason!r}) is not recorded"),
+                   err=True)
     echo_json({**out, **written.as_dict()})
     if written.failed:
         typer.echo(f"error: the revocation is recorded, but {len(written.failed)} "

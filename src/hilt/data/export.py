@@ -106,15 +106,25 @@ def export_version(session: Session, version_id: str, out: str | Path, *,
         raise InputError(f"shape {shape!r} does not fit {row.kind} data; one of "
                          f"{list(shapes)}", field="shape")
     out = Path(out)
-    target = out.resolve()
+    # A symbolic link is there even when what it points at is not (a dangling link, a
+    # loop): the export would land somewhere else, or not resolve at all.
+    if out.is_symlink():
+        raise InputError(f"{out} already exists (a symbolic link)", field="out")
+    if out.exists():
+        raise InputError(f"{out} already exists", field="out")
+    target = _target_of(out)
     # Exports this transaction will move into place when it commits.
     placing: set[Path] = session.info.setdefault(_PLACING, set())
-    if out.exists() or target in placing:
+    if target in placing:
         raise InputError(f"{out} already exists", field="out")
     splits: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in read_records(row):
         splits[record["split"]].append(shape_record(record, shape))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder {target.parent} for {out}: "
+                         f"{exc.strerror or exc} ({exc.filename})", field="out") from None
     stale = sweep_stale(target.parent, _staging_of(target))
     export_id = "dx_" + uuid.uuid4().hex[:24]
     staging = StagingFolder(staging_path(target, export_id))
@@ -153,6 +163,16 @@ def export_version(session: Session, version_id: str, out: str | Path, *,
 
     run_after_commit(session, place, on_rollback=discard)
     return result
+
+
+def _target_of(out: Path) -> Path:
+    """``out`` made absolute, its links resolved; a link loop on the way (which Python
+    3.11 reports as RuntimeError, later ones as OSError) is refused as bad input."""
+    try:
+        return out.resolve()
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot resolve {out}: {reason}", field="out") from None
 
 
 def _place(staging: StagingFolder, target: Path, result: dict[str, Any]) -> None:

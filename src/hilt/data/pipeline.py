@@ -521,17 +521,25 @@ def near_dedup(examples: list[Example], spec: SelectionSpec,
     dup = result.duplicate_of.tolist()
     kept = []
     conflicts: list[list[str]] = []
-    for ex, of in zip(examples, dup, strict=True):
+    # Per cluster (by its first record), the records kept: the first, and for
+    # preferences the first of each other direction. A record is a duplicate of the
+    # kept one it does not oppose, so a copy of an opposing pair is dropped too.
+    kept_of: dict[int, list[int]] = {}
+    for i, (ex, of) in enumerate(zip(examples, dup, strict=True)):
         if of < 0:
             kept.append(ex)
-        elif ex.kind == "preference" and _opposite_preferences(feats, examples[of], ex):
-            # MinHash reads all fields as one word sequence, so P + (a, b) and P + (b, a)
-            # look alike; keeping either one alone would silently decide the conflict.
-            # Both stay and the pair is reported.
-            kept.append(ex)
-            conflicts.append([examples[of].key, ex.key])
-        else:
+            kept_of[i] = [i]
+            continue
+        if ex.kind != "preference" or any(
+                not _opposite_preferences(feats, examples[k], ex) for k in kept_of[of]):
             report.drop("near_duplicate", ex.key)
+            continue
+        # MinHash reads all fields as one word sequence, so P + (a, b) and P + (b, a)
+        # look alike; keeping either one alone would silently decide the conflict.
+        # Both stay and the pair is reported.
+        kept.append(ex)
+        kept_of[of].append(i)
+        conflicts.append([examples[of].key, ex.key])
     report.notes["similar_pairs"] = int(len(result.pairs))
     if conflicts:
         report.notes["conflicting_preferences"] = sorted(conflicts)
