@@ -99,3 +99,20 @@ def test_min_window_answers_is_still_read_with_the_same_meaning() -> None:
     assert caught.value.field == "min_window_answers"
     with pytest.raises(InputError, match="min_window_items"):
         settings_from_dict({"calibration": {"min_window_items": 0}}, file="q.yaml")
+
+
+@pytest.mark.parametrize("items", [20, 8])
+def test_a_settings_file_giving_both_names_with_different_values_is_refused(
+        items: int) -> None:
+    # 20 is also the default, which the config alone cannot tell from a written 20: the
+    # former name used to win over it without a word.
+    lines = {("calibration", "min_window_answers"): 2, ("calibration", "min_window_items"): 3}
+    with pytest.raises(InputError) as caught:
+        settings_from_dict({"calibration": {"min_window_answers": 5,
+                                            "min_window_items": items}},
+                           file="q.yaml", line_of=lines.get)
+    assert (caught.value.file, caught.value.line, caught.value.field) == (
+        "q.yaml", 2, "calibration.min_window_answers")
+    _aggregation, calibration = settings_from_dict(
+        {"calibration": {"min_window_answers": 5, "min_window_items": 5}})
+    assert calibration.min_window_items == 5

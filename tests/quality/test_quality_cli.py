@@ -119,6 +119,8 @@ def test_scale_gold_accuracy_compares_numbers(tmp_path: Path) -> None:
     (["--metric", "percent", "--confidence", "0"], "--confidence"),
     (["--metric", "percent", "--resamples", "-5"], "--resamples"),
     (["--metric", "percent", "--resamples", "0"], "--resamples"),
+    # numpy's own refusal of a negative seed named the answers file.
+    (["--metric", "fleiss", "--seed", "-1"], "--seed"),
 ])
 def test_agreement_bad_options_name_the_option(tmp_path: Path, options: list[str],
                                                field: str) -> None:

@@ -288,6 +288,13 @@ def settings_from_dict(data: Any, *, file: str | None = None,
         set(ModelAggregationConfig.__dataclass_fields__)))
     calibration_values = section(data.get("calibration"), ("calibration",),
                                  set(CalibrationConfig.__dataclass_fields__))
+    if ("min_window_answers" in calibration_values and "min_window_items" in calibration_values
+            and calibration_values["min_window_answers"]
+            != calibration_values["min_window_items"]):
+        # The config itself cannot tell a written 20 from the default 20, so the
+        # former name would silently win over an explicit min_window_items: 20.
+        raise error("is the former name of min_window_items: give one of them",
+                    "calibration", "min_window_answers")
     cusum = build(("calibration", "cusum"), CusumConfig, section(
         calibration_values.pop("cusum", None), ("calibration", "cusum"),
         set(CusumConfig.__dataclass_fields__)))

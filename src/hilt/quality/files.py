@@ -232,6 +232,10 @@ def agreement_file(answers_path: Path | str, metric: Metric, level: Level = "nom
         raise InputError(f"resamples must be at least {needed} for a {confidence:g} "
                          f"interval (ceil(2 / (1 - confidence))), not {n_resamples}",
                          field="--resamples")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        # numpy seeds only with non-negative integers; its own message names no option.
+        raise InputError(f"seed must be an integer of at least 0, not {seed!r}",
+                         field="--seed")
     if order is not None:
         # Trimmed like the CSV values they are compared with ("low, mid" is "low","mid").
         order = [label.strip() for label in order]

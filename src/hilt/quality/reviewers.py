@@ -105,8 +105,9 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
     """Per-reviewer report rows from ``(reviewer, item, label, is_gold, gold_label,
     timestamp[, unit[, question]])`` records, sorted by reviewer.
 
-    A gold answer is correct when ``label == gold_label`` (compared as strings, so
-    ``1`` and ``"1"`` agree). Answers are ordered by timestamp within each reviewer (ties
+    A gold answer is correct when ``label`` and ``gold_label`` are the same label
+    (:func:`same_label`: ``1``, ``1.0`` and ``"1"`` agree, the texts ``"1"`` and
+    ``"1.0"`` do not). Answers are ordered by timestamp within each reviewer (ties
     keep their input order). A reviewer without gold answers stays in onboarding.
 
     ``baselines`` maps a reviewer to ``(status, since)``: the status machine starts from
@@ -129,7 +130,7 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
         question = record[7] if len(record) > 7 else None
         answers[reviewer] += 1
         if is_gold:
-            gold[reviewer].append((timestamp, position, str(label) == str(gold_label),
+            gold[reviewer].append((timestamp, position, same_label(label, gold_label),
                                    ("unit", unit) if unit is not None else ("answer", position),
                                    question))
     rows = []
@@ -161,6 +162,27 @@ def reviewer_report(records: Iterable[ReviewRecord | tuple[Any, ...]],
             n_gold_items=overall.n_items, rolling_n_items=rolling.n_items,
             confidence=config.confidence, open_round=trace.open_round))
     return rows
+
+
+def same_label(label: Any, gold_label: Any) -> bool:
+    """Whether an answer gives the gold label. Texts are compared as text; where either
+    side is a number the other is matched by value, as gold labels are in the models:
+    a gold column with gaps reads as floats (``1.0``) while the answers read as integers
+    (``1``), and comparing their texts would mark every right answer wrong."""
+    if str(label) == str(gold_label):
+        return True
+    if (not (_is_number(label) or _is_number(gold_label))
+            or isinstance(label, bool | np.bool_) or isinstance(gold_label, bool | np.bool_)):
+        return False
+    try:
+        return float(label) == float(gold_label)
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_)
 
 
 def _last_items(outcomes: list[tuple[Any, int, bool, Any, Any]], count: int

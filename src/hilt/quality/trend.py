@@ -32,9 +32,20 @@ class CusumConfig:
     def __post_init__(self) -> None:
         for name in ("target_accuracy", "alarm_accuracy", "threshold"):
             require_number(name, getattr(self, name))
-        if not 0 < self.alarm_accuracy < self.target_accuracy < 1:
-            raise SettingError("alarm_accuracy", "and target_accuracy need "
-                               "0 < alarm_accuracy < target_accuracy < 1")
+        for name in ("target_accuracy", "alarm_accuracy"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise SettingError(name, f"must lie in (0, 1), not {value}")
+        if self.alarm_accuracy >= self.target_accuracy:
+            # Name the value that was moved off its default: that is the line a
+            # settings file holds, so the error points at what was written.
+            defaults = type(self).__dataclass_fields__
+            if (self.alarm_accuracy == defaults["alarm_accuracy"].default
+                    and self.target_accuracy != defaults["target_accuracy"].default):
+                raise SettingError("target_accuracy", "must be above alarm_accuracy "
+                                   f"({self.alarm_accuracy}), not {self.target_accuracy}")
+            raise SettingError("alarm_accuracy", "must be below target_accuracy "
+                               f"({self.target_accuracy}), not {self.alarm_accuracy}")
         if self.threshold <= 0:
             raise SettingError("threshold", f"must be positive, not {self.threshold}")
 

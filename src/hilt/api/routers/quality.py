@@ -29,8 +29,10 @@ router = APIRouter(prefix="/v1/quality", tags=["quality"])
 
 
 class RefreshIn(RequestBody):
+    # An empty list would read as "not given" and refit every rubric.
     rubric_ids: list[str] | None = Field(
-        default=None, description="rubrics to refit (default: every rubric with reviews)")
+        default=None, min_length=1,
+        description="rubrics to refit, at least one (left out: every rubric with reviews)")
     settings: dict[str, Any] = Field(
         default_factory=dict, description="'aggregation' and 'calibration' sections "
                                           "(docs/quality.md)")
