@@ -111,5 +111,10 @@ def test_api_report_models_refresh_and_roles(engine: Engine) -> None:
     res = call("lead", "POST", "/v1/quality/reviewers/rev-fox/status",
                {"status": "suspended", "reason": "spam"})
     assert res.status_code == 200
+    assert res.json() == {"reviewer": "rev-fox", "status": "suspended", "note": None}
+    # onboarding again with no gold items in this store: the answer says what follows
+    back = call("lead", "POST", "/v1/quality/reviewers/rev-fox/status",
+                {"status": "onboarding", "reason": "redo"}).json()
+    assert back["note"].startswith("rev-fox has 0 gold item(s) left to answer")
     assert call("lead", "POST", "/v1/quality/reviewers/nobody/status",
                 {"status": "suspended", "reason": "x"}).status_code == 404

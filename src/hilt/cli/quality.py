@@ -219,13 +219,16 @@ def set_status(reviewer: Annotated[str, typer.Argument(help="reviewer id")],
                actor: Annotated[str, typer.Option(help="who decides")] = "cli",
                db: DbOption = None) -> None:
     """A person's status decision (e.g. reinstating); the status machine restarts from it."""
-    from hilt.quality.store import set_reviewer_status
+    from hilt.quality.store import set_reviewer_status, status_note
     from hilt.store.db import transaction
 
     with options_named({"reason": "--reason", "actor": "--actor"}), \
             transaction(engine_for(db)) as session:
         set_reviewer_status(session, reviewer, status, actor=actor, reason=reason)
+        note = status_note(session, reviewer, status)
     echo_json({"reviewer": reviewer, "status": status})
+    if note:
+        typer.echo(f"note: {note}", err=True)
 
 
 def register(app: typer.Typer) -> None:

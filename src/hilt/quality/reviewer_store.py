@@ -312,3 +312,30 @@ def set_reviewer_status(session: Session, reviewer_id: str, status: str, *, acto
              actor=actor, now=now)
     reviewer.status = status
     _end_leases_if_barred(session, reviewer, actor=actor, reason=reason, now=now)
+
+
+def gold_left_for(session: Session, reviewer_id: str) -> int:
+    """Gold items the reviewer has not reviewed yet: what the queue can still give an
+    onboarding reviewer (it never serves a reviewer the same task twice)."""
+    t, r = ReviewTaskRow, ReviewRow
+    answered = sa.select(r.task_id).where(r.reviewer_id == reviewer_id)
+    return session.scalar(sa.select(sa.func.count()).select_from(t).where(
+        t.is_gold.is_(True), t.status == "gold", t.id.not_in(answered))) or 0
+
+
+def status_note(session: Session, reviewer_id: str, status: str,
+                config: CalibrationConfig = CalibrationConfig()) -> str | None:
+    """What a person setting ``status`` should know: an onboarding reviewer with fewer
+    gold items left to answer than a calibration set holds cannot pass one (only gold
+    answers from the decision on count, and the queue serves no task twice), and with
+    none left gets no work at all, until new gold items are made."""
+    if status != ReviewerStatus.ONBOARDING.value:
+        return None
+    left, needed = gold_left_for(session, reviewer_id), config.calibration_set_size
+    if left >= needed:
+        return None
+    return (f"{reviewer_id} has {left} gold item(s) left to answer and a calibration set "
+            f"holds {needed}, so as onboarding they cannot pass one"
+            + (" and get no work" if left == 0 else "") + " until new gold items are "
+            "made (hilt task gold, or hilt task gold-carry after a rubric revision)")
+

@@ -56,6 +56,7 @@ from hilt.quality.model_aggregator import ModelAggregationConfig
 from hilt.quality.reviewer_store import (
     reviewer_quality_report,
     set_reviewer_status,
+    status_note,
     update_reviewer_statuses,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "refresh_labels",
     "reviewer_quality_report",
     "set_reviewer_status",
+    "status_note",
     "settings_from_dict",
     "task_aggregator",
     "update_reviewer_statuses",

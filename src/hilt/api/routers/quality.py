@@ -80,9 +80,10 @@ def refresh(body: RefreshIn, session: Session = DB,
 
 @router.post("/reviewers/{reviewer_id}/status", responses=declared(StatusSet))
 def set_status(reviewer_id: str, body: StatusIn, session: Session = DB,
-               who: Principal = Depends(allow("lead"))) -> dict[str, str]:
-    from hilt.quality.store import set_reviewer_status
+               who: Principal = Depends(allow("lead"))) -> dict[str, str | None]:
+    from hilt.quality.store import set_reviewer_status, status_note
 
     set_reviewer_status(session, reviewer_id, body.status, actor=who.actor,
                         reason=body.reason)
-    return {"reviewer": reviewer_id, "status": body.status}
+    return {"reviewer": reviewer_id, "status": body.status,
+            "note": status_note(session, reviewer_id, body.status)}

@@ -117,3 +117,6 @@ class QualityRefresh(Schema):
 class StatusSet(Schema):
     reviewer: str
     status: str
+    note: str | None = Field(default=None, description="what the decision leaves the "
+                             "reviewer unable to do, e.g. onboarding with too few gold "
+                             "items left to answer; null when nothing")
