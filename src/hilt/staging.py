@@ -18,6 +18,7 @@ hilt) are left alone, since nothing tells whether they are in use.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -29,6 +30,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TextIO
+
+from hilt.errors import InputError
 
 # The rest of a private name after its prefix: the process id, a tag of the host's name
 # and a random part.
@@ -137,6 +140,21 @@ def sweep_stale_files(parent: Path, target_name: str, suffix: str,
                     and unless_held(path, remove, os.O_NONBLOCK):
                 removed.append(path)
     return removed
+
+
+def resolved_output(out: Path, field: str) -> Path:
+    """``out`` made absolute with its links followed, for an output path given by a
+    user: a symbolic link loop on the way (RuntimeError in Python 3.11, OSError later)
+    or another path that cannot be followed is bad input naming ``field``."""
+    try:
+        return out.resolve()
+    except (OSError, RuntimeError) as exc:
+        loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+        reason = ("a symbolic link on the way points back to itself (a loop); name a "
+                  "real folder" if loop else
+                  (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)))
+        raise InputError(f"cannot resolve {out}: {reason}", file=str(out),
+                         field=field) from None
 
 
 def sweep_stale_outputs(parent: Path, name_prefix: str, suffix: str) -> list[Path]:

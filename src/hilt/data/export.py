@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from hilt.data.build import StagingFolder, sweep_stale
 from hilt.data.erasure_lock import lock_for_reading
 from hilt.errors import InputError
+from hilt.staging import resolved_output
 from hilt.store import audit
 from hilt.store.tables.base import utcnow
 from hilt.store.tables.datasets import DatasetExportRow
@@ -112,7 +113,7 @@ def export_version(session: Session, version_id: str, out: str | Path, *,
         raise InputError(f"{out} already exists (a symbolic link)", field="out")
     if out.exists():
         raise InputError(f"{out} already exists", field="out")
-    target = _target_of(out)
+    target = resolved_output(out, "out")
     # Exports this transaction will move into place when it commits.
     placing: set[Path] = session.info.setdefault(_PLACING, set())
     if target in placing:
@@ -163,16 +164,6 @@ def export_version(session: Session, version_id: str, out: str | Path, *,
 
     run_after_commit(session, place, on_rollback=discard)
     return result
-
-
-def _target_of(out: Path) -> Path:
-    """``out`` made absolute, its links resolved; a link loop on the way (which Python
-    3.11 reports as RuntimeError, later ones as OSError) is refused as bad input."""
-    try:
-        return out.resolve()
-    except (OSError, RuntimeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot resolve {out}: {reason}", field="out") from None
 
 
 def _place(staging: StagingFolder, target: Path, result: dict[str, Any]) -> None:

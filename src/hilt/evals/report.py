@@ -107,14 +107,11 @@ def check_out_dir(out_dir: str | Path) -> Path:
     """``out_dir`` can be (or become) a folder, and the folder that will hold it can be
     written in: checked before any work, so the error names the folder given rather
     than a temporary path beside it."""
+    from hilt.staging import resolved_output
     from hilt.train.manifest import check_out_parent
 
     out = Path(out_dir)
-    try:
-        out.resolve(strict=False)
-    except (RuntimeError, OSError) as exc:  # a symbolic link loop (RuntimeError in 3.11)
-        raise InputError(f"cannot be resolved: {exc}", file=str(out),
-                         field="--out") from None
+    resolved_output(out, "--out")
     for place in (out, *out.parents):
         if place.exists():
             if not place.is_dir():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hilt.errors import InputError
+from hilt.staging import resolved_output
 
 MANIFEST_FILE = "manifest.json"
 
@@ -91,12 +92,7 @@ def check_out_folder(out: Path, kind: str, option: str = "--out") -> None:
 
     restore_replaced(out, STAGING_PREFIXES)
     where = str(out)
-    try:
-        resolved = out.resolve()
-    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
-        raise InputError("its path cannot be followed: a symbolic link in it points back "
-                         "to itself (a loop); name a real folder", file=where,
-                         field=option) from None
+    resolved = resolved_output(out, option)
     here = Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
         raise InputError("is the current folder or one of its parents; name a new or "
