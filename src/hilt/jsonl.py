@@ -67,6 +67,26 @@ def long_int_message(digits: int, limit: int = MAX_INT_DIGITS, *,
             f"(at most {limit} digits)")
 
 
+def finite_number(value: Any, *, file: str, line: int, field: str) -> float | None:
+    """A JSON number read as a finite float (None when absent). A boolean or text is
+    refused; so are NaN and Infinity (JSON's extension) and an integer too long for a
+    float, named by its digit count rather than its digits."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError("must be a number", file=file, line=line, field=field)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InputError(f"must be a finite number; an integer of {len(str(abs(value)))} "
+                         "digits is past the range of a float", file=file, line=line,
+                         field=field) from None
+    if not math.isfinite(number):
+        raise InputError(f"must be a finite number, got {number}", file=file, line=line,
+                         field=field)
+    return number
+
+
 # Levels of arrays and objects allowed inside the outermost one: pydantic's parser (which
 # validates events, HTTP batches and most bodies) refuses the 202nd level and allows the
 # 201st, so every JSON input of hilt has the same limit (a test holds them together).

@@ -33,6 +33,7 @@ from typing import Any, cast
 from hilt.errors import InputError
 from hilt.evals.grouping import ALL
 from hilt.events.model import Message, Role
+from hilt.jsonl import finite_number
 
 EXPECTATIONS = ("comply", "refuse")
 # the keys of a suite line that are not metadata
@@ -292,7 +293,8 @@ def parse_responses(path: str | Path, suite: list[SuiteItem], suite_path: str | 
         if flagged is not None and not isinstance(flagged, bool):
             raise InputError("guardrail_flagged must be true or false", file=str(path),
                              line=line, field="guardrail_flagged")
-        reward = _reward(obj.get("reward"), path, line)
+        reward = finite_number(obj.get("reward"), file=str(path), line=line,
+                               field="reward")
         settings = _generation_settings(obj, path, line)
         out[item_id] = ResponseLine(item_id, response, line, judgment, flagged, reward,
                                     settings)
@@ -301,26 +303,6 @@ def parse_responses(path: str | Path, suite: list[SuiteItem], suite_path: str | 
             raise InputError(f"item {item.id!r} has no response in {path}",
                              file=str(suite_path), line=item.line, field="id")
     return out
-
-
-def _reward(value: Any, path: Path, line: int) -> float | None:
-    """A line's reward as a finite float (None when absent). An integer too large for a
-    float (``1`` and 400 zeros) is refused here rather than overflowing later."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError("reward must be a finite number", file=str(path), line=line,
-                         field="reward")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise InputError(f"reward must be a finite number; an integer of "
-                         f"{len(str(abs(value)))} digits is too large for one",
-                         file=str(path), line=line, field="reward") from None
-    if not math.isfinite(number):
-        raise InputError("reward must be a finite number", file=str(path), line=line,
-                         field="reward")
-    return number
 
 
 def _generation_settings(obj: dict[str, Any], path: Path, line: int

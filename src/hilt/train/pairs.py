@@ -27,7 +27,6 @@ file, line and field, before anything is trained or written.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from typing import Any, TypeVar
 
 from hilt.canonical import content_hash
 from hilt.errors import InputError
+from hilt.jsonl import finite_number
 from hilt.train.surrogates import refuse_lone_surrogates
 
 HUMAN = "\n\nHuman:"
@@ -183,19 +183,8 @@ def parse_pair(obj: Any, file: str, line: int) -> Pair:
     # two equal replies are no choice at all.
     if same_replies(chosen, rejected):
         raise _same_replies_error(file, line)
-    margin = obj.get("margin")
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float)):
-        raise InputError("must be a number", file=file, line=line, field="margin")
-    if isinstance(margin, int) and not isinstance(margin, bool):
-        try:  # the loss reads a float: an integer past the float range has none
-            margin = float(margin)
-        except OverflowError:
-            raise InputError(f"must be a finite number; an integer of {len(str(abs(margin)))}"
-                             " digits is past the range of a float", file=file, line=line,
-                             field="margin") from None
-    if margin is not None and not math.isfinite(margin):  # JSON's NaN / Infinity extension
-        raise InputError(f"must be a finite number, got {margin}", file=file, line=line,
-                         field="margin")
+    # the loss reads a float
+    margin = finite_number(obj.get("margin"), file=file, line=line, field="margin")
     slice_name = obj.get("slice")
     if slice_name is not None and not isinstance(slice_name, str):
         raise InputError("must be a string", file=file, line=line, field="slice")
