@@ -30,10 +30,9 @@ from hilt.review.rules import (
     severity_number,
 )
 from hilt.review.tasks import insert_tasks, task_row, unanswerable_questions
-from hilt.review.triage import as_utc
 from hilt.review.yamlio import load_yaml
 from hilt.store import audit
-from hilt.store.tables.base import utcnow
+from hilt.store.tables.base import as_utc, utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import RuleSetVersionRow
 

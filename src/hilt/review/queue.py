@@ -34,9 +34,8 @@ from hilt.errors import Conflict, Forbidden, NotFound
 from hilt.review.eligibility import eligible_work
 from hilt.review.gold import SERVED_SQL
 from hilt.review.tasks import new_id
-from hilt.review.triage import as_utc
 from hilt.store import audit
-from hilt.store.tables.base import UTCDateTime, utcnow
+from hilt.store.tables.base import UTCDateTime, as_utc, utcnow
 from hilt.store.tables.core import ReviewerRow
 from hilt.store.tables.review import AssignmentRow, ReviewTaskRow
 

@@ -34,9 +34,9 @@ from hilt.review.rubric_spec import RubricSpec, clean_answers
 from hilt.review.rubrics import get_version, parse_ref, spec_of
 from hilt.review.rules import DEFAULT_SLA_HOURS, MAX_OVERLAP, SEVERITIES, check_sla_hours
 from hilt.review.text_checks import check_name, check_names, refuse_nul
-from hilt.review.triage import TriageConfig, as_utc, priority
+from hilt.review.triage import TriageConfig, priority
 from hilt.store import audit
-from hilt.store.tables.base import utcnow
+from hilt.store.tables.base import as_utc, utcnow
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import FinalLabelRow, ReviewTaskRow
 

@@ -46,13 +46,14 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from hilt.store import audit
+from hilt.store.tables.base import as_utc
 from hilt.store.tables.core import EventRow
 from hilt.store.tables.review import ReviewTaskRow
 
@@ -147,14 +148,6 @@ def priority(severity: int, hours_left: float, uncertainty: float, reach: int,
     return (config.w_severity * (3 - severity) / 3 + config.w_sla * urgency
             + config.w_uncertainty * min(max(uncertainty, 0.0), 1.0)
             + config.w_reach * reach_term)
-
-
-def as_utc(now: datetime) -> datetime:
-    """``now`` as a UTC time (a naive one is UTC, as stored times are). Deadlines are
-    ``now`` plus hours; added to a local time with a zone (``ZoneInfo``), Python moves
-    its wall clock, so a window over a daylight-saving change would be an hour long or
-    short, and a naive time cannot be compared with the stored aware ones at all."""
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
 def hours_left(due: datetime, now: datetime) -> float:

@@ -39,11 +39,10 @@ from hilt.review.reviews import (
     submit_review,
 )
 from hilt.review.tasks import new_id
-from hilt.review.triage import as_utc
 from hilt.store import audit
 from hilt.store.db import transaction
 from hilt.store.pg_statements import Statements
-from hilt.store.tables.base import utcnow
+from hilt.store.tables.base import as_utc, utcnow
 from hilt.store.tables.review import ReviewTaskRow
 
 
